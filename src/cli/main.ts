@@ -1,0 +1,356 @@
+import { Command, CommanderError, Option } from 'commander';
+import { CairnError, EXIT_CODES, UsageError } from '../core/errors.js';
+import type { BackupManifest, CompressionSettings } from '../core/schemas.js';
+import { CompressionAlgorithmSchema, CompressionLevelSchema } from '../core/schemas.js';
+import { parseNameList, parseRenames, validateSelection, type Selection } from '../core/selection.js';
+import { runBackup } from '../jobs/backup.js';
+import { runRestore } from '../jobs/restore.js';
+import { prune } from '../repo/prune.js';
+import { Repository } from '../repo/repository.js';
+import { verifyBackups, verifyFailure } from '../repo/verify.js';
+import { openSource, openTarget } from '../sources/index.js';
+import { openStorage } from '../storage/index.js';
+import { formatBytes, formatCount, formatDuration, table } from './format.js';
+import { ProgressBar } from './progress-bar.js';
+
+interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+interface CommonOptions {
+  repo: string;
+  json?: boolean;
+}
+
+/** Runs the CLI and returns the exit code (documented in docs/cli.md). */
+export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (): void => {
+    interrupts++;
+    if (interrupts > 1) process.exit(EXIT_CODES.CANCELLED);
+    io.err('cairn: cancelling (press Ctrl-C again to stop at once)…');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const debug = argv.includes('--debug');
+  try {
+    await buildProgram(io, controller.signal).parseAsync(argv);
+    return 0;
+  } catch (err) {
+    return reportError(err, io, debug);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function defaultIo(): Io {
+  return {
+    out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+    err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+  };
+}
+
+function reportError(err: unknown, io: Io, debug: boolean): number {
+  if (err instanceof CommanderError) {
+    // Commander already printed its message (help and version exit with 0).
+    return err.exitCode === 0 ? 0 : EXIT_CODES.USAGE;
+  }
+  if (err instanceof CairnError) {
+    io.err(`cairn: error: ${err.message}`);
+    if (debug && err.stack) io.err(err.stack);
+    return err.exitCode;
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  io.err(`cairn: internal error: ${e.message}${debug ? '' : ' (run with --debug for details)'}`);
+  if (debug && e.stack) io.err(e.stack);
+  return EXIT_CODES.INTERNAL;
+}
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+function repoOption(): Option {
+  return new Option('--repo <repo>', 'repository: a path or file:///absolute/path').env('CAIRN_REPO').makeOptionMandatory();
+}
+
+function selectionOptions(cmd: Command): Command {
+  return cmd
+    .option('--include <names>', 'only these collections (comma-separated, * wildcards; repeatable)', collect)
+    .option('--exclude <names>', 'every collection but these (comma-separated, * wildcards; repeatable)', collect);
+}
+
+function selectionFrom(opts: { include?: string[]; exclude?: string[] }): Selection {
+  const selection: Selection = {};
+  const include = parseNameList(opts.include);
+  const exclude = parseNameList(opts.exclude);
+  if (include) selection.include = include;
+  if (exclude) selection.exclude = exclude;
+  validateSelection(selection);
+  return selection;
+}
+
+function compressionFrom(opts: { compression?: string; level?: string }, fallback: CompressionSettings): CompressionSettings {
+  const algorithm = opts.compression ?? fallback.algorithm;
+  const level = opts.level ?? fallback.level;
+  const a = CompressionAlgorithmSchema.safeParse(algorithm);
+  if (!a.success) throw new UsageError(`Unknown compression "${algorithm}": use zstd, gzip or none.`);
+  const l = CompressionLevelSchema.safeParse(level);
+  if (!l.success) throw new UsageError(`Unknown compression level "${level}": use fastest, default or best.`);
+  return { algorithm: a.data, level: l.data };
+}
+
+async function openRepository(url: string): Promise<Repository> {
+  return Repository.open(openStorage(url));
+}
+
+function buildProgram(io: Io, signal: AbortSignal): Command {
+  const program = new Command('cairn')
+    .description('Backup and restore for PostgreSQL, SQLite and MySQL/MariaDB databases.')
+    .version('0.1.0')
+    .option('--debug', 'print stack traces with errors')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s.trimEnd()) })
+    .showHelpAfterError('(run with --help for usage)');
+
+  const repo = program.command('repo').description('create and inspect repositories');
+  repo
+    .command('init <repo>')
+    .description('create a repository (a path or file:///absolute/path)')
+    .option('--compression <algorithm>', 'default compression: zstd, gzip or none', 'zstd')
+    .option('--level <level>', 'default level: fastest, default or best', 'default')
+    .option('--pack-size <MiB>', 'target pack size in MiB', '16')
+    .option('--json', 'print JSON')
+    .action(async (url: string, opts: { compression: string; level: string; packSize: string; json?: boolean }) => {
+      const packSize = Number(opts.packSize);
+      if (!Number.isFinite(packSize) || packSize <= 0) throw new UsageError(`Invalid --pack-size "${opts.packSize}": give a number of MiB, e.g. 16.`);
+      const repository = await Repository.init(openStorage(url), {
+        compression: compressionFrom(opts, { algorithm: 'zstd', level: 'default' }),
+        packSize: Math.round(packSize * 1024 * 1024),
+      });
+      if (opts.json) io.out(JSON.stringify({ location: repository.location, config: repository.config }, null, 2));
+      else io.out(`Initialised repository ${repository.location} (id ${repository.config.id}).`);
+    });
+
+  const backup = program.command('backup').description('create, list, show and delete backups');
+  selectionOptions(
+    backup
+      .command('create')
+      .description('back up a database into a repository')
+      .requiredOption('--source <url>', 'database URL, e.g. sqlite:///path/to/app.db')
+      .addOption(repoOption())
+      .option('--id <id>', 'backup id (lowercase letters, digits, - and _); generated when absent'),
+  )
+    .option('--compression <algorithm>', 'zstd, gzip or none (default: the repository\'s)')
+    .option('--level <level>', 'fastest, default or best (default: the repository\'s)')
+    .option('--json', 'print the manifest as JSON')
+    .action(async (opts: CommonOptions & { source: string; id?: string; include?: string[]; exclude?: string[]; compression?: string; level?: string }) => {
+      const selection = selectionFrom(opts);
+      const source = openSource(opts.source);
+      const repository = await openRepository(opts.repo);
+      const compression = compressionFrom(opts, repository.config.compression);
+      const bar = new ProgressBar('backup', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
+      const started = Date.now();
+      let manifest: BackupManifest;
+      try {
+        manifest = await runBackup({
+          repo: repository,
+          source,
+          ...(opts.id !== undefined ? { id: opts.id } : {}),
+          selection,
+          compression,
+          signal,
+          onProgress: (p) => bar.update(p),
+        });
+      } finally {
+        bar.done();
+      }
+      if (opts.json) return io.out(JSON.stringify(manifest, null, 2));
+      const t = manifest.totals;
+      for (const w of manifest.warnings) io.err(`cairn: warning: ${w}`);
+      io.out(
+        [
+          `Backup ${manifest.id} created in ${formatDuration(Date.now() - started)}.`,
+          `  source       ${manifest.source.location} (${manifest.source.kind} ${manifest.source.serverVersion})`,
+          `  snapshot at  ${manifest.createdAt}`,
+          `  collections  ${t.collections}, ${formatCount(t.rows)} rows`,
+          `  data         ${formatBytes(t.logicalBytes)} logical, ${formatBytes(t.storedBytes)} stored: ${formatBytes(t.newBytes)} new, ${formatBytes(t.reusedBytes)} reused`,
+        ].join('\n'),
+      );
+    });
+
+  backup
+    .command('list')
+    .description('list the backups in a repository, oldest first')
+    .addOption(repoOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: CommonOptions) => {
+      const repository = await openRepository(opts.repo);
+      const manifests = await repository.listManifests(signal);
+      if (opts.json) {
+        return io.out(JSON.stringify(manifests.map(({ collections: _c, ...rest }) => rest), null, 2));
+      }
+      if (manifests.length === 0) return io.out(`No backups in ${repository.location}.`);
+      io.out(
+        table(
+          ['ID', 'CREATED (UTC)', 'TYPE', 'SOURCE', 'COLLECTIONS', 'ROWS', 'SIZE', 'STORED', 'NEW', 'EXPIRES'],
+          manifests.map((m) => [
+            m.id,
+            m.createdAt,
+            m.type,
+            `${m.source.kind}:${m.source.name}`,
+            String(m.totals.collections),
+            formatCount(m.totals.rows),
+            formatBytes(m.totals.logicalBytes),
+            formatBytes(m.totals.storedBytes),
+            formatBytes(m.totals.newBytes),
+            m.expiresAt ?? 'never',
+          ]),
+        ),
+      );
+    });
+
+  backup
+    .command('show <id>')
+    .description('details of one backup: collections, row counts, sizes, new and reused bytes')
+    .addOption(repoOption())
+    .option('--json', 'print the manifest as JSON')
+    .action(async (id: string, opts: CommonOptions) => {
+      const repository = await openRepository(opts.repo);
+      const m = await repository.readManifest(id, signal);
+      if (opts.json) return io.out(JSON.stringify(m, null, 2));
+      const t = m.totals;
+      io.out(
+        [
+          `Backup      ${m.id}`,
+          `Created     ${m.createdAt} (completed ${m.completedAt})`,
+          `Type        ${m.type}`,
+          `Expires     ${m.expiresAt ?? 'never'}`,
+          `Source      ${m.source.location} (${m.source.kind} ${m.source.serverVersion})`,
+          `Scope       ${m.scope.include ? `include ${m.scope.include.join(',')}` : m.scope.exclude ? `exclude ${m.scope.exclude.join(',')}` : 'everything'}`,
+          `Compression ${m.compression.algorithm} (${m.compression.level})`,
+          `Rows        ${formatCount(t.rows)} in ${t.collections} collections`,
+          `Size        ${formatBytes(t.logicalBytes)} logical, ${formatBytes(t.storedBytes)} stored`,
+          `New data    ${formatBytes(t.newBytes)} new, ${formatBytes(t.reusedBytes)} reused from earlier backups (${t.newChunks} of ${t.chunks} chunks new)`,
+          ...m.warnings.map((w) => `Warning     ${w}`),
+          '',
+          table(
+            ['COLLECTION', 'KIND', 'ROWS', 'LOGICAL', 'STORED', 'NEW', 'CHUNKS'],
+            m.collections.map((c) => [
+              c.name,
+              c.kind,
+              c.dataFormat ? formatCount(c.rowCount) : '-',
+              formatBytes(c.logicalBytes),
+              formatBytes(c.storedBytes),
+              formatBytes(c.newBytes),
+              String(c.chunks.length),
+            ]),
+          ),
+        ].join('\n'),
+      );
+    });
+
+  backup
+    .command('delete <id>')
+    .description('delete a backup (its space is reclaimed by cairn prune)')
+    .addOption(repoOption())
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: CommonOptions) => {
+      const repository = await openRepository(opts.repo);
+      await repository.deleteBackup(id);
+      if (opts.json) io.out(JSON.stringify({ deleted: id }));
+      else io.out(`Deleted backup ${id}. Run cairn prune --repo ${opts.repo} to reclaim its space.`);
+    });
+
+  selectionOptions(
+    program
+      .command('restore <id>')
+      .description('restore a backup into a database')
+      .addOption(repoOption())
+      .requiredOption('--to <url>', 'target database URL, e.g. sqlite:///path/to/copy.db'),
+  )
+    .option('--rename <old=new>', 'restore a collection under another name (repeatable)', collect)
+    .addOption(new Option('--on-conflict <policy>', 'when a target collection exists').choices(['fail', 'overwrite']).default('fail'))
+    .option('--json', 'print JSON')
+    .action(
+      async (
+        id: string,
+        opts: CommonOptions & { to: string; include?: string[]; exclude?: string[]; rename?: string[]; onConflict: 'fail' | 'overwrite' },
+      ) => {
+        const selection = selectionFrom(opts);
+        const renames = parseRenames(opts.rename);
+        const target = openTarget(opts.to);
+        const repository = await openRepository(opts.repo);
+        const bar = new ProgressBar('restore', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
+        const started = Date.now();
+        try {
+          const summary = await runRestore({
+            repo: repository,
+            backupId: id,
+            target,
+            selection,
+            renames,
+            onConflict: opts.onConflict,
+            signal,
+            onProgress: (p) => bar.update(p),
+          });
+          bar.done();
+          if (opts.json) return io.out(JSON.stringify(summary, null, 2));
+          io.out(
+            `Restored backup ${summary.backupId} into ${summary.target} in ${formatDuration(Date.now() - started)}: ` +
+              `${summary.collections} collections, ${formatCount(summary.rows)} rows.`,
+          );
+        } finally {
+          bar.done();
+        }
+      },
+    );
+
+  program
+    .command('verify [id]')
+    .description('check that backups can be restored (all backups when no id is given)')
+    .addOption(repoOption())
+    .option('--read-data', 'download every pack and check every chunk (slow, thorough)')
+    .option('--json', 'print JSON')
+    .action(async (id: string | undefined, opts: CommonOptions & { readData?: boolean }) => {
+      const repository = await openRepository(opts.repo);
+      const manifests = id ? [await repository.readManifest(id, signal)] : await repository.listManifests(signal);
+      const lock = await repository.lock(false, 'verify');
+      let report;
+      try {
+        report = await verifyBackups(repository, manifests, { readData: Boolean(opts.readData), signal });
+      } finally {
+        await lock.release();
+      }
+      if (opts.json) io.out(JSON.stringify({ ok: report.problems.length === 0, ...report }, null, 2));
+      if (report.problems.length > 0) throw verifyFailure(report);
+      if (!opts.json) {
+        io.out(
+          `Verified ${report.backups.length} backup(s): ${report.chunks} chunks in ${report.packs} packs` +
+            (opts.readData ? `, ${formatBytes(report.bytesRead)} read and checked.` : ' present (add --read-data to check their content).'),
+        );
+      }
+    });
+
+  program
+    .command('prune')
+    .description('remove data that no backup references')
+    .addOption(repoOption())
+    .option('--dry-run', 'report what would be removed, remove nothing')
+    .option('--json', 'print JSON')
+    .action(async (opts: CommonOptions & { dryRun?: boolean }) => {
+      const repository = await openRepository(opts.repo);
+      const report = await prune(repository, { dryRun: Boolean(opts.dryRun), signal });
+      if (opts.json) return io.out(JSON.stringify(report, null, 2));
+      io.out(
+        `${report.dryRun ? 'Would remove' : 'Removed'} ${report.packsDeleted} of ${report.packsTotal} packs and repack ${report.packsRepacked}` +
+          `, freeing ${formatBytes(report.bytesFreed)}` +
+          (report.staleLocksRemoved ? `; removed ${report.staleLocksRemoved} stale lock(s)` : '') +
+          '.',
+      );
+    });
+
+  return program;
+}

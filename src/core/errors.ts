@@ -1,0 +1,110 @@
+/**
+ * Every failure a user can meet is a CairnError: a stable `code` for scripts and the API, a
+ * human message that names the problem and the fix, and the process exit code the CLI uses.
+ */
+export type ErrorCode =
+  | 'USAGE'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'LOCKED'
+  | 'CORRUPT'
+  | 'SOURCE'
+  | 'STORAGE'
+  | 'CANCELLED'
+  | 'INTERNAL';
+
+/** Exit codes are part of the CLI contract (docs/cli.md); never renumber them. */
+export const EXIT_CODES: Record<ErrorCode, number> = {
+  INTERNAL: 1,
+  USAGE: 2,
+  NOT_FOUND: 3,
+  CONFLICT: 4,
+  LOCKED: 5,
+  CORRUPT: 6,
+  SOURCE: 7,
+  STORAGE: 8,
+  CANCELLED: 130,
+};
+
+export class CairnError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+
+  get exitCode(): number {
+    return EXIT_CODES[this.code];
+  }
+}
+
+/** Bad flags, bad ids, malformed URLs: the user can fix the command line. */
+export class UsageError extends CairnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('USAGE', message, options);
+  }
+}
+
+export class NotFoundError extends CairnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NOT_FOUND', message, options);
+  }
+}
+
+/** The operation would overwrite or duplicate something that exists. */
+export class ConflictError extends CairnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CONFLICT', message, options);
+  }
+}
+
+export class LockedError extends CairnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('LOCKED', message, options);
+  }
+}
+
+/** Stored data does not match its hash or cannot be decoded. */
+export class CorruptionError extends CairnError {
+  readonly objects: string[];
+  readonly collections: string[];
+
+  constructor(message: string, details: { objects: string[]; collections?: string[] }) {
+    super('CORRUPT', message);
+    this.objects = details.objects;
+    this.collections = details.collections ?? [];
+  }
+}
+
+/** The database being backed up or restored into refused or failed. */
+export class SourceError extends CairnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SOURCE', message, options);
+  }
+}
+
+export class StorageError extends CairnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STORAGE', message, options);
+  }
+}
+
+export class CancelledError extends CairnError {
+  constructor(message = 'Operation cancelled.') {
+    super('CANCELLED', message);
+  }
+}
+
+export function isCairnError(err: unknown): err is CairnError {
+  return err instanceof CairnError;
+}
+
+/** Throws a CancelledError when the signal has fired; long loops call this between steps. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    const reason: unknown = signal.reason;
+    throw reason instanceof CairnError ? reason : new CancelledError();
+  }
+}

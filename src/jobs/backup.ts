@@ -1,0 +1,152 @@
+import { ConflictError, throwIfAborted } from '../core/errors.js';
+import { generateBackupId, validateBackupId } from '../core/ids.js';
+import { FORMAT_VERSION, type BackupManifest, type BackupType, type CollectionEntry, type CompressionSettings } from '../core/schemas.js';
+import { selectNames, type Selection } from '../core/selection.js';
+import { chunkStream } from '../repo/chunker.js';
+import { ChunkIndex, writeIndexDocument } from '../repo/chunk-index.js';
+import { ChunkWriter } from '../repo/chunk-writer.js';
+import { duplicateBackup, type Repository } from '../repo/repository.js';
+import type { DatabaseSource } from '../sources/types.js';
+import type { ProgressListener } from './progress.js';
+
+export interface BackupOptions {
+  repo: Repository;
+  source: DatabaseSource;
+  /** Generated from the source name and the UTC time when absent. */
+  id?: string;
+  selection?: Selection;
+  /** Defaults to the repository's configured compression. */
+  compression?: CompressionSettings;
+  type?: BackupType;
+  expiresAt?: Date | null;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+  now?: () => Date;
+}
+
+/**
+ * Backs up one consistent snapshot of a source. Data goes into new packs, then an index for
+ * them, then the manifest: until that last write the backup does not exist, so an interrupted
+ * backup leaves nothing visible (its packs are removed here when possible, else by prune).
+ */
+export async function runBackup(options: BackupOptions): Promise<BackupManifest> {
+  const { repo, source, signal } = options;
+  const now = options.now ?? (() => new Date());
+  if (options.id !== undefined) {
+    validateBackupId(options.id);
+    if (await repo.hasBackup(options.id)) throw duplicateBackup(options.id, repo.location);
+  }
+  const compression = options.compression ?? repo.config.compression;
+  const lock = await repo.lock(false, `backup of ${source.location}`);
+  let writer: ChunkWriter | undefined;
+  let committed = false;
+  try {
+    const { chunks: index } = await ChunkIndex.load(repo.storage, signal);
+    const snapshot = await source.openSnapshot(signal);
+    try {
+      const createdAt = now();
+      const id = options.id ?? (await uniqueId(repo, generateBackupId(source.name, createdAt)));
+      const all = await snapshot.listCollections();
+      const selected = selectNames(
+        all.map((c) => c.name),
+        options.selection ?? {},
+      );
+      const collections = all.filter((c) => selected.has(c.name));
+      writer = new ChunkWriter(repo.storage, index, { packSize: repo.config.packSize, compression, signal });
+      const entries: CollectionEntry[] = [];
+      let rows = 0;
+      let bytes = 0;
+      let newChunks = 0;
+      const report = (phase: 'transferring' | 'finalizing', collection?: string): void =>
+        options.onProgress?.({ phase, collection, collectionsDone: entries.length, collectionsTotal: collections.length, rows, bytes });
+      const chunkerParams = repo.config.chunker;
+      for (const c of collections) {
+        throwIfAborted(signal);
+        report('transferring', c.name);
+        const entry: CollectionEntry = {
+          name: c.name,
+          kind: c.kind,
+          definition: c.definition,
+          ...(c.dataFormat ? { dataFormat: c.dataFormat } : {}),
+          rowCount: 0,
+          logicalBytes: 0,
+          storedBytes: 0,
+          newBytes: 0,
+          chunks: [],
+        };
+        if (c.dataFormat) {
+          const stream = snapshot.readData(c, signal);
+          for await (const chunk of chunkStream(stream, chunkerParams, signal)) {
+            const written = await writer.write(chunk);
+            entry.chunks.push(written.id);
+            entry.logicalBytes += chunk.length;
+            entry.storedBytes += written.storedBytes;
+            if (written.isNew) {
+              entry.newBytes += written.storedBytes;
+              newChunks++;
+            }
+            bytes += chunk.length;
+            report('transferring', c.name);
+          }
+          entry.rowCount = stream.rowCount;
+          rows += stream.rowCount;
+        }
+        entries.push(entry);
+      }
+      report('finalizing');
+      const packs = await writer.flush();
+      if (packs.length > 0) await writeIndexDocument(repo.storage, packs, [], signal);
+      throwIfAborted(signal);
+      const manifest: BackupManifest = {
+        formatVersion: FORMAT_VERSION,
+        id,
+        createdAt: createdAt.toISOString(),
+        completedAt: now().toISOString(),
+        type: options.type ?? 'manual',
+        expiresAt: options.expiresAt ? options.expiresAt.toISOString() : null,
+        source: { kind: source.kind, name: source.name, location: source.location, serverVersion: snapshot.serverVersion },
+        scope: { ...(options.selection?.include ? { include: options.selection.include } : {}), ...(options.selection?.exclude ? { exclude: options.selection.exclude } : {}) },
+        compression,
+        collections: entries,
+        totals: totals(entries, newChunks),
+        warnings: snapshot.warnings,
+      };
+      await repo.writeManifest(manifest, signal);
+      committed = true;
+      options.onProgress?.({ phase: 'done', collectionsDone: entries.length, collectionsTotal: collections.length, rows, bytes });
+      return manifest;
+    } finally {
+      await snapshot.close();
+    }
+  } finally {
+    // Packs of a failed backup are unreferenced and unindexed (unless its index got written):
+    // removing them now saves a prune; if this process dies instead, prune removes them.
+    if (!committed && writer) await writer.discard().catch(() => undefined);
+    await lock.release().catch(() => undefined);
+  }
+}
+
+function totals(entries: CollectionEntry[], newChunks: number): BackupManifest['totals'] {
+  const unique = new Set<string>();
+  const t = { collections: entries.length, rows: 0, logicalBytes: 0, storedBytes: 0, newBytes: 0, reusedBytes: 0, chunks: 0, newChunks: 0 };
+  for (const e of entries) {
+    t.rows += e.rowCount;
+    t.logicalBytes += e.logicalBytes;
+    t.storedBytes += e.storedBytes;
+    t.newBytes += e.newBytes;
+    for (const id of e.chunks) unique.add(id);
+  }
+  t.reusedBytes = t.storedBytes - t.newBytes;
+  t.chunks = unique.size;
+  t.newChunks = newChunks;
+  return t;
+}
+
+async function uniqueId(repo: Repository, base: string): Promise<string> {
+  if (!(await repo.hasBackup(base))) return base;
+  for (let n = 2; n < 1000; n++) {
+    const candidate = `${base}-${n}`;
+    if (!(await repo.hasBackup(candidate))) return candidate;
+  }
+  throw new ConflictError(`Too many backups named ${base}-*; pass --id.`);
+}

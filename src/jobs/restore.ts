@@ -1,0 +1,121 @@
+import { CorruptionError, UsageError } from '../core/errors.js';
+import type { BackupManifest, CollectionEntry } from '../core/schemas.js';
+import { selectNames, type Selection } from '../core/selection.js';
+import { ChunkIndex } from '../repo/chunk-index.js';
+import { ChunkReader, readChunks } from '../repo/chunk-reader.js';
+import { packKey } from '../repo/pack.js';
+import type { Repository } from '../repo/repository.js';
+import type { ConflictPolicy, RestoreItem, RestoreResult, RestoreTarget } from '../sources/types.js';
+import type { ProgressListener } from './progress.js';
+
+export interface RestoreOptions {
+  repo: Repository;
+  backupId: string;
+  target: RestoreTarget;
+  selection?: Selection;
+  /** old name → new name */
+  renames?: Map<string, string>;
+  onConflict?: ConflictPolicy;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+export interface RestoreSummary extends RestoreResult {
+  backupId: string;
+  target: string;
+  renamed: Record<string, string>;
+  bytes: number;
+}
+
+/**
+ * Restores a backup (or part of it) into a target. The target loads everything into staging
+ * and switches it in at the end, so damaged data, a conflict or a cancellation leaves it as it
+ * was. A shared lock keeps prune from removing packs while they are being read.
+ */
+export async function runRestore(options: RestoreOptions): Promise<RestoreSummary> {
+  const { repo, target, signal } = options;
+  const manifest = await repo.readManifest(options.backupId, signal);
+  const entries = selectEntries(manifest, options.selection ?? {}, options.renames ?? new Map());
+  const lock = await repo.lock(false, `restore of ${manifest.id}`);
+  try {
+    const { chunks: index } = await ChunkIndex.load(repo.storage, signal);
+    const reader = new ChunkReader(repo.storage, index);
+    const items: RestoreItem[] = entries.map(({ entry, targetName }) => ({
+      entry,
+      targetName,
+      data: () => annotateDamage(readChunks(reader, entry.chunks, signal), manifest, index),
+    }));
+    const bytesTotal = entries.reduce((n, e) => n + e.entry.logicalBytes, 0);
+    const rowsBefore = new Map<string, number>();
+    let collectionsDone = 0;
+    let bytes = 0;
+    const result = await target.restore(items, {
+      onConflict: options.onConflict ?? 'fail',
+      signal,
+      onProgress: (p) => {
+        const prev = rowsBefore.get(p.collection);
+        if (prev === undefined) collectionsDone = rowsBefore.size;
+        rowsBefore.set(p.collection, p.rows);
+        bytes = Math.max(bytes, p.bytes);
+        options.onProgress?.({
+          phase: 'transferring',
+          collection: p.collection,
+          collectionsDone,
+          collectionsTotal: items.length,
+          rows: [...rowsBefore.values()].reduce((a, b) => a + b, 0),
+          bytes,
+          bytesTotal,
+        });
+      },
+    });
+    options.onProgress?.({ phase: 'done', collectionsDone: items.length, collectionsTotal: items.length, rows: result.rows, bytes: bytesTotal, bytesTotal });
+    return {
+      ...result,
+      backupId: manifest.id,
+      target: target.location,
+      renamed: Object.fromEntries(options.renames ?? []),
+      bytes: bytesTotal,
+    };
+  } finally {
+    await lock.release().catch(() => undefined);
+  }
+}
+
+function selectEntries(manifest: BackupManifest, selection: Selection, renames: Map<string, string>): { entry: CollectionEntry; targetName: string }[] {
+  const names = manifest.collections.map((c) => c.name);
+  const selected = selectNames(names, selection, `collection in backup "${manifest.id}"`);
+  const chosen = manifest.collections.filter((c) => selected.has(c.name));
+  for (const from of renames.keys()) {
+    if (!chosen.some((c) => c.name === from)) {
+      throw new UsageError(`--rename ${from}=…: "${from}" is not among the collections being restored (${chosen.map((c) => c.name).join(', ') || 'none'}).`);
+    }
+  }
+  const result = chosen.map((entry) => ({ entry, targetName: renames.get(entry.name) ?? entry.name }));
+  const seen = new Map<string, string>();
+  for (const r of result) {
+    const key = r.targetName.toLowerCase();
+    const other = seen.get(key);
+    if (other !== undefined) throw new UsageError(`Two collections would be restored as "${r.targetName}" (${other} and ${r.entry.name}); change a --rename.`);
+    seen.set(key, r.entry.name);
+  }
+  return result;
+}
+
+/** Turns a damaged-chunk error into one that says which collections of the backup it breaks. */
+async function* annotateDamage(chunks: AsyncIterable<Buffer>, manifest: BackupManifest, index: ChunkIndex): AsyncGenerator<Buffer> {
+  try {
+    yield* chunks;
+  } catch (err) {
+    if (!(err instanceof CorruptionError)) throw err;
+    const damagedPacks = new Set(err.objects.filter((o) => o.startsWith('data/')));
+    const damagedChunks = new Set(err.objects.filter((o) => o.startsWith('chunk ')).map((o) => o.slice(6)));
+    const affected = manifest.collections
+      .filter((c) => c.chunks.some((id) => damagedChunks.has(id) || damagedPacks.has(packKey(index.get(id)?.packId ?? ''))))
+      .map((c) => c.name);
+    throw new CorruptionError(
+      `Restore of backup "${manifest.id}" stopped, nothing was written to the target: ${err.message} ` +
+        `Affected collections: ${affected.join(', ') || 'unknown'}. Run \`cairn verify ${manifest.id} --read-data\` for a full report.`,
+      { objects: err.objects, collections: affected },
+    );
+  }
+}

@@ -1,0 +1,159 @@
+import {
+  BackupManifestSchema,
+  FORMAT_VERSION,
+  RepositoryConfigSchema,
+  type BackupManifest,
+  type CompressionSettings,
+  type RepositoryConfig,
+} from '../core/schemas.js';
+import { ConflictError, CorruptionError, NotFoundError, UsageError } from '../core/errors.js';
+import { randomId, validateBackupId } from '../core/ids.js';
+import type { Storage } from '../storage/types.js';
+import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams, type ChunkerParams } from './chunker.js';
+import { decodeMetadata, encodeMetadata } from './metadata.js';
+import { RepositoryLock } from './lock.js';
+import { mapLimit } from './concurrency.js';
+
+export const CONFIG_KEY = 'config';
+export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
+
+export function manifestKey(id: string): string {
+  return `backups/${id}`;
+}
+
+export interface InitOptions {
+  compression?: CompressionSettings;
+  packSize?: number;
+  chunker?: ChunkerParams;
+}
+
+/**
+ * A repository: self-describing storage of packs, indexes and backup manifests. Any cairn that
+ * can reach the storage can open it, because the config object says how everything was written.
+ */
+export class Repository {
+  private constructor(
+    readonly storage: Storage,
+    readonly config: RepositoryConfig,
+  ) {}
+
+  get location(): string {
+    return this.storage.location;
+  }
+
+  static async init(storage: Storage, options: InitOptions = {}): Promise<Repository> {
+    const chunker = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
+    validateChunkerParams(chunker);
+    const packSize = options.packSize ?? DEFAULT_PACK_SIZE;
+    if (!Number.isInteger(packSize) || packSize < 1024 * 1024 || packSize > 1024 * 1024 * 1024) {
+      throw new UsageError(`Invalid pack size ${packSize}: choose between 1 MiB and 1024 MiB.`);
+    }
+    const config: RepositoryConfig = {
+      formatVersion: FORMAT_VERSION,
+      id: randomId(16),
+      createdAt: new Date().toISOString(),
+      hash: 'sha256',
+      chunker: { algorithm: 'fastcdc-2020', ...chunker },
+      compression: options.compression ?? { algorithm: 'zstd', level: 'default' },
+      packSize,
+      encryption: { algorithm: 'none' },
+    };
+    try {
+      // The config is plain JSON so that any tool (and a human) can tell what a repository is.
+      await storage.put(CONFIG_KEY, Buffer.from(JSON.stringify(config, null, 2) + '\n'), { ifNotExists: true });
+    } catch (err) {
+      if (err instanceof ConflictError) {
+        throw new ConflictError(`A repository already exists at ${storage.location}; use it as it is, or choose another location.`);
+      }
+      throw err;
+    }
+    return new Repository(storage, config);
+  }
+
+  static async open(storage: Storage): Promise<Repository> {
+    let bytes: Buffer;
+    try {
+      bytes = await storage.get(CONFIG_KEY);
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        throw new NotFoundError(`No cairn repository at ${storage.location}. Create one with: cairn repo init ${storage.location}`);
+      }
+      throw err;
+    }
+    let json: { formatVersion?: unknown };
+    try {
+      json = JSON.parse(bytes.toString('utf8')) as { formatVersion?: unknown };
+    } catch {
+      throw new CorruptionError(`The config of the repository at ${storage.location} is not valid JSON.`, { objects: [CONFIG_KEY] });
+    }
+    if (typeof json.formatVersion === 'number' && json.formatVersion > FORMAT_VERSION) {
+      throw new UsageError(
+        `The repository at ${storage.location} uses format version ${json.formatVersion}; this cairn reads version ${FORMAT_VERSION}. Upgrade cairn.`,
+      );
+    }
+    const config = decodeMetadata(bytes, RepositoryConfigSchema, `Repository config at ${storage.location}`);
+    return new Repository(storage, config);
+  }
+
+  lock(exclusive: boolean, operation: string): Promise<RepositoryLock> {
+    return RepositoryLock.acquire(this.storage, { exclusive, operation });
+  }
+
+  async listBackupIds(signal?: AbortSignal): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const info of this.storage.list('backups/', signal)) ids.push(info.key.slice('backups/'.length));
+    return ids.sort();
+  }
+
+  async hasBackup(id: string): Promise<boolean> {
+    return this.storage.exists(manifestKey(validateBackupId(id)));
+  }
+
+  async readManifest(id: string, signal?: AbortSignal): Promise<BackupManifest> {
+    validateBackupId(id);
+    let bytes: Buffer;
+    try {
+      bytes = await this.storage.get(manifestKey(id), signal);
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        throw new NotFoundError(`Backup "${id}" not found in ${this.location}. List the backups with: cairn backup list --repo ${this.location}`);
+      }
+      throw err;
+    }
+    return decodeMetadata(bytes, BackupManifestSchema, `Manifest of backup "${id}" (${manifestKey(id)})`);
+  }
+
+  /** Every backup, oldest first. */
+  async listManifests(signal?: AbortSignal): Promise<BackupManifest[]> {
+    const ids = await this.listBackupIds(signal);
+    const manifests = await mapLimit(ids, 8, (id) => this.readManifest(id, signal));
+    return manifests.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  /** The manifest is written last and only once: its existence is what makes a backup visible. */
+  async writeManifest(manifest: BackupManifest, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.storage.put(manifestKey(manifest.id), encodeMetadata(manifest), { ifNotExists: true, signal });
+    } catch (err) {
+      if (err instanceof ConflictError) throw duplicateBackup(manifest.id, this.location);
+      throw err;
+    }
+  }
+
+  /** Removes the manifest only; the data it alone referenced goes at the next prune. */
+  async deleteBackup(id: string): Promise<void> {
+    const lock = await this.lock(true, `delete ${id}`);
+    try {
+      if (!(await this.hasBackup(id))) {
+        throw new NotFoundError(`Backup "${id}" not found in ${this.location}.`);
+      }
+      await this.storage.delete(manifestKey(id));
+    } finally {
+      await lock.release();
+    }
+  }
+}
+
+export function duplicateBackup(id: string, location: string): ConflictError {
+  return new ConflictError(`A backup with id "${id}" already exists in ${location}. Choose another --id, or omit --id to generate one.`);
+}

@@ -1,0 +1,32 @@
+import { UsageError } from '../core/errors.js';
+import { SqliteSource, SqliteTarget, parseSqliteUrl } from './sqlite/index.js';
+import type { DatabaseSource, RestoreTarget } from './types.js';
+
+export type * from './types.js';
+
+const SUPPORTED = 'sqlite:///absolute/path.db or sqlite:relative/path.db';
+
+function schemeOf(url: string): string {
+  const m = /^([a-z][a-z0-9+.-]*):/i.exec(url);
+  if (!m?.[1]) throw new UsageError(`"${url}" is not a database URL. Write ${SUPPORTED}.`);
+  return m[1].toLowerCase();
+}
+
+/** The database a backup reads, by URL. */
+export function openSource(url: string): DatabaseSource {
+  const scheme = schemeOf(url);
+  if (scheme === 'sqlite') return new SqliteSource(parseSqliteUrl(url));
+  throw new UsageError(`Unsupported database URL scheme "${scheme}:" in "${redact(url)}". Supported: ${SUPPORTED}.`);
+}
+
+/** The database a restore writes into, by URL. */
+export function openTarget(url: string): RestoreTarget {
+  const scheme = schemeOf(url);
+  if (scheme === 'sqlite') return new SqliteTarget(parseSqliteUrl(url));
+  throw new UsageError(`Unsupported database URL scheme "${scheme}:" in "${redact(url)}". Supported: ${SUPPORTED}.`);
+}
+
+/** Removes a password from a URL before it is printed or stored. */
+export function redact(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/:@]*):[^@/]*@/i, '$1:***@');
+}

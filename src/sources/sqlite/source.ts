@@ -1,0 +1,338 @@
+/**
+ * SQLite source: reads one consistent snapshot of a database file.
+ *
+ * Consistency: the snapshot is a single read transaction (`BEGIN` + a first read) held open on a
+ * read-only connection until close(); every listCollections()/readData() call reads inside it.
+ * - WAL mode: the read transaction pins a WAL read mark, so other processes keep writing and
+ *   committing while the backup runs, and the backup sees the database exactly as it was when
+ *   the snapshot was opened. (A checkpoint cannot move past the pinned mark, so the WAL file may
+ *   grow until the backup finishes.)
+ * - Rollback-journal mode (journal_mode=DELETE/TRUNCATE/PERSIST, the SQLite default): the open
+ *   read transaction holds a SHARED lock on the file for the whole backup. Readers are not
+ *   affected, but writers cannot commit until the backup finishes: they wait (busy_timeout) and
+ *   may fail with SQLITE_BUSY. Switch the database to WAL (`PRAGMA journal_mode=WAL`) to back it
+ *   up while it is being written.
+ *
+ * What is captured, per collection:
+ * - every ordinary table ("table"): its CREATE TABLE, columns, explicit indexes, triggers,
+ *   WITHOUT ROWID flag, AUTOINCREMENT counter (sqlite_sequence) and all rows. Rows keep their
+ *   storage classes exactly (rows-v1). For a rowid table without an INTEGER PRIMARY KEY alias,
+ *   the hidden rowid is stored as the first value of each row so that a restore keeps rowids;
+ * - every view ("view"): its CREATE VIEW and any INSTEAD OF triggers on it.
+ * Not captured: virtual tables (FTS, R*Tree, …) and their shadow tables (a warning names each),
+ * sqlite_stat* tables (run ANALYZE after a restore), database-level settings (PRAGMA
+ * user_version, application_id, page_size, auto_vacuum, journal mode, text encoding) and the
+ * temp schema. Generated columns are recreated by the CREATE TABLE and not stored.
+ *
+ * readData() streams must be consumed one at a time (one SQLite connection per snapshot).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js';
+import type { CollectionDescriptor, DatabaseSource, DataStream, SourceSnapshot } from '../types.js';
+import { RowEncoder, ROWS_V1 } from '../row-codec.js';
+import {
+  quoteIdent,
+  foldName,
+  SQLITE_KIND,
+  type SqliteColumn,
+  type SqliteNamedSql,
+  type SqliteTableDefinition,
+  type SqliteViewDefinition,
+} from './sql.js';
+
+const BUSY_TIMEOUT_MS = 5000;
+/** Rows between AbortSignal checks while streaming. */
+const ABORT_CHECK_ROWS = 4096;
+
+export class SqliteSource implements DatabaseSource {
+  readonly kind = SQLITE_KIND;
+  readonly name: string;
+  readonly location: string;
+  readonly path: string;
+
+  constructor(file: string) {
+    this.path = path.resolve(file);
+    this.name = path.basename(this.path, path.extname(this.path));
+    this.location = `sqlite://${this.path}`;
+  }
+
+  async openSnapshot(signal?: AbortSignal): Promise<SourceSnapshot> {
+    throwIfAborted(signal);
+    if (!fs.existsSync(this.path)) {
+      throw new NotFoundError(
+        `SQLite database not found: ${this.path}. Check the path; cairn does not create a source database.`,
+      );
+    }
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+      db.defaultSafeIntegers(true);
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db.exec('BEGIN');
+      // The first read starts the read transaction and fixes the snapshot (WAL read mark).
+      db.prepare('SELECT count(*) FROM sqlite_schema').get();
+      const version = db.prepare('SELECT sqlite_version()').pluck().get() as string;
+      const snapshot = new SqliteSnapshot(db, version);
+      snapshot.load();
+      return snapshot;
+    } catch (err) {
+      if (db?.open) {
+        try {
+          if (db.inTransaction) db.exec('ROLLBACK');
+        } catch {
+          /* ignore */
+        }
+        db.close();
+      }
+      throw toSourceError(err, this.path);
+    }
+  }
+}
+
+function toSourceError(err: unknown, file: string): Error {
+  if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SQLITE_')) {
+    const hint =
+      err.code === 'SQLITE_NOTADB'
+        ? ' The file is not a SQLite database (or is encrypted).'
+        : err.code.startsWith('SQLITE_BUSY')
+          ? ' The database is locked by another process; retry later.'
+          : '';
+    return new SourceError(`Cannot read SQLite database ${file}: ${err.message}.${hint}`, { cause: err });
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+interface SchemaRow {
+  type: string;
+  name: string;
+  tbl_name: string;
+  sql: string | null;
+}
+
+interface TableListRow {
+  name: string;
+  type: string;
+  wr: bigint;
+}
+
+interface XInfoRow {
+  cid: bigint;
+  name: string;
+  type: string;
+  notnull: bigint;
+  dflt_value: string | null;
+  pk: bigint;
+  hidden: bigint;
+}
+
+interface IndexListRow {
+  name: string;
+  origin: string;
+}
+
+class SqliteSnapshot implements SourceSnapshot {
+  readonly warnings: string[] = [];
+  private collections: CollectionDescriptor[] = [];
+  private closed = false;
+  private streaming = false;
+
+  constructor(
+    private readonly db: Database.Database,
+    readonly serverVersion: string,
+  ) {}
+
+  /** Reads the schema once, inside the snapshot transaction. */
+  load(): void {
+    const db = this.db;
+    const schema = db
+      .prepare("SELECT type, name, tbl_name, sql FROM main.sqlite_schema ORDER BY rowid")
+      .all() as SchemaRow[];
+    const tableList = db.prepare('PRAGMA main.table_list').all() as TableListRow[];
+    const listType = new Map(tableList.map((t) => [foldName(t.name), t]));
+    const hasSequence = schema.some((r) => r.type === 'table' && r.name === 'sqlite_sequence');
+    const seqStmt = hasSequence ? db.prepare('SELECT seq FROM main.sqlite_sequence WHERE name = ?') : undefined;
+
+    const byTable = (type: string, table: string): SqliteNamedSql[] =>
+      schema
+        .filter((r) => r.type === type && r.sql !== null && foldName(r.tbl_name) === foldName(table))
+        .map((r) => ({ name: r.name, sql: r.sql as string }));
+
+    const skipped = new Set<string>();
+    const tables: CollectionDescriptor[] = [];
+    const views: CollectionDescriptor[] = [];
+    for (const row of schema) {
+      if (row.type !== 'table' && row.type !== 'view') continue;
+      if (row.name.toLowerCase().startsWith('sqlite_')) continue;
+      const listed = listType.get(foldName(row.name));
+      if (row.type === 'view') {
+        const triggers = byTable('trigger', row.name);
+        const definition: SqliteViewDefinition = { sql: row.sql ?? '' };
+        if (triggers.length > 0) definition.triggers = triggers;
+        views.push({ name: row.name, kind: 'view', definition: { ...definition } });
+        continue;
+      }
+      if (listed?.type === 'virtual' || /^CREATE\s+VIRTUAL\b/i.test(row.sql ?? '')) {
+        this.warnings.push(`virtual table ${row.name} is not backed up`);
+        skipped.add(row.name);
+        continue;
+      }
+      if (listed?.type === 'shadow') {
+        skipped.add(row.name);
+        continue;
+      }
+      tables.push(this.describeTable(row, listed, byTable, seqStmt));
+    }
+    if (skipped.size > 0) {
+      const shadows = [...skipped].filter((n) => !this.warnings.some((w) => w === `virtual table ${n} is not backed up`));
+      if (shadows.length > 0) {
+        this.warnings.push(`shadow tables of virtual tables are not backed up: ${shadows.join(', ')}`);
+      }
+    }
+    this.collections = [...tables, ...views];
+  }
+
+  private describeTable(
+    row: SchemaRow,
+    listed: TableListRow | undefined,
+    byTable: (type: string, table: string) => SqliteNamedSql[],
+    seqStmt: Database.Statement | undefined,
+  ): CollectionDescriptor {
+    const db = this.db;
+    const q = quoteIdent(row.name);
+    const xinfo = db.prepare(`PRAGMA main.table_xinfo(${q})`).all() as XInfoRow[];
+    const columns: SqliteColumn[] = xinfo.map((c) => ({
+      name: c.name,
+      type: c.type,
+      notNull: c.notnull !== 0n,
+      defaultValue: c.dflt_value,
+      pk: Number(c.pk),
+      generated: c.hidden === 2n || c.hidden === 3n,
+    }));
+    const withoutRowid = listed !== undefined ? listed.wr !== 0n : /\)\s*WITHOUT\s+ROWID\s*$/i.test(row.sql ?? '');
+    let rowidColumn: string | null = null;
+    if (!withoutRowid) {
+      // A rowid table has an INTEGER PRIMARY KEY alias exactly when it has a primary key that is
+      // not backed by an index (origin "pk"): the alias *is* the rowid.
+      const pkCols = columns.filter((c) => c.pk > 0);
+      const indexes = db.prepare(`PRAGMA main.index_list(${q})`).all() as IndexListRow[];
+      const hasAlias = pkCols.length === 1 && !indexes.some((i) => i.origin === 'pk');
+      if (!hasAlias) {
+        const names = new Set(columns.map((c) => foldName(c.name)));
+        rowidColumn = ['rowid', '_rowid_', 'oid'].find((n) => !names.has(n)) ?? null;
+        if (rowidColumn === null) {
+          this.warnings.push(
+            `table ${row.name} has columns named rowid, _rowid_ and oid: its hidden rowids are not preserved`,
+          );
+        }
+      }
+    }
+    let autoincrement: string | null = null;
+    if (seqStmt !== undefined) {
+      const seq = seqStmt.pluck().get(row.name) as bigint | number | undefined;
+      if (seq !== undefined && seq !== null) autoincrement = String(seq);
+    }
+    const definition: SqliteTableDefinition = {
+      sql: row.sql ?? '',
+      columns,
+      indexes: byTable('index', row.name),
+      triggers: byTable('trigger', row.name),
+      withoutRowid,
+      rowidColumn,
+      autoincrement,
+    };
+    return { name: row.name, kind: 'table', definition: { ...definition }, dataFormat: ROWS_V1 };
+  }
+
+  async listCollections(): Promise<CollectionDescriptor[]> {
+    this.assertOpen();
+    return this.collections.map((c) => ({ ...c }));
+  }
+
+  readData(collection: CollectionDescriptor, signal?: AbortSignal): DataStream {
+    this.assertOpen();
+    const known = this.collections.find((c) => c.name === collection.name && c.kind === collection.kind);
+    if (known === undefined) {
+      throw new SourceError(`SQLite ${collection.kind} "${collection.name}" is not in this snapshot.`);
+    }
+    let rowCount = 0;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    const empty = known.kind !== 'table';
+    async function* generate(): AsyncGenerator<Uint8Array> {
+      if (empty) return;
+      if (self.streaming) throw new SourceError('SQLite snapshot: read one collection at a time.');
+      self.assertOpen();
+      throwIfAborted(signal);
+      self.streaming = true;
+      const def = known!.definition as unknown as SqliteTableDefinition;
+      const stmt = self.db.prepare(selectSql(known!.name, def)).raw(true).safeIntegers(true);
+      const iter = stmt.iterate() as IterableIterator<unknown[]>;
+      const encoder = new RowEncoder();
+      try {
+        let sinceCheck = 0;
+        for (const row of iter) {
+          rowCount++;
+          const chunk = encoder.push(row);
+          if (++sinceCheck >= ABORT_CHECK_ROWS) {
+            sinceCheck = 0;
+            throwIfAborted(signal);
+          }
+          if (chunk !== undefined) {
+            yield chunk;
+            throwIfAborted(signal);
+          }
+        }
+        const last = encoder.flush();
+        if (last !== undefined) yield last;
+      } catch (err) {
+        throw toSourceError(err, self.db.name);
+      } finally {
+        iter.return?.();
+        self.streaming = false;
+      }
+    }
+    return {
+      get rowCount() {
+        return rowCount;
+      },
+      [Symbol.asyncIterator]: generate,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+    } finally {
+      this.db.close();
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new SourceError('SQLite snapshot is closed.');
+  }
+}
+
+/** Data columns of a table: the hidden rowid first (when kept), then every stored column. */
+export function dataColumns(def: SqliteTableDefinition): string[] {
+  const cols = def.columns.filter((c) => !c.generated).map((c) => c.name);
+  return def.rowidColumn !== null ? [def.rowidColumn, ...cols] : cols;
+}
+
+function selectSql(table: string, def: SqliteTableDefinition): string {
+  const cols = dataColumns(def).map(quoteIdent).join(', ');
+  let order: string;
+  if (def.withoutRowid) {
+    const pk = def.columns.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk);
+    order = pk.map((c) => quoteIdent(c.name)).join(', ');
+  } else if (def.rowidColumn !== null) {
+    order = quoteIdent(def.rowidColumn);
+  } else {
+    const alias = def.columns.find((c) => c.pk > 0);
+    order = alias !== undefined ? quoteIdent(alias.name) : '';
+  }
+  return `SELECT ${cols} FROM main.${quoteIdent(table)}${order ? ` ORDER BY ${order}` : ''}`;
+}

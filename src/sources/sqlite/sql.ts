@@ -1,0 +1,252 @@
+/**
+ * SQL text helpers for the SQLite driver: identifier quoting, URL parsing, the table definition
+ * format recorded in manifests, and renaming objects inside the CREATE statements SQLite keeps.
+ */
+import path from 'node:path';
+import { UsageError } from '../../core/errors.js';
+
+export const SQLITE_KIND = 'sqlite';
+
+export interface SqliteColumn {
+  name: string;
+  /** Declared type as written ("" when none). */
+  type: string;
+  notNull: boolean;
+  defaultValue: string | null;
+  /** 1-based position in the primary key, 0 when not part of it. */
+  pk: number;
+  /** Generated (computed) column: recreated by its CREATE TABLE, never stored in the stream. */
+  generated: boolean;
+}
+
+export interface SqliteNamedSql {
+  name: string;
+  sql: string;
+}
+
+export interface SqliteTableDefinition {
+  sql: string;
+  columns: SqliteColumn[];
+  indexes: SqliteNamedSql[];
+  triggers: SqliteNamedSql[];
+  withoutRowid: boolean;
+  /**
+   * For a rowid table without an INTEGER PRIMARY KEY alias: the name ("rowid", "_rowid_" or
+   * "oid") under which the hidden rowid is read; it is the first value of every row in the data
+   * stream so that a restore keeps rowids. null otherwise.
+   */
+  rowidColumn: string | null;
+  /** The table's sqlite_sequence value (AUTOINCREMENT counter) as a decimal string, or null. */
+  autoincrement: string | null;
+}
+
+export interface SqliteViewDefinition {
+  sql: string;
+  /** INSTEAD OF triggers defined on the view. */
+  triggers?: SqliteNamedSql[];
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** SQLite compares identifiers case-insensitively for ASCII letters only. */
+export function foldName(name: string): string {
+  return name.replace(/[A-Z]+/g, (c) => c.toLowerCase());
+}
+
+/**
+ * `sqlite:///abs/path.db` → "/abs/path.db"; `sqlite:relative/path.db` → resolved against the
+ * current directory. The path is taken literally (no percent-decoding).
+ */
+export function parseSqliteUrl(url: string): string {
+  const forms = 'Use sqlite:///absolute/path.db or sqlite:relative/path.db.';
+  if (typeof url !== 'string' || !url.toLowerCase().startsWith('sqlite:')) {
+    throw new UsageError(`Not a SQLite URL: "${url}". ${forms}`);
+  }
+  const rest = url.slice('sqlite:'.length);
+  let file: string;
+  if (rest.startsWith('//')) {
+    // sqlite://<authority>/path: only an empty authority (a local file) is accepted.
+    const afterSlashes = rest.slice(2);
+    if (!afterSlashes.startsWith('/')) {
+      throw new UsageError(`Unsupported SQLite URL: "${url}" (a host is not allowed). ${forms}`);
+    }
+    file = afterSlashes;
+  } else {
+    file = rest;
+  }
+  if (file === '' || file === '/') {
+    throw new UsageError(`SQLite URL "${url}" has no file path. ${forms}`);
+  }
+  return path.resolve(process.cwd(), file);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokenizer: just enough of SQLite's lexer to find identifiers outside strings and comments.
+
+interface Token {
+  kind: 'ws' | 'ident' | 'string' | 'punct' | 'other';
+  text: string;
+  /** Unquoted identifier value for kind "ident". */
+  value?: string;
+}
+
+const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
+const IDENT_PART = /[A-Za-z0-9_$\u0080-\uffff]/;
+
+export function tokenize(sql: string): Token[] {
+  const out: Token[] = [];
+  let i = 0;
+  const n = sql.length;
+  while (i < n) {
+    const c = sql[i] as string;
+    const start = i;
+    if (/\s/.test(c)) {
+      while (i < n && /\s/.test(sql[i] as string)) i++;
+      out.push({ kind: 'ws', text: sql.slice(start, i) });
+    } else if (c === '-' && sql[i + 1] === '-') {
+      while (i < n && sql[i] !== '\n') i++;
+      out.push({ kind: 'ws', text: sql.slice(start, i) });
+    } else if (c === '/' && sql[i + 1] === '*') {
+      const end = sql.indexOf('*/', i + 2);
+      i = end < 0 ? n : end + 2;
+      out.push({ kind: 'ws', text: sql.slice(start, i) });
+    } else if (c === '"' || c === '`' || c === "'") {
+      i++;
+      while (i < n) {
+        if (sql[i] === c) {
+          if (sql[i + 1] === c) i += 2;
+          else break;
+        } else i++;
+      }
+      i = Math.min(i + 1, n);
+      const text = sql.slice(start, i);
+      const inner = text.slice(1, -1).split(c + c).join(c);
+      out.push(c === "'" ? { kind: 'string', text } : { kind: 'ident', text, value: inner });
+    } else if (c === '[') {
+      const end = sql.indexOf(']', i + 1);
+      i = end < 0 ? n : end + 1;
+      const text = sql.slice(start, i);
+      out.push({ kind: 'ident', text, value: text.slice(1, -1) });
+    } else if (IDENT_START.test(c)) {
+      while (i < n && IDENT_PART.test(sql[i] as string)) i++;
+      const text = sql.slice(start, i);
+      out.push({ kind: 'ident', text, value: text });
+    } else if (/[(),;.]/.test(c)) {
+      i++;
+      out.push({ kind: 'punct', text: c });
+    } else {
+      // Numbers, operators, blob literals (x'..' is caught as ident "x" + string: harmless).
+      i++;
+      while (i < n && /[0-9A-Za-z_.]/.test(sql[i] as string) && /[0-9]/.test(c)) i++;
+      out.push({ kind: 'other', text: sql.slice(start, i) });
+    }
+  }
+  return out;
+}
+
+function nextSignificant(tokens: Token[], from: number): number {
+  let i = from;
+  while (i < tokens.length && tokens[i]?.kind === 'ws') i++;
+  return i;
+}
+
+function prevSignificant(tokens: Token[], from: number): number {
+  let i = from;
+  while (i >= 0 && tokens[i]?.kind === 'ws') i--;
+  return i;
+}
+
+function isKeyword(t: Token | undefined, ...words: string[]): boolean {
+  return t !== undefined && t.kind === 'ident' && t.text === t.value && words.includes(t.text.toUpperCase());
+}
+
+/**
+ * Index of the token holding the name in "CREATE [UNIQUE|VIRTUAL] TABLE|INDEX|VIEW|TRIGGER
+ * [IF NOT EXISTS] [schema.]name".
+ */
+function objectNameIndex(tokens: Token[]): number {
+  let i = nextSignificant(tokens, 0);
+  if (!isKeyword(tokens[i], 'CREATE')) throw new Error('not a CREATE statement');
+  i = nextSignificant(tokens, i + 1);
+  while (isKeyword(tokens[i], 'UNIQUE', 'VIRTUAL', 'TEMP', 'TEMPORARY')) i = nextSignificant(tokens, i + 1);
+  if (!isKeyword(tokens[i], 'TABLE', 'INDEX', 'VIEW', 'TRIGGER')) throw new Error('unexpected CREATE statement');
+  i = nextSignificant(tokens, i + 1);
+  if (isKeyword(tokens[i], 'IF')) {
+    i = nextSignificant(tokens, i + 1); // NOT
+    i = nextSignificant(tokens, i + 1); // EXISTS
+    i = nextSignificant(tokens, i + 1);
+  }
+  const after = nextSignificant(tokens, i + 1);
+  if (tokens[after]?.text === '.') i = nextSignificant(tokens, after + 1);
+  if (tokens[i]?.kind !== 'ident' && tokens[i]?.kind !== 'string') throw new Error('CREATE statement without a name');
+  return i;
+}
+
+function join(tokens: Token[]): string {
+  return tokens.map((t) => t.text).join('');
+}
+
+/** Replaces the created object's name (table, view, index or trigger) in a CREATE statement. */
+export function renameCreatedObject(sql: string, newName: string): string {
+  const tokens = tokenize(sql);
+  const i = objectNameIndex(tokens);
+  tokens[i] = { kind: 'ident', text: quoteIdent(newName), value: newName };
+  return join(tokens);
+}
+
+/** Keywords after which an identifier names a table. */
+const TABLE_CONTEXT = new Set(['ON', 'FROM', 'JOIN', 'INTO', 'UPDATE', 'TABLE', 'REFERENCES']);
+
+/**
+ * Rewrites references to table `oldName` as `newName` in an index or trigger statement (and the
+ * created object's own name to `newObjectName` when given). A reference is an identifier equal
+ * to oldName that follows ON/FROM/JOIN/INTO/UPDATE/REFERENCES or is followed by "." (a
+ * qualified column). Trigger bodies that mention the table in other positions are not rewritten.
+ */
+export function renameTableReferences(
+  sql: string,
+  oldName: string,
+  newName: string,
+  newObjectName?: string,
+): string {
+  const tokens = tokenize(sql);
+  const nameAt = objectNameIndex(tokens);
+  const old = foldName(oldName);
+  for (let i = nameAt + 1; i < tokens.length; i++) {
+    const t = tokens[i] as Token;
+    if (t.kind !== 'ident' || t.value === undefined || foldName(t.value) !== old) continue;
+    const prev = tokens[prevSignificant(tokens, i - 1)];
+    const next = tokens[nextSignificant(tokens, i + 1)];
+    const prevIsDot = prev?.text === '.';
+    const afterKeyword = isKeyword(prev, ...TABLE_CONTEXT);
+    // schema.table after a keyword: "FROM main.t".
+    let schemaQualified = false;
+    if (prevIsDot) {
+      const schemaAt = prevSignificant(tokens, prevSignificant(tokens, i - 1) - 1);
+      schemaQualified = isKeyword(tokens[prevSignificant(tokens, schemaAt - 1)], ...TABLE_CONTEXT);
+    }
+    if (afterKeyword || schemaQualified || (next?.text === '.' && !prevIsDot)) {
+      tokens[i] = { kind: 'ident', text: quoteIdent(newName), value: newName };
+    }
+  }
+  if (newObjectName !== undefined) {
+    tokens[nameAt] = { kind: 'ident', text: quoteIdent(newObjectName), value: newObjectName };
+  }
+  return join(tokens);
+}
+
+/**
+ * Name for an index or trigger of a renamed table: the old table name inside it is replaced by
+ * the new one ("idx_users_email" → "idx_people_email"); otherwise the new table name is
+ * prefixed ("by_email" → "people_by_email"). Index and trigger names are database-wide.
+ */
+export function renamedObjectName(objectName: string, oldTable: string, newTable: string): string {
+  const lower = objectName.toLowerCase();
+  const at = lower.indexOf(oldTable.toLowerCase());
+  if (at >= 0 && oldTable.length > 0) {
+    return objectName.slice(0, at) + newTable + objectName.slice(at + oldTable.length);
+  }
+  return `${newTable}_${objectName}`;
+}

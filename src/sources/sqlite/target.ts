@@ -1,0 +1,579 @@
+/**
+ * SQLite restore target.
+ *
+ * A restore never writes into the target until every byte of every collection has been read,
+ * verified and loaded: all data goes first into a staging file next to the target
+ * (".<basename>.cairn-restore-<random>", journal and fsync off: it is thrown away on failure).
+ * Then it is switched in:
+ * - target file missing: the staging file is fsynced and linked/renamed into place, and the
+ *   directory fsynced, so the target appears complete or not at all;
+ * - target file exists: one `BEGIN IMMEDIATE` transaction on the target attaches the staging
+ *   file, drops what is being overwritten, recreates each table from its original SQL (renamed
+ *   when asked), copies the rows across (keeping rowids), then indexes, AUTOINCREMENT counters,
+ *   triggers and views, and commits. Foreign-key enforcement is off during the switch.
+ * Any failure or abort before the switch leaves the target byte-identical; a failure during the
+ * switch rolls the transaction back. An AbortSignal is honoured until the switch starts.
+ *
+ * Renames rewrite the table name in its CREATE TABLE (including self-references), in its
+ * indexes and triggers (ON/FROM/INTO/UPDATE/JOIN/REFERENCES positions and qualified columns),
+ * and give its indexes and triggers new names (old table name replaced, or the new table name
+ * prefixed) since those names are database-wide. A renamed view only gets its own name changed.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { z } from 'zod';
+import {
+  CairnError,
+  ConflictError,
+  CorruptionError,
+  SourceError,
+  throwIfAborted,
+} from '../../core/errors.js';
+import type {
+  ConflictPolicy,
+  RestoreItem,
+  RestoreOptions,
+  RestoreResult,
+  RestoreTarget,
+} from '../types.js';
+import { RowDecoder, ROWS_V1 } from '../row-codec.js';
+import {
+  foldName,
+  quoteIdent,
+  renameCreatedObject,
+  renamedObjectName,
+  renameTableReferences,
+  SQLITE_KIND,
+  type SqliteColumn,
+  type SqliteNamedSql,
+  type SqliteTableDefinition,
+} from './sql.js';
+import { dataColumns } from './source.js';
+
+const BUSY_TIMEOUT_MS = 5000;
+const PROGRESS_ROWS = 65536;
+/** Rows per staging transaction. */
+const BATCH_ROWS = 262144;
+const STAGING_SCHEMA = 'cairn_staging';
+
+const NamedSqlSchema = z.object({ name: z.string(), sql: z.string() });
+const TableDefinitionSchema = z.object({
+  sql: z.string().min(1),
+  columns: z.array(
+    z.object({
+      name: z.string(),
+      type: z.string(),
+      notNull: z.boolean(),
+      defaultValue: z.string().nullable(),
+      pk: z.number().int(),
+      generated: z.boolean().optional().default(false),
+    }),
+  ),
+  indexes: z.array(NamedSqlSchema),
+  triggers: z.array(NamedSqlSchema),
+  withoutRowid: z.boolean(),
+  rowidColumn: z.string().nullable(),
+  autoincrement: z.string().regex(/^-?\d+$/).nullable(),
+});
+const ViewDefinitionSchema = z.object({
+  sql: z.string().min(1),
+  triggers: z.array(NamedSqlSchema).optional(),
+});
+
+interface PlannedBase {
+  item: RestoreItem;
+  /** Name created in the target. */
+  name: string;
+  createSql: string;
+  triggers: SqliteNamedSql[];
+}
+
+interface PlannedTable extends PlannedBase {
+  kind: 'table';
+  def: SqliteTableDefinition;
+  indexes: SqliteNamedSql[];
+  /** Columns in the data stream / INSERT (hidden rowid first when kept). */
+  columns: string[];
+}
+
+interface PlannedView extends PlannedBase {
+  kind: 'view';
+}
+
+type Planned = PlannedTable | PlannedView;
+
+interface ExistingObject {
+  type: string;
+  name: string;
+  tblName: string;
+  sql: string | null;
+}
+
+export class SqliteTarget implements RestoreTarget {
+  readonly kind = SQLITE_KIND;
+  readonly location: string;
+  readonly path: string;
+
+  constructor(file: string) {
+    this.path = path.resolve(file);
+    this.location = `sqlite://${this.path}`;
+  }
+
+  async check(items: RestoreItem[], onConflict: ConflictPolicy): Promise<void> {
+    const plan = planItems(items);
+    if (!fs.existsSync(this.path)) return;
+    const db = this.openTarget(true);
+    try {
+      this.assertNoConflicts(db, plan, onConflict);
+    } finally {
+      db.close();
+    }
+  }
+
+  async restore(items: RestoreItem[], options: RestoreOptions): Promise<RestoreResult> {
+    const { signal, onProgress, onConflict } = options;
+    throwIfAborted(signal);
+    await this.check(items, onConflict);
+    const plan = planItems(items);
+    if (plan.length === 0) return { collections: 0, rows: 0 };
+
+    const dir = path.dirname(this.path);
+    const staging = path.join(
+      dir,
+      `.${path.basename(this.path)}.cairn-restore-${randomBytes(6).toString('hex')}`,
+    );
+    let rows = 0;
+    try {
+      rows = await loadStaging(staging, plan, signal, onProgress);
+      throwIfAborted(signal);
+      if (!this.linkIntoPlace(staging)) {
+        this.switchIntoExisting(staging, plan, onConflict);
+      }
+    } finally {
+      removeStaging(staging);
+    }
+    return { collections: plan.length, rows };
+  }
+
+  private openTarget(readonly: boolean): Database.Database {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(this.path, { readonly, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+      db.defaultSafeIntegers(true);
+      db.prepare('SELECT count(*) FROM main.sqlite_schema').get();
+      return db;
+    } catch (err) {
+      db?.close();
+      throw sqliteError(err, `Cannot open restore target ${this.path}`);
+    }
+  }
+
+  private assertNoConflicts(db: Database.Database, plan: Planned[], onConflict: ConflictPolicy): void {
+    const problems = findConflicts(db, plan, onConflict, this.path);
+    if (problems.length === 1) throw new ConflictError(problems[0] as string);
+    if (problems.length > 1) {
+      throw new ConflictError(
+        `Cannot restore into ${this.path}: ${problems.length} conflicts:\n${problems.map((p) => `- ${p}`).join('\n')}`,
+      );
+    }
+  }
+
+  /** Target missing: puts the staging file in place. Returns false when the target exists now. */
+  private linkIntoPlace(staging: string): boolean {
+    if (fs.existsSync(this.path)) return false;
+    fsyncPath(staging, 'r+');
+    try {
+      // link() never replaces an existing file: a target created meanwhile is not clobbered.
+      fs.linkSync(staging, this.path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EXDEV' || code === 'ENOSYS') {
+        fs.renameSync(staging, this.path);
+      } else {
+        throw err;
+      }
+    }
+    fsyncDir(path.dirname(this.path));
+    return true;
+  }
+
+  private switchIntoExisting(staging: string, plan: Planned[], onConflict: ConflictPolicy): void {
+    const db = this.openTarget(false);
+    const fk = Number(db.pragma('foreign_keys', { simple: true }));
+    let attached = false;
+    try {
+      db.pragma('foreign_keys = OFF');
+      db.prepare(`ATTACH DATABASE ? AS ${STAGING_SCHEMA}`).run(staging);
+      attached = true;
+      db.exec('BEGIN IMMEDIATE');
+      try {
+        // Re-check under the write lock: the target may have changed since check().
+        this.assertNoConflicts(db, plan, onConflict);
+        const existing = readExisting(db);
+        const replaced = plan.filter((p) => existing.has(foldName(p.name)));
+        for (const p of replaced.filter((r) => r.kind === 'view')) db.exec(`DROP VIEW main.${quoteIdent(p.name)}`);
+        for (const p of replaced.filter((r) => r.kind === 'table')) db.exec(`DROP TABLE main.${quoteIdent(p.name)}`);
+        const tables = plan.filter((p): p is PlannedTable => p.kind === 'table');
+        for (const t of tables) {
+          db.exec(t.createSql);
+          const cols = t.columns.map(quoteIdent).join(', ');
+          db.exec(
+            `INSERT INTO main.${quoteIdent(t.name)} (${cols}) SELECT ${cols} FROM ${STAGING_SCHEMA}.${quoteIdent(t.name)}`,
+          );
+          for (const idx of t.indexes) db.exec(idx.sql);
+        }
+        for (const t of tables) setSequence(db, 'main', t);
+        for (const t of tables) for (const tr of t.triggers) db.exec(tr.sql);
+        for (const v of plan) if (v.kind === 'view') db.exec(v.createSql);
+        for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) db.exec(tr.sql);
+        db.exec('COMMIT');
+      } catch (err) {
+        if (db.inTransaction) db.exec('ROLLBACK');
+        throw err;
+      }
+    } catch (err) {
+      throw sqliteError(err, `Cannot restore into ${this.path}`);
+    } finally {
+      try {
+        if (attached) db.exec(`DETACH DATABASE ${STAGING_SCHEMA}`);
+        db.pragma(`foreign_keys = ${fk ? 'ON' : 'OFF'}`);
+      } finally {
+        db.close();
+      }
+    }
+  }
+}
+
+function sqliteError(err: unknown, what: string): Error {
+  if (err instanceof CairnError) return err;
+  if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SQLITE_')) {
+    const hint =
+      err.code === 'SQLITE_NOTADB'
+        ? ' The file is not a SQLite database.'
+        : err.code.startsWith('SQLITE_BUSY')
+          ? ' The database is locked by another process; retry later.'
+          : '';
+    return new SourceError(`${what}: ${err.message}.${hint}`, { cause: err });
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** Validates the items and computes the SQL each one needs in the target. */
+function planItems(items: RestoreItem[]): Planned[] {
+  const seen = new Map<string, string>();
+  const plan: Planned[] = [];
+  const duplicates: string[] = [];
+  for (const item of items) {
+    const key = foldName(item.targetName);
+    const prior = seen.get(key);
+    if (prior !== undefined) {
+      duplicates.push(`"${item.entry.name}" and "${prior}" would both be restored as "${item.targetName}"`);
+    }
+    seen.set(key, item.entry.name);
+    plan.push(planItem(item));
+  }
+  if (duplicates.length > 0) {
+    throw new ConflictError(`Two collections would get the same name: ${duplicates.join('; ')}. Use --rename.`);
+  }
+  // Tables first (in manifest order), then views.
+  return [...plan.filter((p) => p.kind === 'table'), ...plan.filter((p) => p.kind === 'view')];
+}
+
+function planItem(item: RestoreItem): Planned {
+  const { entry, targetName } = item;
+  const renamed = targetName !== entry.name;
+  if (entry.kind === 'table') {
+    if (entry.dataFormat !== ROWS_V1) {
+      throw new SourceError(
+        `Table "${entry.name}" is stored as "${entry.dataFormat ?? 'none'}", which the SQLite target cannot read (expected "${ROWS_V1}").`,
+      );
+    }
+    const parsed = TableDefinitionSchema.safeParse(entry.definition);
+    if (!parsed.success) {
+      throw new CorruptionError(`Table "${entry.name}" has an invalid SQLite definition: ${parsed.error.message}`, {
+        objects: [],
+        collections: [entry.name],
+      });
+    }
+    const def: SqliteTableDefinition = { ...parsed.data, columns: parsed.data.columns as SqliteColumn[] };
+    const rename = (s: SqliteNamedSql): SqliteNamedSql => {
+      if (!renamed) return s;
+      const name = renamedObjectName(s.name, entry.name, targetName);
+      return { name, sql: renameTableReferences(s.sql, entry.name, targetName, name) };
+    };
+    return {
+      kind: 'table',
+      item,
+      name: targetName,
+      def,
+      createSql: renamed ? renameTableReferences(def.sql, entry.name, targetName, targetName) : def.sql,
+      indexes: def.indexes.map(rename),
+      triggers: def.triggers.map(rename),
+      columns: dataColumns(def),
+    };
+  }
+  if (entry.kind === 'view') {
+    const parsed = ViewDefinitionSchema.safeParse(entry.definition);
+    if (!parsed.success) {
+      throw new CorruptionError(`View "${entry.name}" has an invalid SQLite definition: ${parsed.error.message}`, {
+        objects: [],
+        collections: [entry.name],
+      });
+    }
+    const triggers = (parsed.data.triggers ?? []).map((s) => {
+      if (!renamed) return s;
+      const name = renamedObjectName(s.name, entry.name, targetName);
+      return { name, sql: renameTableReferences(s.sql, entry.name, targetName, name) };
+    });
+    return {
+      kind: 'view',
+      item,
+      name: targetName,
+      createSql: renamed ? renameCreatedObject(parsed.data.sql, targetName) : parsed.data.sql,
+      triggers,
+    };
+  }
+  throw new SourceError(`Cannot restore "${entry.name}": SQLite has no collections of kind "${entry.kind}".`);
+}
+
+function readExisting(db: Database.Database): Map<string, ExistingObject> {
+  const rows = db.prepare('SELECT type, name, tbl_name AS tblName, sql FROM main.sqlite_schema').all() as ExistingObject[];
+  return new Map(rows.map((r) => [foldName(r.name), r]));
+}
+
+interface XInfoRow {
+  name: string;
+  type: string;
+  notnull: bigint;
+  pk: bigint;
+}
+
+function describeColumns(cols: { name: string; type: string; notNull: boolean; pk: number }[]): string {
+  return cols
+    .map((c) => `${c.name}${c.type ? ` ${c.type}` : ''}${c.notNull ? ' NOT NULL' : ''}${c.pk ? ` PK${c.pk}` : ''}`)
+    .join(', ');
+}
+
+/** Every reason the plan cannot be applied to the target, as user-facing sentences. */
+function findConflicts(db: Database.Database, plan: Planned[], onConflict: ConflictPolicy, file: string): string[] {
+  const existing = readExisting(db);
+  const problems: string[] = [];
+  const replaced = new Set<string>();
+  const label = (type: string): string => (type === 'table' ? 'Table' : type === 'view' ? 'View' : type === 'index' ? 'Index' : type === 'trigger' ? 'Trigger' : 'Object');
+  for (const p of plan) {
+    const found = existing.get(foldName(p.name));
+    if (found === undefined) continue;
+    const isVirtual = found.type === 'table' && /^CREATE\s+VIRTUAL\b/i.test(found.sql ?? '');
+    const foundKind = isVirtual ? 'virtual table' : found.type;
+    if (onConflict === 'fail') {
+      problems.push(
+        `${label(found.type)} "${found.name}" already exists in ${file}. Use --on-conflict overwrite to replace it, --rename to restore it under another name, or --exclude it.`,
+      );
+      continue;
+    }
+    if (foundKind !== p.kind) {
+      problems.push(
+        `"${found.name}" exists in ${file} as a ${foundKind}, and the backup has a ${p.kind}: overwrite only replaces a ${p.kind} with a ${p.kind}. Use --rename to restore it under another name, or --exclude it.`,
+      );
+      continue;
+    }
+    if (p.kind === 'table') {
+      const current = (db.prepare(`PRAGMA main.table_xinfo(${quoteIdent(found.name)})`).all() as XInfoRow[]).map(
+        (c) => ({ name: c.name, type: c.type, notNull: c.notnull !== 0n, pk: Number(c.pk) }),
+      );
+      const wanted = p.def.columns;
+      const same =
+        current.length === wanted.length &&
+        current.every((c, i) => {
+          const w = wanted[i] as SqliteColumn;
+          return (
+            foldName(c.name) === foldName(w.name) &&
+            c.type.toUpperCase() === w.type.toUpperCase() &&
+            c.notNull === w.notNull &&
+            c.pk === w.pk
+          );
+        });
+      if (!same) {
+        problems.push(
+          `Table "${found.name}" in ${file} has different columns than the backup (target: ${describeColumns(current)}; backup: ${describeColumns(wanted)}). Use --rename to restore it under another name, or --exclude it.`,
+        );
+        continue;
+      }
+    }
+    replaced.add(foldName(found.name));
+  }
+  // Index and trigger names are database-wide: they must not clash with objects that stay.
+  const created = new Map<string, string>();
+  for (const p of plan) {
+    const names = [...(p.kind === 'table' ? p.indexes : []), ...p.triggers];
+    for (const obj of names) {
+      const key = foldName(obj.name);
+      const owner = created.get(key);
+      if (owner !== undefined) {
+        problems.push(`"${obj.name}" would be created for both "${owner}" and "${p.name}". Use --rename.`);
+        continue;
+      }
+      created.set(key, p.name);
+      if (plan.some((o) => foldName(o.name) === key)) {
+        problems.push(`"${obj.name}" (of "${p.name}") has the same name as a restored collection. Use --rename.`);
+        continue;
+      }
+      const found = existing.get(key);
+      if (found === undefined) continue;
+      const goesAway = replaced.has(foldName(found.tblName)) || replaced.has(key);
+      if (!goesAway) {
+        problems.push(
+          `${label(found.type)} "${found.name}" (on "${found.tblName}") already exists in ${file}, and the restore creates "${obj.name}" for "${p.name}". Drop it, or use --rename or --exclude.`,
+        );
+      }
+    }
+  }
+  return problems;
+}
+
+/** Loads every collection into a fresh staging file; returns the number of rows. */
+async function loadStaging(
+  staging: string,
+  plan: Planned[],
+  signal: AbortSignal | undefined,
+  onProgress: RestoreOptions['onProgress'],
+): Promise<number> {
+  const db = new Database(staging);
+  let total = 0;
+  try {
+    db.pragma('journal_mode = OFF');
+    db.pragma('synchronous = OFF');
+    db.pragma('foreign_keys = OFF');
+    db.pragma('cache_size = -65536');
+    const tables = plan.filter((p): p is PlannedTable => p.kind === 'table');
+    for (const t of tables) {
+      throwIfAborted(signal);
+      db.exec(t.createSql);
+      total += await loadTable(db, t, signal, onProgress);
+    }
+    for (const t of tables) for (const idx of t.indexes) db.exec(idx.sql);
+    for (const t of tables) setSequence(db, 'main', t);
+    for (const t of tables) for (const tr of t.triggers) db.exec(tr.sql);
+    for (const v of plan) if (v.kind === 'view') db.exec(v.createSql);
+    for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) db.exec(tr.sql);
+    throwIfAborted(signal);
+    // Views and their triggers have no data: their streams are not read.
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw sqliteError(err, 'Cannot load the restore staging database');
+  } finally {
+    db.close();
+  }
+  return total;
+}
+
+async function loadTable(
+  db: Database.Database,
+  t: PlannedTable,
+  signal: AbortSignal | undefined,
+  onProgress: RestoreOptions['onProgress'],
+): Promise<number> {
+  const name = t.item.entry.name;
+  const cols = t.columns;
+  const insert = db.prepare(
+    `INSERT INTO main.${quoteIdent(t.name)} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`,
+  );
+  const decoder = new RowDecoder();
+  let rows = 0;
+  let bytes = 0;
+  let batch = 0;
+  const report = (): void => onProgress?.({ collection: name, rows, bytes });
+  const damaged = (err: CorruptionError): CorruptionError =>
+    new CorruptionError(`Table "${name}": ${err.message}`, { objects: err.objects, collections: [name] });
+  db.exec('BEGIN');
+  try {
+    for await (const chunk of t.item.data()) {
+      throwIfAborted(signal);
+      bytes += chunk.length;
+      let decoded: unknown[][];
+      try {
+        decoded = decoder.push(chunk);
+      } catch (err) {
+        throw err instanceof CorruptionError ? damaged(err) : err;
+      }
+      for (const row of decoded) {
+        if (row.length !== cols.length) {
+          throw new CorruptionError(
+            `Table "${name}": row ${rows + 1} has ${row.length} values, expected ${cols.length}.`,
+            { objects: [], collections: [name] },
+          );
+        }
+        insert.run(row);
+        rows++;
+        if (rows % PROGRESS_ROWS === 0) report();
+        if (++batch >= BATCH_ROWS) {
+          batch = 0;
+          db.exec('COMMIT');
+          db.exec('BEGIN');
+        }
+      }
+    }
+    try {
+      decoder.finish();
+    } catch (err) {
+      throw err instanceof CorruptionError ? damaged(err) : err;
+    }
+    db.exec('COMMIT');
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+  if (rows !== t.item.entry.rowCount) {
+    throw new CorruptionError(
+      `Table "${name}": the backup recorded ${t.item.entry.rowCount} rows but its data holds ${rows}.`,
+      { objects: [], collections: [name] },
+    );
+  }
+  report();
+  return rows;
+}
+
+/** Sets the table's AUTOINCREMENT counter to the backed-up value. */
+function setSequence(db: Database.Database, schema: string, t: PlannedTable): void {
+  if (t.def.autoincrement === null) return;
+  const seq = BigInt(t.def.autoincrement);
+  const exists = db
+    .prepare(`SELECT count(*) FROM ${schema}.sqlite_schema WHERE type = 'table' AND name = 'sqlite_sequence'`)
+    .pluck()
+    .get() as bigint;
+  if (exists === 0n) return; // the table was not created with AUTOINCREMENT
+  const updated = db.prepare(`UPDATE ${schema}.sqlite_sequence SET seq = ? WHERE name = ?`).run(seq, t.name);
+  if (updated.changes === 0) {
+    db.prepare(`INSERT INTO ${schema}.sqlite_sequence (name, seq) VALUES (?, ?)`).run(t.name, seq);
+  }
+}
+
+function removeStaging(staging: string): void {
+  for (const suffix of ['', '-journal', '-wal', '-shm']) {
+    try {
+      fs.rmSync(staging + suffix, { force: true });
+    } catch {
+      /* best effort */
+    }
+  }
+}
+
+function fsyncPath(file: string, flags: string): void {
+  const fd = fs.openSync(file, flags);
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    fsyncPath(dir, 'r');
+  } catch {
+    // Some platforms/filesystems cannot fsync a directory; the rename is still atomic.
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * What every database driver implements. A source hands the backup engine a consistent snapshot
+ * as a list of collections plus one byte stream per collection; a restore target takes those
+ * streams back. The engine never interprets the bytes: encoding rows is the driver's business,
+ * named by `dataFormat` so a reader knows how to decode them.
+ */
+import type { CollectionEntry } from '../core/schemas.js';
+
+export interface CollectionDescriptor {
+  /** The name users write in --include/--exclude/--rename (SQLite: the table or view name). */
+  name: string;
+  /** "table", "view", … (source-specific vocabulary, documented per source). */
+  kind: string;
+  /** JSON-serialisable definition: enough to recreate, rename and compare the collection. */
+  definition: Record<string, unknown>;
+  /** Encoding of the data stream, e.g. "sqlite-rows-v1"; undefined when the collection has no data. */
+  dataFormat?: string;
+}
+
+/** A collection's data; `rowCount` is final once iteration has finished. */
+export interface DataStream extends AsyncIterable<Uint8Array> {
+  readonly rowCount: number;
+}
+
+export interface SourceSnapshot {
+  /** e.g. "3.46.1" for SQLite, "15.19" for PostgreSQL. */
+  readonly serverVersion: string;
+  /** Things the backup does not capture, said at backup time. */
+  readonly warnings: string[];
+  /** Every collection, in an order that restores safely (tables before the views that use them). */
+  listCollections(): Promise<CollectionDescriptor[]>;
+  readData(collection: CollectionDescriptor, signal?: AbortSignal): DataStream;
+  close(): Promise<void>;
+}
+
+export interface DatabaseSource {
+  readonly kind: string;
+  /** Short name for generated backup ids, e.g. the database or file name. */
+  readonly name: string;
+  /** Where the database is, safe to print and store: never contains a secret. */
+  readonly location: string;
+  /** Opens one consistent snapshot; writers may go on while it is open. */
+  openSnapshot(signal?: AbortSignal): Promise<SourceSnapshot>;
+}
+
+export type ConflictPolicy = 'fail' | 'overwrite';
+
+export interface RestoreItem {
+  /** The collection as recorded in the manifest. */
+  entry: CollectionEntry;
+  /** Name to create in the target (differs from entry.name when renamed). */
+  targetName: string;
+  /** The collection's data stream, verified and decompressed, in order. Call at most once. */
+  data(): AsyncIterable<Uint8Array>;
+}
+
+export interface RestoreProgress {
+  collection: string;
+  rows: number;
+  bytes: number;
+}
+
+export interface RestoreOptions {
+  onConflict: ConflictPolicy;
+  signal?: AbortSignal;
+  onProgress?: (progress: RestoreProgress) => void;
+}
+
+export interface RestoreResult {
+  collections: number;
+  rows: number;
+}
+
+export interface RestoreTarget {
+  readonly kind: string;
+  readonly location: string;
+  /**
+   * Checks the items against the target without writing anything: throws ConflictError when
+   * a target object exists under "fail", or exists with a different schema under "overwrite".
+   */
+  check(items: RestoreItem[], onConflict: ConflictPolicy): Promise<void>;
+  /**
+   * check(), then load everything into staging and switch it in at the end, so that a failure
+   * or an abort at any point leaves the target exactly as it was.
+   */
+  restore(items: RestoreItem[], options: RestoreOptions): Promise<RestoreResult>;
+}

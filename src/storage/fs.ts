@@ -1,0 +1,202 @@
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, link, unlink } from 'node:fs/promises';
+import { basename, dirname, join, relative, sep } from 'node:path';
+import { ConflictError, NotFoundError, StorageError, throwIfAborted } from '../core/errors.js';
+import { randomId } from '../core/ids.js';
+import type { ObjectInfo, PutOptions, Storage } from './types.js';
+
+const TEMP_MARKER = '.tmp-';
+
+/**
+ * A repository in a local (or mounted) directory. Every write goes to a temporary file in the
+ * destination folder, is fsynced, then renamed into place and the folder fsynced, so a crash
+ * leaves either the whole object or nothing (plus a dot-named temp file that listing ignores).
+ */
+export class FileSystemStorage implements Storage {
+  readonly location: string;
+  private readonly knownDirs = new Set<string>();
+
+  constructor(readonly root: string) {
+    this.location = `file://${root}`;
+  }
+
+  private path(key: string): string {
+    if (key.includes('..') || key.startsWith('/')) throw new StorageError(`Invalid object key "${key}".`);
+    return join(this.root, ...key.split('/'));
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.knownDirs.add(dir);
+  }
+
+  async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    const target = this.path(key);
+    const dir = dirname(target);
+    await this.ensureDir(dir);
+    const temp = join(dir, `.${basename(target)}${TEMP_MARKER}${randomId(6)}`);
+    try {
+      const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      if (options.ifNotExists) {
+        // link() refuses to replace an existing name, which makes "create only" atomic here.
+        try {
+          await link(temp, target);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+            throw new ConflictError(`Object "${key}" already exists in ${this.location}.`);
+          }
+          throw err;
+        }
+        await unlink(temp);
+      } else {
+        await rename(temp, target);
+      }
+      await syncDir(dir);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw wrap(err, `write ${key}`, this.location);
+    }
+  }
+
+  async get(key: string, signal?: AbortSignal): Promise<Buffer> {
+    throwIfAborted(signal);
+    const handle = await this.openForRead(key);
+    try {
+      return await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    throwIfAborted(signal);
+    const handle = await this.openForRead(key);
+    try {
+      const buf = Buffer.allocUnsafe(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(buf, done, length - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      if (done !== length) {
+        throw new StorageError(
+          `Object "${key}" in ${this.location} is shorter than expected (wanted bytes ${offset}-${offset + length}).`,
+        );
+      }
+      return buf;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async openForRead(key: string) {
+    try {
+      return await open(this.path(key), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new NotFoundError(`Object "${key}" not found in ${this.location}.`);
+      }
+      throw wrap(err, `read ${key}`, this.location);
+    }
+  }
+
+  async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+    const slash = prefix.lastIndexOf('/');
+    const startDir = slash >= 0 ? this.path(prefix.slice(0, slash)) : this.root;
+    const stack = [startDir];
+    while (stack.length > 0) {
+      throwIfAborted(signal);
+      const dir = stack.pop() as string;
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw wrap(err, `list ${prefix}`, this.location);
+      }
+      for (const entry of entries) {
+        if (entry.name.startsWith('.')) continue;
+        const full = join(dir, entry.name);
+        if (entry.isDirectory()) {
+          stack.push(full);
+          continue;
+        }
+        const key = relative(this.root, full).split(sep).join('/');
+        if (!key.startsWith(prefix)) continue;
+        const info = await stat(full).catch(() => undefined);
+        if (info) yield { key, size: info.size };
+      }
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await rm(this.path(key), { force: true });
+    } catch (err) {
+      throw wrap(err, `delete ${key}`, this.location);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await stat(this.path(key));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw wrap(err, `stat ${key}`, this.location);
+    }
+  }
+
+  /** Removes temp files older than `maxAgeMs` that crashed writers left behind. */
+  async removeStaleTempFiles(maxAgeMs: number, now = Date.now()): Promise<number> {
+    let removed = 0;
+    const stack = [this.root];
+    while (stack.length > 0) {
+      const dir = stack.pop() as string;
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) {
+        const full = join(dir, entry.name);
+        if (entry.isDirectory()) stack.push(full);
+        else if (entry.name.startsWith('.') && entry.name.includes(TEMP_MARKER)) {
+          const info = await stat(full).catch(() => undefined);
+          if (info && now - info.mtimeMs > maxAgeMs) {
+            await rm(full, { force: true });
+            removed++;
+          }
+        }
+      }
+    }
+    return removed;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function wrap(err: unknown, action: string, location: string): Error {
+  if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string') {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOSPC') return new StorageError(`Cannot ${action} in ${location}: the disk is full. Free space and retry.`, { cause: err });
+    if (e.code === 'EACCES' || e.code === 'EPERM') {
+      return new StorageError(`Cannot ${action} in ${location}: permission denied. Check the folder's owner and mode.`, { cause: err });
+    }
+    if (e.code === 'EROFS') return new StorageError(`Cannot ${action} in ${location}: the filesystem is read-only.`, { cause: err });
+  }
+  if (err instanceof Error && err.name.endsWith('Error') && 'code' in err && typeof (err as { exitCode?: unknown }).exitCode === 'number') return err;
+  return err instanceof Error ? err : new StorageError(`Cannot ${action} in ${location}: ${String(err)}`);
+}

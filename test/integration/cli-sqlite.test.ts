@@ -1,0 +1,400 @@
+/**
+ * End-to-end: the built `cairn` CLI against real SQLite files and a local repository.
+ */
+import { createHash, randomInt } from 'node:crypto';
+import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackupManifest } from '../../src/core/schemas.js';
+import { CHINOOK, cairn, cairnAsync, cairnJson } from '../helpers/cli.js';
+import { dumpSqlite } from '../helpers/sqlite-compare.js';
+
+const EXIT = { USAGE: 2, NOT_FOUND: 3, CONFLICT: 4, CORRUPT: 6 };
+
+let work: string;
+let chinook: string;
+let big: string;
+
+const WORDS = 'alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu'.split(' ');
+function words(n: number): string {
+  return Array.from({ length: n }, () => WORDS[randomInt(WORDS.length)]).join(' ');
+}
+
+/** A database with one large table (~24 MiB) and two small ones, in WAL mode. */
+function makeBigDatabase(path: string): void {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.exec(`CREATE TABLE events (id INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT, payload TEXT);
+           CREATE INDEX events_at ON events(at);
+           CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL);
+           CREATE TABLE totals (id INTEGER PRIMARY KEY, total INTEGER NOT NULL);
+           INSERT INTO totals VALUES (1, 0);`);
+  appendEvents(db, 0, 120_000);
+  db.close();
+}
+
+function appendEvents(db: Database.Database, from: number, count: number): void {
+  const insert = db.prepare('INSERT INTO events (id, at, kind, payload) VALUES (?, ?, ?, ?)');
+  db.transaction(() => {
+    for (let i = from; i < from + count; i++) {
+      insert.run(i + 1, new Date(1_700_000_000_000 + i * 1000).toISOString(), WORDS[i % WORDS.length], `${words(25)} ${i}`);
+    }
+  })();
+}
+
+function sha256File(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+function newRepo(name: string, extra: string[] = []): string {
+  const repo = join(work, name);
+  const r = cairn(['repo', 'init', repo, ...extra]);
+  expect(r.code, r.stderr).toBe(0);
+  return repo;
+}
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'cairn-cli-'));
+  chinook = join(work, 'chinook.db');
+  copyFileSync(CHINOOK, chinook);
+  big = join(work, 'big.db');
+  makeBigDatabase(big);
+});
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('Chinook round trip', () => {
+  it('backs up, lists, shows and restores into a new file with the same schema and rows', () => {
+    const repo = newRepo('chinook-repo');
+    const manifest = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo]);
+    expect(manifest.id).toMatch(/^chinook-\d{8}-\d{6}$/);
+    expect(manifest.source).toMatchObject({ kind: 'sqlite', name: 'chinook' });
+    expect(manifest.collections.map((c) => c.name)).toEqual(expect.arrayContaining(['Album', 'Artist', 'Track', 'Invoice', 'InvoiceLine']));
+    const track = manifest.collections.find((c) => c.name === 'Track');
+    expect(track?.rowCount).toBe(3503);
+    expect(manifest.totals.rows).toBeGreaterThan(15_000);
+
+    const list = cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo]);
+    expect(list.map((b) => b.id)).toEqual([manifest.id]);
+    const human = cairn(['backup', 'list', '--repo', repo]);
+    expect(human.stdout).toContain(manifest.id);
+    expect(human.stdout).toMatch(/CREATED \(UTC\)/);
+
+    const show = cairn(['backup', 'show', manifest.id, '--repo', repo]);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/Track\s+table\s+3,503/);
+    expect(show.stdout).toMatch(/New data\s+.* new, .* reused/);
+
+    const copy = join(work, 'chinook-copy.db');
+    const restored = cairn(['restore', manifest.id, '--repo', repo, '--to', `sqlite://${copy}`]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(dumpSqlite(copy)).toEqual(dumpSqlite(chinook));
+    expect(readdirSync(work).filter((n) => n.includes('cairn-restore'))).toEqual([]);
+
+    const verify = cairn(['verify', manifest.id, '--repo', repo, '--read-data']);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stdout).toMatch(/Verified 1 backup/);
+  });
+
+  it('accepts sqlite:relative paths and file:// repository URLs', () => {
+    const repo = newRepo('rel-repo');
+    const r = cairn(['backup', 'create', '--source', 'sqlite:chinook.db', '--repo', `file://${repo}`, '--id', 'rel-1'], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Backup rel-1 created');
+  });
+});
+
+describe('include, exclude, rename and conflicts', () => {
+  let repo: string;
+  beforeAll(() => {
+    repo = newRepo('select-repo');
+    expect(cairn(['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--id', 'full']).code).toBe(0);
+  });
+
+  it('backs up only the included tables, or all but the excluded ones', () => {
+    const inc = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--id', 'inc', '--include', 'Artist,Album']);
+    expect(inc.collections.map((c) => c.name).sort()).toEqual(['Album', 'Artist']);
+    expect(inc.scope).toEqual({ include: ['Artist', 'Album'] });
+    const exc = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--id', 'exc', '--exclude', 'Track', '--exclude', 'Invoice*']);
+    const names = exc.collections.map((c) => c.name);
+    expect(names).not.toContain('Track');
+    expect(names).not.toContain('Invoice');
+    expect(names).not.toContain('InvoiceLine');
+    expect(names).toContain('Album');
+    // Unchanged tables cost nothing: the included ones were already stored by "full".
+    expect(inc.totals.newBytes).toBe(0);
+  });
+
+  it('restores a subset under a new name into an existing file, leaving other tables alone', () => {
+    const target = join(work, 'existing.db');
+    const db = new Database(target);
+    db.exec('CREATE TABLE mine (x INTEGER); INSERT INTO mine VALUES (42);');
+    db.close();
+    const r = cairn(['restore', 'full', '--repo', repo, '--to', `sqlite://${target}`, '--include', 'Album,Artist', '--rename', 'Album=AlbumCopy']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = new Database(target, { readonly: true });
+    const tables = out.prepare("SELECT name FROM sqlite_schema WHERE type='table' ORDER BY name").pluck().all();
+    expect(tables).toEqual(['AlbumCopy', 'Artist', 'mine']);
+    expect(out.prepare('SELECT count(*) FROM AlbumCopy').pluck().get()).toBe(347);
+    expect(out.prepare('SELECT x FROM mine').pluck().get()).toBe(42);
+    out.close();
+  });
+
+  it('refuses to overwrite under the default policy and leaves the target byte-identical', () => {
+    const target = join(work, 'conflict.db');
+    const db = new Database(target);
+    db.exec('CREATE TABLE Artist (ArtistId INTEGER PRIMARY KEY, Name TEXT); INSERT INTO Artist VALUES (1, \'mine\');');
+    db.close();
+    const before = sha256File(target);
+    const r = cairn(['restore', 'full', '--repo', repo, '--to', `sqlite://${target}`]);
+    expect(r.code).toBe(EXIT.CONFLICT);
+    expect(r.stderr).toMatch(/Artist.*already exists.*--on-conflict overwrite/s);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(sha256File(target)).toBe(before);
+  });
+
+  it('overwrites a table whose schema matches, and refuses one whose schema differs without writing anything', () => {
+    const target = join(work, 'overwrite.db');
+    copyFileSync(chinook, target);
+    const db = new Database(target);
+    db.pragma('foreign_keys = OFF');
+    db.exec('DELETE FROM Genre');
+    db.close();
+    const ok = cairn(['restore', 'full', '--repo', repo, '--to', `sqlite://${target}`, '--include', 'Genre', '--on-conflict', 'overwrite']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(dumpSqlite(target).tables.Genre).toEqual(dumpSqlite(chinook).tables.Genre);
+
+    const other = join(work, 'different.db');
+    const d2 = new Database(other);
+    d2.exec('CREATE TABLE Genre (GenreId INTEGER PRIMARY KEY, Label TEXT, Extra INTEGER)');
+    d2.close();
+    const before = sha256File(other);
+    const refused = cairn(['restore', 'full', '--repo', repo, '--to', `sqlite://${other}`, '--include', 'Genre', '--on-conflict', 'overwrite']);
+    expect(refused.code).toBe(EXIT.CONFLICT);
+    expect(refused.stderr).toMatch(/Genre/);
+    expect(sha256File(other)).toBe(before);
+  });
+});
+
+describe('deduplication', () => {
+  it('stores under 1% new bytes for an unchanged database and about the appended rows after an append', () => {
+    const repo = newRepo('dedup-repo');
+    const first = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${big}`, '--repo', repo, '--id', 'first']);
+    expect(first.totals.logicalBytes).toBeGreaterThan(15 * 1024 * 1024);
+    const second = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${big}`, '--repo', repo, '--id', 'second']);
+    expect(second.totals.newBytes).toBeLessThan(0.01 * second.totals.storedBytes);
+
+    const copy = join(work, 'big-appended.db');
+    copyFileSync(big, copy);
+    const db = new Database(copy);
+    const before = (db.prepare('SELECT count(*) FROM events').pluck().get() as number) ?? 0;
+    appendEvents(db, before, 4000); // ~3% more rows
+    db.close();
+    const third = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${copy}`, '--repo', repo, '--id', 'third']);
+    const events = third.collections.find((c) => c.name === 'events');
+    const firstEvents = first.collections.find((c) => c.name === 'events');
+    if (!events || !firstEvents) throw new Error('events collection missing');
+    const appendedLogical = events.logicalBytes - firstEvents.logicalBytes;
+    // New data is the appended rows plus at most the one chunk they were cut into (≤ 4 MiB raw).
+    expect(events.newBytes).toBeGreaterThan(0);
+    expect(events.newBytes).toBeLessThan(0.25 * events.storedBytes);
+    const ratio = first.totals.storedBytes / first.totals.logicalBytes; // compression ratio
+    expect(events.newBytes).toBeLessThan((appendedLogical + 4 * 1024 * 1024) * ratio * 1.2);
+    for (const c of third.collections.filter((c) => c.name !== 'events')) expect(c.newBytes, c.name).toBe(0);
+
+    const show = cairn(['backup', 'show', 'third', '--repo', repo]);
+    expect(show.stdout).toMatch(/New data\s+\S+ \S+ new, \S+ \S+ reused/);
+  });
+
+  it('reclaims the space of a deleted backup with prune, and keeps the others restorable', () => {
+    const repo = newRepo('prune-repo', ['--pack-size', '1']);
+    expect(cairn(['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--id', 'keep']).code).toBe(0);
+    expect(cairn(['backup', 'create', '--source', `sqlite://${big}`, '--repo', repo, '--id', 'drop', '--include', 'events']).code).toBe(0);
+    const sizeBefore = dirSize(join(repo, 'data'));
+    const del = cairn(['backup', 'delete', 'drop', '--repo', repo]);
+    expect(del.code, del.stderr).toBe(0);
+    expect(cairn(['backup', 'show', 'drop', '--repo', repo]).code).toBe(EXIT.NOT_FOUND);
+    const pruned = cairnJson<{ packsDeleted: number; bytesFreed: number }>(['prune', '--repo', repo]);
+    expect(pruned.packsDeleted).toBeGreaterThan(0);
+    expect(dirSize(join(repo, 'data'))).toBeLessThan(sizeBefore / 4);
+    expect(cairn(['verify', '--repo', repo, '--read-data']).code).toBe(0);
+    const copy = join(work, 'after-prune.db');
+    expect(cairn(['restore', 'keep', '--repo', repo, '--to', `sqlite://${copy}`]).code).toBe(0);
+    expect(dumpSqlite(copy)).toEqual(dumpSqlite(chinook));
+  });
+});
+
+function dirSize(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += statSync(join(entry.parentPath, entry.name)).size;
+  }
+  return total;
+}
+
+describe('damage', () => {
+  it('a flipped byte in a pack fails verify --read-data and restore, naming the pack and the collections, and writes nothing', () => {
+    const repo = newRepo('damage-repo');
+    expect(cairn(['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--id', 'b']).code).toBe(0);
+    const packs = readdirSync(join(repo, 'data'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    expect(packs.length).toBeGreaterThan(0);
+    const pack = packs[0];
+    if (!pack) throw new Error('no pack');
+    const path = join(pack.parentPath, pack.name);
+    const bytes = readFileSync(path);
+    const at = Math.floor(bytes.length / 3);
+    bytes.writeUInt8(bytes.readUInt8(at) ^ 0x20, at);
+    writeFileSync(path, bytes);
+
+    expect(cairn(['verify', 'b', '--repo', repo]).code).toBe(0); // structure intact; content is only read with --read-data
+    const verify = cairn(['verify', 'b', '--repo', repo, '--read-data']);
+    expect(verify.code).toBe(EXIT.CORRUPT);
+    expect(verify.stderr).toContain(pack.name);
+    expect(verify.stderr).toMatch(/b: (Album|Artist|Track|Invoice)/);
+
+    const target = join(work, 'damaged-restore.db');
+    const restore = cairn(['restore', 'b', '--repo', repo, '--to', `sqlite://${target}`]);
+    expect(restore.code).toBe(EXIT.CORRUPT);
+    expect(restore.stderr).toContain(pack.name);
+    expect(restore.stderr).toMatch(/Affected collections: .*Track/);
+    expect(existsSync(target)).toBe(false);
+    expect(readdirSync(work).filter((n) => n.includes('cairn-restore'))).toEqual([]);
+
+    const existing = join(work, 'damaged-existing.db');
+    copyFileSync(chinook, existing);
+    const before = sha256File(existing);
+    expect(cairn(['restore', 'b', '--repo', repo, '--to', `sqlite://${existing}`, '--on-conflict', 'overwrite']).code).toBe(EXIT.CORRUPT);
+    expect(sha256File(existing)).toBe(before);
+  });
+});
+
+describe('interruption and concurrency', () => {
+  it('a backup killed with SIGKILL leaves no visible backup; the next backup, verify and prune succeed', async () => {
+    const repo = newRepo('kill-repo', ['--pack-size', '1']);
+    const child = cairnAsync(['backup', 'create', '--source', `sqlite://${big}`, '--repo', repo, '--id', 'killed', '--level', 'best']);
+    const dataDir = join(repo, 'data');
+    const deadline = Date.now() + 60_000;
+    const packsWritten = (): number =>
+      existsSync(dataDir) ? readdirSync(dataDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && !e.name.startsWith('.')).length : 0;
+    while (Date.now() < deadline && packsWritten() < 2) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect(packsWritten()).toBeGreaterThanOrEqual(2); // it had written packs when it died
+    expect(cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo])).toEqual([]);
+    expect(cairn(['backup', 'show', 'killed', '--repo', repo]).code).toBe(EXIT.NOT_FOUND);
+
+    const next = cairn(['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--id', 'next']);
+    expect(next.code, next.stderr).toBe(0);
+    expect(cairn(['verify', '--repo', repo, '--read-data']).code).toBe(0);
+    const pruned = cairnJson<{ packsDeleted: number; staleLocksRemoved: number }>(['prune', '--repo', repo]);
+    expect(pruned.packsDeleted).toBeGreaterThan(0);
+    expect(pruned.staleLocksRemoved).toBe(1);
+    expect(cairn(['verify', '--repo', repo, '--read-data']).code).toBe(0);
+    // The id of the killed backup is free again.
+    expect(cairn(['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--id', 'killed']).code).toBe(0);
+  });
+
+  it('two backups write into one repository at the same time without harm', async () => {
+    const repo = newRepo('concurrent-repo', ['--pack-size', '1']);
+    const run = (id: string, src: string) =>
+      new Promise<number>((resolve) => {
+        const c = cairnAsync(['backup', 'create', '--source', `sqlite://${src}`, '--repo', repo, '--id', id]);
+        c.once('exit', (code) => resolve(code ?? -1));
+      });
+    const codes = await Promise.all([run('one', big), run('two', chinook), run('three', big)]);
+    expect(codes).toEqual([0, 0, 0]);
+    expect(cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo]).map((b) => b.id).sort()).toEqual(['one', 'three', 'two']);
+    expect(cairn(['verify', '--repo', repo, '--read-data']).code).toBe(0);
+    const copy = join(work, 'concurrent-copy.db');
+    expect(cairn(['restore', 'three', '--repo', repo, '--to', `sqlite://${copy}`]).code).toBe(0);
+    expect(dumpSqlite(copy)).toEqual(dumpSqlite(big));
+  });
+
+  it('takes one consistent snapshot while another process keeps writing (WAL)', async () => {
+    const db = join(work, 'busy.db');
+    copyFileSync(big, db);
+    for (const suffix of ['-wal', '-shm']) if (existsSync(big + suffix)) copyFileSync(big + suffix, db + suffix);
+    // Each transaction inserts into ledger and updates totals: a consistent snapshot has sum(ledger) = total.
+    const writer = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const D = require('better-sqlite3'); const db = new D(${JSON.stringify(db)}); db.pragma('busy_timeout = 5000');
+         const ins = db.prepare('INSERT INTO ledger (amount) VALUES (?)'); const upd = db.prepare('UPDATE totals SET total = total + ? WHERE id = 1');
+         const tx = db.transaction((v) => { ins.run(v); upd.run(v); });
+         const end = Date.now() + 30000; let n = 0;
+         while (Date.now() < end) { tx(1 + (n++ % 7)); if (n === 50) process.stdout.write('ready\\n'); }`,
+      ],
+      { cwd: join(work, '..'), stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_PATH: join(process.cwd(), 'node_modules') } },
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        writer.stdout?.once('data', () => resolve());
+        writer.once('exit', (code) => reject(new Error(`writer exited early (${code})`)));
+      });
+      const repo = newRepo('busy-repo');
+      const m = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${db}`, '--repo', repo, '--id', 'busy']);
+      const copy = join(work, 'busy-copy.db');
+      expect(cairn(['restore', 'busy', '--repo', repo, '--to', `sqlite://${copy}`]).code).toBe(0);
+      const out = new Database(copy, { readonly: true });
+      const sum = out.prepare('SELECT coalesce(sum(amount), 0) FROM ledger').pluck().get();
+      const total = out.prepare('SELECT total FROM totals WHERE id = 1').pluck().get();
+      const rows = out.prepare('SELECT count(*) FROM ledger').pluck().get() as number;
+      out.close();
+      expect(rows).toBeGreaterThan(0);
+      expect(sum).toBe(total);
+      expect(m.collections.find((c) => c.name === 'ledger')?.rowCount).toBe(rows);
+    } finally {
+      writer.kill('SIGKILL');
+    }
+    // The writer was still running after the backup: the live database has moved on.
+    const live = new Database(db, { readonly: true });
+    expect(live.prepare('SELECT count(*) FROM ledger').pluck().get() as number).toBeGreaterThan(50);
+    live.close();
+  });
+});
+
+describe('bad input gets one clear line and a distinct exit code', () => {
+  let repo: string;
+  beforeAll(() => {
+    repo = newRepo('errors-repo');
+    expect(cairn(['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--id', 'ok']).code).toBe(0);
+  });
+
+  const cases: [string, () => string[], number, RegExp][] = [
+    ['unknown source scheme', () => ['backup', 'create', '--source', 'oracle://db', '--repo', repo], EXIT.USAGE, /Unsupported database URL scheme "oracle:"/],
+    ['missing source file', () => ['backup', 'create', '--source', `sqlite://${join(work, 'nope.db')}`, '--repo', repo], EXIT.NOT_FOUND, /not found.*nope\.db/],
+    ['bad backup id', () => ['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--id', 'Bad Id!'], EXIT.USAGE, /Invalid backup id "Bad Id!"/],
+    ['duplicate id', () => ['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--id', 'ok'], EXIT.CONFLICT, /already exists/],
+    ['include with exclude', () => ['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--include', 'Album', '--exclude', 'Track'], EXIT.USAGE, /--include and --exclude cannot be used together/],
+    ['unknown table', () => ['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--include', 'Albums'], EXIT.USAGE, /Unknown collection: Albums\. Available: .*Album/],
+    ['repository not initialised', () => ['backup', 'list', '--repo', join(work, 'no-repo')], EXIT.NOT_FOUND, /No cairn repository at .*cairn repo init/],
+    ['unknown backup', () => ['restore', 'missing', '--repo', repo, '--to', `sqlite://${join(work, 'x.db')}`], EXIT.NOT_FOUND, /Backup "missing" not found/],
+    ['unknown restore table', () => ['restore', 'ok', '--repo', repo, '--to', `sqlite://${join(work, 'x.db')}`, '--exclude', 'Nope'], EXIT.USAGE, /Unknown collection in backup "ok": Nope/],
+    ['bad rename', () => ['restore', 'ok', '--repo', repo, '--to', `sqlite://${join(work, 'x.db')}`, '--rename', 'Album'], EXIT.USAGE, /--rename "Album": write it as old=new/],
+    ['bad compression', () => ['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--compression', 'lz4'], EXIT.USAGE, /Unknown compression "lz4"/],
+    ['unknown option', () => ['backup', 'list', '--repo', repo, '--bogus'], EXIT.USAGE, /unknown option '--bogus'/],
+    ['missing --repo', () => ['backup', 'list'], EXIT.USAGE, /--repo/],
+  ];
+
+  it.each(cases)('%s', (_name, args, code, message) => {
+    const r = cairn(args(), { env: { CAIRN_REPO: '' } });
+    expect(r.code).toBe(code);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace without --debug
+    expect(r.stdout).toBe('');
+  });
+
+  it('prints a stack trace only with --debug', () => {
+    const r = cairn(['backup', 'list', '--repo', join(work, 'no-repo'), '--debug']);
+    expect(r.code).toBe(EXIT.NOT_FOUND);
+    expect(r.stderr).toMatch(/\n\s+at /);
+  });
+});

@@ -1,0 +1,244 @@
+import { mkdtemp, readdir, rm, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FileSystemStorage } from '../../src/storage/fs.js';
+import { Repository } from '../../src/repo/repository.js';
+import { ChunkIndex, writeIndexDocument } from '../../src/repo/chunk-index.js';
+import { ChunkWriter } from '../../src/repo/chunk-writer.js';
+import { ChunkReader } from '../../src/repo/chunk-reader.js';
+import { PackBuilder, packKey, parsePackHeader } from '../../src/repo/pack.js';
+import { compressBlob, decompressBlob } from '../../src/repo/compression.js';
+import { RepositoryLock, isStale, listLocks } from '../../src/repo/lock.js';
+import { prune } from '../../src/repo/prune.js';
+import { sha256Hex } from '../../src/repo/hash.js';
+import { ConflictError, CorruptionError, LockedError, NotFoundError, UsageError } from '../../src/core/errors.js';
+import { FORMAT_VERSION, type BackupManifest } from '../../src/core/schemas.js';
+
+let dir: string;
+let storage: FileSystemStorage;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cairn-repo-'));
+  storage = new FileSystemStorage(join(dir, 'repo'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function manifest(id: string, chunks: string[]): BackupManifest {
+  const now = new Date().toISOString();
+  return {
+    formatVersion: FORMAT_VERSION,
+    id,
+    createdAt: now,
+    completedAt: now,
+    type: 'manual',
+    expiresAt: null,
+    source: { kind: 'test', name: 't', location: 'test:', serverVersion: '1' },
+    scope: {},
+    compression: { algorithm: 'zstd', level: 'default' },
+    collections: [{ name: 'c', kind: 'table', definition: {}, rowCount: 0, logicalBytes: 0, storedBytes: 0, newBytes: 0, chunks }],
+    totals: { collections: 1, rows: 0, logicalBytes: 0, storedBytes: 0, newBytes: 0, reusedBytes: 0, chunks: chunks.length, newChunks: 0 },
+    warnings: [],
+  };
+}
+
+async function writeChunks(repo: Repository, chunks: Buffer[]): Promise<string[]> {
+  const { chunks: index } = await ChunkIndex.load(repo.storage);
+  const writer = new ChunkWriter(repo.storage, index, { packSize: repo.config.packSize, compression: repo.config.compression });
+  const ids: string[] = [];
+  for (const c of chunks) ids.push((await writer.write(c)).id);
+  const packs = await writer.flush();
+  if (packs.length > 0) await writeIndexDocument(repo.storage, packs);
+  return ids;
+}
+
+describe('filesystem storage', () => {
+  it('writes objects atomically, lists them, reads ranges and refuses to replace with ifNotExists', async () => {
+    await storage.put('a/b/c', Buffer.from('hello world'));
+    expect((await storage.get('a/b/c')).toString()).toBe('hello world');
+    expect((await storage.getRange('a/b/c', 6, 5)).toString()).toBe('world');
+    await expect(storage.put('a/b/c', Buffer.from('x'), { ifNotExists: true })).rejects.toBeInstanceOf(ConflictError);
+    expect((await storage.get('a/b/c')).toString()).toBe('hello world');
+    const keys: string[] = [];
+    for await (const o of storage.list('a/')) keys.push(o.key);
+    expect(keys).toEqual(['a/b/c']);
+    await expect(storage.get('missing')).rejects.toBeInstanceOf(NotFoundError);
+    await storage.delete('a/b/c');
+    await storage.delete('a/b/c');
+    expect(await storage.exists('a/b/c')).toBe(false);
+    // No temp file is left behind by successful writes.
+    expect((await readdir(join(dir, 'repo', 'a', 'b'))).filter((n) => n.startsWith('.'))).toEqual([]);
+  });
+
+  it('rejects keys that escape the repository', async () => {
+    await expect(storage.put('../evil', Buffer.from('x'))).rejects.toThrow(/Invalid object key/);
+  });
+});
+
+describe('compression', () => {
+  it.each(['zstd', 'gzip', 'none'] as const)('round-trips %s and stores incompressible data as is', (algorithm) => {
+    const text = Buffer.from('row,1,hello world\n'.repeat(1000));
+    const c = compressBlob(text, algorithm, 'default');
+    expect(decompressBlob(c.data, c.algorithm, text.length, 'x')).toEqual(text);
+    if (algorithm !== 'none') expect(c.data.length).toBeLessThan(text.length / 5);
+    const noise = randomBytes(4096);
+    const n = compressBlob(noise, algorithm, 'best');
+    expect(n.algorithm).toBe('none');
+    expect(n.data.equals(noise)).toBe(true);
+  });
+
+  it('reports a damaged zstd blob as corruption', () => {
+    const c = compressBlob(Buffer.from('abc'.repeat(1000)), 'zstd', 'default');
+    c.data.writeUInt8(c.data.readUInt8(c.data.length - 2) ^ 0xff, c.data.length - 2);
+    expect(() => decompressBlob(c.data, 'zstd', 3000, 'blob x')).toThrow(CorruptionError);
+  });
+});
+
+describe('packs', () => {
+  it('lists its blobs in a header that parses back', () => {
+    const b = new PackBuilder();
+    const blobs = [Buffer.from('one'), Buffer.from('second blob'), Buffer.alloc(0)];
+    for (const blob of blobs) b.add(sha256Hex(blob), blob, blob.length, 'none');
+    const pack = b.finish();
+    expect(pack.id).toBe(sha256Hex(pack.bytes));
+    const entries = parsePackHeader(pack.bytes, pack.id);
+    expect(entries).toEqual(pack.blobs);
+    expect(entries.map((e) => pack.bytes.subarray(e.offset, e.offset + e.length).toString())).toEqual(['one', 'second blob', '']);
+  });
+
+  it('detects a truncated pack', () => {
+    const b = new PackBuilder();
+    b.add(sha256Hex(Buffer.from('x')), Buffer.from('x'), 1, 'none');
+    const pack = b.finish();
+    expect(() => parsePackHeader(pack.bytes.subarray(0, pack.bytes.length - 3), pack.id)).toThrow(CorruptionError);
+  });
+});
+
+describe('repository', () => {
+  it('initialises once, describes itself, and opens from the same storage', async () => {
+    const repo = await Repository.init(storage, { packSize: 2 * 1024 * 1024 });
+    await expect(Repository.init(storage)).rejects.toBeInstanceOf(ConflictError);
+    const config = JSON.parse(await readFile(join(dir, 'repo', 'config'), 'utf8'));
+    expect(config).toMatchObject({ formatVersion: 1, hash: 'sha256', packSize: 2 * 1024 * 1024, encryption: { algorithm: 'none' } });
+    const again = await Repository.open(new FileSystemStorage(join(dir, 'repo')));
+    expect(again.config).toEqual(repo.config);
+  });
+
+  it('says how to create a repository that does not exist', async () => {
+    await expect(Repository.open(storage)).rejects.toThrow(/cairn repo init/);
+  });
+
+  it('refuses a repository written by a newer format', async () => {
+    await storage.put('config', Buffer.from(JSON.stringify({ formatVersion: 99 })));
+    await expect(Repository.open(storage)).rejects.toBeInstanceOf(UsageError);
+  });
+
+  it('deduplicates chunks, fills packs to their target size and reads chunks back', async () => {
+    const repo = await Repository.init(storage, { packSize: 1024 * 1024, compression: { algorithm: 'none', level: 'default' } });
+    const chunks = Array.from({ length: 5 }, () => randomBytes(300 * 1024));
+    const ids = await writeChunks(repo, [...chunks, chunks[0] as Buffer]);
+    expect(ids[5]).toBe(ids[0]);
+    const loaded = await ChunkIndex.load(repo.storage);
+    expect(loaded.chunks.size).toBe(5);
+    expect(loaded.packs.size).toBe(2); // 4 × 300 KiB reach 1 MiB, then 1 more
+    const reader = new ChunkReader(repo.storage, loaded.chunks);
+    for (let i = 0; i < 5; i++) expect((await reader.read(ids[i] as string)).equals(chunks[i] as Buffer)).toBe(true);
+    // A second writer stores nothing new for known chunks.
+    const again = await writeChunks(repo, chunks);
+    expect(again).toEqual(ids.slice(0, 5));
+    expect((await ChunkIndex.load(repo.storage)).packs.size).toBe(2);
+  });
+
+  it('refuses a chunk from a pack with a flipped byte, naming the pack', async () => {
+    const repo = await Repository.init(storage);
+    const [id] = await writeChunks(repo, [Buffer.from('some data '.repeat(500))]);
+    const { chunks: index } = await ChunkIndex.load(repo.storage);
+    const key = packKey(index.get(id as string)?.packId as string);
+    const path = join(dir, 'repo', ...key.split('/'));
+    const bytes = await readFile(path);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 20) ^ 0x01, bytes.length - 20); // in the header, not the blob: still detected
+    await writeFile(path, bytes);
+    await expect(new ChunkReader(repo.storage, index).read(id as string)).rejects.toThrow(key);
+  });
+
+  it('writes a manifest once only', async () => {
+    const repo = await Repository.init(storage);
+    await repo.writeManifest(manifest('b1', []));
+    await expect(repo.writeManifest(manifest('b1', []))).rejects.toBeInstanceOf(ConflictError);
+    expect(await repo.listBackupIds()).toEqual(['b1']);
+  });
+});
+
+describe('locks', () => {
+  it('lets shared locks coexist and keeps an exclusive lock out', async () => {
+    const repo = await Repository.init(storage);
+    const a = await repo.lock(false, 'backup a');
+    const b = await repo.lock(false, 'backup b');
+    await expect(repo.lock(true, 'prune')).rejects.toBeInstanceOf(LockedError);
+    await a.release();
+    await b.release();
+    const ex = await repo.lock(true, 'prune');
+    await expect(repo.lock(false, 'backup c')).rejects.toThrow(/locked by "prune"/);
+    await ex.release();
+    expect(await listLocks(storage)).toEqual([]);
+  });
+
+  it('ignores the lock of a dead process and of one not refreshed in time', async () => {
+    await Repository.init(storage);
+    const lock = await RepositoryLock.acquire(storage, { exclusive: true, operation: 'old prune' });
+    const [held] = await listLocks(storage);
+    expect(held && isStale(held.doc, new Date())).toBe(false);
+    expect(held && isStale(held.doc, new Date(Date.now() + 11 * 60_000))).toBe(true);
+    expect(held && isStale({ ...held.doc, pid: 2 ** 22 + 12345 }, new Date())).toBe(true);
+    await lock.release();
+  });
+});
+
+describe('prune', () => {
+  it('removes packs no manifest references, repacks partly used ones and keeps every referenced chunk readable', async () => {
+    const repo = await Repository.init(storage, { packSize: 1024 * 1024, compression: { algorithm: 'none', level: 'default' } });
+    const keep = Array.from({ length: 2 }, () => randomBytes(200 * 1024));
+    const drop = Array.from({ length: 6 }, () => randomBytes(200 * 1024));
+    const ids = await writeChunks(repo, [keep[0] as Buffer, ...drop.slice(0, 4), keep[1] as Buffer, ...drop.slice(4)]);
+    await repo.writeManifest(manifest('keep', [ids[0] as string, ids[5] as string]));
+    // An unfinished backup's pack, never indexed:
+    const orphan = new PackBuilder();
+    orphan.add(sha256Hex(Buffer.from('orphan')), Buffer.from('orphan'), 6, 'none');
+    const o = orphan.finish();
+    await storage.put(packKey(o.id), o.bytes);
+
+    // Pack 1 = keep0, drop0-3, keep1 (reaches 1 MiB); pack 2 = drop4-5 (wholly unused).
+    const dry = await prune(repo, { dryRun: true });
+    expect(dry.packsDeleted).toBe(2);
+    expect(await storage.exists(packKey(o.id))).toBe(true);
+
+    const report = await prune(repo);
+    expect(report.packsDeleted).toBe(2);
+    expect(report.packsRepacked).toBe(1);
+    expect(await storage.exists(packKey(o.id))).toBe(false);
+    const loaded = await ChunkIndex.load(repo.storage);
+    expect(loaded.documentIds).toHaveLength(1);
+    expect(loaded.packs.size).toBe(1);
+    const reader = new ChunkReader(repo.storage, loaded.chunks);
+    expect((await reader.read(ids[0] as string)).equals(keep[0] as Buffer)).toBe(true);
+    expect((await reader.read(ids[5] as string)).equals(keep[1] as Buffer)).toBe(true);
+    expect(loaded.chunks.has(ids[1] as string)).toBe(false);
+
+    // Nothing left to do: a second prune changes nothing.
+    const second = await prune(repo);
+    expect(second).toMatchObject({ packsDeleted: 0, packsRepacked: 0, indexesReplaced: 0 });
+  });
+
+  it('stops before deleting anything when a manifest cannot be read', async () => {
+    const repo = await Repository.init(storage);
+    const ids = await writeChunks(repo, [randomBytes(1000)]);
+    await repo.writeManifest(manifest('good', ids));
+    await storage.put('backups/bad', Buffer.from('{ not json'));
+    await expect(prune(repo)).rejects.toBeInstanceOf(CorruptionError);
+    const loaded = await ChunkIndex.load(repo.storage);
+    expect(loaded.chunks.has(ids[0] as string)).toBe(true);
+  });
+});
