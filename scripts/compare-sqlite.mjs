@@ -1,6 +1,6 @@
 // Compares two SQLite files: schema (sqlite_schema) and every table's rows, rowid included.
 // Prints a one-line verdict; exits 1 when they differ.
-import Database from 'better-sqlite3';
+import Database from '../dist/sources/sqlite/driver.js';
 
 function dump(path) {
   const db = new Database(path, { readonly: true });

@@ -8,7 +8,7 @@ import { CorruptionError } from '../core/errors.js';
  * (docs/library-choices.md): "best" must stay fast enough to back up a large database.
  */
 export const COMPRESSION_LEVELS: Record<Exclude<CompressionAlgorithm, 'none'>, Record<CompressionLevel, number>> = {
-  zstd: { fastest: 1, default: 3, best: 12 },
+  zstd: { fastest: 1, default: 3, best: 9 },
   gzip: { fastest: 1, default: 6, best: 9 },
 };
 

@@ -6,7 +6,7 @@
  *   is the first value of each row) or, for WITHOUT ROWID tables, by primary key. Values keep
  *   their storage class: "null", "i:<int>", "r:<real>" ("r:-0" kept), "t:<text>", "x:<hex>".
  */
-import Database from 'better-sqlite3';
+import Database from '../../src/sources/sqlite/driver.js';
 
 function norm(v: unknown): string {
   if (v === null || v === undefined) return 'null';

@@ -6,7 +6,8 @@ import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync, mkd
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
+import Database, { SQLITE_DRIVER_PACKAGE } from '../../src/sources/sqlite/driver.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import { CHINOOK, cairn, cairnAsync, cairnJson } from '../helpers/cli.js';
@@ -36,7 +37,7 @@ function makeBigDatabase(path: string): void {
   db.close();
 }
 
-function appendEvents(db: Database.Database, from: number, count: number): void {
+function appendEvents(db: BetterSqlite3.Database, from: number, count: number): void {
   const insert = db.prepare('INSERT INTO events (id, at, kind, payload) VALUES (?, ?, ?, ?)');
   db.transaction(() => {
     for (let i = from; i < from + count; i++) {
@@ -301,6 +302,47 @@ describe('interruption and concurrency', () => {
     expect(cairn(['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--id', 'killed']).code).toBe(0);
   });
 
+  it('Ctrl-C during a backup exits 130, leaves no backup and removes the packs it wrote', async () => {
+    const repo = newRepo('cancel-backup-repo', ['--pack-size', '1']);
+    const child = cairnAsync(['backup', 'create', '--source', `sqlite://${big}`, '--repo', repo, '--id', 'cancelled', '--level', 'best']);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const dataDir = join(repo, 'data');
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && !(existsSync(dataDir) && readdirSync(dataDir, { recursive: true, withFileTypes: true }).some((e) => e.isFile() && !e.name.startsWith('.')))) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill('SIGINT');
+    const code = await new Promise((r) => child.once('exit', r));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/cancel/i);
+    expect(cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo])).toEqual([]);
+    const leftover = readdirSync(dataDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    expect(leftover).toEqual([]);
+    expect(readdirSync(join(repo, 'locks'))).toEqual([]);
+  });
+
+  it('Ctrl-C during a restore exits 130 and leaves the target as it was', async () => {
+    const repo = newRepo('cancel-restore-repo');
+    expect(cairn(['backup', 'create', '--source', `sqlite://${big}`, '--repo', repo, '--id', 'b']).code).toBe(0);
+    for (const [name, existing] of [['cancel-new.db', false], ['cancel-existing.db', true]] as const) {
+      const target = join(work, name);
+      if (existing) copyFileSync(chinook, target);
+      const before = existing ? sha256File(target) : undefined;
+      const child = cairnAsync(['restore', 'b', '--repo', repo, '--to', `sqlite://${target}`, '--on-conflict', 'overwrite']);
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && !readdirSync(work).some((n) => n.startsWith(`.${name}.cairn-restore`))) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      child.kill('SIGINT');
+      const code = await new Promise((r) => child.once('exit', r));
+      expect(code, name).toBe(130);
+      if (existing) expect(sha256File(target)).toBe(before);
+      else expect(existsSync(target)).toBe(false);
+      expect(readdirSync(work).filter((n) => n.includes('cairn-restore'))).toEqual([]);
+    }
+  });
+
   it('two backups write into one repository at the same time without harm', async () => {
     const repo = newRepo('concurrent-repo', ['--pack-size', '1']);
     const run = (id: string, src: string) =>
@@ -326,7 +368,7 @@ describe('interruption and concurrency', () => {
       process.execPath,
       [
         '-e',
-        `const D = require('better-sqlite3'); const db = new D(${JSON.stringify(db)}); db.pragma('busy_timeout = 5000');
+        `const D = require(${JSON.stringify(SQLITE_DRIVER_PACKAGE)}); const db = new D(${JSON.stringify(db)}); db.pragma('busy_timeout = 5000');
          const ins = db.prepare('INSERT INTO ledger (amount) VALUES (?)'); const upd = db.prepare('UPDATE totals SET total = total + ? WHERE id = 1');
          const tx = db.transaction((v) => { ins.run(v); upd.run(v); });
          const end = Date.now() + 30000; let n = 0;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import Database from '../../src/sources/sqlite/driver.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, ConflictError, CorruptionError, NotFoundError, SourceError, UsageError } from '../../src/core/errors.js';
 import type { CollectionEntry } from '../../src/core/schemas.js';

@@ -28,7 +28,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
+import Database from './driver.js';
 import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { CollectionDescriptor, DatabaseSource, DataStream, SourceSnapshot } from '../types.js';
 import { RowEncoder, ROWS_V1 } from '../row-codec.js';
@@ -65,7 +66,7 @@ export class SqliteSource implements DatabaseSource {
         `SQLite database not found: ${this.path}. Check the path; cairn does not create a source database.`,
       );
     }
-    let db: Database.Database | undefined;
+    let db: BetterSqlite3.Database | undefined;
     try {
       db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
       db.defaultSafeIntegers(true);
@@ -139,7 +140,7 @@ class SqliteSnapshot implements SourceSnapshot {
   private streaming = false;
 
   constructor(
-    private readonly db: Database.Database,
+    private readonly db: BetterSqlite3.Database,
     readonly serverVersion: string,
   ) {}
 
@@ -197,7 +198,7 @@ class SqliteSnapshot implements SourceSnapshot {
     row: SchemaRow,
     listed: TableListRow | undefined,
     byTable: (type: string, table: string) => SqliteNamedSql[],
-    seqStmt: Database.Statement | undefined,
+    seqStmt: BetterSqlite3.Statement | undefined,
   ): CollectionDescriptor {
     const db = this.db;
     const q = quoteIdent(row.name);

@@ -22,7 +22,8 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
+import Database from './driver.js';
 import { z } from 'zod';
 import {
   CairnError,
@@ -157,8 +158,8 @@ export class SqliteTarget implements RestoreTarget {
     return { collections: plan.length, rows };
   }
 
-  private openTarget(readonly: boolean): Database.Database {
-    let db: Database.Database | undefined;
+  private openTarget(readonly: boolean): BetterSqlite3.Database {
+    let db: BetterSqlite3.Database | undefined;
     try {
       db = new Database(this.path, { readonly, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
       db.defaultSafeIntegers(true);
@@ -170,7 +171,7 @@ export class SqliteTarget implements RestoreTarget {
     }
   }
 
-  private assertNoConflicts(db: Database.Database, plan: Planned[], onConflict: ConflictPolicy): void {
+  private assertNoConflicts(db: BetterSqlite3.Database, plan: Planned[], onConflict: ConflictPolicy): void {
     const problems = findConflicts(db, plan, onConflict, this.path);
     if (problems.length === 1) throw new ConflictError(problems[0] as string);
     if (problems.length > 1) {
@@ -339,7 +340,7 @@ function planItem(item: RestoreItem): Planned {
   throw new SourceError(`Cannot restore "${entry.name}": SQLite has no collections of kind "${entry.kind}".`);
 }
 
-function readExisting(db: Database.Database): Map<string, ExistingObject> {
+function readExisting(db: BetterSqlite3.Database): Map<string, ExistingObject> {
   const rows = db.prepare('SELECT type, name, tbl_name AS tblName, sql FROM main.sqlite_schema').all() as ExistingObject[];
   return new Map(rows.map((r) => [foldName(r.name), r]));
 }
@@ -358,7 +359,7 @@ function describeColumns(cols: { name: string; type: string; notNull: boolean; p
 }
 
 /** Every reason the plan cannot be applied to the target, as user-facing sentences. */
-function findConflicts(db: Database.Database, plan: Planned[], onConflict: ConflictPolicy, file: string): string[] {
+function findConflicts(db: BetterSqlite3.Database, plan: Planned[], onConflict: ConflictPolicy, file: string): string[] {
   const existing = readExisting(db);
   const problems: string[] = [];
   const replaced = new Set<string>();
@@ -471,7 +472,7 @@ async function loadStaging(
 }
 
 async function loadTable(
-  db: Database.Database,
+  db: BetterSqlite3.Database,
   t: PlannedTable,
   signal: AbortSignal | undefined,
   onProgress: RestoreOptions['onProgress'],
@@ -537,7 +538,7 @@ async function loadTable(
 }
 
 /** Sets the table's AUTOINCREMENT counter to the backed-up value. */
-function setSequence(db: Database.Database, schema: string, t: PlannedTable): void {
+function setSequence(db: BetterSqlite3.Database, schema: string, t: PlannedTable): void {
   if (t.def.autoincrement === null) return;
   const seq = BigInt(t.def.autoincrement);
   const exists = db
