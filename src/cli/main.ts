@@ -102,6 +102,13 @@ function compressionFrom(opts: { compression?: string; level?: string }, fallbac
   return { algorithm: a.data, level: l.data };
 }
 
+function parseJobs(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new UsageError(`Invalid --jobs "${value}": give a whole number from 1 to 256.`);
+  return n;
+}
+
 async function openRepository(url: string): Promise<Repository> {
   return Repository.open(openStorage(url));
 }
@@ -145,10 +152,28 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
   )
     .option('--compression <algorithm>', 'zstd, gzip or none (default: the repository\'s)')
     .option('--level <level>', 'fastest, default or best (default: the repository\'s)')
+    .option('--jobs <n>', 'tables read in parallel (default: the number of cores)')
+    .option('--roles', 'also record the server\'s roles and memberships (PostgreSQL; no password hashes)')
+    .option('--roles-with-passwords', 'with --roles: include password hashes')
     .option('--json', 'print the manifest as JSON')
-    .action(async (opts: CommonOptions & { source: string; id?: string; include?: string[]; exclude?: string[]; compression?: string; level?: string }) => {
+    .action(
+      async (
+        opts: CommonOptions & {
+          source: string;
+          id?: string;
+          include?: string[];
+          exclude?: string[];
+          compression?: string;
+          level?: string;
+          jobs?: string;
+          roles?: boolean;
+          rolesWithPasswords?: boolean;
+        },
+      ) => {
       const selection = selectionFrom(opts);
-      const source = openSource(opts.source);
+      const jobs = parseJobs(opts.jobs);
+      if (opts.rolesWithPasswords && !opts.roles) throw new UsageError('--roles-with-passwords goes with --roles.');
+      const source = openSource(opts.source, { roles: Boolean(opts.roles), rolesWithPasswords: Boolean(opts.rolesWithPasswords) });
       const repository = await openRepository(opts.repo);
       const compression = compressionFrom(opts, repository.config.compression);
       const bar = new ProgressBar('backup', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
@@ -161,6 +186,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
           ...(opts.id !== undefined ? { id: opts.id } : {}),
           selection,
           compression,
+          ...(jobs !== undefined ? { jobs } : {}),
           signal,
           onProgress: (p) => bar.update(p),
         });
@@ -179,7 +205,8 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
           `  data         ${formatBytes(t.logicalBytes)} logical, ${formatBytes(t.storedBytes)} stored: ${formatBytes(t.newBytes)} new, ${formatBytes(t.reusedBytes)} reused`,
         ].join('\n'),
       );
-    });
+      },
+    );
 
   backup
     .command('list')
@@ -273,13 +300,24 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
   )
     .option('--rename <old=new>', 'restore a collection under another name (repeatable)', collect)
     .addOption(new Option('--on-conflict <policy>', 'when a target collection exists').choices(['fail', 'overwrite']).default('fail'))
+    .option('--jobs <n>', 'tables loaded in parallel (default: the number of cores)')
+    .option('--roles', 'also restore the roles recorded in the backup (PostgreSQL)')
     .option('--json', 'print JSON')
     .action(
       async (
         id: string,
-        opts: CommonOptions & { to: string; include?: string[]; exclude?: string[]; rename?: string[]; onConflict: 'fail' | 'overwrite' },
+        opts: CommonOptions & {
+          to: string;
+          include?: string[];
+          exclude?: string[];
+          rename?: string[];
+          onConflict: 'fail' | 'overwrite';
+          jobs?: string;
+          roles?: boolean;
+        },
       ) => {
         const selection = selectionFrom(opts);
+        const jobs = parseJobs(opts.jobs);
         const renames = parseRenames(opts.rename);
         const target = openTarget(opts.to);
         const repository = await openRepository(opts.repo);
@@ -293,6 +331,8 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
             selection,
             renames,
             onConflict: opts.onConflict,
+            ...(jobs !== undefined ? { jobs } : {}),
+            roles: Boolean(opts.roles),
             signal,
             onProgress: (p) => bar.update(p),
           });

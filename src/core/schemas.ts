@@ -51,8 +51,10 @@ export const CollectionEntrySchema = z.object({
   kind: z.string().min(1),
   /** Source-specific definition (DDL, columns): enough to recreate, rename and compare it. */
   definition: z.record(z.string(), z.unknown()),
-  /** How the data stream is encoded, e.g. "sqlite-rows-v1"; absent for collections without data. */
+  /** How the data stream is encoded, e.g. "rows-v1"; absent for collections without data. */
   dataFormat: z.string().optional(),
+  /** false for database-wide collections (e.g. a schema archive) that include/exclude never drop. */
+  selectable: z.boolean().optional(),
   rowCount: count,
   logicalBytes: count,
   storedBytes: count,

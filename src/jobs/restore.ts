@@ -7,6 +7,7 @@ import { packKey } from '../repo/pack.js';
 import type { Repository } from '../repo/repository.js';
 import type { ConflictPolicy, RestoreItem, RestoreResult, RestoreTarget } from '../sources/types.js';
 import type { ProgressListener } from './progress.js';
+import { normalizeName, normalizeSelection } from '../sources/index.js';
 
 export interface RestoreOptions {
   repo: Repository;
@@ -16,6 +17,10 @@ export interface RestoreOptions {
   /** old name → new name */
   renames?: Map<string, string>;
   onConflict?: ConflictPolicy;
+  /** Parallel streams the target may use. */
+  jobs?: number;
+  /** Restore the roles recorded in the backup. */
+  roles?: boolean;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
 }
@@ -35,7 +40,9 @@ export interface RestoreSummary extends RestoreResult {
 export async function runRestore(options: RestoreOptions): Promise<RestoreSummary> {
   const { repo, target, signal } = options;
   const manifest = await repo.readManifest(options.backupId, signal);
-  const entries = selectEntries(manifest, options.selection ?? {}, options.renames ?? new Map());
+  const kind = manifest.source.kind;
+  const renames = new Map([...(options.renames ?? [])].map(([from, to]) => [normalizeName(kind, from), normalizeName(kind, to)]));
+  const entries = selectEntries(manifest, options.selection ?? {}, renames);
   const lock = await repo.lock(false, `restore of ${manifest.id}`);
   try {
     const { chunks: index } = await ChunkIndex.load(repo.storage, signal);
@@ -51,6 +58,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
     let bytes = 0;
     const result = await target.restore(items, {
       onConflict: options.onConflict ?? 'fail',
+      ...(options.jobs !== undefined ? { jobs: options.jobs } : {}),
+      ...(options.roles !== undefined ? { roles: options.roles } : {}),
       signal,
       onProgress: (p) => {
         const prev = rowsBefore.get(p.collection);
@@ -73,7 +82,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
       ...result,
       backupId: manifest.id,
       target: target.location,
-      renamed: Object.fromEntries(options.renames ?? []),
+      renamed: Object.fromEntries(renames),
       bytes: bytesTotal,
     };
   } finally {
@@ -82,9 +91,9 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
 }
 
 function selectEntries(manifest: BackupManifest, selection: Selection, renames: Map<string, string>): { entry: CollectionEntry; targetName: string }[] {
-  const names = manifest.collections.map((c) => c.name);
-  const selected = selectNames(names, selection, `collection in backup "${manifest.id}"`);
-  const chosen = manifest.collections.filter((c) => selected.has(c.name));
+  const names = manifest.collections.filter((c) => c.selectable !== false).map((c) => c.name);
+  const selected = selectNames(names, normalizeSelection(manifest.source.kind, selection), `collection in backup "${manifest.id}"`);
+  const chosen = manifest.collections.filter((c) => c.selectable === false || selected.has(c.name));
   for (const from of renames.keys()) {
     if (!chosen.some((c) => c.name === from)) {
       throw new UsageError(`--rename ${from}=…: "${from}" is not among the collections being restored (${chosen.map((c) => c.name).join(', ') || 'none'}).`);

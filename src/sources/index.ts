@@ -1,6 +1,7 @@
 import { UsageError } from '../core/errors.js';
 import { SqliteSource, SqliteTarget, parseSqliteUrl } from './sqlite/index.js';
 import type { DatabaseSource, RestoreTarget } from './types.js';
+import type { Selection } from '../core/selection.js';
 
 export type * from './types.js';
 
@@ -13,7 +14,13 @@ function schemeOf(url: string): string {
 }
 
 /** The database a backup reads, by URL. */
-export function openSource(url: string): DatabaseSource {
+export interface SourceOptions {
+  /** PostgreSQL: also record roles and memberships. */
+  roles?: boolean;
+  rolesWithPasswords?: boolean;
+}
+
+export function openSource(url: string, _options: SourceOptions = {}): DatabaseSource {
   const scheme = schemeOf(url);
   if (scheme === 'sqlite') return new SqliteSource(parseSqliteUrl(url));
   throw new UsageError(`Unsupported database URL scheme "${scheme}:" in "${redact(url)}". Supported: ${SUPPORTED}.`);
@@ -29,4 +36,19 @@ export function openTarget(url: string): RestoreTarget {
 /** Removes a password from a URL before it is printed or stored. */
 export function redact(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/:@]*):[^@/]*@/i, '$1:***@');
+}
+
+/**
+ * Rewrites a collection name or pattern into the form a source kind uses: PostgreSQL qualifies
+ * every table with its schema, and a bare `film` means `public.film`.
+ */
+export function normalizeName(kind: string, name: string): string {
+  return kind === 'postgres' && !name.includes('.') ? `public.${name}` : name;
+}
+
+export function normalizeSelection(kind: string, selection: Selection): Selection {
+  const out: Selection = {};
+  if (selection.include) out.include = selection.include.map((p) => normalizeName(kind, p));
+  if (selection.exclude) out.exclude = selection.exclude.map((p) => normalizeName(kind, p));
+  return out;
 }

@@ -13,8 +13,14 @@ export interface CollectionDescriptor {
   kind: string;
   /** JSON-serialisable definition: enough to recreate, rename and compare the collection. */
   definition: Record<string, unknown>;
-  /** Encoding of the data stream, e.g. "sqlite-rows-v1"; undefined when the collection has no data. */
+  /** Encoding of the data stream, e.g. "rows-v1"; undefined when the collection has no data. */
   dataFormat?: string;
+  /**
+   * False for collections that belong to the whole database rather than to a table (e.g. a
+   * PostgreSQL schema archive, roles): --include/--exclude never select or drop them, and
+   * restores always receive them. Default true.
+   */
+  selectable?: boolean;
 }
 
 /** A collection's data; `rowCount` is final once iteration has finished. */
@@ -27,6 +33,8 @@ export interface SourceSnapshot {
   readonly serverVersion: string;
   /** Things the backup does not capture, said at backup time. */
   readonly warnings: string[];
+  /** How many readData() streams may be consumed at the same time (1 for SQLite). */
+  readonly maxParallelReads: number;
   /** Every collection, in an order that restores safely (tables before the views that use them). */
   listCollections(): Promise<CollectionDescriptor[]>;
   readData(collection: CollectionDescriptor, signal?: AbortSignal): DataStream;
@@ -39,8 +47,19 @@ export interface DatabaseSource {
   readonly name: string;
   /** Where the database is, safe to print and store: never contains a secret. */
   readonly location: string;
-  /** Opens one consistent snapshot; writers may go on while it is open. */
-  openSnapshot(signal?: AbortSignal): Promise<SourceSnapshot>;
+  /**
+   * Opens one consistent snapshot of the collections `select` keeps; writers may go on while
+   * it is open. `select` receives every selectable collection name and returns those to back
+   * up (it throws for unknown names), so a source can avoid locking or reading the others.
+   */
+  openSnapshot(options: SnapshotOptions): Promise<SourceSnapshot>;
+}
+
+export interface SnapshotOptions {
+  select: (names: string[]) => Set<string>;
+  /** Parallel streams the caller intends to use. */
+  jobs: number;
+  signal?: AbortSignal;
 }
 
 export type ConflictPolicy = 'fail' | 'overwrite';
@@ -62,6 +81,10 @@ export interface RestoreProgress {
 
 export interface RestoreOptions {
   onConflict: ConflictPolicy;
+  /** Parallel streams the target may use (default: the number of cores). */
+  jobs?: number;
+  /** Restore roles recorded in the backup (sources that record them). */
+  roles?: boolean;
   signal?: AbortSignal;
   onProgress?: (progress: RestoreProgress) => void;
 }

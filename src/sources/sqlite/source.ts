@@ -31,7 +31,7 @@ import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import Database from './driver.js';
 import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js';
-import type { CollectionDescriptor, DatabaseSource, DataStream, SourceSnapshot } from '../types.js';
+import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
 import { RowEncoder, ROWS_V1 } from '../row-codec.js';
 import {
   quoteIdent,
@@ -59,7 +59,8 @@ export class SqliteSource implements DatabaseSource {
     this.location = `sqlite://${this.path}`;
   }
 
-  async openSnapshot(signal?: AbortSignal): Promise<SourceSnapshot> {
+  async openSnapshot(options: Partial<SnapshotOptions> = {}): Promise<SourceSnapshot> {
+    const { signal } = options;
     throwIfAborted(signal);
     if (!fs.existsSync(this.path)) {
       throw new NotFoundError(
@@ -75,7 +76,7 @@ export class SqliteSource implements DatabaseSource {
       // The first read starts the read transaction and fixes the snapshot (WAL read mark).
       db.prepare('SELECT count(*) FROM sqlite_schema').get();
       const version = db.prepare('SELECT sqlite_version()').pluck().get() as string;
-      const snapshot = new SqliteSnapshot(db, version);
+      const snapshot = new SqliteSnapshot(db, version, options.select ?? ((names) => new Set(names)));
       snapshot.load();
       return snapshot;
     } catch (err) {
@@ -135,6 +136,8 @@ interface IndexListRow {
 
 class SqliteSnapshot implements SourceSnapshot {
   readonly warnings: string[] = [];
+  /** One connection holds the snapshot, and better-sqlite3 runs one statement at a time on it. */
+  readonly maxParallelReads = 1;
   private collections: CollectionDescriptor[] = [];
   private closed = false;
   private streaming = false;
@@ -142,6 +145,7 @@ class SqliteSnapshot implements SourceSnapshot {
   constructor(
     private readonly db: BetterSqlite3.Database,
     readonly serverVersion: string,
+    private readonly select: (names: string[]) => Set<string>,
   ) {}
 
   /** Reads the schema once, inside the snapshot transaction. */
@@ -248,7 +252,8 @@ class SqliteSnapshot implements SourceSnapshot {
 
   async listCollections(): Promise<CollectionDescriptor[]> {
     this.assertOpen();
-    return this.collections.map((c) => ({ ...c }));
+    const selected = this.select(this.collections.map((c) => c.name));
+    return this.collections.filter((c) => selected.has(c.name)).map((c) => ({ ...c }));
   }
 
   readData(collection: CollectionDescriptor, signal?: AbortSignal): DataStream {

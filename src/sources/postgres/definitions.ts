@@ -1,0 +1,82 @@
+/**
+ * What a PostgreSQL backup records per collection (CollectionEntry.definition), shared by
+ * PostgresSource (writes it) and PostgresTarget (reads it). Names are unquoted identifiers;
+ * collection names are `schema.name` exactly as stored in the catalog (case preserved).
+ */
+
+/** Collection names of the database-wide collections (never selected by include/exclude). */
+export const SCHEMA_COLLECTION = '(schema)';
+export const ROLES_COLLECTION = '(roles)';
+
+/** Data formats. */
+export const PG_DUMP_CUSTOM = 'pg_dump-custom'; // stdout of `pg_dump --format=custom --schema-only --snapshot=…`
+export const PG_COPY_TEXT = 'pg-copy-text'; // `COPY … TO STDOUT` text format, one line per row
+export const PG_ROLES_SQL = 'pg_dumpall-roles-sql'; // stdout of `pg_dumpall --roles-only`
+
+export interface PgColumn {
+  name: string;
+  /** format_type(atttypid, atttypmod), e.g. "character varying(40)", "public.mood". */
+  type: string;
+  notNull: boolean;
+  /** Generated columns are not in the data stream (COPY leaves them out). */
+  generated: boolean;
+}
+
+export interface PgSequenceState {
+  schema: string;
+  name: string;
+  lastValue: string; // bigint as string
+  isCalled: boolean;
+}
+
+/** kind "table" | "partitioned_table" | "partition" (a partition may itself be partitioned: kind "partitioned_table" with partitionOf set). */
+export interface PgTableDefinition {
+  schema: string;
+  name: string;
+  /** Source catalog OID of the table: TOC entries of the schema archive are matched by it. */
+  oid: number;
+  relkind: 'r' | 'p';
+  /** `schema.parent` when this table is a partition. */
+  partitionOf: string | null;
+  /** Columns in the data stream's order (generated columns excluded) — the COPY column list. */
+  copyColumns: string[];
+  /** All columns in attnum order, for comparing with an existing table under --on-conflict overwrite. */
+  columns: PgColumn[];
+  /** Catalog OIDs of objects that belong to this table (indexes, constraints incl. FKs it owns, triggers, rules, policies, owned sequences): their archive entries go with it. */
+  dependentOids: number[];
+  /** Sequences owned by the table (serial/identity), with their values in the snapshot. */
+  sequences: PgSequenceState[];
+}
+
+/** kind "view" | "materialized_view". */
+export interface PgViewDefinition {
+  schema: string;
+  name: string;
+  oid: number;
+  relkind: 'v' | 'm';
+  /** Objects that belong to it (indexes of a materialized view, rules, triggers). */
+  dependentOids: number[];
+}
+
+/** kind "sequence": a sequence no table owns. */
+export interface PgSequenceDefinition extends PgSequenceState {
+  oid: number;
+}
+
+/** The "(schema)" collection. */
+export interface PgSchemaDefinition {
+  database: string;
+  encoding: string;
+  collate: string;
+  ctype: string;
+  /** pg_dump's version line, e.g. "pg_dump (PostgreSQL) 15.20". */
+  pgDumpVersion: string;
+  /** Extensions installed in the database (name, schema, version). */
+  extensions: { name: string; schema: string; version: string }[];
+}
+
+/** The "(roles)" collection. */
+export interface PgRolesDefinition {
+  withPasswords: boolean;
+  roles: string[];
+}
