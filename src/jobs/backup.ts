@@ -122,7 +122,14 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
         totals: totals(entries, newChunks),
         warnings: snapshot.warnings,
       };
-      await repo.writeManifest(manifest, signal);
+      try {
+        await repo.writeManifest(manifest, signal);
+      } catch (err) {
+        // A generated id can be taken by a backup of the same source that finished meanwhile.
+        if (!(err instanceof ConflictError) || options.id !== undefined) throw err;
+        manifest.id = await uniqueId(repo, manifest.id);
+        await repo.writeManifest(manifest, signal);
+      }
       committed = true;
       options.onProgress?.({ phase: 'done', collectionsDone: entries.length, collectionsTotal: collections.length, rows, bytes });
       return manifest;

@@ -1,11 +1,14 @@
 import { UsageError } from '../core/errors.js';
 import { SqliteSource, SqliteTarget, parseSqliteUrl } from './sqlite/index.js';
+import { parsePostgresUrl, POSTGRES_URL_FORMS } from './postgres/connection.js';
+import { PostgresSource } from './postgres/source.js';
+import { PostgresTarget } from './postgres/target.js';
 import type { DatabaseSource, RestoreTarget } from './types.js';
 import type { Selection } from '../core/selection.js';
 
 export type * from './types.js';
 
-const SUPPORTED = 'sqlite:///absolute/path.db or sqlite:relative/path.db';
+const SUPPORTED = `sqlite:///absolute/path.db, sqlite:relative/path.db or ${POSTGRES_URL_FORMS}`;
 
 function schemeOf(url: string): string {
   const m = /^([a-z][a-z0-9+.-]*):/i.exec(url);
@@ -20,9 +23,10 @@ export interface SourceOptions {
   rolesWithPasswords?: boolean;
 }
 
-export function openSource(url: string, _options: SourceOptions = {}): DatabaseSource {
+export function openSource(url: string, options: SourceOptions = {}): DatabaseSource {
   const scheme = schemeOf(url);
   if (scheme === 'sqlite') return new SqliteSource(parseSqliteUrl(url));
+  if (scheme === 'postgres' || scheme === 'postgresql') return new PostgresSource(parsePostgresUrl(url), options);
   throw new UsageError(`Unsupported database URL scheme "${scheme}:" in "${redact(url)}". Supported: ${SUPPORTED}.`);
 }
 
@@ -30,6 +34,7 @@ export function openSource(url: string, _options: SourceOptions = {}): DatabaseS
 export function openTarget(url: string): RestoreTarget {
   const scheme = schemeOf(url);
   if (scheme === 'sqlite') return new SqliteTarget(parseSqliteUrl(url));
+  if (scheme === 'postgres' || scheme === 'postgresql') return new PostgresTarget(parsePostgresUrl(url));
   throw new UsageError(`Unsupported database URL scheme "${scheme}:" in "${redact(url)}". Supported: ${SUPPORTED}.`);
 }
 

@@ -73,6 +73,11 @@ export interface PgSchemaDefinition {
   pgDumpVersion: string;
   /** Extensions installed in the database (name, schema, version). */
   extensions: { name: string; schema: string; version: string }[];
+  /**
+   * OIDs of every sequence no table owns. A restore always creates them (a restored table's
+   * default may call one), like functions and types; their values are set only when selected.
+   */
+  standaloneSequenceOids?: number[];
 }
 
 /** The "(roles)" collection. */

@@ -1,0 +1,866 @@
+/**
+ * PostgreSQL restore target.
+ *
+ * The "(schema)" collection is a `pg_dump --format=custom --schema-only` archive of the whole
+ * source database. It is written to a private temporary file (mode 0600), its table of contents
+ * is filtered to the restore selection (see toc.ts), and pg_restore recreates the objects from
+ * it; the table data is loaded with `COPY … FROM STDIN` from the collections' streams.
+ *
+ * Two ways in, both all-or-nothing:
+ * - The target database does not exist: everything is built in a staging database
+ *   `<target>_cairn_<8 hex>` (pre-data with pg_restore, data with parallel COPY sessions,
+ *   post-data with `pg_restore -j`, sequences, materialized view refresh, renames, ANALYZE),
+ *   then switched in with `ALTER DATABASE … RENAME TO <target>` from the maintenance database
+ *   "postgres". The target appears complete or not at all; any failure or abort drops the
+ *   staging database (`DROP DATABASE … WITH (FORCE)`). If the target appeared meanwhile, the
+ *   switch fails: the staging database is dropped and a ConflictError thrown.
+ * - The target database exists: one transaction on it drops what is overwritten (RESTRICT:
+ *   dependents make it fail), runs the pre-data SQL `pg_restore -f -` prints, COPYs the data,
+ *   runs the post-data SQL, sets sequences, refreshes materialized views, renames and ANALYZEs,
+ *   then commits; any failure or abort rolls it back. Unlike the first way, this holds locks on
+ *   the replaced tables (ACCESS EXCLUSIVE, from the DROP) and on the new ones until the commit,
+ *   for the whole load: readers of those tables wait. Objects of the archive that are not
+ *   collections and already exist in the target (schemas, extensions, types, functions, …)
+ *   are kept as they are: their entries are skipped (the existing object wins).
+ *
+ * Ownership and grants are restored as recorded: the roles must exist in the target (restore
+ * them with `roles: true` from the "(roles)" collection, run before anything else through psql
+ * on the maintenance database; "already exists" errors there are expected and ignored).
+ * Not restored: database-level properties (ALTER DATABASE … SET, the database's comment and
+ * grants), the new database is owned by the connecting user and created with the source's
+ * encoding, LC_COLLATE and LC_CTYPE. Foreign tables are never restored. A foreign key is kept
+ * only when the table it references is restored too or already exists in the target.
+ *
+ * Renames: objects are created under their source names, then renamed (and moved to another
+ * schema, created if missing) at the end; indexes, constraints and owned sequences keep their
+ * names. Into an existing database, a renamed collection's source name must therefore be free.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { z } from 'zod';
+import { CairnError, ConflictError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
+import type { ConflictPolicy, RestoreItem, RestoreOptions, RestoreResult, RestoreTarget } from '../types.js';
+import { connect, pgError, pgLocation, type PgConnectionSettings } from './connection.js';
+import {
+  PG_COPY_TEXT,
+  PG_DUMP_CUSTOM,
+  ROLES_COLLECTION,
+  SCHEMA_COLLECTION,
+  type PgSchemaDefinition,
+  type PgSequenceState,
+  type PgTableDefinition,
+} from './definitions.js';
+import { describedObject, entryKey, filterToc, listFile, parseToc, referencedTable, splitScript, type ScriptBlock, type TocEntry } from './toc.js';
+import { dbnameConninfo, runTool } from './tools.js';
+
+const MAINTENANCE_DB = 'postgres';
+const PROGRESS_BYTES = 4 * 1024 * 1024;
+/** Errors that say "this object exists already". */
+const DUPLICATE_CODES = new Set(['42710', '42P07', '42723', '42P06', '42P04', '42P05']);
+
+const ColumnSchema = z.object({ name: z.string(), type: z.string(), notNull: z.boolean(), generated: z.boolean().optional().default(false) });
+const SequenceStateSchema = z.object({
+  schema: z.string(),
+  name: z.string(),
+  lastValue: z.string().regex(/^-?\d+$/),
+  isCalled: z.boolean(),
+});
+const TableDefinitionSchema = z.object({
+  schema: z.string(),
+  name: z.string(),
+  oid: z.number().int(),
+  relkind: z.enum(['r', 'p']),
+  partitionOf: z.string().nullable(),
+  copyColumns: z.array(z.string()),
+  columns: z.array(ColumnSchema),
+  dependentOids: z.array(z.number().int()),
+  sequences: z.array(SequenceStateSchema),
+});
+const ViewDefinitionSchema = z.object({
+  schema: z.string(),
+  name: z.string(),
+  oid: z.number().int(),
+  relkind: z.enum(['v', 'm']),
+  dependentOids: z.array(z.number().int()),
+});
+const SequenceDefinitionSchema = SequenceStateSchema.extend({ oid: z.number().int() });
+const SchemaDefinitionSchema = z.object({
+  database: z.string(),
+  encoding: z.string().min(1),
+  collate: z.string(),
+  ctype: z.string(),
+  pgDumpVersion: z.string().optional(),
+  extensions: z.array(z.object({ name: z.string(), schema: z.string(), version: z.string() })).optional(),
+  standaloneSequenceOids: z.array(z.number().int()).optional(),
+});
+
+type Relkind = 'r' | 'p' | 'v' | 'm' | 'S';
+
+interface QName {
+  schema: string;
+  name: string;
+}
+
+interface PlannedCollection {
+  item: RestoreItem;
+  relkind: Relkind;
+  oid: number;
+  source: QName;
+  target: QName;
+  dependentOids: number[];
+  table?: PgTableDefinition;
+  /** Standalone sequence state. */
+  sequence?: PgSequenceState;
+}
+
+interface Plan {
+  schemaItem: RestoreItem;
+  schemaDef: Pick<PgSchemaDefinition, 'encoding' | 'collate' | 'ctype' | 'standaloneSequenceOids'>;
+  rolesItem: RestoreItem | undefined;
+  collections: PlannedCollection[];
+}
+
+const KIND_WORD: Record<Relkind, string> = { r: 'table', p: 'partitioned table', v: 'view', m: 'materialized view', S: 'sequence' };
+const ALTER_WORD: Record<Relkind, string> = { r: 'TABLE', p: 'TABLE', v: 'VIEW', m: 'MATERIALIZED VIEW', S: 'SEQUENCE' };
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+const qname = (n: QName): string => `${quoteIdent(n.schema)}.${quoteIdent(n.name)}`;
+const display = (n: QName): string => `${n.schema}.${n.name}`;
+
+/** "schema.name" → parts (split at the first dot; a bare name means public). */
+export function splitName(name: string): QName {
+  const dot = name.indexOf('.');
+  return dot < 0 ? { schema: 'public', name } : { schema: name.slice(0, dot), name: name.slice(dot + 1) };
+}
+
+export class PostgresTarget implements RestoreTarget {
+  readonly kind = 'postgres';
+  readonly location: string;
+
+  constructor(readonly settings: PgConnectionSettings) {
+    this.location = pgLocation(settings);
+  }
+
+  async check(items: RestoreItem[], onConflict: ConflictPolicy): Promise<void> {
+    const plan = planItems(items);
+    const client = await this.connectTargetIfExists();
+    if (client === undefined) return;
+    try {
+      await this.assertNoConflicts(client, plan, onConflict);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  async restore(items: RestoreItem[], options: RestoreOptions): Promise<RestoreResult> {
+    const { signal } = options;
+    throwIfAborted(signal);
+    const plan = planItems(items);
+    const jobs = Math.max(1, Math.floor(options.jobs ?? os.availableParallelism()));
+    const existing = await this.connectTargetIfExists();
+    if (existing !== undefined) {
+      try {
+        await this.assertNoConflicts(existing, plan, options.onConflict);
+      } finally {
+        await existing.end().catch(() => undefined);
+      }
+    }
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-pg-restore-'));
+    try {
+      const archive = path.join(tmp, 'schema.dump');
+      await writeFile(plan.schemaItem.data(), archive, signal);
+      const toc = parseToc((await this.pgRestore(['-l', archive], signal, 'Cannot read the schema archive')).stdout);
+      const fkReferences = await this.readFkReferences(archive, toc, tmp, signal);
+      if (options.roles && plan.rolesItem) await this.restoreRoles(plan.rolesItem, signal);
+      throwIfAborted(signal);
+      if (existing === undefined) {
+        return await this.restoreIntoNewDatabase(plan, toc, fkReferences, archive, tmp, jobs, options);
+      }
+      return await this.restoreIntoExistingDatabase(plan, toc, fkReferences, archive, tmp, options);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  // ---------------------------------------------------------------- connections and tools
+
+  /** A session on the target database, or undefined when the database does not exist. */
+  private async connectTargetIfExists(): Promise<pg.Client | undefined> {
+    try {
+      return await connect(this.settings);
+    } catch (err) {
+      if (err instanceof CairnError && (err.cause as { code?: string } | undefined)?.code === '3D000') return undefined;
+      throw err;
+    }
+  }
+
+  private async withMaintenance<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = await connect(this.settings, MAINTENANCE_DB);
+    try {
+      return await fn(client);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  private pgRestore(args: string[], signal: AbortSignal | undefined, what: string, database = this.settings.database) {
+    return runTool('pg_restore', args, { settings: this.settings, database, signal, what });
+  }
+
+  /** The SQL pg_restore prints for a list of entries (optionally one section of them). */
+  private async script(archive: string, listPath: string, section: string | undefined, signal: AbortSignal | undefined): Promise<ScriptBlock[]> {
+    const args = ['-f', '-', ...(section ? [`--section=${section}`] : []), '-L', listPath, archive];
+    const { stdout } = await this.pgRestore(args, signal, 'Cannot read the schema archive');
+    return splitScript(stdout);
+  }
+
+  /** Which table each foreign key of the archive references, by dumpId. */
+  private async readFkReferences(archive: string, toc: TocEntry[], tmp: string, signal: AbortSignal | undefined): Promise<Map<number, string>> {
+    const fks = toc.filter((e) => e.desc === 'FK CONSTRAINT');
+    const result = new Map<number, string>();
+    if (fks.length === 0) return result;
+    const list = path.join(tmp, 'fk.list');
+    fs.writeFileSync(list, listFile(fks), { mode: 0o600 });
+    const byKey = new Map(fks.map((e) => [entryKey(e.desc, e.schema, e.tag), e.dumpId]));
+    for (const block of await this.script(archive, list, undefined, signal)) {
+      if (block.desc !== 'FK CONSTRAINT') continue;
+      const id = byKey.get(entryKey(block.desc, block.schema as string, block.name as string));
+      const ref = referencedTable(block.sql);
+      if (id !== undefined && ref !== undefined) result.set(id, ref);
+    }
+    return result;
+  }
+
+  private async restoreRoles(item: RestoreItem, signal: AbortSignal | undefined): Promise<void> {
+    // Roles are cluster-wide and outside any transaction: existing ones report "already exists".
+    await runTool('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=0', '-f', '-'], {
+      settings: this.settings,
+      database: MAINTENANCE_DB,
+      input: item.data(),
+      signal,
+      what: `Cannot restore the roles into ${pgLocation(this.settings, MAINTENANCE_DB)}`,
+    });
+  }
+
+  // ---------------------------------------------------------------- conflicts
+
+  private async assertNoConflicts(client: pg.Client, plan: Plan, onConflict: ConflictPolicy): Promise<void> {
+    const problems = await findConflicts(client, plan, onConflict, this.location);
+    if (problems.length === 1) throw new ConflictError(problems[0] as string);
+    if (problems.length > 1) {
+      throw new ConflictError(`Cannot restore into ${this.location}: ${problems.length} conflicts:\n${problems.map((p) => `- ${p}`).join('\n')}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- case A: new database
+
+  private async restoreIntoNewDatabase(
+    plan: Plan,
+    toc: TocEntry[],
+    fkReferences: Map<number, string>,
+    archive: string,
+    tmp: string,
+    jobs: number,
+    options: RestoreOptions,
+  ): Promise<RestoreResult> {
+    const { signal } = options;
+    const target = this.settings.database;
+    const filtered = filterToc(toc, tocSelection(plan, fkReferences, () => false));
+    const list = path.join(tmp, 'restore.list');
+    fs.writeFileSync(list, listFile(filtered.kept), { mode: 0o600 });
+
+    const staging = stagingName(target);
+    const def = plan.schemaDef;
+    await this.withMaintenance(async (c) => {
+      try {
+        await c.query(
+          `CREATE DATABASE ${quoteIdent(staging)} TEMPLATE template0 ENCODING ${quoteLiteral(def.encoding)} LC_COLLATE ${quoteLiteral(def.collate)} LC_CTYPE ${quoteLiteral(def.ctype)}`,
+        );
+      } catch (err) {
+        throw pgError(err, this.settings, MAINTENANCE_DB);
+      }
+    });
+    try {
+      const conninfo = dbnameConninfo(staging);
+      const what = `Cannot restore into ${pgLocation(this.settings, staging)} (staging for ${target})`;
+      throwIfAborted(signal);
+      await this.pgRestore(['--section=pre-data', '-L', list, '--exit-on-error', '--no-password', '-d', conninfo, archive], signal, what, staging);
+      const rows = await this.loadParallel(staging, plan, jobs, options);
+      throwIfAborted(signal);
+      await this.pgRestore(
+        ['--section=post-data', '-L', list, '-j', String(jobs), '--exit-on-error', '--no-password', '-d', conninfo, archive],
+        signal,
+        what,
+        staging,
+      );
+      const client = await connect(this.settings, staging);
+      try {
+        await runStep(this.settings, staging, async () => {
+          await setSequences(client, plan, signal);
+          await refreshMaterializedViews(client, plan, false, signal);
+          await applyRenames(client, plan, signal);
+          throwIfAborted(signal);
+          await client.query('ANALYZE');
+        });
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+      throwIfAborted(signal);
+      await this.switchIn(staging, target);
+      return { collections: plan.collections.length, rows };
+    } catch (err) {
+      await this.dropStaging(staging);
+      throw err;
+    }
+  }
+
+  /** Renames the staging database to the target name, retrying while a last session closes. */
+  private async switchIn(staging: string, target: string): Promise<void> {
+    await this.withMaintenance(async (c) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await c.query(`ALTER DATABASE ${quoteIdent(staging)} RENAME TO ${quoteIdent(target)}`);
+          return;
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          if (code === '42P04') {
+            throw new ConflictError(
+              `The database "${target}" was created on ${this.settings.host}:${this.settings.port} while the restore was running; nothing was changed. Restore again to merge into it, or choose another database name.`,
+            );
+          }
+          if (code === '55006' && attempt < 50) {
+            // Some session (autovacuum, a late worker) is still on the staging database.
+            await new Promise((r) => setTimeout(r, 100));
+            continue;
+          }
+          throw pgError(err, this.settings, MAINTENANCE_DB);
+        }
+      }
+    });
+  }
+
+  private async dropStaging(staging: string): Promise<void> {
+    try {
+      await this.withMaintenance((c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(staging)} WITH (FORCE)`));
+    } catch {
+      /* best effort: the original error matters more */
+    }
+  }
+
+  /** Loads every table's data into the staging database with `jobs` parallel COPY sessions. */
+  private async loadParallel(staging: string, plan: Plan, jobs: number, options: RestoreOptions): Promise<number> {
+    const tables = plan.collections.filter((c) => c.table !== undefined && c.item.entry.dataFormat !== undefined);
+    let next = 0;
+    let rows = 0;
+    let failed = false;
+    const worker = async (): Promise<void> => {
+      if (next >= tables.length) return;
+      const client = await connect(this.settings, staging);
+      try {
+        while (!failed && next < tables.length) {
+          const t = tables[next++] as PlannedCollection;
+          rows += await copyTable(client, t, options, this.settings, staging);
+        }
+      } catch (err) {
+        failed = true;
+        throw err;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    };
+    const results = await Promise.allSettled(Array.from({ length: Math.min(jobs, tables.length) }, () => worker()));
+    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (rejected) {
+      throwIfAborted(options.signal);
+      throw rejected.reason;
+    }
+    return rows;
+  }
+
+  // ---------------------------------------------------------------- case B: existing database
+
+  private async restoreIntoExistingDatabase(
+    plan: Plan,
+    toc: TocEntry[],
+    fkReferences: Map<number, string>,
+    archive: string,
+    tmp: string,
+    options: RestoreOptions,
+  ): Promise<RestoreResult> {
+    const { signal, onConflict } = options;
+    const db = this.settings.database;
+    const client = await connect(this.settings);
+    try {
+      // What the filter must know about the target: relations referenced by foreign keys and
+      // partition parents.
+      const asked = new Set<string>([...fkReferences.values()]);
+      for (const c of plan.collections) if (c.table?.partitionOf) asked.add(c.table.partitionOf);
+      const present = await existingRelations(client, [...asked].map(splitName));
+      const filtered = filterToc(toc, tocSelection(plan, fkReferences, (q) => present.has(q)));
+      const list = path.join(tmp, 'restore.list');
+      fs.writeFileSync(list, listFile(filtered.kept), { mode: 0o600 });
+      const pre = await this.script(archive, list, 'pre-data', signal);
+      const post = await this.script(archive, list, 'post-data', signal);
+      let late: ScriptBlock[] = [];
+      if (filtered.lateAttach.length > 0) {
+        const lateList = path.join(tmp, 'attach.list');
+        fs.writeFileSync(lateList, listFile(filtered.lateAttach), { mode: 0o600 });
+        late = await this.script(archive, lateList, undefined, signal);
+      }
+      throwIfAborted(signal);
+
+      let rows = 0;
+      await runStep(this.settings, db, async () => {
+        await client.query('BEGIN');
+        try {
+          const skipped = await existingSharedObjects(client);
+          if (onConflict === 'overwrite') await dropReplaced(client, plan);
+          await runBlocks(client, pre, filtered.collectionKeys, skipped, signal);
+          for (const t of plan.collections) {
+            if (t.table === undefined || t.item.entry.dataFormat === undefined) continue;
+            rows += await copyTable(client, t, options, this.settings, db);
+          }
+          await runBlocks(client, post, filtered.collectionKeys, skipped, signal);
+          await runBlocks(client, late, filtered.collectionKeys, skipped, signal);
+          await setSequences(client, plan, signal);
+          await refreshMaterializedViews(client, plan, true, signal);
+          await applyRenames(client, plan, signal);
+          for (const c of plan.collections) {
+            if (c.relkind === 'r' || c.relkind === 'p' || c.relkind === 'm') await client.query(`ANALYZE ${qname(c.target)}`);
+          }
+          throwIfAborted(signal);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+      });
+      return { collections: plan.collections.length, rows };
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ planning
+
+function invalid(entry: RestoreItem['entry'], what: string, message: string): CorruptionError {
+  return new CorruptionError(`${what} "${entry.name}" has an invalid PostgreSQL definition: ${message}`, { objects: [], collections: [entry.name] });
+}
+
+function planItems(items: RestoreItem[]): Plan {
+  let schemaItem: RestoreItem | undefined;
+  let schemaDef: Plan['schemaDef'] | undefined;
+  let rolesItem: RestoreItem | undefined;
+  const collections: PlannedCollection[] = [];
+  for (const item of items) {
+    const { entry } = item;
+    if (entry.name === SCHEMA_COLLECTION) {
+      if (entry.dataFormat !== PG_DUMP_CUSTOM) {
+        throw new SourceError(`The "${SCHEMA_COLLECTION}" collection is stored as "${entry.dataFormat ?? 'none'}", expected "${PG_DUMP_CUSTOM}".`);
+      }
+      const parsed = SchemaDefinitionSchema.safeParse(entry.definition);
+      if (!parsed.success) throw invalid(entry, 'Collection', parsed.error.message);
+      schemaItem = item;
+      schemaDef = parsed.data;
+      continue;
+    }
+    if (entry.name === ROLES_COLLECTION) {
+      rolesItem = item;
+      continue;
+    }
+    const target = splitName(item.targetName);
+    switch (entry.kind) {
+      case 'table':
+      case 'partitioned_table':
+      case 'partition': {
+        const parsed = TableDefinitionSchema.safeParse(entry.definition);
+        if (!parsed.success) throw invalid(entry, 'Table', parsed.error.message);
+        const def = parsed.data as PgTableDefinition;
+        if (entry.dataFormat !== undefined && entry.dataFormat !== PG_COPY_TEXT) {
+          throw new SourceError(`Table "${entry.name}" is stored as "${entry.dataFormat}", which the PostgreSQL target cannot read (expected "${PG_COPY_TEXT}").`);
+        }
+        collections.push({ item, relkind: def.relkind, oid: def.oid, source: def, target, dependentOids: def.dependentOids, table: def });
+        break;
+      }
+      case 'view':
+      case 'materialized_view': {
+        const parsed = ViewDefinitionSchema.safeParse(entry.definition);
+        if (!parsed.success) throw invalid(entry, 'View', parsed.error.message);
+        const def = parsed.data;
+        collections.push({ item, relkind: def.relkind, oid: def.oid, source: def, target, dependentOids: def.dependentOids });
+        break;
+      }
+      case 'sequence': {
+        const parsed = SequenceDefinitionSchema.safeParse(entry.definition);
+        if (!parsed.success) throw invalid(entry, 'Sequence', parsed.error.message);
+        const def = parsed.data;
+        collections.push({ item, relkind: 'S', oid: def.oid, source: def, target, dependentOids: [], sequence: def });
+        break;
+      }
+      default:
+        throw new SourceError(`Cannot restore "${entry.name}": PostgreSQL has no collections of kind "${entry.kind}".`);
+    }
+  }
+  if (schemaItem === undefined || schemaDef === undefined) {
+    throw new SourceError(`The backup has no "${SCHEMA_COLLECTION}" collection: it was not made from PostgreSQL, or is incomplete.`);
+  }
+  const seen = new Map<string, string>();
+  for (const c of collections) {
+    const key = display(c.target);
+    const prior = seen.get(key);
+    if (prior !== undefined) {
+      throw new ConflictError(`"${c.item.entry.name}" and "${prior}" would both be restored as "${key}". Use --rename.`);
+    }
+    seen.set(key, c.item.entry.name);
+  }
+  return { schemaItem, schemaDef, rolesItem, collections };
+}
+
+function tocSelection(plan: Plan, fkReferences: Map<number, string>, existsInTarget: (q: string) => boolean) {
+  const relationOids = new Set<number>();
+  const dependentOids = new Map<number, string>();
+  const ownedSequences = new Set<string>();
+  const partitionParents = new Map<string, string>();
+  const selected = new Set<string>();
+  for (const c of plan.collections) {
+    const name = display(c.source);
+    relationOids.add(c.oid);
+    selected.add(name);
+    for (const oid of c.dependentOids) dependentOids.set(oid, name);
+    for (const s of c.table?.sequences ?? []) ownedSequences.add(`${s.schema}.${s.name}`);
+    if (c.table?.partitionOf) partitionParents.set(name, c.table.partitionOf);
+  }
+  const supportOids = new Set(plan.schemaDef.standaloneSequenceOids ?? []);
+  return { relationOids, supportOids, dependentOids, ownedSequences, partitionParents, selected, existsInTarget, fkReferences };
+}
+
+function stagingName(target: string): string {
+  const suffix = `_cairn_${randomBytes(4).toString('hex')}`;
+  let prefix = target;
+  // Identifiers are at most 63 bytes.
+  while (Buffer.byteLength(prefix + suffix) > 63) prefix = prefix.slice(0, -1);
+  return prefix + suffix;
+}
+
+// ------------------------------------------------------------------ target catalog
+
+interface ExistingRelation {
+  schema: string;
+  name: string;
+  relkind: string;
+  oid: number;
+}
+
+async function findRelations(client: pg.Client, names: QName[]): Promise<ExistingRelation[]> {
+  if (names.length === 0) return [];
+  const { rows } = await client.query<{ schema: string; name: string; relkind: string; oid: number }>(
+    `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, c.oid::int8::float8 AS oid
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [names.map((n) => n.schema), names.map((n) => n.name)],
+  );
+  return rows;
+}
+
+async function existingRelations(client: pg.Client, names: QName[]): Promise<Set<string>> {
+  return new Set((await findRelations(client, names)).map((r) => `${r.schema}.${r.name}`));
+}
+
+interface ColumnRow {
+  name: string;
+  type: string;
+  qualified: string;
+  notNull: boolean;
+}
+
+async function tableColumns(client: pg.Client, oid: number): Promise<ColumnRow[]> {
+  // format_type() qualifies a type unless its schema is on the search path: compare both the
+  // spelling under the session's search path and the fully qualified one (as pg_dump sees it).
+  const sql = `SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS "notNull"
+                 FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+                ORDER BY a.attnum`;
+  const { rows } = await client.query<Omit<ColumnRow, 'qualified'>>(sql, [oid]);
+  const { rows: saved } = await client.query<{ path: string }>(`SELECT pg_catalog.current_setting('search_path') AS path`);
+  await client.query(`SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)`);
+  try {
+    const { rows: qualified } = await client.query<{ type: string }>(sql, [oid]);
+    return rows.map((r, i) => ({ ...r, qualified: qualified[i]?.type ?? r.type }));
+  } finally {
+    await client.query(`SELECT pg_catalog.set_config('search_path', $1, false)`, [saved[0]?.path ?? '"$user", public']);
+  }
+}
+
+function describeColumns(cols: { name: string; type: string; notNull: boolean }[]): string {
+  return cols.map((c) => `${c.name} ${c.type}${c.notNull ? ' NOT NULL' : ''}`).join(', ');
+}
+
+/** Every reason the plan cannot be applied to the existing target database, as sentences. */
+async function findConflicts(client: pg.Client, plan: Plan, onConflict: ConflictPolicy, location: string): Promise<string[]> {
+  const names = plan.collections.flatMap((c) => [c.target, c.source]);
+  const found = new Map((await findRelations(client, names)).map((r) => [`${r.schema}.${r.name}`, r]));
+  const problems: string[] = [];
+  const replaced = new Set<string>();
+  const hint = 'Use --on-conflict overwrite to replace it, --rename to restore it under another name, or --exclude it.';
+  for (const c of plan.collections) {
+    const name = display(c.target);
+    const existing = found.get(name);
+    if (existing === undefined) continue;
+    const existingKind = KIND_WORD[existing.relkind as Relkind] ?? (existing.relkind === 'i' || existing.relkind === 'I' ? 'index' : `relation (relkind ${existing.relkind})`);
+    if (onConflict === 'fail') {
+      problems.push(`${capitalize(existingKind)} "${name}" already exists in ${location}. ${hint}`);
+      continue;
+    }
+    if (existing.relkind !== c.relkind) {
+      problems.push(
+        `"${name}" exists in ${location} as a ${existingKind}, and the backup has a ${KIND_WORD[c.relkind]}: overwrite only replaces a ${KIND_WORD[c.relkind]} with a ${KIND_WORD[c.relkind]}. Use --rename to restore it under another name, or --exclude it.`,
+      );
+      continue;
+    }
+    if (c.table !== undefined) {
+      const current = await tableColumns(client, existing.oid);
+      const wanted = c.table.columns;
+      const same =
+        current.length === wanted.length &&
+        current.every((col, i) => {
+          const w = wanted[i] as (typeof wanted)[number];
+          return col.name === w.name && (col.type === w.type || col.qualified === w.type) && col.notNull === w.notNull;
+        });
+      if (!same) {
+        problems.push(
+          `Table "${name}" in ${location} has different columns than the backup (target: ${describeColumns(current)}; backup: ${describeColumns(wanted)}). Use --rename to restore it under another name, or --exclude it.`,
+        );
+        continue;
+      }
+    }
+    replaced.add(name);
+  }
+  // Objects are created under their source names and renamed at the end: that name must be free.
+  for (const c of plan.collections) {
+    const source = display(c.source);
+    if (source === display(c.target) || !found.has(source) || replaced.has(source)) continue;
+    problems.push(
+      `"${c.item.entry.name}" is restored as "${display(c.target)}", but "${source}" exists in ${location}: into an existing database a renamed collection is created under its original name first. Restore into a new database, or rename or drop "${source}" first.`,
+    );
+  }
+  return problems;
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+/** Schemas and extensions the target has: their archive entries (and comments, grants) are skipped. */
+async function existingSharedObjects(client: pg.Client): Promise<Set<string>> {
+  const skipped = new Set<string>();
+  const { rows: schemas } = await client.query<{ name: string }>('SELECT nspname AS name FROM pg_catalog.pg_namespace');
+  for (const r of schemas) skipped.add(entryKey('SCHEMA', '-', r.name));
+  const { rows: extensions } = await client.query<{ name: string }>('SELECT extname AS name FROM pg_catalog.pg_extension');
+  for (const r of extensions) skipped.add(entryKey('EXTENSION', '-', r.name));
+  return skipped;
+}
+
+// ------------------------------------------------------------------ loading
+
+/** Runs a step, turning driver errors into CairnErrors (duplicates and dependents into conflicts). */
+async function runStep(settings: PgConnectionSettings, database: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof CairnError) throw err;
+    const e = err as { code?: string; message?: string; detail?: string };
+    if (e.code && DUPLICATE_CODES.has(e.code)) {
+      throw new ConflictError(
+        `Cannot restore into ${pgLocation(settings, database)}: ${e.message ?? 'an object already exists'}. Something the restore creates (an index, constraint or sequence name) exists already; nothing was changed. Drop or rename it, or restore with --rename or --exclude.`,
+        { cause: err },
+      );
+    }
+    if (e.code === '2BP01') {
+      throw new ConflictError(
+        `Cannot replace objects in ${pgLocation(settings, database)}: ${e.message ?? 'other objects depend on them'}${e.detail ? ` (${e.detail.replace(/\n/g, '; ')})` : ''}. Nothing was changed. Drop or change the dependent objects first, or --exclude the collection.`,
+        { cause: err },
+      );
+    }
+    throw pgError(err, settings, database);
+  }
+}
+
+/**
+ * Drops the collections an overwrite replaces (RESTRICT: an object that depends on one and is
+ * not replaced too makes it fail). A drop that fails only because another replaced object
+ * still depends on it is retried after the others, until no progress is made.
+ */
+async function dropReplaced(client: pg.Client, plan: Plan): Promise<void> {
+  const found = new Map((await findRelations(client, plan.collections.map((c) => c.target))).map((r) => [`${r.schema}.${r.name}`, r]));
+  // Reverse restore order first: views before the tables they read, partitions before their parent.
+  let pending = [...plan.collections].reverse().filter((c) => found.has(display(c.target)));
+  while (pending.length > 0) {
+    const failed: PlannedCollection[] = [];
+    let lastError: unknown;
+    for (const c of pending) {
+      await client.query('SAVEPOINT cairn_drop');
+      try {
+        await client.query(`DROP ${ALTER_WORD[c.relkind]} IF EXISTS ${qname(c.target)} RESTRICT`);
+        await client.query('RELEASE SAVEPOINT cairn_drop');
+      } catch (err) {
+        if ((err as { code?: string }).code !== '2BP01') throw err;
+        await client.query('ROLLBACK TO SAVEPOINT cairn_drop');
+        failed.push(c);
+        lastError = err;
+      }
+    }
+    if (failed.length === pending.length) throw lastError;
+    pending = failed;
+  }
+}
+
+/**
+ * Runs the blocks of a pg_restore script in the open transaction. Entries of restored
+ * collections must succeed; any other entry that fails because its object exists already is
+ * rolled back to a savepoint and skipped, with its comments and grants.
+ */
+async function runBlocks(client: pg.Client, blocks: ScriptBlock[], collectionKeys: Set<string>, skipped: Set<string>, signal: AbortSignal | undefined): Promise<void> {
+  for (const b of blocks) {
+    throwIfAborted(signal);
+    if (b.desc === undefined) {
+      if (b.sql) await client.query(b.sql);
+    } else {
+      const key = entryKey(b.desc, b.schema as string, b.name as string);
+      let skip = skipped.has(key);
+      if (b.desc === 'COMMENT' || b.desc === 'ACL' || b.desc === 'SECURITY LABEL') {
+        const obj = describedObject({ line: '', dumpId: 0, tableoid: 0, oid: 0, desc: b.desc, schema: b.schema as string, tag: b.name as string, owner: '' });
+        if (obj && skipped.has(entryKey(obj.desc, b.schema as string, obj.name))) skip = true;
+      }
+      if (!skip && b.sql) {
+        if (collectionKeys.has(key)) {
+          await client.query(b.sql);
+        } else {
+          await client.query('SAVEPOINT cairn_entry');
+          try {
+            await client.query(b.sql);
+            await client.query('RELEASE SAVEPOINT cairn_entry');
+          } catch (err) {
+            const code = (err as { code?: string }).code;
+            if (!code || !DUPLICATE_CODES.has(code)) throw err;
+            await client.query('ROLLBACK TO SAVEPOINT cairn_entry');
+            skipped.add(key);
+          }
+        }
+      }
+    }
+    if (b.settings) await client.query(b.settings);
+  }
+}
+
+/** COPYs one table's stream in; checks the row count against the backup's. */
+async function copyTable(client: pg.Client, t: PlannedCollection, options: RestoreOptions, settings: PgConnectionSettings, database: string): Promise<number> {
+  const { signal, onProgress } = options;
+  const def = t.table as PgTableDefinition;
+  const name = t.item.entry.name;
+  throwIfAborted(signal);
+  const cols = def.copyColumns.length > 0 ? ` (${def.copyColumns.map(quoteIdent).join(', ')})` : '';
+  let bytes = 0;
+  let lines = 0;
+  let reported = 0;
+  async function* counted(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of t.item.data()) {
+      bytes += chunk.length;
+      for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
+      if (bytes - reported >= PROGRESS_BYTES) {
+        reported = bytes;
+        onProgress?.({ collection: name, rows: lines, bytes });
+      }
+      yield chunk;
+    }
+  }
+  const stream = client.query(copyFrom(`COPY ${qname(def)}${cols} FROM STDIN`));
+  try {
+    await pipeline(Readable.from(counted()), stream, ...(signal ? [{ signal }] : []));
+  } catch (err) {
+    throwIfAborted(signal);
+    if (err instanceof CairnError) throw err;
+    const code = (err as { code?: string }).code;
+    if (code && /^[0-9A-Z]{5}$/.test(code)) {
+      throw new SourceError(`Cannot load table "${name}": ${pgError(err, settings, database).message}`, { cause: err });
+    }
+    throw err;
+  }
+  const rows = stream.rowCount;
+  if (rows !== t.item.entry.rowCount) {
+    throw new CorruptionError(`Table "${name}": the backup recorded ${t.item.entry.rowCount} rows but its data holds ${rows}.`, { objects: [], collections: [name] });
+  }
+  onProgress?.({ collection: name, rows, bytes });
+  return rows;
+}
+
+async function setSequences(client: pg.Client, plan: Plan, signal: AbortSignal | undefined): Promise<void> {
+  const states: PgSequenceState[] = [];
+  for (const c of plan.collections) {
+    states.push(...(c.table?.sequences ?? []));
+    if (c.sequence) states.push(c.sequence);
+  }
+  for (const s of states) {
+    throwIfAborted(signal);
+    await client.query('SELECT pg_catalog.setval($1::regclass, $2::bigint, $3::boolean)', [qname(s), s.lastValue, s.isCalled]);
+  }
+}
+
+/** Refreshes the restored materialized views; one that reads another waits for it (retry until no progress). */
+async function refreshMaterializedViews(client: pg.Client, plan: Plan, inTransaction: boolean, signal: AbortSignal | undefined): Promise<void> {
+  let pending = plan.collections.filter((c) => c.relkind === 'm');
+  while (pending.length > 0) {
+    const failed: PlannedCollection[] = [];
+    let lastError: unknown;
+    for (const m of pending) {
+      throwIfAborted(signal);
+      if (inTransaction) await client.query('SAVEPOINT cairn_refresh');
+      try {
+        await client.query(`REFRESH MATERIALIZED VIEW ${qname(m.source)}`);
+        if (inTransaction) await client.query('RELEASE SAVEPOINT cairn_refresh');
+      } catch (err) {
+        if (inTransaction) await client.query('ROLLBACK TO SAVEPOINT cairn_refresh');
+        failed.push(m);
+        lastError = err;
+      }
+    }
+    if (failed.length === pending.length) throw lastError;
+    pending = failed;
+  }
+}
+
+async function applyRenames(client: pg.Client, plan: Plan, signal: AbortSignal | undefined): Promise<void> {
+  for (const c of plan.collections) {
+    const { source, target } = c;
+    if (source.schema === target.schema && source.name === target.name) continue;
+    throwIfAborted(signal);
+    const word = ALTER_WORD[c.relkind];
+    if (source.name !== target.name) {
+      await client.query(`ALTER ${word} ${qname(source)} RENAME TO ${quoteIdent(target.name)}`);
+    }
+    if (source.schema !== target.schema) {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`);
+      await client.query(`ALTER ${word} ${qname({ schema: source.schema, name: target.name })} SET SCHEMA ${quoteIdent(target.schema)}`);
+    }
+  }
+}
+
+async function writeFile(data: AsyncIterable<Uint8Array>, file: string, signal: AbortSignal | undefined): Promise<void> {
+  await pipeline(Readable.from(data), fs.createWriteStream(file, { mode: 0o600 }), ...(signal ? [{ signal }] : [])).catch((err: unknown) => {
+    throwIfAborted(signal);
+    throw err;
+  });
+}

@@ -1,0 +1,472 @@
+/**
+ * Reading and filtering the table of contents of a `pg_dump --format=custom --schema-only`
+ * archive (the "(schema)" collection), and splitting the SQL script `pg_restore -f -` prints
+ * into one block per archive entry.
+ *
+ * A TOC line (`pg_restore -l`) reads `dumpId; tableoid oid DESC schema tag owner`, where DESC
+ * may be several words ("MATERIALIZED VIEW", "FK CONSTRAINT"), schema is "-" for objects
+ * outside a schema, and tag may contain spaces (a constraint's tag is "table constraint").
+ * Names are not quoted there: schema names with spaces are recognised from the archive's own
+ * SCHEMA entries; owner names are assumed to have none.
+ */
+
+export interface TocEntry {
+  /** The line as printed by `pg_restore -l` (what a `-L` list file holds). */
+  line: string;
+  dumpId: number;
+  tableoid: number;
+  oid: number;
+  desc: string;
+  /** "-" when the object is not in a schema. */
+  schema: string;
+  tag: string;
+  owner: string;
+}
+
+/** Every entry type pg_dump 10–17 writes, longest first so that prefixes match correctly. */
+const DESCS = [
+  'PUBLICATION TABLES IN SCHEMA',
+  'TEXT SEARCH CONFIGURATION',
+  'MATERIALIZED VIEW DATA',
+  'FOREIGN DATA WRAPPER',
+  'TEXT SEARCH DICTIONARY',
+  'TEXT SEARCH TEMPLATE',
+  'TEXT SEARCH PARSER',
+  'PUBLICATION TABLE',
+  'SEQUENCE OWNED BY',
+  'MATERIALIZED VIEW',
+  'LARGE OBJECT',
+  'OPERATOR FAMILY',
+  'OPERATOR CLASS',
+  'ACCESS METHOD',
+  'CHECK CONSTRAINT',
+  'FK CONSTRAINT',
+  'EVENT TRIGGER',
+  'FOREIGN TABLE',
+  'SECURITY LABEL',
+  'SEQUENCE SET',
+  'TABLE ATTACH',
+  'INDEX ATTACH',
+  'ROW SECURITY',
+  'DEFAULT ACL',
+  'USER MAPPING',
+  'SHELL TYPE',
+  'TABLE DATA',
+  'BLOB METADATA',
+  'BLOBS',
+  'BLOB',
+  'SUBSCRIPTION TABLE',
+  'SUBSCRIPTION',
+  'PUBLICATION',
+  'PROCEDURAL LANGUAGE',
+  'STATISTICS DATA',
+  'STATISTICS',
+  'CONSTRAINT',
+  'COLLATION',
+  'CONVERSION',
+  'AGGREGATE',
+  'PROCEDURE',
+  'EXTENSION',
+  'ENCODING',
+  'STDSTRINGS',
+  'SEARCHPATH',
+  'DATABASE PROPERTIES',
+  'DATABASE',
+  'FUNCTION',
+  'OPERATOR',
+  'SEQUENCE',
+  'TRANSFORM',
+  'TRIGGER',
+  'COMMENT',
+  'DEFAULT',
+  'LANGUAGE',
+  'DOMAIN',
+  'POLICY',
+  'SCHEMA',
+  'SERVER',
+  'INDEX',
+  'TABLE',
+  'TYPE',
+  'VIEW',
+  'CAST',
+  'RULE',
+  'ACL',
+].sort((a, b) => b.length - a.length);
+
+/** Relations that are (or may be) collections. */
+export const RELATION_DESCS = new Set(['TABLE', 'VIEW', 'MATERIALIZED VIEW', 'SEQUENCE', 'FOREIGN TABLE']);
+/** Objects of a table whose tag is "table name" (or just "table" for ROW SECURITY). */
+const TABLE_PREFIXED_DESCS = new Set([
+  'CONSTRAINT',
+  'FK CONSTRAINT',
+  'CHECK CONSTRAINT',
+  'TRIGGER',
+  'RULE',
+  'POLICY',
+  'DEFAULT',
+  'ROW SECURITY',
+]);
+/** Entries that hold data: the target loads data itself (and a schema-only archive has none). */
+const DATA_DESCS = new Set(['TABLE DATA', 'SEQUENCE SET', 'MATERIALIZED VIEW DATA', 'BLOBS', 'BLOB', 'LARGE OBJECT', 'STATISTICS DATA']);
+const DESCRIBING_DESCS = new Set(['COMMENT', 'ACL', 'SECURITY LABEL']);
+
+export function parseToc(text: string): TocEntry[] {
+  const lines = text.split('\n');
+  // Schema names may contain spaces: learn them from the SCHEMA entries (whose own schema
+  // field is always "-"), then read each entry's schema as the longest known name it starts with.
+  const schemas = new Set<string>();
+  for (const raw of lines) {
+    const m = /^\d+; \d+ \d+ SCHEMA - (.*) \S*$/.exec(raw.replace(/\r$/, ''));
+    if (m?.[1] !== undefined && m[1].includes(' ')) schemas.add(m[1]);
+  }
+  const spaced = [...schemas].sort((a, b) => b.length - a.length);
+  const entries: TocEntry[] = [];
+  for (const raw of lines) {
+    const line = raw.replace(/\r$/, '');
+    if (line === '' || line.startsWith(';')) continue;
+    const m = /^(\d+); (\d+) (\d+) (.*)$/.exec(line);
+    if (!m) continue;
+    const rest = m[4] as string;
+    const desc = DESCS.find((d) => rest.startsWith(`${d} `));
+    if (desc === undefined) {
+      // Unknown entry type from a newer pg_dump: keep it whole, it is never table-bound here.
+      entries.push({ line, dumpId: Number(m[1]), tableoid: Number(m[2]), oid: Number(m[3]), desc: rest.split(' ')[0] ?? '', schema: '-', tag: '', owner: '' });
+      continue;
+    }
+    const after = rest.slice(desc.length + 1);
+    const known = spaced.find((name) => after.startsWith(`${name} `));
+    const sp = known !== undefined ? known.length : after.indexOf(' ');
+    const schema = sp < 0 ? after : after.slice(0, sp);
+    const tail = sp < 0 ? '' : after.slice(sp + 1);
+    const last = tail.lastIndexOf(' ');
+    const tag = last < 0 ? tail : tail.slice(0, last);
+    const owner = last < 0 ? '' : tail.slice(last + 1);
+    entries.push({ line, dumpId: Number(m[1]), tableoid: Number(m[2]), oid: Number(m[3]), desc, schema, tag, owner });
+  }
+  return entries;
+}
+
+/** What the restore selected, in source names. */
+export interface TocSelection {
+  /** Catalog OIDs of the selected relations (tables, views, materialized views, standalone sequences). */
+  relationOids: Set<number>;
+  /** Relations created whether selected or not: standalone sequences, which a restored table's default may use. */
+  supportOids: Set<number>;
+  /** Catalog OIDs of objects that go with a selected relation (indexes, constraints, owned sequences, …) → that relation ("schema.name"). */
+  dependentOids: Map<number, string>;
+  /** "schema.name" of sequences owned by selected tables. */
+  ownedSequences: Set<string>;
+  /** "schema.name" of selected partitions → "schema.parent". */
+  partitionParents: Map<string, string>;
+  /** "schema.name" of every selected collection. */
+  selected: Set<string>;
+  /** Whether a relation ("schema.name", source name) exists in the target already (case B), or never (case A). */
+  existsInTarget: (qualified: string) => boolean;
+  /** Referenced table ("schema.name") of each FK CONSTRAINT entry, by dumpId; missing: unknown (kept). */
+  fkReferences: Map<number, string>;
+}
+
+export interface FilteredToc {
+  /** Entries to restore, in archive order. */
+  kept: TocEntry[];
+  /** TABLE ATTACH / INDEX ATTACH entries of partitions whose parent is not restored but exists in the target: to run after the partition's indexes exist. */
+  lateAttach: TocEntry[];
+  /** Keys (see entryKey) of kept entries that belong to a restored collection. */
+  collectionKeys: Set<string>;
+}
+
+/** Identifies an entry by what `pg_restore -f -` prints in its header: type, schema and name. */
+export function entryKey(desc: string, schema: string, tag: string): string {
+  return `${desc}\u0000${schema}\u0000${tag}`;
+}
+
+const q = (schema: string, name: string): string => `${schema}.${name}`;
+
+/**
+ * Keeps what the restore needs: every entry not tied to a relation (schemas, types,
+ * functions, extensions, …), the selected relations with their dependents, comments and
+ * grants, and foreign keys whose referenced table is restored too or already exists in the
+ * target.
+ */
+export function filterToc(entries: TocEntry[], sel: TocSelection): FilteredToc {
+  // Every relation the archive knows, by schema → names (longest first, for tag prefixes).
+  const relationsBySchema = new Map<string, string[]>();
+  const keptRelations = new Set<string>();
+  for (const e of entries) {
+    if (!RELATION_DESCS.has(e.desc)) continue;
+    const list = relationsBySchema.get(e.schema) ?? [];
+    list.push(e.tag);
+    relationsBySchema.set(e.schema, list);
+    const keep =
+      sel.relationOids.has(e.oid) ||
+      sel.supportOids.has(e.oid) ||
+      sel.dependentOids.has(e.oid) ||
+      (e.desc === 'SEQUENCE' && sel.ownedSequences.has(q(e.schema, e.tag)));
+    if (keep) keptRelations.add(q(e.schema, e.tag));
+  }
+  for (const list of relationsBySchema.values()) list.sort((a, b) => b.length - a.length);
+
+  /** The relation a "table something" tag belongs to, or undefined when no relation matches. */
+  const ownerByPrefix = (schema: string, tag: string, sep: string): string | undefined => {
+    for (const name of relationsBySchema.get(schema) ?? []) {
+      if (tag === name || tag.startsWith(name + sep)) return name;
+    }
+    return undefined;
+  };
+  const relationKept = (schema: string, name: string): boolean => keptRelations.has(q(schema, name));
+
+  // Indexes: kept by OID only (their tag is the index name).
+  const keptIndexes = new Map<string, string | undefined>(); // schema.index → owning relation
+  for (const e of entries) {
+    if (e.desc === 'INDEX' && sel.dependentOids.has(e.oid)) keptIndexes.set(q(e.schema, e.tag), sel.dependentOids.get(e.oid));
+  }
+
+  // Primary key / unique / exclusion constraints have no INDEX entry of their own; on a
+  // partition, their index is attached to the parent's by an INDEX ATTACH entry named after
+  // the constraint, which must come along with the constraint.
+  for (const e of entries) {
+    if (e.desc !== 'CONSTRAINT') continue;
+    const owner = ownerByPrefix(e.schema, e.tag, ' ');
+    if (owner === undefined) continue;
+    if (!sel.dependentOids.has(e.oid) && !relationKept(e.schema, owner)) continue;
+    const key = q(e.schema, e.tag.slice(owner.length + 1));
+    if (!keptIndexes.has(key)) keptIndexes.set(key, q(e.schema, owner));
+  }
+
+  // Partitions: attach only when the parent is restored too or exists in the target.
+  const attachKept = new Set<string>();
+  const attachLate = new Set<string>();
+  for (const [partition, parent] of sel.partitionParents) {
+    if (sel.selected.has(parent)) attachKept.add(partition);
+    else if (sel.existsInTarget(parent)) attachLate.add(partition);
+  }
+
+  const kept: TocEntry[] = [];
+  const lateAttach: TocEntry[] = [];
+  const collectionKeys = new Set<string>();
+  const keepCollection = (e: TocEntry): void => {
+    kept.push(e);
+    collectionKeys.add(entryKey(e.desc, e.schema, e.tag));
+  };
+
+  for (const e of entries) {
+    if (DATA_DESCS.has(e.desc)) continue;
+    if (RELATION_DESCS.has(e.desc)) {
+      const selectedHere = sel.relationOids.has(e.oid) || sel.dependentOids.has(e.oid) || sel.ownedSequences.has(q(e.schema, e.tag));
+      if (selectedHere) keepCollection(e);
+      else if (relationKept(e.schema, e.tag)) kept.push(e); // a support object: skipped when it exists
+      continue;
+    }
+    if (e.desc === 'INDEX') {
+      if (keptIndexes.has(q(e.schema, e.tag))) keepCollection(e);
+      continue;
+    }
+    if (e.desc === 'STATISTICS') {
+      if (sel.dependentOids.has(e.oid)) keepCollection(e);
+      continue;
+    }
+    if (e.desc === 'SEQUENCE OWNED BY') {
+      if (relationKept(e.schema, e.tag)) keepCollection(e);
+      continue;
+    }
+    if (e.desc === 'TABLE ATTACH') {
+      const p = q(e.schema, e.tag);
+      if (!relationKept(e.schema, e.tag)) continue;
+      if (attachKept.has(p)) keepCollection(e);
+      else if (attachLate.has(p)) lateAttach.push(e);
+      continue;
+    }
+    if (e.desc === 'INDEX ATTACH') {
+      if (!keptIndexes.has(q(e.schema, e.tag))) continue;
+      // The partition index's table: the kept relation whose dependents hold it. Attach the
+      // index where its table is attached.
+      const table = keptIndexes.get(q(e.schema, e.tag));
+      if (table !== undefined && attachLate.has(table)) lateAttach.push(e);
+      else if (table === undefined || attachKept.has(table)) keepCollection(e);
+      continue;
+    }
+    if (TABLE_PREFIXED_DESCS.has(e.desc)) {
+      const owner = ownerByPrefix(e.schema, e.tag, ' ');
+      const mine = sel.dependentOids.has(e.oid) || (owner !== undefined && relationKept(e.schema, owner));
+      if (!mine) {
+        // Not of a restored relation: dropped when it belongs to another relation of the
+        // archive, kept when it belongs to no relation at all (e.g. a domain's constraint).
+        if (owner === undefined) kept.push(e);
+        continue;
+      }
+      if (e.desc === 'FK CONSTRAINT') {
+        const ref = sel.fkReferences.get(e.dumpId);
+        if (ref !== undefined && !sel.selected.has(ref) && !sel.existsInTarget(ref)) continue;
+      }
+      keepCollection(e);
+      continue;
+    }
+    if (e.desc === 'PUBLICATION TABLE') {
+      let owner: string | undefined;
+      for (const name of relationsBySchema.get(e.schema) ?? []) {
+        if (e.tag.endsWith(` ${name}`)) {
+          owner = name;
+          break;
+        }
+      }
+      if (owner === undefined || relationKept(e.schema, owner)) kept.push(e);
+      continue;
+    }
+    if (DESCRIBING_DESCS.has(e.desc)) {
+      const target = describedObject(e);
+      if (target === undefined) {
+        kept.push(e);
+        continue;
+      }
+      let relation: string | undefined;
+      if (RELATION_DESCS.has(target.desc)) relation = target.name;
+      else if (target.desc === 'INDEX') {
+        if (keptIndexes.has(q(e.schema, target.name))) keepCollection(e);
+        else if (!entries.some((x) => x.desc === 'INDEX' && x.schema === e.schema && x.tag === target.name)) kept.push(e);
+        continue;
+      } else if (target.relation !== undefined && (relationsBySchema.get(e.schema) ?? []).includes(target.relation)) {
+        relation = target.relation;
+      }
+      if (relation === undefined) {
+        // Describes something that is not a relation of the archive (a function, a type, …).
+        if (!RELATION_DESCS.has(target.desc)) kept.push(e);
+        continue;
+      }
+      if (relationKept(e.schema, relation)) keepCollection(e);
+      continue;
+    }
+    kept.push(e);
+  }
+  return { kept, lateAttach, collectionKeys };
+}
+
+/** Reads one identifier (quoted or not) at the start of `s`: its name and the rest. */
+function leadingIdent(s: string): [string, string] {
+  if (s.startsWith('"')) {
+    let i = 1;
+    let name = '';
+    while (i < s.length) {
+      if (s[i] === '"') {
+        if (s[i + 1] === '"') {
+          name += '"';
+          i += 2;
+          continue;
+        }
+        return [name, s.slice(i + 1)];
+      }
+      name += s[i];
+      i++;
+    }
+    return [name, ''];
+  }
+  const m = /^[^.( ]*/.exec(s);
+  const name = m?.[0] ?? '';
+  return [name, s.slice(name.length)];
+}
+
+/**
+ * The object a COMMENT / ACL / SECURITY LABEL entry describes. Its tag is "TYPE name" with the
+ * name quoted as SQL writes it: `TABLE "Order Lines"`, `COLUMN "Order Lines"."Note"`,
+ * `CONSTRAINT "c" ON "t"`, `FUNCTION f(integer)`. `name` is unquoted (with a function's
+ * argument list kept, as in the function's own tag); `relation` is the table a column,
+ * constraint, trigger, rule or policy belongs to.
+ */
+export function describedObject(e: TocEntry): { desc: string; name: string; relation?: string } | undefined {
+  const desc = ['COLUMN', ...DESCS].sort((a, b) => b.length - a.length).find((d) => e.tag.startsWith(`${d} `));
+  if (desc === undefined) return undefined;
+  const text = e.tag.slice(desc.length + 1);
+  const [name, rest] = leadingIdent(text);
+  if (desc === 'COLUMN' && rest.startsWith('.')) {
+    return { desc, name: leadingIdent(rest.slice(1))[0], relation: name };
+  }
+  if (['CONSTRAINT', 'TRIGGER', 'RULE', 'POLICY'].includes(desc) && rest.startsWith(' ON ')) {
+    const on = rest.slice(4);
+    // "ON DOMAIN d" (a domain's constraint) is not a relation.
+    if (on.startsWith('DOMAIN ')) return { desc, name };
+    return { desc, name, relation: leadingIdent(on)[0] };
+  }
+  return { desc, name: name + rest };
+}
+
+/** Text of a `-L` list file. */
+export function listFile(entries: TocEntry[]): string {
+  return entries.map((e) => e.line).join('\n') + '\n';
+}
+
+export interface ScriptBlock {
+  /** From the block header; undefined for the preamble. */
+  desc?: string;
+  schema?: string;
+  name?: string;
+  /** Statements of the entry. */
+  sql: string;
+  /** Trailing `SET …;` lines pg_restore prints between entries (to run whatever happens to the entry). */
+  settings: string;
+}
+
+const HEADER = /^-- (?:Data for )?Name: (.*); Type: (.*); Schema: (.*); Owner: ([^;\n]*)(?:; Tablespace: [^\n]*)?$/;
+
+/**
+ * Splits the output of `pg_restore -f -` into the preamble (session settings) and one block
+ * per archive entry, each with its header's type, schema and name. psql meta-commands
+ * (`\restrict`, `\unrestrict`) are dropped: the script runs through a driver, not psql.
+ */
+export function splitScript(script: string): ScriptBlock[] {
+  const lines = script.split('\n');
+  const blocks: ScriptBlock[] = [];
+  let current: { desc?: string; schema?: string; name?: string; lines: string[] } = { lines: [] };
+  const flush = (): void => {
+    // Trailing single-line "SET x = y;" paragraphs are session settings for what follows.
+    const body = current.lines.join('\n');
+    const paragraphs = body.split(/\n\s*\n/);
+    const settings: string[] = [];
+    while (paragraphs.length > 0) {
+      const p = (paragraphs[paragraphs.length - 1] as string).trim();
+      if (p === '' || p.startsWith('--')) {
+        if (p !== '') break;
+        paragraphs.pop();
+        continue;
+      }
+      if (/^SET [a-z_]+ = [^\n]*;$/.test(p)) {
+        settings.unshift(p);
+        paragraphs.pop();
+        continue;
+      }
+      break;
+    }
+    const sql = paragraphs.join('\n\n').trim();
+    const block: ScriptBlock = { sql, settings: settings.join('\n') };
+    if (current.desc !== undefined) {
+      block.desc = current.desc;
+      block.schema = current.schema as string;
+      block.name = current.name as string;
+    }
+    if (block.sql !== '' || block.settings !== '' || block.desc !== undefined) blocks.push(block);
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (/^\\(un)?restrict\b/.test(line)) continue;
+    const m = line === '--' ? HEADER.exec(lines[i + 1] ?? '') : null;
+    if (m && lines[i + 2] === '--') {
+      flush();
+      current = { desc: m[2] as string, schema: m[3] as string, name: m[1] as string, lines: [] };
+      i += 2;
+      continue;
+    }
+    current.lines.push(line);
+  }
+  flush();
+  return blocks;
+}
+
+/**
+ * The table an FK CONSTRAINT's SQL references: `… REFERENCES schema.table(cols) …`, in
+ * source names (unquoted). undefined when it cannot be read.
+ */
+export function referencedTable(sql: string): string | undefined {
+  const ident = '(?:"(?:[^"]|"")*"|[^\\s."(]+)';
+  const m = new RegExp(`\\bREFERENCES (${ident})\\.(${ident})\\s*\\(`).exec(sql);
+  if (!m) return undefined;
+  const unquote = (s: string): string => (s.startsWith('"') ? s.slice(1, -1).replace(/""/g, '"') : s);
+  return `${unquote(m[1] as string)}.${unquote(m[2] as string)}`;
+}

@@ -1,0 +1,99 @@
+/**
+ * Running the PostgreSQL client tools (pg_restore, psql) as child processes: connection
+ * settings and the password go through the environment only (toolEnv), never the command line;
+ * failures become SourceErrors quoting the tool's first meaningful error lines, scrubbed.
+ */
+import { spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { SourceError, throwIfAborted } from '../../core/errors.js';
+import { toolEnv, type PgConnectionSettings } from './connection.js';
+
+export interface ToolRun {
+  stdout: string;
+  stderr: string;
+}
+
+export interface ToolOptions {
+  settings: PgConnectionSettings;
+  /** Database the tool connects to through PGDATABASE. */
+  database: string;
+  /** Fed to the tool's standard input. */
+  input?: AsyncIterable<Uint8Array>;
+  signal?: AbortSignal;
+  /** Accept a non-zero exit (the caller reads stderr). */
+  allowFailure?: boolean;
+  /** What the tool was doing, for the error message ("Cannot restore … into …"). */
+  what: string;
+}
+
+export async function runTool(tool: 'pg_restore' | 'psql', args: string[], options: ToolOptions): Promise<ToolRun & { code: number }> {
+  const { settings, signal } = options;
+  throwIfAborted(signal);
+  const child = spawn(tool, args, {
+    env: toolEnv(settings, options.database),
+    stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    ...(signal ? { signal } : {}),
+  });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout?.on('data', (d: Buffer) => out.push(d));
+  child.stderr?.on('data', (d: Buffer) => err.push(d));
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') {
+        reject(new SourceError(`${tool} is not installed or not on PATH. Install the PostgreSQL client tools (Debian: apt-get install postgresql-client).`));
+      } else reject(e);
+    });
+    child.on('close', (code) => resolve(code ?? -1));
+  });
+  let feeding: Promise<void> = Promise.resolve();
+  if (options.input && child.stdin) {
+    const stdin = child.stdin;
+    stdin.on('error', () => undefined); // EPIPE when the tool exits early: its exit code tells
+    feeding = pipeline(Readable.from(options.input), stdin).catch((e: unknown) => {
+      child.kill('SIGTERM');
+      throw e;
+    });
+  }
+  let code: number;
+  try {
+    [code] = await Promise.all([exited, feeding]);
+  } catch (e) {
+    throwIfAborted(signal);
+    throw e;
+  }
+  throwIfAborted(signal);
+  const stdout = Buffer.concat(out).toString('utf8');
+  const stderr = scrub(Buffer.concat(err).toString('utf8'), settings);
+  if (code !== 0 && !options.allowFailure) {
+    throw new SourceError(`${options.what}: ${tool} failed (exit ${code}): ${firstErrors(stderr)}${roleHint(stderr)}`);
+  }
+  return { stdout, stderr, code };
+}
+
+export function scrub(text: string, settings: PgConnectionSettings): string {
+  return settings.password ? text.split(settings.password).join('***') : text;
+}
+
+/** The first meaningful lines of a tool's stderr. */
+export function firstErrors(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  const meaningful = lines.filter((l) => /error|fatal|detail|hint|command was/i.test(l) && !/^pg_restore: warning: errors ignored/i.test(l));
+  const chosen = (meaningful.length > 0 ? meaningful : lines).slice(0, 4);
+  return chosen.length > 0 ? chosen.join(' | ') : 'no error message';
+}
+
+function roleHint(stderr: string): string {
+  return /role "[^"]*" does not exist/.test(stderr)
+    ? '. The archive keeps object owners and grants: create the missing roles first, or restore with --roles.'
+    : '';
+}
+
+/** A libpq connection string naming only the database (host, user, password come from the environment). */
+export function dbnameConninfo(database: string): string {
+  return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
