@@ -23,6 +23,29 @@ interface CommonOptions {
   json?: boolean;
 }
 
+interface SelectionFlags {
+  include?: string[];
+  exclude?: string[];
+}
+
+interface BackupCreateFlags extends CommonOptions, SelectionFlags {
+  source: string;
+  id?: string;
+  compression?: string;
+  level?: string;
+  jobs?: string;
+  roles?: boolean;
+  rolesWithPasswords?: boolean;
+}
+
+interface RestoreFlags extends CommonOptions, SelectionFlags {
+  to: string;
+  rename?: string[];
+  onConflict: 'fail' | 'overwrite';
+  jobs?: string;
+  roles?: boolean;
+}
+
 /** Runs the CLI and returns the exit code (documented in docs/cli.md). */
 export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
   const controller = new AbortController();
@@ -156,20 +179,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .option('--roles', 'also record the server\'s roles and memberships (PostgreSQL; no password hashes)')
     .option('--roles-with-passwords', 'with --roles: include password hashes')
     .option('--json', 'print the manifest as JSON')
-    .action(
-      async (
-        opts: CommonOptions & {
-          source: string;
-          id?: string;
-          include?: string[];
-          exclude?: string[];
-          compression?: string;
-          level?: string;
-          jobs?: string;
-          roles?: boolean;
-          rolesWithPasswords?: boolean;
-        },
-      ) => {
+    .action(async (opts: BackupCreateFlags) => {
       const selection = selectionFrom(opts);
       const jobs = parseJobs(opts.jobs);
       if (opts.rolesWithPasswords && !opts.roles) throw new UsageError('--roles-with-passwords goes with --roles.');
@@ -205,8 +215,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
           `  data         ${formatBytes(t.logicalBytes)} logical, ${formatBytes(t.storedBytes)} stored: ${formatBytes(t.newBytes)} new, ${formatBytes(t.reusedBytes)} reused`,
         ].join('\n'),
       );
-      },
-    );
+    });
 
   backup
     .command('list')
@@ -304,18 +313,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .option('--roles', 'also restore the roles recorded in the backup (PostgreSQL)')
     .option('--json', 'print JSON')
     .action(
-      async (
-        id: string,
-        opts: CommonOptions & {
-          to: string;
-          include?: string[];
-          exclude?: string[];
-          rename?: string[];
-          onConflict: 'fail' | 'overwrite';
-          jobs?: string;
-          roles?: boolean;
-        },
-      ) => {
+      async (id: string, opts: RestoreFlags) => {
         const selection = selectionFrom(opts);
         const jobs = parseJobs(opts.jobs);
         const renames = parseRenames(opts.rename);
@@ -385,8 +383,9 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       const report = await prune(repository, { dryRun: Boolean(opts.dryRun), signal });
       if (opts.json) return io.out(JSON.stringify(report, null, 2));
       io.out(
-        `${report.dryRun ? 'Would remove' : 'Removed'} ${report.packsDeleted} of ${report.packsTotal} packs and repack ${report.packsRepacked}` +
-          `, freeing ${formatBytes(report.bytesFreed)}` +
+        `${report.dryRun ? 'Would remove' : 'Removed'} ${report.packsDeleted} of ${report.packsTotal} packs` +
+          (report.packsRepacked ? `, ${report.dryRun ? 'would repack' : 'repacked'} ${report.packsRepacked}` : '') +
+          `, ${report.dryRun ? 'freeing about' : 'freed'} ${formatBytes(report.bytesFreed)}` +
           (report.staleLocksRemoved ? `; removed ${report.staleLocksRemoved} stale lock(s)` : '') +
           '.',
       );
