@@ -412,6 +412,24 @@ describe.sequential('a larger database: deduplication, secrets, interruption', (
       } else {
         console.log(`after SIGKILL: staging database(s) seen ${JSON.stringify(stagingNames)}; left behind ${JSON.stringify(left)}`);
         for (const d of left) databases.add(d); // dropped in afterAll
+        // A killed process cannot clean up: its staging database (marked with its host and pid)
+        // and its temporary folder stay behind…
+        const pid = child.pid as number;
+        const tempDirs = (): string[] => readdirSync(tmpdir()).filter((n) => n.startsWith(`cairn-pg-restore-${pid}-`));
+        expect(left).toEqual(stagingNames);
+        for (const d of left) {
+          const comment = psql('postgres', `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = ${lit(d)};`).trim();
+          expect(comment).toMatch(new RegExp(`^cairn restore staging: host=\\S+ pid=${pid} started=\\d{4}-\\d\\d-\\d\\dT`));
+        }
+        expect(tempDirs()).toHaveLength(1);
+        // …until the next restore into this server (of anything, into another new database) removes both.
+        const other = newTargetName('after_kill');
+        ok(cairn(['restore', 'b1', '--repo', repo, '--to', pgUrl(other), '--include', 'public.pgbench_branches']));
+        expect(databaseExists(other)).toBe(true);
+        expect(stagingFor(target), 'the next restore drops the abandoned staging database').toEqual([]);
+        expect(tempDirs(), 'the next restore removes the abandoned temporary folder').toEqual([]);
+        expect(stagingFor(other)).toEqual([]);
+        expect(psql('postgres', `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = ${lit(other)};`).trim()).toBe('');
       }
     }, 120_000);
 

@@ -5,6 +5,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +15,7 @@ import { CancelledError, ConflictError } from '../../src/core/errors.js';
 import type { CollectionEntry } from '../../src/core/schemas.js';
 import { parsePostgresUrl, type PgConnectionSettings } from '../../src/sources/postgres/connection.js';
 import { PG_COPY_TEXT, PG_DUMP_CUSTOM, PG_ROLES_SQL, ROLES_COLLECTION, SCHEMA_COLLECTION } from '../../src/sources/postgres/definitions.js';
-import { PostgresTarget } from '../../src/sources/postgres/target.js';
+import { isAbandonedStaging, PostgresTarget, processExists, STAGING_MARK } from '../../src/sources/postgres/target.js';
 import type { RestoreItem } from '../../src/sources/types.js';
 
 const HOST = '127.0.0.1';
@@ -499,5 +502,82 @@ describe('PostgresTarget into an existing database', () => {
     await expect(
       new PostgresTarget(settingsFor(db)).check(select(backup, ['other.t'], { 'other.t': 'other.t9' }), 'fail'),
     ).rejects.toThrow(/original name/);
+  });
+});
+
+describe('leftovers of restores killed outright (SIGKILL)', () => {
+  /** The id of a process that has exited (and been reaped). */
+  const deadPid = (): number => {
+    const r = spawnSync(process.execPath, ['-e', '']);
+    expect(processExists(r.pid)).toBe(false);
+    return r.pid;
+  };
+  const mark = (host: string, pid: number, started: Date): string => `${STAGING_MARK} host=${host} pid=${pid} started=${started.toISOString()}`;
+  const comment = async (db: string): Promise<string | null> =>
+    withClient('postgres', async (c) => {
+      const { rows } = await c.query<{ d: string | null }>(`SELECT shobj_description(oid, 'pg_database') AS d FROM pg_database WHERE datname = $1`, [db]);
+      return rows[0]?.d ?? null;
+    });
+  /** A database (not named like a staging database: the marks alone count) with this comment. */
+  const leftover = async (label: string, text: string | null): Promise<string> => {
+    const db = dbName(`left_${label}`);
+    await withClient('postgres', async (c) => {
+      await c.query(`CREATE DATABASE ${qi(db)}`);
+      if (text !== null) await c.query(`COMMENT ON DATABASE ${qi(db)} IS '${text.replace(/'/g, "''")}'`);
+    });
+    return db;
+  };
+
+  it('recognises abandoned staging marks', () => {
+    const host = os.hostname();
+    const now = new Date();
+    const dead = deadPid();
+    expect(isAbandonedStaging(mark(host, dead, now))).toBe(true);
+    expect(isAbandonedStaging(mark(host, process.pid, now))).toBe(false);
+    expect(isAbandonedStaging(mark(`not-${host}`, dead, now))).toBe(false);
+    expect(isAbandonedStaging(mark(`not-${host}`, process.pid, new Date(Date.now() - 25 * 3600_000)))).toBe(true);
+    expect(isAbandonedStaging(mark(host, process.pid, new Date(Date.now() - 23 * 3600_000)))).toBe(false);
+    expect(isAbandonedStaging(`${STAGING_MARK} something else`)).toBe(false);
+    expect(isAbandonedStaging(`${STAGING_MARK} host=${host} pid=${dead} started=yesterday`)).toBe(false);
+    expect(isAbandonedStaging(`my db: ${mark(host, dead, now)}`)).toBe(false);
+    expect(isAbandonedStaging(null)).toBe(false);
+  });
+
+  it('a restore first drops abandoned staging databases and temporary folders, and nothing else', async () => {
+    const host = os.hostname();
+    const dead = deadPid();
+    const now = new Date();
+    const gone = [await leftover('dead', mark(host, dead, now)), await leftover('old', mark('elsewhere.example', 1, new Date('2000-01-01T00:00:00Z')))];
+    const kept = [
+      await leftover('live', mark(host, process.pid, now)),
+      await leftover('away', mark('elsewhere.example', dead, now)),
+      await leftover('odd', `${STAGING_MARK} garbage`),
+      await leftover('none', null),
+    ];
+    const tmp = os.tmpdir();
+    const deadDir = fs.mkdtempSync(path.join(tmp, `cairn-pg-restore-${dead}-`));
+    fs.writeFileSync(path.join(deadDir, 'schema.dump'), 'x');
+    const liveDir = fs.mkdtempSync(path.join(tmp, `cairn-pg-restore-${process.pid}-`));
+    const otherDir = fs.mkdtempSync(path.join(tmp, 'cairn-pg-restore-'));
+    try {
+      // Into a new database.
+      const db = dbName('after_kill');
+      await new PostgresTarget(settingsFor(db)).restore(select(backup, ['other.t']), { onConflict: 'fail' });
+      expect(await tableDigest(db, 'other.t')).toBe(await tableDigest(SRC, 'other.t'));
+      expect(await comment(db), 'the switch clears the staging mark').toBeNull();
+      for (const d of gone) expect(await databases(d), d).toEqual([]);
+      for (const d of kept) expect(await databases(d), d).toEqual([d]);
+      expect(fs.existsSync(deadDir)).toBe(false);
+      expect(fs.existsSync(liveDir)).toBe(true);
+      expect(fs.existsSync(otherDir)).toBe(true);
+      expect(await databases(`${prefix}%_cairn_%`)).toEqual([]);
+      // Into an existing database too.
+      const again = await leftover('dead2', mark(host, deadPid(), now));
+      await new PostgresTarget(settingsFor(db)).restore(select(backup, ['other.t']), { onConflict: 'overwrite' });
+      expect(await databases(again)).toEqual([]);
+      for (const d of kept) expect(await databases(d), d).toEqual([d]);
+    } finally {
+      for (const d of [deadDir, liveDir, otherDir]) fs.rmSync(d, { recursive: true, force: true });
+    }
   });
 });

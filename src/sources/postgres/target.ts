@@ -34,6 +34,14 @@
  * Renames: objects are created under their source names, then renamed (and moved to another
  * schema, created if missing) at the end; indexes, constraints and owned sequences keep their
  * names. Into an existing database, a renamed collection's source name must therefore be free.
+ *
+ * Leftovers of a killed restore (SIGKILL, power loss: no chance to clean up): the staging
+ * database carries the comment `cairn restore staging: host=<hostname> pid=<pid> started=<ISO>`
+ * from its creation until the switch (which clears it in the same transaction as the rename),
+ * and the temporary folder is named `cairn-pg-restore-<pid>-<random>`. Every restore first
+ * drops, best effort and silently, the marked databases of this server written on this host by
+ * a process that is gone, or older than 24 hours whatever the host, and removes the folders of
+ * processes that are gone. Nothing unmarked is ever dropped.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -60,6 +68,12 @@ import { describedObject, entryKey, filterToc, listFile, parseToc, referencedTab
 import { dbnameConninfo, runTool } from './tools.js';
 
 const MAINTENANCE_DB = 'postgres';
+/** Start of the comment that marks a staging database (see the module comment). */
+export const STAGING_MARK = 'cairn restore staging:';
+/** A marked staging database older than this is dropped whatever host or process wrote it. */
+export const STAGING_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+/** Temporary folders are `<tmpdir>/cairn-pg-restore-<pid>-<random>`. */
+const TMP_PREFIX = 'cairn-pg-restore-';
 const PROGRESS_BYTES = 4 * 1024 * 1024;
 /** Errors that say "this object exists already". */
 const DUPLICATE_CODES = new Set(['42710', '42P07', '42723', '42P06', '42P04', '42P05']);
@@ -170,15 +184,20 @@ export class PostgresTarget implements RestoreTarget {
     throwIfAborted(signal);
     const plan = planItems(items);
     const jobs = Math.max(1, Math.floor(options.jobs ?? os.availableParallelism()));
+    removeAbandonedTempDirs();
     const existing = await this.connectTargetIfExists();
     if (existing !== undefined) {
       try {
+        await dropAbandonedStaging(existing);
         await this.assertNoConflicts(existing, plan, options.onConflict);
       } finally {
         await existing.end().catch(() => undefined);
       }
+    } else {
+      await this.withMaintenance(dropAbandonedStaging).catch(() => undefined);
     }
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-pg-restore-'));
+    throwIfAborted(signal);
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${TMP_PREFIX}${process.pid}-`));
     try {
       const archive = path.join(tmp, 'schema.dump');
       await writeFile(plan.schemaItem.data(), archive, signal);
@@ -292,6 +311,13 @@ export class PostgresTarget implements RestoreTarget {
       } catch (err) {
         throw pgError(err, this.settings, MAINTENANCE_DB);
       }
+      try {
+        // The mark lets a later restore drop this database should this process be killed.
+        await c.query(`COMMENT ON DATABASE ${quoteIdent(staging)} IS ${quoteLiteral(stagingComment())}`);
+      } catch (err) {
+        await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(staging)} WITH (FORCE)`).catch(() => undefined);
+        throw pgError(err, this.settings, MAINTENANCE_DB);
+      }
     });
     try {
       const conninfo = dbnameConninfo(staging);
@@ -332,9 +358,14 @@ export class PostgresTarget implements RestoreTarget {
     await this.withMaintenance(async (c) => {
       for (let attempt = 0; ; attempt++) {
         try {
+          // One transaction: the target never carries the staging mark, even for a moment.
+          await c.query('BEGIN');
+          await c.query(`COMMENT ON DATABASE ${quoteIdent(staging)} IS NULL`);
           await c.query(`ALTER DATABASE ${quoteIdent(staging)} RENAME TO ${quoteIdent(target)}`);
+          await c.query('COMMIT');
           return;
         } catch (err) {
+          await c.query('ROLLBACK').catch(() => undefined);
           const code = (err as { code?: string }).code;
           if (code === '42P04') {
             throw new ConflictError(
@@ -546,6 +577,82 @@ function tocSelection(plan: Plan, fkReferences: Map<number, string>, existsInTar
   }
   const supportOids = new Set(plan.schemaDef.standaloneSequenceOids ?? []);
   return { relationOids, supportOids, dependentOids, ownedSequences, partitionParents, selected, existsInTarget, fkReferences };
+}
+
+/** The comment that marks a staging database as this process's. */
+function stagingComment(now = new Date()): string {
+  return `${STAGING_MARK} host=${os.hostname()} pid=${process.pid} started=${now.toISOString()}`;
+}
+
+/** Whether a process with this id exists on this host (EPERM: it does, under another user). */
+export function processExists(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return true; // not a process id: assume in use
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
+ * Whether a database with this comment is a staging database left behind by a restore that
+ * cannot finish any more: written on this host by a process that is gone, or older than
+ * STAGING_MAX_AGE_MS whatever the host. Unmarked or unreadable comments: never.
+ */
+export function isAbandonedStaging(comment: string | null | undefined, now = Date.now()): boolean {
+  if (!comment?.startsWith(STAGING_MARK)) return false;
+  const m = /^ host=(.*) pid=(\d+) started=(\S+)$/.exec(comment.slice(STAGING_MARK.length));
+  if (!m) return false;
+  const at = Date.parse(m[3] ?? '');
+  if (Number.isNaN(at)) return false;
+  if (now - at > STAGING_MAX_AGE_MS) return true;
+  return m[1] === os.hostname() && !processExists(Number(m[2]));
+}
+
+/** Drops the abandoned staging databases of the server (see isAbandonedStaging); best effort, silent. */
+async function dropAbandonedStaging(client: pg.Client): Promise<void> {
+  let rows: { datname: string; comment: string | null }[];
+  try {
+    ({ rows } = await client.query<{ datname: string; comment: string | null }>(
+      `SELECT datname, pg_catalog.shobj_description(oid, 'pg_database') AS comment
+         FROM pg_catalog.pg_database
+        WHERE datname <> pg_catalog.current_database()
+          AND pg_catalog.left(pg_catalog.shobj_description(oid, 'pg_database'), $2) = $1`,
+      [STAGING_MARK, STAGING_MARK.length],
+    ));
+  } catch {
+    return;
+  }
+  for (const r of rows) {
+    if (!isAbandonedStaging(r.comment)) continue;
+    await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(r.datname)} WITH (FORCE)`).catch(() => undefined);
+  }
+}
+
+/** Removes the temporary folders of restores whose process is gone; best effort, silent. */
+export function removeAbandonedTempDirs(dir = os.tmpdir()): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  const uid = process.getuid?.();
+  for (const name of names) {
+    const m = new RegExp(`^${TMP_PREFIX}(\\d+)-`).exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || processExists(pid)) continue;
+    const full = path.join(dir, name);
+    try {
+      const st = fs.lstatSync(full);
+      if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) continue;
+      fs.rmSync(full, { recursive: true, force: true });
+    } catch {
+      /* best effort */
+    }
+  }
 }
 
 function stagingName(target: string): string {
