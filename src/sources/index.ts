@@ -1,6 +1,6 @@
 import { UsageError } from '../core/errors.js';
 import { SqliteSource, SqliteTarget, parseSqliteUrl } from './sqlite/index.js';
-import { parsePostgresUrl, POSTGRES_URL_FORMS } from './postgres/connection.js';
+import { parsePostgresUrl, POSTGRES_URL_FORMS, redactUrl } from './postgres/connection.js';
 import { PostgresSource } from './postgres/source.js';
 import { PostgresTarget } from './postgres/target.js';
 import type { DatabaseSource, RestoreTarget } from './types.js';
@@ -27,7 +27,7 @@ export function openSource(url: string, options: SourceOptions = {}): DatabaseSo
   const scheme = schemeOf(url);
   if (scheme === 'sqlite') return new SqliteSource(parseSqliteUrl(url));
   if (scheme === 'postgres' || scheme === 'postgresql') return new PostgresSource(parsePostgresUrl(url), options);
-  throw new UsageError(`Unsupported database URL scheme "${scheme}:" in "${redact(url)}". Supported: ${SUPPORTED}.`);
+  throw new UsageError(`Unsupported database URL scheme "${scheme}:" in "${redactUrl(url)}". Supported: ${SUPPORTED}.`);
 }
 
 /** The database a restore writes into, by URL. */
@@ -35,13 +35,9 @@ export function openTarget(url: string): RestoreTarget {
   const scheme = schemeOf(url);
   if (scheme === 'sqlite') return new SqliteTarget(parseSqliteUrl(url));
   if (scheme === 'postgres' || scheme === 'postgresql') return new PostgresTarget(parsePostgresUrl(url));
-  throw new UsageError(`Unsupported database URL scheme "${scheme}:" in "${redact(url)}". Supported: ${SUPPORTED}.`);
+  throw new UsageError(`Unsupported database URL scheme "${scheme}:" in "${redactUrl(url)}". Supported: ${SUPPORTED}.`);
 }
 
-/** Removes a password from a URL before it is printed or stored. */
-export function redact(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/:@]*):[^@/]*@/i, '$1:***@');
-}
 
 /**
  * Rewrites a collection name or pattern into the form a source kind uses: PostgreSQL qualifies
