@@ -1,8 +1,784 @@
-// `npm run bench`: the PostgreSQL benchmarks against pg_dump/pg_restore arrive with issue 4.
-// Until then it runs the library measurements that chose cairn's chunker, hash and compressors.
+#!/usr/bin/env node
+// `npm run bench`: cairn against pg_dump / pg_restore on the local PostgreSQL (issue 4).
+//
+//   node bench/run.js [--quick] [--scale-mib N] [--tables N] [--only a,b,c] [--runs N]
+//                     [--jobs N] [--recreate] [--workdir DIR] [--pg URL] [--keep-work]
+//   node bench/run.js --cleanup      drop the reusable data sets (bench_a_*, bench_b_*, bench_c_*)
+//   node bench/run.js --libs [...]   the library measurements (bench/libs.mjs)
+//
+// Data sets (created once, reused while their marker comment matches; --recreate forces):
+//   a  bench_a_<mib>  pgbench tables, ~<mib> MiB (default 1024, --quick 100): very compressible
+//   b  bench_b_<mib>  mixed types (random-word text, numerics, timestamps, jsonb, bytea, uuid);
+//                     customers / products / orders / events (events is the large one)
+//   c  bench_c_<n>    <n> small tables (default 10000, --quick 1000) of 10 rows each
+// Every measurement runs the tools alternately (the order rotates each run) --runs times
+// (default 3) and reports the median wall time, client CPU (user+sys of the process and its
+// children, from /usr/bin/time), PostgreSQL server CPU (the postmaster and its children, from
+// /proc, when the server is local), peak RSS of the largest process and output bytes.
+// Absolute seconds mean little on a shared machine; the ratios of tools run back to back do.
+// Results: a markdown table on stdout, JSON in bench/results/<timestamp>.json and latest.json.
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
-const script = fileURLToPath(new URL('./libs.mjs', import.meta.url));
-const r = spawnSync(process.execPath, [script, ...process.argv.slice(2)], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const argv = process.argv.slice(2);
+
+if (argv.includes('--libs')) {
+  const script = path.join(here, 'libs.mjs');
+  const r = spawnSync(process.execPath, [script, ...argv.filter((a) => a !== '--libs')], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// options
+const has = (name) => argv.includes(`--${name}`);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
+};
+const known = new Set(['quick', 'scale-mib', 'tables', 'only', 'runs', 'jobs', 'recreate', 'workdir', 'pg', 'keep-work', 'cleanup', 'help']);
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i];
+  if (!a.startsWith('--')) continue;
+  if (!known.has(a.slice(2))) {
+    console.error(`unknown option ${a}`);
+    process.exit(2);
+  }
+}
+if (has('help')) {
+  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).slice(0, 20).map((l) => l.slice(3)).join('\n'));
+  process.exit(0);
+}
+const quick = has('quick');
+const scaleMiB = Number(opt('scale-mib', quick ? 100 : 1024));
+const tableCount = Number(opt('tables', quick ? 1000 : 10000));
+const only = new Set(opt('only', 'a,b,c').split(',').map((s) => s.trim()).filter(Boolean));
+const runs = Math.max(1, Number(opt('runs', 3)));
+const jobs = Math.max(1, Number(opt('jobs', 2)));
+const recreate = has('recreate');
+const pgBase = opt('pg', 'postgres://postgres@127.0.0.1:5432').replace(/\/+$/, '');
+const keepWork = has('keep-work');
+for (const [k, v] of [['scale-mib', scaleMiB], ['tables', tableCount], ['runs', runs], ['jobs', jobs]]) {
+  if (!Number.isFinite(v) || v <= 0) {
+    console.error(`--${k} needs a positive number`);
+    process.exit(2);
+  }
+}
+
+const MiB = 1024 * 1024;
+const cairnBin = path.join(root, 'bin', 'cairn.js');
+const dbUrl = (db) => `${pgBase}/${db}`;
+const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL helpers (psql; the data sets are generated server-side)
+function psql(db, sql, { quiet = false } = {}) {
+  const r = spawnSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-d', dbUrl(db), '-f', '-'], {
+    input: sql,
+    encoding: 'utf8',
+    maxBuffer: 256 * MiB,
+  });
+  if (r.status !== 0) {
+    if (quiet) return null;
+    throw new Error(`psql on ${db} failed: ${r.stderr.trim().slice(0, 2000)}`);
+  }
+  return r.stdout.trim();
+}
+const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
+const ident = (s) => `"${String(s).replace(/"/g, '""')}"`;
+const dbExists = (db) => psql('postgres', `SELECT 1 FROM pg_database WHERE datname = ${lit(db)}`) === '1';
+const dbComment = (db) => psql('postgres', `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = ${lit(db)}`);
+const dbSize = (db) => Number(psql('postgres', `SELECT pg_database_size(${lit(db)})`));
+function dropDb(db) {
+  psql('postgres', `DROP DATABASE IF EXISTS ${ident(db)} WITH (FORCE)`);
+}
+function createDb(db, marker) {
+  dropDb(db);
+  psql('postgres', `CREATE DATABASE ${ident(db)} TEMPLATE template0`);
+  if (marker) psql('postgres', `COMMENT ON DATABASE ${ident(db)} IS ${lit(marker + ' (incomplete)')}`);
+}
+const markComplete = (db, marker) => psql('postgres', `COMMENT ON DATABASE ${ident(db)} IS ${lit(marker)}`);
+
+// --cleanup: the reusable data sets and anything a killed run left behind
+if (has('cleanup')) {
+  const dbs = psql('postgres', `SELECT datname FROM pg_database WHERE datname ~ '^bench_(a|b|c|tmp)_' AND (datname LIKE 'bench_tmp_%' OR shobj_description(oid, 'pg_database') LIKE 'cairn-bench%')`);
+  for (const db of dbs ? dbs.split('\n') : []) {
+    log(`dropping ${db}`);
+    dropDb(db);
+  }
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// measurement
+const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+function procStat(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+    return { ppid: Number(f[1]), utime: Number(f[11]), stime: Number(f[12]), cutime: Number(f[13]), cstime: Number(f[14]) };
+  } catch {
+    return null;
+  }
+}
+// The postmaster: a process named postgres whose parent is not named postgres.
+const postmasterPid = (() => {
+  if (!/(127\.0\.0\.1|localhost|\[::1\])/.test(pgBase)) return null;
+  const comm = (pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || !/^postgres/.test(comm(d))) continue;
+    const st = procStat(d);
+    if (st && !/^postgres/.test(comm(st.ppid))) return Number(d);
+  }
+  return null;
+})();
+/** CPU seconds used so far by the server: the postmaster, its live children and reaped ones. */
+function serverCpu() {
+  if (!postmasterPid) return null;
+  const pm = procStat(postmasterPid);
+  if (!pm) return null;
+  let ticks = pm.utime + pm.stime + pm.cutime + pm.cstime;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const st = procStat(d);
+    if (st && st.ppid === postmasterPid) ticks += st.utime + st.stime;
+  }
+  return ticks / clkTck;
+}
+
+let work; // scratch directory, set in main
+/** Runs cmd under /usr/bin/time; returns wall/cpu/rss and the child's stdout. Throws on failure. */
+function timed(cmd, args, { env } = {}) {
+  const tf = path.join(work, 'time.out');
+  const s0 = serverCpu();
+  const t0 = performance.now();
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', '-o', tf, cmd, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 1024 * MiB,
+    env: { ...process.env, ...env },
+  });
+  const wall = (performance.now() - t0) / 1000;
+  const s1 = serverCpu();
+  if (r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}: ${(r.stderr || '').trim().slice(-2000)}`);
+  }
+  const last = fs.readFileSync(tf, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+  return {
+    wall,
+    cpu: last[1] + last[2],
+    user: last[1],
+    sys: last[2],
+    rssMiB: last[3] / 1024,
+    serverCpu: s0 == null || s1 == null ? null : s1 - s0,
+    stdout: r.stdout,
+  };
+}
+const sh = (script) => ['sh', ['-c', script]];
+
+function dirBytes(p) {
+  let total = 0;
+  const st = fs.statSync(p, { throwIfNoEntry: false });
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.size;
+  for (const e of fs.readdirSync(p)) total += dirBytes(path.join(p, e));
+  return total;
+}
+const rm = (p) => fs.rmSync(p, { recursive: true, force: true });
+const median = (xs) => {
+  const v = xs.filter((x) => x != null && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const ratio = (a, b) => (a == null || b == null || b === 0 ? null : a / b);
+
+/** Summary of the samples of one tool in one measurement. */
+function summarize(samples) {
+  return {
+    runs: samples.length,
+    wall_s: median(samples.map((s) => s.wall)),
+    cpu_s: median(samples.map((s) => s.cpu)),
+    server_cpu_s: median(samples.map((s) => s.serverCpu)),
+    peak_rss_mib: samples.length ? Math.max(...samples.map((s) => s.rssMiB)) : null,
+    output_bytes: median(samples.map((s) => s.bytes)),
+    new_bytes: median(samples.map((s) => s.newBytes)),
+    samples: samples.map((s) => Object.fromEntries(Object.entries(s).filter(([k]) => k !== 'stdout'))),
+  };
+}
+
+/**
+ * Runs every tool of `tools` (name -> function(run) returning a sample) alternately `runs` times,
+ * rotating the order, and returns name -> summary. A tool that fails is recorded with its error.
+ */
+function alternate(title, tools, { n = runs, rotate = true } = {}) {
+  const names = Object.keys(tools);
+  const samples = Object.fromEntries(names.map((k) => [k, []]));
+  const errors = {};
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < names.length; j++) {
+      const name = names[rotate ? (i + j) % names.length : j];
+      if (errors[name]) continue;
+      try {
+        const s = tools[name](i);
+        samples[name].push(s);
+        log(`${title} / ${name} run ${i + 1}: ${s.wall.toFixed(2)} s wall, ${s.cpu.toFixed(2)} s cpu, ${s.rssMiB.toFixed(0)} MiB rss` + (s.bytes != null ? `, ${(s.bytes / MiB).toFixed(1)} MiB out` : '') + (s.newBytes != null ? `, ${(s.newBytes / MiB).toFixed(2)} MiB new` : ''));
+      } catch (err) {
+        errors[name] = String(err.message || err).slice(0, 1500);
+        log(`${title} / ${name} FAILED: ${errors[name]}`);
+      }
+    }
+  }
+  return Object.fromEntries(names.map((k) => [k, errors[k] ? { error: errors[k], ...summarize(samples[k]) } : summarize(samples[k])]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// tools
+function cairn(args) {
+  return timed(process.execPath, [cairnBin, ...args]);
+}
+function cairnInit(repo) {
+  rm(repo);
+  const r = spawnSync(process.execPath, [cairnBin, 'repo', 'init', repo], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`cairn repo init failed: ${r.stderr}`);
+}
+function cairnBackup(db, repo, id) {
+  const before = dirBytes(repo);
+  const s = cairn(['backup', 'create', '--source', dbUrl(db), '--repo', repo, '--id', id, '--jobs', String(jobs), '--json']);
+  const m = JSON.parse(s.stdout);
+  s.bytes = dirBytes(repo) - before; // repository growth
+  s.newBytes = m.totals.newBytes;
+  s.storedBytes = m.totals.storedBytes;
+  s.logicalBytes = m.totals.logicalBytes;
+  return s;
+}
+function cairnRestore(repo, id, db) {
+  dropDb(db);
+  const s = cairn(['restore', id, '--repo', repo, '--to', dbUrl(db), '--jobs', String(jobs), '--json']);
+  return s;
+}
+function pgDump(db, dir, extra = []) {
+  rm(dir);
+  const s = timed('pg_dump', ['-Fd', `-j${jobs}`, ...extra, '-f', dir, '-d', dbUrl(db)]);
+  s.bytes = dirBytes(dir);
+  return s;
+}
+function pgRestore(dir, db) {
+  dropDb(db);
+  // createdb is part of the job: cairn creates its target database too.
+  const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return timed(...sh(`psql -X -q -d ${q(dbUrl('postgres'))} -c ${q(`CREATE DATABASE ${ident(db)} TEMPLATE template0`)} && pg_restore -j${jobs} -d ${q(dbUrl(db))} ${q(dir)}`));
+}
+
+/** User tables with their main-fork blocks and total size, largest first. */
+function tables(db) {
+  const out = psql(db, `SELECT format('%I.%I', n.nspname, c.relname), pg_relation_size(c.oid) / 8192, pg_table_size(c.oid)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+    ORDER BY 3 DESC, 1`);
+  return out ? out.split('\n').map((l) => {
+    const [name, blocks, bytes] = l.split('|');
+    return { name, blocks: Number(blocks), bytes: Number(bytes) };
+  }) : [];
+}
+
+/**
+ * The physical bound: COPY … TO STDOUT of every table into /dev/null by `jobs` psql sessions in
+ * parallel. Large tables are split into ctid ranges (TID range scans) so that every stream has
+ * about the same amount of work, even when one table dominates.
+ */
+function copyScripts(db, dir) {
+  const ts = tables(db);
+  const total = ts.reduce((a, t) => a + t.bytes, 0);
+  const load = Array(jobs).fill(0);
+  const parts = Array.from({ length: jobs }, () => []);
+  for (const t of ts) {
+    if (jobs > 1 && t.bytes > total / (2 * jobs) && t.blocks >= jobs) {
+      const step = Math.ceil(t.blocks / jobs);
+      for (let k = 0; k < jobs; k++) {
+        const lo = `ctid >= '(${k * step},0)'::tid`;
+        const where = k === jobs - 1 ? lo : `${lo} AND ctid < '(${(k + 1) * step},0)'::tid`;
+        parts[k].push(`COPY (SELECT * FROM ${t.name} WHERE ${where}) TO STDOUT;`);
+        load[k] += t.bytes / jobs;
+      }
+    } else {
+      const k = load.indexOf(Math.min(...load));
+      parts[k].push(`COPY ${t.name} TO STDOUT;`);
+      load[k] += t.bytes;
+    }
+  }
+  return parts.map((p, k) => {
+    const f = path.join(dir, `copy-${k}.sql`);
+    fs.writeFileSync(f, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n${p.join('\n')}\nCOMMIT;\n`);
+    return f;
+  });
+}
+function rawCopy(db, scripts) {
+  const q = (s) => `'${s}'`;
+  const start = scripts.map((f, k) => `psql -X -q -v ON_ERROR_STOP=1 -d ${q(dbUrl(db))} -f ${q(f)} > /dev/null & p${k}=$!;`).join(' ');
+  const wait = scripts.map((_, k) => `wait $p${k} || exit 1;`).join(' ');
+  return timed(...sh(`${start} ${wait}`));
+}
+
+// ---------------------------------------------------------------------------------------------
+// data sets
+const VOCAB = (() => {
+  // deterministic pseudo-words from syllables (a seeded LCG), 2000 of them
+  const syl = ['ka', 'to', 'ri', 'ne', 'sa', 'lo', 'mi', 'du', 'pe', 'ar', 'en', 'ol', 'ti', 'ba', 've', 'ru', 'co', 'da', 'in', 'um', 'st', 'ch', 'or', 'ex'];
+  let x = 42;
+  const rnd = () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const words = new Set();
+  while (words.size < 2000) {
+    const n = 1 + Math.floor(rnd() * 4);
+    let w = '';
+    for (let i = 0; i < n; i++) w += syl[Math.floor(rnd() * syl.length)];
+    words.add(w);
+  }
+  return [...words];
+})();
+const vocabCte = `WITH v AS (SELECT ARRAY[${VOCAB.map((w) => `'${w}'`).join(',')}]::text[] AS w)`;
+// skewed word choice (frequent words are frequent, as in real text)
+const word = `v.w[1 + floor(random() ^ 3 * ${VOCAB.length})::int]`;
+const words = (n) => `array_to_string(ARRAY(SELECT ${word} FROM generate_series(1, ${n})), ' ')`;
+
+const eventsInsert = (lo, hi, customers) => `${vocabCte}
+INSERT INTO events (id, created_at, customer_id, kind, amount, payload, note, blob)
+SELECT g, timestamptz '2023-01-01 00:00:00+00' + g * interval '3 seconds' + random() * interval '2 seconds',
+  1 + floor(random() * ${customers})::int,
+  (ARRAY['view','click','search','add_to_cart','purchase','login','logout','refund'])[1 + floor(random() ^ 2 * 8)::int],
+  round((random() * 500)::numeric, 2),
+  jsonb_build_object('ua', ${word} || '/' || floor(random() * 20)::int, 'ip', '10.' || floor(random() * 255)::int || '.' || floor(random() * 255)::int || '.' || (g % 255),
+    'ok', random() < 0.95, 'ms', floor(random() * 900)::int, 'tags', jsonb_build_array(${word}, ${word})),
+  ${words('2 + (g % 19)')},
+  CASE WHEN g % 5 = 0 THEN decode(md5(g::text || random()::text) || md5(random()::text), 'hex') END
+FROM v, generate_series(${lo}, ${hi}) g;`;
+
+function createSetB(db, mib, marker) {
+  createDb(db, marker);
+  psql(db, `
+CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL, country char(2), created_at timestamptz NOT NULL,
+  balance numeric(12,2), bio text, prefs jsonb);
+CREATE TABLE products (id int PRIMARY KEY, sku text UNIQUE NOT NULL, title text, price numeric(10,2), stock int, attrs jsonb, updated_at timestamptz);
+CREATE TABLE orders (id bigint PRIMARY KEY, uid uuid NOT NULL, customer_id int NOT NULL, ordered_at timestamptz NOT NULL, status text NOT NULL,
+  total numeric(12,2), items jsonb, shipping_address text);
+CREATE TABLE events (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, customer_id int, kind text, amount numeric(12,2),
+  payload jsonb, note text, blob bytea);
+${vocabCte}
+INSERT INTO products SELECT g, 'SKU-' || lpad(g::text, 6, '0'), initcap(${words('2 + g % 4')}), round((1 + random() * 300)::numeric, 2),
+  floor(random() * 1000)::int, jsonb_build_object('color', ${word}, 'size', (ARRAY['S','M','L','XL'])[1 + g % 4], 'weight_g', floor(random() * 5000)::int),
+  now() - random() * interval '400 days'
+FROM v, generate_series(1, 5000) g;`);
+  // Batches of ~1/10 of the target until the database reaches it: customers ~8%, orders ~20%,
+  // events the rest (bytes per row measured on the first batch).
+  const target = mib * MiB;
+  let c = 0;
+  let o = 0;
+  let e = 0;
+  let perRow = 350; // bytes per event row incl. indexes, refined after the first batch
+  for (let batch = 0; dbSize(db) < target && batch < 1000; batch++) {
+    const remaining = target - dbSize(db);
+    const slice = Math.min(remaining, target / 10);
+    const nc = Math.max(100, Math.round((slice * 0.08) / (perRow * 1.2)));
+    const no = Math.max(100, Math.round((slice * 0.2) / (perRow * 1.3)));
+    const ne = Math.max(1000, Math.round((slice * 0.72) / perRow));
+    const before = dbSize(db);
+    psql(db, `${vocabCte}
+INSERT INTO customers SELECT g, initcap(${word}) || ' ' || initcap(${word}), ${word} || '.' || g || '@' || ${word} || '.example',
+  (ARRAY['DE','FR','US','GB','NL','PL','ES','IT','SE','JP'])[1 + floor(random() ^ 2 * 10)::int],
+  timestamptz '2020-01-01 00:00:00+00' + g * interval '17 minutes', round((random() * 10000 - 2000)::numeric, 2),
+  CASE WHEN g % 3 = 0 THEN ${words('5 + g % 30')} END,
+  jsonb_build_object('newsletter', random() < 0.3, 'lang', (ARRAY['en','de','fr'])[1 + g % 3], 'theme', ${word})
+FROM v, generate_series(${c + 1}, ${c + nc}) g;
+${vocabCte}
+INSERT INTO orders SELECT g, gen_random_uuid(), 1 + floor(random() * ${c + nc})::int, timestamptz '2022-01-01 00:00:00+00' + g * interval '41 seconds',
+  (ARRAY['new','paid','shipped','delivered','cancelled'])[1 + floor(random() ^ 2 * 5)::int], round((random() * 900)::numeric, 2),
+  (SELECT jsonb_agg(jsonb_build_object('line', s.i, 'product', 1 + floor(random() * 5000)::int, 'qty', 1 + floor(random() * 4)::int))
+     FROM generate_series(1, 1 + g % 4) s(i)),
+  floor(random() * 300)::int || ' ' || initcap(${word}) || ' Street, ' || initcap(${word})
+FROM v, generate_series(${o + 1}, ${o + no}) g;
+${eventsInsert(e + 1, e + ne, c + nc)}`);
+    const grown = dbSize(db) - before;
+    if (batch === 0 && grown > 0) perRow = grown / (nc * 1.2 + no * 1.3 + ne); // rough, good enough
+    c += nc;
+    o += no;
+    e += ne;
+    log(`${db}: ${(dbSize(db) / MiB).toFixed(0)} / ${mib} MiB`);
+  }
+  psql(db, `CREATE INDEX events_created_at ON events (created_at); CREATE INDEX orders_customer ON orders (customer_id);
+ALTER TABLE orders ADD FOREIGN KEY (customer_id) REFERENCES customers (id);
+CREATE VIEW revenue_by_day AS SELECT date_trunc('day', ordered_at) AS day, sum(total) AS total FROM orders GROUP BY 1;
+VACUUM (FREEZE, ANALYZE);`);
+  markComplete(db, marker);
+}
+
+function createSetA(db, mib, marker) {
+  createDb(db, marker);
+  const scale = Math.max(1, Math.round(mib / 15));
+  const r = spawnSync('pgbench', ['-i', '-q', '-I', 'dtGvp', '-s', String(scale), '-d', dbUrl(db)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`pgbench -i failed: ${r.stderr}`);
+  psql(db, 'VACUUM (FREEZE, ANALYZE);');
+  markComplete(db, marker);
+}
+
+function createSetC(db, n, marker) {
+  createDb(db, marker);
+  const schemas = 10;
+  psql(db, Array.from({ length: schemas }, (_, s) => `CREATE SCHEMA s${s};`).join('\n'));
+  const per = 250; // tables per transaction: each holds a few locks until commit
+  for (let lo = 0; lo < n; lo += per) {
+    const hi = Math.min(n, lo + per) - 1;
+    psql(db, `DO $$ BEGIN FOR i IN ${lo}..${hi} LOOP
+  EXECUTE format('CREATE TABLE s%s.t%s (id int PRIMARY KEY, name text NOT NULL, qty int, price numeric(8,2), updated_at timestamptz DEFAULT now())', i % ${schemas}, lpad(i::text, 5, '0'));
+  EXECUTE format('INSERT INTO s%s.t%s (id, name, qty, price) SELECT g, ''item '' || g || '' of %s'', g * 7 %% 13, g * 1.25 FROM generate_series(1, 10) g', i % ${schemas}, lpad(i::text, 5, '0'), i);
+END LOOP; END $$;`);
+    if ((hi + 1) % 2000 === 0 || hi + 1 === n) log(`${db}: ${hi + 1} / ${n} tables`);
+  }
+  psql(db, 'VACUUM (FREEZE, ANALYZE);');
+  markComplete(db, marker);
+}
+
+function ensureSet(key) {
+  const spec = {
+    a: { db: `bench_a_${scaleMiB}`, marker: `cairn-bench a v1 mib=${scaleMiB}`, create: (db, m) => createSetA(db, scaleMiB, m) },
+    b: { db: `bench_b_${scaleMiB}`, marker: `cairn-bench b v1 mib=${scaleMiB}`, create: (db, m) => createSetB(db, scaleMiB, m) },
+    c: { db: `bench_c_${tableCount}`, marker: `cairn-bench c v1 tables=${tableCount}`, create: (db, m) => createSetC(db, tableCount, m) },
+  }[key];
+  if (!recreate && dbExists(spec.db) && dbComment(spec.db) === spec.marker) {
+    log(`reusing ${spec.db} (${(dbSize(spec.db) / MiB).toFixed(0)} MiB)`);
+  } else {
+    log(`creating ${spec.db}`);
+    const t0 = performance.now();
+    spec.create(spec.db, spec.marker);
+    log(`created ${spec.db} in ${((performance.now() - t0) / 1000).toFixed(0)} s (${(dbSize(spec.db) / MiB).toFixed(0)} MiB)`);
+  }
+  return spec.db;
+}
+
+/** SQL that appends `add` rows to the data set's largest table (new keys, at the end). */
+function appendSql(key, db, add) {
+  if (key === 'a') {
+    const max = Number(psql(db, 'SELECT max(aid) FROM pgbench_accounts'));
+    return `INSERT INTO pgbench_accounts (aid, bid, abalance, filler) SELECT aid, (aid - 1) / 100000 + 1, 0, '' FROM generate_series(${max + 1}, ${max + add}) aid;`;
+  }
+  const [max, cust] = psql(db, 'SELECT max(id), (SELECT max(id) FROM customers) FROM events').split('|').map(Number);
+  return eventsInsert(max + 1, max + add, cust);
+}
+
+// ---------------------------------------------------------------------------------------------
+// the measurements
+const tmpDbs = new Set();
+const tmpDb = (name) => {
+  const db = `bench_tmp_${process.pid}_${name}`;
+  tmpDbs.add(db);
+  return db;
+};
+function dropTmp(db) {
+  dropDb(db);
+  tmpDbs.delete(db);
+}
+function rowCount(db, table) {
+  return Number(psql(db, `SELECT count(*) FROM ${table}`));
+}
+
+function benchVolume(key) {
+  const db = ensureSet(key);
+  const dir = path.join(work, key);
+  fs.mkdirSync(dir, { recursive: true });
+  const repo = path.join(dir, 'repo');
+  const dumpGz = path.join(dir, 'dump');
+  const dumpZ0 = path.join(dir, 'dump-z0');
+  const scripts = copyScripts(db, dir);
+  const largest = tables(db)[0].name;
+  const res = { database: db, database_bytes: dbSize(db), largest_table: largest };
+
+  log(`[${key}] full backup`);
+  res.full_backup = alternate(`${key} full backup`, {
+    cairn: (i) => {
+      cairnInit(repo); // a fresh repository every run
+      return cairnBackup(db, repo, `full-${i}`);
+    },
+    pg_dump: () => pgDump(db, dumpGz),
+    pg_dump_z0: () => pgDump(db, dumpZ0, ['-Z0']),
+    raw_copy: () => rawCopy(db, scripts),
+  });
+  const fb = res.full_backup;
+  res.logical_bytes = fb.cairn.samples[0]?.logicalBytes ?? null;
+  const lastFull = fb.cairn.error ? null : `full-${fb.cairn.runs - 1}`;
+
+  if (lastFull) {
+    log(`[${key}] second backup, no change`);
+    res.unchanged_backup = alternate(`${key} unchanged backup`, {
+      cairn: (i) => cairnBackup(db, repo, `unchanged-${i}`),
+      pg_dump: () => pgDump(db, dumpGz),
+    });
+    log(`[${key}] second backup after appending 2% rows to ${largest}`);
+    const copy = tmpDb(`${key}_append`);
+    dropDb(copy);
+    psql('postgres', `CREATE DATABASE ${ident(copy)} TEMPLATE ${ident(db)} STRATEGY FILE_COPY`);
+    const appendDump = path.join(dir, 'dump-append');
+    // each run appends another 2% of the original row count and backs up again into the same
+    // repository (the first time, the repository holds the unchanged data from the backups above)
+    const addRows = Math.max(1, Math.round(rowCount(copy, largest) * 0.02));
+    res.appended_rows_per_run = addRows;
+    res.appended_backup = alternate(`${key} appended backup`, {
+      append: () => timed('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', dbUrl(copy), '-c', appendSql(key, copy, addRows)]),
+      cairn: (i) => cairnBackup(copy, repo, `appended-${i}`),
+      pg_dump: () => pgDump(copy, appendDump),
+    }, { rotate: false });
+    rm(appendDump);
+    dropTmp(copy);
+
+    log(`[${key}] restore`);
+    const rc = tmpDb(`${key}_rc`);
+    const rp = tmpDb(`${key}_rp`);
+    res.restore = alternate(`${key} restore`, {
+      cairn: () => {
+        const s = cairnRestore(repo, lastFull, rc);
+        res.restore_check_cairn ??= rowCount(rc, largest) === rowCount(db, largest);
+        dropDb(rc);
+        return s;
+      },
+      pg_restore: () => {
+        const s = pgRestore(dumpGz, rp);
+        res.restore_check_pg_restore ??= rowCount(rp, largest) === rowCount(db, largest);
+        dropDb(rp);
+        return s;
+      },
+    });
+    dropTmp(rc);
+    dropTmp(rp);
+  }
+  rm(dir);
+  return res;
+}
+
+function benchTables() {
+  const db = ensureSet('c');
+  const dir = path.join(work, 'c');
+  fs.mkdirSync(dir, { recursive: true });
+  const repo = path.join(dir, 'repo');
+  const dump = path.join(dir, 'dump');
+  const rc = tmpDb('c_rc');
+  const rp = tmpDb('c_rp');
+  const res = { database: db, tables: tableCount, database_bytes: dbSize(db) };
+  log(`[c] ${tableCount} tables: backup and restore`);
+  let haveRepo = false;
+  let haveDump = false;
+  const r = alternate(`c ${tableCount} tables`, {
+    cairn_backup: (i) => {
+      cairnInit(repo);
+      const s = cairnBackup(db, repo, `full-${i}`);
+      haveRepo = `full-${i}`;
+      return s;
+    },
+    pg_dump: () => {
+      const s = pgDump(db, dump);
+      haveDump = true;
+      return s;
+    },
+    cairn_restore: () => {
+      if (!haveRepo) throw new Error('no cairn backup to restore');
+      const s = cairnRestore(repo, haveRepo, rc);
+      dropDb(rc);
+      return s;
+    },
+    pg_restore: () => {
+      if (!haveDump) throw new Error('no pg_dump output to restore');
+      const s = pgRestore(dump, rp);
+      dropDb(rp);
+      return s;
+    },
+  });
+  res.backup = { cairn: r.cairn_backup, pg_dump: r.pg_dump };
+  res.restore = { cairn: r.cairn_restore, pg_restore: r.pg_restore };
+  dropTmp(rc);
+  dropTmp(rp);
+  rm(dir);
+  return res;
+}
+
+// ---------------------------------------------------------------------------------------------
+// report
+const fmt = (x, d = 2) => (x == null ? '–' : Number(x).toFixed(d));
+const mib = (b) => (b == null ? '–' : (b / MiB).toFixed(1));
+
+function volumeRatios(r) {
+  if (!r) return {};
+  const fb = r.full_backup;
+  const out = {
+    full_backup_vs_pg_dump: ratio(fb.cairn.wall_s, fb.pg_dump.wall_s),
+    full_backup_vs_pg_dump_z0: ratio(fb.cairn.wall_s, fb.pg_dump_z0.wall_s),
+    full_backup_bytes_vs_pg_dump: ratio(fb.cairn.output_bytes, fb.pg_dump.output_bytes),
+    full_backup_cpu_vs_pg_dump: ratio(fb.cairn.cpu_s, fb.pg_dump.cpu_s),
+    copy_rate_share: ratio(fb.raw_copy.wall_s, fb.cairn.wall_s),
+    cairn_backup_mib_s: r.logical_bytes && fb.cairn.wall_s ? r.logical_bytes / MiB / fb.cairn.wall_s : null,
+    raw_copy_mib_s: r.logical_bytes && fb.raw_copy.wall_s ? r.logical_bytes / MiB / fb.raw_copy.wall_s : null,
+  };
+  if (r.unchanged_backup) {
+    out.unchanged_new_bytes_share = ratio(r.unchanged_backup.cairn.new_bytes, r.unchanged_backup.pg_dump.output_bytes);
+    out.unchanged_new_bytes_share_of_full = ratio(r.unchanged_backup.cairn.new_bytes, fb.cairn.output_bytes);
+    out.unchanged_backup_vs_pg_dump = ratio(r.unchanged_backup.cairn.wall_s, r.unchanged_backup.pg_dump.wall_s);
+  }
+  if (r.appended_backup) {
+    out.appended_new_bytes_share = ratio(r.appended_backup.cairn.new_bytes, r.appended_backup.pg_dump.output_bytes);
+    out.appended_new_bytes_share_of_full = ratio(r.appended_backup.cairn.new_bytes, fb.cairn.output_bytes);
+    out.appended_backup_vs_pg_dump = ratio(r.appended_backup.cairn.wall_s, r.appended_backup.pg_dump.wall_s);
+  }
+  if (r.restore) out.restore_vs_pg_restore = ratio(r.restore.cairn.wall_s, r.restore.pg_restore.wall_s);
+  return out;
+}
+
+function cairnPeak(sets) {
+  let m = null;
+  const visit = (o, underCairn) => {
+    if (!o || typeof o !== 'object') return;
+    for (const [k, v] of Object.entries(o)) {
+      if (k === 'samples') continue;
+      if (k === 'peak_rss_mib' && underCairn && v != null) m = Math.max(m ?? 0, v);
+      else visit(v, underCairn || k === 'cairn' || k.startsWith('cairn_'));
+    }
+  };
+  visit(sets, false);
+  return m;
+}
+
+function markdown(result) {
+  const lines = [];
+  lines.push(`## cairn benchmark — ${result.started_at} (${result.options.quick ? 'quick' : 'full'}, ${result.options.scale_mib} MiB sets, ${result.options.tables} tables, ${result.options.runs} runs, --jobs ${result.options.jobs}, ${os.cpus().length} cores)`);
+  lines.push('');
+  lines.push('| set | job | tool | wall s | client CPU s | server CPU s | peak RSS MiB | output MiB | new MiB | cairn / peer (wall) |');
+  lines.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  const row = (set, job, tool, s, cairnWall) => {
+    if (!s) return;
+    const rr = tool.startsWith('cairn') || tool === 'append' || cairnWall == null ? '' : fmt(ratio(cairnWall, s.wall_s));
+    lines.push(`| ${set} | ${job} | ${tool}${s.error ? ' (FAILED)' : ''} | ${fmt(s.wall_s)} | ${fmt(s.cpu_s)} | ${fmt(s.server_cpu_s)} | ${fmt(s.peak_rss_mib, 0)} | ${mib(s.output_bytes)} | ${s.new_bytes == null ? '' : mib(s.new_bytes)} | ${rr} |`);
+  };
+  for (const key of ['a', 'b']) {
+    const r = result.sets[key];
+    if (!r) continue;
+    const name = `${key} (${r.database}, ${mib(r.database_bytes)} MiB)`;
+    for (const [job, m] of [['full backup', r.full_backup], ['backup, no change', r.unchanged_backup], ['backup, +2% rows', r.appended_backup], ['restore', r.restore]]) {
+      if (!m) continue;
+      for (const [tool, s] of Object.entries(m)) if (tool !== 'append') row(name, job, tool === 'raw_copy' ? `raw COPY ×${result.options.jobs} (psql)` : tool, s, m.cairn?.wall_s);
+    }
+  }
+  const c = result.sets.c;
+  if (c) {
+    const name = `c (${c.tables} tables)`;
+    row(name, 'backup', 'cairn', c.backup.cairn, c.backup.cairn.wall_s);
+    row(name, 'backup', 'pg_dump', c.backup.pg_dump, c.backup.cairn.wall_s);
+    row(name, 'restore', 'cairn', c.restore.cairn, c.restore.cairn.wall_s);
+    row(name, 'restore', 'pg_restore', c.restore.pg_restore, c.restore.cairn.wall_s);
+  }
+  lines.push('');
+  lines.push('pg_dump / pg_restore run with -Fd -j' + result.options.jobs + ' (pg_dump_z0 adds -Z0); output = repository growth or dump directory size; new = cairn manifest totals.newBytes.');
+  lines.push('Client CPU = user+sys of the tool and its children; server CPU = PostgreSQL processes over the same interval (includes unrelated load, if any).');
+  lines.push('');
+  lines.push('| ratio | value | target | met |');
+  lines.push('|---|---:|---|---|');
+  for (const [k, v] of Object.entries(result.ratios)) {
+    const t = result.targets[k];
+    lines.push(`| ${k} | ${fmt(v, 3)} | ${t ? t.text : ''} | ${t ? (t.met == null ? '–' : t.met ? 'yes' : 'NO') : ''} |`);
+  }
+  return lines.join('\n');
+}
+
+const targetSpec = {
+  full_backup_vs_pg_dump: ['≤ 0.25', (v) => v <= 0.25],
+  full_backup_vs_pg_dump_z0: ['≤ 1.2', (v) => v <= 1.2],
+  full_backup_bytes_vs_pg_dump: ['≤ 1', (v) => v <= 1],
+  copy_rate_share: ['≥ 0.70', (v) => v >= 0.7],
+  unchanged_new_bytes_share: ['< 0.01', (v) => v < 0.01],
+  appended_new_bytes_share: ['< 0.04', (v) => v < 0.04],
+  restore_vs_pg_restore: ['≤ 0.8', (v) => v <= 0.8],
+  peak_rss_mib: ['≤ 256', (v) => v <= 256],
+  tables_10k_backup_vs_pg_dump: ['< 1', (v) => v < 1],
+  tables_10k_restore_vs_pg_restore: ['< 1', (v) => v < 1],
+  a_full_backup_vs_pg_dump_z0: ['≤ 1.2', (v) => v <= 1.2],
+};
+
+// ---------------------------------------------------------------------------------------------
+function cleanupScratch() {
+  for (const db of [...tmpDbs]) {
+    try {
+      dropDb(db);
+    } catch (err) {
+      log(`could not drop ${db}: ${err.message}`);
+    }
+  }
+  tmpDbs.clear();
+  if (work && !keepWork) rm(work);
+}
+process.on('SIGINT', () => {
+  log('interrupted: cleaning up');
+  cleanupScratch();
+  process.exit(130);
+});
+
+function main() {
+  const started = new Date();
+  work = fs.mkdtempSync(path.join(opt('workdir', os.tmpdir()), 'cairn-bench-'));
+  const pgVersion = psql('postgres', 'SHOW server_version');
+  const dumpVersion = spawnSync('pg_dump', ['--version'], { encoding: 'utf8' }).stdout.trim();
+  log(`work dir ${work}; PostgreSQL ${pgVersion}; ${dumpVersion}; server CPU from ${postmasterPid ? `postmaster ${postmasterPid}` : '(not available)'}`);
+  const sets = {};
+  try {
+    if (only.has('a')) sets.a = benchVolume('a');
+    if (only.has('b')) sets.b = benchVolume('b');
+    if (only.has('c')) sets.c = benchTables();
+  } finally {
+    cleanupScratch();
+  }
+  const perSet = { a: volumeRatios(sets.a), b: volumeRatios(sets.b) };
+  const main = sets.b ? perSet.b : {};
+  const ratios = {
+    full_backup_vs_pg_dump: main.full_backup_vs_pg_dump ?? null,
+    full_backup_vs_pg_dump_z0: main.full_backup_vs_pg_dump_z0 ?? null,
+    full_backup_bytes_vs_pg_dump: main.full_backup_bytes_vs_pg_dump ?? null,
+    restore_vs_pg_restore: main.restore_vs_pg_restore ?? null,
+    copy_rate_share: main.copy_rate_share ?? null,
+    unchanged_new_bytes_share: main.unchanged_new_bytes_share ?? null,
+    appended_new_bytes_share: main.appended_new_bytes_share ?? null,
+    tables_10k_backup_vs_pg_dump: sets.c ? ratio(sets.c.backup.cairn.wall_s, sets.c.backup.pg_dump.wall_s) : null,
+    tables_10k_restore_vs_pg_restore: sets.c ? ratio(sets.c.restore.cairn.wall_s, sets.c.restore.pg_restore.wall_s) : null,
+    peak_rss_mib: cairnPeak(sets),
+    a_full_backup_vs_pg_dump_z0: perSet.a.full_backup_vs_pg_dump_z0 ?? null,
+  };
+  const targets = Object.fromEntries(Object.entries(targetSpec).map(([k, [text, f]]) => [k, { text, met: ratios[k] == null ? null : f(ratios[k]) }]));
+  const result = {
+    started_at: started.toISOString(),
+    finished_at: new Date().toISOString(),
+    options: { quick, scale_mib: scaleMiB, tables: tableCount, only: [...only], runs, jobs },
+    host: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, mem_mib: Math.round(os.totalmem() / MiB), node: process.version, postgres: pgVersion, pg_dump: dumpVersion, loadavg: os.loadavg() },
+    notes: {
+      ratios: 'backup/restore/copy/new-bytes ratios are for data set b (tables_10k_* for c, which has --tables tables); wall-time ratios are medians of alternating runs',
+      peak_rss_mib: 'largest peak RSS of any cairn process over all data sets',
+      copy_rate_share: 'raw parallel COPY TO /dev/null wall time / cairn full backup wall time (same data)',
+      new_bytes_share: 'cairn totals.newBytes / pg_dump -Fd output bytes for the same second backup (_of_full: / cairn full repository size)',
+    },
+    ratios,
+    targets,
+    per_set_ratios: perSet,
+    sets,
+  };
+  const dir = path.join(here, 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const stamp = started.toISOString().replace(/[:.]/g, '-');
+  const json = JSON.stringify(result, null, 2) + '\n';
+  fs.writeFileSync(path.join(dir, `${stamp}.json`), json);
+  fs.writeFileSync(path.join(dir, 'latest.json'), json);
+  console.log(markdown(result));
+  console.log(`\nJSON: bench/results/${stamp}.json (and bench/results/latest.json)`);
+}
+
+main();

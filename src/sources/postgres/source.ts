@@ -245,10 +245,10 @@ class PostgresSnapshot implements SourceSnapshot {
     }
 
     // Tables: parents before their partitions.
+    const byName = new Map(relations.map((x) => [`${x.schema}.${x.name}`, x]));
     const depth = (r: CatalogRelation): number => {
       let d = 0;
       let parent = r.partitionOf;
-      const byName = new Map(relations.map((x) => [`${x.schema}.${x.name}`, x]));
       while (parent !== null && d < 100) {
         d++;
         parent = byName.get(parent)?.partitionOf ?? null;
