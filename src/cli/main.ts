@@ -10,7 +10,7 @@ import { Repository } from '../repo/repository.js';
 import { verifyBackups, verifyFailure } from '../repo/verify.js';
 import { openSource, openTarget } from '../sources/index.js';
 import { openStorage } from '../storage/index.js';
-import { formatBytes, formatCount, formatDuration, table } from './format.js';
+import { formatBytes, formatCount, formatDuration, plural, table } from './format.js';
 import { ProgressBar } from './progress-bar.js';
 
 interface Io {
@@ -277,7 +277,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
             m.collections.map((c) => [
               c.name,
               c.kind,
-              c.dataFormat ? formatCount(c.rowCount) : '-',
+              c.dataFormat && c.selectable !== false ? formatCount(c.rowCount) : '-',
               formatBytes(c.logicalBytes),
               formatBytes(c.storedBytes),
               formatBytes(c.newBytes),
@@ -338,7 +338,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
           if (opts.json) return io.out(JSON.stringify(summary, null, 2));
           io.out(
             `Restored backup ${summary.backupId} into ${summary.target} in ${formatDuration(Date.now() - started)}: ` +
-              `${summary.collections} collections, ${formatCount(summary.rows)} rows.`,
+              `${plural(summary.collections, 'collection')}, ${plural(summary.rows, 'row')}.`,
           );
         } finally {
           bar.done();
