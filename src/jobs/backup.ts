@@ -5,6 +5,7 @@ import { selectNames, type Selection } from '../core/selection.js';
 import { chunkStream } from '../repo/chunker.js';
 import { ChunkIndex, writeIndexDocument } from '../repo/chunk-index.js';
 import { ChunkWriter } from '../repo/chunk-writer.js';
+import { CompressionPool, defaultCompressionWorkers } from '../repo/compression-pool.js';
 import { duplicateBackup, type Repository } from '../repo/repository.js';
 import type { CollectionDescriptor, DatabaseSource } from '../sources/types.js';
 import { normalizeSelection } from '../sources/index.js';
@@ -24,6 +25,8 @@ export interface BackupOptions {
   expiresAt?: Date | null;
   /** Collections read at once, when the source allows it (default: the number of cores). */
   jobs?: number;
+  /** Threads compressing chunks (default: cores - 1, at least 1); 0 compresses on the main thread. */
+  compressionWorkers?: number;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
   now?: () => Date;
@@ -44,6 +47,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
   const compression = options.compression ?? repo.config.compression;
   const lock = await repo.lock(false, `backup of ${source.location}`);
   let discardOnFailure: ChunkWriter | undefined;
+  let pool: CompressionPool | undefined;
   let committed = false;
   try {
     const { chunks: index } = await ChunkIndex.load(repo.storage, signal);
@@ -57,7 +61,8 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
       const createdAt = now();
       const id = options.id ?? (await uniqueId(repo, generateBackupId(source.name, createdAt)));
       const collections = await snapshot.listCollections();
-      const writer = new ChunkWriter(repo.storage, index, { packSize: repo.config.packSize, compression, signal });
+      pool = new CompressionPool({ workers: options.compressionWorkers ?? defaultCompressionWorkers() });
+      const writer = new ChunkWriter(repo.storage, index, { packSize: repo.config.packSize, compression, pool, signal });
       discardOnFailure = writer;
       let rows = 0;
       let bytes = 0;
@@ -66,6 +71,8 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
       const report = (phase: 'transferring' | 'finalizing', collection?: string): void =>
         options.onProgress?.({ phase, collection, collectionsDone: done, collectionsTotal: collections.length, rows, bytes });
       const chunkerParams = repo.config.chunker;
+      // Stored sizes of new chunks are known once compressed: the sizes are added up after flush().
+      const newIn = new Map<CollectionEntry, string[]>();
       const backupOne = async (c: CollectionDescriptor): Promise<CollectionEntry> => {
         throwIfAborted(signal);
         report('transferring', c.name);
@@ -81,18 +88,20 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
           newBytes: 0,
           chunks: [],
         };
+        const newIds: string[] = [];
+        newIn.set(entry, newIds);
         if (c.dataFormat) {
           const stream = snapshot.readData(c, signal);
           for await (const chunk of chunkStream(stream, chunkerParams, signal)) {
+            const length = chunk.length;
             const written = await writer.write(chunk);
             entry.chunks.push(written.id);
-            entry.logicalBytes += chunk.length;
-            entry.storedBytes += written.storedBytes;
+            entry.logicalBytes += length;
             if (written.isNew) {
-              entry.newBytes += written.storedBytes;
+              newIds.push(written.id);
               newChunks++;
             }
-            bytes += chunk.length;
+            bytes += length;
             report('transferring', c.name);
           }
           entry.rowCount = stream.rowCount;
@@ -106,6 +115,15 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
       const entries = await mapLimit(collections, Math.max(1, Math.min(jobs, snapshot.maxParallelReads)), backupOne);
       report('finalizing');
       const packs = await writer.flush();
+      const storedSize = (chunkId: string): number => {
+        const size = writer.storedSize(chunkId);
+        if (size === undefined) throw new Error(`Internal error: no stored size for chunk ${chunkId}.`);
+        return size;
+      };
+      for (const entry of entries) {
+        for (const chunkId of entry.chunks) entry.storedBytes += storedSize(chunkId);
+        for (const chunkId of newIn.get(entry) ?? []) entry.newBytes += storedSize(chunkId);
+      }
       if (packs.length > 0) await writeIndexDocument(repo.storage, packs, [], signal);
       throwIfAborted(signal);
       const manifest: BackupManifest = {
@@ -140,6 +158,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
     // Packs of a failed backup are unreferenced and unindexed (unless its index got written):
     // removing them now saves a prune; if this process dies instead, prune removes them.
     if (!committed && discardOnFailure) await discardOnFailure.discard().catch(() => undefined);
+    await pool?.close().catch(() => undefined);
     await lock.release().catch(() => undefined);
   }
 }

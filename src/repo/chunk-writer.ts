@@ -2,15 +2,17 @@ import type { CompressionSettings, IndexDocument } from '../core/schemas.js';
 import { throwIfAborted } from '../core/errors.js';
 import type { Storage } from '../storage/types.js';
 import type { ChunkIndex } from './chunk-index.js';
-import { compressBlob } from './compression.js';
+import type { CompressedBlob } from './compression.js';
+import { CompressionPool } from './compression-pool.js';
 import { sha256Hex } from './hash.js';
 import { PackBuilder, packKey } from './pack.js';
 
 export interface WrittenChunk {
   id: string;
-  /** Bytes the chunk occupies in the repository (compressed). */
-  storedBytes: number;
-  /** False when the repository (or this writer) already held the chunk. */
+  /**
+   * False when the repository (or this writer) already held the chunk. Its stored size is known
+   * after flush(): see ChunkWriter.storedSize().
+   */
   isNew: boolean;
 }
 
@@ -19,47 +21,100 @@ export interface ChunkWriterOptions {
   compression: CompressionSettings;
   /** Packs being uploaded at once; each holds up to packSize bytes in memory. */
   maxUploads?: number;
+  /**
+   * Where new chunks are compressed. The caller owns it (and closes it). Default: compress inline,
+   * on the calling thread.
+   */
+  pool?: CompressionPool;
+  /**
+   * New chunks compressed or waiting to go into a pack at once; each holds about a chunk's size
+   * in memory. Default: 2 × the pool's workers + 2.
+   */
+  maxInFlight?: number;
   signal?: AbortSignal;
 }
 
+interface InFlight {
+  id: string;
+  rawLength: number;
+  /** Settles (never rejects) when the compression is done; `blob` or `error` is then set. */
+  done: Promise<void>;
+  settled: boolean;
+  blob?: CompressedBlob;
+  error?: unknown;
+}
+
+const inlinePool = new CompressionPool({ workers: 0 });
+
 /**
  * Deduplicates, compresses and packs chunks. A chunk already in the index costs nothing but its
- * id; a new one goes into the current pack, which is uploaded when it reaches the target size.
+ * id; a new one is compressed (on the pool's threads, while the caller goes on) and goes into the
+ * current pack, which is uploaded when it reaches the target size. Blobs enter packs in the order
+ * they were written, so pack boundaries do not depend on timing.
  * Nothing written here is visible until the caller writes an index and a manifest.
  */
 export class ChunkWriter {
   private builder = new PackBuilder();
-  private readonly pending = new Map<string, number>();
+  /** Stored (compressed) size of each new chunk of this writer; undefined while compressing. */
+  private readonly pending = new Map<string, number | undefined>();
+  private readonly inFlight: InFlight[] = [];
   private readonly uploads = new Set<Promise<void>>();
   private readonly written: IndexDocument['packs'] = [];
-  private uploadError: unknown;
+  private readonly pool: CompressionPool;
+  private readonly maxInFlight: number;
+  private error: unknown;
 
   constructor(
     private readonly storage: Storage,
     private readonly index: ChunkIndex,
     private readonly options: ChunkWriterOptions,
-  ) {}
+  ) {
+    this.pool = options.pool ?? inlinePool;
+    this.maxInFlight = Math.max(1, options.maxInFlight ?? 2 * this.pool.size + 2);
+  }
 
   /** Packs uploaded so far (complete after flush()). */
   get packs(): IndexDocument['packs'] {
     return this.written;
   }
 
+  /**
+   * Hashes and deduplicates a chunk; a new one is handed to the compression pool, and this
+   * returns without waiting for it unless too many compressions are outstanding.
+   */
   async write(chunk: Buffer): Promise<WrittenChunk> {
     this.check();
     const id = sha256Hex(chunk);
-    const known = this.index.get(id)?.length ?? this.pending.get(id);
-    if (known !== undefined) return { id, storedBytes: known, isNew: false };
-    const blob = compressBlob(chunk, this.options.compression.algorithm, this.options.compression.level);
-    this.builder.add(id, blob.data, chunk.length, blob.algorithm);
-    this.pending.set(id, blob.data.length);
-    if (this.builder.byteLength >= this.options.packSize) await this.sealPack();
-    return { id, storedBytes: blob.data.length, isNew: true };
+    if (this.index.has(id) || this.pending.has(id)) return { id, isNew: false };
+    this.pending.set(id, undefined);
+    const task: InFlight = { id, rawLength: chunk.length, done: Promise.resolve(), settled: false };
+    task.done = this.pool.compress(chunk, this.options.compression.algorithm, this.options.compression.level).then(
+      (blob) => {
+        task.blob = blob;
+        task.settled = true;
+      },
+      (err: unknown) => {
+        task.error = err ?? new Error('Compression failed.');
+        task.settled = true;
+      },
+    );
+    this.inFlight.push(task);
+    await this.drain(false);
+    return { id, isNew: true };
   }
 
-  /** Uploads the last partial pack and waits for every upload. */
+  /**
+   * Bytes a chunk occupies in the repository (compressed), for every chunk this writer was given;
+   * complete after flush(). Undefined for a chunk it never saw.
+   */
+  storedSize(id: string): number | undefined {
+    return this.index.get(id)?.length ?? this.pending.get(id);
+  }
+
+  /** Waits for every compression, uploads the last partial pack and waits for every upload. */
   async flush(): Promise<IndexDocument['packs']> {
     this.check();
+    await this.drain(true);
     if (this.builder.blobCount > 0) await this.sealPack();
     await Promise.all(this.uploads);
     this.check();
@@ -68,13 +123,43 @@ export class ChunkWriter {
 
   /** Best-effort removal of the packs this writer uploaded: used when a backup fails. */
   async discard(): Promise<void> {
+    this.error ??= new Error('The chunk writer was discarded.');
+    await Promise.allSettled(this.inFlight.map((t) => t.done));
+    this.inFlight.length = 0;
     await Promise.allSettled(this.uploads);
     await Promise.allSettled(this.written.map((p) => this.storage.delete(packKey(p.id))));
   }
 
   private check(): void {
-    if (this.uploadError) throw this.uploadError;
+    if (this.error) throw this.error;
     throwIfAborted(this.options.signal);
+  }
+
+  /**
+   * Moves finished compressions, oldest first, into the current pack (sealing it when full).
+   * Waits for the oldest while too many are outstanding, or for all of them when `all` is set.
+   */
+  private async drain(all: boolean): Promise<void> {
+    for (;;) {
+      const head = this.inFlight[0];
+      if (!head) return;
+      if (!head.settled) {
+        if (!all && this.inFlight.length < this.maxInFlight) return;
+        await head.done;
+        // Another write() may have taken it meanwhile.
+        if (this.inFlight[0] !== head) continue;
+      }
+      this.inFlight.shift();
+      if (head.error !== undefined) {
+        this.error ??= head.error;
+        this.check();
+      }
+      const blob = head.blob as CompressedBlob;
+      this.builder.add(head.id, blob.data, head.rawLength, blob.algorithm);
+      this.pending.set(head.id, blob.data.length);
+      if (this.builder.byteLength >= this.options.packSize) await this.sealPack();
+      this.check();
+    }
   }
 
   private async sealPack(): Promise<void> {
@@ -90,7 +175,7 @@ export class ChunkWriter {
           this.written.push({ id: pack.id, length: pack.bytes.length, blobs: pack.blobs });
         },
         (err: unknown) => {
-          this.uploadError ??= err;
+          this.error ??= err;
         },
       )
       .finally(() => this.uploads.delete(upload));

@@ -11,10 +11,11 @@ import path from 'node:path';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CancelledError, ConflictError } from '../../src/core/errors.js';
+import { CancelledError, ConflictError, SourceError } from '../../src/core/errors.js';
 import type { CollectionEntry } from '../../src/core/schemas.js';
 import { parsePostgresUrl, type PgConnectionSettings } from '../../src/sources/postgres/connection.js';
 import { PG_COPY_TEXT, PG_DUMP_CUSTOM, PG_ROLES_SQL, ROLES_COLLECTION, SCHEMA_COLLECTION } from '../../src/sources/postgres/definitions.js';
+import { foreignKeyNotValid, headRelation, relKey, rewriteQualified, stagingRelationName } from '../../src/sources/postgres/staging.js';
 import { isAbandonedStaging, PostgresTarget, processExists, STAGING_MARK } from '../../src/sources/postgres/target.js';
 import type { RestoreItem } from '../../src/sources/types.js';
 
@@ -256,6 +257,39 @@ async function relations(db: string): Promise<string[]> {
   });
 }
 
+/** Relations left under staging names (`<name>__cairn_<hex>`). */
+async function stagingRelations(db: string): Promise<string[]> {
+  return withClient(db, async (c) => {
+    const { rows } = await c.query<{ r: string }>(`SELECT c.oid::regclass::text AS r FROM pg_class c WHERE c.relname LIKE '%\\_\\_cairn\\_%' ORDER BY 1`);
+    return rows.map((x) => x.r);
+  });
+}
+
+/** A data() stream that yields the first rows, then waits until `release()` is called. */
+function pausedStream(buf: Buffer): { data: () => AsyncIterable<Uint8Array>; paused: Promise<void>; release: () => void } {
+  let release!: () => void;
+  let reached!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const paused = new Promise<void>((r) => (reached = r));
+  const cut = buf.indexOf(10) + 1;
+  return {
+    data: async function* () {
+      yield buf.subarray(0, cut);
+      reached();
+      await gate;
+      yield buf.subarray(cut);
+    },
+    paused,
+    release,
+  };
+}
+
+async function bufferOf(data: () => AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of data()) parts.push(Buffer.from(chunk));
+  return Buffer.concat(parts);
+}
+
 async function databases(pattern: string): Promise<string[]> {
   return withClient('postgres', async (c) => {
     const { rows } = await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [pattern]);
@@ -459,6 +493,7 @@ describe('PostgresTarget into an existing database', () => {
     expect((err as Error).message).toMatch(/depend/);
     expect(await tableDigest(db, 'public.author')).toBe(digest);
     expect(schemaText(db)).toBe(before);
+    expect(await stagingRelations(db)).toEqual([]);
   });
 
   it('overwrites several related collections together, refreshing materialized views', async () => {
@@ -489,6 +524,72 @@ describe('PostgresTarget into an existing database', () => {
     await expect(new PostgresTarget(settingsFor(db)).restore(items, { onConflict: 'overwrite' })).rejects.toThrow(/network gone/);
     expect(await tableDigest(db, 'other.t')).toBe(digest);
     expect(schemaText(db)).toBe(before);
+    expect(await stagingRelations(db)).toEqual([]);
+  });
+
+  it('keeps the replaced table and the tables its foreign keys reference writable until the switch', async () => {
+    const name = 'Sales Ünit.Order Lines';
+    const table = '"Sales Ünit"."Order Lines"';
+    const item = backup.byName.get(name) as RestoreItem;
+    const stream = pausedStream(await bufferOf(item.data));
+    const items = select(backup, [name]).map((it) => (it.entry.name === name ? { ...it, data: stream.data } : it));
+    const restore = new PostgresTarget(settingsFor(db)).restore(items, { onConflict: 'overwrite' });
+    const failed = restore.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await Promise.race([stream.paused, failed]);
+    try {
+      // Midway through the load: a staging table, marked, next to the table it replaces…
+      const staged = await stagingRelations(db);
+      expect(staged.some((r) => r.startsWith('"Sales Ünit"."Order Lines__cairn_'))).toBe(true);
+      const marks = await withClient(db, async (c) => {
+        const { rows } = await c.query<{ d: string }>(`SELECT obj_description(oid, 'pg_class') AS d FROM pg_class WHERE relname LIKE 'Order Lines\\_\\_cairn\\_%' AND relkind = 'r'`);
+        return rows.map((r) => r.d);
+      });
+      expect(marks).toHaveLength(1);
+      expect(marks[0]).toMatch(new RegExp(`^${STAGING_MARK} host=\\S+ pid=${process.pid} started=`));
+      // …and other sessions keep reading and writing the replaced table and the referenced one.
+      await withClient(db, async (c) => {
+        await c.query(`SET lock_timeout = '2s'`);
+        await c.query(`INSERT INTO ${table} ("Note", author_id) VALUES ('while restoring', 1)`);
+        await c.query(`UPDATE ${table} SET "Note" = 'changed' WHERE "Note" = 'first'`);
+        await c.query(`INSERT INTO public.author (name) VALUES ('while restoring')`);
+        await c.query(`UPDATE public.author SET name = name WHERE id = 1`);
+        await c.query(`SELECT count(*) FROM ${table}`);
+      });
+    } finally {
+      stream.release();
+    }
+    expect(await failed).toBeUndefined();
+    expect(await tableDigest(db, table)).toBe(await tableDigest(SRC, table));
+    expect(await stagingRelations(db)).toEqual([]);
+    // The foreign key to the existing table was added NOT VALID in the switch and validated after.
+    const fk = await withClient(db, async (c) => {
+      const { rows } = await c.query<{ v: boolean }>(`SELECT convalidated AS v FROM pg_constraint WHERE conname = 'Order Lines_author_id_fkey'`);
+      await c.query(`DELETE FROM public.author WHERE name = 'while restoring'`);
+      return rows.map((r) => r.v);
+    });
+    expect(fk).toEqual([true]);
+    expect(schemaText(db)).toBe(schemaText(SRC));
+  });
+
+  it('a restore aborted during the load leaves the target as it was, without staging tables', async () => {
+    const before = schemaText(db);
+    const digest = await tableDigest(db, 'other.t');
+    const item = backup.byName.get('other.t') as RestoreItem;
+    const stream = pausedStream(await bufferOf(item.data));
+    const items = select(backup, ['other.t', 'public.lone_seq']).map((it) => (it.entry.name === 'other.t' ? { ...it, data: stream.data } : it));
+    const controller = new AbortController();
+    const restore = new PostgresTarget(settingsFor(db)).restore(items, { onConflict: 'overwrite', signal: controller.signal }).catch((e: unknown) => e);
+    await Promise.race([stream.paused, restore]);
+    expect((await stagingRelations(db)).length).toBeGreaterThan(0);
+    controller.abort();
+    stream.release();
+    expect(await restore).toBeInstanceOf(CancelledError);
+    expect(await stagingRelations(db)).toEqual([]);
+    expect(await tableDigest(db, 'other.t')).toBe(digest);
+    expect(schemaText(db)).toBe(before);
   });
 
   it('restores a single partition into the existing partitioned table', async () => {
@@ -498,10 +599,125 @@ describe('PostgresTarget into an existing database', () => {
     expect(schemaText(db)).toBe(schemaText(SRC));
   });
 
+  it('gives up on the switch when a lock is held too long, changing nothing', async () => {
+    const before = schemaText(db);
+    const digest = await tableDigest(db, 'other.t');
+    const target = new PostgresTarget(settingsFor(db));
+    target.switchLockTimeoutMs = 300;
+    const holder = new pg.Client({ host: HOST, port: PORT, user: 'postgres', database: db });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE other.t IN ACCESS SHARE MODE');
+      const err = await target.restore(select(backup, ['other.t']), { onConflict: 'overwrite' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SourceError);
+      expect((err as Error).message).toMatch(/lock.*Nothing was changed/s);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    expect(await tableDigest(db, 'other.t')).toBe(digest);
+    expect(schemaText(db)).toBe(before);
+    expect(await stagingRelations(db)).toEqual([]);
+  });
+
+  it('commits, then reports a foreign key to an existing table that does not hold (left NOT VALID)', async () => {
+    const table = '"Sales Ünit"."Order Lines"';
+    await withClient(db, (c) => c.query(`DELETE FROM ${table} WHERE author_id = 2; UPDATE public.book SET author_id = NULL WHERE author_id = 2; DELETE FROM public.author WHERE id = 2`));
+    const err = await new PostgresTarget(settingsFor(db)).restore(select(backup, ['Sales Ünit.Order Lines']), { onConflict: 'overwrite' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SourceError);
+    expect((err as Error).message).toMatch(/committed.*"Order Lines_author_id_fkey".*NOT VALID/s);
+    expect(await tableDigest(db, table)).toBe(await tableDigest(SRC, table));
+    const valid = async (): Promise<boolean[]> =>
+      withClient(db, async (c) => (await c.query<{ v: boolean }>(`SELECT convalidated AS v FROM pg_constraint WHERE conname = 'Order Lines_author_id_fkey'`)).rows.map((r) => r.v));
+    expect(await valid()).toEqual([false]);
+    expect(await stagingRelations(db)).toEqual([]);
+    // Once the row is back, a restore validates it again.
+    await withClient(db, (c) => c.query(`INSERT INTO public.author (id, name) VALUES (2, 'b')`));
+    await new PostgresTarget(settingsFor(db)).restore(select(backup, ['Sales Ünit.Order Lines']), { onConflict: 'overwrite' });
+    expect(await valid()).toEqual([true]);
+  });
+
+  it('into an empty existing database: new supporting objects are dropped again on failure; renames apply', async () => {
+    const empty = dbName('empty');
+    await withClient('postgres', (c) => c.query(`CREATE DATABASE ${qi(empty)}`));
+    const before = schemaText(empty);
+    const failing = select(backup, ['other.t', 'public.author']).map((it) =>
+      it.entry.name === 'other.t'
+        ? {
+            ...it,
+            data: async function* () {
+              yield Buffer.from('q\t2\n');
+              throw new Error('network gone');
+            },
+          }
+        : it,
+    );
+    await expect(new PostgresTarget(settingsFor(empty)).restore(failing, { onConflict: 'fail', jobs: 1 })).rejects.toThrow(/network gone/);
+    // Schema "other", type mood and function add1 were created for the load, and dropped.
+    expect(schemaText(empty)).toBe(before);
+    expect(await relations(empty)).toEqual([]);
+    await new PostgresTarget(settingsFor(empty)).restore(select(backup, ['other.t', 'public.author'], { 'other.t': 'fresh.t2' }), { onConflict: 'fail' });
+    expect(await relations(empty)).toEqual(['fresh.t2:r', 'fresh.t_pkey:i', 'public.author:r', 'public.author_id_seq:S', 'public.author_pkey:i']);
+    expect(await tableDigest(empty, 'fresh.t2')).toBe(await tableDigest(SRC, 'other.t'));
+    expect(await tableDigest(empty, 'public.author')).toBe(await tableDigest(SRC, 'public.author'));
+    expect(await stagingRelations(empty)).toEqual([]);
+  });
+
   it('refuses a rename whose original name is taken in the target', async () => {
     await expect(
       new PostgresTarget(settingsFor(db)).check(select(backup, ['other.t'], { 'other.t': 'other.t9' }), 'fail'),
     ).rejects.toThrow(/original name/);
+  });
+});
+
+describe('staging names', () => {
+  it('are <name>__cairn_<6 hex>, truncated to 63 bytes', () => {
+    expect(stagingRelationName('film', 'abcdef')).toBe('film__cairn_abcdef');
+    const long = stagingRelationName('ü'.repeat(40), 'abcdef');
+    expect(Buffer.byteLength(long)).toBeLessThanOrEqual(63);
+    expect(long).toBe(`${'ü'.repeat(24)}__cairn_abcdef`);
+    expect(stagingRelationName('film')).toMatch(/^film__cairn_[0-9a-f]{6}$/);
+  });
+
+  it('rewrite qualified names outside literals, dollar quotes and comments', () => {
+    const map = new Map([
+      [relKey('public', 'film'), 'film__cairn_1'],
+      [relKey('Sales Ünit', 'Bestellung'), 'Bestellung__cairn_2'],
+      [relKey('public', 'film_id_seq'), 'film_id_seq__cairn_3'],
+    ]);
+    expect(rewriteQualified('CREATE TABLE public.film (\n    id integer\n);\nALTER TABLE public.film OWNER TO x;', map)).toBe(
+      'CREATE TABLE public."film__cairn_1" (\n    id integer\n);\nALTER TABLE public."film__cairn_1" OWNER TO x;',
+    );
+    expect(rewriteQualified('CREATE TABLE "Sales Ünit"."Bestellung" (a int);', map)).toBe('CREATE TABLE "Sales Ünit"."Bestellung__cairn_2" (a int);');
+    expect(rewriteQualified('ALTER SEQUENCE public.film_id_seq OWNED BY public.film.id;', map)).toBe(
+      'ALTER SEQUENCE public."film_id_seq__cairn_3" OWNED BY public."film__cairn_1".id;',
+    );
+    expect(rewriteQualified(`CREATE TABLE public.p (id integer DEFAULT nextval('public.film_id_seq'::regclass), n text DEFAULT 'public.film_id_seq');`, map)).toBe(
+      `CREATE TABLE public.p (id integer DEFAULT nextval('public."film_id_seq__cairn_3"'::regclass), n text DEFAULT 'public.film_id_seq');`,
+    );
+    expect(rewriteQualified(`SELECT nextval('"Sales Ünit"."Bestellung"'::regclass), nextval('public.other'::regclass)`, map)).toBe(
+      `SELECT nextval('"Sales Ünit"."Bestellung__cairn_2"'::regclass), nextval('public.other'::regclass)`,
+    );
+    const untouched = [
+      "CREATE TABLE public.films (c text DEFAULT 'public.film', d text CHECK (d <> $x$public.film$x$)); -- public.film",
+      'SELECT other.public.film, x.film, public.film2, mypublic.film',
+      "COMMENT ON TABLE public.other IS E'it\\'s public.film';",
+    ];
+    for (const sql of untouched) expect(rewriteQualified(sql, map)).toBe(sql);
+  });
+
+  it('add foreign keys NOT VALID, unless they are already', () => {
+    const fk = 'ALTER TABLE ONLY public.film\n    ADD CONSTRAINT film_fk FOREIGN KEY (a) REFERENCES public.x(id) ON DELETE CASCADE;';
+    expect(foreignKeyNotValid(fk)).toBe(fk.replace(/;$/, ' NOT VALID;'));
+    expect(foreignKeyNotValid(`${fk}\n\n--\n-- PostgreSQL database dump complete\n--`)).toBe(`${fk.replace(/;$/, ' NOT VALID;')}\n\n--\n-- PostgreSQL database dump complete\n--`);
+    expect(foreignKeyNotValid(fk.replace(/;$/, ' NOT VALID;'))).toBeUndefined();
+  });
+
+  it('read the relation at the head of an entry', () => {
+    expect(headRelation('CREATE UNIQUE INDEX "my idx" ON ONLY "Sales Ünit"."Bestellung" USING btree (a);')).toEqual({ schema: 'Sales Ünit', name: 'Bestellung' });
+    expect(headRelation('ALTER TABLE ONLY public.film\n    ADD CONSTRAINT film_pkey PRIMARY KEY (id);')).toEqual({ schema: 'public', name: 'film' });
+    expect(headRelation('GRANT SELECT ON TABLE public.film TO x;')).toBeUndefined();
   });
 });
 
@@ -573,8 +789,19 @@ describe('leftovers of restores killed outright (SIGKILL)', () => {
       expect(await databases(`${prefix}%_cairn_%`)).toEqual([]);
       // Into an existing database too.
       const again = await leftover('dead2', mark(host, deadPid(), now));
+      // Staging tables of a restore into this database killed during its load, and others'.
+      const deadMark = mark(host, deadPid(), now);
+      await withClient(db, async (c) => {
+        // One references the other: they are dropped together.
+        await c.query(`CREATE TABLE other."t__cairn_0dead0" (k text PRIMARY KEY); COMMENT ON TABLE other."t__cairn_0dead0" IS '${deadMark}'`);
+        await c.query(`CREATE TABLE public."p__cairn_0dead1" (k text REFERENCES other."t__cairn_0dead0"(k)); COMMENT ON TABLE public."p__cairn_0dead1" IS '${deadMark}'`);
+        await c.query(`CREATE SEQUENCE public."s__cairn_0dead2"; COMMENT ON SEQUENCE public."s__cairn_0dead2" IS '${deadMark}'`);
+        await c.query(`CREATE TABLE public."live__cairn_0a11ve" (x int); COMMENT ON TABLE public."live__cairn_0a11ve" IS '${mark(host, process.pid, now)}'`);
+        await c.query(`CREATE TABLE public."mine__cairn_000000" (x int)`);
+      });
       await new PostgresTarget(settingsFor(db)).restore(select(backup, ['other.t']), { onConflict: 'overwrite' });
       expect(await databases(again)).toEqual([]);
+      expect(await stagingRelations(db)).toEqual(['live__cairn_0a11ve', 'mine__cairn_000000']);
       for (const d of kept) expect(await databases(d), d).toEqual([d]);
     } finally {
       for (const d of [deadDir, liveDir, otherDir]) fs.rmSync(d, { recursive: true, force: true });

@@ -10,6 +10,7 @@ import { ChunkWriter } from '../../src/repo/chunk-writer.js';
 import { ChunkReader } from '../../src/repo/chunk-reader.js';
 import { PackBuilder, packKey, parsePackHeader } from '../../src/repo/pack.js';
 import { compressBlob, decompressBlob } from '../../src/repo/compression.js';
+import { CompressionPool } from '../../src/repo/compression-pool.js';
 import { RepositoryLock, isStale, listLocks } from '../../src/repo/lock.js';
 import { prune } from '../../src/repo/prune.js';
 import { sha256Hex } from '../../src/repo/hash.js';
@@ -45,9 +46,9 @@ function manifest(id: string, chunks: string[]): BackupManifest {
   };
 }
 
-async function writeChunks(repo: Repository, chunks: Buffer[]): Promise<string[]> {
+async function writeChunks(repo: Repository, chunks: Buffer[], pool?: CompressionPool): Promise<string[]> {
   const { chunks: index } = await ChunkIndex.load(repo.storage);
-  const writer = new ChunkWriter(repo.storage, index, { packSize: repo.config.packSize, compression: repo.config.compression });
+  const writer = new ChunkWriter(repo.storage, index, { packSize: repo.config.packSize, compression: repo.config.compression, pool });
   const ids: string[] = [];
   for (const c of chunks) ids.push((await writer.write(c)).id);
   const packs = await writer.flush();
@@ -150,6 +151,67 @@ describe('repository', () => {
     const again = await writeChunks(repo, chunks);
     expect(again).toEqual(ids.slice(0, 5));
     expect((await ChunkIndex.load(repo.storage)).packs.size).toBe(2);
+  });
+
+  it.each([0, 2])('compresses on a pool of %i workers, keeps pack boundaries and reports stored sizes after flush', async (workers) => {
+    const repo = await Repository.init(storage, { packSize: 1024 * 1024, compression: { algorithm: 'zstd', level: 'fastest' } });
+    const pool = new CompressionPool({ workers });
+    try {
+      // Half compressible (~300 KiB raw, ~150 KiB stored), half not: 7 stored blobs reach 1 MiB.
+      const chunks = Array.from({ length: 10 }, (_, i) =>
+        Buffer.concat([randomBytes(150 * 1024), Buffer.alloc(150 * 1024 + i, i)]),
+      );
+      const { chunks: index } = await ChunkIndex.load(repo.storage);
+      const writer = new ChunkWriter(repo.storage, index, { packSize: repo.config.packSize, compression: repo.config.compression, pool, maxInFlight: 3 });
+      const written = [];
+      for (const c of [...chunks, chunks[3] as Buffer]) written.push(await writer.write(c));
+      expect(written.map((w) => w.isNew)).toEqual([...chunks.map(() => true), false]);
+      expect(written[10]?.id).toBe(written[3]?.id);
+      const packs = await writer.flush();
+      expect(packs.map((p) => p.blobs.length).sort()).toEqual([3, 7]);
+      const blobs = new Map(packs.flatMap((p) => p.blobs.map((b) => [b.id, b] as const)));
+      for (const w of written) {
+        const blob = blobs.get(w.id);
+        expect(blob?.compression).toBe('zstd');
+        expect(writer.storedSize(w.id)).toBe(blob?.length);
+      }
+      expect(writer.storedSize('0'.repeat(64))).toBeUndefined();
+      await writeIndexDocument(repo.storage, packs);
+
+      // A second writer knows the sizes of indexed chunks without compressing anything.
+      const loaded = await ChunkIndex.load(repo.storage);
+      const again = new ChunkWriter(repo.storage, loaded.chunks, { packSize: repo.config.packSize, compression: repo.config.compression, pool });
+      const second = await again.write(chunks[5] as Buffer);
+      expect(second).toEqual({ id: written[5]?.id, isNew: false });
+      expect(await again.flush()).toEqual([]);
+      expect(again.storedSize(second.id)).toBe(writer.storedSize(second.id));
+      const reader = new ChunkReader(repo.storage, loaded.chunks);
+      for (let i = 0; i < chunks.length; i++) expect((await reader.read(written[i]?.id as string)).equals(chunks[i] as Buffer)).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('fails the write or flush after a failed compression, and discards what it uploaded', async () => {
+    const repo = await Repository.init(storage, { packSize: 1024 * 1024 });
+    let calls = 0;
+    const failing = {
+      size: 1,
+      compress: async (raw: Buffer) => {
+        if (++calls === 6) throw new Error('boom');
+        return { data: Buffer.from(raw), algorithm: 'none' as const };
+      },
+    } as unknown as CompressionPool;
+    const writer = new ChunkWriter(repo.storage, new ChunkIndex(), { packSize: repo.config.packSize, compression: repo.config.compression, pool: failing });
+    const attempt = async (): Promise<void> => {
+      for (let i = 0; i < 8; i++) await writer.write(randomBytes(300 * 1024));
+      await writer.flush();
+    };
+    await expect(attempt()).rejects.toThrow('boom');
+    await writer.discard();
+    const keys: string[] = [];
+    for await (const o of repo.storage.list('data/')) keys.push(o.key);
+    expect(keys).toEqual([]);
   });
 
   it('refuses a chunk from a pack with a flipped byte, naming the pack', async () => {

@@ -14,14 +14,30 @@
  *   "postgres". The target appears complete or not at all; any failure or abort drops the
  *   staging database (`DROP DATABASE … WITH (FORCE)`). If the target appeared meanwhile, the
  *   switch fails: the staging database is dropped and a ConflictError thrown.
- * - The target database exists: one transaction on it drops what is overwritten (RESTRICT:
- *   dependents make it fail), runs the pre-data SQL `pg_restore -f -` prints, COPYs the data,
- *   runs the post-data SQL, sets sequences, refreshes materialized views, renames and ANALYZEs,
- *   then commits; any failure or abort rolls it back. Unlike the first way, this holds locks on
- *   the replaced tables (ACCESS EXCLUSIVE, from the DROP) and on the new ones until the commit,
- *   for the whole load: readers of those tables wait. Objects of the archive that are not
- *   collections and already exist in the target (schemas, extensions, types, functions, …)
- *   are kept as they are: their entries are skipped (the existing object wins).
+ * - The target database exists: load into staging objects, then switch them in with one short
+ *   transaction; the switch is the only moment existing objects are locked.
+ *   Load (committed transactions, no lock on any existing object): new supporting objects of the
+ *   archive (schemas, types, functions, … — existing ones are kept as they are: their entries are
+ *   skipped); each restored table, its owned sequences and each restored standalone sequence
+ *   under a staging name `<name>__cairn_<6 hex>` in its schema (pre-data SQL rewritten, see
+ *   staging.ts), marked with the staging comment below in the transaction that creates it; the
+ *   data COPYed in (`jobs` parallel sessions); indexes, primary / unique / exclusion constraints
+ *   (staging names too), check constraints, foreign keys between restored tables and the
+ *   attaching of restored partitions to restored parents.
+ *   Switch (one transaction, `lock_timeout` switchLockTimeoutMs, 10 s): drop what is overwritten
+ *   (RESTRICT: dependents make it fail), rename the staged tables, sequences, indexes and
+ *   constraints to their names, clear the marks, then run with the final names what is cheap:
+ *   defaults, views, materialized views, triggers, rules, policies, extended statistics,
+ *   comments, grants, attaching a partition to an existing parent, and foreign keys to existing
+ *   tables, added NOT VALID (on a partitioned table, which cannot have one, checked right
+ *   there); set sequences, refresh materialized views (inside the switch: the target never shows
+ *   an unpopulated one), rename, COMMIT.
+ *   After the commit: VALIDATE CONSTRAINT for those foreign keys (SHARE UPDATE EXCLUSIVE, which
+ *   does not block writers; one that does not hold stays NOT VALID and is reported as an error
+ *   although the restore is in), then ANALYZE.
+ *   Any failure or abort before the switch commits drops every staging object and every new
+ *   supporting object created (best effort): the target is as it was. A lock wait over the
+ *   timeout fails the same way, with a clear error.
  *
  * Ownership and grants are restored as recorded: the roles must exist in the target (restore
  * them with `roles: true` from the "(roles)" collection, run before anything else through psql
@@ -36,12 +52,15 @@
  * names. Into an existing database, a renamed collection's source name must therefore be free.
  *
  * Leftovers of a killed restore (SIGKILL, power loss: no chance to clean up): the staging
- * database carries the comment `cairn restore staging: host=<hostname> pid=<pid> started=<ISO>`
- * from its creation until the switch (which clears it in the same transaction as the rename),
- * and the temporary folder is named `cairn-pg-restore-<pid>-<random>`. Every restore first
- * drops, best effort and silently, the marked databases of this server written on this host by
- * a process that is gone, or older than 24 hours whatever the host, and removes the folders of
- * processes that are gone. Nothing unmarked is ever dropped.
+ * database, and the staging tables and sequences of a restore into an existing database, carry
+ * the comment `cairn restore staging: host=<hostname> pid=<pid> started=<ISO>` from their
+ * creation until the switch (which clears it in the same transaction as the rename), and the
+ * temporary folder is named `cairn-pg-restore-<pid>-<random>`. Every restore first drops, best
+ * effort and silently, the marked databases of this server (and the marked `…__cairn_…` tables
+ * and sequences of the target database, when it exists) written on this host by a process that
+ * is gone, or older than 24 hours whatever the host, and removes the folders of processes that
+ * are gone. Nothing unmarked is ever dropped. New supporting objects (a type, a function) a
+ * killed restore into an existing database created stay: they are not marked.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -65,6 +84,17 @@ import {
   type PgTableDefinition,
 } from './definitions.js';
 import { describedObject, entryKey, filterToc, listFile, parseToc, referencedTable, splitScript, type ScriptBlock, type TocEntry } from './toc.js';
+import {
+  addedConstraint,
+  attachedIndex,
+  foreignKeyNotValid,
+  headRelation,
+  relKey,
+  renameAddedConstraint,
+  renameCreatedIndex,
+  rewriteQualified,
+  stagingRelationName,
+} from './staging.js';
 import { dbnameConninfo, runTool } from './tools.js';
 
 const MAINTENANCE_DB = 'postgres';
@@ -163,6 +193,8 @@ export function splitName(name: string): QName {
 export class PostgresTarget implements RestoreTarget {
   readonly kind = 'postgres';
   readonly location: string;
+  /** How long the switch into an existing database waits for a lock before giving up (changing nothing). */
+  switchLockTimeoutMs = SWITCH_LOCK_TIMEOUT_MS;
 
   constructor(readonly settings: PgConnectionSettings) {
     this.location = pgLocation(settings);
@@ -189,6 +221,7 @@ export class PostgresTarget implements RestoreTarget {
     if (existing !== undefined) {
       try {
         await dropAbandonedStaging(existing);
+        await dropAbandonedStagingRelations(existing);
         await this.assertNoConflicts(existing, plan, options.onConflict);
       } finally {
         await existing.end().catch(() => undefined);
@@ -208,7 +241,7 @@ export class PostgresTarget implements RestoreTarget {
       if (existing === undefined) {
         return await this.restoreIntoNewDatabase(plan, toc, fkReferences, archive, tmp, jobs, options);
       }
-      return await this.restoreIntoExistingDatabase(plan, toc, fkReferences, archive, tmp, options);
+      return await this.restoreIntoExistingDatabase(plan, toc, fkReferences, archive, tmp, jobs, options);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
@@ -392,7 +425,7 @@ export class PostgresTarget implements RestoreTarget {
   }
 
   /** Loads every table's data into the staging database with `jobs` parallel COPY sessions. */
-  private async loadParallel(staging: string, plan: Plan, jobs: number, options: RestoreOptions): Promise<number> {
+  private async loadParallel(staging: string, plan: Plan, jobs: number, options: RestoreOptions, into: (t: PlannedCollection) => QName = (t) => t.source): Promise<number> {
     const tables = plan.collections.filter((c) => c.table !== undefined && c.item.entry.dataFormat !== undefined);
     let next = 0;
     let rows = 0;
@@ -403,7 +436,7 @@ export class PostgresTarget implements RestoreTarget {
       try {
         while (!failed && next < tables.length) {
           const t = tables[next++] as PlannedCollection;
-          rows += await copyTable(client, t, options, this.settings, staging);
+          rows += await copyTable(client, t, into(t), options, this.settings, staging);
         }
       } catch (err) {
         failed = true;
@@ -423,17 +456,25 @@ export class PostgresTarget implements RestoreTarget {
 
   // ---------------------------------------------------------------- case B: existing database
 
+  /**
+   * Loads into staging objects (committed, touching no existing object), then switches them in
+   * with one short transaction; see the module comment. Anything staged is dropped unless the
+   * switch committed.
+   */
   private async restoreIntoExistingDatabase(
     plan: Plan,
     toc: TocEntry[],
     fkReferences: Map<number, string>,
     archive: string,
     tmp: string,
+    jobs: number,
     options: RestoreOptions,
   ): Promise<RestoreResult> {
     const { signal, onConflict } = options;
     const db = this.settings.database;
     const client = await connect(this.settings);
+    const created: StagedObjects = { tables: [], sequences: [], objects: [] };
+    let switched = false;
     try {
       // What the filter must know about the target: relations referenced by foreign keys and
       // partition parents.
@@ -452,25 +493,61 @@ export class PostgresTarget implements RestoreTarget {
         late = await this.script(archive, lateList, undefined, signal);
       }
       throwIfAborted(signal);
+      const staging = stagingPlan(plan, pre, post, filtered.collectionKeys);
+      const mark = stagingComment();
 
-      let rows = 0;
+      // Load phase 1, one committed transaction: new supporting objects (types, functions,
+      // schemas, …; existing ones are skipped) and the staging tables and sequences, marked.
+      let skipped = new Set<string>();
+      await runStep(this.settings, db, async () => {
+        const pending: StagedObjects = { tables: [], sequences: [], objects: [] };
+        await client.query('BEGIN');
+        try {
+          skipped = await existingSharedObjects(client);
+          for (const b of pre) {
+            throwIfAborted(signal);
+            const step = staging.load.get(b);
+            if (b.desc === undefined) {
+              if (b.sql) await client.query(b.sql);
+            } else if (step !== undefined) {
+              if (step.mustSucceed) {
+                await client.query(step.sql);
+                if (step.table !== undefined) {
+                  await client.query(`COMMENT ON TABLE ${qname(step.table)} IS ${quoteLiteral(mark)}`);
+                  pending.tables.push(step.table);
+                }
+                if (step.sequence !== undefined) {
+                  await client.query(`COMMENT ON SEQUENCE ${qname(step.sequence)} IS ${quoteLiteral(mark)}`);
+                  pending.sequences.push(step.sequence);
+                }
+              } else if (await runOptionalEntry(client, b, skipped)) {
+                pending.objects.push({ desc: b.desc, schema: b.schema as string, name: b.name as string });
+              }
+            }
+            if (b.settings) await client.query(b.settings);
+          }
+          throwIfAborted(signal);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+        Object.assign(created, pending);
+      });
+
+      // Load phase 2: the data, COPYed into the staging tables (own sessions, autocommit).
+      const rows = await this.loadParallel(db, plan, jobs, options, (t) => ({ schema: t.source.schema, name: staging.tableName(t) }));
+
+      // Load phase 3, one committed transaction: indexes, constraints and foreign keys between
+      // staging tables, under staging names.
+      throwIfAborted(signal);
       await runStep(this.settings, db, async () => {
         await client.query('BEGIN');
         try {
-          const skipped = await existingSharedObjects(client);
-          if (onConflict === 'overwrite') await dropReplaced(client, plan);
-          await runBlocks(client, pre, filtered.collectionKeys, skipped, signal);
-          for (const t of plan.collections) {
-            if (t.table === undefined || t.item.entry.dataFormat === undefined) continue;
-            rows += await copyTable(client, t, options, this.settings, db);
-          }
-          await runBlocks(client, post, filtered.collectionKeys, skipped, signal);
-          await runBlocks(client, late, filtered.collectionKeys, skipped, signal);
-          await setSequences(client, plan, signal);
-          await refreshMaterializedViews(client, plan, true, signal);
-          await applyRenames(client, plan, signal);
-          for (const c of plan.collections) {
-            if (c.relkind === 'r' || c.relkind === 'p' || c.relkind === 'm') await client.query(`ANALYZE ${qname(c.target)}`);
+          for (const b of post) {
+            throwIfAborted(signal);
+            const step = staging.load.get(b);
+            if (step !== undefined) await client.query(step.sql);
           }
           throwIfAborted(signal);
           await client.query('COMMIT');
@@ -479,7 +556,93 @@ export class PostgresTarget implements RestoreTarget {
           throw err;
         }
       });
+
+      // The switch: one short transaction, the only one that locks existing objects.
+      throwIfAborted(signal);
+      await runStep(this.settings, db, async () => {
+        await client.query('BEGIN');
+        try {
+          await client.query(`SET LOCAL lock_timeout = ${quoteLiteral(`${Math.max(1, Math.round(this.switchLockTimeoutMs))}ms`)}`);
+          if (onConflict === 'overwrite') await dropReplaced(client, plan);
+          for (const r of staging.renames) {
+            await client.query(r.sql);
+            if (r.clearComment) await client.query(r.clearComment);
+          }
+          for (const blocks of [pre, post, late]) {
+            for (const b of blocks) {
+              throwIfAborted(signal);
+              if (b.desc !== undefined && !staging.load.has(b)) {
+                const sql = staging.switchSql.get(b) ?? b.sql;
+                if (filtered.collectionKeys.has(entryKey(b.desc, b.schema as string, b.name as string)) && !isSkippedDescription(b, skipped)) {
+                  if (sql) await client.query(sql);
+                } else {
+                  await runOptionalEntry(client, { ...b, sql }, skipped);
+                }
+              }
+              if (b.settings) await client.query(b.settings.replace(/^SET lock_timeout = [^\n]*$/gm, ''));
+            }
+          }
+          await setSequences(client, plan, signal);
+          await refreshMaterializedViews(client, plan, true, signal);
+          await applyRenames(client, plan, signal);
+          throwIfAborted(signal);
+          await client.query('COMMIT');
+          switched = true;
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          if ((err as { code?: string }).code === '55P03') {
+            throw new SourceError(
+              `Cannot switch the restored objects into ${this.location}: another session held a lock on an object the switch replaces or references for more than ${this.switchLockTimeoutMs / 1000} s (${(err as Error).message}). Nothing was changed; restore again when the database is quieter.`,
+              { cause: err },
+            );
+          }
+          throw err;
+        }
+      });
+
+      // After the commit: foreign keys to existing tables were added NOT VALID; validating
+      // takes SHARE UPDATE EXCLUSIVE, which does not block writers. Then statistics.
+      const invalid: string[] = [];
+      for (const fk of staging.validate) {
+        const table = targetOf(plan, fk.table);
+        try {
+          await client.query(`ALTER TABLE ${qname(table)} VALIDATE CONSTRAINT ${quoteIdent(fk.constraint)}`);
+        } catch (err) {
+          invalid.push(`"${fk.constraint}" on "${display(table)}" (${(err as Error).message.replace(/\.$/, '')})`);
+        }
+      }
+      for (const c of plan.collections) {
+        if (c.relkind === 'r' || c.relkind === 'p' || c.relkind === 'm') await client.query(`ANALYZE ${qname(c.target)}`).catch(() => undefined);
+      }
+      if (invalid.length > 0) {
+        const one = invalid.length === 1;
+        throw new SourceError(
+          `The restore into ${this.location} was committed, but ${one ? 'the foreign key' : 'the foreign keys'} ${invalid.join('; ')} to existing tables ${one ? 'does' : 'do'} not hold for the restored rows: ${one ? 'it is' : 'they are'} left NOT VALID. Fix the rows, then run ALTER TABLE … VALIDATE CONSTRAINT.`,
+        );
+      }
       return { collections: plan.collections.length, rows };
+    } finally {
+      await client.end().catch(() => undefined);
+      if (!switched) await this.dropStagedObjects(created);
+    }
+  }
+
+  /** Drops what a failed restore into an existing database staged; best effort, silent. */
+  private async dropStagedObjects(created: StagedObjects): Promise<void> {
+    if (created.tables.length + created.sequences.length + created.objects.length === 0) return;
+    let client: pg.Client;
+    try {
+      client = await connect(this.settings);
+    } catch {
+      return;
+    }
+    try {
+      await dropRelations(client, 'TABLE', created.tables);
+      await dropRelations(client, 'SEQUENCE', created.sequences);
+      for (const o of [...created.objects].reverse()) {
+        const sql = dropStatement(o);
+        if (sql) await client.query(sql).catch(() => undefined);
+      }
     } finally {
       await client.end().catch(() => undefined);
     }
@@ -628,6 +791,289 @@ async function dropAbandonedStaging(client: pg.Client): Promise<void> {
     if (!isAbandonedStaging(r.comment)) continue;
     await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(r.datname)} WITH (FORCE)`).catch(() => undefined);
   }
+}
+
+// ------------------------------------------------------------------ staging (case B)
+
+/** How long the switch into an existing database waits for a lock before giving up. */
+export const SWITCH_LOCK_TIMEOUT_MS = 10_000;
+
+interface StagedObjects {
+  /** Staging tables (by their staging names), committed and marked. */
+  tables: QName[];
+  /** Staging sequences (owned by staging tables, or not yet: created before OWNED BY). */
+  sequences: QName[];
+  /** New supporting objects (types, functions, schemas, …), in creation order. */
+  objects: { desc: string; schema: string; name: string }[];
+}
+
+interface LoadStep {
+  sql: string;
+  /** false: a supporting object, skipped when it exists already. */
+  mustSucceed: boolean;
+  /** The staging table / sequence the step creates. */
+  table?: QName;
+  sequence?: QName;
+}
+
+interface StagingPlan {
+  /** Blocks run in the load phase, with their rewritten SQL; every other block runs in the switch. */
+  load: Map<ScriptBlock, LoadStep>;
+  /** SQL to run in the switch instead of the block's own (foreign keys added NOT VALID). */
+  switchSql: Map<ScriptBlock, string>;
+  /** Statements of the switch giving the staged objects their names back. */
+  renames: { sql: string; clearComment?: string }[];
+  /** Foreign keys added NOT VALID in the switch, to validate after it (source table names). */
+  validate: { table: QName; constraint: string }[];
+  /** Staging name of a planned table. */
+  tableName(t: PlannedCollection): string;
+}
+
+/**
+ * Which entries of the pre- and post-data scripts build the staged tables (the load phase,
+ * SQL rewritten to staging names) and which run in the switch (everything that only makes
+ * sense, or is only cheap, once the names are final: views, materialized views, defaults,
+ * triggers, rules, policies, comments, grants, attaching to an existing parent, foreign keys to
+ * existing tables).
+ */
+function stagingPlan(plan: Plan, pre: ScriptBlock[], post: ScriptBlock[], collectionKeys: Set<string>): StagingPlan {
+  const names = new Map<string, string>();
+  const stagedTables = new Map<string, PlannedCollection>();
+  /** Sequences owned by staged tables, and restored standalone sequences. */
+  const ownedSequences = new Set<string>();
+  for (const c of plan.collections) {
+    if (c.sequence !== undefined) {
+      // A standalone sequence: staged too, a staged table's default may use it.
+      ownedSequences.add(relKey(c.source.schema, c.source.name));
+      names.set(relKey(c.source.schema, c.source.name), stagingRelationName(c.source.name));
+    }
+    if (c.table === undefined) continue;
+    const key = relKey(c.source.schema, c.source.name);
+    stagedTables.set(key, c);
+    names.set(key, stagingRelationName(c.source.name));
+    for (const s of c.table.sequences) {
+      ownedSequences.add(relKey(s.schema, s.name));
+      names.set(relKey(s.schema, s.name), stagingRelationName(s.name));
+    }
+  }
+  const isCollection = (b: ScriptBlock): boolean => b.desc !== undefined && collectionKeys.has(entryKey(b.desc, b.schema as string, b.name as string));
+  const onStaged = (b: ScriptBlock): QName | undefined => {
+    const head = headRelation(b.sql);
+    return head !== undefined && stagedTables.has(relKey(head.schema, head.name)) ? head : undefined;
+  };
+  const load = new Map<ScriptBlock, LoadStep>();
+  const switchSql = new Map<ScriptBlock, string>();
+  const tableRenames: StagingPlan['renames'] = [];
+  const sequenceRenames: StagingPlan['renames'] = [];
+  const indexRenames: StagingPlan['renames'] = [];
+  const constraintRenames: StagingPlan['renames'] = [];
+  const validate: StagingPlan['validate'] = [];
+  const createdTables = new Set<string>();
+  const rename = (word: string, schema: string, staging: string, name: string): string =>
+    `ALTER ${word} ${qname({ schema, name: staging })} RENAME TO ${quoteIdent(name)}`;
+
+  // Index and constraint names first: INDEX ATTACH statements name both sides.
+  const indexes = new Map<ScriptBlock, string>();
+  const constraints = new Map<ScriptBlock, string>();
+  for (const b of post) {
+    if (!isCollection(b) || (b.desc !== 'INDEX' && b.desc !== 'CONSTRAINT')) continue;
+    const head = onStaged(b);
+    if (head === undefined) continue;
+    const name = b.desc === 'INDEX' ? (b.name as string) : addedConstraint(b.sql);
+    if (name === undefined) continue;
+    const staging = stagingRelationName(name);
+    names.set(relKey(head.schema, name), staging);
+    if (b.desc === 'INDEX') {
+      indexes.set(b, staging);
+      indexRenames.push({ sql: rename('INDEX', head.schema, staging, name) });
+    } else {
+      constraints.set(b, staging);
+      constraintRenames.push({ sql: `ALTER TABLE ${qname(head)} RENAME CONSTRAINT ${quoteIdent(staging)} TO ${quoteIdent(name)}` });
+    }
+  }
+
+  for (const b of pre) {
+    if (b.desc === undefined) continue;
+    if (!isCollection(b)) {
+      load.set(b, { sql: b.sql, mustSucceed: false });
+      continue;
+    }
+    const schema = b.schema as string;
+    const key = relKey(schema, b.name as string);
+    const staging = names.get(key);
+    if (b.desc === 'TABLE' && stagedTables.has(key) && staging !== undefined) {
+      createdTables.add(key);
+      load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true, table: { schema, name: staging } });
+      tableRenames.push({
+        sql: rename('TABLE', schema, staging, b.name as string),
+        clearComment: `COMMENT ON TABLE ${qname({ schema, name: b.name as string })} IS NULL`,
+      });
+    } else if (b.desc === 'SEQUENCE' && ownedSequences.has(key) && staging !== undefined) {
+      load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true, sequence: { schema, name: staging } });
+      sequenceRenames.push({
+        sql: rename('SEQUENCE', schema, staging, b.name as string),
+        clearComment: `COMMENT ON SEQUENCE ${qname({ schema, name: b.name as string })} IS NULL`,
+      });
+    } else if (b.desc === 'SEQUENCE OWNED BY' && ownedSequences.has(key)) {
+      load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true });
+    } else if (b.desc === 'TABLE ATTACH' && stagedTables.has(key) && onStaged(b) !== undefined) {
+      load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true });
+    }
+  }
+
+  for (const b of post) {
+    if (!isCollection(b)) continue;
+    if (b.desc === 'INDEX ATTACH') {
+      const parent = headRelation(b.sql);
+      const child = attachedIndex(b.sql);
+      if (parent && child && names.has(relKey(parent.schema, parent.name)) && names.has(relKey(child.schema, child.name))) {
+        load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true });
+      }
+      continue;
+    }
+    const head = onStaged(b);
+    if (head === undefined) continue;
+    const index = indexes.get(b);
+    const constraint = constraints.get(b);
+    if (index !== undefined) {
+      load.set(b, { sql: rewriteQualified(renameClusterOn(renameCreatedIndex(b.sql, index), b.name as string, index), names), mustSucceed: true });
+    } else if (constraint !== undefined) {
+      const name = addedConstraint(b.sql) as string;
+      load.set(b, { sql: rewriteQualified(renameClusterOn(renameAddedConstraint(b.sql, constraint), name, constraint), names), mustSucceed: true });
+    } else if (b.desc === 'CHECK CONSTRAINT') {
+      load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true });
+    } else if (b.desc === 'FK CONSTRAINT') {
+      const ref = referencedTable(b.sql);
+      const refName = ref === undefined ? undefined : splitName(ref);
+      if (refName !== undefined && stagedTables.has(relKey(refName.schema, refName.name))) {
+        load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true });
+        continue;
+      }
+      // References an existing table: added in the switch. NOT VALID (a partitioned table
+      // cannot have one before PostgreSQL 18: its key is checked in the switch).
+      const table = stagedTables.get(relKey(head.schema, head.name));
+      const name = addedConstraint(b.sql);
+      const notValid = table?.relkind === 'r' && name !== undefined ? foreignKeyNotValid(b.sql) : undefined;
+      if (notValid !== undefined && name !== undefined) {
+        switchSql.set(b, notValid);
+        validate.push({ table: head, constraint: name });
+      }
+    }
+  }
+  return {
+    load,
+    switchSql,
+    renames: [...tableRenames, ...sequenceRenames, ...indexRenames, ...constraintRenames],
+    validate,
+    tableName: (t) => {
+      // Never the table's own name: loading must not write into an existing table.
+      const key = relKey(t.source.schema, t.source.name);
+      const name = names.get(key);
+      if (name === undefined || !createdTables.has(key)) throw new SourceError(`Cannot restore "${t.item.entry.name}": the schema archive has no definition of its table.`);
+      return name;
+    },
+  };
+}
+
+/** `ALTER TABLE … CLUSTER ON <index>` in an index's entry, with the index's staging name. */
+function renameClusterOn(sql: string, name: string, staging: string): string {
+  return sql.replace(/ CLUSTER ON ("(?:[^"]|"")*"|[^\s";]+);/g, (m, ident: string) => {
+    const unquoted = ident.startsWith('"') ? ident.slice(1, -1).replace(/""/g, '"') : ident;
+    return unquoted === name ? ` CLUSTER ON ${quoteIdent(staging)};` : m;
+  });
+}
+
+/** The name a restored table (source name) has after the switch. */
+function targetOf(plan: Plan, source: QName): QName {
+  return plan.collections.find((c) => c.source.schema === source.schema && c.source.name === source.name)?.target ?? source;
+}
+
+/** Whether a block is skipped: its object exists already, or it describes (comments on, grants on) one that does. */
+function isSkippedDescription(b: ScriptBlock, skipped: Set<string>): boolean {
+  if (b.desc === undefined) return false;
+  if (skipped.has(entryKey(b.desc, b.schema as string, b.name as string))) return true;
+  if (b.desc === 'COMMENT' || b.desc === 'ACL' || b.desc === 'SECURITY LABEL') {
+    const obj = describedObject({ line: '', dumpId: 0, tableoid: 0, oid: 0, desc: b.desc, schema: b.schema as string, tag: b.name as string, owner: '' });
+    if (obj && skipped.has(entryKey(obj.desc, b.schema as string, obj.name))) return true;
+  }
+  return false;
+}
+
+/**
+ * Runs an entry that is not a restored collection's, in the open transaction: when it fails
+ * because its object exists already, it is rolled back to a savepoint and skipped (with its
+ * comments and grants). Whether it ran.
+ */
+async function runOptionalEntry(client: pg.Client, b: ScriptBlock, skipped: Set<string>): Promise<boolean> {
+  if (b.desc === undefined || !b.sql || isSkippedDescription(b, skipped)) return false;
+  await client.query('SAVEPOINT cairn_entry');
+  try {
+    await client.query(b.sql);
+    await client.query('RELEASE SAVEPOINT cairn_entry');
+    return true;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (!code || !DUPLICATE_CODES.has(code)) throw err;
+    await client.query('ROLLBACK TO SAVEPOINT cairn_entry');
+    skipped.add(entryKey(b.desc, b.schema as string, b.name as string));
+    return false;
+  }
+}
+
+/** Drops relations together (they may reference each other), else one by one; best effort. */
+async function dropRelations(client: pg.Client, word: 'TABLE' | 'SEQUENCE', names: QName[]): Promise<void> {
+  if (names.length === 0) return;
+  try {
+    await client.query(`DROP ${word} IF EXISTS ${names.map(qname).join(', ')}`);
+  } catch {
+    for (const n of names) await client.query(`DROP ${word} IF EXISTS ${qname(n)}`).catch(() => undefined);
+  }
+}
+
+/** How to drop a supporting object the load phase created, or undefined (it stays). */
+function dropStatement(o: { desc: string; schema: string; name: string }): string | undefined {
+  switch (o.desc) {
+    case 'SCHEMA':
+    case 'EXTENSION':
+      return `DROP ${o.desc} IF EXISTS ${quoteIdent(o.name)}`;
+    case 'TYPE':
+    case 'SHELL TYPE':
+    case 'DOMAIN':
+    case 'SEQUENCE':
+    case 'COLLATION':
+      return `DROP ${o.desc === 'SHELL TYPE' ? 'TYPE' : o.desc} IF EXISTS ${qname(o)}`;
+    case 'FUNCTION':
+    case 'PROCEDURE':
+    case 'AGGREGATE': {
+      const paren = o.name.indexOf('(');
+      if (paren <= 0) return undefined;
+      return `DROP ${o.desc} IF EXISTS ${quoteIdent(o.schema)}.${quoteIdent(o.name.slice(0, paren))}${o.name.slice(paren)}`;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Drops the staging tables and sequences left in this database by restores that cannot finish
+ * any more (marked like staging databases, see isAbandonedStaging); best effort, silent.
+ */
+async function dropAbandonedStagingRelations(client: pg.Client): Promise<void> {
+  let rows: { schema: string; name: string; relkind: string; comment: string | null }[];
+  try {
+    ({ rows } = await client.query<{ schema: string; name: string; relkind: string; comment: string | null }>(
+      `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, pg_catalog.obj_description(c.oid, 'pg_class') AS comment
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'S') AND c.relname LIKE '%\\_\\_cairn\\_%'
+          AND pg_catalog.left(pg_catalog.obj_description(c.oid, 'pg_class'), $2) = $1`,
+      [STAGING_MARK, STAGING_MARK.length],
+    ));
+  } catch {
+    return;
+  }
+  const abandoned = rows.filter((r) => isAbandonedStaging(r.comment));
+  await dropRelations(client, 'TABLE', abandoned.filter((r) => r.relkind !== 'S'));
+  await dropRelations(client, 'SEQUENCE', abandoned.filter((r) => r.relkind === 'S'));
 }
 
 /** Removes the temporary folders of restores whose process is gone; best effort, silent. */
@@ -835,46 +1281,8 @@ async function dropReplaced(client: pg.Client, plan: Plan): Promise<void> {
   }
 }
 
-/**
- * Runs the blocks of a pg_restore script in the open transaction. Entries of restored
- * collections must succeed; any other entry that fails because its object exists already is
- * rolled back to a savepoint and skipped, with its comments and grants.
- */
-async function runBlocks(client: pg.Client, blocks: ScriptBlock[], collectionKeys: Set<string>, skipped: Set<string>, signal: AbortSignal | undefined): Promise<void> {
-  for (const b of blocks) {
-    throwIfAborted(signal);
-    if (b.desc === undefined) {
-      if (b.sql) await client.query(b.sql);
-    } else {
-      const key = entryKey(b.desc, b.schema as string, b.name as string);
-      let skip = skipped.has(key);
-      if (b.desc === 'COMMENT' || b.desc === 'ACL' || b.desc === 'SECURITY LABEL') {
-        const obj = describedObject({ line: '', dumpId: 0, tableoid: 0, oid: 0, desc: b.desc, schema: b.schema as string, tag: b.name as string, owner: '' });
-        if (obj && skipped.has(entryKey(obj.desc, b.schema as string, obj.name))) skip = true;
-      }
-      if (!skip && b.sql) {
-        if (collectionKeys.has(key)) {
-          await client.query(b.sql);
-        } else {
-          await client.query('SAVEPOINT cairn_entry');
-          try {
-            await client.query(b.sql);
-            await client.query('RELEASE SAVEPOINT cairn_entry');
-          } catch (err) {
-            const code = (err as { code?: string }).code;
-            if (!code || !DUPLICATE_CODES.has(code)) throw err;
-            await client.query('ROLLBACK TO SAVEPOINT cairn_entry');
-            skipped.add(key);
-          }
-        }
-      }
-    }
-    if (b.settings) await client.query(b.settings);
-  }
-}
-
 /** COPYs one table's stream in; checks the row count against the backup's. */
-async function copyTable(client: pg.Client, t: PlannedCollection, options: RestoreOptions, settings: PgConnectionSettings, database: string): Promise<number> {
+async function copyTable(client: pg.Client, t: PlannedCollection, into: QName, options: RestoreOptions, settings: PgConnectionSettings, database: string): Promise<number> {
   const { signal, onProgress } = options;
   const def = t.table as PgTableDefinition;
   const name = t.item.entry.name;
@@ -894,7 +1302,7 @@ async function copyTable(client: pg.Client, t: PlannedCollection, options: Resto
       yield chunk;
     }
   }
-  const stream = client.query(copyFrom(`COPY ${qname(def)}${cols} FROM STDIN`));
+  const stream = client.query(copyFrom(`COPY ${qname(into)}${cols} FROM STDIN`));
   try {
     await pipeline(Readable.from(counted()), stream, ...(signal ? [{ signal }] : []));
   } catch (err) {

@@ -1,0 +1,216 @@
+/**
+ * SQL rewriting for restores into an existing database: the tables of the restore are created
+ * and loaded under staging names (`<name>__cairn_<6 hex>`) next to the objects they replace,
+ * then renamed to their real names in one short transaction (see target.ts).
+ *
+ * pg_dump prints relation names schema-qualified and quoted as quote_ident() does
+ * (`public.film`, `"Sales Ünit"."Order Lines"`); index and constraint names it prints bare after
+ * `CREATE [UNIQUE] INDEX` and `ADD CONSTRAINT`. The rewrite reads the statement as tokens
+ * (string literals, dollar-quoted bodies and comments are left alone) and replaces the
+ * qualified names found in a map (and `'schema.name'::regclass` literals, as in the defaults
+ * `nextval('s.seq'::regclass)` pg_dump prints inline for partitions); the bare index /
+ * constraint name only at the head of the entry's statement.
+ */
+import { randomBytes } from 'node:crypto';
+
+/** Key of a relation in a rename map. */
+export function relKey(schema: string, name: string): string {
+  return `${schema}\u0000${name}`;
+}
+
+const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+
+/** `<name>__cairn_<6 hex>`, the original part truncated so the whole fits in 63 bytes. */
+export function stagingRelationName(name: string, hex = randomBytes(3).toString('hex')): string {
+  const suffix = `__cairn_${hex}`;
+  const chars = [...name];
+  while (chars.length > 0 && Buffer.byteLength(chars.join('') + suffix) > 63) chars.pop();
+  return chars.join('') + suffix;
+}
+
+const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
+const IDENT_PART = /[A-Za-z0-9_$\u0080-\uffff]/;
+
+/** Reads an identifier at `i` (quoted or bare): its name and the index after it, or undefined. */
+function readIdent(sql: string, i: number): { name: string; end: number } | undefined {
+  if (sql[i] === '"') {
+    let j = i + 1;
+    let name = '';
+    while (j < sql.length) {
+      if (sql[j] === '"') {
+        if (sql[j + 1] === '"') {
+          name += '"';
+          j += 2;
+          continue;
+        }
+        return { name, end: j + 1 };
+      }
+      name += sql[j];
+      j++;
+    }
+    return undefined;
+  }
+  if (!IDENT_START.test(sql[i] ?? '')) return undefined;
+  let j = i + 1;
+  while (j < sql.length && IDENT_PART.test(sql[j] as string)) j++;
+  return { name: sql.slice(i, j), end: j };
+}
+
+/** The end of a string literal / dollar quote / comment starting at `i`, or undefined when none starts there. */
+function skipOpaque(sql: string, i: number): number | undefined {
+  const c = sql[i];
+  if (c === "'") {
+    // E'…' strings escape with backslashes; standard strings only with ''.
+    const escaped = (sql[i - 1] === 'E' || sql[i - 1] === 'e') && !IDENT_PART.test(sql[i - 2] ?? ' ');
+    let j = i + 1;
+    while (j < sql.length) {
+      if (escaped && sql[j] === '\\') {
+        j += 2;
+        continue;
+      }
+      if (sql[j] === "'") {
+        if (sql[j + 1] === "'") {
+          j += 2;
+          continue;
+        }
+        return j + 1;
+      }
+      j++;
+    }
+    return sql.length;
+  }
+  if (c === '-' && sql[i + 1] === '-') {
+    const nl = sql.indexOf('\n', i);
+    return nl < 0 ? sql.length : nl;
+  }
+  if (c === '/' && sql[i + 1] === '*') {
+    const end = sql.indexOf('*/', i + 2);
+    return end < 0 ? sql.length : end + 2;
+  }
+  if (c === '$' && !IDENT_PART.test(sql[i - 1] ?? ' ')) {
+    const m = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 64));
+    if (m) {
+      const end = sql.indexOf(m[0], i + m[0].length);
+      return end < 0 ? sql.length : end + m[0].length;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Replaces every schema-qualified name `schema.name` whose key (relKey) is in `map` with
+ * `schema."<new name>"`. A longer chain (`schema.table.column`) is matched on its first two
+ * parts. Literals, dollar-quoted text and comments are copied unchanged.
+ */
+export function rewriteQualified(sql: string, map: ReadonlyMap<string, string>): string {
+  if (map.size === 0) return sql;
+  let out = '';
+  let i = 0;
+  while (i < sql.length) {
+    const opaque = skipOpaque(sql, i);
+    if (opaque !== undefined) {
+      out += sql[i] === "'" && sql.startsWith('::regclass', opaque) ? rewriteRegclass(sql.slice(i, opaque), map) : sql.slice(i, opaque);
+      i = opaque;
+      continue;
+    }
+    const prev = sql[i - 1] ?? ' ';
+    const first = IDENT_PART.test(prev) && sql[i] !== '"' ? undefined : readIdent(sql, i);
+    if (first === undefined) {
+      out += sql[i];
+      i++;
+      continue;
+    }
+    if (sql[first.end] !== '.' || prev === '.') {
+      out += sql.slice(i, first.end);
+      i = first.end;
+      continue;
+    }
+    const second = readIdent(sql, first.end + 1);
+    if (second === undefined) {
+      out += sql.slice(i, first.end + 1);
+      i = first.end + 1;
+      continue;
+    }
+    const renamed = map.get(relKey(first.name, second.name));
+    out += renamed === undefined ? sql.slice(i, second.end) : `${sql.slice(i, first.end + 1)}${quote(renamed)}`;
+    i = second.end;
+    // The rest of a chain (".column") is not a relation name.
+    while (sql[i] === '.') {
+      const next = readIdent(sql, i + 1);
+      if (next === undefined) break;
+      out += sql.slice(i, next.end);
+      i = next.end;
+    }
+  }
+  return out;
+}
+
+/** A `'schema.name'` literal cast to regclass (as in `nextval('s.seq'::regclass)`), renamed when in the map. */
+function rewriteRegclass(literal: string, map: ReadonlyMap<string, string>): string {
+  if (!literal.endsWith("'") || literal.length < 2) return literal;
+  const text = literal.slice(1, -1).replace(/''/g, "'");
+  const first = readIdent(text, 0);
+  if (first === undefined || text[first.end] !== '.') return literal;
+  const second = readIdent(text, first.end + 1);
+  if (second === undefined || second.end !== text.length) return literal;
+  const renamed = map.get(relKey(first.name, second.name));
+  if (renamed === undefined) return literal;
+  return `'${`${text.slice(0, first.end + 1)}${quote(renamed)}`.replace(/'/g, "''")}'`;
+}
+
+const IDENT = '(?:"(?:[^"]|"")*"|[^\\s".(]+)';
+const QUALIFIED = `(${IDENT})\\.(${IDENT})`;
+const unquote = (s: string): string => (s.startsWith('"') ? s.slice(1, -1).replace(/""/g, '"') : s);
+
+/**
+ * The table an entry's statement is about, from its head: `CREATE [UNIQUE] INDEX i ON [ONLY] s.t`,
+ * `ALTER TABLE [ONLY] s.t`, `ALTER INDEX s.i` (for INDEX ATTACH: the parent index). undefined
+ * when the statement starts otherwise.
+ */
+export function headRelation(sql: string): { schema: string; name: string } | undefined {
+  const m =
+    new RegExp(`^CREATE (?:UNIQUE )?INDEX ${IDENT} ON (?:ONLY )?${QUALIFIED}`).exec(sql) ??
+    new RegExp(`^ALTER (?:TABLE|INDEX) (?:ONLY )?${QUALIFIED}`).exec(sql);
+  if (!m) return undefined;
+  return { schema: unquote(m[1] as string), name: unquote(m[2] as string) };
+}
+
+/** The name in `ALTER INDEX a ATTACH PARTITION s.child`, or undefined. */
+export function attachedIndex(sql: string): { schema: string; name: string } | undefined {
+  const m = new RegExp(`^ALTER INDEX ${IDENT}\\.${IDENT} ATTACH PARTITION ${QUALIFIED}`).exec(sql);
+  if (!m) return undefined;
+  return { schema: unquote(m[1] as string), name: unquote(m[2] as string) };
+}
+
+/** Renames the index at the head of `CREATE [UNIQUE] INDEX <name> ON …`. */
+export function renameCreatedIndex(sql: string, to: string): string {
+  return sql.replace(new RegExp(`^(CREATE (?:UNIQUE )?INDEX )${IDENT}( ON )`), (_m, a: string, b: string) => `${a}${quote(to)}${b}`);
+}
+
+/** The constraint name in `ALTER TABLE [ONLY] s.t ADD CONSTRAINT <name> …` (the entry's first statement). */
+export function addedConstraint(sql: string): string | undefined {
+  const m = new RegExp(`^ALTER TABLE (?:ONLY )?${IDENT}\\.${IDENT}\\s+ADD CONSTRAINT (${IDENT}) `).exec(sql);
+  return m ? unquote(m[1] as string) : undefined;
+}
+
+/** Renames the constraint `ADD CONSTRAINT <name>` of the entry's first statement. */
+export function renameAddedConstraint(sql: string, to: string): string {
+  return sql.replace(
+    new RegExp(`^(ALTER TABLE (?:ONLY )?${IDENT}\\.${IDENT}\\s+ADD CONSTRAINT )${IDENT}( )`),
+    (_m, a: string, b: string) => `${a}${quote(to)}${b}`,
+  );
+}
+
+/**
+ * A foreign key's statement with `NOT VALID` added (before the closing semicolon), or
+ * undefined when it is not valid already (then it stays as it is: nothing to validate later).
+ */
+export function foreignKeyNotValid(sql: string): string | undefined {
+  // The entry's one statement, possibly followed by comment lines (the script's last entry).
+  const end = sql.lastIndexOf(';');
+  if (end < 0) return undefined;
+  const statement = sql.slice(0, end);
+  const rest = sql.slice(end + 1);
+  if (statement.includes(';') || !/^(?:\s|--[^\n]*)*$/.test(rest) || /\bNOT VALID\s*$/.test(statement)) return undefined;
+  return `${statement} NOT VALID;${rest}`;
+}

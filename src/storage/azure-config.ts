@@ -1,0 +1,106 @@
+import { UsageError } from '../core/errors.js';
+import { normalizePrefix, parsePositiveInt, parseSize, publicEndpoint, resolveEndpoint } from './common.js';
+
+export const DEFAULT_AZURE_BLOCK_SIZE = 40 * 1024 * 1024;
+export const DEFAULT_AZURE_CONCURRENCY = 1;
+export const MAX_AZURE_BLOCK_SIZE = 4000 * 1024 * 1024;
+
+export interface AzureOptions {
+  container: string;
+  prefix?: string;
+  /** Takes precedence over account + key; may carry its own BlobEndpoint (azurite). */
+  connectionString?: string;
+  account?: string;
+  /** Shared key; "" means anonymous access (public containers, or a SAS in the endpoint). */
+  key?: string;
+  /** Blob service URL, e.g. http://127.0.0.1:10000/devstoreaccount1; else https://<account>.blob.core.windows.net. */
+  endpoint?: string;
+  /** Objects above this size are uploaded as blocks of this size (default 40 MiB). */
+  blockSize?: number;
+  /** Blocks uploaded at once (default 1). */
+  concurrency?: number;
+  maxTries?: number;
+  /** Blobs per listing page (Azure caps it at 5000). */
+  listPageSize?: number;
+}
+
+/** Refuses options the service would refuse later, naming what to fix. */
+export function checkAzureOptions(options: AzureOptions): void {
+  if (!options.container) throw new UsageError('No Azure container given: write azure://container/prefix.');
+  const size = options.blockSize ?? DEFAULT_AZURE_BLOCK_SIZE;
+  if (size < 1 || size > MAX_AZURE_BLOCK_SIZE) throw new UsageError('AZURE_BLOCK_SIZE must be between 1 byte and 4000 MiB.');
+  if (!options.connectionString && !options.account) {
+    throw new UsageError('No Azure credentials: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY.');
+  }
+}
+
+/** The blob service URL a connection string names (BlobEndpoint, else built from account and suffix). */
+export function connectionStringEndpoint(connectionString: string): string | undefined {
+  const parts = new Map<string, string>();
+  for (const part of connectionString.split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) parts.set(part.slice(0, i).trim().toLowerCase(), part.slice(i + 1).trim());
+  }
+  if (parts.get('blobendpoint')) return parts.get('blobendpoint');
+  const account = parts.get('accountname');
+  if (!account) return undefined;
+  return `${parts.get('defaultendpointsprotocol') ?? 'https'}://${account}.blob.${parts.get('endpointsuffix') ?? 'core.windows.net'}`;
+}
+
+/** Where an Azure repository lives, safe to print: no key, no SAS query string. */
+export function azureLocation(options: AzureOptions): string {
+  const endpoint = options.endpoint ?? (options.connectionString ? connectionStringEndpoint(options.connectionString) : undefined);
+  const endpointPart = endpoint ? `?endpoint=${encodeURIComponent(publicEndpoint(endpoint))}` : '';
+  return `azure://${options.container}/${normalizePrefix(options.prefix ?? '')}${endpointPart}`;
+}
+
+/** Environment variables the Azure backend reads (a subset of process.env). */
+export interface AzureEnv {
+  AZURE_STORAGE_CONNECTION_STRING?: string;
+  AZURE_STORAGE_ACCOUNT?: string;
+  AZURE_STORAGE_KEY?: string;
+  AZURE_BLOCK_SIZE?: string;
+  AZURE_CONCURRENCY?: string;
+}
+
+/** Credentials, block size and concurrency from the AZURE_* variables. */
+export function azureOptionsFromEnv(env: AzureEnv): Omit<AzureOptions, 'container'> {
+  const options: Omit<AzureOptions, 'container'> = {};
+  if (env.AZURE_STORAGE_CONNECTION_STRING !== undefined) {
+    if (!env.AZURE_STORAGE_CONNECTION_STRING.trim()) {
+      throw new UsageError('AZURE_STORAGE_CONNECTION_STRING is set but empty: give the connection string, or unset it to use AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY.');
+    }
+    options.connectionString = env.AZURE_STORAGE_CONNECTION_STRING.trim();
+  } else if (env.AZURE_STORAGE_ACCOUNT !== undefined && env.AZURE_STORAGE_ACCOUNT.trim() !== '') {
+    options.account = env.AZURE_STORAGE_ACCOUNT.trim();
+    options.key = (env.AZURE_STORAGE_KEY ?? '').trim();
+  } else {
+    throw new UsageError('No Azure credentials: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY (an empty key means anonymous).');
+  }
+  if (env.AZURE_BLOCK_SIZE !== undefined) {
+    options.blockSize = parseSize(env.AZURE_BLOCK_SIZE, 'AZURE_BLOCK_SIZE');
+    if (options.blockSize > MAX_AZURE_BLOCK_SIZE) throw new UsageError('AZURE_BLOCK_SIZE is above the 4000 MiB Azure allows.');
+  }
+  if (env.AZURE_CONCURRENCY !== undefined) options.concurrency = parsePositiveInt(env.AZURE_CONCURRENCY, 'AZURE_CONCURRENCY', 64);
+  return options;
+}
+
+/** Parses `azure://container/prefix?endpoint=…`; credentials come from `env`. */
+export function parseAzureUrl(url: string, env: AzureEnv = process.env): AzureOptions {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new UsageError(`Invalid Azure URL "${url}": write azure://container/prefix.`);
+  }
+  if (u.username || u.password) throw new UsageError('Do not put credentials in the Azure URL: set AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_KEY.');
+  const container = decodeURIComponent(u.hostname);
+  if (!container) throw new UsageError(`No container in "${url}": write azure://container/prefix.`);
+  for (const name of u.searchParams.keys()) {
+    if (name !== 'endpoint') throw new UsageError(`Unknown Azure URL parameter "${name}". Known: endpoint.`);
+  }
+  const options: AzureOptions = { container, prefix: decodeURIComponent(u.pathname.replace(/^\//, '')), ...azureOptionsFromEnv(env) };
+  const endpoint = u.searchParams.get('endpoint');
+  if (endpoint !== null) options.endpoint = resolveEndpoint(endpoint, undefined, 'the "endpoint" URL parameter');
+  return options;
+}

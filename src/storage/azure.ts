@@ -1,0 +1,218 @@
+import {
+  AnonymousCredential,
+  BlobServiceClient,
+  StorageRetryPolicyType,
+  StorageSharedKeyCredential,
+  type ContainerClient,
+  type StoragePipelineOptions,
+} from '@azure/storage-blob';
+import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
+import { checkKey, normalizePrefix } from './common.js';
+import { DEFAULT_AZURE_BLOCK_SIZE, DEFAULT_AZURE_CONCURRENCY, azureLocation, checkAzureOptions, type AzureOptions } from './azure-config.js';
+import type { ObjectInfo, PutOptions, Storage } from './types.js';
+
+export { azureOptionsFromEnv, parseAzureUrl, type AzureEnv, type AzureOptions } from './azure-config.js';
+
+/**
+ * A repository in an Azure Blob container. `ifNotExists` is sent as `If-None-Match: *`, which
+ * Azure (and azurite) evaluate atomically on Put Blob and Put Block List.
+ */
+export class AzureBlobStorage implements Storage {
+  readonly location: string;
+  private readonly container: ContainerClient;
+  private readonly containerName: string;
+  private readonly prefix: string;
+  private readonly blockSize: number;
+  private readonly concurrency: number;
+  private readonly listPageSize: number;
+  private readonly credentialHint: string;
+
+  constructor(options: AzureOptions) {
+    checkAzureOptions(options);
+    this.containerName = options.container;
+    this.prefix = normalizePrefix(options.prefix ?? '');
+    this.blockSize = options.blockSize ?? DEFAULT_AZURE_BLOCK_SIZE;
+    this.concurrency = options.concurrency ?? DEFAULT_AZURE_CONCURRENCY;
+    this.listPageSize = Math.min(5000, Math.max(1, options.listPageSize ?? 5000));
+    const pipeline: StoragePipelineOptions = {
+      retryOptions: {
+        retryPolicyType: StorageRetryPolicyType.EXPONENTIAL,
+        maxTries: options.maxTries ?? 6,
+        retryDelayInMs: 500,
+        maxRetryDelayInMs: 30_000,
+      },
+    };
+    let service: BlobServiceClient;
+    if (options.connectionString) {
+      this.credentialHint = 'AZURE_STORAGE_CONNECTION_STRING';
+      try {
+        service = BlobServiceClient.fromConnectionString(options.connectionString, pipeline);
+      } catch (err) {
+        throw new UsageError(`AZURE_STORAGE_CONNECTION_STRING is not a valid connection string: ${(err as Error).message}`);
+      }
+      if (options.endpoint) service = new BlobServiceClient(options.endpoint, service.credential, pipeline);
+    } else {
+      if (!options.account) {
+        throw new UsageError('No Azure credentials: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY.');
+      }
+      const url = options.endpoint ?? `https://${options.account}.blob.core.windows.net`;
+      if (options.key) {
+        this.credentialHint = 'AZURE_STORAGE_ACCOUNT / AZURE_STORAGE_KEY';
+        let credential: StorageSharedKeyCredential;
+        try {
+          credential = new StorageSharedKeyCredential(options.account, options.key);
+        } catch (err) {
+          throw new UsageError(`AZURE_STORAGE_KEY is not a valid account key: ${(err as Error).message}`);
+        }
+        service = new BlobServiceClient(url, credential, pipeline);
+      } else {
+        this.credentialHint = 'AZURE_STORAGE_KEY (empty: anonymous access)';
+        service = new BlobServiceClient(url, new AnonymousCredential(), pipeline);
+      }
+    }
+    this.container = service.getContainerClient(this.containerName);
+    this.location = azureLocation(options);
+  }
+
+  /** The SDK's client for the container, e.g. for tests that create it. */
+  get containerClient(): ContainerClient {
+    return this.container;
+  }
+
+  private blob(key: string) {
+    return this.container.getBlockBlobClient(this.prefix + checkKey(key));
+  }
+
+  async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    const blob = this.blob(key);
+    try {
+      await blob.uploadData(Buffer.from(data.buffer, data.byteOffset, data.byteLength), {
+        blockSize: this.blockSize,
+        maxSingleShotSize: Math.min(this.blockSize, 256 * 1024 * 1024),
+        concurrency: this.concurrency,
+        conditions: options.ifNotExists ? { ifNoneMatch: '*' } : undefined,
+        abortSignal: options.signal,
+      });
+    } catch (err) {
+      const status = statusOf(err);
+      if (options.ifNotExists && (status === 409 || status === 412)) {
+        throw new ConflictError(`Object "${key}" already exists in ${this.location}.`, { cause: err });
+      }
+      throw this.mapError(err, `write ${key}`, key, options.signal);
+    }
+  }
+
+  async get(key: string, signal?: AbortSignal): Promise<Buffer> {
+    throwIfAborted(signal);
+    return this.download(key, 0, undefined, signal);
+  }
+
+  async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    throwIfAborted(signal);
+    if (length === 0) {
+      if (!(await this.exists(key))) throw new NotFoundError(`Object "${key}" not found in ${this.location}.`);
+      return Buffer.alloc(0);
+    }
+    let buf: Buffer;
+    try {
+      buf = await this.download(key, offset, length, signal);
+    } catch (err) {
+      if (err instanceof StorageError && statusOf(err.cause) === 416) buf = Buffer.alloc(0);
+      else throw err;
+    }
+    if (buf.length !== length) {
+      throw new StorageError(
+        `Object "${key}" in ${this.location} is shorter than expected (wanted bytes ${offset}-${offset + length}, got ${buf.length}).`,
+      );
+    }
+    return buf;
+  }
+
+  private async download(key: string, offset: number, count: number | undefined, signal?: AbortSignal): Promise<Buffer> {
+    try {
+      const res = await this.blob(key).download(offset, count, { abortSignal: signal, maxRetryRequests: 5 });
+      const body = res.readableStreamBody;
+      if (!body) return Buffer.alloc(0);
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+      return Buffer.concat(chunks);
+    } catch (err) {
+      throw this.mapError(err, `read ${key}`, key, signal);
+    }
+  }
+
+  async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+    const pages = this.container
+      .listBlobsFlat({ prefix: this.prefix + prefix, abortSignal: signal })
+      .byPage({ maxPageSize: this.listPageSize });
+    while (true) {
+      throwIfAborted(signal);
+      let page;
+      try {
+        page = await pages.next();
+      } catch (err) {
+        throw this.mapError(err, `list ${prefix}`, undefined, signal);
+      }
+      if (page.done) return;
+      for (const item of page.value.segment.blobItems) {
+        if (!item.name.startsWith(this.prefix)) continue;
+        yield { key: item.name.slice(this.prefix.length), size: item.properties.contentLength ?? 0 };
+      }
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.blob(key).deleteIfExists();
+    } catch (err) {
+      const mapped = this.mapError(err, `delete ${key}`, key);
+      if (mapped instanceof NotFoundError) return;
+      throw mapped;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.blob(key).getProperties();
+      return true;
+    } catch (err) {
+      const mapped = this.mapError(err, `check ${key}`, key);
+      if (mapped instanceof NotFoundError) return false;
+      throw mapped;
+    }
+  }
+
+  private mapError(err: unknown, action: string, key: string | undefined, signal?: AbortSignal): Error {
+    if (err instanceof StorageError || err instanceof NotFoundError || err instanceof CancelledError) return err;
+    if (signal?.aborted || (err instanceof Error && err.name === 'AbortError')) return new CancelledError();
+    const status = statusOf(err);
+    const code = codeOf(err);
+    const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    if (code === 'ContainerNotFound') {
+      return new StorageError(
+        `Cannot ${action}: container "${this.containerName}" does not exist. Create it, or fix the container name in ${this.location}.`,
+        { cause: err },
+      );
+    }
+    if (status === 404) return new NotFoundError(`Object "${key ?? ''}" not found in ${this.location}.`, { cause: err });
+    if (status === 403 || status === 401) {
+      return new StorageError(
+        `Cannot ${action} in ${this.location}: access denied${code ? ` (${code})` : ''}. Check ${this.credentialHint}.`,
+        { cause: err },
+      );
+    }
+    return new StorageError(`Cannot ${action} in ${this.location}: ${code ? `${code}: ` : ''}${message}`, { cause: err });
+  }
+}
+
+function statusOf(err: unknown): number | undefined {
+  const s = (err as { statusCode?: unknown } | undefined)?.statusCode;
+  return typeof s === 'number' ? s : undefined;
+}
+
+function codeOf(err: unknown): string | undefined {
+  const e = err as { code?: unknown; details?: { errorCode?: unknown } } | undefined;
+  if (typeof e?.details?.errorCode === 'string') return e.details.errorCode;
+  return typeof e?.code === 'string' ? e.code : undefined;
+}

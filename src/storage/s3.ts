@@ -1,0 +1,250 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
+import { checkKey, normalizePrefix } from './common.js';
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, s3Location, type S3Options } from './s3-config.js';
+import type { ObjectInfo, PutOptions, Storage } from './types.js';
+
+export { DEFAULT_MULTIPART_THRESHOLD, parseS3Url, type S3Options } from './s3-config.js';
+
+/**
+ * A repository in an S3 bucket (or any S3-compatible store). Objects are written whole with
+ * PutObject, or as a multipart upload above `multipartThreshold`. Conditional writes are not used
+ * (several S3-compatible servers ignore or refuse `If-None-Match`): `ifNotExists` is a HeadObject
+ * check just before the write, which refuses in the sequential case but cannot stop a racing writer.
+ */
+export class S3Storage implements Storage {
+  readonly location: string;
+  readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly prefix: string;
+  private readonly multipartThreshold: number;
+  private readonly partSize: number;
+  private readonly listPageSize: number;
+  private readonly hasCustomEndpoint: boolean;
+
+  constructor(options: S3Options) {
+    if (!options.bucket) throw new UsageError('No S3 bucket given: write s3://bucket/prefix.');
+    this.bucket = options.bucket;
+    this.prefix = normalizePrefix(options.prefix ?? '');
+    this.multipartThreshold = options.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD;
+    this.partSize = Math.max(5 * 1024 * 1024, options.partSize ?? DEFAULT_PART_SIZE);
+    this.listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
+    this.hasCustomEndpoint = options.endpoint !== undefined;
+    this.location = s3Location(options);
+
+    const config: S3ClientConfig = {
+      maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+      retryMode: 'standard',
+      // s3rver and several S3-compatible stores reject the newer default CRC checksums.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+    };
+    const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+    if (region) config.region = region;
+    else if (options.endpoint) config.region = 'us-east-1';
+    if (options.endpoint) config.endpoint = options.endpoint;
+    config.forcePathStyle = options.forcePathStyle ?? this.hasCustomEndpoint;
+    if (options.credentials) config.credentials = options.credentials;
+    this.client = new S3Client(config);
+  }
+
+  private fullKey(key: string): string {
+    return this.prefix + checkKey(key);
+  }
+
+  async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    const Key = this.fullKey(key);
+    if (options.ifNotExists && (await this.exists(key))) {
+      throw new ConflictError(`Object "${key}" already exists in ${this.location}.`);
+    }
+    try {
+      if (data.length > this.multipartThreshold) {
+        const upload = new Upload({
+          client: this.client,
+          params: { Bucket: this.bucket, Key, Body: data },
+          partSize: this.partSize,
+          queueSize: 4,
+          leavePartsOnError: false,
+        });
+        const signal = options.signal;
+        const onAbort = () => void upload.abort();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        try {
+          await upload.done();
+        } finally {
+          signal?.removeEventListener('abort', onAbort);
+        }
+      } else {
+        await this.client.send(
+          new PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentLength: data.length }),
+          { abortSignal: options.signal },
+        );
+      }
+    } catch (err) {
+      throw this.mapError(err, `write ${key}`, key, options.signal);
+    }
+  }
+
+  async get(key: string, signal?: AbortSignal): Promise<Buffer> {
+    throwIfAborted(signal);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }), { abortSignal: signal });
+      return await bodyToBuffer(out.Body);
+    } catch (err) {
+      throw this.mapError(err, `read ${key}`, key, signal);
+    }
+  }
+
+  async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    throwIfAborted(signal);
+    if (length === 0) {
+      if (!(await this.exists(key))) throw new NotFoundError(`Object "${key}" not found in ${this.location}.`);
+      return Buffer.alloc(0);
+    }
+    let buf: Buffer;
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key), Range: `bytes=${offset}-${offset + length - 1}` }),
+        { abortSignal: signal },
+      );
+      buf = await bodyToBuffer(out.Body);
+    } catch (err) {
+      if (statusOf(err) === 416 || nameOf(err) === 'InvalidRange') buf = Buffer.alloc(0);
+      else throw this.mapError(err, `read ${key}`, key, signal);
+    }
+    if (buf.length !== length) {
+      throw new StorageError(
+        `Object "${key}" in ${this.location} is shorter than expected (wanted bytes ${offset}-${offset + length}, got ${buf.length}).`,
+      );
+    }
+    return buf;
+  }
+
+  async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+    const Prefix = this.prefix + prefix;
+    let ContinuationToken: string | undefined;
+    do {
+      throwIfAborted(signal);
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken, MaxKeys: this.listPageSize }),
+          { abortSignal: signal },
+        );
+      } catch (err) {
+        throw this.mapError(err, `list ${prefix}`, undefined, signal);
+      }
+      for (const o of page.Contents ?? []) {
+        if (o.Key === undefined || !o.Key.startsWith(this.prefix)) continue;
+        yield { key: o.Key.slice(this.prefix.length), size: o.Size ?? 0 };
+      }
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+      if (page.IsTruncated && !ContinuationToken) {
+        throw new StorageError(`Listing ${this.location} stopped: the server said there is more but gave no continuation token.`);
+      }
+    } while (ContinuationToken);
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
+    } catch (err) {
+      const mapped = this.mapError(err, `delete ${key}`, key);
+      if (mapped instanceof NotFoundError) return;
+      throw mapped;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
+      return true;
+    } catch (err) {
+      const mapped = this.mapError(err, `check ${key}`, key);
+      if (mapped instanceof NotFoundError) return false;
+      throw mapped;
+    }
+  }
+
+  /** Closes the client's sockets. */
+  destroy(): void {
+    this.client.destroy();
+  }
+
+  private mapError(err: unknown, action: string, key: string | undefined, signal?: AbortSignal): Error {
+    if (err instanceof StorageError || err instanceof NotFoundError || err instanceof CancelledError) return err;
+    const name = nameOf(err);
+    const status = statusOf(err);
+    const message = err instanceof Error ? err.message : String(err);
+    if (signal?.aborted || name === 'AbortError') return new CancelledError();
+    if (name === 'NoSuchBucket') {
+      return new StorageError(
+        `Cannot ${action}: bucket "${this.bucket}" does not exist${this.hasCustomEndpoint ? ' on that endpoint' : ''}. ` +
+          `Create it, or fix the bucket name in ${this.location}.`,
+        { cause: err },
+      );
+    }
+    if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) {
+      return new NotFoundError(`Object "${key ?? ''}" not found in ${this.location}.`, { cause: err });
+    }
+    if (
+      status === 403 ||
+      name === 'AccessDenied' ||
+      name === 'InvalidAccessKeyId' ||
+      name === 'SignatureDoesNotMatch' ||
+      name === 'ExpiredToken' ||
+      name === 'InvalidToken'
+    ) {
+      return new StorageError(
+        `Cannot ${action} in ${this.location}: access denied (${name}). Check the credentials ` +
+          `(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the instance role) and that they may read, write, ` +
+          `list and delete in bucket "${this.bucket}".`,
+        { cause: err },
+      );
+    }
+    if (name === 'CredentialsProviderError') {
+      return new StorageError(
+        `Cannot ${action} in ${this.location}: no AWS credentials found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ` +
+          `or AWS_PROFILE, or run with an instance role / web identity.`,
+        { cause: err },
+      );
+    }
+    if (/region is missing/i.test(message)) {
+      return new UsageError(`No AWS region for ${this.location}: set AWS_REGION or add ?region=… to the URL.`, { cause: err });
+    }
+    const attempts = (err as { $metadata?: { attempts?: number } } | undefined)?.$metadata?.attempts;
+    const tried = attempts && attempts > 1 ? ` (after ${attempts} attempts)` : '';
+    return new StorageError(`Cannot ${action} in ${this.location}${tried}: ${name ? `${name}: ` : ''}${message}`, { cause: err });
+  }
+}
+
+function nameOf(err: unknown): string {
+  return err instanceof Error ? err.name : '';
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
+async function bodyToBuffer(body: unknown): Promise<Buffer> {
+  if (body === undefined || body === null) return Buffer.alloc(0);
+  const b = body as { transformToByteArray?: () => Promise<Uint8Array> };
+  if (typeof b.transformToByteArray === 'function') {
+    const bytes = await b.transformToByteArray();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  const chunks: Buffer[] = [];
+  for await (const c of body as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { ConflictError, NotFoundError } from '../../src/core/errors.js';
+import { FORMAT_VERSION, type BackupManifest } from '../../src/core/schemas.js';
+import { ChunkIndex, writeIndexDocument } from '../../src/repo/chunk-index.js';
+import { ChunkReader } from '../../src/repo/chunk-reader.js';
+import { ChunkWriter } from '../../src/repo/chunk-writer.js';
+import { prune } from '../../src/repo/prune.js';
+import { Repository } from '../../src/repo/repository.js';
+import type { Storage } from '../../src/storage/types.js';
+
+export interface ContractOptions {
+  /** The backend refuses `ifNotExists` atomically, so a conflict is guaranteed even under races. */
+  atomicIfNotExists: boolean;
+  /** Why `ifNotExists` is only best effort (printed when the race case is skipped). */
+  bestEffortReason?: string;
+  /** Objects written for the pagination case (> 1000 exercises S3's page size). */
+  manyKeys?: number;
+  /** Writes in flight at once while creating them. */
+  parallelPuts?: number;
+}
+
+/** Each call returns a fresh, empty storage (a new folder or key prefix). */
+export type StorageFactory = () => Promise<Storage> | Storage;
+
+async function listKeys(storage: Storage, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const o of storage.list(prefix)) keys.push(o.key);
+  return keys.sort();
+}
+
+function manifest(id: string, chunks: string[]): BackupManifest {
+  const now = new Date().toISOString();
+  return {
+    formatVersion: FORMAT_VERSION,
+    id,
+    createdAt: now,
+    completedAt: now,
+    type: 'manual',
+    expiresAt: null,
+    source: { kind: 'test', name: 't', location: 'test:', serverVersion: '1' },
+    scope: {},
+    compression: { algorithm: 'zstd', level: 'default' },
+    collections: [{ name: 'c', kind: 'table', definition: {}, rowCount: 0, logicalBytes: 0, storedBytes: 0, newBytes: 0, chunks }],
+    totals: { collections: 1, rows: 0, logicalBytes: 0, storedBytes: 0, newBytes: 0, reusedBytes: 0, chunks: chunks.length, newChunks: 0 },
+    warnings: [],
+  };
+}
+
+async function writeChunks(repo: Repository, chunks: Buffer[]): Promise<string[]> {
+  const { chunks: index } = await ChunkIndex.load(repo.storage);
+  const writer = new ChunkWriter(repo.storage, index, { packSize: repo.config.packSize, compression: repo.config.compression });
+  const ids: string[] = [];
+  for (const c of chunks) ids.push((await writer.write(c)).id);
+  const packs = await writer.flush();
+  if (packs.length > 0) await writeIndexDocument(repo.storage, packs);
+  return ids;
+}
+
+/** The same cases for every backend: what the repository relies on a Storage to do. */
+export function describeStorageContract(name: string, factory: StorageFactory, options: ContractOptions): void {
+  describe(`storage contract: ${name}`, () => {
+    it('round-trips an empty object, one byte and 20 MiB', async () => {
+      const s = await factory();
+      const big = randomBytes(20 * 1024 * 1024);
+      await s.put('empty', new Uint8Array(0));
+      await s.put('one', Buffer.from([0xa5]));
+      await s.put('big/object', big);
+      expect((await s.get('empty')).length).toBe(0);
+      expect([...(await s.get('one'))]).toEqual([0xa5]);
+      expect((await s.get('big/object')).equals(big)).toBe(true);
+      const sizes = new Map<string, number>();
+      for await (const o of s.list('')) sizes.set(o.key, o.size);
+      expect(sizes).toEqual(new Map([['empty', 0], ['one', 1], ['big/object', big.length]]));
+      expect(s.location).not.toMatch(/S3RVER|Eby8vd|AccountKey|secret/i);
+    });
+
+    it('reads ranges at the start, in the middle and at the end', async () => {
+      const s = await factory();
+      const data = randomBytes(100_000);
+      await s.put('r', data);
+      expect((await s.getRange('r', 0, 10)).equals(data.subarray(0, 10))).toBe(true);
+      expect((await s.getRange('r', 40_000, 12_345)).equals(data.subarray(40_000, 52_345))).toBe(true);
+      expect((await s.getRange('r', 99_990, 10)).equals(data.subarray(99_990))).toBe(true);
+      expect((await s.getRange('r', 0, 100_000)).equals(data)).toBe(true);
+      expect((await s.getRange('r', 5, 0)).length).toBe(0);
+      await expect(s.getRange('r', 99_995, 10)).rejects.toThrow(/shorter than expected/);
+      await expect(s.getRange('missing', 0, 10)).rejects.toBeInstanceOf(NotFoundError);
+    });
+
+    it('answers exists, and deletes idempotently', async () => {
+      const s = await factory();
+      expect(await s.exists('d/x')).toBe(false);
+      await s.put('d/x', Buffer.from('x'));
+      expect(await s.exists('d/x')).toBe(true);
+      await s.delete('d/x');
+      expect(await s.exists('d/x')).toBe(false);
+      await s.delete('d/x');
+      await s.delete('never/was');
+      await expect(s.get('d/x')).rejects.toBeInstanceOf(NotFoundError);
+    });
+
+    it('reports a missing key as NotFoundError', async () => {
+      const s = await factory();
+      await expect(s.get('nope')).rejects.toBeInstanceOf(NotFoundError);
+      await expect(s.get('deep/er/nope')).rejects.toBeInstanceOf(NotFoundError);
+    });
+
+    it('nests keys with "/" and lists by prefix', async () => {
+      const s = await factory();
+      const keys = ['data/ab/ab01', 'data/ab/ab02', 'data/cd/cd01', 'index/i1', 'config', 'datafile'];
+      await Promise.all(keys.map((k) => s.put(k, Buffer.from(k))));
+      expect(await listKeys(s, 'data/')).toEqual(['data/ab/ab01', 'data/ab/ab02', 'data/cd/cd01']);
+      expect(await listKeys(s, 'data/ab/')).toEqual(['data/ab/ab01', 'data/ab/ab02']);
+      expect(await listKeys(s, 'index/')).toEqual(['index/i1']);
+      expect(await listKeys(s, '')).toEqual([...keys].sort());
+      expect(await listKeys(s, 'missing/')).toEqual([]);
+      expect(await listKeys(s, 'data/zz/')).toEqual([]);
+      expect((await s.get('data/cd/cd01')).toString()).toBe('data/cd/cd01');
+    });
+
+    const many = options.manyKeys ?? 1100;
+    it(`lists all of ${many} objects under a prefix (pagination)`, async () => {
+      const s = await factory();
+      const keys = Array.from({ length: many }, (_, i) => `many/${String(i).padStart(5, '0')}`);
+      const batch = options.parallelPuts ?? 50;
+      for (let i = 0; i < keys.length; i += batch) {
+        await Promise.all(keys.slice(i, i + batch).map((k) => s.put(k, Buffer.from('x'))));
+      }
+      await s.put('other/one', Buffer.from('y'));
+      const listed = await listKeys(s, 'many/');
+      expect(listed.length).toBe(many);
+      expect(listed).toEqual(keys);
+    });
+
+    it('refuses ifNotExists on an existing key (sequential case) and keeps the first object', async () => {
+      const s = await factory();
+      await s.put('once', Buffer.from('first'), { ifNotExists: true });
+      await expect(s.put('once', Buffer.from('second'), { ifNotExists: true })).rejects.toBeInstanceOf(ConflictError);
+      expect((await s.get('once')).toString()).toBe('first');
+    });
+
+    const raceTitle = 'lets exactly one of racing ifNotExists writers win';
+    if (!options.atomicIfNotExists) {
+      console.info(`[${name}] skipping "${raceTitle}": ${options.bestEffortReason ?? 'ifNotExists is best effort only'}`);
+    }
+    (options.atomicIfNotExists ? it : it.skip)(raceTitle, async () => {
+      const s = await factory();
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) => s.put('race', Buffer.from(`writer ${i}`), { ifNotExists: true })),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConflictError);
+    });
+
+    it('holds a repository: init, write chunks, read them back, prune', async () => {
+      const s = await factory();
+      const repo = await Repository.init(s, { packSize: 1024 * 1024, compression: { algorithm: 'none', level: 'default' } });
+      await expect(Repository.init(s)).rejects.toBeInstanceOf(ConflictError);
+      const reopened = await Repository.open(s);
+      expect(reopened.config).toEqual(repo.config);
+
+      const keep = Array.from({ length: 2 }, () => randomBytes(200 * 1024));
+      const drop = Array.from({ length: 6 }, () => randomBytes(200 * 1024));
+      const ids = await writeChunks(repo, [keep[0] as Buffer, ...drop.slice(0, 4), keep[1] as Buffer, ...drop.slice(4)]);
+      const loaded = await ChunkIndex.load(s);
+      const reader = new ChunkReader(s, loaded.chunks);
+      expect((await reader.read(ids[3] as string)).equals(drop[2] as Buffer)).toBe(true);
+
+      await repo.writeManifest(manifest('keep', [ids[0] as string, ids[5] as string]));
+      expect(await repo.listBackupIds()).toEqual(['keep']);
+      const report = await prune(repo);
+      expect(report.packsDeleted + report.packsRepacked).toBeGreaterThan(0);
+
+      const after = await ChunkIndex.load(s);
+      const reader2 = new ChunkReader(s, after.chunks);
+      expect((await reader2.read(ids[0] as string)).equals(keep[0] as Buffer)).toBe(true);
+      expect((await reader2.read(ids[5] as string)).equals(keep[1] as Buffer)).toBe(true);
+      expect(after.chunks.has(ids[1] as string)).toBe(false);
+      const second = await prune(repo);
+      expect(second).toMatchObject({ packsDeleted: 0, packsRepacked: 0 });
+    });
+  });
+}

@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NotFoundError, StorageError, UsageError } from '../../src/core/errors.js';
+import { LazyStorage, openStorage, storageFromEnv } from '../../src/storage/index.js';
+import { S3Storage, parseS3Url } from '../../src/storage/s3.js';
+import { S3RVER_CREDENTIALS, startS3rver, type LocalServer } from '../helpers/object-servers.js';
+import { describeStorageContract } from './contract.js';
+
+const BUCKET = 'cairn-test';
+let server: LocalServer;
+const opened: S3Storage[] = [];
+let n = 0;
+
+beforeAll(async () => {
+  server = await startS3rver([BUCKET]);
+});
+afterAll(async () => {
+  for (const s of opened) s.destroy();
+  await server?.stop();
+});
+
+function s3(options: Partial<ConstructorParameters<typeof S3Storage>[0]> = {}): S3Storage {
+  const s = new S3Storage({
+    bucket: BUCKET,
+    prefix: `run-${process.pid}/t${++n}`,
+    endpoint: server.url,
+    credentials: S3RVER_CREDENTIALS,
+    // Small enough that the 20 MiB object goes through the multipart path too.
+    multipartThreshold: 8 * 1024 * 1024,
+    partSize: 5 * 1024 * 1024,
+    ...options,
+  });
+  opened.push(s);
+  return s;
+}
+
+describeStorageContract('S3 (s3rver)', () => s3(), {
+  atomicIfNotExists: false,
+  bestEffortReason: 'S3 put is checked with HeadObject first; s3rver ignores If-None-Match',
+  manyKeys: 1100,
+  parallelPuts: 50,
+});
+
+/** Counts the commands a client sends, by name. */
+function countCommands(s: S3Storage): Map<string, number> {
+  const counts = new Map<string, number>();
+  s.client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const cmd = context.commandName ?? '?';
+      counts.set(cmd, (counts.get(cmd) ?? 0) + 1);
+      return next(args);
+    },
+    { step: 'initialize' },
+  );
+  return counts;
+}
+
+describe('S3 backend', () => {
+  it('pages through ListObjectsV2 with continuation tokens', async () => {
+    const s = s3({ listPageSize: 100 });
+    const counts = countCommands(s);
+    await Promise.all(Array.from({ length: 250 }, (_, i) => s.put(`p/${i}`, Buffer.from('x'))));
+    const keys: string[] = [];
+    for await (const o of s.list('p/')) keys.push(o.key);
+    expect(new Set(keys).size).toBe(250);
+    expect(counts.get('ListObjectsV2Command')).toBe(3);
+  });
+
+  it('uses a multipart upload above the threshold and a single PutObject below it', async () => {
+    const s = s3({ multipartThreshold: 6 * 1024 * 1024, partSize: 5 * 1024 * 1024 });
+    const counts = countCommands(s);
+    const big = randomBytes(12 * 1024 * 1024 + 17);
+    const small = randomBytes(6 * 1024 * 1024);
+    await s.put('big', big);
+    await s.put('small', small);
+    expect(counts.get('CreateMultipartUploadCommand')).toBe(1);
+    expect(counts.get('UploadPartCommand')).toBe(3);
+    expect(counts.get('PutObjectCommand')).toBe(1);
+    expect((await s.get('big')).equals(big)).toBe(true);
+    expect((await s.get('small')).equals(small)).toBe(true);
+  });
+
+  it('names the bucket when it does not exist', async () => {
+    const s = s3({ bucket: 'no-such-bucket' });
+    await expect(s.get('x')).rejects.toThrow(/bucket "no-such-bucket" does not exist/);
+    await expect(s.put('x', Buffer.from('x'))).rejects.toBeInstanceOf(StorageError);
+  });
+
+  it('names the credentials when they are refused, at once', async () => {
+    const s = s3({ credentials: { accessKeyId: 'WRONG', secretAccessKey: 'WRONG' } });
+    const started = Date.now();
+    const err = await s.put('x', Buffer.from('x')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as Error).message).toMatch(/access denied.*AWS_ACCESS_KEY_ID/s);
+    expect(Date.now() - started).toBeLessThan(5_000); // permanent: not retried with backoff
+  });
+
+  it('retries a server that is not answering yet, then gives up with a StorageError', async () => {
+    const s = new S3Storage({ bucket: BUCKET, endpoint: 'http://127.0.0.1:9', credentials: S3RVER_CREDENTIALS, maxAttempts: 2 });
+    opened.push(s);
+    const err = await s.get('x').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as Error).message).toMatch(/after 2 attempts/);
+  });
+
+  it('opens from a URL and from server-style environment variables', async () => {
+    const url = `s3://${BUCKET}/from-url?endpoint=${encodeURIComponent(server.url)}&region=us-east-1&forcePathStyle=true`;
+    expect(parseS3Url(url)).toMatchObject({ bucket: BUCKET, prefix: 'from-url', endpoint: server.url, region: 'us-east-1', forcePathStyle: true });
+    const fromUrl = openStorage(url, {});
+    expect(fromUrl).toBeInstanceOf(LazyStorage);
+    expect(fromUrl.location).toBe(`s3://${BUCKET}/from-url/?endpoint=${encodeURIComponent(server.url)}`);
+
+    const env = {
+      BACKUP_S3_BUCKET: BUCKET,
+      BACKUP_S3_PATH: 'from-env',
+      BACKUP_S3_ENDPOINT: server.url.replace('http://', ''),
+      BACKUP_S3_USE_SSL: 'false',
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+    };
+    const fromEnv = storageFromEnv(env) as LazyStorage;
+    await fromEnv.put('k', Buffer.from('via env'));
+    expect((await fromEnv.get('k')).toString()).toBe('via env');
+    expect(fromEnv.location).not.toContain('S3RVER');
+    await expect(fromEnv.get('missing')).rejects.toBeInstanceOf(NotFoundError);
+    const backend = await fromEnv.backend();
+    expect(backend).toBeInstanceOf(S3Storage);
+    opened.push(backend as S3Storage);
+    opened.push((await (fromUrl as LazyStorage).backend()) as S3Storage);
+  });
+
+  it('refuses credentials and unknown parameters in the URL', () => {
+    expect(() => openStorage('s3://b/p?secretKey=x')).toThrow(/AWS_ACCESS_KEY_ID/);
+    expect(() => openStorage('s3://key:secret@b/p')).toThrow(UsageError);
+    expect(() => openStorage('s3://b/p?foo=1')).toThrow(/Unknown S3 URL parameter "foo"/);
+    expect(() => openStorage('s3://b/p?tls=false')).toThrow(/needs an "endpoint"/);
+    expect(() => openStorage('gs://bucket/p')).toThrow(/storage.googleapis.com/);
+  });
+});
