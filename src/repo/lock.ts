@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { LockDocumentSchema, type LockDocument } from '../core/schemas.js';
 import { LockedError } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
+import { processExists } from '../core/process.js';
 import type { Storage } from '../storage/types.js';
 import { decodeMetadata, encodeMetadata } from './metadata.js';
 
@@ -100,17 +101,8 @@ export async function listLocks(storage: Storage): Promise<LockHolder[]> {
 /** A lock is stale when its process is gone (same host) or it has not been refreshed in time. */
 export function isStale(doc: LockDocument, now: Date): boolean {
   if (now.getTime() - Date.parse(doc.refreshedAt) > STALE_AFTER_MS) return true;
-  if (doc.hostname === hostname() && doc.pid !== process.pid) return !processAlive(doc.pid);
+  if (doc.hostname === hostname() && doc.pid !== process.pid) return !processExists(doc.pid);
   return false;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Deletes stale locks; prune calls this while it holds the exclusive lock. */

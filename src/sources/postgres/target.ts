@@ -72,6 +72,8 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
 import { CairnError, ConflictError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
+import { processExists } from '../../core/process.js';
+import { quoteIdent, quoteLiteral } from './catalog.js';
 import type { ConflictPolicy, RestoreItem, RestoreOptions, RestoreResult, RestoreTarget } from '../types.js';
 import { connect, pgError, pgLocation, type PgConnectionSettings } from './connection.js';
 import {
@@ -172,14 +174,6 @@ interface Plan {
 
 const KIND_WORD: Record<Relkind, string> = { r: 'table', p: 'partitioned table', v: 'view', m: 'materialized view', S: 'sequence' };
 const ALTER_WORD: Record<Relkind, string> = { r: 'TABLE', p: 'TABLE', v: 'VIEW', m: 'MATERIALIZED VIEW', S: 'SEQUENCE' };
-
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
-function quoteLiteral(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
-}
 
 const qname = (n: QName): string => `${quoteIdent(n.schema)}.${quoteIdent(n.name)}`;
 const display = (n: QName): string => `${n.schema}.${n.name}`;
@@ -747,16 +741,7 @@ function stagingComment(now = new Date()): string {
   return `${STAGING_MARK} host=${os.hostname()} pid=${process.pid} started=${now.toISOString()}`;
 }
 
-/** Whether a process with this id exists on this host (EPERM: it does, under another user). */
-export function processExists(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return true; // not a process id: assume in use
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
+export { processExists };
 
 /**
  * Whether a database with this comment is a staging database left behind by a restore that
