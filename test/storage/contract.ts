@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError } from '../../src/core/errors.js';
-import { FORMAT_VERSION, type BackupManifest } from '../../src/core/schemas.js';
 import { ChunkIndex, writeIndexDocument } from '../../src/repo/chunk-index.js';
 import { ChunkReader } from '../../src/repo/chunk-reader.js';
 import { ChunkWriter } from '../../src/repo/chunk-writer.js';
 import { prune } from '../../src/repo/prune.js';
 import { Repository } from '../../src/repo/repository.js';
 import type { Storage } from '../../src/storage/types.js';
+import { manifest } from '../helpers/manifests.js';
 
 export interface ContractOptions {
   /** The backend refuses `ifNotExists` atomically, so a conflict is guaranteed even under races. */
@@ -29,23 +29,6 @@ async function listKeys(storage: Storage, prefix: string): Promise<string[]> {
   return keys.sort();
 }
 
-function manifest(id: string, chunks: string[]): BackupManifest {
-  const now = new Date().toISOString();
-  return {
-    formatVersion: FORMAT_VERSION,
-    id,
-    createdAt: now,
-    completedAt: now,
-    type: 'manual',
-    expiresAt: null,
-    source: { kind: 'test', name: 't', location: 'test:', serverVersion: '1' },
-    scope: {},
-    compression: { algorithm: 'zstd', level: 'default' },
-    collections: [{ name: 'c', kind: 'table', definition: {}, rowCount: 0, logicalBytes: 0, storedBytes: 0, newBytes: 0, chunks }],
-    totals: { collections: 1, rows: 0, logicalBytes: 0, storedBytes: 0, newBytes: 0, reusedBytes: 0, chunks: chunks.length, newChunks: 0 },
-    warnings: [],
-  };
-}
 
 async function writeChunks(repo: Repository, chunks: Buffer[]): Promise<string[]> {
   const { chunks: index } = await ChunkIndex.load(repo.storage);

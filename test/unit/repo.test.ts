@@ -15,7 +15,7 @@ import { RepositoryLock, isStale, listLocks } from '../../src/repo/lock.js';
 import { prune } from '../../src/repo/prune.js';
 import { sha256Hex } from '../../src/repo/hash.js';
 import { ConflictError, CorruptionError, LockedError, NotFoundError, UsageError } from '../../src/core/errors.js';
-import { FORMAT_VERSION, type BackupManifest } from '../../src/core/schemas.js';
+import { manifest } from '../helpers/manifests.js';
 
 let dir: string;
 let storage: FileSystemStorage;
@@ -28,23 +28,6 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function manifest(id: string, chunks: string[]): BackupManifest {
-  const now = new Date().toISOString();
-  return {
-    formatVersion: FORMAT_VERSION,
-    id,
-    createdAt: now,
-    completedAt: now,
-    type: 'manual',
-    expiresAt: null,
-    source: { kind: 'test', name: 't', location: 'test:', serverVersion: '1' },
-    scope: {},
-    compression: { algorithm: 'zstd', level: 'default' },
-    collections: [{ name: 'c', kind: 'table', definition: {}, rowCount: 0, logicalBytes: 0, storedBytes: 0, newBytes: 0, chunks }],
-    totals: { collections: 1, rows: 0, logicalBytes: 0, storedBytes: 0, newBytes: 0, reusedBytes: 0, chunks: chunks.length, newChunks: 0 },
-    warnings: [],
-  };
-}
 
 async function writeChunks(repo: Repository, chunks: Buffer[], pool?: CompressionPool): Promise<string[]> {
   const { chunks: index } = await ChunkIndex.load(repo.storage);
