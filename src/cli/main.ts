@@ -1,9 +1,13 @@
+import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { CairnError, EXIT_CODES, UsageError } from '../core/errors.js';
 import type { BackupManifest, CompressionSettings } from '../core/schemas.js';
+import type { Progress } from '../jobs/progress.js';
 import { CompressionAlgorithmSchema, CompressionLevelSchema } from '../core/schemas.js';
 import { parseNameList, parseRenames, validateSelection, type Selection } from '../core/selection.js';
+import { addRepository, configPath, listRepositories, removeRepository, resolveRepository, validateRepoName } from '../config/registry.js';
 import { runBackup } from '../jobs/backup.js';
+import { runCopy, type CopyProgress } from '../jobs/copy.js';
 import { runRestore } from '../jobs/restore.js';
 import { prune } from '../repo/prune.js';
 import { Repository } from '../repo/repository.js';
@@ -96,7 +100,7 @@ function reportError(err: unknown, io: Io, debug: boolean): number {
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 function repoOption(): Option {
-  return new Option('--repo <repo>', 'repository: a path or file:///absolute/path').env('CAIRN_REPO').makeOptionMandatory();
+  return new Option('--repo <repo>', 'repository: a registered name, a path, or a URL (file://, s3://, azure://)').env('CAIRN_REPO').makeOptionMandatory();
 }
 
 function selectionOptions(cmd: Command): Command {
@@ -132,8 +136,20 @@ function parseJobs(value: string | undefined): number | undefined {
   return n;
 }
 
-async function openRepository(url: string): Promise<Repository> {
-  return Repository.open(openStorage(url));
+/** A registered name (no "/" and no ":") stands for its URL; anything else is a path or URL. */
+async function openRepository(value: string): Promise<Repository> {
+  return Repository.open(openStorage(await resolveRepository(value)));
+}
+
+function copyProgress(p: CopyProgress): Progress {
+  return {
+    phase: p.phase,
+    collectionsDone: p.packsDone,
+    collectionsTotal: p.packsTotal,
+    rows: 0,
+    bytes: p.bytesCopied,
+    bytesTotal: p.bytesTotal,
+  };
 }
 
 function buildProgram(io: Io, signal: AbortSignal): Command {
@@ -148,7 +164,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
   const repo = program.command('repo').description('create and inspect repositories');
   repo
     .command('init <repo>')
-    .description('create a repository (a path or file:///absolute/path)')
+    .description('create a repository (a registered name, a path, or a URL)')
     .option('--compression <algorithm>', 'default compression: zstd, gzip or none', 'zstd')
     .option('--level <level>', 'default level: fastest, default or best', 'default')
     .option('--pack-size <MiB>', 'target pack size in MiB', '16')
@@ -156,12 +172,47 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .action(async (url: string, opts: { compression: string; level: string; packSize: string; json?: boolean }) => {
       const packSize = Number(opts.packSize);
       if (!Number.isFinite(packSize) || packSize <= 0) throw new UsageError(`Invalid --pack-size "${opts.packSize}": give a number of MiB, e.g. 16.`);
-      const repository = await Repository.init(openStorage(url), {
+      const repository = await Repository.init(openStorage(await resolveRepository(url)), {
         compression: compressionFrom(opts, { algorithm: 'zstd', level: 'default' }),
         packSize: Math.round(packSize * 1024 * 1024),
       });
       if (opts.json) io.out(JSON.stringify({ location: repository.location, config: repository.config }, null, 2));
       else io.out(`Initialised repository ${repository.location} (id ${repository.config.id}).`);
+    });
+
+  repo
+    .command('add <name> <url>')
+    .description('register a repository under a name usable wherever a repository is taken')
+    .option('--json', 'print JSON')
+    .action(async (name: string, url: string, opts: { json?: boolean }) => {
+      validateRepoName(name);
+      const storage = openStorage(url); // checks that the URL parses; the repository need not exist yet
+      // A plain path is kept absolute, so that the name means the same folder from anywhere.
+      if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) url = resolvePath(url);
+      await addRepository(name, url);
+      if (opts.json) io.out(JSON.stringify({ name, url, location: storage.location, config: configPath() }, null, 2));
+      else io.out(`Registered repository ${name} -> ${storage.location} (in ${configPath()}).`);
+    });
+
+  repo
+    .command('list')
+    .description('list the registered repositories')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const repos = await listRepositories();
+      if (opts.json) return io.out(JSON.stringify(repos, null, 2));
+      if (repos.length === 0) return io.out(`No repositories registered (${configPath()}). Add one with: cairn repo add <name> <url>`);
+      io.out(table(['NAME', 'URL', 'ADDED'], repos.map((r) => [r.name, r.url, r.addedAt ?? '-'])));
+    });
+
+  repo
+    .command('remove <name>')
+    .description('forget a registered name (the repository and its backups are not touched)')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const url = await removeRepository(name);
+      if (opts.json) io.out(JSON.stringify({ removed: name, url, dataDeleted: false }, null, 2));
+      else io.out(`Removed the name ${name} (${url}). No data was deleted: the repository and its backups are still there.`);
     });
 
   const backup = program.command('backup').description('create, list, show and delete backups');
@@ -345,6 +396,30 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
         }
       },
     );
+
+  program
+    .command('copy <id>')
+    .description('copy one backup to another repository (any backends); only missing chunks are sent')
+    .requiredOption('--from <repo>', 'source repository: a registered name, a path, or a URL')
+    .requiredOption('--to <repo>', 'target repository (initialised): a registered name, a path, or a URL')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: { from: string; to: string; json?: boolean }) => {
+      const from = await openRepository(opts.from);
+      const to = await openRepository(opts.to);
+      const bar = new ProgressBar('copy', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
+      const started = Date.now();
+      let result;
+      try {
+        result = await runCopy({ from, to, backupId: id, signal, onProgress: (p) => bar.update(copyProgress(p)) });
+      } finally {
+        bar.done();
+      }
+      if (opts.json) return io.out(JSON.stringify(result, null, 2));
+      io.out(
+        `Copied backup ${result.backupId} from ${result.from} to ${result.to} in ${formatDuration(Date.now() - started)}: ` +
+          `${plural(result.chunksCopied, 'chunk')} sent (${formatBytes(result.bytesCopied)}), ${formatCount(result.chunksSkipped)} already there; verified.`,
+      );
+    });
 
   program
     .command('verify [id]')

@@ -1,6 +1,7 @@
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  type GetObjectCommandInput,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -30,6 +31,7 @@ export class S3Storage implements Storage {
   private readonly partSize: number;
   private readonly listPageSize: number;
   private readonly hasCustomEndpoint: boolean;
+  private readonly maxAttempts: number;
 
   constructor(options: S3Options) {
     if (!options.bucket) throw new UsageError('No S3 bucket given: write s3://bucket/prefix.');
@@ -40,9 +42,10 @@ export class S3Storage implements Storage {
     this.listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
     this.hasCustomEndpoint = options.endpoint !== undefined;
     this.location = s3Location(options);
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
 
     const config: S3ClientConfig = {
-      maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+      maxAttempts: this.maxAttempts,
       retryMode: 'standard',
       // s3rver and several S3-compatible stores reject the newer default CRC checksums.
       requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -55,6 +58,10 @@ export class S3Storage implements Storage {
     if (options.endpoint) config.endpoint = options.endpoint;
     config.forcePathStyle = options.forcePathStyle ?? this.hasCustomEndpoint;
     if (options.credentials) config.credentials = options.credentials;
+    // On Node 20 the SDK warns that its releases after January 2027 will need Node 22. That is
+    // for cairn's dependency updates to handle, not something a user can act on, and the
+    // multi-line warning would break the CLI's one-line error output. A user's own setting wins.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client(config);
   }
 
@@ -99,8 +106,7 @@ export class S3Storage implements Storage {
   async get(key: string, signal?: AbortSignal): Promise<Buffer> {
     throwIfAborted(signal);
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }), { abortSignal: signal });
-      return await bodyToBuffer(out.Body);
+      return await this.getObject({ Bucket: this.bucket, Key: this.fullKey(key) }, signal);
     } catch (err) {
       throw this.mapError(err, `read ${key}`, key, signal);
     }
@@ -114,11 +120,7 @@ export class S3Storage implements Storage {
     }
     let buf: Buffer;
     try {
-      const out = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key), Range: `bytes=${offset}-${offset + length - 1}` }),
-        { abortSignal: signal },
-      );
-      buf = await bodyToBuffer(out.Body);
+      buf = await this.getObject({ Bucket: this.bucket, Key: this.fullKey(key), Range: `bytes=${offset}-${offset + length - 1}` }, signal);
     } catch (err) {
       if (statusOf(err) === 416 || nameOf(err) === 'InvalidRange') buf = Buffer.alloc(0);
       else throw this.mapError(err, `read ${key}`, key, signal);
@@ -129,6 +131,28 @@ export class S3Storage implements Storage {
       );
     }
     return buf;
+  }
+
+  /**
+   * GetObject and read its body. The SDK's retries end once the response headers arrive: a body
+   * cut off midway (connection reset, a proxy or load balancer dropping the socket) surfaces from
+   * the body stream and would fail the read outright, so that case is retried here, with the same
+   * attempt budget and backoff with jitter.
+   */
+  private async getObject(input: GetObjectCommandInput, signal?: AbortSignal): Promise<Buffer> {
+    for (let attempt = 1; ; attempt++) {
+      const out = await this.client.send(new GetObjectCommand(input), { abortSignal: signal });
+      try {
+        const buf = await bodyToBuffer(out.Body);
+        if (out.ContentLength !== undefined && buf.length !== out.ContentLength) {
+          throw new TruncatedBodyError(`got ${buf.length} of ${out.ContentLength} bytes`);
+        }
+        return buf;
+      } catch (err) {
+        if (signal?.aborted || attempt >= this.maxAttempts || !isInterruptedBody(err)) throw err;
+        await sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt), signal);
+      }
+    }
   }
 
   async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
@@ -227,6 +251,36 @@ export class S3Storage implements Storage {
     const tried = attempts && attempts > 1 ? ` (after ${attempts} attempts)` : '';
     return new StorageError(`Cannot ${action} in ${this.location}${tried}: ${name ? `${name}: ` : ''}${message}`, { cause: err });
   }
+}
+
+class TruncatedBodyError extends Error {
+  override name = 'TruncatedBodyError';
+}
+
+const INTERRUPTED_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/** Whether a response body failed because the connection broke (worth a new request), not a server answer. */
+function isInterruptedBody(err: unknown): boolean {
+  if (err instanceof TruncatedBodyError) return true;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && INTERRUPTED_CODES.has(code)) return true;
+  const message = err instanceof Error ? err.message : '';
+  return /^aborted$|socket hang up|premature close|terminated/i.test(message);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new CancelledError());
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new CancelledError());
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function nameOf(err: unknown): string {
