@@ -66,7 +66,6 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
       discardOnFailure = writer;
       let rows = 0;
       let bytes = 0;
-      let newChunks = 0;
       let done = 0;
       const report = (phase: 'transferring' | 'finalizing', collection?: string): void =>
         options.onProgress?.({ phase, collection, collectionsDone: done, collectionsTotal: collections.length, rows, bytes });
@@ -97,10 +96,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
             const written = await writer.write(chunk);
             entry.chunks.push(written.id);
             entry.logicalBytes += length;
-            if (written.isNew) {
-              newIds.push(written.id);
-              newChunks++;
-            }
+            if (written.isNew) newIds.push(written.id);
             bytes += length;
             report('transferring', c.name);
           }
@@ -120,9 +116,12 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
         if (size === undefined) throw new Error(`Internal error: no stored size for chunk ${chunkId}.`);
         return size;
       };
+      let newChunks = 0;
       for (const entry of entries) {
+        const newIds = newIn.get(entry) ?? [];
         for (const chunkId of entry.chunks) entry.storedBytes += storedSize(chunkId);
-        for (const chunkId of newIn.get(entry) ?? []) entry.newBytes += storedSize(chunkId);
+        for (const chunkId of newIds) entry.newBytes += storedSize(chunkId);
+        newChunks += newIds.length;
       }
       if (packs.length > 0) await writeIndexDocument(repo.storage, packs, [], signal);
       throwIfAborted(signal);

@@ -53,8 +53,9 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
       data: () => annotateDamage(readChunks(reader, entry.chunks, signal), manifest, index),
     }));
     const bytesTotal = entries.reduce((n, e) => n + e.entry.logicalBytes, 0);
-    const rowsBefore = new Map<string, number>();
-    let collectionsDone = 0;
+    // Targets report each collection's running totals; the restore's are their sum.
+    const perCollection = new Map<string, { rows: number; bytes: number }>();
+    let rows = 0;
     let bytes = 0;
     const result = await target.restore(items, {
       onConflict: options.onConflict ?? 'fail',
@@ -62,16 +63,16 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
       ...(options.roles !== undefined ? { roles: options.roles } : {}),
       signal,
       onProgress: (p) => {
-        const prev = rowsBefore.get(p.collection);
-        if (prev === undefined) collectionsDone = rowsBefore.size;
-        rowsBefore.set(p.collection, p.rows);
-        bytes = Math.max(bytes, p.bytes);
+        const prev = perCollection.get(p.collection) ?? { rows: 0, bytes: 0 };
+        rows += p.rows - prev.rows;
+        bytes += p.bytes - prev.bytes;
+        perCollection.set(p.collection, { rows: p.rows, bytes: p.bytes });
         options.onProgress?.({
           phase: 'transferring',
           collection: p.collection,
-          collectionsDone,
+          collectionsDone: perCollection.size - 1,
           collectionsTotal: items.length,
-          rows: [...rowsBefore.values()].reduce((a, b) => a + b, 0),
+          rows,
           bytes,
           bytesTotal,
         });

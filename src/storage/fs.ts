@@ -1,7 +1,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, link, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
-import { ConflictError, NotFoundError, StorageError, throwIfAborted } from '../core/errors.js';
+import { CairnError, ConflictError, NotFoundError, StorageError, throwIfAborted } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
 
@@ -189,14 +189,17 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 function wrap(err: unknown, action: string, location: string): Error {
-  if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string') {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'ENOSPC') return new StorageError(`Cannot ${action} in ${location}: the disk is full. Free space and retry.`, { cause: err });
-    if (e.code === 'EACCES' || e.code === 'EPERM') {
-      return new StorageError(`Cannot ${action} in ${location}: permission denied. Check the folder's owner and mode.`, { cause: err });
-    }
-    if (e.code === 'EROFS') return new StorageError(`Cannot ${action} in ${location}: the filesystem is read-only.`, { cause: err });
-  }
-  if (err instanceof Error && err.name.endsWith('Error') && 'code' in err && typeof (err as { exitCode?: unknown }).exitCode === 'number') return err;
-  return err instanceof Error ? err : new StorageError(`Cannot ${action} in ${location}: ${String(err)}`);
+  if (err instanceof CairnError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const why =
+    code === 'ENOSPC'
+      ? 'the disk is full. Free space and retry.'
+      : code === 'EACCES' || code === 'EPERM'
+        ? "permission denied. Check the folder's owner and mode."
+        : code === 'EROFS'
+          ? 'the filesystem is read-only.'
+          : err instanceof Error
+            ? `${err.message}.`
+            : String(err);
+  return new StorageError(`Cannot ${action} in ${location}: ${why}`, { cause: err });
 }

@@ -32,7 +32,7 @@ const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
 const IDENT_PART = /[A-Za-z0-9_$\u0080-\uffff]/;
 
 /** Reads an identifier at `i` (quoted or bare): its name and the index after it, or undefined. */
-function readIdent(sql: string, i: number): { name: string; end: number } | undefined {
+export function readIdent(sql: string, i: number): { name: string; end: number } | undefined {
   if (sql[i] === '"') {
     let j = i + 1;
     let name = '';

@@ -9,6 +9,7 @@
  * Names are not quoted there: schema names with spaces are recognised from the archive's own
  * SCHEMA entries; owner names are assumed to have none.
  */
+import { readIdent } from './staging.js';
 
 export interface TocEntry {
   /** The line as printed by `pg_restore -l` (what a `-L` list file holds). */
@@ -342,23 +343,8 @@ export function filterToc(entries: TocEntry[], sel: TocSelection): FilteredToc {
 
 /** Reads one identifier (quoted or not) at the start of `s`: its name and the rest. */
 function leadingIdent(s: string): [string, string] {
-  if (s.startsWith('"')) {
-    let i = 1;
-    let name = '';
-    while (i < s.length) {
-      if (s[i] === '"') {
-        if (s[i + 1] === '"') {
-          name += '"';
-          i += 2;
-          continue;
-        }
-        return [name, s.slice(i + 1)];
-      }
-      name += s[i];
-      i++;
-    }
-    return [name, ''];
-  }
+  const quoted = s.startsWith('"') ? readIdent(s, 0) : undefined;
+  if (quoted) return [quoted.name, s.slice(quoted.end)];
   const m = /^[^.( ]*/.exec(s);
   const name = m?.[0] ?? '';
   return [name, s.slice(name.length)];
