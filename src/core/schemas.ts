@@ -60,6 +60,14 @@ export const CollectionEntrySchema = z.object({
   storedBytes: count,
   newBytes: count,
   chunks: z.array(hexId),
+  /**
+   * Chunks per segment, when the data was read as several streams in parallel (a large table in
+   * ranges): `chunks` is their concatenation and each segment is a complete stream of its own.
+   */
+  segments: z.array(count).min(2).optional(),
+}).refine((e) => e.segments === undefined || e.segments.reduce((a, b) => a + b, 0) === e.chunks.length, {
+  message: 'segments must add up to the number of chunks',
+  path: ['segments'],
 });
 export type CollectionEntry = z.infer<typeof CollectionEntrySchema>;
 

@@ -72,9 +72,20 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
       const chunkerParams = repo.config.chunker;
       // Stored sizes of new chunks are known once compressed: the sizes are added up after flush().
       const newIn = new Map<CollectionEntry, string[]>();
-      const backupOne = async (c: CollectionDescriptor): Promise<CollectionEntry> => {
-        throwIfAborted(signal);
-        report('transferring', c.name);
+      // A collection is read as one stream or as several segments (a large table in ranges);
+      // every segment is a unit of work with its own chunk list, concatenated in order at the end.
+      interface Unit {
+        c: CollectionDescriptor;
+        entry: CollectionEntry;
+        segment: number | undefined;
+        chunks: string[];
+        rows: number;
+      }
+      const entries: CollectionEntry[] = [];
+      const units: Unit[] = [];
+      const unitsOf = new Map<CollectionEntry, Unit[]>();
+      const pendingUnits = new Map<CollectionEntry, number>();
+      for (const c of collections) {
         const entry: CollectionEntry = {
           name: c.name,
           kind: c.kind,
@@ -87,28 +98,50 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
           newBytes: 0,
           chunks: [],
         };
-        const newIds: string[] = [];
-        newIn.set(entry, newIds);
+        entries.push(entry);
+        newIn.set(entry, []);
+        const segments = c.dataFormat ? Math.max(1, Math.floor(c.segments ?? 1)) : 1;
+        const own: Unit[] = [];
+        for (let k = 0; k < segments; k++) own.push({ c, entry, segment: segments > 1 ? k : undefined, chunks: [], rows: 0 });
+        unitsOf.set(entry, own);
+        pendingUnits.set(entry, own.length);
+        units.push(...own);
+      }
+      // Largest first so that a big table's segments start early and the small ones fill the
+      // gaps; what the source cannot size (a schema dump, say) may be slow and goes first. The
+      // manifest keeps the source's order.
+      const size = (u: Unit): number => (u.c.estimatedBytes ?? Infinity) / (u.c.segments ?? 1);
+      const schedule = units.map((u, i) => ({ u, i })).sort((a, b) => (size(b.u) > size(a.u) ? 1 : size(b.u) < size(a.u) ? -1 : a.i - b.i)).map((x) => x.u);
+      const backupUnit = async (u: Unit): Promise<void> => {
+        throwIfAborted(signal);
+        const { c, entry } = u;
+        report('transferring', c.name);
+        const newIds = newIn.get(entry) as string[];
         if (c.dataFormat) {
-          const stream = snapshot.readData(c, signal);
+          const stream = snapshot.readData(c, signal, u.segment);
           for await (const chunk of chunkStream(stream, chunkerParams, signal)) {
             const length = chunk.length;
             const written = await writer.write(chunk);
-            entry.chunks.push(written.id);
+            u.chunks.push(written.id);
             entry.logicalBytes += length;
             if (written.isNew) newIds.push(written.id);
             bytes += length;
             report('transferring', c.name);
           }
-          entry.rowCount = stream.rowCount;
+          u.rows = stream.rowCount;
           rows += stream.rowCount;
         }
-        done++;
-        return entry;
+        const left = (pendingUnits.get(entry) ?? 1) - 1;
+        pendingUnits.set(entry, left);
+        if (left === 0) done++;
       };
-      // Largest first would balance better, but sizes are unknown before reading; sources list
-      // collections in an order that is safe to restore, and the manifest keeps that order.
-      const entries = await mapLimit(collections, Math.max(1, Math.min(jobs, snapshot.maxParallelReads)), backupOne);
+      await mapLimit(schedule, Math.max(1, Math.min(jobs, snapshot.maxParallelReads)), backupUnit);
+      for (const entry of entries) {
+        const own = unitsOf.get(entry) ?? [];
+        entry.chunks = own.flatMap((u) => u.chunks);
+        entry.rowCount = own.reduce((n, u) => n + u.rows, 0);
+        if (own.length > 1) entry.segments = own.map((u) => u.chunks.length);
+      }
       report('finalizing');
       const packs = await writer.flush();
       const storedSize = (chunkId: string): number => {

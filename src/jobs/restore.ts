@@ -50,7 +50,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
     const items: RestoreItem[] = entries.map(({ entry, targetName }) => ({
       entry,
       targetName,
-      data: () => annotateDamage(readChunks(reader, entry.chunks, signal), manifest, index),
+      data: (segment?: number) => annotateDamage(readChunks(reader, segmentChunks(entry, segment), signal), manifest, index),
+      segments: entry.segments?.length ?? 1,
     }));
     const bytesTotal = entries.reduce((n, e) => n + e.entry.logicalBytes, 0);
     // Targets report each collection's running totals; the restore's are their sum.
@@ -128,4 +129,15 @@ async function* annotateDamage(chunks: AsyncIterable<Buffer>, manifest: BackupMa
       { objects: err.objects, collections: affected },
     );
   }
+}
+
+/** The chunks of one segment of a collection (all of them when `segment` is undefined). */
+function segmentChunks(entry: CollectionEntry, segment: number | undefined): string[] {
+  if (segment === undefined) return entry.chunks;
+  const counts = entry.segments ?? [entry.chunks.length];
+  if (!Number.isInteger(segment) || segment < 0 || segment >= counts.length) {
+    throw new Error(`Internal error: collection ${entry.name} has no segment ${segment}.`);
+  }
+  const start = counts.slice(0, segment).reduce((a, b) => a + b, 0);
+  return entry.chunks.slice(start, start + (counts[segment] as number));
 }

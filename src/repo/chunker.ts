@@ -15,8 +15,10 @@
  * the cut rule changes every boundary (and so deduplication against existing repositories):
  * treat them as part of the repository format.
  *
- * Memory: the chunker holds at most `maxSize` bytes of the current, unfinished chunk (one
- * preallocated buffer) plus the chunks it returns from one `push()`.
+ * Memory: the chunker holds at most `maxSize` bytes of the current, unfinished chunk (as
+ * references to the pushed buffers, so that each byte is copied once, into the chunk it ends up
+ * in) plus the chunks it returns from one `push()`. A caller must not modify a buffer after
+ * pushing it.
  */
 
 export interface ChunkerParams {
@@ -96,8 +98,8 @@ export class FastCdcChunker {
   private readonly maxSize: number;
   private readonly maskS: number;
   private readonly maskL: number;
-  /** Bytes of the current, unfinished chunk (allocated on first use, `maxSize` bytes). */
-  private pending: Buffer | null = null;
+  /** The current, unfinished chunk: views of pushed buffers, `pendingLen` bytes in all. */
+  private pending: Uint8Array[] = [];
   private pendingLen = 0;
   /** Gear hash state at the end of the pending bytes. */
   private hash = 0;
@@ -128,9 +130,7 @@ export class FastCdcChunker {
         out.push(this.emit(data, off, end));
         off = end;
       } else {
-        let pending = this.pending;
-        if (pending === null) pending = this.pending = Buffer.allocUnsafeSlow(this.maxSize);
-        pending.set(data.subarray(off, off + take), pos);
+        this.pending.push(data.subarray(off, off + take));
         this.pendingLen = pos + take;
         off += take;
       }
@@ -143,12 +143,8 @@ export class FastCdcChunker {
     if (this.finished) return [];
     this.finished = true;
     const out: Buffer[] = [];
-    if (this.pendingLen > 0 && this.pending !== null) {
-      const chunk = Buffer.allocUnsafe(this.pendingLen);
-      this.pending.copy(chunk, 0, 0, this.pendingLen);
-      out.push(chunk);
-    }
-    this.pending = null;
+    if (this.pendingLen > 0) out.push(this.emit(new Uint8Array(0), 0, 0));
+    this.pending = [];
     this.pendingLen = 0;
     this.hash = 0;
     return out;
@@ -158,8 +154,13 @@ export class FastCdcChunker {
   private emit(data: Uint8Array, from: number, to: number): Buffer {
     const head = this.pendingLen;
     const chunk = Buffer.allocUnsafe(head + (to - from));
-    if (head > 0 && this.pending !== null) this.pending.copy(chunk, 0, 0, head);
+    let at = 0;
+    for (const part of this.pending) {
+      chunk.set(part, at);
+      at += part.length;
+    }
     chunk.set(data.subarray(from, to), head);
+    this.pending = [];
     this.pendingLen = 0;
     this.hash = 0;
     return chunk;

@@ -21,6 +21,14 @@ export interface CollectionDescriptor {
    * restores always receive them. Default true.
    */
   selectable?: boolean;
+  /**
+   * The data can be read as this many independent streams (readData with a segment index) whose
+   * concatenation, in order, is the collection's stream; they may be read in parallel. A large
+   * table split this way keeps every core busy even when it dominates the database. Default 1.
+   */
+  segments?: number;
+  /** Rough size of the data in bytes, when the source knows it: the largest are read first. */
+  estimatedBytes?: number;
 }
 
 /** A collection's data; `rowCount` is final once iteration has finished. */
@@ -37,7 +45,8 @@ export interface SourceSnapshot {
   readonly maxParallelReads: number;
   /** Every collection, in an order that restores safely (tables before the views that use them). */
   listCollections(): Promise<CollectionDescriptor[]>;
-  readData(collection: CollectionDescriptor, signal?: AbortSignal): DataStream;
+  /** The collection's data, or one segment of it (0 ≤ segment < descriptor.segments). */
+  readData(collection: CollectionDescriptor, signal?: AbortSignal, segment?: number): DataStream;
   close(): Promise<void>;
 }
 
@@ -69,8 +78,14 @@ export interface RestoreItem {
   entry: CollectionEntry;
   /** Name to create in the target (differs from entry.name when renamed). */
   targetName: string;
-  /** The collection's data stream, verified and decompressed, in order. Call at most once. */
-  data(): AsyncIterable<Uint8Array>;
+  /**
+   * The collection's data stream, verified and decompressed, in order; or, with an index, one of
+   * its `segments` (streams that concatenate to the whole, recorded when the backup read them in
+   * parallel), which a target may load in parallel. Call once for the whole or once per segment.
+   */
+  data(segment?: number): AsyncIterable<Uint8Array>;
+  /** How many segments data(segment) accepts (absent or 1 when the backup recorded none). */
+  segments?: number;
 }
 
 export interface RestoreProgress {

@@ -215,3 +215,23 @@ export async function readRoleNames(client: pg.Client): Promise<string[]> {
   );
   return rows.map((r) => r.rolname);
 }
+
+export interface RelationSize {
+  /** Blocks of the main fork (what a TID range scan walks). */
+  blocks: number;
+  /** Bytes including TOAST. */
+  bytes: number;
+}
+
+/** Physical sizes of tables (not transactional: as the files are now, close enough to plan reads). */
+export async function readRelationSizes(client: pg.Client, oids: number[]): Promise<Map<number, RelationSize>> {
+  const out = new Map<number, RelationSize>();
+  if (oids.length === 0) return out;
+  const { rows } = await client.query<{ oid: number; blocks: string; bytes: string }>(
+    `SELECT c.oid, (pg_relation_size(c.oid) / current_setting('block_size')::int)::text AS blocks, pg_table_size(c.oid)::text AS bytes
+     FROM pg_class c WHERE c.oid = ANY($1::oid[])`,
+    [oids],
+  );
+  for (const r of rows) out.set(Number(r.oid), { blocks: Number(r.blocks), bytes: Number(r.bytes) });
+  return out;
+}

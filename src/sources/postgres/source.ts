@@ -47,6 +47,7 @@ import { CancelledError, CairnError, SourceError, throwIfAborted } from '../../c
 import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
 import {
   readColumns,
+  readRelationSizes,
   readDatabaseInfo,
   readDependents,
   readOwnedSequences,
@@ -81,6 +82,8 @@ export interface PostgresSourceOptions {
   rolesWithPasswords?: boolean;
   /** How long taking a table lock may wait, in ms (default 30 000). */
   lockTimeoutMs?: number;
+  /** Tables of at least this many blocks are read in parallel block ranges (default 8192 = 64 MiB). */
+  segmentMinBlocks?: number;
 }
 
 const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
@@ -142,12 +145,42 @@ interface Session {
   busy: boolean;
   /** Unusable: closed, or left in an unknown state. */
   broken: boolean;
+  /**
+   * The savepoint of the last COPY, which finished, is still open: it is released together with
+   * the next statement (one round trip per table less; 10,000 tables make that count).
+   */
+  savepointOpen?: boolean;
 }
 
 interface TableEntry {
   descriptor: CollectionDescriptor;
   relation: CatalogRelation;
   copySql: string | null;
+  /** One COPY per block range when the table is read in segments. */
+  segmentSql?: string[];
+}
+
+/**
+ * Tables of at least this many blocks (64 MiB) are read in block ranges, in parallel, under the
+ * same snapshot (TID range scans, PostgreSQL 14+).
+ */
+const SEGMENT_MIN_BLOCKS = 8192;
+/** Smallest range (8 MiB; less when a smaller minimum is configured). */
+const SEGMENT_FLOOR_BLOCKS = 1024;
+
+/**
+ * Block ranges for a table of `blocks` blocks read by `jobs` streams: between jobs+1 and 2×jobs
+ * ranges of a power-of-two size, so that the boundaries stay where they were when the table
+ * grows a little (appended rows only change the last range, and deduplicate as before). The
+ * last range is open-ended: rows added to new blocks since the sizes were read are in it.
+ */
+export function segmentRanges(blocks: number, jobs: number, minBlocks = SEGMENT_MIN_BLOCKS): [number, number | null][] {
+  if (jobs < 2 || blocks < minBlocks) return [];
+  let size = Math.max(1, Math.min(SEGMENT_FLOOR_BLOCKS, Math.floor(minBlocks / 8)));
+  while (size * 2 * jobs < blocks) size *= 2;
+  const ranges: [number, number | null][] = [];
+  for (let lo = 0; lo < blocks; lo += size) ranges.push([lo, lo + size < blocks ? lo + size : null]);
+  return ranges.length > 1 ? ranges : [];
 }
 
 class PostgresSnapshot implements SourceSnapshot {
@@ -157,6 +190,7 @@ class PostgresSnapshot implements SourceSnapshot {
   private snapshotId = '';
   private excludedFromArchive: string[] = [];
   private collections: CollectionDescriptor[] = [];
+  private byName = new Map<string, CollectionDescriptor>();
   private readonly tables = new Map<string, TableEntry>();
   private readonly main: Session;
   private readonly workers: Session[] = [];
@@ -218,6 +252,8 @@ class PostgresSnapshot implements SourceSnapshot {
 
     const relOids = selected.filter((r) => r.relkind !== 'S').map((r) => r.oid);
     const columns = await readColumns(c, selected.filter(isTable).map((r) => r.oid));
+    const sizes = await readRelationSizes(c, toLock.filter((r) => r.relkind === 'r').map((r) => r.oid));
+    const serverVersionNum = Number(version.rows[0]?.n ?? 0);
     const dependents = await readDependents(c, relOids);
     const owned = await readOwnedSequences(c, toLock.map((r) => r.oid));
     const standalone = selected.filter((r) => r.relkind === 'S');
@@ -273,12 +309,26 @@ class PostgresSnapshot implements SourceSnapshot {
       const kind = r.relkind === 'p' ? 'partitioned_table' : r.partitionOf !== null ? 'partition' : 'table';
       const descriptor: CollectionDescriptor = { name: `${r.schema}.${r.name}`, kind, definition: { ...def } };
       let copySql: string | null = null;
+      let segmentSql: string[] | undefined;
       if (r.relkind === 'r') {
         descriptor.dataFormat = PG_COPY_TEXT;
-        copySql = `COPY ${qualified(r.schema, r.name)} (${copyColumns.map(quoteIdent).join(', ')}) TO STDOUT`;
+        const columnList = copyColumns.map(quoteIdent).join(', ');
+        copySql = `COPY ${qualified(r.schema, r.name)} (${columnList}) TO STDOUT`;
+        const size = sizes.get(r.oid);
+        if (size !== undefined) descriptor.estimatedBytes = size.bytes;
+        // TID range scans arrived in PostgreSQL 14; before, each range would scan the whole table.
+        const ranges = serverVersionNum >= 140000 && size !== undefined ? segmentRanges(size.blocks, this.jobs, this.options.segmentMinBlocks) : [];
+        if (ranges.length > 1) {
+          // The same rows in the same order as COPY of the table (physical order), in pieces.
+          const select = `SELECT ${columnList || '*'} FROM ONLY ${qualified(r.schema, r.name)}`;
+          segmentSql = ranges.map(([lo, hi]) =>
+            `COPY (${select} WHERE ctid >= '(${lo},0)'::tid${hi === null ? '' : ` AND ctid < '(${hi},0)'::tid`}) TO STDOUT`,
+          );
+          descriptor.segments = segmentSql.length;
+        }
       }
       out.push(descriptor);
-      this.tables.set(descriptor.name, { descriptor, relation: r, copySql });
+      this.tables.set(descriptor.name, { descriptor, relation: r, copySql, ...(segmentSql ? { segmentSql } : {}) });
     }
     for (const r of standalone) {
       const v = values.get(`${r.schema}.${r.name}`);
@@ -298,6 +348,7 @@ class PostgresSnapshot implements SourceSnapshot {
       }
     }
     this.collections = out;
+    this.byName = new Map(out.map((d) => [d.name, d]));
 
     if (info.largeObjects > 0) {
       this.warnings.push(`${info.largeObjects} large object${info.largeObjects === 1 ? ' is' : 's are'} not backed up`);
@@ -323,6 +374,9 @@ class PostgresSnapshot implements SourceSnapshot {
         await c.query('RELEASE SAVEPOINT cairn_lock');
       } catch (err) {
         const code = (err as { code?: string }).code;
+        if (code === '53200') {
+          throw new SourceError(`PostgreSQL ran out of lock slots after locking ${start} of ${tables.length} tables. ${LOCK_TABLE_ADVICE}`, { cause: err });
+        }
         if (code !== '55P03' && code !== '42P01') throw err;
         await c.query('ROLLBACK TO SAVEPOINT cairn_lock');
         const culprit = await this.findUnlockable(batch);
@@ -377,9 +431,10 @@ class PostgresSnapshot implements SourceSnapshot {
     return structuredClone(this.collections);
   }
 
-  readData(collection: CollectionDescriptor, signal?: AbortSignal): DataStream {
+  readData(collection: CollectionDescriptor, signal?: AbortSignal, segment?: number): DataStream {
     this.assertOpen();
-    const known = this.collections.find((c) => c.name === collection.name && c.kind === collection.kind);
+    const found = this.byName.get(collection.name);
+    const known = found?.kind === collection.kind ? found : undefined;
     if (known === undefined) {
       throw new SourceError(`PostgreSQL ${collection.kind} "${collection.name}" is not in this snapshot.`);
     }
@@ -404,7 +459,15 @@ class PostgresSnapshot implements SourceSnapshot {
     }
     const table = this.tables.get(known.name);
     if (table?.copySql == null) return emptyStream();
-    return this.copyStream(table, signal);
+    if (segment === undefined) {
+      if (table.segmentSql !== undefined) {
+        throw new Error(`Internal error: table ${known.name} is read in ${table.segmentSql.length} segments; pass a segment.`);
+      }
+      return this.copyStream(table, table.copySql, signal);
+    }
+    const sql = table.segmentSql?.[segment];
+    if (sql === undefined) throw new Error(`Internal error: table ${known.name} has no segment ${segment}.`);
+    return this.copyStream(table, sql, signal);
   }
 
   /** Streams a tool's stdout; its stderr becomes the error when it exits non-zero. */
@@ -453,11 +516,10 @@ class PostgresSnapshot implements SourceSnapshot {
     return { rowCount: 0, [Symbol.asyncIterator]: generate };
   }
 
-  private copyStream(table: TableEntry, signal: AbortSignal | undefined): DataStream {
+  private copyStream(table: TableEntry, sql: string, signal: AbortSignal | undefined): DataStream {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     let rowCount = 0;
-    const sql = table.copySql as string;
     const name = table.descriptor.name;
     async function* generate(): AsyncGenerator<Uint8Array> {
       throwIfAborted(signal);
@@ -470,13 +532,14 @@ class PostgresSnapshot implements SourceSnapshot {
       };
       signal?.addEventListener('abort', cancel, { once: true });
       try {
-        await session.client.query('SAVEPOINT cairn_copy');
         if (!session.main && !(await self.lockInWorker(session, table.relation))) {
           // A lock request is queued behind the backup's own lock: read in the main session,
           // which holds the lock already.
           self.release(session);
           session = await self.acquire(true, signal);
-          await session.client.query('SAVEPOINT cairn_copy');
+          await session.client.query(savepointSql(session));
+        } else if (session.main) {
+          await session.client.query(savepointSql(session));
         }
         throwIfAborted(signal);
         stream = session.client.query(copyTo(sql));
@@ -490,7 +553,7 @@ class PostgresSnapshot implements SourceSnapshot {
           throwIfAborted(signal);
         }
         done = true;
-        await session.client.query('RELEASE SAVEPOINT cairn_copy');
+        session.savepointOpen = true;
       } catch (err) {
         if (signal?.aborted) throw abortError(signal);
         if (err instanceof CairnError) throw err;
@@ -511,10 +574,10 @@ class PostgresSnapshot implements SourceSnapshot {
     };
   }
 
-  /** LOCK … NOWAIT in a worker; false when the lock is not free right now. */
+  /** SAVEPOINT, then LOCK … NOWAIT in a worker (one round trip); false when the lock is not free right now. */
   private async lockInWorker(session: Session, r: CatalogRelation): Promise<boolean> {
     try {
-      await session.client.query(`LOCK TABLE ONLY ${qualified(r.schema, r.name)} IN ACCESS SHARE MODE NOWAIT`);
+      await session.client.query(`${savepointSql(session)}; LOCK TABLE ONLY ${qualified(r.schema, r.name)} IN ACCESS SHARE MODE NOWAIT`);
       return true;
     } catch (err) {
       if ((err as { code?: string }).code !== '55P03') throw err;
@@ -548,6 +611,7 @@ class PostgresSnapshot implements SourceSnapshot {
           await session.client.query('ROLLBACK TO SAVEPOINT cairn_copy');
           await session.client.query('SELECT 1');
           await session.client.query('RELEASE SAVEPOINT cairn_copy');
+          session.savepointOpen = false;
           return;
         } catch (err) {
           if ((err as { code?: string }).code !== '57014' || attempt >= 2) throw err;
@@ -663,6 +727,13 @@ class PostgresSnapshot implements SourceSnapshot {
   }
 }
 
+/** A new savepoint before a COPY, releasing the previous COPY's in the same statement. */
+function savepointSql(session: Session): string {
+  const sql = session.savepointOpen ? 'RELEASE SAVEPOINT cairn_copy; SAVEPOINT cairn_copy' : 'SAVEPOINT cairn_copy';
+  session.savepointOpen = false;
+  return sql;
+}
+
 function lockTimeoutText(options: PostgresSourceOptions): string {
   const ms = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
@@ -686,12 +757,21 @@ function scrub(text: string, s: PgConnectionSettings): string {
   return s.password ? text.split(s.password).join('***') : text;
 }
 
+/** What to do when the server's lock table is too small for the tables of one backup. */
+const LOCK_TABLE_ADVICE =
+  'A backup holds a share lock on every table it reads until it ends, as pg_dump does, and its schema dump (pg_dump) takes as many again: ' +
+  'the server needs max_locks_per_transaction × (max_connections + max_prepared_transactions) of at least about twice the number of tables. ' +
+  'Raise max_locks_per_transaction (ALTER SYSTEM SET max_locks_per_transaction = …, then restart PostgreSQL), or back up fewer tables at a time with --include/--exclude.';
+
 function toolError(tool: string, code: number | null, stderr: string, s: PgConnectionSettings): SourceError {
   const detail = stderr.trim().split('\n').slice(-5).join(' ').trim() || `exit code ${code}`;
   if (tool === 'pg_dumpall' && /permission denied|must be superuser/i.test(stderr)) {
     return new SourceError(
       `pg_dumpall --roles-only failed: backing up roles (--roles) needs a superuser; connect as one or drop --roles. (${detail})`,
     );
+  }
+  if (/out of shared memory|max_locks_per_transaction/i.test(stderr)) {
+    return new SourceError(`${tool} ran out of lock slots on the server. ${LOCK_TABLE_ADVICE}`);
   }
   if (/password authentication failed|no password supplied/i.test(stderr)) {
     return new SourceError(

@@ -365,12 +365,11 @@ export class PostgresTarget implements RestoreTarget {
           await setSequences(client, plan, signal);
           await refreshMaterializedViews(client, plan, false, signal);
           await applyRenames(client, plan, signal);
-          throwIfAborted(signal);
-          await client.query('ANALYZE');
         });
       } finally {
         await client.end().catch(() => undefined);
       }
+      await runStep(this.settings, staging, () => analyzeParallel(this.settings, staging, jobs, signal));
       throwIfAborted(signal);
       await this.switchIn(staging, target);
       return { collections: plan.collections.length, rows };
@@ -418,19 +417,30 @@ export class PostgresTarget implements RestoreTarget {
     }
   }
 
-  /** Loads every table's data into the staging database with `jobs` parallel COPY sessions. */
+  /**
+   * Loads every table's data into the staging database with `jobs` parallel COPY sessions. A
+   * table the backup read in segments is loaded as that many COPYs into the same table, so one
+   * large table does not leave the other sessions idle; its row count is checked over all of them.
+   */
   private async loadParallel(staging: string, plan: Plan, jobs: number, options: RestoreOptions, into: (t: PlannedCollection) => QName = (t) => t.source): Promise<number> {
     const tables = plan.collections.filter((c) => c.table !== undefined && c.item.entry.dataFormat !== undefined);
+    const segmentsOf = (t: PlannedCollection): number => Math.max(1, t.item.segments ?? 1);
+    const units = tables
+      .flatMap((t) => Array.from({ length: segmentsOf(t) }, (_, k) => ({ t, segment: segmentsOf(t) > 1 ? k : undefined })))
+      .map((u, i) => ({ ...u, i }))
+      // largest first: a big table's segments start at once, small tables fill the gaps
+      .sort((a, b) => b.t.item.entry.logicalBytes / segmentsOf(b.t) - a.t.item.entry.logicalBytes / segmentsOf(a.t) || a.i - b.i);
+    const loaded = new Map<PlannedCollection, TableLoad>(tables.map((t) => [t, { rows: 0, bytes: 0, copied: 0, left: segmentsOf(t) }]));
     let next = 0;
     let rows = 0;
     let failed = false;
     const worker = async (): Promise<void> => {
-      if (next >= tables.length) return;
+      if (next >= units.length) return;
       const client = await connect(this.settings, staging);
       try {
-        while (!failed && next < tables.length) {
-          const t = tables[next++] as PlannedCollection;
-          rows += await copyTable(client, t, into(t), options, this.settings, staging);
+        while (!failed && next < units.length) {
+          const u = units[next++] as (typeof units)[number];
+          rows += await copyTable(client, u.t, u.segment, loaded.get(u.t) as TableLoad, into(u.t), options, this.settings, staging);
         }
       } catch (err) {
         failed = true;
@@ -439,7 +449,7 @@ export class PostgresTarget implements RestoreTarget {
         await client.end().catch(() => undefined);
       }
     };
-    const results = await Promise.allSettled(Array.from({ length: Math.min(jobs, tables.length) }, () => worker()));
+    const results = await Promise.allSettled(Array.from({ length: Math.min(jobs, units.length) }, () => worker()));
     const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (rejected) {
       throwIfAborted(options.signal);
@@ -1266,23 +1276,45 @@ async function dropReplaced(client: pg.Client, plan: Plan): Promise<void> {
   }
 }
 
-/** COPYs one table's stream in; checks the row count against the backup's. */
-async function copyTable(client: pg.Client, t: PlannedCollection, into: QName, options: RestoreOptions, settings: PgConnectionSettings, database: string): Promise<number> {
+/** Running totals of one table over its segments. */
+interface TableLoad {
+  /** Rows seen in the streams so far (for progress). */
+  rows: number;
+  bytes: number;
+  /** Rows COPY reported loaded. */
+  copied: number;
+  /** Segments not loaded yet. */
+  left: number;
+}
+
+/**
+ * COPYs one table's stream (or one segment of it) in; once every segment is in, checks the row
+ * count against the backup's.
+ */
+async function copyTable(
+  client: pg.Client,
+  t: PlannedCollection,
+  segment: number | undefined,
+  load: TableLoad,
+  into: QName,
+  options: RestoreOptions,
+  settings: PgConnectionSettings,
+  database: string,
+): Promise<number> {
   const { signal, onProgress } = options;
   const def = t.table as PgTableDefinition;
   const name = t.item.entry.name;
   throwIfAborted(signal);
   const cols = def.copyColumns.length > 0 ? ` (${def.copyColumns.map(quoteIdent).join(', ')})` : '';
-  let bytes = 0;
-  let lines = 0;
   let reported = 0;
   async function* counted(): AsyncGenerator<Uint8Array> {
-    for await (const chunk of t.item.data()) {
-      bytes += chunk.length;
-      for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
-      if (bytes - reported >= PROGRESS_BYTES) {
-        reported = bytes;
-        onProgress?.({ collection: name, rows: lines, bytes });
+    for await (const chunk of t.item.data(segment)) {
+      load.bytes += chunk.length;
+      reported += chunk.length;
+      for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) load.rows++;
+      if (reported >= PROGRESS_BYTES) {
+        reported = 0;
+        onProgress?.({ collection: name, rows: load.rows, bytes: load.bytes });
       }
       yield chunk;
     }
@@ -1300,11 +1332,41 @@ async function copyTable(client: pg.Client, t: PlannedCollection, into: QName, o
     throw err;
   }
   const rows = stream.rowCount;
-  if (rows !== t.item.entry.rowCount) {
-    throw new CorruptionError(`Table "${name}": the backup recorded ${t.item.entry.rowCount} rows but its data holds ${rows}.`, { objects: [], collections: [name] });
+  load.copied += rows;
+  load.left--;
+  if (load.left === 0 && load.copied !== t.item.entry.rowCount) {
+    throw new CorruptionError(`Table "${name}": the backup recorded ${t.item.entry.rowCount} rows but its data holds ${load.copied}.`, { objects: [], collections: [name] });
   }
-  onProgress?.({ collection: name, rows, bytes });
+  onProgress?.({ collection: name, rows: load.rows, bytes: load.bytes });
   return rows;
+}
+
+/**
+ * ANALYZE of every table and materialized view of a database with `jobs` sessions (largest
+ * first), as `vacuumdb --analyze-only -j` does: one ANALYZE statement would use one core.
+ */
+async function analyzeParallel(settings: PgConnectionSettings, database: string, jobs: number, signal: AbortSignal | undefined): Promise<void> {
+  const first = await connect(settings, database);
+  const clients = [first];
+  try {
+    const { rows } = await first.query<{ name: string }>(
+      `SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+       ORDER BY pg_table_size(c.oid) DESC, 1`,
+    );
+    for (let k = 1; k < Math.min(jobs, rows.length); k++) clients.push(await connect(settings, database));
+    let next = 0;
+    await Promise.all(
+      clients.map(async (client) => {
+        while (next < rows.length) {
+          throwIfAborted(signal);
+          await client.query(`ANALYZE ${(rows[next++] as { name: string }).name}`);
+        }
+      }),
+    );
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+  }
 }
 
 async function setSequences(client: pg.Client, plan: Plan, signal: AbortSignal | undefined): Promise<void> {
