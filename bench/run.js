@@ -7,6 +7,8 @@
 //                     (ALTER SYSTEM + pg_ctlcluster restart of a local Debian cluster)
 //   node bench/run.js --cleanup      drop the reusable data sets (bench_a_*, bench_b_*, bench_c_*)
 //   node bench/run.js --libs [...]   the library measurements (bench/libs.mjs)
+//   node bench/run.js --upload [--gib N] [--pack-mib 16,128]   memory while a multi-GiB stream
+//                                    uploads to S3 (s3rver; bench/upload.mjs)
 //
 // Data sets (created once, reused while their marker comment matches; --recreate forces):
 //   a  bench_a_<mib>  pgbench tables, ~<mib> MiB (default 1024, --quick 100): very compressible
@@ -30,6 +32,11 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const argv = process.argv.slice(2);
 
+if (argv.includes('--upload')) {
+  const script = path.join(here, 'upload.mjs');
+  const r = spawnSync(process.execPath, [script, ...argv.filter((a) => a !== '--upload')], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
 if (argv.includes('--libs')) {
   const script = path.join(here, 'libs.mjs');
   const r = spawnSync(process.execPath, [script, ...argv.filter((a) => a !== '--libs')], { stdio: 'inherit' });

@@ -13,7 +13,7 @@ import { prune } from '../repo/prune.js';
 import { Repository } from '../repo/repository.js';
 import { verifyBackups, verifyFailure } from '../repo/verify.js';
 import { openSource, openTarget } from '../sources/index.js';
-import { openStorage } from '../storage/index.js';
+import { openStorage, storageFromEnv } from '../storage/index.js';
 import { formatBytes, formatCount, formatDuration, plural, table } from './format.js';
 import { ProgressBar } from './progress-bar.js';
 
@@ -23,7 +23,7 @@ interface Io {
 }
 
 interface CommonOptions {
-  repo: string;
+  repo?: string;
   json?: boolean;
 }
 
@@ -100,7 +100,10 @@ function reportError(err: unknown, io: Io, debug: boolean): number {
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 function repoOption(): Option {
-  return new Option('--repo <repo>', 'repository: a registered name, a path, or a URL (file://, s3://, azure://)').env('CAIRN_REPO').makeOptionMandatory();
+  return new Option(
+    '--repo <repo>',
+    'repository: a registered name, a path, or a URL (file://, s3://, azure://); without it, BACKUP_FILESYSTEM_PATH / BACKUP_S3_* / BACKUP_AZURE_* (docs/storage.md)',
+  ).env('CAIRN_REPO');
 }
 
 function selectionOptions(cmd: Command): Command {
@@ -137,7 +140,17 @@ function parseJobs(value: string | undefined): number | undefined {
 }
 
 /** A registered name (no "/" and no ":") stands for its URL; anything else is a path or URL. */
-async function openRepository(value: string): Promise<Repository> {
+/** The repository a command names, else the one the server-style BACKUP_* variables describe. */
+async function openRepository(value: string | undefined): Promise<Repository> {
+  if (value === undefined || value === '') {
+    const storage = storageFromEnv(process.env);
+    if (storage === undefined) {
+      throw new UsageError(
+        'No repository given: pass --repo <name, path or URL>, set CAIRN_REPO, or describe one with BACKUP_FILESYSTEM_PATH, BACKUP_S3_BUCKET or BACKUP_AZURE_CONTAINER (docs/storage.md).',
+      );
+    }
+    return Repository.open(storage);
+  }
   return Repository.open(openStorage(await resolveRepository(value)));
 }
 
@@ -348,7 +361,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       const repository = await openRepository(opts.repo);
       await repository.deleteBackup(id);
       if (opts.json) io.out(JSON.stringify({ deleted: id }));
-      else io.out(`Deleted backup ${id}. Run cairn prune --repo ${opts.repo} to reclaim its space.`);
+      else io.out(`Deleted backup ${id}. Run cairn prune${opts.repo ? ` --repo ${opts.repo}` : ''} to reclaim its space.`);
     });
 
   selectionOptions(

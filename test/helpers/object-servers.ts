@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 
@@ -109,4 +110,58 @@ export async function startAzurite(): Promise<LocalServer> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The tempauth user of the Swift helper: its S3 access key is "account:user", its secret the key. */
+export const SWIFT_CREDENTIALS = { accessKeyId: 'test:tester', secretAccessKey: 'testing' };
+const SWIFT_DIR = fileURLToPath(new URL('./swift/', import.meta.url));
+
+/** Why Swift cannot run here, or undefined when it can (Debian's python3-swift installed). */
+export function swiftUnavailable(): string | undefined {
+  const r = spawnSync('/usr/bin/python3', ['-c', 'import swift.common.middleware.s3api'], { encoding: 'utf8' });
+  if (r.status === 0) return undefined;
+  return 'OpenStack Swift is not installed (Debian package python3-swift; scripts/start-services.sh installs it)';
+}
+
+/**
+ * A single-node OpenStack Swift (Debian's python3-swift) with its S3 API on loopback, data in a
+ * temp folder, `buckets` created: it behaves like AWS S3 in places s3rver does not (multipart
+ * ETags, pagination, If-None-Match answered 501). Ports: a free range of 5 found by trying.
+ */
+export async function startSwift(buckets: string[]): Promise<LocalServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'cairn-swift-'));
+  const stop = (): void => void spawnSync('bash', [join(SWIFT_DIR, 'stop-swift.sh'), dir, '--purge']);
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 40000);
+    const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const child = spawn('bash', [join(SWIFT_DIR, 'start-swift.sh'), dir, String(port)], {
+        env: { ...process.env, SWIFT_BUCKETS: buckets.join(' '), SWIFT_WATCH_PID: String(process.pid), SWIFT_SMOKE: '0' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('close', (code) => resolve({ code, out, err }));
+    });
+    if (r.code === 3) continue; // a port of the range is taken: another range
+    if (r.code !== 0) {
+      stop();
+      throw new Error(`Swift did not start (exit ${r.code}):\n${r.err.slice(-4000)}`);
+    }
+    const m = /endpoint=(\S+)/.exec(r.out);
+    if (!m?.[1]) {
+      stop();
+      throw new Error(`Swift started but printed no endpoint: ${r.out}`);
+    }
+    return {
+      url: m[1],
+      async stop() {
+        stop();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  stop();
+  throw new Error('Swift: no free port range found in 8 tries');
 }

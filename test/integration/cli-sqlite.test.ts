@@ -108,6 +108,18 @@ describe('Chinook round trip', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('Backup rel-1 created');
   });
+
+  it('without --repo, uses the repository the server-style BACKUP_* variables describe', () => {
+    const repo = newRepo('env-repo');
+    const env = { CAIRN_REPO: '', BACKUP_FILESYSTEM_PATH: repo };
+    const r = cairn(['backup', 'create', '--source', `sqlite://${chinook}`, '--id', 'env-1'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const list = cairnJson<{ id: string }[]>(['backup', 'list', '--json'], { env });
+    expect(list.map((b) => b.id)).toEqual(['env-1']);
+    const bad = cairn(['backup', 'list'], { env: { CAIRN_REPO: '', BACKUP_FILESYSTEM_PATH: '' } });
+    expect(bad.code).toBe(EXIT.USAGE);
+    expect(bad.stderr).toMatch(/BACKUP_FILESYSTEM_PATH/);
+  });
 });
 
 describe('include, exclude, rename and conflicts', () => {
