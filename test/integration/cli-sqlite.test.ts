@@ -339,19 +339,31 @@ describe('interruption and concurrency', () => {
     expect(cairn(['backup', 'create', '--source', `sqlite://${big}`, '--repo', repo, '--id', 'b']).code).toBe(0);
     for (const [name, existing] of [['cancel-new.db', false], ['cancel-existing.db', true]] as const) {
       const target = join(work, name);
-      if (existing) copyFileSync(chinook, target);
-      const before = existing ? sha256File(target) : undefined;
-      const child = cairnAsync(['restore', 'b', '--repo', repo, '--to', `sqlite://${target}`, '--on-conflict', 'overwrite']);
-      const deadline = Date.now() + 60_000;
-      while (Date.now() < deadline && !readdirSync(work).some((n) => n.startsWith(`.${name}.cairn-restore`))) {
-        await new Promise((r) => setTimeout(r, 5));
+      // A restore that reaches its switch before the signal is handled completes (exit 0), which
+      // is right; on a loaded machine that can happen, so such a run is repeated (at most 3 times).
+      let code: unknown;
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        rmSync(target, { force: true });
+        if (existing) copyFileSync(chinook, target);
+        const before = existing ? sha256File(target) : undefined;
+        const child = cairnAsync(['restore', 'b', '--repo', repo, '--to', `sqlite://${target}`, '--on-conflict', 'overwrite']);
+        const deadline = Date.now() + 60_000;
+        while (Date.now() < deadline && !readdirSync(work).some((n) => n.startsWith(`.${name}.cairn-restore`))) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        child.kill('SIGINT');
+        code = await new Promise((r) => child.once('exit', r));
+        expect(readdirSync(work).filter((n) => n.includes('cairn-restore'))).toEqual([]);
+        if (code === 0) {
+          console.log(`${name}: attempt ${attempt} finished before the signal was handled; again`);
+          continue;
+        }
+        expect(code, name).toBe(130);
+        if (existing) expect(sha256File(target)).toBe(before);
+        else expect(existsSync(target)).toBe(false);
+        break;
       }
-      child.kill('SIGINT');
-      const code = await new Promise((r) => child.once('exit', r));
-      expect(code, name).toBe(130);
-      if (existing) expect(sha256File(target)).toBe(before);
-      else expect(existsSync(target)).toBe(false);
-      expect(readdirSync(work).filter((n) => n.includes('cairn-restore'))).toEqual([]);
+      expect(code, `${name}: never cancelled in 3 attempts`).toBe(130);
     }
   });
 
