@@ -1,0 +1,78 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import Database from '../sources/sqlite/driver.js';
+import { TERMINAL_STATES, type JobCatalog, type JobError, type JobFilter, type JobRecord } from './types.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  state TEXT NOT NULL,
+  key TEXT,
+  created_at TEXT NOT NULL,
+  record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_key_state ON jobs (key, state);
+`;
+
+/**
+ * The job catalog in an embedded SQLite file (WAL, so readers never wait for the writer). A
+ * record is stored whole as JSON, with the columns filters need beside it.
+ */
+export class SqliteJobCatalog implements JobCatalog {
+  private readonly db: BetterSqlite3.Database;
+
+  constructor(file: string) {
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+  }
+
+  insert(job: JobRecord): void {
+    this.db
+      .prepare('INSERT INTO jobs (id, kind, state, key, created_at, record) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(job.id, job.kind, job.state, job.key, job.createdAt, JSON.stringify(job));
+  }
+
+  update(job: JobRecord): void {
+    this.db.prepare('UPDATE jobs SET state = ?, record = ? WHERE id = ?').run(job.state, JSON.stringify(job), job.id);
+  }
+
+  get(id: string): JobRecord | undefined {
+    const row = this.db.prepare('SELECT record FROM jobs WHERE id = ?').get(id) as { record: string } | undefined;
+    return row ? (JSON.parse(row.record) as JobRecord) : undefined;
+  }
+
+  list(filter: JobFilter = {}): JobRecord[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    for (const [column, value] of [['kind', filter.kind], ['state', filter.state], ['key', filter.key]] as const) {
+      if (value === undefined) continue;
+      where.push(`${column} = ?`);
+      args.push(value);
+    }
+    const sql = `SELECT record FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    args.push(Math.max(1, Math.min(filter.limit ?? 1000, 10_000)));
+    return (this.db.prepare(sql).all(...args) as { record: string }[]).map((r) => JSON.parse(r.record) as JobRecord);
+  }
+
+  failUnfinished(error: JobError, at: string): number {
+    const terminal = [...TERMINAL_STATES];
+    const rows = this.db
+      .prepare(`SELECT record FROM jobs WHERE state NOT IN (${terminal.map(() => '?').join(', ')})`)
+      .all(...terminal) as { record: string }[];
+    const fail = this.db.transaction((jobs: JobRecord[]) => {
+      for (const job of jobs) this.update({ ...job, state: 'FAILED', error, updatedAt: at, finishedAt: at });
+    });
+    fail(rows.map((r) => JSON.parse(r.record) as JobRecord));
+    return rows.length;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * The job center: starts long operations (backup, restore, copy, verify, prune) in the
+ * background, answers at once with a STARTED record, keeps each job's state and progress in
+ * the catalog, cancels on request, and lets callers wait or watch. One active backup per source.
+ */
+import { CairnError, CancelledError, ConflictError, NotFoundError } from '../core/errors.js';
+import { randomId } from '../core/ids.js';
+import { TERMINAL_STATES, type JobCatalog, type JobKind, type JobProgress, type JobRecord, type JobState } from '../catalog/types.js';
+import type { Progress } from './progress.js';
+
+export interface JobContext {
+  signal: AbortSignal;
+  /** Progress as the operations report it (a Progress of runBackup / runRestore). */
+  progress(p: Progress): void;
+  /**
+   * Enters FINALIZING, after which the job cannot be cancelled (a restore switching in). Throws
+   * the cancellation if one was requested before.
+   */
+  finalizing(): void;
+}
+
+export type JobRun = (ctx: JobContext) => Promise<Record<string, unknown>>;
+
+export interface StartJob {
+  kind: JobKind;
+  /** At most one active job of this kind per key (e.g. a backup's source location). */
+  exclusiveKey?: string;
+  /** The request, without secrets: stored and shown as is. */
+  params: Record<string, unknown>;
+  run: JobRun;
+}
+
+export type JobListener = (job: JobRecord) => void;
+
+export interface JobCenterOptions {
+  now?: () => Date;
+  /** Minimum time between two catalog writes of a job's progress (default 1 s). */
+  persistEveryMs?: number;
+}
+
+interface Active {
+  record: JobRecord;
+  controller: AbortController;
+  done: Promise<JobRecord>;
+  listeners: Set<JobListener>;
+  startedMs: number;
+  persistedMs: number;
+}
+
+export class JobCenter {
+  private readonly active = new Map<string, Active>();
+  private readonly now: () => Date;
+  private readonly persistEveryMs: number;
+
+  constructor(
+    private readonly catalog: JobCatalog,
+    options: JobCenterOptions = {},
+  ) {
+    this.now = options.now ?? (() => new Date());
+    this.persistEveryMs = options.persistEveryMs ?? 1000;
+  }
+
+  /**
+   * Marks the jobs a previous process left running as FAILED ("interrupted"); their partial
+   * data is unreferenced and left for prune. Call once at start-up, before starting jobs.
+   */
+  recoverInterrupted(): number {
+    return this.catalog.failUnfinished(
+      { code: 'INTERRUPTED', message: 'interrupted: the server stopped while the job was running; its partial data is removed by prune' },
+      this.now().toISOString(),
+    );
+  }
+
+  /** Starts a job and returns its STARTED record at once. */
+  start(request: StartJob): JobRecord {
+    if (request.exclusiveKey !== undefined) {
+      for (const a of this.active.values()) {
+        if (a.record.kind === request.kind && a.record.key === request.exclusiveKey) {
+          throw new ConflictError(
+            `A ${request.kind} of ${request.exclusiveKey} is already running as job ${a.record.id} (started ${a.record.createdAt}); wait for it or cancel it.`,
+          );
+        }
+      }
+    }
+    const at = this.now().toISOString();
+    const record: JobRecord = {
+      id: `${request.kind}-${randomId(8)}`,
+      kind: request.kind,
+      state: 'STARTED',
+      key: request.exclusiveKey ?? null,
+      params: request.params,
+      progress: { bytes: 0, rows: 0, collectionsDone: 0, collectionsTotal: 0, throughput: 0 },
+      result: null,
+      error: null,
+      createdAt: at,
+      updatedAt: at,
+      finishedAt: null,
+    };
+    this.catalog.insert(record);
+    const controller = new AbortController();
+    const active: Active = { record, controller, listeners: new Set(), startedMs: Date.now(), persistedMs: 0, done: Promise.resolve(record) };
+    this.active.set(record.id, active);
+    active.done = this.execute(active, request.run);
+    return structuredClone(record);
+  }
+
+  get(id: string): JobRecord {
+    const a = this.active.get(id);
+    if (a) return structuredClone(a.record);
+    const r = this.catalog.get(id);
+    if (!r) throw new NotFoundError(`Job "${id}" not found. List jobs with GET /v1/jobs or \`cairn job list\`.`);
+    return r;
+  }
+
+  list(filter: Parameters<JobCatalog['list']>[0] = {}): JobRecord[] {
+    // Active jobs' in-memory records are fresher than their last persisted progress.
+    return this.catalog.list(filter).map((r) => (this.active.has(r.id) ? structuredClone((this.active.get(r.id) as Active).record) : r));
+  }
+
+  /** Requests cancellation; the job goes CANCELLING, then CANCELED when it has stopped. */
+  cancel(id: string): JobRecord {
+    const a = this.active.get(id);
+    if (!a) {
+      const r = this.get(id); // NotFoundError when unknown
+      throw new ConflictError(`Job ${id} has already ended (${r.state}); there is nothing to cancel.`);
+    }
+    if (a.record.state === 'FINALIZING') {
+      throw new ConflictError(`Job ${id} is finalizing (switching the restored data in) and can no longer be cancelled; it ends in a moment.`);
+    }
+    if (a.record.state !== 'CANCELLING') {
+      this.transition(a, 'CANCELLING');
+      a.controller.abort(new CancelledError(`Job ${id} was cancelled.`));
+    }
+    return structuredClone(a.record);
+  }
+
+  /** Resolves with the job's final record (at once for a job that has ended). */
+  async wait(id: string): Promise<JobRecord> {
+    const a = this.active.get(id);
+    if (a) return structuredClone(await a.done);
+    return this.get(id);
+  }
+
+  /** Calls `listener` on every change of an active job; returns the unsubscribe function. */
+  watch(id: string, listener: JobListener): () => void {
+    const a = this.active.get(id);
+    if (!a) return () => undefined;
+    a.listeners.add(listener);
+    return () => a.listeners.delete(listener);
+  }
+
+  /** Active job ids (for a graceful shutdown). */
+  activeIds(): string[] {
+    return [...this.active.keys()];
+  }
+
+  private async execute(a: Active, run: JobRun): Promise<JobRecord> {
+    // Let start() return STARTED before anything runs.
+    await new Promise((resolve) => setImmediate(resolve));
+    const ctx: JobContext = {
+      signal: a.controller.signal,
+      progress: (p) => this.onProgress(a, p),
+      finalizing: () => {
+        a.controller.signal.throwIfAborted();
+        this.transition(a, 'FINALIZING');
+      },
+    };
+    try {
+      a.controller.signal.throwIfAborted();
+      const result = await run(ctx);
+      a.record.result = result;
+      this.finish(a, 'SUCCESS', null);
+    } catch (err) {
+      if (a.controller.signal.aborted && a.record.state !== 'FINALIZING') {
+        this.finish(a, 'CANCELED', { code: 'CANCELLED', message: `Job ${a.record.id} was cancelled.` });
+      } else if (err instanceof CairnError) {
+        this.finish(a, 'FAILED', { code: err.code, message: err.message });
+      } else {
+        this.finish(a, 'FAILED', { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    return a.record;
+  }
+
+  private onProgress(a: Active, p: Progress): void {
+    const elapsed = Math.max(0.001, (Date.now() - a.startedMs) / 1000);
+    const throughput = p.bytes / elapsed;
+    const progress: JobProgress = {
+      bytes: p.bytes,
+      rows: p.rows,
+      collectionsDone: p.collectionsDone,
+      collectionsTotal: p.collectionsTotal,
+      throughput,
+      ...(p.bytesTotal !== undefined ? { bytesTotal: p.bytesTotal } : {}),
+      ...(p.bytesTotal !== undefined && throughput > 0 ? { etaSeconds: Math.max(0, (p.bytesTotal - p.bytes) / throughput) } : {}),
+      ...(p.collection !== undefined ? { collection: p.collection } : {}),
+    };
+    a.record.progress = progress;
+    const state = a.record.state;
+    if (state !== 'CANCELLING' && state !== 'FINALIZING') {
+      if (p.phase === 'transferring' && state === 'STARTED') return this.transition(a, 'TRANSFERRING');
+      if ((p.phase === 'finalizing' || p.phase === 'done') && (state === 'STARTED' || state === 'TRANSFERRING')) return this.transition(a, 'TRANSFERRED');
+    }
+    a.record.updatedAt = this.now().toISOString();
+    if (Date.now() - a.persistedMs >= this.persistEveryMs) this.persist(a);
+    this.notify(a);
+  }
+
+  private transition(a: Active, state: JobState): void {
+    a.record.state = state;
+    a.record.updatedAt = this.now().toISOString();
+    this.persist(a);
+    this.notify(a);
+  }
+
+  private finish(a: Active, state: JobState, error: JobRecord['error']): void {
+    a.record.error = error;
+    a.record.finishedAt = this.now().toISOString();
+    this.transition(a, state);
+    this.active.delete(a.record.id);
+    a.listeners.clear();
+  }
+
+  private persist(a: Active): void {
+    a.persistedMs = Date.now();
+    this.catalog.update(a.record);
+  }
+
+  private notify(a: Active): void {
+    for (const l of a.listeners) {
+      try {
+        l(structuredClone(a.record));
+      } catch {
+        /* a listener's failure is its own */
+      }
+    }
+  }
+}
+
+export function isTerminal(state: JobState): boolean {
+  return TERMINAL_STATES.has(state);
+}

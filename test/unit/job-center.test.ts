@@ -1,0 +1,155 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConflictError, NotFoundError, SourceError } from '../../src/core/errors.js';
+import { SqliteJobCatalog } from '../../src/catalog/sqlite.js';
+import { runBackup } from '../../src/jobs/backup.js';
+import { JobCenter, type JobContext } from '../../src/jobs/job-center.js';
+import { Repository } from '../../src/repo/repository.js';
+import { openSource } from '../../src/sources/index.js';
+import { FileSystemStorage } from '../../src/storage/fs.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cairn-jobs-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const catalogFile = (): string => join(dir, `catalog-${++n}.db`);
+
+/** A job that waits until released (or aborted), reporting progress on the way. */
+function gate() {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const run = async (ctx: JobContext): Promise<Record<string, unknown>> => {
+    ctx.progress({ phase: 'transferring', collectionsDone: 0, collectionsTotal: 2, rows: 10, bytes: 1000, bytesTotal: 4000 });
+    await new Promise<void>((resolve, reject) => {
+      released.then(resolve, reject);
+      ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true });
+    });
+    ctx.progress({ phase: 'finalizing', collectionsDone: 2, collectionsTotal: 2, rows: 40, bytes: 4000, bytesTotal: 4000 });
+    return { ok: true };
+  };
+  return { run, release };
+}
+
+describe('JobCenter', () => {
+  it('answers STARTED at once, then moves through TRANSFERRING and TRANSFERRED to SUCCESS', async () => {
+    const center = new JobCenter(new SqliteJobCatalog(catalogFile()), { persistEveryMs: 0 });
+    const g = gate();
+    const started = center.start({ kind: 'backup', exclusiveKey: 'sqlite:///a.db', params: { source: 'sqlite:///a.db' }, run: g.run });
+    expect(started.state).toBe('STARTED');
+    const seen: string[] = [];
+    center.watch(started.id, (j) => seen.push(j.state));
+    await new Promise((r) => setTimeout(r, 20));
+    const running = center.get(started.id);
+    expect(running.state).toBe('TRANSFERRING');
+    expect(running.progress).toMatchObject({ bytes: 1000, bytesTotal: 4000, rows: 10, collectionsTotal: 2 });
+    expect(running.progress.etaSeconds).toBeGreaterThanOrEqual(0);
+    g.release();
+    const done = await center.wait(started.id);
+    expect(done.state).toBe('SUCCESS');
+    expect(done.result).toEqual({ ok: true });
+    expect(done.finishedAt).not.toBeNull();
+    expect(seen).toContain('TRANSFERRED');
+    expect(seen.at(-1)).toBe('SUCCESS');
+    expect(center.list({ kind: 'backup' }).map((j) => j.id)).toEqual([started.id]);
+  });
+
+  it('refuses a second active backup of one source, naming the running job', async () => {
+    const center = new JobCenter(new SqliteJobCatalog(catalogFile()));
+    const g = gate();
+    const first = center.start({ kind: 'backup', exclusiveKey: 'postgres://h/db', params: {}, run: g.run });
+    let err: unknown;
+    try {
+      center.start({ kind: 'backup', exclusiveKey: 'postgres://h/db', params: {}, run: g.run });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConflictError);
+    expect((err as Error).message).toContain(first.id);
+    // another source is fine
+    const other = center.start({ kind: 'backup', exclusiveKey: 'postgres://h/other', params: {}, run: async () => ({}) });
+    expect((await center.wait(other.id)).state).toBe('SUCCESS');
+    g.release();
+    await center.wait(first.id);
+    // once it has ended, the source can be backed up again
+    const again = center.start({ kind: 'backup', exclusiveKey: 'postgres://h/db', params: {}, run: async () => ({}) });
+    expect((await center.wait(again.id)).state).toBe('SUCCESS');
+  });
+
+  it('cancels: CANCELLING, then CANCELED; an ended job cannot be cancelled; unknown ids are NotFound', async () => {
+    const center = new JobCenter(new SqliteJobCatalog(catalogFile()));
+    const g = gate();
+    const job = center.start({ kind: 'restore', params: {}, run: g.run });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(center.cancel(job.id).state).toBe('CANCELLING');
+    const end = await center.wait(job.id);
+    expect(end.state).toBe('CANCELED');
+    expect(end.error?.code).toBe('CANCELLED');
+    expect(() => center.cancel(job.id)).toThrow(ConflictError);
+    expect(() => center.get('nope')).toThrow(NotFoundError);
+  });
+
+  it('does not cancel a job that is finalizing', async () => {
+    const center = new JobCenter(new SqliteJobCatalog(catalogFile()));
+    let proceed!: () => void;
+    const job = center.start({
+      kind: 'restore',
+      params: {},
+      run: async (ctx) => {
+        ctx.finalizing();
+        await new Promise<void>((r) => (proceed = r));
+        return {};
+      },
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(center.get(job.id).state).toBe('FINALIZING');
+    expect(() => center.cancel(job.id)).toThrow(/finalizing/);
+    proceed();
+    expect((await center.wait(job.id)).state).toBe('SUCCESS');
+  });
+
+  it('records a failure with its code and message', async () => {
+    const center = new JobCenter(new SqliteJobCatalog(catalogFile()));
+    const job = center.start({ kind: 'backup', params: {}, run: async () => Promise.reject(new SourceError('PostgreSQL is not reachable at h:5432.')) });
+    const end = await center.wait(job.id);
+    expect(end).toMatchObject({ state: 'FAILED', error: { code: 'SOURCE', message: 'PostgreSQL is not reachable at h:5432.' } });
+  });
+
+  it('after a restart, jobs that were running read FAILED (interrupted); ended ones are kept as they were', async () => {
+    const file = catalogFile();
+    const before = new JobCenter(new SqliteJobCatalog(file));
+    const ended = before.start({ kind: 'verify', params: {}, run: async () => ({ fine: 1 }) });
+    await before.wait(ended.id);
+    const running = before.start({ kind: 'backup', exclusiveKey: 's', params: { source: 's' }, run: gate().run });
+    await new Promise((r) => setTimeout(r, 10));
+    // a new process opens the same catalog (the old one "died")
+    const after = new JobCenter(new SqliteJobCatalog(file));
+    expect(after.recoverInterrupted()).toBe(1);
+    expect(after.get(running.id)).toMatchObject({ state: 'FAILED', error: { code: 'INTERRUPTED' } });
+    expect(after.get(running.id).error?.message).toMatch(/interrupted/);
+    expect(after.get(ended.id)).toMatchObject({ state: 'SUCCESS', result: { fine: 1 } });
+  });
+
+  it('runs a real backup as a job, with progress, into a repository', async () => {
+    const center = new JobCenter(new SqliteJobCatalog(catalogFile()), { persistEveryMs: 0 });
+    const repo = await Repository.init(new FileSystemStorage(join(dir, 'repo')));
+    const chinook = fileURLToPath(new URL('../../fixtures/chinook/chinook.sqlite', import.meta.url));
+    const states: string[] = [];
+    const job = center.start({
+      kind: 'backup',
+      exclusiveKey: `sqlite://${chinook}`,
+      params: { source: `sqlite://${chinook}` },
+      run: async (ctx) => {
+        const m = await runBackup({ repo, source: openSource(`sqlite://${chinook}`), signal: ctx.signal, onProgress: ctx.progress });
+        return { backupId: m.id, totals: m.totals };
+      },
+    });
+    center.watch(job.id, (j) => states.push(j.state));
+    const end = await center.wait(job.id);
+    expect(end.state).toBe('SUCCESS');
+    expect(states).toEqual(expect.arrayContaining(['TRANSFERRING', 'TRANSFERRED', 'SUCCESS']));
+    expect(end.progress.rows).toBeGreaterThan(15000);
+    expect(await repo.hasBackup(end.result?.backupId as string)).toBe(true);
+  });
+});
