@@ -1,6 +1,6 @@
 import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { CairnError, EXIT_CODES, UsageError } from '../core/errors.js';
+import { CairnError, EXIT_CODES, NotFoundError, UsageError } from '../core/errors.js';
 import type { BackupManifest, CompressionSettings } from '../core/schemas.js';
 import type { Progress } from '../jobs/progress.js';
 import { CompressionAlgorithmSchema, CompressionLevelSchema } from '../core/schemas.js';
@@ -102,7 +102,7 @@ const collect = (value: string, previous: string[] | undefined): string[] => [..
 function repoOption(): Option {
   return new Option(
     '--repo <repo>',
-    'repository: a registered name, a path, or a URL (file://, s3://, azure://); without it, BACKUP_FILESYSTEM_PATH / BACKUP_S3_* / BACKUP_AZURE_* (docs/storage.md)',
+    'repository: a registered name, a path, or a URL (file://, s3://, azure://, gs://); without it, BACKUP_FILESYSTEM_PATH / BACKUP_S3_* / BACKUP_AZURE_* / BACKUP_GCS_* (docs/storage.md)',
   ).env('CAIRN_REPO');
 }
 
@@ -146,7 +146,7 @@ async function openRepository(value: string | undefined): Promise<Repository> {
     const storage = storageFromEnv(process.env);
     if (storage === undefined) {
       throw new UsageError(
-        'No repository given: pass --repo <name, path or URL>, set CAIRN_REPO, or describe one with BACKUP_FILESYSTEM_PATH, BACKUP_S3_BUCKET or BACKUP_AZURE_CONTAINER (docs/storage.md).',
+        'No repository given: pass --repo <name, path or URL>, set CAIRN_REPO, or describe one with BACKUP_FILESYSTEM_PATH, BACKUP_S3_BUCKET, BACKUP_AZURE_CONTAINER or BACKUP_GCS_BUCKET (docs/storage.md).',
       );
     }
     return Repository.open(storage);
@@ -479,5 +479,79 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       );
     });
 
+  program
+    .command('server')
+    .description('serve the REST API; jobs run in this process, their records in --data-dir (docs/api.md)')
+    .option('--listen <host:port>', 'address to listen on; 0.0.0.0 to accept other machines', '127.0.0.1:8080')
+    .option('--data-dir <dir>', 'catalog folder (default: $CAIRN_DATA_DIR, else ~/.local/share/cairn)')
+    .action(async (opts: { listen: string; dataDir?: string }) => {
+      const { host, port } = parseListen(opts.listen);
+      const { defaultDataDir, startServer } = await import('../server/index.js');
+      const server = await startServer({ dataDir: opts.dataDir ?? defaultDataDir(), host, port, log: (line) => io.err(line) });
+      await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+      await server.close();
+    });
+
+  const token = program.command('token').description('API tokens for cairn server (only their hashes are stored)');
+  const dataDirOption = (): Option => new Option('--data-dir <dir>', 'the server\'s catalog folder (default: $CAIRN_DATA_DIR, else ~/.local/share/cairn)');
+  token
+    .command('create')
+    .description('create a token and print it once')
+    .requiredOption('--role <role>', 'admin (everything), operator (backup, restore, cancel, delete) or viewer (read only)')
+    .option('--name <name>', 'a label to recognise it by', '')
+    .addOption(dataDirOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: { role: string; name: string; dataDir?: string; json?: boolean }) => {
+      const store = await openTokenStore(opts.dataDir);
+      try {
+        const t = store.create(opts.role, opts.name);
+        if (opts.json) io.out(JSON.stringify(t, null, 2));
+        else io.out(`${t.token}\n(token ${t.id}, role ${t.role}: shown once, only its hash is kept; send it as Authorization: Bearer <token>)`);
+      } finally {
+        store.close();
+      }
+    });
+  token
+    .command('list')
+    .description('list tokens (never their secrets)')
+    .addOption(dataDirOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: { dataDir?: string; json?: boolean }) => {
+      const store = await openTokenStore(opts.dataDir);
+      try {
+        const list = store.list();
+        if (opts.json) io.out(JSON.stringify(list, null, 2));
+        else io.out(list.length ? table(['ID', 'ROLE', 'NAME', 'CREATED'], list.map((t) => [t.id, t.role, t.name || '-', t.createdAt])) : 'No tokens. Create one with: cairn token create --role admin');
+      } finally {
+        store.close();
+      }
+    });
+  token
+    .command('revoke <id>')
+    .description('revoke a token')
+    .addOption(dataDirOption())
+    .action(async (id: string, opts: { dataDir?: string }) => {
+      const store = await openTokenStore(opts.dataDir);
+      try {
+        if (!store.revoke(id)) throw new NotFoundError(`No token ${id}; list them with: cairn token list`);
+        io.out(`Revoked token ${id}.`);
+      } finally {
+        store.close();
+      }
+    });
+
   return program;
+}
+
+async function openTokenStore(dataDir: string | undefined) {
+  const [{ defaultDataDir, catalogFile }, { SqliteTokenStore }] = await Promise.all([import('../server/index.js'), import('../catalog/tokens.js')]);
+  return new SqliteTokenStore(catalogFile(dataDir ?? defaultDataDir()));
+}
+
+/** "host:port", ":port" or "port"; IPv6 hosts in brackets. */
+function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(value) ?? /^()()(\d+)$/.exec(value);
+  const port = Number(m?.[3]);
+  if (!m || !Number.isInteger(port) || port > 65535) throw new UsageError(`Invalid --listen "${value}": write host:port, e.g. 127.0.0.1:8080.`);
+  return { host: m[1] || m[2] || '127.0.0.1', port };
 }

@@ -4,6 +4,7 @@ import { UsageError } from '../core/errors.js';
 import { azureLocation, azureOptionsFromEnv, checkAzureOptions, parseAzureUrl, type AzureEnv, type AzureOptions } from './azure-config.js';
 import { parseBool, resolveEndpoint } from './common.js';
 import { FileSystemStorage } from './fs.js';
+import { checkGcsOptions, gcsLocation, gcsOptionsFromEnv, parseGcsUrl, type GcsEnv, type GcsOptions } from './gcs-config.js';
 import { LazyStorage } from './lazy.js';
 import { parseS3Url, s3Location, type S3Options } from './s3-config.js';
 import type { Storage } from './types.js';
@@ -13,8 +14,9 @@ export { FileSystemStorage } from './fs.js';
 export { LazyStorage } from './lazy.js';
 export { parseS3Url, type S3Options } from './s3-config.js';
 export { parseAzureUrl, type AzureOptions } from './azure-config.js';
-// The SDK-backed classes (S3Storage in ./s3.js, AzureBlobStorage in ./azure.js) are loaded on first
-// use only; import those modules directly to use them eagerly.
+export { parseGcsUrl, type GcsOptions } from './gcs-config.js';
+// The SDK-backed classes (S3Storage in ./s3.js, AzureBlobStorage in ./azure.js, GcsStorage in
+// ./gcs.js) are loaded on first use only; import those modules directly to use them eagerly.
 
 /** An S3 repository; the AWS SDK loads on first use. */
 export function s3Storage(options: S3Options): Storage {
@@ -28,15 +30,18 @@ export function azureStorage(options: AzureOptions): Storage {
   return new LazyStorage(azureLocation(options), async () => new (await import('./azure.js')).AzureBlobStorage(options));
 }
 
-export const GCS_HINT =
-  'GCS: use its S3-compatible endpoint: s3://bucket/prefix?endpoint=https://storage.googleapis.com with HMAC keys ' +
-  '(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).';
+/** A Google Cloud Storage repository; the GCS SDK loads on first use. */
+export function gcsStorage(options: GcsOptions): Storage {
+  checkGcsOptions(options);
+  return new LazyStorage(gcsLocation(options), async () => new (await import('./gcs.js')).GcsStorage(options));
+}
 
 /**
  * Opens the storage a repository URL names: a plain path, `file:///abs/path`,
  * `s3://bucket/prefix?endpoint=…&region=…&forcePathStyle=…&tls=…` or
- * `azure://container/prefix?endpoint=…`. Credentials never come from the URL: S3 uses the AWS
- * chain, Azure the AZURE_STORAGE_* variables.
+ * `azure://container/prefix?endpoint=…` or `gs://bucket/prefix?project=…&endpoint=…&auth=false`.
+ * Credentials never come from the URL: S3 uses the AWS chain, Azure the AZURE_STORAGE_*
+ * variables, GCS Application Default Credentials.
  */
 export function openStorage(url: string, env: NodeJS.ProcessEnv = process.env): Storage {
   if (!url) throw new UsageError('No repository given: pass --repo <path or URL>.');
@@ -51,10 +56,10 @@ export function openStorage(url: string, env: NodeJS.ProcessEnv = process.env): 
   }
   if (scheme === 's3') return s3Storage(parseS3Url(url));
   if (scheme === 'azure') return azureStorage(parseAzureUrl(url, env as AzureEnv));
-  if (scheme === 'gs') throw new UsageError(GCS_HINT);
+  if (scheme === 'gs') return gcsStorage(parseGcsUrl(url, env as GcsEnv));
   throw new UsageError(
     `Unsupported repository URL scheme "${scheme}://" in "${url}". Supported: a local path, file:///absolute/path, ` +
-      's3://bucket/prefix, azure://container/prefix.',
+      's3://bucket/prefix, azure://container/prefix, gs://bucket/prefix.',
   );
 }
 
@@ -73,8 +78,8 @@ function orphan(env: NodeJS.ProcessEnv, names: string[], needs: string): void {
 }
 
 /**
- * Server-style configuration: the repository from BACKUP_FILESYSTEM_PATH, BACKUP_S3_* or
- * BACKUP_AZURE_* (exactly one), or undefined when none is set. A misconfigured backend fails at
+ * Server-style configuration: the repository from BACKUP_FILESYSTEM_PATH, BACKUP_S3_*,
+ * BACKUP_AZURE_* or BACKUP_GCS_* (exactly one), or undefined when none is set. A misconfigured backend fails at
  * once with a UsageError naming the variable to fix.
  */
 export function storageFromEnv(env: NodeJS.ProcessEnv = process.env): Storage | undefined {
@@ -86,8 +91,6 @@ export function storageFromEnv(env: NodeJS.ProcessEnv = process.env): Storage | 
 
   const fsPath = required(env, 'BACKUP_FILESYSTEM_PATH', 'repository folder');
   if (fsPath !== undefined) return new FileSystemStorage(isAbsolute(fsPath) ? fsPath : resolve(fsPath));
-
-  if (required(env, 'BACKUP_GCS_BUCKET', 'bucket name') !== undefined) throw new UsageError(`BACKUP_GCS_BUCKET: ${GCS_HINT}`);
 
   const bucket = required(env, 'BACKUP_S3_BUCKET', 'bucket name');
   if (bucket !== undefined) {
@@ -114,6 +117,12 @@ export function storageFromEnv(env: NodeJS.ProcessEnv = process.env): Storage | 
   if (container !== undefined) {
     if (container.includes('/')) throw new UsageError('BACKUP_AZURE_CONTAINER holds a container name only: put the folder in BACKUP_AZURE_PATH.');
     return azureStorage({ container, prefix: env.BACKUP_AZURE_PATH ?? '', ...azureOptionsFromEnv(env as AzureEnv) });
+  }
+
+  const gcsBucket = required(env, 'BACKUP_GCS_BUCKET', 'bucket name');
+  if (gcsBucket !== undefined) {
+    if (gcsBucket.includes('/')) throw new UsageError('BACKUP_GCS_BUCKET holds a bucket name only: put the folder in BACKUP_GCS_PATH.');
+    return gcsStorage(gcsOptionsFromEnv(gcsBucket, env));
   }
   return undefined;
 }

@@ -1,0 +1,284 @@
+/**
+ * The REST API (JSON). Every long operation is a job: creating one validates the request, answers
+ * 202 with the STARTED job at once, and runs it in the JobCenter. Secrets (passwords in source
+ * URLs, storage keys) never leave the server: job records and responses carry locations only.
+ */
+import { Hono, type Context } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import os from 'node:os';
+import { CairnError, UsageError, type ErrorCode } from '../core/errors.js';
+import { validateBackupId } from '../core/ids.js';
+import type { Role, SqliteTokenStore, TokenInfo } from '../catalog/tokens.js';
+import type { JobKind, JobState } from '../catalog/types.js';
+import { runBackup } from '../jobs/backup.js';
+import { isTerminal, type JobCenter } from '../jobs/job-center.js';
+import { runRestore } from '../jobs/restore.js';
+import { Repository } from '../repo/repository.js';
+import { openSource, openTarget } from '../sources/index.js';
+import { openStorage } from '../storage/index.js';
+import { CreateBackupBody, CreateRestoreBody, describeZodError } from './schemas.js';
+import { openApiDocument } from './openapi.js';
+
+export interface AppOptions {
+  center: JobCenter;
+  tokens: SqliteTokenStore;
+  /** A repository name or URL → its location (registered names resolved). */
+  resolveRepository: (value: string) => Promise<string>;
+}
+
+const STATUS: Record<ErrorCode, 400 | 404 | 409 | 423 | 422 | 502 | 500> = {
+  USAGE: 400,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  LOCKED: 423,
+  CORRUPT: 422,
+  SOURCE: 502,
+  STORAGE: 502,
+  CANCELLED: 409,
+  INTERNAL: 500,
+};
+
+const ALLOWED: Record<Role, ReadonlySet<string>> = {
+  admin: new Set(['read', 'operate', 'admin']),
+  operator: new Set(['read', 'operate']),
+  viewer: new Set(['read']),
+};
+
+type Env = { Variables: { token: TokenInfo } };
+
+export function createApp(options: AppOptions): Hono<Env> {
+  const { center, tokens } = options;
+  const app = new Hono<Env>();
+  const counters = { requests: 0, jobsStarted: new Map<JobKind, number>() };
+
+  app.onError((err, c) => {
+    if (err instanceof CairnError) return c.json({ error: { code: err.code, message: err.message } }, STATUS[err.code] ?? 500);
+    return c.json({ error: { code: 'INTERNAL', message: 'Internal error; the server log has the details.' } }, 500);
+  });
+  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}; see /openapi.json.` } }, 404));
+
+  app.use('*', async (_c, next) => {
+    counters.requests++;
+    await next();
+  });
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/openapi.json', (c) => c.json(openApiDocument()));
+
+  app.use('/v1/*', async (c, next) => {
+    const header = c.req.header('authorization') ?? '';
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    const token = m?.[1] ? tokens.authenticate(m[1]) : undefined;
+    if (!token) {
+      return c.json({ error: { code: 'UNAUTHORIZED', message: 'Missing or unknown bearer token: send Authorization: Bearer <token> (cairn token create --role …).' } }, 401);
+    }
+    c.set('token', token);
+    await next();
+  });
+  const need = (c: Context<Env>, what: 'read' | 'operate' | 'admin'): Response | undefined => {
+    const role = c.get('token').role;
+    if (ALLOWED[role].has(what)) return undefined;
+    return c.json({ error: { code: 'FORBIDDEN', message: `The role "${role}" may not ${what === 'read' ? 'read' : what === 'operate' ? 'start or stop jobs or delete backups' : 'administer the server'}.` } }, 403);
+  };
+  const body = async (c: Context<Env>): Promise<unknown> => {
+    try {
+      return await c.req.json();
+    } catch {
+      throw new UsageError('The request body is not valid JSON.');
+    }
+  };
+  const parse = <T>(schema: { safeParse: (v: unknown) => { success: true; data: T } | { success: false; error: import('zod').ZodError } }, value: unknown): T => {
+    const r = schema.safeParse(value);
+    if (!r.success) throw new UsageError(`Invalid request: ${describeZodError(r.error)}.`);
+    return r.data;
+  };
+  const openRepo = async (value: string): Promise<Repository> => Repository.open(openStorage(await options.resolveRepository(value)));
+  const started = (kind: JobKind): void => void counters.jobsStarted.set(kind, (counters.jobsStarted.get(kind) ?? 0) + 1);
+
+  // ---- backups
+  app.post('/v1/backups', async (c) => {
+    const denied = need(c, 'operate');
+    if (denied) return denied;
+    const req = parse(CreateBackupBody, await body(c));
+    if (req.id !== undefined) validateBackupId(req.id);
+    const source = openSource(req.source); // validates the URL; its location has no secret
+    const repo = await openRepo(req.repository);
+    if (req.id !== undefined && (await repo.hasBackup(req.id))) throw new CairnError('CONFLICT', `Backup "${req.id}" already exists in ${repo.location}; choose another id.`);
+    const cores = os.availableParallelism();
+    const jobs = req.config?.jobs ?? (req.config?.cpuPercentage !== undefined ? Math.max(1, Math.floor((cores * req.config.cpuPercentage) / 100)) : undefined);
+    const compression = req.config?.compression || req.config?.level
+      ? { algorithm: req.config.compression ?? repo.config.compression.algorithm, level: req.config.level ?? repo.config.compression.level }
+      : undefined;
+    const job = center.start({
+      kind: 'backup',
+      exclusiveKey: source.location,
+      params: { source: source.location, repository: repo.location, ...(req.id ? { id: req.id } : {}), ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.config ? { config: req.config } : {}) },
+      run: async (ctx) => {
+        const m = await runBackup({
+          repo,
+          source,
+          ...(req.id ? { id: req.id } : {}),
+          selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
+          ...(compression ? { compression } : {}),
+          ...(jobs ? { jobs } : {}),
+          signal: ctx.signal,
+          onProgress: ctx.progress,
+        });
+        return { backupId: m.id, totals: m.totals };
+      },
+    });
+    started('backup');
+    return c.json({ job }, 202);
+  });
+
+  app.get('/v1/backups', async (c) => {
+    const denied = need(c, 'read');
+    if (denied) return denied;
+    const repository = c.req.query('repository');
+    if (!repository) throw new UsageError('Give the repository: GET /v1/backups?repository=<name or URL>.');
+    const repo = await openRepo(repository);
+    const source = c.req.query('source');
+    const manifests = (await repo.listManifests()).filter((m) => !source || m.source.location === source || m.source.name === source);
+    return c.json({
+      repository: repo.location,
+      backups: manifests.map((m) => ({
+        id: m.id,
+        status: 'SUCCESS',
+        type: m.type,
+        source: m.source,
+        createdAt: m.createdAt,
+        completedAt: m.completedAt,
+        expiresAt: m.expiresAt,
+        size: { logicalBytes: m.totals.logicalBytes, storedBytes: m.totals.storedBytes, newBytes: m.totals.newBytes },
+        collections: m.totals.collections,
+        rows: m.totals.rows,
+      })),
+    });
+  });
+
+  app.get('/v1/backups/:id', async (c) => {
+    const denied = need(c, 'read');
+    if (denied) return denied;
+    const repository = c.req.query('repository');
+    if (!repository) throw new UsageError('Give the repository: GET /v1/backups/<id>?repository=<name or URL>.');
+    const repo = await openRepo(repository);
+    const m = await repo.readManifest(validateBackupId(c.req.param('id')));
+    return c.json({ ...m, collections: m.collections.map(({ chunks, segments: _s, definition: _d, ...rest }) => ({ ...rest, chunks: chunks.length })) });
+  });
+
+  app.delete('/v1/backups/:id', async (c) => {
+    const denied = need(c, 'operate');
+    if (denied) return denied;
+    const repository = c.req.query('repository');
+    if (!repository) throw new UsageError('Give the repository: DELETE /v1/backups/<id>?repository=<name or URL>.');
+    const repo = await openRepo(repository);
+    const id = validateBackupId(c.req.param('id'));
+    await repo.deleteBackup(id);
+    return c.json({ deleted: id, repository: repo.location, note: 'space is reclaimed by prune' });
+  });
+
+  // ---- restores
+  app.post('/v1/restores', async (c) => {
+    const denied = need(c, 'operate');
+    if (denied) return denied;
+    const req = parse(CreateRestoreBody, await body(c));
+    const repo = await openRepo(req.repository);
+    const backupId = validateBackupId(req.backup);
+    await repo.readManifest(backupId); // 404 before a job exists
+    const target = openTarget(req.target);
+    const job = center.start({
+      kind: 'restore',
+      exclusiveKey: target.location,
+      params: { backup: backupId, repository: repo.location, target: target.location, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.renames ? { renames: req.renames } : {}), onConflict: req.onConflict ?? 'fail' },
+      run: async (ctx) => {
+        const summary = await runRestore({
+          repo,
+          backupId,
+          target,
+          selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
+          renames: new Map(Object.entries(req.renames ?? {})),
+          onConflict: req.onConflict ?? 'fail',
+          ...(req.jobs ? { jobs: req.jobs } : {}),
+          ...(req.roles !== undefined ? { roles: req.roles } : {}),
+          signal: ctx.signal,
+          onProgress: ctx.progress,
+        });
+        return { ...summary };
+      },
+    });
+    started('restore');
+    return c.json({ job }, 202);
+  });
+
+  // ---- the job center
+  app.get('/v1/jobs', (c) => {
+    const denied = need(c, 'read');
+    if (denied) return denied;
+    const kind = c.req.query('kind') as JobKind | undefined;
+    const state = c.req.query('state') as JobState | undefined;
+    return c.json({ jobs: center.list({ ...(kind ? { kind } : {}), ...(state ? { state } : {}) }) });
+  });
+  app.get('/v1/jobs/:id', (c) => {
+    const denied = need(c, 'read');
+    if (denied) return denied;
+    return c.json({ job: center.get(c.req.param('id')) });
+  });
+  app.post('/v1/jobs/:id/cancel', (c) => {
+    const denied = need(c, 'operate');
+    if (denied) return denied;
+    return c.json({ job: center.cancel(c.req.param('id')) }, 202);
+  });
+  app.get('/v1/jobs/:id/events', (c) => {
+    const denied = need(c, 'read');
+    if (denied) return denied;
+    const first = center.get(c.req.param('id'));
+    return streamSSE(c, async (stream) => {
+      await stream.writeSSE({ event: 'job', data: JSON.stringify(first) });
+      if (isTerminal(first.state)) return;
+      // Writes in order; the last one (the final state) is awaited before the stream closes.
+      let writes = Promise.resolve();
+      await new Promise<void>((resolve) => {
+        const stop = center.watch(first.id, (job) => {
+          writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(job) }));
+          if (isTerminal(job.state)) {
+            stop();
+            resolve();
+          }
+        });
+        stream.onAbort(() => {
+          stop();
+          resolve();
+        });
+        // It may have ended between get() and watch().
+        const now = center.get(first.id);
+        if (isTerminal(now.state)) {
+          writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(now) }));
+          resolve();
+        }
+      });
+      await writes;
+    });
+  });
+
+  app.get('/metrics', (c) => {
+    const jobs = center.list({ limit: 10_000 });
+    const byState = new Map<string, number>();
+    for (const j of jobs) byState.set(`${j.kind}|${j.state}`, (byState.get(`${j.kind}|${j.state}`) ?? 0) + 1);
+    const lines = [
+      '# HELP cairn_http_requests_total HTTP requests served.',
+      '# TYPE cairn_http_requests_total counter',
+      `cairn_http_requests_total ${counters.requests}`,
+      '# HELP cairn_jobs Jobs in the catalog by kind and state.',
+      '# TYPE cairn_jobs gauge',
+      ...[...byState].map(([k, n]) => {
+        const [kind, state] = k.split('|');
+        return `cairn_jobs{kind="${kind}",state="${state}"} ${n}`;
+      }),
+      '# HELP cairn_jobs_active Jobs running now.',
+      '# TYPE cairn_jobs_active gauge',
+      `cairn_jobs_active ${center.activeIds().length}`,
+    ];
+    return c.text(lines.join('\n') + '\n', 200, { 'content-type': 'text/plain; version=0.0.4' });
+  });
+
+  return app;
+}

@@ -1,0 +1,58 @@
+/** Request bodies of the REST API (zod, strict: unknown fields are refused with their names). */
+import { z } from 'zod';
+
+const names = z.array(z.string().min(1)).min(1);
+const selection = {
+  include: names.optional(),
+  exclude: names.optional(),
+};
+const noBoth = (v: { include?: string[] | undefined; exclude?: string[] | undefined }): boolean => !(v.include && v.exclude);
+const noBothMessage = { message: 'give "include" or "exclude", not both' };
+
+export const CreateBackupBody = z
+  .object({
+    source: z.string().min(1),
+    repository: z.string().min(1),
+    id: z.string().min(1).optional(),
+    ...selection,
+    config: z
+      .object({
+        compression: z.enum(['zstd', 'gzip', 'none']).optional(),
+        level: z.enum(['fastest', 'default', 'best']).optional(),
+        jobs: z.number().int().min(1).max(64).optional(),
+        /** A share of the machine's cores, 1–80 %: an alternative to jobs. */
+        cpuPercentage: z.number().int().min(1).max(80).optional(),
+      })
+      .strict()
+      .refine((c) => !(c.jobs !== undefined && c.cpuPercentage !== undefined), { message: 'give "jobs" or "cpuPercentage", not both' })
+      .optional(),
+  })
+  .strict()
+  .refine(noBoth, noBothMessage);
+export type CreateBackupBody = z.infer<typeof CreateBackupBody>;
+
+export const CreateRestoreBody = z
+  .object({
+    backup: z.string().min(1),
+    repository: z.string().min(1),
+    target: z.string().min(1),
+    ...selection,
+    renames: z.record(z.string().min(1), z.string().min(1)).optional(),
+    onConflict: z.enum(['fail', 'overwrite']).optional(),
+    roles: z.boolean().optional(),
+    jobs: z.number().int().min(1).max(64).optional(),
+  })
+  .strict()
+  .refine(noBoth, noBothMessage);
+export type CreateRestoreBody = z.infer<typeof CreateRestoreBody>;
+
+/** One line per problem: `field: message`. */
+export function describeZodError(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const at = i.path.length ? i.path.join('.') : 'body';
+      if (i.code === 'unrecognized_keys') return `${at}: unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+      return `${at}: ${i.message}`;
+    })
+    .join('; ');
+}

@@ -1,0 +1,358 @@
+import type { Readable } from 'node:stream';
+import {
+  IdempotencyStrategy,
+  RETRYABLE_ERR_FN_DEFAULT,
+  Storage as GcsClient,
+  type ApiError,
+  type Bucket,
+  type File,
+  type StorageOptions,
+} from '@google-cloud/storage';
+import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
+import { checkKey, normalizePrefix, publicEndpoint } from './common.js';
+import {
+  DEFAULT_GCS_CHUNK_SIZE,
+  DEFAULT_GCS_MAX_RETRIES,
+  DEFAULT_GCS_RESUMABLE_THRESHOLD,
+  checkGcsOptions,
+  gcsLocation,
+  sameGcsEndpoint,
+  type GcsOptions,
+} from './gcs-config.js';
+import type { ObjectInfo, PutOptions, Storage } from './types.js';
+
+export { DEFAULT_GCS_RESUMABLE_THRESHOLD, parseGcsUrl, type GcsEnv, type GcsOptions } from './gcs-config.js';
+
+/** Per HTTP request; a 64 MiB single-request upload must fit in it. */
+const REQUEST_TIMEOUT_MS = 300_000;
+/**
+ * A create-only put that fails with 412 may be the SDK's retry of our own write whose answer was
+ * lost; objects up to this size are read back and compared before reporting a conflict.
+ */
+const RECHECK_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A repository in a Google Cloud Storage bucket, through the official SDK (JSON API) with
+ * Application Default Credentials, or none for an emulator (`auth: false`). `ifNotExists` is sent
+ * as the precondition `ifGenerationMatch: 0`, which GCS evaluates atomically: create-only.
+ */
+export class GcsStorage implements Storage {
+  readonly location: string;
+  readonly client: GcsClient;
+  private readonly bucket: Bucket;
+  private readonly bucketName: string;
+  private readonly prefix: string;
+  private readonly resumableThreshold: number;
+  private readonly chunkSize: number;
+  private readonly listPageSize: number;
+  private readonly maxAttempts: number;
+  private readonly hasCustomEndpoint: boolean;
+  private readonly credentialHint: string;
+
+  constructor(options: GcsOptions) {
+    checkGcsOptions(options);
+    this.bucketName = options.bucket;
+    this.prefix = normalizePrefix(options.prefix ?? '');
+    this.resumableThreshold = options.resumableThreshold ?? DEFAULT_GCS_RESUMABLE_THRESHOLD;
+    this.chunkSize = options.chunkSize ?? DEFAULT_GCS_CHUNK_SIZE;
+    this.listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
+    const maxRetries = Math.max(0, options.maxRetries ?? DEFAULT_GCS_MAX_RETRIES);
+    this.maxAttempts = maxRetries + 1;
+    this.hasCustomEndpoint = options.endpoint !== undefined;
+    this.location = gcsLocation(options);
+    const auth = options.auth !== false;
+    this.credentialHint = auth
+      ? "the credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default login or the attached service account)"
+      : 'the emulator (authentication is off: auth=false / BACKUP_GCS_USE_AUTH=false)';
+
+    // The SDK reads STORAGE_EMULATOR_HOST itself and sends its JSON API requests there whatever
+    // it is told; refuse rather than print one endpoint and talk to another.
+    const emulator = process.env.STORAGE_EMULATOR_HOST;
+    if (emulator !== undefined && (options.endpoint === undefined || !sameGcsEndpoint(emulator, options.endpoint))) {
+      throw new UsageError(
+        `STORAGE_EMULATOR_HOST is set (${publicEndpoint(emulator)}) and the GCS SDK would send requests there, not to ` +
+          `${options.endpoint ? publicEndpoint(options.endpoint) : 'Google Cloud Storage'}: unset it, or give the same endpoint.`,
+      );
+    }
+
+    const config: StorageOptions = {
+      // Retries with exponential backoff and jitter (2^n s plus up to 1 s, at most 32 s apart,
+      // 10 minutes in all) for 408, 429, 5xx and broken or refused connections; 401/403/404/412
+      // are answers, not retried. RetryAlways also retries writes without a precondition, which
+      // is safe for cairn: every key is written create-only (config, manifests: ifGenerationMatch
+      // 0, which a retry cannot turn into an overwrite), or under a name only its one writer uses
+      // with the same bytes on every attempt (packs and indexes by id, locks under a fresh random
+      // name), so a repeated write never replaces someone else's object. It also keeps File#save
+      // from switching retries off on the shared client for a write without a precondition.
+      retryOptions: {
+        autoRetry: maxRetries > 0,
+        maxRetries: Math.max(1, maxRetries), // 0 reads as "default" to the SDK; autoRetry=false is what turns retries off
+        retryDelayMultiplier: 2,
+        maxRetryDelay: 32,
+        totalTimeout: 600,
+        idempotencyStrategy: IdempotencyStrategy.RetryAlways,
+        retryableErrorFn: isRetryable,
+      },
+      timeout: REQUEST_TIMEOUT_MS,
+    };
+    if (options.projectId) config.projectId = options.projectId;
+    if (options.endpoint) {
+      config.apiEndpoint = options.endpoint;
+      // With a custom endpoint the SDK sends no credentials unless told to: an emulator wants
+      // none; a private or regional Google endpoint wants them.
+      config.useAuthWithCustomEndpoint = auth;
+    }
+    // Builds the client only: credentials are looked up on the first request, not here.
+    this.client = new GcsClient(config);
+    this.bucket = this.client.bucket(this.bucketName);
+  }
+
+  private file(key: string): File {
+    return this.bucket.file(this.prefix + checkKey(key));
+  }
+
+  async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    const file = this.file(key);
+    const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const resumable = body.length > this.resumableThreshold;
+    try {
+      // The SDK takes no AbortSignal: a write in flight finishes (or fails) before cancellation is seen.
+      await file.save(body, {
+        resumable,
+        ...(resumable ? { chunkSize: this.chunkSize } : {}),
+        validation: 'crc32c',
+        contentType: 'application/octet-stream',
+        ...(options.ifNotExists ? { preconditionOpts: { ifGenerationMatch: 0 } } : {}),
+      });
+    } catch (err) {
+      if (options.ifNotExists && statusOf(err) === 412) {
+        if (await this.holds(key, body)) return;
+        throw new ConflictError(`Object "${key}" already exists in ${this.location}.`, { cause: err });
+      }
+      throw this.mapError(err, `write ${key}`, key, options.signal);
+    }
+  }
+
+  /** Whether the object exists with exactly these bytes (small objects only). */
+  private async holds(key: string, body: Buffer): Promise<boolean> {
+    if (body.length > RECHECK_MAX_BYTES) return false;
+    try {
+      return (await this.read(key, undefined)).equals(body);
+    } catch {
+      return false;
+    }
+  }
+
+  async get(key: string, signal?: AbortSignal): Promise<Buffer> {
+    throwIfAborted(signal);
+    try {
+      return await this.read(key, undefined, signal);
+    } catch (err) {
+      throw this.mapError(err, `read ${key}`, key, signal);
+    }
+  }
+
+  async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    throwIfAborted(signal);
+    if (length === 0) {
+      if (!(await this.exists(key))) throw new NotFoundError(`Object "${key}" not found in ${this.location}.`);
+      return Buffer.alloc(0);
+    }
+    let buf: Buffer;
+    try {
+      buf = await this.read(key, { start: offset, end: offset + length - 1 }, signal);
+    } catch (err) {
+      if (statusOf(err) === 416) buf = Buffer.alloc(0);
+      else throw this.mapError(err, `read ${key}`, key, signal);
+    }
+    if (buf.length !== length) {
+      throw new StorageError(
+        `Object "${key}" in ${this.location} is shorter than expected (wanted bytes ${offset}-${offset + length}, got ${buf.length}).`,
+      );
+    }
+    return buf;
+  }
+
+  /**
+   * Reads an object (or an inclusive byte range of it). Whole objects are checked against their
+   * CRC32C. The SDK retries until the response starts; a body cut off midway (connection reset,
+   * a proxy dropping the socket) is retried here, with the same attempt budget and backoff with
+   * jitter.
+   */
+  private async read(key: string, range: { start: number; end: number } | undefined, signal?: AbortSignal): Promise<Buffer> {
+    const file = this.file(key);
+    for (let attempt = 1; ; attempt++) {
+      throwIfAborted(signal);
+      const stream = file.createReadStream(range ? { start: range.start, end: range.end, validation: false } : { validation: 'crc32c' });
+      let responded = false;
+      stream.once('response', () => (responded = true));
+      try {
+        return await readAll(stream, signal);
+      } catch (err) {
+        if (signal?.aborted || attempt >= this.maxAttempts || !responded || !isInterruptedBody(err)) throw err;
+        await sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt), signal);
+      }
+    }
+  }
+
+  async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+    let pageToken: string | undefined;
+    do {
+      throwIfAborted(signal);
+      let page;
+      try {
+        page = await this.bucket.getFiles({
+          prefix: this.prefix + prefix,
+          autoPaginate: false,
+          maxResults: this.listPageSize,
+          ...(pageToken ? { pageToken } : {}),
+          // Names and sizes only: a full object resource is ~1 KiB each.
+          fields: 'items(name,size),nextPageToken',
+        });
+      } catch (err) {
+        throw this.mapError(err, `list ${prefix}`, undefined, signal);
+      }
+      const [items, nextQuery] = page;
+      for (const item of items) {
+        // With `fields`, the SDK hands back the raw resources ({ name, size }) rather than File
+        // objects ({ name, metadata: { size } }); read either.
+        const o = item as unknown as { name?: string; size?: string | number; metadata?: { size?: string | number } };
+        if (typeof o.name !== 'string' || !o.name.startsWith(this.prefix)) continue;
+        yield { key: o.name.slice(this.prefix.length), size: Number(o.metadata?.size ?? o.size ?? 0) };
+      }
+      pageToken = (nextQuery as { pageToken?: string } | null | undefined)?.pageToken;
+    } while (pageToken);
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.file(key).delete();
+    } catch (err) {
+      const mapped = this.mapError(err, `delete ${key}`, key);
+      if (mapped instanceof NotFoundError) return;
+      throw mapped;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      // Not File#exists: it reads a missing bucket as a missing object.
+      await this.file(key).getMetadata();
+      return true;
+    } catch (err) {
+      const mapped = this.mapError(err, `check ${key}`, key);
+      if (mapped instanceof NotFoundError) return false;
+      throw mapped;
+    }
+  }
+
+  private mapError(err: unknown, action: string, key: string | undefined, signal?: AbortSignal): Error {
+    if (err instanceof StorageError || err instanceof NotFoundError || err instanceof CancelledError || err instanceof UsageError) return err;
+    if (signal?.aborted || (err instanceof Error && err.name === 'AbortError')) return new CancelledError();
+    const status = statusOf(err);
+    const message = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+    if (status === 404 && /bucket does not exist/i.test(message)) {
+      return new StorageError(
+        `Cannot ${action}: bucket "${this.bucketName}" does not exist${this.hasCustomEndpoint ? ' on that endpoint' : ''}. ` +
+          `Create it, or fix the bucket name in ${this.location}.`,
+        { cause: err },
+      );
+    }
+    if (status === 404) return new NotFoundError(`Object "${key ?? ''}" not found in ${this.location}.`, { cause: err });
+    if (/could not load the default credentials/i.test(message)) {
+      return new StorageError(
+        `Cannot ${action} in ${this.location}: no Google credentials found. Set GOOGLE_APPLICATION_CREDENTIALS to a ` +
+          'service-account key file, run "gcloud auth application-default login", or run with an attached service account; ' +
+          'for an emulator, turn authentication off (auth=false / BACKUP_GCS_USE_AUTH=false).',
+        { cause: err },
+      );
+    }
+    if (/client_email|private_key|incoming JSON object|refresh_token|invalid_grant|invalid_client|unauthorized_client/i.test(message)) {
+      return new StorageError(
+        `Cannot ${action} in ${this.location}: the Google credentials could not be read or were refused: ${message}. ` +
+          'Check GOOGLE_APPLICATION_CREDENTIALS (a service-account key file as downloaded from the console) or renew the ' +
+          'login with "gcloud auth application-default login".',
+        { cause: err },
+      );
+    }
+    if (status === 401 || status === 403) {
+      return new StorageError(
+        `Cannot ${action} in ${this.location}: access denied${status ? ` (${status})` : ''}: ${message} Check ${this.credentialHint} ` +
+          `and that the account has a role that may read, write, list and delete objects in bucket "${this.bucketName}" ` +
+          '(e.g. roles/storage.objectAdmin).',
+        { cause: err },
+      );
+    }
+    const retried = this.maxAttempts > 1 && isRetryable(err) ? ' (after retrying)' : '';
+    const code = (err as { code?: unknown } | undefined)?.code;
+    const label = typeof code === 'string' ? `${code}: ` : status ? `HTTP ${status}: ` : '';
+    return new StorageError(`Cannot ${action} in ${this.location}${retried}: ${label}${message}`, { cause: err });
+  }
+}
+
+/** Collects a read stream; an abort destroys it. */
+function readAll(stream: Readable, signal?: AbortSignal): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const onAbort = () => stream.destroy(new CancelledError());
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const done = (err?: unknown) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err instanceof Error ? err : new Error(String(err)));
+      else resolve(Buffer.concat(chunks));
+    };
+    stream.on('data', (c: Buffer | string) => chunks.push(typeof c === 'string' ? Buffer.from(c) : c));
+    stream.once('error', done);
+    stream.once('end', () => done());
+  });
+}
+
+const INTERRUPTED_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'CONTENT_DOWNLOAD_MISMATCH']);
+
+/** Whether a response body failed because the connection broke (worth a new request), not a server answer. */
+function isInterruptedBody(err: unknown): boolean {
+  if (err instanceof CancelledError) return false;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && INTERRUPTED_CODES.has(code)) return true;
+  const message = err instanceof Error ? err.message : '';
+  return /^aborted$|socket hang up|premature close|terminated/i.test(message);
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ECONNABORTED', 'EPIPE', 'EAI_AGAIN']);
+
+/**
+ * The SDK's rule (408, 429, 5xx, resets) plus a connection refused or timed out, so that writes
+ * also wait out a server that is restarting (reads already retry every failure without a response).
+ */
+function isRetryable(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false;
+  if (RETRYABLE_ERR_FN_DEFAULT(err as ApiError)) return true;
+  const e = err as { code?: unknown; type?: unknown };
+  return (typeof e.code === 'string' && CONNECTION_CODES.has(e.code)) || e.type === 'request-timeout';
+}
+
+/** The HTTP status of an SDK error: ApiError#code, GaxiosError#status or its response's. */
+function statusOf(err: unknown): number | undefined {
+  const e = err as { code?: unknown; status?: unknown; response?: { status?: unknown; statusCode?: unknown } } | undefined;
+  for (const v of [e?.code, e?.status, e?.response?.status, e?.response?.statusCode]) {
+    if (typeof v === 'number') return v;
+    if (typeof v === 'string' && /^\d{3}$/.test(v)) return Number(v);
+  }
+  return undefined;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new CancelledError());
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new CancelledError());
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,268 @@
+/**
+ * cairn server over HTTP: jobs for backups and restores of PostgreSQL and SQLite, the job
+ * center, cancellation, one active backup per source, tokens and roles, malformed requests, and
+ * a server killed with SIGKILL mid-backup.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqliteTokenStore } from '../../src/catalog/tokens.js';
+import type { JobRecord } from '../../src/catalog/types.js';
+import { prune } from '../../src/repo/prune.js';
+import { Repository } from '../../src/repo/repository.js';
+import { verifyBackups } from '../../src/repo/verify.js';
+import { CairnApiError, CairnClient, JobFailedError } from '../../src/sdk/index.js';
+import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
+import { FileSystemStorage } from '../../src/storage/fs.js';
+import { createDatabase, dropDatabase, ensurePostgres, loadChinook, pgUrl, pgbenchInit, psql } from '../helpers/postgres.js';
+
+const CHINOOK_SQLITE = fileURLToPath(new URL('../../fixtures/chinook/chinook.sqlite', import.meta.url));
+const CAIRN = fileURLToPath(new URL('../../bin/cairn.js', import.meta.url));
+
+let work: string;
+let dataDir: string;
+let server: RunningServer;
+let tokens: { admin: string; operator: string; viewer: string };
+let chinookDb: string;
+let benchDb: string;
+const dropLater: string[] = [];
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are checked field by field
+async function call(method: string, path: string, token: string | undefined, body?: unknown, raw?: string): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(raw !== undefined ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  let json: unknown = text;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, json };
+}
+
+async function until(jobId: string, done: (j: JobRecord) => boolean, base = () => server.url, timeoutMs = 120_000): Promise<JobRecord> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(`${base()}/v1/jobs/${jobId}`, { headers: { authorization: `Bearer ${tokens.viewer}` } });
+    const job = ((await res.json()) as { job: JobRecord }).job;
+    if (done(job) || Date.now() > deadline) return job;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+const ended = (j: JobRecord): boolean => ['SUCCESS', 'FAILED', 'CANCELED'].includes(j.state);
+
+function newRepo(name: string): string {
+  const dir = join(work, name);
+  return dir;
+}
+async function initRepo(name: string): Promise<Repository> {
+  return Repository.init(new FileSystemStorage(newRepo(name)));
+}
+
+beforeAll(async () => {
+  ensurePostgres();
+  work = mkdtempSync(join(tmpdir(), 'cairn-server-'));
+  dataDir = join(work, 'data');
+  const store = new SqliteTokenStore(catalogFile(dataDir));
+  tokens = { admin: store.create('admin').token, operator: store.create('operator').token, viewer: store.create('viewer').token };
+  store.close();
+  server = await startServer({ dataDir, port: 0 });
+  chinookDb = createDatabase('cairn_srv_chinook');
+  loadChinook(chinookDb);
+  benchDb = createDatabase('cairn_srv_bench');
+  pgbenchInit(benchDb, 4); // a backup that takes long enough to be caught running
+  dropLater.push(chinookDb, benchDb);
+}, 180_000);
+
+afterAll(async () => {
+  await server?.close();
+  for (const db of dropLater) dropDatabase(db);
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe.sequential('cairn server', () => {
+  it('answers /healthz, /openapi.json and /metrics; refuses /v1 without a token (401)', async () => {
+    expect((await call('GET', '/healthz', undefined)).status).toBe(200);
+    const api = await call('GET', '/openapi.json', undefined);
+    expect(api.json.openapi).toBe('3.1.0');
+    expect(Object.keys(api.json.paths)).toEqual(expect.arrayContaining(['/v1/backups', '/v1/restores', '/v1/jobs/{id}/cancel']));
+    expect((await call('GET', '/v1/jobs', undefined)).status).toBe(401);
+    expect((await call('GET', '/v1/jobs', 'cairn_000000000000_nope')).status).toBe(401);
+    const metrics = await fetch(`${server.url}/metrics`).then((r) => r.text());
+    expect(metrics).toMatch(/cairn_http_requests_total \d+/);
+  });
+
+  it('refuses malformed requests with 400 and a message, and a viewer with 403', async () => {
+    await initRepo('r-bad');
+    const repo = newRepo('r-bad');
+    const cases: [unknown, string | undefined, RegExp][] = [
+      [undefined, '{not json', /not valid JSON/],
+      [{ source: `sqlite://${CHINOOK_SQLITE}` }, undefined, /repository: (Required|Invalid input)/],
+      [{ source: `sqlite://${CHINOOK_SQLITE}`, repository: repo, bogus: 1 }, undefined, /unknown field "bogus"/],
+      [{ source: `sqlite://${CHINOOK_SQLITE}`, repository: repo, include: ['a'], exclude: ['b'] }, undefined, /"include" or "exclude", not both/],
+      [{ source: `sqlite://${CHINOOK_SQLITE}`, repository: repo, id: 'Bad Id!' }, undefined, /backup id/i],
+      [{ source: 'mysql://nope', repository: repo }, undefined, /./],
+    ];
+    for (const [body, raw, message] of cases) {
+      const r = await call('POST', '/v1/backups', tokens.operator, body, raw);
+      expect(r.status, JSON.stringify(body ?? raw)).toBe(400);
+      expect(r.json.error.message).toMatch(message);
+    }
+    const viewer = await call('POST', '/v1/backups', tokens.viewer, { source: `sqlite://${CHINOOK_SQLITE}`, repository: repo });
+    expect(viewer.status).toBe(403);
+    expect((await call('GET', '/v1/jobs/nope', tokens.viewer)).status).toBe(404);
+  });
+
+  it('backs up SQLite and PostgreSQL databases as jobs, polled to SUCCESS, listed with details', async () => {
+    const repoDir = newRepo('r-main');
+    await initRepo('r-main');
+    const a = await call('POST', '/v1/backups', tokens.operator, { source: `sqlite://${CHINOOK_SQLITE}`, repository: repoDir, id: 'sqlite-1' });
+    expect(a.status).toBe(202);
+    expect(a.json.job.state).toBe('STARTED');
+    const b = await call('POST', '/v1/backups', tokens.admin, { source: pgUrl(chinookDb, 'postgres', 'S3cret-pw'), repository: repoDir, id: 'pg-1', config: { compression: 'zstd', level: 'fastest', jobs: 2 } });
+    expect(b.status).toBe(202);
+    expect(JSON.stringify(b.json)).not.toContain('S3cret-pw');
+    const [ja, jb] = await Promise.all([until(a.json.job.id, ended), until(b.json.job.id, ended)]);
+    expect(ja.state, JSON.stringify(ja.error)).toBe('SUCCESS');
+    expect(jb.state, JSON.stringify(jb.error)).toBe('SUCCESS');
+    expect(jb.progress.rows).toBeGreaterThan(15000);
+    expect(JSON.stringify(jb)).not.toContain('S3cret-pw');
+    const list = await call('GET', `/v1/backups?repository=${encodeURIComponent(repoDir)}`, tokens.viewer);
+    expect(list.json.backups.map((x: { id: string }) => x.id).sort()).toEqual(['pg-1', 'sqlite-1']);
+    const details = await call('GET', `/v1/backups/pg-1?repository=${encodeURIComponent(repoDir)}`, tokens.viewer);
+    expect(details.json.collections.find((c: { name: string }) => c.name === 'public.track').rowCount).toBe(3503);
+    const jobs = await call('GET', '/v1/jobs?kind=backup&state=SUCCESS', tokens.viewer);
+    expect(jobs.json.jobs.length).toBeGreaterThanOrEqual(2);
+  }, 120_000);
+
+  it('a second backup of a running source gets 409 naming the job; cancel → CANCELED, nothing visible, prune clean, verify passes', async () => {
+    const repoDir = newRepo('r-cancel');
+    const repo = await initRepo('r-cancel');
+    const first = await call('POST', '/v1/backups', tokens.operator, { source: pgUrl(benchDb), repository: repoDir, config: { jobs: 1, level: 'best' } });
+    expect(first.status).toBe(202);
+    const second = await call('POST', '/v1/backups', tokens.operator, { source: pgUrl(benchDb), repository: repoDir });
+    expect(second.status).toBe(409);
+    expect(second.json.error.message).toContain(first.json.job.id);
+    await until(first.json.job.id, (j) => j.state === 'TRANSFERRING' || ended(j));
+    const cancel = await call('POST', `/v1/jobs/${first.json.job.id}/cancel`, tokens.operator);
+    expect(cancel.status).toBe(202);
+    const end = await until(first.json.job.id, ended);
+    expect(end.state).toBe('CANCELED');
+    expect(await repo.listBackupIds()).toEqual([]);
+    await prune(repo);
+    const dataDir = join(repoDir, 'data');
+    const dataFiles = existsSync(dataDir) ? readdirSync(dataDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()) : [];
+    expect(dataFiles).toEqual([]);
+    expect((await verifyBackups(repo, [])).problems).toEqual([]);
+  }, 120_000);
+
+  it('restores with a rename as a job, and streams its progress as server-sent events', async () => {
+    const repoDir = newRepo('r-main');
+    const target = createDatabase('cairn_srv_restored');
+    dropDatabase(target);
+    dropLater.push(target);
+    const r = await call('POST', '/v1/restores', tokens.operator, { backup: 'pg-1', repository: repoDir, target: pgUrl(target), renames: { 'public.album': 'public.album2' } });
+    expect(r.status).toBe(202);
+    const events = await fetch(`${server.url}/v1/jobs/${r.json.job.id}/events`, { headers: { authorization: `Bearer ${tokens.viewer}` } }).then((x) => x.text());
+    const states = [...events.matchAll(/"state":"([A-Z]+)"/g)].map((m) => m[1]);
+    expect(states.at(-1)).toBe('SUCCESS');
+    expect(psql(target, 'SELECT count(*) FROM public.album2').trim()).toBe('347');
+    expect(psql(target, "SELECT to_regclass('public.album') IS NULL").trim()).toBe('t');
+  }, 120_000);
+});
+
+describe.sequential('the TypeScript SDK', () => {
+  it('backups.create with waitForCompletion returns the final job; a failing job throws JobFailedError; API errors are typed', async () => {
+    const cairn = new CairnClient({ url: server.url, token: tokens.operator });
+    const repoDir = newRepo('r-sdk');
+    await initRepo('r-sdk');
+    const job = await cairn.backups.create({ source: `sqlite://${CHINOOK_SQLITE}`, repository: repoDir, id: 'sdk-1' }, { waitForCompletion: true, pollMs: 50 });
+    expect(job.state).toBe('SUCCESS');
+    expect(job.result?.backupId).toBe('sdk-1');
+    expect((await cairn.backups.list({ repository: repoDir })).map((b) => b.id)).toEqual(['sdk-1']);
+    const missing = pgUrl('cairn_no_such_database_here');
+    const err = await cairn.backups.create({ source: missing, repository: repoDir }, { waitForCompletion: true, pollMs: 50 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(JobFailedError);
+    expect((err as JobFailedError).job.state).toBe('FAILED');
+    expect((err as JobFailedError).code).toBe('NOT_FOUND');
+    const denied = await new CairnClient({ url: server.url, token: tokens.viewer }).backups.create({ source: `sqlite://${CHINOOK_SQLITE}`, repository: repoDir }).catch((e: unknown) => e);
+    expect(denied).toBeInstanceOf(CairnApiError);
+    expect((denied as CairnApiError).status).toBe(403);
+    const restored = join(work, 'sdk-restored.sqlite');
+    const r = await cairn.restores.create({ backup: 'sdk-1', repository: repoDir, target: `sqlite://${restored}` }, { waitForCompletion: true, pollMs: 50 });
+    expect(r.result?.rows).toBe(job.result ? (job.result.totals as { rows: number }).rows : -1);
+  }, 60_000);
+});
+
+describe.sequential('a server killed with SIGKILL during a backup', () => {
+  it('reads the job as FAILED (interrupted) after a restart; the repository verifies; a new backup succeeds', async () => {
+    const dir = join(work, 'killed');
+    const repoDir = newRepo('r-killed');
+    const repo = await initRepo('r-killed');
+    const start = async (): Promise<{ child: ChildProcess; url: string }> => {
+      const child = spawn(process.execPath, [CAIRN, 'server', '--listen', '127.0.0.1:0', '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stderr?.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(out);
+          if (m?.[1]) resolve(m[1]);
+        });
+        child.once('exit', (code) => reject(new Error(`server exited (${code}): ${out}`)));
+      });
+      return { child, url };
+    };
+    const store = new SqliteTokenStore(catalogFile(dir));
+    const op = store.create('operator').token;
+    store.close();
+    const second = await start();
+    const post = await fetch(`${second.url}/v1/backups`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${op}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ source: pgUrl(benchDb), repository: repoDir, config: { jobs: 1, level: 'best' } }),
+    });
+    expect(post.status).toBe(202);
+    const jobId = ((await post.json()) as { job: JobRecord }).job.id;
+    const poll = async (url: string, id: string, done: (j: JobRecord) => boolean): Promise<JobRecord> => {
+      for (const deadline = Date.now() + 60_000; ; ) {
+        const j = ((await (await fetch(`${url}/v1/jobs/${id}`, { headers: { authorization: `Bearer ${op}` } })).json()) as { job: JobRecord }).job;
+        if (done(j) || Date.now() > deadline) return j;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    expect((await poll(second.url, jobId, (j) => j.state === 'TRANSFERRING' || ended(j))).state).toBe('TRANSFERRING');
+    second.child.kill('SIGKILL');
+    await new Promise((r) => second.child.once('exit', r));
+
+    const third = await start();
+    try {
+      const after = await poll(third.url, jobId, () => true);
+      expect(after.state).toBe('FAILED');
+      expect(after.error?.code).toBe('INTERRUPTED');
+      expect(await repo.listBackupIds()).toEqual([]);
+      expect((await verifyBackups(repo, await repo.listManifests())).problems).toEqual([]);
+      const again = await fetch(`${third.url}/v1/backups`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${op}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ source: pgUrl(benchDb), repository: repoDir, id: 'after-kill' }),
+      });
+      expect(again.status).toBe(202);
+      const id = ((await again.json()) as { job: JobRecord }).job.id;
+      const done = await poll(third.url, id, ended);
+      expect(done.state, JSON.stringify(done.error)).toBe('SUCCESS');
+      expect(await repo.listBackupIds()).toEqual(['after-kill']);
+      await prune(repo);
+      expect((await verifyBackups(repo, await repo.listManifests(), { readData: true })).problems).toEqual([]);
+    } finally {
+      third.child.kill('SIGTERM');
+      await new Promise((r) => third.child.once('exit', r));
+    }
+  }, 180_000);
+});
