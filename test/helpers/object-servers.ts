@@ -132,7 +132,8 @@ export async function startSwift(buckets: string[]): Promise<LocalServer> {
   const dir = await mkdtemp(join(tmpdir(), 'cairn-swift-'));
   const stop = (): void => void spawnSync('bash', [join(SWIFT_DIR, 'stop-swift.sh'), dir, '--purge']);
   for (let attempt = 0; attempt < 8; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 40000);
+    // Below Linux's ephemeral range (32768–60999), where the other test servers' ports come from.
+    const port = 20000 + Math.floor(Math.random() * 12000);
     const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
       const child = spawn('bash', [join(SWIFT_DIR, 'start-swift.sh'), dir, String(port)], {
         env: { ...process.env, SWIFT_BUCKETS: buckets.join(' '), SWIFT_WATCH_PID: String(process.pid), SWIFT_SMOKE: '0' },
@@ -144,7 +145,11 @@ export async function startSwift(buckets: string[]): Promise<LocalServer> {
       child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       child.on('close', (code) => resolve({ code, out, err }));
     });
-    if (r.code === 3) continue; // a port of the range is taken: another range
+    // A port of the range is taken (found before starting, or lost to a race while binding).
+    if (r.code === 3 || (r.code === 5 && /Could not bind/.test(r.err))) {
+      stop();
+      continue;
+    }
     if (r.code !== 0) {
       stop();
       throw new Error(`Swift did not start (exit ${r.code}):\n${r.err.slice(-4000)}`);
