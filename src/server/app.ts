@@ -13,10 +13,13 @@ import type { JobKind, JobState } from '../catalog/types.js';
 import { runBackup } from '../jobs/backup.js';
 import { isTerminal, type JobCenter } from '../jobs/job-center.js';
 import { runRestore } from '../jobs/restore.js';
+import { runCopy } from '../jobs/copy.js';
+import { prune } from '../repo/prune.js';
+import { verifyBackups, verifyFailure } from '../repo/verify.js';
 import { Repository } from '../repo/repository.js';
 import { openSource, openTarget } from '../sources/index.js';
 import { openStorage } from '../storage/index.js';
-import { CreateBackupBody, CreateRestoreBody, describeZodError } from './schemas.js';
+import { CreateBackupBody, CreateCopyBody, CreatePruneBody, CreateRestoreBody, CreateVerifyBody, describeZodError } from './schemas.js';
 import { openApiDocument } from './openapi.js';
 
 export interface AppOptions {
@@ -206,6 +209,76 @@ export function createApp(options: AppOptions): Hono<Env> {
       },
     });
     started('restore');
+    return c.json({ job }, 202);
+  });
+
+  // ---- copy, verify, prune
+  app.post('/v1/copies', async (c) => {
+    const denied = need(c, 'operate');
+    if (denied) return denied;
+    const req = parse(CreateCopyBody, await body(c));
+    const [from, to] = [await openRepo(req.from), await openRepo(req.to)];
+    const backupId = validateBackupId(req.backup);
+    await from.readManifest(backupId);
+    const job = center.start({
+      kind: 'copy',
+      params: { backup: backupId, from: from.location, to: to.location },
+      run: async (ctx) => {
+        const result = await runCopy({
+          from,
+          to,
+          backupId,
+          signal: ctx.signal,
+          onProgress: (p) => ctx.progress({ phase: p.phase, collectionsDone: p.packsDone, collectionsTotal: p.packsTotal, rows: 0, bytes: p.bytesCopied, bytesTotal: p.bytesTotal }),
+        });
+        return { ...result };
+      },
+    });
+    started('copy');
+    return c.json({ job }, 202);
+  });
+
+  app.post('/v1/verifications', async (c) => {
+    const denied = need(c, 'operate');
+    if (denied) return denied;
+    const req = parse(CreateVerifyBody, await body(c));
+    const repo = await openRepo(req.repository);
+    const ids = (req.backups ?? []).map(validateBackupId);
+    const job = center.start({
+      kind: 'verify',
+      params: { repository: repo.location, ...(ids.length ? { backups: ids } : {}), readData: Boolean(req.readData) },
+      run: async (ctx) => {
+        const manifests = ids.length ? await Promise.all(ids.map((id) => repo.readManifest(id, ctx.signal))) : await repo.listManifests(ctx.signal);
+        const lock = await repo.lock(false, 'verify');
+        try {
+          const report = await verifyBackups(repo, manifests, {
+            readData: Boolean(req.readData),
+            signal: ctx.signal,
+            onProgress: (done, total) => ctx.progress({ phase: 'transferring', collectionsDone: done, collectionsTotal: total, rows: 0, bytes: 0 }),
+          });
+          if (report.problems.length > 0) throw verifyFailure(report);
+          return { backups: report.backups, chunks: report.chunks, packs: report.packs, bytesRead: report.bytesRead };
+        } finally {
+          await lock.release();
+        }
+      },
+    });
+    started('verify');
+    return c.json({ job }, 202);
+  });
+
+  app.post('/v1/prunes', async (c) => {
+    const denied = need(c, 'operate');
+    if (denied) return denied;
+    const req = parse(CreatePruneBody, await body(c));
+    const repo = await openRepo(req.repository);
+    const job = center.start({
+      kind: 'prune',
+      exclusiveKey: repo.location,
+      params: { repository: repo.location, dryRun: Boolean(req.dryRun) },
+      run: async (ctx) => ({ ...(await prune(repo, { dryRun: Boolean(req.dryRun), signal: ctx.signal })) }),
+    });
+    started('prune');
     return c.json({ job }, 202);
   });
 

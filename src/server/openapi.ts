@@ -94,6 +94,9 @@ export function openApiDocument(): Record<string, unknown> {
       '/v1/restores': {
         post: { summary: 'start a restore (operator)', requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/CreateRestore' } } } }, responses: { 202: json({ type: 'object', properties: { job } }), ...errors } },
       },
+      '/v1/copies': { post: { summary: 'copy a backup to another repository (operator): { backup, from, to }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
+      '/v1/verifications': { post: { summary: 'verify backups (operator): { repository, backups?, readData? }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
+      '/v1/prunes': { post: { summary: 'prune a repository (operator): { repository, dryRun? }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
       '/v1/jobs': { get: { summary: 'list jobs', parameters: [{ name: 'kind', in: 'query', schema: { type: 'string' } }, { name: 'state', in: 'query', schema: { type: 'string' } }], responses: { 200: json({ type: 'object' }), ...errors } } },
       '/v1/jobs/{id}': { get: { summary: 'one job', parameters: [idPath], responses: { 200: json({ type: 'object', properties: { job } }), ...errors } } },
       '/v1/jobs/{id}/cancel': { post: { summary: 'cancel a job (operator)', parameters: [idPath], responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },

@@ -46,6 +46,12 @@ export const CreateRestoreBody = z
   .refine(noBoth, noBothMessage);
 export type CreateRestoreBody = z.infer<typeof CreateRestoreBody>;
 
+export const CreateCopyBody = z.object({ backup: z.string().min(1), from: z.string().min(1), to: z.string().min(1) }).strict();
+export const CreateVerifyBody = z
+  .object({ repository: z.string().min(1), backups: z.array(z.string().min(1)).optional(), readData: z.boolean().optional() })
+  .strict();
+export const CreatePruneBody = z.object({ repository: z.string().min(1), dryRun: z.boolean().optional() }).strict();
+
 /** One line per problem: `field: message`. */
 export function describeZodError(error: z.ZodError): string {
   return error.issues

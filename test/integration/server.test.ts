@@ -178,6 +178,30 @@ describe.sequential('cairn server', () => {
   }, 120_000);
 });
 
+describe.sequential('copy, verify, delete and prune as jobs', () => {
+  it('copies a backup to another repository, verifies it, deletes it and prunes the space', async () => {
+    const from = newRepo('r-main');
+    const to = newRepo('r-copy');
+    await initRepo('r-copy');
+    const copy = await call('POST', '/v1/copies', tokens.operator, { backup: 'pg-1', from, to });
+    expect(copy.status).toBe(202);
+    const copied = await until(copy.json.job.id, ended);
+    expect(copied.state, JSON.stringify(copied.error)).toBe('SUCCESS');
+    expect(copied.result?.chunksCopied).toBeGreaterThan(0);
+    const verify = await call('POST', '/v1/verifications', tokens.operator, { repository: to, readData: true });
+    const verified = await until(verify.json.job.id, ended);
+    expect(verified.state, JSON.stringify(verified.error)).toBe('SUCCESS');
+    expect(verified.result?.backups).toEqual(['pg-1']);
+    expect((await call('DELETE', `/v1/backups/pg-1?repository=${encodeURIComponent(to)}`, tokens.viewer)).status).toBe(403);
+    expect((await call('DELETE', `/v1/backups/pg-1?repository=${encodeURIComponent(to)}`, tokens.operator)).status).toBe(200);
+    const pruneJob = await call('POST', '/v1/prunes', tokens.operator, { repository: to });
+    const pruned = await until(pruneJob.json.job.id, ended);
+    expect(pruned.state, JSON.stringify(pruned.error)).toBe('SUCCESS');
+    expect(pruned.result?.packsDeleted).toBeGreaterThan(0);
+    expect((await call('POST', '/v1/copies', tokens.operator, { backup: 'nope', from, to })).status).toBe(404);
+  }, 120_000);
+});
+
 describe.sequential('the TypeScript SDK', () => {
   it('backups.create with waitForCompletion returns the final job; a failing job throws JobFailedError; API errors are typed', async () => {
     const cairn = new CairnClient({ url: server.url, token: tokens.operator });
