@@ -1,6 +1,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { CairnError, EXIT_CODES, NotFoundError, UsageError } from '../core/errors.js';
+import { CairnError, EXIT_CODES, NotFoundError, UsageError, type ErrorCode } from '../core/errors.js';
+import type { JobRecord } from '../catalog/types.js';
 import type { BackupManifest, CompressionSettings } from '../core/schemas.js';
 import type { Progress } from '../jobs/progress.js';
 import { CompressionAlgorithmSchema, CompressionLevelSchema } from '../core/schemas.js';
@@ -32,7 +33,13 @@ interface SelectionFlags {
   exclude?: string[];
 }
 
-interface BackupCreateFlags extends CommonOptions, SelectionFlags {
+interface ServerFlags {
+  server?: string;
+  /** false with --no-wait */
+  wait?: boolean;
+}
+
+interface BackupCreateFlags extends CommonOptions, SelectionFlags, ServerFlags {
   source: string;
   id?: string;
   compression?: string;
@@ -42,7 +49,7 @@ interface BackupCreateFlags extends CommonOptions, SelectionFlags {
   rolesWithPasswords?: boolean;
 }
 
-interface RestoreFlags extends CommonOptions, SelectionFlags {
+interface RestoreFlags extends CommonOptions, SelectionFlags, ServerFlags {
   to: string;
   rename?: string[];
   onConflict: 'fail' | 'overwrite';
@@ -243,10 +250,32 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .option('--roles', 'also record the server\'s roles and memberships (PostgreSQL; no password hashes)')
     .option('--roles-with-passwords', 'with --roles: include password hashes')
     .option('--json', 'print the manifest as JSON')
+    .addOption(serverOption())
+    .option('--no-wait', 'with a server: print the job id at once instead of waiting')
     .action(async (opts: BackupCreateFlags) => {
       const selection = selectionFrom(opts);
       const jobs = parseJobs(opts.jobs);
       if (opts.rolesWithPasswords && !opts.roles) throw new UsageError('--roles-with-passwords goes with --roles.');
+      const client = await serverClient(opts);
+      if (client) {
+        if (opts.roles) throw new UsageError('--roles is not available through a server yet: run the backup without --server.');
+        const repo = requireRepoName(opts.repo);
+        const compression = opts.compression || opts.level ? compressionFrom(opts, { algorithm: 'zstd', level: 'default' }) : undefined;
+        const final = await runOnServer(client, io, signal, opts, () =>
+          client.backups.create({
+            source: opts.source,
+            repository: repo,
+            ...(opts.id !== undefined ? { id: opts.id } : {}),
+            ...selection,
+            ...(compression || jobs ? { config: { ...(opts.compression ? { compression: compression?.algorithm } : {}), ...(opts.level ? { level: compression?.level } : {}), ...(jobs ? { jobs } : {}) } } : {}),
+          }),
+        );
+        if (!final) return;
+        const m = (await client.backups.get(String(final.result?.backupId), repo)) as unknown as BackupManifest;
+        if (opts.json) return io.out(JSON.stringify(m, null, 2));
+        return printBackupCreated(io, m, Date.parse(final.createdAt));
+      }
+      if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the backup runs in this process.');
       const source = openSource(opts.source, { roles: Boolean(opts.roles), rolesWithPasswords: Boolean(opts.rolesWithPasswords) });
       const repository = await openRepository(opts.repo);
       const compression = compressionFrom(opts, repository.config.compression);
@@ -268,17 +297,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
         bar.done();
       }
       if (opts.json) return io.out(JSON.stringify(manifest, null, 2));
-      const t = manifest.totals;
-      for (const w of manifest.warnings) io.err(`cairn: warning: ${w}`);
-      io.out(
-        [
-          `Backup ${manifest.id} created in ${formatDuration(Date.now() - started)}.`,
-          `  source       ${manifest.source.location} (${manifest.source.kind} ${manifest.source.serverVersion})`,
-          `  snapshot at  ${manifest.createdAt}`,
-          `  collections  ${t.collections}, ${formatCount(t.rows)} rows`,
-          `  data         ${formatBytes(t.logicalBytes)} logical, ${formatBytes(t.storedBytes)} stored: ${formatBytes(t.newBytes)} new, ${formatBytes(t.reusedBytes)} reused`,
-        ].join('\n'),
-      );
+      printBackupCreated(io, manifest, started);
     });
 
   backup
@@ -376,11 +395,37 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .option('--jobs <n>', 'tables loaded in parallel (default: the number of cores)')
     .option('--roles', 'also restore the roles recorded in the backup (PostgreSQL)')
     .option('--json', 'print JSON')
+    .addOption(serverOption())
+    .option('--no-wait', 'with a server: print the job id at once instead of waiting')
     .action(
       async (id: string, opts: RestoreFlags) => {
         const selection = selectionFrom(opts);
         const jobs = parseJobs(opts.jobs);
         const renames = parseRenames(opts.rename);
+        const client = await serverClient(opts);
+        if (client) {
+          const started = Date.now();
+          const final = await runOnServer(client, io, signal, opts, () =>
+            client.restores.create({
+              backup: id,
+              repository: requireRepoName(opts.repo),
+              target: opts.to,
+              ...selection,
+              ...(renames.size ? { renames: Object.fromEntries(renames) } : {}),
+              onConflict: opts.onConflict,
+              ...(opts.roles ? { roles: true } : {}),
+              ...(jobs ? { jobs } : {}),
+            }),
+          );
+          if (!final) return;
+          const summary = final.result as { backupId: string; target: string; collections: number; rows: number };
+          if (opts.json) return io.out(JSON.stringify(summary, null, 2));
+          return io.out(
+            `Restored backup ${summary.backupId} into ${summary.target} in ${formatDuration(Date.now() - started)}: ` +
+              `${plural(summary.collections, 'collection')}, ${plural(summary.rows, 'row')}.`,
+          );
+        }
+        if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the restore runs in this process.');
         const target = openTarget(opts.to);
         const repository = await openRepository(opts.repo);
         const bar = new ProgressBar('restore', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
@@ -479,6 +524,38 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       );
     });
 
+  const job = program.command('job').description('jobs of a cairn server (--server or CAIRN_SERVER, token in CAIRN_TOKEN)');
+  job
+    .command('list')
+    .description('list jobs, newest first')
+    .addOption(serverOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: ServerFlags & { json?: boolean }) => {
+      const client = await needServer(opts);
+      const jobs = await client.jobs.list();
+      if (opts.json) return io.out(JSON.stringify(jobs, null, 2));
+      if (jobs.length === 0) return io.out('No jobs.');
+      io.out(table(['ID', 'KIND', 'STATE', 'CREATED', 'PROGRESS', 'ERROR'], jobs.map((j) => [j.id, j.kind, j.state, j.createdAt, formatBytes(j.progress.bytes), j.error?.message ?? ''])));
+    });
+  for (const [name, description] of [
+    ['show', 'show one job'],
+    ['wait', 'wait until a job has ended; exits as the job did'],
+    ['cancel', 'cancel a job'],
+  ] as const) {
+    job
+      .command(`${name} <id>`)
+      .description(description)
+      .addOption(serverOption())
+      .option('--json', 'print JSON')
+      .action(async (id: string, opts: ServerFlags & { json?: boolean }) => {
+        const client = await needServer(opts);
+        const record = name === 'show' ? await client.jobs.get(id) : name === 'cancel' ? await client.jobs.cancel(id) : await client.jobs.wait(id, { signal, pollMs: 300 });
+        if (opts.json) io.out(JSON.stringify(record, null, 2));
+        else io.out(`${record.id}  ${record.kind}  ${record.state}${record.error ? `  ${record.error.code}: ${record.error.message}` : ''}`);
+        if (name === 'wait' && record.state !== 'SUCCESS') throw jobError(record);
+      });
+  }
+
   program
     .command('server')
     .description('serve the REST API; jobs run in this process, their records in --data-dir (docs/api.md)')
@@ -554,4 +631,88 @@ function parseListen(value: string): { host: string; port: number } {
   const port = Number(m?.[3]);
   if (!m || !Number.isInteger(port) || port > 65535) throw new UsageError(`Invalid --listen "${value}": write host:port, e.g. 127.0.0.1:8080.`);
   return { host: m[1] || m[2] || '127.0.0.1', port };
+}
+
+function serverOption(): Option {
+  return new Option('--server <url>', 'run through a cairn server instead of in this process (token in CAIRN_TOKEN)').env('CAIRN_SERVER');
+}
+
+async function serverClient(opts: ServerFlags) {
+  if (!opts.server) return undefined;
+  const { CairnClient } = await import('../sdk/index.js');
+  if (!/^https?:\/\//.test(opts.server)) throw new UsageError(`Invalid --server "${opts.server}": give its URL, e.g. http://127.0.0.1:8080.`);
+  return new CairnClient({ url: opts.server, ...(process.env.CAIRN_TOKEN ? { token: process.env.CAIRN_TOKEN } : {}) });
+}
+
+async function needServer(opts: ServerFlags) {
+  const client = await serverClient(opts);
+  if (!client) throw new UsageError('This command talks to a cairn server: pass --server <url> or set CAIRN_SERVER (and CAIRN_TOKEN).');
+  return client;
+}
+
+function requireRepoName(repo: string | undefined): string {
+  if (!repo) throw new UsageError('With --server, name the repository with --repo (a name registered on the server, or a URL it can reach).');
+  return repo;
+}
+
+/** The CLI error for a job that did not succeed: the job's own code, so the exit code matches. */
+function jobError(job: JobRecord): CairnError {
+  const code = job.error?.code;
+  const known = code !== undefined && code in EXIT_CODES ? (code as ErrorCode) : job.state === 'CANCELED' ? 'CANCELLED' : 'INTERNAL';
+  return new CairnError(known, job.error?.message ?? `Job ${job.id} ended ${job.state}.`);
+}
+
+/**
+ * Starts a job on the server; with --no-wait prints its id (or record) and returns undefined,
+ * else waits for it: Ctrl-C cancels the job on the server. A failed job throws its error.
+ */
+async function runOnServer(
+  client: NonNullable<Awaited<ReturnType<typeof serverClient>>>,
+  io: Io,
+  signal: AbortSignal,
+  opts: ServerFlags & { json?: boolean },
+  start: () => Promise<JobRecord>,
+): Promise<JobRecord | undefined> {
+  const { CairnApiError } = await import('../sdk/index.js');
+  let started: JobRecord;
+  try {
+    started = await start();
+  } catch (err) {
+    if (err instanceof CairnApiError) throw apiError(err);
+    throw err;
+  }
+  if (opts.wait === false) {
+    io.out(opts.json ? JSON.stringify(started, null, 2) : started.id);
+    return undefined;
+  }
+  let final: JobRecord;
+  try {
+    final = await client.jobs.wait(started.id, { signal, pollMs: 300 });
+  } catch (err) {
+    if (!signal.aborted) throw err;
+    await client.jobs.cancel(started.id).catch(() => undefined);
+    final = await client.jobs.wait(started.id, { pollMs: 300 });
+  }
+  if (final.state !== 'SUCCESS') throw jobError(final);
+  return final;
+}
+
+function apiError(err: { status: number; code: string; message: string }): CairnError {
+  if (err.code in EXIT_CODES) return new CairnError(err.code as ErrorCode, err.message);
+  if (err.status === 401 || err.status === 403) return new UsageError(`${err.message} (the token comes from CAIRN_TOKEN)`);
+  return new CairnError('INTERNAL', err.message);
+}
+
+function printBackupCreated(io: Io, manifest: BackupManifest, startedMs: number): void {
+  const t = manifest.totals;
+  for (const w of manifest.warnings) io.err(`cairn: warning: ${w}`);
+  io.out(
+    [
+      `Backup ${manifest.id} created in ${formatDuration(Date.now() - startedMs)}.`,
+      `  source       ${manifest.source.location} (${manifest.source.kind} ${manifest.source.serverVersion})`,
+      `  snapshot at  ${manifest.createdAt}`,
+      `  collections  ${t.collections}, ${formatCount(t.rows)} rows`,
+      `  data         ${formatBytes(t.logicalBytes)} logical, ${formatBytes(t.storedBytes)} stored: ${formatBytes(t.newBytes)} new, ${formatBytes(t.reusedBytes)} reused`,
+    ].join('\n'),
+  );
 }

@@ -58,6 +58,18 @@ async function until(jobId: string, done: (j: JobRecord) => boolean, base = () =
 }
 const ended = (j: JobRecord): boolean => ['SUCCESS', 'FAILED', 'CANCELED'].includes(j.state);
 
+/** The CLI in a child process, asynchronously: the server runs in this process and must keep answering. */
+function cli(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CAIRN, ...args], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 function newRepo(name: string): string {
   const dir = join(work, name);
   return dir;
@@ -199,6 +211,34 @@ describe.sequential('copy, verify, delete and prune as jobs', () => {
     expect(pruned.state, JSON.stringify(pruned.error)).toBe('SUCCESS');
     expect(pruned.result?.packsDeleted).toBeGreaterThan(0);
     expect((await call('POST', '/v1/copies', tokens.operator, { backup: 'nope', from, to })).status).toBe(404);
+  }, 120_000);
+});
+
+describe.sequential('the CLI through a server (--server / CAIRN_SERVER)', () => {
+  it('prints the same results as in-process; --no-wait prints the job id; job wait/show; errors keep their exit codes', async () => {
+    const repoDir = newRepo('r-cli');
+    await initRepo('r-cli');
+    const env = { CAIRN_SERVER: server.url, CAIRN_TOKEN: tokens.operator, CAIRN_REPO: '' };
+    const created = await cli(['backup', 'create', '--source', `sqlite://${CHINOOK_SQLITE}`, '--repo', repoDir, '--id', 'cli-1'], { env });
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(/^Backup cli-1 created in .*\n  source .*\n  snapshot at .*\n  collections  11, 15,607 rows/);
+    const queued = await cli(['backup', 'create', '--source', `sqlite://${CHINOOK_SQLITE}`, '--repo', repoDir, '--id', 'cli-2', '--no-wait'], { env });
+    expect(queued.code, queued.stderr).toBe(0);
+    const jobId = queued.stdout.trim();
+    expect(jobId).toMatch(/^backup-[0-9a-f]+$/);
+    const waited = await cli(['job', 'wait', jobId], { env });
+    expect(waited.code, waited.stderr).toBe(0);
+    expect(waited.stdout).toContain('SUCCESS');
+    expect((await cli(['job', 'show', jobId, '--json'], { env })).stdout).toContain('"backupId": "cli-2"');
+    const restored = join(work, 'cli-restored.sqlite');
+    const r = await cli(['restore', 'cli-1', '--repo', repoDir, '--to', `sqlite://${restored}`, '--rename', 'Album=Album2'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Restored backup cli-1 into sqlite:.* 11 collections, 15,607 rows\./);
+    const missing = await cli(['restore', 'nope', '--repo', repoDir, '--to', `sqlite://${restored}`], { env });
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toMatch(/not found/);
+    expect((await cli(['backup', 'create', '--source', `sqlite://${CHINOOK_SQLITE}`, '--repo', repoDir], { env: { ...env, CAIRN_TOKEN: tokens.viewer } })).code).toBe(2);
+    expect((await cli(['backup', 'create', '--source', `sqlite://${CHINOOK_SQLITE}`, '--repo', repoDir, '--no-wait'], { env: { CAIRN_SERVER: '' } })).stderr).toMatch(/--no-wait needs a server/);
   }, 120_000);
 });
 
