@@ -221,7 +221,7 @@ describe.sequential('the CLI through a server (--server / CAIRN_SERVER)', () => 
     const env = { CAIRN_SERVER: server.url, CAIRN_TOKEN: tokens.operator, CAIRN_REPO: '' };
     const created = await cli(['backup', 'create', '--source', `sqlite://${CHINOOK_SQLITE}`, '--repo', repoDir, '--id', 'cli-1'], { env });
     expect(created.code, created.stderr).toBe(0);
-    expect(created.stdout).toMatch(/^Backup cli-1 created in .*\n  source .*\n  snapshot at .*\n  collections  11, 15,607 rows/);
+    expect(created.stdout).toMatch(/^Backup cli-1 created in .*\n {2}source .*\n {2}snapshot at .*\n {2}collections {2}11, 15,607 rows/);
     const queued = await cli(['backup', 'create', '--source', `sqlite://${CHINOOK_SQLITE}`, '--repo', repoDir, '--id', 'cli-2', '--no-wait'], { env });
     expect(queued.code, queued.stderr).toBe(0);
     const jobId = queued.stdout.trim();
