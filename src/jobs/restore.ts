@@ -23,6 +23,8 @@ export interface RestoreOptions {
   roles?: boolean;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+  /** See RestoreOptions.onFinalizing of the targets: the switch-in is about to start. */
+  onFinalizing?: () => void;
 }
 
 export interface RestoreSummary extends RestoreResult {
@@ -62,6 +64,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
       onConflict: options.onConflict ?? 'fail',
       ...(options.jobs !== undefined ? { jobs: options.jobs } : {}),
       ...(options.roles !== undefined ? { roles: options.roles } : {}),
+      ...(options.onFinalizing ? { onFinalizing: options.onFinalizing } : {}),
       signal,
       onProgress: (p) => {
         const prev = perCollection.get(p.collection) ?? { rows: 0, bytes: 0 };

@@ -204,6 +204,7 @@ export function createApp(options: AppOptions): Hono<Env> {
           ...(req.roles !== undefined ? { roles: req.roles } : {}),
           signal: ctx.signal,
           onProgress: ctx.progress,
+          onFinalizing: ctx.finalizing,
         });
         return { ...summary };
       },

@@ -102,6 +102,12 @@ export interface RestoreOptions {
   roles?: boolean;
   signal?: AbortSignal;
   onProgress?: (progress: RestoreProgress) => void;
+  /**
+   * Called just before the point of no return (the staging data is switched in); from then on
+   * the restore is not cancelled. It may throw to stop the restore there (a cancellation that
+   * arrived meanwhile), which leaves the target as it was.
+   */
+  onFinalizing?: () => void;
 }
 
 export interface RestoreResult {

@@ -185,6 +185,7 @@ describe.sequential('cairn server', () => {
     const events = await fetch(`${server.url}/v1/jobs/${r.json.job.id}/events`, { headers: { authorization: `Bearer ${tokens.viewer}` } }).then((x) => x.text());
     const states = [...events.matchAll(/"state":"([A-Z]+)"/g)].map((m) => m[1]);
     expect(states.at(-1)).toBe('SUCCESS');
+    expect(states).toContain('FINALIZING'); // the switch-in, which cannot be cancelled
     expect(psql(target, 'SELECT count(*) FROM public.album2').trim()).toBe('347');
     expect(psql(target, "SELECT to_regclass('public.album') IS NULL").trim()).toBe('t');
   }, 120_000);

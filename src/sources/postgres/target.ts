@@ -371,6 +371,7 @@ export class PostgresTarget implements RestoreTarget {
       }
       await runStep(this.settings, staging, () => analyzeParallel(this.settings, staging, jobs, signal));
       throwIfAborted(signal);
+      options.onFinalizing?.();
       await this.switchIn(staging, target);
       return { collections: plan.collections.length, rows };
     } catch (err) {
@@ -563,6 +564,7 @@ export class PostgresTarget implements RestoreTarget {
 
       // The switch: one short transaction, the only one that locks existing objects.
       throwIfAborted(signal);
+      options.onFinalizing?.();
       await runStep(this.settings, db, async () => {
         await client.query('BEGIN');
         try {

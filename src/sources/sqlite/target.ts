@@ -149,6 +149,7 @@ export class SqliteTarget implements RestoreTarget {
     try {
       rows = await loadStaging(staging, plan, signal, onProgress);
       throwIfAborted(signal);
+      options.onFinalizing?.();
       if (!this.linkIntoPlace(staging)) {
         this.switchIntoExisting(staging, plan, onConflict);
       }
