@@ -1,7 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import Database from '../sources/sqlite/driver.js';
+import { openCatalogDatabase } from './database.js';
 import { TERMINAL_STATES, type JobCatalog, type JobError, type JobFilter, type JobRecord } from './types.js';
 
 const SCHEMA = `
@@ -25,10 +23,7 @@ export class SqliteJobCatalog implements JobCatalog {
   private readonly db: BetterSqlite3.Database;
 
   constructor(file: string) {
-    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('busy_timeout = 5000');
+    this.db = openCatalogDatabase(file);
     this.db.exec(SCHEMA);
   }
 

@@ -1,9 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { UsageError } from '../core/errors.js';
-import Database from '../sources/sqlite/driver.js';
+import { openCatalogDatabase } from './database.js';
 
 /** admin: everything; operator: backup, restore, cancel, delete; viewer: read only. */
 export type Role = 'admin' | 'operator' | 'viewer';
@@ -26,10 +24,7 @@ export class SqliteTokenStore {
   private readonly db: BetterSqlite3.Database;
 
   constructor(file: string) {
-    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('busy_timeout = 5000');
+    this.db = openCatalogDatabase(file);
     this.db.exec(`CREATE TABLE IF NOT EXISTS tokens (
       id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, hash BLOB NOT NULL UNIQUE, created_at TEXT NOT NULL)`);
   }
