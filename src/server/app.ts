@@ -19,12 +19,15 @@ import { verifyBackups, verifyFailure } from '../repo/verify.js';
 import { Repository } from '../repo/repository.js';
 import { openSource, openTarget } from '../sources/index.js';
 import { openStorage } from '../storage/index.js';
-import { CreateBackupBody, CreateCopyBody, CreatePruneBody, CreateRestoreBody, CreateVerifyBody, describeZodError } from './schemas.js';
+import { CreateBackupBody, CreateCopyBody, CreatePruneBody, CreateRestoreBody, CreateVerifyBody, RegisterBody, describeZodError } from './schemas.js';
+import type { RegistrationKind, SqliteRegistry } from '../catalog/registry.js';
 import { openApiDocument } from './openapi.js';
 
 export interface AppOptions {
   center: JobCenter;
   tokens: SqliteTokenStore;
+  /** Sources and repositories registered on the server (checked before resolveRepository). */
+  registry: SqliteRegistry;
   /** A repository name or URL → its location (registered names resolved). */
   resolveRepository: (value: string) => Promise<string>;
 }
@@ -50,7 +53,7 @@ const ALLOWED: Record<Role, ReadonlySet<string>> = {
 type Env = { Variables: { token: TokenInfo } };
 
 export function createApp(options: AppOptions): Hono<Env> {
-  const { center, tokens } = options;
+  const { center, tokens, registry } = options;
   const app = new Hono<Env>();
   const counters = { requests: 0, jobsStarted: new Map<JobKind, number>() };
 
@@ -94,7 +97,16 @@ export function createApp(options: AppOptions): Hono<Env> {
     if (!r.success) throw new UsageError(`Invalid request: ${describeZodError(r.error)}.`);
     return r.data;
   };
-  const openRepo = async (value: string): Promise<Repository> => Repository.open(openStorage(await options.resolveRepository(value)));
+  const isName = (value: string): boolean => /^[a-z0-9][a-z0-9_-]*$/.test(value);
+  const openRepo = async (value: string): Promise<Repository> =>
+    Repository.open(openStorage(registry.url('repository', value) ?? (await options.resolveRepository(value))));
+  /** A registered source's URL (with its secrets, for connecting only), or the URL given. */
+  const sourceUrl = (value: string): string => {
+    if (!isName(value)) return value;
+    const url = registry.url('source', value);
+    if (url === undefined) throw new CairnError('NOT_FOUND', `No source named "${value}" is registered: list them with GET /v1/sources, or give a database URL.`);
+    return url;
+  };
   const started = (kind: JobKind): void => void counters.jobsStarted.set(kind, (counters.jobsStarted.get(kind) ?? 0) + 1);
 
   // ---- backups
@@ -103,7 +115,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     if (denied) return denied;
     const req = parse(CreateBackupBody, await body(c));
     if (req.id !== undefined) validateBackupId(req.id);
-    const source = openSource(req.source); // validates the URL; its location has no secret
+    const source = openSource(sourceUrl(req.source)); // validates the URL; its location has no secret
     const repo = await openRepo(req.repository);
     if (req.id !== undefined && (await repo.hasBackup(req.id))) throw new CairnError('CONFLICT', `Backup "${req.id}" already exists in ${repo.location}; choose another id.`);
     const cores = os.availableParallelism();
@@ -187,7 +199,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     const repo = await openRepo(req.repository);
     const backupId = validateBackupId(req.backup);
     await repo.readManifest(backupId); // 404 before a job exists
-    const target = openTarget(req.target);
+    const target = openTarget(sourceUrl(req.target));
     const job = center.start({
       kind: 'restore',
       exclusiveKey: target.location,
@@ -282,6 +294,35 @@ export function createApp(options: AppOptions): Hono<Env> {
     started('prune');
     return c.json({ job }, 202);
   });
+
+  // ---- registered sources and repositories (their URLs never leave the server)
+  for (const [kind, plural] of [['source', 'sources'], ['repository', 'repositories']] as [RegistrationKind, string][]) {
+    app.post(`/v1/${plural}`, async (c) => {
+      const denied = need(c, 'admin');
+      if (denied) return denied;
+      const req = parse(RegisterBody, await body(c));
+      let location: string;
+      if (kind === 'source') {
+        location = openSource(req.url).location;
+      } else {
+        const resolved = await options.resolveRepository(req.url);
+        location = (await Repository.open(openStorage(resolved))).location; // it must exist: `cairn repo init` first
+        req.url = resolved;
+      }
+      return c.json({ [kind]: registry.add(kind, req.name, req.url, location) }, 201);
+    });
+    app.get(`/v1/${plural}`, (c) => {
+      const denied = need(c, 'read');
+      if (denied) return denied;
+      return c.json({ [plural]: registry.list(kind) });
+    });
+    app.delete(`/v1/${plural}/:name`, (c) => {
+      const denied = need(c, 'admin');
+      if (denied) return denied;
+      registry.remove(kind, c.req.param('name'));
+      return c.json({ removed: c.req.param('name'), note: kind === 'repository' ? 'the repository and its backups are untouched' : 'its backups are kept' });
+    });
+  }
 
   // ---- the job center
   app.get('/v1/jobs', (c) => {

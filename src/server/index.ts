@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { SqliteJobCatalog } from '../catalog/sqlite.js';
 import { SqliteTokenStore } from '../catalog/tokens.js';
+import { SqliteRegistry } from '../catalog/registry.js';
 import { resolveRepository } from '../config/registry.js';
 import { UsageError } from '../core/errors.js';
 import { JobCenter } from '../jobs/job-center.js';
@@ -40,9 +41,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`Invalid port ${port}: give 0–65535.`);
   const catalog = new SqliteJobCatalog(catalogFile(options.dataDir));
   const tokens = new SqliteTokenStore(catalogFile(options.dataDir));
+  const registry = new SqliteRegistry(catalogFile(options.dataDir));
   const center = new JobCenter(catalog);
   const interrupted = center.recoverInterrupted();
-  const app = createApp({ center, tokens, resolveRepository });
+  const app = createApp({ center, tokens, registry, resolveRepository });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>
@@ -71,6 +73,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
       catalog.close();
       tokens.close();
+      registry.close();
     },
   };
 }

@@ -52,6 +52,8 @@ export const CreateVerifyBody = z
   .strict();
 export const CreatePruneBody = z.object({ repository: z.string().min(1), dryRun: z.boolean().optional() }).strict();
 
+export const RegisterBody = z.object({ name: z.string().min(1), url: z.string().min(1) }).strict();
+
 /** One line per problem: `field: message`. */
 export function describeZodError(error: z.ZodError): string {
   return error.issues

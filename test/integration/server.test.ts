@@ -4,7 +4,7 @@
  * a server killed with SIGKILL mid-backup.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -240,6 +240,36 @@ describe.sequential('the CLI through a server (--server / CAIRN_SERVER)', () => 
     expect(missing.stderr).toMatch(/not found/);
     expect((await cli(['backup', 'create', '--source', `sqlite://${CHINOOK_SQLITE}`, '--repo', repoDir], { env: { ...env, CAIRN_TOKEN: tokens.viewer } })).code).toBe(2);
     expect((await cli(['backup', 'create', '--source', `sqlite://${CHINOOK_SQLITE}`, '--repo', repoDir, '--no-wait'], { env: { CAIRN_SERVER: '' } })).stderr).toMatch(/--no-wait needs a server/);
+  }, 120_000);
+});
+
+describe.sequential('registered sources and repositories', () => {
+  it('registers by name (admin only), never shows a source password, backs up by names, and removing keeps the data', async () => {
+    const repoDir = newRepo('r-named');
+    await initRepo('r-named');
+    const secret = 'Reg1stered-S3cret';
+    expect((await call('POST', '/v1/sources', tokens.operator, { name: 'shop', url: pgUrl(chinookDb, 'postgres', secret) })).status).toBe(403);
+    const src = await call('POST', '/v1/sources', tokens.admin, { name: 'shop', url: pgUrl(chinookDb, 'postgres', secret) });
+    expect(src.status).toBe(201);
+    expect(JSON.stringify(src.json)).not.toContain(secret);
+    expect((await call('POST', '/v1/sources', tokens.admin, { name: 'shop', url: pgUrl(chinookDb) })).status).toBe(409);
+    expect((await call('POST', '/v1/sources', tokens.admin, { name: 'Bad Name', url: pgUrl(chinookDb) })).status).toBe(400);
+    expect((await call('POST', '/v1/repositories', tokens.admin, { name: 'nowhere', url: join(work, 'not-initialised') })).status).toBe(404);
+    expect((await call('POST', '/v1/repositories', tokens.admin, { name: 'named', url: repoDir })).status).toBe(201);
+    const listed = await call('GET', '/v1/sources', tokens.viewer);
+    expect(listed.json.sources.map((x: { name: string }) => x.name)).toEqual(['shop']);
+    expect(JSON.stringify(listed.json)).not.toContain(secret);
+    expect(statSync(catalogFile(dataDir)).mode & 0o777).toBe(0o600); // it holds the source's password
+    const b = await call('POST', '/v1/backups', tokens.operator, { source: 'shop', repository: 'named', id: 'by-name' });
+    expect(b.status).toBe(202);
+    const done = await until(b.json.job.id, ended);
+    expect(done.state, JSON.stringify(done.error)).toBe('SUCCESS');
+    expect(JSON.stringify(done)).not.toContain(secret);
+    expect((await call('POST', '/v1/backups', tokens.operator, { source: 'unknown', repository: 'named' })).status).toBe(404);
+    expect((await call('DELETE', '/v1/repositories/named', tokens.admin)).status).toBe(200);
+    expect((await call('DELETE', '/v1/sources/shop', tokens.admin)).status).toBe(200);
+    expect((await call('DELETE', '/v1/sources/shop', tokens.admin)).status).toBe(404);
+    expect(await (await Repository.open(new FileSystemStorage(repoDir))).listBackupIds()).toEqual(['by-name']);
   }, 120_000);
 });
 
