@@ -152,10 +152,16 @@ export function createApp(options: AppOptions): Hono<Env> {
     if (!repository) throw new UsageError('Give the repository: GET /v1/backups?repository=<name or URL>.');
     const repo = await openRepo(repository);
     const source = c.req.query('source');
+    const status = c.req.query('status');
+    const STATUSES = ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'CANCELLING', 'SUCCESS', 'FAILED', 'CANCELED'];
+    if (status !== undefined && !STATUSES.includes(status)) throw new UsageError(`Unknown status "${status}": use one of ${STATUSES.join(', ')}.`);
     const manifests = (await repo.listManifests()).filter((m) => !source || m.source.location === source || m.source.name === source);
-    return c.json({
-      repository: repo.location,
-      backups: manifests.map((m) => ({
+    // Complete backups are in the repository; running, failed and cancelled ones are jobs.
+    const unfinished = center
+      .list({ kind: 'backup', limit: 1000 })
+      .filter((j) => j.state !== 'SUCCESS' && j.params.repository === repo.location && (!source || j.params.source === source))
+      .map((j) => ({ id: typeof j.params.id === 'string' ? j.params.id : null, status: j.state, jobId: j.id, source: { location: j.params.source }, createdAt: j.createdAt, finishedAt: j.finishedAt, error: j.error }));
+    const complete = manifests.map((m) => ({
         id: m.id,
         status: 'SUCCESS',
         type: m.type,
@@ -166,7 +172,10 @@ export function createApp(options: AppOptions): Hono<Env> {
         size: { logicalBytes: m.totals.logicalBytes, storedBytes: m.totals.storedBytes, newBytes: m.totals.newBytes },
         collections: m.totals.collections,
         rows: m.totals.rows,
-      })),
+      }));
+    return c.json({
+      repository: repo.location,
+      backups: [...complete, ...unfinished].filter((b) => status === undefined || b.status === status),
     });
   });
 

@@ -168,6 +168,10 @@ describe.sequential('cairn server', () => {
     const end = await until(first.json.job.id, ended);
     expect(end.state).toBe('CANCELED');
     expect(await repo.listBackupIds()).toEqual([]);
+    const listed = await call('GET', `/v1/backups?repository=${encodeURIComponent(repoDir)}&status=CANCELED`, tokens.viewer);
+    expect(listed.json.backups.map((x: { jobId: string }) => x.jobId)).toEqual([first.json.job.id]);
+    expect((await call('GET', `/v1/backups?repository=${encodeURIComponent(repoDir)}&status=SUCCESS`, tokens.viewer)).json.backups).toEqual([]);
+    expect((await call('GET', `/v1/backups?repository=${encodeURIComponent(repoDir)}&status=nope`, tokens.viewer)).status).toBe(400);
     await prune(repo);
     const dataDir = join(repoDir, 'data');
     const dataFiles = existsSync(dataDir) ? readdirSync(dataDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()) : [];
