@@ -8,6 +8,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   kind TEXT NOT NULL,
   state TEXT NOT NULL,
   key TEXT,
+  owner TEXT NOT NULL DEFAULT '',
   created_at TEXT NOT NULL,
   record TEXT NOT NULL
 );
@@ -27,22 +28,26 @@ export class SqliteJobCatalog implements JobCatalog {
     this.db.exec(SCHEMA);
   }
 
-  insert(job: JobRecord): void {
+  async insert(job: JobRecord, owner: string): Promise<void> {
     this.db
-      .prepare('INSERT INTO jobs (id, kind, state, key, created_at, record) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(job.id, job.kind, job.state, job.key, job.createdAt, JSON.stringify(job));
+      .prepare('INSERT INTO jobs (id, kind, state, key, owner, created_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(job.id, job.kind, job.state, job.key, owner, job.createdAt, JSON.stringify(job));
   }
 
-  update(job: JobRecord): void {
+  async update(job: JobRecord): Promise<void> {
+    this.updateNow(job);
+  }
+
+  private updateNow(job: JobRecord): void {
     this.db.prepare('UPDATE jobs SET state = ?, record = ? WHERE id = ?').run(job.state, JSON.stringify(job), job.id);
   }
 
-  get(id: string): JobRecord | undefined {
+  async get(id: string): Promise<JobRecord | undefined> {
     const row = this.db.prepare('SELECT record FROM jobs WHERE id = ?').get(id) as { record: string } | undefined;
     return row ? (JSON.parse(row.record) as JobRecord) : undefined;
   }
 
-  list(filter: JobFilter = {}): JobRecord[] {
+  async list(filter: JobFilter = {}): Promise<JobRecord[]> {
     const where: string[] = [];
     const args: unknown[] = [];
     for (const [column, value] of [['kind', filter.kind], ['state', filter.state], ['key', filter.key]] as const) {
@@ -55,19 +60,19 @@ export class SqliteJobCatalog implements JobCatalog {
     return (this.db.prepare(sql).all(...args) as { record: string }[]).map((r) => JSON.parse(r.record) as JobRecord);
   }
 
-  failUnfinished(error: JobError, at: string): number {
+  async failUnfinished(owner: string, error: JobError, at: string): Promise<number> {
     const terminal = [...TERMINAL_STATES];
     const rows = this.db
-      .prepare(`SELECT record FROM jobs WHERE state NOT IN (${terminal.map(() => '?').join(', ')})`)
-      .all(...terminal) as { record: string }[];
+      .prepare(`SELECT record FROM jobs WHERE owner = ? AND state NOT IN (${terminal.map(() => '?').join(', ')})`)
+      .all(owner, ...terminal) as { record: string }[];
     const fail = this.db.transaction((jobs: JobRecord[]) => {
-      for (const job of jobs) this.update({ ...job, state: 'FAILED', error, updatedAt: at, finishedAt: at });
+      for (const job of jobs) this.updateNow({ ...job, state: 'FAILED', error, updatedAt: at, finishedAt: at });
     });
     fail(rows.map((r) => JSON.parse(r.record) as JobRecord));
     return rows.length;
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.db.close();
   }
 }

@@ -58,14 +58,18 @@ export interface JobFilter {
   limit?: number;
 }
 
-/** Where job records live: an embedded SQLite file by default. */
+/**
+ * Where job records live: an embedded SQLite file by default, PostgreSQL for shared deployments.
+ * `owner` names the server that runs a job, so that a server starting up fails only the jobs it
+ * left running itself, not those of another replica sharing the catalog.
+ */
 export interface JobCatalog {
-  insert(job: JobRecord): void;
-  update(job: JobRecord): void;
-  get(id: string): JobRecord | undefined;
+  insert(job: JobRecord, owner: string): Promise<void>;
+  update(job: JobRecord): Promise<void>;
+  get(id: string): Promise<JobRecord | undefined>;
   /** Newest first. */
-  list(filter?: JobFilter): JobRecord[];
-  /** Every job not in a terminal state becomes FAILED with `error`; returns how many. */
-  failUnfinished(error: JobError, at: string): number;
-  close(): void;
+  list(filter?: JobFilter): Promise<JobRecord[]>;
+  /** Every job of `owner` not in a terminal state becomes FAILED with `error`; returns how many. */
+  failUnfinished(owner: string, error: JobError, at: string): Promise<number>;
+  close(): Promise<void>;
 }

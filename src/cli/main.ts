@@ -561,10 +561,17 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .description('serve the REST API; jobs run in this process, their records in --data-dir (docs/api.md)')
     .option('--listen <host:port>', 'address to listen on; 0.0.0.0 to accept other machines', '127.0.0.1:8080')
     .option('--data-dir <dir>', 'catalog folder (default: $CAIRN_DATA_DIR, else ~/.local/share/cairn)')
-    .action(async (opts: { listen: string; dataDir?: string }) => {
+    .addOption(new Option('--catalog <postgres-url>', 'keep job records in PostgreSQL, shared by several servers (default: SQLite in --data-dir)').env('CAIRN_CATALOG'))
+    .action(async (opts: { listen: string; dataDir?: string; catalog?: string }) => {
       const { host, port } = parseListen(opts.listen);
       const { defaultDataDir, startServer } = await import('../server/index.js');
-      const server = await startServer({ dataDir: opts.dataDir ?? defaultDataDir(), host, port, log: (line) => io.err(line) });
+      const server = await startServer({
+        dataDir: opts.dataDir ?? defaultDataDir(),
+        ...(opts.catalog ? { catalogUrl: opts.catalog } : {}),
+        host,
+        port,
+        log: (line) => io.err(line),
+      });
       await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
       await server.close();
     });

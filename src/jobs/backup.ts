@@ -21,6 +21,8 @@ export interface BackupOptions {
   selection?: Selection;
   /** Defaults to the repository's configured compression. */
   compression?: CompressionSettings;
+  /** Target size of this backup's packs in bytes (default: the repository's). */
+  packSize?: number;
   type?: BackupType;
   expiresAt?: Date | null;
   /** Collections read at once, when the source allows it (default: the number of cores). */
@@ -62,7 +64,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
       const id = options.id ?? (await uniqueId(repo, generateBackupId(source.name, createdAt)));
       const collections = await snapshot.listCollections();
       pool = new CompressionPool({ workers: options.compressionWorkers ?? defaultCompressionWorkers() });
-      const writer = new ChunkWriter(repo.storage, index, { packSize: repo.config.packSize, compression, pool, signal });
+      const writer = new ChunkWriter(repo.storage, index, { packSize: options.packSize ?? repo.config.packSize, compression, pool, signal });
       discardOnFailure = writer;
       let rows = 0;
       let bytes = 0;

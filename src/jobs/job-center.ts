@@ -34,12 +34,16 @@ export type JobListener = (job: JobRecord) => void;
 
 export interface JobCenterOptions {
   now?: () => Date;
+  /** Which server runs the jobs (catalogs shared by replicas keep each one's jobs apart). */
+  owner?: string;
   /** Minimum time between two catalog writes of a job's progress (default 1 s). */
   persistEveryMs?: number;
 }
 
 interface Active {
   record: JobRecord;
+  /** Catalog writes of this job, in order. */
+  writes: Promise<void>;
   controller: AbortController;
   done: Promise<JobRecord>;
   listeners: Set<JobListener>;
@@ -51,6 +55,7 @@ export class JobCenter {
   private readonly active = new Map<string, Active>();
   private readonly now: () => Date;
   private readonly persistEveryMs: number;
+  private readonly owner: string;
 
   constructor(
     private readonly catalog: JobCatalog,
@@ -58,21 +63,23 @@ export class JobCenter {
   ) {
     this.now = options.now ?? (() => new Date());
     this.persistEveryMs = options.persistEveryMs ?? 1000;
+    this.owner = options.owner ?? '';
   }
 
   /**
    * Marks the jobs a previous process left running as FAILED ("interrupted"); their partial
    * data is unreferenced and left for prune. Call once at start-up, before starting jobs.
    */
-  recoverInterrupted(): number {
+  recoverInterrupted(): Promise<number> {
     return this.catalog.failUnfinished(
+      this.owner,
       { code: 'INTERRUPTED', message: 'interrupted: the server stopped while the job was running; its partial data is removed by prune' },
       this.now().toISOString(),
     );
   }
 
-  /** Starts a job and returns its STARTED record at once. */
-  start(request: StartJob): JobRecord {
+  /** Starts a job and returns its STARTED record at once (once it is in the catalog). */
+  async start(request: StartJob): Promise<JobRecord> {
     if (request.exclusiveKey !== undefined) {
       for (const a of this.active.values()) {
         if (a.record.kind === request.kind && a.record.key === request.exclusiveKey) {
@@ -96,32 +103,38 @@ export class JobCenter {
       updatedAt: at,
       finishedAt: null,
     };
-    this.catalog.insert(record);
     const controller = new AbortController();
-    const active: Active = { record, controller, listeners: new Set(), startedMs: Date.now(), persistedMs: 0, done: Promise.resolve(record) };
+    const active: Active = { record, controller, listeners: new Set(), startedMs: Date.now(), persistedMs: 0, done: Promise.resolve(record), writes: Promise.resolve() };
+    // Registered before the insert so that a concurrent start of the same key is refused.
     this.active.set(record.id, active);
+    try {
+      await this.catalog.insert(record, this.owner);
+    } catch (err) {
+      this.active.delete(record.id);
+      throw err;
+    }
     active.done = this.execute(active, request.run);
     return structuredClone(record);
   }
 
-  get(id: string): JobRecord {
+  async get(id: string): Promise<JobRecord> {
     const a = this.active.get(id);
     if (a) return structuredClone(a.record);
-    const r = this.catalog.get(id);
+    const r = await this.catalog.get(id);
     if (!r) throw new NotFoundError(`Job "${id}" not found. List jobs with GET /v1/jobs or \`cairn job list\`.`);
     return r;
   }
 
-  list(filter: Parameters<JobCatalog['list']>[0] = {}): JobRecord[] {
+  async list(filter: Parameters<JobCatalog['list']>[0] = {}): Promise<JobRecord[]> {
     // Active jobs' in-memory records are fresher than their last persisted progress.
-    return this.catalog.list(filter).map((r) => (this.active.has(r.id) ? structuredClone((this.active.get(r.id) as Active).record) : r));
+    return (await this.catalog.list(filter)).map((r) => (this.active.has(r.id) ? structuredClone((this.active.get(r.id) as Active).record) : r));
   }
 
   /** Requests cancellation; the job goes CANCELLING, then CANCELED when it has stopped. */
-  cancel(id: string): JobRecord {
+  async cancel(id: string): Promise<JobRecord> {
     const a = this.active.get(id);
     if (!a) {
-      const r = this.get(id); // NotFoundError when unknown
+      const r = await this.get(id); // NotFoundError when unknown
       throw new ConflictError(`Job ${id} has already ended (${r.state}); there is nothing to cancel.`);
     }
     if (a.record.state === 'FINALIZING') {
@@ -179,6 +192,9 @@ export class JobCenter {
         this.finish(a, 'FAILED', { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) });
       }
     }
+    // The final record is in the catalog before the job leaves memory (and before wait() answers).
+    await a.writes;
+    this.active.delete(a.record.id);
     return a.record;
   }
 
@@ -217,13 +233,17 @@ export class JobCenter {
     a.record.error = error;
     a.record.finishedAt = this.now().toISOString();
     this.transition(a, state);
-    this.active.delete(a.record.id);
     a.listeners.clear();
   }
 
+  /** Queues a write of the record as it is now; writes of one job land in order. */
   private persist(a: Active): void {
     a.persistedMs = Date.now();
-    this.catalog.update(a.record);
+    const snapshot = structuredClone(a.record);
+    a.writes = a.writes.then(
+      () => this.catalog.update(snapshot),
+      () => this.catalog.update(snapshot),
+    ).catch(() => undefined); // a lost progress write is not worth failing the job; the final one is retried by the next
   }
 
   private notify(a: Active): void {

@@ -24,7 +24,7 @@ export interface CreateBackupRequest {
   id?: string;
   include?: string[];
   exclude?: string[];
-  config?: { compression?: 'zstd' | 'gzip' | 'none'; level?: 'fastest' | 'default' | 'best'; jobs?: number; cpuPercentage?: number };
+  config?: { compression?: 'zstd' | 'gzip' | 'none'; level?: 'fastest' | 'default' | 'best'; jobs?: number; cpuPercentage?: number; packSizeMiB?: number };
 }
 
 export interface CreateRestoreRequest {

@@ -123,7 +123,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     const compression = req.config?.compression || req.config?.level
       ? { algorithm: req.config.compression ?? repo.config.compression.algorithm, level: req.config.level ?? repo.config.compression.level }
       : undefined;
-    const job = center.start({
+    const job = await center.start({
       kind: 'backup',
       exclusiveKey: source.location,
       params: { source: source.location, repository: repo.location, ...(req.id ? { id: req.id } : {}), ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.config ? { config: req.config } : {}) },
@@ -135,6 +135,7 @@ export function createApp(options: AppOptions): Hono<Env> {
           selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
           ...(compression ? { compression } : {}),
           ...(jobs ? { jobs } : {}),
+          ...(req.config?.packSizeMiB ? { packSize: req.config.packSizeMiB * 1024 * 1024 } : {}),
           signal: ctx.signal,
           onProgress: ctx.progress,
         });
@@ -157,8 +158,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     if (status !== undefined && !STATUSES.includes(status)) throw new UsageError(`Unknown status "${status}": use one of ${STATUSES.join(', ')}.`);
     const manifests = (await repo.listManifests()).filter((m) => !source || m.source.location === source || m.source.name === source);
     // Complete backups are in the repository; running, failed and cancelled ones are jobs.
-    const unfinished = center
-      .list({ kind: 'backup', limit: 1000 })
+    const unfinished = (await center.list({ kind: 'backup', limit: 1000 }))
       .filter((j) => j.state !== 'SUCCESS' && j.params.repository === repo.location && (!source || j.params.source === source))
       .map((j) => ({ id: typeof j.params.id === 'string' ? j.params.id : null, status: j.state, jobId: j.id, source: { location: j.params.source }, createdAt: j.createdAt, finishedAt: j.finishedAt, error: j.error }));
     const complete = manifests.map((m) => ({
@@ -209,7 +209,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     const backupId = validateBackupId(req.backup);
     await repo.readManifest(backupId); // 404 before a job exists
     const target = openTarget(sourceUrl(req.target));
-    const job = center.start({
+    const job = await center.start({
       kind: 'restore',
       exclusiveKey: target.location,
       params: { backup: backupId, repository: repo.location, target: target.location, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.renames ? { renames: req.renames } : {}), onConflict: req.onConflict ?? 'fail' },
@@ -242,7 +242,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     const [from, to] = [await openRepo(req.from), await openRepo(req.to)];
     const backupId = validateBackupId(req.backup);
     await from.readManifest(backupId);
-    const job = center.start({
+    const job = await center.start({
       kind: 'copy',
       params: { backup: backupId, from: from.location, to: to.location },
       run: async (ctx) => {
@@ -266,7 +266,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     const req = parse(CreateVerifyBody, await body(c));
     const repo = await openRepo(req.repository);
     const ids = (req.backups ?? []).map(validateBackupId);
-    const job = center.start({
+    const job = await center.start({
       kind: 'verify',
       params: { repository: repo.location, ...(ids.length ? { backups: ids } : {}), readData: Boolean(req.readData) },
       run: async (ctx) => {
@@ -294,7 +294,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     if (denied) return denied;
     const req = parse(CreatePruneBody, await body(c));
     const repo = await openRepo(req.repository);
-    const job = center.start({
+    const job = await center.start({
       kind: 'prune',
       exclusiveKey: repo.location,
       params: { repository: repo.location, dryRun: Boolean(req.dryRun) },
@@ -334,27 +334,27 @@ export function createApp(options: AppOptions): Hono<Env> {
   }
 
   // ---- the job center
-  app.get('/v1/jobs', (c) => {
+  app.get('/v1/jobs', async (c) => {
     const denied = need(c, 'read');
     if (denied) return denied;
     const kind = c.req.query('kind') as JobKind | undefined;
     const state = c.req.query('state') as JobState | undefined;
-    return c.json({ jobs: center.list({ ...(kind ? { kind } : {}), ...(state ? { state } : {}) }) });
+    return c.json({ jobs: await center.list({ ...(kind ? { kind } : {}), ...(state ? { state } : {}) }) });
   });
-  app.get('/v1/jobs/:id', (c) => {
+  app.get('/v1/jobs/:id', async (c) => {
     const denied = need(c, 'read');
     if (denied) return denied;
-    return c.json({ job: center.get(c.req.param('id')) });
+    return c.json({ job: await center.get(c.req.param('id')) });
   });
-  app.post('/v1/jobs/:id/cancel', (c) => {
+  app.post('/v1/jobs/:id/cancel', async (c) => {
     const denied = need(c, 'operate');
     if (denied) return denied;
-    return c.json({ job: center.cancel(c.req.param('id')) }, 202);
+    return c.json({ job: await center.cancel(c.req.param('id')) }, 202);
   });
-  app.get('/v1/jobs/:id/events', (c) => {
+  app.get('/v1/jobs/:id/events', async (c) => {
     const denied = need(c, 'read');
     if (denied) return denied;
-    const first = center.get(c.req.param('id'));
+    const first = await center.get(c.req.param('id'));
     return streamSSE(c, async (stream) => {
       await stream.writeSSE({ event: 'job', data: JSON.stringify(first) });
       if (isTerminal(first.state)) return;
@@ -373,18 +373,19 @@ export function createApp(options: AppOptions): Hono<Env> {
           resolve();
         });
         // It may have ended between get() and watch().
-        const now = center.get(first.id);
-        if (isTerminal(now.state)) {
+        void center.get(first.id).then((now) => {
+          if (!isTerminal(now.state)) return;
+          stop();
           writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(now) }));
           resolve();
-        }
+        }, resolve);
       });
       await writes;
     });
   });
 
-  app.get('/metrics', (c) => {
-    const jobs = center.list({ limit: 10_000 });
+  app.get('/metrics', async (c) => {
+    const jobs = await center.list({ limit: 10_000 });
     const byState = new Map<string, number>();
     for (const j of jobs) byState.set(`${j.kind}|${j.state}`, (byState.get(`${j.kind}|${j.state}`) ?? 0) + 1);
     const lines = [

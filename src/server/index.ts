@@ -3,6 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { SqliteJobCatalog } from '../catalog/sqlite.js';
+import { PostgresJobCatalog } from '../catalog/postgres.js';
+import type { JobCatalog } from '../catalog/types.js';
+import fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { SqliteTokenStore } from '../catalog/tokens.js';
 import { SqliteRegistry } from '../catalog/registry.js';
 import { resolveRepository } from '../config/registry.js';
@@ -19,8 +23,27 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export const catalogFile = (dataDir: string): string => path.join(dataDir, 'catalog.db');
 
+/**
+ * This server's identity in the job catalog: the host name and an id kept in the data
+ * directory, so that after a restart it recognises the jobs it left running (and only those).
+ */
+export function serverId(dataDir: string): string {
+  const file = path.join(dataDir, 'server-id');
+  let id: string;
+  try {
+    id = fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    id = randomBytes(8).toString('hex');
+    fs.writeFileSync(file, `${id}\n`, { mode: 0o600 });
+  }
+  return `${os.hostname()}/${id}`;
+}
+
 export interface ServerOptions {
   dataDir: string;
+  /** postgres://… for a job catalog shared by several servers; default: SQLite in dataDir. */
+  catalogUrl?: string;
   /** Default 127.0.0.1: the API is reachable from elsewhere only when asked. */
   host?: string;
   /** 0 picks a free port. */
@@ -39,11 +62,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8080;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`Invalid port ${port}: give 0–65535.`);
-  const catalog = new SqliteJobCatalog(catalogFile(options.dataDir));
+  const catalog: JobCatalog = options.catalogUrl ? await PostgresJobCatalog.open(options.catalogUrl) : new SqliteJobCatalog(catalogFile(options.dataDir));
   const tokens = new SqliteTokenStore(catalogFile(options.dataDir));
   const registry = new SqliteRegistry(catalogFile(options.dataDir));
-  const center = new JobCenter(catalog);
-  const interrupted = center.recoverInterrupted();
+  const center = new JobCenter(catalog, { owner: serverId(options.dataDir) });
+  const interrupted = await center.recoverInterrupted();
   const app = createApp({ center, tokens, registry, resolveRepository });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
@@ -53,25 +76,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-  options.log?.(`cairn server listening on ${url} (data in ${options.dataDir})${interrupted ? `; ${interrupted} interrupted job(s) marked FAILED` : ''}`);
+  const where = catalog instanceof PostgresJobCatalog ? `jobs in ${catalog.location}, ` : '';
+  options.log?.(`cairn server listening on ${url} (${where}data in ${options.dataDir})${interrupted ? `; ${interrupted} interrupted job(s) marked FAILED` : ''}`);
   return {
     url,
     interrupted,
     async close() {
-      for (const id of center.activeIds()) {
-        try {
-          center.cancel(id);
-        } catch {
-          /* finalizing: let it end */
-        }
-      }
+      for (const id of center.activeIds()) await center.cancel(id).catch(() => undefined); // finalizing: let it end
       await Promise.allSettled(center.activeIds().map((id) => center.wait(id)));
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         // Event streams stay open until their job ends: do not wait for them.
         (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
-      catalog.close();
+      await catalog.close();
       tokens.close();
       registry.close();
     },

@@ -57,6 +57,7 @@ export function openApiDocument(): Record<string, unknown> {
                 level: { enum: ['fastest', 'default', 'best'] },
                 jobs: { type: 'integer', minimum: 1 },
                 cpuPercentage: { type: 'integer', minimum: 1, maximum: 80 },
+                packSizeMiB: { type: 'integer', minimum: 1, maximum: 1024 },
               },
             },
           },

@@ -22,6 +22,8 @@ export const CreateBackupBody = z
         jobs: z.number().int().min(1).max(64).optional(),
         /** A share of the machine's cores, 1–80 %: an alternative to jobs. */
         cpuPercentage: z.number().int().min(1).max(80).optional(),
+        /** Target pack size in MiB (default: the repository's). */
+        packSizeMiB: z.number().int().min(1).max(1024).optional(),
       })
       .strict()
       .refine((c) => !(c.jobs !== undefined && c.cpuPercentage !== undefined), { message: 'give "jobs" or "cpuPercentage", not both' })

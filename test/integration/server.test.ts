@@ -138,7 +138,7 @@ describe.sequential('cairn server', () => {
     const a = await call('POST', '/v1/backups', tokens.operator, { source: `sqlite://${CHINOOK_SQLITE}`, repository: repoDir, id: 'sqlite-1' });
     expect(a.status).toBe(202);
     expect(a.json.job.state).toBe('STARTED');
-    const b = await call('POST', '/v1/backups', tokens.admin, { source: pgUrl(chinookDb, 'postgres', 'S3cret-pw'), repository: repoDir, id: 'pg-1', config: { compression: 'zstd', level: 'fastest', jobs: 2 } });
+    const b = await call('POST', '/v1/backups', tokens.admin, { source: pgUrl(chinookDb, 'postgres', 'S3cret-pw'), repository: repoDir, id: 'pg-1', config: { compression: 'zstd', level: 'fastest', jobs: 2, packSizeMiB: 1 } });
     expect(b.status).toBe(202);
     expect(JSON.stringify(b.json)).not.toContain('S3cret-pw');
     const [ja, jb] = await Promise.all([until(a.json.job.id, ended), until(b.json.job.id, ended)]);

@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, SourceError } from '../../src/core/errors.js';
 import { SqliteJobCatalog } from '../../src/catalog/sqlite.js';
+import { PostgresJobCatalog } from '../../src/catalog/postgres.js';
+import { createDatabase, dropDatabase, ensurePostgres, pgUrl } from '../helpers/postgres.js';
 import { runBackup } from '../../src/jobs/backup.js';
 import { JobCenter, type JobContext } from '../../src/jobs/job-center.js';
 import { Repository } from '../../src/repo/repository.js';
@@ -36,12 +38,12 @@ describe('JobCenter', () => {
   it('answers STARTED at once, then moves through TRANSFERRING and TRANSFERRED to SUCCESS', async () => {
     const center = new JobCenter(new SqliteJobCatalog(catalogFile()), { persistEveryMs: 0 });
     const g = gate();
-    const started = center.start({ kind: 'backup', exclusiveKey: 'sqlite:///a.db', params: { source: 'sqlite:///a.db' }, run: g.run });
+    const started = await center.start({ kind: 'backup', exclusiveKey: 'sqlite:///a.db', params: { source: 'sqlite:///a.db' }, run: g.run });
     expect(started.state).toBe('STARTED');
     const seen: string[] = [];
     center.watch(started.id, (j) => seen.push(j.state));
     await new Promise((r) => setTimeout(r, 20));
-    const running = center.get(started.id);
+    const running = await center.get(started.id);
     expect(running.state).toBe('TRANSFERRING');
     expect(running.progress).toMatchObject({ bytes: 1000, bytesTotal: 4000, rows: 10, collectionsTotal: 2 });
     expect(running.progress.etaSeconds).toBeGreaterThanOrEqual(0);
@@ -52,48 +54,43 @@ describe('JobCenter', () => {
     expect(done.finishedAt).not.toBeNull();
     expect(seen).toContain('TRANSFERRED');
     expect(seen.at(-1)).toBe('SUCCESS');
-    expect(center.list({ kind: 'backup' }).map((j) => j.id)).toEqual([started.id]);
+    expect((await center.list({ kind: 'backup' })).map((j) => j.id)).toEqual([started.id]);
   });
 
   it('refuses a second active backup of one source, naming the running job', async () => {
     const center = new JobCenter(new SqliteJobCatalog(catalogFile()));
     const g = gate();
-    const first = center.start({ kind: 'backup', exclusiveKey: 'postgres://h/db', params: {}, run: g.run });
-    let err: unknown;
-    try {
-      center.start({ kind: 'backup', exclusiveKey: 'postgres://h/db', params: {}, run: g.run });
-    } catch (e) {
-      err = e;
-    }
+    const first = await center.start({ kind: 'backup', exclusiveKey: 'postgres://h/db', params: {}, run: g.run });
+    const err = await center.start({ kind: 'backup', exclusiveKey: 'postgres://h/db', params: {}, run: g.run }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConflictError);
     expect((err as Error).message).toContain(first.id);
     // another source is fine
-    const other = center.start({ kind: 'backup', exclusiveKey: 'postgres://h/other', params: {}, run: async () => ({}) });
+    const other = await center.start({ kind: 'backup', exclusiveKey: 'postgres://h/other', params: {}, run: async () => ({}) });
     expect((await center.wait(other.id)).state).toBe('SUCCESS');
     g.release();
     await center.wait(first.id);
     // once it has ended, the source can be backed up again
-    const again = center.start({ kind: 'backup', exclusiveKey: 'postgres://h/db', params: {}, run: async () => ({}) });
+    const again = await center.start({ kind: 'backup', exclusiveKey: 'postgres://h/db', params: {}, run: async () => ({}) });
     expect((await center.wait(again.id)).state).toBe('SUCCESS');
   });
 
   it('cancels: CANCELLING, then CANCELED; an ended job cannot be cancelled; unknown ids are NotFound', async () => {
     const center = new JobCenter(new SqliteJobCatalog(catalogFile()));
     const g = gate();
-    const job = center.start({ kind: 'restore', params: {}, run: g.run });
+    const job = await center.start({ kind: 'restore', params: {}, run: g.run });
     await new Promise((r) => setTimeout(r, 10));
-    expect(center.cancel(job.id).state).toBe('CANCELLING');
+    expect((await center.cancel(job.id)).state).toBe('CANCELLING');
     const end = await center.wait(job.id);
     expect(end.state).toBe('CANCELED');
     expect(end.error?.code).toBe('CANCELLED');
-    expect(() => center.cancel(job.id)).toThrow(ConflictError);
-    expect(() => center.get('nope')).toThrow(NotFoundError);
+    await expect(center.cancel(job.id)).rejects.toThrow(ConflictError);
+    await expect(center.get('nope')).rejects.toThrow(NotFoundError);
   });
 
   it('does not cancel a job that is finalizing', async () => {
     const center = new JobCenter(new SqliteJobCatalog(catalogFile()));
     let proceed!: () => void;
-    const job = center.start({
+    const job = await center.start({
       kind: 'restore',
       params: {},
       run: async (ctx) => {
@@ -103,15 +100,15 @@ describe('JobCenter', () => {
       },
     });
     await new Promise((r) => setTimeout(r, 10));
-    expect(center.get(job.id).state).toBe('FINALIZING');
-    expect(() => center.cancel(job.id)).toThrow(/finalizing/);
+    expect((await center.get(job.id)).state).toBe('FINALIZING');
+    await expect(center.cancel(job.id)).rejects.toThrow(/finalizing/);
     proceed();
     expect((await center.wait(job.id)).state).toBe('SUCCESS');
   });
 
   it('records a failure with its code and message', async () => {
     const center = new JobCenter(new SqliteJobCatalog(catalogFile()));
-    const job = center.start({ kind: 'backup', params: {}, run: async () => Promise.reject(new SourceError('PostgreSQL is not reachable at h:5432.')) });
+    const job = await center.start({ kind: 'backup', params: {}, run: async () => Promise.reject(new SourceError('PostgreSQL is not reachable at h:5432.')) });
     const end = await center.wait(job.id);
     expect(end).toMatchObject({ state: 'FAILED', error: { code: 'SOURCE', message: 'PostgreSQL is not reachable at h:5432.' } });
   });
@@ -119,16 +116,16 @@ describe('JobCenter', () => {
   it('after a restart, jobs that were running read FAILED (interrupted); ended ones are kept as they were', async () => {
     const file = catalogFile();
     const before = new JobCenter(new SqliteJobCatalog(file));
-    const ended = before.start({ kind: 'verify', params: {}, run: async () => ({ fine: 1 }) });
+    const ended = await before.start({ kind: 'verify', params: {}, run: async () => ({ fine: 1 }) });
     await before.wait(ended.id);
-    const running = before.start({ kind: 'backup', exclusiveKey: 's', params: { source: 's' }, run: gate().run });
+    const running = await before.start({ kind: 'backup', exclusiveKey: 's', params: { source: 's' }, run: gate().run });
     await new Promise((r) => setTimeout(r, 10));
     // a new process opens the same catalog (the old one "died")
     const after = new JobCenter(new SqliteJobCatalog(file));
-    expect(after.recoverInterrupted()).toBe(1);
-    expect(after.get(running.id)).toMatchObject({ state: 'FAILED', error: { code: 'INTERRUPTED' } });
-    expect(after.get(running.id).error?.message).toMatch(/interrupted/);
-    expect(after.get(ended.id)).toMatchObject({ state: 'SUCCESS', result: { fine: 1 } });
+    expect(await after.recoverInterrupted()).toBe(1);
+    expect(await after.get(running.id)).toMatchObject({ state: 'FAILED', error: { code: 'INTERRUPTED' } });
+    expect((await after.get(running.id)).error?.message).toMatch(/interrupted/);
+    expect(await after.get(ended.id)).toMatchObject({ state: 'SUCCESS', result: { fine: 1 } });
   });
 
   it('runs a real backup as a job, with progress, into a repository', async () => {
@@ -136,7 +133,7 @@ describe('JobCenter', () => {
     const repo = await Repository.init(new FileSystemStorage(join(dir, 'repo')));
     const chinook = fileURLToPath(new URL('../../fixtures/chinook/chinook.sqlite', import.meta.url));
     const states: string[] = [];
-    const job = center.start({
+    const job = await center.start({
       kind: 'backup',
       exclusiveKey: `sqlite://${chinook}`,
       params: { source: `sqlite://${chinook}` },
@@ -151,5 +148,52 @@ describe('JobCenter', () => {
     expect(states).toEqual(expect.arrayContaining(['TRANSFERRING', 'TRANSFERRED', 'SUCCESS']));
     expect(end.progress.rows).toBeGreaterThan(15000);
     expect(await repo.hasBackup(end.result?.backupId as string)).toBe(true);
+  });
+});
+
+describe.sequential('JobCenter on a PostgreSQL catalog (shared by several servers)', () => {
+  let db: string;
+  const open: PostgresJobCatalog[] = [];
+  const catalog = async (): Promise<PostgresJobCatalog> => {
+    const c = await PostgresJobCatalog.open(pgUrl(db, 'postgres', 'Catal0g-pw'));
+    open.push(c);
+    return c;
+  };
+  afterAll(async () => {
+    for (const c of open) await c.close().catch(() => undefined);
+    if (db) dropDatabase(db);
+  });
+
+  it('keeps job records there; a restarting server fails only its own unfinished jobs', async () => {
+    ensurePostgres();
+    db = createDatabase('cairn_catalog');
+    const a = new JobCenter(await catalog(), { owner: 'host-a/1', persistEveryMs: 0 });
+    const b = new JobCenter(await catalog(), { owner: 'host-b/2', persistEveryMs: 0 });
+    expect((await catalog()).location).not.toContain('Catal0g-pw');
+    const done = await a.start({ kind: 'backup', exclusiveKey: 'x', params: { source: 'x' }, run: async (ctx) => {
+      ctx.progress({ phase: 'transferring', collectionsDone: 0, collectionsTotal: 1, rows: 5, bytes: 50 });
+      return { ok: 1 };
+    } });
+    expect((await a.wait(done.id)).state).toBe('SUCCESS');
+    const runningA = await a.start({ kind: 'backup', exclusiveKey: 'y', params: {}, run: gate().run });
+    const runningB = await b.start({ kind: 'restore', params: {}, run: gate().run });
+    await new Promise((r) => setTimeout(r, 20));
+    // server A "dies" and starts again: its running job fails, B's goes on
+    const a2 = new JobCenter(await catalog(), { owner: 'host-a/1' });
+    expect(await a2.recoverInterrupted()).toBe(1);
+    expect(await a2.get(runningA.id)).toMatchObject({ state: 'FAILED', error: { code: 'INTERRUPTED' } });
+    expect((await a2.get(runningB.id)).state).toBe('TRANSFERRING');
+    expect(await a2.get(done.id)).toMatchObject({ state: 'SUCCESS', result: { ok: 1 }, progress: { rows: 5 } });
+    expect((await a2.list({ kind: 'backup' })).map((j) => j.id)).toEqual([runningA.id, done.id]);
+    await b.cancel(runningB.id);
+    expect((await b.wait(runningB.id)).state).toBe('CANCELED');
+    expect((await a2.get(runningB.id)).state).toBe('CANCELED');
+  }, 60_000);
+
+  it('names the server, not the password, when the catalog is unreachable', async () => {
+    const err = await PostgresJobCatalog.open('postgres://postgres:Catal0g-pw@127.0.0.1:1/x').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SourceError);
+    expect((err as Error).message).toMatch(/127\.0\.0\.1:1/);
+    expect((err as Error).message).not.toContain('Catal0g-pw');
   });
 });

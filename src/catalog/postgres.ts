@@ -1,0 +1,105 @@
+import pg from 'pg';
+import { clientConfig, parsePostgresUrl, pgError, pgLocation, type PgConnectionSettings } from '../sources/postgres/connection.js';
+import { TERMINAL_STATES, type JobCatalog, type JobError, type JobFilter, type JobRecord } from './types.js';
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS cairn_jobs (
+  id text PRIMARY KEY,
+  kind text NOT NULL,
+  state text NOT NULL,
+  key text,
+  owner text NOT NULL DEFAULT '',
+  created_at timestamptz NOT NULL,
+  record jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cairn_jobs_created ON cairn_jobs (created_at DESC);
+CREATE INDEX IF NOT EXISTS cairn_jobs_owner_state ON cairn_jobs (owner, state);`;
+
+/**
+ * Job records in a PostgreSQL database, for deployments where several servers share one catalog
+ * (`cairn server --catalog postgres://…`). Same records as the SQLite catalog; each server
+ * fails only its own unfinished jobs at start-up (by `owner`).
+ */
+export class PostgresJobCatalog implements JobCatalog {
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly settings: PgConnectionSettings,
+  ) {}
+
+  /** Connects and creates the table when missing; errors name the server, never the password. */
+  static async open(url: string): Promise<PostgresJobCatalog> {
+    const settings = parsePostgresUrl(url);
+    const pool = new pg.Pool({ ...clientConfig(settings), max: 4 });
+    pool.on('error', () => undefined); // an idle client's error: the next query reports it
+    const catalog = new PostgresJobCatalog(pool, settings);
+    try {
+      await catalog.pool.query(DDL);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw pgError(err, settings);
+    }
+    return catalog;
+  }
+
+  get location(): string {
+    return pgLocation(this.settings);
+  }
+
+  private async query<R extends pg.QueryResultRow>(sql: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(sql, values);
+    } catch (err) {
+      throw pgError(err, this.settings);
+    }
+  }
+
+  async insert(job: JobRecord, owner: string): Promise<void> {
+    await this.query('INSERT INTO cairn_jobs (id, kind, state, key, owner, created_at, record) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+      job.id,
+      job.kind,
+      job.state,
+      job.key,
+      owner,
+      job.createdAt,
+      JSON.stringify(job),
+    ]);
+  }
+
+  async update(job: JobRecord): Promise<void> {
+    await this.query('UPDATE cairn_jobs SET state = $1, record = $2 WHERE id = $3', [job.state, JSON.stringify(job), job.id]);
+  }
+
+  async get(id: string): Promise<JobRecord | undefined> {
+    const { rows } = await this.query<{ record: JobRecord }>('SELECT record FROM cairn_jobs WHERE id = $1', [id]);
+    return rows[0]?.record;
+  }
+
+  async list(filter: JobFilter = {}): Promise<JobRecord[]> {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    for (const [column, value] of [['kind', filter.kind], ['state', filter.state], ['key', filter.key]] as const) {
+      if (value === undefined) continue;
+      values.push(value);
+      where.push(`${column} = $${values.length}`);
+    }
+    values.push(Math.max(1, Math.min(filter.limit ?? 1000, 10_000)));
+    const { rows } = await this.query<{ record: JobRecord }>(
+      `SELECT record FROM cairn_jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+      values,
+    );
+    return rows.map((r) => r.record);
+  }
+
+  async failUnfinished(owner: string, error: JobError, at: string): Promise<number> {
+    const patch = { state: 'FAILED', error, updatedAt: at, finishedAt: at };
+    const { rowCount } = await this.query(
+      `UPDATE cairn_jobs SET state = 'FAILED', record = record || $1::jsonb WHERE owner = $2 AND NOT (state = ANY($3::text[]))`,
+      [JSON.stringify(patch), owner, [...TERMINAL_STATES]],
+    );
+    return rowCount ?? 0;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
