@@ -1,6 +1,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { CairnError, EXIT_CODES, NotFoundError, UsageError, type ErrorCode } from '../core/errors.js';
+import { addDuration, parseDuration } from '../core/durations.js';
 import type { JobRecord } from '../catalog/types.js';
 import type { BackupManifest, CompressionSettings } from '../core/schemas.js';
 import type { Progress } from '../jobs/progress.js';
@@ -41,6 +42,7 @@ interface ServerFlags {
 
 interface BackupCreateFlags extends CommonOptions, SelectionFlags, ServerFlags {
   source: string;
+  expires?: string;
   id?: string;
   compression?: string;
   level?: string;
@@ -242,7 +244,8 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       .description('back up a database into a repository')
       .requiredOption('--source <url>', 'database URL, e.g. sqlite:///path/to/app.db')
       .addOption(repoOption())
-      .option('--id <id>', 'backup id (lowercase letters, digits, - and _); generated when absent'),
+      .option('--id <id>', 'backup id (lowercase letters, digits, - and _); generated when absent')
+      .option('--expires <duration>', 'delete it automatically after this long (30m, 12h, 3d, 4w, 6mo, 1y; default: never)'),
   )
     .option('--compression <algorithm>', 'zstd, gzip or none (default: the repository\'s)')
     .option('--level <level>', 'fastest, default or best (default: the repository\'s)')
@@ -256,7 +259,9 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       const selection = selectionFrom(opts);
       const jobs = parseJobs(opts.jobs);
       if (opts.rolesWithPasswords && !opts.roles) throw new UsageError('--roles-with-passwords goes with --roles.');
+      if (opts.expires !== undefined) parseDuration(opts.expires, '--expires');
       const client = await serverClient(opts);
+      if (client && opts.expires !== undefined) throw new UsageError('--expires is not available through a server yet: set it afterwards with cairn backup set-expiry.');
       if (client) {
         if (opts.roles) throw new UsageError('--roles is not available through a server yet: run the backup without --server.');
         const repo = requireRepoName(opts.repo);
@@ -286,6 +291,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
         manifest = await runBackup({
           repo: repository,
           source,
+          ...(opts.expires !== undefined ? { expiresAt: addDuration(new Date(), parseDuration(opts.expires, '--expires')) } : {}),
           ...(opts.id !== undefined ? { id: opts.id } : {}),
           selection,
           compression,
@@ -381,6 +387,37 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       await repository.deleteBackup(id);
       if (opts.json) io.out(JSON.stringify({ deleted: id }));
       else io.out(`Deleted backup ${id}. Run cairn prune${opts.repo ? ` --repo ${opts.repo}` : ''} to reclaim its space.`);
+    });
+
+  backup
+    .command('set-expiry <id> <when>')
+    .description('change when a backup expires: a duration from now (30d, 6mo…), a date (2027-01-31 or ISO time), or never')
+    .addOption(repoOption())
+    .option('--json', 'print JSON')
+    .action(async (id: string, when: string, opts: CommonOptions) => {
+      const repository = await openRepository(opts.repo);
+      const manifest = await repository.readManifest(id, signal);
+      manifest.expiresAt = parseExpiry(when, new Date());
+      await repository.updateManifest(manifest, signal);
+      if (opts.json) io.out(JSON.stringify({ id, expiresAt: manifest.expiresAt }));
+      else io.out(`Backup ${id} ${manifest.expiresAt ? `expires at ${manifest.expiresAt}` : 'never expires'}.`);
+    });
+
+  backup
+    .command('expire')
+    .description('delete every backup whose expiry has passed (manual or scheduled; those without an expiry are never touched)')
+    .addOption(repoOption())
+    .option('--dry-run', 'list them, delete nothing')
+    .option('--json', 'print JSON')
+    .action(async (opts: CommonOptions & { dryRun?: boolean }) => {
+      const repository = await openRepository(opts.repo);
+      const now = Date.now();
+      const expired = (await repository.listManifests(signal)).filter((m) => m.expiresAt !== null && Date.parse(m.expiresAt) <= now);
+      if (!opts.dryRun) for (const m of expired) await repository.deleteBackup(m.id);
+      const ids = expired.map((m) => m.id);
+      if (opts.json) return io.out(JSON.stringify({ dryRun: Boolean(opts.dryRun), expired: ids }, null, 2));
+      if (ids.length === 0) return io.out('No backup has expired.');
+      io.out(`${opts.dryRun ? 'Would delete' : 'Deleted'} ${plural(ids.length, 'expired backup')}: ${ids.join(', ')}.${opts.dryRun ? '' : ' Run cairn prune to reclaim their space.'}`);
     });
 
   selectionOptions(
@@ -722,4 +759,15 @@ function printBackupCreated(io: Io, manifest: BackupManifest, startedMs: number)
       `  data         ${formatBytes(t.logicalBytes)} logical, ${formatBytes(t.storedBytes)} stored: ${formatBytes(t.newBytes)} new, ${formatBytes(t.reusedBytes)} reused`,
     ].join('\n'),
   );
+}
+
+/** `never`, a duration from `now`, or a date / ISO time; returns the ISO time or null. */
+function parseExpiry(when: string, now: Date): string | null {
+  if (when.trim().toLowerCase() === 'never') return null;
+  if (/^\d{4}-\d{2}-\d{2}/.test(when.trim())) {
+    const t = Date.parse(when.trim());
+    if (Number.isNaN(t)) throw new UsageError(`Invalid expiry date "${when}": write 2027-01-31, an ISO time, a duration (30d) or never.`);
+    return new Date(t).toISOString();
+  }
+  return addDuration(now, parseDuration(when, 'expiry')).toISOString();
 }

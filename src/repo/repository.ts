@@ -140,6 +140,20 @@ export class Repository {
     }
   }
 
+  /**
+   * Rewrites an existing backup's manifest with changed metadata (its expiry): the data it
+   * references is the same, so only the manifest object is replaced.
+   */
+  async updateManifest(manifest: BackupManifest, signal?: AbortSignal): Promise<void> {
+    const lock = await this.lock(true, `update ${manifest.id}`);
+    try {
+      if (!(await this.hasBackup(manifest.id))) throw new NotFoundError(`Backup "${manifest.id}" not found in ${this.location}.`);
+      await this.storage.put(manifestKey(manifest.id), encodeMetadata(manifest), { signal });
+    } finally {
+      await lock.release();
+    }
+  }
+
   /** Removes the manifest only; the data it alone referenced goes at the next prune. */
   async deleteBackup(id: string): Promise<void> {
     const lock = await this.lock(true, `delete ${id}`);

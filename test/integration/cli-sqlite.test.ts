@@ -250,6 +250,38 @@ function dirSize(dir: string): number {
   return total;
 }
 
+describe('expiry', () => {
+  const ok = (r: { code: number | null; stderr: string }): void => expect(r.code, r.stderr).toBe(0);
+  it('--expires sets an expiry; set-expiry changes it (date, duration or never); expire deletes only expired backups', () => {
+    const repo = newRepo('expiry-repo');
+    const src = `sqlite://${chinook}`;
+    const before = Date.now();
+    const a = cairnJson<BackupManifest>(['backup', 'create', '--source', src, '--repo', repo, '--id', 'keep-manual', '--json']);
+    expect(a.expiresAt).toBeNull();
+    const b = cairnJson<BackupManifest>(['backup', 'create', '--source', src, '--repo', repo, '--id', 'thirty-days', '--expires', '30d', '--json']);
+    const expires = Date.parse(b.expiresAt as string);
+    expect(expires - before).toBeGreaterThanOrEqual(30 * 86400e3 - 60e3);
+    expect(expires - before).toBeLessThan(30 * 86400e3 + 60e3);
+    ok(cairn(['backup', 'create', '--source', src, '--repo', repo, '--id', 'old', '--expires', '1y']));
+    // moved into the past: expired now, without waiting
+    const set = cairn(['backup', 'set-expiry', 'old', '2020-01-01', '--repo', repo]);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain('expires at 2020-01-01T00:00:00.000Z');
+    ok(cairn(['backup', 'create', '--source', src, '--repo', repo, '--id', 'rescued', '--expires', '1d']));
+    ok(cairn(['backup', 'set-expiry', 'rescued', '2020-01-01', '--repo', repo]));
+    expect(cairn(['backup', 'set-expiry', 'rescued', 'never', '--repo', repo]).stdout).toContain('never expires');
+    expect(cairn(['backup', 'set-expiry', 'rescued', 'soon', '--repo', repo]).code).toBe(EXIT.USAGE);
+    expect(cairn(['backup', 'create', '--source', src, '--repo', repo, '--expires', '3 days']).stderr).toMatch(/--expires "3 days"/);
+    const dry = cairnJson<{ expired: string[] }>(['backup', 'expire', '--repo', repo, '--dry-run', '--json']);
+    expect(dry.expired).toEqual(['old']);
+    const run = cairn(['backup', 'expire', '--repo', repo]);
+    expect(run.stdout).toContain('Deleted 1 expired backup: old.');
+    const left = cairnJson<{ id: string; expiresAt: string | null }[]>(['backup', 'list', '--repo', repo, '--json']);
+    expect(left.map((m) => m.id).sort()).toEqual(['keep-manual', 'rescued', 'thirty-days']);
+    expect(cairn(['backup', 'expire', '--repo', repo]).stdout).toContain('No backup has expired.');
+  });
+});
+
 describe('damage', () => {
   it('a flipped byte in a pack fails verify --read-data and restore, naming the pack and the collections, and writes nothing', () => {
     const repo = newRepo('damage-repo');
