@@ -99,6 +99,8 @@ export const BackupManifestSchema = z.object({
   createdAt: isoTime,
   completedAt: isoTime,
   type: BackupTypeSchema,
+  /** The schedule that made it (scheduled backups): its retention rules apply to it. */
+  schedule: z.string().optional(),
   expiresAt: isoTime.nullable(),
   source: z.object({
     kind: z.string(),

@@ -24,6 +24,8 @@ export interface BackupOptions {
   /** Target size of this backup's packs in bytes (default: the repository's). */
   packSize?: number;
   type?: BackupType;
+  /** For scheduled backups: the schedule's name, recorded in the manifest. */
+  schedule?: string;
   expiresAt?: Date | null;
   /** Collections read at once, when the source allows it (default: the number of cores). */
   jobs?: number;
@@ -166,6 +168,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
         createdAt: createdAt.toISOString(),
         completedAt: now().toISOString(),
         type: options.type ?? 'manual',
+        ...(options.schedule !== undefined ? { schedule: options.schedule } : {}),
         expiresAt: options.expiresAt ? options.expiresAt.toISOString() : null,
         source: { kind: source.kind, name: source.name, location: source.location, serverVersion: snapshot.serverVersion },
         scope: { ...(options.selection?.include ? { include: options.selection.include } : {}), ...(options.selection?.exclude ? { exclude: options.selection.exclude } : {}) },

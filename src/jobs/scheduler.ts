@@ -1,0 +1,153 @@
+/**
+ * Fires schedules: each due time at most once (recorded before anything starts, so a restart in
+ * the middle cannot repeat it), a run missed while the server was down catches up once at
+ * start-up when it is within the grace period and is recorded as skipped otherwise, and a run
+ * whose previous one is still active is skipped and recorded. Time comes from an injected clock.
+ */
+import { Cron } from 'croner';
+import { UsageError } from '../core/errors.js';
+import { parseDuration } from '../core/durations.js';
+import type { ScheduleSpec, SqliteScheduleStore } from '../catalog/schedules.js';
+import type { RetentionPolicy } from './retention.js';
+
+export interface Launched {
+  jobId: string;
+  /** Settles when the run's job has ended. */
+  done: Promise<unknown>;
+}
+
+export interface SchedulerOptions {
+  now: () => Date;
+  /** How late a missed due time may still run at start-up (default 1 h). */
+  graceMs?: number;
+  /** Starts the backup job of one due time (throws when it cannot start, e.g. 409). */
+  launch: (spec: ScheduleSpec, dueAt: Date) => Promise<Launched>;
+  log?: (line: string) => void;
+}
+
+/** A schedule's cron, validated: five fields or @hourly, @daily, @weekly, @monthly, @yearly. */
+export function cronOf(expression: string, timezone: string): Cron {
+  if (!/^@(hourly|daily|weekly|monthly|yearly|annually)$/.test(expression) && expression.trim().split(/\s+/).length !== 5) {
+    throw new UsageError(`Invalid cron "${expression}": give five fields (minute hour day month weekday, e.g. "0 3 * * *") or @hourly, @daily, @weekly, @monthly, @yearly.`);
+  }
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: timezone });
+  } catch {
+    throw new UsageError(`Unknown time zone "${timezone}": use an IANA name such as Europe/Berlin, Asia/Tokyo or UTC.`);
+  }
+  try {
+    return new Cron(expression, { timezone, paused: true });
+  } catch (err) {
+    throw new UsageError(`Invalid cron "${expression}": ${(err as Error).message}.`);
+  }
+}
+
+export function retentionPolicy(spec: ScheduleSpec): RetentionPolicy {
+  const r = spec.retention;
+  return {
+    ...(r.keepLast ? { keepLast: r.keepLast } : {}),
+    ...(r.keepWithin ? { keepWithin: parseDuration(r.keepWithin, '--keep-within') } : {}),
+    ...(r.keepHourly ? { keepHourly: r.keepHourly } : {}),
+    ...(r.keepDaily ? { keepDaily: r.keepDaily } : {}),
+    ...(r.keepWeekly ? { keepWeekly: r.keepWeekly } : {}),
+    ...(r.keepMonthly ? { keepMonthly: r.keepMonthly } : {}),
+    ...(r.keepYearly ? { keepYearly: r.keepYearly } : {}),
+  };
+}
+
+/** A backup id from a schedule's pattern, e.g. "{source}-{yyyyMMdd-HHmmss}" → "shop-20261122-030000". */
+export function backupIdFor(pattern: string, values: { source: string; schedule: string }, at: Date): string {
+  const p2 = (n: number): string => String(n).padStart(2, '0');
+  const date: Record<string, string> = {
+    yyyy: String(at.getUTCFullYear()),
+    MM: p2(at.getUTCMonth() + 1),
+    dd: p2(at.getUTCDate()),
+    HH: p2(at.getUTCHours()),
+    mm: p2(at.getUTCMinutes()),
+    ss: p2(at.getUTCSeconds()),
+  };
+  const out = pattern.replace(/\{([^}]+)\}/g, (_m, token: string) => {
+    if (token === 'source') return values.source;
+    if (token === 'schedule') return values.schedule;
+    return token.replace(/yyyy|MM|dd|HH|mm|ss/g, (t) => date[t] as string);
+  });
+  return out.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 100);
+}
+
+export class Scheduler {
+  private readonly active = new Map<string, Promise<unknown>>();
+  private readonly graceMs: number;
+
+  constructor(
+    private readonly store: SqliteScheduleStore,
+    private readonly options: SchedulerOptions,
+  ) {
+    this.graceMs = options.graceMs ?? 3600_000;
+  }
+
+  /** The next due time of a schedule after `after`. */
+  next(spec: ScheduleSpec, after: Date): Date | null {
+    return cronOf(spec.cron, spec.timezone).nextRun(after);
+  }
+
+  /** Handles every due time up to now; returns the jobs it started. */
+  async tick(): Promise<string[]> {
+    const now = this.options.now();
+    const started: string[] = [];
+    for (const s of this.store.list()) {
+      if (!s.enabled) continue;
+      const cron = cronOf(s.cron, s.timezone);
+      const due: Date[] = [];
+      for (let d = cron.nextRun(new Date(s.lastDue ?? s.createdAt)); d && d.getTime() <= now.getTime() && due.length < 100_000; d = cron.nextRun(d)) due.push(d);
+      if (due.length === 0) continue;
+      const at = now.toISOString();
+      // Every due time but the latest was missed (the server was down): recorded, not run.
+      for (const d of due.slice(-1000, -1)) this.store.recordRun(s.name, d.toISOString(), 'skipped-missed', at);
+      const latest = due[due.length - 1] as Date;
+      const dueAt = latest.toISOString();
+      if (now.getTime() - latest.getTime() > this.graceMs) {
+        this.store.recordRun(s.name, dueAt, 'skipped-missed', at);
+      } else if (this.active.has(s.name)) {
+        this.store.recordRun(s.name, dueAt, 'skipped-running', at);
+      } else if (this.store.recordRun(s.name, dueAt, 'started', at)) {
+        const jobId = await this.start(s, latest);
+        if (jobId) started.push(jobId);
+      }
+      this.store.setLastDue(s.name, dueAt);
+    }
+    return started;
+  }
+
+  /** Runs a schedule now, outside its cron (recorded under the current time). */
+  async runNow(name: string): Promise<string | null> {
+    const s = this.store.get(name);
+    const now = this.options.now();
+    if (this.active.has(name)) {
+      this.store.recordRun(name, now.toISOString(), 'skipped-running', now.toISOString());
+      throw new UsageError(`Schedule "${name}" has a run in progress; try again when it has finished.`);
+    }
+    this.store.recordRun(name, now.toISOString(), 'started', now.toISOString());
+    return this.start(s, now);
+  }
+
+  /** Waits for the runs in progress (tests; shutdown). */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.active.values()]);
+  }
+
+  private async start(s: ScheduleSpec, dueAt: Date): Promise<string | null> {
+    try {
+      const run = await this.options.launch(s, dueAt);
+      this.store.setRunJob(s.name, dueAt.toISOString(), run.jobId);
+      const done = run.done.finally(() => this.active.delete(s.name));
+      this.active.set(s.name, done);
+      done.catch(() => undefined);
+      return run.jobId;
+    } catch (err) {
+      // The source is busy (a manual backup of it is running): the same as a run still active.
+      this.store.setRunStatus(s.name, dueAt.toISOString(), 'skipped-running');
+      this.options.log?.(`schedule ${s.name}: run at ${dueAt.toISOString()} skipped: ${(err as Error).message}`);
+      return null;
+    }
+  }
+}
