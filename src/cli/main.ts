@@ -2,6 +2,7 @@ import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { CairnError, EXIT_CODES, NotFoundError, UsageError, type ErrorCode } from '../core/errors.js';
 import { addDuration, parseDuration } from '../core/durations.js';
+import { redactUrl } from '../sources/postgres/connection.js';
 import type { JobRecord } from '../catalog/types.js';
 import type { BackupManifest, CompressionSettings } from '../core/schemas.js';
 import type { Progress } from '../jobs/progress.js';
@@ -310,10 +311,11 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .command('list')
     .description('list the backups in a repository, oldest first')
     .addOption(repoOption())
+    .option('--schedule <name>', 'only the backups this schedule made')
     .option('--json', 'print JSON')
-    .action(async (opts: CommonOptions) => {
+    .action(async (opts: CommonOptions & { schedule?: string }) => {
       const repository = await openRepository(opts.repo);
-      const manifests = await repository.listManifests(signal);
+      const manifests = (await repository.listManifests(signal)).filter((m) => opts.schedule === undefined || m.schedule === opts.schedule);
       if (opts.json) {
         return io.out(JSON.stringify(manifests.map(({ collections: _c, ...rest }) => rest), null, 2));
       }
@@ -324,7 +326,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
           manifests.map((m) => [
             m.id,
             m.createdAt,
-            m.type,
+            m.schedule ? `scheduled (${m.schedule})` : m.type,
             `${m.source.kind}:${m.source.name}`,
             String(m.totals.collections),
             formatCount(m.totals.rows),
@@ -593,6 +595,167 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       });
   }
 
+  const schedule = program.command('schedule').description('automatic backups, run by cairn server (stored in its --data-dir)');
+  const intOpt = (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`Invalid count "${v}": give a whole number from 1.`);
+    return n;
+  };
+  selectionOptions(
+    schedule
+      .command('add <name>')
+      .description('add a schedule')
+      .requiredOption('--source <url>', 'database URL (or a source registered on the server)')
+      .addOption(repoOption())
+      .requiredOption('--cron <expression>', 'five cron fields ("0 3 * * *") or @hourly, @daily, @weekly, @monthly, @yearly'),
+  )
+    .option('--timezone <zone>', 'IANA time zone of the cron expression and of daily/weekly/… retention (default UTC)')
+    .option('--pattern <pattern>', 'backup ids: {source}, {schedule} and a time like {yyyyMMdd-HHmmss} (UTC)')
+    .option('--keep-last <n>', 'keep the newest n backups of this schedule', intOpt)
+    .option('--keep-within <duration>', 'keep every backup of this schedule younger than this (3d, 4w, 6mo…)')
+    .option('--keep-hourly <n>', 'keep the newest backup of each of the last n hours that have one', intOpt)
+    .option('--keep-daily <n>', 'same per day', intOpt)
+    .option('--keep-weekly <n>', 'same per ISO week', intOpt)
+    .option('--keep-monthly <n>', 'same per month', intOpt)
+    .option('--keep-yearly <n>', 'same per year', intOpt)
+    .option('--expires <duration>', 'each backup expires after this long (deleted even if retention would keep it)')
+    .option('--disabled', 'add it paused')
+    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder (default: $CAIRN_DATA_DIR, else ~/.local/share/cairn)'))
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: SelectionFlags & { source: string; repo?: string; cron: string; timezone?: string; pattern?: string; keepLast?: number; keepWithin?: string; keepHourly?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; keepYearly?: number; expires?: string; disabled?: boolean; dataDir?: string; json?: boolean }) => {
+      const { buildScheduleSpec } = await import('../jobs/schedule-spec.js');
+      const selection = selectionFrom(opts);
+      const spec = buildScheduleSpec(
+        {
+          name,
+          source: opts.source,
+          repository: requireRepoName(opts.repo),
+          cron: opts.cron,
+          ...(opts.timezone ? { timezone: opts.timezone } : {}),
+          ...selection,
+          ...(opts.pattern ? { pattern: opts.pattern } : {}),
+          ...Object.fromEntries((['keepLast', 'keepWithin', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly', 'expires'] as const).filter((k) => opts[k] !== undefined).map((k) => [k, opts[k]])),
+          ...(opts.disabled ? { disabled: true } : {}),
+        },
+        new Date(),
+      );
+      // A plain path is kept absolute, so that the server finds the same folder.
+      if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(spec.repository) && /[/.]/.test(spec.repository)) spec.repository = resolvePath(spec.repository);
+      const store = await openScheduleStore(opts.dataDir);
+      try {
+        store.add(spec);
+      } finally {
+        store.close();
+      }
+      const { cronOf } = await import('../jobs/scheduler.js');
+      const next = spec.enabled ? cronOf(spec.cron, spec.timezone).nextRun(new Date())?.toISOString() ?? null : null;
+      if (opts.json) return io.out(JSON.stringify({ ...spec, nextRun: next }, null, 2));
+      io.out(`Added schedule ${name} (${spec.cron} ${spec.timezone}); ${next ? `next run ${next}` : 'disabled'}. cairn server runs it.`);
+    });
+  schedule
+    .command('list')
+    .description('list schedules with their next run')
+    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+    .option('--json', 'print JSON')
+    .action(async (opts: { dataDir?: string; json?: boolean }) => {
+      const store = await openScheduleStore(opts.dataDir);
+      const { cronOf } = await import('../jobs/scheduler.js');
+      try {
+        const list = store.list().map((s) => ({ ...s, nextRun: s.enabled ? cronOf(s.cron, s.timezone).nextRun(new Date())?.toISOString() ?? null : null }));
+        if (opts.json) return io.out(JSON.stringify(list, null, 2));
+        if (list.length === 0) return io.out('No schedules. Add one with: cairn schedule add <name> --source … --repo … --cron "0 3 * * *"');
+        io.out(table(['NAME', 'CRON', 'ZONE', 'SOURCE', 'ENABLED', 'NEXT RUN', 'LAST DUE'], list.map((s) => [s.name, s.cron, s.timezone, redactUrl(s.source), s.enabled ? 'yes' : 'no', s.nextRun ?? '-', s.lastDue ?? '-'])));
+      } finally {
+        store.close();
+      }
+    });
+  schedule
+    .command('show <name>')
+    .description('a schedule, its retention and its recent runs')
+    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { dataDir?: string; json?: boolean }) => {
+      const store = await openScheduleStore(opts.dataDir);
+      try {
+        const s = store.get(name);
+        const runs = store.runs(name, 20);
+        if (opts.json) return io.out(JSON.stringify({ schedule: { ...s, source: redactUrl(s.source) }, runs }, null, 2));
+        io.out(
+          [
+            `Schedule ${s.name} (${s.enabled ? 'enabled' : 'disabled'})`,
+            `  cron         ${s.cron} (${s.timezone})`,
+            `  source       ${redactUrl(s.source)}`,
+            `  repository   ${s.repository}`,
+            `  retention    ${Object.entries(s.retention).map(([k, v]) => `${k}=${v}`).join(' ') || 'none (keeps everything)'}`,
+            `  expires      ${s.expires ?? 'never'}`,
+            `  runs         ${runs.map((r) => `${r.dueAt} ${r.status}`).join('\n               ') || 'none yet'}`,
+          ].join('\n'),
+        );
+      } finally {
+        store.close();
+      }
+    });
+  for (const [cmd, description] of [['enable', 'resume a schedule'], ['disable', 'pause a schedule'], ['remove', 'remove a schedule (its backups are kept)']] as const) {
+    schedule
+      .command(`${cmd} <name>`)
+      .description(description)
+      .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+      .action(async (name: string, opts: { dataDir?: string }) => {
+        const store = await openScheduleStore(opts.dataDir);
+        try {
+          if (cmd === 'remove') store.remove(name);
+          else store.setEnabled(name, cmd === 'enable');
+        } finally {
+          store.close();
+        }
+        io.out(cmd === 'remove' ? `Removed schedule ${name}; its backups are kept.` : `Schedule ${name} ${cmd}d.`);
+      });
+  }
+  schedule
+    .command('run-now <name>')
+    .description('run a schedule once now (its retention applies afterwards)')
+    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+    .addOption(serverOption())
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: ServerFlags & { dataDir?: string; json?: boolean }) => {
+      const client = await serverClient(opts);
+      let job: JobRecord;
+      if (client) {
+        job = await client.schedules.runNow(name);
+        job = await client.jobs.wait(job.id, { signal, pollMs: 300 });
+      } else {
+        const [{ defaultDataDir, catalogFile }, { SqliteJobCatalog }, { JobCenter }, { Scheduler }, { scheduledBackupLauncher }] = await Promise.all([
+          import('../server/index.js'),
+          import('../catalog/sqlite.js'),
+          import('./../jobs/job-center.js'),
+          import('../jobs/scheduler.js'),
+          import('../jobs/scheduled-backup.js'),
+        ]);
+        const file = catalogFile(opts.dataDir ?? defaultDataDir());
+        const store = await openScheduleStore(opts.dataDir);
+        const catalog = new SqliteJobCatalog(file);
+        try {
+          const center = new JobCenter(catalog);
+          const scheduler = new Scheduler(store, {
+            now: () => new Date(),
+            launch: scheduledBackupLauncher({ center, now: () => new Date(), openRepository, openSource: (v) => openSource(v) }),
+          });
+          const id = await scheduler.runNow(name);
+          if (!id) throw new CairnError('CONFLICT', `Schedule "${name}" could not start: its source is being backed up already.`);
+          job = await center.wait(id);
+        } finally {
+          store.close();
+          await catalog.close();
+        }
+      }
+      if (opts.json) io.out(JSON.stringify(job, null, 2));
+      if (job.state !== 'SUCCESS') throw jobError(job);
+      if (!opts.json) {
+        const deleted = (job.result?.deleted as string[] | undefined) ?? [];
+        io.out(`Schedule ${name} ran: backup ${String(job.result?.backupId)}${deleted.length ? `; retention and expiry deleted ${deleted.join(', ')}` : ''}.`);
+      }
+    });
+
   program
     .command('server')
     .description('serve the REST API; jobs run in this process, their records in --data-dir (docs/api.md)')
@@ -770,4 +933,9 @@ function parseExpiry(when: string, now: Date): string | null {
     return new Date(t).toISOString();
   }
   return addDuration(now, parseDuration(when, 'expiry')).toISOString();
+}
+
+async function openScheduleStore(dataDir: string | undefined) {
+  const [{ defaultDataDir, catalogFile }, { SqliteScheduleStore }] = await Promise.all([import('../server/index.js'), import('../catalog/schedules.js')]);
+  return new SqliteScheduleStore(catalogFile(dataDir ?? defaultDataDir()));
 }

@@ -39,6 +39,27 @@ export interface CreateRestoreRequest {
   jobs?: number;
 }
 
+export interface CreateScheduleRequest {
+  name: string;
+  source: string;
+  repository: string;
+  /** Five cron fields or @hourly, @daily, @weekly, @monthly, @yearly. */
+  cron: string;
+  timezone?: string;
+  include?: string[];
+  exclude?: string[];
+  pattern?: string;
+  keepLast?: number;
+  keepWithin?: string;
+  keepHourly?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+  keepYearly?: number;
+  expires?: string;
+  disabled?: boolean;
+}
+
 export interface WaitOptions {
   /** Resolve only when the job has ended (SUCCESS), throw JobFailedError on FAILED / CANCELED. */
   waitForCompletion?: boolean;
@@ -106,6 +127,22 @@ export class CairnClient {
 
   readonly restores = {
     create: (request: CreateRestoreRequest, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/restores', request, wait),
+  };
+
+  readonly schedules = {
+    list: async (): Promise<Record<string, unknown>[]> => (await this.request<{ schedules: Record<string, unknown>[] }>('GET', '/v1/schedules')).schedules,
+    create: async (schedule: CreateScheduleRequest): Promise<Record<string, unknown>> => (await this.request<{ schedule: Record<string, unknown> }>('POST', '/v1/schedules', schedule)).schedule,
+    get: (name: string): Promise<{ schedule: Record<string, unknown>; runs: { dueAt: string; status: string; jobId: string | null }[] }> => this.request('GET', `/v1/schedules/${encodeURIComponent(name)}`),
+    enable: (name: string): Promise<unknown> => this.request('POST', `/v1/schedules/${encodeURIComponent(name)}/enable`),
+    disable: (name: string): Promise<unknown> => this.request('POST', `/v1/schedules/${encodeURIComponent(name)}/disable`),
+    runNow: async (name: string, wait: WaitOptions = {}): Promise<JobRecord> => {
+      const { job } = await this.request<{ job: JobRecord }>('POST', `/v1/schedules/${encodeURIComponent(name)}/run`);
+      if (!wait.waitForCompletion) return job;
+      const end = await this.jobs.wait(job.id, wait);
+      if (end.state !== 'SUCCESS') throw new JobFailedError(end);
+      return end;
+    },
+    remove: (name: string): Promise<unknown> => this.request('DELETE', `/v1/schedules/${encodeURIComponent(name)}`),
   };
 
   readonly jobs = {

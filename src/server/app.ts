@@ -19,8 +19,11 @@ import { verifyBackups, verifyFailure } from '../repo/verify.js';
 import { Repository } from '../repo/repository.js';
 import { openSource, openTarget } from '../sources/index.js';
 import { openStorage } from '../storage/index.js';
-import { CreateBackupBody, CreateCopyBody, CreatePruneBody, CreateRestoreBody, CreateVerifyBody, RegisterBody, describeZodError } from './schemas.js';
+import { CreateBackupBody, CreateCopyBody, CreatePruneBody, CreateRestoreBody, CreateScheduleBody, CreateVerifyBody, RegisterBody, describeZodError } from './schemas.js';
 import type { RegistrationKind, SqliteRegistry } from '../catalog/registry.js';
+import type { SqliteScheduleStore } from '../catalog/schedules.js';
+import type { Scheduler } from '../jobs/scheduler.js';
+import { buildScheduleSpec } from '../jobs/schedule-spec.js';
 import { openApiDocument } from './openapi.js';
 
 export interface AppOptions {
@@ -28,6 +31,8 @@ export interface AppOptions {
   tokens: SqliteTokenStore;
   /** Sources and repositories registered on the server (checked before resolveRepository). */
   registry: SqliteRegistry;
+  schedules: SqliteScheduleStore;
+  scheduler: Scheduler;
   /** A repository name or URL → its location (registered names resolved). */
   resolveRepository: (value: string) => Promise<string>;
 }
@@ -51,6 +56,20 @@ const ALLOWED: Record<Role, ReadonlySet<string>> = {
 };
 
 type Env = { Variables: { token: TokenInfo } };
+
+/** Names (registered on the server) or URLs → repositories and source URLs. */
+export function resolvers(registry: SqliteRegistry, resolveRepository: (value: string) => Promise<string>) {
+  const isName = (value: string): boolean => /^[a-z0-9][a-z0-9_-]*$/.test(value);
+  const openRepo = async (value: string): Promise<Repository> => Repository.open(openStorage(registry.url('repository', value) ?? (await resolveRepository(value))));
+  /** A registered source's URL (with its secrets, for connecting only), or the URL given. */
+  const sourceUrl = (value: string): string => {
+    if (!isName(value)) return value;
+    const url = registry.url('source', value);
+    if (url === undefined) throw new CairnError('NOT_FOUND', `No source named "${value}" is registered: list them with GET /v1/sources, or give a database URL.`);
+    return url;
+  };
+  return { openRepo, sourceUrl };
+}
 
 export function createApp(options: AppOptions): Hono<Env> {
   const { center, tokens, registry } = options;
@@ -97,16 +116,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     if (!r.success) throw new UsageError(`Invalid request: ${describeZodError(r.error)}.`);
     return r.data;
   };
-  const isName = (value: string): boolean => /^[a-z0-9][a-z0-9_-]*$/.test(value);
-  const openRepo = async (value: string): Promise<Repository> =>
-    Repository.open(openStorage(registry.url('repository', value) ?? (await options.resolveRepository(value))));
-  /** A registered source's URL (with its secrets, for connecting only), or the URL given. */
-  const sourceUrl = (value: string): string => {
-    if (!isName(value)) return value;
-    const url = registry.url('source', value);
-    if (url === undefined) throw new CairnError('NOT_FOUND', `No source named "${value}" is registered: list them with GET /v1/sources, or give a database URL.`);
-    return url;
-  };
+  const { openRepo, sourceUrl } = resolvers(registry, options.resolveRepository);
   const started = (kind: JobKind): void => void counters.jobsStarted.set(kind, (counters.jobsStarted.get(kind) ?? 0) + 1);
 
   // ---- backups
@@ -332,6 +342,51 @@ export function createApp(options: AppOptions): Hono<Env> {
       return c.json({ removed: c.req.param('name'), note: kind === 'repository' ? 'the repository and its backups are untouched' : 'its backups are kept' });
     });
   }
+
+  // ---- schedules
+  const { schedules, scheduler } = options;
+  app.get('/v1/schedules', (c) => {
+    const denied = need(c, 'read');
+    if (denied) return denied;
+    return c.json({ schedules: schedules.list().map((s) => ({ ...s, nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null })) });
+  });
+  app.post('/v1/schedules', async (c) => {
+    const denied = need(c, 'operate');
+    if (denied) return denied;
+    const req = parse(CreateScheduleBody, await body(c));
+    const spec = buildScheduleSpec(req, new Date());
+    openSource(sourceUrl(spec.source));
+    await openRepo(spec.repository);
+    schedules.add(spec);
+    return c.json({ schedule: { ...spec, nextRun: spec.enabled ? scheduler.next(spec, new Date())?.toISOString() ?? null : null } }, 201);
+  });
+  app.get('/v1/schedules/:name', (c) => {
+    const denied = need(c, 'read');
+    if (denied) return denied;
+    const s = schedules.get(c.req.param('name'));
+    return c.json({ schedule: { ...s, nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null }, runs: schedules.runs(s.name, 50) });
+  });
+  for (const action of ['enable', 'disable'] as const) {
+    app.post(`/v1/schedules/:name/${action}`, (c) => {
+      const denied = need(c, 'operate');
+      if (denied) return denied;
+      schedules.setEnabled(c.req.param('name'), action === 'enable');
+      return c.json({ schedule: schedules.get(c.req.param('name')) });
+    });
+  }
+  app.post('/v1/schedules/:name/run', async (c) => {
+    const denied = need(c, 'operate');
+    if (denied) return denied;
+    const jobId = await scheduler.runNow(c.req.param('name'));
+    if (!jobId) throw new CairnError('CONFLICT', `Schedule "${c.req.param('name')}" could not start: its source is being backed up already.`);
+    return c.json({ job: await center.get(jobId) }, 202);
+  });
+  app.delete('/v1/schedules/:name', (c) => {
+    const denied = need(c, 'operate');
+    if (denied) return denied;
+    schedules.remove(c.req.param('name'));
+    return c.json({ removed: c.req.param('name'), note: 'its backups are kept' });
+  });
 
   // ---- the job center
   app.get('/v1/jobs', async (c) => {

@@ -12,7 +12,11 @@ import { SqliteRegistry } from '../catalog/registry.js';
 import { resolveRepository } from '../config/registry.js';
 import { UsageError } from '../core/errors.js';
 import { JobCenter } from '../jobs/job-center.js';
-import { createApp } from './app.js';
+import { createApp, resolvers } from './app.js';
+import { SqliteScheduleStore } from '../catalog/schedules.js';
+import { Scheduler } from '../jobs/scheduler.js';
+import { scheduledBackupLauncher } from '../jobs/scheduled-backup.js';
+import { openSource } from '../sources/index.js';
 
 /** Where the server keeps its catalog: $CAIRN_DATA_DIR, else $XDG_DATA_HOME/cairn, else ~/.local/share/cairn. */
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -49,6 +53,8 @@ export interface ServerOptions {
   /** 0 picks a free port. */
   port?: number;
   log?: (line: string) => void;
+  /** How often due schedules are looked at (default 15 s). */
+  scheduleTickMs?: number;
 }
 
 export interface RunningServer {
@@ -67,13 +73,26 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const registry = new SqliteRegistry(catalogFile(options.dataDir));
   const center = new JobCenter(catalog, { owner: serverId(options.dataDir) });
   const interrupted = await center.recoverInterrupted();
-  const app = createApp({ center, tokens, registry, resolveRepository });
+  const schedules = new SqliteScheduleStore(catalogFile(options.dataDir));
+  const { openRepo, sourceUrl } = resolvers(registry, resolveRepository);
+  const scheduler = new Scheduler(schedules, {
+    now: () => new Date(),
+    launch: scheduledBackupLauncher({ center, now: () => new Date(), openRepository: openRepo, openSource: (value) => openSource(sourceUrl(value)) }),
+    log: (line) => options.log?.(line),
+  });
+  const app = createApp({ center, tokens, registry, schedules, scheduler, resolveRepository });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>
       reject(err.code === 'EADDRINUSE' ? new UsageError(`Port ${port} on ${host} is in use: choose another with --listen.`) : err),
     );
   });
+  // Due schedules are looked at every 15 s, and once now (a run missed while the server was
+  // down and still within the grace period catches up).
+  const tick = (): void => void scheduler.tick().catch((err: unknown) => options.log?.(`scheduler: ${(err as Error).message}`));
+  tick();
+  const timer = setInterval(tick, options.scheduleTickMs ?? 15_000);
+  timer.unref();
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   const where = catalog instanceof PostgresJobCatalog ? `jobs in ${catalog.location}, ` : '';
@@ -82,6 +101,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     url,
     interrupted,
     async close() {
+      clearInterval(timer);
       for (const id of center.activeIds()) await center.cancel(id).catch(() => undefined); // finalizing: let it end
       await Promise.allSettled(center.activeIds().map((id) => center.wait(id)));
       await new Promise<void>((resolve) => {
@@ -92,6 +112,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await catalog.close();
       tokens.close();
       registry.close();
+      schedules.close();
     },
   };
 }

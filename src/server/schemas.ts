@@ -54,6 +54,29 @@ export const CreateVerifyBody = z
   .strict();
 export const CreatePruneBody = z.object({ repository: z.string().min(1), dryRun: z.boolean().optional() }).strict();
 
+const count = z.number().int().min(1).max(100_000);
+export const CreateScheduleBody = z
+  .object({
+    name: z.string().min(1),
+    source: z.string().min(1),
+    repository: z.string().min(1),
+    cron: z.string().min(1),
+    timezone: z.string().min(1).optional(),
+    ...selection,
+    pattern: z.string().min(1).optional(),
+    keepLast: count.optional(),
+    keepWithin: z.string().min(1).optional(),
+    keepHourly: count.optional(),
+    keepDaily: count.optional(),
+    keepWeekly: count.optional(),
+    keepMonthly: count.optional(),
+    keepYearly: count.optional(),
+    expires: z.string().min(1).optional(),
+    disabled: z.boolean().optional(),
+  })
+  .strict()
+  .refine(noBoth, noBothMessage);
+
 export const RegisterBody = z.object({ name: z.string().min(1), url: z.string().min(1) }).strict();
 
 /** One line per problem: `field: message`. */

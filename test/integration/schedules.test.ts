@@ -16,6 +16,10 @@ import { Repository } from '../../src/repo/repository.js';
 import Database from '../../src/sources/sqlite/driver.js';
 import { openSource } from '../../src/sources/index.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
+import { SqliteTokenStore } from '../../src/catalog/tokens.js';
+import { CairnClient } from '../../src/sdk/index.js';
+import { catalogFile, startServer } from '../../src/server/index.js';
+import { cairn, cairnJson } from '../helpers/cli.js';
 
 let dir: string;
 let dbFile: string;
@@ -155,5 +159,67 @@ describe('schedules', () => {
     expect(await w.scheduler.tick()).toEqual([]);
     await w.scheduler.idle();
     expect(w.store.runs('nightly').map((r) => r.status)).toEqual(['skipped-running', 'started', 'skipped-running']);
+  }, 60_000);
+});
+
+describe('schedules from the CLI and the API', () => {
+  it('schedule add / list / show / run-now / disable / remove; retention after runs; backup list --schedule', async () => {
+    const dataDir = join(dir, 'cli-data');
+    const repo = join(dir, 'cli-repo');
+    const env = { CAIRN_DATA_DIR: dataDir, CAIRN_REPO: '', CAIRN_SERVER: '' };
+    expect(cairn(['repo', 'init', repo], { env }).code).toBe(0);
+    const bad = cairn(['schedule', 'add', 'x', '--source', `sqlite://${dbFile}`, '--repo', repo, '--cron', '0 3 * *'], { env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/five fields/);
+    expect(cairn(['schedule', 'add', 'x', '--source', `sqlite://${dbFile}`, '--repo', repo, '--cron', '@daily', '--keep-within', '3 days'], { env }).stderr).toMatch(/--keep-within "3 days"/);
+    const add = cairn(['schedule', 'add', 'nightly', '--source', `sqlite://${dbFile}`, '--repo', repo, '--cron', '0 3 * * *', '--timezone', 'Asia/Tokyo', '--keep-last', '2'], { env });
+    expect(add.code, add.stderr).toBe(0);
+    expect(add.stdout).toMatch(/next run \d{4}-\d{2}-\d{2}T18:00:00\.000Z/); // 03:00 in Tokyo
+    expect(cairn(['schedule', 'add', 'nightly', '--source', `sqlite://${dbFile}`, '--repo', repo, '--cron', '@daily'], { env }).code).toBe(4);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const run = cairn(['schedule', 'run-now', 'nightly', '--json'], { env });
+      expect(run.code, run.stderr).toBe(0);
+      ids.push(JSON.parse(run.stdout).result.backupId); // the same second gets -2, -3
+    }
+    const listed = cairnJson<{ id: string; type: string; schedule?: string }[]>(['backup', 'list', '--repo', repo, '--schedule', 'nightly', '--json'], { env });
+    expect(listed.map((b) => b.id)).toEqual(ids.slice(1)); // --keep-last 2
+    expect(listed.every((b) => b.type === 'scheduled' && b.schedule === 'nightly')).toBe(true);
+    const show = cairn(['schedule', 'show', 'nightly'], { env });
+    expect(show.stdout).toMatch(/retention +keepLast=2/);
+    expect(show.stdout.match(/ started/g)).toHaveLength(3);
+    expect(cairn(['schedule', 'disable', 'nightly'], { env }).stdout).toContain('disabled');
+    expect(cairnJson<{ enabled: boolean; nextRun: string | null }[]>(['schedule', 'list', '--json'], { env })[0]).toMatchObject({ enabled: false, nextRun: null });
+    expect(cairn(['schedule', 'remove', 'nightly'], { env }).code).toBe(0);
+    expect(cairnJson<unknown[]>(['backup', 'list', '--repo', repo, '--json'], { env })).toHaveLength(2); // backups kept
+  }, 60_000);
+
+  it('the same through the REST API and the SDK', async () => {
+    const dataDir = join(dir, 'api-data');
+    const repoDir = join(dir, 'api-repo');
+    await Repository.init(new FileSystemStorage(repoDir));
+    const tokens = new SqliteTokenStore(catalogFile(dataDir));
+    const token = tokens.create('operator').token;
+    tokens.close();
+    const server = await startServer({ dataDir, port: 0, scheduleTickMs: 3600_000 });
+    try {
+      const client = new CairnClient({ url: server.url, token });
+      const created = await client.schedules.create({ name: 'hourly', source: `sqlite://${dbFile}`, repository: repoDir, cron: '@hourly', keepLast: 1, expires: '7d' });
+      expect(created.nextRun).toMatch(/:00:00\.000Z$/);
+      await expect(client.schedules.create({ name: 'bad', source: `sqlite://${dbFile}`, repository: repoDir, cron: 'nope' })).rejects.toMatchObject({ status: 400 });
+      const job = await client.schedules.runNow('hourly', { waitForCompletion: true, pollMs: 50 });
+      expect(job.state).toBe('SUCCESS');
+      const details = await client.schedules.get('hourly');
+      expect(details.runs[0]).toMatchObject({ status: 'started', jobId: job.id });
+      const m = await (await Repository.open(new FileSystemStorage(repoDir))).readManifest(String(job.result?.backupId));
+      expect(m).toMatchObject({ type: 'scheduled', schedule: 'hourly' });
+      expect(Date.parse(m.expiresAt as string) - Date.now()).toBeGreaterThan(6.9 * 86400e3);
+      await client.schedules.disable('hourly');
+      expect((await client.schedules.list())[0]).toMatchObject({ name: 'hourly', enabled: false });
+      await client.schedules.remove('hourly');
+      expect(await client.schedules.list()).toEqual([]);
+    } finally {
+      await server.close();
+    }
   }, 60_000);
 });

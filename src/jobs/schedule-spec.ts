@@ -1,0 +1,64 @@
+import { UsageError } from '../core/errors.js';
+import { parseDuration } from '../core/durations.js';
+import type { ScheduleSpec } from '../catalog/schedules.js';
+import { cronOf } from './scheduler.js';
+
+export interface ScheduleInput {
+  name: string;
+  source: string;
+  repository: string;
+  cron: string;
+  timezone?: string;
+  include?: string[];
+  exclude?: string[];
+  pattern?: string;
+  keepLast?: number;
+  keepWithin?: string;
+  keepHourly?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+  keepYearly?: number;
+  expires?: string;
+  disabled?: boolean;
+}
+
+const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export const DEFAULT_PATTERN = '{source}-{yyyyMMdd-HHmmss}';
+
+/** Validates what `schedule add` / POST /v1/schedules give, every problem named. */
+export function buildScheduleSpec(input: ScheduleInput, now: Date): ScheduleSpec {
+  if (!NAME.test(input.name)) throw new UsageError(`Invalid schedule name "${input.name}": use lowercase letters, digits, - and _ (up to 63).`);
+  if (input.include && input.exclude) throw new UsageError('Give --include or --exclude, not both.');
+  const timezone = input.timezone ?? 'UTC';
+  cronOf(input.cron, timezone);
+  if (input.keepWithin) parseDuration(input.keepWithin, '--keep-within');
+  if (input.expires) parseDuration(input.expires, '--expires');
+  const counts = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'] as const;
+  for (const k of counts) {
+    const v = input[k];
+    if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > 100_000)) {
+      throw new UsageError(`Invalid --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} ${String(v)}: give a whole number from 1.`);
+    }
+  }
+  const pattern = input.pattern ?? DEFAULT_PATTERN;
+  if (!/\{(yyyy|MM|dd|HH|mm|ss)|\{[^}]*(yyyy|HH|ss)/.test(pattern)) {
+    throw new UsageError(`Invalid --pattern "${pattern}": it needs a time in it (e.g. {yyyyMMdd-HHmmss}) so that each run gets its own id.`);
+  }
+  const retention: ScheduleSpec['retention'] = {};
+  for (const k of [...counts, 'keepWithin'] as const) if (input[k] !== undefined) (retention as Record<string, unknown>)[k] = input[k];
+  return {
+    name: input.name,
+    source: input.source,
+    repository: input.repository,
+    cron: input.cron,
+    timezone,
+    ...(input.include ? { include: input.include } : {}),
+    ...(input.exclude ? { exclude: input.exclude } : {}),
+    pattern,
+    retention,
+    ...(input.expires ? { expires: input.expires } : {}),
+    enabled: !input.disabled,
+    createdAt: now.toISOString(),
+  };
+}
