@@ -335,11 +335,33 @@ export function createApp(options: AppOptions): Hono<Env> {
       if (denied) return denied;
       return c.json({ [plural]: registry.list(kind) });
     });
-    app.delete(`/v1/${plural}/:name`, (c) => {
+    app.delete(`/v1/${plural}/:name`, async (c) => {
       const denied = need(c, 'admin');
       if (denied) return denied;
-      registry.remove(kind, c.req.param('name'));
-      return c.json({ removed: c.req.param('name'), note: kind === 'repository' ? 'the repository and its backups are untouched' : 'its backups are kept' });
+      const name = c.req.param('name');
+      const flag = c.req.query('deleteScheduledBackups');
+      if (flag !== undefined && flag !== 'true' && flag !== 'false') throw new UsageError('deleteScheduledBackups is true or false.');
+      if (kind === 'repository' && flag !== undefined) throw new UsageError('deleteScheduledBackups applies to sources only.');
+      if (registry.url(kind, name) === undefined) throw new CairnError('NOT_FOUND', `No ${kind} named "${name}" is registered.`);
+      // Scheduled backups of this source can go with it, on request; manual backups always stay.
+      const deleted: string[] = [];
+      if (kind === 'source' && flag === 'true') {
+        for (const s of options.schedules.list().filter((x) => x.source === name)) {
+          const repo = await openRepo(s.repository);
+          for (const m of await repo.listManifests()) {
+            if (m.type === 'scheduled' && m.schedule === s.name) {
+              await repo.deleteBackup(m.id);
+              deleted.push(m.id);
+            }
+          }
+        }
+      }
+      registry.remove(kind, name);
+      return c.json({
+        removed: name,
+        ...(kind === 'source' ? { deletedScheduledBackups: deleted.sort() } : {}),
+        note: kind === 'repository' ? 'the repository and its backups are untouched' : deleted.length ? 'manual backups are kept; prune reclaims the space' : 'its backups are kept',
+      });
     });
   }
 

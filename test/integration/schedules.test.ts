@@ -214,9 +214,28 @@ describe('schedules from the CLI and the API', () => {
       const m = await (await Repository.open(new FileSystemStorage(repoDir))).readManifest(String(job.result?.backupId));
       expect(m).toMatchObject({ type: 'scheduled', schedule: 'hourly' });
       expect(Date.parse(m.expiresAt as string) - Date.now()).toBeGreaterThan(6.9 * 86400e3);
+      // a registered source removed with its scheduled backups: manual ones stay
+      const adminStore = new SqliteTokenStore(catalogFile(dataDir));
+      const adminToken = adminStore.create('admin').token;
+      adminStore.close();
+      const call = (method: string, path: string, body?: unknown): Promise<Response> =>
+        fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      expect((await call('POST', '/v1/sources', { name: 'app', url: `sqlite://${dbFile}` })).status).toBe(201);
+      await client.schedules.create({ name: 'by-name', source: 'app', repository: repoDir, cron: '@daily' });
+      const byName = await client.schedules.runNow('by-name', { waitForCompletion: true, pollMs: 50 });
+      const manual = await client.backups.create({ source: 'app', repository: repoDir, id: 'manual-one' }, { waitForCompletion: true, pollMs: 50 });
+      expect(manual.state).toBe('SUCCESS');
+      const removed = (await (await call('DELETE', '/v1/sources/app?deleteScheduledBackups=true')).json()) as { deletedScheduledBackups: string[] };
+      expect(removed.deletedScheduledBackups).toEqual([byName.result?.backupId]);
+      const left = (await (await Repository.open(new FileSystemStorage(repoDir))).listBackupIds());
+      expect(left).toContain('manual-one');
+      expect(left).toContain(String(job.result?.backupId)); // the other schedule's backup (its source was a URL)
+      expect(left).not.toContain(String(byName.result?.backupId));
+      expect((await call('DELETE', '/v1/sources/app')).status).toBe(404);
       await client.schedules.disable('hourly');
-      expect((await client.schedules.list())[0]).toMatchObject({ name: 'hourly', enabled: false });
+      expect((await client.schedules.list()).find((x) => x.name === 'hourly')).toMatchObject({ enabled: false });
       await client.schedules.remove('hourly');
+      await client.schedules.remove('by-name');
       expect(await client.schedules.list()).toEqual([]);
     } finally {
       await server.close();
