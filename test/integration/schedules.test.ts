@@ -99,6 +99,20 @@ describe('schedules', () => {
     expect(await w.scheduled()).toEqual([day(4), day(5), day(6), day(7), day(8)]);
   }, 60_000);
 
+  it('a year of simulated daily runs under 7 daily, 4 weekly, 12 monthly keeps the hand-checked set (month ends, leap day)', async () => {
+    const w = await world();
+    w.clock.now = new Date('2024-01-01T00:00:00Z');
+    w.store.add(w.spec({ retention: { keepDaily: 7, keepWeekly: 4, keepMonthly: 12 } }));
+    for (let t = Date.parse('2024-01-01T03:00:30Z'); t <= Date.parse('2024-12-31T03:00:30Z'); t += 86400e3) await w.at(new Date(t).toISOString());
+    // daily: Dec 25–31; weekly (ISO weeks): Dec 31 (2025-W01), 29, 22, 15; monthly: every month's last day
+    expect(await w.scheduled()).toEqual([
+      '2024-01-31', '2024-02-29', '2024-03-31', '2024-04-30', '2024-05-31', '2024-06-30', '2024-07-31', '2024-08-31',
+      '2024-09-30', '2024-10-31', '2024-11-30', '2024-12-15', '2024-12-22',
+      '2024-12-25', '2024-12-26', '2024-12-27', '2024-12-28', '2024-12-29', '2024-12-30', '2024-12-31',
+    ]);
+    expect(w.store.runs('nightly', 1000).filter((r) => r.status === 'started')).toHaveLength(366);
+  }, 180_000);
+
   it('a 03:00 schedule in Europe/Berlin runs once per local day across both DST switches', async () => {
     const w = await world();
     const local = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Berlin', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
