@@ -2,6 +2,17 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { ConflictError, NotFoundError } from '../core/errors.js';
 import { openCatalogDatabase } from './database.js';
 
+/** A schedule's retention as written: counts, and `keepWithin` as a duration ("3d"). */
+export interface RetentionRules {
+  keepLast?: number;
+  keepWithin?: string;
+  keepHourly?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+  keepYearly?: number;
+}
+
 /** What `cairn schedule add` records. Durations are kept as written ("3d"). */
 export interface ScheduleSpec {
   name: string;
@@ -16,15 +27,7 @@ export interface ScheduleSpec {
   exclude?: string[];
   /** Backup id pattern: {source}, {schedule}, {yyyy} {MM} {dd} {HH} {mm} {ss} (UTC). */
   pattern: string;
-  retention: {
-    keepLast?: number;
-    keepWithin?: string;
-    keepHourly?: number;
-    keepDaily?: number;
-    keepWeekly?: number;
-    keepMonthly?: number;
-    keepYearly?: number;
-  };
+  retention: RetentionRules;
   /** Expiry of each backup it makes, e.g. "7d". */
   expires?: string;
   enabled: boolean;

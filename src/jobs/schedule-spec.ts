@@ -1,24 +1,20 @@
 import { UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/durations.js';
-import type { ScheduleSpec } from '../catalog/schedules.js';
+import type { RetentionRules, ScheduleSpec } from '../catalog/schedules.js';
 import { cronOf } from './scheduler.js';
 
-export interface ScheduleInput {
+/** What `schedule add` and POST /v1/schedules take (the SDK's CreateScheduleRequest). */
+export interface ScheduleInput extends RetentionRules {
   name: string;
+  /** Database URL or a registered source name. */
   source: string;
   repository: string;
+  /** Five cron fields or @hourly, @daily, @weekly, @monthly, @yearly. */
   cron: string;
   timezone?: string;
   include?: string[];
   exclude?: string[];
   pattern?: string;
-  keepLast?: number;
-  keepWithin?: string;
-  keepHourly?: number;
-  keepDaily?: number;
-  keepWeekly?: number;
-  keepMonthly?: number;
-  keepYearly?: number;
   expires?: string;
   disabled?: boolean;
 }

@@ -7,6 +7,7 @@
  *   console.log(job.result?.backupId);
  */
 import type { JobKind, JobRecord, JobState } from '../catalog/types.js';
+import type { ScheduleInput } from '../jobs/schedule-spec.js';
 
 export type { JobKind, JobProgress, JobRecord, JobState } from '../catalog/types.js';
 
@@ -39,26 +40,7 @@ export interface CreateRestoreRequest {
   jobs?: number;
 }
 
-export interface CreateScheduleRequest {
-  name: string;
-  source: string;
-  repository: string;
-  /** Five cron fields or @hourly, @daily, @weekly, @monthly, @yearly. */
-  cron: string;
-  timezone?: string;
-  include?: string[];
-  exclude?: string[];
-  pattern?: string;
-  keepLast?: number;
-  keepWithin?: string;
-  keepHourly?: number;
-  keepDaily?: number;
-  keepWeekly?: number;
-  keepMonthly?: number;
-  keepYearly?: number;
-  expires?: string;
-  disabled?: boolean;
-}
+export type CreateScheduleRequest = ScheduleInput;
 
 export interface WaitOptions {
   /** Resolve only when the job has ended (SUCCESS), throw JobFailedError on FAILED / CANCELED. */
