@@ -595,6 +595,70 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       });
   }
 
+  const source = program.command('source').description('database sources registered by name for cairn server and its schedules (stored in its --data-dir)');
+  source
+    .command('add <name> <url>')
+    .description('register a source; its URL (with any password) stays in the server\'s catalog file (mode 0600)')
+    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+    .option('--json', 'print JSON')
+    .action(async (name: string, url: string, opts: { dataDir?: string; json?: boolean }) => {
+      const location = openSource(url).location;
+      const registry = await openRegistry(opts.dataDir);
+      try {
+        const r = registry.add('source', name, url, location);
+        if (opts.json) io.out(JSON.stringify(r, null, 2));
+        else io.out(`Registered source ${name} -> ${location}.`);
+      } finally {
+        registry.close();
+      }
+    });
+  source
+    .command('list')
+    .description('list registered sources (never their passwords)')
+    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+    .option('--json', 'print JSON')
+    .action(async (opts: { dataDir?: string; json?: boolean }) => {
+      const registry = await openRegistry(opts.dataDir);
+      try {
+        const list = registry.list('source');
+        if (opts.json) return io.out(JSON.stringify(list, null, 2));
+        io.out(list.length ? table(['NAME', 'LOCATION', 'ADDED'], list.map((r) => [r.name, r.location, r.createdAt])) : 'No sources registered.');
+      } finally {
+        registry.close();
+      }
+    });
+  source
+    .command('remove <name>')
+    .description('forget a source; its backups are kept unless --delete-scheduled-backups (manual backups always are)')
+    .option('--delete-scheduled-backups', 'also delete the backups its schedules made')
+    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { deleteScheduledBackups?: boolean; dataDir?: string; json?: boolean }) => {
+      const registry = await openRegistry(opts.dataDir);
+      const store = await openScheduleStore(opts.dataDir);
+      const deleted: string[] = [];
+      try {
+        if (registry.url('source', name) === undefined) throw new NotFoundError(`No source named "${name}" is registered; list them with: cairn source list`);
+        if (opts.deleteScheduledBackups) {
+          for (const s of store.list().filter((x) => x.source === name)) {
+            const repository = await openRepository(s.repository);
+            for (const m of await repository.listManifests(signal)) {
+              if (m.type === 'scheduled' && m.schedule === s.name) {
+                await repository.deleteBackup(m.id);
+                deleted.push(m.id);
+              }
+            }
+          }
+        }
+        registry.remove('source', name);
+      } finally {
+        registry.close();
+        store.close();
+      }
+      if (opts.json) return io.out(JSON.stringify({ removed: name, deletedScheduledBackups: deleted.sort() }, null, 2));
+      io.out(`Removed source ${name}.${deleted.length ? ` Deleted ${plural(deleted.length, 'scheduled backup')} (run cairn prune to reclaim the space); manual backups are kept.` : ' Its backups are kept.'}`);
+    });
+
   const schedule = program.command('schedule').description('automatic backups, run by cairn server (stored in its --data-dir)');
   const intOpt = (v: string): number => {
     const n = Number(v);
@@ -733,18 +797,20 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
         ]);
         const file = catalogFile(opts.dataDir ?? defaultDataDir());
         const store = await openScheduleStore(opts.dataDir);
+        const registry = await openRegistry(opts.dataDir);
         const catalog = new SqliteJobCatalog(file);
         try {
           const center = new JobCenter(catalog);
           const scheduler = new Scheduler(store, {
             now: () => new Date(),
-            launch: scheduledBackupLauncher({ center, now: () => new Date(), openRepository, openSource: (v) => openSource(v) }),
+            launch: scheduledBackupLauncher({ center, now: () => new Date(), openRepository, openSource: (v) => openSource(registry.url('source', v) ?? v) }),
           });
           const id = await scheduler.runNow(name);
           if (!id) throw new CairnError('CONFLICT', `Schedule "${name}" could not start: its source is being backed up already.`);
           job = await center.wait(id);
         } finally {
           store.close();
+          registry.close();
           await catalog.close();
         }
       }
@@ -938,4 +1004,9 @@ function parseExpiry(when: string, now: Date): string | null {
 async function openScheduleStore(dataDir: string | undefined) {
   const [{ defaultDataDir, catalogFile }, { SqliteScheduleStore }] = await Promise.all([import('../server/index.js'), import('../catalog/schedules.js')]);
   return new SqliteScheduleStore(catalogFile(dataDir ?? defaultDataDir()));
+}
+
+async function openRegistry(dataDir: string | undefined) {
+  const [{ defaultDataDir, catalogFile }, { SqliteRegistry }] = await Promise.all([import('../server/index.js'), import('../catalog/registry.js')]);
+  return new SqliteRegistry(catalogFile(dataDir ?? defaultDataDir()));
 }

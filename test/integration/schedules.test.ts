@@ -206,6 +206,22 @@ describe('schedules from the CLI and the API', () => {
     expect(cairnJson<{ enabled: boolean; nextRun: string | null }[]>(['schedule', 'list', '--json'], { env })[0]).toMatchObject({ enabled: false, nextRun: null });
     expect(cairn(['schedule', 'remove', 'nightly'], { env }).code).toBe(0);
     expect(cairnJson<unknown[]>(['backup', 'list', '--repo', repo, '--json'], { env })).toHaveLength(2); // backups kept
+
+    // a registered source, removed with the backups its schedules made; manual backups stay
+    expect(cairn(['source', 'add', 'app', `sqlite://${dbFile}`], { env }).code).toBe(0);
+    expect(cairnJson<{ name: string }[]>(['source', 'list', '--json'], { env }).map((x) => x.name)).toEqual(['app']);
+    expect(cairn(['schedule', 'add', 'by-src', '--source', 'app', '--repo', repo, '--cron', '@daily'], { env }).code).toBe(0);
+    const run = cairn(['schedule', 'run-now', 'by-src', '--json'], { env });
+    expect(run.code, run.stderr).toBe(0);
+    const scheduledId = JSON.parse(run.stdout).result.backupId as string;
+    expect(cairn(['backup', 'create', '--source', `sqlite://${dbFile}`, '--repo', repo, '--id', 'manual-x'], { env }).code).toBe(0);
+    const removed = cairnJson<{ deletedScheduledBackups: string[] }>(['source', 'remove', 'app', '--delete-scheduled-backups', '--json'], { env });
+    expect(removed.deletedScheduledBackups).toEqual([scheduledId]);
+    const after = cairnJson<{ id: string }[]>(['backup', 'list', '--repo', repo, '--json'], { env }).map((b) => b.id);
+    expect(after).toContain('manual-x');
+    expect(after).not.toContain(scheduledId);
+    expect(after).toHaveLength(3); // the two kept from "nightly" and the manual one
+    expect(cairn(['source', 'remove', 'app'], { env }).code).toBe(3);
   }, 60_000);
 
   it('the same through the REST API and the SDK', async () => {
