@@ -7,7 +7,7 @@ import {
   type StoragePipelineOptions,
 } from '@azure/storage-blob';
 import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
-import { checkKey, normalizePrefix } from './common.js';
+import { checkKey, normalizePrefix, readExactRange, unlessMissing } from './common.js';
 import { DEFAULT_AZURE_BLOCK_SIZE, DEFAULT_AZURE_CONCURRENCY, azureLocation, checkAzureOptions, type AzureOptions } from './azure-config.js';
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
 
@@ -110,24 +110,16 @@ export class AzureBlobStorage implements Storage {
 
   async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     throwIfAborted(signal);
-    if (length === 0) {
-      if (!(await this.exists(key))) throw new NotFoundError(`Object "${key}" not found in ${this.location}.`);
-      return Buffer.alloc(0);
-    }
-    let buf: Buffer;
-    try {
-      buf = await this.download(key, offset, length, signal);
-    } catch (err) {
-      if (err instanceof StorageError && statusOf(err.cause) === 416) buf = Buffer.alloc(0);
-      else throw err;
-    }
-    if (buf.length !== length) {
-      throw new StorageError(
-        `Object "${key}" in ${this.location} is shorter than expected (wanted bytes ${offset}-${offset + length}, got ${buf.length}).`,
-      );
-    }
-    return buf;
+    return readExactRange(this, key, offset, length, async () => {
+      try {
+        return await this.download(key, offset, length, signal);
+      } catch (err) {
+        if (err instanceof StorageError && statusOf(err.cause) === 416) return Buffer.alloc(0);
+        throw err;
+      }
+    });
   }
+
 
   private async download(key: string, offset: number, count: number | undefined, signal?: AbortSignal): Promise<Buffer> {
     try {
@@ -163,24 +155,11 @@ export class AzureBlobStorage implements Storage {
   }
 
   async delete(key: string): Promise<void> {
-    try {
-      await this.blob(key).deleteIfExists();
-    } catch (err) {
-      const mapped = this.mapError(err, `delete ${key}`, key);
-      if (mapped instanceof NotFoundError) return;
-      throw mapped;
-    }
+    await unlessMissing(() => this.blob(key).deleteIfExists(), (err) => this.mapError(err, `delete ${key}`, key));
   }
 
-  async exists(key: string): Promise<boolean> {
-    try {
-      await this.blob(key).getProperties();
-      return true;
-    } catch (err) {
-      const mapped = this.mapError(err, `check ${key}`, key);
-      if (mapped instanceof NotFoundError) return false;
-      throw mapped;
-    }
+  exists(key: string): Promise<boolean> {
+    return unlessMissing(() => this.blob(key).getProperties(), (err) => this.mapError(err, `check ${key}`, key));
   }
 
   private mapError(err: unknown, action: string, key: string | undefined, signal?: AbortSignal): Error {

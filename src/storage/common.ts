@@ -1,4 +1,4 @@
-import { StorageError, UsageError } from '../core/errors.js';
+import { NotFoundError, StorageError, UsageError } from '../core/errors.js';
 
 /** Refuses keys that could escape the repository folder; returns the key unchanged. */
 export function checkKey(key: string): string {
@@ -80,4 +80,39 @@ export function parsePositiveInt(value: string, what: string, max: number): numb
     throw new UsageError(`Invalid value "${value}" for ${what}: write a whole number from 1 to ${max}.`);
   }
   return Number(v);
+}
+
+/**
+ * getRange as every object-store backend does it: a zero-length range only checks that the
+ * object exists; `read` fetches the bytes (an empty buffer for a range past the end), and an
+ * answer shorter than asked for is an error rather than silently short data.
+ */
+export async function readExactRange(
+  store: { readonly location: string; exists(key: string): Promise<boolean> },
+  key: string,
+  offset: number,
+  length: number,
+  read: () => Promise<Buffer>,
+): Promise<Buffer> {
+  if (length === 0) {
+    if (!(await store.exists(key))) throw new NotFoundError(`Object "${key}" not found in ${store.location}.`);
+    return Buffer.alloc(0);
+  }
+  const buf = await read();
+  if (buf.length !== length) {
+    throw new StorageError(`Object "${key}" in ${store.location} is shorter than expected (wanted bytes ${offset}-${offset + length}, got ${buf.length}).`);
+  }
+  return buf;
+}
+
+/** Runs `op`; true when it succeeded, false when its mapped error is NotFoundError, else throws that error. */
+export async function unlessMissing(op: () => Promise<unknown>, mapError: (err: unknown) => Error): Promise<boolean> {
+  try {
+    await op();
+    return true;
+  } catch (err) {
+    const mapped = mapError(err);
+    if (mapped instanceof NotFoundError) return false;
+    throw mapped;
+  }
 }

@@ -9,7 +9,7 @@ import {
   type StorageOptions,
 } from '@google-cloud/storage';
 import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
-import { checkKey, normalizePrefix, publicEndpoint } from './common.js';
+import { checkKey, normalizePrefix, publicEndpoint, readExactRange, unlessMissing } from './common.js';
 import {
   DEFAULT_GCS_CHUNK_SIZE,
   DEFAULT_GCS_MAX_RETRIES,
@@ -155,24 +155,16 @@ export class GcsStorage implements Storage {
 
   async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     throwIfAborted(signal);
-    if (length === 0) {
-      if (!(await this.exists(key))) throw new NotFoundError(`Object "${key}" not found in ${this.location}.`);
-      return Buffer.alloc(0);
-    }
-    let buf: Buffer;
-    try {
-      buf = await this.read(key, { start: offset, end: offset + length - 1 }, signal);
-    } catch (err) {
-      if (statusOf(err) === 416) buf = Buffer.alloc(0);
-      else throw this.mapError(err, `read ${key}`, key, signal);
-    }
-    if (buf.length !== length) {
-      throw new StorageError(
-        `Object "${key}" in ${this.location} is shorter than expected (wanted bytes ${offset}-${offset + length}, got ${buf.length}).`,
-      );
-    }
-    return buf;
+    return readExactRange(this, key, offset, length, async () => {
+      try {
+        return await this.read(key, { start: offset, end: offset + length - 1 }, signal);
+      } catch (err) {
+        if (statusOf(err) === 416) return Buffer.alloc(0);
+        throw this.mapError(err, `read ${key}`, key, signal);
+      }
+    });
   }
+
 
   /**
    * Reads an object (or an inclusive byte range of it). Whole objects are checked against their
@@ -226,25 +218,12 @@ export class GcsStorage implements Storage {
   }
 
   async delete(key: string): Promise<void> {
-    try {
-      await this.file(key).delete();
-    } catch (err) {
-      const mapped = this.mapError(err, `delete ${key}`, key);
-      if (mapped instanceof NotFoundError) return;
-      throw mapped;
-    }
+    await unlessMissing(() => this.file(key).delete(), (err) => this.mapError(err, `delete ${key}`, key));
   }
 
-  async exists(key: string): Promise<boolean> {
-    try {
-      // Not File#exists: it reads a missing bucket as a missing object.
-      await this.file(key).getMetadata();
-      return true;
-    } catch (err) {
-      const mapped = this.mapError(err, `check ${key}`, key);
-      if (mapped instanceof NotFoundError) return false;
-      throw mapped;
-    }
+  exists(key: string): Promise<boolean> {
+    // Not File#exists: it reads a missing bucket as a missing object.
+    return unlessMissing(() => this.file(key).getMetadata(), (err) => this.mapError(err, `check ${key}`, key));
   }
 
   private mapError(err: unknown, action: string, key: string | undefined, signal?: AbortSignal): Error {

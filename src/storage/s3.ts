@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
-import { checkKey, normalizePrefix } from './common.js';
+import { checkKey, normalizePrefix, readExactRange, unlessMissing } from './common.js';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, s3Location, type S3Options } from './s3-config.js';
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
 
@@ -114,24 +114,16 @@ export class S3Storage implements Storage {
 
   async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     throwIfAborted(signal);
-    if (length === 0) {
-      if (!(await this.exists(key))) throw new NotFoundError(`Object "${key}" not found in ${this.location}.`);
-      return Buffer.alloc(0);
-    }
-    let buf: Buffer;
-    try {
-      buf = await this.getObject({ Bucket: this.bucket, Key: this.fullKey(key), Range: `bytes=${offset}-${offset + length - 1}` }, signal);
-    } catch (err) {
-      if (statusOf(err) === 416 || nameOf(err) === 'InvalidRange') buf = Buffer.alloc(0);
-      else throw this.mapError(err, `read ${key}`, key, signal);
-    }
-    if (buf.length !== length) {
-      throw new StorageError(
-        `Object "${key}" in ${this.location} is shorter than expected (wanted bytes ${offset}-${offset + length}, got ${buf.length}).`,
-      );
-    }
-    return buf;
+    return readExactRange(this, key, offset, length, async () => {
+      try {
+        return await this.getObject({ Bucket: this.bucket, Key: this.fullKey(key), Range: `bytes=${offset}-${offset + length - 1}` }, signal);
+      } catch (err) {
+        if (statusOf(err) === 416 || nameOf(err) === 'InvalidRange') return Buffer.alloc(0);
+        throw this.mapError(err, `read ${key}`, key, signal);
+      }
+    });
   }
+
 
   /**
    * GetObject and read its body. The SDK's retries end once the response headers arrive: a body
@@ -181,24 +173,11 @@ export class S3Storage implements Storage {
   }
 
   async delete(key: string): Promise<void> {
-    try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
-    } catch (err) {
-      const mapped = this.mapError(err, `delete ${key}`, key);
-      if (mapped instanceof NotFoundError) return;
-      throw mapped;
-    }
+    await unlessMissing(() => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) })), (err) => this.mapError(err, `delete ${key}`, key));
   }
 
-  async exists(key: string): Promise<boolean> {
-    try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
-      return true;
-    } catch (err) {
-      const mapped = this.mapError(err, `check ${key}`, key);
-      if (mapped instanceof NotFoundError) return false;
-      throw mapped;
-    }
+  exists(key: string): Promise<boolean> {
+    return unlessMissing(() => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) })), (err) => this.mapError(err, `check ${key}`, key));
   }
 
   /** Closes the client's sockets. */
