@@ -10,7 +10,8 @@ export type JobKind = 'backup' | 'restore' | 'copy' | 'verify' | 'prune';
  * state before FINALIZING (CANCELLING while a cancellation is under way). FINALIZING (a restore
  * switching in, a manifest being written) cannot be cancelled.
  */
-export type JobState = 'STARTED' | 'TRANSFERRING' | 'TRANSFERRED' | 'FINALIZING' | 'CANCELLING' | 'SUCCESS' | 'FAILED' | 'CANCELED';
+export const JOB_STATES = ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'CANCELLING', 'SUCCESS', 'FAILED', 'CANCELED'] as const;
+export type JobState = (typeof JOB_STATES)[number];
 
 export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['SUCCESS', 'FAILED', 'CANCELED']);
 

@@ -44,7 +44,13 @@ export function applyRetention(backups: RetentionCandidate[], policy: RetentionP
     const since = addDuration(now, policy.keepWithin, -1).getTime();
     for (const b of newestFirst) if (Date.parse(b.createdAt) > since) mark(b.id, `within ${policy.keepWithin.text}`);
   }
-  const parts = calendarParts(timeZone);
+  const toParts = calendarParts(timeZone);
+  const partsCache = new Map<number, Parts>();
+  const parts = (d: Date): Parts => {
+    let p = partsCache.get(d.getTime());
+    if (p === undefined) partsCache.set(d.getTime(), (p = toParts(d)));
+    return p;
+  };
   const buckets: [keyof RetentionPolicy, string, (d: Date) => string][] = [
     ['keepHourly', 'hourly', (d) => { const p = parts(d); return `${p.year}-${p.month}-${p.day} ${p.hour}`; }],
     ['keepDaily', 'daily', (d) => { const p = parts(d); return `${p.year}-${p.month}-${p.day}`; }],
@@ -77,7 +83,8 @@ interface Parts {
 function calendarParts(timeZone: string): (d: Date) => Parts {
   const fmt = new Intl.DateTimeFormat('en-US', { timeZone, year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', hourCycle: 'h23' });
   return (d) => {
-    const get = (type: string): number => Number(fmt.formatToParts(d).find((p) => p.type === type)?.value);
+    const parts = fmt.formatToParts(d);
+    const get = (type: string): number => Number(parts.find((p) => p.type === type)?.value);
     return { year: get('year'), month: get('month'), day: get('day'), hour: get('hour') };
   };
 }

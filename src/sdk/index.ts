@@ -6,7 +6,7 @@
  *   const job = await cairn.backups.create({ source: 'postgres://db/app', repository: 'prod' }, { waitForCompletion: true });
  *   console.log(job.result?.backupId);
  */
-import type { JobKind, JobRecord, JobState } from '../catalog/types.js';
+import { TERMINAL_STATES, type JobKind, type JobRecord, type JobState } from '../catalog/types.js';
 import type { ScheduleInput } from '../jobs/schedule-spec.js';
 
 export type { JobKind, JobProgress, JobRecord, JobState } from '../catalog/types.js';
@@ -86,8 +86,6 @@ export class JobFailedError extends Error {
   }
 }
 
-const TERMINAL: ReadonlySet<JobState> = new Set(['SUCCESS', 'FAILED', 'CANCELED']);
-
 export class CairnClient {
   private readonly base: string;
   private readonly doFetch: typeof fetch;
@@ -137,7 +135,7 @@ export class CairnClient {
       for (;;) {
         options.signal?.throwIfAborted();
         const job = await this.jobs.get(id);
-        if (TERMINAL.has(job.state)) return job;
+        if (TERMINAL_STATES.has(job.state)) return job;
         await new Promise((r) => setTimeout(r, options.pollMs ?? 500));
       }
     },

@@ -9,7 +9,7 @@ import os from 'node:os';
 import { CairnError, UsageError, type ErrorCode } from '../core/errors.js';
 import { validateBackupId } from '../core/ids.js';
 import type { Role, SqliteTokenStore, TokenInfo } from '../catalog/tokens.js';
-import type { JobKind, JobState } from '../catalog/types.js';
+import { JOB_STATES, type JobKind, type JobState } from '../catalog/types.js';
 import { runBackup } from '../jobs/backup.js';
 import { isTerminal, type JobCenter } from '../jobs/job-center.js';
 import { runRestore } from '../jobs/restore.js';
@@ -164,8 +164,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     const repo = await openRepo(repository);
     const source = c.req.query('source');
     const status = c.req.query('status');
-    const STATUSES = ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'CANCELLING', 'SUCCESS', 'FAILED', 'CANCELED'];
-    if (status !== undefined && !STATUSES.includes(status)) throw new UsageError(`Unknown status "${status}": use one of ${STATUSES.join(', ')}.`);
+    if (status !== undefined && !(JOB_STATES as readonly string[]).includes(status)) throw new UsageError(`Unknown status "${status}": use one of ${JOB_STATES.join(', ')}.`);
     const manifests = (await repo.listManifests()).filter((m) => !source || m.source.location === source || m.source.name === source);
     // Complete backups are in the repository; running, failed and cancelled ones are jobs.
     const unfinished = (await center.list({ kind: 'backup', limit: 1000 }))
