@@ -4,6 +4,7 @@
  * URLs, storage keys) never leave the server: job records and responses carry locations only.
  */
 import { Hono, type Context } from 'hono';
+import { createMiddleware } from 'hono/factory';
 import { streamSSE } from 'hono/streaming';
 import os from 'node:os';
 import { CairnError, UsageError, type ErrorCode } from '../core/errors.js';
@@ -99,11 +100,15 @@ export function createApp(options: AppOptions): Hono<Env> {
     c.set('token', token);
     await next();
   });
-  const need = (c: Context<Env>, what: 'read' | 'operate' | 'admin'): Response | undefined => {
-    const role = c.get('token').role;
-    if (ALLOWED[role].has(what)) return undefined;
-    return c.json({ error: { code: 'FORBIDDEN', message: `The role "${role}" may not ${what === 'read' ? 'read' : what === 'operate' ? 'start or stop jobs or delete backups' : 'administer the server'}.` } }, 403);
-  };
+  /** A route's required permission: 403 naming what the token's role may not do. */
+  const allow = (what: 'read' | 'operate' | 'admin') =>
+    createMiddleware<Env>(async (c, next) => {
+      const role = c.get('token').role;
+      if (!ALLOWED[role].has(what)) {
+        return c.json({ error: { code: 'FORBIDDEN', message: `The role "${role}" may not ${what === 'read' ? 'read' : what === 'operate' ? 'start or stop jobs or delete backups' : 'administer the server'}.` } }, 403);
+      }
+      await next();
+    });
   const body = async (c: Context<Env>): Promise<unknown> => {
     try {
       return await c.req.json();
@@ -120,9 +125,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   const started = (kind: JobKind): void => void counters.jobsStarted.set(kind, (counters.jobsStarted.get(kind) ?? 0) + 1);
 
   // ---- backups
-  app.post('/v1/backups', async (c) => {
-    const denied = need(c, 'operate');
-    if (denied) return denied;
+  app.post('/v1/backups', allow('operate'), async (c) => {
     const req = parse(CreateBackupBody, await body(c));
     if (req.id !== undefined) validateBackupId(req.id);
     const source = openSource(sourceUrl(req.source)); // validates the URL; its location has no secret
@@ -156,9 +159,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     return c.json({ job }, 202);
   });
 
-  app.get('/v1/backups', async (c) => {
-    const denied = need(c, 'read');
-    if (denied) return denied;
+  app.get('/v1/backups', allow('read'), async (c) => {
     const repository = c.req.query('repository');
     if (!repository) throw new UsageError('Give the repository: GET /v1/backups?repository=<name or URL>.');
     const repo = await openRepo(repository);
@@ -188,9 +189,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     });
   });
 
-  app.get('/v1/backups/:id', async (c) => {
-    const denied = need(c, 'read');
-    if (denied) return denied;
+  app.get('/v1/backups/:id', allow('read'), async (c) => {
     const repository = c.req.query('repository');
     if (!repository) throw new UsageError('Give the repository: GET /v1/backups/<id>?repository=<name or URL>.');
     const repo = await openRepo(repository);
@@ -198,9 +197,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     return c.json({ ...m, collections: m.collections.map(({ chunks, segments: _s, definition: _d, ...rest }) => ({ ...rest, chunks: chunks.length })) });
   });
 
-  app.delete('/v1/backups/:id', async (c) => {
-    const denied = need(c, 'operate');
-    if (denied) return denied;
+  app.delete('/v1/backups/:id', allow('operate'), async (c) => {
     const repository = c.req.query('repository');
     if (!repository) throw new UsageError('Give the repository: DELETE /v1/backups/<id>?repository=<name or URL>.');
     const repo = await openRepo(repository);
@@ -210,9 +207,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   });
 
   // ---- restores
-  app.post('/v1/restores', async (c) => {
-    const denied = need(c, 'operate');
-    if (denied) return denied;
+  app.post('/v1/restores', allow('operate'), async (c) => {
     const req = parse(CreateRestoreBody, await body(c));
     const repo = await openRepo(req.repository);
     const backupId = validateBackupId(req.backup);
@@ -244,9 +239,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   });
 
   // ---- copy, verify, prune
-  app.post('/v1/copies', async (c) => {
-    const denied = need(c, 'operate');
-    if (denied) return denied;
+  app.post('/v1/copies', allow('operate'), async (c) => {
     const req = parse(CreateCopyBody, await body(c));
     const [from, to] = [await openRepo(req.from), await openRepo(req.to)];
     const backupId = validateBackupId(req.backup);
@@ -269,9 +262,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     return c.json({ job }, 202);
   });
 
-  app.post('/v1/verifications', async (c) => {
-    const denied = need(c, 'operate');
-    if (denied) return denied;
+  app.post('/v1/verifications', allow('operate'), async (c) => {
     const req = parse(CreateVerifyBody, await body(c));
     const repo = await openRepo(req.repository);
     const ids = (req.backups ?? []).map(validateBackupId);
@@ -298,9 +289,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     return c.json({ job }, 202);
   });
 
-  app.post('/v1/prunes', async (c) => {
-    const denied = need(c, 'operate');
-    if (denied) return denied;
+  app.post('/v1/prunes', allow('operate'), async (c) => {
     const req = parse(CreatePruneBody, await body(c));
     const repo = await openRepo(req.repository);
     const job = await center.start({
@@ -315,9 +304,7 @@ export function createApp(options: AppOptions): Hono<Env> {
 
   // ---- registered sources and repositories (their URLs never leave the server)
   for (const [kind, plural] of [['source', 'sources'], ['repository', 'repositories']] as [RegistrationKind, string][]) {
-    app.post(`/v1/${plural}`, async (c) => {
-      const denied = need(c, 'admin');
-      if (denied) return denied;
+    app.post(`/v1/${plural}`, allow('admin'), async (c) => {
       const req = parse(RegisterBody, await body(c));
       let location: string;
       if (kind === 'source') {
@@ -329,14 +316,10 @@ export function createApp(options: AppOptions): Hono<Env> {
       }
       return c.json({ [kind]: registry.add(kind, req.name, req.url, location) }, 201);
     });
-    app.get(`/v1/${plural}`, (c) => {
-      const denied = need(c, 'read');
-      if (denied) return denied;
+    app.get(`/v1/${plural}`, allow('read'), (c) => {
       return c.json({ [plural]: registry.list(kind) });
     });
-    app.delete(`/v1/${plural}/:name`, async (c) => {
-      const denied = need(c, 'admin');
-      if (denied) return denied;
+    app.delete(`/v1/${plural}/:name`, allow('admin'), async (c) => {
       const name = c.req.param('name');
       const flag = c.req.query('deleteScheduledBackups');
       if (flag !== undefined && flag !== 'true' && flag !== 'false') throw new UsageError('deleteScheduledBackups is true or false.');
@@ -366,14 +349,10 @@ export function createApp(options: AppOptions): Hono<Env> {
 
   // ---- schedules
   const { schedules, scheduler } = options;
-  app.get('/v1/schedules', (c) => {
-    const denied = need(c, 'read');
-    if (denied) return denied;
+  app.get('/v1/schedules', allow('read'), (c) => {
     return c.json({ schedules: schedules.list().map((s) => ({ ...s, nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null })) });
   });
-  app.post('/v1/schedules', async (c) => {
-    const denied = need(c, 'operate');
-    if (denied) return denied;
+  app.post('/v1/schedules', allow('operate'), async (c) => {
     const req = parse(CreateScheduleBody, await body(c));
     const spec = buildScheduleSpec(req, new Date());
     openSource(sourceUrl(spec.source));
@@ -381,55 +360,39 @@ export function createApp(options: AppOptions): Hono<Env> {
     schedules.add(spec);
     return c.json({ schedule: { ...spec, nextRun: spec.enabled ? scheduler.next(spec, new Date())?.toISOString() ?? null : null } }, 201);
   });
-  app.get('/v1/schedules/:name', (c) => {
-    const denied = need(c, 'read');
-    if (denied) return denied;
+  app.get('/v1/schedules/:name', allow('read'), (c) => {
     const s = schedules.get(c.req.param('name'));
     return c.json({ schedule: { ...s, nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null }, runs: schedules.runs(s.name, 50) });
   });
   for (const action of ['enable', 'disable'] as const) {
-    app.post(`/v1/schedules/:name/${action}`, (c) => {
-      const denied = need(c, 'operate');
-      if (denied) return denied;
+    app.post(`/v1/schedules/:name/${action}`, allow('operate'), (c) => {
       schedules.setEnabled(c.req.param('name'), action === 'enable');
       return c.json({ schedule: schedules.get(c.req.param('name')) });
     });
   }
-  app.post('/v1/schedules/:name/run', async (c) => {
-    const denied = need(c, 'operate');
-    if (denied) return denied;
+  app.post('/v1/schedules/:name/run', allow('operate'), async (c) => {
     const jobId = await scheduler.runNow(c.req.param('name'));
     if (!jobId) throw new CairnError('CONFLICT', `Schedule "${c.req.param('name')}" could not start: its source is being backed up already.`);
     return c.json({ job: await center.get(jobId) }, 202);
   });
-  app.delete('/v1/schedules/:name', (c) => {
-    const denied = need(c, 'operate');
-    if (denied) return denied;
+  app.delete('/v1/schedules/:name', allow('operate'), (c) => {
     schedules.remove(c.req.param('name'));
     return c.json({ removed: c.req.param('name'), note: 'its backups are kept' });
   });
 
   // ---- the job center
-  app.get('/v1/jobs', async (c) => {
-    const denied = need(c, 'read');
-    if (denied) return denied;
+  app.get('/v1/jobs', allow('read'), async (c) => {
     const kind = c.req.query('kind') as JobKind | undefined;
     const state = c.req.query('state') as JobState | undefined;
     return c.json({ jobs: await center.list({ ...(kind ? { kind } : {}), ...(state ? { state } : {}) }) });
   });
-  app.get('/v1/jobs/:id', async (c) => {
-    const denied = need(c, 'read');
-    if (denied) return denied;
+  app.get('/v1/jobs/:id', allow('read'), async (c) => {
     return c.json({ job: await center.get(c.req.param('id')) });
   });
-  app.post('/v1/jobs/:id/cancel', async (c) => {
-    const denied = need(c, 'operate');
-    if (denied) return denied;
+  app.post('/v1/jobs/:id/cancel', allow('operate'), async (c) => {
     return c.json({ job: await center.cancel(c.req.param('id')) }, 202);
   });
-  app.get('/v1/jobs/:id/events', async (c) => {
-    const denied = need(c, 'read');
-    if (denied) return denied;
+  app.get('/v1/jobs/:id/events', allow('read'), async (c) => {
     const first = await center.get(c.req.param('id'));
     return streamSSE(c, async (stream) => {
       await stream.writeSSE({ event: 'job', data: JSON.stringify(first) });
