@@ -14,7 +14,7 @@ import { runCopy, type CopyProgress } from '../jobs/copy.js';
 import { runRestore } from '../jobs/restore.js';
 import { prune } from '../repo/prune.js';
 import { Repository } from '../repo/repository.js';
-import { verifyBackups, verifyFailure } from '../repo/verify.js';
+import { verifyBackupsLocked, verifyFailure } from '../repo/verify.js';
 import { openSource, openTarget } from '../sources/index.js';
 import { openStorage, storageFromEnv } from '../storage/index.js';
 import { formatBytes, formatCount, formatDuration, plural, table } from './format.js';
@@ -413,8 +413,8 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .option('--json', 'print JSON')
     .action(async (opts: CommonOptions & { dryRun?: boolean }) => {
       const repository = await openRepository(opts.repo);
-      const now = Date.now();
-      const expired = (await repository.listManifests(signal)).filter((m) => m.expiresAt !== null && Date.parse(m.expiresAt) <= now);
+      const { expiredBackups } = await import('../jobs/scheduled-backup.js');
+      const expired = expiredBackups(await repository.listManifests(signal), new Date());
       if (!opts.dryRun) for (const m of expired) await repository.deleteBackup(m.id);
       const ids = expired.map((m) => m.id);
       if (opts.json) return io.out(JSON.stringify({ dryRun: Boolean(opts.dryRun), expired: ids }, null, 2));
@@ -527,13 +527,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .action(async (id: string | undefined, opts: CommonOptions & { readData?: boolean }) => {
       const repository = await openRepository(opts.repo);
       const manifests = id ? [await repository.readManifest(id, signal)] : await repository.listManifests(signal);
-      const lock = await repository.lock(false, 'verify');
-      let report;
-      try {
-        report = await verifyBackups(repository, manifests, { readData: Boolean(opts.readData), signal });
-      } finally {
-        await lock.release();
-      }
+      const report = await verifyBackupsLocked(repository, manifests, { readData: Boolean(opts.readData), signal });
       if (opts.json) io.out(JSON.stringify({ ok: report.problems.length === 0, ...report }, null, 2));
       if (report.problems.length > 0) throw verifyFailure(report);
       if (!opts.json) {
@@ -636,26 +630,19 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .action(async (name: string, opts: { deleteScheduledBackups?: boolean; dataDir?: string; json?: boolean }) => {
       const registry = await openRegistry(opts.dataDir);
       const store = await openScheduleStore(opts.dataDir);
-      const deleted: string[] = [];
+      let deleted: string[] = [];
       try {
         if (registry.url('source', name) === undefined) throw new NotFoundError(`No source named "${name}" is registered; list them with: cairn source list`);
         if (opts.deleteScheduledBackups) {
-          for (const s of store.list().filter((x) => x.source === name)) {
-            const repository = await openRepository(s.repository);
-            for (const m of await repository.listManifests(signal)) {
-              if (m.type === 'scheduled' && m.schedule === s.name) {
-                await repository.deleteBackup(m.id);
-                deleted.push(m.id);
-              }
-            }
-          }
+          const { deleteScheduledBackupsOf } = await import('../jobs/scheduled-backup.js');
+          deleted = await deleteScheduledBackupsOf(name, store.list(), openRepository);
         }
         registry.remove('source', name);
       } finally {
         registry.close();
         store.close();
       }
-      if (opts.json) return io.out(JSON.stringify({ removed: name, deletedScheduledBackups: deleted.sort() }, null, 2));
+      if (opts.json) return io.out(JSON.stringify({ removed: name, deletedScheduledBackups: deleted }, null, 2));
       io.out(`Removed source ${name}.${deleted.length ? ` Deleted ${plural(deleted.length, 'scheduled backup')} (run cairn prune to reclaim the space); manual backups are kept.` : ' Its backups are kept.'}`);
     });
 

@@ -5,6 +5,7 @@
  */
 import { addDuration, parseDuration } from '../core/durations.js';
 import type { ScheduleSpec } from '../catalog/schedules.js';
+import type { BackupManifest } from '../core/schemas.js';
 import type { Repository } from '../repo/repository.js';
 import type { DatabaseSource } from '../sources/types.js';
 import { runBackup } from './backup.js';
@@ -55,8 +56,31 @@ export async function applyScheduleRetention(repo: Repository, spec: ScheduleSpe
   const manifests = await repo.listManifests();
   const mine = manifests.filter((m) => m.type === 'scheduled' && m.schedule === spec.name);
   const { remove } = applyRetention(mine.map((m) => ({ id: m.id, createdAt: m.createdAt })), retentionPolicy(spec), now, spec.timezone);
-  const expired = manifests.filter((m) => m.expiresAt !== null && Date.parse(m.expiresAt) <= now.getTime()).map((m) => m.id);
+  const expired = expiredBackups(manifests, now).map((m) => m.id);
   const doomed = [...new Set([...remove, ...expired])];
   for (const id of doomed) await repo.deleteBackup(id);
   return doomed.sort();
+}
+
+/** The backups whose expiry has passed (manual or scheduled; without an expiry, never). */
+export function expiredBackups(manifests: BackupManifest[], now: Date): BackupManifest[] {
+  return manifests.filter((m) => m.expiresAt !== null && Date.parse(m.expiresAt) <= now.getTime());
+}
+
+/**
+ * Deletes the backups the schedules of a registered source made (removing the source with
+ * --delete-scheduled-backups); manual backups are never touched. Returns the ids, sorted.
+ */
+export async function deleteScheduledBackupsOf(source: string, schedules: ScheduleSpec[], openRepository: (value: string) => Promise<Repository>): Promise<string[]> {
+  const deleted: string[] = [];
+  for (const s of schedules.filter((x) => x.source === source)) {
+    const repo = await openRepository(s.repository);
+    for (const m of await repo.listManifests()) {
+      if (m.type === 'scheduled' && m.schedule === s.name) {
+        await repo.deleteBackup(m.id);
+        deleted.push(m.id);
+      }
+    }
+  }
+  return deleted.sort();
 }

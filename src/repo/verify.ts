@@ -29,6 +29,16 @@ export interface VerifyOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** verifyBackups under a shared repository lock, so that no prune removes packs while they are checked. */
+export async function verifyBackupsLocked(repo: Repository, manifests: BackupManifest[], options: VerifyOptions = {}): Promise<VerifyReport> {
+  const lock = await repo.lock(false, 'verify');
+  try {
+    return await verifyBackups(repo, manifests, options);
+  } finally {
+    await lock.release();
+  }
+}
+
 /**
  * Checks that backups can be restored: every chunk is indexed and its pack exists with the
  * right size; with readData, every pack's content matches its name and every blob decompresses

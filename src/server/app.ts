@@ -16,7 +16,7 @@ import { isTerminal, type JobCenter } from '../jobs/job-center.js';
 import { runRestore } from '../jobs/restore.js';
 import { runCopy } from '../jobs/copy.js';
 import { prune } from '../repo/prune.js';
-import { verifyBackups, verifyFailure } from '../repo/verify.js';
+import { verifyBackupsLocked, verifyFailure } from '../repo/verify.js';
 import { Repository } from '../repo/repository.js';
 import { openSource, openTarget } from '../sources/index.js';
 import { openStorage } from '../storage/index.js';
@@ -25,6 +25,7 @@ import type { RegistrationKind, SqliteRegistry } from '../catalog/registry.js';
 import type { SqliteScheduleStore } from '../catalog/schedules.js';
 import type { Scheduler } from '../jobs/scheduler.js';
 import { buildScheduleSpec } from '../jobs/schedule-spec.js';
+import { deleteScheduledBackupsOf } from '../jobs/scheduled-backup.js';
 import { openApiDocument } from './openapi.js';
 
 export interface AppOptions {
@@ -271,18 +272,13 @@ export function createApp(options: AppOptions): Hono<Env> {
       params: { repository: repo.location, ...(ids.length ? { backups: ids } : {}), readData: Boolean(req.readData) },
       run: async (ctx) => {
         const manifests = ids.length ? await Promise.all(ids.map((id) => repo.readManifest(id, ctx.signal))) : await repo.listManifests(ctx.signal);
-        const lock = await repo.lock(false, 'verify');
-        try {
-          const report = await verifyBackups(repo, manifests, {
-            readData: Boolean(req.readData),
-            signal: ctx.signal,
-            onProgress: (done, total) => ctx.progress({ phase: 'transferring', collectionsDone: done, collectionsTotal: total, rows: 0, bytes: 0 }),
-          });
-          if (report.problems.length > 0) throw verifyFailure(report);
-          return { backups: report.backups, chunks: report.chunks, packs: report.packs, bytesRead: report.bytesRead };
-        } finally {
-          await lock.release();
-        }
+        const report = await verifyBackupsLocked(repo, manifests, {
+          readData: Boolean(req.readData),
+          signal: ctx.signal,
+          onProgress: (done, total) => ctx.progress({ phase: 'transferring', collectionsDone: done, collectionsTotal: total, rows: 0, bytes: 0 }),
+        });
+        if (report.problems.length > 0) throw verifyFailure(report);
+        return { backups: report.backups, chunks: report.chunks, packs: report.packs, bytesRead: report.bytesRead };
       },
     });
     started('verify');
@@ -326,22 +322,11 @@ export function createApp(options: AppOptions): Hono<Env> {
       if (kind === 'repository' && flag !== undefined) throw new UsageError('deleteScheduledBackups applies to sources only.');
       if (registry.url(kind, name) === undefined) throw new CairnError('NOT_FOUND', `No ${kind} named "${name}" is registered.`);
       // Scheduled backups of this source can go with it, on request; manual backups always stay.
-      const deleted: string[] = [];
-      if (kind === 'source' && flag === 'true') {
-        for (const s of options.schedules.list().filter((x) => x.source === name)) {
-          const repo = await openRepo(s.repository);
-          for (const m of await repo.listManifests()) {
-            if (m.type === 'scheduled' && m.schedule === s.name) {
-              await repo.deleteBackup(m.id);
-              deleted.push(m.id);
-            }
-          }
-        }
-      }
+      const deleted = kind === 'source' && flag === 'true' ? await deleteScheduledBackupsOf(name, options.schedules.list(), openRepo) : [];
       registry.remove(kind, name);
       return c.json({
         removed: name,
-        ...(kind === 'source' ? { deletedScheduledBackups: deleted.sort() } : {}),
+        ...(kind === 'source' ? { deletedScheduledBackups: deleted } : {}),
         note: kind === 'repository' ? 'the repository and its backups are untouched' : deleted.length ? 'manual backups are kept; prune reclaims the space' : 'its backups are kept',
       });
     });
