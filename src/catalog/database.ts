@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import Database from '../sources/sqlite/driver.js';
@@ -13,3 +14,13 @@ export function openCatalogDatabase(file: string): BetterSqlite3.Database {
   db.pragma('busy_timeout = 5000');
   return db;
 }
+
+/** The server's data folder: $CAIRN_DATA_DIR, else $XDG_DATA_HOME/cairn, else ~/.local/share/cairn. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CAIRN_DATA_DIR) return path.resolve(env.CAIRN_DATA_DIR);
+  const base = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
+  return path.join(base, 'cairn');
+}
+
+/** The catalog file in a data folder (jobs, tokens, registrations, schedules). */
+export const catalogFile = (dataDir: string): string => path.join(dataDir, 'catalog.db');

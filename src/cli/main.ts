@@ -3,6 +3,10 @@ import { Command, CommanderError, Option } from 'commander';
 import { CairnError, EXIT_CODES, NotFoundError, UsageError, type ErrorCode } from '../core/errors.js';
 import { addDuration, parseDuration } from '../core/durations.js';
 import { redactUrl } from '../sources/postgres/connection.js';
+import { catalogFile, defaultDataDir } from '../catalog/database.js';
+import { SqliteRegistry } from '../catalog/registry.js';
+import { SqliteScheduleStore } from '../catalog/schedules.js';
+import { SqliteTokenStore } from '../catalog/tokens.js';
 import type { JobRecord } from '../catalog/types.js';
 import type { BackupManifest, CompressionSettings } from '../core/schemas.js';
 import type { Progress } from '../jobs/progress.js';
@@ -593,11 +597,11 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
   source
     .command('add <name> <url>')
     .description('register a source; its URL (with any password) stays in the server\'s catalog file (mode 0600)')
-    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+    .addOption(dataDirOption())
     .option('--json', 'print JSON')
     .action(async (name: string, url: string, opts: { dataDir?: string; json?: boolean }) => {
       const location = openSource(url).location;
-      const registry = await openRegistry(opts.dataDir);
+      const registry = new SqliteRegistry(catalogPath(opts.dataDir));
       try {
         const r = registry.add('source', name, url, location);
         if (opts.json) io.out(JSON.stringify(r, null, 2));
@@ -609,10 +613,10 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
   source
     .command('list')
     .description('list registered sources (never their passwords)')
-    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+    .addOption(dataDirOption())
     .option('--json', 'print JSON')
     .action(async (opts: { dataDir?: string; json?: boolean }) => {
-      const registry = await openRegistry(opts.dataDir);
+      const registry = new SqliteRegistry(catalogPath(opts.dataDir));
       try {
         const list = registry.list('source');
         if (opts.json) return io.out(JSON.stringify(list, null, 2));
@@ -625,11 +629,11 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .command('remove <name>')
     .description('forget a source; its backups are kept unless --delete-scheduled-backups (manual backups always are)')
     .option('--delete-scheduled-backups', 'also delete the backups its schedules made')
-    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+    .addOption(dataDirOption())
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { deleteScheduledBackups?: boolean; dataDir?: string; json?: boolean }) => {
-      const registry = await openRegistry(opts.dataDir);
-      const store = await openScheduleStore(opts.dataDir);
+      const registry = new SqliteRegistry(catalogPath(opts.dataDir));
+      const store = new SqliteScheduleStore(catalogPath(opts.dataDir));
       let deleted: string[] = [];
       try {
         if (registry.url('source', name) === undefined) throw new NotFoundError(`No source named "${name}" is registered; list them with: cairn source list`);
@@ -671,7 +675,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .option('--keep-yearly <n>', 'same per year', intOpt)
     .option('--expires <duration>', 'each backup expires after this long (deleted even if retention would keep it)')
     .option('--disabled', 'add it paused')
-    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder (default: $CAIRN_DATA_DIR, else ~/.local/share/cairn)'))
+    .addOption(dataDirOption())
     .option('--json', 'print JSON')
     .action(async (name: string, opts: SelectionFlags & { source: string; repo?: string; cron: string; timezone?: string; pattern?: string; keepLast?: number; keepWithin?: string; keepHourly?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; keepYearly?: number; expires?: string; disabled?: boolean; dataDir?: string; json?: boolean }) => {
       const { buildScheduleSpec } = await import('../jobs/schedule-spec.js');
@@ -692,7 +696,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       );
       // A plain path is kept absolute, so that the server finds the same folder.
       if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(spec.repository) && /[/.]/.test(spec.repository)) spec.repository = resolvePath(spec.repository);
-      const store = await openScheduleStore(opts.dataDir);
+      const store = new SqliteScheduleStore(catalogPath(opts.dataDir));
       try {
         store.add(spec);
       } finally {
@@ -706,10 +710,10 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
   schedule
     .command('list')
     .description('list schedules with their next run')
-    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+    .addOption(dataDirOption())
     .option('--json', 'print JSON')
     .action(async (opts: { dataDir?: string; json?: boolean }) => {
-      const store = await openScheduleStore(opts.dataDir);
+      const store = new SqliteScheduleStore(catalogPath(opts.dataDir));
       const { cronOf } = await import('../jobs/scheduler.js');
       try {
         const list = store.list().map((s) => ({ ...s, nextRun: s.enabled ? cronOf(s.cron, s.timezone).nextRun(new Date())?.toISOString() ?? null : null }));
@@ -723,10 +727,10 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
   schedule
     .command('show <name>')
     .description('a schedule, its retention and its recent runs')
-    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+    .addOption(dataDirOption())
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { dataDir?: string; json?: boolean }) => {
-      const store = await openScheduleStore(opts.dataDir);
+      const store = new SqliteScheduleStore(catalogPath(opts.dataDir));
       try {
         const s = store.get(name);
         const runs = store.runs(name, 20);
@@ -750,9 +754,9 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     schedule
       .command(`${cmd} <name>`)
       .description(description)
-      .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+      .addOption(dataDirOption())
       .action(async (name: string, opts: { dataDir?: string }) => {
-        const store = await openScheduleStore(opts.dataDir);
+        const store = new SqliteScheduleStore(catalogPath(opts.dataDir));
         try {
           if (cmd === 'remove') store.remove(name);
           else store.setEnabled(name, cmd === 'enable');
@@ -765,7 +769,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
   schedule
     .command('run-now <name>')
     .description('run a schedule once now (its retention applies afterwards)')
-    .addOption(new Option('--data-dir <dir>', 'the server\'s data folder'))
+    .addOption(dataDirOption())
     .addOption(serverOption())
     .option('--json', 'print JSON')
     .action(async (name: string, opts: ServerFlags & { dataDir?: string; json?: boolean }) => {
@@ -775,17 +779,15 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
         job = await client.schedules.runNow(name);
         job = await client.jobs.wait(job.id, { signal, pollMs: 300 });
       } else {
-        const [{ defaultDataDir, catalogFile }, { SqliteJobCatalog }, { JobCenter }, { Scheduler }, { scheduledBackupLauncher }] = await Promise.all([
-          import('../server/index.js'),
+        const [{ SqliteJobCatalog }, { JobCenter }, { Scheduler }, { scheduledBackupLauncher }] = await Promise.all([
           import('../catalog/sqlite.js'),
           import('./../jobs/job-center.js'),
           import('../jobs/scheduler.js'),
           import('../jobs/scheduled-backup.js'),
         ]);
-        const file = catalogFile(opts.dataDir ?? defaultDataDir());
-        const store = await openScheduleStore(opts.dataDir);
-        const registry = await openRegistry(opts.dataDir);
-        const catalog = new SqliteJobCatalog(file);
+        const store = new SqliteScheduleStore(catalogPath(opts.dataDir));
+        const registry = new SqliteRegistry(catalogPath(opts.dataDir));
+        const catalog = new SqliteJobCatalog(catalogPath(opts.dataDir));
         try {
           const center = new JobCenter(catalog);
           const scheduler = new Scheduler(store, {
@@ -813,11 +815,11 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .command('server')
     .description('serve the REST API; jobs run in this process, their records in --data-dir (docs/api.md)')
     .option('--listen <host:port>', 'address to listen on; 0.0.0.0 to accept other machines', '127.0.0.1:8080')
-    .option('--data-dir <dir>', 'catalog folder (default: $CAIRN_DATA_DIR, else ~/.local/share/cairn)')
+    .addOption(dataDirOption())
     .addOption(new Option('--catalog <postgres-url>', 'keep job records in PostgreSQL, shared by several servers (default: SQLite in --data-dir)').env('CAIRN_CATALOG'))
     .action(async (opts: { listen: string; dataDir?: string; catalog?: string }) => {
       const { host, port } = parseListen(opts.listen);
-      const { defaultDataDir, startServer } = await import('../server/index.js');
+      const { startServer } = await import('../server/index.js');
       const server = await startServer({
         dataDir: opts.dataDir ?? defaultDataDir(),
         ...(opts.catalog ? { catalogUrl: opts.catalog } : {}),
@@ -830,8 +832,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     });
 
   const token = program.command('token').description('API tokens for cairn server (only their hashes are stored)');
-  const dataDirOption = (): Option => new Option('--data-dir <dir>', 'the server\'s catalog folder (default: $CAIRN_DATA_DIR, else ~/.local/share/cairn)');
-  token
+    token
     .command('create')
     .description('create a token and print it once')
     .requiredOption('--role <role>', 'admin (everything), operator (backup, restore, cancel, delete) or viewer (read only)')
@@ -839,7 +840,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .addOption(dataDirOption())
     .option('--json', 'print JSON')
     .action(async (opts: { role: string; name: string; dataDir?: string; json?: boolean }) => {
-      const store = await openTokenStore(opts.dataDir);
+      const store = new SqliteTokenStore(catalogPath(opts.dataDir));
       try {
         const t = store.create(opts.role, opts.name);
         if (opts.json) io.out(JSON.stringify(t, null, 2));
@@ -854,7 +855,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .addOption(dataDirOption())
     .option('--json', 'print JSON')
     .action(async (opts: { dataDir?: string; json?: boolean }) => {
-      const store = await openTokenStore(opts.dataDir);
+      const store = new SqliteTokenStore(catalogPath(opts.dataDir));
       try {
         const list = store.list();
         if (opts.json) io.out(JSON.stringify(list, null, 2));
@@ -868,7 +869,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .description('revoke a token')
     .addOption(dataDirOption())
     .action(async (id: string, opts: { dataDir?: string }) => {
-      const store = await openTokenStore(opts.dataDir);
+      const store = new SqliteTokenStore(catalogPath(opts.dataDir));
       try {
         if (!store.revoke(id)) throw new NotFoundError(`No token ${id}; list them with: cairn token list`);
         io.out(`Revoked token ${id}.`);
@@ -880,10 +881,6 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
   return program;
 }
 
-async function openTokenStore(dataDir: string | undefined) {
-  const [{ defaultDataDir, catalogFile }, { SqliteTokenStore }] = await Promise.all([import('../server/index.js'), import('../catalog/tokens.js')]);
-  return new SqliteTokenStore(catalogFile(dataDir ?? defaultDataDir()));
-}
 
 /** "host:port", ":port" or "port"; IPv6 hosts in brackets. */
 function parseListen(value: string): { host: string; port: number } {
@@ -988,12 +985,11 @@ function parseExpiry(when: string, now: Date): string | null {
   return addDuration(now, parseDuration(when, 'expiry')).toISOString();
 }
 
-async function openScheduleStore(dataDir: string | undefined) {
-  const [{ defaultDataDir, catalogFile }, { SqliteScheduleStore }] = await Promise.all([import('../server/index.js'), import('../catalog/schedules.js')]);
-  return new SqliteScheduleStore(catalogFile(dataDir ?? defaultDataDir()));
+
+
+/** --data-dir: where cairn server keeps its catalog; the token, source and schedule commands edit it. */
+function dataDirOption(): Option {
+  return new Option('--data-dir <dir>', "the server's data folder (default: $CAIRN_DATA_DIR, else ~/.local/share/cairn)");
 }
 
-async function openRegistry(dataDir: string | undefined) {
-  const [{ defaultDataDir, catalogFile }, { SqliteRegistry }] = await Promise.all([import('../server/index.js'), import('../catalog/registry.js')]);
-  return new SqliteRegistry(catalogFile(dataDir ?? defaultDataDir()));
-}
+const catalogPath = (dataDir: string | undefined): string => catalogFile(dataDir ?? defaultDataDir());

@@ -18,14 +18,9 @@ import { Scheduler } from '../jobs/scheduler.js';
 import { scheduledBackupLauncher } from '../jobs/scheduled-backup.js';
 import { openSource } from '../sources/index.js';
 
-/** Where the server keeps its catalog: $CAIRN_DATA_DIR, else $XDG_DATA_HOME/cairn, else ~/.local/share/cairn. */
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.CAIRN_DATA_DIR) return path.resolve(env.CAIRN_DATA_DIR);
-  const base = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
-  return path.join(base, 'cairn');
-}
+import { catalogFile } from '../catalog/database.js';
 
-export const catalogFile = (dataDir: string): string => path.join(dataDir, 'catalog.db');
+export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
 /**
  * This server's identity in the job catalog: the host name and an id kept in the data
