@@ -75,52 +75,61 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
         options.onProgress?.({ phase, collection, collectionsDone: done, collectionsTotal: collections.length, rows, bytes });
       const chunkerParams = repo.config.chunker;
       // Stored sizes of new chunks are known once compressed: the sizes are added up after flush().
-      const newIn = new Map<CollectionEntry, string[]>();
       // A collection is read as one stream or as several segments (a large table in ranges);
       // every segment is a unit of work with its own chunk list, concatenated in order at the end.
-      interface Unit {
+      interface Planned {
         c: CollectionDescriptor;
         entry: CollectionEntry;
+        units: Unit[];
+        /** Chunks this backup added (their stored sizes are known after flush()). */
+        newIds: string[];
+        /** Units not finished yet. */
+        left: number;
+      }
+      interface Unit {
+        plan: Planned;
         segment: number | undefined;
         chunks: string[];
         rows: number;
       }
-      const entries: CollectionEntry[] = [];
-      const units: Unit[] = [];
-      const unitsOf = new Map<CollectionEntry, Unit[]>();
-      const pendingUnits = new Map<CollectionEntry, number>();
-      for (const c of collections) {
-        const entry: CollectionEntry = {
-          name: c.name,
-          kind: c.kind,
-          definition: c.definition,
-          ...(c.dataFormat ? { dataFormat: c.dataFormat } : {}),
-          ...(c.selectable === false ? { selectable: false } : {}),
-          rowCount: 0,
-          logicalBytes: 0,
-          storedBytes: 0,
-          newBytes: 0,
-          chunks: [],
+      const plans: Planned[] = collections.map((c) => {
+        const plan: Planned = {
+          c,
+          entry: {
+            name: c.name,
+            kind: c.kind,
+            definition: c.definition,
+            ...(c.dataFormat ? { dataFormat: c.dataFormat } : {}),
+            ...(c.selectable === false ? { selectable: false } : {}),
+            rowCount: 0,
+            logicalBytes: 0,
+            storedBytes: 0,
+            newBytes: 0,
+            chunks: [],
+          },
+          units: [],
+          newIds: [],
+          left: 0,
         };
-        entries.push(entry);
-        newIn.set(entry, []);
         const segments = c.dataFormat ? Math.max(1, Math.floor(c.segments ?? 1)) : 1;
-        const own: Unit[] = [];
-        for (let k = 0; k < segments; k++) own.push({ c, entry, segment: segments > 1 ? k : undefined, chunks: [], rows: 0 });
-        unitsOf.set(entry, own);
-        pendingUnits.set(entry, own.length);
-        units.push(...own);
-      }
+        for (let k = 0; k < segments; k++) plan.units.push({ plan, segment: segments > 1 ? k : undefined, chunks: [], rows: 0 });
+        plan.left = segments;
+        return plan;
+      });
+      const entries = plans.map((p) => p.entry);
       // Largest first so that a big table's segments start early and the small ones fill the
       // gaps; what the source cannot size (a schema dump, say) may be slow and goes first. The
       // manifest keeps the source's order.
-      const size = (u: Unit): number => (u.c.estimatedBytes ?? Infinity) / (u.c.segments ?? 1);
-      const schedule = units.map((u, i) => ({ u, i })).sort((a, b) => (size(b.u) > size(a.u) ? 1 : size(b.u) < size(a.u) ? -1 : a.i - b.i)).map((x) => x.u);
+      const size = (u: Unit): number => (u.plan.c.estimatedBytes ?? Infinity) / u.plan.units.length;
+      const schedule = plans
+        .flatMap((p) => p.units)
+        .map((u, i) => ({ u, i }))
+        .sort((a, b) => (size(b.u) > size(a.u) ? 1 : size(b.u) < size(a.u) ? -1 : a.i - b.i))
+        .map((x) => x.u);
       const backupUnit = async (u: Unit): Promise<void> => {
         throwIfAborted(signal);
-        const { c, entry } = u;
+        const { c, entry, newIds } = u.plan;
         report('transferring', c.name);
-        const newIds = newIn.get(entry) as string[];
         if (c.dataFormat) {
           const stream = snapshot.readData(c, signal, u.segment);
           for await (const chunk of chunkStream(stream, chunkerParams, signal)) {
@@ -135,16 +144,13 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
           u.rows = stream.rowCount;
           rows += stream.rowCount;
         }
-        const left = (pendingUnits.get(entry) ?? 1) - 1;
-        pendingUnits.set(entry, left);
-        if (left === 0) done++;
+        if (--u.plan.left === 0) done++;
       };
       await mapLimit(schedule, Math.max(1, Math.min(jobs, snapshot.maxParallelReads)), backupUnit);
-      for (const entry of entries) {
-        const own = unitsOf.get(entry) ?? [];
-        entry.chunks = own.flatMap((u) => u.chunks);
-        entry.rowCount = own.reduce((n, u) => n + u.rows, 0);
-        if (own.length > 1) entry.segments = own.map((u) => u.chunks.length);
+      for (const { entry, units } of plans) {
+        entry.chunks = units.flatMap((u) => u.chunks);
+        entry.rowCount = units.reduce((n, u) => n + u.rows, 0);
+        if (units.length > 1) entry.segments = units.map((u) => u.chunks.length);
       }
       report('finalizing');
       const packs = await writer.flush();
@@ -154,8 +160,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
         return size;
       };
       let newChunks = 0;
-      for (const entry of entries) {
-        const newIds = newIn.get(entry) ?? [];
+      for (const { entry, newIds } of plans) {
         for (const chunkId of entry.chunks) entry.storedBytes += storedSize(chunkId);
         for (const chunkId of newIds) entry.newBytes += storedSize(chunkId);
         newChunks += newIds.length;
