@@ -272,7 +272,7 @@ describe('lost or damaged objects do not poison later backups', () => {
     const first = backup(repo, db);
     const idx = join(repo, 'index', readdirSync(join(repo, 'index'))[0] as string);
     const bytes = readFileSync(idx);
-    bytes[bytes.length - 3] ^= 0x40;
+    bytes[bytes.length - 3] = (bytes[bytes.length - 3] as number) ^ 0x40;
     writeFileSync(idx, bytes);
     const v = cairn(['verify', '--repo', repo]);
     expect(v.code).toBe(CORRUPT);
@@ -303,7 +303,7 @@ describe('damage is contained', () => {
     const packs = packFiles(repo);
     expect(packs).toHaveLength(1);
     const bytes = readFileSync(packs[0] as string);
-    bytes[1000] ^= 0x01; // inside big's blob (random bytes stored as is), far from tiny's
+    bytes[1000] = (bytes[1000] as number) ^ 0x01; // inside big's blob (random bytes stored as is), far from tiny's
     writeFileSync(packs[0] as string, bytes);
     const v = cairn(['verify', '--repo', repo, '--read-data']);
     expect(v.code).toBe(CORRUPT);
