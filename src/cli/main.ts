@@ -559,7 +559,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .description('remove data that no backup references (refuses, deleting nothing, while the repository is inconsistent)')
     .addOption(repoOption())
     .option('--dry-run', 'report what would be removed, remove nothing')
-    .option('--grace <duration>', 'keep packs no index lists until they are this old on the storage clock: a running backup may still be writing them (30m, 1h, 1d; 0 = none)', '1h')
+    .option('--grace <duration>', 'delete or repack unreferenced packs only once they are this old on the storage clock: a running backup may still need them (30m, 1h, 1d; 0 = at once)', '1h')
     .option('--json', 'print JSON')
     .action(async (opts: CommonOptions & { dryRun?: boolean; grace: string }) => {
       const unindexedGraceMs = parseGrace(opts.grace);
@@ -571,7 +571,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
         `${report.dryRun ? 'Would remove' : 'Removed'} ${report.packsDeleted} of ${report.packsTotal} packs` +
           (report.packsRepacked ? `, ${report.dryRun ? 'would repack' : 'repacked'} ${report.packsRepacked}` : '') +
           `, ${report.dryRun ? 'freeing about' : 'freed'} ${formatBytes(report.bytesFreed)}` +
-          (report.packsKeptYoung ? `; kept ${plural(report.packsKeptYoung, 'unindexed pack')} younger than --grace ${opts.grace}` : '') +
+          (report.packsKeptYoung ? `; kept ${plural(report.packsKeptYoung, 'unreferenced pack')} younger than --grace ${opts.grace}` : '') +
           (report.staleLocksRemoved ? `; removed ${report.staleLocksRemoved} stale lock(s)` : '') +
           '.',
       );

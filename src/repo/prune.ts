@@ -8,7 +8,10 @@ import { PackBuilder, packKey } from './pack.js';
 import type { Repository } from './repository.js';
 import { withLock } from './locked.js';
 
-/** Unindexed packs younger than this may belong to a writer that has not written its index yet. */
+/**
+ * Packs younger than this are neither deleted nor repacked: a writer may still need them (not
+ * yet indexed, or indexed and deduplicated against before its manifest is written).
+ */
 export const DEFAULT_UNINDEXED_GRACE_MS = 60 * 60_000;
 
 export interface PruneOptions {
@@ -20,10 +23,10 @@ export interface PruneOptions {
   /** Temp files older than this are leftovers of crashed writers (default 1 hour). */
   tempFileAgeMs?: number;
   /**
-   * Packs no index lists are deleted only once they are this old on the storage's clock
-   * (default 1 hour, DEFAULT_UNINDEXED_GRACE_MS): a backup uploads its packs before it writes
-   * their index, so a young unindexed pack may be in use even if a lock failed to say so
-   * (kopia keeps a similar safety margin).
+   * Unreferenced packs are deleted (or repacked) only once they are this old on the storage's
+   * clock (default 1 hour, DEFAULT_UNINDEXED_GRACE_MS): a backup uploads its packs before it
+   * writes their index and its manifest, so a young pack may be in use even if a lock failed to
+   * say so (kopia keeps a similar safety margin).
    */
   unindexedGraceMs?: number;
 }
@@ -34,7 +37,7 @@ export interface PruneReport {
   packsDeleted: number;
   packsRepacked: number;
   packsWritten: number;
-  /** Unindexed packs left alone because they are younger than the grace period. */
+  /** Packs with unreferenced (or unindexed) data left alone because they are younger than the grace period. */
   packsKeptYoung: number;
   bytesFreed: number;
   indexesReplaced: number;
@@ -85,13 +88,19 @@ async function pruneLocked(repo: Repository, options: PruneOptions, signal: Abor
   let bytesFreed = 0;
   for (const [packId, info] of present) {
     const pack = loaded.packs.get(packId);
+    // Young packs are never deleted or repacked: a backup may be writing them (unindexed), or
+    // have indexed them or deduplicated against their blobs without its manifest yet written.
+    const age = info.modified ? storageNow - info.modified.getTime() : grace > 0 ? -1 : 0;
+    if (age < grace) {
+      if (pack && !pack.blobs.every((b) => used.has(b.id))) keptYoung++;
+      else if (!pack) keptYoung++;
+      if (pack) keep.push({ id: packId, length: pack.length, blobs: pack.blobs });
+      continue;
+    }
     if (!pack) {
-      // Unindexed: left by a backup that never finished — or written by one still running.
-      const age = info.modified ? storageNow - info.modified.getTime() : grace > 0 ? -1 : 0;
-      if (age >= grace) {
-        remove.push(packId);
-        bytesFreed += info.size;
-      } else keptYoung++;
+      // Unindexed and old: left by a backup that never finished.
+      remove.push(packId);
+      bytesFreed += info.size;
       continue;
     }
     const live = pack.blobs.filter((b) => used.has(b.id) && loaded.chunks.get(b.id)?.packId === packId);

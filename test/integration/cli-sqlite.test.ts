@@ -232,7 +232,10 @@ describe('deduplication', () => {
     const del = cairn(['backup', 'delete', 'drop', '--repo', repo]);
     expect(del.code, del.stderr).toBe(0);
     expect(cairn(['backup', 'show', 'drop', '--repo', repo]).code).toBe(EXIT.NOT_FOUND);
-    const pruned = cairnJson<{ packsDeleted: number; bytesFreed: number }>(['prune', '--repo', repo]);
+    const young = cairnJson<{ packsDeleted: number; packsKeptYoung: number }>(['prune', '--repo', repo]);
+    expect(young).toMatchObject({ packsDeleted: 0 }); // younger than the default grace period
+    expect(young.packsKeptYoung).toBeGreaterThan(0);
+    const pruned = cairnJson<{ packsDeleted: number; bytesFreed: number }>(['prune', '--repo', repo, '--grace', '0']);
     expect(pruned.packsDeleted).toBeGreaterThan(0);
     expect(dirSize(join(repo, 'data'))).toBeLessThan(sizeBefore / 4);
     expect(cairn(['verify', '--repo', repo, '--read-data']).code).toBe(0);

@@ -211,7 +211,7 @@ describe.sequential('copy, verify, delete and prune as jobs', () => {
     expect(verified.result?.backups).toEqual(['pg-1']);
     expect((await call('DELETE', `/v1/backups/pg-1?repository=${encodeURIComponent(to)}`, tokens.viewer)).status).toBe(403);
     expect((await call('DELETE', `/v1/backups/pg-1?repository=${encodeURIComponent(to)}`, tokens.operator)).status).toBe(200);
-    const pruneJob = await call('POST', '/v1/prunes', tokens.operator, { repository: to });
+    const pruneJob = await call('POST', '/v1/prunes', tokens.operator, { repository: to, graceSeconds: 0 });
     const pruned = await until(pruneJob.json.job.id, ended);
     expect(pruned.state, JSON.stringify(pruned.error)).toBe('SUCCESS');
     expect(pruned.result?.packsDeleted).toBeGreaterThan(0);
