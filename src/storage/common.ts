@@ -1,4 +1,6 @@
-import { NotFoundError, StorageError, UsageError } from '../core/errors.js';
+import { ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
+import { randomId } from '../core/ids.js';
+import type { Storage } from './types.js';
 
 /** Refuses keys that could escape the repository folder; returns the key unchanged. */
 export function checkKey(key: string): string {
@@ -114,5 +116,60 @@ export async function unlessMissing(op: () => Promise<unknown>, mapError: (err: 
     const mapped = mapError(err);
     if (mapped instanceof NotFoundError) return false;
     throw mapped;
+  }
+}
+
+/** Where createExclusive puts its claims: `claims/<escaped key>/<random>`. */
+export const CLAIMS_PREFIX = 'claims/';
+/**
+ * A claim older than this (on the storage's clock, against a fresh one) belongs to a writer that
+ * died between claiming and writing: it no longer blocks the key, and prune may delete it.
+ */
+export const CLAIM_EXPIRY_MS = 24 * 60 * 60_000;
+
+/** The folder holding the claims on `key`: "/" and "%" escaped, so the key is one path segment. */
+export function claimFolder(key: string): string {
+  return `${CLAIMS_PREFIX}${checkKey(key).replace(/%/g, '%25').replace(/\//g, '%2F')}/`;
+}
+
+/**
+ * Creates `key` only if it does not exist, safely even where `put(…, { ifNotExists })` is not
+ * atomic (`storage.atomicCreate` false, e.g. S3-compatible servers that ignore If-None-Match).
+ * Where it is atomic this is that put. Elsewhere it writes a claim object
+ * `claims/<escaped key>/<random>`, lists the claims on the key and, if any other (younger than
+ * CLAIM_EXPIRY_MS) is there, removes its own and fails; alone, it checks the key is absent and
+ * writes it. Two racing writers therefore may both fail but never both win, provided listing
+ * shows every object whose write completed before the listing began (S3, Azure, GCS and
+ * filesystems do). The claim is left in place after success (a few bytes), so later writers of
+ * the same key fail on it too; prune may delete claims older than CLAIM_EXPIRY_MS.
+ *
+ * @throws ConflictError when the key exists or another writer claimed it; StorageError etc. from
+ *   the storage; CancelledError when `signal` aborts.
+ */
+export async function createExclusive(storage: Storage, key: string, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+  if (storage.atomicCreate) return storage.put(key, bytes, { ifNotExists: true, signal });
+  throwIfAborted(signal);
+  const folder = claimFolder(key);
+  const claim = `${folder}${randomId()}`;
+  await storage.put(claim, Buffer.from(JSON.stringify({ key, claimedAt: new Date().toISOString() })), { signal });
+  let written = false;
+  try {
+    const claims: { key: string; modified: Date }[] = [];
+    for await (const o of storage.list(folder, signal)) claims.push(o);
+    const ours = claims.find((c) => c.key === claim);
+    if (!ours) {
+      throw new StorageError(
+        `Cannot create "${key}" safely in ${storage.location}: a listing right after writing ${claim} did not show it, ` +
+          'so this storage does not list what was just written and concurrent writers cannot be told apart.',
+      );
+    }
+    const rival = claims.find((c) => c.key !== claim && ours.modified.getTime() - c.modified.getTime() < CLAIM_EXPIRY_MS);
+    if (rival) throw new ConflictError(`Object "${key}" already exists or is being created by another writer in ${storage.location}.`);
+    if (await storage.exists(key)) throw new ConflictError(`Object "${key}" already exists in ${storage.location}.`);
+    await storage.put(key, bytes, { ifNotExists: true, signal });
+    written = true;
+  } finally {
+    // A claim stays only beside the object it made; otherwise it would block the key for a day.
+    if (!written) await storage.delete(claim).catch(() => undefined);
   }
 }
