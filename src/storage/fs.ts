@@ -1,5 +1,5 @@
 import { constants as fsConstants } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm, stat, link, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, stat, link, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { CairnError, ConflictError, NotFoundError, StorageError, throwIfAborted } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
@@ -195,26 +195,48 @@ export class FileSystemStorage implements Storage {
     }
   }
 
-  /** Removes temp files older than `maxAgeMs` that crashed writers left behind. */
-  async removeStaleTempFiles(maxAgeMs: number, now = Date.now()): Promise<number> {
+  /**
+   * Removes temp files older than `maxAgeMs` that crashed writers left behind, in linked folders
+   * too. Age is measured on the filesystem's clock (a probe file's mtime, unless `now` is given in
+   * ms), which on a network mount may differ from ours.
+   */
+  async removeStaleTempFiles(maxAgeMs: number, now?: number): Promise<number> {
+    const reference = now ?? (await this.fileSystemNow());
     let removed = 0;
+    const visited = new Set<string>();
     const stack = [this.root];
     while (stack.length > 0) {
       const dir = stack.pop() as string;
+      const dirInfo = await stat(dir).catch(() => undefined);
+      if (!dirInfo || visited.has(`${dirInfo.dev}:${dirInfo.ino}`)) continue;
+      visited.add(`${dirInfo.dev}:${dirInfo.ino}`);
       const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
       for (const entry of entries) {
         const full = join(dir, entry.name);
-        if (entry.isDirectory()) stack.push(full);
-        else if (entry.name.startsWith('.') && entry.name.includes(TEMP_MARKER)) {
-          const info = await stat(full).catch(() => undefined);
-          if (info && now - info.mtimeMs > maxAgeMs) {
-            await rm(full, { force: true });
-            removed++;
-          }
+        const isTemp = entry.name.startsWith('.') && entry.name.includes(TEMP_MARKER);
+        if (!isTemp && !entry.isDirectory() && !entry.isSymbolicLink()) continue;
+        const info = await stat(full).catch(() => undefined);
+        if (!info) continue;
+        if (info.isDirectory()) stack.push(full);
+        else if (isTemp && info.isFile() && reference - info.mtimeMs > maxAgeMs) {
+          await rm(full, { force: true });
+          removed++;
         }
       }
     }
     return removed;
+  }
+
+  /** The filesystem's current time: the mtime of a file written now (then removed). */
+  private async fileSystemNow(): Promise<number> {
+    await this.ensureDir(this.root);
+    const probe = join(this.root, `.clock${TEMP_MARKER}${randomId(6)}`);
+    try {
+      await writeFile(probe, '');
+      return (await stat(probe)).mtimeMs;
+    } finally {
+      await rm(probe, { force: true });
+    }
   }
 }
 

@@ -80,6 +80,24 @@ describe('S3 backend', () => {
     expect((await s.get('small')).equals(small)).toBe(true);
   });
 
+  it('sends If-None-Match: * on create-only writes (atomic on AWS S3), and not on others', async () => {
+    const s = s3();
+    const seen: { key: string; ifNoneMatch: string | undefined }[] = [];
+    s.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const req = args.request as { headers?: Record<string, string>; path?: string };
+        if (context.commandName === 'PutObjectCommand') seen.push({ key: req.path ?? '', ifNoneMatch: req.headers?.['if-none-match'] });
+        return next(args);
+      },
+      { step: 'finalizeRequest' },
+    );
+    await s.put('create-only', Buffer.from('x'), { ifNotExists: true });
+    await s.put('plain', Buffer.from('x'));
+    expect(seen.map((r) => r.ifNoneMatch)).toEqual(['*', undefined]);
+    expect(s.atomicCreate).toBe(false);
+    expect(openStorage(`s3://${BUCKET}/p?endpoint=${encodeURIComponent(server.url)}`, {}).atomicCreate).toBe(false);
+  });
+
   it('names the bucket when it does not exist', async () => {
     const s = s3({ bucket: 'no-such-bucket' });
     await expect(s.get('x')).rejects.toThrow(/bucket "no-such-bucket" does not exist/);
