@@ -246,7 +246,7 @@ export async function listLocks(storage: Storage, signal?: AbortSignal): Promise
       result.push({ key: info.key, modified: info.modified, doc: decodeMetadata(bytes, LockDocumentSchema, info.key) });
     } catch (err) {
       if (!(err instanceof CorruptionError)) throw err;
-      result.push({ key: info.key, modified: info.modified, problem: err.message });
+      result.push({ key: info.key, modified: info.modified, problem: err.message.replace(/\.$/, '') });
     }
   }
   return result;

@@ -20,7 +20,7 @@ import {
 import { encodeMetadata } from '../../src/repo/metadata.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import type { ObjectInfo, Storage } from '../../src/storage/types.js';
-import { PROJECT_ROOT } from '../helpers/cli.js';
+import { PROJECT_ROOT, cairn } from '../helpers/cli.js';
 
 let dir: string;
 let root: string;
@@ -391,5 +391,28 @@ describe('exclusion', () => {
     expect(await removeLocks(storage)).toEqual([]);
     expect((await removeLocks(storage, { all: true })).sort()).toEqual(['locks/bad', 'locks/live']);
     expect(await listLocks(storage)).toEqual([]);
+  });
+});
+
+describe('cairn unlock', () => {
+  it('removes stale locks, and every lock with --remove-all; prune is blocked by an unreadable lock until then', async () => {
+    expect(cairn(['repo', 'init', root]).code).toBe(0);
+    await storage.put('locks/bad', Buffer.from('junk'));
+    await putDoc('locks/live', foreignDoc());
+    await putDoc('locks/old', foreignDoc({ operation: 'abandoned' }));
+    await age('locks/old', STALE_AFTER_MS + MIN);
+    const prune = cairn(['prune', '--repo', root]);
+    expect(prune.code).toBe(5);
+    expect(prune.stderr).toMatch(/locked by "backup elsewhere"|unreadable lock locks\/bad/);
+    const stale = cairn(['unlock', '--repo', root]);
+    expect(stale.code).toBe(0);
+    expect(stale.stdout).toMatch(/Removed 1 lock: locks\/old\./);
+    expect(stale.stdout).toMatch(/Still held: locks\/live, "backup elsewhere"/);
+    expect(stale.stdout).toMatch(/Still there: locks\/bad, unreadable/);
+    const all = cairn(['unlock', '--repo', root, '--remove-all', '--json']);
+    expect(all.code).toBe(0);
+    expect((JSON.parse(all.stdout) as { removed: string[] }).removed.sort()).toEqual(['locks/bad', 'locks/live']);
+    expect(await listLocks(storage)).toEqual([]);
+    expect(cairn(['prune', '--repo', root]).code).toBe(0);
   });
 });
