@@ -221,3 +221,29 @@ export async function removeClaims(storage: Storage, key: string, signal?: Abort
   const folder = claimFolder(key);
   for await (const o of storage.list(folder, signal)) await storage.delete(o.key);
 }
+
+/**
+ * Deletes claims older than CLAIM_EXPIRY_MS on the storage's clock (against a probe claim it
+ * writes and removes): those of writers that died between claiming and writing, and those left
+ * beside objects written long ago. For prune. Returns the keys removed.
+ */
+export async function removeExpiredClaims(storage: Storage, signal?: AbortSignal): Promise<string[]> {
+  const probe = `${CLAIMS_PREFIX}%7Eprobe/${randomId()}`;
+  await storage.put(probe, Buffer.from('{}'), { signal });
+  const removed: string[] = [];
+  try {
+    const claims: { key: string; modified: Date }[] = [];
+    for await (const o of storage.list(CLAIMS_PREFIX, signal)) claims.push(o);
+    const now = claims.find((c) => c.key === probe)?.modified;
+    if (!now) return removed;
+    for (const c of claims) {
+      if (c.key !== probe && now.getTime() - c.modified.getTime() > CLAIM_EXPIRY_MS) {
+        await storage.delete(c.key);
+        removed.push(c.key);
+      }
+    }
+  } finally {
+    await storage.delete(probe).catch(() => undefined);
+  }
+  return removed;
+}

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/core/errors.js';
+import { CLAIM_EXPIRY_MS, claimFolder, createExclusiveByClaims, removeClaims, removeExpiredClaims } from '../../src/storage/common.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { describeStorageContract } from './contract.js';
 
@@ -98,5 +99,27 @@ describe('filesystem listing', () => {
     expect(await readdir(join(root, 'data', 'aa'))).toEqual(['.aa03.tmp-ghi', 'aa01'].sort());
     expect(await readdir(elsewhere)).toEqual([]);
     expect(await readdir(root)).toEqual(['data']); // the clock probe is gone
+  });
+
+  it('claims: left beside the object, removed with removeClaims, expired ones by removeExpiredClaims', async () => {
+    const root = join(dir, `claims-${++n}`);
+    const s = new FileSystemStorage(root);
+    await createExclusiveByClaims(s, 'backups/b1', Buffer.from('m1'));
+    await createExclusiveByClaims(s, 'backups/b2', Buffer.from('m2'));
+    expect(claimFolder('backups/b1')).toBe('claims/backups%2Fb1/');
+    expect(await keys(s, 'claims/backups%2Fb1/')).toHaveLength(1);
+    // A writer that died after claiming b3 blocks it (for a day).
+    await s.put(`${claimFolder('backups/b3')}dead`, Buffer.from('{}'));
+    await expect(createExclusiveByClaims(s, 'backups/b3', Buffer.from('m3'))).rejects.toThrow(/being created by another writer/);
+    await s.delete('backups/b1');
+    await removeClaims(s, 'backups/b1');
+    await createExclusiveByClaims(s, 'backups/b1', Buffer.from('again'));
+    const old = new Date(Date.now() - CLAIM_EXPIRY_MS - 60_000);
+    const deadClaim = join(root, 'claims', 'backups%2Fb3', 'dead');
+    await utimes(deadClaim, old, old);
+    expect(await removeExpiredClaims(s)).toEqual(['claims/backups%2Fb3/dead']);
+    await createExclusiveByClaims(s, 'backups/b3', Buffer.from('m3'));
+    expect((await s.get('backups/b3')).toString()).toBe('m3');
+    expect(await keys(s, 'claims/')).toHaveLength(3);
   });
 });
