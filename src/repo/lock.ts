@@ -68,8 +68,12 @@ export class RepositoryLock {
   private timer: NodeJS.Timeout | undefined;
   private inflight: Promise<void> | undefined;
   private released = false;
-  /** performance.now() at the start of the last write that succeeded: our own monotonic clock. */
-  private lastWriteStarted: number;
+  /**
+   * When the last write that succeeded started, on two clocks: the monotonic one (immune to clock
+   * steps) and the wall clock (which, unlike the monotonic one on Linux, runs on while the machine
+   * is suspended). The longer of the two elapsed times counts.
+   */
+  private lastWriteStarted: { mono: number; wall: number };
   private lastError: unknown;
 
   private constructor(
@@ -80,7 +84,7 @@ export class RepositoryLock {
     private readonly now: () => Date,
     private readonly refreshIntervalMs: number,
     private readonly staleAfterMs: number,
-    writeStarted: number,
+    writeStarted: { mono: number; wall: number },
   ) {
     this.signal = this.controller.signal;
     this.lastWriteStarted = writeStarted;
@@ -127,7 +131,7 @@ export class RepositoryLock {
       ...(self.pidNamespace ? { pidNamespace: self.pidNamespace } : {}),
     };
     const key = `${LOCKS_PREFIX}${lockId}`;
-    const writeStarted = performance.now();
+    const writeStarted = { mono: performance.now(), wall: Date.now() };
     await storage.put(key, encodeMetadata(doc), { signal: options.signal });
     try {
       const locks = await listLocks(storage, options.signal);
@@ -169,7 +173,7 @@ export class RepositoryLock {
 
   /** Loses the lock when no write succeeded for half the stale age; true then. */
   private overdue(): boolean {
-    const silentMs = performance.now() - this.lastWriteStarted;
+    const silentMs = Math.max(performance.now() - this.lastWriteStarted.mono, Date.now() - this.lastWriteStarted.wall);
     if (silentMs < this.staleAfterMs / 2) return false;
     const why = this.lastError === undefined ? '' : `: ${(this.lastError as Error).message ?? String(this.lastError)}`;
     this.lose(`it could not be refreshed for ${seconds(silentMs)}${why}`);
@@ -178,7 +182,7 @@ export class RepositoryLock {
 
   /** Rewrites the lock object in place, after checking it is still there. */
   private async refresh(): Promise<void> {
-    const started = performance.now();
+    const started = { mono: performance.now(), wall: Date.now() };
     try {
       if (!(await this.storage.exists(this.key))) {
         if (!this.released) this.lose('its lock object was removed (by `cairn unlock`, or by a process that took it for stale)');
@@ -208,6 +212,22 @@ export class RepositoryLock {
           'The operation was stopped, because without the lock prune may remove what it writes or reads. Run it again.',
       ),
     );
+  }
+
+  /**
+   * Checks, now, that the lock is still held: not lost, refreshed in time, and its object still in
+   * the repository. Call it just before a commit point (writing a manifest), so that an operation
+   * whose lock was taken from it (e.g. after the machine was suspended) does not commit.
+   *
+   * @throws LockedError when the lock is lost (then `signal` is aborted too) or released;
+   *   StorageError when the storage cannot be asked.
+   */
+  async assertHeld(): Promise<void> {
+    if (this.released) throw new LockedError(`The lock ${this.key} on ${this.storage.location} was already released.`);
+    if (!this.lost && !this.overdue() && !(await this.storage.exists(this.key))) {
+      this.lose('its lock object was removed (by `cairn unlock`, or by a process that took it for stale)');
+    }
+    if (this.lost) throw this.signal.reason as LockedError;
   }
 
   /** Stops refreshing and removes the lock object (also after the lock was lost). Idempotent. */

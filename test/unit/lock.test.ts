@@ -163,17 +163,17 @@ describe('staleness', () => {
   });
 
   it('keeps a holder that refreshes alive past the stale age, and lets an abandoned lock expire', async () => {
-    const timing = { refreshIntervalMs: 40, staleAfterMs: 400 };
+    const timing = { refreshIntervalMs: 50, staleAfterMs: 800 };
     const live = await RepositoryLock.acquire(storage, { exclusive: true, operation: 'live prune', ...timing });
     await putDoc('locks/abandoned', foreignDoc());
     const started = Date.now();
-    // Three stale ages: the live holder's lock must block every attempt.
-    while (Date.now() - started < 3 * timing.staleAfterMs) {
+    // Two stale ages: the live holder's lock must block every attempt.
+    while (Date.now() - started < 2 * timing.staleAfterMs) {
       await expect(RepositoryLock.acquire(storage, { exclusive: false, operation: 'backup', ...timing })).rejects.toThrow(/locked by "live prune"/);
     }
     expect(live.signal.aborted).toBe(false);
     await live.release();
-    // The abandoned one was written > 1.2 s ago on the storage's clock: stale by age now.
+    // The abandoned one was written > 1.6 s ago on the storage's clock: stale by age now.
     const lock = await RepositoryLock.acquire(storage, { exclusive: true, operation: 'prune', ...timing });
     expect(await removeStaleLocks(storage, { lock, staleAfterMs: timing.staleAfterMs })).toBe(1);
     await lock.release();
@@ -328,6 +328,18 @@ describe('refresh and loss', () => {
     await lock.release();
   });
 
+  it('assertHeld: passes while held, throws the LockedError once the object is gone or the lock released', async () => {
+    const lock = await RepositoryLock.acquire(storage, { exclusive: false, operation: 'backup', refreshIntervalMs: 60_000, staleAfterMs: 600_000 });
+    await lock.assertHeld();
+    await storage.delete(lock.key);
+    // Noticed at once, not at the next refresh a minute later.
+    await expect(lock.assertHeld()).rejects.toThrow(/Lost the shared lock .*removed/);
+    expect(lock.signal.aborted).toBe(true);
+    expect(lock.signal.reason).toBeInstanceOf(LockedError);
+    await lock.release();
+    await expect(lock.assertHeld()).rejects.toThrow(/already released/);
+  });
+
   it('is lost when refreshing keeps failing for half the stale age', async () => {
     const timing = { refreshIntervalMs: 20, staleAfterMs: 600 };
     const lock = await RepositoryLock.acquire(storage, { exclusive: true, operation: 'prune', ...timing });
@@ -344,6 +356,20 @@ describe('refresh and loss', () => {
     expect(after).toBeGreaterThanOrEqual(timing.staleAfterMs / 2 - timing.refreshIntervalMs * 2);
     expect(after).toBeLessThan(timing.staleAfterMs);
     await lock.release().catch(() => undefined);
+  });
+
+  it('is lost when this process stalled for half the stale age (others may have taken it for stale)', async () => {
+    const lock = await RepositoryLock.acquire(storage, { exclusive: false, operation: 'backup', refreshIntervalMs: 20, staleAfterMs: 400 });
+    const aborted = withAbort(lock.signal);
+    // Synchronous work that blocks the event loop, as a long hash or a suspended VM would.
+    const until = performance.now() + 260;
+    while (performance.now() < until) {
+      /* busy */
+    }
+    expect((await aborted) as Error).toBeInstanceOf(LockedError);
+    expect((lock.signal.reason as Error).message).toMatch(/could not be refreshed for/);
+    await lock.release();
+    expect(await listLocks(storage)).toEqual([]);
   });
 
   it('leaves no lock behind when released while a refresh is being written', async () => {
