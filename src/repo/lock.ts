@@ -117,19 +117,7 @@ export class RepositoryLock {
     throwIfAborted(options.signal);
     const self = currentProcessIdentity();
     const lockId = randomId();
-    const at = now().toISOString();
-    const doc: LockDocument = {
-      exclusive: options.exclusive,
-      operation: options.operation,
-      hostname: self.hostname,
-      pid: self.pid,
-      createdAt: at,
-      refreshedAt: at,
-      lockId,
-      ...(self.startTicks ? { processStart: self.startTicks } : {}),
-      ...(self.bootId ? { bootId: self.bootId } : {}),
-      ...(self.pidNamespace ? { pidNamespace: self.pidNamespace } : {}),
-    };
+    const doc = lockDocument(options.exclusive, options.operation, lockId, now(), self);
     const key = `${LOCKS_PREFIX}${lockId}`;
     const writeStarted = { mono: performance.now(), wall: Date.now() };
     await storage.put(key, encodeMetadata(doc), { signal: options.signal });
@@ -310,11 +298,11 @@ export async function removeLocks(storage: Storage, options: RemoveLocksOptions 
   let reference = options.lock?.key;
   let probe: string | undefined;
   if (!reference && !options.all) {
-    // A shared lock document, so that any cairn reading it meanwhile understands it.
-    const at = new Date().toISOString();
-    const self = currentProcessIdentity();
-    probe = `${LOCKS_PREFIX}${randomId()}`;
-    const doc: LockDocument = { exclusive: false, operation: 'unlock (clock probe)', hostname: self.hostname, pid: self.pid, createdAt: at, refreshedAt: at };
+    // A shared lock document, so that any cairn reading it meanwhile understands it (and, were we
+    // killed right now, proves it stale).
+    const lockId = randomId();
+    probe = `${LOCKS_PREFIX}${lockId}`;
+    const doc = lockDocument(false, 'clock probe of removing stale locks', lockId, new Date(), currentProcessIdentity());
     await storage.put(probe, encodeMetadata(doc), { signal: options.signal });
     reference = probe;
   }
@@ -338,6 +326,22 @@ export async function removeLocks(storage: Storage, options: RemoveLocksOptions 
 /** Deletes stale locks and returns how many; see removeLocks. */
 export async function removeStaleLocks(storage: Storage, options: Omit<RemoveLocksOptions, 'all'> = {}): Promise<number> {
   return (await removeLocks(storage, options)).length;
+}
+
+function lockDocument(exclusive: boolean, operation: string, lockId: string, at: Date, self: ProcessIdentity): LockDocument {
+  const time = at.toISOString();
+  return {
+    exclusive,
+    operation,
+    hostname: self.hostname,
+    pid: self.pid,
+    createdAt: time,
+    refreshedAt: time,
+    lockId,
+    ...(self.startTicks ? { processStart: self.startTicks } : {}),
+    ...(self.bootId ? { bootId: self.bootId } : {}),
+    ...(self.pidNamespace ? { pidNamespace: self.pidNamespace } : {}),
+  };
 }
 
 /** The storage time of our own object in a listing made right after writing it. */
