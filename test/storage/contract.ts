@@ -195,7 +195,7 @@ export function describeStorageContract(name: string, factory: StorageFactory, o
     it('locks: a lock written long ago by the storage clock expires; a refreshing one never does', async () => {
       const s = await factory();
       // Short times, so that the test waits seconds, not minutes; one second of precision fits.
-      const timing = { refreshIntervalMs: 200, staleAfterMs: 2500 };
+      const timing = { refreshIntervalMs: 200, staleAfterMs: 3000 };
       const at = new Date().toISOString();
       // A holder that died without a trace we could check (another host).
       await s.put('locks/dead', encodeMetadata({ exclusive: true, operation: 'dead prune', hostname: 'gone-host', pid: 7, createdAt: at, refreshedAt: at }));
