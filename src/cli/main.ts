@@ -18,6 +18,7 @@ import { runCopy, type CopyProgress } from '../jobs/copy.js';
 import { runRestore } from '../jobs/restore.js';
 import { prune } from '../repo/prune.js';
 import { repair } from '../repo/repair.js';
+import { listLocks, removeLocks } from '../repo/lock.js';
 import { Repository } from '../repo/repository.js';
 import { verifyBackupsLocked, verifyFailure } from '../repo/verify.js';
 import { openSource, openTarget } from '../sources/index.js';
@@ -601,6 +602,27 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       }
       for (const id of report.backupsHealed) io.out(`Backup ${id} is whole again: a later backup uploaded its missing chunks.`);
       if (report.backupsDamaged.length === 0 && report.manifestsQuarantined.length === 0) io.out('Every backup is complete.');
+    });
+
+  program
+    .command('unlock')
+    .description('remove stale repository locks (of processes that died); --remove-all removes every lock')
+    .addOption(repoOption())
+    .option('--remove-all', 'remove every lock, also of running processes: only when you are sure no cairn uses the repository')
+    .option('--json', 'print JSON')
+    .action(async (opts: CommonOptions & { removeAll?: boolean }) => {
+      const repository = await openRepository(opts.repo);
+      const removed = await removeLocks(repository.storage, { all: Boolean(opts.removeAll), signal });
+      const left = await listLocks(repository.storage, signal);
+      if (opts.json) return io.out(JSON.stringify({ removed, remaining: left.map((l) => ({ key: l.key, ...l.doc, problem: l.problem })) }, null, 2));
+      io.out(`Removed ${plural(removed.length, 'lock')}${removed.length ? `: ${removed.join(', ')}` : ''}.`);
+      for (const l of left) {
+        io.out(
+          l.doc
+            ? `Still held: ${l.key}, "${l.doc.operation}" (${l.doc.exclusive ? 'exclusive' : 'shared'}, pid ${l.doc.pid} on ${l.doc.hostname}, since ${l.doc.createdAt}).`
+            : `Still there: ${l.key}, unreadable (${l.problem ?? 'damaged'}); it expires by age, or --remove-all removes it.`,
+        );
+      }
     });
 
   const job = program.command('job').description('jobs of a cairn server (--server or CAIRN_SERVER, token in CAIRN_TOKEN)');

@@ -173,6 +173,8 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
       if (packs.length > 0) await writeIndexDocument(repo.storage, packs, [], signal);
       await assertStillStored(repo, entries, signal);
       throwIfAborted(signal);
+      // The commit point: never make a backup visible without holding the lock right now.
+      await lock.assertHeld();
       const manifest: BackupManifest = {
         formatVersion: FORMAT_VERSION,
         id,
