@@ -52,10 +52,8 @@ export interface JobCenterOptions {
 /** A job could not start because another one holds its key (409); `running` is that job. */
 export class JobConflictError extends ConflictError {
   constructor(readonly running: JobRecord) {
-    super(
-      `A ${running.kind} of ${describeKey(running)} is already running as job ${running.id} (started ${running.createdAt}); ` +
-        'one job at a time per database: wait for it or cancel it.',
-    );
+    const rule = running.kind === 'backup' || running.kind === 'restore' ? 'one job at a time per database' : `one ${running.kind} at a time`;
+    super(`A ${running.kind} of ${describeKey(running)} is already running as job ${running.id} (started ${running.createdAt}); ${rule}: wait for it or cancel it.`);
   }
 }
 
