@@ -5,10 +5,11 @@
  * `schedule run-now`) uses it.
  *
  * The lock is an OS file lock (POSIX fcntl, taken through SQLite's exclusive locking mode on
- * <data-dir>/server.lock), not a pid file: the kernel drops it when the holder dies, even by
+ * <data-dir>/server.lock.db), not a pid file: the kernel drops it when the holder dies, even by
  * kill -9, so there is no stale lock to judge (no pid reuse, PID namespace or clock question),
  * and two processes racing for it cannot both win. Who holds it is written beside it, in
- * server.lock.json, for the refusal message.
+ * <data-dir>/server.lock (pid, host, start time, address), for the refusal message and for
+ * people; a leftover of that file (a holder killed) is simply overwritten by the next holder.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -27,8 +28,8 @@ export interface DataDirHolder {
   url?: string;
 }
 
-export const lockFile = (dataDir: string): string => path.join(dataDir, 'server.lock');
-const infoFile = (dataDir: string): string => path.join(dataDir, 'server.lock.json');
+export const lockFile = (dataDir: string): string => path.join(dataDir, 'server.lock.db');
+const infoFile = (dataDir: string): string => path.join(dataDir, 'server.lock');
 
 export class DataDirLock {
   private released = false;
@@ -62,8 +63,10 @@ export class DataDirLock {
       return lock;
     } catch (err) {
       db.close();
-      if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY') || (err as { code?: string }).code?.startsWith('SQLITE_LOCKED')) {
-        throw inUse(dir, readHolder(dir));
+      const code = (err as { code?: string }).code ?? '';
+      if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) throw inUse(dir, readHolder(dir));
+      if (code.startsWith('SQLITE_NOTADB') || code.startsWith('SQLITE_CORRUPT')) {
+        throw new LockedError(`${lockFile(dir)} is not the lock file cairn writes (${(err as Error).message}); if no cairn server uses ${dir}, delete it and start again.`);
       }
       throw err;
     }

@@ -4,7 +4,7 @@
  * a server killed with SIGKILL mid-backup.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -441,8 +441,11 @@ describe.sequential('two cairn servers on one data dir', () => {
       first.kill('SIGTERM');
       await new Promise((r) => (first.exitCode !== null ? r(null) : first.once('exit', r)));
     }
-    // once it has stopped, the folder is free: a server starts on it
+    // once it has stopped, the folder is free: a server starts on it, even over the holder
+    // record a killed server leaves behind (the lock itself is the kernel's, gone with it)
+    writeFileSync(join(dir, 'server.lock'), JSON.stringify({ command: 'cairn server', pid: 2 ** 22 + 1, host: 'elsewhere', startedAt: '2020-01-01T00:00:00.000Z' }));
     const next = await startServer({ dataDir: dir, port: 0 });
+    expect(JSON.parse(readFileSync(join(dir, 'server.lock'), 'utf8'))).toMatchObject({ pid: process.pid, url: next.url });
     expect(next.interrupted).toBe(0);
     await next.close();
   }, 180_000);
