@@ -141,20 +141,21 @@ export async function deleteScheduledBackupsOf(
   return deleted.sort();
 }
 
-/** The enabled schedules that name a registered source (by its name), sorted. */
-export function enabledSchedulesUsing(schedules: ScheduleSpec[], source: string): string[] {
-  return schedules.filter((s) => s.enabled && s.source === source).map((s) => s.name).sort();
+/** The enabled schedules that name a registered source (or repository) by its name, sorted. */
+export function enabledSchedulesUsing(schedules: ScheduleSpec[], name: string, kind: 'source' | 'repository' = 'source'): string[] {
+  return schedules.filter((s) => s.enabled && (kind === 'source' ? s.source : s.repository) === name).map((s) => s.name).sort();
 }
 
 /**
- * Why a registered source cannot be removed: enabled schedules use it (each of their runs would
- * fail). Names them and the ways on; `forceHint` is how to force it ("--force", "force=true").
+ * Why a registered source (or repository) cannot be removed: enabled schedules use it (each of
+ * their runs would fail). Names them and the ways on; `forceHint` is how to force it
+ * ("--force", "force=true").
  */
-export function sourceInUse(source: string, schedules: string[], forceHint: string): ConflictError {
+export function sourceInUse(name: string, schedules: string[], forceHint: string, kind: 'source' | 'repository' = 'source'): ConflictError {
   const many = schedules.length > 1;
   return new ConflictError(
-    `Source "${source}" is used by enabled schedule${many ? 's' : ''} ${schedules.map((n) => `"${n}"`).join(', ')}: ` +
+    `${kind === 'source' ? 'Source' : 'Repository'} "${name}" is used by enabled schedule${many ? 's' : ''} ${schedules.map((n) => `"${n}"`).join(', ')}: ` +
       `disable or remove ${many ? 'them' : 'it'} first (cairn schedule disable <name>, cairn schedule remove <name>), ` +
-      `or pass ${forceHint} to disable ${many ? 'them' : 'it'} and remove the source.`,
+      `or pass ${forceHint} to disable ${many ? 'them' : 'it'} and remove the ${kind}.`,
   );
 }

@@ -338,24 +338,20 @@ export function createApp(options: AppOptions): Hono<Env> {
       const name = c.req.param('name');
       const flag = booleanQuery(c, 'deleteScheduledBackups');
       const force = booleanQuery(c, 'force');
-      if (kind === 'repository' && (flag !== undefined || force !== undefined)) throw new UsageError('deleteScheduledBackups and force apply to sources only.');
+      if (kind === 'repository' && flag !== undefined) throw new UsageError('deleteScheduledBackups applies to sources only.');
       const url = registry.url(kind, name);
       if (url === undefined) throw new CairnError('NOT_FOUND', `No ${kind} named "${name}" is registered.`);
-      let disabled: string[] = [];
-      let deleted: string[] = [];
-      if (kind === 'source') {
-        // Enabled schedules would fail at every run: refused, or disabled with force=true.
-        const using = enabledSchedulesUsing(options.schedules.list(), name);
-        if (using.length > 0 && !force) throw sourceInUse(name, using, 'force=true');
-        // Scheduled backups of this source can go with it, on request; manual backups always stay.
-        if (flag) deleted = await deleteScheduledBackupsOf(name, openSource(url).location, options.schedules.list(), openRepo);
-        for (const s of using) options.schedules.setEnabled(s, false);
-        disabled = using;
-      }
+      // Enabled schedules naming it would fail at every run: refused, or disabled with force=true.
+      const using = enabledSchedulesUsing(options.schedules.list(), name, kind);
+      if (using.length > 0 && !force) throw sourceInUse(name, using, 'force=true', kind);
+      // Scheduled backups of this source can go with it, on request; manual backups always stay.
+      const deleted = kind === 'source' && flag ? await deleteScheduledBackupsOf(name, openSource(url).location, options.schedules.list(), openRepo) : [];
+      for (const s of using) options.schedules.setEnabled(s, false);
       registry.remove(kind, name);
       return c.json({
         removed: name,
-        ...(kind === 'source' ? { deletedScheduledBackups: deleted, disabledSchedules: disabled } : {}),
+        ...(kind === 'source' ? { deletedScheduledBackups: deleted } : {}),
+        disabledSchedules: using,
         note: kind === 'repository' ? 'the repository and its backups are untouched' : deleted.length ? 'manual backups are kept; prune reclaims the space' : 'its backups are kept',
       });
     });

@@ -304,6 +304,14 @@ describe('schedules from the CLI and the API', () => {
       expect(left).toContain(String(job.result?.backupId)); // the other schedule's backup (its source was a URL)
       expect(left).not.toContain(String(byName.result?.backupId));
       expect((await call('DELETE', '/v1/sources/app')).status).toBe(404);
+      // a registered repository that an enabled schedule names: the same rule
+      expect((await call('POST', '/v1/repositories', { name: 'named-repo', url: repoDir })).status).toBe(201);
+      await client.schedules.create({ name: 'to-named', source: `sqlite://${dbFile}`, repository: 'named-repo', cron: '@daily' });
+      const repoRefused = await call('DELETE', '/v1/repositories/named-repo');
+      expect(repoRefused.status).toBe(409);
+      expect(((await repoRefused.json()) as { error: { message: string } }).error.message).toMatch(/Repository "named-repo" is used by enabled schedule "to-named"/);
+      expect(await (await call('DELETE', '/v1/repositories/named-repo?force=true')).json()).toMatchObject({ removed: 'named-repo', disabledSchedules: ['to-named'] });
+      await client.schedules.remove('to-named');
       await client.schedules.disable('hourly');
       expect((await client.schedules.list()).find((x) => x.name === 'hourly')).toMatchObject({ enabled: false });
       await client.schedules.remove('hourly');
