@@ -107,6 +107,8 @@ export const BackupManifestSchema = z.object({
   type: BackupTypeSchema,
   /** The schedule that made it (scheduled backups): its retention rules apply to it. */
   schedule: z.string().optional(),
+  /** The id of the schedule that made it: retention touches only backups carrying its own id. */
+  scheduleId: z.string().optional(),
   expiresAt: isoTime.nullable(),
   source: z.object({
     kind: z.string(),
