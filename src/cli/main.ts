@@ -377,6 +377,9 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
           `Size        ${formatBytes(t.logicalBytes)} logical, ${formatBytes(t.storedBytes)} stored`,
           `New data    ${formatBytes(t.newBytes)} new, ${formatBytes(t.reusedBytes)} reused from earlier backups (${t.newChunks} of ${t.chunks} chunks new)`,
           ...m.warnings.map((w) => `Warning     ${w}`),
+          ...m.collections
+            .filter((c) => c.damage)
+            .map((c) => `Damaged     ${c.name}: ${plural(c.damage?.missingChunks ?? 0, 'chunk')} lost (found by cairn repair at ${c.damage?.detectedAt}); the next backup of the same data may heal it`),
           '',
           table(
             ['COLLECTION', 'KIND', 'ROWS', 'LOGICAL', 'STORED', 'NEW', 'CHUNKS'],
@@ -387,7 +390,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
               formatBytes(c.logicalBytes),
               formatBytes(c.storedBytes),
               formatBytes(c.newBytes),
-              String(c.chunks.length),
+              c.damage ? `${c.chunks.length} (${c.damage.missingChunks} lost)` : String(c.chunks.length),
             ]),
           ),
         ].join('\n'),
