@@ -75,7 +75,7 @@ const DIST_FS = join(PROJECT_ROOT, 'dist/storage/fs.js');
  */
 function childHolderCode(): string {
   return `
-    const [root, exclusive, mode] = process.argv.slice(1);
+    const [root, exclusive, mode] = process.argv.slice(-3);
     const { FileSystemStorage } = await import(${JSON.stringify(DIST_FS)});
     const { RepositoryLock } = await import(${JSON.stringify(DIST_LOCK)});
     const lock = await RepositoryLock.acquire(new FileSystemStorage(root), { exclusive: exclusive === 'true', operation: 'child holder' });
@@ -229,29 +229,76 @@ describe('staleness', () => {
     await lock.release();
   });
 
-  it('never takes a running holder in another PID namespace with the same hostname for dead', async () => {
-    const probe = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', 'true'], { encoding: 'utf8' });
-    let key: string;
-    if (probe.status === 0) {
-      const h = startHolder(['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'], false, 'hold');
-      const ready = await h.ready;
-      key = ready.key;
-      // pid 1 in its namespace: here, pid 1 is init, alive with another start time. Only the
-      // namespace tells them apart.
-      expect(ready.pid).toBe(1);
-    } else {
-      console.info(`[lock.test] unshare --pid is not available here (${(probe.stderr || probe.error?.message || '').trim()}): using a constructed lock document of another PID namespace`);
-      const self = currentProcessIdentity();
-      key = 'locks/in-container';
-      await putDoc(key, { ...foreignDoc({ hostname: self.hostname, pid: 1 }), processStart: '1', bootId: self.bootId, pidNamespace: 'pid:[4026599999]' });
+  const unshareProbe = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', 'true'], { encoding: 'utf8' });
+  const unshareMissing = unshareProbe.status === 0 ? undefined : (unshareProbe.stderr || unshareProbe.error?.message || `exit ${unshareProbe.status}`).trim();
+
+  for (const mountProc of [true, false]) {
+    const how = mountProc ? 'unshare --pid --fork --mount-proc' : 'unshare --pid --fork (the host\'s /proc)';
+    it(`never takes a running holder in another PID namespace with the same hostname for dead (${how})`, async () => {
+      let key: string;
+      if (!unshareMissing) {
+        const h = startHolder(['unshare', '--pid', '--fork', ...(mountProc ? ['--mount-proc'] : []), '--kill-child'], false, 'hold');
+        const ready = await h.ready;
+        key = ready.key;
+        // pid 1 in its namespace; here pid 1 is init, alive with another start time. Only the
+        // namespace tells them apart.
+        expect(ready.pid).toBe(1);
+        const [held] = await listLocks(storage);
+        // Without its own /proc, /proc/1 would be our init: no start time is recorded then.
+        if (mountProc) expect(held?.doc?.processStart).toMatch(/^\d+$/);
+        else expect(held?.doc?.processStart).toBeUndefined();
+      } else {
+        console.info(`[lock.test] unshare --pid is not available here (${unshareMissing}): using a constructed lock document of another PID namespace`);
+        const self = currentProcessIdentity();
+        key = 'locks/in-container';
+        await putDoc(key, { ...foreignDoc({ hostname: self.hostname, pid: 1 }), processStart: '1', bootId: self.bootId, pidNamespace: 'pid:[4026599999]' });
+      }
+      const [held] = await listLocks(storage);
+      expect(held?.doc?.hostname).toBe(hostname());
+      expect(held?.doc?.bootId).toBe(currentProcessIdentity().bootId);
+      expect(held?.doc?.pidNamespace).not.toBe(currentProcessIdentity().pidNamespace);
+      await expect(RepositoryLock.acquire(storage, { exclusive: true, operation: 'prune' })).rejects.toThrow(/locked by "child holder"|locked by "backup elsewhere"/);
+      expect(await removeStaleLocks(storage)).toBe(0);
+      expect((await listLocks(storage)).map((l) => l.key)).toEqual([key]);
+    });
+  }
+
+  it('inside a PID namespace without its own /proc, proves nothing dead (its /proc/<pid> is another process)', async (ctx) => {
+    if (unshareMissing) {
+      console.info(`[lock.test] skipping: unshare --pid is not available here (${unshareMissing})`);
+      ctx.skip();
+      return;
     }
-    const [held] = await listLocks(storage);
-    expect(held?.doc?.hostname).toBe(hostname());
-    expect(held?.doc?.bootId).toBe(currentProcessIdentity().bootId);
-    expect(held?.doc?.pidNamespace).not.toBe(currentProcessIdentity().pidNamespace);
-    await expect(RepositoryLock.acquire(storage, { exclusive: true, operation: 'prune' })).rejects.toThrow(/locked by "child holder"|locked by "backup elsewhere"/);
-    expect(await removeStaleLocks(storage)).toBe(0);
-    expect((await listLocks(storage)).map((l) => l.key)).toEqual([key]);
+    // A holder and an observer in one new namespace that still sees the host's /proc.
+    const holderFile = join(dir, 'holder.mjs');
+    const observerFile = join(dir, 'observer.mjs');
+    await writeFile(holderFile, childHolderCode());
+    await writeFile(
+      observerFile,
+      `const [root] = process.argv.slice(2);
+       const { FileSystemStorage } = await import(${JSON.stringify(DIST_FS)});
+       const { listLocks, isStale } = await import(${JSON.stringify(DIST_LOCK)});
+       const { currentProcessIdentity } = await import(${JSON.stringify(join(PROJECT_ROOT, 'dist/core/process.js'))});
+       const s = new FileSystemStorage(root);
+       let locks = [];
+       for (let i = 0; i < 400 && locks.length === 0; i++) {
+         locks = await listLocks(s);
+         if (locks.length === 0) await new Promise((r) => setTimeout(r, 25));
+       }
+       console.log(JSON.stringify({ self: currentProcessIdentity(), locks: locks.map((l) => ({ pid: l.doc?.pid, stale: isStale(l, l.modified) })) }));`,
+    );
+    const node = process.execPath;
+    const script = `"${node}" "${holderFile}" "$1" false hold & "${node}" "${observerFile}" "$1"; kill $!`;
+    const r = spawnSync('unshare', ['--pid', '--fork', '--kill-child', 'sh', '-c', script, 'sh', root], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { self: { pid: number; startTicks?: string }; locks: { pid: number; stale: boolean }[] };
+    expect(out.self.startTicks).toBeUndefined();
+    expect(out.locks).toHaveLength(1);
+    expect(out.locks[0]?.pid).not.toBe(out.self.pid);
+    expect(out.locks[0]?.stale).toBe(false);
   });
 });
 
