@@ -4,7 +4,7 @@ import { mkdtemp, rm, utimes, writeFile, readFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LockedError } from '../../src/core/errors.js';
+import { LockedError, StorageError } from '../../src/core/errors.js';
 import { currentProcessIdentity, processStartTicks } from '../../src/core/process.js';
 import type { LockDocument } from '../../src/core/schemas.js';
 import {
@@ -390,20 +390,40 @@ describe('refresh and loss', () => {
 
   it('is lost when refreshing keeps failing for half the stale age', async () => {
     const timing = { refreshIntervalMs: 20, staleAfterMs: 2000 };
-    const lock = await RepositoryLock.acquire(storage, { exclusive: true, operation: 'prune', ...timing });
-    const started = performance.now();
-    const aborted = withAbort(lock.signal);
-    // The storage fails every request on the lock from now on (a file where its folder was).
-    await rm(join(root, 'locks'), { recursive: true });
-    await writeFile(join(root, 'locks'), 'not a folder');
-    const reason = await aborted;
-    const after = performance.now() - started;
-    expect(reason).toBeInstanceOf(LockedError);
-    expect((reason as Error).message).toMatch(/could not be refreshed for \d+ s: .*(not a directory|ENOTDIR)/is);
-    // Not at the first failure, and well before anyone could take it for stale.
-    expect(after).toBeGreaterThanOrEqual(timing.staleAfterMs / 2 - timing.refreshIntervalMs * 2);
-    expect(after).toBeLessThan(timing.staleAfterMs);
-    await lock.release().catch(() => undefined);
+    const locksDir = join(root, 'locks');
+    let store: Storage = storage;
+    let failing = false;
+    // The storage refuses every write into locks/ from now on (the lock object itself stays, so
+    // the refresh finds it): the immutable attribute stops even root. Where chattr is not
+    // available, the storage's put fails the same way through a wrapper.
+    const immutable = () => spawnSync('chattr', ['+i', locksDir], { encoding: 'utf8' });
+    const probe = spawnSync('chattr', ['-i', dir], { encoding: 'utf8' });
+    const chattr = probe.status === 0;
+    if (!chattr) {
+      console.info(`[lock.test] chattr is not usable here (${(probe.stderr || probe.error?.message || '').trim()}): failing writes through a Storage wrapper`);
+      store = Object.assign(Object.create(storage) as FileSystemStorage, {
+        put: (key: string, data: Uint8Array) => (failing ? Promise.reject(new StorageError(`Cannot write ${key}: permission denied (injected).`)) : storage.put(key, data)),
+      });
+    }
+    const lock = await RepositoryLock.acquire(store, { exclusive: true, operation: 'prune', ...timing });
+    try {
+      const started = performance.now();
+      const aborted = withAbort(lock.signal);
+      if (chattr) expect(immutable().status).toBe(0);
+      failing = true;
+      const reason = await aborted;
+      const after = performance.now() - started;
+      expect(reason).toBeInstanceOf(LockedError);
+      expect((reason as Error).message).toMatch(/could not be refreshed for \d+ s: .*(not permitted|permission denied)/is);
+      // Not at the first failure, and well before anyone could take it for stale.
+      expect(after).toBeGreaterThanOrEqual(timing.staleAfterMs / 2 - timing.refreshIntervalMs * 2);
+      expect(after).toBeLessThan(timing.staleAfterMs);
+    } finally {
+      if (chattr) spawnSync('chattr', ['-i', locksDir]);
+      failing = false;
+      await lock.release();
+    }
+    expect(await listLocks(storage)).toEqual([]);
   });
 
   it('is lost when this process stalled for half the stale age (others may have taken it for stale)', async () => {
