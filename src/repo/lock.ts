@@ -29,6 +29,11 @@ export interface LockOptions {
   staleAfterMs?: number;
   /** Cancels acquiring (not the lock once held: release() does that). */
   signal?: AbortSignal;
+  /**
+   * How long to keep trying while the repository is locked (ms; default 0: fail at once). Retries
+   * come at random intervals (0.2 s growing to 5 s), so racers that failed together separate.
+   */
+  waitMs?: number;
 }
 
 /** One object under locks/, as listed. */
@@ -108,6 +113,19 @@ export class RepositoryLock {
    *   fails or does not list our own lock right after writing it; CancelledError on `signal`.
    */
   static async acquire(storage: Storage, options: LockOptions): Promise<RepositoryLock> {
+    const deadline = Date.now() + Math.max(0, options.waitMs ?? 0);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await RepositoryLock.tryAcquire(storage, options);
+      } catch (err) {
+        if (!(err instanceof LockedError) || Date.now() >= deadline) throw err;
+        const pause = Math.min(deadline - Date.now(), Math.random() * Math.min(5_000, 200 * 2 ** attempt));
+        await sleep(pause, options.signal);
+      }
+    }
+  }
+
+  private static async tryAcquire(storage: Storage, options: LockOptions): Promise<RepositoryLock> {
     const now = options.now ?? (() => new Date());
     const refreshIntervalMs = options.refreshIntervalMs ?? REFRESH_INTERVAL_MS;
     const staleAfterMs = options.staleAfterMs ?? STALE_AFTER_MS;
@@ -200,6 +218,25 @@ export class RepositoryLock {
           'The operation was stopped, because without the lock prune may remove what it writes or reads. Run it again.',
       ),
     );
+  }
+
+  /**
+   * The storage's current time: rewrites the lock now (a refresh) and reads back the time the
+   * storage gives the object. For comparing with other objects' `modified`, e.g. prune's safety
+   * window for young packs, without trusting the local clock.
+   *
+   * @throws LockedError when the lock is lost or released; StorageError from the storage.
+   */
+  async storageNow(signal?: AbortSignal): Promise<Date> {
+    await this.inflight;
+    await this.assertHeld();
+    const started = { mono: performance.now(), wall: Date.now() };
+    const doc = { ...this.doc, refreshedAt: this.now().toISOString() };
+    await this.storage.put(this.key, encodeMetadata(doc), { signal });
+    this.doc = doc;
+    this.lastWriteStarted = started;
+    for await (const o of this.storage.list(LOCKS_PREFIX, signal)) if (o.key === this.key) return o.modified;
+    throw new StorageError(`Cannot read the storage's time from ${this.storage.location}: the lock ${this.key} just written is not listed.`);
   }
 
   /**
@@ -370,6 +407,21 @@ function expiry(lock: LockHolder, staleAfterMs: number): string {
 
 function minutes(ms: number): string {
   return ms >= 60_000 ? `${Math.round(ms / 60_000)} minutes` : `${Math.round(ms / 1000)} seconds`;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new CancelledError());
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new CancelledError());
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function seconds(ms: number): string {

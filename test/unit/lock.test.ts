@@ -480,6 +480,48 @@ describe('exclusion', () => {
     expect(await listLocks(storage)).toEqual([]);
   });
 
+  it('waits for a lock with waitMs, and never lets two waiting exclusive holders overlap', async () => {
+    const first = await RepositoryLock.acquire(storage, { exclusive: true, operation: 'first' });
+    await expect(RepositoryLock.acquire(storage, { exclusive: false, operation: 'impatient' })).rejects.toBeInstanceOf(LockedError);
+    const started = Date.now();
+    await expect(RepositoryLock.acquire(storage, { exclusive: false, operation: 'gives up', waitMs: 400 })).rejects.toThrow(/locked by "first"/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    const releasing = new Promise<void>((resolve) => setTimeout(() => void first.release().then(resolve), 300));
+    const patient = await RepositoryLock.acquire(storage, { exclusive: false, operation: 'patient', waitMs: 10_000 });
+    await releasing;
+    await patient.release();
+
+    // Four workers, each taking the exclusive lock three times: their holding times never overlap.
+    const spans: [number, number][] = [];
+    await Promise.all(
+      Array.from({ length: 4 }, async (_, w) => {
+        for (let i = 0; i < 3; i++) {
+          const lock = await RepositoryLock.acquire(storage, { exclusive: true, operation: `worker ${w}`, waitMs: 30_000 });
+          const from = performance.now();
+          await new Promise((r) => setTimeout(r, 5));
+          const to = performance.now();
+          await lock.release();
+          spans.push([from, to]);
+        }
+      }),
+    );
+    spans.sort((a, b) => a[0] - b[0]);
+    expect(spans).toHaveLength(12);
+    for (let i = 1; i < spans.length; i++) expect(spans[i]?.[0]).toBeGreaterThan(spans[i - 1]?.[1] ?? Infinity);
+  });
+
+  it('storageNow: the storage time of a write made now', async () => {
+    const lock = await RepositoryLock.acquire(storage, { exclusive: true, operation: 'prune' });
+    await storage.put('data/probe', Buffer.from('x'));
+    let written = new Date(0);
+    for await (const o of storage.list('data/')) written = o.modified;
+    const now = await lock.storageNow();
+    expect(now.getTime()).toBeGreaterThanOrEqual(written.getTime());
+    expect(now.getTime() - written.getTime()).toBeLessThan(60_000);
+    await lock.release();
+    await expect(lock.storageNow()).rejects.toThrow(/already released/);
+  });
+
   it('removes every lock but its own with --remove-all, only stale ones without', async () => {
     await putDoc('locks/live', foreignDoc());
     await storage.put('locks/bad', Buffer.from('x'));
