@@ -13,6 +13,8 @@ export const REFRESH_INTERVAL_MS = 60_000;
  * after STALE_AFTER_MS / 2 without a successful refresh, well before anyone may judge them stale.
  */
 export const STALE_AFTER_MS = 10 * 60_000;
+/** How long release() waits for a refresh in flight before deleting the lock anyway. */
+const RELEASE_WAIT_MS = 10_000;
 /** A lock document is a few hundred bytes; anything much larger is damage, not read. */
 const MAX_LOCK_BYTES = 64 * 1024;
 export const LOCKS_PREFIX = 'locks/';
@@ -197,6 +199,8 @@ export class RepositoryLock {
       if (this.released || this.lost) return;
       const doc = { ...this.doc, refreshedAt: this.now().toISOString() };
       await this.storage.put(this.key, encodeMetadata(doc), { signal: this.refreshAbort.signal });
+      // release() waited for us only so long: the write it gave up on must not leave a lock.
+      if (this.released) return void (await this.storage.delete(this.key).catch(() => undefined));
       this.doc = doc;
       this.lastWriteStarted = started;
       this.lastError = undefined;
@@ -261,8 +265,9 @@ export class RepositoryLock {
     this.released = true;
     if (this.timer) clearInterval(this.timer);
     this.refreshAbort.abort(new CancelledError());
-    // A refresh still writing would put the object back after our delete.
-    await this.inflight;
+    // A refresh still writing would put the object back after our delete; one that hangs (exists()
+    // takes no signal) deletes the object itself when it ends.
+    if (this.inflight) await Promise.race([this.inflight, new Promise((r) => setTimeout(r, RELEASE_WAIT_MS).unref())]);
     await this.storage.delete(this.key);
   }
 }
