@@ -13,6 +13,8 @@ export const REFRESH_INTERVAL_MS = 60_000;
  * after STALE_AFTER_MS / 2 without a successful refresh, well before anyone may judge them stale.
  */
 export const STALE_AFTER_MS = 10 * 60_000;
+/** Pauses (ms) before reading a lock that read as damaged again: it may have been mid-rewrite. */
+const TORN_READ_RETRIES = [50, 150, 400];
 /** How long release() waits for a refresh in flight before deleting the lock anyway. */
 const RELEASE_WAIT_MS = 10_000;
 /** A lock document is a few hundred bytes; anything much larger is damage, not read. */
@@ -285,18 +287,32 @@ export async function listLocks(storage: Storage, signal?: AbortSignal): Promise
       result.push({ key: info.key, modified: info.modified, problem: `it is ${info.size} bytes, far larger than a lock` });
       continue;
     }
-    let bytes: Buffer;
-    try {
-      bytes = await storage.get(info.key, signal);
-    } catch (err) {
-      if (err instanceof NotFoundError) continue; // released meanwhile
-      throw err;
-    }
-    try {
-      result.push({ key: info.key, modified: info.modified, doc: decodeMetadata(bytes, LockDocumentSchema, info.key) });
-    } catch (err) {
-      if (!(err instanceof CorruptionError)) throw err;
-      result.push({ key: info.key, modified: info.modified, problem: err.message.replace(/\.$/, '') });
+    // Some stores (s3rver, some gateways and network filesystems) let a read see an object half
+    // rewritten while its holder refreshes it: a lock that reads as damaged is read again before
+    // it counts as unreadable.
+    for (let attempt = 0; ; attempt++) {
+      let bytes: Buffer;
+      try {
+        bytes = await storage.get(info.key, signal);
+      } catch (err) {
+        if (err instanceof NotFoundError) break; // released meanwhile
+        throw err;
+      }
+      try {
+        result.push({ key: info.key, modified: info.modified, doc: decodeMetadata(bytes, LockDocumentSchema, info.key) });
+        break;
+      } catch (err) {
+        if (!(err instanceof CorruptionError)) throw err;
+        // Read again once in any case, and more often when what we read is not the size listed
+        // (the mark of a read racing a rewrite): a lock damaged for good costs one short pause.
+        const torn = bytes.length !== info.size;
+        if (attempt < (torn ? TORN_READ_RETRIES.length : 1)) {
+          await sleep(TORN_READ_RETRIES[attempt] as number, signal);
+          continue;
+        }
+        result.push({ key: info.key, modified: info.modified, problem: err.message.replace(/\.$/, '') });
+        break;
+      }
     }
   }
   return result;

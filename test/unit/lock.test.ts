@@ -329,6 +329,27 @@ describe('unreadable locks', () => {
     });
   }
 
+  it('reads a lock again when a read raced its rewrite (shorter than listed), not calling it unreadable', async () => {
+    await putDoc('locks/refreshing', foreignDoc({ operation: 'refreshing backup' }));
+    await storage.put('locks/damaged', Buffer.from('{"exclusive":tr'));
+    const reads = new Map<string, number>();
+    // As s3rver does while an object is overwritten: the first read of the live lock is cut short.
+    const tearing: Storage = Object.assign(Object.create(storage) as FileSystemStorage, {
+      async get(key: string): Promise<Buffer> {
+        const n = (reads.get(key) ?? 0) + 1;
+        reads.set(key, n);
+        const bytes = await storage.get(key);
+        return key === 'locks/refreshing' && n <= 2 ? bytes.subarray(0, n === 1 ? 0 : 7) : bytes;
+      },
+    });
+    const locks = await listLocks(tearing);
+    expect(locks.find((l) => l.key === 'locks/refreshing')?.doc?.operation).toBe('refreshing backup');
+    expect(locks.find((l) => l.key === 'locks/damaged')?.problem).toMatch(/cannot be read/);
+    expect(reads.get('locks/refreshing')).toBe(3);
+    // Damaged for good, at its listed size: read twice, then reported.
+    expect(reads.get('locks/damaged')).toBe(2);
+  });
+
   it('ignores a lock removed between listing and reading', async () => {
     await putDoc('locks/leaving', foreignDoc({ exclusive: true }));
     // The holder releases right after the listing saw its lock.
