@@ -135,9 +135,11 @@ export class FileSystemStorage implements Storage {
         entries = await readdir(dir, { withFileTypes: true });
       } catch (err) {
         // The start folder not existing is an empty listing; a sub-folder removed meanwhile
-        // (prune deleting its last pack) held nothing we must report.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw wrap(err, `list ${prefix}`, this.location);
+        // (prune deleting its last pack) held nothing we must report. A link to a missing
+        // folder is neither.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrap(err, `list ${prefix}`, this.location);
+        await this.refuseDanglingLink(dir, prefix);
+        continue;
       }
       for (const entry of entries) {
         if (entry.name.startsWith('.')) continue;
@@ -164,17 +166,22 @@ export class FileSystemStorage implements Storage {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrap(err, `list ${prefix}`, this.location);
     }
+    await this.refuseDanglingLink(full, prefix, key);
+    return undefined;
+  }
+
+  /** Throws when `full` (missing as far as stat() can tell) is a symbolic link to nothing. */
+  private async refuseDanglingLink(full: string, prefix: string, key = relative(this.root, full).split(sep).join('/')): Promise<void> {
     const link = await lstat(full).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined;
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
       throw wrap(err, `list ${prefix}`, this.location);
     });
     if (link?.isSymbolicLink()) {
       throw new StorageError(
-        `Cannot list ${prefix} in ${this.location}: "${key}" is a symbolic link to something that does not exist ` +
+        `Cannot list ${prefix} in ${this.location}: "${key || '.'}" is a symbolic link to something that does not exist ` +
           '(an unmounted disk?). Restore its target before running anything on this repository.',
       );
     }
-    return undefined;
   }
 
   async delete(key: string): Promise<void> {

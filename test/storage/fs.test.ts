@@ -71,6 +71,11 @@ describe('filesystem listing', () => {
     await expect(keys(s, 'data/')).rejects.toThrow(/data\/cc" is a symbolic link to something that does not exist/);
     // Elsewhere the listing still works.
     expect(await keys(s, 'data/aa/')).toEqual(['data/aa/aa01']);
+    // The folder listed itself a dangling link: not an empty listing either.
+    await expect(keys(s, 'data/cc/')).rejects.toThrow(/data\/cc" is a symbolic link/);
+    await symlink(join(dir, 'not-mounted-either'), join(root, 'index'));
+    await expect(keys(s, 'index/')).rejects.toThrow(/"index" is a symbolic link/);
+    expect(await keys(s, 'missing/')).toEqual([]);
   });
 
   it('throws when a folder on the way cannot be read, rather than listing nothing', async () => {
