@@ -441,7 +441,10 @@ export class PostgresTarget implements RestoreTarget {
       try {
         while (!failed && next < units.length) {
           const u = units[next++] as (typeof units)[number];
-          rows += await copyTable(client, u.t, u.segment, loaded.get(u.t) as TableLoad, into(u.t), options, this.settings, staging);
+          // Not `rows += await …`: that reads `rows` before the await, so parallel workers
+          // would overwrite each other's additions (a restore of 1,000,110 rows said 499,712).
+          const copied = await copyTable(client, u.t, u.segment, loaded.get(u.t) as TableLoad, into(u.t), options, this.settings, staging);
+          rows += copied;
         }
       } catch (err) {
         failed = true;

@@ -33,6 +33,7 @@ import Database from './driver.js';
 import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
 import { RowEncoder, ROWS_V1 } from '../row-codec.js';
+import { isStagingFileName, removeAbandonedStaging } from './staging.js';
 import {
   quoteIdent,
   foldName,
@@ -44,8 +45,15 @@ import {
 } from './sql.js';
 
 const BUSY_TIMEOUT_MS = 5000;
-/** Rows between AbortSignal checks while streaming. */
-const ABORT_CHECK_ROWS = 4096;
+/** Rows between AbortSignal and clock checks while streaming. */
+const CHECK_ROWS = 256;
+/** Longest stretch, in ms, the row reading (and what consumes the rows) keeps the event loop. */
+const YIELD_AFTER_MS = 10;
+
+/** Lets timers, I/O and signal handlers run (setImmediate runs after pending I/O callbacks). */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 export class SqliteSource implements DatabaseSource {
   readonly kind = SQLITE_KIND;
@@ -67,6 +75,9 @@ export class SqliteSource implements DatabaseSource {
         `SQLite database not found: ${this.path}. Check the path; cairn does not create a source database.`,
       );
     }
+    assertDatabaseFile(this.path);
+    // Staging files of restores killed outright next to this database (never one that may be alive).
+    removeAbandonedStaging(path.dirname(this.path));
     let db: BetterSqlite3.Database | undefined;
     try {
       db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
@@ -90,6 +101,33 @@ export class SqliteSource implements DatabaseSource {
       }
       throw toSourceError(err, this.path);
     }
+  }
+}
+
+/**
+ * Refuses what SQLite would read as an empty database although it is none: a 0-byte file (a
+ * typo'd path, a file truncated by a failed copy) opens as a database without tables, and its
+ * backup would "succeed" with nothing in it. A 0-byte main file with a non-empty WAL is a real
+ * database whose pages are all still in the WAL. Also refuses a restore's staging file: it is
+ * half-loaded by design and never a source. Throws SourceError.
+ */
+function assertDatabaseFile(file: string): void {
+  if (isStagingFileName(path.basename(file))) {
+    throw new SourceError(
+      `${file} is the staging file of a cairn restore (being loaded, or left by a killed one), not a database to back up; back up the restore's target file instead.`,
+    );
+  }
+  const st = fs.statSync(file);
+  if (st.isDirectory()) throw new SourceError(`${file} is a directory, not a SQLite database; check the path.`);
+  if (!st.isFile()) throw new SourceError(`${file} is not a regular file, so not a SQLite database; check the path.`);
+  if (st.size === 0) {
+    let walSize = 0;
+    try {
+      walSize = fs.statSync(`${file}-wal`).size;
+    } catch {
+      /* no WAL */
+    }
+    if (walSize === 0) throw new SourceError(`${file} is empty (0 bytes), not a SQLite database; check the path.`);
   }
 }
 
@@ -278,12 +316,21 @@ class SqliteSnapshot implements SourceSnapshot {
       const encoder = new RowEncoder();
       try {
         let sinceCheck = 0;
+        let ranSince = performance.now();
         for (const row of iter) {
           rowCount++;
           const chunk = encoder.push(row);
-          if (++sinceCheck >= ABORT_CHECK_ROWS) {
+          if (++sinceCheck >= CHECK_ROWS) {
             sinceCheck = 0;
             throwIfAborted(signal);
+            // better-sqlite3 reads synchronously, and a consumer that has nothing to wait for
+            // (unchanged data: every chunk is known) never gives the event loop a turn: a
+            // signal, an HTTP request or a lock refresh would wait for the whole table.
+            if (performance.now() - ranSince >= YIELD_AFTER_MS) {
+              await yieldToEventLoop();
+              throwIfAborted(signal);
+              ranSince = performance.now();
+            }
           }
           if (chunk !== undefined) {
             yield chunk;

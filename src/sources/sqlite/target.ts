@@ -3,7 +3,8 @@
  *
  * A restore never writes into the target until every byte of every collection has been read,
  * verified and loaded: all data goes first into a staging file next to the target
- * (".<basename>.cairn-restore-<random>", journal and fsync off: it is thrown away on failure).
+ * (".<basename>.cairn-restore-<owner>-<random>", journal and fsync off: it is thrown away on
+ * failure; see staging.ts for what removes the file of a restore killed outright).
  * Then it is switched in:
  * - target file missing: the staging file is fsynced and linked/renamed into place, and the
  *   directory fsynced, so the target appears complete or not at all;
@@ -19,7 +20,6 @@
  * and give its indexes and triggers new names (old table name replaced, or the new table name
  * prefixed) since those names are database-wide. A renamed view only gets its own name changed.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
@@ -52,6 +52,7 @@ import {
   type SqliteTableDefinition,
 } from './sql.js';
 import { dataColumns } from './source.js';
+import { removeAbandonedStaging, removeStagingFile, stagingPath } from './staging.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 const PROGRESS_ROWS = 65536;
@@ -138,13 +139,13 @@ export class SqliteTarget implements RestoreTarget {
     throwIfAborted(signal);
     await this.check(items, onConflict);
     const plan = planItems(items);
-    if (plan.length === 0) return { collections: 0, rows: 0 };
+    // Staging files of restores killed outright (this folder only; never one that may be alive).
+    removeAbandonedStaging(path.dirname(this.path));
+    // A backup without tables restores into an existing file as nothing to do; a missing target
+    // is still created (empty), so that the restore gives back what the backup holds.
+    if (plan.length === 0 && fs.existsSync(this.path)) return { collections: 0, rows: 0 };
 
-    const dir = path.dirname(this.path);
-    const staging = path.join(
-      dir,
-      `.${path.basename(this.path)}.cairn-restore-${randomBytes(6).toString('hex')}`,
-    );
+    const staging = stagingPath(this.path);
     let rows = 0;
     try {
       rows = await loadStaging(staging, plan, signal, onProgress);
@@ -154,7 +155,7 @@ export class SqliteTarget implements RestoreTarget {
         this.switchIntoExisting(staging, plan, onConflict);
       }
     } finally {
-      removeStaging(staging);
+      removeStagingFile(staging);
     }
     return { collections: plan.length, rows };
   }
@@ -450,11 +451,15 @@ async function loadStaging(
     db.pragma('synchronous = OFF');
     db.pragma('foreign_keys = OFF');
     db.pragma('cache_size = -65536');
+    // Writes the header now: SQLite leaves a database without tables as a 0-byte file, which
+    // nothing (cairn's backup included) would recognise as a database.
+    db.pragma('user_version = 0');
     const tables = plan.filter((p): p is PlannedTable => p.kind === 'table');
     for (const t of tables) {
       throwIfAborted(signal);
       db.exec(t.createSql);
-      total += await loadTable(db, t, signal, onProgress);
+      const loaded = await loadTable(db, t, signal, onProgress);
+      total += loaded;
     }
     for (const t of tables) for (const idx of t.indexes) db.exec(idx.sql);
     for (const t of tables) setSequence(db, 'main', t);
@@ -550,16 +555,6 @@ function setSequence(db: BetterSqlite3.Database, schema: string, t: PlannedTable
   const updated = db.prepare(`UPDATE ${schema}.sqlite_sequence SET seq = ? WHERE name = ?`).run(seq, t.name);
   if (updated.changes === 0) {
     db.prepare(`INSERT INTO ${schema}.sqlite_sequence (name, seq) VALUES (?, ?)`).run(t.name, seq);
-  }
-}
-
-function removeStaging(staging: string): void {
-  for (const suffix of ['', '-journal', '-wal', '-shm']) {
-    try {
-      fs.rmSync(staging + suffix, { force: true });
-    } catch {
-      /* best effort */
-    }
   }
 }
 
