@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,6 +10,8 @@ import type { CollectionEntry } from '../../src/core/schemas.js';
 import { parseSqliteUrl, SqliteSource, SqliteTarget } from '../../src/sources/sqlite/index.js';
 import type { RestoreItem } from '../../src/sources/types.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
+import { hostIdentity, ownerIsDead, ownerToken, parseOwnerToken, processStartTicks, type Owner } from '../../src/sources/owner.js';
+import { isStagingFileName, removeAbandonedStaging, stagingPath } from '../../src/sources/sqlite/staging.js';
 
 const CHINOOK = path.resolve(__dirname, '../../fixtures/chinook/chinook.sqlite');
 
@@ -483,5 +486,75 @@ describe('SqliteTarget', () => {
     const out = path.join(dir, 'target.db');
     fs.writeFileSync(out, 'not a database'.repeat(100));
     await expect(new SqliteTarget(out).check(items(full.collections), 'overwrite')).rejects.toThrow(SourceError);
+  });
+});
+
+describe('staging files of killed restores', () => {
+  /** A process that has exited (and been reaped), with the start time it had. */
+  const deadOwner = (): { pid: number; start: number } => {
+    const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(require("fs").readFileSync("/proc/self/stat", "utf8"))'], { encoding: 'utf8' });
+    const fields = child.stdout.slice(child.stdout.lastIndexOf(')') + 2).split(' ');
+    return { pid: child.pid as number, start: Number(fields[19]) };
+  };
+
+  it('name their owner: this host part, pid and start time; only a provably gone owner is dead', () => {
+    const own = parseOwnerToken(ownerToken());
+    expect(own).toEqual({ host: hostIdentity(), pid: process.pid, start: processStartTicks(process.pid) });
+    expect(ownerIsDead(own as Owner)).toBe(false);
+    const dead = deadOwner();
+    expect(ownerIsDead({ host: hostIdentity(), pid: dead.pid, start: dead.start })).toBe(true);
+    // The pid lives, but it is another process than the one that wrote the name (reused pid).
+    expect(ownerIsDead({ host: hostIdentity(), pid: process.pid, start: (processStartTicks(process.pid) as number) + 1 })).toBe(true);
+    // Start time unknown: a live pid may be the owner.
+    expect(ownerIsDead({ host: hostIdentity(), pid: process.pid, start: undefined })).toBe(false);
+    // Another machine, container or boot: its processes cannot be seen from here.
+    expect(ownerIsDead({ host: '0000000000', pid: dead.pid, start: dead.start })).toBe(false);
+    for (const bad of ['', 'abc-1-2', '0123456789-0-1', '0123456789-1', '0123456789-x-1', 'ABCDEF0123-1-1']) expect(parseOwnerToken(bad)).toBeUndefined();
+  });
+
+  it('a restore and a backup remove those of a gone owner in their folder, with companions, and nothing else', async () => {
+    const dir = freshDir('abandoned');
+    const dead = deadOwner();
+    const deadToken = `${hostIdentity()}-${dead.pid}-${dead.start}`;
+    const abandoned = [`.a.db.cairn-restore-${deadToken}-0123abcd`, `.a.db.cairn-restore-${deadToken}-0123abcd-journal`, `.b.db.cairn-restore-${deadToken}-89abcdef-wal`];
+    const kept = [
+      `.c.db.cairn-restore-${ownerToken()}-0123abcd`, // this process: alive
+      `.d.db.cairn-restore-0000000000-${dead.pid}-${dead.start}-0123abcd`, // another host part
+      '.e.db.cairn-restore-0123456789ab', // an older version's name: owner unknown
+      `e.db.cairn-restore-${deadToken}-0123abcd`, // not hidden: not a staging file
+      `.f.db.cairn-restore-${deadToken}-0123abcd-backup`, // not a companion suffix
+    ];
+    for (const n of [...abandoned, ...kept]) fs.writeFileSync(path.join(dir, n), 'x');
+    fs.mkdirSync(path.join(dir, `.g.db.cairn-restore-${deadToken}-0123abcd`)); // a directory: never removed
+    kept.push(`.g.db.cairn-restore-${deadToken}-0123abcd`);
+    expect(removeAbandonedStaging(dir).sort()).toEqual([...abandoned].sort());
+    expect(fs.readdirSync(dir).sort()).toEqual([...kept].sort());
+
+    // Through a restore (into another file of the folder) and a backup (of a file there).
+    for (const n of abandoned) fs.writeFileSync(path.join(dir, n), 'x');
+    const target = new SqliteTarget(path.join(dir, 'restored.db'));
+    await target.restore([], { onConflict: 'fail' });
+    expect(fs.readdirSync(dir).sort()).toEqual([...kept, 'restored.db'].sort());
+    for (const n of abandoned) fs.writeFileSync(path.join(dir, n), 'x');
+    const snap = await new SqliteSource(path.join(dir, 'restored.db')).openSnapshot();
+    await snap.close();
+    expect(fs.readdirSync(dir).sort()).toEqual([...kept, 'restored.db'].sort());
+  });
+
+  it('are named next to the target, fit in 255 bytes, and are recognised', () => {
+    const p = stagingPath(path.join(tmp, `${'n'.repeat(250)}.db`));
+    expect(path.dirname(p)).toBe(tmp);
+    expect(Buffer.byteLength(`${path.basename(p)}-journal`)).toBeLessThanOrEqual(255);
+    expect(isStagingFileName(path.basename(p))).toBe(true);
+    expect(path.basename(stagingPath(path.join(tmp, 'app.db')))).toMatch(new RegExp(`^\\.app\\.db\\.cairn-restore-${ownerToken()}-[0-9a-f]{8}$`));
+  });
+
+  it('a 0-byte source is refused, and left as it was', async () => {
+    const dir = freshDir('zero');
+    const zero = path.join(dir, 'zero.db');
+    fs.writeFileSync(zero, '');
+    await expect(new SqliteSource(zero).openSnapshot()).rejects.toThrow(SourceError);
+    await expect(new SqliteSource(zero).openSnapshot()).rejects.toThrow(/zero\.db is empty \(0 bytes\), not a SQLite database; check the path/);
+    expect(fs.statSync(zero).size).toBe(0); // not turned into a database by the attempt
   });
 });
