@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, ConflictError, CorruptionError, NotFoundError, SourceError, UsageError } from '../../src/core/errors.js';
 import type { CollectionEntry } from '../../src/core/schemas.js';
 import { parseSqliteUrl, SqliteSource, SqliteTarget } from '../../src/sources/sqlite/index.js';
-import type { RestoreItem } from '../../src/sources/types.js';
+import type { CollectionDescriptor, RestoreItem } from '../../src/sources/types.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
 import { hostIdentity, ownerIsDead, ownerToken, parseOwnerToken, processStartTicks, type Owner } from '../../src/sources/owner.js';
 import { isStagingFileName, removeAbandonedStaging, stagingPath } from '../../src/sources/sqlite/staging.js';
@@ -556,5 +556,44 @@ describe('staging files of killed restores', () => {
     await expect(new SqliteSource(zero).openSnapshot()).rejects.toThrow(SourceError);
     await expect(new SqliteSource(zero).openSnapshot()).rejects.toThrow(/zero\.db is empty \(0 bytes\), not a SQLite database; check the path/);
     expect(fs.statSync(zero).size).toBe(0); // not turned into a database by the attempt
+  });
+});
+
+describe('SqliteSource reading in batches', () => {
+  it('gives the event loop a turn at least every few ms while reading rows, and closing mid-read fails the read instead of ending it early', async () => {
+    const dir = freshDir('batches');
+    const file = path.join(dir, 'many.db');
+    const db = new Database(file);
+    db.exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+      WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 600000) INSERT INTO t SELECT i, 'value ' || i FROM g;`);
+    db.close();
+    // A timer that should fire every 5 ms: the longest gap while all rows are read.
+    const snap = await new SqliteSource(file).openSnapshot();
+    let last = performance.now();
+    let worst = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+    }, 5);
+    const [table] = await snap.listCollections();
+    const stream = snap.readData(table as CollectionDescriptor);
+    const started = performance.now();
+    let bytes = 0;
+    for await (const chunk of stream) bytes += chunk.length;
+    clearInterval(timer);
+    expect(bytes).toBeGreaterThan(0);
+    const took = performance.now() - started;
+    expect(stream.rowCount).toBe(600000);
+    console.log(`worst timer gap while reading 600,000 rows in ${took.toFixed(0)} ms: ${worst.toFixed(0)} ms`);
+    // Read in one go (as before batches), the gap would be the whole read. The bound leaves room
+    // for a loaded machine (GC, other processes on the cores).
+    expect(worst).toBeLessThan(Math.min(1000, took / 3));
+
+    // Closing while a read is paused: close() succeeds, the read fails (never a short read).
+    const it = snap.readData(table as CollectionDescriptor)[Symbol.asyncIterator]();
+    expect((await it.next()).done).toBe(false);
+    await snap.close();
+    await expect(it.next()).rejects.toThrow(SourceError);
   });
 });

@@ -179,6 +179,8 @@ class SqliteSnapshot implements SourceSnapshot {
   private collections: CollectionDescriptor[] = [];
   private closed = false;
   private streaming = false;
+  /** The rows being read: the connection cannot run anything else (nor close) until it is done. */
+  private active: IterableIterator<unknown[]> | undefined;
 
   constructor(
     private readonly db: BetterSqlite3.Database,
@@ -313,6 +315,7 @@ class SqliteSnapshot implements SourceSnapshot {
       const def = known!.definition as unknown as SqliteTableDefinition;
       const stmt = self.db.prepare(selectSql(known!.name, def)).raw(true).safeIntegers(true);
       const iter = stmt.iterate() as IterableIterator<unknown[]>;
+      self.active = iter;
       const encoder = new RowEncoder();
       try {
         let sinceCheck = 0;
@@ -337,12 +340,17 @@ class SqliteSnapshot implements SourceSnapshot {
             throwIfAborted(signal);
           }
         }
+        // close() while this generator waited for the event loop ends the rows early: that is
+        // no complete read.
+        throwIfAborted(signal);
+        self.assertOpen();
         const last = encoder.flush();
         if (last !== undefined) yield last;
       } catch (err) {
         throw toSourceError(err, self.db.name);
       } finally {
         iter.return?.();
+        self.active = undefined;
         self.streaming = false;
       }
     }
@@ -357,6 +365,14 @@ class SqliteSnapshot implements SourceSnapshot {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // A read paused between batches (the consumer gave up: an abort, an error) still holds the
+    // statement; ROLLBACK and close() would fail with "connection is busy" until it is ended.
+    try {
+      this.active?.return?.();
+    } catch {
+      /* ended already */
+    }
+    this.active = undefined;
     try {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
     } finally {
