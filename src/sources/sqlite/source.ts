@@ -34,6 +34,7 @@ import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js
 import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
 import { RowEncoder, ROWS_V1 } from '../row-codec.js';
 import { isStagingFileName, removeAbandonedStaging } from './staging.js';
+import { Pacer } from '../pace.js';
 import {
   quoteIdent,
   foldName,
@@ -47,13 +48,6 @@ import {
 const BUSY_TIMEOUT_MS = 5000;
 /** Rows between AbortSignal and clock checks while streaming. */
 const CHECK_ROWS = 256;
-/** Longest stretch, in ms, the row reading (and what consumes the rows) keeps the event loop. */
-const YIELD_AFTER_MS = 10;
-
-/** Lets timers, I/O and signal handlers run (setImmediate runs after pending I/O callbacks). */
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
 
 export class SqliteSource implements DatabaseSource {
   readonly kind = SQLITE_KIND;
@@ -319,7 +313,7 @@ class SqliteSnapshot implements SourceSnapshot {
       const encoder = new RowEncoder();
       try {
         let sinceCheck = 0;
-        let ranSince = performance.now();
+        const pacer = new Pacer();
         for (const row of iter) {
           rowCount++;
           const chunk = encoder.push(row);
@@ -329,10 +323,9 @@ class SqliteSnapshot implements SourceSnapshot {
             // better-sqlite3 reads synchronously, and a consumer that has nothing to wait for
             // (unchanged data: every chunk is known) never gives the event loop a turn: a
             // signal, an HTTP request or a lock refresh would wait for the whole table.
-            if (performance.now() - ranSince >= YIELD_AFTER_MS) {
-              await yieldToEventLoop();
+            if (pacer.due()) {
+              await pacer.pause();
               throwIfAborted(signal);
-              ranSince = performance.now();
             }
           }
           if (chunk !== undefined) {
