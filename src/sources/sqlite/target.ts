@@ -138,10 +138,11 @@ export class SqliteTarget implements RestoreTarget {
   async restore(items: RestoreItem[], options: RestoreOptions): Promise<RestoreResult> {
     const { signal, onProgress, onConflict } = options;
     throwIfAborted(signal);
+    // Staging files of restores killed outright (this folder only; never one that may be
+    // alive), even when this restore is refused.
+    removeAbandonedStaging(path.dirname(this.path));
     await this.check(items, onConflict);
     const plan = planItems(items);
-    // Staging files of restores killed outright (this folder only; never one that may be alive).
-    removeAbandonedStaging(path.dirname(this.path));
     // A backup without tables restores into an existing file as nothing to do; a missing target
     // is still created (empty), so that the restore gives back what the backup holds.
     if (plan.length === 0 && fs.existsSync(this.path)) return { collections: 0, rows: 0 };
