@@ -604,6 +604,50 @@ function filesUnder(dir: string): string[] {
     .filter((f) => statSync(f).size < 10 * 1024 * 1024);
 }
 
+describe.sequential('a restore into an existing database killed outright, with new supporting objects', () => {
+  it('the next restore drops its staging tables and the schema, type and function it created', async () => {
+    const src = newDb('support_src');
+    psql(
+      src,
+      `CREATE SCHEMA extra;
+       CREATE TYPE extra.mood AS ENUM ('sad', 'ok', 'happy');
+       CREATE FUNCTION extra.twice(i int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT i * 2';
+       CREATE TABLE extra.feelings (id int PRIMARY KEY, m extra.mood, n int DEFAULT extra.twice(21), note text);
+       INSERT INTO extra.feelings SELECT g, (ARRAY['sad','ok','happy']::extra.mood[])[1 + g % 3], g, repeat(md5(g::text), 4) FROM generate_series(1, 400000) g;`,
+    );
+    const repo = newRepo('support-repo');
+    ok(cairn(['backup', 'create', '--source', pgUrl(src), '--repo', repo, '--id', 's']));
+    const target = newDb('support_target');
+    psql(target, 'CREATE TABLE mine (x int); INSERT INTO mine VALUES (1);');
+    const before = snapshotOf(target);
+    const child = cairnAsync(['restore', 's', '--repo', repo, '--to', pgUrl(target)]);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const copying = (): boolean =>
+      psql('postgres', `SELECT count(*) FROM pg_stat_activity WHERE datname = ${lit(target)} AND state = 'active' AND query ILIKE '%COPY%' AND pid <> pg_backend_pid();`).trim() !== '0';
+    expect(await waitFor(() => copying() || child.exitCode !== null, 60_000, 5)).toBe(true);
+    expect(child.exitCode, `restore finished before its COPY was seen: ${stderr}`).toBeNull();
+    child.kill('SIGKILL');
+    await exitOf(child);
+    await waitForNoSessions(target);
+    // Left behind: the staging table and what the load's first transaction created for it.
+    const objects = (): string =>
+      psql(target, `SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'extra') || ' ' || (SELECT count(*) FROM pg_type WHERE typname = 'mood') || ' ' || (SELECT count(*) FROM pg_proc WHERE proname = 'twice') || ' ' || (SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_\\_cairn\\_%');`).trim();
+    const left = objects();
+    console.log(`after SIGKILL: schema, type, function, staging relations: ${left}`);
+    expect(left).toMatch(/^1 1 1 [1-9]\d*$/);
+    // The next restore into this database (of another backup) cleans all of it up.
+    const tiny = newDb('support_tiny');
+    psql(tiny, 'CREATE TABLE tiny (x int); INSERT INTO tiny VALUES (7);');
+    ok(cairn(['backup', 'create', '--source', pgUrl(tiny), '--repo', repo, '--id', 'tiny']));
+    ok(cairn(['restore', 'tiny', '--repo', repo, '--to', pgUrl(target)]));
+    expect(objects()).toBe('0 0 0 0');
+    expect(psql(target, 'SELECT x FROM tiny;').trim()).toBe('7');
+    psql(target, 'DROP TABLE tiny;');
+    expect(snapshotOf(target)).toEqual(before);
+  }, 180_000);
+});
+
 describe.sequential('consistent backups under load (pgbench)', () => {
   it('5 times: a backup taken while pgbench runs restores to a database whose balances add up', async () => {
     const src = newDb('load');

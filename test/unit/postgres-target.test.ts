@@ -912,4 +912,36 @@ describe('leftovers of restores killed outright (SIGKILL)', () => {
     expect(await databases(`${db}__cairn_%`)).toEqual([]);
   });
 
+
+  it('drops the supporting objects recorded on an abandoned staging relation only as its owner could', async () => {
+    const db = dbName('recorded');
+    const mallory = `${prefix}_mallory`;
+    await withClient('postgres', (c) => c.query(`CREATE DATABASE ${qi(db)}`));
+    await withClient('postgres', (c) => c.query(`CREATE ROLE ${qi(mallory)}`));
+    try {
+      const id = newRestoreId();
+      const table = stagingRelationName('t', id, 0);
+      await withClient(db, async (c) => {
+        await c.query(`GRANT CREATE ON SCHEMA public TO ${qi(mallory)}`);
+        await c.query(`CREATE FUNCTION public.precious() RETURNS int LANGUAGE sql AS 'SELECT 1'`); // owned by postgres
+        await c.query(`SET ROLE ${qi(mallory)}`);
+        await c.query(`CREATE FUNCTION public.own() RETURNS int LANGUAGE sql AS 'SELECT 2'`);
+        await c.query(`CREATE TABLE public.${qi(table)} (x int)`);
+        const record = `created: ${JSON.stringify([{ desc: 'FUNCTION', schema: 'public', name: 'precious()' }, { desc: 'FUNCTION', schema: 'public', name: 'own()' }])}`;
+        await c.query(`COMMENT ON TABLE public.${qi(table)} IS '${STAGING_MARK} host=h pid=1 started=2026-01-01T00:00:00.000Z\n${record}'`);
+        await c.query('RESET ROLE');
+      });
+      await new PostgresTarget(settingsFor(db)).restore(select(backup, ['other.t']), { onConflict: 'fail' });
+      expect(await stagingRelations(db)).toEqual([]);
+      const functions = await withClient(db, async (c) => (await c.query<{ p: string }>(`SELECT proname AS p FROM pg_proc WHERE proname IN ('precious', 'own') ORDER BY 1`)).rows.map((r) => r.p));
+      // mallory could drop its own function, not the one it does not own.
+      expect(functions).toEqual(['precious']);
+    } finally {
+      await withClient('postgres', async (c) => {
+        await c.query(`DROP DATABASE IF EXISTS ${qi(db)} WITH (FORCE)`);
+        await c.query(`DROP ROLE IF EXISTS ${qi(mallory)}`);
+      });
+    }
+  });
+
 });

@@ -63,9 +63,11 @@
  * The comment `cairn restore staging: host=<hostname> pid=<pid> started=<ISO>` on them is for
  * people; objects of older versions (other names) are still dropped by that comment when
  * written on this host by a process that is gone, or older than 24 hours. The temporary folder
- * is `cairn-pg-restore-<pid>-<random>`; those of processes that are gone are removed. Nothing
- * else is ever dropped. New supporting objects (a type, a function) a killed restore into an
- * existing database created stay: they are not marked.
+ * is `cairn-pg-restore-<pid>-<random>`; those of processes that are gone are removed. New
+ * supporting objects (a schema, a type, a function) that the load's first transaction created
+ * are listed in the comment of one of its staging relations (same transaction): the cleanup drops
+ * them after the relations, newest first, as the relation's owner (SET ROLE, no CASCADE), so a
+ * forged list cannot make it drop what that role could not. Nothing else is ever dropped.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -564,6 +566,14 @@ export class PostgresTarget implements RestoreTarget {
               }
             }
             if (b.settings) await client.query(b.settings);
+          }
+          // What this transaction created besides the staging relations, recorded on one of them
+          // in the same transaction: a later restore drops it too should this process be killed.
+          const record = createdRecord(pending.objects);
+          const holder = pending.tables[0] ?? pending.sequences[0];
+          if (record !== undefined && holder !== undefined) {
+            const word = pending.tables[0] !== undefined ? 'TABLE' : 'SEQUENCE';
+            await client.query(`COMMENT ON ${word} ${qname(holder)} IS ${quoteLiteral(`${mark}\n${record}`)}`);
           }
           throwIfAborted(signal);
           await client.query('COMMIT');
@@ -1125,10 +1135,11 @@ function dropStatement(o: { desc: string; schema: string; name: string }): strin
  * indexes and constraints go with them. Best effort, silent.
  */
 async function dropAbandonedStagingRelations(client: pg.Client): Promise<void> {
-  let rows: { schema: string; name: string; relkind: string; comment: string | null }[];
+  let rows: { schema: string; name: string; relkind: string; owner: string; comment: string | null }[];
   try {
-    ({ rows } = await client.query<{ schema: string; name: string; relkind: string; comment: string | null }>(
-      `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, pg_catalog.obj_description(c.oid, 'pg_class') AS comment
+    ({ rows } = await client.query<{ schema: string; name: string; relkind: string; owner: string; comment: string | null }>(
+      `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, pg_catalog.pg_get_userbyid(c.relowner) AS owner,
+              pg_catalog.obj_description(c.oid, 'pg_class') AS comment
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p', 'S') AND c.relname ~ $3
           AND (c.relname ~ $4 OR pg_catalog.left(pg_catalog.obj_description(c.oid, 'pg_class'), $2) = $1)`,
@@ -1152,9 +1163,53 @@ async function dropAbandonedStagingRelations(client: pg.Client): Promise<void> {
     byRestore.set(id, [...(byRestore.get(id) ?? []), r]);
   }
   for (const [id, relations] of byRestore) {
-    await withAbandonedLock(client, id, () => drop(relations)).catch(() => undefined);
+    await withAbandonedLock(client, id, async () => {
+      await drop(relations);
+      for (const r of relations) await dropRecorded(client, r.comment, r.owner);
+    }).catch(() => undefined);
   }
   await drop(legacy).catch(() => undefined);
+}
+
+/** Start of the line of a staging relation's comment that lists the supporting objects its restore created. */
+const CREATED_PREFIX = 'created: ';
+
+/** The record of created supporting objects that can be dropped (see dropStatement), or undefined when none. */
+function createdRecord(objects: StagedObjects['objects']): string | undefined {
+  const droppable = objects.filter((o) => dropStatement(o) !== undefined).map((o) => ({ desc: o.desc, schema: o.schema, name: o.name }));
+  return droppable.length > 0 ? `${CREATED_PREFIX}${JSON.stringify(droppable)}` : undefined;
+}
+
+/**
+ * Drops, newest first, the supporting objects recorded in a staging relation's comment, each as
+ * the relation's owner (SET ROLE): a record can only make cairn drop what that role could drop
+ * itself (the comment can only be written by it, or a superuser). Best effort: an object others
+ * have started to use meanwhile stays (no CASCADE).
+ */
+async function dropRecorded(client: pg.Client, comment: string | null, owner: string): Promise<void> {
+  const line = comment?.split('\n').find((l) => l.startsWith(CREATED_PREFIX));
+  if (line === undefined) return;
+  let objects: unknown;
+  try {
+    objects = JSON.parse(line.slice(CREATED_PREFIX.length));
+  } catch {
+    return;
+  }
+  if (!Array.isArray(objects)) return;
+  for (const o of [...(objects as unknown[])].reverse()) {
+    const { desc, schema, name } = (o ?? {}) as Record<string, unknown>;
+    if (typeof desc !== 'string' || typeof schema !== 'string' || typeof name !== 'string') continue;
+    const sql = dropStatement({ desc, schema, name });
+    if (sql === undefined) continue;
+    try {
+      await client.query('BEGIN');
+      await client.query(`SET LOCAL ROLE ${quoteIdent(owner)}`);
+      await client.query(sql);
+      await client.query('COMMIT');
+    } catch {
+      await client.query('ROLLBACK').catch(() => undefined);
+    }
+  }
 }
 
 /** Removes the temporary folders of restores whose process is gone; best effort, silent. */
