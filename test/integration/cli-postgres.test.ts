@@ -441,7 +441,8 @@ describe.sequential('a larger database: deduplication, secrets, interruption', (
       expect(id).toBeDefined();
       expect(await waitFor(() => !stagingLockHeld(id), 15_000, 20)).toBe(true);
       const pid = child.pid as number;
-      const tempDirs = (): string[] => readdirSync(tmpdir()).filter((n) => n.startsWith(`cairn-pg-restore-${pid}-`));
+      const tempDirs = (): string[] => readdirSync(tmpdir()).filter((n) => new RegExp(`^cairn-pg-restore-[0-9a-f]{10}-${pid}-`).test(n));
+      expect(tempDirs().length, 'its temporary folder (unless a parallel restore removed it already)').toBeLessThanOrEqual(1);
       // The next restore into this server (into another new database) removes both, whether
       // or not the comment was set…
       const other = newTargetName('after_kill');
