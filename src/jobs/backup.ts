@@ -1,5 +1,6 @@
 import { ConflictError, CorruptionError, throwIfAborted } from '../core/errors.js';
 import { lockedSignal } from '../repo/locked.js';
+import { sleep } from '../core/sleep.js';
 import { generateBackupId, validateBackupId } from '../core/ids.js';
 import { FORMAT_VERSION, type BackupManifest, type BackupType, type CollectionEntry, type CompressionSettings } from '../core/schemas.js';
 import { selectNames, type Selection } from '../core/selection.js';
@@ -233,18 +234,25 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
  * @throws CorruptionError naming the missing chunks; nothing is made visible.
  */
 async function assertStillStored(repo: Repository, entries: CollectionEntry[], signal: AbortSignal): Promise<void> {
-  const { chunks } = await ChunkIndex.loadUsable(repo.storage, signal);
   const missing = new Set<string>();
   const affected = new Set<string>();
-  for (const e of entries) {
-    for (const id of e.chunks) {
-      if (!chunks.has(id)) {
-        missing.add(id);
-        affected.add(e.name);
+  // Looked at up to three times: a storage that answers one listing or read wrongly (a fault, a
+  // hiccup) must not fail a good backup; data that is really gone stays gone.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (attempt > 0) await sleep(250 * 4 ** (attempt - 1), signal);
+    missing.clear();
+    affected.clear();
+    const { chunks } = await ChunkIndex.loadUsable(repo.storage, signal);
+    for (const e of entries) {
+      for (const id of e.chunks) {
+        if (!chunks.has(id)) {
+          missing.add(id);
+          affected.add(e.name);
+        }
       }
     }
+    if (missing.size === 0) return;
   }
-  if (missing.size === 0) return;
   throw new CorruptionError(
     `The backup was not made visible: ${missing.size} chunk(s) it reuses (in ${[...affected].join(', ')}) are no longer stored in ${repo.location} ` +
       '(their pack was removed or damaged while the backup ran). Run the backup again; it uploads them anew.',
