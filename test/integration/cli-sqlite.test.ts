@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import { CHINOOK, cairn, cairnAsync, cairnJson } from '../helpers/cli.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
-import { ownerToken } from '../../src/sources/owner.js';
+import { ownerToken } from '../../src/core/owner.js';
 
 const EXIT = { USAGE: 2, NOT_FOUND: 3, CONFLICT: 4, CORRUPT: 6, SOURCE: 7, CANCELLED: 130 };
 

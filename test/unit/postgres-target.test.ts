@@ -31,7 +31,7 @@ import {
 } from '../../src/sources/postgres/staging.js';
 import { isAbandonedStaging, PostgresTarget, processExists, STAGING_MARK } from '../../src/sources/postgres/target.js';
 import type { RestoreItem } from '../../src/sources/types.js';
-import { hostIdentity, ownerToken } from '../../src/sources/owner.js';
+import { hostIdentity, ownerToken } from '../../src/core/owner.js';
 
 const HOST = '127.0.0.1';
 const PORT = 5432;

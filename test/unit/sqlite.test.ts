@@ -10,7 +10,7 @@ import type { CollectionEntry } from '../../src/core/schemas.js';
 import { parseSqliteUrl, SqliteSource, SqliteTarget } from '../../src/sources/sqlite/index.js';
 import type { CollectionDescriptor, RestoreItem } from '../../src/sources/types.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
-import { hostIdentity, ownerIsDead, ownerToken, parseOwnerToken, type Owner } from '../../src/sources/owner.js';
+import { hostIdentity, ownerIsDead, ownerToken, parseOwnerToken, type Owner } from '../../src/core/owner.js';
 import { processStartTicks } from '../../src/core/process.js';
 import { isStagingFileName, removeAbandonedStaging, stagingPath } from '../../src/sources/sqlite/staging.js';
 

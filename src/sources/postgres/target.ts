@@ -80,7 +80,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
 import { CairnError, ConflictError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
 import { processExists } from '../../core/process.js';
-import { OWNER_TOKEN_PATTERN, ownerIsDead, ownerToken, parseOwnerToken } from '../owner.js';
+import { OWNER_TOKEN_PATTERN, ownerIsDead, ownerToken, parseOwnerToken } from '../../core/owner.js';
 import { quoteIdent, quoteLiteral } from './catalog.js';
 import type { ConflictPolicy, RestoreItem, RestoreOptions, RestoreResult, RestoreTarget } from '../types.js';
 import { connect, pgError, pgLocation, type PgConnectionSettings } from './connection.js';

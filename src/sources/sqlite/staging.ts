@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { OWNER_TOKEN_PATTERN, ownerIsDead, ownerToken, parseOwnerToken } from '../owner.js';
+import { OWNER_TOKEN_PATTERN, ownerIsDead, ownerToken, parseOwnerToken } from '../../core/owner.js';
 
 const MARK = '.cairn-restore-';
 const COMPANIONS = ['', '-journal', '-wal', '-shm'];

@@ -14,7 +14,7 @@
  * or boot, an unparsable token) may be alive and is left alone: nothing is removed on a guess.
  */
 import { createHash } from 'node:crypto';
-import { currentProcessIdentity, processExists, processStartTicks } from '../core/process.js';
+import { currentProcessIdentity, processExists, processStartTicks } from './process.js';
 
 export interface Owner {
   host: string;
