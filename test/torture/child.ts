@@ -22,7 +22,7 @@ export interface ChildResult {
   args: string[];
   code: number | null;
   signal: NodeJS.Signals | null;
-  /** The harness sent SIGKILL before the child exited. */
+  /** The harness sent its kill signal (SIGKILL, or SIGTERM to cancel) before the child exited. */
   killed: boolean;
   /** The child ran past its timeout (and was killed): a hang. */
   timedOut: boolean;
@@ -34,8 +34,10 @@ export interface ChildResult {
 export interface ChildOptions {
   env: NodeJS.ProcessEnv;
   cwd: string;
-  /** ms after spawn to SIGKILL the child (if still running). */
+  /** ms after spawn to signal the child (if still running). */
   killAfterMs?: number;
+  /** SIGKILL (default), or SIGTERM: a cancellation the CLI handles (exit 130). */
+  killSignal?: 'SIGKILL' | 'SIGTERM';
   timeoutMs: number;
 }
 
@@ -54,7 +56,7 @@ export function runCairn(args: string[], options: ChildOptions): Promise<ChildRe
         ? setTimeout(() => {
             if (child.exitCode === null && child.signalCode === null) {
               killed = true;
-              child.kill('SIGKILL');
+              child.kill(options.killSignal ?? 'SIGKILL');
             }
           }, options.killAfterMs)
         : undefined;
@@ -76,7 +78,7 @@ export function runCairn(args: string[], options: ChildOptions): Promise<ChildRe
 }
 
 export function describeResult(r: ChildResult): string {
-  const how = r.timedOut ? `timed out after ${r.ms} ms` : r.killed ? `killed after ${r.ms} ms` : `exit ${r.code} after ${r.ms} ms`;
+  const how = r.timedOut ? `timed out after ${r.ms} ms` : r.killed ? `${r.signal ? 'killed' : `signalled, exit ${r.code},`} after ${r.ms} ms` : `exit ${r.code} after ${r.ms} ms`;
   const err = r.stderr.trim().split('\n').slice(-3).join(' | ');
   return `cairn ${r.args.join(' ')}: ${how}${err ? `: ${err}` : ''}`;
 }

@@ -1,5 +1,5 @@
 /**
- * `npm run torture -- --seed N --steps M [--backend fs|s3] [--faults 0.1] [--runs K] [--no-shrink] [--keep] [--replay file.json]`
+ * `npm run torture -- --seed N --steps M [--backend fs|s3] [--faults 0.1] [--runs K] [--without prune] [--no-shrink] [--keep] [--replay file.json]`
  *
  * Runs the model-based random test (docs in test/torture/README.md). Exit 0: no invariant
  * violated; exit 1: a violation (report printed, minimal sequence saved); exit 2: bad arguments.
@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { replay, torture, type Regression } from './torture.js';
 
 function usage(message: string): never {
-  console.error(`torture: ${message}\nusage: npm run torture -- --seed N --steps M [--backend fs|s3] [--faults 0.1] [--engine sqlite] [--runs K] [--no-shrink] [--no-save] [--keep] [--replay file.json]`);
+  console.error(`torture: ${message}\nusage: npm run torture -- --seed N --steps M [--backend fs|s3] [--faults 0.1] [--engine sqlite] [--runs K] [--without prune,copy] [--no-shrink] [--no-save] [--keep] [--replay file.json]`);
   process.exit(2);
 }
 
@@ -38,7 +38,7 @@ function int(v: string | boolean | undefined, name: string, fallback: number): n
 
 async function main(): Promise<number> {
   const args = parse(process.argv.slice(2));
-  const known = ['seed', 'steps', 'backend', 'faults', 'engine', 'runs', 'no-shrink', 'no-save', 'keep', 'replay'];
+  const known = ['seed', 'steps', 'backend', 'faults', 'engine', 'runs', 'no-shrink', 'no-save', 'keep', 'replay', 'without'];
   for (const k of Object.keys(args)) if (!known.includes(k)) usage(`unknown option --${k}`);
   const log = (line: string): void => void process.stdout.write(`${line}\n`);
   if (typeof args.replay === 'string') {
@@ -67,7 +67,8 @@ async function main(): Promise<number> {
   let failed = 0;
   for (let k = 0; k < runs; k++) {
     log(`torture: seed ${seed + k}, ${steps} steps, backend ${backend}${backend === 's3' ? ` (faults ${faults})` : ''}`);
-    const out = await torture({ seed: seed + k, steps, backend, faults, shrink: !args['no-shrink'], save: !args['no-save'], keep: Boolean(args.keep), log });
+    const without = typeof args.without === 'string' ? args.without.split(',').filter(Boolean) : undefined;
+    const out = await torture({ seed: seed + k, steps, backend, faults, shrink: !args['no-shrink'], save: !args['no-save'], keep: Boolean(args.keep), log, ...(without ? { without } : {}) });
     const r = out.result;
     const run = r.violation ? r.violation.step : r.stepsRun;
     const stepTime = r.stepMs.length ? r.stepMs.reduce((a, b) => a + b, 0) / r.stepMs.length : 0;

@@ -3,6 +3,9 @@ import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { S3RVER_CREDENTIALS, startS3rver } from '../helpers/object-servers.js';
 import type { S3Setup } from './world.js';
 
+// The SDK's notice about Node 20 support would interleave with the step log.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
 export const TORTURE_BUCKET = 'cairn-torture';
 
 export async function startS3Backend(faultRate: number, seed: number): Promise<{ setup: S3Setup; stats: () => string; stop: () => Promise<void> }> {

@@ -5,7 +5,10 @@
  */
 import { Rng } from './random.js';
 
-/** Milliseconds after the child started at which it gets SIGKILL (it may have finished by then). */
+/**
+ * Milliseconds after the child started at which it gets SIGKILL (it may have finished by then);
+ * a negative number -n means SIGTERM at n ms: a cancellation, which the CLI must handle cleanly.
+ */
 export type Kill = number | undefined;
 
 export type DamageTarget = 'pack' | 'index' | 'manifest' | 'lock';
@@ -32,6 +35,11 @@ export type Step =
 export interface GenerateOptions {
   /** Include damage steps (only when `cairn repair` exists). */
   damage: boolean;
+  /**
+   * Operations to leave out (e.g. ["prune"] to look for other faults while a prune bug is open):
+   * step ops, pair kinds, or an op name inside a pair kind ("prune" drops "backup+prune" too).
+   */
+  without?: string[];
 }
 
 /** The step list of one seed. The same (seed, count, options) always give the same list. */
@@ -45,8 +53,12 @@ export function generateSteps(seed: number, count: number, options: GenerateOpti
   // Start with something to work on.
   steps.push({ op: 'mutate', seed: rng.seed() }, { op: 'backup' });
   live = 1;
+  const without = new Set(options.without ?? []);
+  const pairKinds = (['backup+prune', 'backup+backup', 'prune+prune', 'backup+restoreSource', 'prune+copy'] as PairKind[]).filter(
+    (k) => !without.has(k) && !k.split('+').some((part) => without.has(part) || (part === 'restoreSource' && without.has('restore'))),
+  );
   while (steps.length < count) {
-    const op = rng.weighted({
+    const weights = {
       mutate: 22,
       backup: 18,
       restore: 8,
@@ -58,7 +70,9 @@ export function generateSteps(seed: number, count: number, options: GenerateOpti
       repair: options.damage ? 2 : 0,
       pair: 12,
       damage: options.damage ? 4 : 0,
-    });
+    };
+    for (const k of Object.keys(weights) as (keyof typeof weights)[]) if (without.has(k) || (k === 'pair' && pairKinds.length === 0)) weights[k] = 0;
+    const op = rng.weighted(weights);
     switch (op) {
       case 'mutate':
         steps.push({ op, seed: rng.seed() });
@@ -91,7 +105,7 @@ export function generateSteps(seed: number, count: number, options: GenerateOpti
         steps.push({ op, kill: kill(0.2) });
         break;
       case 'pair': {
-        const kind = rng.pick<PairKind>(['backup+prune', 'backup+backup', 'prune+prune', 'backup+restoreSource', 'prune+copy']);
+        const kind = rng.pick(pairKinds);
         const k = kill(0.3);
         steps.push({ op, kind, pick: rng.next(), delayMs: rng.int(0, 400), ...(k !== undefined ? { killWhich: rng.chance(0.5) ? 0 : 1, kill: k } : {}) });
         if (kind.startsWith('backup')) live += kind === 'backup+backup' ? 2 : 1;
@@ -115,14 +129,18 @@ export function generateSteps(seed: number, count: number, options: GenerateOpti
  */
 function killDelay(rng: Rng): number {
   const r = rng.next();
-  if (r < 0.1) return rng.int(0, 200);
-  if (r < 0.85) return rng.int(200, 900);
-  return rng.int(900, 2500);
+  const ms = r < 0.1 ? rng.int(0, 200) : r < 0.85 ? rng.int(200, 900) : rng.int(900, 2500);
+  // One in four is a cancellation (SIGTERM) rather than a kill -9.
+  return rng.chance(0.25) ? -Math.max(1, ms) : ms;
+}
+
+export function killText(k: number): string {
+  return k < 0 ? `cancel@${-k}ms` : `kill@${k}ms`;
 }
 
 /** One line per step, for reports. */
 export function describeStep(s: Step): string {
-  const kill = 'kill' in s && s.kill !== undefined ? ` kill@${s.kill}ms` : '';
+  const kill = 'kill' in s && s.kill !== undefined ? ` ${killText(s.kill)}` : '';
   switch (s.op) {
     case 'mutate':
       return `mutate seed=${s.seed}`;
@@ -140,7 +158,7 @@ export function describeStep(s: Step): string {
     case 'restore':
       return `restore ${s.mode} pick=${s.pick.toFixed(3)}${kill}`;
     case 'pair':
-      return `${s.kind} pick=${s.pick.toFixed(3)} delay=${s.delayMs}ms${s.kill !== undefined ? ` kill child ${s.killWhich}@${s.kill}ms` : ''}`;
+      return `${s.kind} pick=${s.pick.toFixed(3)} delay=${s.delayMs}ms${s.kill !== undefined ? ` ${killText(s.kill)} of child ${s.killWhich}` : ''}`;
     case 'damage':
       return `damage ${s.how} ${s.target} pick=${s.pick.toFixed(3)} seed=${s.seed}`;
   }

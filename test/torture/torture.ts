@@ -43,6 +43,8 @@ export interface TortureOptions {
   /** Shrink budget (replays). */
   shrinkRuns?: number;
   shrinkMs?: number;
+  /** Operations left out of the generated steps (see GenerateOptions.without). */
+  without?: string[];
 }
 
 /** Whether the built CLI has `cairn repair` (damage steps need it). */
@@ -72,7 +74,7 @@ export async function withBackend<T>(backend: 'fs' | 's3', faults: number, seed:
 export async function torture(options: TortureOptions): Promise<TortureOutcome> {
   const hasRepair = repairAvailable();
   if (!hasRepair) options.log('note: the built CLI has no `cairn repair`: damage steps are left out of the generated sequence');
-  const steps = generateSteps(options.seed, options.steps, { damage: hasRepair });
+  const steps = generateSteps(options.seed, options.steps, { damage: hasRepair, ...(options.without ? { without: options.without } : {}) });
   let s3Stats: string | undefined;
   return withBackend(
     options.backend,
@@ -101,7 +103,7 @@ export async function torture(options: TortureOptions): Promise<TortureOutcome> 
         minimalViolation = s.violation;
         flaky = s.flaky;
       }
-      const name = `${options.backend}-seed${options.seed}-${v.kind.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase()}`.slice(0, 100);
+      const name = `${options.backend}-seed${options.seed}-${options.without?.length ? `without-${options.without.join('-')}-` : ''}${v.kind.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase()}`.slice(0, 100);
       const regression: Regression = {
         name,
         found: new Date().toISOString(),

@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeResult, PROJECT_ROOT, runCairn, type ChildResult } from './child.js';
 import { Rng } from './random.js';
@@ -96,6 +96,10 @@ interface RepoSide {
 }
 
 let runCounter = 0;
+
+/** The harness keeps at most this many backups in the main repository and in the copy target. */
+const MAX_BACKUPS_A = 6;
+const MAX_BACKUPS_B = 3;
 
 export async function runSequence(steps: Step[], config: RunConfig): Promise<RunResult> {
   const world = new World(config);
@@ -207,8 +211,10 @@ class World {
     // S3 prefixes die with s3rver's temp folder.
   }
 
+  /** kill: ms after start for SIGKILL; -ms for SIGTERM (cancel). */
   private cairn(args: string[], kill?: number): Promise<ChildResult> {
-    return runCairn(args, { env: this.env, cwd: PROJECT_ROOT, timeoutMs: this.config.timeoutMs ?? 120_000, ...(kill !== undefined ? { killAfterMs: kill } : {}) });
+    const signal = kill !== undefined ? { killAfterMs: Math.abs(kill), killSignal: kill < 0 ? ('SIGTERM' as const) : ('SIGKILL' as const) } : {};
+    return runCairn(args, { env: this.env, cwd: PROJECT_ROOT, timeoutMs: this.config.timeoutMs ?? 120_000, ...signal });
   }
 
   /** For check commands on S3 with faults: a storage error (exit 8) is retried, it is not what is checked. */
@@ -228,8 +234,10 @@ class World {
   /** Exit codes a step may end with besides 0; S3 with faults may also fail with a storage error. */
   private allowed(r: ChildResult, codes: number[], what: string): void {
     this.hang(r);
-    if (r.killed || r.code === 0) return;
-    const ok = [...codes, ...(this.s3 ? [8] : [])];
+    if (r.code === 0) return;
+    if (r.killed && r.signal === 'SIGKILL') return;
+    // A cancelled (SIGTERM) child must stop cleanly with 130, or with an error it would have had anyway.
+    const ok = [...codes, ...(this.s3 ? [8] : []), ...(r.killed ? [130] : [])];
     if (r.code === null || !ok.includes(r.code)) {
       throw new ViolationError(`exit:${what}:${r.code}`, `${what} ended with exit ${r.code} (allowed: 0${ok.map((c) => `, ${c}`).join('')}): ${describeResult(r)}`);
     }
@@ -254,14 +262,19 @@ class World {
     return `b${++this.seq}`;
   }
 
+  /**
+   * Exit 0: complete. SIGKILL: there or not. A failure or cancellation (exit ≠ 0) leaves nothing
+   * visible on the filesystem; on S3 a lost answer may hide a manifest that was written.
+   */
   private addBackup(side: RepoSide, id: string, r: ChildResult | undefined, candidates: string[], seq = this.seq): void {
-    const complete = r !== undefined && !r.killed && r.code === 0;
+    const complete = r !== undefined && r.code === 0;
+    if (r && r.code !== 0 && r.code !== null && !this.s3) return;
     side.model.set(id, { id, state: complete ? 'complete' : 'uncertain', candidates, seq });
     if (complete && r) {
       const m = JSON.parse(r.stdout) as { id: string };
       if (m.id !== id) throw new ViolationError('manifest-id', `backup create --id ${id} printed a manifest for "${m.id}"`);
     }
-    if (r?.killed) this.count('killed backup');
+    if (r?.killed) this.count(r.signal === 'SIGKILL' ? 'killed backup' : 'cancelled backup');
   }
 
   private backupArgs(id: string, expires?: boolean): string[] {
@@ -291,7 +304,7 @@ class World {
         const r = await this.cairn(['backup', 'delete', b.id, '--repo', this.A.url, '--json'], step.kill);
         this.A.dirty = true;
         this.allowed(r, [], 'backup delete');
-        if (r.code === 0 && !r.killed) this.A.model.delete(b.id);
+        if (r.code === 0) this.A.model.delete(b.id);
         else b.state = b.state === 'damaged' ? 'damaged' : 'maybeDeleted';
         return;
       }
@@ -350,11 +363,11 @@ class World {
     if (r.killed) this.count('killed copy');
     if (known) {
       // Already there (or maybe there): a second copy must have been refused (exit 4).
-      if (known.state === 'complete' && r.code === 0 && !r.killed) throw new ViolationError('copy-duplicate', `copy of ${b.id} succeeded although the target already holds it`);
-      if (r.code === 0 && !r.killed) known.state = 'complete';
+      if (known.state === 'complete' && r.code === 0) throw new ViolationError('copy-duplicate', `copy of ${b.id} succeeded although the target already holds it`);
+      if (r.code === 0) known.state = 'complete';
       return;
     }
-    this.addBackup(this.B, b.id, r.code === 0 && !r.killed ? { ...r, stdout: JSON.stringify({ id: b.id }) } : r, candidates, b.seq);
+    this.addBackup(this.B, b.id, r.code === 0 ? { ...r, stdout: JSON.stringify({ id: b.id }) } : r, candidates, b.seq);
   }
 
   private async expire(pick: number, kill: number | undefined): Promise<void> {
@@ -367,7 +380,7 @@ class World {
     const r = await this.cairn(['backup', 'expire', '--repo', this.A.url, '--json'], kill);
     this.allowed(r, [], 'backup expire');
     const due = [...this.A.model.values()].filter((m) => m.expired);
-    if (r.code === 0 && !r.killed) {
+    if (r.code === 0) {
       const expired = (JSON.parse(r.stdout) as { expired: string[] }).expired;
       for (const id of expired) {
         const m = this.A.model.get(id);
@@ -387,16 +400,16 @@ class World {
     if (!b) return this.note('restore: no backup');
     const existing = this.restored.filter((p) => existsSync(p));
     const overwrite = mode === 'overwrite' && existing.length > 0;
-    const target = overwrite ? existing[existing.length - 1]! : join(this.targets, `t${++this.targetSeq}.db`);
+    // A new-file restore reuses the name of one that was killed before it created its file, so
+    // that the staging leftovers of the killed run are the next run's to clean.
+    const lastNew = join(this.targets, `t${this.targetSeq}.db`);
+    const target = overwrite ? existing[existing.length - 1]! : this.targetSeq > 0 && !existsSync(lastNew) ? lastNew : join(this.targets, `t${++this.targetSeq}.db`);
     const before = overwrite ? capture(target) : undefined;
     const r = await this.cairn(['restore', b.id, '--repo', this.A.url, '--to', `sqlite://${target}`, '--json', ...(overwrite ? ['--on-conflict', 'overwrite'] : [])], kill);
     if (r.killed) this.count(`killed restore (${overwrite ? 'overwrite' : 'new'})`);
     this.allowed(r, overwrite ? [4] : [], `restore${overwrite ? ' --on-conflict overwrite' : ''}`);
     this.judgeRestore(b, target, before, r, overwrite ? 'restore over an existing file' : 'restore into a new file');
-    if (r.code === 0 && !r.killed) {
-      const leftovers = readdirSync(this.targets).filter((n) => n.startsWith(`.${basename(target)}.cairn-restore-`));
-      if (leftovers.length > 0) throw new ViolationError('restore-leftover', `After a completed restore into ${target}, staging files of earlier restores remain: ${leftovers.join(', ')}`);
-    }
+    if (r.code === 0) noLeftovers(target);
     if (existsSync(target) && !this.restored.includes(target)) this.restored.push(target);
   }
 
@@ -417,11 +430,11 @@ class World {
       }
       return undefined;
     };
-    if (r.code === 0 && !r.killed) {
+    if (r.code === 0) {
       const h = complete();
       if (!h) throw new ViolationError('restore-content', `${what}: ${b.id} restored with exit 0 but the target differs from the backup's content${diffHint(candidates.map((c) => this.contents.get(c)!), after?.content, before?.content)}`);
       b.pinned = h;
-    } else if (r.killed) {
+    } else if (r.killed && r.signal === 'SIGKILL') {
       if (!untouched && !complete()) throw new ViolationError('restore-half', `${what}: a killed restore of ${b.id} left the target neither untouched nor complete${diffHint(candidates.map((c) => this.contents.get(c)!), after?.content, before?.content)}`);
     } else if (!untouched) {
       throw new ViolationError('restore-failed-touched', `${what}: restore of ${b.id} failed (exit ${r.code}) and changed the target: ${describeResult(r)}`);
@@ -475,6 +488,7 @@ class World {
         this.allowed(b, [], 'backup create ∥ restore into its source');
         this.allowed(r, [4, 5, 7], 'restore into the source ∥ backup create');
         this.judgeRestore(src, this.source, s0, r, 'restore into a database being backed up');
+        if (r.code === 0) noLeftovers(this.source);
         const s1 = this.remember(capture(this.source));
         this.addBackup(this.A, id, b, s1 === s0.hash ? [s0.hash] : [s0.hash, s1]);
         return;
@@ -647,6 +661,18 @@ class World {
   // ---------------------------------------------------------------- invariants
 
   async check(step: Step): Promise<void> {
+    // Retention by the harness: the checks restore every listed backup, so their number sets the
+    // cost of a step; keep the newest few (deleting with the CLI, as a user would).
+    for (const [side, keep] of [[this.A, MAX_BACKUPS_A], [this.B, MAX_BACKUPS_B]] as const) {
+      const list = this.listed(side, ['complete']);
+      for (const b of list.slice(0, Math.max(0, list.length - keep))) {
+        const r = await this.cairn(['backup', 'delete', b.id, '--repo', side.url, '--json']);
+        this.allowed(r, [], 'backup delete (harness retention)');
+        if (r.code === 0) side.model.delete(b.id);
+        else b.state = 'maybeDeleted';
+        side.dirty = true;
+      }
+    }
     for (const side of [this.A, this.B]) {
       if (!side.dirty) continue;
       await this.checkSide(side, step);
@@ -719,6 +745,12 @@ class World {
     await Promise.all(workers);
     void step;
   }
+}
+
+/** After a completed restore into `target`, no staging file of an earlier (killed) restore of it may remain. */
+function noLeftovers(target: string): void {
+  const leftovers = readdirSync(dirname(target)).filter((n) => n.startsWith(`.${basename(target)}.cairn-restore-`));
+  if (leftovers.length > 0) throw new ViolationError('restore-leftover', `After a completed restore into ${target}, staging files of earlier restores remain: ${leftovers.join(', ')}`);
 }
 
 /** "backup: collection" pairs from verify --json's problems, or undefined when stdout is not that report. */
