@@ -235,7 +235,8 @@ class World {
   private allowed(r: ChildResult, codes: number[], what: string): void {
     this.hang(r);
     if (r.code === 0) return;
-    if (r.killed && r.signal === 'SIGKILL') return;
+    // Died of the signal: SIGKILL, or a SIGTERM that came before the CLI installed its handler.
+    if (r.killed && r.signal !== null) return;
     // A cancelled (SIGTERM) child must stop cleanly with 130, or with an error it would have had anyway.
     const ok = [...codes, ...(this.s3 ? [8] : []), ...(r.killed ? [130] : [])];
     if (r.code === null || !ok.includes(r.code)) {
@@ -274,7 +275,7 @@ class World {
       const m = JSON.parse(r.stdout) as { id: string };
       if (m.id !== id) throw new ViolationError('manifest-id', `backup create --id ${id} printed a manifest for "${m.id}"`);
     }
-    if (r?.killed) this.count(r.signal === 'SIGKILL' ? 'killed backup' : 'cancelled backup');
+    if (r?.killed) this.count(r.signal !== null ? 'killed backup' : 'cancelled backup');
   }
 
   private backupArgs(id: string, expires?: boolean): string[] {
@@ -434,7 +435,7 @@ class World {
       const h = complete();
       if (!h) throw new ViolationError('restore-content', `${what}: ${b.id} restored with exit 0 but the target differs from the backup's content${diffHint(candidates.map((c) => this.contents.get(c)!), after?.content, before?.content)}`);
       b.pinned = h;
-    } else if (r.killed && r.signal === 'SIGKILL') {
+    } else if (r.killed && r.signal !== null) {
       if (!untouched && !complete()) throw new ViolationError('restore-half', `${what}: a killed restore of ${b.id} left the target neither untouched nor complete${diffHint(candidates.map((c) => this.contents.get(c)!), after?.content, before?.content)}`);
     } else if (!untouched) {
       throw new ViolationError('restore-failed-touched', `${what}: restore of ${b.id} failed (exit ${r.code}) and changed the target: ${describeResult(r)}`);
