@@ -291,8 +291,10 @@ export function createApp(options: AppOptions): Hono<Env> {
     const job = await center.start({
       kind: 'prune',
       exclusiveKey: repo.location,
-      params: { repository: repo.location, dryRun: Boolean(req.dryRun) },
-      run: async (ctx) => ({ ...(await prune(repo, { dryRun: Boolean(req.dryRun), signal: ctx.signal })) }),
+      params: { repository: repo.location, dryRun: Boolean(req.dryRun), ...(req.graceSeconds !== undefined ? { graceSeconds: req.graceSeconds } : {}) },
+      run: async (ctx) => ({
+        ...(await prune(repo, { dryRun: Boolean(req.dryRun), signal: ctx.signal, ...(req.graceSeconds !== undefined ? { unindexedGraceMs: req.graceSeconds * 1000 } : {}) })),
+      }),
     });
     started('prune');
     return c.json({ job }, 202);

@@ -97,7 +97,7 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/v1/copies': { post: { summary: 'copy a backup to another repository (operator): { backup, from, to }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
       '/v1/verifications': { post: { summary: 'verify backups (operator): { repository, backups?, readData? }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
-      '/v1/prunes': { post: { summary: 'prune a repository (operator): { repository, dryRun? }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
+      '/v1/prunes': { post: { summary: 'prune a repository (operator): { repository, dryRun?, graceSeconds? (default 3600: unreferenced packs younger than this are kept) }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
       '/v1/sources': {
         post: { summary: 'register a source by name (admin): { name, url }; the URL may hold a password, which is never shown again', responses: { 201: json({ type: 'object' }), ...errors } },
         get: { summary: 'registered sources (name, location, createdAt)', responses: { 200: json({ type: 'object' }), ...errors } },

@@ -172,7 +172,7 @@ describe.sequential('cairn server', () => {
     expect(listed.json.backups.map((x: { jobId: string }) => x.jobId)).toEqual([first.json.job.id]);
     expect((await call('GET', `/v1/backups?repository=${encodeURIComponent(repoDir)}&status=SUCCESS`, tokens.viewer)).json.backups).toEqual([]);
     expect((await call('GET', `/v1/backups?repository=${encodeURIComponent(repoDir)}&status=nope`, tokens.viewer)).status).toBe(400);
-    await prune(repo);
+    await prune(repo, { unindexedGraceMs: 0 }); // the cancelled backup's packs are young and unindexed
     const dataDir = join(repoDir, 'data');
     const dataFiles = existsSync(dataDir) ? readdirSync(dataDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()) : [];
     expect(dataFiles).toEqual([]);
@@ -211,7 +211,7 @@ describe.sequential('copy, verify, delete and prune as jobs', () => {
     expect(verified.result?.backups).toEqual(['pg-1']);
     expect((await call('DELETE', `/v1/backups/pg-1?repository=${encodeURIComponent(to)}`, tokens.viewer)).status).toBe(403);
     expect((await call('DELETE', `/v1/backups/pg-1?repository=${encodeURIComponent(to)}`, tokens.operator)).status).toBe(200);
-    const pruneJob = await call('POST', '/v1/prunes', tokens.operator, { repository: to });
+    const pruneJob = await call('POST', '/v1/prunes', tokens.operator, { repository: to, graceSeconds: 0 });
     const pruned = await until(pruneJob.json.job.id, ended);
     expect(pruned.state, JSON.stringify(pruned.error)).toBe('SUCCESS');
     expect(pruned.result?.packsDeleted).toBeGreaterThan(0);
