@@ -24,7 +24,8 @@ export type Step =
   | { op: 'expire'; pick: number; kill?: Kill }
   /** Retention done by the harness: delete every backup but the newest n. */
   | { op: 'keepLast'; n: number }
-  | { op: 'prune'; kill?: Kill }
+  /** grace: the default --grace (1h: young packs are kept), else --grace 0 (everything unreferenced goes). */
+  | { op: 'prune'; grace?: boolean; kill?: Kill }
   | { op: 'copy'; pick: number; kill?: Kill }
   | { op: 'restore'; pick: number; mode: 'new' | 'overwrite'; kill?: Kill }
   | { op: 'repair'; kill?: Kill }
@@ -96,7 +97,7 @@ export function generateSteps(seed: number, count: number, options: GenerateOpti
         break;
       }
       case 'prune':
-        steps.push({ op, kill: kill(0.3) });
+        steps.push({ op, ...(rng.chance(0.15) ? { grace: true } : {}), kill: kill(0.3) });
         break;
       case 'copy':
         steps.push({ op, pick: rng.next(), kill: kill(0.25) });
@@ -153,8 +154,9 @@ export function describeStep(s: Step): string {
     case 'keepLast':
       return `keepLast ${s.n}`;
     case 'prune':
+      return `prune${s.grace ? '' : ' --grace 0'}${kill}`;
     case 'repair':
-      return `${s.op}${kill}`;
+      return `repair${kill}`;
     case 'restore':
       return `restore ${s.mode} pick=${s.pick.toFixed(3)}${kill}`;
     case 'pair':

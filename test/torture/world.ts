@@ -34,6 +34,8 @@ export interface RunConfig {
   log?: (line: string) => void;
   /** Keep the temp folder (for debugging a failure). */
   keep?: boolean;
+  /** Every prune with the default grace period (old main has no --grace option). */
+  pruneGrace?: boolean;
 }
 
 export interface Violation {
@@ -278,6 +280,15 @@ class World {
     if (r?.killed) this.count(r.signal !== null ? 'killed backup' : 'cancelled backup');
   }
 
+  /**
+   * Prune without its grace period (`--grace 0`) unless asked: with the default hour, every pack of
+   * a torture run is young and prune would delete nothing. Locks alone must then keep running
+   * writers safe.
+   */
+  private pruneArgs(grace?: boolean): string[] {
+    return ['prune', '--repo', this.A.url, '--json', ...(this.config.pruneGrace || grace ? [] : ['--grace', '0'])];
+  }
+
   private backupArgs(id: string, expires?: boolean): string[] {
     return ['backup', 'create', '--source', `sqlite://${this.source}`, '--repo', this.A.url, '--id', id, '--json', ...(expires ? ['--expires', '30d'] : [])];
   }
@@ -323,7 +334,7 @@ class World {
         return;
       }
       case 'prune': {
-        const r = await this.cairn(['prune', '--repo', this.A.url, '--json'], step.kill);
+        const r = await this.cairn(this.pruneArgs(step.grace), step.kill);
         this.A.dirty = true;
         this.allowed(r, [], 'prune');
         if (r.killed) this.count('killed prune');
@@ -453,7 +464,7 @@ class World {
       case 'backup+prune': {
         const id = this.newId();
         const before = this.remember(capture(this.source));
-        const [b, p] = await Promise.all([this.cairn(this.backupArgs(id), kills[0]), second(() => this.cairn(['prune', '--repo', this.A.url, '--json'], kills[1]))]);
+        const [b, p] = await Promise.all([this.cairn(this.backupArgs(id), kills[0]), second(() => this.cairn(this.pruneArgs(), kills[1]))]);
         this.allowed(b, [5], 'backup create ∥ prune');
         this.allowed(p, [5], 'prune ∥ backup');
         this.addBackup(this.A, id, b, [before]);
@@ -471,7 +482,7 @@ class World {
         return;
       }
       case 'prune+prune': {
-        const [p1, p2] = await Promise.all([this.cairn(['prune', '--repo', this.A.url, '--json'], kills[0]), second(() => this.cairn(['prune', '--repo', this.A.url, '--json'], kills[1]))]);
+        const [p1, p2] = await Promise.all([this.cairn(this.pruneArgs(), kills[0]), second(() => this.cairn(this.pruneArgs(), kills[1]))]);
         this.allowed(p1, [5], 'prune ∥ prune');
         this.allowed(p2, [5], 'prune ∥ prune');
         return;
@@ -498,7 +509,7 @@ class World {
         const src = this.pick(this.A, step.pick);
         if (!src) return this.note('prune ∥ copy: no backup');
         const [p, c] = await Promise.all([
-          this.cairn(['prune', '--repo', this.A.url, '--json'], kills[0]),
+          this.cairn(this.pruneArgs(), kills[0]),
           second(() => this.cairn(['copy', src.id, '--from', this.A.url, '--to', this.B.url, '--json'], kills[1])),
         ]);
         this.allowed(p, [5], 'prune ∥ copy');
@@ -629,7 +640,10 @@ class World {
       }
       if (step.target === 'index') upper = new Set([...users.values()].flatMap((s) => [...s]));
     }
-    for (const u of upper) damagedBackups.add(u.slice(0, u.indexOf(':')));
+    // What is certainly lost (blobs with no intact copy anywhere): those backups may fail from now
+    // on (exit 6, never wrong content). Everything else must come through repair intact.
+    const before = new Set(this.listed(this.A, ['damaged']).map((b) => b.id));
+    for (const u of lower) damagedBackups.add(u.slice(0, u.indexOf(':')));
     for (const id of damagedBackups) {
       const m = this.A.model.get(id);
       if (m) m.state = 'damaged';
@@ -640,7 +654,8 @@ class World {
     // verify must name every collection that depends on the damaged object, and only those.
     const v = await this.retrying(['verify', '--repo', this.A.url, '--read-data', '--json']);
     this.hang(v);
-    const allowedCodes = step.target === 'lock' ? [0, 5] : verifyMust === 'fail' ? [6] : verifyMust === 'pass' ? [0] : [0, 6];
+    // An unreadable lock blocks (exit 5) like an exclusive one; a flipped byte may leave it readable.
+    const allowedCodes = step.target === 'lock' ? (how === 'add' || how === 'junk' ? [5] : how === 'delete' ? [0] : [0, 5]) : verifyMust === 'fail' ? [6] : verifyMust === 'pass' ? [0] : [0, 6];
     if (v.code === null || !allowedCodes.includes(v.code)) {
       throw new ViolationError(`damage-verify-exit:${step.target}:${how}`, `After damaging ${key} (${how}), verify exited ${v.code}, expected ${allowedCodes.join(' or ')}: ${describeResult(v)}`);
     }
@@ -653,10 +668,34 @@ class World {
         if (extra.length > 0) throw new ViolationError('damage-uncontained', `After damaging ${key} (${how}), verify named collections that do not depend on the damaged data: ${extra.join(', ')} (at most: ${[...upper].join(', ') || 'none'}): ${describeResult(v)}`);
       }
     }
-    const rep = await this.cairn(['repair', '--repo', this.A.url, '--json']);
+    if (step.target === 'lock' && how !== 'delete') {
+      // What docs/reliability.md tells the user: remove a damaged lock when no cairn runs.
+      await raw.delete(key);
+    }
+    const rep = await this.retrying(['repair', '--repo', this.A.url, '--json']);
     this.hang(rep);
     if (rep.code !== 0) throw new ViolationError('repair-exit', `cairn repair after damaging ${key} (${how}) exited ${rep.code}: ${describeResult(rep)}`);
     this.A.dirty = true;
+    // Repair says which backups lost what: everything certainly lost, nothing that was intact.
+    let lost: Set<string> | undefined;
+    try {
+      const report = JSON.parse(rep.stdout) as { backupsDamaged?: { id: string; collections: { name: string }[] }[] };
+      if (Array.isArray(report.backupsDamaged)) lost = new Set(report.backupsDamaged.flatMap((b) => b.collections.map((c) => `${b.id}: ${c.name}`)));
+    } catch {
+      throw new ViolationError('repair-json', `cairn repair --json printed no JSON report: ${describeResult(rep)}`);
+    }
+    if (lost) {
+      const missed = [...lower].filter((u) => !lost.has(u));
+      // An index document or lock holds no data: repair loses nothing for them.
+      const mayLose = step.target === 'pack' || step.target === 'manifest' ? upper : new Set<string>();
+      const extra = [...lost].filter((u) => !mayLose.has(u) && !before.has(u.slice(0, u.indexOf(':'))));
+      if (missed.length > 0) throw new ViolationError('repair-missed', `After damaging ${key} (${how}), repair did not report ${missed.join(', ')} as damaged: ${rep.stdout.slice(0, 1500)}`);
+      if (extra.length > 0) throw new ViolationError('repair-overreported', `After damaging ${key} (${how}), repair reported ${extra.join(', ')} as damaged, which did not depend on the damaged data: ${rep.stdout.slice(0, 1500)}`);
+      for (const u of lost) {
+        const m = this.A.model.get(u.slice(0, u.indexOf(':')));
+        if (m && m.state === 'complete') m.state = 'damaged';
+      }
+    }
   }
 
   // ---------------------------------------------------------------- invariants
