@@ -38,7 +38,8 @@ export interface GenerateOptions {
   damage: boolean;
   /**
    * Operations to leave out (e.g. ["prune"] to look for other faults while a prune bug is open):
-   * step ops, pair kinds, or an op name inside a pair kind ("prune" drops "backup+prune" too).
+   * step ops, pair kinds, an op name inside a pair kind ("prune" drops "backup+prune" too), or a
+   * damage target (pack, index, manifest, lock).
    */
   without?: string[];
 }
@@ -113,7 +114,10 @@ export function generateSteps(seed: number, count: number, options: GenerateOpti
         break;
       }
       case 'damage': {
-        const target = rng.weighted<DamageTarget>({ pack: 5, index: 3, manifest: 2, lock: 1 });
+        const targets: Partial<Record<DamageTarget, number>> = { pack: 5, index: 3, manifest: 2, lock: 1 };
+        for (const t of Object.keys(targets) as DamageTarget[]) if (without.has(t)) delete targets[t];
+        if (Object.keys(targets).length === 0) break;
+        const target = rng.weighted<DamageTarget>(targets);
         const how = rng.pick<DamageHow>(['flip', 'truncate', 'delete', 'junk', 'add']);
         steps.push({ op, target, how, pick: rng.next(), seed: rng.seed() });
         break;
