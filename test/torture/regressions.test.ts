@@ -12,7 +12,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeStep, generateSteps } from './steps.js';
-import { REGRESSIONS_DIR, repairAvailable, replay, withBackend, type Regression } from './torture.js';
+import { commandAvailable, REGRESSIONS_DIR, repairAvailable, replay, withBackend, type Regression } from './torture.js';
 import { runSequence } from './world.js';
 
 const regressions = readdirSync(REGRESSIONS_DIR)
@@ -52,7 +52,7 @@ describe('torture: short fixed-seed runs', () => {
 
   it('filesystem: seed 1, 25 steps, no invariant violated', { timeout: 240_000 }, async () => {
     const steps = generateSteps(1, 25, { damage: hasRepair, without: WITHOUT });
-    const r = await withBackend('fs', 0, 1, (base) => runSequence(steps, { ...base, hasRepair }));
+    const r = await withBackend('fs', 0, 1, (base) => runSequence(steps, { ...base, hasRepair, hasUnlock: commandAvailable('unlock') }));
     expect(r.violation, report(r)).toBeUndefined();
     expect(r.stepsRun).toBe(25);
   });
@@ -60,7 +60,7 @@ describe('torture: short fixed-seed runs', () => {
   it('s3rver behind the fault proxy (10 % faults): seed 2, 10 steps, no invariant violated', { timeout: 240_000 }, async () => {
     const steps = generateSteps(2, 10, { damage: hasRepair, without: WITHOUT });
     let stats = '';
-    const r = await withBackend('s3', 0.1, 2, (base) => runSequence(steps, { ...base, hasRepair }), (s) => (stats = s));
+    const r = await withBackend('s3', 0.1, 2, (base) => runSequence(steps, { ...base, hasRepair, hasUnlock: commandAvailable('unlock') }), (s) => (stats = s));
     expect(r.violation, report(r)).toBeUndefined();
     expect(r.stepsRun).toBe(10);
     console.log(`torture s3: ${stats}`);

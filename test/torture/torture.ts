@@ -47,10 +47,14 @@ export interface TortureOptions {
   without?: string[];
 }
 
-/** Whether the built CLI has `cairn repair` (damage steps need it). */
+/** Whether the built CLI has a command (`repair`: damage steps need it). */
+export function commandAvailable(name: string): boolean {
+  const r = spawnSync(process.execPath, [CLI, name, '--help'], { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 30_000 });
+  return r.status === 0 && new RegExp(`Usage: cairn ${name}`).test(r.stdout);
+}
+
 export function repairAvailable(): boolean {
-  const r = spawnSync(process.execPath, [CLI, 'repair', '--help'], { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 30_000 });
-  return r.status === 0 && /repair/.test(r.stdout);
+  return commandAvailable('repair');
 }
 
 export interface TortureOutcome {
@@ -81,7 +85,7 @@ export async function torture(options: TortureOptions): Promise<TortureOutcome> 
     options.faults,
     options.seed,
     async (base) => {
-      const config: RunConfig = { ...base, hasRepair, log: options.log, ...(options.keep ? { keep: true } : {}) };
+      const config: RunConfig = { ...base, hasRepair, hasUnlock: commandAvailable('unlock'), log: options.log, ...(options.keep ? { keep: true } : {}) };
       const result = await runSequence(steps, config);
       if (!result.violation) return { result, ...(s3Stats ? { s3Stats } : {}) };
       const v = result.violation;
@@ -96,7 +100,8 @@ export async function torture(options: TortureOptions): Promise<TortureOutcome> 
         const s = await shrink(steps, v, (candidate) => runSequence(candidate, quiet), {
           maxRuns: options.shrinkRuns ?? 60,
           maxMs: options.shrinkMs ?? 15 * 60_000,
-          tries: 2,
+          // Timing (kills, concurrent pairs) can make a failure come and go: replay such candidates twice.
+          tries: steps.slice(0, v.step + 1).some((st) => st.op === 'pair' || ('kill' in st && st.kill !== undefined)) ? 2 : 1,
           log: options.log,
         });
         minimal = s.steps;
@@ -136,5 +141,5 @@ export async function torture(options: TortureOptions): Promise<TortureOutcome> 
 /** Replays a saved regression; the run's violation, if any, is returned. */
 export async function replay(regression: Regression, log: (line: string) => void = () => undefined): Promise<RunResult> {
   const hasRepair = repairAvailable();
-  return withBackend(regression.backend, regression.faults, regression.seed, (base) => runSequence(regression.steps, { ...base, hasRepair, log }));
+  return withBackend(regression.backend, regression.faults, regression.seed, (base) => runSequence(regression.steps, { ...base, hasRepair, hasUnlock: commandAvailable('unlock'), log }));
 }

@@ -34,6 +34,8 @@ export interface RunConfig {
   log?: (line: string) => void;
   /** Keep the temp folder (for debugging a failure). */
   keep?: boolean;
+  /** `cairn unlock` exists (else a damaged lock is removed by hand). */
+  hasUnlock?: boolean;
   /** Every prune with the default grace period (old main has no --grace option). */
   pruneGrace?: boolean;
 }
@@ -670,8 +672,17 @@ class World {
       }
     }
     if (step.target === 'lock' && how !== 'delete') {
-      // What docs/reliability.md tells the user: remove a damaged lock when no cairn runs.
-      await raw.delete(key);
+      // What docs/reliability.md tells the user: remove a damaged lock when no cairn runs
+      // (`cairn unlock --remove-all` where it exists).
+      if (this.config.hasUnlock) {
+        const u = await this.retrying(['unlock', '--repo', this.A.url, '--remove-all', '--json']);
+        this.hang(u);
+        if (u.code !== 0) throw new ViolationError('unlock-exit', `cairn unlock --remove-all after damaging ${key} exited ${u.code}: ${describeResult(u)}`);
+        const left = (await raw.list('locks/')).filter((k) => !basename(k).startsWith('.'));
+        if (left.length > 0) throw new ViolationError('unlock-left', `cairn unlock --remove-all left ${left.join(', ')} while no cairn ran`);
+      } else {
+        await raw.delete(key);
+      }
     }
     const rep = await this.retrying(['repair', '--repo', this.A.url, '--json']);
     this.hang(rep);
