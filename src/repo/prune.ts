@@ -3,7 +3,8 @@ import type { BackupManifest, IndexDocument } from '../core/schemas.js';
 import { ChunkIndex, indexKey, listPacks, writeIndexDocument, type LoadedIndex, type PackInfo } from './chunk-index.js';
 import { decompressBlob } from './compression.js';
 import { sha256Hex } from './hash.js';
-import { removeStaleLocks } from './lock.js';
+import { removeStaleLocks, type RepositoryLock } from './lock.js';
+import { removeExpiredClaims } from '../storage/common.js';
 import { PackBuilder, packKey } from './pack.js';
 import type { Repository } from './repository.js';
 import { withLock } from './locked.js';
@@ -68,10 +69,10 @@ interface StaleTempCleaner {
  *   to be repacked is damaged; LockedError when the lock cannot be taken or was lost.
  */
 export async function prune(repo: Repository, options: PruneOptions = {}): Promise<PruneReport> {
-  return withLock(repo, true, 'prune', options.signal, (signal) => pruneLocked(repo, options, signal));
+  return withLock(repo, true, 'prune', options.signal, (signal, lock) => pruneLocked(repo, options, signal, lock));
 }
 
-async function pruneLocked(repo: Repository, options: PruneOptions, signal: AbortSignal): Promise<PruneReport> {
+async function pruneLocked(repo: Repository, options: PruneOptions, signal: AbortSignal, lock: RepositoryLock): Promise<PruneReport> {
   const threshold = options.repackThreshold ?? 0.2;
   const grace = options.unindexedGraceMs ?? DEFAULT_UNINDEXED_GRACE_MS;
   // Any unreadable manifest stops prune before it deletes anything: it might reference anything.
@@ -79,7 +80,7 @@ async function pruneLocked(repo: Repository, options: PruneOptions, signal: Abor
   const { packs: present, foreign } = await listPacks(repo.storage, signal);
   const loaded = await ChunkIndex.load(repo.storage, { signal, strict: true, present });
   const used = checkConsistency(manifests, loaded, present);
-  const storageNow = await storageClock(repo, signal);
+  const storageNow = await storageClock(repo, lock, signal);
 
   const keep: IndexDocument['packs'] = [];
   const remove: string[] = [];
@@ -90,7 +91,7 @@ async function pruneLocked(repo: Repository, options: PruneOptions, signal: Abor
     const pack = loaded.packs.get(packId);
     // Young packs are never deleted or repacked: a backup may be writing them (unindexed), or
     // have indexed them or deduplicated against their blobs without its manifest yet written.
-    const age = info.modified ? storageNow - info.modified.getTime() : grace > 0 ? -1 : 0;
+    const age = storageNow - info.modified.getTime();
     if (age < grace) {
       if (pack && !pack.blobs.every((b) => used.has(b.id))) keptYoung++;
       else if (!pack) keptYoung++;
@@ -169,6 +170,7 @@ async function pruneLocked(repo: Repository, options: PruneOptions, signal: Abor
     const doomed = [...new Set([...remove, ...repack.map((p) => p.id)])].filter((id) => !listedNow.has(id));
     packsDeleted = doomed.filter((id) => !repack.some((p) => p.id === id)).length;
     await assertNoNewIndexes(repo, new Set([...oldIndexes, ...(newIndex ? [newIndex] : [])]), signal);
+    await lock.assertHeld();
     for (const id of oldIndexes) if (id !== newIndex) await repo.storage.delete(indexKey(id));
     for (const id of doomed) {
       throwIfAborted(signal);
@@ -179,7 +181,8 @@ async function pruneLocked(repo: Repository, options: PruneOptions, signal: Abor
   let staleLocksRemoved = 0;
   let tempFilesRemoved = 0;
   if (!options.dryRun) {
-    staleLocksRemoved = await removeStaleLocks(repo.storage);
+    staleLocksRemoved = await removeStaleLocks(repo.storage, { lock, signal });
+    await removeExpiredClaims(repo.storage, signal);
     const cleaner = repo.storage as Partial<StaleTempCleaner>;
     if (typeof cleaner.removeStaleTempFiles === 'function') {
       tempFilesRemoved = await cleaner.removeStaleTempFiles(options.tempFileAgeMs ?? 3_600_000);
@@ -256,16 +259,13 @@ async function assertNoNewIndexes(repo: Repository, known: Set<string>, signal: 
 }
 
 /**
- * "Now" on the storage's clock, in ms: the newest last-modified time among the lock objects,
- * which includes the lock this operation has just written. Host clocks do not enter into it, so
- * a client whose clock is wrong cannot make a young pack look old. Falls back to the local
- * clock for a backend that reports no times.
+ * "Now" on the storage's clock, in ms: the last-modified time of the lock object this prune has
+ * just written (or refreshed). Host clocks do not enter into it, so a client whose clock is wrong
+ * cannot make a young pack look old.
  */
-async function storageClock(repo: Repository, signal: AbortSignal): Promise<number> {
-  let newest = 0;
+async function storageClock(repo: Repository, lock: RepositoryLock, signal: AbortSignal): Promise<number> {
   for await (const info of repo.storage.list('locks/', signal)) {
-    const modified = (info as { modified?: Date }).modified;
-    if (modified && modified.getTime() > newest) newest = modified.getTime();
+    if (info.key === lock.key) return info.modified.getTime();
   }
-  return newest > 0 ? newest : Date.now();
+  throw new LockedError(`Prune stopped before deleting anything: its own lock ${lock.key} is not listed in ${repo.location}.`);
 }
