@@ -75,6 +75,8 @@ interface ModelBackup {
   candidates: string[];
   /** Once a restore matched one candidate, the backup must always restore to it. */
   pinned?: string;
+  /** Collections repair reported as having lost data: the rest must still restore (--exclude them). */
+  lost?: Set<string>;
   /** set-expiry to the past: true (done), 'maybe' (set-expiry failed or was killed). */
   expired?: boolean | 'maybe';
   seq: number;
@@ -365,7 +367,8 @@ class World {
     }
   }
 
-  private copied(b: ModelBackup, r: ChildResult): void {
+  /** `locked`: exit 5 allowed (a prune ran at the same time). */
+  private copied(b: ModelBackup, r: ChildResult, locked = false): void {
     this.B.dirty = true;
     const known = this.B.model.get(b.id);
     const candidates = b.pinned ? [b.pinned] : b.candidates;
@@ -373,7 +376,7 @@ class World {
       if (!known) throw new ViolationError('copy-conflict', `copy of ${b.id} said the id exists in the target, which has never had it: ${describeResult(r)}`);
       return;
     }
-    this.allowed(r, [5], 'copy');
+    this.allowed(r, locked ? [5] : [], locked ? 'copy ∥ prune' : 'copy');
     if (r.killed) this.count('killed copy');
     if (known) {
       // Already there (or maybe there): a second copy must have been refused (exit 4).
@@ -515,7 +518,7 @@ class World {
           second(() => this.cairn(['copy', src.id, '--from', this.A.url, '--to', this.B.url, '--json'], kills[1])),
         ]);
         this.allowed(p, [5], 'prune ∥ copy');
-        this.copied(src, c);
+        this.copied(src, c, true);
         return;
       }
     }
@@ -705,7 +708,9 @@ class World {
       if (extra.length > 0) throw new ViolationError('repair-overreported', `After damaging ${key} (${how}), repair reported ${extra.join(', ')} as damaged, which did not depend on the damaged data: ${rep.stdout.slice(0, 1500)}`);
       for (const u of lost) {
         const m = this.A.model.get(u.slice(0, u.indexOf(':')));
-        if (m && m.state === 'complete') m.state = 'damaged';
+        if (!m) continue;
+        if (m.state === 'complete') m.state = 'damaged';
+        (m.lost ??= new Set()).add(u.slice(u.indexOf(':') + 2));
       }
     }
   }
@@ -734,6 +739,29 @@ class World {
     const live = new Set<string>();
     for (const side of [this.A, this.B]) for (const b of side.model.values()) for (const h of b.pinned ? [b.pinned] : b.candidates) live.add(h);
     for (const h of this.contents.keys()) if (!live.has(h)) this.contents.delete(h);
+  }
+
+  /**
+   * Damage is contained: a backup that lost some collections still restores the others
+   * (`--exclude` the lost ones), exactly.
+   */
+  private async restoreIntactPart(side: RepoSide, b: ModelBackup, target: string): Promise<void> {
+    const candidates = (b.pinned ? [b.pinned] : b.candidates).map((h) => this.contents.get(h)!).filter(Boolean);
+    const lost = [...(b.lost ?? [])];
+    const all = candidates[0] ? Object.keys(candidates[0].tables).filter((t) => t !== 'sqlite_sequence') : [];
+    const keep = new Set(all.filter((t) => !lost.includes(t)));
+    if (lost.length === 0 || keep.size === 0) return;
+    rmSync(target, { force: true });
+    const r = await this.retrying(['restore', b.id, '--repo', side.url, '--to', `sqlite://${target}`, '--exclude', lost.join(','), '--json']);
+    this.hang(r);
+    if (r.code !== 0) throw new ViolationError('damage-spread', `backup ${b.id} lost ${lost.join(', ')} (repair said so) but restoring the rest (--exclude ${lost.join(',')}) failed: ${describeResult(r)}`);
+    const got = capture(target);
+    const tables = new Set(Object.keys(got.content.tables).filter((t) => t !== 'sqlite_sequence'));
+    const want = only(got.content, tables);
+    if (!candidates.some((c) => only(c, keep) === want && tables.size === keep.size)) {
+      throw new ViolationError('damage-spread', `backup ${b.id} lost ${lost.join(', ')}; its other collections restored, but not to their content (got tables ${[...tables].join(', ')}, expected ${[...keep].join(', ')})`);
+    }
+    this.count('partial restore of a damaged backup');
   }
 
   private async checkSide(side: RepoSide, step: Step): Promise<void> {
@@ -774,7 +802,7 @@ class World {
       const r = await this.retrying(['restore', b.id, '--repo', side.url, '--to', `sqlite://${target}`, '--json']);
       this.hang(r);
       try {
-        if (b.state === 'damaged' && r.code === 6) return;
+        if (b.state === 'damaged' && r.code === 6) return await this.restoreIntactPart(side, b, target);
         if (r.code !== 0) throw new ViolationError('restore-failed', `${where}: backup ${b.id} is listed but does not restore: ${describeResult(r)}`);
         const got = capture(target);
         const candidates = b.pinned ? [b.pinned] : b.candidates;
@@ -797,6 +825,13 @@ class World {
     await Promise.all(workers);
     void step;
   }
+}
+
+/** The content restricted to some tables (rows and their CREATE TABLE lines). */
+function only(content: Content, tables: Set<string>): string {
+  const rows = Object.entries(content.tables).filter(([t]) => tables.has(t));
+  const schema = content.schema.filter((l) => TABLE_LINE.test(l) && tables.has(TABLE_LINE.exec(l)![1]!));
+  return JSON.stringify({ rows, schema });
 }
 
 /** After a completed restore into `target`, no staging file of an earlier (killed) restore of it may remain. */
