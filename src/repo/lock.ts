@@ -4,6 +4,7 @@ import { currentProcessIdentity, processProvenGone, type ProcessIdentity } from 
 import { LockDocumentSchema, type LockDocument } from '../core/schemas.js';
 import type { Storage } from '../storage/types.js';
 import { decodeMetadata, encodeMetadata } from './metadata.js';
+import { sleep } from '../core/sleep.js';
 
 /** A held lock is rewritten in place this often, so that its storage time advances. */
 export const REFRESH_INTERVAL_MS = 60_000;
@@ -430,20 +431,6 @@ function minutes(ms: number): string {
   return ms >= 60_000 ? `${Math.round(ms / 60_000)} minutes` : `${Math.round(ms / 1000)} seconds`;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new CancelledError());
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new CancelledError());
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 function seconds(ms: number): string {
   return `${Math.round(ms / 1000)} s`;

@@ -14,9 +14,7 @@
  * or boot, an unparsable token) may be alive and is left alone: nothing is removed on a guess.
  */
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import { processExists } from '../core/process.js';
+import { currentProcessIdentity, processExists, processStartTicks } from '../core/process.js';
 
 export interface Owner {
   host: string;
@@ -27,45 +25,23 @@ export interface Owner {
 
 export const OWNER_TOKEN_PATTERN = '[0-9a-f]{10}-[0-9]+-(?:[0-9]+|x)';
 
-function readText(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trim();
-  } catch {
-    return '';
-  }
-}
-
 let hostPart: string | undefined;
 
-/** This process's host part (see the module comment). */
+/** This process's host part (see the module comment), from the identity locks use as well. */
 export function hostIdentity(): string {
   if (hostPart === undefined) {
-    let pidNamespace = '';
-    try {
-      pidNamespace = fs.readlinkSync('/proc/self/ns/pid');
-    } catch {
-      /* not Linux */
-    }
-    const parts = [os.hostname(), readText('/proc/sys/kernel/random/boot_id'), pidNamespace];
+    const self = currentProcessIdentity();
+    const parts = [self.hostname, self.bootId ?? '', self.pidNamespace ?? ''];
     hostPart = createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 10);
   }
   return hostPart;
-}
-
-/** Start time of a process in clock ticks since boot, or undefined (not Linux, or no such process). */
-export function processStartTicks(pid: number): number | undefined {
-  const stat = readText(`/proc/${pid}/stat`);
-  // The command name (field 2) is in parentheses and may hold spaces: count after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const start = Number(fields[19]);
-  return stat && Number.isSafeInteger(start) ? start : undefined;
 }
 
 let ownToken: string | undefined;
 
 /** This process's token, `<host>-<pid>-<start>`. */
 export function ownerToken(): string {
-  ownToken ??= `${hostIdentity()}-${process.pid}-${processStartTicks(process.pid) ?? 'x'}`;
+  ownToken ??= `${hostIdentity()}-${process.pid}-${currentProcessIdentity().startTicks ?? 'x'}`;
   return ownToken;
 }
 
@@ -80,9 +56,11 @@ export function parseOwnerToken(token: string): Owner | undefined {
 /** Whether the owner is provably gone (see the module comment); false whenever in doubt. */
 export function ownerIsDead(owner: Owner): boolean {
   if (owner.host !== hostIdentity()) return false;
+  // /proc of another PID namespace (unshare without --mount-proc) proves nothing here.
+  if (currentProcessIdentity().startTicks === undefined) return false;
   if (!processExists(owner.pid)) return true;
   if (owner.start === undefined) return false;
   const now = processStartTicks(owner.pid);
   // The pid exists: it is the owner unless it provably started at another time (pid reused).
-  return now !== undefined && now !== owner.start;
+  return now !== undefined && Number(now) !== owner.start;
 }

@@ -636,6 +636,31 @@ describe('Ctrl-C is handled at once while rows are read', () => {
   }, 120_000);
 });
 
+describe('Ctrl-C at several moments of a SQLite backup', () => {
+  // The repository lock taken (before the snapshot), the database open (rows being read), the
+  // first pack written: always exit 130, one error line, no backup, no lock left.
+  for (const moment of ['lock', 'open', 'pack'] as const) {
+    it(`exits 130 and leaves no backup (${moment})`, async () => {
+      const repo = newRepo(`sigint-${moment}-repo`, ['--pack-size', '1']);
+      const child = cairnAsync(['backup', 'create', '--source', `sqlite://${big}`, '--repo', repo, '--level', 'best']);
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+      const files = (sub: string): boolean =>
+        existsSync(join(repo, sub)) && readdirSync(join(repo, sub), { recursive: true, withFileTypes: true }).some((e) => e.isFile() && !e.name.startsWith('.'));
+      const reached = { lock: () => files('locks'), open: () => hasOpen(child.pid as number, big), pack: () => files('data') }[moment];
+      expect(await until(() => reached() || child.exitCode !== null)).toBe(true);
+      expect(child.exitCode, `the backup ended before the moment was seen: ${stderr}`).toBeNull();
+      child.kill('SIGINT');
+      const exit = await exitOf(child);
+      expect(exit.code, stderr).toBe(EXIT.CANCELLED);
+      expect(stderr).not.toMatch(/internal error|AbortError|This operation was aborted/);
+      expect(stderr.trim().split('\n').filter((l) => l.startsWith('cairn: error:'))).toHaveLength(1);
+      expect(cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo])).toEqual([]);
+      expect(readdirSync(join(repo, 'locks'))).toEqual([]);
+    });
+  }
+});
+
 describe('bad input gets one clear line and a distinct exit code', () => {
   let repo: string;
   beforeAll(() => {

@@ -31,6 +31,7 @@ import {
 } from '../../src/sources/postgres/staging.js';
 import { isAbandonedStaging, PostgresTarget, processExists, STAGING_MARK } from '../../src/sources/postgres/target.js';
 import type { RestoreItem } from '../../src/sources/types.js';
+import { hostIdentity, ownerToken } from '../../src/sources/owner.js';
 
 const HOST = '127.0.0.1';
 const PORT = 5432;
@@ -800,6 +801,10 @@ describe('leftovers of restores killed outright (SIGKILL)', () => {
     fs.writeFileSync(path.join(deadDir, 'schema.dump'), 'x');
     const liveDir = fs.mkdtempSync(path.join(tmp, `cairn-pg-restore-${process.pid}-`));
     const otherDir = fs.mkdtempSync(path.join(tmp, 'cairn-pg-restore-'));
+    // This version's names carry an owner token (../../src/sources/owner.ts).
+    const deadOwnerDir = fs.mkdtempSync(path.join(tmp, `cairn-pg-restore-${hostIdentity()}-${dead}-x-`));
+    const liveOwnerDir = fs.mkdtempSync(path.join(tmp, `cairn-pg-restore-${ownerToken()}-`));
+    const farOwnerDir = fs.mkdtempSync(path.join(tmp, `cairn-pg-restore-0000000000-${dead}-x-`)); // another container or machine
     try {
       // Into a new database.
       const db = dbName('after_kill');
@@ -811,6 +816,9 @@ describe('leftovers of restores killed outright (SIGKILL)', () => {
       expect(fs.existsSync(deadDir)).toBe(false);
       expect(fs.existsSync(liveDir)).toBe(true);
       expect(fs.existsSync(otherDir)).toBe(true);
+      expect(fs.existsSync(deadOwnerDir)).toBe(false);
+      expect(fs.existsSync(liveOwnerDir)).toBe(true);
+      expect(fs.existsSync(farOwnerDir)).toBe(true);
       expect(await databases(`${prefix}%_cairn_%`)).toEqual([]);
       // Into an existing database too.
       const again = await leftover('dead2', mark(host, deadPid(), now));
@@ -829,7 +837,7 @@ describe('leftovers of restores killed outright (SIGKILL)', () => {
       expect(await stagingRelations(db)).toEqual(['live__cairn_0a11ve', 'mine__cairn_000000']);
       for (const d of kept) expect(await databases(d), d).toEqual([d]);
     } finally {
-      for (const d of [deadDir, liveDir, otherDir]) fs.rmSync(d, { recursive: true, force: true });
+      for (const d of [deadDir, liveDir, otherDir, deadOwnerDir, liveOwnerDir, farOwnerDir]) fs.rmSync(d, { recursive: true, force: true });
     }
   });
 

@@ -10,7 +10,8 @@ import type { CollectionEntry } from '../../src/core/schemas.js';
 import { parseSqliteUrl, SqliteSource, SqliteTarget } from '../../src/sources/sqlite/index.js';
 import type { CollectionDescriptor, RestoreItem } from '../../src/sources/types.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
-import { hostIdentity, ownerIsDead, ownerToken, parseOwnerToken, processStartTicks, type Owner } from '../../src/sources/owner.js';
+import { hostIdentity, ownerIsDead, ownerToken, parseOwnerToken, type Owner } from '../../src/sources/owner.js';
+import { processStartTicks } from '../../src/core/process.js';
 import { isStagingFileName, removeAbandonedStaging, stagingPath } from '../../src/sources/sqlite/staging.js';
 
 const CHINOOK = path.resolve(__dirname, '../../fixtures/chinook/chinook.sqlite');
@@ -499,12 +500,12 @@ describe('staging files of killed restores', () => {
 
   it('name their owner: this host part, pid and start time; only a provably gone owner is dead', () => {
     const own = parseOwnerToken(ownerToken());
-    expect(own).toEqual({ host: hostIdentity(), pid: process.pid, start: processStartTicks(process.pid) });
+    expect(own).toEqual({ host: hostIdentity(), pid: process.pid, start: Number(processStartTicks(process.pid)) });
     expect(ownerIsDead(own as Owner)).toBe(false);
     const dead = deadOwner();
     expect(ownerIsDead({ host: hostIdentity(), pid: dead.pid, start: dead.start })).toBe(true);
     // The pid lives, but it is another process than the one that wrote the name (reused pid).
-    expect(ownerIsDead({ host: hostIdentity(), pid: process.pid, start: (processStartTicks(process.pid) as number) + 1 })).toBe(true);
+    expect(ownerIsDead({ host: hostIdentity(), pid: process.pid, start: Number(processStartTicks(process.pid)) + 1 })).toBe(true);
     // Start time unknown: a live pid may be the owner.
     expect(ownerIsDead({ host: hostIdentity(), pid: process.pid, start: undefined })).toBe(false);
     // Another machine, container or boot: its processes cannot be seen from here.

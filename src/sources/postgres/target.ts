@@ -63,7 +63,8 @@
  * The comment `cairn restore staging: host=<hostname> pid=<pid> started=<ISO>` on them is for
  * people; objects of older versions (other names) are still dropped by that comment when
  * written on this host by a process that is gone, or older than 24 hours. The temporary folder
- * is `cairn-pg-restore-<pid>-<random>`; those of processes that are gone are removed. New
+ * is `cairn-pg-restore-<owner>-<random>` (../owner.ts); those whose owner is provably gone are
+ * removed. New
  * supporting objects (a schema, a type, a function) that the load's first transaction created
  * are listed in the comment of one of its staging relations (same transaction): the cleanup drops
  * them after the relations, newest first, as the relation's owner (SET ROLE, no CASCADE), so a
@@ -79,6 +80,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
 import { CairnError, ConflictError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
 import { processExists } from '../../core/process.js';
+import { OWNER_TOKEN_PATTERN, ownerIsDead, ownerToken, parseOwnerToken } from '../owner.js';
 import { quoteIdent, quoteLiteral } from './catalog.js';
 import type { ConflictPolicy, RestoreItem, RestoreOptions, RestoreResult, RestoreTarget } from '../types.js';
 import { connect, pgError, pgLocation, type PgConnectionSettings } from './connection.js';
@@ -118,7 +120,7 @@ const MAINTENANCE_DB = 'postgres';
 export const STAGING_MARK = 'cairn restore staging:';
 /** A marked staging database older than this is dropped whatever host or process wrote it. */
 export const STAGING_MAX_AGE_MS = 24 * 60 * 60 * 1000;
-/** Temporary folders are `<tmpdir>/cairn-pg-restore-<pid>-<random>`. */
+/** Temporary folders are `<tmpdir>/cairn-pg-restore-<owner token>-<random>` (see ../owner.ts). */
 const TMP_PREFIX = 'cairn-pg-restore-';
 const PROGRESS_BYTES = 4 * 1024 * 1024;
 /** Errors that say "this object exists already". */
@@ -241,7 +243,7 @@ export class PostgresTarget implements RestoreTarget {
     const options: RestoreOptions = { ...userOptions, signal };
     const lease = (client: pg.Client): (() => void) => watchSession(client, lost);
     throwIfAborted(signal);
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${TMP_PREFIX}${process.pid}-`));
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${TMP_PREFIX}${ownerToken()}-`));
     try {
       const archive = path.join(tmp, 'schema.dump');
       await writeFile(plan.schemaItem.data(), archive, signal);
@@ -1212,7 +1214,11 @@ async function dropRecorded(client: pg.Client, comment: string | null, owner: st
   }
 }
 
-/** Removes the temporary folders of restores whose process is gone; best effort, silent. */
+/**
+ * Removes the temporary folders of restores whose process is provably gone (see ../owner.ts:
+ * same machine, boot and PID namespace, pid gone or reused), and those of older versions
+ * (`cairn-pg-restore-<pid>-…`) whose pid does not exist here; best effort, silent.
+ */
 export function removeAbandonedTempDirs(dir = os.tmpdir()): void {
   let names: string[];
   try {
@@ -1221,11 +1227,19 @@ export function removeAbandonedTempDirs(dir = os.tmpdir()): void {
     return;
   }
   const uid = process.getuid?.();
+  const current = new RegExp(`^${TMP_PREFIX}(${OWNER_TOKEN_PATTERN})-`);
+  const legacy = new RegExp(`^${TMP_PREFIX}(\\d+)-`);
   for (const name of names) {
-    const m = new RegExp(`^${TMP_PREFIX}(\\d+)-`).exec(name);
-    if (!m) continue;
-    const pid = Number(m[1]);
-    if (pid === process.pid || processExists(pid)) continue;
+    const token = current.exec(name)?.[1];
+    if (token !== undefined) {
+      const owner = parseOwnerToken(token);
+      if (owner === undefined || !ownerIsDead(owner)) continue;
+    } else {
+      const m = legacy.exec(name);
+      if (!m) continue;
+      const pid = Number(m[1]);
+      if (pid === process.pid || processExists(pid)) continue;
+    }
     const full = path.join(dir, name);
     try {
       const st = fs.lstatSync(full);

@@ -111,7 +111,12 @@ function assertDatabaseFile(file: string): void {
       `${file} is the staging file of a cairn restore (being loaded, or left by a killed one), not a database to back up; back up the restore's target file instead.`,
     );
   }
-  const st = fs.statSync(file);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (err) {
+    throw new NotFoundError(`SQLite database not found: ${file} (${(err as Error).message}). Check the path; cairn does not create a source database.`);
+  }
   if (st.isDirectory()) throw new SourceError(`${file} is a directory, not a SQLite database; check the path.`);
   if (!st.isFile()) throw new SourceError(`${file} is not a regular file, so not a SQLite database; check the path.`);
   if (st.size === 0) {
