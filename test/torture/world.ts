@@ -829,7 +829,10 @@ class World {
 
 /** The content restricted to some tables (rows and their CREATE TABLE lines). */
 function only(content: Content, tables: Set<string>): string {
-  const rows = Object.entries(content.tables).filter(([t]) => tables.has(t));
+  // Sorted: a restore of some tables may create them in another order than the source had.
+  const rows = Object.entries(content.tables)
+    .filter(([t]) => tables.has(t))
+    .sort(([a], [b]) => a.localeCompare(b));
   const schema = content.schema.filter((l) => TABLE_LINE.test(l) && tables.has(TABLE_LINE.exec(l)![1]!));
   return JSON.stringify({ rows, schema });
 }
