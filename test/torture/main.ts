@@ -6,6 +6,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { replay, torture, type Regression } from './torture.js';
+import { removeLiveTempDirs } from './world.js';
+
+// Ctrl-C: remove the runs' temp folders (children die with the terminal's process group; the
+// s3rver child and its folder go with them through its own exit handling).
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    removeLiveTempDirs();
+    process.exit(130);
+  });
+}
 
 function usage(message: string): never {
   console.error(`torture: ${message}\nusage: npm run torture -- --seed N --steps M [--backend fs|s3] [--faults 0.1] [--engine sqlite] [--runs K] [--without prune,copy] [--no-shrink] [--no-save] [--keep] [--replay file.json]`);

@@ -103,6 +103,15 @@ interface RepoSide {
 
 let runCounter = 0;
 
+/** Temp folders of runs in progress, removed by removeLiveTempDirs() when the harness is interrupted. */
+const liveDirs = new Set<string>();
+
+/** Removes the temp folders of runs in progress (on Ctrl-C; the runs' own teardown cannot run then). */
+export function removeLiveTempDirs(): void {
+  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
+  liveDirs.clear();
+}
+
 /** The harness keeps at most this many backups in the main repository and in the copy target. */
 const MAX_BACKUPS_A = 6;
 const MAX_BACKUPS_B = 3;
@@ -182,6 +191,7 @@ class World {
 
   async setup(): Promise<void> {
     this.dir = mkdtempSync(join(tmpdir(), 'cairn-torture-'));
+    liveDirs.add(this.dir);
     this.env.CAIRN_CONFIG = join(this.dir, 'cairn-config.json');
     this.env.CAIRN_DATA_DIR = join(this.dir, 'data-dir');
     this.source = join(this.dir, 'source.db');
@@ -214,6 +224,7 @@ class World {
       return;
     }
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    liveDirs.delete(this.dir);
     // S3 prefixes die with s3rver's temp folder.
   }
 
