@@ -37,6 +37,11 @@ export interface BackupOptions {
   signal?: AbortSignal;
   onProgress?: ProgressListener;
   now?: () => Date;
+  /**
+   * How long to wait (ms) while a prune or repair holds the repository's exclusive lock, instead
+   * of failing at once with LockedError (default 0). Scheduled backups wait.
+   */
+  lockWaitMs?: number;
 }
 
 /**
@@ -52,7 +57,10 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
     if (await repo.hasBackup(options.id)) throw duplicateBackup(options.id, repo.location);
   }
   const compression = options.compression ?? repo.config.compression;
-  const lock = await repo.lock(false, `backup of ${source.location}`);
+  const lock = await repo.lock(false, `backup of ${source.location}`, {
+    ...(options.lockWaitMs ? { waitMs: options.lockWaitMs } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   // Aborts when the caller cancels or when the lock is lost (a prune could then run).
   const signal = lockedSignal(lock, options.signal);
   let pool: CompressionPool | undefined;
