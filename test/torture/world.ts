@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, mkdirSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeResult, PROJECT_ROOT, runCairn, type ChildResult } from './child.js';
+import { describeResult, PROJECT_ROOT, runCairn, runCairnInProcess, type ChildResult } from './child.js';
 import { Rng } from './random.js';
 import { capture, createSource, mutateSource, type Content } from './source.js';
 import { describeStep, type Step } from './steps.js';
@@ -223,12 +223,19 @@ class World {
 
   /** For check commands on S3 with faults: a storage error (exit 8) is retried, it is not what is checked. */
   private async retrying(args: string[]): Promise<ChildResult> {
-    let r = await this.cairn(args);
+    // Checks run in this process (TORTURE_CHILD_CHECKS=1: as children, like every step).
+    const run = (): Promise<ChildResult> => (process.env.TORTURE_CHILD_CHECKS === '1' ? this.cairn(args) : this.inProcess(args));
+    let r = await run();
     for (let attempt = 0; attempt < 3 && this.s3 && r.code === 8; attempt++) {
       this.count('check retried after exit 8');
-      r = await this.cairn(args);
+      r = await run();
     }
     return r;
+  }
+
+  private async inProcess(args: string[]): Promise<ChildResult> {
+    for (const [k, v] of Object.entries(this.env)) if (process.env[k] !== v) process.env[k] = v;
+    return runCairnInProcess(args);
   }
 
   private hang(r: ChildResult): void {
