@@ -666,7 +666,10 @@ class World {
     // An unreadable lock blocks (exit 5) like an exclusive one; a flipped byte may leave it readable.
     // Backups damaged by earlier steps (and not healed) keep verify at 6 even when this damage is harmless.
     const stillDamaged = before.size > 0 && verifyMust === 'pass';
-    const allowedCodes = step.target === 'lock' ? (how === 'add' || how === 'junk' ? [5] : how === 'delete' ? [0] : [0, 5]) : verifyMust === 'fail' ? [6] : verifyMust === 'pass' ? (stillDamaged ? [0, 6] : [0]) : [0, 6];
+    // Damage to a pack where no backup needs it is still damage: verify may report it (exit 6)
+    // as long as it names no collection (checked below).
+    const harmlessPackDamage = step.target === 'pack' && how !== 'add' && verifyMust === 'pass';
+    const allowedCodes = step.target === 'lock' ? (how === 'add' || how === 'junk' ? [5] : how === 'delete' ? [0] : [0, 5]) : verifyMust === 'fail' ? [6] : verifyMust === 'pass' ? (stillDamaged || harmlessPackDamage ? [0, 6] : [0]) : [0, 6];
     if (v.code === null || !allowedCodes.includes(v.code)) {
       throw new ViolationError(`damage-verify-exit:${step.target}:${how}`, `After damaging ${key} (${how}), verify exited ${v.code}, expected ${allowedCodes.join(' or ')}: ${describeResult(v)}`);
     }
