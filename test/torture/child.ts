@@ -82,3 +82,24 @@ export function describeResult(r: ChildResult): string {
   const err = r.stderr.trim().split('\n').slice(-3).join(' | ');
   return `cairn ${r.args.join(' ')}: ${how}${err ? `: ${err}` : ''}`;
 }
+
+type CliMain = (argv: string[], io: { out: (t: string) => void; err: (t: string) => void }) => Promise<number>;
+let cliMain: Promise<CliMain> | undefined;
+
+/**
+ * Runs a command of the built CLI inside this process (same dist/ code as a child would run,
+ * without a Node start-up each time): for the checks after every step, which are most of the
+ * commands a run issues and are never killed. The environment must already be process.env.
+ */
+export async function runCairnInProcess(args: string[]): Promise<ChildResult> {
+  const started = Date.now();
+  cliMain ??= import(join(PROJECT_ROOT, 'dist', 'cli', 'main.js')).then((m: { main: CliMain }) => m.main);
+  const main = await cliMain;
+  let stdout = '';
+  let stderr = '';
+  const code = await main(['node', 'cairn', ...args], {
+    out: (t) => (stdout += t.endsWith('\n') ? t : `${t}\n`),
+    err: (t) => (stderr += t.endsWith('\n') ? t : `${t}\n`),
+  });
+  return { args, code, signal: null, killed: false, timedOut: false, stdout, stderr, ms: Date.now() - started };
+}

@@ -16,7 +16,17 @@ export interface Content {
 
 /** Exact content of a SQLite file and its digest (the model stores digests, contents once each). */
 export function capture(path: string): { hash: string; content: Content } {
-  const content = dumpSqlite(path);
+  let content: Content;
+  try {
+    content = dumpSqlite(path);
+  } catch (err) {
+    // A restore killed inside its switch transaction (rollback-journal mode) leaves a hot journal:
+    // the file reads as it was once any read-write open rolls it back, as sqlite3 or an
+    // application would. A read-only open cannot, so let one read-write open do it first.
+    if ((err as { code?: string }).code !== 'SQLITE_READONLY_ROLLBACK') throw err;
+    new Database(path).close();
+    content = dumpSqlite(path);
+  }
   return { hash: contentHash(content), content };
 }
 

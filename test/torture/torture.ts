@@ -141,5 +141,5 @@ export async function torture(options: TortureOptions): Promise<TortureOutcome> 
 /** Replays a saved regression; the run's violation, if any, is returned. */
 export async function replay(regression: Regression, log: (line: string) => void = () => undefined): Promise<RunResult> {
   const hasRepair = repairAvailable();
-  return withBackend(regression.backend, regression.faults, regression.seed, (base) => runSequence(regression.steps, { ...base, hasRepair, hasUnlock: commandAvailable('unlock'), log }));
+  return withBackend(regression.backend, regression.faults, regression.seed, (base) => runSequence(regression.steps, { ...base, hasRepair, hasUnlock: commandAvailable('unlock'), log, ...(process.env.TORTURE_KEEP ? { keep: true } : {}) }));
 }
