@@ -4,9 +4,14 @@ import { CorruptionError } from '../core/errors.js';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 
-/** Manifests and indexes: JSON, zstd-compressed (readers also accept plain JSON). */
+/**
+ * Manifests, indexes and locks: JSON, zstd-compressed with the frame's content checksum
+ * (XXH64), so that a flipped bit that still decodes to valid JSON — a changed number in a
+ * manifest — is detected on read. Readers also accept plain JSON and frames written before
+ * the checksum (no flag).
+ */
 export function encodeMetadata(doc: unknown): Buffer {
-  return zstdCompress(Buffer.from(JSON.stringify(doc), 'utf8'), { compressionLevel: 3 });
+  return zstdCompress(Buffer.from(JSON.stringify(doc), 'utf8'), { compressionLevel: 3, checksumFlag: true });
 }
 
 export function decodeMetadata<S extends z.ZodType>(bytes: Buffer, schema: S, what: string): z.infer<S> {

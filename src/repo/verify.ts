@@ -1,6 +1,6 @@
 import type { BackupManifest } from '../core/schemas.js';
 import { CorruptionError, NotFoundError, throwIfAborted } from '../core/errors.js';
-import { ChunkIndex, indexKey, listPacks } from './chunk-index.js';
+import { ChunkIndex, indexKey, listPacks, type ChunkLocation } from './chunk-index.js';
 import { withLock } from './locked.js';
 import { decompressBlob } from './compression.js';
 import { sha256Hex } from './hash.js';
@@ -47,9 +47,11 @@ export async function verifyBackups(repo: Repository, manifests: BackupManifest[
   const { signal } = options;
   const { packs: listed } = await listPacks(repo.storage, signal);
   const loaded = await ChunkIndex.load(repo.storage, { ...(signal ? { signal } : {}), present: listed });
+  // Where each chunk is, preferring present, full-size packs; for a chunk only in a missing or
+  // short pack, its indexed place there (a truncated pack still holds the blobs before the cut).
+  const all = loaded.missingPacks.length > 0 ? (await ChunkIndex.load(repo.storage, { ...(signal ? { signal } : {}) })).chunks : loaded.chunks;
   const index = loaded.chunks;
-  // Chunks of packs that are indexed but missing (or short): still attributed to their pack.
-  const missingLocations = loaded.missingPacks.length > 0 ? await ChunkIndex.load(repo.storage, { ...(signal ? { signal } : {}) }) : undefined;
+  const locOf = (id: string): ChunkLocation | undefined => index.get(id) ?? all.get(id);
 
   const problems = new Map<string, VerifyProblem>();
   const problem = (object: string, message: string): VerifyProblem => {
@@ -66,16 +68,16 @@ export async function verifyBackups(repo: Repository, manifests: BackupManifest[
     for (const c of m.collections) {
       const who = `${m.id}: ${c.name}`;
       for (const id of c.chunks) {
-        const loc = index.get(id);
+        const loc = locOf(id);
         if (!loc) {
-          const gone = missingLocations?.chunks.get(id);
-          if (gone) {
-            const key = packKey(gone.packId);
-            const size = listed.get(gone.packId)?.size;
-            problem(key, size === undefined ? `Pack ${key} is missing.` : `Pack ${key} is truncated (${size} bytes).`).affects.push(who);
-          } else {
-            problem(`chunk ${id}`, `Chunk ${id} is not in any index${damagedIndexNote}.`).affects.push(who);
-          }
+          problem(`chunk ${id}`, `Chunk ${id} is not in any index${damagedIndexNote}.`).affects.push(who);
+          continue;
+        }
+        const size = listed.get(loc.packId)?.size;
+        if (size === undefined || loc.offset + loc.length > size) {
+          // Only the collections whose blobs are gone: blobs before a truncation are intact.
+          const key = packKey(loc.packId);
+          problem(key, size === undefined ? `Pack ${key} is missing.` : `Pack ${key} is truncated (${size} bytes).`).affects.push(who);
           continue;
         }
         let users = packUsers.get(loc.packId);
@@ -109,7 +111,7 @@ export async function verifyBackups(repo: Repository, manifests: BackupManifest[
         continue;
       }
       bytesRead += bytes.length;
-      const damage = checkPack(bytes, packId, index, neededChunks.get(packId) ?? new Set());
+      const damage = checkPack(bytes, packId, locOf, neededChunks.get(packId) ?? new Set());
       if (damage.damagedChunks.length > 0) {
         problem(key, `Pack ${key} is damaged: ${damage.reasons.join('; ')}.`).affects.push(...damage.damagedChunks.flatMap(usersOfChunk));
       } else if (damage.reasons.length > 0) {
@@ -125,7 +127,7 @@ export async function verifyBackups(repo: Repository, manifests: BackupManifest[
   return { backups: manifests.map((m) => m.id), chunks: chunkCount, packs: packIds.length, bytesRead, problems: [...problems.values()] };
 }
 
-function checkPack(bytes: Buffer, packId: string, index: ChunkIndex, needed: Set<string>): { reasons: string[]; damagedChunks: string[] } {
+function checkPack(bytes: Buffer, packId: string, locOf: (id: string) => ChunkLocation | undefined, needed: Set<string>): { reasons: string[]; damagedChunks: string[] } {
   const reasons: string[] = [];
   const damagedChunks: string[] = [];
   if (sha256Hex(bytes) !== packId) reasons.push('its content does not match its checksum');
@@ -135,7 +137,7 @@ function checkPack(bytes: Buffer, packId: string, index: ChunkIndex, needed: Set
     reasons.push((err as Error).message);
   }
   for (const id of needed) {
-    const loc = index.get(id);
+    const loc = locOf(id);
     if (!loc) continue;
     try {
       if (loc.offset + loc.length > bytes.length) throw new CorruptionError(`chunk ${id} lies beyond the end of the pack`, { objects: [] });
