@@ -365,15 +365,24 @@ export function pgStagingDatabases(prefix) {
   return pgDatabases(`${prefix.replace(/[_%\\]/g, (c) => `\\${c}`)}%\\_cairn\\_%`);
 }
 
-/** Staging tables and sequences (`…__cairn_<6 hex>`) left in a database. */
-export function pgStagingRelations(db) {
-  return psql(
+/**
+ * Staging tables and sequences (`…__cairn_<6 hex>`) left in a database: names (quoted
+ * `schema.name`), or with `withKind` { name, kind } (kind: pg_class.relkind).
+ */
+export function pgStagingRelations(db, withKind = false) {
+  const rows = psql(
     db,
-    `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relname LIKE '%\\_\\_cairn\\_%' ORDER BY 1;`,
+    `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ${lit(SEP)} || c.relkind::text
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relname LIKE '%\\_\\_cairn\\_%' AND c.relkind IN ('r', 'p', 'S') ORDER BY 1;`,
   )
     .split('\n')
-    .filter(Boolean);
+    .filter(Boolean)
+    .map((l) => {
+      const [name, kind] = l.split(SEP);
+      return { name, kind };
+    });
+  return withKind ? rows : rows.map((x) => x.name);
 }
 
 // ---------------------------------------------------------------- repository
@@ -392,7 +401,7 @@ export function listFiles(dir, prefix = '') {
 
 /** Repository temporary files (`.<name>.tmp-*` of an interrupted put). */
 export function repoTempFiles(repo) {
-  return listFiles(repo).filter((f) => /(^|\/)\.[^/]*\.tmp-/.test(f) || /(^|\/)\.[^/]*tmp[^/]*$/.test(f));
+  return listFiles(repo).filter((f) => /(^|\/)\.[^/]*\.tmp-/.test(f));
 }
 
 /** The lock documents in a repository: [{ key, pid, hostname, exclusive } | { key, unreadable }]. */

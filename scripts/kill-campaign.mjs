@@ -54,8 +54,8 @@ const tag = randomBytes(3).toString('hex');
 const started = Date.now();
 
 /** A failure found in one iteration. */
-function failure(list, kind, detail) {
-  list.push({ kind, detail: L.oneLine(detail, 600) });
+function failure(list, kind, detail, what) {
+  list.push({ kind, ...(what ? { what } : {}), detail: L.oneLine(detail, 600) });
 }
 
 // ------------------------------------------------------------------ engines
@@ -87,6 +87,10 @@ function sqliteEngine(opName) {
     /** Staging files in the targets folder (every restore target lives there). */
     leftovers: () => L.sqliteStagingFiles(targets).map((f) => `targets/${f}`),
     stagingAppeared: () => L.sqliteStagingFiles(targets).length > 0,
+    /** Removes what leftovers() found, so that each kill is judged on its own. */
+    removeLeftovers: () => {
+      for (const f of L.sqliteStagingFiles(targets)) fs.rmSync(path.join(targets, f), { force: true });
+    },
     cleanup: () => {},
   };
 }
@@ -118,6 +122,12 @@ function postgresEngine(opName) {
     ],
     stagingAppeared: (existing = []) =>
       L.pgStagingDatabases(base).length > 0 || existing.some((t) => L.pgStagingRelations(t).length > 0),
+    removeLeftovers: (existing = []) => {
+      for (const d of L.pgStagingDatabases(base)) L.pgDrop(d);
+      for (const t of existing) {
+        for (const rel of L.pgStagingRelations(t, true)) L.psql(t, `DROP ${rel.kind === 'S' ? 'SEQUENCE' : 'TABLE'} IF EXISTS ${rel.name} CASCADE;`);
+      }
+    },
     cleanup: () => {
       for (const d of L.pgDatabases(`${base.replace(/_/g, '\\_')}%`)) L.pgDrop(d);
     },
@@ -215,6 +225,11 @@ function filesUnder(dir, sub) {
   return L.listFiles(d).filter((f) => !path.basename(f).startsWith('.'));
 }
 
+/** Removes temp files once counted, so that each kill is judged on its own. */
+function removeTempFiles(repo, files) {
+  for (const f of files) fs.rmSync(path.join(repo, f), { force: true });
+}
+
 /** Locks in `repo` written by processes that are gone (or unreadable ones). */
 async function deadLocks(repo) {
   const locks = await L.readLocks(repo);
@@ -301,7 +316,8 @@ const OPERATIONS = {
       else s.repo.expected.delete(c.id);
       for (const p of s.repo.check()) failure(f, 'corrupt', p);
       const tmp = L.repoTempFiles(s.repo.dir);
-      if (tmp.length) failure(f, 'leftover', `repository temp files after the next backup: ${tmp.join(', ')}`);
+      if (tmp.length) failure(f, 'leftover', `repository temp files after the next backup: ${tmp.join(', ')}`, 'repository temp files');
+      removeTempFiles(s.repo.dir, tmp);
     },
     async finish(s, f) {
       await finalPruneLocks(s.repo, f);
@@ -336,7 +352,8 @@ const OPERATIONS = {
       if (res.code !== 0) failure(f, 'next-failed', `restore ${s.id} --to ${next} exited ${res.code}: ${res.stderr}`);
       else if (!L.sameDigest(eng.targetDigest(next), want)) failure(f, 'corrupt', `the next restore into ${next} differs from the backup`);
       const left = eng.leftovers([]);
-      if (left.length) failure(f, 'leftover', `after the next restore: ${left.join(', ')}`);
+      if (left.length) failure(f, 'leftover', `after the next restore: ${left.join(', ')}`, 'restore staging');
+      eng.removeLeftovers([]);
       eng.dropTarget(next);
       eng.dropTarget(c.target);
       for (const p of s.repo.check({ restoreAll: false })) failure(f, 'corrupt', p);
@@ -383,7 +400,8 @@ const OPERATIONS = {
         s.holds = c.id;
       }
       const left = eng.leftovers([s.target]);
-      if (left.length) failure(f, 'leftover', `after the next overwrite: ${left.join(', ')}`);
+      if (left.length) failure(f, 'leftover', `after the next overwrite: ${left.join(', ')}`, 'restore staging');
+      eng.removeLeftovers([s.target]);
       for (const p of s.repo.check({ restoreAll: false })) failure(f, 'corrupt', p);
     },
     async finish(s, f) {
@@ -425,9 +443,11 @@ const OPERATIONS = {
       if (res.code !== 0) failure(f, 'next-failed', `prune exited ${res.code}: ${res.stderr}`);
       for (const p of s.repo.check()) failure(f, 'corrupt', p);
       const tmp = L.repoTempFiles(s.repo.dir);
-      if (tmp.length) failure(f, 'leftover', `repository temp files after the next prune: ${tmp.join(', ')}`);
+      if (tmp.length) failure(f, 'leftover', `repository temp files after the next prune: ${tmp.join(', ')}`, 'repository temp files');
+      removeTempFiles(s.repo.dir, tmp);
       const dead = await deadLocks(s.repo.dir);
-      if (dead.length) failure(f, 'leftover', `locks of dead processes after the next prune: ${dead.join(', ')}`);
+      if (dead.length) failure(f, 'leftover', `locks of dead processes after the next prune: ${dead.join(', ')}`, 'locks of dead processes');
+      for (const k of dead) fs.rmSync(path.join(s.repo.dir, k), { force: true });
     },
   },
 
@@ -473,7 +493,8 @@ const OPERATIONS = {
       for (const p of s.to.check()) failure(f, 'corrupt', p);
       for (const p of s.from.check({ restoreAll: false })) failure(f, 'corrupt', `source repository: ${p}`);
       const tmp = L.repoTempFiles(s.to.dir);
-      if (tmp.length) failure(f, 'leftover', `temp files in the target repository after the next copy: ${tmp.join(', ')}`);
+      if (tmp.length) failure(f, 'leftover', `temp files in the target repository after the next copy: ${tmp.join(', ')}`, 'repository temp files');
+      removeTempFiles(s.to.dir, tmp);
     },
     async finish(s, f) {
       await finalPruneLocks(s.to, f);
@@ -516,7 +537,8 @@ const OPERATIONS = {
       if (after.includes(victim)) failure(f, 'next-failed', `backup ${victim} is still listed after the next delete`);
       for (const p of s.repo.check()) failure(f, 'corrupt', p);
       const tmp = L.repoTempFiles(s.repo.dir);
-      if (tmp.length) failure(f, 'leftover', `repository temp files after the next delete: ${tmp.join(', ')}`);
+      if (tmp.length) failure(f, 'leftover', `repository temp files after the next delete: ${tmp.join(', ')}`, 'repository temp files');
+      removeTempFiles(s.repo.dir, tmp);
     },
     async finish(s, f) {
       await finalPruneLocks(s.repo, f);
@@ -560,7 +582,8 @@ const OPERATIONS = {
       if (left.length) failure(f, 'next-failed', `expired backups still listed after the next expire: ${left.join(', ')}`);
       for (const p of s.repo.check()) failure(f, 'corrupt', p);
       const tmp = L.repoTempFiles(s.repo.dir);
-      if (tmp.length) failure(f, 'leftover', `repository temp files after the next expire: ${tmp.join(', ')}`);
+      if (tmp.length) failure(f, 'leftover', `repository temp files after the next expire: ${tmp.join(', ')}`, 'repository temp files');
+      removeTempFiles(s.repo.dir, tmp);
     },
     async finish(s, f) {
       await finalPruneLocks(s.repo, f);
@@ -581,7 +604,7 @@ async function finalPruneLocks(repo, f) {
   const res = L.cairn(['prune', '--repo', repo.dir]);
   if (res.code !== 0) failure(f, 'next-failed', `final prune exited ${res.code}: ${res.stderr}`);
   const dead = await deadLocks(repo.dir);
-  if (dead.length) failure(f, 'leftover', `locks of dead processes after the final prune: ${dead.join(', ')}`);
+  if (dead.length) failure(f, 'leftover', `locks of dead processes after the final prune: ${dead.join(', ')}`, 'locks of dead processes');
   for (const p of repo.check()) failure(f, 'corrupt', `after the final prune: ${p}`);
 }
 
@@ -650,6 +673,12 @@ async function campaign(engName, opName) {
     if (eng && !opts.keep) fs.rmSync(eng.dir, { recursive: true, force: true });
   }
   row.seconds = Math.round((Date.now() - t0) / 1000);
+  // Runs with leftovers, by what was left.
+  row.leftoverKinds = {};
+  for (const it of new Set(row.failures.filter((x) => x.kind === 'leftover').map((x) => `${x.iteration}\u0000${x.what}`))) {
+    const what = it.split('\u0000')[1];
+    row.leftoverKinds[what] = (row.leftoverKinds[what] ?? 0) + 1;
+  }
   return row;
 }
 
@@ -688,6 +717,8 @@ L.printTable(
   write,
 );
 for (const s of skipped) write(`skipped ${s.engine}: ${s.reason}`);
+const lk = rows.filter((x) => Object.keys(x.leftoverKinds ?? {}).length);
+if (lk.length) write(`leftovers by kind (runs): ${lk.map((x) => `${x.op}/${x.engine}: ${Object.entries(x.leftoverKinds).map(([k, v]) => `${k} ${v}`).join(', ')}`).join('; ')}`);
 const distinct = new Map();
 for (const x of rows) for (const f of x.failures) {
   const key = `${x.op}/${x.engine}/${f.kind}/${f.detail.replace(/[0-9a-f]{16,}/g, '…').replace(/\d+/g, 'N').slice(0, 120)}`;
