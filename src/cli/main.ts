@@ -17,6 +17,7 @@ import { runBackup } from '../jobs/backup.js';
 import { runCopy, type CopyProgress } from '../jobs/copy.js';
 import { runRestore } from '../jobs/restore.js';
 import { prune } from '../repo/prune.js';
+import { repair } from '../repo/repair.js';
 import { Repository } from '../repo/repository.js';
 import { verifyBackupsLocked, verifyFailure } from '../repo/verify.js';
 import { openSource, openTarget } from '../sources/index.js';
@@ -112,6 +113,13 @@ function reportError(err: unknown, io: Io, debug: boolean): number {
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+/** --grace: a duration (30m, 1h, 2d) or 0. */
+function parseGrace(value: string): number {
+  if (value.trim() === '0') return 0;
+  const d = parseDuration(value, '--grace');
+  return addDuration(new Date(0), d).getTime();
+}
 
 function repoOption(): Option {
   return new Option(
@@ -319,7 +327,9 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .option('--json', 'print JSON')
     .action(async (opts: CommonOptions & { schedule?: string }) => {
       const repository = await openRepository(opts.repo);
-      const manifests = (await repository.listManifests(signal)).filter((m) => opts.schedule === undefined || m.schedule === opts.schedule);
+      const all = await repository.readAllManifests(signal);
+      for (const d of all.damaged) io.err(`cairn: warning: backup ${d.id} is not listed: ${d.message} Run cairn verify and cairn repair.`);
+      const manifests = all.manifests.filter((m) => opts.schedule === undefined || m.schedule === opts.schedule);
       if (opts.json) {
         return io.out(JSON.stringify(manifests.map(({ collections: _c, ...rest }) => rest), null, 2));
       }
@@ -530,8 +540,10 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .option('--json', 'print JSON')
     .action(async (id: string | undefined, opts: CommonOptions & { readData?: boolean }) => {
       const repository = await openRepository(opts.repo);
-      const manifests = id ? [await repository.readManifest(id, signal)] : await repository.listManifests(signal);
-      const report = await verifyBackupsLocked(repository, manifests, { readData: Boolean(opts.readData), signal });
+      const all = id ? { manifests: [await repository.readManifest(id, signal)], damaged: [] } : await repository.readAllManifests(signal);
+      const report = await verifyBackupsLocked(repository, all.manifests, { readData: Boolean(opts.readData), signal });
+      // A manifest that cannot be read is a backup that cannot be restored: it is a problem too.
+      for (const d of all.damaged) report.problems.unshift({ object: `backups/${d.id}`, message: d.message, affects: [d.id] });
       if (opts.json) io.out(JSON.stringify({ ok: report.problems.length === 0, ...report }, null, 2));
       if (report.problems.length > 0) throw verifyFailure(report);
       if (!opts.json) {
@@ -544,21 +556,51 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
 
   program
     .command('prune')
-    .description('remove data that no backup references')
+    .description('remove data that no backup references (refuses, deleting nothing, while the repository is inconsistent)')
     .addOption(repoOption())
     .option('--dry-run', 'report what would be removed, remove nothing')
+    .option('--grace <duration>', 'keep packs no index lists until they are this old on the storage clock: a running backup may still be writing them (30m, 1h, 1d; 0 = none)', '1h')
     .option('--json', 'print JSON')
-    .action(async (opts: CommonOptions & { dryRun?: boolean }) => {
+    .action(async (opts: CommonOptions & { dryRun?: boolean; grace: string }) => {
+      const unindexedGraceMs = parseGrace(opts.grace);
       const repository = await openRepository(opts.repo);
-      const report = await prune(repository, { dryRun: Boolean(opts.dryRun), signal });
+      const report = await prune(repository, { dryRun: Boolean(opts.dryRun), unindexedGraceMs, signal });
       if (opts.json) return io.out(JSON.stringify(report, null, 2));
+      for (const key of report.foreignObjects) io.err(`cairn: warning: ${key} is not a pack; prune left it alone.`);
       io.out(
         `${report.dryRun ? 'Would remove' : 'Removed'} ${report.packsDeleted} of ${report.packsTotal} packs` +
           (report.packsRepacked ? `, ${report.dryRun ? 'would repack' : 'repacked'} ${report.packsRepacked}` : '') +
           `, ${report.dryRun ? 'freeing about' : 'freed'} ${formatBytes(report.bytesFreed)}` +
+          (report.packsKeptYoung ? `; kept ${plural(report.packsKeptYoung, 'unindexed pack')} younger than --grace ${opts.grace}` : '') +
           (report.staleLocksRemoved ? `; removed ${report.staleLocksRemoved} stale lock(s)` : '') +
           '.',
       );
+    });
+
+  program
+    .command('repair')
+    .description('rebuild the index from the packs present, salvage intact blobs of damaged packs, and record which backups lost what')
+    .addOption(repoOption())
+    .option('--dry-run', 'report what would change, change nothing')
+    .option('--json', 'print JSON')
+    .action(async (opts: CommonOptions & { dryRun?: boolean }) => {
+      const repository = await openRepository(opts.repo);
+      const report = await repair(repository, { dryRun: Boolean(opts.dryRun), signal });
+      if (opts.json) return io.out(JSON.stringify(report, null, 2));
+      const would = report.dryRun ? 'would ' : '';
+      io.out(
+        `Read ${plural(report.packsRead, 'pack')}: ${report.packsIntact} intact, ${report.packsDamaged.length} damaged` +
+          (report.packsDamaged.length ? ` (${report.blobsSalvaged} blob(s) ${would}saved, ${report.blobsLost} lost)` : '') +
+          `; ${would}${report.dryRun ? 'replace' : 'replaced'} ${plural(report.indexesReplaced, 'index document')}` +
+          (report.indexesDamaged.length ? ` (${report.indexesDamaged.length} damaged)` : '') +
+          '.',
+      );
+      for (const id of report.manifestsQuarantined) io.out(`Backup ${id}: its manifest is unreadable; ${would}moved to quarantine/backups/${id}.`);
+      for (const b of report.backupsDamaged) {
+        io.out(`Backup ${b.id} lost data in ${b.collections.map((c) => `${c.name} (${plural(c.missingChunks, 'chunk')})`).join(', ')}; the other collections restore. The next backup of the same data uploads what is missing again.`);
+      }
+      for (const id of report.backupsHealed) io.out(`Backup ${id} is whole again: a later backup uploaded its missing chunks.`);
+      if (report.backupsDamaged.length === 0 && report.manifestsQuarantined.length === 0) io.out('Every backup is complete.');
     });
 
   const job = program.command('job').description('jobs of a cairn server (--server or CAIRN_SERVER, token in CAIRN_TOKEN)');

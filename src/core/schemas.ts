@@ -65,6 +65,12 @@ export const CollectionEntrySchema = z.object({
    * ranges): `chunks` is their concatenation and each segment is a complete stream of its own.
    */
   segments: z.array(count).min(2).optional(),
+  /**
+   * Set by `cairn repair` when some of this collection's chunks were lost (their pack missing or
+   * damaged): prune then keeps what is left instead of refusing to run, and verify and restore
+   * name the collection. A later backup that uploads the same chunks again heals it.
+   */
+  damage: z.object({ missingChunks: count, detectedAt: isoTime }).optional(),
 }).refine((e) => e.segments === undefined || e.segments.reduce((a, b) => a + b, 0) === e.chunks.length, {
   message: 'segments must add up to the number of chunks',
   path: ['segments'],

@@ -1,4 +1,5 @@
-import { ConflictError, throwIfAborted } from '../core/errors.js';
+import { ConflictError, CorruptionError, throwIfAborted } from '../core/errors.js';
+import { lockedSignal } from '../repo/locked.js';
 import { generateBackupId, validateBackupId } from '../core/ids.js';
 import { FORMAT_VERSION, type BackupManifest, type BackupType, type CollectionEntry, type CompressionSettings } from '../core/schemas.js';
 import { selectNames, type Selection } from '../core/selection.js';
@@ -42,7 +43,7 @@ export interface BackupOptions {
  * backup leaves nothing visible (its packs are removed here when possible, else by prune).
  */
 export async function runBackup(options: BackupOptions): Promise<BackupManifest> {
-  const { repo, source, signal } = options;
+  const { repo, source } = options;
   const now = options.now ?? (() => new Date());
   if (options.id !== undefined) {
     validateBackupId(options.id);
@@ -50,11 +51,15 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
   }
   const compression = options.compression ?? repo.config.compression;
   const lock = await repo.lock(false, `backup of ${source.location}`);
-  let discardOnFailure: ChunkWriter | undefined;
+  // Aborts when the caller cancels or when the lock is lost (a prune could then run).
+  const signal = lockedSignal(lock, options.signal);
   let pool: CompressionPool | undefined;
+  let writer: ChunkWriter | undefined;
   let committed = false;
   try {
-    const { chunks: index } = await ChunkIndex.load(repo.storage, signal);
+    // Only chunks whose packs are present count as stored: a chunk whose pack is gone (or whose
+    // index document is damaged) is uploaded again rather than referenced.
+    const { chunks: index } = await ChunkIndex.loadUsable(repo.storage, signal);
     const jobs = Math.max(1, options.jobs ?? availableParallelism());
     const snapshot = await source.openSnapshot({
       select: (names) => selectNames(names, normalizeSelection(source.kind, options.selection ?? {})),
@@ -66,8 +71,8 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
       const id = options.id ?? (await uniqueId(repo, generateBackupId(source.name, createdAt)));
       const collections = await snapshot.listCollections();
       pool = new CompressionPool({ workers: options.compressionWorkers ?? defaultCompressionWorkers() });
-      const writer = new ChunkWriter(repo.storage, index, { packSize: options.packSize ?? repo.config.packSize, compression, pool, signal });
-      discardOnFailure = writer;
+      const chunkWriter = new ChunkWriter(repo.storage, index, { packSize: options.packSize ?? repo.config.packSize, compression, pool, signal });
+      writer = chunkWriter;
       let rows = 0;
       let bytes = 0;
       let done = 0;
@@ -134,7 +139,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
           const stream = snapshot.readData(c, signal, u.segment);
           for await (const chunk of chunkStream(stream, chunkerParams, signal)) {
             const length = chunk.length;
-            const written = await writer.write(chunk);
+            const written = await chunkWriter.write(chunk);
             u.chunks.push(written.id);
             entry.logicalBytes += length;
             if (written.isNew) newIds.push(written.id);
@@ -153,9 +158,9 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
         if (units.length > 1) entry.segments = units.map((u) => u.chunks.length);
       }
       report('finalizing');
-      const packs = await writer.flush();
+      const packs = await chunkWriter.flush();
       const storedSize = (chunkId: string): number => {
-        const size = writer.storedSize(chunkId);
+        const size = chunkWriter.storedSize(chunkId);
         if (size === undefined) throw new Error(`Internal error: no stored size for chunk ${chunkId}.`);
         return size;
       };
@@ -166,6 +171,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
         newChunks += newIds.length;
       }
       if (packs.length > 0) await writeIndexDocument(repo.storage, packs, [], signal);
+      await assertStillStored(repo, entries, signal);
       throwIfAborted(signal);
       const manifest: BackupManifest = {
         formatVersion: FORMAT_VERSION,
@@ -197,12 +203,40 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
       await snapshot.close();
     }
   } finally {
-    // Packs of a failed backup are unreferenced and unindexed (unless its index got written):
-    // removing them now saves a prune; if this process dies instead, prune removes them.
-    if (!committed && discardOnFailure) await discardOnFailure.discard().catch(() => undefined);
+    // The packs of a failed backup stay where they are: another backup may have written an
+    // identical pack (same content, same name) or reused a chunk of ours through our index, so
+    // deleting them here could break it. Prune removes them once nothing needs them and they
+    // are older than its grace period. Uploads still running are awaited before the lock goes.
+    if (!committed) await writer?.abandon().catch(() => undefined);
     await pool?.close().catch(() => undefined);
     await lock.release().catch(() => undefined);
   }
+}
+
+/**
+ * The last check before a backup becomes visible: every chunk it references is listed by an
+ * intact index in a pack that is present now. A chunk deduplicated against a pack that vanished
+ * meanwhile (a prune that ignored our lock, damage) would make a backup that cannot be restored.
+ * @throws CorruptionError naming the missing chunks; nothing is made visible.
+ */
+async function assertStillStored(repo: Repository, entries: CollectionEntry[], signal: AbortSignal): Promise<void> {
+  const { chunks } = await ChunkIndex.loadUsable(repo.storage, signal);
+  const missing = new Set<string>();
+  const affected = new Set<string>();
+  for (const e of entries) {
+    for (const id of e.chunks) {
+      if (!chunks.has(id)) {
+        missing.add(id);
+        affected.add(e.name);
+      }
+    }
+  }
+  if (missing.size === 0) return;
+  throw new CorruptionError(
+    `The backup was not made visible: ${missing.size} chunk(s) it reuses (in ${[...affected].join(', ')}) are no longer stored in ${repo.location} ` +
+      '(their pack was removed or damaged while the backup ran). Run the backup again; it uploads them anew.',
+    { objects: [...missing].slice(0, 20).map((id) => `chunk ${id}`), collections: [...affected] },
+  );
 }
 
 function totals(entries: CollectionEntry[], newChunks: number): BackupManifest['totals'] {

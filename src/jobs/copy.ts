@@ -8,6 +8,7 @@ import { sha256Hex } from '../repo/hash.js';
 import { PackBuilder, packKey, type FinishedPack } from '../repo/pack.js';
 import type { Repository } from '../repo/repository.js';
 import { verifyBackups, verifyFailure } from '../repo/verify.js';
+import { lockedSignal } from '../repo/locked.js';
 
 export interface CopyProgress {
   phase: 'transferring' | 'finalizing' | 'done';
@@ -53,7 +54,7 @@ export interface CopyResult {
  * Both repositories hold a shared lock meanwhile.
  */
 export async function runCopy(options: CopyOptions): Promise<CopyResult> {
-  const { from, to, signal } = options;
+  const { from, to } = options;
   const id = validateBackupId(options.backupId);
   if (from.location === to.location) throw new UsageError(`--from and --to name the same repository (${from.location}).`);
   if (from.config.hash !== to.config.hash) {
@@ -62,17 +63,19 @@ export async function runCopy(options: CopyOptions): Promise<CopyResult> {
     );
   }
   const sourceLock = await from.lock(false, `copy ${id} to ${to.location}`);
-  let written: IndexDocument['packs'] = [];
-  let indexed = false;
-  let committed = false;
+  const written: IndexDocument['packs'] = [];
   try {
     const targetLock = await to.lock(false, `copy ${id} from ${from.location}`);
+    // Aborts on the caller's cancel or when either lock is lost.
+    const signal = lockedSignal(targetLock, lockedSignal(sourceLock, options.signal));
     try {
       const manifest = await from.readManifest(id, signal);
       if (await to.hasBackup(id)) {
         throw new ConflictError(`A backup with id "${id}" already exists in ${to.location}. Nothing was copied.`);
       }
-      const [{ chunks: sourceIndex }, { chunks: targetIndex }] = await Promise.all([ChunkIndex.load(from.storage, signal), ChunkIndex.load(to.storage, signal)]);
+      // The target's chunks count as present only if their packs are: a chunk whose pack is gone
+      // there is sent again.
+      const [{ chunks: sourceIndex }, { chunks: targetIndex }] = await Promise.all([ChunkIndex.load(from.storage, { signal }), ChunkIndex.loadUsable(to.storage, signal)]);
 
       // The chunks to send, grouped by the source pack that holds them.
       const seen = new Set<string>();
@@ -141,10 +144,7 @@ export async function runCopy(options: CopyOptions): Promise<CopyResult> {
       report('finalizing');
       if (builder.blobCount > 0) await upload(builder.finish());
       throwIfAborted(signal);
-      if (written.length > 0) {
-        await writeIndexDocument(to.storage, written, [], signal);
-        indexed = true;
-      }
+      if (written.length > 0) await writeIndexDocument(to.storage, written, [], signal);
 
       // Visible only once everything it needs is indexed and present in the target.
       const report2 = await verifyBackups(to, [manifest], { readData: false, signal });
@@ -156,16 +156,11 @@ export async function runCopy(options: CopyOptions): Promise<CopyResult> {
         if (err instanceof ConflictError) throw new ConflictError(`A backup with id "${id}" appeared in ${to.location} while copying; the copy was not made visible.`);
         throw err;
       }
-      committed = true;
       report('done');
       return { backupId: id, from: from.location, to: to.location, chunksCopied, bytesCopied, chunksSkipped, packsWritten: written.length };
     } finally {
-      // Packs not yet indexed are used by nobody: remove them now (else prune does).
-      if (!committed && !indexed) {
-        const packs = written;
-        written = [];
-        await Promise.allSettled(packs.map((p) => to.storage.delete(packKey(p.id))));
-      }
+      // Packs of a failed copy stay: an identical pack (same name) may be another writer's.
+      // Prune removes them once unreferenced and older than its grace period.
       await targetLock.release().catch(() => undefined);
     }
   } finally {

@@ -1,6 +1,7 @@
 import { CorruptionError, UsageError } from '../core/errors.js';
 import type { BackupManifest, CollectionEntry } from '../core/schemas.js';
 import { selectNames, type Selection } from '../core/selection.js';
+import { lockedSignal } from '../repo/locked.js';
 import { ChunkIndex } from '../repo/chunk-index.js';
 import { ChunkReader, readChunks } from '../repo/chunk-reader.js';
 import { packKey } from '../repo/pack.js';
@@ -40,15 +41,22 @@ export interface RestoreSummary extends RestoreResult {
  * was. A shared lock keeps prune from removing packs while they are being read.
  */
 export async function runRestore(options: RestoreOptions): Promise<RestoreSummary> {
-  const { repo, target, signal } = options;
-  const manifest = await repo.readManifest(options.backupId, signal);
+  const { repo, target } = options;
+  const manifest = await repo.readManifest(options.backupId, options.signal);
   const kind = manifest.source.kind;
   const renames = new Map([...(options.renames ?? [])].map(([from, to]) => [normalizeName(kind, from), normalizeName(kind, to)]));
   const entries = selectEntries(manifest, options.selection ?? {}, renames);
   const lock = await repo.lock(false, `restore of ${manifest.id}`);
+  // Aborts on the caller's cancel, or when the lock is lost (a prune could remove packs).
+  const signal = lockedSignal(lock, options.signal);
   try {
-    const { chunks: index } = await ChunkIndex.load(repo.storage, signal);
-    const reader = new ChunkReader(repo.storage, index);
+    // Damaged index documents are skipped: the collections whose chunks only they listed fail
+    // (naming the damage), every other collection restores.
+    const { chunks: index, damaged } = await ChunkIndex.load(repo.storage, signal ? { signal } : {});
+    const hint = damaged.length > 0
+      ? `Damaged index document(s): ${damaged.map((d) => d.id).join(', ')}; run cairn repair to rebuild the index from the packs.`
+      : undefined;
+    const reader = new ChunkReader(repo.storage, index, 4, hint);
     const items: RestoreItem[] = entries.map(({ entry, targetName }) => ({
       entry,
       targetName,
@@ -123,8 +131,9 @@ async function* annotateDamage(chunks: AsyncIterable<Buffer>, manifest: BackupMa
     if (!(err instanceof CorruptionError)) throw err;
     const damagedPacks = new Set(err.objects.filter((o) => o.startsWith('data/')));
     const damagedChunks = new Set(err.objects.filter((o) => o.startsWith('chunk ')).map((o) => o.slice(6)));
+    // Blob-level damage names the chunk: only the collections using that chunk are affected.
     const affected = manifest.collections
-      .filter((c) => c.chunks.some((id) => damagedChunks.has(id) || damagedPacks.has(packKey(index.get(id)?.packId ?? ''))))
+      .filter((c) => c.chunks.some((id) => damagedChunks.size > 0 ? damagedChunks.has(id) : damagedPacks.has(packKey(index.get(id)?.packId ?? ''))))
       .map((c) => c.name);
     throw new CorruptionError(
       `Restore of backup "${manifest.id}" stopped, nothing was written to the target: ${err.message} ` +

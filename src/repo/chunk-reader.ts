@@ -6,10 +6,12 @@ import { sha256Hex } from './hash.js';
 import { packKey } from './pack.js';
 
 /**
- * Reads chunks for a restore. Whole packs are fetched and checked against their name (the
- * SHA-256 of their content) before any blob is used, so a damaged byte anywhere in a pack stops
- * the restore before the target is touched; every blob is checked against its id as well.
- * A few packs stay cached because a collection's chunks are mostly stored side by side.
+ * Reads chunks for a restore. Every blob is checked on its own: decompressed within its
+ * recorded size and hashed against its id, so damage stays contained — a flipped byte in one
+ * blob fails only the collections that use that blob, never a neighbour stored in the same pack
+ * (restores load into staging, so a failure still leaves the target untouched).
+ * Whole packs are fetched (object stores prefer few large reads) and a few stay cached because
+ * a collection's chunks are mostly stored side by side.
  */
 export class ChunkReader {
   private readonly cache = new Map<string, Promise<Buffer>>();
@@ -18,21 +20,30 @@ export class ChunkReader {
     private readonly storage: Storage,
     private readonly index: ChunkIndex,
     private readonly cachedPacks = 4,
+    /** Appended to "not in any index" errors, e.g. which index documents were damaged. */
+    private readonly missingHint = 'Run cairn verify to see which backups are affected and cairn repair to rebuild the index.',
   ) {}
 
   async read(id: string, signal?: AbortSignal): Promise<Buffer> {
     throwIfAborted(signal);
     const loc = this.index.get(id);
     if (!loc) {
-      throw new CorruptionError(`Chunk ${id} is not in any index of ${this.storage.location}.`, { objects: [`chunk ${id}`] });
+      throw new CorruptionError(`Chunk ${id} is not in any usable index of ${this.storage.location}. ${this.missingHint}`, { objects: [`chunk ${id}`] });
     }
     const pack = await this.pack(loc.packId, signal);
     if (loc.offset + loc.length > pack.length) {
-      throw new CorruptionError(`Pack ${packKey(loc.packId)} is shorter than its index says.`, { objects: [packKey(loc.packId)] });
+      throw new CorruptionError(`Pack ${packKey(loc.packId)} is shorter than its index says.`, { objects: [packKey(loc.packId), `chunk ${id}`] });
     }
-    const raw = decompressBlob(pack.subarray(loc.offset, loc.offset + loc.length), loc.compression, loc.rawLength, `chunk ${id} in ${packKey(loc.packId)}`);
+    const where = { objects: [packKey(loc.packId), `chunk ${id}`] };
+    let raw: Buffer;
+    try {
+      raw = decompressBlob(pack.subarray(loc.offset, loc.offset + loc.length), loc.compression, loc.rawLength, `chunk ${id} in ${packKey(loc.packId)}`);
+    } catch (err) {
+      if (err instanceof CorruptionError) throw new CorruptionError(err.message, where);
+      throw err;
+    }
     if (sha256Hex(raw) !== id) {
-      throw new CorruptionError(`Chunk ${id} in pack ${packKey(loc.packId)} does not match its hash.`, { objects: [packKey(loc.packId)] });
+      throw new CorruptionError(`Chunk ${id} in pack ${packKey(loc.packId)} does not match its hash.`, where);
     }
     return raw;
   }
@@ -62,13 +73,12 @@ export class ChunkReader {
       bytes = await this.storage.get(key, signal);
     } catch (err) {
       if (err instanceof NotFoundError) {
-        throw new CorruptionError(`Pack ${key} is missing from ${this.storage.location}.`, { objects: [key] });
+        throw new CorruptionError(`Pack ${key} is missing from ${this.storage.location}. ${this.missingHint}`, { objects: [key] });
       }
       throw err;
     }
-    if (sha256Hex(bytes) !== packId) {
-      throw new CorruptionError(`Pack ${key} is damaged: its content does not match its checksum.`, { objects: [key] });
-    }
+    // No whole-pack checksum here: each blob is checked against its own id in read(), so damage
+    // elsewhere in this pack does not stop blobs that are intact.
     return bytes;
   }
 }

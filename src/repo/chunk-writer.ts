@@ -121,13 +121,16 @@ export class ChunkWriter {
     return this.written;
   }
 
-  /** Best-effort removal of the packs this writer uploaded: used when a backup fails. */
-  async discard(): Promise<void> {
-    this.error ??= new Error('The chunk writer was discarded.');
+  /**
+   * Stops the writer after a failure and waits until nothing it started is still running, so
+   * that no upload lands after the caller released its lock. What was uploaded stays (another
+   * writer may have stored the identical pack under the same name); prune removes it later.
+   */
+  async abandon(): Promise<void> {
+    this.error ??= new Error('The chunk writer was abandoned.');
     await Promise.allSettled(this.inFlight.map((t) => t.done));
     this.inFlight.length = 0;
     await Promise.allSettled(this.uploads);
-    await Promise.allSettled(this.written.map((p) => this.storage.delete(packKey(p.id))));
   }
 
   private check(): void {

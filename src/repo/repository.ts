@@ -48,6 +48,19 @@ export class Repository {
     if (!Number.isInteger(packSize) || packSize < 1024 * 1024 || packSize > 1024 * 1024 * 1024) {
       throw new UsageError(`Invalid pack size ${packSize}: choose between 1 MiB and 1024 MiB.`);
     }
+    // A location that holds repository objects but no config lost its config: writing a new
+    // one (another id, maybe other chunker settings) would hide that and mix two repositories.
+    if (await storage.exists(CONFIG_KEY)) {
+      throw new ConflictError(`A repository already exists at ${storage.location}; use it as it is, or choose another location.`);
+    }
+    for (const prefix of ['backups/', 'index/', 'data/']) {
+      for await (const info of storage.list(prefix)) {
+        throw new ConflictError(
+          `${storage.location} already holds cairn repository data (${info.key}) but no config object: its config was lost or removed. ` +
+            'Nothing was written. Restore the config from a copy of the repository, or choose an empty location for a new one.',
+        );
+      }
+    }
     const config: RepositoryConfig = {
       formatVersion: FORMAT_VERSION,
       id: randomId(16),
@@ -120,7 +133,35 @@ export class Repository {
       }
       throw err;
     }
-    return decodeMetadata(bytes, BackupManifestSchema, `Manifest of backup "${id}" (${manifestKey(id)})`);
+    const manifest = decodeMetadata(bytes, BackupManifestSchema, `Manifest of backup "${id}" (${manifestKey(id)})`);
+    if (manifest.id !== id) {
+      throw new CorruptionError(`Manifest ${manifestKey(id)} names another backup ("${manifest.id}"): it was altered or misplaced. Run cairn repair.`, {
+        objects: [manifestKey(id)],
+      });
+    }
+    return manifest;
+  }
+
+  /**
+   * Every readable backup, oldest first, and the manifests that cannot be read (named, not
+   * thrown): one damaged manifest must not hide every other backup from list or verify.
+   */
+  async readAllManifests(signal?: AbortSignal): Promise<{ manifests: BackupManifest[]; damaged: { id: string; message: string }[] }> {
+    const ids = await this.listBackupIds(signal);
+    const damaged: { id: string; message: string }[] = [];
+    const read = await mapLimit(ids, 8, async (id) => {
+      try {
+        return await this.readManifest(id, signal);
+      } catch (err) {
+        if (err instanceof NotFoundError) return undefined; // deleted since the listing
+        if (!(err instanceof CorruptionError)) throw err;
+        damaged.push({ id, message: err.message });
+        return undefined;
+      }
+    });
+    const manifests = read.filter((m): m is BackupManifest => m !== undefined);
+    manifests.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+    return { manifests, damaged: damaged.sort((a, b) => a.id.localeCompare(b.id)) };
   }
 
   /** Every backup, oldest first. */
@@ -145,7 +186,8 @@ export class Repository {
    * references is the same, so only the manifest object is replaced.
    */
   async updateManifest(manifest: BackupManifest, signal?: AbortSignal): Promise<void> {
-    const lock = await this.lock(true, `update ${manifest.id}`);
+    // Shared: only prune (which must see a stable set of references) needs the exclusive lock.
+    const lock = await this.lock(false, `update ${manifest.id}`);
     try {
       if (!(await this.hasBackup(manifest.id))) throw new NotFoundError(`Backup "${manifest.id}" not found in ${this.location}.`);
       await this.storage.put(manifestKey(manifest.id), encodeMetadata(manifest), { signal });
@@ -154,9 +196,13 @@ export class Repository {
     }
   }
 
-  /** Removes the manifest only; the data it alone referenced goes at the next prune. */
+  /**
+   * Removes the manifest only; the data it alone referenced goes at the next prune. A shared
+   * lock is enough: dropping references is safe beside backups (they only add) and restores
+   * (prune, which needs the exclusive lock, cannot remove packs while they read).
+   */
   async deleteBackup(id: string): Promise<void> {
-    const lock = await this.lock(true, `delete ${id}`);
+    const lock = await this.lock(false, `delete ${id}`);
     try {
       if (!(await this.hasBackup(id))) {
         throw new NotFoundError(`Backup "${id}" not found in ${this.location}.`);

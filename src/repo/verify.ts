@@ -1,6 +1,7 @@
 import type { BackupManifest } from '../core/schemas.js';
-import { CorruptionError, throwIfAborted } from '../core/errors.js';
-import { ChunkIndex } from './chunk-index.js';
+import { CorruptionError, NotFoundError, throwIfAborted } from '../core/errors.js';
+import { ChunkIndex, indexKey, listPacks } from './chunk-index.js';
+import { withLock } from './locked.js';
 import { decompressBlob } from './compression.js';
 import { sha256Hex } from './hash.js';
 import { packKey, parsePackHeader } from './pack.js';
@@ -31,24 +32,24 @@ export interface VerifyOptions {
 
 /** verifyBackups under a shared repository lock, so that no prune removes packs while they are checked. */
 export async function verifyBackupsLocked(repo: Repository, manifests: BackupManifest[], options: VerifyOptions = {}): Promise<VerifyReport> {
-  const lock = await repo.lock(false, 'verify');
-  try {
-    return await verifyBackups(repo, manifests, options);
-  } finally {
-    await lock.release();
-  }
+  return withLock(repo, false, 'verify', options.signal, (signal) => verifyBackups(repo, manifests, { ...options, signal }));
 }
 
 /**
- * Checks that backups can be restored: every chunk is indexed and its pack exists with the
- * right size; with readData, every pack's content matches its name and every blob decompresses
- * to its id. Problems are collected, not thrown, so the report names everything that is wrong.
+ * Checks that backups can be restored: every chunk is indexed by an intact index document and
+ * its pack exists with at least the indexed size; with readData, every blob a backup needs is
+ * decompressed (bounded by its recorded size) and hashed against its id. Damage is attributed
+ * blob by blob, so a report names exactly the collections that use a damaged blob, never a
+ * neighbour in the same pack. Problems are collected, not thrown, so the report names
+ * everything that is wrong.
  */
 export async function verifyBackups(repo: Repository, manifests: BackupManifest[], options: VerifyOptions = {}): Promise<VerifyReport> {
   const { signal } = options;
-  const { chunks: index } = await ChunkIndex.load(repo.storage, signal);
-  const present = new Map<string, number>();
-  for await (const info of repo.storage.list('data/', signal)) present.set(info.key, info.size);
+  const { packs: listed } = await listPacks(repo.storage, signal);
+  const loaded = await ChunkIndex.load(repo.storage, { ...(signal ? { signal } : {}), present: listed });
+  const index = loaded.chunks;
+  // Chunks of packs that are indexed but missing (or short): still attributed to their pack.
+  const missingLocations = loaded.missingPacks.length > 0 ? await ChunkIndex.load(repo.storage, { ...(signal ? { signal } : {}) }) : undefined;
 
   const problems = new Map<string, VerifyProblem>();
   const problem = (object: string, message: string): VerifyProblem => {
@@ -56,7 +57,9 @@ export async function verifyBackups(repo: Repository, manifests: BackupManifest[
     if (!p) problems.set(object, (p = { object, message, affects: [] }));
     return p;
   };
-  // Which collections use each pack, so that a damaged pack names what it breaks.
+  for (const d of loaded.damaged) problem(indexKey(d.id), `${d.message} Run cairn repair to rebuild the index from the packs.`);
+  const damagedIndexNote = loaded.damaged.length > 0 ? ' (a damaged index document may have listed it; cairn repair rebuilds the index)' : '';
+  // Which collections use each pack, so that a missing pack names what it breaks.
   const packUsers = new Map<string, Set<string>>();
   const neededChunks = new Map<string, Set<string>>();
   for (const m of manifests) {
@@ -65,7 +68,14 @@ export async function verifyBackups(repo: Repository, manifests: BackupManifest[
       for (const id of c.chunks) {
         const loc = index.get(id);
         if (!loc) {
-          problem(`chunk ${id}`, `Chunk ${id} is not in any index.`).affects.push(who);
+          const gone = missingLocations?.chunks.get(id);
+          if (gone) {
+            const key = packKey(gone.packId);
+            const size = listed.get(gone.packId)?.size;
+            problem(key, size === undefined ? `Pack ${key} is missing.` : `Pack ${key} is truncated (${size} bytes).`).affects.push(who);
+          } else {
+            problem(`chunk ${id}`, `Chunk ${id} is not in any index${damagedIndexNote}.`).affects.push(who);
+          }
           continue;
         }
         let users = packUsers.get(loc.packId);
@@ -77,6 +87,10 @@ export async function verifyBackups(repo: Repository, manifests: BackupManifest[
       }
     }
   }
+  // Collections that use a given chunk: looked up only when a blob is damaged (rare), so that
+  // no per-chunk map of every backup is kept in memory.
+  const usersOfChunk = (chunkId: string): string[] =>
+    manifests.flatMap((m) => m.collections.filter((c) => c.chunks.includes(chunkId)).map((c) => `${m.id}: ${c.name}`));
 
   const packIds = [...packUsers.keys()];
   let bytesRead = 0;
@@ -84,31 +98,36 @@ export async function verifyBackups(repo: Repository, manifests: BackupManifest[
   for (const packId of packIds) {
     throwIfAborted(signal);
     const key = packKey(packId);
-    const users = [...(packUsers.get(packId) ?? [])];
-    const size = present.get(key);
-    const expected = Math.max(...[...(neededChunks.get(packId) ?? [])].map((id) => {
-      const loc = index.get(id);
-      return loc ? loc.offset + loc.length : 0;
-    }));
-    if (size === undefined) {
-      problem(key, `Pack ${key} is missing.`).affects.push(...users);
-    } else if (size < expected) {
-      problem(key, `Pack ${key} is truncated (${size} bytes).`).affects.push(...users);
-    } else if (options.readData) {
-      const bytes = await repo.storage.get(key, signal);
+    if (options.readData) {
+      let bytes: Buffer;
+      try {
+        bytes = await repo.storage.get(key, signal);
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+        problem(key, `Pack ${key} is missing.`).affects.push(...(packUsers.get(packId) ?? []));
+        options.onProgress?.(++done, packIds.length);
+        continue;
+      }
       bytesRead += bytes.length;
       const damage = checkPack(bytes, packId, index, neededChunks.get(packId) ?? new Set());
-      if (damage) problem(key, damage).affects.push(...users);
+      if (damage.damagedChunks.length > 0) {
+        problem(key, `Pack ${key} is damaged: ${damage.reasons.join('; ')}.`).affects.push(...damage.damagedChunks.flatMap(usersOfChunk));
+      } else if (damage.reasons.length > 0) {
+        // Every blob a backup needs is intact: the damage is elsewhere in the pack (an unused
+        // blob or the header). Reported so that it gets repaired, affecting no backup.
+        problem(key, `Pack ${key} is damaged outside the blobs backups use (${damage.reasons.join('; ')}); cairn repair rewrites it.`);
+      }
     }
     options.onProgress?.(++done, packIds.length);
   }
   const chunkCount = [...neededChunks.values()].reduce((n, s) => n + s.size, 0);
+  for (const p of problems.values()) p.affects = [...new Set(p.affects)];
   return { backups: manifests.map((m) => m.id), chunks: chunkCount, packs: packIds.length, bytesRead, problems: [...problems.values()] };
 }
 
-function checkPack(bytes: Buffer, packId: string, index: ChunkIndex, needed: Set<string>): string | undefined {
-  const key = packKey(packId);
+function checkPack(bytes: Buffer, packId: string, index: ChunkIndex, needed: Set<string>): { reasons: string[]; damagedChunks: string[] } {
   const reasons: string[] = [];
+  const damagedChunks: string[] = [];
   if (sha256Hex(bytes) !== packId) reasons.push('its content does not match its checksum');
   try {
     parsePackHeader(bytes, packId);
@@ -119,18 +138,20 @@ function checkPack(bytes: Buffer, packId: string, index: ChunkIndex, needed: Set
     const loc = index.get(id);
     if (!loc) continue;
     try {
+      if (loc.offset + loc.length > bytes.length) throw new CorruptionError(`chunk ${id} lies beyond the end of the pack`, { objects: [] });
       const raw = decompressBlob(bytes.subarray(loc.offset, loc.offset + loc.length), loc.compression, loc.rawLength, `chunk ${id}`);
-      if (sha256Hex(raw) !== id) reasons.push(`chunk ${id} does not match its hash`);
+      if (sha256Hex(raw) !== id) throw new CorruptionError(`chunk ${id} does not match its hash`, { objects: [] });
     } catch (err) {
       reasons.push(err instanceof CorruptionError ? err.message : String(err));
+      damagedChunks.push(id);
     }
   }
-  return reasons.length > 0 ? `Pack ${key} is damaged: ${reasons.join('; ')}.` : undefined;
+  return { reasons, damagedChunks };
 }
 
 /** One error that names every damaged object and the collections it breaks. */
 export function verifyFailure(report: VerifyReport): CorruptionError {
-  const lines = report.problems.map((p) => `${p.message} Affects ${summarize(p.affects)}.`);
+  const lines = report.problems.map((p) => `${p.message} Affects ${p.affects.length > 0 ? summarize(p.affects) : 'no backup'}.`);
   return new CorruptionError(
     `Verification found ${report.problems.length} damaged object(s): ${lines.join(' ')}`,
     { objects: report.problems.map((p) => p.object), collections: [...new Set(report.problems.flatMap((p) => p.affects))] },

@@ -172,7 +172,7 @@ describe.sequential('cairn server', () => {
     expect(listed.json.backups.map((x: { jobId: string }) => x.jobId)).toEqual([first.json.job.id]);
     expect((await call('GET', `/v1/backups?repository=${encodeURIComponent(repoDir)}&status=SUCCESS`, tokens.viewer)).json.backups).toEqual([]);
     expect((await call('GET', `/v1/backups?repository=${encodeURIComponent(repoDir)}&status=nope`, tokens.viewer)).status).toBe(400);
-    await prune(repo);
+    await prune(repo, { unindexedGraceMs: 0 }); // the cancelled backup's packs are young and unindexed
     const dataDir = join(repoDir, 'data');
     const dataFiles = existsSync(dataDir) ? readdirSync(dataDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()) : [];
     expect(dataFiles).toEqual([]);

@@ -1,0 +1,29 @@
+import type { Repository } from './repository.js';
+
+/**
+ * Runs `fn` under a repository lock and releases it afterwards. `fn` gets one signal that
+ * aborts when the caller's does or when the lock is lost (a refresh failed or the lock object
+ * vanished): an operation must never go on believing it holds a lock it no longer has.
+ */
+export async function withLock<T>(
+  repo: Repository,
+  exclusive: boolean,
+  operation: string,
+  signal: AbortSignal | undefined,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const lock = await repo.lock(exclusive, operation);
+  try {
+    return await fn(lockedSignal(lock, signal));
+  } finally {
+    await lock.release().catch(() => undefined);
+  }
+}
+
+/** The caller's signal combined with the lock's own "lost" signal. */
+export function lockedSignal(lock: object, signal: AbortSignal | undefined): AbortSignal {
+  const lost = (lock as { signal?: AbortSignal }).signal;
+  const signals = [signal, lost].filter((s): s is AbortSignal => s !== undefined);
+  if (signals.length === 0) return new AbortController().signal;
+  return signals.length === 1 ? (signals[0] as AbortSignal) : AbortSignal.any(signals);
+}

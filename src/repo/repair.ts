@@ -1,0 +1,217 @@
+import { CorruptionError, throwIfAborted } from '../core/errors.js';
+import { BackupManifestSchema, type BackupManifest, type IndexDocument, type IndexEntry } from '../core/schemas.js';
+import { ChunkIndex, indexKey, listPacks, writeIndexDocument } from './chunk-index.js';
+import { decompressBlob } from './compression.js';
+import { mapLimit } from './concurrency.js';
+import { sha256Hex } from './hash.js';
+import { removeStaleLocks } from './lock.js';
+import { withLock } from './locked.js';
+import { decodeMetadata, encodeMetadata } from './metadata.js';
+import { PackBuilder, packKey, parsePackHeader } from './pack.js';
+import { manifestKey, type Repository } from './repository.js';
+
+export interface RepairOptions {
+  /** Say what would change without changing anything. */
+  dryRun?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+  now?: () => Date;
+}
+
+export interface DamagedBackup {
+  id: string;
+  /** Collections that lost data, with how many of their chunks are gone. */
+  collections: { name: string; missingChunks: number }[];
+}
+
+export interface RepairReport {
+  dryRun: boolean;
+  packsRead: number;
+  /** Packs whose content matches their name. */
+  packsIntact: number;
+  /** Damaged packs: their intact blobs were moved into new packs, then the pack was removed. */
+  packsDamaged: string[];
+  /** Blobs that could not be saved from damaged packs. */
+  blobsLost: number;
+  /** Blobs moved out of damaged packs into new ones. */
+  blobsSalvaged: number;
+  /** Index documents that were damaged (replaced like every other old one). */
+  indexesDamaged: string[];
+  indexesReplaced: number;
+  /** Unreadable manifests, moved under quarantine/ (their backups can no longer be listed). */
+  manifestsQuarantined: string[];
+  /** Backups that lost data, and what (their manifests now record it). */
+  backupsDamaged: DamagedBackup[];
+  /** Backups recorded as damaged earlier whose chunks are all back (a later backup uploaded them). */
+  backupsHealed: string[];
+  staleLocksRemoved: number;
+}
+
+/**
+ * Rebuilds a consistent repository from what is actually stored, like restic's `repair index`
+ * and `repair snapshots` together, under the exclusive lock:
+ * 1. Every pack is read whole and checked against its name. An intact pack's own header is the
+ *    truth about its blobs. A damaged pack's blobs (found by its header, or else by the old
+ *    index) are checked one by one against their ids; the intact ones move into new packs.
+ * 2. One new index document lists exactly the intact blobs and replaces every old one (damaged
+ *    documents included). Chunks that are nowhere are thereby no longer indexed, so the next
+ *    backup of the same data uploads them again instead of reusing what is gone.
+ * 3. Each manifest is checked against the new index: a collection with missing chunks is
+ *    recorded as damaged (`damage` in its entry; prune then keeps the rest instead of refusing),
+ *    one whose chunks are all back is healed. Unreadable manifests move to quarantine/.
+ * Crash-safe in the same order as prune: new packs, new index, then deletions.
+ * @returns what was found and done; nothing is thrown for damage it can describe.
+ */
+export async function repair(repo: Repository, options: RepairOptions = {}): Promise<RepairReport> {
+  return withLock(repo, true, 'repair', options.signal, (signal) => repairLocked(repo, options, signal));
+}
+
+async function repairLocked(repo: Repository, options: RepairOptions, signal: AbortSignal): Promise<RepairReport> {
+  const now = options.now ?? (() => new Date());
+  const dryRun = Boolean(options.dryRun);
+  const { packs: present } = await listPacks(repo.storage, signal);
+  // The old index: which documents to replace, and blob lists to fall back on for a pack whose
+  // own header is damaged.
+  const old = await ChunkIndex.load(repo.storage, { signal });
+  const oldIndexes = [...old.documentIds, ...old.supersededIds, ...old.damaged.map((d) => d.id)];
+
+  const intact: IndexDocument['packs'] = [];
+  const damagedPacks: string[] = [];
+  const salvage: { packId: string; bytes: Buffer; blobs: IndexEntry[] }[] = [];
+  let blobsLost = 0;
+  let done = 0;
+  const packIds = [...present.keys()];
+  await mapLimit(packIds, 4, async (packId) => {
+    throwIfAborted(signal);
+    const bytes = await repo.storage.get(packKey(packId), signal);
+    let header: IndexEntry[] | undefined;
+    try {
+      header = parsePackHeader(bytes, packId);
+    } catch {
+      header = undefined;
+    }
+    if (sha256Hex(bytes) === packId && header) {
+      intact.push({ id: packId, length: bytes.length, blobs: header });
+    } else {
+      damagedPacks.push(packId);
+      const candidates = header ?? old.packs.get(packId)?.blobs ?? [];
+      const good: IndexEntry[] = [];
+      for (const b of candidates) {
+        if (blobIntact(bytes, b)) good.push(b);
+        else blobsLost++;
+      }
+      // Only the intact blobs are kept (copied, so the damaged pack's buffer can go).
+      if (good.length > 0) salvage.push({ packId, bytes: Buffer.from(bytes), blobs: good });
+    }
+    options.onProgress?.(++done, packIds.length);
+  });
+
+  // Salvaged blobs go into new packs; a blob already intact elsewhere needs no copy.
+  const written: IndexDocument['packs'] = [];
+  const have = new Set(intact.flatMap((p) => p.blobs.map((b) => b.id)));
+  let blobsSalvaged = 0;
+  let builder = new PackBuilder();
+  const seal = async (): Promise<void> => {
+    if (builder.blobCount === 0) return;
+    const pack = builder.finish();
+    builder = new PackBuilder();
+    if (!dryRun) await repo.storage.put(packKey(pack.id), pack.bytes, { signal });
+    written.push({ id: pack.id, length: pack.bytes.length, blobs: pack.blobs });
+  };
+  for (const s of salvage) {
+    for (const b of s.blobs) {
+      if (have.has(b.id)) continue;
+      have.add(b.id);
+      builder.add(b.id, s.bytes.subarray(b.offset, b.offset + b.length), b.rawLength, b.compression);
+      blobsSalvaged++;
+      if (builder.byteLength >= repo.config.packSize) await seal();
+    }
+  }
+  await seal();
+
+  const packs = [...intact, ...written].sort((a, b) => a.id.localeCompare(b.id));
+  const index = new ChunkIndex();
+  for (const p of packs) for (const b of p.blobs) index.add(b.id, { packId: p.id, offset: b.offset, length: b.length, rawLength: b.rawLength, compression: b.compression });
+
+  let newIndex: string | undefined;
+  if (!dryRun) {
+    throwIfAborted(signal);
+    if (packs.length > 0) newIndex = await writeIndexDocument(repo.storage, packs, oldIndexes, signal);
+  }
+
+  // Manifests against the new index.
+  const quarantined: string[] = [];
+  const backupsDamaged: DamagedBackup[] = [];
+  const healed: string[] = [];
+  const detectedAt = now().toISOString();
+  for (const id of await repo.listBackupIds(signal)) {
+    throwIfAborted(signal);
+    const bytes = await repo.storage.get(manifestKey(id), signal).catch(() => undefined);
+    if (!bytes) continue;
+    let manifest: BackupManifest;
+    try {
+      manifest = decodeMetadata(bytes, BackupManifestSchema, `Manifest ${manifestKey(id)}`);
+      if (manifest.id !== id) throw new CorruptionError(`Manifest ${manifestKey(id)} names another backup ("${manifest.id}").`, { objects: [manifestKey(id)] });
+    } catch (err) {
+      if (!(err instanceof CorruptionError)) throw err;
+      quarantined.push(id);
+      if (!dryRun) {
+        await repo.storage.put(`quarantine/${manifestKey(id)}`, bytes, { signal });
+        await repo.storage.delete(manifestKey(id));
+      }
+      continue;
+    }
+    let changed = false;
+    const lost: DamagedBackup['collections'] = [];
+    let wasDamaged = false;
+    for (const c of manifest.collections) {
+      const missing = new Set(c.chunks.filter((chunk) => !index.has(chunk))).size;
+      if (c.damage) wasDamaged = true;
+      if (missing > 0) {
+        lost.push({ name: c.name, missingChunks: missing });
+        if (c.damage?.missingChunks !== missing) {
+          c.damage = { missingChunks: missing, detectedAt: c.damage?.detectedAt ?? detectedAt };
+          changed = true;
+        }
+      } else if (c.damage) {
+        delete c.damage;
+        changed = true;
+      }
+    }
+    if (lost.length > 0) backupsDamaged.push({ id, collections: lost });
+    else if (wasDamaged) healed.push(id);
+    if (changed && !dryRun) await repo.storage.put(manifestKey(id), encodeMetadata(manifest), { signal });
+  }
+
+  if (!dryRun) {
+    throwIfAborted(signal);
+    // Deletions last: every object still needed is listed by the new index by now.
+    for (const id of oldIndexes) if (id !== newIndex) await repo.storage.delete(indexKey(id));
+    const listed = new Set(packs.map((p) => p.id));
+    for (const id of damagedPacks) if (!listed.has(id)) await repo.storage.delete(packKey(id));
+  }
+  const staleLocksRemoved = dryRun ? 0 : await removeStaleLocks(repo.storage);
+  return {
+    dryRun,
+    packsRead: packIds.length,
+    packsIntact: intact.length,
+    packsDamaged: damagedPacks.sort(),
+    blobsLost,
+    blobsSalvaged,
+    indexesDamaged: old.damaged.map((d) => d.id).sort(),
+    indexesReplaced: oldIndexes.length,
+    manifestsQuarantined: quarantined.sort(),
+    backupsDamaged: backupsDamaged.sort((a, b) => a.id.localeCompare(b.id)),
+    backupsHealed: healed.sort(),
+    staleLocksRemoved,
+  };
+}
+
+function blobIntact(pack: Buffer, b: IndexEntry): boolean {
+  if (b.offset + b.length > pack.length) return false;
+  try {
+    return sha256Hex(decompressBlob(pack.subarray(b.offset, b.offset + b.length), b.compression, b.rawLength, `chunk ${b.id}`)) === b.id;
+  } catch {
+    return false;
+  }
+}
