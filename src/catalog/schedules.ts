@@ -1,6 +1,15 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { ConflictError, NotFoundError } from '../core/errors.js';
+import { randomId } from '../core/ids.js';
 import { openCatalogDatabase } from './database.js';
+
+/**
+ * A new schedule's id: random, so that schedules of the same name in other data folders (other
+ * servers on the same repository) never claim each other's backups.
+ */
+export function newScheduleId(): string {
+  return `sch-${randomId(12)}`;
+}
 
 /** A schedule's retention as written: counts, and `keepWithin` as a duration ("3d"). */
 export interface RetentionRules {
@@ -15,6 +24,11 @@ export interface RetentionRules {
 
 /** What `cairn schedule add` records. Durations are kept as written ("3d"). */
 export interface ScheduleSpec {
+  /**
+   * Unique and random (newScheduleId), written into every backup the schedule makes: retention
+   * and --delete-scheduled-backups touch only backups carrying it (and its source's location).
+   */
+  id: string;
   name: string;
   /** Database URL or a registered source name. */
   source: string;
@@ -34,7 +48,15 @@ export interface ScheduleSpec {
   createdAt: string;
 }
 
-export type RunStatus = 'started' | 'skipped-running' | 'skipped-missed';
+/**
+ * started: its backup job was started (a job that then fails turns the run to failed);
+ * skipped-running: a backup of its source was running (its previous run or a manual one);
+ * skipped-busy: a restore into its source was running; skipped-missed: the server was down;
+ * failed: it could not run or its job failed (`reason` says why: source not registered,
+ * repository missing or unreachable, the job's error…).
+ */
+export const RUN_STATUSES = ['started', 'skipped-running', 'skipped-busy', 'skipped-missed', 'failed'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
 
 export interface ScheduleRun {
   schedule: string;
@@ -42,6 +64,8 @@ export interface ScheduleRun {
   status: RunStatus;
   jobId: string | null;
   at: string;
+  /** Why it was skipped or failed (null for started runs). */
+  reason: string | null;
 }
 
 export interface ScheduleState extends ScheduleSpec {
@@ -59,25 +83,49 @@ export class SqliteScheduleStore {
   constructor(file: string) {
     this.db = openCatalogDatabase(file);
     this.db.exec(`
-      CREATE TABLE IF NOT EXISTS schedules (name TEXT PRIMARY KEY, spec TEXT NOT NULL, enabled INTEGER NOT NULL, last_due TEXT);
+      CREATE TABLE IF NOT EXISTS schedules (name TEXT PRIMARY KEY, spec TEXT NOT NULL, enabled INTEGER NOT NULL, last_due TEXT, id TEXT);
       CREATE TABLE IF NOT EXISTS schedule_runs (
-        schedule TEXT NOT NULL, due_at TEXT NOT NULL, status TEXT NOT NULL, job_id TEXT, at TEXT NOT NULL,
+        schedule TEXT NOT NULL, due_at TEXT NOT NULL, status TEXT NOT NULL, job_id TEXT, at TEXT NOT NULL, reason TEXT,
         PRIMARY KEY (schedule, due_at));`);
+    this.migrate();
   }
 
+  /**
+   * Catalogs from before schedule ids and run reasons: adds the columns and gives every schedule
+   * an id. In one immediate transaction, so a server and a CLI opening the catalog at once do not
+   * both migrate. Backups made before carry no id: retention matches those by name and source.
+   */
+  private migrate(): void {
+    this.db
+      .transaction(() => {
+        const columns = (table: string): string[] => (this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name);
+        if (!columns('schedules').includes('id')) this.db.exec('ALTER TABLE schedules ADD COLUMN id TEXT');
+        if (!columns('schedule_runs').includes('reason')) this.db.exec('ALTER TABLE schedule_runs ADD COLUMN reason TEXT');
+        const setId = this.db.prepare('UPDATE schedules SET id = ? WHERE name = ?');
+        for (const { name } of this.db.prepare('SELECT name FROM schedules WHERE id IS NULL').all() as { name: string }[]) setId.run(newScheduleId(), name);
+        this.db.exec('CREATE UNIQUE INDEX IF NOT EXISTS schedules_id ON schedules (id)');
+      })
+      .immediate();
+  }
+
+  /** Adds a schedule; it gets a new id when `spec.id` is empty. */
   add(spec: ScheduleSpec): void {
+    const id = spec.id || newScheduleId();
+    spec.id = id;
     try {
-      this.db.prepare('INSERT INTO schedules (name, spec, enabled, last_due) VALUES (?, ?, ?, NULL)').run(spec.name, JSON.stringify(spec), spec.enabled ? 1 : 0);
+      this.db.prepare('INSERT INTO schedules (name, spec, enabled, last_due, id) VALUES (?, ?, ?, NULL, ?)').run(spec.name, JSON.stringify(spec), spec.enabled ? 1 : 0, id);
     } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ConflictError(`A schedule named "${spec.name}" exists already; remove it first or choose another name.`);
+      const code = (err as { code?: string }).code;
+      if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ConflictError(`A schedule named "${spec.name}" exists already; remove it first or choose another name.`);
+      if (code === 'SQLITE_CONSTRAINT_UNIQUE') throw new ConflictError(`A schedule with id "${id}" exists already; schedule ids are generated, leave it out.`);
       throw err;
     }
   }
 
   get(name: string): ScheduleState {
-    const row = this.db.prepare('SELECT spec, enabled, last_due FROM schedules WHERE name = ?').get(name) as { spec: string; enabled: number; last_due: string | null } | undefined;
+    const row = this.db.prepare('SELECT spec, enabled, last_due, id FROM schedules WHERE name = ?').get(name) as { spec: string; enabled: number; last_due: string | null; id: string } | undefined;
     if (!row) throw new NotFoundError(`No schedule named "${name}"; list them with: cairn schedule list`);
-    return { ...(JSON.parse(row.spec) as ScheduleSpec), enabled: row.enabled === 1, lastDue: row.last_due };
+    return { ...(JSON.parse(row.spec) as ScheduleSpec), id: row.id, enabled: row.enabled === 1, lastDue: row.last_due };
   }
 
   list(): ScheduleState[] {
@@ -102,27 +150,28 @@ export class SqliteScheduleStore {
   }
 
   /** Records a due time; false when it was recorded before (it has fired or been skipped already). */
-  recordRun(name: string, dueAt: string, status: RunStatus, at: string, jobId: string | null = null): boolean {
-    return this.db.prepare('INSERT OR IGNORE INTO schedule_runs (schedule, due_at, status, job_id, at) VALUES (?, ?, ?, ?, ?)').run(name, dueAt, status, jobId, at).changes > 0;
+  recordRun(name: string, dueAt: string, status: RunStatus, at: string, jobId: string | null = null, reason: string | null = null): boolean {
+    return this.db.prepare('INSERT OR IGNORE INTO schedule_runs (schedule, due_at, status, job_id, at, reason) VALUES (?, ?, ?, ?, ?, ?)').run(name, dueAt, status, jobId, at, reason).changes > 0;
   }
 
   setRunJob(name: string, dueAt: string, jobId: string): void {
     this.db.prepare('UPDATE schedule_runs SET job_id = ? WHERE schedule = ? AND due_at = ?').run(jobId, name, dueAt);
   }
 
-  setRunStatus(name: string, dueAt: string, status: RunStatus): void {
-    this.db.prepare('UPDATE schedule_runs SET status = ? WHERE schedule = ? AND due_at = ?').run(status, name, dueAt);
+  setRunStatus(name: string, dueAt: string, status: RunStatus, reason: string | null = null): void {
+    this.db.prepare('UPDATE schedule_runs SET status = ?, reason = ? WHERE schedule = ? AND due_at = ?').run(status, reason, name, dueAt);
   }
 
   /** Newest first. */
   runs(name: string, limit = 100): ScheduleRun[] {
-    return (this.db.prepare('SELECT schedule, due_at, status, job_id, at FROM schedule_runs WHERE schedule = ? ORDER BY due_at DESC LIMIT ?').all(name, limit) as {
+    return (this.db.prepare('SELECT schedule, due_at, status, job_id, at, reason FROM schedule_runs WHERE schedule = ? ORDER BY due_at DESC LIMIT ?').all(name, limit) as {
       schedule: string;
       due_at: string;
       status: RunStatus;
       job_id: string | null;
       at: string;
-    }[]).map((r) => ({ schedule: r.schedule, dueAt: r.due_at, status: r.status, jobId: r.job_id, at: r.at }));
+      reason: string | null;
+    }[]).map((r) => ({ schedule: r.schedule, dueAt: r.due_at, status: r.status, jobId: r.job_id, at: r.at, reason: r.reason }));
   }
 
   close(): void {

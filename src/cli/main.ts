@@ -18,6 +18,7 @@ import { runCopy, type CopyProgress } from '../jobs/copy.js';
 import { runRestore } from '../jobs/restore.js';
 import { prune } from '../repo/prune.js';
 import { repair } from '../repo/repair.js';
+import { listLocks, removeLocks } from '../repo/lock.js';
 import { Repository } from '../repo/repository.js';
 import { verifyBackupsLocked, verifyFailure } from '../repo/verify.js';
 import { openSource, openTarget } from '../sources/index.js';
@@ -376,6 +377,9 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
           `Size        ${formatBytes(t.logicalBytes)} logical, ${formatBytes(t.storedBytes)} stored`,
           `New data    ${formatBytes(t.newBytes)} new, ${formatBytes(t.reusedBytes)} reused from earlier backups (${t.newChunks} of ${t.chunks} chunks new)`,
           ...m.warnings.map((w) => `Warning     ${w}`),
+          ...m.collections
+            .filter((c) => c.damage)
+            .map((c) => `Damaged     ${c.name}: ${plural(c.damage?.missingChunks ?? 0, 'chunk')} lost (found by cairn repair at ${c.damage?.detectedAt}); the next backup of the same data may heal it`),
           '',
           table(
             ['COLLECTION', 'KIND', 'ROWS', 'LOGICAL', 'STORED', 'NEW', 'CHUNKS'],
@@ -386,7 +390,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
               formatBytes(c.logicalBytes),
               formatBytes(c.storedBytes),
               formatBytes(c.newBytes),
-              String(c.chunks.length),
+              c.damage ? `${c.chunks.length} (${c.damage.missingChunks} lost)` : String(c.chunks.length),
             ]),
           ),
         ].join('\n'),
@@ -559,7 +563,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .description('remove data that no backup references (refuses, deleting nothing, while the repository is inconsistent)')
     .addOption(repoOption())
     .option('--dry-run', 'report what would be removed, remove nothing')
-    .option('--grace <duration>', 'keep packs no index lists until they are this old on the storage clock: a running backup may still be writing them (30m, 1h, 1d; 0 = none)', '1h')
+    .option('--grace <duration>', 'delete or repack unreferenced packs only once they are this old on the storage clock: a running backup may still need them (30m, 1h, 1d; 0 = at once)', '1h')
     .option('--json', 'print JSON')
     .action(async (opts: CommonOptions & { dryRun?: boolean; grace: string }) => {
       const unindexedGraceMs = parseGrace(opts.grace);
@@ -571,7 +575,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
         `${report.dryRun ? 'Would remove' : 'Removed'} ${report.packsDeleted} of ${report.packsTotal} packs` +
           (report.packsRepacked ? `, ${report.dryRun ? 'would repack' : 'repacked'} ${report.packsRepacked}` : '') +
           `, ${report.dryRun ? 'freeing about' : 'freed'} ${formatBytes(report.bytesFreed)}` +
-          (report.packsKeptYoung ? `; kept ${plural(report.packsKeptYoung, 'unindexed pack')} younger than --grace ${opts.grace}` : '') +
+          (report.packsKeptYoung ? `; kept ${plural(report.packsKeptYoung, 'unreferenced pack')} younger than --grace ${opts.grace}` : '') +
           (report.staleLocksRemoved ? `; removed ${report.staleLocksRemoved} stale lock(s)` : '') +
           '.',
       );
@@ -601,6 +605,27 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       }
       for (const id of report.backupsHealed) io.out(`Backup ${id} is whole again: a later backup uploaded its missing chunks.`);
       if (report.backupsDamaged.length === 0 && report.manifestsQuarantined.length === 0) io.out('Every backup is complete.');
+    });
+
+  program
+    .command('unlock')
+    .description('remove stale repository locks (of processes that died); --remove-all removes every lock')
+    .addOption(repoOption())
+    .option('--remove-all', 'remove every lock, also of running processes: only when you are sure no cairn uses the repository')
+    .option('--json', 'print JSON')
+    .action(async (opts: CommonOptions & { removeAll?: boolean }) => {
+      const repository = await openRepository(opts.repo);
+      const removed = await removeLocks(repository.storage, { all: Boolean(opts.removeAll), signal });
+      const left = await listLocks(repository.storage, signal);
+      if (opts.json) return io.out(JSON.stringify({ removed, remaining: left.map((l) => ({ key: l.key, ...l.doc, problem: l.problem })) }, null, 2));
+      io.out(`Removed ${plural(removed.length, 'lock')}${removed.length ? `: ${removed.join(', ')}` : ''}.`);
+      for (const l of left) {
+        io.out(
+          l.doc
+            ? `Still held: ${l.key}, "${l.doc.operation}" (${l.doc.exclusive ? 'exclusive' : 'shared'}, pid ${l.doc.pid} on ${l.doc.hostname}, since ${l.doc.createdAt}).`
+            : `Still there: ${l.key}, unreadable (${l.problem ?? 'damaged'}); it expires by age, or --remove-all removes it.`,
+        );
+      }
     });
 
   const job = program.command('job').description('jobs of a cairn server (--server or CAIRN_SERVER, token in CAIRN_TOKEN)');
@@ -669,27 +694,36 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     });
   source
     .command('remove <name>')
-    .description('forget a source; its backups are kept unless --delete-scheduled-backups (manual backups always are)')
+    .description('forget a source; refused while enabled schedules use it (--force disables them); its backups are kept unless --delete-scheduled-backups (manual backups always are)')
     .option('--delete-scheduled-backups', 'also delete the backups its schedules made')
+    .option('--force', 'disable the enabled schedules that use it, and remove it')
     .addOption(dataDirOption())
     .option('--json', 'print JSON')
-    .action(async (name: string, opts: { deleteScheduledBackups?: boolean; dataDir?: string; json?: boolean }) => {
+    .action(async (name: string, opts: { deleteScheduledBackups?: boolean; force?: boolean; dataDir?: string; json?: boolean }) => {
       const registry = new SqliteRegistry(catalogPath(opts.dataDir));
       const store = new SqliteScheduleStore(catalogPath(opts.dataDir));
       let deleted: string[] = [];
+      let disabled: string[] = [];
       try {
-        if (registry.url('source', name) === undefined) throw new NotFoundError(`No source named "${name}" is registered; list them with: cairn source list`);
-        if (opts.deleteScheduledBackups) {
-          const { deleteScheduledBackupsOf } = await import('../jobs/scheduled-backup.js');
-          deleted = await deleteScheduledBackupsOf(name, store.list(), openRepository);
-        }
+        const url = registry.url('source', name);
+        if (url === undefined) throw new NotFoundError(`No source named "${name}" is registered; list them with: cairn source list`);
+        const { deleteScheduledBackupsOf, enabledSchedulesUsing, sourceInUse } = await import('../jobs/scheduled-backup.js');
+        // Its enabled schedules would fail at every run: refused unless --force, which disables them.
+        const using = enabledSchedulesUsing(store.list(), name);
+        if (using.length > 0 && !opts.force) throw sourceInUse(name, using, '--force');
+        if (opts.deleteScheduledBackups) deleted = await deleteScheduledBackupsOf(name, openSource(url).location, store.list(), openRepository);
+        for (const s of using) store.setEnabled(s, false);
+        disabled = using;
         registry.remove('source', name);
       } finally {
         registry.close();
         store.close();
       }
-      if (opts.json) return io.out(JSON.stringify({ removed: name, deletedScheduledBackups: deleted }, null, 2));
-      io.out(`Removed source ${name}.${deleted.length ? ` Deleted ${plural(deleted.length, 'scheduled backup')} (run cairn prune to reclaim the space); manual backups are kept.` : ' Its backups are kept.'}`);
+      if (opts.json) return io.out(JSON.stringify({ removed: name, deletedScheduledBackups: deleted, disabledSchedules: disabled }, null, 2));
+      io.out(
+        `Removed source ${name}.${deleted.length ? ` Deleted ${plural(deleted.length, 'scheduled backup')} (run cairn prune to reclaim the space); manual backups are kept.` : ' Its backups are kept.'}` +
+          (disabled.length ? ` Disabled ${plural(disabled.length, 'schedule')} that used it: ${disabled.join(', ')}.` : ''),
+      );
     });
 
   const schedule = program.command('schedule').description('automatic backups, run by cairn server (stored in its --data-dir)');
@@ -780,12 +814,13 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
         io.out(
           [
             `Schedule ${s.name} (${s.enabled ? 'enabled' : 'disabled'})`,
+            `  id           ${s.id}`,
             `  cron         ${s.cron} (${s.timezone})`,
             `  source       ${redactUrl(s.source)}`,
             `  repository   ${s.repository}`,
             `  retention    ${Object.entries(s.retention).map(([k, v]) => `${k}=${v}`).join(' ') || 'none (keeps everything)'}`,
             `  expires      ${s.expires ?? 'never'}`,
-            `  runs         ${runs.map((r) => `${r.dueAt} ${r.status}`).join('\n               ') || 'none yet'}`,
+            `  runs         ${runs.map((r) => `${r.dueAt} ${r.status}${r.jobId ? ` (job ${r.jobId})` : ''}${r.reason ? `: ${r.reason}` : ''}`).join('\n               ') || 'none yet'}`,
           ].join('\n'),
         );
       } finally {
@@ -818,37 +853,59 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       const client = await serverClient(opts);
       let job: JobRecord;
       if (client) {
-        job = await client.schedules.runNow(name);
+        const { CairnApiError } = await import('../sdk/index.js');
+        try {
+          job = await client.schedules.runNow(name);
+        } catch (err) {
+          // 409 when its database is busy, else the real reason (404 unknown source, …): exit codes follow.
+          if (err instanceof CairnApiError) throw apiError(err);
+          throw err;
+        }
         job = await client.jobs.wait(job.id, { signal, pollMs: 300 });
       } else {
-        const [{ SqliteJobCatalog }, { JobCenter }, { Scheduler }, { scheduledBackupLauncher }] = await Promise.all([
+        const [{ SqliteJobCatalog }, { JobCenter }, { Scheduler }, { scheduledBackupLauncher }, { DataDirLock }] = await Promise.all([
           import('../catalog/sqlite.js'),
           import('./../jobs/job-center.js'),
           import('../jobs/scheduler.js'),
           import('../jobs/scheduled-backup.js'),
+          import('../server/data-dir-lock.js'),
         ]);
+        // Runs the job in this process, like a server would: not beside a server on this data
+        // folder (one job per database is enforced within one process); the error names it.
+        const lock = DataDirLock.acquire(opts.dataDir ?? defaultDataDir(), 'cairn schedule run-now');
         const store = new SqliteScheduleStore(catalogPath(opts.dataDir));
         const registry = new SqliteRegistry(catalogPath(opts.dataDir));
         const catalog = new SqliteJobCatalog(catalogPath(opts.dataDir));
         try {
-          const center = new JobCenter(catalog);
+          const center = new JobCenter(catalog, { log: (line) => io.err(line) });
           const scheduler = new Scheduler(store, {
             now: () => new Date(),
-            launch: scheduledBackupLauncher({ center, now: () => new Date(), openRepository, openSource: (v) => openSource(registry.url('source', v) ?? v) }),
+            launch: scheduledBackupLauncher({
+              center,
+              now: () => new Date(),
+              openRepository,
+              openSource: (v) => {
+                if (/^[a-z0-9][a-z0-9_-]*$/.test(v) && registry.url('source', v) === undefined) {
+                  throw new NotFoundError(`Schedule "${name}" names source "${v}", which is not registered: register it (cairn source add ${v} <url>) or change the schedule.`);
+                }
+                return openSource(registry.url('source', v) ?? v);
+              },
+            }),
           });
           const id = await scheduler.runNow(name);
-          if (!id) throw new CairnError('CONFLICT', `Schedule "${name}" could not start: its source is being backed up already.`);
           job = await center.wait(id);
         } finally {
           store.close();
           registry.close();
           await catalog.close();
+          lock.release();
         }
       }
       if (opts.json) io.out(JSON.stringify(job, null, 2));
       if (job.state !== 'SUCCESS') throw jobError(job);
       if (!opts.json) {
         const deleted = (job.result?.deleted as string[] | undefined) ?? [];
+        for (const w of (job.result?.warnings as string[] | undefined) ?? []) io.err(`cairn: warning: ${w}`);
         io.out(`Schedule ${name} ran: backup ${String(job.result?.backupId)}${deleted.length ? `; retention and expiry deleted ${deleted.join(', ')}` : ''}.`);
       }
     });

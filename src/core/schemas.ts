@@ -107,6 +107,8 @@ export const BackupManifestSchema = z.object({
   type: BackupTypeSchema,
   /** The schedule that made it (scheduled backups): its retention rules apply to it. */
   schedule: z.string().optional(),
+  /** The id of the schedule that made it: retention touches only backups carrying its own id. */
+  scheduleId: z.string().optional(),
   expiresAt: isoTime.nullable(),
   source: z.object({
     kind: z.string(),
@@ -142,6 +144,11 @@ export const IndexDocumentSchema = z.object({
 });
 export type IndexDocument = z.infer<typeof IndexDocumentSchema>;
 
+/**
+ * A repository lock (locks/<lockId>). The process fields after `pid` arrived with lock format 2;
+ * locks written before lack them and are then never judged dead by proof, only by storage age.
+ * `createdAt`/`refreshedAt` are the holder's clock, for people: staleness never reads them.
+ */
 export const LockDocumentSchema = z.object({
   exclusive: z.boolean(),
   operation: z.string(),
@@ -149,5 +156,13 @@ export const LockDocumentSchema = z.object({
   pid: z.number().int(),
   createdAt: isoTime,
   refreshedAt: isoTime,
+  /** Random, the same for the lock's whole life; also the last part of its key. */
+  lockId: z.string().optional(),
+  /** /proc/<pid>/stat field 22 (clock ticks from boot to the process start), decimal. */
+  processStart: z.string().regex(/^\d+$/).optional(),
+  /** /proc/sys/kernel/random/boot_id of the holder's kernel. */
+  bootId: z.string().optional(),
+  /** readlink /proc/self/ns/pid of the holder, e.g. "pid:[4026531836]". */
+  pidNamespace: z.string().optional(),
 });
 export type LockDocument = z.infer<typeof LockDocumentSchema>;

@@ -27,6 +27,8 @@ export interface BackupOptions {
   type?: BackupType;
   /** For scheduled backups: the schedule's name, recorded in the manifest. */
   schedule?: string;
+  /** For scheduled backups: the schedule's unique id, recorded in the manifest (retention matches it). */
+  scheduleId?: string;
   expiresAt?: Date | null;
   /** Collections read at once, when the source allows it (default: the number of cores). */
   jobs?: number;
@@ -173,6 +175,8 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
       if (packs.length > 0) await writeIndexDocument(repo.storage, packs, [], signal);
       await assertStillStored(repo, entries, signal);
       throwIfAborted(signal);
+      // The commit point: never make a backup visible without holding the lock right now.
+      await lock.assertHeld();
       const manifest: BackupManifest = {
         formatVersion: FORMAT_VERSION,
         id,
@@ -180,6 +184,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
         completedAt: now().toISOString(),
         type: options.type ?? 'manual',
         ...(options.schedule !== undefined ? { schedule: options.schedule } : {}),
+        ...(options.scheduleId !== undefined ? { scheduleId: options.scheduleId } : {}),
         expiresAt: options.expiresAt ? options.expiresAt.toISOString() : null,
         source: { kind: source.kind, name: source.name, location: source.location, serverVersion: snapshot.serverVersion },
         scope: { ...(options.selection?.include ? { include: options.selection.include } : {}), ...(options.selection?.exclude ? { exclude: options.selection.exclude } : {}) },

@@ -150,6 +150,7 @@ export async function runCopy(options: CopyOptions): Promise<CopyResult> {
       const report2 = await verifyBackups(to, [manifest], { readData: false, signal });
       if (report2.problems.length > 0) throw verifyFailure(report2);
       throwIfAborted(signal);
+      await targetLock.assertHeld();
       try {
         await to.writeManifest(manifest, signal);
       } catch (err) {

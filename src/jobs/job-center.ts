@@ -1,7 +1,8 @@
 /**
  * The job center: starts long operations (backup, restore, copy, verify, prune) in the
  * background, answers at once with a STARTED record, keeps each job's state and progress in
- * the catalog, cancels on request, and lets callers wait or watch. One active backup per source.
+ * the catalog, cancels on request, and lets callers wait or watch. One active job per key: a
+ * backup and a restore of one database (databaseKey) never run at once.
  */
 import { CairnError, CancelledError, ConflictError, NotFoundError } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
@@ -23,7 +24,11 @@ export type JobRun = (ctx: JobContext) => Promise<Record<string, unknown>>;
 
 export interface StartJob {
   kind: JobKind;
-  /** At most one active job of this kind per key (e.g. a backup's source location). */
+  /**
+   * At most one active job per key, whatever its kind: backups and restores give
+   * databaseKey(location), so a backup never reads a database a restore is loading (and two
+   * restores never load one); prune gives its repository.
+   */
   exclusiveKey?: string;
   /** The request, without secrets: stored and shown as is. */
   params: Record<string, unknown>;
@@ -38,6 +43,24 @@ export interface JobCenterOptions {
   owner?: string;
   /** Minimum time between two catalog writes of a job's progress (default 1 s). */
   persistEveryMs?: number;
+  /** Where failed catalog writes are reported (default: stderr). */
+  log?: (line: string) => void;
+  /** Waits before retrying a failed final-state write, in ms (default 100, 500, 2000). */
+  finalRetryDelaysMs?: number[];
+}
+
+/** A job could not start because another one holds its key (409); `running` is that job. */
+export class JobConflictError extends ConflictError {
+  constructor(readonly running: JobRecord) {
+    const rule = running.kind === 'backup' || running.kind === 'restore' ? 'one job at a time per database' : `one ${running.kind} at a time`;
+    super(`A ${running.kind} of ${describeKey(running)} is already running as job ${running.id} (started ${running.createdAt}); ${rule}: wait for it or cancel it.`);
+  }
+}
+
+function describeKey(job: JobRecord): string {
+  const p = job.params;
+  const where = job.kind === 'restore' ? p.target : job.kind === 'backup' ? p.source : p.repository;
+  return typeof where === 'string' ? where : (job.key ?? 'it');
 }
 
 interface Active {
@@ -53,9 +76,18 @@ interface Active {
 
 export class JobCenter {
   private readonly active = new Map<string, Active>();
+  /**
+   * Ended jobs whose final record could not be written to the catalog: answered from here so
+   * that callers still see how the job ended (the catalog shows an older state).
+   */
+  private readonly unsaved = new Map<string, JobRecord>();
+  /** Jobs whose latest catalog write failed. */
+  private readonly failedWrites = new Set<string>();
   private readonly now: () => Date;
   private readonly persistEveryMs: number;
   private readonly owner: string;
+  private readonly log: (line: string) => void;
+  private readonly finalRetryDelaysMs: number[];
 
   constructor(
     private readonly catalog: JobCatalog,
@@ -64,6 +96,8 @@ export class JobCenter {
     this.now = options.now ?? (() => new Date());
     this.persistEveryMs = options.persistEveryMs ?? 1000;
     this.owner = options.owner ?? '';
+    this.log = options.log ?? ((line) => void process.stderr.write(`${line}\n`));
+    this.finalRetryDelaysMs = options.finalRetryDelaysMs ?? [100, 500, 2000];
   }
 
   /**
@@ -82,11 +116,7 @@ export class JobCenter {
   async start(request: StartJob): Promise<JobRecord> {
     if (request.exclusiveKey !== undefined) {
       for (const a of this.active.values()) {
-        if (a.record.kind === request.kind && a.record.key === request.exclusiveKey) {
-          throw new ConflictError(
-            `A ${request.kind} of ${request.exclusiveKey} is already running as job ${a.record.id} (started ${a.record.createdAt}); wait for it or cancel it.`,
-          );
-        }
+        if (a.record.key === request.exclusiveKey) throw new JobConflictError(structuredClone(a.record));
       }
     }
     const at = this.now().toISOString();
@@ -120,14 +150,20 @@ export class JobCenter {
   async get(id: string): Promise<JobRecord> {
     const a = this.active.get(id);
     if (a) return structuredClone(a.record);
+    const kept = this.unsaved.get(id);
+    if (kept) return structuredClone(kept);
     const r = await this.catalog.get(id);
     if (!r) throw new NotFoundError(`Job "${id}" not found. List jobs with GET /v1/jobs or \`cairn job list\`.`);
     return r;
   }
 
   async list(filter: Parameters<JobCatalog['list']>[0] = {}): Promise<JobRecord[]> {
-    // Active jobs' in-memory records are fresher than their last persisted progress.
-    return (await this.catalog.list(filter)).map((r) => (this.active.has(r.id) ? structuredClone((this.active.get(r.id) as Active).record) : r));
+    // Active jobs' in-memory records are fresher than their last persisted progress, and so are
+    // those whose final write failed.
+    return (await this.catalog.list(filter)).map((r) => {
+      const fresher = this.active.get(r.id)?.record ?? this.unsaved.get(r.id);
+      return fresher ? structuredClone(fresher) : r;
+    });
   }
 
   /** Requests cancellation; the job goes CANCELLING, then CANCELED when it has stopped. */
@@ -194,8 +230,37 @@ export class JobCenter {
     }
     // The final record is in the catalog before the job leaves memory (and before wait() answers).
     await a.writes;
+    await this.saveFinal(a.record);
     this.active.delete(a.record.id);
     return a.record;
+  }
+
+  /**
+   * Writes the final record again until it lands (the write queued by finish() may have failed):
+   * a job must never read as running in the catalog after it ended. When every retry fails, the
+   * record stays in memory (get/list/wait answer it) and the failure goes to the log.
+   */
+  private async saveFinal(record: JobRecord): Promise<void> {
+    if (!this.failedWrites.has(record.id)) return;
+    let last: unknown;
+    // The queued write was the first attempt; each retry waits a little longer.
+    for (const delay of this.finalRetryDelaysMs) {
+      await new Promise((r) => setTimeout(r, delay));
+      try {
+        await this.catalog.update(structuredClone(record));
+        this.failedWrites.delete(record.id);
+        return;
+      } catch (err) {
+        last = err;
+      }
+    }
+    this.failedWrites.delete(record.id);
+    this.unsaved.set(record.id, structuredClone(record));
+    this.log(
+      `cairn: job ${record.id} ended ${record.state}, but its final state could not be written to the job catalog ` +
+        `after ${this.finalRetryDelaysMs.length + 1} attempts (${errorText(last)}); this server reports it as ${record.state} until it restarts, ` +
+        'after which the catalog shows it as interrupted.',
+    );
   }
 
   private onProgress(a: Active, p: Progress): void {
@@ -240,9 +305,16 @@ export class JobCenter {
   private persist(a: Active): void {
     a.persistedMs = Date.now();
     const snapshot = structuredClone(a.record);
+    const id = snapshot.id;
     // The chain never rejects (each link catches), so writes land in order. A lost progress write
-    // is not worth failing the job: the next write carries the whole record again.
-    a.writes = a.writes.then(() => this.catalog.update(snapshot)).catch(() => undefined);
+    // is not worth failing the job: the next write carries the whole record again, and the final
+    // one is retried (saveFinal). The first failure of a job is logged, not swallowed.
+    a.writes = a.writes.then(
+      () => this.catalog.update(snapshot).then(() => void this.failedWrites.delete(id)),
+    ).catch((err: unknown) => {
+      if (!this.failedWrites.has(id)) this.log(`cairn: job ${id}: writing its ${snapshot.state} state to the job catalog failed (${errorText(err)}); retrying with the next change.`);
+      this.failedWrites.add(id);
+    });
   }
 
   private notify(a: Active): void {
@@ -254,6 +326,10 @@ export class JobCenter {
       }
     }
   }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 export function isTerminal(state: JobState): boolean {

@@ -1,6 +1,6 @@
 import { UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/durations.js';
-import type { RetentionRules, ScheduleSpec } from '../catalog/schedules.js';
+import { newScheduleId, type RetentionRules, type ScheduleSpec } from '../catalog/schedules.js';
 import { cronOf } from './scheduler.js';
 
 /** What `schedule add` and POST /v1/schedules take (the SDK's CreateScheduleRequest). */
@@ -44,6 +44,7 @@ export function buildScheduleSpec(input: ScheduleInput, now: Date): ScheduleSpec
   const retention: ScheduleSpec['retention'] = {};
   for (const k of [...counts, 'keepWithin'] as const) if (input[k] !== undefined) (retention as Record<string, unknown>)[k] = input[k];
   return {
+    id: newScheduleId(),
     name: input.name,
     source: input.source,
     repository: input.repository,

@@ -1,14 +1,17 @@
 /**
- * What a schedule's due time does: a backup job (type "scheduled", the schedule's name in the
- * manifest, its expiry), then the schedule's retention over the backups it made, and expiry over
- * every backup of the repository. Manual backups are never retention candidates.
+ * What a schedule's due time does: a backup job (type "scheduled", the schedule's name and id in
+ * the manifest, its expiry), then the schedule's retention over the backups it made, and expiry
+ * over every backup of the repository. Manual backups are never retention candidates, nor are
+ * backups of another schedule: one of the same name in another data folder has another id.
  */
 import { addDuration, parseDuration } from '../core/durations.js';
+import { ConflictError, NotFoundError } from '../core/errors.js';
 import type { ScheduleSpec } from '../catalog/schedules.js';
 import type { BackupManifest } from '../core/schemas.js';
 import type { Repository } from '../repo/repository.js';
 import type { DatabaseSource } from '../sources/types.js';
 import { runBackup } from './backup.js';
+import { databaseKey } from './database-key.js';
 import type { JobCenter } from './job-center.js';
 import { applyRetention } from './retention.js';
 import { backupIdFor, retentionPolicy, type Launched } from './scheduler.js';
@@ -18,18 +21,20 @@ export interface LauncherDeps {
   now: () => Date;
   openRepository: (value: string) => Promise<Repository>;
   openSource: (value: string) => DatabaseSource;
+  /** Where retention failures are reported besides the job's result (default: nowhere). */
+  log?: (line: string) => void;
 }
 
 export function scheduledBackupLauncher(deps: LauncherDeps): (spec: ScheduleSpec, dueAt: Date) => Promise<Launched> {
   return async (spec, dueAt) => {
-    const repo = await deps.openRepository(spec.repository);
     const source = deps.openSource(spec.source);
+    const repo = await deps.openRepository(spec.repository);
     let id = backupIdFor(spec.pattern, { source: source.name, schedule: spec.name }, dueAt);
     for (let n = 2; await repo.hasBackup(id); n++) id = `${backupIdFor(spec.pattern, { source: source.name, schedule: spec.name }, dueAt)}-${n}`;
     const job = await deps.center.start({
       kind: 'backup',
-      exclusiveKey: source.location,
-      params: { source: source.location, repository: repo.location, id, schedule: spec.name, dueAt: dueAt.toISOString() },
+      exclusiveKey: databaseKey(source.location),
+      params: { source: source.location, repository: repo.location, id, schedule: spec.name, scheduleId: spec.id, dueAt: dueAt.toISOString() },
       run: async (ctx) => {
         const m = await runBackup({
           repo,
@@ -37,29 +42,73 @@ export function scheduledBackupLauncher(deps: LauncherDeps): (spec: ScheduleSpec
           id,
           type: 'scheduled',
           schedule: spec.name,
+          scheduleId: spec.id,
           expiresAt: spec.expires ? addDuration(deps.now(), parseDuration(spec.expires, 'expiry')) : null,
           selection: { ...(spec.include ? { include: spec.include } : {}), ...(spec.exclude ? { exclude: spec.exclude } : {}) },
           signal: ctx.signal,
           onProgress: ctx.progress,
           now: deps.now,
         });
-        const deleted = await applyScheduleRetention(repo, spec, deps.now());
-        return { backupId: m.id, totals: m.totals, deleted };
+        // The backup exists from here on: a retention failure (the repository locked by a prune,
+        // a storage fault) does not undo it. It is reported as a warning of a successful job and
+        // retried at the next run, which computes retention over all the schedule's backups again.
+        const warnings: string[] = [];
+        let deleted: string[] = [];
+        try {
+          const r = await applyScheduleRetention(repo, spec, source.location, deps.now());
+          deleted = r.deleted;
+          warnings.push(...r.failed.map((f) => `retention could not delete backup ${f.id} (${f.message}); it is retried at the next run`));
+        } catch (err) {
+          warnings.push(`retention and expiry were not applied (${err instanceof Error ? err.message : String(err)}); they are retried at the next run`);
+        }
+        for (const w of warnings) deps.log?.(`schedule ${spec.name}: ${w}`);
+        return { backupId: m.id, totals: m.totals, deleted, ...(warnings.length ? { warnings } : {}) };
       },
     });
     return { jobId: job.id, done: deps.center.wait(job.id) };
   };
 }
 
-/** Deletes what the schedule's retention drops among its own backups, and every expired backup. */
-export async function applyScheduleRetention(repo: Repository, spec: ScheduleSpec, now: Date): Promise<string[]> {
+/**
+ * Whether a backup was made by this schedule: it carries the schedule's id and comes from the
+ * schedule's source (`sourceLocation`, the resolved source's location). A backup from before
+ * schedule ids (no scheduleId) counts only when both the schedule's name and the source match.
+ */
+export function madeBySchedule(m: BackupManifest, spec: Pick<ScheduleSpec, 'id' | 'name'>, sourceLocation: string): boolean {
+  if (m.type !== 'scheduled' || m.source.location !== sourceLocation) return false;
+  return m.scheduleId !== undefined ? m.scheduleId === spec.id : m.schedule === spec.name;
+}
+
+export interface RetentionOutcome {
+  /** Backups deleted (by retention or expiry), sorted. */
+  deleted: string[];
+  /** Backups that should have gone but could not be deleted (retried at the next run). */
+  failed: { id: string; message: string }[];
+}
+
+/**
+ * Deletes what the schedule's retention drops among its own backups (see madeBySchedule), and
+ * every expired backup. A backup that cannot be deleted is reported in `failed` and the others
+ * are still tried; one deleted meanwhile by someone else counts as deleted.
+ */
+export async function applyScheduleRetention(repo: Repository, spec: ScheduleSpec, sourceLocation: string, now: Date): Promise<RetentionOutcome> {
   const manifests = await repo.listManifests();
-  const mine = manifests.filter((m) => m.type === 'scheduled' && m.schedule === spec.name);
+  const mine = manifests.filter((m) => madeBySchedule(m, spec, sourceLocation));
   const { remove } = applyRetention(mine.map((m) => ({ id: m.id, createdAt: m.createdAt })), retentionPolicy(spec), now, spec.timezone);
   const expired = expiredBackups(manifests, now).map((m) => m.id);
-  const doomed = [...new Set([...remove, ...expired])];
-  for (const id of doomed) await repo.deleteBackup(id);
-  return doomed.sort();
+  const doomed = [...new Set([...remove, ...expired])].sort();
+  const deleted: string[] = [];
+  const failed: RetentionOutcome['failed'] = [];
+  for (const id of doomed) {
+    try {
+      await repo.deleteBackup(id);
+      deleted.push(id);
+    } catch (err) {
+      if (err instanceof NotFoundError) deleted.push(id);
+      else failed.push({ id, message: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  return { deleted, failed };
 }
 
 /** The backups whose expiry has passed (manual or scheduled; without an expiry, never). */
@@ -69,18 +118,44 @@ export function expiredBackups(manifests: BackupManifest[], now: Date): BackupMa
 
 /**
  * Deletes the backups the schedules of a registered source made (removing the source with
- * --delete-scheduled-backups); manual backups are never touched. Returns the ids, sorted.
+ * --delete-scheduled-backups): for each schedule naming `source`, the backups madeBySchedule,
+ * where `sourceLocation` is the registered source's location. Manual backups, and backups other
+ * schedules (of this or another data folder) made, are never touched. Returns the ids, sorted.
  */
-export async function deleteScheduledBackupsOf(source: string, schedules: ScheduleSpec[], openRepository: (value: string) => Promise<Repository>): Promise<string[]> {
+export async function deleteScheduledBackupsOf(
+  source: string,
+  sourceLocation: string,
+  schedules: ScheduleSpec[],
+  openRepository: (value: string) => Promise<Repository>,
+): Promise<string[]> {
   const deleted: string[] = [];
   for (const s of schedules.filter((x) => x.source === source)) {
     const repo = await openRepository(s.repository);
     for (const m of await repo.listManifests()) {
-      if (m.type === 'scheduled' && m.schedule === s.name) {
+      if (madeBySchedule(m, s, sourceLocation)) {
         await repo.deleteBackup(m.id);
         deleted.push(m.id);
       }
     }
   }
   return deleted.sort();
+}
+
+/** The enabled schedules that name a registered source (or repository) by its name, sorted. */
+export function enabledSchedulesUsing(schedules: ScheduleSpec[], name: string, kind: 'source' | 'repository' = 'source'): string[] {
+  return schedules.filter((s) => s.enabled && (kind === 'source' ? s.source : s.repository) === name).map((s) => s.name).sort();
+}
+
+/**
+ * Why a registered source (or repository) cannot be removed: enabled schedules use it (each of
+ * their runs would fail). Names them and the ways on; `forceHint` is how to force it
+ * ("--force", "force=true").
+ */
+export function sourceInUse(name: string, schedules: string[], forceHint: string, kind: 'source' | 'repository' = 'source'): ConflictError {
+  const many = schedules.length > 1;
+  return new ConflictError(
+    `${kind === 'source' ? 'Source' : 'Repository'} "${name}" is used by enabled schedule${many ? 's' : ''} ${schedules.map((n) => `"${n}"`).join(', ')}: ` +
+      `disable or remove ${many ? 'them' : 'it'} first (cairn schedule disable <name>, cairn schedule remove <name>), ` +
+      `or pass ${forceHint} to disable ${many ? 'them' : 'it'} and remove the ${kind}.`,
+  );
 }

@@ -2,18 +2,22 @@
  * Fires schedules: each due time at most once (recorded before anything starts, so a restart in
  * the middle cannot repeat it), a run missed while the server was down catches up once at
  * start-up when it is within the grace period and is recorded as skipped otherwise, and a run
- * whose previous one is still active is skipped and recorded. Time comes from an injected clock.
+ * whose previous one is still active is skipped and recorded. A run that cannot start or whose
+ * job fails is recorded as failed, with the reason. Time comes from an injected clock.
  */
 import { Cron } from 'croner';
-import { UsageError } from '../core/errors.js';
+import { ConflictError, UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/durations.js';
-import type { ScheduleSpec, SqliteScheduleStore } from '../catalog/schedules.js';
+import type { RunStatus, ScheduleSpec, SqliteScheduleStore } from '../catalog/schedules.js';
+import type { JobRecord } from '../catalog/types.js';
+import { JobConflictError } from './job-center.js';
+import { scrubSecrets } from '../server/redact.js';
 import type { RetentionPolicy } from './retention.js';
 
 export interface Launched {
   jobId: string;
-  /** Settles when the run's job has ended. */
-  done: Promise<unknown>;
+  /** The run's job once it has ended. */
+  done: Promise<Pick<JobRecord, 'state' | 'error'>>;
 }
 
 export interface SchedulerOptions {
@@ -75,7 +79,8 @@ export function backupIdFor(pattern: string, values: { source: string; schedule:
 }
 
 export class Scheduler {
-  private readonly active = new Map<string, Promise<unknown>>();
+  /** Runs in progress by schedule name: their job and when it ends. */
+  private readonly active = new Map<string, { jobId: string; done: Promise<unknown> }>();
   private readonly graceMs: number;
 
   constructor(
@@ -108,46 +113,81 @@ export class Scheduler {
       if (now.getTime() - latest.getTime() > this.graceMs) {
         this.store.recordRun(s.name, dueAt, 'skipped-missed', at);
       } else if (this.active.has(s.name)) {
-        this.store.recordRun(s.name, dueAt, 'skipped-running', at);
+        this.store.recordRun(s.name, dueAt, 'skipped-running', at, null, `the previous run (job ${this.active.get(s.name)?.jobId}) is still running`);
       } else if (this.store.recordRun(s.name, dueAt, 'started', at)) {
-        const jobId = await this.start(s, latest);
-        if (jobId) started.push(jobId);
+        try {
+          started.push(await this.start(s, latest));
+        } catch {
+          /* recorded by start() */
+        }
       }
       this.store.setLastDue(s.name, dueAt);
     }
     return started;
   }
 
-  /** Runs a schedule now, outside its cron (recorded under the current time). */
-  async runNow(name: string): Promise<string | null> {
+  /**
+   * Runs a schedule now, outside its cron (recorded under the current time); returns its job id.
+   * Throws ConflictError (409) only when a job really holds the schedule's database (its previous
+   * run, a manual backup, a restore into it), naming that job; otherwise the error that stopped
+   * the run: NotFoundError for an unknown schedule or source or a missing repository, a storage
+   * error for an unreachable one, and so on (recorded as a failed run).
+   */
+  async runNow(name: string): Promise<string> {
     const s = this.store.get(name);
     const now = this.options.now();
-    if (this.active.has(name)) {
-      this.store.recordRun(name, now.toISOString(), 'skipped-running', now.toISOString());
-      throw new UsageError(`Schedule "${name}" has a run in progress; try again when it has finished.`);
+    const running = this.active.get(name);
+    if (running) {
+      const reason = `the previous run (job ${running.jobId}) is still running`;
+      this.store.recordRun(name, now.toISOString(), 'skipped-running', now.toISOString(), null, reason);
+      throw new ConflictError(`Schedule "${name}" was not run: ${reason}; wait for it or cancel it.`);
     }
-    this.store.recordRun(name, now.toISOString(), 'started', now.toISOString());
+    // A run recorded at this very time before (a refused one) is started over.
+    if (!this.store.recordRun(name, now.toISOString(), 'started', now.toISOString())) this.store.setRunStatus(name, now.toISOString(), 'started');
     return this.start(s, now);
   }
 
   /** Waits for the runs in progress (tests; shutdown). */
   async idle(): Promise<void> {
-    await Promise.allSettled([...this.active.values()]);
+    await Promise.allSettled([...this.active.values()].map((r) => r.done));
   }
 
-  private async start(s: ScheduleSpec, dueAt: Date): Promise<string | null> {
+  /** Launches a recorded run; records why when it cannot start (and throws that error). */
+  private async start(s: ScheduleSpec, dueAt: Date): Promise<string> {
+    const due = dueAt.toISOString();
+    let run: Launched;
     try {
-      const run = await this.options.launch(s, dueAt);
-      this.store.setRunJob(s.name, dueAt.toISOString(), run.jobId);
-      const done = run.done.finally(() => this.active.delete(s.name));
-      this.active.set(s.name, done);
-      done.catch(() => undefined);
-      return run.jobId;
+      run = await this.options.launch(s, dueAt);
     } catch (err) {
-      // The source is busy (a manual backup of it is running): the same as a run still active.
-      this.store.setRunStatus(s.name, dueAt.toISOString(), 'skipped-running');
-      this.options.log?.(`schedule ${s.name}: run at ${dueAt.toISOString()} skipped: ${(err as Error).message}`);
-      return null;
+      const [status, verb] = whyNotStarted(err);
+      const reason = scrubSecrets(err instanceof Error ? err.message : String(err));
+      this.store.setRunStatus(s.name, due, status, reason);
+      this.options.log?.(`schedule ${s.name}: run at ${due} ${verb}: ${reason}`);
+      throw err;
     }
+    this.store.setRunJob(s.name, due, run.jobId);
+    const done = run.done
+      .then((job) => {
+        // The run started but its job did not succeed: recorded as what it was.
+        if (job.state === 'FAILED') {
+          const reason = scrubSecrets(job.error ? `${job.error.code}: ${job.error.message}` : 'the backup job failed');
+          this.store.setRunStatus(s.name, due, 'failed', reason);
+          this.options.log?.(`schedule ${s.name}: run at ${due} failed: ${reason}`);
+        }
+      })
+      .catch((err: unknown) => this.options.log?.(`schedule ${s.name}: run at ${due}: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => this.active.delete(s.name));
+    this.active.set(s.name, { jobId: run.jobId, done });
+    return run.jobId;
   }
+}
+
+/**
+ * A run that could not start: skipped only when another job really holds its database (a
+ * backup of it: skipped-running; a restore into it: skipped-busy); anything else — the source
+ * no longer registered, the repository missing or unreachable — is a failure.
+ */
+function whyNotStarted(err: unknown): [RunStatus, string] {
+  if (err instanceof JobConflictError) return err.running.kind === 'backup' ? ['skipped-running', 'skipped'] : ['skipped-busy', 'skipped'];
+  return ['failed', 'failed'];
 }

@@ -21,8 +21,8 @@ export function indexKey(indexId: string): string {
 /** A pack as listed by the storage. */
 export interface PackInfo {
   size: number;
-  /** The storage's own last-modified time, when the backend reports one. */
-  modified?: Date;
+  /** The storage's own last-modified time. */
+  modified: Date;
 }
 
 /** An index document that could not be used: unreadable, or its content does not match its name. */
@@ -80,8 +80,7 @@ export async function listPacks(storage: Storage, signal?: AbortSignal): Promise
       foreign.push(info.key);
       continue;
     }
-    const modified = (info as { modified?: Date }).modified;
-    packs.set(m[2] as string, { size: info.size, ...(modified ? { modified } : {}) });
+    packs.set(m[2] as string, { size: info.size, modified: info.modified });
   }
   return { packs, foreign };
 }

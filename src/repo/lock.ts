@@ -1,118 +1,377 @@
-import { hostname } from 'node:os';
-import { LockDocumentSchema, type LockDocument } from '../core/schemas.js';
-import { LockedError } from '../core/errors.js';
+import { CancelledError, CorruptionError, LockedError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
-import { processExists } from '../core/process.js';
+import { currentProcessIdentity, processProvenGone, type ProcessIdentity } from '../core/process.js';
+import { LockDocumentSchema, type LockDocument } from '../core/schemas.js';
 import type { Storage } from '../storage/types.js';
 import { decodeMetadata, encodeMetadata } from './metadata.js';
 
-/** A live lock is rewritten this often; one not rewritten for STALE_AFTER_MS belongs to a dead process. */
+/** A held lock is rewritten in place this often, so that its storage time advances. */
 export const REFRESH_INTERVAL_MS = 60_000;
+/**
+ * A lock whose object the storage last wrote this long before an object the observer has just
+ * written belongs to a holder that stopped: it is stale. Holders give up (their signal aborts)
+ * after STALE_AFTER_MS / 2 without a successful refresh, well before anyone may judge them stale.
+ */
 export const STALE_AFTER_MS = 10 * 60_000;
+/** A lock document is a few hundred bytes; anything much larger is damage, not read. */
+const MAX_LOCK_BYTES = 64 * 1024;
+export const LOCKS_PREFIX = 'locks/';
 
+export interface LockOptions {
+  exclusive: boolean;
+  /** Shown to whoever the lock blocks, e.g. "backup of /srv/app.db". */
+  operation: string;
+  /** The holder's clock, for the createdAt/refreshedAt fields people read; staleness never uses it. */
+  now?: () => Date;
+  /** Default REFRESH_INTERVAL_MS; must be below staleAfterMs / 2. */
+  refreshIntervalMs?: number;
+  /** Default STALE_AFTER_MS: both for judging other locks and for giving up our own. */
+  staleAfterMs?: number;
+  /** Cancels acquiring (not the lock once held: release() does that). */
+  signal?: AbortSignal;
+}
+
+/** One object under locks/, as listed. */
 export interface LockHolder {
   key: string;
-  doc: LockDocument;
+  /** The storage's last-modified time of the object (its clock, not ours). */
+  modified: Date;
+  /** The decoded document; undefined when the object is unreadable (see `problem`). */
+  doc?: LockDocument;
+  /** Why the document cannot be read (torn, garbage, wrong schema, too large). */
+  problem?: string;
 }
 
 /**
- * Repository locks, restic-style: backups and restores hold shared locks, delete and prune an
- * exclusive one. Acquiring = write our lock object, then list the others; on a conflict we
- * remove ours and fail, so two racing writers can both fail but never both win. Locks are
- * advisory and never block writers of *other* backups: shared holders coexist.
+ * Repository locks in the manner of restic and kopia: backups, restores and verify hold shared
+ * locks, prune and deletes an exclusive one. Acquiring = write our lock object, then list the
+ * others; on a conflict we remove ours and fail, so two racing writers can both fail but never
+ * both win.
+ *
+ * A holder rewrites its lock object in place every refresh interval. Another process judges it
+ * stale only (a) by proof, when it runs on the same host, boot and PID namespace and the pid is
+ * gone or belongs to a process with another start time, or (b) by age on the *storage's* clock:
+ * the lock object's `modified` against that of an object the observer has just written itself.
+ * Nobody's local clock is compared with anyone else's, so a holder whose clock is off, or which
+ * runs in a container with its own PID namespace, is never taken for dead while it refreshes.
+ *
+ * When the holder cannot refresh for staleAfterMs / 2, or its lock object vanished, the lock is
+ * lost: `signal` aborts with a LockedError and the operation must stop, because from then on
+ * prune may treat the holder's unfinished data as garbage.
  */
 export class RepositoryLock {
+  /** Aborts (reason: a LockedError) when the lock is lost. Hand it to the operation the lock guards. */
+  readonly signal: AbortSignal;
+  private readonly controller = new AbortController();
+  /** Aborts a refresh in flight when the lock is released or lost. */
+  private readonly refreshAbort = new AbortController();
   private timer: NodeJS.Timeout | undefined;
+  private inflight: Promise<void> | undefined;
   private released = false;
+  /**
+   * When the last write that succeeded started, on two clocks: the monotonic one (immune to clock
+   * steps) and the wall clock (which, unlike the monotonic one on Linux, runs on while the machine
+   * is suspended). The longer of the two elapsed times counts.
+   */
+  private lastWriteStarted: { mono: number; wall: number };
+  private lastError: unknown;
 
   private constructor(
     private readonly storage: Storage,
-    private key: string,
+    /** The lock object's key, `locks/<lockId>`; it never changes (refreshes rewrite it in place). */
+    readonly key: string,
     private doc: LockDocument,
-  ) {}
+    private readonly now: () => Date,
+    private readonly refreshIntervalMs: number,
+    private readonly staleAfterMs: number,
+    writeStarted: { mono: number; wall: number },
+  ) {
+    this.signal = this.controller.signal;
+    this.lastWriteStarted = writeStarted;
+  }
 
-  static async acquire(storage: Storage, options: { exclusive: boolean; operation: string; now?: () => Date }): Promise<RepositoryLock> {
+  /** The random id in the lock's document and key. */
+  get lockId(): string {
+    return this.key.slice(LOCKS_PREFIX.length);
+  }
+
+  /** Whether the lock was lost (then `signal` is aborted). */
+  get lost(): boolean {
+    return this.controller.signal.aborted;
+  }
+
+  /**
+   * Takes a shared or exclusive lock on the repository in `storage`.
+   *
+   * @throws LockedError when a live lock conflicts (a readable exclusive one, any one when we want
+   *   exclusive, or an unreadable one, which counts as exclusive); StorageError when the storage
+   *   fails or does not list our own lock right after writing it; CancelledError on `signal`.
+   */
+  static async acquire(storage: Storage, options: LockOptions): Promise<RepositoryLock> {
     const now = options.now ?? (() => new Date());
-    const at = now().toISOString();
-    const doc: LockDocument = {
-      exclusive: options.exclusive,
-      operation: options.operation,
-      hostname: hostname(),
-      pid: process.pid,
-      createdAt: at,
-      refreshedAt: at,
-    };
-    const key = `locks/${randomId()}`;
-    await storage.put(key, encodeMetadata(doc));
-    const lock = new RepositoryLock(storage, key, doc);
+    const refreshIntervalMs = options.refreshIntervalMs ?? REFRESH_INTERVAL_MS;
+    const staleAfterMs = options.staleAfterMs ?? STALE_AFTER_MS;
+    if (!(refreshIntervalMs > 0 && refreshIntervalMs < staleAfterMs / 2)) {
+      throw new UsageError(`Lock refresh interval ${refreshIntervalMs} ms must be above 0 and below half the stale age ${staleAfterMs} ms.`);
+    }
+    throwIfAborted(options.signal);
+    const self = currentProcessIdentity();
+    const lockId = randomId();
+    const doc = lockDocument(options.exclusive, options.operation, lockId, now(), self);
+    const key = `${LOCKS_PREFIX}${lockId}`;
+    const writeStarted = { mono: performance.now(), wall: Date.now() };
+    await storage.put(key, encodeMetadata(doc), { signal: options.signal });
     try {
-      const others = (await listLocks(storage)).filter((l) => l.key !== key && !isStale(l.doc, now()));
-      const blocking = others.find((l) => options.exclusive || l.doc.exclusive);
-      if (blocking) {
+      const locks = await listLocks(storage, options.signal);
+      const storageNow = ownTime(storage, locks, key);
+      const live = locks.filter((l) => l.key !== key && !isStale(l, storageNow, staleAfterMs, self));
+      const unreadable = live.find((l) => !l.doc);
+      const blocking = live.find((l) => l.doc && (options.exclusive || l.doc.exclusive));
+      if (blocking?.doc) {
         const d = blocking.doc;
         throw new LockedError(
-          `Repository ${storage.location} is locked by "${d.operation}" (pid ${d.pid} on ${d.hostname}, since ${d.createdAt}). ` +
-            `Wait for it to finish and retry; a lock left by a process that died expires ${STALE_AFTER_MS / 60_000} minutes after its last refresh.`,
+          `Repository ${storage.location} is locked by "${d.operation}" (pid ${d.pid} on ${d.hostname}, since ${d.createdAt}; lock ${blocking.key}). ` +
+            `Wait for it to finish and retry. A lock left by a process that died expires ${minutes(staleAfterMs)} after its last refresh ` +
+            `(at ${expiry(blocking, staleAfterMs)} by the storage's clock); if you are sure no cairn uses the repository, ` +
+            '`cairn unlock --remove-all` removes it.',
         );
       }
+      if (unreadable) throw unreadableError(storage, unreadable, staleAfterMs);
     } catch (err) {
       await storage.delete(key).catch(() => undefined);
       throw err;
     }
-    lock.timer = setInterval(() => void lock.refresh(now).catch(() => undefined), REFRESH_INTERVAL_MS);
+    const lock = new RepositoryLock(storage, key, doc, now, refreshIntervalMs, staleAfterMs, writeStarted);
+    lock.timer = setInterval(() => lock.tick(), refreshIntervalMs);
+    // A held lock must not keep a finished process alive.
     lock.timer.unref();
     return lock;
   }
 
-  /** Objects are never rewritten in place: a refresh writes a new lock and removes the old one. */
-  private async refresh(now: () => Date): Promise<void> {
-    if (this.released) return;
-    const doc = { ...this.doc, refreshedAt: now().toISOString() };
-    const key = `locks/${randomId()}`;
-    await this.storage.put(key, encodeMetadata(doc));
-    const old = this.key;
-    this.key = key;
-    this.doc = doc;
-    await this.storage.delete(old);
-    if (this.released) await this.storage.delete(key);
+  private tick(): void {
+    if (this.released || this.lost) return;
+    // Checked before refreshing too: if this process was stalled (a blocked event loop, a
+    // suspended VM), others may already have judged the lock stale.
+    if (this.overdue()) return;
+    if (this.inflight) return;
+    this.inflight = this.refresh().finally(() => {
+      this.inflight = undefined;
+    });
   }
 
+  /** Loses the lock when no write succeeded for half the stale age; true then. */
+  private overdue(): boolean {
+    const silentMs = Math.max(performance.now() - this.lastWriteStarted.mono, Date.now() - this.lastWriteStarted.wall);
+    if (silentMs < this.staleAfterMs / 2) return false;
+    const why = this.lastError === undefined ? '' : `: ${(this.lastError as Error).message ?? String(this.lastError)}`;
+    this.lose(`it could not be refreshed for ${seconds(silentMs)}${why}`);
+    return true;
+  }
+
+  /** Rewrites the lock object in place, after checking it is still there. */
+  private async refresh(): Promise<void> {
+    const started = { mono: performance.now(), wall: Date.now() };
+    try {
+      if (!(await this.storage.exists(this.key))) {
+        if (!this.released) this.lose('its lock object was removed (by `cairn unlock`, or by a process that took it for stale)');
+        return;
+      }
+      if (this.released || this.lost) return;
+      const doc = { ...this.doc, refreshedAt: this.now().toISOString() };
+      await this.storage.put(this.key, encodeMetadata(doc), { signal: this.refreshAbort.signal });
+      this.doc = doc;
+      this.lastWriteStarted = started;
+      this.lastError = undefined;
+    } catch (err) {
+      if (this.released || this.lost) return;
+      // Retried on the next tick; overdue() gives up in time.
+      this.lastError = err;
+      this.overdue();
+    }
+  }
+
+  private lose(why: string): void {
+    if (this.lost) return;
+    if (this.timer) clearInterval(this.timer);
+    this.refreshAbort.abort(new CancelledError());
+    this.controller.abort(
+      new LockedError(
+        `Lost the ${this.doc.exclusive ? 'exclusive' : 'shared'} lock ${this.key} on ${this.storage.location} for "${this.doc.operation}": ${why}. ` +
+          'The operation was stopped, because without the lock prune may remove what it writes or reads. Run it again.',
+      ),
+    );
+  }
+
+  /**
+   * Checks, now, that the lock is still held: not lost, refreshed in time, and its object still in
+   * the repository. Call it just before a commit point (writing a manifest), so that an operation
+   * whose lock was taken from it (e.g. after the machine was suspended) does not commit.
+   *
+   * @throws LockedError when the lock is lost (then `signal` is aborted too) or released;
+   *   StorageError when the storage cannot be asked.
+   */
+  async assertHeld(): Promise<void> {
+    if (this.released) throw new LockedError(`The lock ${this.key} on ${this.storage.location} was already released.`);
+    if (!this.lost && !this.overdue() && !(await this.storage.exists(this.key))) {
+      this.lose('its lock object was removed (by `cairn unlock`, or by a process that took it for stale)');
+    }
+    if (this.lost) throw this.signal.reason as LockedError;
+  }
+
+  /** Stops refreshing and removes the lock object (also after the lock was lost). Idempotent. */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
     if (this.timer) clearInterval(this.timer);
+    this.refreshAbort.abort(new CancelledError());
+    // A refresh still writing would put the object back after our delete.
+    await this.inflight;
     await this.storage.delete(this.key);
   }
 }
 
-export async function listLocks(storage: Storage): Promise<LockHolder[]> {
+/**
+ * Every object under locks/, decoded where possible. An object gone between list and get is left
+ * out; an unreadable one is returned with `problem` set and no `doc`.
+ *
+ * @throws StorageError (or CancelledError) when listing or reading fails for another reason.
+ */
+export async function listLocks(storage: Storage, signal?: AbortSignal): Promise<LockHolder[]> {
   const result: LockHolder[] = [];
-  for await (const info of storage.list('locks/')) {
+  for await (const info of storage.list(LOCKS_PREFIX, signal)) {
+    if (info.size > MAX_LOCK_BYTES) {
+      result.push({ key: info.key, modified: info.modified, problem: `it is ${info.size} bytes, far larger than a lock` });
+      continue;
+    }
+    let bytes: Buffer;
     try {
-      const doc = decodeMetadata(await storage.get(info.key), LockDocumentSchema, info.key);
-      result.push({ key: info.key, doc });
-    } catch {
-      // A lock removed between list and get, or a torn one: neither holds the repository.
+      bytes = await storage.get(info.key, signal);
+    } catch (err) {
+      if (err instanceof NotFoundError) continue; // released meanwhile
+      throw err;
+    }
+    try {
+      result.push({ key: info.key, modified: info.modified, doc: decodeMetadata(bytes, LockDocumentSchema, info.key) });
+    } catch (err) {
+      if (!(err instanceof CorruptionError)) throw err;
+      result.push({ key: info.key, modified: info.modified, problem: err.message.replace(/\.$/, '') });
     }
   }
   return result;
 }
 
-/** A lock is stale when its process is gone (same host) or it has not been refreshed in time. */
-export function isStale(doc: LockDocument, now: Date): boolean {
-  if (now.getTime() - Date.parse(doc.refreshedAt) > STALE_AFTER_MS) return true;
-  if (doc.hostname === hostname() && doc.pid !== process.pid) return !processExists(doc.pid);
-  return false;
+/**
+ * Whether a listed lock is stale, as seen by this process. `storageNow` is the storage's time of
+ * an object the observer wrote just before listing (its own lock, or a probe); without it, only
+ * proof counts. Unreadable locks are stale only by age.
+ */
+export function isStale(
+  lock: LockHolder,
+  storageNow: Date | undefined,
+  staleAfterMs: number = STALE_AFTER_MS,
+  self: ProcessIdentity = currentProcessIdentity(),
+): boolean {
+  if (storageNow && storageNow.getTime() - lock.modified.getTime() > staleAfterMs) return true;
+  const d = lock.doc;
+  if (!d) return false;
+  return processProvenGone({ hostname: d.hostname, pid: d.pid, startTicks: d.processStart, bootId: d.bootId, pidNamespace: d.pidNamespace }, self);
 }
 
-/** Deletes stale locks; prune calls this while it holds the exclusive lock. */
-export async function removeStaleLocks(storage: Storage, now = new Date()): Promise<number> {
-  let removed = 0;
-  for (const lock of await listLocks(storage)) {
-    if (isStale(lock.doc, now)) {
-      await storage.delete(lock.key);
-      removed++;
+export interface RemoveLocksOptions {
+  /**
+   * A lock this process holds on the repository: its object is the reference for storage time
+   * and it is never removed. Without it a short-lived probe lock is written for the reference.
+   */
+  lock?: RepositoryLock;
+  staleAfterMs?: number;
+  /** Remove every lock but `lock`, live or not (`cairn unlock --remove-all`). */
+  all?: boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * Deletes stale locks (all locks with `all`), unreadable ones included once stale by age; returns
+ * the keys removed. Prune calls it while holding the exclusive lock; `cairn unlock` without one.
+ */
+export async function removeLocks(storage: Storage, options: RemoveLocksOptions = {}): Promise<string[]> {
+  const staleAfterMs = options.staleAfterMs ?? STALE_AFTER_MS;
+  let reference = options.lock?.key;
+  let probe: string | undefined;
+  if (!reference && !options.all) {
+    // A shared lock document, so that any cairn reading it meanwhile understands it (and, were we
+    // killed right now, proves it stale).
+    const lockId = randomId();
+    probe = `${LOCKS_PREFIX}${lockId}`;
+    const doc = lockDocument(false, 'clock probe of removing stale locks', lockId, new Date(), currentProcessIdentity());
+    await storage.put(probe, encodeMetadata(doc), { signal: options.signal });
+    reference = probe;
+  }
+  const removed: string[] = [];
+  try {
+    const locks = await listLocks(storage, options.signal);
+    const storageNow = reference ? ownTime(storage, locks, reference) : undefined;
+    for (const l of locks) {
+      if (l.key === reference) continue;
+      if (options.all || isStale(l, storageNow, staleAfterMs)) {
+        await storage.delete(l.key);
+        removed.push(l.key);
+      }
     }
+  } finally {
+    if (probe) await storage.delete(probe).catch(() => undefined);
   }
   return removed;
+}
+
+/** Deletes stale locks and returns how many; see removeLocks. */
+export async function removeStaleLocks(storage: Storage, options: Omit<RemoveLocksOptions, 'all'> = {}): Promise<number> {
+  return (await removeLocks(storage, options)).length;
+}
+
+function lockDocument(exclusive: boolean, operation: string, lockId: string, at: Date, self: ProcessIdentity): LockDocument {
+  const time = at.toISOString();
+  return {
+    exclusive,
+    operation,
+    hostname: self.hostname,
+    pid: self.pid,
+    createdAt: time,
+    refreshedAt: time,
+    lockId,
+    ...(self.startTicks ? { processStart: self.startTicks } : {}),
+    ...(self.bootId ? { bootId: self.bootId } : {}),
+    ...(self.pidNamespace ? { pidNamespace: self.pidNamespace } : {}),
+  };
+}
+
+/** The storage time of our own object in a listing made right after writing it. */
+function ownTime(storage: Storage, locks: LockHolder[], key: string): Date {
+  const mine = locks.find((l) => l.key === key);
+  if (!mine) {
+    throw new StorageError(
+      `Cannot lock ${storage.location}: a listing right after writing ${key} did not show it, so this storage does not ` +
+        'list what was just written and locks cannot work on it.',
+    );
+  }
+  return mine.modified;
+}
+
+function unreadableError(storage: Storage, lock: LockHolder, staleAfterMs: number): LockedError {
+  return new LockedError(
+    `Repository ${storage.location} has an unreadable lock ${lock.key} (${lock.problem ?? 'damaged'}), which blocks like an exclusive lock. ` +
+      'If no cairn runs on this repository, remove it with `cairn unlock --remove-all`; ' +
+      `otherwise wait until it expires at ${expiry(lock, staleAfterMs)} (by the storage's clock).`,
+  );
+}
+
+function expiry(lock: LockHolder, staleAfterMs: number): string {
+  return new Date(lock.modified.getTime() + staleAfterMs).toISOString();
+}
+
+function minutes(ms: number): string {
+  return ms >= 60_000 ? `${Math.round(ms / 60_000)} minutes` : `${Math.round(ms / 1000)} seconds`;
+}
+
+function seconds(ms: number): string {
+  return `${Math.round(ms / 1000)} s`;
 }

@@ -1,3 +1,4 @@
+import type { RepositoryLock } from './lock.js';
 import type { Repository } from './repository.js';
 
 /**
@@ -10,20 +11,17 @@ export async function withLock<T>(
   exclusive: boolean,
   operation: string,
   signal: AbortSignal | undefined,
-  fn: (signal: AbortSignal) => Promise<T>,
+  fn: (signal: AbortSignal, lock: RepositoryLock) => Promise<T>,
 ): Promise<T> {
   const lock = await repo.lock(exclusive, operation);
   try {
-    return await fn(lockedSignal(lock, signal));
+    return await fn(lockedSignal(lock, signal), lock);
   } finally {
     await lock.release().catch(() => undefined);
   }
 }
 
 /** The caller's signal combined with the lock's own "lost" signal. */
-export function lockedSignal(lock: object, signal: AbortSignal | undefined): AbortSignal {
-  const lost = (lock as { signal?: AbortSignal }).signal;
-  const signals = [signal, lost].filter((s): s is AbortSignal => s !== undefined);
-  if (signals.length === 0) return new AbortController().signal;
-  return signals.length === 1 ? (signals[0] as AbortSignal) : AbortSignal.any(signals);
+export function lockedSignal(lock: Pick<RepositoryLock, 'signal'>, signal: AbortSignal | undefined): AbortSignal {
+  return signal ? AbortSignal.any([signal, lock.signal]) : lock.signal;
 }

@@ -3,12 +3,16 @@ import type { BackupManifest, IndexDocument } from '../core/schemas.js';
 import { ChunkIndex, indexKey, listPacks, writeIndexDocument, type LoadedIndex, type PackInfo } from './chunk-index.js';
 import { decompressBlob } from './compression.js';
 import { sha256Hex } from './hash.js';
-import { removeStaleLocks } from './lock.js';
+import { removeStaleLocks, type RepositoryLock } from './lock.js';
+import { removeExpiredClaims } from '../storage/common.js';
 import { PackBuilder, packKey } from './pack.js';
 import type { Repository } from './repository.js';
 import { withLock } from './locked.js';
 
-/** Unindexed packs younger than this may belong to a writer that has not written its index yet. */
+/**
+ * Packs younger than this are neither deleted nor repacked: a writer may still need them (not
+ * yet indexed, or indexed and deduplicated against before its manifest is written).
+ */
 export const DEFAULT_UNINDEXED_GRACE_MS = 60 * 60_000;
 
 export interface PruneOptions {
@@ -20,10 +24,10 @@ export interface PruneOptions {
   /** Temp files older than this are leftovers of crashed writers (default 1 hour). */
   tempFileAgeMs?: number;
   /**
-   * Packs no index lists are deleted only once they are this old on the storage's clock
-   * (default 1 hour, DEFAULT_UNINDEXED_GRACE_MS): a backup uploads its packs before it writes
-   * their index, so a young unindexed pack may be in use even if a lock failed to say so
-   * (kopia keeps a similar safety margin).
+   * Unreferenced packs are deleted (or repacked) only once they are this old on the storage's
+   * clock (default 1 hour, DEFAULT_UNINDEXED_GRACE_MS): a backup uploads its packs before it
+   * writes their index and its manifest, so a young pack may be in use even if a lock failed to
+   * say so (kopia keeps a similar safety margin).
    */
   unindexedGraceMs?: number;
 }
@@ -34,7 +38,7 @@ export interface PruneReport {
   packsDeleted: number;
   packsRepacked: number;
   packsWritten: number;
-  /** Unindexed packs left alone because they are younger than the grace period. */
+  /** Packs with unreferenced (or unindexed) data left alone because they are younger than the grace period. */
   packsKeptYoung: number;
   bytesFreed: number;
   indexesReplaced: number;
@@ -65,10 +69,10 @@ interface StaleTempCleaner {
  *   to be repacked is damaged; LockedError when the lock cannot be taken or was lost.
  */
 export async function prune(repo: Repository, options: PruneOptions = {}): Promise<PruneReport> {
-  return withLock(repo, true, 'prune', options.signal, (signal) => pruneLocked(repo, options, signal));
+  return withLock(repo, true, 'prune', options.signal, (signal, lock) => pruneLocked(repo, options, signal, lock));
 }
 
-async function pruneLocked(repo: Repository, options: PruneOptions, signal: AbortSignal): Promise<PruneReport> {
+async function pruneLocked(repo: Repository, options: PruneOptions, signal: AbortSignal, lock: RepositoryLock): Promise<PruneReport> {
   const threshold = options.repackThreshold ?? 0.2;
   const grace = options.unindexedGraceMs ?? DEFAULT_UNINDEXED_GRACE_MS;
   // Any unreadable manifest stops prune before it deletes anything: it might reference anything.
@@ -76,7 +80,7 @@ async function pruneLocked(repo: Repository, options: PruneOptions, signal: Abor
   const { packs: present, foreign } = await listPacks(repo.storage, signal);
   const loaded = await ChunkIndex.load(repo.storage, { signal, strict: true, present });
   const used = checkConsistency(manifests, loaded, present);
-  const storageNow = await storageClock(repo, signal);
+  const storageNow = await storageClock(repo, lock, signal);
 
   const keep: IndexDocument['packs'] = [];
   const remove: string[] = [];
@@ -85,13 +89,19 @@ async function pruneLocked(repo: Repository, options: PruneOptions, signal: Abor
   let bytesFreed = 0;
   for (const [packId, info] of present) {
     const pack = loaded.packs.get(packId);
+    // Young packs are never deleted or repacked: a backup may be writing them (unindexed), or
+    // have indexed them or deduplicated against their blobs without its manifest yet written.
+    const age = storageNow - info.modified.getTime();
+    if (age < grace) {
+      if (pack && !pack.blobs.every((b) => used.has(b.id))) keptYoung++;
+      else if (!pack) keptYoung++;
+      if (pack) keep.push({ id: packId, length: pack.length, blobs: pack.blobs });
+      continue;
+    }
     if (!pack) {
-      // Unindexed: left by a backup that never finished — or written by one still running.
-      const age = info.modified ? storageNow - info.modified.getTime() : grace > 0 ? -1 : 0;
-      if (age >= grace) {
-        remove.push(packId);
-        bytesFreed += info.size;
-      } else keptYoung++;
+      // Unindexed and old: left by a backup that never finished.
+      remove.push(packId);
+      bytesFreed += info.size;
       continue;
     }
     const live = pack.blobs.filter((b) => used.has(b.id) && loaded.chunks.get(b.id)?.packId === packId);
@@ -160,6 +170,7 @@ async function pruneLocked(repo: Repository, options: PruneOptions, signal: Abor
     const doomed = [...new Set([...remove, ...repack.map((p) => p.id)])].filter((id) => !listedNow.has(id));
     packsDeleted = doomed.filter((id) => !repack.some((p) => p.id === id)).length;
     await assertNoNewIndexes(repo, new Set([...oldIndexes, ...(newIndex ? [newIndex] : [])]), signal);
+    await lock.assertHeld();
     for (const id of oldIndexes) if (id !== newIndex) await repo.storage.delete(indexKey(id));
     for (const id of doomed) {
       throwIfAborted(signal);
@@ -170,7 +181,8 @@ async function pruneLocked(repo: Repository, options: PruneOptions, signal: Abor
   let staleLocksRemoved = 0;
   let tempFilesRemoved = 0;
   if (!options.dryRun) {
-    staleLocksRemoved = await removeStaleLocks(repo.storage);
+    staleLocksRemoved = await removeStaleLocks(repo.storage, { lock, signal });
+    await removeExpiredClaims(repo.storage, signal);
     const cleaner = repo.storage as Partial<StaleTempCleaner>;
     if (typeof cleaner.removeStaleTempFiles === 'function') {
       tempFilesRemoved = await cleaner.removeStaleTempFiles(options.tempFileAgeMs ?? 3_600_000);
@@ -247,16 +259,13 @@ async function assertNoNewIndexes(repo: Repository, known: Set<string>, signal: 
 }
 
 /**
- * "Now" on the storage's clock, in ms: the newest last-modified time among the lock objects,
- * which includes the lock this operation has just written. Host clocks do not enter into it, so
- * a client whose clock is wrong cannot make a young pack look old. Falls back to the local
- * clock for a backend that reports no times.
+ * "Now" on the storage's clock, in ms: the last-modified time of the lock object this prune has
+ * just written (or refreshed). Host clocks do not enter into it, so a client whose clock is wrong
+ * cannot make a young pack look old.
  */
-async function storageClock(repo: Repository, signal: AbortSignal): Promise<number> {
-  let newest = 0;
+async function storageClock(repo: Repository, lock: RepositoryLock, signal: AbortSignal): Promise<number> {
   for await (const info of repo.storage.list('locks/', signal)) {
-    const modified = (info as { modified?: Date }).modified;
-    if (modified && modified.getTime() > newest) newest = modified.getTime();
+    if (info.key === lock.key) return info.modified.getTime();
   }
-  return newest > 0 ? newest : Date.now();
+  throw new LockedError(`Prune stopped before deleting anything: its own lock ${lock.key} is not listed in ${repo.location}.`);
 }

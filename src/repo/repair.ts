@@ -4,7 +4,7 @@ import { ChunkIndex, indexKey, listPacks, writeIndexDocument } from './chunk-ind
 import { decompressBlob } from './compression.js';
 import { mapLimit } from './concurrency.js';
 import { sha256Hex } from './hash.js';
-import { removeStaleLocks } from './lock.js';
+import { removeStaleLocks, type RepositoryLock } from './lock.js';
 import { withLock } from './locked.js';
 import { decodeMetadata, encodeMetadata } from './metadata.js';
 import { PackBuilder, packKey, parsePackHeader } from './pack.js';
@@ -63,10 +63,10 @@ export interface RepairReport {
  * @returns what was found and done; nothing is thrown for damage it can describe.
  */
 export async function repair(repo: Repository, options: RepairOptions = {}): Promise<RepairReport> {
-  return withLock(repo, true, 'repair', options.signal, (signal) => repairLocked(repo, options, signal));
+  return withLock(repo, true, 'repair', options.signal, (signal, lock) => repairLocked(repo, options, signal, lock));
 }
 
-async function repairLocked(repo: Repository, options: RepairOptions, signal: AbortSignal): Promise<RepairReport> {
+async function repairLocked(repo: Repository, options: RepairOptions, signal: AbortSignal, lock: RepositoryLock): Promise<RepairReport> {
   const now = options.now ?? (() => new Date());
   const dryRun = Boolean(options.dryRun);
   const { packs: present } = await listPacks(repo.storage, signal);
@@ -185,12 +185,13 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
 
   if (!dryRun) {
     throwIfAborted(signal);
+    await lock.assertHeld();
     // Deletions last: every object still needed is listed by the new index by now.
     for (const id of oldIndexes) if (id !== newIndex) await repo.storage.delete(indexKey(id));
     const listed = new Set(packs.map((p) => p.id));
     for (const id of damagedPacks) if (!listed.has(id)) await repo.storage.delete(packKey(id));
   }
-  const staleLocksRemoved = dryRun ? 0 : await removeStaleLocks(repo.storage);
+  const staleLocksRemoved = dryRun ? 0 : await removeStaleLocks(repo.storage, { lock, signal });
   return {
     dryRun,
     packsRead: packIds.length,

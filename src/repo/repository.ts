@@ -9,6 +9,7 @@ import {
 import { ConflictError, CorruptionError, NotFoundError, UsageError } from '../core/errors.js';
 import { randomId, validateBackupId } from '../core/ids.js';
 import type { Storage } from '../storage/types.js';
+import { createExclusive, removeClaims } from '../storage/common.js';
 import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams, type ChunkerParams } from './chunker.js';
 import { decodeMetadata, encodeMetadata } from './metadata.js';
 import { RepositoryLock } from './lock.js';
@@ -174,7 +175,9 @@ export class Repository {
   /** The manifest is written last and only once: its existence is what makes a backup visible. */
   async writeManifest(manifest: BackupManifest, signal?: AbortSignal): Promise<void> {
     try {
-      await this.storage.put(manifestKey(manifest.id), encodeMetadata(manifest), { ifNotExists: true, signal });
+      // Create-only even where the backend's conditional put is not atomic (claims, see
+      // createExclusive): two backups that picked the same generated id never overwrite each other.
+      await createExclusive(this.storage, manifestKey(manifest.id), encodeMetadata(manifest), signal);
     } catch (err) {
       if (err instanceof ConflictError) throw duplicateBackup(manifest.id, this.location);
       throw err;
@@ -208,6 +211,8 @@ export class Repository {
         throw new NotFoundError(`Backup "${id}" not found in ${this.location}.`);
       }
       await this.storage.delete(manifestKey(id));
+      // Without this the id could not be used again for a day on a backend without atomic create.
+      await removeClaims(this.storage, manifestKey(id)).catch(() => undefined);
     } finally {
       await lock.release();
     }

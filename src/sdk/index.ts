@@ -8,8 +8,27 @@
  */
 import { TERMINAL_STATES, type JobKind, type JobRecord, type JobState } from '../catalog/types.js';
 import type { ScheduleInput } from '../jobs/schedule-spec.js';
+import type { RunStatus } from '../catalog/schedules.js';
 
 export type { JobKind, JobProgress, JobRecord, JobState } from '../catalog/types.js';
+export type { RunStatus } from '../catalog/schedules.js';
+
+/** One due time of a schedule: started, skipped (why) or failed (why). */
+export interface ScheduleRunRecord {
+  dueAt: string;
+  status: RunStatus;
+  jobId: string | null;
+  at: string;
+  /** Why it was skipped or failed; null for started runs. */
+  reason: string | null;
+}
+
+export interface RegisteredSource {
+  kind: 'source';
+  name: string;
+  location: string;
+  createdAt: string;
+}
 
 export interface ClientOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8080. */
@@ -112,7 +131,7 @@ export class CairnClient {
   readonly schedules = {
     list: async (): Promise<Record<string, unknown>[]> => (await this.request<{ schedules: Record<string, unknown>[] }>('GET', '/v1/schedules')).schedules,
     create: async (schedule: CreateScheduleRequest): Promise<Record<string, unknown>> => (await this.request<{ schedule: Record<string, unknown> }>('POST', '/v1/schedules', schedule)).schedule,
-    get: (name: string): Promise<{ schedule: Record<string, unknown>; runs: { dueAt: string; status: string; jobId: string | null }[] }> => this.request('GET', `/v1/schedules/${encodeURIComponent(name)}`),
+    get: (name: string): Promise<{ schedule: Record<string, unknown>; runs: ScheduleRunRecord[] }> => this.request('GET', `/v1/schedules/${encodeURIComponent(name)}`),
     enable: (name: string): Promise<unknown> => this.request('POST', `/v1/schedules/${encodeURIComponent(name)}/enable`),
     disable: (name: string): Promise<unknown> => this.request('POST', `/v1/schedules/${encodeURIComponent(name)}/disable`),
     runNow: async (name: string, wait: WaitOptions = {}): Promise<JobRecord> => {
@@ -123,6 +142,23 @@ export class CairnClient {
       return end;
     },
     remove: (name: string): Promise<unknown> => this.request('DELETE', `/v1/schedules/${encodeURIComponent(name)}`),
+  };
+
+  /** Sources registered by name (admin token to add or remove). */
+  readonly sources = {
+    list: async (): Promise<RegisteredSource[]> => (await this.request<{ sources: RegisteredSource[] }>('GET', '/v1/sources')).sources,
+    add: async (name: string, url: string): Promise<RegisteredSource> => (await this.request<{ source: RegisteredSource }>('POST', '/v1/sources', { name, url })).source,
+    /**
+     * Refused (409, naming them) while enabled schedules use the source, unless `force`, which
+     * disables them; `deleteScheduledBackups` also deletes the backups its schedules made.
+     */
+    remove: (name: string, options: { force?: boolean; deleteScheduledBackups?: boolean } = {}): Promise<{ removed: string; deletedScheduledBackups: string[]; disabledSchedules: string[] }> => {
+      const query = new URLSearchParams();
+      if (options.force !== undefined) query.set('force', String(options.force));
+      if (options.deleteScheduledBackups !== undefined) query.set('deleteScheduledBackups', String(options.deleteScheduledBackups));
+      const qs = query.toString();
+      return this.request('DELETE', `/v1/sources/${encodeURIComponent(name)}${qs ? `?${qs}` : ''}`);
+    },
   };
 
   readonly jobs = {

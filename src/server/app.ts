@@ -25,8 +25,10 @@ import type { RegistrationKind, SqliteRegistry } from '../catalog/registry.js';
 import type { SqliteScheduleStore } from '../catalog/schedules.js';
 import type { Scheduler } from '../jobs/scheduler.js';
 import { buildScheduleSpec } from '../jobs/schedule-spec.js';
-import { deleteScheduledBackupsOf } from '../jobs/scheduled-backup.js';
+import { deleteScheduledBackupsOf, enabledSchedulesUsing, sourceInUse } from '../jobs/scheduled-backup.js';
+import { databaseKey } from '../jobs/database-key.js';
 import { openApiDocument } from './openapi.js';
+import { scrubSecrets } from './redact.js';
 
 export interface AppOptions {
   center: JobCenter;
@@ -37,6 +39,8 @@ export interface AppOptions {
   scheduler: Scheduler;
   /** A repository name or URL → its location (registered names resolved). */
   resolveRepository: (value: string) => Promise<string>;
+  /** Where server errors (500) are reported, secrets scrubbed (default: stderr). */
+  log?: (line: string) => void;
 }
 
 const STATUS: Record<ErrorCode, 400 | 404 | 409 | 423 | 422 | 502 | 500> = {
@@ -73,13 +77,28 @@ export function resolvers(registry: SqliteRegistry, resolveRepository: (value: s
   return { openRepo, sourceUrl };
 }
 
+/** A true/false query parameter, undefined when absent. */
+function booleanQuery(c: Context<Env>, name: string): boolean | undefined {
+  const v = c.req.query(name);
+  if (v === undefined) return undefined;
+  if (v !== 'true' && v !== 'false') throw new UsageError(`${name} is true or false.`);
+  return v === 'true';
+}
+
 export function createApp(options: AppOptions): Hono<Env> {
   const { center, tokens, registry } = options;
   const app = new Hono<Env>();
   const counters = { requests: 0, jobsStarted: new Map<JobKind, number>() };
 
+  const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
   app.onError((err, c) => {
-    if (err instanceof CairnError) return c.json({ error: { code: err.code, message: err.message } }, STATUS[err.code] ?? 500);
+    const status = err instanceof CairnError ? (STATUS[err.code] ?? 500) : 500;
+    if (status === 500) {
+      // The answer says only "internal error"; the log has what happened, without secrets.
+      const detail = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
+      log(scrubSecrets(`cairn server: ${c.req.method} ${c.req.path} answered 500: ${detail}`));
+    }
+    if (err instanceof CairnError) return c.json({ error: { code: err.code, message: err.message } }, status);
     return c.json({ error: { code: 'INTERNAL', message: 'Internal error; the server log has the details.' } }, 500);
   });
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}; see /openapi.json.` } }, 404));
@@ -139,7 +158,7 @@ export function createApp(options: AppOptions): Hono<Env> {
       : undefined;
     const job = await center.start({
       kind: 'backup',
-      exclusiveKey: source.location,
+      exclusiveKey: databaseKey(source.location),
       params: { source: source.location, repository: repo.location, ...(req.id ? { id: req.id } : {}), ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.config ? { config: req.config } : {}) },
       run: async (ctx) => {
         const m = await runBackup({
@@ -216,7 +235,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     const target = openTarget(sourceUrl(req.target));
     const job = await center.start({
       kind: 'restore',
-      exclusiveKey: target.location,
+      exclusiveKey: databaseKey(target.location),
       params: { backup: backupId, repository: repo.location, target: target.location, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.renames ? { renames: req.renames } : {}), onConflict: req.onConflict ?? 'fail' },
       run: async (ctx) => {
         const summary = await runRestore({
@@ -291,8 +310,10 @@ export function createApp(options: AppOptions): Hono<Env> {
     const job = await center.start({
       kind: 'prune',
       exclusiveKey: repo.location,
-      params: { repository: repo.location, dryRun: Boolean(req.dryRun) },
-      run: async (ctx) => ({ ...(await prune(repo, { dryRun: Boolean(req.dryRun), signal: ctx.signal })) }),
+      params: { repository: repo.location, dryRun: Boolean(req.dryRun), ...(req.graceSeconds !== undefined ? { graceSeconds: req.graceSeconds } : {}) },
+      run: async (ctx) => ({
+        ...(await prune(repo, { dryRun: Boolean(req.dryRun), signal: ctx.signal, ...(req.graceSeconds !== undefined ? { unindexedGraceMs: req.graceSeconds * 1000 } : {}) })),
+      }),
     });
     started('prune');
     return c.json({ job }, 202);
@@ -317,16 +338,22 @@ export function createApp(options: AppOptions): Hono<Env> {
     });
     app.delete(`/v1/${plural}/:name`, allow('admin'), async (c) => {
       const name = c.req.param('name');
-      const flag = c.req.query('deleteScheduledBackups');
-      if (flag !== undefined && flag !== 'true' && flag !== 'false') throw new UsageError('deleteScheduledBackups is true or false.');
+      const flag = booleanQuery(c, 'deleteScheduledBackups');
+      const force = booleanQuery(c, 'force');
       if (kind === 'repository' && flag !== undefined) throw new UsageError('deleteScheduledBackups applies to sources only.');
-      if (registry.url(kind, name) === undefined) throw new CairnError('NOT_FOUND', `No ${kind} named "${name}" is registered.`);
+      const url = registry.url(kind, name);
+      if (url === undefined) throw new CairnError('NOT_FOUND', `No ${kind} named "${name}" is registered.`);
+      // Enabled schedules naming it would fail at every run: refused, or disabled with force=true.
+      const using = enabledSchedulesUsing(options.schedules.list(), name, kind);
+      if (using.length > 0 && !force) throw sourceInUse(name, using, 'force=true', kind);
       // Scheduled backups of this source can go with it, on request; manual backups always stay.
-      const deleted = kind === 'source' && flag === 'true' ? await deleteScheduledBackupsOf(name, options.schedules.list(), openRepo) : [];
+      const deleted = kind === 'source' && flag ? await deleteScheduledBackupsOf(name, openSource(url).location, options.schedules.list(), openRepo) : [];
+      for (const s of using) options.schedules.setEnabled(s, false);
       registry.remove(kind, name);
       return c.json({
         removed: name,
         ...(kind === 'source' ? { deletedScheduledBackups: deleted } : {}),
+        disabledSchedules: using,
         note: kind === 'repository' ? 'the repository and its backups are untouched' : deleted.length ? 'manual backups are kept; prune reclaims the space' : 'its backups are kept',
       });
     });
@@ -356,8 +383,8 @@ export function createApp(options: AppOptions): Hono<Env> {
     });
   }
   app.post('/v1/schedules/:name/run', allow('operate'), async (c) => {
+    // 409 only when a job holds the schedule's database; otherwise the error that stopped it.
     const jobId = await scheduler.runNow(c.req.param('name'));
-    if (!jobId) throw new CairnError('CONFLICT', `Schedule "${c.req.param('name')}" could not start: its source is being backed up already.`);
     return c.json({ job: await center.get(jobId) }, 202);
   });
   app.delete('/v1/schedules/:name', allow('operate'), (c) => {

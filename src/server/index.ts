@@ -17,6 +17,7 @@ import { SqliteScheduleStore } from '../catalog/schedules.js';
 import { Scheduler } from '../jobs/scheduler.js';
 import { scheduledBackupLauncher } from '../jobs/scheduled-backup.js';
 import { openSource } from '../sources/index.js';
+import { DataDirLock } from './data-dir-lock.js';
 
 import { catalogFile } from '../catalog/database.js';
 
@@ -48,6 +49,11 @@ export interface ServerOptions {
   /** 0 picks a free port. */
   port?: number;
   log?: (line: string) => void;
+  /**
+   * Where problems are reported — server errors (500), job catalog writes that failed, schedule
+   * runs that failed — default: stderr (also when `log` is not given).
+   */
+  errorLog?: (line: string) => void;
   /** How often due schedules are looked at (default 15 s). */
   scheduleTickMs?: number;
 }
@@ -63,19 +69,46 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8080;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`Invalid port ${port}: give 0–65535.`);
+  // Before anything reads the catalog: a second server must not touch the first one's jobs.
+  const lock = DataDirLock.acquire(options.dataDir, 'cairn server');
+  const closers: (() => unknown)[] = [() => lock.release()];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.reverse()) await Promise.resolve().then(close).catch(() => undefined);
+  };
+  try {
+    return await serveLocked(options, host, port, closers, closeAll, lock);
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+async function serveLocked(
+  options: ServerOptions,
+  host: string,
+  port: number,
+  closers: (() => unknown)[],
+  closeAll: () => Promise<void>,
+  lock: DataDirLock,
+): Promise<RunningServer> {
+  const errorLog = options.errorLog ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const catalog: JobCatalog = options.catalogUrl ? await PostgresJobCatalog.open(options.catalogUrl) : new SqliteJobCatalog(catalogFile(options.dataDir));
+  closers.push(() => catalog.close());
   const tokens = new SqliteTokenStore(catalogFile(options.dataDir));
+  closers.push(() => tokens.close());
   const registry = new SqliteRegistry(catalogFile(options.dataDir));
-  const center = new JobCenter(catalog, { owner: serverId(options.dataDir) });
-  const interrupted = await center.recoverInterrupted();
+  closers.push(() => registry.close());
   const schedules = new SqliteScheduleStore(catalogFile(options.dataDir));
+  closers.push(() => schedules.close());
+  const center = new JobCenter(catalog, { owner: serverId(options.dataDir), log: errorLog });
+  const interrupted = await center.recoverInterrupted();
   const { openRepo, sourceUrl } = resolvers(registry, resolveRepository);
   const scheduler = new Scheduler(schedules, {
     now: () => new Date(),
-    launch: scheduledBackupLauncher({ center, now: () => new Date(), openRepository: openRepo, openSource: (value) => openSource(sourceUrl(value)) }),
-    log: (line) => options.log?.(line),
+    launch: scheduledBackupLauncher({ center, now: () => new Date(), openRepository: openRepo, openSource: (value) => openSource(sourceUrl(value)), log: errorLog }),
+    log: errorLog,
   });
-  const app = createApp({ center, tokens, registry, schedules, scheduler, resolveRepository });
+  const app = createApp({ center, tokens, registry, schedules, scheduler, resolveRepository, log: errorLog });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>
@@ -84,12 +117,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   // Due schedules are looked at every 15 s, and once now (a run missed while the server was
   // down and still within the grace period catches up).
-  const tick = (): void => void scheduler.tick().catch((err: unknown) => options.log?.(`scheduler: ${(err as Error).message}`));
+  const tick = (): void => void scheduler.tick().catch((err: unknown) => errorLog(`scheduler: ${(err as Error).message}`));
   tick();
   const timer = setInterval(tick, options.scheduleTickMs ?? 15_000);
   timer.unref();
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  lock.setUrl(url);
   const where = catalog instanceof PostgresJobCatalog ? `jobs in ${catalog.location}, ` : '';
   options.log?.(`cairn server listening on ${url} (${where}data in ${options.dataDir})${interrupted ? `; ${interrupted} interrupted job(s) marked FAILED` : ''}`);
   return {
@@ -104,10 +138,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         // Event streams stay open until their job ends: do not wait for them.
         (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
-      await catalog.close();
-      tokens.close();
-      registry.close();
-      schedules.close();
+      await closeAll();
     },
   };
 }

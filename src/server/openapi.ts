@@ -97,17 +97,36 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/v1/copies': { post: { summary: 'copy a backup to another repository (operator): { backup, from, to }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
       '/v1/verifications': { post: { summary: 'verify backups (operator): { repository, backups?, readData? }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
-      '/v1/prunes': { post: { summary: 'prune a repository (operator): { repository, dryRun? }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
+      '/v1/prunes': { post: { summary: 'prune a repository (operator): { repository, dryRun?, graceSeconds? (default 3600: unreferenced packs younger than this are kept) }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
       '/v1/sources': {
         post: { summary: 'register a source by name (admin): { name, url }; the URL may hold a password, which is never shown again', responses: { 201: json({ type: 'object' }), ...errors } },
         get: { summary: 'registered sources (name, location, createdAt)', responses: { 200: json({ type: 'object' }), ...errors } },
       },
-      '/v1/sources/{name}': { delete: { summary: 'forget a source (admin); its backups are kept', parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }], responses: { 200: json({ type: 'object' }), ...errors } } },
+      '/v1/sources/{name}': {
+        delete: {
+          summary: 'forget a source (admin); its backups are kept. 409 (naming them) while enabled schedules use it, unless force=true, which disables them',
+          parameters: [
+            { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'force', in: 'query', schema: { type: 'boolean' } },
+            { name: 'deleteScheduledBackups', in: 'query', schema: { type: 'boolean' } },
+          ],
+          responses: { 200: json({ type: 'object' }), ...errors },
+        },
+      },
       '/v1/repositories': {
         post: { summary: 'register an existing repository by name (admin): { name, url }', responses: { 201: json({ type: 'object' }), ...errors } },
         get: { summary: 'registered repositories', responses: { 200: json({ type: 'object' }), ...errors } },
       },
-      '/v1/repositories/{name}': { delete: { summary: 'forget a repository (admin); its data is untouched', parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }], responses: { 200: json({ type: 'object' }), ...errors } } },
+      '/v1/repositories/{name}': {
+        delete: {
+          summary: 'forget a repository (admin); its data is untouched. 409 (naming them) while enabled schedules use the name, unless force=true, which disables them',
+          parameters: [
+            { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'force', in: 'query', schema: { type: 'boolean' } },
+          ],
+          responses: { 200: json({ type: 'object' }), ...errors },
+        },
+      },
       '/v1/jobs': { get: { summary: 'list jobs', parameters: [{ name: 'kind', in: 'query', schema: { type: 'string' } }, { name: 'state', in: 'query', schema: { type: 'string' } }], responses: { 200: json({ type: 'object' }), ...errors } } },
       '/v1/jobs/{id}': { get: { summary: 'one job', parameters: [idPath], responses: { 200: json({ type: 'object', properties: { job } }), ...errors } } },
       '/v1/jobs/{id}/cancel': { post: { summary: 'cancel a job (operator)', parameters: [idPath], responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },

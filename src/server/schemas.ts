@@ -52,7 +52,8 @@ export const CreateCopyBody = z.object({ backup: z.string().min(1), from: z.stri
 export const CreateVerifyBody = z
   .object({ repository: z.string().min(1), backups: z.array(z.string().min(1)).optional(), readData: z.boolean().optional() })
   .strict();
-export const CreatePruneBody = z.object({ repository: z.string().min(1), dryRun: z.boolean().optional() }).strict();
+/** graceSeconds: unreferenced packs younger than this are kept (default 3600; see docs/reliability.md). */
+export const CreatePruneBody = z.object({ repository: z.string().min(1), dryRun: z.boolean().optional(), graceSeconds: z.number().int().nonnegative().optional() }).strict();
 
 const count = z.number().int().min(1).max(100_000);
 export const CreateScheduleBody = z

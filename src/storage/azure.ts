@@ -19,6 +19,8 @@ export { azureOptionsFromEnv, parseAzureUrl, type AzureEnv, type AzureOptions } 
  */
 export class AzureBlobStorage implements Storage {
   readonly location: string;
+  /** If-None-Match: * is evaluated atomically by Azure and azurite. */
+  readonly atomicCreate = true;
   private readonly container: ContainerClient;
   private readonly containerName: string;
   private readonly prefix: string;
@@ -149,7 +151,7 @@ export class AzureBlobStorage implements Storage {
       if (page.done) return;
       for (const item of page.value.segment.blobItems) {
         if (!item.name.startsWith(this.prefix)) continue;
-        yield { key: item.name.slice(this.prefix.length), size: item.properties.contentLength ?? 0 };
+        yield { key: item.name.slice(this.prefix.length), size: item.properties.contentLength ?? 0, modified: item.properties.lastModified };
       }
     }
   }

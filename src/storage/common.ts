@@ -1,4 +1,6 @@
-import { NotFoundError, StorageError, UsageError } from '../core/errors.js';
+import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
+import { randomId } from '../core/ids.js';
+import type { Storage } from './types.js';
 
 /** Refuses keys that could escape the repository folder; returns the key unchanged. */
 export function checkKey(key: string): string {
@@ -115,4 +117,133 @@ export async function unlessMissing(op: () => Promise<unknown>, mapError: (err: 
     if (mapped instanceof NotFoundError) return false;
     throw mapped;
   }
+}
+
+/** Where createExclusive puts its claims: `claims/<escaped key>/<random>`. */
+export const CLAIMS_PREFIX = 'claims/';
+/**
+ * A claim older than this (on the storage's clock, against a fresh one) belongs to a writer that
+ * died between claiming and writing: it no longer blocks the key, and prune may delete it.
+ */
+export const CLAIM_EXPIRY_MS = 24 * 60 * 60_000;
+
+/** The folder holding the claims on `key`: "/" and "%" escaped, so the key is one path segment. */
+export function claimFolder(key: string): string {
+  return `${CLAIMS_PREFIX}${checkKey(key).replace(/%/g, '%25').replace(/\//g, '%2F')}/`;
+}
+
+/** Rounds of claiming before createExclusive gives up on a key other writers keep claiming. */
+const CLAIM_ATTEMPTS = 8;
+
+/**
+ * Creates `key` only if it does not exist, safely even where `put(…, { ifNotExists })` is not
+ * atomic (`storage.atomicCreate` false, e.g. S3-compatible servers that ignore If-None-Match).
+ * Where it is atomic this is that put; otherwise createExclusiveByClaims.
+ *
+ * @throws ConflictError when the key exists or other writers keep claiming it; StorageError etc.
+ *   from the storage; CancelledError when `signal` aborts.
+ */
+export async function createExclusive(storage: Storage, key: string, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+  if (storage.atomicCreate) return storage.put(key, bytes, { ifNotExists: true, signal });
+  return createExclusiveByClaims(storage, key, bytes, signal);
+}
+
+/**
+ * Create-only write by claims, for any backend: write a claim `claims/<escaped key>/<random>`,
+ * list the claims on the key, and go on only when ours is the only one (younger than
+ * CLAIM_EXPIRY_MS); then check the key is absent and write it. Two racing writers may both see
+ * each other, but never both see themselves alone, provided listing shows every object whose
+ * write completed before the listing began (S3, Azure, GCS and filesystems do): never both win.
+ * A writer that sees a rival while the key is still absent removes its claim, waits a random
+ * while and tries again, so that one of the racers gets through; once the key exists it fails.
+ * The winner's claim is left in place (a few bytes) beside the object; prune may delete claims
+ * older than CLAIM_EXPIRY_MS.
+ *
+ * @throws ConflictError when the key exists or is claimed by others for CLAIM_ATTEMPTS rounds.
+ */
+export async function createExclusiveByClaims(storage: Storage, key: string, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+  const folder = claimFolder(key);
+  for (let attempt = 1; ; attempt++) {
+    throwIfAborted(signal);
+    if (await storage.exists(key)) throw new ConflictError(`Object "${key}" already exists in ${storage.location}.`);
+    const claim = `${folder}${randomId()}`;
+    await storage.put(claim, Buffer.from(JSON.stringify({ key, claimedAt: new Date().toISOString() })), { signal });
+    let written = false;
+    let contended = false;
+    try {
+      const claims: { key: string; modified: Date }[] = [];
+      for await (const o of storage.list(folder, signal)) claims.push(o);
+      const ours = claims.find((c) => c.key === claim);
+      if (!ours) {
+        throw new StorageError(
+          `Cannot create "${key}" safely in ${storage.location}: a listing right after writing ${claim} did not show it, ` +
+            'so this storage does not list what was just written and concurrent writers cannot be told apart.',
+        );
+      }
+      contended = claims.some((c) => c.key !== claim && ours.modified.getTime() - c.modified.getTime() < CLAIM_EXPIRY_MS);
+      if (!contended) {
+        if (await storage.exists(key)) throw new ConflictError(`Object "${key}" already exists in ${storage.location}.`);
+        await storage.put(key, bytes, { ifNotExists: true, signal });
+        written = true;
+        return;
+      }
+    } finally {
+      // A claim stays only beside the object it made; otherwise it would block the key for a day.
+      if (!written) await storage.delete(claim).catch(() => undefined);
+    }
+    if (attempt >= CLAIM_ATTEMPTS) {
+      throw new ConflictError(`Object "${key}" is being created by another writer in ${storage.location} (it kept claiming it).`);
+    }
+    await sleep(25 + Math.random() * 100 * attempt, signal);
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new CancelledError());
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new CancelledError());
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Removes the claims createExclusiveByClaims left on `key`: call it after deleting the object, so
+ * that the key can be created again at once rather than after CLAIM_EXPIRY_MS.
+ */
+export async function removeClaims(storage: Storage, key: string, signal?: AbortSignal): Promise<void> {
+  const folder = claimFolder(key);
+  for await (const o of storage.list(folder, signal)) await storage.delete(o.key);
+}
+
+/**
+ * Deletes claims older than CLAIM_EXPIRY_MS on the storage's clock (against a probe claim it
+ * writes and removes): those of writers that died between claiming and writing, and those left
+ * beside objects written long ago. For prune. Returns the keys removed.
+ */
+export async function removeExpiredClaims(storage: Storage, signal?: AbortSignal): Promise<string[]> {
+  const probe = `${CLAIMS_PREFIX}%7Eprobe/${randomId()}`;
+  await storage.put(probe, Buffer.from('{}'), { signal });
+  const removed: string[] = [];
+  try {
+    const claims: { key: string; modified: Date }[] = [];
+    for await (const o of storage.list(CLAIMS_PREFIX, signal)) claims.push(o);
+    const now = claims.find((c) => c.key === probe)?.modified;
+    if (!now) return removed;
+    for (const c of claims) {
+      if (c.key !== probe && now.getTime() - c.modified.getTime() > CLAIM_EXPIRY_MS) {
+        await storage.delete(c.key);
+        removed.push(c.key);
+      }
+    }
+  } finally {
+    await storage.delete(probe).catch(() => undefined);
+  }
+  return removed;
 }

@@ -1,5 +1,5 @@
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, link, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, stat, link, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { CairnError, ConflictError, NotFoundError, StorageError, throwIfAborted } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
@@ -14,6 +14,8 @@ const TEMP_MARKER = '.tmp-';
  */
 export class FileSystemStorage implements Storage {
   readonly location: string;
+  /** link() refuses to replace a name: create-only writes are atomic. */
+  readonly atomicCreate = true;
   private readonly knownDirs = new Set<string>();
 
   constructor(readonly root: string) {
@@ -109,33 +111,70 @@ export class FileSystemStorage implements Storage {
     }
   }
 
+  /**
+   * Walks the folder under `prefix`. Symbolic links are followed (a `data/xx` linked to another
+   * disk is part of the repository), each directory is read once (a link loop ends there), and
+   * every error except an entry vanishing while we look throws: a listing that silently leaves
+   * objects out would let prune delete data still in use. A link whose target is missing (an
+   * unmounted disk) is such an error too.
+   */
   async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
     const slash = prefix.lastIndexOf('/');
     const startDir = slash >= 0 ? this.path(prefix.slice(0, slash)) : this.root;
+    const visited = new Set<string>();
     const stack = [startDir];
     while (stack.length > 0) {
       throwIfAborted(signal);
       const dir = stack.pop() as string;
       let entries;
       try {
+        const dirInfo = await stat(dir);
+        const id = `${dirInfo.dev}:${dirInfo.ino}`;
+        if (visited.has(id)) continue;
+        visited.add(id);
         entries = await readdir(dir, { withFileTypes: true });
       } catch (err) {
+        // The start folder not existing is an empty listing; a sub-folder removed meanwhile
+        // (prune deleting its last pack) held nothing we must report.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
         throw wrap(err, `list ${prefix}`, this.location);
       }
       for (const entry of entries) {
         if (entry.name.startsWith('.')) continue;
         const full = join(dir, entry.name);
-        if (entry.isDirectory()) {
-          stack.push(full);
+        const key = relative(this.root, full).split(sep).join('/');
+        const info = await this.statEntry(full, key, prefix);
+        if (!info) continue;
+        if (info.isDirectory()) {
+          // Descend only where keys under the prefix can be.
+          const folder = `${key}/`;
+          if (folder.startsWith(prefix) || prefix.startsWith(folder)) stack.push(full);
           continue;
         }
-        const key = relative(this.root, full).split(sep).join('/');
-        if (!key.startsWith(prefix)) continue;
-        const info = await stat(full).catch(() => undefined);
-        if (info) yield { key, size: info.size };
+        if (!info.isFile() || !key.startsWith(prefix)) continue;
+        yield { key, size: info.size, modified: info.mtime };
       }
     }
+  }
+
+  /** stat() following links; undefined when the entry vanished meanwhile. */
+  private async statEntry(full: string, key: string, prefix: string) {
+    try {
+      return await stat(full);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrap(err, `list ${prefix}`, this.location);
+    }
+    const link = await lstat(full).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw wrap(err, `list ${prefix}`, this.location);
+    });
+    if (link?.isSymbolicLink()) {
+      throw new StorageError(
+        `Cannot list ${prefix} in ${this.location}: "${key}" is a symbolic link to something that does not exist ` +
+          '(an unmounted disk?). Restore its target before running anything on this repository.',
+      );
+    }
+    return undefined;
   }
 
   async delete(key: string): Promise<void> {
@@ -156,26 +195,48 @@ export class FileSystemStorage implements Storage {
     }
   }
 
-  /** Removes temp files older than `maxAgeMs` that crashed writers left behind. */
-  async removeStaleTempFiles(maxAgeMs: number, now = Date.now()): Promise<number> {
+  /**
+   * Removes temp files older than `maxAgeMs` that crashed writers left behind, in linked folders
+   * too. Age is measured on the filesystem's clock (a probe file's mtime, unless `now` is given in
+   * ms), which on a network mount may differ from ours.
+   */
+  async removeStaleTempFiles(maxAgeMs: number, now?: number): Promise<number> {
+    const reference = now ?? (await this.fileSystemNow());
     let removed = 0;
+    const visited = new Set<string>();
     const stack = [this.root];
     while (stack.length > 0) {
       const dir = stack.pop() as string;
+      const dirInfo = await stat(dir).catch(() => undefined);
+      if (!dirInfo || visited.has(`${dirInfo.dev}:${dirInfo.ino}`)) continue;
+      visited.add(`${dirInfo.dev}:${dirInfo.ino}`);
       const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
       for (const entry of entries) {
         const full = join(dir, entry.name);
-        if (entry.isDirectory()) stack.push(full);
-        else if (entry.name.startsWith('.') && entry.name.includes(TEMP_MARKER)) {
-          const info = await stat(full).catch(() => undefined);
-          if (info && now - info.mtimeMs > maxAgeMs) {
-            await rm(full, { force: true });
-            removed++;
-          }
+        const isTemp = entry.name.startsWith('.') && entry.name.includes(TEMP_MARKER);
+        if (!isTemp && !entry.isDirectory() && !entry.isSymbolicLink()) continue;
+        const info = await stat(full).catch(() => undefined);
+        if (!info) continue;
+        if (info.isDirectory()) stack.push(full);
+        else if (isTemp && info.isFile() && reference - info.mtimeMs > maxAgeMs) {
+          await rm(full, { force: true });
+          removed++;
         }
       }
     }
     return removed;
+  }
+
+  /** The filesystem's current time: the mtime of a file written now (then removed). */
+  private async fileSystemNow(): Promise<number> {
+    await this.ensureDir(this.root);
+    const probe = join(this.root, `.clock${TEMP_MARKER}${randomId(6)}`);
+    try {
+      await writeFile(probe, '');
+      return (await stat(probe)).mtimeMs;
+    } finally {
+      await rm(probe, { force: true });
+    }
   }
 }
 

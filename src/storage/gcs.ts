@@ -38,6 +38,8 @@ const RECHECK_MAX_BYTES = 4 * 1024 * 1024;
  */
 export class GcsStorage implements Storage {
   readonly location: string;
+  /** ifGenerationMatch: 0 is evaluated atomically by GCS. */
+  readonly atomicCreate = true;
   readonly client: GcsClient;
   private readonly bucket: Bucket;
   private readonly bucketName: string;
@@ -81,8 +83,9 @@ export class GcsStorage implements Storage {
       // are answers, not retried. RetryAlways also retries writes without a precondition, which
       // is safe for cairn: every key is written create-only (config, manifests: ifGenerationMatch
       // 0, which a retry cannot turn into an overwrite), or under a name only its one writer uses
-      // with the same bytes on every attempt (packs and indexes by id, locks under a fresh random
-      // name), so a repeated write never replaces someone else's object. It also keeps File#save
+      // with the same bytes on every attempt (packs and indexes by id), or rewritten only by its
+      // one owner (a lock under its holder's random name), so a repeated write never replaces
+      // someone else's object. It also keeps File#save
       // from switching retries off on the shared client for a write without a precondition.
       retryOptions: {
         autoRetry: maxRetries > 0,
@@ -199,19 +202,28 @@ export class GcsStorage implements Storage {
           autoPaginate: false,
           maxResults: this.listPageSize,
           ...(pageToken ? { pageToken } : {}),
-          // Names and sizes only: a full object resource is ~1 KiB each.
-          fields: 'items(name,size),nextPageToken',
+          // Names, sizes and times only: a full object resource is ~1 KiB each.
+          fields: 'items(name,size,updated),nextPageToken',
         });
       } catch (err) {
         throw this.mapError(err, `list ${prefix}`, undefined, signal);
       }
       const [items, nextQuery] = page;
       for (const item of items) {
-        // With `fields`, the SDK hands back the raw resources ({ name, size }) rather than File
-        // objects ({ name, metadata: { size } }); read either.
-        const o = item as unknown as { name?: string; size?: string | number; metadata?: { size?: string | number } };
+        // With `fields`, the SDK hands back the raw resources ({ name, size, updated }) rather than
+        // File objects ({ name, metadata: { size, updated } }); read either.
+        const o = item as unknown as {
+          name?: string;
+          size?: string | number;
+          updated?: string;
+          metadata?: { size?: string | number; updated?: string };
+        };
         if (typeof o.name !== 'string' || !o.name.startsWith(this.prefix)) continue;
-        yield { key: o.name.slice(this.prefix.length), size: Number(o.metadata?.size ?? o.size ?? 0) };
+        const modified = new Date(o.metadata?.updated ?? o.updated ?? Number.NaN);
+        if (Number.isNaN(modified.getTime())) {
+          throw new StorageError(`Listing ${this.location} gave no update time for "${o.name}": the server is not GCS-compatible enough.`);
+        }
+        yield { key: o.name.slice(this.prefix.length), size: Number(o.metadata?.size ?? o.size ?? 0), modified };
       }
       pageToken = (nextQuery as { pageToken?: string } | null | undefined)?.pageToken;
     } while (pageToken);

@@ -11,6 +11,7 @@ import type { Storage } from './types.js';
 
 export type { Storage, ObjectInfo, PutOptions } from './types.js';
 export { FileSystemStorage } from './fs.js';
+export { createExclusive } from './common.js';
 export { LazyStorage } from './lazy.js';
 export { parseS3Url, type S3Options } from './s3-config.js';
 export { parseAzureUrl, type AzureOptions } from './azure-config.js';
@@ -21,19 +22,19 @@ export { parseGcsUrl, type GcsOptions } from './gcs-config.js';
 /** An S3 repository; the AWS SDK loads on first use. */
 export function s3Storage(options: S3Options): Storage {
   if (!options.bucket) throw new UsageError('No S3 bucket given: write s3://bucket/prefix.');
-  return new LazyStorage(s3Location(options), async () => new (await import('./s3.js')).S3Storage(options));
+  return new LazyStorage(s3Location(options), false, async () => new (await import('./s3.js')).S3Storage(options));
 }
 
 /** An Azure Blob repository; the Azure SDK loads on first use. */
 export function azureStorage(options: AzureOptions): Storage {
   checkAzureOptions(options);
-  return new LazyStorage(azureLocation(options), async () => new (await import('./azure.js')).AzureBlobStorage(options));
+  return new LazyStorage(azureLocation(options), true, async () => new (await import('./azure.js')).AzureBlobStorage(options));
 }
 
 /** A Google Cloud Storage repository; the GCS SDK loads on first use. */
 export function gcsStorage(options: GcsOptions): Storage {
   checkGcsOptions(options);
-  return new LazyStorage(gcsLocation(options), async () => new (await import('./gcs.js')).GcsStorage(options));
+  return new LazyStorage(gcsLocation(options), true, async () => new (await import('./gcs.js')).GcsStorage(options));
 }
 
 /**

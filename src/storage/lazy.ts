@@ -8,14 +8,24 @@ import type { ObjectInfo, PutOptions, Storage } from './types.js';
 export class LazyStorage implements Storage {
   private loading: Promise<Storage> | undefined;
 
+  /**
+   * @param atomicCreate what the backend will answer (known from the URL scheme before it loads);
+   *   checked against the backend when it loads.
+   */
   constructor(
     readonly location: string,
+    readonly atomicCreate: boolean,
     private readonly load: () => Promise<Storage>,
   ) {}
 
   /** The real backend (loaded once). */
   backend(): Promise<Storage> {
-    this.loading ??= this.load();
+    this.loading ??= this.load().then((backend) => {
+      if (backend.atomicCreate !== this.atomicCreate) {
+        throw new Error(`LazyStorage for ${this.location} promised atomicCreate=${this.atomicCreate}, the backend has ${backend.atomicCreate}.`);
+      }
+      return backend;
+    });
     return this.loading;
   }
 

@@ -18,12 +18,19 @@ export { DEFAULT_MULTIPART_THRESHOLD, parseS3Url, type S3Options } from './s3-co
 
 /**
  * A repository in an S3 bucket (or any S3-compatible store). Objects are written whole with
- * PutObject, or as a multipart upload above `multipartThreshold`. Conditional writes are not used
- * (several S3-compatible servers ignore or refuse `If-None-Match`): `ifNotExists` is a HeadObject
- * check just before the write, which refuses in the sequential case but cannot stop a racing writer.
+ * PutObject, or as a multipart upload above `multipartThreshold`. `ifNotExists` is a HeadObject
+ * check (refuses in the sequential case everywhere) plus `If-None-Match: *` on the write, which
+ * AWS S3 evaluates atomically (412 → ConflictError). Several S3-compatible servers ignore that
+ * header (s3rver, some Swift and older gateways), so `atomicCreate` is false: writers that may
+ * race use `createExclusive` (common.ts).
  */
+/** A create-only write refused with 412 is read back up to this size, to tell our own retried write from another's. */
+const RECHECK_MAX_BYTES = 4 * 1024 * 1024;
+
 export class S3Storage implements Storage {
   readonly location: string;
+  /** If-None-Match may be ignored by S3-compatible servers: see the class comment. */
+  readonly atomicCreate = false;
   readonly client: S3Client;
   private readonly bucket: string;
   private readonly prefix: string;
@@ -71,35 +78,69 @@ export class S3Storage implements Storage {
 
   async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
-    const Key = this.fullKey(key);
     if (options.ifNotExists && (await this.exists(key))) {
       throw new ConflictError(`Object "${key}" already exists in ${this.location}.`);
     }
     try {
-      if (data.length > this.multipartThreshold) {
-        const upload = new Upload({
-          client: this.client,
-          params: { Bucket: this.bucket, Key, Body: data },
-          partSize: this.partSize,
-          queueSize: 4,
-          leavePartsOnError: false,
-        });
-        const signal = options.signal;
-        const onAbort = () => void upload.abort();
-        signal?.addEventListener('abort', onAbort, { once: true });
-        try {
-          await upload.done();
-        } finally {
-          signal?.removeEventListener('abort', onAbort);
-        }
-      } else {
-        await this.client.send(
-          new PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentLength: data.length }),
-          { abortSignal: options.signal },
-        );
-      }
+      await this.write(key, data, options.ifNotExists === true, options.signal);
     } catch (err) {
+      const status = statusOf(err);
+      const name = nameOf(err);
+      if (options.ifNotExists && (status === 412 || name === 'PreconditionFailed')) {
+        // The SDK retries a write whose answer was lost; the retry then meets our own object.
+        if (await this.holds(key, data)) return;
+        throw new ConflictError(`Object "${key}" already exists in ${this.location}.`, { cause: err });
+      }
+      if (options.ifNotExists && (status === 409 || name === 'ConditionalRequestConflict')) {
+        // Another create-only write of this key is in flight: it wins, we do not.
+        throw new ConflictError(`Object "${key}" is being created by another writer in ${this.location}.`, { cause: err });
+      }
+      if (options.ifNotExists && (status === 501 || name === 'NotImplemented')) {
+        // A server that refuses the condition outright: the HeadObject check above is all it gets.
+        try {
+          await this.write(key, data, false, options.signal);
+          return;
+        } catch (retryErr) {
+          throw this.mapError(retryErr, `write ${key}`, key, options.signal);
+        }
+      }
       throw this.mapError(err, `write ${key}`, key, options.signal);
+    }
+  }
+
+  private async write(key: string, data: Uint8Array, createOnly: boolean, signal: AbortSignal | undefined): Promise<void> {
+    const Key = this.fullKey(key);
+    const condition = createOnly ? { IfNoneMatch: '*' } : {};
+    if (data.length > this.multipartThreshold) {
+      // The condition travels to CompleteMultipartUpload, where S3 evaluates it.
+      const upload = new Upload({
+        client: this.client,
+        params: { Bucket: this.bucket, Key, Body: data, ...condition },
+        partSize: this.partSize,
+        queueSize: 4,
+        leavePartsOnError: false,
+      });
+      const onAbort = () => void upload.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        await upload.done();
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    } else {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentLength: data.length, ...condition }), {
+        abortSignal: signal,
+      });
+    }
+  }
+
+  /** Whether the object exists with exactly these bytes (small objects only). */
+  private async holds(key: string, data: Uint8Array): Promise<boolean> {
+    if (data.length > RECHECK_MAX_BYTES) return false;
+    try {
+      return (await this.get(key)).equals(data);
+    } catch {
+      return false;
     }
   }
 
@@ -163,7 +204,8 @@ export class S3Storage implements Storage {
       }
       for (const o of page.Contents ?? []) {
         if (o.Key === undefined || !o.Key.startsWith(this.prefix)) continue;
-        yield { key: o.Key.slice(this.prefix.length), size: o.Size ?? 0 };
+        if (!o.LastModified) throw new StorageError(`Listing ${this.location} gave no LastModified for "${o.Key}": the server is not S3-compatible enough.`);
+        yield { key: o.Key.slice(this.prefix.length), size: o.Size ?? 0, modified: o.LastModified };
       }
       ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
       if (page.IsTruncated && !ContinuationToken) {

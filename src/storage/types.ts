@@ -1,18 +1,25 @@
 /**
  * The small interface every repository backend implements. Objects are immutable once written:
- * the repository never rewrites a key, it writes new ones and deletes old ones.
+ * the repository never rewrites a key, it writes new ones and deletes old ones. (Lock objects are
+ * the one exception: a holder rewrites its own lock in place so that its storage time advances.)
  */
 export interface ObjectInfo {
   /** Key relative to the repository root, "/"-separated, e.g. "data/ab/ab12…". */
   key: string;
   size: number;
+  /**
+   * When the object was last written, on the *storage's* clock (file mtime, S3 LastModified,
+   * Azure Last-Modified, GCS `updated`). Compare it only with other `modified` values from the
+   * same storage, never with the local clock, which may be off. Precision may be one second.
+   */
+  modified: Date;
 }
 
 export interface PutOptions {
   /**
-   * Fail with ConflictError if the key exists. Backends honour it atomically where the medium
-   * allows (link() on a filesystem); elsewhere it is a best-effort check, so correctness never
-   * depends on it.
+   * Fail with ConflictError if the key exists. Atomic where `Storage.atomicCreate` is true (link()
+   * on a filesystem, If-None-Match on Azure, a generation precondition on GCS); elsewhere a
+   * best-effort check: use `createExclusive` (common.ts) when two writers may race.
    */
   ifNotExists?: boolean;
   signal?: AbortSignal;
@@ -21,6 +28,11 @@ export interface PutOptions {
 export interface Storage {
   /** Where the repository lives, safe to print: never contains a secret. */
   readonly location: string;
+  /**
+   * Whether `put(…, { ifNotExists: true })` is atomic: of racing create-only writers of one key,
+   * exactly one wins. False where the service (or a compatible one) may ignore the condition.
+   */
+  readonly atomicCreate: boolean;
   put(key: string, data: Uint8Array, options?: PutOptions): Promise<void>;
   /** Whole object; NotFoundError when absent. */
   get(key: string, signal?: AbortSignal): Promise<Buffer>;

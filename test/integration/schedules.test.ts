@@ -2,20 +2,23 @@
  * Schedules driven by an injected clock (no real waiting): real backups of a small SQLite
  * database into a real repository, retention and expiry applied after each run.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SqliteScheduleStore, type ScheduleSpec } from '../../src/catalog/schedules.js';
+import { newScheduleId, SqliteScheduleStore, type ScheduleSpec } from '../../src/catalog/schedules.js';
 import { SqliteJobCatalog } from '../../src/catalog/sqlite.js';
 import { runBackup } from '../../src/jobs/backup.js';
 import { JobCenter, type JobContext } from '../../src/jobs/job-center.js';
+import { databaseKey } from '../../src/jobs/database-key.js';
 import { scheduledBackupLauncher } from '../../src/jobs/scheduled-backup.js';
 import { backupIdFor, cronOf, Scheduler } from '../../src/jobs/scheduler.js';
 import { Repository } from '../../src/repo/repository.js';
 import Database from '../../src/sources/sqlite/driver.js';
 import { openSource } from '../../src/sources/index.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
+import { ConflictError, NotFoundError, StorageError } from '../../src/core/errors.js';
+import { deleteScheduledBackupsOf } from '../../src/jobs/scheduled-backup.js';
 import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import { CairnClient } from '../../src/sdk/index.js';
 import { catalogFile, startServer } from '../../src/server/index.js';
@@ -33,10 +36,23 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A fresh world: repository, job center, schedule store, scheduler, and a clock the test sets. */
-async function world(graceMs = 3600_000) {
+/** A repository folder whose manifest deletions fail while `failing` is set (a storage fault). */
+class FlakyDeletes extends FileSystemStorage {
+  failing = false;
+  override async delete(key: string): Promise<void> {
+    if (this.failing && key.startsWith('backups/')) throw new StorageError(`Cannot delete ${key} in ${this.location}: injected fault.`);
+    return super.delete(key);
+  }
+}
+
+/**
+ * A fresh world: repository, job center, schedule store, scheduler, and a clock the test sets.
+ * `shared` gives the repository of another world (one repository, two data folders).
+ */
+async function world(graceMs = 3600_000, shared?: Repository) {
   const k = ++n;
-  const repo = await Repository.init(new FileSystemStorage(join(dir, `repo-${k}`)));
+  const storage = new FlakyDeletes(join(dir, `repo-${k}`));
+  const repo = shared ?? (await Repository.init(storage));
   const center = new JobCenter(new SqliteJobCatalog(join(dir, `catalog-${k}.db`)));
   const store = new SqliteScheduleStore(join(dir, `catalog-${k}.db`));
   const clock = { now: new Date('2024-01-01T00:00:00Z') };
@@ -44,6 +60,7 @@ async function world(graceMs = 3600_000) {
   const launch = scheduledBackupLauncher({ center, now, openRepository: async () => repo, openSource: (s) => openSource(s) });
   const scheduler = new Scheduler(store, { now, graceMs, launch });
   const spec = (over: Partial<ScheduleSpec>): ScheduleSpec => ({
+    id: newScheduleId(),
     name: 'nightly',
     source: `sqlite://${dbFile}`,
     repository: 'repo',
@@ -63,7 +80,16 @@ async function world(graceMs = 3600_000) {
     return jobs;
   };
   const scheduled = async (): Promise<string[]> => (await repo.listManifests()).filter((m) => m.type === 'scheduled').map((m) => m.createdAt.slice(0, 10));
-  return { repo, center, store, scheduler, clock, spec, at, scheduled, now };
+  return { repo, storage, center, store, scheduler, clock, spec, at, scheduled, now };
+}
+
+/** A small SQLite database of its own (another source). */
+function sqliteDb(name: string): string {
+  const file = join(dir, `${name}.db`);
+  const db = new Database(file);
+  db.exec("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t (v) VALUES ('x');");
+  db.close();
+  return file;
 }
 
 const day = (d: number): string => `2024-05-${String(d).padStart(2, '0')}`;
@@ -160,10 +186,10 @@ describe('schedules', () => {
     // a manual backup job of the same source holds it
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    const manual = await w.center.start({ kind: 'backup', exclusiveKey: `sqlite://${dbFile}`, params: {}, run: async (_ctx: JobContext) => (await held, {}) });
+    const manual = await w.center.start({ kind: 'backup', exclusiveKey: databaseKey(`sqlite://${dbFile}`), params: { source: `sqlite://${dbFile}` }, run: async (_ctx: JobContext) => (await held, {}) });
     w.clock.now = new Date('2024-05-01T01:00:05Z');
     expect(await w.scheduler.tick()).toEqual([]);
-    expect(w.store.runs('nightly', 1)[0]?.status).toBe('skipped-running');
+    expect(w.store.runs('nightly', 1)[0]).toMatchObject({ status: 'skipped-running', reason: expect.stringContaining(manual.id) });
     release();
     await w.center.wait(manual.id);
     // the next hour's run starts; the hour after that comes while it is still active
@@ -215,8 +241,16 @@ describe('schedules from the CLI and the API', () => {
     expect(run.code, run.stderr).toBe(0);
     const scheduledId = JSON.parse(run.stdout).result.backupId as string;
     expect(cairn(['backup', 'create', '--source', `sqlite://${dbFile}`, '--repo', repo, '--id', 'manual-x'], { env }).code).toBe(0);
-    const removed = cairnJson<{ deletedScheduledBackups: string[] }>(['source', 'remove', 'app', '--delete-scheduled-backups', '--json'], { env });
+    // refused while an enabled schedule uses it, naming the schedule and the ways on
+    const refused = cairn(['source', 'remove', 'app', '--delete-scheduled-backups'], { env });
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/Source "app" is used by enabled schedule "by-src".*cairn schedule disable.*--force/);
+    expect(cairnJson<{ name: string }[]>(['source', 'list'], { env }).map((x) => x.name)).toEqual(['app']);
+    expect(cairnJson<unknown[]>(['backup', 'list', '--repo', repo], { env }).map((b) => (b as { id: string }).id)).toContain(scheduledId);
+    const removed = cairnJson<{ deletedScheduledBackups: string[]; disabledSchedules: string[] }>(['source', 'remove', 'app', '--delete-scheduled-backups', '--force'], { env });
     expect(removed.deletedScheduledBackups).toEqual([scheduledId]);
+    expect(removed.disabledSchedules).toEqual(['by-src']);
+    expect(cairnJson<{ name: string; enabled: boolean }[]>(['schedule', 'list'], { env }).find((x) => x.name === 'by-src')?.enabled).toBe(false);
     const after = cairnJson<{ id: string }[]>(['backup', 'list', '--repo', repo, '--json'], { env }).map((b) => b.id);
     expect(after).toContain('manual-x');
     expect(after).not.toContain(scheduledId);
@@ -255,13 +289,29 @@ describe('schedules from the CLI and the API', () => {
       const byName = await client.schedules.runNow('by-name', { waitForCompletion: true, pollMs: 50 });
       const manual = await client.backups.create({ source: 'app', repository: repoDir, id: 'manual-one' }, { waitForCompletion: true, pollMs: 50 });
       expect(manual.state).toBe('SUCCESS');
-      const removed = (await (await call('DELETE', '/v1/sources/app?deleteScheduledBackups=true')).json()) as { deletedScheduledBackups: string[] };
+      const refused = await call('DELETE', '/v1/sources/app?deleteScheduledBackups=true');
+      expect(refused.status).toBe(409);
+      expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(/enabled schedule "by-name".*force=true/);
+      const removed = (await (await call('DELETE', '/v1/sources/app?deleteScheduledBackups=true&force=true')).json()) as { deletedScheduledBackups: string[]; disabledSchedules: string[] };
       expect(removed.deletedScheduledBackups).toEqual([byName.result?.backupId]);
+      expect(removed.disabledSchedules).toEqual(['by-name']);
+      // its (disabled) schedule run now fails for what it is: the source is not registered (404, not 409)
+      const orphan = await client.schedules.runNow('by-name').catch((e: unknown) => e);
+      expect(orphan).toMatchObject({ status: 404, message: expect.stringMatching(/No source named "app"/) });
+      expect((await client.schedules.get('by-name')).runs[0]).toMatchObject({ status: 'failed', reason: expect.stringMatching(/No source named "app"/) });
       const left = (await (await Repository.open(new FileSystemStorage(repoDir))).listBackupIds());
       expect(left).toContain('manual-one');
       expect(left).toContain(String(job.result?.backupId)); // the other schedule's backup (its source was a URL)
       expect(left).not.toContain(String(byName.result?.backupId));
       expect((await call('DELETE', '/v1/sources/app')).status).toBe(404);
+      // a registered repository that an enabled schedule names: the same rule
+      expect((await call('POST', '/v1/repositories', { name: 'named-repo', url: repoDir })).status).toBe(201);
+      await client.schedules.create({ name: 'to-named', source: `sqlite://${dbFile}`, repository: 'named-repo', cron: '@daily' });
+      const repoRefused = await call('DELETE', '/v1/repositories/named-repo');
+      expect(repoRefused.status).toBe(409);
+      expect(((await repoRefused.json()) as { error: { message: string } }).error.message).toMatch(/Repository "named-repo" is used by enabled schedule "to-named"/);
+      expect(await (await call('DELETE', '/v1/repositories/named-repo?force=true')).json()).toMatchObject({ removed: 'named-repo', disabledSchedules: ['to-named'] });
+      await client.schedules.remove('to-named');
       await client.schedules.disable('hourly');
       expect((await client.schedules.list()).find((x) => x.name === 'hourly')).toMatchObject({ enabled: false });
       await client.schedules.remove('hourly');
@@ -270,5 +320,202 @@ describe('schedules from the CLI and the API', () => {
     } finally {
       await server.close();
     }
+  }, 60_000);
+});
+
+describe('retention touches only what its own schedule made (a unique id, and its source)', () => {
+  it('two data dirs, each with a schedule "nightly" on one repository for different sources: running B\'s three times with --keep-last 2 leaves A\'s backups (real CLI processes)', () => {
+    const repo = join(dir, 'two-servers-repo');
+    const a = sqliteDb('shop-a');
+    const b = sqliteDb('shop-b');
+    const envA = { CAIRN_DATA_DIR: join(dir, 'data-a'), CAIRN_REPO: '', CAIRN_SERVER: '' };
+    const envB = { CAIRN_DATA_DIR: join(dir, 'data-b'), CAIRN_REPO: '', CAIRN_SERVER: '' };
+    expect(cairn(['repo', 'init', repo], { env: envA }).code).toBe(0);
+    for (const [env, db] of [[envA, a], [envB, b]] as const) {
+      const add = cairn(['schedule', 'add', 'nightly', '--source', `sqlite://${db}`, '--repo', repo, '--cron', '0 3 * * *', '--keep-last', '2'], { env });
+      expect(add.code, add.stderr).toBe(0);
+    }
+    const idA = cairnJson<{ id: string }[]>(['schedule', 'list'], { env: envA })[0]?.id;
+    const idB = cairnJson<{ id: string }[]>(['schedule', 'list'], { env: envB })[0]?.id;
+    expect(idA).toMatch(/^sch-[0-9a-f]{24}$/);
+    expect(idB).not.toBe(idA);
+    const run = (env: NodeJS.ProcessEnv): string => {
+      const r = cairn(['schedule', 'run-now', 'nightly', '--json'], { env });
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).result.backupId as string;
+    };
+    const madeByA = [run(envA), run(envA)];
+    const madeByB = [run(envB), run(envB), run(envB)];
+    const left = cairnJson<{ id: string; scheduleId?: string }[]>(['backup', 'list', '--repo', repo], { env: envA }).map((m) => m.id).sort();
+    expect(left).toEqual([...madeByA, ...madeByB.slice(1)].sort());
+  }, 120_000);
+
+  it('the same schedule name and the same source in two data dirs: each keeps its own --keep-last', async () => {
+    const one = await world();
+    const two = await world(3600_000, one.repo);
+    for (const w of [one, two]) {
+      w.clock.now = new Date(`${day(1)}T00:00:00Z`);
+      w.store.add(w.spec({ retention: { keepLast: 2 } }));
+    }
+    const ids = (w: typeof one): string => w.store.get('nightly').id;
+    for (let d = 1; d <= 3; d++) {
+      await one.at(`${day(d)}T03:00:10Z`);
+      await two.at(`${day(d)}T03:00:20Z`);
+    }
+    const manifests = await one.repo.listManifests();
+    const by = (id: string): string[] => manifests.filter((m) => m.scheduleId === id).map((m) => m.createdAt.slice(0, 10));
+    expect(by(ids(one))).toEqual([day(2), day(3)]);
+    expect(by(ids(two))).toEqual([day(2), day(3)]);
+    expect(manifests).toHaveLength(4);
+    expect(manifests.every((m) => m.schedule === 'nightly' && m.source.location === `sqlite://${dbFile}`)).toBe(true);
+    // removing the source of one data dir's schedules deletes its backups only
+    const deleted = await deleteScheduledBackupsOf(`sqlite://${dbFile}`, `sqlite://${dbFile}`, [one.store.get('nightly')], async () => one.repo);
+    expect(deleted).toHaveLength(2);
+    expect((await one.repo.listManifests()).map((m) => m.scheduleId)).toEqual([ids(two), ids(two)]);
+  }, 60_000);
+
+  it('a backup from before schedule ids is a candidate only when both the schedule name and the source match', async () => {
+    const w = await world();
+    const other = sqliteDb('legacy-other');
+    w.clock.now = new Date(`${day(1)}T00:00:00Z`);
+    const legacy = (id: string, db: string, schedule: string) =>
+      runBackup({ repo: w.repo, source: openSource(`sqlite://${db}`), id, type: 'scheduled', schedule, now: w.now });
+    await legacy('legacy-mine', dbFile, 'nightly');
+    await legacy('legacy-other-source', other, 'nightly');
+    await legacy('legacy-other-name', dbFile, 'weekly');
+    w.store.add(w.spec({ retention: { keepLast: 1 } }));
+    await w.at(`${day(2)}T03:00:10Z`);
+    const ids = await w.repo.listBackupIds();
+    expect(ids).not.toContain('legacy-mine');
+    expect(ids).toContain('legacy-other-source');
+    expect(ids).toContain('legacy-other-name');
+    expect(ids).toHaveLength(3);
+  }, 60_000);
+
+  it('a schedule catalog from before schedule ids is migrated: every schedule gets its own id, runs get a reason column', async () => {
+    const file = join(dir, 'old-catalog.db');
+    const db = new Database(file);
+    db.exec(`CREATE TABLE schedules (name TEXT PRIMARY KEY, spec TEXT NOT NULL, enabled INTEGER NOT NULL, last_due TEXT);
+      CREATE TABLE schedule_runs (schedule TEXT NOT NULL, due_at TEXT NOT NULL, status TEXT NOT NULL, job_id TEXT, at TEXT NOT NULL, PRIMARY KEY (schedule, due_at));`);
+    const old = { name: 'a', source: 'sqlite:///x.db', repository: '/r', cron: '@daily', timezone: 'UTC', pattern: '{source}-{yyyyMMdd-HHmmss}', retention: {}, enabled: true, createdAt: '2024-01-01T00:00:00.000Z' };
+    for (const name of ['a', 'b']) db.prepare('INSERT INTO schedules VALUES (?, ?, 1, NULL)').run(name, JSON.stringify({ ...old, name }));
+    db.prepare("INSERT INTO schedule_runs VALUES ('a', '2024-01-02T00:00:00.000Z', 'started', 'backup-1', '2024-01-02T00:00:00.000Z')").run();
+    db.close();
+    const store = new SqliteScheduleStore(file);
+    const [a, b] = store.list();
+    expect(a?.id).toMatch(/^sch-[0-9a-f]{24}$/);
+    expect(b?.id).toMatch(/^sch-[0-9a-f]{24}$/);
+    expect(a?.id).not.toBe(b?.id);
+    expect(store.runs('a')).toEqual([{ schedule: 'a', dueAt: '2024-01-02T00:00:00.000Z', status: 'started', jobId: 'backup-1', at: '2024-01-02T00:00:00.000Z', reason: null }]);
+    store.close();
+    const again = new SqliteScheduleStore(file); // ids are kept, not regenerated
+    expect(again.get('a').id).toBe(a?.id);
+    again.close();
+  });
+});
+
+describe('a scheduled backup is not failed by its retention', () => {
+  it('runs while another backup holds a shared lock on the repository: SUCCESS, and retention applied', async () => {
+    const w = await world();
+    w.clock.now = new Date(`${day(1)}T00:00:00Z`);
+    w.store.add(w.spec({ retention: { keepLast: 1 } }));
+    await w.at(`${day(1)}T03:00:10Z`);
+    const other = await w.repo.lock(false, 'backup of another source');
+    try {
+      const [jobId] = await w.at(`${day(2)}T03:00:10Z`);
+      const job = await w.center.get(jobId as string);
+      expect(job.state, JSON.stringify(job.error)).toBe('SUCCESS');
+      expect(job.result?.warnings, JSON.stringify(job.result?.warnings)).toBeUndefined();
+      expect(await w.scheduled()).toEqual([day(2)]);
+    } finally {
+      await other.release();
+    }
+  }, 60_000);
+
+  it('when retention cannot delete, the backup job still succeeds with the failure as a warning, and the next run applies it', async () => {
+    const w = await world();
+    w.clock.now = new Date(`${day(1)}T00:00:00Z`);
+    w.store.add(w.spec({ retention: { keepLast: 1 } }));
+    await w.at(`${day(1)}T03:00:10Z`);
+    w.storage.failing = true;
+    const [jobId] = await w.at(`${day(2)}T03:00:10Z`);
+    const job = await w.center.get(jobId as string);
+    expect(job.state).toBe('SUCCESS');
+    expect(job.result?.deleted).toEqual([]);
+    expect((job.result?.warnings as string[])[0]).toMatch(/retention could not delete backup .*injected fault.*retried at the next run/);
+    expect(await w.scheduled()).toEqual([day(1), day(2)]);
+    expect(w.store.runs('nightly', 1)[0]?.status).toBe('started');
+    w.storage.failing = false;
+    await w.at(`${day(3)}T03:00:10Z`);
+    expect(await w.scheduled()).toEqual([day(3)]);
+  }, 60_000);
+});
+
+describe('scheduled runs are recorded as what they are', () => {
+  it('an unregistered source or a missing repository: failed with the reason (not skipped-running); run-now throws that error, not a conflict', async () => {
+    const w = await world();
+    const registered = new Map<string, string>();
+    const launch = scheduledBackupLauncher({
+      center: w.center,
+      now: w.now,
+      openRepository: async (r) => (r === 'repo' ? w.repo : Repository.open(new FileSystemStorage(join(dir, 'no-such-repo')))),
+      openSource: (v) => {
+        const url = registered.get(v);
+        if (!url && !v.includes(':')) throw new NotFoundError(`No source named "${v}" is registered: list them with GET /v1/sources, or give a database URL.`);
+        return openSource(url ?? v);
+      },
+    });
+    const scheduler = new Scheduler(w.store, { now: w.now, launch });
+    w.clock.now = new Date(`${day(1)}T00:00:00Z`);
+    w.store.add(w.spec({ name: 'by-name', source: 'gone' }));
+    w.store.add(w.spec({ name: 'no-repo', source: `sqlite://${sqliteDb('no-repo-src')}`, repository: 'missing' }));
+    w.clock.now = new Date(`${day(1)}T03:00:10Z`);
+    expect(await scheduler.tick()).toEqual([]);
+    expect(w.store.runs('by-name')[0]).toMatchObject({ status: 'failed', jobId: null, reason: expect.stringMatching(/No source named "gone"/) });
+    expect(w.store.runs('no-repo')[0]).toMatchObject({ status: 'failed', reason: expect.stringMatching(/no-such-repo/) });
+    const err = await scheduler.runNow('by-name').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect(w.store.runs('by-name')[0]).toMatchObject({ status: 'failed', reason: expect.stringMatching(/No source named "gone"/) });
+    // registered again: the next run starts
+    registered.set('gone', `sqlite://${dbFile}`);
+    expect(await scheduler.runNow('by-name')).toMatch(/^backup-/);
+    await scheduler.idle();
+    expect(w.store.runs('by-name')[0]?.status).toBe('started');
+  }, 60_000);
+
+  it('a run whose backup job fails turns failed with the job\'s error', async () => {
+    const w = await world();
+    const vanishing = sqliteDb('vanishing');
+    w.clock.now = new Date(`${day(1)}T00:00:00Z`);
+    w.store.add(w.spec({ name: 'vanishing', source: `sqlite://${vanishing}` }));
+    rmSync(vanishing);
+    const [jobId] = await w.at(`${day(1)}T03:00:10Z`);
+    expect((await w.center.get(jobId as string)).state).toBe('FAILED');
+    expect(w.store.runs('vanishing')[0]).toMatchObject({ status: 'failed', jobId, reason: expect.stringMatching(/^NOT_FOUND: .*vanishing/) });
+  }, 60_000);
+
+  it('a restore into the source holds it: the run is skipped-busy naming the restore; run-now is a conflict naming it', async () => {
+    const w = await world();
+    w.clock.now = new Date(`${day(1)}T00:00:00Z`);
+    w.store.add(w.spec({ cron: '@hourly' }));
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    // the same file by another spelling (relative path through a symlinked folder)
+    symlinkSync(dir, join(dir, 'link'));
+    const restore = await w.center.start({ kind: 'restore', exclusiveKey: databaseKey(`sqlite://${join(dir, 'link', 'app.db')}`), params: { target: 'sqlite://…/link/app.db' }, run: async () => (await held, {}) });
+    w.clock.now = new Date(`${day(1)}T01:00:05Z`);
+    expect(await w.scheduler.tick()).toEqual([]);
+    expect(w.store.runs('nightly')[0]).toMatchObject({ status: 'skipped-busy', reason: expect.stringContaining(restore.id) });
+    const err = await w.scheduler.runNow('nightly').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConflictError);
+    expect((err as Error).message).toContain(restore.id);
+    release();
+    await w.center.wait(restore.id);
+    expect(await w.scheduler.runNow('nightly')).toMatch(/^backup-/);
+    // and while that run is active, run-now is a conflict naming its job
+    const again = await w.scheduler.runNow('nightly').catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(ConflictError);
+    expect((again as Error).message).toMatch(/previous run \(job backup-/);
+    await w.scheduler.idle();
   }, 60_000);
 });

@@ -4,7 +4,7 @@
  * a server killed with SIGKILL mid-backup.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -195,6 +195,35 @@ describe.sequential('cairn server', () => {
   }, 120_000);
 });
 
+describe.sequential('one job per database', () => {
+  it('a restore into a database being backed up gets 409 naming the backup job, whatever URL spells it; then it runs', async () => {
+    const repoDir = newRepo('r-main'); // holds pg-1 (Chinook)
+    const backup = await call('POST', '/v1/backups', tokens.operator, { source: pgUrl(benchDb), repository: repoDir, config: { jobs: 1, level: 'best' } });
+    expect(backup.status).toBe(202);
+    const jobId = backup.json.job.id as string;
+    for (const spelling of [pgUrl(benchDb), `postgres://someone@localhost:5432/${benchDb}`]) {
+      const restore = await call('POST', '/v1/restores', tokens.operator, { backup: 'pg-1', repository: repoDir, target: spelling, onConflict: 'overwrite' });
+      expect(restore.status, JSON.stringify(restore.json)).toBe(409);
+      expect(restore.json.error.message).toContain(jobId);
+      expect(restore.json.error.message).toMatch(/one job at a time per database/);
+    }
+    await call('POST', `/v1/jobs/${jobId}/cancel`, tokens.operator);
+    expect(['CANCELED', 'SUCCESS']).toContain((await until(jobId, ended)).state);
+    // a restore holds its target the same way: a backup of it waits its turn
+    const target = createDatabase('cairn_srv_one_job');
+    dropLater.push(target);
+    const restore = await call('POST', '/v1/restores', tokens.operator, { backup: 'pg-1', repository: repoDir, target: pgUrl(target), onConflict: 'overwrite' });
+    expect(restore.status).toBe(202);
+    const during = await call('POST', '/v1/backups', tokens.operator, { source: `postgres://postgres@localhost:5432/${target}`, repository: repoDir });
+    expect(during.status).toBe(409);
+    expect(during.json.error.message).toContain(restore.json.job.id);
+    expect((await until(restore.json.job.id, ended)).state).toBe('SUCCESS');
+    const after = await call('POST', '/v1/backups', tokens.operator, { source: pgUrl(target), repository: repoDir });
+    expect(after.status).toBe(202);
+    expect((await until(after.json.job.id, ended)).state).toBe('SUCCESS');
+  }, 120_000);
+});
+
 describe.sequential('copy, verify, delete and prune as jobs', () => {
   it('copies a backup to another repository, verifies it, deletes it and prunes the space', async () => {
     const from = newRepo('r-main');
@@ -211,7 +240,7 @@ describe.sequential('copy, verify, delete and prune as jobs', () => {
     expect(verified.result?.backups).toEqual(['pg-1']);
     expect((await call('DELETE', `/v1/backups/pg-1?repository=${encodeURIComponent(to)}`, tokens.viewer)).status).toBe(403);
     expect((await call('DELETE', `/v1/backups/pg-1?repository=${encodeURIComponent(to)}`, tokens.operator)).status).toBe(200);
-    const pruneJob = await call('POST', '/v1/prunes', tokens.operator, { repository: to });
+    const pruneJob = await call('POST', '/v1/prunes', tokens.operator, { repository: to, graceSeconds: 0 });
     const pruned = await until(pruneJob.json.job.id, ended);
     expect(pruned.state, JSON.stringify(pruned.error)).toBe('SUCCESS');
     expect(pruned.result?.packsDeleted).toBeGreaterThan(0);
@@ -363,5 +392,61 @@ describe.sequential('a server killed with SIGKILL during a backup', () => {
       third.child.kill('SIGTERM');
       await new Promise((r) => third.child.once('exit', r));
     }
+  }, 180_000);
+});
+
+describe.sequential('two cairn servers on one data dir', () => {
+  it('the second refuses to start, naming the first one\'s pid and the folder; the first one\'s running job ends SUCCESS, not INTERRUPTED', async () => {
+    const dir = join(work, 'shared-data');
+    const repoDir = newRepo('r-two');
+    const repo = await initRepo('r-two');
+    const store = new SqliteTokenStore(catalogFile(dir));
+    const op = store.create('operator').token;
+    store.close();
+    const first = spawn(process.execPath, [CAIRN, 'server', '--listen', '127.0.0.1:0', '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        first.stderr?.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(out);
+          if (m?.[1]) resolve(m[1]);
+        });
+        first.once('exit', (code) => reject(new Error(`server exited (${code}): ${out}`)));
+      });
+      const post = await fetch(`${url}/v1/backups`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${op}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ source: pgUrl(benchDb), repository: repoDir, id: 'while-second-starts', config: { jobs: 1, level: 'best' } }),
+      });
+      expect(post.status).toBe(202);
+      const jobId = ((await post.json()) as { job: JobRecord }).job.id;
+      const get = async (): Promise<JobRecord> => ((await (await fetch(`${url}/v1/jobs/${jobId}`, { headers: { authorization: `Bearer ${op}` } })).json()) as { job: JobRecord }).job;
+      const second = await cli(['server', '--listen', '127.0.0.1:0', '--data-dir', dir]);
+      expect(second.code).toBe(5);
+      expect(second.stderr).toContain(`The data folder ${dir} is in use by cairn server (pid ${first.pid} `);
+      expect(second.stderr).toContain(`listening on ${url}`);
+      // the refusal came while the job ran: a second server must not have touched it
+      expect(['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING']).toContain((await get()).state);
+      // an in-process run-now on that folder is refused the same way, pointing at the server
+      const runNow = await cli(['schedule', 'run-now', 'any', '--data-dir', dir], { env: { CAIRN_SERVER: '' } });
+      expect(runNow.code).toBe(5);
+      expect(runNow.stderr).toMatch(/in use by cairn server .*--server http:/);
+      expect((await get()).state).not.toBe('FAILED');
+      let job = await get();
+      for (const deadline = Date.now() + 120_000; !ended(job) && Date.now() < deadline; job = await get()) await new Promise((r) => setTimeout(r, 100));
+      expect(job.state, JSON.stringify(job.error)).toBe('SUCCESS');
+      expect(await repo.listBackupIds()).toEqual(['while-second-starts']);
+    } finally {
+      first.kill('SIGTERM');
+      await new Promise((r) => (first.exitCode !== null ? r(null) : first.once('exit', r)));
+    }
+    // once it has stopped, the folder is free: a server starts on it, even over the holder
+    // record a killed server leaves behind (the lock itself is the kernel's, gone with it)
+    writeFileSync(join(dir, 'server.lock'), JSON.stringify({ command: 'cairn server', pid: 2 ** 22 + 1, host: 'elsewhere', startedAt: '2020-01-01T00:00:00.000Z' }));
+    const next = await startServer({ dataDir: dir, port: 0 });
+    expect(JSON.parse(readFileSync(join(dir, 'server.lock'), 'utf8'))).toMatchObject({ pid: process.pid, url: next.url });
+    expect(next.interrupted).toBe(0);
+    await next.close();
   }, 180_000);
 });

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ConflictError, NotFoundError } from '../../src/core/errors.js';
+import { ConflictError, LockedError, NotFoundError } from '../../src/core/errors.js';
 import { ChunkIndex, writeIndexDocument } from '../../src/repo/chunk-index.js';
 import { ChunkReader } from '../../src/repo/chunk-reader.js';
 import { ChunkWriter } from '../../src/repo/chunk-writer.js';
+import { RepositoryLock, listLocks } from '../../src/repo/lock.js';
+import { encodeMetadata } from '../../src/repo/metadata.js';
 import { prune } from '../../src/repo/prune.js';
+import { createExclusive, createExclusiveByClaims } from '../../src/storage/common.js';
 import { Repository } from '../../src/repo/repository.js';
 import type { Storage } from '../../src/storage/types.js';
 import { manifest } from '../helpers/manifests.js';
@@ -136,6 +139,88 @@ export function describeStorageContract(name: string, factory: StorageFactory, o
       for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConflictError);
     });
 
+    it('reports modified times on the storage clock, and an overwrite advances them', async () => {
+      const s = await factory();
+      const before = Date.now();
+      await s.put('t/a', Buffer.from('a'));
+      await s.put('t/b', Buffer.from('b'));
+      const times = async () => {
+        const m = new Map<string, number>();
+        for await (const o of s.list('t/')) {
+          expect(o.modified).toBeInstanceOf(Date);
+          m.set(o.key, o.modified.getTime());
+        }
+        return m;
+      };
+      const first = await times();
+      const a = first.get('t/a') as number;
+      const b = first.get('t/b') as number;
+      // Written one after the other: the storage's clock puts them close together, in order
+      // (to its precision, which may be one second).
+      expect(Math.abs(b - a)).toBeLessThan(2 * 60_000);
+      expect(b).toBeGreaterThanOrEqual(a - 1000);
+      // The local clock is only a sanity bound here: local servers share it.
+      expect(Math.abs(a - before)).toBeLessThan(10 * 60_000);
+      // Overwrite until the storage's time moves on (one-second precision needs > 1 s).
+      let now = a;
+      const deadline = Date.now() + 10_000;
+      while (now <= a && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        await s.put('t/a', Buffer.from('a again'));
+        now = (await times()).get('t/a') as number;
+      }
+      expect(now).toBeGreaterThan(a);
+      expect((await s.get('t/a')).toString()).toBe('a again');
+    });
+
+    it('createExclusive: of two racing writers exactly one wins, 20 rounds (claims where create is not atomic)', async () => {
+      const s = await factory();
+      // Without atomic create, createExclusive is the claims path: test that once.
+      const ways = s.atomicCreate
+        ? ([['createExclusive', createExclusive], ['by claims', createExclusiveByClaims]] as const)
+        : ([['by claims', createExclusive]] as const);
+      for (const [how, create] of ways) {
+        for (let round = 0; round < 20; round++) {
+          const key = `backups/${how.replace(' ', '-')}-${round}`;
+          const results = await Promise.allSettled([create(s, key, Buffer.from('one')), create(s, key, Buffer.from('two'))]);
+          const won = results.map((r, i) => (r.status === 'fulfilled' ? i : -1)).filter((i) => i >= 0);
+          expect(won, `${how}, round ${round}: ${results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'won')).join(' / ')}`).toHaveLength(1);
+          for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConflictError);
+          expect((await s.get(key)).toString()).toBe(won[0] === 0 ? 'one' : 'two');
+          await expect(create(s, key, Buffer.from('late'))).rejects.toBeInstanceOf(ConflictError);
+        }
+      }
+    });
+
+    it('locks: a lock written long ago by the storage clock expires; a refreshing one never does', async () => {
+      const s = await factory();
+      // Short times, so that the test waits seconds, not minutes; one second of precision fits.
+      const timing = { refreshIntervalMs: 200, staleAfterMs: 3000 };
+      const at = new Date().toISOString();
+      // A holder that died without a trace we could check (another host).
+      await s.put('locks/dead', encodeMetadata({ exclusive: true, operation: 'dead prune', hostname: 'gone-host', pid: 7, createdAt: at, refreshedAt: at }));
+      await expect(RepositoryLock.acquire(s, { exclusive: false, operation: 'backup', ...timing })).rejects.toThrow(/locked by "dead prune"/);
+      const deadline = Date.now() + 20_000;
+      let live: RepositoryLock | undefined;
+      while (!live && Date.now() < deadline) {
+        live = await RepositoryLock.acquire(s, { exclusive: false, operation: 'live backup', ...timing }).catch((err: unknown) => {
+          expect(err).toBeInstanceOf(LockedError);
+          return undefined;
+        });
+        if (!live) await new Promise((r) => setTimeout(r, 200));
+      }
+      if (!live) throw new Error('the dead lock never expired');
+      // The live holder refreshes: past the stale age an exclusive locker keeps meeting it.
+      const until = Date.now() + timing.staleAfterMs + 1000;
+      while (Date.now() < until) {
+        await expect(RepositoryLock.acquire(s, { exclusive: true, operation: 'prune', ...timing })).rejects.toThrow(/locked by "live backup"/);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(live.signal.aborted).toBe(false);
+      await live.release();
+      expect((await listLocks(s)).map((l) => l.key)).toEqual(['locks/dead']);
+    });
+
     it('holds a repository: init, write chunks, read them back, prune', async () => {
       const s = await factory();
       const repo = await Repository.init(s, { packSize: 1024 * 1024, compression: { algorithm: 'none', level: 'default' } });
@@ -152,7 +237,8 @@ export function describeStorageContract(name: string, factory: StorageFactory, o
 
       await repo.writeManifest(manifest('keep', [ids[0] as string, ids[5] as string]));
       expect(await repo.listBackupIds()).toEqual(['keep']);
-      const report = await prune(repo);
+      expect((await prune(repo)).packsKeptYoung).toBeGreaterThan(0); // young: kept by the grace period
+      const report = await prune(repo, { unindexedGraceMs: 0 });
       expect(report.packsDeleted + report.packsRepacked).toBeGreaterThan(0);
 
       const after = await ChunkIndex.load(s);
@@ -160,7 +246,7 @@ export function describeStorageContract(name: string, factory: StorageFactory, o
       expect((await reader2.read(ids[0] as string)).equals(keep[0] as Buffer)).toBe(true);
       expect((await reader2.read(ids[5] as string)).equals(keep[1] as Buffer)).toBe(true);
       expect(after.chunks.has(ids[1] as string)).toBe(false);
-      const second = await prune(repo);
+      const second = await prune(repo, { unindexedGraceMs: 0 });
       expect(second).toMatchObject({ packsDeleted: 0, packsRepacked: 0 });
     });
   });

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NotFoundError, StorageError, UsageError } from '../../src/core/errors.js';
+import { ConflictError, NotFoundError, StorageError, UsageError } from '../../src/core/errors.js';
 import { LazyStorage, openStorage, storageFromEnv } from '../../src/storage/index.js';
 import { S3Storage, parseS3Url } from '../../src/storage/s3.js';
 import { S3RVER_CREDENTIALS, startS3rver, type LocalServer } from '../helpers/object-servers.js';
@@ -78,6 +80,58 @@ describe('S3 backend', () => {
     expect(counts.get('PutObjectCommand')).toBe(1);
     expect((await s.get('big')).equals(big)).toBe(true);
     expect((await s.get('small')).equals(small)).toBe(true);
+  });
+
+  it('sends If-None-Match: * on create-only writes (atomic on AWS S3), and not on others', async () => {
+    const s = s3();
+    const seen: { key: string; ifNoneMatch: string | undefined }[] = [];
+    s.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const req = args.request as { headers?: Record<string, string>; path?: string };
+        if (context.commandName === 'PutObjectCommand') seen.push({ key: req.path ?? '', ifNoneMatch: req.headers?.['if-none-match'] });
+        return next(args);
+      },
+      { step: 'finalizeRequest' },
+    );
+    await s.put('create-only', Buffer.from('x'), { ifNotExists: true });
+    await s.put('plain', Buffer.from('x'));
+    expect(seen.map((r) => r.ifNoneMatch)).toEqual(['*', undefined]);
+    expect(s.atomicCreate).toBe(false);
+    expect(openStorage(`s3://${BUCKET}/p?endpoint=${encodeURIComponent(server.url)}`, {}).atomicCreate).toBe(false);
+  });
+
+  it('maps a 412 to a conflict, and falls back to a plain write where the server refuses the condition (501)', async () => {
+    // In front of s3rver, answers a conditional PutObject itself as the given server would.
+    let answer: 412 | 501 = 412;
+    const proxy: Server = createServer((req, res) => {
+      if (req.method === 'PUT' && req.headers['if-none-match'] === '*') {
+        req.resume();
+        const code = answer === 412 ? 'PreconditionFailed' : 'NotImplemented';
+        res.writeHead(answer, { 'content-type': 'application/xml' });
+        res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message></Error>`);
+        return;
+      }
+      const target = new URL(server.url);
+      const fwd = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      req.pipe(fwd);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const s = s3({ endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` });
+      await expect(s.put('taken', Buffer.from('x'), { ifNotExists: true })).rejects.toBeInstanceOf(ConflictError);
+      expect(await s.exists('taken')).toBe(false);
+      answer = 501;
+      await s.put('unconditional', Buffer.from('y'), { ifNotExists: true });
+      expect((await s.get('unconditional')).toString()).toBe('y');
+      // The HeadObject check still refuses the sequential case there.
+      await expect(s.put('unconditional', Buffer.from('z'), { ifNotExists: true })).rejects.toBeInstanceOf(ConflictError);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it('names the bucket when it does not exist', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,9 @@ import { SqliteJobCatalog } from '../../src/catalog/sqlite.js';
 import { PostgresJobCatalog } from '../../src/catalog/postgres.js';
 import { createDatabase, dropDatabase, ensurePostgres, pgUrl } from '../helpers/postgres.js';
 import { runBackup } from '../../src/jobs/backup.js';
-import { JobCenter, type JobContext } from '../../src/jobs/job-center.js';
+import { isTerminal, JobCenter, JobConflictError, type JobContext } from '../../src/jobs/job-center.js';
+import { databaseKey } from '../../src/jobs/database-key.js';
+import type { JobRecord } from '../../src/catalog/types.js';
 import { Repository } from '../../src/repo/repository.js';
 import { openSource } from '../../src/sources/index.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
@@ -195,5 +197,106 @@ describe.sequential('JobCenter on a PostgreSQL catalog (shared by several server
     expect(err).toBeInstanceOf(SourceError);
     expect((err as Error).message).toMatch(/127\.0\.0\.1:1/);
     expect((err as Error).message).not.toContain('Catal0g-pw');
+  });
+});
+
+describe('one job per database', () => {
+  it('names a database the same whatever URL reaches it', () => {
+    const sub = join(dir, 'db-folder');
+    mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, 'app.db'), '');
+    symlinkSync(sub, join(dir, 'db-link'));
+    const key = databaseKey(`sqlite://${join(sub, 'app.db')}`);
+    expect(databaseKey(`sqlite://${join(dir, 'db-link', 'app.db')}`)).toBe(key);
+    expect(databaseKey(`sqlite://${join(dir, 'db-link', '..', 'db-folder', 'app.db')}`)).toBe(key);
+    // a file that does not exist yet (a new restore target) through the symlinked folder
+    expect(databaseKey(`sqlite://${join(dir, 'db-link', 'new.db')}`)).toBe(databaseKey(`sqlite://${join(sub, 'new.db')}`));
+    expect(databaseKey(`sqlite://${join(sub, 'other.db')}`)).not.toBe(key);
+    const pg = databaseKey('postgres://alice@127.0.0.1:5432/shop');
+    expect(databaseKey('postgres://bob@localhost:5432/shop')).toBe(pg);
+    expect(databaseKey('postgres://bob@[::1]:5432/shop')).toBe(pg);
+    expect(databaseKey('postgres://postgres@/var/run/postgresql:5432/shop')).toBe(pg);
+    expect(databaseKey('postgres://alice@127.0.0.1:5433/shop')).not.toBe(pg);
+    expect(databaseKey('postgres://alice@127.0.0.1:5432/Shop')).not.toBe(pg);
+    expect(databaseKey('postgres://alice@DB.example:5432/shop')).toBe(databaseKey('postgres://x@db.example:5432/shop'));
+  });
+
+  it('a backup and a restore of one database never run at once: the second gets a conflict naming the running job', async () => {
+    const center = new JobCenter(new SqliteJobCatalog(catalogFile()));
+    const g = gate();
+    const backup = await center.start({ kind: 'backup', exclusiveKey: databaseKey('postgres://alice@127.0.0.1:5432/shop'), params: { source: 'postgres://alice@127.0.0.1:5432/shop' }, run: g.run });
+    const restore = await center
+      .start({ kind: 'restore', exclusiveKey: databaseKey('postgres://bob@localhost:5432/shop'), params: { target: 'postgres://bob@localhost:5432/shop' }, run: async () => ({}) })
+      .catch((e: unknown) => e);
+    expect(restore).toBeInstanceOf(JobConflictError);
+    expect((restore as JobConflictError).running.id).toBe(backup.id);
+    expect((restore as Error).message).toMatch(new RegExp(`A backup of postgres://alice@127\\.0\\.0\\.1:5432/shop is already running as job ${backup.id}`));
+    // another database is free; once the backup has ended, the restore runs
+    const elsewhere = await center.start({ kind: 'restore', exclusiveKey: databaseKey('postgres://bob@localhost:5432/shop2'), params: {}, run: async () => ({}) });
+    expect((await center.wait(elsewhere.id)).state).toBe('SUCCESS');
+    g.release();
+    await center.wait(backup.id);
+    const h = gate();
+    const r1 = await center.start({ kind: 'restore', exclusiveKey: databaseKey('postgres://bob@localhost:5432/shop'), params: { target: 'postgres://bob@localhost:5432/shop' }, run: h.run });
+    // two restores into one database, and a backup while a restore loads it, are refused too
+    for (const kind of ['restore', 'backup'] as const) {
+      const err = await center.start({ kind, exclusiveKey: databaseKey('postgres://carol@127.0.0.1:5432/shop'), params: {}, run: async () => ({}) }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConflictError);
+      expect((err as Error).message).toContain(`A restore of postgres://bob@localhost:5432/shop is already running as job ${r1.id}`);
+    }
+    h.release();
+    expect((await center.wait(r1.id)).state).toBe('SUCCESS');
+  });
+});
+
+/** A real SQLite catalog whose writes of final states fail `failures` times (a disk fault). */
+class FailingFinalWrites extends SqliteJobCatalog {
+  failures = 0;
+  attempts = 0;
+  override async update(job: JobRecord): Promise<void> {
+    if (isTerminal(job.state)) {
+      this.attempts++;
+      if (this.failures > 0) {
+        this.failures--;
+        throw new Error('disk I/O error');
+      }
+    }
+    return super.update(job);
+  }
+}
+
+describe('a job\'s final state write that fails', () => {
+  it('is retried until it lands', async () => {
+    const file = catalogFile();
+    const catalog = new FailingFinalWrites(file);
+    catalog.failures = 2;
+    const lines: string[] = [];
+    const center = new JobCenter(catalog, { log: (l) => lines.push(l), finalRetryDelaysMs: [5, 5, 5] });
+    const job = await center.start({ kind: 'verify', params: {}, run: async () => ({ fine: true }) });
+    expect((await center.wait(job.id)).state).toBe('SUCCESS');
+    expect(catalog.attempts).toBe(3);
+    expect(await new SqliteJobCatalog(file).get(job.id)).toMatchObject({ state: 'SUCCESS', result: { fine: true } });
+    expect(lines.join('\n')).toMatch(new RegExp(`job ${job.id}: writing its SUCCESS state to the job catalog failed \\(disk I/O error\\)`));
+  });
+
+  it('when every retry fails: logged (never swallowed), and the job still reads as ended here', async () => {
+    const file = catalogFile();
+    const catalog = new FailingFinalWrites(file);
+    catalog.failures = 1000;
+    const lines: string[] = [];
+    const center = new JobCenter(catalog, { log: (l) => lines.push(l), finalRetryDelaysMs: [1, 1, 1] });
+    const job = await center.start({ kind: 'backup', exclusiveKey: 'k', params: {}, run: async () => Promise.reject(new SourceError('PostgreSQL is not reachable at h:5432.')) });
+    const end = await center.wait(job.id);
+    expect(end).toMatchObject({ state: 'FAILED', error: { code: 'SOURCE' } });
+    expect(catalog.attempts).toBe(4); // the queued write, then 3 retries
+    expect(lines.at(-1)).toMatch(new RegExp(`job ${job.id} ended FAILED, but its final state could not be written to the job catalog after 4 attempts \\(disk I/O error\\)`));
+    expect(await center.get(job.id)).toMatchObject({ state: 'FAILED', error: { code: 'SOURCE' } });
+    expect((await center.list({})).find((j) => j.id === job.id)?.state).toBe('FAILED');
+    expect(await center.wait(job.id)).toMatchObject({ state: 'FAILED' });
+    await expect(center.cancel(job.id)).rejects.toThrow(/already ended \(FAILED\)/);
+    expect((await new SqliteJobCatalog(file).get(job.id))?.state).toBe('STARTED');
+    // the key is free again
+    const next = await center.start({ kind: 'backup', exclusiveKey: 'k', params: {}, run: async () => ({}) });
+    expect((await center.wait(next.id)).state).toBe('SUCCESS'); // its final write failed too, but it ended
   });
 });
