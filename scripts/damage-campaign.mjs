@@ -86,8 +86,8 @@ must(L.cairn(['repo', 'init', pristine, '--pack-size', '1']), 'repo init');
 const expected = new Map();
 const plan = [
   { id: 'b1' },
-  { id: 'b2', mutate: true },
-  { id: 'b3', mutate: true, include: ['users', 'settings', 'tags'] },
+  { id: 'b2', mutate: true, include: ['users', 'settings', 'tags'] },
+  { id: 'b3', mutate: true },
   { id: 'b4', mutate: true },
 ];
 for (const b of plan.slice(0, Math.max(2, Math.min(plan.length, opts.backups)))) {

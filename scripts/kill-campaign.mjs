@@ -52,6 +52,8 @@ const r = L.rng(opts.seed);
 const work = L.tmpDir('cairn-killc');
 const tag = randomBytes(3).toString('hex');
 const started = Date.now();
+/** True while the measuring (unkilled) run's next operation runs: the repository checks are skipped. */
+let measuring = false;
 
 /** A failure found in one iteration. */
 function failure(list, kind, detail, what) {
@@ -193,6 +195,8 @@ class Repo {
    * compared with what it backed up. Returns problems (strings); none means intact.
    */
   check({ restoreAll = true } = {}) {
+    // The unkilled measuring run is not a kill: its next run happens, the checks do not.
+    if (measuring) return [];
     const problems = [];
     const listed = this.list();
     if (listed.error) return [listed.error];
@@ -630,7 +634,12 @@ async function campaign(engName, opName) {
       row.measuredMs = m.ms;
       if (m.code !== 0) row.failures.push({ iteration: -1, kind: 'next-failed', detail: L.oneLine(`unkilled ${opName} exited ${m.code}: ${m.stderr}`) });
       const f = [];
-      await op.after(s, c, { killed: false }, f);
+      measuring = true;
+      try {
+        await op.after(s, c, { killed: false }, f);
+      } finally {
+        measuring = false;
+      }
       for (const x of f) row.failures.push({ iteration: -1, ...x });
     }
     const markerNames = Object.keys(op.markers(s, {}));

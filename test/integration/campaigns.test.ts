@@ -59,7 +59,8 @@ function runCampaign<T>(script: string, args: string[]): Promise<{ summary: T; l
   });
 }
 
-describe('campaigns (short, fixed seeds)', () => {
+// The two run side by side: each is one process at a time, and the machine has two cores.
+describe.concurrent('campaigns (short, fixed seeds)', () => {
   it('kill campaign: SIGKILL during every operation on SQLite leaves no corrupt repository, half-written target or leftover', async () => {
     const { summary, log } = await runCampaign<{ rows: KillRow[]; totals: { kills: number } }>('kill-campaign.mjs', [
       '--seed', '11', '--kills', '2', '--engine', 'sqlite', '--mb', '1', '--max-backups', '2', '--marker-every', '2',
@@ -78,7 +79,7 @@ describe('campaigns (short, fixed seeds)', () => {
   it('damage campaign: every damaged object is reported, contained to what depends on it, and repaired', async () => {
     const { summary, log } = await runCampaign<{ rows: DamageRow[]; repair: string; totals: { cases: number; missed: number; uncontained: number; repairFailed: number } }>(
       'damage-campaign.mjs',
-      ['--seed', '7', '--per-kind', '1', '--mb', '1', '--backups', '3'],
+      ['--seed', '7', '--per-kind', '1', '--mb', '1', '--backups', '2'],
     );
     // 5 kinds × 5 damages, less "lock delete" (a deleted lock looks released).
     expect(summary.totals.cases, log).toBe(24);
