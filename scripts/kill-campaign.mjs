@@ -708,7 +708,11 @@ for (const engName of engines) {
     log('postgres: skipped: PostgreSQL is not accepting connections at 127.0.0.1:5432');
     continue;
   }
-  for (const opName of ops) rows.push(await campaign(engName, opName));
+  for (const opName of ops) {
+    rows.push(await campaign(engName, opName));
+    // A long run leaves its figures so far, should it be stopped before the end.
+    if (opts.out) fs.writeFileSync(opts.out, `${JSON.stringify({ campaign: 'kill', partial: true, commit: L.gitCommit(), seed: opts.seed, killsPerOp: opts.kills, rows }, null, 2)}\n`);
+  }
 }
 
 const totals = rows.reduce(
