@@ -249,6 +249,13 @@ export function sameDigest(a, b, only) {
   return a.schema === b.schema && JSON.stringify(ka) === JSON.stringify(kb) && ka.every((k) => a.tables[k] === b.tables[k]);
 }
 
+/** Tables whose digests differ between a and b (present in one only included); ['(schema)'] when schemas differ. */
+export function diffTables(a, b) {
+  if (!a || !b) return [a ? 'target absent' : 'target unreadable'];
+  const names = [...new Set([...Object.keys(a.tables), ...Object.keys(b.tables)])].sort();
+  return [...(a.schema !== b.schema ? ['(schema)'] : []), ...names.filter((n) => a.tables[n] !== b.tables[n])];
+}
+
 /** Names of SQLite restore staging files (`.<name>.cairn-restore-*`) in a folder. */
 export function sqliteStagingFiles(dir) {
   if (!fs.existsSync(dir)) return [];
@@ -334,14 +341,16 @@ const SEP = '\x1f';
 
 /**
  * { tables: { "schema.table": "count:md5 of rows ordered by their text form" } } for every
- * ordinary table of `db`, or undefined when the database does not exist.
+ * ordinary table of `db`, or undefined when the database does not exist. Restore staging
+ * tables (`…__cairn_<hex>`) are left out: they are leftovers, counted as such, not content.
  */
 export function pgDigest(db) {
   if (pgDatabases(db.replace(/[_%\\]/g, (c) => `\\${c}`)).length === 0) return undefined;
   const rels = psql(
     db,
     `SELECT n.nspname || ${lit(SEP)} || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1;`,
+      WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+        AND c.relname NOT LIKE '%\\_\\_cairn\\_%' ORDER BY 1;`,
   )
     .split('\n')
     .filter(Boolean)

@@ -349,7 +349,7 @@ const OPERATIONS = {
       const want = s.repo.expected.get(s.id);
       if (eng.targetExists(c.target)) {
         const got = safeDigest(eng, c.target);
-        if (!L.sameDigest(got, want)) failure(f, 'half-written', `killed restore into new ${c.target} left it present but incomplete`);
+        if (!L.sameDigest(got, want)) failure(f, 'half-written', `killed restore into new ${c.target} left it present but incomplete (differs in ${L.diffTables(got, want).join(', ')})`);
       }
       // The next restore: every other time the user's retry into the same (absent) target,
       // else a restore into another target in the same folder / on the same server.
@@ -394,7 +394,9 @@ const OPERATIONS = {
       const got = safeDigest(eng, s.target);
       const was = s.repo.expected.get(c.before);
       const want = s.repo.expected.get(c.id);
-      if (!L.sameDigest(got, was) && !L.sameDigest(got, want)) failure(f, 'half-written', `killed overwrite of ${s.target} left it neither unchanged (${c.before}) nor complete (${c.id})`);
+      if (!L.sameDigest(got, was) && !L.sameDigest(got, want)) {
+        failure(f, 'half-written', `killed overwrite of ${s.target} left it neither unchanged (${c.before}; differs in ${L.diffTables(got, was).join(', ')}) nor complete (${c.id}; differs in ${L.diffTables(got, want).join(', ')})`);
+      }
       const res = L.cairn(['restore', c.id, '--repo', s.repo.dir, '--to', eng.targetUrl(s.target), '--on-conflict', 'overwrite']);
       if (res.code !== 0) failure(f, 'next-failed', `restore ${c.id} --on-conflict overwrite exited ${res.code}: ${res.stderr}`);
       const now = safeDigest(eng, s.target);
