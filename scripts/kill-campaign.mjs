@@ -177,10 +177,20 @@ class Repo {
     }
   }
 
+  /**
+   * The backups whose manifests are in the folder, oldest first (ids end in a counter): the
+   * campaign's own bookkeeping, cheaper than a CLI run; the checks use `backup list`.
+   */
+  fsList() {
+    const dir = path.join(this.dir, 'backups');
+    const num = (id) => Number(id.slice(id.lastIndexOf('-') + 1));
+    const ids = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => !f.startsWith('.')).sort((a, b) => num(a) - num(b)) : [];
+    return { ids };
+  }
+
   /** Deletes backups (not under test) until at most `keep` remain. */
   trim(keep) {
-    const { ids } = this.list();
-    if (!ids) return;
+    const { ids } = this.fsList();
     for (const id of ids.slice(0, Math.max(0, ids.length - keep))) {
       const res = L.cairn(['backup', 'delete', id, '--repo', this.dir]);
       if (res.code === 0) {
@@ -315,8 +325,8 @@ const OPERATIONS = {
     after(s, c, run, f) {
       const next = s.repo.backup('n');
       if (next.error) failure(f, 'next-failed', next.error);
-      const listed = s.repo.list();
-      if (listed.ids && listed.ids.includes(c.id)) s.repo.mustExist.add(c.id);
+      const listed = s.repo.fsList();
+      if (listed.ids.includes(c.id)) s.repo.mustExist.add(c.id);
       else s.repo.expected.delete(c.id);
       for (const p of s.repo.check()) failure(f, 'corrupt', p);
       const tmp = L.repoTempFiles(s.repo.dir);
@@ -494,8 +504,7 @@ const OPERATIONS = {
     after(s, c, run, f) {
       if (c.setupError) failure(f, 'next-failed', `setup backup: ${c.setupError}`);
       const res = L.cairn(['copy', c.id, '--from', s.from.dir, '--to', s.to.dir]);
-      const listed = s.to.list();
-      const there = Boolean(listed.ids?.includes(c.id));
+      const there = s.to.fsList().ids.includes(c.id);
       if (res.code !== 0 && !(res.code === 4 && there)) failure(f, 'next-failed', `copy ${c.id} exited ${res.code}: ${res.stderr}`);
       if (there) s.to.mustExist.add(c.id);
       else failure(f, 'next-failed', `backup ${c.id} is not in the target after the next copy`);
@@ -517,13 +526,13 @@ const OPERATIONS = {
     },
     prepare(s) {
       const c = {};
-      const listed = s.repo.list();
-      for (let n = listed.ids?.length ?? 0; n < opts.maxBackups + 1; n++) {
+      const listed = s.repo.fsList();
+      for (let n = listed.ids.length; n < opts.maxBackups + 1; n++) {
         s.repo.eng.mutate();
         const b = s.repo.backup();
         if (b.error) c.setupError = b.error;
       }
-      const ids = s.repo.list().ids ?? [];
+      const ids = s.repo.fsList().ids;
       c.id = ids[0];
       // The backup being deleted may be gone or whole afterwards, nothing in between.
       s.repo.mustExist.delete(c.id);
@@ -537,12 +546,12 @@ const OPERATIONS = {
     }),
     after(s, c, run, f) {
       if (c.setupError) failure(f, 'next-failed', `setup backup: ${c.setupError}`);
-      const ids = s.repo.list().ids ?? [];
+      const ids = s.repo.fsList().ids;
       const victim = ids.includes(c.id) ? c.id : ids[0];
       s.repo.mustExist.delete(victim);
       const res = L.cairn(['backup', 'delete', victim, '--repo', s.repo.dir]);
       if (res.code !== 0) failure(f, 'next-failed', `backup delete ${victim} exited ${res.code}: ${res.stderr}`);
-      const after = s.repo.list().ids ?? [];
+      const after = s.repo.fsList().ids;
       if (after.includes(victim)) failure(f, 'next-failed', `backup ${victim} is still listed after the next delete`);
       for (const p of s.repo.check()) failure(f, 'corrupt', p);
       const tmp = L.repoTempFiles(s.repo.dir);
@@ -560,13 +569,13 @@ const OPERATIONS = {
     },
     prepare(s) {
       const c = {};
-      const listed = s.repo.list();
-      for (let n = listed.ids?.length ?? 0; n < opts.maxBackups + 1; n++) {
+      const listed = s.repo.fsList();
+      for (let n = listed.ids.length; n < opts.maxBackups + 1; n++) {
         s.repo.eng.mutate();
         const b = s.repo.backup();
         if (b.error) c.setupError = b.error;
       }
-      const ids = s.repo.list().ids ?? [];
+      const ids = s.repo.fsList().ids;
       // The two oldest expire; the others must stay.
       c.expired = ids.slice(0, 2);
       for (const id of c.expired) {
@@ -586,7 +595,7 @@ const OPERATIONS = {
       if (c.setupError) failure(f, 'next-failed', `setup: ${c.setupError}`);
       const res = L.cairn(['backup', 'expire', '--repo', s.repo.dir]);
       if (res.code !== 0) failure(f, 'next-failed', `backup expire exited ${res.code}: ${res.stderr}`);
-      const after = s.repo.list().ids ?? [];
+      const after = s.repo.fsList().ids;
       const left = c.expired.filter((id) => after.includes(id));
       if (left.length) failure(f, 'next-failed', `expired backups still listed after the next expire: ${left.join(', ')}`);
       for (const p of s.repo.check()) failure(f, 'corrupt', p);
