@@ -754,7 +754,7 @@ const lk = rows.filter((x) => Object.keys(x.leftoverKinds ?? {}).length);
 if (lk.length) write(`leftovers by kind (runs): ${lk.map((x) => `${x.op}/${x.engine}: ${Object.entries(x.leftoverKinds).map(([k, v]) => `${k} ${v}`).join(', ')}`).join('; ')}`);
 const distinct = new Map();
 for (const x of rows) for (const f of x.failures) {
-  const key = `${x.op}/${x.engine}/${f.kind}/${f.detail.replace(/[0-9a-f]{16,}/g, '…').replace(/\d+/g, 'N').slice(0, 120)}`;
+  const key = `${x.op}/${x.engine}/${f.kind}/${f.detail.replace(/[0-9a-f]{8,}/g, '…').replace(/\d+/g, 'N').slice(0, 120)}`;
   if (!distinct.has(key)) distinct.set(key, { op: x.op, engine: x.engine, ...f, count: 0 });
   distinct.get(key).count++;
 }
