@@ -1,6 +1,6 @@
 import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { CairnError, EXIT_CODES, NotFoundError, UsageError, type ErrorCode } from '../core/errors.js';
+import { CairnError, CancelledError, EXIT_CODES, NotFoundError, UsageError, type ErrorCode } from '../core/errors.js';
 import { addDuration, parseDuration } from '../core/durations.js';
 import { redactUrl } from '../sources/postgres/connection.js';
 import { catalogFile, defaultDataDir } from '../catalog/database.js';
@@ -74,7 +74,9 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
     interrupts++;
     if (interrupts > 1) process.exit(EXIT_CODES.CANCELLED);
     io.err('cairn: cancelling (press Ctrl-C again to stop at once)…');
-    controller.abort();
+    // The reason is what code that throws `signal.reason` (or signal.throwIfAborted()) throws:
+    // a CancelledError, exit 130, not a DOMException "This operation was aborted".
+    controller.abort(new CancelledError('Cancelled (interrupted by Ctrl-C or SIGTERM).'));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -83,7 +85,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
     await buildProgram(io, controller.signal).parseAsync(argv);
     return 0;
   } catch (err) {
-    return reportError(err, io, debug);
+    return reportError(cancelledIfAborted(err, controller.signal), io, debug);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -95,6 +97,18 @@ function defaultIo(): Io {
     out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
     err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
   };
+}
+
+/**
+ * After Ctrl-C / SIGTERM, an error that is not a CairnError comes from the abort itself (Node's
+ * AbortError from a stream, a child process, a timer; a driver's "Connection terminated"):
+ * the operation was cancelled, exit 130. CairnErrors keep their meaning (a conflict found
+ * before the signal is still a conflict).
+ */
+function cancelledIfAborted(err: unknown, signal: AbortSignal): unknown {
+  if (!signal.aborted || err instanceof CairnError || err instanceof CommanderError) return err;
+  const reason: unknown = signal.reason;
+  return reason instanceof CairnError ? reason : new CancelledError();
 }
 
 function reportError(err: unknown, io: Io, debug: boolean): number {

@@ -38,10 +38,14 @@ let own: ProcessIdentity | undefined;
 
 /** This process's identity (read once: none of it changes while the process lives). */
 export function currentProcessIdentity(): ProcessIdentity {
+  // /proc shows the pids of the PID namespace it was mounted for. In a namespace entered without
+  // remounting /proc (`unshare --pid --fork`), /proc/<pid> names some other process: then no
+  // start time is recorded or compared, and nothing is ever proven dead from here.
+  const procIsOurs = procStatPid('/proc/self/stat') === process.pid;
   own ??= {
     hostname: hostname(),
     pid: process.pid,
-    startTicks: processStartTicks(process.pid),
+    startTicks: procIsOurs ? processStartTicks(process.pid) : undefined,
     bootId: readText('/proc/sys/kernel/random/boot_id'),
     pidNamespace: readLink('/proc/self/ns/pid'),
   };
@@ -71,6 +75,8 @@ export function processStartTicks(pid: number): string | undefined {
  */
 export function processProvenGone(holder: Partial<ProcessIdentity>, self: ProcessIdentity = currentProcessIdentity()): boolean {
   if (holder.hostname !== self.hostname) return false;
+  // No start time of our own: /proc is missing or belongs to another PID namespace.
+  if (!self.startTicks) return false;
   if (!holder.bootId || !self.bootId || holder.bootId !== self.bootId) return false;
   if (!holder.pidNamespace || !self.pidNamespace || holder.pidNamespace !== self.pidNamespace) return false;
   if (!holder.startTicks || holder.pid === undefined || !Number.isSafeInteger(holder.pid) || holder.pid <= 0) return false;
@@ -80,6 +86,13 @@ export function processProvenGone(holder: Partial<ProcessIdentity>, self: Proces
   // Exists, but /proc does not tell its start (it ended between the two looks, or /proc is
   // hidden): not proven.
   return now !== undefined && now !== holder.startTicks;
+}
+
+/** Field 1 (pid) of a /proc/…/stat file. */
+function procStatPid(path: string): number | undefined {
+  const stat = readText(path);
+  const pid = stat === undefined ? Number.NaN : Number(stat.slice(0, stat.indexOf(' ')));
+  return Number.isSafeInteger(pid) ? pid : undefined;
 }
 
 function readText(path: string): string | undefined {

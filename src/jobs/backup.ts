@@ -1,5 +1,6 @@
 import { ConflictError, CorruptionError, throwIfAborted } from '../core/errors.js';
 import { lockedSignal } from '../repo/locked.js';
+import { sleep } from '../core/sleep.js';
 import { generateBackupId, validateBackupId } from '../core/ids.js';
 import { FORMAT_VERSION, type BackupManifest, type BackupType, type CollectionEntry, type CompressionSettings } from '../core/schemas.js';
 import { selectNames, type Selection } from '../core/selection.js';
@@ -37,6 +38,11 @@ export interface BackupOptions {
   signal?: AbortSignal;
   onProgress?: ProgressListener;
   now?: () => Date;
+  /**
+   * How long to wait (ms) while a prune or repair holds the repository's exclusive lock, instead
+   * of failing at once with LockedError (default 0). Scheduled backups wait.
+   */
+  lockWaitMs?: number;
 }
 
 /**
@@ -52,7 +58,10 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
     if (await repo.hasBackup(options.id)) throw duplicateBackup(options.id, repo.location);
   }
   const compression = options.compression ?? repo.config.compression;
-  const lock = await repo.lock(false, `backup of ${source.location}`);
+  const lock = await repo.lock(false, `backup of ${source.location}`, {
+    ...(options.lockWaitMs ? { waitMs: options.lockWaitMs } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   // Aborts when the caller cancels or when the lock is lost (a prune could then run).
   const signal = lockedSignal(lock, options.signal);
   let pool: CompressionPool | undefined;
@@ -225,18 +234,25 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
  * @throws CorruptionError naming the missing chunks; nothing is made visible.
  */
 async function assertStillStored(repo: Repository, entries: CollectionEntry[], signal: AbortSignal): Promise<void> {
-  const { chunks } = await ChunkIndex.loadUsable(repo.storage, signal);
   const missing = new Set<string>();
   const affected = new Set<string>();
-  for (const e of entries) {
-    for (const id of e.chunks) {
-      if (!chunks.has(id)) {
-        missing.add(id);
-        affected.add(e.name);
+  // Looked at up to three times: a storage that answers one listing or read wrongly (a fault, a
+  // hiccup) must not fail a good backup; data that is really gone stays gone.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (attempt > 0) await sleep(250 * 4 ** (attempt - 1), signal);
+    missing.clear();
+    affected.clear();
+    const { chunks } = await ChunkIndex.loadUsable(repo.storage, signal);
+    for (const e of entries) {
+      for (const id of e.chunks) {
+        if (!chunks.has(id)) {
+          missing.add(id);
+          affected.add(e.name);
+        }
       }
     }
+    if (missing.size === 0) return;
   }
-  if (missing.size === 0) return;
   throw new CorruptionError(
     `The backup was not made visible: ${missing.size} chunk(s) it reuses (in ${[...affected].join(', ')}) are no longer stored in ${repo.location} ` +
       '(their pack was removed or damaged while the backup ran). Run the backup again; it uploads them anew.',

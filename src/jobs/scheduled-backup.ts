@@ -25,6 +25,9 @@ export interface LauncherDeps {
   log?: (line: string) => void;
 }
 
+/** How long a scheduled backup waits for a prune or repair holding the exclusive lock. */
+export const SCHEDULED_LOCK_WAIT_MS = 30 * 60_000;
+
 export function scheduledBackupLauncher(deps: LauncherDeps): (spec: ScheduleSpec, dueAt: Date) => Promise<Launched> {
   return async (spec, dueAt) => {
     const source = deps.openSource(spec.source);
@@ -48,6 +51,8 @@ export function scheduledBackupLauncher(deps: LauncherDeps): (spec: ScheduleSpec
           signal: ctx.signal,
           onProgress: ctx.progress,
           now: deps.now,
+          // A prune or repair running at the same hour delays a scheduled backup, not fails it.
+          lockWaitMs: SCHEDULED_LOCK_WAIT_MS,
         });
         // The backup exists from here on: a retention failure (the repository locked by a prune,
         // a storage fault) does not undo it. It is reported as a warning of a successful job and

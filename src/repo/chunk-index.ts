@@ -5,6 +5,7 @@ import { CorruptionError, NotFoundError, throwIfAborted } from '../core/errors.j
 import { decodeMetadata, encodeMetadata } from './metadata.js';
 import { sha256Hex } from './hash.js';
 import { mapLimit } from './concurrency.js';
+import { sleep } from '../core/sleep.js';
 
 export interface ChunkLocation {
   packId: string;
@@ -122,13 +123,21 @@ export class ChunkIndex {
     for await (const info of storage.list('index/', signal)) ids.push(info.key.slice('index/'.length));
     const damaged: DamagedIndex[] = [];
     const read = await mapLimit(ids, 8, async (id) => {
-      let bytes: Buffer;
-      try {
-        bytes = await storage.get(indexKey(id), signal);
-      } catch (err) {
-        if (err instanceof NotFoundError) return undefined; // removed by a prune since the listing
-        throw err;
+      let bytes: Buffer | undefined;
+      // A read that does not match the name is tried again before the document counts as
+      // damaged: a storage may hand out a short body once (a connection cut, a server mid-write
+      // of an identical document), and a false "damaged" makes a backup fail or prune refuse.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        try {
+          bytes = await storage.get(indexKey(id), signal);
+        } catch (err) {
+          if (err instanceof NotFoundError) return undefined; // removed by a prune since the listing
+          throw err;
+        }
+        if (sha256Hex(bytes) === id) break;
+        if (attempt < 2) await sleep(50 * (attempt + 1), signal);
       }
+      if (!bytes) return undefined;
       try {
         if (!/^[0-9a-f]{64}$/.test(id) || sha256Hex(bytes) !== id) {
           throw new CorruptionError(`Index ${indexKey(id)} is damaged: its content does not match its name.`, { objects: [indexKey(id)] });

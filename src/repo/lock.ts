@@ -4,6 +4,7 @@ import { currentProcessIdentity, processProvenGone, type ProcessIdentity } from 
 import { LockDocumentSchema, type LockDocument } from '../core/schemas.js';
 import type { Storage } from '../storage/types.js';
 import { decodeMetadata, encodeMetadata } from './metadata.js';
+import { sleep } from '../core/sleep.js';
 
 /** A held lock is rewritten in place this often, so that its storage time advances. */
 export const REFRESH_INTERVAL_MS = 60_000;
@@ -13,6 +14,10 @@ export const REFRESH_INTERVAL_MS = 60_000;
  * after STALE_AFTER_MS / 2 without a successful refresh, well before anyone may judge them stale.
  */
 export const STALE_AFTER_MS = 10 * 60_000;
+/** Pauses (ms) before reading a lock that read as damaged again: it may have been mid-rewrite. */
+const TORN_READ_RETRIES = [50, 150, 400];
+/** How long release() waits for a refresh in flight before deleting the lock anyway. */
+const RELEASE_WAIT_MS = 10_000;
 /** A lock document is a few hundred bytes; anything much larger is damage, not read. */
 const MAX_LOCK_BYTES = 64 * 1024;
 export const LOCKS_PREFIX = 'locks/';
@@ -29,6 +34,11 @@ export interface LockOptions {
   staleAfterMs?: number;
   /** Cancels acquiring (not the lock once held: release() does that). */
   signal?: AbortSignal;
+  /**
+   * How long to keep trying while the repository is locked (ms; default 0: fail at once). Retries
+   * come at random intervals (0.2 s growing to 5 s), so racers that failed together separate.
+   */
+  waitMs?: number;
 }
 
 /** One object under locks/, as listed. */
@@ -108,6 +118,19 @@ export class RepositoryLock {
    *   fails or does not list our own lock right after writing it; CancelledError on `signal`.
    */
   static async acquire(storage: Storage, options: LockOptions): Promise<RepositoryLock> {
+    const deadline = Date.now() + Math.max(0, options.waitMs ?? 0);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await RepositoryLock.tryAcquire(storage, options);
+      } catch (err) {
+        if (!(err instanceof LockedError) || Date.now() >= deadline) throw err;
+        const pause = Math.min(deadline - Date.now(), Math.random() * Math.min(5_000, 200 * 2 ** attempt));
+        await sleep(pause, options.signal);
+      }
+    }
+  }
+
+  private static async tryAcquire(storage: Storage, options: LockOptions): Promise<RepositoryLock> {
     const now = options.now ?? (() => new Date());
     const refreshIntervalMs = options.refreshIntervalMs ?? REFRESH_INTERVAL_MS;
     const staleAfterMs = options.staleAfterMs ?? STALE_AFTER_MS;
@@ -179,6 +202,8 @@ export class RepositoryLock {
       if (this.released || this.lost) return;
       const doc = { ...this.doc, refreshedAt: this.now().toISOString() };
       await this.storage.put(this.key, encodeMetadata(doc), { signal: this.refreshAbort.signal });
+      // release() waited for us only so long: the write it gave up on must not leave a lock.
+      if (this.released) return void (await this.storage.delete(this.key).catch(() => undefined));
       this.doc = doc;
       this.lastWriteStarted = started;
       this.lastError = undefined;
@@ -203,6 +228,25 @@ export class RepositoryLock {
   }
 
   /**
+   * The storage's current time: rewrites the lock now (a refresh) and reads back the time the
+   * storage gives the object. For comparing with other objects' `modified`, e.g. prune's safety
+   * window for young packs, without trusting the local clock.
+   *
+   * @throws LockedError when the lock is lost or released; StorageError from the storage.
+   */
+  async storageNow(signal?: AbortSignal): Promise<Date> {
+    await this.inflight;
+    await this.assertHeld();
+    const started = { mono: performance.now(), wall: Date.now() };
+    const doc = { ...this.doc, refreshedAt: this.now().toISOString() };
+    await this.storage.put(this.key, encodeMetadata(doc), { signal });
+    this.doc = doc;
+    this.lastWriteStarted = started;
+    for await (const o of this.storage.list(LOCKS_PREFIX, signal)) if (o.key === this.key) return o.modified;
+    throw new StorageError(`Cannot read the storage's time from ${this.storage.location}: the lock ${this.key} just written is not listed.`);
+  }
+
+  /**
    * Checks, now, that the lock is still held: not lost, refreshed in time, and its object still in
    * the repository. Call it just before a commit point (writing a manifest), so that an operation
    * whose lock was taken from it (e.g. after the machine was suspended) does not commit.
@@ -224,8 +268,9 @@ export class RepositoryLock {
     this.released = true;
     if (this.timer) clearInterval(this.timer);
     this.refreshAbort.abort(new CancelledError());
-    // A refresh still writing would put the object back after our delete.
-    await this.inflight;
+    // A refresh still writing would put the object back after our delete; one that hangs (exists()
+    // takes no signal) deletes the object itself when it ends.
+    if (this.inflight) await Promise.race([this.inflight, new Promise((r) => setTimeout(r, RELEASE_WAIT_MS).unref())]);
     await this.storage.delete(this.key);
   }
 }
@@ -243,18 +288,32 @@ export async function listLocks(storage: Storage, signal?: AbortSignal): Promise
       result.push({ key: info.key, modified: info.modified, problem: `it is ${info.size} bytes, far larger than a lock` });
       continue;
     }
-    let bytes: Buffer;
-    try {
-      bytes = await storage.get(info.key, signal);
-    } catch (err) {
-      if (err instanceof NotFoundError) continue; // released meanwhile
-      throw err;
-    }
-    try {
-      result.push({ key: info.key, modified: info.modified, doc: decodeMetadata(bytes, LockDocumentSchema, info.key) });
-    } catch (err) {
-      if (!(err instanceof CorruptionError)) throw err;
-      result.push({ key: info.key, modified: info.modified, problem: err.message.replace(/\.$/, '') });
+    // Some stores (s3rver, some gateways and network filesystems) let a read see an object half
+    // rewritten while its holder refreshes it: a lock that reads as damaged is read again before
+    // it counts as unreadable.
+    for (let attempt = 0; ; attempt++) {
+      let bytes: Buffer;
+      try {
+        bytes = await storage.get(info.key, signal);
+      } catch (err) {
+        if (err instanceof NotFoundError) break; // released meanwhile
+        throw err;
+      }
+      try {
+        result.push({ key: info.key, modified: info.modified, doc: decodeMetadata(bytes, LockDocumentSchema, info.key) });
+        break;
+      } catch (err) {
+        if (!(err instanceof CorruptionError)) throw err;
+        // Read again once in any case, and more often when what we read is not the size listed
+        // (the mark of a read racing a rewrite): a lock damaged for good costs one short pause.
+        const torn = bytes.length !== info.size;
+        if (attempt < (torn ? TORN_READ_RETRIES.length : 1)) {
+          await sleep(TORN_READ_RETRIES[attempt] as number, signal);
+          continue;
+        }
+        result.push({ key: info.key, modified: info.modified, problem: err.message.replace(/\.$/, '') });
+        break;
+      }
     }
   }
   return result;
@@ -371,6 +430,7 @@ function expiry(lock: LockHolder, staleAfterMs: number): string {
 function minutes(ms: number): string {
   return ms >= 60_000 ? `${Math.round(ms / 60_000)} minutes` : `${Math.round(ms / 1000)} seconds`;
 }
+
 
 function seconds(ms: number): string {
   return `${Math.round(ms / 1000)} s`;

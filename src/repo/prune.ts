@@ -80,7 +80,7 @@ async function pruneLocked(repo: Repository, options: PruneOptions, signal: Abor
   const { packs: present, foreign } = await listPacks(repo.storage, signal);
   const loaded = await ChunkIndex.load(repo.storage, { signal, strict: true, present });
   const used = checkConsistency(manifests, loaded, present);
-  const storageNow = await storageClock(repo, lock, signal);
+  const storageNow = await storageClock(lock, signal);
 
   const keep: IndexDocument['packs'] = [];
   const remove: string[] = [];
@@ -259,13 +259,10 @@ async function assertNoNewIndexes(repo: Repository, known: Set<string>, signal: 
 }
 
 /**
- * "Now" on the storage's clock, in ms: the last-modified time of the lock object this prune has
- * just written (or refreshed). Host clocks do not enter into it, so a client whose clock is wrong
- * cannot make a young pack look old.
+ * "Now" on the storage's clock, in ms: the storage's time of a rewrite of this prune's own lock
+ * (lock.storageNow). Host clocks do not enter into it, so a client whose clock is wrong cannot
+ * make a young pack look old.
  */
-async function storageClock(repo: Repository, lock: RepositoryLock, signal: AbortSignal): Promise<number> {
-  for await (const info of repo.storage.list('locks/', signal)) {
-    if (info.key === lock.key) return info.modified.getTime();
-  }
-  throw new LockedError(`Prune stopped before deleting anything: its own lock ${lock.key} is not listed in ${repo.location}.`);
+async function storageClock(lock: RepositoryLock, signal: AbortSignal): Promise<number> {
+  return (await lock.storageNow(signal)).getTime();
 }

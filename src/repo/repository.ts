@@ -109,8 +109,12 @@ export class Repository {
     return new Repository(storage, config);
   }
 
-  lock(exclusive: boolean, operation: string): Promise<RepositoryLock> {
-    return RepositoryLock.acquire(this.storage, { exclusive, operation });
+  /**
+   * Takes a shared or exclusive repository lock. `waitMs`: keep retrying that long while the
+   * repository is locked (default 0: fail at once with LockedError).
+   */
+  lock(exclusive: boolean, operation: string, options: { waitMs?: number; signal?: AbortSignal } = {}): Promise<RepositoryLock> {
+    return RepositoryLock.acquire(this.storage, { exclusive, operation, ...options });
   }
 
   async listBackupIds(signal?: AbortSignal): Promise<string[]> {

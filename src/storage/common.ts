@@ -1,6 +1,7 @@
-import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
+import { ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
 import type { Storage } from './types.js';
+import { sleep } from '../core/sleep.js';
 
 /** Refuses keys that could escape the repository folder; returns the key unchanged. */
 export function checkKey(key: string): string {
@@ -198,20 +199,6 @@ export async function createExclusiveByClaims(storage: Storage, key: string, byt
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new CancelledError());
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new CancelledError());
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 /**
  * Removes the claims createExclusiveByClaims left on `key`: call it after deleting the object, so

@@ -3,6 +3,7 @@ import { lstat, mkdir, open, readdir, rename, rm, stat, link, unlink, writeFile 
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { CairnError, ConflictError, NotFoundError, StorageError, throwIfAborted } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
+import { OWNER_TOKEN_PATTERN, ownerIsDead, ownerToken, parseOwnerToken } from '../core/owner.js';
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
 
 const TEMP_MARKER = '.tmp-';
@@ -31,6 +32,7 @@ export class FileSystemStorage implements Storage {
     if (this.knownDirs.has(dir)) return;
     await mkdir(dir, { recursive: true });
     this.knownDirs.add(dir);
+    await removeAbandonedTempFiles(dir);
   }
 
   async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
@@ -38,7 +40,9 @@ export class FileSystemStorage implements Storage {
     const target = this.path(key);
     const dir = dirname(target);
     await this.ensureDir(dir);
-    const temp = join(dir, `.${basename(target)}${TEMP_MARKER}${randomId(6)}`);
+    // The writer's identity is in the name, so that the next writer in this folder can remove
+    // the file if this process dies (kill -9) before renaming it into place.
+    const temp = join(dir, `.${basename(target)}${TEMP_MARKER}${ownerToken()}-${randomId(6)}`);
     try {
       const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
       try {
@@ -135,9 +139,11 @@ export class FileSystemStorage implements Storage {
         entries = await readdir(dir, { withFileTypes: true });
       } catch (err) {
         // The start folder not existing is an empty listing; a sub-folder removed meanwhile
-        // (prune deleting its last pack) held nothing we must report.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw wrap(err, `list ${prefix}`, this.location);
+        // (prune deleting its last pack) held nothing we must report. A link to a missing
+        // folder is neither.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrap(err, `list ${prefix}`, this.location);
+        await this.refuseDanglingLink(dir, prefix);
+        continue;
       }
       for (const entry of entries) {
         if (entry.name.startsWith('.')) continue;
@@ -164,17 +170,22 @@ export class FileSystemStorage implements Storage {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrap(err, `list ${prefix}`, this.location);
     }
+    await this.refuseDanglingLink(full, prefix, key);
+    return undefined;
+  }
+
+  /** Throws when `full` (missing as far as stat() can tell) is a symbolic link to nothing. */
+  private async refuseDanglingLink(full: string, prefix: string, key = relative(this.root, full).split(sep).join('/')): Promise<void> {
     const link = await lstat(full).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined;
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
       throw wrap(err, `list ${prefix}`, this.location);
     });
     if (link?.isSymbolicLink()) {
       throw new StorageError(
-        `Cannot list ${prefix} in ${this.location}: "${key}" is a symbolic link to something that does not exist ` +
+        `Cannot list ${prefix} in ${this.location}: "${key || '.'}" is a symbolic link to something that does not exist ` +
           '(an unmounted disk?). Restore its target before running anything on this repository.',
       );
     }
-    return undefined;
   }
 
   async delete(key: string): Promise<void> {
@@ -237,6 +248,23 @@ export class FileSystemStorage implements Storage {
     } finally {
       await rm(probe, { force: true });
     }
+  }
+}
+
+const OWNED_TEMP = new RegExp(`^\\..*${TEMP_MARKER.replace('.', '\\.')}(${OWNER_TOKEN_PATTERN})-[0-9a-f]+$`);
+
+/**
+ * Removes, in one folder, the temp files of writers that are provably dead (same host, boot and
+ * PID namespace, pid gone or reused: see src/core/owner.ts). Runs once per folder per process,
+ * on its first write there, so a killed backup's half-written object is gone after the next run
+ * without a scan of the whole repository; files of writers that may be alive are never touched.
+ */
+async function removeAbandonedTempFiles(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = OWNED_TEMP.exec(name);
+    const owner = m ? parseOwnerToken(m[1] as string) : undefined;
+    if (owner && ownerIsDead(owner)) await rm(join(dir, name), { force: true }).catch(() => undefined);
   }
 }
 

@@ -20,6 +20,7 @@ import {
   type GcsOptions,
 } from './gcs-config.js';
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
+import { sleep } from '../core/sleep.js';
 
 export { DEFAULT_GCS_RESUMABLE_THRESHOLD, parseGcsUrl, type GcsEnv, type GcsOptions } from './gcs-config.js';
 
@@ -333,17 +334,3 @@ function statusOf(err: unknown): number | undefined {
   return undefined;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new CancelledError());
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new CancelledError());
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

@@ -11,7 +11,7 @@ import type { Storage } from './types.js';
 
 export type { Storage, ObjectInfo, PutOptions } from './types.js';
 export { FileSystemStorage } from './fs.js';
-export { createExclusive } from './common.js';
+export { CLAIM_EXPIRY_MS, createExclusive, createExclusiveByClaims, removeClaims, removeExpiredClaims } from './common.js';
 export { LazyStorage } from './lazy.js';
 export { parseS3Url, type S3Options } from './s3-config.js';
 export { parseAzureUrl, type AzureOptions } from './azure-config.js';

@@ -13,6 +13,7 @@ import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError,
 import { checkKey, normalizePrefix, readExactRange, unlessMissing } from './common.js';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, s3Location, type S3Options } from './s3-config.js';
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
+import { sleep } from '../core/sleep.js';
 
 export { DEFAULT_MULTIPART_THRESHOLD, parseS3Url, type S3Options } from './s3-config.js';
 
@@ -289,20 +290,6 @@ function isInterruptedBody(err: unknown): boolean {
   return /^aborted$|socket hang up|premature close|terminated/i.test(message);
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new CancelledError());
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new CancelledError());
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 function nameOf(err: unknown): string {
   return err instanceof Error ? err.name : '';

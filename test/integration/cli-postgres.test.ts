@@ -5,9 +5,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import { cairn, cairnAsync, cairnJson, type CliResult } from '../helpers/cli.js';
@@ -86,13 +87,20 @@ function expectOneLineError(r: CliResult, code: number, message?: RegExp): void 
 }
 
 /**
- * Staging databases of a restore into `target`: cairn names them `<target>_cairn_<random>`
+ * Staging databases of a restore into `target`: cairn names them `<target>__cairn_<restore id>`
  * (other suites may be restoring into their own databases at the same time, so only names
  * derived from this target count).
  */
 function stagingFor(target: string): string[] {
   const like = target.replace(/[\\%_]/g, (c) => `\\${c}`);
-  return listDatabases(`${like}\\_cairn\\_%`);
+  return listDatabases(`${like}\\_\\_cairn\\_%`);
+}
+
+/** The advisory lock "cair" + id that the owner of a staging object holds (see src/sources/postgres/staging.ts). */
+function stagingLockHeld(id: string): boolean {
+  return (
+    psql('postgres', `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = ${0x63616972} AND objid = ${Number.parseInt(id, 16)} AND objsubid = 2 AND granted;`).trim() !== '0'
+  );
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -395,55 +403,64 @@ describe.sequential('a larger database: deduplication, secrets, interruption', (
     expect(bad.stderr + bad.stdout).not.toContain(encodeURIComponent(PASSWORD));
   }, 120_000);
 
-  for (const signal of ['SIGINT', 'SIGKILL'] as const) {
-    it(`a restore into a new database stopped with ${signal} leaves no database under the target name`, async () => {
-      const target = newTargetName(`${signal.toLowerCase()}_new`);
+  /** Whether a COPY is running on `db` (in a session other than this check's). */
+  const copyingInto = (db: string): boolean =>
+    psql('postgres', `SELECT count(*) FROM pg_stat_activity WHERE datname = ${lit(db)} AND state = 'active' AND query ILIKE '%COPY%' AND pid <> pg_backend_pid();`).trim() !== '0';
+
+  // SIGINT: the restore cleans up itself. SIGKILL as soon as the staging database exists (during
+  // or right after CREATE DATABASE, before or after its comment) and while the data loads: the
+  // killed process cannot clean up, and the next restore must.
+  for (const [signal, moment] of [['SIGINT', 'load'], ['SIGKILL', 'create'], ['SIGKILL', 'load']] as const) {
+    it(`a restore into a new database stopped with ${signal} (${moment}) leaves no database under the target name, nor anything after the next restore`, async () => {
+      const target = newTargetName(`${signal.toLowerCase()}_${moment}`);
       const child = cairnAsync(['restore', 'b1', '--repo', repo, '--to', pgUrl(target)]);
       let stderr = '';
       child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
       const staging = (): string[] => stagingFor(target);
-      const appeared = await waitFor(() => staging().length > 0 || child.exitCode !== null, 60_000);
-      expect(appeared).toBe(true);
-      expect(child.exitCode, `restore finished before a staging database was seen: ${stderr}`).toBeNull();
-      const stagingNames = staging();
-      if (signal === 'SIGKILL') await sleep(300); // midway through loading
+      const reached = (): boolean => (moment === 'create' ? staging().length > 0 : staging().some((d) => copyingInto(d)));
+      expect(await waitFor(() => reached() || child.exitCode !== null, 60_000, 5)).toBe(true);
+      expect(child.exitCode, `restore finished before the moment was seen: ${stderr}`).toBeNull();
       child.kill(signal);
       const code = await exitOf(child);
+      expect(databaseExists(target)).toBe(false);
       if (signal === 'SIGINT') {
         expect(code).toBe(EXIT.CANCELLED);
         expect(stderr).toMatch(/cancel/i);
+        expect(staging(), 'a cancelled restore removes its staging database').toEqual([]);
+        return;
       }
-      expect(databaseExists(target)).toBe(false);
-      await sleep(500);
-      const left = stagingFor(target);
-      if (signal === 'SIGINT') {
-        expect(left, 'a cancelled restore removes its staging database').toEqual([]);
-      } else {
-        console.log(`after SIGKILL: staging database(s) seen ${JSON.stringify(stagingNames)}; left behind ${JSON.stringify(left)}`);
-        for (const d of left) databases.add(d); // dropped in afterAll
-        // A killed process cannot clean up: its staging database (marked with its host and pid)
-        // and its temporary folder stay behind…
-        const pid = child.pid as number;
-        const tempDirs = (): string[] => readdirSync(tmpdir()).filter((n) => n.startsWith(`cairn-pg-restore-${pid}-`));
-        // Another restore on this server (a parallel test file) may already have dropped them:
-        // what is left is at most what the killed process created.
-        for (const d of left) expect(stagingNames).toContain(d);
-        for (const d of left) {
-          const comment = psql('postgres', `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = ${lit(d)};`).trim();
-          expect(comment).toMatch(new RegExp(`^cairn restore staging: host=\\S+ pid=${pid} started=\\d{4}-\\d\\d-\\d\\dT`));
-        }
-        expect(tempDirs().length).toBeLessThanOrEqual(1);
-        // …until the next restore into this server (of anything, into another new database) removes both.
-        const other = newTargetName('after_kill');
-        ok(cairn(['restore', 'b1', '--repo', repo, '--to', pgUrl(other), '--include', 'public.pgbench_branches']));
-        expect(databaseExists(other)).toBe(true);
-        expect(stagingFor(target), 'the next restore drops the abandoned staging database').toEqual([]);
-        expect(tempDirs(), 'the next restore removes the abandoned temporary folder').toEqual([]);
-        expect(stagingFor(other)).toEqual([]);
-        expect(psql('postgres', `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = ${lit(other)};`).trim()).toBe('');
-      }
-    }, 120_000);
+      const left = staging();
+      console.log(`after SIGKILL (${moment}): staging database(s) left behind ${JSON.stringify(left)}`);
+      for (const d of left) databases.add(d); // dropped in afterAll should the test fail
+      expect(left).toHaveLength(1);
+      const name = left[0] as string;
+      const comment = psql('postgres', `SELECT coalesce(shobj_description(oid, 'pg_database'), '(none)') FROM pg_database WHERE datname = ${lit(name)};`).trim();
+      console.log(`  its comment: ${comment}`);
+      // The killed process's session ends: its lock on the staging database's id is let go.
+      const id = /__cairn_([0-9a-f]{8})$/.exec(name)?.[1] as string;
+      expect(id).toBeDefined();
+      expect(await waitFor(() => !stagingLockHeld(id), 15_000, 20)).toBe(true);
+      const pid = child.pid as number;
+      const tempDirs = (): string[] => readdirSync(tmpdir()).filter((n) => new RegExp(`^cairn-pg-restore-[0-9a-f]{10}-${pid}-`).test(n));
+      expect(tempDirs().length, 'its temporary folder (unless a parallel restore removed it already)').toBeLessThanOrEqual(1);
+      // The next restore into this server (into another new database) removes both, whether
+      // or not the comment was set…
+      const other = newTargetName('after_kill');
+      ok(cairn(['restore', 'b1', '--repo', repo, '--to', pgUrl(other), '--include', 'public.pgbench_branches']));
+      expect(databaseExists(other)).toBe(true);
+      expect(stagingFor(target), 'the next restore drops the abandoned staging database').toEqual([]);
+      expect(tempDirs(), 'the next restore removes the abandoned temporary folder').toEqual([]);
+      expect(stagingFor(other)).toEqual([]);
+      expect(psql('postgres', `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = ${lit(other)};`).trim()).toBe('');
+      // …and the killed restore, run again, restores its target.
+      ok(cairn(['restore', 'b1', '--repo', repo, '--to', pgUrl(target), '--include', 'public.pgbench_branches', '--include', 'public.pgbench_tellers']));
+      const want = tableChecksums(big);
+      expect(tableChecksums(target)).toEqual({ 'public.pgbench_branches': want['public.pgbench_branches'], 'public.pgbench_tellers': want['public.pgbench_tellers'] });
+      expect(stagingFor(target)).toEqual([]);
+    }, 180_000);
+  }
 
+  for (const signal of ['SIGINT', 'SIGKILL'] as const) {
     it(`a restore into an existing database stopped with ${signal} leaves it unchanged`, async () => {
       const target = newDb(`${signal.toLowerCase()}_existing`);
       pgbenchInit(target, 1); // same tables and columns, other rows
@@ -452,15 +469,9 @@ describe.sequential('a larger database: deduplication, secrets, interruption', (
       const child = cairnAsync(['restore', 'b1', '--repo', repo, '--to', pgUrl(target), '--on-conflict', 'overwrite']);
       let stderr = '';
       child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-      const copying = (): boolean =>
-        psql(
-          'postgres',
-          `SELECT count(*) FROM pg_stat_activity WHERE datname = ${lit(target)} AND state = 'active' AND query ILIKE '%COPY%' AND pid <> pg_backend_pid();`,
-        ).trim() !== '0';
-      const started = await waitFor(() => copying() || child.exitCode !== null, 60_000);
+      const started = await waitFor(() => copyingInto(target) || child.exitCode !== null, 60_000);
       expect(started).toBe(true);
       expect(child.exitCode, `restore finished before its COPY was seen: ${stderr}`).toBeNull();
-      if (signal === 'SIGKILL') await sleep(300);
       child.kill(signal);
       const code = await exitOf(child);
       if (signal === 'SIGINT') expect(code).toBe(EXIT.CANCELLED);
@@ -471,10 +482,11 @@ describe.sequential('a larger database: deduplication, secrets, interruption', (
           .filter(Boolean);
       if (signal === 'SIGKILL') {
         // The load commits into staging tables (the existing ones are not locked meanwhile): a
-        // killed process leaves them behind, marked with its host and pid…
+        // killed process leaves them behind, named with its restore's id (and marked)…
         const left = staged();
         console.log(`after SIGKILL: staging relations left behind ${JSON.stringify(left)}`);
-        for (const r of left) expect(r).toMatch(new RegExp(`__cairn_[0-9a-f]{6} cairn restore staging: host=\\S+ pid=${child.pid as number} started=\\d{4}-`));
+        expect(left.length).toBeGreaterThan(0);
+        for (const r of left) expect(r).toMatch(new RegExp(`__cairn_[0-9a-f]{8}_[0-9a-z]+ cairn restore staging: host=\\S+ pid=${child.pid as number} started=\\d{4}-`));
         // …until the next restore into this database (even one refused for conflicts) drops them.
         expect(cairn(['restore', 'b1', '--repo', repo, '--to', pgUrl(target), '--include', 'public.pgbench_branches']).code).toBe(EXIT.CONFLICT);
       }
@@ -482,6 +494,95 @@ describe.sequential('a larger database: deduplication, secrets, interruption', (
       expect(snapshotOf(target)).toEqual(before);
     }, 120_000);
   }
+
+  it('reports the rows it restored with --jobs 2 and a table loaded in parallel segments', () => {
+    const b1 = cairnJson<BackupManifest>(['backup', 'show', 'b1', '--repo', repo]);
+    const accounts = b1.collections.find((c) => c.name === 'public.pgbench_accounts');
+    expect(accounts?.segments?.length ?? 1, 'pgbench_accounts (500,000 rows) was read in segments').toBeGreaterThan(1);
+    const target = newTargetName('jobs2');
+    const summary = cairnJson<{ rows: number; collections: number }>(['restore', 'b1', '--repo', repo, '--to', pgUrl(target), '--jobs', '2']);
+    const count = (db: string): number =>
+      Number(psql(db, 'SELECT (SELECT count(*) FROM pgbench_accounts) + (SELECT count(*) FROM pgbench_branches) + (SELECT count(*) FROM pgbench_tellers) + (SELECT count(*) FROM pgbench_history);').trim());
+    expect(count(big)).toBe(500_055);
+    expect(count(target)).toBe(500_055);
+    expect(summary.rows).toBe(500_055);
+    expect(b1.totals.rows).toBe(500_055);
+  }, 180_000);
+
+  // Ctrl-C at several moments of a backup: connecting and taking the snapshot, dumping the
+  // schema (pg_dump), copying rows, writing packs. Always exit 130, one error line, no backup.
+  for (const moment of ['session', 'pg_dump', 'copy', 'packs'] as const) {
+    it(`Ctrl-C during a backup (${moment}) exits 130 and leaves no backup`, async () => {
+      // Small packs, so that some are written long before the end.
+      const fresh = join(work, `sigint-${moment}-repo`);
+      ok(cairn(['repo', 'init', fresh, '--pack-size', '1']));
+      const child = cairnAsync(['backup', 'create', '--source', pgUrl(big), '--repo', fresh, '--jobs', '2']);
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+      const pid = child.pid as number;
+      const sessions = (extra: string): boolean =>
+        psql('postgres', `SELECT count(*) FROM pg_stat_activity WHERE datname = ${lit(big)} AND pid <> pg_backend_pid() ${extra};`).trim() !== '0';
+      const packs = (): boolean => existsSync(join(fresh, 'data')) && readdirSync(join(fresh, 'data'), { recursive: true, withFileTypes: true }).some((e) => e.isFile());
+      const reached = {
+        session: () => sessions(''),
+        pg_dump: () => [...descendants(pid).values()].some((cmd) => /(^|\/)pg_dump /.test(cmd)),
+        copy: () => sessions(`AND state = 'active' AND query ILIKE 'COPY%TO STDOUT%'`),
+        packs,
+      }[moment];
+      expect(await waitFor(() => reached() || child.exitCode !== null, 60_000, 5)).toBe(true);
+      expect(child.exitCode, `the backup ended before the moment was seen: ${stderr}`).toBeNull();
+      child.kill('SIGINT');
+      const code = await exitOf(child);
+      expect(code, stderr).toBe(EXIT.CANCELLED);
+      expect(stderr).toMatch(/cancel/i);
+      expect(stderr).not.toMatch(/internal error|AbortError|This operation was aborted/);
+      expect(stderr.trim().split('\n').filter((l) => l.startsWith('cairn: error:'))).toHaveLength(1);
+      expect(cairnJson<BackupManifest[]>(['backup', 'list', '--repo', fresh])).toEqual([]);
+      await waitForNoSessions(big);
+    }, 120_000);
+  }
+
+  it('a backup of a database while a restore loads into it succeeds and holds only the real tables', async () => {
+    const target = newDb('busy');
+    pgbenchInit(target, 1);
+    // One COPY session, largest table first: pgbench_accounts loads for a few seconds, then the others.
+    const child = cairnAsync(['restore', 'b1', '--repo', repo, '--to', pgUrl(target), '--on-conflict', 'overwrite', '--jobs', '1']);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const stagedTellers = (): string => psql(target, `SELECT relname FROM pg_class WHERE relname LIKE 'pgbench\\_tellers\\_\\_cairn\\_%' AND relkind = 'r';`).trim();
+    expect(await waitFor(() => (copyingInto(target) && stagedTellers() !== '') || child.exitCode !== null, 60_000, 5)).toBe(true);
+    expect(child.exitCode, `restore finished before its COPY was seen: ${stderr}`).toBeNull();
+    // Hold the restore in its load: its COPY into the staging pgbench_tellers waits for this lock.
+    const holder = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: target });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`LOCK TABLE public.${ident(stagedTellers())} IN SHARE MODE`);
+      const waiting = (): boolean =>
+        psql('postgres', `SELECT count(*) FROM pg_stat_activity WHERE datname = ${lit(target)} AND wait_event_type = 'Lock' AND query ILIKE 'COPY%tellers%';`).trim() !== '0';
+      expect(await waitFor(() => waiting() || child.exitCode !== null, 60_000, 10)).toBe(true);
+      expect(child.exitCode, `restore finished before it reached pgbench_tellers: ${stderr}`).toBeNull();
+      const side = newRepo('busy-repo');
+      const m = cairnJson<BackupManifest>(['backup', 'create', '--source', pgUrl(target), '--repo', side]);
+      expect(selectableNames(m)).toEqual(['public.pgbench_accounts', 'public.pgbench_branches', 'public.pgbench_history', 'public.pgbench_tellers']);
+      expect(m.collections.some((c) => c.name.includes('__cairn_'))).toBe(false);
+      expect(m.warnings.join('\n')).toMatch(/staging relations? of a cairn restore .*pgbench_\w+__cairn_/);
+      // The backup is of the database as it was: pgbench scale 1.
+      expect(m.collections.find((c) => c.name === 'public.pgbench_accounts')?.rowCount).toBe(100_000);
+      // What it holds restores, without any staging object.
+      const copy = newTargetName('busy_copy');
+      ok(cairn(['restore', m.id, '--repo', side, '--to', pgUrl(copy)]));
+      expect(listTables(copy)).toEqual(['public.pgbench_accounts', 'public.pgbench_branches', 'public.pgbench_history', 'public.pgbench_tellers']);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+    // Let go, the restore finishes.
+    const code = await exitOf(child);
+    expect(code, stderr).toBe(0);
+    expect(tableChecksums(target)).toEqual(tableChecksums(big));
+    expect(psql(target, `SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_\\_cairn\\_%';`).trim()).toBe('0');
+  }, 180_000);
 });
 
 /** Child processes (recursively) of `root`, with their command lines, from /proc. */
@@ -523,6 +624,50 @@ function filesUnder(dir: string): string[] {
     .map((e) => join(e.parentPath, e.name))
     .filter((f) => statSync(f).size < 10 * 1024 * 1024);
 }
+
+describe.sequential('a restore into an existing database killed outright, with new supporting objects', () => {
+  it('the next restore drops its staging tables and the schema, type and function it created', async () => {
+    const src = newDb('support_src');
+    psql(
+      src,
+      `CREATE SCHEMA extra;
+       CREATE TYPE extra.mood AS ENUM ('sad', 'ok', 'happy');
+       CREATE FUNCTION extra.twice(i int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT i * 2';
+       CREATE TABLE extra.feelings (id int PRIMARY KEY, m extra.mood, n int DEFAULT extra.twice(21), note text);
+       INSERT INTO extra.feelings SELECT g, (ARRAY['sad','ok','happy']::extra.mood[])[1 + g % 3], g, repeat(md5(g::text), 4) FROM generate_series(1, 400000) g;`,
+    );
+    const repo = newRepo('support-repo');
+    ok(cairn(['backup', 'create', '--source', pgUrl(src), '--repo', repo, '--id', 's']));
+    const target = newDb('support_target');
+    psql(target, 'CREATE TABLE mine (x int); INSERT INTO mine VALUES (1);');
+    const before = snapshotOf(target);
+    const child = cairnAsync(['restore', 's', '--repo', repo, '--to', pgUrl(target)]);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const copying = (): boolean =>
+      psql('postgres', `SELECT count(*) FROM pg_stat_activity WHERE datname = ${lit(target)} AND state = 'active' AND query ILIKE '%COPY%' AND pid <> pg_backend_pid();`).trim() !== '0';
+    expect(await waitFor(() => copying() || child.exitCode !== null, 60_000, 5)).toBe(true);
+    expect(child.exitCode, `restore finished before its COPY was seen: ${stderr}`).toBeNull();
+    child.kill('SIGKILL');
+    await exitOf(child);
+    await waitForNoSessions(target);
+    // Left behind: the staging table and what the load's first transaction created for it.
+    const objects = (): string =>
+      psql(target, `SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'extra') || ' ' || (SELECT count(*) FROM pg_type WHERE typname = 'mood') || ' ' || (SELECT count(*) FROM pg_proc WHERE proname = 'twice') || ' ' || (SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_\\_cairn\\_%');`).trim();
+    const left = objects();
+    console.log(`after SIGKILL: schema, type, function, staging relations: ${left}`);
+    expect(left).toMatch(/^1 1 1 [1-9]\d*$/);
+    // The next restore into this database (of another backup) cleans all of it up.
+    const tiny = newDb('support_tiny');
+    psql(tiny, 'CREATE TABLE tiny (x int); INSERT INTO tiny VALUES (7);');
+    ok(cairn(['backup', 'create', '--source', pgUrl(tiny), '--repo', repo, '--id', 'tiny']));
+    ok(cairn(['restore', 'tiny', '--repo', repo, '--to', pgUrl(target)]));
+    expect(objects()).toBe('0 0 0 0');
+    expect(psql(target, 'SELECT x FROM tiny;').trim()).toBe('7');
+    psql(target, 'DROP TABLE tiny;');
+    expect(snapshotOf(target)).toEqual(before);
+  }, 180_000);
+});
 
 describe.sequential('consistent backups under load (pgbench)', () => {
   it('5 times: a backup taken while pgbench runs restores to a database whose balances add up', async () => {

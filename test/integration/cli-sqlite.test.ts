@@ -2,7 +2,7 @@
  * End-to-end: the built `cairn` CLI against real SQLite files and a local repository.
  */
 import { createHash, randomInt } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -12,8 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import { CHINOOK, cairn, cairnAsync, cairnJson } from '../helpers/cli.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
+import { ownerToken } from '../../src/core/owner.js';
 
-const EXIT = { USAGE: 2, NOT_FOUND: 3, CONFLICT: 4, CORRUPT: 6 };
+const EXIT = { USAGE: 2, NOT_FOUND: 3, CONFLICT: 4, CORRUPT: 6, SOURCE: 7, CANCELLED: 130 };
 
 let work: string;
 let chinook: string;
@@ -477,6 +478,189 @@ describe('interruption and concurrency', () => {
   });
 });
 
+/** Polls `cond` every 5 ms until it holds or `ms` pass; returns whether it held. */
+async function until(cond: () => boolean, ms = 60_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return cond();
+}
+
+function exitOf(child: ReturnType<typeof cairnAsync>): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+}
+
+/** Whether process `pid` has `file` open (Linux /proc). */
+function hasOpen(pid: number, file: string): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === file;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
+}
+
+describe('leftovers of restores killed outright, staging files and backups', () => {
+  let repo: string;
+  beforeAll(() => {
+    repo = newRepo('leftover-repo');
+    expect(cairn(['backup', 'create', '--source', `sqlite://${big}`, '--repo', repo, '--id', 'big']).code).toBe(0);
+    expect(cairn(['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--id', 'chinook']).code).toBe(0);
+  });
+
+  /** Starts a restore of "big" into `target` and SIGKILLs it as soon as its staging file exists; returns the staging file's name. */
+  async function killedRestore(dir: string, target: string): Promise<string> {
+    const name = target.slice(dir.length + 1);
+    const child = cairnAsync(['restore', 'big', '--repo', repo, '--to', `sqlite://${target}`]);
+    const staging = (): string | undefined => readdirSync(dir).find((n) => n.startsWith(`.${name}.cairn-restore-`) && !/-(journal|wal|shm)$/.test(n));
+    expect(await until(() => staging() !== undefined || child.exitCode !== null)).toBe(true);
+    child.kill('SIGKILL');
+    const exit = await exitOf(child);
+    expect(exit.signal, 'the restore was killed while loading').toBe('SIGKILL');
+    const left = staging();
+    expect(left, 'a killed restore cannot remove its staging file').toBeDefined();
+    expect(existsSync(target)).toBe(false);
+    return left as string;
+  }
+
+  it('the next restore into any file of the folder removes the staging files (and companions) of killed restores, and only those', async () => {
+    const dir = mkdtempSync(join(work, 'killed-'));
+    const staging = await killedRestore(dir, join(dir, 'app.db'));
+    // A journal as SQLite may leave next to it.
+    writeFileSync(join(dir, `${staging}-journal`), 'x');
+    // Staging files whose owner may be alive: this test process; another machine, container or
+    // boot (another host part); an older version's name (no owner in it).
+    const live = `.live.db.cairn-restore-${ownerToken()}-0123abcd`;
+    const foreign = '.far.db.cairn-restore-0000000000-1-1-0123abcd';
+    const legacy = '.old.db.cairn-restore-0123456789ab';
+    for (const n of [live, `${live}-wal`, foreign, legacy]) writeFileSync(join(dir, n), 'x');
+
+    const other = join(dir, 'other.db');
+    const r = cairn(['restore', 'chinook', '--repo', repo, '--to', `sqlite://${other}`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(dumpSqlite(other)).toEqual(dumpSqlite(chinook));
+    expect(readdirSync(dir).sort()).toEqual([foreign, live, `${live}-wal`, legacy, 'other.db'].sort());
+
+    // The killed restore again: now the restore completes into its target.
+    const again = cairn(['restore', 'big', '--repo', repo, '--to', `sqlite://${join(dir, 'app.db')}`]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(dumpSqlite(join(dir, 'app.db'))).toEqual(dumpSqlite(big));
+  });
+
+  it('the next backup of a file in the folder removes them too', async () => {
+    const dir = mkdtempSync(join(work, 'killed-backup-'));
+    const app = join(dir, 'app.db');
+    copyFileSync(chinook, app);
+    const staging = await killedRestore(dir, join(dir, 'new.db'));
+    const r = cairn(['backup', 'create', '--source', `sqlite://${app}`, '--repo', repo]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(join(dir, staging))).toBe(false);
+    expect(readdirSync(dir)).toEqual(['app.db']);
+  });
+
+  it('a backup of a file while a restore loads into it succeeds and holds only its real tables', async () => {
+    const dir = mkdtempSync(join(work, 'busy-target-'));
+    const target = join(dir, 'target.db');
+    copyFileSync(chinook, target);
+    const tablesBefore = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${target}`, '--repo', repo]).collections.map((c) => c.name);
+    const child = cairnAsync(['restore', 'big', '--repo', repo, '--to', `sqlite://${target}`]);
+    expect(await until(() => readdirSync(dir).some((n) => n.includes('.cairn-restore-')) || child.exitCode !== null)).toBe(true);
+    expect(child.exitCode, 'the restore was still loading').toBeNull();
+    const m = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${target}`, '--repo', repo]);
+    expect(m.collections.map((c) => c.name)).toEqual(tablesBefore);
+    expect(m.collections.some((c) => c.name.includes('cairn'))).toBe(false);
+    const exit = await exitOf(child);
+    expect(exit.code).toBe(0);
+    // A staging file is never a source: refused, not read.
+    writeFileSync(join(dir, '.target.db.cairn-restore-0000000000-1-1-0123abcd'), readFileSync(chinook));
+    const refused = cairn(['backup', 'create', '--source', `sqlite://${join(dir, '.target.db.cairn-restore-0000000000-1-1-0123abcd')}`, '--repo', repo]);
+    expect(refused.code).toBe(EXIT.SOURCE);
+    expect(refused.stderr).toMatch(/staging file of a cairn restore/);
+  });
+
+  it('a backup without tables restores to an empty database file', () => {
+    const dir = mkdtempSync(join(work, 'empty-'));
+    const empty = join(dir, 'empty.db');
+    const db = new Database(empty);
+    db.pragma('user_version = 7');
+    db.close();
+    const m = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${empty}`, '--repo', repo]);
+    expect(m.collections).toEqual([]);
+    const copy = join(dir, 'copy.db');
+    expect(cairn(['restore', m.id, '--repo', repo, '--to', `sqlite://${copy}`]).code).toBe(0);
+    expect(statSync(copy).size).toBeGreaterThan(0);
+    const out = new Database(copy, { readonly: true });
+    expect(out.prepare('SELECT count(*) FROM sqlite_schema').pluck().get()).toBe(0);
+    out.close();
+    expect(readdirSync(dir).sort()).toEqual(['copy.db', 'empty.db']);
+  });
+});
+
+describe('Ctrl-C is handled at once while rows are read', () => {
+  it('SIGINT during a long backup (4 million rows) exits 130 within 3 s, leaving no backup', async () => {
+    // Before cairn yielded to the event loop while reading rows, a backup of this file kept the
+    // main thread for its whole read (10-13 s measured on a loaded 2-core machine): the signal
+    // waited for it.
+    const dir = mkdtempSync(join(work, 'ticks-'));
+    const file = join(dir, 'ticks.db');
+    const db = new Database(file);
+    db.exec(`CREATE TABLE ticks (id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
+      WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 4000000)
+      INSERT INTO ticks SELECT i, (i * 2654435761) % 1000003 FROM g;`);
+    db.close();
+    const repo = newRepo('ticks-repo');
+    const child = cairnAsync(['backup', 'create', '--source', `sqlite://${file}`, '--repo', repo]);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    // Reading starts as soon as the process has the database open (the snapshot is opened,
+    // then its rows are read at once).
+    expect(await until(() => hasOpen(child.pid as number, file) || child.exitCode !== null)).toBe(true);
+    expect(child.exitCode, stderr).toBeNull();
+    const sent = Date.now();
+    child.kill('SIGINT');
+    const exit = await exitOf(child);
+    const took = Date.now() - sent;
+    console.log(`SIGINT during a SQLite backup: exit ${exit.code} after ${took} ms`);
+    expect(exit.code, stderr).toBe(EXIT.CANCELLED);
+    expect(took).toBeLessThan(3000);
+    expect(cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo])).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
+  }, 120_000);
+});
+
+describe('Ctrl-C at several moments of a SQLite backup', () => {
+  // The repository lock taken (before the snapshot), the database open (rows being read), the
+  // first pack written: always exit 130, one error line, no backup, no lock left.
+  for (const moment of ['lock', 'open', 'pack'] as const) {
+    it(`exits 130 and leaves no backup (${moment})`, async () => {
+      const repo = newRepo(`sigint-${moment}-repo`, ['--pack-size', '1']);
+      const child = cairnAsync(['backup', 'create', '--source', `sqlite://${big}`, '--repo', repo, '--level', 'best']);
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+      const files = (sub: string): boolean =>
+        existsSync(join(repo, sub)) && readdirSync(join(repo, sub), { recursive: true, withFileTypes: true }).some((e) => e.isFile() && !e.name.startsWith('.'));
+      const reached = { lock: () => files('locks'), open: () => hasOpen(child.pid as number, big), pack: () => files('data') }[moment];
+      expect(await until(() => reached() || child.exitCode !== null)).toBe(true);
+      expect(child.exitCode, `the backup ended before the moment was seen: ${stderr}`).toBeNull();
+      child.kill('SIGINT');
+      const exit = await exitOf(child);
+      expect(exit.code, stderr).toBe(EXIT.CANCELLED);
+      expect(stderr).not.toMatch(/internal error|AbortError|This operation was aborted/);
+      expect(stderr.trim().split('\n').filter((l) => l.startsWith('cairn: error:'))).toHaveLength(1);
+      expect(cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo])).toEqual([]);
+      expect(readdirSync(join(repo, 'locks'))).toEqual([]);
+    });
+  }
+});
+
 describe('bad input gets one clear line and a distinct exit code', () => {
   let repo: string;
   beforeAll(() => {
@@ -498,7 +682,20 @@ describe('bad input gets one clear line and a distinct exit code', () => {
     ['bad compression', () => ['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--compression', 'lz4'], EXIT.USAGE, /Unknown compression "lz4"/],
     ['unknown option', () => ['backup', 'list', '--repo', repo, '--bogus'], EXIT.USAGE, /unknown option '--bogus'/],
     ['missing --repo', () => ['backup', 'list'], EXIT.USAGE, /--repo/],
+    ['0-byte source file', () => ['backup', 'create', '--source', `sqlite://${emptyFile()}`, '--repo', repo], EXIT.SOURCE, /is empty \(0 bytes\), not a SQLite database; check the path/],
+    ['source that is not SQLite', () => ['backup', 'create', '--source', `sqlite://${textFile()}`, '--repo', repo], EXIT.SOURCE, /not a SQLite database/],
+    ['source that is a directory', () => ['backup', 'create', '--source', `sqlite://${work}`, '--repo', repo], EXIT.SOURCE, /is a directory, not a SQLite database; check the path/],
   ];
+  function emptyFile(): string {
+    const f = join(work, 'zero.db');
+    writeFileSync(f, '');
+    return f;
+  }
+  function textFile(): string {
+    const f = join(work, 'notes.db');
+    writeFileSync(f, 'these are my notes, not a database\n'.repeat(200));
+    return f;
+  }
 
   it.each(cases)('%s', (_name, args, code, message) => {
     const r = cairn(args(), { env: { CAIRN_REPO: '' } });

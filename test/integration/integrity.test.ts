@@ -365,6 +365,31 @@ describe('damage is contained', () => {
   });
 });
 
+describe('locks', () => {
+  it('a backup given lockWaitMs (as scheduled backups are) waits for a prune holding the exclusive lock instead of failing', async () => {
+    const dir = mkdtempSync(join(work, 'lock-wait-'));
+    const storage = new FileSystemStorage(dir);
+    const repo = await Repository.init(storage);
+    const db = join(dir, '..', `${n++}-src.db`);
+    sql(db, "CREATE TABLE t(k TEXT); INSERT INTO t VALUES ('x');");
+    const exclusive = await repo.lock(true, 'prune (test)');
+    const pending = runBackup({ repo, source: openSource(`sqlite://${db}`), id: 'waited', lockWaitMs: 60_000, compressionWorkers: 0 });
+    // Await the backup's first attempt (its lock object appears beside ours), then let go.
+    for (let seen = false; !seen; ) {
+      const keys: string[] = [];
+      for await (const o of storage.list('locks/')) keys.push(o.key);
+      seen = keys.some((k) => k !== exclusive.key);
+      if (!seen) await new Promise((r) => setImmediate(r));
+    }
+    await exclusive.release();
+    expect((await pending).id).toBe('waited');
+    // Without lockWaitMs the same situation fails at once, naming the holder.
+    const again = await repo.lock(true, 'prune (test)');
+    await expect(runBackup({ repo, source: openSource(`sqlite://${db}`), id: 'no-wait', compressionWorkers: 0 })).rejects.toThrow('prune (test)');
+    await again.release();
+  });
+});
+
 describe('repo init', () => {
   it('refuses a location that holds repository data but no config', () => {
     const { repo, db } = fresh();

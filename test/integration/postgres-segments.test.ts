@@ -86,8 +86,10 @@ describe.sequential('segmented PostgreSQL backups', () => {
     const target = `${db}_new`;
     targets.push(target);
     dropDatabase(target);
-    await runRestore({ repo, backupId: 's1', target: new PostgresTarget(parsePostgresUrl(pgUrl(target))), jobs: 2 });
+    const restored = await runRestore({ repo, backupId: 's1', target: new PostgresTarget(parsePostgresUrl(pgUrl(target))), jobs: 2 });
     expect(tableChecksums(target)).toEqual(tableChecksums(db));
+    // Segments loaded in parallel: every one's rows counted (big, big_child, small).
+    expect(restored.rows).toBe(30000 + 500 + 100);
     // an unsegmented restore (one COPY per table) of the same backup gives the same rows
     const serial = `${db}_serial`;
     targets.push(serial);

@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/core/errors.js';
 import { CLAIM_EXPIRY_MS, claimFolder, createExclusiveByClaims, removeClaims, removeExpiredClaims } from '../../src/storage/common.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
+import { hostIdentity, ownerToken } from '../../src/core/owner.js';
+import { spawnSync } from 'node:child_process';
 import { describeStorageContract } from './contract.js';
 
 let dir: string;
@@ -71,6 +73,11 @@ describe('filesystem listing', () => {
     await expect(keys(s, 'data/')).rejects.toThrow(/data\/cc" is a symbolic link to something that does not exist/);
     // Elsewhere the listing still works.
     expect(await keys(s, 'data/aa/')).toEqual(['data/aa/aa01']);
+    // The folder listed itself a dangling link: not an empty listing either.
+    await expect(keys(s, 'data/cc/')).rejects.toThrow(/data\/cc" is a symbolic link/);
+    await symlink(join(dir, 'not-mounted-either'), join(root, 'index'));
+    await expect(keys(s, 'index/')).rejects.toThrow(/"index" is a symbolic link/);
+    expect(await keys(s, 'missing/')).toEqual([]);
   });
 
   it('throws when a folder on the way cannot be read, rather than listing nothing', async () => {
@@ -99,6 +106,20 @@ describe('filesystem listing', () => {
     expect(await readdir(join(root, 'data', 'aa'))).toEqual(['.aa03.tmp-ghi', 'aa01'].sort());
     expect(await readdir(elsewhere)).toEqual([]);
     expect(await readdir(root)).toEqual(['data']); // the clock probe is gone
+  });
+
+  it("removes a dead writer's temp file on the first write into its folder, and never a live writer's", async () => {
+    const root = join(dir, 'owned-temps');
+    await mkdir(join(root, 'data', 'ab'), { recursive: true });
+    // A process that has exited: its pid and start time name it in the temp file.
+    const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(require("fs").readFileSync("/proc/self/stat", "utf8"))'], { encoding: 'utf8' });
+    const start = child.stdout.slice(child.stdout.lastIndexOf(')') + 2).split(' ')[19];
+    const dead = `.abcd.tmp-${hostIdentity()}-${child.pid}-${start}-0a1b2c`;
+    const live = `.abce.tmp-${ownerToken()}-0a1b2d`;
+    const foreign = `.abcf.tmp-0000000000-${child.pid}-${start}-0a1b2e`; // another host: may be alive
+    for (const name of [dead, live, foreign]) await writeFile(join(root, 'data', 'ab', name), 'partial');
+    await new FileSystemStorage(root).put('data/ab/abcdef', Buffer.from('x'));
+    expect((await readdir(join(root, 'data', 'ab'))).sort()).toEqual([live, foreign, 'abcdef'].sort());
   });
 
   it('claims: left beside the object, removed with removeClaims, expired ones by removeExpiredClaims', async () => {

@@ -4,7 +4,7 @@ import { mkdtemp, rm, utimes, writeFile, readFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LockedError } from '../../src/core/errors.js';
+import { LockedError, StorageError } from '../../src/core/errors.js';
 import { currentProcessIdentity, processStartTicks } from '../../src/core/process.js';
 import type { LockDocument } from '../../src/core/schemas.js';
 import {
@@ -75,7 +75,7 @@ const DIST_FS = join(PROJECT_ROOT, 'dist/storage/fs.js');
  */
 function childHolderCode(): string {
   return `
-    const [root, exclusive, mode] = process.argv.slice(1);
+    const [root, exclusive, mode] = process.argv.slice(-3);
     const { FileSystemStorage } = await import(${JSON.stringify(DIST_FS)});
     const { RepositoryLock } = await import(${JSON.stringify(DIST_LOCK)});
     const lock = await RepositoryLock.acquire(new FileSystemStorage(root), { exclusive: exclusive === 'true', operation: 'child holder' });
@@ -229,29 +229,76 @@ describe('staleness', () => {
     await lock.release();
   });
 
-  it('never takes a running holder in another PID namespace with the same hostname for dead', async () => {
-    const probe = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', 'true'], { encoding: 'utf8' });
-    let key: string;
-    if (probe.status === 0) {
-      const h = startHolder(['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'], false, 'hold');
-      const ready = await h.ready;
-      key = ready.key;
-      // pid 1 in its namespace: here, pid 1 is init, alive with another start time. Only the
-      // namespace tells them apart.
-      expect(ready.pid).toBe(1);
-    } else {
-      console.info(`[lock.test] unshare --pid is not available here (${(probe.stderr || probe.error?.message || '').trim()}): using a constructed lock document of another PID namespace`);
-      const self = currentProcessIdentity();
-      key = 'locks/in-container';
-      await putDoc(key, { ...foreignDoc({ hostname: self.hostname, pid: 1 }), processStart: '1', bootId: self.bootId, pidNamespace: 'pid:[4026599999]' });
+  const unshareProbe = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', 'true'], { encoding: 'utf8' });
+  const unshareMissing = unshareProbe.status === 0 ? undefined : (unshareProbe.stderr || unshareProbe.error?.message || `exit ${unshareProbe.status}`).trim();
+
+  for (const mountProc of [true, false]) {
+    const how = mountProc ? 'unshare --pid --fork --mount-proc' : 'unshare --pid --fork (the host\'s /proc)';
+    it(`never takes a running holder in another PID namespace with the same hostname for dead (${how})`, async () => {
+      let key: string;
+      if (!unshareMissing) {
+        const h = startHolder(['unshare', '--pid', '--fork', ...(mountProc ? ['--mount-proc'] : []), '--kill-child'], false, 'hold');
+        const ready = await h.ready;
+        key = ready.key;
+        // pid 1 in its namespace; here pid 1 is init, alive with another start time. Only the
+        // namespace tells them apart.
+        expect(ready.pid).toBe(1);
+        const [held] = await listLocks(storage);
+        // Without its own /proc, /proc/1 would be our init: no start time is recorded then.
+        if (mountProc) expect(held?.doc?.processStart).toMatch(/^\d+$/);
+        else expect(held?.doc?.processStart).toBeUndefined();
+      } else {
+        console.info(`[lock.test] unshare --pid is not available here (${unshareMissing}): using a constructed lock document of another PID namespace`);
+        const self = currentProcessIdentity();
+        key = 'locks/in-container';
+        await putDoc(key, { ...foreignDoc({ hostname: self.hostname, pid: 1 }), processStart: '1', bootId: self.bootId, pidNamespace: 'pid:[4026599999]' });
+      }
+      const [held] = await listLocks(storage);
+      expect(held?.doc?.hostname).toBe(hostname());
+      expect(held?.doc?.bootId).toBe(currentProcessIdentity().bootId);
+      expect(held?.doc?.pidNamespace).not.toBe(currentProcessIdentity().pidNamespace);
+      await expect(RepositoryLock.acquire(storage, { exclusive: true, operation: 'prune' })).rejects.toThrow(/locked by "child holder"|locked by "backup elsewhere"/);
+      expect(await removeStaleLocks(storage)).toBe(0);
+      expect((await listLocks(storage)).map((l) => l.key)).toEqual([key]);
+    });
+  }
+
+  it('inside a PID namespace without its own /proc, proves nothing dead (its /proc/<pid> is another process)', async (ctx) => {
+    if (unshareMissing) {
+      console.info(`[lock.test] skipping: unshare --pid is not available here (${unshareMissing})`);
+      ctx.skip();
+      return;
     }
-    const [held] = await listLocks(storage);
-    expect(held?.doc?.hostname).toBe(hostname());
-    expect(held?.doc?.bootId).toBe(currentProcessIdentity().bootId);
-    expect(held?.doc?.pidNamespace).not.toBe(currentProcessIdentity().pidNamespace);
-    await expect(RepositoryLock.acquire(storage, { exclusive: true, operation: 'prune' })).rejects.toThrow(/locked by "child holder"|locked by "backup elsewhere"/);
-    expect(await removeStaleLocks(storage)).toBe(0);
-    expect((await listLocks(storage)).map((l) => l.key)).toEqual([key]);
+    // A holder and an observer in one new namespace that still sees the host's /proc.
+    const holderFile = join(dir, 'holder.mjs');
+    const observerFile = join(dir, 'observer.mjs');
+    await writeFile(holderFile, childHolderCode());
+    await writeFile(
+      observerFile,
+      `const [root] = process.argv.slice(2);
+       const { FileSystemStorage } = await import(${JSON.stringify(DIST_FS)});
+       const { listLocks, isStale } = await import(${JSON.stringify(DIST_LOCK)});
+       const { currentProcessIdentity } = await import(${JSON.stringify(join(PROJECT_ROOT, 'dist/core/process.js'))});
+       const s = new FileSystemStorage(root);
+       let locks = [];
+       for (let i = 0; i < 400 && locks.length === 0; i++) {
+         locks = await listLocks(s);
+         if (locks.length === 0) await new Promise((r) => setTimeout(r, 25));
+       }
+       console.log(JSON.stringify({ self: currentProcessIdentity(), locks: locks.map((l) => ({ pid: l.doc?.pid, stale: isStale(l, l.modified) })) }));`,
+    );
+    const node = process.execPath;
+    const script = `"${node}" "${holderFile}" "$1" false hold & "${node}" "${observerFile}" "$1"; kill $!`;
+    const r = spawnSync('unshare', ['--pid', '--fork', '--kill-child', 'sh', '-c', script, 'sh', root], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { self: { pid: number; startTicks?: string }; locks: { pid: number; stale: boolean }[] };
+    expect(out.self.startTicks).toBeUndefined();
+    expect(out.locks).toHaveLength(1);
+    expect(out.locks[0]?.pid).not.toBe(out.self.pid);
+    expect(out.locks[0]?.stale).toBe(false);
   });
 });
 
@@ -281,6 +328,27 @@ describe('unreadable locks', () => {
       await lock.release();
     });
   }
+
+  it('reads a lock again when a read raced its rewrite (shorter than listed), not calling it unreadable', async () => {
+    await putDoc('locks/refreshing', foreignDoc({ operation: 'refreshing backup' }));
+    await storage.put('locks/damaged', Buffer.from('{"exclusive":tr'));
+    const reads = new Map<string, number>();
+    // As s3rver does while an object is overwritten: the first read of the live lock is cut short.
+    const tearing: Storage = Object.assign(Object.create(storage) as FileSystemStorage, {
+      async get(key: string): Promise<Buffer> {
+        const n = (reads.get(key) ?? 0) + 1;
+        reads.set(key, n);
+        const bytes = await storage.get(key);
+        return key === 'locks/refreshing' && n <= 2 ? bytes.subarray(0, n === 1 ? 0 : 7) : bytes;
+      },
+    });
+    const locks = await listLocks(tearing);
+    expect(locks.find((l) => l.key === 'locks/refreshing')?.doc?.operation).toBe('refreshing backup');
+    expect(locks.find((l) => l.key === 'locks/damaged')?.problem).toMatch(/cannot be read/);
+    expect(reads.get('locks/refreshing')).toBe(3);
+    // Damaged for good, at its listed size: read twice, then reported.
+    expect(reads.get('locks/damaged')).toBe(2);
+  });
 
   it('ignores a lock removed between listing and reading', async () => {
     await putDoc('locks/leaving', foreignDoc({ exclusive: true }));
@@ -343,20 +411,41 @@ describe('refresh and loss', () => {
 
   it('is lost when refreshing keeps failing for half the stale age', async () => {
     const timing = { refreshIntervalMs: 20, staleAfterMs: 2000 };
-    const lock = await RepositoryLock.acquire(storage, { exclusive: true, operation: 'prune', ...timing });
-    const started = performance.now();
-    const aborted = withAbort(lock.signal);
-    // The storage fails every request on the lock from now on (a file where its folder was).
-    await rm(join(root, 'locks'), { recursive: true });
-    await writeFile(join(root, 'locks'), 'not a folder');
-    const reason = await aborted;
-    const after = performance.now() - started;
-    expect(reason).toBeInstanceOf(LockedError);
-    expect((reason as Error).message).toMatch(/could not be refreshed for \d+ s: .*(not a directory|ENOTDIR)/is);
-    // Not at the first failure, and well before anyone could take it for stale.
-    expect(after).toBeGreaterThanOrEqual(timing.staleAfterMs / 2 - timing.refreshIntervalMs * 2);
-    expect(after).toBeLessThan(timing.staleAfterMs);
-    await lock.release().catch(() => undefined);
+    const locksDir = join(root, 'locks');
+    let store: Storage = storage;
+    let failing = false;
+    // The storage refuses every write into locks/ from now on (the lock object itself stays, so
+    // the refresh finds it): the immutable attribute stops even root. Where chattr is not
+    // available, the storage's put fails the same way through a wrapper.
+    const immutable = () => spawnSync('chattr', ['+i', locksDir], { encoding: 'utf8' });
+    const probe = spawnSync('chattr', ['-i', dir], { encoding: 'utf8' });
+    const chattr = probe.status === 0;
+    if (!chattr) {
+      console.info(`[lock.test] chattr is not usable here (${(probe.stderr || probe.error?.message || '').trim()}): failing writes through a Storage wrapper`);
+      store = Object.assign(Object.create(storage) as FileSystemStorage, {
+        put: (key: string, data: Uint8Array) => (failing ? Promise.reject(new StorageError(`Cannot write ${key}: permission denied (injected).`)) : storage.put(key, data)),
+      });
+    }
+    const lock = await RepositoryLock.acquire(store, { exclusive: true, operation: 'prune', ...timing });
+    try {
+      const started = performance.now();
+      const aborted = withAbort(lock.signal);
+      if (chattr) expect(immutable().status).toBe(0);
+      failing = true;
+      const reason = await aborted;
+      const after = performance.now() - started;
+      expect(reason).toBeInstanceOf(LockedError);
+      expect((reason as Error).message).toMatch(/could not be refreshed for \d+ s: .*(not permitted|permission denied)/is);
+      // Not at the first failure (20 ms in) but about half the stale age after the last success,
+      // and before anyone could take it for stale.
+      expect(after).toBeGreaterThanOrEqual(timing.staleAfterMs / 4);
+      expect(after).toBeLessThan(timing.staleAfterMs);
+    } finally {
+      if (chattr) spawnSync('chattr', ['-i', locksDir]);
+      failing = false;
+      await lock.release();
+    }
+    expect(await listLocks(storage)).toEqual([]);
   });
 
   it('is lost when this process stalled for half the stale age (others may have taken it for stale)', async () => {
@@ -410,6 +499,48 @@ describe('exclusion', () => {
     expect(bothWon).toBe(0);
     console.info(`[lock.test] racing exclusive lockers: one won in ${oneWon} of 30 rounds, neither in ${30 - oneWon}`);
     expect(await listLocks(storage)).toEqual([]);
+  });
+
+  it('waits for a lock with waitMs, and never lets two waiting exclusive holders overlap', async () => {
+    const first = await RepositoryLock.acquire(storage, { exclusive: true, operation: 'first' });
+    await expect(RepositoryLock.acquire(storage, { exclusive: false, operation: 'impatient' })).rejects.toBeInstanceOf(LockedError);
+    const started = Date.now();
+    await expect(RepositoryLock.acquire(storage, { exclusive: false, operation: 'gives up', waitMs: 400 })).rejects.toThrow(/locked by "first"/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    const releasing = new Promise<void>((resolve) => setTimeout(() => void first.release().then(resolve), 300));
+    const patient = await RepositoryLock.acquire(storage, { exclusive: false, operation: 'patient', waitMs: 10_000 });
+    await releasing;
+    await patient.release();
+
+    // Four workers, each taking the exclusive lock three times: their holding times never overlap.
+    const spans: [number, number][] = [];
+    await Promise.all(
+      Array.from({ length: 4 }, async (_, w) => {
+        for (let i = 0; i < 3; i++) {
+          const lock = await RepositoryLock.acquire(storage, { exclusive: true, operation: `worker ${w}`, waitMs: 30_000 });
+          const from = performance.now();
+          await new Promise((r) => setTimeout(r, 5));
+          const to = performance.now();
+          await lock.release();
+          spans.push([from, to]);
+        }
+      }),
+    );
+    spans.sort((a, b) => a[0] - b[0]);
+    expect(spans).toHaveLength(12);
+    for (let i = 1; i < spans.length; i++) expect(spans[i]?.[0]).toBeGreaterThan(spans[i - 1]?.[1] ?? Infinity);
+  });
+
+  it('storageNow: the storage time of a write made now', async () => {
+    const lock = await RepositoryLock.acquire(storage, { exclusive: true, operation: 'prune' });
+    await storage.put('data/probe', Buffer.from('x'));
+    let written = new Date(0);
+    for await (const o of storage.list('data/')) written = o.modified;
+    const now = await lock.storageNow();
+    expect(now.getTime()).toBeGreaterThanOrEqual(written.getTime());
+    expect(now.getTime() - written.getTime()).toBeLessThan(60_000);
+    await lock.release();
+    await expect(lock.storageNow()).rejects.toThrow(/already released/);
   });
 
   it('removes every lock but its own with --remove-all, only stale ones without', async () => {

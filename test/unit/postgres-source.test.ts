@@ -421,6 +421,54 @@ describe('PostgresSource', () => {
     }
   });
 
+  it('leaves out the staging tables and sequences of a restore into the database, without locking or reading them', async () => {
+    // As a restore into this database leaves them while it loads (marked or not yet: by name
+    // alone), and while its switch holds them under ACCESS EXCLUSIVE.
+    await admin.query(`
+      CREATE TABLE "people__cairn_0a1b2c3d_0" (id int PRIMARY KEY, name text);
+      CREATE SEQUENCE "people_id_seq__cairn_0a1b2c3d_1";
+      CREATE TABLE "Other"."old__cairn_abc123" (x int);
+      COMMENT ON TABLE "Other"."old__cairn_abc123" IS 'cairn restore staging: host=h pid=1 started=2026-01-01T00:00:00.000Z';
+      INSERT INTO "people__cairn_0a1b2c3d_0" VALUES (1, 'half-loaded');`);
+    const restore = await connect(settings);
+    try {
+      await restore.query('BEGIN; LOCK TABLE "people__cairn_0a1b2c3d_0", "Other"."old__cairn_abc123" IN ACCESS EXCLUSIVE MODE');
+      const src = new PostgresSource(settings, { lockTimeoutMs: 500 });
+      const snap = await src.openSnapshot({ select: all, jobs: 2 });
+      try {
+        const list = await snap.listCollections();
+        expect(list.filter((c) => c.name.includes('__cairn_'))).toEqual([]);
+        expect(list.map((c) => c.name)).toContain('public.people');
+        expect(snap.warnings.join('\n')).toMatch(/staging relations of a cairn restore into this database .*not backed up: .*people__cairn_0a1b2c3d_0/);
+        const archive = await readAll(snap.readData(byName(list, '(schema)')));
+        const file = path.join(tmp, 'staging-schema.dump');
+        fs.writeFileSync(file, archive);
+        const toc = execFileSync('pg_restore', ['-l', file]).toString();
+        expect(toc).not.toMatch(/__cairn_/);
+        expect(toc).toMatch(/ TABLE public people /);
+      } finally {
+        await snap.close();
+      }
+      // Only names of the staging forms count: a table that merely mentions cairn is backed up.
+      await admin.query('CREATE TABLE "notes__cairn_plans" (x int)');
+      const snap2 = await open();
+      try {
+        expect((await snap2.listCollections()).map((c) => c.name)).toContain('public.notes__cairn_plans');
+      } finally {
+        await snap2.close();
+      }
+    } finally {
+      await restore.query('ROLLBACK');
+      await restore.end();
+      await admin.query('DROP TABLE "people__cairn_0a1b2c3d_0", "Other"."old__cairn_abc123", "notes__cairn_plans"; DROP SEQUENCE "people_id_seq__cairn_0a1b2c3d_1"');
+    }
+  });
+
+  it('refuses to back up a restore\'s staging database', async () => {
+    const src = new PostgresSource({ ...settings, database: 'shop__cairn_0a1b2c3d' });
+    await expect(src.openSnapshot({ select: all, jobs: 1 })).rejects.toThrow(/staging database of a cairn restore/);
+  });
+
   it('backs up roles with pg_dumpall, without passwords by default', async () => {
     const src = new PostgresSource(settings, { roles: true });
     const snap = await src.openSnapshot({ select: () => new Set(), jobs: 1 });

@@ -15,9 +15,23 @@ import { CancelledError, ConflictError, SourceError } from '../../src/core/error
 import type { CollectionEntry } from '../../src/core/schemas.js';
 import { parsePostgresUrl, type PgConnectionSettings } from '../../src/sources/postgres/connection.js';
 import { PG_COPY_TEXT, PG_DUMP_CUSTOM, PG_ROLES_SQL, ROLES_COLLECTION, SCHEMA_COLLECTION } from '../../src/sources/postgres/definitions.js';
-import { foreignKeyNotValid, headRelation, relKey, rewriteQualified, stagingRelationName } from '../../src/sources/postgres/staging.js';
+import {
+  foreignKeyNotValid,
+  headRelation,
+  isStagingRelationName,
+  newRestoreId,
+  relKey,
+  restoreLockKey,
+  rewriteQualified,
+  STAGING_LOCK_CLASS,
+  stagingDatabaseId,
+  stagingDatabaseName,
+  stagingRelationId,
+  stagingRelationName,
+} from '../../src/sources/postgres/staging.js';
 import { isAbandonedStaging, PostgresTarget, processExists, STAGING_MARK } from '../../src/sources/postgres/target.js';
 import type { RestoreItem } from '../../src/sources/types.js';
+import { hostIdentity, ownerToken } from '../../src/core/owner.js';
 
 const HOST = '127.0.0.1';
 const PORT = 5432;
@@ -672,12 +686,24 @@ describe('PostgresTarget into an existing database', () => {
 });
 
 describe('staging names', () => {
-  it('are <name>__cairn_<6 hex>, truncated to 63 bytes', () => {
-    expect(stagingRelationName('film', 'abcdef')).toBe('film__cairn_abcdef');
-    const long = stagingRelationName('ü'.repeat(40), 'abcdef');
+  it('are <name>__cairn_<restore id>_<n> and <target>__cairn_<restore id>, truncated to 63 bytes, recognised by name alone', () => {
+    expect(stagingRelationName('film', '0abcdef1', 0)).toBe('film__cairn_0abcdef1_0');
+    expect(stagingRelationName('film', '0abcdef1', 71)).toBe('film__cairn_0abcdef1_1z');
+    const long = stagingRelationName('ü'.repeat(40), '0abcdef1', 3);
     expect(Buffer.byteLength(long)).toBeLessThanOrEqual(63);
-    expect(long).toBe(`${'ü'.repeat(24)}__cairn_abcdef`);
-    expect(stagingRelationName('film')).toMatch(/^film__cairn_[0-9a-f]{6}$/);
+    expect(long).toBe(`${'ü'.repeat(22)}__cairn_0abcdef1_3`);
+    expect(stagingDatabaseName('x'.repeat(70), 'ffffffff')).toBe(`${'x'.repeat(47)}__cairn_ffffffff`);
+    expect(newRestoreId()).toMatch(/^[0-9a-f]{8}$/);
+    expect(stagingRelationId('film__cairn_0abcdef1_1z')).toBe('0abcdef1');
+    expect(stagingDatabaseId('shop__cairn_0abcdef1')).toBe('0abcdef1');
+    expect(stagingDatabaseId('shop_cairn_0abcdef1')).toBeUndefined();
+    expect(isStagingRelationName('film__cairn_0abcdef1_0')).toBe(true);
+    expect(isStagingRelationName('film__cairn_abc123')).toBe(true); // older versions' form
+    expect(isStagingRelationName('film__cairn_notes')).toBe(false);
+    expect(isStagingRelationName('film')).toBe(false);
+    // Lock keys are int4: ids above 7fffffff wrap to negative numbers.
+    expect(restoreLockKey('ffffffff')).toBe(-1);
+    expect(restoreLockKey('00000010')).toBe(16);
   });
 
   it('rewrite qualified names outside literals, dollar quotes and comments', () => {
@@ -775,6 +801,10 @@ describe('leftovers of restores killed outright (SIGKILL)', () => {
     fs.writeFileSync(path.join(deadDir, 'schema.dump'), 'x');
     const liveDir = fs.mkdtempSync(path.join(tmp, `cairn-pg-restore-${process.pid}-`));
     const otherDir = fs.mkdtempSync(path.join(tmp, 'cairn-pg-restore-'));
+    // This version's names carry an owner token (../../src/sources/owner.ts).
+    const deadOwnerDir = fs.mkdtempSync(path.join(tmp, `cairn-pg-restore-${hostIdentity()}-${dead}-x-`));
+    const liveOwnerDir = fs.mkdtempSync(path.join(tmp, `cairn-pg-restore-${ownerToken()}-`));
+    const farOwnerDir = fs.mkdtempSync(path.join(tmp, `cairn-pg-restore-0000000000-${dead}-x-`)); // another container or machine
     try {
       // Into a new database.
       const db = dbName('after_kill');
@@ -786,6 +816,9 @@ describe('leftovers of restores killed outright (SIGKILL)', () => {
       expect(fs.existsSync(deadDir)).toBe(false);
       expect(fs.existsSync(liveDir)).toBe(true);
       expect(fs.existsSync(otherDir)).toBe(true);
+      expect(fs.existsSync(deadOwnerDir)).toBe(false);
+      expect(fs.existsSync(liveOwnerDir)).toBe(true);
+      expect(fs.existsSync(farOwnerDir)).toBe(true);
       expect(await databases(`${prefix}%_cairn_%`)).toEqual([]);
       // Into an existing database too.
       const again = await leftover('dead2', mark(host, deadPid(), now));
@@ -804,7 +837,119 @@ describe('leftovers of restores killed outright (SIGKILL)', () => {
       expect(await stagingRelations(db)).toEqual(['live__cairn_0a11ve', 'mine__cairn_000000']);
       for (const d of kept) expect(await databases(d), d).toEqual([d]);
     } finally {
-      for (const d of [deadDir, liveDir, otherDir]) fs.rmSync(d, { recursive: true, force: true });
+      for (const d of [deadDir, liveDir, otherDir, deadOwnerDir, liveOwnerDir, farOwnerDir]) fs.rmSync(d, { recursive: true, force: true });
     }
   });
+
+  it('drops staging objects named by a restore whose lock is free (its owner is gone), marked or not, and keeps those whose lock is held', async () => {
+    // A kill during CREATE DATABASE leaves a database with a staging name and no comment.
+    const deadId = newRestoreId();
+    const liveId = newRestoreId();
+    const unmarked = stagingDatabaseName(`${prefix}_unmarked`, deadId);
+    const live = stagingDatabaseName(`${prefix}_live`, liveId);
+    created.add(unmarked);
+    created.add(live);
+    await withClient('postgres', async (c) => {
+      await c.query(`CREATE DATABASE ${qi(unmarked)}`);
+      await c.query(`CREATE DATABASE ${qi(live)}`);
+    });
+    // The live restore's session: it holds its lock on the maintenance database.
+    const holder = new pg.Client({ host: HOST, port: PORT, user: 'postgres', database: 'postgres' });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1, $2)', [STAGING_LOCK_CLASS, restoreLockKey(liveId)]);
+      const db = dbName('by_name');
+      await new PostgresTarget(settingsFor(db)).restore(select(backup, ['other.t']), { onConflict: 'fail' });
+      expect(await databases(unmarked), 'unmarked staging database of a dead owner').toEqual([]);
+      expect(await databases(live), 'staging database whose owner holds its lock').toEqual([live]);
+
+      // Staging relations in an existing database, unmarked: one restore gone, one live (its
+      // lock held on that database).
+      const target = new pg.Client({ host: HOST, port: PORT, user: 'postgres', database: db });
+      await target.connect();
+      try {
+        const gone = newRestoreId();
+        const running = newRestoreId();
+        await target.query('SELECT pg_advisory_lock($1, $2)', [STAGING_LOCK_CLASS, restoreLockKey(running)]);
+        await withClient(db, async (c) => {
+          await c.query(`CREATE TABLE other.${qi(stagingRelationName('t', gone, 0))} (k text PRIMARY KEY)`);
+          await c.query(`CREATE SEQUENCE public.${qi(stagingRelationName('s', gone, 1))}`);
+          await c.query(`CREATE TABLE public.${qi(stagingRelationName('p', gone, 2))} (k text REFERENCES other.${qi(stagingRelationName('t', gone, 0))}(k))`);
+          await c.query(`CREATE TABLE public.${qi(stagingRelationName('r', running, 0))} (x int)`);
+        });
+        await new PostgresTarget(settingsFor(db)).restore(select(backup, ['other.t']), { onConflict: 'overwrite' });
+        expect(await stagingRelations(db)).toEqual([`${stagingRelationName('r', running, 0)}`]);
+        // Its owner gone (the session ends), the next restore drops it.
+        await target.end();
+        await new PostgresTarget(settingsFor(db)).restore(select(backup, ['other.t']), { onConflict: 'overwrite' });
+        expect(await stagingRelations(db)).toEqual([]);
+      } finally {
+        await target.end().catch(() => undefined);
+      }
+    } finally {
+      await holder.end();
+    }
+    await new PostgresTarget(settingsFor(dbName('after_release'))).restore(select(backup, ['other.t']), { onConflict: 'fail' });
+    expect(await databases(live), 'its lock free, the next restore drops it').toEqual([]);
+  });
+
+  it('a restore whose session holding the staging lock ends stops, and leaves nothing behind', async () => {
+    const db = dbName('lease_lost');
+    const paused = pausedStream(await bufferOf(select(backup, ['other.t']).find((i) => i.entry.name === 'other.t')?.data as () => AsyncIterable<Uint8Array>));
+    const items = select(backup, ['other.t']).map((i) => (i.entry.name === 'other.t' ? { ...i, data: paused.data } : i));
+    const restoring = new PostgresTarget(settingsFor(db)).restore(items, { onConflict: 'fail', jobs: 1 });
+    const outcome = restoring.then(() => 'resolved', (err: unknown) => err);
+    await paused.paused;
+    // End the owner's maintenance session (the one holding the lock) from the server side.
+    await withClient('postgres', async (c) => {
+      const { rows } = await c.query<{ pid: number; id: string }>(
+        `SELECT l.pid, lpad(to_hex(l.objid::int8), 8, '0') AS id FROM pg_locks l
+          WHERE l.locktype = 'advisory' AND l.classid = $1::int8::oid AND l.objsubid = 2 AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = 'postgres')`,
+        [STAGING_LOCK_CLASS],
+      );
+      const mine: number[] = [];
+      for (const r of rows) if ((await databases(stagingDatabaseName(db, r.id))).length === 1) mine.push(r.pid);
+      expect(mine).toHaveLength(1);
+      await c.query('SELECT pg_terminate_backend($1)', [mine[0]]);
+    });
+    paused.release();
+    const err = await outcome;
+    expect(err).toBeInstanceOf(SourceError);
+    expect((err as Error).message).toMatch(/lost its PostgreSQL session holding the staging lock/);
+    expect(await databases(db)).toEqual([]);
+    expect(await databases(`${db}__cairn_%`)).toEqual([]);
+  });
+
+
+  it('drops the supporting objects recorded on an abandoned staging relation only as its owner could', async () => {
+    const db = dbName('recorded');
+    const mallory = `${prefix}_mallory`;
+    await withClient('postgres', (c) => c.query(`CREATE DATABASE ${qi(db)}`));
+    await withClient('postgres', (c) => c.query(`CREATE ROLE ${qi(mallory)}`));
+    try {
+      const id = newRestoreId();
+      const table = stagingRelationName('t', id, 0);
+      await withClient(db, async (c) => {
+        await c.query(`GRANT CREATE ON SCHEMA public TO ${qi(mallory)}`);
+        await c.query(`CREATE FUNCTION public.precious() RETURNS int LANGUAGE sql AS 'SELECT 1'`); // owned by postgres
+        await c.query(`SET ROLE ${qi(mallory)}`);
+        await c.query(`CREATE FUNCTION public.own() RETURNS int LANGUAGE sql AS 'SELECT 2'`);
+        await c.query(`CREATE TABLE public.${qi(table)} (x int)`);
+        const record = `created: ${JSON.stringify([{ desc: 'FUNCTION', schema: 'public', name: 'precious()' }, { desc: 'FUNCTION', schema: 'public', name: 'own()' }])}`;
+        await c.query(`COMMENT ON TABLE public.${qi(table)} IS '${STAGING_MARK} host=h pid=1 started=2026-01-01T00:00:00.000Z\n${record}'`);
+        await c.query('RESET ROLE');
+      });
+      await new PostgresTarget(settingsFor(db)).restore(select(backup, ['other.t']), { onConflict: 'fail' });
+      expect(await stagingRelations(db)).toEqual([]);
+      const functions = await withClient(db, async (c) => (await c.query<{ p: string }>(`SELECT proname AS p FROM pg_proc WHERE proname IN ('precious', 'own') ORDER BY 1`)).rows.map((r) => r.p));
+      // mallory could drop its own function, not the one it does not own.
+      expect(functions).toEqual(['precious']);
+    } finally {
+      await withClient('postgres', async (c) => {
+        await c.query(`DROP DATABASE IF EXISTS ${qi(db)} WITH (FORCE)`);
+        await c.query(`DROP ROLE IF EXISTS ${qi(mallory)}`);
+      });
+    }
+  });
+
 });

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -7,8 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, ConflictError, CorruptionError, NotFoundError, SourceError, UsageError } from '../../src/core/errors.js';
 import type { CollectionEntry } from '../../src/core/schemas.js';
 import { parseSqliteUrl, SqliteSource, SqliteTarget } from '../../src/sources/sqlite/index.js';
-import type { RestoreItem } from '../../src/sources/types.js';
+import type { CollectionDescriptor, RestoreItem } from '../../src/sources/types.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
+import { hostIdentity, ownerIsDead, ownerToken, parseOwnerToken, type Owner } from '../../src/core/owner.js';
+import { processStartTicks } from '../../src/core/process.js';
+import { isStagingFileName, removeAbandonedStaging, stagingPath } from '../../src/sources/sqlite/staging.js';
 
 const CHINOOK = path.resolve(__dirname, '../../fixtures/chinook/chinook.sqlite');
 
@@ -484,4 +488,152 @@ describe('SqliteTarget', () => {
     fs.writeFileSync(out, 'not a database'.repeat(100));
     await expect(new SqliteTarget(out).check(items(full.collections), 'overwrite')).rejects.toThrow(SourceError);
   });
+});
+
+describe('staging files of killed restores', () => {
+  /** A process that has exited (and been reaped), with the start time it had. */
+  const deadOwner = (): { pid: number; start: number } => {
+    const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(require("fs").readFileSync("/proc/self/stat", "utf8"))'], { encoding: 'utf8' });
+    const fields = child.stdout.slice(child.stdout.lastIndexOf(')') + 2).split(' ');
+    return { pid: child.pid as number, start: Number(fields[19]) };
+  };
+
+  it('name their owner: this host part, pid and start time; only a provably gone owner is dead', () => {
+    const own = parseOwnerToken(ownerToken());
+    expect(own).toEqual({ host: hostIdentity(), pid: process.pid, start: Number(processStartTicks(process.pid)) });
+    expect(ownerIsDead(own as Owner)).toBe(false);
+    const dead = deadOwner();
+    expect(ownerIsDead({ host: hostIdentity(), pid: dead.pid, start: dead.start })).toBe(true);
+    // The pid lives, but it is another process than the one that wrote the name (reused pid).
+    expect(ownerIsDead({ host: hostIdentity(), pid: process.pid, start: Number(processStartTicks(process.pid)) + 1 })).toBe(true);
+    // Start time unknown: a live pid may be the owner.
+    expect(ownerIsDead({ host: hostIdentity(), pid: process.pid, start: undefined })).toBe(false);
+    // Another machine, container or boot: its processes cannot be seen from here.
+    expect(ownerIsDead({ host: '0000000000', pid: dead.pid, start: dead.start })).toBe(false);
+    for (const bad of ['', 'abc-1-2', '0123456789-0-1', '0123456789-1', '0123456789-x-1', 'ABCDEF0123-1-1']) expect(parseOwnerToken(bad)).toBeUndefined();
+  });
+
+  it('a restore and a backup remove those of a gone owner in their folder, with companions, and nothing else', async () => {
+    const dir = freshDir('abandoned');
+    const dead = deadOwner();
+    const deadToken = `${hostIdentity()}-${dead.pid}-${dead.start}`;
+    const abandoned = [`.a.db.cairn-restore-${deadToken}-0123abcd`, `.a.db.cairn-restore-${deadToken}-0123abcd-journal`, `.b.db.cairn-restore-${deadToken}-89abcdef-wal`];
+    const kept = [
+      `.c.db.cairn-restore-${ownerToken()}-0123abcd`, // this process: alive
+      `.d.db.cairn-restore-0000000000-${dead.pid}-${dead.start}-0123abcd`, // another host part
+      '.e.db.cairn-restore-0123456789ab', // an older version's name: owner unknown
+      `e.db.cairn-restore-${deadToken}-0123abcd`, // not hidden: not a staging file
+      `.f.db.cairn-restore-${deadToken}-0123abcd-backup`, // not a companion suffix
+    ];
+    for (const n of [...abandoned, ...kept]) fs.writeFileSync(path.join(dir, n), 'x');
+    fs.mkdirSync(path.join(dir, `.g.db.cairn-restore-${deadToken}-0123abcd`)); // a directory: never removed
+    kept.push(`.g.db.cairn-restore-${deadToken}-0123abcd`);
+    expect(removeAbandonedStaging(dir).sort()).toEqual([...abandoned].sort());
+    expect(fs.readdirSync(dir).sort()).toEqual([...kept].sort());
+
+    // Through a restore (into another file of the folder) and a backup (of a file there).
+    for (const n of abandoned) fs.writeFileSync(path.join(dir, n), 'x');
+    const target = new SqliteTarget(path.join(dir, 'restored.db'));
+    await target.restore([], { onConflict: 'fail' });
+    expect(fs.readdirSync(dir).sort()).toEqual([...kept, 'restored.db'].sort());
+    for (const n of abandoned) fs.writeFileSync(path.join(dir, n), 'x');
+    const snap = await new SqliteSource(path.join(dir, 'restored.db')).openSnapshot();
+    await snap.close();
+    expect(fs.readdirSync(dir).sort()).toEqual([...kept, 'restored.db'].sort());
+  });
+
+  it('are named next to the target, fit in 255 bytes, and are recognised', () => {
+    const p = stagingPath(path.join(tmp, `${'n'.repeat(250)}.db`));
+    expect(path.dirname(p)).toBe(tmp);
+    expect(Buffer.byteLength(`${path.basename(p)}-journal`)).toBeLessThanOrEqual(255);
+    expect(isStagingFileName(path.basename(p))).toBe(true);
+    expect(path.basename(stagingPath(path.join(tmp, 'app.db')))).toMatch(new RegExp(`^\\.app\\.db\\.cairn-restore-${ownerToken()}-[0-9a-f]{8}$`));
+  });
+
+  it('a 0-byte source is refused, and left as it was', async () => {
+    const dir = freshDir('zero');
+    const zero = path.join(dir, 'zero.db');
+    fs.writeFileSync(zero, '');
+    await expect(new SqliteSource(zero).openSnapshot()).rejects.toThrow(SourceError);
+    await expect(new SqliteSource(zero).openSnapshot()).rejects.toThrow(/zero\.db is empty \(0 bytes\), not a SQLite database; check the path/);
+    expect(fs.statSync(zero).size).toBe(0); // not turned into a database by the attempt
+  });
+});
+
+describe('SqliteSource reading in batches', () => {
+  it('gives the event loop a turn at least every few ms while reading rows, and closing mid-read fails the read instead of ending it early', async () => {
+    const dir = freshDir('batches');
+    const file = path.join(dir, 'many.db');
+    const db = new Database(file);
+    db.exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+      WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 600000) INSERT INTO t SELECT i, 'value ' || i FROM g;`);
+    db.close();
+    // A timer that should fire every 5 ms: the longest gap while all rows are read.
+    const snap = await new SqliteSource(file).openSnapshot();
+    let last = performance.now();
+    let worst = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+    }, 5);
+    const [table] = await snap.listCollections();
+    const stream = snap.readData(table as CollectionDescriptor);
+    const started = performance.now();
+    let bytes = 0;
+    for await (const chunk of stream) bytes += chunk.length;
+    clearInterval(timer);
+    expect(bytes).toBeGreaterThan(0);
+    const took = performance.now() - started;
+    expect(stream.rowCount).toBe(600000);
+    console.log(`worst timer gap while reading 600,000 rows in ${took.toFixed(0)} ms: ${worst.toFixed(0)} ms`);
+    // Read in one go (as before batches), the gap would be the whole read. The bound leaves room
+    // for a loaded machine (GC, other processes on the cores).
+    expect(worst).toBeLessThan(Math.min(1000, took / 3));
+
+    // Closing while a read is paused: close() succeeds, the read fails (never a short read).
+    const it = snap.readData(table as CollectionDescriptor)[Symbol.asyncIterator]();
+    expect((await it.next()).done).toBe(false);
+    await snap.close();
+    await expect(it.next()).rejects.toThrow(SourceError);
+  });
+});
+
+describe('SqliteTarget switch into an existing file in batches', () => {
+  it('copies every row of large tables with sparse, negative and extreme rowids, hidden rowids and WITHOUT ROWID', async () => {
+    const dir = freshDir('batched-switch');
+    const file = path.join(dir, 'source.db');
+    const db = new Database(file);
+    db.defaultSafeIntegers(true);
+    db.exec(`CREATE TABLE alias (id INTEGER PRIMARY KEY, v TEXT);
+      CREATE TABLE hidden (v TEXT, n INTEGER);
+      CREATE TABLE shadowed ("rowid" TEXT, "_rowid_" TEXT, v INTEGER);
+      CREATE TABLE wr (k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID;
+      WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 60000)
+        INSERT INTO alias SELECT i * 7919 - 400000000, 'a' || i FROM g;
+      INSERT INTO alias VALUES (-9223372036854775808, 'min'), (9223372036854775807, 'max');
+      WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 55000)
+        INSERT INTO hidden (rowid, v, n) SELECT i * 3 + 1000, 'h' || i, i FROM g;
+      WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 52000)
+        INSERT INTO shadowed (rowid, "rowid", "_rowid_", v) SELECT i * 5, 'r' || i, 'u' || i, i FROM g;
+      WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 5000)
+        INSERT INTO wr SELECT printf('k%08d', i), i FROM g;`);
+    db.close();
+    const full = await backup(file);
+    const out = path.join(dir, 'target.db');
+    await new SqliteTarget(out).restore(items(full.collections, { step: 65536 }), { onConflict: 'fail' });
+    const t = new Database(out);
+    t.exec('DELETE FROM alias; DELETE FROM hidden; DELETE FROM wr; INSERT INTO hidden (v) VALUES (\'stale\')');
+    t.close();
+    const r = await new SqliteTarget(out).restore(items(full.collections, { step: 65536 }), { onConflict: 'overwrite' });
+    expect(r.rows).toBe(60002 + 55000 + 52000 + 5000);
+    expect(dumpSqlite(out)).toEqual(dumpSqlite(file));
+    const check = new Database(out, { readonly: true });
+    check.defaultSafeIntegers(true);
+    // Hidden rowids kept (the dump compares visible columns only).
+    expect(check.prepare('SELECT min(rowid), max(rowid), count(*) FROM hidden').raw(true).get()).toEqual([1003n, 166000n, 55000n]);
+    expect(check.prepare('SELECT min(_rowid_), max(_rowid_) FROM alias').raw(true).get()).toEqual([-9223372036854775808n, 9223372036854775807n]);
+    check.close();
+    expect(leftovers(dir)).toEqual([]);
+  }, 60_000);
 });

@@ -30,7 +30,9 @@
  *   materialized view is refreshed at restore, as pg_restore does).
  * Sequence values are read right after the snapshot is taken: sequences are not transactional,
  * so a value can be ahead of the rows the snapshot sees, never behind.
- * Not captured (said in warnings): large objects, the data of foreign tables. Not captured and
+ * Not captured (said in warnings): large objects, the data of foreign tables, the staging tables
+ * and sequences of a cairn restore into the database (named `…__cairn_…`, see staging.ts; a
+ * backup running while a restore loads never locks nor reads them). Not captured and
  * not warned about: other databases of the cluster, tablespaces, cluster settings.
  *
  * Data sessions set DateStyle=ISO, IntervalStyle=postgres, extra_float_digits=3,
@@ -60,6 +62,7 @@ import {
   type CatalogRelation,
 } from './catalog.js';
 import { connect, pgError, pgLocation, toolEnv, toolVersion, type PgConnectionSettings } from './connection.js';
+import { isStagingRelationName, stagingDatabaseId } from './staging.js';
 import {
   PG_COPY_TEXT,
   PG_DUMP_CUSTOM,
@@ -119,6 +122,11 @@ export class PostgresSource implements DatabaseSource {
     const { signal } = options;
     throwIfAborted(signal);
     const s = this.settings;
+    if (stagingDatabaseId(s.database) !== undefined) {
+      throw new SourceError(
+        `${this.location} is the staging database of a cairn restore (being loaded, or left by a killed one: the next restore on this server drops it), not a database to back up; back up the restore's target instead.`,
+      );
+    }
     const pgDumpVersion = await toolVersion('pg_dump');
     if (this.options.roles) await toolVersion('pg_dumpall');
     throwIfAborted(signal);
@@ -224,8 +232,12 @@ class PostgresSnapshot implements SourceSnapshot {
     checkPgDumpVersion(pgDumpVersion, Number(version.rows[0]?.n ?? 0), this.serverVersion);
     throwIfAborted(signal);
 
-    // Catalog, in the snapshot.
-    const relations = await readRelations(c);
+    // Catalog, in the snapshot. A restore into this database may be loading its staging tables
+    // and sequences (or have left them, killed): they are never part of a backup, never locked
+    // (a lock would hold up that restore's switch) and never read.
+    const catalog = await readRelations(c);
+    const staging = catalog.filter((r) => isStagingRelationName(r.name));
+    const relations = catalog.filter((r) => !isStagingRelationName(r.name));
     const info = await readDatabaseInfo(c);
     const roles = this.options.roles ? await readRoleNames(c) : [];
     throwIfAborted(signal);
@@ -240,9 +252,12 @@ class PostgresSnapshot implements SourceSnapshot {
     // pg_dump leaves unselected tables, partitions and views out of the schema archive, so it
     // neither locks them (writers and DDL on them go on) nor needs the privilege to read them.
     // Standalone sequences stay: a selected table's default may use one.
-    this.excludedFromArchive = selectable
-      .filter((r) => r.relkind !== 'S' && !chosen.has(`${r.schema}.${r.name}`))
+    this.excludedFromArchive = [...selectable.filter((r) => r.relkind !== 'S' && !chosen.has(`${r.schema}.${r.name}`)), ...staging]
       .map((r) => `${pgDumpPattern(r.schema)}.${pgDumpPattern(r.name)}`);
+    if (staging.length > 0) {
+      const shown = staging.slice(0, 5).map((r) => `${r.schema}.${r.name}`).join(', ') + (staging.length > 5 ? ` and ${staging.length - 5} more` : '');
+      this.warnings.push(`staging relation${staging.length === 1 ? '' : 's'} of a cairn restore into this database (running, or killed) not backed up: ${shown}`);
+    }
 
     // Lock what will be read, then make sure it is still what the catalog said.
     const toLock = selected.filter(isTable);
@@ -507,6 +522,10 @@ class PostgresSnapshot implements SourceSnapshot {
         }
         if (code !== 0) throw toolError(tool, code, scrub(stderr, settings), settings);
         finished = true;
+      } catch (err) {
+        // Whatever the abort broke (the killed tool's pipe, a stream's AbortError) is a cancellation.
+        if (signal?.aborted) throw abortError(signal);
+        throw err;
       } finally {
         signal?.removeEventListener('abort', onAbort);
         if (!finished && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

@@ -1,6 +1,6 @@
 /**
  * SQL rewriting for restores into an existing database: the tables of the restore are created
- * and loaded under staging names (`<name>__cairn_<6 hex>`) next to the objects they replace,
+ * and loaded under staging names (`<name>__cairn_<id>_<n>`, below) next to the objects they replace,
  * then renamed to their real names in one short transaction (see target.ts).
  *
  * pg_dump prints relation names schema-qualified and quoted as quote_ident() does
@@ -20,13 +20,72 @@ export function relKey(schema: string, name: string): string {
 
 const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 
-/** `<name>__cairn_<6 hex>`, the original part truncated so the whole fits in 63 bytes. */
-export function stagingRelationName(name: string, hex = randomBytes(3).toString('hex')): string {
-  const suffix = `__cairn_${hex}`;
+/**
+ * Staging names. Every staging object of one restore carries the restore's id (8 hex digits, a
+ * 32-bit random number) in its name, so that it is recognised from the name alone, even when a
+ * kill came before its marking comment:
+ * - the staging database of a restore into a new database: `<target>__cairn_<id>`;
+ * - staging tables, sequences, indexes and constraints of a restore into an existing database:
+ *   `<name>__cairn_<id>_<n>` (n: a counter in base 36, unique within the restore).
+ * The leading part is truncated so the whole fits in 63 bytes. While the restore runs, a session
+ * of it holds the advisory lock (STAGING_LOCK_CLASS, id) — on the maintenance database for a
+ * staging database, on the target database for staging relations — and takes it before creating
+ * anything under the id: when that lock is free, the owner is gone (its session ended, which a
+ * killed process's does at once) and the objects can be dropped. Names of these forms are
+ * reserved for cairn. `<name>__cairn_<6 hex>` (relations) and `<target>_cairn_<8 hex>`
+ * (databases) are the forms of older versions, recognised by their comment only.
+ */
+export const STAGING_LOCK_CLASS = 0x63616972; // "cair"
+
+/** A new restore id: 8 hex digits. */
+export function newRestoreId(): string {
+  return randomBytes(4).toString('hex');
+}
+
+/** The id as the second key of pg_advisory_lock(int4, int4). */
+export function restoreLockKey(id: string): number {
+  return Number.parseInt(id, 16) | 0;
+}
+
+function truncated(name: string, suffix: string): string {
   const chars = [...name];
   while (chars.length > 0 && Buffer.byteLength(chars.join('') + suffix) > 63) chars.pop();
   return chars.join('') + suffix;
 }
+
+/** `<name>__cairn_<id>_<n>`, the original part truncated so the whole fits in 63 bytes. */
+export function stagingRelationName(name: string, id: string, n: number): string {
+  return truncated(name, `__cairn_${id}_${n.toString(36)}`);
+}
+
+/** `<target>__cairn_<id>`, the target part truncated so the whole fits in 63 bytes. */
+export function stagingDatabaseName(target: string, id: string): string {
+  return truncated(target, `__cairn_${id}`);
+}
+
+const STAGING_RELATION = /__cairn_([0-9a-f]{8})_[0-9a-z]+$/;
+const LEGACY_STAGING_RELATION = /__cairn_[0-9a-f]{6}$/;
+const STAGING_DATABASE = /__cairn_([0-9a-f]{8})$/;
+
+/** The restore id in a staging relation's name, or undefined. */
+export function stagingRelationId(name: string): string | undefined {
+  return STAGING_RELATION.exec(name)?.[1];
+}
+
+/** The restore id in a staging database's name, or undefined. */
+export function stagingDatabaseId(name: string): string | undefined {
+  return STAGING_DATABASE.exec(name)?.[1];
+}
+
+/** Whether a relation is named like a restore's staging relation (this version's or an older one's). */
+export function isStagingRelationName(name: string): boolean {
+  return STAGING_RELATION.test(name) || LEGACY_STAGING_RELATION.test(name);
+}
+
+/** SQL regular expression (for `~`) matching staging relation names, of any version. */
+export const STAGING_RELATION_SQL_PATTERN = '__cairn_([0-9a-f]{8}_[0-9a-z]+|[0-9a-f]{6})$';
+/** SQL regular expression (for `~`) matching this version's staging database names. */
+export const STAGING_DATABASE_SQL_PATTERN = '__cairn_[0-9a-f]{8}$';
 
 const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
 const IDENT_PART = /[A-Za-z0-9_$\u0080-\uffff]/;

@@ -8,7 +8,7 @@
  *
  * Two ways in, both all-or-nothing:
  * - The target database does not exist: everything is built in a staging database
- *   `<target>_cairn_<8 hex>` (pre-data with pg_restore, data with parallel COPY sessions,
+ *   `<target>__cairn_<id>` (pre-data with pg_restore, data with parallel COPY sessions,
  *   post-data with `pg_restore -j`, sequences, materialized view refresh, renames, ANALYZE),
  *   then switched in with `ALTER DATABASE … RENAME TO <target>` from the maintenance database
  *   "postgres". The target appears complete or not at all; any failure or abort drops the
@@ -19,7 +19,7 @@
  *   Load (committed transactions, no lock on any existing object): new supporting objects of the
  *   archive (schemas, types, functions, … — existing ones are kept as they are: their entries are
  *   skipped); each restored table, its owned sequences and each restored standalone sequence
- *   under a staging name `<name>__cairn_<6 hex>` in its schema (pre-data SQL rewritten, see
+ *   under a staging name `<name>__cairn_<id>_<n>` in its schema (pre-data SQL rewritten, see
  *   staging.ts), marked with the staging comment below in the transaction that creates it; the
  *   data COPYed in (`jobs` parallel sessions); indexes, primary / unique / exclusion constraints
  *   (staging names too), check constraints, foreign keys between restored tables and the
@@ -51,18 +51,25 @@
  * schema, created if missing) at the end; indexes, constraints and owned sequences keep their
  * names. Into an existing database, a renamed collection's source name must therefore be free.
  *
- * Leftovers of a killed restore (SIGKILL, power loss: no chance to clean up): the staging
- * database, and the staging tables and sequences of a restore into an existing database, carry
- * the comment `cairn restore staging: host=<hostname> pid=<pid> started=<ISO>` from their
- * creation until the switch (which clears it in the same transaction as the rename), and the
- * temporary folder is named `cairn-pg-restore-<pid>-<random>`. Every restore first drops, best
- * effort and silently, the marked databases of this server (and the marked `…__cairn_…` tables
- * and sequences of the target database, when it exists) written on this host by a process that
- * is gone, or older than 24 hours whatever the host, and removes the folders of processes that
- * are gone. Nothing unmarked is ever dropped. New supporting objects (a type, a function) a
- * killed restore into an existing database created stay: they are not marked.
+ * Leftovers of a killed restore (SIGKILL, power loss: no chance to clean up): every staging
+ * object is named with the restore's id (see staging.ts), and a session of the restore holds the
+ * advisory lock of that id from before the first one is created until they are switched in or
+ * dropped: on the maintenance database for the staging database (the same session runs CREATE
+ * DATABASE, so a kill during it cannot free the lock before the database exists), on the target
+ * database for staging tables and sequences. Should that session end early, the restore stops.
+ * Every restore first drops, best effort and silently, the staging databases of this server and
+ * the staging tables and sequences of the target database (when it exists) whose lock is free:
+ * their owner is gone, whatever host or container it ran on, whether or not it got to mark them.
+ * The comment `cairn restore staging: host=<hostname> pid=<pid> started=<ISO>` on them is for
+ * people; objects of older versions (other names) are still dropped by that comment when
+ * written on this host by a process that is gone, or older than 24 hours. The temporary folder
+ * is `cairn-pg-restore-<owner>-<random>` (../owner.ts); those whose owner is provably gone are
+ * removed. New
+ * supporting objects (a schema, a type, a function) that the load's first transaction created
+ * are listed in the comment of one of its staging relations (same transaction): the cleanup drops
+ * them after the relations, newest first, as the relation's owner (SET ROLE, no CASCADE), so a
+ * forged list cannot make it drop what that role could not. Nothing else is ever dropped.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,6 +80,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
 import { CairnError, ConflictError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
 import { processExists } from '../../core/process.js';
+import { OWNER_TOKEN_PATTERN, ownerIsDead, ownerToken, parseOwnerToken } from '../../core/owner.js';
 import { quoteIdent, quoteLiteral } from './catalog.js';
 import type { ConflictPolicy, RestoreItem, RestoreOptions, RestoreResult, RestoreTarget } from '../types.js';
 import { connect, pgError, pgLocation, type PgConnectionSettings } from './connection.js';
@@ -94,8 +102,16 @@ import {
   relKey,
   renameAddedConstraint,
   renameCreatedIndex,
+  newRestoreId,
+  restoreLockKey,
   rewriteQualified,
-  stagingRelationName,
+  STAGING_DATABASE_SQL_PATTERN,
+  STAGING_LOCK_CLASS,
+  STAGING_RELATION_SQL_PATTERN,
+  stagingDatabaseId,
+  stagingDatabaseName,
+  stagingRelationId,
+  stagingRelationName as stagingRelationNameOf,
 } from './staging.js';
 import { dbnameConninfo, runTool } from './tools.js';
 
@@ -104,7 +120,7 @@ const MAINTENANCE_DB = 'postgres';
 export const STAGING_MARK = 'cairn restore staging:';
 /** A marked staging database older than this is dropped whatever host or process wrote it. */
 export const STAGING_MAX_AGE_MS = 24 * 60 * 60 * 1000;
-/** Temporary folders are `<tmpdir>/cairn-pg-restore-<pid>-<random>`. */
+/** Temporary folders are `<tmpdir>/cairn-pg-restore-<owner token>-<random>` (see ../owner.ts). */
 const TMP_PREFIX = 'cairn-pg-restore-';
 const PROGRESS_BYTES = 4 * 1024 * 1024;
 /** Errors that say "this object exists already". */
@@ -205,26 +221,29 @@ export class PostgresTarget implements RestoreTarget {
     }
   }
 
-  async restore(items: RestoreItem[], options: RestoreOptions): Promise<RestoreResult> {
-    const { signal } = options;
-    throwIfAborted(signal);
+  async restore(items: RestoreItem[], userOptions: RestoreOptions): Promise<RestoreResult> {
+    throwIfAborted(userOptions.signal);
     const plan = planItems(items);
-    const jobs = Math.max(1, Math.floor(options.jobs ?? os.availableParallelism()));
+    const jobs = Math.max(1, Math.floor(userOptions.jobs ?? os.availableParallelism()));
     removeAbandonedTempDirs();
+    await this.withMaintenance(dropAbandonedStaging).catch(() => undefined);
     const existing = await this.connectTargetIfExists();
     if (existing !== undefined) {
       try {
-        await dropAbandonedStaging(existing);
         await dropAbandonedStagingRelations(existing);
-        await this.assertNoConflicts(existing, plan, options.onConflict);
+        await this.assertNoConflicts(existing, plan, userOptions.onConflict);
       } finally {
         await existing.end().catch(() => undefined);
       }
-    } else {
-      await this.withMaintenance(dropAbandonedStaging).catch(() => undefined);
     }
+    // The session holding the staging lock (see staging.ts) ending stops the restore: from then
+    // on another restore may take its staging objects for abandoned and drop them.
+    const lost = new AbortController();
+    const signal = userOptions.signal ? AbortSignal.any([userOptions.signal, lost.signal]) : lost.signal;
+    const options: RestoreOptions = { ...userOptions, signal };
+    const lease = (client: pg.Client): (() => void) => watchSession(client, lost);
     throwIfAborted(signal);
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${TMP_PREFIX}${process.pid}-`));
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${TMP_PREFIX}${ownerToken()}-`));
     try {
       const archive = path.join(tmp, 'schema.dump');
       await writeFile(plan.schemaItem.data(), archive, signal);
@@ -233,9 +252,9 @@ export class PostgresTarget implements RestoreTarget {
       if (options.roles && plan.rolesItem) await this.restoreRoles(plan.rolesItem, signal);
       throwIfAborted(signal);
       if (existing === undefined) {
-        return await this.restoreIntoNewDatabase(plan, toc, fkReferences, archive, tmp, jobs, options);
+        return await this.restoreIntoNewDatabase(plan, toc, fkReferences, archive, tmp, jobs, options, lease);
       }
-      return await this.restoreIntoExistingDatabase(plan, toc, fkReferences, archive, tmp, jobs, options);
+      return await this.restoreIntoExistingDatabase(plan, toc, fkReferences, archive, tmp, jobs, options, lease);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
@@ -321,6 +340,7 @@ export class PostgresTarget implements RestoreTarget {
     tmp: string,
     jobs: number,
     options: RestoreOptions,
+    lease: (client: pg.Client) => () => void,
   ): Promise<RestoreResult> {
     const { signal } = options;
     const target = this.settings.database;
@@ -328,25 +348,27 @@ export class PostgresTarget implements RestoreTarget {
     const list = path.join(tmp, 'restore.list');
     fs.writeFileSync(list, listFile(filtered.kept), { mode: 0o600 });
 
-    const staging = stagingName(target);
-    const def = plan.schemaDef;
-    await this.withMaintenance(async (c) => {
+    // One maintenance session for the whole restore: it holds the staging lock, creates the
+    // staging database (so that, killed during CREATE DATABASE, the lock is held until the
+    // database exists, and a later restore sees both), switches it in or drops it, and only
+    // then lets the lock go.
+    const owner = await connect(this.settings, MAINTENANCE_DB);
+    const unwatch = lease(owner);
+    let staging: string | undefined;
+    try {
+      const id = await takeStagingLock(owner);
+      staging = stagingDatabaseName(target, id);
+      const def = plan.schemaDef;
       try {
-        await c.query(
+        await owner.query(
           `CREATE DATABASE ${quoteIdent(staging)} TEMPLATE template0 ENCODING ${quoteLiteral(def.encoding)} LC_COLLATE ${quoteLiteral(def.collate)} LC_CTYPE ${quoteLiteral(def.ctype)}`,
         );
       } catch (err) {
+        staging = undefined;
         throw pgError(err, this.settings, MAINTENANCE_DB);
       }
-      try {
-        // The mark lets a later restore drop this database should this process be killed.
-        await c.query(`COMMENT ON DATABASE ${quoteIdent(staging)} IS ${quoteLiteral(stagingComment())}`);
-      } catch (err) {
-        await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(staging)} WITH (FORCE)`).catch(() => undefined);
-        throw pgError(err, this.settings, MAINTENANCE_DB);
-      }
-    });
-    try {
+      // For people looking at the server: which host and process this database is staging for.
+      await owner.query(`COMMENT ON DATABASE ${quoteIdent(staging)} IS ${quoteLiteral(stagingComment())}`).catch(() => undefined);
       const conninfo = dbnameConninfo(staging);
       const what = `Cannot restore into ${pgLocation(this.settings, staging)} (staging for ${target})`;
       throwIfAborted(signal);
@@ -369,52 +391,60 @@ export class PostgresTarget implements RestoreTarget {
       } finally {
         await client.end().catch(() => undefined);
       }
-      await runStep(this.settings, staging, () => analyzeParallel(this.settings, staging, jobs, signal));
+      const ready = staging;
+      await runStep(this.settings, staging, () => analyzeParallel(this.settings, ready, jobs, signal));
       throwIfAborted(signal);
       options.onFinalizing?.();
-      await this.switchIn(staging, target);
+      await this.switchIn(owner, staging, target);
+      staging = undefined;
       return { collections: plan.collections.length, rows };
-    } catch (err) {
-      await this.dropStaging(staging);
-      throw err;
+    } finally {
+      unwatch();
+      // Dropped before the lock is let go (ending the session): never unowned and undropped.
+      if (staging !== undefined) await this.dropStaging(owner, staging);
+      await owner.end().catch(() => undefined);
     }
   }
 
   /** Renames the staging database to the target name, retrying while a last session closes. */
-  private async switchIn(staging: string, target: string): Promise<void> {
-    await this.withMaintenance(async (c) => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          // One transaction: the target never carries the staging mark, even for a moment.
-          await c.query('BEGIN');
-          await c.query(`COMMENT ON DATABASE ${quoteIdent(staging)} IS NULL`);
-          await c.query(`ALTER DATABASE ${quoteIdent(staging)} RENAME TO ${quoteIdent(target)}`);
-          await c.query('COMMIT');
-          return;
-        } catch (err) {
-          await c.query('ROLLBACK').catch(() => undefined);
-          const code = (err as { code?: string }).code;
-          if (code === '42P04') {
-            throw new ConflictError(
-              `The database "${target}" was created on ${this.settings.host}:${this.settings.port} while the restore was running; nothing was changed. Restore again to merge into it, or choose another database name.`,
-            );
-          }
-          if (code === '55006' && attempt < 50) {
-            // Some session (autovacuum, a late worker) is still on the staging database.
-            await new Promise((r) => setTimeout(r, 100));
-            continue;
-          }
-          throw pgError(err, this.settings, MAINTENANCE_DB);
+  private async switchIn(c: pg.Client, staging: string, target: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        // One transaction: the target never carries the staging mark, even for a moment.
+        await c.query('BEGIN');
+        await c.query(`COMMENT ON DATABASE ${quoteIdent(staging)} IS NULL`);
+        await c.query(`ALTER DATABASE ${quoteIdent(staging)} RENAME TO ${quoteIdent(target)}`);
+        await c.query('COMMIT');
+        return;
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        const code = (err as { code?: string }).code;
+        if (code === '42P04') {
+          throw new ConflictError(
+            `The database "${target}" was created on ${this.settings.host}:${this.settings.port} while the restore was running; nothing was changed. Restore again to merge into it, or choose another database name.`,
+          );
         }
+        if (code === '55006' && attempt < 50) {
+          // Some session (autovacuum, a late worker) is still on the staging database.
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        throw pgError(err, this.settings, MAINTENANCE_DB);
       }
-    });
+    }
   }
 
-  private async dropStaging(staging: string): Promise<void> {
+  /** Drops the staging database: in the owner session, or a new one when that one is broken. */
+  private async dropStaging(owner: pg.Client, staging: string): Promise<void> {
+    const sql = `DROP DATABASE IF EXISTS ${quoteIdent(staging)} WITH (FORCE)`;
     try {
-      await this.withMaintenance((c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(staging)} WITH (FORCE)`));
+      await owner.query(sql);
     } catch {
-      /* best effort: the original error matters more */
+      try {
+        await this.withMaintenance((c) => c.query(sql));
+      } catch {
+        /* best effort: the original error matters more; a later restore drops it (its lock is free) */
+      }
     }
   }
 
@@ -441,7 +471,10 @@ export class PostgresTarget implements RestoreTarget {
       try {
         while (!failed && next < units.length) {
           const u = units[next++] as (typeof units)[number];
-          rows += await copyTable(client, u.t, u.segment, loaded.get(u.t) as TableLoad, into(u.t), options, this.settings, staging);
+          // Not `rows += await …`: that reads `rows` before the await, so parallel workers
+          // would overwrite each other's additions (a restore of 1,000,110 rows said 499,712).
+          const copied = await copyTable(client, u.t, u.segment, loaded.get(u.t) as TableLoad, into(u.t), options, this.settings, staging);
+          rows += copied;
         }
       } catch (err) {
         failed = true;
@@ -474,13 +507,18 @@ export class PostgresTarget implements RestoreTarget {
     tmp: string,
     jobs: number,
     options: RestoreOptions,
+    lease: (client: pg.Client) => () => void,
   ): Promise<RestoreResult> {
     const { signal, onConflict } = options;
     const db = this.settings.database;
+    // This session holds the staging lock (on the target database) from before the first staging
+    // object is created until they are switched in or dropped.
     const client = await connect(this.settings);
+    const unwatch = lease(client);
     const created: StagedObjects = { tables: [], sequences: [], objects: [] };
     let switched = false;
     try {
+      const restoreId = await takeStagingLock(client);
       // What the filter must know about the target: relations referenced by foreign keys and
       // partition parents.
       const asked = new Set<string>([...fkReferences.values()]);
@@ -498,7 +536,7 @@ export class PostgresTarget implements RestoreTarget {
         late = await this.script(archive, lateList, undefined, signal);
       }
       throwIfAborted(signal);
-      const staging = stagingPlan(plan, pre, post, filtered.collectionKeys);
+      const staging = stagingPlan(plan, pre, post, filtered.collectionKeys, restoreId);
       const mark = stagingComment();
 
       // Load phase 1, one committed transaction: new supporting objects (types, functions,
@@ -530,6 +568,14 @@ export class PostgresTarget implements RestoreTarget {
               }
             }
             if (b.settings) await client.query(b.settings);
+          }
+          // What this transaction created besides the staging relations, recorded on one of them
+          // in the same transaction: a later restore drops it too should this process be killed.
+          const record = createdRecord(pending.objects);
+          const holder = pending.tables[0] ?? pending.sequences[0];
+          if (record !== undefined && holder !== undefined) {
+            const word = pending.tables[0] !== undefined ? 'TABLE' : 'SEQUENCE';
+            await client.query(`COMMENT ON ${word} ${qname(holder)} IS ${quoteLiteral(`${mark}\n${record}`)}`);
           }
           throwIfAborted(signal);
           await client.query('COMMIT');
@@ -628,8 +674,10 @@ export class PostgresTarget implements RestoreTarget {
       }
       return { collections: plan.collections.length, rows };
     } finally {
-      await client.end().catch(() => undefined);
+      unwatch();
+      // Dropped before the lock is let go (ending the session): never unowned and undropped.
       if (!switched) await this.dropStagedObjects(created);
+      await client.end().catch(() => undefined);
     }
   }
 
@@ -770,7 +818,28 @@ export function isAbandonedStaging(comment: string | null | undefined, now = Dat
   return m[1] === os.hostname() && !processExists(Number(m[2]));
 }
 
-/** Drops the abandoned staging databases of the server (see isAbandonedStaging); best effort, silent. */
+/**
+ * Runs `fn` while holding the staging lock of restore `id` in this session, when it is free
+ * (the restore that owned it is gone); returns whether it ran. The lock is let go after.
+ */
+async function withAbandonedLock(client: pg.Client, id: string, fn: () => Promise<void>): Promise<boolean> {
+  const key = [STAGING_LOCK_CLASS, restoreLockKey(id)];
+  const { rows } = await client.query<{ ok: boolean }>('SELECT pg_catalog.pg_try_advisory_lock($1, $2) AS ok', key);
+  if (rows[0]?.ok !== true) return false;
+  try {
+    await fn();
+  } finally {
+    await client.query('SELECT pg_catalog.pg_advisory_unlock($1, $2)', key).catch(() => undefined);
+  }
+  return true;
+}
+
+/**
+ * Drops the abandoned staging databases of the server, through a session on the maintenance
+ * database (where their owners hold their locks): those named `…__cairn_<id>` whose lock is
+ * free, and those of older versions marked by their comment (see isAbandonedStaging). Best
+ * effort, silent.
+ */
 async function dropAbandonedStaging(client: pg.Client): Promise<void> {
   let rows: { datname: string; comment: string | null }[];
   try {
@@ -778,15 +847,23 @@ async function dropAbandonedStaging(client: pg.Client): Promise<void> {
       `SELECT datname, pg_catalog.shobj_description(oid, 'pg_database') AS comment
          FROM pg_catalog.pg_database
         WHERE datname <> pg_catalog.current_database()
-          AND pg_catalog.left(pg_catalog.shobj_description(oid, 'pg_database'), $2) = $1`,
-      [STAGING_MARK, STAGING_MARK.length],
+          AND (datname ~ $3 OR pg_catalog.left(pg_catalog.shobj_description(oid, 'pg_database'), $2) = $1)`,
+      [STAGING_MARK, STAGING_MARK.length, STAGING_DATABASE_SQL_PATTERN],
     ));
   } catch {
     return;
   }
   for (const r of rows) {
-    if (!isAbandonedStaging(r.comment)) continue;
-    await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(r.datname)} WITH (FORCE)`).catch(() => undefined);
+    const drop = async (): Promise<void> => {
+      await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(r.datname)} WITH (FORCE)`);
+    };
+    const id = stagingDatabaseId(r.datname);
+    try {
+      if (id !== undefined) await withAbandonedLock(client, id, drop);
+      else if (isAbandonedStaging(r.comment)) await drop();
+    } catch {
+      /* best effort */
+    }
   }
 }
 
@@ -833,7 +910,9 @@ interface StagingPlan {
  * triggers, rules, policies, comments, grants, attaching to an existing parent, foreign keys to
  * existing tables).
  */
-function stagingPlan(plan: Plan, pre: ScriptBlock[], post: ScriptBlock[], collectionKeys: Set<string>): StagingPlan {
+function stagingPlan(plan: Plan, pre: ScriptBlock[], post: ScriptBlock[], collectionKeys: Set<string>, restoreId: string): StagingPlan {
+  let counter = 0;
+  const stagingRelationName = (name: string): string => stagingRelationNameOf(name, restoreId, counter++);
   const names = new Map<string, string>();
   const stagedTables = new Map<string, PlannedCollection>();
   /** Sequences owned by staged tables, and restored standalone sequences. */
@@ -1053,27 +1132,93 @@ function dropStatement(o: { desc: string; schema: string; name: string }): strin
 
 /**
  * Drops the staging tables and sequences left in this database by restores that cannot finish
- * any more (marked like staging databases, see isAbandonedStaging); best effort, silent.
+ * any more: those named `…__cairn_<id>_<n>` whose restore's lock (held on this database) is
+ * free, and those of older versions marked by their comment (see isAbandonedStaging). Their
+ * indexes and constraints go with them. Best effort, silent.
  */
 async function dropAbandonedStagingRelations(client: pg.Client): Promise<void> {
-  let rows: { schema: string; name: string; relkind: string; comment: string | null }[];
+  let rows: { schema: string; name: string; relkind: string; owner: string; comment: string | null }[];
   try {
-    ({ rows } = await client.query<{ schema: string; name: string; relkind: string; comment: string | null }>(
-      `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, pg_catalog.obj_description(c.oid, 'pg_class') AS comment
+    ({ rows } = await client.query<{ schema: string; name: string; relkind: string; owner: string; comment: string | null }>(
+      `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, pg_catalog.pg_get_userbyid(c.relowner) AS owner,
+              pg_catalog.obj_description(c.oid, 'pg_class') AS comment
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'S') AND c.relname LIKE '%\\_\\_cairn\\_%'
-          AND pg_catalog.left(pg_catalog.obj_description(c.oid, 'pg_class'), $2) = $1`,
-      [STAGING_MARK, STAGING_MARK.length],
+        WHERE c.relkind IN ('r', 'p', 'S') AND c.relname ~ $3
+          AND (c.relname ~ $4 OR pg_catalog.left(pg_catalog.obj_description(c.oid, 'pg_class'), $2) = $1)`,
+      [STAGING_MARK, STAGING_MARK.length, STAGING_RELATION_SQL_PATTERN, '__cairn_[0-9a-f]{8}_[0-9a-z]+$'],
     ));
   } catch {
     return;
   }
-  const abandoned = rows.filter((r) => isAbandonedStaging(r.comment));
-  await dropRelations(client, 'TABLE', abandoned.filter((r) => r.relkind !== 'S'));
-  await dropRelations(client, 'SEQUENCE', abandoned.filter((r) => r.relkind === 'S'));
+  const drop = async (relations: typeof rows): Promise<void> => {
+    await dropRelations(client, 'TABLE', relations.filter((r) => r.relkind !== 'S'));
+    await dropRelations(client, 'SEQUENCE', relations.filter((r) => r.relkind === 'S'));
+  };
+  const byRestore = new Map<string, typeof rows>();
+  const legacy: typeof rows = [];
+  for (const r of rows) {
+    const id = stagingRelationId(r.name);
+    if (id === undefined) {
+      if (isAbandonedStaging(r.comment)) legacy.push(r);
+      continue;
+    }
+    byRestore.set(id, [...(byRestore.get(id) ?? []), r]);
+  }
+  for (const [id, relations] of byRestore) {
+    await withAbandonedLock(client, id, async () => {
+      await drop(relations);
+      for (const r of relations) await dropRecorded(client, r.comment, r.owner);
+    }).catch(() => undefined);
+  }
+  await drop(legacy).catch(() => undefined);
 }
 
-/** Removes the temporary folders of restores whose process is gone; best effort, silent. */
+/** Start of the line of a staging relation's comment that lists the supporting objects its restore created. */
+const CREATED_PREFIX = 'created: ';
+
+/** The record of created supporting objects that can be dropped (see dropStatement), or undefined when none. */
+function createdRecord(objects: StagedObjects['objects']): string | undefined {
+  const droppable = objects.filter((o) => dropStatement(o) !== undefined).map((o) => ({ desc: o.desc, schema: o.schema, name: o.name }));
+  return droppable.length > 0 ? `${CREATED_PREFIX}${JSON.stringify(droppable)}` : undefined;
+}
+
+/**
+ * Drops, newest first, the supporting objects recorded in a staging relation's comment, each as
+ * the relation's owner (SET ROLE): a record can only make cairn drop what that role could drop
+ * itself (the comment can only be written by it, or a superuser). Best effort: an object others
+ * have started to use meanwhile stays (no CASCADE).
+ */
+async function dropRecorded(client: pg.Client, comment: string | null, owner: string): Promise<void> {
+  const line = comment?.split('\n').find((l) => l.startsWith(CREATED_PREFIX));
+  if (line === undefined) return;
+  let objects: unknown;
+  try {
+    objects = JSON.parse(line.slice(CREATED_PREFIX.length));
+  } catch {
+    return;
+  }
+  if (!Array.isArray(objects)) return;
+  for (const o of [...(objects as unknown[])].reverse()) {
+    const { desc, schema, name } = (o ?? {}) as Record<string, unknown>;
+    if (typeof desc !== 'string' || typeof schema !== 'string' || typeof name !== 'string') continue;
+    const sql = dropStatement({ desc, schema, name });
+    if (sql === undefined) continue;
+    try {
+      await client.query('BEGIN');
+      await client.query(`SET LOCAL ROLE ${quoteIdent(owner)}`);
+      await client.query(sql);
+      await client.query('COMMIT');
+    } catch {
+      await client.query('ROLLBACK').catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * Removes the temporary folders of restores whose process is provably gone (see ../owner.ts:
+ * same machine, boot and PID namespace, pid gone or reused), and those of older versions
+ * (`cairn-pg-restore-<pid>-…`) whose pid does not exist here; best effort, silent.
+ */
 export function removeAbandonedTempDirs(dir = os.tmpdir()): void {
   let names: string[];
   try {
@@ -1082,11 +1227,19 @@ export function removeAbandonedTempDirs(dir = os.tmpdir()): void {
     return;
   }
   const uid = process.getuid?.();
+  const current = new RegExp(`^${TMP_PREFIX}(${OWNER_TOKEN_PATTERN})-`);
+  const legacy = new RegExp(`^${TMP_PREFIX}(\\d+)-`);
   for (const name of names) {
-    const m = new RegExp(`^${TMP_PREFIX}(\\d+)-`).exec(name);
-    if (!m) continue;
-    const pid = Number(m[1]);
-    if (pid === process.pid || processExists(pid)) continue;
+    const token = current.exec(name)?.[1];
+    if (token !== undefined) {
+      const owner = parseOwnerToken(token);
+      if (owner === undefined || !ownerIsDead(owner)) continue;
+    } else {
+      const m = legacy.exec(name);
+      if (!m) continue;
+      const pid = Number(m[1]);
+      if (pid === process.pid || processExists(pid)) continue;
+    }
     const full = path.join(dir, name);
     try {
       const st = fs.lstatSync(full);
@@ -1098,12 +1251,41 @@ export function removeAbandonedTempDirs(dir = os.tmpdir()): void {
   }
 }
 
-function stagingName(target: string): string {
-  const suffix = `_cairn_${randomBytes(4).toString('hex')}`;
-  let prefix = target;
-  // Identifiers are at most 63 bytes.
-  while (Buffer.byteLength(prefix + suffix) > 63) prefix = prefix.slice(0, -1);
-  return prefix + suffix;
+/**
+ * Takes the staging lock (STAGING_LOCK_CLASS, id) for a new restore id in this session and
+ * returns the id; see staging.ts.
+ */
+async function takeStagingLock(client: pg.Client): Promise<string> {
+  for (let attempt = 0; ; attempt++) {
+    const id = newRestoreId();
+    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_catalog.pg_try_advisory_lock($1, $2) AS ok', [STAGING_LOCK_CLASS, restoreLockKey(id)]);
+    if (rows[0]?.ok === true) return id;
+    // Another restore drew the same id (1 in 4 billion): draw again.
+    if (attempt >= 10) throw new SourceError('Cannot take a staging lock on the PostgreSQL server: every id tried is taken.');
+  }
+}
+
+/**
+ * Aborts `lost` (with a SourceError) when the client's connection fails or ends, until the
+ * returned function is called.
+ */
+function watchSession(client: pg.Client, lost: AbortController): () => void {
+  const onLost = (err?: unknown): void => {
+    if (lost.signal.aborted) return;
+    const detail = err instanceof Error ? `: ${err.message}` : '';
+    lost.abort(
+      new SourceError(
+        `The restore lost its PostgreSQL session holding the staging lock${detail}. It stopped, leaving the target as it was: restore again.`,
+      ),
+    );
+  };
+  const onEnd = (): void => onLost();
+  client.on('error', onLost);
+  client.on('end', onEnd);
+  return () => {
+    client.off('error', onLost);
+    client.off('end', onEnd);
+  };
 }
 
 // ------------------------------------------------------------------ target catalog

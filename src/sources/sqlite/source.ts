@@ -33,6 +33,8 @@ import Database from './driver.js';
 import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
 import { RowEncoder, ROWS_V1 } from '../row-codec.js';
+import { isStagingFileName, removeAbandonedStaging } from './staging.js';
+import { Pacer } from '../pace.js';
 import {
   quoteIdent,
   foldName,
@@ -44,8 +46,8 @@ import {
 } from './sql.js';
 
 const BUSY_TIMEOUT_MS = 5000;
-/** Rows between AbortSignal checks while streaming. */
-const ABORT_CHECK_ROWS = 4096;
+/** Rows between AbortSignal and clock checks while streaming. */
+const CHECK_ROWS = 256;
 
 export class SqliteSource implements DatabaseSource {
   readonly kind = SQLITE_KIND;
@@ -67,6 +69,9 @@ export class SqliteSource implements DatabaseSource {
         `SQLite database not found: ${this.path}. Check the path; cairn does not create a source database.`,
       );
     }
+    assertDatabaseFile(this.path);
+    // Staging files of restores killed outright next to this database (never one that may be alive).
+    removeAbandonedStaging(path.dirname(this.path));
     let db: BetterSqlite3.Database | undefined;
     try {
       db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
@@ -90,6 +95,38 @@ export class SqliteSource implements DatabaseSource {
       }
       throw toSourceError(err, this.path);
     }
+  }
+}
+
+/**
+ * Refuses what SQLite would read as an empty database although it is none: a 0-byte file (a
+ * typo'd path, a file truncated by a failed copy) opens as a database without tables, and its
+ * backup would "succeed" with nothing in it. A 0-byte main file with a non-empty WAL is a real
+ * database whose pages are all still in the WAL. Also refuses a restore's staging file: it is
+ * half-loaded by design and never a source. Throws SourceError.
+ */
+function assertDatabaseFile(file: string): void {
+  if (isStagingFileName(path.basename(file))) {
+    throw new SourceError(
+      `${file} is the staging file of a cairn restore (being loaded, or left by a killed one), not a database to back up; back up the restore's target file instead.`,
+    );
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (err) {
+    throw new NotFoundError(`SQLite database not found: ${file} (${(err as Error).message}). Check the path; cairn does not create a source database.`);
+  }
+  if (st.isDirectory()) throw new SourceError(`${file} is a directory, not a SQLite database; check the path.`);
+  if (!st.isFile()) throw new SourceError(`${file} is not a regular file, so not a SQLite database; check the path.`);
+  if (st.size === 0) {
+    let walSize = 0;
+    try {
+      walSize = fs.statSync(`${file}-wal`).size;
+    } catch {
+      /* no WAL */
+    }
+    if (walSize === 0) throw new SourceError(`${file} is empty (0 bytes), not a SQLite database; check the path.`);
   }
 }
 
@@ -141,6 +178,8 @@ class SqliteSnapshot implements SourceSnapshot {
   private collections: CollectionDescriptor[] = [];
   private closed = false;
   private streaming = false;
+  /** The rows being read: the connection cannot run anything else (nor close) until it is done. */
+  private active: IterableIterator<unknown[]> | undefined;
 
   constructor(
     private readonly db: BetterSqlite3.Database,
@@ -275,27 +314,41 @@ class SqliteSnapshot implements SourceSnapshot {
       const def = known!.definition as unknown as SqliteTableDefinition;
       const stmt = self.db.prepare(selectSql(known!.name, def)).raw(true).safeIntegers(true);
       const iter = stmt.iterate() as IterableIterator<unknown[]>;
+      self.active = iter;
       const encoder = new RowEncoder();
       try {
         let sinceCheck = 0;
+        const pacer = new Pacer();
         for (const row of iter) {
           rowCount++;
           const chunk = encoder.push(row);
-          if (++sinceCheck >= ABORT_CHECK_ROWS) {
+          if (++sinceCheck >= CHECK_ROWS) {
             sinceCheck = 0;
             throwIfAborted(signal);
+            // better-sqlite3 reads synchronously, and a consumer that has nothing to wait for
+            // (unchanged data: every chunk is known) never gives the event loop a turn: a
+            // signal, an HTTP request or a lock refresh would wait for the whole table.
+            if (pacer.due()) {
+              await pacer.pause();
+              throwIfAborted(signal);
+            }
           }
           if (chunk !== undefined) {
             yield chunk;
             throwIfAborted(signal);
           }
         }
+        // close() while this generator waited for the event loop ends the rows early: that is
+        // no complete read.
+        throwIfAborted(signal);
+        self.assertOpen();
         const last = encoder.flush();
         if (last !== undefined) yield last;
       } catch (err) {
         throw toSourceError(err, self.db.name);
       } finally {
         iter.return?.();
+        self.active = undefined;
         self.streaming = false;
       }
     }
@@ -310,6 +363,14 @@ class SqliteSnapshot implements SourceSnapshot {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // A read paused between batches (the consumer gave up: an abort, an error) still holds the
+    // statement; ROLLBACK and close() would fail with "connection is busy" until it is ended.
+    try {
+      this.active?.return?.();
+    } catch {
+      /* ended already */
+    }
+    this.active = undefined;
     try {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
     } finally {

@@ -3,7 +3,8 @@
  *
  * A restore never writes into the target until every byte of every collection has been read,
  * verified and loaded: all data goes first into a staging file next to the target
- * (".<basename>.cairn-restore-<random>", journal and fsync off: it is thrown away on failure).
+ * (".<basename>.cairn-restore-<owner>-<random>", journal and fsync off: it is thrown away on
+ * failure; see staging.ts for what removes the file of a restore killed outright).
  * Then it is switched in:
  * - target file missing: the staging file is fsynced and linked/renamed into place, and the
  *   directory fsynced, so the target appears complete or not at all;
@@ -19,7 +20,6 @@
  * and give its indexes and triggers new names (old table name replaced, or the new table name
  * prefixed) since those names are database-wide. A renamed view only gets its own name changed.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
@@ -52,6 +52,8 @@ import {
   type SqliteTableDefinition,
 } from './sql.js';
 import { dataColumns } from './source.js';
+import { removeAbandonedStaging, removeStagingFile, stagingPath } from './staging.js';
+import { Pacer } from '../pace.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 const PROGRESS_ROWS = 65536;
@@ -136,25 +138,26 @@ export class SqliteTarget implements RestoreTarget {
   async restore(items: RestoreItem[], options: RestoreOptions): Promise<RestoreResult> {
     const { signal, onProgress, onConflict } = options;
     throwIfAborted(signal);
+    // Staging files of restores killed outright (this folder only; never one that may be
+    // alive), even when this restore is refused.
+    removeAbandonedStaging(path.dirname(this.path));
     await this.check(items, onConflict);
     const plan = planItems(items);
-    if (plan.length === 0) return { collections: 0, rows: 0 };
+    // A backup without tables restores into an existing file as nothing to do; a missing target
+    // is still created (empty), so that the restore gives back what the backup holds.
+    if (plan.length === 0 && fs.existsSync(this.path)) return { collections: 0, rows: 0 };
 
-    const dir = path.dirname(this.path);
-    const staging = path.join(
-      dir,
-      `.${path.basename(this.path)}.cairn-restore-${randomBytes(6).toString('hex')}`,
-    );
+    const staging = stagingPath(this.path);
     let rows = 0;
     try {
       rows = await loadStaging(staging, plan, signal, onProgress);
       throwIfAborted(signal);
       options.onFinalizing?.();
-      if (!this.linkIntoPlace(staging)) {
-        this.switchIntoExisting(staging, plan, onConflict);
+      if (!(await this.linkIntoPlace(staging))) {
+        await this.switchIntoExisting(staging, plan, onConflict);
       }
     } finally {
-      removeStaging(staging);
+      removeStagingFile(staging);
     }
     return { collections: plan.length, rows };
   }
@@ -183,9 +186,10 @@ export class SqliteTarget implements RestoreTarget {
   }
 
   /** Target missing: puts the staging file in place. Returns false when the target exists now. */
-  private linkIntoPlace(staging: string): boolean {
+  private async linkIntoPlace(staging: string): Promise<boolean> {
     if (fs.existsSync(this.path)) return false;
-    fsyncPath(staging, 'r+');
+    // In the thread pool: syncing the whole restored file can take seconds.
+    await fsyncFile(staging);
     try {
       // link() never replaces an existing file: a target created meanwhile is not clobbered.
       fs.linkSync(staging, this.path);
@@ -202,7 +206,7 @@ export class SqliteTarget implements RestoreTarget {
     return true;
   }
 
-  private switchIntoExisting(staging: string, plan: Planned[], onConflict: ConflictPolicy): void {
+  private async switchIntoExisting(staging: string, plan: Planned[], onConflict: ConflictPolicy): Promise<void> {
     const db = this.openTarget(false);
     const fk = Number(db.pragma('foreign_keys', { simple: true }));
     let attached = false;
@@ -219,12 +223,10 @@ export class SqliteTarget implements RestoreTarget {
         for (const p of replaced.filter((r) => r.kind === 'view')) db.exec(`DROP VIEW main.${quoteIdent(p.name)}`);
         for (const p of replaced.filter((r) => r.kind === 'table')) db.exec(`DROP TABLE main.${quoteIdent(p.name)}`);
         const tables = plan.filter((p): p is PlannedTable => p.kind === 'table');
+        const pacer = new Pacer();
         for (const t of tables) {
           db.exec(t.createSql);
-          const cols = t.columns.map(quoteIdent).join(', ');
-          db.exec(
-            `INSERT INTO main.${quoteIdent(t.name)} (${cols}) SELECT ${cols} FROM ${STAGING_SCHEMA}.${quoteIdent(t.name)}`,
-          );
+          await copyFromStaging(db, t, pacer);
           for (const idx of t.indexes) db.exec(idx.sql);
         }
         for (const t of tables) setSequence(db, 'main', t);
@@ -450,11 +452,15 @@ async function loadStaging(
     db.pragma('synchronous = OFF');
     db.pragma('foreign_keys = OFF');
     db.pragma('cache_size = -65536');
+    // Writes the header now: SQLite leaves a database without tables as a 0-byte file, which
+    // nothing (cairn's backup included) would recognise as a database.
+    db.pragma('user_version = 0');
     const tables = plan.filter((p): p is PlannedTable => p.kind === 'table');
     for (const t of tables) {
       throwIfAborted(signal);
       db.exec(t.createSql);
-      total += await loadTable(db, t, signal, onProgress);
+      const loaded = await loadTable(db, t, signal, onProgress);
+      total += loaded;
     }
     for (const t of tables) for (const idx of t.indexes) db.exec(idx.sql);
     for (const t of tables) setSequence(db, 'main', t);
@@ -484,6 +490,7 @@ async function loadTable(
     `INSERT INTO main.${quoteIdent(t.name)} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`,
   );
   const decoder = new RowDecoder();
+  const pacer = new Pacer();
   let rows = 0;
   let bytes = 0;
   let batch = 0;
@@ -511,6 +518,11 @@ async function loadTable(
         insert.run(row);
         rows++;
         if (rows % PROGRESS_ROWS === 0) report();
+        // Inserting a chunk's rows is synchronous: give signals and requests a turn meanwhile.
+        if (rows % 256 === 0 && pacer.due()) {
+          await pacer.pause();
+          throwIfAborted(signal);
+        }
         if (++batch >= BATCH_ROWS) {
           batch = 0;
           db.exec('COMMIT');
@@ -553,13 +565,59 @@ function setSequence(db: BetterSqlite3.Database, schema: string, t: PlannedTable
   }
 }
 
-function removeStaging(staging: string): void {
-  for (const suffix of ['', '-journal', '-wal', '-shm']) {
-    try {
-      fs.rmSync(staging + suffix, { force: true });
-    } catch {
-      /* best effort */
+/** Rows per INSERT … SELECT of the switch, between turns of the event loop. */
+const SWITCH_BATCH_ROWS = 50_000;
+
+/**
+ * Copies a table's rows from the attached staging file into the target, inside the switch's
+ * transaction: a rowid table in batches of rowid ranges with a turn of the event loop between
+ * them when due (one statement over 100 MB keeps the main thread for seconds), a WITHOUT ROWID
+ * table in one statement.
+ */
+async function copyFromStaging(db: BetterSqlite3.Database, t: PlannedTable, pacer: Pacer): Promise<void> {
+  const cols = t.columns.map(quoteIdent).join(', ');
+  const from = `${STAGING_SCHEMA}.${quoteIdent(t.name)}`;
+  const insert = `INSERT INTO main.${quoteIdent(t.name)} (${cols}) SELECT ${cols} FROM ${from}`;
+  if (t.def.withoutRowid) {
+    db.exec(insert);
+    return;
+  }
+  // Batch bounds by keyset (sparse rowids make ranges of fixed width useless). The rowid of the
+  // staging table, whatever its columns are called: _rowid_ always names it in the staging file
+  // unless a real column has that name, then rowid or oid.
+  const names = new Set(t.def.columns.map((c) => foldName(c.name)));
+  const rowid = ['_rowid_', 'rowid', 'oid'].find((n) => !names.has(n));
+  if (rowid === undefined) {
+    db.exec(insert);
+    return;
+  }
+  // The last rowid of the batch starting at a rowid.
+  const bound = db.prepare(`SELECT ${rowid} FROM ${from} WHERE ${rowid} >= ? ORDER BY ${rowid} LIMIT 1 OFFSET ${SWITCH_BATCH_ROWS - 1}`).pluck();
+  const first = db.prepare(`SELECT min(${rowid}) FROM ${from}`).pluck().get() as bigint | null;
+  if (first === null) return;
+  const range = db.prepare(`${insert} WHERE ${rowid} >= ? AND ${rowid} <= ?`);
+  const rest = db.prepare(`${insert} WHERE ${rowid} >= ?`);
+  let lo: bigint = first;
+  for (;;) {
+    const hi = bound.get(lo) as bigint | undefined;
+    if (hi === undefined) {
+      rest.run(lo);
+      return;
     }
+    range.run(lo, hi);
+    if (hi === 9223372036854775807n) return;
+    lo = hi + 1n;
+    if (pacer.due()) await pacer.pause();
+  }
+}
+
+/** fsync of a file, in the thread pool. */
+async function fsyncFile(file: string): Promise<void> {
+  const handle = await fs.promises.open(file, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
