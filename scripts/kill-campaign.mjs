@@ -297,6 +297,16 @@ async function runAndKill(args, { killAt, marker }) {
  * args(ctx) the command killed; markers(ctx) name → () => boolean; after(ctx, run, failures)
  * runs the next operation of the same kind and every check.
  */
+/** Backs up (after a change each time) until the repository holds maxBackups + 1 backups; returns their ids. */
+function topUpBackups(repo, c) {
+  for (let n = repo.fsList().ids.length; n < opts.maxBackups + 1; n++) {
+    repo.eng.mutate();
+    const b = repo.backup();
+    if (b.error) c.setupError = b.error;
+  }
+  return repo.fsList().ids;
+}
+
 const OPERATIONS = {
   backup: {
     setup(eng) {
@@ -526,13 +536,7 @@ const OPERATIONS = {
     },
     prepare(s) {
       const c = {};
-      const listed = s.repo.fsList();
-      for (let n = listed.ids.length; n < opts.maxBackups + 1; n++) {
-        s.repo.eng.mutate();
-        const b = s.repo.backup();
-        if (b.error) c.setupError = b.error;
-      }
-      const ids = s.repo.fsList().ids;
+      const ids = topUpBackups(s.repo, c);
       c.id = ids[0];
       // The backup being deleted may be gone or whole afterwards, nothing in between.
       s.repo.mustExist.delete(c.id);
@@ -569,13 +573,7 @@ const OPERATIONS = {
     },
     prepare(s) {
       const c = {};
-      const listed = s.repo.fsList();
-      for (let n = listed.ids.length; n < opts.maxBackups + 1; n++) {
-        s.repo.eng.mutate();
-        const b = s.repo.backup();
-        if (b.error) c.setupError = b.error;
-      }
-      const ids = s.repo.fsList().ids;
+      const ids = topUpBackups(s.repo, c);
       // The two oldest expire; the others must stay.
       c.expired = ids.slice(0, 2);
       for (const id of c.expired) {
