@@ -204,7 +204,7 @@ function copyProgress(p: CopyProgress): Progress {
 
 function buildProgram(io: Io, signal: AbortSignal): Command {
   const program = new Command('cairn')
-    .description('Backup and restore for PostgreSQL, SQLite and MySQL/MariaDB databases.')
+    .description('Backup and restore for PostgreSQL and SQLite databases.')
     .version('0.1.0')
     .option('--debug', 'print stack traces with errors')
     .exitOverride()
@@ -609,7 +609,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       io.out(
         `Read ${plural(report.packsRead, 'pack')}: ${report.packsIntact} intact, ${report.packsDamaged.length} damaged` +
           (report.packsDamaged.length ? ` (${report.blobsSalvaged} blob(s) ${would}saved, ${report.blobsLost} lost)` : '') +
-          `; ${would}${report.dryRun ? 'replace' : 'replaced'} ${plural(report.indexesReplaced, 'index document')}` +
+          `; ${report.dryRun ? 'would write' : 'wrote'} one index document in place of ${plural(report.indexesReplaced, 'old one')}` +
           (report.indexesDamaged.length ? ` (${report.indexesDamaged.length} damaged)` : '') +
           '.',
       );

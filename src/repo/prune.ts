@@ -227,7 +227,7 @@ function checkConsistency(manifests: BackupManifest[], loaded: LoadedIndex, pres
   const missing = loaded.missingPacks.map((id) => `${packKey(id)}${present.has(id) ? ' (shorter than indexed)' : ''}`);
   throw new CorruptionError(
     `Prune stopped before deleting anything: the repository is inconsistent. ${unindexed.size} chunk(s) used by ` +
-      `${[...affected].sort().join(', ')} are in no present pack` +
+      `${[...affected].sort().join(', ')} are not listed by any intact index in a present, full-size pack (the index may be what is missing)` +
       (missing.length > 0 ? `; indexed packs missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}` : '') +
       `. If packs are only briefly unavailable (a storage outage, an unmounted folder), retry when they are back; otherwise run cairn repair, which rebuilds the index from the packs present and records which backups lost what.`,
     { objects: missing.length > 0 ? loaded.missingPacks.map(packKey) : [...unindexed].slice(0, 20).map((id) => `chunk ${id}`), collections: [...affected] },

@@ -70,7 +70,8 @@ export async function verifyBackups(repo: Repository, manifests: BackupManifest[
       for (const id of c.chunks) {
         const loc = locOf(id);
         if (!loc) {
-          problem(`chunk ${id}`, `Chunk ${id} is not in any index${damagedIndexNote}.`).affects.push(who);
+          const lost = c.damage ? ` (lost: cairn repair recorded it at ${c.damage.detectedAt}; repair cannot bring it back, a backup of the same data can)` : damagedIndexNote;
+          problem(`chunk ${id}`, `Chunk ${id} is not in any index${lost}.`).affects.push(who);
           continue;
         }
         const size = listed.get(loc.packId)?.size;
