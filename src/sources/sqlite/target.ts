@@ -53,7 +53,7 @@ import {
 } from './sql.js';
 import { dataColumns } from './source.js';
 import { createStagingFile, removeAbandonedStaging, removeStagingFile, stagingPath } from './staging.js';
-import { checkDefinition, MAX_NAME_LENGTH, preview, runDefinition, type ExpectedObject } from './validate.js';
+import { checkDefinition, MAX_NAME_LENGTH, preview, runDefinition } from './validate.js';
 import { Pacer } from '../pace.js';
 
 const BUSY_TIMEOUT_MS = 5000;
