@@ -12,7 +12,8 @@
  *    TEMP, VIRTUAL, IF NOT EXISTS (SQLite never records them), other schemas, NUL characters,
  *    unterminated strings/identifiers/comments and anything after the statement but
  *    whitespace and comments (no `;` followed by another statement: ATTACH, VACUUM INTO and
- *    PRAGMA are statements of their own and cannot hide inside one CREATE).
+ *    PRAGMA are statements of their own and cannot hide inside one CREATE), and any call of
+ *    load_extension().
  * 2. runDefinition: the statement is run with prepare().run(), which refuses a string holding
  *    more than one statement (exec() would run them all), on connections with
  *    `PRAGMA trusted_schema = OFF` (functions with side effects, such as load_extension(), are
@@ -222,6 +223,8 @@ export function checkDefinitionSql(sql: unknown, expected: ExpectedObject): void
       break;
     }
   }
+  // No extension loading from a definition, whatever the connection allows.
+  if (t.some((x, k) => isWord(x, 'LOAD_EXTENSION') && t[k + 1]?.text === '(')) throw new DefinitionError('it calls load_extension()');
   // Exactly one statement: a ";" may only end it (prepare() refuses a second one too).
   if (expected.kind !== 'trigger') {
     const semicolon = t.findIndex((x) => x.text === ';');
@@ -296,15 +299,24 @@ export function runDefinition(db: BetterSqlite3.Database, sql: string, expected:
   const mainBefore = count('main');
   const tempBefore = count('temp');
   const maxBefore = BigInt(db.prepare('SELECT coalesce(max(rowid), 0) FROM main.sqlite_schema').pluck().safeIntegers(true).get() as bigint);
+  // SQLite refusing a checked definition (a syntax error, an unsafe function, a name taken) is
+  // the manifest's fault too; a busy or full database is not.
+  const sqliteRefused = (err: unknown): boolean => (err as { code?: unknown }).code === 'SQLITE_ERROR';
   let stmt: BetterSqlite3.Statement;
   try {
     stmt = db.prepare(sql);
   } catch (err) {
     if (err instanceof RangeError) throw refused(expected, collection, 'it holds more than one statement', sql);
+    if (sqliteRefused(err)) throw refused(expected, collection, `SQLite refused it: ${preview((err as Error).message)}`, sql);
     throw err;
   }
   if (stmt.reader) throw refused(expected, collection, 'it returns rows', sql);
-  stmt.run();
+  try {
+    stmt.run();
+  } catch (err) {
+    if (sqliteRefused(err)) throw refused(expected, collection, `SQLite refused it: ${preview((err as Error).message)}`, sql);
+    throw err;
+  }
   const added = db
     .prepare('SELECT rowid, type, name, tbl_name FROM main.sqlite_schema WHERE rowid > ? ORDER BY rowid')
     .safeIntegers(true)
