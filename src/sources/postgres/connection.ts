@@ -123,7 +123,7 @@ export function parsePostgresUrl(url: string): PgConnectionSettings {
 export function pgLocation(s: PgConnectionSettings, database = s.database): string {
   if (s.host.startsWith('/')) {
     // A Unix socket directory: the form parsePostgresUrl reads back.
-    return `postgres://${encodeURIComponent(s.user)}@:${s.port}/${encodeURIComponent(database)}?host=${encodeURIComponent(s.host)}`;
+    return `postgres:///${encodeURIComponent(database)}?host=${encodeURIComponent(s.host)}&port=${s.port}&user=${encodeURIComponent(s.user)}`;
   }
   const host = s.host.includes(':') ? `[${s.host}]` : s.host;
   return `postgres://${encodeURIComponent(s.user)}@${host}:${s.port}/${encodeURIComponent(database)}`;
@@ -132,10 +132,11 @@ export function pgLocation(s: PgConnectionSettings, database = s.database): stri
 /**
  * The URL with its password replaced by *** wherever it is: in the user info (up to the last
  * "@", so a raw "/", "?", "#" or "@" in the password is covered too; at worst more is hidden)
- * and in a `password=` query parameter.
+ * and in a `password=` query parameter (hidden to the end of the URL).
  */
 export function redactUrl(url: string): string {
-  let out = url;
+  // A password= parameter first, to the end of the URL: a raw "&" or "#" in it cannot end it early.
+  let out = String(url).replace(/([?&;]password=).*$/is, '$1***');
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(out);
   if (scheme) {
     const at = out.lastIndexOf('@');
@@ -145,7 +146,7 @@ export function redactUrl(url: string): string {
       if (colon >= 0) out = `${scheme[0]}${userinfo.slice(0, colon)}:***${out.slice(at)}`;
     }
   }
-  return out.replace(/([?&;]password=)[^&#]*/gi, '$1***');
+  return out;
 }
 
 /** A redacted URL, at most URL_PREVIEW characters, for an error message. */

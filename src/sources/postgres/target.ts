@@ -1196,6 +1196,9 @@ function dropStatement(o: { desc: string; schema: string; name: string }): strin
   }
 }
 
+/** dropStatement, for the tests of what a forged record can make it drop. */
+export const dropStatementForTest = dropStatement;
+
 /**
  * Drops the staging tables and sequences left in this database by restores that cannot finish
  * any more: those named `…__cairn_<id>_<n>` whose restore's lock (held on this database) is
