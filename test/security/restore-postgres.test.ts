@@ -17,6 +17,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CairnError, UsageError } from '../../src/core/errors.js';
+import { ownerToken } from '../../src/core/owner.js';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import { runBackup } from '../../src/jobs/backup.js';
 import { runRestore } from '../../src/jobs/restore.js';
@@ -270,6 +271,33 @@ describe('SQLite URL query parameters (item 8)', () => {
     expect(() => parseSqliteUrl(url)).toThrow(UsageError);
     expect(() => parseSqliteUrl(url)).toThrow(quoted);
   });
+});
+
+describe('restore temporary files (item 7)', () => {
+  it('the temporary folder is 0700 and the archive and list files in it 0600, whatever the umask', async () => {
+    fs.writeFileSync(path.join(root, 'backups', id), original);
+    const seen = new Map<string, number>();
+    const look = (): void => {
+      for (const name of fs.readdirSync(os.tmpdir())) {
+        if (!name.startsWith(`cairn-pg-restore-${ownerToken()}-`)) continue;
+        const folder = path.join(os.tmpdir(), name);
+        try {
+          seen.set(folder, fs.statSync(folder).mode & 0o777);
+          for (const f of fs.readdirSync(folder)) seen.set(path.join(folder, f), fs.statSync(path.join(folder, f)).mode & 0o777);
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+    };
+    const old = process.umask(0);
+    try {
+      await runRestore({ repo, backupId: id, target: openTarget(`${BASE}/${dbName('modes')}`), jobs: 1, onProgress: look });
+    } finally {
+      process.umask(old);
+    }
+    expect(seen.size).toBeGreaterThan(1);
+    for (const [file, mode] of seen) expect(mode, file).toBe(path.basename(file).startsWith('cairn-pg-restore-') ? 0o700 : 0o600);
+  }, 60_000);
 });
 
 // ------------------------------------------------------------------------------------- roles

@@ -268,6 +268,8 @@ export class PostgresTarget implements RestoreTarget {
     const lease = (client: pg.Client): (() => void) => watchSession(client, lost);
     throwIfAborted(signal);
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${TMP_PREFIX}${ownerToken()}-`));
+    // Private whatever the umask: the archive and list files in it are 0600 too.
+    fs.chmodSync(tmp, 0o700);
     try {
       const archive = path.join(tmp, 'schema.dump');
       await writeFile(plan.schemaItem.data(), archive, signal);
