@@ -203,8 +203,18 @@ describe('PostgreSQL URL query parameters (item 8)', () => {
     } finally {
       await c.end();
     }
-    // So do the tools.
-    const r = spawnSync('psql', ['-X', '-tA', '-c', "SELECT current_setting('application_name') || ' ' || coalesce(inet_client_addr()::text, 'socket')"], { env: toolEnv(s) });
+    // So do the tools, even with variables in cairn's environment that would send them elsewhere.
+    process.env.PGHOSTADDR = '192.0.2.1';
+    process.env.PGSERVICE = 'cairn-nonexistent-service';
+    let toolsEnv: NodeJS.ProcessEnv;
+    try {
+      toolsEnv = toolEnv(s);
+    } finally {
+      delete process.env.PGHOSTADDR;
+      delete process.env.PGSERVICE;
+    }
+    expect(toolsEnv.PGHOSTADDR).toBeUndefined();
+    const r = spawnSync('psql', ['-X', '-tA', '-c', "SELECT current_setting('application_name') || ' ' || coalesce(inet_client_addr()::text, 'socket')"], { env: toolsEnv });
     expect(r.stdout.toString().trim()).toBe('secapp socket');
   });
 

@@ -214,6 +214,9 @@ export async function connect(s: PgConnectionSettings, database = s.database): P
 /** Environment for pg_dump / pg_restore / pg_dumpall / psql: connection by PG* variables only. */
 export function toolEnv(s: PgConnectionSettings, database = s.database): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PGHOST: s.host, PGPORT: String(s.port), PGUSER: s.user, PGDATABASE: database };
+  // Variables that would send the tools elsewhere than cairn's own connections (which do not
+  // read them) are not passed on: both always reach the same server.
+  for (const name of ['PGHOSTADDR', 'PGSERVICE', 'PGSERVICEFILE', 'PGTARGETSESSIONATTRS', 'PGLOADBALANCEHOSTS']) delete env[name];
   // A password from the environment of cairn itself is inherited; one from the URL replaces it.
   if (s.password !== undefined) env.PGPASSWORD = s.password;
   for (const [k, v] of Object.entries(s.params)) {
