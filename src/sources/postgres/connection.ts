@@ -6,60 +6,184 @@
  * manifests, logs or errors.
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import pg from 'pg';
 import { CairnError, NotFoundError, SourceError, UsageError } from '../../core/errors.js';
 
 export interface PgConnectionSettings {
+  /** Host name or address, or (starting with "/") the directory of the server's Unix socket. */
   host: string;
   port: number;
   user: string;
   database: string;
   /** undefined: let `pg` and libpq find it (PGPASSWORD, ~/.pgpass). */
   password: string | undefined;
-  /** Extra libpq parameters from the URL query (sslmode, application_name, …). */
+  /** The supported libpq parameters given in the URL query (see URL_PARAMS), password excepted. */
   params: Record<string, string>;
 }
 
 export const POSTGRES_URL_FORMS = 'postgres://user[:password]@host[:port]/dbname';
+
+/**
+ * Query parameters a PostgreSQL URL may carry, with libpq's meaning; each is given to the `pg`
+ * client and, as its PG* variable, to the tools cairn runs (pg_dump, pg_restore, psql). Any
+ * other parameter is refused by name: none is ever silently ignored.
+ */
+export const URL_PARAMS: Record<string, string> = {
+  host: 'PGHOST',
+  port: 'PGPORT',
+  user: 'PGUSER',
+  password: 'PGPASSWORD',
+  dbname: 'PGDATABASE',
+  sslmode: 'PGSSLMODE',
+  sslrootcert: 'PGSSLROOTCERT',
+  sslcert: 'PGSSLCERT',
+  sslkey: 'PGSSLKEY',
+  application_name: 'PGAPPNAME',
+  connect_timeout: 'PGCONNECT_TIMEOUT',
+  options: 'PGOPTIONS',
+};
+
+const SSLMODES = new Set(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']);
+/** Characters of a URL quoted in an error at most. */
+const URL_PREVIEW = 120;
+
+function invalidUrl(url: string, why: string): UsageError {
+  return new UsageError(`Invalid PostgreSQL URL "${previewUrl(url)}": ${why}`);
+}
 
 export function parsePostgresUrl(url: string): PgConnectionSettings {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new UsageError(`Invalid PostgreSQL URL "${redactUrl(url)}": write ${POSTGRES_URL_FORMS}.`);
+    throw invalidUrl(url, `write ${POSTGRES_URL_FORMS}.`);
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw new UsageError(`Invalid PostgreSQL URL "${redactUrl(url)}": write ${POSTGRES_URL_FORMS}.`);
-  }
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  if (!database || database.includes('/')) {
-    throw new UsageError(`The PostgreSQL URL "${redactUrl(url)}" names no database: write ${POSTGRES_URL_FORMS}.`);
+    throw invalidUrl(url, `write ${POSTGRES_URL_FORMS}.`);
   }
   const params: Record<string, string> = {};
-  for (const [k, v] of u.searchParams) params[k] = v;
-  return {
-    host: decodeURIComponent(u.hostname) || process.env.PGHOST || '127.0.0.1',
-    port: u.port ? Number(u.port) : Number(process.env.PGPORT || 5432),
-    user: decodeURIComponent(u.username) || process.env.PGUSER || 'postgres',
-    database,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
-    params,
+  const unknown: string[] = [];
+  for (const [k, v] of u.searchParams) {
+    if (!Object.hasOwn(URL_PARAMS, k)) {
+      unknown.push(k);
+      continue;
+    }
+    if (Object.hasOwn(params, k)) throw invalidUrl(url, `the query parameter "${k}" is given twice.`);
+    params[k] = v;
+  }
+  if (unknown.length > 0) {
+    const names = unknown.map((k) => `"${k.length > 40 ? `${k.slice(0, 40)}…` : k}"`).join(', ');
+    throw invalidUrl(
+      url,
+      `cairn does not support the query parameter${unknown.length > 1 ? 's' : ''} ${names}. Supported: ${Object.keys(URL_PARAMS).join(', ')}; or set the PG* environment variable instead.`,
+    );
+  }
+  const fromUrl = (what: 'host' | 'port' | 'user' | 'password' | 'dbname', inUrl: string): string | undefined => {
+    const q = params[what];
+    delete params[what];
+    if (q !== undefined && inUrl !== '' && q !== inUrl) {
+      throw invalidUrl(url, `the ${what === 'dbname' ? 'database' : what} is given both in the URL and as ?${what}=; give it once.`);
+    }
+    return inUrl !== '' ? inUrl : q;
   };
+  let database: string;
+  let hostInUrl: string;
+  let userInUrl: string;
+  let passwordInUrl: string;
+  try {
+    database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+    hostInUrl = decodeURIComponent(u.hostname);
+    userInUrl = decodeURIComponent(u.username);
+    passwordInUrl = u.password ? decodeURIComponent(u.password) : '';
+  } catch {
+    throw invalidUrl(url, 'it has an invalid percent-encoding.');
+  }
+  database = fromUrl('dbname', database) ?? '';
+  if (!database || database.includes('/')) {
+    throw new UsageError(`The PostgreSQL URL "${previewUrl(url)}" names no database: write ${POSTGRES_URL_FORMS}.`);
+  }
+  const host = fromUrl('host', hostInUrl) || process.env.PGHOST || '127.0.0.1';
+  if (host.includes(',')) throw invalidUrl(url, 'several hosts are not supported; name one.');
+  const portText = fromUrl('port', u.port) || process.env.PGPORT || '5432';
+  const port = Number(portText);
+  if (!/^\d{1,5}$/.test(portText) || port < 1 || port > 65535) throw invalidUrl(url, `the port "${portText.slice(0, 20)}" is not a number from 1 to 65535.`);
+  const user = fromUrl('user', userInUrl) || process.env.PGUSER || 'postgres';
+  const password = fromUrl('password', passwordInUrl);
+  if (params.sslmode !== undefined && !SSLMODES.has(params.sslmode)) {
+    throw invalidUrl(url, `sslmode must be one of ${[...SSLMODES].join(', ')}.`);
+  }
+  if (params.connect_timeout !== undefined && !/^\d{1,6}$/.test(params.connect_timeout)) {
+    throw invalidUrl(url, 'connect_timeout must be a whole number of seconds.');
+  }
+  return { host, port, user, database, password: password === '' ? undefined : password, params };
 }
 
 /** `postgres://user@host:port/db`: safe to print and to store in a manifest. */
 export function pgLocation(s: PgConnectionSettings, database = s.database): string {
+  if (s.host.startsWith('/')) {
+    // A Unix socket directory: the form parsePostgresUrl reads back.
+    return `postgres:///${encodeURIComponent(database)}?host=${encodeURIComponent(s.host)}&port=${s.port}&user=${encodeURIComponent(s.user)}`;
+  }
   const host = s.host.includes(':') ? `[${s.host}]` : s.host;
   return `postgres://${encodeURIComponent(s.user)}@${host}:${s.port}/${encodeURIComponent(database)}`;
 }
 
+/**
+ * The URL with its password replaced by *** wherever it is: in the user info (up to the last
+ * "@", so a raw "/", "?", "#" or "@" in the password is covered too; at worst more is hidden)
+ * and in a `password=` query parameter (hidden to the end of the URL).
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/:@]*):[^@/]*@/i, '$1:***@');
+  // A password= parameter first, to the end of the URL: a raw "&" or "#" in it cannot end it early.
+  let out = String(url).replace(/([?&;]password=).*$/is, '$1***');
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(out);
+  if (scheme) {
+    const at = out.lastIndexOf('@');
+    if (at > scheme[0].length) {
+      const userinfo = out.slice(scheme[0].length, at);
+      const colon = userinfo.indexOf(':');
+      if (colon >= 0) out = `${scheme[0]}${userinfo.slice(0, colon)}:***${out.slice(at)}`;
+    }
+  }
+  return out;
+}
+
+/** A redacted URL, at most URL_PREVIEW characters, for an error message. */
+export function previewUrl(url: string): string {
+  const text = redactUrl(String(url));
+  return text.length > URL_PREVIEW ? `${text.slice(0, URL_PREVIEW)}…` : text;
+}
+
+function readFile(file: string, what: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`Cannot read the ${what} file ${file} named by the PostgreSQL URL: ${(err as Error).message}.`);
+  }
+}
+
+/** TLS settings for `pg` from sslmode / sslrootcert / sslcert / sslkey, as libpq reads them. */
+function sslConfig(p: Record<string, string>): pg.ClientConfig['ssl'] {
+  const mode = p.sslmode;
+  if (mode === 'disable' || (mode === undefined && p.sslrootcert === undefined && p.sslcert === undefined)) return undefined;
+  // allow / prefer: libpq tries TLS first and may fall back to plain text; `pg` cannot fall
+  // back, so they connect with TLS, as require does.
+  const ssl: Exclude<pg.ClientConfig['ssl'], boolean | undefined> = {
+    // require without a root certificate checks nothing (as libpq); verify-ca checks the chain;
+    // verify-full checks the chain and the host name.
+    rejectUnauthorized: mode === 'verify-ca' || mode === 'verify-full' || (mode === 'require' && p.sslrootcert !== undefined),
+  };
+  if (mode !== 'verify-full') ssl.checkServerIdentity = () => undefined;
+  if (p.sslrootcert !== undefined) ssl.ca = readFile(p.sslrootcert, 'sslrootcert');
+  if (p.sslcert !== undefined) ssl.cert = readFile(p.sslcert, 'sslcert');
+  if (p.sslkey !== undefined) ssl.key = readFile(p.sslkey, 'sslkey');
+  return ssl;
 }
 
 /** Client settings for `pg`; `database` overrides the URL's (e.g. "postgres" for CREATE DATABASE). */
 export function clientConfig(s: PgConnectionSettings, database = s.database): pg.ClientConfig {
+  const ssl = sslConfig(s.params);
   return {
     host: s.host,
     port: s.port,
@@ -67,7 +191,9 @@ export function clientConfig(s: PgConnectionSettings, database = s.database): pg
     database,
     ...(s.password !== undefined ? { password: s.password } : {}),
     application_name: s.params.application_name ?? 'cairn',
-    ...(s.params.sslmode && s.params.sslmode !== 'disable' ? { ssl: { rejectUnauthorized: s.params.sslmode === 'verify-full' } } : {}),
+    ...(s.params.connect_timeout !== undefined && Number(s.params.connect_timeout) > 0 ? { connectionTimeoutMillis: Number(s.params.connect_timeout) * 1000 } : {}),
+    ...(s.params.options !== undefined ? { options: s.params.options } : {}),
+    ...(ssl !== undefined ? { ssl } : {}),
   };
 }
 
@@ -88,9 +214,16 @@ export async function connect(s: PgConnectionSettings, database = s.database): P
 /** Environment for pg_dump / pg_restore / pg_dumpall / psql: connection by PG* variables only. */
 export function toolEnv(s: PgConnectionSettings, database = s.database): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PGHOST: s.host, PGPORT: String(s.port), PGUSER: s.user, PGDATABASE: database };
+  // Variables that would send the tools elsewhere than cairn's own connections (which do not
+  // read them) are not passed on: both always reach the same server.
+  for (const name of ['PGHOSTADDR', 'PGSERVICE', 'PGSERVICEFILE', 'PGTARGETSESSIONATTRS', 'PGLOADBALANCEHOSTS']) delete env[name];
+  // A password from the environment of cairn itself is inherited; one from the URL replaces it.
   if (s.password !== undefined) env.PGPASSWORD = s.password;
-  if (s.params.sslmode) env.PGSSLMODE = s.params.sslmode;
-  env.PGAPPNAME = 'cairn';
+  for (const [k, v] of Object.entries(s.params)) {
+    const name = URL_PARAMS[k];
+    if (name !== undefined) env[name] = v;
+  }
+  env.PGAPPNAME = s.params.application_name ?? 'cairn';
   return env;
 }
 

@@ -40,8 +40,17 @@
  *   timeout fails the same way, with a clear error.
  *
  * Ownership and grants are restored as recorded: the roles must exist in the target (restore
- * them with `roles: true` from the "(roles)" collection, run before anything else through psql
- * on the maintenance database; "already exists" errors there are expected and ignored).
+ * them with `roles: true` from the "(roles)" collection, run before anything else, statement by
+ * statement through the driver (never psql: see roles.ts) on the maintenance database; "already
+ * exists" errors there are expected and ignored).
+ *
+ * The schema archive is SQL that pg_restore runs as the target URL's role: cairn cannot make a
+ * forged archive harmless by reading it. What it limits: entries of types pg_dump never writes
+ * refuse the restore, subscriptions are never restored (checkedToc), the SQL runs in a staging
+ * database or staging transaction of the restore, never through psql, and names from the
+ * manifest are only ever quoted identifiers or parameters. Restore with a role that owns the
+ * target database (CREATEDB for new ones) and is not a superuser: the archive can then do
+ * nothing that role could not do.
  * Not restored: database-level properties (ALTER DATABASE … SET, the database's comment and
  * grants), the new database is owned by the connecting user and created with the source's
  * encoding, LC_COLLATE and LC_CTYPE. Foreign tables are never restored. A foreign key is kept
@@ -93,7 +102,19 @@ import {
   type PgSequenceState,
   type PgTableDefinition,
 } from './definitions.js';
-import { describedObject, entryKey, filterToc, listFile, parseToc, referencedTable, splitScript, type ScriptBlock, type TocEntry } from './toc.js';
+import {
+  describedObject,
+  entryKey,
+  filterToc,
+  isKnownDesc,
+  listFile,
+  NEVER_RESTORED_DESCS,
+  parseToc,
+  referencedTable,
+  splitScript,
+  type ScriptBlock,
+  type TocEntry,
+} from './toc.js';
 import {
   addedConstraint,
   attachedIndex,
@@ -114,6 +135,7 @@ import {
   stagingRelationName as stagingRelationNameOf,
 } from './staging.js';
 import { dbnameConninfo, runTool } from './tools.js';
+import { roleStatements } from './roles.js';
 
 const MAINTENANCE_DB = 'postgres';
 /** Start of the comment that marks a staging database (see the module comment). */
@@ -123,6 +145,8 @@ export const STAGING_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 /** Temporary folders are `<tmpdir>/cairn-pg-restore-<owner token>-<random>` (see ../owner.ts). */
 const TMP_PREFIX = 'cairn-pg-restore-';
 const PROGRESS_BYTES = 4 * 1024 * 1024;
+/** Largest roles script accepted (pg_dumpall --roles-only of thousands of roles is a few MB). */
+const MAX_ROLES_SCRIPT_BYTES = 64 * 1024 * 1024;
 /** Errors that say "this object exists already". */
 const DUPLICATE_CODES = new Set(['42710', '42P07', '42723', '42P06', '42P04', '42P05']);
 
@@ -244,10 +268,12 @@ export class PostgresTarget implements RestoreTarget {
     const lease = (client: pg.Client): (() => void) => watchSession(client, lost);
     throwIfAborted(signal);
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${TMP_PREFIX}${ownerToken()}-`));
+    // Private whatever the umask: the archive and list files in it are 0600 too.
+    fs.chmodSync(tmp, 0o700);
     try {
       const archive = path.join(tmp, 'schema.dump');
       await writeFile(plan.schemaItem.data(), archive, signal);
-      const toc = parseToc((await this.pgRestore(['-l', archive], signal, 'Cannot read the schema archive')).stdout);
+      const toc = checkedToc(parseToc((await this.pgRestore(['-l', archive], signal, 'Cannot read the schema archive')).stdout));
       const fkReferences = await this.readFkReferences(archive, toc, tmp, signal);
       if (options.roles && plan.rolesItem) await this.restoreRoles(plan.rolesItem, signal);
       throwIfAborted(signal);
@@ -310,13 +336,29 @@ export class PostgresTarget implements RestoreTarget {
   }
 
   private async restoreRoles(item: RestoreItem, signal: AbortSignal | undefined): Promise<void> {
-    // Roles are cluster-wide and outside any transaction: existing ones report "already exists".
-    await runTool('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=0', '-f', '-'], {
-      settings: this.settings,
-      database: MAINTENANCE_DB,
-      input: item.data(),
-      signal,
-      what: `Cannot restore the roles into ${pgLocation(this.settings, MAINTENANCE_DB)}`,
+    // Not through psql: its meta-commands (\!, \o, \copy) would run on this host. Every
+    // statement is checked before the first one runs (see roles.ts).
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of item.data()) {
+      throwIfAborted(signal);
+      size += chunk.length;
+      if (size > MAX_ROLES_SCRIPT_BYTES) {
+        throw new CorruptionError(`Refusing to restore the roles: the "${ROLES_COLLECTION}" collection is larger than ${MAX_ROLES_SCRIPT_BYTES / 1024 / 1024} MiB, which no roles dump is. Restore without --roles.`, {
+          objects: [],
+          collections: [ROLES_COLLECTION],
+        });
+      }
+      chunks.push(Buffer.from(chunk));
+    }
+    const statements = roleStatements(Buffer.concat(chunks).toString('utf8'), ROLES_COLLECTION);
+    // Roles are cluster-wide and outside any transaction: existing ones report "already exists",
+    // and, as psql with ON_ERROR_STOP=0 did, a statement that fails does not stop the others.
+    await this.withMaintenance(async (c) => {
+      for (const statement of statements) {
+        throwIfAborted(signal);
+        await c.query(statement).catch(() => undefined);
+      }
     });
   }
 
@@ -1096,6 +1138,26 @@ async function runOptionalEntry(client: pg.Client, b: ScriptBlock, skipped: Set<
   }
 }
 
+/**
+ * The archive's table of contents as hostile input: an entry of a type pg_dump never writes
+ * refuses the restore (pg_restore would run its SQL whatever the type says); subscriptions are
+ * left out (see NEVER_RESTORED_DESCS).
+ */
+export function checkedToc(toc: TocEntry[]): TocEntry[] {
+  const unknown = toc.filter((e) => !isKnownDesc(e.desc));
+  if (unknown.length > 0) {
+    const shown = unknown
+      .slice(0, 3)
+      .map((e) => `"${e.line.length > 80 ? `${e.line.slice(0, 80)}…` : e.line}"`)
+      .join(', ');
+    throw new CorruptionError(
+      `Refusing to restore: the schema archive ("${SCHEMA_COLLECTION}") has ${unknown.length} entr${unknown.length === 1 ? 'y' : 'ies'} of a type pg_dump never writes (${shown}). The backup was altered or damaged, or written by a newer pg_dump than this pg_restore knows; nothing was changed.`,
+      { objects: [], collections: [SCHEMA_COLLECTION] },
+    );
+  }
+  return toc.filter((e) => !NEVER_RESTORED_DESCS.has(e.desc));
+}
+
 /** Drops relations together (they may reference each other), else one by one; best effort. */
 async function dropRelations(client: pg.Client, word: 'TABLE' | 'SEQUENCE', names: QName[]): Promise<void> {
   if (names.length === 0) return;
@@ -1105,6 +1167,8 @@ async function dropRelations(client: pg.Client, word: 'TABLE' | 'SEQUENCE', name
     for (const n of names) await client.query(`DROP ${word} IF EXISTS ${qname(n)}`).catch(() => undefined);
   }
 }
+
+const FUNCTION_ARGS = /^\((?:[^;'"\\()]|"(?:[^"]|"")*")*\)$/;
 
 /** How to drop a supporting object the load phase created, or undefined (it stays). */
 function dropStatement(o: { desc: string; schema: string; name: string }): string | undefined {
@@ -1123,12 +1187,19 @@ function dropStatement(o: { desc: string; schema: string; name: string }): strin
     case 'AGGREGATE': {
       const paren = o.name.indexOf('(');
       if (paren <= 0) return undefined;
+      // The argument list is written as is: only one parenthesised list of type names (quoted
+      // ones included), no ";" or "'" outside quotes — a name read back from a comment or an
+      // archive cannot smuggle in a second object or statement.
+      if (!FUNCTION_ARGS.test(o.name.slice(paren))) return undefined;
       return `DROP ${o.desc} IF EXISTS ${quoteIdent(o.schema)}.${quoteIdent(o.name.slice(0, paren))}${o.name.slice(paren)}`;
     }
     default:
       return undefined;
   }
 }
+
+/** dropStatement, for the tests of what a forged record can make it drop. */
+export const dropStatementForTest = dropStatement;
 
 /**
  * Drops the staging tables and sequences left in this database by restores that cannot finish

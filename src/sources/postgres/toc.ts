@@ -93,6 +93,7 @@ const DESCS = [
   'RULE',
   'ACL',
 ].sort((a, b) => b.length - a.length);
+const KNOWN_DESCS = new Set(DESCS);
 
 /** Relations that are (or may be) collections. */
 export const RELATION_DESCS = new Set(['TABLE', 'VIEW', 'MATERIALIZED VIEW', 'SEQUENCE', 'FOREIGN TABLE']);
@@ -110,6 +111,17 @@ const TABLE_PREFIXED_DESCS = new Set([
 /** Entries that hold data: the target loads data itself (and a schema-only archive has none). */
 const DATA_DESCS = new Set(['TABLE DATA', 'SEQUENCE SET', 'MATERIALIZED VIEW DATA', 'BLOBS', 'BLOB', 'LARGE OBJECT', 'STATISTICS DATA']);
 const DESCRIBING_DESCS = new Set(['COMMENT', 'ACL', 'SECURITY LABEL']);
+
+/**
+ * Entries a restore never runs, whatever the archive says: a subscription makes the target
+ * server connect to another server and copy from it (pg_restore --no-subscriptions).
+ */
+export const NEVER_RESTORED_DESCS = new Set(['SUBSCRIPTION', 'SUBSCRIPTION TABLE']);
+
+/** Whether `desc` is an entry type pg_dump writes. */
+export function isKnownDesc(desc: string): boolean {
+  return KNOWN_DESCS.has(desc);
+}
 
 export function parseToc(text: string): TocEntry[] {
   const lines = text.split('\n');

@@ -57,27 +57,41 @@ export function foldName(name: string): string {
 
 /**
  * `sqlite:///abs/path.db` → "/abs/path.db"; `sqlite:relative/path.db` → resolved against the
- * current directory. The path is taken literally (no percent-decoding).
+ * current directory. The path is taken literally (no percent-decoding); a query ("?…") is
+ * refused, naming its parameters.
  */
+function shortUrl(text: string): string {
+  return text.length > 160 ? `${text.slice(0, 160)}…` : text;
+}
+
 export function parseSqliteUrl(url: string): string {
   const forms = 'Use sqlite:///absolute/path.db or sqlite:relative/path.db.';
   if (typeof url !== 'string' || !url.toLowerCase().startsWith('sqlite:')) {
-    throw new UsageError(`Not a SQLite URL: "${url}". ${forms}`);
+    throw new UsageError(`Not a SQLite URL: "${shortUrl(String(url))}". ${forms}`);
   }
   const rest = url.slice('sqlite:'.length);
+  // No query parameter is supported (cairn opens the file itself, read-only for a backup):
+  // refused by name rather than taken as part of the file name or silently ignored.
+  const query = rest.indexOf('?');
+  if (query >= 0) {
+    const names = [...new URLSearchParams(rest.slice(query + 1)).keys()].map((k) => `"${k.slice(0, 40)}"`);
+    throw new UsageError(
+      `SQLite URL "${shortUrl(url.slice(0, 'sqlite:'.length + query))}" has query parameters (${names.join(', ') || 'an empty query'}), and SQLite URLs take none. ${forms}`,
+    );
+  }
   let file: string;
   if (rest.startsWith('//')) {
     // sqlite://<authority>/path: only an empty authority (a local file) is accepted.
     const afterSlashes = rest.slice(2);
     if (!afterSlashes.startsWith('/')) {
-      throw new UsageError(`Unsupported SQLite URL: "${url}" (a host is not allowed). ${forms}`);
+      throw new UsageError(`Unsupported SQLite URL: "${shortUrl(url)}" (a host is not allowed). ${forms}`);
     }
     file = afterSlashes;
   } else {
     file = rest;
   }
   if (file === '' || file === '/') {
-    throw new UsageError(`SQLite URL "${url}" has no file path. ${forms}`);
+    throw new UsageError(`SQLite URL "${shortUrl(url)}" has no file path. ${forms}`);
   }
   return path.resolve(process.cwd(), file);
 }
@@ -102,8 +116,9 @@ export function tokenize(sql: string): Token[] {
   while (i < n) {
     const c = sql[i] as string;
     const start = i;
-    if (/\s/.test(c)) {
-      while (i < n && /\s/.test(sql[i] as string)) i++;
+    if (/[ \t\n\f\r]/.test(c)) {
+      // SQLite's whitespace only: a no-break space is part of an identifier there.
+      while (i < n && /[ \t\n\f\r]/.test(sql[i] as string)) i++;
       out.push({ kind: 'ws', text: sql.slice(start, i) });
     } else if (c === '-' && sql[i + 1] === '-') {
       while (i < n && sql[i] !== '\n') i++;

@@ -29,6 +29,20 @@ export function stagingPath(target: string): string {
   return path.join(path.dirname(target), `.${base}${suffix}`);
 }
 
+/**
+ * Creates the (empty) staging file, private to this user: 0600 whatever the umask, so rows
+ * restored from a backup are never readable by others while they are loaded (SQLite opens the
+ * existing file; a target created by the restore keeps this mode).
+ */
+export function createStagingFile(staging: string): void {
+  const fd = fs.openSync(staging, 'wx', 0o600);
+  try {
+    fs.fchmodSync(fd, 0o600);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Whether a file name is a restore's staging file (or a companion of one), of this or an older version. */
 export function isStagingFileName(name: string): boolean {
   return name.startsWith('.') && name.includes(MARK);

@@ -52,7 +52,8 @@ import {
   type SqliteTableDefinition,
 } from './sql.js';
 import { dataColumns } from './source.js';
-import { removeAbandonedStaging, removeStagingFile, stagingPath } from './staging.js';
+import { createStagingFile, removeAbandonedStaging, removeStagingFile, stagingPath } from './staging.js';
+import { checkDefinition, MAX_NAME_LENGTH, preview, runDefinition } from './validate.js';
 import { Pacer } from '../pace.js';
 
 const BUSY_TIMEOUT_MS = 5000;
@@ -212,6 +213,8 @@ export class SqliteTarget implements RestoreTarget {
     let attached = false;
     try {
       db.pragma('foreign_keys = OFF');
+      // Functions with side effects are refused inside the definitions created below.
+      db.pragma('trusted_schema = OFF');
       db.prepare(`ATTACH DATABASE ? AS ${STAGING_SCHEMA}`).run(staging);
       attached = true;
       db.exec('BEGIN IMMEDIATE');
@@ -225,14 +228,14 @@ export class SqliteTarget implements RestoreTarget {
         const tables = plan.filter((p): p is PlannedTable => p.kind === 'table');
         const pacer = new Pacer();
         for (const t of tables) {
-          db.exec(t.createSql);
+          createObject(db, t);
           await copyFromStaging(db, t, pacer);
-          for (const idx of t.indexes) db.exec(idx.sql);
+          for (const idx of t.indexes) createIndex(db, t, idx);
         }
         for (const t of tables) setSequence(db, 'main', t);
-        for (const t of tables) for (const tr of t.triggers) db.exec(tr.sql);
-        for (const v of plan) if (v.kind === 'view') db.exec(v.createSql);
-        for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) db.exec(tr.sql);
+        for (const t of tables) for (const tr of t.triggers) createTrigger(db, t, tr);
+        for (const v of plan) if (v.kind === 'view') createObject(db, v);
+        for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) createTrigger(db, v, tr);
         db.exec('COMMIT');
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');
@@ -303,12 +306,17 @@ function planItem(item: RestoreItem): Planned {
       });
     }
     const def: SqliteTableDefinition = { ...parsed.data, columns: parsed.data.columns as SqliteColumn[] };
+    checkTableFields(entry.name, def);
+    // The definitions as recorded, then as they will run (renamed): both are checked.
+    checkDefinition(def.sql, { kind: 'table', name: entry.name }, entry.name);
+    for (const idx of def.indexes) checkDefinition(idx.sql, { kind: 'index', name: idx.name, table: entry.name }, entry.name);
+    for (const tr of def.triggers) checkDefinition(tr.sql, { kind: 'trigger', name: tr.name, table: entry.name }, entry.name);
     const rename = (s: SqliteNamedSql): SqliteNamedSql => {
       if (!renamed) return s;
       const name = renamedObjectName(s.name, entry.name, targetName);
       return { name, sql: renameTableReferences(s.sql, entry.name, targetName, name) };
     };
-    return {
+    const table: PlannedTable = {
       kind: 'table',
       item,
       name: targetName,
@@ -318,6 +326,8 @@ function planItem(item: RestoreItem): Planned {
       triggers: def.triggers.map(rename),
       columns: dataColumns(def),
     };
+    checkPlanned(table);
+    return table;
   }
   if (entry.kind === 'view') {
     const parsed = ViewDefinitionSchema.safeParse(entry.definition);
@@ -327,20 +337,102 @@ function planItem(item: RestoreItem): Planned {
         collections: [entry.name],
       });
     }
+    checkName(entry.name, entry.name, 'view');
+    checkDefinition(parsed.data.sql, { kind: 'view', name: entry.name }, entry.name);
+    for (const tr of parsed.data.triggers ?? []) {
+      checkName(tr.name, entry.name, 'trigger');
+      checkDefinition(tr.sql, { kind: 'trigger', name: tr.name, table: entry.name }, entry.name);
+    }
     const triggers = (parsed.data.triggers ?? []).map((s) => {
       if (!renamed) return s;
       const name = renamedObjectName(s.name, entry.name, targetName);
       return { name, sql: renameTableReferences(s.sql, entry.name, targetName, name) };
     });
-    return {
+    const view: PlannedView = {
       kind: 'view',
       item,
       name: targetName,
       createSql: renamed ? renameCreatedObject(parsed.data.sql, targetName) : parsed.data.sql,
       triggers,
     };
+    checkPlanned(view);
+    return view;
   }
   throw new SourceError(`Cannot restore "${entry.name}": SQLite has no collections of kind "${entry.kind}".`);
+}
+
+/** Hidden rowid names a table definition may record. */
+const ROWID_NAMES = new Set(['rowid', '_rowid_', 'oid']);
+
+function invalid(collection: string, why: string): CorruptionError {
+  return new CorruptionError(
+    `Refusing to restore: the definition of "${preview(collection)}" in the backup's manifest ${why}. The manifest was altered or damaged; nothing was changed. Restore another backup, or --exclude "${preview(collection)}".`,
+    { objects: [], collections: [collection] },
+  );
+}
+
+/** Names read from a manifest: no NUL, not absurdly long, not SQLite's own (sqlite_…). */
+function checkName(name: string, collection: string, what: string): void {
+  if (name.length === 0) throw invalid(collection, `has an empty ${what} name`);
+  if (name.length > MAX_NAME_LENGTH) throw invalid(collection, `has a ${what} name longer than ${MAX_NAME_LENGTH} characters`);
+  if (name.includes('\u0000')) throw invalid(collection, `has a ${what} name with a NUL character`);
+  if (foldName(name).startsWith('sqlite_')) throw invalid(collection, `names a ${what} "${preview(name)}" (names starting with sqlite_ are SQLite's own)`);
+}
+
+/** The fields of a table definition besides its SQL, as hostile input. */
+function checkTableFields(collection: string, def: SqliteTableDefinition): void {
+  checkName(collection, collection, 'table');
+  if (def.columns.length === 0) throw invalid(collection, 'has no columns');
+  const seen = new Set<string>();
+  for (const c of def.columns) {
+    if (c.name.length > MAX_NAME_LENGTH || c.name.includes('\u0000')) throw invalid(collection, `has an invalid column name "${preview(c.name)}"`);
+    const key = foldName(c.name);
+    if (seen.has(key)) throw invalid(collection, `names the column "${preview(c.name)}" twice`);
+    seen.add(key);
+  }
+  if (def.rowidColumn !== null) {
+    if (!ROWID_NAMES.has(def.rowidColumn)) throw invalid(collection, `has "${preview(def.rowidColumn)}" as its hidden rowid (only rowid, _rowid_ or oid)`);
+    if (seen.has(def.rowidColumn) || def.withoutRowid) throw invalid(collection, `keeps a hidden rowid "${def.rowidColumn}" it cannot have`);
+  }
+  for (const idx of def.indexes) checkName(idx.name, collection, 'index');
+  for (const tr of def.triggers) checkName(tr.name, collection, 'trigger');
+}
+
+/** The SQL each planned object will run, after renames: checked against the names it must create. */
+function checkPlanned(p: Planned): void {
+  const collection = p.item.entry.name;
+  checkName(p.name, collection, p.kind);
+  checkDefinition(p.createSql, { kind: p.kind, name: p.name }, collection);
+  if (p.kind === 'table') for (const idx of p.indexes) checkDefinition(idx.sql, { kind: 'index', name: idx.name, table: p.name }, collection);
+  for (const tr of p.triggers) checkDefinition(tr.sql, { kind: 'trigger', name: tr.name, table: p.name }, collection);
+}
+
+function createObject(db: BetterSqlite3.Database, p: Planned): void {
+  runDefinition(db, p.createSql, { kind: p.kind, name: p.name }, p.item.entry.name);
+}
+
+function createIndex(db: BetterSqlite3.Database, t: PlannedTable, idx: SqliteNamedSql): void {
+  runDefinition(db, idx.sql, { kind: 'index', name: idx.name, table: t.name }, t.item.entry.name);
+}
+
+function createTrigger(db: BetterSqlite3.Database, p: Planned, tr: SqliteNamedSql): void {
+  runDefinition(db, tr.sql, { kind: 'trigger', name: tr.name, table: p.name }, p.item.entry.name);
+}
+
+/** The created table has the columns (and rowid kind) the manifest records, which the rows are read as. */
+function assertColumns(db: BetterSqlite3.Database, t: PlannedTable): void {
+  const actual = db.prepare(`PRAGMA main.table_xinfo(${quoteIdent(t.name)})`).safeIntegers(true).all() as (XInfoRow & { hidden: bigint })[];
+  const wanted = t.def.columns;
+  const same =
+    actual.length === wanted.length &&
+    actual.every((c, i) => foldName(c.name) === foldName((wanted[i] as SqliteColumn).name) && (c.hidden === 2n || c.hidden === 3n) === (wanted[i] as SqliteColumn).generated);
+  if (!same) {
+    throw invalid(t.item.entry.name, `records columns (${preview(wanted.map((c) => c.name).join(', '))}) that its CREATE TABLE does not create (${preview(actual.map((c) => c.name).join(', '))})`);
+  }
+  const listed = db.prepare(`PRAGMA main.table_list(${quoteIdent(t.name)})`).safeIntegers(true).all() as { wr: bigint }[];
+  if (listed.length === 1 && (listed[0]?.wr !== 0n) !== t.def.withoutRowid) {
+    throw invalid(t.item.entry.name, `says the table is${t.def.withoutRowid ? '' : ' not'} WITHOUT ROWID, and its CREATE TABLE says otherwise`);
+  }
 }
 
 function readExisting(db: BetterSqlite3.Database): Map<string, ExistingObject> {
@@ -445,9 +537,13 @@ async function loadStaging(
   signal: AbortSignal | undefined,
   onProgress: RestoreOptions['onProgress'],
 ): Promise<number> {
+  // Created empty, private (0600 whatever the umask), before SQLite opens it.
+  createStagingFile(staging);
   const db = new Database(staging);
   let total = 0;
   try {
+    // Functions with side effects are refused inside the definitions created below.
+    db.pragma('trusted_schema = OFF');
     db.pragma('journal_mode = OFF');
     db.pragma('synchronous = OFF');
     db.pragma('foreign_keys = OFF');
@@ -458,15 +554,16 @@ async function loadStaging(
     const tables = plan.filter((p): p is PlannedTable => p.kind === 'table');
     for (const t of tables) {
       throwIfAborted(signal);
-      db.exec(t.createSql);
+      createObject(db, t);
+      assertColumns(db, t);
       const loaded = await loadTable(db, t, signal, onProgress);
       total += loaded;
     }
-    for (const t of tables) for (const idx of t.indexes) db.exec(idx.sql);
+    for (const t of tables) for (const idx of t.indexes) createIndex(db, t, idx);
     for (const t of tables) setSequence(db, 'main', t);
-    for (const t of tables) for (const tr of t.triggers) db.exec(tr.sql);
-    for (const v of plan) if (v.kind === 'view') db.exec(v.createSql);
-    for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) db.exec(tr.sql);
+    for (const t of tables) for (const tr of t.triggers) createTrigger(db, t, tr);
+    for (const v of plan) if (v.kind === 'view') createObject(db, v);
+    for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) createTrigger(db, v, tr);
     throwIfAborted(signal);
     // Views and their triggers have no data: their streams are not read.
   } catch (err) {
