@@ -55,7 +55,9 @@ export function pgLocation(s: PgConnectionSettings, database = s.database): stri
 }
 
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/:@]*):[^@/]*@/i, '$1:***@');
+  // Up to the LAST "@": a password may hold a raw "/" or "@" (then the URL does not parse, and
+  // this is what the error quotes).
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/:@]*):[^]*@/i, '$1:***@');
 }
 
 /** Client settings for `pg`; `database` overrides the URL's (e.g. "postgres" for CREATE DATABASE). */
