@@ -56,9 +56,12 @@ const MESSAGE_MAX = 2000;
 /**
  * The last guard on an error message bound for an answer: secrets scrubbed, every quoted
  * string longer than QUOTE_MAX cut to its prefix (messages from deeper layers may quote a
- * whole input), and the whole capped.
+ * whole input), every bare word over 128 characters too, and the whole capped.
  */
 export function safeMessage(message: string): string {
-  const clipped = scrubSecrets(message).replace(/"([^"\n]{65,})"/g, (_m, inner: string) => quote(inner));
+  const clipped = scrubSecrets(message)
+    .replace(/"([^"\n]{65,})"/g, (_m, inner: string) => quote(inner))
+    // and any unquoted run of 129+ characters without a space (a path or URL quoted bare)
+    .replace(/[^\s"]{129,}/g, (run) => `${run.slice(0, QUOTE_MAX)}…`);
   return clipped.length > MESSAGE_MAX ? `${clipped.slice(0, MESSAGE_MAX)}…` : clipped;
 }
