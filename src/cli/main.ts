@@ -1033,7 +1033,7 @@ async function needServer(opts: ServerFlags) {
 }
 
 function requireRepoName(repo: string | undefined): string {
-  if (!repo) throw new UsageError('With --server, name the repository with --repo (a name registered on the server, or a URL it can reach).');
+  if (!repo) throw new UsageError('With --server, name the repository with --repo: a name registered on the server, "default" for its BACKUP_* repository, or a URL when it runs with --allow-urls.');
   return repo;
 }
 
