@@ -16,6 +16,8 @@ import type { Role } from '../catalog/tokens.js';
 import type { SqliteRegistry } from '../catalog/registry.js';
 import { Repository } from '../repo/repository.js';
 import { parseSqliteUrl } from '../sources/sqlite/index.js';
+import { parsePostgresUrl, pgLocation } from '../sources/postgres/connection.js';
+import { databaseKey } from '../jobs/database-key.js';
 import { FileSystemStorage, openStorage, type Storage } from '../storage/index.js';
 import { quote, quoteUrl } from './redact.js';
 
@@ -45,6 +47,8 @@ export interface AccessOptions {
   defaultRepository?: Storage;
   /** Names registered with `cairn repo add` on the server's machine → their URL (else the value). */
   resolveConfigName?: (value: string) => Promise<string>;
+  /** Locations of databases no request may name: the PostgreSQL job catalog (--catalog). */
+  protectedDatabases?: string[];
 }
 
 /** `child` is `parent` or inside it (both absolute, normalised). */
@@ -158,9 +162,20 @@ export class AccessPolicy {
     if (storage instanceof FileSystemStorage && this.touchesDataDir(storage.root, true)) this.refuseDataDir(what);
   }
 
-  /** A database URL's data-folder check (SQLite files only: other kinds are not files here). */
+  /**
+   * A database URL's checks: a SQLite file not in the data folder; a PostgreSQL database not the
+   * server's job catalog (however the URL spells it: user, localhost/127.0.0.1, socket).
+   */
   checkDatabaseUrl(url: string, what: string): void {
     if (/^sqlite:/i.test(url)) this.checkSqlitePath(parseSqliteUrl(url), what);
+    else if (/^postgres(ql)?:/i.test(url) && this.options.protectedDatabases?.length) {
+      const settings = parsePostgresUrl(url);
+      // new URL() keeps an IPv6 host's brackets: without them, pgLocation adds its own.
+      const key = databaseKey(pgLocation({ ...settings, host: settings.host.replace(/^\[(.*)\]$/, '$1') }));
+      if (this.options.protectedDatabases.some((d) => databaseKey(d) === key)) {
+        throw new ForbiddenError(`${what} is the server's job catalog (--catalog): never allowed; choose another database.`);
+      }
+    }
   }
 
   private adHoc(value: string, kind: string, who: Asker): void {

@@ -11,7 +11,7 @@ import os from 'node:os';
 import { CairnError, UsageError, type ErrorCode } from '../core/errors.js';
 import { validateBackupId } from '../core/ids.js';
 import type { Role, SqliteTokenStore, TokenInfo } from '../catalog/tokens.js';
-import { JOB_STATES, type JobKind, type JobState } from '../catalog/types.js';
+import { JOB_STATES, type JobKind, type JobRecord, type JobState } from '../catalog/types.js';
 import { runBackup } from '../jobs/backup.js';
 import { isTerminal, type JobCenter } from '../jobs/job-center.js';
 import { runRestore } from '../jobs/restore.js';
@@ -65,6 +65,11 @@ const ALLOWED: Record<Role, ReadonlySet<string>> = {
 };
 
 type Env = { Variables: { token: TokenInfo } };
+
+/** A job record as answered: its error message through the same guard as every error (secrets, length). */
+function publicJob(job: JobRecord): JobRecord {
+  return job.error ? { ...job, error: { ...job.error, message: safeMessage(job.error.message) } } : job;
+}
 
 const JOB_KINDS: readonly JobKind[] = ['backup', 'restore', 'copy', 'verify', 'prune'];
 
@@ -207,7 +212,7 @@ export function createApp(options: AppOptions): Hono<Env> {
       },
     });
     started('backup');
-    return c.json({ job }, 202);
+    return c.json({ job: publicJob(job) }, 202);
   });
 
   app.get('/v1/backups', allow('read'), async (c) => {
@@ -219,7 +224,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     // Complete backups are in the repository; running, failed and cancelled ones are jobs.
     const unfinished = (await center.list({ kind: 'backup', limit: 1000 }))
       .filter((j) => j.state !== 'SUCCESS' && j.params.repository === repo.location && (!source || j.params.source === source))
-      .map((j) => ({ id: typeof j.params.id === 'string' ? j.params.id : null, status: j.state, jobId: j.id, source: { location: j.params.source }, createdAt: j.createdAt, finishedAt: j.finishedAt, error: j.error }));
+      .map((j) => ({ id: typeof j.params.id === 'string' ? j.params.id : null, status: j.state, jobId: j.id, source: { location: j.params.source }, createdAt: j.createdAt, finishedAt: j.finishedAt, error: publicJob(j).error }));
     const complete = manifests.map((m) => ({
         id: m.id,
         status: 'SUCCESS',
@@ -287,7 +292,7 @@ export function createApp(options: AppOptions): Hono<Env> {
       },
     });
     started('restore');
-    return c.json({ job }, 202);
+    return c.json({ job: publicJob(job) }, 202);
   });
 
   // ---- copy, verify, prune
@@ -311,7 +316,7 @@ export function createApp(options: AppOptions): Hono<Env> {
       },
     });
     started('copy');
-    return c.json({ job }, 202);
+    return c.json({ job: publicJob(job) }, 202);
   });
 
   app.post('/v1/verifications', allow('operate'), async (c) => {
@@ -333,7 +338,7 @@ export function createApp(options: AppOptions): Hono<Env> {
       },
     });
     started('verify');
-    return c.json({ job }, 202);
+    return c.json({ job: publicJob(job) }, 202);
   });
 
   app.post('/v1/prunes', allow('operate'), async (c) => {
@@ -348,7 +353,7 @@ export function createApp(options: AppOptions): Hono<Env> {
       }),
     });
     started('prune');
-    return c.json({ job }, 202);
+    return c.json({ job: publicJob(job) }, 202);
   });
 
   // ---- registered sources and repositories (their URLs never leave the server)
@@ -422,7 +427,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   app.post('/v1/schedules/:name/run', allow('operate'), async (c) => {
     // 409 only when a job holds the schedule's database; otherwise the error that stopped it.
     const jobId = await scheduler.runNow(scheduleName(c.req.param('name')));
-    return c.json({ job: await center.get(jobId) }, 202);
+    return c.json({ job: publicJob(await center.get(jobId)) }, 202);
   });
   app.delete('/v1/schedules/:name', allow('operate'), (c) => {
     const name = scheduleName(c.req.param('name'));
@@ -436,24 +441,24 @@ export function createApp(options: AppOptions): Hono<Env> {
     const state = c.req.query('state') as JobState | undefined;
     if (kind !== undefined && !(JOB_KINDS as readonly string[]).includes(kind)) throw new UsageError(`Unknown kind ${quote(kind)}: use one of ${JOB_KINDS.join(', ')}.`);
     if (state !== undefined && !(JOB_STATES as readonly string[]).includes(state)) throw new UsageError(`Unknown state ${quote(state)}: use one of ${JOB_STATES.join(', ')}.`);
-    return c.json({ jobs: await center.list({ ...(kind ? { kind } : {}), ...(state ? { state } : {}) }) });
+    return c.json({ jobs: (await center.list({ ...(kind ? { kind } : {}), ...(state ? { state } : {}) })).map(publicJob) });
   });
   app.get('/v1/jobs/:id', allow('read'), async (c) => {
-    return c.json({ job: await center.get(jobId(c.req.param('id'))) });
+    return c.json({ job: publicJob(await center.get(jobId(c.req.param('id')))) });
   });
   app.post('/v1/jobs/:id/cancel', allow('operate'), async (c) => {
-    return c.json({ job: await center.cancel(jobId(c.req.param('id'))) }, 202);
+    return c.json({ job: publicJob(await center.cancel(jobId(c.req.param('id')))) }, 202);
   });
   app.get('/v1/jobs/:id/events', allow('read'), async (c) => {
     const first = await center.get(jobId(c.req.param('id')));
     return streamSSE(c, async (stream) => {
-      await stream.writeSSE({ event: 'job', data: JSON.stringify(first) });
+      await stream.writeSSE({ event: 'job', data: JSON.stringify(publicJob(first)) });
       if (isTerminal(first.state)) return;
       // Writes in order; the last one (the final state) is awaited before the stream closes.
       let writes = Promise.resolve();
       await new Promise<void>((resolve) => {
         const stop = center.watch(first.id, (job) => {
-          writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(job) }));
+          writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(publicJob(job)) }));
           if (isTerminal(job.state)) {
             stop();
             resolve();
@@ -467,7 +472,7 @@ export function createApp(options: AppOptions): Hono<Env> {
         void center.get(first.id).then((now) => {
           if (!isTerminal(now.state)) return;
           stop();
-          writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(now) }));
+          writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(publicJob(now)) }));
           resolve();
         }, resolve);
       });

@@ -135,6 +135,7 @@ async function serveLocked(
     allowAdHocUrls: Boolean(options.allowAdHocUrls),
     ...(defaultRepository ? { defaultRepository } : {}),
     resolveConfigName: (value) => resolveRepository(value, options.env ?? process.env),
+    ...(catalog instanceof PostgresJobCatalog ? { protectedDatabases: [catalog.location] } : {}),
   });
   const scheduler = new Scheduler(schedules, {
     now: () => new Date(),

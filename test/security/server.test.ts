@@ -74,10 +74,17 @@ interface Answer {
   json: any;
 }
 async function call(srv: Srv, role: Role | undefined, method: string, route: string, body?: unknown, raw?: string): Promise<Answer> {
-  const res = await fetch(`${srv.server.url}${route}`, {
-    method,
-    headers: { ...(role ? { authorization: `Bearer ${srv.tokens[role]}` } : {}), ...(body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(raw !== undefined ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}),
+  const send = (): Promise<Response> =>
+    fetch(`${srv.server.url}${route}`, {
+      method,
+      headers: { ...(role ? { authorization: `Bearer ${srv.tokens[role]}` } : {}), ...(body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(raw !== undefined ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  // A kept-alive socket the server closed just as it was reused is reset before the request was
+  // read: sent again once (the request never reached the server).
+  const res = await send().catch((err: Error & { cause?: { code?: string } }) => {
+    if (err.cause?.code === 'ECONNRESET') return send();
+    throw err;
   });
   const text = await res.text();
   let json: unknown;
@@ -279,6 +286,44 @@ describe('1. the data folder is never a source, target or repository', () => {
     expect(overwrite.status).toBe(403);
     expect(await (await Repository.open(new FileSystemStorage(mainRepo))).hasBackup('stolen')).toBe(false);
     for (const role of ['admin', 'operator', 'viewer'] as const) expect((await call(open, role, 'GET', '/v1/jobs')).status).toBe(200);
+  });
+
+  it('a PostgreSQL job catalog (--catalog) is never a source or target either, however the URL spells it', async () => {
+    const catalogDb = createDatabase('cairn_sec_catalog');
+    const srv = await (async (): Promise<Srv> => {
+      const dataDir = path.join(work, 'pgcat-data');
+      const store = new SqliteTokenStore(catalogFile(dataDir));
+      const tokens = { admin: store.create('admin').token, operator: store.create('operator').token, viewer: store.create('viewer').token };
+      store.close();
+      const server = await startServer({ dataDir, port: 0, catalogUrl: `postgres://postgres@127.0.0.1:5432/${catalogDb}`, allowAdHocUrls: true, env: {}, errorLog: () => undefined });
+      return { server, dataDir, tokens };
+    })();
+    try {
+      expect((await call(srv, 'admin', 'POST', '/v1/repositories', { name: 'main', url: mainRepo })).status).toBe(201);
+      const spellings = [
+        `postgres://postgres@127.0.0.1:5432/${catalogDb}`,
+        `postgresql://localhost/${catalogDb}`,
+        `postgres://someone:${PASSWORD}@[::1]:5432/${catalogDb}`,
+        `postgres://127.0.0.1/${catalogDb}?sslmode=disable`,
+        `POSTGRES://postgres@LOCALHOST:5432/${catalogDb}`,
+      ];
+      for (const url of spellings) {
+        for (const [role, route, body] of [
+          ['operator', '/v1/backups', { source: url, repository: 'main' }],
+          ['operator', '/v1/restores', { backup: mainBackup, repository: 'main', target: url, onConflict: 'overwrite' }],
+          ['admin', '/v1/sources', { name: 'evil', url }],
+        ] as [Role, string, unknown][]) {
+          const r = await call(srv, role, 'POST', route, body);
+          count('1: job catalog database URL × route');
+          expect(r.status, `${route} ${url}: ${r.text}`).toBe(403);
+          expect(r.json.error.message).toMatch(/job catalog/);
+          expect(r.text).not.toContain(PASSWORD);
+        }
+      }
+    } finally {
+      await srv.server.close();
+      dropDatabase(catalogDb);
+    }
   });
 
   it('cairn source add refuses the data folder\'s catalog too', () => {
