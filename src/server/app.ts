@@ -29,7 +29,7 @@ import { buildScheduleSpec } from '../jobs/schedule-spec.js';
 import { deleteScheduledBackupsOf, enabledSchedulesUsing, sourceInUse } from '../jobs/scheduled-backup.js';
 import { databaseKey } from '../jobs/database-key.js';
 import { openApiDocument } from './openapi.js';
-import { quote, safeMessage, scrubSecrets } from './redact.js';
+import { answerMessage, quote, safeMessage, scrubSecrets } from './redact.js';
 import { AccessPolicy, DEFAULT_REPOSITORY, ForbiddenError, isName } from './access.js';
 import { publicSchedule } from './public.js';
 
@@ -64,7 +64,8 @@ const ALLOWED: Record<Role, ReadonlySet<string>> = {
   viewer: new Set(['read']),
 };
 
-type Env = { Variables: { token: TokenInfo } };
+/** inputs: the strings a request named (URLs, paths), redacted wherever an error quotes them. */
+type Env = { Variables: { token: TokenInfo; inputs: string[] } };
 
 /** A job record as answered: its error message through the same guard as every error (secrets, length). */
 function publicJob(job: JobRecord): JobRecord {
@@ -118,8 +119,9 @@ export function createApp(options: AppOptions): Hono<Env> {
       const detail = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
       log(scrubSecrets(`cairn server: ${c.req.method} ${c.req.path} answered 500: ${detail}`));
     }
-    if (err instanceof ForbiddenError) return c.json({ error: { code: 'FORBIDDEN', message: safeMessage(err.message) } }, 403);
-    if (err instanceof CairnError) return c.json({ error: { code: err.code, message: safeMessage(err.message) } }, status);
+    const inputs = [...(c.get('inputs') ?? []), ...['repository', 'source'].map((q) => c.req.query(q) ?? '')];
+    if (err instanceof ForbiddenError) return c.json({ error: { code: 'FORBIDDEN', message: answerMessage(err.message, inputs) } }, 403);
+    if (err instanceof CairnError) return c.json({ error: { code: err.code, message: answerMessage(err.message, inputs) } }, status);
     return c.json({ error: { code: 'INTERNAL', message: 'Internal error; the server log has the details.' } }, 500);
   });
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${quote(c.req.path)}; see /openapi.json.` } }, 404));
@@ -169,7 +171,11 @@ export function createApp(options: AppOptions): Hono<Env> {
       throw new UsageError('The request body is not valid JSON.');
     }
   };
-  const parse = <T>(schema: { safeParse: (v: unknown) => { success: true; data: T } | { success: false; error: import('zod').ZodError } }, value: unknown): T => {
+  const parse = <T>(schema: { safeParse: (v: unknown) => { success: true; data: T } | { success: false; error: import('zod').ZodError } }, value: unknown, c?: Context<Env>): T => {
+    // The strings it names, for answerMessage (a URL's password is hidden wherever it is quoted).
+    if (c && value !== null && typeof value === 'object') {
+      c.set('inputs', ['source', 'target', 'repository', 'from', 'to', 'url'].map((k) => (value as Record<string, unknown>)[k]).filter((v): v is string => typeof v === 'string'));
+    }
     const r = schema.safeParse(value);
     if (!r.success) throw new UsageError(`Invalid request: ${describeZodError(r.error)}.`);
     return r.data;
@@ -182,7 +188,7 @@ export function createApp(options: AppOptions): Hono<Env> {
 
   // ---- backups
   app.post('/v1/backups', allow('operate'), async (c) => {
-    const req = parse(CreateBackupBody, await body(c));
+    const req = parse(CreateBackupBody, await body(c), c);
     if (req.id !== undefined) validateBackupId(req.id);
     const source = openSource(sourceUrl(c, req.source)); // validates the URL; its location has no secret
     const repo = await openRepo(c, req.repository);
@@ -259,7 +265,7 @@ export function createApp(options: AppOptions): Hono<Env> {
 
   // ---- restores
   app.post('/v1/restores', allow('operate'), async (c) => {
-    const req = parse(CreateRestoreBody, await body(c));
+    const req = parse(CreateRestoreBody, await body(c), c);
     const backupId = validateBackupId(req.backup);
     const repo = await openRepo(c, req.repository);
     const manifest = await repo.readManifest(backupId); // 404 before a job exists
@@ -297,7 +303,7 @@ export function createApp(options: AppOptions): Hono<Env> {
 
   // ---- copy, verify, prune
   app.post('/v1/copies', allow('operate'), async (c) => {
-    const req = parse(CreateCopyBody, await body(c));
+    const req = parse(CreateCopyBody, await body(c), c);
     const backupId = validateBackupId(req.backup);
     const [from, to] = [await openRepo(c, req.from), await openRepo(c, req.to)];
     await from.readManifest(backupId);
@@ -320,7 +326,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   });
 
   app.post('/v1/verifications', allow('operate'), async (c) => {
-    const req = parse(CreateVerifyBody, await body(c));
+    const req = parse(CreateVerifyBody, await body(c), c);
     const ids = (req.backups ?? []).map(validateBackupId);
     const repo = await openRepo(c, req.repository);
     const job = await center.start({
@@ -342,7 +348,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   });
 
   app.post('/v1/prunes', allow('operate'), async (c) => {
-    const req = parse(CreatePruneBody, await body(c));
+    const req = parse(CreatePruneBody, await body(c), c);
     const repo = await openRepo(c, req.repository);
     const job = await center.start({
       kind: 'prune',
@@ -359,7 +365,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   // ---- registered sources and repositories (their URLs never leave the server)
   for (const [kind, plural] of [['source', 'sources'], ['repository', 'repositories']] as [RegistrationKind, string][]) {
     app.post(`/v1/${plural}`, allow('admin'), async (c) => {
-      const req = parse(RegisterBody, await body(c));
+      const req = parse(RegisterBody, await body(c), c);
       let location: string;
       if (kind === 'source') {
         location = openSource(req.url).location;
@@ -406,7 +412,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     return c.json({ schedules: schedules.list().map((s) => ({ ...publicSchedule(s), nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null })) });
   });
   app.post('/v1/schedules', allow('operate'), async (c) => {
-    const req = parse(CreateScheduleBody, await body(c));
+    const req = parse(CreateScheduleBody, await body(c), c);
     const spec = buildScheduleSpec({ ...req, repository: req.repository ?? DEFAULT_REPOSITORY }, new Date());
     openSource(sourceUrl(c, spec.source));
     await openRepo(c, spec.repository);

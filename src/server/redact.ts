@@ -65,3 +65,16 @@ export function safeMessage(message: string): string {
     .replace(/[^\s"]{129,}/g, (run) => `${run.slice(0, QUOTE_MAX)}…`);
   return clipped.length > MESSAGE_MAX ? `${clipped.slice(0, MESSAGE_MAX)}…` : clipped;
 }
+
+/**
+ * An error message as answered to a request: every verbatim occurrence of what the request sent
+ * (its URLs, names, paths) replaced by its redacted form first — the exact way to hide a password
+ * that broke the URL it was in, wherever a deeper layer quoted it — then safeMessage().
+ */
+export function answerMessage(message: string, inputs: readonly string[] = []): string {
+  let out = message;
+  for (const v of [...inputs].sort((a, b) => b.length - a.length)) {
+    if (v.length >= 4 && out.includes(v)) out = out.split(v).join(redactUrl(v));
+  }
+  return safeMessage(out);
+}

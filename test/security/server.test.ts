@@ -474,6 +474,9 @@ describe('4. secrets leave the server to no one, in no field, in no error', () =
       ['operator', '/v1/schedules', { name: 'bad', source: rawSlashUrl, repository: 'main', cron: '@daily' }],
       ['operator', '/v1/backups', { source: `mysql://root:${PASSWORD}@h/db`, repository: 'main' }],
       ['operator', '/v1/backups', { source: `postgres://u:${RAW_SLASH_PASSWORD}@h/db/extra`, repository: 'main' }],
+      ['operator', '/v1/backups', { source: `sqlite://app:${PASSWORD} x@host/app.db`, repository: 'main' }],
+      ['operator', '/v1/restores', { backup: 'pg-secret', repository: 'main', target: `postgres://u:"${RAW_SLASH_PASSWORD} "@h/db` }],
+      ['admin', '/v1/repositories', { name: 'bad', url: `s3://key:${RAW_SLASH_PASSWORD}@bucket/x` }],
     ] as [Role, string, unknown][]) {
       for (const srv of [open, strict]) {
         const r = keep(`invalid URL ${route}`, await call(srv, role, 'POST', route, body));
