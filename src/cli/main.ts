@@ -825,10 +825,11 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { dataDir?: string; json?: boolean }) => {
       const store = new SqliteScheduleStore(catalogPath(opts.dataDir));
-      const { publicSchedule } = await import('../server/public.js');
+      const { publicRuns, publicSchedule } = await import('../server/public.js');
       try {
-        const s = publicSchedule(store.get(name));
-        const runs = store.runs(name, 20);
+        const stored = store.get(name);
+        const s = publicSchedule(stored);
+        const runs = publicRuns(store.runs(name, 20), stored);
         if (opts.json) return io.out(JSON.stringify({ schedule: s, runs }, null, 2));
         io.out(
           [

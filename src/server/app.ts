@@ -31,7 +31,7 @@ import { databaseKey } from '../jobs/database-key.js';
 import { openApiDocument } from './openapi.js';
 import { answerMessage, quote, safeMessage, scrubSecrets } from './redact.js';
 import { AccessPolicy, DEFAULT_REPOSITORY, ForbiddenError, isName } from './access.js';
-import { publicSchedule } from './public.js';
+import { publicRuns, publicSchedule } from './public.js';
 
 export interface AppOptions {
   center: JobCenter;
@@ -421,7 +421,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   });
   app.get('/v1/schedules/:name', allow('read'), (c) => {
     const s = schedules.get(scheduleName(c.req.param('name')));
-    return c.json({ schedule: { ...publicSchedule(s), nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null }, runs: schedules.runs(s.name, 50) });
+    return c.json({ schedule: { ...publicSchedule(s), nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null }, runs: publicRuns(schedules.runs(s.name, 50), s) });
   });
   for (const action of ['enable', 'disable'] as const) {
     app.post(`/v1/schedules/:name/${action}`, allow('operate'), (c) => {
@@ -432,7 +432,10 @@ export function createApp(options: AppOptions): Hono<Env> {
   }
   app.post('/v1/schedules/:name/run', allow('operate'), async (c) => {
     // 409 only when a job holds the schedule's database; otherwise the error that stopped it.
-    const jobId = await scheduler.runNow(scheduleName(c.req.param('name')));
+    const name = scheduleName(c.req.param('name'));
+    const spec = schedules.get(name);
+    c.set('inputs', [spec.source, spec.repository]); // the error may quote its URL
+    const jobId = await scheduler.runNow(name);
     return c.json({ job: publicJob(await center.get(jobId)) }, 202);
   });
   app.delete('/v1/schedules/:name', allow('operate'), (c) => {

@@ -6,7 +6,8 @@
 import type { ScheduleSpec } from '../catalog/schedules.js';
 import { openSource } from '../sources/index.js';
 import { isName } from './access.js';
-import { redactUrl } from './redact.js';
+import { answerMessage, redactUrl } from './redact.js';
+import type { ScheduleRun } from '../catalog/schedules.js';
 
 export function publicSource(value: string): string {
   if (isName(value)) return value;
@@ -26,4 +27,9 @@ export function publicRepository(value: string): string {
 
 export function publicSchedule<T extends Pick<ScheduleSpec, 'source' | 'repository'>>(s: T): T {
   return { ...s, source: publicSource(s.source), repository: publicRepository(s.repository) };
+}
+
+/** A schedule's runs as shown: a reason (an error message) may quote the schedule's source URL. */
+export function publicRuns<R extends Pick<ScheduleRun, 'reason'>>(runs: R[], s: Pick<ScheduleSpec, 'source' | 'repository'>): R[] {
+  return runs.map((r) => (r.reason ? { ...r, reason: answerMessage(r.reason, [s.source, s.repository]) } : r));
 }
