@@ -60,6 +60,8 @@ const MESSAGE_MAX = 2000;
  */
 export function safeMessage(message: string): string {
   const clipped = scrubSecrets(message)
+    // eslint-disable-next-line no-control-regex -- control characters from input are replaced
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '?')
     .replace(/"([^"\n]{65,})"/g, (_m, inner: string) => quote(inner))
     // and any unquoted run of 129+ characters without a space (a path or URL quoted bare)
     .replace(/[^\s"]{129,}/g, (run) => `${run.slice(0, QUOTE_MAX)}…`);

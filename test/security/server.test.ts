@@ -583,6 +583,16 @@ describe('6. request limits: bodies, ids, names, arrays; errors quote a short pr
     ['admin', 'DELETE', `/v1/sources/${aa(8000)}`, undefined],
     ['admin', 'DELETE', `/v1/sources/app?force=${A(8000)}`, undefined],
     ['admin', 'DELETE', `/v1/repositories/${A(8000)}`, undefined],
+    ['viewer', 'GET', '/v1/backups?repository=%E0%A4%A', undefined],
+    ['viewer', 'GET', '/v1/jobs/%E0%A4%A', undefined],
+    ['viewer', 'GET', '/v1/schedules/%ZZ', undefined],
+    ['viewer', 'GET', '/v1/backups/%00?repository=main', undefined],
+    ['viewer', 'GET', '/v1/jobs?kind=%FF', undefined],
+    ['admin', 'DELETE', '/v1/sources/%2e%2e', undefined],
+    ['operator', 'POST', '/v1/backups', '12'],
+    ['operator', 'POST', '/v1/backups', 'null'],
+    ['operator', 'POST', '/v1/backups', '"just a string"'],
+    ['admin', 'POST', '/v1/sources', '{"name":"a","name":"__proto__","url":"sqlite:///tmp/x.db"}'],
   ];
 
   it('every hostile request is refused with 4xx, a short answer, and no long run of the input echoed', async () => {
@@ -595,6 +605,7 @@ describe('6. request limits: bodies, ids, names, arrays; errors quote a short pr
       expect(r.status, what).not.toBe(500); // 4xx, or 502 for a path the file system refuses (a 2000-character name)
       expect(r.text.length, what).toBeLessThan(2500);
       expect(r.text, what).not.toMatch(/[Aaf]{80}/);
+      expect(r.json?.error?.message ?? '', what).not.toMatch(/[\u0000-\u0008]/); // eslint-disable-line no-control-regex
       expect(Date.now() - started, what).toBeLessThan(5000);
     }
     // the server is still well
