@@ -648,6 +648,60 @@ describe('6. request limits: bodies, ids, names, arrays; errors quote a short pr
   });
 });
 
+describe('role checks still hold on every route (what a role may DO)', () => {
+  /** [method, route, the least role allowed]: sent with an empty body, so nothing runs when allowed. */
+  const routes: [string, string, Role][] = [
+    ['POST', '/v1/backups', 'operator'],
+    ['GET', '/v1/backups?repository=main', 'viewer'],
+    ['GET', '/v1/backups/nope?repository=main', 'viewer'],
+    ['DELETE', '/v1/backups/nope?repository=main', 'operator'],
+    ['POST', '/v1/restores', 'operator'],
+    ['POST', '/v1/copies', 'operator'],
+    ['POST', '/v1/verifications', 'operator'],
+    ['POST', '/v1/prunes', 'operator'],
+    ['POST', '/v1/sources', 'admin'],
+    ['GET', '/v1/sources', 'viewer'],
+    ['DELETE', '/v1/sources/nope', 'admin'],
+    ['POST', '/v1/repositories', 'admin'],
+    ['GET', '/v1/repositories', 'viewer'],
+    ['DELETE', '/v1/repositories/nope', 'admin'],
+    ['GET', '/v1/schedules', 'viewer'],
+    ['POST', '/v1/schedules', 'operator'],
+    ['GET', '/v1/schedules/nope', 'viewer'],
+    ['POST', '/v1/schedules/nope/enable', 'operator'],
+    ['POST', '/v1/schedules/nope/disable', 'operator'],
+    ['POST', '/v1/schedules/nope/run', 'operator'],
+    ['DELETE', '/v1/schedules/nope', 'operator'],
+    ['GET', '/v1/jobs', 'viewer'],
+    ['GET', '/v1/jobs/backup-0000000000000000', 'viewer'],
+    ['POST', '/v1/jobs/backup-0000000000000000/cancel', 'operator'],
+    ['GET', '/v1/jobs/backup-0000000000000000/events', 'viewer'],
+  ];
+  const rank: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
+
+  it('no token or an unknown one: 401; a role below the route\'s: 403; at or above: past the check', async () => {
+    for (const [method, route, least] of routes) {
+      const body = method === 'POST' ? '{}' : undefined;
+      for (const bad of [undefined, 'cairn_000000000000_nope', 'Basic x']) {
+        const res = await fetch(`${strict.server.url}${route}`, { method, headers: { ...(bad ? { authorization: bad.startsWith('Basic') ? bad : `Bearer ${bad}` } : {}), 'content-type': 'application/json' }, ...(body ? { body } : {}) });
+        await res.text();
+        count('role check: bad or missing token');
+        expect(res.status, `${method} ${route} with ${bad ?? 'no token'}`).toBe(401);
+      }
+      for (const role of ['viewer', 'operator', 'admin'] as const) {
+        const r = await call(strict, role, method, route, undefined, body);
+        count('role check: role × route');
+        if (rank[role] < rank[least]) {
+          expect(r.status, `${role} ${method} ${route}`).toBe(403);
+          expect(r.json.error.message).toMatch(new RegExp(`The role "${role}" may not`));
+        } else {
+          expect([401, 403], `${role} ${method} ${route}: ${r.text}`).not.toContain(r.status);
+        }
+      }
+    }
+  });
+});
+
 describe('8. "__proto__", "constructor" and "prototype" are names like any other', () => {
   it('renames keyed __proto__ / constructor / prototype restore those tables under their new names', async () => {
     const b = await call(open, 'operator', 'POST', '/v1/backups', { source: 'app', repository: 'main', id: 'odd-names' });
