@@ -55,9 +55,7 @@ export function pgLocation(s: PgConnectionSettings, database = s.database): stri
 }
 
 export function redactUrl(url: string): string {
-  // Up to the LAST "@": a password may hold a raw "/" or "@" (then the URL does not parse, and
-  // this is what the error quotes).
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/:@]*):[^]*@/i, '$1:***@');
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/:@]*):[^@/]*@/i, '$1:***@');
 }
 
 /** Client settings for `pg`; `database` overrides the URL's (e.g. "postgres" for CREATE DATABASE). */
