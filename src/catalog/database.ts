@@ -6,12 +6,23 @@ import Database from '../sources/sqlite/driver.js';
 
 /** The catalog's SQLite file (created with a private folder), in WAL mode so readers never wait. */
 export function openCatalogDatabase(file: string): BetterSqlite3.Database {
-  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  if (file !== ':memory:' && fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 }) !== undefined) fs.chmodSync(path.dirname(file), 0o700);
   const db = new Database(file);
-  // It may hold database passwords (registered sources): readable by its owner only.
+  // It may hold database passwords (registered sources): readable by its owner only, and so
+  // are its -wal and -shm files (whatever the umask, whoever created them first).
   if (file !== ':memory:') fs.chmodSync(file, 0o600);
   db.pragma('journal_mode = WAL');
   db.pragma('busy_timeout = 5000');
+  if (file !== ':memory:') {
+    db.prepare('SELECT 1').get();
+    for (const extra of [`${file}-wal`, `${file}-shm`]) {
+      try {
+        fs.chmodSync(extra, 0o600);
+      } catch {
+        /* not there (yet): SQLite creates them with the database file's mode */
+      }
+    }
+  }
   return db;
 }
 

@@ -2,7 +2,6 @@ import { resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { CairnError, CancelledError, EXIT_CODES, NotFoundError, UsageError, type ErrorCode } from '../core/errors.js';
 import { addDuration, parseDuration } from '../core/durations.js';
-import { redactUrl } from '../sources/postgres/connection.js';
 import { catalogFile, defaultDataDir } from '../catalog/database.js';
 import { SqliteRegistry } from '../catalog/registry.js';
 import { SqliteScheduleStore } from '../catalog/schedules.js';
@@ -684,6 +683,8 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       const location = openSource(url).location;
       const registry = new SqliteRegistry(catalogPath(opts.dataDir));
       try {
+        const { AccessPolicy } = await import('../server/access.js');
+        new AccessPolicy({ dataDir: opts.dataDir ?? defaultDataDir(), registry }).checkDatabaseUrl(url, 'That source');
         const r = registry.add('source', name, url, location);
         if (opts.json) io.out(JSON.stringify(r, null, 2));
         else io.out(`Registered source ${name} -> ${location}.`);
@@ -794,7 +795,8 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       }
       const { cronOf } = await import('../jobs/scheduler.js');
       const next = spec.enabled ? cronOf(spec.cron, spec.timezone).nextRun(new Date())?.toISOString() ?? null : null;
-      if (opts.json) return io.out(JSON.stringify({ ...spec, nextRun: next }, null, 2));
+      const { publicSchedule } = await import('../server/public.js');
+      if (opts.json) return io.out(JSON.stringify({ ...publicSchedule(spec), nextRun: next }, null, 2));
       io.out(`Added schedule ${name} (${spec.cron} ${spec.timezone}); ${next ? `next run ${next}` : 'disabled'}. cairn server runs it.`);
     });
   schedule
@@ -805,11 +807,13 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .action(async (opts: { dataDir?: string; json?: boolean }) => {
       const store = new SqliteScheduleStore(catalogPath(opts.dataDir));
       const { cronOf } = await import('../jobs/scheduler.js');
+      const { publicSchedule } = await import('../server/public.js');
       try {
-        const list = store.list().map((s) => ({ ...s, nextRun: s.enabled ? cronOf(s.cron, s.timezone).nextRun(new Date())?.toISOString() ?? null : null }));
+        // Sources as registered names or locations: a URL's password never leaves the catalog.
+        const list = store.list().map((s) => ({ ...publicSchedule(s), nextRun: s.enabled ? cronOf(s.cron, s.timezone).nextRun(new Date())?.toISOString() ?? null : null }));
         if (opts.json) return io.out(JSON.stringify(list, null, 2));
         if (list.length === 0) return io.out('No schedules. Add one with: cairn schedule add <name> --source … --repo … --cron "0 3 * * *"');
-        io.out(table(['NAME', 'CRON', 'ZONE', 'SOURCE', 'ENABLED', 'NEXT RUN', 'LAST DUE'], list.map((s) => [s.name, s.cron, s.timezone, redactUrl(s.source), s.enabled ? 'yes' : 'no', s.nextRun ?? '-', s.lastDue ?? '-'])));
+        io.out(table(['NAME', 'CRON', 'ZONE', 'SOURCE', 'ENABLED', 'NEXT RUN', 'LAST DUE'], list.map((s) => [s.name, s.cron, s.timezone, s.source, s.enabled ? 'yes' : 'no', s.nextRun ?? '-', s.lastDue ?? '-'])));
       } finally {
         store.close();
       }
@@ -821,16 +825,18 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { dataDir?: string; json?: boolean }) => {
       const store = new SqliteScheduleStore(catalogPath(opts.dataDir));
+      const { publicRuns, publicSchedule } = await import('../server/public.js');
       try {
-        const s = store.get(name);
-        const runs = store.runs(name, 20);
-        if (opts.json) return io.out(JSON.stringify({ schedule: { ...s, source: redactUrl(s.source) }, runs }, null, 2));
+        const stored = store.get(name);
+        const s = publicSchedule(stored);
+        const runs = publicRuns(store.runs(name, 20), stored);
+        if (opts.json) return io.out(JSON.stringify({ schedule: s, runs }, null, 2));
         io.out(
           [
             `Schedule ${s.name} (${s.enabled ? 'enabled' : 'disabled'})`,
             `  id           ${s.id}`,
             `  cron         ${s.cron} (${s.timezone})`,
-            `  source       ${redactUrl(s.source)}`,
+            `  source       ${s.source}`,
             `  repository   ${s.repository}`,
             `  retention    ${Object.entries(s.retention).map(([k, v]) => `${k}=${v}`).join(' ') || 'none (keeps everything)'}`,
             `  expires      ${s.expires ?? 'never'}`,
@@ -890,6 +896,8 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
         const store = new SqliteScheduleStore(catalogPath(opts.dataDir));
         const registry = new SqliteRegistry(catalogPath(opts.dataDir));
         const catalog = new SqliteJobCatalog(catalogPath(opts.dataDir));
+        const { AccessPolicy } = await import('../server/access.js');
+        const access = new AccessPolicy({ dataDir: opts.dataDir ?? defaultDataDir(), registry });
         try {
           const center = new JobCenter(catalog, { log: (line) => io.err(line) });
           const scheduler = new Scheduler(store, {
@@ -902,7 +910,9 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
                 if (/^[a-z0-9][a-z0-9_-]*$/.test(v) && registry.url('source', v) === undefined) {
                   throw new NotFoundError(`Schedule "${name}" names source "${v}", which is not registered: register it (cairn source add ${v} <url>) or change the schedule.`);
                 }
-                return openSource(registry.url('source', v) ?? v);
+                const url = registry.url('source', v) ?? v;
+                access.checkDatabaseUrl(url, 'That source');
+                return openSource(url);
               },
             }),
           });
@@ -930,7 +940,9 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .option('--listen <host:port>', 'address to listen on; 0.0.0.0 to accept other machines', '127.0.0.1:8080')
     .addOption(dataDirOption())
     .addOption(new Option('--catalog <postgres-url>', 'keep job records in PostgreSQL, shared by several servers (default: SQLite in --data-dir)').env('CAIRN_CATALOG'))
-    .action(async (opts: { listen: string; dataDir?: string; catalog?: string }) => {
+    .option('--allow-urls', 'let operator and admin tokens name sources, targets and repositories by URL or path, not only by registered name (never the data folder; viewers never)')
+    .addHelpText('after', '\nRequests name registered sources and repositories (cairn source add, POST /v1/sources, POST /v1/repositories)\nand "default", the repository the BACKUP_* variables describe (used when a request names none).')
+    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean }) => {
       const { host, port } = parseListen(opts.listen);
       const { startServer } = await import('../server/index.js');
       const server = await startServer({
@@ -938,6 +950,7 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
         ...(opts.catalog ? { catalogUrl: opts.catalog } : {}),
         host,
         port,
+        ...(opts.allowUrls ? { allowAdHocUrls: true } : {}),
         log: (line) => io.err(line),
       });
       await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
@@ -1021,7 +1034,7 @@ async function needServer(opts: ServerFlags) {
 }
 
 function requireRepoName(repo: string | undefined): string {
-  if (!repo) throw new UsageError('With --server, name the repository with --repo (a name registered on the server, or a URL it can reach).');
+  if (!repo) throw new UsageError('With --server, name the repository with --repo: a name registered on the server, "default" for its BACKUP_* repository, or a URL when it runs with --allow-urls.');
   return repo;
 }
 

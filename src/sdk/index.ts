@@ -3,7 +3,7 @@
  * dependency, so other TypeScript projects can import it alone:
  *
  *   const cairn = new CairnClient({ url: 'http://127.0.0.1:8080', token: process.env.CAIRN_TOKEN });
- *   const job = await cairn.backups.create({ source: 'postgres://db/app', repository: 'prod' }, { waitForCompletion: true });
+ *   const job = await cairn.backups.create({ source: 'app', repository: 'prod' }, { waitForCompletion: true });
  *   console.log(job.result?.backupId);
  */
 import { TERMINAL_STATES, type JobKind, type JobRecord, type JobState } from '../catalog/types.js';
@@ -30,6 +30,13 @@ export interface RegisteredSource {
   createdAt: string;
 }
 
+export interface RegisteredRepository {
+  kind: 'repository';
+  name: string;
+  location: string;
+  createdAt: string;
+}
+
 export interface ClientOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8080. */
   url: string;
@@ -38,9 +45,14 @@ export interface ClientOptions {
   fetch?: typeof fetch;
 }
 
+/**
+ * `source`, `target`, `repository`, `from`, `to`: names registered on the server (sources.add,
+ * repositories.add; "default" is the server's BACKUP_* repository, used when `repository` is
+ * left out). URLs and paths only when the server runs with --allow-urls (never for viewers).
+ */
 export interface CreateBackupRequest {
   source: string;
-  repository: string;
+  repository?: string;
   id?: string;
   include?: string[];
   exclude?: string[];
@@ -49,7 +61,7 @@ export interface CreateBackupRequest {
 
 export interface CreateRestoreRequest {
   backup: string;
-  repository: string;
+  repository?: string;
   target: string;
   include?: string[];
   exclude?: string[];
@@ -59,7 +71,8 @@ export interface CreateRestoreRequest {
   jobs?: number;
 }
 
-export type CreateScheduleRequest = ScheduleInput;
+/** repository: left out, the server's default ("default", its BACKUP_* repository). */
+export type CreateScheduleRequest = Omit<ScheduleInput, 'repository'> & { repository?: string };
 
 export interface WaitOptions {
   /** Resolve only when the job has ended (SUCCESS), throw JobFailedError on FAILED / CANCELED. */
@@ -116,12 +129,12 @@ export class CairnClient {
 
   readonly backups = {
     create: (request: CreateBackupRequest, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/backups', request, wait),
-    list: async (query: { repository: string; source?: string }): Promise<BackupSummary[]> =>
+    list: async (query: { repository?: string; source?: string } = {}): Promise<BackupSummary[]> =>
       (await this.request<{ backups: BackupSummary[] }>('GET', `/v1/backups?${new URLSearchParams(query as Record<string, string>)}`)).backups,
-    get: (id: string, repository: string): Promise<Record<string, unknown>> =>
-      this.request('GET', `/v1/backups/${encodeURIComponent(id)}?${new URLSearchParams({ repository })}`),
-    delete: (id: string, repository: string): Promise<Record<string, unknown>> =>
-      this.request('DELETE', `/v1/backups/${encodeURIComponent(id)}?${new URLSearchParams({ repository })}`),
+    get: (id: string, repository?: string): Promise<Record<string, unknown>> =>
+      this.request('GET', `/v1/backups/${encodeURIComponent(id)}${repository ? `?${new URLSearchParams({ repository })}` : ''}`),
+    delete: (id: string, repository?: string): Promise<Record<string, unknown>> =>
+      this.request('DELETE', `/v1/backups/${encodeURIComponent(id)}${repository ? `?${new URLSearchParams({ repository })}` : ''}`),
   };
 
   readonly restores = {
@@ -159,6 +172,15 @@ export class CairnClient {
       const qs = query.toString();
       return this.request('DELETE', `/v1/sources/${encodeURIComponent(name)}${qs ? `?${qs}` : ''}`);
     },
+  };
+
+  /** Repositories registered by name (admin token to add or remove; they must be initialised). */
+  readonly repositories = {
+    list: async (): Promise<RegisteredRepository[]> => (await this.request<{ repositories: RegisteredRepository[] }>('GET', '/v1/repositories')).repositories,
+    add: async (name: string, url: string): Promise<RegisteredRepository> => (await this.request<{ repository: RegisteredRepository }>('POST', '/v1/repositories', { name, url })).repository,
+    /** Refused (409) while enabled schedules use the name, unless `force`, which disables them. */
+    remove: (name: string, options: { force?: boolean } = {}): Promise<{ removed: string; disabledSchedules: string[] }> =>
+      this.request('DELETE', `/v1/repositories/${encodeURIComponent(name)}${options.force !== undefined ? `?force=${options.force}` : ''}`),
   };
 
   readonly jobs = {

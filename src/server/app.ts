@@ -5,12 +5,13 @@
  */
 import { Hono, type Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
+import { bodyLimit } from 'hono/body-limit';
 import { streamSSE } from 'hono/streaming';
 import os from 'node:os';
 import { CairnError, UsageError, type ErrorCode } from '../core/errors.js';
 import { validateBackupId } from '../core/ids.js';
 import type { Role, SqliteTokenStore, TokenInfo } from '../catalog/tokens.js';
-import { JOB_STATES, type JobKind, type JobState } from '../catalog/types.js';
+import { JOB_STATES, type JobKind, type JobRecord, type JobState } from '../catalog/types.js';
 import { runBackup } from '../jobs/backup.js';
 import { isTerminal, type JobCenter } from '../jobs/job-center.js';
 import { runRestore } from '../jobs/restore.js';
@@ -18,9 +19,9 @@ import { runCopy } from '../jobs/copy.js';
 import { prune } from '../repo/prune.js';
 import { verifyBackupsLocked, verifyFailure } from '../repo/verify.js';
 import { Repository } from '../repo/repository.js';
-import { openSource, openTarget } from '../sources/index.js';
+import { normalizeName, openSource, openTarget } from '../sources/index.js';
 import { openStorage } from '../storage/index.js';
-import { CreateBackupBody, CreateCopyBody, CreatePruneBody, CreateRestoreBody, CreateScheduleBody, CreateVerifyBody, RegisterBody, describeZodError } from './schemas.js';
+import { CreateBackupBody, CreateCopyBody, CreatePruneBody, CreateRestoreBody, CreateScheduleBody, CreateVerifyBody, LIMITS, RegisterBody, describeZodError } from './schemas.js';
 import type { RegistrationKind, SqliteRegistry } from '../catalog/registry.js';
 import type { SqliteScheduleStore } from '../catalog/schedules.js';
 import type { Scheduler } from '../jobs/scheduler.js';
@@ -28,7 +29,9 @@ import { buildScheduleSpec } from '../jobs/schedule-spec.js';
 import { deleteScheduledBackupsOf, enabledSchedulesUsing, sourceInUse } from '../jobs/scheduled-backup.js';
 import { databaseKey } from '../jobs/database-key.js';
 import { openApiDocument } from './openapi.js';
-import { scrubSecrets } from './redact.js';
+import { answerMessage, quote, safeMessage, scrubSecrets } from './redact.js';
+import { AccessPolicy, DEFAULT_REPOSITORY, ForbiddenError, isName } from './access.js';
+import { publicRuns, publicSchedule } from './public.js';
 
 export interface AppOptions {
   center: JobCenter;
@@ -37,8 +40,8 @@ export interface AppOptions {
   registry: SqliteRegistry;
   schedules: SqliteScheduleStore;
   scheduler: Scheduler;
-  /** A repository name or URL → its location (registered names resolved). */
-  resolveRepository: (value: string) => Promise<string>;
+  /** What requests may name: registered sources and repositories, the default repository, ad-hoc URLs or not. */
+  access: AccessPolicy;
   /** Where server errors (500) are reported, secrets scrubbed (default: stderr). */
   log?: (line: string) => void;
 }
@@ -61,32 +64,50 @@ const ALLOWED: Record<Role, ReadonlySet<string>> = {
   viewer: new Set(['read']),
 };
 
-type Env = { Variables: { token: TokenInfo } };
+/** inputs: the strings a request named (URLs, paths), redacted wherever an error quotes them. */
+type Env = { Variables: { token: TokenInfo; inputs: string[] } };
 
-/** Names (registered on the server) or URLs → repositories and source URLs. */
-export function resolvers(registry: SqliteRegistry, resolveRepository: (value: string) => Promise<string>) {
-  const isName = (value: string): boolean => /^[a-z0-9][a-z0-9_-]*$/.test(value);
-  const openRepo = async (value: string): Promise<Repository> => Repository.open(openStorage(registry.url('repository', value) ?? (await resolveRepository(value))));
-  /** A registered source's URL (with its secrets, for connecting only), or the URL given. */
-  const sourceUrl = (value: string): string => {
-    if (!isName(value)) return value;
-    const url = registry.url('source', value);
-    if (url === undefined) throw new CairnError('NOT_FOUND', `No source named "${value}" is registered: list them with GET /v1/sources, or give a database URL.`);
-    return url;
-  };
-  return { openRepo, sourceUrl };
+/** A job record as answered: its error message through the same guard as every error (secrets, length). */
+function publicJob(job: JobRecord): JobRecord {
+  return job.error ? { ...job, error: { ...job.error, message: safeMessage(job.error.message) } } : job;
+}
+
+const JOB_KINDS: readonly JobKind[] = ['backup', 'restore', 'copy', 'verify', 'prune'];
+
+/** A backup id from a path: checked before anything is looked up, and quoted short when invalid. */
+function backupId(value: string): string {
+  if (value.length > 128) throw new UsageError(`Invalid backup id ${quote(value)}: use 1-128 lowercase letters, digits, "-" or "_".`);
+  return validateBackupId(value);
+}
+
+/** A job id from a path (kind-hex): anything else cannot name a job. */
+function jobId(value: string): string {
+  if (!/^[a-z]{1,16}-[0-9a-f]{1,64}$/.test(value)) throw new CairnError('NOT_FOUND', `Job ${quote(value)} not found: job ids look like backup-0123456789abcdef (GET /v1/jobs lists them).`);
+  return value;
+}
+
+/** A schedule name from a path. */
+function scheduleName(value: string): string {
+  if (!isName(value)) throw new CairnError('NOT_FOUND', `No schedule named ${quote(value)}: schedule names are lowercase letters, digits, - and _ (GET /v1/schedules lists them).`);
+  return value;
+}
+
+/** A registered source or repository name from a path. */
+function registeredName(value: string, kind: RegistrationKind): string {
+  if (!isName(value)) throw new CairnError('NOT_FOUND', `No ${kind} named ${quote(value)} is registered: names are lowercase letters, digits, - and _.`);
+  return value;
 }
 
 /** A true/false query parameter, undefined when absent. */
 function booleanQuery(c: Context<Env>, name: string): boolean | undefined {
   const v = c.req.query(name);
   if (v === undefined) return undefined;
-  if (v !== 'true' && v !== 'false') throw new UsageError(`${name} is true or false.`);
+  if (v !== 'true' && v !== 'false') throw new UsageError(`${name} is true or false, not ${quote(v)}.`);
   return v === 'true';
 }
 
 export function createApp(options: AppOptions): Hono<Env> {
-  const { center, tokens, registry } = options;
+  const { center, tokens, registry, access } = options;
   const app = new Hono<Env>();
   const counters = { requests: 0, jobsStarted: new Map<JobKind, number>() };
 
@@ -98,10 +119,24 @@ export function createApp(options: AppOptions): Hono<Env> {
       const detail = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
       log(scrubSecrets(`cairn server: ${c.req.method} ${c.req.path} answered 500: ${detail}`));
     }
-    if (err instanceof CairnError) return c.json({ error: { code: err.code, message: err.message } }, status);
+    const inputs = [...(c.get('inputs') ?? []), ...['repository', 'source'].map((q) => c.req.query(q) ?? '')];
+    if (err instanceof ForbiddenError) return c.json({ error: { code: 'FORBIDDEN', message: answerMessage(err.message, inputs) } }, 403);
+    if (err instanceof CairnError) return c.json({ error: { code: err.code, message: answerMessage(err.message, inputs) } }, status);
     return c.json({ error: { code: 'INTERNAL', message: 'Internal error; the server log has the details.' } }, 500);
   });
-  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${c.req.path}; see /openapi.json.` } }, 404));
+  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${quote(c.req.path)}; see /openapi.json.` } }, 404));
+
+  // Bodies are refused past 1 MiB, by Content-Length at once or while streaming: never buffered.
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: LIMITS.bodyBytes,
+      onError: (c) => {
+        c.header('connection', 'close');
+        return c.json({ error: { code: 'PAYLOAD_TOO_LARGE', message: `The request body is larger than ${LIMITS.bodyBytes} bytes (1 MiB): requests are small JSON documents.` } }, 413);
+      },
+    }),
+  );
 
   app.use('*', async (_c, next) => {
     counters.requests++;
@@ -136,20 +171,27 @@ export function createApp(options: AppOptions): Hono<Env> {
       throw new UsageError('The request body is not valid JSON.');
     }
   };
-  const parse = <T>(schema: { safeParse: (v: unknown) => { success: true; data: T } | { success: false; error: import('zod').ZodError } }, value: unknown): T => {
+  const parse = <T>(schema: { safeParse: (v: unknown) => { success: true; data: T } | { success: false; error: import('zod').ZodError } }, value: unknown, c?: Context<Env>): T => {
+    // The strings it names, for answerMessage (a URL's password is hidden wherever it is quoted).
+    if (c && value !== null && typeof value === 'object') {
+      c.set('inputs', ['source', 'target', 'repository', 'from', 'to', 'url'].map((k) => (value as Record<string, unknown>)[k]).filter((v): v is string => typeof v === 'string'));
+    }
     const r = schema.safeParse(value);
     if (!r.success) throw new UsageError(`Invalid request: ${describeZodError(r.error)}.`);
     return r.data;
   };
-  const { openRepo, sourceUrl } = resolvers(registry, options.resolveRepository);
+  const role = (c: Context<Env>) => c.get('token').role;
+  const openRepo = (c: Context<Env>, value: string | undefined) => access.repository(value, role(c));
+  const sourceUrl = (c: Context<Env>, value: string, what: 'source' | 'target' = 'source') => access.databaseUrl(value, role(c), what);
+  const serverRepo = (value: string) => access.repository(value, 'server');
   const started = (kind: JobKind): void => void counters.jobsStarted.set(kind, (counters.jobsStarted.get(kind) ?? 0) + 1);
 
   // ---- backups
   app.post('/v1/backups', allow('operate'), async (c) => {
-    const req = parse(CreateBackupBody, await body(c));
+    const req = parse(CreateBackupBody, await body(c), c);
     if (req.id !== undefined) validateBackupId(req.id);
-    const source = openSource(sourceUrl(req.source)); // validates the URL; its location has no secret
-    const repo = await openRepo(req.repository);
+    const source = openSource(sourceUrl(c, req.source)); // validates the URL; its location has no secret
+    const repo = await openRepo(c, req.repository);
     if (req.id !== undefined && (await repo.hasBackup(req.id))) throw new CairnError('CONFLICT', `Backup "${req.id}" already exists in ${repo.location}; choose another id.`);
     const cores = os.availableParallelism();
     const jobs = req.config?.jobs ?? (req.config?.cpuPercentage !== undefined ? Math.max(1, Math.floor((cores * req.config.cpuPercentage) / 100)) : undefined);
@@ -176,21 +218,19 @@ export function createApp(options: AppOptions): Hono<Env> {
       },
     });
     started('backup');
-    return c.json({ job }, 202);
+    return c.json({ job: publicJob(job) }, 202);
   });
 
   app.get('/v1/backups', allow('read'), async (c) => {
-    const repository = c.req.query('repository');
-    if (!repository) throw new UsageError('Give the repository: GET /v1/backups?repository=<name or URL>.');
-    const repo = await openRepo(repository);
+    const repo = await openRepo(c, c.req.query('repository'));
     const source = c.req.query('source');
     const status = c.req.query('status');
-    if (status !== undefined && !(JOB_STATES as readonly string[]).includes(status)) throw new UsageError(`Unknown status "${status}": use one of ${JOB_STATES.join(', ')}.`);
+    if (status !== undefined && !(JOB_STATES as readonly string[]).includes(status)) throw new UsageError(`Unknown status ${quote(status)}: use one of ${JOB_STATES.join(', ')}.`);
     const manifests = (await repo.listManifests()).filter((m) => !source || m.source.location === source || m.source.name === source);
     // Complete backups are in the repository; running, failed and cancelled ones are jobs.
     const unfinished = (await center.list({ kind: 'backup', limit: 1000 }))
       .filter((j) => j.state !== 'SUCCESS' && j.params.repository === repo.location && (!source || j.params.source === source))
-      .map((j) => ({ id: typeof j.params.id === 'string' ? j.params.id : null, status: j.state, jobId: j.id, source: { location: j.params.source }, createdAt: j.createdAt, finishedAt: j.finishedAt, error: j.error }));
+      .map((j) => ({ id: typeof j.params.id === 'string' ? j.params.id : null, status: j.state, jobId: j.id, source: { location: j.params.source }, createdAt: j.createdAt, finishedAt: j.finishedAt, error: publicJob(j).error }));
     const complete = manifests.map((m) => ({
         id: m.id,
         status: 'SUCCESS',
@@ -210,40 +250,43 @@ export function createApp(options: AppOptions): Hono<Env> {
   });
 
   app.get('/v1/backups/:id', allow('read'), async (c) => {
-    const repository = c.req.query('repository');
-    if (!repository) throw new UsageError('Give the repository: GET /v1/backups/<id>?repository=<name or URL>.');
-    const repo = await openRepo(repository);
-    const m = await repo.readManifest(validateBackupId(c.req.param('id')));
+    const id = backupId(c.req.param('id'));
+    const repo = await openRepo(c, c.req.query('repository'));
+    const m = await repo.readManifest(id);
     return c.json({ ...m, collections: m.collections.map(({ chunks, segments: _s, definition: _d, ...rest }) => ({ ...rest, chunks: chunks.length })) });
   });
 
   app.delete('/v1/backups/:id', allow('operate'), async (c) => {
-    const repository = c.req.query('repository');
-    if (!repository) throw new UsageError('Give the repository: DELETE /v1/backups/<id>?repository=<name or URL>.');
-    const repo = await openRepo(repository);
-    const id = validateBackupId(c.req.param('id'));
+    const id = backupId(c.req.param('id'));
+    const repo = await openRepo(c, c.req.query('repository'));
     await repo.deleteBackup(id);
     return c.json({ deleted: id, repository: repo.location, note: 'space is reclaimed by prune' });
   });
 
   // ---- restores
   app.post('/v1/restores', allow('operate'), async (c) => {
-    const req = parse(CreateRestoreBody, await body(c));
-    const repo = await openRepo(req.repository);
+    const req = parse(CreateRestoreBody, await body(c), c);
     const backupId = validateBackupId(req.backup);
-    await repo.readManifest(backupId); // 404 before a job exists
-    const target = openTarget(sourceUrl(req.target));
+    const repo = await openRepo(c, req.repository);
+    const manifest = await repo.readManifest(backupId); // 404 before a job exists
+    // Every rename names a collection of the backup ("__proto__" too): none is dropped unseen.
+    for (const [from] of req.renames ?? []) {
+      if (!manifest.collections.some((col) => col.name === normalizeName(manifest.source.kind, from))) {
+        throw new UsageError(`renames: ${quote(from)} is not a collection of backup "${backupId}"; see GET /v1/backups/${backupId}.`);
+      }
+    }
+    const target = openTarget(sourceUrl(c, req.target, 'target'));
     const job = await center.start({
       kind: 'restore',
       exclusiveKey: databaseKey(target.location),
-      params: { backup: backupId, repository: repo.location, target: target.location, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.renames ? { renames: req.renames } : {}), onConflict: req.onConflict ?? 'fail' },
+      params: { backup: backupId, repository: repo.location, target: target.location, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.renames ? { renames: Object.fromEntries(req.renames) } : {}), onConflict: req.onConflict ?? 'fail' },
       run: async (ctx) => {
         const summary = await runRestore({
           repo,
           backupId,
           target,
           selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
-          renames: new Map(Object.entries(req.renames ?? {})),
+          renames: new Map(req.renames ?? []),
           onConflict: req.onConflict ?? 'fail',
           ...(req.jobs ? { jobs: req.jobs } : {}),
           ...(req.roles !== undefined ? { roles: req.roles } : {}),
@@ -255,14 +298,14 @@ export function createApp(options: AppOptions): Hono<Env> {
       },
     });
     started('restore');
-    return c.json({ job }, 202);
+    return c.json({ job: publicJob(job) }, 202);
   });
 
   // ---- copy, verify, prune
   app.post('/v1/copies', allow('operate'), async (c) => {
-    const req = parse(CreateCopyBody, await body(c));
-    const [from, to] = [await openRepo(req.from), await openRepo(req.to)];
+    const req = parse(CreateCopyBody, await body(c), c);
     const backupId = validateBackupId(req.backup);
+    const [from, to] = [await openRepo(c, req.from), await openRepo(c, req.to)];
     await from.readManifest(backupId);
     const job = await center.start({
       kind: 'copy',
@@ -279,13 +322,13 @@ export function createApp(options: AppOptions): Hono<Env> {
       },
     });
     started('copy');
-    return c.json({ job }, 202);
+    return c.json({ job: publicJob(job) }, 202);
   });
 
   app.post('/v1/verifications', allow('operate'), async (c) => {
-    const req = parse(CreateVerifyBody, await body(c));
-    const repo = await openRepo(req.repository);
+    const req = parse(CreateVerifyBody, await body(c), c);
     const ids = (req.backups ?? []).map(validateBackupId);
+    const repo = await openRepo(c, req.repository);
     const job = await center.start({
       kind: 'verify',
       params: { repository: repo.location, ...(ids.length ? { backups: ids } : {}), readData: Boolean(req.readData) },
@@ -301,12 +344,12 @@ export function createApp(options: AppOptions): Hono<Env> {
       },
     });
     started('verify');
-    return c.json({ job }, 202);
+    return c.json({ job: publicJob(job) }, 202);
   });
 
   app.post('/v1/prunes', allow('operate'), async (c) => {
-    const req = parse(CreatePruneBody, await body(c));
-    const repo = await openRepo(req.repository);
+    const req = parse(CreatePruneBody, await body(c), c);
+    const repo = await openRepo(c, req.repository);
     const job = await center.start({
       kind: 'prune',
       exclusiveKey: repo.location,
@@ -316,19 +359,23 @@ export function createApp(options: AppOptions): Hono<Env> {
       }),
     });
     started('prune');
-    return c.json({ job }, 202);
+    return c.json({ job: publicJob(job) }, 202);
   });
 
   // ---- registered sources and repositories (their URLs never leave the server)
   for (const [kind, plural] of [['source', 'sources'], ['repository', 'repositories']] as [RegistrationKind, string][]) {
     app.post(`/v1/${plural}`, allow('admin'), async (c) => {
-      const req = parse(RegisterBody, await body(c));
+      const req = parse(RegisterBody, await body(c), c);
       let location: string;
       if (kind === 'source') {
         location = openSource(req.url).location;
+        access.checkDatabaseUrl(req.url, 'That source');
       } else {
-        const resolved = await options.resolveRepository(req.url);
-        location = (await Repository.open(openStorage(resolved))).location; // it must exist: `cairn repo init` first
+        if (req.name === DEFAULT_REPOSITORY) throw new UsageError(`The repository name "${DEFAULT_REPOSITORY}" is reserved for the server's BACKUP_* repository: choose another.`);
+        const resolved = isName(req.url) ? await access.resolveConfigName(req.url) : req.url;
+        const storage = openStorage(resolved);
+        access.checkStorage(storage);
+        location = (await Repository.open(storage)).location; // it must exist: `cairn repo init` first
         req.url = resolved;
       }
       return c.json({ [kind]: registry.add(kind, req.name, req.url, location) }, 201);
@@ -337,17 +384,17 @@ export function createApp(options: AppOptions): Hono<Env> {
       return c.json({ [plural]: registry.list(kind) });
     });
     app.delete(`/v1/${plural}/:name`, allow('admin'), async (c) => {
-      const name = c.req.param('name');
+      const name = registeredName(c.req.param('name'), kind);
       const flag = booleanQuery(c, 'deleteScheduledBackups');
       const force = booleanQuery(c, 'force');
       if (kind === 'repository' && flag !== undefined) throw new UsageError('deleteScheduledBackups applies to sources only.');
       const url = registry.url(kind, name);
-      if (url === undefined) throw new CairnError('NOT_FOUND', `No ${kind} named "${name}" is registered.`);
+      if (url === undefined) throw new CairnError('NOT_FOUND', `No ${kind} named ${quote(name)} is registered.`);
       // Enabled schedules naming it would fail at every run: refused, or disabled with force=true.
       const using = enabledSchedulesUsing(options.schedules.list(), name, kind);
       if (using.length > 0 && !force) throw sourceInUse(name, using, 'force=true', kind);
       // Scheduled backups of this source can go with it, on request; manual backups always stay.
-      const deleted = kind === 'source' && flag ? await deleteScheduledBackupsOf(name, openSource(url).location, options.schedules.list(), openRepo) : [];
+      const deleted = kind === 'source' && flag ? await deleteScheduledBackupsOf(name, openSource(url).location, options.schedules.list(), serverRepo) : [];
       for (const s of using) options.schedules.setEnabled(s, false);
       registry.remove(kind, name);
       return c.json({
@@ -362,58 +409,65 @@ export function createApp(options: AppOptions): Hono<Env> {
   // ---- schedules
   const { schedules, scheduler } = options;
   app.get('/v1/schedules', allow('read'), (c) => {
-    return c.json({ schedules: schedules.list().map((s) => ({ ...s, nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null })) });
+    return c.json({ schedules: schedules.list().map((s) => ({ ...publicSchedule(s), nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null })) });
   });
   app.post('/v1/schedules', allow('operate'), async (c) => {
-    const req = parse(CreateScheduleBody, await body(c));
-    const spec = buildScheduleSpec(req, new Date());
-    openSource(sourceUrl(spec.source));
-    await openRepo(spec.repository);
+    const req = parse(CreateScheduleBody, await body(c), c);
+    const spec = buildScheduleSpec({ ...req, repository: req.repository ?? DEFAULT_REPOSITORY }, new Date());
+    openSource(sourceUrl(c, spec.source));
+    await openRepo(c, spec.repository);
     schedules.add(spec);
-    return c.json({ schedule: { ...spec, nextRun: spec.enabled ? scheduler.next(spec, new Date())?.toISOString() ?? null : null } }, 201);
+    return c.json({ schedule: { ...publicSchedule(spec), nextRun: spec.enabled ? scheduler.next(spec, new Date())?.toISOString() ?? null : null } }, 201);
   });
   app.get('/v1/schedules/:name', allow('read'), (c) => {
-    const s = schedules.get(c.req.param('name'));
-    return c.json({ schedule: { ...s, nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null }, runs: schedules.runs(s.name, 50) });
+    const s = schedules.get(scheduleName(c.req.param('name')));
+    return c.json({ schedule: { ...publicSchedule(s), nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null }, runs: publicRuns(schedules.runs(s.name, 50), s) });
   });
   for (const action of ['enable', 'disable'] as const) {
     app.post(`/v1/schedules/:name/${action}`, allow('operate'), (c) => {
-      schedules.setEnabled(c.req.param('name'), action === 'enable');
-      return c.json({ schedule: schedules.get(c.req.param('name')) });
+      const name = scheduleName(c.req.param('name'));
+      schedules.setEnabled(name, action === 'enable');
+      return c.json({ schedule: publicSchedule(schedules.get(name)) });
     });
   }
   app.post('/v1/schedules/:name/run', allow('operate'), async (c) => {
     // 409 only when a job holds the schedule's database; otherwise the error that stopped it.
-    const jobId = await scheduler.runNow(c.req.param('name'));
-    return c.json({ job: await center.get(jobId) }, 202);
+    const name = scheduleName(c.req.param('name'));
+    const spec = schedules.get(name);
+    c.set('inputs', [spec.source, spec.repository]); // the error may quote its URL
+    const jobId = await scheduler.runNow(name);
+    return c.json({ job: publicJob(await center.get(jobId)) }, 202);
   });
   app.delete('/v1/schedules/:name', allow('operate'), (c) => {
-    schedules.remove(c.req.param('name'));
-    return c.json({ removed: c.req.param('name'), note: 'its backups are kept' });
+    const name = scheduleName(c.req.param('name'));
+    schedules.remove(name);
+    return c.json({ removed: name, note: 'its backups are kept' });
   });
 
   // ---- the job center
   app.get('/v1/jobs', allow('read'), async (c) => {
     const kind = c.req.query('kind') as JobKind | undefined;
     const state = c.req.query('state') as JobState | undefined;
-    return c.json({ jobs: await center.list({ ...(kind ? { kind } : {}), ...(state ? { state } : {}) }) });
+    if (kind !== undefined && !(JOB_KINDS as readonly string[]).includes(kind)) throw new UsageError(`Unknown kind ${quote(kind)}: use one of ${JOB_KINDS.join(', ')}.`);
+    if (state !== undefined && !(JOB_STATES as readonly string[]).includes(state)) throw new UsageError(`Unknown state ${quote(state)}: use one of ${JOB_STATES.join(', ')}.`);
+    return c.json({ jobs: (await center.list({ ...(kind ? { kind } : {}), ...(state ? { state } : {}) })).map(publicJob) });
   });
   app.get('/v1/jobs/:id', allow('read'), async (c) => {
-    return c.json({ job: await center.get(c.req.param('id')) });
+    return c.json({ job: publicJob(await center.get(jobId(c.req.param('id')))) });
   });
   app.post('/v1/jobs/:id/cancel', allow('operate'), async (c) => {
-    return c.json({ job: await center.cancel(c.req.param('id')) }, 202);
+    return c.json({ job: publicJob(await center.cancel(jobId(c.req.param('id')))) }, 202);
   });
   app.get('/v1/jobs/:id/events', allow('read'), async (c) => {
-    const first = await center.get(c.req.param('id'));
+    const first = await center.get(jobId(c.req.param('id')));
     return streamSSE(c, async (stream) => {
-      await stream.writeSSE({ event: 'job', data: JSON.stringify(first) });
+      await stream.writeSSE({ event: 'job', data: JSON.stringify(publicJob(first)) });
       if (isTerminal(first.state)) return;
       // Writes in order; the last one (the final state) is awaited before the stream closes.
       let writes = Promise.resolve();
       await new Promise<void>((resolve) => {
         const stop = center.watch(first.id, (job) => {
-          writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(job) }));
+          writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(publicJob(job)) }));
           if (isTerminal(job.state)) {
             stop();
             resolve();
@@ -427,7 +481,7 @@ export function createApp(options: AppOptions): Hono<Env> {
         void center.get(first.id).then((now) => {
           if (!isTerminal(now.state)) return;
           stop();
-          writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(now) }));
+          writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(publicJob(now)) }));
           resolve();
         }, resolve);
       });

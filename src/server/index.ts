@@ -12,7 +12,9 @@ import { SqliteRegistry } from '../catalog/registry.js';
 import { resolveRepository } from '../config/registry.js';
 import { UsageError } from '../core/errors.js';
 import { JobCenter } from '../jobs/job-center.js';
-import { createApp, resolvers } from './app.js';
+import { createApp } from './app.js';
+import { AccessPolicy } from './access.js';
+import { storageFromEnv } from '../storage/index.js';
 import { SqliteScheduleStore } from '../catalog/schedules.js';
 import { Scheduler } from '../jobs/scheduler.js';
 import { scheduledBackupLauncher } from '../jobs/scheduled-backup.js';
@@ -40,6 +42,20 @@ export function serverId(dataDir: string): string {
   return `${os.hostname()}/${id}`;
 }
 
+/**
+ * The data folder 0700 and its files 0600 (the catalog and its -wal/-shm, the lock, the server
+ * id), whatever the umask was when they were created.
+ */
+export function secureDataDir(dataDir: string): void {
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dataDir, 0o700);
+  for (const name of fs.readdirSync(dataDir)) {
+    const file = path.join(dataDir, name);
+    const st = fs.lstatSync(file);
+    if (st.isFile() && (st.mode & 0o077) !== 0) fs.chmodSync(file, 0o600);
+  }
+}
+
 export interface ServerOptions {
   dataDir: string;
   /** postgres://… for a job catalog shared by several servers; default: SQLite in dataDir. */
@@ -54,6 +70,13 @@ export interface ServerOptions {
    * runs that failed — default: stderr (also when `log` is not given).
    */
   errorLog?: (line: string) => void;
+  /**
+   * Let operators and admins name sources, targets and repositories by URL or path, not only
+   * registered names (`cairn server --allow-urls`). Viewers never may; the data folder never.
+   */
+  allowAdHocUrls?: boolean;
+  /** Where the default repository's BACKUP_* variables are read (default: process.env). */
+  env?: NodeJS.ProcessEnv;
   /** How often due schedules are looked at (default 15 s). */
   scheduleTickMs?: number;
 }
@@ -92,6 +115,8 @@ async function serveLocked(
   lock: DataDirLock,
 ): Promise<RunningServer> {
   const errorLog = options.errorLog ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  // The data folder holds the catalog (tokens, registered passwords): its owner's only.
+  secureDataDir(options.dataDir);
   const catalog: JobCatalog = options.catalogUrl ? await PostgresJobCatalog.open(options.catalogUrl) : new SqliteJobCatalog(catalogFile(options.dataDir));
   closers.push(() => catalog.close());
   const tokens = new SqliteTokenStore(catalogFile(options.dataDir));
@@ -102,13 +127,29 @@ async function serveLocked(
   closers.push(() => schedules.close());
   const center = new JobCenter(catalog, { owner: serverId(options.dataDir), log: errorLog });
   const interrupted = await center.recoverInterrupted();
-  const { openRepo, sourceUrl } = resolvers(registry, resolveRepository);
+  secureDataDir(options.dataDir); // the catalog's -wal and -shm exist by now
+  const defaultRepository = storageFromEnv(options.env ?? process.env);
+  const access = new AccessPolicy({
+    dataDir: options.dataDir,
+    registry,
+    allowAdHocUrls: Boolean(options.allowAdHocUrls),
+    ...(defaultRepository ? { defaultRepository } : {}),
+    resolveConfigName: (value) => resolveRepository(value, options.env ?? process.env),
+    ...(catalog instanceof PostgresJobCatalog ? { protectedDatabases: [catalog.location] } : {}),
+  });
   const scheduler = new Scheduler(schedules, {
     now: () => new Date(),
-    launch: scheduledBackupLauncher({ center, now: () => new Date(), openRepository: openRepo, openSource: (value) => openSource(sourceUrl(value)), log: errorLog }),
+    // Schedules were checked when added; the data folder is checked again at every run.
+    launch: scheduledBackupLauncher({
+      center,
+      now: () => new Date(),
+      openRepository: (value) => access.repository(value, 'server'),
+      openSource: (value) => openSource(access.databaseUrl(value, 'server')),
+      log: errorLog,
+    }),
     log: errorLog,
   });
-  const app = createApp({ center, tokens, registry, schedules, scheduler, resolveRepository, log: errorLog });
+  const app = createApp({ center, tokens, registry, schedules, scheduler, access, log: errorLog });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>
@@ -125,7 +166,8 @@ async function serveLocked(
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   lock.setUrl(url);
   const where = catalog instanceof PostgresJobCatalog ? `jobs in ${catalog.location}, ` : '';
-  options.log?.(`cairn server listening on ${url} (${where}data in ${options.dataDir})${interrupted ? `; ${interrupted} interrupted job(s) marked FAILED` : ''}`);
+  const names = `${options.allowAdHocUrls ? 'registered names and ad-hoc URLs' : 'registered names only'}${defaultRepository ? `, default repository ${defaultRepository.location}` : ''}`;
+  options.log?.(`cairn server listening on ${url} (${where}data in ${options.dataDir}; ${names})${interrupted ? `; ${interrupted} interrupted job(s) marked FAILED` : ''}`);
   return {
     url,
     interrupted,

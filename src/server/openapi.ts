@@ -3,9 +3,9 @@ export function openApiDocument(): Record<string, unknown> {
   const job = { $ref: '#/components/schemas/Job' };
   const error = { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
   const json = (schema: unknown, description = 'ok') => ({ description, content: { 'application/json': { schema } } });
-  const repoQuery = { name: 'repository', in: 'query', required: true, schema: { type: 'string' }, description: 'registered name or URL' };
+  const repoQuery = { name: 'repository', in: 'query', required: false, schema: { type: 'string', maxLength: 2048 }, description: 'a registered name, or "default" (the BACKUP_* repository, also when left out); a URL only with --allow-urls and not for viewers' };
   const idPath = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
-  const errors = { 400: error, 401: error, 403: error, 404: error, 409: error };
+  const errors = { 400: error, 401: error, 403: error, 404: error, 409: error, 413: error };
   return {
     openapi: '3.1.0',
     info: { title: 'cairn', version: '0.1.0', description: 'Backup and restore jobs. Authenticate with Authorization: Bearer <token>.' },
@@ -42,7 +42,7 @@ export function openApiDocument(): Record<string, unknown> {
         CreateBackup: {
           type: 'object',
           additionalProperties: false,
-          required: ['source', 'repository'],
+          required: ['source'],
           properties: {
             source: { type: 'string', description: 'postgres://… or sqlite://… URL' },
             repository: { type: 'string' },
@@ -65,7 +65,7 @@ export function openApiDocument(): Record<string, unknown> {
         CreateRestore: {
           type: 'object',
           additionalProperties: false,
-          required: ['backup', 'repository', 'target'],
+          required: ['backup', 'target'],
           properties: {
             backup: { type: 'string' },
             repository: { type: 'string' },

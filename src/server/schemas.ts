@@ -1,7 +1,31 @@
-/** Request bodies of the REST API (zod, strict: unknown fields are refused with their names). */
+/**
+ * Request bodies of the REST API (zod, strict: unknown fields are refused with their names).
+ * Every string, array and map has a limit (LIMITS), so a hostile body costs little to refuse,
+ * and errors quote at most a short prefix of what was sent.
+ */
 import { z } from 'zod';
+import { quote } from './redact.js';
 
-const names = z.array(z.string().min(1)).min(1);
+/** The limits of request fields; the body itself is capped at LIMITS.bodyBytes. */
+export const LIMITS = {
+  bodyBytes: 1024 * 1024,
+  /** Source, repository and target: a registered name or a URL. */
+  url: 2048,
+  /** Registered names and schedule names (the registries allow 63). */
+  name: 63,
+  /** Backup ids (core/ids: 128). */
+  id: 128,
+  /** A collection name or pattern (PostgreSQL: schema.table, 63 bytes each, quoted). */
+  collection: 512,
+  /** include / exclude / backups / renames entries. */
+  items: 10_000,
+  /** cron expressions, time zones, durations, id patterns. */
+  text: 256,
+} as const;
+
+const str = (max: number) => z.string().min(1).max(max);
+const location = str(LIMITS.url);
+const names = z.array(str(LIMITS.collection)).min(1).max(LIMITS.items);
 const selection = {
   include: names.optional(),
   exclude: names.optional(),
@@ -9,11 +33,22 @@ const selection = {
 const noBoth = (v: { include?: string[] | undefined; exclude?: string[] | undefined }): boolean => !(v.include && v.exclude);
 const noBothMessage = { message: 'give "include" or "exclude", not both' };
 
+/**
+ * A JSON object of old → new names as a list of pairs. Not z.record: it builds a plain object,
+ * where a key "__proto__" is silently lost; here every key, "__proto__", "constructor" and
+ * "prototype" included, is an ordinary name (they are valid table names).
+ */
+const renames = z.preprocess(
+  (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.entries(v as Record<string, unknown>) : v),
+  z.array(z.tuple([str(LIMITS.collection), str(LIMITS.collection)]), { error: 'expected an object of "old name": "new name"' }).max(LIMITS.items),
+);
+
 export const CreateBackupBody = z
   .object({
-    source: z.string().min(1),
-    repository: z.string().min(1),
-    id: z.string().min(1).optional(),
+    source: location,
+    /** Absent: the server's default repository (BACKUP_* variables). */
+    repository: location.optional(),
+    id: str(LIMITS.id).optional(),
     ...selection,
     config: z
       .object({
@@ -35,11 +70,11 @@ export type CreateBackupBody = z.infer<typeof CreateBackupBody>;
 
 export const CreateRestoreBody = z
   .object({
-    backup: z.string().min(1),
-    repository: z.string().min(1),
-    target: z.string().min(1),
+    backup: str(LIMITS.id),
+    repository: location.optional(),
+    target: location,
     ...selection,
-    renames: z.record(z.string().min(1), z.string().min(1)).optional(),
+    renames: renames.optional(),
     onConflict: z.enum(['fail', 'overwrite']).optional(),
     roles: z.boolean().optional(),
     jobs: z.number().int().min(1).max(64).optional(),
@@ -48,45 +83,51 @@ export const CreateRestoreBody = z
   .refine(noBoth, noBothMessage);
 export type CreateRestoreBody = z.infer<typeof CreateRestoreBody>;
 
-export const CreateCopyBody = z.object({ backup: z.string().min(1), from: z.string().min(1), to: z.string().min(1) }).strict();
+export const CreateCopyBody = z.object({ backup: str(LIMITS.id), from: location, to: location }).strict();
 export const CreateVerifyBody = z
-  .object({ repository: z.string().min(1), backups: z.array(z.string().min(1)).optional(), readData: z.boolean().optional() })
+  .object({ repository: location.optional(), backups: z.array(str(LIMITS.id)).max(LIMITS.items).optional(), readData: z.boolean().optional() })
   .strict();
 /** graceSeconds: unreferenced packs younger than this are kept (default 3600; see docs/reliability.md). */
-export const CreatePruneBody = z.object({ repository: z.string().min(1), dryRun: z.boolean().optional(), graceSeconds: z.number().int().nonnegative().optional() }).strict();
+export const CreatePruneBody = z
+  .object({ repository: location.optional(), dryRun: z.boolean().optional(), graceSeconds: z.number().int().nonnegative().max(10 * 365 * 86400).optional() })
+  .strict();
 
 const count = z.number().int().min(1).max(100_000);
+const text = str(LIMITS.text);
 export const CreateScheduleBody = z
   .object({
-    name: z.string().min(1),
-    source: z.string().min(1),
-    repository: z.string().min(1),
-    cron: z.string().min(1),
-    timezone: z.string().min(1).optional(),
+    name: str(LIMITS.name),
+    source: location,
+    /** Absent: the server's default repository ("default"). */
+    repository: location.optional(),
+    cron: text,
+    timezone: text.optional(),
     ...selection,
-    pattern: z.string().min(1).optional(),
+    pattern: text.optional(),
     keepLast: count.optional(),
-    keepWithin: z.string().min(1).optional(),
+    keepWithin: text.optional(),
     keepHourly: count.optional(),
     keepDaily: count.optional(),
     keepWeekly: count.optional(),
     keepMonthly: count.optional(),
     keepYearly: count.optional(),
-    expires: z.string().min(1).optional(),
+    expires: text.optional(),
     disabled: z.boolean().optional(),
   })
   .strict()
   .refine(noBoth, noBothMessage);
 
-export const RegisterBody = z.object({ name: z.string().min(1), url: z.string().min(1) }).strict();
+export const RegisterBody = z.object({ name: str(LIMITS.name), url: location }).strict();
 
-/** One line per problem: `field: message`. */
+/** One line per problem: `field: message`; field names and keys quoted short, at most 10 problems. */
 export function describeZodError(error: z.ZodError): string {
-  return error.issues
-    .map((i) => {
-      const at = i.path.length ? i.path.join('.') : 'body';
-      if (i.code === 'unrecognized_keys') return `${at}: unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
-      return `${at}: ${i.message}`;
-    })
-    .join('; ');
+  const issues = error.issues.slice(0, 10).map((i) => {
+    const at = i.path.length ? i.path.map((p) => (typeof p === 'string' && !/^[A-Za-z0-9_]{1,64}$/.test(p) ? quote(p, 32) : String(p))).join('.') : 'body';
+    if (i.code === 'unrecognized_keys') {
+      const keys = i.keys.slice(0, 5).map((k) => quote(k, 32));
+      return `${at}: unknown field${i.keys.length > 1 ? 's' : ''} ${keys.join(', ')}${i.keys.length > 5 ? ` and ${i.keys.length - 5} more` : ''}`;
+    }
+    return `${at}: ${i.message.length > 200 ? `${i.message.slice(0, 200)}…` : i.message}`;
+  });
+  return issues.join('; ') + (error.issues.length > 10 ? `; and ${error.issues.length - 10} more problems` : '');
 }

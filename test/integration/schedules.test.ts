@@ -265,7 +265,7 @@ describe('schedules from the CLI and the API', () => {
     const tokens = new SqliteTokenStore(catalogFile(dataDir));
     const token = tokens.create('operator').token;
     tokens.close();
-    const server = await startServer({ dataDir, port: 0, scheduleTickMs: 3600_000 });
+    const server = await startServer({ dataDir, port: 0, scheduleTickMs: 3600_000, allowAdHocUrls: true });
     try {
       const client = new CairnClient({ url: server.url, token });
       const created = await client.schedules.create({ name: 'hourly', source: `sqlite://${dbFile}`, repository: repoDir, cron: '@hourly', keepLast: 1, expires: '7d' });

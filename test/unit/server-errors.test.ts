@@ -13,6 +13,7 @@ import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import { JobCenter } from '../../src/jobs/job-center.js';
 import { Scheduler } from '../../src/jobs/scheduler.js';
 import { createApp } from '../../src/server/app.js';
+import { AccessPolicy } from '../../src/server/access.js';
 import { scrubSecrets } from '../../src/server/redact.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cairn-srv-err-'));
@@ -35,7 +36,7 @@ describe('server errors', () => {
     });
     const lines: string[] = [];
     const registry = new SqliteRegistry(file);
-    const app = createApp({ center, tokens, registry, schedules, scheduler, resolveRepository: async (v) => v, log: (l) => lines.push(l) });
+    const app = createApp({ center, tokens, registry, schedules, scheduler, access: new AccessPolicy({ dataDir: dir, registry }), log: (l) => lines.push(l) });
     const res = await app.request('/v1/schedules/nightly/run', { method: 'POST', headers: { authorization: `Bearer ${token}` } });
     expect(res.status).toBe(500);
     const body = (await res.json()) as { error: { code: string; message: string } };

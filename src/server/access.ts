@@ -1,0 +1,237 @@
+/**
+ * What a request may NAME (the role checks say what it may DO): by default only sources and
+ * repositories registered on the server (by name), and the repository the BACKUP_* variables
+ * describe ("default"). Ad-hoc URLs and paths are refused unless the server was started with
+ * --allow-urls (ServerOptions.allowAdHocUrls), and then only for operators and admins: a viewer
+ * never makes the server connect to a host or read a path nobody registered. In every mode, a
+ * SQLite file or a file-system repository in the server's own data folder (the catalog with its
+ * tokens and passwords, the lock) is refused, however the path is spelled: `file:` URLs, `..`,
+ * symbolic links (resolved component by component, also dangling ones), other letter case, and
+ * hard links to the data folder's files.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { CairnError, NotFoundError } from '../core/errors.js';
+import type { Role } from '../catalog/tokens.js';
+import type { SqliteRegistry } from '../catalog/registry.js';
+import { Repository } from '../repo/repository.js';
+import { parseSqliteUrl } from '../sources/sqlite/index.js';
+import { parsePostgresUrl, pgLocation } from '../sources/postgres/connection.js';
+import { databaseKey } from '../jobs/database-key.js';
+import { FileSystemStorage, openStorage, type Storage } from '../storage/index.js';
+import { quote, quoteUrl } from './redact.js';
+
+/** A request names something it may not: answered 403 FORBIDDEN. */
+export class ForbiddenError extends CairnError {
+  constructor(message: string) {
+    super('USAGE', message);
+    this.name = 'ForbiddenError';
+  }
+}
+
+/** Who asks: a token's role, or the server itself (its scheduler runs what was accepted before). */
+export type Asker = Role | 'server';
+
+/** The name the BACKUP_* repository goes by in requests (and the default when none is given). */
+export const DEFAULT_REPOSITORY = 'default';
+
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export const isName = (value: string): boolean => NAME_PATTERN.test(value);
+
+export interface AccessOptions {
+  dataDir: string;
+  registry: SqliteRegistry;
+  /** Operators and admins may name URLs and paths nobody registered (never the data folder). */
+  allowAdHocUrls?: boolean;
+  /** The repository of the BACKUP_* variables: used when a request names none, and as "default". */
+  defaultRepository?: Storage;
+  /** Names registered with `cairn repo add` on the server's machine → their URL (else the value). */
+  resolveConfigName?: (value: string) => Promise<string>;
+  /** Locations of databases no request may name: the PostgreSQL job catalog (--catalog). */
+  protectedDatabases?: string[];
+}
+
+/** `child` is `parent` or inside it (both absolute, normalised). */
+function within(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (!rel.startsWith(`..${path.sep}`) && rel !== '..' && !path.isAbsolute(rel));
+}
+
+/**
+ * The path a name leads to: every existing component's symbolic link followed (dangling links
+ * too, by their target), the components that do not exist yet kept as written.
+ */
+export function resolveThroughLinks(p: string): string {
+  let todo = path.resolve(p).split(path.sep).filter(Boolean);
+  let cur = path.parse(path.resolve(p)).root;
+  for (let hops = 0; todo.length > 0; ) {
+    const part = todo.shift() as string;
+    const next = path.join(cur, part);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(next);
+    } catch {
+      st = undefined;
+    }
+    if (st?.isSymbolicLink()) {
+      if (++hops > 40) return next; // a loop: nothing opens it either
+      const target = path.resolve(cur, fs.readlinkSync(next));
+      todo = [...target.split(path.sep).filter(Boolean), ...todo];
+      cur = path.parse(target).root;
+      continue;
+    }
+    cur = next;
+  }
+  return cur;
+}
+
+export class AccessPolicy {
+  readonly dataDir: string;
+  private readonly dataDirReal: string;
+
+  constructor(private readonly options: AccessOptions) {
+    this.dataDir = path.resolve(options.dataDir);
+    this.dataDirReal = resolveThroughLinks(this.dataDir);
+    if (options.defaultRepository) this.checkStorage(options.defaultRepository, 'The BACKUP_* repository');
+  }
+
+  /** A name registered with `cairn repo add` on this machine → its URL (else the value as given). */
+  async resolveConfigName(value: string): Promise<string> {
+    return this.options.resolveConfigName ? this.options.resolveConfigName(value) : value;
+  }
+
+  get allowAdHocUrls(): boolean {
+    return Boolean(this.options.allowAdHocUrls);
+  }
+
+  /** The data folder's own files, by device and inode (hard links to them are refused too). */
+  private dataFiles(): Set<string> {
+    const ids = new Set<string>();
+    for (const dir of new Set([this.dataDir, this.dataDirReal])) {
+      let names: string[] = [];
+      try {
+        names = fs.readdirSync(dir);
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        try {
+          const st = fs.statSync(path.join(dir, n));
+          if (st.isFile()) ids.add(`${st.dev}:${st.ino}`);
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+    }
+    return ids;
+  }
+
+  /** True when the path is, or is inside, the data folder (or, `container`, holds it). */
+  private touchesDataDir(p: string, container: boolean): boolean {
+    const candidates = [path.resolve(p), resolveThroughLinks(p)];
+    const dirs = [this.dataDir, this.dataDirReal];
+    for (const c of candidates) {
+      for (const d of dirs) {
+        // Letter case too: on a case-insensitive file system /Data is /data.
+        for (const [x, y] of [[c, d], [c.toLowerCase(), d.toLowerCase()]] as const) {
+          if (within(x, y) || (container && within(y, x))) return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  private refuseDataDir(what: string): never {
+    throw new ForbiddenError(`${what} is in the server's data folder (its catalog holds tokens and passwords): never allowed; choose another place.`);
+  }
+
+  /** A SQLite file (source or target) must not be, or be a hard link to, a data-folder file. */
+  checkSqlitePath(file: string, what = 'That SQLite file'): void {
+    if (this.touchesDataDir(file, false)) this.refuseDataDir(what);
+    try {
+      const st = fs.statSync(file);
+      if (this.dataFiles().has(`${st.dev}:${st.ino}`)) this.refuseDataDir(`${what} (a hard link)`);
+    } catch (err) {
+      if (err instanceof CairnError) throw err;
+      /* does not exist: the path check was enough */
+    }
+  }
+
+  /** A file-system repository must not be in the data folder nor contain it. */
+  checkStorage(storage: Storage, what = 'That repository'): void {
+    if (storage instanceof FileSystemStorage && this.touchesDataDir(storage.root, true)) this.refuseDataDir(what);
+  }
+
+  /**
+   * A database URL's checks: a SQLite file not in the data folder; a PostgreSQL database not the
+   * server's job catalog (however the URL spells it: user, localhost/127.0.0.1, socket).
+   */
+  checkDatabaseUrl(url: string, what: string): void {
+    if (/^sqlite:/i.test(url)) this.checkSqlitePath(parseSqliteUrl(url), what);
+    else if (/^postgres(ql)?:/i.test(url) && this.options.protectedDatabases?.length) {
+      const settings = parsePostgresUrl(url);
+      // new URL() keeps an IPv6 host's brackets: without them, pgLocation adds its own.
+      const key = databaseKey(pgLocation({ ...settings, host: settings.host.replace(/^\[(.*)\]$/, '$1') }));
+      if (this.options.protectedDatabases.some((d) => databaseKey(d) === key)) {
+        throw new ForbiddenError(`${what} is the server's job catalog (--catalog): never allowed; choose another database.`);
+      }
+    }
+  }
+
+  private adHoc(value: string, kind: string, who: Asker): void {
+    if (who === 'server' || who === 'admin' || who === 'operator') {
+      if (who === 'server' || this.options.allowAdHocUrls) return;
+      throw new ForbiddenError(
+        `This server accepts only registered ${kind === 'repository' ? 'repositories' : 'sources'} by name, not ${quoteUrl(value)}: ` +
+          `an admin registers it (POST /v1/${kind === 'repository' ? 'repositories' : 'sources'}), or starts the server with --allow-urls.`,
+      );
+    }
+    throw new ForbiddenError(`A viewer names only registered ${kind === 'repository' ? 'repositories' : 'sources'}, not ${quoteUrl(value)}: list them with GET /v1/${kind === 'repository' ? 'repositories' : 'sources'}.`);
+  }
+
+  /** The storage a request's `repository` names (undefined or empty: the BACKUP_* one). */
+  async repositoryStorage(value: string | undefined, who: Asker): Promise<Storage> {
+    if (value === undefined || value === '' || (value === DEFAULT_REPOSITORY && this.options.registry.url('repository', value) === undefined)) {
+      if (this.options.defaultRepository) return this.options.defaultRepository;
+      throw new CairnError(
+        value ? 'NOT_FOUND' : 'USAGE',
+        value
+          ? 'No default repository: the server was started without BACKUP_FILESYSTEM_PATH, BACKUP_S3_BUCKET, BACKUP_AZURE_CONTAINER or BACKUP_GCS_BUCKET; name a registered repository.'
+          : 'Give the repository (a registered name: GET /v1/repositories); this server has no default one (BACKUP_* variables).',
+      );
+    }
+    const registered = this.options.registry.url('repository', value);
+    let url: string;
+    if (registered !== undefined) url = registered;
+    else {
+      const configured = isName(value) && this.options.resolveConfigName ? await this.options.resolveConfigName(value) : value;
+      if (configured === value) {
+        if (isName(value)) throw new NotFoundError(`No repository named ${quote(value)} is registered: list them with GET /v1/repositories.`);
+        this.adHoc(value, 'repository', who);
+      }
+      url = configured;
+    }
+    const storage = openStorage(url);
+    this.checkStorage(storage);
+    return storage;
+  }
+
+  async repository(value: string | undefined, who: Asker): Promise<Repository> {
+    return Repository.open(await this.repositoryStorage(value, who));
+  }
+
+  /** The URL to connect to for a request's `source` or `target` (a registered name, or a URL). */
+  databaseUrl(value: string, who: Asker, what: 'source' | 'target' = 'source'): string {
+    let url: string;
+    if (isName(value)) {
+      const registered = this.options.registry.url('source', value);
+      if (registered === undefined) throw new NotFoundError(`No source named ${quote(value)} is registered: list them with GET /v1/sources${who === 'server' ? ', or register it' : ''}.`);
+      url = registered;
+    } else {
+      this.adHoc(value, 'source', who);
+      url = value;
+    }
+    this.checkDatabaseUrl(url, what === 'source' ? 'That source' : 'That restore target');
+    return url;
+  }
+}
