@@ -8,6 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CancelledError, NotFoundError, SourceError, UsageError } from '../../src/core/errors.js';
 import { openSource } from '../../src/sources/index.js';
+import { databaseKey } from '../../src/jobs/database-key.js';
 import { connect, parsePostgresUrl, type PgConnectionSettings } from '../../src/sources/postgres/connection.js';
 import type {
   PgRolesDefinition,
@@ -522,6 +523,11 @@ describe('PostgresSource', () => {
     expect(a).toBeInstanceOf(PostgresSource);
     expect(a.location).toBe(`postgres://postgres@127.0.0.1:5432/${DB}`);
     expect(openSource(`postgres://127.0.0.1/${DB}`)).toBeInstanceOf(PostgresSource);
+    // An IPv6 literal: the bare address to connect to, one pair of brackets in the location.
+    const v6 = parsePostgresUrl(`postgres://postgres@[::1]:5432/${DB}`);
+    expect(v6.host).toBe('::1');
+    expect(openSource(`postgres://postgres@[::1]:5432/${DB}`).location).toBe(`postgres://postgres@[::1]:5432/${DB}`);
+    expect(databaseKey(`postgres://postgres@[::1]:5432/${DB}`)).toBe(databaseKey(`postgres://postgres@127.0.0.1:5432/${DB}`));
   });
 });
 

@@ -93,7 +93,8 @@ export function parsePostgresUrl(url: string): PgConnectionSettings {
   let passwordInUrl: string;
   try {
     database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-    hostInUrl = decodeURIComponent(u.hostname);
+    // WHATWG keeps an IPv6 literal's brackets; libpq and pg want the bare address.
+    hostInUrl = decodeURIComponent(u.hostname).replace(/^\[(.*)\]$/, '$1');
     userInUrl = decodeURIComponent(u.username);
     passwordInUrl = u.password ? decodeURIComponent(u.password) : '';
   } catch {
