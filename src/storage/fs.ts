@@ -1,5 +1,5 @@
 import { constants as fsConstants } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm, stat, link, unlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, rm, stat, link, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { CairnError, ConflictError, NotFoundError, StorageError, throwIfAborted } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
@@ -7,6 +7,13 @@ import { OWNER_TOKEN_PATTERN, ownerIsDead, ownerToken, parseOwnerToken } from '.
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
 
 const TEMP_MARKER = '.tmp-';
+/**
+ * Modes of what this backend creates, as restic: objects readable by their owner only, folders
+ * enterable by their owner only. Set explicitly (chmod after create), so that a permissive
+ * umask changes nothing. Existing objects and folders keep their modes.
+ */
+export const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
 
 /**
  * A repository in a local (or mounted) directory. Every write goes to a temporary file in the
@@ -30,7 +37,14 @@ export class FileSystemStorage implements Storage {
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.knownDirs.has(dir)) return;
-    await mkdir(dir, { recursive: true });
+    const first = await mkdir(dir, { recursive: true, mode: DIR_MODE });
+    // mkdir returns the first folder it created: chmod that one and each below it, down to dir.
+    if (first !== undefined) {
+      for (let d = dir; ; d = dirname(d)) {
+        await chmod(d, DIR_MODE);
+        if (d === first || dirname(d) === d || !d.startsWith(first)) break;
+      }
+    }
     this.knownDirs.add(dir);
     await removeAbandonedTempFiles(dir);
   }
@@ -44,8 +58,9 @@ export class FileSystemStorage implements Storage {
     // the file if this process dies (kill -9) before renaming it into place.
     const temp = join(dir, `.${basename(target)}${TEMP_MARKER}${ownerToken()}-${randomId(6)}`);
     try {
-      const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+      const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, FILE_MODE);
       try {
+        await handle.chmod(FILE_MODE);
         await handle.writeFile(data);
         await handle.sync();
       } finally {
@@ -243,7 +258,7 @@ export class FileSystemStorage implements Storage {
     await this.ensureDir(this.root);
     const probe = join(this.root, `.clock${TEMP_MARKER}${randomId(6)}`);
     try {
-      await writeFile(probe, '');
+      await writeFile(probe, '', { mode: FILE_MODE });
       return (await stat(probe)).mtimeMs;
     } finally {
       await rm(probe, { force: true });
