@@ -3,7 +3,7 @@ import { randomId } from '../core/ids.js';
 import { currentProcessIdentity, processProvenGone, type ProcessIdentity } from '../core/process.js';
 import { LockDocumentSchema, type LockDocument } from '../core/schemas.js';
 import type { Storage } from '../storage/types.js';
-import { decodeMetadata, encodeMetadata } from './metadata.js';
+import { MAX_SMALL_DOCUMENT_BYTES, decodeMetadata, encodeMetadata } from './metadata.js';
 import { sleep } from '../core/sleep.js';
 
 /** A held lock is rewritten in place this often, so that its storage time advances. */
@@ -300,7 +300,7 @@ export async function listLocks(storage: Storage, signal?: AbortSignal): Promise
         throw err;
       }
       try {
-        result.push({ key: info.key, modified: info.modified, doc: decodeMetadata(bytes, LockDocumentSchema, info.key) });
+        result.push({ key: info.key, modified: info.modified, doc: decodeLock(bytes, info.key) });
         break;
       } catch (err) {
         if (!(err instanceof CorruptionError)) throw err;
@@ -434,4 +434,10 @@ function minutes(ms: number): string {
 
 function seconds(ms: number): string {
   return `${Math.round(ms / 1000)} s`;
+}
+
+/** Parses a stored lock document (bounded: a lock is a few hundred bytes). */
+export function decodeLock(bytes: Buffer, key: string): LockDocument {
+  const what = key.length > 80 ? `${key.slice(0, 80)}…` : key;
+  return decodeMetadata(bytes, LockDocumentSchema, what, [key], MAX_SMALL_DOCUMENT_BYTES);
 }

@@ -79,12 +79,18 @@ export function checkJsonStructure(json: unknown): string | undefined {
   return undefined;
 }
 
-/** Decodes bytes to parsed JSON (zstd or plain), bounded; CorruptionError naming `what`. */
-export function decodeJson(bytes: Buffer, what: string, objects: string[] = [what]): unknown {
+/** Smaller bound for small documents (config, locks): a few KB in practice. */
+export const MAX_SMALL_DOCUMENT_BYTES = 1024 * 1024;
+
+/**
+ * Decodes bytes to parsed JSON (zstd or plain) of at most `maxBytes` decoded bytes, depth- and
+ * key-checked; CorruptionError naming `what`.
+ */
+export function decodeJson(bytes: Buffer, what: string, objects: string[] = [what], maxBytes = MAX_METADATA_BYTES): unknown {
   let json: unknown;
   try {
-    if (bytes.length > MAX_METADATA_BYTES) throw new Error(`it is larger than ${MAX_METADATA_BYTES} bytes`);
-    const text = bytes.subarray(0, 4).equals(ZSTD_MAGIC) ? boundedZstdDecompress(bytes, MAX_METADATA_BYTES).toString('utf8') : bytes.toString('utf8');
+    if (bytes.length > maxBytes) throw new Error(`it is larger than ${maxBytes} bytes`);
+    const text = bytes.subarray(0, 4).equals(ZSTD_MAGIC) ? boundedZstdDecompress(bytes, maxBytes).toString('utf8') : bytes.toString('utf8');
     json = JSON.parse(text);
   } catch (err) {
     throw new CorruptionError(`${what} cannot be read: ${shortMessage(err)}.`, { objects });
@@ -105,8 +111,8 @@ export function parseDocument<S extends z.ZodType>(json: unknown, schema: S, wha
   return parsed.data;
 }
 
-export function decodeMetadata<S extends z.ZodType>(bytes: Buffer, schema: S, what: string, objects: string[] = [what]): z.infer<S> {
-  return parseDocument(decodeJson(bytes, what, objects), schema, what, objects);
+export function decodeMetadata<S extends z.ZodType>(bytes: Buffer, schema: S, what: string, objects: string[] = [what], maxBytes = MAX_METADATA_BYTES): z.infer<S> {
+  return parseDocument(decodeJson(bytes, what, objects, maxBytes), schema, what, objects);
 }
 
 function shortMessage(err: unknown): string {

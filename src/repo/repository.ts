@@ -11,7 +11,7 @@ import { isBackupId, quotePrefix, randomId, validateBackupId } from '../core/ids
 import type { Storage } from '../storage/types.js';
 import { createExclusive, removeClaims } from '../storage/common.js';
 import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams, type ChunkerParams } from './chunker.js';
-import { checkManifestChecksum, decodeJson, encodeManifest, parseDocument } from './metadata.js';
+import { MAX_SMALL_DOCUMENT_BYTES, checkManifestChecksum, decodeJson, encodeManifest, parseDocument } from './metadata.js';
 import { RepositoryLock } from './lock.js';
 import { mapLimit } from './concurrency.js';
 
@@ -46,6 +46,23 @@ export function decodeManifest(bytes: Buffer, id: string, options: { checksumReq
   }
   delete manifest.checksum;
   return { manifest, checksummed: state === 'checksummed' };
+}
+
+/**
+ * Parses a stored config: bounded decode, then the schema (chunker and pack-size bounds, so a
+ * hostile config can make no writer allocate without bound or loop).
+ * @throws UsageError for a newer format; CorruptionError naming the field otherwise.
+ */
+export function parseRepositoryConfig(bytes: Buffer, location: string): RepositoryConfig {
+  const what = `Repository config at ${location}`;
+  const json = decodeJson(bytes, what, [CONFIG_KEY], MAX_SMALL_DOCUMENT_BYTES) as { formatVersion?: unknown } | null;
+  const version = json !== null && typeof json === 'object' ? json.formatVersion : undefined;
+  if (typeof version === 'number' && Number.isSafeInteger(version) && version > REPOSITORY_FORMAT_VERSION) {
+    throw new UsageError(
+      `The repository at ${location} uses format version ${version}; this cairn reads versions up to ${REPOSITORY_FORMAT_VERSION}. Upgrade cairn.`,
+    );
+  }
+  return parseDocument(json, RepositoryConfigSchema, what, [CONFIG_KEY]);
 }
 
 /** Message for an object under backups/ whose name is not a backup id. */
@@ -125,15 +142,7 @@ export class Repository {
       }
       throw err;
     }
-    const what = `Repository config at ${storage.location}`;
-    const json = decodeJson(bytes, what, [CONFIG_KEY]) as { formatVersion?: unknown } | null;
-    const version = json !== null && typeof json === 'object' ? json.formatVersion : undefined;
-    if (typeof version === 'number' && Number.isSafeInteger(version) && version > REPOSITORY_FORMAT_VERSION) {
-      throw new UsageError(
-        `The repository at ${storage.location} uses format version ${version}; this cairn reads versions up to ${REPOSITORY_FORMAT_VERSION}. Upgrade cairn.`,
-      );
-    }
-    const config = parseDocument(json, RepositoryConfigSchema, what, [CONFIG_KEY]);
+    const config = parseRepositoryConfig(bytes, storage.location);
     return new Repository(storage, config);
   }
 

@@ -30,9 +30,18 @@ export class FileSystemStorage implements Storage {
     this.location = `file://${root}`;
   }
 
+  /**
+   * The file of a key. Keys come from cairn and from listings (hostile names included): a key
+   * with an empty, "." or ".." segment, a NUL or a backslash never reaches the filesystem, so no
+   * key can name anything outside the root.
+   */
   private path(key: string): string {
-    if (key.includes('..') || key.startsWith('/')) throw new StorageError(`Invalid object key "${key}".`);
-    return join(this.root, ...key.split('/'));
+    const parts = key.split('/');
+    if (key.length > 4096 || key.includes('\0') || key.includes('\\') || parts.some((p) => p === '' || p === '.' || p === '..')) {
+      const shown = key.length > 60 ? `${key.slice(0, 60)}…` : key;
+      throw new StorageError(`Invalid object key ${JSON.stringify(shown)}: keys are "/"-separated names without empty, "." or ".." parts.`);
+    }
+    return join(this.root, ...parts);
   }
 
   private async ensureDir(dir: string): Promise<void> {
