@@ -136,7 +136,9 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
   let newIndex: string | undefined;
   if (!dryRun) {
     throwIfAborted(signal);
-    if (packs.length > 0) newIndex = await writeIndexDocument(repo.storage, packs, oldIndexes, signal);
+    // Only names an index can have are superseded; foreign names under index/ (not 64 hex) are
+    // just deleted below, and readers already skip them as damaged meanwhile.
+    if (packs.length > 0) newIndex = await writeIndexDocument(repo.storage, packs, oldIndexes.filter((id) => /^[0-9a-f]{64}$/.test(id)), signal);
   }
 
   // Manifests against the new index.
