@@ -170,7 +170,9 @@ export class FileSystemStorage implements Storage {
         continue;
       }
       for (const entry of entries) {
-        if (entry.name.startsWith('.')) continue;
+        // Dot-files are temp files; a name with a backslash is one no key can address (path()
+        // refuses it) and cairn never writes: neither is an object of the repository.
+        if (entry.name.startsWith('.') || entry.name.includes('\\')) continue;
         const full = join(dir, entry.name);
         const key = relative(this.root, full).split(sep).join('/');
         const info = await this.statEntry(full, key, prefix);
