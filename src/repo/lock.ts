@@ -1,5 +1,5 @@
 import { CancelledError, CorruptionError, LockedError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
-import { randomId } from '../core/ids.js';
+import { quotePrefix, randomId } from '../core/ids.js';
 import { currentProcessIdentity, processProvenGone, type ProcessIdentity } from '../core/process.js';
 import { LockDocumentSchema, type LockDocument } from '../core/schemas.js';
 import type { Storage } from '../storage/types.js';
@@ -153,7 +153,8 @@ export class RepositoryLock {
       if (blocking?.doc) {
         const d = blocking.doc;
         throw new LockedError(
-          `Repository ${storage.location} is locked by "${d.operation}" (pid ${d.pid} on ${d.hostname}, since ${d.createdAt}; lock ${blocking.key}). ` +
+          // Fields read from storage: quoted short.
+          `Repository ${storage.location} is locked by ${quotePrefix(d.operation, 200)} (pid ${d.pid} on ${quotePrefix(d.hostname, 100)}, since ${d.createdAt}; lock ${quotePrefix(blocking.key, 100)}). ` +
             `Wait for it to finish and retry. A lock left by a process that died expires ${minutes(staleAfterMs)} after its last refresh ` +
             `(at ${expiry(blocking, staleAfterMs)} by the storage's clock); if you are sure no cairn uses the repository, ` +
             '`cairn unlock --remove-all` removes it.',
