@@ -22,7 +22,7 @@ export const REPOSITORY_FORMAT_VERSION = 2;
 /** Largest byte count or row count a document may claim (2^53 - 1). */
 const MAX_COUNT = Number.MAX_SAFE_INTEGER;
 /** Longest name (collection, source, schedule) and short text field. */
-export const MAX_NAME_LENGTH = 1024;
+export const MAX_NAME_LENGTH = 4096;
 /** Longest free text (a location, a warning). */
 const MAX_TEXT_LENGTH = 16 * 1024;
 /** Most list entries where a real document has few (scope lists, warnings). */

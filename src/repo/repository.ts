@@ -247,7 +247,7 @@ export class Repository {
 
   /** The manifest is written last and only once: its existence is what makes a backup visible. */
   async writeManifest(manifest: BackupManifest, signal?: AbortSignal): Promise<void> {
-    checkWritableId(manifest.id);
+    checkWritable(manifest);
     try {
       // Create-only even where the backend's conditional put is not atomic (claims, see
       // createExclusive): two backups that picked the same generated id never overwrite each other.
@@ -264,7 +264,7 @@ export class Repository {
    */
   async updateManifest(manifest: BackupManifest, signal?: AbortSignal): Promise<void> {
     // Shared: only prune (which must see a stable set of references) needs the exclusive lock.
-    checkWritableId(manifest.id);
+    checkWritable(manifest);
     const lock = await this.lock(false, `update ${manifest.id}`);
     try {
       if (!(await this.hasBackup(manifest.id))) throw new NotFoundError(`Backup "${manifest.id}" not found in ${this.location}.`);
@@ -294,10 +294,22 @@ export class Repository {
   }
 }
 
-/** A manifest is only ever written under a backup id, whatever the document claims. */
-function checkWritableId(id: unknown): void {
-  if (!isBackupId(id)) {
-    throw new CorruptionError(`Refusing to write a manifest under ${quotePrefix(String(id))}: not a backup id. Nothing was written.`, { objects: [] });
+/**
+ * A manifest is only ever written under a backup id, whatever the document claims, and only if
+ * every reader will accept it (the same schema and bounds): a backup is never made visible in a
+ * form that would then read as damaged.
+ */
+function checkWritable(manifest: BackupManifest): void {
+  if (!isBackupId(manifest.id)) {
+    throw new CorruptionError(`Refusing to write a manifest under ${quotePrefix(String(manifest.id))}: not a backup id. Nothing was written.`, { objects: [] });
+  }
+  const parsed = BackupManifestSchema.safeParse(manifest);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    const where = first?.path.map((p) => String(p).slice(0, 40)).join('.') || '(root)';
+    throw new UsageError(
+      `Cannot write backup "${manifest.id}": its manifest would not be readable (${where}: ${(first?.message ?? 'invalid').slice(0, 200)}). Nothing was made visible.`,
+    );
   }
 }
 

@@ -185,7 +185,7 @@ function manifestInvariant(id: string) {
     for (const n of Object.values(m.totals)) expect(isCount(n)).toBe(true);
     for (const c of m.collections) {
       expect(c.name.length).toBeGreaterThan(0);
-      expect(c.name.length).toBeLessThanOrEqual(1024);
+      expect(c.name.length).toBeLessThanOrEqual(4096);
       for (const n of [c.rowCount, c.logicalBytes, c.storedBytes, c.newBytes]) expect(isCount(n)).toBe(true);
       for (const ch of c.chunks) expect(HEX64.test(ch)).toBe(true);
       if (c.segments) expect(c.segments.reduce((a, b) => a + b, 0)).toBe(c.chunks.length);
@@ -221,7 +221,7 @@ function configInvariant(c: ReturnType<typeof parseRepositoryConfig>): void {
 
 function lockInvariant(l: ReturnType<typeof decodeLock>): void {
   expect(Number.isSafeInteger(l.pid) && l.pid >= 0).toBe(true);
-  expect(l.hostname.length).toBeLessThanOrEqual(1024);
+  expect(l.hostname.length).toBeLessThanOrEqual(4096);
   if (l.processStart !== undefined) expect(/^\d{1,32}$/.test(l.processStart)).toBe(true);
 }
 
