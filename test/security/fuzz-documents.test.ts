@@ -363,6 +363,16 @@ describe('fuzz: manifests', () => {
     expect(parsesOrCorrupt(() => decodeManifest(encodeManifest(validManifest()), ID, { checksumRequired: true }), manifestInvariant(ID))).toBe('ok');
   });
 
+  it('the checksum is over content, not form: reordered keys and whitespace still verify; plain JSON reads too', () => {
+    const text = encodeManifestText(validManifest());
+    const reorder = (v: unknown): unknown =>
+      Array.isArray(v) ? v.map(reorder) : v !== null && typeof v === 'object' ? Object.fromEntries(Object.entries(v).reverse().map(([k, x]) => [k, reorder(x)])) : v;
+    const pretty = JSON.stringify(reorder(JSON.parse(text)), null, 3);
+    expect(pretty).not.toBe(text);
+    expect(parsesOrCorrupt(() => decodeManifest(Buffer.from(pretty), ID, { checksumRequired: true }), manifestInvariant(ID))).toBe('ok');
+    expect(parsesOrCorrupt(() => decodeManifest(encodeMetadata(JSON.parse(pretty)), ID, { checksumRequired: true }), manifestInvariant(ID))).toBe('ok');
+  });
+
   it('arbitrary bytes, plain or as a zstd frame', () => {
     property(
       'manifest: arbitrary bytes',

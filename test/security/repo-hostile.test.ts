@@ -49,6 +49,13 @@ function repoWithBackup(name: string, id = 'base'): string {
   return repo;
 }
 
+let shared: string | undefined;
+/** One repository with a backup, made once and shared by tests that only read it. */
+function repoWithBackupOnce(): string {
+  shared ??= repoWithBackup('shared');
+  return shared;
+}
+
 function manifestOf(repo: string, id: string): Promise<BackupManifest> {
   return Repository.open(new FileSystemStorage(repo)).then((r) => r.readManifest(id));
 }
@@ -104,6 +111,20 @@ describe('copy never writes a manifest under a name the document supplies (item 
     // The genuine backup still copies, under its own id.
     ok(run(['copy', 'base', '--from', source, '--to', target]));
     expectUsable(target, ['base']);
+  });
+
+  it('writeManifest never writes under a name that is not a backup id, nor a manifest readers would refuse', async () => {
+    const repo = join(work, 'write-guard');
+    const r = await Repository.init(new FileSystemStorage(repo));
+    const m = await manifestOf(repoWithBackupOnce(), 'base');
+    for (const id of ['../x', 'sub/dir', 'x'.repeat(5000)]) {
+      await expect(r.writeManifest({ ...m, id })).rejects.toBeInstanceOf(CorruptionError);
+    }
+    const long = { ...m, collections: [{ ...(m.collections[0] as BackupManifest['collections'][number]), name: 'n'.repeat(5000) }] };
+    await expect(r.writeManifest(long)).rejects.toThrow(/would not be readable/);
+    count('writeManifest: refused', 4);
+    expect(existsSync(join(repo, 'backups'))).toBe(false);
+    expect(existsSync(join(work, 'x')) || existsSync(join(work, 'sub'))).toBe(false);
   });
 
   it('hostile ids requested on the command line are refused before anything is read', () => {
