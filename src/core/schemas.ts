@@ -89,6 +89,8 @@ export const RepositoryConfigSchema = z.object({
   compression: CompressionSettingsSchema,
   packSize: z.number().int().min(MIN_PACK_SIZE).max(MAX_PACK_SIZE),
   encryption: EncryptionSettingsSchema,
+  /** Format 2: `sha256:<hex>` over the canonical JSON of the rest, as in manifests. */
+  checksum: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
 });
 export type RepositoryConfig = z.infer<typeof RepositoryConfigSchema>;
 

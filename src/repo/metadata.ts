@@ -122,9 +122,9 @@ function shortMessage(err: unknown): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Manifest checksums
+// Manifest (and config) checksums
 
-/** The field of a stored manifest that carries its checksum: `sha256:<64 hex>`. */
+/** The field of a stored manifest (or format-2 config) that carries its checksum: `sha256:<64 hex>`. */
 export const CHECKSUM_FIELD = 'checksum';
 const CHECKSUM_PATTERN = /^sha256:[0-9a-f]{64}$/;
 
@@ -161,9 +161,9 @@ export function encodeManifest(manifest: object): Buffer {
 }
 
 /**
- * Checks a parsed manifest's checksum. Returns "checksummed" or "unchecksummed" (written before
- * checksums, format 1); throws CorruptionError when it has one that does not match, or none
- * where `required`.
+ * Checks a parsed manifest's (or config's) checksum. Returns "checksummed" or "unchecksummed"
+ * (written before checksums, format 1); throws CorruptionError when it has one that does not
+ * match, or none where `required`.
  */
 export function checkManifestChecksum(json: unknown, what: string, objects: string[], required: boolean): 'checksummed' | 'unchecksummed' {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) return 'unchecksummed'; // the schema rejects it
@@ -172,7 +172,7 @@ export function checkManifestChecksum(json: unknown, what: string, objects: stri
   if (claimed === undefined) {
     if (required) {
       throw new CorruptionError(
-        `${what} carries no checksum, which every manifest of this repository (format 2) must: it was altered (its checksum removed) or written by a foreign tool.`,
+        `${what} carries no checksum, which repository format 2 requires: it was altered (its checksum removed) or written by a foreign tool.`,
         { objects },
       );
     }

@@ -11,7 +11,7 @@ import { isBackupId, quotePrefix, randomId, validateBackupId } from '../core/ids
 import type { Storage } from '../storage/types.js';
 import { createExclusive, removeClaims } from '../storage/common.js';
 import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams, type ChunkerParams } from './chunker.js';
-import { MAX_SMALL_DOCUMENT_BYTES, checkManifestChecksum, decodeJson, encodeManifest, parseDocument } from './metadata.js';
+import { MAX_SMALL_DOCUMENT_BYTES, checkManifestChecksum, decodeJson, encodeManifest, manifestChecksum, parseDocument } from './metadata.js';
 import { RepositoryLock } from './lock.js';
 import { mapLimit } from './concurrency.js';
 
@@ -62,7 +62,19 @@ export function parseRepositoryConfig(bytes: Buffer, location: string): Reposito
       `The repository at ${location} uses format version ${version}; this cairn reads versions up to ${REPOSITORY_FORMAT_VERSION}. Upgrade cairn.`,
     );
   }
-  return parseDocument(json, RepositoryConfigSchema, what, [CONFIG_KEY]);
+  // Format 2 configs carry a checksum (a flipped bit in the id or a size is damage, not another
+  // repository); format 1 ones do not.
+  checkManifestChecksum(json, what, [CONFIG_KEY], version === REPOSITORY_FORMAT_VERSION);
+  const config = parseDocument(json, RepositoryConfigSchema, what, [CONFIG_KEY]);
+  delete config.checksum;
+  return config;
+}
+
+/** The config as stored: pretty JSON (people and other tools read it), with its checksum. */
+export function encodeRepositoryConfig(config: RepositoryConfig): Buffer {
+  const plain = JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
+  delete plain.checksum;
+  return Buffer.from(JSON.stringify({ ...plain, checksum: manifestChecksum(plain) }, null, 2) + '\n');
 }
 
 /** Message for an object under backups/ whose name is not a backup id. */
@@ -122,7 +134,7 @@ export class Repository {
     };
     try {
       // The config is plain JSON so that any tool (and a human) can tell what a repository is.
-      await storage.put(CONFIG_KEY, Buffer.from(JSON.stringify(config, null, 2) + '\n'), { ifNotExists: true });
+      await storage.put(CONFIG_KEY, encodeRepositoryConfig(config), { ifNotExists: true });
     } catch (err) {
       if (err instanceof ConflictError) {
         throw new ConflictError(`A repository already exists at ${storage.location}; use it as it is, or choose another location.`);

@@ -24,7 +24,7 @@ import {
   encodeMetadata,
   manifestChecksum,
 } from '../../src/repo/metadata.js';
-import { decodeManifest, parseRepositoryConfig } from '../../src/repo/repository.js';
+import { decodeManifest, encodeRepositoryConfig, parseRepositoryConfig } from '../../src/repo/repository.js';
 import { PackBuilder, parsePackHeader } from '../../src/repo/pack.js';
 import { compressBlob, decompressBlob, MAX_RAW_BLOB } from '../../src/repo/compression.js';
 import { sha256Hex } from '../../src/repo/hash.js';
@@ -486,9 +486,31 @@ describe('fuzz: index documents', () => {
 
 describe('fuzz: repository config', () => {
   const parse = (b: Buffer) => () => parseRepositoryConfig(b, 'file:///fuzz');
+  /** JSON text with the checksum recomputed over what it holds (an attacker who can write). */
+  const sealed = (text: string): Buffer => {
+    try {
+      const v = JSON.parse(text) as unknown;
+      if (v === null || typeof v !== 'object' || Array.isArray(v) || text.includes('[[[[[[[[[[')) return Buffer.from(text);
+      const { checksum: _c, ...rest } = v as Record<string, unknown>;
+      return Buffer.from(JSON.stringify({ ...rest, checksum: manifestChecksum(rest) }));
+    } catch {
+      return Buffer.from(text);
+    }
+  };
 
-  it('valid config parses', () => {
-    expect(parsesOrCorrupt(parse(Buffer.from(JSON.stringify(validConfig))), configInvariant)).toBe('ok');
+  it('valid config parses; every single-bit flip of a stored config is refused', () => {
+    const stored = encodeRepositoryConfig(validConfig as Parameters<typeof encodeRepositoryConfig>[0]);
+    expect(parsesOrCorrupt(parse(stored), configInvariant)).toBe('ok');
+    let flips = 0;
+    for (let at = 0; at < stored.length; at++) {
+      for (let bit = 0; bit < 8; bit++) {
+        const b = Buffer.from(stored);
+        b[at] = (b[at] as number) ^ (1 << bit);
+        expect(parsesOrCorrupt(parse(b), configInvariant, ['CORRUPT', 'USAGE']), `byte ${at} bit ${bit}`).toBe('refused');
+        flips++;
+      }
+    }
+    FIXED_HOSTILE['config: single-bit flips'] = flips;
   });
 
   it('arbitrary bytes', () => {
@@ -499,7 +521,7 @@ describe('fuzz: repository config', () => {
     property(
       'config: mutated',
       fc.array(mutation, { minLength: 1, maxLength: 3 }),
-      (ms) => void parsesOrCorrupt(parse(Buffer.from(mutate(validConfig, ms))), configInvariant, ['CORRUPT', 'USAGE']),
+      (ms) => void parsesOrCorrupt(parse(sealed(mutate(validConfig, ms))), configInvariant, ['CORRUPT', 'USAGE']),
       400,
     );
   });
@@ -523,7 +545,7 @@ describe('fuzz: repository config', () => {
         packSize: fc.oneof(sizes, fc.constantFrom(2 ** 20, 2 ** 24, 2 ** 30, 2 ** 30 + 1)),
       }),
       ({ packSize, chunker }) =>
-        void parsesOrCorrupt(parse(Buffer.from(JSON.stringify({ ...validConfig, packSize, chunker: { algorithm: 'fastcdc-2020', ...chunker } }))), configInvariant),
+        void parsesOrCorrupt(parse(sealed(JSON.stringify({ ...validConfig, packSize, chunker: { algorithm: 'fastcdc-2020', ...chunker } }))), configInvariant),
       300,
     );
   });

@@ -15,7 +15,7 @@ import { CorruptionError, UsageError } from '../../src/core/errors.js';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import { runCopy } from '../../src/jobs/copy.js';
 import { listLocks } from '../../src/repo/lock.js';
-import { encodeManifest, encodeMetadata } from '../../src/repo/metadata.js';
+import { encodeManifest, encodeMetadata, manifestChecksum } from '../../src/repo/metadata.js';
 import { Repository } from '../../src/repo/repository.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { CHINOOK, CLI, cairn, type CliResult } from '../helpers/cli.js';
@@ -312,7 +312,7 @@ describe('manifest checksums (item 2)', () => {
     expect(v.stderr).toContain('carries no checksum');
     // A repository written by the previous version: format 1, manifests without checksums.
     const config = JSON.parse(readFileSync(join(repo, 'config'), 'utf8')) as { formatVersion: number };
-    writeFileSync(join(repo, 'config'), JSON.stringify({ ...config, formatVersion: 1 }, null, 2));
+    writeFileSync(join(repo, 'config'), JSON.stringify({ ...config, formatVersion: 1, checksum: undefined }, null, 2));
     const v1 = run(['verify', '--repo', repo]);
     expect(v1.code, v1.stderr).toBe(EXIT.OK);
     expect(v1.stderr).toContain('carry no checksum');
@@ -352,6 +352,8 @@ describe('hostile configs are refused before anything uses them', () => {
     ['not JSON', () => 'x'.repeat(10_000), EXIT.CORRUPT, /cannot be read/],
     ['an id with a path', (c) => ({ ...c, id: '../../etc' }), EXIT.CORRUPT, /id/],
     ['encryption claimed', (c) => ({ ...c, encryption: { algorithm: 'aes-256-gcm' } }), EXIT.CORRUPT, /encryption/],
+    ['format 2 without a checksum', (c) => JSON.stringify(c), EXIT.CORRUPT, /carries no checksum/],
+    ['a stale checksum', (c) => JSON.stringify({ ...c, checksum: manifestChecksum({ ...c, packSize: 1 }) }), EXIT.CORRUPT, /does not match its checksum/],
   ];
   count('config: hostile documents', configs.length);
 
@@ -359,7 +361,9 @@ describe('hostile configs are refused before anything uses them', () => {
     const repo = join(work, `cfg-${Math.random().toString(36).slice(2)}`);
     mkdirSync(repo);
     const c = make(good());
-    writeFileSync(join(repo, 'config'), typeof c === 'string' ? c : JSON.stringify(c));
+    // Objects are sealed with a recomputed checksum: the attacker can write the repository, so
+    // what must hold is the check of each field.
+    writeFileSync(join(repo, 'config'), typeof c === 'string' ? c : JSON.stringify({ ...(c as object), checksum: manifestChecksum(c as Record<string, unknown>) }));
     const r = run(['backup', 'list', '--repo', repo]);
     expect(r.code, r.stderr).toBe(code);
     expect(r.stderr).toMatch(message);
