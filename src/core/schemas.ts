@@ -8,8 +8,8 @@ import { z } from 'zod';
 /** Format of the documents (manifests, index documents): the `formatVersion` they carry. */
 export const FORMAT_VERSION = 1;
 /**
- * Format of a repository, in its config. 2: every manifest must carry a checksum (readers
- * refuse one without); 1: manifests written before checksums are still read (and flagged).
+ * Format of a repository, in its config. 2: the config and every manifest must carry a checksum
+ * (readers refuse one without); 1: manifests written before checksums are still read (and flagged).
  * Both read the same objects otherwise. New repositories are created with 2.
  */
 export const REPOSITORY_FORMAT_VERSION = 2;
