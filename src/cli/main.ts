@@ -557,11 +557,17 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
     .option('--json', 'print JSON')
     .action(async (id: string | undefined, opts: CommonOptions & { readData?: boolean }) => {
       const repository = await openRepository(opts.repo);
-      const all = id ? { manifests: [await repository.readManifest(id, signal)], damaged: [] } : await repository.readAllManifests(signal);
+      const all = id
+        ? await repository.readManifestChecked(id, signal).then((r) => ({ manifests: [r.manifest], damaged: [], unchecksummed: r.checksummed ? [] : [id] }))
+        : await repository.readAllManifests(signal);
       const report = await verifyBackupsLocked(repository, all.manifests, { readData: Boolean(opts.readData), signal });
       // A manifest that cannot be read is a backup that cannot be restored: it is a problem too.
       for (const d of all.damaged) report.problems.unshift({ object: `backups/${d.id}`, message: d.message, affects: [d.id] });
-      if (opts.json) io.out(JSON.stringify({ ok: report.problems.length === 0, ...report }, null, 2));
+      // Manifests written before checksums (format-1 repositories): readable, but an edit would go unnoticed.
+      if (all.unchecksummed.length > 0 && !opts.json) {
+        io.err(`cairn: warning: ${all.unchecksummed.length} manifest(s) carry no checksum (written before repository format 2), so an edit to them cannot be detected: ${all.unchecksummed.slice(0, 10).join(', ')}${all.unchecksummed.length > 10 ? ', …' : ''}.`);
+      }
+      if (opts.json) io.out(JSON.stringify({ ok: report.problems.length === 0, ...report, unchecksummed: all.unchecksummed }, null, 2));
       if (report.problems.length > 0) throw verifyFailure(report);
       if (!opts.json) {
         io.out(

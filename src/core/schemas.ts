@@ -5,11 +5,51 @@
  */
 import { z } from 'zod';
 
+/** Format of the documents (manifests, index documents): the `formatVersion` they carry. */
 export const FORMAT_VERSION = 1;
+/**
+ * Format of a repository, in its config. 2: the config and every manifest must carry a checksum
+ * (readers refuse one without); 1: manifests written before checksums are still read (and flagged).
+ * Both read the same objects otherwise. New repositories are created with 2.
+ */
+export const REPOSITORY_FORMAT_VERSION = 2;
+
+/*
+ * Bounds on what a stored document may claim. Every field read from storage is hostile input:
+ * a number must be a safe integer within what cairn could have written, a string short enough
+ * to print and to use as a name, an id one of the forms cairn writes.
+ */
+/** Largest byte count or row count a document may claim (2^53 - 1). */
+const MAX_COUNT = Number.MAX_SAFE_INTEGER;
+/** Longest name (collection, source, schedule) and short text field. */
+export const MAX_NAME_LENGTH = 4096;
+/** Longest free text (a location, a warning). */
+const MAX_TEXT_LENGTH = 16 * 1024;
+/** Most list entries where a real document has few (scope lists, warnings). */
+const MAX_SHORT_LIST = 100_000;
 
 const hexId = z.string().regex(/^[0-9a-f]{64}$/, 'expected a 64-character hex id');
 const isoTime = z.iso.datetime({ offset: false, precision: 3 });
-const count = z.number().int().nonnegative();
+const count = z.number().int().nonnegative().max(MAX_COUNT);
+const name = z.string().min(1).max(MAX_NAME_LENGTH);
+const text = z.string().max(MAX_TEXT_LENGTH);
+/** Same pattern as validateBackupId (src/core/ids.ts). */
+export const BACKUP_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,127}$/;
+const backupId = z.string().max(128).regex(BACKUP_ID_PATTERN, 'expected a backup id (1-128 of a-z, 0-9, "-", "_")');
+/** Chunker bounds: the same as validateChunkerParams (src/repo/chunker.ts). */
+const CHUNK_LOWER = 64;
+const CHUNK_UPPER = 64 * 1024 * 1024;
+/** Pack size bounds: the same as `repo init` accepts. */
+export const MIN_PACK_SIZE = 1024 * 1024;
+export const MAX_PACK_SIZE = 1024 * 1024 * 1024;
+/**
+ * Largest stored pack a document may describe (8 GiB): packs are sealed once past packSize (at
+ * most 1 GiB), and copy may overshoot by one source pack; the real check is that every blob lies
+ * inside its pack and the pack read back is as long as indexed.
+ */
+const MAX_PACK_LENGTH = 8 * 1024 * 1024 * 1024;
+/** Largest raw chunk (MAX_RAW_BLOB in compression.ts). */
+const MAX_RAW = CHUNK_UPPER;
 
 export const CompressionAlgorithmSchema = z.enum(['zstd', 'gzip', 'none']);
 export type CompressionAlgorithm = z.infer<typeof CompressionAlgorithmSchema>;
@@ -28,31 +68,43 @@ export type CompressionSettings = z.infer<typeof CompressionSettingsSchema>;
  */
 export const EncryptionSettingsSchema = z.object({ algorithm: z.literal('none') });
 
+const chunkSize = z.number().int().min(CHUNK_LOWER).max(CHUNK_UPPER);
+
 export const RepositoryConfigSchema = z.object({
-  formatVersion: z.literal(FORMAT_VERSION),
+  formatVersion: z.union([z.literal(1), z.literal(REPOSITORY_FORMAT_VERSION)]),
   id: z.string().regex(/^[0-9a-f]{32}$/),
   createdAt: isoTime,
   hash: z.literal('sha256'),
-  chunker: z.object({
-    algorithm: z.literal('fastcdc-2020'),
-    minSize: count,
-    avgSize: count,
-    maxSize: count,
-  }),
+  // A hostile config must not make the chunker allocate without bound or loop: the same bounds
+  // as `repo init` (validateChunkerParams).
+  chunker: z
+    .object({
+      algorithm: z.literal('fastcdc-2020'),
+      minSize: chunkSize,
+      avgSize: chunkSize,
+      maxSize: chunkSize,
+    })
+    .refine((c) => (c.avgSize & (c.avgSize - 1)) === 0, { message: 'avgSize must be a power of two', path: ['avgSize'] })
+    .refine((c) => c.minSize < c.avgSize && c.avgSize < c.maxSize, { message: 'sizes must satisfy minSize < avgSize < maxSize' }),
   compression: CompressionSettingsSchema,
-  packSize: z.number().int().min(1024 * 1024),
+  packSize: z.number().int().min(MIN_PACK_SIZE).max(MAX_PACK_SIZE),
   encryption: EncryptionSettingsSchema,
+  /** Format 2: `sha256:<hex>` over the canonical JSON of the rest, as in manifests. */
+  checksum: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
 });
 export type RepositoryConfig = z.infer<typeof RepositoryConfigSchema>;
 
 export const CollectionEntrySchema = z.object({
   /** The name users write in --include/--exclude/--rename. */
-  name: z.string().min(1),
-  kind: z.string().min(1),
-  /** Source-specific definition (DDL, columns): enough to recreate, rename and compare it. */
-  definition: z.record(z.string(), z.unknown()),
+  name,
+  kind: z.string().min(1).max(64),
+  /**
+   * Source-specific definition (DDL, columns): enough to recreate, rename and compare it. Data to
+   * validate, never code to trust: each source's target checks it against its own schema.
+   */
+  definition: z.record(z.string().max(MAX_NAME_LENGTH), z.unknown()),
   /** How the data stream is encoded, e.g. "rows-v1"; absent for collections without data. */
-  dataFormat: z.string().optional(),
+  dataFormat: z.string().min(1).max(64).optional(),
   /** false for database-wide collections (e.g. a schema archive) that include/exclude never drop. */
   selectable: z.boolean().optional(),
   rowCount: count,
@@ -64,7 +116,7 @@ export const CollectionEntrySchema = z.object({
    * Chunks per segment, when the data was read as several streams in parallel (a large table in
    * ranges): `chunks` is their concatenation and each segment is a complete stream of its own.
    */
-  segments: z.array(count).min(2).optional(),
+  segments: z.array(count).min(2).max(1_000_000).optional(),
   /**
    * Set by `cairn repair` when some of this collection's chunks were lost (their pack missing or
    * damaged): prune then keeps what is left instead of refusing to run, and verify and restore
@@ -81,8 +133,8 @@ export const BackupTypeSchema = z.enum(['manual', 'scheduled']);
 export type BackupType = z.infer<typeof BackupTypeSchema>;
 
 export const ScopeSchema = z.object({
-  include: z.array(z.string()).optional(),
-  exclude: z.array(z.string()).optional(),
+  include: z.array(z.string().max(MAX_NAME_LENGTH)).max(MAX_SHORT_LIST).optional(),
+  exclude: z.array(z.string().max(MAX_NAME_LENGTH)).max(MAX_SHORT_LIST).optional(),
 });
 export type Scope = z.infer<typeof ScopeSchema>;
 
@@ -100,28 +152,31 @@ export type Totals = z.infer<typeof TotalsSchema>;
 
 export const BackupManifestSchema = z.object({
   formatVersion: z.literal(FORMAT_VERSION),
-  id: z.string(),
+  /** Must also equal the name it is stored under (checked by the reader). */
+  id: backupId,
   /** When the consistent snapshot was taken: the moment the backup represents. */
   createdAt: isoTime,
   completedAt: isoTime,
   type: BackupTypeSchema,
   /** The schedule that made it (scheduled backups): its retention rules apply to it. */
-  schedule: z.string().optional(),
+  schedule: name.optional(),
   /** The id of the schedule that made it: retention touches only backups carrying its own id. */
-  scheduleId: z.string().optional(),
+  scheduleId: name.optional(),
   expiresAt: isoTime.nullable(),
   source: z.object({
-    kind: z.string(),
-    name: z.string(),
+    kind: z.string().max(64),
+    name: z.string().max(MAX_NAME_LENGTH),
     /** Connection location with any secret removed. */
-    location: z.string(),
-    serverVersion: z.string(),
+    location: text,
+    serverVersion: z.string().max(MAX_NAME_LENGTH),
   }),
   scope: ScopeSchema,
   compression: CompressionSettingsSchema,
   collections: z.array(CollectionEntrySchema),
   totals: TotalsSchema,
-  warnings: z.array(z.string()),
+  warnings: z.array(text).max(MAX_SHORT_LIST),
+  /** `sha256:<hex>` over the canonical JSON of the rest (src/repo/metadata.ts); checked by readers. */
+  checksum: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
 });
 export type BackupManifest = z.infer<typeof BackupManifestSchema>;
 
@@ -129,9 +184,10 @@ export const BlobTypeSchema = z.enum(['data']);
 
 export const IndexEntrySchema = z.object({
   id: hexId,
-  offset: count,
-  length: count,
-  rawLength: count,
+  offset: z.number().int().nonnegative().max(MAX_PACK_LENGTH),
+  /** Stored length: a u32 in the pack header. */
+  length: z.number().int().nonnegative().max(0xffffffff),
+  rawLength: z.number().int().nonnegative().max(MAX_RAW),
   compression: CompressionAlgorithmSchema,
 });
 export type IndexEntry = z.infer<typeof IndexEntrySchema>;
@@ -140,7 +196,12 @@ export const IndexDocumentSchema = z.object({
   formatVersion: z.literal(FORMAT_VERSION),
   /** Index objects this one replaces (written by prune); readers ignore the superseded ones. */
   supersedes: z.array(hexId),
-  packs: z.array(z.object({ id: hexId, length: count, blobs: z.array(IndexEntrySchema) })),
+  packs: z.array(
+    z
+      .object({ id: hexId, length: z.number().int().nonnegative().max(MAX_PACK_LENGTH), blobs: z.array(IndexEntrySchema) })
+      // Every blob lies inside its pack: a reader slices the pack by these numbers.
+      .refine((p) => p.blobs.every((b) => b.offset + b.length <= p.length), { message: 'a blob lies beyond the end of its pack', path: ['blobs'] }),
+  ),
 });
 export type IndexDocument = z.infer<typeof IndexDocumentSchema>;
 
@@ -151,18 +212,18 @@ export type IndexDocument = z.infer<typeof IndexDocumentSchema>;
  */
 export const LockDocumentSchema = z.object({
   exclusive: z.boolean(),
-  operation: z.string(),
-  hostname: z.string(),
-  pid: z.number().int(),
+  operation: z.string().max(MAX_TEXT_LENGTH),
+  hostname: z.string().max(MAX_NAME_LENGTH),
+  pid: z.number().int().min(0).max(0x7fffffff),
   createdAt: isoTime,
   refreshedAt: isoTime,
   /** Random, the same for the lock's whole life; also the last part of its key. */
-  lockId: z.string().optional(),
+  lockId: z.string().max(MAX_NAME_LENGTH).optional(),
   /** /proc/<pid>/stat field 22 (clock ticks from boot to the process start), decimal. */
-  processStart: z.string().regex(/^\d+$/).optional(),
+  processStart: z.string().max(32).regex(/^\d+$/).optional(),
   /** /proc/sys/kernel/random/boot_id of the holder's kernel. */
-  bootId: z.string().optional(),
+  bootId: z.string().max(MAX_NAME_LENGTH).optional(),
   /** readlink /proc/self/ns/pid of the holder, e.g. "pid:[4026531836]". */
-  pidNamespace: z.string().optional(),
+  pidNamespace: z.string().max(MAX_NAME_LENGTH).optional(),
 });
 export type LockDocument = z.infer<typeof LockDocumentSchema>;

@@ -69,7 +69,13 @@ export async function runCopy(options: CopyOptions): Promise<CopyResult> {
     // Aborts on the caller's cancel or when either lock is lost.
     const signal = lockedSignal(targetLock, lockedSignal(sourceLock, options.signal));
     try {
-      const manifest = await from.readManifest(id, signal);
+      // readManifest checks that the manifest claims the id it is stored under; the target copy is
+      // written under the validated id requested, never under a name the document supplies.
+      const read = await from.readManifest(id, signal);
+      if (read.id !== id) {
+        throw new CorruptionError(`The manifest of backup "${id}" in ${from.location} claims another id. Nothing was copied.`, { objects: [`backups/${id}`] });
+      }
+      const manifest = { ...read, id };
       if (await to.hasBackup(id)) {
         throw new ConflictError(`A backup with id "${id}" already exists in ${to.location}. Nothing was copied.`);
       }

@@ -6,6 +6,7 @@ import { decodeMetadata, encodeMetadata } from './metadata.js';
 import { sha256Hex } from './hash.js';
 import { mapLimit } from './concurrency.js';
 import { sleep } from '../core/sleep.js';
+import { quotePrefix } from '../core/ids.js';
 
 export interface ChunkLocation {
   packId: string;
@@ -123,6 +124,16 @@ export class ChunkIndex {
     for await (const info of storage.list('index/', signal)) ids.push(info.key.slice('index/'.length));
     const damaged: DamagedIndex[] = [];
     const read = await mapLimit(ids, 8, async (id) => {
+      if (!/^[0-9a-f]{64}$/.test(id)) {
+        // A name read from storage that no index can have: not read at all (it may not even be
+        // addressable), quoted short, only ever deleted by repair.
+        const err = new CorruptionError(`Index ${quotePrefix(indexKey(id), 80)} is not an index: its name is not a 64-hex id.`, { objects: [indexKey(id)] });
+        if (opts.strict) {
+          throw new CorruptionError(`${err.message} Nothing was changed. Run cairn repair, which removes it.`, { objects: [indexKey(id)] });
+        }
+        damaged.push({ id, message: err.message });
+        return undefined;
+      }
       let bytes: Buffer | undefined;
       // A read that does not match the name is tried again before the document counts as
       // damaged: a storage may hand out a short body once (a connection cut, a server mid-write
@@ -139,7 +150,7 @@ export class ChunkIndex {
       }
       if (!bytes) return undefined;
       try {
-        if (!/^[0-9a-f]{64}$/.test(id) || sha256Hex(bytes) !== id) {
+        if (sha256Hex(bytes) !== id) {
           throw new CorruptionError(`Index ${indexKey(id)} is damaged: its content does not match its name.`, { objects: [indexKey(id)] });
         }
         return { id, doc: decodeMetadata(bytes, IndexDocumentSchema, `Index ${indexKey(id)}`) };

@@ -1,9 +1,9 @@
 import { CancelledError, CorruptionError, LockedError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
-import { randomId } from '../core/ids.js';
+import { quotePrefix, randomId } from '../core/ids.js';
 import { currentProcessIdentity, processProvenGone, type ProcessIdentity } from '../core/process.js';
 import { LockDocumentSchema, type LockDocument } from '../core/schemas.js';
 import type { Storage } from '../storage/types.js';
-import { decodeMetadata, encodeMetadata } from './metadata.js';
+import { MAX_SMALL_DOCUMENT_BYTES, decodeMetadata, encodeMetadata } from './metadata.js';
 import { sleep } from '../core/sleep.js';
 
 /** A held lock is rewritten in place this often, so that its storage time advances. */
@@ -153,7 +153,8 @@ export class RepositoryLock {
       if (blocking?.doc) {
         const d = blocking.doc;
         throw new LockedError(
-          `Repository ${storage.location} is locked by "${d.operation}" (pid ${d.pid} on ${d.hostname}, since ${d.createdAt}; lock ${blocking.key}). ` +
+          // Fields read from storage: quoted short.
+          `Repository ${storage.location} is locked by ${quotePrefix(d.operation, 200)} (pid ${d.pid} on ${quotePrefix(d.hostname, 100)}, since ${d.createdAt}; lock ${quotePrefix(blocking.key, 100)}). ` +
             `Wait for it to finish and retry. A lock left by a process that died expires ${minutes(staleAfterMs)} after its last refresh ` +
             `(at ${expiry(blocking, staleAfterMs)} by the storage's clock); if you are sure no cairn uses the repository, ` +
             '`cairn unlock --remove-all` removes it.',
@@ -300,7 +301,7 @@ export async function listLocks(storage: Storage, signal?: AbortSignal): Promise
         throw err;
       }
       try {
-        result.push({ key: info.key, modified: info.modified, doc: decodeMetadata(bytes, LockDocumentSchema, info.key) });
+        result.push({ key: info.key, modified: info.modified, doc: decodeLock(bytes, info.key) });
         break;
       } catch (err) {
         if (!(err instanceof CorruptionError)) throw err;
@@ -434,4 +435,10 @@ function minutes(ms: number): string {
 
 function seconds(ms: number): string {
   return `${Math.round(ms / 1000)} s`;
+}
+
+/** Parses a stored lock document (bounded: a lock is a few hundred bytes). */
+export function decodeLock(bytes: Buffer, key: string): LockDocument {
+  const what = key.length > 80 ? `${key.slice(0, 80)}…` : key;
+  return decodeMetadata(bytes, LockDocumentSchema, what, [key], MAX_SMALL_DOCUMENT_BYTES);
 }

@@ -1,14 +1,14 @@
 import { CorruptionError, throwIfAborted } from '../core/errors.js';
-import { BackupManifestSchema, type BackupManifest, type IndexDocument, type IndexEntry } from '../core/schemas.js';
+import { type BackupManifest, type IndexDocument, type IndexEntry } from '../core/schemas.js';
 import { ChunkIndex, indexKey, listPacks, writeIndexDocument } from './chunk-index.js';
 import { decompressBlob } from './compression.js';
 import { mapLimit } from './concurrency.js';
 import { sha256Hex } from './hash.js';
 import { removeStaleLocks, type RepositoryLock } from './lock.js';
 import { withLock } from './locked.js';
-import { decodeMetadata, encodeMetadata } from './metadata.js';
+import { encodeManifest } from './metadata.js';
 import { PackBuilder, packKey, parsePackHeader } from './pack.js';
-import { manifestKey, type Repository } from './repository.js';
+import { decodeManifest, manifestKey, type Repository } from './repository.js';
 
 export interface RepairOptions {
   /** Say what would change without changing anything. */
@@ -136,7 +136,9 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
   let newIndex: string | undefined;
   if (!dryRun) {
     throwIfAborted(signal);
-    if (packs.length > 0) newIndex = await writeIndexDocument(repo.storage, packs, oldIndexes, signal);
+    // Only names an index can have are superseded; foreign names under index/ (not 64 hex) are
+    // just deleted below, and readers already skip them as damaged meanwhile.
+    if (packs.length > 0) newIndex = await writeIndexDocument(repo.storage, packs, oldIndexes.filter((id) => /^[0-9a-f]{64}$/.test(id)), signal);
   }
 
   // Manifests against the new index.
@@ -144,14 +146,26 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
   const backupsDamaged: DamagedBackup[] = [];
   const healed: string[] = [];
   const detectedAt = now().toISOString();
-  for (const id of await repo.listBackupIds(signal)) {
+  const { ids: backupIds, foreign } = await repo.listBackupKeys(signal);
+  // Objects under backups/ that are not backups: moved to quarantine under a name derived from
+  // their key (never the key itself, which may be anything), so that list, verify and prune work.
+  for (const key of foreign) {
+    throwIfAborted(signal);
+    const bytes = await repo.storage.get(key, signal).catch(() => undefined);
+    if (!bytes) continue;
+    quarantined.push(key.slice('backups/'.length));
+    if (!dryRun) {
+      await repo.storage.put(`quarantine/backups/foreign-${sha256Hex(Buffer.from(key, 'utf8')).slice(0, 32)}`, bytes, { signal });
+      await repo.storage.delete(key);
+    }
+  }
+  for (const id of backupIds) {
     throwIfAborted(signal);
     const bytes = await repo.storage.get(manifestKey(id), signal).catch(() => undefined);
     if (!bytes) continue;
     let manifest: BackupManifest;
     try {
-      manifest = decodeMetadata(bytes, BackupManifestSchema, `Manifest ${manifestKey(id)}`);
-      if (manifest.id !== id) throw new CorruptionError(`Manifest ${manifestKey(id)} names another backup ("${manifest.id}").`, { objects: [manifestKey(id)] });
+      manifest = decodeManifest(bytes, id, { checksumRequired: repo.checksumsRequired, what: `Manifest ${manifestKey(id)}` }).manifest;
     } catch (err) {
       if (!(err instanceof CorruptionError)) throw err;
       quarantined.push(id);
@@ -180,7 +194,7 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
     }
     if (lost.length > 0) backupsDamaged.push({ id, collections: lost });
     else if (wasDamaged) healed.push(id);
-    if (changed && !dryRun) await repo.storage.put(manifestKey(id), encodeMetadata(manifest), { signal });
+    if (changed && !dryRun) await repo.storage.put(manifestKey(id), encodeManifest(manifest), { signal });
   }
 
   if (!dryRun) {

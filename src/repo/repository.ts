@@ -1,17 +1,17 @@
 import {
   BackupManifestSchema,
-  FORMAT_VERSION,
+  REPOSITORY_FORMAT_VERSION,
   RepositoryConfigSchema,
   type BackupManifest,
   type CompressionSettings,
   type RepositoryConfig,
 } from '../core/schemas.js';
 import { ConflictError, CorruptionError, NotFoundError, UsageError } from '../core/errors.js';
-import { randomId, validateBackupId } from '../core/ids.js';
+import { isBackupId, quotePrefix, randomId, validateBackupId } from '../core/ids.js';
 import type { Storage } from '../storage/types.js';
 import { createExclusive, removeClaims } from '../storage/common.js';
 import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams, type ChunkerParams } from './chunker.js';
-import { decodeMetadata, encodeMetadata } from './metadata.js';
+import { MAX_SMALL_DOCUMENT_BYTES, checkManifestChecksum, decodeJson, encodeManifest, manifestChecksum, parseDocument } from './metadata.js';
 import { RepositoryLock } from './lock.js';
 import { mapLimit } from './concurrency.js';
 
@@ -20,6 +20,66 @@ export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
 
 export function manifestKey(id: string): string {
   return `backups/${id}`;
+}
+
+/** A manifest as read, and whether it carried a checksum (format-1 manifests may not). */
+export interface ReadManifest {
+  manifest: BackupManifest;
+  checksummed: boolean;
+}
+
+/**
+ * Decodes a stored manifest: bounded decode, checksum (required in format-2 repositories),
+ * schema, and its id against the name it was stored under. Every reader goes through this.
+ * @throws CorruptionError naming the object and the field.
+ */
+export function decodeManifest(bytes: Buffer, id: string, options: { checksumRequired: boolean; what?: string }): ReadManifest {
+  const key = manifestKey(id);
+  const what = options.what ?? `Manifest of backup "${id}" (${key})`;
+  const json = decodeJson(bytes, what, [key]);
+  const state = checkManifestChecksum(json, what, [key], options.checksumRequired);
+  const manifest = parseDocument(json, BackupManifestSchema, what, [key]);
+  if (manifest.id !== id) {
+    throw new CorruptionError(`Manifest ${key} names another backup (${quotePrefix(manifest.id)}): it was altered or misplaced. Run cairn repair.`, {
+      objects: [key],
+    });
+  }
+  delete manifest.checksum;
+  return { manifest, checksummed: state === 'checksummed' };
+}
+
+/**
+ * Parses a stored config: bounded decode, then the schema (chunker and pack-size bounds, so a
+ * hostile config can make no writer allocate without bound or loop).
+ * @throws UsageError for a newer format; CorruptionError naming the field otherwise.
+ */
+export function parseRepositoryConfig(bytes: Buffer, location: string): RepositoryConfig {
+  const what = `Repository config at ${location}`;
+  const json = decodeJson(bytes, what, [CONFIG_KEY], MAX_SMALL_DOCUMENT_BYTES) as { formatVersion?: unknown } | null;
+  const version = json !== null && typeof json === 'object' ? json.formatVersion : undefined;
+  if (typeof version === 'number' && Number.isSafeInteger(version) && version > REPOSITORY_FORMAT_VERSION) {
+    throw new UsageError(
+      `The repository at ${location} uses format version ${version}; this cairn reads versions up to ${REPOSITORY_FORMAT_VERSION}. Upgrade cairn.`,
+    );
+  }
+  // Format 2 configs carry a checksum (a flipped bit in the id or a size is damage, not another
+  // repository); format 1 ones do not.
+  checkManifestChecksum(json, what, [CONFIG_KEY], version === REPOSITORY_FORMAT_VERSION);
+  const config = parseDocument(json, RepositoryConfigSchema, what, [CONFIG_KEY]);
+  delete config.checksum;
+  return config;
+}
+
+/** The config as stored: pretty JSON (people and other tools read it), with its checksum. */
+export function encodeRepositoryConfig(config: RepositoryConfig): Buffer {
+  const plain = JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
+  delete plain.checksum;
+  return Buffer.from(JSON.stringify({ ...plain, checksum: manifestChecksum(plain) }, null, 2) + '\n');
+}
+
+/** Message for an object under backups/ whose name is not a backup id. */
+export function foreignManifestMessage(key: string): string {
+  return `${quotePrefix(key)} under backups/ is not a backup: its name is not a backup id (cairn never writes such a name). Move it away, or run cairn repair, which quarantines it.`;
 }
 
 export interface InitOptions {
@@ -63,7 +123,7 @@ export class Repository {
       }
     }
     const config: RepositoryConfig = {
-      formatVersion: FORMAT_VERSION,
+      formatVersion: REPOSITORY_FORMAT_VERSION,
       id: randomId(16),
       createdAt: new Date().toISOString(),
       hash: 'sha256',
@@ -74,7 +134,7 @@ export class Repository {
     };
     try {
       // The config is plain JSON so that any tool (and a human) can tell what a repository is.
-      await storage.put(CONFIG_KEY, Buffer.from(JSON.stringify(config, null, 2) + '\n'), { ifNotExists: true });
+      await storage.put(CONFIG_KEY, encodeRepositoryConfig(config), { ifNotExists: true });
     } catch (err) {
       if (err instanceof ConflictError) {
         throw new ConflictError(`A repository already exists at ${storage.location}; use it as it is, or choose another location.`);
@@ -94,19 +154,13 @@ export class Repository {
       }
       throw err;
     }
-    let json: { formatVersion?: unknown };
-    try {
-      json = JSON.parse(bytes.toString('utf8')) as { formatVersion?: unknown };
-    } catch {
-      throw new CorruptionError(`The config of the repository at ${storage.location} is not valid JSON.`, { objects: [CONFIG_KEY] });
-    }
-    if (typeof json.formatVersion === 'number' && json.formatVersion > FORMAT_VERSION) {
-      throw new UsageError(
-        `The repository at ${storage.location} uses format version ${json.formatVersion}; this cairn reads version ${FORMAT_VERSION}. Upgrade cairn.`,
-      );
-    }
-    const config = decodeMetadata(bytes, RepositoryConfigSchema, `Repository config at ${storage.location}`);
+    const config = parseRepositoryConfig(bytes, storage.location);
     return new Repository(storage, config);
+  }
+
+  /** Format 2 and later: a manifest without a checksum is refused (format 1 reads it, flagged). */
+  get checksumsRequired(): boolean {
+    return this.config.formatVersion >= 2;
   }
 
   /**
@@ -117,10 +171,25 @@ export class Repository {
     return RepositoryLock.acquire(this.storage, { exclusive, operation, ...options });
   }
 
+  /** The backup ids under backups/; objects there whose name is not a backup id are left out. */
   async listBackupIds(signal?: AbortSignal): Promise<string[]> {
+    return (await this.listBackupKeys(signal)).ids;
+  }
+
+  /**
+   * The names under backups/: `ids` are backup ids, `foreign` the keys that are not (a folder
+   * `backups/sub/dir`, a name with odd characters): never read as a backup, never used to build
+   * another key; listing reports them, prune refuses while they exist, repair quarantines them.
+   */
+  async listBackupKeys(signal?: AbortSignal): Promise<{ ids: string[]; foreign: string[] }> {
     const ids: string[] = [];
-    for await (const info of this.storage.list('backups/', signal)) ids.push(info.key.slice('backups/'.length));
-    return ids.sort();
+    const foreign: string[] = [];
+    for await (const info of this.storage.list('backups/', signal)) {
+      const name = info.key.slice('backups/'.length);
+      if (info.key.startsWith('backups/') && isBackupId(name)) ids.push(name);
+      else foreign.push(info.key);
+    }
+    return { ids: ids.sort(), foreign: foreign.sort() };
   }
 
   async hasBackup(id: string): Promise<boolean> {
@@ -128,6 +197,11 @@ export class Repository {
   }
 
   async readManifest(id: string, signal?: AbortSignal): Promise<BackupManifest> {
+    return (await this.readManifestChecked(id, signal)).manifest;
+  }
+
+  /** readManifest, also saying whether the manifest carried a checksum. */
+  async readManifestChecked(id: string, signal?: AbortSignal): Promise<ReadManifest> {
     validateBackupId(id);
     let bytes: Buffer;
     try {
@@ -138,25 +212,27 @@ export class Repository {
       }
       throw err;
     }
-    const manifest = decodeMetadata(bytes, BackupManifestSchema, `Manifest of backup "${id}" (${manifestKey(id)})`);
-    if (manifest.id !== id) {
-      throw new CorruptionError(`Manifest ${manifestKey(id)} names another backup ("${manifest.id}"): it was altered or misplaced. Run cairn repair.`, {
-        objects: [manifestKey(id)],
-      });
-    }
-    return manifest;
+    return decodeManifest(bytes, id, { checksumRequired: this.checksumsRequired });
   }
 
   /**
    * Every readable backup, oldest first, and the manifests that cannot be read (named, not
-   * thrown): one damaged manifest must not hide every other backup from list or verify.
+   * thrown): one damaged manifest must not hide every other backup from list or verify. Objects
+   * under backups/ whose name is not a backup id are reported in `damaged` too (their `id` is
+   * the key after "backups/"), and `unchecksummed` names the manifests read without a checksum
+   * (format-1 repositories only).
    */
-  async readAllManifests(signal?: AbortSignal): Promise<{ manifests: BackupManifest[]; damaged: { id: string; message: string }[] }> {
-    const ids = await this.listBackupIds(signal);
-    const damaged: { id: string; message: string }[] = [];
+  async readAllManifests(
+    signal?: AbortSignal,
+  ): Promise<{ manifests: BackupManifest[]; damaged: { id: string; message: string }[]; unchecksummed: string[] }> {
+    const { ids, foreign } = await this.listBackupKeys(signal);
+    const damaged: { id: string; message: string }[] = foreign.map((key) => ({ id: key.slice('backups/'.length), message: foreignManifestMessage(key) }));
+    const unchecksummed: string[] = [];
     const read = await mapLimit(ids, 8, async (id) => {
       try {
-        return await this.readManifest(id, signal);
+        const r = await this.readManifestChecked(id, signal);
+        if (!r.checksummed) unchecksummed.push(id);
+        return r.manifest;
       } catch (err) {
         if (err instanceof NotFoundError) return undefined; // deleted since the listing
         if (!(err instanceof CorruptionError)) throw err;
@@ -166,22 +242,28 @@ export class Repository {
     });
     const manifests = read.filter((m): m is BackupManifest => m !== undefined);
     manifests.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
-    return { manifests, damaged: damaged.sort((a, b) => a.id.localeCompare(b.id)) };
+    return { manifests, damaged: damaged.sort((a, b) => a.id.localeCompare(b.id)), unchecksummed: unchecksummed.sort() };
   }
 
-  /** Every backup, oldest first. */
+  /**
+   * Every backup, oldest first.
+   * @throws CorruptionError when any manifest cannot be read or an object under backups/ is not
+   *   a backup (prune must never act on a partial picture).
+   */
   async listManifests(signal?: AbortSignal): Promise<BackupManifest[]> {
-    const ids = await this.listBackupIds(signal);
+    const { ids, foreign } = await this.listBackupKeys(signal);
+    if (foreign.length > 0) throw new CorruptionError(foreignManifestMessage(foreign[0] as string), { objects: foreign });
     const manifests = await mapLimit(ids, 8, (id) => this.readManifest(id, signal));
     return manifests.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
   }
 
   /** The manifest is written last and only once: its existence is what makes a backup visible. */
   async writeManifest(manifest: BackupManifest, signal?: AbortSignal): Promise<void> {
+    checkWritable(manifest);
     try {
       // Create-only even where the backend's conditional put is not atomic (claims, see
       // createExclusive): two backups that picked the same generated id never overwrite each other.
-      await createExclusive(this.storage, manifestKey(manifest.id), encodeMetadata(manifest), signal);
+      await createExclusive(this.storage, manifestKey(manifest.id), encodeManifest(manifest), signal);
     } catch (err) {
       if (err instanceof ConflictError) throw duplicateBackup(manifest.id, this.location);
       throw err;
@@ -194,10 +276,11 @@ export class Repository {
    */
   async updateManifest(manifest: BackupManifest, signal?: AbortSignal): Promise<void> {
     // Shared: only prune (which must see a stable set of references) needs the exclusive lock.
+    checkWritable(manifest);
     const lock = await this.lock(false, `update ${manifest.id}`);
     try {
       if (!(await this.hasBackup(manifest.id))) throw new NotFoundError(`Backup "${manifest.id}" not found in ${this.location}.`);
-      await this.storage.put(manifestKey(manifest.id), encodeMetadata(manifest), { signal });
+      await this.storage.put(manifestKey(manifest.id), encodeManifest(manifest), { signal });
     } finally {
       await lock.release();
     }
@@ -220,6 +303,25 @@ export class Repository {
     } finally {
       await lock.release();
     }
+  }
+}
+
+/**
+ * A manifest is only ever written under a backup id, whatever the document claims, and only if
+ * every reader will accept it (the same schema and bounds): a backup is never made visible in a
+ * form that would then read as damaged.
+ */
+function checkWritable(manifest: BackupManifest): void {
+  if (!isBackupId(manifest.id)) {
+    throw new CorruptionError(`Refusing to write a manifest under ${quotePrefix(String(manifest.id))}: not a backup id. Nothing was written.`, { objects: [] });
+  }
+  const parsed = BackupManifestSchema.safeParse(manifest);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    const where = first?.path.map((p) => String(p).slice(0, 40)).join('.') || '(root)';
+    throw new UsageError(
+      `Cannot write backup "${manifest.id}": its manifest would not be readable (${where}: ${(first?.message ?? 'invalid').slice(0, 200)}). Nothing was made visible.`,
+    );
   }
 }
 

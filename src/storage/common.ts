@@ -6,7 +6,7 @@ import { sleep } from '../core/sleep.js';
 /** Refuses keys that could escape the repository folder; returns the key unchanged. */
 export function checkKey(key: string): string {
   if (key === '' || key.startsWith('/') || key.split('/').some((part) => part === '..' || part === '.')) {
-    throw new StorageError(`Invalid object key "${key}".`);
+    throw new StorageError(`Invalid object key ${JSON.stringify(key.length > 60 ? `${key.slice(0, 60)}…` : key)}.`);
   }
   return key;
 }

@@ -1,5 +1,5 @@
 import { constants as fsConstants } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm, stat, link, unlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, rm, stat, link, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { CairnError, ConflictError, NotFoundError, StorageError, throwIfAborted } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
@@ -7,6 +7,13 @@ import { OWNER_TOKEN_PATTERN, ownerIsDead, ownerToken, parseOwnerToken } from '.
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
 
 const TEMP_MARKER = '.tmp-';
+/**
+ * Modes of what this backend creates, as restic: objects readable by their owner only, folders
+ * enterable by their owner only. Set explicitly (chmod after create), so that a permissive
+ * umask changes nothing. Existing objects and folders keep their modes.
+ */
+export const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
 
 /**
  * A repository in a local (or mounted) directory. Every write goes to a temporary file in the
@@ -23,14 +30,30 @@ export class FileSystemStorage implements Storage {
     this.location = `file://${root}`;
   }
 
+  /**
+   * The file of a key. Keys come from cairn and from listings (hostile names included): a key
+   * with an empty, "." or ".." segment, a NUL or a backslash never reaches the filesystem, so no
+   * key can name anything outside the root.
+   */
   private path(key: string): string {
-    if (key.includes('..') || key.startsWith('/')) throw new StorageError(`Invalid object key "${key}".`);
-    return join(this.root, ...key.split('/'));
+    const parts = key.split('/');
+    if (key.length > 4096 || key.includes('\0') || key.includes('\\') || parts.some((p) => p === '' || p === '.' || p === '..')) {
+      const shown = key.length > 60 ? `${key.slice(0, 60)}…` : key;
+      throw new StorageError(`Invalid object key ${JSON.stringify(shown)}: keys are "/"-separated names without empty, "." or ".." parts.`);
+    }
+    return join(this.root, ...parts);
   }
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.knownDirs.has(dir)) return;
-    await mkdir(dir, { recursive: true });
+    const first = await mkdir(dir, { recursive: true, mode: DIR_MODE });
+    // mkdir returns the first folder it created: chmod that one and each below it, down to dir.
+    if (first !== undefined) {
+      for (let d = dir; ; d = dirname(d)) {
+        await chmod(d, DIR_MODE);
+        if (d === first || dirname(d) === d || !d.startsWith(first)) break;
+      }
+    }
     this.knownDirs.add(dir);
     await removeAbandonedTempFiles(dir);
   }
@@ -44,8 +67,9 @@ export class FileSystemStorage implements Storage {
     // the file if this process dies (kill -9) before renaming it into place.
     const temp = join(dir, `.${basename(target)}${TEMP_MARKER}${ownerToken()}-${randomId(6)}`);
     try {
-      const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+      const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, FILE_MODE);
       try {
+        await handle.chmod(FILE_MODE);
         await handle.writeFile(data);
         await handle.sync();
       } finally {
@@ -146,7 +170,9 @@ export class FileSystemStorage implements Storage {
         continue;
       }
       for (const entry of entries) {
-        if (entry.name.startsWith('.')) continue;
+        // Dot-files are temp files; a name with a backslash is one no key can address (path()
+        // refuses it) and cairn never writes: neither is an object of the repository.
+        if (entry.name.startsWith('.') || entry.name.includes('\\')) continue;
         const full = join(dir, entry.name);
         const key = relative(this.root, full).split(sep).join('/');
         const info = await this.statEntry(full, key, prefix);
@@ -243,7 +269,7 @@ export class FileSystemStorage implements Storage {
     await this.ensureDir(this.root);
     const probe = join(this.root, `.clock${TEMP_MARKER}${randomId(6)}`);
     try {
-      await writeFile(probe, '');
+      await writeFile(probe, '', { mode: FILE_MODE });
       return (await stat(probe)).mtimeMs;
     } finally {
       await rm(probe, { force: true });

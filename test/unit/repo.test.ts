@@ -106,7 +106,7 @@ describe('repository', () => {
     const repo = await Repository.init(storage, { packSize: 2 * 1024 * 1024 });
     await expect(Repository.init(storage)).rejects.toBeInstanceOf(ConflictError);
     const config = JSON.parse(await readFile(join(dir, 'repo', 'config'), 'utf8'));
-    expect(config).toMatchObject({ formatVersion: 1, hash: 'sha256', packSize: 2 * 1024 * 1024, encryption: { algorithm: 'none' } });
+    expect(config).toMatchObject({ formatVersion: 2, hash: 'sha256', packSize: 2 * 1024 * 1024, encryption: { algorithm: 'none' } });
     const again = await Repository.open(new FileSystemStorage(join(dir, 'repo')));
     expect(again.config).toEqual(repo.config);
   });
