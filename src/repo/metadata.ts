@@ -117,7 +117,12 @@ export function decodeMetadata<S extends z.ZodType>(bytes: Buffer, schema: S, wh
 
 function shortMessage(err: unknown): string {
   const m = err instanceof Error ? err.message : String(err);
-  // JSON.parse quotes the input around the error position: keep it short.
+  // JSON.parse quotes the input around the error position, and what was read may be any file a
+  // symbolic link in the repository points at (/etc/shadow): say where, never what.
+  if (err instanceof SyntaxError) {
+    const at = /at position (\d+)/.exec(m)?.[1];
+    return `it is not valid JSON${at !== undefined ? ` (at byte ${at})` : /end of JSON|Unexpected end/i.test(m) ? ' (it ends too early)' : ''}`;
+  }
   return m.length > 160 ? `${m.slice(0, 160)}…` : m;
 }
 

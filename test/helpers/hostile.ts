@@ -1,14 +1,14 @@
 /**
  * Hostile repositories for the restore security tests: a real backup written to a file-system
  * repository, whose manifest is then edited on disk as an attacker who can write the
- * repository would. Every test that edits a manifest goes through editManifest, the one place
- * to adapt when manifests gain checksums or authentication (an attacker without the key cannot
- * recompute those; the tests then show the second line of defence, the restore's own checks).
+ * repository would. Every test that edits a manifest goes through editManifest, which recomputes
+ * the manifest's checksum as such an attacker can; when repositories gain authentication (a key
+ * the attacker lacks), these tests keep showing the second line of defence, the restore's own checks.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { BackupManifestSchema, type BackupManifest, type CollectionEntry } from '../../src/core/schemas.js';
-import { decodeMetadata, encodeMetadata } from '../../src/repo/metadata.js';
+import { decodeMetadata, encodeManifest } from '../../src/repo/metadata.js';
 import { manifestKey, Repository } from '../../src/repo/repository.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { runBackup } from '../../src/jobs/backup.js';
@@ -33,7 +33,10 @@ export function editManifest(root: string, id: string, edit: (manifest: BackupMa
   const manifest = decodeMetadata(fs.readFileSync(file), BackupManifestSchema, 'manifest') as BackupManifest;
   edit(manifest);
   fs.chmodSync(file, 0o600);
-  fs.writeFileSync(file, encodeMetadata(manifest));
+  // With a fresh checksum, as an attacker who can write the repository can compute one (no key
+  // protects it until repositories are encrypted): what stops these edits is the restore's own
+  // checks. Edits that keep the old checksum are caught earlier (test/security/repo-hostile).
+  fs.writeFileSync(file, encodeManifest(manifest));
 }
 
 /** The collection named `name` of a manifest (throws when missing, so a test cannot edit nothing). */

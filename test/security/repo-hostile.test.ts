@@ -7,7 +7,7 @@
  * files are 0600 in 0700 folders (item 7). Counts of hostile inputs: HOSTILE_INPUTS.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, chmodSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -170,6 +170,30 @@ describe('odd names read from storage are reported or ignored, never followed', 
     // The library sees the same: ids only, foreign names apart.
     const r = await Repository.open(new FileSystemStorage(repo));
     expect(await r.listBackupKeys()).toEqual({ ids: ['base'], foreign: [] });
+  });
+
+  it('an object that is a symbolic link to a file outside the repository is read as untrusted data: no error quotes what it holds', () => {
+    const repo = repoWithBackup('linked-secrets');
+    const secretFile = join(work, 'shadow-like');
+    const secret = 'root:S3CRETHASH0123456789:20000:0:99999:7:::';
+    writeFileSync(secretFile, `${secret}\n`);
+    const links: [string, string[]][] = [
+      [join(repo, 'backups', 'leak'), ['backup', 'show', 'leak', '--repo', repo]],
+      [join(repo, 'backups', 'leak2'), ['verify', '--repo', repo]],
+      [join(repo, 'backups', 'leak3'), ['backup', 'list', '--repo', repo]],
+      [join(repo, 'locks', 'deadbeef'), ['backup', 'list', '--repo', repo]],
+    ];
+    count('symlinked objects to secret files', links.length);
+    for (const [link, args] of links) {
+      symlinkSync(secretFile, link);
+      const r = run(args);
+      for (const part of [secret.slice(0, 10), 'S3CRET', secret.slice(-8)]) {
+        expect(r.stdout + r.stderr).not.toContain(part);
+      }
+      expect(r.stdout + r.stderr).not.toContain('root:');
+      rmSync(link);
+    }
+    expect(readFileSync(secretFile, 'utf8')).toBe(`${secret}\n`);
   });
 
   it('names no key can address (a backslash) are ignored under backups/, index/ and locks/, and no key with "." or ".." parts reaches the filesystem', async () => {
