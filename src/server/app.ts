@@ -226,7 +226,9 @@ export function createApp(options: AppOptions): Hono<Env> {
     const source = c.req.query('source');
     const status = c.req.query('status');
     if (status !== undefined && !(JOB_STATES as readonly string[]).includes(status)) throw new UsageError(`Unknown status ${quote(status)}: use one of ${JOB_STATES.join(', ')}.`);
-    const manifests = (await repo.listManifests()).filter((m) => !source || m.source.location === source || m.source.name === source);
+    // One damaged or foreign object under backups/ is reported beside the others, never fails the list.
+    const all = await repo.readAllManifests();
+    const manifests = all.manifests.filter((m) => !source || m.source.location === source || m.source.name === source);
     // Complete backups are in the repository; running, failed and cancelled ones are jobs.
     const unfinished = (await center.list({ kind: 'backup', limit: 1000 }))
       .filter((j) => j.state !== 'SUCCESS' && j.params.repository === repo.location && (!source || j.params.source === source))
@@ -246,6 +248,8 @@ export function createApp(options: AppOptions): Hono<Env> {
     return c.json({
       repository: repo.location,
       backups: [...complete, ...unfinished].filter((b) => status === undefined || b.status === status),
+      damaged: all.damaged.map((d) => ({ id: d.id.length > 200 ? `${d.id.slice(0, 200)}…` : d.id, message: d.message })),
+      unchecksummed: all.unchecksummed,
     });
   });
 
@@ -333,12 +337,16 @@ export function createApp(options: AppOptions): Hono<Env> {
       kind: 'verify',
       params: { repository: repo.location, ...(ids.length ? { backups: ids } : {}), readData: Boolean(req.readData) },
       run: async (ctx) => {
-        const manifests = ids.length ? await Promise.all(ids.map((id) => repo.readManifest(id, ctx.signal))) : await repo.listManifests(ctx.signal);
-        const report = await verifyBackupsLocked(repo, manifests, {
+        const all = ids.length
+          ? { manifests: await Promise.all(ids.map((id) => repo.readManifest(id, ctx.signal))), damaged: [] }
+          : await repo.readAllManifests(ctx.signal);
+        const report = await verifyBackupsLocked(repo, all.manifests, {
           readData: Boolean(req.readData),
           signal: ctx.signal,
           onProgress: (done, total) => ctx.progress({ phase: 'transferring', collectionsDone: done, collectionsTotal: total, rows: 0, bytes: 0 }),
         });
+        // A manifest that cannot be read is a backup that cannot be restored: a problem too (as the CLI).
+        for (const d of all.damaged) report.problems.unshift({ object: `backups/${d.id}`, message: d.message, affects: [d.id] });
         if (report.problems.length > 0) throw verifyFailure(report);
         return { backups: report.backups, chunks: report.chunks, packs: report.packs, bytesRead: report.bytesRead };
       },

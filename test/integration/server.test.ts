@@ -239,6 +239,21 @@ describe.sequential('copy, verify, delete and prune as jobs', () => {
     const verified = await until(verify.json.job.id, ended);
     expect(verified.state, JSON.stringify(verified.error)).toBe('SUCCESS');
     expect(verified.result?.backups).toEqual(['pg-1']);
+    // One foreign object and one unreadable manifest under backups/: the list still answers,
+    // naming them apart; a verification fails naming them; neither quotes what the objects hold.
+    writeFileSync(join(to, 'backups', 'Not An Id'), 'SECRET-CONTENT-1');
+    writeFileSync(join(to, 'backups', 'broken'), 'SECRET-CONTENT-2');
+    const listed = await call('GET', `/v1/backups?repository=${encodeURIComponent(to)}`, tokens.operator); // a path: operators only
+    expect(listed.status, JSON.stringify(listed.json)).toBe(200);
+    expect(listed.json.backups.map((b: { id: string }) => b.id)).toEqual(['pg-1']);
+    expect(listed.json.damaged.map((d: { id: string }) => d.id).sort()).toEqual(['Not An Id', 'broken']);
+    expect(JSON.stringify(listed.json)).not.toContain('SECRET-CONTENT');
+    const failing = await until((await call('POST', '/v1/verifications', tokens.operator, { repository: to })).json.job.id, ended);
+    expect(failing.state).toBe('FAILED');
+    expect(failing.error?.message).toContain('backups/broken');
+    expect(JSON.stringify(failing)).not.toContain('SECRET-CONTENT');
+    rmSync(join(to, 'backups', 'Not An Id'));
+    rmSync(join(to, 'backups', 'broken'));
     expect((await call('DELETE', `/v1/backups/pg-1?repository=${encodeURIComponent(to)}`, tokens.viewer)).status).toBe(403);
     expect((await call('DELETE', `/v1/backups/pg-1?repository=${encodeURIComponent(to)}`, tokens.operator)).status).toBe(200);
     const pruneJob = await call('POST', '/v1/prunes', tokens.operator, { repository: to, graceSeconds: 0 });
