@@ -16,7 +16,8 @@ import { CairnError } from '../../src/core/errors.js';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import type { Repository } from '../../src/repo/repository.js';
 import Database from '../../src/sources/sqlite/driver.js';
-import { checkDefinitionSql, DefinitionError, lexSql, type ExpectedObject } from '../../src/sources/sqlite/validate.js';
+import { checkDefinitionSql, DefinitionError, type ExpectedObject } from '../../src/sources/sqlite/validate.js';
+import { lexSql } from '../../src/sources/sqlite/lexer.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
 import { backupInto, collection, editManifest, listFiles, restoreError } from '../helpers/hostile.js';
 

@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, ConflictError, CorruptionError, NotFoundError, SourceError, UsageError } from '../../src/core/errors.js';
 import type { CollectionEntry } from '../../src/core/schemas.js';
 import { parseSqliteUrl, SqliteSource, SqliteTarget } from '../../src/sources/sqlite/index.js';
+import { renameTableReferences } from '../../src/sources/sqlite/sql.js';
+import { lexSql } from '../../src/sources/sqlite/lexer.js';
 import type { CollectionDescriptor, RestoreItem } from '../../src/sources/types.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
 import { hostIdentity, ownerIsDead, ownerToken, parseOwnerToken, type Owner } from '../../src/core/owner.js';
@@ -164,6 +166,19 @@ function freshDir(name: string): string {
   fs.mkdirSync(dir, { recursive: true });
   return dir;
 }
+
+describe('SQL text: one lexer for checks and renames', () => {
+  it('keeps every character (joining the lexemes gives the text back) and reads blob literals as literals', () => {
+    const sql = "CREATE INDEX \"i x\" ON [x] (a) -- note\n/* c */ WHERE b <> X'78' AND c = 'x''y'";
+    expect(lexSql(sql, { trivia: true }).map((t) => t.text).join('')).toBe(sql);
+    expect(lexSql(sql).filter((t) => t.kind === 'string').map((t) => t.text)).toEqual(["X'78'", "'x''y'"]);
+  });
+
+  it('renames a table named like a blob literal prefix without touching the literal', () => {
+    const sql = "CREATE TRIGGER t AFTER INSERT ON x BEGIN INSERT INTO x(b) VALUES (X'00'); END";
+    expect(renameTableReferences(sql, 'x', 'y')).toBe('CREATE TRIGGER t AFTER INSERT ON "y" BEGIN INSERT INTO "y"(b) VALUES (X\'00\'); END');
+  });
+});
 
 describe('parseSqliteUrl', () => {
   it('accepts absolute and relative forms', () => {

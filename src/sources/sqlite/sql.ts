@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { UsageError } from '../../core/errors.js';
+import { lexSql, type Lexeme } from './lexer.js';
 
 export const SQLITE_KIND = 'sqlite';
 
@@ -97,84 +98,29 @@ export function parseSqliteUrl(url: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tokenizer: just enough of SQLite's lexer to find identifiers outside strings and comments.
+// SQL text is read by the one lexer (lexer.ts) the restore's definition checks use too.
 
-interface Token {
-  kind: 'ws' | 'ident' | 'string' | 'punct' | 'other';
-  text: string;
-  /** Unquoted identifier value for kind "ident". */
-  value?: string;
-}
+type Token = Lexeme;
 
-const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
-const IDENT_PART = /[A-Za-z0-9_$\u0080-\uffff]/;
-
-export function tokenize(sql: string): Token[] {
-  const out: Token[] = [];
-  let i = 0;
-  const n = sql.length;
-  while (i < n) {
-    const c = sql[i] as string;
-    const start = i;
-    if (/[ \t\n\f\r]/.test(c)) {
-      // SQLite's whitespace only: a no-break space is part of an identifier there.
-      while (i < n && /[ \t\n\f\r]/.test(sql[i] as string)) i++;
-      out.push({ kind: 'ws', text: sql.slice(start, i) });
-    } else if (c === '-' && sql[i + 1] === '-') {
-      while (i < n && sql[i] !== '\n') i++;
-      out.push({ kind: 'ws', text: sql.slice(start, i) });
-    } else if (c === '/' && sql[i + 1] === '*') {
-      const end = sql.indexOf('*/', i + 2);
-      i = end < 0 ? n : end + 2;
-      out.push({ kind: 'ws', text: sql.slice(start, i) });
-    } else if (c === '"' || c === '`' || c === "'") {
-      i++;
-      while (i < n) {
-        if (sql[i] === c) {
-          if (sql[i + 1] === c) i += 2;
-          else break;
-        } else i++;
-      }
-      i = Math.min(i + 1, n);
-      const text = sql.slice(start, i);
-      const inner = text.slice(1, -1).split(c + c).join(c);
-      out.push(c === "'" ? { kind: 'string', text } : { kind: 'ident', text, value: inner });
-    } else if (c === '[') {
-      const end = sql.indexOf(']', i + 1);
-      i = end < 0 ? n : end + 1;
-      const text = sql.slice(start, i);
-      out.push({ kind: 'ident', text, value: text.slice(1, -1) });
-    } else if (IDENT_START.test(c)) {
-      while (i < n && IDENT_PART.test(sql[i] as string)) i++;
-      const text = sql.slice(start, i);
-      out.push({ kind: 'ident', text, value: text });
-    } else if (/[(),;.]/.test(c)) {
-      i++;
-      out.push({ kind: 'punct', text: c });
-    } else {
-      // Numbers, operators, blob literals (x'..' is caught as ident "x" + string: harmless).
-      i++;
-      while (i < n && /[0-9A-Za-z_.]/.test(sql[i] as string) && /[0-9]/.test(c)) i++;
-      out.push({ kind: 'other', text: sql.slice(start, i) });
-    }
-  }
-  return out;
+/** Every lexeme, whitespace and comments included: joining their texts gives `sql` back. */
+function tokenize(sql: string): Token[] {
+  return lexSql(sql, { trivia: true });
 }
 
 function nextSignificant(tokens: Token[], from: number): number {
   let i = from;
-  while (i < tokens.length && tokens[i]?.kind === 'ws') i++;
+  while (i < tokens.length && tokens[i]?.kind === 'trivia') i++;
   return i;
 }
 
 function prevSignificant(tokens: Token[], from: number): number {
   let i = from;
-  while (i >= 0 && tokens[i]?.kind === 'ws') i--;
+  while (i >= 0 && tokens[i]?.kind === 'trivia') i--;
   return i;
 }
 
 function isKeyword(t: Token | undefined, ...words: string[]): boolean {
-  return t !== undefined && t.kind === 'ident' && t.text === t.value && words.includes(t.text.toUpperCase());
+  return t !== undefined && t.kind === 'ident' && !t.quoted && words.includes(t.text.toUpperCase());
 }
 
 /**
@@ -207,7 +153,7 @@ function join(tokens: Token[]): string {
 export function renameCreatedObject(sql: string, newName: string): string {
   const tokens = tokenize(sql);
   const i = objectNameIndex(tokens);
-  tokens[i] = { kind: 'ident', text: quoteIdent(newName), value: newName };
+  tokens[i] = { kind: 'ident', text: quoteIdent(newName), value: newName, quoted: true };
   return join(tokens);
 }
 
@@ -231,7 +177,7 @@ export function renameTableReferences(
   const old = foldName(oldName);
   for (let i = nameAt + 1; i < tokens.length; i++) {
     const t = tokens[i] as Token;
-    if (t.kind !== 'ident' || t.value === undefined || foldName(t.value) !== old) continue;
+    if (t.kind !== 'ident' || foldName(t.value) !== old) continue;
     const prev = tokens[prevSignificant(tokens, i - 1)];
     const next = tokens[nextSignificant(tokens, i + 1)];
     const prevIsDot = prev?.text === '.';
@@ -243,11 +189,11 @@ export function renameTableReferences(
       schemaQualified = isKeyword(tokens[prevSignificant(tokens, schemaAt - 1)], ...TABLE_CONTEXT);
     }
     if (afterKeyword || schemaQualified || (next?.text === '.' && !prevIsDot)) {
-      tokens[i] = { kind: 'ident', text: quoteIdent(newName), value: newName };
+      tokens[i] = { kind: 'ident', text: quoteIdent(newName), value: newName, quoted: true };
     }
   }
   if (newObjectName !== undefined) {
-    tokens[nameAt] = { kind: 'ident', text: quoteIdent(newObjectName), value: newObjectName };
+    tokens[nameAt] = { kind: 'ident', text: quoteIdent(newObjectName), value: newObjectName, quoted: true };
   }
   return join(tokens);
 }

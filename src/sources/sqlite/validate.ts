@@ -32,6 +32,9 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { CorruptionError } from '../../core/errors.js';
 import { foldName } from './sql.js';
+import { DefinitionError, lexSql, type Lexeme } from './lexer.js';
+
+export { DefinitionError } from './lexer.js';
 
 export type DefinitionKind = 'table' | 'index' | 'view' | 'trigger';
 
@@ -57,85 +60,6 @@ export function preview(text: string): string {
   // eslint-disable-next-line no-control-regex
   const shown = chars.slice(0, QUOTE_PREFIX).join('').replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return chars.length > QUOTE_PREFIX ? `${shown}…` : shown;
-}
-
-export class DefinitionError extends Error {}
-
-interface Lexeme {
-  kind: 'ident' | 'string' | 'punct' | 'other';
-  text: string;
-  /** For ident: the unquoted name; bare identifiers also are keywords. */
-  value: string;
-  quoted: boolean;
-}
-
-const SPACE = /[ \t\n\f\r]/;
-const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
-const IDENT_PART = /[A-Za-z0-9_$\u0080-\uffff]/;
-
-/**
- * SQLite's lexer, for what a definition can hold: whitespace and comments are dropped; strings,
- * quoted identifiers ("", ``, []) and bare identifiers are read as SQLite reads them.
- * Unterminated quotes and block comments are refused (SQLite would read them differently
- * than a careless reader).
- */
-export function lexSql(sql: string): Lexeme[] {
-  const out: Lexeme[] = [];
-  let i = 0;
-  const n = sql.length;
-  while (i < n) {
-    const c = sql[i] as string;
-    if (SPACE.test(c)) {
-      i++;
-    } else if (c === '-' && sql[i + 1] === '-') {
-      while (i < n && sql[i] !== '\n') i++;
-    } else if (c === '/' && sql[i + 1] === '*') {
-      const end = sql.indexOf('*/', i + 2);
-      if (end < 0) throw new DefinitionError('an unterminated /* comment');
-      i = end + 2;
-    } else if (c === '"' || c === '`' || c === "'") {
-      const start = i;
-      i++;
-      let value = '';
-      for (;;) {
-        if (i >= n) throw new DefinitionError(`an unterminated ${c === "'" ? 'string' : 'quoted identifier'}`);
-        if (sql[i] === c) {
-          if (sql[i + 1] === c) {
-            value += c;
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        value += sql[i];
-        i++;
-      }
-      out.push({ kind: c === "'" ? 'string' : 'ident', text: sql.slice(start, i), value, quoted: true });
-    } else if (c === '[') {
-      const end = sql.indexOf(']', i + 1);
-      if (end < 0) throw new DefinitionError('an unterminated [identifier]');
-      out.push({ kind: 'ident', text: sql.slice(i, end + 1), value: sql.slice(i + 1, end), quoted: true });
-      i = end + 1;
-    } else if ((c === 'x' || c === 'X') && sql[i + 1] === "'") {
-      const end = sql.indexOf("'", i + 2);
-      if (end < 0) throw new DefinitionError('an unterminated blob literal');
-      out.push({ kind: 'string', text: sql.slice(i, end + 1), value: sql.slice(i + 2, end), quoted: true });
-      i = end + 1;
-    } else if (IDENT_START.test(c)) {
-      const start = i;
-      while (i < n && IDENT_PART.test(sql[i] as string)) i++;
-      const text = sql.slice(start, i);
-      out.push({ kind: 'ident', text, value: text, quoted: false });
-    } else if (/[(),;.]/.test(c)) {
-      out.push({ kind: 'punct', text: c, value: c, quoted: false });
-      i++;
-    } else {
-      out.push({ kind: 'other', text: c, value: c, quoted: false });
-      i++;
-    }
-  }
-  return out;
 }
 
 function isWord(t: Lexeme | undefined, ...words: string[]): boolean {
