@@ -34,6 +34,7 @@ import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js
 import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
 import { RowEncoder, ROWS_V1 } from '../row-codec.js';
 import { isStagingFileName, removeAbandonedStaging } from './staging.js';
+import { refuseServerCatalog } from './catalog-mark.js';
 import { Pacer } from '../pace.js';
 import {
   quoteIdent,
@@ -80,6 +81,9 @@ export class SqliteSource implements DatabaseSource {
       db.exec('BEGIN');
       // The first read starts the read transaction and fixes the snapshot (WAL read mark).
       db.prepare('SELECT count(*) FROM sqlite_schema').get();
+      // What was opened, not what the path looked like when it was checked: a link swapped or
+      // made since then may lead to cairn's own server catalog (see catalog-mark.ts).
+      refuseServerCatalog(db, this.path, 'backup');
       const version = db.prepare('SELECT sqlite_version()').pluck().get() as string;
       const snapshot = new SqliteSnapshot(db, version, options.select ?? ((names) => new Set(names)));
       snapshot.load();
