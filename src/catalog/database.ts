@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import Database from '../sources/sqlite/driver.js';
-import { CATALOG_APPLICATION_ID } from '../sources/sqlite/catalog-mark.js';
+import { CATALOG_APPLICATION_ID, fileMark } from '../sources/sqlite/catalog-mark.js';
 
-export { CATALOG_APPLICATION_ID };
+export { CATALOG_APPLICATION_ID, fileMark };
 
 /**
  * The catalog's SQLite file (created with a private folder), in WAL mode so readers never wait,
@@ -40,21 +40,6 @@ export function openCatalogDatabase(file: string): BetterSqlite3.Database {
     }
   }
   return db;
-}
-
-/** The application_id in a SQLite file's header (bytes 68–71, big-endian), as stored in the main file. */
-export function fileMark(file: string): number | undefined {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(file, 'r');
-    const header = Buffer.alloc(100);
-    if (fs.readSync(fd, header, 0, 100, 0) < 100) return undefined;
-    return header.readUInt32BE(68);
-  } catch {
-    return undefined;
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
 }
 
 /** The server's data folder: $CAIRN_DATA_DIR, else $XDG_DATA_HOME/cairn, else ~/.local/share/cairn. */

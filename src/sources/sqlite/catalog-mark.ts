@@ -11,6 +11,7 @@
  * the connection it reads or writes through (inside its read or write transaction, before it
  * reads a row or changes anything) and refuses a file that carries it, whatever path led there.
  */
+import fs from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
 import { CairnError } from '../../core/errors.js';
 
@@ -41,4 +42,29 @@ export function applicationId(db: BetterSqlite3.Database): number {
 /** Throws ServerCatalogError when the connection's main database is cairn's server catalog. */
 export function refuseServerCatalog(db: BetterSqlite3.Database, file: string, action: 'backup' | 'restore'): void {
   if (applicationId(db) === CATALOG_APPLICATION_ID) throw new ServerCatalogError(file, action);
+}
+
+/** The application_id in a SQLite file's header (bytes 68–71, big-endian) as the main file holds it; undefined when unreadable. */
+export function fileMark(file: string): number | undefined {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const header = Buffer.alloc(100);
+    if (fs.readSync(fd, header, 0, 100, 0) < 100) return undefined;
+    return header.readUInt32BE(68);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/**
+ * For an open that failed: the catalog's refusal when the file carries the catalog's mark (the
+ * catalog open in this very process, reached by a hard link under another name, fails to open
+ * with "disk I/O error"), else the error as it was. Only the message depends on this read.
+ */
+export function explainOpenFailure(err: unknown, file: string, action: 'backup' | 'restore'): unknown {
+  if (err instanceof ServerCatalogError) return err;
+  return fileMark(file) === CATALOG_APPLICATION_ID ? new ServerCatalogError(file, action) : err;
 }

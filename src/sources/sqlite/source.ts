@@ -34,7 +34,7 @@ import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js
 import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
 import { RowEncoder, ROWS_V1 } from '../row-codec.js';
 import { isStagingFileName, removeAbandonedStaging } from './staging.js';
-import { refuseServerCatalog } from './catalog-mark.js';
+import { explainOpenFailure, refuseServerCatalog } from './catalog-mark.js';
 import { Pacer } from '../pace.js';
 import {
   quoteIdent,
@@ -97,7 +97,7 @@ export class SqliteSource implements DatabaseSource {
         }
         db.close();
       }
-      throw toSourceError(err, this.path);
+      throw toSourceError(explainOpenFailure(err, this.path, 'backup'), this.path);
     }
   }
 }

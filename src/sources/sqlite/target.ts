@@ -53,7 +53,7 @@ import {
 } from './sql.js';
 import { dataColumns } from './source.js';
 import { createStagingFile, removeAbandonedStaging, removeStagingFile, stagingPath } from './staging.js';
-import { refuseServerCatalog } from './catalog-mark.js';
+import { explainOpenFailure, refuseServerCatalog } from './catalog-mark.js';
 import { checkDefinition, MAX_NAME_LENGTH, preview, runDefinition } from './validate.js';
 import { Pacer } from '../pace.js';
 
@@ -176,7 +176,7 @@ export class SqliteTarget implements RestoreTarget {
       return db;
     } catch (err) {
       db?.close();
-      throw sqliteError(err, `Cannot open restore target ${this.path}`);
+      throw sqliteError(explainOpenFailure(err, this.path, 'restore'), `Cannot open restore target ${this.path}`);
     }
   }
 
@@ -220,6 +220,14 @@ export class SqliteTarget implements RestoreTarget {
 
   private async switchIntoExisting(staging: string, plan: Planned[], onConflict: ConflictPolicy): Promise<void> {
     const db = this.openTarget(false);
+    try {
+      // At once, before the staging file is attached (a parent folder swapped for the data
+      // folder would otherwise make ATTACH look for it there); again under the write lock below.
+      refuseServerCatalog(db, this.path, 'restore');
+    } catch (err) {
+      db.close();
+      throw err;
+    }
     const fk = Number(db.pragma('foreign_keys', { simple: true }));
     let attached = false;
     try {
