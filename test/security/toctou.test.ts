@@ -16,6 +16,7 @@
  * Every way and every request is a hostile input; the total is printed (HOSTILE INPUTS TRIED).
  */
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +36,7 @@ import { SqliteSource, SqliteTarget } from '../../src/sources/sqlite/index.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { backupInto } from '../helpers/hostile.js';
 
+const CAIRN = fileURLToPath(new URL('../../bin/cairn.js', import.meta.url));
 const tried: Record<string, number> = {};
 const count = (what: string, n = 1): void => void (tried[what] = (tried[what] ?? 0) + n);
 
@@ -336,6 +338,29 @@ describe('SqliteTarget refuses the catalog, whatever path leads there (onConflic
   });
 });
 
+describe('the CLI refuses the catalog too (every mode)', () => {
+  it('cairn backup create and cairn restore --on-conflict overwrite, by a symbolic link: exit 2, the catalog unchanged', () => {
+    const dataDir = path.join(work, 'cli-data');
+    const { file: catalog, admin } = makeCatalog(dataDir);
+    const before = sha(catalog);
+    const link = path.join(work, 'cli-link.db');
+    fs.symlinkSync(catalog, link);
+    const b = spawnSync(process.execPath, [CAIRN, 'backup', 'create', '--source', `sqlite://${link}`, '--repo', craftedRepo.root], { encoding: 'utf8' });
+    count('CLI backup of a link to the catalog');
+    expect(b.status, b.stderr).toBe(2);
+    expect(b.stderr).toMatch(/server catalog .*cannot be backed up through cairn/);
+    const r = spawnSync(process.execPath, [CAIRN, 'restore', craftedRepo.id, '--repo', craftedRepo.root, '--to', `sqlite://${link}`, '--on-conflict', 'overwrite'], { encoding: 'utf8' });
+    count('CLI restore over a link to the catalog');
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/server catalog .*never restores into it/);
+    expect(sha(catalog)).toBe(before);
+    const store = new SqliteTokenStore(catalog);
+    expect(store.authenticate(admin)?.role).toBe('admin');
+    expect(store.authenticate(EVIL_TOKEN)).toBeUndefined();
+    store.close();
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // End to end, through real servers.
 
@@ -376,6 +401,23 @@ async function waitJob(srv: Srv, id: string): Promise<JobRecord> {
     const job = r.json.job as JobRecord;
     if (['SUCCESS', 'FAILED', 'CANCELED'].includes(job.state)) return job;
     await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/**
+ * Writes `bytes` into the FIFO once its reader opens it; when `unless` settles first (the reader
+ * will never come: the request or job failed before), the test reads the FIFO itself so that
+ * the writer does not wait forever (the assertions on `unless` then say what happened).
+ */
+async function feed(fifo: string, bytes: Buffer, unless: Promise<unknown>): Promise<void> {
+  const fed = fs.promises.writeFile(fifo, bytes);
+  const first = await Promise.race([fed.then(() => 'fed'), unless.then(() => 'ended', () => 'ended')]);
+  if (first === 'fed') return;
+  const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    await fed.catch(() => undefined);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -453,13 +495,14 @@ describe('end to end: the path is swapped after the server accepted it, before t
           expect(spawnSync('mkfifo', ['-m', '600', manifestFile]).status).toBe(0);
           try {
             const posted = call(srv, srv.tokens.operator, 'POST', '/v1/restores', { backup: id, repository: 'crafted', target: name, onConflict: 'overwrite' });
-            await fs.promises.writeFile(manifestFile, manifestBytes); // for the request
+            await feed(manifestFile, manifestBytes, posted); // for the request
             const r = await posted;
             count('e2e restore: swapped after the check');
             expect(r.status, r.text).toBe(202); // the path was checked: innocent then
             swap();
-            await fs.promises.writeFile(manifestFile, manifestBytes); // for the job
-            const job = await waitJob(srv, r.json.job.id);
+            const ended = waitJob(srv, r.json.job.id);
+            await feed(manifestFile, manifestBytes, ended); // for the job
+            const job = await ended;
             expect(job.state, `${way.name}: ${JSON.stringify(job.error)}`).toBe('FAILED');
             expect(job.error?.code, job.error?.message).toBe('USAGE');
             expect(job.error?.message).toMatch(/server catalog .*never restores into it/);
