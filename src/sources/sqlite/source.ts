@@ -25,6 +25,8 @@
  * temp schema. Generated columns are recreated by the CREATE TABLE and not stored.
  *
  * readData() streams must be consumed one at a time (one SQLite connection per snapshot).
+ * cairn's own server catalog (PRAGMA application_id, see catalog-mark.ts) is refused on the
+ * opened connection, whatever path led to it.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -14,6 +14,9 @@
  *   triggers and views, and commits. Foreign-key enforcement is off during the switch.
  * Any failure or abort before the switch leaves the target byte-identical; a failure during the
  * switch rolls the transaction back. An AbortSignal is honoured until the switch starts.
+ * cairn's own server catalog (PRAGMA application_id, see catalog-mark.ts) is never written: the
+ * opened target is checked in check() and again under the switch's write lock, whatever path
+ * (symbolic or hard link, a parent folder's link) led to it.
  *
  * Renames rewrite the table name in its CREATE TABLE (including self-references), in its
  * indexes and triggers (ON/FROM/INTO/UPDATE/JOIN/REFERENCES positions and qualified columns),
