@@ -3,16 +3,32 @@ import os from 'node:os';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import Database from '../sources/sqlite/driver.js';
+import { CATALOG_APPLICATION_ID, fileMark } from '../sources/sqlite/catalog-mark.js';
 
-/** The catalog's SQLite file (created with a private folder), in WAL mode so readers never wait. */
+export { CATALOG_APPLICATION_ID, fileMark };
+
+/**
+ * The catalog's SQLite file (created with a private folder), in WAL mode so readers never wait,
+ * and marked as cairn's catalog (PRAGMA application_id = CATALOG_APPLICATION_ID, "CRNC"): a
+ * SQLite backup or restore refuses a file with that mark whatever path led to it (a symbolic or
+ * hard link made after the server checked the path). Catalogs made before the mark get it at
+ * their next open.
+ */
 export function openCatalogDatabase(file: string): BetterSqlite3.Database {
   if (file !== ':memory:' && fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 }) !== undefined) fs.chmodSync(path.dirname(file), 0o700);
   const db = new Database(file);
   // It may hold database passwords (registered sources): readable by its owner only, and so
   // are its -wal and -shm files (whatever the umask, whoever created them first).
   if (file !== ':memory:') fs.chmodSync(file, 0o600);
-  db.pragma('journal_mode = WAL');
   db.pragma('busy_timeout = 5000');
+  // The mark, written only when missing (a write on every open would make openers wait). A new
+  // catalog gets it before WAL mode, straight into the file.
+  if (Number(db.pragma('application_id', { simple: true })) !== CATALOG_APPLICATION_ID) db.pragma(`application_id = ${CATALOG_APPLICATION_ID}`);
+  db.pragma('journal_mode = WAL');
+  // A catalog in WAL mode that got the mark now has it in its -wal file only: a hard link to the
+  // catalog opened under another name reads the main file without that -wal, so the mark goes
+  // into the main file at once (checkpoint). Page 1 keeps it from then on.
+  if (file !== ':memory:' && fileMark(file) !== CATALOG_APPLICATION_ID) db.pragma('wal_checkpoint(TRUNCATE)');
   if (file !== ':memory:') {
     db.prepare('SELECT 1').get();
     for (const extra of [`${file}-wal`, `${file}-shm`]) {

@@ -1,3 +1,11 @@
+import { POSTGRES_URL_FORMS } from '../sources/postgres/connection.js';
+
+/** Placeholder URLs of usage hints, as the messages print them. */
+const USAGE_FORMS = [POSTGRES_URL_FORMS];
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** One usage form standing alone (a capture group, so split() keeps it as an odd part). */
+const USAGE_FORM = new RegExp(`(?<=^|\\s)(${USAGE_FORMS.map(escapeRegExp).join('|')})(?=$|\\s|[.,;](?:$|\\s))`);
+
 /**
  * Scrubs secrets from text bound for a log or an answer: passwords in URLs
  * (scheme://user:password@host, up to the last "@", so a password with a raw "/" or "@" is
@@ -6,6 +14,14 @@
  * log must not keep it.
  */
 export function scrubSecrets(text: string): string {
+  // Usage forms quoted in hints ("write postgres://user[:password]@host[:port]/dbname.") are no
+  // secret: kept as written when they stand alone (between spaces or at an end, a full stop or
+  // comma after), every other part of the text scrubbed as usual.
+  const parts = text.split(USAGE_FORM);
+  return parts.map((part, i) => (i % 2 === 1 ? part : scrubPart(part))).join('');
+}
+
+function scrubPart(text: string): string {
   return text
     .replace(/\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@]*):[^\s]*@/gi, '$1:***@')
     .replace(/\b((?:[a-z0-9_-]*(?:password|passwd|pwd|secret|token|signature|credential|sig|key))\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&;,"')]+)/gi, '$1***')

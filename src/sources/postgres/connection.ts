@@ -52,12 +52,43 @@ function invalidUrl(url: string, why: string): UsageError {
   return new UsageError(`Invalid PostgreSQL URL "${previewUrl(url)}": ${why}`);
 }
 
+/**
+ * The likely reason a URL does not parse (or parses into nonsense): a raw "/", "?", "#" or "@"
+ * in its password, which ends the user information early. Says so without saying which.
+ */
+function passwordHint(url: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url);
+  if (!scheme) return '';
+  const at = url.lastIndexOf('@');
+  if (at <= scheme[0].length) return '';
+  const userinfo = url.slice(scheme[0].length, at);
+  const colon = userinfo.indexOf(':');
+  if (colon < 0 || !/[/?#@]/.test(userinfo.slice(colon + 1))) return '';
+  // No double quotes: a message is cut between quotes when it reaches an answer (safeMessage).
+  return ' If the password holds a raw /, ?, # or @, percent-encode it in the URL (%2F, %3F, %23, %40), or give the password in PGPASSWORD or ~/.pgpass instead.';
+}
+
+/** A host name no URL names: stands in for an empty host while the URL is parsed. */
+const EMPTY_HOST = 'cairn-empty-host.invalid';
+
+/**
+ * libpq reads user information without a host (`postgres://user:pw@/db?host=/var/run/postgresql`,
+ * `postgres://user@:5433/db`: the default host, or ?host=); the WHATWG parser refuses it. The
+ * empty host is given a stand-in for parsing, and read back as empty.
+ */
+function withHostStandIn(url: string): { text: string; standIn: boolean } {
+  const m = /^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[:/?#]|$)/i.exec(url);
+  const head = m?.[1];
+  return head !== undefined ? { text: `${head}${EMPTY_HOST}${url.slice(head.length)}`, standIn: true } : { text: url, standIn: false };
+}
+
 export function parsePostgresUrl(url: string): PgConnectionSettings {
   let u: URL;
+  const { text, standIn } = withHostStandIn(url);
   try {
-    u = new URL(url);
+    u = new URL(text);
   } catch {
-    throw invalidUrl(url, `write ${POSTGRES_URL_FORMS}.`);
+    throw invalidUrl(url, `write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`);
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
     throw invalidUrl(url, `write ${POSTGRES_URL_FORMS}.`);
@@ -94,7 +125,7 @@ export function parsePostgresUrl(url: string): PgConnectionSettings {
   try {
     database = decodeURIComponent(u.pathname.replace(/^\//, ''));
     // WHATWG keeps an IPv6 literal's brackets; libpq and pg want the bare address.
-    hostInUrl = decodeURIComponent(u.hostname).replace(/^\[(.*)\]$/, '$1');
+    hostInUrl = standIn && u.hostname === EMPTY_HOST ? '' : decodeURIComponent(u.hostname).replace(/^\[(.*)\]$/, '$1');
     userInUrl = decodeURIComponent(u.username);
     passwordInUrl = u.password ? decodeURIComponent(u.password) : '';
   } catch {
@@ -102,7 +133,7 @@ export function parsePostgresUrl(url: string): PgConnectionSettings {
   }
   database = fromUrl('dbname', database) ?? '';
   if (!database || database.includes('/')) {
-    throw new UsageError(`The PostgreSQL URL "${previewUrl(url)}" names no database: write ${POSTGRES_URL_FORMS}.`);
+    throw new UsageError(`The PostgreSQL URL "${previewUrl(url)}" names no database: write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`);
   }
   const host = fromUrl('host', hostInUrl) || process.env.PGHOST || '127.0.0.1';
   if (host.includes(',')) throw invalidUrl(url, 'several hosts are not supported; name one.');

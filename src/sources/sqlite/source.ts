@@ -25,6 +25,8 @@
  * temp schema. Generated columns are recreated by the CREATE TABLE and not stored.
  *
  * readData() streams must be consumed one at a time (one SQLite connection per snapshot).
+ * cairn's own server catalog (PRAGMA application_id, see catalog-mark.ts) is refused on the
+ * opened connection, whatever path led to it.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -34,6 +36,7 @@ import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js
 import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
 import { RowEncoder, ROWS_V1 } from '../row-codec.js';
 import { isStagingFileName, removeAbandonedStaging } from './staging.js';
+import { explainOpenFailure, refuseServerCatalog } from './catalog-mark.js';
 import { Pacer } from '../pace.js';
 import {
   quoteIdent,
@@ -80,6 +83,9 @@ export class SqliteSource implements DatabaseSource {
       db.exec('BEGIN');
       // The first read starts the read transaction and fixes the snapshot (WAL read mark).
       db.prepare('SELECT count(*) FROM sqlite_schema').get();
+      // What was opened, not what the path looked like when it was checked: a link swapped or
+      // made since then may lead to cairn's own server catalog (see catalog-mark.ts).
+      refuseServerCatalog(db, this.path, 'backup');
       const version = db.prepare('SELECT sqlite_version()').pluck().get() as string;
       const snapshot = new SqliteSnapshot(db, version, options.select ?? ((names) => new Set(names)));
       snapshot.load();
@@ -93,7 +99,7 @@ export class SqliteSource implements DatabaseSource {
         }
         db.close();
       }
-      throw toSourceError(err, this.path);
+      throw toSourceError(explainOpenFailure(err, this.path, 'backup'), this.path);
     }
   }
 }

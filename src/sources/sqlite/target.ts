@@ -14,6 +14,9 @@
  *   triggers and views, and commits. Foreign-key enforcement is off during the switch.
  * Any failure or abort before the switch leaves the target byte-identical; a failure during the
  * switch rolls the transaction back. An AbortSignal is honoured until the switch starts.
+ * cairn's own server catalog (PRAGMA application_id, see catalog-mark.ts) is never written: the
+ * opened target is checked in check() and again under the switch's write lock, whatever path
+ * (symbolic or hard link, a parent folder's link) led to it.
  *
  * Renames rewrite the table name in its CREATE TABLE (including self-references), in its
  * indexes and triggers (ON/FROM/INTO/UPDATE/JOIN/REFERENCES positions and qualified columns),
@@ -53,6 +56,7 @@ import {
 } from './sql.js';
 import { dataColumns } from './source.js';
 import { createStagingFile, removeAbandonedStaging, removeStagingFile, stagingPath } from './staging.js';
+import { explainOpenFailure, refuseServerCatalog } from './catalog-mark.js';
 import { checkDefinition, MAX_NAME_LENGTH, preview, runDefinition } from './validate.js';
 import { Pacer } from '../pace.js';
 
@@ -130,6 +134,9 @@ export class SqliteTarget implements RestoreTarget {
     if (!fs.existsSync(this.path)) return;
     const db = this.openTarget(true);
     try {
+      // Early, so that nothing of the catalog (its tables' columns) is quoted in a conflict;
+      // checked again under the write lock before anything changes (switchIntoExisting).
+      refuseServerCatalog(db, this.path, 'restore');
       this.assertNoConflicts(db, plan, onConflict);
     } finally {
       db.close();
@@ -172,7 +179,7 @@ export class SqliteTarget implements RestoreTarget {
       return db;
     } catch (err) {
       db?.close();
-      throw sqliteError(err, `Cannot open restore target ${this.path}`);
+      throw sqliteError(explainOpenFailure(err, this.path, 'restore'), `Cannot open restore target ${this.path}`);
     }
   }
 
@@ -198,6 +205,13 @@ export class SqliteTarget implements RestoreTarget {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') return false;
       if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EXDEV' || code === 'ENOSYS') {
+        // A file system without hard links: rename() would replace whatever is at the name now,
+        // so anything there (a file, a link, a dangling link) goes the existing-file way, which
+        // opens it and checks what it is. What remains between this lstat and the rename cannot
+        // reach a file's contents: rename() replaces a directory entry (a link put there is
+        // replaced, never followed), and a parent folder swapped meanwhile takes the staging
+        // file's name away with it (same folder), so the rename fails.
+        if (lexists(this.path)) return false;
         fs.renameSync(staging, this.path);
       } else {
         throw err;
@@ -209,6 +223,14 @@ export class SqliteTarget implements RestoreTarget {
 
   private async switchIntoExisting(staging: string, plan: Planned[], onConflict: ConflictPolicy): Promise<void> {
     const db = this.openTarget(false);
+    try {
+      // At once, before the staging file is attached (a parent folder swapped for the data
+      // folder would otherwise make ATTACH look for it there); again under the write lock below.
+      refuseServerCatalog(db, this.path, 'restore');
+    } catch (err) {
+      db.close();
+      throw err;
+    }
     const fk = Number(db.pragma('foreign_keys', { simple: true }));
     let attached = false;
     try {
@@ -219,6 +241,10 @@ export class SqliteTarget implements RestoreTarget {
       attached = true;
       db.exec('BEGIN IMMEDIATE');
       try {
+        // What was opened is what is written: a link swapped or made since check() (or since the
+        // server checked the path) may lead to cairn's server catalog. Checked under the write
+        // lock, before any change.
+        refuseServerCatalog(db, this.path, 'restore');
         // Re-check under the write lock: the target may have changed since check().
         this.assertNoConflicts(db, plan, onConflict);
         const existing = readExisting(db);
@@ -705,6 +731,16 @@ async function copyFromStaging(db: BetterSqlite3.Database, t: PlannedTable, pace
     if (hi === 9223372036854775807n) return;
     lo = hi + 1n;
     if (pacer.due()) await pacer.pause();
+  }
+}
+
+/** Whether anything is at the path, a dangling symbolic link included. */
+function lexists(file: string): boolean {
+  try {
+    fs.lstatSync(file);
+    return true;
+  } catch {
+    return false;
   }
 }
 
