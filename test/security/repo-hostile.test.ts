@@ -439,7 +439,7 @@ describe('repository files are 0600 in 0700 folders (item 7)', () => {
 describe('counts', () => {
   it('reports the hostile inputs tried', () => {
     const total = Object.values(HOSTILE_INPUTS).reduce((a, b) => a + b, 0);
-    console.log(`repo-hostile: ${total} hostile inputs: ${JSON.stringify(HOSTILE_INPUTS)}`);
+    console.log(`HOSTILE INPUTS TRIED (test/security/repo-hostile.test.ts): ${total} — ${JSON.stringify(HOSTILE_INPUTS)}`);
     expect(total).toBeGreaterThan(50);
   });
 });

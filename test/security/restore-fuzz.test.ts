@@ -198,7 +198,7 @@ describe('archive tables of contents', () => {
 
   it('reports its hostile inputs', () => {
     const total = Object.values(NUM_RUNS).reduce((a, b) => a + b, 0);
-    console.log(`restore-fuzz hostile inputs (fast-check runs): ${total}`);
+    console.log(`HOSTILE INPUTS TRIED (test/security/restore-fuzz.test.ts): ${total} (fast-check runs)`);
     expect(total).toBe(3400);
   });
 });

@@ -569,7 +569,7 @@ describe('hostile input count', () => {
       1 + // subscriptions
       2 + // forged archives
       HOSTILE_FUNCTION_ARGS.length;
-    console.log(`restore-postgres hostile inputs: ${total}`);
+    console.log(`HOSTILE INPUTS TRIED (test/security/restore-postgres.test.ts): ${total}`);
     expect(total).toBeGreaterThan(100);
   });
 });

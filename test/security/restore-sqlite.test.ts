@@ -301,7 +301,7 @@ describe('definition checker', () => {
 
   it('counts its hostile inputs', () => {
     const hostile = HOSTILE_DEFINITIONS.length + HOSTILE_FIELDS.length + LEXER_CASES.filter((c) => !c[2]).length + 1;
-    console.log(`restore-sqlite hostile inputs: ${hostile}`);
+    console.log(`HOSTILE INPUTS TRIED (test/security/restore-sqlite.test.ts): ${hostile}`);
     expect(hostile).toBeGreaterThan(80);
   });
 });
