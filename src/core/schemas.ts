@@ -196,6 +196,14 @@ export const IndexDocumentSchema = z.object({
   formatVersion: z.literal(FORMAT_VERSION),
   /** Index objects this one replaces (written by prune); readers ignore the superseded ones. */
   supersedes: z.array(hexId),
+  /**
+   * 32 random hex digits, in every document written since (older ones lack it). An index is named
+   * by its hash, and a superseded name stays ignored for as long as the superseding document
+   * lives: without this, a backup whose new packs and index are byte-identical to ones a prune
+   * removed (the same data backed up again) would write its index under that superseded name,
+   * and readers would ignore it.
+   */
+  nonce: z.string().regex(/^[0-9a-f]{32}$/).optional(),
   packs: z.array(
     z
       .object({ id: hexId, length: z.number().int().nonnegative().max(MAX_PACK_LENGTH), blobs: z.array(IndexEntrySchema) })

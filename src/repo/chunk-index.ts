@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { CompressionAlgorithm, IndexDocument } from '../core/schemas.js';
 import { IndexDocumentSchema, FORMAT_VERSION } from '../core/schemas.js';
 import type { Storage } from '../storage/types.js';
@@ -202,14 +203,19 @@ export class ChunkIndex {
   }
 }
 
-/** Writes one index document; its name is the hash of its content. Returns the id. */
+/**
+ * Writes one index document; its name is the hash of its content. Returns the id. Every document
+ * carries a random nonce, so no two writes ever share a name: a name that some document
+ * supersedes is never given to a new one, which readers would then ignore (the same packs
+ * written again after a prune removed them and their index would otherwise be invisible).
+ */
 export async function writeIndexDocument(
   storage: Storage,
   packs: IndexDocument['packs'],
   supersedes: string[] = [],
   signal?: AbortSignal,
 ): Promise<string> {
-  const doc: IndexDocument = { formatVersion: FORMAT_VERSION, supersedes, packs };
+  const doc: IndexDocument = { formatVersion: FORMAT_VERSION, supersedes, nonce: randomBytes(16).toString('hex'), packs };
   const bytes = encodeMetadata(doc);
   const id = sha256Hex(bytes);
   await storage.put(indexKey(id), bytes, { signal });

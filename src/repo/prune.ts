@@ -171,7 +171,9 @@ async function pruneLocked(repo: Repository, options: PruneOptions, signal: Abor
     packsDeleted = doomed.filter((id) => !repack.some((p) => p.id === id)).length;
     await assertNoNewIndexes(repo, new Set([...oldIndexes, ...(newIndex ? [newIndex] : [])]), signal);
     await lock.assertHeld();
-    for (const id of oldIndexes) if (id !== newIndex) await repo.storage.delete(indexKey(id));
+    // Superseded documents go first: while a document that supersedes them is left, readers
+    // ignore them (deleting it first would make them count again, if only until they go too).
+    for (const id of [...loaded.supersededIds, ...loaded.documentIds]) if (id !== newIndex) await repo.storage.delete(indexKey(id));
     for (const id of doomed) {
       throwIfAborted(signal);
       await repo.storage.delete(packKey(id));
