@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAnswer, waitJob as waitForJob, type Answer } from '../helpers/api.js';
 import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import type { JobRecord } from '../../src/catalog/types.js';
 import { Repository } from '../../src/repo/repository.js';
@@ -67,12 +68,6 @@ async function serve(name: string, options: { allowAdHocUrls?: boolean; env?: No
   return { server, dataDir, tokens };
 }
 
-interface Answer {
-  status: number;
-  text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are checked field by field
-  json: any;
-}
 async function call(srv: Srv, role: Role | undefined, method: string, route: string, body?: unknown, raw?: string): Promise<Answer> {
   const send = (): Promise<Response> =>
     fetch(`${srv.server.url}${route}`, {
@@ -86,23 +81,11 @@ async function call(srv: Srv, role: Role | undefined, method: string, route: str
     if (err.cause?.code === 'ECONNRESET') return send();
     throw err;
   });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, text, json };
+  return readAnswer(res);
 }
 
-async function waitJob(srv: Srv, id: string): Promise<JobRecord> {
-  for (;;) {
-    const r = await call(srv, 'viewer', 'GET', `/v1/jobs/${id}`);
-    const job = r.json.job as JobRecord;
-    if (['SUCCESS', 'FAILED', 'CANCELED'].includes(job.state)) return job;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+function waitJob(srv: Srv, id: string): Promise<JobRecord> {
+  return waitForJob(srv.server.url, srv.tokens.viewer, id);
 }
 
 function sqliteWithOddNames(file: string): void {

@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAnswer, waitJob as waitForJob } from '../helpers/api.js';
 import { CATALOG_APPLICATION_ID, catalogFile, fileMark, openCatalogDatabase } from '../../src/catalog/database.js';
 import { SqliteRegistry } from '../../src/catalog/registry.js';
 import { SqliteTokenStore } from '../../src/catalog/tokens.js';
@@ -385,23 +386,11 @@ async function call(srv: Srv, token: string, method: string, route: string, body
     headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text };
+  return readAnswer(res);
 }
 
-async function waitJob(srv: Srv, id: string): Promise<JobRecord> {
-  for (;;) {
-    const r = await call(srv, srv.tokens.viewer, 'GET', `/v1/jobs/${id}`);
-    const job = r.json.job as JobRecord;
-    if (['SUCCESS', 'FAILED', 'CANCELED'].includes(job.state)) return job;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+function waitJob(srv: Srv, id: string): Promise<JobRecord> {
+  return waitForJob(srv.server.url, srv.tokens.viewer, id);
 }
 
 /**
