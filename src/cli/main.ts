@@ -618,7 +618,8 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
           (report.indexesDamaged.length ? ` (${report.indexesDamaged.length} damaged)` : '') +
           '.',
       );
-      for (const id of report.manifestsQuarantined) io.out(`Backup ${id}: its manifest is unreadable; ${would}moved to quarantine/backups/${id}.`);
+      for (const id of report.manifestsQuarantined) io.out(`Backup ${id}: its manifest is unreadable; ${would}moved to quarantine/backups/.`);
+      for (const key of report.foreignLeftAlone) io.err(`cairn: warning: ${key} is not a cairn object; repair left it alone: move it out of the repository (prune refuses while it is there).`);
       for (const b of report.backupsDamaged) {
         io.out(`Backup ${b.id} lost data in ${b.collections.map((c) => `${c.name} (${plural(c.missingChunks, 'chunk')})`).join(', ')}; the other collections restore. The next backup of the same data uploads what is missing again.`);
       }

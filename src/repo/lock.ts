@@ -21,6 +21,8 @@ const RELEASE_WAIT_MS = 10_000;
 /** A lock document is a few hundred bytes; anything much larger is damage, not read. */
 const MAX_LOCK_BYTES = 64 * 1024;
 export const LOCKS_PREFIX = 'locks/';
+/** The key of a lock cairn writes: locks/<lockId>, 32 hex digits (randomId()). */
+const LOCK_KEY = /^locks\/[0-9a-f]{32}$/;
 
 export interface LockOptions {
   exclusive: boolean;
@@ -372,6 +374,10 @@ export async function removeLocks(storage: Storage, options: RemoveLocksOptions 
     const storageNow = reference ? ownTime(storage, locks, reference) : undefined;
     for (const l of locks) {
       if (l.key === reference) continue;
+      // A stale lock is deleted only when it is a lock: by its name (what cairn names locks) or
+      // its content. locks/ may be a link to a folder of other files (a server's data folder),
+      // which must never count as stale locks to delete. (`all` is the user's own order.)
+      if (!options.all && !LOCK_KEY.test(l.key) && !l.doc) continue;
       if (options.all || isStale(l, storageNow, staleAfterMs)) {
         await storage.delete(l.key);
         removed.push(l.key);

@@ -4,7 +4,7 @@ import zstdBinding from 'zstd-napi/binding.js';
 import type { z } from 'zod';
 import { CorruptionError } from '../core/errors.js';
 
-const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+export const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 
 /**
  * Largest decoded metadata document (manifest, index, lock, config) a reader accepts: V8 cannot

@@ -6,7 +6,7 @@ import { mapLimit } from './concurrency.js';
 import { sha256Hex } from './hash.js';
 import { removeStaleLocks, type RepositoryLock } from './lock.js';
 import { withLock } from './locked.js';
-import { encodeManifest } from './metadata.js';
+import { decodeJson, encodeManifest, ZSTD_MAGIC } from './metadata.js';
 import { PackBuilder, packKey, parsePackHeader } from './pack.js';
 import { decodeManifest, manifestKey, type Repository } from './repository.js';
 
@@ -38,6 +38,12 @@ export interface RepairReport {
   /** Index documents that were damaged (replaced like every other old one). */
   indexesDamaged: string[];
   indexesReplaced: number;
+  /**
+   * Objects under backups/ or index/ with names cairn never gives that are not cairn documents:
+   * left where they are (they may be someone else's files behind a symbolic link); move them out
+   * of the repository by hand.
+   */
+  foreignLeftAlone: string[];
   /** Unreadable manifests, moved under quarantine/ (their backups can no longer be listed). */
   manifestsQuarantined: string[];
   /** Backups that lost data, and what (their manifests now record it). */
@@ -143,6 +149,8 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
 
   // Manifests against the new index.
   const quarantined: string[] = [];
+  /** Foreign objects that are not cairn documents: never moved or deleted (see looksLike). */
+  const leftAlone: string[] = [];
   const backupsDamaged: DamagedBackup[] = [];
   const healed: string[] = [];
   const detectedAt = now().toISOString();
@@ -152,7 +160,11 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
   for (const key of foreign) {
     throwIfAborted(signal);
     const bytes = await repo.storage.get(key, signal).catch(() => undefined);
-    if (!bytes) continue;
+    // Only what cairn could have written moves: backups/ may be a link to a folder of other files.
+    if (!bytes || !looksLike(bytes, 'collections')) {
+      leftAlone.push(key);
+      continue;
+    }
     quarantined.push(key.slice('backups/'.length));
     if (!dryRun) {
       await repo.storage.put(`quarantine/backups/foreign-${sha256Hex(Buffer.from(key, 'utf8')).slice(0, 32)}`, bytes, { signal });
@@ -168,6 +180,12 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
       manifest = decodeManifest(bytes, id, { checksumRequired: repo.checksumsRequired, what: `Manifest ${manifestKey(id)}` }).manifest;
     } catch (err) {
       if (!(err instanceof CorruptionError)) throw err;
+      // A damaged manifest moves to quarantine; a file that never was a cairn document stays
+      // (backups/ may be a link to a folder of other files).
+      if (!mayBeCairnDocument(bytes)) {
+        leftAlone.push(manifestKey(id));
+        continue;
+      }
       quarantined.push(id);
       if (!dryRun) {
         await repo.storage.put(`quarantine/${manifestKey(id)}`, bytes, { signal });
@@ -201,7 +219,19 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
     throwIfAborted(signal);
     await lock.assertHeld();
     // Deletions last: every object still needed is listed by the new index by now.
-    for (const id of oldIndexes) if (id !== newIndex) await repo.storage.delete(indexKey(id));
+    for (const id of oldIndexes) {
+      if (id === newIndex) continue;
+      // A name an index cannot have is deleted only when it holds an index document: index/ may
+      // be a link to a folder of other files.
+      if (!/^[0-9a-f]{64}$/.test(id)) {
+        const bytes = await repo.storage.get(indexKey(id), signal).catch(() => undefined);
+        if (!bytes || !looksLike(bytes, 'packs')) {
+          leftAlone.push(indexKey(id));
+          continue;
+        }
+      }
+      await repo.storage.delete(indexKey(id));
+    }
     const listed = new Set(packs.map((p) => p.id));
     for (const id of damagedPacks) if (!listed.has(id)) await repo.storage.delete(packKey(id));
   }
@@ -216,6 +246,7 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
     indexesDamaged: old.damaged.map((d) => d.id).sort(),
     indexesReplaced: oldIndexes.length,
     manifestsQuarantined: quarantined.sort(),
+    foreignLeftAlone: leftAlone.sort(),
     backupsDamaged: backupsDamaged.sort((a, b) => a.id.localeCompare(b.id)),
     backupsHealed: healed.sort(),
     staleLocksRemoved,
@@ -229,4 +260,25 @@ function blobIntact(pack: Buffer, b: IndexEntry): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether `bytes` is a cairn metadata document (zstd or plain JSON, an object with a
+ * formatVersion and `field`): the only foreign objects repair moves or deletes.
+ */
+function looksLike(bytes: Buffer, field: 'collections' | 'packs'): boolean {
+  try {
+    const doc = decodeJson(bytes, 'object');
+    return doc !== null && typeof doc === 'object' && !Array.isArray(doc) && 'formatVersion' in doc && field in doc;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether damaged bytes may once have been a cairn document: every one cairn writes starts with
+ * zstd's magic number or "{" (a truncated one may be empty). Anything else is someone's file.
+ */
+function mayBeCairnDocument(bytes: Buffer): boolean {
+  return bytes.length === 0 || bytes.subarray(0, 4).equals(ZSTD_MAGIC) || bytes.subarray(0, 1).toString() === '{';
 }

@@ -7,7 +7,7 @@
  * files are 0600 in 0700 folders (item 7). Counts of hostile inputs: HOSTILE_INPUTS.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, chmodSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, chmodSync, symlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -194,6 +194,33 @@ describe('odd names read from storage are reported or ignored, never followed', 
       rmSync(link);
     }
     expect(readFileSync(secretFile, 'utf8')).toBe(`${secret}\n`);
+  });
+
+  it('a locks/, index/ or backups/ folder that is a link to a folder of other files: prune, unlock and repair never delete or move those files', () => {
+    const victims = join(work, 'victim-folder');
+    mkdirSync(victims, { recursive: true });
+    const names = ['catalog.db', 'server-id', 'Notes.txt', 'settings.json'];
+    count('folders linked to a folder of other files', 3);
+    for (const n of names) {
+      writeFileSync(join(victims, n), n === 'settings.json' ? '{"keep": true}' : `precious ${n}`);
+      utimesSync(join(victims, n), new Date(Date.now() - 86_400_000), new Date(Date.now() - 86_400_000)); // a day old: "stale"
+    }
+    const before = Object.fromEntries(names.map((n) => [n, readFileSync(join(victims, n), 'utf8')]));
+    for (const folder of ['locks', 'index', 'backups']) {
+      const repo = repoWithBackup(`linked-${folder}`);
+      if (folder !== 'locks') {
+        // Keep the repository's own objects readable beside the victims: move them in.
+        for (const f of readdirSync(join(repo, folder))) copyFileSync(join(repo, folder, f), join(victims, f));
+      }
+      rmSync(join(repo, folder), { recursive: true, force: true });
+      symlinkSync(victims, join(repo, folder));
+      run(['prune', '--repo', repo, '--grace', '0']);
+      run(['unlock', '--repo', repo]);
+      run(['repair', '--repo', repo]);
+      for (const n of names) expect(readFileSync(join(victims, n), 'utf8'), `${folder}: ${n}`).toBe(before[n]);
+      rmSync(join(repo, folder));
+      for (const f of readdirSync(victims)) if (!names.includes(f)) rmSync(join(victims, f), { recursive: true, force: true });
+    }
   });
 
   it('names no key can address (a backslash) are ignored under backups/, index/ and locks/, and no key with "." or ".." parts reaches the filesystem', async () => {
