@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import Database from '../sources/sqlite/driver.js';
-import { CATALOG_APPLICATION_ID, fileMark } from '../sources/sqlite/catalog-mark.js';
+import { CATALOG_APPLICATION_ID, fileMark, protectFile } from '../sources/sqlite/catalog-mark.js';
 
 export { CATALOG_APPLICATION_ID, fileMark };
 
@@ -23,12 +23,13 @@ export function openCatalogDatabase(file: string): BetterSqlite3.Database {
   db.pragma('busy_timeout = 5000');
   // The mark, written only when missing (a write on every open would make openers wait). A new
   // catalog gets it before WAL mode, straight into the file.
-  if (Number(db.pragma('application_id', { simple: true })) !== CATALOG_APPLICATION_ID) db.pragma(`application_id = ${CATALOG_APPLICATION_ID}`);
+  const marked = Number(db.pragma('application_id', { simple: true })) === CATALOG_APPLICATION_ID;
+  if (!marked) db.pragma(`application_id = ${CATALOG_APPLICATION_ID}`);
   db.pragma('journal_mode = WAL');
-  // A catalog in WAL mode that got the mark now has it in its -wal file only: a hard link to the
-  // catalog opened under another name reads the main file without that -wal, so the mark goes
-  // into the main file at once (checkpoint). Page 1 keeps it from then on.
-  if (file !== ':memory:' && fileMark(file) !== CATALOG_APPLICATION_ID) db.pragma('wal_checkpoint(TRUNCATE)');
+  // A catalog already in WAL mode that got the mark now has it in its -wal file only: a hard
+  // link to the catalog opened under another name reads the main file without that -wal, so the
+  // mark goes into the main file at once (checkpoint). Page 1 keeps it from then on.
+  if (!marked && file !== ':memory:') db.pragma('wal_checkpoint(TRUNCATE)');
   if (file !== ':memory:') {
     db.prepare('SELECT 1').get();
     for (const extra of [`${file}-wal`, `${file}-shm`]) {
@@ -38,6 +39,8 @@ export function openCatalogDatabase(file: string): BetterSqlite3.Database {
         /* not there (yet): SQLite creates them with the database file's mode */
       }
     }
+    // Never to be opened by a SQLite source or target of this process (see protectFile).
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) protectFile(f);
   }
   return db;
 }

@@ -20,6 +20,7 @@ import { Scheduler } from '../jobs/scheduler.js';
 import { scheduledBackupLauncher } from '../jobs/scheduled-backup.js';
 import { openSource } from '../sources/index.js';
 import { DataDirLock } from './data-dir-lock.js';
+import { protectFile } from '../sources/sqlite/catalog-mark.js';
 
 import { catalogFile } from '../catalog/database.js';
 
@@ -126,6 +127,9 @@ async function serveLocked(
   const schedules = new SqliteScheduleStore(catalogFile(options.dataDir));
   closers.push(() => schedules.close());
   const center = new JobCenter(catalog, { owner: serverId(options.dataDir), log: errorLog });
+  // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
+  // of this process never opens one, however a path leads there (see catalog-mark.ts).
+  for (const f of fs.readdirSync(options.dataDir)) protectFile(path.join(options.dataDir, f));
   const interrupted = await center.recoverInterrupted();
   secureDataDir(options.dataDir); // the catalog's -wal and -shm exist by now
   const defaultRepository = storageFromEnv(options.env ?? process.env);

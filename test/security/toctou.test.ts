@@ -274,6 +274,41 @@ describe('SqliteSource refuses the catalog, whatever path leads there', () => {
   }
 });
 
+describe('the catalog held open by this process: a link to any of its files is refused before it is opened', () => {
+  it('catalog.db, its -wal and -shm, by symbolic and hard link: refused without an open; the open catalog keeps its locks, its -wal and every write', async () => {
+    const dataDir = path.join(work, 'held', 'data');
+    const scratch = path.join(work, 'held', 'scratch');
+    fs.mkdirSync(scratch, { recursive: true });
+    const { file: catalog } = makeCatalog(dataDir);
+    // Held open as a server holds it, in WAL mode, with a write only its -wal has yet.
+    const held = openCatalogDatabase(catalog);
+    held.exec("CREATE TABLE IF NOT EXISTS probe (v TEXT); INSERT INTO probe VALUES ('before')");
+    expect(fs.existsSync(`${catalog}-wal`)).toBe(true);
+    let n = 0;
+    for (const suffix of ['', '-wal', '-shm']) {
+      for (const kind of ['symlink', 'hardlink'] as const) {
+        const link = path.join(scratch, `link-${n++}.db`);
+        if (kind === 'symlink') fs.symlinkSync(`${catalog}${suffix}`, link);
+        else fs.linkSync(`${catalog}${suffix}`, link);
+        count('held catalog: file × link kind');
+        const err = await new SqliteSource(link).openSnapshot().catch((e: unknown) => e);
+        expect(err, `${suffix || 'main'} by ${kind}`).toBeInstanceOf(ServerCatalogError);
+        const target = new SqliteTarget(link);
+        await expect(target.check([], 'overwrite')).rejects.toBeInstanceOf(ServerCatalogError);
+        // No -wal or -shm of the link's own name: SQLite never opened it.
+        expect(fs.existsSync(`${link}-wal`)).toBe(false);
+      }
+    }
+    // The held connection still works, its -wal is still there, and what it wrote survives a reopen.
+    held.exec("INSERT INTO probe VALUES ('after')");
+    expect(fs.existsSync(`${catalog}-wal`)).toBe(true);
+    held.close();
+    const reopened = new Database(catalog, { readonly: true });
+    expect(reopened.prepare('SELECT v FROM probe ORDER BY rowid').pluck().all()).toEqual(['before', 'after']);
+    reopened.close();
+  });
+});
+
 describe('SqliteTarget refuses the catalog, whatever path leads there (onConflict overwrite, a crafted tokens table)', () => {
   const variants: { name: string; missing: boolean; when: 'before' | 'finalizing' }[] = [
     { name: 'target missing at the check, swapped at the switch', missing: true, when: 'finalizing' },

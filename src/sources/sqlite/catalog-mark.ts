@@ -44,7 +44,11 @@ export function refuseServerCatalog(db: BetterSqlite3.Database, file: string, ac
   if (applicationId(db) === CATALOG_APPLICATION_ID) throw new ServerCatalogError(file, action);
 }
 
-/** The application_id in a SQLite file's header (bytes 68–71, big-endian) as the main file holds it; undefined when unreadable. */
+/**
+ * The application_id in a SQLite file's header (bytes 68–71, big-endian) as the main file holds
+ * it; undefined when unreadable. For tests and tools: it opens the file, so never call it on a
+ * file this process holds open with SQLite (see protectFile).
+ */
 export function fileMark(file: string): number | undefined {
   let fd: number | undefined;
   try {
@@ -59,12 +63,60 @@ export function fileMark(file: string): number | undefined {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The files this process keeps open as its catalog, by identity (device, inode).
+//
+// The mark is read through SQLite, after the open; but merely opening and closing a file the
+// process already holds releases every POSIX lock the process has on it (fcntl semantics), so a
+// link to the catalog or its -wal/-shm, opened by a backup and closed again, would strip the
+// server's own connections of their locks, and SQLite may then delete a -wal still in use. So
+// before any open, the path is stat()ed (no descriptor) and refused when it is one of these
+// files. The mark stays the last word for what this check cannot see (a file swapped between
+// the stat and the open).
+
+/** Identity → the path it was recorded under (an identity whose path is gone may be reused). */
+const protectedFiles = new Map<string, string>();
+
+function identity(file: string): string | undefined {
+  try {
+    const st = fs.statSync(file);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Records `file` (if it exists) as one never to be opened as a source or target. */
+export function protectFile(file: string): void {
+  const id = identity(file);
+  if (id !== undefined) protectedFiles.set(id, file);
+}
+
+/** Throws ServerCatalogError when `file` (followed through links, not opened) is a protected file. */
+export function refuseProtectedFile(file: string, action: 'backup' | 'restore'): void {
+  if (isProtected(file)) throw new ServerCatalogError(file, action);
+}
+
 /**
- * For an open that failed: the catalog's refusal when the file carries the catalog's mark (the
- * catalog open in this very process, reached by a hard link under another name, fails to open
- * with "disk I/O error"), else the error as it was. Only the message depends on this read.
+ * Whether `file` is a protected file: same identity as one recorded, and that one still there
+ * under its recorded path (a -wal removed when its database closed frees its inode for reuse).
+ */
+function isProtected(file: string): boolean {
+  if (protectedFiles.size === 0) return false;
+  const id = identity(file);
+  const recorded = id === undefined ? undefined : protectedFiles.get(id);
+  if (id === undefined || recorded === undefined) return false;
+  if (identity(recorded) === id) return true;
+  protectedFiles.delete(id);
+  return false;
+}
+
+/**
+ * For an open that failed: the catalog's refusal when the file is a protected one (the catalog
+ * open in this very process, reached by a hard link under another name, fails to open with
+ * "disk I/O error"), else the error as it was. Decided by stat(), never by opening the file.
  */
 export function explainOpenFailure(err: unknown, file: string, action: 'backup' | 'restore'): unknown {
   if (err instanceof ServerCatalogError) return err;
-  return fileMark(file) === CATALOG_APPLICATION_ID ? new ServerCatalogError(file, action) : err;
+  return isProtected(file) ? new ServerCatalogError(file, action) : err;
 }

@@ -36,7 +36,7 @@ import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js
 import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
 import { RowEncoder, ROWS_V1 } from '../row-codec.js';
 import { isStagingFileName, removeAbandonedStaging } from './staging.js';
-import { explainOpenFailure, refuseServerCatalog } from './catalog-mark.js';
+import { explainOpenFailure, refuseProtectedFile, refuseServerCatalog } from './catalog-mark.js';
 import { Pacer } from '../pace.js';
 import {
   quoteIdent,
@@ -73,6 +73,7 @@ export class SqliteSource implements DatabaseSource {
       );
     }
     assertDatabaseFile(this.path);
+    refuseProtectedFile(this.path, 'backup');
     // Staging files of restores killed outright next to this database (never one that may be alive).
     removeAbandonedStaging(path.dirname(this.path));
     let db: BetterSqlite3.Database | undefined;

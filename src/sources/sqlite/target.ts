@@ -56,7 +56,7 @@ import {
 } from './sql.js';
 import { dataColumns } from './source.js';
 import { createStagingFile, removeAbandonedStaging, removeStagingFile, stagingPath } from './staging.js';
-import { explainOpenFailure, refuseServerCatalog } from './catalog-mark.js';
+import { explainOpenFailure, refuseProtectedFile, refuseServerCatalog } from './catalog-mark.js';
 import { checkDefinition, MAX_NAME_LENGTH, preview, runDefinition } from './validate.js';
 import { Pacer } from '../pace.js';
 
@@ -171,6 +171,7 @@ export class SqliteTarget implements RestoreTarget {
   }
 
   private openTarget(readonly: boolean): BetterSqlite3.Database {
+    refuseProtectedFile(this.path, 'restore');
     let db: BetterSqlite3.Database | undefined;
     try {
       db = new Database(this.path, { readonly, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
