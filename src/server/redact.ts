@@ -78,7 +78,9 @@ export function safeMessage(message: string): string {
   const clipped = scrubSecrets(message)
     // eslint-disable-next-line no-control-regex -- control characters from input are replaced
     .replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '?')
-    .replace(/"([^"\n]{65,})"/g, (_m, inner: string) => quote(inner))
+    // every quoted string, paired from the left (a pattern for long ones only would pair the
+    // closing quote of one with the opening quote of the next), clipped when long
+    .replace(/"([^"\n]*)"/g, (m, inner: string) => (inner.length > QUOTE_MAX ? quote(inner) : m))
     // and any unquoted run of 129+ characters without a space (a path or URL quoted bare)
     .replace(/[^\s"]{129,}/g, (run) => `${run.slice(0, QUOTE_MAX)}…`);
   return clipped.length > MESSAGE_MAX ? `${clipped.slice(0, MESSAGE_MAX)}…` : clipped;

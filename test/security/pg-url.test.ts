@@ -103,6 +103,21 @@ describe('an invalid URL says why', () => {
     });
   }
 
+  it('a URL with one slash or none after the scheme: the error never shows its password', () => {
+    for (const url of [`postgres:/u:${SECRET}@h/db`, `postgres:u:${SECRET}@h/db`, `postgresql:u:${SECRET}@h:5432/db`]) {
+      count('malformed scheme part');
+      let message = '';
+      try {
+        parsePostgresUrl(url);
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).not.toBe('');
+      expect(message).not.toContain(SECRET);
+      expect(answerMessage(message, [url])).not.toContain(SECRET);
+    }
+  });
+
   it('no password hint when the password is not the likely reason', () => {
     count('no hint');
     expect(() => parsePostgresUrl('postgres://app@db:99999/shop')).toThrow(/^(?!.*percent-encode).*$/s);

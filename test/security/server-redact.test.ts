@@ -93,6 +93,13 @@ describe('quoting hostile input', () => {
     );
   });
 
+  it('safeMessage() clips a long quoted input without touching the text between quoted strings', () => {
+    const m = safeMessage(`expected one of "manual" or "scheduled", got "${'x'.repeat(200)}" — and this text between quotes stays as it is, however long it runs on "s"`);
+    expect(m).toContain('expected one of "manual" or "scheduled", got "');
+    expect(m).toContain('— and this text between quotes stays as it is, however long it runs on "s"');
+    expect(m).not.toContain('x'.repeat(QUOTE_MAX + 1));
+  });
+
   it('describeZodError() of any JSON body stays short and never echoes a long key or value', () => {
     const key = fc.oneof(fc.constantFrom('source', 'repository', 'id', 'include', 'renames', '__proto__', 'constructor', 'prototype', 'config'), fc.string({ maxLength: 500 }));
     const value = fc.oneof(fc.string({ maxLength: 5000 }), fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.string({ maxLength: 300 }), { maxLength: 30 }), fc.dictionary(fc.string({ maxLength: 300 }), fc.string({ maxLength: 300 }), { maxKeys: 20 }));

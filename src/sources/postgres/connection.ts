@@ -169,7 +169,9 @@ export function pgLocation(s: PgConnectionSettings, database = s.database): stri
 export function redactUrl(url: string): string {
   // A password= parameter first, to the end of the URL: a raw "&" or "#" in it cannot end it early.
   let out = String(url).replace(/([?&;]password=).*$/is, '$1***');
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(out);
+  // Any number of slashes: "postgres:u:pw@h/db" and "postgres:/u:pw@h/db" are malformed, and
+  // quoted in the error that says so.
+  const scheme = /^[a-z][a-z0-9+.-]*:\/*/i.exec(out);
   if (scheme) {
     const at = out.lastIndexOf('@');
     if (at > scheme[0].length) {
