@@ -374,10 +374,10 @@ export async function removeLocks(storage: Storage, options: RemoveLocksOptions 
     const storageNow = reference ? ownTime(storage, locks, reference) : undefined;
     for (const l of locks) {
       if (l.key === reference) continue;
-      // A stale lock is deleted only when it is a lock: by its name (what cairn names locks) or
-      // its content. locks/ may be a link to a folder of other files (a server's data folder),
-      // which must never count as stale locks to delete. (`all` is the user's own order.)
-      if (!options.all && !LOCK_KEY.test(l.key) && !l.doc) continue;
+      // locks/ may be a link to a folder of other files (a server's data folder): there, only a
+      // lock (by its name, what cairn names locks, or its content) is deleted as a stale lock.
+      // (`all` is the user's own order.)
+      if (!options.all && !LOCK_KEY.test(l.key) && !l.doc && (await storage.linksOutside?.(l.key))) continue;
       if (options.all || isStale(l, storageNow, staleAfterMs)) {
         await storage.delete(l.key);
         removed.push(l.key);

@@ -160,8 +160,8 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
   for (const key of foreign) {
     throwIfAborted(signal);
     const bytes = await repo.storage.get(key, signal).catch(() => undefined);
-    // Only what cairn could have written moves: backups/ may be a link to a folder of other files.
-    if (!bytes || !looksLike(bytes, 'collections')) {
+    // backups/ may be a link to a folder of other files: there, only what may be a cairn document moves.
+    if (!bytes || (!looksLike(bytes, 'collections') && (await linksOutside(repo, key)))) {
       leftAlone.push(key);
       continue;
     }
@@ -180,9 +180,9 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
       manifest = decodeManifest(bytes, id, { checksumRequired: repo.checksumsRequired, what: `Manifest ${manifestKey(id)}` }).manifest;
     } catch (err) {
       if (!(err instanceof CorruptionError)) throw err;
-      // A damaged manifest moves to quarantine; a file that never was a cairn document stays
-      // (backups/ may be a link to a folder of other files).
-      if (!mayBeCairnDocument(bytes)) {
+      // A damaged manifest moves to quarantine; through a link out of the repository, a file that
+      // never was a cairn document stays (backups/ may be a link to a folder of other files).
+      if (!mayBeCairnDocument(bytes) && (await linksOutside(repo, manifestKey(id)))) {
         leftAlone.push(manifestKey(id));
         continue;
       }
@@ -221,11 +221,11 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
     // Deletions last: every object still needed is listed by the new index by now.
     for (const id of oldIndexes) {
       if (id === newIndex) continue;
-      // A name an index cannot have is deleted only when it holds an index document: index/ may
-      // be a link to a folder of other files.
+      // A name an index cannot have, through a link out of the repository, is deleted only when it
+      // holds an index document: index/ may be a link to a folder of other files.
       if (!/^[0-9a-f]{64}$/.test(id)) {
         const bytes = await repo.storage.get(indexKey(id), signal).catch(() => undefined);
-        if (!bytes || !looksLike(bytes, 'packs')) {
+        if (!bytes || (!looksLike(bytes, 'packs') && (await linksOutside(repo, indexKey(id))))) {
           leftAlone.push(indexKey(id));
           continue;
         }
@@ -281,4 +281,9 @@ function looksLike(bytes: Buffer, field: 'collections' | 'packs'): boolean {
  */
 function mayBeCairnDocument(bytes: Buffer): boolean {
   return bytes.length === 0 || bytes.subarray(0, 4).equals(ZSTD_MAGIC) || bytes.subarray(0, 1).toString() === '{';
+}
+
+/** Whether the object is reached through a link out of the repository (see Storage.linksOutside). */
+async function linksOutside(repo: Repository, key: string): Promise<boolean> {
+  return (await repo.storage.linksOutside?.(key)) ?? false;
 }

@@ -1,5 +1,5 @@
 import { constants as fsConstants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, rename, rm, stat, link, unlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, realpath, rename, rm, stat, link, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { CairnError, ConflictError, NotFoundError, StorageError, throwIfAborted } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
@@ -219,6 +219,15 @@ export class FileSystemStorage implements Storage {
       await rm(this.path(key), { force: true });
     } catch (err) {
       throw wrap(err, `delete ${key}`, this.location);
+    }
+  }
+
+  async linksOutside(key: string): Promise<boolean> {
+    try {
+      const [root, real] = await Promise.all([realpath(this.root), realpath(this.path(key))]);
+      return real !== root && !real.startsWith(root.endsWith(sep) ? root : `${root}${sep}`);
+    } catch {
+      return false; // gone (or unreadable): nothing there to protect
     }
   }
 

@@ -43,4 +43,10 @@ export interface Storage {
   /** Idempotent: deleting a missing key succeeds. */
   delete(key: string): Promise<void>;
   exists(key: string): Promise<boolean>;
+  /**
+   * Whether the object is reached through a symbolic link to somewhere outside the storage's
+   * root (file-system storage only; others have no links): what is there may be someone else's
+   * file, which cairn must never delete or move (docs/security.md). Absent: never.
+   */
+  linksOutside?(key: string): Promise<boolean>;
 }
