@@ -18,3 +18,17 @@ export function manifest(id: string, chunks: string[]): BackupManifest {
     warnings: [],
   };
 }
+
+/** A valid repository config document (format 2, default chunker and pack size), as stored minus its checksum. */
+export function repositoryConfig(): Record<string, unknown> {
+  return {
+    formatVersion: 2,
+    id: '0123456789abcdef0123456789abcdef',
+    createdAt: '2026-11-30T10:15:00.000Z',
+    hash: 'sha256',
+    chunker: { algorithm: 'fastcdc-2020', minSize: 262144, avgSize: 1048576, maxSize: 4194304 },
+    compression: { algorithm: 'zstd', level: 'default' },
+    packSize: 16777216,
+    encryption: { algorithm: 'none' },
+  };
+}

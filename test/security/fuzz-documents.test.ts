@@ -28,6 +28,7 @@ import { decodeManifest, encodeRepositoryConfig, parseRepositoryConfig } from '.
 import { PackBuilder, parsePackHeader } from '../../src/repo/pack.js';
 import { compressBlob, decompressBlob, MAX_RAW_BLOB } from '../../src/repo/compression.js';
 import { sha256Hex } from '../../src/repo/hash.js';
+import { repositoryConfig } from '../helpers/manifests.js';
 
 const SEED = 12_2026;
 /** Runs per property, by name: their sum is the number of generated hostile documents. */
@@ -142,16 +143,7 @@ function validIndex(): IndexDocument {
   };
 }
 
-const validConfig = {
-  formatVersion: 2,
-  id: '0123456789abcdef0123456789abcdef',
-  createdAt: '2026-11-30T10:15:00.000Z',
-  hash: 'sha256',
-  chunker: { algorithm: 'fastcdc-2020', minSize: 262144, avgSize: 1048576, maxSize: 4194304 },
-  compression: { algorithm: 'zstd', level: 'default' },
-  packSize: 16777216,
-  encryption: { algorithm: 'none' },
-};
+const validConfig = repositoryConfig();
 
 const validLock = {
   exclusive: false,

@@ -19,6 +19,7 @@ import { encodeManifest, encodeMetadata, manifestChecksum } from '../../src/repo
 import { Repository } from '../../src/repo/repository.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { CHINOOK, CLI, cairn, type CliResult } from '../helpers/cli.js';
+import { repositoryConfig } from '../helpers/manifests.js';
 
 const EXIT = { OK: 0, USAGE: 2, CORRUPT: 6 };
 
@@ -379,16 +380,7 @@ describe('manifest checksums (item 2)', () => {
 });
 
 describe('hostile configs are refused before anything uses them', () => {
-  const good = (): Record<string, unknown> => ({
-    formatVersion: 2,
-    id: '0123456789abcdef0123456789abcdef',
-    createdAt: '2026-11-30T10:15:00.000Z',
-    hash: 'sha256',
-    chunker: { algorithm: 'fastcdc-2020', minSize: 262144, avgSize: 1048576, maxSize: 4194304 },
-    compression: { algorithm: 'zstd', level: 'default' },
-    packSize: 16777216,
-    encryption: { algorithm: 'none' },
-  });
+  const good = repositoryConfig;
   const configs: [string, (c: Record<string, unknown>) => unknown, number, RegExp][] = [
     ['chunker maxSize 1 TB', (c) => ({ ...c, chunker: { algorithm: 'fastcdc-2020', minSize: 64, avgSize: 1024, maxSize: 1e12 } }), EXIT.CORRUPT, /chunker\.maxSize/],
     ['chunker sizes 0', (c) => ({ ...c, chunker: { algorithm: 'fastcdc-2020', minSize: 0, avgSize: 0, maxSize: 0 } }), EXIT.CORRUPT, /chunker/],
