@@ -240,8 +240,11 @@ function filesUnder(dir, sub) {
 }
 
 /** Removes temp files once counted, so that each kill is judged on its own. */
-function removeTempFiles(repo, files) {
-  for (const f of files) fs.rmSync(path.join(repo, f), { force: true });
+/** A failure for every temp file left in `repo` after the next `operation`; then removes them. */
+function leftoverTempFiles(repo, f, operation) {
+  const tmp = L.repoTempFiles(repo);
+  if (tmp.length) failure(f, 'leftover', `repository temp files in ${path.basename(repo)} after the next ${operation}: ${tmp.join(', ')}`, 'repository temp files');
+  for (const file of tmp) fs.rmSync(path.join(repo, file), { force: true });
 }
 
 /** Locks in `repo` written by processes that are gone (or unreadable ones). */
@@ -339,9 +342,7 @@ const OPERATIONS = {
       if (listed.ids.includes(c.id)) s.repo.mustExist.add(c.id);
       else s.repo.expected.delete(c.id);
       for (const p of s.repo.check()) failure(f, 'corrupt', p);
-      const tmp = L.repoTempFiles(s.repo.dir);
-      if (tmp.length) failure(f, 'leftover', `repository temp files after the next backup: ${tmp.join(', ')}`, 'repository temp files');
-      removeTempFiles(s.repo.dir, tmp);
+      leftoverTempFiles(s.repo.dir, f, 'backup');
     },
     async finish(s, f) {
       await finalPruneLocks(s.repo, f);
@@ -471,9 +472,7 @@ const OPERATIONS = {
       const res = L.cairn(['prune', '--repo', s.repo.dir]);
       if (res.code !== 0) failure(f, 'next-failed', `prune exited ${res.code}: ${res.stderr}`);
       for (const p of s.repo.check()) failure(f, 'corrupt', p);
-      const tmp = L.repoTempFiles(s.repo.dir);
-      if (tmp.length) failure(f, 'leftover', `repository temp files after the next prune: ${tmp.join(', ')}`, 'repository temp files');
-      removeTempFiles(s.repo.dir, tmp);
+      leftoverTempFiles(s.repo.dir, f, 'prune');
       const dead = await deadLocks(s.repo.dir);
       if (dead.length) failure(f, 'leftover', `locks of dead processes after the next prune: ${dead.join(', ')}`, 'locks of dead processes');
       for (const k of dead) fs.rmSync(path.join(s.repo.dir, k), { force: true });
@@ -520,9 +519,7 @@ const OPERATIONS = {
       else failure(f, 'next-failed', `backup ${c.id} is not in the target after the next copy`);
       for (const p of s.to.check()) failure(f, 'corrupt', p);
       for (const p of s.from.check({ restoreAll: false })) failure(f, 'corrupt', `source repository: ${p}`);
-      const tmp = L.repoTempFiles(s.to.dir);
-      if (tmp.length) failure(f, 'leftover', `temp files in the target repository after the next copy: ${tmp.join(', ')}`, 'repository temp files');
-      removeTempFiles(s.to.dir, tmp);
+      leftoverTempFiles(s.to.dir, f, 'copy');
     },
     async finish(s, f) {
       await finalPruneLocks(s.to, f);
@@ -558,9 +555,7 @@ const OPERATIONS = {
       const after = s.repo.fsList().ids;
       if (after.includes(victim)) failure(f, 'next-failed', `backup ${victim} is still listed after the next delete`);
       for (const p of s.repo.check()) failure(f, 'corrupt', p);
-      const tmp = L.repoTempFiles(s.repo.dir);
-      if (tmp.length) failure(f, 'leftover', `repository temp files after the next delete: ${tmp.join(', ')}`, 'repository temp files');
-      removeTempFiles(s.repo.dir, tmp);
+      leftoverTempFiles(s.repo.dir, f, 'delete');
     },
     async finish(s, f) {
       await finalPruneLocks(s.repo, f);
@@ -597,9 +592,7 @@ const OPERATIONS = {
       const left = c.expired.filter((id) => after.includes(id));
       if (left.length) failure(f, 'next-failed', `expired backups still listed after the next expire: ${left.join(', ')}`);
       for (const p of s.repo.check()) failure(f, 'corrupt', p);
-      const tmp = L.repoTempFiles(s.repo.dir);
-      if (tmp.length) failure(f, 'leftover', `repository temp files after the next expire: ${tmp.join(', ')}`, 'repository temp files');
-      removeTempFiles(s.repo.dir, tmp);
+      leftoverTempFiles(s.repo.dir, f, 'expire');
     },
     async finish(s, f) {
       await finalPruneLocks(s.repo, f);

@@ -20,7 +20,7 @@ import { repair } from '../repo/repair.js';
 import { listLocks, removeLocks } from '../repo/lock.js';
 import { Repository } from '../repo/repository.js';
 import { verifyBackupsLocked, verifyFailure } from '../repo/verify.js';
-import { openSource, openTarget } from '../sources/index.js';
+import { definitionProblems, openSource, openTarget } from '../sources/index.js';
 import { openStorage, storageFromEnv } from '../storage/index.js';
 import { formatBytes, formatCount, formatDuration, plural, table } from './format.js';
 import { ProgressBar } from './progress-bar.js';
@@ -563,6 +563,8 @@ function buildProgram(io: Io, signal: AbortSignal): Command {
       const report = await verifyBackupsLocked(repository, all.manifests, { readData: Boolean(opts.readData), signal });
       // A manifest that cannot be read is a backup that cannot be restored: it is a problem too.
       for (const d of all.damaged) report.problems.unshift({ object: `backups/${d.id}`, message: d.message, affects: [d.id] });
+      // And one a restore would refuse (an edited definition under a recomputed checksum).
+      report.problems.unshift(...definitionProblems(all.manifests));
       // Manifests written before checksums (format-1 repositories): readable, but an edit would go unnoticed.
       if (all.unchecksummed.length > 0 && !opts.json) {
         io.err(`cairn: warning: ${all.unchecksummed.length} manifest(s) carry no checksum (written before repository format 2), so an edit to them cannot be detected: ${all.unchecksummed.slice(0, 10).join(', ')}${all.unchecksummed.length > 10 ? ', …' : ''}.`);

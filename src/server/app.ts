@@ -19,7 +19,7 @@ import { runCopy } from '../jobs/copy.js';
 import { prune } from '../repo/prune.js';
 import { verifyBackupsLocked, verifyFailure } from '../repo/verify.js';
 import { Repository } from '../repo/repository.js';
-import { normalizeName, openSource, openTarget } from '../sources/index.js';
+import { definitionProblems, normalizeName, openSource, openTarget } from '../sources/index.js';
 import { openStorage } from '../storage/index.js';
 import { CreateBackupBody, CreateCopyBody, CreatePruneBody, CreateRestoreBody, CreateScheduleBody, CreateVerifyBody, LIMITS, RegisterBody, describeZodError } from './schemas.js';
 import type { RegistrationKind, SqliteRegistry } from '../catalog/registry.js';
@@ -347,6 +347,7 @@ export function createApp(options: AppOptions): Hono<Env> {
         });
         // A manifest that cannot be read is a backup that cannot be restored: a problem too (as the CLI).
         for (const d of all.damaged) report.problems.unshift({ object: `backups/${d.id}`, message: d.message, affects: [d.id] });
+        report.problems.unshift(...definitionProblems(all.manifests));
         if (report.problems.length > 0) throw verifyFailure(report);
         return { backups: report.backups, chunks: report.chunks, packs: report.packs, bytesRead: report.bytesRead };
       },

@@ -1,5 +1,7 @@
 import { UsageError } from '../core/errors.js';
-import { SqliteSource, SqliteTarget, parseSqliteUrl } from './sqlite/index.js';
+import { checkSqliteCollections, SqliteSource, SqliteTarget, parseSqliteUrl, SQLITE_KIND } from './sqlite/index.js';
+import { CairnError } from '../core/errors.js';
+import type { BackupManifest } from '../core/schemas.js';
 import { parsePostgresUrl, POSTGRES_URL_FORMS, redactUrl } from './postgres/connection.js';
 import { PostgresSource } from './postgres/source.js';
 import { PostgresTarget } from './postgres/target.js';
@@ -52,4 +54,24 @@ export function normalizeSelection(kind: string, selection: Selection): Selectio
   if (selection.include) out.include = selection.include.map((p) => normalizeName(kind, p));
   if (selection.exclude) out.exclude = selection.exclude.map((p) => normalizeName(kind, p));
   return out;
+}
+
+/**
+ * What a restore of each backup would refuse in its manifest before touching a target (SQLite:
+ * definitions that are not the one expected CREATE statement, hostile fields), as verify
+ * problems: a manifest whose checksum was recomputed after an edit passes the checksum, and must
+ * still not pass `verify`. PostgreSQL schema archives are checked at restore (docs/security.md).
+ */
+export function definitionProblems(manifests: BackupManifest[]): { object: string; message: string; affects: string[] }[] {
+  const problems: { object: string; message: string; affects: string[] }[] = [];
+  for (const m of manifests) {
+    if (m.source.kind !== SQLITE_KIND) continue;
+    try {
+      checkSqliteCollections(m.collections);
+    } catch (err) {
+      if (!(err instanceof CairnError)) throw err;
+      problems.push({ object: `backups/${m.id}`, message: err.message, affects: [m.id] });
+    }
+  }
+  return problems;
 }

@@ -18,6 +18,7 @@ import type { Repository } from '../../src/repo/repository.js';
 import Database from '../../src/sources/sqlite/driver.js';
 import { checkDefinitionSql, DefinitionError, type ExpectedObject } from '../../src/sources/sqlite/validate.js';
 import { lexSql } from '../../src/sources/sqlite/lexer.js';
+import { cairn } from '../helpers/cli.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
 import { backupInto, collection, editManifest, listFiles, restoreError } from '../helpers/hostile.js';
 
@@ -206,6 +207,20 @@ describe('SQLite restore refuses hostile definitions from a manifest', () => {
   });
   it.each(HOSTILE_FIELDS)('%s', async (label, edit) => {
     await assertRefused(label, edit);
+  });
+
+  it('cairn verify fails naming a backup whose definition was edited under a recomputed checksum; the untouched one verifies', () => {
+    fs.writeFileSync(path.join(root, 'backups', id), original);
+    expect(cairn(['verify', '--repo', root]).code).toBe(0);
+    editManifest(root, id, (m) => {
+      const t = m.collections.find((c) => c.kind === 'table') as unknown as { definition: { sql: string } };
+      t.definition.sql += `; ${attach()}`;
+    });
+    const r = cairn(['verify', '--repo', root, '--read-data']);
+    expect(r.code, r.stderr).toBe(6);
+    expect(r.stderr).toContain(`Affects ${id}`);
+    expect(r.stderr).toContain('more than one statement');
+    fs.writeFileSync(path.join(root, 'backups', id), original);
   });
 
   it('a name with quotes and SQL in it is only a name: quoted everywhere, nothing else touched', async () => {

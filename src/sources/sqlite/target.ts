@@ -42,6 +42,7 @@ import type {
   RestoreResult,
   RestoreTarget,
 } from '../types.js';
+import type { CollectionEntry } from '../../core/schemas.js';
 import { RowDecoder, ROWS_V1 } from '../row-codec.js';
 import {
   foldName,
@@ -293,6 +294,18 @@ function sqliteError(err: unknown, what: string): Error {
     return new SourceError(`${what}: ${err.message}.${hint}`, { cause: err });
   }
   return err instanceof Error ? err : new Error(String(err));
+}
+
+/**
+ * Checks a manifest's SQLite collections as a restore of all of them would (definitions as
+ * validated data, fields, names), without a target: what `verify` runs, so that it fails on a
+ * manifest a restore would refuse. Throws CorruptionError (or ConflictError) as the restore does.
+ */
+export function checkSqliteCollections(entries: CollectionEntry[]): void {
+  const noData = (): AsyncIterable<Uint8Array> => {
+    throw new Error('a definition check reads no data');
+  };
+  planItems(entries.map((entry) => ({ entry, targetName: entry.name, data: noData })));
 }
 
 /** Validates the items and computes the SQL each one needs in the target. */
