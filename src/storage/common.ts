@@ -133,8 +133,12 @@ export function claimFolder(key: string): string {
   return `${CLAIMS_PREFIX}${checkKey(key).replace(/%/g, '%25').replace(/\//g, '%2F')}/`;
 }
 
-/** Rounds of claiming before createExclusive gives up on a key other writers keep claiming. */
-const CLAIM_ATTEMPTS = 8;
+/**
+ * How long createExclusiveByClaims waits for rival claims to go before it gives up (ms). Rivals
+ * that are alive finish in a few round trips; only a claim left by a writer that died between
+ * claiming and writing holds a key this long (until CLAIM_EXPIRY_MS, or prune, removes it).
+ */
+export const CLAIM_WAIT_MS = 60_000;
 
 /**
  * Creates `key` only if it does not exist, safely even where `put(…, { ifNotExists })` is not
@@ -152,26 +156,49 @@ export async function createExclusive(storage: Storage, key: string, bytes: Uint
 /**
  * Create-only write by claims, for any backend: write a claim `claims/<escaped key>/<random>`,
  * list the claims on the key, and go on only when ours is the only one (younger than
- * CLAIM_EXPIRY_MS); then check the key is absent and write it. Two racing writers may both see
- * each other, but never both see themselves alone, provided listing shows every object whose
- * write completed before the listing began (S3, Azure, GCS and filesystems do): never both win.
- * A writer that sees a rival while the key is still absent removes its claim, waits a random
- * while and tries again, so that one of the racers gets through; once the key exists it fails.
- * The winner's claim is left in place (a few bytes) beside the object; prune may delete claims
- * older than CLAIM_EXPIRY_MS.
+ * CLAIM_EXPIRY_MS); then check the key is absent and write it.
  *
- * @throws ConflictError when the key exists or is claimed by others for CLAIM_ATTEMPTS rounds.
+ * Safety: a writer decides only from a listing made while its own claim was in place, and two
+ * writers never both see themselves alone, provided listing shows every object whose write
+ * completed before the listing began (S3, Azure, GCS and filesystems do): whichever listed last
+ * began after the other's claim was written. Listed claims that a HEAD finds gone are ignored,
+ * so a listing that still shows deleted objects delays no one.
+ *
+ * Progress: when writers see each other, the one whose claim name sorts lowest keeps its claim
+ * and lists again; every other one removes its claim and claims again only once that lower claim
+ * is gone. So the lowest live claim only ever waits for higher ones to leave, and they do: one
+ * racer gets through in a few round trips however slow the storage is, and the others then find
+ * its object and fail with ConflictError. (Backing off symmetrically, as an earlier version did,
+ * let two writers on a loaded storage keep meeting until both gave up.) The winner's claim is
+ * left in place (a few bytes) beside the object; prune may delete claims older than
+ * CLAIM_EXPIRY_MS.
+ *
+ * @throws ConflictError when the key exists, or rival claims stay for CLAIM_WAIT_MS (a writer
+ *   died holding one); StorageError etc. from the storage; CancelledError when `signal` aborts.
  */
 export async function createExclusiveByClaims(storage: Storage, key: string, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
   const folder = claimFolder(key);
-  for (let attempt = 1; ; attempt++) {
-    throwIfAborted(signal);
-    if (await storage.exists(key)) throw new ConflictError(`Object "${key}" already exists in ${storage.location}.`);
-    const claim = `${folder}${randomId()}`;
-    await storage.put(claim, Buffer.from(JSON.stringify({ key, claimedAt: new Date().toISOString() })), { signal });
-    let written = false;
-    let contended = false;
-    try {
+  const claim = `${folder}${randomId()}`;
+  const deadline = Date.now() + CLAIM_WAIT_MS;
+  const exists = (): Promise<void> =>
+    storage.exists(key).then((yes) => {
+      if (yes) throw new ConflictError(`Object "${key}" already exists in ${storage.location}.`);
+    });
+  const giveUp = (): ConflictError =>
+    new ConflictError(
+      `Object "${key}" is being created by another writer in ${storage.location} (its claim stayed for ${CLAIM_WAIT_MS / 1000} s). ` +
+        'If no other cairn is writing there, run "cairn prune" after a day to clear the claims of writers that died.',
+    );
+  let held = false;
+  let written = false;
+  try {
+    for (;;) {
+      throwIfAborted(signal);
+      await exists();
+      if (!held) {
+        await storage.put(claim, Buffer.from(JSON.stringify({ key, claimedAt: new Date().toISOString() })), { signal });
+        held = true;
+      }
       const claims: { key: string; modified: Date }[] = [];
       for await (const o of storage.list(folder, signal)) claims.push(o);
       const ours = claims.find((c) => c.key === claim);
@@ -181,21 +208,38 @@ export async function createExclusiveByClaims(storage: Storage, key: string, byt
             'so this storage does not list what was just written and concurrent writers cannot be told apart.',
         );
       }
-      contended = claims.some((c) => c.key !== claim && ours.modified.getTime() - c.modified.getTime() < CLAIM_EXPIRY_MS);
-      if (!contended) {
-        if (await storage.exists(key)) throw new ConflictError(`Object "${key}" already exists in ${storage.location}.`);
+      const listed = claims.filter((c) => c.key !== claim && ours.modified.getTime() - c.modified.getTime() < CLAIM_EXPIRY_MS);
+      // A listing may lag a deletion (Swift's container listings do under load): a rival claim
+      // that is gone no longer counts. Safe: its writer decides only after claiming again, and
+      // then its listing, begun after ours was written, shows ours.
+      const present = await Promise.all(listed.map((c) => storage.exists(c.key)));
+      const rivals = listed.filter((_, i) => present[i]).map((c) => c.key);
+      if (rivals.length === 0) {
+        await exists();
         await storage.put(key, bytes, { ifNotExists: true, signal });
         written = true;
         return;
       }
-    } finally {
-      // A claim stays only beside the object it made; otherwise it would block the key for a day.
-      if (!written) await storage.delete(claim).catch(() => undefined);
+      if (Date.now() >= deadline) throw giveUp();
+      const lower = rivals.filter((r) => r < claim).sort()[0];
+      if (lower === undefined) {
+        // Ours is the lowest: keep it, and look again once the others have seen it and left.
+        await sleep(10 + Math.random() * 20, signal);
+        continue;
+      }
+      // Yield to the lower claim: remove ours, and claim again only when that one is gone
+      // (its writer gave up) and the key is still absent (else it won and we fail).
+      await storage.delete(claim).catch(() => undefined);
+      held = false;
+      for (let wait = 1; await storage.exists(lower); wait++) {
+        if (Date.now() >= deadline) throw giveUp();
+        await sleep(20 + Math.random() * Math.min(500, 20 * wait), signal);
+        await exists();
+      }
     }
-    if (attempt >= CLAIM_ATTEMPTS) {
-      throw new ConflictError(`Object "${key}" is being created by another writer in ${storage.location} (it kept claiming it).`);
-    }
-    await sleep(25 + Math.random() * 100 * attempt, signal);
+  } finally {
+    // A claim stays only beside the object it made; otherwise it would block the key for a day.
+    if (held && !written) await storage.delete(claim).catch(() => undefined);
   }
 }
 
