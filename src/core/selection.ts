@@ -20,33 +20,61 @@ export function validateSelection(selection: Selection): void {
   if (selection.exclude?.length === 0) throw new UsageError('--exclude needs at least one name.');
 }
 
-function globToRegExp(pattern: string, flags: string): RegExp {
+/**
+ * How one engine spells and compares collection names (each engine's driver supplies its own:
+ * src/sources/<engine>/naming.ts). Core owns the shape so that selection needs no engine.
+ */
+export interface NameRules {
+  /** A name or pattern as a user wrote it → the engine's full spelling (PostgreSQL: `film` → `public.film`). */
+  qualify(name: string): string;
+  /**
+   * The key two names share exactly when the engine takes them for one object (SQLite: ASCII
+   * letters folded, so "Users" = "users" but "Ä" ≠ "ä"; PostgreSQL: the name itself).
+   */
+  key(name: string): string;
+  /**
+   * How the engine reads a name written without quotes (SQLite: as key(); PostgreSQL: ASCII
+   * letters lowercased): a pattern that matches nothing as written is tried in this form
+   * against key() of each name.
+   */
+  unquoted(name: string): string;
+}
+
+/** Names compared exactly, written as they are: for engines this build does not know. */
+export const EXACT_NAMES: NameRules = { qualify: (n) => n, key: (n) => n, unquoted: (n) => n };
+
+function globToRegExp(pattern: string): RegExp {
   const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
-  return new RegExp(`^${escaped}$`, flags);
+  return new RegExp(`^${escaped}$`, '');
 }
 
 /**
- * Which names a pattern designates: exact match first, then a case-insensitive match (SQLite
- * and MySQL names are case-insensitive), `*` matching any run of characters.
+ * Which names a pattern designates: exact match first, then the pattern read as the engine
+ * reads an unquoted name (`rules.unquoted`) against each name's key, `*` matching any run of
+ * characters. Never a wider folding than the engine's own: a SQLite "Ä" does not find "ä".
  */
-function matchPattern(pattern: string, names: readonly string[]): string[] {
-  const exact = names.filter((n) => globToRegExp(pattern, '').test(n));
-  if (exact.length > 0) return exact;
-  return names.filter((n) => globToRegExp(pattern, 'i').test(n));
+function matchPattern(pattern: string, names: readonly string[], rules: NameRules): string[] {
+  const exact = globToRegExp(pattern);
+  const found = names.filter((n) => exact.test(n));
+  if (found.length > 0) return found;
+  const folded = globToRegExp(rules.unquoted(pattern));
+  return names.filter((n) => folded.test(rules.key(n)));
 }
 
 /**
- * Applies include or exclude to a list of names. Every pattern must match something: a typo
- * in --include or --exclude is an error, never a silently different backup.
+ * Applies include or exclude to a list of names, patterns first qualified by `rules`. Every
+ * pattern must match something: a typo in --include or --exclude is an error (UsageError),
+ * never a silently different backup.
  */
-export function selectNames(names: readonly string[], selection: Selection, what = 'collection'): Set<string> {
+export function selectNames(names: readonly string[], selection: Selection, rules: NameRules, what = 'collection'): Set<string> {
   validateSelection(selection);
   const patterns = selection.include ?? selection.exclude;
   if (!patterns) return new Set(names);
   const matched = new Set<string>();
   const unknown: string[] = [];
-  for (const p of patterns) {
-    const m = matchPattern(p, names);
+  for (const written of patterns) {
+    const p = rules.qualify(written);
+    const m = matchPattern(p, names, rules);
     if (m.length === 0) unknown.push(p);
     for (const n of m) matched.add(n);
   }

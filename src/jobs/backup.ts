@@ -10,7 +10,7 @@ import { ChunkWriter } from '../repo/chunk-writer.js';
 import { CompressionPool, defaultCompressionWorkers } from '../repo/compression-pool.js';
 import { duplicateBackup, type Repository } from '../repo/repository.js';
 import type { CollectionDescriptor, DatabaseSource } from '../sources/types.js';
-import { normalizeSelection } from '../sources/index.js';
+import { namingFor } from '../sources/registry.js';
 import { mapLimit } from '../repo/concurrency.js';
 import { availableParallelism } from 'node:os';
 import type { ProgressListener } from './progress.js';
@@ -73,7 +73,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
     const { chunks: index } = await ChunkIndex.loadUsable(repo.storage, signal);
     const jobs = Math.max(1, options.jobs ?? availableParallelism());
     const snapshot = await source.openSnapshot({
-      select: (names) => selectNames(names, normalizeSelection(source.kind, options.selection ?? {})),
+      select: (names) => selectNames(names, options.selection ?? {}, namingFor(source.kind)),
       jobs,
       ...(signal ? { signal } : {}),
     });

@@ -1,6 +1,6 @@
 import { CorruptionError, UsageError } from '../core/errors.js';
 import type { BackupManifest, CollectionEntry } from '../core/schemas.js';
-import { selectNames, type Selection } from '../core/selection.js';
+import { selectNames, type NameRules, type Selection } from '../core/selection.js';
 import { lockedSignal } from '../repo/locked.js';
 import { ChunkIndex } from '../repo/chunk-index.js';
 import { ChunkReader, readChunks } from '../repo/chunk-reader.js';
@@ -8,7 +8,7 @@ import { packKey } from '../repo/pack.js';
 import type { Repository } from '../repo/repository.js';
 import type { ConflictPolicy, RestoreItem, RestoreResult, RestoreTarget } from '../sources/types.js';
 import type { ProgressListener } from './progress.js';
-import { normalizeName, normalizeSelection } from '../sources/index.js';
+import { namingFor } from '../sources/registry.js';
 
 export interface RestoreOptions {
   repo: Repository;
@@ -43,9 +43,9 @@ export interface RestoreSummary extends RestoreResult {
 export async function runRestore(options: RestoreOptions): Promise<RestoreSummary> {
   const { repo, target } = options;
   const manifest = await repo.readManifest(options.backupId, options.signal);
-  const kind = manifest.source.kind;
-  const renames = new Map([...(options.renames ?? [])].map(([from, to]) => [normalizeName(kind, from), normalizeName(kind, to)]));
-  const entries = selectEntries(manifest, options.selection ?? {}, renames);
+  const rules = namingFor(manifest.source.kind);
+  const renames = new Map([...(options.renames ?? [])].map(([from, to]) => [rules.qualify(from), rules.qualify(to)]));
+  const entries = selectEntries(manifest, options.selection ?? {}, renames, rules);
   const lock = await repo.lock(false, `restore of ${manifest.id}`);
   // Aborts on the caller's cancel, or when the lock is lost (a prune could remove packs).
   const signal = lockedSignal(lock, options.signal);
@@ -103,19 +103,35 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
   }
 }
 
-function selectEntries(manifest: BackupManifest, selection: Selection, renames: Map<string, string>): { entry: CollectionEntry; targetName: string }[] {
+/**
+ * The manifest's entries a restore writes, each with the name it gets in the target. Names are
+ * compared by the engine's rules (NameRules.key): a rename finds "Album" from "album" on SQLite
+ * but not on PostgreSQL, and two entries whose target names are one name to the engine (SQLite
+ * "Users" and "users"; never PostgreSQL "Users" and users, nor SQLite "Ä" and "ä") are refused
+ * with UsageError before anything is read.
+ */
+function selectEntries(
+  manifest: BackupManifest,
+  selection: Selection,
+  renames: Map<string, string>,
+  rules: NameRules,
+): { entry: CollectionEntry; targetName: string }[] {
   const names = manifest.collections.filter((c) => c.selectable !== false).map((c) => c.name);
-  const selected = selectNames(names, normalizeSelection(manifest.source.kind, selection), `collection in backup "${manifest.id}"`);
+  const selected = selectNames(names, selection, rules, `collection in backup "${manifest.id}"`);
   const chosen = manifest.collections.filter((c) => c.selectable === false || selected.has(c.name));
-  for (const from of renames.keys()) {
-    if (!chosen.some((c) => c.name === from)) {
+  const renameOf = new Map<string, string>();
+  for (const [from, to] of renames) {
+    const key = rules.key(from);
+    if (!chosen.some((c) => rules.key(c.name) === key)) {
       throw new UsageError(`--rename ${from}=…: "${from}" is not among the collections being restored (${chosen.map((c) => c.name).join(', ') || 'none'}).`);
     }
+    if (renameOf.has(key)) throw new UsageError(`--rename names "${from}" twice (names that are one to this database); keep one.`);
+    renameOf.set(key, to);
   }
-  const result = chosen.map((entry) => ({ entry, targetName: renames.get(entry.name) ?? entry.name }));
+  const result = chosen.map((entry) => ({ entry, targetName: renameOf.get(rules.key(entry.name)) ?? entry.name }));
   const seen = new Map<string, string>();
   for (const r of result) {
-    const key = r.targetName.toLowerCase();
+    const key = rules.key(r.targetName);
     const other = seen.get(key);
     if (other !== undefined) throw new UsageError(`Two collections would be restored as "${r.targetName}" (${other} and ${r.entry.name}); change a --rename.`);
     seen.set(key, r.entry.name);

@@ -15,8 +15,7 @@ import { CairnError, NotFoundError } from '../core/errors.js';
 import type { Role } from '../catalog/tokens.js';
 import type { SqliteRegistry } from '../catalog/registry.js';
 import { Repository } from '../repo/repository.js';
-import { parseSqliteUrl } from '../sources/sqlite/index.js';
-import { parsePostgresUrl, pgLocation } from '../sources/postgres/connection.js';
+import { findDriver } from '../sources/registry.js';
 import { databaseKey } from '../jobs/database-key.js';
 import { FileSystemStorage, openStorage, type Storage } from '../storage/index.js';
 import { quote, quoteUrl } from './redact.js';
@@ -163,15 +162,16 @@ export class AccessPolicy {
   }
 
   /**
-   * A database URL's checks: a SQLite file not in the data folder; a PostgreSQL database not the
+   * A database URL's checks: a local file (SQLite) not in the data folder; a database not the
    * server's job catalog (however the URL spells it: user, localhost/127.0.0.1, socket).
    */
   checkDatabaseUrl(url: string, what: string): void {
-    if (/^sqlite:/i.test(url)) this.checkSqlitePath(parseSqliteUrl(url), what);
-    else if (/^postgres(ql)?:/i.test(url) && this.options.protectedDatabases?.length) {
-      const settings = parsePostgresUrl(url);
-      // new URL() keeps an IPv6 host's brackets: without them, pgLocation adds its own.
-      const key = databaseKey(pgLocation({ ...settings, host: settings.host.replace(/^\[(.*)\]$/, '$1') }));
+    const driver = findDriver(url);
+    if (!driver) return;
+    const file = driver.localFile?.(url);
+    if (file !== undefined) this.checkSqlitePath(file, what);
+    else if (this.options.protectedDatabases?.length) {
+      const key = databaseKey(driver.location(url));
       if (this.options.protectedDatabases.some((d) => databaseKey(d) === key)) {
         throw new ForbiddenError(`${what} is the server's job catalog (--catalog): never allowed; choose another database.`);
       }

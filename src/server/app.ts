@@ -19,7 +19,7 @@ import { runCopy } from '../jobs/copy.js';
 import { prune } from '../repo/prune.js';
 import { verifyBackupsLocked, verifyFailure } from '../repo/verify.js';
 import { Repository } from '../repo/repository.js';
-import { definitionProblems, normalizeName, openSource, openTarget } from '../sources/index.js';
+import { definitionProblems, namesCollection, openSource, openTarget } from '../sources/index.js';
 import { openStorage } from '../storage/index.js';
 import { CreateBackupBody, CreateCopyBody, CreatePruneBody, CreateRestoreBody, CreateScheduleBody, CreateVerifyBody, LIMITS, RegisterBody, describeZodError } from './schemas.js';
 import type { RegistrationKind, SqliteRegistry } from '../catalog/registry.js';
@@ -275,7 +275,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     const manifest = await repo.readManifest(backupId); // 404 before a job exists
     // Every rename names a collection of the backup ("__proto__" too): none is dropped unseen.
     for (const [from] of req.renames ?? []) {
-      if (!manifest.collections.some((col) => col.name === normalizeName(manifest.source.kind, from))) {
+      if (!manifest.collections.some((col) => namesCollection(manifest.source.kind, from, col.name))) {
         throw new UsageError(`renames: ${quote(from)} is not a collection of backup "${backupId}"; see GET /v1/backups/${backupId}.`);
       }
     }

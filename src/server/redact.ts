@@ -1,7 +1,7 @@
-import { POSTGRES_URL_FORMS } from '../sources/postgres/connection.js';
+import { supportedUrlForms } from '../sources/registry.js';
 
-/** Placeholder URLs of usage hints, as the messages print them. */
-const USAGE_FORMS = [POSTGRES_URL_FORMS];
+/** Placeholder URLs of usage hints, as the messages print them (every engine's). */
+const USAGE_FORMS = supportedUrlForms();
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** One usage form standing alone (a capture group, so split() keeps it as an odd part). */
 const USAGE_FORM = new RegExp(`(?<=^|\\s)(${USAGE_FORMS.map(escapeRegExp).join('|')})(?=$|\\s|[.,;](?:$|\\s))`);

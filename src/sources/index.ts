@@ -1,77 +1,45 @@
-import { UsageError } from '../core/errors.js';
-import { checkSqliteCollections, SqliteSource, SqliteTarget, parseSqliteUrl, SQLITE_KIND } from './sqlite/index.js';
-import { CairnError } from '../core/errors.js';
+/**
+ * The database engines behind one surface: open a source or a target by URL, name rules and
+ * manifest checks by a manifest's kind. Everything engine-specific is in the engine's folder,
+ * found through registry.ts.
+ */
 import type { BackupManifest } from '../core/schemas.js';
-import { parsePostgresUrl, POSTGRES_URL_FORMS, redactUrl } from './postgres/connection.js';
-import { PostgresSource } from './postgres/source.js';
-import { PostgresTarget } from './postgres/target.js';
+import type { SourceOptions } from './driver.js';
+import { driverForKind, driverForUrl, namingFor } from './registry.js';
 import type { DatabaseSource, RestoreTarget } from './types.js';
-import type { Selection } from '../core/selection.js';
 
 export type * from './types.js';
+export type { EngineCapabilities, EngineDriver, SourceOptions } from './driver.js';
+export { driverForKind, driverForUrl, engines, findDriver, namingFor, supportedUrlForms } from './registry.js';
 
-const SUPPORTED = `sqlite:///absolute/path.db, sqlite:relative/path.db or ${POSTGRES_URL_FORMS}`;
-
-function schemeOf(url: string): string {
-  const m = /^([a-z][a-z0-9+.-]*):/i.exec(url);
-  if (!m?.[1]) throw new UsageError(`"${url}" is not a database URL. Write ${SUPPORTED}.`);
-  return m[1].toLowerCase();
-}
-
-/** The database a backup reads, by URL. */
-export interface SourceOptions {
-  /** PostgreSQL: also record roles and memberships. */
-  roles?: boolean;
-  rolesWithPasswords?: boolean;
-}
-
+/** The database a backup reads, by URL (UsageError for an unsupported or malformed URL). */
 export function openSource(url: string, options: SourceOptions = {}): DatabaseSource {
-  const scheme = schemeOf(url);
-  if (scheme === 'sqlite') return new SqliteSource(parseSqliteUrl(url));
-  if (scheme === 'postgres' || scheme === 'postgresql') return new PostgresSource(parsePostgresUrl(url), options);
-  throw new UsageError(`Unsupported database URL scheme "${scheme}:" in "${redactUrl(url)}". Supported: ${SUPPORTED}.`);
+  return driverForUrl(url).openSource(url, options);
 }
 
-/** The database a restore writes into, by URL. */
+/** The database a restore writes into, by URL (UsageError for an unsupported or malformed URL). */
 export function openTarget(url: string): RestoreTarget {
-  const scheme = schemeOf(url);
-  if (scheme === 'sqlite') return new SqliteTarget(parseSqliteUrl(url));
-  if (scheme === 'postgres' || scheme === 'postgresql') return new PostgresTarget(parsePostgresUrl(url));
-  throw new UsageError(`Unsupported database URL scheme "${scheme}:" in "${redactUrl(url)}". Supported: ${SUPPORTED}.`);
+  return driverForUrl(url).openTarget(url);
 }
-
 
 /**
- * Rewrites a collection name or pattern into the form a source kind uses: PostgreSQL qualifies
- * every table with its schema, and a bare `film` means `public.film`.
+ * True when a name a user wrote (e.g. the old name of a --rename) names the collection `name`
+ * under the rules of the source kind (SQLite: "album" is "Album"; PostgreSQL: exact, `public`
+ * for a bare name).
  */
-export function normalizeName(kind: string, name: string): string {
-  return kind === 'postgres' && !name.includes('.') ? `public.${name}` : name;
-}
-
-export function normalizeSelection(kind: string, selection: Selection): Selection {
-  const out: Selection = {};
-  if (selection.include) out.include = selection.include.map((p) => normalizeName(kind, p));
-  if (selection.exclude) out.exclude = selection.exclude.map((p) => normalizeName(kind, p));
-  return out;
+export function namesCollection(kind: string, written: string, name: string): boolean {
+  const rules = namingFor(kind);
+  return rules.key(rules.qualify(written)) === rules.key(name);
 }
 
 /**
  * What a restore of each backup would refuse in its manifest before touching a target (SQLite:
  * definitions that are not the one expected CREATE statement, hostile fields), as verify
  * problems: a manifest whose checksum was recomputed after an edit passes the checksum, and must
- * still not pass `verify`. PostgreSQL schema archives are checked at restore (docs/security.md).
+ * still not pass `verify`. Each engine says what it checks (EngineDriver.manifestProblems).
  */
 export function definitionProblems(manifests: BackupManifest[]): { object: string; message: string; affects: string[] }[] {
-  const problems: { object: string; message: string; affects: string[] }[] = [];
-  for (const m of manifests) {
-    if (m.source.kind !== SQLITE_KIND) continue;
-    try {
-      checkSqliteCollections(m.collections);
-    } catch (err) {
-      if (!(err instanceof CairnError)) throw err;
-      problems.push({ object: `backups/${m.id}`, message: err.message, affects: [m.id] });
-    }
-  }
-  return problems;
+  return manifests.flatMap((m) =>
+    (driverForKind(m.source.kind)?.manifestProblems(m) ?? []).map((message) => ({ object: `backups/${m.id}`, message, affects: [m.id] })),
+  );
 }

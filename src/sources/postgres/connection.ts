@@ -161,6 +161,29 @@ export function pgLocation(s: PgConnectionSettings, database = s.database): stri
   return `postgres://${encodeURIComponent(s.user)}@${host}:${s.port}/${encodeURIComponent(database)}`;
 }
 
+/** Host names that mean "this machine" (a Unix socket directory does too). */
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '0:0:0:0:0:0:0:1']);
+
+/**
+ * `postgres://user@host:port/db` (a location, no secret) → `postgres://host:port/db`: the user
+ * does not change the database; localhost, 127.0.0.1, ::1 and a socket folder are one server.
+ * Undefined for a location that is not a PostgreSQL one.
+ */
+export function postgresDatabaseKey(location: string): string | undefined {
+  // Greedy host part: the port and database are the last ":port/db" (a socket folder has slashes).
+  const pg = /^postgres(?:ql)?:\/\/(?:[^@/]*@)?(.*):(\d+)\/([^/]*)$/i.exec(location);
+  if (!pg) return undefined;
+  let host = (pg[1] ?? '').replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (host === '' || host.startsWith('/') || LOCAL_HOSTS.has(host)) host = 'localhost';
+  let db = pg[3] ?? '';
+  try {
+    db = decodeURIComponent(db);
+  } catch {
+    /* kept as written */
+  }
+  return `postgres://${host}:${pg[2]}/${db}`;
+}
+
 /**
  * The URL with its password replaced by *** wherever it is: in the user info (up to the last
  * "@", so a raw "/", "?", "#" or "@" in the password is covered too; at worst more is hidden)

@@ -1,5 +1,47 @@
-/** SQLite driver: `sqlite:///abs/path.db` or `sqlite:relative/path.db`. */
+/**
+ * The SQLite engine (better-sqlite3): `sqlite:///abs/path.db` or `sqlite:relative/path.db`.
+ * Files: connection.ts (URLs, location, database key), naming.ts (ASCII-only case folding),
+ * source.ts, target.ts; engine helpers: driver.ts (the better-sqlite3 build), sql.ts, lexer.ts
+ * and validate.ts (definitions from a manifest are checked data), staging.ts, catalog-mark.ts.
+ */
+import { CairnError } from '../../core/errors.js';
+import type { EngineDriver } from '../driver.js';
+import { parseSqliteUrl, sqliteDatabaseKey, sqliteLocation, SQLITE_URL_FORMS } from './connection.js';
+import { sqliteNaming } from './naming.js';
+import { SqliteSource } from './source.js';
+import { SQLITE_KIND } from './sql.js';
+import { checkSqliteCollections, SqliteTarget } from './target.js';
+
 export { SqliteSource } from './source.js';
 export { checkSqliteCollections, SqliteTarget } from './target.js';
-export { parseSqliteUrl, SQLITE_KIND } from './sql.js';
+export { parseSqliteUrl } from './connection.js';
+export { SQLITE_KIND } from './sql.js';
 export type { SqliteColumn, SqliteNamedSql, SqliteTableDefinition, SqliteViewDefinition } from './sql.js';
+
+export const sqliteDriver: EngineDriver = {
+  kind: SQLITE_KIND,
+  schemes: ['sqlite'],
+  urlForms: SQLITE_URL_FORMS,
+  naming: sqliteNaming,
+  // One connection per snapshot: streams are read one at a time, whole.
+  capabilities: { parallelReads: false, segments: false, roles: false, databaseWideKinds: [] },
+  snapshotMetadata: ['serverVersion'],
+  // A file path holds no secret.
+  redactUrl: (url) => url,
+  location: (url) => sqliteLocation(parseSqliteUrl(url)),
+  databaseKey: sqliteDatabaseKey,
+  localFile: parseSqliteUrl,
+  openSource: (url) => new SqliteSource(parseSqliteUrl(url)),
+  openTarget: (url) => new SqliteTarget(parseSqliteUrl(url)),
+  manifestProblems(manifest) {
+    // The checks a restore makes before it opens the target (definitions are the one CREATE
+    // statement expected, names are not SQLite's own…), so that verify refuses what restore would.
+    try {
+      checkSqliteCollections(manifest.collections);
+      return [];
+    } catch (err) {
+      if (!(err instanceof CairnError)) throw err;
+      return [err.message];
+    }
+  },
+};

@@ -40,13 +40,14 @@ import { explainOpenFailure, refuseProtectedFile, refuseServerCatalog } from './
 import { Pacer } from '../pace.js';
 import {
   quoteIdent,
-  foldName,
   SQLITE_KIND,
   type SqliteColumn,
   type SqliteNamedSql,
   type SqliteTableDefinition,
   type SqliteViewDefinition,
 } from './sql.js';
+import { foldName } from './naming.js';
+import { sqliteLocation } from './connection.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 /** Rows between AbortSignal and clock checks while streaming. */
@@ -61,7 +62,7 @@ export class SqliteSource implements DatabaseSource {
   constructor(file: string) {
     this.path = path.resolve(file);
     this.name = path.basename(this.path, path.extname(this.path));
-    this.location = `sqlite://${this.path}`;
+    this.location = sqliteLocation(this.path);
   }
 
   async openSnapshot(options: Partial<SnapshotOptions> = {}): Promise<SourceSnapshot> {
@@ -215,7 +216,7 @@ class SqliteSnapshot implements SourceSnapshot {
     const views: CollectionDescriptor[] = [];
     for (const row of schema) {
       if (row.type !== 'table' && row.type !== 'view') continue;
-      if (row.name.toLowerCase().startsWith('sqlite_')) continue;
+      if (foldName(row.name).startsWith('sqlite_')) continue;
       const listed = listType.get(foldName(row.name));
       if (row.type === 'view') {
         const triggers = byTable('trigger', row.name);

@@ -1,10 +1,9 @@
 /**
- * SQL text helpers for the SQLite driver: identifier quoting, URL parsing, the table definition
+ * SQL text helpers for the SQLite driver: identifier quoting, the table definition
  * format recorded in manifests, and renaming objects inside the CREATE statements SQLite keeps.
  */
-import path from 'node:path';
-import { UsageError } from '../../core/errors.js';
 import { lexSql, type Lexeme } from './lexer.js';
+import { foldName } from './naming.js';
 
 export const SQLITE_KIND = 'sqlite';
 
@@ -51,51 +50,8 @@ export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-/** SQLite compares identifiers case-insensitively for ASCII letters only. */
-export function foldName(name: string): string {
-  return name.replace(/[A-Z]+/g, (c) => c.toLowerCase());
-}
-
-/**
- * `sqlite:///abs/path.db` → "/abs/path.db"; `sqlite:relative/path.db` → resolved against the
- * current directory. The path is taken literally (no percent-decoding); a query ("?…") is
- * refused, naming its parameters.
- */
-function shortUrl(text: string): string {
-  return text.length > 160 ? `${text.slice(0, 160)}…` : text;
-}
-
-export function parseSqliteUrl(url: string): string {
-  const forms = 'Use sqlite:///absolute/path.db or sqlite:relative/path.db.';
-  if (typeof url !== 'string' || !url.toLowerCase().startsWith('sqlite:')) {
-    throw new UsageError(`Not a SQLite URL: "${shortUrl(String(url))}". ${forms}`);
-  }
-  const rest = url.slice('sqlite:'.length);
-  // No query parameter is supported (cairn opens the file itself, read-only for a backup):
-  // refused by name rather than taken as part of the file name or silently ignored.
-  const query = rest.indexOf('?');
-  if (query >= 0) {
-    const names = [...new URLSearchParams(rest.slice(query + 1)).keys()].map((k) => `"${k.slice(0, 40)}"`);
-    throw new UsageError(
-      `SQLite URL "${shortUrl(url.slice(0, 'sqlite:'.length + query))}" has query parameters (${names.join(', ') || 'an empty query'}), and SQLite URLs take none. ${forms}`,
-    );
-  }
-  let file: string;
-  if (rest.startsWith('//')) {
-    // sqlite://<authority>/path: only an empty authority (a local file) is accepted.
-    const afterSlashes = rest.slice(2);
-    if (!afterSlashes.startsWith('/')) {
-      throw new UsageError(`Unsupported SQLite URL: "${shortUrl(url)}" (a host is not allowed). ${forms}`);
-    }
-    file = afterSlashes;
-  } else {
-    file = rest;
-  }
-  if (file === '' || file === '/') {
-    throw new UsageError(`SQLite URL "${shortUrl(url)}" has no file path. ${forms}`);
-  }
-  return path.resolve(process.cwd(), file);
-}
+// Moved to connection.ts; re-exported for the callers (tests) that import it from here.
+export { parseSqliteUrl } from './connection.js';
 
 // ---------------------------------------------------------------------------------------------
 // SQL text is read by the one lexer (lexer.ts) the restore's definition checks use too.
@@ -204,8 +160,8 @@ export function renameTableReferences(
  * prefixed ("by_email" → "people_by_email"). Index and trigger names are database-wide.
  */
 export function renamedObjectName(objectName: string, oldTable: string, newTable: string): string {
-  const lower = objectName.toLowerCase();
-  const at = lower.indexOf(oldTable.toLowerCase());
+  // SQLite's own folding (ASCII only): "idx_Äpfel" is not an index of a table "äpfel".
+  const at = foldName(objectName).indexOf(foldName(oldTable));
   if (at >= 0 && oldTable.length > 0) {
     return objectName.slice(0, at) + newTable + objectName.slice(at + oldTable.length);
   }

@@ -45,7 +45,6 @@ import type {
 import type { CollectionEntry } from '../../core/schemas.js';
 import { RowDecoder, ROWS_V1 } from '../row-codec.js';
 import {
-  foldName,
   quoteIdent,
   renameCreatedObject,
   renamedObjectName,
@@ -55,6 +54,8 @@ import {
   type SqliteNamedSql,
   type SqliteTableDefinition,
 } from './sql.js';
+import { foldName } from './naming.js';
+import { sqliteLocation } from './connection.js';
 import { dataColumns } from './source.js';
 import { createStagingFile, removeAbandonedStaging, removeStagingFile, stagingPath } from './staging.js';
 import { explainOpenFailure, refuseProtectedFile, refuseServerCatalog } from './catalog-mark.js';
@@ -127,7 +128,7 @@ export class SqliteTarget implements RestoreTarget {
 
   constructor(file: string) {
     this.path = path.resolve(file);
-    this.location = `sqlite://${this.path}`;
+    this.location = sqliteLocation(this.path);
   }
 
   async check(items: RestoreItem[], onConflict: ConflictPolicy): Promise<void> {

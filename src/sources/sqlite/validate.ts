@@ -31,7 +31,7 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { CorruptionError } from '../../core/errors.js';
-import { foldName } from './sql.js';
+import { foldName } from './naming.js';
 import { DefinitionError, lexSql, type Lexeme } from './lexer.js';
 
 export { DefinitionError } from './lexer.js';

@@ -1,0 +1,71 @@
+/**
+ * What one database engine contributes to cairn. Each engine lives in one folder
+ * (src/sources/<engine>/, the same files in each: index.ts exports the driver, connection.ts,
+ * naming.ts, source.ts, target.ts) and is listed once in registry.ts; nothing outside its
+ * folder knows its URL scheme, its name rules or its manifest checks.
+ */
+import type { BackupManifest } from '../core/schemas.js';
+import type { NameRules } from '../core/selection.js';
+import type { DatabaseSource, RestoreTarget } from './types.js';
+
+/** Options of a backup's source, by URL. */
+export interface SourceOptions {
+  /** Also record roles and memberships (engines with capabilities.roles). */
+  roles?: boolean;
+  rolesWithPasswords?: boolean;
+}
+
+/** What an engine can do: the contract suite and the callers read these, never a kind name. */
+export interface EngineCapabilities {
+  /** A snapshot may serve several readData() streams at once (SourceSnapshot.maxParallelReads > 1). */
+  parallelReads: boolean;
+  /** A large collection may be read and restored as several segments (CollectionDescriptor.segments). */
+  segments: boolean;
+  /** Roles and memberships can be backed up and restored (SourceOptions.roles, RestoreOptions.roles). */
+  roles: boolean;
+  /**
+   * The collections that belong to the whole database (selectable: false: never picked by
+   * --include/--exclude, always restored), by kind, e.g. PostgreSQL's `pg_schema` archive; empty
+   * when the engine has none.
+   */
+  databaseWideKinds: readonly string[];
+}
+
+export interface EngineDriver {
+  /** `source.kind` of the manifests its sources write, e.g. "postgres". */
+  readonly kind: string;
+  /** URL schemes it answers to, lowercase, without ":" (e.g. "postgres", "postgresql"). */
+  readonly schemes: readonly string[];
+  /** The URL forms it accepts, for messages ("sqlite:///absolute/path.db, …"). */
+  readonly urlForms: readonly string[];
+  readonly naming: NameRules;
+  readonly capabilities: EngineCapabilities;
+  /**
+   * Fields of the manifest's `source` the engine fills from its snapshot (today serverVersion;
+   * e.g. a binlog position for MySQL once the manifest has room for it).
+   */
+  readonly snapshotMetadata: readonly string[];
+  /** The URL with every secret replaced by ***, safe in a message or a log. */
+  redactUrl(url: string): string;
+  /**
+   * The database a URL names, as `location` (source.location, target.location) spells it: no
+   * secret. Throws UsageError for a malformed URL.
+   */
+  location(url: string): string;
+  /**
+   * One name per database for a `location`, however it was spelled (jobs/database-key.ts): two
+   * locations with one key are one database. Undefined when the location is not this engine's.
+   */
+  databaseKey(location: string): string | undefined;
+  /** A local file the URL names (SQLite), for checks on paths; undefined for a server. */
+  localFile?(url: string): string;
+  /** The backup's source; UsageError for a malformed URL. Nothing is opened until openSnapshot. */
+  openSource(url: string, options: SourceOptions): DatabaseSource;
+  /** The restore's target; UsageError for a malformed URL. Nothing is written until restore. */
+  openTarget(url: string): RestoreTarget;
+  /**
+   * What a restore would refuse in the manifest's definitions, checked without a target (for
+   * verify), as messages; [] when nothing is wrong or the engine checks only at restore.
+   */
+  manifestProblems(manifest: BackupManifest): string[];
+}

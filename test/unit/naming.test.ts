@@ -1,0 +1,142 @@
+/**
+ * Each engine's name rules (src/sources/<engine>/naming.ts) and the selection that uses them,
+ * the registry that finds engines by URL scheme and manifest kind, and the shape every engine
+ * folder keeps. The round trips on real databases are in test/integration/naming.test.ts.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EXACT_NAMES, selectNames } from '../../src/core/selection.js';
+import { databaseKey } from '../../src/jobs/database-key.js';
+import { definitionProblems, namesCollection, openSource, openTarget } from '../../src/sources/index.js';
+import { driverForKind, driverForUrl, engines, findDriver, namingFor } from '../../src/sources/registry.js';
+import { postgresNaming } from '../../src/sources/postgres/naming.js';
+import { sqliteNaming } from '../../src/sources/sqlite/naming.js';
+import { renamedObjectName } from '../../src/sources/sqlite/sql.js';
+import type { BackupManifest } from '../../src/core/schemas.js';
+
+const select = (names: string[], include: string[], rules = sqliteNaming): string[] => [...selectNames(names, { include }, rules)].sort();
+
+describe('SQLite names: ASCII letters fold, nothing else does', () => {
+  it('"Users" and "users" are one name, "Ä" and "ä" are two', () => {
+    expect(sqliteNaming.key('Users')).toBe(sqliteNaming.key('users'));
+    expect(sqliteNaming.key('Ä')).not.toBe(sqliteNaming.key('ä'));
+    expect(sqliteNaming.key('ÄBC')).toBe(sqliteNaming.key('Äbc'));
+    expect(sqliteNaming.qualify('Users')).toBe('Users');
+  });
+
+  it('selection: exact first, then ASCII folding only', () => {
+    const names = ['Ä', 'ä', 'Users', 'Invoice', 'InvoiceLine'];
+    expect(select(names, ['Ä'])).toEqual(['Ä']);
+    expect(select(names, ['ä'])).toEqual(['ä']);
+    expect(select(names, ['users'])).toEqual(['Users']);
+    expect(select(names, ['invoice*'])).toEqual(['Invoice', 'InvoiceLine']);
+    // Only "ä" exists: an "Ä" is another table to SQLite, so it is unknown, not "ä".
+    expect(() => select(['ä'], ['Ä'])).toThrow(/Unknown collection: Ä\. Available: ä/);
+  });
+
+  it('indexes of a renamed table: the table name inside theirs is found by SQLite\'s folding', () => {
+    expect(renamedObjectName('idx_USERS_email', 'users', 'people')).toBe('idx_people_email');
+    // "Ä" is not "ä" to SQLite: the index name does not hold the table's, so it gets a prefix.
+    expect(renamedObjectName('idx_Ä', 'ä', 'x')).toBe('x_idx_Ä');
+  });
+});
+
+describe('PostgreSQL names: exact, public by default', () => {
+  it('"Users" and users are two names, as are schemas "S" and s', () => {
+    expect(postgresNaming.key('public.Users')).not.toBe(postgresNaming.key('public.users'));
+    expect(postgresNaming.key('S.t')).not.toBe(postgresNaming.key('s.t'));
+    expect(postgresNaming.qualify('film')).toBe('public.film');
+    expect(postgresNaming.qualify('S.t')).toBe('S.t');
+  });
+
+  it('selection: exact first, then the pattern as PostgreSQL reads it unquoted', () => {
+    const names = ['public.Users', 'public.users', 'public.artist', 'S.t', 's.t', 'public.Ärger'];
+    const pg = (include: string[]): string[] => select(names, include, postgresNaming);
+    expect(pg(['Users'])).toEqual(['public.Users']);
+    expect(pg(['users'])).toEqual(['public.users']);
+    // Unquoted USERS is users to PostgreSQL: never both tables.
+    expect(pg(['USERS'])).toEqual(['public.users']);
+    expect(pg(['Artist'])).toEqual(['public.artist']);
+    expect(pg(['S.*'])).toEqual(['S.t']);
+    expect(pg(['s.*'])).toEqual(['s.t']);
+    // Non-ASCII letters are not folded by PostgreSQL (UTF8): "ärger" is not "Ärger".
+    expect(() => pg(['ärger'])).toThrow(/Unknown collection: public\.ärger/);
+    expect(pg(['Ärger'])).toEqual(['public.Ärger']);
+  });
+
+  it('renames name a collection by the engine rules', () => {
+    expect(namesCollection('postgres', 'Users', 'public.Users')).toBe(true);
+    expect(namesCollection('postgres', 'users', 'public.Users')).toBe(false);
+    expect(namesCollection('sqlite', 'album', 'Album')).toBe(true);
+    expect(namesCollection('sqlite', 'ä', 'Ä')).toBe(false);
+  });
+});
+
+describe('registry', () => {
+  it('finds every engine by each of its URL schemes (any letter case) and by its manifest kind', () => {
+    expect(driverForUrl('sqlite:///tmp/x.db').kind).toBe('sqlite');
+    expect(driverForUrl('postgres://u@h/db').kind).toBe('postgres');
+    expect(driverForUrl('PostgreSQL://u@h/db').kind).toBe('postgres');
+    for (const d of engines()) {
+      expect(driverForKind(d.kind)).toBe(d);
+      for (const s of d.schemes) expect(findDriver(`${s}://x`)).toBe(d);
+    }
+    expect(namingFor('no-such-engine')).toBe(EXACT_NAMES);
+  });
+
+  it('refuses an unknown scheme or a text without one, naming the supported URLs and no password', () => {
+    expect(() => openSource('mysql://app:Secret-1@db/shop')).toThrow(
+      'Unsupported database URL scheme "mysql:" in "mysql://app:***@db/shop". Supported: sqlite:///absolute/path.db, sqlite:relative/path.db or postgres://user[:password]@host[:port]/dbname.',
+    );
+    expect(() => openTarget('shop.db')).toThrow(/"shop\.db" is not a database URL\. Write sqlite:\/\/\/absolute\/path\.db/);
+  });
+
+  it('database keys by engine: spellings of one database share one key', () => {
+    expect(databaseKey('postgres://a@LOCALHOST:5432/db')).toBe(databaseKey('postgres://b@127.0.0.1:5432/db'));
+    expect(databaseKey('sqlite:///tmp/../tmp/x.db')).toBe(databaseKey('sqlite:///tmp/x.db'));
+    expect(databaseKey('other://x')).toBe('other://x');
+  });
+
+  it('manifest checks dispatch by kind: a SQLite definition that is not a CREATE is a problem, an unknown kind has none', () => {
+    const manifest = (kind: string): BackupManifest =>
+      ({
+        id: `b-${kind}`,
+        source: { kind, name: 'x', location: 'x', serverVersion: '1' },
+        collections: [{ name: 't', kind: 'table', definition: { sql: 'DROP TABLE t' }, rowCount: 0, logicalBytes: 0, storedBytes: 0, newBytes: 0, chunks: [] }],
+      }) as unknown as BackupManifest;
+    const problems = definitionProblems([manifest('sqlite'), manifest('no-such-engine')]);
+    expect(problems.map((p) => p.object)).toEqual(['backups/b-sqlite']);
+  });
+});
+
+describe('engine folders', () => {
+  const root = join(import.meta.dirname, '../../src');
+  const folders = readdirSync(join(root, 'sources'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+
+  it('every engine folder has the same files: index, connection, naming, source, target', () => {
+    expect(folders.sort()).toEqual(['postgres', 'sqlite']);
+    for (const f of folders) {
+      const files = readdirSync(join(root, 'sources', f));
+      for (const name of ['index.ts', 'connection.ts', 'naming.ts', 'source.ts', 'target.ts']) expect(files, `${f}/${name}`).toContain(name);
+    }
+    expect(engines().length).toBe(folders.length);
+  });
+
+  it('no engine kind, scheme or folder is named by the jobs, the core, the CLI or the server', () => {
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (p.endsWith('.ts')) {
+          readFileSync(p, 'utf8').split('\n').forEach((line, i) => {
+            if (/'(postgres|postgresql|sqlite)'|SQLITE_KIND|POSTGRES_KIND|sources\/postgres\/(?!connection)|sources\/sqlite\/index/.test(line)) offenders.push(`${p}:${i + 1}: ${line.trim()}`);
+          });
+        }
+      }
+    };
+    for (const d of ['jobs', 'core', 'cli', 'server']) walk(join(root, d));
+    expect(offenders).toEqual([]);
+  });
+});
