@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SourceError, throwIfAborted } from '../../core/errors.js';
 import { toolEnv, type PgConnectionSettings } from './connection.js';
+import { splitScript, type ScriptBlock } from './toc.js';
 
 export interface ToolRun {
   stdout: string;
@@ -96,4 +97,22 @@ function roleHint(stderr: string): string {
 /** A libpq connection string naming only the database (host, user, password come from the environment). */
 export function dbnameConninfo(database: string): string {
   return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/**
+ * The SQL `pg_restore -f -` prints for the entries of a list file (`-L listPath`), optionally
+ * of one section only ('pre-data', 'post-data'), split into one block per archive entry (see
+ * toc.ts splitScript). Nothing is run. Errors: SourceError when pg_restore cannot read the
+ * archive; the signal's reason on abort.
+ */
+export async function archiveScript(
+  settings: PgConnectionSettings,
+  archive: string,
+  listPath: string,
+  section: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<ScriptBlock[]> {
+  const args = ['-f', '-', ...(section ? [`--section=${section}`] : []), '-L', listPath, archive];
+  const { stdout } = await runTool('pg_restore', args, { settings, database: settings.database, signal, what: 'Cannot read the schema archive' });
+  return splitScript(stdout);
 }

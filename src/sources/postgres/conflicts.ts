@@ -1,0 +1,190 @@
+/**
+ * Conflicts between a restore and what the target database holds: finding them before anything
+ * is written (findConflicts, assertNoConflicts: the "fail" and "overwrite" policies), dropping
+ * what an overwrite replaces inside the switch (dropReplaced), and turning the errors a step
+ * meets at run time into ConflictErrors that say what to do (runStep).
+ *
+ * Names are compared as stored in pg_class (exact, case-sensitive): "Users" and users are two
+ * relations, as PostgreSQL sees them.
+ */
+import type pg from 'pg';
+import { CairnError, ConflictError } from '../../core/errors.js';
+import type { ConflictPolicy } from '../types.js';
+import { pgError, pgLocation, type PgConnectionSettings } from './connection.js';
+import { ALTER_WORD, display, KIND_WORD, qname, type Plan, type PlannedCollection, type QName, type Relkind } from './plan.js';
+
+/** Errors that say "this object exists already". */
+export const DUPLICATE_CODES = new Set(['42710', '42P07', '42723', '42P06', '42P04', '42P05']);
+
+/** A relation found in the target: pg_class.relkind as text, oid as a number. */
+interface ExistingRelation {
+  schema: string;
+  name: string;
+  relkind: string;
+  oid: number;
+}
+
+/** The relations of the target with one of these names (any relkind, indexes included). */
+async function findRelations(client: pg.Client, names: QName[]): Promise<ExistingRelation[]> {
+  if (names.length === 0) return [];
+  const { rows } = await client.query<{ schema: string; name: string; relkind: string; oid: number }>(
+    `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, c.oid::int8::float8 AS oid
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [names.map((n) => n.schema), names.map((n) => n.name)],
+  );
+  return rows;
+}
+
+/** "schema.name" of the given names that exist in the target. */
+export async function existingRelations(client: pg.Client, names: QName[]): Promise<Set<string>> {
+  return new Set((await findRelations(client, names)).map((r) => `${r.schema}.${r.name}`));
+}
+
+interface ColumnRow {
+  name: string;
+  type: string;
+  qualified: string;
+  notNull: boolean;
+}
+
+async function tableColumns(client: pg.Client, oid: number): Promise<ColumnRow[]> {
+  // format_type() qualifies a type unless its schema is on the search path: compare both the
+  // spelling under the session's search path and the fully qualified one (as pg_dump sees it).
+  const sql = `SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS "notNull"
+                 FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+                ORDER BY a.attnum`;
+  const { rows } = await client.query<Omit<ColumnRow, 'qualified'>>(sql, [oid]);
+  const { rows: saved } = await client.query<{ path: string }>(`SELECT pg_catalog.current_setting('search_path') AS path`);
+  await client.query(`SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)`);
+  try {
+    const { rows: qualified } = await client.query<{ type: string }>(sql, [oid]);
+    return rows.map((r, i) => ({ ...r, qualified: qualified[i]?.type ?? r.type }));
+  } finally {
+    await client.query(`SELECT pg_catalog.set_config('search_path', $1, false)`, [saved[0]?.path ?? '"$user", public']);
+  }
+}
+
+function describeColumns(cols: { name: string; type: string; notNull: boolean }[]): string {
+  return cols.map((c) => `${c.name} ${c.type}${c.notNull ? ' NOT NULL' : ''}`).join(', ');
+}
+
+/** Every reason the plan cannot be applied to the existing target database, as sentences. */
+async function findConflicts(client: pg.Client, plan: Plan, onConflict: ConflictPolicy, location: string): Promise<string[]> {
+  const names = plan.collections.flatMap((c) => [c.target, c.source]);
+  const found = new Map((await findRelations(client, names)).map((r) => [`${r.schema}.${r.name}`, r]));
+  const problems: string[] = [];
+  const replaced = new Set<string>();
+  const hint = 'Use --on-conflict overwrite to replace it, --rename to restore it under another name, or --exclude it.';
+  for (const c of plan.collections) {
+    const name = display(c.target);
+    const existing = found.get(name);
+    if (existing === undefined) continue;
+    const existingKind = KIND_WORD[existing.relkind as Relkind] ?? (existing.relkind === 'i' || existing.relkind === 'I' ? 'index' : `relation (relkind ${existing.relkind})`);
+    if (onConflict === 'fail') {
+      problems.push(`${capitalize(existingKind)} "${name}" already exists in ${location}. ${hint}`);
+      continue;
+    }
+    if (existing.relkind !== c.relkind) {
+      problems.push(
+        `"${name}" exists in ${location} as a ${existingKind}, and the backup has a ${KIND_WORD[c.relkind]}: overwrite only replaces a ${KIND_WORD[c.relkind]} with a ${KIND_WORD[c.relkind]}. Use --rename to restore it under another name, or --exclude it.`,
+      );
+      continue;
+    }
+    if (c.table !== undefined) {
+      const current = await tableColumns(client, existing.oid);
+      const wanted = c.table.columns;
+      const same =
+        current.length === wanted.length &&
+        current.every((col, i) => {
+          const w = wanted[i] as (typeof wanted)[number];
+          return col.name === w.name && (col.type === w.type || col.qualified === w.type) && col.notNull === w.notNull;
+        });
+      if (!same) {
+        problems.push(
+          `Table "${name}" in ${location} has different columns than the backup (target: ${describeColumns(current)}; backup: ${describeColumns(wanted)}). Use --rename to restore it under another name, or --exclude it.`,
+        );
+        continue;
+      }
+    }
+    replaced.add(name);
+  }
+  // Objects are created under their source names and renamed at the end: that name must be free.
+  for (const c of plan.collections) {
+    const source = display(c.source);
+    if (source === display(c.target) || !found.has(source) || replaced.has(source)) continue;
+    problems.push(
+      `"${c.item.entry.name}" is restored as "${display(c.target)}", but "${source}" exists in ${location}: into an existing database a renamed collection is created under its original name first. Restore into a new database, or rename or drop "${source}" first.`,
+    );
+  }
+  return problems;
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+/**
+ * Throws ConflictError (one problem, or all of them listed) when the plan cannot be applied to
+ * the existing target database under `onConflict`; `location` names the target in messages.
+ */
+export async function assertNoConflicts(client: pg.Client, plan: Plan, onConflict: ConflictPolicy, location: string): Promise<void> {
+  const problems = await findConflicts(client, plan, onConflict, location);
+  if (problems.length === 1) throw new ConflictError(problems[0] as string);
+  if (problems.length > 1) {
+    throw new ConflictError(`Cannot restore into ${location}: ${problems.length} conflicts:\n${problems.map((p) => `- ${p}`).join('\n')}`);
+  }
+}
+
+/** Runs a step, turning driver errors into CairnErrors (duplicates and dependents into conflicts). */
+export async function runStep(settings: PgConnectionSettings, database: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof CairnError) throw err;
+    const e = err as { code?: string; message?: string; detail?: string };
+    if (e.code && DUPLICATE_CODES.has(e.code)) {
+      throw new ConflictError(
+        `Cannot restore into ${pgLocation(settings, database)}: ${e.message ?? 'an object already exists'}. Something the restore creates (an index, constraint or sequence name) exists already; nothing was changed. Drop or rename it, or restore with --rename or --exclude.`,
+        { cause: err },
+      );
+    }
+    if (e.code === '2BP01') {
+      throw new ConflictError(
+        `Cannot replace objects in ${pgLocation(settings, database)}: ${e.message ?? 'other objects depend on them'}${e.detail ? ` (${e.detail.replace(/\n/g, '; ')})` : ''}. Nothing was changed. Drop or change the dependent objects first, or --exclude the collection.`,
+        { cause: err },
+      );
+    }
+    throw pgError(err, settings, database);
+  }
+}
+
+/**
+ * Drops the collections an overwrite replaces (RESTRICT: an object that depends on one and is
+ * not replaced too makes it fail). A drop that fails only because another replaced object
+ * still depends on it is retried after the others, until no progress is made.
+ */
+export async function dropReplaced(client: pg.Client, plan: Plan): Promise<void> {
+  const found = new Map((await findRelations(client, plan.collections.map((c) => c.target))).map((r) => [`${r.schema}.${r.name}`, r]));
+  // Reverse restore order first: views before the tables they read, partitions before their parent.
+  let pending = [...plan.collections].reverse().filter((c) => found.has(display(c.target)));
+  while (pending.length > 0) {
+    const failed: PlannedCollection[] = [];
+    let lastError: unknown;
+    for (const c of pending) {
+      await client.query('SAVEPOINT cairn_drop');
+      try {
+        await client.query(`DROP ${ALTER_WORD[c.relkind]} IF EXISTS ${qname(c.target)} RESTRICT`);
+        await client.query('RELEASE SAVEPOINT cairn_drop');
+      } catch (err) {
+        if ((err as { code?: string }).code !== '2BP01') throw err;
+        await client.query('ROLLBACK TO SAVEPOINT cairn_drop');
+        failed.push(c);
+        lastError = err;
+      }
+    }
+    if (failed.length === pending.length) throw lastError;
+    pending = failed;
+  }
+}

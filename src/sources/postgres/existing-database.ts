@@ -1,0 +1,272 @@
+/**
+ * Restoring into a database that exists: load into staging objects, then switch them in with
+ * one short transaction; the switch is the only moment existing objects are locked.
+ *
+ * Load (committed transactions, no lock on any existing object): new supporting objects of the
+ * archive (schemas, types, functions, … — existing ones are kept as they are: their entries are
+ * skipped); each restored table, its owned sequences and each restored standalone sequence
+ * under a staging name `<name>__cairn_<id>_<n>` in its schema (pre-data SQL rewritten, see
+ * staging-plan.ts and staging.ts), marked with the staging comment (leftovers.ts) in the
+ * transaction that creates it; the data COPYed in (`jobs` parallel sessions, load.ts); indexes,
+ * primary / unique / exclusion constraints (staging names too), check constraints, foreign keys
+ * between restored tables and the attaching of restored partitions to restored parents.
+ * Switch (one transaction, `lock_timeout` switchLockTimeoutMs, default 10 s): drop what is
+ * overwritten (RESTRICT: dependents make it fail), rename the staged tables, sequences, indexes
+ * and constraints to their names, clear the marks, then run with the final names what is cheap:
+ * defaults, views, materialized views, triggers, rules, policies, extended statistics,
+ * comments, grants, attaching a partition to an existing parent, and foreign keys to existing
+ * tables, added NOT VALID (on a partitioned table, which cannot have one, checked right there);
+ * set sequences, refresh materialized views (inside the switch: the target never shows an
+ * unpopulated one), rename, COMMIT.
+ * After the commit: VALIDATE CONSTRAINT for those foreign keys (SHARE UPDATE EXCLUSIVE, which
+ * does not block writers; one that does not hold stays NOT VALID and is reported as an error
+ * although the restore is in), then ANALYZE.
+ * Any failure or abort before the switch commits drops every staging object and every new
+ * supporting object created (best effort, leftovers.ts dropStagedObjects): the target is as it
+ * was. A lock wait over the timeout fails the same way, with a clear error.
+ *
+ * Renamed collections are created under their source names and renamed in the switch, so a
+ * renamed collection's source name must be free in the target (see conflicts.ts).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type pg from 'pg';
+import { SourceError, throwIfAborted } from '../../core/errors.js';
+import type { RestoreResult } from '../types.js';
+import { quoteIdent, quoteLiteral } from './catalog.js';
+import { connect } from './connection.js';
+import { DUPLICATE_CODES, dropReplaced, existingRelations, runStep } from './conflicts.js';
+import { createdRecord, dropStagedObjects, stagingComment, takeStagingLock, type StagedObjects } from './leftovers.js';
+import { applyRenames, loadParallel, refreshMaterializedViews, setSequences } from './load.js';
+import { display, qname, splitName, targetOf, tocSelection, type RestoreRun } from './plan.js';
+import { stagingPlan } from './staging-plan.js';
+import { describedObject, entryKey, filterToc, listFile, type ScriptBlock } from './toc.js';
+import { archiveScript } from './tools.js';
+
+/** How long the switch into an existing database waits for a lock before giving up. */
+export const SWITCH_LOCK_TIMEOUT_MS = 10_000;
+
+/**
+ * Restores `run` into the existing database the settings name (see the module comment);
+ * `switchLockTimeoutMs` bounds the switch's lock waits. Returns the collections and rows
+ * restored. Errors: ConflictError (something the restore creates exists, or dependents block an
+ * overwrite), SourceError (a lock wait over the timeout, a lost lock session, a step that
+ * failed; also after the commit when a foreign key to an existing table does not hold: the
+ * restore is in, the key left NOT VALID), CorruptionError from the load, the signal's reason on
+ * abort. Before the switch commits, every failure leaves the target as it was.
+ */
+export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTimeoutMs: number): Promise<RestoreResult> {
+  const { settings, location, plan, toc, fkReferences, archive, tmp, jobs, options, lease } = run;
+  const { signal, onConflict } = options;
+  const db = settings.database;
+  // This session holds the staging lock (on the target database) from before the first staging
+  // object is created until they are switched in or dropped.
+  const client = await connect(settings);
+  const unwatch = lease(client);
+  const created: StagedObjects = { tables: [], sequences: [], objects: [] };
+  let switched = false;
+  try {
+    const restoreId = await takeStagingLock(client);
+    // What the filter must know about the target: relations referenced by foreign keys and
+    // partition parents.
+    const asked = new Set<string>([...fkReferences.values()]);
+    for (const c of plan.collections) if (c.table?.partitionOf) asked.add(c.table.partitionOf);
+    const present = await existingRelations(client, [...asked].map(splitName));
+    const filtered = filterToc(toc, tocSelection(plan, fkReferences, (q) => present.has(q)));
+    const list = path.join(tmp, 'restore.list');
+    fs.writeFileSync(list, listFile(filtered.kept), { mode: 0o600 });
+    const pre = await archiveScript(settings, archive, list, 'pre-data', signal);
+    const post = await archiveScript(settings, archive, list, 'post-data', signal);
+    let late: ScriptBlock[] = [];
+    if (filtered.lateAttach.length > 0) {
+      const lateList = path.join(tmp, 'attach.list');
+      fs.writeFileSync(lateList, listFile(filtered.lateAttach), { mode: 0o600 });
+      late = await archiveScript(settings, archive, lateList, undefined, signal);
+    }
+    throwIfAborted(signal);
+    const staging = stagingPlan(plan, pre, post, filtered.collectionKeys, restoreId);
+    const mark = stagingComment();
+
+    // Load phase 1, one committed transaction: new supporting objects (types, functions,
+    // schemas, …; existing ones are skipped) and the staging tables and sequences, marked.
+    let skipped = new Set<string>();
+    await runStep(settings, db, async () => {
+      const pending: StagedObjects = { tables: [], sequences: [], objects: [] };
+      await client.query('BEGIN');
+      try {
+        skipped = await existingSharedObjects(client);
+        for (const b of pre) {
+          throwIfAborted(signal);
+          const step = staging.load.get(b);
+          if (b.desc === undefined) {
+            if (b.sql) await client.query(b.sql);
+          } else if (step !== undefined) {
+            if (step.mustSucceed) {
+              await client.query(step.sql);
+              if (step.table !== undefined) {
+                await client.query(`COMMENT ON TABLE ${qname(step.table)} IS ${quoteLiteral(mark)}`);
+                pending.tables.push(step.table);
+              }
+              if (step.sequence !== undefined) {
+                await client.query(`COMMENT ON SEQUENCE ${qname(step.sequence)} IS ${quoteLiteral(mark)}`);
+                pending.sequences.push(step.sequence);
+              }
+            } else if (await runOptionalEntry(client, b, skipped)) {
+              pending.objects.push({ desc: b.desc, schema: b.schema as string, name: b.name as string });
+            }
+          }
+          if (b.settings) await client.query(b.settings);
+        }
+        // What this transaction created besides the staging relations, recorded on one of them
+        // in the same transaction: a later restore drops it too should this process be killed.
+        const record = createdRecord(pending.objects);
+        const holder = pending.tables[0] ?? pending.sequences[0];
+        if (record !== undefined && holder !== undefined) {
+          const word = pending.tables[0] !== undefined ? 'TABLE' : 'SEQUENCE';
+          await client.query(`COMMENT ON ${word} ${qname(holder)} IS ${quoteLiteral(`${mark}\n${record}`)}`);
+        }
+        throwIfAborted(signal);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+      Object.assign(created, pending);
+    });
+
+    // Load phase 2: the data, COPYed into the staging tables (own sessions, autocommit).
+    const rows = await loadParallel(settings, db, plan, jobs, options, (t) => ({ schema: t.source.schema, name: staging.tableName(t) }));
+
+    // Load phase 3, one committed transaction: indexes, constraints and foreign keys between
+    // staging tables, under staging names.
+    throwIfAborted(signal);
+    await runStep(settings, db, async () => {
+      await client.query('BEGIN');
+      try {
+        for (const b of post) {
+          throwIfAborted(signal);
+          const step = staging.load.get(b);
+          if (step !== undefined) await client.query(step.sql);
+        }
+        throwIfAborted(signal);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+
+    // The switch: one short transaction, the only one that locks existing objects.
+    throwIfAborted(signal);
+    options.onFinalizing?.();
+    await runStep(settings, db, async () => {
+      await client.query('BEGIN');
+      try {
+        await client.query(`SET LOCAL lock_timeout = ${quoteLiteral(`${Math.max(1, Math.round(switchLockTimeoutMs))}ms`)}`);
+        if (onConflict === 'overwrite') await dropReplaced(client, plan);
+        for (const r of staging.renames) {
+          await client.query(r.sql);
+          if (r.clearComment) await client.query(r.clearComment);
+        }
+        for (const blocks of [pre, post, late]) {
+          for (const b of blocks) {
+            throwIfAborted(signal);
+            if (b.desc !== undefined && !staging.load.has(b)) {
+              const sql = staging.switchSql.get(b) ?? b.sql;
+              if (filtered.collectionKeys.has(entryKey(b.desc, b.schema as string, b.name as string)) && !isSkippedDescription(b, skipped)) {
+                if (sql) await client.query(sql);
+              } else {
+                await runOptionalEntry(client, { ...b, sql }, skipped);
+              }
+            }
+            if (b.settings) await client.query(b.settings.replace(/^SET lock_timeout = [^\n]*$/gm, ''));
+          }
+        }
+        await setSequences(client, plan, signal);
+        await refreshMaterializedViews(client, plan, true, signal);
+        await applyRenames(client, plan, signal);
+        throwIfAborted(signal);
+        await client.query('COMMIT');
+        switched = true;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        if ((err as { code?: string }).code === '55P03') {
+          throw new SourceError(
+            `Cannot switch the restored objects into ${location}: another session held a lock on an object the switch replaces or references for more than ${switchLockTimeoutMs / 1000} s (${(err as Error).message}). Nothing was changed; restore again when the database is quieter.`,
+            { cause: err },
+          );
+        }
+        throw err;
+      }
+    });
+
+    // After the commit: foreign keys to existing tables were added NOT VALID; validating
+    // takes SHARE UPDATE EXCLUSIVE, which does not block writers. Then statistics.
+    const invalid: string[] = [];
+    for (const fk of staging.validate) {
+      const table = targetOf(plan, fk.table);
+      try {
+        await client.query(`ALTER TABLE ${qname(table)} VALIDATE CONSTRAINT ${quoteIdent(fk.constraint)}`);
+      } catch (err) {
+        invalid.push(`"${fk.constraint}" on "${display(table)}" (${(err as Error).message.replace(/\.$/, '')})`);
+      }
+    }
+    for (const c of plan.collections) {
+      if (c.relkind === 'r' || c.relkind === 'p' || c.relkind === 'm') await client.query(`ANALYZE ${qname(c.target)}`).catch(() => undefined);
+    }
+    if (invalid.length > 0) {
+      const one = invalid.length === 1;
+      throw new SourceError(
+        `The restore into ${location} was committed, but ${one ? 'the foreign key' : 'the foreign keys'} ${invalid.join('; ')} to existing tables ${one ? 'does' : 'do'} not hold for the restored rows: ${one ? 'it is' : 'they are'} left NOT VALID. Fix the rows, then run ALTER TABLE … VALIDATE CONSTRAINT.`,
+      );
+    }
+    return { collections: plan.collections.length, rows };
+  } finally {
+    unwatch();
+    // Dropped before the lock is let go (ending the session): never unowned and undropped.
+    if (!switched) await dropStagedObjects(settings, created);
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Schemas and extensions the target has: their archive entries (and comments, grants) are skipped. */
+async function existingSharedObjects(client: pg.Client): Promise<Set<string>> {
+  const skipped = new Set<string>();
+  const { rows: schemas } = await client.query<{ name: string }>('SELECT nspname AS name FROM pg_catalog.pg_namespace');
+  for (const r of schemas) skipped.add(entryKey('SCHEMA', '-', r.name));
+  const { rows: extensions } = await client.query<{ name: string }>('SELECT extname AS name FROM pg_catalog.pg_extension');
+  for (const r of extensions) skipped.add(entryKey('EXTENSION', '-', r.name));
+  return skipped;
+}
+
+/** Whether a block is skipped: its object exists already, or it describes (comments on, grants on) one that does. */
+function isSkippedDescription(b: ScriptBlock, skipped: Set<string>): boolean {
+  if (b.desc === undefined) return false;
+  if (skipped.has(entryKey(b.desc, b.schema as string, b.name as string))) return true;
+  if (b.desc === 'COMMENT' || b.desc === 'ACL' || b.desc === 'SECURITY LABEL') {
+    const obj = describedObject({ line: '', dumpId: 0, tableoid: 0, oid: 0, desc: b.desc, schema: b.schema as string, tag: b.name as string, owner: '' });
+    if (obj && skipped.has(entryKey(obj.desc, b.schema as string, obj.name))) return true;
+  }
+  return false;
+}
+
+/**
+ * Runs an entry that is not a restored collection's, in the open transaction: when it fails
+ * because its object exists already, it is rolled back to a savepoint and skipped (with its
+ * comments and grants). Whether it ran.
+ */
+async function runOptionalEntry(client: pg.Client, b: ScriptBlock, skipped: Set<string>): Promise<boolean> {
+  if (b.desc === undefined || !b.sql || isSkippedDescription(b, skipped)) return false;
+  await client.query('SAVEPOINT cairn_entry');
+  try {
+    await client.query(b.sql);
+    await client.query('RELEASE SAVEPOINT cairn_entry');
+    return true;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (!code || !DUPLICATE_CODES.has(code)) throw err;
+    await client.query('ROLLBACK TO SAVEPOINT cairn_entry');
+    skipped.add(entryKey(b.desc, b.schema as string, b.name as string));
+    return false;
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * Loading data into a restore's tables, and the steps that follow the data in both paths.
+ *
+ * loadParallel COPYs every table's stream (`COPY … FROM STDIN`, pg-copy-text) with `jobs`
+ * sessions of its own, largest first; a table the backup read in segments (see source.ts) is
+ * loaded as that many COPYs into the same table, so one large table does not leave the other
+ * sessions idle. Each table's row count is checked against the manifest's once all its segments
+ * are in: a stream that holds more or fewer rows is a CorruptionError. Progress is reported
+ * every PROGRESS_BYTES of a table's stream and at its end.
+ *
+ * Then: setSequences, refreshMaterializedViews and applyRenames run in one session (in the
+ * staging database, or inside the switch transaction), analyzeParallel with `jobs` sessions.
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { CairnError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
+import type { RestoreOptions } from '../types.js';
+import { quoteIdent } from './catalog.js';
+import { connect, pgError, type PgConnectionSettings } from './connection.js';
+import type { PgSequenceState, PgTableDefinition } from './definitions.js';
+import { ALTER_WORD, qname, type Plan, type PlannedCollection, type QName } from './plan.js';
+
+/** Bytes of a table's stream between two progress reports. */
+const PROGRESS_BYTES = 4 * 1024 * 1024;
+
+/** Running totals of one table over its segments. */
+interface TableLoad {
+  /** Rows seen in the streams so far (for progress). */
+  rows: number;
+  bytes: number;
+  /** Rows COPY reported loaded. */
+  copied: number;
+  /** Segments not loaded yet. */
+  left: number;
+}
+
+/**
+ * COPYs one table's stream (or one segment of it) in; once every segment is in, checks the row
+ * count against the backup's.
+ */
+async function copyTable(
+  client: pg.Client,
+  t: PlannedCollection,
+  segment: number | undefined,
+  load: TableLoad,
+  into: QName,
+  options: RestoreOptions,
+  settings: PgConnectionSettings,
+  database: string,
+): Promise<number> {
+  const { signal, onProgress } = options;
+  const def = t.table as PgTableDefinition;
+  const name = t.item.entry.name;
+  throwIfAborted(signal);
+  const cols = def.copyColumns.length > 0 ? ` (${def.copyColumns.map(quoteIdent).join(', ')})` : '';
+  let reported = 0;
+  async function* counted(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of t.item.data(segment)) {
+      load.bytes += chunk.length;
+      reported += chunk.length;
+      for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) load.rows++;
+      if (reported >= PROGRESS_BYTES) {
+        reported = 0;
+        onProgress?.({ collection: name, rows: load.rows, bytes: load.bytes });
+      }
+      yield chunk;
+    }
+  }
+  const stream = client.query(copyFrom(`COPY ${qname(into)}${cols} FROM STDIN`));
+  try {
+    await pipeline(Readable.from(counted()), stream, ...(signal ? [{ signal }] : []));
+  } catch (err) {
+    throwIfAborted(signal);
+    if (err instanceof CairnError) throw err;
+    const code = (err as { code?: string }).code;
+    if (code && /^[0-9A-Z]{5}$/.test(code)) {
+      throw new SourceError(`Cannot load table "${name}": ${pgError(err, settings, database).message}`, { cause: err });
+    }
+    throw err;
+  }
+  const rows = stream.rowCount;
+  load.copied += rows;
+  load.left--;
+  if (load.left === 0 && load.copied !== t.item.entry.rowCount) {
+    throw new CorruptionError(`Table "${name}": the backup recorded ${t.item.entry.rowCount} rows but its data holds ${load.copied}.`, { objects: [], collections: [name] });
+  }
+  onProgress?.({ collection: name, rows: load.rows, bytes: load.bytes });
+  return rows;
+}
+
+/**
+ * Loads every table's data of the plan into `database` with `jobs` parallel COPY sessions (see
+ * the module comment), each table into the relation `into` names (default: its source name).
+ * Returns the rows COPY reported loaded. The first failure stops the other sessions after their
+ * current COPY and is rethrown (an abort as the signal's reason); CorruptionError when a table's
+ * rows differ from the manifest's count, SourceError when PostgreSQL refuses a row.
+ */
+export async function loadParallel(
+  settings: PgConnectionSettings,
+  database: string,
+  plan: Plan,
+  jobs: number,
+  options: RestoreOptions,
+  into: (t: PlannedCollection) => QName = (t) => t.source,
+): Promise<number> {
+  const tables = plan.collections.filter((c) => c.table !== undefined && c.item.entry.dataFormat !== undefined);
+  const segmentsOf = (t: PlannedCollection): number => Math.max(1, t.item.segments ?? 1);
+  const units = tables
+    .flatMap((t) => Array.from({ length: segmentsOf(t) }, (_, k) => ({ t, segment: segmentsOf(t) > 1 ? k : undefined })))
+    .map((u, i) => ({ ...u, i }))
+    // largest first: a big table's segments start at once, small tables fill the gaps
+    .sort((a, b) => b.t.item.entry.logicalBytes / segmentsOf(b.t) - a.t.item.entry.logicalBytes / segmentsOf(a.t) || a.i - b.i);
+  const loaded = new Map<PlannedCollection, TableLoad>(tables.map((t) => [t, { rows: 0, bytes: 0, copied: 0, left: segmentsOf(t) }]));
+  let next = 0;
+  let rows = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    if (next >= units.length) return;
+    const client = await connect(settings, database);
+    try {
+      while (!failed && next < units.length) {
+        const u = units[next++] as (typeof units)[number];
+        // Not `rows += await …`: that reads `rows` before the await, so parallel workers
+        // would overwrite each other's additions (a restore of 1,000,110 rows said 499,712).
+        const copied = await copyTable(client, u.t, u.segment, loaded.get(u.t) as TableLoad, into(u.t), options, settings, database);
+        rows += copied;
+      }
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.min(jobs, units.length) }, () => worker()));
+  const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (rejected) {
+    throwIfAborted(options.signal);
+    throw rejected.reason;
+  }
+  return rows;
+}
+
+/**
+ * ANALYZE of every table and materialized view of a database with `jobs` sessions (largest
+ * first), as `vacuumdb --analyze-only -j` does: one ANALYZE statement would use one core.
+ */
+export async function analyzeParallel(settings: PgConnectionSettings, database: string, jobs: number, signal: AbortSignal | undefined): Promise<void> {
+  const first = await connect(settings, database);
+  const clients = [first];
+  try {
+    const { rows } = await first.query<{ name: string }>(
+      `SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+       ORDER BY pg_table_size(c.oid) DESC, 1`,
+    );
+    for (let k = 1; k < Math.min(jobs, rows.length); k++) clients.push(await connect(settings, database));
+    let next = 0;
+    await Promise.all(
+      clients.map(async (client) => {
+        while (next < rows.length) {
+          throwIfAborted(signal);
+          await client.query(`ANALYZE ${(rows[next++] as { name: string }).name}`);
+        }
+      }),
+    );
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+  }
+}
+
+/** Sets the restored sequences (owned and standalone) to their backed-up values. */
+export async function setSequences(client: pg.Client, plan: Plan, signal: AbortSignal | undefined): Promise<void> {
+  const states: PgSequenceState[] = [];
+  for (const c of plan.collections) {
+    states.push(...(c.table?.sequences ?? []));
+    if (c.sequence) states.push(c.sequence);
+  }
+  for (const s of states) {
+    throwIfAborted(signal);
+    await client.query('SELECT pg_catalog.setval($1::regclass, $2::bigint, $3::boolean)', [qname(s), s.lastValue, s.isCalled]);
+  }
+}
+
+/** Refreshes the restored materialized views; one that reads another waits for it (retry until no progress). */
+export async function refreshMaterializedViews(client: pg.Client, plan: Plan, inTransaction: boolean, signal: AbortSignal | undefined): Promise<void> {
+  let pending = plan.collections.filter((c) => c.relkind === 'm');
+  while (pending.length > 0) {
+    const failed: PlannedCollection[] = [];
+    let lastError: unknown;
+    for (const m of pending) {
+      throwIfAborted(signal);
+      if (inTransaction) await client.query('SAVEPOINT cairn_refresh');
+      try {
+        await client.query(`REFRESH MATERIALIZED VIEW ${qname(m.source)}`);
+        if (inTransaction) await client.query('RELEASE SAVEPOINT cairn_refresh');
+      } catch (err) {
+        if (inTransaction) await client.query('ROLLBACK TO SAVEPOINT cairn_refresh');
+        failed.push(m);
+        lastError = err;
+      }
+    }
+    if (failed.length === pending.length) throw lastError;
+    pending = failed;
+  }
+}
+
+/** Gives the restored collections their target names (and schemas, created when missing): they were created under their source names. */
+export async function applyRenames(client: pg.Client, plan: Plan, signal: AbortSignal | undefined): Promise<void> {
+  for (const c of plan.collections) {
+    const { source, target } = c;
+    if (source.schema === target.schema && source.name === target.name) continue;
+    throwIfAborted(signal);
+    const word = ALTER_WORD[c.relkind];
+    if (source.name !== target.name) {
+      await client.query(`ALTER ${word} ${qname(source)} RENAME TO ${quoteIdent(target.name)}`);
+    }
+    if (source.schema !== target.schema) {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`);
+      await client.query(`ALTER ${word} ${qname({ schema: source.schema, name: target.name })} SET SCHEMA ${quoteIdent(target.schema)}`);
+    }
+  }
+}

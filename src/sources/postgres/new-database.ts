@@ -1,0 +1,152 @@
+/**
+ * Restoring into a database that does not exist yet, all-or-nothing.
+ *
+ * Everything is built in a staging database `<target>__cairn_<id>` (pre-data with pg_restore,
+ * data with parallel COPY sessions, post-data with `pg_restore -j`, sequences, materialized view
+ * refresh, renames, ANALYZE), then switched in with `ALTER DATABASE … RENAME TO <target>` from
+ * the maintenance database "postgres". The target appears complete or not at all; any failure or
+ * abort drops the staging database (`DROP DATABASE … WITH (FORCE)`). If the target appeared
+ * meanwhile, the switch fails: the staging database is dropped and a ConflictError thrown.
+ *
+ * The new database is owned by the connecting user and created with the source's encoding,
+ * LC_COLLATE and LC_CTYPE; database-level properties (ALTER DATABASE … SET, its comment and
+ * grants) are not restored.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type pg from 'pg';
+import { ConflictError, throwIfAborted } from '../../core/errors.js';
+import type { RestoreResult } from '../types.js';
+import { quoteIdent, quoteLiteral } from './catalog.js';
+import { connect, pgError, pgLocation, type PgConnectionSettings } from './connection.js';
+import { runStep } from './conflicts.js';
+import { stagingComment, takeStagingLock } from './leftovers.js';
+import { analyzeParallel, applyRenames, loadParallel, refreshMaterializedViews, setSequences } from './load.js';
+import { tocSelection, type RestoreRun } from './plan.js';
+import { stagingDatabaseName } from './staging.js';
+import { filterToc, listFile } from './toc.js';
+import { dbnameConninfo, runTool } from './tools.js';
+
+/** The database sessions connect to for work on databases themselves (create, rename, drop; roles). */
+export const MAINTENANCE_DB = 'postgres';
+
+/** Runs `fn` with a session on the maintenance database, ended after. Errors: as connect's and fn's. */
+export async function withMaintenance<T>(settings: PgConnectionSettings, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(settings, MAINTENANCE_DB);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Restores `run` into the database the settings name, which does not exist (see the module
+ * comment). Returns the collections and rows restored. Errors: ConflictError when the target
+ * appeared meanwhile, SourceError / CorruptionError from the steps (pg_restore, COPY), the
+ * signal's reason on abort; in every case the staging database is dropped.
+ */
+export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreResult> {
+  const { settings, plan, toc, fkReferences, archive, tmp, jobs, options, lease } = run;
+  const { signal } = options;
+  const target = settings.database;
+  const filtered = filterToc(toc, tocSelection(plan, fkReferences, () => false));
+  const list = path.join(tmp, 'restore.list');
+  fs.writeFileSync(list, listFile(filtered.kept), { mode: 0o600 });
+
+  // One maintenance session for the whole restore: it holds the staging lock, creates the
+  // staging database (so that, killed during CREATE DATABASE, the lock is held until the
+  // database exists, and a later restore sees both), switches it in or drops it, and only
+  // then lets the lock go.
+  const owner = await connect(settings, MAINTENANCE_DB);
+  const unwatch = lease(owner);
+  let staging: string | undefined;
+  try {
+    const id = await takeStagingLock(owner);
+    staging = stagingDatabaseName(target, id);
+    const def = plan.schemaDef;
+    try {
+      await owner.query(
+        `CREATE DATABASE ${quoteIdent(staging)} TEMPLATE template0 ENCODING ${quoteLiteral(def.encoding)} LC_COLLATE ${quoteLiteral(def.collate)} LC_CTYPE ${quoteLiteral(def.ctype)}`,
+      );
+    } catch (err) {
+      staging = undefined;
+      throw pgError(err, settings, MAINTENANCE_DB);
+    }
+    // For people looking at the server: which host and process this database is staging for.
+    await owner.query(`COMMENT ON DATABASE ${quoteIdent(staging)} IS ${quoteLiteral(stagingComment())}`).catch(() => undefined);
+    const conninfo = dbnameConninfo(staging);
+    const what = `Cannot restore into ${pgLocation(settings, staging)} (staging for ${target})`;
+    const database = staging;
+    const pgRestore = (args: string[]) => runTool('pg_restore', args, { settings, database, signal, what });
+    throwIfAborted(signal);
+    await pgRestore(['--section=pre-data', '-L', list, '--exit-on-error', '--no-password', '-d', conninfo, archive]);
+    const rows = await loadParallel(settings, staging, plan, jobs, options);
+    throwIfAborted(signal);
+    await pgRestore(['--section=post-data', '-L', list, '-j', String(jobs), '--exit-on-error', '--no-password', '-d', conninfo, archive]);
+    const client = await connect(settings, staging);
+    try {
+      await runStep(settings, staging, async () => {
+        await setSequences(client, plan, signal);
+        await refreshMaterializedViews(client, plan, false, signal);
+        await applyRenames(client, plan, signal);
+      });
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    const ready = staging;
+    await runStep(settings, staging, () => analyzeParallel(settings, ready, jobs, signal));
+    throwIfAborted(signal);
+    options.onFinalizing?.();
+    await switchIn(settings, owner, staging, target);
+    staging = undefined;
+    return { collections: plan.collections.length, rows };
+  } finally {
+    unwatch();
+    // Dropped before the lock is let go (ending the session): never unowned and undropped.
+    if (staging !== undefined) await dropStaging(settings, owner, staging);
+    await owner.end().catch(() => undefined);
+  }
+}
+
+/** Renames the staging database to the target name, retrying while a last session closes. */
+async function switchIn(settings: PgConnectionSettings, c: pg.Client, staging: string, target: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      // One transaction: the target never carries the staging mark, even for a moment.
+      await c.query('BEGIN');
+      await c.query(`COMMENT ON DATABASE ${quoteIdent(staging)} IS NULL`);
+      await c.query(`ALTER DATABASE ${quoteIdent(staging)} RENAME TO ${quoteIdent(target)}`);
+      await c.query('COMMIT');
+      return;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      const code = (err as { code?: string }).code;
+      if (code === '42P04') {
+        throw new ConflictError(
+          `The database "${target}" was created on ${settings.host}:${settings.port} while the restore was running; nothing was changed. Restore again to merge into it, or choose another database name.`,
+        );
+      }
+      if (code === '55006' && attempt < 50) {
+        // Some session (autovacuum, a late worker) is still on the staging database.
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      throw pgError(err, settings, MAINTENANCE_DB);
+    }
+  }
+}
+
+/** Drops the staging database: in the owner session, or a new one when that one is broken. */
+async function dropStaging(settings: PgConnectionSettings, owner: pg.Client, staging: string): Promise<void> {
+  const sql = `DROP DATABASE IF EXISTS ${quoteIdent(staging)} WITH (FORCE)`;
+  try {
+    await owner.query(sql);
+  } catch {
+    try {
+      await withMaintenance(settings, (c) => c.query(sql));
+    } catch {
+      /* best effort: the original error matters more; a later restore drops it (its lock is free) */
+    }
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * What a PostgreSQL restore does, worked out before anything is written: the restore items
+ * checked and parsed into a Plan (one PlannedCollection per table, view or sequence, plus the
+ * "(schema)" and "(roles)" items), the archive's table of contents checked as hostile input
+ * (checkedToc), and the selection handed to the TOC filter (tocSelection, see toc.ts).
+ *
+ * Definitions come from the manifest, which a restore reads as untrusted: they are validated
+ * with zod here, so the later steps can rely on their shapes. Errors: SourceError for an item
+ * the PostgreSQL target cannot read (wrong format, unknown kind, no "(schema)"), CorruptionError
+ * for a definition that does not parse, ConflictError for two collections restored under one
+ * name.
+ */
+import type pg from 'pg';
+import { z } from 'zod';
+import { ConflictError, CorruptionError, SourceError } from '../../core/errors.js';
+import type { RestoreItem, RestoreOptions } from '../types.js';
+import { quoteIdent } from './catalog.js';
+import type { PgConnectionSettings } from './connection.js';
+import {
+  PG_COPY_TEXT,
+  PG_DUMP_CUSTOM,
+  ROLES_COLLECTION,
+  SCHEMA_COLLECTION,
+  type PgSchemaDefinition,
+  type PgSequenceState,
+  type PgTableDefinition,
+} from './definitions.js';
+import { isKnownDesc, NEVER_RESTORED_DESCS, type TocEntry, type TocSelection } from './toc.js';
+
+const ColumnSchema = z.object({ name: z.string(), type: z.string(), notNull: z.boolean(), generated: z.boolean().optional().default(false) });
+const SequenceStateSchema = z.object({
+  schema: z.string(),
+  name: z.string(),
+  lastValue: z.string().regex(/^-?\d+$/),
+  isCalled: z.boolean(),
+});
+const TableDefinitionSchema = z.object({
+  schema: z.string(),
+  name: z.string(),
+  oid: z.number().int(),
+  relkind: z.enum(['r', 'p']),
+  partitionOf: z.string().nullable(),
+  copyColumns: z.array(z.string()),
+  columns: z.array(ColumnSchema),
+  dependentOids: z.array(z.number().int()),
+  sequences: z.array(SequenceStateSchema),
+});
+const ViewDefinitionSchema = z.object({
+  schema: z.string(),
+  name: z.string(),
+  oid: z.number().int(),
+  relkind: z.enum(['v', 'm']),
+  dependentOids: z.array(z.number().int()),
+});
+const SequenceDefinitionSchema = SequenceStateSchema.extend({ oid: z.number().int() });
+const SchemaDefinitionSchema = z.object({
+  database: z.string(),
+  encoding: z.string().min(1),
+  collate: z.string(),
+  ctype: z.string(),
+  pgDumpVersion: z.string().optional(),
+  extensions: z.array(z.object({ name: z.string(), schema: z.string(), version: z.string() })).optional(),
+  standaloneSequenceOids: z.array(z.number().int()).optional(),
+});
+
+/** pg_class.relkind of a restored collection: table, partitioned table, view, materialized view, sequence. */
+export type Relkind = 'r' | 'p' | 'v' | 'm' | 'S';
+
+/** A schema-qualified name, unquoted. */
+export interface QName {
+  schema: string;
+  name: string;
+}
+
+/** One table, view or sequence to restore: where it comes from (source) and where it goes (target). */
+export interface PlannedCollection {
+  item: RestoreItem;
+  relkind: Relkind;
+  oid: number;
+  source: QName;
+  target: QName;
+  dependentOids: number[];
+  table?: PgTableDefinition;
+  /** Standalone sequence state. */
+  sequence?: PgSequenceState;
+}
+
+/** The restore items, checked: the schema archive, the roles script (if any) and the collections. */
+export interface Plan {
+  schemaItem: RestoreItem;
+  schemaDef: Pick<PgSchemaDefinition, 'encoding' | 'collate' | 'ctype' | 'standaloneSequenceOids'>;
+  rolesItem: RestoreItem | undefined;
+  collections: PlannedCollection[];
+}
+
+/**
+ * One restore under way, as the two paths (new-database.ts, existing-database.ts) need it: the
+ * plan, the schema archive written to `archive` (mode 0600) inside the private folder `tmp`, its
+ * checked table of contents and foreign-key references (dumpId → "schema.table"), the number of
+ * parallel sessions, the options (their signal also aborts when the lock session is lost) and
+ * `lease`, which watches a session holding the staging lock (see leftovers.ts watchSession).
+ */
+export interface RestoreRun {
+  settings: PgConnectionSettings;
+  /** The target as people read it (pgLocation), for messages. */
+  location: string;
+  plan: Plan;
+  toc: TocEntry[];
+  fkReferences: Map<number, string>;
+  archive: string;
+  tmp: string;
+  jobs: number;
+  options: RestoreOptions;
+  lease: (client: pg.Client) => () => void;
+}
+
+/** How people read a relkind, for messages. */
+export const KIND_WORD: Record<Relkind, string> = { r: 'table', p: 'partitioned table', v: 'view', m: 'materialized view', S: 'sequence' };
+/** The word of ALTER / DROP statements for a relkind. */
+export const ALTER_WORD: Record<Relkind, string> = { r: 'TABLE', p: 'TABLE', v: 'VIEW', m: 'MATERIALIZED VIEW', S: 'SEQUENCE' };
+
+/** A name as SQL: both parts quoted. */
+export const qname = (n: QName): string => `${quoteIdent(n.schema)}.${quoteIdent(n.name)}`;
+/** A name as people read it, and as key of name sets: "schema.name". */
+export const display = (n: QName): string => `${n.schema}.${n.name}`;
+
+/** "schema.name" → parts (split at the first dot; a bare name means public). */
+export function splitName(name: string): QName {
+  const dot = name.indexOf('.');
+  return dot < 0 ? { schema: 'public', name } : { schema: name.slice(0, dot), name: name.slice(dot + 1) };
+}
+
+/** A definition that does not parse: the manifest was altered or damaged. */
+function invalid(entry: RestoreItem['entry'], what: string, message: string): CorruptionError {
+  return new CorruptionError(`${what} "${entry.name}" has an invalid PostgreSQL definition: ${message}`, { objects: [], collections: [entry.name] });
+}
+
+/**
+ * Checks and parses the restore items. Throws SourceError for an item the PostgreSQL target
+ * cannot read, CorruptionError for an invalid definition, ConflictError when two collections
+ * would be restored under one name.
+ */
+export function planItems(items: RestoreItem[]): Plan {
+  let schemaItem: RestoreItem | undefined;
+  let schemaDef: Plan['schemaDef'] | undefined;
+  let rolesItem: RestoreItem | undefined;
+  const collections: PlannedCollection[] = [];
+  for (const item of items) {
+    const { entry } = item;
+    if (entry.name === SCHEMA_COLLECTION) {
+      if (entry.dataFormat !== PG_DUMP_CUSTOM) {
+        throw new SourceError(`The "${SCHEMA_COLLECTION}" collection is stored as "${entry.dataFormat ?? 'none'}", expected "${PG_DUMP_CUSTOM}".`);
+      }
+      const parsed = SchemaDefinitionSchema.safeParse(entry.definition);
+      if (!parsed.success) throw invalid(entry, 'Collection', parsed.error.message);
+      schemaItem = item;
+      schemaDef = parsed.data;
+      continue;
+    }
+    if (entry.name === ROLES_COLLECTION) {
+      rolesItem = item;
+      continue;
+    }
+    const target = splitName(item.targetName);
+    switch (entry.kind) {
+      case 'table':
+      case 'partitioned_table':
+      case 'partition': {
+        const parsed = TableDefinitionSchema.safeParse(entry.definition);
+        if (!parsed.success) throw invalid(entry, 'Table', parsed.error.message);
+        const def = parsed.data as PgTableDefinition;
+        if (entry.dataFormat !== undefined && entry.dataFormat !== PG_COPY_TEXT) {
+          throw new SourceError(`Table "${entry.name}" is stored as "${entry.dataFormat}", which the PostgreSQL target cannot read (expected "${PG_COPY_TEXT}").`);
+        }
+        collections.push({ item, relkind: def.relkind, oid: def.oid, source: def, target, dependentOids: def.dependentOids, table: def });
+        break;
+      }
+      case 'view':
+      case 'materialized_view': {
+        const parsed = ViewDefinitionSchema.safeParse(entry.definition);
+        if (!parsed.success) throw invalid(entry, 'View', parsed.error.message);
+        const def = parsed.data;
+        collections.push({ item, relkind: def.relkind, oid: def.oid, source: def, target, dependentOids: def.dependentOids });
+        break;
+      }
+      case 'sequence': {
+        const parsed = SequenceDefinitionSchema.safeParse(entry.definition);
+        if (!parsed.success) throw invalid(entry, 'Sequence', parsed.error.message);
+        const def = parsed.data;
+        collections.push({ item, relkind: 'S', oid: def.oid, source: def, target, dependentOids: [], sequence: def });
+        break;
+      }
+      default:
+        throw new SourceError(`Cannot restore "${entry.name}": PostgreSQL has no collections of kind "${entry.kind}".`);
+    }
+  }
+  if (schemaItem === undefined || schemaDef === undefined) {
+    throw new SourceError(`The backup has no "${SCHEMA_COLLECTION}" collection: it was not made from PostgreSQL, or is incomplete.`);
+  }
+  const seen = new Map<string, string>();
+  for (const c of collections) {
+    const key = display(c.target);
+    const prior = seen.get(key);
+    if (prior !== undefined) {
+      throw new ConflictError(`"${c.item.entry.name}" and "${prior}" would both be restored as "${key}". Use --rename.`);
+    }
+    seen.set(key, c.item.entry.name);
+  }
+  return { schemaItem, schemaDef, rolesItem, collections };
+}
+
+/** The TOC filter's input (see toc.ts filterToc) for a plan; `existsInTarget` takes "schema.name". */
+export function tocSelection(plan: Plan, fkReferences: Map<number, string>, existsInTarget: (q: string) => boolean): TocSelection {
+  const relationOids = new Set<number>();
+  const dependentOids = new Map<number, string>();
+  const ownedSequences = new Set<string>();
+  const partitionParents = new Map<string, string>();
+  const selected = new Set<string>();
+  for (const c of plan.collections) {
+    const name = display(c.source);
+    relationOids.add(c.oid);
+    selected.add(name);
+    for (const oid of c.dependentOids) dependentOids.set(oid, name);
+    for (const s of c.table?.sequences ?? []) ownedSequences.add(`${s.schema}.${s.name}`);
+    if (c.table?.partitionOf) partitionParents.set(name, c.table.partitionOf);
+  }
+  const supportOids = new Set(plan.schemaDef.standaloneSequenceOids ?? []);
+  return { relationOids, supportOids, dependentOids, ownedSequences, partitionParents, selected, existsInTarget, fkReferences };
+}
+
+/** The name a restored table (source name) has after the switch. */
+export function targetOf(plan: Plan, source: QName): QName {
+  return plan.collections.find((c) => c.source.schema === source.schema && c.source.name === source.name)?.target ?? source;
+}
+
+/**
+ * The archive's table of contents as hostile input: an entry of a type pg_dump never writes
+ * refuses the restore (pg_restore would run its SQL whatever the type says); subscriptions are
+ * left out (see NEVER_RESTORED_DESCS).
+ */
+export function checkedToc(toc: TocEntry[]): TocEntry[] {
+  const unknown = toc.filter((e) => !isKnownDesc(e.desc));
+  if (unknown.length > 0) {
+    const shown = unknown
+      .slice(0, 3)
+      .map((e) => `"${e.line.length > 80 ? `${e.line.slice(0, 80)}…` : e.line}"`)
+      .join(', ');
+    throw new CorruptionError(
+      `Refusing to restore: the schema archive ("${SCHEMA_COLLECTION}") has ${unknown.length} entr${unknown.length === 1 ? 'y' : 'ies'} of a type pg_dump never writes (${shown}). The backup was altered or damaged, or written by a newer pg_dump than this pg_restore knows; nothing was changed.`,
+      { objects: [], collections: [SCHEMA_COLLECTION] },
+    );
+  }
+  return toc.filter((e) => !NEVER_RESTORED_DESCS.has(e.desc));
+}

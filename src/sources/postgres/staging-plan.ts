@@ -1,0 +1,211 @@
+/**
+ * The staging plan of a restore into an existing database (see existing-database.ts): which
+ * entries of the pre- and post-data scripts `pg_restore -f -` prints build the staged objects
+ * in the load phase, with their SQL rewritten to staging names (staging.ts), and which run in
+ * the switch under the final names; the renames that give the staged objects their names back;
+ * the foreign keys to validate after the switch.
+ *
+ * Staging names are `<name>__cairn_<id>_<n>` (stagingRelationName in staging.ts): tables, their
+ * owned sequences, restored standalone sequences, and the indexes and primary / unique /
+ * exclusion constraints on staged tables. Nothing in the load phase uses a real name of the
+ * target, so loading never writes into, or locks, an existing object.
+ */
+import { SourceError } from '../../core/errors.js';
+import { quoteIdent } from './catalog.js';
+import { qname, splitName, type Plan, type PlannedCollection, type QName } from './plan.js';
+import {
+  addedConstraint,
+  attachedIndex,
+  foreignKeyNotValid,
+  headRelation,
+  relKey,
+  renameAddedConstraint,
+  renameCreatedIndex,
+  rewriteQualified,
+  stagingRelationName as stagingRelationNameOf,
+} from './staging.js';
+import { entryKey, referencedTable, type ScriptBlock } from './toc.js';
+
+/** One block of the load phase: its SQL (rewritten to staging names) and what it creates. */
+export interface LoadStep {
+  sql: string;
+  /** false: a supporting object, skipped when it exists already. */
+  mustSucceed: boolean;
+  /** The staging table / sequence the step creates. */
+  table?: QName;
+  sequence?: QName;
+}
+
+/** The result of stagingPlan; blocks are the pre-/post-data ScriptBlocks themselves (identity keys). */
+export interface StagingPlan {
+  /** Blocks run in the load phase, with their rewritten SQL; every other block runs in the switch. */
+  load: Map<ScriptBlock, LoadStep>;
+  /** SQL to run in the switch instead of the block's own (foreign keys added NOT VALID). */
+  switchSql: Map<ScriptBlock, string>;
+  /** Statements of the switch giving the staged objects their names back. */
+  renames: { sql: string; clearComment?: string }[];
+  /** Foreign keys added NOT VALID in the switch, to validate after it (source table names). */
+  validate: { table: QName; constraint: string }[];
+  /** Staging name of a planned table. */
+  tableName(t: PlannedCollection): string;
+}
+
+/**
+ * Which entries of the pre- and post-data scripts build the staged tables (the load phase,
+ * SQL rewritten to staging names) and which run in the switch (everything that only makes
+ * sense, or is only cheap, once the names are final: views, materialized views, defaults,
+ * triggers, rules, policies, comments, grants, attaching to an existing parent, foreign keys to
+ * existing tables).
+ * `pre` / `post`: the pre- and post-data scripts of the filtered archive; `collectionKeys`: the
+ * entry keys (toc.ts entryKey) of the restored collections; `restoreId`: the id that goes into
+ * every staging name. The returned tableName throws SourceError for a table the archive does not
+ * define.
+ */
+export function stagingPlan(plan: Plan, pre: ScriptBlock[], post: ScriptBlock[], collectionKeys: Set<string>, restoreId: string): StagingPlan {
+  let counter = 0;
+  const stagingRelationName = (name: string): string => stagingRelationNameOf(name, restoreId, counter++);
+  const names = new Map<string, string>();
+  const stagedTables = new Map<string, PlannedCollection>();
+  /** Sequences owned by staged tables, and restored standalone sequences. */
+  const ownedSequences = new Set<string>();
+  for (const c of plan.collections) {
+    if (c.sequence !== undefined) {
+      // A standalone sequence: staged too, a staged table's default may use it.
+      ownedSequences.add(relKey(c.source.schema, c.source.name));
+      names.set(relKey(c.source.schema, c.source.name), stagingRelationName(c.source.name));
+    }
+    if (c.table === undefined) continue;
+    const key = relKey(c.source.schema, c.source.name);
+    stagedTables.set(key, c);
+    names.set(key, stagingRelationName(c.source.name));
+    for (const s of c.table.sequences) {
+      ownedSequences.add(relKey(s.schema, s.name));
+      names.set(relKey(s.schema, s.name), stagingRelationName(s.name));
+    }
+  }
+  const isCollection = (b: ScriptBlock): boolean => b.desc !== undefined && collectionKeys.has(entryKey(b.desc, b.schema as string, b.name as string));
+  const onStaged = (b: ScriptBlock): QName | undefined => {
+    const head = headRelation(b.sql);
+    return head !== undefined && stagedTables.has(relKey(head.schema, head.name)) ? head : undefined;
+  };
+  const load = new Map<ScriptBlock, LoadStep>();
+  const switchSql = new Map<ScriptBlock, string>();
+  const tableRenames: StagingPlan['renames'] = [];
+  const sequenceRenames: StagingPlan['renames'] = [];
+  const indexRenames: StagingPlan['renames'] = [];
+  const constraintRenames: StagingPlan['renames'] = [];
+  const validate: StagingPlan['validate'] = [];
+  const createdTables = new Set<string>();
+  const rename = (word: string, schema: string, staging: string, name: string): string =>
+    `ALTER ${word} ${qname({ schema, name: staging })} RENAME TO ${quoteIdent(name)}`;
+
+  // Index and constraint names first: INDEX ATTACH statements name both sides.
+  const indexes = new Map<ScriptBlock, string>();
+  const constraints = new Map<ScriptBlock, string>();
+  for (const b of post) {
+    if (!isCollection(b) || (b.desc !== 'INDEX' && b.desc !== 'CONSTRAINT')) continue;
+    const head = onStaged(b);
+    if (head === undefined) continue;
+    const name = b.desc === 'INDEX' ? (b.name as string) : addedConstraint(b.sql);
+    if (name === undefined) continue;
+    const staging = stagingRelationName(name);
+    names.set(relKey(head.schema, name), staging);
+    if (b.desc === 'INDEX') {
+      indexes.set(b, staging);
+      indexRenames.push({ sql: rename('INDEX', head.schema, staging, name) });
+    } else {
+      constraints.set(b, staging);
+      constraintRenames.push({ sql: `ALTER TABLE ${qname(head)} RENAME CONSTRAINT ${quoteIdent(staging)} TO ${quoteIdent(name)}` });
+    }
+  }
+
+  for (const b of pre) {
+    if (b.desc === undefined) continue;
+    if (!isCollection(b)) {
+      load.set(b, { sql: b.sql, mustSucceed: false });
+      continue;
+    }
+    const schema = b.schema as string;
+    const key = relKey(schema, b.name as string);
+    const staging = names.get(key);
+    if (b.desc === 'TABLE' && stagedTables.has(key) && staging !== undefined) {
+      createdTables.add(key);
+      load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true, table: { schema, name: staging } });
+      tableRenames.push({
+        sql: rename('TABLE', schema, staging, b.name as string),
+        clearComment: `COMMENT ON TABLE ${qname({ schema, name: b.name as string })} IS NULL`,
+      });
+    } else if (b.desc === 'SEQUENCE' && ownedSequences.has(key) && staging !== undefined) {
+      load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true, sequence: { schema, name: staging } });
+      sequenceRenames.push({
+        sql: rename('SEQUENCE', schema, staging, b.name as string),
+        clearComment: `COMMENT ON SEQUENCE ${qname({ schema, name: b.name as string })} IS NULL`,
+      });
+    } else if (b.desc === 'SEQUENCE OWNED BY' && ownedSequences.has(key)) {
+      load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true });
+    } else if (b.desc === 'TABLE ATTACH' && stagedTables.has(key) && onStaged(b) !== undefined) {
+      load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true });
+    }
+  }
+
+  for (const b of post) {
+    if (!isCollection(b)) continue;
+    if (b.desc === 'INDEX ATTACH') {
+      const parent = headRelation(b.sql);
+      const child = attachedIndex(b.sql);
+      if (parent && child && names.has(relKey(parent.schema, parent.name)) && names.has(relKey(child.schema, child.name))) {
+        load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true });
+      }
+      continue;
+    }
+    const head = onStaged(b);
+    if (head === undefined) continue;
+    const index = indexes.get(b);
+    const constraint = constraints.get(b);
+    if (index !== undefined) {
+      load.set(b, { sql: rewriteQualified(renameClusterOn(renameCreatedIndex(b.sql, index), b.name as string, index), names), mustSucceed: true });
+    } else if (constraint !== undefined) {
+      const name = addedConstraint(b.sql) as string;
+      load.set(b, { sql: rewriteQualified(renameClusterOn(renameAddedConstraint(b.sql, constraint), name, constraint), names), mustSucceed: true });
+    } else if (b.desc === 'CHECK CONSTRAINT') {
+      load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true });
+    } else if (b.desc === 'FK CONSTRAINT') {
+      const ref = referencedTable(b.sql);
+      const refName = ref === undefined ? undefined : splitName(ref);
+      if (refName !== undefined && stagedTables.has(relKey(refName.schema, refName.name))) {
+        load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true });
+        continue;
+      }
+      // References an existing table: added in the switch. NOT VALID (a partitioned table
+      // cannot have one before PostgreSQL 18: its key is checked in the switch).
+      const table = stagedTables.get(relKey(head.schema, head.name));
+      const name = addedConstraint(b.sql);
+      const notValid = table?.relkind === 'r' && name !== undefined ? foreignKeyNotValid(b.sql) : undefined;
+      if (notValid !== undefined && name !== undefined) {
+        switchSql.set(b, notValid);
+        validate.push({ table: head, constraint: name });
+      }
+    }
+  }
+  return {
+    load,
+    switchSql,
+    renames: [...tableRenames, ...sequenceRenames, ...indexRenames, ...constraintRenames],
+    validate,
+    tableName: (t) => {
+      // Never the table's own name: loading must not write into an existing table.
+      const key = relKey(t.source.schema, t.source.name);
+      const name = names.get(key);
+      if (name === undefined || !createdTables.has(key)) throw new SourceError(`Cannot restore "${t.item.entry.name}": the schema archive has no definition of its table.`);
+      return name;
+    },
+  };
+}
+
+/** `ALTER TABLE … CLUSTER ON <index>` in an index's entry, with the index's staging name. */
+function renameClusterOn(sql: string, name: string, staging: string): string {
+  return sql.replace(/ CLUSTER ON ("(?:[^"]|"")*"|[^\s";]+);/g, (m, ident: string) => {
+    const unquoted = ident.startsWith('"') ? ident.slice(1, -1).replace(/""/g, '"') : ident;
+    return unquoted === name ? ` CLUSTER ON ${quoteIdent(staging)};` : m;
+  });
+}
