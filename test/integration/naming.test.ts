@@ -122,7 +122,9 @@ describe.sequential('PostgreSQL', () => {
       `CREATE TABLE "Users" (id int PRIMARY KEY, v text); INSERT INTO "Users" VALUES (1, 'Upper');
        CREATE TABLE users (id int PRIMARY KEY, v text); INSERT INTO users VALUES (1, 'lower'), (2, 'lower 2');
        CREATE SCHEMA "S"; CREATE TABLE "S".t (v text); INSERT INTO "S".t VALUES ('S');
-       CREATE SCHEMA s; CREATE TABLE s.t (v text); INSERT INTO s.t VALUES ('s');`,
+       CREATE SCHEMA s; CREATE TABLE s.t (v text); INSERT INTO s.t VALUES ('s');
+       CREATE SCHEMA "a.b"; CREATE TABLE "a.b".t (v text); INSERT INTO "a.b".t VALUES ('dotted schema');
+       CREATE TABLE "x.y" (v text); INSERT INTO "x.y" VALUES ('dotted table');`,
     );
     await runBackup({ repo, source: openSource(pgUrl(db)), id: 'pg-names', compressionWorkers: 0 });
   });
@@ -134,9 +136,11 @@ describe.sequential('PostgreSQL', () => {
   it('"Users" and users, "S".t and s.t: all four restore into a new database, each with its rows', async () => {
     const target = fresh('new');
     const r = await runRestore({ repo, backupId: 'pg-names', target: openTarget(pgUrl(target)), jobs: 2 });
-    expect(r.rows).toBe(5);
+    expect(r.rows).toBe(7);
     expect(contents(target)).toBe(contents(db));
     expect(contents(target)).toBe('Users:Upper\nusers:lower,lower 2\nS.t:S\ns.t:s');
+    // A dot inside a schema or table name: the collection "a.b.t" is table t of schema "a.b".
+    expect(psql(target, `SELECT v FROM "a.b".t UNION ALL SELECT v FROM public."x.y"`).trim()).toBe('dotted schema\ndotted table');
   });
 
   it('into an existing database holding users: "Users" is no conflict with it, users is', async () => {

@@ -25,7 +25,11 @@ import {
   type PgSequenceState,
   type PgTableDefinition,
 } from './definitions.js';
+import { display, postgresNaming, splitName, type QName } from './naming.js';
 import { isKnownDesc, NEVER_RESTORED_DESCS, type TocEntry, type TocSelection } from './toc.js';
+
+// Name helpers the other restore modules import from here.
+export { display, splitName, type QName } from './naming.js';
 
 const ColumnSchema = z.object({ name: z.string(), type: z.string(), notNull: z.boolean(), generated: z.boolean().optional().default(false) });
 const SequenceStateSchema = z.object({
@@ -65,12 +69,6 @@ const SchemaDefinitionSchema = z.object({
 
 /** pg_class.relkind of a restored collection: table, partitioned table, view, materialized view, sequence. */
 export type Relkind = 'r' | 'p' | 'v' | 'm' | 'S';
-
-/** A schema-qualified name, unquoted. */
-export interface QName {
-  schema: string;
-  name: string;
-}
 
 /** One table, view or sequence to restore: where it comes from (source) and where it goes (target). */
 export interface PlannedCollection {
@@ -121,13 +119,15 @@ export const ALTER_WORD: Record<Relkind, string> = { r: 'TABLE', p: 'TABLE', v: 
 
 /** A name as SQL: both parts quoted. */
 export const qname = (n: QName): string => `${quoteIdent(n.schema)}.${quoteIdent(n.name)}`;
-/** A name as people read it, and as key of name sets: "schema.name". */
-export const display = (n: QName): string => `${n.schema}.${n.name}`;
-
-/** "schema.name" → parts (split at the first dot; a bare name means public). */
-export function splitName(name: string): QName {
-  const dot = name.indexOf('.');
-  return dot < 0 ? { schema: 'public', name } : { schema: name.slice(0, dot), name: name.slice(dot + 1) };
+/**
+ * Where a collection goes: when it keeps its name and that name is its definition's, the parts
+ * the definition records (a dot inside a schema name is no separator then); else the target
+ * name split as a user writes it (a manifest whose name and definition disagree goes where its
+ * name says, as the user selected it).
+ */
+function targetName(item: RestoreItem, source: QName): QName {
+  const kept = item.targetName === item.entry.name && item.entry.name === display(source);
+  return kept ? { schema: source.schema, name: source.name } : splitName(item.targetName);
 }
 
 /** A definition that does not parse: the manifest was altered or damaged. */
@@ -161,7 +161,6 @@ export function planItems(items: RestoreItem[]): Plan {
       rolesItem = item;
       continue;
     }
-    const target = splitName(item.targetName);
     switch (entry.kind) {
       case 'table':
       case 'partitioned_table':
@@ -172,7 +171,7 @@ export function planItems(items: RestoreItem[]): Plan {
         if (entry.dataFormat !== undefined && entry.dataFormat !== PG_COPY_TEXT) {
           throw new SourceError(`Table "${entry.name}" is stored as "${entry.dataFormat}", which the PostgreSQL target cannot read (expected "${PG_COPY_TEXT}").`);
         }
-        collections.push({ item, relkind: def.relkind, oid: def.oid, source: def, target, dependentOids: def.dependentOids, table: def });
+        collections.push({ item, relkind: def.relkind, oid: def.oid, source: def, target: targetName(item, def), dependentOids: def.dependentOids, table: def });
         break;
       }
       case 'view':
@@ -180,14 +179,14 @@ export function planItems(items: RestoreItem[]): Plan {
         const parsed = ViewDefinitionSchema.safeParse(entry.definition);
         if (!parsed.success) throw invalid(entry, 'View', parsed.error.message);
         const def = parsed.data;
-        collections.push({ item, relkind: def.relkind, oid: def.oid, source: def, target, dependentOids: def.dependentOids });
+        collections.push({ item, relkind: def.relkind, oid: def.oid, source: def, target: targetName(item, def), dependentOids: def.dependentOids });
         break;
       }
       case 'sequence': {
         const parsed = SequenceDefinitionSchema.safeParse(entry.definition);
         if (!parsed.success) throw invalid(entry, 'Sequence', parsed.error.message);
         const def = parsed.data;
-        collections.push({ item, relkind: 'S', oid: def.oid, source: def, target, dependentOids: [], sequence: def });
+        collections.push({ item, relkind: 'S', oid: def.oid, source: def, target: targetName(item, def), dependentOids: [], sequence: def });
         break;
       }
       default:
@@ -199,7 +198,8 @@ export function planItems(items: RestoreItem[]): Plan {
   }
   const seen = new Map<string, string>();
   for (const c of collections) {
-    const key = display(c.target);
+    // One name to PostgreSQL only when spelled the same: "Users" and users are two tables.
+    const key = postgresNaming.key(display(c.target));
     const prior = seen.get(key);
     if (prior !== undefined) {
       throw new ConflictError(`"${c.item.entry.name}" and "${prior}" would both be restored as "${key}". Use --rename.`);
