@@ -2,8 +2,10 @@
  * The PostgreSQL engine (pg + pg-copy-streams for data, pg_dump/pg_restore for the schema):
  * `postgres://user[:password]@host[:port]/dbname` (or `postgresql://`).
  * Files: connection.ts (URLs, redaction, location, database key, sessions), naming.ts (exact
- * names, `public` by default), source.ts, target.ts; engine helpers: catalog.ts, definitions.ts,
- * roles.ts, staging.ts, toc.ts, tools.ts.
+ * names, `public` by default), source.ts, target.ts; engine helpers: the source's
+ * session-pool.ts, tool-stream.ts, segments.ts, catalog.ts; the target's plan.ts, conflicts.ts,
+ * new-database.ts, existing-database.ts, staging-plan.ts, load.ts, leftovers.ts; shared:
+ * definitions.ts, roles.ts, staging.ts, toc.ts, tools.ts.
  */
 import type { EngineDriver } from '../driver.js';
 import { parsePostgresUrl, pgLocation, postgresDatabaseKey, POSTGRES_URL_FORMS, redactUrl } from './connection.js';
