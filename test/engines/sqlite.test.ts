@@ -1,7 +1,10 @@
-/** The engine contract suite (./contract.ts) for SQLite: database files in a temporary folder. */
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+/**
+ * The engine contract suite (./contract.ts) for SQLite: each database file in a folder of its own
+ * (restores stage next to their target, and the cases run at once).
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from '../../src/sources/sqlite/driver.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
 import { describeEngineContract, type EngineFixture, type ObjectKind } from './contract.js';
@@ -94,7 +97,11 @@ const fixture: EngineFixture = {
     db.close();
     return url;
   },
-  missingDatabase: () => `sqlite://${join(dir, `db${++n}.db`)}`,
+  missingDatabase: () => {
+    const folder = join(dir, `d${++n}`);
+    mkdirSync(folder);
+    return `sqlite://${join(folder, 'db.sqlite')}`;
+  },
   exists: (url) => existsSync(pathOf(url)),
   exec: (url, sql) => withDb(url, (db) => void db.exec(sql)),
   query: async (url, sql) => withDb(url, (db) => db.prepare(sql).raw(true).all() as unknown[][], true),
@@ -102,8 +109,8 @@ const fixture: EngineFixture = {
   objects,
   tables: (url) =>
     withDb(url, (db) => db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[], true),
-  // Staging files sit next to the target: any in the folder is a leftover (the cases run one at a time).
-  leftovers: () => readdirSync(dir).filter((f) => f.includes('.cairn-restore-')),
+  // Staging files sit next to the target, alone in its folder.
+  leftovers: (url) => readdirSync(dirname(pathOf(url))).filter((f) => f !== 'db.sqlite'),
   collection: (table) => table,
   blobType: 'BLOB',
   blobLiteral: (bytes) => `X'${bytes.toString('hex')}'`,
