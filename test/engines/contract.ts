@@ -48,7 +48,9 @@ export type EngineCase =
 /**
  * How the suite drives one engine. URLs are what a user passes to `--from` / `--to`. Query
  * results are arrays of values: integers as numbers, text as strings, binary as Buffers, NULL as
- * null (the suite compares them with values it knows).
+ * null (the suite compares them with values it knows). The cases run concurrently, each on
+ * databases of its own: a fixture must not block the event loop for long (talk to a server
+ * through an async client) and must find leftovers per database, not per server or folder.
  */
 type Maybe<T> = T | Promise<T>;
 
