@@ -63,7 +63,7 @@ function operation(registry: z.core.$ZodRegistry<{ id: string }>, id: string, sp
       ? { description: 'ok', content: json(answer, `route ${id}, answer ${status}`) }
       : { description: (answer as RawAnswer).description, content: { [(answer as RawAnswer).mediaType]: { schema: { type: 'string' } } } },
   ]);
-  const errors = spec.errors.map((status: ErrorStatus) => [String(status), { description: ERROR_STATUS[status], content: json(schemas.ErrorAnswer, 'errors') }]);
+  const errors = spec.errors.map((status: ErrorStatus) => [String(status), { $ref: `#/components/responses/${errorName(status)}` }]);
   const params = parameters(id, spec);
   return {
     operationId: id,
@@ -76,6 +76,15 @@ function operation(registry: z.core.$ZodRegistry<{ id: string }>, id: string, sp
     ...(spec.body ? { requestBody: { required: true, content: json(spec.body, `route ${id}, body`) } } : {}),
     responses: Object.fromEntries([...answers, ...errors]),
   };
+}
+
+/** The shared error answers, one per status (components.responses). */
+const errorName = (status: ErrorStatus): string => `Error${status}`;
+function errorAnswers(registry: z.core.$ZodRegistry<{ id: string }>): Record<string, unknown> {
+  const schema = refTo(registry, schemas.ErrorAnswer, 'errors');
+  return Object.fromEntries(
+    (Object.keys(ERROR_STATUS).map(Number) as ErrorStatus[]).map((status) => [errorName(status), { description: ERROR_STATUS[status], content: { 'application/json': { schema } } }]),
+  );
 }
 
 let generated: Record<string, unknown> | undefined;
@@ -101,7 +110,7 @@ export function openApiDocument(): Record<string, unknown> {
       description: 'Backup and restore jobs. Authenticate with Authorization: Bearer <token>. Generated from the route table (src/server/routes/table.ts); docs/api.md is the prose version.',
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
-    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } }, schemas: componentSchemas },
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } }, schemas: componentSchemas, responses: errorAnswers(registry) },
     security: [{ bearer: [] }],
     paths,
   };
