@@ -1,10 +1,13 @@
 /**
- * Request bodies of the REST API (zod, strict: unknown fields are refused with their names).
- * Every string, array and map has a limit (LIMITS), so a hostile body costs little to refuse,
- * and errors quote at most a short prefix of what was sent.
+ * The REST API's schemas (zod), named by the route table (routes/table.ts): request bodies
+ * (strict: unknown fields are refused with their names) and answers. Every exported schema is a
+ * component of /openapi.json under its export name, and the SDK's types are inferred from them.
+ * Every string, array and map of a request has a limit (LIMITS), so a hostile body costs little
+ * to refuse, and errors quote at most a short prefix of what was sent.
  */
 import { z } from 'zod';
-import { RUN_STATUSES } from '../catalog/schedules.js';
+import type { Registration as CatalogRegistration } from '../catalog/registry.js';
+import { RUN_STATUSES, type ScheduleRun as CatalogScheduleRun, type ScheduleSpec } from '../catalog/schedules.js';
 import { JOB_STATES, type JobRecord } from '../catalog/types.js';
 import { BackupManifestSchema, BackupTypeSchema, CollectionEntrySchema } from '../core/schemas.js';
 import { quote } from './redact.js';
@@ -233,6 +236,7 @@ export const BackupDeleted = z.object({ deleted: z.string(), repository: z.strin
 /** A registered source or repository: its URL (which may hold a password) never leaves the server. */
 export const Registration = z.object({ kind: z.enum(['source', 'repository']), name: z.string(), location: z.string(), createdAt: when });
 export type Registration = z.infer<typeof Registration>;
+const _registrationMatches: Same<Registration, CatalogRegistration> = true;
 export const RegisteredSource = Registration.extend({ kind: z.literal('source') });
 export const RegisteredRepository = Registration.extend({ kind: z.literal('repository') });
 export const SourceAdded = z.object({ source: RegisteredSource });
@@ -275,6 +279,7 @@ export const Schedule = z.object({
   nextRun: when.nullable().optional().describe('null when disabled; absent in enable/disable answers'),
 });
 export type Schedule = z.infer<typeof Schedule>;
+const _scheduleMatches: Same<Omit<Schedule, 'lastDue' | 'nextRun'>, ScheduleSpec> = true;
 export const ScheduleAnswer = z.object({ schedule: Schedule });
 export const ScheduleList = z.object({ schedules: z.array(Schedule) });
 export const ScheduleRun = z.object({
@@ -286,6 +291,7 @@ export const ScheduleRun = z.object({
   reason: z.string().nullable().describe('why it was skipped or failed; null for started runs'),
 });
 export type ScheduleRun = z.infer<typeof ScheduleRun>;
+const _runMatches: Same<ScheduleRun, CatalogScheduleRun> = true;
 export const ScheduleDetail = z.object({ schedule: Schedule, runs: z.array(ScheduleRun).describe('newest first, at most 50') });
 export const ScheduleRemoved = z.object({ removed: z.string(), note: z.string() });
 
