@@ -94,6 +94,12 @@ describe('the OpenAPI document and the served routes', () => {
     const all = refs(doc);
     expect(all.length).toBeGreaterThan(50);
     for (const [at, ref] of all) expect(resolve(doc, ref), `${ref} at ${at}`).toBeDefined();
+    // Components are JSON Schema 2020-12 objects, without the keywords of stand-alone documents.
+    for (const [name, schema] of Object.entries(doc.components.schemas as Record<string, Record<string, unknown>>)) {
+      expect(['type', '$ref', 'anyOf', 'oneOf', 'allOf', 'enum', 'const'].some((k) => k in schema), name).toBe(true);
+      expect(schema, name).not.toHaveProperty('$schema');
+      expect(schema, name).not.toHaveProperty('$id');
+    }
     // Every schema the table names is a component: nothing is described twice.
     for (const name of ['CreateBackupBody', 'CreateScheduleBody', 'JobAnswer', 'BackupList', 'ScheduleDetail', 'ErrorAnswer']) expect(doc.components.schemas).toHaveProperty(name);
     // renames is sent as an object, whatever zod parses it into.
