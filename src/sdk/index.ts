@@ -6,36 +6,29 @@
  *   const job = await cairn.backups.create({ source: 'app', repository: 'prod' }, { waitForCompletion: true });
  *   console.log(job.result?.backupId);
  */
-import { TERMINAL_STATES, type JobKind, type JobRecord, type JobState } from '../catalog/types.js';
-import type { ScheduleInput } from '../jobs/schedule-spec.js';
-import type { RunStatus } from '../catalog/schedules.js';
+import { TERMINAL_STATES } from '../catalog/types.js';
+// Types only: they are erased from the built SDK, which loads neither zod nor the server.
+import type { BackupDetail, BackupListed, BackupUnfinished, Job, Registration, Schedule, ScheduleRun } from '../server/schemas.js';
+import type { AnswerOf, QueryOf, RequestOf } from '../server/routes/table.js';
 
-export type { JobKind, JobProgress, JobRecord, JobState } from '../catalog/types.js';
+/*
+ * Request and answer types come from the server's route table and schemas (src/server), the
+ * same ones that check requests and generate /openapi.json: no hand-made copies to drift.
+ */
+export type { BackupDetail, BackupListed, BackupUnfinished, Registration, Schedule, ScheduleRun } from '../server/schemas.js';
 export type { RunStatus } from '../catalog/schedules.js';
 
+/** A job record as the API answers it. */
+export type JobRecord = Job;
+export type JobKind = Job['kind'];
+export type JobState = Job['state'];
+export type JobProgress = Job['progress'];
 /** One due time of a schedule: started, skipped (why) or failed (why). */
-export interface ScheduleRunRecord {
-  dueAt: string;
-  status: RunStatus;
-  jobId: string | null;
-  at: string;
-  /** Why it was skipped or failed; null for started runs. */
-  reason: string | null;
-}
-
-export interface RegisteredSource {
-  kind: 'source';
-  name: string;
-  location: string;
-  createdAt: string;
-}
-
-export interface RegisteredRepository {
-  kind: 'repository';
-  name: string;
-  location: string;
-  createdAt: string;
-}
+export type ScheduleRunRecord = ScheduleRun;
+export type RegisteredSource = Registration & { kind: 'source' };
+export type RegisteredRepository = Registration & { kind: 'repository' };
+/** A backup in a listing: complete (status SUCCESS, from its manifest) or a job's (running, failed, cancelled). */
+export type BackupSummary = BackupListed | BackupUnfinished;
 
 export interface ClientOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8080. */
@@ -50,29 +43,11 @@ export interface ClientOptions {
  * repositories.add; "default" is the server's BACKUP_* repository, used when `repository` is
  * left out). URLs and paths only when the server runs with --allow-urls (never for viewers).
  */
-export interface CreateBackupRequest {
-  source: string;
-  repository?: string;
-  id?: string;
-  include?: string[];
-  exclude?: string[];
-  config?: { compression?: 'zstd' | 'gzip' | 'none'; level?: 'fastest' | 'default' | 'best'; jobs?: number; cpuPercentage?: number; packSizeMiB?: number };
-}
-
-export interface CreateRestoreRequest {
-  backup: string;
-  repository?: string;
-  target: string;
-  include?: string[];
-  exclude?: string[];
-  renames?: Record<string, string>;
-  onConflict?: 'fail' | 'overwrite';
-  roles?: boolean;
-  jobs?: number;
-}
-
+export type CreateBackupRequest = RequestOf<'createBackup'>;
+/** renames: an object of "old name": "new name". */
+export type CreateRestoreRequest = RequestOf<'createRestore'>;
 /** repository: left out, the server's default ("default", its BACKUP_* repository). */
-export type CreateScheduleRequest = Omit<ScheduleInput, 'repository'> & { repository?: string };
+export type CreateScheduleRequest = RequestOf<'createSchedule'>;
 
 export interface WaitOptions {
   /** Resolve only when the job has ended (SUCCESS), throw JobFailedError on FAILED / CANCELED. */
@@ -80,19 +55,6 @@ export interface WaitOptions {
   /** Poll interval while waiting (default 500 ms). */
   pollMs?: number;
   signal?: AbortSignal;
-}
-
-export interface BackupSummary {
-  id: string;
-  status: string;
-  type: 'manual' | 'scheduled';
-  source: { kind: string; name: string; location: string; serverVersion: string };
-  createdAt: string;
-  completedAt: string;
-  expiresAt: string | null;
-  size: { logicalBytes: number; storedBytes: number; newBytes: number };
-  collections: number;
-  rows: number;
 }
 
 /** An HTTP error answer of the API: its status and the server's stable code and message. */
@@ -118,6 +80,12 @@ export class JobFailedError extends Error {
   }
 }
 
+/** `?a=1&b=2` of the parameters given (undefined ones left out), or "". */
+function queryString(query: Record<string, string | boolean | undefined>): string {
+  const given = Object.entries(query).filter((e): e is [string, string | boolean] => e[1] !== undefined);
+  return given.length ? `?${new URLSearchParams(given.map(([k, v]): [string, string] => [k, String(v)]))}` : '';
+}
+
 export class CairnClient {
   private readonly base: string;
   private readonly doFetch: typeof fetch;
@@ -129,12 +97,10 @@ export class CairnClient {
 
   readonly backups = {
     create: (request: CreateBackupRequest, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/backups', request, wait),
-    list: async (query: { repository?: string; source?: string } = {}): Promise<BackupSummary[]> =>
-      (await this.request<{ backups: BackupSummary[] }>('GET', `/v1/backups?${new URLSearchParams(query as Record<string, string>)}`)).backups,
-    get: (id: string, repository?: string): Promise<Record<string, unknown>> =>
-      this.request('GET', `/v1/backups/${encodeURIComponent(id)}${repository ? `?${new URLSearchParams({ repository })}` : ''}`),
-    delete: (id: string, repository?: string): Promise<Record<string, unknown>> =>
-      this.request('DELETE', `/v1/backups/${encodeURIComponent(id)}${repository ? `?${new URLSearchParams({ repository })}` : ''}`),
+    list: async (query: QueryOf<'listBackups'> = {}): Promise<BackupSummary[]> =>
+      (await this.request<AnswerOf<'listBackups'>>('GET', `/v1/backups${queryString(query)}`)).backups,
+    get: (id: string, repository?: string): Promise<BackupDetail> => this.request('GET', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository })}`),
+    delete: (id: string, repository?: string): Promise<AnswerOf<'deleteBackup'>> => this.request('DELETE', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository })}`),
   };
 
   readonly restores = {
@@ -142,52 +108,47 @@ export class CairnClient {
   };
 
   readonly schedules = {
-    list: async (): Promise<Record<string, unknown>[]> => (await this.request<{ schedules: Record<string, unknown>[] }>('GET', '/v1/schedules')).schedules,
-    create: async (schedule: CreateScheduleRequest): Promise<Record<string, unknown>> => (await this.request<{ schedule: Record<string, unknown> }>('POST', '/v1/schedules', schedule)).schedule,
-    get: (name: string): Promise<{ schedule: Record<string, unknown>; runs: ScheduleRunRecord[] }> => this.request('GET', `/v1/schedules/${encodeURIComponent(name)}`),
-    enable: (name: string): Promise<unknown> => this.request('POST', `/v1/schedules/${encodeURIComponent(name)}/enable`),
-    disable: (name: string): Promise<unknown> => this.request('POST', `/v1/schedules/${encodeURIComponent(name)}/disable`),
+    list: async (): Promise<Schedule[]> => (await this.request<AnswerOf<'listSchedules'>>('GET', '/v1/schedules')).schedules,
+    create: async (schedule: CreateScheduleRequest): Promise<Schedule> => (await this.request<AnswerOf<'createSchedule'>>('POST', '/v1/schedules', schedule)).schedule,
+    get: (name: string): Promise<AnswerOf<'getSchedule'>> => this.request('GET', `/v1/schedules/${encodeURIComponent(name)}`),
+    enable: async (name: string): Promise<Schedule> => (await this.request<AnswerOf<'enableSchedule'>>('POST', `/v1/schedules/${encodeURIComponent(name)}/enable`)).schedule,
+    disable: async (name: string): Promise<Schedule> => (await this.request<AnswerOf<'disableSchedule'>>('POST', `/v1/schedules/${encodeURIComponent(name)}/disable`)).schedule,
     runNow: async (name: string, wait: WaitOptions = {}): Promise<JobRecord> => {
-      const { job } = await this.request<{ job: JobRecord }>('POST', `/v1/schedules/${encodeURIComponent(name)}/run`);
+      const { job } = await this.request<AnswerOf<'runSchedule'>>('POST', `/v1/schedules/${encodeURIComponent(name)}/run`);
       if (!wait.waitForCompletion) return job;
       const end = await this.jobs.wait(job.id, wait);
       if (end.state !== 'SUCCESS') throw new JobFailedError(end);
       return end;
     },
-    remove: (name: string): Promise<unknown> => this.request('DELETE', `/v1/schedules/${encodeURIComponent(name)}`),
+    remove: (name: string): Promise<AnswerOf<'removeSchedule'>> => this.request('DELETE', `/v1/schedules/${encodeURIComponent(name)}`),
   };
 
   /** Sources registered by name (admin token to add or remove). */
   readonly sources = {
-    list: async (): Promise<RegisteredSource[]> => (await this.request<{ sources: RegisteredSource[] }>('GET', '/v1/sources')).sources,
-    add: async (name: string, url: string): Promise<RegisteredSource> => (await this.request<{ source: RegisteredSource }>('POST', '/v1/sources', { name, url })).source,
+    list: async (): Promise<RegisteredSource[]> => (await this.request<AnswerOf<'listSources'>>('GET', '/v1/sources')).sources,
+    add: async (name: string, url: string): Promise<RegisteredSource> => (await this.request<AnswerOf<'registerSource'>>('POST', '/v1/sources', { name, url } satisfies RequestOf<'registerSource'>)).source,
     /**
      * Refused (409, naming them) while enabled schedules use the source, unless `force`, which
      * disables them; `deleteScheduledBackups` also deletes the backups its schedules made.
      */
-    remove: (name: string, options: { force?: boolean; deleteScheduledBackups?: boolean } = {}): Promise<{ removed: string; deletedScheduledBackups: string[]; disabledSchedules: string[] }> => {
-      const query = new URLSearchParams();
-      if (options.force !== undefined) query.set('force', String(options.force));
-      if (options.deleteScheduledBackups !== undefined) query.set('deleteScheduledBackups', String(options.deleteScheduledBackups));
-      const qs = query.toString();
-      return this.request('DELETE', `/v1/sources/${encodeURIComponent(name)}${qs ? `?${qs}` : ''}`);
-    },
+    remove: (name: string, options: { force?: boolean; deleteScheduledBackups?: boolean } = {}): Promise<AnswerOf<'removeSource'>> =>
+      this.request('DELETE', `/v1/sources/${encodeURIComponent(name)}${queryString(options)}`),
   };
 
   /** Repositories registered by name (admin token to add or remove; they must be initialised). */
   readonly repositories = {
-    list: async (): Promise<RegisteredRepository[]> => (await this.request<{ repositories: RegisteredRepository[] }>('GET', '/v1/repositories')).repositories,
-    add: async (name: string, url: string): Promise<RegisteredRepository> => (await this.request<{ repository: RegisteredRepository }>('POST', '/v1/repositories', { name, url })).repository,
+    list: async (): Promise<RegisteredRepository[]> => (await this.request<AnswerOf<'listRepositories'>>('GET', '/v1/repositories')).repositories,
+    add: async (name: string, url: string): Promise<RegisteredRepository> =>
+      (await this.request<AnswerOf<'registerRepository'>>('POST', '/v1/repositories', { name, url } satisfies RequestOf<'registerRepository'>)).repository,
     /** Refused (409) while enabled schedules use the name, unless `force`, which disables them. */
-    remove: (name: string, options: { force?: boolean } = {}): Promise<{ removed: string; disabledSchedules: string[] }> =>
-      this.request('DELETE', `/v1/repositories/${encodeURIComponent(name)}${options.force !== undefined ? `?force=${options.force}` : ''}`),
+    remove: (name: string, options: { force?: boolean } = {}): Promise<AnswerOf<'removeRepository'>> =>
+      this.request('DELETE', `/v1/repositories/${encodeURIComponent(name)}${queryString(options)}`),
   };
 
   readonly jobs = {
-    get: async (id: string): Promise<JobRecord> => (await this.request<{ job: JobRecord }>('GET', `/v1/jobs/${encodeURIComponent(id)}`)).job,
-    list: async (query: { kind?: JobKind; state?: JobState } = {}): Promise<JobRecord[]> =>
-      (await this.request<{ jobs: JobRecord[] }>('GET', `/v1/jobs?${new URLSearchParams(query as Record<string, string>)}`)).jobs,
-    cancel: async (id: string): Promise<JobRecord> => (await this.request<{ job: JobRecord }>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)).job,
+    get: async (id: string): Promise<JobRecord> => (await this.request<AnswerOf<'getJob'>>('GET', `/v1/jobs/${encodeURIComponent(id)}`)).job,
+    list: async (query: QueryOf<'listJobs'> = {}): Promise<JobRecord[]> => (await this.request<AnswerOf<'listJobs'>>('GET', `/v1/jobs${queryString(query)}`)).jobs,
+    cancel: async (id: string): Promise<JobRecord> => (await this.request<AnswerOf<'cancelJob'>>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)).job,
     /** Polls until the job has ended; returns its final record whatever the outcome. */
     wait: async (id: string, options: Omit<WaitOptions, 'waitForCompletion'> = {}): Promise<JobRecord> => {
       for (;;) {
@@ -200,7 +161,7 @@ export class CairnClient {
   };
 
   private async startJob(path: string, body: unknown, wait: WaitOptions): Promise<JobRecord> {
-    const { job } = await this.request<{ job: JobRecord }>('POST', path, body);
+    const { job } = await this.request<AnswerOf<'createBackup'>>('POST', path, body);
     if (!wait.waitForCompletion) return job;
     const end = await this.jobs.wait(job.id, wait);
     if (end.state !== 'SUCCESS') throw new JobFailedError(end);

@@ -1,136 +1,118 @@
-/** The OpenAPI 3.1 description served at /openapi.json (docs/api.md is the prose version). */
-export function openApiDocument(): Record<string, unknown> {
-  const job = { $ref: '#/components/schemas/Job' };
-  const error = { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
-  const json = (schema: unknown, description = 'ok') => ({ description, content: { 'application/json': { schema } } });
-  const repoQuery = { name: 'repository', in: 'query', required: false, schema: { type: 'string', maxLength: 2048 }, description: 'a registered name, or "default" (the BACKUP_* repository, also when left out); a URL only with --allow-urls and not for viewers' };
-  const idPath = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
-  const errors = { 400: error, 401: error, 403: error, 404: error, 409: error, 413: error };
+/**
+ * The OpenAPI 3.1 document served at /openapi.json, generated from the route table
+ * (routes/table.ts) and the zod schemas of schemas.ts: every schema schemas.ts exports is a
+ * component under its export name, and each route refers to its body and answers by $ref, so
+ * the document cannot describe a route or a field the server does not have.
+ */
+import { z } from 'zod';
+import * as schemas from './schemas.js';
+import { ERROR_STATUS, ROUTES, type ErrorStatus, type RawAnswer, type RouteSpec } from './routes/table.js';
+
+const ref = (id: string): string => `#/components/schemas/${id}`;
+
+/** A JSON Schema without the keywords that only a stand-alone document carries. */
+function bare(schema: Record<string, unknown>): Record<string, unknown> {
+  const { $schema: _s, $id: _i, ...rest } = schema;
+  return rest;
+}
+
+/** Every exported schema of schemas.ts as a component, by its export name. */
+function components(): { registry: z.core.$ZodRegistry<{ id: string }>; schemas: Record<string, unknown> } {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, value] of Object.entries(schemas)) if (value instanceof z.ZodType) registry.add(value, { id });
+  const converted = z.toJSONSchema(registry, {
+    uri: ref,
+    // Bodies are described as clients send them (before preprocessing).
+    io: 'input',
+    unrepresentable: 'any',
+    override: (ctx) => {
+      const documented = schemas.DOCUMENTED_AS.get(ctx.zodSchema);
+      if (!documented) return;
+      for (const key of Object.keys(ctx.jsonSchema)) delete (ctx.jsonSchema as Record<string, unknown>)[key];
+      Object.assign(ctx.jsonSchema, documented);
+    },
+  });
+  return { registry, schemas: Object.fromEntries(Object.entries(converted.schemas).map(([id, s]) => [id, bare(s as Record<string, unknown>)])) };
+}
+
+/** `{ $ref }` to a route's schema; a schema not exported from schemas.ts is a programming error. */
+function refTo(registry: z.core.$ZodRegistry<{ id: string }>, schema: z.ZodType, where: string): { $ref: string } {
+  const id = registry.get(schema)?.id;
+  if (!id) throw new Error(`${where}: its schema is not exported from src/server/schemas.ts, so it has no name in /openapi.json.`);
+  return { $ref: ref(id) };
+}
+
+/** Path and query parameters of a route, one per property of its params / query schemas. */
+function parameters(id: string, spec: RouteSpec): Record<string, unknown>[] {
+  const inPath = [...spec.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1]);
+  const declared = Object.keys(spec.params?.shape ?? {});
+  if (inPath.join() !== declared.join()) throw new Error(`route ${id}: path ${spec.path} has parameters [${inPath.join()}] but params declares [${declared.join()}].`);
+  const each = (where: 'path' | 'query', shape: Record<string, z.ZodType>) =>
+    Object.entries(shape).map(([name, schema]) => {
+      const { description, ...json } = bare(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>);
+      return { name, in: where, required: where === 'path' || !schema.safeParse(undefined).success, ...(description ? { description } : {}), schema: json };
+    });
+  return [...each('path', (spec.params?.shape ?? {}) as Record<string, z.ZodType>), ...each('query', (spec.query?.shape ?? {}) as Record<string, z.ZodType>)];
+}
+
+function operation(registry: z.core.$ZodRegistry<{ id: string }>, id: string, spec: RouteSpec): Record<string, unknown> {
+  const json = (schema: z.ZodType, where: string) => ({ 'application/json': { schema: refTo(registry, schema, where) } });
+  const answers = Object.entries(spec.answers).map(([status, answer]) => [
+    status,
+    answer instanceof z.ZodType
+      ? { description: 'ok', content: json(answer, `route ${id}, answer ${status}`) }
+      : { description: (answer as RawAnswer).description, content: { [(answer as RawAnswer).mediaType]: { schema: { type: 'string' } } } },
+  ]);
+  const errors = spec.errors.map((status: ErrorStatus) => [String(status), { $ref: `#/components/responses/${errorName(status)}` }]);
+  const params = parameters(id, spec);
   return {
-    openapi: '3.1.0',
-    info: { title: 'cairn', version: '0.1.0', description: 'Backup and restore jobs. Authenticate with Authorization: Bearer <token>.' },
-    components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-      schemas: {
-        Error: { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } },
-        Job: {
-          type: 'object',
-          properties: {
-            id: { type: 'string' },
-            kind: { enum: ['backup', 'restore', 'copy', 'verify', 'prune'] },
-            state: { enum: ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'CANCELLING', 'SUCCESS', 'FAILED', 'CANCELED'] },
-            params: { type: 'object' },
-            progress: {
-              type: 'object',
-              properties: {
-                bytes: { type: 'integer' },
-                bytesTotal: { type: 'integer' },
-                rows: { type: 'integer' },
-                collectionsDone: { type: 'integer' },
-                collectionsTotal: { type: 'integer' },
-                throughput: { type: 'number', description: 'bytes per second' },
-                etaSeconds: { type: 'number' },
-              },
-            },
-            result: { type: ['object', 'null'] },
-            error: { type: ['object', 'null'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
-            createdAt: { type: 'string', format: 'date-time' },
-            updatedAt: { type: 'string', format: 'date-time' },
-            finishedAt: { type: ['string', 'null'], format: 'date-time' },
-          },
-        },
-        CreateBackup: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['source'],
-          properties: {
-            source: { type: 'string', description: 'postgres://… or sqlite://… URL' },
-            repository: { type: 'string' },
-            id: { type: 'string' },
-            include: { type: 'array', items: { type: 'string' } },
-            exclude: { type: 'array', items: { type: 'string' } },
-            config: {
-              type: 'object',
-              additionalProperties: false,
-              properties: {
-                compression: { enum: ['zstd', 'gzip', 'none'] },
-                level: { enum: ['fastest', 'default', 'best'] },
-                jobs: { type: 'integer', minimum: 1 },
-                cpuPercentage: { type: 'integer', minimum: 1, maximum: 80 },
-                packSizeMiB: { type: 'integer', minimum: 1, maximum: 1024 },
-              },
-            },
-          },
-        },
-        CreateRestore: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['backup', 'target'],
-          properties: {
-            backup: { type: 'string' },
-            repository: { type: 'string' },
-            target: { type: 'string' },
-            include: { type: 'array', items: { type: 'string' } },
-            exclude: { type: 'array', items: { type: 'string' } },
-            renames: { type: 'object', additionalProperties: { type: 'string' } },
-            onConflict: { enum: ['fail', 'overwrite'] },
-            roles: { type: 'boolean' },
-            jobs: { type: 'integer', minimum: 1 },
-          },
-        },
-      },
-    },
-    security: [{ bearer: [] }],
-    paths: {
-      '/healthz': { get: { security: [], responses: { 200: json({ type: 'object' }) } } },
-      '/metrics': { get: { security: [], description: 'Prometheus text format', responses: { 200: { description: 'metrics' } } } },
-      '/v1/backups': {
-        post: { summary: 'start a backup (operator)', requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/CreateBackup' } } } }, responses: { 202: json({ type: 'object', properties: { job } }), ...errors } },
-        get: { summary: 'list backups', parameters: [repoQuery, { name: 'source', in: 'query', schema: { type: 'string' } }], responses: { 200: json({ type: 'object' }), ...errors } },
-      },
-      '/v1/backups/{id}': {
-        get: { summary: "one backup's details", parameters: [idPath, repoQuery], responses: { 200: json({ type: 'object' }), ...errors } },
-        delete: { summary: 'delete a backup (operator)', parameters: [idPath, repoQuery], responses: { 200: json({ type: 'object' }), ...errors } },
-      },
-      '/v1/restores': {
-        post: { summary: 'start a restore (operator)', requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/CreateRestore' } } } }, responses: { 202: json({ type: 'object', properties: { job } }), ...errors } },
-      },
-      '/v1/copies': { post: { summary: 'copy a backup to another repository (operator): { backup, from, to }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
-      '/v1/verifications': { post: { summary: 'verify backups (operator): { repository, backups?, readData? }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
-      '/v1/prunes': { post: { summary: 'prune a repository (operator): { repository, dryRun?, graceSeconds? (default 3600: unreferenced packs younger than this are kept) }', responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
-      '/v1/sources': {
-        post: { summary: 'register a source by name (admin): { name, url }; the URL may hold a password, which is never shown again', responses: { 201: json({ type: 'object' }), ...errors } },
-        get: { summary: 'registered sources (name, location, createdAt)', responses: { 200: json({ type: 'object' }), ...errors } },
-      },
-      '/v1/sources/{name}': {
-        delete: {
-          summary: 'forget a source (admin); its backups are kept. 409 (naming them) while enabled schedules use it, unless force=true, which disables them',
-          parameters: [
-            { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
-            { name: 'force', in: 'query', schema: { type: 'boolean' } },
-            { name: 'deleteScheduledBackups', in: 'query', schema: { type: 'boolean' } },
-          ],
-          responses: { 200: json({ type: 'object' }), ...errors },
-        },
-      },
-      '/v1/repositories': {
-        post: { summary: 'register an existing repository by name (admin): { name, url }', responses: { 201: json({ type: 'object' }), ...errors } },
-        get: { summary: 'registered repositories', responses: { 200: json({ type: 'object' }), ...errors } },
-      },
-      '/v1/repositories/{name}': {
-        delete: {
-          summary: 'forget a repository (admin); its data is untouched. 409 (naming them) while enabled schedules use the name, unless force=true, which disables them',
-          parameters: [
-            { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
-            { name: 'force', in: 'query', schema: { type: 'boolean' } },
-          ],
-          responses: { 200: json({ type: 'object' }), ...errors },
-        },
-      },
-      '/v1/jobs': { get: { summary: 'list jobs', parameters: [{ name: 'kind', in: 'query', schema: { type: 'string' } }, { name: 'state', in: 'query', schema: { type: 'string' } }], responses: { 200: json({ type: 'object' }), ...errors } } },
-      '/v1/jobs/{id}': { get: { summary: 'one job', parameters: [idPath], responses: { 200: json({ type: 'object', properties: { job } }), ...errors } } },
-      '/v1/jobs/{id}/cancel': { post: { summary: 'cancel a job (operator)', parameters: [idPath], responses: { 202: json({ type: 'object', properties: { job } }), ...errors } } },
-      '/v1/jobs/{id}/events': { get: { summary: "server-sent events: the job's record on every change until it ends", parameters: [idPath], responses: { 200: { description: 'text/event-stream' } } } },
-    },
+    operationId: id,
+    summary: spec.summary,
+    description: spec.role ? `Role: ${spec.role} or above.` : 'No token needed.',
+    tags: [spec.path.startsWith('/v1/') ? spec.path.split('/')[2] : 'server'],
+    'x-cairn-role': spec.role ?? 'none',
+    ...(spec.role ? {} : { security: [] }),
+    ...(params.length ? { parameters: params } : {}),
+    ...(spec.body ? { requestBody: { required: true, content: json(spec.body, `route ${id}, body`) } } : {}),
+    responses: Object.fromEntries([...answers, ...errors]),
   };
+}
+
+/** The shared error answers, one per status (components.responses). */
+const errorName = (status: ErrorStatus): string => `Error${status}`;
+function errorAnswers(registry: z.core.$ZodRegistry<{ id: string }>): Record<string, unknown> {
+  const schema = refTo(registry, schemas.ErrorAnswer, 'errors');
+  return Object.fromEntries(
+    (Object.keys(ERROR_STATUS).map(Number) as ErrorStatus[]).map((status) => [errorName(status), { description: ERROR_STATUS[status], content: { 'application/json': { schema } } }]),
+  );
+}
+
+let generated: Record<string, unknown> | undefined;
+
+/**
+ * The document (generated once, then the same object): OpenAPI 3.1, JSON Schema 2020-12.
+ * Throws when the route table refers to a schema schemas.ts does not export, or a route's
+ * params do not match its path.
+ */
+export function openApiDocument(): Record<string, unknown> {
+  if (generated) return generated;
+  const { registry, schemas: componentSchemas } = components();
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const [id, spec] of Object.entries(ROUTES) as [string, RouteSpec][]) {
+    const path = spec.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+    (paths[path] ??= {})[spec.method] = operation(registry, id, spec);
+  }
+  generated = {
+    openapi: '3.1.0',
+    info: {
+      title: 'cairn',
+      version: '0.1.0',
+      description: 'Backup and restore jobs. Authenticate with Authorization: Bearer <token>. Generated from the route table (src/server/routes/table.ts); docs/api.md is the prose version.',
+    },
+    jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } }, schemas: componentSchemas, responses: errorAnswers(registry) },
+    security: [{ bearer: [] }],
+    paths,
+  };
+  return generated;
 }

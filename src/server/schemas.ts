@@ -1,9 +1,15 @@
 /**
- * Request bodies of the REST API (zod, strict: unknown fields are refused with their names).
- * Every string, array and map has a limit (LIMITS), so a hostile body costs little to refuse,
- * and errors quote at most a short prefix of what was sent.
+ * The REST API's schemas (zod), named by the route table (routes/table.ts): request bodies
+ * (strict: unknown fields are refused with their names) and answers. Every exported schema is a
+ * component of /openapi.json under its export name, and the SDK's types are inferred from them.
+ * Every string, array and map of a request has a limit (LIMITS), so a hostile body costs little
+ * to refuse, and errors quote at most a short prefix of what was sent.
  */
 import { z } from 'zod';
+import type { Registration as CatalogRegistration } from '../catalog/registry.js';
+import { RUN_STATUSES, type ScheduleRun as CatalogScheduleRun, type ScheduleSpec } from '../catalog/schedules.js';
+import { JOB_STATES, type JobRecord } from '../catalog/types.js';
+import { BackupManifestSchema, BackupTypeSchema, CollectionEntrySchema } from '../core/schemas.js';
 import { quote } from './redact.js';
 
 /** The limits of request fields; the body itself is capped at LIMITS.bodyBytes. */
@@ -39,9 +45,21 @@ const noBothMessage = { message: 'give "include" or "exclude", not both' };
  * "prototype" included, is an ordinary name (they are valid table names).
  */
 const renames = z.preprocess(
-  (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.entries(v as Record<string, unknown>) : v),
+  // Typed as what clients send (the SDK's type); at run time anything, checked by the array below.
+  (sent: Record<string, string>) => {
+    const v: unknown = sent;
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.entries(v) : v;
+  },
   z.array(z.tuple([str(LIMITS.collection), str(LIMITS.collection)]), { error: 'expected an object of "old name": "new name"' }).max(LIMITS.items),
 );
+
+/**
+ * How /openapi.json shows schemas JSON Schema cannot derive: `renames` is parsed into pairs but
+ * sent as an object.
+ */
+export const DOCUMENTED_AS = new Map<z.core.$ZodType, Record<string, unknown>>([
+  [renames, { type: 'object', additionalProperties: { type: 'string', minLength: 1, maxLength: LIMITS.collection }, maxProperties: LIMITS.items, description: '"old name": "new name"' }],
+]);
 
 export const CreateBackupBody = z
   .object({
@@ -131,3 +149,152 @@ export function describeZodError(error: z.ZodError): string {
   });
   return issues.join('; ') + (error.issues.length > 10 ? `; and ${error.issues.length - 10} more problems` : '');
 }
+
+/*
+ * Answers of the REST API. Not used to check what the server sends (handlers build plain
+ * objects); they document it in /openapi.json, give the SDK its types, and the API tests
+ * parse real answers with them, so a field added, renamed or dropped fails a test.
+ */
+const when = z.string().describe('ISO 8601 time, UTC');
+
+/** Every error answer: a stable code (docs/api.md) and a message that says what to do. */
+export const ErrorAnswer = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+export const JOB_KINDS = ['backup', 'restore', 'copy', 'verify', 'prune'] as const satisfies readonly JobRecord['kind'][];
+export const JobKind = z.enum(JOB_KINDS);
+export const JobState = z.enum(JOB_STATES);
+/** A job record as answered (catalog/types JobRecord; its error message redacted). */
+export const Job = z.object({
+  id: z.string(),
+  kind: JobKind,
+  state: JobState,
+  /** What "one active job per key" is about, e.g. a backup's source location. */
+  key: z.string().nullable(),
+  params: z.record(z.string(), z.unknown()).describe('the request, locations only, never secrets'),
+  progress: z.object({
+    bytes: z.number(),
+    bytesTotal: z.number().optional(),
+    rows: z.number(),
+    collectionsDone: z.number(),
+    collectionsTotal: z.number(),
+    throughput: z.number().describe('bytes per second'),
+    etaSeconds: z.number().optional(),
+    collection: z.string().optional(),
+  }),
+  result: z.record(z.string(), z.unknown()).nullable().describe("the job's outcome once it succeeded, e.g. { backupId, totals }"),
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  createdAt: when,
+  updatedAt: when,
+  finishedAt: when.nullable(),
+});
+export type Job = z.infer<typeof Job>;
+// The answer's schema and the catalog's record must not drift apart (either way).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _jobMatches: Same<Job, JobRecord> = true;
+
+export const JobAnswer = z.object({ job: Job });
+export const JobList = z.object({ jobs: z.array(Job).describe('newest first') });
+
+/** A complete backup in a listing (from its manifest). */
+export const BackupListed = z.object({
+  id: z.string(),
+  status: z.literal('SUCCESS'),
+  type: BackupTypeSchema,
+  source: BackupManifestSchema.shape.source,
+  createdAt: when,
+  completedAt: when,
+  expiresAt: when.nullable(),
+  size: z.object({ logicalBytes: z.number(), storedBytes: z.number(), newBytes: z.number() }),
+  collections: z.number(),
+  rows: z.number(),
+});
+/** A backup that is not (yet) in the repository: a job running, failed or cancelled. */
+export const BackupUnfinished = z.object({
+  id: z.string().nullable().describe('null when the job was started without an id'),
+  status: JobState.exclude(['SUCCESS']),
+  jobId: z.string(),
+  source: z.object({ location: z.string() }),
+  createdAt: when,
+  finishedAt: when.nullable(),
+  error: Job.shape.error,
+});
+export const BackupList = z.object({
+  repository: z.string(),
+  backups: z.array(z.union([BackupListed, BackupUnfinished])),
+  damaged: z.array(z.object({ id: z.string(), message: z.string() })).describe('objects under backups/ that cannot be read or are not backups'),
+  unchecksummed: z.array(z.string()).describe('manifests written before repository format 2'),
+});
+export type BackupListed = z.infer<typeof BackupListed>;
+export type BackupUnfinished = z.infer<typeof BackupUnfinished>;
+
+const { chunks: _chunks, segments: _segments, definition: _definition, ...collectionShown } = CollectionEntrySchema.shape;
+/** A backup's manifest as answered: each collection's chunk ids counted, definitions left out. */
+export const BackupDetail = BackupManifestSchema.extend({ collections: z.array(z.object({ ...collectionShown, chunks: z.number().describe('how many chunks') })) });
+export type BackupDetail = z.infer<typeof BackupDetail>;
+export const BackupDeleted = z.object({ deleted: z.string(), repository: z.string(), note: z.string() });
+
+/** A registered source or repository: its URL (which may hold a password) never leaves the server. */
+export const Registration = z.object({ kind: z.enum(['source', 'repository']), name: z.string(), location: z.string(), createdAt: when });
+export type Registration = z.infer<typeof Registration>;
+const _registrationMatches: Same<Registration, CatalogRegistration> = true;
+export const RegisteredSource = Registration.extend({ kind: z.literal('source') });
+export const RegisteredRepository = Registration.extend({ kind: z.literal('repository') });
+export const SourceAdded = z.object({ source: RegisteredSource });
+export const RepositoryAdded = z.object({ repository: RegisteredRepository });
+export const SourceList = z.object({ sources: z.array(RegisteredSource) });
+export const RepositoryList = z.object({ repositories: z.array(RegisteredRepository) });
+export const SourceRemoved = z.object({
+  removed: z.string(),
+  deletedScheduledBackups: z.array(z.string()),
+  disabledSchedules: z.array(z.string()).describe('enabled schedules that used it, disabled by force=true'),
+  note: z.string(),
+});
+export const RepositoryRemoved = SourceRemoved.omit({ deletedScheduledBackups: true });
+
+const retention = z.object({
+  keepLast: z.number().optional(),
+  keepWithin: z.string().optional(),
+  keepHourly: z.number().optional(),
+  keepDaily: z.number().optional(),
+  keepWeekly: z.number().optional(),
+  keepMonthly: z.number().optional(),
+  keepYearly: z.number().optional(),
+});
+/** A schedule as shown (server/public.ts): its source a registered name or a URL's location. */
+export const Schedule = z.object({
+  id: z.string(),
+  name: z.string(),
+  source: z.string(),
+  repository: z.string(),
+  cron: z.string(),
+  timezone: z.string(),
+  include: z.array(z.string()).optional(),
+  exclude: z.array(z.string()).optional(),
+  pattern: z.string(),
+  retention,
+  expires: z.string().optional(),
+  enabled: z.boolean(),
+  createdAt: when,
+  lastDue: when.nullable().optional().describe('the latest due time handled; absent in the answer that creates it'),
+  nextRun: when.nullable().optional().describe('null when disabled; absent in enable/disable answers'),
+});
+export type Schedule = z.infer<typeof Schedule>;
+const _scheduleMatches: Same<Omit<Schedule, 'lastDue' | 'nextRun'>, ScheduleSpec> = true;
+export const ScheduleAnswer = z.object({ schedule: Schedule });
+export const ScheduleList = z.object({ schedules: z.array(Schedule) });
+export const ScheduleRun = z.object({
+  schedule: z.string(),
+  dueAt: when,
+  status: z.enum(RUN_STATUSES),
+  jobId: z.string().nullable(),
+  at: when,
+  reason: z.string().nullable().describe('why it was skipped or failed; null for started runs'),
+});
+export type ScheduleRun = z.infer<typeof ScheduleRun>;
+const _runMatches: Same<ScheduleRun, CatalogScheduleRun> = true;
+export const ScheduleDetail = z.object({ schedule: Schedule, runs: z.array(ScheduleRun).describe('newest first, at most 50') });
+export const ScheduleRemoved = z.object({ removed: z.string(), note: z.string() });
+
+export const Health = z.object({ status: z.literal('ok') });
+/** /openapi.json: an OpenAPI 3.1 document (only its outline is described here). */
+export const OpenApiDocument = z.looseObject({ openapi: z.literal('3.1.0'), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) });

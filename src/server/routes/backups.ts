@@ -1,0 +1,88 @@
+/** /v1/backups: start a backup (a job), list backups (complete and unfinished), show and delete one. */
+import os from 'node:os';
+import { CairnError } from '../../core/errors.js';
+import { validateBackupId } from '../../core/ids.js';
+import { databaseKey } from '../../jobs/database-key.js';
+import { runBackup } from '../../jobs/backup.js';
+import { openSource } from '../../sources/index.js';
+import type { BackupListed, BackupUnfinished } from '../schemas.js';
+import { backupId, publicJob, type RouteKit } from './kit.js';
+
+export function backupRoutes({ on, center, openRepo, sourceUrl, started }: RouteKit): void {
+  on('createBackup', async (c, { body: req }) => {
+    if (req.id !== undefined) validateBackupId(req.id);
+    const source = openSource(sourceUrl(c, req.source)); // validates the URL; its location has no secret
+    const repo = await openRepo(c, req.repository);
+    if (req.id !== undefined && (await repo.hasBackup(req.id))) throw new CairnError('CONFLICT', `Backup "${req.id}" already exists in ${repo.location}; choose another id.`);
+    const cores = os.availableParallelism();
+    const jobs = req.config?.jobs ?? (req.config?.cpuPercentage !== undefined ? Math.max(1, Math.floor((cores * req.config.cpuPercentage) / 100)) : undefined);
+    const compression = req.config?.compression || req.config?.level
+      ? { algorithm: req.config.compression ?? repo.config.compression.algorithm, level: req.config.level ?? repo.config.compression.level }
+      : undefined;
+    const job = await center.start({
+      kind: 'backup',
+      exclusiveKey: databaseKey(source.location),
+      params: { source: source.location, repository: repo.location, ...(req.id ? { id: req.id } : {}), ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.config ? { config: req.config } : {}) },
+      run: async (ctx) => {
+        const m = await runBackup({
+          repo,
+          source,
+          ...(req.id ? { id: req.id } : {}),
+          selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
+          ...(compression ? { compression } : {}),
+          ...(jobs ? { jobs } : {}),
+          ...(req.config?.packSizeMiB ? { packSize: req.config.packSizeMiB * 1024 * 1024 } : {}),
+          signal: ctx.signal,
+          onProgress: ctx.progress,
+        });
+        return { backupId: m.id, totals: m.totals };
+      },
+    });
+    started('backup');
+    return c.json({ job: publicJob(job) }, 202);
+  });
+
+  on('listBackups', async (c, { query }) => {
+    const repo = await openRepo(c, query.repository);
+    const { source, status } = query;
+    // One damaged or foreign object under backups/ is reported beside the others, never fails the list.
+    const all = await repo.readAllManifests();
+    const manifests = all.manifests.filter((m) => !source || m.source.location === source || m.source.name === source);
+    // Complete backups are in the repository; running, failed and cancelled ones are jobs.
+    const unfinished = (await center.list({ kind: 'backup', limit: 1000 }))
+      .filter((j) => j.state !== 'SUCCESS' && j.params.repository === repo.location && (!source || j.params.source === source))
+      .map((j): BackupUnfinished => ({ id: typeof j.params.id === 'string' ? j.params.id : null, status: j.state as BackupUnfinished['status'], jobId: j.id, source: { location: j.params.source as string }, createdAt: j.createdAt, finishedAt: j.finishedAt, error: publicJob(j).error }));
+    const complete = manifests.map((m): BackupListed => ({
+      id: m.id,
+      status: 'SUCCESS',
+      type: m.type,
+      source: m.source,
+      createdAt: m.createdAt,
+      completedAt: m.completedAt,
+      expiresAt: m.expiresAt,
+      size: { logicalBytes: m.totals.logicalBytes, storedBytes: m.totals.storedBytes, newBytes: m.totals.newBytes },
+      collections: m.totals.collections,
+      rows: m.totals.rows,
+    }));
+    return c.json({
+      repository: repo.location,
+      backups: [...complete, ...unfinished].filter((b) => status === undefined || b.status === status),
+      damaged: all.damaged.map((d) => ({ id: d.id.length > 200 ? `${d.id.slice(0, 200)}…` : d.id, message: d.message })),
+      unchecksummed: all.unchecksummed,
+    });
+  });
+
+  on('getBackup', async (c, { query }) => {
+    const id = backupId(c.req.param('id') ?? '');
+    const repo = await openRepo(c, query.repository);
+    const m = await repo.readManifest(id);
+    return c.json({ ...m, collections: m.collections.map(({ chunks, segments: _s, definition: _d, ...rest }) => ({ ...rest, chunks: chunks.length })) });
+  });
+
+  on('deleteBackup', async (c, { query }) => {
+    const id = backupId(c.req.param('id') ?? '');
+    const repo = await openRepo(c, query.repository);
+    await repo.deleteBackup(id);
+    return c.json({ deleted: id, repository: repo.location, note: 'space is reclaimed by prune' });
+  });
+}

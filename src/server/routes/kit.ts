@@ -1,0 +1,71 @@
+/**
+ * What the route modules (backups.ts, operations.ts, registrations.ts, schedules.ts, jobs.ts)
+ * share: `on`, which registers a handler for an entry of the route table (its method, path and
+ * role, its body and query checked with the table's schemas), and the checks of path values.
+ */
+import type { Context } from 'hono';
+import { CairnError, UsageError } from '../../core/errors.js';
+import { validateBackupId } from '../../core/ids.js';
+import type { RegistrationKind, SqliteRegistry } from '../../catalog/registry.js';
+import type { SqliteScheduleStore } from '../../catalog/schedules.js';
+import type { TokenInfo } from '../../catalog/tokens.js';
+import type { JobKind, JobRecord } from '../../catalog/types.js';
+import type { JobCenter } from '../../jobs/job-center.js';
+import type { Scheduler } from '../../jobs/scheduler.js';
+import type { Repository } from '../../repo/repository.js';
+import { isName, type AccessPolicy } from '../access.js';
+import { quote, safeMessage } from '../redact.js';
+import type { BodyOf, QueryOf, RouteId } from './table.js';
+
+/** inputs: the strings a request named (URLs, paths), redacted wherever an error quotes them. */
+export type Env = { Variables: { token: TokenInfo; inputs: string[] } };
+
+/** A handler of one route: its body and query already checked against the route table. */
+export type Handler<K extends RouteId> = (c: Context<Env>, request: { body: BodyOf<K>; query: QueryOf<K> }) => Response | Promise<Response>;
+
+/** What the route modules are given (createApp builds it). */
+export interface RouteKit {
+  on<K extends RouteId>(id: K, handler: Handler<K>): void;
+  center: JobCenter;
+  registry: SqliteRegistry;
+  schedules: SqliteScheduleStore;
+  scheduler: Scheduler;
+  access: AccessPolicy;
+  /** A repository a request names, as its token's role may. */
+  openRepo(c: Context<Env>, value: string | undefined): Promise<Repository>;
+  /** A database URL a request names (a registered name or, when allowed, a URL). */
+  sourceUrl(c: Context<Env>, value: string, what?: 'source' | 'target'): string;
+  /** A repository a schedule names, as the server opens it. */
+  serverRepo(value: string): Promise<Repository>;
+  /** Counts a started job for /metrics. */
+  started(kind: JobKind): void;
+}
+
+/** A job record as answered: its error message through the same guard as every error (secrets, length). */
+export function publicJob(job: JobRecord): JobRecord {
+  return job.error ? { ...job, error: { ...job.error, message: safeMessage(job.error.message) } } : job;
+}
+
+/** A backup id from a path: checked before anything is looked up, and quoted short when invalid. */
+export function backupId(value: string): string {
+  if (value.length > 128) throw new UsageError(`Invalid backup id ${quote(value)}: use 1-128 lowercase letters, digits, "-" or "_".`);
+  return validateBackupId(value);
+}
+
+/** A job id from a path (kind-hex): anything else cannot name a job. */
+export function jobId(value: string): string {
+  if (!/^[a-z]{1,16}-[0-9a-f]{1,64}$/.test(value)) throw new CairnError('NOT_FOUND', `Job ${quote(value)} not found: job ids look like backup-0123456789abcdef (GET /v1/jobs lists them).`);
+  return value;
+}
+
+/** A schedule name from a path. */
+export function scheduleName(value: string): string {
+  if (!isName(value)) throw new CairnError('NOT_FOUND', `No schedule named ${quote(value)}: schedule names are lowercase letters, digits, - and _ (GET /v1/schedules lists them).`);
+  return value;
+}
+
+/** A registered source or repository name from a path. */
+export function registeredName(value: string, kind: RegistrationKind): string {
+  if (!isName(value)) throw new CairnError('NOT_FOUND', `No ${kind} named ${quote(value)} is registered: names are lowercase letters, digits, - and _.`);
+  return value;
+}

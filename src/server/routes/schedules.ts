@@ -1,0 +1,45 @@
+/** /v1/schedules: scheduled backups, shown without secrets (public.ts), with their next run. */
+import type { ScheduleSpec } from '../../catalog/schedules.js';
+import { buildScheduleSpec } from '../../jobs/schedule-spec.js';
+import { openSource } from '../../sources/index.js';
+import { DEFAULT_REPOSITORY } from '../access.js';
+import { publicRuns, publicSchedule } from '../public.js';
+import { publicJob, scheduleName, type RouteKit } from './kit.js';
+
+export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sourceUrl }: RouteKit): void {
+  /** A schedule as listed: with its next due time (null while disabled). */
+  const shown = <T extends ScheduleSpec>(s: T) => ({ ...publicSchedule(s), nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null });
+
+  on('listSchedules', (c) => c.json({ schedules: schedules.list().map(shown) }));
+  on('createSchedule', async (c, { body: req }) => {
+    const spec = buildScheduleSpec({ ...req, repository: req.repository ?? DEFAULT_REPOSITORY }, new Date());
+    openSource(sourceUrl(c, spec.source));
+    await openRepo(c, spec.repository);
+    schedules.add(spec);
+    return c.json({ schedule: shown(spec) }, 201);
+  });
+  on('getSchedule', (c) => {
+    const s = schedules.get(scheduleName(c.req.param('name') ?? ''));
+    return c.json({ schedule: shown(s), runs: publicRuns(schedules.runs(s.name, 50), s) });
+  });
+  for (const [id, enabled] of [['enableSchedule', true], ['disableSchedule', false]] as const) {
+    on(id, (c) => {
+      const name = scheduleName(c.req.param('name') ?? '');
+      schedules.setEnabled(name, enabled);
+      return c.json({ schedule: publicSchedule(schedules.get(name)) });
+    });
+  }
+  on('runSchedule', async (c) => {
+    // 409 only when a job holds the schedule's database; otherwise the error that stopped it.
+    const name = scheduleName(c.req.param('name') ?? '');
+    const spec = schedules.get(name);
+    c.set('inputs', [spec.source, spec.repository]); // the error may quote its URL
+    const jobId = await scheduler.runNow(name);
+    return c.json({ job: publicJob(await center.get(jobId)) }, 202);
+  });
+  on('removeSchedule', (c) => {
+    const name = scheduleName(c.req.param('name') ?? '');
+    schedules.remove(name);
+    return c.json({ removed: name, note: 'its backups are kept' });
+  });
+}

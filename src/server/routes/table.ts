@@ -1,0 +1,172 @@
+/**
+ * The route table: every HTTP route of the server, with what it takes and answers. One source
+ * for three surfaces: the app registers its handlers by these entries (method, path, role, body
+ * and query checked with these schemas), /openapi.json is generated from it (openapi.ts), and the
+ * SDK takes its types from the same schemas (type-only imports: no zod in the SDK's bundle).
+ * A route served but missing here fails test/integration/openapi.test.ts.
+ */
+import { z } from 'zod';
+import { JOB_STATES } from '../../catalog/types.js';
+import { quote } from '../redact.js';
+import * as S from '../schemas.js';
+
+/** The least role that may call a route (admin ⊃ operator ⊃ viewer). */
+export type Role = 'viewer' | 'operator' | 'admin';
+/** Error statuses a route may answer, each with `{ error: { code, message } }` (ErrorAnswer). */
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 422 | 423 | 502;
+/** An answer that is not JSON (event streams, Prometheus text). */
+export interface RawAnswer {
+  mediaType: string;
+  description: string;
+}
+
+export interface RouteSpec {
+  method: 'get' | 'post' | 'delete';
+  /** Hono's syntax, `/v1/backups/:id` (OpenAPI's `{id}` is derived). */
+  path: string;
+  summary: string;
+  /** null: no token needed. */
+  role: Role | null;
+  /** One entry per `:name` of the path. */
+  params?: z.ZodObject;
+  query?: z.ZodObject;
+  /** The JSON body (a schema exported from schemas.ts, so that it is a named component). */
+  body?: z.ZodType;
+  /** Success answers by status: a schema exported from schemas.ts, or another media type. */
+  answers: Partial<Record<200 | 201 | 202, z.ZodType | RawAnswer>>;
+  errors: readonly ErrorStatus[];
+}
+
+/** What each error status means (the `code`s it carries: docs/api.md). */
+export const ERROR_STATUS: Record<ErrorStatus, string> = {
+  400: 'USAGE: invalid JSON, fields, ids or query parameters (every problem named, up to 10)',
+  401: 'UNAUTHORIZED: no or unknown bearer token',
+  403: 'FORBIDDEN: the role may not do this, or it names a URL, path or data-folder file it may not',
+  404: 'NOT_FOUND: unknown backup, job, schedule or registered name',
+  409: 'CONFLICT / CANCELLED: a duplicate, an ended job, or a database in use by a job (named)',
+  413: 'PAYLOAD_TOO_LARGE: the body is over 1 MiB',
+  422: 'CORRUPT: damaged data',
+  423: 'LOCKED: the repository is locked',
+  502: 'SOURCE / STORAGE: the database or the storage is unreachable',
+};
+
+/** A true/false query parameter, refused with its name when it is anything else. */
+const flag = (name: string, description: string) =>
+  z.enum(['true', 'false'], { error: (i) => `${name} is true or false, not ${quote(String(i.input))}` }).optional().describe(description);
+/** An enumerated query parameter, refused naming the choices. */
+const oneOf = <const T extends readonly [string, ...string[]]>(name: string, values: T) =>
+  z.enum(values, { error: (i) => `unknown ${name} ${quote(String(i.input))}, use one of ${values.join(', ')}` }).optional();
+
+const repository = z
+  .string()
+  .optional()
+  .describe('a registered name, or "default" (the BACKUP_* repository, also when left out); a URL only with --allow-urls and not for viewers');
+export const BackupQuery = z.object({ repository });
+export const BackupListQuery = z.object({
+  repository,
+  source: z.string().optional().describe("a source's name or location"),
+  status: oneOf('status', JOB_STATES),
+});
+export const SourceRemoveQuery = z.object({
+  force: flag('force', 'disable the enabled schedules that use it instead of refusing (409)'),
+  deleteScheduledBackups: flag('deleteScheduledBackups', 'also delete the backups its schedules made (manual backups stay)'),
+});
+export const RepositoryRemoveQuery = SourceRemoveQuery.pick({ force: true });
+export const JobListQuery = z.object({ kind: oneOf('kind', S.JOB_KINDS), state: oneOf('state', JOB_STATES) });
+
+const backupId = z.object({ id: z.string().describe('a backup id (1-128 of a-z, 0-9, "-", "_")') });
+const jobId = z.object({ id: z.string().describe('a job id, e.g. backup-0123456789abcdef') });
+const name = z.object({ name: z.string().describe('lowercase letters, digits, - and _') });
+
+/** A route that starts a job: an operator's POST answered 202 with the STARTED job. */
+const startsJob = <B extends z.ZodType>(path: string, body: B, summary: string) =>
+  ({ method: 'post', path, role: 'operator', summary, body, answers: { 202: S.JobAnswer }, errors: [400, 401, 403, 404, 409, 413, 422, 502] }) as const;
+
+export const ROUTES = {
+  health: { method: 'get', path: '/healthz', summary: 'liveness', role: null, answers: { 200: S.Health }, errors: [] },
+  openApi: { method: 'get', path: '/openapi.json', summary: 'this document, generated from the route table', role: null, answers: { 200: S.OpenApiDocument }, errors: [] },
+  metrics: {
+    method: 'get', path: '/metrics', role: null,
+    summary: 'Prometheus text: requests, jobs by kind and state, active jobs',
+    answers: { 200: { mediaType: 'text/plain', description: 'Prometheus text format 0.0.4' } }, errors: [],
+  },
+
+  createBackup: startsJob('/v1/backups', S.CreateBackupBody, 'start a backup'),
+  listBackups: {
+    method: 'get', path: '/v1/backups', role: 'viewer',
+    summary: 'complete backups (SUCCESS) and, from the job center, running, failed and cancelled ones',
+    query: BackupListQuery, answers: { 200: S.BackupList }, errors: [400, 401, 403, 404, 422, 502],
+  },
+  getBackup: { method: 'get', path: '/v1/backups/:id', summary: "one backup's manifest", role: 'viewer', params: backupId, query: BackupQuery, answers: { 200: S.BackupDetail }, errors: [400, 401, 403, 404, 422, 502] },
+  deleteBackup: {
+    method: 'delete', path: '/v1/backups/:id', role: 'operator',
+    summary: 'delete a backup (space is reclaimed by prune)',
+    params: backupId, query: BackupQuery, answers: { 200: S.BackupDeleted }, errors: [400, 401, 403, 404, 422, 423, 502],
+  },
+  createRestore: startsJob('/v1/restores', S.CreateRestoreBody, 'start a restore'),
+  createCopy: startsJob('/v1/copies', S.CreateCopyBody, 'copy a backup to another repository (verified before its manifest is written)'),
+  createVerification: startsJob('/v1/verifications', S.CreateVerifyBody, 'verify backups; the job FAILS with code CORRUPT naming every damaged object'),
+  createPrune: startsJob('/v1/prunes', S.CreatePruneBody, 'prune a repository (one at a time per repository); unreferenced packs younger than graceSeconds (default 3600) are kept'),
+
+  registerSource: {
+    method: 'post', path: '/v1/sources', role: 'admin',
+    summary: 'register a source by name; its URL may hold a password, which is never shown again',
+    body: S.RegisterBody, answers: { 201: S.SourceAdded }, errors: [400, 401, 403, 409, 413],
+  },
+  listSources: { method: 'get', path: '/v1/sources', summary: 'registered sources: locations only, never passwords', role: 'viewer', answers: { 200: S.SourceList }, errors: [401, 403] },
+  removeSource: {
+    method: 'delete', path: '/v1/sources/:name', role: 'admin',
+    summary: 'forget a source; its backups are kept. 409 (naming them) while enabled schedules use it, unless force=true, which disables them',
+    params: name, query: SourceRemoveQuery, answers: { 200: S.SourceRemoved }, errors: [400, 401, 403, 404, 409, 423, 502],
+  },
+  registerRepository: {
+    method: 'post', path: '/v1/repositories', role: 'admin',
+    summary: 'register an existing (initialised) repository by name; not "default", not in the data folder',
+    body: S.RegisterBody, answers: { 201: S.RepositoryAdded }, errors: [400, 401, 403, 404, 409, 413, 422, 502],
+  },
+  listRepositories: { method: 'get', path: '/v1/repositories', summary: 'registered repositories', role: 'viewer', answers: { 200: S.RepositoryList }, errors: [401, 403] },
+  removeRepository: {
+    method: 'delete', path: '/v1/repositories/:name', role: 'admin',
+    summary: 'forget a repository; its data is untouched. 409 (naming them) while enabled schedules use the name, unless force=true, which disables them',
+    params: name, query: RepositoryRemoveQuery, answers: { 200: S.RepositoryRemoved }, errors: [400, 401, 403, 404, 409],
+  },
+
+  listSchedules: { method: 'get', path: '/v1/schedules', summary: 'schedules with nextRun and lastDue', role: 'viewer', answers: { 200: S.ScheduleList }, errors: [401, 403] },
+  createSchedule: {
+    method: 'post', path: '/v1/schedules', role: 'operator',
+    summary: 'add a schedule (repository left out: "default")',
+    body: S.CreateScheduleBody, answers: { 201: S.ScheduleAnswer }, errors: [400, 401, 403, 404, 409, 413, 422, 502],
+  },
+  getSchedule: { method: 'get', path: '/v1/schedules/:name', summary: 'a schedule and its latest runs', role: 'viewer', params: name, answers: { 200: S.ScheduleDetail }, errors: [401, 403, 404] },
+  enableSchedule: { method: 'post', path: '/v1/schedules/:name/enable', summary: 'enable a schedule', role: 'operator', params: name, answers: { 200: S.ScheduleAnswer }, errors: [401, 403, 404] },
+  disableSchedule: { method: 'post', path: '/v1/schedules/:name/disable', summary: 'disable a schedule', role: 'operator', params: name, answers: { 200: S.ScheduleAnswer }, errors: [401, 403, 404] },
+  runSchedule: {
+    method: 'post', path: '/v1/schedules/:name/run', role: 'operator',
+    summary: "run a schedule now: 409 naming the job only when a job holds its source, else the error that stopped it",
+    params: name, answers: { 202: S.JobAnswer }, errors: [401, 403, 404, 409, 422, 502],
+  },
+  removeSchedule: { method: 'delete', path: '/v1/schedules/:name', summary: 'remove a schedule; its backups are kept', role: 'operator', params: name, answers: { 200: S.ScheduleRemoved }, errors: [401, 403, 404] },
+
+  listJobs: { method: 'get', path: '/v1/jobs', summary: 'jobs, newest first', role: 'viewer', query: JobListQuery, answers: { 200: S.JobList }, errors: [400, 401, 403] },
+  getJob: { method: 'get', path: '/v1/jobs/:id', summary: 'one job', role: 'viewer', params: jobId, answers: { 200: S.JobAnswer }, errors: [401, 403, 404] },
+  cancelJob: { method: 'post', path: '/v1/jobs/:id/cancel', summary: 'cancel a job (CANCELLING); FINALIZING cannot be cancelled', role: 'operator', params: jobId, answers: { 202: S.JobAnswer }, errors: [401, 403, 404, 409] },
+  jobEvents: {
+    method: 'get', path: '/v1/jobs/:id/events', role: 'viewer',
+    summary: "server-sent events: an `event: job` with the job's record (Job) on every change, until it ends",
+    params: jobId, answers: { 200: { mediaType: 'text/event-stream', description: 'event: job, data: a Job as JSON' } }, errors: [401, 403, 404],
+  },
+} as const satisfies Record<string, RouteSpec>;
+
+export type RouteId = keyof typeof ROUTES;
+type Routes = typeof ROUTES;
+
+/** What a route's JSON body is once parsed (undefined for routes without one). */
+export type BodyOf<K extends RouteId> = Routes[K] extends { body: infer B extends z.ZodType } ? z.output<B> : undefined;
+/** What a client sends as the body. */
+export type RequestOf<K extends RouteId> = Routes[K] extends { body: infer B extends z.ZodType } ? z.input<B> : never;
+/** A route's query parameters once checked. */
+export type QueryOf<K extends RouteId> = Routes[K] extends { query: infer Q extends z.ZodType } ? z.output<Q> : Record<string, never>;
+/** A route's JSON answer (its first success status). */
+export type AnswerOf<K extends RouteId> = {
+  [S in keyof Routes[K]['answers']]: Routes[K]['answers'][S] extends z.ZodType ? z.output<Routes[K]['answers'][S]> : never;
+}[keyof Routes[K]['answers']];

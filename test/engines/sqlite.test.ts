@@ -1,0 +1,127 @@
+/**
+ * The engine contract suite (./contract.ts) for SQLite: each database file in a folder of its own
+ * (restores stage next to their target, and the cases run at once).
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import Database from '../../src/sources/sqlite/driver.js';
+import { dumpSqlite } from '../helpers/sqlite-compare.js';
+import { describeEngineContract, type EngineFixture, type ObjectKind } from './contract.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cairn-ec-sqlite-'));
+let n = 0;
+const pathOf = (url: string): string => url.replace(/^sqlite:\/\//, '');
+const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+
+function withDb<T>(url: string, fn: (db: InstanceType<typeof Database>) => T, readonly = false): T {
+  const db = new Database(pathOf(url), { readonly, fileMustExist: true });
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** Every storage class, typed and untyped columns, WITHOUT ROWID, STRICT, AUTOINCREMENT, generated columns. */
+const EVERY_KIND = `
+CREATE TABLE "Kunde Ünit" (id INTEGER PRIMARY KEY, "Full Name" TEXT NOT NULL COLLATE NOCASE, email TEXT UNIQUE,
+  age INT DEFAULT 0 CHECK (age >= 0), score REAL, avatar BLOB, created TEXT DEFAULT CURRENT_TIMESTAMP);
+CREATE INDEX "idx kunde name" ON "Kunde Ünit" ("Full Name");
+CREATE INDEX idx_adults ON "Kunde Ünit" (age) WHERE age > 18;
+CREATE INDEX idx_email_lower ON "Kunde Ünit" (lower(email));
+CREATE TABLE bestellung (id INTEGER PRIMARY KEY, kunde_id INTEGER NOT NULL REFERENCES "Kunde Ünit" (id) ON DELETE CASCADE,
+  amount NUMERIC CHECK (amount > 0), CONSTRAINT uq_bestellung UNIQUE (kunde_id, amount));
+CREATE TABLE untyped (a, b);
+CREATE TABLE kv (k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+CREATE TABLE counter (id INTEGER PRIMARY KEY AUTOINCREMENT, label TEXT);
+CREATE TABLE strict_t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, r REAL, t TEXT, b BLOB, a ANY) STRICT;
+CREATE TABLE gen (a INT, b INT GENERATED ALWAYS AS (a * 2) VIRTUAL, c INT GENERATED ALWAYS AS (a + 1) STORED);
+CREATE TABLE audit (id INTEGER PRIMARY KEY, what TEXT);
+CREATE TRIGGER kunde_audit AFTER UPDATE ON "Kunde Ünit" BEGIN INSERT INTO audit (what) VALUES ('update ' || new.id); END;
+CREATE VIEW adults AS SELECT id, "Full Name" FROM "Kunde Ünit" WHERE age >= 18;
+CREATE VIEW adult_count AS SELECT count(*) AS n FROM adults;
+CREATE TRIGGER adults_insert INSTEAD OF INSERT ON adults BEGIN INSERT INTO "Kunde Ünit" (id, "Full Name", age) VALUES (new.id, new."Full Name", 18); END;
+INSERT INTO "Kunde Ünit" (id, "Full Name", email, age, score, avatar, created) VALUES
+  (1, 'Ada', 'ada@example.com', 36, 1.5, X'00FF10', '2024-01-01'), (2, 'Zoë Ünïcødé', NULL, 12, NULL, NULL, '2024-02-02'),
+  (3, '日本語 名前', 'jp@example.com', 70, -0.0, X'', '2024-03-03');
+UPDATE "Kunde Ünit" SET age = age + 1 WHERE id = 1;
+INSERT INTO bestellung (id, kunde_id, amount) VALUES (1, 1, 9.99), (2, 1, 100), (3, 3, 0.5);
+INSERT INTO untyped (rowid, a, b) VALUES (1, 9223372036854775807, -9223372036854775808), (2, -0.0, 1e308), (3, 'text', X'DEADBEEF'),
+  (4, NULL, ''), (7, 9007199254740993, 1.0), (1000, X'', 'far rowid');
+INSERT INTO kv (k, v) VALUES ('b', 2), ('a', 'one'), ('c', NULL);
+INSERT INTO counter (label) VALUES ('s1'), ('s2'), ('s3'), ('s4');
+DELETE FROM counter WHERE id >= 3;
+INSERT INTO strict_t (id, n, r, t, b, a) VALUES (1, 42, 2.5, 'x', X'01', 'any text'), (2, -1, NULL, NULL, NULL, 3);
+INSERT INTO gen (a) VALUES (21), (NULL);
+`;
+
+function objects(url: string): Record<ObjectKind, string[]> {
+  return withDb(url, (db) => {
+    const schema = db.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all() as
+      { type: string; name: string; tbl_name: string; sql: string | null }[];
+    const of = (type: string): string[] => schema.filter((o) => o.type === type).map((o) => `${o.name}: ${o.sql}`);
+    const constraints: string[] = [];
+    for (const t of schema.filter((o) => o.type === 'table')) {
+      for (const fk of db.prepare(`PRAGMA foreign_key_list(${q(t.name)})`).all()) constraints.push(`${t.name} foreign key ${JSON.stringify(fk)}`);
+      for (const ix of db.prepare(`PRAGMA index_list(${q(t.name)})`).all() as { name: string; unique: number; origin: string }[]) {
+        if (ix.origin === 'c') continue;
+        const cols = (db.prepare(`PRAGMA index_info(${q(ix.name)})`).all() as { name: string }[]).map((c) => c.name);
+        constraints.push(`${t.name} ${ix.origin === 'pk' ? 'primary key' : 'unique'} (${cols.join(', ')})`);
+      }
+      for (const c of db.prepare(`PRAGMA table_xinfo(${q(t.name)})`).all() as { name: string; notnull: number; dflt_value: string | null }[]) {
+        if (c.notnull) constraints.push(`${t.name}.${c.name} not null`);
+        if (c.dflt_value !== null) constraints.push(`${t.name}.${c.name} default ${c.dflt_value}`);
+      }
+      const checks = (t.sql ?? '').match(/\bCHECK\s*\([^)]*\)/gi) ?? [];
+      for (const c of checks) constraints.push(`${t.name} ${c}`);
+    }
+    return {
+      tables: of('table'),
+      indexes: of('index'),
+      views: of('view'),
+      triggers: of('trigger'),
+      sequences: [],
+      constraints: constraints.sort(),
+    };
+  }, true);
+}
+
+const fixture: EngineFixture = {
+  kind: 'sqlite',
+  createDatabase() {
+    const url = this.missingDatabase();
+    const db = new Database(pathOf(url));
+    // A database file with a header and no objects (a 0-byte file is not a database).
+    db.exec('CREATE TABLE x (a); DROP TABLE x;');
+    db.close();
+    return url;
+  },
+  missingDatabase: () => {
+    const folder = join(dir, `d${++n}`);
+    mkdirSync(folder);
+    return `sqlite://${join(folder, 'db.sqlite')}`;
+  },
+  exists: (url) => existsSync(pathOf(url)),
+  exec: (url, sql) => withDb(url, (db) => void db.exec(sql)),
+  query: async (url, sql) => withDb(url, (db) => db.prepare(sql).raw(true).all() as unknown[][], true),
+  dump: (url) => dumpSqlite(pathOf(url)),
+  objects,
+  tables: (url) =>
+    withDb(url, (db) => db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[], true),
+  // Staging files sit next to the target, alone in its folder.
+  leftovers: (url) => readdirSync(dirname(pathOf(url))).filter((f) => f !== 'db.sqlite'),
+  collection: (table) => table,
+  blobType: 'BLOB',
+  blobLiteral: (bytes) => `X'${bytes.toString('hex')}'`,
+  addEveryKind: (url) => withDb(url, (db) => void db.exec(EVERY_KIND)),
+  unsupported: {
+    'object kind: sequences':
+      'SQLite has no sequence objects; AUTOINCREMENT counters live in the sqlite_sequence table, compared row by row by the round trips',
+    'naming: ASCII case':
+      'SQLite folds ASCII letters when it compares identifiers: "Users" and users name one table, so no database holds both (non-ASCII letters are not folded: see naming: non-ASCII case)',
+  },
+  cleanup: () => rmSync(dir, { recursive: true, force: true }),
+};
+
+describeEngineContract('SQLite', fixture);
