@@ -5,10 +5,61 @@ export interface Selection {
   exclude?: string[];
 }
 
-/** Splits "a,b, c" flags into names; repeated flags are concatenated by the caller. */
+/**
+ * A double-quoted part at `i` of a name as a user writes it, SQL style (`""` is one quote):
+ * its text and the index after the closing quote; undefined when `s[i]` is no quote or the
+ * quote never closes.
+ */
+export function readQuoted(s: string, i = 0): { text: string; end: number } | undefined {
+  if (s[i] !== '"') return undefined;
+  let text = '';
+  for (let j = i + 1; j < s.length; j++) {
+    if (s[j] !== '"') {
+      text += s[j];
+    } else if (s[j + 1] === '"') {
+      text += '"';
+      j++;
+    } else {
+      return { text, end: j + 1 };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Splits `s` at each `sep` outside double-quoted parts (at most `limit` pieces, the last one
+ * holding the rest). A quote opens a part only where a name or a part of one starts (at the
+ * start, after whitespace, `.`, `=` or `,`) and only when it closes; any other quote is an
+ * ordinary character.
+ */
+function splitOutsideQuotes(s: string, sep: string, limit = Infinity): string[] {
+  const pieces: string[] = [];
+  let start = 0;
+  for (let i = 0; i < s.length && pieces.length < limit - 1; i++) {
+    if (s[i] === '"' && (i === 0 || /[\s.=,]/.test(s[i - 1] as string))) {
+      const q = readQuoted(s, i);
+      if (q !== undefined) {
+        i = q.end - 1;
+        continue;
+      }
+    }
+    if (s[i] === sep) {
+      pieces.push(s.slice(start, i));
+      start = i + 1;
+    }
+  }
+  pieces.push(s.slice(start));
+  return pieces;
+}
+
+/**
+ * Splits "a,b, c" flags into names; repeated flags are concatenated by the caller. A name
+ * holding a comma (or leading or trailing spaces) is written in double quotes, SQL style:
+ * `"a,b"`, `public."x, y"` (each engine's NameRules.qualify reads the quotes).
+ */
 export function parseNameList(values: string | string[] | undefined): string[] | undefined {
   if (values === undefined) return undefined;
-  const list = (Array.isArray(values) ? values : [values]).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+  const list = (Array.isArray(values) ? values : [values]).flatMap((v) => splitOutsideQuotes(v, ',')).map((s) => s.trim()).filter(Boolean);
   return list;
 }
 
@@ -85,14 +136,19 @@ export function selectNames(names: readonly string[], selection: Selection, rule
   return selection.include ? matched : new Set(names.filter((n) => !matched.has(n)));
 }
 
-/** "old=new" pairs; every old name must be selected and new names must not collide. */
+/**
+ * "old=new" pairs; every old name must be selected and new names must not collide. The pair
+ * splits at the first `=` outside double quotes: a name holding `=` is quoted (`"a=b"=c`).
+ */
 export function parseRenames(values: string[] | undefined): Map<string, string> {
   const renames = new Map<string, string>();
   for (const v of parseNameList(values) ?? []) {
-    const eq = v.indexOf('=');
-    const from = v.slice(0, eq).trim();
-    const to = v.slice(eq + 1).trim();
-    if (eq <= 0 || !from || !to) throw new UsageError(`Invalid --rename "${v}": write it as old=new.`);
+    const pair = splitOutsideQuotes(v, '=', 2);
+    const from = (pair[0] ?? '').trim();
+    const to = (pair[1] ?? '').trim();
+    if (pair.length < 2 || !from || !to) {
+      throw new UsageError(`Invalid --rename "${v}": write it as old=new (a name holding "=", "," or "." in double quotes, e.g. "a=b"=c).`);
+    }
     if (renames.has(from)) throw new UsageError(`--rename names "${from}" twice.`);
     renames.set(from, to);
   }

@@ -6,6 +6,7 @@
  */
 import type pg from 'pg';
 import type { PgColumn, PgSequenceState } from './definitions.js';
+import { display } from './naming.js';
 
 /** Double-quotes an identifier the way PostgreSQL's quote_ident() does, always. */
 export function quoteIdent(name: string): string {
@@ -26,7 +27,7 @@ export interface CatalogRelation {
   name: string;
   /** r, p, v, m, S (sequence), f (foreign table). */
   relkind: string;
-  /** `schema.parent` for a partition. */
+  /** The parent's collection name (naming.ts display) for a partition. */
   partitionOf: string | null;
   /** True for a sequence owned by a table column (serial, identity, OWNED BY). */
   ownedSequence: boolean;
@@ -44,19 +45,21 @@ export async function readRelations(client: pg.Client): Promise<CatalogRelation[
     schema: string;
     name: string;
     relkind: string;
-    parent: string | null;
+    parent_schema: string | null;
+    parent_name: string | null;
     owned: boolean;
   }>(`
     SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
-      CASE WHEN c.relispartition THEN (
-        SELECT pn.nspname || '.' || pc.relname
-        FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-        WHERE i.inhrelid = c.oid LIMIT 1) END AS parent,
+      p.nspname AS parent_schema, p.relname AS parent_name,
       c.relkind = 'S' AND EXISTS (
         SELECT 1 FROM pg_depend d
         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
           AND d.deptype IN ('a', 'i')) AS owned
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN LATERAL (
+      SELECT pn.nspname, pc.relname
+      FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+      WHERE c.relispartition AND i.inhrelid = c.oid LIMIT 1) p ON true
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
       AND c.relpersistence <> 't'
       AND ${USER_SCHEMA_FILTER}
@@ -69,7 +72,7 @@ export async function readRelations(client: pg.Client): Promise<CatalogRelation[
     schema: r.schema,
     name: r.name,
     relkind: r.relkind,
-    partitionOf: r.parent,
+    partitionOf: r.parent_schema !== null && r.parent_name !== null ? display({ schema: r.parent_schema, name: r.parent_name }) : null,
     ownedSequence: r.owned,
   }));
 }

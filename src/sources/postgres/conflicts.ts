@@ -38,7 +38,7 @@ async function findRelations(client: pg.Client, names: QName[]): Promise<Existin
 
 /** "schema.name" of the given names that exist in the target. */
 export async function existingRelations(client: pg.Client, names: QName[]): Promise<Set<string>> {
-  return new Set((await findRelations(client, names)).map((r) => `${r.schema}.${r.name}`));
+  return new Set((await findRelations(client, names)).map((r) => display(r)));
 }
 
 interface ColumnRow {
@@ -73,7 +73,7 @@ function describeColumns(cols: { name: string; type: string; notNull: boolean }[
 /** Every reason the plan cannot be applied to the existing target database, as sentences. */
 async function findConflicts(client: pg.Client, plan: Plan, onConflict: ConflictPolicy, location: string): Promise<string[]> {
   const names = plan.collections.flatMap((c) => [c.target, c.source]);
-  const found = new Map((await findRelations(client, names)).map((r) => [`${r.schema}.${r.name}`, r]));
+  const found = new Map((await findRelations(client, names)).map((r) => [display(r), r]));
   const problems: string[] = [];
   const replaced = new Set<string>();
   const hint = 'Use --on-conflict overwrite to replace it, --rename to restore it under another name, or --exclude it.';
@@ -166,7 +166,7 @@ export async function runStep(settings: PgConnectionSettings, database: string, 
  * still depends on it is retried after the others, until no progress is made.
  */
 export async function dropReplaced(client: pg.Client, plan: Plan): Promise<void> {
-  const found = new Map((await findRelations(client, plan.collections.map((c) => c.target))).map((r) => [`${r.schema}.${r.name}`, r]));
+  const found = new Map((await findRelations(client, plan.collections.map((c) => c.target))).map((r) => [display(r), r]));
   // Reverse restore order first: views before the tables they read, partitions before their parent.
   let pending = [...plan.collections].reverse().filter((c) => found.has(display(c.target)));
   while (pending.length > 0) {

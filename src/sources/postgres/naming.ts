@@ -6,11 +6,16 @@
  * unquoted identifier: ASCII letters lowercased (downcase_identifier; other letters are kept in
  * a multibyte encoding such as UTF8), so `--include Artist` still finds public.artist.
  *
- * `schema.name` cannot say where a dot inside a schema name ends: a name a user writes is split
- * at its first dot, and a collection restored under its own name keeps the parts its definition
- * records (the schema "a.b" and table t of the collection "a.b.t").
+ * A part holding a dot or a double quote is written in double quotes, a quote inside doubled
+ * (as SQL writes it): the schema "a.b" with table t is the collection `"a.b".t`, the schema a
+ * with table "b.t" is `a."b.t"`, so two relations never share a collection name. Every other
+ * part is written as it is (spaces, commas, `=`, any case or letter). A name a user writes is
+ * read the same way; an unquoted name splits at its first dot (`a.b.t` is `a."b.t"`).
+ * Backups made before this rule named every collection `schema.name` unquoted: see
+ * legacyDisplay.
  */
 import type { NameRules } from '../../core/selection.js';
+import { readQuoted } from '../../core/selection.js';
 
 /** The schema of a name written without one. */
 export const DEFAULT_SCHEMA = 'public';
@@ -21,13 +26,40 @@ export interface QName {
   name: string;
 }
 
-/** A name as people read it, as collections are named, and as key of name sets: "schema.name". */
-export const display = (n: QName): string => `${n.schema}.${n.name}`;
+/** One part of a collection name: quoted when it holds a dot or a double quote. */
+function part(p: string): string {
+  return /[."]/.test(p) ? `"${p.replace(/"/g, '""')}"` : p;
+}
 
-/** "schema.name" as a user writes it → parts (split at the first dot; a bare name means public). */
+/** A name as people read it, as collections are named, and as key of name sets: "schema.name". */
+export const display = (n: QName): string => `${part(n.schema)}.${part(n.name)}`;
+
+/** The collection name older versions wrote: both parts unquoted, whatever they hold. */
+export const legacyDisplay = (n: QName): string => `${n.schema}.${n.name}`;
+
+/**
+ * "schema.name" as a user writes it (or as display() writes it) → parts. A part in double
+ * quotes is taken as written inside them (`""` is one quote); an unquoted schema ends at the
+ * first dot; a name without a schema means public. A quote that does not close a part where
+ * a part ends is an ordinary character (`public.we"ird` is the table we"ird).
+ */
 export function splitName(name: string): QName {
-  const dot = name.indexOf('.');
-  return dot < 0 ? { schema: DEFAULT_SCHEMA, name } : { schema: name.slice(0, dot), name: name.slice(dot + 1) };
+  let schema: string | undefined;
+  let rest = name;
+  const first = readQuoted(name);
+  if (first !== undefined && name[first.end] === '.') {
+    schema = first.text;
+    rest = name.slice(first.end + 1);
+  } else if (first !== undefined && first.end === name.length) {
+    return { schema: DEFAULT_SCHEMA, name: first.text };
+  } else {
+    const dot = name.indexOf('.');
+    if (dot < 0) return { schema: DEFAULT_SCHEMA, name };
+    schema = name.slice(0, dot);
+    rest = name.slice(dot + 1);
+  }
+  const second = readQuoted(rest);
+  return { schema, name: second !== undefined && second.end === rest.length ? second.text : rest };
 }
 
 export const postgresNaming: NameRules = {

@@ -25,7 +25,7 @@ import {
   type PgSequenceState,
   type PgTableDefinition,
 } from './definitions.js';
-import { display, postgresNaming, splitName, type QName } from './naming.js';
+import { display, legacyDisplay, postgresNaming, splitName, type QName } from './naming.js';
 import { isKnownDesc, NEVER_RESTORED_DESCS, type TocEntry, type TocSelection } from './toc.js';
 
 // Name helpers the other restore modules import from here.
@@ -120,13 +120,14 @@ export const ALTER_WORD: Record<Relkind, string> = { r: 'TABLE', p: 'TABLE', v: 
 /** A name as SQL: both parts quoted. */
 export const qname = (n: QName): string => `${quoteIdent(n.schema)}.${quoteIdent(n.name)}`;
 /**
- * Where a collection goes: when it keeps its name and that name is its definition's, the parts
- * the definition records (a dot inside a schema name is no separator then); else the target
+ * Where a collection goes: when it keeps its name and that name is its definition's (as this
+ * version or an older one wrote it, see naming.ts legacyDisplay), the parts the definition
+ * records; else the target
  * name split as a user writes it (a manifest whose name and definition disagree goes where its
  * name says, as the user selected it).
  */
 function targetName(item: RestoreItem, source: QName): QName {
-  const kept = item.targetName === item.entry.name && item.entry.name === display(source);
+  const kept = item.targetName === item.entry.name && (item.entry.name === display(source) || item.entry.name === legacyDisplay(source));
   return kept ? { schema: source.schema, name: source.name } : splitName(item.targetName);
 }
 
@@ -221,7 +222,7 @@ export function tocSelection(plan: Plan, fkReferences: Map<number, string>, exis
     relationOids.add(c.oid);
     selected.add(name);
     for (const oid of c.dependentOids) dependentOids.set(oid, name);
-    for (const s of c.table?.sequences ?? []) ownedSequences.add(`${s.schema}.${s.name}`);
+    for (const s of c.table?.sequences ?? []) ownedSequences.add(display(s));
     if (c.table?.partitionOf) partitionParents.set(name, c.table.partitionOf);
   }
   const supportOids = new Set(plan.schemaDef.standaloneSequenceOids ?? []);

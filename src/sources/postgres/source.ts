@@ -63,6 +63,7 @@ import {
 } from './catalog.js';
 import { connect, pgError, pgLocation, toolVersion, type PgConnectionSettings } from './connection.js';
 import { isStagingRelationName, stagingDatabaseId } from './staging.js';
+import { display } from './naming.js';
 import {
   PG_COPY_TEXT,
   PG_DUMP_CUSTOM,
@@ -199,16 +200,16 @@ class PostgresSnapshot implements SourceSnapshot {
     const selectable = relations.filter(
       (r) => isTable(r) || r.relkind === 'v' || r.relkind === 'm' || (r.relkind === 'S' && !r.ownedSequence),
     );
-    const names = selectable.map((r) => `${r.schema}.${r.name}`);
+    const names = selectable.map((r) => display(r));
     const chosen = select(names);
-    const selected = selectable.filter((r) => chosen.has(`${r.schema}.${r.name}`));
+    const selected = selectable.filter((r) => chosen.has(display(r)));
     // pg_dump leaves unselected tables, partitions and views out of the schema archive, so it
     // neither locks them (writers and DDL on them go on) nor needs the privilege to read them.
     // Standalone sequences stay: a selected table's default may use one.
-    this.excludedFromArchive = [...selectable.filter((r) => r.relkind !== 'S' && !chosen.has(`${r.schema}.${r.name}`)), ...staging]
+    this.excludedFromArchive = [...selectable.filter((r) => r.relkind !== 'S' && !chosen.has(display(r))), ...staging]
       .map((r) => `${pgDumpPattern(r.schema)}.${pgDumpPattern(r.name)}`);
     if (staging.length > 0) {
-      const shown = staging.slice(0, 5).map((r) => `${r.schema}.${r.name}`).join(', ') + (staging.length > 5 ? ` and ${staging.length - 5} more` : '');
+      const shown = staging.slice(0, 5).map((r) => display(r)).join(', ') + (staging.length > 5 ? ` and ${staging.length - 5} more` : '');
       this.warnings.push(`staging relation${staging.length === 1 ? '' : 's'} of a cairn restore into this database (running, or killed) not backed up: ${shown}`);
     }
 
@@ -227,7 +228,7 @@ class PostgresSnapshot implements SourceSnapshot {
     const standalone = selected.filter((r) => r.relkind === 'S');
     const seqList = [...[...owned.values()].flat(), ...standalone];
     const values = new Map(
-      (await readSequenceValues(c, seqList)).map((v) => [`${v.schema}.${v.name}`, v] as const),
+      (await readSequenceValues(c, seqList)).map((v) => [display(v), v] as const),
     );
     throwIfAborted(signal);
 
@@ -249,7 +250,7 @@ class PostgresSnapshot implements SourceSnapshot {
     }
 
     // Tables: parents before their partitions.
-    const byName = new Map(relations.map((x) => [`${x.schema}.${x.name}`, x]));
+    const byName = new Map(relations.map((x) => [display(x), x]));
     const depth = (r: CatalogRelation): number => {
       let d = 0;
       let parent = r.partitionOf;
@@ -272,10 +273,10 @@ class PostgresSnapshot implements SourceSnapshot {
         copyColumns,
         columns: cols,
         dependentOids: dependents.get(r.oid) ?? [],
-        sequences: (owned.get(r.oid) ?? []).flatMap((q) => values.get(`${q.schema}.${q.name}`) ?? []),
+        sequences: (owned.get(r.oid) ?? []).flatMap((q) => values.get(display(q)) ?? []),
       };
       const kind = r.relkind === 'p' ? 'partitioned_table' : r.partitionOf !== null ? 'partition' : 'table';
-      const descriptor: CollectionDescriptor = { name: `${r.schema}.${r.name}`, kind, definition: { ...def } };
+      const descriptor: CollectionDescriptor = { name: display(r), kind, definition: { ...def } };
       let copySql: string | null = null;
       let segmentSql: string[] | undefined;
       if (r.relkind === 'r') {
@@ -295,7 +296,7 @@ class PostgresSnapshot implements SourceSnapshot {
       this.tables.set(descriptor.name, { descriptor, relation: r, copySql, ...(segmentSql ? { segmentSql } : {}) });
     }
     for (const r of standalone) {
-      const v = values.get(`${r.schema}.${r.name}`);
+      const v = values.get(display(r));
       const def: PgSequenceDefinition = {
         schema: r.schema,
         name: r.name,
@@ -303,12 +304,12 @@ class PostgresSnapshot implements SourceSnapshot {
         lastValue: v?.lastValue ?? '1',
         isCalled: v?.isCalled ?? false,
       };
-      out.push({ name: `${r.schema}.${r.name}`, kind: 'sequence', definition: { ...def } });
+      out.push({ name: display(r), kind: 'sequence', definition: { ...def } });
     }
     for (const relkind of ['v', 'm'] as const) {
       for (const r of selected.filter((x) => x.relkind === relkind)) {
         const def: PgViewDefinition = { schema: r.schema, name: r.name, oid: r.oid, relkind, dependentOids: dependents.get(r.oid) ?? [] };
-        out.push({ name: `${r.schema}.${r.name}`, kind: relkind === 'v' ? 'view' : 'materialized_view', definition: { ...def } });
+        out.push({ name: display(r), kind: relkind === 'v' ? 'view' : 'materialized_view', definition: { ...def } });
       }
     }
     this.collections = out;
@@ -317,7 +318,7 @@ class PostgresSnapshot implements SourceSnapshot {
     if (info.largeObjects > 0) {
       this.warnings.push(`${info.largeObjects} large object${info.largeObjects === 1 ? ' is' : 's are'} not backed up`);
     }
-    const foreign = relations.filter((r) => r.relkind === 'f').map((r) => `${r.schema}.${r.name}`);
+    const foreign = relations.filter((r) => r.relkind === 'f').map((r) => display(r));
     if (foreign.length > 0) {
       const shown = foreign.slice(0, 5).join(', ') + (foreign.length > 5 ? ` and ${foreign.length - 5} more` : '');
       this.warnings.push(
@@ -344,7 +345,7 @@ class PostgresSnapshot implements SourceSnapshot {
         if (code !== '55P03' && code !== '42P01') throw err;
         await c.query('ROLLBACK TO SAVEPOINT cairn_lock');
         const culprit = await this.findUnlockable(batch);
-        const name = culprit === undefined ? `one of ${batch.length} tables` : `table ${culprit.schema}.${culprit.name}`;
+        const name = culprit === undefined ? `one of ${batch.length} tables` : `table ${display(culprit)}`;
         if (code === '42P01') {
           throw new SourceError(`PostgreSQL ${name} was dropped while the backup started; retry the backup.`, { cause: err });
         }
@@ -385,7 +386,7 @@ class PostgresSnapshot implements SourceSnapshot {
     for (const row of rows) {
       const r = tables[Number(row.i) - 1];
       if (r !== undefined && (row.oid === null || Number(row.oid) !== r.oid)) {
-        throw new SourceError(`PostgreSQL table ${r.schema}.${r.name} was dropped while the backup started; retry the backup.`);
+        throw new SourceError(`PostgreSQL table ${display(r)} was dropped while the backup started; retry the backup.`);
       }
     }
   }

@@ -10,6 +10,7 @@
  * SCHEMA entries; owner names are assumed to have none.
  */
 import { readIdent } from './staging.js';
+import { display } from './naming.js';
 
 export interface TocEntry {
   /** The line as printed by `pg_restore -l` (what a `-L` list file holds). */
@@ -193,7 +194,8 @@ export function entryKey(desc: string, schema: string, tag: string): string {
   return `${desc}\u0000${schema}\u0000${tag}`;
 }
 
-const q = (schema: string, name: string): string => `${schema}.${name}`;
+/** A relation's key in the filter's sets: its collection name (naming.ts display, one per relation). */
+const q = (schema: string, name: string): string => display({ schema, name });
 
 /**
  * Keeps what the restore needs: every entry not tied to a relation (schemas, types,
@@ -459,12 +461,12 @@ export function splitScript(script: string): ScriptBlock[] {
 
 /**
  * The table an FK CONSTRAINT's SQL references: `… REFERENCES schema.table(cols) …`, in
- * source names (unquoted). undefined when it cannot be read.
+ * source names, as collections are named (naming.ts display). undefined when it cannot be read.
  */
 export function referencedTable(sql: string): string | undefined {
   const ident = '(?:"(?:[^"]|"")*"|[^\\s."(]+)';
   const m = new RegExp(`\\bREFERENCES (${ident})\\.(${ident})\\s*\\(`).exec(sql);
   if (!m) return undefined;
   const unquote = (s: string): string => (s.startsWith('"') ? s.slice(1, -1).replace(/""/g, '"') : s);
-  return `${unquote(m[1] as string)}.${unquote(m[2] as string)}`;
+  return display({ schema: unquote(m[1] as string), name: unquote(m[2] as string) });
 }

@@ -1,9 +1,11 @@
 /**
  * SQLite's name rules: identifiers compare case-insensitively for the 26 ASCII letters only
  * (sqlite3StrICmp), so "Users" and "users" are one table while "Ä" and "ä" are two. Names have
- * no schema part: a collection is named by its table or view name alone.
+ * no schema part: a collection is named by its table or view name alone, exactly as written
+ * (dots, quotes, spaces included). A name a user writes wholly in double quotes is the name
+ * inside them (`""` is one quote), as PostgreSQL's parts are: `"a,b"`, `" x"`, `"a=b"`.
  */
-import type { NameRules } from '../../core/selection.js';
+import { readQuoted, type NameRules } from '../../core/selection.js';
 
 /** The form under which SQLite takes two identifiers for one: ASCII A-Z lowered, nothing else. */
 export function foldName(name: string): string {
@@ -11,7 +13,10 @@ export function foldName(name: string): string {
 }
 
 export const sqliteNaming: NameRules = {
-  qualify: (name) => name,
+  qualify: (name) => {
+    const quoted = readQuoted(name);
+    return quoted !== undefined && quoted.end === name.length ? quoted.text : name;
+  },
   key: foldName,
   unquoted: foldName,
 };
