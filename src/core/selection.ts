@@ -89,10 +89,31 @@ export interface NameRules {
    * against key() of each name.
    */
   unquoted(name: string): string;
+  /**
+   * A collection name as a user writes it in a list flag (--include a,b, --rename old=new) so
+   * that parseNameList / parseRenames and qualify() give the name back: what a list would split
+   * or trim is double-quoted (`"a,b"`, PostgreSQL `public." x"`). For messages.
+   */
+  written(name: string): string;
 }
 
 /** Names compared exactly, written as they are: for engines this build does not know. */
-export const EXACT_NAMES: NameRules = { qualify: (n) => n, key: (n) => n, unquoted: (n) => n };
+export const EXACT_NAMES: NameRules = { qualify: (n) => n, key: (n) => n, unquoted: (n) => n, written: (n) => n };
+
+/** A name in double quotes, SQL style (a quote inside doubled): what readQuoted reads back. */
+export function quoteName(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * Whether a name, as one unit of a list flag, must be quoted to come back unchanged: it holds a
+ * list or rename separator, starts or ends with white space (trimmed), is empty, or holds a
+ * quote (which could open a quoted part). `also` adds the engine's own separators (PostgreSQL's
+ * dot).
+ */
+export function mustQuote(name: string, also = ''): boolean {
+  return name === '' || /^\s|\s$/.test(name) || [',', '=', '"', ...also].some((c) => name.includes(c));
+}
 
 function globToRegExp(pattern: string): RegExp {
   const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
@@ -100,11 +121,14 @@ function globToRegExp(pattern: string): RegExp {
 }
 
 /**
- * Which names a pattern designates: exact match first, then the pattern read as the engine
+ * Which names a pattern designates: the name spelled exactly as the pattern, else the pattern as
+ * a glob matched exactly, then the pattern read as the engine
  * reads an unquoted name (`rules.unquoted`) against each name's key, `*` matching any run of
  * characters. Never a wider folding than the engine's own: a SQLite "Ä" does not find "ä".
  */
 function matchPattern(pattern: string, names: readonly string[], rules: NameRules): string[] {
+  // A name spelled exactly so is that name, even when it holds a `*` (a table "a*" beside "ab").
+  if (names.includes(pattern)) return [pattern];
   const exact = globToRegExp(pattern);
   const found = names.filter((n) => exact.test(n));
   if (found.length > 0) return found;
@@ -130,7 +154,8 @@ export function selectNames(names: readonly string[], selection: Selection, rule
     for (const n of m) matched.add(n);
   }
   if (unknown.length > 0) {
-    const available = names.length <= 12 ? names.join(', ') : `${names.slice(0, 12).join(', ')}, … (${names.length} in all)`;
+    const shown = names.map((n) => rules.written(n));
+    const available = shown.length <= 12 ? shown.join(', ') : `${shown.slice(0, 12).join(', ')}, … (${shown.length} in all)`;
     throw new UsageError(`Unknown ${what}${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}. Available: ${available || '(none)'}.`);
   }
   return selection.include ? matched : new Set(names.filter((n) => !matched.has(n)));

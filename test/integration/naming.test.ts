@@ -8,10 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseNameList, parseRenames, selectNames } from '../../src/core/selection.js';
 import { runBackup } from '../../src/jobs/backup.js';
 import { runRestore } from '../../src/jobs/restore.js';
 import { Repository } from '../../src/repo/repository.js';
 import { openSource, openTarget } from '../../src/sources/index.js';
+import { postgresNaming } from '../../src/sources/postgres/naming.js';
+import { sqliteNaming } from '../../src/sources/sqlite/naming.js';
 import Database from '../../src/sources/sqlite/driver.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { createDatabase, dropDatabase, ensurePostgres, pgUrl, psql } from '../helpers/postgres.js';
@@ -139,7 +142,7 @@ describe.sequential('PostgreSQL', () => {
     expect(r.rows).toBe(7);
     expect(contents(target)).toBe(contents(db));
     expect(contents(target)).toBe('Users:Upper\nusers:lower,lower 2\nS.t:S\ns.t:s');
-    // A dot inside a schema or table name: the collection "a.b.t" is table t of schema "a.b".
+    // A dot inside a schema or table name: the collection `"a.b".t` is table t of schema "a.b".
     expect(psql(target, `SELECT v FROM "a.b".t UNION ALL SELECT v FROM public."x.y"`).trim()).toBe('dotted schema\ndotted table');
   });
 
@@ -161,5 +164,102 @@ describe.sequential('PostgreSQL', () => {
     ).rejects.toThrow('Two collections would be restored as "public.Users" (public.Users and public.users); change a --rename.');
     await runRestore({ repo, backupId: 'pg-names', target: openTarget(pgUrl(target)), selection: { include: ['Users', 'users'] }, renames: new Map([['Users', 'people']]) });
     expect(psql(target, `SELECT v FROM people UNION ALL SELECT v FROM users ORDER BY 1`).trim()).toBe('Upper\nlower\nlower 2');
+  });
+});
+
+/**
+ * Names with dots, quotes, commas, `=` and `*`: each bug found by naming-random.test.ts (or by
+ * hand) kept as its smallest input.
+ */
+describe.sequential('PostgreSQL: dots and quotes inside names', () => {
+  let db: string;
+  const made: string[] = [];
+  const tables = (database: string): string =>
+    psql(database, `SELECT n.nspname || '|' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND n.nspname IN ('a', 'a.b', 'public') ORDER BY 1`).trim();
+
+  beforeAll(async () => {
+    ensurePostgres();
+    db = createDatabase('naming_dots');
+    made.push(db);
+    psql(
+      db,
+      `CREATE SCHEMA "a.b"; CREATE SCHEMA a;
+       CREATE TABLE "a.b".t (id int PRIMARY KEY, v text); INSERT INTO "a.b".t VALUES (1, 'schema a.b, table t');
+       CREATE TABLE a."b.t" (id int PRIMARY KEY, v text); INSERT INTO a."b.t" VALUES (1, 'schema a, table b.t');
+       CREATE TABLE public.c (id int PRIMARY KEY, ref int CONSTRAINT c_ref REFERENCES "a.b".t (id)); INSERT INTO public.c VALUES (1, 1);
+       CREATE TABLE "a.b".p (k int, v text) PARTITION BY RANGE (k);
+       CREATE TABLE a."b.p1" PARTITION OF "a.b".p FOR VALUES FROM (0) TO (10); INSERT INTO "a.b".p VALUES (1, 'partition');
+       CREATE TABLE public."a*" (v text); CREATE TABLE public.ab (v text);
+       CREATE TABLE public."x,y" (v text); INSERT INTO public."x,y" VALUES ('comma');
+       CREATE TABLE public."k=v" (v text); INSERT INTO public."k=v" VALUES ('equals');
+       CREATE TABLE public."we""ird" (v text); INSERT INTO public."we""ird" VALUES ('quote');`,
+    );
+    await runBackup({ repo, source: openSource(pgUrl(db)), id: 'pg-dots', compressionWorkers: 0 });
+  });
+
+  afterAll(() => {
+    for (const d of made) dropDatabase(d);
+  });
+
+  it('"a.b".t and a."b.t" are two collections (they were one name: backed up, then refused at restore)', async () => {
+    const manifest = await repo.readManifest('pg-dots');
+    const names = manifest.collections.map((c) => c.name);
+    expect(names).toEqual(expect.arrayContaining(['"a.b".t', 'a."b.t"', '"a.b".p', 'a."b.p1"', 'public."we""ird"', 'public.x,y']));
+    const target = `cairn_t_naming_dots_new_${process.pid}`;
+    made.push(target);
+    await runRestore({ repo, backupId: 'pg-dots', target: openTarget(pgUrl(target)) });
+    expect(psql(target, `SELECT v FROM "a.b".t UNION ALL SELECT v FROM a."b.t"`).trim()).toBe('schema a.b, table t\nschema a, table b.t');
+  });
+
+  it('a foreign key to "a.b".t and a partition of "a.b".p find them in an existing database (they were split at the first dot and left out)', async () => {
+    const target = createDatabase('naming_dots_fk');
+    made.push(target);
+    await runRestore({ repo, backupId: 'pg-dots', target: openTarget(pgUrl(target)), selection: { include: ['"a.b".t', '"a.b".p'] } });
+    await runRestore({ repo, backupId: 'pg-dots', target: openTarget(pgUrl(target)), selection: { include: ['public.c', 'a."b.p1"'] } });
+    expect(psql(target, `SELECT conname || ' ' || confrelid::regclass::text FROM pg_constraint WHERE contype = 'f'`).trim()).toBe('c_ref "a.b".t');
+    expect(psql(target, `SELECT inhrelid::regclass::text || ' of ' || inhparent::regclass::text FROM pg_inherits`).trim()).toBe('a."b.p1" of "a.b".p');
+    expect(psql(target, `SELECT v FROM "a.b".p`).trim()).toBe('partition');
+  });
+
+  it('--include and --rename as the CLI reads them: quoted parts hold dots, commas, "=" and quotes', async () => {
+    const target = `cairn_t_naming_dots_cli_${process.pid}`;
+    made.push(target);
+    const include = parseNameList(['"a.b".t, a."b.t"', 'public."x,y",public."k=v"', 'public.we"ird']) as string[];
+    expect(include).toEqual(['"a.b".t', 'a."b.t"', 'public."x,y"', 'public."k=v"', 'public.we"ird']);
+    const renames = parseRenames(['"a.b".t="c.d"."e""f"', 'public."k=v"=public."x=y, z"']);
+    await runRestore({ repo, backupId: 'pg-dots', target: openTarget(pgUrl(target)), selection: { include }, renames });
+    expect(tables(target)).toBe('a|b.t\npublic|we"ird\npublic|x,y\npublic|x=y, z');
+    expect(psql(target, `SELECT v FROM "c.d"."e""f" UNION ALL SELECT v FROM public."x=y, z"`).trim()).toBe('schema a.b, table t\nequals');
+  });
+
+  it('a name holding "*" selects itself alone; unknown names are listed as they are written', () => {
+    expect([...selectNames(['public.a*', 'public.ab'], { include: ['a*'] }, postgresNaming)]).toEqual(['public.a*']);
+    expect(() => selectNames(['public.x,y', '"a.b".t', 'public. lead'], { include: ['nope'] }, postgresNaming)).toThrow(
+      'Unknown collection: public.nope. Available: public."x,y", "a.b".t, public." lead".',
+    );
+  });
+});
+
+describe('SQLite: quotes, commas and "=" inside names', () => {
+  it('--include and --rename as the CLI reads them, and names holding "*"', async () => {
+    const file = join(dir, 'marks.db');
+    const d = new Database(file);
+    d.exec(`CREATE TABLE "x,y" (v TEXT); INSERT INTO "x,y" VALUES ('comma');
+      CREATE TABLE [k=v] (v TEXT); INSERT INTO [k=v] VALUES ('equals');
+      CREATE TABLE \`"q"\` (v TEXT); INSERT INTO \`"q"\` VALUES ('quoted');
+      CREATE TABLE "a*" (v TEXT); CREATE TABLE ab (v TEXT);`);
+    d.close();
+    await runBackup({ repo, source: openSource(`sqlite://${file}`), id: 'sqlite-marks', compressionWorkers: 0 });
+    const out = join(dir, 'marks-out.db');
+    const include = parseNameList(['"x,y", "k=v"', '"""q"""', 'a*']) as string[];
+    await runRestore({ repo, backupId: 'sqlite-marks', target: openTarget(`sqlite://${out}`), selection: { include }, renames: parseRenames(['"k=v"="a=b, c"']) });
+    const o = new Database(out, { readonly: true });
+    try {
+      expect(o.prepare(`SELECT name FROM sqlite_schema ORDER BY name`).pluck().all()).toEqual(['"q"', 'a*', 'a=b, c', 'x,y']);
+    } finally {
+      o.close();
+    }
+    expect(sqliteNaming.written('"q"')).toBe('"""q"""');
   });
 });

@@ -14,8 +14,7 @@
  * Backups made before this rule named every collection `schema.name` unquoted: see
  * legacyDisplay.
  */
-import type { NameRules } from '../../core/selection.js';
-import { readQuoted } from '../../core/selection.js';
+import { mustQuote, quoteName, readQuoted, type NameRules } from '../../core/selection.js';
 
 /** The schema of a name written without one. */
 export const DEFAULT_SCHEMA = 'public';
@@ -28,7 +27,7 @@ export interface QName {
 
 /** One part of a collection name: quoted when it holds a dot or a double quote. */
 function part(p: string): string {
-  return /[."]/.test(p) ? `"${p.replace(/"/g, '""')}"` : p;
+  return /[."]/.test(p) ? quoteName(p) : p;
 }
 
 /** A name as people read it, as collections are named, and as key of name sets: "schema.name". */
@@ -66,4 +65,9 @@ export const postgresNaming: NameRules = {
   qualify: (name) => display(splitName(name)),
   key: (name) => name,
   unquoted: (name) => name.replace(/[A-Z]+/g, (c) => c.toLowerCase()),
+  written: (name) => {
+    const n = splitName(name);
+    const written = (p: string): string => (mustQuote(p, '.') ? quoteName(p) : p);
+    return `${written(n.schema)}.${written(n.name)}`;
+  },
 };

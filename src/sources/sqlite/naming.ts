@@ -5,7 +5,7 @@
  * (dots, quotes, spaces included). A name a user writes wholly in double quotes is the name
  * inside them (`""` is one quote), as PostgreSQL's parts are: `"a,b"`, `" x"`, `"a=b"`.
  */
-import { readQuoted, type NameRules } from '../../core/selection.js';
+import { mustQuote, quoteName, readQuoted, type NameRules } from '../../core/selection.js';
 
 /** The form under which SQLite takes two identifiers for one: ASCII A-Z lowered, nothing else. */
 export function foldName(name: string): string {
@@ -19,4 +19,5 @@ export const sqliteNaming: NameRules = {
   },
   key: foldName,
   unquoted: foldName,
+  written: (name) => (mustQuote(name) ? quoteName(name) : name),
 };
