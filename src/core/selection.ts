@@ -117,7 +117,8 @@ export function mustQuote(name: string, also = ''): boolean {
 
 function globToRegExp(pattern: string): RegExp {
   const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
-  return new RegExp(`^${escaped}$`, '');
+  // 's': a `*` runs over line breaks too (PostgreSQL and SQLite names may hold them).
+  return new RegExp(`^${escaped}$`, 's');
 }
 
 /**

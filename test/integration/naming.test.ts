@@ -233,6 +233,36 @@ describe.sequential('PostgreSQL: dots and quotes inside names', () => {
     expect(psql(target, `SELECT v FROM "c.d"."e""f" UNION ALL SELECT v FROM public."x=y, z"`).trim()).toBe('schema a.b, table t\nequals');
   });
 
+  it('a line break or "; Schema: " in a name: restored into an existing database under its own name (pg_restore headers show a line break as a space and were read at the wrong "; ")', async () => {
+    const source = createDatabase('naming_lines');
+    made.push(source);
+    psql(
+      source,
+      `CREATE SCHEMA "new
+line"; CREATE TABLE "new
+line"."t
+1" (id serial PRIMARY KEY, v text); CREATE INDEX "i
+1" ON "new
+line"."t
+1" (v); INSERT INTO "new
+line"."t
+1" (v) VALUES ('line break');
+       CREATE SCHEMA "s; Schema: x"; CREATE TABLE "s; Schema: x".t (id int PRIMARY KEY); INSERT INTO "s; Schema: x".t VALUES (7);`,
+    );
+    await runBackup({ repo, source: openSource(pgUrl(source)), id: 'pg-lines', compressionWorkers: 0 });
+    const target = createDatabase('naming_lines_existing');
+    made.push(target);
+    for (const policy of ['fail', 'overwrite'] as const) {
+      await runRestore({ repo, backupId: 'pg-lines', target: openTarget(pgUrl(target)), onConflict: policy });
+      const names = psql(target, `SELECT c.relkind::text || ' ' || replace(n.nspname || '|' || c.relname, E'\\n', '\\n') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname IN (E'new\\nline', 's; Schema: x') ORDER BY 1`);
+      expect(names.trim().split('\n')).toEqual(['S new\\nline|t\\n1_id_seq', 'i new\\nline|i\\n1', 'i new\\nline|t\\n1_pkey', 'i s; Schema: x|t_pkey', 'r new\\nline|t\\n1', 'r s; Schema: x|t']);
+      expect(psql(target, `SELECT v FROM "new
+line"."t
+1" UNION ALL SELECT id::text FROM "s; Schema: x".t`).trim()).toBe('line break\n7');
+    }
+  });
+
   it('a name holding "*" selects itself alone; unknown names are listed as they are written', () => {
     expect([...selectNames(['public.a*', 'public.ab'], { include: ['a*'] }, postgresNaming)]).toEqual(['public.a*']);
     expect(() => selectNames(['public.x,y', '"a.b".t', 'public. lead'], { include: ['nope'] }, postgresNaming)).toThrow(

@@ -40,6 +40,7 @@ import { createdRecord, dropStagedObjects, stagingComment, takeStagingLock, type
 import { applyRenames, loadParallel, refreshMaterializedViews, setSequences } from './load.js';
 import { display, qname, splitName, targetOf, tocSelection, type RestoreRun } from './plan.js';
 import { stagingPlan } from './staging-plan.js';
+import { createdSchema } from './staging.js';
 import { describedObject, entryKey, filterToc, listFile, type ScriptBlock } from './toc.js';
 import { archiveScript } from './tools.js';
 
@@ -112,7 +113,9 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
                 pending.sequences.push(step.sequence);
               }
             } else if (await runOptionalEntry(client, b, skipped)) {
-              pending.objects.push({ desc: b.desc, schema: b.schema as string, name: b.name as string });
+              // A schema's name as its statement spells it (its header shows a line break as a space).
+              const name = (b.desc === 'SCHEMA' ? createdSchema(b.sql) : undefined) ?? (b.name as string);
+              pending.objects.push({ desc: b.desc, schema: b.schema as string, name });
             }
           }
           if (b.settings) await client.query(b.settings);

@@ -16,6 +16,8 @@ import { qname, splitName, type Plan, type PlannedCollection, type QName } from 
 import {
   addedConstraint,
   attachedIndex,
+  createdIndex,
+  createdRelation,
   foreignKeyNotValid,
   headRelation,
   relKey,
@@ -106,7 +108,7 @@ export function stagingPlan(plan: Plan, pre: ScriptBlock[], post: ScriptBlock[],
     if (!isCollection(b) || (b.desc !== 'INDEX' && b.desc !== 'CONSTRAINT')) continue;
     const head = onStaged(b);
     if (head === undefined) continue;
-    const name = b.desc === 'INDEX' ? (b.name as string) : addedConstraint(b.sql);
+    const name = b.desc === 'INDEX' ? createdIndex(b.sql) : addedConstraint(b.sql);
     if (name === undefined) continue;
     const staging = stagingRelationName(name);
     names.set(relKey(head.schema, name), staging);
@@ -125,21 +127,24 @@ export function stagingPlan(plan: Plan, pre: ScriptBlock[], post: ScriptBlock[],
       load.set(b, { sql: b.sql, mustSucceed: false });
       continue;
     }
-    const schema = b.schema as string;
-    const key = relKey(schema, b.name as string);
+    // Names as the statement spells them (a header shows a line break in a name as a space).
+    const created = createdRelation(b.sql);
+    const schema = created?.schema ?? (b.schema as string);
+    const relation = created?.name ?? (b.name as string);
+    const key = relKey(schema, relation);
     const staging = names.get(key);
     if (b.desc === 'TABLE' && stagedTables.has(key) && staging !== undefined) {
       createdTables.add(key);
       load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true, table: { schema, name: staging } });
       tableRenames.push({
-        sql: rename('TABLE', schema, staging, b.name as string),
-        clearComment: `COMMENT ON TABLE ${qname({ schema, name: b.name as string })} IS NULL`,
+        sql: rename('TABLE', schema, staging, relation),
+        clearComment: `COMMENT ON TABLE ${qname({ schema, name: relation })} IS NULL`,
       });
     } else if (b.desc === 'SEQUENCE' && ownedSequences.has(key) && staging !== undefined) {
       load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true, sequence: { schema, name: staging } });
       sequenceRenames.push({
-        sql: rename('SEQUENCE', schema, staging, b.name as string),
-        clearComment: `COMMENT ON SEQUENCE ${qname({ schema, name: b.name as string })} IS NULL`,
+        sql: rename('SEQUENCE', schema, staging, relation),
+        clearComment: `COMMENT ON SEQUENCE ${qname({ schema, name: relation })} IS NULL`,
       });
     } else if (b.desc === 'SEQUENCE OWNED BY' && ownedSequences.has(key)) {
       load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true });
@@ -163,7 +168,7 @@ export function stagingPlan(plan: Plan, pre: ScriptBlock[], post: ScriptBlock[],
     const index = indexes.get(b);
     const constraint = constraints.get(b);
     if (index !== undefined) {
-      load.set(b, { sql: rewriteQualified(renameClusterOn(renameCreatedIndex(b.sql, index), b.name as string, index), names), mustSucceed: true });
+      load.set(b, { sql: rewriteQualified(renameClusterOn(renameCreatedIndex(b.sql, index), createdIndex(b.sql) as string, index), names), mustSucceed: true });
     } else if (constraint !== undefined) {
       const name = addedConstraint(b.sql) as string;
       load.set(b, { sql: rewriteQualified(renameClusterOn(renameAddedConstraint(b.sql, constraint), name, constraint), names), mustSucceed: true });

@@ -234,6 +234,34 @@ export function headRelation(sql: string): { schema: string; name: string } | un
   return { schema: unquote(m[1] as string), name: unquote(m[2] as string) };
 }
 
+/**
+ * The relation a pre-data entry is named after, as its SQL spells it: the table or sequence of
+ * `CREATE [UNLOGGED|FOREIGN] TABLE s.t` / `CREATE SEQUENCE s.q`, the sequence of `ALTER SEQUENCE
+ * s.q OWNED BY …`, the partition of `ALTER TABLE [ONLY] p ATTACH PARTITION s.t`. The entry
+ * headers pg_restore prints show a line break in a name as a space (its sanitize_line); the
+ * statement shows the name itself. undefined for other statements.
+ */
+export function createdRelation(sql: string): { schema: string; name: string } | undefined {
+  const m =
+    new RegExp(`^CREATE (?:UNLOGGED |FOREIGN )?(?:TABLE|SEQUENCE) ${QUALIFIED}`).exec(sql) ??
+    new RegExp(`^ALTER SEQUENCE ${QUALIFIED} OWNED BY `).exec(sql) ??
+    new RegExp(`^ALTER TABLE (?:ONLY )?${IDENT}\\.${IDENT} ATTACH PARTITION ${QUALIFIED}`).exec(sql);
+  if (!m) return undefined;
+  return { schema: unquote(m[1] as string), name: unquote(m[2] as string) };
+}
+
+/** The schema a `CREATE SCHEMA <name>` statement creates, as the SQL spells it (see createdRelation). */
+export function createdSchema(sql: string): string | undefined {
+  const m = new RegExp(`^CREATE SCHEMA (${IDENT})`).exec(sql);
+  return m ? unquote(m[1] as string) : undefined;
+}
+
+/** The index a `CREATE [UNIQUE] INDEX <name> ON …` statement creates, as the SQL spells it (see createdRelation). */
+export function createdIndex(sql: string): string | undefined {
+  const m = new RegExp(`^CREATE (?:UNIQUE )?INDEX (${IDENT}) ON `).exec(sql);
+  return m ? unquote(m[1] as string) : undefined;
+}
+
 /** The name in `ALTER INDEX a ATTACH PARTITION s.child`, or undefined. */
 export function attachedIndex(sql: string): { schema: string; name: string } | undefined {
   const m = new RegExp(`^ALTER INDEX ${IDENT}\\.${IDENT} ATTACH PARTITION ${QUALIFIED}`).exec(sql);

@@ -405,6 +405,13 @@ export interface ScriptBlock {
 }
 
 const HEADER = /^-- (?:Data for )?Name: (.*); Type: (.*); Schema: (.*); Owner: ([^;\n]*)(?:; Tablespace: [^\n]*)?$/;
+/**
+ * The header with its type one pg_dump writes: a name holding "; Type: …" cannot move where the
+ * type is read (HEADER, which takes any type, is the fallback for a newer pg_dump's).
+ */
+const KNOWN_HEADER = new RegExp(
+  `^-- (?:Data for )?Name: (.*); Type: (${DESCS.map((d) => d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')}); Schema: (.*); Owner: ([^;\n]*)(?:; Tablespace: [^\n]*)?$`,
+);
 
 /**
  * Splits the output of `pg_restore -f -` into the preamble (session settings) and one block
@@ -446,7 +453,8 @@ export function splitScript(script: string): ScriptBlock[] {
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] as string;
     if (/^\\(un)?restrict\b/.test(line)) continue;
-    const m = line === '--' ? HEADER.exec(lines[i + 1] ?? '') : null;
+    const header = lines[i + 1] ?? '';
+    const m = line === '--' ? (KNOWN_HEADER.exec(header) ?? HEADER.exec(header)) : null;
     if (m && lines[i + 2] === '--') {
       flush();
       current = { desc: m[2] as string, schema: m[3] as string, name: m[1] as string, lines: [] };
