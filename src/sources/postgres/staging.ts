@@ -252,7 +252,7 @@ export function createdRelation(sql: string): { schema: string; name: string } |
 
 /** The schema a `CREATE SCHEMA <name>` statement creates, as the SQL spells it (see createdRelation). */
 export function createdSchema(sql: string): string | undefined {
-  const m = new RegExp(`^CREATE SCHEMA (${IDENT})`).exec(sql);
+  const m = /^CREATE SCHEMA ("(?:[^"]|"")*"|[^\s".(;]+)/.exec(sql);
   return m ? unquote(m[1] as string) : undefined;
 }
 
