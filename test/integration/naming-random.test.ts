@@ -116,8 +116,11 @@ describe.sequential('PostgreSQL, random identifiers', () => {
   const spec = fc.record({
     schemas: fc.uniqueArray(part, { minLength: 1, maxLength: 2 }).filter((s) => !s.includes('public')),
     tables: fc.uniqueArray(part, { minLength: 3, maxLength: 5 }),
+    // One name always at the 63-byte limit, in multi-byte letters: staging names
+    // (`<name>__cairn_<id>_<n>`) and index names built from it are cut to fit.
+    long: fc.constantFrom('é', '日', 'Äa', 'e\u0301').map((p) => truncBytes(p.repeat(63), 63)),
     renameTo: fc.tuple(part, part),
-  });
+  }).map((s) => ({ ...s, tables: s.tables.includes(s.long) ? s.tables : [s.long, ...s.tables] }));
 
   /** One database per spec: each table in a schema, its objects named after it (63 bytes at most). */
   function build(db: string, s: { schemas: string[]; tables: string[] }): { schema: string; name: string }[] {
@@ -191,7 +194,10 @@ describe.sequential('PostgreSQL, random identifiers', () => {
 describe('SQLite, random identifiers', () => {
   const q = (s: string): string => `"${s.replace(/"/g, '""')}"`;
   const name = identifier(SQLITE_PIECES, 300);
-  const spec = fc.record({ tables: fc.uniqueArray(name, { minLength: 3, maxLength: 6, selector: foldName }), renameTo: name });
+  const spec = fc
+    .record({ tables: fc.uniqueArray(name, { minLength: 3, maxLength: 6, selector: foldName }), renameTo: name })
+    // One table named like the staging schema cairn attaches (cairn_staging) and a long name.
+    .map((s) => ({ ...s, tables: [...new Map(['cairn_staging', 'é'.repeat(200), ...s.tables].map((t) => [foldName(t), t])).values()] }));
 
   /** Every object and every row: what must come back exactly. */
   function contents(file: string): unknown {

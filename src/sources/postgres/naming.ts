@@ -6,11 +6,12 @@
  * unquoted identifier: ASCII letters lowercased (downcase_identifier; other letters are kept in
  * a multibyte encoding such as UTF8), so `--include Artist` still finds public.artist.
  *
- * A part holding a dot or a double quote is written in double quotes, a quote inside doubled
- * (as SQL writes it): the schema "a.b" with table t is the collection `"a.b".t`, the schema a
- * with table "b.t" is `a."b.t"`, so two relations never share a collection name. Every other
- * part is written as it is (spaces, commas, `=`, any case or letter). A name a user writes is
- * read the same way; an unquoted name splits at its first dot (`a.b.t` is `a."b.t"`).
+ * A part holding a dot, or starting with a double quote, is written in double quotes, a quote
+ * inside doubled (as SQL writes it): the schema "a.b" with table t is the collection `"a.b".t`,
+ * the schema a with table "b.t" is `a."b.t"`, so two relations never share a collection name.
+ * Every other part is written as it is (quotes inside, spaces, commas, `=`, any case or letter:
+ * `public.we"ird`). A name a user writes is read the same way; an unquoted name splits at its
+ * first dot (`a.b.t` is `a."b.t"`).
  * Backups made before this rule named every collection `schema.name` unquoted: see
  * legacyDisplay.
  */
@@ -25,9 +26,12 @@ export interface QName {
   name: string;
 }
 
-/** One part of a collection name: quoted when it holds a dot or a double quote. */
+/**
+ * One part of a collection name: quoted when it holds a dot or starts with a double quote, so
+ * that an unquoted part never does either and splitName reads every name back.
+ */
 function part(p: string): string {
-  return /[."]/.test(p) ? quoteName(p) : p;
+  return p.includes('.') || p.startsWith('"') ? quoteName(p) : p;
 }
 
 /** A name as people read it, as collections are named, and as key of name sets: "schema.name". */
