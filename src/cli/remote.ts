@@ -5,7 +5,7 @@
  */
 import { Option } from 'commander';
 import { CairnError, EXIT_CODES, UsageError, type ErrorCode } from '../core/errors.js';
-import type { JobRecord } from '../catalog/types.js';
+import type { JobRecord } from '../jobs/ports.js';
 import type { CairnClient } from '../sdk/index.js';
 import type { Io } from './options.js';
 

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { NotFoundError, UsageError } from '../../core/errors.js';
 import { SqliteRegistry } from '../../catalog/registry.js';
 import { SqliteScheduleStore } from '../../catalog/schedules.js';
-import type { JobRecord } from '../../catalog/types.js';
+import type { JobRecord } from '../../jobs/ports.js';
 import { openSource } from '../../sources/index.js';
 import { table } from '../format.js';
 import {
