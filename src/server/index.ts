@@ -20,9 +20,7 @@ import { Scheduler } from '../jobs/scheduler.js';
 import { scheduledBackupLauncher } from '../jobs/scheduled-backup.js';
 import { openSource } from '../sources/index.js';
 import { DataDirLock } from './data-dir-lock.js';
-import { protectFile } from '../sources/sqlite/catalog-mark.js';
-
-import { catalogFile } from '../catalog/database.js';
+import { catalogFile, protectFile } from '../catalog/database.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
