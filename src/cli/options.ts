@@ -105,8 +105,12 @@ export function parseJobs(value: string | undefined): number | undefined {
   return n;
 }
 
-/** The repository a command names (a registered name, a path or a URL), else the one the server-style BACKUP_* variables describe. */
-export async function openRepository(value: string | undefined): Promise<Repository> {
+/**
+ * The repository a command names (a name registered in the catalog of `dataDir`, default
+ * $CAIRN_DATA_DIR or ~/.local/share/cairn; a path; a URL), else the one the server-style
+ * BACKUP_* variables describe.
+ */
+export async function openRepository(value: string | undefined, dataDir?: string): Promise<Repository> {
   if (value === undefined || value === '') {
     const storage = storageFromEnv(process.env);
     if (storage === undefined) {
@@ -116,7 +120,7 @@ export async function openRepository(value: string | undefined): Promise<Reposit
     }
     return Repository.open(storage);
   }
-  return Repository.open(openStorage(await resolveRepository(value)));
+  return Repository.open(openStorage(await resolveRepository(value, dataDir)));
 }
 
 /**

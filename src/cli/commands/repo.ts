@@ -1,8 +1,13 @@
-/** `cairn repo`: create repositories and register names for them (docs/cli.md, "Named repositories"). */
+/**
+ * `cairn repo`: create repositories and register names for them in the one registry of names,
+ * the catalog of $CAIRN_DATA_DIR (docs/cli.md, "Named repositories").
+ */
 import { resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
-import { UsageError } from '../../core/errors.js';
-import { addRepository, configPath, listRepositories, removeRepository, resolveRepository, validateRepoName } from '../../config/registry.js';
+import { NotFoundError, UsageError } from '../../core/errors.js';
+import { catalogFile, defaultDataDir } from '../../catalog/database.js';
+import { validateName } from '../../catalog/registry.js';
+import { resolveRepository, withRepositoryNames } from '../../config/registry.js';
 import { Repository } from '../../repo/repository.js';
 import { openStorage } from '../../storage/index.js';
 import { table } from '../format.js';
@@ -33,13 +38,14 @@ export function registerRepoCommands(program: Command, { io }: CliContext): void
     .description('register a repository under a name usable wherever a repository is taken')
     .option('--json', 'print JSON')
     .action(async (name: string, url: string, opts: { json?: boolean }) => {
-      validateRepoName(name);
+      validateName('repository', name);
       const storage = openStorage(url); // checks that the URL parses; the repository need not exist yet
       // A plain path is kept absolute, so that the name means the same folder from anywhere.
       if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) url = resolvePath(url);
-      await addRepository(name, url);
-      if (opts.json) printJson(io, { name, url, location: storage.location, config: configPath() });
-      else io.out(`Registered repository ${name} -> ${storage.location} (in ${configPath()}).`);
+      await withRepositoryNames(undefined, (registry) => registry.add('repository', name, url, storage.location));
+      const catalog = catalogFile(defaultDataDir());
+      if (opts.json) printJson(io, { name, url, location: storage.location, catalog });
+      else io.out(`Registered repository ${name} -> ${storage.location} (in ${catalog}).`);
     });
 
   repo
@@ -47,9 +53,9 @@ export function registerRepoCommands(program: Command, { io }: CliContext): void
     .description('list the registered repositories')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
-      const repos = await listRepositories();
+      const repos = (await withRepositoryNames(undefined, (registry) => registry.entries('repository'), { value: [] })).map((r) => ({ name: r.name, url: r.url, addedAt: r.createdAt }));
       if (opts.json) return printJson(io, repos);
-      if (repos.length === 0) return io.out(`No repositories registered (${configPath()}). Add one with: cairn repo add <name> <url>`);
+      if (repos.length === 0) return io.out(`No repositories registered (${catalogFile(defaultDataDir())}). Add one with: cairn repo add <name> <url>`);
       io.out(table(['NAME', 'URL', 'ADDED'], repos.map((r) => [r.name, r.url, r.addedAt ?? '-'])));
     });
 
@@ -58,7 +64,12 @@ export function registerRepoCommands(program: Command, { io }: CliContext): void
     .description('forget a registered name (the repository and its backups are not touched)')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { json?: boolean }) => {
-      const url = await removeRepository(name);
+      const url = await withRepositoryNames(undefined, (registry) => {
+        const registered = registry.url('repository', name);
+        if (registered === undefined) throw new NotFoundError(`No repository named "${name}" is registered in ${catalogFile(defaultDataDir())}. List them with: cairn repo list`);
+        registry.remove('repository', name);
+        return registered;
+      });
       if (opts.json) printJson(io, { removed: name, url, dataDeleted: false });
       else io.out(`Removed the name ${name} (${url}). No data was deleted: the repository and its backups are still there.`);
     });

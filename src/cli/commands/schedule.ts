@@ -195,7 +195,7 @@ async function runNowHere(name: string, dataDir: string | undefined, { io }: Cli
       launch: scheduledBackupLauncher({
         center,
         now: () => new Date(),
-        openRepository,
+        openRepository: (repo) => openRepository(repo, dataDir),
         openSource: (v) => {
           if (/^[a-z0-9][a-z0-9_-]*$/.test(v) && registry.url('source', v) === undefined) {
             throw new NotFoundError(`Schedule "${name}" names source "${v}", which is not registered: register it (cairn source add ${v} <url>) or change the schedule.`);

@@ -49,7 +49,7 @@ export function registerSourceCommands(program: Command, { io }: CliContext): vo
         // Its enabled schedules would fail at every run: refused unless --force, which disables them.
         const using = enabledSchedulesUsing(store.list(), name);
         if (using.length > 0 && !opts.force) throw sourceInUse(name, using, '--force');
-        if (opts.deleteScheduledBackups) deleted = await deleteScheduledBackupsOf(name, openSource(url).location, store.list(), openRepository);
+        if (opts.deleteScheduledBackups) deleted = await deleteScheduledBackupsOf(name, openSource(url).location, store.list(), (repo) => openRepository(repo, opts.dataDir));
         for (const s of using) store.setEnabled(s, false);
         disabled = using;
         registry.remove('source', name);
