@@ -2,9 +2,9 @@
 import { resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import { NotFoundError, UsageError } from '../../core/errors.js';
-import { SqliteRegistry } from '../../catalog/registry.js';
+import { REGISTERED_NAME, SqliteRegistry } from '../../catalog/registry.js';
 import { SqliteScheduleStore } from '../../catalog/schedules.js';
-import type { JobRecord } from '../../jobs/ports.js';
+import type { JobRecord, RetentionRules } from '../../jobs/ports.js';
 import { openSource } from '../../sources/index.js';
 import { table } from '../format.js';
 import {
@@ -24,19 +24,13 @@ import {
 } from '../options.js';
 import { callServer, jobError, requireRepoName, serverClient, serverOption, type ServerFlags } from '../remote.js';
 
-interface ScheduleAddFlags extends SelectionFlags, DataDirFlags {
+/** The --keep-* flags are the retention rules as written. */
+interface ScheduleAddFlags extends SelectionFlags, DataDirFlags, RetentionRules {
   source: string;
   repo?: string;
   cron: string;
   timezone?: string;
   pattern?: string;
-  keepLast?: number;
-  keepWithin?: string;
-  keepHourly?: number;
-  keepDaily?: number;
-  keepWeekly?: number;
-  keepMonthly?: number;
-  keepYearly?: number;
   expires?: string;
   disabled?: boolean;
 }
@@ -197,7 +191,7 @@ async function runNowHere(name: string, dataDir: string | undefined, { io }: Cli
         now: () => new Date(),
         openRepository: (repo) => openRepository(repo, dataDir),
         openSource: (v) => {
-          if (/^[a-z0-9][a-z0-9_-]*$/.test(v) && registry.url('source', v) === undefined) {
+          if (REGISTERED_NAME.test(v) && registry.url('source', v) === undefined) {
             throw new NotFoundError(`Schedule "${name}" names source "${v}", which is not registered: register it (cairn source add ${v} <url>) or change the schedule.`);
           }
           const url = registry.url('source', v) ?? v;
