@@ -10,7 +10,7 @@ import { ConflictError, UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/durations.js';
 import type { JobRecord, RunStatus, ScheduleSpec, ScheduleStore } from './ports.js';
 import { JobConflictError } from './job-center.js';
-import { scrubSecrets } from '../server/redact.js';
+import { scrubSecrets } from '../sources/redact.js';
 import type { RetentionPolicy } from './retention.js';
 
 export interface Launched {
