@@ -9,7 +9,8 @@ import {
   type StorageOptions,
 } from '@google-cloud/storage';
 import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
-import { checkKey, normalizePrefix, publicEndpoint, readExactRange, unlessMissing } from './common.js';
+import { checkKey, holdsBytes, normalizePrefix, publicEndpoint, readExactRange, unlessMissing } from './common.js';
+import { TransientStorageError, isInterrupted } from './errors.js';
 import {
   DEFAULT_GCS_CHUNK_SIZE,
   DEFAULT_GCS_MAX_RETRIES,
@@ -20,22 +21,19 @@ import {
   type GcsOptions,
 } from './gcs-config.js';
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
-import { sleep } from '../core/sleep.js';
 
 export { DEFAULT_GCS_RESUMABLE_THRESHOLD, parseGcsUrl, type GcsEnv, type GcsOptions } from './gcs-config.js';
 
 /** Per HTTP request; a 64 MiB single-request upload must fit in it. */
 const REQUEST_TIMEOUT_MS = 300_000;
 /**
- * A create-only put that fails with 412 may be the SDK's retry of our own write whose answer was
- * lost; objects up to this size are read back and compared before reporting a conflict.
- */
-const RECHECK_MAX_BYTES = 4 * 1024 * 1024;
-
-/**
  * A repository in a Google Cloud Storage bucket, through the official SDK (JSON API) with
  * Application Default Credentials, or none for an emulator (`auth: false`). `ifNotExists` is sent
  * as the precondition `ifGenerationMatch: 0`, which GCS evaluates atomically: create-only.
+ *
+ * The SDK retries each request (`maxRetries`); a body cut off after the answer began fails with a
+ * TransientStorageError, which the retry middleware (middleware/retry.ts, applied by openStorage)
+ * repeats.
  */
 export class GcsStorage implements Storage {
   readonly location: string;
@@ -131,20 +129,11 @@ export class GcsStorage implements Storage {
       });
     } catch (err) {
       if (options.ifNotExists && statusOf(err) === 412) {
-        if (await this.holds(key, body)) return;
+        // The SDK retries a write whose answer was lost; the retry then meets our own object.
+        if (await holdsBytes(this, key, body)) return;
         throw new ConflictError(`Object "${key}" already exists in ${this.location}.`, { cause: err });
       }
       throw this.mapError(err, `write ${key}`, key, options.signal);
-    }
-  }
-
-  /** Whether the object exists with exactly these bytes (small objects only). */
-  private async holds(key: string, body: Buffer): Promise<boolean> {
-    if (body.length > RECHECK_MAX_BYTES) return false;
-    try {
-      return (await this.read(key, undefined)).equals(body);
-    } catch {
-      return false;
     }
   }
 
@@ -173,22 +162,18 @@ export class GcsStorage implements Storage {
   /**
    * Reads an object (or an inclusive byte range of it). Whole objects are checked against their
    * CRC32C. The SDK retries until the response starts; a body cut off midway (connection reset,
-   * a proxy dropping the socket) is retried here, with the same attempt budget and backoff with
-   * jitter.
+   * a proxy dropping the socket, a CRC32C mismatch) is a TransientStorageError, for the retry
+   * middleware to repeat the read.
    */
   private async read(key: string, range: { start: number; end: number } | undefined, signal?: AbortSignal): Promise<Buffer> {
-    const file = this.file(key);
-    for (let attempt = 1; ; attempt++) {
-      throwIfAborted(signal);
-      const stream = file.createReadStream(range ? { start: range.start, end: range.end, validation: false } : { validation: 'crc32c' });
-      let responded = false;
-      stream.once('response', () => (responded = true));
-      try {
-        return await readAll(stream, signal);
-      } catch (err) {
-        if (signal?.aborted || attempt >= this.maxAttempts || !responded || !isInterruptedBody(err)) throw err;
-        await sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt), signal);
-      }
+    const stream = this.file(key).createReadStream(range ? { start: range.start, end: range.end, validation: false } : { validation: 'crc32c' });
+    let responded = false;
+    stream.once('response', () => (responded = true));
+    try {
+      return await readAll(stream, signal);
+    } catch (err) {
+      if (signal?.aborted || !responded || !isInterrupted(err)) throw err;
+      throw new TransientStorageError(`Cannot read ${key} in ${this.location}: the connection broke midway (${(err as Error).message}).`, { cause: err });
     }
   }
 
@@ -298,17 +283,6 @@ function readAll(stream: Readable, signal?: AbortSignal): Promise<Buffer> {
     stream.once('error', done);
     stream.once('end', () => done());
   });
-}
-
-const INTERRUPTED_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'CONTENT_DOWNLOAD_MISMATCH']);
-
-/** Whether a response body failed because the connection broke (worth a new request), not a server answer. */
-function isInterruptedBody(err: unknown): boolean {
-  if (err instanceof CancelledError) return false;
-  const code = (err as { code?: unknown } | undefined)?.code;
-  if (typeof code === 'string' && INTERRUPTED_CODES.has(code)) return true;
-  const message = err instanceof Error ? err.message : '';
-  return /^aborted$|socket hang up|premature close|terminated/i.test(message);
 }
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ECONNABORTED', 'EPIPE', 'EAI_AGAIN']);
