@@ -1,6 +1,6 @@
 import { UsageError } from '../core/errors.js';
 import { parsePositiveInt, parseSize, parseStoreUrl, resolveEndpoint, storeLocation, type StoreUrlSpec } from './common.js';
-import { LazyStorage } from './lazy.js';
+import { openLazily } from './lazy.js';
 import type { StorageBackend } from './registry.js';
 
 export const DEFAULT_AZURE_BLOCK_SIZE = 40 * 1024 * 1024;
@@ -108,10 +108,7 @@ export const azureBackend: StorageBackend<AzureOptions> = {
   schemes: ['azure'],
   form: AZURE_URL.form,
   parse: (url, env) => parseAzureUrl(url, env as AzureEnv),
-  open(options) {
-    checkAzureOptions(options);
-    return new LazyStorage(azureLocation(options), true, async () => new (await import('./azure.js')).AzureBlobStorage(options));
-  },
+  open: openLazily(checkAzureOptions, azureLocation, true, async (options) => new (await import('./azure.js')).AzureBlobStorage(options)),
   // The SDK retries requests and resumes broken downloads itself; nothing it throws is transient
   // today, so the middleware only serves faults injected in tests and future transient errors.
   retry: (options) => ({ attempts: options.maxTries ?? 6 }),

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { UsageError } from '../core/errors.js';
 import { parseBool, parseStoreUrl, publicEndpoint, resolveEndpoint, storeLocation, type StoreUrlSpec } from './common.js';
-import { LazyStorage } from './lazy.js';
+import { openLazily } from './lazy.js';
 import type { StorageBackend } from './registry.js';
 
 /** Objects above this size are sent as a resumable upload (a single-request upload below it), like S3 multipart. */
@@ -224,10 +224,7 @@ export const gcsBackend: StorageBackend<GcsOptions> = {
   schemes: ['gs'],
   form: GCS_URL.form,
   parse: (url, env) => parseGcsUrl(url, env as GcsEnv),
-  open(options) {
-    checkGcsOptions(options);
-    return new LazyStorage(gcsLocation(options), true, async () => new (await import('./gcs.js')).GcsStorage(options));
-  },
+  open: openLazily(checkGcsOptions, gcsLocation, true, async (options) => new (await import('./gcs.js')).GcsStorage(options)),
   // The SDK retries requests; the middleware repeats reads cut off midway, with the same budget.
   retry: (options) => ({ attempts: Math.max(0, options.maxRetries ?? DEFAULT_GCS_MAX_RETRIES) + 1 }),
   env: {

@@ -9,8 +9,9 @@ import {
   type StorageOptions,
 } from '@google-cloud/storage';
 import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
-import { checkKey, holdsBytes, normalizePrefix, publicEndpoint, readExactRange, unlessMissing } from './common.js';
+import { checkKey, holdsBytes, publicEndpoint, unlessMissing } from './common.js';
 import { TransientStorageError, isInterrupted } from './errors.js';
+import { ObjectStore, type ByteRange } from './object-store.js';
 import {
   DEFAULT_GCS_CHUNK_SIZE,
   DEFAULT_GCS_MAX_RETRIES,
@@ -26,6 +27,7 @@ export { DEFAULT_GCS_RESUMABLE_THRESHOLD, parseGcsUrl, type GcsEnv, type GcsOpti
 
 /** Per HTTP request; a 64 MiB single-request upload must fit in it. */
 const REQUEST_TIMEOUT_MS = 300_000;
+
 /**
  * A repository in a Google Cloud Storage bucket, through the official SDK (JSON API) with
  * Application Default Credentials, or none for an emulator (`auth: false`). `ifNotExists` is sent
@@ -35,32 +37,23 @@ const REQUEST_TIMEOUT_MS = 300_000;
  * TransientStorageError, which the retry middleware (middleware/retry.ts, applied by openStorage)
  * repeats.
  */
-export class GcsStorage implements Storage {
-  readonly location: string;
+export class GcsStorage extends ObjectStore implements Storage {
   /** ifGenerationMatch: 0 is evaluated atomically by GCS. */
   readonly atomicCreate = true;
   readonly client: GcsClient;
   private readonly bucket: Bucket;
-  private readonly bucketName: string;
-  private readonly prefix: string;
   private readonly resumableThreshold: number;
   private readonly chunkSize: number;
-  private readonly listPageSize: number;
   private readonly maxAttempts: number;
-  private readonly hasCustomEndpoint: boolean;
   private readonly credentialHint: string;
 
   constructor(options: GcsOptions) {
+    super(gcsLocation(options), { kind: 'bucket', name: options.bucket }, options, 1000);
     checkGcsOptions(options);
-    this.bucketName = options.bucket;
-    this.prefix = normalizePrefix(options.prefix ?? '');
     this.resumableThreshold = options.resumableThreshold ?? DEFAULT_GCS_RESUMABLE_THRESHOLD;
     this.chunkSize = options.chunkSize ?? DEFAULT_GCS_CHUNK_SIZE;
-    this.listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
     const maxRetries = Math.max(0, options.maxRetries ?? DEFAULT_GCS_MAX_RETRIES);
     this.maxAttempts = maxRetries + 1;
-    this.hasCustomEndpoint = options.endpoint !== undefined;
-    this.location = gcsLocation(options);
     const auth = options.auth !== false;
     this.credentialHint = auth
       ? "the credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default login or the attached service account)"
@@ -106,7 +99,7 @@ export class GcsStorage implements Storage {
     }
     // Builds the client only: credentials are looked up on the first request, not here.
     this.client = new GcsClient(config);
-    this.bucket = this.client.bucket(this.bucketName);
+    this.bucket = this.client.bucket(this.holder.name);
   }
 
   private file(key: string): File {
@@ -137,35 +130,13 @@ export class GcsStorage implements Storage {
     }
   }
 
-  async get(key: string, signal?: AbortSignal): Promise<Buffer> {
-    throwIfAborted(signal);
-    try {
-      return await this.read(key, undefined, signal);
-    } catch (err) {
-      throw this.mapError(err, `read ${key}`, key, signal);
-    }
-  }
-
-  async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
-    throwIfAborted(signal);
-    return readExactRange(this, key, offset, length, async () => {
-      try {
-        return await this.read(key, { start: offset, end: offset + length - 1 }, signal);
-      } catch (err) {
-        if (statusOf(err) === 416) return Buffer.alloc(0);
-        throw this.mapError(err, `read ${key}`, key, signal);
-      }
-    });
-  }
-
-
   /**
    * Reads an object (or an inclusive byte range of it). Whole objects are checked against their
    * CRC32C. The SDK retries until the response starts; a body cut off midway (connection reset,
    * a proxy dropping the socket, a CRC32C mismatch) is a TransientStorageError, for the retry
    * middleware to repeat the read.
    */
-  private async read(key: string, range: { start: number; end: number } | undefined, signal?: AbortSignal): Promise<Buffer> {
+  protected async readBytes(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<Buffer> {
     const stream = this.file(key).createReadStream(range ? { start: range.start, end: range.end, validation: false } : { validation: 'crc32c' });
     let responded = false;
     stream.once('response', () => (responded = true));
@@ -224,17 +195,15 @@ export class GcsStorage implements Storage {
     return unlessMissing(() => this.file(key).getMetadata(), (err) => this.mapError(err, `check ${key}`, key));
   }
 
-  private mapError(err: unknown, action: string, key: string | undefined, signal?: AbortSignal): Error {
-    if (err instanceof StorageError || err instanceof NotFoundError || err instanceof CancelledError || err instanceof UsageError) return err;
-    if (signal?.aborted || (err instanceof Error && err.name === 'AbortError')) return new CancelledError();
+  protected pastEnd(err: unknown): boolean {
+    return statusOf(err) === 416;
+  }
+
+  protected describeError(err: unknown, action: string, key: string | undefined): Error {
     const status = statusOf(err);
     const message = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
     if (status === 404 && /bucket does not exist/i.test(message)) {
-      return new StorageError(
-        `Cannot ${action}: bucket "${this.bucketName}" does not exist${this.hasCustomEndpoint ? ' on that endpoint' : ''}. ` +
-          `Create it, or fix the bucket name in ${this.location}.`,
-        { cause: err },
-      );
+      return this.missingHolder(action, err);
     }
     if (status === 404) return new NotFoundError(`Object "${key ?? ''}" not found in ${this.location}.`, { cause: err });
     if (/could not load the default credentials/i.test(message)) {
@@ -256,7 +225,7 @@ export class GcsStorage implements Storage {
     if (status === 401 || status === 403) {
       return new StorageError(
         `Cannot ${action} in ${this.location}: access denied${status ? ` (${status})` : ''}: ${message} Check ${this.credentialHint} ` +
-          `and that the account has a role that may read, write, list and delete objects in bucket "${this.bucketName}" ` +
+          `and that the account has a role that may read, write, list and delete objects in bucket "${this.holder.name}" ` +
           '(e.g. roles/storage.objectAdmin).',
         { cause: err },
       );

@@ -1,6 +1,6 @@
 import { UsageError } from '../core/errors.js';
 import { envValue, parseBool, parseStoreUrl, resolveEndpoint, storeLocation, type StoreUrlSpec } from './common.js';
-import { LazyStorage } from './lazy.js';
+import { openLazily } from './lazy.js';
 import type { StorageBackend } from './registry.js';
 
 /** Objects above this size are sent as a multipart upload (a single PutObject takes up to 5 GiB). */
@@ -26,6 +26,11 @@ export interface S3Options {
   partSize?: number;
   /** Keys per ListObjectsV2 page (S3 caps it at 1000). */
   listPageSize?: number;
+}
+
+/** Refuses options S3 would refuse later. */
+export function checkS3Options(options: S3Options): void {
+  if (!options.bucket) throw new UsageError('No S3 bucket given: write s3://bucket/prefix.');
 }
 
 /** Where an S3 repository lives, safe to print (no keys; the endpoint without user info or query). */
@@ -86,10 +91,8 @@ export const s3Backend: StorageBackend<S3Options> = {
   schemes: ['s3'],
   form: S3_URL.form,
   parse: (url) => parseS3Url(url),
-  open(options) {
-    if (!options.bucket) throw new UsageError('No S3 bucket given: write s3://bucket/prefix.');
-    return new LazyStorage(s3Location(options), false, async () => new (await import('./s3.js')).S3Storage(options));
-  },
+  // If-None-Match may be ignored by S3-compatible servers: atomicCreate is false (see S3Storage).
+  open: openLazily(checkS3Options, s3Location, false, async (options) => new (await import('./s3.js')).S3Storage(options)),
   // The SDK retries requests; the middleware repeats reads cut off midway, with the same budget.
   retry: (options) => ({ attempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS }),
   env: {

@@ -1,7 +1,6 @@
 import {
   DeleteObjectCommand,
   GetObjectCommand,
-  type GetObjectCommandInput,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -9,10 +8,11 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
-import { checkKey, holdsBytes, normalizePrefix, readExactRange, unlessMissing } from './common.js';
+import { ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
+import { checkKey, holdsBytes, unlessMissing } from './common.js';
 import { TransientStorageError, isInterrupted } from './errors.js';
-import { DEFAULT_MAX_ATTEMPTS, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, s3Location, type S3Options } from './s3-config.js';
+import { ObjectStore, type ByteRange } from './object-store.js';
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, checkS3Options, s3Location, type S3Options } from './s3-config.js';
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
 
 export { DEFAULT_MULTIPART_THRESHOLD, parseS3Url, type S3Options } from './s3-config.js';
@@ -29,27 +29,20 @@ export { DEFAULT_MULTIPART_THRESHOLD, parseS3Url, type S3Options } from './s3-co
  * began fails with a TransientStorageError, which the retry middleware (middleware/retry.ts,
  * applied by openStorage) repeats.
  */
-export class S3Storage implements Storage {
-  readonly location: string;
+export class S3Storage extends ObjectStore implements Storage {
   /** If-None-Match may be ignored by S3-compatible servers: see the class comment. */
   readonly atomicCreate = false;
   readonly client: S3Client;
   private readonly bucket: string;
-  private readonly prefix: string;
   private readonly multipartThreshold: number;
   private readonly partSize: number;
-  private readonly listPageSize: number;
-  private readonly hasCustomEndpoint: boolean;
 
   constructor(options: S3Options) {
-    if (!options.bucket) throw new UsageError('No S3 bucket given: write s3://bucket/prefix.');
+    super(s3Location(options), { kind: 'bucket', name: options.bucket }, options, 1000);
+    checkS3Options(options);
     this.bucket = options.bucket;
-    this.prefix = normalizePrefix(options.prefix ?? '');
     this.multipartThreshold = options.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD;
     this.partSize = Math.max(5 * 1024 * 1024, options.partSize ?? DEFAULT_PART_SIZE);
-    this.listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
-    this.hasCustomEndpoint = options.endpoint !== undefined;
-    this.location = s3Location(options);
 
     const config: S3ClientConfig = {
       maxAttempts: Math.max(1, options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS),
@@ -63,7 +56,7 @@ export class S3Storage implements Storage {
     if (region) config.region = region;
     else if (options.endpoint) config.region = 'us-east-1';
     if (options.endpoint) config.endpoint = options.endpoint;
-    config.forcePathStyle = options.forcePathStyle ?? this.hasCustomEndpoint;
+    config.forcePathStyle = options.forcePathStyle ?? this.customEndpoint;
     if (options.credentials) config.credentials = options.credentials;
     // On Node 20 the SDK warns that its releases after January 2027 will need Node 22. That is
     // for cairn's dependency updates to handle, not something a user can act on, and the
@@ -134,36 +127,14 @@ export class S3Storage implements Storage {
     }
   }
 
-  async get(key: string, signal?: AbortSignal): Promise<Buffer> {
-    throwIfAborted(signal);
-    try {
-      return await this.getObject({ Bucket: this.bucket, Key: this.fullKey(key) }, signal);
-    } catch (err) {
-      throw this.mapError(err, `read ${key}`, key, signal);
-    }
-  }
-
-  async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
-    throwIfAborted(signal);
-    return readExactRange(this, key, offset, length, async () => {
-      try {
-        return await this.getObject({ Bucket: this.bucket, Key: this.fullKey(key), Range: `bytes=${offset}-${offset + length - 1}` }, signal);
-      } catch (err) {
-        if (statusOf(err) === 416 || nameOf(err) === 'InvalidRange') return Buffer.alloc(0);
-        throw this.mapError(err, `read ${key}`, key, signal);
-      }
-    });
-  }
-
-
   /**
    * GetObject and read its body. The SDK's retries end once the response headers arrive: a body
    * cut off midway (connection reset, a proxy or load balancer dropping the socket) or shorter
    * than announced is a TransientStorageError, for the retry middleware to repeat the read.
    */
-  private async getObject(input: GetObjectCommandInput, signal?: AbortSignal): Promise<Buffer> {
-    const out = await this.client.send(new GetObjectCommand(input), { abortSignal: signal });
-    const key = input.Key?.slice(this.prefix.length);
+  protected async readBytes(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<Buffer> {
+    const Range = range ? `bytes=${range.start}-${range.end}` : undefined;
+    const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key), Range }), { abortSignal: signal });
     let buf: Buffer;
     try {
       buf = await bodyToBuffer(out.Body);
@@ -216,18 +187,16 @@ export class S3Storage implements Storage {
     this.client.destroy();
   }
 
-  private mapError(err: unknown, action: string, key: string | undefined, signal?: AbortSignal): Error {
-    if (err instanceof StorageError || err instanceof NotFoundError || err instanceof CancelledError) return err;
+  protected pastEnd(err: unknown): boolean {
+    return statusOf(err) === 416 || nameOf(err) === 'InvalidRange';
+  }
+
+  protected describeError(err: unknown, action: string, key: string | undefined): Error {
     const name = nameOf(err);
     const status = statusOf(err);
     const message = err instanceof Error ? err.message : String(err);
-    if (signal?.aborted || name === 'AbortError') return new CancelledError();
     if (name === 'NoSuchBucket') {
-      return new StorageError(
-        `Cannot ${action}: bucket "${this.bucket}" does not exist${this.hasCustomEndpoint ? ' on that endpoint' : ''}. ` +
-          `Create it, or fix the bucket name in ${this.location}.`,
-        { cause: err },
-      );
+      return this.missingHolder(action, err);
     }
     if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) {
       return new NotFoundError(`Object "${key ?? ''}" not found in ${this.location}.`, { cause: err });
