@@ -7,7 +7,7 @@ import { CLAIM_EXPIRY_MS, claimFolder, createExclusiveByClaims, removeClaims, re
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { hostIdentity, ownerToken } from '../../src/core/owner.js';
 import { spawnSync } from 'node:child_process';
-import { describeStorageContract } from './contract.js';
+import { describeStorageContract, listKeys as keys } from './contract.js';
 
 let dir: string;
 let n = 0;
@@ -23,12 +23,6 @@ describeStorageContract('filesystem', () => new FileSystemStorage(join(dir, `rep
   atomicIfNotExists: true,
   manyKeys: 1100,
 });
-
-async function keys(s: FileSystemStorage, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const o of s.list(prefix)) out.push(o.key);
-  return out.sort();
-}
 
 describe('filesystem listing', () => {
   it('follows a symlinked data/xx folder (packs on another disk)', async () => {

@@ -23,6 +23,7 @@ import {
   type StorageCall,
   type Storage,
 } from '../../src/storage/index.js';
+import { listKeys as keys } from './contract.js';
 
 let dir: string;
 let n = 0;
@@ -55,12 +56,6 @@ class Flaky extends StorageMiddleware {
     if (left > 0) throw this.error();
     return run();
   }
-}
-
-async function keys(s: Storage, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const o of s.list(prefix)) out.push(o.key);
-  return out.sort();
 }
 
 describe('RetryStorage', () => {
