@@ -10,10 +10,12 @@ import { parseSqliteUrl, sqliteDatabaseKey, sqliteLocation, SQLITE_URL_FORMS } f
 import { sqliteNaming } from './naming.js';
 import { SqliteSource } from './source.js';
 import { SQLITE_KIND } from './sql.js';
-import { checkSqliteCollections, SqliteTarget } from './target.js';
+import { checkSqliteCollections } from './plan.js';
+import { SqliteTarget } from './target.js';
 
 export { SqliteSource } from './source.js';
-export { checkSqliteCollections, SqliteTarget } from './target.js';
+export { checkSqliteCollections } from './plan.js';
+export { SqliteTarget } from './target.js';
 export { parseSqliteUrl } from './connection.js';
 export { SQLITE_KIND } from './sql.js';
 export type { SqliteColumn, SqliteNamedSql, SqliteTableDefinition, SqliteViewDefinition } from './sql.js';
