@@ -1,5 +1,6 @@
 /**
- * Errors of the SQLite restore target (target.ts, load.ts) as cairn's typed errors.
+ * Errors of the SQLite source and restore target (source.ts, target.ts, load.ts) as cairn's
+ * typed errors.
  */
 import { CairnError, SourceError } from '../../core/errors.js';
 
@@ -14,7 +15,7 @@ export function sqliteError(err: unknown, what: string): Error {
   if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SQLITE_')) {
     const hint =
       err.code === 'SQLITE_NOTADB'
-        ? ' The file is not a SQLite database.'
+        ? ' The file is not a SQLite database (or is encrypted).'
         : err.code.startsWith('SQLITE_BUSY')
           ? ' The database is locked by another process; retry later.'
           : '';
