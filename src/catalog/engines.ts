@@ -6,9 +6,7 @@
  * - PostgreSQL: URL parsing, client settings, location and error mapping for PostgresJobCatalog
  *   (`cairn server --catalog postgres://…`), so its errors read like a source's and never carry
  *   the password.
- * These are engine internals today; when the engines' public indexes export them, only this
- * file changes.
+ * All come from the engines' public indexes (src/sources/<engine>/index.ts).
  */
-export { default as SqliteDatabase } from '../sources/sqlite/driver.js';
-export { CATALOG_APPLICATION_ID, fileMark, protectFile } from '../sources/sqlite/catalog-mark.js';
-export { clientConfig, parsePostgresUrl, pgError, pgLocation, type PgConnectionSettings } from '../sources/postgres/connection.js';
+export { SqliteDatabase, CATALOG_APPLICATION_ID, fileMark, protectFile } from '../sources/sqlite/index.js';
+export { clientConfig, parsePostgresUrl, pgError, pgLocation, type PgConnectionSettings } from '../sources/postgres/index.js';
