@@ -45,7 +45,7 @@ export function registerRepoCommands(program: Command, { io }: CliContext): void
       await withRepositoryNames(undefined, (registry) => registry.add('repository', name, url, storage.location));
       const catalog = catalogFile(defaultDataDir());
       if (opts.json) printJson(io, { name, url, location: storage.location, catalog });
-      else io.out(`Registered repository ${name} -> ${storage.location} (in ${catalog}).`);
+      else io.out(`Registered repository ${name} -> ${url} (in ${catalog}).`);
     });
 
   repo

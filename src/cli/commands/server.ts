@@ -11,7 +11,7 @@ export function registerServerCommand(program: Command, { io, signal }: CliConte
     .addOption(dataDirOption())
     .addOption(new Option('--catalog <postgres-url>', 'keep job records in PostgreSQL, shared by several servers (default: SQLite in --data-dir)').env('CAIRN_CATALOG'))
     .option('--allow-urls', 'let operator and admin tokens name sources, targets and repositories by URL or path, not only by registered name (never the data folder; viewers never)')
-    .addHelpText('after', '\nRequests name registered sources and repositories (cairn source add, POST /v1/sources, POST /v1/repositories)\nand "default", the repository the BACKUP_* variables describe (used when a request names none).')
+    .addHelpText('after', '\nRequests name registered sources and repositories (cairn source add, cairn repo add with this data folder as\nCAIRN_DATA_DIR, POST /v1/sources, POST /v1/repositories) and "default", the repository the BACKUP_* variables describe (used when a request names none).')
     .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean }) => {
       const { host, port } = parseListen(opts.listen);
       const { startServer } = await import('../../server/index.js');

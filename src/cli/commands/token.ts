@@ -20,7 +20,11 @@ export function registerTokenCommands(program: Command, { io }: CliContext): voi
       withStore(openTokens, opts.dataDir, (store) => {
         const t = store.create(opts.role, opts.name);
         if (opts.json) printJson(io, t);
-        else io.out(`${t.token}\n(token ${t.id}, role ${t.role}: shown once, only its hash is kept; send it as Authorization: Bearer <token>)`);
+        else {
+          // The token alone on stdout, so that TOKEN=$(cairn token create …) holds just the token.
+          io.out(t.token);
+          io.err(`(token ${t.id}, role ${t.role}: shown once, only its hash is kept; send it as Authorization: Bearer <token>)`);
+        }
       }),
     );
   catalogCommand(token, 'list', 'list tokens (never their secrets)').action((opts: DataDirFlags) =>
