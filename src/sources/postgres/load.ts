@@ -16,6 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { CairnError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
+import { randomId } from '../../core/ids.js';
 import type { RestoreOptions } from '../types.js';
 import { quoteIdent } from './catalog.js';
 import { connect, pgError, type PgConnectionSettings } from './connection.js';
@@ -209,17 +210,25 @@ export async function refreshMaterializedViews(client: pg.Client, plan: Plan, in
 
 /** Gives the restored collections their target names (and schemas, created when missing): they were created under their source names. */
 export async function applyRenames(client: pg.Client, plan: Plan, signal: AbortSignal | undefined): Promise<void> {
-  for (const c of plan.collections) {
-    const { source, target } = c;
-    if (source.schema === target.schema && source.name === target.name) continue;
+  const moves = plan.collections.filter((c) => c.source.schema !== c.target.schema || c.source.name !== c.target.name);
+  // Two steps, so that renames which trade names (Users → users and users → Users) or move one
+  // table into another's place across schemas succeed in any order: first every renamed
+  // relation takes a name no other has (short: within the 63-byte limit), then its final one.
+  const tag = randomId(4);
+  const parked = moves.map((c, i) => ({ c, parked: { schema: c.source.schema, name: `cairn_rename_${tag}_${i}` } }));
+  for (const { c, parked: p } of parked) {
+    throwIfAborted(signal);
+    await client.query(`ALTER ${ALTER_WORD[c.relkind]} ${qname(c.source)} RENAME TO ${quoteIdent(p.name)}`);
+  }
+  for (const { c, parked: p } of parked) {
     throwIfAborted(signal);
     const word = ALTER_WORD[c.relkind];
-    if (source.name !== target.name) {
-      await client.query(`ALTER ${word} ${qname(source)} RENAME TO ${quoteIdent(target.name)}`);
+    let at = p;
+    if (c.source.schema !== c.target.schema) {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(c.target.schema)}`);
+      await client.query(`ALTER ${word} ${qname(at)} SET SCHEMA ${quoteIdent(c.target.schema)}`);
+      at = { schema: c.target.schema, name: p.name };
     }
-    if (source.schema !== target.schema) {
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`);
-      await client.query(`ALTER ${word} ${qname({ schema: source.schema, name: target.name })} SET SCHEMA ${quoteIdent(target.schema)}`);
-    }
+    await client.query(`ALTER ${word} ${qname(at)} RENAME TO ${quoteIdent(c.target.name)}`);
   }
 }
