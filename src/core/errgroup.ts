@@ -24,6 +24,30 @@ export async function mapLimit<T, R>(
   signal?: AbortSignal,
 ): Promise<R[]> {
   const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (group: AbortSignal): Promise<void> => {
+    while (!group.aborted && next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T, i, group);
+    }
+  };
+  await runGroup(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, () => worker), signal);
+  return results;
+}
+
+/**
+ * errgroup's Go and Wait for tasks that are long-lived workers rather than items (e.g. one
+ * database session each, pulling work from a shared queue): every task starts at once with the
+ * group's signal; the first failure aborts that signal so the others stop early; the returned
+ * promise settles only once every task has settled, then rethrows the first error.
+ *
+ * @param tasks each gets the group's signal, which aborts when a sibling fails or `signal` aborts.
+ * @param signal an outer signal: its abort rejects the group with CancelledError (or the
+ *   signal's reason when it is a CairnError) once the tasks settled.
+ * @throws the first error a task threw (later ones, often caused by the abort, are dropped);
+ *   CancelledError when `signal` aborted first.
+ */
+export async function runGroup(tasks: readonly ((signal: AbortSignal) => Promise<void>)[], signal?: AbortSignal): Promise<void> {
   const group = new AbortController();
   let failure: { error: unknown } | undefined;
   const fail = (error: unknown): void => {
@@ -34,25 +58,21 @@ export async function mapLimit<T, R>(
   const onOuterAbort = (): void => fail(outerReason(signal));
   if (signal?.aborted) onOuterAbort();
   else signal?.addEventListener('abort', onOuterAbort, { once: true });
-
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (!failure && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i] as T, i, group.signal);
-      } catch (err) {
-        fail(err);
-      }
-    }
-  };
   try {
-    await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
+    await Promise.all(
+      tasks.map(async (task) => {
+        if (failure) return;
+        try {
+          await task(group.signal);
+        } catch (err) {
+          fail(err);
+        }
+      }),
+    );
   } finally {
     signal?.removeEventListener('abort', onOuterAbort);
   }
   if (failure) throw failure.error;
-  return results;
 }
 
 /** What an aborted outer signal rejects with, as throwIfAborted: its reason when a CairnError, else CancelledError. */

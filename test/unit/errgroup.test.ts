@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mapLimit } from '../../src/core/errgroup.js';
+import { mapLimit, runGroup } from '../../src/core/errgroup.js';
 import { CancelledError } from '../../src/core/errors.js';
 
 /** A promise with its resolve function, to hold a call in flight until the test lets it go. */
@@ -109,5 +109,44 @@ describe('mapLimit (errgroup semantics)', () => {
     const calls: number[] = [];
     await expect(mapLimit([1, 2], 2, async (x) => calls.push(x), outer.signal)).rejects.toBeInstanceOf(CancelledError);
     expect(calls).toEqual([]);
+  });
+});
+
+describe('runGroup (errgroup Go and Wait)', () => {
+  it('the first failure aborts the siblings, the group waits for them, then rethrows that failure', async () => {
+    const events: string[] = [];
+    const gate = deferred();
+    const bothSawAbort = deferred();
+    const sibling = async (signal: AbortSignal): Promise<void> => {
+      await aborted(signal);
+      events.push('sibling saw abort');
+      if (events.filter((e) => e === 'sibling saw abort').length === 2) bothSawAbort.resolve();
+      await gate.promise; // still busy after the abort: the group must wait
+      events.push('sibling ended');
+      throw new Error('sibling error after the abort');
+    };
+    const failing = async (): Promise<void> => {
+      await Promise.resolve();
+      events.push('failed');
+      throw new Error('first');
+    };
+    const run = runGroup([sibling, failing, sibling]);
+    let settled = false;
+    void run.catch(() => undefined).finally(() => (settled = true));
+    await bothSawAbort.promise;
+    await new Promise((r) => setImmediate(r)); // let a premature settlement show
+    expect(events).toEqual(['failed', 'sibling saw abort', 'sibling saw abort']);
+    expect(settled).toBe(false);
+    gate.resolve();
+    await expect(run).rejects.toThrow('first');
+    expect(events.filter((e) => e === 'sibling ended')).toHaveLength(2);
+  });
+
+  it('an outer abort stops every task and rejects with CancelledError; no failure resolves', async () => {
+    const outer = new AbortController();
+    const run = runGroup([aborted, aborted], outer.signal);
+    outer.abort();
+    await expect(run).rejects.toBeInstanceOf(CancelledError);
+    await expect(runGroup([async () => undefined, async () => undefined])).resolves.toBeUndefined();
   });
 });
