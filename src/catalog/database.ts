@@ -2,10 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import Database from '../sources/sqlite/driver.js';
-import { CATALOG_APPLICATION_ID, fileMark, protectFile } from '../sources/sqlite/catalog-mark.js';
+import { CATALOG_APPLICATION_ID, fileMark, protectFile, SqliteDatabase as Database } from './engines.js';
 
-export { CATALOG_APPLICATION_ID, fileMark };
+export { CATALOG_APPLICATION_ID, fileMark, protectFile };
 
 /**
  * The catalog's SQLite file (created with a private folder), in WAL mode so readers never wait,

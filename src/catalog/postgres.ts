@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { clientConfig, parsePostgresUrl, pgError, pgLocation, type PgConnectionSettings } from '../sources/postgres/connection.js';
-import { TERMINAL_STATES, type JobCatalog, type JobError, type JobFilter, type JobRecord } from './types.js';
+import { clientConfig, parsePostgresUrl, pgError, pgLocation, type PgConnectionSettings } from './engines.js';
+import { TERMINAL_STATES, type JobCatalog, type JobError, type JobFilter, type JobRecord } from '../jobs/ports.js';
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS cairn_jobs (

@@ -1,83 +1,18 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { ConflictError, NotFoundError } from '../core/errors.js';
-import { randomId } from '../core/ids.js';
+import { newScheduleId, type RunStatus, type ScheduleRun, type ScheduleSpec, type ScheduleState, type ScheduleStore } from '../jobs/ports.js';
 import { openCatalogDatabase } from './database.js';
 
-/**
- * A new schedule's id: random, so that schedules of the same name in other data folders (other
- * servers on the same repository) never claim each other's backups.
- */
-export function newScheduleId(): string {
-  return `sch-${randomId(12)}`;
-}
-
-/** A schedule's retention as written: counts, and `keepWithin` as a duration ("3d"). */
-export interface RetentionRules {
-  keepLast?: number;
-  keepWithin?: string;
-  keepHourly?: number;
-  keepDaily?: number;
-  keepWeekly?: number;
-  keepMonthly?: number;
-  keepYearly?: number;
-}
-
-/** What `cairn schedule add` records. Durations are kept as written ("3d"). */
-export interface ScheduleSpec {
-  /**
-   * Unique and random (newScheduleId), written into every backup the schedule makes: retention
-   * and --delete-scheduled-backups touch only backups carrying it (and its source's location).
-   */
-  id: string;
-  name: string;
-  /** Database URL or a registered source name. */
-  source: string;
-  repository: string;
-  /** Five-field cron expression or @hourly / @daily / @weekly … */
-  cron: string;
-  /** IANA time zone the cron expression and calendar retention buckets are read in. */
-  timezone: string;
-  include?: string[];
-  exclude?: string[];
-  /** Backup id pattern: {source}, {schedule}, {yyyy} {MM} {dd} {HH} {mm} {ss} (UTC). */
-  pattern: string;
-  retention: RetentionRules;
-  /** Expiry of each backup it makes, e.g. "7d". */
-  expires?: string;
-  enabled: boolean;
-  createdAt: string;
-}
-
-/**
- * started: its backup job was started (a job that then fails turns the run to failed);
- * skipped-running: a backup of its source was running (its previous run or a manual one);
- * skipped-busy: a restore into its source was running; skipped-missed: the server was down;
- * failed: it could not run or its job failed (`reason` says why: source not registered,
- * repository missing or unreachable, the job's error…).
- */
-export const RUN_STATUSES = ['started', 'skipped-running', 'skipped-busy', 'skipped-missed', 'failed'] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
-
-export interface ScheduleRun {
-  schedule: string;
-  dueAt: string;
-  status: RunStatus;
-  jobId: string | null;
-  at: string;
-  /** Why it was skipped or failed (null for started runs). */
-  reason: string | null;
-}
-
-export interface ScheduleState extends ScheduleSpec {
-  /** The latest due time handled (run or skipped). */
-  lastDue: string | null;
-}
+// The schedule records and the ScheduleStore interface belong to the jobs layer (its Scheduler
+// runs them); this file implements the store. Re-exported for the catalog's users.
+export { newScheduleId, RUN_STATUSES } from '../jobs/ports.js';
+export type { RetentionRules, RunStatus, ScheduleRun, ScheduleSpec, ScheduleState, ScheduleStore } from '../jobs/ports.js';
 
 /**
  * Schedules and the record of every due time: (schedule, due time) is a primary key, so a due
  * time fires at most once, even when a server restarts in the middle of it.
  */
-export class SqliteScheduleStore {
+export class SqliteScheduleStore implements ScheduleStore {
   private readonly db: BetterSqlite3.Database;
 
   constructor(file: string) {

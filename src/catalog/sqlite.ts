@@ -1,6 +1,6 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { openCatalogDatabase } from './database.js';
-import { TERMINAL_STATES, type JobCatalog, type JobError, type JobFilter, type JobRecord } from './types.js';
+import { TERMINAL_STATES, type JobCatalog, type JobError, type JobFilter, type JobRecord } from '../jobs/ports.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (

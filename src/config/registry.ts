@@ -1,58 +1,48 @@
 /**
- * Named repositories: a small registry in the user's configuration file, so that `--repo prod`
- * can stand for `s3://bucket/prefix?endpoint=…`. The file is JSON:
+ * Named repositories for the CLI, so that `--repo prod` can stand for `s3://bucket/prefix?…`.
+ * The names live in the one registry of names, the catalog of a data folder
+ * (src/catalog/registry.ts; `--data-dir`, else $CAIRN_DATA_DIR, else ~/.local/share/cairn), which
+ * `cairn server` on that data folder reads too. Repository URLs hold no credentials.
  *
- *   { "repositories": { "<name>": { "url": "<repository URL>", "addedAt": "<ISO time>" } } }
- *
- * It lives at $CAIRN_CONFIG, else $XDG_CONFIG_HOME/cairn/config.json, else
- * ~/.config/cairn/config.json; it is written atomically (temp file + rename) with mode 0600.
- * Unknown top-level keys are kept. Credentials never go here: repository URLs hold none.
+ * Earlier versions kept these names in a configuration file ($CAIRN_CONFIG, else
+ * $XDG_CONFIG_HOME/cairn/config.json, else ~/.config/cairn/config.json). Its names are moved into
+ * the catalog the first time the CLI looks names up (importLegacyNames); the file keeps its
+ * other keys, and any name the catalog already holds for another URL.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import fs from 'node:fs';
+import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { z } from 'zod';
-import { ConflictError, NotFoundError, UsageError } from '../core/errors.js';
+import { catalogFile, defaultDataDir } from '../catalog/database.js';
+import { REGISTERED_NAME, SqliteRegistry } from '../catalog/registry.js';
+import { UsageError } from '../core/errors.js';
+import { openStorage } from '../storage/index.js';
 
-export const REPO_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]*$/;
-const MAX_NAME_LENGTH = 64;
-
-const RegisteredRepositorySchema = z.object({
-  url: z.string().min(1),
-  addedAt: z.string().optional(),
+const LegacyConfigSchema = z.looseObject({
+  repositories: z.record(z.string(), z.object({ url: z.string().min(1), addedAt: z.string().optional() })).optional(),
 });
-export type RegisteredRepository = z.infer<typeof RegisteredRepositorySchema>;
+type LegacyConfig = z.infer<typeof LegacyConfigSchema>;
 
-const ConfigFileSchema = z.looseObject({
-  repositories: z.record(z.string().regex(REPO_NAME_PATTERN), RegisteredRepositorySchema).default({}),
-});
-export type ConfigFile = z.infer<typeof ConfigFileSchema>;
-
-/** Where the configuration file is, from the environment. */
-export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+/** Where earlier versions kept repository names, from the environment. */
+export function legacyConfigPath(env: NodeJS.ProcessEnv = process.env): string {
   if (env.CAIRN_CONFIG) return env.CAIRN_CONFIG;
   const base = env.XDG_CONFIG_HOME ? env.XDG_CONFIG_HOME : join(env.HOME || homedir(), '.config');
   return join(base, 'cairn', 'config.json');
 }
 
-export function validateRepoName(name: string): string {
-  if (!REPO_NAME_PATTERN.test(name) || name.length > MAX_NAME_LENGTH) {
-    throw new UsageError(
-      `Invalid repository name "${name}": use 1–${MAX_NAME_LENGTH} lowercase letters, digits, "-" or "_", starting with a letter or digit.`,
-    );
-  }
-  return name;
+/** A value could be a name only when it contains no "/", ":" or "\" (so paths and URLs never are). */
+export function mayBeName(value: string): boolean {
+  return !value.includes('/') && !value.includes(':') && !value.includes('\\') && REGISTERED_NAME.test(value);
 }
 
-/** The configuration; an empty one when the file does not exist. */
-export async function readConfig(env: NodeJS.ProcessEnv = process.env): Promise<ConfigFile> {
-  const path = configPath(env);
+async function readLegacyConfig(path: string): Promise<LegacyConfig | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { repositories: {} };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new UsageError(`Cannot read the cairn configuration ${path}: ${(err as Error).message}`);
   }
   let json: unknown;
@@ -61,7 +51,7 @@ export async function readConfig(env: NodeJS.ProcessEnv = process.env): Promise<
   } catch {
     throw new UsageError(`The cairn configuration ${path} is not valid JSON: fix or remove it.`);
   }
-  const parsed = ConfigFileSchema.safeParse(json);
+  const parsed = LegacyConfigSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new UsageError(`The cairn configuration ${path} is invalid (${issue ? `${issue.path.join('.') || 'top level'}: ${issue.message}` : 'unknown problem'}): fix or remove it.`);
@@ -70,9 +60,7 @@ export async function readConfig(env: NodeJS.ProcessEnv = process.env): Promise<
 }
 
 /** Writes the configuration atomically: a temp file beside it (mode 0600), then a rename. */
-export async function writeConfig(config: ConfigFile, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const path = configPath(env);
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+async function writeLegacyConfig(path: string, config: LegacyConfig): Promise<void> {
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     await writeFile(tmp, JSON.stringify(config, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
@@ -84,46 +72,64 @@ export async function writeConfig(config: ConfigFile, env: NodeJS.ProcessEnv = p
   }
 }
 
-export async function listRepositories(env: NodeJS.ProcessEnv = process.env): Promise<{ name: string; url: string; addedAt?: string }[]> {
-  const config = await readConfig(env);
-  return Object.entries(config.repositories)
-    .map(([name, r]) => ({ name, ...r }))
-    .sort((a, b) => a.name.localeCompare(b.name));
-}
-
-export async function addRepository(name: string, url: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  validateRepoName(name);
-  if (!url) throw new UsageError('No repository URL given: cairn repo add <name> <url>.');
-  const config = await readConfig(env);
-  const existing = config.repositories[name];
-  if (existing) {
-    throw new ConflictError(`A repository named "${name}" is already registered (${existing.url}). Remove it first with: cairn repo remove ${name}`);
+/**
+ * Moves the repository names of the legacy configuration file into the catalog of `dataDir`;
+ * returns the names moved. A name the catalog holds already stays in the file unless it stands
+ * for the same URL; an invalid or reserved one stays in the file too.
+ */
+export async function importLegacyNames(dataDir: string, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+  const path = legacyConfigPath(env);
+  const config = await readLegacyConfig(path);
+  const entries = Object.entries(config?.repositories ?? {});
+  if (!config || entries.length === 0) return [];
+  const kept: NonNullable<LegacyConfig['repositories']> = {};
+  const moved: string[] = [];
+  const registry = new SqliteRegistry(catalogFile(dataDir));
+  try {
+    for (const [name, { url, addedAt }] of entries) {
+      const existing = registry.url('repository', name);
+      if (existing === url) moved.push(name);
+      else if (existing !== undefined) kept[name] = { url, ...(addedAt ? { addedAt } : {}) };
+      else {
+        try {
+          registry.add('repository', name, url, openStorage(url).location);
+          moved.push(name);
+        } catch {
+          kept[name] = { url, ...(addedAt ? { addedAt } : {}) };
+        }
+      }
+    }
+  } finally {
+    registry.close();
   }
-  config.repositories[name] = { url, addedAt: new Date().toISOString() };
-  await writeConfig(config, env);
-}
-
-/** Forgets a name; the repository's data is not touched. Returns the URL it stood for. */
-export async function removeRepository(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const config = await readConfig(env);
-  const existing = config.repositories[name];
-  if (!existing) throw new NotFoundError(`No repository named "${name}" is registered in ${configPath(env)}. List them with: cairn repo list`);
-  delete config.repositories[name];
-  await writeConfig(config, env);
-  return existing.url;
-}
-
-/** A value could be a name only when it contains no "/" and no ":" (so paths and URLs never are). */
-export function mayBeName(value: string): boolean {
-  return !value.includes('/') && !value.includes(':') && !value.includes('\\') && REPO_NAME_PATTERN.test(value);
+  const { repositories: _old, ...rest } = config;
+  await writeLegacyConfig(path, Object.keys(kept).length > 0 ? { ...rest, repositories: kept } : rest);
+  return moved;
 }
 
 /**
- * The repository URL a `--repo` value stands for: a registered name (no "/" and no ":") gives its
- * URL; anything else, including an unregistered name, is a path or URL and is returned as is.
+ * Opens the registry of `dataDir` (default: $CAIRN_DATA_DIR, else ~/.local/share/cairn) after
+ * moving any legacy names in, runs `use`, and closes it. With `ifMissing`, a data folder without
+ * a catalog answers that instead of being created (a lookup creates nothing).
  */
-export async function resolveRepository(value: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function withRepositoryNames<T>(dataDir: string | undefined, use: (registry: SqliteRegistry) => T, ifMissing?: { value: T }): Promise<T> {
+  const dir = dataDir ?? defaultDataDir();
+  await importLegacyNames(dir);
+  if (ifMissing && !fs.existsSync(catalogFile(dir))) return ifMissing.value;
+  const registry = new SqliteRegistry(catalogFile(dir));
+  try {
+    return use(registry);
+  } finally {
+    registry.close();
+  }
+}
+
+/**
+ * The repository URL a `--repo` value stands for: a name registered in the catalog of `dataDir`
+ * (no "/" and no ":") gives its URL; anything else, including an unregistered name, is a path or
+ * URL and is returned as is.
+ */
+export async function resolveRepository(value: string, dataDir?: string): Promise<string> {
   if (!mayBeName(value)) return value;
-  const config = await readConfig(env);
-  return config.repositories[value]?.url ?? value;
+  return withRepositoryNames(dataDir, (registry) => registry.url('repository', value) ?? value, { value });
 }

@@ -11,7 +11,7 @@ import { CompressionPool, defaultCompressionWorkers } from '../repo/compression-
 import { duplicateBackup, type Repository } from '../repo/repository.js';
 import type { CollectionDescriptor, DatabaseSource } from '../sources/types.js';
 import { namingFor } from '../sources/registry.js';
-import { mapLimit } from '../repo/concurrency.js';
+import { mapLimit } from '../core/errgroup.js';
 import { availableParallelism } from 'node:os';
 import type { ProgressListener } from './progress.js';
 
@@ -142,7 +142,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
         .map((u, i) => ({ u, i }))
         .sort((a, b) => (size(b.u) > size(a.u) ? 1 : size(b.u) < size(a.u) ? -1 : a.i - b.i))
         .map((x) => x.u);
-      const backupUnit = async (u: Unit): Promise<void> => {
+      const backupUnit = async (u: Unit, _i: number, signal: AbortSignal): Promise<void> => {
         throwIfAborted(signal);
         const { c, entry, newIds } = u.plan;
         report('transferring', c.name);
@@ -162,7 +162,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
         }
         if (--u.plan.left === 0) done++;
       };
-      await mapLimit(schedule, Math.max(1, Math.min(jobs, snapshot.maxParallelReads)), backupUnit);
+      await mapLimit(schedule, Math.max(1, Math.min(jobs, snapshot.maxParallelReads)), backupUnit, signal);
       for (const { entry, units } of plans) {
         entry.chunks = units.flatMap((u) => u.chunks);
         entry.rowCount = units.reduce((n, u) => n + u.rows, 0);

@@ -3,7 +3,7 @@ import { validateBackupId } from '../core/ids.js';
 import type { IndexDocument } from '../core/schemas.js';
 import { ChunkIndex, writeIndexDocument, type ChunkLocation } from '../repo/chunk-index.js';
 import { decompressBlob } from '../repo/compression.js';
-import { mapLimit } from '../repo/concurrency.js';
+import { mapLimit } from '../core/errgroup.js';
 import { sha256Hex } from '../repo/hash.js';
 import { PackBuilder, packKey, type FinishedPack } from '../repo/pack.js';
 import type { Repository } from '../repo/repository.js';
@@ -122,7 +122,7 @@ export async function runCopy(options: CopyOptions): Promise<CopyResult> {
         written.push({ id: pack.id, length: pack.bytes.length, blobs: pack.blobs });
       };
       report('transferring');
-      await mapLimit(packIds, options.concurrency ?? 4, async (packId) => {
+      await mapLimit(packIds, options.concurrency ?? 4, async (packId, _i, signal) => {
         throwIfAborted(signal);
         const pack = await readSourcePack(from, packId, signal);
         for (const { id: chunkId, loc } of byPack.get(packId) ?? []) {
@@ -146,7 +146,7 @@ export async function runCopy(options: CopyOptions): Promise<CopyResult> {
           builder = new PackBuilder();
           await upload(full.finish());
         }
-      });
+      }, signal);
       report('finalizing');
       if (builder.blobCount > 0) await upload(builder.finish());
       throwIfAborted(signal);

@@ -6,7 +6,7 @@
  */
 import { CairnError, CancelledError, ConflictError, NotFoundError } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
-import { TERMINAL_STATES, type JobCatalog, type JobKind, type JobProgress, type JobRecord, type JobState } from '../catalog/types.js';
+import { TERMINAL_STATES, type JobCatalog, type JobKind, type JobProgress, type JobRecord, type JobState } from './ports.js';
 import type { Progress } from './progress.js';
 
 export interface JobContext {

@@ -9,6 +9,7 @@ import type { Repository } from '../repo/repository.js';
 import type { ConflictPolicy, RestoreItem, RestoreResult, RestoreTarget } from '../sources/types.js';
 import type { ProgressListener } from './progress.js';
 import { namingFor } from '../sources/registry.js';
+import { refuseRoles } from '../sources/index.js';
 
 export interface RestoreOptions {
   repo: Repository;
@@ -43,6 +44,7 @@ export interface RestoreSummary extends RestoreResult {
 export async function runRestore(options: RestoreOptions): Promise<RestoreSummary> {
   const { repo, target } = options;
   const manifest = await repo.readManifest(options.backupId, options.signal);
+  if (options.roles) refuseRoles(target.kind, 'restore');
   const rules = namingFor(manifest.source.kind);
   const renames = new Map([...(options.renames ?? [])].map(([from, to]) => [rules.qualify(from), rules.qualify(to)]));
   const entries = selectEntries(manifest, options.selection ?? {}, renames, rules);

@@ -1,6 +1,6 @@
 import { UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/durations.js';
-import { newScheduleId, type RetentionRules, type ScheduleSpec } from '../catalog/schedules.js';
+import { newScheduleId, type RetentionRules, type ScheduleSpec } from './ports.js';
 import { cronOf } from './scheduler.js';
 
 /** What `schedule add` and POST /v1/schedules take (the SDK's CreateScheduleRequest). */

@@ -6,7 +6,7 @@
  */
 import { addDuration, parseDuration } from '../core/durations.js';
 import { ConflictError, NotFoundError } from '../core/errors.js';
-import type { ScheduleSpec } from '../catalog/schedules.js';
+import type { ScheduleSpec } from './ports.js';
 import type { BackupManifest } from '../core/schemas.js';
 import type { Repository } from '../repo/repository.js';
 import type { DatabaseSource } from '../sources/types.js';

@@ -8,10 +8,9 @@
 import { Cron } from 'croner';
 import { ConflictError, UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/durations.js';
-import type { RunStatus, ScheduleSpec, SqliteScheduleStore } from '../catalog/schedules.js';
-import type { JobRecord } from '../catalog/types.js';
+import type { JobRecord, RunStatus, ScheduleSpec, ScheduleStore } from './ports.js';
 import { JobConflictError } from './job-center.js';
-import { scrubSecrets } from '../server/redact.js';
+import { scrubSecrets } from '../sources/redact.js';
 import type { RetentionPolicy } from './retention.js';
 
 export interface Launched {
@@ -84,7 +83,7 @@ export class Scheduler {
   private readonly graceMs: number;
 
   constructor(
-    private readonly store: SqliteScheduleStore,
+    private readonly store: ScheduleStore,
     private readonly options: SchedulerOptions,
   ) {
     this.graceMs = options.graceMs ?? 3600_000;

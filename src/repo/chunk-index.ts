@@ -5,7 +5,7 @@ import type { Storage } from '../storage/types.js';
 import { CorruptionError, NotFoundError, throwIfAborted } from '../core/errors.js';
 import { decodeMetadata, encodeMetadata } from './metadata.js';
 import { sha256Hex } from './hash.js';
-import { mapLimit } from './concurrency.js';
+import { mapLimit } from '../core/errgroup.js';
 import { sleep } from '../core/sleep.js';
 import { quotePrefix } from '../core/ids.js';
 
@@ -124,7 +124,7 @@ export class ChunkIndex {
     const ids: string[] = [];
     for await (const info of storage.list('index/', signal)) ids.push(info.key.slice('index/'.length));
     const damaged: DamagedIndex[] = [];
-    const read = await mapLimit(ids, 8, async (id) => {
+    const read = await mapLimit(ids, 8, async (id, _i, signal) => {
       if (!/^[0-9a-f]{64}$/.test(id)) {
         // A name read from storage that no index can have: not read at all (it may not even be
         // addressable), quoted short, only ever deleted by repair.
@@ -163,7 +163,7 @@ export class ChunkIndex {
         damaged.push({ id, message: err.message });
         return undefined;
       }
-    });
+    }, signal);
     throwIfAborted(signal);
     const docs = read.filter((d): d is { id: string; doc: IndexDocument } => d !== undefined);
     const superseded = new Set(docs.flatMap((d) => d.doc.supersedes));

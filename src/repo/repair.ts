@@ -2,7 +2,7 @@ import { CorruptionError, throwIfAborted } from '../core/errors.js';
 import { type BackupManifest, type IndexDocument, type IndexEntry } from '../core/schemas.js';
 import { ChunkIndex, indexKey, listPacks, writeIndexDocument } from './chunk-index.js';
 import { decompressBlob } from './compression.js';
-import { mapLimit } from './concurrency.js';
+import { mapLimit } from '../core/errgroup.js';
 import { sha256Hex } from './hash.js';
 import { removeStaleLocks, type RepositoryLock } from './lock.js';
 import { withLock } from './locked.js';
@@ -87,7 +87,7 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
   let blobsLost = 0;
   let done = 0;
   const packIds = [...present.keys()];
-  await mapLimit(packIds, 4, async (packId) => {
+  await mapLimit(packIds, 4, async (packId, _i, signal) => {
     throwIfAborted(signal);
     const bytes = await repo.storage.get(packKey(packId), signal);
     let header: IndexEntry[] | undefined;
@@ -110,7 +110,7 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
       if (good.length > 0) salvage.push({ packId, bytes: Buffer.from(bytes), blobs: good });
     }
     options.onProgress?.(++done, packIds.length);
-  });
+  }, signal);
 
   // Salvaged blobs go into new packs; a blob already intact elsewhere needs no copy.
   const written: IndexDocument['packs'] = [];

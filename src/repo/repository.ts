@@ -13,7 +13,7 @@ import { createExclusive, removeClaims } from '../storage/common.js';
 import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams, type ChunkerParams } from './chunker.js';
 import { MAX_SMALL_DOCUMENT_BYTES, checkManifestChecksum, decodeJson, encodeManifest, manifestChecksum, parseDocument } from './metadata.js';
 import { RepositoryLock } from './lock.js';
-import { mapLimit } from './concurrency.js';
+import { mapLimit } from '../core/errgroup.js';
 
 export const CONFIG_KEY = 'config';
 export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
@@ -228,7 +228,7 @@ export class Repository {
     const { ids, foreign } = await this.listBackupKeys(signal);
     const damaged: { id: string; message: string }[] = foreign.map((key) => ({ id: key.slice('backups/'.length), message: foreignManifestMessage(key) }));
     const unchecksummed: string[] = [];
-    const read = await mapLimit(ids, 8, async (id) => {
+    const read = await mapLimit(ids, 8, async (id, _i, signal) => {
       try {
         const r = await this.readManifestChecked(id, signal);
         if (!r.checksummed) unchecksummed.push(id);
@@ -239,7 +239,7 @@ export class Repository {
         damaged.push({ id, message: err.message });
         return undefined;
       }
-    });
+    }, signal);
     const manifests = read.filter((m): m is BackupManifest => m !== undefined);
     manifests.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
     return { manifests, damaged: damaged.sort((a, b) => a.id.localeCompare(b.id)), unchecksummed: unchecksummed.sort() };
@@ -253,7 +253,7 @@ export class Repository {
   async listManifests(signal?: AbortSignal): Promise<BackupManifest[]> {
     const { ids, foreign } = await this.listBackupKeys(signal);
     if (foreign.length > 0) throw new CorruptionError(foreignManifestMessage(foreign[0] as string), { objects: foreign });
-    const manifests = await mapLimit(ids, 8, (id) => this.readManifest(id, signal));
+    const manifests = await mapLimit(ids, 8, (id, _i, group) => this.readManifest(id, group), signal);
     return manifests.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
   }
 

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CairnError, NotFoundError } from '../core/errors.js';
 import type { Role } from '../catalog/tokens.js';
-import type { SqliteRegistry } from '../catalog/registry.js';
+import { REGISTERED_NAME, type SqliteRegistry } from '../catalog/registry.js';
 import { Repository } from '../repo/repository.js';
 import { findDriver } from '../sources/registry.js';
 import { databaseKey } from '../jobs/database-key.js';
@@ -34,7 +34,8 @@ export type Asker = Role | 'server';
 /** The name the BACKUP_* repository goes by in requests (and the default when none is given). */
 export const DEFAULT_REPOSITORY = 'default';
 
-export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** A registered name's form: the catalog's rule (one registry of names). */
+export const NAME_PATTERN = REGISTERED_NAME;
 export const isName = (value: string): boolean => NAME_PATTERN.test(value);
 
 export interface AccessOptions {
@@ -44,7 +45,7 @@ export interface AccessOptions {
   allowAdHocUrls?: boolean;
   /** The repository of the BACKUP_* variables: used when a request names none, and as "default". */
   defaultRepository?: Storage;
-  /** Names registered with `cairn repo add` on the server's machine → their URL (else the value). */
+  /** Names in the server's registry (`POST /v1/repositories`, or `cairn repo add` with the server's data folder as CAIRN_DATA_DIR) → their URL (else the value). */
   resolveConfigName?: (value: string) => Promise<string>;
   /** Locations of databases no request may name: the PostgreSQL job catalog (--catalog). */
   protectedDatabases?: string[];
@@ -94,7 +95,7 @@ export class AccessPolicy {
     if (options.defaultRepository) this.checkStorage(options.defaultRepository, 'The BACKUP_* repository');
   }
 
-  /** A name registered with `cairn repo add` on this machine → its URL (else the value as given). */
+  /** A name in the server's registry (see above) → its URL (else the value as given). */
   async resolveConfigName(value: string): Promise<string> {
     return this.options.resolveConfigName ? this.options.resolveConfigName(value) : value;
   }

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { LockedError } from '../core/errors.js';
-import Database from '../sources/sqlite/driver.js';
+import { SqliteDatabase as Database } from '../catalog/engines.js';
 
 export interface DataDirHolder {
   /** What holds it: "cairn server" or "cairn schedule run-now". */

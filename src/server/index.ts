@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { SqliteTokenStore } from '../catalog/tokens.js';
 import { SqliteRegistry } from '../catalog/registry.js';
-import { resolveRepository } from '../config/registry.js';
 import { UsageError } from '../core/errors.js';
 import { JobCenter } from '../jobs/job-center.js';
 import { createApp } from './app.js';
@@ -20,9 +19,7 @@ import { Scheduler } from '../jobs/scheduler.js';
 import { scheduledBackupLauncher } from '../jobs/scheduled-backup.js';
 import { openSource } from '../sources/index.js';
 import { DataDirLock } from './data-dir-lock.js';
-import { protectFile } from '../sources/sqlite/catalog-mark.js';
-
-import { catalogFile } from '../catalog/database.js';
+import { catalogFile, protectFile } from '../catalog/database.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
@@ -138,7 +135,9 @@ async function serveLocked(
     registry,
     allowAdHocUrls: Boolean(options.allowAdHocUrls),
     ...(defaultRepository ? { defaultRepository } : {}),
-    resolveConfigName: (value) => resolveRepository(value, options.env ?? process.env),
+    // Names come from this data folder's catalog only (never from the config of the user who
+    // started the server): the same registry `cairn repo add` writes with CAIRN_DATA_DIR set to it.
+    resolveConfigName: async (value) => registry.url('repository', value) ?? value,
     ...(catalog instanceof PostgresJobCatalog ? { protectedDatabases: [catalog.location] } : {}),
   });
   const scheduler = new Scheduler(schedules, {

@@ -3,9 +3,10 @@
  * manifest checks by a manifest's kind. Everything engine-specific is in the engine's folder,
  * found through registry.ts.
  */
+import { UsageError } from '../core/errors.js';
 import type { BackupManifest } from '../core/schemas.js';
 import type { SourceOptions } from './driver.js';
-import { driverForKind, driverForUrl, namingFor } from './registry.js';
+import { driverForKind, driverForUrl, engines, namingFor } from './registry.js';
 import type { DatabaseSource, RestoreTarget } from './types.js';
 
 export type * from './types.js';
@@ -14,7 +15,22 @@ export { driverForKind, driverForUrl, engines, findDriver, namingFor, supportedU
 
 /** The database a backup reads, by URL (UsageError for an unsupported or malformed URL). */
 export function openSource(url: string, options: SourceOptions = {}): DatabaseSource {
-  return driverForUrl(url).openSource(url, options);
+  const driver = driverForUrl(url);
+  if (options.roles || options.rolesWithPasswords) refuseRoles(driver.kind, 'record');
+  return driver.openSource(url, options);
+}
+
+/**
+ * Throws UsageError when roles are asked of an engine that has none (capabilities.roles false),
+ * rather than quietly backing up or restoring without them.
+ */
+export function refuseRoles(kind: string, verb: 'record' | 'restore'): void {
+  if (driverForKind(kind)?.capabilities.roles) return;
+  const withRoles = engines().filter((d) => d.capabilities.roles).map((d) => d.kind);
+  throw new UsageError(
+    `--roles: ${kind} databases have no roles to ${verb}; leave --roles out` +
+      (withRoles.length > 0 ? ` (it applies to ${withRoles.join(', ')}).` : '.'),
+  );
 }
 
 /** The database a restore writes into, by URL (UsageError for an unsupported or malformed URL). */

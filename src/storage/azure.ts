@@ -6,8 +6,9 @@ import {
   type ContainerClient,
   type StoragePipelineOptions,
 } from '@azure/storage-blob';
-import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
-import { checkKey, normalizePrefix, readExactRange, unlessMissing } from './common.js';
+import { ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
+import { checkKey, unlessMissing } from './common.js';
+import { ObjectStore, type ByteRange } from './object-store.js';
 import { DEFAULT_AZURE_BLOCK_SIZE, DEFAULT_AZURE_CONCURRENCY, azureLocation, checkAzureOptions, type AzureOptions } from './azure-config.js';
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
 
@@ -17,25 +18,19 @@ export { azureOptionsFromEnv, parseAzureUrl, type AzureEnv, type AzureOptions } 
  * A repository in an Azure Blob container. `ifNotExists` is sent as `If-None-Match: *`, which
  * Azure (and azurite) evaluate atomically on Put Blob and Put Block List.
  */
-export class AzureBlobStorage implements Storage {
-  readonly location: string;
+export class AzureBlobStorage extends ObjectStore implements Storage {
   /** If-None-Match: * is evaluated atomically by Azure and azurite. */
   readonly atomicCreate = true;
   private readonly container: ContainerClient;
-  private readonly containerName: string;
-  private readonly prefix: string;
   private readonly blockSize: number;
   private readonly concurrency: number;
-  private readonly listPageSize: number;
   private readonly credentialHint: string;
 
   constructor(options: AzureOptions) {
+    super(azureLocation(options), { kind: 'container', name: options.container }, options, 5000);
     checkAzureOptions(options);
-    this.containerName = options.container;
-    this.prefix = normalizePrefix(options.prefix ?? '');
     this.blockSize = options.blockSize ?? DEFAULT_AZURE_BLOCK_SIZE;
     this.concurrency = options.concurrency ?? DEFAULT_AZURE_CONCURRENCY;
-    this.listPageSize = Math.min(5000, Math.max(1, options.listPageSize ?? 5000));
     const pipeline: StoragePipelineOptions = {
       retryOptions: {
         retryPolicyType: StorageRetryPolicyType.EXPONENTIAL,
@@ -72,8 +67,7 @@ export class AzureBlobStorage implements Storage {
         service = new BlobServiceClient(url, new AnonymousCredential(), pipeline);
       }
     }
-    this.container = service.getContainerClient(this.containerName);
-    this.location = azureLocation(options);
+    this.container = service.getContainerClient(this.holder.name);
   }
 
   /** The SDK's client for the container, e.g. for tests that create it. */
@@ -105,35 +99,18 @@ export class AzureBlobStorage implements Storage {
     }
   }
 
-  async get(key: string, signal?: AbortSignal): Promise<Buffer> {
-    throwIfAborted(signal);
-    return this.download(key, 0, undefined, signal);
+  /** A download; the SDK resumes a body cut off midway itself (maxRetryRequests). */
+  protected async readBytes(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<Buffer> {
+    const res = await this.blob(key).download(range?.start ?? 0, range ? range.end - range.start + 1 : undefined, { abortSignal: signal, maxRetryRequests: 5 });
+    const body = res.readableStreamBody;
+    if (!body) return Buffer.alloc(0);
+    const chunks: Buffer[] = [];
+    for await (const c of body) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+    return Buffer.concat(chunks);
   }
 
-  async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
-    throwIfAborted(signal);
-    return readExactRange(this, key, offset, length, async () => {
-      try {
-        return await this.download(key, offset, length, signal);
-      } catch (err) {
-        if (err instanceof StorageError && statusOf(err.cause) === 416) return Buffer.alloc(0);
-        throw err;
-      }
-    });
-  }
-
-
-  private async download(key: string, offset: number, count: number | undefined, signal?: AbortSignal): Promise<Buffer> {
-    try {
-      const res = await this.blob(key).download(offset, count, { abortSignal: signal, maxRetryRequests: 5 });
-      const body = res.readableStreamBody;
-      if (!body) return Buffer.alloc(0);
-      const chunks: Buffer[] = [];
-      for await (const c of body) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
-      return Buffer.concat(chunks);
-    } catch (err) {
-      throw this.mapError(err, `read ${key}`, key, signal);
-    }
+  protected pastEnd(err: unknown): boolean {
+    return statusOf(err) === 416;
   }
 
   async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
@@ -164,17 +141,12 @@ export class AzureBlobStorage implements Storage {
     return unlessMissing(() => this.blob(key).getProperties(), (err) => this.mapError(err, `check ${key}`, key));
   }
 
-  private mapError(err: unknown, action: string, key: string | undefined, signal?: AbortSignal): Error {
-    if (err instanceof StorageError || err instanceof NotFoundError || err instanceof CancelledError) return err;
-    if (signal?.aborted || (err instanceof Error && err.name === 'AbortError')) return new CancelledError();
+  protected describeError(err: unknown, action: string, key: string | undefined): Error {
     const status = statusOf(err);
     const code = codeOf(err);
     const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
     if (code === 'ContainerNotFound') {
-      return new StorageError(
-        `Cannot ${action}: container "${this.containerName}" does not exist. Create it, or fix the container name in ${this.location}.`,
-        { cause: err },
-      );
+      return this.missingHolder(action, err);
     }
     if (status === 404) return new NotFoundError(`Object "${key ?? ''}" not found in ${this.location}.`, { cause: err });
     if (status === 403 || status === 401) {

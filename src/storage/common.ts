@@ -66,6 +66,65 @@ export function publicEndpoint(endpoint: string): string {
   }
 }
 
+/**
+ * A variable's value, trimmed: undefined when unset.
+ * @throws UsageError naming it when set but blank.
+ */
+export function envValue(env: NodeJS.ProcessEnv, name: string, what: string): string | undefined {
+  const v = env[name];
+  if (v === undefined) return undefined;
+  if (v.trim() === '') throw new UsageError(`${name} is set but empty: give the ${what}, or unset it.`);
+  return v.trim();
+}
+
+/** How an object store's URLs look, for parseStoreUrl's messages. */
+export interface StoreUrlSpec {
+  /** The service as users name it: "S3", "GCS", "Azure". */
+  service: string;
+  /** The URL form: "s3://bucket/prefix". */
+  form: string;
+  /** What the host part names: "bucket", "container". */
+  holder: string;
+  /** The query parameters it knows. */
+  params: readonly string[];
+  /** Where credentials go instead of the URL's user info: "set AWS_ACCESS_KEY_ID and …". */
+  credentials: string;
+  /** Parameters refused as credentials rather than as unknown, and where those go instead. */
+  secretParams?: { pattern: RegExp; credentials: string };
+}
+
+/**
+ * The parts every object-store URL has (`scheme://holder/prefix?params`), checked alike: a URL
+ * that does not parse, credentials in it, no bucket or container, and unknown parameters are
+ * refused with a UsageError that says what to write.
+ * @returns the URL, its holder (bucket or container, decoded) and prefix (decoded, may be "").
+ */
+export function parseStoreUrl(url: string, spec: StoreUrlSpec): { url: URL; holder: string; prefix: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new UsageError(`Invalid ${spec.service} URL "${url}": write ${spec.form}.`);
+  }
+  if (u.username || u.password) throw new UsageError(`Do not put credentials in the ${spec.service} URL: ${spec.credentials}.`);
+  const holder = decodeURIComponent(u.hostname);
+  if (!holder) throw new UsageError(`No ${spec.holder} in "${url}": write ${spec.form}.`);
+  for (const name of u.searchParams.keys()) {
+    if (spec.params.includes(name)) continue;
+    if (spec.secretParams?.pattern.test(name)) {
+      throw new UsageError(`Do not put credentials in the ${spec.service} URL ("${name}"): ${spec.secretParams.credentials}.`);
+    }
+    throw new UsageError(`Unknown ${spec.service} URL parameter "${name}". Known: ${spec.params.join(', ')}.`);
+  }
+  return { url: u, holder, prefix: decodeURIComponent(u.pathname.replace(/^\//, '')) };
+}
+
+/** Where an object-store repository lives, safe to print: `scheme://holder/prefix/`, the endpoint without user info or query. */
+export function storeLocation(scheme: string, holder: string, prefix: string | undefined, endpoint: string | undefined): string {
+  const endpointPart = endpoint ? `?endpoint=${encodeURIComponent(publicEndpoint(endpoint))}` : '';
+  return `${scheme}://${holder}/${normalizePrefix(prefix ?? '')}${endpointPart}`;
+}
+
 /** "41943040", "40MiB", "40M", "512KiB" → bytes. */
 export function parseSize(value: string, what: string): number {
   const m = /^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$/i.exec(value);
@@ -106,6 +165,22 @@ export async function readExactRange(
     throw new StorageError(`Object "${key}" in ${store.location} is shorter than expected (wanted bytes ${offset}-${offset + length}, got ${buf.length}).`);
   }
   return buf;
+}
+
+/**
+ * A create-only write refused because the key exists is read back up to this size, to tell a
+ * repeat of our own write (whose first answer was lost) from another writer's object.
+ */
+export const RECHECK_MAX_BYTES = 4 * 1024 * 1024;
+
+/** Whether `key` holds exactly `data`: false for objects above RECHECK_MAX_BYTES and on any error. */
+export async function holdsBytes(store: Pick<Storage, 'get'>, key: string, data: Uint8Array): Promise<boolean> {
+  if (data.length > RECHECK_MAX_BYTES) return false;
+  try {
+    return (await store.get(key)).equals(data);
+  } catch {
+    return false;
+  }
 }
 
 /** Runs `op`; true when it succeeded, false when its mapped error is NotFoundError, else throws that error. */
@@ -173,20 +248,27 @@ export async function createExclusive(storage: Storage, key: string, bytes: Uint
  * left in place (a few bytes) beside the object; prune may delete claims older than
  * CLAIM_EXPIRY_MS.
  *
- * @throws ConflictError when the key exists, or rival claims stay for CLAIM_WAIT_MS (a writer
+ * @param waitMs how long rival claims may stay before this gives up (default CLAIM_WAIT_MS).
+ * @throws ConflictError when the key exists, or rival claims stay for `waitMs` (a writer
  *   died holding one); StorageError etc. from the storage; CancelledError when `signal` aborts.
  */
-export async function createExclusiveByClaims(storage: Storage, key: string, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+export async function createExclusiveByClaims(
+  storage: Storage,
+  key: string,
+  bytes: Uint8Array,
+  signal?: AbortSignal,
+  waitMs = CLAIM_WAIT_MS,
+): Promise<void> {
   const folder = claimFolder(key);
   const claim = `${folder}${randomId()}`;
-  const deadline = Date.now() + CLAIM_WAIT_MS;
+  const deadline = Date.now() + waitMs;
   const exists = (): Promise<void> =>
     storage.exists(key).then((yes) => {
       if (yes) throw new ConflictError(`Object "${key}" already exists in ${storage.location}.`);
     });
   const giveUp = (): ConflictError =>
     new ConflictError(
-      `Object "${key}" is being created by another writer in ${storage.location} (its claim stayed for ${CLAIM_WAIT_MS / 1000} s). ` +
+      `Object "${key}" is being created by another writer in ${storage.location} (its claim stayed for ${Math.round(waitMs / 1000)} s). ` +
         'If no other cairn is writing there, run "cairn prune" after a day to clear the claims of writers that died.',
     );
   let held = false;

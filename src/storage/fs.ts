@@ -1,9 +1,11 @@
 import { constants as fsConstants } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, realpath, rename, rm, stat, link, unlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, relative, sep } from 'node:path';
-import { CairnError, ConflictError, NotFoundError, StorageError, throwIfAborted } from '../core/errors.js';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CairnError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
 import { OWNER_TOKEN_PATTERN, ownerIsDead, ownerToken, parseOwnerToken } from '../core/owner.js';
+import type { StorageBackend } from './registry.js';
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
 
 const TEMP_MARKER = '.tmp-';
@@ -327,3 +329,27 @@ function wrap(err: unknown, action: string, location: string): Error {
             : String(err);
   return new StorageError(`Cannot ${action} in ${location}: ${why}`, { cause: err });
 }
+
+/** A local (or mounted) folder: a plain path, relative to the working directory, or file:///absolute/path. */
+export const fileBackend: StorageBackend<string> = {
+  schemes: ['file'],
+  form: 'a local path, file:///absolute/path',
+  parse(url) {
+    if (!/^file:\/\//i.test(url)) return isAbsolute(url) ? url : resolve(url);
+    try {
+      return fileURLToPath(url);
+    } catch {
+      throw new UsageError(`Invalid repository URL "${url}": write file:///absolute/path or a plain path.`);
+    }
+  },
+  open: (root) => new FileSystemStorage(root),
+  // Local errors (ENOSPC, EACCES, EIO) do not pass with a retry; and callers such as the server's
+  // check of the data folder recognise a FileSystemStorage by its class.
+  retry: false,
+  env: {
+    select: 'BACKUP_FILESYSTEM_PATH',
+    what: 'repository folder',
+    companions: [],
+    read: (path) => (isAbsolute(path) ? path : resolve(path)),
+  },
+};

@@ -1,6 +1,8 @@
 import { statSync } from 'node:fs';
 import { UsageError } from '../core/errors.js';
-import { normalizePrefix, parseBool, publicEndpoint, resolveEndpoint } from './common.js';
+import { parseBool, parseStoreUrl, publicEndpoint, resolveEndpoint, storeLocation, type StoreUrlSpec } from './common.js';
+import { openLazily } from './lazy.js';
+import type { StorageBackend } from './registry.js';
 
 /** Objects above this size are sent as a resumable upload (a single-request upload below it), like S3 multipart. */
 export const DEFAULT_GCS_RESUMABLE_THRESHOLD = 64 * 1024 * 1024;
@@ -119,8 +121,7 @@ export function checkGcsOptions(options: GcsOptions): void {
 
 /** Where a GCS repository lives, safe to print (no credentials; the endpoint without user info or query). */
 export function gcsLocation(options: GcsOptions): string {
-  const endpointPart = options.endpoint ? `?endpoint=${encodeURIComponent(publicEndpoint(options.endpoint))}` : '';
-  return `gs://${options.bucket}/${normalizePrefix(options.prefix ?? '')}${endpointPart}`;
+  return storeLocation('gs', options.bucket, options.prefix, options.endpoint);
 }
 
 /**
@@ -171,38 +172,25 @@ export function completeGcsOptions(options: GcsOptions, env: GcsEnv, endpointWha
   return options;
 }
 
-const GCS_PARAMS = new Set(['endpoint', 'project', 'auth']);
+const GCS_URL: StoreUrlSpec = {
+  service: 'GCS',
+  form: 'gs://bucket/prefix',
+  holder: 'bucket',
+  params: ['endpoint', 'project', 'auth'],
+  credentials:
+    'set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file ' +
+    "(or use gcloud's application-default login or an attached service account)",
+  secretParams: { pattern: /key|secret|token|password|credential/i, credentials: 'set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file' },
+};
 
 /**
  * Parses `gs://bucket/prefix?project=…&endpoint=…&auth=false`. Credentials never go in the URL:
  * they come from Application Default Credentials.
  */
 export function parseGcsUrl(url: string, env: GcsEnv = process.env): GcsOptions {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new UsageError(`Invalid GCS URL "${url}": write gs://bucket/prefix.`);
-  }
-  if (u.username || u.password) {
-    throw new UsageError(
-      'Do not put credentials in the GCS URL: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file ' +
-        "(or use gcloud's application-default login or an attached service account).",
-    );
-  }
-  const bucket = decodeURIComponent(u.hostname);
-  if (!bucket) throw new UsageError(`No bucket in "${url}": write gs://bucket/prefix.`);
-  for (const name of u.searchParams.keys()) {
-    if (!GCS_PARAMS.has(name)) {
-      throw new UsageError(
-        /key|secret|token|password|credential/i.test(name)
-          ? `Do not put credentials in the GCS URL ("${name}"): set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file.`
-          : `Unknown GCS URL parameter "${name}". Known: ${[...GCS_PARAMS].join(', ')}.`,
-      );
-    }
-  }
+  const { url: u, holder: bucket, prefix } = parseStoreUrl(url, GCS_URL);
   checkGcsBucket(bucket, 'the bucket in the gs:// URL');
-  const options: GcsOptions = { bucket, prefix: decodeURIComponent(u.pathname.replace(/^\//, '')) };
+  const options: GcsOptions = { bucket, prefix };
   const project = u.searchParams.get('project');
   if (project !== null) {
     if (!project.trim()) throw new UsageError('The "project" URL parameter is empty: give the project id, or leave it out.');
@@ -230,3 +218,20 @@ export function gcsOptionsFromEnv(bucket: string, env: GcsEnv & { BACKUP_GCS_PAT
   }
   return completeGcsOptions(options, env, undefined);
 }
+
+/** Google Cloud Storage; the GCS SDK loads on first use. */
+export const gcsBackend: StorageBackend<GcsOptions> = {
+  schemes: ['gs'],
+  form: GCS_URL.form,
+  parse: (url, env) => parseGcsUrl(url, env as GcsEnv),
+  open: openLazily(checkGcsOptions, gcsLocation, true, async (options) => new (await import('./gcs.js')).GcsStorage(options)),
+  // The SDK retries requests; the middleware repeats reads cut off midway, with the same budget.
+  retry: (options) => ({ attempts: Math.max(0, options.maxRetries ?? DEFAULT_GCS_MAX_RETRIES) + 1 }),
+  env: {
+    select: 'BACKUP_GCS_BUCKET',
+    what: 'bucket name',
+    folder: 'BACKUP_GCS_PATH',
+    companions: ['BACKUP_GCS_PATH', 'BACKUP_GCS_USE_AUTH'],
+    read: (bucket, env) => gcsOptionsFromEnv(bucket, env as GcsEnv & { BACKUP_GCS_PATH?: string; BACKUP_GCS_USE_AUTH?: string }),
+  },
+};

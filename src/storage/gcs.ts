@@ -9,7 +9,9 @@ import {
   type StorageOptions,
 } from '@google-cloud/storage';
 import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
-import { checkKey, normalizePrefix, publicEndpoint, readExactRange, unlessMissing } from './common.js';
+import { checkKey, holdsBytes, publicEndpoint, unlessMissing } from './common.js';
+import { TransientStorageError, isInterrupted } from './errors.js';
+import { ObjectStore, type ByteRange } from './object-store.js';
 import {
   DEFAULT_GCS_CHUNK_SIZE,
   DEFAULT_GCS_MAX_RETRIES,
@@ -20,49 +22,38 @@ import {
   type GcsOptions,
 } from './gcs-config.js';
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
-import { sleep } from '../core/sleep.js';
 
 export { DEFAULT_GCS_RESUMABLE_THRESHOLD, parseGcsUrl, type GcsEnv, type GcsOptions } from './gcs-config.js';
 
 /** Per HTTP request; a 64 MiB single-request upload must fit in it. */
 const REQUEST_TIMEOUT_MS = 300_000;
-/**
- * A create-only put that fails with 412 may be the SDK's retry of our own write whose answer was
- * lost; objects up to this size are read back and compared before reporting a conflict.
- */
-const RECHECK_MAX_BYTES = 4 * 1024 * 1024;
 
 /**
  * A repository in a Google Cloud Storage bucket, through the official SDK (JSON API) with
  * Application Default Credentials, or none for an emulator (`auth: false`). `ifNotExists` is sent
  * as the precondition `ifGenerationMatch: 0`, which GCS evaluates atomically: create-only.
+ *
+ * The SDK retries each request (`maxRetries`); a body cut off after the answer began fails with a
+ * TransientStorageError, which the retry middleware (middleware/retry.ts, applied by openStorage)
+ * repeats.
  */
-export class GcsStorage implements Storage {
-  readonly location: string;
+export class GcsStorage extends ObjectStore implements Storage {
   /** ifGenerationMatch: 0 is evaluated atomically by GCS. */
   readonly atomicCreate = true;
   readonly client: GcsClient;
   private readonly bucket: Bucket;
-  private readonly bucketName: string;
-  private readonly prefix: string;
   private readonly resumableThreshold: number;
   private readonly chunkSize: number;
-  private readonly listPageSize: number;
   private readonly maxAttempts: number;
-  private readonly hasCustomEndpoint: boolean;
   private readonly credentialHint: string;
 
   constructor(options: GcsOptions) {
+    super(gcsLocation(options), { kind: 'bucket', name: options.bucket }, options, 1000);
     checkGcsOptions(options);
-    this.bucketName = options.bucket;
-    this.prefix = normalizePrefix(options.prefix ?? '');
     this.resumableThreshold = options.resumableThreshold ?? DEFAULT_GCS_RESUMABLE_THRESHOLD;
     this.chunkSize = options.chunkSize ?? DEFAULT_GCS_CHUNK_SIZE;
-    this.listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
     const maxRetries = Math.max(0, options.maxRetries ?? DEFAULT_GCS_MAX_RETRIES);
     this.maxAttempts = maxRetries + 1;
-    this.hasCustomEndpoint = options.endpoint !== undefined;
-    this.location = gcsLocation(options);
     const auth = options.auth !== false;
     this.credentialHint = auth
       ? "the credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default login or the attached service account)"
@@ -108,7 +99,7 @@ export class GcsStorage implements Storage {
     }
     // Builds the client only: credentials are looked up on the first request, not here.
     this.client = new GcsClient(config);
-    this.bucket = this.client.bucket(this.bucketName);
+    this.bucket = this.client.bucket(this.holder.name);
   }
 
   private file(key: string): File {
@@ -131,64 +122,29 @@ export class GcsStorage implements Storage {
       });
     } catch (err) {
       if (options.ifNotExists && statusOf(err) === 412) {
-        if (await this.holds(key, body)) return;
+        // The SDK retries a write whose answer was lost; the retry then meets our own object.
+        if (await holdsBytes(this, key, body)) return;
         throw new ConflictError(`Object "${key}" already exists in ${this.location}.`, { cause: err });
       }
       throw this.mapError(err, `write ${key}`, key, options.signal);
     }
   }
 
-  /** Whether the object exists with exactly these bytes (small objects only). */
-  private async holds(key: string, body: Buffer): Promise<boolean> {
-    if (body.length > RECHECK_MAX_BYTES) return false;
-    try {
-      return (await this.read(key, undefined)).equals(body);
-    } catch {
-      return false;
-    }
-  }
-
-  async get(key: string, signal?: AbortSignal): Promise<Buffer> {
-    throwIfAborted(signal);
-    try {
-      return await this.read(key, undefined, signal);
-    } catch (err) {
-      throw this.mapError(err, `read ${key}`, key, signal);
-    }
-  }
-
-  async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
-    throwIfAborted(signal);
-    return readExactRange(this, key, offset, length, async () => {
-      try {
-        return await this.read(key, { start: offset, end: offset + length - 1 }, signal);
-      } catch (err) {
-        if (statusOf(err) === 416) return Buffer.alloc(0);
-        throw this.mapError(err, `read ${key}`, key, signal);
-      }
-    });
-  }
-
-
   /**
    * Reads an object (or an inclusive byte range of it). Whole objects are checked against their
    * CRC32C. The SDK retries until the response starts; a body cut off midway (connection reset,
-   * a proxy dropping the socket) is retried here, with the same attempt budget and backoff with
-   * jitter.
+   * a proxy dropping the socket, a CRC32C mismatch) is a TransientStorageError, for the retry
+   * middleware to repeat the read.
    */
-  private async read(key: string, range: { start: number; end: number } | undefined, signal?: AbortSignal): Promise<Buffer> {
-    const file = this.file(key);
-    for (let attempt = 1; ; attempt++) {
-      throwIfAborted(signal);
-      const stream = file.createReadStream(range ? { start: range.start, end: range.end, validation: false } : { validation: 'crc32c' });
-      let responded = false;
-      stream.once('response', () => (responded = true));
-      try {
-        return await readAll(stream, signal);
-      } catch (err) {
-        if (signal?.aborted || attempt >= this.maxAttempts || !responded || !isInterruptedBody(err)) throw err;
-        await sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt), signal);
-      }
+  protected async readBytes(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<Buffer> {
+    const stream = this.file(key).createReadStream(range ? { start: range.start, end: range.end, validation: false } : { validation: 'crc32c' });
+    let responded = false;
+    stream.once('response', () => (responded = true));
+    try {
+      return await readAll(stream, signal);
+    } catch (err) {
+      if (signal?.aborted || !responded || !isInterrupted(err)) throw err;
+      throw new TransientStorageError(`Cannot read ${key} in ${this.location}: the connection broke midway (${(err as Error).message}).`, { cause: err });
     }
   }
 
@@ -239,17 +195,15 @@ export class GcsStorage implements Storage {
     return unlessMissing(() => this.file(key).getMetadata(), (err) => this.mapError(err, `check ${key}`, key));
   }
 
-  private mapError(err: unknown, action: string, key: string | undefined, signal?: AbortSignal): Error {
-    if (err instanceof StorageError || err instanceof NotFoundError || err instanceof CancelledError || err instanceof UsageError) return err;
-    if (signal?.aborted || (err instanceof Error && err.name === 'AbortError')) return new CancelledError();
+  protected pastEnd(err: unknown): boolean {
+    return statusOf(err) === 416;
+  }
+
+  protected describeError(err: unknown, action: string, key: string | undefined): Error {
     const status = statusOf(err);
     const message = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
     if (status === 404 && /bucket does not exist/i.test(message)) {
-      return new StorageError(
-        `Cannot ${action}: bucket "${this.bucketName}" does not exist${this.hasCustomEndpoint ? ' on that endpoint' : ''}. ` +
-          `Create it, or fix the bucket name in ${this.location}.`,
-        { cause: err },
-      );
+      return this.missingHolder(action, err);
     }
     if (status === 404) return new NotFoundError(`Object "${key ?? ''}" not found in ${this.location}.`, { cause: err });
     if (/could not load the default credentials/i.test(message)) {
@@ -271,7 +225,7 @@ export class GcsStorage implements Storage {
     if (status === 401 || status === 403) {
       return new StorageError(
         `Cannot ${action} in ${this.location}: access denied${status ? ` (${status})` : ''}: ${message} Check ${this.credentialHint} ` +
-          `and that the account has a role that may read, write, list and delete objects in bucket "${this.bucketName}" ` +
+          `and that the account has a role that may read, write, list and delete objects in bucket "${this.holder.name}" ` +
           '(e.g. roles/storage.objectAdmin).',
         { cause: err },
       );
@@ -298,17 +252,6 @@ function readAll(stream: Readable, signal?: AbortSignal): Promise<Buffer> {
     stream.once('error', done);
     stream.once('end', () => done());
   });
-}
-
-const INTERRUPTED_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'CONTENT_DOWNLOAD_MISMATCH']);
-
-/** Whether a response body failed because the connection broke (worth a new request), not a server answer. */
-function isInterruptedBody(err: unknown): boolean {
-  if (err instanceof CancelledError) return false;
-  const code = (err as { code?: unknown } | undefined)?.code;
-  if (typeof code === 'string' && INTERRUPTED_CODES.has(code)) return true;
-  const message = err instanceof Error ? err.message : '';
-  return /^aborted$|socket hang up|premature close|terminated/i.test(message);
 }
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ECONNABORTED', 'EPIPE', 'EAI_AGAIN']);

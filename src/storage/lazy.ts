@@ -53,3 +53,19 @@ export class LazyStorage implements Storage {
     return (await this.backend()).exists(key);
   }
 }
+
+/**
+ * The `open` of a backend whose SDK loads on first use (StorageBackend.open): bad options are
+ * refused at once by `check`; the SDK module is imported by `load` on the first call.
+ */
+export function openLazily<O>(
+  check: (options: O) => void,
+  location: (options: O) => string,
+  atomicCreate: boolean,
+  load: (options: O) => Promise<Storage>,
+): (options: O) => Storage {
+  return (options) => {
+    check(options);
+    return new LazyStorage(location(options), atomicCreate, () => load(options));
+  };
+}

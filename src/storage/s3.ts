@@ -1,7 +1,6 @@
 import {
   DeleteObjectCommand,
   GetObjectCommand,
-  type GetObjectCommandInput,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -9,11 +8,12 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { CancelledError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
-import { checkKey, normalizePrefix, readExactRange, unlessMissing } from './common.js';
-import { DEFAULT_MAX_ATTEMPTS, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, s3Location, type S3Options } from './s3-config.js';
+import { ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
+import { checkKey, holdsBytes, unlessMissing } from './common.js';
+import { TransientStorageError, isInterrupted } from './errors.js';
+import { ObjectStore, type ByteRange } from './object-store.js';
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, checkS3Options, s3Location, type S3Options } from './s3-config.js';
 import type { ObjectInfo, PutOptions, Storage } from './types.js';
-import { sleep } from '../core/sleep.js';
 
 export { DEFAULT_MULTIPART_THRESHOLD, parseS3Url, type S3Options } from './s3-config.js';
 
@@ -24,36 +24,28 @@ export { DEFAULT_MULTIPART_THRESHOLD, parseS3Url, type S3Options } from './s3-co
  * AWS S3 evaluates atomically (412 → ConflictError). Several S3-compatible servers ignore that
  * header (s3rver, some Swift and older gateways), so `atomicCreate` is false: writers that may
  * race use `createExclusive` (common.ts).
+ *
+ * The SDK retries each request (standard mode, `maxAttempts`); a body cut off after the answer
+ * began fails with a TransientStorageError, which the retry middleware (middleware/retry.ts,
+ * applied by openStorage) repeats.
  */
-/** A create-only write refused with 412 is read back up to this size, to tell our own retried write from another's. */
-const RECHECK_MAX_BYTES = 4 * 1024 * 1024;
-
-export class S3Storage implements Storage {
-  readonly location: string;
+export class S3Storage extends ObjectStore implements Storage {
   /** If-None-Match may be ignored by S3-compatible servers: see the class comment. */
   readonly atomicCreate = false;
   readonly client: S3Client;
   private readonly bucket: string;
-  private readonly prefix: string;
   private readonly multipartThreshold: number;
   private readonly partSize: number;
-  private readonly listPageSize: number;
-  private readonly hasCustomEndpoint: boolean;
-  private readonly maxAttempts: number;
 
   constructor(options: S3Options) {
-    if (!options.bucket) throw new UsageError('No S3 bucket given: write s3://bucket/prefix.');
+    super(s3Location(options), { kind: 'bucket', name: options.bucket }, options, 1000);
+    checkS3Options(options);
     this.bucket = options.bucket;
-    this.prefix = normalizePrefix(options.prefix ?? '');
     this.multipartThreshold = options.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD;
     this.partSize = Math.max(5 * 1024 * 1024, options.partSize ?? DEFAULT_PART_SIZE);
-    this.listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
-    this.hasCustomEndpoint = options.endpoint !== undefined;
-    this.location = s3Location(options);
-    this.maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
 
     const config: S3ClientConfig = {
-      maxAttempts: this.maxAttempts,
+      maxAttempts: Math.max(1, options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS),
       retryMode: 'standard',
       // s3rver and several S3-compatible stores reject the newer default CRC checksums.
       requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -64,7 +56,7 @@ export class S3Storage implements Storage {
     if (region) config.region = region;
     else if (options.endpoint) config.region = 'us-east-1';
     if (options.endpoint) config.endpoint = options.endpoint;
-    config.forcePathStyle = options.forcePathStyle ?? this.hasCustomEndpoint;
+    config.forcePathStyle = options.forcePathStyle ?? this.customEndpoint;
     if (options.credentials) config.credentials = options.credentials;
     // On Node 20 the SDK warns that its releases after January 2027 will need Node 22. That is
     // for cairn's dependency updates to handle, not something a user can act on, and the
@@ -89,7 +81,7 @@ export class S3Storage implements Storage {
       const name = nameOf(err);
       if (options.ifNotExists && (status === 412 || name === 'PreconditionFailed')) {
         // The SDK retries a write whose answer was lost; the retry then meets our own object.
-        if (await this.holds(key, data)) return;
+        if (await holdsBytes(this, key, data)) return;
         throw new ConflictError(`Object "${key}" already exists in ${this.location}.`, { cause: err });
       }
       if (options.ifNotExists && (status === 409 || name === 'ConditionalRequestConflict')) {
@@ -135,58 +127,25 @@ export class S3Storage implements Storage {
     }
   }
 
-  /** Whether the object exists with exactly these bytes (small objects only). */
-  private async holds(key: string, data: Uint8Array): Promise<boolean> {
-    if (data.length > RECHECK_MAX_BYTES) return false;
-    try {
-      return (await this.get(key)).equals(data);
-    } catch {
-      return false;
-    }
-  }
-
-  async get(key: string, signal?: AbortSignal): Promise<Buffer> {
-    throwIfAborted(signal);
-    try {
-      return await this.getObject({ Bucket: this.bucket, Key: this.fullKey(key) }, signal);
-    } catch (err) {
-      throw this.mapError(err, `read ${key}`, key, signal);
-    }
-  }
-
-  async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
-    throwIfAborted(signal);
-    return readExactRange(this, key, offset, length, async () => {
-      try {
-        return await this.getObject({ Bucket: this.bucket, Key: this.fullKey(key), Range: `bytes=${offset}-${offset + length - 1}` }, signal);
-      } catch (err) {
-        if (statusOf(err) === 416 || nameOf(err) === 'InvalidRange') return Buffer.alloc(0);
-        throw this.mapError(err, `read ${key}`, key, signal);
-      }
-    });
-  }
-
-
   /**
    * GetObject and read its body. The SDK's retries end once the response headers arrive: a body
-   * cut off midway (connection reset, a proxy or load balancer dropping the socket) surfaces from
-   * the body stream and would fail the read outright, so that case is retried here, with the same
-   * attempt budget and backoff with jitter.
+   * cut off midway (connection reset, a proxy or load balancer dropping the socket) or shorter
+   * than announced is a TransientStorageError, for the retry middleware to repeat the read.
    */
-  private async getObject(input: GetObjectCommandInput, signal?: AbortSignal): Promise<Buffer> {
-    for (let attempt = 1; ; attempt++) {
-      const out = await this.client.send(new GetObjectCommand(input), { abortSignal: signal });
-      try {
-        const buf = await bodyToBuffer(out.Body);
-        if (out.ContentLength !== undefined && buf.length !== out.ContentLength) {
-          throw new TruncatedBodyError(`got ${buf.length} of ${out.ContentLength} bytes`);
-        }
-        return buf;
-      } catch (err) {
-        if (signal?.aborted || attempt >= this.maxAttempts || !isInterruptedBody(err)) throw err;
-        await sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt), signal);
-      }
+  protected async readBytes(key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<Buffer> {
+    const Range = range ? `bytes=${range.start}-${range.end}` : undefined;
+    const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key), Range }), { abortSignal: signal });
+    let buf: Buffer;
+    try {
+      buf = await bodyToBuffer(out.Body);
+    } catch (err) {
+      if (signal?.aborted || !isInterrupted(err)) throw err;
+      throw new TransientStorageError(`Cannot read ${key} in ${this.location}: the connection broke midway (${(err as Error).message}).`, { cause: err });
     }
+    if (out.ContentLength !== undefined && buf.length !== out.ContentLength) {
+      throw new TransientStorageError(`Cannot read ${key} in ${this.location}: the answer was cut off (got ${buf.length} of ${out.ContentLength} bytes).`);
+    }
+    return buf;
   }
 
   async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
@@ -228,18 +187,16 @@ export class S3Storage implements Storage {
     this.client.destroy();
   }
 
-  private mapError(err: unknown, action: string, key: string | undefined, signal?: AbortSignal): Error {
-    if (err instanceof StorageError || err instanceof NotFoundError || err instanceof CancelledError) return err;
+  protected pastEnd(err: unknown): boolean {
+    return statusOf(err) === 416 || nameOf(err) === 'InvalidRange';
+  }
+
+  protected describeError(err: unknown, action: string, key: string | undefined): Error {
     const name = nameOf(err);
     const status = statusOf(err);
     const message = err instanceof Error ? err.message : String(err);
-    if (signal?.aborted || name === 'AbortError') return new CancelledError();
     if (name === 'NoSuchBucket') {
-      return new StorageError(
-        `Cannot ${action}: bucket "${this.bucket}" does not exist${this.hasCustomEndpoint ? ' on that endpoint' : ''}. ` +
-          `Create it, or fix the bucket name in ${this.location}.`,
-        { cause: err },
-      );
+      return this.missingHolder(action, err);
     }
     if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) {
       return new NotFoundError(`Object "${key ?? ''}" not found in ${this.location}.`, { cause: err });
@@ -274,22 +231,6 @@ export class S3Storage implements Storage {
     return new StorageError(`Cannot ${action} in ${this.location}${tried}: ${name ? `${name}: ` : ''}${message}`, { cause: err });
   }
 }
-
-class TruncatedBodyError extends Error {
-  override name = 'TruncatedBodyError';
-}
-
-const INTERRUPTED_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
-
-/** Whether a response body failed because the connection broke (worth a new request), not a server answer. */
-function isInterruptedBody(err: unknown): boolean {
-  if (err instanceof TruncatedBodyError) return true;
-  const code = (err as { code?: unknown } | undefined)?.code;
-  if (typeof code === 'string' && INTERRUPTED_CODES.has(code)) return true;
-  const message = err instanceof Error ? err.message : '';
-  return /^aborted$|socket hang up|premature close|terminated/i.test(message);
-}
-
 
 function nameOf(err: unknown): string {
   return err instanceof Error ? err.name : '';

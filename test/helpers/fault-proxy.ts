@@ -7,6 +7,10 @@
  */
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+// The same seedable PRNG as the storage fault middleware, so that a seed means the same in both.
+import { seededRandom } from '../../src/storage/middleware/faults.js';
+
+export { seededRandom };
 
 export type FaultKind =
   /** 503 SlowDown with an S3 XML error body (throttling). */
@@ -57,18 +61,6 @@ export interface FaultProxy {
   setEnabled(enabled: boolean): void;
   /** Stops listening, drops every open connection and pending delay; idempotent. */
   close(): Promise<void>;
-}
-
-/** mulberry32: a small, seedable PRNG returning floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'trailer']);

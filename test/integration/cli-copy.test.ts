@@ -2,7 +2,7 @@
  * End-to-end: named repositories (cairn repo add/list/remove) and cairn copy between a
  * filesystem repository, s3rver and azurite, through the built CLI.
  */
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,6 +60,7 @@ beforeAll(async () => {
   await new AzureBlobStorage({ container: CONTAINER, account: AZURITE_ACCOUNT, key: AZURITE_KEY, endpoint: azurite.url }).containerClient.createIfNotExists();
   env = {
     CAIRN_CONFIG: join(work, 'config', 'cairn.json'),
+    CAIRN_DATA_DIR: join(work, 'data'),
     AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
     AWS_REGION: 'us-east-1',
@@ -81,9 +82,10 @@ describe('named repositories', () => {
     ok(run(['repo', 'init', dir]));
     const added = ok(run(['repo', 'add', 'local', dir]));
     expect(added.stdout).toContain('Registered repository local');
-    const configFile = env.CAIRN_CONFIG as string;
-    expect(statSync(configFile).mode & 0o777).toBe(0o600);
-    expect(JSON.parse(readFileSync(configFile, 'utf8'))).toMatchObject({ repositories: { local: { url: dir } } });
+    // In the one registry of names: the catalog of the data folder, private to its owner.
+    const catalog = join(env.CAIRN_DATA_DIR as string, 'catalog.db');
+    expect(statSync(catalog).mode & 0o777).toBe(0o600);
+    expect(json<{ name: string; url: string }[]>(['repo', 'list'])).toMatchObject([{ name: 'local', url: dir }]);
 
     ok(run(['repo', 'add', 'remote', s3Url('unused')]));
     const list = json<{ name: string; url: string }[]>(['repo', 'list']);
@@ -111,6 +113,19 @@ describe('named repositories', () => {
     ok(run(['repo', 'init', 'later']));
     expect(existsSync(join(later, 'config'))).toBe(true);
     ok(run(['repo', 'remove', 'later']));
+    expect(json<unknown[]>(['repo', 'list'])).toEqual([]);
+  });
+
+  it('moves the names of the legacy configuration file into the catalog, keeping its other keys', () => {
+    const dir = join(work, 'legacy-repo');
+    ok(run(['repo', 'init', dir]));
+    const configFile = env.CAIRN_CONFIG as string;
+    mkdirSync(join(work, 'config'), { recursive: true });
+    writeFileSync(configFile, JSON.stringify({ other: 1, repositories: { old: { url: dir, addedAt: '2026-01-01T00:00:00.000Z' } } }), { mode: 0o600 });
+    expect(json<{ name: string; url: string }[]>(['repo', 'list'])).toMatchObject([{ name: 'old', url: dir }]);
+    expect(JSON.parse(readFileSync(configFile, 'utf8'))).toEqual({ other: 1 });
+    expect(json<{ location: string }[]>(['backup', 'list', '--repo', 'old'])).toEqual([]);
+    ok(run(['repo', 'remove', 'old']));
     expect(json<unknown[]>(['repo', 'list'])).toEqual([]);
   });
 });

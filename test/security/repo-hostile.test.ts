@@ -81,7 +81,7 @@ beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'cairn-repo-hostile-'));
   chinook = join(work, 'chinook.db');
   copyFileSync(CHINOOK, chinook);
-  env = { CAIRN_CONFIG: join(work, 'config', 'cairn.json'), CAIRN_REPO: undefined };
+  env = { CAIRN_CONFIG: join(work, 'config', 'cairn.json'), CAIRN_DATA_DIR: join(work, 'data'), CAIRN_REPO: undefined };
 });
 
 afterAll(() => {

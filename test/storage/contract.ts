@@ -26,7 +26,8 @@ export interface ContractOptions {
 /** Each call returns a fresh, empty storage (a new folder or key prefix). */
 export type StorageFactory = () => Promise<Storage> | Storage;
 
-async function listKeys(storage: Storage, prefix: string): Promise<string[]> {
+/** Every key under `prefix`, sorted. */
+export async function listKeys(storage: Storage, prefix: string): Promise<string[]> {
   const keys: string[] = [];
   for await (const o of storage.list(prefix)) keys.push(o.key);
   return keys.sort();

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { UsageError } from '../../src/core/errors.js';
-import { FileSystemStorage, LazyStorage, openStorage, parseGcsUrl, parseS3Url, storageFromEnv } from '../../src/storage/index.js';
+import { FileSystemStorage, LazyStorage, RetryStorage, innermost, openStorage, parseGcsUrl, parseS3Url, storageFromEnv } from '../../src/storage/index.js';
 
 // The gs:// tests below check configuration only: no GCS server or emulator runs here.
 let tmp: string;
@@ -53,7 +53,9 @@ describe('storageFromEnv', () => {
       AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
       AWS_SECRET_ACCESS_KEY: 'verysecret',
     });
-    expect(s).toBeInstanceOf(LazyStorage);
+    // Wrapped in the retry middleware, around the SDK that loads on first use.
+    expect(s).toBeInstanceOf(RetryStorage);
+    expect(innermost(s!)).toBeInstanceOf(LazyStorage);
     expect(s?.location).toBe(`s3://b/nightly/?endpoint=${encodeURIComponent('https://minio.internal:9000')}`);
     expect(s?.location).not.toMatch(/AKID|verysecret/);
   });
@@ -190,7 +192,7 @@ describe('gs:// configuration (no GCS server: none runs here)', () => {
       /STORAGE_EMULATOR_HOST must be a plain address/,
     );
     const fromEnv = storageFromEnv({ BACKUP_GCS_BUCKET: 'bkt', BACKUP_GCS_PATH: '/nightly/db/', GCP_PROJECT: 'proj', GOOGLE_APPLICATION_CREDENTIALS: keyFile });
-    expect(fromEnv).toBeInstanceOf(LazyStorage);
+    expect(innermost(fromEnv!)).toBeInstanceOf(LazyStorage);
     expect(fromEnv?.location).toBe('gs://bkt/nightly/db/');
     expect(fromEnv?.location).not.toMatch(/key\.json|PRIVATEKEYSECRET|proj/);
   });
@@ -210,8 +212,8 @@ describe('gs:// configuration (no GCS server: none runs here)', () => {
     try {
       const { GcsStorage } = await import('../../src/storage/gcs.js');
       const lazy = openStorage('gs://bkt/repo?project=proj-1', { GOOGLE_APPLICATION_CREDENTIALS: keyFile });
-      expect(lazy).toBeInstanceOf(LazyStorage);
-      const backend = await (lazy as LazyStorage).backend();
+      expect(innermost(lazy)).toBeInstanceOf(LazyStorage);
+      const backend = await (innermost(lazy) as LazyStorage).backend();
       expect(backend).toBeInstanceOf(GcsStorage);
       expect(backend.location).toBe('gs://bkt/repo/');
       const client = (backend as InstanceType<typeof GcsStorage>).client;
@@ -221,14 +223,14 @@ describe('gs:// configuration (no GCS server: none runs here)', () => {
       expect(client.retryOptions).toMatchObject({ autoRetry: true, maxRetries: 5, idempotencyStrategy: 0 /* RetryAlways */ });
 
       const emulator = (await (
-        openStorage(`gs://bkt/repo?auth=false&endpoint=${encodeURIComponent('http://127.0.0.1:4443')}`, {}) as LazyStorage
+        innermost(openStorage(`gs://bkt/repo?auth=false&endpoint=${encodeURIComponent('http://127.0.0.1:4443')}`, {})) as LazyStorage
       ).backend()) as InstanceType<typeof GcsStorage>;
       expect(emulator.client.apiEndpoint).toBe('http://127.0.0.1:4443');
       expect(emulator.client.customEndpoint).toBe(true);
       expect(emulator.client.useAuthWithCustomEndpoint).toBe(false);
 
       const privateEndpoint = (await (
-        openStorage('gs://bkt/repo?endpoint=https://storage.europe-west3.rep.googleapis.com', {}) as LazyStorage
+        innermost(openStorage('gs://bkt/repo?endpoint=https://storage.europe-west3.rep.googleapis.com', {})) as LazyStorage
       ).backend()) as InstanceType<typeof GcsStorage>;
       expect(privateEndpoint.client.useAuthWithCustomEndpoint).toBe(true);
       await new Promise((resolve) => setTimeout(resolve, 50)); // anything started in the background would show by now

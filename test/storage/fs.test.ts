@@ -7,7 +7,7 @@ import { CLAIM_EXPIRY_MS, claimFolder, createExclusiveByClaims, removeClaims, re
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { hostIdentity, ownerToken } from '../../src/core/owner.js';
 import { spawnSync } from 'node:child_process';
-import { describeStorageContract } from './contract.js';
+import { describeStorageContract, listKeys as keys } from './contract.js';
 
 let dir: string;
 let n = 0;
@@ -23,12 +23,6 @@ describeStorageContract('filesystem', () => new FileSystemStorage(join(dir, `rep
   atomicIfNotExists: true,
   manyKeys: 1100,
 });
-
-async function keys(s: FileSystemStorage, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const o of s.list(prefix)) out.push(o.key);
-  return out.sort();
-}
 
 describe('filesystem listing', () => {
   it('follows a symlinked data/xx folder (packs on another disk)', async () => {
@@ -129,9 +123,18 @@ describe('filesystem listing', () => {
     await createExclusiveByClaims(s, 'backups/b2', Buffer.from('m2'));
     expect(claimFolder('backups/b1')).toBe('claims/backups%2Fb1/');
     expect(await keys(s, 'claims/backups%2Fb1/')).toHaveLength(1);
-    // A writer that died after claiming b3 blocks it (for a day).
+    // A writer that died after claiming b3 blocks it (for a day): a writer waits for it (here
+    // 1.5 s instead of CLAIM_WAIT_MS), whether its own claim sorts below the dead one or above.
+    for (const dead of ['0', 'g']) {
+      await s.put(`${claimFolder('backups/b3')}${dead}`, Buffer.from('{}'));
+      const t0 = Date.now();
+      await expect(createExclusiveByClaims(s, 'backups/b3', Buffer.from('m3'), undefined, 1500)).rejects.toThrow(/being created by another writer/);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1500);
+      expect(await keys(s, 'claims/backups%2Fb3/')).toEqual([`claims/backups%2Fb3/${dead}`]);
+      if (dead === '0') await s.delete(`${claimFolder('backups/b3')}0`);
+    }
     await s.put(`${claimFolder('backups/b3')}dead`, Buffer.from('{}'));
-    await expect(createExclusiveByClaims(s, 'backups/b3', Buffer.from('m3'))).rejects.toThrow(/being created by another writer/);
+    await s.delete(`${claimFolder('backups/b3')}g`);
     await s.delete('backups/b1');
     await removeClaims(s, 'backups/b1');
     await createExclusiveByClaims(s, 'backups/b1', Buffer.from('again'));

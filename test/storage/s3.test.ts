@@ -3,7 +3,7 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, StorageError, UsageError } from '../../src/core/errors.js';
-import { LazyStorage, openStorage, storageFromEnv } from '../../src/storage/index.js';
+import { LazyStorage, innermost, openStorage, storageFromEnv } from '../../src/storage/index.js';
 import { S3Storage, parseS3Url } from '../../src/storage/s3.js';
 import { S3RVER_CREDENTIALS, startS3rver, type LocalServer } from '../helpers/object-servers.js';
 import { describeStorageContract } from './contract.js';
@@ -161,7 +161,7 @@ describe('S3 backend', () => {
     const url = `s3://${BUCKET}/from-url?endpoint=${encodeURIComponent(server.url)}&region=us-east-1&forcePathStyle=true`;
     expect(parseS3Url(url)).toMatchObject({ bucket: BUCKET, prefix: 'from-url', endpoint: server.url, region: 'us-east-1', forcePathStyle: true });
     const fromUrl = openStorage(url, {});
-    expect(fromUrl).toBeInstanceOf(LazyStorage);
+    expect(innermost(fromUrl)).toBeInstanceOf(LazyStorage);
     expect(fromUrl.location).toBe(`s3://${BUCKET}/from-url/?endpoint=${encodeURIComponent(server.url)}`);
 
     const env = {
@@ -173,15 +173,15 @@ describe('S3 backend', () => {
       AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
     };
-    const fromEnv = storageFromEnv(env) as LazyStorage;
+    const fromEnv = storageFromEnv(env)!;
     await fromEnv.put('k', Buffer.from('via env'));
     expect((await fromEnv.get('k')).toString()).toBe('via env');
     expect(fromEnv.location).not.toContain('S3RVER');
     await expect(fromEnv.get('missing')).rejects.toBeInstanceOf(NotFoundError);
-    const backend = await fromEnv.backend();
+    const backend = await (innermost(fromEnv) as LazyStorage).backend();
     expect(backend).toBeInstanceOf(S3Storage);
     opened.push(backend as S3Storage);
-    opened.push((await (fromUrl as LazyStorage).backend()) as S3Storage);
+    opened.push((await (innermost(fromUrl) as LazyStorage).backend()) as S3Storage);
   });
 
   it('refuses credentials and unknown parameters in the URL', () => {

@@ -5,6 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConflictError } from '../../src/core/errors.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { createExclusiveByClaims } from '../../src/storage/common.js';
+// Seeded generator (mulberry32), so a failing round can be replayed.
+import { seededRandom as seeded } from '../../src/storage/middleware/faults.js';
 import type { ObjectInfo, PutOptions, Storage } from '../../src/storage/types.js';
 
 /**
@@ -48,17 +50,6 @@ class SlowStorage implements Storage {
   async exists(key: string): Promise<boolean> { await this.wait(); return this.inner.exists(key); }
 }
 
-/** Seeded generator (mulberry32), so a failing round can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('createExclusiveByClaims on a slow storage', () => {
   const dirs: string[] = [];

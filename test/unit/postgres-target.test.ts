@@ -415,6 +415,12 @@ describe('PostgresTarget into a new database', () => {
     expect(await roleExists()).toBe(false);
     await new PostgresTarget(settingsFor(dbName('roles'))).restore([...select(backup, ['other.t']), roles], { onConflict: 'fail', roles: true });
     expect(await roleExists()).toBe(true);
+    // Roles asked of a backup that holds none: refused by name, nothing created.
+    const none = dbName('roles-none');
+    await expect(new PostgresTarget(settingsFor(none)).restore(select(backup, ['other.t']), { onConflict: 'fail', roles: true })).rejects.toThrow(
+      /--roles: this backup holds no roles \(it was taken without --roles\)/,
+    );
+    expect(await withClient('postgres', async (c) => (await c.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [none])).rowCount)).toBe(0);
   });
 
   it('leaves nothing behind when a data stream fails midway', async () => {

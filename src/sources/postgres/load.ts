@@ -16,6 +16,8 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { CairnError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
+import { runGroup } from '../../core/errgroup.js';
+import { randomId } from '../../core/ids.js';
 import type { RestoreOptions } from '../types.js';
 import { quoteIdent } from './catalog.js';
 import { connect, pgError, type PgConnectionSettings } from './connection.js';
@@ -93,8 +95,9 @@ async function copyTable(
 /**
  * Loads every table's data of the plan into `database` with `jobs` parallel COPY sessions (see
  * the module comment), each table into the relation `into` names (default: its source name).
- * Returns the rows COPY reported loaded. The first failure stops the other sessions after their
- * current COPY and is rethrown (an abort as the signal's reason); CorruptionError when a table's
+ * Returns the rows COPY reported loaded. The first failure aborts the other sessions' COPYs
+ * (core/errgroup.ts runGroup), waits for them to end, and is rethrown (an abort as the
+ * signal's reason); CorruptionError when a table's
  * rows differ from the manifest's count, SourceError when PostgreSQL refuses a row.
  */
 export async function loadParallel(
@@ -115,31 +118,23 @@ export async function loadParallel(
   const loaded = new Map<PlannedCollection, TableLoad>(tables.map((t) => [t, { rows: 0, bytes: 0, copied: 0, left: segmentsOf(t) }]));
   let next = 0;
   let rows = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
+  // One session per worker; the first failure aborts the others' COPYs (errgroup semantics).
+  const worker = async (group: AbortSignal): Promise<void> => {
     if (next >= units.length) return;
     const client = await connect(settings, database);
     try {
-      while (!failed && next < units.length) {
+      while (!group.aborted && next < units.length) {
         const u = units[next++] as (typeof units)[number];
         // Not `rows += await …`: that reads `rows` before the await, so parallel workers
         // would overwrite each other's additions (a restore of 1,000,110 rows said 499,712).
-        const copied = await copyTable(client, u.t, u.segment, loaded.get(u.t) as TableLoad, into(u.t), options, settings, database);
+        const copied = await copyTable(client, u.t, u.segment, loaded.get(u.t) as TableLoad, into(u.t), { ...options, signal: group }, settings, database);
         rows += copied;
       }
-    } catch (err) {
-      failed = true;
-      throw err;
     } finally {
       await client.end().catch(() => undefined);
     }
   };
-  const results = await Promise.allSettled(Array.from({ length: Math.min(jobs, units.length) }, () => worker()));
-  const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (rejected) {
-    throwIfAborted(options.signal);
-    throw rejected.reason;
-  }
+  await runGroup(Array.from({ length: Math.min(jobs, units.length) }, () => worker), options.signal);
   return rows;
 }
 
@@ -158,13 +153,13 @@ export async function analyzeParallel(settings: PgConnectionSettings, database: 
     );
     for (let k = 1; k < Math.min(jobs, rows.length); k++) clients.push(await connect(settings, database));
     let next = 0;
-    await Promise.all(
-      clients.map(async (client) => {
-        while (next < rows.length) {
-          throwIfAborted(signal);
+    await runGroup(
+      clients.map((client) => async (group: AbortSignal) => {
+        while (!group.aborted && next < rows.length) {
           await client.query(`ANALYZE ${(rows[next++] as { name: string }).name}`);
         }
       }),
+      signal,
     );
   } finally {
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
@@ -209,17 +204,25 @@ export async function refreshMaterializedViews(client: pg.Client, plan: Plan, in
 
 /** Gives the restored collections their target names (and schemas, created when missing): they were created under their source names. */
 export async function applyRenames(client: pg.Client, plan: Plan, signal: AbortSignal | undefined): Promise<void> {
-  for (const c of plan.collections) {
-    const { source, target } = c;
-    if (source.schema === target.schema && source.name === target.name) continue;
+  const moves = plan.collections.filter((c) => c.source.schema !== c.target.schema || c.source.name !== c.target.name);
+  // Two steps, so that renames which trade names (Users → users and users → Users) or move one
+  // table into another's place across schemas succeed in any order: first every renamed
+  // relation takes a name no other has (short: within the 63-byte limit), then its final one.
+  const tag = randomId(4);
+  const parked = moves.map((c, i) => ({ c, parked: { schema: c.source.schema, name: `cairn_rename_${tag}_${i}` } }));
+  for (const { c, parked: p } of parked) {
+    throwIfAborted(signal);
+    await client.query(`ALTER ${ALTER_WORD[c.relkind]} ${qname(c.source)} RENAME TO ${quoteIdent(p.name)}`);
+  }
+  for (const { c, parked: p } of parked) {
     throwIfAborted(signal);
     const word = ALTER_WORD[c.relkind];
-    if (source.name !== target.name) {
-      await client.query(`ALTER ${word} ${qname(source)} RENAME TO ${quoteIdent(target.name)}`);
+    let at = p;
+    if (c.source.schema !== c.target.schema) {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(c.target.schema)}`);
+      await client.query(`ALTER ${word} ${qname(at)} SET SCHEMA ${quoteIdent(c.target.schema)}`);
+      at = { schema: c.target.schema, name: p.name };
     }
-    if (source.schema !== target.schema) {
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`);
-      await client.query(`ALTER ${word} ${qname({ schema: source.schema, name: target.name })} SET SCHEMA ${quoteIdent(target.schema)}`);
-    }
+    await client.query(`ALTER ${word} ${qname(at)} RENAME TO ${quoteIdent(c.target.name)}`);
   }
 }

@@ -12,7 +12,7 @@
  */
 import type pg from 'pg';
 import { z } from 'zod';
-import { ConflictError, CorruptionError, SourceError } from '../../core/errors.js';
+import { ConflictError, CorruptionError, SourceError, UsageError } from '../../core/errors.js';
 import type { RestoreItem, RestoreOptions } from '../types.js';
 import { quoteIdent } from './catalog.js';
 import type { PgConnectionSettings } from './connection.js';
@@ -207,7 +207,31 @@ export function planItems(items: RestoreItem[]): Plan {
     }
     seen.set(key, c.item.entry.name);
   }
+  for (const c of collections) checkIdentifierLength(c);
   return { schemaItem, schemaDef, rolesItem, collections };
+}
+
+/**
+ * PostgreSQL keeps at most NAMEDATALEN - 1 = 63 bytes of an identifier and cuts longer ones
+ * without an error (docs: "Identifiers and Key Words"), so a --rename to a longer name would
+ * restore under another name than asked, or collide with the table it came from. Names the
+ * backup recorded are within the limit already; a new one is refused with UsageError.
+ */
+export const MAX_IDENTIFIER_BYTES = 63;
+
+function checkIdentifierLength(c: PlannedCollection): void {
+  for (const [part, value, recorded] of [
+    ['schema', c.target.schema, c.source.schema],
+    ['name', c.target.name, c.source.name],
+  ] as const) {
+    const bytes = Buffer.byteLength(value, 'utf8');
+    if (value !== recorded && bytes > MAX_IDENTIFIER_BYTES) {
+      throw new UsageError(
+        `--rename of "${c.item.entry.name}": the new ${part} "${value}" is ${bytes} bytes; PostgreSQL keeps at most ${MAX_IDENTIFIER_BYTES} bytes of a name ` +
+          '(it would cut the rest without a word). Choose a shorter name.',
+      );
+    }
+  }
 }
 
 /** The TOC filter's input (see toc.ts filterToc) for a plan; `existsInTarget` takes "schema.name". */

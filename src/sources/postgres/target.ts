@@ -40,7 +40,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import { CairnError, CorruptionError, throwIfAborted } from '../../core/errors.js';
+import { CairnError, CorruptionError, throwIfAborted, UsageError } from '../../core/errors.js';
 import { ownerToken } from '../../core/owner.js';
 import type { ConflictPolicy, RestoreItem, RestoreOptions, RestoreResult, RestoreTarget } from '../types.js';
 import { connect, pgLocation, type PgConnectionSettings } from './connection.js';
@@ -87,6 +87,12 @@ export class PostgresTarget implements RestoreTarget {
   async restore(items: RestoreItem[], userOptions: RestoreOptions): Promise<RestoreResult> {
     throwIfAborted(userOptions.signal);
     const plan = planItems(items);
+    if (userOptions.roles && !plan.rolesItem) {
+      // Asked for roles the backup does not hold: say so rather than restore without them.
+      throw new UsageError(
+        `--roles: this backup holds no roles (it was taken without --roles); restore without --roles, or back up with --roles first.`,
+      );
+    }
     const jobs = Math.max(1, Math.floor(userOptions.jobs ?? os.availableParallelism()));
     removeAbandonedTempDirs();
     await withMaintenance(this.settings, dropAbandonedStaging).catch(() => undefined);

@@ -1,7 +1,8 @@
 /**
  * The SQLite engine (better-sqlite3): `sqlite:///abs/path.db` or `sqlite:relative/path.db`.
  * Files: connection.ts (URLs, location, database key), naming.ts (ASCII-only case folding),
- * source.ts, target.ts; engine helpers: driver.ts (the better-sqlite3 build), sql.ts, lexer.ts
+ * source.ts, target.ts (restores; its steps in plan.ts, conflicts.ts, load.ts, files.ts,
+ * errors.ts); engine helpers: driver.ts (the better-sqlite3 build), sql.ts, lexer.ts
  * and validate.ts (definitions from a manifest are checked data), staging.ts, catalog-mark.ts.
  */
 import { CairnError } from '../../core/errors.js';
@@ -10,12 +11,17 @@ import { parseSqliteUrl, sqliteDatabaseKey, sqliteLocation, SQLITE_URL_FORMS } f
 import { sqliteNaming } from './naming.js';
 import { SqliteSource } from './source.js';
 import { SQLITE_KIND } from './sql.js';
-import { checkSqliteCollections, SqliteTarget } from './target.js';
+import { checkSqliteCollections } from './plan.js';
+import { SqliteTarget } from './target.js';
 
 export { SqliteSource } from './source.js';
-export { checkSqliteCollections, SqliteTarget } from './target.js';
+export { checkSqliteCollections } from './plan.js';
+export { SqliteTarget } from './target.js';
 export { parseSqliteUrl } from './connection.js';
 export { SQLITE_KIND } from './sql.js';
+// For the catalog, itself a SQLite file that no backup or restore may open (catalog-mark.ts).
+export { default as SqliteDatabase } from './driver.js';
+export { CATALOG_APPLICATION_ID, fileMark, protectFile } from './catalog-mark.js';
 export type { SqliteColumn, SqliteNamedSql, SqliteTableDefinition, SqliteViewDefinition } from './sql.js';
 
 export const sqliteDriver: EngineDriver = {

@@ -32,6 +32,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import Database from './driver.js';
+import { sqliteError } from './errors.js';
 import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
 import { RowEncoder, ROWS_V1 } from '../row-codec.js';
@@ -139,16 +140,7 @@ function assertDatabaseFile(file: string): void {
 }
 
 function toSourceError(err: unknown, file: string): Error {
-  if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SQLITE_')) {
-    const hint =
-      err.code === 'SQLITE_NOTADB'
-        ? ' The file is not a SQLite database (or is encrypted).'
-        : err.code.startsWith('SQLITE_BUSY')
-          ? ' The database is locked by another process; retry later.'
-          : '';
-    return new SourceError(`Cannot read SQLite database ${file}: ${err.message}.${hint}`, { cause: err });
-  }
-  return err instanceof Error ? err : new Error(String(err));
+  return sqliteError(err, `Cannot read SQLite database ${file}`);
 }
 
 interface SchemaRow {

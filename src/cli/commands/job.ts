@@ -1,0 +1,40 @@
+/** `cairn job`: the jobs of a cairn server (list, show, wait, cancel). */
+import type { Command } from 'commander';
+import { formatBytes, table } from '../format.js';
+import { printJson, type CliContext } from '../options.js';
+import { jobError, needServer, serverOption, type ServerFlags } from '../remote.js';
+
+export function registerJobCommands(program: Command, { io, signal }: CliContext): void {
+  const job = program.command('job').description('jobs of a cairn server (--server or CAIRN_SERVER, token in CAIRN_TOKEN)');
+  job
+    .command('list')
+    .description('list jobs, newest first')
+    .addOption(serverOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: ServerFlags & { json?: boolean }) => {
+      const client = await needServer(opts);
+      const jobs = await client.jobs.list();
+      if (opts.json) return printJson(io, jobs);
+      if (jobs.length === 0) return io.out('No jobs.');
+      io.out(table(['ID', 'KIND', 'STATE', 'CREATED', 'PROGRESS', 'ERROR'], jobs.map((j) => [j.id, j.kind, j.state, j.createdAt, formatBytes(j.progress.bytes), j.error?.message ?? ''])));
+    });
+  for (const [name, description] of [
+    ['show', 'show one job'],
+    ['wait', 'wait until a job has ended; exits as the job did'],
+    ['cancel', 'cancel a job'],
+  ] as const) {
+    job
+      .command(`${name} <id>`)
+      .description(description)
+      .addOption(serverOption())
+      .option('--json', 'print JSON')
+      .action(async (id: string, opts: ServerFlags & { json?: boolean }) => {
+        const client = await needServer(opts);
+        const record = name === 'show' ? await client.jobs.get(id) : name === 'cancel' ? await client.jobs.cancel(id) : await client.jobs.wait(id, { signal, pollMs: 300 });
+        if (opts.json) printJson(io, record);
+        else io.out(`${record.id}  ${record.kind}  ${record.state}${record.error ? `  ${record.error.code}: ${record.error.message}` : ''}`);
+        if (name === 'wait' && record.state !== 'SUCCESS') throw jobError(record);
+      });
+  }
+
+}

@@ -1,0 +1,211 @@
+/** `cairn schedule`: automatic backups, stored in the catalog of --data-dir and run by cairn server. */
+import { resolve as resolvePath } from 'node:path';
+import type { Command } from 'commander';
+import { NotFoundError, UsageError } from '../../core/errors.js';
+import { REGISTERED_NAME, SqliteRegistry } from '../../catalog/registry.js';
+import { SqliteScheduleStore } from '../../catalog/schedules.js';
+import type { JobRecord, RetentionRules } from '../../jobs/ports.js';
+import { openSource } from '../../sources/index.js';
+import { table } from '../format.js';
+import {
+  catalogCommand,
+  catalogPath,
+  dataDirOption,
+  dataDirOf,
+  openRepository,
+  printJson,
+  repoOption,
+  selectionFrom,
+  selectionOptions,
+  withStore,
+  type CliContext,
+  type DataDirFlags,
+  type SelectionFlags,
+} from '../options.js';
+import { callServer, jobError, requireRepoName, serverClient, serverOption, type ServerFlags } from '../remote.js';
+
+/** The --keep-* flags are the retention rules as written. */
+interface ScheduleAddFlags extends SelectionFlags, DataDirFlags, RetentionRules {
+  source: string;
+  repo?: string;
+  cron: string;
+  timezone?: string;
+  pattern?: string;
+  expires?: string;
+  disabled?: boolean;
+}
+
+const RETENTION_FLAGS = ['keepLast', 'keepWithin', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly', 'expires'] as const;
+
+const openSchedules = (file: string): SqliteScheduleStore => new SqliteScheduleStore(file);
+
+const intOpt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`Invalid count "${v}": give a whole number from 1.`);
+  return n;
+};
+
+/** The next time an enabled schedule runs (ISO), else null. */
+async function nextRunOf(s: { enabled: boolean; cron: string; timezone: string }): Promise<string | null> {
+  const { cronOf } = await import('../../jobs/scheduler.js');
+  return s.enabled ? cronOf(s.cron, s.timezone).nextRun(new Date())?.toISOString() ?? null : null;
+}
+
+export function registerScheduleCommands(program: Command, ctx: CliContext): void {
+  const { io } = ctx;
+  const schedule = program.command('schedule').description('automatic backups, run by cairn server (stored in its --data-dir)');
+  selectionOptions(
+    schedule
+      .command('add <name>')
+      .description('add a schedule')
+      .requiredOption('--source <url>', 'database URL (or a source registered on the server)')
+      .addOption(repoOption())
+      .requiredOption('--cron <expression>', 'five cron fields ("0 3 * * *") or @hourly, @daily, @weekly, @monthly, @yearly'),
+  )
+    .option('--timezone <zone>', 'IANA time zone of the cron expression and of daily/weekly/… retention (default UTC)')
+    .option('--pattern <pattern>', 'backup ids: {source}, {schedule} and a time like {yyyyMMdd-HHmmss} (UTC)')
+    .option('--keep-last <n>', 'keep the newest n backups of this schedule', intOpt)
+    .option('--keep-within <duration>', 'keep every backup of this schedule younger than this (3d, 4w, 6mo…)')
+    .option('--keep-hourly <n>', 'keep the newest backup of each of the last n hours that have one', intOpt)
+    .option('--keep-daily <n>', 'same per day', intOpt)
+    .option('--keep-weekly <n>', 'same per ISO week', intOpt)
+    .option('--keep-monthly <n>', 'same per month', intOpt)
+    .option('--keep-yearly <n>', 'same per year', intOpt)
+    .option('--expires <duration>', 'each backup expires after this long (deleted even if retention would keep it)')
+    .option('--disabled', 'add it paused')
+    .addOption(dataDirOption())
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: ScheduleAddFlags) => {
+      const { buildScheduleSpec } = await import('../../jobs/schedule-spec.js');
+      const selection = selectionFrom(opts);
+      const spec = buildScheduleSpec(
+        {
+          name,
+          source: opts.source,
+          repository: requireRepoName(opts.repo),
+          cron: opts.cron,
+          ...(opts.timezone ? { timezone: opts.timezone } : {}),
+          ...selection,
+          ...(opts.pattern ? { pattern: opts.pattern } : {}),
+          ...Object.fromEntries(RETENTION_FLAGS.filter((k) => opts[k] !== undefined).map((k) => [k, opts[k]])),
+          ...(opts.disabled ? { disabled: true } : {}),
+        },
+        new Date(),
+      );
+      // A plain path is kept absolute, so that the server finds the same folder.
+      if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(spec.repository) && /[/.]/.test(spec.repository)) spec.repository = resolvePath(spec.repository);
+      await withStore(openSchedules, opts.dataDir, (store) => store.add(spec));
+      const next = await nextRunOf(spec);
+      const { publicSchedule } = await import('../../server/public.js');
+      if (opts.json) return printJson(io, { ...publicSchedule(spec), nextRun: next });
+      io.out(`Added schedule ${name} (${spec.cron} ${spec.timezone}); ${next ? `next run ${next}` : 'disabled'}. cairn server runs it.`);
+    });
+  catalogCommand(schedule, 'list', 'list schedules with their next run').action(async (opts: DataDirFlags) => {
+    const { publicSchedule } = await import('../../server/public.js');
+    await withStore(openSchedules, opts.dataDir, async (store) => {
+      // Sources as registered names or locations: a URL's password never leaves the catalog.
+      const list = [];
+      for (const s of store.list()) list.push({ ...publicSchedule(s), nextRun: await nextRunOf(s) });
+      if (opts.json) return printJson(io, list);
+      if (list.length === 0) return io.out('No schedules. Add one with: cairn schedule add <name> --source … --repo … --cron "0 3 * * *"');
+      io.out(table(['NAME', 'CRON', 'ZONE', 'SOURCE', 'ENABLED', 'NEXT RUN', 'LAST DUE'], list.map((s) => [s.name, s.cron, s.timezone, s.source, s.enabled ? 'yes' : 'no', s.nextRun ?? '-', s.lastDue ?? '-'])));
+    });
+  });
+  catalogCommand(schedule, 'show <name>', 'a schedule, its retention and its recent runs').action(async (name: string, opts: DataDirFlags) => {
+    const { publicRuns, publicSchedule } = await import('../../server/public.js');
+    await withStore(openSchedules, opts.dataDir, (store) => {
+      const stored = store.get(name);
+      const s = publicSchedule(stored);
+      const runs = publicRuns(store.runs(name, 20), stored);
+      if (opts.json) return printJson(io, { schedule: s, runs });
+      io.out(
+        [
+          `Schedule ${s.name} (${s.enabled ? 'enabled' : 'disabled'})`,
+          `  id           ${s.id}`,
+          `  cron         ${s.cron} (${s.timezone})`,
+          `  source       ${s.source}`,
+          `  repository   ${s.repository}`,
+          `  retention    ${Object.entries(s.retention).map(([k, v]) => `${k}=${v}`).join(' ') || 'none (keeps everything)'}`,
+          `  expires      ${s.expires ?? 'never'}`,
+          `  runs         ${runs.map((r) => `${r.dueAt} ${r.status}${r.jobId ? ` (job ${r.jobId})` : ''}${r.reason ? `: ${r.reason}` : ''}`).join('\n               ') || 'none yet'}`,
+        ].join('\n'),
+      );
+    });
+  });
+  for (const [cmd, description] of [['enable', 'resume a schedule'], ['disable', 'pause a schedule'], ['remove', 'remove a schedule (its backups are kept)']] as const) {
+    catalogCommand(schedule, `${cmd} <name>`, description, false).action(async (name: string, opts: DataDirFlags) => {
+      await withStore(openSchedules, opts.dataDir, (store) => (cmd === 'remove' ? store.remove(name) : store.setEnabled(name, cmd === 'enable')));
+      io.out(cmd === 'remove' ? `Removed schedule ${name}; its backups are kept.` : `Schedule ${name} ${cmd}d.`);
+    });
+  }
+  schedule
+    .command('run-now <name>')
+    .description('run a schedule once now (its retention applies afterwards)')
+    .addOption(dataDirOption())
+    .addOption(serverOption())
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: ServerFlags & DataDirFlags) => {
+      const client = await serverClient(opts);
+      let job: JobRecord;
+      if (client) {
+        // 409 when its database is busy, else the real reason (404 unknown source, …): exit codes follow.
+        job = await callServer(() => client.schedules.runNow(name));
+        job = await client.jobs.wait(job.id, { signal: ctx.signal, pollMs: 300 });
+      } else {
+        job = await runNowHere(name, opts.dataDir, ctx);
+      }
+      if (opts.json) printJson(io, job);
+      if (job.state !== 'SUCCESS') throw jobError(job);
+      if (!opts.json) {
+        const deleted = (job.result?.deleted as string[] | undefined) ?? [];
+        for (const w of (job.result?.warnings as string[] | undefined) ?? []) io.err(`cairn: warning: ${w}`);
+        io.out(`Schedule ${name} ran: backup ${String(job.result?.backupId)}${deleted.length ? `; retention and expiry deleted ${deleted.join(', ')}` : ''}.`);
+      }
+    });
+}
+
+/**
+ * Runs a schedule's job in this process, like a server would: not beside a server on this data
+ * folder (one job per database is enforced within one process); the error names it.
+ */
+async function runNowHere(name: string, dataDir: string | undefined, { io }: CliContext): Promise<JobRecord> {
+  const [{ SqliteJobCatalog }, { JobCenter }, { Scheduler }, { scheduledBackupLauncher }, { DataDirLock }, { AccessPolicy }] = await Promise.all([
+    import('../../catalog/sqlite.js'),
+    import('../../jobs/job-center.js'),
+    import('../../jobs/scheduler.js'),
+    import('../../jobs/scheduled-backup.js'),
+    import('../../server/data-dir-lock.js'),
+    import('../../server/access.js'),
+  ]);
+  const lock = DataDirLock.acquire(dataDirOf(dataDir), 'cairn schedule run-now');
+  const store = new SqliteScheduleStore(catalogPath(dataDir));
+  const registry = new SqliteRegistry(catalogPath(dataDir));
+  const catalog = new SqliteJobCatalog(catalogPath(dataDir));
+  const access = new AccessPolicy({ dataDir: dataDirOf(dataDir), registry });
+  try {
+    const center = new JobCenter(catalog, { log: (line) => io.err(line) });
+    const scheduler = new Scheduler(store, {
+      now: () => new Date(),
+      launch: scheduledBackupLauncher({
+        center,
+        now: () => new Date(),
+        openRepository: (repo) => openRepository(repo, dataDir),
+        openSource: (v) => {
+          if (REGISTERED_NAME.test(v) && registry.url('source', v) === undefined) {
+            throw new NotFoundError(`Schedule "${name}" names source "${v}", which is not registered: register it (cairn source add ${v} <url>) or change the schedule.`);
+          }
+          const url = registry.url('source', v) ?? v;
+          access.checkDatabaseUrl(url, 'That source');
+          return openSource(url);
+        },
+      }),
+    });
+    const id = await scheduler.runNow(name);
+    return await center.wait(id);
+  } finally {
+    store.close();
+    registry.close();
+    await catalog.close();
+    lock.release();
+  }
+}

@@ -1,0 +1,37 @@
+/** `cairn server`: serves the REST API until SIGINT / SIGTERM (docs/api.md). */
+import { Option, type Command } from 'commander';
+import { UsageError } from '../../core/errors.js';
+import { dataDirOf, dataDirOption, type CliContext } from '../options.js';
+
+export function registerServerCommand(program: Command, { io, signal }: CliContext): void {
+  program
+    .command('server')
+    .description('serve the REST API; jobs run in this process, their records in --data-dir (docs/api.md)')
+    .option('--listen <host:port>', 'address to listen on; 0.0.0.0 to accept other machines', '127.0.0.1:8080')
+    .addOption(dataDirOption())
+    .addOption(new Option('--catalog <postgres-url>', 'keep job records in PostgreSQL, shared by several servers (default: SQLite in --data-dir)').env('CAIRN_CATALOG'))
+    .option('--allow-urls', 'let operator and admin tokens name sources, targets and repositories by URL or path, not only by registered name (never the data folder; viewers never)')
+    .addHelpText('after', '\nRequests name registered sources and repositories (cairn source add, cairn repo add with this data folder as\nCAIRN_DATA_DIR, POST /v1/sources, POST /v1/repositories) and "default", the repository the BACKUP_* variables describe (used when a request names none).')
+    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean }) => {
+      const { host, port } = parseListen(opts.listen);
+      const { startServer } = await import('../../server/index.js');
+      const server = await startServer({
+        dataDir: dataDirOf(opts.dataDir),
+        ...(opts.catalog ? { catalogUrl: opts.catalog } : {}),
+        host,
+        port,
+        ...(opts.allowUrls ? { allowAdHocUrls: true } : {}),
+        log: (line) => io.err(line),
+      });
+      await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+      await server.close();
+    });
+}
+
+/** "host:port", ":port" or "port"; IPv6 hosts in brackets. */
+function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(value) ?? /^()()(\d+)$/.exec(value);
+  const port = Number(m?.[3]);
+  if (!m || !Number.isInteger(port) || port > 65535) throw new UsageError(`Invalid --listen "${value}": write host:port, e.g. 127.0.0.1:8080.`);
+  return { host: m[1] || m[2] || '127.0.0.1', port };
+}

@@ -1,0 +1,43 @@
+/** `cairn token`: API tokens of cairn server, in the catalog of --data-dir (only their hashes). */
+import type { Command } from 'commander';
+import { NotFoundError } from '../../core/errors.js';
+import { SqliteTokenStore } from '../../catalog/tokens.js';
+import { table } from '../format.js';
+import { catalogCommand, dataDirOption, printJson, withStore, type CliContext, type DataDirFlags } from '../options.js';
+
+const openTokens = (file: string): SqliteTokenStore => new SqliteTokenStore(file);
+
+export function registerTokenCommands(program: Command, { io }: CliContext): void {
+  const token = program.command('token').description('API tokens for cairn server (only their hashes are stored)');
+  token
+    .command('create')
+    .description('create a token and print it once')
+    .requiredOption('--role <role>', 'admin (everything), operator (backup, restore, cancel, delete) or viewer (read only)')
+    .option('--name <name>', 'a label to recognise it by', '')
+    .addOption(dataDirOption())
+    .option('--json', 'print JSON')
+    .action((opts: DataDirFlags & { role: string; name: string }) =>
+      withStore(openTokens, opts.dataDir, (store) => {
+        const t = store.create(opts.role, opts.name);
+        if (opts.json) printJson(io, t);
+        else {
+          // The token alone on stdout, so that TOKEN=$(cairn token create …) holds just the token.
+          io.out(t.token);
+          io.err(`(token ${t.id}, role ${t.role}: shown once, only its hash is kept; send it as Authorization: Bearer <token>)`);
+        }
+      }),
+    );
+  catalogCommand(token, 'list', 'list tokens (never their secrets)').action((opts: DataDirFlags) =>
+    withStore(openTokens, opts.dataDir, (store) => {
+      const list = store.list();
+      if (opts.json) printJson(io, list);
+      else io.out(list.length ? table(['ID', 'ROLE', 'NAME', 'CREATED'], list.map((t) => [t.id, t.role, t.name || '-', t.createdAt])) : 'No tokens. Create one with: cairn token create --role admin');
+    }),
+  );
+  catalogCommand(token, 'revoke <id>', 'revoke a token', false).action((id: string, opts: DataDirFlags) =>
+    withStore(openTokens, opts.dataDir, (store) => {
+      if (!store.revoke(id)) throw new NotFoundError(`No token ${id}; list them with: cairn token list`);
+      io.out(`Revoked token ${id}.`);
+    }),
+  );
+}

@@ -1,0 +1,161 @@
+/**
+ * What the command groups (src/cli/commands/*) share: the context they run in, option builders
+ * (--repo, --include/--exclude, --data-dir, --json), the parsing of option values (selection,
+ * compression, --jobs, --grace, expiry) and how a repository value becomes a Repository.
+ */
+import { Command, Option } from 'commander';
+import { addDuration, parseDuration } from '../core/durations.js';
+import { UsageError } from '../core/errors.js';
+import { CompressionAlgorithmSchema, CompressionLevelSchema, type CompressionSettings } from '../core/schemas.js';
+import { parseNameList, validateSelection, type Selection } from '../core/selection.js';
+import { catalogFile, defaultDataDir } from '../catalog/database.js';
+import { resolveRepository } from '../config/registry.js';
+import { Repository } from '../repo/repository.js';
+import { openStorage, storageFromEnv } from '../storage/index.js';
+
+export interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+/** What every command group gets: where to print, and the signal Ctrl-C / SIGTERM abort. */
+export interface CliContext {
+  io: Io;
+  signal: AbortSignal;
+}
+
+export interface CommonOptions {
+  repo?: string;
+  json?: boolean;
+}
+
+export interface SelectionFlags {
+  include?: string[];
+  exclude?: string[];
+}
+
+export interface DataDirFlags {
+  dataDir?: string;
+  json?: boolean;
+}
+
+/** Prints `value` as the one JSON document --json promises (indented unless `compact`). */
+export function printJson(io: Io, value: unknown, compact = false): void {
+  io.out(compact ? JSON.stringify(value) : JSON.stringify(value, null, 2));
+}
+
+export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+/** --grace: a duration (30m, 1h, 2d) or 0; returns milliseconds. */
+export function parseGrace(value: string): number {
+  if (value.trim() === '0') return 0;
+  const d = parseDuration(value, '--grace');
+  return addDuration(new Date(0), d).getTime();
+}
+
+/** `never`, a duration from `now`, or a date / ISO time; returns the ISO time or null. */
+export function parseExpiry(when: string, now: Date): string | null {
+  if (when.trim().toLowerCase() === 'never') return null;
+  if (/^\d{4}-\d{2}-\d{2}/.test(when.trim())) {
+    const t = Date.parse(when.trim());
+    if (Number.isNaN(t)) throw new UsageError(`Invalid expiry date "${when}": write 2027-01-31, an ISO time, a duration (30d) or never.`);
+    return new Date(t).toISOString();
+  }
+  return addDuration(now, parseDuration(when, 'expiry')).toISOString();
+}
+
+export function repoOption(): Option {
+  return new Option(
+    '--repo <repo>',
+    'repository: a registered name, a path, or a URL (file://, s3://, azure://, gs://); without it, BACKUP_FILESYSTEM_PATH / BACKUP_S3_* / BACKUP_AZURE_* / BACKUP_GCS_* (docs/storage.md)',
+  ).env('CAIRN_REPO');
+}
+
+export function selectionOptions(cmd: Command): Command {
+  return cmd
+    .option('--include <names>', 'only these collections (comma-separated, * wildcards; repeatable)', collect)
+    .option('--exclude <names>', 'every collection but these (comma-separated, * wildcards; repeatable)', collect);
+}
+
+export function selectionFrom(opts: SelectionFlags): Selection {
+  const selection: Selection = {};
+  const include = parseNameList(opts.include);
+  const exclude = parseNameList(opts.exclude);
+  if (include) selection.include = include;
+  if (exclude) selection.exclude = exclude;
+  validateSelection(selection);
+  return selection;
+}
+
+export function compressionFrom(opts: { compression?: string; level?: string }, fallback: CompressionSettings): CompressionSettings {
+  const algorithm = opts.compression ?? fallback.algorithm;
+  const level = opts.level ?? fallback.level;
+  const a = CompressionAlgorithmSchema.safeParse(algorithm);
+  if (!a.success) throw new UsageError(`Unknown compression "${algorithm}": use zstd, gzip or none.`);
+  const l = CompressionLevelSchema.safeParse(level);
+  if (!l.success) throw new UsageError(`Unknown compression level "${level}": use fastest, default or best.`);
+  return { algorithm: a.data, level: l.data };
+}
+
+/** --jobs: a whole number from 1 to 256, or undefined when not given. */
+export function parseJobs(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new UsageError(`Invalid --jobs "${value}": give a whole number from 1 to 256.`);
+  return n;
+}
+
+/**
+ * The repository a command names (a name registered in the catalog of `dataDir`, default
+ * $CAIRN_DATA_DIR or ~/.local/share/cairn; a path; a URL), else the one the server-style
+ * BACKUP_* variables describe.
+ */
+export async function openRepository(value: string | undefined, dataDir?: string): Promise<Repository> {
+  if (value === undefined || value === '') {
+    const storage = storageFromEnv(process.env);
+    if (storage === undefined) {
+      throw new UsageError(
+        'No repository given: pass --repo <name, path or URL>, set CAIRN_REPO, or describe one with BACKUP_FILESYSTEM_PATH, BACKUP_S3_BUCKET, BACKUP_AZURE_CONTAINER or BACKUP_GCS_BUCKET (docs/storage.md).',
+      );
+    }
+    return Repository.open(storage);
+  }
+  return Repository.open(openStorage(await resolveRepository(value, dataDir)));
+}
+
+/**
+ * A subcommand on one repository: `name`, its description, --repo, the command's own `flags`
+ * ([flags, description, default?]) and --json, in the order --help has always shown them.
+ */
+export function repoCommand(parent: Command, name: string, description: string, ...flags: [string, string, string?][]): Command {
+  const cmd = parent.command(name).description(description).addOption(repoOption());
+  for (const [f, d, dflt] of flags) cmd.option(f, d, dflt);
+  return cmd.option('--json', 'print JSON');
+}
+
+/** --data-dir: where cairn server keeps its catalog; the token, source and schedule commands edit it. */
+export function dataDirOption(): Option {
+  return new Option('--data-dir <dir>', "the server's data folder (default: $CAIRN_DATA_DIR, else ~/.local/share/cairn)");
+}
+
+export const dataDirOf = (dataDir: string | undefined): string => dataDir ?? defaultDataDir();
+export const catalogPath = (dataDir: string | undefined): string => catalogFile(dataDirOf(dataDir));
+
+/**
+ * A subcommand that edits or reads the catalog of --data-dir: `name`, its description, then
+ * --data-dir and (unless `json` is false) --json, in the order --help has always shown them.
+ */
+export function catalogCommand(parent: Command, name: string, description: string, json = true): Command {
+  const cmd = parent.command(name).description(description).addOption(dataDirOption());
+  return json ? cmd.option('--json', 'print JSON') : cmd;
+}
+
+/** Runs `use` with a store opened on the catalog of --data-dir, and closes the store after. */
+export async function withStore<S extends { close(): unknown }, T>(open: (file: string) => S, dataDir: string | undefined, use: (store: S) => T | Promise<T>): Promise<T> {
+  const store = open(catalogPath(dataDir));
+  try {
+    return await use(store);
+  } finally {
+    await store.close();
+  }
+}

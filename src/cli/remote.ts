@@ -1,0 +1,92 @@
+/**
+ * Commands that run through a cairn server (--server / CAIRN_SERVER, token in CAIRN_TOKEN): the
+ * client, starting and waiting for a job, and the mapping of a job's or an API error's code to
+ * the CLI's exit code (docs/cli.md). The SDK is loaded only when a server is named.
+ */
+import { Option } from 'commander';
+import { CairnError, EXIT_CODES, UsageError, type ErrorCode } from '../core/errors.js';
+import type { JobRecord } from '../jobs/ports.js';
+import type { CairnClient } from '../sdk/index.js';
+import type { Io } from './options.js';
+
+export interface ServerFlags {
+  server?: string;
+  /** false with --no-wait */
+  wait?: boolean;
+}
+
+export function serverOption(): Option {
+  return new Option('--server <url>', 'run through a cairn server instead of in this process (token in CAIRN_TOKEN)').env('CAIRN_SERVER');
+}
+
+/** A client for --server, or undefined when none is named (the command runs in this process). */
+export async function serverClient(opts: ServerFlags): Promise<CairnClient | undefined> {
+  if (!opts.server) return undefined;
+  const { CairnClient } = await import('../sdk/index.js');
+  if (!/^https?:\/\//.test(opts.server)) throw new UsageError(`Invalid --server "${opts.server}": give its URL, e.g. http://127.0.0.1:8080.`);
+  return new CairnClient({ url: opts.server, ...(process.env.CAIRN_TOKEN ? { token: process.env.CAIRN_TOKEN } : {}) });
+}
+
+export async function needServer(opts: ServerFlags): Promise<CairnClient> {
+  const client = await serverClient(opts);
+  if (!client) throw new UsageError('This command talks to a cairn server: pass --server <url> or set CAIRN_SERVER (and CAIRN_TOKEN).');
+  return client;
+}
+
+export function requireRepoName(repo: string | undefined): string {
+  if (!repo) throw new UsageError('With --server, name the repository with --repo: a name registered on the server, "default" for its BACKUP_* repository, or a URL when it runs with --allow-urls.');
+  return repo;
+}
+
+/** The CLI error for a job that did not succeed: the job's own code, so the exit code matches. */
+export function jobError(job: JobRecord): CairnError {
+  const code = job.error?.code;
+  const known = code !== undefined && code in EXIT_CODES ? (code as ErrorCode) : job.state === 'CANCELED' ? 'CANCELLED' : 'INTERNAL';
+  return new CairnError(known, job.error?.message ?? `Job ${job.id} ended ${job.state}.`);
+}
+
+/** The CLI error for an API error: its code when the CLI knows it (exit codes follow), 401/403 as usage errors. */
+export function apiError(err: { status: number; code: string; message: string }): CairnError {
+  if (err.code in EXIT_CODES) return new CairnError(err.code as ErrorCode, err.message);
+  if (err.status === 401 || err.status === 403) return new UsageError(`${err.message} (the token comes from CAIRN_TOKEN)`);
+  return new CairnError('INTERNAL', err.message);
+}
+
+/** Runs an API call; its CairnApiError becomes the CLI error of the same code (apiError). */
+export async function callServer<T>(call: () => Promise<T>): Promise<T> {
+  const { CairnApiError } = await import('../sdk/index.js');
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof CairnApiError) throw apiError(err);
+    throw err;
+  }
+}
+
+/**
+ * Starts a job on the server; with --no-wait prints its id (or record) and returns undefined,
+ * else waits for it: Ctrl-C cancels the job on the server. A failed job throws its error.
+ */
+export async function runOnServer(
+  client: CairnClient,
+  io: Io,
+  signal: AbortSignal,
+  opts: ServerFlags & { json?: boolean },
+  start: () => Promise<JobRecord>,
+): Promise<JobRecord | undefined> {
+  const started = await callServer(start);
+  if (opts.wait === false) {
+    io.out(opts.json ? JSON.stringify(started, null, 2) : started.id);
+    return undefined;
+  }
+  let final: JobRecord;
+  try {
+    final = await client.jobs.wait(started.id, { signal, pollMs: 300 });
+  } catch (err) {
+    if (!signal.aborted) throw err;
+    await client.jobs.cancel(started.id).catch(() => undefined);
+    final = await client.jobs.wait(started.id, { pollMs: 300 });
+  }
+  if (final.state !== 'SUCCESS') throw jobError(final);
+  return final;
+}

@@ -1,0 +1,167 @@
+/**
+ * What the jobs layer needs from the layers that keep its records, as interfaces it owns:
+ * job records and the JobCatalog that stores them (JobCenter), schedules, their runs and the
+ * ScheduleStore (Scheduler). src/catalog implements them (SqliteJobCatalog, PostgresJobCatalog,
+ * SqliteScheduleStore) and is handed in through constructors, so jobs never imports catalog.
+ */
+import { randomId } from '../core/ids.js';
+
+export type JobKind = 'backup' | 'restore' | 'copy' | 'verify' | 'prune';
+
+/**
+ * STARTED → TRANSFERRING → TRANSFERRED → FINALIZING → SUCCESS, or FAILED / CANCELED from any
+ * state before FINALIZING (CANCELLING while a cancellation is under way). FINALIZING (a restore
+ * switching in, a manifest being written) cannot be cancelled.
+ */
+export const JOB_STATES = ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'CANCELLING', 'SUCCESS', 'FAILED', 'CANCELED'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['SUCCESS', 'FAILED', 'CANCELED']);
+
+export interface JobProgress {
+  bytes: number;
+  /** Known for restores, copies and verifies; absent for backups (the size is found by reading). */
+  bytesTotal?: number;
+  rows: number;
+  collectionsDone: number;
+  collectionsTotal: number;
+  /** Bytes per second over the job so far. */
+  throughput: number;
+  /** Seconds left, when bytesTotal is known and the job is moving. */
+  etaSeconds?: number;
+  collection?: string;
+}
+
+export interface JobError {
+  /** A stable code (CairnError codes, or INTERRUPTED). */
+  code: string;
+  message: string;
+}
+
+export interface JobRecord {
+  id: string;
+  kind: JobKind;
+  state: JobState;
+  /** What "one active job per key" is about: a backup's source location. */
+  key: string | null;
+  /** The request, without secrets. */
+  params: Record<string, unknown>;
+  progress: JobProgress;
+  /** The job's outcome (e.g. the backup manifest's id and totals) once it succeeded. */
+  result: Record<string, unknown> | null;
+  error: JobError | null;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+}
+
+export interface JobFilter {
+  kind?: JobKind;
+  state?: JobState;
+  key?: string;
+  limit?: number;
+}
+
+/**
+ * Where job records live: an embedded SQLite file by default, PostgreSQL for shared deployments.
+ * `owner` names the server that runs a job, so that a server starting up fails only the jobs it
+ * left running itself, not those of another replica sharing the catalog.
+ */
+export interface JobCatalog {
+  insert(job: JobRecord, owner: string): Promise<void>;
+  update(job: JobRecord): Promise<void>;
+  get(id: string): Promise<JobRecord | undefined>;
+  /** Newest first. */
+  list(filter?: JobFilter): Promise<JobRecord[]>;
+  /** Every job of `owner` not in a terminal state becomes FAILED with `error`; returns how many. */
+  failUnfinished(owner: string, error: JobError, at: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * A new schedule's id: random, so that schedules of the same name in other data folders (other
+ * servers on the same repository) never claim each other's backups.
+ */
+export function newScheduleId(): string {
+  return `sch-${randomId(12)}`;
+}
+
+/** A schedule's retention as written: counts, and `keepWithin` as a duration ("3d"). */
+export interface RetentionRules {
+  keepLast?: number;
+  keepWithin?: string;
+  keepHourly?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+  keepYearly?: number;
+}
+
+/** What `cairn schedule add` records. Durations are kept as written ("3d"). */
+export interface ScheduleSpec {
+  /**
+   * Unique and random (newScheduleId), written into every backup the schedule makes: retention
+   * and --delete-scheduled-backups touch only backups carrying it (and its source's location).
+   */
+  id: string;
+  name: string;
+  /** Database URL or a registered source name. */
+  source: string;
+  repository: string;
+  /** Five-field cron expression or @hourly / @daily / @weekly … */
+  cron: string;
+  /** IANA time zone the cron expression and calendar retention buckets are read in. */
+  timezone: string;
+  include?: string[];
+  exclude?: string[];
+  /** Backup id pattern: {source}, {schedule}, {yyyy} {MM} {dd} {HH} {mm} {ss} (UTC). */
+  pattern: string;
+  retention: RetentionRules;
+  /** Expiry of each backup it makes, e.g. "7d". */
+  expires?: string;
+  enabled: boolean;
+  createdAt: string;
+}
+
+/**
+ * started: its backup job was started (a job that then fails turns the run to failed);
+ * skipped-running: a backup of its source was running (its previous run or a manual one);
+ * skipped-busy: a restore into its source was running; skipped-missed: the server was down;
+ * failed: it could not run or its job failed (`reason` says why: source not registered,
+ * repository missing or unreachable, the job's error…).
+ */
+export const RUN_STATUSES = ['started', 'skipped-running', 'skipped-busy', 'skipped-missed', 'failed'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+export interface ScheduleRun {
+  schedule: string;
+  dueAt: string;
+  status: RunStatus;
+  jobId: string | null;
+  at: string;
+  /** Why it was skipped or failed (null for started runs). */
+  reason: string | null;
+}
+
+export interface ScheduleState extends ScheduleSpec {
+  /** The latest due time handled (run or skipped). */
+  lastDue: string | null;
+}
+
+/**
+ * Where schedules and the record of their due times live. A due time is recorded at most once
+ * per schedule (recordRun answers false the second time), so it fires at most once even when a
+ * server restarts in the middle of it.
+ */
+export interface ScheduleStore {
+  /** Every schedule, by name. */
+  list(): ScheduleState[];
+  /** Throws NotFoundError for an unknown name. */
+  get(name: string): ScheduleState;
+  /** Moves the latest handled due time forward (never back). */
+  setLastDue(name: string, dueAt: string): void;
+  /** Records a due time; false when it was recorded before. */
+  recordRun(name: string, dueAt: string, status: RunStatus, at: string, jobId?: string | null, reason?: string | null): boolean;
+  setRunJob(name: string, dueAt: string, jobId: string): void;
+  setRunStatus(name: string, dueAt: string, status: RunStatus, reason?: string | null): void;
+}

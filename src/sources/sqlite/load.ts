@@ -1,0 +1,231 @@
+/**
+ * The data side of a SQLite restore: loadStaging fills a fresh staging file from the items'
+ * streams (a transaction every BATCH_ROWS rows, journal and fsync off: the file is thrown away
+ * on failure), then creates indexes, AUTOINCREMENT counters, triggers and views there;
+ * copyFromStaging copies a table from the attached staging file into an existing target inside
+ * the switch's transaction (target.ts). The create* helpers run a planned definition through
+ * validate.ts (runDefinition), which checks that it created the one object it names.
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+import Database from './driver.js';
+import { CorruptionError, throwIfAborted } from '../../core/errors.js';
+import type { RestoreOptions } from '../types.js';
+import { RowDecoder } from '../row-codec.js';
+import { Pacer } from '../pace.js';
+import { quoteIdent, type SqliteNamedSql } from './sql.js';
+import { foldName } from './naming.js';
+import { createStagingFile } from './staging.js';
+import { runDefinition } from './validate.js';
+import { assertColumns } from './conflicts.js';
+import { sqliteError } from './errors.js';
+import type { Planned, PlannedTable } from './plan.js';
+
+/** Rows between two progress reports of a table. */
+const PROGRESS_ROWS = 65536;
+/** Rows per staging transaction. */
+const BATCH_ROWS = 262144;
+/** The name the staging file is attached under to the target during the switch. */
+export const STAGING_SCHEMA = 'cairn_staging';
+
+/** Creates the planned table or view from its (renamed) CREATE statement; throws what runDefinition throws. */
+export function createObject(db: BetterSqlite3.Database, p: Planned): void {
+  runDefinition(db, p.createSql, { kind: p.kind, name: p.name }, p.item.entry.name);
+}
+
+/** Creates one of a planned table's indexes. */
+export function createIndex(db: BetterSqlite3.Database, t: PlannedTable, idx: SqliteNamedSql): void {
+  runDefinition(db, idx.sql, { kind: 'index', name: idx.name, table: t.name }, t.item.entry.name);
+}
+
+/** Creates one of a planned table's or view's triggers. */
+export function createTrigger(db: BetterSqlite3.Database, p: Planned, tr: SqliteNamedSql): void {
+  runDefinition(db, tr.sql, { kind: 'trigger', name: tr.name, table: p.name }, p.item.entry.name);
+}
+
+/**
+ * Loads every collection into a fresh staging file (path `staging`, which must not exist);
+ * returns the number of rows. Throws CorruptionError for damaged or miscounted data, what
+ * throwIfAborted throws once `signal` is aborted, and SourceError for SQLite's errors; the
+ * caller removes the file.
+ */
+export async function loadStaging(
+  staging: string,
+  plan: Planned[],
+  signal: AbortSignal | undefined,
+  onProgress: RestoreOptions['onProgress'],
+): Promise<number> {
+  // Created empty, private (0600 whatever the umask), before SQLite opens it.
+  createStagingFile(staging);
+  const db = new Database(staging);
+  let total = 0;
+  try {
+    // Functions with side effects are refused inside the definitions created below.
+    db.pragma('trusted_schema = OFF');
+    db.pragma('journal_mode = OFF');
+    db.pragma('synchronous = OFF');
+    db.pragma('foreign_keys = OFF');
+    db.pragma('cache_size = -65536');
+    // Writes the header now: SQLite leaves a database without tables as a 0-byte file, which
+    // nothing (cairn's backup included) would recognise as a database.
+    db.pragma('user_version = 0');
+    const tables = plan.filter((p): p is PlannedTable => p.kind === 'table');
+    for (const t of tables) {
+      throwIfAborted(signal);
+      createObject(db, t);
+      assertColumns(db, t);
+      const loaded = await loadTable(db, t, signal, onProgress);
+      total += loaded;
+    }
+    for (const t of tables) for (const idx of t.indexes) createIndex(db, t, idx);
+    for (const t of tables) setSequence(db, 'main', t);
+    for (const t of tables) for (const tr of t.triggers) createTrigger(db, t, tr);
+    for (const v of plan) if (v.kind === 'view') createObject(db, v);
+    for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) createTrigger(db, v, tr);
+    throwIfAborted(signal);
+    // Views and their triggers have no data: their streams are not read.
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw sqliteError(err, 'Cannot load the restore staging database');
+  } finally {
+    db.close();
+  }
+  return total;
+}
+
+/**
+ * Streams one table's rows into the open staging database, in transactions of BATCH_ROWS rows;
+ * returns the number of rows. Throws CorruptionError when the data does not decode, a row has
+ * the wrong number of values, or the count differs from the manifest's.
+ */
+async function loadTable(
+  db: BetterSqlite3.Database,
+  t: PlannedTable,
+  signal: AbortSignal | undefined,
+  onProgress: RestoreOptions['onProgress'],
+): Promise<number> {
+  const name = t.item.entry.name;
+  const cols = t.columns;
+  const insert = db.prepare(
+    `INSERT INTO main.${quoteIdent(t.name)} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`,
+  );
+  const decoder = new RowDecoder();
+  const pacer = new Pacer();
+  let rows = 0;
+  let bytes = 0;
+  let batch = 0;
+  const report = (): void => onProgress?.({ collection: name, rows, bytes });
+  const damaged = (err: CorruptionError): CorruptionError =>
+    new CorruptionError(`Table "${name}": ${err.message}`, { objects: err.objects, collections: [name] });
+  db.exec('BEGIN');
+  try {
+    for await (const chunk of t.item.data()) {
+      throwIfAborted(signal);
+      bytes += chunk.length;
+      let decoded: unknown[][];
+      try {
+        decoded = decoder.push(chunk);
+      } catch (err) {
+        throw err instanceof CorruptionError ? damaged(err) : err;
+      }
+      for (const row of decoded) {
+        if (row.length !== cols.length) {
+          throw new CorruptionError(
+            `Table "${name}": row ${rows + 1} has ${row.length} values, expected ${cols.length}.`,
+            { objects: [], collections: [name] },
+          );
+        }
+        insert.run(row);
+        rows++;
+        if (rows % PROGRESS_ROWS === 0) report();
+        // Inserting a chunk's rows is synchronous: give signals and requests a turn meanwhile.
+        if (rows % 256 === 0 && pacer.due()) {
+          await pacer.pause();
+          throwIfAborted(signal);
+        }
+        if (++batch >= BATCH_ROWS) {
+          batch = 0;
+          db.exec('COMMIT');
+          db.exec('BEGIN');
+        }
+      }
+    }
+    try {
+      decoder.finish();
+    } catch (err) {
+      throw err instanceof CorruptionError ? damaged(err) : err;
+    }
+    db.exec('COMMIT');
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+  if (rows !== t.item.entry.rowCount) {
+    throw new CorruptionError(
+      `Table "${name}": the backup recorded ${t.item.entry.rowCount} rows but its data holds ${rows}.`,
+      { objects: [], collections: [name] },
+    );
+  }
+  report();
+  return rows;
+}
+
+/** Sets the table's AUTOINCREMENT counter to the backed-up value, in `schema` (main or the staging file). */
+export function setSequence(db: BetterSqlite3.Database, schema: string, t: PlannedTable): void {
+  if (t.def.autoincrement === null) return;
+  const seq = BigInt(t.def.autoincrement);
+  const exists = db
+    .prepare(`SELECT count(*) FROM ${schema}.sqlite_schema WHERE type = 'table' AND name = 'sqlite_sequence'`)
+    .pluck()
+    .get() as bigint;
+  if (exists === 0n) return; // the table was not created with AUTOINCREMENT
+  const updated = db.prepare(`UPDATE ${schema}.sqlite_sequence SET seq = ? WHERE name = ?`).run(seq, t.name);
+  if (updated.changes === 0) {
+    db.prepare(`INSERT INTO ${schema}.sqlite_sequence (name, seq) VALUES (?, ?)`).run(t.name, seq);
+  }
+}
+
+/** Rows per INSERT … SELECT of the switch, between turns of the event loop. */
+const SWITCH_BATCH_ROWS = 50_000;
+
+/**
+ * Copies a table's rows from the attached staging file into the target, inside the switch's
+ * transaction: a rowid table in batches of rowid ranges with a turn of the event loop between
+ * them when due (one statement over 100 MB keeps the main thread for seconds), a WITHOUT ROWID
+ * table in one statement.
+ */
+export async function copyFromStaging(db: BetterSqlite3.Database, t: PlannedTable, pacer: Pacer): Promise<void> {
+  const cols = t.columns.map(quoteIdent).join(', ');
+  const from = `${STAGING_SCHEMA}.${quoteIdent(t.name)}`;
+  const insert = `INSERT INTO main.${quoteIdent(t.name)} (${cols}) SELECT ${cols} FROM ${from}`;
+  if (t.def.withoutRowid) {
+    db.exec(insert);
+    return;
+  }
+  // Batch bounds by keyset (sparse rowids make ranges of fixed width useless). The rowid of the
+  // staging table, whatever its columns are called: _rowid_ always names it in the staging file
+  // unless a real column has that name, then rowid or oid.
+  const names = new Set(t.def.columns.map((c) => foldName(c.name)));
+  const rowid = ['_rowid_', 'rowid', 'oid'].find((n) => !names.has(n));
+  if (rowid === undefined) {
+    db.exec(insert);
+    return;
+  }
+  // The last rowid of the batch starting at a rowid.
+  const bound = db.prepare(`SELECT ${rowid} FROM ${from} WHERE ${rowid} >= ? ORDER BY ${rowid} LIMIT 1 OFFSET ${SWITCH_BATCH_ROWS - 1}`).pluck();
+  const first = db.prepare(`SELECT min(${rowid}) FROM ${from}`).pluck().get() as bigint | null;
+  if (first === null) return;
+  const range = db.prepare(`${insert} WHERE ${rowid} >= ? AND ${rowid} <= ?`);
+  const rest = db.prepare(`${insert} WHERE ${rowid} >= ?`);
+  let lo: bigint = first;
+  for (;;) {
+    const hi = bound.get(lo) as bigint | undefined;
+    if (hi === undefined) {
+      rest.run(lo);
+      return;
+    }
+    range.run(lo, hi);
+    if (hi === 9223372036854775807n) return;
+    lo = hi + 1n;
+    if (pacer.due()) await pacer.pause();
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * PostgreSQL renames that trade names or move a table into another's place, and names past
+ * PostgreSQL's 63-byte limit (found by the new-user trial of issue 13): a swap
+ * `public.Users=public.users,public.users=public.Users` into a new database failed with
+ * `relation "users" already exists` (renames ran one by one), its outcome depended on the order
+ * of the renames, and a --rename to a 64-byte name restored under a name cut to 62 bytes.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/core/errors.js';
+import { runBackup } from '../../src/jobs/backup.js';
+import { runRestore } from '../../src/jobs/restore.js';
+import { Repository } from '../../src/repo/repository.js';
+import { openSource, openTarget } from '../../src/sources/index.js';
+import { FileSystemStorage } from '../../src/storage/fs.js';
+import { createDatabase, databaseExists, dropDatabase, ensurePostgres, pgUrl, psql } from '../helpers/postgres.js';
+
+let dir: string;
+let repo: Repository;
+let source: string;
+const made: string[] = [];
+const fresh = (): string => {
+  const name = `cairn_pgren_${process.pid}_${made.length}`;
+  made.push(name);
+  dropDatabase(name);
+  return name;
+};
+/** Every user table as "schema.name=rows", sorted. */
+const contents = (db: string): string =>
+  psql(
+    db,
+    `SELECT format('%s.%s', table_schema, table_name) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')`,
+  )
+    .trim()
+    .split('\n')
+    .sort()
+    .join(',');
+const value = (db: string, rel: string): string => psql(db, `SELECT string_agg(v, ',' ORDER BY v) FROM ${rel}`).trim();
+
+beforeAll(async () => {
+  ensurePostgres();
+  dir = mkdtempSync(join(tmpdir(), 'cairn-pgren-'));
+  repo = await Repository.init(new FileSystemStorage(join(dir, 'repo')), { compression: { algorithm: 'none', level: 'default' } });
+  source = createDatabase('cairn_pgren_src');
+  psql(
+    source,
+    `CREATE TABLE "Users" (v text PRIMARY KEY); INSERT INTO "Users" VALUES ('upper');
+     CREATE TABLE users (v text PRIMARY KEY); INSERT INTO users VALUES ('lower');
+     CREATE SCHEMA "Sales"; CREATE TABLE "Sales".orders (v text); INSERT INTO "Sales".orders VALUES ('Sales');
+     CREATE SCHEMA sales; CREATE TABLE sales.orders (v text); INSERT INTO sales.orders VALUES ('sales');`,
+  );
+  await runBackup({ repo, source: openSource(pgUrl(source)), id: 'pgren', compressionWorkers: 0 });
+}, 120_000);
+
+afterAll(() => {
+  for (const db of [...made, source]) dropDatabase(db);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('PostgreSQL renames', () => {
+  it('a swap of two names restores into a new database, whichever order the renames are given in', async () => {
+    for (const order of [
+      [['public.Users', 'public.users'], ['public.users', 'public.Users']],
+      [['public.users', 'public.Users'], ['public.Users', 'public.users']],
+    ] as [string, string][][]) {
+      const target = fresh();
+      await runRestore({ repo, backupId: 'pgren', target: openTarget(pgUrl(target)), renames: new Map(order) });
+      expect(value(target, '"Users"')).toBe('lower');
+      expect(value(target, 'users')).toBe('upper');
+      expect(psql(target, `SELECT count(*) FROM pg_class WHERE relname LIKE 'cairn_rename_%'`).trim()).toBe('0');
+    }
+  });
+
+  it('a table moved into the place another leaves, across schemas, in either order', async () => {
+    for (const order of [
+      [['Sales.orders', 'sales.orders2'], ['sales.orders', 'Sales.orders2']],
+      [['sales.orders', 'Sales.orders2'], ['Sales.orders', 'sales.orders2']],
+    ] as [string, string][][]) {
+      const target = fresh();
+      await runRestore({ repo, backupId: 'pgren', target: openTarget(pgUrl(target)), selection: { include: ['Sales.orders', 'sales.orders'] }, renames: new Map(order) });
+      expect(value(target, 'sales.orders2')).toBe('Sales');
+      expect(value(target, '"Sales".orders2')).toBe('sales');
+      expect(contents(target)).toBe('Sales.orders2,sales.orders2');
+    }
+  });
+
+  it('a rename to a name over 63 bytes is refused before anything is created; 63 bytes restore as written', async () => {
+    const long = 'é'.repeat(32); // 64 bytes in UTF-8
+    const target = fresh();
+    await expect(
+      runRestore({ repo, backupId: 'pgren', target: openTarget(pgUrl(target)), selection: { include: ['users'] }, renames: new Map([['users', long]]) }),
+    ).rejects.toThrow(UsageError);
+    await expect(
+      runRestore({ repo, backupId: 'pgren', target: openTarget(pgUrl(target)), selection: { include: ['users'] }, renames: new Map([['users', long]]) }),
+    ).rejects.toThrow(/is 64 bytes; PostgreSQL keeps at most 63 bytes/);
+    expect(databaseExists(target)).toBe(false);
+    const fits = `${'é'.repeat(31)}x`; // 63 bytes
+    await runRestore({ repo, backupId: 'pgren', target: openTarget(pgUrl(target)), selection: { include: ['users'] }, renames: new Map([['users', fits]]) });
+    expect(contents(target)).toBe(`public.${fits}`);
+    expect(value(target, `"${fits}"`)).toBe('lower');
+  });
+});
