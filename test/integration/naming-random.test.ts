@@ -112,7 +112,9 @@ describe.sequential('PostgreSQL, random identifiers', () => {
     return name;
   };
 
-  const part = identifier(PIECES, 63);
+  // Not starting with "_": PostgreSQL names a table's array type "_<table>", and a table named
+  // so may take it first (CREATE TABLE then fails in the fixture, not in cairn).
+  const part = identifier(PIECES, 63).filter((s) => !s.startsWith('_'));
   const spec = fc.record({
     schemas: fc.uniqueArray(part, { minLength: 1, maxLength: 2 }).filter((s) => !s.includes('public')),
     tables: fc.uniqueArray(part, { minLength: 3, maxLength: 5 }),
@@ -179,7 +181,9 @@ describe.sequential('PostgreSQL, random identifiers', () => {
       await runRestore({ repo, backupId: id, target: openTarget(pgUrl(existing)), selection: { exclude: parseNameList(first) as string[] } });
       expect(snapshotOf(existing), context).toEqual(expected);
 
-      const renamed = fresh('renamed');
+      // Renamed into an existing database (the new-database path is in naming.test.ts).
+      const renamed = createDatabase('nr_renamed');
+      made.push(renamed);
       const from = relations[2] as { schema: string; name: string };
       const to = { schema: s.renameTo[0], name: s.renameTo[1] };
       const written = `${postgresNaming.written(display(from))}=${postgresNaming.written(display(to))}`;
@@ -250,7 +254,11 @@ describe('SQLite, random identifiers', () => {
       await runRestore({ repo, backupId: id, target: openTarget(`sqlite://${existing}`), selection: { exclude: parseNameList(first) as string[] } });
       expect(contents(existing), context).toEqual(expected);
 
+      // Renamed into an existing file (the new-file path is in naming.test.ts).
       const renamed = join(dir, `random-${seed}-renamed.db`);
+      const seeded = new Database(renamed);
+      seeded.exec('CREATE TABLE "#other" (v TEXT)');
+      seeded.close();
       const from = s.tables[1] as string;
       await runRestore({
         repo,
@@ -261,7 +269,7 @@ describe('SQLite, random identifiers', () => {
       });
       const d = new Database(renamed, { readonly: true });
       try {
-        expect(d.prepare(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'`).pluck().all(), context).toEqual([s.renameTo]);
+        expect(d.prepare(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name = '#other'`).pluck().all(), context).toEqual([s.renameTo, '#other']);
         expect(d.prepare(`SELECT count(*) FROM ${q(s.renameTo)}`).pluck().get(), context).toBe(2);
       } finally {
         d.close();
