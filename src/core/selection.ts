@@ -84,9 +84,10 @@ export interface NameRules {
    */
   key(name: string): string;
   /**
-   * How the engine reads a name written without quotes (SQLite: as key(); PostgreSQL: ASCII
-   * letters lowercased): a pattern that matches nothing as written is tried in this form
-   * against key() of each name.
+   * A name or pattern as a user wrote it → its full spelling as the engine reads it, quotes
+   * included (SQLite: as key(), quoted or not; PostgreSQL: qualified, ASCII letters of its
+   * unquoted parts lowercased, quoted parts exactly): a pattern that matches nothing as written
+   * is tried in this form against key() of each name.
    */
   unquoted(name: string): string;
   /**
@@ -127,13 +128,13 @@ function globToRegExp(pattern: string): RegExp {
  * reads an unquoted name (`rules.unquoted`) against each name's key, `*` matching any run of
  * characters. Never a wider folding than the engine's own: a SQLite "Ä" does not find "ä".
  */
-function matchPattern(pattern: string, names: readonly string[], rules: NameRules): string[] {
+function matchPattern(written: string, pattern: string, names: readonly string[], rules: NameRules): string[] {
   // A name spelled exactly so is that name, even when it holds a `*` (a table "a*" beside "ab").
   if (names.includes(pattern)) return [pattern];
   const exact = globToRegExp(pattern);
   const found = names.filter((n) => exact.test(n));
   if (found.length > 0) return found;
-  const folded = globToRegExp(rules.unquoted(pattern));
+  const folded = globToRegExp(rules.unquoted(written));
   return names.filter((n) => folded.test(rules.key(n)));
 }
 
@@ -150,7 +151,7 @@ export function selectNames(names: readonly string[], selection: Selection, rule
   const unknown: string[] = [];
   for (const written of patterns) {
     const p = rules.qualify(written);
-    const m = matchPattern(p, names, rules);
+    const m = matchPattern(written, p, names, rules);
     if (m.length === 0) unknown.push(p);
     for (const n of m) matched.add(n);
   }

@@ -265,6 +265,10 @@ line"."t
 
   it('a name holding "*" selects itself alone; unknown names are listed as they are written', () => {
     expect([...selectNames(['public.a*', 'public.ab'], { include: ['a*'] }, postgresNaming)]).toEqual(['public.a*']);
+    // A quoted part is read exactly, as PostgreSQL reads it: "Users" is not users (it was folded).
+    expect(() => selectNames(['public.users', 'Sales.t'], { include: ['"Users"'] }, postgresNaming)).toThrow(/Unknown collection: public\.Users\./);
+    expect([...selectNames(['public.users', 'Sales.t'], { include: ['USERS', '"Sales".T'] }, postgresNaming)]).toEqual(['public.users', 'Sales.t']);
+    expect(() => selectNames(['public.users', 'Sales.t'], { include: ['SALES.t'] }, postgresNaming)).toThrow(/Unknown collection: SALES\.t\./);
     expect(() => selectNames(['public.x,y', '"a.b".t', 'public. lead'], { include: ['nope'] }, postgresNaming)).toThrow(
       'Unknown collection: public.nope. Available: public."x,y", "a.b".t, public." lead".',
     );

@@ -47,28 +47,44 @@ export const legacyDisplay = (n: QName): string => `${n.schema}.${n.name}`;
  * a part ends is an ordinary character (`public.we"ird` is the table we"ird).
  */
 export function splitName(name: string): QName {
-  let schema: string | undefined;
+  const { schema, name: relation } = readParts(name);
+  return { schema, name: relation };
+}
+
+/** splitName, and which parts were written in quotes (a missing schema counts as quoted: public). */
+function readParts(name: string): QName & { schemaQuoted: boolean; nameQuoted: boolean } {
+  let schema: string;
+  let schemaQuoted = false;
   let rest = name;
   const first = readQuoted(name);
   if (first !== undefined && name[first.end] === '.') {
     schema = first.text;
+    schemaQuoted = true;
     rest = name.slice(first.end + 1);
   } else if (first !== undefined && first.end === name.length) {
-    return { schema: DEFAULT_SCHEMA, name: first.text };
+    return { schema: DEFAULT_SCHEMA, name: first.text, schemaQuoted: true, nameQuoted: true };
   } else {
     const dot = name.indexOf('.');
-    if (dot < 0) return { schema: DEFAULT_SCHEMA, name };
+    if (dot < 0) return { schema: DEFAULT_SCHEMA, name, schemaQuoted: true, nameQuoted: false };
     schema = name.slice(0, dot);
     rest = name.slice(dot + 1);
   }
   const second = readQuoted(rest);
-  return { schema, name: second !== undefined && second.end === rest.length ? second.text : rest };
+  const nameQuoted = second !== undefined && second.end === rest.length;
+  return { schema, name: nameQuoted && second ? second.text : rest, schemaQuoted, nameQuoted };
 }
+
+/** downcase_identifier: ASCII letters only (other letters are kept in a multibyte encoding). */
+const downcase = (s: string): string => s.replace(/[A-Z]+/g, (c) => c.toLowerCase());
 
 export const postgresNaming: NameRules = {
   qualify: (name) => display(splitName(name)),
   key: (name) => name,
-  unquoted: (name) => name.replace(/[A-Z]+/g, (c) => c.toLowerCase()),
+  // As PostgreSQL reads `Sales."Q1"`: unquoted parts lowercased, quoted ones exactly.
+  unquoted: (written) => {
+    const n = readParts(written);
+    return display({ schema: n.schemaQuoted ? n.schema : downcase(n.schema), name: n.nameQuoted ? n.name : downcase(n.name) });
+  },
   written: (name) => {
     const n = splitName(name);
     const written = (p: string): string => (mustQuote(p, '.') ? quoteName(p) : p);

@@ -12,12 +12,16 @@ export function foldName(name: string): string {
   return name.replace(/[A-Z]+/g, (c) => c.toLowerCase());
 }
 
+/** A name as a user writes it → the name (wholly double-quoted: the text inside). */
+function qualify(name: string): string {
+  const quoted = readQuoted(name);
+  return quoted !== undefined && quoted.end === name.length ? quoted.text : name;
+}
+
 export const sqliteNaming: NameRules = {
-  qualify: (name) => {
-    const quoted = readQuoted(name);
-    return quoted !== undefined && quoted.end === name.length ? quoted.text : name;
-  },
+  qualify,
   key: foldName,
-  unquoted: foldName,
+  // SQLite folds quoted names too.
+  unquoted: (name) => foldName(qualify(name)),
   written: (name) => (mustQuote(name) ? quoteName(name) : name),
 };
