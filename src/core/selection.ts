@@ -158,7 +158,9 @@ export function selectNames(names: readonly string[], selection: Selection, rule
   if (unknown.length > 0) {
     const shown = names.map((n) => rules.written(n));
     const available = shown.length <= 12 ? shown.join(', ') : `${shown.slice(0, 12).join(', ')}, … (${shown.length} in all)`;
-    throw new UsageError(`Unknown ${what}${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}. Available: ${available || '(none)'}.`);
+    // "collection in backup "x"" → "collections in backup "x"": the noun takes the plural.
+    const noun = unknown.length > 1 ? what.replace(/^(\w+)/, '$1s') : what;
+    throw new UsageError(`Unknown ${noun}: ${unknown.join(', ')}. Available: ${available || '(none)'}.`);
   }
   return selection.include ? matched : new Set(names.filter((n) => !matched.has(n)));
 }

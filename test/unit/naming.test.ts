@@ -140,3 +140,11 @@ describe('engine folders', () => {
     expect(offenders).toEqual([]);
   });
 });
+
+describe('unknown names in a selection', () => {
+  it('are named with the noun in the right number (the trial saw `collection in backup "x"s`)', () => {
+    expect(() => selectNames(['a', 'b'], { include: ['x'] }, sqliteNaming, 'collection in backup "b1"')).toThrow('Unknown collection in backup "b1": x. Available: a, b.');
+    expect(() => selectNames(['a', 'b'], { include: ['x', 'y'] }, sqliteNaming, 'collection in backup "b1"')).toThrow('Unknown collections in backup "b1": x, y. Available: a, b.');
+    expect(() => selectNames(['a'], { exclude: ['x', 'y'] }, sqliteNaming)).toThrow('Unknown collections: x, y.');
+  });
+});
