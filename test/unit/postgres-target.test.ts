@@ -847,7 +847,7 @@ describe('leftovers of restores killed outright (SIGKILL)', () => {
     }
   });
 
-  it('drops staging objects named by a restore whose lock is free (its owner is gone), marked or not, and keeps those whose lock is held', async () => {
+  it('drops staging databases named by a restore whose lock is free (its owner is gone), marked or not, and staging relations carrying the mark; keeps those whose lock is held and unmarked relations', async () => {
     // A kill during CREATE DATABASE leaves a database with a staging name and no comment.
     const deadId = newRestoreId();
     const liveId = newRestoreId();
@@ -869,26 +869,34 @@ describe('leftovers of restores killed outright (SIGKILL)', () => {
       expect(await databases(unmarked), 'unmarked staging database of a dead owner').toEqual([]);
       expect(await databases(live), 'staging database whose owner holds its lock').toEqual([live]);
 
-      // Staging relations in an existing database, unmarked: one restore gone, one live (its
-      // lock held on that database).
+      // Staging relations in an existing database, marked as a restore marks them in the
+      // transaction that creates them: one restore gone, one live (its lock held on that
+      // database). A user's table that only has such a name (no mark) is never dropped.
       const target = new pg.Client({ host: HOST, port: PORT, user: 'postgres', database: db });
       await target.connect();
       try {
         const gone = newRestoreId();
         const running = newRestoreId();
+        const users = stagingRelationName('mine', gone, 3);
         await target.query('SELECT pg_advisory_lock($1, $2)', [STAGING_LOCK_CLASS, restoreLockKey(running)]);
         await withClient(db, async (c) => {
+          const mark = (kind: string, rel: string): Promise<unknown> => c.query(`COMMENT ON ${kind} ${rel} IS '${STAGING_MARK} host=h pid=1 started=2026-01-01T00:00:00.000Z'`);
           await c.query(`CREATE TABLE other.${qi(stagingRelationName('t', gone, 0))} (k text PRIMARY KEY)`);
+          await mark('TABLE', `other.${qi(stagingRelationName('t', gone, 0))}`);
           await c.query(`CREATE SEQUENCE public.${qi(stagingRelationName('s', gone, 1))}`);
+          await mark('SEQUENCE', `public.${qi(stagingRelationName('s', gone, 1))}`);
           await c.query(`CREATE TABLE public.${qi(stagingRelationName('p', gone, 2))} (k text REFERENCES other.${qi(stagingRelationName('t', gone, 0))}(k))`);
+          await mark('TABLE', `public.${qi(stagingRelationName('p', gone, 2))}`);
           await c.query(`CREATE TABLE public.${qi(stagingRelationName('r', running, 0))} (x int)`);
+          await mark('TABLE', `public.${qi(stagingRelationName('r', running, 0))}`);
+          await c.query(`CREATE TABLE public.${qi(users)} (x int)`);
         });
         await new PostgresTarget(settingsFor(db)).restore(select(backup, ['other.t']), { onConflict: 'overwrite' });
-        expect(await stagingRelations(db)).toEqual([`${stagingRelationName('r', running, 0)}`]);
-        // Its owner gone (the session ends), the next restore drops it.
+        expect(await stagingRelations(db)).toEqual([users, stagingRelationName('r', running, 0)].sort());
+        // Its owner gone (the session ends), the next restore drops it; the user's table stays.
         await target.end();
         await new PostgresTarget(settingsFor(db)).restore(select(backup, ['other.t']), { onConflict: 'overwrite' });
-        expect(await stagingRelations(db)).toEqual([]);
+        expect(await stagingRelations(db)).toEqual([users]);
       } finally {
         await target.end().catch(() => undefined);
       }

@@ -210,8 +210,11 @@ export const dropStatementForTest = dropStatement;
 /**
  * Drops the staging tables and sequences left in this database by restores that cannot finish
  * any more: those named `…__cairn_<id>_<n>` whose restore's lock (held on this database) is
- * free, and those of older versions marked by their comment (see isAbandonedStaging). Their
- * indexes and constraints go with them. Best effort, silent.
+ * free, and those of older versions (see isAbandonedStaging). Their indexes and constraints go
+ * with them. Only relations that carry the staging mark as their comment (set in the transaction
+ * that creates them) are ever dropped: a user's table that merely has such a name is never
+ * touched (a table renamed to `x__cairn_0123abcd_1` was dropped by the next restore). Best
+ * effort, silent.
  */
 export async function dropAbandonedStagingRelations(client: pg.Client): Promise<void> {
   let rows: { schema: string; name: string; relkind: string; owner: string; comment: string | null }[];
@@ -221,8 +224,8 @@ export async function dropAbandonedStagingRelations(client: pg.Client): Promise<
               pg_catalog.obj_description(c.oid, 'pg_class') AS comment
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p', 'S') AND c.relname ~ $3
-          AND (c.relname ~ $4 OR pg_catalog.left(pg_catalog.obj_description(c.oid, 'pg_class'), $2) = $1)`,
-      [STAGING_MARK, STAGING_MARK.length, STAGING_RELATION_SQL_PATTERN, '__cairn_[0-9a-f]{8}_[0-9a-z]+$'],
+          AND pg_catalog.left(pg_catalog.obj_description(c.oid, 'pg_class'), $2) = $1`,
+      [STAGING_MARK, STAGING_MARK.length, STAGING_RELATION_SQL_PATTERN],
     ));
   } catch {
     return;

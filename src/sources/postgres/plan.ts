@@ -26,6 +26,7 @@ import {
   type PgTableDefinition,
 } from './definitions.js';
 import { display, legacyDisplay, postgresNaming, splitName, type QName } from './naming.js';
+import { STAGING_RELATION_SQL_PATTERN } from './staging.js';
 import { isKnownDesc, NEVER_RESTORED_DESCS, type TocEntry, type TocSelection } from './toc.js';
 
 // Name helpers the other restore modules import from here.
@@ -219,12 +220,21 @@ export function planItems(items: RestoreItem[]): Plan {
  */
 export const MAX_IDENTIFIER_BYTES = 63;
 
+/** Names a restore gives its staging relations (staging.ts): never a --rename's target. */
+const STAGING_NAME = new RegExp(STAGING_RELATION_SQL_PATTERN);
+
 function checkIdentifierLength(c: PlannedCollection): void {
   for (const [part, value, recorded] of [
     ['schema', c.target.schema, c.source.schema],
     ['name', c.target.name, c.source.name],
   ] as const) {
     const bytes = Buffer.byteLength(value, 'utf8');
+    if (value !== recorded && part === 'name' && STAGING_NAME.test(value)) {
+      throw new UsageError(
+        `--rename of "${c.item.entry.name}": names ending in __cairn_<8 hex digits>_<n> are reserved for cairn's staging tables ` +
+          `(a later restore would take "${value}" for a leftover). Choose another name.`,
+      );
+    }
     if (value !== recorded && bytes > MAX_IDENTIFIER_BYTES) {
       throw new UsageError(
         `--rename of "${c.item.entry.name}": the new ${part} "${value}" is ${bytes} bytes; PostgreSQL keeps at most ${MAX_IDENTIFIER_BYTES} bytes of a name ` +
