@@ -139,6 +139,22 @@ function matchPattern(written: string, pattern: string, names: readonly string[]
 }
 
 /**
+ * Names the user probably meant by `unknown` (as the user can type them back): those equal to
+ * one of them but for letter case, quotes or spaces at the ends (`trail` for "trail "), and
+ * those that a comma or "=" inside split into the unknown pieces (`x, y` for "x,y").
+ */
+function nearNames(names: readonly string[], unknown: readonly string[], rules: NameRules): string[] {
+  const loose = (s: string): string => s.replace(/"/g, '').trim().toLowerCase();
+  const bare = (s: string): string => loose(s.slice(s.lastIndexOf('.') + 1));
+  const wanted = new Set(unknown.flatMap((u) => [loose(u), bare(u)]));
+  if (unknown.length > 1) for (const sep of [',', '=']) wanted.add(unknown.map(bare).join(sep));
+  return names
+    .filter((n) => wanted.has(loose(n)) || wanted.has(loose(rules.written(n))) || wanted.has(bare(n)))
+    .map((n) => rules.written(n))
+    .slice(0, 5);
+}
+
+/**
  * Applies include or exclude to a list of names, patterns first qualified by `rules`. Every
  * pattern must match something: a typo in --include or --exclude is an error (UsageError),
  * never a silently different backup.
@@ -160,7 +176,9 @@ export function selectNames(names: readonly string[], selection: Selection, rule
     const available = shown.length <= 12 ? shown.join(', ') : `${shown.slice(0, 12).join(', ')}, … (${shown.length} in all)`;
     // "collection in backup "x"" → "collections in backup "x"": the noun takes the plural.
     const noun = unknown.length > 1 ? what.replace(/^(\w+)/, '$1s') : what;
-    throw new UsageError(`Unknown ${noun}: ${unknown.join(', ')}. Available: ${available || '(none)'}.`);
+    const near = nearNames(names, unknown, rules);
+    const hint = near.length > 0 ? ` Did you mean ${near.join(', ')}? (A name holding ",", "=", "*" or spaces at either end goes in double quotes.)` : '';
+    throw new UsageError(`Unknown ${noun}: ${unknown.join(', ')}.${hint} Available: ${available || '(none)'}.`);
   }
   return selection.include ? matched : new Set(names.filter((n) => !matched.has(n)));
 }

@@ -46,7 +46,13 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
   const manifest = await repo.readManifest(options.backupId, options.signal);
   if (options.roles) refuseRoles(target.kind, 'restore');
   const rules = namingFor(manifest.source.kind);
-  const renames = new Map([...(options.renames ?? [])].map(([from, to]) => [rules.qualify(from), rules.qualify(to)]));
+  const renames = new Map<string, string>();
+  for (const [from, to] of options.renames ?? []) {
+    const name = rules.qualify(from);
+    // `public.a=x` and `a=y` name one table: say so rather than let the last one win.
+    if (renames.has(name)) throw new UsageError(`--rename names ${rules.written(name)} twice; keep one.`);
+    renames.set(name, rules.qualify(to));
+  }
   const entries = selectEntries(manifest, options.selection ?? {}, renames, rules);
   const lock = await repo.lock(false, `restore of ${manifest.id}`);
   // Aborts on the caller's cancel, or when the lock is lost (a prune could remove packs).
@@ -125,7 +131,11 @@ function selectEntries(
   for (const [from, to] of renames) {
     const key = rules.key(from);
     if (!chosen.some((c) => rules.key(c.name) === key)) {
-      throw new UsageError(`--rename ${from}=…: "${from}" is not among the collections being restored (${chosen.map((c) => c.name).join(', ') || 'none'}).`);
+      const restorable = chosen.filter((c) => c.selectable !== false).map((c) => rules.written(c.name));
+      throw new UsageError(
+        `--rename ${rules.written(from)}=…: that name is not among the collections being restored (${restorable.join(', ') || 'none'}). ` +
+          'Write names as listed; one holding "=", "," or "." goes in double quotes.',
+      );
     }
     if (renameOf.has(key)) throw new UsageError(`--rename names "${from}" twice (names that are one to this database); keep one.`);
     renameOf.set(key, to);

@@ -116,4 +116,18 @@ describe('PostgreSQL renames', () => {
     expect(value(target, '"x__cairn_0123abcd_1"')).toBe('mine');
     expect(contents(target)).toBe('public.Users,public.users,public.x__cairn_0123abcd_1');
   });
+
+  it('bad --rename values are refused before anything is created, naming the fix (second new-user trial)', async () => {
+    const target = fresh();
+    const attempt = (renames: [string, string][], include = ['users']) =>
+      runRestore({ repo, backupId: 'pgren', target: openTarget(pgUrl(target)), selection: { include }, renames: new Map(renames) });
+    await expect(attempt([['public.users', 'x'], ['users', 'y']])).rejects.toThrow('--rename names public.users twice; keep one.');
+    await expect(attempt([['users', 'public.']])).rejects.toThrow(/the new name is empty/);
+    await expect(attempt([['users', 'pg_catalog.x']])).rejects.toThrow(/"pg_catalog" is a system schema name/);
+    await expect(attempt([['users', 'information_schema.x']])).rejects.toThrow(UsageError);
+    await expect(attempt([['Users', 'x']])).rejects.toThrow(
+      '--rename public.Users=…: that name is not among the collections being restored (public.users). Write names as listed',
+    );
+    expect(databaseExists(target)).toBe(false);
+  });
 });

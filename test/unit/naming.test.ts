@@ -32,7 +32,8 @@ describe('SQLite names: ASCII letters fold, nothing else does', () => {
     expect(select(names, ['users'])).toEqual(['Users']);
     expect(select(names, ['invoice*'])).toEqual(['Invoice', 'InvoiceLine']);
     // Only "ä" exists: an "Ä" is another table to SQLite, so it is unknown, not "ä".
-    expect(() => select(['ä'], ['Ä'])).toThrow(/Unknown collection: Ä\. Available: ä/);
+    // "Ä" is not "ä" to SQLite; the error offers it, since letter case is the likely slip.
+    expect(() => select(['ä'], ['Ä'])).toThrow(/Unknown collection: Ä\. Did you mean ä\? .* Available: ä/);
   });
 
   it('indexes of a renamed table: the table name inside theirs is found by SQLite\'s folding', () => {
@@ -146,5 +147,15 @@ describe('unknown names in a selection', () => {
     expect(() => selectNames(['a', 'b'], { include: ['x'] }, sqliteNaming, 'collection in backup "b1"')).toThrow('Unknown collection in backup "b1": x. Available: a, b.');
     expect(() => selectNames(['a', 'b'], { include: ['x', 'y'] }, sqliteNaming, 'collection in backup "b1"')).toThrow('Unknown collections in backup "b1": x, y. Available: a, b.');
     expect(() => selectNames(['a'], { exclude: ['x', 'y'] }, sqliteNaming)).toThrow('Unknown collections: x, y.');
+  });
+});
+
+describe('unknown names: what the user probably meant', () => {
+  it('offers the name a comma split, spaces at the ends or letter case hid, written as it must be typed', async () => {
+    const { postgresNaming } = await import('../../src/sources/postgres/naming.js');
+    expect(() => selectNames(['public.x,y', 'public.z'], { include: ['x', 'y'] }, postgresNaming)).toThrow(/Did you mean public\."x,y"\?/);
+    expect(() => selectNames(['public.trail ', 'public.z'], { include: ['trail'] }, postgresNaming)).toThrow(/Did you mean public\."trail "\?/);
+    expect(() => selectNames(['public.Users', 'public.z'], { include: ['public.users2'] }, postgresNaming)).not.toThrow(/Did you mean/);
+    expect(() => selectNames(['a', 'b'], { include: ['c'] }, sqliteNaming)).toThrow(/^Unknown collection: c\. Available: a, b\.$/);
   });
 });

@@ -229,6 +229,14 @@ function checkIdentifierLength(c: PlannedCollection): void {
     ['name', c.target.name, c.source.name],
   ] as const) {
     const bytes = Buffer.byteLength(value, 'utf8');
+    if (value !== recorded && value === '') {
+      throw new UsageError(`--rename of "${c.item.entry.name}": the new ${part} is empty; write the new name as schema.name or name.`);
+    }
+    if (value !== recorded && part === 'schema' && (value.startsWith('pg_') || value === 'information_schema')) {
+      throw new UsageError(
+        `--rename of "${c.item.entry.name}": "${value}" is a system schema name (PostgreSQL reserves pg_* and information_schema); choose another schema.`,
+      );
+    }
     if (value !== recorded && part === 'name' && STAGING_NAME.test(value)) {
       throw new UsageError(
         `--rename of "${c.item.entry.name}": names ending in __cairn_<8 hex digits>_<n> are reserved for cairn's staging tables ` +
