@@ -49,7 +49,9 @@ beforeAll(async () => {
     `CREATE TABLE "Users" (v text PRIMARY KEY); INSERT INTO "Users" VALUES ('upper');
      CREATE TABLE users (v text PRIMARY KEY); INSERT INTO users VALUES ('lower');
      CREATE SCHEMA "Sales"; CREATE TABLE "Sales".orders (v text); INSERT INTO "Sales".orders VALUES ('Sales');
-     CREATE SCHEMA sales; CREATE TABLE sales.orders (v text); INSERT INTO sales.orders VALUES ('sales');`,
+     CREATE SCHEMA sales; CREATE TABLE sales.orders (v text); INSERT INTO sales.orders VALUES ('sales');
+     CREATE SCHEMA "S"; CREATE TABLE "S".t (id serial PRIMARY KEY, v text); INSERT INTO "S".t (v) VALUES ('S');
+     CREATE TABLE public.t (id serial PRIMARY KEY, v text); INSERT INTO public.t (v) VALUES ('public');`,
   );
   await runBackup({ repo, source: openSource(pgUrl(source)), id: 'pgren', compressionWorkers: 0 });
 }, 120_000);
@@ -129,5 +131,26 @@ describe('PostgreSQL renames', () => {
       '--rename public.Users=…: that name is not among the collections being restored (public.users). Write names as listed',
     );
     expect(databaseExists(target)).toBe(false);
+  });
+
+  it('a table moves to a schema where its index and sequence names are taken: they get names free there; a swap keeps them', async () => {
+    const companions = (db: string): string =>
+      psql(db, `SELECT format('%s.%s', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('i', 'S') AND n.nspname IN ('public', 'S')`)
+        .trim()
+        .split('\n')
+        .sort()
+        .join(',');
+    const moved = fresh();
+    await runRestore({ repo, backupId: 'pgren', target: openTarget(pgUrl(moved)), selection: { include: ['"S".t', 't'] }, renames: new Map([['"S".t', 'public.t2']]) });
+    expect(value(moved, 'public.t2')).toBe('S');
+    expect(value(moved, 'public.t')).toBe('public');
+    expect(companions(moved)).toBe('public.t2_id_seq,public.t2_pkey,public.t_id_seq,public.t_pkey');
+    expect(psql(moved, `INSERT INTO public.t2 (v) VALUES ('next') RETURNING id`).trim()).toBe('2');
+    const swapped = fresh();
+    await runRestore({ repo, backupId: 'pgren', target: openTarget(pgUrl(swapped)), selection: { include: ['"S".t', 't'] }, renames: new Map([['"S".t', 'public.t'], ['t', '"S".t']]) });
+    expect(value(swapped, 'public.t')).toBe('S');
+    expect(value(swapped, '"S".t')).toBe('public');
+    expect(companions(swapped)).toBe('S.t_id_seq,S.t_pkey,public.t_id_seq,public.t_pkey');
+    expect(psql(swapped, `SELECT count(*) FROM pg_class WHERE relname LIKE 'cairn_rename_%'`).trim()).toBe('0');
   });
 });

@@ -202,19 +202,31 @@ export async function refreshMaterializedViews(client: pg.Client, plan: Plan, in
   }
 }
 
-/** Gives the restored collections their target names (and schemas, created when missing): they were created under their source names. */
+/**
+ * Gives the restored collections their target names (and schemas, created when missing): they
+ * were created under their source names.
+ *
+ * Two steps, so that renames which trade names (Users → users and users → Users) or move one
+ * table into another's place across schemas succeed in any order: first every renamed relation
+ * takes a name no other has (short: within the 63-byte limit), then its final one. A relation
+ * that moves to another schema takes its indexes and owned sequences along, whose names must be
+ * unique in a schema: they are parked too, then get their own names back where free in the new
+ * schema, else the table's new name in place of its old one (`t_pkey` → `t2_pkey`), else a
+ * numbered one, so a move never fails on a name the user cannot rename (trial: `"S".t` →
+ * `public.t2` beside `public.t`, both with `t_pkey`).
+ */
 export async function applyRenames(client: pg.Client, plan: Plan, signal: AbortSignal | undefined): Promise<void> {
   const moves = plan.collections.filter((c) => c.source.schema !== c.target.schema || c.source.name !== c.target.name);
-  // Two steps, so that renames which trade names (Users → users and users → Users) or move one
-  // table into another's place across schemas succeed in any order: first every renamed
-  // relation takes a name no other has (short: within the 63-byte limit), then its final one.
   const tag = randomId(4);
-  const parked = moves.map((c, i) => ({ c, parked: { schema: c.source.schema, name: `cairn_rename_${tag}_${i}` } }));
-  for (const { c, parked: p } of parked) {
+  const parked = moves.map((c, i) => ({ c, parked: { schema: c.source.schema, name: `cairn_rename_${tag}_${i}` }, companions: [] as Companion[] }));
+  for (const [i, m] of parked.entries()) {
     throwIfAborted(signal);
-    await client.query(`ALTER ${ALTER_WORD[c.relkind]} ${qname(c.source)} RENAME TO ${quoteIdent(p.name)}`);
+    if (m.c.source.schema !== m.c.target.schema && m.c.relkind !== 'S' && m.c.relkind !== 'v') {
+      m.companions = await parkCompanions(client, m.c.source, `cairn_rename_${tag}_${i}_`);
+    }
+    await client.query(`ALTER ${ALTER_WORD[m.c.relkind]} ${qname(m.c.source)} RENAME TO ${quoteIdent(m.parked.name)}`);
   }
-  for (const { c, parked: p } of parked) {
+  for (const { c, parked: p, companions } of parked) {
     throwIfAborted(signal);
     const word = ALTER_WORD[c.relkind];
     let at = p;
@@ -224,5 +236,52 @@ export async function applyRenames(client: pg.Client, plan: Plan, signal: AbortS
       at = { schema: c.target.schema, name: p.name };
     }
     await client.query(`ALTER ${word} ${qname(at)} RENAME TO ${quoteIdent(c.target.name)}`);
+    for (const companion of companions) await unparkCompanion(client, companion, c);
+  }
+}
+
+/** An index or owned sequence parked while its table moves schema: its kind, parked name, own name. */
+interface Companion {
+  word: 'INDEX' | 'SEQUENCE';
+  parked: string;
+  original: string;
+}
+
+/** Renames the indexes and owned sequences of `rel` to `<prefix><k>` (see applyRenames). */
+async function parkCompanions(client: pg.Client, rel: QName, prefix: string): Promise<Companion[]> {
+  const { rows } = await client.query<{ name: string; kind: string }>(
+    `SELECT c.relname AS name, c.relkind::text AS kind FROM pg_catalog.pg_class c
+       JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid WHERE i.indrelid = $1::regclass
+     UNION ALL
+     SELECT c.relname, c.relkind::text FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class c ON c.oid = d.objid
+      WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refobjid = $1::regclass AND d.deptype IN ('a', 'i') AND c.relkind = 'S'
+     ORDER BY 1`,
+    [qname(rel)],
+  );
+  const out: Companion[] = [];
+  for (const [k, r] of rows.entries()) {
+    const word = r.kind === 'S' ? 'SEQUENCE' : 'INDEX';
+    const parked = `${prefix}${k}`;
+    await client.query(`ALTER ${word} ${quoteIdent(rel.schema)}.${quoteIdent(r.name)} RENAME TO ${quoteIdent(parked)}`);
+    out.push({ word, parked, original: r.name });
+  }
+  return out;
+}
+
+/** Gives a parked companion of `c` a name free in its new schema (see applyRenames). */
+async function unparkCompanion(client: pg.Client, companion: Companion, c: PlannedCollection): Promise<void> {
+  const schema = c.target.schema;
+  const fit = (s: string): string => (Buffer.byteLength(s) <= 63 ? s : Buffer.from(s).subarray(0, 63).toString('utf8').replace(/\uFFFD+$/, ''));
+  const derived = companion.original.startsWith(c.source.name) ? fit(c.target.name + companion.original.slice(c.source.name.length)) : undefined;
+  const candidates = [companion.original, ...(derived ? [derived] : []), ...Array.from({ length: 99 }, (_, n) => fit(`${derived ?? companion.original}_${n + 1}`))];
+  for (const name of candidates) {
+    const { rowCount } = await client.query(
+      `SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+      [schema, name],
+    );
+    if (rowCount === 0) {
+      await client.query(`ALTER ${companion.word} ${quoteIdent(schema)}.${quoteIdent(companion.parked)} RENAME TO ${quoteIdent(name)}`);
+      return;
+    }
   }
 }
