@@ -294,7 +294,10 @@ describe('staleness', () => {
       timeout: 30_000,
     });
     expect(r.status, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { self: { pid: number; startTicks?: string }; locks: { pid: number; stale: boolean }[] };
+    // The observer's line: the holder may print after it (it is killed only once the observer ends).
+    const line = r.stdout.split('\n').find((l) => l.startsWith('{"self":'));
+    expect(line, r.stdout).toBeDefined();
+    const out = JSON.parse(line ?? '{}') as { self: { pid: number; startTicks?: string }; locks: { pid: number; stale: boolean }[] };
     expect(out.self.startTicks).toBeUndefined();
     expect(out.locks).toHaveLength(1);
     expect(out.locks[0]?.pid).not.toBe(out.self.pid);
