@@ -141,7 +141,7 @@ function matchPattern(written: string, pattern: string, names: readonly string[]
 /**
  * Names the user probably meant by `unknown` (as the user can type them back): those equal to
  * one of them but for letter case, quotes or spaces at the ends (`trail` for "trail "), and
- * those that a comma or "=" inside split into the unknown pieces (`x, y` for "x,y").
+ * those that a comma or "=" inside split into the unknown pieces (`x, y` or just `x` for "x,y").
  */
 function nearNames(names: readonly string[], unknown: readonly string[], rules: NameRules): string[] {
   const loose = (s: string): string => s.replace(/"/g, '').trim().toLowerCase();
@@ -149,7 +149,14 @@ function nearNames(names: readonly string[], unknown: readonly string[], rules: 
   const wanted = new Set(unknown.flatMap((u) => [loose(u), bare(u)]));
   if (unknown.length > 1) for (const sep of [',', '=']) wanted.add(unknown.map(bare).join(sep));
   return names
-    .filter((n) => wanted.has(loose(n)) || wanted.has(loose(rules.written(n))) || wanted.has(bare(n)))
+    .filter(
+      (n) =>
+        wanted.has(loose(n)) ||
+        wanted.has(loose(rules.written(n))) ||
+        wanted.has(bare(n)) ||
+        // `x` for "x,y": the shell or the list split a name at its comma or "="
+        (/[,=]/.test(bare(n)) && bare(n).split(/[,=]/).some((piece) => wanted.has(piece.trim()))),
+    )
     .map((n) => rules.written(n))
     .slice(0, 5);
 }

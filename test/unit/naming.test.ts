@@ -155,6 +155,7 @@ describe('unknown names: what the user probably meant', () => {
     const { postgresNaming } = await import('../../src/sources/postgres/naming.js');
     expect(() => selectNames(['public.x,y', 'public.z'], { include: ['x', 'y'] }, postgresNaming)).toThrow(/Did you mean public\."x,y"\?/);
     expect(() => selectNames(['public.trail ', 'public.z'], { include: ['trail'] }, postgresNaming)).toThrow(/Did you mean public\."trail "\?/);
+    expect(() => selectNames(['Ä', 'x,y'], { include: ['x'] }, sqliteNaming)).toThrow(/Did you mean "x,y"\? \(A name holding ","/);
     expect(() => selectNames(['public.Users', 'public.z'], { include: ['public.users2'] }, postgresNaming)).not.toThrow(/Did you mean/);
     expect(() => selectNames(['a', 'b'], { include: ['c'] }, sqliteNaming)).toThrow(/^Unknown collection: c\. Available: a, b\.$/);
   });
