@@ -135,15 +135,13 @@ INSERT INTO keep (id, v) VALUES (1, 'kept');`;
 
 export function describeEngineContract(name: string, f: EngineFixture): void {
   /** `it` for one case of the suite, or a skip that prints why the engine cannot support it. */
-  const printed = new Set<EngineCase>();
   function caseIt(c: EngineCase, title: string, fn: () => Promise<void>, timeout = 180_000): void {
     const reason = f.unsupported[c];
     if (reason === undefined) {
       it(`${c}: ${title}`, fn, timeout);
       return;
     }
-    if (!printed.has(c)) console.log(`engine ${name} does not support ${c}: ${reason}`);
-    printed.add(c);
+    console.log(`engine ${name} does not support ${c} (skipping "${title}"): ${reason}`);
     it.skip(`${c}: ${title} (engine ${name} does not support it: ${reason})`, fn);
   }
   const supports = (c: EngineCase): boolean => f.unsupported[c] === undefined;
