@@ -22,7 +22,7 @@ import type { RestoreOptions } from '../types.js';
 import { quoteIdent } from './catalog.js';
 import { connect, pgError, type PgConnectionSettings } from './connection.js';
 import type { PgSequenceState, PgTableDefinition } from './definitions.js';
-import { ALTER_WORD, qname, type Plan, type PlannedCollection, type QName } from './plan.js';
+import { ALTER_WORD, MAX_IDENTIFIER_BYTES, qname, type Plan, type PlannedCollection, type QName } from './plan.js';
 
 /** Bytes of a table's stream between two progress reports. */
 const PROGRESS_BYTES = 4 * 1024 * 1024;
@@ -271,7 +271,7 @@ async function parkCompanions(client: pg.Client, rel: QName, prefix: string): Pr
 /** Gives a parked companion of `c` a name free in its new schema (see applyRenames). */
 async function unparkCompanion(client: pg.Client, companion: Companion, c: PlannedCollection): Promise<void> {
   const schema = c.target.schema;
-  const fit = (s: string): string => (Buffer.byteLength(s) <= 63 ? s : Buffer.from(s).subarray(0, 63).toString('utf8').replace(/\uFFFD+$/, ''));
+  const fit = (s: string): string => (Buffer.byteLength(s) <= MAX_IDENTIFIER_BYTES ? s : Buffer.from(s).subarray(0, MAX_IDENTIFIER_BYTES).toString('utf8').replace(/\uFFFD+$/, ''));
   const derived = companion.original.startsWith(c.source.name) ? fit(c.target.name + companion.original.slice(c.source.name.length)) : undefined;
   const candidates = [companion.original, ...(derived ? [derived] : []), ...Array.from({ length: 99 }, (_, n) => fit(`${derived ?? companion.original}_${n + 1}`))];
   for (const name of candidates) {

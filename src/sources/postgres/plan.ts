@@ -208,7 +208,7 @@ export function planItems(items: RestoreItem[]): Plan {
     }
     seen.set(key, c.item.entry.name);
   }
-  for (const c of collections) checkIdentifierLength(c);
+  for (const c of collections) checkNewName(c);
   return { schemaItem, schemaDef, rolesItem, collections };
 }
 
@@ -223,7 +223,12 @@ export const MAX_IDENTIFIER_BYTES = 63;
 /** Names a restore gives its staging relations (staging.ts): never a --rename's target. */
 const STAGING_NAME = new RegExp(STAGING_RELATION_SQL_PATTERN);
 
-function checkIdentifierLength(c: PlannedCollection): void {
+/**
+ * A --rename's new schema and name, checked before anything is created (UsageError naming the
+ * fix): not empty, not a system schema, not a staging name, within MAX_IDENTIFIER_BYTES.
+ * Names the backup recorded are not checked: they exist already.
+ */
+function checkNewName(c: PlannedCollection): void {
   for (const [part, value, recorded] of [
     ['schema', c.target.schema, c.source.schema],
     ['name', c.target.name, c.source.name],
