@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { clientConfig, parsePostgresUrl, pgError, pgLocation, type PgConnectionSettings } from './engines.js';
+import { clientConfig, parsePostgresUrl, pgError, pgLocation, type PgConnectionSettings } from '../sources/postgres/connection.js';
 import { TERMINAL_STATES, type JobCatalog, type JobError, type JobFilter, type JobRecord } from '../jobs/ports.js';
 
 const DDL = `

@@ -1,11 +1,13 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { ConflictError, NotFoundError } from '../core/errors.js';
-import { newScheduleId, type RunStatus, type ScheduleRun, type ScheduleSpec, type ScheduleState, type ScheduleStore } from '../jobs/ports.js';
+import { type RunStatus, type ScheduleRun, type ScheduleSpec, type ScheduleState, type ScheduleStore } from '../jobs/ports.js';
+import { newScheduleId } from '../jobs/schedule-spec.js';
 import { openCatalogDatabase } from './database.js';
 
 // The schedule records and the ScheduleStore interface belong to the jobs layer (its Scheduler
 // runs them); this file implements the store. Re-exported for the catalog's users.
-export { newScheduleId, RUN_STATUSES } from '../jobs/ports.js';
+export { RUN_STATUSES } from '../jobs/ports.js';
+export { newScheduleId };
 export type { RetentionRules, RunStatus, ScheduleRun, ScheduleSpec, ScheduleState, ScheduleStore } from '../jobs/ports.js';
 
 /**

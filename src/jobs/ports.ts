@@ -4,7 +4,6 @@
  * ScheduleStore (Scheduler). src/catalog implements them (SqliteJobCatalog, PostgresJobCatalog,
  * SqliteScheduleStore) and is handed in through constructors, so jobs never imports catalog.
  */
-import { randomId } from '../core/ids.js';
 
 export type JobKind = 'backup' | 'restore' | 'copy' | 'verify' | 'prune';
 
@@ -76,14 +75,6 @@ export interface JobCatalog {
   /** Every job of `owner` not in a terminal state becomes FAILED with `error`; returns how many. */
   failUnfinished(owner: string, error: JobError, at: string): Promise<number>;
   close(): Promise<void>;
-}
-
-/**
- * A new schedule's id: random, so that schedules of the same name in other data folders (other
- * servers on the same repository) never claim each other's backups.
- */
-export function newScheduleId(): string {
-  return `sch-${randomId(12)}`;
 }
 
 /** A schedule's retention as written: counts, and `keepWithin` as a duration ("3d"). */

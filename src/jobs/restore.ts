@@ -47,10 +47,13 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
   if (options.roles) refuseRoles(target.kind, 'restore');
   const rules = namingFor(manifest.source.kind);
   const renames = new Map<string, string>();
+  const keys = new Set<string>();
   for (const [from, to] of options.renames ?? []) {
     const name = rules.qualify(from);
-    // `public.a=x` and `a=y` name one table: say so rather than let the last one win.
-    if (renames.has(name)) throw new UsageError(`--rename names ${rules.written(name)} twice; keep one.`);
+    // `public.a=x` and `a=y` (or SQLite's `Album` and `album`) name one table: say so rather
+    // than let the last one win.
+    if (keys.has(rules.key(name))) throw new UsageError(`--rename names ${rules.written(name)} twice; keep one.`);
+    keys.add(rules.key(name));
     renames.set(name, rules.qualify(to));
   }
   const entries = selectEntries(manifest, options.selection ?? {}, renames, rules);
@@ -137,7 +140,6 @@ function selectEntries(
           'Write names as listed; one holding "=", "," or "." goes in double quotes.',
       );
     }
-    if (renameOf.has(key)) throw new UsageError(`--rename names "${from}" twice (names that are one to this database); keep one.`);
     renameOf.set(key, to);
   }
   const result = chosen.map((entry) => ({ entry, targetName: renameOf.get(rules.key(entry.name)) ?? entry.name }));

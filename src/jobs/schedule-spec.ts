@@ -1,7 +1,17 @@
 import { UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/durations.js';
-import { newScheduleId, type RetentionRules, type ScheduleSpec } from './ports.js';
+import { randomId } from '../core/ids.js';
+import type { RetentionRules, ScheduleSpec } from './ports.js';
 import { cronOf } from './scheduler.js';
+
+/**
+ * A new schedule's id: random, so that schedules of the same name in other data folders (other
+ * servers on the same repository) never claim each other's backups. Here, not in ports.ts,
+ * so that ports.ts (which the SDK's types reach) imports nothing.
+ */
+export function newScheduleId(): string {
+  return `sch-${randomId(12)}`;
+}
 
 /** What `schedule add` and POST /v1/schedules take (the SDK's CreateScheduleRequest). */
 export interface ScheduleInput extends RetentionRules {

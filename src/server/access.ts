@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CairnError, NotFoundError } from '../core/errors.js';
 import type { Role } from '../catalog/tokens.js';
-import { REGISTERED_NAME, type SqliteRegistry } from '../catalog/registry.js';
+import { REGISTERED_NAME, RESERVED_REPOSITORY_NAME, type SqliteRegistry } from '../catalog/registry.js';
 import { Repository } from '../repo/repository.js';
 import { findDriver } from '../sources/registry.js';
 import { databaseKey } from '../jobs/database-key.js';
@@ -32,11 +32,10 @@ export class ForbiddenError extends CairnError {
 export type Asker = Role | 'server';
 
 /** The name the BACKUP_* repository goes by in requests (and the default when none is given). */
-export const DEFAULT_REPOSITORY = 'default';
+export const DEFAULT_REPOSITORY = RESERVED_REPOSITORY_NAME;
 
-/** A registered name's form: the catalog's rule (one registry of names). */
-export const NAME_PATTERN = REGISTERED_NAME;
-export const isName = (value: string): boolean => NAME_PATTERN.test(value);
+/** Whether `value` has a registered name's form (the catalog's rule: one registry of names). */
+export const isName = (value: string): boolean => REGISTERED_NAME.test(value);
 
 export interface AccessOptions {
   dataDir: string;

@@ -15,7 +15,11 @@ export interface SourceOptions {
   rolesWithPasswords?: boolean;
 }
 
-/** What an engine can do: the contract suite and the callers read these, never a kind name. */
+/**
+ * What an engine can do, declared for callers that must not test a kind name. Enforced today:
+ * `roles` (openSource and runRestore refuse --roles without it); the others describe what the
+ * source and target report themselves (maxParallelReads, segments, selectable: false).
+ */
 export interface EngineCapabilities {
   /** A snapshot may serve several readData() streams at once (SourceSnapshot.maxParallelReads > 1). */
   parallelReads: boolean;

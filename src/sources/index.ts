@@ -38,11 +38,6 @@ export function openTarget(url: string): RestoreTarget {
   return driverForUrl(url).openTarget(url);
 }
 
-/** A collection name or pattern as a user wrote it → the spelling of the source kind (PostgreSQL: `film` → `public.film`). */
-export function normalizeName(kind: string, name: string): string {
-  return namingFor(kind).qualify(name);
-}
-
 /**
  * True when a name a user wrote (e.g. the old name of a --rename) names the collection `name`
  * under the rules of the source kind (SQLite: "album" is "Album"; PostgreSQL: exact, `public`

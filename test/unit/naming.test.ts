@@ -160,3 +160,16 @@ describe('unknown names: what the user probably meant', () => {
     expect(() => selectNames(['a', 'b'], { include: ['c'] }, sqliteNaming)).toThrow(/^Unknown collection: c\. Available: a, b\.$/);
   });
 });
+
+describe('PostgreSQL names within 63 bytes', () => {
+  it('truncated keeps its suffix whole and cuts whole characters of the name (numbered index names stay distinct)', async () => {
+    const { truncated } = await import('../../src/sources/postgres/staging.js');
+    const base = 'é'.repeat(31); // 62 bytes
+    const numbered = [1, 2, 3].map((n) => truncated(base, `_${n}`));
+    expect(new Set(numbered).size).toBe(3);
+    for (const n of numbered) expect(Buffer.byteLength(n)).toBeLessThanOrEqual(63);
+    expect(numbered[0]).toBe(`${'é'.repeat(30)}_1`);
+    expect(truncated('short', '_1')).toBe('short_1');
+    expect(truncated(`${'a'.repeat(70)}`)).toBe('a'.repeat(63));
+  });
+});

@@ -5,13 +5,12 @@
 import { resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import { NotFoundError, UsageError } from '../../core/errors.js';
-import { catalogFile, defaultDataDir } from '../../catalog/database.js';
 import { validateName } from '../../catalog/registry.js';
 import { resolveRepository, withRepositoryNames } from '../../config/registry.js';
 import { Repository } from '../../repo/repository.js';
 import { openStorage } from '../../storage/index.js';
 import { table } from '../format.js';
-import { compressionFrom, printJson, type CliContext } from '../options.js';
+import { catalogPath, compressionFrom, printJson, type CliContext } from '../options.js';
 
 export function registerRepoCommands(program: Command, { io }: CliContext): void {
   const repo = program.command('repo').description('create and inspect repositories');
@@ -43,7 +42,7 @@ export function registerRepoCommands(program: Command, { io }: CliContext): void
       // A plain path is kept absolute, so that the name means the same folder from anywhere.
       if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) url = resolvePath(url);
       await withRepositoryNames(undefined, (registry) => registry.add('repository', name, url, storage.location));
-      const catalog = catalogFile(defaultDataDir());
+      const catalog = catalogPath(undefined);
       if (opts.json) printJson(io, { name, url, location: storage.location, catalog });
       else io.out(`Registered repository ${name} -> ${url} (in ${catalog}).`);
     });
@@ -55,7 +54,7 @@ export function registerRepoCommands(program: Command, { io }: CliContext): void
     .action(async (opts: { json?: boolean }) => {
       const repos = (await withRepositoryNames(undefined, (registry) => registry.entries('repository'), { value: [] })).map((r) => ({ name: r.name, url: r.url, addedAt: r.createdAt }));
       if (opts.json) return printJson(io, repos);
-      if (repos.length === 0) return io.out(`No repositories registered (${catalogFile(defaultDataDir())}). Add one with: cairn repo add <name> <url>`);
+      if (repos.length === 0) return io.out(`No repositories registered (${catalogPath(undefined)}). Add one with: cairn repo add <name> <url>`);
       io.out(table(['NAME', 'URL', 'ADDED'], repos.map((r) => [r.name, r.url, r.addedAt ?? '-'])));
     });
 
@@ -66,7 +65,7 @@ export function registerRepoCommands(program: Command, { io }: CliContext): void
     .action(async (name: string, opts: { json?: boolean }) => {
       const url = await withRepositoryNames(undefined, (registry) => {
         const registered = registry.url('repository', name);
-        if (registered === undefined) throw new NotFoundError(`No repository named "${name}" is registered in ${catalogFile(defaultDataDir())}. List them with: cairn repo list`);
+        if (registered === undefined) throw new NotFoundError(`No repository named "${name}" is registered in ${catalogPath(undefined)}. List them with: cairn repo list`);
         registry.remove('repository', name);
         return registered;
       });

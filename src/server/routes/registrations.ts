@@ -3,12 +3,12 @@
  * passwords) stay in the catalog; answers carry names and locations only.
  */
 import { CairnError, UsageError } from '../../core/errors.js';
-import type { RegistrationKind } from '../../catalog/registry.js';
+import { validateName, type RegistrationKind } from '../../catalog/registry.js';
 import { deleteScheduledBackupsOf, enabledSchedulesUsing, sourceInUse } from '../../jobs/scheduled-backup.js';
 import { Repository } from '../../repo/repository.js';
 import { openSource } from '../../sources/index.js';
 import { openStorage } from '../../storage/index.js';
-import { DEFAULT_REPOSITORY, isName } from '../access.js';
+import { isName } from '../access.js';
 import { quote } from '../redact.js';
 import { registeredName, type RouteKit } from './kit.js';
 
@@ -26,7 +26,7 @@ export function registrationRoutes({ on, registry, access, schedules, serverRepo
         location = openSource(req.url).location;
         access.checkDatabaseUrl(req.url, 'That source');
       } else {
-        if (req.name === DEFAULT_REPOSITORY) throw new UsageError(`The repository name "${DEFAULT_REPOSITORY}" is reserved for the server's BACKUP_* repository: choose another.`);
+        validateName(kind, req.name); // before any I/O: "default" is the BACKUP_* repository
         const resolved = isName(req.url) ? await access.resolveConfigName(req.url) : req.url;
         const storage = openStorage(resolved);
         access.checkStorage(storage);

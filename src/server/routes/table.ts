@@ -6,12 +6,13 @@
  * A route served but missing here fails test/integration/openapi.test.ts.
  */
 import { z } from 'zod';
+import type { Role } from '../../catalog/tokens.js';
 import { JOB_STATES } from '../../catalog/types.js';
 import { quote } from '../redact.js';
 import * as S from '../schemas.js';
 
 /** The least role that may call a route (admin ⊃ operator ⊃ viewer). */
-export type Role = 'viewer' | 'operator' | 'admin';
+export type { Role };
 /** Error statuses a route may answer, each with `{ error: { code, message } }` (ErrorAnswer). */
 export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 422 | 423 | 502;
 /** An answer that is not JSON (event streams, Prometheus text). */

@@ -13,9 +13,6 @@ import { postgresNaming } from './naming.js';
 import { PostgresSource, POSTGRES_KIND } from './source.js';
 import { PostgresTarget } from './target.js';
 
-// For PostgresJobCatalog: its errors read like a source's and never carry the password.
-export { clientConfig, parsePostgresUrl, pgError, pgLocation, type PgConnectionSettings } from './connection.js';
-
 export const postgresDriver: EngineDriver = {
   kind: POSTGRES_KIND,
   schemes: ['postgres', 'postgresql'],

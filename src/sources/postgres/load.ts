@@ -15,14 +15,16 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { CairnError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
+import { CairnError, ConflictError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
 import { runGroup } from '../../core/errgroup.js';
 import { randomId } from '../../core/ids.js';
 import type { RestoreOptions } from '../types.js';
 import { quoteIdent } from './catalog.js';
 import { connect, pgError, type PgConnectionSettings } from './connection.js';
 import type { PgSequenceState, PgTableDefinition } from './definitions.js';
-import { ALTER_WORD, MAX_IDENTIFIER_BYTES, qname, type Plan, type PlannedCollection, type QName } from './plan.js';
+import { display } from './naming.js';
+import { ALTER_WORD, qname, type Plan, type PlannedCollection, type QName } from './plan.js';
+import { truncated } from './staging.js';
 
 /** Bytes of a table's stream between two progress reports. */
 const PROGRESS_BYTES = 4 * 1024 * 1024;
@@ -271,17 +273,17 @@ async function parkCompanions(client: pg.Client, rel: QName, prefix: string): Pr
 /** Gives a parked companion of `c` a name free in its new schema (see applyRenames). */
 async function unparkCompanion(client: pg.Client, companion: Companion, c: PlannedCollection): Promise<void> {
   const schema = c.target.schema;
-  const fit = (s: string): string => (Buffer.byteLength(s) <= MAX_IDENTIFIER_BYTES ? s : Buffer.from(s).subarray(0, MAX_IDENTIFIER_BYTES).toString('utf8').replace(/\uFFFD+$/, ''));
-  const derived = companion.original.startsWith(c.source.name) ? fit(c.target.name + companion.original.slice(c.source.name.length)) : undefined;
-  const candidates = [companion.original, ...(derived ? [derived] : []), ...Array.from({ length: 99 }, (_, n) => fit(`${derived ?? companion.original}_${n + 1}`))];
-  for (const name of candidates) {
-    const { rowCount } = await client.query(
-      `SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
-      [schema, name],
-    );
-    if (rowCount === 0) {
-      await client.query(`ALTER ${companion.word} ${quoteIdent(schema)}.${quoteIdent(companion.parked)} RENAME TO ${quoteIdent(name)}`);
-      return;
-    }
+  const base = companion.original.startsWith(c.source.name) ? truncated(c.target.name + companion.original.slice(c.source.name.length)) : companion.original;
+  // The numbered ones keep their number however long the base is (truncated drops from the base).
+  const candidates = [...new Set([companion.original, base, ...Array.from({ length: 99 }, (_, n) => truncated(base, `_${n + 1}`))])];
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = ANY($2)`,
+    [schema, candidates],
+  );
+  const taken = new Set(rows.map((r) => r.name));
+  const name = candidates.find((n) => !taken.has(n));
+  if (name === undefined) {
+    throw new ConflictError(`Cannot name the ${companion.word.toLowerCase()} "${companion.original}" of ${display(c.target)} in schema "${schema}": ${candidates.length} names tried are taken. Rename it in the source or restore into another schema.`);
   }
+  await client.query(`ALTER ${companion.word} ${quoteIdent(schema)}.${quoteIdent(companion.parked)} RENAME TO ${quoteIdent(name)}`);
 }

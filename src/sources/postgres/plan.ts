@@ -26,7 +26,7 @@ import {
   type PgTableDefinition,
 } from './definitions.js';
 import { display, legacyDisplay, postgresNaming, splitName, type QName } from './naming.js';
-import { STAGING_RELATION_SQL_PATTERN } from './staging.js';
+import { isStagingRelationName } from './staging.js';
 import { isKnownDesc, NEVER_RESTORED_DESCS, type TocEntry, type TocSelection } from './toc.js';
 
 // Name helpers the other restore modules import from here.
@@ -220,8 +220,7 @@ export function planItems(items: RestoreItem[]): Plan {
  */
 export const MAX_IDENTIFIER_BYTES = 63;
 
-/** Names a restore gives its staging relations (staging.ts): never a --rename's target. */
-const STAGING_NAME = new RegExp(STAGING_RELATION_SQL_PATTERN);
+
 
 /**
  * A --rename's new schema and name, checked before anything is created (UsageError naming the
@@ -242,7 +241,7 @@ function checkNewName(c: PlannedCollection): void {
         `--rename of "${c.item.entry.name}": "${value}" is a system schema name (PostgreSQL reserves pg_* and information_schema); choose another schema.`,
       );
     }
-    if (value !== recorded && part === 'name' && STAGING_NAME.test(value)) {
+    if (value !== recorded && part === 'name' && isStagingRelationName(value)) {
       throw new UsageError(
         `--rename of "${c.item.entry.name}": names ending in __cairn_<8 hex digits>_<n> are reserved for cairn's staging tables ` +
           `(a later restore would take "${value}" for a leftover). Choose another name.`,

@@ -47,7 +47,11 @@ export function restoreLockKey(id: string): number {
   return Number.parseInt(id, 16) | 0;
 }
 
-function truncated(name: string, suffix: string): string {
+/**
+ * `name` + `suffix` within PostgreSQL's 63-byte identifier limit: whole characters of `name`
+ * dropped from its end until it fits, `suffix` always kept.
+ */
+export function truncated(name: string, suffix = ''): string {
   const chars = [...name];
   while (chars.length > 0 && Buffer.byteLength(chars.join('') + suffix) > 63) chars.pop();
   return chars.join('') + suffix;

@@ -19,9 +19,6 @@ export { checkSqliteCollections } from './plan.js';
 export { SqliteTarget } from './target.js';
 export { parseSqliteUrl } from './connection.js';
 export { SQLITE_KIND } from './sql.js';
-// For the catalog, itself a SQLite file that no backup or restore may open (catalog-mark.ts).
-export { default as SqliteDatabase } from './driver.js';
-export { CATALOG_APPLICATION_ID, fileMark, protectFile } from './catalog-mark.js';
 export type { SqliteColumn, SqliteNamedSql, SqliteTableDefinition, SqliteViewDefinition } from './sql.js';
 
 export const sqliteDriver: EngineDriver = {
