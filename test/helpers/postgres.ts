@@ -68,8 +68,13 @@ export function ident(s: string): string {
 
 /** Creates an empty database `cairn_t_<prefix>_<random>` and returns its name. */
 export function createDatabase(prefix: string): string {
+  return createDatabaseWith(prefix, '');
+}
+
+/** Like createDatabase, with options after the name (`TEMPLATE template0 ENCODING 'WIN1252' …`). */
+export function createDatabaseWith(prefix: string, options: string): string {
   const name = `cairn_t_${prefix}_${randomBytes(4).toString('hex')}`;
-  psql('postgres', `CREATE DATABASE ${ident(name)};`);
+  psql('postgres', `CREATE DATABASE ${ident(name)} ${options};`);
   return name;
 }
 
