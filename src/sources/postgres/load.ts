@@ -85,8 +85,8 @@ async function copyTable(
     if (code && /^[0-9A-Z]{5}$/.test(code)) {
       // 22P05 untranslatable character, 22021 invalid byte sequence: the text cannot be had in the target's encoding.
       const hint =
-        (code === '22P05' || code === '22021') && session.clientEncoding !== session.serverEncoding
-          ? ` The backup's text is in encoding ${session.clientEncoding} and the database "${database}" uses ${session.serverEncoding}; PostgreSQL converts only what has an equivalent, and this text has none. Restore into a new database (cairn creates it with encoding ${session.clientEncoding}) or into one created with that encoding.`
+        (code === '22P05' || code === '22021') && session.dataEncoding !== session.serverEncoding
+          ? ` The backup's text is in encoding ${session.dataEncoding} and the database "${database}" uses ${session.serverEncoding}; PostgreSQL converts only what has an equivalent, and this text has none. Restore into a new database (cairn creates it with encoding ${session.dataEncoding}) or into one created with that encoding.`
           : '';
       throw new SourceError(`Cannot load table "${name}": ${pgError(err, settings, database).message}${hint}`, { cause: err });
     }
@@ -104,6 +104,8 @@ async function copyTable(
 
 /** A loading session's encodings and how identifiers are written in its statements (catalog.ts identQuoter). */
 interface CopySession {
+  /** The encoding the backup's data is in. */
+  dataEncoding: string;
   clientEncoding: string;
   serverEncoding: string;
   quote: (name: string) => string;
@@ -113,13 +115,19 @@ interface CopySession {
  * Sets the session's client_encoding to the encoding the backup's data is in (the source
  * database's; UTF8 for backups that did not record it), so that COPY stores the bytes as they
  * were when the target has the same encoding (a new database always has), and PostgreSQL
- * converts them, or refuses what has no equivalent, when it has another.
+ * converts them, or refuses what has no equivalent, when it has another. SQL_ASCII data into a
+ * database of another encoding is the exception: under client_encoding SQL_ASCII, COPY stores
+ * any bytes unchecked (0xE9 would land in a UTF8 database as invalid UTF-8), so the data is
+ * declared to be in the target's encoding instead: bytes valid there are stored as they are,
+ * others are refused.
  */
 export async function startCopySession(client: pg.Client, plan: Plan): Promise<CopySession> {
-  const clientEncoding = plan.schemaDef.dataEncoding ?? 'UTF8';
-  const { rows } = await client.query<{ e: string }>("SELECT set_config('client_encoding', $1, false), current_setting('server_encoding') AS e", [clientEncoding]);
-  const serverEncoding = rows[0]?.e ?? clientEncoding;
-  return { clientEncoding, serverEncoding, quote: identQuoter(clientEncoding, serverEncoding) };
+  const dataEncoding = plan.schemaDef.dataEncoding ?? 'UTF8';
+  const server = await client.query<{ e: string }>("SELECT current_setting('server_encoding') AS e");
+  const serverEncoding = server.rows[0]?.e ?? dataEncoding;
+  const clientEncoding = dataEncoding === 'SQL_ASCII' ? serverEncoding : dataEncoding;
+  await client.query("SELECT set_config('client_encoding', $1, false)", [clientEncoding]);
+  return { dataEncoding, clientEncoding, serverEncoding, quote: identQuoter(clientEncoding, serverEncoding) };
 }
 
 /**

@@ -26,8 +26,14 @@
  *   partition ("partition"): columns, owned objects, owned sequences' values and all rows as
  *   COPY text (generated columns left out, as COPY does);
  * - standalone sequences ("sequence"): their value;
- * - views ("view") and materialized views ("materialized_view"): definitions only (a
- *   materialized view is refreshed at restore, as pg_restore does).
+ * - views ("view"), materialized views ("materialized_view") and foreign tables
+ *   ("foreign_table"): definitions only (a materialized view is refreshed at restore, as
+ *   pg_restore does; a foreign table's data lives elsewhere);
+ * - extensions' configuration tables ("extension_table", not selectable: they go with their
+ *   extension): the rows the extension's pg_extension_config_dump filter selects, as pg_dump
+ *   reads them; configuration sequences' values are in the "(schema)" definition.
+ * The "(schema)" definition also records the database's encoding (the data's), collation,
+ * ctype, locale provider, ICU / builtin locale and collation version, which a new database gets.
  * Sequence values are read right after the snapshot is taken: sequences are not transactional,
  * so a value can be ahead of the rows the snapshot sees, never behind.
  * Not captured (said in warnings): large objects, the data of foreign tables, the staging tables
@@ -38,7 +44,8 @@
  * Data sessions set DateStyle=ISO, IntervalStyle=postgres, extra_float_digits=3,
  * search_path='' (so regclass and similar values are schema-qualified), row_security=off (a
  * table whose policies would hide rows from the user fails instead of being backed up partly),
- * and client_encoding UTF8 (the `pg` default): a pg-copy-text stream is UTF-8.
+ * and, once the catalog is read (under UTF8, the `pg` default), client_encoding = the database's
+ * encoding: a pg-copy-text stream holds the stored bytes, as pg_dump's data does.
  *
  * This module reads the catalog, takes the locks and describes the collections; the sessions
  * and their COPY streams are session-pool.ts, the pg_dump / pg_dumpall streams tool-stream.ts,
