@@ -18,12 +18,16 @@ import { runRestore } from '../../src/jobs/restore.js';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import { Repository } from '../../src/repo/repository.js';
 import { openSource, openTarget } from '../../src/sources/index.js';
+import { asciiIdent } from '../../src/sources/postgres/catalog.js';
+import { databaseOptions } from '../../src/sources/postgres/new-database.js';
 import { PostgresSource } from '../../src/sources/postgres/source.js';
 import { parsePostgresUrl } from '../../src/sources/postgres/connection.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { CASE_OPTIONS, createCaseDatabase, databaseProperties, installCaseExtension, pgDumpReference } from '../helpers/pg-cases.js';
-import { createDatabaseWith, dropDatabase, ensurePostgres, pgUrl, psql, schemaDump, sequenceStates, snapshotOf, tableChecksums } from '../helpers/postgres.js';
+import { createDatabaseWith, dropDatabase, ensurePostgres, pgEnv, pgUrl, psql, schemaDump, sequenceStates, snapshotOf, tableChecksums } from '../helpers/postgres.js';
 
+/** psql's environment for SQL holding names outside ASCII (psql's default follows the locale). */
+const UTF8 = pgEnv({ PGCLIENTENCODING: 'UTF8' });
 let dir: string;
 let repo: Repository;
 const made: string[] = [];
@@ -52,7 +56,7 @@ function fresh(prefix: string): string {
 function caseDb(name: string, extra = ''): string {
   const db = createCaseDatabase(name, `fid_${name}`);
   made.push(db);
-  if (extra) psql(db, extra);
+  if (extra) psql(db, extra, UTF8);
   return db;
 }
 
@@ -103,7 +107,11 @@ async function overwrite(manifest: BackupManifest, db: string, include?: string[
   await runRestore({ repo, backupId: manifest.id, target: openTarget(pgUrl(db)), onConflict: 'overwrite', ...(include ? { selection: { include } } : {}) });
 }
 
-/** The stored bytes of a text column, in hex, by id (textsend: the value as the database stores it). */
+/**
+ * The stored bytes of a text column, in hex, by id. textsend converts to the client encoding,
+ * which is psql's default here (the database's: stdin is not a terminal), so the bytes are the
+ * stored ones; names outside ASCII are given as Unicode escapes.
+ */
 const bytesOf = (db: string, table: string, column: string): string =>
   psql(db, `SELECT string_agg(id || '=' || encode(textsend(${column}), 'hex'), ',' ORDER BY id) FROM ${table}`).trim();
 
@@ -175,16 +183,37 @@ describe('line 4: non-UTF8 databases travel byte for byte', () => {
   });
 
   it('win1252: 0x81 (no Unicode equivalent); non-ASCII names; a table read in segments', async () => {
-    const extra = `CREATE TABLE "café" ("née" text, id int); INSERT INTO "café" VALUES (convert_from('\\x81e9'::bytea, 'WIN1252'), 1);
-      CREATE TABLE big (id int, body text); INSERT INTO big SELECT g, convert_from('\\x8081e9'::bytea, 'WIN1252') || g FROM generate_series(1, 20000) g;`;
+    const extra = `CREATE TABLE big (id int, body text); INSERT INTO big SELECT g, convert_from('\\x8081e9'::bytea, 'WIN1252') || g FROM generate_series(1, 20000) g;
+      DO $$ BEGIN EXECUTE 'COMMENT ON TABLE notes IS ' || quote_literal(convert_from('\\x81'::bytea, 'WIN1252')); END $$;`;
     const db = caseDb('win1252', extra);
-    const manifest = await backup(db, { segmentMinBlocks: 16, jobs: 3 });
+    // A PGCLIENTENCODING of the user's (UTF8 here) must not make pg_dump convert the archive:
+    // the comment's 0x81 has no UTF8 equivalent.
+    process.env.PGCLIENTENCODING = 'UTF8';
+    let manifest: BackupManifest;
+    try {
+      manifest = await backup(db, { segmentMinBlocks: 16, jobs: 3 });
+    } finally {
+      delete process.env.PGCLIENTENCODING;
+    }
     expect(manifest.collections.find((c) => c.name === 'public.big')?.segments?.length ?? 1).toBeGreaterThan(1);
     const restored = await restoreNew(manifest, 'win1252');
     expect(snapshotOf(restored)).toEqual(snapshotOf(reference(db, 'win1252')));
     expect(bytesOf(restored, 'notes', 'body')).toBe('1=8063616665,2=41814242');
-    expect(bytesOf(restored, '"café"', '"née"')).toBe('1=81e9');
     expect(databaseProperties(restored).split(' ')[0]).toBe('WIN1252');
+  });
+
+  it('win1252 with names outside ASCII: new database, and --include / --rename of one', async () => {
+    // (The snapshot helpers read names through psql in the database's encoding: compared here by bytes.)
+    const db = caseDb('win1252', `CREATE TABLE "café" ("née" text, id int); INSERT INTO "café" VALUES (convert_from('\\x81e9'::bytea, 'WIN1252'), 1);`);
+    const names = (d: string): string => psql(d, "SELECT string_agg(relname || ':' || encode(convert_to(relname, 'WIN1252'), 'hex'), ',' ORDER BY relname) FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'", UTF8).trim();
+    const manifest = await backup(db, { jobs: 2 });
+    const restored = await restoreNew(manifest, 'win1252_names');
+    expect(names(restored)).toBe(names(db));
+    expect(names(restored)).toContain('café:636166e9');
+    expect(bytesOf(restored, 'U&"caf\\00e9"', 'U&"n\\00e9e"')).toBe('1=81e9');
+    const one = await restoreNew(manifest, 'win1252_inc', { include: ['public.café'], renames: [['public.café', 'public.crème']] });
+    expect(names(one)).toBe('crème:6372e86d65');
+    expect(bytesOf(one, 'U&"cr\\00e8me"', 'U&"n\\00e9e"')).toBe('1=81e9');
   });
 
   it('a restore into an existing database of another encoding fails naming both encodings, and changes nothing', async () => {
@@ -212,6 +241,9 @@ describe('line 5: the ICU locale provider', () => {
     expect(databaseProperties(restored)).toBe(databaseProperties(db));
     expect(psql(restored, 'SELECT s FROM sorted').trim()).toBe(psql(db, 'SELECT s FROM sorted').trim());
     expect(psql(restored, 'SELECT s FROM sorted').trim()).toBe('a,ä,B,c,Z');
+    const one = await restoreNew(await backup(db, { include: ['public.words'] }), 'icu_inc');
+    expect(databaseProperties(one)).toBe(databaseProperties(db));
+    expect(psql(one, "SELECT string_agg(w, ',' ORDER BY w) FROM words").trim()).toBe('a,ä,B,c,Z');
   });
 
   it('icu_range: range partitions on text under ICU restore with every row in its partition', async () => {
@@ -265,7 +297,8 @@ describe('line 8: extended statistics and the objects that hang off a table', ()
   it('siblings: statistics in another schema with a comment and a target, on expressions; --include of another table leaves them out', async () => {
     const extra = `CREATE SCHEMA st; CREATE STATISTICS st.s_expr (ndistinct) ON (a + b), (a * 2) FROM s;
       ALTER STATISTICS st.s_expr SET STATISTICS 300; COMMENT ON STATISTICS st.s_expr IS 'expr stats';
-      CREATE TABLE other (id int); INSERT INTO other VALUES (1);`;
+      CREATE TABLE other (id int); INSERT INTO other VALUES (1);
+      CREATE MATERIALIZED VIEW mv AS SELECT a, b FROM s; CREATE STATISTICS s_mv (mcv) ON a, b FROM mv;`;
     const { restored, manifest } = await sameAsPgDump('idxstats', extra);
     expect(psql(restored, "SELECT obj_description(oid, 'pg_statistic_ext') || ',' || stxstattarget FROM pg_statistic_ext WHERE stxname = 's_expr'").trim()).toBe('expr stats,300');
     const one = await restoreNew(manifest, 'idx_inc', { include: ['public.other'] });
@@ -291,4 +324,24 @@ describe('the overwrite path (restore --on-conflict overwrite into an existing d
       expect(snapshotOf(existing)).toEqual(snapshotOf(db));
     });
   }
+});
+
+describe('pieces, without a server', () => {
+  it('databaseOptions: the recorded provider and locale; a server too old for them is refused by name; older backups name none', () => {
+    const base = { encoding: 'UTF8', collate: 'C.UTF-8', ctype: 'C.UTF-8' };
+    expect(databaseOptions({ ...base, localeProvider: 'icu', locale: 'de-DE' }, 150004, 'app')).toBe(
+      "ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'de-DE'",
+    );
+    expect(databaseOptions({ ...base, localeProvider: 'libc' }, 150004, 'app')).toContain('LOCALE_PROVIDER libc');
+    expect(databaseOptions({ ...base, localeProvider: 'builtin', locale: 'C.UTF-8' }, 170000, 'app')).toContain("LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'");
+    expect(() => databaseOptions({ ...base, localeProvider: 'icu', locale: 'de-DE' }, 140010, 'app')).toThrow(/icu locale provider \(locale de-DE\), which needs PostgreSQL 15/);
+    expect(() => databaseOptions({ ...base, localeProvider: 'icu', locale: 'de', icuRules: '&a<b' }, 150004, 'app')).toThrow(/ICU rules, which need PostgreSQL 16/);
+    expect(databaseOptions(base, 150004, 'app')).not.toContain('LOCALE_PROVIDER');
+  });
+
+  it('asciiIdent writes any name in ASCII only (Unicode escapes), quotes and backslashes doubled', () => {
+    expect(asciiIdent('plain')).toBe('"plain"');
+    expect(asciiIdent('café')).toBe('U&"caf\\00e9"');
+    expect(asciiIdent('a"b\\c\n😀')).toBe('U&"a""b\\\\c\\000a\\+01f600"');
+  });
 });

@@ -117,7 +117,7 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
  * The CREATE DATABASE options that give the new database the source's encoding, LC_COLLATE,
  * LC_CTYPE and default collation provider with its locale (and ICU rules): the default
  * collation decides sort order and which partition a text key belongs to, so a database made
- * with another would sort differently or refuse rows. The provider is always named (libc too)
+ * with another would sort differently or refuse rows. The recorded provider is named (libc too)
  * on PostgreSQL 15+, where template0 may have been initialised with ICU. The collation version
  * is the target's own: the restore builds every index with the target's library. Errors:
  * SourceError when the target server is too old for the source's provider.
@@ -131,7 +131,8 @@ export function databaseOptions(def: Plan['schemaDef'], serverVersion: number, t
       `Cannot create the database "${target}": the backup's database uses the ${provider} locale provider${def.locale ? ` (locale ${def.locale})` : ''}, which needs PostgreSQL ${needs / 10000} or later; the target server is ${Math.floor(serverVersion / 10000)}. Restore on a newer server.`,
     );
   }
-  if (serverVersion >= 150000) parts.push(`LOCALE_PROVIDER ${provider}`);
+  // A backup that did not record its provider (made before it was recorded) gets template0's, as before.
+  if (serverVersion >= 150000 && def.localeProvider !== undefined) parts.push(`LOCALE_PROVIDER ${provider}`);
   if (provider === 'icu' && def.locale !== undefined) parts.push(`ICU_LOCALE ${quoteLiteral(def.locale)}`);
   if (provider === 'icu' && def.icuRules !== undefined) {
     if (serverVersion < 160000) {
