@@ -24,8 +24,8 @@ import { stagingComment, takeStagingLock } from './leftovers.js';
 import { analyzeParallel, applyRenames, loadParallel, refreshMaterializedViews, setSequences } from './load.js';
 import { tocSelection, type Plan, type RestoreRun } from './plan.js';
 import { stagingDatabaseName } from './staging.js';
-import { filterToc, listFile } from './toc.js';
-import { dbnameConninfo, runTool } from './tools.js';
+import { entryKey, filterToc, listFile } from './toc.js';
+import { archiveScript, dbnameConninfo, runTool } from './tools.js';
 
 /** The database sessions connect to for work on databases themselves (create, rename, drop; roles). */
 export const MAINTENANCE_DB = 'postgres';
@@ -84,7 +84,21 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     // extension's own rows: the user's rows go in beside them, as pg_restore loads them.
     const rows = await loadParallel(settings, staging, { ...plan, collections: [...plan.collections, ...plan.extensionTables] }, jobs, options);
     throwIfAborted(signal);
-    await pgRestore(['--section=post-data', '-L', list, '-j', String(jobs), '--exit-on-error', '--no-password', '-d', conninfo, archive]);
+    // Index entries that also alter their table (CLUSTER ON, REPLICA IDENTITY USING INDEX) take
+    // a stronger lock while holding CREATE INDEX's: two of them on one table, run in parallel,
+    // deadlock (pg_restore -j does too). They run one by one first; the rest in parallel.
+    const post = await archiveScript(settings, archive, list, 'post-data', signal);
+    const upgrading = new Set(post.filter((b) => b.desc === 'INDEX' && /\bALTER TABLE\b/.test(b.sql)).map((b) => entryKey('INDEX', b.schema as string, b.name as string)));
+    const serial = filtered.kept.filter((e) => upgrading.has(entryKey(e.desc, e.schema, e.tag)));
+    let postList = list;
+    if (serial.length > 0) {
+      const serialList = path.join(tmp, 'restore-serial.list');
+      postList = path.join(tmp, 'restore-post.list');
+      fs.writeFileSync(serialList, listFile(serial), { mode: 0o600 });
+      fs.writeFileSync(postList, listFile(filtered.kept.filter((e) => !serial.includes(e))), { mode: 0o600 });
+      await pgRestore(['--section=post-data', '-L', serialList, '--exit-on-error', '--no-password', '-d', conninfo, archive]);
+    }
+    await pgRestore(['--section=post-data', '-L', postList, '-j', String(jobs), '--exit-on-error', '--no-password', '-d', conninfo, archive]);
     const client = await connect(settings, staging);
     try {
       await runStep(settings, staging, async () => {
