@@ -10,7 +10,7 @@
  * off a table (statistics targets, comments on statistics, statistics in another schema).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,6 +172,49 @@ describe('line 3: extension configuration tables and sequences', () => {
     const one = await backup(db, { include: ['public.app'] });
     const again = await restoreNew(one, 'extcfg_inc2');
     expect(psql(again, "SELECT count(*) FROM bh_settings WHERE NOT is_default").trim()).toBe('2');
+  });
+});
+
+/**
+ * A second test extension, like pg_cron's cron.job: a configuration table registered without a
+ * filter (every row is the user's), its serial's sequence registered too, a generated column.
+ */
+function installSecondExtension(): string | undefined {
+  const r = spawnSync('pg_config', ['--sharedir'], { encoding: 'utf8' });
+  if (r.status !== 0) return 'pg_config is not installed (package postgresql-server-dev-all or libpq-dev)';
+  const dir = join(r.stdout.trim(), 'extension');
+  try {
+    writeFileSync(join(dir, 'bh_cfg2.control'), "comment = 'bh test extension: unfiltered configuration table'\ndefault_version = '1.0'\nrelocatable = false\nschema = public\n");
+    writeFileSync(
+      join(dir, 'bh_cfg2--1.0.sql'),
+      `CREATE TABLE bh_jobs (jobid bigserial PRIMARY KEY, command text NOT NULL, label text GENERATED ALWAYS AS (upper(command)) STORED);
+SELECT pg_catalog.pg_extension_config_dump('bh_jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('bh_jobs_jobid_seq', '');
+`,
+    );
+  } catch (e) {
+    return `cannot write the test extension into ${dir} (${(e as Error).message}); run the tests as a user that may`;
+  }
+  return undefined;
+}
+
+describe('line 3 sibling: a configuration table without a filter and its serial sequence (as pg_cron)', () => {
+  const why = installSecondExtension();
+  it.skipIf(why !== undefined)(`every row and the sequence come back, generated column recomputed, as pg_dump${why ? ` — skipped: ${why}` : ''}`, async () => {
+    const db = createDatabaseWith('fid_cron', 'TEMPLATE template0');
+    made.push(db);
+    psql(db, `CREATE EXTENSION bh_cfg2; INSERT INTO bh_jobs (command) VALUES ('vacuum'), ('analyze'), ('reindex'); DELETE FROM bh_jobs WHERE command = 'analyze';`);
+    const manifest = await backup(db);
+    const restored = await restoreNew(manifest, 'cron');
+    const ref = pgDumpReference(db, 'cron');
+    made.push(ref);
+    const jobs = (d: string): string => psql(d, "SELECT string_agg(jobid || ':' || command || ':' || label, ',' ORDER BY jobid) FROM bh_jobs").trim();
+    expect(jobs(restored)).toBe('1:vacuum:VACUUM,3:reindex:REINDEX');
+    expect(jobs(restored)).toBe(jobs(ref));
+    expect(sequenceStates(restored)).toEqual(sequenceStates(ref));
+    expect(sequenceStates(restored)['public.bh_jobs_jobid_seq']).toBe('3:true');
+    psql(restored, "INSERT INTO bh_jobs (command) VALUES ('next')");
+    expect(psql(restored, "SELECT jobid FROM bh_jobs WHERE command = 'next'").trim()).toBe('4');
   });
 });
 
