@@ -70,7 +70,7 @@ export function pgDumpReference(db: string, caseName: string, pgRestoreArgs: str
 export function databaseProperties(db: string): string {
   return psql(
     'postgres',
-    `SELECT pg_encoding_to_char(encoding) || ' ' || datlocprovider || ' ' || datcollate || ' ' || datctype || ' ' || coalesce(daticulocale, '-')
+    `SELECT pg_encoding_to_char(encoding) || ' ' || datlocprovider::text || ' ' || datcollate || ' ' || datctype || ' ' || coalesce(daticulocale, '-')
        FROM pg_database WHERE datname = '${db.replace(/'/g, "''")}';`,
   ).trim();
 }

@@ -17,6 +17,38 @@ export function qualified(schema: string, name: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(name)}`;
 }
 
+/**
+ * An identifier written in ASCII only: quoted as usual when it is printable ASCII, else as a
+ * Unicode-escaped identifier (`U&"caf\00e9"`), which the server converts to its own encoding
+ * whatever the session's client_encoding. Not for a SQL_ASCII server, which cannot convert
+ * escapes above 007F.
+ */
+export function asciiIdent(name: string): string {
+  if (/^[\x20-\x7e]*$/.test(name)) return quoteIdent(name);
+  let out = '';
+  for (const ch of name) {
+    const cp = ch.codePointAt(0) as number;
+    if (ch === '"') out += '""';
+    else if (ch === '\\') out += '\\\\';
+    else if (cp >= 0x20 && cp < 0x7f) out += ch;
+    else out += cp > 0xffff ? `\\+${cp.toString(16).padStart(6, '0')}` : `\\${cp.toString(16).padStart(4, '0')}`;
+  }
+  return `U&"${out}"`;
+}
+
+/**
+ * How to write identifiers in the statements of a session whose client_encoding is
+ * `clientEncoding`, on a server whose encoding is `serverEncoding`. The driver sends statement
+ * text as UTF-8 bytes and the server reads them in the client encoding, so a name outside ASCII
+ * would arrive as other characters under, say, WIN1252: it is written with Unicode escapes
+ * instead. Under UTF8 the bytes are right as they are; on a SQL_ASCII server (no conversion, no
+ * escapes above 007F) the name's UTF-8 bytes are sent as they are, which are the catalog's bytes
+ * when the catalog could be read at all.
+ */
+export function identQuoter(clientEncoding: string, serverEncoding: string): (name: string) => string {
+  return clientEncoding === 'UTF8' || serverEncoding === 'SQL_ASCII' ? quoteIdent : asciiIdent;
+}
+
 export function quoteLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
@@ -77,6 +109,39 @@ export async function readRelations(client: pg.Client): Promise<CatalogRelation[
   }));
 }
 
+/** A table or sequence an extension registered with pg_extension_config_dump. */
+export interface ExtensionConfigRelation extends CatalogRelation {
+  extension: string;
+  /** The extension's filter for a table ("WHERE …"), '' for all rows or for a sequence. */
+  condition: string;
+}
+
+/**
+ * Configuration tables and sequences of installed extensions (pg_extension.extconfig /
+ * extcondition): CREATE EXTENSION makes them with the extension's own rows, and the user's rows
+ * (those the filter selects) and the sequences' values are data that pg_dump dumps and cairn
+ * backs up too.
+ */
+export async function readExtensionConfig(client: pg.Client): Promise<ExtensionConfigRelation[]> {
+  const { rows } = await client.query<{ extension: string; oid: number; schema: string; name: string; relkind: string; condition: string | null }>(`
+    SELECT e.extname AS extension, c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
+      e.extcondition[u.i] AS condition
+    FROM pg_extension e CROSS JOIN LATERAL unnest(e.extconfig) WITH ORDINALITY AS u(reloid, i)
+    JOIN pg_class c ON c.oid = u.reloid JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'S')
+    ORDER BY n.nspname, c.relname`);
+  return rows.map((r) => ({
+    oid: Number(r.oid),
+    schema: r.schema,
+    name: r.name,
+    relkind: r.relkind,
+    partitionOf: null,
+    ownedSequence: false,
+    extension: r.extension,
+    condition: r.condition ?? '',
+  }));
+}
+
 /** Columns of each relation in attnum order (dropped columns left out). */
 export async function readColumns(client: pg.Client, oids: number[]): Promise<Map<number, PgColumn[]>> {
   const out = new Map<number, PgColumn[]>();
@@ -101,7 +166,9 @@ export async function readColumns(client: pg.Client, oids: number[]): Promise<Ma
 /**
  * Catalog objects that belong to each relation: indexes (including those backing constraints),
  * constraints it owns, user triggers, rules other than a view's _RETURN, row-level security
- * policies, and owned sequences.
+ * policies, extended statistics (CREATE STATISTICS), and owned sequences. These are the pg_dump
+ * objects that hang off one relation with an entry of their own; the rest (defaults, statistics
+ * targets, storage, replica identity, column options) are part of the relation's entry.
  */
 export async function readDependents(client: pg.Client, oids: number[]): Promise<Map<number, number[]>> {
   const out = new Map<number, number[]>();
@@ -116,6 +183,8 @@ export async function readDependents(client: pg.Client, oids: number[]): Promise
      SELECT ev_class, oid FROM pg_rewrite WHERE ev_class = ANY($1::oid[]) AND rulename <> '_RETURN'
      UNION ALL
      SELECT polrelid, oid FROM pg_policy WHERE polrelid = ANY($1::oid[])
+     UNION ALL
+     SELECT stxrelid, oid FROM pg_statistic_ext WHERE stxrelid = ANY($1::oid[])
      UNION ALL
      SELECT d.refobjid, d.objid FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
      WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
@@ -187,14 +256,26 @@ export interface DatabaseInfo {
   encoding: string;
   collate: string;
   ctype: string;
+  /** Default collation provider (PostgreSQL 15+; libc before). */
+  localeProvider: 'libc' | 'icu' | 'builtin';
+  /** The ICU locale (provider icu) or builtin locale (provider builtin, PostgreSQL 17+). */
+  locale?: string;
+  /** ICU tailoring rules (PostgreSQL 16+). */
+  icuRules?: string;
+  /** The default collation's version recorded for the database (PostgreSQL 15+). */
+  collationVersion?: string;
   extensions: { name: string; schema: string; version: string }[];
   largeObjects: number;
 }
 
+const PROVIDERS: Record<string, DatabaseInfo['localeProvider']> = { c: 'libc', i: 'icu', b: 'builtin' };
+
 export async function readDatabaseInfo(client: pg.Client): Promise<DatabaseInfo> {
-  const db = await client.query<{ encoding: string; collate: string; ctype: string }>(
-    `SELECT pg_encoding_to_char(encoding) AS encoding, datcollate AS collate, datctype AS ctype
-     FROM pg_database WHERE datname = current_database()`,
+  // The whole row as JSON: the locale columns differ by version (datlocprovider and
+  // daticulocale in 15, daticurules in 16, daticulocale renamed datlocale in 17).
+  const db = await client.query<{ encoding: string; collate: string; ctype: string; row: Record<string, unknown> }>(
+    `SELECT pg_encoding_to_char(encoding) AS encoding, datcollate AS collate, datctype AS ctype, to_jsonb(d) AS row
+     FROM pg_database d WHERE datname = current_database()`,
   );
   const ext = await client.query<{ name: string; schema: string; version: string }>(
     `SELECT e.extname AS name, n.nspname AS schema, e.extversion AS version
@@ -202,10 +283,21 @@ export async function readDatabaseInfo(client: pg.Client): Promise<DatabaseInfo>
   );
   const lo = await client.query<{ n: string }>('SELECT count(*)::text AS n FROM pg_largeobject_metadata');
   const row = db.rows[0];
+  const text = (key: string): string | undefined => {
+    const v = row?.row[key];
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+  const locale = text('datlocale') ?? text('daticulocale');
+  const icuRules = text('daticurules');
+  const collationVersion = text('datcollversion');
   return {
     encoding: row?.encoding ?? '',
     collate: row?.collate ?? '',
     ctype: row?.ctype ?? '',
+    localeProvider: PROVIDERS[text('datlocprovider') ?? 'c'] ?? 'libc',
+    ...(locale !== undefined ? { locale } : {}),
+    ...(icuRules !== undefined ? { icuRules } : {}),
+    ...(collationVersion !== undefined ? { collationVersion } : {}),
     extensions: ext.rows,
     largeObjects: Number(lo.rows[0]?.n ?? 0),
   };

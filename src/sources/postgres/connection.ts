@@ -274,6 +274,9 @@ export function toolEnv(s: PgConnectionSettings, database = s.database): NodeJS.
   // Variables that would send the tools elsewhere than cairn's own connections (which do not
   // read them) are not passed on: both always reach the same server.
   for (const name of ['PGHOSTADDR', 'PGSERVICE', 'PGSERVICEFILE', 'PGTARGETSESSIONATTRS', 'PGLOADBALANCEHOSTS']) delete env[name];
+  // The schema archive is in the database's own encoding, as its data is (pg_dump's default;
+  // PGCLIENTENCODING would make pg_dump convert, and fail on text with no equivalent).
+  delete env.PGCLIENTENCODING;
   // A password from the environment of cairn itself is inherited; one from the URL replaces it.
   if (s.password !== undefined) env.PGPASSWORD = s.password;
   for (const [k, v] of Object.entries(s.params)) {

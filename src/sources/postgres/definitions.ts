@@ -48,6 +48,18 @@ export interface PgTableDefinition {
   sequences: PgSequenceState[];
 }
 
+/**
+ * kind "extension_table" (not selectable: it goes with its extension, which every restore
+ * creates): a configuration table of an extension (pg_extension_config_dump). Its data is the
+ * rows the extension's filter selects (the user's, not those CREATE EXTENSION inserts), loaded
+ * into the table the extension creates.
+ */
+export interface PgExtensionTableDefinition extends PgTableDefinition {
+  extension: string;
+  /** The extension's filter ("WHERE …"), '' for every row. */
+  condition: string;
+}
+
 /** kind "view" | "materialized_view". */
 export interface PgViewDefinition {
   schema: string;
@@ -55,6 +67,21 @@ export interface PgViewDefinition {
   oid: number;
   relkind: 'v' | 'm';
   /** Objects that belong to it (indexes of a materialized view, rules, triggers). */
+  dependentOids: number[];
+}
+
+/**
+ * kind "foreign_table": the definition only (it is in the schema archive, with its server and
+ * user mappings); its data lives elsewhere and is not backed up.
+ */
+export interface PgForeignTableDefinition {
+  schema: string;
+  name: string;
+  oid: number;
+  relkind: 'f';
+  /** `schema.parent` when the foreign table is a partition. */
+  partitionOf: string | null;
+  /** Objects that belong to it (check constraints, triggers). */
   dependentOids: number[];
 }
 
@@ -69,10 +96,25 @@ export interface PgSchemaDefinition {
   encoding: string;
   collate: string;
   ctype: string;
+  /**
+   * The encoding the tables' COPY data is in: the database's own (data travels byte for byte).
+   * Absent in backups made before it was recorded, whose data is UTF-8.
+   */
+  dataEncoding?: string;
+  /** Default collation provider of the database (absent: libc, as before PostgreSQL 15). */
+  localeProvider?: 'libc' | 'icu' | 'builtin';
+  /** ICU locale (provider icu) or builtin locale (provider builtin). */
+  locale?: string;
+  /** ICU tailoring rules (PostgreSQL 16+). */
+  icuRules?: string;
+  /** The database's recorded collation version at backup (datcollversion), for comparison. */
+  collationVersion?: string;
   /** pg_dump's version line, e.g. "pg_dump (PostgreSQL) 15.20". */
   pgDumpVersion: string;
   /** Extensions installed in the database (name, schema, version). */
   extensions: { name: string; schema: string; version: string }[];
+  /** Values of the extensions' configuration sequences (pg_extension_config_dump), set after the data. */
+  extensionSequences?: PgSequenceState[];
   /**
    * OIDs of every sequence no table owns. A restore always creates them (a restored table's
    * default may call one), like functions and types; their values are set only when selected.

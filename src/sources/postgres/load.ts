@@ -19,7 +19,7 @@ import { CairnError, ConflictError, CorruptionError, SourceError, throwIfAborted
 import { runGroup } from '../../core/errgroup.js';
 import { randomId } from '../../core/ids.js';
 import type { RestoreOptions } from '../types.js';
-import { quoteIdent } from './catalog.js';
+import { identQuoter, quoteIdent } from './catalog.js';
 import { connect, pgError, type PgConnectionSettings } from './connection.js';
 import type { PgSequenceState, PgTableDefinition } from './definitions.js';
 import { display } from './naming.js';
@@ -53,12 +53,15 @@ async function copyTable(
   options: RestoreOptions,
   settings: PgConnectionSettings,
   database: string,
+  session: CopySession,
 ): Promise<number> {
   const { signal, onProgress } = options;
   const def = t.table as PgTableDefinition;
   const name = t.item.entry.name;
   throwIfAborted(signal);
-  const cols = def.copyColumns.length > 0 ? ` (${def.copyColumns.map(quoteIdent).join(', ')})` : '';
+  const { quote } = session;
+  // No list for a table with no columns to name: COPY reads one (empty) line per row.
+  const cols = def.copyColumns.length > 0 ? ` (${def.copyColumns.map(quote).join(', ')})` : '';
   let reported = 0;
   async function* counted(): AsyncGenerator<Uint8Array> {
     for await (const chunk of t.item.data(segment)) {
@@ -72,7 +75,7 @@ async function copyTable(
       yield chunk;
     }
   }
-  const stream = client.query(copyFrom(`COPY ${qname(into)}${cols} FROM STDIN`));
+  const stream = client.query(copyFrom(`COPY ${quote(into.schema)}.${quote(into.name)}${cols} FROM STDIN`));
   try {
     await pipeline(Readable.from(counted()), stream, ...(signal ? [{ signal }] : []));
   } catch (err) {
@@ -80,7 +83,12 @@ async function copyTable(
     if (err instanceof CairnError) throw err;
     const code = (err as { code?: string }).code;
     if (code && /^[0-9A-Z]{5}$/.test(code)) {
-      throw new SourceError(`Cannot load table "${name}": ${pgError(err, settings, database).message}`, { cause: err });
+      // 22P05 untranslatable character, 22021 invalid byte sequence: the text cannot be had in the target's encoding.
+      const hint =
+        (code === '22P05' || code === '22021') && session.dataEncoding !== session.serverEncoding
+          ? ` The backup's text is in encoding ${session.dataEncoding} and the database "${database}" uses ${session.serverEncoding}; PostgreSQL converts only what has an equivalent, and this text has none. Restore into a new database (cairn creates it with encoding ${session.dataEncoding}) or into one created with that encoding.`
+          : '';
+      throw new SourceError(`Cannot load table "${name}": ${pgError(err, settings, database).message}${hint}`, { cause: err });
     }
     throw err;
   }
@@ -92,6 +100,34 @@ async function copyTable(
   }
   onProgress?.({ collection: name, rows: load.rows, bytes: load.bytes });
   return rows;
+}
+
+/** A loading session's encodings and how identifiers are written in its statements (catalog.ts identQuoter). */
+interface CopySession {
+  /** The encoding the backup's data is in. */
+  dataEncoding: string;
+  clientEncoding: string;
+  serverEncoding: string;
+  quote: (name: string) => string;
+}
+
+/**
+ * Sets the session's client_encoding to the encoding the backup's data is in (the source
+ * database's; UTF8 for backups that did not record it), so that COPY stores the bytes as they
+ * were when the target has the same encoding (a new database always has), and PostgreSQL
+ * converts them, or refuses what has no equivalent, when it has another. SQL_ASCII data into a
+ * database of another encoding is the exception: under client_encoding SQL_ASCII, COPY stores
+ * any bytes unchecked (0xE9 would land in a UTF8 database as invalid UTF-8), so the data is
+ * declared to be in the target's encoding instead: bytes valid there are stored as they are,
+ * others are refused.
+ */
+export async function startCopySession(client: pg.Client, plan: Plan): Promise<CopySession> {
+  const dataEncoding = plan.schemaDef.dataEncoding ?? 'UTF8';
+  const server = await client.query<{ e: string }>("SELECT current_setting('server_encoding') AS e");
+  const serverEncoding = server.rows[0]?.e ?? dataEncoding;
+  const clientEncoding = dataEncoding === 'SQL_ASCII' ? serverEncoding : dataEncoding;
+  await client.query("SELECT set_config('client_encoding', $1, false)", [clientEncoding]);
+  return { dataEncoding, clientEncoding, serverEncoding, quote: identQuoter(clientEncoding, serverEncoding) };
 }
 
 /**
@@ -125,11 +161,12 @@ export async function loadParallel(
     if (next >= units.length) return;
     const client = await connect(settings, database);
     try {
+      const session = await startCopySession(client, plan);
       while (!group.aborted && next < units.length) {
         const u = units[next++] as (typeof units)[number];
         // Not `rows += await …`: that reads `rows` before the await, so parallel workers
         // would overwrite each other's additions (a restore of 1,000,110 rows said 499,712).
-        const copied = await copyTable(client, u.t, u.segment, loaded.get(u.t) as TableLoad, into(u.t), { ...options, signal: group }, settings, database);
+        const copied = await copyTable(client, u.t, u.segment, loaded.get(u.t) as TableLoad, into(u.t), { ...options, signal: group }, settings, database, session);
         rows += copied;
       }
     } finally {
@@ -151,6 +188,11 @@ export async function analyzeParallel(settings: PgConnectionSettings, database: 
     const { rows } = await first.query<{ name: string }>(
       `SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+         -- ANALYZE of a partitioned table samples its foreign partitions through their wrapper
+         -- (a file, another server): not part of restoring this database, and may fail.
+         AND NOT (c.relkind = 'p' AND EXISTS (
+           WITH RECURSIVE tree(oid) AS (SELECT c.oid UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+           SELECT 1 FROM tree JOIN pg_class f ON f.oid = tree.oid WHERE f.relkind = 'f'))
        ORDER BY pg_table_size(c.oid) DESC, 1`,
     );
     for (let k = 1; k < Math.min(jobs, rows.length); k++) clients.push(await connect(settings, database));

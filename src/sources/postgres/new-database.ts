@@ -9,23 +9,23 @@
  * meanwhile, the switch fails: the staging database is dropped and a ConflictError thrown.
  *
  * The new database is owned by the connecting user and created with the source's encoding,
- * LC_COLLATE and LC_CTYPE; database-level properties (ALTER DATABASE … SET, its comment and
- * grants) are not restored.
+ * LC_COLLATE, LC_CTYPE, locale provider and ICU / builtin locale (databaseOptions);
+ * database-level properties (ALTER DATABASE … SET, its comment and grants) are not restored.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
-import { ConflictError, throwIfAborted } from '../../core/errors.js';
+import { ConflictError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { RestoreResult } from '../types.js';
 import { quoteIdent, quoteLiteral } from './catalog.js';
 import { connect, pgError, pgLocation, type PgConnectionSettings } from './connection.js';
 import { runStep } from './conflicts.js';
 import { stagingComment, takeStagingLock } from './leftovers.js';
 import { analyzeParallel, applyRenames, loadParallel, refreshMaterializedViews, setSequences } from './load.js';
-import { tocSelection, type RestoreRun } from './plan.js';
+import { tocSelection, type Plan, type RestoreRun } from './plan.js';
 import { stagingDatabaseName } from './staging.js';
-import { filterToc, listFile } from './toc.js';
-import { dbnameConninfo, runTool } from './tools.js';
+import { entryKey, filterToc, listFile } from './toc.js';
+import { archiveScript, dbnameConninfo, runTool } from './tools.js';
 
 /** The database sessions connect to for work on databases themselves (create, rename, drop; roles). */
 export const MAINTENANCE_DB = 'postgres';
@@ -64,11 +64,10 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
   try {
     const id = await takeStagingLock(owner);
     staging = stagingDatabaseName(target, id);
-    const def = plan.schemaDef;
+    const serverVersion = Number((await owner.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v ?? 0);
+    const createOptions = databaseOptions(plan.schemaDef, serverVersion, target);
     try {
-      await owner.query(
-        `CREATE DATABASE ${quoteIdent(staging)} TEMPLATE template0 ENCODING ${quoteLiteral(def.encoding)} LC_COLLATE ${quoteLiteral(def.collate)} LC_CTYPE ${quoteLiteral(def.ctype)}`,
-      );
+      await owner.query(`CREATE DATABASE ${quoteIdent(staging)} TEMPLATE template0 ${createOptions}`);
     } catch (err) {
       staging = undefined;
       throw pgError(err, settings, MAINTENANCE_DB);
@@ -81,13 +80,32 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     const pgRestore = (args: string[]) => runTool('pg_restore', args, { settings, database, signal, what });
     throwIfAborted(signal);
     await pgRestore(['--section=pre-data', '-L', list, '--exit-on-error', '--no-password', '-d', conninfo, archive]);
-    const rows = await loadParallel(settings, staging, plan, jobs, options);
+    // The extensions' configuration tables exist now (CREATE EXTENSION, pre-data) with the
+    // extension's own rows: the user's rows go in beside them, as pg_restore loads them.
+    const rows = await loadParallel(settings, staging, { ...plan, collections: [...plan.collections, ...plan.extensionTables] }, jobs, options);
     throwIfAborted(signal);
-    await pgRestore(['--section=post-data', '-L', list, '-j', String(jobs), '--exit-on-error', '--no-password', '-d', conninfo, archive]);
+    // Index entries that also alter their table (CLUSTER ON, REPLICA IDENTITY USING INDEX) take
+    // a stronger lock while holding CREATE INDEX's: two of them on one table, run in parallel,
+    // deadlock (pg_restore -j does too). They run one by one first; the rest in parallel.
+    const post = await archiveScript(settings, archive, list, 'post-data', signal);
+    const upgrading = new Set(post.filter((b) => b.desc === 'INDEX' && /\bALTER TABLE\b/.test(b.sql)).map((b) => entryKey('INDEX', b.schema as string, b.name as string)));
+    const serial = filtered.kept.filter((e) => upgrading.has(entryKey(e.desc, e.schema, e.tag)));
+    let postList = list;
+    if (serial.length > 0) {
+      const serialList = path.join(tmp, 'restore-serial.list');
+      postList = path.join(tmp, 'restore-post.list');
+      fs.writeFileSync(serialList, listFile(serial), { mode: 0o600 });
+      fs.writeFileSync(postList, listFile(filtered.kept.filter((e) => !serial.includes(e))), { mode: 0o600 });
+      await pgRestore(['--section=post-data', '-L', serialList, '--exit-on-error', '--no-password', '-d', conninfo, archive]);
+    }
+    await pgRestore(['--section=post-data', '-L', postList, '-j', String(jobs), '--exit-on-error', '--no-password', '-d', conninfo, archive]);
     const client = await connect(settings, staging);
     try {
       await runStep(settings, staging, async () => {
         await setSequences(client, plan, signal);
+        for (const q of plan.schemaDef.extensionSequences ?? []) {
+          await client.query('SELECT pg_catalog.setval($1::regclass, $2::bigint, $3::boolean)', [`${quoteIdent(q.schema)}.${quoteIdent(q.name)}`, q.lastValue, q.isCalled]);
+        }
         await refreshMaterializedViews(client, plan, false, signal);
         await applyRenames(client, plan, signal);
       });
@@ -107,6 +125,37 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     if (staging !== undefined) await dropStaging(settings, owner, staging);
     await owner.end().catch(() => undefined);
   }
+}
+
+/**
+ * The CREATE DATABASE options that give the new database the source's encoding, LC_COLLATE,
+ * LC_CTYPE and default collation provider with its locale (and ICU rules): the default
+ * collation decides sort order and which partition a text key belongs to, so a database made
+ * with another would sort differently or refuse rows. The recorded provider is named (libc too)
+ * on PostgreSQL 15+, where template0 may have been initialised with ICU. The collation version
+ * is the target's own: the restore builds every index with the target's library. Errors:
+ * SourceError when the target server is too old for the source's provider.
+ */
+export function databaseOptions(def: Plan['schemaDef'], serverVersion: number, target: string): string {
+  const parts = [`ENCODING ${quoteLiteral(def.encoding)}`, `LC_COLLATE ${quoteLiteral(def.collate)}`, `LC_CTYPE ${quoteLiteral(def.ctype)}`];
+  const provider = def.localeProvider ?? 'libc';
+  const needs = provider === 'builtin' ? 170000 : provider === 'icu' ? 150000 : 0;
+  if (serverVersion < needs) {
+    throw new SourceError(
+      `Cannot create the database "${target}": the backup's database uses the ${provider} locale provider${def.locale ? ` (locale ${def.locale})` : ''}, which needs PostgreSQL ${needs / 10000} or later; the target server is ${Math.floor(serverVersion / 10000)}. Restore on a newer server.`,
+    );
+  }
+  // A backup that did not record its provider (made before it was recorded) gets template0's, as before.
+  if (serverVersion >= 150000 && def.localeProvider !== undefined) parts.push(`LOCALE_PROVIDER ${provider}`);
+  if (provider === 'icu' && def.locale !== undefined) parts.push(`ICU_LOCALE ${quoteLiteral(def.locale)}`);
+  if (provider === 'icu' && def.icuRules !== undefined) {
+    if (serverVersion < 160000) {
+      throw new SourceError(`Cannot create the database "${target}": the backup's database has ICU rules, which need PostgreSQL 16 or later. Restore on a newer server.`);
+    }
+    parts.push(`ICU_RULES ${quoteLiteral(def.icuRules)}`);
+  }
+  if (provider === 'builtin' && def.locale !== undefined) parts.push(`BUILTIN_LOCALE ${quoteLiteral(def.locale)}`);
+  return parts.join(' ');
 }
 
 /** Renames the staging database to the target name, retrying while a last session closes. */

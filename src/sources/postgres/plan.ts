@@ -50,11 +50,20 @@ const TableDefinitionSchema = z.object({
   dependentOids: z.array(z.number().int()),
   sequences: z.array(SequenceStateSchema),
 });
+const ExtensionTableDefinitionSchema = TableDefinitionSchema.extend({ extension: z.string(), condition: z.string() });
 const ViewDefinitionSchema = z.object({
   schema: z.string(),
   name: z.string(),
   oid: z.number().int(),
   relkind: z.enum(['v', 'm']),
+  dependentOids: z.array(z.number().int()),
+});
+const ForeignTableDefinitionSchema = z.object({
+  schema: z.string(),
+  name: z.string(),
+  oid: z.number().int(),
+  relkind: z.literal('f'),
+  partitionOf: z.string().nullable(),
   dependentOids: z.array(z.number().int()),
 });
 const SequenceDefinitionSchema = SequenceStateSchema.extend({ oid: z.number().int() });
@@ -63,13 +72,20 @@ const SchemaDefinitionSchema = z.object({
   encoding: z.string().min(1),
   collate: z.string(),
   ctype: z.string(),
+  // Names of encodings and providers go into SQL (as literals, and checked here: a manifest is untrusted).
+  dataEncoding: z.string().regex(/^[A-Za-z0-9_]+$/).optional(),
+  localeProvider: z.enum(['libc', 'icu', 'builtin']).optional(),
+  locale: z.string().optional(),
+  icuRules: z.string().optional(),
+  collationVersion: z.string().optional(),
   pgDumpVersion: z.string().optional(),
   extensions: z.array(z.object({ name: z.string(), schema: z.string(), version: z.string() })).optional(),
+  extensionSequences: z.array(SequenceStateSchema).optional(),
   standaloneSequenceOids: z.array(z.number().int()).optional(),
 });
 
-/** pg_class.relkind of a restored collection: table, partitioned table, view, materialized view, sequence. */
-export type Relkind = 'r' | 'p' | 'v' | 'm' | 'S';
+/** pg_class.relkind of a restored collection: table, partitioned table, view, materialized view, sequence, foreign table. */
+export type Relkind = 'r' | 'p' | 'v' | 'm' | 'S' | 'f';
 
 /** One table, view or sequence to restore: where it comes from (source) and where it goes (target). */
 export interface PlannedCollection {
@@ -82,14 +98,33 @@ export interface PlannedCollection {
   table?: PgTableDefinition;
   /** Standalone sequence state. */
   sequence?: PgSequenceState;
+  /** The parent ("schema.name") of a foreign table that is a partition (a table's is table.partitionOf). */
+  partitionOf?: string | null;
 }
 
 /** The restore items, checked: the schema archive, the roles script (if any) and the collections. */
 export interface Plan {
   schemaItem: RestoreItem;
-  schemaDef: Pick<PgSchemaDefinition, 'encoding' | 'collate' | 'ctype' | 'standaloneSequenceOids'>;
+  schemaDef: Pick<
+    PgSchemaDefinition,
+    | 'encoding'
+    | 'collate'
+    | 'ctype'
+    | 'standaloneSequenceOids'
+    | 'dataEncoding'
+    | 'localeProvider'
+    | 'locale'
+    | 'icuRules'
+    | 'collationVersion'
+    | 'extensionSequences'
+  >;
   rolesItem: RestoreItem | undefined;
   collections: PlannedCollection[];
+  /**
+   * Extensions' configuration tables (kind "extension_table"): not collections of their own
+   * (never renamed, staged or replaced); their rows go into the table the extension creates.
+   */
+  extensionTables: PlannedCollection[];
 }
 
 /**
@@ -114,9 +149,9 @@ export interface RestoreRun {
 }
 
 /** How people read a relkind, for messages. */
-export const KIND_WORD: Record<Relkind, string> = { r: 'table', p: 'partitioned table', v: 'view', m: 'materialized view', S: 'sequence' };
+export const KIND_WORD: Record<Relkind, string> = { r: 'table', p: 'partitioned table', v: 'view', m: 'materialized view', S: 'sequence', f: 'foreign table' };
 /** The word of ALTER / DROP statements for a relkind. */
-export const ALTER_WORD: Record<Relkind, string> = { r: 'TABLE', p: 'TABLE', v: 'VIEW', m: 'MATERIALIZED VIEW', S: 'SEQUENCE' };
+export const ALTER_WORD: Record<Relkind, string> = { r: 'TABLE', p: 'TABLE', v: 'VIEW', m: 'MATERIALIZED VIEW', S: 'SEQUENCE', f: 'FOREIGN TABLE' };
 
 /** A name as SQL: both parts quoted. */
 export const qname = (n: QName): string => `${quoteIdent(n.schema)}.${quoteIdent(n.name)}`;
@@ -147,6 +182,7 @@ export function planItems(items: RestoreItem[]): Plan {
   let schemaDef: Plan['schemaDef'] | undefined;
   let rolesItem: RestoreItem | undefined;
   const collections: PlannedCollection[] = [];
+  const extensionTables: PlannedCollection[] = [];
   for (const item of items) {
     const { entry } = item;
     if (entry.name === SCHEMA_COLLECTION) {
@@ -176,12 +212,29 @@ export function planItems(items: RestoreItem[]): Plan {
         collections.push({ item, relkind: def.relkind, oid: def.oid, source: def, target: targetName(item, def), dependentOids: def.dependentOids, table: def });
         break;
       }
+      case 'extension_table': {
+        const parsed = ExtensionTableDefinitionSchema.safeParse(entry.definition);
+        if (!parsed.success) throw invalid(entry, 'Extension table', parsed.error.message);
+        const def = parsed.data as PgTableDefinition;
+        if (entry.dataFormat !== PG_COPY_TEXT) {
+          throw new SourceError(`Extension table "${entry.name}" is stored as "${entry.dataFormat ?? 'none'}", expected "${PG_COPY_TEXT}".`);
+        }
+        extensionTables.push({ item, relkind: 'r', oid: def.oid, source: def, target: { schema: def.schema, name: def.name }, dependentOids: [], table: def });
+        break;
+      }
       case 'view':
       case 'materialized_view': {
         const parsed = ViewDefinitionSchema.safeParse(entry.definition);
         if (!parsed.success) throw invalid(entry, 'View', parsed.error.message);
         const def = parsed.data;
         collections.push({ item, relkind: def.relkind, oid: def.oid, source: def, target: targetName(item, def), dependentOids: def.dependentOids });
+        break;
+      }
+      case 'foreign_table': {
+        const parsed = ForeignTableDefinitionSchema.safeParse(entry.definition);
+        if (!parsed.success) throw invalid(entry, 'Foreign table', parsed.error.message);
+        const def = parsed.data;
+        collections.push({ item, relkind: 'f', oid: def.oid, source: def, target: targetName(item, def), dependentOids: def.dependentOids, partitionOf: def.partitionOf });
         break;
       }
       case 'sequence': {
@@ -209,7 +262,7 @@ export function planItems(items: RestoreItem[]): Plan {
     seen.set(key, c.item.entry.name);
   }
   for (const c of collections) checkNewName(c);
-  return { schemaItem, schemaDef, rolesItem, collections };
+  return { schemaItem, schemaDef, rolesItem, collections, extensionTables };
 }
 
 /**
@@ -269,7 +322,8 @@ export function tocSelection(plan: Plan, fkReferences: Map<number, string>, exis
     selected.add(name);
     for (const oid of c.dependentOids) dependentOids.set(oid, name);
     for (const s of c.table?.sequences ?? []) ownedSequences.add(display(s));
-    if (c.table?.partitionOf) partitionParents.set(name, c.table.partitionOf);
+    const parent = c.table?.partitionOf ?? c.partitionOf;
+    if (parent) partitionParents.set(name, parent);
   }
   const supportOids = new Set(plan.schemaDef.standaloneSequenceOids ?? []);
   return { relationOids, supportOids, dependentOids, ownedSequences, partitionParents, selected, existsInTarget, fkReferences };

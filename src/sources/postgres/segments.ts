@@ -5,7 +5,7 @@
  * the table (physical order), so the restore loads them as that many COPYs into one table (see
  * load.ts) and checks the row count over all of them.
  */
-import { qualified } from './catalog.js';
+import { quoteIdent } from './catalog.js';
 
 /**
  * Tables of at least this many blocks (64 MiB) are read in block ranges, in parallel, under the
@@ -35,10 +35,18 @@ export function segmentRanges(blocks: number, jobs: number, minBlocks = SEGMENT_
 
 /**
  * The COPY statements that read table `schema.name` in the given block ranges (see
- * segmentRanges); `columnList`: the quoted, comma-separated columns to read ('' for none).
+ * segmentRanges); `columnList`: the quoted, comma-separated columns to read ('' for none);
+ * `quote`: how identifiers are written in the session (catalog.ts identQuoter).
  */
-export function segmentCopySql(schema: string, name: string, columnList: string, ranges: [number, number | null][]): string[] {
+export function segmentCopySql(
+  schema: string,
+  name: string,
+  columnList: string,
+  ranges: [number, number | null][],
+  quote: (name: string) => string = quoteIdent,
+): string[] {
   // The same rows in the same order as COPY of the table (physical order), in pieces.
-  const select = `SELECT ${columnList || '*'} FROM ONLY ${qualified(schema, name)}`;
+  // An empty select list is valid SQL and, unlike `*`, never reads generated columns.
+  const select = `SELECT ${columnList} FROM ONLY ${quote(schema)}.${quote(name)}`;
   return ranges.map(([lo, hi]) => `COPY (${select} WHERE ctid >= '(${lo},0)'::tid${hi === null ? '' : ` AND ctid < '(${hi},0)'::tid`}) TO STDOUT`);
 }

@@ -20,7 +20,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { CancelledError, CairnError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { DataStream } from '../types.js';
-import { qualified, quoteLiteral, type CatalogRelation } from './catalog.js';
+import { quoteIdent, quoteLiteral, type CatalogRelation } from './catalog.js';
 import { connect, pgError, type PgConnectionSettings } from './connection.js';
 
 /** How long taking a table lock may wait by default, in ms. */
@@ -61,6 +61,13 @@ export interface Session {
 export class SessionPool {
   /** The exported snapshot the workers import (pg_export_snapshot()). */
   snapshotId = '';
+  /**
+   * The database's encoding, which workers take as client_encoding (set before the first worker
+   * opens): COPY then hands over the stored bytes unconverted, as pg_dump does. undefined: UTF8.
+   */
+  clientEncoding: string | undefined;
+  /** How identifiers are written in the sessions' statements under that encoding (catalog.ts identQuoter). */
+  quote: (name: string) => string = quoteIdent;
   readonly main: Session;
   private readonly workers: Session[] = [];
   private connecting = 0;
@@ -151,7 +158,7 @@ export class SessionPool {
   /** SAVEPOINT, then LOCK … NOWAIT in a worker (one round trip); false when the lock is not free right now. */
   private async lockInWorker(session: Session, r: CatalogRelation): Promise<boolean> {
     try {
-      await session.client.query(`${savepointSql(session)}; LOCK TABLE ONLY ${qualified(r.schema, r.name)} IN ACCESS SHARE MODE NOWAIT`);
+      await session.client.query(`${savepointSql(session)}; LOCK TABLE ONLY ${this.quote(r.schema)}.${this.quote(r.name)} IN ACCESS SHARE MODE NOWAIT`);
       return true;
     } catch (err) {
       if ((err as { code?: string }).code !== '55P03') throw err;
@@ -252,6 +259,7 @@ export class SessionPool {
     const client = await connect(this.settings);
     try {
       await client.query(SESSION_SETUP);
+      if (this.clientEncoding !== undefined) await client.query("SELECT set_config('client_encoding', $1, false)", [this.clientEncoding]);
       await client.query(
         `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT ${quoteLiteral(this.snapshotId)}`,
       );

@@ -26,8 +26,14 @@
  *   partition ("partition"): columns, owned objects, owned sequences' values and all rows as
  *   COPY text (generated columns left out, as COPY does);
  * - standalone sequences ("sequence"): their value;
- * - views ("view") and materialized views ("materialized_view"): definitions only (a
- *   materialized view is refreshed at restore, as pg_restore does).
+ * - views ("view"), materialized views ("materialized_view") and foreign tables
+ *   ("foreign_table"): definitions only (a materialized view is refreshed at restore, as
+ *   pg_restore does; a foreign table's data lives elsewhere);
+ * - extensions' configuration tables ("extension_table", not selectable: they go with their
+ *   extension): the rows the extension's pg_extension_config_dump filter selects, as pg_dump
+ *   reads them; configuration sequences' values are in the "(schema)" definition.
+ * The "(schema)" definition also records the database's encoding (the data's), collation,
+ * ctype, locale provider, ICU / builtin locale and collation version, which a new database gets.
  * Sequence values are read right after the snapshot is taken: sequences are not transactional,
  * so a value can be ahead of the rows the snapshot sees, never behind.
  * Not captured (said in warnings): large objects, the data of foreign tables, the staging tables
@@ -38,7 +44,8 @@
  * Data sessions set DateStyle=ISO, IntervalStyle=postgres, extra_float_digits=3,
  * search_path='' (so regclass and similar values are schema-qualified), row_security=off (a
  * table whose policies would hide rows from the user fails instead of being backed up partly),
- * and client_encoding UTF8 (the `pg` default): a pg-copy-text stream is UTF-8.
+ * and, once the catalog is read (under UTF8, the `pg` default), client_encoding = the database's
+ * encoding: a pg-copy-text stream holds the stored bytes, as pg_dump's data does.
  *
  * This module reads the catalog, takes the locks and describes the collections; the sessions
  * and their COPY streams are session-pool.ts, the pg_dump / pg_dumpall streams tool-stream.ts,
@@ -53,12 +60,13 @@ import {
   readRelationSizes,
   readDatabaseInfo,
   readDependents,
+  readExtensionConfig,
   readOwnedSequences,
   readRelations,
   readRoleNames,
   readSequenceValues,
+  identQuoter,
   qualified,
-  quoteIdent,
   type CatalogRelation,
 } from './catalog.js';
 import { connect, pgError, pgLocation, toolVersion, type PgConnectionSettings } from './connection.js';
@@ -71,6 +79,8 @@ import {
   ROLES_COLLECTION,
   SCHEMA_COLLECTION,
   type PgRolesDefinition,
+  type PgExtensionTableDefinition,
+  type PgForeignTableDefinition,
   type PgSchemaDefinition,
   type PgSequenceDefinition,
   type PgTableDefinition,
@@ -193,12 +203,13 @@ class PostgresSnapshot implements SourceSnapshot {
     const staging = catalog.filter((r) => isStagingRelationName(r.name));
     const relations = catalog.filter((r) => !isStagingRelationName(r.name));
     const info = await readDatabaseInfo(c);
+    const extensionConfig = await readExtensionConfig(c);
     const roles = this.options.roles ? await readRoleNames(c) : [];
     throwIfAborted(signal);
 
     const isTable = (r: CatalogRelation): boolean => r.relkind === 'r' || r.relkind === 'p';
     const selectable = relations.filter(
-      (r) => isTable(r) || r.relkind === 'v' || r.relkind === 'm' || (r.relkind === 'S' && !r.ownedSequence),
+      (r) => isTable(r) || r.relkind === 'v' || r.relkind === 'm' || r.relkind === 'f' || (r.relkind === 'S' && !r.ownedSequence),
     );
     const names = selectable.map((r) => display(r));
     const chosen = select(names);
@@ -215,12 +226,13 @@ class PostgresSnapshot implements SourceSnapshot {
 
     // Lock what will be read, then make sure it is still what the catalog said.
     const toLock = selected.filter(isTable);
-    await this.lockTables(toLock);
-    await this.recheckTables(toLock);
+    const configTables = extensionConfig.filter((r) => r.relkind === 'r');
+    await this.lockTables([...toLock, ...configTables]);
+    await this.recheckTables([...toLock, ...configTables]);
     throwIfAborted(signal);
 
     const relOids = selected.filter((r) => r.relkind !== 'S').map((r) => r.oid);
-    const columns = await readColumns(c, selected.filter(isTable).map((r) => r.oid));
+    const columns = await readColumns(c, [...selected.filter(isTable), ...configTables].map((r) => r.oid));
     const sizes = await readRelationSizes(c, toLock.filter((r) => r.relkind === 'r').map((r) => r.oid));
     const serverVersionNum = Number(version.rows[0]?.n ?? 0);
     const dependents = await readDependents(c, relOids);
@@ -230,6 +242,7 @@ class PostgresSnapshot implements SourceSnapshot {
     const values = new Map(
       (await readSequenceValues(c, seqList)).map((v) => [display(v), v] as const),
     );
+    const extensionSequences = await readSequenceValues(c, extensionConfig.filter((r) => r.relkind === 'S'));
     throwIfAborted(signal);
 
     const schemaDef: PgSchemaDefinition = {
@@ -237,8 +250,14 @@ class PostgresSnapshot implements SourceSnapshot {
       encoding: info.encoding,
       collate: info.collate,
       ctype: info.ctype,
+      dataEncoding: info.encoding,
+      localeProvider: info.localeProvider,
+      ...(info.locale !== undefined ? { locale: info.locale } : {}),
+      ...(info.icuRules !== undefined ? { icuRules: info.icuRules } : {}),
+      ...(info.collationVersion !== undefined ? { collationVersion: info.collationVersion } : {}),
       pgDumpVersion,
       extensions: info.extensions,
+      ...(extensionSequences.length > 0 ? { extensionSequences } : {}),
       standaloneSequenceOids: relations.filter((r) => r.relkind === 'S' && !r.ownedSequence).map((r) => r.oid),
     };
     const out: CollectionDescriptor[] = [
@@ -248,6 +267,15 @@ class PostgresSnapshot implements SourceSnapshot {
       const rolesDef: PgRolesDefinition = { withPasswords: this.options.rolesWithPasswords === true, roles };
       out.push({ name: ROLES_COLLECTION, kind: 'pg_roles', selectable: false, dataFormat: PG_ROLES_SQL, definition: { ...rolesDef } });
     }
+
+    // Data travels in the database's own encoding, byte for byte, as pg_dump's does: under
+    // UTF8, text of a SQL_ASCII database is refused (its bytes need not be UTF-8) and WIN1252's
+    // 0x81 has no Unicode equivalent. The catalog was read under UTF8 (names are JS strings);
+    // the COPY statements from here on are read by the server in the database's encoding.
+    await c.query("SELECT set_config('client_encoding', $1, false)", [info.encoding]);
+    this.pool.clientEncoding = info.encoding;
+    const quote = identQuoter(info.encoding, info.encoding);
+    this.pool.quote = quote;
 
     // Tables: parents before their partitions.
     const byName = new Map(relations.map((x) => [display(x), x]));
@@ -281,19 +309,46 @@ class PostgresSnapshot implements SourceSnapshot {
       let segmentSql: string[] | undefined;
       if (r.relkind === 'r') {
         descriptor.dataFormat = PG_COPY_TEXT;
-        const columnList = copyColumns.map(quoteIdent).join(', ');
-        copySql = `COPY ${qualified(r.schema, r.name)} (${columnList}) TO STDOUT`;
+        const columnList = copyColumns.map(quote).join(', ');
+        // No column list when there is no column to name (a table with no columns, or whose
+        // columns were all dropped or are generated): `COPY t ()` is a syntax error, and COPY
+        // without a list reads the same columns (never generated ones), one line per row,
+        // empty lines for a table with no columns.
+        copySql = `COPY ${quote(r.schema)}.${quote(r.name)}${columnList === '' ? '' : ` (${columnList})`} TO STDOUT`;
         const size = sizes.get(r.oid);
         if (size !== undefined) descriptor.estimatedBytes = size.bytes;
         // TID range scans arrived in PostgreSQL 14; before, each range would scan the whole table.
         const ranges = serverVersionNum >= 140000 && size !== undefined ? segmentRanges(size.blocks, this.jobs, this.options.segmentMinBlocks) : [];
         if (ranges.length > 1) {
-          segmentSql = segmentCopySql(r.schema, r.name, columnList, ranges);
+          segmentSql = segmentCopySql(r.schema, r.name, columnList, ranges, quote);
           descriptor.segments = segmentSql.length;
         }
       }
       out.push(descriptor);
       this.tables.set(descriptor.name, { descriptor, relation: r, copySql, ...(segmentSql ? { segmentSql } : {}) });
+    }
+    // Extension configuration tables: the rows the extension's filter selects, as pg_dump
+    // dumps them (`COPY (SELECT … WHERE <filter>)`), into the table CREATE EXTENSION makes.
+    for (const r of configTables) {
+      const cols = columns.get(r.oid) ?? [];
+      const copyColumns = cols.filter((col) => !col.generated).map((col) => col.name);
+      const def: PgExtensionTableDefinition = {
+        schema: r.schema,
+        name: r.name,
+        oid: r.oid,
+        relkind: 'r',
+        partitionOf: null,
+        copyColumns,
+        columns: cols,
+        dependentOids: [],
+        sequences: [],
+        extension: r.extension,
+        condition: r.condition,
+      };
+      const descriptor: CollectionDescriptor = { name: display(r), kind: 'extension_table', selectable: false, dataFormat: PG_COPY_TEXT, definition: { ...def } };
+      const copySql = `COPY (SELECT ${copyColumns.map(quote).join(', ')} FROM ONLY ${quote(r.schema)}.${quote(r.name)} ${r.condition}) TO STDOUT`;
+      out.push(descriptor);
+      this.tables.set(descriptor.name, { descriptor, relation: r, copySql });
     }
     for (const r of standalone) {
       const v = values.get(display(r));
@@ -312,17 +367,21 @@ class PostgresSnapshot implements SourceSnapshot {
         out.push({ name: display(r), kind: relkind === 'v' ? 'view' : 'materialized_view', definition: { ...def } });
       }
     }
+    for (const r of selected.filter((x) => x.relkind === 'f')) {
+      const def: PgForeignTableDefinition = { schema: r.schema, name: r.name, oid: r.oid, relkind: 'f', partitionOf: r.partitionOf, dependentOids: dependents.get(r.oid) ?? [] };
+      out.push({ name: display(r), kind: 'foreign_table', definition: { ...def } });
+    }
     this.collections = out;
     this.byName = new Map(out.map((d) => [d.name, d]));
 
     if (info.largeObjects > 0) {
       this.warnings.push(`${info.largeObjects} large object${info.largeObjects === 1 ? ' is' : 's are'} not backed up`);
     }
-    const foreign = relations.filter((r) => r.relkind === 'f').map((r) => display(r));
+    const foreign = selected.filter((r) => r.relkind === 'f').map((r) => display(r));
     if (foreign.length > 0) {
       const shown = foreign.slice(0, 5).join(', ') + (foreign.length > 5 ? ` and ${foreign.length - 5} more` : '');
       this.warnings.push(
-        `data of foreign table${foreign.length === 1 ? '' : 's'} ${shown} is not backed up (the definition${foreign.length === 1 ? ' is' : 's are'} in the schema archive)`,
+        `data of foreign table${foreign.length === 1 ? '' : 's'} ${shown} is not backed up: it lives on another server or in a file; the definition${foreign.length === 1 ? ' is' : 's are'} (with servers and user mappings) backed up and restored`,
       );
     }
     this.pool.main.busy = false;

@@ -248,6 +248,9 @@ export function filterToc(entries: TocEntry[], sel: TocSelection): FilteredToc {
     if (!keptIndexes.has(key)) keptIndexes.set(key, q(e.schema, owner));
   }
 
+  // Extended statistics: kept by OID (their tag is their own name), with their comments.
+  const keptStatistics = new Set(entries.filter((e) => e.desc === 'STATISTICS' && sel.dependentOids.has(e.oid)).map((e) => q(e.schema, e.tag)));
+
   // Partitions: attach only when the parent is restored too or exists in the target.
   const attachKept = new Set<string>();
   const attachLate = new Set<string>();
@@ -277,7 +280,7 @@ export function filterToc(entries: TocEntry[], sel: TocSelection): FilteredToc {
       continue;
     }
     if (e.desc === 'STATISTICS') {
-      if (sel.dependentOids.has(e.oid)) keepCollection(e);
+      if (keptStatistics.has(q(e.schema, e.tag))) keepCollection(e);
       continue;
     }
     if (e.desc === 'SEQUENCE OWNED BY') {
@@ -338,6 +341,11 @@ export function filterToc(entries: TocEntry[], sel: TocSelection): FilteredToc {
       else if (target.desc === 'INDEX') {
         if (keptIndexes.has(q(e.schema, target.name))) keepCollection(e);
         else if (!entries.some((x) => x.desc === 'INDEX' && x.schema === e.schema && x.tag === target.name)) kept.push(e);
+        continue;
+      } else if (target.desc === 'STATISTICS') {
+        // A comment on an extended statistics object goes with it (it would fail without it).
+        if (keptStatistics.has(q(e.schema, target.name))) keepCollection(e);
+        else if (!entries.some((x) => x.desc === 'STATISTICS' && x.schema === e.schema && x.tag === target.name)) kept.push(e);
         continue;
       } else if (target.relation !== undefined && (relationsBySchema.get(e.schema) ?? []).includes(target.relation)) {
         relation = target.relation;
