@@ -110,6 +110,8 @@ export interface RestoreRun {
   tmp: string;
   jobs: number;
   options: RestoreOptions;
+  /** Flags given to every pg_restore run (--no-owner, --no-privileges: see ownership.ts). */
+  pgRestoreArgs: string[];
   lease: (client: pg.Client) => () => void;
 }
 

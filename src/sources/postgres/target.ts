@@ -17,7 +17,8 @@
  * Ownership and grants are restored as recorded: the roles must exist in the target (restore
  * them with `roles: true` from the "(roles)" collection, run before anything else, statement by
  * statement through the driver (never psql: see roles.ts) on the maintenance database; "already
- * exists" errors there are expected and ignored).
+ * exists" errors there are expected and ignored), unless `noOwner` / `noPrivileges` leave them
+ * out (ownership.ts); a restore that fails on them says so.
  *
  * The schema archive is SQL that pg_restore runs as the target URL's role: cairn cannot make a
  * forged archive harmless by reading it. What it limits: entries of types pg_dump never writes
@@ -50,6 +51,7 @@ import { restoreIntoExistingDatabase, SWITCH_LOCK_TIMEOUT_MS } from './existing-
 import { dropAbandonedStaging, dropAbandonedStagingRelations, removeAbandonedTempDirs, TMP_PREFIX, watchSession } from './leftovers.js';
 import { restoreIntoNewDatabase, withMaintenance } from './new-database.js';
 import { checkedToc, planItems, type RestoreRun } from './plan.js';
+import { ownershipArgs, withOwnershipHint } from './ownership.js';
 import { roleStatements } from './roles.js';
 import { entryKey, listFile, parseToc, referencedTable, type TocEntry } from './toc.js';
 import { archiveScript, runTool } from './tools.js';
@@ -122,9 +124,11 @@ export class PostgresTarget implements RestoreTarget {
       const fkReferences = await this.readFkReferences(archive, toc, tmp, signal);
       if (options.roles && plan.rolesItem) await this.restoreRoles(plan.rolesItem, signal);
       throwIfAborted(signal);
-      const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, lease };
+      const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, pgRestoreArgs: ownershipArgs(options), lease };
       if (existing === undefined) return await restoreIntoNewDatabase(run);
       return await restoreIntoExistingDatabase(run, this.switchLockTimeoutMs);
+    } catch (err) {
+      throw withOwnershipHint(err, options);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
