@@ -39,6 +39,7 @@ const SequenceStateSchema = z.object({
   lastValue: z.string().regex(/^-?\d+$/),
   isCalled: z.boolean(),
 });
+const SequenceDefinitionSchema = SequenceStateSchema.extend({ oid: z.number().int() });
 const TableDefinitionSchema = z.object({
   schema: z.string(),
   name: z.string(),
@@ -49,6 +50,7 @@ const TableDefinitionSchema = z.object({
   columns: z.array(ColumnSchema),
   dependentOids: z.array(z.number().int()),
   sequences: z.array(SequenceStateSchema),
+  usedSequences: z.array(SequenceDefinitionSchema).optional(),
 });
 const ViewDefinitionSchema = z.object({
   schema: z.string(),
@@ -57,7 +59,6 @@ const ViewDefinitionSchema = z.object({
   relkind: z.enum(['v', 'm']),
   dependentOids: z.array(z.number().int()),
 });
-const SequenceDefinitionSchema = SequenceStateSchema.extend({ oid: z.number().int() });
 const SchemaDefinitionSchema = z.object({
   database: z.string(),
   encoding: z.string().min(1),
@@ -66,6 +67,7 @@ const SchemaDefinitionSchema = z.object({
   pgDumpVersion: z.string().optional(),
   extensions: z.array(z.object({ name: z.string(), schema: z.string(), version: z.string() })).optional(),
   standaloneSequenceOids: z.array(z.number().int()).optional(),
+  standaloneSequences: z.array(SequenceDefinitionSchema).optional(),
 });
 
 /** pg_class.relkind of a restored collection: table, partitioned table, view, materialized view, sequence. */
@@ -87,9 +89,15 @@ export interface PlannedCollection {
 /** The restore items, checked: the schema archive, the roles script (if any) and the collections. */
 export interface Plan {
   schemaItem: RestoreItem;
-  schemaDef: Pick<PgSchemaDefinition, 'encoding' | 'collate' | 'ctype' | 'standaloneSequenceOids'>;
+  schemaDef: Pick<PgSchemaDefinition, 'encoding' | 'collate' | 'ctype' | 'standaloneSequenceOids' | 'standaloneSequences'>;
   rolesItem: RestoreItem | undefined;
   collections: PlannedCollection[];
+  /**
+   * Into an existing database: which sequences the restore does not select but sets
+   * (supportSequences) exist in the target ("schema.name"), found before anything is created;
+   * those are only moved forward. Undefined into a new database.
+   */
+  sequencesInTarget?: Set<string>;
 }
 
 /**
@@ -274,7 +282,27 @@ export function tocSelection(plan: Plan, fkReferences: Map<number, string>, exis
     if (c.table?.partitionOf) partitionParents.set(name, c.table.partitionOf);
   }
   const supportOids = new Set(plan.schemaDef.standaloneSequenceOids ?? []);
+  // Sequences a restored table draws from, also another table's serial: created when missing.
+  for (const c of plan.collections) for (const s of c.table?.usedSequences ?? []) supportOids.add(s.oid);
   return { relationOids, supportOids, dependentOids, ownedSequences, partitionParents, selected, existsInTarget, fkReferences };
+}
+
+/**
+ * The sequences a restore sets besides the restored collections' own (see load.ts
+ * setSequences): every standalone sequence the backup recorded (the restore creates them all
+ * when missing) and those the restored tables draw from (usedSequences), each once, with the
+ * backed-up state; `used` when a restored table draws from it.
+ */
+export function supportSequences(plan: Plan): { state: PgSequenceState; used: boolean }[] {
+  const selected = new Set<string>();
+  for (const c of plan.collections) {
+    if (c.sequence) selected.add(display(c.source));
+    for (const s of c.table?.sequences ?? []) selected.add(display(s));
+  }
+  const out = new Map<string, { state: PgSequenceState; used: boolean }>();
+  for (const s of plan.schemaDef.standaloneSequences ?? []) out.set(display(s), { state: s, used: false });
+  for (const c of plan.collections) for (const s of c.table?.usedSequences ?? []) out.set(display(s), { state: s, used: true });
+  return [...out.entries()].filter(([name]) => !selected.has(name)).map(([, v]) => v);
 }
 
 /** The name a restored table (source name) has after the switch. */

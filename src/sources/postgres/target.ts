@@ -45,12 +45,12 @@ import { CairnError, CorruptionError, throwIfAborted, UsageError } from '../../c
 import { ownerToken } from '../../core/owner.js';
 import type { ConflictPolicy, RestoreItem, RestoreOptions, RestoreResult, RestoreTarget } from '../types.js';
 import { connect, pgLocation, type PgConnectionSettings } from './connection.js';
-import { assertNoConflicts } from './conflicts.js';
+import { assertNoConflicts, existingRelations } from './conflicts.js';
 import { ROLES_COLLECTION } from './definitions.js';
 import { restoreIntoExistingDatabase, SWITCH_LOCK_TIMEOUT_MS } from './existing-database.js';
 import { dropAbandonedStaging, dropAbandonedStagingRelations, removeAbandonedTempDirs, TMP_PREFIX, watchSession } from './leftovers.js';
 import { restoreIntoNewDatabase, withMaintenance } from './new-database.js';
-import { checkedToc, planItems, type RestoreRun } from './plan.js';
+import { checkedToc, planItems, supportSequences, type RestoreRun } from './plan.js';
 import { ownershipArgs, withOwnershipHint } from './ownership.js';
 import { roleStatements } from './roles.js';
 import { entryKey, listFile, parseToc, referencedTable, type TocEntry } from './toc.js';
@@ -103,6 +103,8 @@ export class PostgresTarget implements RestoreTarget {
       try {
         await dropAbandonedStagingRelations(existing);
         await assertNoConflicts(existing, plan, userOptions.onConflict, this.location);
+        // Sequences the restore sets without selecting them: those that exist only move forward.
+        plan.sequencesInTarget = await existingRelations(existing, supportSequences(plan).map((s) => s.state));
       } finally {
         await existing.end().catch(() => undefined);
       }

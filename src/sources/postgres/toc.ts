@@ -281,7 +281,9 @@ export function filterToc(entries: TocEntry[], sel: TocSelection): FilteredToc {
       continue;
     }
     if (e.desc === 'SEQUENCE OWNED BY') {
-      if (relationKept(e.schema, e.tag)) keepCollection(e);
+      // Only with its table: another table's serial that a restored default draws from is
+      // created (a support object) without the table that owns it.
+      if (sel.ownedSequences.has(q(e.schema, e.tag))) keepCollection(e);
       continue;
     }
     if (e.desc === 'TABLE ATTACH') {
