@@ -5,7 +5,7 @@ import { parseRenames } from '../../core/selection.js';
 import { runRestore } from '../../jobs/restore.js';
 import { openTarget } from '../../sources/index.js';
 import { formatDuration, plural } from '../format.js';
-import { collect, openRepository, parseJobs, printJson, repoOption, selectionFrom, selectionOptions, type CliContext, type CommonOptions, type SelectionFlags } from '../options.js';
+import { collect, NAME_QUOTING, openRepository, parseJobs, printJson, repoOption, selectionFrom, selectionOptions, type CliContext, type CommonOptions, type SelectionFlags } from '../options.js';
 import { ProgressBar } from '../progress-bar.js';
 import { requireRepoName, runOnServer, serverClient, serverOption, type ServerFlags } from '../remote.js';
 
@@ -28,7 +28,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
       .addOption(repoOption())
       .requiredOption('--to <url>', 'target database URL, e.g. sqlite:///path/to/copy.db'),
   )
-    .option('--rename <old=new>', 'restore a collection under another name (repeatable)', collect)
+    .option('--rename <old=new>', `restore a collection under another name (repeatable, or comma-separated; split at the first "=" outside quotes)${NAME_QUOTING}`, collect)
     .addOption(new Option('--on-conflict <policy>', 'when a target collection exists').choices(['fail', 'overwrite']).default('fail'))
     .option('--jobs <n>', 'tables loaded in parallel (default: the number of cores)')
     .option('--roles', 'also restore the roles recorded in the backup (PostgreSQL)')
