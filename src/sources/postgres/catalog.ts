@@ -172,23 +172,29 @@ export async function readUsedSequences(
   const out = new Map<number, { oid: number; schema: string; name: string }[]>();
   if (tableOids.length === 0) return out;
   const { rows } = await client.query<{ rel: number; oid: number; schema: string; name: string }>(
-    `WITH fns AS (
-       SELECT ad.adrelid AS rel, d.refobjid AS fn FROM pg_catalog.pg_attrdef ad
-         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_proc'::regclass
-        WHERE ad.adrelid = ANY($1::oid[])
+    `WITH rels AS MATERIALIZED (SELECT DISTINCT unnest($1::oid[]) AS rel),
+     defaults AS MATERIALIZED (SELECT ad.adrelid AS rel, ad.oid FROM rels r JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = r.rel),
+     fns AS MATERIALIZED (
+       SELECT a.rel, d.refobjid AS fn FROM defaults a
+         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = a.oid AND d.refclassid = 'pg_catalog.pg_proc'::regclass
        UNION
-       SELECT t.tgrelid, t.tgfoid FROM pg_catalog.pg_trigger t WHERE t.tgrelid = ANY($1::oid[]) AND NOT t.tgisinternal
+       SELECT t.tgrelid, t.tgfoid FROM rels r JOIN pg_catalog.pg_trigger t ON t.tgrelid = r.rel AND NOT t.tgisinternal
+     ), bodies AS MATERIALIZED (
+       -- each function once (one audit trigger may serve every table), and only those: the
+       -- planner would otherwise match every function of the catalog against every sequence
+       SELECT p.oid AS fn, lower(p.prosrc) AS src FROM pg_catalog.pg_proc p
+         JOIN pg_catalog.pg_language l ON l.oid = p.prolang AND l.lanname NOT IN ('c', 'internal')
+        WHERE p.oid IN (SELECT fn FROM fns)
+     ), named AS MATERIALIZED (
+       SELECT b.fn, s.oid AS seq FROM bodies b JOIN pg_catalog.pg_class s ON s.relkind = 'S' AND strpos(b.src, lower(s.relname)) > 0
      ), used AS (
-       SELECT ad.adrelid AS rel, d.refobjid AS seq FROM pg_catalog.pg_attrdef ad
-         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass
-        WHERE ad.adrelid = ANY($1::oid[])
+       SELECT a.rel, d.refobjid AS seq FROM defaults a
+         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = a.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass
        UNION
        SELECT f.rel, d.refobjid FROM fns f
          JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = f.fn AND d.refclassid = 'pg_catalog.pg_class'::regclass
        UNION
-       SELECT f.rel, s.oid FROM fns f JOIN pg_catalog.pg_proc p ON p.oid = f.fn
-         JOIN pg_catalog.pg_language l ON l.oid = p.prolang AND l.lanname NOT IN ('c', 'internal')
-         JOIN pg_catalog.pg_class s ON s.relkind = 'S' AND strpos(lower(p.prosrc), lower(s.relname)) > 0
+       SELECT f.rel, n.seq FROM fns f JOIN named n ON n.fn = f.fn
      )
      SELECT DISTINCT u.rel, s.oid, n.nspname AS schema, s.relname AS name
        FROM used u JOIN pg_catalog.pg_class s ON s.oid = u.seq AND s.relkind = 'S'
