@@ -172,7 +172,8 @@ export async function analyzeParallel(settings: PgConnectionSettings, database: 
  * Sets the restored sequences (owned and standalone) to their backed-up values, and the others
  * the restore sets (plan.ts supportSequences): one it created (every one into a new database)
  * to its backed-up value; one that existed in the target and that a restored table draws from
- * only forward, never behind what it has handed out already; other existing ones not at all.
+ * only forward, never behind what it has handed out already (when the restoring role may read
+ * and set it); other existing ones not at all.
  * A support sequence the archive did not hold (a backup older than its table) is left alone.
  */
 export async function setSequences(client: pg.Client, plan: Plan, signal: AbortSignal | undefined): Promise<void> {
@@ -189,9 +190,14 @@ export async function setSequences(client: pg.Client, plan: Plan, signal: AbortS
     throwIfAborted(signal);
     const existed = plan.sequencesInTarget?.has(display(s)) ?? false;
     if (existed && !used) continue;
-    const found = await client.query<{ inc: string }>('SELECT q.seqincrement::text AS inc FROM pg_catalog.pg_sequence q WHERE q.seqrelid = pg_catalog.to_regclass($1)', [qname(s)]);
+    // An existing sequence the restoring role may not read and set (another role's) is left as it is.
+    const found = await client.query<{ inc: string; allowed: boolean }>(
+      `SELECT q.seqincrement::text AS inc, pg_catalog.has_sequence_privilege(q.seqrelid, 'SELECT') AND pg_catalog.has_sequence_privilege(q.seqrelid, 'UPDATE') AS allowed
+         FROM pg_catalog.pg_sequence q WHERE q.seqrelid = pg_catalog.to_regclass($1)`,
+      [qname(s)],
+    );
     const inc = found.rows[0]?.inc;
-    if (inc === undefined) continue;
+    if (inc === undefined || (existed && !found.rows[0]?.allowed)) continue;
     if (existed) {
       const { rows } = await client.query<{ last: string; called: boolean }>(`SELECT last_value::text AS last, is_called AS called FROM ${qname(s)}`);
       const now = rows[0];
