@@ -7,7 +7,7 @@
  *   to `pg_restore --no-owner --no-privileges` as that role; new database, existing database,
  *   overwrite. Siblings: schemas, types and functions owned by another role, a SECURITY DEFINER
  *   function, column grants, ALTER DEFAULT PRIVILEGES, policies TO a role (present: kept; absent:
- *   refused by both, the error names --roles).
+ *   refused by both, the error names --roles); the every-kind fixture as that role.
  * - 10: `--include` of a table whose default draws from a standalone sequence restored that
  *   sequence at its start; siblings: another table's serial, a sequence in another schema, one
  *   a PL/pgSQL function of the default or a trigger calls; backups made with --include; new
@@ -25,7 +25,21 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cairn, cairnJson } from '../helpers/cli.js';
 import { caseFile, createCaseDatabase, pgDumpReference } from '../helpers/pg-cases.js';
-import { createDatabaseWith, dropDatabase, ensurePostgres, ident, lit, pgEnv, pgUrl, psql, schemaDump, sequenceStates, tableChecksums } from '../helpers/postgres.js';
+import {
+  createDatabase,
+  createDatabaseWith,
+  dropDatabase,
+  ensurePostgres,
+  ident,
+  lit,
+  loadEveryKind,
+  pgEnv,
+  pgUrl,
+  psql,
+  schemaDump,
+  sequenceStates,
+  tableChecksums,
+} from '../helpers/postgres.js';
 
 const EXIT = { USAGE: 2, SOURCE: 7 };
 let work: string;
@@ -153,6 +167,26 @@ describe.sequential('line 9: restore as a role that is not a superuser (--no-own
     ok(['restore', 'own', '--repo', repo, '--to', pgUrl(existing, app), '--no-owner', '--no-privileges', '--on-conflict', 'overwrite', '--include', 'public.items,public.v,owned_s.t']);
     expect(schemaDump(existing)).toBe(schemaDump(ref));
     expect(tableChecksums(existing)).toEqual(tableChecksums(ref));
+  });
+
+  it('the every-kind fixture as that role: new database, existing database, overwrite all identical to pg_restore --no-owner --no-privileges', () => {
+    const source = made(createDatabase('owner_every'));
+    loadEveryKind(source);
+    const everyDump = join(work, 'every.dump');
+    expect(spawnSync('pg_dump', ['--format=custom', '-f', everyDump, '-d', source], { env: pgEnv() }).status).toBe(0);
+    const everyRef = made(createDatabaseWith('owner_every_ref', `OWNER ${ident(app)} TEMPLATE template0`));
+    const r = spawnSync('pg_restore', ['--exit-on-error', '--no-owner', '--no-privileges', '-d', everyRef, everyDump], { env: pgEnv({ PGUSER: app }) });
+    expect(r.status, r.stderr?.toString()).toBe(0);
+    ok(['backup', 'create', '--source', pgUrl(source), '--repo', repo, '--id', 'every']);
+    const expected = { schema: schemaDump(everyRef), tables: tableChecksums(everyRef), sequences: sequenceStates(everyRef) };
+    const fresh = targetName('owner_every_new');
+    ok(['restore', 'every', '--repo', repo, '--to', pgUrl(fresh, app), '--no-owner', '--no-privileges']);
+    expect({ schema: schemaDump(fresh), tables: tableChecksums(fresh), sequences: sequenceStates(fresh) }).toEqual(expected);
+    const existing = made(createDatabaseWith('owner_every_ex', `OWNER ${ident(app)} TEMPLATE template0`));
+    ok(['restore', 'every', '--repo', repo, '--to', pgUrl(existing, app), '--no-owner', '--no-privileges']);
+    expect({ schema: schemaDump(existing), tables: tableChecksums(existing), sequences: sequenceStates(existing) }).toEqual(expected);
+    ok(['restore', 'every', '--repo', repo, '--to', pgUrl(existing, app), '--no-owner', '--no-privileges', '--on-conflict', 'overwrite']);
+    expect({ schema: schemaDump(existing), tables: tableChecksums(existing), sequences: sequenceStates(existing) }).toEqual(expected);
   });
 
   it('through the API body: noOwner and noPrivileges are in the restore schema, and nothing else new', async () => {
