@@ -189,11 +189,31 @@ describe.sequential('line 9: restore as a role that is not a superuser (--no-own
     expect({ schema: schemaDump(existing), tables: tableChecksums(existing), sequences: sequenceStates(existing) }).toEqual(expected);
   });
 
-  it('through the API body: noOwner and noPrivileges are in the restore schema, and nothing else new', async () => {
+  it('through the API and the SDK: noOwner and noPrivileges restore, without them the job error names them', async () => {
     const { CreateRestoreBody } = await import('../../src/server/schemas.js');
-    expect(CreateRestoreBody.safeParse({ backup: 'own', target: 'x', noOwner: true, noPrivileges: true }).success).toBe(true);
     expect(CreateRestoreBody.safeParse({ backup: 'own', target: 'x', noOwner: 'yes' }).success).toBe(false);
     expect(CreateRestoreBody.safeParse({ backup: 'own', target: 'x', noOwners: true }).success).toBe(false);
+    const { SqliteTokenStore } = await import('../../src/catalog/tokens.js');
+    const { catalogFile, startServer } = await import('../../src/server/index.js');
+    const { CairnClient, JobFailedError } = await import('../../src/sdk/index.js');
+    const dataDir = join(work, 'server-data');
+    const store = new SqliteTokenStore(catalogFile(dataDir));
+    const token = store.create('operator').token;
+    store.close();
+    const server = await startServer({ dataDir, port: 0, allowAdHocUrls: true });
+    try {
+      const client = new CairnClient({ url: server.url, token });
+      const refused = targetName('owner_api_refused');
+      const failed = await client.restores.create({ backup: 'own', repository: repo, target: pgUrl(refused, app) }, { waitForCompletion: true, pollMs: 50 }).catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(JobFailedError);
+      expect((failed as Error).message).toMatch(/--no-owner \(API: noOwner\)/);
+      const fresh = targetName('owner_api');
+      const job = await client.restores.create({ backup: 'own', repository: repo, target: pgUrl(fresh, app), noOwner: true, noPrivileges: true }, { waitForCompletion: true, pollMs: 50 });
+      expect(job.state).toBe('SUCCESS');
+      expect(schemaDump(fresh)).toBe(schemaDump(ref));
+    } finally {
+      await server.close();
+    }
   });
 
   it('a policy TO a role the target lacks: pg_restore fails with both options too, and cairn says to create it or use --roles', () => {
