@@ -235,6 +235,8 @@ describe('restore errors on owners and grants (issue 14 line 9) name the options
     const m = (withOwnershipHint(denied, { noOwner: true, noPrivileges: true }) as Error).message;
     expect(m).not.toMatch(/SELECT on the tables to back up/);
     expect(m).toMatch(/permission denied for schema s\. Restore as a role that has this privilege/);
+    const createdb = new SourceError('PostgreSQL refused an operation: permission denied to create database. Grant the user "app" the privilege it needs (e.g. SELECT on the tables to back up).', { cause: { code: '42501' } });
+    expect((withOwnershipHint(createdb, {}) as Error).message).toMatch(/permission denied to create database\. A restore into a new database creates it: give the restoring role CREATEDB/);
     const other = new ConflictError('exists');
     expect(withOwnershipHint(other, {})).toBe(other);
     expect(ownershipArgs({ noOwner: true, noPrivileges: true })).toEqual(['--no-owner', '--no-privileges']);

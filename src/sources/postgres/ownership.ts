@@ -45,7 +45,9 @@ export function withOwnershipHint(err: unknown, options: Pick<RestoreOptions, 'n
   const flags = unused.join(' and ');
   const api = unused.map((f) => (f === '--no-owner' ? 'noOwner' : 'noPrivileges')).join(', ');
   let hint: string;
-  if (missing) {
+  if (/permission denied to create database/i.test(text)) {
+    hint = 'A restore into a new database creates it: give the restoring role CREATEDB (ALTER ROLE … CREATEDB), or create the database (owned by that role) first and restore into it.';
+  } else if (missing) {
     hint =
       'The backup names a role the target server lacks' +
       (unused.length > 0 ? ` (as an owner or in a grant): restore with ${flags} (API: ${api}) to leave owners and grants out, or` : ' (in a policy or a role membership, which --no-owner and --no-privileges keep):') +
