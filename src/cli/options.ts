@@ -71,10 +71,25 @@ export function repoOption(): Option {
   ).env('CAIRN_REPO');
 }
 
+/**
+ * How --help says to write a name that a list would split or trim (core/selection.ts
+ * parseNameList / parseRenames; docs/cli.md has the details): a short pointer on each flag, the
+ * rule once below the options.
+ */
+export const NAME_QUOTING = '; quote names as shown below';
+export const NAME_HELP = `
+Names: a name, or a PostgreSQL schema or table part, that holds "," "=" "." or '"', or starts or
+ends with a space, goes in double quotes, SQL style (a quote inside doubled); repeat the flag or
+separate names with ",". Examples:
+  --include 'public."say ""hi"" "'   --include '" lead"' --include 'public."a,b"'
+  --rename '"k=v"=kv'                --rename 'users="Users 2"'
+A name that matches nothing is an error that lists the names as they are to be typed.`;
+
 export function selectionOptions(cmd: Command): Command {
   return cmd
-    .option('--include <names>', 'only these collections (comma-separated, * wildcards; repeatable)', collect)
-    .option('--exclude <names>', 'every collection but these (comma-separated, * wildcards; repeatable)', collect);
+    .addHelpText('after', NAME_HELP)
+    .option('--include <names>', `only these collections (comma-separated, * wildcards; repeatable)${NAME_QUOTING}`, collect)
+    .option('--exclude <names>', `every collection but these (comma-separated, * wildcards; repeatable)${NAME_QUOTING}`, collect);
 }
 
 export function selectionFrom(opts: SelectionFlags): Selection {

@@ -23,6 +23,9 @@ export interface RestoreOptions {
   jobs?: number;
   /** Restore the roles recorded in the backup. */
   roles?: boolean;
+  /** Leave out object ownership / grants (engines with roles; pg_restore's --no-owner, --no-privileges). */
+  noOwner?: boolean;
+  noPrivileges?: boolean;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
   /** See RestoreOptions.onFinalizing of the targets: the switch-in is about to start. */
@@ -45,6 +48,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
   const { repo, target } = options;
   const manifest = await repo.readManifest(options.backupId, options.signal);
   if (options.roles) refuseRoles(target.kind, 'restore');
+  if (options.noOwner) refuseRoles(target.kind, 'restore', '--no-owner');
+  if (options.noPrivileges) refuseRoles(target.kind, 'restore', '--no-privileges');
   const rules = namingFor(manifest.source.kind);
   const renames = new Map<string, string>();
   const keys = new Set<string>();
@@ -83,6 +88,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
       onConflict: options.onConflict ?? 'fail',
       ...(options.jobs !== undefined ? { jobs: options.jobs } : {}),
       ...(options.roles !== undefined ? { roles: options.roles } : {}),
+      ...(options.noOwner ? { noOwner: true } : {}),
+      ...(options.noPrivileges ? { noPrivileges: true } : {}),
       ...(options.onFinalizing ? { onFinalizing: options.onFinalizing } : {}),
       signal,
       onProgress: (p) => {

@@ -95,6 +95,10 @@ export const CreateRestoreBody = z
     renames: renames.optional(),
     onConflict: z.enum(['fail', 'overwrite']).optional(),
     roles: z.boolean().optional(),
+    /** PostgreSQL: objects belong to the restoring role, not their recorded owners (pg_restore --no-owner). */
+    noOwner: z.boolean().optional(),
+    /** PostgreSQL: grants and default privileges are left out (pg_restore --no-privileges). */
+    noPrivileges: z.boolean().optional(),
     jobs: z.number().int().min(1).max(64).optional(),
   })
   .strict()

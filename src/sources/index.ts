@@ -21,14 +21,16 @@ export function openSource(url: string, options: SourceOptions = {}): DatabaseSo
 }
 
 /**
- * Throws UsageError when roles are asked of an engine that has none (capabilities.roles false),
- * rather than quietly backing up or restoring without them.
+ * Throws UsageError when roles (`flag`: --roles, or --no-owner / --no-privileges, which leave
+ * roles out) are asked of an engine that has none (capabilities.roles false), rather than
+ * quietly backing up or restoring as if the flag meant something there.
  */
-export function refuseRoles(kind: string, verb: 'record' | 'restore'): void {
+export function refuseRoles(kind: string, verb: 'record' | 'restore', flag = '--roles'): void {
   if (driverForKind(kind)?.capabilities.roles) return;
   const withRoles = engines().filter((d) => d.capabilities.roles).map((d) => d.kind);
+  const what = flag === '--roles' ? `no roles to ${verb}` : 'no roles, owners or grants';
   throw new UsageError(
-    `--roles: ${kind} databases have no roles to ${verb}; leave --roles out` +
+    `${flag}: ${kind} databases have ${what}; leave ${flag} out` +
       (withRoles.length > 0 ? ` (it applies to ${withRoles.join(', ')}).` : '.'),
   );
 }

@@ -100,6 +100,10 @@ export interface RestoreOptions {
   jobs?: number;
   /** Restore roles recorded in the backup (sources that record them). */
   roles?: boolean;
+  /** Engines with roles: leave out object ownership; objects belong to the restoring role (pg_restore --no-owner). */
+  noOwner?: boolean;
+  /** Engines with roles: leave out grants and default privileges (pg_restore --no-privileges). */
+  noPrivileges?: boolean;
   signal?: AbortSignal;
   onProgress?: (progress: RestoreProgress) => void;
   /**

@@ -173,3 +173,73 @@ describe('PostgreSQL names within 63 bytes', () => {
     expect(truncated(`${'a'.repeat(70)}`)).toBe('a'.repeat(63));
   });
 });
+
+describe('names on the command line (issue 14 line 11): lists split and trim only outside double quotes', () => {
+  const parse = async (values: string[]): Promise<string[] | undefined> => (await import('../../src/core/selection.js')).parseNameList(values);
+  const renames = async (values: string[]): Promise<[string, string][]> => [...(await import('../../src/core/selection.js')).parseRenames(values)];
+
+  it('keeps spaces at the ends, commas, "=", dots, "*" and doubled quotes inside quotes; repeated flags add up', async () => {
+    expect(await parse(['public."say ""hi"" "'])).toEqual(['public."say ""hi"" "']);
+    expect(await parse(['" lead", "trail " ,plain', '"a,b"'])).toEqual(['" lead"', '"trail "', 'plain', '"a,b"']);
+    expect(await parse(['"x.y","k=v",st*r'])).toEqual(['"x.y"', '"k=v"', 'st*r']);
+    expect(await parse(['"line1\nline2"'])).toEqual(['"line1\nline2"']);
+    // A quote that does not open a part is a character: `we"ird` is one name.
+    expect(await parse(['public.we"ird,x'])).toEqual(['public.we"ird', 'x']);
+  });
+
+  it('each engine reads the quoted form back as the name itself', () => {
+    expect(postgresNaming.qualify('public."say ""hi"" "')).toBe('public.say "hi" ');
+    expect(postgresNaming.qualify('"say ""hi"" "')).toBe('public.say "hi" ');
+    expect(postgresNaming.qualify('" lead"')).toBe('public. lead');
+    expect(postgresNaming.qualify('public."x.y"')).toBe('public."x.y"');
+    expect(postgresNaming.qualify('"a.b".t')).toBe('"a.b".t');
+    expect(sqliteNaming.qualify('"say ""hi"" "')).toBe('say "hi" ');
+    expect(sqliteNaming.qualify('"a,b"')).toBe('a,b');
+    // and writes every name so that a list gives it back
+    for (const name of ['public.say "hi" ', 'public. lead', 'public.a,b', 'public.k=v', 'public."x.y"', 'public.Users', 'public.line1\nline2']) {
+      expect(postgresNaming.qualify(postgresNaming.written(name)), name).toBe(name);
+    }
+    for (const name of ['say "hi" ', ' lead', 'a,b', 'k=v', 'x.y', '"q"']) expect(sqliteNaming.qualify(sqliteNaming.written(name)), name).toBe(name);
+  });
+
+  it('--rename splits at the first "=" outside quotes, keeps quoted spaces, and refuses a pair without both sides', async () => {
+    expect(await renames(['"say ""hi"" "=" trail "'])).toEqual([['"say ""hi"" "', '" trail "']]);
+    expect(await renames(['"k=v"=kv,users="u,1=2.x"'])).toEqual([['"k=v"', 'kv'], ['users', '"u,1=2.x"']]);
+    await expect(renames(['"k=v"'])).rejects.toThrow(/write it as old=new/);
+    await expect(renames(['a='])).rejects.toThrow(/write it as old=new/);
+  });
+});
+
+describe('sequence positions (issue 14 line 10): an existing sequence is only moved forward', () => {
+  it('compares the next value nextval would return, in the direction of the increment', async () => {
+    const { isAhead } = await import('../../src/sources/postgres/load.js');
+    expect(isAhead({ lastValue: '1004', isCalled: true }, { lastValue: '1000', isCalled: false }, 1n)).toBe(true);
+    expect(isAhead({ lastValue: '1004', isCalled: true }, { lastValue: '2000', isCalled: true }, 1n)).toBe(false);
+    expect(isAhead({ lastValue: '5', isCalled: false }, { lastValue: '5', isCalled: true }, 1n)).toBe(false);
+    expect(isAhead({ lastValue: '-11', isCalled: true }, { lastValue: '-2', isCalled: true }, -1n)).toBe(true);
+    expect(isAhead({ lastValue: '-11', isCalled: true }, { lastValue: '-20', isCalled: true }, -1n)).toBe(false);
+    expect(isAhead({ lastValue: '9223372036854775806', isCalled: true }, { lastValue: '9223372036854775805', isCalled: true }, 1n)).toBe(true);
+  });
+});
+
+describe('restore errors on owners and grants (issue 14 line 9) name the options that leave them out', () => {
+  it('ownership, a missing role, a denied permission; only the options not given yet', async () => {
+    const { withOwnershipHint, ownershipArgs } = await import('../../src/sources/postgres/ownership.js');
+    const { SourceError, ConflictError } = await import('../../src/core/errors.js');
+    const owner = new SourceError('Cannot restore into x: pg_restore failed (exit 1): ERROR:  must be member of role "postgres" | Command was: ALTER TABLE public.items OWNER TO postgres;');
+    expect(String((withOwnershipHint(owner, {}) as Error).message)).toMatch(/OWNER TO postgres\. The backup records object owners.*--no-owner \(API: noOwner\).*--no-privileges/);
+    const missing = new SourceError('x', { cause: { code: '42704', message: 'role "gone" does not exist' } });
+    expect((withOwnershipHint(missing, { noOwner: true }) as Error).message).toMatch(/restore with --no-privileges \(API: noPrivileges\).*--roles/);
+    expect((withOwnershipHint(missing, { noOwner: true, noPrivileges: true, roles: true }) as Error).message).toMatch(/in a policy or a role membership.*create the role first\.$/);
+    const denied = new SourceError('PostgreSQL refused an operation: permission denied for schema s. Grant the user "app" the privilege it needs (e.g. SELECT on the tables to back up).', { cause: { code: '42501' } });
+    const m = (withOwnershipHint(denied, { noOwner: true, noPrivileges: true }) as Error).message;
+    expect(m).not.toMatch(/SELECT on the tables to back up/);
+    expect(m).toMatch(/permission denied for schema s\. Restore as a role that has this privilege/);
+    const createdb = new SourceError('PostgreSQL refused an operation: permission denied to create database. Grant the user "app" the privilege it needs (e.g. SELECT on the tables to back up).', { cause: { code: '42501' } });
+    expect((withOwnershipHint(createdb, {}) as Error).message).toMatch(/permission denied to create database\. A restore into a new database creates it: give the restoring role CREATEDB/);
+    const other = new ConflictError('exists');
+    expect(withOwnershipHint(other, {})).toBe(other);
+    expect(ownershipArgs({ noOwner: true, noPrivileges: true })).toEqual(['--no-owner', '--no-privileges']);
+    expect(ownershipArgs({})).toEqual([]);
+  });
+});

@@ -5,7 +5,7 @@ import { parseRenames } from '../../core/selection.js';
 import { runRestore } from '../../jobs/restore.js';
 import { openTarget } from '../../sources/index.js';
 import { formatDuration, plural } from '../format.js';
-import { collect, openRepository, parseJobs, printJson, repoOption, selectionFrom, selectionOptions, type CliContext, type CommonOptions, type SelectionFlags } from '../options.js';
+import { collect, NAME_QUOTING, openRepository, parseJobs, printJson, repoOption, selectionFrom, selectionOptions, type CliContext, type CommonOptions, type SelectionFlags } from '../options.js';
 import { ProgressBar } from '../progress-bar.js';
 import { requireRepoName, runOnServer, serverClient, serverOption, type ServerFlags } from '../remote.js';
 
@@ -15,6 +15,9 @@ interface RestoreFlags extends CommonOptions, SelectionFlags, ServerFlags {
   onConflict: 'fail' | 'overwrite';
   jobs?: string;
   roles?: boolean;
+  /** commander's --no-owner / --no-privileges: false when given. */
+  owner: boolean;
+  privileges: boolean;
 }
 
 export function registerRestoreCommand(program: Command, { io, signal }: CliContext): void {
@@ -25,10 +28,12 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
       .addOption(repoOption())
       .requiredOption('--to <url>', 'target database URL, e.g. sqlite:///path/to/copy.db'),
   )
-    .option('--rename <old=new>', 'restore a collection under another name (repeatable)', collect)
+    .option('--rename <old=new>', `restore a collection under another name (repeatable, or comma-separated; split at the first "=" outside quotes)${NAME_QUOTING}`, collect)
     .addOption(new Option('--on-conflict <policy>', 'when a target collection exists').choices(['fail', 'overwrite']).default('fail'))
     .option('--jobs <n>', 'tables loaded in parallel (default: the number of cores)')
     .option('--roles', 'also restore the roles recorded in the backup (PostgreSQL)')
+    .option('--no-owner', 'objects belong to the restoring role, not their recorded owners (PostgreSQL, as pg_restore --no-owner)')
+    .option('--no-privileges', 'leave out grants and default privileges (PostgreSQL, as pg_restore --no-privileges)')
     .option('--json', 'print JSON')
     .addOption(serverOption())
     .option('--no-wait', 'with a server: print the job id at once instead of waiting')
@@ -49,6 +54,8 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
               ...(renames.size ? { renames: Object.fromEntries(renames) } : {}),
               onConflict: opts.onConflict,
               ...(opts.roles ? { roles: true } : {}),
+              ...(opts.owner === false ? { noOwner: true } : {}),
+              ...(opts.privileges === false ? { noPrivileges: true } : {}),
               ...(jobs ? { jobs } : {}),
             }),
           );
@@ -75,6 +82,8 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
             onConflict: opts.onConflict,
             ...(jobs !== undefined ? { jobs } : {}),
             roles: Boolean(opts.roles),
+            noOwner: opts.owner === false,
+            noPrivileges: opts.privileges === false,
             signal,
             onProgress: (p) => bar.update(p),
           });

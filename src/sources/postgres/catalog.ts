@@ -228,6 +228,63 @@ export async function readOwnedSequences(
 }
 
 /**
+ * Sequences each table's rows draw from besides its own (see PgTableDefinition.usedSequences):
+ * those its column defaults depend on (pg_depend of pg_attrdef), and those the functions its
+ * defaults and triggers call depend on (SQL-standard bodies) or name in their source text (a
+ * PL/pgSQL body records no dependency; a name found in it may be a false match, which only
+ * carries one more sequence value). As [table oid → sequences].
+ */
+export async function readUsedSequences(
+  client: pg.Client,
+  tableOids: number[],
+): Promise<Map<number, { oid: number; schema: string; name: string }[]>> {
+  const out = new Map<number, { oid: number; schema: string; name: string }[]>();
+  if (tableOids.length === 0) return out;
+  const { rows } = await client.query<{ rel: number; oid: number; schema: string; name: string }>(
+    `WITH rels AS MATERIALIZED (SELECT DISTINCT unnest($1::oid[]) AS rel),
+     defaults AS MATERIALIZED (SELECT ad.adrelid AS rel, ad.oid FROM rels r JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = r.rel),
+     fns AS MATERIALIZED (
+       SELECT a.rel, d.refobjid AS fn FROM defaults a
+         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = a.oid AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+       UNION
+       SELECT t.tgrelid, t.tgfoid FROM rels r JOIN pg_catalog.pg_trigger t ON t.tgrelid = r.rel AND NOT t.tgisinternal
+     ), bodies AS MATERIALIZED (
+       -- each function once (one audit trigger may serve every table), and only those: the
+       -- planner would otherwise match every function of the catalog against every sequence
+       SELECT p.oid AS fn, lower(p.prosrc) AS src FROM pg_catalog.pg_proc p
+         JOIN pg_catalog.pg_language l ON l.oid = p.prolang AND l.lanname NOT IN ('c', 'internal')
+        WHERE p.oid IN (SELECT fn FROM fns)
+     ), named AS MATERIALIZED (
+       SELECT b.fn, s.oid AS seq FROM bodies b JOIN pg_catalog.pg_class s ON s.relkind = 'S' AND strpos(b.src, lower(s.relname)) > 0
+     ), used AS (
+       SELECT a.rel, d.refobjid AS seq FROM defaults a
+         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = a.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass
+       UNION
+       SELECT f.rel, d.refobjid FROM fns f
+         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = f.fn AND d.refclassid = 'pg_catalog.pg_class'::regclass
+       UNION
+       SELECT f.rel, n.seq FROM fns f JOIN named n ON n.fn = f.fn
+     )
+     SELECT DISTINCT u.rel, s.oid, n.nspname AS schema, s.relname AS name
+       FROM used u JOIN pg_catalog.pg_class s ON s.oid = u.seq AND s.relkind = 'S'
+       JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
+      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+        -- not the table's own (serial, identity): those travel with it already
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend o WHERE o.classid = 'pg_catalog.pg_class'::regclass AND o.objid = s.oid
+                          AND o.refobjid = u.rel AND o.deptype IN ('a', 'i'))
+      ORDER BY 1, 3, 4`,
+    [tableOids],
+  );
+  for (const r of rows) {
+    const rel = Number(r.rel);
+    let list = out.get(rel);
+    if (list === undefined) out.set(rel, (list = []));
+    list.push({ oid: Number(r.oid), schema: r.schema, name: r.name });
+  }
+  return out;
+}
+
+/**
  * Current values of sequences. Sequences are not transactional: this reads their state now
  * (right after the snapshot was taken), which can only be ahead of the rows the snapshot sees.
  */

@@ -46,6 +46,13 @@ export interface PgTableDefinition {
   dependentOids: number[];
   /** Sequences owned by the table (serial/identity), with their values in the snapshot. */
   sequences: PgSequenceState[];
+  /**
+   * Other sequences the table's rows draw from, with their values in the snapshot: those its
+   * column defaults call (a standalone sequence, another table's serial, in any schema) and
+   * those the functions its defaults and triggers call name. A restore creates them when
+   * missing and never leaves them behind the restored rows. Absent in older backups.
+   */
+  usedSequences?: PgSequenceDefinition[];
 }
 
 /**
@@ -120,6 +127,11 @@ export interface PgSchemaDefinition {
    * default may call one), like functions and types; their values are set only when selected.
    */
   standaloneSequenceOids?: number[];
+  /**
+   * The values of those sequences in the snapshot, whether selected or not: a restore sets
+   * each one it creates (absent in older backups, whose unselected ones restart).
+   */
+  standaloneSequences?: PgSequenceDefinition[];
 }
 
 /** The "(roles)" collection. */

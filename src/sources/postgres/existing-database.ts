@@ -57,7 +57,7 @@ export const SWITCH_LOCK_TIMEOUT_MS = 10_000;
  * abort. Before the switch commits, every failure leaves the target as it was.
  */
 export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTimeoutMs: number): Promise<RestoreResult> {
-  const { settings, location, plan, toc, fkReferences, archive, tmp, jobs, options, lease } = run;
+  const { settings, location, plan, toc, fkReferences, archive, tmp, jobs, options, lease, pgRestoreArgs } = run;
   const { signal, onConflict } = options;
   const db = settings.database;
   // This session holds the staging lock (on the target database) from before the first staging
@@ -76,13 +76,13 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     const filtered = filterToc(toc, tocSelection(plan, fkReferences, (q) => present.has(q)));
     const list = path.join(tmp, 'restore.list');
     fs.writeFileSync(list, listFile(filtered.kept), { mode: 0o600 });
-    const pre = await archiveScript(settings, archive, list, 'pre-data', signal);
-    const post = await archiveScript(settings, archive, list, 'post-data', signal);
+    const pre = await archiveScript(settings, archive, list, 'pre-data', signal, pgRestoreArgs);
+    const post = await archiveScript(settings, archive, list, 'post-data', signal, pgRestoreArgs);
     let late: ScriptBlock[] = [];
     if (filtered.lateAttach.length > 0) {
       const lateList = path.join(tmp, 'attach.list');
       fs.writeFileSync(lateList, listFile(filtered.lateAttach), { mode: 0o600 });
-      late = await archiveScript(settings, archive, lateList, undefined, signal);
+      late = await archiveScript(settings, archive, lateList, undefined, signal, pgRestoreArgs);
     }
     throwIfAborted(signal);
     const staging = stagingPlan(plan, pre, post, filtered.collectionKeys, restoreId);

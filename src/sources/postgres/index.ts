@@ -4,7 +4,7 @@
  * Files: connection.ts (URLs, redaction, location, database key, sessions), naming.ts (exact
  * names, `public` by default), source.ts, target.ts; engine helpers: the source's
  * session-pool.ts, tool-stream.ts, segments.ts, catalog.ts; the target's plan.ts, conflicts.ts,
- * new-database.ts, existing-database.ts, staging-plan.ts, load.ts, leftovers.ts; shared:
+ * new-database.ts, existing-database.ts, staging-plan.ts, load.ts, leftovers.ts, ownership.ts; shared:
  * definitions.ts, roles.ts, staging.ts, toc.ts, tools.ts.
  */
 import type { EngineDriver } from '../driver.js';

@@ -23,7 +23,7 @@ import { identQuoter, quoteIdent } from './catalog.js';
 import { connect, pgError, type PgConnectionSettings } from './connection.js';
 import type { PgSequenceState, PgTableDefinition } from './definitions.js';
 import { display } from './naming.js';
-import { ALTER_WORD, qname, type Plan, type PlannedCollection, type QName } from './plan.js';
+import { ALTER_WORD, qname, supportSequences, type Plan, type PlannedCollection, type QName } from './plan.js';
 import { truncated } from './staging.js';
 
 /** Bytes of a table's stream between two progress reports. */
@@ -210,7 +210,14 @@ export async function analyzeParallel(settings: PgConnectionSettings, database: 
   }
 }
 
-/** Sets the restored sequences (owned and standalone) to their backed-up values. */
+/**
+ * Sets the restored sequences (owned and standalone) to their backed-up values, and the others
+ * the restore sets (plan.ts supportSequences): one it created (every one into a new database)
+ * to its backed-up value; one that existed in the target and that a restored table draws from
+ * only forward, never behind what it has handed out already (when the restoring role may read
+ * and set it); other existing ones not at all.
+ * A support sequence the archive did not hold (a backup older than its table) is left alone.
+ */
 export async function setSequences(client: pg.Client, plan: Plan, signal: AbortSignal | undefined): Promise<void> {
   const states: PgSequenceState[] = [];
   for (const c of plan.collections) {
@@ -221,6 +228,34 @@ export async function setSequences(client: pg.Client, plan: Plan, signal: AbortS
     throwIfAborted(signal);
     await client.query('SELECT pg_catalog.setval($1::regclass, $2::bigint, $3::boolean)', [qname(s), s.lastValue, s.isCalled]);
   }
+  for (const { state: s, used } of supportSequences(plan)) {
+    throwIfAborted(signal);
+    const existed = plan.sequencesInTarget?.has(display(s)) ?? false;
+    if (existed && !used) continue;
+    // An existing sequence the restoring role may not read and set (another role's) is left as it is.
+    const found = await client.query<{ inc: string; allowed: boolean }>(
+      `SELECT q.seqincrement::text AS inc, pg_catalog.has_sequence_privilege(q.seqrelid, 'SELECT') AND pg_catalog.has_sequence_privilege(q.seqrelid, 'UPDATE') AS allowed
+         FROM pg_catalog.pg_sequence q WHERE q.seqrelid = pg_catalog.to_regclass($1)`,
+      [qname(s)],
+    );
+    const inc = found.rows[0]?.inc;
+    if (inc === undefined || (existed && !found.rows[0]?.allowed)) continue;
+    if (existed) {
+      const { rows } = await client.query<{ last: string; called: boolean }>(`SELECT last_value::text AS last, is_called AS called FROM ${qname(s)}`);
+      const now = rows[0];
+      if (now === undefined || !isAhead(s, { lastValue: now.last, isCalled: now.called }, BigInt(inc))) continue;
+    }
+    await client.query('SELECT pg_catalog.setval($1::regclass, $2::bigint, $3::boolean)', [qname(s), s.lastValue, s.isCalled]);
+  }
+}
+
+/**
+ * Whether state `a` of a sequence is past state `b` (increment `inc`): the value the next
+ * nextval would return comes later in the sequence's direction.
+ */
+export function isAhead(a: Pick<PgSequenceState, 'lastValue' | 'isCalled'>, b: Pick<PgSequenceState, 'lastValue' | 'isCalled'>, inc: bigint): boolean {
+  const next = (x: Pick<PgSequenceState, 'lastValue' | 'isCalled'>): bigint => BigInt(x.lastValue) + (x.isCalled ? inc : 0n);
+  return inc > 0n ? next(a) > next(b) : next(a) < next(b);
 }
 
 /** Refreshes the restored materialized views; one that reads another waits for it (retry until no progress). */

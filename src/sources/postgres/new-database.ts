@@ -47,7 +47,7 @@ export async function withMaintenance<T>(settings: PgConnectionSettings, fn: (cl
  * signal's reason on abort; in every case the staging database is dropped.
  */
 export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreResult> {
-  const { settings, plan, toc, fkReferences, archive, tmp, jobs, options, lease } = run;
+  const { settings, plan, toc, fkReferences, archive, tmp, jobs, options, lease, pgRestoreArgs } = run;
   const { signal } = options;
   const target = settings.database;
   const filtered = filterToc(toc, tocSelection(plan, fkReferences, () => false));
@@ -77,7 +77,7 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     const conninfo = dbnameConninfo(staging);
     const what = `Cannot restore into ${pgLocation(settings, staging)} (staging for ${target})`;
     const database = staging;
-    const pgRestore = (args: string[]) => runTool('pg_restore', args, { settings, database, signal, what });
+    const pgRestore = (args: string[]) => runTool('pg_restore', [...pgRestoreArgs, ...args], { settings, database, signal, what });
     throwIfAborted(signal);
     await pgRestore(['--section=pre-data', '-L', list, '--exit-on-error', '--no-password', '-d', conninfo, archive]);
     // The extensions' configuration tables exist now (CREATE EXTENSION, pre-data) with the

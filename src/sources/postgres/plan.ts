@@ -39,6 +39,7 @@ const SequenceStateSchema = z.object({
   lastValue: z.string().regex(/^-?\d+$/),
   isCalled: z.boolean(),
 });
+const SequenceDefinitionSchema = SequenceStateSchema.extend({ oid: z.number().int() });
 const TableDefinitionSchema = z.object({
   schema: z.string(),
   name: z.string(),
@@ -49,6 +50,7 @@ const TableDefinitionSchema = z.object({
   columns: z.array(ColumnSchema),
   dependentOids: z.array(z.number().int()),
   sequences: z.array(SequenceStateSchema),
+  usedSequences: z.array(SequenceDefinitionSchema).optional(),
 });
 const ExtensionTableDefinitionSchema = TableDefinitionSchema.extend({ extension: z.string(), condition: z.string() });
 const ViewDefinitionSchema = z.object({
@@ -66,7 +68,6 @@ const ForeignTableDefinitionSchema = z.object({
   partitionOf: z.string().nullable(),
   dependentOids: z.array(z.number().int()),
 });
-const SequenceDefinitionSchema = SequenceStateSchema.extend({ oid: z.number().int() });
 const SchemaDefinitionSchema = z.object({
   database: z.string(),
   encoding: z.string().min(1),
@@ -82,6 +83,7 @@ const SchemaDefinitionSchema = z.object({
   extensions: z.array(z.object({ name: z.string(), schema: z.string(), version: z.string() })).optional(),
   extensionSequences: z.array(SequenceStateSchema).optional(),
   standaloneSequenceOids: z.array(z.number().int()).optional(),
+  standaloneSequences: z.array(SequenceDefinitionSchema).optional(),
 });
 
 /** pg_class.relkind of a restored collection: table, partitioned table, view, materialized view, sequence, foreign table. */
@@ -117,6 +119,7 @@ export interface Plan {
     | 'icuRules'
     | 'collationVersion'
     | 'extensionSequences'
+    | 'standaloneSequences'
   >;
   rolesItem: RestoreItem | undefined;
   collections: PlannedCollection[];
@@ -125,6 +128,12 @@ export interface Plan {
    * (never renamed, staged or replaced); their rows go into the table the extension creates.
    */
   extensionTables: PlannedCollection[];
+  /**
+   * Into an existing database: which sequences the restore does not select but sets
+   * (supportSequences) exist in the target ("schema.name"), found before anything is created;
+   * those are only moved forward. Undefined into a new database.
+   */
+  sequencesInTarget?: Set<string>;
 }
 
 /**
@@ -145,6 +154,8 @@ export interface RestoreRun {
   tmp: string;
   jobs: number;
   options: RestoreOptions;
+  /** Flags given to every pg_restore run (--no-owner, --no-privileges: see ownership.ts). */
+  pgRestoreArgs: string[];
   lease: (client: pg.Client) => () => void;
 }
 
@@ -326,7 +337,27 @@ export function tocSelection(plan: Plan, fkReferences: Map<number, string>, exis
     if (parent) partitionParents.set(name, parent);
   }
   const supportOids = new Set(plan.schemaDef.standaloneSequenceOids ?? []);
+  // Sequences a restored table draws from, also another table's serial: created when missing.
+  for (const c of plan.collections) for (const s of c.table?.usedSequences ?? []) supportOids.add(s.oid);
   return { relationOids, supportOids, dependentOids, ownedSequences, partitionParents, selected, existsInTarget, fkReferences };
+}
+
+/**
+ * The sequences a restore sets besides the restored collections' own (see load.ts
+ * setSequences): every standalone sequence the backup recorded (the restore creates them all
+ * when missing) and those the restored tables draw from (usedSequences), each once, with the
+ * backed-up state; `used` when a restored table draws from it.
+ */
+export function supportSequences(plan: Plan): { state: PgSequenceState; used: boolean }[] {
+  const selected = new Set<string>();
+  for (const c of plan.collections) {
+    if (c.sequence) selected.add(display(c.source));
+    for (const s of c.table?.sequences ?? []) selected.add(display(s));
+  }
+  const out = new Map<string, { state: PgSequenceState; used: boolean }>();
+  for (const s of plan.schemaDef.standaloneSequences ?? []) out.set(display(s), { state: s, used: false });
+  for (const c of plan.collections) for (const s of c.table?.usedSequences ?? []) out.set(display(s), { state: s, used: true });
+  return [...out.entries()].filter(([name]) => !selected.has(name)).map(([, v]) => v);
 }
 
 /** The name a restored table (source name) has after the switch. */

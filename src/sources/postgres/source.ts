@@ -62,6 +62,7 @@ import {
   readDependents,
   readExtensionConfig,
   readOwnedSequences,
+  readUsedSequences,
   readRelations,
   readRoleNames,
   readSequenceValues,
@@ -83,6 +84,7 @@ import {
   type PgForeignTableDefinition,
   type PgSchemaDefinition,
   type PgSequenceDefinition,
+  type PgSequenceState,
   type PgTableDefinition,
   type PgViewDefinition,
 } from './definitions.js';
@@ -237,8 +239,12 @@ class PostgresSnapshot implements SourceSnapshot {
     const serverVersionNum = Number(version.rows[0]?.n ?? 0);
     const dependents = await readDependents(c, relOids);
     const owned = await readOwnedSequences(c, toLock.map((r) => r.oid));
+    const used = await readUsedSequences(c, toLock.map((r) => r.oid));
     const standalone = selected.filter((r) => r.relkind === 'S');
-    const seqList = [...[...owned.values()].flat(), ...standalone];
+    // Every standalone sequence's value, selected or not (a restore creates them all), and
+    // those the selected tables draw from (issue 14: an --include restarted them).
+    const allStandalone = relations.filter((r) => r.relkind === 'S' && !r.ownedSequence);
+    const seqList = uniqueSequences([...[...owned.values()].flat(), ...standalone, ...allStandalone, ...[...used.values()].flat()]);
     const values = new Map(
       (await readSequenceValues(c, seqList)).map((v) => [display(v), v] as const),
     );
@@ -258,7 +264,8 @@ class PostgresSnapshot implements SourceSnapshot {
       pgDumpVersion,
       extensions: info.extensions,
       ...(extensionSequences.length > 0 ? { extensionSequences } : {}),
-      standaloneSequenceOids: relations.filter((r) => r.relkind === 'S' && !r.ownedSequence).map((r) => r.oid),
+      standaloneSequenceOids: allStandalone.map((r) => r.oid),
+      standaloneSequences: allStandalone.flatMap((r) => sequenceDefinition(r, values)),
     };
     const out: CollectionDescriptor[] = [
       { name: SCHEMA_COLLECTION, kind: 'pg_schema', selectable: false, dataFormat: PG_DUMP_CUSTOM, definition: { ...schemaDef } },
@@ -302,6 +309,7 @@ class PostgresSnapshot implements SourceSnapshot {
         columns: cols,
         dependentOids: dependents.get(r.oid) ?? [],
         sequences: (owned.get(r.oid) ?? []).flatMap((q) => values.get(display(q)) ?? []),
+        usedSequences: (used.get(r.oid) ?? []).flatMap((q) => sequenceDefinition(q, values)),
       };
       const kind = r.relkind === 'p' ? 'partitioned_table' : r.partitionOf !== null ? 'partition' : 'table';
       const descriptor: CollectionDescriptor = { name: display(r), kind, definition: { ...def } };
@@ -529,4 +537,21 @@ function emptyStream(): DataStream {
 /** A pg_dump name pattern that matches exactly this identifier: quoted, so * ? . and case are literal. */
 function pgDumpPattern(identifier: string): string {
   return `"${identifier.replaceAll('"', '""')}"`;
+}
+
+/** Sequences listed once each (by schema and name), in their first order. */
+function uniqueSequences<T extends { schema: string; name: string }>(list: T[]): T[] {
+  const seen = new Set<string>();
+  return list.filter((s) => {
+    const key = display(s);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** A sequence with its value read in the snapshot; none when it could not be read (dropped meanwhile). */
+function sequenceDefinition(s: { oid: number; schema: string; name: string }, values: Map<string, PgSequenceState>): PgSequenceDefinition[] {
+  const v = values.get(display(s));
+  return v === undefined ? [] : [{ schema: s.schema, name: s.name, oid: s.oid, lastValue: v.lastValue, isCalled: v.isCalled }];
 }

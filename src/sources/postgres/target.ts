@@ -17,7 +17,8 @@
  * Ownership and grants are restored as recorded: the roles must exist in the target (restore
  * them with `roles: true` from the "(roles)" collection, run before anything else, statement by
  * statement through the driver (never psql: see roles.ts) on the maintenance database; "already
- * exists" errors there are expected and ignored).
+ * exists" errors there are expected and ignored), unless `noOwner` / `noPrivileges` leave them
+ * out (ownership.ts); a restore that fails on them says so.
  *
  * The schema archive is SQL that pg_restore runs as the target URL's role: cairn cannot make a
  * forged archive harmless by reading it. What it limits: entries of types pg_dump never writes
@@ -44,12 +45,13 @@ import { CairnError, CorruptionError, throwIfAborted, UsageError } from '../../c
 import { ownerToken } from '../../core/owner.js';
 import type { ConflictPolicy, RestoreItem, RestoreOptions, RestoreResult, RestoreTarget } from '../types.js';
 import { connect, pgLocation, type PgConnectionSettings } from './connection.js';
-import { assertNoConflicts } from './conflicts.js';
+import { assertNoConflicts, existingRelations } from './conflicts.js';
 import { ROLES_COLLECTION } from './definitions.js';
 import { restoreIntoExistingDatabase, SWITCH_LOCK_TIMEOUT_MS } from './existing-database.js';
 import { dropAbandonedStaging, dropAbandonedStagingRelations, removeAbandonedTempDirs, TMP_PREFIX, watchSession } from './leftovers.js';
 import { restoreIntoNewDatabase, withMaintenance } from './new-database.js';
-import { checkedToc, planItems, type RestoreRun } from './plan.js';
+import { checkedToc, planItems, supportSequences, type RestoreRun } from './plan.js';
+import { ownershipArgs, withOwnershipHint } from './ownership.js';
 import { roleStatements } from './roles.js';
 import { entryKey, listFile, parseToc, referencedTable, type TocEntry } from './toc.js';
 import { archiveScript, runTool } from './tools.js';
@@ -101,6 +103,8 @@ export class PostgresTarget implements RestoreTarget {
       try {
         await dropAbandonedStagingRelations(existing);
         await assertNoConflicts(existing, plan, userOptions.onConflict, this.location);
+        // Sequences the restore sets without selecting them: those that exist only move forward.
+        plan.sequencesInTarget = await existingRelations(existing, supportSequences(plan).map((s) => s.state));
       } finally {
         await existing.end().catch(() => undefined);
       }
@@ -122,9 +126,11 @@ export class PostgresTarget implements RestoreTarget {
       const fkReferences = await this.readFkReferences(archive, toc, tmp, signal);
       if (options.roles && plan.rolesItem) await this.restoreRoles(plan.rolesItem, signal);
       throwIfAborted(signal);
-      const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, lease };
+      const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, pgRestoreArgs: ownershipArgs(options), lease };
       if (existing === undefined) return await restoreIntoNewDatabase(run);
       return await restoreIntoExistingDatabase(run, this.switchLockTimeoutMs);
+    } catch (err) {
+      throw withOwnershipHint(err, options);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }

@@ -207,6 +207,7 @@ export function filterToc(entries: TocEntry[], sel: TocSelection): FilteredToc {
   // Every relation the archive knows, by schema → names (longest first, for tag prefixes).
   const relationsBySchema = new Map<string, string[]>();
   const keptRelations = new Set<string>();
+  const ownedKept = new Set<string>();
   for (const e of entries) {
     if (!RELATION_DESCS.has(e.desc)) continue;
     const list = relationsBySchema.get(e.schema) ?? [];
@@ -218,6 +219,8 @@ export function filterToc(entries: TocEntry[], sel: TocSelection): FilteredToc {
       sel.dependentOids.has(e.oid) ||
       (e.desc === 'SEQUENCE' && sel.ownedSequences.has(q(e.schema, e.tag)));
     if (keep) keptRelations.add(q(e.schema, e.tag));
+    // Owned by a restored table (by OID; by name for older manifests), as the TOC spells it.
+    if (e.desc === 'SEQUENCE' && (sel.dependentOids.has(e.oid) || sel.ownedSequences.has(q(e.schema, e.tag)))) ownedKept.add(q(e.schema, e.tag));
   }
   for (const list of relationsBySchema.values()) list.sort((a, b) => b.length - a.length);
 
@@ -284,7 +287,9 @@ export function filterToc(entries: TocEntry[], sel: TocSelection): FilteredToc {
       continue;
     }
     if (e.desc === 'SEQUENCE OWNED BY') {
-      if (relationKept(e.schema, e.tag)) keepCollection(e);
+      // Only with its table: another table's serial that a restored default draws from is
+      // created (a support object) without the table that owns it.
+      if (ownedKept.has(q(e.schema, e.tag))) keepCollection(e);
       continue;
     }
     if (e.desc === 'TABLE ATTACH') {

@@ -68,7 +68,7 @@ export async function runTool(tool: 'pg_restore' | 'psql', args: string[], optio
   const stdout = Buffer.concat(out).toString('utf8');
   const stderr = scrub(Buffer.concat(err).toString('utf8'), settings);
   if (code !== 0 && !options.allowFailure) {
-    throw new SourceError(`${options.what}: ${tool} failed (exit ${code}): ${firstErrors(stderr)}${roleHint(stderr)}`);
+    throw new SourceError(`${options.what}: ${tool} failed (exit ${code}): ${firstErrors(stderr)}`);
   }
   return { stdout, stderr, code };
 }
@@ -88,12 +88,6 @@ export function firstErrors(stderr: string): string {
   return chosen.length > 0 ? chosen.join(' | ') : 'no error message';
 }
 
-function roleHint(stderr: string): string {
-  return /role "[^"]*" does not exist/.test(stderr)
-    ? '. The archive keeps object owners and grants: create the missing roles first, or restore with --roles.'
-    : '';
-}
-
 /** A libpq connection string naming only the database (host, user, password come from the environment). */
 export function dbnameConninfo(database: string): string {
   return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
@@ -102,7 +96,7 @@ export function dbnameConninfo(database: string): string {
 /**
  * The SQL `pg_restore -f -` prints for the entries of a list file (`-L listPath`), optionally
  * of one section only ('pre-data', 'post-data'), split into one block per archive entry (see
- * toc.ts splitScript). Nothing is run. Errors: SourceError when pg_restore cannot read the
+ * toc.ts splitScript); `extra`: more pg_restore flags (--no-owner, --no-privileges). Nothing is run. Errors: SourceError when pg_restore cannot read the
  * archive; the signal's reason on abort.
  */
 export async function archiveScript(
@@ -111,8 +105,9 @@ export async function archiveScript(
   listPath: string,
   section: string | undefined,
   signal: AbortSignal | undefined,
+  extra: string[] = [],
 ): Promise<ScriptBlock[]> {
-  const args = ['-f', '-', ...(section ? [`--section=${section}`] : []), '-L', listPath, archive];
+  const args = ['-f', '-', ...(section ? [`--section=${section}`] : []), ...extra, '-L', listPath, archive];
   const { stdout } = await runTool('pg_restore', args, { settings, database: settings.database, signal, what: 'Cannot read the schema archive' });
   return splitScript(stdout);
 }
