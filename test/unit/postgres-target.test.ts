@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, ConflictError, SourceError } from '../../src/core/errors.js';
 import type { CollectionEntry } from '../../src/core/schemas.js';
 import { parsePostgresUrl, type PgConnectionSettings } from '../../src/sources/postgres/connection.js';
+import { firstErrors } from '../../src/sources/postgres/tools.js';
 import { PG_COPY_TEXT, PG_DUMP_CUSTOM, PG_ROLES_SQL, ROLES_COLLECTION, SCHEMA_COLLECTION } from '../../src/sources/postgres/definitions.js';
 import {
   foreignKeyNotValid,
@@ -966,4 +967,19 @@ describe('leftovers of restores killed outright (SIGKILL)', () => {
     }
   });
 
+});
+
+describe('errors quoting SQL from pg_restore', () => {
+  it('never quote a user mapping’s or a server’s options, or a role’s password', () => {
+    const stderr = [
+      'pg_restore: error: could not execute query: ERROR:  server "remote" does not exist',
+      `Command was: CREATE USER MAPPING FOR app SERVER remote OPTIONS ("user" 'app', password 's3cr''et (x)');`,
+      `Command was: CREATE SERVER remote FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host 'db', password 'hunter2');`,
+      `Command was: CREATE ROLE app LOGIN PASSWORD 'SCRAM-SHA-256$4096:abc';`,
+    ].join('\n');
+    const out = firstErrors(stderr);
+    for (const secret of ['s3cr', 'hunter2', 'SCRAM-SHA-256', "'app'"]) expect(out).not.toContain(secret);
+    expect(out).toContain('server "remote" does not exist');
+    expect(out).toContain('CREATE USER MAPPING FOR app SERVER remote OPTIONS (…)');
+  });
 });

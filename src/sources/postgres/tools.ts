@@ -77,11 +77,22 @@ export function scrub(text: string, settings: PgConnectionSettings): string {
   return settings.password ? text.split(settings.password).join('***') : text;
 }
 
-/** The first meaningful lines of a tool's stderr. */
+/**
+ * Option lists and passwords inside SQL a tool quotes ("Command was: CREATE USER MAPPING … OPTIONS
+ * (password '…')", "CREATE ROLE … PASSWORD '…'"): foreign servers and user mappings keep their
+ * credentials in options, so none of them is quoted.
+ */
+export function redactQuotedSql(line: string): string {
+  return line
+    .replace(/\bOPTIONS\s*\((?:[^()']|'(?:[^']|'')*')*\)?/gi, 'OPTIONS (…)')
+    .replace(/\b(PASSWORD)\s+(?:E?'(?:[^']|'')*'?|\S+)/gi, '$1 ***');
+}
+
+/** The first meaningful lines of a tool's stderr (SQL it quotes without option lists or passwords). */
 export function firstErrors(stderr: string): string {
   const lines = stderr
     .split('\n')
-    .map((l) => l.trim())
+    .map((l) => redactQuotedSql(l.trim()))
     .filter((l) => l !== '');
   const meaningful = lines.filter((l) => /error|fatal|detail|hint|command was/i.test(l) && !/^pg_restore: warning: errors ignored/i.test(l));
   const chosen = (meaningful.length > 0 ? meaningful : lines).slice(0, 4);
