@@ -10,7 +10,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import Database from './driver.js';
 import { CorruptionError, throwIfAborted } from '../../core/errors.js';
 import type { RestoreOptions } from '../types.js';
-import { RowDecoder } from '../row-codec.js';
+import { RowDecoder, TextBytes } from '../row-codec.js';
 import { Pacer } from '../pace.js';
 import { quoteIdent, type SqliteNamedSql } from './sql.js';
 import { foldName } from './naming.js';
@@ -105,9 +105,38 @@ async function loadTable(
 ): Promise<number> {
   const name = t.item.entry.name;
   const cols = t.columns;
-  const insert = db.prepare(
-    `INSERT INTO main.${quoteIdent(t.name)} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`,
-  );
+  const insertSql = (text?: Set<number>): string =>
+    `INSERT INTO main.${quoteIdent(t.name)} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map((_, i) => (text?.has(i) ? 'CAST(? AS TEXT)' : '?')).join(', ')})`;
+  const insert = db.prepare(insertSql());
+  // Rows holding text that is not valid UTF-8 (TextBytes): bound as a blob and cast to TEXT,
+  // which keeps the bytes in a UTF-8 file; one statement per pattern of such columns.
+  const utf8 = String(db.pragma('main.encoding', { simple: true })) === 'UTF-8';
+  const withBytes = new Map<string, BetterSqlite3.Statement>();
+  const insertRow = (row: unknown[]): void => {
+    let text: Set<number> | undefined;
+    for (let i = 0; i < row.length; i++) {
+      const v = row[i];
+      if (!(v instanceof TextBytes)) continue;
+      // A UTF-16 file cannot hold bytes that are not text: SQLite converts what it is given.
+      if (!utf8) {
+        row[i] = Buffer.from(v.bytes).toString('utf8');
+        continue;
+      }
+      (text ??= new Set()).add(i);
+      row[i] = v.bytes;
+    }
+    if (text === undefined) {
+      insert.run(row);
+      return;
+    }
+    const key = [...text].join(',');
+    let stmt = withBytes.get(key);
+    if (stmt === undefined) {
+      stmt = db.prepare(insertSql(text));
+      withBytes.set(key, stmt);
+    }
+    stmt.run(row);
+  };
   const decoder = new RowDecoder();
   const pacer = new Pacer();
   let rows = 0;
@@ -134,7 +163,7 @@ async function loadTable(
             { objects: [], collections: [name] },
           );
         }
-        insert.run(row);
+        insertRow(row);
         rows++;
         if (rows % PROGRESS_ROWS === 0) report();
         // Inserting a chunk's rows is synchronous: give signals and requests a turn meanwhile.

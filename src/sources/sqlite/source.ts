@@ -35,7 +35,7 @@ import Database from './driver.js';
 import { sqliteError } from './errors.js';
 import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
-import { RowEncoder, ROWS_V1 } from '../row-codec.js';
+import { RowEncoder, ROWS_V1, TextBytes } from '../row-codec.js';
 import { isStagingFileName, removeAbandonedStaging } from './staging.js';
 import { explainOpenFailure, refuseProtectedFile, refuseServerCatalog } from './catalog-mark.js';
 import { Pacer } from '../pace.js';
@@ -90,7 +90,8 @@ export class SqliteSource implements DatabaseSource {
       // made since then may lead to cairn's own server catalog (see catalog-mark.ts).
       refuseServerCatalog(db, this.path, 'backup');
       const version = db.prepare('SELECT sqlite_version()').pluck().get() as string;
-      const snapshot = new SqliteSnapshot(db, version, options.select ?? ((names) => new Set(names)));
+      const encoding = String(db.pragma('main.encoding', { simple: true }));
+      const snapshot = new SqliteSnapshot(db, version, options.select ?? ((names) => new Set(names)), encoding === 'UTF-8');
       snapshot.load();
       return snapshot;
     } catch (err) {
@@ -185,6 +186,8 @@ class SqliteSnapshot implements SourceSnapshot {
     private readonly db: BetterSqlite3.Database,
     readonly serverVersion: string,
     private readonly select: (names: string[]) => Set<string>,
+    /** Text is read as its bytes (kept exactly, valid UTF-8 or not); UTF-16 text is converted by SQLite. */
+    private readonly utf8: boolean,
   ) {}
 
   /** Reads the schema once, inside the snapshot transaction. */
@@ -312,8 +315,10 @@ class SqliteSnapshot implements SourceSnapshot {
       throwIfAborted(signal);
       self.streaming = true;
       const def = known!.definition as unknown as SqliteTableDefinition;
-      const stmt = self.db.prepare(selectSql(known!.name, def)).raw(true).safeIntegers(true);
+      const query = selectSql(known!.name, def, self.utf8);
+      const stmt = self.db.prepare(query.sql).raw(true).safeIntegers(true);
       const iter = stmt.iterate() as IterableIterator<unknown[]>;
+      const width = query.width;
       self.active = iter;
       const encoder = new RowEncoder();
       try {
@@ -321,6 +326,7 @@ class SqliteSnapshot implements SourceSnapshot {
         const pacer = new Pacer();
         for (const row of iter) {
           rowCount++;
+          if (row.length > width) markText(row, width);
           const chunk = encoder.push(row);
           if (++sinceCheck >= CHECK_ROWS) {
             sinceCheck = 0;
@@ -389,8 +395,46 @@ export function dataColumns(def: SqliteTableDefinition): string[] {
   return def.rowidColumn !== null ? [def.rowidColumn, ...cols] : cols;
 }
 
-function selectSql(table: string, def: SqliteTableDefinition): string {
-  const cols = dataColumns(def).map(quoteIdent).join(', ');
+/** Columns whose storage class travels in one mask value (bits of a safe JavaScript integer). */
+const MASK_BITS = 30;
+
+/**
+ * A row read by selectSql with text as bytes: the values are followed by the masks saying which
+ * of them are text; those become TextBytes (encoded as TEXT, byte for byte) and the masks go.
+ */
+function markText(row: unknown[], width: number): void {
+  for (let m = width; m < row.length; m++) {
+    let mask = Number(row[m] as bigint);
+    let i = (m - width) * MASK_BITS;
+    while (mask !== 0) {
+      if (mask & 1) row[i] = new TextBytes(row[i] as Uint8Array);
+      mask >>>= 1;
+      i++;
+    }
+  }
+  row.length = width;
+}
+
+/**
+ * The SELECT of a table's data columns. With `textAsBytes` (a UTF-8 database) a TEXT value is
+ * read as its bytes (CAST AS BLOB keeps them; a string would replace invalid UTF-8 with U+FFFD)
+ * and masks after the values say which were text. `width` is the number of data values.
+ */
+function selectSql(table: string, def: SqliteTableDefinition, textAsBytes: boolean): { sql: string; width: number } {
+  const names = dataColumns(def);
+  let cols = names.map(quoteIdent).join(', ');
+  if (textAsBytes && names.length > 0) {
+    const values = names.map((n) => {
+      const c = quoteIdent(n);
+      return n === def.rowidColumn ? c : `CASE WHEN typeof(${c}) = 'text' THEN CAST(${c} AS BLOB) ELSE ${c} END`;
+    });
+    const masks: string[] = [];
+    for (let from = 0; from < names.length; from += MASK_BITS) {
+      const bits = names.slice(from, from + MASK_BITS).map((n, k) => `((typeof(${quoteIdent(n)}) = 'text') << ${k})`);
+      masks.push(`(${bits.join(' | ')})`);
+    }
+    cols = [...values, ...masks].join(', ');
+  }
   let order: string;
   if (def.withoutRowid) {
     const pk = def.columns.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk);
@@ -401,5 +445,5 @@ function selectSql(table: string, def: SqliteTableDefinition): string {
     const alias = def.columns.find((c) => c.pk > 0);
     order = alias !== undefined ? quoteIdent(alias.name) : '';
   }
-  return `SELECT ${cols} FROM main.${quoteIdent(table)}${order ? ` ORDER BY ${order}` : ''}`;
+  return { sql: `SELECT ${cols} FROM main.${quoteIdent(table)}${order ? ` ORDER BY ${order}` : ''}`, width: names.length };
 }
