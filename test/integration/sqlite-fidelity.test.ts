@@ -162,3 +162,87 @@ describe('16: TEXT values keep their bytes', () => {
     }
   });
 });
+
+describe('17: database-level properties', () => {
+  const setup = (db: BetterSqlite3.Database): void => {
+    db.pragma('page_size = 8192');
+    db.pragma('auto_vacuum = INCREMENTAL');
+    db.pragma('journal_mode = WAL');
+    db.pragma('user_version = 42');
+    db.pragma('application_id = 1095650131');
+    db.exec(`CREATE TABLE items (id INTEGER PRIMARY KEY, cat TEXT, sku TEXT UNIQUE);
+      CREATE INDEX items_cat ON items(cat);
+      CREATE TABLE other (a, b); CREATE INDEX other_a ON other(a);
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+      INSERT INTO items SELECT i, 'c' || (i % 7), 's' || i FROM n;
+      INSERT INTO other SELECT id, cat FROM items;
+      ANALYZE;`);
+  };
+  const stat1 = (file: string): unknown[][] => query(file, 'SELECT tbl, idx, stat FROM sqlite_stat1 ORDER BY tbl, idx');
+  const stat4 = (file: string): unknown[][] => query(file, 'SELECT tbl, idx, neq, nlt, ndlt, hex(sample) FROM sqlite_stat4 ORDER BY tbl, idx, nlt');
+
+  it('a new file gets user_version, application_id, page size, auto_vacuum, WAL and the statistics', () => {
+    const src = make('props', setup);
+    const m = backup(src);
+    expect(m.collections.find((c) => c.name === 'sqlite_database')).toMatchObject({ kind: 'sqlite_database', selectable: false });
+    const copy = fresh('props-copy');
+    const r = restore(m.id, copy);
+    expect(r.code, r.stderr).toBe(0);
+    for (const p of ['user_version', 'application_id', 'page_size', 'auto_vacuum', 'journal_mode', 'encoding']) {
+      expect(pragma(copy, p), p).toEqual(pragma(src, p));
+    }
+    expect(stat1(copy)).toEqual(stat1(src));
+    expect(stat4(copy)).toEqual(stat4(src));
+    expect(stat1(copy).length).toBeGreaterThan(2);
+    if (!SQLITE3) {
+      console.log('skipped the sqlite3 .dump comparison: the sqlite3 CLI is not installed');
+      return;
+    }
+    // The dump carries sqlite_stat1 (not user_version): cairn's statistics are the same.
+    expect(stat1(copy)).toEqual(stat1(dumpReference(src)));
+  });
+
+  it('--include and --rename carry the statistics of the restored tables under their new names', () => {
+    const src = make('props-rename', setup);
+    const m = backup(src);
+    const copy = fresh('props-rename-copy');
+    const r = restore(m.id, copy, ['--include', 'items', '--rename', 'items=goods']);
+    expect(r.code, r.stderr).toBe(0);
+    const renamed = stat1(src)
+      .filter((row) => row[0] === 'items')
+      .map(([, idx, stat]) => ['goods', String(idx).replace('items_cat', 'goods_cat').replace('sqlite_autoindex_items_', 'sqlite_autoindex_goods_'), stat])
+      .sort((a, b) => String(a[1]).localeCompare(String(b[1])));
+    expect(stat1(copy)).toEqual(renamed);
+    expect(pragma(copy, 'user_version')).toBe(42);
+    // The planner reads them: the index names exist in the copy.
+    const idxNames = query(copy, "SELECT name FROM sqlite_schema WHERE type = 'index'").map((x) => x[0]);
+    for (const row of stat1(copy)) expect(idxNames).toContain(row[1]);
+  });
+
+  it('an existing file gets user_version, application_id and the statistics; fail mode names a different user_version', () => {
+    const src = make('props-existing', setup);
+    const m = backup(src);
+    const target = existingTarget((db) => {
+      db.pragma('user_version = 3');
+      db.exec('CREATE TABLE keep (x); INSERT INTO keep VALUES (1);');
+    });
+    const refused = restore(m.id, target);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain('PRAGMA user_version = 3');
+    expect(pragma(target, 'user_version')).toBe(3);
+    const r = restore(m.id, target, ['--on-conflict', 'overwrite']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(pragma(target, 'user_version')).toBe(42);
+    expect(pragma(target, 'application_id')).toBe(1095650131);
+    expect(stat1(target)).toEqual(stat1(src));
+    expect(query(target, 'SELECT x FROM keep')).toEqual([[1]]);
+    // The file's own layout stays (SQLite cannot change it in place).
+    expect(pragma(target, 'page_size')).toBe(4096);
+  });
+
+  it('a file with only defaults records no properties collection', () => {
+    const src = make('props-none', (db) => db.exec('CREATE TABLE t (a); INSERT INTO t VALUES (1);'));
+    const m = backup(src);
+    expect(m.collections.map((c) => c.name)).toEqual(['t']);
+  });
+});

@@ -18,7 +18,8 @@ import { createStagingFile } from './staging.js';
 import { runDefinition } from './validate.js';
 import { assertColumns } from './conflicts.js';
 import { sqliteError } from './errors.js';
-import type { Planned, PlannedTable } from './plan.js';
+import { statNames, type Planned, type PlannedTable } from './plan.js';
+import { applyDatabase, applyFileSettings, applyJournalMode, type DatabaseDefinition, type StatRow } from './database.js';
 
 /** Rows between two progress reports of a table. */
 const PROGRESS_ROWS = 65536;
@@ -53,6 +54,7 @@ export async function loadStaging(
   plan: Planned[],
   signal: AbortSignal | undefined,
   onProgress: RestoreOptions['onProgress'],
+  database?: { def: DatabaseDefinition; stats: StatRow[] },
 ): Promise<number> {
   // Created empty, private (0600 whatever the umask), before SQLite opens it.
   createStagingFile(staging);
@@ -65,6 +67,8 @@ export async function loadStaging(
     db.pragma('synchronous = OFF');
     db.pragma('foreign_keys = OFF');
     db.pragma('cache_size = -65536');
+    // The source's encoding, page size and auto_vacuum: settable only before the first write.
+    applyFileSettings(db, database?.def);
     // Writes the header now: SQLite leaves a database without tables as a 0-byte file, which
     // nothing (cairn's backup included) would recognise as a database.
     db.pragma('user_version = 0');
@@ -81,6 +85,10 @@ export async function loadStaging(
     for (const t of tables) for (const tr of t.triggers) createTrigger(db, t, tr);
     for (const v of plan) if (v.kind === 'view') createObject(db, v);
     for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) createTrigger(db, v, tr);
+    if (database !== undefined) {
+      db.transaction(() => applyDatabase(db, 'main', database.def, database.stats, statNames(plan)))();
+      applyJournalMode(db, database.def);
+    }
     throwIfAborted(signal);
     // Views and their triggers have no data: their streams are not read.
   } catch (err) {

@@ -23,6 +23,7 @@ import {
 import { foldName } from './naming.js';
 import { dataColumns } from './source.js';
 import { checkDefinition, MAX_NAME_LENGTH, preview } from './validate.js';
+import { DATABASE_KIND, planDatabase, type PlannedDatabase, type StatNames } from './database.js';
 
 const NamedSqlSchema = z.object({ name: z.string(), sql: z.string() });
 const TableDefinitionSchema = z.object({
@@ -95,6 +96,11 @@ export function planItems(items: RestoreItem[]): Planned[] {
   const plan: Planned[] = [];
   const duplicates: string[] = [];
   for (const item of items) {
+    // The database's properties (database.ts) are no table or view: checked there.
+    if (item.entry.kind === DATABASE_KIND) {
+      planDatabase(item);
+      continue;
+    }
     const key = foldName(item.targetName);
     const prior = seen.get(key);
     if (prior !== undefined) {
@@ -108,6 +114,30 @@ export function planItems(items: RestoreItem[]): Planned[] {
   }
   // Tables first (in manifest order), then views.
   return [...plan.filter((p) => p.kind === 'table'), ...plan.filter((p) => p.kind === 'view')];
+}
+
+/** The database properties among the items (checked), or undefined when the backup has none. */
+export function databaseOf(items: RestoreItem[]): PlannedDatabase | undefined {
+  const found = items.filter((i) => i.entry.kind === DATABASE_KIND);
+  if (found.length > 1) {
+    throw new CorruptionError("Refusing to restore: the backup's manifest records the database properties twice. The manifest was altered or damaged; nothing was changed.", {
+      objects: [],
+      collections: found.map((i) => i.entry.name),
+    });
+  }
+  return found[0] === undefined ? undefined : planDatabase(found[0]);
+}
+
+/** Statistics names: each restored table's backup name → its target name, its indexes likewise. */
+export function statNames(plan: Planned[]): StatNames {
+  const tables = new Map<string, string>();
+  const indexes = new Map<string, string>();
+  for (const p of plan) {
+    if (p.kind !== 'table') continue;
+    tables.set(foldName(p.item.entry.name), p.name);
+    p.def.indexes.forEach((idx, i) => indexes.set(foldName(idx.name), (p.indexes[i] as SqliteNamedSql).name));
+  }
+  return { tables, indexes };
 }
 
 function planItem(item: RestoreItem): Planned {

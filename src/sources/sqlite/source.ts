@@ -49,6 +49,7 @@ import {
 } from './sql.js';
 import { foldName } from './naming.js';
 import { sqliteLocation } from './connection.js';
+import { DATABASE_KIND, describeDatabase, statRows } from './database.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 /** Rows between AbortSignal and clock checks while streaming. */
@@ -237,7 +238,8 @@ class SqliteSnapshot implements SourceSnapshot {
         this.warnings.push(`shadow tables of virtual tables are not backed up: ${shadows.join(', ')}`);
       }
     }
-    this.collections = [...tables, ...views];
+    const database = describeDatabase(db, this.warnings);
+    this.collections = [...tables, ...views, ...(database ? [database] : [])];
   }
 
   private describeTable(
@@ -294,8 +296,13 @@ class SqliteSnapshot implements SourceSnapshot {
 
   async listCollections(): Promise<CollectionDescriptor[]> {
     this.assertOpen();
-    const selected = this.select(this.collections.map((c) => c.name));
-    return this.collections.filter((c) => selected.has(c.name)).map((c) => ({ ...c }));
+    const selected = this.selected();
+    return this.collections.filter((c) => c.selectable === false || selected.has(c.name)).map((c) => ({ ...c }));
+  }
+
+  /** The selectable collections chosen by the snapshot's `select`. */
+  private selected(): Set<string> {
+    return this.select(this.collections.filter((c) => c.selectable !== false).map((c) => c.name));
   }
 
   readData(collection: CollectionDescriptor, signal?: AbortSignal): DataStream {
@@ -307,18 +314,28 @@ class SqliteSnapshot implements SourceSnapshot {
     let rowCount = 0;
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
-    const empty = known.kind !== 'table';
+    const empty = known.kind !== 'table' && known.kind !== DATABASE_KIND;
     async function* generate(): AsyncGenerator<Uint8Array> {
       if (empty) return;
       if (self.streaming) throw new SourceError('SQLite snapshot: read one collection at a time.');
       self.assertOpen();
       throwIfAborted(signal);
       self.streaming = true;
-      const def = known!.definition as unknown as SqliteTableDefinition;
-      const query = selectSql(known!.name, def, self.utf8);
-      const stmt = self.db.prepare(query.sql).raw(true).safeIntegers(true);
-      const iter = stmt.iterate() as IterableIterator<unknown[]>;
-      const width = query.width;
+      let iter: IterableIterator<unknown[]>;
+      let width: number;
+      if (known!.kind === DATABASE_KIND) {
+        // The statistics of the tables backed up (their names lead each row).
+        const selected = self.selected();
+        const tables = self.collections.filter((c) => c.kind === 'table' && selected.has(c.name)).map((c) => foldName(c.name));
+        iter = statRows(self.db, new Set(tables));
+        width = Infinity;
+      } else {
+        const def = known!.definition as unknown as SqliteTableDefinition;
+        const query = selectSql(known!.name, def, self.utf8);
+        const stmt = self.db.prepare(query.sql).raw(true).safeIntegers(true);
+        iter = stmt.iterate() as IterableIterator<unknown[]>;
+        width = query.width;
+      }
       self.active = iter;
       const encoder = new RowEncoder();
       try {

@@ -44,7 +44,8 @@ import { sqliteLocation } from './connection.js';
 import { removeAbandonedStaging, removeStagingFile, stagingPath } from './staging.js';
 import { explainOpenFailure, refuseProtectedFile, refuseServerCatalog } from './catalog-mark.js';
 import { Pacer } from '../pace.js';
-import { planItems, type Planned, type PlannedTable } from './plan.js';
+import { databaseOf, planItems, statNames, type Planned, type PlannedTable } from './plan.js';
+import { applyDatabase, databaseConflicts, readStatRows, type PlannedDatabase, type StatRow } from './database.js';
 import { findConflicts, readExisting } from './conflicts.js';
 import { copyFromStaging, createIndex, createObject, createTrigger, loadStaging, setSequence, STAGING_SCHEMA } from './load.js';
 import { fsyncDir, fsyncFile, lexists } from './files.js';
@@ -71,13 +72,14 @@ export class SqliteTarget implements RestoreTarget {
 
   async check(items: RestoreItem[], onConflict: ConflictPolicy): Promise<void> {
     const plan = planItems(items);
+    const database = databaseOf(items);
     if (!fs.existsSync(this.path)) return;
     const db = this.openTarget(true);
     try {
       // Early, so that nothing of the catalog (its tables' columns) is quoted in a conflict;
       // checked again under the write lock before anything changes (switchIntoExisting).
       refuseServerCatalog(db, this.path, 'restore');
-      this.assertNoConflicts(db, plan, onConflict);
+      this.assertNoConflicts(db, plan, onConflict, database);
     } finally {
       db.close();
     }
@@ -91,18 +93,21 @@ export class SqliteTarget implements RestoreTarget {
     removeAbandonedStaging(path.dirname(this.path));
     await this.check(items, onConflict);
     const plan = planItems(items);
-    // A backup without tables restores into an existing file as nothing to do; a missing target
-    // is still created (empty), so that the restore gives back what the backup holds.
-    if (plan.length === 0 && fs.existsSync(this.path)) return { collections: 0, rows: 0 };
+    const database = databaseOf(items);
+    // A backup without tables restores into an existing file as nothing to do (but its
+    // user_version and application_id); a missing target is still created (empty), so that the
+    // restore gives back what the backup holds.
+    if (plan.length === 0 && database === undefined && fs.existsSync(this.path)) return { collections: 0, rows: 0 };
+    const stats = database !== undefined ? await readStatRows(database) : [];
 
     const staging = stagingPath(this.path);
     let rows = 0;
     try {
-      rows = await loadStaging(staging, plan, signal, onProgress);
+      rows = await loadStaging(staging, plan, signal, onProgress, database && { def: database.def, stats });
       throwIfAborted(signal);
       options.onFinalizing?.();
       if (!(await this.linkIntoPlace(staging))) {
-        await this.switchIntoExisting(staging, plan, onConflict);
+        await this.switchIntoExisting(staging, plan, onConflict, database, stats);
       }
     } finally {
       removeStagingFile(staging);
@@ -124,8 +129,9 @@ export class SqliteTarget implements RestoreTarget {
     }
   }
 
-  private assertNoConflicts(db: BetterSqlite3.Database, plan: Planned[], onConflict: ConflictPolicy): void {
+  private assertNoConflicts(db: BetterSqlite3.Database, plan: Planned[], onConflict: ConflictPolicy, database: PlannedDatabase | undefined): void {
     const problems = findConflicts(db, plan, onConflict, this.path);
+    if (database !== undefined && onConflict === 'fail') problems.push(...databaseConflicts(db, database.def, this.path));
     if (problems.length === 1) throw new ConflictError(problems[0] as string);
     if (problems.length > 1) {
       throw new ConflictError(
@@ -162,7 +168,13 @@ export class SqliteTarget implements RestoreTarget {
     return true;
   }
 
-  private async switchIntoExisting(staging: string, plan: Planned[], onConflict: ConflictPolicy): Promise<void> {
+  private async switchIntoExisting(
+    staging: string,
+    plan: Planned[],
+    onConflict: ConflictPolicy,
+    database: PlannedDatabase | undefined,
+    stats: StatRow[],
+  ): Promise<void> {
     const db = this.openTarget(false);
     try {
       // At once, before the staging file is attached (a parent folder swapped for the data
@@ -187,7 +199,7 @@ export class SqliteTarget implements RestoreTarget {
         // lock, before any change.
         refuseServerCatalog(db, this.path, 'restore');
         // Re-check under the write lock: the target may have changed since check().
-        this.assertNoConflicts(db, plan, onConflict);
+        this.assertNoConflicts(db, plan, onConflict, database);
         const existing = readExisting(db);
         const replaced = plan.filter((p) => existing.has(foldName(p.name)));
         for (const p of replaced.filter((r) => r.kind === 'view')) db.exec(`DROP VIEW main.${quoteIdent(p.name)}`);
@@ -203,6 +215,7 @@ export class SqliteTarget implements RestoreTarget {
         for (const t of tables) for (const tr of t.triggers) createTrigger(db, t, tr);
         for (const v of plan) if (v.kind === 'view') createObject(db, v);
         for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) createTrigger(db, v, tr);
+        if (database !== undefined) applyDatabase(db, 'main', database.def, stats, statNames(plan));
         db.exec('COMMIT');
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');
