@@ -18,7 +18,8 @@ import { createStagingFile } from './staging.js';
 import { runDefinition } from './validate.js';
 import { assertColumns } from './conflicts.js';
 import { sqliteError } from './errors.js';
-import { statNames, type Planned, type PlannedTable } from './plan.js';
+import { statNames, type Planned, type PlannedTable, type PlannedView, type PlannedVirtual } from './plan.js';
+import { createVirtual, shadowColumns, VIRTUAL_KIND, withShadowWrites } from './virtual.js';
 import { applyDatabase, applyFileSettings, applyJournalMode, type DatabaseDefinition, type StatRow } from './database.js';
 
 /** Rows between two progress reports of a table. */
@@ -29,7 +30,7 @@ const BATCH_ROWS = 262144;
 export const STAGING_SCHEMA = 'cairn_staging';
 
 /** Creates the planned table or view from its (renamed) CREATE statement; throws what runDefinition throws. */
-export function createObject(db: BetterSqlite3.Database, p: Planned): void {
+export function createObject(db: BetterSqlite3.Database, p: PlannedTable | PlannedView): void {
   runDefinition(db, p.createSql, { kind: p.kind, name: p.name }, p.item.entry.name);
 }
 
@@ -79,6 +80,18 @@ export async function loadStaging(
       assertColumns(db, t);
       const loaded = await loadTable(db, t, signal, onProgress);
       total += loaded;
+    }
+    for (const v of plan) {
+      if (v.kind !== VIRTUAL_KIND) continue;
+      throwIfAborted(signal);
+      createVirtual(db, v.createSql, v.name, v.def, v.item.entry.name);
+      // Defensive mode off while the shadow tables are written (no manifest SQL runs meanwhile).
+      db.unsafeMode(true);
+      try {
+        total += await loadShadows(db, v, signal, onProgress);
+      } finally {
+        db.unsafeMode(false);
+      }
     }
     for (const t of tables) for (const idx of t.indexes) createIndex(db, t, idx);
     for (const t of tables) setSequence(db, 'main', t);
@@ -204,6 +217,91 @@ async function loadTable(
   }
   report();
   return rows;
+}
+
+/**
+ * Replaces the rows of a virtual table's shadow tables (just created, holding the module's
+ * initial rows) with the backup's; returns the number of rows. Defensive mode must be off
+ * (withShadowWrites). Throws CorruptionError like loadTable.
+ */
+async function loadShadows(
+  db: BetterSqlite3.Database,
+  v: PlannedVirtual,
+  signal: AbortSignal | undefined,
+  onProgress: RestoreOptions['onProgress'],
+): Promise<number> {
+  const name = v.item.entry.name;
+  const inserts = v.def.shadows.map((sh, k) => {
+    const cols = shadowColumns(sh);
+    const table = `main.${quoteIdent(v.shadowNames[k] as string)}`;
+    db.prepare(`DELETE FROM ${table}`).run();
+    return {
+      width: cols.length,
+      plain: db.prepare(`INSERT INTO ${table} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`),
+      sql: (text: Set<number>): string => `INSERT INTO ${table} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map((_, i) => (text.has(i) ? 'CAST(? AS TEXT)' : '?')).join(', ')})`,
+    };
+  });
+  const decoder = new RowDecoder();
+  const pacer = new Pacer();
+  let rows = 0;
+  let bytes = 0;
+  const damaged = (why: string): CorruptionError => new CorruptionError(`Virtual table "${name}": ${why}`, { objects: [], collections: [name] });
+  db.exec('BEGIN');
+  try {
+    for await (const chunk of v.item.data()) {
+      throwIfAborted(signal);
+      bytes += chunk.length;
+      let decoded: unknown[][];
+      try {
+        decoded = decoder.push(chunk);
+      } catch (err) {
+        throw err instanceof CorruptionError ? damaged(err.message) : err;
+      }
+      for (const row of decoded) {
+        const k = row[0];
+        const target = typeof k === 'bigint' && k >= 0n && k < BigInt(inserts.length) ? inserts[Number(k)] : undefined;
+        if (target === undefined || row.length !== target.width + 1) throw damaged(`row ${rows + 1} names no shadow table or has the wrong number of values.`);
+        const values = row.slice(1);
+        let text: Set<number> | undefined;
+        values.forEach((x, i) => {
+          if (x instanceof TextBytes) {
+            (text ??= new Set()).add(i);
+            values[i] = x.bytes;
+          }
+        });
+        (text === undefined ? target.plain : db.prepare(target.sql(text))).run(values);
+        rows++;
+        if (rows % 256 === 0 && pacer.due()) {
+          await pacer.pause();
+          throwIfAborted(signal);
+        }
+      }
+    }
+    try {
+      decoder.finish();
+    } catch (err) {
+      throw err instanceof CorruptionError ? damaged(err.message) : err;
+    }
+    db.exec('COMMIT');
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+  if (rows !== v.item.entry.rowCount) throw damaged(`the backup recorded ${v.item.entry.rowCount} rows but its data holds ${rows}.`);
+  onProgress?.({ collection: name, rows, bytes });
+  return rows;
+}
+
+/** Copies a virtual table's shadow rows from the attached staging file into the target's (just created) shadow tables. */
+export function copyShadowsFromStaging(db: BetterSqlite3.Database, v: PlannedVirtual): void {
+  withShadowWrites(db, () => {
+    v.def.shadows.forEach((sh, k) => {
+      const table = quoteIdent(v.shadowNames[k] as string);
+      const cols = shadowColumns(sh).map(quoteIdent).join(', ');
+      db.prepare(`DELETE FROM main.${table}`).run();
+      db.prepare(`INSERT INTO main.${table} (${cols}) SELECT ${cols} FROM ${STAGING_SCHEMA}.${table}`).run();
+    });
+  });
 }
 
 /** Sets the table's AUTOINCREMENT counter to the backed-up value, in `schema` (main or the staging file). */

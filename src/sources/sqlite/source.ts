@@ -50,6 +50,7 @@ import {
 import { foldName } from './naming.js';
 import { sqliteLocation } from './connection.js';
 import { DATABASE_KIND, describeDatabase, statRows } from './database.js';
+import { shadowColumns, VIRTUAL_KIND, VIRTUAL_MODULES, virtualModule, type ShadowDefinition, type VirtualDefinition } from './virtual.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 /** Rows between AbortSignal and clock checks while streaming. */
@@ -208,6 +209,9 @@ class SqliteSnapshot implements SourceSnapshot {
         .map((r) => ({ name: r.name, sql: r.sql as string }));
 
     const skipped = new Set<string>();
+    /** Shadow tables carried with their virtual table (listed before or after it). */
+    const carried = new Set<string>();
+    const virtuals: CollectionDescriptor[] = [];
     const tables: CollectionDescriptor[] = [];
     const views: CollectionDescriptor[] = [];
     for (const row of schema) {
@@ -222,24 +226,74 @@ class SqliteSnapshot implements SourceSnapshot {
         continue;
       }
       if (listed?.type === 'virtual' || /^CREATE\s+VIRTUAL\b/i.test(row.sql ?? '')) {
-        this.warnings.push(`virtual table ${row.name} is not backed up`);
+        const described = this.describeVirtual(row, schema, tableList, byTable);
+        if (described !== undefined) {
+          virtuals.push(described.collection);
+          for (const n of described.shadows) carried.add(foldName(n));
+          continue;
+        }
         skipped.add(row.name);
         continue;
       }
       if (listed?.type === 'shadow') {
-        skipped.add(row.name);
+        if (!carried.has(foldName(row.name))) skipped.add(row.name);
         continue;
       }
       tables.push(this.describeTable(row, listed, byTable, seqStmt));
     }
+    for (const n of [...skipped]) if (carried.has(foldName(n))) skipped.delete(n);
     if (skipped.size > 0) {
-      const shadows = [...skipped].filter((n) => !this.warnings.some((w) => w === `virtual table ${n} is not backed up`));
+      const shadows = [...skipped].filter((n) => !this.warnings.some((w) => w.startsWith(`virtual table ${n} `)));
       if (shadows.length > 0) {
         this.warnings.push(`shadow tables of virtual tables are not backed up: ${shadows.join(', ')}`);
       }
     }
     const database = describeDatabase(db, this.warnings);
-    this.collections = [...tables, ...views, ...(database ? [database] : [])];
+    this.collections = [...tables, ...virtuals, ...views, ...(database ? [database] : [])];
+  }
+
+  /**
+   * A virtual table of one of SQLite's own modules with its shadow tables (virtual.ts), or
+   * undefined (with a warning) for another module, which cairn cannot recreate.
+   */
+  private describeVirtual(
+    row: SchemaRow,
+    schema: SchemaRow[],
+    tableList: TableListRow[],
+    byTable: (type: string, table: string) => SqliteNamedSql[],
+  ): { collection: CollectionDescriptor; shadows: string[] } | undefined {
+    let mod: string | undefined;
+    try {
+      mod = virtualModule(row.sql ?? '', row.name);
+    } catch {
+      mod = undefined;
+    }
+    if (mod === undefined || !VIRTUAL_MODULES.has(foldName(mod))) {
+      const triggers = schema.filter((r) => r.type === 'trigger' && r.sql !== null && foldName(r.sql).includes(foldName(row.name))).map((r) => r.name);
+      this.warnings.push(
+        `virtual table ${row.name} is not backed up: its module ${mod ?? '(unreadable)'} is not one of SQLite's own (${[...VIRTUAL_MODULES].join(', ')})` +
+          (triggers.length > 0 ? `; triggers that may use it (${triggers.join(', ')}) would fail in a restored copy, and a restore refuses those that write into it` : ''),
+      );
+      return undefined;
+    }
+    const prefix = `${foldName(row.name)}_`;
+    const shadows: ShadowDefinition[] = [];
+    const names: string[] = [];
+    for (const t of tableList) {
+      if (t.type !== 'shadow' || !foldName(t.name).startsWith(prefix)) continue;
+      const shadowRow = schema.find((r) => r.type === 'table' && r.name === t.name);
+      if (shadowRow === undefined) continue;
+      const d = this.describeTable(shadowRow, t, byTable, undefined).definition as unknown as SqliteTableDefinition;
+      shadows.push({
+        suffix: t.name.slice(prefix.length),
+        columns: d.columns.filter((c) => !c.generated).map((c) => c.name),
+        withoutRowid: d.withoutRowid,
+        rowidColumn: d.rowidColumn as ShadowDefinition['rowidColumn'],
+      });
+      names.push(t.name);
+    }
+    const definition: VirtualDefinition = { sql: row.sql ?? '', module: mod, shadows };
+    return { collection: { name: row.name, kind: VIRTUAL_KIND, definition: { ...definition }, dataFormat: ROWS_V1 }, shadows: names };
   }
 
   private describeTable(
@@ -314,7 +368,7 @@ class SqliteSnapshot implements SourceSnapshot {
     let rowCount = 0;
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
-    const empty = known.kind !== 'table' && known.kind !== DATABASE_KIND;
+    const empty = known.kind !== 'table' && known.kind !== DATABASE_KIND && known.kind !== VIRTUAL_KIND;
     async function* generate(): AsyncGenerator<Uint8Array> {
       if (empty) return;
       if (self.streaming) throw new SourceError('SQLite snapshot: read one collection at a time.');
@@ -328,6 +382,9 @@ class SqliteSnapshot implements SourceSnapshot {
         const selected = self.selected();
         const tables = self.collections.filter((c) => c.kind === 'table' && selected.has(c.name)).map((c) => foldName(c.name));
         iter = statRows(self.db, new Set(tables));
+        width = Infinity;
+      } else if (known!.kind === VIRTUAL_KIND) {
+        iter = self.shadowRows(known!.name, known!.definition as unknown as VirtualDefinition);
         width = Infinity;
       } else {
         const def = known!.definition as unknown as SqliteTableDefinition;
@@ -381,6 +438,27 @@ class SqliteSnapshot implements SourceSnapshot {
       },
       [Symbol.asyncIterator]: generate,
     };
+  }
+
+  /** Every shadow table's rows, each led by the shadow's position in the definition. */
+  private *shadowRows(name: string, def: VirtualDefinition): Generator<unknown[]> {
+    for (const [k, shadow] of def.shadows.entries()) {
+      const table: SqliteTableDefinition = {
+        sql: '',
+        columns: shadow.columns.map((c) => ({ name: c, type: '', notNull: false, defaultValue: null, pk: 0, generated: false })),
+        indexes: [],
+        triggers: [],
+        withoutRowid: shadow.withoutRowid,
+        rowidColumn: shadow.rowidColumn,
+        autoincrement: null,
+      };
+      const query = selectSql(`${name}_${shadow.suffix}`, table, this.utf8, shadowColumns(shadow));
+      const stmt = this.db.prepare(query.sql).raw(true).safeIntegers(true);
+      for (const row of stmt.iterate() as IterableIterator<unknown[]>) {
+        if (row.length > query.width) markText(row, query.width);
+        yield [BigInt(k), ...row];
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -437,8 +515,8 @@ function markText(row: unknown[], width: number): void {
  * read as its bytes (CAST AS BLOB keeps them; a string would replace invalid UTF-8 with U+FFFD)
  * and masks after the values say which were text. `width` is the number of data values.
  */
-function selectSql(table: string, def: SqliteTableDefinition, textAsBytes: boolean): { sql: string; width: number } {
-  const names = dataColumns(def);
+function selectSql(table: string, def: SqliteTableDefinition, textAsBytes: boolean, columns?: string[]): { sql: string; width: number } {
+  const names = columns ?? dataColumns(def);
   let cols = names.map(quoteIdent).join(', ');
   if (textAsBytes && names.length > 0) {
     const values = names.map((n) => {

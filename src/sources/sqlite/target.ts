@@ -46,8 +46,9 @@ import { explainOpenFailure, refuseProtectedFile, refuseServerCatalog } from './
 import { Pacer } from '../pace.js';
 import { databaseOf, planItems, statNames, type Planned, type PlannedTable } from './plan.js';
 import { applyDatabase, databaseConflicts, readStatRows, type PlannedDatabase, type StatRow } from './database.js';
-import { findConflicts, readExisting } from './conflicts.js';
-import { copyFromStaging, createIndex, createObject, createTrigger, loadStaging, setSequence, STAGING_SCHEMA } from './load.js';
+import { findConflicts, missingTriggerTargets, readExisting } from './conflicts.js';
+import { copyFromStaging, copyShadowsFromStaging, createIndex, createObject, createTrigger, loadStaging, setSequence, STAGING_SCHEMA } from './load.js';
+import { createVirtual, VIRTUAL_KIND } from './virtual.js';
 import { fsyncDir, fsyncFile, lexists } from './files.js';
 import { sqliteError } from './errors.js';
 
@@ -73,7 +74,10 @@ export class SqliteTarget implements RestoreTarget {
   async check(items: RestoreItem[], onConflict: ConflictPolicy): Promise<void> {
     const plan = planItems(items);
     const database = databaseOf(items);
-    if (!fs.existsSync(this.path)) return;
+    if (!fs.existsSync(this.path)) {
+      this.assertTriggerTargets(plan, new Set());
+      return;
+    }
     const db = this.openTarget(true);
     try {
       // Early, so that nothing of the catalog (its tables' columns) is quoted in a conflict;
@@ -131,6 +135,7 @@ export class SqliteTarget implements RestoreTarget {
 
   private assertNoConflicts(db: BetterSqlite3.Database, plan: Planned[], onConflict: ConflictPolicy, database: PlannedDatabase | undefined): void {
     const problems = findConflicts(db, plan, onConflict, this.path);
+    problems.push(...missingTriggerTargets(plan, new Set(readExisting(db).keys())));
     if (database !== undefined && onConflict === 'fail') problems.push(...databaseConflicts(db, database.def, this.path));
     if (problems.length === 1) throw new ConflictError(problems[0] as string);
     if (problems.length > 1) {
@@ -138,6 +143,13 @@ export class SqliteTarget implements RestoreTarget {
         `Cannot restore into ${this.path}: ${problems.length} conflicts:\n${problems.map((p) => `- ${p}`).join('\n')}`,
       );
     }
+  }
+
+  /** For a new file: the restored triggers write only into tables it will have. */
+  private assertTriggerTargets(plan: Planned[], existing: Set<string>): void {
+    const problems = missingTriggerTargets(plan, existing);
+    if (problems.length === 1) throw new ConflictError(`Cannot restore into ${this.path}: ${problems[0] as string}`);
+    if (problems.length > 1) throw new ConflictError(`Cannot restore into ${this.path}: ${problems.length} problems:\n${problems.map((p) => `- ${p}`).join('\n')}`);
   }
 
   /** Target missing: puts the staging file in place. Returns false when the target exists now. */
@@ -203,13 +215,18 @@ export class SqliteTarget implements RestoreTarget {
         const existing = readExisting(db);
         const replaced = plan.filter((p) => existing.has(foldName(p.name)));
         for (const p of replaced.filter((r) => r.kind === 'view')) db.exec(`DROP VIEW main.${quoteIdent(p.name)}`);
-        for (const p of replaced.filter((r) => r.kind === 'table')) db.exec(`DROP TABLE main.${quoteIdent(p.name)}`);
+        for (const p of replaced.filter((r) => r.kind === 'table' || r.kind === VIRTUAL_KIND)) db.exec(`DROP TABLE main.${quoteIdent(p.name)}`);
         const tables = plan.filter((p): p is PlannedTable => p.kind === 'table');
         const pacer = new Pacer();
         for (const t of tables) {
           createObject(db, t);
           await copyFromStaging(db, t, pacer);
           for (const idx of t.indexes) createIndex(db, t, idx);
+        }
+        for (const v of plan) {
+          if (v.kind !== VIRTUAL_KIND) continue;
+          createVirtual(db, v.createSql, v.name, v.def, v.item.entry.name);
+          copyShadowsFromStaging(db, v);
         }
         for (const t of tables) setSequence(db, 'main', t);
         for (const t of tables) for (const tr of t.triggers) createTrigger(db, t, tr);
