@@ -598,12 +598,14 @@ describe('leftovers of restores killed outright, staging files and backups', () 
     db.pragma('user_version = 7');
     db.close();
     const m = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${empty}`, '--repo', repo]);
-    expect(m.collections).toEqual([]);
+    // No table: only the database's properties (its user_version, carried since issue 14).
+    expect(m.collections.map((c) => c.name)).toEqual(['sqlite_database']);
     const copy = join(dir, 'copy.db');
     expect(cairn(['restore', m.id, '--repo', repo, '--to', `sqlite://${copy}`]).code).toBe(0);
     expect(statSync(copy).size).toBeGreaterThan(0);
     const out = new Database(copy, { readonly: true });
     expect(out.prepare('SELECT count(*) FROM sqlite_schema').pluck().get()).toBe(0);
+    expect(out.pragma('user_version', { simple: true })).toBe(7);
     out.close();
     expect(readdirSync(dir).sort()).toEqual(['copy.db', 'empty.db']);
   });
