@@ -20,6 +20,7 @@ import { assertColumns } from './conflicts.js';
 import { sqliteError } from './errors.js';
 import { statNames, type Planned, type PlannedTable, type PlannedView, type PlannedVirtual } from './plan.js';
 import { createVirtual, shadowColumns, VIRTUAL_KIND, withShadowWrites } from './virtual.js';
+import { collationRewrites, restoreCollations, withFallbackCollations } from './collation.js';
 import { applyDatabase, applyFileSettings, applyJournalMode, type DatabaseDefinition, type StatRow } from './database.js';
 
 /** Rows between two progress reports of a table. */
@@ -31,17 +32,18 @@ export const STAGING_SCHEMA = 'cairn_staging';
 
 /** Creates the planned table or view from its (renamed) CREATE statement; throws what runDefinition throws. */
 export function createObject(db: BetterSqlite3.Database, p: PlannedTable | PlannedView): void {
-  runDefinition(db, p.createSql, { kind: p.kind, name: p.name }, p.item.entry.name);
+  // An application collation is created as BINARY, and put back once loaded (collation.ts).
+  runDefinition(db, withFallbackCollations(p.createSql), { kind: p.kind, name: p.name }, p.item.entry.name);
 }
 
 /** Creates one of a planned table's indexes. */
 export function createIndex(db: BetterSqlite3.Database, t: PlannedTable, idx: SqliteNamedSql): void {
-  runDefinition(db, idx.sql, { kind: 'index', name: idx.name, table: t.name }, t.item.entry.name);
+  runDefinition(db, withFallbackCollations(idx.sql), { kind: 'index', name: idx.name, table: t.name }, t.item.entry.name);
 }
 
 /** Creates one of a planned table's or view's triggers. */
 export function createTrigger(db: BetterSqlite3.Database, p: Planned, tr: SqliteNamedSql): void {
-  runDefinition(db, tr.sql, { kind: 'trigger', name: tr.name, table: p.name }, p.item.entry.name);
+  runDefinition(db, withFallbackCollations(tr.sql), { kind: 'trigger', name: tr.name, table: p.name }, p.item.entry.name);
 }
 
 /**
@@ -102,6 +104,8 @@ export async function loadStaging(
       db.transaction(() => applyDatabase(db, 'main', database.def, database.stats, statNames(plan)))();
       applyJournalMode(db, database.def);
     }
+    // Last: the definitions as written, application collations included.
+    restoreCollations(db, collationRewrites(plan));
     throwIfAborted(signal);
     // Views and their triggers have no data: their streams are not read.
   } catch (err) {

@@ -50,6 +50,7 @@ import {
 import { foldName } from './naming.js';
 import { sqliteLocation } from './connection.js';
 import { DATABASE_KIND, describeDatabase, statRows } from './database.js';
+import { appCollations } from './collation.js';
 import { shadowColumns, VIRTUAL_KIND, VIRTUAL_MODULES, virtualModule, type ShadowDefinition, type VirtualDefinition } from './virtual.js';
 
 const BUSY_TIMEOUT_MS = 5000;
@@ -248,8 +249,27 @@ class SqliteSnapshot implements SourceSnapshot {
         this.warnings.push(`shadow tables of virtual tables are not backed up: ${shadows.join(', ')}`);
       }
     }
+    this.warnAppCollations(schema, skipped);
     const database = describeDatabase(db, this.warnings);
     this.collections = [...tables, ...virtuals, ...views, ...(database ? [database] : [])];
+  }
+
+  /** One warning per application collation (collation.ts) the backed-up schema names. */
+  private warnAppCollations(schema: SchemaRow[], skipped: Set<string>): void {
+    const users = new Map<string, { name: string; objects: string[] }>();
+    for (const r of schema) {
+      if (r.sql === null || skipped.has(r.tbl_name) || foldName(r.tbl_name).startsWith('sqlite_')) continue;
+      for (const c of appCollations(r.sql)) {
+        const entry = users.get(c.toLowerCase()) ?? { name: c, objects: [] };
+        entry.objects.push(`${r.type} ${r.name}`);
+        users.set(c.toLowerCase(), entry);
+      }
+    }
+    for (const { name, objects } of users.values()) {
+      this.warnings.push(
+        `collation ${name} (used by ${objects.join(', ')}) is registered by the application, not by SQLite: a restore keeps these definitions but builds their indexes in BINARY order; run REINDEX ${name} from the application (with its collation registered) after a restore`,
+      );
+    }
   }
 
   /**

@@ -49,6 +49,7 @@ import { applyDatabase, databaseConflicts, readStatRows, type PlannedDatabase, t
 import { findConflicts, missingTriggerTargets, readExisting } from './conflicts.js';
 import { copyFromStaging, copyShadowsFromStaging, createIndex, createObject, createTrigger, loadStaging, setSequence, STAGING_SCHEMA } from './load.js';
 import { createVirtual, VIRTUAL_KIND } from './virtual.js';
+import { collationRewrites, restoreCollations } from './collation.js';
 import { fsyncDir, fsyncFile, lexists } from './files.js';
 import { sqliteError } from './errors.js';
 
@@ -233,6 +234,8 @@ export class SqliteTarget implements RestoreTarget {
         for (const v of plan) if (v.kind === 'view') createObject(db, v);
         for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) createTrigger(db, v, tr);
         if (database !== undefined) applyDatabase(db, 'main', database.def, stats, statNames(plan));
+        // Last change: the definitions as written, application collations included (collation.ts).
+        restoreCollations(db, collationRewrites(plan));
         db.exec('COMMIT');
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');
