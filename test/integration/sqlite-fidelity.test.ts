@@ -421,3 +421,75 @@ print(db.execute('PRAGMA integrity_check').fetchone()[0], [r[0] for r in db.exec
     expect(asApplication(target)).toMatch(/^ok /);
   });
 });
+
+describe('18 (siblings): functions the application registers', () => {
+  const setup = (db: BetterSqlite3.Database): void => {
+    db.exec(`CREATE TABLE items (id INTEGER PRIMARY KEY, key VARCHAR(64), action DECIMAL(10,2), x TEXT CHECK (length(x) > 0), d DEFAULT (upper('a')), g AS (upper(x)) VIRTUAL);
+      CREATE INDEX items_g ON items (lower(x));
+      CREATE VIEW shouted AS SELECT id, upper(x) AS s FROM items;
+      CREATE TABLE log (m);
+      CREATE TRIGGER items_log AFTER INSERT ON items BEGIN INSERT INTO log VALUES (lower(new.x)); END;
+      INSERT INTO items (id, key, action, x) VALUES (1, 'k1', 1.5, 'Hello'), (2, 'k2', 2, 'World'), (3, 'k3', 3, 'ünïcode');`);
+    db.unsafeMode(true);
+    db.pragma('writable_schema = ON');
+    db.exec(`UPDATE sqlite_schema SET sql = replace(replace(replace(sql, 'length(x)', 'app_valid(x)'), 'upper(', 'app_upper('), 'lower(', 'app_fold(')
+      WHERE name IN ('items', 'items_g', 'shouted', 'items_log')`);
+    db.pragma('writable_schema = OFF');
+  };
+  const schemaOf = (file: string): unknown[][] => query(file, "SELECT type, name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name");
+  const PYTHON = spawnSync('python3', ['-c', 'import sqlite3'], { encoding: 'utf8' }).status === 0;
+
+  it('warns at backup (not for column types), restores the definitions as written and the rows; the application reindexes and writes', () => {
+    const src = make('appfn', setup);
+    const m = backup(src);
+    const warnings = m.warnings.join('\n');
+    expect(warnings).toMatch(/function app_valid\(\) \(used by table items\)/);
+    expect(warnings).toMatch(/function app_fold\(\) \(used by index items_g, trigger items_log\)/);
+    expect(warnings).toMatch(/function app_upper\(\) \(used by table items, view shouted\)/);
+    expect(warnings).not.toMatch(/varchar|decimal/i);
+    const copy = fresh('appfn-copy');
+    const r = restore(m.id, copy);
+    expect(r.code, r.stderr).toBe(0);
+    expect(schemaOf(copy)).toEqual(schemaOf(src));
+    expect(cells(copy, 'items')).toEqual(cells(src, 'items'));
+    const target = existingTarget(setup);
+    const o = restore(m.id, target, ['--on-conflict', 'overwrite']);
+    expect(o.code, o.stderr).toBe(0);
+    expect(schemaOf(target)).toEqual(schemaOf(src));
+    expect(cells(target, 'items')).toEqual(cells(src, 'items'));
+    if (!PYTHON) {
+      console.log("skipped the application check: python3's sqlite3 module (to register functions) is not installed");
+      return;
+    }
+    const script = `import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.create_function('app_valid', 1, lambda x: len(x) > 0, deterministic=True)
+db.create_function('app_upper', 1, lambda x: x.upper(), deterministic=True)
+db.create_function('app_fold', 1, lambda x: x.casefold(), deterministic=True)
+db.execute('REINDEX')
+db.execute("INSERT INTO items (id, key, action, x) VALUES (4, 'k4', 4, 'Neu')")
+db.commit()
+print(db.execute('PRAGMA integrity_check').fetchone()[0], db.execute("SELECT id FROM items WHERE app_fold(x) = 'world'").fetchall(), db.execute('SELECT s FROM shouted WHERE id = 4').fetchone()[0], db.execute('SELECT m FROM log').fetchall())`;
+    for (const file of [copy, target]) {
+      expect(execFileSync('python3', ['-c', script, file], { encoding: 'utf8' }).trim()).toBe("ok [(2,)] NEU [('hello',), ('world',), ('ünïcode',), ('neu',)]");
+    }
+  });
+
+  it('refuses a STORED generated column computed by an application function, naming it', () => {
+    const src = make('appfn-stored', (db) => {
+      db.exec('CREATE TABLE s (x TEXT, y AS (upper(x)) STORED); INSERT INTO s (x) VALUES (\'a\'); CREATE TABLE fine (z); INSERT INTO fine VALUES (1);');
+      db.unsafeMode(true);
+      db.pragma('writable_schema = ON');
+      db.exec("UPDATE sqlite_schema SET sql = replace(sql, 'upper(', 'app_upper(') WHERE name = 's'");
+      db.pragma('writable_schema = OFF');
+    });
+    const m = backup(src);
+    const copy = fresh('appfn-stored-copy');
+    const r = restore(m.id, copy);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('STORED generated column is computed by app_upper');
+    expect(existsSync(copy)).toBe(false);
+    const ok = restore(m.id, copy, ['--exclude', 's']);
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+});

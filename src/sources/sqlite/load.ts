@@ -20,7 +20,7 @@ import { assertColumns } from './conflicts.js';
 import { sqliteError } from './errors.js';
 import { statNames, type Planned, type PlannedTable, type PlannedView, type PlannedVirtual } from './plan.js';
 import { createVirtual, shadowColumns, VIRTUAL_KIND, withShadowWrites } from './virtual.js';
-import { collationRewrites, restoreCollations, withFallbackCollations } from './collation.js';
+import { appNameRewrites, knownFunctions, needsUncheckedLoad, refuseStoredAppFunctions, restoreDefinitions, withFallbacks } from './app-names.js';
 import { applyDatabase, applyFileSettings, applyJournalMode, type DatabaseDefinition, type StatRow } from './database.js';
 
 /** Rows between two progress reports of a table. */
@@ -32,18 +32,19 @@ export const STAGING_SCHEMA = 'cairn_staging';
 
 /** Creates the planned table or view from its (renamed) CREATE statement; throws what runDefinition throws. */
 export function createObject(db: BetterSqlite3.Database, p: PlannedTable | PlannedView): void {
-  // An application collation is created as BINARY, and put back once loaded (collation.ts).
-  runDefinition(db, withFallbackCollations(p.createSql), { kind: p.kind, name: p.name }, p.item.entry.name);
+  // Application collations and functions are created with fallbacks, and the definitions put
+  // back as written once loaded (app-names.ts).
+  runDefinition(db, withFallbacks(p.createSql, knownFunctions()), { kind: p.kind, name: p.name }, p.item.entry.name);
 }
 
 /** Creates one of a planned table's indexes. */
 export function createIndex(db: BetterSqlite3.Database, t: PlannedTable, idx: SqliteNamedSql): void {
-  runDefinition(db, withFallbackCollations(idx.sql), { kind: 'index', name: idx.name, table: t.name }, t.item.entry.name);
+  runDefinition(db, withFallbacks(idx.sql, knownFunctions()), { kind: 'index', name: idx.name, table: t.name }, t.item.entry.name);
 }
 
 /** Creates one of a planned table's or view's triggers. */
 export function createTrigger(db: BetterSqlite3.Database, p: Planned, tr: SqliteNamedSql): void {
-  runDefinition(db, withFallbackCollations(tr.sql), { kind: 'trigger', name: tr.name, table: p.name }, p.item.entry.name);
+  runDefinition(db, withFallbacks(tr.sql, knownFunctions()), { kind: 'trigger', name: tr.name, table: p.name }, p.item.entry.name);
 }
 
 /**
@@ -59,6 +60,8 @@ export async function loadStaging(
   onProgress: RestoreOptions['onProgress'],
   database?: { def: DatabaseDefinition; stats: StatRow[] },
 ): Promise<number> {
+  const rewrites = appNameRewrites(plan, knownFunctions());
+  refuseStoredAppFunctions(plan, knownFunctions());
   // Created empty, private (0600 whatever the umask), before SQLite opens it.
   createStagingFile(staging);
   const db = new Database(staging);
@@ -69,6 +72,9 @@ export async function loadStaging(
     db.pragma('journal_mode = OFF');
     db.pragma('synchronous = OFF');
     db.pragma('foreign_keys = OFF');
+    // CHECK constraints calling an application function run with a fallback: the rows, which
+    // satisfied them in the source, are loaded without evaluating them.
+    if (needsUncheckedLoad(rewrites, knownFunctions())) db.pragma('ignore_check_constraints = ON');
     db.pragma('cache_size = -65536');
     // The source's encoding, page size and auto_vacuum: settable only before the first write.
     applyFileSettings(db, database?.def);
@@ -105,7 +111,7 @@ export async function loadStaging(
       applyJournalMode(db, database.def);
     }
     // Last: the definitions as written, application collations included.
-    restoreCollations(db, collationRewrites(plan));
+    restoreDefinitions(db, rewrites);
     throwIfAborted(signal);
     // Views and their triggers have no data: their streams are not read.
   } catch (err) {

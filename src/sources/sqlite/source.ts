@@ -50,7 +50,7 @@ import {
 import { foldName } from './naming.js';
 import { sqliteLocation } from './connection.js';
 import { DATABASE_KIND, describeDatabase, statRows } from './database.js';
-import { appCollations } from './collation.js';
+import { appCollations, knownFunctions, unknownFunctions } from './app-names.js';
 import { shadowColumns, VIRTUAL_KIND, VIRTUAL_MODULES, virtualModule, type ShadowDefinition, type VirtualDefinition } from './virtual.js';
 
 const BUSY_TIMEOUT_MS = 5000;
@@ -254,7 +254,7 @@ class SqliteSnapshot implements SourceSnapshot {
     this.collections = [...tables, ...virtuals, ...views, ...(database ? [database] : [])];
   }
 
-  /** One warning per application collation (collation.ts) the backed-up schema names. */
+  /** One warning per application collation (app-names.ts) the backed-up schema names. */
   private warnAppCollations(schema: SchemaRow[], skipped: Set<string>): void {
     const users = new Map<string, { name: string; objects: string[] }>();
     for (const r of schema) {
@@ -268,6 +268,20 @@ class SqliteSnapshot implements SourceSnapshot {
     for (const { name, objects } of users.values()) {
       this.warnings.push(
         `collation ${name} (used by ${objects.join(', ')}) is registered by the application, not by SQLite: a restore keeps these definitions but builds their indexes in BINARY order; run REINDEX ${name} from the application (with its collation registered) after a restore`,
+      );
+    }
+    const functions = new Map<string, { name: string; objects: string[] }>();
+    for (const r of schema) {
+      if (r.sql === null || skipped.has(r.tbl_name) || foldName(r.tbl_name).startsWith('sqlite_') || /^CREATE\s+VIRTUAL\b/i.test(r.sql)) continue;
+      for (const f of unknownFunctions(r.sql, knownFunctions())) {
+        const entry = functions.get(f.toLowerCase()) ?? { name: f, objects: [] };
+        entry.objects.push(`${r.type} ${r.name}`);
+        functions.set(f.toLowerCase(), entry);
+      }
+    }
+    for (const { name, objects } of functions.values()) {
+      this.warnings.push(
+        `function ${name}() (used by ${objects.join(', ')}) is not one of SQLite's: a restore keeps these definitions, loads the rows without evaluating CHECK constraints that call it and builds indexes on it with a placeholder (run REINDEX from the application, with the function registered); it refuses a STORED generated column computed by it`,
       );
     }
   }

@@ -49,7 +49,7 @@ import { applyDatabase, databaseConflicts, readStatRows, type PlannedDatabase, t
 import { findConflicts, missingTriggerTargets, readExisting } from './conflicts.js';
 import { copyFromStaging, copyShadowsFromStaging, createIndex, createObject, createTrigger, loadStaging, setSequence, STAGING_SCHEMA } from './load.js';
 import { createVirtual, VIRTUAL_KIND } from './virtual.js';
-import { collationRewrites, restoreCollations } from './collation.js';
+import { appNameRewrites, knownFunctions, needsUncheckedLoad, restoreDefinitions } from './app-names.js';
 import { fsyncDir, fsyncFile, lexists } from './files.js';
 import { sqliteError } from './errors.js';
 
@@ -198,9 +198,12 @@ export class SqliteTarget implements RestoreTarget {
       throw err;
     }
     const fk = Number(db.pragma('foreign_keys', { simple: true }));
+    const rewrites = appNameRewrites(plan, knownFunctions());
     let attached = false;
     try {
       db.pragma('foreign_keys = OFF');
+      // As in the staging file (load.ts): CHECKs calling application functions are not evaluated.
+      if (needsUncheckedLoad(rewrites, knownFunctions())) db.pragma('ignore_check_constraints = ON');
       // Functions with side effects are refused inside the definitions created below.
       db.pragma('trusted_schema = OFF');
       db.prepare(`ATTACH DATABASE ? AS ${STAGING_SCHEMA}`).run(staging);
@@ -234,8 +237,8 @@ export class SqliteTarget implements RestoreTarget {
         for (const v of plan) if (v.kind === 'view') createObject(db, v);
         for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) createTrigger(db, v, tr);
         if (database !== undefined) applyDatabase(db, 'main', database.def, stats, statNames(plan));
-        // Last change: the definitions as written, application collations included (collation.ts).
-        restoreCollations(db, collationRewrites(plan));
+        // Last change: the definitions as written, application collations and functions included (app-names.ts).
+        restoreDefinitions(db, rewrites);
         db.exec('COMMIT');
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');
@@ -247,6 +250,7 @@ export class SqliteTarget implements RestoreTarget {
       try {
         if (attached) db.exec(`DETACH DATABASE ${STAGING_SCHEMA}`);
         db.pragma(`foreign_keys = ${fk ? 'ON' : 'OFF'}`);
+        db.pragma('ignore_check_constraints = OFF');
       } finally {
         db.close();
       }
