@@ -302,10 +302,12 @@ class SqliteSnapshot implements SourceSnapshot {
     } catch {
       mod = undefined;
     }
-    if (mod === undefined || !VIRTUAL_MODULES.has(foldName(mod))) {
+    // FTS3/4's compress=/uncompress= call application functions on every row (see virtual.ts).
+    const compress = mod !== undefined && /\b(?:un)?compress\s*=/i.test(row.sql ?? '');
+    if (mod === undefined || !VIRTUAL_MODULES.has(foldName(mod)) || compress) {
       const triggers = schema.filter((r) => r.type === 'trigger' && r.sql !== null && foldName(r.sql).includes(foldName(row.name))).map((r) => r.name);
       this.warnings.push(
-        `virtual table ${row.name} is not backed up: its module ${mod ?? '(unreadable)'} is not one of SQLite's own (${[...VIRTUAL_MODULES].join(', ')})` +
+        `virtual table ${row.name} is not backed up: ${compress ? `its compress=/uncompress= options call application functions` : `its module ${mod ?? '(unreadable)'} is not one of SQLite's own (${[...VIRTUAL_MODULES].join(', ')})`}` +
           (triggers.length > 0 ? `; triggers that may use it (${triggers.join(', ')}) would fail in a restored copy, and a restore refuses those that write into it` : ''),
       );
       return undefined;

@@ -106,6 +106,11 @@ export function checkVirtual(def: VirtualDefinition, createSql: string, name: st
     if (!VIRTUAL_MODULES.has(foldName(mod)) || foldName(mod) !== foldName(def.module)) {
       throw refused(collection, `uses the module "${preview(mod)}" (cairn recreates only ${[...VIRTUAL_MODULES].join(', ')})`);
     }
+    // FTS3/FTS4's compress= and uncompress= name SQL functions the table would call on every
+    // row; a backup of SQLite's own modules needs none (an application's would be missing).
+    const args = lexSql(sql);
+    const fn = args.findIndex((x, k) => x.kind === 'ident' && ['compress', 'uncompress'].includes(x.value.toLowerCase()) && args[k + 1]?.text === '=');
+    if (fn >= 0) throw refused(collection, `has the option ${preview((args[fn] as Lexeme).value)}=, which names a function (not restored)`);
   }
   const suffixes = new Set<string>();
   for (const s of def.shadows) {
@@ -144,7 +149,12 @@ export function createVirtual(db: BetterSqlite3.Database, sql: string, name: str
   if (stray.length > 0 || !added.some((r) => foldName(r.name) === foldName(name))) {
     throw refused(collection, `created ${added.map((r) => `${r.type} "${preview(r.name)}"`).join(', ')}, not the virtual table and its shadow tables`);
   }
+  // Only the shadow tables this statement made are written to: never a table that was there.
+  const made = new Set(added.filter((r) => r.type === 'table').map((r) => foldName(r.name)));
   for (const s of def.shadows) {
+    if (!made.has(foldName(`${name}_${s.suffix}`))) {
+      throw refused(collection, `records a shadow table "${preview(`${name}_${s.suffix}`)}" that SQLite's ${def.module} did not create`);
+    }
     const cols = (db.prepare(`PRAGMA main.table_info(${quoteIdent(`${name}_${s.suffix}`)})`).all() as { name: string }[]).map((c) => foldName(c.name));
     if (cols.length !== s.columns.length || s.columns.some((c, k) => foldName(c) !== cols[k])) {
       throw refused(collection, `records a shadow table "${preview(`${name}_${s.suffix}`)}" (${preview(s.columns.join(', '))}) that SQLite's ${def.module} does not create that way (${preview(cols.join(', ')) || 'none'})`);
