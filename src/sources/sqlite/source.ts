@@ -28,6 +28,7 @@
  * cairn's own server catalog (PRAGMA application_id, see catalog-mark.ts) is refused on the
  * opened connection, whatever path led to it.
  */
+import { isUtf8 } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
@@ -85,6 +86,9 @@ export class SqliteSource implements DatabaseSource {
     try {
       db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
       db.defaultSafeIntegers(true);
+      // Lets a TEXT value be read again as bytes while its table's rows are being read (tableQuery),
+      // on this read-only connection, inside the snapshot's read transaction.
+      db.unsafeMode(true);
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       db.exec('BEGIN');
       // The first read starts the read transaction and fixes the snapshot (WAL read mark).
@@ -412,22 +416,20 @@ class SqliteSnapshot implements SourceSnapshot {
       throwIfAborted(signal);
       self.streaming = true;
       let iter: IterableIterator<unknown[]>;
-      let width: number;
+      let finish: ((row: unknown[]) => void) | undefined;
       if (known!.kind === DATABASE_KIND) {
         // The statistics of the tables backed up (their names lead each row).
         const selected = self.selected();
         const tables = self.collections.filter((c) => c.kind === 'table' && selected.has(c.name)).map((c) => foldName(c.name));
         iter = statRows(self.db, new Set(tables));
-        width = Infinity;
       } else if (known!.kind === VIRTUAL_KIND) {
         iter = self.shadowRows(known!.name, known!.definition as unknown as VirtualDefinition);
-        width = Infinity;
       } else {
         const def = known!.definition as unknown as SqliteTableDefinition;
-        const query = selectSql(known!.name, def, self.utf8);
+        const query = tableQuery(self.db, known!.name, def, self.utf8);
         const stmt = self.db.prepare(query.sql).raw(true).safeIntegers(true);
         iter = stmt.iterate() as IterableIterator<unknown[]>;
-        width = query.width;
+        finish = query.finish;
       }
       self.active = iter;
       const encoder = new RowEncoder();
@@ -436,7 +438,7 @@ class SqliteSnapshot implements SourceSnapshot {
         const pacer = new Pacer();
         for (const row of iter) {
           rowCount++;
-          if (row.length > width) markText(row, width);
+          finish?.(row);
           const chunk = encoder.push(row);
           if (++sinceCheck >= CHECK_ROWS) {
             sinceCheck = 0;
@@ -488,10 +490,10 @@ class SqliteSnapshot implements SourceSnapshot {
         rowidColumn: shadow.rowidColumn,
         autoincrement: null,
       };
-      const query = selectSql(`${name}_${shadow.suffix}`, table, this.utf8, shadowColumns(shadow));
+      const query = tableQuery(this.db, `${name}_${shadow.suffix}`, table, this.utf8, shadowColumns(shadow));
       const stmt = this.db.prepare(query.sql).raw(true).safeIntegers(true);
       for (const row of stmt.iterate() as IterableIterator<unknown[]>) {
-        if (row.length > query.width) markText(row, query.width);
+        query.finish(row);
         yield [BigInt(k), ...row];
       }
     }
@@ -530,8 +532,8 @@ export function dataColumns(def: SqliteTableDefinition): string[] {
 const MASK_BITS = 30;
 
 /**
- * A row read by selectSql with text as bytes: the values are followed by the masks saying which
- * of them are text; those become TextBytes (encoded as TEXT, byte for byte) and the masks go.
+ * A row read with text as bytes: the values are followed by the masks saying which of them are
+ * text; those become TextBytes (encoded as TEXT, byte for byte) and the masks go.
  */
 function markText(row: unknown[], width: number): void {
   for (let m = width; m < row.length; m++) {
@@ -546,25 +548,64 @@ function markText(row: unknown[], width: number): void {
   row.length = width;
 }
 
+/** A table's SELECT, and what turns each row it returns into the row to encode. */
+interface TableQuery {
+  sql: string;
+  /** Number of data values; values after them are the query's own (rowid, masks). */
+  width: number;
+  /** Makes `row` the data row (in place): TEXT whose bytes are not UTF-8 as TextBytes. */
+  finish(row: unknown[]): void;
+}
+
 /**
- * The SELECT of a table's data columns. With `textAsBytes` (a UTF-8 database) a TEXT value is
- * read as its bytes (CAST AS BLOB keeps them; a string would replace invalid UTF-8 with U+FFFD)
- * and masks after the values say which were text. `width` is the number of data values.
+ * The SELECT of a table's data columns (`columns`, default dataColumns(def)), in rowid (or
+ * primary key) order. A string from SQLite holds U+FFFD where the TEXT's bytes were not valid
+ * UTF-8, so in a UTF-8 database (`utf8`) such text is read again as bytes:
+ * - a rowid table: the rowid follows the values, and a string holding U+FFFD is read again by
+ *   rowid, cast to BLOB (which keeps the bytes; the connection runs it while the rows are read,
+ *   in the same read transaction); bytes that are valid UTF-8 keep the string;
+ * - a WITHOUT ROWID table (whose key may itself be such text): every TEXT value is read as
+ *   bytes, with masks after the values saying which were text (about twice as slow).
  */
-function selectSql(table: string, def: SqliteTableDefinition, textAsBytes: boolean, columns?: string[]): { sql: string; width: number } {
+function tableQuery(db: BetterSqlite3.Database, table: string, def: SqliteTableDefinition, utf8: boolean, columns?: string[]): TableQuery {
   const names = columns ?? dataColumns(def);
+  const width = names.length;
   let cols = names.map(quoteIdent).join(', ');
-  if (textAsBytes && names.length > 0) {
+  let finish = (row: unknown[]): void => {
+    row.length = width;
+  };
+  const taken = new Set(names.map(foldName));
+  const rowid = def.withoutRowid ? undefined : ['_rowid_', 'rowid', 'oid'].find((n) => !taken.has(n));
+  if (utf8 && width > 0 && rowid !== undefined) {
+    cols = `${cols}, ${rowid}`;
+    const refetch = new Map<number, BetterSqlite3.Statement>();
+    const from = `main.${quoteIdent(table)}`;
+    finish = (row) => {
+      for (let i = 0; i < width; i++) {
+        const v = row[i];
+        if (typeof v !== 'string' || !v.includes('\uFFFD')) continue;
+        let stmt = refetch.get(i);
+        if (stmt === undefined) {
+          stmt = db.prepare(`SELECT CAST(${quoteIdent(names[i] as string)} AS BLOB) FROM ${from} WHERE ${rowid} = ?`).pluck().safeIntegers(true);
+          refetch.set(i, stmt);
+        }
+        const bytes = stmt.get(row[width]) as Buffer;
+        if (!isUtf8(bytes)) row[i] = new TextBytes(bytes);
+      }
+      row.length = width;
+    };
+  } else if (utf8 && width > 0) {
     const values = names.map((n) => {
       const c = quoteIdent(n);
       return n === def.rowidColumn ? c : `CASE WHEN typeof(${c}) = 'text' THEN CAST(${c} AS BLOB) ELSE ${c} END`;
     });
     const masks: string[] = [];
-    for (let from = 0; from < names.length; from += MASK_BITS) {
-      const bits = names.slice(from, from + MASK_BITS).map((n, k) => `((typeof(${quoteIdent(n)}) = 'text') << ${k})`);
+    for (let at = 0; at < names.length; at += MASK_BITS) {
+      const bits = names.slice(at, at + MASK_BITS).map((n, k) => `((typeof(${quoteIdent(n)}) = 'text') << ${k})`);
       masks.push(`(${bits.join(' | ')})`);
     }
     cols = [...values, ...masks].join(', ');
+    finish = (row) => markText(row, width);
   }
   let order: string;
   if (def.withoutRowid) {
@@ -576,5 +617,5 @@ function selectSql(table: string, def: SqliteTableDefinition, textAsBytes: boole
     const alias = def.columns.find((c) => c.pk > 0);
     order = alias !== undefined ? quoteIdent(alias.name) : '';
   }
-  return { sql: `SELECT ${cols} FROM main.${quoteIdent(table)}${order ? ` ORDER BY ${order}` : ''}`, width: names.length };
+  return { sql: `SELECT ${cols} FROM main.${quoteIdent(table)}${order ? ` ORDER BY ${order}` : ''}`, width, finish };
 }
