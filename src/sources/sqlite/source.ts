@@ -18,11 +18,15 @@
  *   WITHOUT ROWID flag, AUTOINCREMENT counter (sqlite_sequence) and all rows. Rows keep their
  *   storage classes exactly (rows-v1). For a rowid table without an INTEGER PRIMARY KEY alias,
  *   the hidden rowid is stored as the first value of each row so that a restore keeps rowids;
- * - every view ("view"): its CREATE VIEW and any INSTEAD OF triggers on it.
- * Not captured: virtual tables (FTS, R*Tree, …) and their shadow tables (a warning names each),
- * sqlite_stat* tables (run ANALYZE after a restore), database-level settings (PRAGMA
- * user_version, application_id, page_size, auto_vacuum, journal mode, text encoding) and the
- * temp schema. Generated columns are recreated by the CREATE TABLE and not stored.
+ * - every view ("view"): its CREATE VIEW and any INSTEAD OF triggers on it;
+ * - every virtual table of SQLite's own modules ("virtual_table", virtual.ts): its CREATE VIRTUAL
+ *   TABLE and its shadow tables' rows;
+ * - the file's properties ("sqlite_database", database.ts): user_version, application_id,
+ *   encoding, page size, auto_vacuum, WAL, and the sqlite_stat1/stat4 rows of the tables.
+ * TEXT keeps its bytes, valid UTF-8 or not (tableQuery). Not captured: virtual tables of other
+ * modules (a warning names each), sqlite_stat2/3 and the temp schema. Application collations and
+ * functions are named in warnings (app-names.ts). Generated columns are recreated by the CREATE
+ * TABLE and not stored.
  *
  * readData() streams must be consumed one at a time (one SQLite connection per snapshot).
  * cairn's own server catalog (PRAGMA application_id, see catalog-mark.ts) is refused on the

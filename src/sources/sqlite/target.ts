@@ -19,8 +19,10 @@
  *   directory fsynced, so the target appears complete or not at all;
  * - target file exists: one `BEGIN IMMEDIATE` transaction on the target attaches the staging
  *   file, drops what is being overwritten, recreates each table from its original SQL (renamed
- *   when asked), copies the rows across (keeping rowids), then indexes, AUTOINCREMENT counters,
- *   triggers and views, and commits. Foreign-key enforcement is off during the switch.
+ *   when asked), copies the rows across (keeping rowids), then indexes, virtual tables (their
+ *   shadow rows copied: virtual.ts), AUTOINCREMENT counters, triggers, views, the database's
+ *   properties (database.ts) and, last, definitions that name application collations or
+ *   functions put back as written (app-names.ts), and commits. Foreign-key enforcement is off during the switch.
  * Any failure or abort before the switch leaves the target byte-identical; a failure during the
  * switch rolls the transaction back. An AbortSignal is honoured until the switch starts.
  * cairn's own server catalog (PRAGMA application_id, see catalog-mark.ts) is never written: the
