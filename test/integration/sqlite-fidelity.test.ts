@@ -333,6 +333,13 @@ describe('19: virtual tables come back with their index, and the application kee
     expect(r.stderr).toContain('docs_ai');
     expect(r.stderr).toContain('"docs_fts"');
     expect(existsSync(copy)).toBe(false);
+    // The FTS table without the table it indexes (or with that table renamed) is refused too.
+    for (const args of [['--include', 'docs_fts'], ['--include', 'docs,docs_fts', '--rename', 'docs=papers']]) {
+      const refused = restore(m.id, copy, args);
+      expect(refused.code, args.join(' ')).toBe(4);
+      expect(refused.stderr).toContain(`content='docs'`);
+      expect(existsSync(copy)).toBe(false);
+    }
     // With it, the copy works; renamed, the index follows its new name.
     const ok = restore(m.id, copy, ['--include', 'docs,docs_fts,notes', '--rename', 'notes=memos']);
     expect(ok.code, ok.stderr).toBe(0);

@@ -11,7 +11,7 @@ import { foldName } from './naming.js';
 import { preview } from './validate.js';
 import { invalid, type Planned, type PlannedTable } from './plan.js';
 import { lexSql, type Lexeme } from './lexer.js';
-import { VIRTUAL_KIND } from './virtual.js';
+import { contentTable, VIRTUAL_KIND } from './virtual.js';
 
 /** A row of the target's sqlite_schema. */
 export interface ExistingObject {
@@ -190,6 +190,12 @@ export function missingTriggerTargets(plan: Planned[], existing: Set<string>): s
   }
   const problems: string[] = [];
   for (const p of plan) {
+    const content = p.kind === VIRTUAL_KIND ? contentTable(p.createSql) : undefined;
+    if (content !== undefined && !present.has(foldName(content))) {
+      problems.push(
+        `Virtual table "${p.name}" indexes the rows of "${content}" (content='${content}'), which the restored database would not have: its searches would fail. Restore "${content}" too, under that name (--include; --rename does not rewrite the content= option), or --exclude "${p.item.entry.name}".`,
+      );
+    }
     for (const tr of p.triggers) {
       const missing = [...new Set(triggerWrites(tr.sql).filter((n) => !present.has(foldName(n))))];
       if (missing.length === 0) continue;

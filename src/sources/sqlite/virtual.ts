@@ -174,3 +174,23 @@ export function withShadowWrites<T>(db: BetterSqlite3.Database, write: () => T):
 
 /** The rows-v1 data format of a virtual table collection. */
 export const VIRTUAL_DATA_FORMAT = ROWS_V1;
+
+/**
+ * The table an FTS4/FTS5 table with external content reads its rows from (`content='docs'`, or
+ * `content=docs`), or undefined (normal or contentless: `content=''`).
+ */
+export function contentTable(sql: string): string | undefined {
+  let t: Lexeme[];
+  try {
+    t = lexSql(sql);
+  } catch {
+    return undefined;
+  }
+  for (let i = 0; i + 2 < t.length; i++) {
+    const x = t[i] as Lexeme;
+    if (x.kind !== 'ident' || x.quoted || x.value.toLowerCase() !== 'content' || t[i + 1]?.text !== '=') continue;
+    const v = t[i + 2] as Lexeme;
+    if ((v.kind === 'string' || v.kind === 'ident') && v.value !== '') return v.value;
+  }
+  return undefined;
+}
