@@ -147,7 +147,7 @@ describe('16: TEXT values keep their bytes', () => {
     expect(refT[0]).toEqual(expected.t[0]);
   });
 
-  it('UTF-16 databases: the encoding and the text are kept', () => {
+  it('UTF-16 databases: the encoding and the text are kept; restores across encodings convert', () => {
     for (const encoding of ['UTF-16le', 'UTF-16be']) {
       const src = make('utf16', (db) => {
         db.pragma(`encoding = '${encoding}'`);
@@ -160,6 +160,26 @@ describe('16: TEXT values keep their bytes', () => {
       expect(pragma(copy, 'encoding')).toBe(encoding);
       expect(cells(copy, 't')).toEqual(cells(src, 't'));
     }
+    // Across encodings over an existing file (SQLite attaches only files of one encoding): the
+    // text is converted, its characters kept.
+    const utf16 = make('utf16-src', (db) => {
+      db.pragma("encoding = 'UTF-16le'");
+      db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v); INSERT INTO t VALUES (1, 'héllo ☃ 𝄞');");
+    });
+    const utf8 = make('utf8-src', (db) => db.exec("CREATE TABLE u (id INTEGER PRIMARY KEY, v); INSERT INTO u VALUES (1, 'grüße'), (2, CAST(x'61FF' AS TEXT));"));
+    const into8 = existingTarget((db) => db.exec('CREATE TABLE keep (x)'));
+    const into16 = existingTarget((db) => {
+      db.pragma("encoding = 'UTF-16be'");
+      db.exec('CREATE TABLE keep (x)');
+    });
+    const r8 = restore(backup(utf16).id, into8, ['--on-conflict', 'overwrite']);
+    expect(r8.code, r8.stderr).toBe(0);
+    expect(query(into8, 'SELECT v FROM t')).toEqual([['héllo ☃ 𝄞']]);
+    expect(pragma(into8, 'encoding')).toBe('UTF-8');
+    const r16 = restore(backup(utf8).id, into16, ['--on-conflict', 'overwrite']);
+    expect(r16.code, r16.stderr).toBe(0);
+    expect(query(into16, 'SELECT v FROM u WHERE id = 1')).toEqual([['grüße']]);
+    expect(pragma(into16, 'encoding')).toBe('UTF-16be');
   });
 });
 

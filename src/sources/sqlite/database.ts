@@ -150,10 +150,15 @@ export async function readStatRows(p: PlannedDatabase): Promise<StatRow[]> {
   return out;
 }
 
-/** Settings a new file can only get before its first table: run on the empty staging file. */
-export function applyFileSettings(db: BetterSqlite3.Database, def: DatabaseDefinition | undefined): void {
+/**
+ * Settings a new file can only get before its first table: run on the empty staging file.
+ * `encoding`, when given, is the existing target's, which the staging file must share (SQLite
+ * attaches only files of the main file's encoding).
+ */
+export function applyFileSettings(db: BetterSqlite3.Database, def: DatabaseDefinition | undefined, encoding?: string): void {
+  const enc = encoding ?? def?.encoding;
+  if (enc !== undefined && (ENCODINGS as readonly string[]).includes(enc)) db.pragma(`encoding = '${enc}'`);
   if (def === undefined) return;
-  db.pragma(`encoding = '${def.encoding}'`);
   db.pragma(`page_size = ${def.pageSize}`);
   db.pragma(`auto_vacuum = ${def.autoVacuum}`);
 }

@@ -59,6 +59,7 @@ export async function loadStaging(
   signal: AbortSignal | undefined,
   onProgress: RestoreOptions['onProgress'],
   database?: { def: DatabaseDefinition; stats: StatRow[] },
+  targetEncoding?: string,
 ): Promise<number> {
   const rewrites = appNameRewrites(plan, knownFunctions());
   refuseStoredAppFunctions(plan, knownFunctions());
@@ -77,7 +78,7 @@ export async function loadStaging(
     if (needsUncheckedLoad(rewrites, knownFunctions())) db.pragma('ignore_check_constraints = ON');
     db.pragma('cache_size = -65536');
     // The source's encoding, page size and auto_vacuum: settable only before the first write.
-    applyFileSettings(db, database?.def);
+    applyFileSettings(db, database?.def, targetEncoding);
     // Writes the header now: SQLite leaves a database without tables as a 0-byte file, which
     // nothing (cairn's backup included) would recognise as a database.
     db.pragma('user_version = 0');

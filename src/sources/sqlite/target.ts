@@ -110,7 +110,10 @@ export class SqliteTarget implements RestoreTarget {
     const staging = stagingPath(this.path);
     let rows = 0;
     try {
-      rows = await loadStaging(staging, plan, signal, onProgress, database && { def: database.def, stats });
+      // Over an existing file, the staging file takes its encoding: SQLite attaches only files of
+      // the main file's encoding (and converts the text between them).
+      const targetEncoding = fs.existsSync(this.path) ? this.encoding() : undefined;
+      rows = await loadStaging(staging, plan, signal, onProgress, database && { def: database.def, stats }, targetEncoding);
       throwIfAborted(signal);
       options.onFinalizing?.();
       if (!(await this.linkIntoPlace(staging))) {
@@ -120,6 +123,16 @@ export class SqliteTarget implements RestoreTarget {
       removeStagingFile(staging);
     }
     return { collections: plan.length, rows };
+  }
+
+  /** The existing target's text encoding (PRAGMA encoding). */
+  private encoding(): string {
+    const db = this.openTarget(true);
+    try {
+      return String(db.pragma('main.encoding', { simple: true }));
+    } finally {
+      db.close();
+    }
   }
 
   private openTarget(readonly: boolean): BetterSqlite3.Database {
