@@ -60,6 +60,16 @@ function isCall(t: Lexeme[], i: number): boolean {
   if (KEYWORDS.has(x.value.toUpperCase())) return false;
   const prev = t[i - 1];
   if (prev === undefined) return false;
+  // `name(columns) AS (…)` names a common table expression.
+  let depth = 0;
+  for (let k = i + 1; k < t.length; k++) {
+    if (t[k]?.text === '(') depth++;
+    else if (t[k]?.text === ')' && --depth === 0) {
+      const after = t[k + 1];
+      if (after?.kind === 'ident' && !after.quoted && after.value.toUpperCase() === 'AS') return false;
+      break;
+    }
+  }
   if (prev.kind === 'ident') return !prev.quoted && CALL_AFTER.has(prev.value.toUpperCase());
   // After an operator or "(" / ","; not after ")" (a column type follows a name), nor "." (schema.table).
   return prev.kind === 'punct' || prev.kind === 'other' ? prev.text !== ')' && prev.text !== '.' : false;
