@@ -137,11 +137,13 @@ export function databaseOf(items: RestoreItem[]): PlannedDatabase | undefined {
   return found[0] === undefined ? undefined : planDatabase(found[0]);
 }
 
-/** Statistics names: each restored table's backup name → its target name, its indexes likewise. */
+/** Statistics names: each restored table's (and shadow table's) backup name → its target name, its indexes likewise. */
 export function statNames(plan: Planned[]): StatNames {
   const tables = new Map<string, string>();
   const indexes = new Map<string, string>();
   for (const p of plan) {
+    // A virtual table's shadow tables have statistics of their own.
+    if (p.kind === VIRTUAL_KIND) p.def.shadows.forEach((sh, i) => tables.set(foldName(`${p.item.entry.name}_${sh.suffix}`), p.shadowNames[i] as string));
     if (p.kind !== 'table') continue;
     tables.set(foldName(p.item.entry.name), p.name);
     p.def.indexes.forEach((idx, i) => indexes.set(foldName(idx.name), (p.indexes[i] as SqliteNamedSql).name));

@@ -424,7 +424,12 @@ class SqliteSnapshot implements SourceSnapshot {
       if (known!.kind === DATABASE_KIND) {
         // The statistics of the tables backed up (their names lead each row).
         const selected = self.selected();
-        const tables = self.collections.filter((c) => c.kind === 'table' && selected.has(c.name)).map((c) => foldName(c.name));
+        const tables = self.collections
+          .filter((c) => (c.kind === 'table' || c.kind === VIRTUAL_KIND) && selected.has(c.name))
+          .flatMap((c) =>
+            c.kind === 'table' ? [c.name] : (c.definition as unknown as VirtualDefinition).shadows.map((sh) => `${c.name}_${sh.suffix}`),
+          )
+          .map(foldName);
         iter = statRows(self.db, new Set(tables));
       } else if (known!.kind === VIRTUAL_KIND) {
         iter = self.shadowRows(known!.name, known!.definition as unknown as VirtualDefinition);
