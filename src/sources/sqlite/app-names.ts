@@ -60,13 +60,19 @@ function isCall(t: Lexeme[], i: number): boolean {
   if (KEYWORDS.has(x.value.toUpperCase())) return false;
   const prev = t[i - 1];
   if (prev === undefined) return false;
-  // `name(columns) AS (…)` names a common table expression.
+  // `name(columns) AS [NOT] [MATERIALIZED] (…)` names a common table expression (while
+  // `f(x) AS alias` is a call with a column alias).
   let depth = 0;
   for (let k = i + 1; k < t.length; k++) {
     if (t[k]?.text === '(') depth++;
     else if (t[k]?.text === ')' && --depth === 0) {
-      const after = t[k + 1];
-      if (after?.kind === 'ident' && !after.quoted && after.value.toUpperCase() === 'AS') return false;
+      const word = (x: Lexeme | undefined, w: string): boolean => x?.kind === 'ident' && !x.quoted && x.value.toUpperCase() === w;
+      let m = k + 1;
+      if (!word(t[m], 'AS')) break;
+      m++;
+      if (word(t[m], 'NOT')) m++;
+      if (word(t[m], 'MATERIALIZED')) m++;
+      if (t[m]?.text === '(') return false;
       break;
     }
   }
