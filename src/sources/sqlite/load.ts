@@ -109,7 +109,8 @@ export async function loadStaging(
     for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) createTrigger(db, v, tr);
     if (database !== undefined) {
       db.transaction(() => applyDatabase(db, 'main', database.def, database.stats, statNames(plan)))();
-      applyJournalMode(db, database.def);
+      // A staging file that is copied into an existing target needs no WAL of its own.
+      if (targetEncoding === undefined) applyJournalMode(db, database.def);
     }
     // Last: the definitions as written, application collations included.
     restoreDefinitions(db, rewrites);
