@@ -285,6 +285,12 @@ describe('19: virtual tables come back with their index, and the application kee
       INSERT INTO bare (rowid, w) VALUES (7, 'contentless words here');
       CREATE VIRTUAL TABLE old4 USING fts4(a, b);
       INSERT INTO old4 VALUES ('fts four', 'still here');
+      CREATE VIRTUAL TABLE old3 USING fts3(c);
+      INSERT INTO old3 VALUES ('fts three lives');
+      CREATE TABLE src4 (title, body);
+      INSERT INTO src4 VALUES ('sphinx', 'of black quartz'), ('judge', 'my vow');
+      CREATE VIRTUAL TABLE ext4 USING fts4(content='src4', title, body);
+      INSERT INTO ext4(ext4) VALUES ('rebuild');
       CREATE VIRTUAL TABLE boxes USING rtree(id, minx, maxx, miny, maxy);
       INSERT INTO boxes VALUES (1, 0, 10, 0, 10), (2, 5, 15, 5, 15), (3, 20, 30, 20, 30);
       CREATE VIEW hits AS SELECT rowid, title FROM docs_fts WHERE docs_fts MATCH 'fox';`);
@@ -294,6 +300,8 @@ describe('19: virtual tables come back with their index, and the application kee
     notes: query(file, "SELECT text FROM notes WHERE notes MATCH 'milk'"),
     bare: query(file, "SELECT rowid FROM bare WHERE bare MATCH 'words'"),
     old4: query(file, "SELECT a FROM old4 WHERE old4 MATCH 'still'"),
+    old3: query(file, "SELECT c FROM old3 WHERE old3 MATCH 'three'"),
+    ext4: query(file, "SELECT docid, title FROM ext4 WHERE ext4 MATCH 'sphinx'"),
     boxes: query(file, 'SELECT id FROM boxes WHERE maxx >= 8 AND minx <= 12 ORDER BY id'),
     hits: query(file, 'SELECT * FROM hits'),
   });
@@ -314,7 +322,7 @@ describe('19: virtual tables come back with their index, and the application kee
   it('FTS5 (external content, normal, contentless), FTS4 and R*Tree: new file, overwrite, compared with the dump', () => {
     const src = make('vtab', setup);
     const m = backup(src);
-    expect(m.collections.filter((c) => c.kind === 'virtual_table').map((c) => c.name).sort()).toEqual(['bare', 'boxes', 'docs_fts', 'notes', 'old4']);
+    expect(m.collections.filter((c) => c.kind === 'virtual_table').map((c) => c.name).sort()).toEqual(['bare', 'boxes', 'docs_fts', 'ext4', 'notes', 'old3', 'old4']);
     expect(m.warnings.join('\n')).not.toContain('not backed up');
     const expected = searches(src);
     const copy = fresh('vtab-copy');
@@ -322,7 +330,7 @@ describe('19: virtual tables come back with their index, and the application kee
     expect(r.code, r.stderr).toBe(0);
     expect(searches(copy)).toEqual(expected);
     // The shadow tables are the source's, row for row.
-    for (const shadow of ['docs_fts_data', 'docs_fts_idx', 'docs_fts_docsize', 'docs_fts_config', 'notes_content', 'bare_data', 'old4_segdir', 'boxes_node', 'boxes_rowid']) {
+    for (const shadow of ['docs_fts_data', 'docs_fts_idx', 'docs_fts_docsize', 'docs_fts_config', 'notes_content', 'bare_data', 'old4_segdir', 'old3_segments', 'ext4_segdir', 'boxes_node', 'boxes_rowid']) {
       expect(cells(copy, shadow, '1'), shadow).toEqual(cells(src, shadow, '1'));
     }
     write(copy);
