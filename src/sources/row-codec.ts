@@ -8,19 +8,30 @@
  *   tag 1  INTEGER  zigzag varint of the 64-bit signed value (1..10 bytes)
  *   tag 2  REAL     8 bytes, IEEE 754 float64 little-endian (keeps -0; NaN payload bits are not
  *                   significant)
- *   tag 3  TEXT     varint(byteLength) + UTF-8 bytes
+ *   tag 3  TEXT     varint(byteLength) + the text's bytes: UTF-8, or exactly the bytes SQLite held
+ *                   when they are not valid UTF-8 (SQLite stores any bytes as TEXT, and keeps them)
  *   tag 4  BLOB     varint(byteLength) + bytes
  *
  * Varints are unsigned LEB128 (7 bits per byte, low groups first, high bit = "more").
  * A stream is a plain concatenation of rows: there is no header, no framing and no trailer, so
  * the encoder may cut its output anywhere and the decoder accepts arbitrary slices.
  *
- * JavaScript types: INTEGER <-> bigint, REAL <-> number, TEXT <-> string, BLOB <-> Buffer
+ * JavaScript types: INTEGER <-> bigint, REAL <-> number, TEXT <-> string (or TextBytes, for
+ * text whose bytes are not valid UTF-8: decoding them to a string would replace them), BLOB <-> Buffer
  * (any Uint8Array is accepted when encoding), NULL <-> null (undefined is encoded as NULL).
  * A JavaScript number is always REAL, even when it holds an integral value: read SQLite with
  * safeIntegers(true) so that integers arrive as bigints.
  */
+import { isUtf8 } from 'node:buffer';
 import { CorruptionError } from '../core/errors.js';
+
+/**
+ * A TEXT value given as its bytes: encoded as TEXT with exactly these bytes, and what the decoder
+ * returns for a TEXT value whose bytes are not valid UTF-8 (a string would hold U+FFFD instead).
+ */
+export class TextBytes {
+  constructor(readonly bytes: Uint8Array) {}
+}
 
 export const ROWS_V1 = 'rows-v1';
 
@@ -119,13 +130,14 @@ export class RowEncoder {
       this.pos = buf.writeDoubleLE(v, this.pos);
     } else if (v === null || v === undefined) {
       buf[this.pos++] = TAG_NULL;
-    } else if (v instanceof Uint8Array) {
-      const len = v.length;
+    } else if (v instanceof Uint8Array || v instanceof TextBytes) {
+      const bytes = v instanceof TextBytes ? v.bytes : v;
+      const len = bytes.length;
       this.ensure(11 + len);
       const b = this.buf;
-      b[this.pos++] = TAG_BLOB;
+      b[this.pos++] = v instanceof TextBytes ? TAG_TEXT : TAG_BLOB;
       this.pos = writeVarint(b, this.pos, len);
-      b.set(v, this.pos);
+      b.set(bytes, this.pos);
       this.pos += len;
     } else {
       throw new TypeError(`cannot encode a value of type ${typeof v} (${Object.prototype.toString.call(v)})`);
@@ -357,7 +369,10 @@ export class RowDecoder {
         case TAG_TEXT: {
           const len = this.readLength();
           if (len === INCOMPLETE || this.pos + len > end) return undefined;
-          row[i] = utf8Slice(src, this.pos, this.pos + len);
+          const text = utf8Slice(src, this.pos, this.pos + len);
+          // U+FFFD is what invalid bytes decode to: only then are the bytes checked, and kept as
+          // they are when they are not UTF-8 (a real U+FFFD in valid text stays a string).
+          row[i] = text.includes('\uFFFD') && !isUtf8(src.subarray(this.pos, this.pos + len)) ? new TextBytes(Buffer.from(src.subarray(this.pos, this.pos + len))) : text;
           this.pos += len;
           break;
         }

@@ -54,6 +54,14 @@ INSERT INTO counter (label) VALUES ('s1'), ('s2'), ('s3'), ('s4');
 DELETE FROM counter WHERE id >= 3;
 INSERT INTO strict_t (id, n, r, t, b, a) VALUES (1, 42, 2.5, 'x', X'01', 'any text'), (2, -1, NULL, NULL, NULL, 3);
 INSERT INTO gen (a) VALUES (21), (NULL);
+-- Issue 14: text that is not UTF-8, a virtual table of each family, statistics, user_version.
+INSERT INTO untyped (rowid, a, b) VALUES (8, CAST(X'61FF62' AS TEXT), 'a' || char(0) || 'b');
+CREATE VIRTUAL TABLE notiz USING fts5(text);
+INSERT INTO notiz VALUES ('erinnere an die Milch'), ('ruf den Klempner an');
+CREATE VIRTUAL TABLE boxen USING rtree(id, minx, maxx);
+INSERT INTO boxen VALUES (1, 0, 10), (2, 5, 15);
+ANALYZE;
+PRAGMA user_version = 14;
 `;
 
 function objects(url: string): Record<ObjectKind, string[]> {
@@ -105,7 +113,25 @@ const fixture: EngineFixture = {
   exists: (url) => existsSync(pathOf(url)),
   exec: (url, sql) => withDb(url, (db) => void db.exec(sql)),
   query: async (url, sql) => withDb(url, (db) => db.prepare(sql).raw(true).all() as unknown[][], true),
-  dump: (url) => dumpSqlite(pathOf(url)),
+  // Also what dumpSqlite leaves out: text bytes, virtual tables' contents, statistics, user_version.
+  dump: (url) => ({
+    ...dumpSqlite(pathOf(url)),
+    ...withDb(
+      url,
+      (db) => {
+        const has = (name: string): boolean => db.prepare('SELECT count(*) FROM sqlite_schema WHERE name = ?').pluck().get(name) !== 0;
+        return {
+          userVersion: db.pragma('user_version', { simple: true }),
+          stat1: has('sqlite_stat1') ? db.prepare('SELECT tbl, idx, stat FROM sqlite_stat1 ORDER BY tbl, idx').raw(true).all() : [],
+          untypedBytes: has('untyped') ? db.prepare('SELECT rowid, typeof(a), hex(a), typeof(b), hex(b) FROM untyped ORDER BY rowid').raw(true).all() : [],
+          virtual: db.prepare("SELECT name, sql FROM sqlite_schema WHERE sql LIKE 'CREATE VIRTUAL%' ORDER BY name").raw(true).all(),
+          notiz: has('notiz') ? db.prepare("SELECT rowid, text FROM notiz WHERE notiz MATCH 'milch OR klempner' ORDER BY rowid").raw(true).all() : [],
+          boxen: has('boxen') ? db.prepare('SELECT id FROM boxen WHERE maxx >= 12 ORDER BY id').raw(true).all() : [],
+        };
+      },
+      true,
+    ),
+  }),
   objects,
   tables: (url) =>
     withDb(url, (db) => db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[], true),

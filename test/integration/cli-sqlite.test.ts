@@ -570,7 +570,7 @@ describe('leftovers of restores killed outright, staging files and backups', () 
     const dir = mkdtempSync(join(work, 'busy-target-'));
     const target = join(dir, 'target.db');
     copyFileSync(chinook, target);
-    const tablesBefore = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${target}`, '--repo', repo]).collections.map((c) => c.name);
+    const tablesBefore = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${target}`, '--repo', repo]).collections.filter((c) => c.selectable !== false).map((c) => c.name);
     const child = cairnAsync(['restore', 'big', '--repo', repo, '--to', `sqlite://${target}`]);
     expect(await until(() => readdirSync(dir).some((n) => n.includes('.cairn-restore-')) || child.exitCode !== null)).toBe(true);
     expect(child.exitCode, 'the restore was still loading').toBeNull();
@@ -578,8 +578,9 @@ describe('leftovers of restores killed outright, staging files and backups', () 
     // One consistent state or the other: before the restore's switch (the tables it had), or
     // after it (those plus the restored ones), never the staging file's tables or a mix. Which
     // one depends on how fast the restore loads on a loaded machine.
-    const restored = cairnJson<BackupManifest>(['backup', 'show', 'big', '--repo', repo]).collections.map((c) => c.name);
-    const names = m.collections.map((c) => c.name);
+    // Tables and views (the file's properties, sqlite_database, are the target's own).
+    const restored = cairnJson<BackupManifest>(['backup', 'show', 'big', '--repo', repo]).collections.filter((c) => c.selectable !== false).map((c) => c.name);
+    const names = m.collections.filter((c) => c.selectable !== false).map((c) => c.name);
     expect([[...tablesBefore].sort(), [...tablesBefore, ...restored].sort()].map((x) => JSON.stringify(x))).toContain(JSON.stringify([...names].sort()));
     expect(m.collections.some((c) => c.name.includes('cairn'))).toBe(false);
     const exit = await exitOf(child);
@@ -598,12 +599,14 @@ describe('leftovers of restores killed outright, staging files and backups', () 
     db.pragma('user_version = 7');
     db.close();
     const m = cairnJson<BackupManifest>(['backup', 'create', '--source', `sqlite://${empty}`, '--repo', repo]);
-    expect(m.collections).toEqual([]);
+    // No table: only the database's properties (its user_version, carried since issue 14).
+    expect(m.collections.map((c) => c.name)).toEqual(['sqlite_database']);
     const copy = join(dir, 'copy.db');
     expect(cairn(['restore', m.id, '--repo', repo, '--to', `sqlite://${copy}`]).code).toBe(0);
     expect(statSync(copy).size).toBeGreaterThan(0);
     const out = new Database(copy, { readonly: true });
     expect(out.prepare('SELECT count(*) FROM sqlite_schema').pluck().get()).toBe(0);
+    expect(out.pragma('user_version', { simple: true })).toBe(7);
     out.close();
     expect(readdirSync(dir).sort()).toEqual(['copy.db', 'empty.db']);
   });

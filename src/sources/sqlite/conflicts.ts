@@ -10,6 +10,8 @@ import { quoteIdent, type SqliteColumn } from './sql.js';
 import { foldName } from './naming.js';
 import { preview } from './validate.js';
 import { invalid, type Planned, type PlannedTable } from './plan.js';
+import { lexSql, type Lexeme } from './lexer.js';
+import { contentTable, VIRTUAL_KIND } from './virtual.js';
 
 /** A row of the target's sqlite_schema. */
 export interface ExistingObject {
@@ -72,7 +74,7 @@ export function findConflicts(db: BetterSqlite3.Database, plan: Planned[], onCon
     const found = existing.get(foldName(p.name));
     if (found === undefined) continue;
     const isVirtual = found.type === 'table' && /^CREATE\s+VIRTUAL\b/i.test(found.sql ?? '');
-    const foundKind = isVirtual ? 'virtual table' : found.type;
+    const foundKind = isVirtual ? VIRTUAL_KIND : found.type;
     if (onConflict === 'fail') {
       problems.push(
         `${label(found.type)} "${found.name}" already exists in ${file}. Use --on-conflict overwrite to replace it, --rename to restore it under another name, or --exclude it.`,
@@ -80,8 +82,9 @@ export function findConflicts(db: BetterSqlite3.Database, plan: Planned[], onCon
       continue;
     }
     if (foundKind !== p.kind) {
+      const [was, is] = [foundKind.replace('_', ' '), p.kind.replace('_', ' ')];
       problems.push(
-        `"${found.name}" exists in ${file} as a ${foundKind}, and the backup has a ${p.kind}: overwrite only replaces a ${p.kind} with a ${p.kind}. Use --rename to restore it under another name, or --exclude it.`,
+        `"${found.name}" exists in ${file} as a ${was}, and the backup has a ${is}: overwrite only replaces a ${is} with a ${is}. Use --rename to restore it under another name, or --exclude it.`,
       );
       continue;
     }
@@ -110,6 +113,17 @@ export function findConflicts(db: BetterSqlite3.Database, plan: Planned[], onCon
     }
     replaced.add(foldName(found.name));
   }
+  // The shadow tables a restored virtual table creates must not clash with objects that stay.
+  for (const p of plan) {
+    if (p.kind !== VIRTUAL_KIND) continue;
+    for (const shadow of p.shadowNames) {
+      const found = existing.get(foldName(shadow));
+      if (found === undefined || replaced.has(foldName(p.name))) continue;
+      problems.push(
+        `${label(found.type)} "${found.name}" already exists in ${file}, and the virtual table "${p.name}" keeps its index in a table of that name. Drop it, or use --rename or --exclude.`,
+      );
+    }
+  }
   // Index and trigger names are database-wide: they must not clash with objects that stay.
   const created = new Map<string, string>();
   for (const p of plan) {
@@ -134,6 +148,60 @@ export function findConflicts(db: BetterSqlite3.Database, plan: Planned[], onCon
           `${label(found.type)} "${found.name}" (on "${found.tblName}") already exists in ${file}, and the restore creates "${obj.name}" for "${p.name}". Drop it, or use --rename or --exclude.`,
         );
       }
+    }
+  }
+  return problems;
+}
+
+function isWord(t: Lexeme | undefined, ...words: string[]): boolean {
+  return t !== undefined && t.kind === 'ident' && !t.quoted && words.includes(t.value.toUpperCase());
+}
+
+/** The tables a trigger's body writes into (INSERT/REPLACE INTO, UPDATE [OR …], DELETE FROM), by name as written. */
+export function triggerWrites(sql: string): string[] {
+  const t = lexSql(sql);
+  const begin = t.findIndex((x) => isWord(x, 'BEGIN'));
+  const out: string[] = [];
+  for (let i = Math.max(begin, 0); i < t.length; i++) {
+    let k: number;
+    if (isWord(t[i], 'INTO') || (isWord(t[i], 'FROM') && isWord(t[i - 1], 'DELETE'))) k = i + 1;
+    else if (isWord(t[i], 'UPDATE') && (t[i - 1]?.text === ';' || isWord(t[i - 1], 'BEGIN'))) {
+      k = i + 1;
+      if (isWord(t[k], 'OR')) k += 2;
+    } else continue;
+    if (t[k + 1]?.text === '.') k += 2;
+    const name = t[k];
+    if (name !== undefined && (name.kind === 'ident' || name.kind === 'string')) out.push(name.value);
+  }
+  return out;
+}
+
+/**
+ * Restored triggers that write into a table the restored database will not have (neither
+ * restored nor in the target, `existing` by folded name): every write that fires them would
+ * fail ("no such table"), as FTS sync triggers do when their virtual table is left out. One
+ * sentence per trigger, saying what to do.
+ */
+export function missingTriggerTargets(plan: Planned[], existing: Set<string>): string[] {
+  const present = new Set(existing);
+  for (const p of plan) {
+    present.add(foldName(p.name));
+    if (p.kind === VIRTUAL_KIND) for (const s of p.shadowNames) present.add(foldName(s));
+  }
+  const problems: string[] = [];
+  for (const p of plan) {
+    const content = p.kind === VIRTUAL_KIND ? contentTable(p.createSql) : undefined;
+    if (content !== undefined && !present.has(foldName(content))) {
+      problems.push(
+        `Virtual table "${p.name}" indexes the rows of "${content}" (content='${content}'), which the restored database would not have: its searches would fail. Restore "${content}" too, under that name (--include; --rename does not rewrite the content= option), or --exclude "${p.item.entry.name}".`,
+      );
+    }
+    for (const tr of p.triggers) {
+      const missing = [...new Set(triggerWrites(tr.sql).filter((n) => !present.has(foldName(n))))];
+      if (missing.length === 0) continue;
+      problems.push(
+        `Trigger "${tr.name}" of "${p.name}" writes into ${missing.map((n) => `"${n}"`).join(', ')}, which the restored database would not have: every change that fires it would fail. Restore ${missing.length > 1 ? 'them' : 'it'} too (--include), or --exclude "${p.item.entry.name}".`,
+      );
     }
   }
   return problems;

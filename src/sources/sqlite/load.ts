@@ -10,7 +10,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import Database from './driver.js';
 import { CorruptionError, throwIfAborted } from '../../core/errors.js';
 import type { RestoreOptions } from '../types.js';
-import { RowDecoder } from '../row-codec.js';
+import { RowDecoder, TextBytes } from '../row-codec.js';
 import { Pacer } from '../pace.js';
 import { quoteIdent, type SqliteNamedSql } from './sql.js';
 import { foldName } from './naming.js';
@@ -18,7 +18,10 @@ import { createStagingFile } from './staging.js';
 import { runDefinition } from './validate.js';
 import { assertColumns } from './conflicts.js';
 import { sqliteError } from './errors.js';
-import type { Planned, PlannedTable } from './plan.js';
+import { statNames, type Planned, type PlannedTable, type PlannedView, type PlannedVirtual } from './plan.js';
+import { createVirtual, shadowColumns, VIRTUAL_KIND, withShadowWrites } from './virtual.js';
+import { appNameRewrites, knownFunctions, needsUncheckedLoad, refuseStoredAppFunctions, restoreDefinitions, withFallbacks } from './app-names.js';
+import { applyDatabase, applyFileSettings, applyJournalMode, type DatabaseDefinition, type StatRow } from './database.js';
 
 /** Rows between two progress reports of a table. */
 const PROGRESS_ROWS = 65536;
@@ -28,18 +31,20 @@ const BATCH_ROWS = 262144;
 export const STAGING_SCHEMA = 'cairn_staging';
 
 /** Creates the planned table or view from its (renamed) CREATE statement; throws what runDefinition throws. */
-export function createObject(db: BetterSqlite3.Database, p: Planned): void {
-  runDefinition(db, p.createSql, { kind: p.kind, name: p.name }, p.item.entry.name);
+export function createObject(db: BetterSqlite3.Database, p: PlannedTable | PlannedView): void {
+  // Application collations and functions are created with fallbacks, and the definitions put
+  // back as written once loaded (app-names.ts).
+  runDefinition(db, withFallbacks(p.createSql, knownFunctions()), { kind: p.kind, name: p.name }, p.item.entry.name);
 }
 
 /** Creates one of a planned table's indexes. */
 export function createIndex(db: BetterSqlite3.Database, t: PlannedTable, idx: SqliteNamedSql): void {
-  runDefinition(db, idx.sql, { kind: 'index', name: idx.name, table: t.name }, t.item.entry.name);
+  runDefinition(db, withFallbacks(idx.sql, knownFunctions()), { kind: 'index', name: idx.name, table: t.name }, t.item.entry.name);
 }
 
 /** Creates one of a planned table's or view's triggers. */
 export function createTrigger(db: BetterSqlite3.Database, p: Planned, tr: SqliteNamedSql): void {
-  runDefinition(db, tr.sql, { kind: 'trigger', name: tr.name, table: p.name }, p.item.entry.name);
+  runDefinition(db, withFallbacks(tr.sql, knownFunctions()), { kind: 'trigger', name: tr.name, table: p.name }, p.item.entry.name);
 }
 
 /**
@@ -53,7 +58,11 @@ export async function loadStaging(
   plan: Planned[],
   signal: AbortSignal | undefined,
   onProgress: RestoreOptions['onProgress'],
+  database?: { def: DatabaseDefinition; stats: StatRow[] },
+  targetEncoding?: string,
 ): Promise<number> {
+  const rewrites = appNameRewrites(plan, knownFunctions());
+  refuseStoredAppFunctions(plan, knownFunctions());
   // Created empty, private (0600 whatever the umask), before SQLite opens it.
   createStagingFile(staging);
   const db = new Database(staging);
@@ -64,7 +73,12 @@ export async function loadStaging(
     db.pragma('journal_mode = OFF');
     db.pragma('synchronous = OFF');
     db.pragma('foreign_keys = OFF');
+    // CHECK constraints calling an application function run with a fallback: the rows, which
+    // satisfied them in the source, are loaded without evaluating them.
+    if (needsUncheckedLoad(rewrites, knownFunctions())) db.pragma('ignore_check_constraints = ON');
     db.pragma('cache_size = -65536');
+    // The source's encoding, page size and auto_vacuum: settable only before the first write.
+    applyFileSettings(db, database?.def, targetEncoding);
     // Writes the header now: SQLite leaves a database without tables as a 0-byte file, which
     // nothing (cairn's backup included) would recognise as a database.
     db.pragma('user_version = 0');
@@ -76,11 +90,30 @@ export async function loadStaging(
       const loaded = await loadTable(db, t, signal, onProgress);
       total += loaded;
     }
+    for (const v of plan) {
+      if (v.kind !== VIRTUAL_KIND) continue;
+      throwIfAborted(signal);
+      createVirtual(db, v.createSql, v.name, v.def, v.item.entry.name);
+      // Defensive mode off while the shadow tables are written (no manifest SQL runs meanwhile).
+      db.unsafeMode(true);
+      try {
+        total += await loadShadows(db, v, signal, onProgress);
+      } finally {
+        db.unsafeMode(false);
+      }
+    }
     for (const t of tables) for (const idx of t.indexes) createIndex(db, t, idx);
     for (const t of tables) setSequence(db, 'main', t);
     for (const t of tables) for (const tr of t.triggers) createTrigger(db, t, tr);
     for (const v of plan) if (v.kind === 'view') createObject(db, v);
     for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) createTrigger(db, v, tr);
+    if (database !== undefined) {
+      db.transaction(() => applyDatabase(db, 'main', database.def, database.stats, statNames(plan)))();
+      // A staging file that is copied into an existing target needs no WAL of its own.
+      if (targetEncoding === undefined) applyJournalMode(db, database.def);
+    }
+    // Last: the definitions as written, application collations included.
+    restoreDefinitions(db, rewrites);
     throwIfAborted(signal);
     // Views and their triggers have no data: their streams are not read.
   } catch (err) {
@@ -105,9 +138,38 @@ async function loadTable(
 ): Promise<number> {
   const name = t.item.entry.name;
   const cols = t.columns;
-  const insert = db.prepare(
-    `INSERT INTO main.${quoteIdent(t.name)} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`,
-  );
+  const insertSql = (text?: Set<number>): string =>
+    `INSERT INTO main.${quoteIdent(t.name)} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map((_, i) => (text?.has(i) ? 'CAST(? AS TEXT)' : '?')).join(', ')})`;
+  const insert = db.prepare(insertSql());
+  // Rows holding text that is not valid UTF-8 (TextBytes): bound as a blob and cast to TEXT,
+  // which keeps the bytes in a UTF-8 file; one statement per pattern of such columns.
+  const utf8 = String(db.pragma('main.encoding', { simple: true })) === 'UTF-8';
+  const withBytes = new Map<string, BetterSqlite3.Statement>();
+  const insertRow = (row: unknown[]): void => {
+    let text: Set<number> | undefined;
+    for (let i = 0; i < row.length; i++) {
+      const v = row[i];
+      if (!(v instanceof TextBytes)) continue;
+      // A UTF-16 file cannot hold bytes that are not text: SQLite converts what it is given.
+      if (!utf8) {
+        row[i] = Buffer.from(v.bytes).toString('utf8');
+        continue;
+      }
+      (text ??= new Set()).add(i);
+      row[i] = v.bytes;
+    }
+    if (text === undefined) {
+      insert.run(row);
+      return;
+    }
+    const key = [...text].join(',');
+    let stmt = withBytes.get(key);
+    if (stmt === undefined) {
+      stmt = db.prepare(insertSql(text));
+      withBytes.set(key, stmt);
+    }
+    stmt.run(row);
+  };
   const decoder = new RowDecoder();
   const pacer = new Pacer();
   let rows = 0;
@@ -134,7 +196,7 @@ async function loadTable(
             { objects: [], collections: [name] },
           );
         }
-        insert.run(row);
+        insertRow(row);
         rows++;
         if (rows % PROGRESS_ROWS === 0) report();
         // Inserting a chunk's rows is synchronous: give signals and requests a turn meanwhile.
@@ -167,6 +229,91 @@ async function loadTable(
   }
   report();
   return rows;
+}
+
+/**
+ * Replaces the rows of a virtual table's shadow tables (just created, holding the module's
+ * initial rows) with the backup's; returns the number of rows. Defensive mode must be off
+ * (withShadowWrites). Throws CorruptionError like loadTable.
+ */
+async function loadShadows(
+  db: BetterSqlite3.Database,
+  v: PlannedVirtual,
+  signal: AbortSignal | undefined,
+  onProgress: RestoreOptions['onProgress'],
+): Promise<number> {
+  const name = v.item.entry.name;
+  const inserts = v.def.shadows.map((sh, k) => {
+    const cols = shadowColumns(sh);
+    const table = `main.${quoteIdent(v.shadowNames[k] as string)}`;
+    db.prepare(`DELETE FROM ${table}`).run();
+    return {
+      width: cols.length,
+      plain: db.prepare(`INSERT INTO ${table} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`),
+      sql: (text: Set<number>): string => `INSERT INTO ${table} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map((_, i) => (text.has(i) ? 'CAST(? AS TEXT)' : '?')).join(', ')})`,
+    };
+  });
+  const decoder = new RowDecoder();
+  const pacer = new Pacer();
+  let rows = 0;
+  let bytes = 0;
+  const damaged = (why: string): CorruptionError => new CorruptionError(`Virtual table "${name}": ${why}`, { objects: [], collections: [name] });
+  db.exec('BEGIN');
+  try {
+    for await (const chunk of v.item.data()) {
+      throwIfAborted(signal);
+      bytes += chunk.length;
+      let decoded: unknown[][];
+      try {
+        decoded = decoder.push(chunk);
+      } catch (err) {
+        throw err instanceof CorruptionError ? damaged(err.message) : err;
+      }
+      for (const row of decoded) {
+        const k = row[0];
+        const target = typeof k === 'bigint' && k >= 0n && k < BigInt(inserts.length) ? inserts[Number(k)] : undefined;
+        if (target === undefined || row.length !== target.width + 1) throw damaged(`row ${rows + 1} names no shadow table or has the wrong number of values.`);
+        const values = row.slice(1);
+        let text: Set<number> | undefined;
+        values.forEach((x, i) => {
+          if (x instanceof TextBytes) {
+            (text ??= new Set()).add(i);
+            values[i] = x.bytes;
+          }
+        });
+        (text === undefined ? target.plain : db.prepare(target.sql(text))).run(values);
+        rows++;
+        if (rows % 256 === 0 && pacer.due()) {
+          await pacer.pause();
+          throwIfAborted(signal);
+        }
+      }
+    }
+    try {
+      decoder.finish();
+    } catch (err) {
+      throw err instanceof CorruptionError ? damaged(err.message) : err;
+    }
+    db.exec('COMMIT');
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+  if (rows !== v.item.entry.rowCount) throw damaged(`the backup recorded ${v.item.entry.rowCount} rows but its data holds ${rows}.`);
+  onProgress?.({ collection: name, rows, bytes });
+  return rows;
+}
+
+/** Copies a virtual table's shadow rows from the attached staging file into the target's (just created) shadow tables. */
+export function copyShadowsFromStaging(db: BetterSqlite3.Database, v: PlannedVirtual): void {
+  withShadowWrites(db, () => {
+    v.def.shadows.forEach((sh, k) => {
+      const table = quoteIdent(v.shadowNames[k] as string);
+      const cols = shadowColumns(sh).map(quoteIdent).join(', ');
+      db.prepare(`DELETE FROM main.${table}`).run();
+      db.prepare(`INSERT INTO main.${table} (${cols}) SELECT ${cols} FROM ${STAGING_SCHEMA}.${table}`).run();
+    });
+  });
 }
 
 /** Sets the table's AUTOINCREMENT counter to the backed-up value, in `schema` (main or the staging file). */

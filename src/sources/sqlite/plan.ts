@@ -23,6 +23,8 @@ import {
 import { foldName } from './naming.js';
 import { dataColumns } from './source.js';
 import { checkDefinition, MAX_NAME_LENGTH, preview } from './validate.js';
+import { checkVirtual, VIRTUAL_KIND, VirtualDefinitionSchema, type VirtualDefinition } from './virtual.js';
+import { DATABASE_KIND, planDatabase, type PlannedDatabase, type StatNames } from './database.js';
 
 const NamedSqlSchema = z.object({ name: z.string(), sql: z.string() });
 const TableDefinitionSchema = z.object({
@@ -71,8 +73,16 @@ export interface PlannedView extends PlannedBase {
   kind: 'view';
 }
 
+/** A virtual table (virtual.ts): created after the tables, its shadow tables then filled. */
+export interface PlannedVirtual extends PlannedBase {
+  kind: 'virtual_table';
+  def: VirtualDefinition;
+  /** Each shadow table's name in the target (`<name>_<suffix>`), in definition order. */
+  shadowNames: string[];
+}
+
 /** One restored collection, as planItems() leaves it. */
-export type Planned = PlannedTable | PlannedView;
+export type Planned = PlannedTable | PlannedView | PlannedVirtual;
 
 /**
  * Checks a manifest's SQLite collections as a restore of all of them would (definitions as
@@ -95,6 +105,11 @@ export function planItems(items: RestoreItem[]): Planned[] {
   const plan: Planned[] = [];
   const duplicates: string[] = [];
   for (const item of items) {
+    // The database's properties (database.ts) are no table or view: checked there.
+    if (item.entry.kind === DATABASE_KIND) {
+      planDatabase(item);
+      continue;
+    }
     const key = foldName(item.targetName);
     const prior = seen.get(key);
     if (prior !== undefined) {
@@ -106,8 +121,34 @@ export function planItems(items: RestoreItem[]): Planned[] {
   if (duplicates.length > 0) {
     throw new ConflictError(`Two collections would get the same name: ${duplicates.join('; ')}. Use --rename.`);
   }
-  // Tables first (in manifest order), then views.
-  return [...plan.filter((p) => p.kind === 'table'), ...plan.filter((p) => p.kind === 'view')];
+  // Tables first (in manifest order), then virtual tables, then views.
+  return [...plan.filter((p) => p.kind === 'table'), ...plan.filter((p) => p.kind === VIRTUAL_KIND), ...plan.filter((p) => p.kind === 'view')];
+}
+
+/** The database properties among the items (checked), or undefined when the backup has none. */
+export function databaseOf(items: RestoreItem[]): PlannedDatabase | undefined {
+  const found = items.filter((i) => i.entry.kind === DATABASE_KIND);
+  if (found.length > 1) {
+    throw new CorruptionError("Refusing to restore: the backup's manifest records the database properties twice. The manifest was altered or damaged; nothing was changed.", {
+      objects: [],
+      collections: found.map((i) => i.entry.name),
+    });
+  }
+  return found[0] === undefined ? undefined : planDatabase(found[0]);
+}
+
+/** Statistics names: each restored table's (and shadow table's) backup name → its target name, its indexes likewise. */
+export function statNames(plan: Planned[]): StatNames {
+  const tables = new Map<string, string>();
+  const indexes = new Map<string, string>();
+  for (const p of plan) {
+    // A virtual table's shadow tables have statistics of their own.
+    if (p.kind === VIRTUAL_KIND) p.def.shadows.forEach((sh, i) => tables.set(foldName(`${p.item.entry.name}_${sh.suffix}`), p.shadowNames[i] as string));
+    if (p.kind !== 'table') continue;
+    tables.set(foldName(p.item.entry.name), p.name);
+    p.def.indexes.forEach((idx, i) => indexes.set(foldName(idx.name), (p.indexes[i] as SqliteNamedSql).name));
+  }
+  return { tables, indexes };
 }
 
 function planItem(item: RestoreItem): Planned {
@@ -176,6 +217,28 @@ function planItem(item: RestoreItem): Planned {
     checkPlanned(view);
     return view;
   }
+  if (entry.kind === VIRTUAL_KIND) {
+    const parsed = VirtualDefinitionSchema.safeParse(entry.definition);
+    if (!parsed.success || entry.dataFormat !== ROWS_V1) {
+      throw new CorruptionError(`Virtual table "${entry.name}" has an invalid SQLite definition: ${parsed.error?.message ?? 'wrong data format'}`, {
+        objects: [],
+        collections: [entry.name],
+      });
+    }
+    checkName(entry.name, entry.name, 'virtual table');
+    checkName(targetName, entry.name, 'virtual table');
+    const createSql = renamed ? renameCreatedObject(parsed.data.sql, targetName) : parsed.data.sql;
+    checkVirtual(parsed.data, createSql, targetName, entry.name);
+    return {
+      kind: VIRTUAL_KIND,
+      item,
+      name: targetName,
+      createSql,
+      triggers: [],
+      def: parsed.data,
+      shadowNames: parsed.data.shadows.map((sh) => `${targetName}_${sh.suffix}`),
+    };
+  }
   throw new SourceError(`Cannot restore "${entry.name}": SQLite has no collections of kind "${entry.kind}".`);
 }
 
@@ -222,7 +285,7 @@ function checkTableFields(collection: string, def: SqliteTableDefinition): void 
 }
 
 /** The SQL each planned object will run, after renames: checked against the names it must create. */
-function checkPlanned(p: Planned): void {
+function checkPlanned(p: PlannedTable | PlannedView): void {
   const collection = p.item.entry.name;
   checkName(p.name, collection, p.kind);
   checkDefinition(p.createSql, { kind: p.kind, name: p.name }, collection);

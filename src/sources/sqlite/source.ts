@@ -18,16 +18,21 @@
  *   WITHOUT ROWID flag, AUTOINCREMENT counter (sqlite_sequence) and all rows. Rows keep their
  *   storage classes exactly (rows-v1). For a rowid table without an INTEGER PRIMARY KEY alias,
  *   the hidden rowid is stored as the first value of each row so that a restore keeps rowids;
- * - every view ("view"): its CREATE VIEW and any INSTEAD OF triggers on it.
- * Not captured: virtual tables (FTS, R*Tree, …) and their shadow tables (a warning names each),
- * sqlite_stat* tables (run ANALYZE after a restore), database-level settings (PRAGMA
- * user_version, application_id, page_size, auto_vacuum, journal mode, text encoding) and the
- * temp schema. Generated columns are recreated by the CREATE TABLE and not stored.
+ * - every view ("view"): its CREATE VIEW and any INSTEAD OF triggers on it;
+ * - every virtual table of SQLite's own modules ("virtual_table", virtual.ts): its CREATE VIRTUAL
+ *   TABLE and its shadow tables' rows;
+ * - the file's properties ("sqlite_database", database.ts): user_version, application_id,
+ *   encoding, page size, auto_vacuum, WAL, and the sqlite_stat1/stat4 rows of the tables.
+ * TEXT keeps its bytes, valid UTF-8 or not (tableQuery). Not captured: virtual tables of other
+ * modules (a warning names each), sqlite_stat2/3 and the temp schema. Application collations and
+ * functions are named in warnings (app-names.ts). Generated columns are recreated by the CREATE
+ * TABLE and not stored.
  *
  * readData() streams must be consumed one at a time (one SQLite connection per snapshot).
  * cairn's own server catalog (PRAGMA application_id, see catalog-mark.ts) is refused on the
  * opened connection, whatever path led to it.
  */
+import { isUtf8 } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
@@ -35,7 +40,7 @@ import Database from './driver.js';
 import { sqliteError } from './errors.js';
 import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
-import { RowEncoder, ROWS_V1 } from '../row-codec.js';
+import { RowEncoder, ROWS_V1, TextBytes } from '../row-codec.js';
 import { isStagingFileName, removeAbandonedStaging } from './staging.js';
 import { explainOpenFailure, refuseProtectedFile, refuseServerCatalog } from './catalog-mark.js';
 import { Pacer } from '../pace.js';
@@ -49,6 +54,9 @@ import {
 } from './sql.js';
 import { foldName } from './naming.js';
 import { sqliteLocation } from './connection.js';
+import { DATABASE_KIND, describeDatabase, statRows } from './database.js';
+import { appCollations, knownFunctions, unknownFunctions } from './app-names.js';
+import { shadowColumns, VIRTUAL_KIND, VIRTUAL_MODULES, virtualModule, type ShadowDefinition, type VirtualDefinition } from './virtual.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 /** Rows between AbortSignal and clock checks while streaming. */
@@ -82,6 +90,9 @@ export class SqliteSource implements DatabaseSource {
     try {
       db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
       db.defaultSafeIntegers(true);
+      // Lets a TEXT value be read again as bytes while its table's rows are being read (tableQuery),
+      // on this read-only connection, inside the snapshot's read transaction.
+      db.unsafeMode(true);
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       db.exec('BEGIN');
       // The first read starts the read transaction and fixes the snapshot (WAL read mark).
@@ -90,7 +101,8 @@ export class SqliteSource implements DatabaseSource {
       // made since then may lead to cairn's own server catalog (see catalog-mark.ts).
       refuseServerCatalog(db, this.path, 'backup');
       const version = db.prepare('SELECT sqlite_version()').pluck().get() as string;
-      const snapshot = new SqliteSnapshot(db, version, options.select ?? ((names) => new Set(names)));
+      const encoding = String(db.pragma('main.encoding', { simple: true }));
+      const snapshot = new SqliteSnapshot(db, version, options.select ?? ((names) => new Set(names)), encoding === 'UTF-8');
       snapshot.load();
       return snapshot;
     } catch (err) {
@@ -185,6 +197,8 @@ class SqliteSnapshot implements SourceSnapshot {
     private readonly db: BetterSqlite3.Database,
     readonly serverVersion: string,
     private readonly select: (names: string[]) => Set<string>,
+    /** Text is read as its bytes (kept exactly, valid UTF-8 or not); UTF-16 text is converted by SQLite. */
+    private readonly utf8: boolean,
   ) {}
 
   /** Reads the schema once, inside the snapshot transaction. */
@@ -204,6 +218,9 @@ class SqliteSnapshot implements SourceSnapshot {
         .map((r) => ({ name: r.name, sql: r.sql as string }));
 
     const skipped = new Set<string>();
+    /** Shadow tables carried with their virtual table (listed before or after it). */
+    const carried = new Set<string>();
+    const virtuals: CollectionDescriptor[] = [];
     const tables: CollectionDescriptor[] = [];
     const views: CollectionDescriptor[] = [];
     for (const row of schema) {
@@ -218,23 +235,109 @@ class SqliteSnapshot implements SourceSnapshot {
         continue;
       }
       if (listed?.type === 'virtual' || /^CREATE\s+VIRTUAL\b/i.test(row.sql ?? '')) {
-        this.warnings.push(`virtual table ${row.name} is not backed up`);
+        const described = this.describeVirtual(row, schema, tableList, byTable);
+        if (described !== undefined) {
+          virtuals.push(described.collection);
+          for (const n of described.shadows) carried.add(foldName(n));
+          continue;
+        }
         skipped.add(row.name);
         continue;
       }
       if (listed?.type === 'shadow') {
-        skipped.add(row.name);
+        if (!carried.has(foldName(row.name))) skipped.add(row.name);
         continue;
       }
       tables.push(this.describeTable(row, listed, byTable, seqStmt));
     }
+    for (const n of [...skipped]) if (carried.has(foldName(n))) skipped.delete(n);
     if (skipped.size > 0) {
-      const shadows = [...skipped].filter((n) => !this.warnings.some((w) => w === `virtual table ${n} is not backed up`));
+      const shadows = [...skipped].filter((n) => !this.warnings.some((w) => w.startsWith(`virtual table ${n} `)));
       if (shadows.length > 0) {
         this.warnings.push(`shadow tables of virtual tables are not backed up: ${shadows.join(', ')}`);
       }
     }
-    this.collections = [...tables, ...views];
+    this.warnAppCollations(schema, skipped);
+    const database = describeDatabase(db, this.warnings);
+    this.collections = [...tables, ...virtuals, ...views, ...(database ? [database] : [])];
+  }
+
+  /** One warning per application collation (app-names.ts) the backed-up schema names. */
+  private warnAppCollations(schema: SchemaRow[], skipped: Set<string>): void {
+    const users = new Map<string, { name: string; objects: string[] }>();
+    for (const r of schema) {
+      if (r.sql === null || skipped.has(r.tbl_name) || foldName(r.tbl_name).startsWith('sqlite_')) continue;
+      for (const c of appCollations(r.sql)) {
+        const entry = users.get(c.toLowerCase()) ?? { name: c, objects: [] };
+        entry.objects.push(`${r.type} ${r.name}`);
+        users.set(c.toLowerCase(), entry);
+      }
+    }
+    for (const { name, objects } of users.values()) {
+      this.warnings.push(
+        `collation ${name} (used by ${objects.join(', ')}) is registered by the application, not by SQLite: a restore keeps these definitions but builds their indexes in BINARY order; run REINDEX ${name} from the application (with its collation registered) after a restore`,
+      );
+    }
+    const functions = new Map<string, { name: string; objects: string[] }>();
+    for (const r of schema) {
+      if (r.sql === null || skipped.has(r.tbl_name) || foldName(r.tbl_name).startsWith('sqlite_') || /^CREATE\s+VIRTUAL\b/i.test(r.sql)) continue;
+      for (const f of unknownFunctions(r.sql, knownFunctions())) {
+        const entry = functions.get(f.toLowerCase()) ?? { name: f, objects: [] };
+        entry.objects.push(`${r.type} ${r.name}`);
+        functions.set(f.toLowerCase(), entry);
+      }
+    }
+    for (const { name, objects } of functions.values()) {
+      this.warnings.push(
+        `function ${name}() (used by ${objects.join(', ')}) is not one of SQLite's: a restore keeps these definitions, loads the rows without evaluating CHECK constraints that call it and builds indexes on it with a placeholder (run REINDEX from the application, with the function registered); it refuses a STORED generated column computed by it`,
+      );
+    }
+  }
+
+  /**
+   * A virtual table of one of SQLite's own modules with its shadow tables (virtual.ts), or
+   * undefined (with a warning) for another module, which cairn cannot recreate.
+   */
+  private describeVirtual(
+    row: SchemaRow,
+    schema: SchemaRow[],
+    tableList: TableListRow[],
+    byTable: (type: string, table: string) => SqliteNamedSql[],
+  ): { collection: CollectionDescriptor; shadows: string[] } | undefined {
+    let mod: string | undefined;
+    try {
+      mod = virtualModule(row.sql ?? '', row.name);
+    } catch {
+      mod = undefined;
+    }
+    // FTS3/4's compress=/uncompress= call application functions on every row (see virtual.ts).
+    const compress = mod !== undefined && /\b(?:un)?compress\s*=/i.test(row.sql ?? '');
+    if (mod === undefined || !VIRTUAL_MODULES.has(foldName(mod)) || compress) {
+      const triggers = schema.filter((r) => r.type === 'trigger' && r.sql !== null && foldName(r.sql).includes(foldName(row.name))).map((r) => r.name);
+      this.warnings.push(
+        `virtual table ${row.name} is not backed up: ${compress ? `its compress=/uncompress= options call application functions` : `its module ${mod ?? '(unreadable)'} is not one of SQLite's own (${[...VIRTUAL_MODULES].join(', ')})`}` +
+          (triggers.length > 0 ? `; triggers that may use it (${triggers.join(', ')}) would fail in a restored copy, and a restore refuses those that write into it` : ''),
+      );
+      return undefined;
+    }
+    const prefix = `${foldName(row.name)}_`;
+    const shadows: ShadowDefinition[] = [];
+    const names: string[] = [];
+    for (const t of tableList) {
+      if (t.type !== 'shadow' || !foldName(t.name).startsWith(prefix)) continue;
+      const shadowRow = schema.find((r) => r.type === 'table' && r.name === t.name);
+      if (shadowRow === undefined) continue;
+      const d = this.describeTable(shadowRow, t, byTable, undefined).definition as unknown as SqliteTableDefinition;
+      shadows.push({
+        suffix: t.name.slice(prefix.length),
+        columns: d.columns.filter((c) => !c.generated).map((c) => c.name),
+        withoutRowid: d.withoutRowid,
+        rowidColumn: d.rowidColumn as ShadowDefinition['rowidColumn'],
+      });
+      names.push(t.name);
+    }
+    const definition: VirtualDefinition = { sql: row.sql ?? '', module: mod, shadows };
+    return { collection: { name: row.name, kind: VIRTUAL_KIND, definition: { ...definition }, dataFormat: ROWS_V1 }, shadows: names };
   }
 
   private describeTable(
@@ -291,8 +394,13 @@ class SqliteSnapshot implements SourceSnapshot {
 
   async listCollections(): Promise<CollectionDescriptor[]> {
     this.assertOpen();
-    const selected = this.select(this.collections.map((c) => c.name));
-    return this.collections.filter((c) => selected.has(c.name)).map((c) => ({ ...c }));
+    const selected = this.selected();
+    return this.collections.filter((c) => c.selectable === false || selected.has(c.name)).map((c) => ({ ...c }));
+  }
+
+  /** The selectable collections chosen by the snapshot's `select`. */
+  private selected(): Set<string> {
+    return this.select(this.collections.filter((c) => c.selectable !== false).map((c) => c.name));
   }
 
   readData(collection: CollectionDescriptor, signal?: AbortSignal): DataStream {
@@ -304,16 +412,34 @@ class SqliteSnapshot implements SourceSnapshot {
     let rowCount = 0;
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
-    const empty = known.kind !== 'table';
+    const empty = known.kind !== 'table' && known.kind !== DATABASE_KIND && known.kind !== VIRTUAL_KIND;
     async function* generate(): AsyncGenerator<Uint8Array> {
       if (empty) return;
       if (self.streaming) throw new SourceError('SQLite snapshot: read one collection at a time.');
       self.assertOpen();
       throwIfAborted(signal);
       self.streaming = true;
-      const def = known!.definition as unknown as SqliteTableDefinition;
-      const stmt = self.db.prepare(selectSql(known!.name, def)).raw(true).safeIntegers(true);
-      const iter = stmt.iterate() as IterableIterator<unknown[]>;
+      let iter: IterableIterator<unknown[]>;
+      let finish: ((row: unknown[]) => void) | undefined;
+      if (known!.kind === DATABASE_KIND) {
+        // The statistics of the tables backed up (their names lead each row).
+        const selected = self.selected();
+        const tables = self.collections
+          .filter((c) => (c.kind === 'table' || c.kind === VIRTUAL_KIND) && selected.has(c.name))
+          .flatMap((c) =>
+            c.kind === 'table' ? [c.name] : (c.definition as unknown as VirtualDefinition).shadows.map((sh) => `${c.name}_${sh.suffix}`),
+          )
+          .map(foldName);
+        iter = statRows(self.db, new Set(tables));
+      } else if (known!.kind === VIRTUAL_KIND) {
+        iter = self.shadowRows(known!.name, known!.definition as unknown as VirtualDefinition);
+      } else {
+        const def = known!.definition as unknown as SqliteTableDefinition;
+        const query = tableQuery(self.db, known!.name, def, self.utf8);
+        const stmt = self.db.prepare(query.sql).raw(true).safeIntegers(true);
+        iter = stmt.iterate() as IterableIterator<unknown[]>;
+        finish = query.finish;
+      }
       self.active = iter;
       const encoder = new RowEncoder();
       try {
@@ -321,6 +447,7 @@ class SqliteSnapshot implements SourceSnapshot {
         const pacer = new Pacer();
         for (const row of iter) {
           rowCount++;
+          finish?.(row);
           const chunk = encoder.push(row);
           if (++sinceCheck >= CHECK_ROWS) {
             sinceCheck = 0;
@@ -360,6 +487,27 @@ class SqliteSnapshot implements SourceSnapshot {
     };
   }
 
+  /** Every shadow table's rows, each led by the shadow's position in the definition. */
+  private *shadowRows(name: string, def: VirtualDefinition): Generator<unknown[]> {
+    for (const [k, shadow] of def.shadows.entries()) {
+      const table: SqliteTableDefinition = {
+        sql: '',
+        columns: shadow.columns.map((c) => ({ name: c, type: '', notNull: false, defaultValue: null, pk: 0, generated: false })),
+        indexes: [],
+        triggers: [],
+        withoutRowid: shadow.withoutRowid,
+        rowidColumn: shadow.rowidColumn,
+        autoincrement: null,
+      };
+      const query = tableQuery(this.db, `${name}_${shadow.suffix}`, table, this.utf8, shadowColumns(shadow));
+      const stmt = this.db.prepare(query.sql).raw(true).safeIntegers(true);
+      for (const row of stmt.iterate() as IterableIterator<unknown[]>) {
+        query.finish(row);
+        yield [BigInt(k), ...row];
+      }
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -389,8 +537,85 @@ export function dataColumns(def: SqliteTableDefinition): string[] {
   return def.rowidColumn !== null ? [def.rowidColumn, ...cols] : cols;
 }
 
-function selectSql(table: string, def: SqliteTableDefinition): string {
-  const cols = dataColumns(def).map(quoteIdent).join(', ');
+/** Columns whose storage class travels in one mask value (bits of a safe JavaScript integer). */
+const MASK_BITS = 30;
+
+/**
+ * A row read with text as bytes: the values are followed by the masks saying which of them are
+ * text; those become TextBytes (encoded as TEXT, byte for byte) and the masks go.
+ */
+function markText(row: unknown[], width: number): void {
+  for (let m = width; m < row.length; m++) {
+    let mask = Number(row[m] as bigint);
+    let i = (m - width) * MASK_BITS;
+    while (mask !== 0) {
+      if (mask & 1) row[i] = new TextBytes(row[i] as Uint8Array);
+      mask >>>= 1;
+      i++;
+    }
+  }
+  row.length = width;
+}
+
+/** A table's SELECT, and what turns each row it returns into the row to encode. */
+interface TableQuery {
+  sql: string;
+  /** Number of data values; values after them are the query's own (rowid, masks). */
+  width: number;
+  /** Makes `row` the data row (in place): TEXT whose bytes are not UTF-8 as TextBytes. */
+  finish(row: unknown[]): void;
+}
+
+/**
+ * The SELECT of a table's data columns (`columns`, default dataColumns(def)), in rowid (or
+ * primary key) order. A string from SQLite holds U+FFFD where the TEXT's bytes were not valid
+ * UTF-8, so in a UTF-8 database (`utf8`) such text is read again as bytes:
+ * - a rowid table: the rowid follows the values, and a string holding U+FFFD is read again by
+ *   rowid, cast to BLOB (which keeps the bytes; the connection runs it while the rows are read,
+ *   in the same read transaction); bytes that are valid UTF-8 keep the string;
+ * - a WITHOUT ROWID table (whose key may itself be such text): every TEXT value is read as
+ *   bytes, with masks after the values saying which were text (about twice as slow).
+ */
+function tableQuery(db: BetterSqlite3.Database, table: string, def: SqliteTableDefinition, utf8: boolean, columns?: string[]): TableQuery {
+  const names = columns ?? dataColumns(def);
+  const width = names.length;
+  let cols = names.map(quoteIdent).join(', ');
+  let finish = (row: unknown[]): void => {
+    row.length = width;
+  };
+  const taken = new Set(names.map(foldName));
+  const rowid = def.withoutRowid ? undefined : ['_rowid_', 'rowid', 'oid'].find((n) => !taken.has(n));
+  if (utf8 && width > 0 && rowid !== undefined) {
+    cols = `${cols}, ${rowid}`;
+    const refetch = new Map<number, BetterSqlite3.Statement>();
+    const from = `main.${quoteIdent(table)}`;
+    finish = (row) => {
+      for (let i = 0; i < width; i++) {
+        const v = row[i];
+        if (typeof v !== 'string' || !v.includes('\uFFFD')) continue;
+        let stmt = refetch.get(i);
+        if (stmt === undefined) {
+          stmt = db.prepare(`SELECT CAST(${quoteIdent(names[i] as string)} AS BLOB) FROM ${from} WHERE ${rowid} = ?`).pluck().safeIntegers(true);
+          refetch.set(i, stmt);
+        }
+        const bytes = stmt.get(row[width]) as Buffer;
+        if (!isUtf8(bytes)) row[i] = new TextBytes(bytes);
+      }
+      row.length = width;
+    };
+  } else if (utf8 && width > 0) {
+    const values = names.map((n) => {
+      const c = quoteIdent(n);
+      return n === def.rowidColumn ? c : `CASE WHEN typeof(${c}) = 'text' THEN CAST(${c} AS BLOB) ELSE ${c} END`;
+    });
+    const masks: string[] = [];
+    for (let at = 0; at < names.length; at += MASK_BITS) {
+      const bits = names.slice(at, at + MASK_BITS).map((n, k) => `((typeof(${quoteIdent(n)}) = 'text') << ${k})`);
+      masks.push(`(${bits.join(' | ')})`);
+    }
+    cols = [...values, ...masks].join(', ');
+    finish = (row) => markText(row, width);
+  }
   let order: string;
   if (def.withoutRowid) {
     const pk = def.columns.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk);
@@ -401,5 +626,5 @@ function selectSql(table: string, def: SqliteTableDefinition): string {
     const alias = def.columns.find((c) => c.pk > 0);
     order = alias !== undefined ? quoteIdent(alias.name) : '';
   }
-  return `SELECT ${cols} FROM main.${quoteIdent(table)}${order ? ` ORDER BY ${order}` : ''}`;
+  return { sql: `SELECT ${cols} FROM main.${quoteIdent(table)}${order ? ` ORDER BY ${order}` : ''}`, width, finish };
 }

@@ -19,8 +19,10 @@
  *   directory fsynced, so the target appears complete or not at all;
  * - target file exists: one `BEGIN IMMEDIATE` transaction on the target attaches the staging
  *   file, drops what is being overwritten, recreates each table from its original SQL (renamed
- *   when asked), copies the rows across (keeping rowids), then indexes, AUTOINCREMENT counters,
- *   triggers and views, and commits. Foreign-key enforcement is off during the switch.
+ *   when asked), copies the rows across (keeping rowids), then indexes, virtual tables (their
+ *   shadow rows copied: virtual.ts), AUTOINCREMENT counters, triggers, views, the database's
+ *   properties (database.ts) and, last, definitions that name application collations or
+ *   functions put back as written (app-names.ts), and commits. Foreign-key enforcement is off during the switch.
  * Any failure or abort before the switch leaves the target byte-identical; a failure during the
  * switch rolls the transaction back. An AbortSignal is honoured until the switch starts.
  * cairn's own server catalog (PRAGMA application_id, see catalog-mark.ts) is never written: the
@@ -44,9 +46,12 @@ import { sqliteLocation } from './connection.js';
 import { removeAbandonedStaging, removeStagingFile, stagingPath } from './staging.js';
 import { explainOpenFailure, refuseProtectedFile, refuseServerCatalog } from './catalog-mark.js';
 import { Pacer } from '../pace.js';
-import { planItems, type Planned, type PlannedTable } from './plan.js';
-import { findConflicts, readExisting } from './conflicts.js';
-import { copyFromStaging, createIndex, createObject, createTrigger, loadStaging, setSequence, STAGING_SCHEMA } from './load.js';
+import { databaseOf, planItems, statNames, type Planned, type PlannedTable } from './plan.js';
+import { applyDatabase, databaseConflicts, readStatRows, type PlannedDatabase, type StatRow } from './database.js';
+import { findConflicts, missingTriggerTargets, readExisting } from './conflicts.js';
+import { copyFromStaging, copyShadowsFromStaging, createIndex, createObject, createTrigger, loadStaging, setSequence, STAGING_SCHEMA } from './load.js';
+import { createVirtual, VIRTUAL_KIND } from './virtual.js';
+import { appNameRewrites, knownFunctions, needsUncheckedLoad, restoreDefinitions } from './app-names.js';
 import { fsyncDir, fsyncFile, lexists } from './files.js';
 import { sqliteError } from './errors.js';
 
@@ -71,13 +76,17 @@ export class SqliteTarget implements RestoreTarget {
 
   async check(items: RestoreItem[], onConflict: ConflictPolicy): Promise<void> {
     const plan = planItems(items);
-    if (!fs.existsSync(this.path)) return;
+    const database = databaseOf(items);
+    if (!fs.existsSync(this.path)) {
+      this.assertTriggerTargets(plan, new Set());
+      return;
+    }
     const db = this.openTarget(true);
     try {
       // Early, so that nothing of the catalog (its tables' columns) is quoted in a conflict;
       // checked again under the write lock before anything changes (switchIntoExisting).
       refuseServerCatalog(db, this.path, 'restore');
-      this.assertNoConflicts(db, plan, onConflict);
+      this.assertNoConflicts(db, plan, onConflict, database);
     } finally {
       db.close();
     }
@@ -91,23 +100,39 @@ export class SqliteTarget implements RestoreTarget {
     removeAbandonedStaging(path.dirname(this.path));
     await this.check(items, onConflict);
     const plan = planItems(items);
-    // A backup without tables restores into an existing file as nothing to do; a missing target
-    // is still created (empty), so that the restore gives back what the backup holds.
-    if (plan.length === 0 && fs.existsSync(this.path)) return { collections: 0, rows: 0 };
+    const database = databaseOf(items);
+    // A backup without tables restores into an existing file as nothing to do (but its
+    // user_version and application_id); a missing target is still created (empty), so that the
+    // restore gives back what the backup holds.
+    if (plan.length === 0 && database === undefined && fs.existsSync(this.path)) return { collections: 0, rows: 0 };
+    const stats = database !== undefined ? await readStatRows(database) : [];
 
     const staging = stagingPath(this.path);
     let rows = 0;
     try {
-      rows = await loadStaging(staging, plan, signal, onProgress);
+      // Over an existing file, the staging file takes its encoding: SQLite attaches only files of
+      // the main file's encoding (and converts the text between them).
+      const targetEncoding = fs.existsSync(this.path) ? this.encoding() : undefined;
+      rows = await loadStaging(staging, plan, signal, onProgress, database && { def: database.def, stats }, targetEncoding);
       throwIfAborted(signal);
       options.onFinalizing?.();
       if (!(await this.linkIntoPlace(staging))) {
-        await this.switchIntoExisting(staging, plan, onConflict);
+        await this.switchIntoExisting(staging, plan, onConflict, database, stats);
       }
     } finally {
       removeStagingFile(staging);
     }
     return { collections: plan.length, rows };
+  }
+
+  /** The existing target's text encoding (PRAGMA encoding). */
+  private encoding(): string {
+    const db = this.openTarget(true);
+    try {
+      return String(db.pragma('main.encoding', { simple: true }));
+    } finally {
+      db.close();
+    }
   }
 
   private openTarget(readonly: boolean): BetterSqlite3.Database {
@@ -124,14 +149,23 @@ export class SqliteTarget implements RestoreTarget {
     }
   }
 
-  private assertNoConflicts(db: BetterSqlite3.Database, plan: Planned[], onConflict: ConflictPolicy): void {
+  private assertNoConflicts(db: BetterSqlite3.Database, plan: Planned[], onConflict: ConflictPolicy, database: PlannedDatabase | undefined): void {
     const problems = findConflicts(db, plan, onConflict, this.path);
+    problems.push(...missingTriggerTargets(plan, new Set(readExisting(db).keys())));
+    if (database !== undefined && onConflict === 'fail') problems.push(...databaseConflicts(db, database.def, this.path));
     if (problems.length === 1) throw new ConflictError(problems[0] as string);
     if (problems.length > 1) {
       throw new ConflictError(
         `Cannot restore into ${this.path}: ${problems.length} conflicts:\n${problems.map((p) => `- ${p}`).join('\n')}`,
       );
     }
+  }
+
+  /** For a new file: the restored triggers write only into tables it will have. */
+  private assertTriggerTargets(plan: Planned[], existing: Set<string>): void {
+    const problems = missingTriggerTargets(plan, existing);
+    if (problems.length === 1) throw new ConflictError(`Cannot restore into ${this.path}: ${problems[0] as string}`);
+    if (problems.length > 1) throw new ConflictError(`Cannot restore into ${this.path}: ${problems.length} problems:\n${problems.map((p) => `- ${p}`).join('\n')}`);
   }
 
   /** Target missing: puts the staging file in place. Returns false when the target exists now. */
@@ -162,7 +196,13 @@ export class SqliteTarget implements RestoreTarget {
     return true;
   }
 
-  private async switchIntoExisting(staging: string, plan: Planned[], onConflict: ConflictPolicy): Promise<void> {
+  private async switchIntoExisting(
+    staging: string,
+    plan: Planned[],
+    onConflict: ConflictPolicy,
+    database: PlannedDatabase | undefined,
+    stats: StatRow[],
+  ): Promise<void> {
     const db = this.openTarget(false);
     try {
       // At once, before the staging file is attached (a parent folder swapped for the data
@@ -173,9 +213,12 @@ export class SqliteTarget implements RestoreTarget {
       throw err;
     }
     const fk = Number(db.pragma('foreign_keys', { simple: true }));
+    const rewrites = appNameRewrites(plan, knownFunctions());
     let attached = false;
     try {
       db.pragma('foreign_keys = OFF');
+      // As in the staging file (load.ts): CHECKs calling application functions are not evaluated.
+      if (needsUncheckedLoad(rewrites, knownFunctions())) db.pragma('ignore_check_constraints = ON');
       // Functions with side effects are refused inside the definitions created below.
       db.pragma('trusted_schema = OFF');
       db.prepare(`ATTACH DATABASE ? AS ${STAGING_SCHEMA}`).run(staging);
@@ -187,11 +230,11 @@ export class SqliteTarget implements RestoreTarget {
         // lock, before any change.
         refuseServerCatalog(db, this.path, 'restore');
         // Re-check under the write lock: the target may have changed since check().
-        this.assertNoConflicts(db, plan, onConflict);
+        this.assertNoConflicts(db, plan, onConflict, database);
         const existing = readExisting(db);
         const replaced = plan.filter((p) => existing.has(foldName(p.name)));
         for (const p of replaced.filter((r) => r.kind === 'view')) db.exec(`DROP VIEW main.${quoteIdent(p.name)}`);
-        for (const p of replaced.filter((r) => r.kind === 'table')) db.exec(`DROP TABLE main.${quoteIdent(p.name)}`);
+        for (const p of replaced.filter((r) => r.kind === 'table' || r.kind === VIRTUAL_KIND)) db.exec(`DROP TABLE main.${quoteIdent(p.name)}`);
         const tables = plan.filter((p): p is PlannedTable => p.kind === 'table');
         const pacer = new Pacer();
         for (const t of tables) {
@@ -199,10 +242,18 @@ export class SqliteTarget implements RestoreTarget {
           await copyFromStaging(db, t, pacer);
           for (const idx of t.indexes) createIndex(db, t, idx);
         }
+        for (const v of plan) {
+          if (v.kind !== VIRTUAL_KIND) continue;
+          createVirtual(db, v.createSql, v.name, v.def, v.item.entry.name);
+          copyShadowsFromStaging(db, v);
+        }
         for (const t of tables) setSequence(db, 'main', t);
         for (const t of tables) for (const tr of t.triggers) createTrigger(db, t, tr);
         for (const v of plan) if (v.kind === 'view') createObject(db, v);
         for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) createTrigger(db, v, tr);
+        if (database !== undefined) applyDatabase(db, 'main', database.def, stats, statNames(plan));
+        // Last change: the definitions as written, application collations and functions included (app-names.ts).
+        restoreDefinitions(db, rewrites);
         db.exec('COMMIT');
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');
@@ -214,6 +265,7 @@ export class SqliteTarget implements RestoreTarget {
       try {
         if (attached) db.exec(`DETACH DATABASE ${STAGING_SCHEMA}`);
         db.pragma(`foreign_keys = ${fk ? 'ON' : 'OFF'}`);
+        db.pragma('ignore_check_constraints = OFF');
       } finally {
         db.close();
       }
