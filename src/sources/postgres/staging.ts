@@ -221,7 +221,9 @@ function rewriteRegclass(literal: string, map: ReadonlyMap<string, string>): str
   return `'${`${text.slice(0, first.end + 1)}${quote(renamed)}`.replace(/'/g, "''")}'`;
 }
 
-const IDENT = '(?:"(?:[^"]|"")*"|[^\\s".(]+)';
+// A bare identifier as the SQL lexer reads one (pg_dump leaves only [a-z_][a-z0-9_]* unquoted):
+// never the ';' or ',' that may follow it (`ATTACH PARTITION public.t_pkey;` named "t_pkey;").
+const IDENT = '(?:"(?:[^"]|"")*"|[A-Za-z_\\u0080-\\uffff][A-Za-z0-9_$\\u0080-\\uffff]*)';
 const QUALIFIED = `(${IDENT})\\.(${IDENT})`;
 const unquote = (s: string): string => (s.startsWith('"') ? s.slice(1, -1).replace(/""/g, '"') : s);
 
