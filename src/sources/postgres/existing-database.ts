@@ -37,8 +37,8 @@ import { quoteIdent, quoteLiteral } from './catalog.js';
 import { connect } from './connection.js';
 import { DUPLICATE_CODES, dropReplaced, existingRelations, runStep } from './conflicts.js';
 import { createdRecord, dropStagedObjects, stagingComment, takeStagingLock, type StagedObjects } from './leftovers.js';
-import { applyRenames, loadParallel, refreshMaterializedViews, setSequences } from './load.js';
-import { display, qname, splitName, targetOf, tocSelection, type RestoreRun } from './plan.js';
+import { applyRenames, loadParallel, partitionRootLoads, refreshMaterializedViews, setSequences } from './load.js';
+import { display, qname, splitName, targetOf, tocSelection, type PlannedCollection, type QName, type RestoreRun } from './plan.js';
 import { stagingPlan } from './staging-plan.js';
 import { createdSchema } from './staging.js';
 import { describedObject, entryKey, filterToc, listFile, type ScriptBlock } from './toc.js';
@@ -138,7 +138,11 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     });
 
     // Load phase 2: the data, COPYed into the staging tables (own sessions, autocommit).
-    const rows = await loadParallel(settings, db, plan, jobs, options, (t) => ({ schema: t.source.schema, name: staging.tableName(t) }));
+    // Partitions whose hash partitioning is not portable load through their (staging) root.
+    const stagedName = (t: PlannedCollection): QName => ({ schema: t.source.schema, name: staging.tableName(t) });
+    const routing = await partitionRootLoads(client, plan, stagedName);
+    const warnings = [...routing.warnings];
+    const rows = await loadParallel(settings, db, plan, jobs, options, (t) => routing.into.get(t) ?? stagedName(t));
 
     // Load phase 3, one committed transaction: indexes, constraints and foreign keys between
     // staging tables, under staging names.
@@ -186,7 +190,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
           }
         }
         await setSequences(client, plan, signal);
-        await refreshMaterializedViews(client, plan, true, signal);
+        warnings.push(...(await refreshMaterializedViews(client, plan, true, signal)));
         await applyRenames(client, plan, signal);
         throwIfAborted(signal);
         await client.query('COMMIT');
@@ -223,7 +227,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
         `The restore into ${location} was committed, but ${one ? 'the foreign key' : 'the foreign keys'} ${invalid.join('; ')} to existing tables ${one ? 'does' : 'do'} not hold for the restored rows: ${one ? 'it is' : 'they are'} left NOT VALID. Fix the rows, then run ALTER TABLE … VALIDATE CONSTRAINT.`,
       );
     }
-    return { collections: plan.collections.length, rows };
+    return { collections: plan.collections.length, rows, ...(warnings.length > 0 ? { warnings } : {}) };
   } finally {
     unwatch();
     // Dropped before the lock is let go (ending the session): never unowned and undropped.

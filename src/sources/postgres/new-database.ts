@@ -21,7 +21,7 @@ import { quoteIdent, quoteLiteral } from './catalog.js';
 import { connect, pgError, pgLocation, type PgConnectionSettings } from './connection.js';
 import { runStep } from './conflicts.js';
 import { stagingComment, takeStagingLock } from './leftovers.js';
-import { analyzeParallel, applyRenames, loadParallel, refreshMaterializedViews, setSequences } from './load.js';
+import { analyzeParallel, applyRenames, loadParallel, partitionRootLoads, refreshMaterializedViews, setSequences } from './load.js';
 import { tocSelection, type RestoreRun } from './plan.js';
 import { stagingDatabaseName } from './staging.js';
 import { filterToc, listFile } from './toc.js';
@@ -32,7 +32,12 @@ export const MAINTENANCE_DB = 'postgres';
 
 /** Runs `fn` with a session on the maintenance database, ended after. Errors: as connect's and fn's. */
 export async function withMaintenance<T>(settings: PgConnectionSettings, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = await connect(settings, MAINTENANCE_DB);
+  return withClient(settings, MAINTENANCE_DB, fn);
+}
+
+/** Runs `fn` with a session on `database`, ended after. Errors: as connect's and fn's. */
+async function withClient<T>(settings: PgConnectionSettings, database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(settings, database);
   try {
     return await fn(client);
   } finally {
@@ -81,14 +86,17 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     const pgRestore = (args: string[]) => runTool('pg_restore', args, { settings, database, signal, what });
     throwIfAborted(signal);
     await pgRestore(['--section=pre-data', '-L', list, '--exit-on-error', '--no-password', '-d', conninfo, archive]);
-    const rows = await loadParallel(settings, staging, plan, jobs, options);
+    // Partitions whose hash partitioning is not portable load through their root (load.ts).
+    const routing = await withClient(settings, staging, (c) => partitionRootLoads(c, plan, (t) => t.source));
+    const warnings = [...routing.warnings];
+    const rows = await loadParallel(settings, staging, plan, jobs, options, (t) => routing.into.get(t) ?? t.source);
     throwIfAborted(signal);
     await pgRestore(['--section=post-data', '-L', list, '-j', String(jobs), '--exit-on-error', '--no-password', '-d', conninfo, archive]);
     const client = await connect(settings, staging);
     try {
       await runStep(settings, staging, async () => {
         await setSequences(client, plan, signal);
-        await refreshMaterializedViews(client, plan, false, signal);
+        warnings.push(...(await refreshMaterializedViews(client, plan, false, signal)));
         await applyRenames(client, plan, signal);
       });
     } finally {
@@ -100,7 +108,7 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     options.onFinalizing?.();
     await switchIn(settings, owner, staging, target);
     staging = undefined;
-    return { collections: plan.collections.length, rows };
+    return { collections: plan.collections.length, rows, ...(warnings.length > 0 ? { warnings } : {}) };
   } finally {
     unwatch();
     // Dropped before the lock is let go (ending the session): never unowned and undropped.

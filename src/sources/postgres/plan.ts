@@ -56,6 +56,7 @@ const ViewDefinitionSchema = z.object({
   oid: z.number().int(),
   relkind: z.enum(['v', 'm']),
   dependentOids: z.array(z.number().int()),
+  populated: z.boolean().optional(),
 });
 const SequenceDefinitionSchema = SequenceStateSchema.extend({ oid: z.number().int() });
 const SchemaDefinitionSchema = z.object({
@@ -82,6 +83,8 @@ export interface PlannedCollection {
   table?: PgTableDefinition;
   /** Standalone sequence state. */
   sequence?: PgSequenceState;
+  /** Materialized view: false when it was unpopulated at backup (not refreshed at restore). */
+  populated?: boolean;
 }
 
 /** The restore items, checked: the schema archive, the roles script (if any) and the collections. */
@@ -181,7 +184,15 @@ export function planItems(items: RestoreItem[]): Plan {
         const parsed = ViewDefinitionSchema.safeParse(entry.definition);
         if (!parsed.success) throw invalid(entry, 'View', parsed.error.message);
         const def = parsed.data;
-        collections.push({ item, relkind: def.relkind, oid: def.oid, source: def, target: targetName(item, def), dependentOids: def.dependentOids });
+        collections.push({
+          item,
+          relkind: def.relkind,
+          oid: def.oid,
+          source: def,
+          target: targetName(item, def),
+          dependentOids: def.dependentOids,
+          ...(def.populated !== undefined ? { populated: def.populated } : {}),
+        });
         break;
       }
       case 'sequence': {
