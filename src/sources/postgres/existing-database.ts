@@ -39,8 +39,8 @@ import { DUPLICATE_CODES, dropReplaced, existingRelations, runStep } from './con
 import { createdRecord, dropStagedObjects, stagingComment, takeStagingLock, type StagedObjects } from './leftovers.js';
 import { applyRenames, loadParallel, partitionRootLoads, refreshMaterializedViews, setSequences } from './load.js';
 import { display, qname, splitName, targetOf, tocSelection, type PlannedCollection, type QName, type RestoreRun } from './plan.js';
-import { stagingPlan } from './staging-plan.js';
-import { createdSchema } from './staging.js';
+import { stagingPlan, type StagingPlan } from './staging-plan.js';
+import { createdDomain, createdSchema, relKey } from './staging.js';
 import { describedObject, entryKey, filterToc, listFile, type ScriptBlock } from './toc.js';
 import { archiveScript } from './tools.js';
 
@@ -85,7 +85,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
       late = await archiveScript(settings, archive, lateList, undefined, signal);
     }
     throwIfAborted(signal);
-    const staging = stagingPlan(plan, pre, post, filtered.collectionKeys, restoreId);
+    const staging = stagingPlan(plan, pre, post, filtered.collectionKeys, restoreId, await existingDomains(client, pre));
     const mark = stagingComment();
 
     // Load phase 1, one committed transaction: new supporting objects (types, functions,
@@ -112,6 +112,8 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
                 await client.query(`COMMENT ON SEQUENCE ${qname(step.sequence)} IS ${quoteLiteral(mark)}`);
                 pending.sequences.push(step.sequence);
               }
+              // Dropped with the other supporting objects should the restore not switch.
+              if (step.domain !== undefined) pending.objects.push({ desc: 'DOMAIN', ...step.domain });
             } else if (await runOptionalEntry(client, b, skipped)) {
               // A schema's name as its statement spells it (its header shows a line break as a space).
               const name = (b.desc === 'SCHEMA' ? createdSchema(b.sql) : undefined) ?? (b.name as string);
@@ -171,6 +173,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
       try {
         await client.query(`SET LOCAL lock_timeout = ${quoteLiteral(`${Math.max(1, Math.round(switchLockTimeoutMs))}ms`)}`);
         if (onConflict === 'overwrite') await dropReplaced(client, plan);
+        for (const swap of staging.domainSwaps) await swapDomain(client, swap);
         for (const r of staging.renames) {
           await client.query(r.sql);
           if (r.clearComment) await client.query(r.clearComment);
@@ -234,6 +237,53 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     if (!switched) await dropStagedObjects(settings, created);
     await client.end().catch(() => undefined);
   }
+}
+
+/** relKey of the domains the pre-data script creates that exist in the target already. */
+async function existingDomains(client: pg.Client, pre: ScriptBlock[]): Promise<Set<string>> {
+  const domains = pre.flatMap((b) => (b.desc === 'DOMAIN' ? [createdDomain(b.sql)] : [])).filter((d) => d !== undefined);
+  if (domains.length === 0) return new Set();
+  const { rows } = await client.query<{ schema: string; name: string }>(
+    `SELECT n.nspname AS schema, t.typname AS name FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+      WHERE t.typtype = 'd' AND (n.nspname, t.typname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [domains.map((d) => d.schema), domains.map((d) => d.name)],
+  );
+  return new Set(rows.map((r) => relKey(r.schema, r.name)));
+}
+
+/**
+ * In the switch: replaces the target's domain by the staged copy (StagingPlan.domainSwaps). When
+ * objects the restore does not replace use the target's domain (it cannot be dropped), the
+ * staged columns are retyped to it instead (a rewrite that checks every row against all of its
+ * checks: rows that break a NOT VALID one fail the restore, naming the domain) and the copy dropped.
+ */
+async function swapDomain(client: pg.Client, swap: StagingPlan['domainSwaps'][number]): Promise<void> {
+  const real = qname(swap);
+  const copy = qname({ schema: swap.schema, name: swap.staging });
+  await client.query('SAVEPOINT cairn_domain');
+  try {
+    await client.query(`DROP DOMAIN ${real} RESTRICT`);
+    await client.query('RELEASE SAVEPOINT cairn_domain');
+    await client.query(`ALTER DOMAIN ${copy} RENAME TO ${quoteIdent(swap.name)}`);
+    return;
+  } catch (err) {
+    if ((err as { code?: string }).code !== '2BP01') throw err;
+    await client.query('ROLLBACK TO SAVEPOINT cairn_domain');
+  }
+  const { rows } = await client.query<{ rel: string; col: string }>(
+    `SELECT a.attrelid::regclass::text AS rel, a.attname AS col FROM pg_catalog.pg_attribute a
+      WHERE a.atttypid = $1::regtype AND a.attnum > 0 AND NOT a.attisdropped`,
+    [copy],
+  );
+  try {
+    for (const r of rows) await client.query(`ALTER TABLE ${r.rel} ALTER COLUMN ${quoteIdent(r.col)} TYPE ${real}`);
+  } catch (err) {
+    throw new SourceError(
+      `Cannot restore the columns of domain ${display(swap)}: the restored rows break a check the archive added NOT VALID, and objects that are not restored use the domain in the target, so it cannot be replaced (${(err as Error).message}). Nothing was changed; restore into a new database, or drop those objects' use of the domain first.`,
+      { cause: err },
+    );
+  }
+  await client.query(`DROP DOMAIN ${copy} RESTRICT`);
 }
 
 /** Schemas and extensions the target has: their archive entries (and comments, grants) are skipped. */

@@ -16,17 +16,19 @@ import { qname, splitName, type Plan, type PlannedCollection, type QName } from 
 import {
   addedConstraint,
   attachedIndex,
+  createdDomain,
   createdIndex,
   createdRelation,
   foreignKeyNotValid,
   headRelation,
+  notValidDomainCheck,
   relKey,
   renameAddedConstraint,
   renameCreatedIndex,
   rewriteQualified,
   stagingRelationName as stagingRelationNameOf,
 } from './staging.js';
-import { entryKey, referencedTable, type ScriptBlock } from './toc.js';
+import { describedObject, entryKey, referencedTable, type ScriptBlock } from './toc.js';
 
 /** One block of the load phase: its SQL (rewritten to staging names) and what it creates. */
 export interface LoadStep {
@@ -36,6 +38,8 @@ export interface LoadStep {
   /** The staging table / sequence the step creates. */
   table?: QName;
   sequence?: QName;
+  /** The staging domain the step creates (see StagingPlan.domainSwaps). */
+  domain?: QName;
 }
 
 /** The result of stagingPlan; blocks are the pre-/post-data ScriptBlocks themselves (identity keys). */
@@ -48,6 +52,15 @@ export interface StagingPlan {
   renames: { sql: string; clearComment?: string }[];
   /** Foreign keys added NOT VALID in the switch, to validate after it (source table names). */
   validate: { table: QName; constraint: string }[];
+  /**
+   * Domains of the target replaced in the switch by a staging copy: the archive gives the
+   * domain a NOT VALID check (rows older than the check may break it) and it exists in the
+   * target with that check already, so rows could not be COPYed into a column of it. The copy
+   * (`staging`, created without its NOT VALID checks, as pg_dump creates it) types the staged
+   * tables' columns; the switch drops the target's domain and gives the copy its name, then adds
+   * the NOT VALID checks (the archive's post-data entries), as pg_restore --clean would.
+   */
+  domainSwaps: { schema: string; name: string; staging: string }[];
   /** Staging name of a planned table. */
   tableName(t: PlannedCollection): string;
 }
@@ -63,7 +76,14 @@ export interface StagingPlan {
  * every staging name. The returned tableName throws SourceError for a table the archive does not
  * define.
  */
-export function stagingPlan(plan: Plan, pre: ScriptBlock[], post: ScriptBlock[], collectionKeys: Set<string>, restoreId: string): StagingPlan {
+export function stagingPlan(
+  plan: Plan,
+  pre: ScriptBlock[],
+  post: ScriptBlock[],
+  collectionKeys: Set<string>,
+  restoreId: string,
+  existingDomains: ReadonlySet<string> = new Set(),
+): StagingPlan {
   let counter = 0;
   const stagingRelationName = (name: string): string => stagingRelationNameOf(name, restoreId, counter++);
   const names = new Map<string, string>();
@@ -121,10 +141,40 @@ export function stagingPlan(plan: Plan, pre: ScriptBlock[], post: ScriptBlock[],
     }
   }
 
+  // Domains to stage (see StagingPlan.domainSwaps): NOT VALID check in the archive, present in
+  // the target, used by a staged table.
+  const domainSwaps: StagingPlan['domainSwaps'] = [];
+  const stagedDomains = new Set<string>();
+  const tableSql = pre.filter((b) => b.desc === 'TABLE' && isCollection(b)).map((b) => b.sql);
+  for (const b of post) {
+    const d = b.desc === 'CHECK CONSTRAINT' ? notValidDomainCheck(b.sql) : undefined;
+    if (d === undefined) continue;
+    const key = relKey(d.schema, d.name);
+    if (stagedDomains.has(key) || !existingDomains.has(key)) continue;
+    const probe = new Map([[key, '']]);
+    if (!tableSql.some((sql) => rewriteQualified(sql, probe) !== sql)) continue;
+    stagedDomains.add(key);
+    const staging = stagingRelationName(d.name);
+    names.set(key, staging);
+    domainSwaps.push({ schema: d.schema, name: d.name, staging });
+  }
+  /** Comments, grants, labels on a staged domain: in the switch, once the copy has the name. */
+  const onStagedDomain = (b: ScriptBlock): boolean => {
+    if (stagedDomains.size === 0 || (b.desc !== 'COMMENT' && b.desc !== 'ACL' && b.desc !== 'SECURITY LABEL')) return false;
+    const obj = describedObject({ line: '', dumpId: 0, tableoid: 0, oid: 0, desc: b.desc, schema: b.schema as string, tag: b.name as string, owner: '' });
+    return obj?.desc === 'DOMAIN' && stagedDomains.has(relKey(b.schema as string, obj.name));
+  };
+
   for (const b of pre) {
     if (b.desc === undefined) continue;
     if (!isCollection(b)) {
-      load.set(b, { sql: b.sql, mustSucceed: false });
+      const domain = b.desc === 'DOMAIN' ? createdDomain(b.sql) : undefined;
+      const staging = domain === undefined ? undefined : names.get(relKey(domain.schema, domain.name));
+      if (domain !== undefined && staging !== undefined && stagedDomains.has(relKey(domain.schema, domain.name))) {
+        load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true, domain: { schema: domain.schema, name: staging } });
+      } else if (!onStagedDomain(b)) {
+        load.set(b, { sql: b.sql, mustSucceed: false });
+      }
       continue;
     }
     // Names as the statement spells them (a header shows a line break in a name as a space).
@@ -197,6 +247,7 @@ export function stagingPlan(plan: Plan, pre: ScriptBlock[], post: ScriptBlock[],
     switchSql,
     renames: [...tableRenames, ...sequenceRenames, ...indexRenames, ...constraintRenames],
     validate,
+    domainSwaps,
     tableName: (t) => {
       // Never the table's own name: loading must not write into an existing table.
       const key = relKey(t.source.schema, t.source.name);

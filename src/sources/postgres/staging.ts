@@ -256,6 +256,23 @@ export function createdRelation(sql: string): { schema: string; name: string } |
   return { schema: unquote(m[1] as string), name: unquote(m[2] as string) };
 }
 
+/** The domain a `CREATE DOMAIN s.d AS …` statement creates, as the SQL spells it (see createdRelation). */
+export function createdDomain(sql: string): { schema: string; name: string } | undefined {
+  const m = new RegExp(`^CREATE DOMAIN ${QUALIFIED}`).exec(sql);
+  if (!m) return undefined;
+  return { schema: unquote(m[1] as string), name: unquote(m[2] as string) };
+}
+
+/**
+ * The domain of `ALTER DOMAIN s.d ADD CONSTRAINT c CHECK (…) NOT VALID;` (pg_dump writes a
+ * domain's NOT VALID check as such a post-data entry of its own), or undefined.
+ */
+export function notValidDomainCheck(sql: string): { schema: string; name: string } | undefined {
+  const m = new RegExp(`^ALTER DOMAIN ${QUALIFIED}\\s+ADD CONSTRAINT ${IDENT} CHECK `).exec(sql);
+  if (!m || !/\bNOT VALID;(?:\s|--[^\n]*)*$/.test(sql)) return undefined;
+  return { schema: unquote(m[1] as string), name: unquote(m[2] as string) };
+}
+
 /** The schema a `CREATE SCHEMA <name>` statement creates, as the SQL spells it (see createdRelation). */
 export function createdSchema(sql: string): string | undefined {
   const m = /^CREATE SCHEMA ("(?:[^"]|"")*"|[^\s".(;]+)/.exec(sql);
