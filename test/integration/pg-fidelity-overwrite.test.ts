@@ -5,6 +5,7 @@
  * with what `pg_dump | pg_restore` makes of the same input (pgDumpReference): schema dump, each
  * table's ordered checksum (materialized views: populated or not), sequence states.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ import { Repository } from '../../src/repo/repository.js';
 import { openSource, openTarget } from '../../src/sources/index.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { createCaseDatabase, pgDumpReference } from '../helpers/pg-cases.js';
-import { createDatabase, dropDatabase, ensurePostgres, lit, loadEveryKind, pgUrl, psql, schemaDump, sequenceStates, tableChecksums } from '../helpers/postgres.js';
+import { createDatabase, createDatabaseWith, dropDatabase, ensurePostgres, ident, lit, loadEveryKind, pgEnv, pgUrl, psql, schemaDump } from '../helpers/postgres.js';
 
 let dir: string;
 let repo: Repository;
@@ -51,32 +52,79 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** Runs a query whose one row and column is JSON (names may hold line breaks: psql's lines cannot carry them). */
+function json<T>(db: string, sql: string): T {
+  return JSON.parse(psql(db, sql).trim() || 'null') as T;
+}
+
 /**
- * What a restore must reproduce (helpers/postgres.ts snapshotOf), except that the leaf
- * partitions of `wholeTrees` count as one table each: where rows land in a hash partitioning that
- * is not portable (an enum's hash is its OID) differs between any two restored databases,
- * pg_dump's reference included; the tree's rows must not.
+ * `schema.name` → `count:md5` of the rows in a canonical order for every table, leaf partition
+ * and materialized view ("unpopulated" when it has no data), as helpers/postgres.ts
+ * tableChecksums, but read as JSON. The leaf partitions of `wholeTrees` count as one table each:
+ * where rows land in a hash partitioning that is not portable (an enum's hash is its OID)
+ * differs between any two restored databases, pg_dump's reference included; the tree's rows
+ * must not.
  */
-function snapshot(db: string, wholeTrees: string[] = []): { schema: string; tables: Record<string, string>; sequences: Record<string, string> } {
-  const tables = tableChecksums(db);
+function tablesOf(db: string, wholeTrees: string[]): Record<string, string> {
+  const rels = json<[string, string, boolean][] | null>(
+    db,
+    `SELECT json_agg(json_build_array(n.nspname, c.relname, c.relispopulated) ORDER BY n.nspname, c.relname)
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'`,
+  ) ?? [];
+  const hidden = new Set<string>();
   for (const root of wholeTrees) {
-    const leaves = psql(db, `SELECT n.nspname || '.' || c.relname FROM pg_partition_tree(${lit(root)}::regclass) t JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE t.isleaf`)
-      .split('\n')
-      .filter(Boolean);
-    for (const leaf of leaves) delete tables[leaf];
-    tables[`tree ${root}`] = psql(db, `SELECT count(*) || ':' || md5(string_agg(t::text, E'\\n' ORDER BY t::text)) FROM ${root} t`).trim();
+    const leaves = json<string[] | null>(
+      db,
+      `SELECT json_agg(n.nspname || '.' || c.relname) FROM pg_partition_tree(${lit(root)}::regclass) t
+         JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE t.isleaf`,
+    );
+    for (const leaf of leaves ?? []) hidden.add(leaf);
   }
-  return { schema: schemaDump(db), tables, sequences: sequenceStates(db) };
+  const selects = rels
+    .filter(([schema, name]) => !hidden.has(`${schema}.${name}`))
+    .map(([schema, name, populated]) => {
+    const q = `${ident(schema)}.${ident(name)}`;
+    const key = lit(`${schema}.${name}`);
+    if (!populated) return `SELECT ${key} AS k, 'unpopulated' AS v`;
+    return `SELECT ${key}, count(*) || ':' || coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '') FROM ${q} t`;
+  });
+  for (const root of wholeTrees) selects.push(`SELECT ${lit(`tree ${root}`)}, count(*) || ':' || md5(string_agg(t::text, E'\\n' ORDER BY t::text)) FROM ${root} t`);
+  if (selects.length === 0) return {};
+  const all = json<Record<string, string>>(db, `SELECT json_object_agg(k, v) FROM (${selects.join('\nUNION ALL\n')}) x(k, v)`);
+  return Object.fromEntries(Object.entries(all).filter(([k]) => !hidden.has(k)));
+}
+
+/** `schema.sequence` → `last_value:is_called` of every sequence, read as JSON. */
+function sequencesOf(db: string): Record<string, string> {
+  const seqs = json<[string, string][] | null>(
+    db,
+    `SELECT json_agg(json_build_array(n.nspname, c.relname) ORDER BY 1) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S'`,
+  ) ?? [];
+  if (seqs.length === 0) return {};
+  const selects = seqs.map(([schema, name]) => `SELECT ${lit(`${schema}.${name}`)}, last_value || ':' || is_called FROM ${ident(schema)}.${ident(name)}`);
+  return json<Record<string, string>>(db, `SELECT json_object_agg(k, v) FROM (${selects.join('\nUNION ALL\n')}) x(k, v)`);
+}
+
+/** What a restore must reproduce: the schema dump, every table's rows, every sequence's state. */
+function snapshot(db: string, wholeTrees: string[] = []): { schema: string; tables: Record<string, string>; sequences: Record<string, string> } {
+  return { schema: schemaDump(db), tables: tablesOf(db, wholeTrees), sequences: sequencesOf(db) };
 }
 
 /**
  * Backs `source` up, compares a new-database restore with the pg_dump reference, changes the
  * copy with `mutate`, restores over it with overwrite, compares again. Returns the copy.
  */
-async function roundTrip(source: string, caseName: string, mutate: string, wholeTrees: string[] = []): Promise<{ copy: string; warnings: string[] }> {
+async function roundTrip(
+  source: string,
+  caseName: string,
+  mutate: string,
+  wholeTrees: string[] = [],
+  reference: (db: string, caseName: string) => string = pgDumpReference,
+): Promise<{ copy: string; warnings: string[] }> {
   const id = `${caseName}-${counter++}`;
   await runBackup({ repo, source: openSource(pgUrl(source)), id, compressionWorkers: 0 });
-  const ref = track(pgDumpReference(source, caseName));
+  const ref = track(reference(source, caseName));
   const expected = snapshot(ref, wholeTrees);
   const copy = targetName(caseName);
   const first = await runRestore({ repo, backupId: id, target: openTarget(pgUrl(copy)) });
@@ -132,6 +180,202 @@ describe('issue 14 cases, new database and overwrite, against pg_dump | pg_resto
     const { copy, warnings } = await caseRoundTrip('hashenum', `DELETE FROM paint WHERE id > 40;`, ['public.paint']);
     expect(warnings.join('\n')).toMatch(/rows of public\.paint_0, .* were loaded through their partitioned table public\.paint \(hash partitioning on an enum/);
     expect(psql(copy, `SELECT count(*) FROM paint`).trim()).toBe('80');
+  });
+});
+
+/** pgDumpReference with `pg_dump --load-via-partition-root` (pg_dump's rule covers only enum_ops keys). */
+function viaRootReference(db: string, caseName: string): string {
+  const ref = createDatabaseWith(`${caseName}_ref`, 'TEMPLATE template0');
+  const dump = spawnSync('pg_dump', ['--format=custom', '--load-via-partition-root', '-d', db], { env: pgEnv(), maxBuffer: 256 * 1024 * 1024 });
+  if (dump.status !== 0) throw new Error(`pg_dump ${db}: ${dump.stderr.toString()}`);
+  const restore = spawnSync('pg_restore', ['--exit-on-error', '-d', ref], { env: pgEnv(), input: dump.stdout, maxBuffer: 64 * 1024 * 1024 });
+  if (restore.status !== 0) throw new Error(`pg_restore into ${ref}: ${restore.stderr.toString()}`);
+  return ref;
+}
+
+/** Loads `sql` into a new database (dropped in afterAll) and returns its name. */
+function sourceWith(prefix: string, sql: string): string {
+  const db = track(createDatabase(prefix));
+  psql(db, sql);
+  return db;
+}
+
+describe('siblings of each kind, new database and overwrite, against pg_dump | pg_restore', () => {
+  it('identifiers: line breaks, quotes, trailing spaces and dots in schema, table, column, sequence, index, constraint, view and matview names', async () => {
+    const source = sourceWith(
+      'fo_names',
+      `CREATE SCHEMA "s
+ x.y";
+       CREATE TABLE "s
+ x.y"."t
+""q"" " (id serial PRIMARY KEY, "col
+umn" text UNIQUE, n int CONSTRAINT "chk
+1" CHECK (n > 0));
+       INSERT INTO "s
+ x.y"."t
+""q"" " ("col
+umn", n) VALUES ('a', 1), ('b', 2);
+       CREATE INDEX "idx
+2" ON "s
+ x.y"."t
+""q"" " (n);
+       CREATE TABLE "ref
+x" (id int REFERENCES "s
+ x.y"."t
+""q"" " (id), "k;" int);
+       INSERT INTO "ref
+x" VALUES (1, 1), (2, 2);
+       CREATE VIEW "v
+w" AS SELECT * FROM "ref
+x";
+       CREATE MATERIALIZED VIEW "m
+v" AS SELECT count(*) AS c FROM "ref
+x";
+       CREATE TABLE "p
+art" (k int, v text) PARTITION BY RANGE (k);
+       CREATE TABLE "p
+art 1" PARTITION OF "p
+art" FOR VALUES FROM (0) TO (10);
+       ALTER TABLE "p
+art" ADD PRIMARY KEY (k);
+       INSERT INTO "p
+art" VALUES (1, 'one');
+       COMMENT ON TABLE "ref
+x" IS 'a
+comment';`,
+    );
+    await roundTrip(source, 'names', `DELETE FROM "ref
+x"; INSERT INTO "p
+art" VALUES (2, 'two'); REFRESH MATERIALIZED VIEW "m
+v";`);
+  });
+
+  it('partitioned foreign keys: to a sub-partitioned table, from a partitioned table, to a unique constraint', async () => {
+    const source = sourceWith(
+      'fo_partfk',
+      `CREATE TABLE c (region text NOT NULL, id int NOT NULL, code text NOT NULL, PRIMARY KEY (region, id), UNIQUE (region, id, code)) PARTITION BY LIST (region);
+       CREATE TABLE c_eu PARTITION OF c FOR VALUES IN ('eu') PARTITION BY HASH (id);
+       CREATE TABLE c_eu_0 PARTITION OF c_eu FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+       CREATE TABLE c_eu_1 PARTITION OF c_eu FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+       CREATE TABLE c_rest PARTITION OF c DEFAULT;
+       CREATE TABLE o (id int, region text, cust int, code text, PRIMARY KEY (id, region),
+         FOREIGN KEY (region, cust) REFERENCES c (region, id), FOREIGN KEY (region, cust, code) REFERENCES c (region, id, code)) PARTITION BY LIST (region);
+       CREATE TABLE o_all PARTITION OF o DEFAULT;
+       INSERT INTO c VALUES ('eu', 1, 'a'), ('eu', 2, 'b'), ('us', 3, 'c');
+       INSERT INTO o VALUES (1, 'eu', 1, 'a'), (2, 'us', 3, 'c');`,
+    );
+    await roundTrip(source, 'partfk2', `DELETE FROM o; DELETE FROM c WHERE id = 2;`);
+  });
+
+  it('foreign key cycles: three tables in a ring, a self-reference, a cycle through a partitioned table', async () => {
+    const source = sourceWith(
+      'fo_cycle',
+      `CREATE TABLE a (id int PRIMARY KEY, b_id int);
+       CREATE TABLE b (id int PRIMARY KEY, c_id int);
+       CREATE TABLE c (id int PRIMARY KEY, a_id int REFERENCES a DEFERRABLE INITIALLY DEFERRED, parent int REFERENCES c);
+       ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b DEFERRABLE INITIALLY DEFERRED;
+       ALTER TABLE b ADD FOREIGN KEY (c_id) REFERENCES c DEFERRABLE INITIALLY DEFERRED;
+       CREATE TABLE pp (id int PRIMARY KEY, a_id int REFERENCES a DEFERRABLE INITIALLY DEFERRED) PARTITION BY RANGE (id);
+       CREATE TABLE pp_1 PARTITION OF pp FOR VALUES FROM (0) TO (100);
+       ALTER TABLE a ADD COLUMN pp_id int REFERENCES pp DEFERRABLE INITIALLY DEFERRED;
+       BEGIN;
+       INSERT INTO a VALUES (1, 1, 1); INSERT INTO b VALUES (1, 1); INSERT INTO c VALUES (1, 1, NULL), (2, 1, 1); INSERT INTO pp VALUES (1, 1);
+       COMMIT;`,
+    );
+    await roundTrip(source, 'cycle', `BEGIN; SET CONSTRAINTS ALL DEFERRED; DELETE FROM c WHERE id = 2; COMMIT;`);
+  });
+
+  it('NOT VALID: a domain over a domain, an array of the domain, a comment and a grant on it, checks on a table and a partitioned table, a foreign key', async () => {
+    const source = sourceWith(
+      'fo_notvalid',
+      `CREATE DOMAIN base_pct AS int;
+       CREATE DOMAIN pct AS base_pct;
+       CREATE TABLE r (id int PRIMARY KEY, p pct, ps pct[], q int);
+       INSERT INTO r VALUES (1, 150, '{200,5}', -1), (2, 50, '{1}', 3);
+       CREATE TABLE pr (id int, q pct) PARTITION BY RANGE (id);
+       CREATE TABLE pr_1 PARTITION OF pr FOR VALUES FROM (0) TO (10);
+       INSERT INTO pr VALUES (1, -1);
+       ALTER DOMAIN pct ADD CONSTRAINT pct_range CHECK (VALUE BETWEEN 0 AND 100) NOT VALID;
+       ALTER DOMAIN base_pct ADD CONSTRAINT base_pos CHECK (VALUE >= 0) NOT VALID;
+       COMMENT ON DOMAIN pct IS 'percent';
+       GRANT USAGE ON DOMAIN pct TO PUBLIC;
+       ALTER TABLE r ADD CONSTRAINT q_pos CHECK (q > 0) NOT VALID;
+       CREATE TABLE k (id int PRIMARY KEY);
+       ALTER TABLE r ADD COLUMN k_id int DEFAULT 7;
+       ALTER TABLE r ADD CONSTRAINT r_k FOREIGN KEY (k_id) REFERENCES k NOT VALID;
+       ALTER TABLE pr ADD CONSTRAINT pr_q CHECK (q > 0) NOT VALID;`,
+    );
+    await roundTrip(source, 'notvalid2', `DELETE FROM r WHERE id = 2;`);
+  });
+
+  it('materialized views: populated one over an unpopulated one, WITH NO DATA with an index, a populated one whose query fails now', async () => {
+    const source = sourceWith(
+      'fo_mv',
+      `CREATE TABLE r (id int PRIMARY KEY, v numeric);
+       INSERT INTO r SELECT g, g FROM generate_series(1, 10) g;
+       CREATE MATERIALIZED VIEW base AS SELECT id, v FROM r WITH NO DATA;
+       CREATE UNIQUE INDEX base_id ON base (id);
+       CREATE MATERIALIZED VIEW top AS SELECT sum(v) AS s FROM r;
+       CREATE MATERIALIZED VIEW second AS SELECT s * 2 AS d FROM top;`,
+    );
+    await roundTrip(source, 'mv2', `REFRESH MATERIALIZED VIEW base; DELETE FROM r WHERE id > 5;`);
+    // Populated at backup, but its query fails on the data restored: pg_restore fails there; cairn
+    // leaves it unpopulated and says so.
+    const failing = sourceWith(
+      'fo_mvfail',
+      `CREATE TABLE r (id int PRIMARY KEY, v numeric);
+       INSERT INTO r VALUES (1, 1);
+       CREATE MATERIALIZED VIEW inv AS SELECT 100 / v AS x FROM r;
+       CREATE MATERIALIZED VIEW fine AS SELECT count(*) AS n FROM r;
+       INSERT INTO r VALUES (2, 0);`,
+    );
+    const id = `mvfail-${counter++}`;
+    await runBackup({ repo, source: openSource(pgUrl(failing)), id, compressionWorkers: 0 });
+    const copy = targetName('mvfail');
+    const first = await runRestore({ repo, backupId: id, target: openTarget(pgUrl(copy)) });
+    expect(first.warnings).toEqual([expect.stringMatching(/^materialized view public\.inv is left unpopulated: its query failed on the restored data \(division by zero\)/)]);
+    const populated = (db: string): string => psql(db, `SELECT string_agg(relname || '=' || relispopulated, ',' ORDER BY relname) FROM pg_class WHERE relkind = 'm'`).trim();
+    expect(populated(copy)).toBe('fine=true,inv=false');
+    const second = await runRestore({ repo, backupId: id, target: openTarget(pgUrl(copy)), onConflict: 'overwrite' });
+    expect(second.warnings).toEqual(first.warnings);
+    expect(populated(copy)).toBe('fine=true,inv=false');
+  });
+
+  it('hash partitioning: on a domain over an enum, on an enum array, under a range partition, and on int (loaded directly)', async () => {
+    const source = sourceWith(
+      'fo_hash',
+      `CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy', 'great', 'meh');
+       CREATE DOMAIN dmood AS mood;
+       CREATE TABLE h1 (id int, m dmood) PARTITION BY HASH (m);
+       CREATE TABLE h1_0 PARTITION OF h1 FOR VALUES WITH (MODULUS 3, REMAINDER 0);
+       CREATE TABLE h1_1 PARTITION OF h1 FOR VALUES WITH (MODULUS 3, REMAINDER 1);
+       CREATE TABLE h1_2 PARTITION OF h1 FOR VALUES WITH (MODULUS 3, REMAINDER 2);
+       CREATE TABLE h2 (id int, ms mood[]) PARTITION BY HASH (ms);
+       CREATE TABLE h2_0 PARTITION OF h2 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+       CREATE TABLE h2_1 PARTITION OF h2 FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+       CREATE TABLE r (d int, m mood) PARTITION BY RANGE (d);
+       CREATE TABLE r_low PARTITION OF r FOR VALUES FROM (0) TO (50) PARTITION BY HASH (m);
+       CREATE TABLE r_low_0 PARTITION OF r_low FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+       CREATE TABLE r_low_1 PARTITION OF r_low FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+       CREATE TABLE r_high PARTITION OF r FOR VALUES FROM (50) TO (100);
+       CREATE TABLE hi (id int) PARTITION BY HASH (id);
+       CREATE TABLE hi_0 PARTITION OF hi FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+       CREATE TABLE hi_1 PARTITION OF hi FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+       INSERT INTO h1 SELECT g, (enum_range(NULL::mood))[1 + g % 5] FROM generate_series(1, 60) g;
+       INSERT INTO h2 SELECT g, ARRAY[(enum_range(NULL::mood))[1 + g % 5], 'ok'::mood] FROM generate_series(1, 60) g;
+       INSERT INTO r SELECT g, (enum_range(NULL::mood))[1 + g % 5] FROM generate_series(0, 99) g;
+       INSERT INTO hi SELECT g FROM generate_series(1, 20) g;`,
+    );
+    // pg_dump routes h1 (enum_ops) and r (an enum-hashed level below it) itself; h2's enum array
+    // is cairn's widening (pg_dump | pg_restore fails on it: "violates partition constraint"),
+    // so the reference is made with --load-via-partition-root.
+    const { warnings } = await roundTrip(source, 'hash', `DELETE FROM h1 WHERE id > 30; DELETE FROM r WHERE d < 10;`, ['public.h1', 'public.h2', 'public.r'], viaRootReference);
+    const text = warnings.join('\n');
+    expect(text).toMatch(/partitioned table public\.h1 \(hash partitioning on an enum/);
+    expect(text).toMatch(/partitioned table public\.h2 \(hash partitioning on a type holding an enum/);
+    // As pg_dump: r_high's only ancestor (range) is safe, it loads directly.
+    expect(text).toMatch(/rows of public\.r_low_0, public\.r_low_1 were loaded through their partitioned table public\.r \(hash partitioning on an enum/);
+    expect(text).not.toMatch(/public\.hi\b/);
   });
 });
 

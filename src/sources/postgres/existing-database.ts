@@ -41,7 +41,7 @@ import { applyRenames, loadParallel, partitionRootLoads, refreshMaterializedView
 import { display, qname, splitName, targetOf, tocSelection, type PlannedCollection, type QName, type RestoreRun } from './plan.js';
 import { stagingPlan, type StagingPlan } from './staging-plan.js';
 import { createdDomain, createdSchema, relKey } from './staging.js';
-import { describedObject, entryKey, filterToc, listFile, type ScriptBlock } from './toc.js';
+import { describedObject, entryKey, filterToc, listedName, listFile, type ScriptBlock } from './toc.js';
 import { archiveScript } from './tools.js';
 
 /** How long the switch into an existing database waits for a lock before giving up. */
@@ -72,7 +72,8 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     // partition parents.
     const asked = new Set<string>([...fkReferences.values()]);
     for (const c of plan.collections) if (c.table?.partitionOf) asked.add(c.table.partitionOf);
-    const present = await existingRelations(client, [...asked].map(splitName));
+    // As the TOC lists names (a line break shown as a space).
+    const present = new Set([...(await existingRelations(client, [...asked].map(splitName)))].map(listedName));
     const filtered = filterToc(toc, tocSelection(plan, fkReferences, (q) => present.has(q)));
     const list = path.join(tmp, 'restore.list');
     fs.writeFileSync(list, listFile(filtered.kept), { mode: 0o600 });

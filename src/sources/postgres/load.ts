@@ -26,6 +26,25 @@ import { display } from './naming.js';
 import { ALTER_WORD, qname, type Plan, type PlannedCollection, type QName } from './plan.js';
 import { truncated } from './staging.js';
 
+/**
+ * Settings of the sessions that COPY the data in: those of the script pg_restore runs (no
+ * statement, lock or idle timeout the role or database may set cuts a long COPY; search_path
+ * empty and row security off, as for pg_restore's COPY; XML read as content), and the styles the
+ * backup wrote the text in (an interval written in postgres style reads otherwise under
+ * IntervalStyle=sql_standard).
+ */
+export const LOAD_SESSION_SETTINGS = [
+  'SET statement_timeout = 0',
+  'SET lock_timeout = 0',
+  'SET idle_in_transaction_session_timeout = 0',
+  "SELECT pg_catalog.set_config('search_path', '', false)",
+  'SET check_function_bodies = false',
+  'SET xmloption = content',
+  'SET row_security = off',
+  "SET DateStyle = 'ISO'",
+  "SET IntervalStyle = 'postgres'",
+];
+
 /** Bytes of a table's stream between two progress reports. */
 const PROGRESS_BYTES = 4 * 1024 * 1024;
 
@@ -125,6 +144,7 @@ export async function loadParallel(
     if (next >= units.length) return;
     const client = await connect(settings, database);
     try {
+      for (const sql of LOAD_SESSION_SETTINGS) await client.query(sql);
       while (!group.aborted && next < units.length) {
         const u = units[next++] as (typeof units)[number];
         // Not `rows += await …`: that reads `rows` before the await, so parallel workers

@@ -58,7 +58,9 @@ export interface StagingPlan {
    * target with that check already, so rows could not be COPYed into a column of it. The copy
    * (`staging`, created without its NOT VALID checks, as pg_dump creates it) types the staged
    * tables' columns; the switch drops the target's domain and gives the copy its name, then adds
-   * the NOT VALID checks (the archive's post-data entries), as pg_restore --clean would.
+   * the NOT VALID checks (the archive's post-data entries), as pg_restore --clean would. A
+   * domain over a staged one is staged too. In the order the switch swaps them: a domain
+   * before its base.
    */
   domainSwaps: { schema: string; name: string; staging: string }[];
   /** Staging name of a planned table. */
@@ -141,22 +143,50 @@ export function stagingPlan(
     }
   }
 
-  // Domains to stage (see StagingPlan.domainSwaps): NOT VALID check in the archive, present in
-  // the target, used by a staged table.
+  // Domains to stage (see StagingPlan.domainSwaps): present in the target, with a NOT VALID
+  // check in the archive or over a domain staged (its columns check the base's checks too), and
+  // used by a staged table or a staged domain.
   const domainSwaps: StagingPlan['domainSwaps'] = [];
   const stagedDomains = new Set<string>();
-  const tableSql = pre.filter((b) => b.desc === 'TABLE' && isCollection(b)).map((b) => b.sql);
+  const domainBlocks = new Map<string, { schema: string; name: string; sql: string }>();
+  for (const b of pre) {
+    const d = b.desc === 'DOMAIN' ? createdDomain(b.sql) : undefined;
+    if (d !== undefined) domainBlocks.set(relKey(d.schema, d.name), { ...d, sql: b.sql });
+  }
+  const mentions = (sql: string, key: string): boolean => rewriteQualified(sql, new Map([[key, '']])) !== sql;
+  const needs = new Set<string>();
   for (const b of post) {
     const d = b.desc === 'CHECK CONSTRAINT' ? notValidDomainCheck(b.sql) : undefined;
-    if (d === undefined) continue;
-    const key = relKey(d.schema, d.name);
-    if (stagedDomains.has(key) || !existingDomains.has(key)) continue;
-    const probe = new Map([[key, '']]);
-    if (!tableSql.some((sql) => rewriteQualified(sql, probe) !== sql)) continue;
-    stagedDomains.add(key);
+    if (d !== undefined && existingDomains.has(relKey(d.schema, d.name))) needs.add(relKey(d.schema, d.name));
+  }
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [key, d] of domainBlocks) {
+      if (needs.has(key) || !existingDomains.has(key)) continue;
+      if ([...needs].some((base) => mentions(d.sql, base))) {
+        needs.add(key);
+        grew = true;
+      }
+    }
+  }
+  const tableSql = pre.filter((b) => b.desc === 'TABLE' && isCollection(b)).map((b) => b.sql);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const key of needs) {
+      if (stagedDomains.has(key)) continue;
+      const users = [...tableSql, ...[...stagedDomains].map((k) => domainBlocks.get(k)?.sql ?? '')];
+      if (users.some((sql) => mentions(sql, key))) {
+        stagedDomains.add(key);
+        grew = true;
+      }
+    }
+  }
+  // In creation order; the switch swaps them in reverse (a domain before its base).
+  for (const [key, d] of domainBlocks) {
+    if (!stagedDomains.has(key)) continue;
     const staging = stagingRelationName(d.name);
     names.set(key, staging);
-    domainSwaps.push({ schema: d.schema, name: d.name, staging });
+    domainSwaps.unshift({ schema: d.schema, name: d.name, staging });
   }
   /** Comments, grants, labels on a staged domain: in the switch, once the copy has the name. */
   const onStagedDomain = (b: ScriptBlock): boolean => {
@@ -172,6 +202,9 @@ export function stagingPlan(
       const staging = domain === undefined ? undefined : names.get(relKey(domain.schema, domain.name));
       if (domain !== undefined && staging !== undefined && stagedDomains.has(relKey(domain.schema, domain.name))) {
         load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true, domain: { schema: domain.schema, name: staging } });
+      } else if (domain !== undefined) {
+        // A new domain over a staged one: over the copy, which takes the name in the switch.
+        load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: false });
       } else if (!onStagedDomain(b)) {
         load.set(b, { sql: b.sql, mustSucceed: false });
       }

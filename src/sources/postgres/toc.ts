@@ -203,7 +203,8 @@ const q = (schema: string, name: string): string => display({ schema, name });
  * grants, and foreign keys whose referenced table is restored too or already exists in the
  * target.
  */
-export function filterToc(entries: TocEntry[], sel: TocSelection): FilteredToc {
+export function filterToc(entries: TocEntry[], selection: TocSelection): FilteredToc {
+  const sel = asListed(selection);
   // Every relation the archive knows, by schema → names (longest first, for tag prefixes).
   const relationsBySchema = new Map<string, string[]>();
   const keptRelations = new Set<string>();
@@ -353,6 +354,27 @@ export function filterToc(entries: TocEntry[], sel: TocSelection): FilteredToc {
     kept.push(e);
   }
   return { kept, lateAttach, collectionKeys };
+}
+
+/**
+ * A name as `pg_restore -l` lists it: its sanitize_line shows a line break (CR or LF) as a
+ * space, so the TOC's schemas and tags of `"a<LF>b"` read `a b`.
+ */
+export function listedName(name: string): string {
+  return name.replace(/[\r\n]/g, ' ');
+}
+
+/** The selection's names (real ones, from the manifest and the SQL) as the TOC lists them. */
+function asListed(sel: TocSelection): TocSelection {
+  const set = (names: Set<string>): Set<string> => new Set([...names].map(listedName));
+  return {
+    ...sel,
+    dependentOids: new Map([...sel.dependentOids].map(([oid, name]) => [oid, listedName(name)])),
+    ownedSequences: set(sel.ownedSequences),
+    partitionParents: new Map([...sel.partitionParents].map(([p, parent]) => [listedName(p), listedName(parent)])),
+    selected: set(sel.selected),
+    fkReferences: new Map([...sel.fkReferences].map(([id, ref]) => [id, listedName(ref)])),
+  };
 }
 
 /** Reads one identifier (quoted or not) at the start of `s`: its name and the rest. */
