@@ -16,6 +16,16 @@ import { ALTER_WORD, display, KIND_WORD, qname, type Plan, type PlannedCollectio
 /** Errors that say "this object exists already". */
 export const DUPLICATE_CODES = new Set(['42710', '42P07', '42723', '42P06', '42P04', '42P05']);
 
+/**
+ * Whether an error says "this object exists already": one of DUPLICATE_CODES, or a unique
+ * violation on a system catalog, which is how some CREATE statements say it (CREATE TEXT SEARCH
+ * CONFIGURATION: duplicate key in pg_ts_config).
+ */
+export function isDuplicateObject(err: unknown): boolean {
+  const e = err as { code?: string; schema?: string };
+  return (e.code !== undefined && DUPLICATE_CODES.has(e.code)) || (e.code === '23505' && e.schema === 'pg_catalog');
+}
+
 /** A relation found in the target: pg_class.relkind as text, oid as a number. */
 interface ExistingRelation {
   schema: string;

@@ -35,7 +35,7 @@ import { SourceError, throwIfAborted } from '../../core/errors.js';
 import type { RestoreResult } from '../types.js';
 import { quoteIdent, quoteLiteral } from './catalog.js';
 import { connect } from './connection.js';
-import { DUPLICATE_CODES, dropReplaced, existingRelations, runStep } from './conflicts.js';
+import { dropReplaced, existingRelations, isDuplicateObject, runStep } from './conflicts.js';
 import { createdRecord, dropStagedObjects, stagingComment, takeStagingLock, type StagedObjects } from './leftovers.js';
 import { applyRenames, loadParallel, partitionRootLoads, refreshMaterializedViews, setSequences } from './load.js';
 import { display, qname, splitName, targetOf, tocSelection, type PlannedCollection, type QName, type RestoreRun } from './plan.js';
@@ -321,8 +321,7 @@ async function runOptionalEntry(client: pg.Client, b: ScriptBlock, skipped: Set<
     await client.query('RELEASE SAVEPOINT cairn_entry');
     return true;
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (!code || !DUPLICATE_CODES.has(code)) throw err;
+    if (!isDuplicateObject(err)) throw err;
     await client.query('ROLLBACK TO SAVEPOINT cairn_entry');
     skipped.add(entryKey(b.desc, b.schema as string, b.name as string));
     return false;

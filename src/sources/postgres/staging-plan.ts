@@ -139,7 +139,11 @@ export function stagingPlan(
       indexRenames.push({ sql: rename('INDEX', head.schema, staging, name) });
     } else {
       constraints.set(b, staging);
-      constraintRenames.push({ sql: `ALTER TABLE ${qname(head)} RENAME CONSTRAINT ${quoteIdent(staging)} TO ${quoteIdent(name)}` });
+      // pg_dump's CONSTRAINT entries are primary key, unique and exclusion constraints, each
+      // with its index of the same name: renaming the index renames the constraint too, and
+      // works on a typed table too (ALTER TABLE … RENAME CONSTRAINT does not: "cannot rename
+      // column of typed table").
+      constraintRenames.push({ sql: rename('INDEX', head.schema, staging, name) });
     }
   }
 
