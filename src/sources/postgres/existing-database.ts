@@ -207,6 +207,12 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
             { cause: err },
           );
         }
+        if ((err as { code?: string }).code === '23514' && /^partition constraint of relation/.test((err as Error).message)) {
+          throw new SourceError(
+            `Cannot attach a restored partition in ${location}: ${(err as Error).message.replace(/\.$/, '')}: some of its rows belong in another partition in this database (a hash partitioning whose hash differs between databases, such as one on an enum). Nothing was changed; restore the partitioned table with its partitions (they are then loaded through it), or into a new database.`,
+            { cause: err },
+          );
+        }
         throw err;
       }
     });
