@@ -16,8 +16,11 @@ import type { CollectionEntry } from '../../src/core/schemas.js';
 import { parsePostgresUrl, type PgConnectionSettings } from '../../src/sources/postgres/connection.js';
 import { PG_COPY_TEXT, PG_DUMP_CUSTOM, PG_ROLES_SQL, ROLES_COLLECTION, SCHEMA_COLLECTION } from '../../src/sources/postgres/definitions.js';
 import {
+  attachedIndex,
+  createdDomain,
   foreignKeyNotValid,
   headRelation,
+  notValidDomainCheck,
   isStagingRelationName,
   newRestoreId,
   relKey,
@@ -688,6 +691,21 @@ describe('PostgresTarget into an existing database', () => {
     await expect(
       new PostgresTarget(settingsFor(db)).check(select(backup, ['other.t'], { 'other.t': 'other.t9' }), 'fail'),
     ).rejects.toThrow(/original name/);
+  });
+});
+
+describe('reading pg_restore statements (issue 14)', () => {
+  it('a bare name before ";" is read without it: ALTER INDEX … ATTACH PARTITION', () => {
+    expect(attachedIndex('ALTER INDEX public.customers_pkey ATTACH PARTITION public.customers_eu_pkey;')).toEqual({ schema: 'public', name: 'customers_eu_pkey' });
+    expect(attachedIndex('ALTER INDEX public."p\nk" ATTACH PARTITION "S x"."a ""b"" ";')).toEqual({ schema: 'S x', name: 'a "b" ' });
+    expect(headRelation('ALTER INDEX public.customers_pkey ATTACH PARTITION public.x;')).toEqual({ schema: 'public', name: 'customers_pkey' });
+  });
+
+  it('domains: the one a CREATE DOMAIN makes, and a NOT VALID check of one', () => {
+    expect(createdDomain('CREATE DOMAIN public."pct\n" AS integer;')).toEqual({ schema: 'public', name: 'pct\n' });
+    expect(notValidDomainCheck('ALTER DOMAIN public.pct\n    ADD CONSTRAINT pct_range CHECK (((VALUE >= 0) AND (VALUE <= 100))) NOT VALID;')).toEqual({ schema: 'public', name: 'pct' });
+    expect(notValidDomainCheck('ALTER DOMAIN public.pct\n    ADD CONSTRAINT pct_range CHECK ((VALUE >= 0));')).toBeUndefined();
+    expect(notValidDomainCheck('ALTER TABLE public.m\n    ADD CONSTRAINT q CHECK ((q > 0)) NOT VALID;')).toBeUndefined();
   });
 });
 
