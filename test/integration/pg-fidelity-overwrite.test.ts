@@ -171,7 +171,19 @@ describe('issue 14 cases, new database and overwrite, against pg_dump | pg_resto
   });
 
   it('line 15: table names with a newline, a double quote and a trailing space (newline)', async () => {
-    await caseRoundTrip('newline', `DELETE FROM "line1\nline2" WHERE id = 1; DELETE FROM "say ""hi"" ";`);
+    const { copy } = await caseRoundTrip('newline', `DELETE FROM "line1\nline2" WHERE id = 1; DELETE FROM "say ""hi"" ";`);
+    // Each alone, by --include: into a new database and over the copy.
+    const id = `newline-inc-${counter++}`;
+    await runBackup({ repo, source: openSource(pgUrl(copy)), id, compressionWorkers: 0 });
+    for (const name of ['"line1\nline2"', '"say ""hi"" "']) {
+      const alone = targetName('newline_inc');
+      const r = await runRestore({ repo, backupId: id, target: openTarget(pgUrl(alone)), selection: { include: [name] } });
+      expect(r.collections).toBe(1);
+      expect(psql(alone, `SELECT count(*) FROM ${name}`).trim()).toBe(name.startsWith('"line') ? '2' : '1');
+      psql(copy, `DELETE FROM ${name}`);
+      await runRestore({ repo, backupId: id, target: openTarget(pgUrl(copy)), selection: { include: [name] }, onConflict: 'overwrite' });
+      expect(psql(copy, `SELECT count(*) FROM ${name}`).trim()).toBe(name.startsWith('"line') ? '2' : '1');
+    }
   });
 
   it('line 2: a materialized view WITH NO DATA stays unpopulated (mv_nodata)', async () => {
