@@ -130,7 +130,7 @@ async function roundTrip(
   mutate: string,
   wholeTrees: string[] = [],
   reference: (db: string, caseName: string) => string = pgDumpReference,
-): Promise<{ copy: string; warnings: string[] }> {
+): Promise<{ copy: string; warnings: string[]; id: string }> {
   const id = `${caseName}-${counter++}`;
   await runBackup({ repo, source: openSource(pgUrl(source)), id, compressionWorkers: 0 });
   const ref = track(reference(source, caseName));
@@ -149,10 +149,10 @@ async function roundTrip(
   expect(again.tables, 'overwrite: rows').toEqual(expected.tables);
   expect(again.sequences, 'overwrite: sequences').toEqual(expected.sequences);
   expect(psql(copy, `SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_\\_cairn\\_%'`).trim(), 'no staging relation left').toBe('0');
-  return { copy, warnings: first.warnings ?? [] };
+  return { copy, warnings: first.warnings ?? [], id };
 }
 
-async function caseRoundTrip(caseName: string, mutate: string, wholeTrees: string[] = []): Promise<{ copy: string; warnings: string[] }> {
+async function caseRoundTrip(caseName: string, mutate: string, wholeTrees: string[] = []): Promise<{ copy: string; warnings: string[]; id: string }> {
   const source = track(createCaseDatabase(caseName));
   return roundTrip(source, caseName, mutate, wholeTrees);
 }
@@ -544,7 +544,7 @@ const NAME_POOL = ['t', 'Upper', 'with space', 'trail ', 'dot.ted', 'quo"te', 'l
  * with NOT VALID checks and rows that break them, NOT VALID table checks, materialized views with
  * and without data. Returns the SQL and the partitioned roots whose rows may land elsewhere.
  */
-function randomDatabase(seed: number): { sql: string; hashRoots: string[] } {
+function randomDatabase(seed: number): { sql: string; hashRoots: string[]; plain: [string, string][]; refs: number[] } {
   const rnd = prng(seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
   const names = [...NAME_POOL].sort(() => rnd() - 0.5);
@@ -560,14 +560,17 @@ function randomDatabase(seed: number): { sql: string; hashRoots: string[] } {
   ];
   const hashRoots: string[] = [];
   const plain: string[] = [];
+  const plainNames: [string, string][] = [];
   const tables = 3 + Math.floor(rnd() * 3);
   const inserts: string[] = [];
   for (let i = 0; i < tables; i++) {
-    const name = q(pick(schemas), fresh());
+    const [schema, table] = [pick(schemas), fresh()];
+    const name = q(schema, table);
     const kind = pick(['plain', 'plain', 'list', 'range', 'hash-enum', 'hash-domain', 'hash-int']);
     if (kind === 'plain') {
       sql.push(`CREATE TABLE ${name} (id int PRIMARY KEY, v text, p public.pct, ref int);`);
       plain.push(name);
+      plainNames.push([schema, table]);
       inserts.push(`INSERT INTO ${name} SELECT g, 'v' || g, CASE WHEN g % 3 = 0 THEN 150 ELSE g END, NULL FROM generate_series(1, 12) g;`);
       continue;
     }
@@ -591,8 +594,10 @@ function randomDatabase(seed: number): { sql: string; hashRoots: string[] } {
   }
   // Foreign keys among plain tables: a ring (a cycle once there are two), self-references.
   const fks: string[] = [];
+  const refs: number[] = [];
   plain.forEach((t, i) => {
-    const to = rnd() < 0.3 ? t : (plain[(i + 1) % plain.length] as string);
+    refs.push(rnd() < 0.3 ? i : (i + 1) % plain.length);
+    const to = plain[refs[i] as number] as string;
     fks.push(`ALTER TABLE ${t} ADD FOREIGN KEY (ref) REFERENCES ${to} (id) DEFERRABLE INITIALLY DEFERRED;`);
     inserts.push(`UPDATE ${t} SET ref = id WHERE id % 2 = 0;`);
   });
@@ -601,17 +606,53 @@ function randomDatabase(seed: number): { sql: string; hashRoots: string[] } {
     ...plain.filter(() => rnd() < 0.5).map((t) => `ALTER TABLE ${t} ADD CHECK (length(v) > 2) NOT VALID;`),
   ];
   const views = plain.map((t, i) => `CREATE MATERIALIZED VIEW public.${ident(`mv ${i}`)} AS SELECT count(*) AS n, sum(100 / (id - 1)) AS s FROM ${t} WHERE id > 1 ${rnd() < 0.5 ? 'WITH NO DATA' : ''};`);
-  return { sql: [...sql, ...fks, 'BEGIN;', ...inserts, 'COMMIT;', ...after, ...views].join('\n'), hashRoots };
+  return { sql: [...sql, ...fks, 'BEGIN;', ...inserts, 'COMMIT;', ...after, ...views].join('\n'), hashRoots, plain: plainNames, refs };
 }
 
 describe('random databases over the kinds (property: cairn = pg_dump --load-via-partition-root | pg_restore, new database and overwrite)', () => {
   const seeds = process.env.CAIRN_PG_SEED ? [Number(process.env.CAIRN_PG_SEED)] : [Math.floor(Math.random() * 2 ** 31), Math.floor(Math.random() * 2 ** 31)];
   for (const seed of seeds) {
     it(`seed ${seed} (CAIRN_PG_SEED=${seed} runs it again)`, async () => {
-      const { sql, hashRoots } = randomDatabase(seed);
+      const { sql, hashRoots, plain, refs } = randomDatabase(seed);
       const source = sourceWith(`fo_rand`, sql);
       const mutate = `BEGIN; SET CONSTRAINTS ALL DEFERRED; ${psql(source, `SELECT string_agg(format('UPDATE %I.%I SET v = ''changed'';', n.nspname, c.relname), ' ') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema')`).trim()} COMMIT;`;
-      await roundTrip(source, 'rand', mutate, hashRoots, viaRootReference);
+      const { copy, id } = await roundTrip(source, 'rand', mutate, hashRoots, viaRootReference);
+      // Overwrite of a random subset of the plain tables (--include): those come back as backed
+      // up, the others keep their changes; foreign keys to the others are checked after the
+      // switch. A replaced table's dependents must be replaced too (docs: refused otherwise, as
+      // pg_restore --clean fails on them): the tables whose keys reference it, its matview.
+      const rnd = prng(seed + 1);
+      const picked = new Set(plain.map((_, i) => i).filter(() => rnd() < 0.5));
+      for (let grew = true; grew; ) {
+        grew = false;
+        refs.forEach((to, i) => {
+          if (picked.has(to) && !picked.has(i)) {
+            picked.add(i);
+            grew = true;
+          }
+        });
+      }
+      const chosen = plain.filter((_, i) => picked.has(i));
+      if (chosen.length === 0) return;
+      const expected = tablesOf(source, hashRoots);
+      psql(copy, mutate);
+      const changed = tablesOf(copy, hashRoots);
+      const include = [...chosen.map(([s, t]) => `${ident(s)}.${ident(t)}`), ...[...picked].map((i) => `public.${ident(`mv ${i}`)}`)];
+      try {
+        await runRestore({ repo, backupId: id, target: openTarget(pgUrl(copy)), selection: { include }, onConflict: 'overwrite' });
+      } catch (err) {
+        // The documented limit (docs/postgres.md): the domain with a NOT VALID check is used by
+        // tables not restored, and restored rows break the check (pg_restore -t fails too).
+        expect((err as Error).message).toMatch(/^Cannot restore the columns of domain public\.pct: the restored rows break a check/);
+        expect(tablesOf(copy, hashRoots), 'nothing changed').toEqual(changed);
+        return;
+      }
+      const keys = new Set(chosen.map(([s, t]) => `${s}.${t}`));
+      const now = tablesOf(copy, hashRoots);
+      for (const [k, v] of Object.entries(now)) {
+        if (k.startsWith('public.mv ')) continue; // materialized views: not restored here
+        expect(v, `${JSON.stringify(k)} after --include ${include.join(',')}`).toBe(keys.has(k) ? expected[k] : changed[k]);
+      }
     }, 180_000);
   }
 });
