@@ -15,6 +15,7 @@ import { runRestore } from '../../src/jobs/restore.js';
 import { Repository } from '../../src/repo/repository.js';
 import { openSource, openTarget } from '../../src/sources/index.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
+import { cairn } from '../helpers/cli.js';
 import { createCaseDatabase, pgDumpReference } from '../helpers/pg-cases.js';
 import { createDatabase, createDatabaseWith, dropDatabase, ensurePostgres, ident, lit, loadEveryKind, pgEnv, pgUrl, psql, schemaDump } from '../helpers/postgres.js';
 
@@ -201,6 +202,17 @@ describe('issue 14 cases, new database and overwrite, against pg_dump | pg_resto
     const { copy, warnings } = await caseRoundTrip('hashenum', `DELETE FROM paint WHERE id > 40;`, ['public.paint']);
     expect(warnings.join('\n')).toMatch(/rows of public\.paint_0, .* were loaded through their partitioned table public\.paint \(hash partitioning on an enum/);
     expect(psql(copy, `SELECT count(*) FROM paint`).trim()).toBe('80');
+    // The CLI says so (stderr), and --json carries it.
+    const cliRepo = join(dir, `cli-${counter++}`);
+    expect(cairn(['repo', 'init', cliRepo]).code).toBe(0);
+    const made = cairn(['backup', 'create', '--source', pgUrl(copy), '--repo', cliRepo, '--id', 'h']);
+    expect(made.code, made.stderr).toBe(0);
+    const restored = cairn(['restore', 'h', '--repo', cliRepo, '--to', pgUrl(targetName('hashenum_cli'))]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stderr).toMatch(/^cairn: warning: rows of public\.paint_0, public\.paint_1, public\.paint_2, public\.paint_3 were loaded through their partitioned table public\.paint \(hash partitioning on an enum/m);
+    const json = cairn(['restore', 'h', '--repo', cliRepo, '--to', pgUrl(copy), '--on-conflict', 'overwrite', '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    expect((JSON.parse(json.stdout) as { warnings?: string[] }).warnings).toEqual([expect.stringMatching(/^rows of public\.paint_0/)]);
   });
 });
 
