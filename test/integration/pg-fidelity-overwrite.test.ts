@@ -234,7 +234,7 @@ function sourceWith(prefix: string, sql: string): string {
 }
 
 describe('siblings of each kind, new database and overwrite, against pg_dump | pg_restore', () => {
-  it('identifiers: line breaks, quotes, trailing spaces and dots in schema, table, column, sequence, index, constraint, view and matview names', async () => {
+  it('identifiers: line breaks, quotes, trailing spaces and dots in schema, table, column, sequence, index, constraint, view and matview names; a name and a literal spelling a pg_restore header', async () => {
     const source = sourceWith(
       'fo_names',
       `CREATE SCHEMA "s
@@ -275,7 +275,21 @@ art" ADD PRIMARY KEY (k);
 art" VALUES (1, 'one');
        COMMENT ON TABLE "ref
 x" IS 'a
-comment';`,
+comment';
+       CREATE TABLE "x
+--
+-- Name: y; Type: TABLE; Schema: p; Owner: o
+--
+z" (id int PRIMARY KEY, note text DEFAULT '
+--
+-- Name: n; Type: INDEX; Schema: public; Owner: o
+--
+');
+       INSERT INTO "x
+--
+-- Name: y; Type: TABLE; Schema: p; Owner: o
+--
+z" (id) VALUES (1);`,
     );
     await roundTrip(source, 'names', `DELETE FROM "ref
 x"; INSERT INTO "p
