@@ -25,6 +25,7 @@ import type { PgSequenceState, PgTableDefinition } from './definitions.js';
 import { display } from './naming.js';
 import { ALTER_WORD, qname, type Plan, type PlannedCollection, type QName } from './plan.js';
 import { truncated } from './staging.js';
+import type { TocEntry } from './toc.js';
 
 /**
  * Settings of the sessions that COPY the data in: those of the script pg_restore runs (no
@@ -246,6 +247,28 @@ export async function partitionRootLoads(
     return `rows of ${shown}${more} were loaded through their partitioned table ${display(root.target)} (${reason}: a row's partition may differ from the source's), as pg_dump --load-via-partition-root does.`;
   });
   return { into, warnings };
+}
+
+/**
+ * The post-data entries of a new-database restore in `pg_restore -j` runs, in order, each run
+ * with its number of parallel jobs: partition indexes are attached one at a time (two workers
+ * attaching indexes under one partitioned index deadlock: seen with a sub-partitioned table's
+ * unique key), foreign keys, which may need the attached indexes, after them; the rest in
+ * parallel before. `serialFirst`: entries to run one at a time before everything else (their
+ * own deadlocks). Empty runs are left out.
+ */
+export function postDataPasses(kept: TocEntry[], jobs: number, serialFirst: TocEntry[] = []): { entries: TocEntry[]; jobs: number }[] {
+  const rest = kept.filter((e) => !serialFirst.includes(e));
+  const attaches = rest.filter((e) => e.desc === 'INDEX ATTACH');
+  const passes =
+    attaches.length === 0
+      ? [{ entries: rest, jobs }]
+      : [
+          { entries: rest.filter((e) => e.desc !== 'INDEX ATTACH' && e.desc !== 'FK CONSTRAINT'), jobs },
+          { entries: attaches, jobs: 1 },
+          { entries: rest.filter((e) => e.desc === 'FK CONSTRAINT'), jobs },
+        ];
+  return [{ entries: serialFirst, jobs: 1 }, ...passes].filter((p) => p.entries.length > 0);
 }
 
 /**

@@ -21,10 +21,10 @@ import { quoteIdent, quoteLiteral } from './catalog.js';
 import { connect, pgError, pgLocation, type PgConnectionSettings } from './connection.js';
 import { runStep } from './conflicts.js';
 import { stagingComment, takeStagingLock } from './leftovers.js';
-import { analyzeParallel, applyRenames, loadParallel, partitionRootLoads, refreshMaterializedViews, setSequences } from './load.js';
+import { analyzeParallel, applyRenames, loadParallel, partitionRootLoads, postDataPasses, refreshMaterializedViews, setSequences } from './load.js';
 import { tocSelection, type RestoreRun } from './plan.js';
 import { stagingDatabaseName } from './staging.js';
-import { filterToc, listFile, type TocEntry } from './toc.js';
+import { filterToc, listFile } from './toc.js';
 import { dbnameConninfo, runTool } from './tools.js';
 
 /** The database sessions connect to for work on databases themselves (create, rename, drop; roles). */
@@ -91,20 +91,7 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     const warnings = [...routing.warnings];
     const rows = await loadParallel(settings, staging, plan, jobs, options, (t) => routing.into.get(t) ?? t.source);
     throwIfAborted(signal);
-    // Partition indexes are attached one at a time: two `pg_restore -j` workers attaching
-    // indexes under one partitioned index deadlock (seen with a sub-partitioned table's unique
-    // key). Foreign keys, which may need the attached indexes, come after them.
-    const attaches = filtered.kept.filter((e) => e.desc === 'INDEX ATTACH');
-    const postPasses: [TocEntry[], number][] =
-      attaches.length === 0
-        ? [[filtered.kept, jobs]]
-        : [
-            [filtered.kept.filter((e) => e.desc !== 'INDEX ATTACH' && e.desc !== 'FK CONSTRAINT'), jobs],
-            [attaches, 1],
-            [filtered.kept.filter((e) => e.desc === 'FK CONSTRAINT'), jobs],
-          ];
-    for (const [k, [entries, j]] of postPasses.entries()) {
-      if (entries.length === 0) continue;
+    for (const [k, { entries, jobs: j }] of postDataPasses(filtered.kept, jobs).entries()) {
       const passList = path.join(tmp, `post-${k}.list`);
       fs.writeFileSync(passList, listFile(entries), { mode: 0o600 });
       await pgRestore(['--section=post-data', '-L', passList, '-j', String(j), '--exit-on-error', '--no-password', '-d', conninfo, archive]);
