@@ -7,17 +7,21 @@
  * skipped); each restored table, its owned sequences and each restored standalone sequence
  * under a staging name `<name>__cairn_<id>_<n>` in its schema (pre-data SQL rewritten, see
  * staging-plan.ts and staging.ts), marked with the staging comment (leftovers.ts) in the
- * transaction that creates it; the data COPYed in (`jobs` parallel sessions, load.ts); indexes,
+ * transaction that creates it; a copy of each domain the archive gives a NOT VALID check that
+ * the target has already (StagingPlan.domainSwaps), typing the staged columns; the data COPYed
+ * in (`jobs` parallel sessions under pg_restore's settings, load.ts; partitions under a hash
+ * partitioning that is not portable through their staged root, load.ts partitionRootLoads); indexes,
  * primary / unique / exclusion constraints (staging names too), check constraints, foreign keys
  * between restored tables and the attaching of restored partitions to restored parents.
  * Switch (one transaction, `lock_timeout` switchLockTimeoutMs, default 10 s): drop what is
- * overwritten (RESTRICT: dependents make it fail), rename the staged tables, sequences, indexes
+ * overwritten (RESTRICT: dependents make it fail; cycles among the replaced dropped together),
+ * swap the staged domain copies in, rename the staged tables, sequences, indexes
  * and constraints to their names, clear the marks, then run with the final names what is cheap:
  * defaults, views, materialized views, triggers, rules, policies, extended statistics,
  * comments, grants, attaching a partition to an existing parent, and foreign keys to existing
  * tables, added NOT VALID (on a partitioned table, which cannot have one, checked right there);
- * set sequences, refresh materialized views (inside the switch: the target never shows an
- * unpopulated one), rename, COMMIT.
+ * set sequences, refresh the materialized views that held data at backup (inside the switch:
+ * the target never shows one unpopulated that was not), rename, COMMIT.
  * After the commit: VALIDATE CONSTRAINT for those foreign keys (SHARE UPDATE EXCLUSIVE, which
  * does not block writers; one that does not hold stays NOT VALID and is reported as an error
  * although the restore is in), then ANALYZE.

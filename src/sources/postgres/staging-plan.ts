@@ -7,8 +7,9 @@
  *
  * Staging names are `<name>__cairn_<id>_<n>` (stagingRelationName in staging.ts): tables, their
  * owned sequences, restored standalone sequences, and the indexes and primary / unique /
- * exclusion constraints on staged tables. Nothing in the load phase uses a real name of the
- * target, so loading never writes into, or locks, an existing object.
+ * exclusion constraints on staged tables, and copies of domains with NOT VALID checks
+ * (StagingPlan.domainSwaps). Nothing in the load phase uses a real name of the target, so
+ * loading never writes into, or locks, an existing object.
  */
 import { SourceError } from '../../core/errors.js';
 import { quoteIdent } from './catalog.js';
