@@ -117,6 +117,8 @@ export interface RestoreOptions {
 export interface RestoreResult {
   collections: number;
   rows: number;
+  /** What the restore did differently from a plain load, or could not do, for people to read (absent: nothing). */
+  warnings?: string[];
 }
 
 export interface RestoreTarget {

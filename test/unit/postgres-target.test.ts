@@ -17,8 +17,11 @@ import { parsePostgresUrl, type PgConnectionSettings } from '../../src/sources/p
 import { firstErrors } from '../../src/sources/postgres/tools.js';
 import { PG_COPY_TEXT, PG_DUMP_CUSTOM, PG_ROLES_SQL, ROLES_COLLECTION, SCHEMA_COLLECTION } from '../../src/sources/postgres/definitions.js';
 import {
+  attachedIndex,
+  createdDomain,
   foreignKeyNotValid,
   headRelation,
+  notValidDomainCheck,
   isStagingRelationName,
   newRestoreId,
   relKey,
@@ -31,6 +34,7 @@ import {
   stagingRelationName,
 } from '../../src/sources/postgres/staging.js';
 import { isAbandonedStaging, PostgresTarget, processExists, STAGING_MARK } from '../../src/sources/postgres/target.js';
+import { splitScript } from '../../src/sources/postgres/toc.js';
 import type { RestoreItem } from '../../src/sources/types.js';
 import { hostIdentity, ownerToken } from '../../src/core/owner.js';
 
@@ -689,6 +693,35 @@ describe('PostgresTarget into an existing database', () => {
     await expect(
       new PostgresTarget(settingsFor(db)).check(select(backup, ['other.t'], { 'other.t': 'other.t9' }), 'fail'),
     ).rejects.toThrow(/original name/);
+  });
+});
+
+describe('reading pg_restore statements (issue 14)', () => {
+  it('a bare name before ";" is read without it: ALTER INDEX … ATTACH PARTITION', () => {
+    expect(attachedIndex('ALTER INDEX public.customers_pkey ATTACH PARTITION public.customers_eu_pkey;')).toEqual({ schema: 'public', name: 'customers_eu_pkey' });
+    expect(attachedIndex('ALTER INDEX public."p\nk" ATTACH PARTITION "S x"."a ""b"" ";')).toEqual({ schema: 'S x', name: 'a "b" ' });
+    expect(headRelation('ALTER INDEX public.customers_pkey ATTACH PARTITION public.x;')).toEqual({ schema: 'public', name: 'customers_pkey' });
+  });
+
+  it('a pg_restore header spelled inside a quoted name, a literal or a dollar quote does not start a block', () => {
+    const fake = '--\n-- Name: y; Type: TABLE; Schema: p; Owner: o\n--\n';
+    const script = [
+      'SET x = 1;',
+      '--\n-- Name: t; Type: TABLE; Schema: public; Owner: o\n--\n',
+      `CREATE TABLE public."a\n${fake}b" (c text DEFAULT '\n${fake}', d text DEFAULT E'\\'\n${fake}');`,
+      '--\n-- Name: f; Type: FUNCTION; Schema: public; Owner: o\n--\n',
+      `CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS $_$\n${fake}SELECT 1$_$;`,
+    ].join('\n');
+    const blocks = splitScript(script).filter((b) => b.desc !== undefined);
+    expect(blocks.map((b) => `${b.desc} ${b.name}`)).toEqual(['TABLE t', 'FUNCTION f']);
+    expect(blocks[0]?.sql).toContain('DEFAULT E');
+  });
+
+  it('domains: the one a CREATE DOMAIN makes, and a NOT VALID check of one', () => {
+    expect(createdDomain('CREATE DOMAIN public."pct\n" AS integer;')).toEqual({ schema: 'public', name: 'pct\n' });
+    expect(notValidDomainCheck('ALTER DOMAIN public.pct\n    ADD CONSTRAINT pct_range CHECK (((VALUE >= 0) AND (VALUE <= 100))) NOT VALID;')).toEqual({ schema: 'public', name: 'pct' });
+    expect(notValidDomainCheck('ALTER DOMAIN public.pct\n    ADD CONSTRAINT pct_range CHECK ((VALUE >= 0));')).toBeUndefined();
+    expect(notValidDomainCheck('ALTER TABLE public.m\n    ADD CONSTRAINT q CHECK ((q > 0)) NOT VALID;')).toBeUndefined();
   });
 });
 

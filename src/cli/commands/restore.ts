@@ -60,8 +60,9 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
             }),
           );
           if (!final) return;
-          const summary = final.result as { backupId: string; target: string; collections: number; rows: number };
+          const summary = final.result as { backupId: string; target: string; collections: number; rows: number; warnings?: string[] };
           if (opts.json) return printJson(io, summary);
+          for (const w of summary.warnings ?? []) io.err(`cairn: warning: ${w}`);
           return io.out(
             `Restored backup ${summary.backupId} into ${summary.target} in ${formatDuration(Date.now() - started)}: ` +
               `${plural(summary.collections, 'collection')}, ${plural(summary.rows, 'row')}.`,
@@ -89,6 +90,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
           });
           bar.done();
           if (opts.json) return printJson(io, summary);
+          for (const w of summary.warnings ?? []) io.err(`cairn: warning: ${w}`);
           io.out(
             `Restored backup ${summary.backupId} into ${summary.target} in ${formatDuration(Date.now() - started)}: ` +
               `${plural(summary.collections, 'collection')}, ${plural(summary.rows, 'row')}.`,

@@ -63,6 +63,8 @@ export interface CatalogRelation {
   partitionOf: string | null;
   /** True for a sequence owned by a table column (serial, identity, OWNED BY). */
   ownedSequence: boolean;
+  /** pg_class.relispopulated: false for a materialized view left WITH NO DATA. */
+  populated: boolean;
 }
 
 /** Schemas that never hold user collections. */
@@ -80,13 +82,15 @@ export async function readRelations(client: pg.Client): Promise<CatalogRelation[
     parent_schema: string | null;
     parent_name: string | null;
     owned: boolean;
+    populated: boolean;
   }>(`
     SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
       p.nspname AS parent_schema, p.relname AS parent_name,
       c.relkind = 'S' AND EXISTS (
         SELECT 1 FROM pg_depend d
         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
-          AND d.deptype IN ('a', 'i')) AS owned
+          AND d.deptype IN ('a', 'i')) AS owned,
+      c.relispopulated AS populated
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     LEFT JOIN LATERAL (
       SELECT pn.nspname, pc.relname
@@ -106,6 +110,7 @@ export async function readRelations(client: pg.Client): Promise<CatalogRelation[
     relkind: r.relkind,
     partitionOf: r.parent_schema !== null && r.parent_name !== null ? display({ schema: r.parent_schema, name: r.parent_name }) : null,
     ownedSequence: r.owned,
+    populated: r.populated,
   }));
 }
 
@@ -135,6 +140,7 @@ export async function readExtensionConfig(client: pg.Client): Promise<ExtensionC
     schema: r.schema,
     name: r.name,
     relkind: r.relkind,
+    populated: true,
     partitionOf: null,
     ownedSequence: false,
     extension: r.extension,

@@ -16,6 +16,16 @@ import { ALTER_WORD, display, KIND_WORD, qname, type Plan, type PlannedCollectio
 /** Errors that say "this object exists already". */
 export const DUPLICATE_CODES = new Set(['42710', '42P07', '42723', '42P06', '42P04', '42P05']);
 
+/**
+ * Whether an error says "this object exists already": one of DUPLICATE_CODES, or a unique
+ * violation on a system catalog, which is how some CREATE statements say it (CREATE TEXT SEARCH
+ * CONFIGURATION: duplicate key in pg_ts_config).
+ */
+export function isDuplicateObject(err: unknown): boolean {
+  const e = err as { code?: string; schema?: string };
+  return (e.code !== undefined && DUPLICATE_CODES.has(e.code)) || (e.code === '23505' && e.schema === 'pg_catalog');
+}
+
 /** A relation found in the target: pg_class.relkind as text, oid as a number. */
 interface ExistingRelation {
   schema: string;
@@ -163,28 +173,52 @@ export async function runStep(settings: PgConnectionSettings, database: string, 
 /**
  * Drops the collections an overwrite replaces (RESTRICT: an object that depends on one and is
  * not replaced too makes it fail). A drop that fails only because another replaced object
- * still depends on it is retried after the others, until no progress is made.
+ * still depends on it is retried after the others; replaced objects that depend on each other
+ * in a cycle (tables with foreign keys both ways) are dropped together, in one statement per
+ * kind, as PostgreSQL allows when every dependent is in the statement. Fails with the last
+ * error when no progress is made.
  */
 export async function dropReplaced(client: pg.Client, plan: Plan): Promise<void> {
   const found = new Map((await findRelations(client, plan.collections.map((c) => c.target))).map((r) => [display(r), r]));
   // Reverse restore order first: views before the tables they read, partitions before their parent.
   let pending = [...plan.collections].reverse().filter((c) => found.has(display(c.target)));
+  const tryDrop = async (word: string, names: QName[]): Promise<unknown> => {
+    await client.query('SAVEPOINT cairn_drop');
+    try {
+      await client.query(`DROP ${word} IF EXISTS ${names.map(qname).join(', ')} RESTRICT`);
+      await client.query('RELEASE SAVEPOINT cairn_drop');
+      return undefined;
+    } catch (err) {
+      if ((err as { code?: string }).code !== '2BP01') throw err;
+      await client.query('ROLLBACK TO SAVEPOINT cairn_drop');
+      return err;
+    }
+  };
   while (pending.length > 0) {
-    const failed: PlannedCollection[] = [];
+    let failed: PlannedCollection[] = [];
     let lastError: unknown;
     for (const c of pending) {
-      await client.query('SAVEPOINT cairn_drop');
-      try {
-        await client.query(`DROP ${ALTER_WORD[c.relkind]} IF EXISTS ${qname(c.target)} RESTRICT`);
-        await client.query('RELEASE SAVEPOINT cairn_drop');
-      } catch (err) {
-        if ((err as { code?: string }).code !== '2BP01') throw err;
-        await client.query('ROLLBACK TO SAVEPOINT cairn_drop');
+      const err = await tryDrop(ALTER_WORD[c.relkind], [c.target]);
+      if (err !== undefined) {
         failed.push(c);
         lastError = err;
       }
     }
-    if (failed.length === pending.length) throw lastError;
+    if (failed.length === pending.length) {
+      // No single drop went through: a cycle among them. All of one kind at once.
+      const byWord = new Map<string, PlannedCollection[]>();
+      for (const c of failed) byWord.set(ALTER_WORD[c.relkind], [...(byWord.get(ALTER_WORD[c.relkind]) ?? []), c]);
+      let progress = false;
+      for (const [word, group] of byWord) {
+        if (group.length < 2) continue;
+        const err = await tryDrop(word, group.map((c) => c.target));
+        if (err === undefined) {
+          progress = true;
+          failed = failed.filter((c) => !group.includes(c));
+        } else lastError = err;
+      }
+      if (!progress) throw lastError;
+    }
     pending = failed;
   }
 }

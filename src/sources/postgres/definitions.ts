@@ -75,6 +75,11 @@ export interface PgViewDefinition {
   relkind: 'v' | 'm';
   /** Objects that belong to it (indexes of a materialized view, rules, triggers). */
   dependentOids: number[];
+  /**
+   * Materialized views: whether it held data at backup time (false: WITH NO DATA, restored
+   * unpopulated, as pg_dump writes no REFRESH for it). Absent in older backups: refreshed.
+   */
+  populated?: boolean;
 }
 
 /**

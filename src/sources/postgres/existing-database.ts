@@ -7,17 +7,21 @@
  * skipped); each restored table, its owned sequences and each restored standalone sequence
  * under a staging name `<name>__cairn_<id>_<n>` in its schema (pre-data SQL rewritten, see
  * staging-plan.ts and staging.ts), marked with the staging comment (leftovers.ts) in the
- * transaction that creates it; the data COPYed in (`jobs` parallel sessions, load.ts); indexes,
+ * transaction that creates it; a copy of each domain the archive gives a NOT VALID check that
+ * the target has already (StagingPlan.domainSwaps), typing the staged columns; the data COPYed
+ * in (`jobs` parallel sessions under pg_restore's settings, load.ts; partitions under a hash
+ * partitioning that is not portable through their staged root, load.ts partitionRootLoads); indexes,
  * primary / unique / exclusion constraints (staging names too), check constraints, foreign keys
  * between restored tables and the attaching of restored partitions to restored parents.
  * Switch (one transaction, `lock_timeout` switchLockTimeoutMs, default 10 s): drop what is
- * overwritten (RESTRICT: dependents make it fail), rename the staged tables, sequences, indexes
+ * overwritten (RESTRICT: dependents make it fail; cycles among the replaced dropped together),
+ * swap the staged domain copies in, rename the staged tables, sequences, indexes
  * and constraints to their names, clear the marks, then run with the final names what is cheap:
  * defaults, views, materialized views, triggers, rules, policies, extended statistics,
  * comments, grants, attaching a partition to an existing parent, and foreign keys to existing
  * tables, added NOT VALID (on a partitioned table, which cannot have one, checked right there);
- * set sequences, refresh materialized views (inside the switch: the target never shows an
- * unpopulated one), rename, COMMIT.
+ * set sequences, refresh the materialized views that held data at backup (inside the switch:
+ * the target never shows one unpopulated that was not), rename, COMMIT.
  * After the commit: VALIDATE CONSTRAINT for those foreign keys (SHARE UPDATE EXCLUSIVE, which
  * does not block writers; one that does not hold stays NOT VALID and is reported as an error
  * although the restore is in), then ANALYZE.
@@ -35,13 +39,13 @@ import { SourceError, throwIfAborted } from '../../core/errors.js';
 import type { RestoreResult } from '../types.js';
 import { quoteIdent, quoteLiteral } from './catalog.js';
 import { connect } from './connection.js';
-import { DUPLICATE_CODES, dropReplaced, existingRelations, runStep } from './conflicts.js';
+import { dropReplaced, existingRelations, isDuplicateObject, runStep } from './conflicts.js';
 import { createdRecord, dropStagedObjects, stagingComment, takeStagingLock, type StagedObjects } from './leftovers.js';
-import { applyRenames, loadParallel, refreshMaterializedViews, setSequences } from './load.js';
-import { display, qname, splitName, targetOf, tocSelection, type RestoreRun } from './plan.js';
-import { stagingPlan } from './staging-plan.js';
-import { createdSchema } from './staging.js';
-import { describedObject, entryKey, filterToc, listFile, type ScriptBlock } from './toc.js';
+import { applyRenames, loadParallel, partitionRootLoads, refreshMaterializedViews, setSequences } from './load.js';
+import { display, qname, splitName, targetOf, tocSelection, type PlannedCollection, type QName, type RestoreRun } from './plan.js';
+import { stagingPlan, type StagingPlan } from './staging-plan.js';
+import { createdDomain, createdSchema, relKey } from './staging.js';
+import { describedObject, entryKey, filterToc, listedName, listFile, type ScriptBlock } from './toc.js';
 import { archiveScript } from './tools.js';
 
 /** How long the switch into an existing database waits for a lock before giving up. */
@@ -72,7 +76,8 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     // partition parents.
     const asked = new Set<string>([...fkReferences.values()]);
     for (const c of plan.collections) if (c.table?.partitionOf) asked.add(c.table.partitionOf);
-    const present = await existingRelations(client, [...asked].map(splitName));
+    // As the TOC lists names (a line break shown as a space).
+    const present = new Set([...(await existingRelations(client, [...asked].map(splitName)))].map(listedName));
     const filtered = filterToc(toc, tocSelection(plan, fkReferences, (q) => present.has(q)));
     const list = path.join(tmp, 'restore.list');
     fs.writeFileSync(list, listFile(filtered.kept), { mode: 0o600 });
@@ -85,7 +90,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
       late = await archiveScript(settings, archive, lateList, undefined, signal, pgRestoreArgs);
     }
     throwIfAborted(signal);
-    const staging = stagingPlan(plan, pre, post, filtered.collectionKeys, restoreId);
+    const staging = stagingPlan(plan, pre, post, filtered.collectionKeys, restoreId, await existingDomains(client, pre));
     const mark = stagingComment();
 
     // Load phase 1, one committed transaction: new supporting objects (types, functions,
@@ -112,6 +117,8 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
                 await client.query(`COMMENT ON SEQUENCE ${qname(step.sequence)} IS ${quoteLiteral(mark)}`);
                 pending.sequences.push(step.sequence);
               }
+              // Dropped with the other supporting objects should the restore not switch.
+              if (step.domain !== undefined) pending.objects.push({ desc: 'DOMAIN', ...step.domain });
             } else if (await runOptionalEntry(client, b, skipped)) {
               // A schema's name as its statement spells it (its header shows a line break as a space).
               const name = (b.desc === 'SCHEMA' ? createdSchema(b.sql) : undefined) ?? (b.name as string);
@@ -138,7 +145,11 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     });
 
     // Load phase 2: the data, COPYed into the staging tables (own sessions, autocommit).
-    const rows = await loadParallel(settings, db, plan, jobs, options, (t) => ({ schema: t.source.schema, name: staging.tableName(t) }));
+    // Partitions whose hash partitioning is not portable load through their (staging) root.
+    const stagedName = (t: PlannedCollection): QName => ({ schema: t.source.schema, name: staging.tableName(t) });
+    const routing = await partitionRootLoads(client, plan, stagedName);
+    const warnings = [...routing.warnings];
+    const rows = await loadParallel(settings, db, plan, jobs, options, (t) => routing.into.get(t) ?? stagedName(t));
 
     // Load phase 3, one committed transaction: indexes, constraints and foreign keys between
     // staging tables, under staging names.
@@ -167,6 +178,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
       try {
         await client.query(`SET LOCAL lock_timeout = ${quoteLiteral(`${Math.max(1, Math.round(switchLockTimeoutMs))}ms`)}`);
         if (onConflict === 'overwrite') await dropReplaced(client, plan);
+        for (const swap of staging.domainSwaps) await swapDomain(client, swap);
         for (const r of staging.renames) {
           await client.query(r.sql);
           if (r.clearComment) await client.query(r.clearComment);
@@ -186,7 +198,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
           }
         }
         await setSequences(client, plan, signal);
-        await refreshMaterializedViews(client, plan, true, signal);
+        warnings.push(...(await refreshMaterializedViews(client, plan, true, signal)));
         await applyRenames(client, plan, signal);
         throwIfAborted(signal);
         await client.query('COMMIT');
@@ -196,6 +208,12 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
         if ((err as { code?: string }).code === '55P03') {
           throw new SourceError(
             `Cannot switch the restored objects into ${location}: another session held a lock on an object the switch replaces or references for more than ${switchLockTimeoutMs / 1000} s (${(err as Error).message}). Nothing was changed; restore again when the database is quieter.`,
+            { cause: err },
+          );
+        }
+        if ((err as { code?: string }).code === '23514' && /^partition constraint of relation/.test((err as Error).message)) {
+          throw new SourceError(
+            `Cannot attach a restored partition in ${location}: ${(err as Error).message.replace(/\.$/, '')}: some of its rows belong in another partition in this database (a hash partitioning whose hash differs between databases, such as one on an enum). Nothing was changed; restore the partitioned table with its partitions (they are then loaded through it), or into a new database.`,
             { cause: err },
           );
         }
@@ -223,13 +241,60 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
         `The restore into ${location} was committed, but ${one ? 'the foreign key' : 'the foreign keys'} ${invalid.join('; ')} to existing tables ${one ? 'does' : 'do'} not hold for the restored rows: ${one ? 'it is' : 'they are'} left NOT VALID. Fix the rows, then run ALTER TABLE … VALIDATE CONSTRAINT.`,
       );
     }
-    return { collections: plan.collections.length, rows };
+    return { collections: plan.collections.length, rows, ...(warnings.length > 0 ? { warnings } : {}) };
   } finally {
     unwatch();
     // Dropped before the lock is let go (ending the session): never unowned and undropped.
     if (!switched) await dropStagedObjects(settings, created);
     await client.end().catch(() => undefined);
   }
+}
+
+/** relKey of the domains the pre-data script creates that exist in the target already. */
+async function existingDomains(client: pg.Client, pre: ScriptBlock[]): Promise<Set<string>> {
+  const domains = pre.flatMap((b) => (b.desc === 'DOMAIN' ? [createdDomain(b.sql)] : [])).filter((d) => d !== undefined);
+  if (domains.length === 0) return new Set();
+  const { rows } = await client.query<{ schema: string; name: string }>(
+    `SELECT n.nspname AS schema, t.typname AS name FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+      WHERE t.typtype = 'd' AND (n.nspname, t.typname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [domains.map((d) => d.schema), domains.map((d) => d.name)],
+  );
+  return new Set(rows.map((r) => relKey(r.schema, r.name)));
+}
+
+/**
+ * In the switch: replaces the target's domain by the staged copy (StagingPlan.domainSwaps). When
+ * objects the restore does not replace use the target's domain (it cannot be dropped), the
+ * staged columns are retyped to it instead (a rewrite that checks every row against all of its
+ * checks: rows that break a NOT VALID one fail the restore, naming the domain) and the copy dropped.
+ */
+async function swapDomain(client: pg.Client, swap: StagingPlan['domainSwaps'][number]): Promise<void> {
+  const real = qname(swap);
+  const copy = qname({ schema: swap.schema, name: swap.staging });
+  await client.query('SAVEPOINT cairn_domain');
+  try {
+    await client.query(`DROP DOMAIN ${real} RESTRICT`);
+    await client.query('RELEASE SAVEPOINT cairn_domain');
+    await client.query(`ALTER DOMAIN ${copy} RENAME TO ${quoteIdent(swap.name)}`);
+    return;
+  } catch (err) {
+    if ((err as { code?: string }).code !== '2BP01') throw err;
+    await client.query('ROLLBACK TO SAVEPOINT cairn_domain');
+  }
+  const { rows } = await client.query<{ rel: string; col: string }>(
+    `SELECT a.attrelid::regclass::text AS rel, a.attname AS col FROM pg_catalog.pg_attribute a
+      WHERE a.atttypid = $1::regtype AND a.attnum > 0 AND NOT a.attisdropped`,
+    [copy],
+  );
+  try {
+    for (const r of rows) await client.query(`ALTER TABLE ${r.rel} ALTER COLUMN ${quoteIdent(r.col)} TYPE ${real}`);
+  } catch (err) {
+    throw new SourceError(
+      `Cannot restore the columns of domain ${display(swap)}: the restored rows break a check the archive added NOT VALID, and objects that are not restored use the domain in the target, so it cannot be replaced (${(err as Error).message}). Nothing was changed; restore into a new database, or drop those objects' use of the domain first.`,
+      { cause: err },
+    );
+  }
+  await client.query(`DROP DOMAIN ${copy} RESTRICT`);
 }
 
 /** Schemas and extensions the target has: their archive entries (and comments, grants) are skipped. */
@@ -266,8 +331,7 @@ async function runOptionalEntry(client: pg.Client, b: ScriptBlock, skipped: Set<
     await client.query('RELEASE SAVEPOINT cairn_entry');
     return true;
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (!code || !DUPLICATE_CODES.has(code)) throw err;
+    if (!isDuplicateObject(err)) throw err;
     await client.query('ROLLBACK TO SAVEPOINT cairn_entry');
     skipped.add(entryKey(b.desc, b.schema as string, b.name as string));
     return false;

@@ -25,6 +25,26 @@ import type { PgSequenceState, PgTableDefinition } from './definitions.js';
 import { display } from './naming.js';
 import { ALTER_WORD, qname, supportSequences, type Plan, type PlannedCollection, type QName } from './plan.js';
 import { truncated } from './staging.js';
+import type { TocEntry } from './toc.js';
+
+/**
+ * Settings of the sessions that COPY the data in: those of the script pg_restore runs (no
+ * statement, lock or idle timeout the role or database may set cuts a long COPY; search_path
+ * empty and row security off, as for pg_restore's COPY; XML read as content), and the styles the
+ * backup wrote the text in (an interval written in postgres style reads otherwise under
+ * IntervalStyle=sql_standard).
+ */
+export const LOAD_SESSION_SETTINGS = [
+  'SET statement_timeout = 0',
+  'SET lock_timeout = 0',
+  'SET idle_in_transaction_session_timeout = 0',
+  "SELECT pg_catalog.set_config('search_path', '', false)",
+  'SET check_function_bodies = false',
+  'SET xmloption = content',
+  'SET row_security = off',
+  "SET DateStyle = 'ISO'",
+  "SET IntervalStyle = 'postgres'",
+];
 
 /** Bytes of a table's stream between two progress reports. */
 const PROGRESS_BYTES = 4 * 1024 * 1024;
@@ -161,6 +181,7 @@ export async function loadParallel(
     if (next >= units.length) return;
     const client = await connect(settings, database);
     try {
+      for (const sql of LOAD_SESSION_SETTINGS) await client.query(sql);
       const session = await startCopySession(client, plan);
       while (!group.aborted && next < units.length) {
         const u = units[next++] as (typeof units)[number];
@@ -175,6 +196,116 @@ export async function loadParallel(
   };
   await runGroup(Array.from({ length: Math.min(jobs, units.length) }, () => worker), options.signal);
   return rows;
+}
+
+/**
+ * Partitioned tables whose partitions cannot be loaded one by one: pg_dump's rule
+ * (getPartitioningInfo, pg_dump 11.20+ / 15.3+: the hash opclass `enum_ops` among the key's
+ * opclasses: an enum value hashes by its OID, which differs in a restored database), widened to
+ * every hash key whose hash is not the same in another database: a key column whose type holds
+ * an enum or a reg* type (written as a name, read back as a new OID) anywhere in it (domain,
+ * array, range, multirange, composite), and a nondeterministic collation (its hash is the ICU
+ * sort key, which may change with the ICU version). The argument is the tables' current names
+ * ("schema"."name" as regclass text).
+ */
+const UNSAFE_PARTITIONING_SQL = `
+  WITH RECURSIVE parts AS (
+    SELECT p.name, pt.partrelid, pt.partstrat, pt.partattrs::int2[] AS attrs, pt.partclass::oid[] AS classes, pt.partcollation::oid[] AS colls
+      FROM unnest($1::text[]) AS p(name) JOIN pg_catalog.pg_partitioned_table pt ON pt.partrelid = p.name::regclass
+  ), keytypes(name, t) AS (
+    SELECT parts.name, a.atttypid FROM parts JOIN pg_catalog.pg_attribute a ON a.attrelid = parts.partrelid AND a.attnum = ANY(parts.attrs)
+     WHERE parts.partstrat = 'h'
+    UNION
+    SELECT k.name, x.t FROM keytypes k JOIN pg_catalog.pg_type ty ON ty.oid = k.t
+     CROSS JOIN LATERAL (
+       SELECT ty.typbasetype WHERE ty.typbasetype <> 0
+       UNION ALL SELECT ty.typelem WHERE ty.typelem <> 0
+       UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = ty.oid OR r.rngmultitypid = ty.oid
+       UNION ALL SELECT ca.atttypid FROM pg_catalog.pg_attribute ca WHERE ty.typrelid <> 0 AND ca.attrelid = ty.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped
+     ) AS x(t)
+  )
+  SELECT parts.name, CASE
+      WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_opclass c JOIN pg_catalog.pg_am am ON am.oid = c.opcmethod
+                    WHERE c.oid = ANY(parts.classes) AND c.opcname = 'enum_ops' AND am.amname = 'hash'
+                      AND c.opcnamespace = 'pg_catalog'::regnamespace) THEN 'hash partitioning on an enum'
+      WHEN EXISTS (SELECT 1 FROM keytypes k JOIN pg_catalog.pg_type ty ON ty.oid = k.t
+                    WHERE k.name = parts.name AND ty.typtype = 'e') THEN 'hash partitioning on a type holding an enum'
+      WHEN EXISTS (SELECT 1 FROM keytypes k JOIN pg_catalog.pg_type ty ON ty.oid = k.t
+                    WHERE k.name = parts.name AND ty.typnamespace = 'pg_catalog'::regnamespace AND ty.typname LIKE 'reg%') THEN 'hash partitioning on an object reference (reg* type)'
+      WHEN parts.partstrat = 'h' AND EXISTS (SELECT 1 FROM pg_catalog.pg_collation co WHERE co.oid = ANY(parts.colls) AND NOT co.collisdeterministic)
+        THEN 'hash partitioning under a nondeterministic collation'
+    END AS reason
+    FROM parts`;
+
+/**
+ * Where each partition's rows go when its hash partitioning is not portable (see
+ * UNSAFE_PARTITIONING_SQL): through the topmost restored partitioned table above it, as
+ * pg_dump --load-via-partition-root loads, so that each row lands in the partition its hash
+ * picks in this database (loading a partition directly fails with "violates partition
+ * constraint"). `current` gives a restored table's name in `client`'s database at this point
+ * (its staging name in an existing database). Returns the partitions so routed → the name to
+ * COPY into, and one line per partitioned table saying so. A partition whose unsafe parent is
+ * not restored (it exists in the target) is loaded directly.
+ */
+export async function partitionRootLoads(
+  client: pg.Client,
+  plan: Plan,
+  current: (c: PlannedCollection) => QName,
+): Promise<{ into: Map<PlannedCollection, QName>; warnings: string[] }> {
+  const into = new Map<PlannedCollection, QName>();
+  const parents = plan.collections.filter((c) => c.relkind === 'p');
+  if (parents.length === 0) return { into, warnings: [] };
+  const { rows } = await client.query<{ name: string; reason: string | null }>(UNSAFE_PARTITIONING_SQL, [parents.map((p) => qname(current(p)))]);
+  const reasons = new Map<PlannedCollection, string>();
+  for (const p of parents) {
+    const reason = rows.find((r) => r.name === qname(current(p)))?.reason;
+    if (reason) reasons.set(p, reason);
+  }
+  if (reasons.size === 0) return { into, warnings: [] };
+  const bySource = new Map(plan.collections.filter((c) => c.table !== undefined).map((c) => [display(c.source), c]));
+  const routed = new Map<PlannedCollection, { reason: string; partitions: PlannedCollection[] }>();
+  for (const c of plan.collections) {
+    if (c.relkind !== 'r' || !c.table?.partitionOf) continue;
+    let reason: string | undefined;
+    let root: PlannedCollection | undefined;
+    for (let up = bySource.get(c.table.partitionOf); up !== undefined; up = up.table?.partitionOf ? bySource.get(up.table.partitionOf) : undefined) {
+      reason ??= reasons.get(up);
+      root = up;
+    }
+    if (reason === undefined || root === undefined) continue;
+    into.set(c, current(root));
+    const entry = routed.get(root) ?? { reason, partitions: [] };
+    entry.partitions.push(c);
+    routed.set(root, entry);
+  }
+  const warnings = [...routed].map(([root, { reason, partitions }]) => {
+    const shown = partitions.slice(0, 5).map((c) => display(c.target)).join(', ');
+    const more = partitions.length > 5 ? ` and ${partitions.length - 5} more` : '';
+    return `rows of ${shown}${more} were loaded through their partitioned table ${display(root.target)} (${reason}: a row's partition may differ from the source's), as pg_dump --load-via-partition-root does.`;
+  });
+  return { into, warnings };
+}
+
+/**
+ * The post-data entries of a new-database restore in `pg_restore -j` runs, in order, each run
+ * with its number of parallel jobs: partition indexes are attached one at a time (two workers
+ * attaching indexes under one partitioned index deadlock: seen with a sub-partitioned table's
+ * unique key), foreign keys, which may need the attached indexes, after them; the rest in
+ * parallel before. `serialFirst`: entries to run one at a time before everything else (their
+ * own deadlocks). Empty runs are left out.
+ */
+export function postDataPasses(kept: TocEntry[], jobs: number, serialFirst: TocEntry[] = []): { entries: TocEntry[]; jobs: number }[] {
+  const rest = kept.filter((e) => !serialFirst.includes(e));
+  const attaches = rest.filter((e) => e.desc === 'INDEX ATTACH');
+  const passes =
+    attaches.length === 0
+      ? [{ entries: rest, jobs }]
+      : [
+          { entries: rest.filter((e) => e.desc !== 'INDEX ATTACH' && e.desc !== 'FK CONSTRAINT'), jobs },
+          { entries: attaches, jobs: 1 },
+          { entries: rest.filter((e) => e.desc === 'FK CONSTRAINT'), jobs },
+        ];
+  return [{ entries: serialFirst, jobs: 1 }, ...passes].filter((p) => p.entries.length > 0);
 }
 
 /**
@@ -258,12 +389,19 @@ export function isAhead(a: Pick<PgSequenceState, 'lastValue' | 'isCalled'>, b: P
   return inc > 0n ? next(a) > next(b) : next(a) < next(b);
 }
 
-/** Refreshes the restored materialized views; one that reads another waits for it (retry until no progress). */
-export async function refreshMaterializedViews(client: pg.Client, plan: Plan, inTransaction: boolean, signal: AbortSignal | undefined): Promise<void> {
-  let pending = plan.collections.filter((c) => c.relkind === 'm');
+/**
+ * Refreshes the restored materialized views that held data at backup time (one left WITH NO
+ * DATA stays unpopulated, as pg_restore leaves it: pg_dump writes no REFRESH for it); one that
+ * reads another waits for it (retried until no progress). A view whose query still fails (on
+ * the data as restored: a division by zero, a volatile function, a table not restored) is left
+ * unpopulated rather than failing the restore: returns one warning per such view.
+ * `inTransaction`: each refresh runs under a savepoint, so a failed one leaves the transaction usable.
+ */
+export async function refreshMaterializedViews(client: pg.Client, plan: Plan, inTransaction: boolean, signal: AbortSignal | undefined): Promise<string[]> {
+  let pending = plan.collections.filter((c) => c.relkind === 'm' && c.populated !== false);
+  const errors = new Map<PlannedCollection, unknown>();
   while (pending.length > 0) {
     const failed: PlannedCollection[] = [];
-    let lastError: unknown;
     for (const m of pending) {
       throwIfAborted(signal);
       if (inTransaction) await client.query('SAVEPOINT cairn_refresh');
@@ -271,14 +409,21 @@ export async function refreshMaterializedViews(client: pg.Client, plan: Plan, in
         await client.query(`REFRESH MATERIALIZED VIEW ${qname(m.source)}`);
         if (inTransaction) await client.query('RELEASE SAVEPOINT cairn_refresh');
       } catch (err) {
+        if (!(err as { code?: string }).code) throw err;
         if (inTransaction) await client.query('ROLLBACK TO SAVEPOINT cairn_refresh');
         failed.push(m);
-        lastError = err;
+        errors.set(m, err);
       }
     }
-    if (failed.length === pending.length) throw lastError;
+    if (failed.length === pending.length) {
+      return failed.map(
+        (m) =>
+          `materialized view ${display(m.target)} is left unpopulated: its query failed on the restored data (${(errors.get(m) as Error).message}); run REFRESH MATERIALIZED VIEW once the data allows.`,
+      );
+    }
     pending = failed;
   }
+  return [];
 }
 
 /**

@@ -21,7 +21,7 @@ import { quoteIdent, quoteLiteral } from './catalog.js';
 import { connect, pgError, pgLocation, type PgConnectionSettings } from './connection.js';
 import { runStep } from './conflicts.js';
 import { stagingComment, takeStagingLock } from './leftovers.js';
-import { analyzeParallel, applyRenames, loadParallel, refreshMaterializedViews, setSequences } from './load.js';
+import { analyzeParallel, applyRenames, loadParallel, partitionRootLoads, postDataPasses, refreshMaterializedViews, setSequences } from './load.js';
 import { tocSelection, type Plan, type RestoreRun } from './plan.js';
 import { stagingDatabaseName } from './staging.js';
 import { entryKey, filterToc, listFile } from './toc.js';
@@ -32,7 +32,12 @@ export const MAINTENANCE_DB = 'postgres';
 
 /** Runs `fn` with a session on the maintenance database, ended after. Errors: as connect's and fn's. */
 export async function withMaintenance<T>(settings: PgConnectionSettings, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = await connect(settings, MAINTENANCE_DB);
+  return withClient(settings, MAINTENANCE_DB, fn);
+}
+
+/** Runs `fn` with a session on `database`, ended after. Errors: as connect's and fn's. */
+async function withClient<T>(settings: PgConnectionSettings, database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(settings, database);
   try {
     return await fn(client);
   } finally {
@@ -80,25 +85,24 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     const pgRestore = (args: string[]) => runTool('pg_restore', [...pgRestoreArgs, ...args], { settings, database, signal, what });
     throwIfAborted(signal);
     await pgRestore(['--section=pre-data', '-L', list, '--exit-on-error', '--no-password', '-d', conninfo, archive]);
+    // Partitions whose hash partitioning is not portable load through their root (load.ts).
+    const routing = await withClient(settings, staging, (c) => partitionRootLoads(c, plan, (t) => t.source));
+    const warnings = [...routing.warnings];
     // The extensions' configuration tables exist now (CREATE EXTENSION, pre-data) with the
     // extension's own rows: the user's rows go in beside them, as pg_restore loads them.
-    const rows = await loadParallel(settings, staging, { ...plan, collections: [...plan.collections, ...plan.extensionTables] }, jobs, options);
+    const rows = await loadParallel(settings, staging, { ...plan, collections: [...plan.collections, ...plan.extensionTables] }, jobs, options, (t) => routing.into.get(t) ?? t.source);
     throwIfAborted(signal);
     // Index entries that also alter their table (CLUSTER ON, REPLICA IDENTITY USING INDEX) take
     // a stronger lock while holding CREATE INDEX's: two of them on one table, run in parallel,
-    // deadlock (pg_restore -j does too). They run one by one first; the rest in parallel.
+    // deadlock (pg_restore -j does too). They run one by one first; the rest in passes.
     const post = await archiveScript(settings, archive, list, 'post-data', signal);
     const upgrading = new Set(post.filter((b) => b.desc === 'INDEX' && /\bALTER TABLE\b/.test(b.sql)).map((b) => entryKey('INDEX', b.schema as string, b.name as string)));
     const serial = filtered.kept.filter((e) => upgrading.has(entryKey(e.desc, e.schema, e.tag)));
-    let postList = list;
-    if (serial.length > 0) {
-      const serialList = path.join(tmp, 'restore-serial.list');
-      postList = path.join(tmp, 'restore-post.list');
-      fs.writeFileSync(serialList, listFile(serial), { mode: 0o600 });
-      fs.writeFileSync(postList, listFile(filtered.kept.filter((e) => !serial.includes(e))), { mode: 0o600 });
-      await pgRestore(['--section=post-data', '-L', serialList, '--exit-on-error', '--no-password', '-d', conninfo, archive]);
+    for (const [k, { entries, jobs: j }] of postDataPasses(filtered.kept, jobs, serial).entries()) {
+      const passList = path.join(tmp, `post-${k}.list`);
+      fs.writeFileSync(passList, listFile(entries), { mode: 0o600 });
+      await pgRestore(['--section=post-data', '-L', passList, '-j', String(j), '--exit-on-error', '--no-password', '-d', conninfo, archive]);
     }
-    await pgRestore(['--section=post-data', '-L', postList, '-j', String(jobs), '--exit-on-error', '--no-password', '-d', conninfo, archive]);
     const client = await connect(settings, staging);
     try {
       await runStep(settings, staging, async () => {
@@ -106,7 +110,7 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
         for (const q of plan.schemaDef.extensionSequences ?? []) {
           await client.query('SELECT pg_catalog.setval($1::regclass, $2::bigint, $3::boolean)', [`${quoteIdent(q.schema)}.${quoteIdent(q.name)}`, q.lastValue, q.isCalled]);
         }
-        await refreshMaterializedViews(client, plan, false, signal);
+        warnings.push(...(await refreshMaterializedViews(client, plan, false, signal)));
         await applyRenames(client, plan, signal);
       });
     } finally {
@@ -118,7 +122,7 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     options.onFinalizing?.();
     await switchIn(settings, owner, staging, target);
     staging = undefined;
-    return { collections: plan.collections.length, rows };
+    return { collections: plan.collections.length, rows, ...(warnings.length > 0 ? { warnings } : {}) };
   } finally {
     unwatch();
     // Dropped before the lock is let go (ending the session): never unowned and undropped.

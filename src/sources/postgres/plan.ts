@@ -59,6 +59,7 @@ const ViewDefinitionSchema = z.object({
   oid: z.number().int(),
   relkind: z.enum(['v', 'm']),
   dependentOids: z.array(z.number().int()),
+  populated: z.boolean().optional(),
 });
 const ForeignTableDefinitionSchema = z.object({
   schema: z.string(),
@@ -102,6 +103,8 @@ export interface PlannedCollection {
   sequence?: PgSequenceState;
   /** The parent ("schema.name") of a foreign table that is a partition (a table's is table.partitionOf). */
   partitionOf?: string | null;
+  /** Materialized view: false when it was unpopulated at backup (not refreshed at restore). */
+  populated?: boolean;
 }
 
 /** The restore items, checked: the schema archive, the roles script (if any) and the collections. */
@@ -238,7 +241,15 @@ export function planItems(items: RestoreItem[]): Plan {
         const parsed = ViewDefinitionSchema.safeParse(entry.definition);
         if (!parsed.success) throw invalid(entry, 'View', parsed.error.message);
         const def = parsed.data;
-        collections.push({ item, relkind: def.relkind, oid: def.oid, source: def, target: targetName(item, def), dependentOids: def.dependentOids });
+        collections.push({
+          item,
+          relkind: def.relkind,
+          oid: def.oid,
+          source: def,
+          target: targetName(item, def),
+          dependentOids: def.dependentOids,
+          ...(def.populated !== undefined ? { populated: def.populated } : {}),
+        });
         break;
       }
       case 'foreign_table': {

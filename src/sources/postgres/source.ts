@@ -371,7 +371,14 @@ class PostgresSnapshot implements SourceSnapshot {
     }
     for (const relkind of ['v', 'm'] as const) {
       for (const r of selected.filter((x) => x.relkind === relkind)) {
-        const def: PgViewDefinition = { schema: r.schema, name: r.name, oid: r.oid, relkind, dependentOids: dependents.get(r.oid) ?? [] };
+        const def: PgViewDefinition = {
+          schema: r.schema,
+          name: r.name,
+          oid: r.oid,
+          relkind,
+          dependentOids: dependents.get(r.oid) ?? [],
+          ...(relkind === 'm' ? { populated: r.populated } : {}),
+        };
         out.push({ name: display(r), kind: relkind === 'v' ? 'view' : 'materialized_view', definition: { ...def } });
       }
     }

@@ -7,8 +7,9 @@
  *
  * Staging names are `<name>__cairn_<id>_<n>` (stagingRelationName in staging.ts): tables, their
  * owned sequences, restored standalone sequences, and the indexes and primary / unique /
- * exclusion constraints on staged tables. Nothing in the load phase uses a real name of the
- * target, so loading never writes into, or locks, an existing object.
+ * exclusion constraints on staged tables, and copies of domains with NOT VALID checks
+ * (StagingPlan.domainSwaps). Nothing in the load phase uses a real name of the target, so
+ * loading never writes into, or locks, an existing object.
  */
 import { SourceError } from '../../core/errors.js';
 import { quoteIdent } from './catalog.js';
@@ -16,17 +17,19 @@ import { qname, splitName, type Plan, type PlannedCollection, type QName } from 
 import {
   addedConstraint,
   attachedIndex,
+  createdDomain,
   createdIndex,
   createdRelation,
   foreignKeyNotValid,
   headRelation,
+  notValidDomainCheck,
   relKey,
   renameAddedConstraint,
   renameCreatedIndex,
   rewriteQualified,
   stagingRelationName as stagingRelationNameOf,
 } from './staging.js';
-import { entryKey, referencedTable, type ScriptBlock } from './toc.js';
+import { describedObject, entryKey, referencedTable, type ScriptBlock } from './toc.js';
 
 /** One block of the load phase: its SQL (rewritten to staging names) and what it creates. */
 export interface LoadStep {
@@ -36,6 +39,8 @@ export interface LoadStep {
   /** The staging table / sequence the step creates. */
   table?: QName;
   sequence?: QName;
+  /** The staging domain the step creates (see StagingPlan.domainSwaps). */
+  domain?: QName;
 }
 
 /** The result of stagingPlan; blocks are the pre-/post-data ScriptBlocks themselves (identity keys). */
@@ -48,6 +53,17 @@ export interface StagingPlan {
   renames: { sql: string; clearComment?: string }[];
   /** Foreign keys added NOT VALID in the switch, to validate after it (source table names). */
   validate: { table: QName; constraint: string }[];
+  /**
+   * Domains of the target replaced in the switch by a staging copy: the archive gives the
+   * domain a NOT VALID check (rows older than the check may break it) and it exists in the
+   * target with that check already, so rows could not be COPYed into a column of it. The copy
+   * (`staging`, created without its NOT VALID checks, as pg_dump creates it) types the staged
+   * tables' columns; the switch drops the target's domain and gives the copy its name, then adds
+   * the NOT VALID checks (the archive's post-data entries), as pg_restore --clean would. A
+   * domain over a staged one is staged too. In the order the switch swaps them: a domain
+   * before its base.
+   */
+  domainSwaps: { schema: string; name: string; staging: string }[];
   /** Staging name of a planned table. */
   tableName(t: PlannedCollection): string;
 }
@@ -63,7 +79,14 @@ export interface StagingPlan {
  * every staging name. The returned tableName throws SourceError for a table the archive does not
  * define.
  */
-export function stagingPlan(plan: Plan, pre: ScriptBlock[], post: ScriptBlock[], collectionKeys: Set<string>, restoreId: string): StagingPlan {
+export function stagingPlan(
+  plan: Plan,
+  pre: ScriptBlock[],
+  post: ScriptBlock[],
+  collectionKeys: Set<string>,
+  restoreId: string,
+  existingDomains: ReadonlySet<string> = new Set(),
+): StagingPlan {
   let counter = 0;
   const stagingRelationName = (name: string): string => stagingRelationNameOf(name, restoreId, counter++);
   const names = new Map<string, string>();
@@ -117,14 +140,79 @@ export function stagingPlan(plan: Plan, pre: ScriptBlock[], post: ScriptBlock[],
       indexRenames.push({ sql: rename('INDEX', head.schema, staging, name) });
     } else {
       constraints.set(b, staging);
-      constraintRenames.push({ sql: `ALTER TABLE ${qname(head)} RENAME CONSTRAINT ${quoteIdent(staging)} TO ${quoteIdent(name)}` });
+      // pg_dump's CONSTRAINT entries are primary key, unique and exclusion constraints, each
+      // with its index of the same name: renaming the index renames the constraint too, and
+      // works on a typed table too (ALTER TABLE … RENAME CONSTRAINT does not: "cannot rename
+      // column of typed table").
+      constraintRenames.push({ sql: rename('INDEX', head.schema, staging, name) });
     }
   }
+
+  // Domains to stage (see StagingPlan.domainSwaps): present in the target, with a NOT VALID
+  // check in the archive or over a domain staged (its columns check the base's checks too), and
+  // used by a staged table or a staged domain.
+  const domainSwaps: StagingPlan['domainSwaps'] = [];
+  const stagedDomains = new Set<string>();
+  const domainBlocks = new Map<string, { schema: string; name: string; sql: string }>();
+  for (const b of pre) {
+    const d = b.desc === 'DOMAIN' ? createdDomain(b.sql) : undefined;
+    if (d !== undefined) domainBlocks.set(relKey(d.schema, d.name), { ...d, sql: b.sql });
+  }
+  const mentions = (sql: string, key: string): boolean => rewriteQualified(sql, new Map([[key, '']])) !== sql;
+  const needs = new Set<string>();
+  for (const b of post) {
+    const d = b.desc === 'CHECK CONSTRAINT' ? notValidDomainCheck(b.sql) : undefined;
+    if (d !== undefined && existingDomains.has(relKey(d.schema, d.name))) needs.add(relKey(d.schema, d.name));
+  }
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [key, d] of domainBlocks) {
+      if (needs.has(key) || !existingDomains.has(key)) continue;
+      if ([...needs].some((base) => mentions(d.sql, base))) {
+        needs.add(key);
+        grew = true;
+      }
+    }
+  }
+  const tableSql = pre.filter((b) => b.desc === 'TABLE' && isCollection(b)).map((b) => b.sql);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const key of needs) {
+      if (stagedDomains.has(key)) continue;
+      const users = [...tableSql, ...[...stagedDomains].map((k) => domainBlocks.get(k)?.sql ?? '')];
+      if (users.some((sql) => mentions(sql, key))) {
+        stagedDomains.add(key);
+        grew = true;
+      }
+    }
+  }
+  // In creation order; the switch swaps them in reverse (a domain before its base).
+  for (const [key, d] of domainBlocks) {
+    if (!stagedDomains.has(key)) continue;
+    const staging = stagingRelationName(d.name);
+    names.set(key, staging);
+    domainSwaps.unshift({ schema: d.schema, name: d.name, staging });
+  }
+  /** Comments, grants, labels on a staged domain: in the switch, once the copy has the name. */
+  const onStagedDomain = (b: ScriptBlock): boolean => {
+    if (stagedDomains.size === 0 || (b.desc !== 'COMMENT' && b.desc !== 'ACL' && b.desc !== 'SECURITY LABEL')) return false;
+    const obj = describedObject({ line: '', dumpId: 0, tableoid: 0, oid: 0, desc: b.desc, schema: b.schema as string, tag: b.name as string, owner: '' });
+    return obj?.desc === 'DOMAIN' && stagedDomains.has(relKey(b.schema as string, obj.name));
+  };
 
   for (const b of pre) {
     if (b.desc === undefined) continue;
     if (!isCollection(b)) {
-      load.set(b, { sql: b.sql, mustSucceed: false });
+      const domain = b.desc === 'DOMAIN' ? createdDomain(b.sql) : undefined;
+      const staging = domain === undefined ? undefined : names.get(relKey(domain.schema, domain.name));
+      if (domain !== undefined && staging !== undefined && stagedDomains.has(relKey(domain.schema, domain.name))) {
+        load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true, domain: { schema: domain.schema, name: staging } });
+      } else if (domain !== undefined) {
+        // A new domain over a staged one: over the copy, which takes the name in the switch.
+        load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: false });
+      } else if (!onStagedDomain(b)) {
+        load.set(b, { sql: b.sql, mustSucceed: false });
+      }
       continue;
     }
     // Names as the statement spells them (a header shows a line break in a name as a space).
@@ -197,6 +285,7 @@ export function stagingPlan(plan: Plan, pre: ScriptBlock[], post: ScriptBlock[],
     switchSql,
     renames: [...tableRenames, ...sequenceRenames, ...indexRenames, ...constraintRenames],
     validate,
+    domainSwaps,
     tableName: (t) => {
       // Never the table's own name: loading must not write into an existing table.
       const key = relKey(t.source.schema, t.source.name);

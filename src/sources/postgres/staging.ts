@@ -221,7 +221,9 @@ function rewriteRegclass(literal: string, map: ReadonlyMap<string, string>): str
   return `'${`${text.slice(0, first.end + 1)}${quote(renamed)}`.replace(/'/g, "''")}'`;
 }
 
-const IDENT = '(?:"(?:[^"]|"")*"|[^\\s".(]+)';
+// A bare identifier as the SQL lexer reads one (pg_dump leaves only [a-z_][a-z0-9_]* unquoted):
+// never the ';' or ',' that may follow it (`ATTACH PARTITION public.t_pkey;` named "t_pkey;").
+const IDENT = '(?:"(?:[^"]|"")*"|[A-Za-z_\\u0080-\\uffff][A-Za-z0-9_$\\u0080-\\uffff]*)';
 const QUALIFIED = `(${IDENT})\\.(${IDENT})`;
 const unquote = (s: string): string => (s.startsWith('"') ? s.slice(1, -1).replace(/""/g, '"') : s);
 
@@ -251,6 +253,23 @@ export function createdRelation(sql: string): { schema: string; name: string } |
     new RegExp(`^ALTER SEQUENCE ${QUALIFIED} OWNED BY `).exec(sql) ??
     new RegExp(`^ALTER TABLE (?:ONLY )?${IDENT}\\.${IDENT} ATTACH PARTITION ${QUALIFIED}`).exec(sql);
   if (!m) return undefined;
+  return { schema: unquote(m[1] as string), name: unquote(m[2] as string) };
+}
+
+/** The domain a `CREATE DOMAIN s.d AS …` statement creates, as the SQL spells it (see createdRelation). */
+export function createdDomain(sql: string): { schema: string; name: string } | undefined {
+  const m = new RegExp(`^CREATE DOMAIN ${QUALIFIED}`).exec(sql);
+  if (!m) return undefined;
+  return { schema: unquote(m[1] as string), name: unquote(m[2] as string) };
+}
+
+/**
+ * The domain of `ALTER DOMAIN s.d ADD CONSTRAINT c CHECK (…) NOT VALID;` (pg_dump writes a
+ * domain's NOT VALID check as such a post-data entry of its own), or undefined.
+ */
+export function notValidDomainCheck(sql: string): { schema: string; name: string } | undefined {
+  const m = new RegExp(`^ALTER DOMAIN ${QUALIFIED}\\s+ADD CONSTRAINT ${IDENT} CHECK `).exec(sql);
+  if (!m || !/\bNOT VALID;(?:\s|--[^\n]*)*$/.test(sql)) return undefined;
   return { schema: unquote(m[1] as string), name: unquote(m[2] as string) };
 }
 

@@ -203,7 +203,8 @@ const q = (schema: string, name: string): string => display({ schema, name });
  * grants, and foreign keys whose referenced table is restored too or already exists in the
  * target.
  */
-export function filterToc(entries: TocEntry[], sel: TocSelection): FilteredToc {
+export function filterToc(entries: TocEntry[], selection: TocSelection): FilteredToc {
+  const sel = asListed(selection);
   // Every relation the archive knows, by schema → names (longest first, for tag prefixes).
   const relationsBySchema = new Map<string, string[]>();
   const keptRelations = new Set<string>();
@@ -368,6 +369,27 @@ export function filterToc(entries: TocEntry[], sel: TocSelection): FilteredToc {
   return { kept, lateAttach, collectionKeys };
 }
 
+/**
+ * A name as `pg_restore -l` lists it: its sanitize_line shows a line break (CR or LF) as a
+ * space, so the TOC's schemas and tags of `"a<LF>b"` read `a b`.
+ */
+export function listedName(name: string): string {
+  return name.replace(/[\r\n]/g, ' ');
+}
+
+/** The selection's names (real ones, from the manifest and the SQL) as the TOC lists them. */
+function asListed(sel: TocSelection): TocSelection {
+  const set = (names: Set<string>): Set<string> => new Set([...names].map(listedName));
+  return {
+    ...sel,
+    dependentOids: new Map([...sel.dependentOids].map(([oid, name]) => [oid, listedName(name)])),
+    ownedSequences: set(sel.ownedSequences),
+    partitionParents: new Map([...sel.partitionParents].map(([p, parent]) => [listedName(p), listedName(parent)])),
+    selected: set(sel.selected),
+    fkReferences: new Map([...sel.fkReferences].map(([id, ref]) => [id, listedName(ref)])),
+  };
+}
+
 /** Reads one identifier (quoted or not) at the start of `s`: its name and the rest. */
 function leadingIdent(s: string): [string, string] {
   const quoted = s.startsWith('"') ? readIdent(s, 0) : undefined;
@@ -463,11 +485,14 @@ export function splitScript(script: string): ScriptBlock[] {
     }
     if (block.sql !== '' || block.settings !== '' || block.desc !== undefined) blocks.push(block);
   };
+  // Inside a quoted name, a literal or a dollar-quoted body a line is text, never a header: a
+  // table named "x<LF>--<LF>-- Name: y; Type: TABLE; …<LF>--<LF>z" spells one in its CREATE.
+  let lex: LexState = { mode: 'none' };
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] as string;
-    if (/^\\(un)?restrict\b/.test(line)) continue;
+    if (lex.mode === 'none' && /^\\(un)?restrict\b/.test(line)) continue;
     const header = lines[i + 1] ?? '';
-    const m = line === '--' ? (KNOWN_HEADER.exec(header) ?? HEADER.exec(header)) : null;
+    const m = lex.mode === 'none' && line === '--' ? (KNOWN_HEADER.exec(header) ?? HEADER.exec(header)) : null;
     if (m && lines[i + 2] === '--') {
       flush();
       current = { desc: m[2] as string, schema: m[3] as string, name: m[1] as string, lines: [] };
@@ -475,9 +500,75 @@ export function splitScript(script: string): ScriptBlock[] {
       continue;
     }
     current.lines.push(line);
+    lex = afterLine(line, lex);
   }
   flush();
   return blocks;
+}
+
+/** Where a line of SQL leaves the lexer: outside anything, or inside a quoted name, a literal, a dollar quote or a block comment. */
+type LexState =
+  | { mode: 'none' }
+  | { mode: 'ident' }
+  | { mode: 'literal'; escapes: boolean }
+  | { mode: 'dollar'; tag: string }
+  | { mode: 'comment'; depth: number };
+
+/** The lexer state after `line` (and its line break), from `state` before it. */
+function afterLine(line: string, state: LexState): LexState {
+  let s = state;
+  let i = 0;
+  while (i < line.length) {
+    const c = line[i] as string;
+    switch (s.mode) {
+      case 'none': {
+        if (c === '-' && line[i + 1] === '-') return s; // a comment to the end of the line
+        if (c === '"') s = { mode: 'ident' };
+        else if (c === "'") s = { mode: 'literal', escapes: (line[i - 1] === 'E' || line[i - 1] === 'e') && !/[A-Za-z0-9_$]/.test(line[i - 2] ?? ' ') };
+        else if (c === '/' && line[i + 1] === '*') {
+          s = { mode: 'comment', depth: 1 };
+          i++;
+        } else if (c === '$' && !/[A-Za-z0-9_$]/.test(line[i - 1] ?? ' ')) {
+          const m = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(line.slice(i));
+          if (m) {
+            s = { mode: 'dollar', tag: m[0] };
+            i += m[0].length - 1;
+          }
+        }
+        break;
+      }
+      case 'ident':
+        if (c === '"') {
+          if (line[i + 1] === '"') i++;
+          else s = { mode: 'none' };
+        }
+        break;
+      case 'literal':
+        if (s.escapes && c === '\\') i++;
+        else if (c === "'") {
+          if (line[i + 1] === "'") i++;
+          else s = { mode: 'none' };
+        }
+        break;
+      case 'dollar':
+        if (line.startsWith(s.tag, i)) {
+          i += s.tag.length - 1;
+          s = { mode: 'none' };
+        }
+        break;
+      case 'comment':
+        if (c === '*' && line[i + 1] === '/') {
+          s = s.depth === 1 ? { mode: 'none' } : { mode: 'comment', depth: s.depth - 1 };
+          i++;
+        } else if (c === '/' && line[i + 1] === '*') {
+          s = { mode: 'comment', depth: s.depth + 1 };
+          i++;
+        }
+        break;
+    }
+    i++;
+  }
+  return s;
 }
 
 /**
