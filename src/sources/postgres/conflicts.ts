@@ -173,12 +173,11 @@ export async function runStep(settings: PgConnectionSettings, database: string, 
 /**
  * Drops the collections an overwrite replaces (RESTRICT: an object that depends on one and is
  * not replaced too makes it fail). A drop that fails only because another replaced object
- * still depends on it is retried after the others; replaced objects that depend on each other
- * in a cycle (tables with foreign keys both ways) are dropped together, in one statement per
- * kind, as PostgreSQL allows when every dependent is in the statement. Fails with the last
- * error when no progress is made.
+ * still depends on it is retried after the others, until no progress is made. Standalone
+ * sequences that objects left alone still depend on (a default of a table already there) are
+ * not dropped: returned ("schema.name", target names) to be replaced in place.
  */
-export async function dropReplaced(client: pg.Client, plan: Plan): Promise<void> {
+export async function dropReplaced(client: pg.Client, plan: Plan): Promise<Set<string>> {
   const found = new Map((await findRelations(client, plan.collections.map((c) => c.target))).map((r) => [display(r), r]));
   // Reverse restore order first: views before the tables they read, partitions before their parent.
   let pending = [...plan.collections].reverse().filter((c) => found.has(display(c.target)));
@@ -217,8 +216,14 @@ export async function dropReplaced(client: pg.Client, plan: Plan): Promise<void>
           failed = failed.filter((c) => !group.includes(c));
         } else lastError = err;
       }
-      if (!progress) throw lastError;
+      if (!progress) {
+        // Only sequences left: what holds them is not replaced (a default of a table already
+        // there, as after a restore of that table alone). They are replaced in place.
+        if (failed.every((c) => c.relkind === 'S')) return new Set(failed.map((c) => display(c.target)));
+        throw lastError;
+      }
     }
     pending = failed;
   }
+  return new Set();
 }

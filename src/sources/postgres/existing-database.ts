@@ -44,8 +44,8 @@ import { createdRecord, dropStagedObjects, stagingComment, takeStagingLock, type
 import { applyRenames, loadParallel, partitionRootLoads, refreshMaterializedViews, setSequences } from './load.js';
 import { display, qname, splitName, targetOf, tocSelection, type PlannedCollection, type QName, type RestoreRun } from './plan.js';
 import { stagingPlan, type StagingPlan } from './staging-plan.js';
-import { createdDomain, createdSchema, relKey } from './staging.js';
-import { describedObject, entryKey, filterToc, listedName, listFile, type ScriptBlock } from './toc.js';
+import { addedConstraint, createdDomain, createdSchema, foreignKeyNotValid, headRelation, relKey } from './staging.js';
+import { describedObject, droppedFkWarning, entryKey, filterToc, listedName, listFile, type ScriptBlock } from './toc.js';
 import { archiveScript } from './tools.js';
 
 /** How long the switch into an existing database waits for a lock before giving up. */
@@ -76,6 +76,8 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     // partition parents.
     const asked = new Set<string>([...fkReferences.values()]);
     for (const c of plan.collections) if (c.table?.partitionOf) asked.add(c.table.partitionOf);
+    // … and the tables whose foreign keys may reference a restored table (filterToc inboundFks).
+    for (const e of toc) if (e.desc === 'TABLE' || e.desc === 'FOREIGN TABLE') asked.add(display({ schema: e.schema, name: e.tag }));
     // As the TOC lists names (a line break shown as a space).
     const present = new Set([...(await existingRelations(client, [...asked].map(splitName)))].map(listedName));
     const filtered = filterToc(toc, tocSelection(plan, fkReferences, (q) => present.has(q)));
@@ -148,7 +150,9 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     // Partitions whose hash partitioning is not portable load through their (staging) root.
     const stagedName = (t: PlannedCollection): QName => ({ schema: t.source.schema, name: staging.tableName(t) });
     const routing = await partitionRootLoads(client, plan, stagedName);
-    const warnings = [...routing.warnings];
+    const warnings = [...routing.warnings, ...filtered.droppedFks.map(droppedFkWarning)];
+    /** Foreign keys of tables already there onto restored tables, added NOT VALID in the switch. */
+    const inbound: { table: QName; constraint: string }[] = [];
     const rows = await loadParallel(settings, db, plan, jobs, options, (t) => routing.into.get(t) ?? stagedName(t));
 
     // Load phase 3, one committed transaction: indexes, constraints and foreign keys between
@@ -177,16 +181,21 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
       await client.query('BEGIN');
       try {
         await client.query(`SET LOCAL lock_timeout = ${quoteLiteral(`${Math.max(1, Math.round(switchLockTimeoutMs))}ms`)}`);
-        if (onConflict === 'overwrite') await dropReplaced(client, plan);
+        const inPlace = onConflict === 'overwrite' ? await dropReplaced(client, plan) : new Set<string>();
         for (const swap of staging.domainSwaps) await swapDomain(client, swap);
         for (const r of staging.renames) {
-          await client.query(r.sql);
+          if (r.sequence !== undefined && inPlace.has(display(r.sequence.final))) await replaceSequenceInPlace(client, r.sequence.staging, r.sequence.final, !pgRestoreArgs.includes('--no-owner'));
+          else await client.query(r.sql);
           if (r.clearComment) await client.query(r.clearComment);
         }
         for (const blocks of [pre, post, late]) {
           for (const b of blocks) {
             throwIfAborted(signal);
-            if (b.desc !== undefined && !staging.load.has(b)) {
+            if (b.desc !== undefined && filtered.inboundFks.has(entryKey(b.desc, b.schema as string, b.name as string))) {
+              const added = await addInboundForeignKey(client, b);
+              if (typeof added === 'string') warnings.push(added);
+              else if (added !== undefined) inbound.push(added);
+            } else if (b.desc !== undefined && !staging.load.has(b)) {
               const sql = staging.switchSql.get(b) ?? b.sql;
               if (filtered.collectionKeys.has(entryKey(b.desc, b.schema as string, b.name as string)) && !isSkippedDescription(b, skipped)) {
                 if (sql) await client.query(sql);
@@ -224,12 +233,11 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     // After the commit: foreign keys to existing tables were added NOT VALID; validating
     // takes SHARE UPDATE EXCLUSIVE, which does not block writers. Then statistics.
     const invalid: string[] = [];
-    for (const fk of staging.validate) {
-      const table = targetOf(plan, fk.table);
+    for (const fk of [...staging.validate.map((v) => ({ ...v, table: targetOf(plan, v.table) })), ...inbound]) {
       try {
-        await client.query(`ALTER TABLE ${qname(table)} VALIDATE CONSTRAINT ${quoteIdent(fk.constraint)}`);
+        await client.query(`ALTER TABLE ${qname(fk.table)} VALIDATE CONSTRAINT ${quoteIdent(fk.constraint)}`);
       } catch (err) {
-        invalid.push(`"${fk.constraint}" on "${display(table)}" (${(err as Error).message.replace(/\.$/, '')})`);
+        invalid.push(`"${fk.constraint}" on "${display(fk.table)}" (${(err as Error).message.replace(/\.$/, '')})`);
       }
     }
     for (const c of plan.collections) {
@@ -238,7 +246,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     if (invalid.length > 0) {
       const one = invalid.length === 1;
       throw new SourceError(
-        `The restore into ${location} was committed, but ${one ? 'the foreign key' : 'the foreign keys'} ${invalid.join('; ')} to existing tables ${one ? 'does' : 'do'} not hold for the restored rows: ${one ? 'it is' : 'they are'} left NOT VALID. Fix the rows, then run ALTER TABLE … VALIDATE CONSTRAINT.`,
+        `The restore into ${location} was committed, but ${one ? 'the foreign key' : 'the foreign keys'} ${invalid.join('; ')} between restored tables and tables already there ${one ? 'does' : 'do'} not hold for the restored rows: ${one ? 'it is' : 'they are'} left NOT VALID. Fix the rows, then run ALTER TABLE … VALIDATE CONSTRAINT.`,
       );
     }
     return { collections: plan.collections.length, rows, ...(warnings.length > 0 ? { warnings } : {}) };
@@ -336,4 +344,60 @@ async function runOptionalEntry(client: pg.Client, b: ScriptBlock, skipped: Set<
     skipped.add(entryKey(b.desc, b.schema as string, b.name as string));
     return false;
   }
+}
+
+/**
+ * A foreign key of a table the target has (and this restore leaves alone) onto a restored table,
+ * as the backup defines it: the key a restore in two parts, the referencing table first, would
+ * otherwise lose. Added NOT VALID (validated after the switch, which does not block writers); a
+ * partitioned table, which cannot have a NOT VALID key before PostgreSQL 18, gets it checked
+ * here. One that exists already is left as it is. One the table cannot take (its columns differ
+ * from the backup's) is not added: returned as a warning. Returns what to validate, or
+ * undefined when nothing was added.
+ */
+async function addInboundForeignKey(client: pg.Client, b: ScriptBlock): Promise<{ table: QName; constraint: string } | string | undefined> {
+  const table = headRelation(b.sql);
+  const constraint = addedConstraint(b.sql);
+  if (table === undefined || constraint === undefined) return undefined;
+  const attempt = async (sql: string): Promise<unknown> => {
+    await client.query('SAVEPOINT cairn_fk');
+    try {
+      await client.query(sql);
+      await client.query('RELEASE SAVEPOINT cairn_fk');
+      return undefined;
+    } catch (err) {
+      await client.query('ROLLBACK TO SAVEPOINT cairn_fk');
+      return err;
+    }
+  };
+  const notValid = foreignKeyNotValid(b.sql);
+  let err = notValid === undefined ? 'no NOT VALID form' : await attempt(notValid);
+  if (err === undefined) return { table, constraint };
+  if (isDuplicateObject(err)) return undefined;
+  err = await attempt(b.sql);
+  if (err === undefined || isDuplicateObject(err)) return undefined;
+  return `foreign key "${constraint}" of ${display(table)} (in the target, not restored) onto a restored table not added: ${(err as Error).message.replace(/\.$/, '')}`;
+}
+
+/**
+ * Overwrite of a standalone sequence that objects this restore leaves alone depend on (a default
+ * of a table already there): DROP would take them with it, so the sequence is kept and given the
+ * staged one's definition (type, increment, bounds, start, cache, cycle) and, with `owner`, its
+ * owner; the staged one is dropped. Its value is set with the others (setSequences), its comment
+ * and grants by the archive's entries, as for a replaced one.
+ */
+async function replaceSequenceInPlace(client: pg.Client, staged: QName, final: QName, owner: boolean): Promise<void> {
+  const { rows } = await client.query<{ type: string; inc: string; min: string; max: string; start: string; cache: string; cycle: boolean; owner: string }>(
+    `SELECT pg_catalog.format_type(s.seqtypid, NULL) AS type, s.seqincrement::text AS inc, s.seqmin::text AS min, s.seqmax::text AS max,
+            s.seqstart::text AS start, s.seqcache::text AS cache, s.seqcycle AS cycle, pg_catalog.pg_get_userbyid(c.relowner) AS owner
+       FROM pg_catalog.pg_sequence s JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid WHERE s.seqrelid = pg_catalog.to_regclass($1)`,
+    [qname(staged)],
+  );
+  const d = rows[0];
+  if (d === undefined) throw new SourceError(`The staged sequence ${display(staged)} is missing; nothing was changed.`);
+  await client.query(
+    `ALTER SEQUENCE ${qname(final)} AS ${d.type} INCREMENT BY ${d.inc} MINVALUE ${d.min} MAXVALUE ${d.max} START WITH ${d.start} CACHE ${d.cache} ${d.cycle ? 'CYCLE' : 'NO CYCLE'}`,
+  );
+  if (owner) await client.query(`ALTER SEQUENCE ${qname(final)} OWNER TO ${quoteIdent(d.owner)}`);
+  await client.query(`DROP SEQUENCE ${qname(staged)}`);
 }

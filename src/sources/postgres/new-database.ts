@@ -24,7 +24,7 @@ import { stagingComment, takeStagingLock } from './leftovers.js';
 import { analyzeParallel, applyRenames, loadParallel, partitionRootLoads, postDataPasses, refreshMaterializedViews, setSequences } from './load.js';
 import { tocSelection, type Plan, type RestoreRun } from './plan.js';
 import { stagingDatabaseName } from './staging.js';
-import { entryKey, filterToc, listFile } from './toc.js';
+import { droppedFkWarning, entryKey, filterToc, listFile } from './toc.js';
 import { archiveScript, dbnameConninfo, runTool } from './tools.js';
 
 /** The database sessions connect to for work on databases themselves (create, rename, drop; roles). */
@@ -87,7 +87,7 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     await pgRestore(['--section=pre-data', '-L', list, '--exit-on-error', '--no-password', '-d', conninfo, archive]);
     // Partitions whose hash partitioning is not portable load through their root (load.ts).
     const routing = await withClient(settings, staging, (c) => partitionRootLoads(c, plan, (t) => t.source));
-    const warnings = [...routing.warnings];
+    const warnings = [...routing.warnings, ...filtered.droppedFks.map(droppedFkWarning)];
     // The extensions' configuration tables exist now (CREATE EXTENSION, pre-data) with the
     // extension's own rows: the user's rows go in beside them, as pg_restore loads them.
     const rows = await loadParallel(settings, staging, { ...plan, collections: [...plan.collections, ...plan.extensionTables] }, jobs, options, (t) => routing.into.get(t) ?? t.source);

@@ -50,7 +50,12 @@ export interface StagingPlan {
   /** SQL to run in the switch instead of the block's own (foreign keys added NOT VALID). */
   switchSql: Map<ScriptBlock, string>;
   /** Statements of the switch giving the staged objects their names back. */
-  renames: { sql: string; clearComment?: string }[];
+  renames: {
+    sql: string;
+    clearComment?: string;
+    /** A restored standalone sequence's rename: kept in place instead when objects left alone use it (existing-database.ts). */
+    sequence?: { staging: QName; final: QName };
+  }[];
   /** Foreign keys added NOT VALID in the switch, to validate after it (source table names). */
   validate: { table: QName; constraint: string }[];
   /**
@@ -233,6 +238,7 @@ export function stagingPlan(
       sequenceRenames.push({
         sql: rename('SEQUENCE', schema, staging, relation),
         clearComment: `COMMENT ON SEQUENCE ${qname({ schema, name: relation })} IS NULL`,
+        sequence: { staging: { schema, name: staging }, final: { schema, name: relation } },
       });
     } else if (b.desc === 'SEQUENCE OWNED BY' && ownedSequences.has(key)) {
       load.set(b, { sql: rewriteQualified(b.sql, names), mustSucceed: true });

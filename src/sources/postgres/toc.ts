@@ -187,6 +187,19 @@ export interface FilteredToc {
   lateAttach: TocEntry[];
   /** Keys (see entryKey) of kept entries that belong to a restored collection. */
   collectionKeys: Set<string>;
+  /**
+   * Keys of kept FK CONSTRAINT entries of tables the restore leaves out but the target has,
+   * referencing a restored table: the key a restore in two parts (the referencing table first)
+   * would otherwise lose. Added in the switch, NOT VALID, then validated.
+   */
+  inboundFks: Set<string>;
+  /** Foreign keys of restored tables left out: the table they reference is neither restored nor in the target. */
+  droppedFks: { table: string; constraint: string; references: string }[];
+}
+
+/** The warning for a foreign key filterToc left out (FilteredToc.droppedFks). */
+export function droppedFkWarning(d: FilteredToc['droppedFks'][number]): string {
+  return `foreign key "${d.constraint}" of ${d.table} not restored: it references ${d.references}, which this restore leaves out and the target does not have (restore ${d.references} into this database later: the key is added then)`;
 }
 
 /** Identifies an entry by what `pg_restore -f -` prints in its header: type, schema and name. */
@@ -200,8 +213,9 @@ const q = (schema: string, name: string): string => display({ schema, name });
 /**
  * Keeps what the restore needs: every entry not tied to a relation (schemas, types,
  * functions, extensions, …), the selected relations with their dependents, comments and
- * grants, and foreign keys whose referenced table is restored too or already exists in the
- * target.
+ * grants, foreign keys whose referenced table is restored too or already exists in the
+ * target (the others are listed in droppedFks), and foreign keys of tables in the target onto
+ * restored tables (inboundFks).
  */
 export function filterToc(entries: TocEntry[], selection: TocSelection): FilteredToc {
   const sel = asListed(selection);
@@ -265,6 +279,8 @@ export function filterToc(entries: TocEntry[], selection: TocSelection): Filtere
 
   const kept: TocEntry[] = [];
   const lateAttach: TocEntry[] = [];
+  const inboundFks = new Set<string>();
+  const droppedFks: FilteredToc['droppedFks'] = [];
   const collectionKeys = new Set<string>();
   const keepCollection = (e: TocEntry): void => {
     kept.push(e);
@@ -314,13 +330,24 @@ export function filterToc(entries: TocEntry[], selection: TocSelection): Filtere
       const mine = sel.dependentOids.has(e.oid) || (owner !== undefined && relationKept(e.schema, owner));
       if (!mine) {
         // Not of a restored relation: dropped when it belongs to another relation of the
-        // archive, kept when it belongs to no relation at all (e.g. a domain's constraint).
+        // archive, kept when it belongs to no relation at all (e.g. a domain's constraint), or
+        // when it is a foreign key of a table in the target onto a restored table.
         if (owner === undefined) kept.push(e);
+        else if (e.desc === 'FK CONSTRAINT') {
+          const ref = sel.fkReferences.get(e.dumpId);
+          if (ref !== undefined && sel.selected.has(ref) && sel.existsInTarget(q(e.schema, owner))) {
+            kept.push(e);
+            inboundFks.add(entryKey(e.desc, e.schema, e.tag));
+          }
+        }
         continue;
       }
       if (e.desc === 'FK CONSTRAINT') {
         const ref = sel.fkReferences.get(e.dumpId);
-        if (ref !== undefined && !sel.selected.has(ref) && !sel.existsInTarget(ref)) continue;
+        if (ref !== undefined && !sel.selected.has(ref) && !sel.existsInTarget(ref)) {
+          droppedFks.push({ table: q(e.schema, owner ?? ''), constraint: owner === undefined ? e.tag : e.tag.slice(owner.length + 1), references: ref });
+          continue;
+        }
       }
       keepCollection(e);
       continue;
@@ -366,7 +393,7 @@ export function filterToc(entries: TocEntry[], selection: TocSelection): Filtere
     }
     kept.push(e);
   }
-  return { kept, lateAttach, collectionKeys };
+  return { kept, lateAttach, collectionKeys, inboundFks, droppedFks };
 }
 
 /**
