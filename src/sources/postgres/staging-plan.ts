@@ -302,10 +302,14 @@ export function stagingPlan(
   };
 }
 
-/** `ALTER TABLE … CLUSTER ON <index>` in an index's entry, with the index's staging name. */
+/**
+ * The statements of an index's entry that name the index as a property of its table
+ * (`ALTER TABLE … CLUSTER ON <index>`, `ALTER TABLE … REPLICA IDENTITY USING INDEX <index>`),
+ * with the index's staging name.
+ */
 function renameClusterOn(sql: string, name: string, staging: string): string {
-  return sql.replace(/ CLUSTER ON ("(?:[^"]|"")*"|[^\s";]+);/g, (m, ident: string) => {
+  return sql.replace(/ (CLUSTER ON|REPLICA IDENTITY USING INDEX) ("(?:[^"]|"")*"|[^\s";]+);/g, (m, clause: string, ident: string) => {
     const unquoted = ident.startsWith('"') ? ident.slice(1, -1).replace(/""/g, '"') : ident;
-    return unquoted === name ? ` CLUSTER ON ${quoteIdent(staging)};` : m;
+    return unquoted === name ? ` ${clause} ${quoteIdent(staging)};` : m;
   });
 }
