@@ -53,6 +53,8 @@ let reads: Map<string, string[]>;
 let parentOf: Map<string, string>;
 /** table → the tables whose foreign keys reference it. */
 let referencedBy: Map<string, string[]>;
+/** table → the tables its foreign keys reference. */
+let references: Map<string, string[]>;
 let expected: ReturnType<typeof snapshotOf>;
 const made: string[] = [];
 const BACKUP = 'every';
@@ -103,6 +105,7 @@ beforeAll(async () => {
     parentOf.set(display({ schema: cs as string, name: cn as string }), display({ schema: ps as string, name: pn as string }));
   }
   referencedBy = new Map();
+  references = new Map();
   for (const [fs, fn, ts, tn] of rows(
     source,
     `SELECT fn.nspname || E'\\x01' || f.relname || E'\\x01' || tn.nspname || E'\\x01' || t.relname
@@ -111,7 +114,9 @@ beforeAll(async () => {
       WHERE k.contype = 'f' AND k.conparentid = 0`,
   )) {
     const table = display({ schema: ts as string, name: tn as string });
-    referencedBy.set(table, [...(referencedBy.get(table) ?? []), display({ schema: fs as string, name: fn as string })]);
+    const from = display({ schema: fs as string, name: fn as string });
+    referencedBy.set(table, [...(referencedBy.get(table) ?? []), from]);
+    references.set(from, [...(references.get(from) ?? []), table]);
   }
   expected = snapshotOf(source);
 }, 180_000);
@@ -121,7 +126,11 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** `names` plus, transitively, what each view reads (and, with `parents`, each partition's parent). */
+/**
+ * `names` plus, transitively, what each view reads (and, with `parents`, each partition's parent
+ * and the tables each table's foreign keys reference: a restore never adds a key to a table it
+ * leaves alone, so a table restored first comes with what it references).
+ */
 function closed(names: string[], parents: boolean): string[] {
   const out = new Set<string>();
   const add = (n: string): void => {
@@ -130,6 +139,7 @@ function closed(names: string[], parents: boolean): string[] {
     for (const r of reads.get(n) ?? []) add(r);
     const p = parentOf.get(n);
     if (parents && p !== undefined) add(p);
+    if (parents) for (const r of references.get(n) ?? []) add(r);
   };
   names.forEach(add);
   return selectable.map((s) => s.name).filter((n) => out.has(n));
@@ -259,13 +269,13 @@ describe.sequential('every-kind fixture, random selections', () => {
     expect(sequenceStates(target)['Sales Ünit.events_id_seq']).toBe(expected.sequences['Sales Ünit.events_id_seq']);
   });
 
-  it('a table restored before the table its foreign key references: a warning names the key, and the second restore adds it', async () => {
+  it('a table restored before the table its foreign key references: both restores name the key, which is never added to a table left alone', async () => {
     const target = fresh('fk');
     const first = await runRestore({ repo, backupId: BACKUP, target: openTarget(pgUrl(target)), selection: { include: ['"Sales Ünit".Position'] } });
     expect(first.warnings?.join('\n')).toMatch(/foreign key "Position_Bestell-Nr_fkey" of Sales Ünit\.Position not restored: it references Sales Ünit\.Bestellung/);
-    await runRestore({ repo, backupId: BACKUP, target: openTarget(pgUrl(target)), selection: { include: ['"Sales Ünit".Bestellung'] } });
-    const fk = psql(target, `SELECT convalidated FROM pg_constraint WHERE conname = 'Position_Bestell-Nr_fkey';`).trim();
-    expect(fk).toBe('t');
+    const second = await runRestore({ repo, backupId: BACKUP, target: openTarget(pgUrl(target)), selection: { include: ['"Sales Ünit".Bestellung'] } });
+    expect(second.warnings?.join('\n')).toMatch(/foreign key "Position_Bestell-Nr_fkey" of Sales Ünit\.Position \(in the target, not restored\) onto Sales Ünit\.Bestellung not added/);
+    expect(psql(target, `SELECT count(*) FROM pg_constraint WHERE conname = 'Position_Bestell-Nr_fkey';`).trim()).toBe('0');
   });
 
   it('overwrite of a standalone sequence a table left alone draws from: replaced in place, the table keeps its default', async () => {
@@ -274,6 +284,41 @@ describe.sequential('every-kind fixture, random selections', () => {
     psql(target, `ALTER SEQUENCE public.invoice_number_seq INCREMENT BY 1; SELECT setval('public.invoice_number_seq', 5);`);
     await runRestore({ repo, backupId: BACKUP, target: openTarget(pgUrl(target)), selection: { include: ['public.invoice_number_seq'] }, onConflict: 'overwrite' });
     expect(snapshotOf(target)).toEqual(expected);
+    expect(leftovers(target)).toEqual([]);
+
+    // Ahead of the backup (the table left alone drew more numbers): kept where it is, with a warning.
+    psql(target, `SELECT setval('public.invoice_number_seq', 5000);`);
+    const ahead = await runRestore({ repo, backupId: BACKUP, target: openTarget(pgUrl(target)), selection: { include: ['public.invoice_number_seq'] }, onConflict: 'overwrite' });
+    expect(ahead.warnings?.join('\n')).toMatch(/sequence public\.invoice_number_seq kept at 5000/);
+    expect(psql(target, `SELECT last_value FROM public.invoice_number_seq;`).trim()).toBe('5000');
+
+    // Outside the backup's bounds (MAXVALUE 99999), with a table left alone drawing from it:
+    // refused, nothing changed.
+    psql(
+      target,
+      `CREATE TABLE public.uses_ticket (n int DEFAULT nextval('"Sales Ünit"."Ticket Nummer"'));
+       ALTER SEQUENCE "Sales Ünit"."Ticket Nummer" MAXVALUE 200000; SELECT setval('"Sales Ünit"."Ticket Nummer"', 150000);`,
+    );
+    const before = snapshotOf(target);
+    await expect(
+      runRestore({ repo, backupId: BACKUP, target: openTarget(pgUrl(target)), selection: { include: ['"Sales Ünit"."Ticket Nummer"'] }, onConflict: 'overwrite' }),
+    ).rejects.toThrow(/value 150000 lies outside the backup's bounds \(1 … 99999\)\. Nothing was changed/);
+    expect(snapshotOf(target)).toEqual(before);
+    expect(leftovers(target)).toEqual([]);
+
+    // Renamed onto a sequence a table left alone draws from: refused (the in-place replacement
+    // is for the sequence's own name only), nothing changed.
+    await expect(
+      runRestore({
+        repo,
+        backupId: BACKUP,
+        target: openTarget(pgUrl(target)),
+        selection: { include: ['public.invoice_number_seq'] },
+        renames: new Map([['public.invoice_number_seq', '"Sales Ünit"."Ticket Nummer"']]),
+        onConflict: 'overwrite',
+      }),
+    ).rejects.toThrow(/Ticket Nummer/);
+    expect(snapshotOf(target)).toEqual(before);
     expect(leftovers(target)).toEqual([]);
   });
 

@@ -327,6 +327,28 @@ describe('line 7: foreign tables', () => {
     await overwrite(manifest, existing, ['public.t']);
     expect(psql(existing, 'SELECT count(*) FROM t').trim()).toBe('1');
   });
+
+  it('a materialized view reading a foreign table (directly, through a view, through a partition) is not refreshed: the restore reaches no foreign server', async () => {
+    const extra = `CREATE TABLE parts (line text) PARTITION BY LIST (line);
+      CREATE FOREIGN TABLE parts_file PARTITION OF parts DEFAULT SERVER files OPTIONS (filename '/etc/hostname');
+      CREATE MATERIALIZED VIEW m_direct AS SELECT line FROM etc_hostname;
+      CREATE MATERIALIZED VIEW m_view AS SELECT line FROM host;
+      CREATE MATERIALIZED VIEW m_part AS SELECT line FROM parts;
+      CREATE MATERIALIZED VIEW m_local AS SELECT id FROM t;`;
+    const db = caseDb('fdw', extra);
+    const manifest = await backup(db);
+    const target = fresh('fdw_mv');
+    const result = await runRestore({ repo, backupId: manifest.id, target: openTarget(pgUrl(target)) });
+    const populated = psql(target, `SELECT string_agg(relname || '=' || relispopulated, ',' ORDER BY relname) FROM pg_class WHERE relkind = 'm'`).trim();
+    expect(populated).toBe('m_direct=false,m_local=true,m_part=false,m_view=false');
+    for (const m of ['m_direct', 'm_view', 'm_part']) {
+      expect(result.warnings?.join('\n')).toContain(`materialized view public.${m} is left unpopulated: it reads a foreign table`);
+    }
+    // The same over an existing copy.
+    const existing = caseDb('fdw', extra);
+    await overwrite(manifest, existing);
+    expect(psql(existing, `SELECT string_agg(relname || '=' || relispopulated, ',' ORDER BY relname) FROM pg_class WHERE relkind = 'm'`).trim()).toBe(populated);
+  });
 });
 
 describe('line 8: extended statistics and the objects that hang off a table', () => {
@@ -374,13 +396,25 @@ describe('pieces, without a server', () => {
   it('databaseOptions: the recorded provider and locale; a server too old for them is refused by name; older backups name none', () => {
     const base = { encoding: 'UTF8', collate: 'C.UTF-8', ctype: 'C.UTF-8' };
     expect(databaseOptions({ ...base, localeProvider: 'icu', locale: 'de-DE' }, 150004, 'app')).toBe(
-      "ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'de-DE'",
+      "ENCODING E'UTF8' LC_COLLATE E'C.UTF-8' LC_CTYPE E'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE E'de-DE'",
     );
     expect(databaseOptions({ ...base, localeProvider: 'libc' }, 150004, 'app')).toContain('LOCALE_PROVIDER libc');
-    expect(databaseOptions({ ...base, localeProvider: 'builtin', locale: 'C.UTF-8' }, 170000, 'app')).toContain("LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'");
+    expect(databaseOptions({ ...base, localeProvider: 'builtin', locale: 'C.UTF-8' }, 170000, 'app')).toContain("LOCALE_PROVIDER builtin BUILTIN_LOCALE E'C.UTF-8'");
     expect(() => databaseOptions({ ...base, localeProvider: 'icu', locale: 'de-DE' }, 140010, 'app')).toThrow(/icu locale provider \(locale de-DE\), which needs PostgreSQL 15/);
     expect(() => databaseOptions({ ...base, localeProvider: 'icu', locale: 'de', icuRules: '&a<b' }, 150004, 'app')).toThrow(/ICU rules, which need PostgreSQL 16/);
     expect(databaseOptions(base, 150004, 'app')).not.toContain('LOCALE_PROVIDER');
+  });
+
+  it('databaseOptions: a manifest’s locale names (untrusted) stay one literal each, whatever standard_conforming_strings says', () => {
+    const hostile = ["de' TEMPLATE template1 --", "de\\' TEMPLATE template1 --", 'a\\b', "''", '\\'];
+    for (const locale of hostile) {
+      const options = databaseOptions({ encoding: 'UTF8', collate: locale, ctype: 'C', localeProvider: 'icu', locale }, 150004, 'app');
+      const literal = /LC_COLLATE (E'(?:[^'\\]|''|\\.)*')/.exec(options)?.[1] as string;
+      expect(literal, options).toBeDefined();
+      expect(options).toBe(`ENCODING E'UTF8' LC_COLLATE ${literal} LC_CTYPE E'C' LOCALE_PROVIDER icu ICU_LOCALE ${literal}`);
+      for (const scs of ['on', 'off']) expect(psql('postgres', `SET standard_conforming_strings = ${scs}; SELECT ${literal};`).trim()).toBe(locale);
+    }
+    expect(() => databaseOptions({ encoding: 'UTF8', collate: 'a\u0000', ctype: 'C' }, 150004, 'app')).toThrow(/NUL byte/);
   });
 
   it('asciiIdent writes any name in ASCII only (Unicode escapes), quotes and backslashes doubled', () => {

@@ -34,16 +34,37 @@ interface ExistingRelation {
   oid: number;
 }
 
-/** The relations of the target with one of these names (any relkind, indexes included). */
+/**
+ * The relations of the target with one of these names (any relkind, indexes included). A name
+ * the target's encoding has no character for (a WIN1252 database is sent U+0081) cannot exist
+ * there: it is left out rather than failing the whole lookup (outside a transaction: inside one,
+ * the failed statement would abort it; names read from the catalog always convert).
+ */
 async function findRelations(client: pg.Client, names: QName[]): Promise<ExistingRelation[]> {
   if (names.length === 0) return [];
-  const { rows } = await client.query<{ schema: string; name: string; relkind: string; oid: number }>(
-    `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, c.oid::int8::float8 AS oid
-       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-    [names.map((n) => n.schema), names.map((n) => n.name)],
-  );
-  return rows;
+  const query = async (some: QName[]): Promise<ExistingRelation[]> =>
+    (
+      await client.query<ExistingRelation>(
+        `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, c.oid::int8::float8 AS oid
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+        [some.map((n) => n.schema), some.map((n) => n.name)],
+      )
+    ).rows;
+  try {
+    return await query(names);
+  } catch (err) {
+    if ((err as { code?: string }).code !== '22P05') throw err;
+  }
+  const found: ExistingRelation[] = [];
+  for (const n of names) {
+    try {
+      found.push(...(await query([n])));
+    } catch (err) {
+      if ((err as { code?: string }).code !== '22P05') throw err;
+    }
+  }
+  return found;
 }
 
 /** "schema.name" of the given names that exist in the target. */
@@ -219,7 +240,9 @@ export async function dropReplaced(client: pg.Client, plan: Plan): Promise<Set<s
       if (!progress) {
         // Only sequences left: what holds them is not replaced (a default of a table already
         // there, as after a restore of that table alone). They are replaced in place.
-        if (failed.every((c) => c.relkind === 'S')) return new Set(failed.map((c) => display(c.target)));
+        // (Not when renamed: the staged one then takes another name, and the one in the target
+        // is not what the restore replaces.)
+        if (failed.every((c) => c.relkind === 'S' && display(c.source) === display(c.target))) return new Set(failed.map((c) => display(c.target)));
         throw lastError;
       }
     }

@@ -35,17 +35,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
-import { SourceError, throwIfAborted } from '../../core/errors.js';
+import { ConflictError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { RestoreResult } from '../types.js';
 import { quoteIdent, quoteLiteral } from './catalog.js';
 import { connect } from './connection.js';
 import { dropReplaced, existingRelations, isDuplicateObject, runStep } from './conflicts.js';
 import { createdRecord, dropStagedObjects, stagingComment, takeStagingLock, type StagedObjects } from './leftovers.js';
-import { applyRenames, loadParallel, partitionRootLoads, refreshMaterializedViews, setSequences } from './load.js';
+import { applyRenames, isAhead, loadParallel, partitionRootLoads, refreshMaterializedViews, setSequences } from './load.js';
 import { display, qname, splitName, targetOf, tocSelection, type PlannedCollection, type QName, type RestoreRun } from './plan.js';
 import { stagingPlan, type StagingPlan } from './staging-plan.js';
-import { addedConstraint, createdDomain, createdSchema, foreignKeyNotValid, headRelation, relKey } from './staging.js';
-import { describedObject, droppedFkWarning, entryKey, filterToc, listedName, listFile, type ScriptBlock } from './toc.js';
+import { createdDomain, createdSchema, relKey } from './staging.js';
+import { describedObject, droppedFkWarning, entryKey, filterToc, inboundFkWarning, listedName, listFile, type ScriptBlock } from './toc.js';
 import { archiveScript } from './tools.js';
 
 /** How long the switch into an existing database waits for a lock before giving up. */
@@ -76,20 +76,29 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     // partition parents.
     const asked = new Set<string>([...fkReferences.values()]);
     for (const c of plan.collections) if (c.table?.partitionOf) asked.add(c.table.partitionOf);
-    // … and the tables whose foreign keys may reference a restored table (filterToc inboundFks).
+    // … and the tables whose foreign keys reference a restored table (named: filterToc inboundFks).
     for (const e of toc) if (e.desc === 'TABLE' || e.desc === 'FOREIGN TABLE') asked.add(display({ schema: e.schema, name: e.tag }));
     // As the TOC lists names (a line break shown as a space).
     const present = new Set([...(await existingRelations(client, [...asked].map(splitName)))].map(listedName));
     const filtered = filterToc(toc, tocSelection(plan, fkReferences, (q) => present.has(q)));
     const list = path.join(tmp, 'restore.list');
     fs.writeFileSync(list, listFile(filtered.kept), { mode: 0o600 });
-    const pre = await archiveScript(settings, archive, list, 'pre-data', signal, pgRestoreArgs);
-    const post = await archiveScript(settings, archive, list, 'post-data', signal, pgRestoreArgs);
+    const encoding = plan.schemaDef.encoding;
+    const pre = await archiveScript(settings, archive, list, 'pre-data', signal, pgRestoreArgs, encoding);
+    const post = await archiveScript(settings, archive, list, 'post-data', signal, pgRestoreArgs, encoding);
     let late: ScriptBlock[] = [];
     if (filtered.lateAttach.length > 0) {
       const lateList = path.join(tmp, 'attach.list');
       fs.writeFileSync(lateList, listFile(filtered.lateAttach), { mode: 0o600 });
-      late = await archiveScript(settings, archive, lateList, undefined, signal, pgRestoreArgs);
+      late = await archiveScript(settings, archive, lateList, undefined, signal, pgRestoreArgs, encoding);
+    }
+    // This path runs the archive's SQL through a UTF-8 session (the server converts it to the
+    // database's encoding): bytes that are no character of the archive's encoding (SQL_ASCII's
+    // above 0x7F, LATIN5's …) would arrive changed. pg_restore into a new database keeps them.
+    if (!pre.exact || !post.exact || (late.length > 0 && !(late as typeof pre).exact)) {
+      throw new SourceError(
+        `Cannot restore into the existing database ${location}: the backup's schema (names, defaults, function bodies…) holds bytes that are not characters of its ${encoding} encoding, which a restore into an existing database cannot carry unchanged. Nothing was changed. Restore into a new database (--to naming one that does not exist; it keeps every byte), then move the tables you need.`,
+      );
     }
     throwIfAborted(signal);
     const staging = stagingPlan(plan, pre, post, filtered.collectionKeys, restoreId, await existingDomains(client, pre));
@@ -150,9 +159,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     // Partitions whose hash partitioning is not portable load through their (staging) root.
     const stagedName = (t: PlannedCollection): QName => ({ schema: t.source.schema, name: staging.tableName(t) });
     const routing = await partitionRootLoads(client, plan, stagedName);
-    const warnings = [...routing.warnings, ...filtered.droppedFks.map(droppedFkWarning)];
-    /** Foreign keys of tables already there onto restored tables, added NOT VALID in the switch. */
-    const inbound: { table: QName; constraint: string }[] = [];
+    const warnings = [...routing.warnings, ...filtered.droppedFks.map(droppedFkWarning), ...filtered.inboundFks.map(inboundFkWarning)];
     const rows = await loadParallel(settings, db, plan, jobs, options, (t) => routing.into.get(t) ?? stagedName(t));
 
     // Load phase 3, one committed transaction: indexes, constraints and foreign keys between
@@ -182,20 +189,18 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
       try {
         await client.query(`SET LOCAL lock_timeout = ${quoteLiteral(`${Math.max(1, Math.round(switchLockTimeoutMs))}ms`)}`);
         const inPlace = onConflict === 'overwrite' ? await dropReplaced(client, plan) : new Set<string>();
+        const keptInPlace: InPlaceSequence[] = [];
         for (const swap of staging.domainSwaps) await swapDomain(client, swap);
         for (const r of staging.renames) {
-          if (r.sequence !== undefined && inPlace.has(display(r.sequence.final))) await replaceSequenceInPlace(client, r.sequence.staging, r.sequence.final, !pgRestoreArgs.includes('--no-owner'));
-          else await client.query(r.sql);
+          if (r.sequence !== undefined && inPlace.has(display(r.sequence.final))) {
+            keptInPlace.push(await replaceSequenceInPlace(client, r.sequence.staging, r.sequence.final, !pgRestoreArgs.includes('--no-owner')));
+          } else await client.query(r.sql);
           if (r.clearComment) await client.query(r.clearComment);
         }
         for (const blocks of [pre, post, late]) {
           for (const b of blocks) {
             throwIfAborted(signal);
-            if (b.desc !== undefined && filtered.inboundFks.has(entryKey(b.desc, b.schema as string, b.name as string))) {
-              const added = await addInboundForeignKey(client, b);
-              if (typeof added === 'string') warnings.push(added);
-              else if (added !== undefined) inbound.push(added);
-            } else if (b.desc !== undefined && !staging.load.has(b)) {
+            if (b.desc !== undefined && !staging.load.has(b)) {
               const sql = staging.switchSql.get(b) ?? b.sql;
               if (filtered.collectionKeys.has(entryKey(b.desc, b.schema as string, b.name as string)) && !isSkippedDescription(b, skipped)) {
                 if (sql) await client.query(sql);
@@ -207,6 +212,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
           }
         }
         await setSequences(client, plan, signal);
+        warnings.push(...(await keepAhead(client, keptInPlace)));
         warnings.push(...(await refreshMaterializedViews(client, plan, true, signal)));
         await applyRenames(client, plan, signal);
         throwIfAborted(signal);
@@ -233,7 +239,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     // After the commit: foreign keys to existing tables were added NOT VALID; validating
     // takes SHARE UPDATE EXCLUSIVE, which does not block writers. Then statistics.
     const invalid: string[] = [];
-    for (const fk of [...staging.validate.map((v) => ({ ...v, table: targetOf(plan, v.table) })), ...inbound]) {
+    for (const fk of staging.validate.map((v) => ({ ...v, table: targetOf(plan, v.table) }))) {
       try {
         await client.query(`ALTER TABLE ${qname(fk.table)} VALIDATE CONSTRAINT ${quoteIdent(fk.constraint)}`);
       } catch (err) {
@@ -246,7 +252,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     if (invalid.length > 0) {
       const one = invalid.length === 1;
       throw new SourceError(
-        `The restore into ${location} was committed, but ${one ? 'the foreign key' : 'the foreign keys'} ${invalid.join('; ')} between restored tables and tables already there ${one ? 'does' : 'do'} not hold for the restored rows: ${one ? 'it is' : 'they are'} left NOT VALID. Fix the rows, then run ALTER TABLE … VALIDATE CONSTRAINT.`,
+        `The restore into ${location} was committed, but ${one ? 'the foreign key' : 'the foreign keys'} ${invalid.join('; ')} to existing tables ${one ? 'does' : 'do'} not hold for the restored rows: ${one ? 'it is' : 'they are'} left NOT VALID. Fix the rows, then run ALTER TABLE … VALIDATE CONSTRAINT.`,
       );
     }
     return { collections: plan.collections.length, rows, ...(warnings.length > 0 ? { warnings } : {}) };
@@ -347,46 +353,16 @@ async function runOptionalEntry(client: pg.Client, b: ScriptBlock, skipped: Set<
 }
 
 /**
- * A foreign key of a table the target has (and this restore leaves alone) onto a restored table,
- * as the backup defines it: the key a restore in two parts, the referencing table first, would
- * otherwise lose. Added NOT VALID (validated after the switch, which does not block writers); a
- * partitioned table, which cannot have a NOT VALID key before PostgreSQL 18, gets it checked
- * here. One that exists already is left as it is. One the table cannot take (its columns differ
- * from the backup's) is not added: returned as a warning. Returns what to validate, or
- * undefined when nothing was added.
- */
-async function addInboundForeignKey(client: pg.Client, b: ScriptBlock): Promise<{ table: QName; constraint: string } | string | undefined> {
-  const table = headRelation(b.sql);
-  const constraint = addedConstraint(b.sql);
-  if (table === undefined || constraint === undefined) return undefined;
-  const attempt = async (sql: string): Promise<unknown> => {
-    await client.query('SAVEPOINT cairn_fk');
-    try {
-      await client.query(sql);
-      await client.query('RELEASE SAVEPOINT cairn_fk');
-      return undefined;
-    } catch (err) {
-      await client.query('ROLLBACK TO SAVEPOINT cairn_fk');
-      return err;
-    }
-  };
-  const notValid = foreignKeyNotValid(b.sql);
-  let err = notValid === undefined ? 'no NOT VALID form' : await attempt(notValid);
-  if (err === undefined) return { table, constraint };
-  if (isDuplicateObject(err)) return undefined;
-  err = await attempt(b.sql);
-  if (err === undefined || isDuplicateObject(err)) return undefined;
-  return `foreign key "${constraint}" of ${display(table)} (in the target, not restored) onto a restored table not added: ${(err as Error).message.replace(/\.$/, '')}`;
-}
-
-/**
  * Overwrite of a standalone sequence that objects this restore leaves alone depend on (a default
  * of a table already there): DROP would take them with it, so the sequence is kept and given the
- * staged one's definition (type, increment, bounds, start, cache, cycle) and, with `owner`, its
- * owner; the staged one is dropped. Its value is set with the others (setSequences), its comment
- * and grants by the archive's entries, as for a replaced one.
+ * staged one's definition (type, increment, bounds, start, cache, cycle; owned by no column, as
+ * in the backup) and, with `owner`, its owner; the staged one is dropped. Its value is set with
+ * the others (setSequences), then moved back to where it was when that was ahead (keepAhead): a
+ * table left alone draws from it. Its comment and grants come from the archive's entries, as
+ * for a replaced one; grants the target had stay. Returns its state before. Errors:
+ * ConflictError when its value lies outside the backup's bounds (nothing changed).
  */
-async function replaceSequenceInPlace(client: pg.Client, staged: QName, final: QName, owner: boolean): Promise<void> {
+async function replaceSequenceInPlace(client: pg.Client, staged: QName, final: QName, owner: boolean): Promise<InPlaceSequence> {
   const { rows } = await client.query<{ type: string; inc: string; min: string; max: string; start: string; cache: string; cycle: boolean; owner: string }>(
     `SELECT pg_catalog.format_type(s.seqtypid, NULL) AS type, s.seqincrement::text AS inc, s.seqmin::text AS min, s.seqmax::text AS max,
             s.seqstart::text AS start, s.seqcache::text AS cache, s.seqcycle AS cycle, pg_catalog.pg_get_userbyid(c.relowner) AS owner
@@ -395,9 +371,39 @@ async function replaceSequenceInPlace(client: pg.Client, staged: QName, final: Q
   );
   const d = rows[0];
   if (d === undefined) throw new SourceError(`The staged sequence ${display(staged)} is missing; nothing was changed.`);
+  const now = (await client.query<{ last: string; called: boolean }>(`SELECT last_value::text AS last, is_called AS called FROM ${qname(final)}`)).rows[0];
+  if (now === undefined) throw new SourceError(`The sequence ${display(final)} is missing; nothing was changed.`);
+  if (BigInt(now.last) < BigInt(d.min) || BigInt(now.last) > BigInt(d.max)) {
+    throw new ConflictError(
+      `Cannot replace sequence "${display(final)}": tables this restore leaves alone draw from it, so it is replaced in place, but its value ${now.last} lies outside the backup's bounds (${d.min} … ${d.max}). Nothing was changed. Restore those tables too, or --exclude the sequence.`,
+    );
+  }
   await client.query(
-    `ALTER SEQUENCE ${qname(final)} AS ${d.type} INCREMENT BY ${d.inc} MINVALUE ${d.min} MAXVALUE ${d.max} START WITH ${d.start} CACHE ${d.cache} ${d.cycle ? 'CYCLE' : 'NO CYCLE'}`,
+    `ALTER SEQUENCE ${qname(final)} AS ${d.type} INCREMENT BY ${d.inc} MINVALUE ${d.min} MAXVALUE ${d.max} START WITH ${d.start} CACHE ${d.cache} ${d.cycle ? 'CYCLE' : 'NO CYCLE'} OWNED BY NONE`,
   );
   if (owner) await client.query(`ALTER SEQUENCE ${qname(final)} OWNER TO ${quoteIdent(d.owner)}`);
   await client.query(`DROP SEQUENCE ${qname(staged)}`);
+  return { name: final, lastValue: now.last, isCalled: now.called, increment: BigInt(d.inc) };
+}
+
+interface InPlaceSequence {
+  name: QName;
+  lastValue: string;
+  isCalled: boolean;
+  increment: bigint;
+}
+
+/**
+ * After setSequences: a sequence replaced in place whose value was ahead of the backup's goes
+ * back to it (the tables left alone drawing from it have used those values). Returns warnings.
+ */
+async function keepAhead(client: pg.Client, sequences: InPlaceSequence[]): Promise<string[]> {
+  const warnings: string[] = [];
+  for (const s of sequences) {
+    const set = (await client.query<{ last: string; called: boolean }>(`SELECT last_value::text AS last, is_called AS called FROM ${qname(s.name)}`)).rows[0];
+    if (set === undefined || !isAhead(s, { lastValue: set.last, isCalled: set.called }, s.increment)) continue;
+    await client.query('SELECT pg_catalog.setval($1::regclass, $2::bigint, $3::boolean)', [qname(s.name), s.lastValue, s.isCalled]);
+    warnings.push(`sequence ${display(s.name)} kept at ${s.lastValue}, ahead of the backup's ${set.last}: tables this restore leaves alone draw from it`);
+  }
+  return warnings;
 }

@@ -15,7 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
-import { ConflictError, SourceError, throwIfAborted } from '../../core/errors.js';
+import { ConflictError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { RestoreResult } from '../types.js';
 import { quoteIdent, quoteLiteral } from './catalog.js';
 import { connect, pgError, pgLocation, type PgConnectionSettings } from './connection.js';
@@ -87,6 +87,9 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     await pgRestore(['--section=pre-data', '-L', list, '--exit-on-error', '--no-password', '-d', conninfo, archive]);
     // Partitions whose hash partitioning is not portable load through their root (load.ts).
     const routing = await withClient(settings, staging, (c) => partitionRootLoads(c, plan, (t) => t.source));
+    // The manifest (untrusted) names each configuration table: only a table an extension of this
+    // database registered (pg_extension.extconfig) takes rows that way.
+    await withClient(settings, staging, (c) => checkExtensionTables(c, plan));
     const warnings = [...routing.warnings, ...filtered.droppedFks.map(droppedFkWarning)];
     // The extensions' configuration tables exist now (CREATE EXTENSION, pre-data) with the
     // extension's own rows: the user's rows go in beside them, as pg_restore loads them.
@@ -95,7 +98,7 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     // Index entries that also alter their table (CLUSTER ON, REPLICA IDENTITY USING INDEX) take
     // a stronger lock while holding CREATE INDEX's: two of them on one table, run in parallel,
     // deadlock (pg_restore -j does too). They run one by one first; the rest in passes.
-    const post = await archiveScript(settings, archive, list, 'post-data', signal);
+    const post = await archiveScript(settings, archive, list, 'post-data', signal, [], plan.schemaDef.encoding);
     const upgrading = new Set(post.filter((b) => b.desc === 'INDEX' && /\bALTER TABLE\b/.test(b.sql)).map((b) => entryKey('INDEX', b.schema as string, b.name as string)));
     const serial = filtered.kept.filter((e) => upgrading.has(entryKey(e.desc, e.schema, e.tag)));
     for (const [k, { entries, jobs: j }] of postDataPasses(filtered.kept, jobs, serial).entries()) {
@@ -140,8 +143,17 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
  * is the target's own: the restore builds every index with the target's library. Errors:
  * SourceError when the target server is too old for the source's provider.
  */
+/**
+ * A manifest's text (untrusted) as an escape-string literal: quotes and backslashes escaped, so
+ * it reads the same whatever the session's standard_conforming_strings.
+ */
+function escapedLiteral(value: string): string {
+  if (value.includes('\u0000')) throw new SourceError('The backup records a locale or encoding name holding a NUL byte: the manifest was altered or damaged; nothing was changed.');
+  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
 export function databaseOptions(def: Plan['schemaDef'], serverVersion: number, target: string): string {
-  const parts = [`ENCODING ${quoteLiteral(def.encoding)}`, `LC_COLLATE ${quoteLiteral(def.collate)}`, `LC_CTYPE ${quoteLiteral(def.ctype)}`];
+  const parts = [`ENCODING ${escapedLiteral(def.encoding)}`, `LC_COLLATE ${escapedLiteral(def.collate)}`, `LC_CTYPE ${escapedLiteral(def.ctype)}`];
   const provider = def.localeProvider ?? 'libc';
   const needs = provider === 'builtin' ? 170000 : provider === 'icu' ? 150000 : 0;
   if (serverVersion < needs) {
@@ -151,14 +163,14 @@ export function databaseOptions(def: Plan['schemaDef'], serverVersion: number, t
   }
   // A backup that did not record its provider (made before it was recorded) gets template0's, as before.
   if (serverVersion >= 150000 && def.localeProvider !== undefined) parts.push(`LOCALE_PROVIDER ${provider}`);
-  if (provider === 'icu' && def.locale !== undefined) parts.push(`ICU_LOCALE ${quoteLiteral(def.locale)}`);
+  if (provider === 'icu' && def.locale !== undefined) parts.push(`ICU_LOCALE ${escapedLiteral(def.locale)}`);
   if (provider === 'icu' && def.icuRules !== undefined) {
     if (serverVersion < 160000) {
       throw new SourceError(`Cannot create the database "${target}": the backup's database has ICU rules, which need PostgreSQL 16 or later. Restore on a newer server.`);
     }
-    parts.push(`ICU_RULES ${quoteLiteral(def.icuRules)}`);
+    parts.push(`ICU_RULES ${escapedLiteral(def.icuRules)}`);
   }
-  if (provider === 'builtin' && def.locale !== undefined) parts.push(`BUILTIN_LOCALE ${quoteLiteral(def.locale)}`);
+  if (provider === 'builtin' && def.locale !== undefined) parts.push(`BUILTIN_LOCALE ${escapedLiteral(def.locale)}`);
   return parts.join(' ');
 }
 
@@ -200,6 +212,38 @@ async function dropStaging(settings: PgConnectionSettings, owner: pg.Client, sta
       await withMaintenance(settings, (c) => c.query(sql));
     } catch {
       /* best effort: the original error matters more; a later restore drops it (its lock is free) */
+    }
+  }
+}
+
+/**
+ * Every extension configuration table of the plan (kind "extension_table"), and every
+ * configuration sequence whose value it sets, is one an extension created in the staging
+ * database registered with pg_extension_config_dump. Errors:
+ * CorruptionError naming the first that is not (nothing is loaded).
+ */
+async function checkExtensionTables(client: pg.Client, plan: Plan): Promise<void> {
+  const sequences = plan.schemaDef.extensionSequences ?? [];
+  if (plan.extensionTables.length === 0 && sequences.length === 0) return;
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT n.nspname || '.' || c.relname AS name FROM pg_catalog.pg_extension e CROSS JOIN LATERAL unnest(e.extconfig) AS u(reloid)
+       JOIN pg_catalog.pg_class c ON c.oid = u.reloid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`,
+  );
+  const registered = new Set(rows.map((r) => r.name));
+  for (const t of plan.extensionTables) {
+    if (!registered.has(`${t.source.schema}.${t.source.name}`)) {
+      throw new CorruptionError(
+        `Refusing to restore: the backup says "${t.item.entry.name}" is an extension's configuration table, but no extension of the restored database registered it. The backup was altered or damaged; nothing was changed.`,
+        { objects: [], collections: [t.item.entry.name] },
+      );
+    }
+  }
+  for (const q of sequences) {
+    if (!registered.has(`${q.schema}.${q.name}`)) {
+      throw new CorruptionError(
+        `Refusing to restore: the backup sets the value of "${q.schema}.${q.name}" as an extension's configuration sequence, but no extension of the restored database registered it. The backup was altered or damaged; nothing was changed.`,
+        { objects: [], collections: [] },
+      );
     }
   }
 }

@@ -122,8 +122,11 @@ export class PostgresTarget implements RestoreTarget {
     try {
       const archive = path.join(tmp, 'schema.dump');
       await writeFile(plan.schemaItem.data(), archive, signal);
-      const toc = checkedToc(parseToc((await runTool('pg_restore', ['-l', archive], { settings: this.settings, database: this.settings.database, signal, what: 'Cannot read the schema archive' })).stdout));
-      const fkReferences = await this.readFkReferences(archive, toc, tmp, signal);
+      // The listing is in the archive's (the source database's) encoding, as its names are.
+      const encoding = plan.schemaDef.encoding;
+      const listing = await runTool('pg_restore', ['-l', archive], { settings: this.settings, database: this.settings.database, signal, what: 'Cannot read the schema archive', encoding });
+      const toc = checkedToc(parseToc(listing.stdout));
+      const fkReferences = await this.readFkReferences(archive, toc, tmp, signal, encoding);
       if (options.roles && plan.rolesItem) await this.restoreRoles(plan.rolesItem, signal);
       throwIfAborted(signal);
       const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, pgRestoreArgs: ownershipArgs(options), lease };
@@ -147,14 +150,14 @@ export class PostgresTarget implements RestoreTarget {
   }
 
   /** Which table each foreign key of the archive references, by dumpId. */
-  private async readFkReferences(archive: string, toc: TocEntry[], tmp: string, signal: AbortSignal | undefined): Promise<Map<number, string>> {
+  private async readFkReferences(archive: string, toc: TocEntry[], tmp: string, signal: AbortSignal | undefined, encoding: string): Promise<Map<number, string>> {
     const fks = toc.filter((e) => e.desc === 'FK CONSTRAINT');
     const result = new Map<number, string>();
     if (fks.length === 0) return result;
     const list = path.join(tmp, 'fk.list');
     fs.writeFileSync(list, listFile(fks), { mode: 0o600 });
     const byKey = new Map(fks.map((e) => [entryKey(e.desc, e.schema, e.tag), e.dumpId]));
-    for (const block of await archiveScript(this.settings, archive, list, undefined, signal)) {
+    for (const block of await archiveScript(this.settings, archive, list, undefined, signal, [], encoding)) {
       if (block.desc !== 'FK CONSTRAINT') continue;
       const id = byKey.get(entryKey(block.desc, block.schema as string, block.name as string));
       const ref = referencedTable(block.sql);

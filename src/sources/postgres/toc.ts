@@ -188,18 +188,23 @@ export interface FilteredToc {
   /** Keys (see entryKey) of kept entries that belong to a restored collection. */
   collectionKeys: Set<string>;
   /**
-   * Keys of kept FK CONSTRAINT entries of tables the restore leaves out but the target has,
-   * referencing a restored table: the key a restore in two parts (the referencing table first)
-   * would otherwise lose. Added in the switch, NOT VALID, then validated.
+   * Foreign keys of the backup from tables the restore leaves alone but the target has onto
+   * restored tables: not added (they would constrain, and cascade into, a table the user did not
+   * restore), named in a warning.
    */
-  inboundFks: Set<string>;
+  inboundFks: { table: string; constraint: string; references: string }[];
   /** Foreign keys of restored tables left out: the table they reference is neither restored nor in the target. */
   droppedFks: { table: string; constraint: string; references: string }[];
 }
 
 /** The warning for a foreign key filterToc left out (FilteredToc.droppedFks). */
 export function droppedFkWarning(d: FilteredToc['droppedFks'][number]): string {
-  return `foreign key "${d.constraint}" of ${d.table} not restored: it references ${d.references}, which this restore leaves out and the target does not have (restore ${d.references} into this database later: the key is added then)`;
+  return `foreign key "${d.constraint}" of ${d.table} not restored: it references ${d.references}, which this restore leaves out and the target does not have (restore both together to keep it)`;
+}
+
+/** The warning for a foreign key of a table left alone onto a restored table (FilteredToc.inboundFks). */
+export function inboundFkWarning(d: FilteredToc['inboundFks'][number]): string {
+  return `foreign key "${d.constraint}" of ${d.table} (in the target, not restored) onto ${d.references} not added: the backup has it, but this restore changes only what it restores (restore ${d.table} too, or add the key yourself)`;
 }
 
 /** Identifies an entry by what `pg_restore -f -` prints in its header: type, schema and name. */
@@ -214,8 +219,8 @@ const q = (schema: string, name: string): string => display({ schema, name });
  * Keeps what the restore needs: every entry not tied to a relation (schemas, types,
  * functions, extensions, …), the selected relations with their dependents, comments and
  * grants, foreign keys whose referenced table is restored too or already exists in the
- * target (the others are listed in droppedFks), and foreign keys of tables in the target onto
- * restored tables (inboundFks).
+ * target (the others are listed in droppedFks); foreign keys of tables in the target onto
+ * restored tables are listed in inboundFks, not kept.
  */
 export function filterToc(entries: TocEntry[], selection: TocSelection): FilteredToc {
   const sel = asListed(selection);
@@ -279,7 +284,7 @@ export function filterToc(entries: TocEntry[], selection: TocSelection): Filtere
 
   const kept: TocEntry[] = [];
   const lateAttach: TocEntry[] = [];
-  const inboundFks = new Set<string>();
+  const inboundFks: FilteredToc['inboundFks'] = [];
   const droppedFks: FilteredToc['droppedFks'] = [];
   const collectionKeys = new Set<string>();
   const keepCollection = (e: TocEntry): void => {
@@ -330,14 +335,13 @@ export function filterToc(entries: TocEntry[], selection: TocSelection): Filtere
       const mine = sel.dependentOids.has(e.oid) || (owner !== undefined && relationKept(e.schema, owner));
       if (!mine) {
         // Not of a restored relation: dropped when it belongs to another relation of the
-        // archive, kept when it belongs to no relation at all (e.g. a domain's constraint), or
-        // when it is a foreign key of a table in the target onto a restored table.
+        // archive, kept when it belongs to no relation at all (e.g. a domain's constraint). A
+        // foreign key of a table in the target onto a restored table is named (inboundFks).
         if (owner === undefined) kept.push(e);
         else if (e.desc === 'FK CONSTRAINT') {
           const ref = sel.fkReferences.get(e.dumpId);
           if (ref !== undefined && sel.selected.has(ref) && sel.existsInTarget(q(e.schema, owner))) {
-            kept.push(e);
-            inboundFks.add(entryKey(e.desc, e.schema, e.tag));
+            inboundFks.push({ table: q(e.schema, owner), constraint: e.tag.slice(owner.length + 1), references: ref });
           }
         }
         continue;

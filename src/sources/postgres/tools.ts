@@ -8,11 +8,14 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SourceError, throwIfAborted } from '../../core/errors.js';
 import { toolEnv, type PgConnectionSettings } from './connection.js';
+import { decodeDatabaseText } from './encoding.js';
 import { splitScript, type ScriptBlock } from './toc.js';
 
 export interface ToolRun {
   stdout: string;
   stderr: string;
+  /** false when stdout held bytes that could not be read in `encoding` (encoding.ts). */
+  exact: boolean;
 }
 
 export interface ToolOptions {
@@ -26,6 +29,8 @@ export interface ToolOptions {
   allowFailure?: boolean;
   /** What the tool was doing, for the error message ("Cannot restore … into …"). */
   what: string;
+  /** PostgreSQL encoding of stdout (a schema archive's script or listing is in its database's); default UTF-8. */
+  encoding?: string;
 }
 
 export async function runTool(tool: 'pg_restore' | 'psql', args: string[], options: ToolOptions): Promise<ToolRun & { code: number }> {
@@ -65,12 +70,12 @@ export async function runTool(tool: 'pg_restore' | 'psql', args: string[], optio
     throw e;
   }
   throwIfAborted(signal);
-  const stdout = Buffer.concat(out).toString('utf8');
+  const { text: stdout, exact } = decodeDatabaseText(Buffer.concat(out), options.encoding);
   const stderr = scrub(Buffer.concat(err).toString('utf8'), settings);
   if (code !== 0 && !options.allowFailure) {
     throw new SourceError(`${options.what}: ${tool} failed (exit ${code}): ${firstErrors(stderr)}`);
   }
-  return { stdout, stderr, code };
+  return { stdout, stderr, code, exact };
 }
 
 export function scrub(text: string, settings: PgConnectionSettings): string {
@@ -107,7 +112,9 @@ export function dbnameConninfo(database: string): string {
 /**
  * The SQL `pg_restore -f -` prints for the entries of a list file (`-L listPath`), optionally
  * of one section only ('pre-data', 'post-data'), split into one block per archive entry (see
- * toc.ts splitScript); `extra`: more pg_restore flags (--no-owner, --no-privileges). Nothing is run. Errors: SourceError when pg_restore cannot read the
+ * toc.ts splitScript); `extra`: more pg_restore flags (--no-owner, --no-privileges); `encoding`: the
+ * archive's (its database's) encoding, `exact` false when its text could not be read in it
+ * (encoding.ts). Nothing is run. Errors: SourceError when pg_restore cannot read the
  * archive; the signal's reason on abort.
  */
 export async function archiveScript(
@@ -117,8 +124,19 @@ export async function archiveScript(
   section: string | undefined,
   signal: AbortSignal | undefined,
   extra: string[] = [],
-): Promise<ScriptBlock[]> {
+  encoding?: string,
+): Promise<ScriptBlock[] & { exact: boolean }> {
   const args = ['-f', '-', ...(section ? [`--section=${section}`] : []), ...extra, '-L', listPath, archive];
-  const { stdout } = await runTool('pg_restore', args, { settings, database: settings.database, signal, what: 'Cannot read the schema archive' });
-  return splitScript(stdout);
+  const { stdout, exact } = await runTool('pg_restore', args, { settings, database: settings.database, signal, what: 'Cannot read the schema archive', encoding });
+  // The script says `SET client_encoding = '<archive's>'`: the text is decoded here, and runs in
+  // cairn's sessions, which speak UTF-8 (node-postgres sends and reads nothing else). Keeping the
+  // SET would make the server read UTF-8 bytes as, say, WIN1252 ("café" stored as "cafÃ©").
+  const blocks = splitScript(stdout).map((b) => ({
+    ...b,
+    ...(b.desc === undefined ? { sql: withoutClientEncoding(b.sql) } : {}),
+    settings: withoutClientEncoding(b.settings),
+  }));
+  return Object.assign(blocks, { exact });
 }
+
+const withoutClientEncoding = (sql: string): string => sql.replace(/^SET client_encoding = [^\n]*$/gm, '');
