@@ -178,6 +178,10 @@ describe('16: TEXT values keep their bytes', () => {
     expect(pragma(into8, 'encoding')).toBe('UTF-8');
     const r16 = restore(backup(utf8).id, into16, ['--on-conflict', 'overwrite']);
     expect(r16.code, r16.stderr).toBe(0);
+    // The one value that is not UTF-8 cannot be kept in a UTF-16 file: said, with the count.
+    expect(r16.stderr).toMatch(/cairn: warning: table "u": 1 text value was not valid UTF-8 and was converted to the file's UTF-16be/);
+    expect(r8.stderr).toMatch(/cairn: warning: .* keeps its encoding UTF-8, not the backup's UTF-16le/);
+    expect(r8.stderr).not.toMatch(/not valid UTF-8/);
     expect(query(into16, 'SELECT v FROM u WHERE id = 1')).toEqual([['grüße']]);
     expect(pragma(into16, 'encoding')).toBe('UTF-16be');
   });
@@ -256,8 +260,16 @@ describe('17: database-level properties', () => {
     expect(pragma(target, 'application_id')).toBe(1095650131);
     expect(stat1(target)).toEqual(stat1(src));
     expect(query(target, 'SELECT x FROM keep')).toEqual([[1]]);
-    // The file's own layout stays (SQLite cannot change it in place).
+    // The file's own layout stays (SQLite cannot change it in place), and the restore says so.
     expect(pragma(target, 'page_size')).toBe(4096);
+    expect(r.stderr).toMatch(/cairn: warning: .* keeps its page_size 4096, not the backup's 8192/);
+    expect(r.stderr).toMatch(/keeps its auto_vacuum none, not the backup's incremental/);
+    expect(r.stderr).toMatch(/keeps its journal mode rollback, not the backup's WAL/);
+    expect(r.stderr).not.toMatch(/encoding/);
+    // A new file gets them all: nothing to warn about.
+    const copy = fresh('props-existing-copy');
+    const n = cairnJson<{ warnings?: string[] }>(['restore', m.id, '--repo', repo, '--to', `sqlite://${copy}`, '--json']);
+    expect(n.warnings).toBeUndefined();
   });
 
   it('a file with only defaults records no properties collection', () => {
@@ -431,17 +443,25 @@ print(db.execute('PRAGMA integrity_check').fetchone()[0], [r[0] for r in db.exec
     const copy = fresh('collate-copy');
     const r = restore(m.id, copy);
     expect(r.code, r.stderr).toBe(0);
+    // The restore says what it did in their place, and which index the application must rebuild.
+    expect(r.stderr).toMatch(
+      /cairn: warning: collation LOCALIZED is registered by the application, not by SQLite: table "contacts", trigger "contacts_log", view "by_name" were created with BINARY in its place.*the index "sqlite_autoindex_contacts_1" was built with BINARY order: run REINDEX "sqlite_autoindex_contacts_1" once the application has registered it/,
+    );
+    expect(r.stderr).toMatch(/cairn: warning: collation UNICODE .*index "contacts_city" was created with BINARY.*run REINDEX "contacts_city" once/);
     expect(schemaOf(copy)).toEqual(schemaOf(src));
     expect(cells(copy, 'contacts')).toEqual(cells(src, 'contacts'));
 
     const target = existingTarget(setup);
-    const o = restore(m.id, target, ['--on-conflict', 'overwrite', '--include', 'contacts,by_name']);
-    expect(o.code, o.stderr).toBe(0);
+    const o = cairnJson<{ warnings?: string[] }>(['restore', m.id, '--repo', repo, '--to', `sqlite://${target}`, '--on-conflict', 'overwrite', '--include', 'contacts,by_name', '--json']);
+    expect(o.warnings?.join('\n')).toMatch(/collation LOCALIZED .*REINDEX "sqlite_autoindex_contacts_1"/);
     expect(schemaOf(target)).toEqual(schemaOf(src));
 
     const renamed = fresh('collate-renamed');
     const n = restore(m.id, renamed, ['--rename', 'contacts=people', '--exclude', 'by_name']);
     expect(n.code, n.stderr).toBe(0);
+    // Under the new names.
+    expect(n.stderr).toMatch(/table "people", trigger "people_log".*REINDEX "sqlite_autoindex_people_1"/);
+    expect(n.stderr).toMatch(/collation UNICODE .*REINDEX "people_city"/);
     expect(query(renamed, "SELECT sql FROM sqlite_schema WHERE name = 'people'")[0]?.[0]).toContain('COLLATE LOCALIZED');
 
     if (SQLITE3) {
@@ -483,13 +503,18 @@ describe('18 (siblings): functions the application registers', () => {
     expect(warnings).toMatch(/function app_upper\(\) \(used by table items, view shouted\)/);
     expect(warnings).not.toMatch(/varchar|decimal/i);
     const copy = fresh('appfn-copy');
-    const r = restore(m.id, copy);
-    expect(r.code, r.stderr).toBe(0);
+    const r = cairnJson<{ warnings?: string[] }>(['restore', m.id, '--repo', repo, '--to', `sqlite://${copy}`, '--json']);
+    const restored = r.warnings?.join('\n') ?? '';
+    expect(restored).toMatch(/function app_valid\(\) is registered by the application.*table "items" was created with char\(\) in its place.*rows of "items" were loaded without evaluating CHECK constraints.*no index depends on it/);
+    expect(restored).toMatch(/function app_fold\(\) .*index "items_g", trigger "items_log" were created with char\(\).*the index "items_g" was built with char\(\)'s values: run REINDEX "items_g" once the application has registered it/);
+    expect(restored).toMatch(/function app_upper\(\) .*table "items", view "shouted"/);
+    expect(restored).not.toMatch(/varchar|decimal/i);
     expect(schemaOf(copy)).toEqual(schemaOf(src));
     expect(cells(copy, 'items')).toEqual(cells(src, 'items'));
     const target = existingTarget(setup);
     const o = restore(m.id, target, ['--on-conflict', 'overwrite']);
     expect(o.code, o.stderr).toBe(0);
+    expect(o.stderr).toMatch(/cairn: warning: function app_fold\(\) .*run REINDEX "items_g"/);
     expect(schemaOf(target)).toEqual(schemaOf(src));
     expect(cells(target, 'items')).toEqual(cells(src, 'items'));
     if (!PYTHON) {

@@ -21,6 +21,7 @@ import { sqliteError } from './errors.js';
 import { statNames, type Planned, type PlannedTable, type PlannedView, type PlannedVirtual } from './plan.js';
 import { createVirtual, shadowColumns, VIRTUAL_KIND, withShadowWrites } from './virtual.js';
 import { appNameRewrites, knownFunctions, needsUncheckedLoad, refuseStoredAppFunctions, restoreDefinitions, withFallbacks } from './app-names.js';
+import { convertedTextWarning } from './restore-warnings.js';
 import { applyDatabase, applyFileSettings, applyJournalMode, type DatabaseDefinition, type StatRow } from './database.js';
 
 /** Rows between two progress reports of a table. */
@@ -51,7 +52,8 @@ export function createTrigger(db: BetterSqlite3.Database, p: Planned, tr: Sqlite
  * Loads every collection into a fresh staging file (path `staging`, which must not exist);
  * returns the number of rows. Throws CorruptionError for damaged or miscounted data, what
  * throwIfAborted throws once `signal` is aborted, and SourceError for SQLite's errors; the
- * caller removes the file.
+ * caller removes the file. Pushes onto `warnings` what it converted (text that is not UTF-8, for
+ * a UTF-16 file).
  */
 export async function loadStaging(
   staging: string,
@@ -60,6 +62,7 @@ export async function loadStaging(
   onProgress: RestoreOptions['onProgress'],
   database?: { def: DatabaseDefinition; stats: StatRow[] },
   targetEncoding?: string,
+  warnings?: string[],
 ): Promise<number> {
   const rewrites = appNameRewrites(plan, knownFunctions());
   refuseStoredAppFunctions(plan, knownFunctions());
@@ -87,7 +90,7 @@ export async function loadStaging(
       throwIfAborted(signal);
       createObject(db, t);
       assertColumns(db, t);
-      const loaded = await loadTable(db, t, signal, onProgress);
+      const loaded = await loadTable(db, t, signal, onProgress, warnings);
       total += loaded;
     }
     for (const v of plan) {
@@ -135,6 +138,7 @@ async function loadTable(
   t: PlannedTable,
   signal: AbortSignal | undefined,
   onProgress: RestoreOptions['onProgress'],
+  warnings?: string[],
 ): Promise<number> {
   const name = t.item.entry.name;
   const cols = t.columns;
@@ -143,7 +147,9 @@ async function loadTable(
   const insert = db.prepare(insertSql());
   // Rows holding text that is not valid UTF-8 (TextBytes): bound as a blob and cast to TEXT,
   // which keeps the bytes in a UTF-8 file; one statement per pattern of such columns.
-  const utf8 = String(db.pragma('main.encoding', { simple: true })) === 'UTF-8';
+  const encoding = String(db.pragma('main.encoding', { simple: true }));
+  const utf8 = encoding === 'UTF-8';
+  let converted = 0;
   const withBytes = new Map<string, BetterSqlite3.Statement>();
   const insertRow = (row: unknown[]): void => {
     let text: Set<number> | undefined;
@@ -153,6 +159,7 @@ async function loadTable(
       // A UTF-16 file cannot hold bytes that are not text: SQLite converts what it is given.
       if (!utf8) {
         row[i] = Buffer.from(v.bytes).toString('utf8');
+        converted++;
         continue;
       }
       (text ??= new Set()).add(i);
@@ -227,6 +234,7 @@ async function loadTable(
       { objects: [], collections: [name] },
     );
   }
+  if (converted > 0) warnings?.push(convertedTextWarning(t.name, converted, encoding));
   report();
   return rows;
 }

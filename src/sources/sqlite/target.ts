@@ -23,6 +23,9 @@
  *   shadow rows copied: virtual.ts), AUTOINCREMENT counters, triggers, views, the database's
  *   properties (database.ts) and, last, definitions that name application collations or
  *   functions put back as written (app-names.ts), and commits. Foreign-key enforcement is off during the switch.
+ * What the restore did differently from a plain load comes back as RestoreResult.warnings
+ * (restore-warnings.ts): stand-ins for application collations and functions with the REINDEX
+ * each affected index needs, properties an existing file keeps, text converted for UTF-16.
  * Any failure or abort before the switch leaves the target byte-identical; a failure during the
  * switch rolls the transaction back. An AbortSignal is honoured until the switch starts.
  * cairn's own server catalog (PRAGMA application_id, see catalog-mark.ts) is never written: the
@@ -52,6 +55,7 @@ import { findConflicts, missingTriggerTargets, readExisting } from './conflicts.
 import { copyFromStaging, copyShadowsFromStaging, createIndex, createObject, createTrigger, loadStaging, setSequence, STAGING_SCHEMA } from './load.js';
 import { createVirtual, VIRTUAL_KIND } from './virtual.js';
 import { appNameRewrites, knownFunctions, needsUncheckedLoad, restoreDefinitions } from './app-names.js';
+import { propertyWarnings, readFileProperties, standInWarnings, type FileProperties } from './restore-warnings.js';
 import { fsyncDir, fsyncFile, lexists } from './files.js';
 import { sqliteError } from './errors.js';
 
@@ -109,11 +113,14 @@ export class SqliteTarget implements RestoreTarget {
 
     const staging = stagingPath(this.path);
     let rows = 0;
+    const warnings: string[] = [];
     try {
       // Over an existing file, the staging file takes its encoding: SQLite attaches only files of
       // the main file's encoding (and converts the text between them).
-      const targetEncoding = fs.existsSync(this.path) ? this.encoding() : undefined;
-      rows = await loadStaging(staging, plan, signal, onProgress, database && { def: database.def, stats }, targetEncoding);
+      const existing = fs.existsSync(this.path) ? this.properties() : undefined;
+      rows = await loadStaging(staging, plan, signal, onProgress, database && { def: database.def, stats }, existing?.encoding, warnings);
+      warnings.push(...standInWarnings(staging, plan, knownFunctions()));
+      if (existing !== undefined && database !== undefined) warnings.push(...propertyWarnings(this.path, database.def, existing));
       throwIfAborted(signal);
       options.onFinalizing?.();
       if (!(await this.linkIntoPlace(staging))) {
@@ -122,14 +129,14 @@ export class SqliteTarget implements RestoreTarget {
     } finally {
       removeStagingFile(staging);
     }
-    return { collections: plan.length, rows };
+    return { collections: plan.length, rows, ...(warnings.length > 0 ? { warnings } : {}) };
   }
 
-  /** The existing target's text encoding (PRAGMA encoding). */
-  private encoding(): string {
+  /** The existing target's encoding, page size, auto_vacuum and journal mode, which a restore keeps. */
+  private properties(): FileProperties {
     const db = this.openTarget(true);
     try {
-      return String(db.pragma('main.encoding', { simple: true }));
+      return readFileProperties(db);
     } finally {
       db.close();
     }
