@@ -279,6 +279,70 @@ describe('line 4: non-UTF8 databases travel byte for byte', () => {
   });
 });
 
+describe('line 4 kind: non-UTF8 schemas into an existing database', () => {
+  // The schema's text (names, defaults, checks, comments, view bodies) in WIN1252: pg_restore
+  // prints it in that encoding, cairn runs it through UTF-8 sessions. It was stored
+  // double-encoded ("cafÃ©"), or the restore failed on the names.
+  const schema = `CREATE TABLE café (x text DEFAULT 'né' CHECK (x <> 'ü'), y int UNIQUE);
+    CREATE TABLE plain (i int REFERENCES café (y));
+    INSERT INTO café VALUES ('€uro', 1); INSERT INTO plain VALUES (1);
+    CREATE VIEW vé AS SELECT x AS "spalte ß" FROM café;
+    COMMENT ON TABLE café IS 'résumé';`;
+  /** pg_dump's output (schema and rows) as bytes (Latin-1 text): psql's helpers read names as UTF-8. */
+  const dump = (db: string): string =>
+    spawnSync('pg_dump', ['-d', db], { env: pgEnv(), encoding: 'latin1', maxBuffer: 64 * 1024 * 1024 })
+      .stdout.split('\n')
+      .filter((l) => !/^\\(un)?restrict\b|^-- Dumped (from|by) /.test(l))
+      .join('\n');
+  const win1252 = (prefix: string): string => {
+    const db = createDatabaseWith(prefix, `TEMPLATE template0 ENCODING 'WIN1252' LC_COLLATE 'C' LC_CTYPE 'C'`);
+    made.push(db);
+    return db;
+  };
+
+  it('WIN1252: over a copy, into an empty database in two parts, and into a UTF8 database, the schema text is the source’s', async () => {
+    const db = win1252('fid_w_src');
+    psql(db, schema, UTF8);
+    const manifest = await backup(db);
+    const copy = await restoreNew(manifest, 'w_copy');
+    psql(copy, `DELETE FROM plain; UPDATE café SET x = 'changed';`, UTF8);
+    await overwrite(manifest, copy);
+    expect(dump(copy)).toBe(dump(db));
+    expect(dump(db)).toContain('caf\u00e9'); // the name's one byte, 0xE9
+    const parts = win1252('fid_w_parts');
+    await runRestore({ repo, backupId: manifest.id, target: openTarget(pgUrl(parts)), selection: { include: ['public.café'] } });
+    await runRestore({ repo, backupId: manifest.id, target: openTarget(pgUrl(parts)), selection: { exclude: ['public.café'] } });
+    expect(dump(parts)).toBe(dump(db));
+    const utf8 = createDatabaseWith('fid_w_utf8', 'TEMPLATE template0 ENCODING UTF8');
+    made.push(utf8);
+    await runRestore({ repo, backupId: manifest.id, target: openTarget(pgUrl(utf8)) });
+    const text = (d: string): string =>
+      psql(
+        d,
+        `SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'café'::regclass
+         UNION ALL SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'café'::regclass AND contype = 'c'
+         UNION ALL SELECT obj_description('café'::regclass) UNION ALL SELECT pg_get_viewdef('vé'::regclass) UNION ALL SELECT x FROM café`,
+        UTF8,
+      );
+    expect(text(utf8)).toBe(text(db));
+    expect(text(utf8)).toContain("'né'::text");
+  });
+
+  it('SQL_ASCII: schema bytes that are no characters are refused into an existing database (nothing changed), and kept into a new one', async () => {
+    const db = createDatabaseWith('fid_a_src', `TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'`);
+    made.push(db);
+    // A default literal holding the byte 0xE9 (the statement is built in the server, so the byte arrives as itself).
+    psql(db, `DO $$ BEGIN EXECUTE 'CREATE TABLE t (x text DEFAULT ' || quote_literal(convert_from('\\x4a6f73e9'::bytea, 'SQL_ASCII')) || ')'; END $$;`);
+    const manifest = await backup(db);
+    const copy = await restoreNew(manifest, 'a_copy');
+    expect(dump(copy)).toBe(dump(db));
+    expect(dump(db)).toContain("'Jos\u00e9'::text");
+    const before = dump(copy);
+    await expect(overwrite(manifest, copy)).rejects.toThrow(/holds bytes that are not characters of its SQL_ASCII encoding.*Nothing was changed\. Restore into a new database/);
+    expect(dump(copy)).toBe(before);
+  });
+});
+
 describe('line 5: the ICU locale provider', () => {
   it('icu: the new database has the source provider, ICU locale, collate/ctype; sort order as the source', async () => {
     const { db, restored } = await sameAsPgDump('icu');

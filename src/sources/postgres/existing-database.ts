@@ -20,8 +20,9 @@
  * defaults, views, materialized views, triggers, rules, policies, extended statistics,
  * comments, grants, attaching a partition to an existing parent, and foreign keys to existing
  * tables, added NOT VALID (on a partitioned table, which cannot have one, checked right there);
- * set sequences, refresh the materialized views that held data at backup (inside the switch:
- * the target never shows one unpopulated that was not), rename, COMMIT.
+ * set sequences, refresh the materialized views that held data at backup (inside the switch,
+ * so none shows unpopulated after the commit that was populated before, unless its refresh
+ * failed or it reads a foreign table: then a warning names it), rename, COMMIT.
  * After the commit: VALIDATE CONSTRAINT for those foreign keys (SHARE UPDATE EXCLUSIVE, which
  * does not block writers; one that does not hold stays NOT VALID and is reported as an error
  * although the restore is in), then ANALYZE.

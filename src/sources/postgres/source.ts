@@ -33,7 +33,8 @@
  *   extension): the rows the extension's pg_extension_config_dump filter selects, as pg_dump
  *   reads them; configuration sequences' values are in the "(schema)" definition.
  * The "(schema)" definition also records the database's encoding (the data's), collation,
- * ctype, locale provider, ICU / builtin locale and collation version, which a new database gets.
+ * ctype, locale provider, ICU / builtin locale, which a new database gets, and the collation
+ * version, which it does not (its indexes are built by the target's library: docs/postgres.md).
  * Sequence values are read right after the snapshot is taken: sequences are not transactional,
  * so a value can be ahead of the rows the snapshot sees, never behind.
  * Not captured (said in warnings): large objects, the data of foreign tables, the staging tables
