@@ -78,9 +78,9 @@ export function repoOption(): Option {
  */
 export const NAME_QUOTING = '; quote names as shown below';
 export const NAME_HELP = `
-Names: a name, or a PostgreSQL schema or table part, that holds "," "=" "." or '"', or starts or
-ends with a space, goes in double quotes, SQL style (a quote inside doubled); repeat the flag or
-separate names with ",". Examples:
+Names: a name, or a PostgreSQL schema or table part, that holds "," "=" "." '"' or a line break,
+or starts or ends with a space, goes in double quotes, SQL style (a quote inside doubled; a line
+break typed as itself inside the quotes); repeat the flag or separate names with ",". Examples:
   --include 'public."say ""hi"" "'   --include '" lead"' --include 'public."a,b"'
   --rename '"k=v"=kv'                --rename 'users="Users 2"'
 A name that matches nothing is an error that lists the names as they are to be typed.`;

@@ -113,7 +113,9 @@ export function quoteName(name: string): string {
  * dot).
  */
 export function mustQuote(name: string, also = ''): boolean {
-  return name === '' || /^\s|\s$/.test(name) || [',', '=', '"', ...also].some((c) => name.includes(c));
+  // Control characters (a line break, a tab) too: quoted, a name that holds one still reads as one name.
+  // eslint-disable-next-line no-control-regex
+  return name === '' || /^\s|\s$|[\u0000-\u001f\u007f]/.test(name) || [',', '=', '"', ...also].some((c) => name.includes(c));
 }
 
 function globToRegExp(pattern: string): RegExp {

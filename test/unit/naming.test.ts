@@ -243,3 +243,18 @@ describe('restore errors on owners and grants (issue 14 line 9) name the options
     expect(ownershipArgs({})).toEqual([]);
   });
 });
+
+describe('names holding control characters', () => {
+  it('are written in double quotes (a line break or a tab stays inside one name) and read back unchanged', () => {
+    for (const [rules, name] of [
+      [postgresNaming, 'public.line1\nline2'],
+      [postgresNaming, 'public.tab\there'],
+      [sqliteNaming, 'line1\nline2'],
+    ] as const) {
+      const written = rules.written(name);
+      expect(written, JSON.stringify(name)).toMatch(/"/);
+      expect(rules.qualify(written)).toBe(name);
+      expect([...selectNames([name, 'public.other', 'other'], { include: [written] }, rules)]).toEqual([name]);
+    }
+  });
+});

@@ -5,6 +5,7 @@ import { UsageError } from '../../core/errors.js';
 import type { BackupManifest } from '../../core/schemas.js';
 import { runBackup } from '../../jobs/backup.js';
 import { openSource } from '../../sources/index.js';
+import { namingFor } from '../../sources/registry.js';
 import { formatBytes, formatCount, formatDuration, plural, table } from '../format.js';
 import {
   compressionFrom,
@@ -163,7 +164,8 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
           table(
             ['COLLECTION', 'KIND', 'ROWS', 'LOGICAL', 'STORED', 'NEW', 'CHUNKS'],
             m.collections.map((c) => [
-              c.name,
+              // As the name is typed (--include): a trailing space or a line break is seen.
+              c.selectable === false ? c.name : namingFor(m.source.kind).written(c.name),
               c.kind,
               c.dataFormat && c.selectable !== false ? formatCount(c.rowCount) : '-',
               formatBytes(c.logicalBytes),

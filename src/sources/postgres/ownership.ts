@@ -50,7 +50,7 @@ export function withOwnershipHint(err: unknown, options: Pick<RestoreOptions, 'n
   } else if (missing) {
     hint =
       'The backup names a role the target server lacks' +
-      (unused.length > 0 ? ` (as an owner or in a grant): restore with ${flags} (API: ${api}) to leave owners and grants out, or` : ' (in a policy or a role membership, which --no-owner and --no-privileges keep):') +
+      (unused.length > 0 ? ` (as an owner or in a grant): restore with ${flags} (API: ${api}) to leave ${unused.length === 2 ? 'owners and grants' : unused[0] === '--no-owner' ? 'owners' : 'grants'} out, or` : ' (in a policy or a role membership, which --no-owner and --no-privileges keep):') +
       (options.roles ? ' create the role first.' : ' create the role first, or restore the backup\'s roles with --roles (a backup taken with --roles).');
   } else if (ownership && !options.noOwner) {
     hint =
