@@ -260,6 +260,49 @@ describe('17: database-level properties', () => {
     expect(pragma(target, 'page_size')).toBe(4096);
   });
 
+  it('a restore of part of the backup (--include, --exclude, --rename) leaves the file\'s user_version and application_id, never a conflict; statistics go with the tables', () => {
+    const src = make('props-part', setup);
+    const m = backup(src);
+    const live = (db: BetterSqlite3.Database): void => {
+      db.pragma('user_version = 12');
+      db.pragma('application_id = 777');
+      db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, cat TEXT, sku TEXT UNIQUE); CREATE TABLE keep (x); INSERT INTO keep VALUES (1);');
+    };
+    const cases: [string, string[]][] = [
+      ['include+rename', ['--include', 'items', '--rename', 'items=items_old']],
+      ['include', ['--include', 'other']],
+      ['exclude', ['--exclude', 'items']],
+      ['rename only', ['--rename', 'items=goods', '--rename', 'other=other2']],
+    ];
+    for (const [label, args] of cases) {
+      for (const mode of ['fail', 'overwrite']) {
+        const target = existingTarget(live);
+        const r = restore(m.id, target, [...args, '--on-conflict', mode]);
+        expect(r.code, `${label} ${mode}: ${r.stderr}`).toBe(0);
+        expect(pragma(target, 'user_version'), `${label} ${mode}`).toBe(12);
+        expect(pragma(target, 'application_id'), `${label} ${mode}`).toBe(777);
+        expect(query(target, 'SELECT x FROM keep')).toEqual([[1]]);
+      }
+    }
+    // The statistics of the renamed table come along under its new name.
+    const renamed = existingTarget(live);
+    const r = restore(m.id, renamed, ['--include', 'items', '--rename', 'items=items_old']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(stat1(renamed).map((row) => row[0])).toContain('items_old');
+    expect(stat1(renamed).map((row) => row[0])).not.toContain('other');
+    // The whole backup still sets them (and under fail names the difference).
+    const whole = existingTarget((db) => {
+      db.pragma('user_version = 12');
+      db.exec('CREATE TABLE keep (x)');
+    });
+    const refused = restore(m.id, whole);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain('PRAGMA user_version = 12');
+    const w = restore(m.id, whole, ['--on-conflict', 'overwrite']);
+    expect(w.code, w.stderr).toBe(0);
+    expect(pragma(whole, 'user_version')).toBe(42);
+  });
+
   it('a file with only defaults records no properties collection', () => {
     const src = make('props-none', (db) => db.exec('CREATE TABLE t (a); INSERT INTO t VALUES (1);'));
     const m = backup(src);
