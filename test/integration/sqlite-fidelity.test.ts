@@ -553,6 +553,63 @@ print(db.execute('PRAGMA integrity_check').fetchone()[0], db.execute("SELECT id 
     }
   });
 
+  it('unique indexes and generated columns on application functions (one and several arguments, nested, concatenated, NOCASE, partial) restore: the stand-in never merges distinct values', () => {
+    // The application's functions, registered while the source is written (as the app does).
+    const appSetup = (db: BetterSqlite3.Database): void => {
+      db.function('norm', { deterministic: true }, (x: unknown) => (typeof x === 'string' ? `[${x.toLowerCase()}]` : x));
+      db.function('pair', { deterministic: true, varargs: true }, (...xs: unknown[]) => xs.map(String).join('/'));
+      db.function('same', { deterministic: true }, (x: unknown) => x);
+      db.function('gone', { deterministic: true }, (x: unknown) => (x === 1n || x === 1 ? 1 : 0));
+      db.exec(`CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, a, b, deleted, n AS (norm(email)) VIRTUAL UNIQUE);
+        CREATE UNIQUE INDEX users_email ON users (norm(email));
+        CREATE UNIQUE INDEX users_ab ON users (pair(a, b, id % 2));
+        CREATE UNIQUE INDEX users_nested ON users (pair(norm(email), same(b)));
+        CREATE UNIQUE INDEX users_cat ON users (same(a) || same(b), id);
+        CREATE UNIQUE INDEX users_nocase ON users (same(b) COLLATE NOCASE, norm(email) COLLATE NOCASE);
+        CREATE UNIQUE INDEX users_live ON users (a) WHERE NOT gone(deleted);
+        CREATE INDEX users_n ON users (n);`);
+      const ins = db.prepare('INSERT INTO users (id, email, a, b, deleted) VALUES (?, ?, ?, ?, ?)');
+      ins.run(1, 'Bob@x', 1, 'x', 0);
+      ins.run(2, 'alice@x', 2, 'y', 0);
+      ins.run(3, 'alice@y', 12, '3', 0);
+      ins.run(4, 'a\u0000b', 1, '23', 1); // deleted: `a` repeats outside the partial index
+      ins.run(5, 'a\u0000c', 1.5, Buffer.from([0]), 1);
+      ins.run(6, 'é', 1.0000000000000002, Buffer.from([0, 0]), 1);
+    };
+    const src = make('appfn-unique', appSetup);
+    const m = backup(src);
+    expect(m.warnings.join('\n')).toMatch(/function norm\(\)/);
+    const copy = fresh('appfn-unique-copy');
+    const r = restore(m.id, copy);
+    expect(r.code, r.stderr).toBe(0);
+    expect(schemaOf(copy)).toEqual(schemaOf(src));
+    expect(cells(copy, 'users')).toEqual(cells(src, 'users'));
+    const target = existingTarget((db) => {
+      appSetup(db);
+      db.exec('DELETE FROM users');
+    });
+    const o = restore(m.id, target, ['--on-conflict', 'overwrite']);
+    expect(o.code, o.stderr).toBe(0);
+    expect(schemaOf(target)).toEqual(schemaOf(src));
+    expect(cells(target, 'users')).toEqual(cells(src, 'users'));
+    // The application reindexes with its functions: every index and the generated column check out.
+    for (const file of [copy, target]) {
+      const db = new Database(file);
+      try {
+        db.function('norm', { deterministic: true }, (x: unknown) => (typeof x === 'string' ? `[${x.toLowerCase()}]` : x));
+        db.function('pair', { deterministic: true, varargs: true }, (...xs: unknown[]) => xs.map(String).join('/'));
+        db.function('same', { deterministic: true }, (x: unknown) => x);
+        db.function('gone', { deterministic: true }, (x: unknown) => (x === 1n || x === 1 ? 1 : 0));
+        db.exec('REINDEX');
+        expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+        expect(db.prepare("SELECT id FROM users WHERE norm(email) = '[alice@y]'").pluck().all()).toEqual([3]);
+        expect(() => db.prepare("INSERT INTO users (id, email, a, b, deleted) VALUES (9, 'BOB@X', 9, 'z', 0)").run()).toThrow(/UNIQUE/);
+      } finally {
+        db.close();
+      }
+    }
+  });
+
   it('refuses a STORED generated column computed by an application function, naming it', () => {
     const src = make('appfn-stored', (db) => {
       db.exec('CREATE TABLE s (x TEXT, y AS (upper(x)) STORED); INSERT INTO s (x) VALUES (\'a\'); CREATE TABLE fine (z); INSERT INTO fine VALUES (1);');

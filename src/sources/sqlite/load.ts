@@ -34,12 +34,12 @@ export const STAGING_SCHEMA = 'cairn_staging';
 export function createObject(db: BetterSqlite3.Database, p: PlannedTable | PlannedView): void {
   // Application collations and functions are created with fallbacks, and the definitions put
   // back as written once loaded (app-names.ts).
-  runDefinition(db, withFallbacks(p.createSql, knownFunctions()), { kind: p.kind, name: p.name }, p.item.entry.name);
+  runDefinition(db, withFallbacks(p.createSql, knownFunctions(), p.kind === 'table'), { kind: p.kind, name: p.name }, p.item.entry.name);
 }
 
 /** Creates one of a planned table's indexes. */
 export function createIndex(db: BetterSqlite3.Database, t: PlannedTable, idx: SqliteNamedSql): void {
-  runDefinition(db, withFallbacks(idx.sql, knownFunctions()), { kind: 'index', name: idx.name, table: t.name }, t.item.entry.name);
+  runDefinition(db, withFallbacks(idx.sql, knownFunctions(), true), { kind: 'index', name: idx.name, table: t.name }, t.item.entry.name);
 }
 
 /** Creates one of a planned table's or view's triggers. */
