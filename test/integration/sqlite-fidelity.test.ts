@@ -5,12 +5,13 @@
  * the source value by value (`typeof`, `hex`), and with the sqlite3 CLI's dump where it exists.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from '../../src/sources/sqlite/driver.js';
+import { SqliteSource } from '../../src/sources/sqlite/source.js';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import { cairn, cairnJson } from '../helpers/cli.js';
 
@@ -497,6 +498,120 @@ print(db.execute('PRAGMA integrity_check').fetchone()[0], [r[0] for r in db.exec
     }
     expect(asApplication(copy)).toBe("ok ['adam', 'bob', 'Zoë', 'Émile'] 1");
     expect(asApplication(target)).toMatch(/^ok /);
+  });
+});
+
+describe('18 (siblings): a WITHOUT ROWID table keyed by an application collation', () => {
+  const setup = (db: BetterSqlite3.Database): void => {
+    db.exec(`CREATE TABLE words (w TEXT COLLATE NOCASE PRIMARY KEY, n INTEGER) WITHOUT ROWID;
+      CREATE TABLE pairs (a TEXT, b TEXT, v, PRIMARY KEY (a COLLATE NOCASE, b)) WITHOUT ROWID;
+      CREATE INDEX pairs_v ON pairs (v);
+      CREATE TABLE plain (id INTEGER PRIMARY KEY, w TEXT COLLATE NOCASE);
+      INSERT INTO words VALUES ('Zebra', 1), ('apple', 2), ('Äpfel', 3), (CAST(x'61FF' AS TEXT), 4);
+      INSERT INTO pairs VALUES ('x', 'B', 1), ('Y', 'a', 2), ('x', 'a', x'00');
+      INSERT INTO plain VALUES (1, 'one');`);
+    db.unsafeMode(true);
+    db.pragma('writable_schema = ON');
+    db.exec("UPDATE sqlite_schema SET sql = replace(sql, 'COLLATE NOCASE', 'COLLATE LOCALIZED') WHERE name IN ('words', 'pairs', 'plain')");
+    db.pragma('writable_schema = OFF');
+  };
+  const schemaOf = (file: string): unknown[][] => query(file, "SELECT type, name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name");
+  /** Rows as `typeof:hex`, read from a copy whose schema says BINARY (SQLite cannot read the file's). */
+  const rowsOf = (file: string): unknown[][] => {
+    const copy = fresh('rows-of');
+    execFileSync('cp', [file, copy]);
+    const db = new Database(copy);
+    try {
+      db.unsafeMode(true);
+      db.pragma('writable_schema = ON');
+      db.exec("UPDATE sqlite_schema SET sql = replace(sql, 'COLLATE LOCALIZED', 'COLLATE BINARY')");
+      db.pragma('writable_schema = OFF');
+    } finally {
+      db.close();
+    }
+    // Sorted here: a b-tree built in the source collation's order reads in that order.
+    const cellsOf = (t: string, order: string): unknown[][] => cells(copy, t, order).sort((x, y) => (JSON.stringify(x) < JSON.stringify(y) ? -1 : 1));
+    return [cellsOf('words', 'w'), cellsOf('pairs', 'a, b'), cellsOf('plain', 'id')];
+  };
+
+  it('backs up (read from a private copy of the snapshot, rows streamed) and restores into a new file and over an existing one', () => {
+    const src = make('wr-collate', setup);
+    // A temporary folder of its own, to see that the private copy is gone once the backup is done.
+    const tmp = mkdtempSync(join(work, 'tmp-'));
+    const m = cairnJson<BackupManifest & { warnings: string[] }>(['backup', 'create', '--source', `sqlite://${src}`, '--repo', repo], { env: { TMPDIR: tmp } });
+    expect(m.warnings.join('\n')).toMatch(/collation LOCALIZED/);
+    expect(m.collections.find((c) => c.name === 'words')?.rowCount).toBe(4);
+    expect(m.collections.find((c) => c.name === 'pairs')?.rowCount).toBe(3);
+    expect(readdirSync(tmp)).toEqual([]);
+    const expected = rowsOf(src);
+    expect(expected[0]).toHaveLength(4);
+
+    const copy = fresh('wr-collate-copy');
+    const r = restore(m.id, copy);
+    expect(r.code, r.stderr).toBe(0);
+    expect(schemaOf(copy)).toEqual(schemaOf(src));
+    expect(rowsOf(copy)).toEqual(expected);
+
+    const target = existingTarget((db) => {
+      setup(db);
+    });
+    const o = restore(m.id, target, ['--on-conflict', 'overwrite']);
+    expect(o.code, o.stderr).toBe(0);
+    expect(schemaOf(target)).toEqual(schemaOf(src));
+    expect(rowsOf(target)).toEqual(expected);
+
+    // Renamed into the existing file next to the original.
+    const renamed = restore(m.id, target, ['--include', 'words', '--rename', 'words=words_old']);
+    expect(renamed.code, renamed.stderr).toBe(0);
+    expect(query(target, "SELECT sql FROM sqlite_schema WHERE name = 'words_old'")[0]?.[0]).toContain('COLLATE LOCALIZED');
+  });
+});
+
+describe('18 (siblings): the copy a WITHOUT ROWID table keyed by an application collation is read from', () => {
+  it('holds the snapshot, not rows committed after it opened (WAL), and is removed on close', async () => {
+    const src = make('wr-collate-snap', (db) => {
+      db.pragma('journal_mode = WAL');
+      db.exec("CREATE TABLE words (w TEXT COLLATE NOCASE PRIMARY KEY, n) WITHOUT ROWID; INSERT INTO words VALUES ('a', 1), ('B', 2);");
+      db.unsafeMode(true);
+      db.pragma('writable_schema = ON');
+      db.exec("UPDATE sqlite_schema SET sql = replace(sql, 'COLLATE NOCASE', 'COLLATE LOCALIZED') WHERE name = 'words'");
+      db.pragma('writable_schema = OFF');
+    });
+    // A temporary folder of its own (os.tmpdir() reads TMPDIR), to see the copy come and go.
+    const tmp = mkdtempSync(join(work, 'tmp-'));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = tmp;
+    const snap = await new SqliteSource(src).openSnapshot();
+    try {
+      const desc = (await snap.listCollections()).find((c) => c.name === 'words');
+      expect(desc).toBeDefined();
+      // Committed after the snapshot opened, before the table is read (the copy is made then).
+      const writer = new Database(src);
+      try {
+        writer.unsafeMode(true);
+        writer.pragma('writable_schema = ON');
+        writer.exec("UPDATE sqlite_schema SET sql = replace(sql, 'COLLATE LOCALIZED', 'COLLATE NOCASE') WHERE name = 'words'");
+        writer.pragma('writable_schema = OFF');
+      } finally {
+        writer.close();
+      }
+      const w2 = new Database(src);
+      try {
+        w2.exec("INSERT INTO words VALUES ('c', 3)");
+      } finally {
+        w2.close();
+      }
+      const stream = snap.readData(desc!);
+      const parts: Buffer[] = [];
+      for await (const chunk of stream) parts.push(Buffer.from(chunk));
+      expect(stream.rowCount).toBe(2);
+      expect(readdirSync(tmp).filter((n) => n.startsWith('cairn-sqlite-read-'))).toHaveLength(1);
+    } finally {
+      await snap.close();
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    expect(readdirSync(tmp)).toEqual([]);
   });
 });
 

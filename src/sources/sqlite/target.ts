@@ -49,7 +49,7 @@ import { Pacer } from '../pace.js';
 import { databaseOf, planItems, statNames, type Planned, type PlannedTable } from './plan.js';
 import { applyDatabase, databaseConflicts, readStatRows, type PlannedDatabase, type StatRow } from './database.js';
 import { findConflicts, missingTriggerTargets, readExisting } from './conflicts.js';
-import { copyFromStaging, copyShadowsFromStaging, createIndex, createObject, createTrigger, loadStaging, setSequence, STAGING_SCHEMA } from './load.js';
+import { copyFromStaging, copyShadowsFromStaging, createIndex, createObject, createTrigger, finishStagingDefinitions, loadStaging, setSequence, STAGING_SCHEMA } from './load.js';
 import { createVirtual, VIRTUAL_KIND } from './virtual.js';
 import { appNameRewrites, knownFunctions, needsUncheckedLoad, restoreDefinitions } from './app-names.js';
 import { fsyncDir, fsyncFile, lexists } from './files.js';
@@ -118,6 +118,7 @@ export class SqliteTarget implements RestoreTarget {
       rows = await loadStaging(staging, plan, signal, onProgress, database && { def: database.def, stats }, targetEncoding);
       throwIfAborted(signal);
       options.onFinalizing?.();
+      if (targetEncoding !== undefined && !fs.existsSync(this.path)) finishStagingDefinitions(staging, plan);
       if (!(await this.linkIntoPlace(staging))) {
         await this.switchIntoExisting(staging, plan, onConflict, database, stats, partial);
       }
