@@ -12,6 +12,9 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from '../../src/sources/sqlite/driver.js';
 import { SqliteSource } from '../../src/sources/sqlite/source.js';
+import { openTarget } from '../../src/sources/index.js';
+import { runRestore } from '../../src/jobs/restore.js';
+import { backupInto } from '../helpers/hostile.js';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import { cairn, cairnJson } from '../helpers/cli.js';
 
@@ -612,6 +615,26 @@ describe('18 (siblings): the copy a WITHOUT ROWID table keyed by an application 
       else process.env.TMPDIR = saved;
     }
     expect(readdirSync(tmp)).toEqual([]);
+  });
+});
+
+describe('18 (siblings): a target removed while its restore loaded', () => {
+  it('the staging file (loaded for an existing file) becomes the target with the definitions as written', async () => {
+    const src = make('gone-target-src', (db) => {
+      db.exec("CREATE TABLE words (w TEXT COLLATE NOCASE PRIMARY KEY, n) WITHOUT ROWID; INSERT INTO words VALUES ('a', 1), ('B', 2);");
+      db.unsafeMode(true);
+      db.pragma('writable_schema = ON');
+      db.exec("UPDATE sqlite_schema SET sql = replace(sql, 'COLLATE NOCASE', 'COLLATE LOCALIZED') WHERE name = 'words'");
+      db.pragma('writable_schema = OFF');
+    });
+    const dir = mkdtempSync(join(work, 'gone-'));
+    const { repo: r, id } = await backupInto(dir, `sqlite://${src}`);
+    const target = existingTarget((db) => db.exec('CREATE TABLE other (x)'));
+    await runRestore({ repo: r, backupId: id, target: openTarget(`sqlite://${target}`), onConflict: 'overwrite', jobs: 1, onFinalizing: () => rmSync(target) });
+    expect(query(target, "SELECT name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'")).toEqual([
+      ['words', query(src, "SELECT sql FROM sqlite_schema WHERE name = 'words'")[0]?.[0]],
+    ]);
+    expect(String(query(target, "SELECT sql FROM sqlite_schema WHERE name = 'words'")[0]?.[0])).toContain('COLLATE LOCALIZED');
   });
 });
 
