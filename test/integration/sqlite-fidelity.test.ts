@@ -15,6 +15,7 @@ import { SqliteSource } from '../../src/sources/sqlite/source.js';
 import { openTarget } from '../../src/sources/index.js';
 import { runRestore } from '../../src/jobs/restore.js';
 import { backupInto } from '../helpers/hostile.js';
+import { knownFunctions, withFallbacks } from '../../src/sources/sqlite/app-names.js';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import { cairn, cairnJson } from '../helpers/cli.js';
 
@@ -745,6 +746,30 @@ print(db.execute('PRAGMA integrity_check').fetchone()[0], db.execute("SELECT id 
       } finally {
         db.close();
       }
+    }
+  });
+
+  it('the stand-in gives distinct values for distinct arguments of every storage class, under BINARY, NOCASE and RTRIM', () => {
+    const sql = withFallbacks('CREATE INDEX i ON t (app_f(a), app_g(a, b) || app_g(b, a))', knownFunctions(), true);
+    const exprs = /ON t \((.*)\)$/.exec(sql)?.[1] ?? '';
+    expect(exprs).not.toContain('app_');
+    const db = new Database(':memory:');
+    try {
+      db.exec('CREATE TABLE t (a, b)');
+      const values: unknown[] = [1, 1.5, '1', '1.0', Buffer.from([1]), null, 'a\u0000b', 'a\u0000c', 'A', 'a', 'a ', '', Buffer.alloc(0), 12, 2];
+      const ins = db.prepare('INSERT INTO t VALUES (?, ?)');
+      for (const a of values) for (const b of values.slice(0, 6)) ins.run(a, b);
+      db.prepare('INSERT INTO t VALUES (1.0000000000000002, NULL)').run();
+      for (const collation of ['BINARY', 'NOCASE', 'RTRIM']) {
+        const [first, second] = exprs.split(/, (?=\('\(')/);
+        const distinct = (e: string): number => Number(db.prepare(`SELECT count(DISTINCT (${e}) COLLATE ${collation}) FROM t`).pluck().get());
+        const rows = Number(db.prepare('SELECT count(*) FROM t').pluck().get());
+        const args1 = Number(db.prepare('SELECT count(*) FROM (SELECT DISTINCT typeof(a), CAST(a AS BLOB) FROM t)').pluck().get());
+        expect(distinct(first as string), collation).toBe(args1);
+        expect(distinct(second as string), collation).toBe(rows);
+      }
+    } finally {
+      db.close();
     }
   });
 
