@@ -91,6 +91,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
       ...(options.noOwner ? { noOwner: true } : {}),
       ...(options.noPrivileges ? { noPrivileges: true } : {}),
       ...(options.onFinalizing ? { onFinalizing: options.onFinalizing } : {}),
+      // Anything of the backup left out or renamed: the target keeps its database-level properties.
+      ...(entries.length !== manifest.collections.length || entries.some((e) => e.targetName !== e.entry.name) ? { partial: true } : {}),
       signal,
       onProgress: (p) => {
         const prev = perCollection.get(p.collection) ?? { rows: 0, bytes: 0 };

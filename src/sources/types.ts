@@ -104,6 +104,11 @@ export interface RestoreOptions {
   noOwner?: boolean;
   /** Engines with roles: leave out grants and default privileges (pg_restore --no-privileges). */
   noPrivileges?: boolean;
+  /**
+   * The restore brings only part of the backup, or renames (--include/--exclude/--rename):
+   * database-level properties are then left as an existing target has them (absent: the whole).
+   */
+  partial?: boolean;
   signal?: AbortSignal;
   onProgress?: (progress: RestoreProgress) => void;
   /**

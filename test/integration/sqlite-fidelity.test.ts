@@ -5,12 +5,17 @@
  * the source value by value (`typeof`, `hex`), and with the sqlite3 CLI's dump where it exists.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from '../../src/sources/sqlite/driver.js';
+import { SqliteSource } from '../../src/sources/sqlite/source.js';
+import { openTarget } from '../../src/sources/index.js';
+import { runRestore } from '../../src/jobs/restore.js';
+import { backupInto } from '../helpers/hostile.js';
+import { knownFunctions, withFallbacks } from '../../src/sources/sqlite/app-names.js';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import { cairn, cairnJson } from '../helpers/cli.js';
 
@@ -272,6 +277,49 @@ describe('17: database-level properties', () => {
     expect(n.warnings).toBeUndefined();
   });
 
+  it('a restore of part of the backup (--include, --exclude, --rename) leaves the file\'s user_version and application_id, never a conflict; statistics go with the tables', () => {
+    const src = make('props-part', setup);
+    const m = backup(src);
+    const live = (db: BetterSqlite3.Database): void => {
+      db.pragma('user_version = 12');
+      db.pragma('application_id = 777');
+      db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, cat TEXT, sku TEXT UNIQUE); CREATE TABLE keep (x); INSERT INTO keep VALUES (1);');
+    };
+    const cases: [string, string[]][] = [
+      ['include+rename', ['--include', 'items', '--rename', 'items=items_old']],
+      ['include', ['--include', 'other']],
+      ['exclude', ['--exclude', 'items']],
+      ['rename only', ['--rename', 'items=goods', '--rename', 'other=other2']],
+    ];
+    for (const [label, args] of cases) {
+      for (const mode of ['fail', 'overwrite']) {
+        const target = existingTarget(live);
+        const r = restore(m.id, target, [...args, '--on-conflict', mode]);
+        expect(r.code, `${label} ${mode}: ${r.stderr}`).toBe(0);
+        expect(pragma(target, 'user_version'), `${label} ${mode}`).toBe(12);
+        expect(pragma(target, 'application_id'), `${label} ${mode}`).toBe(777);
+        expect(query(target, 'SELECT x FROM keep')).toEqual([[1]]);
+      }
+    }
+    // The statistics of the renamed table come along under its new name.
+    const renamed = existingTarget(live);
+    const r = restore(m.id, renamed, ['--include', 'items', '--rename', 'items=items_old']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(stat1(renamed).map((row) => row[0])).toContain('items_old');
+    expect(stat1(renamed).map((row) => row[0])).not.toContain('other');
+    // The whole backup still sets them (and under fail names the difference).
+    const whole = existingTarget((db) => {
+      db.pragma('user_version = 12');
+      db.exec('CREATE TABLE keep (x)');
+    });
+    const refused = restore(m.id, whole);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain('PRAGMA user_version = 12');
+    const w = restore(m.id, whole, ['--on-conflict', 'overwrite']);
+    expect(w.code, w.stderr).toBe(0);
+    expect(pragma(whole, 'user_version')).toBe(42);
+  });
+
   it('a file with only defaults records no properties collection', () => {
     const src = make('props-none', (db) => db.exec('CREATE TABLE t (a); INSERT INTO t VALUES (1);'));
     const m = backup(src);
@@ -477,6 +525,140 @@ print(db.execute('PRAGMA integrity_check').fetchone()[0], [r[0] for r in db.exec
   });
 });
 
+describe('18 (siblings): a WITHOUT ROWID table keyed by an application collation', () => {
+  const setup = (db: BetterSqlite3.Database): void => {
+    db.exec(`CREATE TABLE words (w TEXT COLLATE NOCASE PRIMARY KEY, n INTEGER) WITHOUT ROWID;
+      CREATE TABLE pairs (a TEXT, b TEXT, v, PRIMARY KEY (a COLLATE NOCASE, b)) WITHOUT ROWID;
+      CREATE INDEX pairs_v ON pairs (v);
+      CREATE TABLE plain (id INTEGER PRIMARY KEY, w TEXT COLLATE NOCASE);
+      INSERT INTO words VALUES ('Zebra', 1), ('apple', 2), ('Äpfel', 3), (CAST(x'61FF' AS TEXT), 4);
+      INSERT INTO pairs VALUES ('x', 'B', 1), ('Y', 'a', 2), ('x', 'a', x'00');
+      INSERT INTO plain VALUES (1, 'one');`);
+    db.unsafeMode(true);
+    db.pragma('writable_schema = ON');
+    db.exec("UPDATE sqlite_schema SET sql = replace(sql, 'COLLATE NOCASE', 'COLLATE LOCALIZED') WHERE name IN ('words', 'pairs', 'plain')");
+    db.pragma('writable_schema = OFF');
+  };
+  const schemaOf = (file: string): unknown[][] => query(file, "SELECT type, name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name");
+  /** Rows as `typeof:hex`, read from a copy whose schema says BINARY (SQLite cannot read the file's). */
+  const rowsOf = (file: string): unknown[][] => {
+    const copy = fresh('rows-of');
+    execFileSync('cp', [file, copy]);
+    const db = new Database(copy);
+    try {
+      db.unsafeMode(true);
+      db.pragma('writable_schema = ON');
+      db.exec("UPDATE sqlite_schema SET sql = replace(sql, 'COLLATE LOCALIZED', 'COLLATE BINARY')");
+      db.pragma('writable_schema = OFF');
+    } finally {
+      db.close();
+    }
+    // Sorted here: a b-tree built in the source collation's order reads in that order.
+    const cellsOf = (t: string, order: string): unknown[][] => cells(copy, t, order).sort((x, y) => (JSON.stringify(x) < JSON.stringify(y) ? -1 : 1));
+    return [cellsOf('words', 'w'), cellsOf('pairs', 'a, b'), cellsOf('plain', 'id')];
+  };
+
+  it('backs up (read from a private copy of the snapshot, rows streamed) and restores into a new file and over an existing one', () => {
+    const src = make('wr-collate', setup);
+    // A temporary folder of its own, to see that the private copy is gone once the backup is done.
+    const tmp = mkdtempSync(join(work, 'tmp-'));
+    const m = cairnJson<BackupManifest & { warnings: string[] }>(['backup', 'create', '--source', `sqlite://${src}`, '--repo', repo], { env: { TMPDIR: tmp } });
+    expect(m.warnings.join('\n')).toMatch(/collation LOCALIZED/);
+    expect(m.collections.find((c) => c.name === 'words')?.rowCount).toBe(4);
+    expect(m.collections.find((c) => c.name === 'pairs')?.rowCount).toBe(3);
+    expect(readdirSync(tmp)).toEqual([]);
+    const expected = rowsOf(src);
+    expect(expected[0]).toHaveLength(4);
+
+    const copy = fresh('wr-collate-copy');
+    const r = restore(m.id, copy);
+    expect(r.code, r.stderr).toBe(0);
+    expect(schemaOf(copy)).toEqual(schemaOf(src));
+    expect(rowsOf(copy)).toEqual(expected);
+
+    const target = existingTarget((db) => {
+      setup(db);
+    });
+    const o = restore(m.id, target, ['--on-conflict', 'overwrite']);
+    expect(o.code, o.stderr).toBe(0);
+    expect(schemaOf(target)).toEqual(schemaOf(src));
+    expect(rowsOf(target)).toEqual(expected);
+
+    // Renamed into the existing file next to the original.
+    const renamed = restore(m.id, target, ['--include', 'words', '--rename', 'words=words_old']);
+    expect(renamed.code, renamed.stderr).toBe(0);
+    expect(query(target, "SELECT sql FROM sqlite_schema WHERE name = 'words_old'")[0]?.[0]).toContain('COLLATE LOCALIZED');
+  });
+});
+
+describe('18 (siblings): the copy a WITHOUT ROWID table keyed by an application collation is read from', () => {
+  it('holds the snapshot, not rows committed after it opened (WAL), and is removed on close', async () => {
+    const src = make('wr-collate-snap', (db) => {
+      db.pragma('journal_mode = WAL');
+      db.exec("CREATE TABLE words (w TEXT COLLATE NOCASE PRIMARY KEY, n) WITHOUT ROWID; INSERT INTO words VALUES ('a', 1), ('B', 2);");
+      db.unsafeMode(true);
+      db.pragma('writable_schema = ON');
+      db.exec("UPDATE sqlite_schema SET sql = replace(sql, 'COLLATE NOCASE', 'COLLATE LOCALIZED') WHERE name = 'words'");
+      db.pragma('writable_schema = OFF');
+    });
+    // A temporary folder of its own (os.tmpdir() reads TMPDIR), to see the copy come and go.
+    const tmp = mkdtempSync(join(work, 'tmp-'));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = tmp;
+    const snap = await new SqliteSource(src).openSnapshot();
+    try {
+      const desc = (await snap.listCollections()).find((c) => c.name === 'words');
+      expect(desc).toBeDefined();
+      // Committed after the snapshot opened, before the table is read (the copy is made then).
+      const writer = new Database(src);
+      try {
+        writer.unsafeMode(true);
+        writer.pragma('writable_schema = ON');
+        writer.exec("UPDATE sqlite_schema SET sql = replace(sql, 'COLLATE LOCALIZED', 'COLLATE NOCASE') WHERE name = 'words'");
+        writer.pragma('writable_schema = OFF');
+      } finally {
+        writer.close();
+      }
+      const w2 = new Database(src);
+      try {
+        w2.exec("INSERT INTO words VALUES ('c', 3)");
+      } finally {
+        w2.close();
+      }
+      const stream = snap.readData(desc!);
+      const parts: Buffer[] = [];
+      for await (const chunk of stream) parts.push(Buffer.from(chunk));
+      expect(stream.rowCount).toBe(2);
+      expect(readdirSync(tmp).filter((n) => n.startsWith('cairn-sqlite-read-'))).toHaveLength(1);
+    } finally {
+      await snap.close();
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    expect(readdirSync(tmp)).toEqual([]);
+  });
+});
+
+describe('18 (siblings): a target removed while its restore loaded', () => {
+  it('the staging file (loaded for an existing file) becomes the target with the definitions as written', async () => {
+    const src = make('gone-target-src', (db) => {
+      db.exec("CREATE TABLE words (w TEXT COLLATE NOCASE PRIMARY KEY, n) WITHOUT ROWID; INSERT INTO words VALUES ('a', 1), ('B', 2);");
+      db.unsafeMode(true);
+      db.pragma('writable_schema = ON');
+      db.exec("UPDATE sqlite_schema SET sql = replace(sql, 'COLLATE NOCASE', 'COLLATE LOCALIZED') WHERE name = 'words'");
+      db.pragma('writable_schema = OFF');
+    });
+    const dir = mkdtempSync(join(work, 'gone-'));
+    const { repo: r, id } = await backupInto(dir, `sqlite://${src}`);
+    const target = existingTarget((db) => db.exec('CREATE TABLE other (x)'));
+    await runRestore({ repo: r, backupId: id, target: openTarget(`sqlite://${target}`), onConflict: 'overwrite', jobs: 1, onFinalizing: () => rmSync(target) });
+    expect(query(target, "SELECT name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'")).toEqual([
+      ['words', query(src, "SELECT sql FROM sqlite_schema WHERE name = 'words'")[0]?.[0]],
+    ]);
+    expect(String(query(target, "SELECT sql FROM sqlite_schema WHERE name = 'words'")[0]?.[0])).toContain('COLLATE LOCALIZED');
+  });
+});
+
 describe('18 (siblings): functions the application registers', () => {
   const setup = (db: BetterSqlite3.Database): void => {
     db.exec(`CREATE TABLE items (id INTEGER PRIMARY KEY, key VARCHAR(64), action DECIMAL(10,2), x TEXT CHECK (length(x) > 0), d DEFAULT (upper('a')), g AS (upper(x)) VIRTUAL);
@@ -532,6 +714,87 @@ db.commit()
 print(db.execute('PRAGMA integrity_check').fetchone()[0], db.execute("SELECT id FROM items WHERE app_fold(x) = 'world'").fetchall(), db.execute('SELECT s FROM shouted WHERE id = 4').fetchone()[0], db.execute('SELECT m FROM log').fetchall())`;
     for (const file of [copy, target]) {
       expect(execFileSync('python3', ['-c', script, file], { encoding: 'utf8' }).trim()).toBe("ok [(2,)] NEU [('hello',), ('world',), ('ünïcode',), ('neu',)]");
+    }
+  });
+
+  it('unique indexes and generated columns on application functions (one and several arguments, nested, concatenated, NOCASE, partial) restore: the stand-in never merges distinct values', () => {
+    // The application's functions, registered while the source is written (as the app does).
+    const appSetup = (db: BetterSqlite3.Database): void => {
+      db.function('norm', { deterministic: true }, (x: unknown) => (typeof x === 'string' ? `[${x.toLowerCase()}]` : x));
+      db.function('pair', { deterministic: true, varargs: true }, (...xs: unknown[]) => xs.map(String).join('/'));
+      db.function('same', { deterministic: true }, (x: unknown) => x);
+      db.function('gone', { deterministic: true }, (x: unknown) => (x === 1n || x === 1 ? 1 : 0));
+      db.exec(`CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, a, b, deleted, n AS (norm(email)) VIRTUAL UNIQUE);
+        CREATE UNIQUE INDEX users_email ON users (norm(email));
+        CREATE UNIQUE INDEX users_ab ON users (pair(a, b, id % 2));
+        CREATE UNIQUE INDEX users_nested ON users (pair(norm(email), same(b)));
+        CREATE UNIQUE INDEX users_cat ON users (same(a) || same(b), id);
+        CREATE UNIQUE INDEX users_nocase ON users (same(b) COLLATE NOCASE, norm(email) COLLATE NOCASE);
+        CREATE UNIQUE INDEX users_live ON users (a) WHERE NOT gone(deleted);
+        CREATE INDEX users_n ON users (n);`);
+      const ins = db.prepare('INSERT INTO users (id, email, a, b, deleted) VALUES (?, ?, ?, ?, ?)');
+      ins.run(1, 'Bob@x', 1, 'x', 0);
+      ins.run(2, 'alice@x', 2, 'y', 0);
+      ins.run(3, 'alice@y', 12, '3', 0);
+      ins.run(4, 'a\u0000b', 1, '23', 1); // deleted: `a` repeats outside the partial index
+      ins.run(5, 'a\u0000c', 1.5, Buffer.from([0]), 1);
+      ins.run(6, 'é', 1.0000000000000002, Buffer.from([0, 0]), 1);
+    };
+    const src = make('appfn-unique', appSetup);
+    const m = backup(src);
+    expect(m.warnings.join('\n')).toMatch(/function norm\(\)/);
+    const copy = fresh('appfn-unique-copy');
+    const r = restore(m.id, copy);
+    expect(r.code, r.stderr).toBe(0);
+    expect(schemaOf(copy)).toEqual(schemaOf(src));
+    expect(cells(copy, 'users')).toEqual(cells(src, 'users'));
+    const target = existingTarget((db) => {
+      appSetup(db);
+      db.exec('DELETE FROM users');
+    });
+    const o = restore(m.id, target, ['--on-conflict', 'overwrite']);
+    expect(o.code, o.stderr).toBe(0);
+    expect(schemaOf(target)).toEqual(schemaOf(src));
+    expect(cells(target, 'users')).toEqual(cells(src, 'users'));
+    // The application reindexes with its functions: every index and the generated column check out.
+    for (const file of [copy, target]) {
+      const db = new Database(file);
+      try {
+        db.function('norm', { deterministic: true }, (x: unknown) => (typeof x === 'string' ? `[${x.toLowerCase()}]` : x));
+        db.function('pair', { deterministic: true, varargs: true }, (...xs: unknown[]) => xs.map(String).join('/'));
+        db.function('same', { deterministic: true }, (x: unknown) => x);
+        db.function('gone', { deterministic: true }, (x: unknown) => (x === 1n || x === 1 ? 1 : 0));
+        db.exec('REINDEX');
+        expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+        expect(db.prepare("SELECT id FROM users WHERE norm(email) = '[alice@y]'").pluck().all()).toEqual([3]);
+        expect(() => db.prepare("INSERT INTO users (id, email, a, b, deleted) VALUES (9, 'BOB@X', 9, 'z', 0)").run()).toThrow(/UNIQUE/);
+      } finally {
+        db.close();
+      }
+    }
+  });
+
+  it('the stand-in gives distinct values for distinct arguments of every storage class, under BINARY, NOCASE and RTRIM', () => {
+    const sql = withFallbacks('CREATE INDEX i ON t (app_f(a), app_g(a, b) || app_g(b, a))', knownFunctions(), true);
+    const exprs = /ON t \((.*)\)$/.exec(sql)?.[1] ?? '';
+    expect(exprs).not.toContain('app_');
+    const db = new Database(':memory:');
+    try {
+      db.exec('CREATE TABLE t (a, b)');
+      const values: unknown[] = [1, 1.5, '1', '1.0', Buffer.from([1]), null, 'a\u0000b', 'a\u0000c', 'A', 'a', 'a ', '', Buffer.alloc(0), 12, 2];
+      const ins = db.prepare('INSERT INTO t VALUES (?, ?)');
+      for (const a of values) for (const b of values.slice(0, 6)) ins.run(a, b);
+      db.prepare('INSERT INTO t VALUES (1.0000000000000002, NULL)').run();
+      for (const collation of ['BINARY', 'NOCASE', 'RTRIM']) {
+        const [first, second] = exprs.split(/, (?=\('\(')/);
+        const distinct = (e: string): number => Number(db.prepare(`SELECT count(DISTINCT (${e}) COLLATE ${collation}) FROM t`).pluck().get());
+        const rows = Number(db.prepare('SELECT count(*) FROM t').pluck().get());
+        const args1 = Number(db.prepare('SELECT count(*) FROM (SELECT DISTINCT typeof(a), CAST(a AS BLOB) FROM t)').pluck().get());
+        expect(distinct(first as string), collation).toBe(args1);
+        expect(distinct(second as string), collation).toBe(rows);
+      }
+    } finally {
+      db.close();
     }
   });
 

@@ -7,8 +7,9 @@
  *
  * A backup names each in a warning. A restore creates every object that uses them with a
  * fallback in their place: BINARY for a collation (rows that were distinct stay distinct, so
- * UNIQUE constraints hold), SQLite's char() for a function (any number of arguments,
- * deterministic), with CHECK constraints not evaluated while the rows are loaded (they held in
+ * UNIQUE constraints hold), for a function an injective encoding of its arguments in tables and
+ * indexes (again, distinct stays distinct; withFallbacks) and SQLite's char() in views and
+ * triggers, with CHECK constraints not evaluated while the rows are loaded (they held in
  * the source). Once everything is loaded, the definitions are put back as written (PRAGMA
  * writable_schema, defensive mode off for those statements only; only these names differ from
  * what ran). Indexes on them are then in the fallback's order: the application must run
@@ -125,25 +126,120 @@ export function knownFunctions(): Set<string> {
 
 /**
  * `sql` with every application collation replaced by BINARY and every call of a function
- * `known` lacks by char() (unchanged when it names none).
+ * `known` lacks by a stand-in (unchanged when it names none). With `values` (tables and
+ * indexes, whose expressions are computed while rows are loaded: index keys, generated columns),
+ * the stand-in is an injective encoding of all the call's arguments, so that values an index or
+ * a UNIQUE constraint saw as distinct stay distinct (under BINARY, NOCASE and RTRIM alike: see
+ * encodeArgs); and the WHERE of a partial index that calls one becomes `0` (the index is built
+ * empty: any predicate on a stand-in could let in rows the application leaves out). Without
+ * `values` (views, triggers: nothing is computed during the restore), SQLite's char(), which
+ * takes any number of arguments and keeps aggregate and window forms parseable.
  */
-export function withFallbacks(sql: string, known: Set<string>): string {
+export function withFallbacks(sql: string, known: Set<string>, values = false): string {
   if (appCollations(sql).length === 0 && unknownFunctions(sql, known).length === 0) return sql;
   const t = lexSql(sql, { trivia: true });
-  const sig = t.map((x, k) => ({ x, k })).filter(({ x }) => x.kind !== 'trivia');
-  const toks = sig.map(({ x }) => x);
-  for (let j = 0; j < toks.length; j++) {
-    const name = collationAt(toks, j);
-    if (name !== undefined && !BUILT_IN_COLLATIONS.has(name.value.toLowerCase())) {
-      const k = sig[j + 1]?.k as number;
-      t[k] = { kind: 'ident', text: 'BINARY', value: 'BINARY', quoted: false };
+  const at = t.map((x, k) => ({ x, k })).filter(({ x }) => x.kind !== 'trivia');
+  const toks = at.map(({ x }) => x);
+  const pos = at.map(({ k }) => k);
+  const unknownCall = (j: number): boolean => isCall(toks, j) && !known.has((toks[j] as Lexeme).value.toLowerCase());
+  /** The index of the ")" closing the "(" at significant index `open`. */
+  const closing = (open: number): number => {
+    let depth = 0;
+    for (let k = open; k < toks.length; k++) {
+      if (toks[k]?.text === '(') depth++;
+      else if (toks[k]?.text === ')' && --depth === 0) return k;
     }
-    if (isCall(toks, j) && !known.has((toks[j] as Lexeme).value.toLowerCase())) {
-      const k = sig[j]?.k as number;
-      t[k] = { kind: 'ident', text: 'char', value: 'char', quoted: false };
+    return toks.length - 1;
+  };
+  /** The text of significant lexemes [a, b] (trivia between them kept), fallbacks applied. */
+  const render = (a: number, b: number): string => {
+    let out = '';
+    for (let j = a; j <= b; j++) {
+      if (j > a) for (let k = (pos[j - 1] as number) + 1; k < (pos[j] as number); k++) out += (t[k] as Lexeme).text;
+      const x = toks[j] as Lexeme;
+      const coll = collationAt(toks, j);
+      if (coll !== undefined && !BUILT_IN_COLLATIONS.has(coll.value.toLowerCase())) {
+        out += x.text;
+        for (let k = (pos[j] as number) + 1; k < (pos[j + 1] as number); k++) out += (t[k] as Lexeme).text;
+        out += 'BINARY';
+        j++;
+        continue;
+      }
+      if (unknownCall(j)) {
+        if (!values) {
+          out += 'char';
+          continue;
+        }
+        const close = closing(j + 1);
+        const args: StandInArg[] = [];
+        // An argument that is itself a stand-in call is used as it is (see encodeArgs).
+        const arg = (a: number, b: number): StandInArg => ({ sql: render(a, b), standIn: unknownCall(a) && closing(a + 1) === b });
+        let from = j + 2;
+        let depth = 0;
+        for (let k = j + 2; k < close; k++) {
+          const text = toks[k]?.text;
+          if (text === '(') depth++;
+          else if (text === ')') depth--;
+          else if (text === ',' && depth === 0) {
+            args.push(arg(from, k - 1));
+            from = k + 1;
+          }
+        }
+        if (from < close) args.push(arg(from, close - 1));
+        out += encodeArgs(args);
+        j = close;
+        continue;
+      }
+      out += x.text;
+    }
+    return out;
+  };
+  if (values && toks.length > 0) {
+    // CREATE [UNIQUE] INDEX … ON t (…) WHERE <predicate>: the first WHERE outside parentheses.
+    const head = toks.slice(0, 4).map((x) => x.value.toUpperCase());
+    if (head[0] === 'CREATE' && head.includes('INDEX')) {
+      let depth = 0;
+      for (let j = 0; j < toks.length; j++) {
+        const x = toks[j] as Lexeme;
+        if (x.text === '(') depth++;
+        else if (x.text === ')') depth--;
+        else if (depth === 0 && x.kind === 'ident' && !x.quoted && x.value.toUpperCase() === 'WHERE') {
+          let calls = false;
+          for (let k = j + 1; k < toks.length; k++) if (unknownCall(k)) calls = true;
+          if (calls) {
+            const end = toks[toks.length - 1]?.text === ';' ? toks.length - 2 : toks.length - 1;
+            return `${render(0, j)} 0${end < toks.length - 1 ? ';' : ''}`;
+          }
+          break;
+        }
+      }
     }
   }
-  return t.map((x) => x.text).join('');
+  const lead = t.slice(0, pos[0] ?? t.length).map((x) => x.text).join('');
+  const tail = pos.length > 0 ? t.slice((pos[pos.length - 1] as number) + 1).map((x) => x.text).join('') : '';
+  return lead + (toks.length > 0 ? render(0, toks.length - 1) : '') + tail;
+}
+
+interface StandInArg {
+  sql: string;
+  /** The argument is exactly one stand-in call (its value is text of encodeArgs's form). */
+  standIn: boolean;
+}
+
+/**
+ * The stand-in value of a call with arguments `args` (SQL expressions): "(" a1 "," a2 … ")",
+ * each TEXT as "T" and its bytes in hex, anything else as quote() writes it (integers, reals to
+ * the last bit, X'…' blobs, NULL). No two argument lists give one value: the parts are
+ * self-delimiting, and the parentheses keep calls concatenated by `||` apart. No lower-case
+ * letter nor trailing space that NOCASE or RTRIM could merge either (quote()'s reals hold only
+ * "e", in a place no other part has a letter). An argument that is a stand-in itself goes in
+ * as it is: it starts with "(", which no other part does, and is self-delimiting (which also
+ * keeps nested calls from growing threefold per level).
+ */
+function encodeArgs(args: StandInArg[]): string {
+  if (args.length === 0) return "'()'";
+  const parts = args.map(({ sql: a, standIn }) => (standIn ? a : `CASE typeof(${a}) WHEN 'text' THEN 'T' || hex(${a}) ELSE quote(${a}) END`));
+  return `('(' || ${parts.join(" || ',' || ")} || ')')`;
 }
 
 /** A definition created with fallbacks, to be put back as written. */

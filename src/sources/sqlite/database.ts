@@ -11,8 +11,10 @@
  * `['sqlite_stat4', tbl, idx, neq, nlt, ndlt, sample]`, only for the tables backed up.
  *
  * Restore into a new file: everything (encoding, page size and auto_vacuum before the first
- * table; WAL mode once loaded). Into an existing file: user_version, application_id and the
- * statistics of the restored tables; the file's encoding, page size, auto_vacuum and journal
+ * table; WAL mode once loaded). Into an existing file: the statistics of the restored tables,
+ * and user_version and application_id only when the restore brings the whole backup (no
+ * --include/--exclude/--rename: RestoreOptions.partial), otherwise the file keeps its own and
+ * they are no conflict; the file's encoding, page size, auto_vacuum and journal
  * mode stay as they are (SQLite cannot change the first three without rebuilding the file).
  * The backup only records the collection when something differs from a new file's defaults.
  */
@@ -170,13 +172,17 @@ export interface StatNames {
 }
 
 /**
- * Sets user_version and application_id and loads the statistics of the restored tables into
- * `schema` (main, or the staging file), replacing what it held for those tables. In a
- * transaction of the caller's.
+ * Sets user_version and application_id (when `properties`) and loads the statistics of the
+ * restored tables into `schema` (main, or the staging file), replacing what it held for those
+ * tables. In a transaction of the caller's. An existing file restored in part keeps its own
+ * user_version and application_id: they describe the application's whole schema (its
+ * migrations), of which such a restore replaces only some tables.
  */
-export function applyDatabase(db: BetterSqlite3.Database, schema: string, def: DatabaseDefinition, stats: StatRow[], names: StatNames): void {
-  db.pragma(`${schema}.user_version = ${def.userVersion}`);
-  db.pragma(`${schema}.application_id = ${def.applicationId}`);
+export function applyDatabase(db: BetterSqlite3.Database, schema: string, def: DatabaseDefinition, stats: StatRow[], names: StatNames, properties = true): void {
+  if (properties) {
+    db.pragma(`${schema}.user_version = ${def.userVersion}`);
+    db.pragma(`${schema}.application_id = ${def.applicationId}`);
+  }
   const rows = stats.filter((r) => typeof r.values[0] === 'string' && names.tables.has(foldName(r.values[0])));
   if (rows.length === 0) return;
   // ANALYZE of sqlite_schema (which has no index) creates the statistics tables, as sqlite3's

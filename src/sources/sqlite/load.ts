@@ -35,12 +35,12 @@ export const STAGING_SCHEMA = 'cairn_staging';
 export function createObject(db: BetterSqlite3.Database, p: PlannedTable | PlannedView): void {
   // Application collations and functions are created with fallbacks, and the definitions put
   // back as written once loaded (app-names.ts).
-  runDefinition(db, withFallbacks(p.createSql, knownFunctions()), { kind: p.kind, name: p.name }, p.item.entry.name);
+  runDefinition(db, withFallbacks(p.createSql, knownFunctions(), p.kind === 'table'), { kind: p.kind, name: p.name }, p.item.entry.name);
 }
 
 /** Creates one of a planned table's indexes. */
 export function createIndex(db: BetterSqlite3.Database, t: PlannedTable, idx: SqliteNamedSql): void {
-  runDefinition(db, withFallbacks(idx.sql, knownFunctions()), { kind: 'index', name: idx.name, table: t.name }, t.item.entry.name);
+  runDefinition(db, withFallbacks(idx.sql, knownFunctions(), true), { kind: 'index', name: idx.name, table: t.name }, t.item.entry.name);
 }
 
 /** Creates one of a planned table's or view's triggers. */
@@ -115,8 +115,10 @@ export async function loadStaging(
       // A staging file that is copied into an existing target needs no WAL of its own.
       if (targetEncoding === undefined) applyJournalMode(db, database.def);
     }
-    // Last: the definitions as written, application collations included.
-    restoreDefinitions(db, rewrites);
+    // Last: the definitions as written, application collations included. Not in a staging file
+    // that is copied into an existing target: SQLite could not read its tables keyed by an
+    // application collation there (the switch puts the target's definitions back instead).
+    if (targetEncoding === undefined) restoreDefinitions(db, rewrites);
     throwIfAborted(signal);
     // Views and their triggers have no data: their streams are not read.
   } catch (err) {
@@ -126,6 +128,22 @@ export async function loadStaging(
     db.close();
   }
   return total;
+}
+
+/**
+ * Puts the definitions back as written in a staging file loaded for an existing target (where
+ * loadStaging left the fallbacks) that is to become the target itself after all: the target
+ * was removed meanwhile.
+ */
+export function finishStagingDefinitions(staging: string, plan: Planned[]): void {
+  const db = new Database(staging);
+  try {
+    restoreDefinitions(db, appNameRewrites(plan, knownFunctions()));
+  } catch (err) {
+    throw sqliteError(err, 'Cannot load the restore staging database');
+  } finally {
+    db.close();
+  }
 }
 
 /**

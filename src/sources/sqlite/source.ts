@@ -23,7 +23,8 @@
  *   TABLE and its shadow tables' rows;
  * - the file's properties ("sqlite_database", database.ts): user_version, application_id,
  *   encoding, page size, auto_vacuum, WAL, and the sqlite_stat1/stat4 rows of the tables.
- * TEXT keeps its bytes, valid UTF-8 or not (tableQuery). Not captured: virtual tables of other
+ * TEXT keeps its bytes, valid UTF-8 or not (tableQuery). A WITHOUT ROWID table keyed by an
+ * application collation is read from a private copy of the snapshot (collated-copy.ts). Not captured: virtual tables of other
  * modules (a warning names each), sqlite_stat2/3 and the temp schema. Application collations and
  * functions are named in warnings (app-names.ts). Generated columns are recreated by the CREATE
  * TABLE and not stored.
@@ -56,6 +57,7 @@ import { foldName } from './naming.js';
 import { sqliteLocation } from './connection.js';
 import { DATABASE_KIND, describeDatabase, statRows } from './database.js';
 import { appCollations, knownFunctions, unknownFunctions } from './app-names.js';
+import { CollatedCopy, needsCollatedCopy } from './collated-copy.js';
 import { shadowColumns, VIRTUAL_KIND, VIRTUAL_MODULES, virtualModule, type ShadowDefinition, type VirtualDefinition } from './virtual.js';
 
 const BUSY_TIMEOUT_MS = 5000;
@@ -192,6 +194,8 @@ class SqliteSnapshot implements SourceSnapshot {
   private streaming = false;
   /** The rows being read: the connection cannot run anything else (nor close) until it is done. */
   private active: IterableIterator<unknown[]> | undefined;
+  /** The copy WITHOUT ROWID tables keyed by an application collation are read from (collated-copy.ts). */
+  private copy: CollatedCopy | undefined;
 
   constructor(
     private readonly db: BetterSqlite3.Database,
@@ -435,8 +439,20 @@ class SqliteSnapshot implements SourceSnapshot {
         iter = self.shadowRows(known!.name, known!.definition as unknown as VirtualDefinition);
       } else {
         const def = known!.definition as unknown as SqliteTableDefinition;
-        const query = tableQuery(self.db, known!.name, def, self.utf8);
-        const stmt = self.db.prepare(query.sql).raw(true).safeIntegers(true);
+        let reader = self.db;
+        if (needsCollatedCopy(def)) {
+          // SQLite cannot open this table without the application's collation (collated-copy.ts).
+          try {
+            self.copy ??= await CollatedCopy.make(self.db);
+          } catch (err) {
+            self.streaming = false;
+            throw err;
+          }
+          self.assertOpen();
+          reader = self.copy.db;
+        }
+        const query = tableQuery(reader, known!.name, def, self.utf8);
+        const stmt = reader.prepare(query.sql).raw(true).safeIntegers(true);
         iter = stmt.iterate() as IterableIterator<unknown[]>;
         finish = query.finish;
       }
@@ -522,7 +538,11 @@ class SqliteSnapshot implements SourceSnapshot {
     try {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
     } finally {
-      this.db.close();
+      try {
+        this.db.close();
+      } finally {
+        this.copy?.close();
+      }
     }
   }
 

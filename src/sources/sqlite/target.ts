@@ -52,7 +52,7 @@ import { Pacer } from '../pace.js';
 import { databaseOf, planItems, statNames, type Planned, type PlannedTable } from './plan.js';
 import { applyDatabase, databaseConflicts, readStatRows, type PlannedDatabase, type StatRow } from './database.js';
 import { findConflicts, missingTriggerTargets, readExisting } from './conflicts.js';
-import { copyFromStaging, copyShadowsFromStaging, createIndex, createObject, createTrigger, loadStaging, setSequence, STAGING_SCHEMA } from './load.js';
+import { copyFromStaging, copyShadowsFromStaging, createIndex, createObject, createTrigger, finishStagingDefinitions, loadStaging, setSequence, STAGING_SCHEMA } from './load.js';
 import { createVirtual, VIRTUAL_KIND } from './virtual.js';
 import { appNameRewrites, knownFunctions, needsUncheckedLoad, restoreDefinitions } from './app-names.js';
 import { propertyWarnings, readFileProperties, standInWarnings, type FileProperties } from './restore-warnings.js';
@@ -78,7 +78,8 @@ export class SqliteTarget implements RestoreTarget {
     this.location = sqliteLocation(this.path);
   }
 
-  async check(items: RestoreItem[], onConflict: ConflictPolicy): Promise<void> {
+  /** `partial`: see RestoreOptions.partial (the file's user_version and application_id are then no conflict). */
+  async check(items: RestoreItem[], onConflict: ConflictPolicy, partial = false): Promise<void> {
     const plan = planItems(items);
     const database = databaseOf(items);
     if (!fs.existsSync(this.path)) {
@@ -90,7 +91,7 @@ export class SqliteTarget implements RestoreTarget {
       // Early, so that nothing of the catalog (its tables' columns) is quoted in a conflict;
       // checked again under the write lock before anything changes (switchIntoExisting).
       refuseServerCatalog(db, this.path, 'restore');
-      this.assertNoConflicts(db, plan, onConflict, database);
+      this.assertNoConflicts(db, plan, onConflict, partial ? undefined : database);
     } finally {
       db.close();
     }
@@ -102,7 +103,8 @@ export class SqliteTarget implements RestoreTarget {
     // Staging files of restores killed outright (this folder only; never one that may be
     // alive), even when this restore is refused.
     removeAbandonedStaging(path.dirname(this.path));
-    await this.check(items, onConflict);
+    const partial = options.partial === true;
+    await this.check(items, onConflict, partial);
     const plan = planItems(items);
     const database = databaseOf(items);
     // A backup without tables restores into an existing file as nothing to do (but its
@@ -123,8 +125,9 @@ export class SqliteTarget implements RestoreTarget {
       if (existing !== undefined && database !== undefined) warnings.push(...propertyWarnings(this.path, database.def, existing));
       throwIfAborted(signal);
       options.onFinalizing?.();
+      if (targetEncoding !== undefined && !fs.existsSync(this.path)) finishStagingDefinitions(staging, plan);
       if (!(await this.linkIntoPlace(staging))) {
-        await this.switchIntoExisting(staging, plan, onConflict, database, stats);
+        await this.switchIntoExisting(staging, plan, onConflict, database, stats, partial);
       }
     } finally {
       removeStagingFile(staging);
@@ -209,6 +212,7 @@ export class SqliteTarget implements RestoreTarget {
     onConflict: ConflictPolicy,
     database: PlannedDatabase | undefined,
     stats: StatRow[],
+    partial: boolean,
   ): Promise<void> {
     const db = this.openTarget(false);
     try {
@@ -237,7 +241,7 @@ export class SqliteTarget implements RestoreTarget {
         // lock, before any change.
         refuseServerCatalog(db, this.path, 'restore');
         // Re-check under the write lock: the target may have changed since check().
-        this.assertNoConflicts(db, plan, onConflict, database);
+        this.assertNoConflicts(db, plan, onConflict, partial ? undefined : database);
         const existing = readExisting(db);
         const replaced = plan.filter((p) => existing.has(foldName(p.name)));
         for (const p of replaced.filter((r) => r.kind === 'view')) db.exec(`DROP VIEW main.${quoteIdent(p.name)}`);
@@ -258,7 +262,7 @@ export class SqliteTarget implements RestoreTarget {
         for (const t of tables) for (const tr of t.triggers) createTrigger(db, t, tr);
         for (const v of plan) if (v.kind === 'view') createObject(db, v);
         for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) createTrigger(db, v, tr);
-        if (database !== undefined) applyDatabase(db, 'main', database.def, stats, statNames(plan));
+        if (database !== undefined) applyDatabase(db, 'main', database.def, stats, statNames(plan), !partial);
         // Last change: the definitions as written, application collations and functions included (app-names.ts).
         restoreDefinitions(db, rewrites);
         db.exec('COMMIT');
