@@ -121,14 +121,16 @@ export class SqliteTarget implements RestoreTarget {
       // the main file's encoding (and converts the text between them).
       const existing = fs.existsSync(this.path) ? this.properties() : undefined;
       rows = await loadStaging(staging, plan, signal, onProgress, database && { def: database.def, stats }, existing?.encoding, warnings);
-      warnings.push(...standInWarnings(staging, plan, knownFunctions()));
       if (existing !== undefined && database !== undefined) warnings.push(...propertyWarnings(this.path, database.def, existing));
       throwIfAborted(signal);
       options.onFinalizing?.();
-      if (targetEncoding !== undefined && !fs.existsSync(this.path)) finishStagingDefinitions(staging, plan);
+      if (existing !== undefined && !fs.existsSync(this.path)) finishStagingDefinitions(staging, plan);
       if (!(await this.linkIntoPlace(staging))) {
         await this.switchIntoExisting(staging, plan, onConflict, database, stats, partial);
       }
+      // Read from the target, which now holds the definitions as written (a staging file for an
+      // existing target kept the stand-ins).
+      warnings.push(...standInWarnings(this.path, plan, knownFunctions()));
     } finally {
       removeStagingFile(staging);
     }
