@@ -224,13 +224,7 @@ export async function readOwnedSequences(
      ORDER BY n.nspname, s.relname`,
     [tableOids],
   );
-  for (const r of rows) {
-    const rel = Number(r.rel);
-    let list = out.get(rel);
-    if (list === undefined) out.set(rel, (list = []));
-    list.push({ oid: Number(r.oid), schema: r.schema, name: r.name });
-  }
-  return out;
+  return groupByRelation(rows, out);
 }
 
 /**
@@ -281,13 +275,7 @@ export async function readUsedSequences(
       ORDER BY 1, 3, 4`,
     [tableOids],
   );
-  for (const r of rows) {
-    const rel = Number(r.rel);
-    let list = out.get(rel);
-    if (list === undefined) out.set(rel, (list = []));
-    list.push({ oid: Number(r.oid), schema: r.schema, name: r.name });
-  }
-  return out;
+  return groupByRelation(rows, out);
 }
 
 /**
@@ -391,5 +379,19 @@ export async function readRelationSizes(client: pg.Client, oids: number[]): Prom
     [oids],
   );
   for (const r of rows) out.set(Number(r.oid), { blocks: Number(r.blocks), bytes: Number(r.bytes) });
+  return out;
+}
+
+/** Rows of (relation, sequence) grouped by relation OID, into `out`. */
+function groupByRelation(
+  rows: { rel: number; oid: number; schema: string; name: string }[],
+  out: Map<number, { oid: number; schema: string; name: string }[]>,
+): Map<number, { oid: number; schema: string; name: string }[]> {
+  for (const r of rows) {
+    const rel = Number(r.rel);
+    let list = out.get(rel);
+    if (list === undefined) out.set(rel, (list = []));
+    list.push({ oid: Number(r.oid), schema: r.schema, name: r.name });
+  }
   return out;
 }
