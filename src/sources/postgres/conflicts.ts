@@ -11,6 +11,7 @@ import type pg from 'pg';
 import { CairnError, ConflictError } from '../../core/errors.js';
 import type { ConflictPolicy } from '../types.js';
 import { pgError, pgLocation, type PgConnectionSettings } from './connection.js';
+import { postgresNaming } from './naming.js';
 import { ALTER_WORD, display, KIND_WORD, qname, type Plan, type PlannedCollection, type QName, type Relkind } from './plan.js';
 
 /** Errors that say "this object exists already". */
@@ -101,6 +102,9 @@ function describeColumns(cols: { name: string; type: string; notNull: boolean }[
   return cols.map((c) => `${c.name} ${c.type}${c.notNull ? ' NOT NULL' : ''}`).join(', ');
 }
 
+/** A collection name as it is typed on the command line (public."t " for a trailing space): how messages show names. */
+const typed = (name: string): string => postgresNaming.written(name);
+
 /** Every reason the plan cannot be applied to the existing target database, as sentences. */
 async function findConflicts(client: pg.Client, plan: Plan, onConflict: ConflictPolicy, location: string): Promise<string[]> {
   const names = plan.collections.flatMap((c) => [c.target, c.source]);
@@ -114,12 +118,12 @@ async function findConflicts(client: pg.Client, plan: Plan, onConflict: Conflict
     if (existing === undefined) continue;
     const existingKind = KIND_WORD[existing.relkind as Relkind] ?? (existing.relkind === 'i' || existing.relkind === 'I' ? 'index' : `relation (relkind ${existing.relkind})`);
     if (onConflict === 'fail') {
-      problems.push(`${capitalize(existingKind)} "${name}" already exists in ${location}. ${hint}`);
+      problems.push(`${capitalize(existingKind)} ${typed(name)} already exists in ${location}. ${hint}`);
       continue;
     }
     if (existing.relkind !== c.relkind) {
       problems.push(
-        `"${name}" exists in ${location} as a ${existingKind}, and the backup has a ${KIND_WORD[c.relkind]}: overwrite only replaces a ${KIND_WORD[c.relkind]} with a ${KIND_WORD[c.relkind]}. Use --rename to restore it under another name, or --exclude it.`,
+        `${typed(name)} exists in ${location} as a ${existingKind}, and the backup has a ${KIND_WORD[c.relkind]}: overwrite only replaces a ${KIND_WORD[c.relkind]} with a ${KIND_WORD[c.relkind]}. Use --rename to restore it under another name, or --exclude it.`,
       );
       continue;
     }
@@ -134,7 +138,7 @@ async function findConflicts(client: pg.Client, plan: Plan, onConflict: Conflict
         });
       if (!same) {
         problems.push(
-          `Table "${name}" in ${location} has different columns than the backup (target: ${describeColumns(current)}; backup: ${describeColumns(wanted)}). Use --rename to restore it under another name, or --exclude it.`,
+          `Table ${typed(name)} in ${location} has different columns than the backup (target: ${describeColumns(current)}; backup: ${describeColumns(wanted)}). Use --rename to restore it under another name, or --exclude it.`,
         );
         continue;
       }
@@ -146,7 +150,7 @@ async function findConflicts(client: pg.Client, plan: Plan, onConflict: Conflict
     const source = display(c.source);
     if (source === display(c.target) || !found.has(source) || replaced.has(source)) continue;
     problems.push(
-      `"${c.item.entry.name}" is restored as "${display(c.target)}", but "${source}" exists in ${location}: into an existing database a renamed collection is created under its original name first. Restore into a new database, or rename or drop "${source}" first.`,
+      `${typed(c.item.entry.name)} is restored as ${typed(display(c.target))}, but ${typed(source)} exists in ${location}: into an existing database a renamed collection is created under its original name first. Restore into a new database, or rename or drop ${typed(source)} first.`,
     );
   }
   return problems;

@@ -27,7 +27,6 @@ const DECODERS: Record<string, string> = {
   WIN874: 'windows-874',
   WIN1250: 'windows-1250',
   WIN1251: 'windows-1251',
-  WIN1252: 'windows-1252',
   WIN1253: 'windows-1253',
   WIN1254: 'windows-1254',
   WIN1255: 'windows-1255',
@@ -51,12 +50,13 @@ export function decodeDatabaseText(bytes: Buffer, encoding: string | undefined):
   const name = (encoding ?? 'UTF8').toUpperCase();
   if (!bytes.some((b) => b > 0x7f)) return { text: bytes.toString('latin1'), exact: true };
   if (name === 'LATIN1') return { text: bytes.toString('latin1'), exact: true };
+  if (name === 'WIN1252') return decodeWin1252(bytes);
   const label = DECODERS[name];
   if (label !== undefined) {
     try {
       const text = new TextDecoder(label, { fatal: true }).decode(bytes);
-      // The WHATWG windows-125x / windows-874 tables read their undefined bytes (WIN1252's 0x81,
-      // 0x8D, …) as C1 controls, which PostgreSQL's own tables do not map back.
+      // The WHATWG windows-125x / windows-874 tables read their undefined bytes (WIN1253's 0x81,
+      // …) as C1 controls, which PostgreSQL's own tables do not map back.
       const c1 = label.startsWith('windows-') && /[\u0080-\u009f]/.test(text);
       return { text, exact: !c1 };
     } catch {
@@ -65,4 +65,28 @@ export function decodeDatabaseText(bytes: Buffer, encoding: string | undefined):
   }
   if (name === 'UTF8') return { text: bytes.toString('utf8'), exact: false };
   return { text: bytes.toString('latin1'), exact: false };
+}
+
+/**
+ * WIN1252's 0x80–0x9F (PostgreSQL's utf8_and_win: 0x81, 0x8D, 0x8F, 0x90, 0x9D have no
+ * character); the rest is Latin-1. Not TextDecoder: Node's 'windows-1252' decodes as Latin-1
+ * (€, 0x80, came back as U+0080).
+ */
+const WIN1252_HIGH = [
+  0x20ac, -1, 0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021, 0x02c6, 0x2030, 0x0160, 0x2039, 0x0152, -1, 0x017d, -1,
+  -1, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014, 0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, -1, 0x017e, 0x0178,
+];
+
+function decodeWin1252(bytes: Buffer): { text: string; exact: boolean } {
+  let exact = true;
+  let text = '';
+  for (const b of bytes) {
+    if (b < 0x80 || b > 0x9f) text += String.fromCharCode(b);
+    else {
+      const cp = WIN1252_HIGH[b - 0x80] as number;
+      if (cp < 0) exact = false;
+      text += String.fromCharCode(cp < 0 ? b : cp);
+    }
+  }
+  return { text, exact };
 }

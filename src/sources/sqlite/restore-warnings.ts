@@ -45,8 +45,8 @@ function reindexAdvice(indexes: string[], what: string): string {
 }
 
 /**
- * The stand-in warnings of a restore, read from the loaded staging file (`file`, closed): its
- * definitions are already the ones written back, so PRAGMA index_xinfo names each index
+ * The stand-in warnings of a restore, read from the restored file (`file`, closed): its
+ * definitions are the ones written back, so PRAGMA index_xinfo names each index
  * column's collation (a table column's COLLATE included, UNIQUE and PRIMARY KEY indexes too).
  */
 export function standInWarnings(file: string, plan: Planned[], known: Set<string>): string[] {
@@ -64,13 +64,24 @@ export function standInWarnings(file: string, plan: Planned[], known: Set<string
       if (r.type === 'table') addOnce(u.unchecked, quoteIdent(r.name));
     }
   }
+  // Functions each table's definition calls (a generated column's among them).
+  const tableFunctions = new Map<string, string[]>();
+  for (const r of rewrites) if (r.type === 'table') tableFunctions.set(r.name, unknownFunctions(r.sql, known));
   const db: BetterSqlite3.Database = new Database(file, { readonly: true, fileMustExist: true });
   try {
     for (const p of plan) {
       if (p.kind !== 'table') continue;
       const list = db.prepare('SELECT name FROM pragma_index_list(?)').pluck().all(p.name) as string[];
+      // An index on a generated column holds what the column's expression computed: with a
+      // stand-in, when that expression calls an application function.
+      const fns = tableFunctions.get(p.name) ?? [];
+      const generated = new Set(fns.length === 0 ? [] : (db.prepare('SELECT name FROM pragma_table_xinfo(?) WHERE hidden IN (2, 3)').pluck().all(p.name) as string[]));
       for (const idx of list) {
         const label = quoteIdent(idx);
+        if (generated.size > 0) {
+          const keyCols = db.prepare('SELECT name FROM pragma_index_xinfo(?) WHERE key = 1').pluck().all(idx) as (string | null)[];
+          if (keyCols.some((c) => c !== null && generated.has(c))) for (const f of fns) addOnce(use(functions, f).indexes, label);
+        }
         const cols = db.prepare('SELECT coll FROM pragma_index_xinfo(?) WHERE key = 1').pluck().all(idx) as (string | null)[];
         for (const c of cols) if (c !== null && !BUILT_IN_COLLATIONS.has(c.toLowerCase())) addOnce(use(collations, c).indexes, label);
         const sql = db.prepare("SELECT sql FROM main.sqlite_schema WHERE type = 'index' AND name = ?").pluck().get(idx) as string | null | undefined;
@@ -88,9 +99,9 @@ export function standInWarnings(file: string, plan: Planned[], known: Set<string
   }
   for (const u of functions.values()) {
     out.push(
-      `function ${u.name}() is registered by the application, not by SQLite: ${u.objects.join(', ')} ${u.objects.length === 1 ? 'was' : 'were'} created with char() in its place, then given ${u.objects.length === 1 ? 'its definition' : 'their definitions'} back as written` +
+      `function ${u.name}() is registered by the application, not by SQLite: ${u.objects.join(', ')} ${u.objects.length === 1 ? 'was' : 'were'} created with a stand-in of SQLite's own in its place, then given ${u.objects.length === 1 ? 'its definition' : 'their definitions'} back as written` +
         (u.unchecked.length > 0 ? `; the rows of ${u.unchecked.join(', ')} were loaded without evaluating CHECK constraints (they held in the source)` : '') +
-        `; ${reindexAdvice(u.indexes, "char()'s values")}`,
+        `; ${reindexAdvice(u.indexes, "the stand-in's values")}`,
     );
   }
   return out;
