@@ -287,7 +287,7 @@ describe('line 4 kind: non-UTF8 schemas into an existing database', () => {
     CREATE TABLE plain (i int REFERENCES café (y));
     INSERT INTO café VALUES ('€uro', 1); INSERT INTO plain VALUES (1);
     CREATE VIEW vé AS SELECT x AS "spalte ß" FROM café;
-    COMMENT ON TABLE café IS 'résumé';`;
+    COMMENT ON TABLE café IS 'résumé € Œ ™';`; // € Œ ™: WIN1252's 0x80, 0x8C, 0x99
   /** pg_dump's output (schema and rows) as bytes (Latin-1 text): psql's helpers read names as UTF-8. */
   const dump = (db: string): string =>
     spawnSync('pg_dump', ['-d', db], { env: pgEnv(), encoding: 'latin1', maxBuffer: 64 * 1024 * 1024 })
