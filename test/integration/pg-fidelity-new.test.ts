@@ -392,20 +392,22 @@ describe('line 7: foreign tables', () => {
     expect(psql(existing, 'SELECT count(*) FROM t').trim()).toBe('1');
   });
 
-  it('a materialized view reading a foreign table (directly, through a view, through a partition) is not refreshed: the restore reaches no foreign server', async () => {
+  it('a materialized view reading a foreign table (directly, through a view, through a partition, through a function) is not refreshed: the restore reaches no foreign server', async () => {
     const extra = `CREATE TABLE parts (line text) PARTITION BY LIST (line);
       CREATE FOREIGN TABLE parts_file PARTITION OF parts DEFAULT SERVER files OPTIONS (filename '/etc/hostname');
       CREATE MATERIALIZED VIEW m_direct AS SELECT line FROM etc_hostname;
       CREATE MATERIALIZED VIEW m_view AS SELECT line FROM host;
       CREATE MATERIALIZED VIEW m_part AS SELECT line FROM parts;
-      CREATE MATERIALIZED VIEW m_local AS SELECT id FROM t;`;
+      CREATE MATERIALIZED VIEW m_local AS SELECT id FROM t;
+      CREATE FUNCTION host_fn() RETURNS SETOF text LANGUAGE sql AS 'SELECT line FROM etc_hostname';
+      CREATE MATERIALIZED VIEW m_fn AS SELECT * FROM host_fn() AS h(line);`;
     const db = caseDb('fdw', extra);
     const manifest = await backup(db);
     const target = fresh('fdw_mv');
     const result = await runRestore({ repo, backupId: manifest.id, target: openTarget(pgUrl(target)) });
     const populated = psql(target, `SELECT string_agg(relname || '=' || relispopulated, ',' ORDER BY relname) FROM pg_class WHERE relkind = 'm'`).trim();
-    expect(populated).toBe('m_direct=false,m_local=true,m_part=false,m_view=false');
-    for (const m of ['m_direct', 'm_view', 'm_part']) {
+    expect(populated).toBe('m_direct=false,m_fn=false,m_local=true,m_part=false,m_view=false');
+    for (const m of ['m_direct', 'm_view', 'm_part', 'm_fn']) {
       expect(result.warnings?.join('\n')).toContain(`materialized view public.${m} is left unpopulated: it reads a foreign table`);
     }
     // The same over an existing copy.

@@ -51,6 +51,8 @@ export function decodeDatabaseText(bytes: Buffer, encoding: string | undefined):
   if (!bytes.some((b) => b > 0x7f)) return { text: bytes.toString('latin1'), exact: true };
   if (name === 'LATIN1') return { text: bytes.toString('latin1'), exact: true };
   if (name === 'WIN1252') return decodeWin1252(bytes);
+  // EUC_JP's JIS X 0212 (after a 0x8F byte): the WHATWG table differs from PostgreSQL's in places.
+  if (name === 'EUC_JP' && bytes.includes(0x8f)) return { text: bytes.toString('latin1'), exact: false };
   const label = DECODERS[name];
   if (label !== undefined) {
     try {

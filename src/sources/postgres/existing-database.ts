@@ -356,8 +356,8 @@ async function runOptionalEntry(client: pg.Client, b: ScriptBlock, skipped: Set<
 /**
  * Overwrite of a standalone sequence that objects this restore leaves alone depend on (a default
  * of a table already there): DROP would take them with it, so the sequence is kept and given the
- * staged one's definition (type, increment, bounds, start, cache, cycle; owned by no column, as
- * in the backup) and, with `owner`, its owner; the staged one is dropped. Its value is set with
+ * staged one's definition (type, increment, bounds, start, cache, cycle; a column of a table left
+ * alone that owns it keeps it) and, with `owner`, its owner; the staged one is dropped. Its value is set with
  * the others (setSequences), then moved back to where it was when that was ahead (keepAhead): a
  * table left alone draws from it. Its comment and grants come from the archive's entries, as
  * for a replaced one; grants the target had stay. Returns its state before. Errors:
@@ -380,7 +380,7 @@ async function replaceSequenceInPlace(client: pg.Client, staged: QName, final: Q
     );
   }
   await client.query(
-    `ALTER SEQUENCE ${qname(final)} AS ${d.type} INCREMENT BY ${d.inc} MINVALUE ${d.min} MAXVALUE ${d.max} START WITH ${d.start} CACHE ${d.cache} ${d.cycle ? 'CYCLE' : 'NO CYCLE'} OWNED BY NONE`,
+    `ALTER SEQUENCE ${qname(final)} AS ${d.type} INCREMENT BY ${d.inc} MINVALUE ${d.min} MAXVALUE ${d.max} START WITH ${d.start} CACHE ${d.cache} ${d.cycle ? 'CYCLE' : 'NO CYCLE'}`,
   );
   if (owner) await client.query(`ALTER SEQUENCE ${qname(final)} OWNER TO ${quoteIdent(d.owner)}`);
   await client.query(`DROP SEQUENCE ${qname(staged)}`);

@@ -408,12 +408,16 @@ export async function refreshMaterializedViews(client: pg.Client, plan: Plan, in
   pending = pending.filter((m) => !foreign.has(m));
   const skipped = [...foreign].map(
     (m) =>
-      `materialized view ${display(m.target)} is left unpopulated: it reads a foreign table, and refreshing it would reach the foreign server during the restore; run REFRESH MATERIALIZED VIEW when that is wanted.`,
+      `materialized view ${display(m.target)} is left unpopulated: it reads a foreign table (or calls a function while the database has a foreign server or dblink), and refreshing it would reach another server during the restore; run REFRESH MATERIALIZED VIEW when that is wanted.`,
   );
   return [...skipped, ...(await refreshEach(client, pending, inTransaction, signal))];
 }
 
-/** Whether the relation's rules (a view's or materialized view's query) read a foreign table, directly or through views and partitions. */
+/**
+ * Whether the relation's rules (a view's or materialized view's query) may read a foreign table:
+ * directly or through views and partitions, or through a function of the database's own when it
+ * has a foreign server or dblink (16384: FirstNormalObjectId, the first OID not built in).
+ */
 async function readsForeignTable(client: pg.Client, rel: QName): Promise<boolean> {
   const { rows } = await client.query<{ yes: boolean }>(
     `WITH RECURSIVE reads(oid) AS (
@@ -425,7 +429,14 @@ async function readsForeignTable(client: pg.Client, rel: QName): Promise<boolean
           WHERE r.ev_class = reads.oid
          UNION ALL
          SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = reads.oid) x)
-     SELECT EXISTS (SELECT 1 FROM reads JOIN pg_catalog.pg_class c ON c.oid = reads.oid WHERE c.relkind = 'f') AS yes`,
+     SELECT pg_catalog.to_regclass($1) IS NULL
+         OR EXISTS (SELECT 1 FROM reads JOIN pg_catalog.pg_class c ON c.oid = reads.oid WHERE c.relkind = 'f')
+         -- A function of the database's own (not built in) may read a foreign table or call
+         -- dblink, which records no dependency: counted when the database could reach elsewhere.
+         OR (EXISTS (SELECT 1 FROM reads JOIN pg_catalog.pg_rewrite w ON w.ev_class = reads.oid
+                       JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = w.oid
+                        AND d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid >= 16384)
+             AND (EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server) OR EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'dblink'))) AS yes`,
     [qname(rel)],
   );
   return rows[0]?.yes === true;

@@ -135,6 +135,15 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
 }
 
 /**
+ * A manifest's text (untrusted) as an escape-string literal: quotes and backslashes escaped, so
+ * it reads the same whatever the session's standard_conforming_strings.
+ */
+function escapedLiteral(value: string): string {
+  if (value.includes('\u0000')) throw new SourceError('The backup records a locale or encoding name holding a NUL byte: the manifest was altered or damaged; nothing was changed.');
+  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+/**
  * The CREATE DATABASE options that give the new database the source's encoding, LC_COLLATE,
  * LC_CTYPE and default collation provider with its locale (and ICU rules): the default
  * collation decides sort order and which partition a text key belongs to, so a database made
@@ -143,14 +152,6 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
  * is the target's own: the restore builds every index with the target's library. Errors:
  * SourceError when the target server is too old for the source's provider.
  */
-/**
- * A manifest's text (untrusted) as an escape-string literal: quotes and backslashes escaped, so
- * it reads the same whatever the session's standard_conforming_strings.
- */
-function escapedLiteral(value: string): string {
-  if (value.includes('\u0000')) throw new SourceError('The backup records a locale or encoding name holding a NUL byte: the manifest was altered or damaged; nothing was changed.');
-  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
-}
 
 export function databaseOptions(def: Plan['schemaDef'], serverVersion: number, target: string): string {
   const parts = [`ENCODING ${escapedLiteral(def.encoding)}`, `LC_COLLATE ${escapedLiteral(def.collate)}`, `LC_CTYPE ${escapedLiteral(def.ctype)}`];
@@ -226,12 +227,12 @@ async function checkExtensionTables(client: pg.Client, plan: Plan): Promise<void
   const sequences = plan.schemaDef.extensionSequences ?? [];
   if (plan.extensionTables.length === 0 && sequences.length === 0) return;
   const { rows } = await client.query<{ name: string }>(
-    `SELECT n.nspname || '.' || c.relname AS name FROM pg_catalog.pg_extension e CROSS JOIN LATERAL unnest(e.extconfig) AS u(reloid)
+    `SELECT n.nspname || E'\\x01' || c.relname AS name FROM pg_catalog.pg_extension e CROSS JOIN LATERAL unnest(e.extconfig) AS u(reloid)
        JOIN pg_catalog.pg_class c ON c.oid = u.reloid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`,
   );
   const registered = new Set(rows.map((r) => r.name));
   for (const t of plan.extensionTables) {
-    if (!registered.has(`${t.source.schema}.${t.source.name}`)) {
+    if (!registered.has(`${t.source.schema}\u0001${t.source.name}`)) {
       throw new CorruptionError(
         `Refusing to restore: the backup says "${t.item.entry.name}" is an extension's configuration table, but no extension of the restored database registered it. The backup was altered or damaged; nothing was changed.`,
         { objects: [], collections: [t.item.entry.name] },
@@ -239,7 +240,7 @@ async function checkExtensionTables(client: pg.Client, plan: Plan): Promise<void
     }
   }
   for (const q of sequences) {
-    if (!registered.has(`${q.schema}.${q.name}`)) {
+    if (!registered.has(`${q.schema}\u0001${q.name}`)) {
       throw new CorruptionError(
         `Refusing to restore: the backup sets the value of "${q.schema}.${q.name}" as an extension's configuration sequence, but no extension of the restored database registered it. The backup was altered or damaged; nothing was changed.`,
         { objects: [], collections: [] },
