@@ -133,6 +133,12 @@ INSERT INTO small (id, v) VALUES (1, 'mine');
 CREATE TABLE keep (id INTEGER PRIMARY KEY, v TEXT);
 INSERT INTO keep (id, v) VALUES (1, 'kept');`;
 
+/** A skipped case's title, printed as well (the reason is in it), so the run log says why. */
+function printedSkip(title: string): string {
+  console.log(`skipped: ${title}`);
+  return title;
+}
+
 export function describeEngineContract(name: string, f: EngineFixture): void {
   /** `it` for one case of the suite, or a skip that prints why the engine cannot support it. */
   function caseIt(c: EngineCase, title: string, fn: () => Promise<void>, timeout = 180_000): void {
@@ -141,8 +147,7 @@ export function describeEngineContract(name: string, f: EngineFixture): void {
       it(`${c}: ${title}`, fn, timeout);
       return;
     }
-    console.log(`engine ${name} does not support ${c} (skipping "${title}"): ${reason}`);
-    it.skip(`${c}: ${title} (engine ${name} does not support it: ${reason})`, fn);
+    it.skip(printedSkip(`${c}: ${title} (engine ${name} does not support it: ${reason})`), fn);
   }
   const supports = (c: EngineCase): boolean => f.unsupported[c] === undefined;
 

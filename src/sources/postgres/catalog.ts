@@ -213,8 +213,7 @@ export async function readOwnedSequences(
   client: pg.Client,
   tableOids: number[],
 ): Promise<Map<number, { oid: number; schema: string; name: string }[]>> {
-  const out = new Map<number, { oid: number; schema: string; name: string }[]>();
-  if (tableOids.length === 0) return out;
+  if (tableOids.length === 0) return new Map();
   const { rows } = await client.query<{ rel: number; oid: number; schema: string; name: string }>(
     `SELECT DISTINCT d.refobjid AS rel, s.oid, n.nspname AS schema, s.relname AS name
      FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
@@ -224,7 +223,7 @@ export async function readOwnedSequences(
      ORDER BY n.nspname, s.relname`,
     [tableOids],
   );
-  return groupByRelation(rows, out);
+  return groupByRelation(rows);
 }
 
 /**
@@ -238,8 +237,7 @@ export async function readUsedSequences(
   client: pg.Client,
   tableOids: number[],
 ): Promise<Map<number, { oid: number; schema: string; name: string }[]>> {
-  const out = new Map<number, { oid: number; schema: string; name: string }[]>();
-  if (tableOids.length === 0) return out;
+  if (tableOids.length === 0) return new Map();
   const { rows } = await client.query<{ rel: number; oid: number; schema: string; name: string }>(
     `WITH rels AS MATERIALIZED (SELECT DISTINCT unnest($1::oid[]) AS rel),
      defaults AS MATERIALIZED (SELECT ad.adrelid AS rel, ad.oid FROM rels r JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = r.rel),
@@ -275,7 +273,7 @@ export async function readUsedSequences(
       ORDER BY 1, 3, 4`,
     [tableOids],
   );
-  return groupByRelation(rows, out);
+  return groupByRelation(rows);
 }
 
 /**
@@ -382,11 +380,9 @@ export async function readRelationSizes(client: pg.Client, oids: number[]): Prom
   return out;
 }
 
-/** Rows of (relation, sequence) grouped by relation OID, into `out`. */
-function groupByRelation(
-  rows: { rel: number; oid: number; schema: string; name: string }[],
-  out: Map<number, { oid: number; schema: string; name: string }[]>,
-): Map<number, { oid: number; schema: string; name: string }[]> {
+/** Rows of (relation, sequence) grouped by relation OID. */
+function groupByRelation(rows: { rel: number; oid: number; schema: string; name: string }[]): Map<number, { oid: number; schema: string; name: string }[]> {
+  const out = new Map<number, { oid: number; schema: string; name: string }[]>();
   for (const r of rows) {
     const rel = Number(r.rel);
     let list = out.get(rel);

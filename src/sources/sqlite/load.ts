@@ -195,25 +195,16 @@ async function loadTable(
     }
     stmt.run(row);
   };
-  const decoder = new RowDecoder();
   const pacer = new Pacer();
   let rows = 0;
-  let bytes = 0;
+  const counted = { bytes: 0 };
   let batch = 0;
-  const report = (): void => onProgress?.({ collection: name, rows, bytes });
+  const report = (): void => onProgress?.({ collection: name, rows, bytes: counted.bytes });
   const damaged = (err: CorruptionError): CorruptionError =>
     new CorruptionError(`Table "${name}": ${err.message}`, { objects: err.objects, collections: [name] });
   db.exec('BEGIN');
   try {
-    for await (const chunk of t.item.data()) {
-      throwIfAborted(signal);
-      bytes += chunk.length;
-      let decoded: unknown[][];
-      try {
-        decoded = decoder.push(chunk);
-      } catch (err) {
-        throw err instanceof CorruptionError ? damaged(err) : err;
-      }
+    for await (const decoded of decodedChunks(t.item.data(), signal, damaged, counted)) {
       for (const row of decoded) {
         if (row.length !== cols.length) {
           throw new CorruptionError(
@@ -235,11 +226,6 @@ async function loadTable(
           db.exec('BEGIN');
         }
       }
-    }
-    try {
-      decoder.finish();
-    } catch (err) {
-      throw err instanceof CorruptionError ? damaged(err) : err;
     }
     db.exec('COMMIT');
   } catch (err) {
@@ -279,22 +265,13 @@ async function loadShadows(
       sql: (text: Set<number>): string => `INSERT INTO ${table} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map((_, i) => (text.has(i) ? 'CAST(? AS TEXT)' : '?')).join(', ')})`,
     };
   });
-  const decoder = new RowDecoder();
   const pacer = new Pacer();
   let rows = 0;
-  let bytes = 0;
+  const counted = { bytes: 0 };
   const damaged = (why: string): CorruptionError => new CorruptionError(`Virtual table "${name}": ${why}`, { objects: [], collections: [name] });
   db.exec('BEGIN');
   try {
-    for await (const chunk of v.item.data()) {
-      throwIfAborted(signal);
-      bytes += chunk.length;
-      let decoded: unknown[][];
-      try {
-        decoded = decoder.push(chunk);
-      } catch (err) {
-        throw err instanceof CorruptionError ? damaged(err.message) : err;
-      }
+    for await (const decoded of decodedChunks(v.item.data(), signal, (err) => damaged(err.message), counted)) {
       for (const row of decoded) {
         const k = row[0];
         const target = typeof k === 'bigint' && k >= 0n && k < BigInt(inserts.length) ? inserts[Number(k)] : undefined;
@@ -315,19 +292,41 @@ async function loadShadows(
         }
       }
     }
-    try {
-      decoder.finish();
-    } catch (err) {
-      throw err instanceof CorruptionError ? damaged(err.message) : err;
-    }
     db.exec('COMMIT');
   } catch (err) {
     if (db.inTransaction) db.exec('ROLLBACK');
     throw err;
   }
   if (rows !== v.item.entry.rowCount) throw damaged(`the backup recorded ${v.item.entry.rowCount} rows but its data holds ${rows}.`);
-  onProgress?.({ collection: name, rows, bytes });
+  onProgress?.({ collection: name, rows, bytes: counted.bytes });
   return rows;
+}
+
+/**
+ * The rows of a collection's stream, one array per chunk (rows-v1, RowDecoder), the stream's
+ * bytes added to `counted.bytes` as they come; a stream that ends inside a row is damage too.
+ * Errors: CorruptionError as `damaged` words it; the signal's reason on abort.
+ */
+async function* decodedChunks(
+  data: AsyncIterable<Uint8Array>,
+  signal: AbortSignal | undefined,
+  damaged: (err: CorruptionError) => CorruptionError,
+  counted: { bytes: number },
+): AsyncGenerator<unknown[][]> {
+  const decoder = new RowDecoder();
+  const decode = <T>(step: () => T): T => {
+    try {
+      return step();
+    } catch (err) {
+      throw err instanceof CorruptionError ? damaged(err) : err;
+    }
+  };
+  for await (const chunk of data) {
+    throwIfAborted(signal);
+    counted.bytes += chunk.length;
+    yield decode(() => decoder.push(chunk));
+  }
+  decode(() => decoder.finish());
 }
 
 /** Copies a virtual table's shadow rows from the attached staging file into the target's (just created) shadow tables. */
