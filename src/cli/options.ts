@@ -53,16 +53,8 @@ export function parseGrace(value: string): number {
   return addDuration(new Date(0), d).getTime();
 }
 
-/** `never`, a duration from `now`, or a date / ISO time; returns the ISO time or null. */
-export function parseExpiry(when: string, now: Date): string | null {
-  if (when.trim().toLowerCase() === 'never') return null;
-  if (/^\d{4}-\d{2}-\d{2}/.test(when.trim())) {
-    const t = Date.parse(when.trim());
-    if (Number.isNaN(t)) throw new UsageError(`Invalid expiry date "${when}": write 2027-01-31, an ISO time, a duration (30d) or never.`);
-    return new Date(t).toISOString();
-  }
-  return addDuration(now, parseDuration(when, 'expiry')).toISOString();
-}
+/** `never`, a duration from `now`, or a date / ISO time (the API's `expires` parses the same). */
+export { parseExpiry } from '../core/durations.js';
 
 export function repoOption(): Option {
   return new Option(

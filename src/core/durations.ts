@@ -38,3 +38,18 @@ export function addDuration(date: Date, d: Duration, sign: 1 | -1 = 1): Date {
   out.setUTCFullYear(targetYear, targetMonth, Math.min(date.getUTCDate(), lastDay));
   return out;
 }
+
+/**
+ * When a backup expires, as `backup set-expiry`, `--expires` and the API's `expires` take it:
+ * `never` (null), a duration from `now` (30d, 6mo…), or a date / ISO time (2027-01-31).
+ * Returns the ISO time or null; UsageError naming the three forms otherwise.
+ */
+export function parseExpiry(when: string, now: Date): string | null {
+  if (when.trim().toLowerCase() === 'never') return null;
+  if (/^\d{4}-\d{2}-\d{2}/.test(when.trim())) {
+    const t = Date.parse(when.trim());
+    if (Number.isNaN(t)) throw new UsageError(`Invalid expiry date "${when}": write 2027-01-31, an ISO time, a duration (30d) or never.`);
+    return new Date(t).toISOString();
+  }
+  return addDuration(now, parseDuration(when, 'expiry')).toISOString();
+}

@@ -46,6 +46,12 @@ export interface ClientOptions {
 export type CreateBackupRequest = RequestOf<'createBackup'>;
 /** renames: an object of "old name": "new name". */
 export type CreateRestoreRequest = RequestOf<'createRestore'>;
+/** Copy one backup: `backup` from repository `from` to `to`. */
+export type CreateCopyRequest = RequestOf<'createCopy'>;
+/** Every backup of `from` that `to` lacks; `source`: only that source's (name or location). */
+export type CreateSyncRequest = RequestOf<'createSync'>;
+export type CreateVerificationRequest = RequestOf<'createVerification'>;
+export type CreatePruneRequest = RequestOf<'createPrune'>;
 /** repository: left out, the server's default ("default", its BACKUP_* repository). */
 export type CreateScheduleRequest = RequestOf<'createSchedule'>;
 
@@ -101,10 +107,36 @@ export class CairnClient {
       (await this.request<AnswerOf<'listBackups'>>('GET', `/v1/backups${queryString(query)}`)).backups,
     get: (id: string, repository?: string): Promise<BackupDetail> => this.request('GET', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository })}`),
     delete: (id: string, repository?: string): Promise<AnswerOf<'deleteBackup'>> => this.request('DELETE', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository })}`),
+    /** `expires`: a duration from now ("30d"), a date ("2027-01-31" or an ISO time) or "never". */
+    setExpiry: (id: string, expires: string, repository?: string): Promise<AnswerOf<'setBackupExpiry'>> =>
+      this.request('PATCH', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository })}`, { expires } satisfies RequestOf<'setBackupExpiry'>),
   };
 
   readonly restores = {
     create: (request: CreateRestoreRequest, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/restores', request, wait),
+  };
+
+  /** One backup to another repository; only the chunks it lacks are sent. */
+  readonly copies = {
+    create: (request: CreateCopyRequest, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/copies', request, wait),
+  };
+
+  /**
+   * Every backup of `from` that `to` lacks. The job's result lists copied, skipped (already
+   * there, identical), conflicts and failed; it FAILS (CONFLICT or CORRUPT) when any was left out.
+   */
+  readonly syncs = {
+    create: (request: CreateSyncRequest, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/syncs', request, wait),
+  };
+
+  /** Verify backups (all when `backups` is left out); readData reads and checks every chunk. */
+  readonly verifications = {
+    create: (request: CreateVerificationRequest = {}, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/verifications', request, wait),
+  };
+
+  /** Prune a repository (one at a time per repository). */
+  readonly prunes = {
+    create: (request: CreatePruneRequest = {}, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/prunes', request, wait),
   };
 
   readonly schedules = {

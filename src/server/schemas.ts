@@ -68,6 +68,12 @@ export const CreateBackupBody = z
     repository: location.optional(),
     id: str(LIMITS.id).optional(),
     ...selection,
+    /** When it expires: a duration from now (30d, 6mo), a date (2027-01-31) or never (the default). */
+    expires: str(LIMITS.text).optional(),
+    /** PostgreSQL: also record the server's roles and memberships (no password hashes). */
+    roles: z.boolean().optional(),
+    /** With roles: include password hashes (an admin token only). */
+    rolesWithPasswords: z.boolean().optional(),
     config: z
       .object({
         compression: z.enum(['zstd', 'gzip', 'none']).optional(),
@@ -83,7 +89,8 @@ export const CreateBackupBody = z
       .optional(),
   })
   .strict()
-  .refine(noBoth, noBothMessage);
+  .refine(noBoth, noBothMessage)
+  .refine((b) => !b.rolesWithPasswords || b.roles === true, { message: 'rolesWithPasswords goes with "roles": true' });
 export type CreateBackupBody = z.infer<typeof CreateBackupBody>;
 
 export const CreateRestoreBody = z
@@ -100,12 +107,19 @@ export const CreateRestoreBody = z
     /** PostgreSQL: grants and default privileges are left out (pg_restore --no-privileges). */
     noPrivileges: z.boolean().optional(),
     jobs: z.number().int().min(1).max(64).optional(),
+    /** A share of the machine's cores, 1–80 %: an alternative to jobs (as on a backup). */
+    cpuPercentage: z.number().int().min(1).max(80).optional(),
   })
   .strict()
-  .refine(noBoth, noBothMessage);
+  .refine(noBoth, noBothMessage)
+  .refine((r) => !(r.jobs !== undefined && r.cpuPercentage !== undefined), { message: 'give "jobs" or "cpuPercentage", not both' });
 export type CreateRestoreBody = z.infer<typeof CreateRestoreBody>;
 
 export const CreateCopyBody = z.object({ backup: str(LIMITS.id), from: location, to: location }).strict();
+/** Every backup of `from` that `to` lacks (optionally only one source's: its name or location as listed). */
+export const CreateSyncBody = z.object({ from: location, to: location, source: str(LIMITS.url).optional() }).strict();
+/** PATCH /v1/backups/{id}: a duration from now (30d), a date (2027-01-31 or an ISO time) or "never". */
+export const PatchBackupBody = z.object({ expires: str(LIMITS.text) }).strict();
 export const CreateVerifyBody = z
   .object({ repository: location.optional(), backups: z.array(str(LIMITS.id)).max(LIMITS.items).optional(), readData: z.boolean().optional() })
   .strict();
@@ -164,7 +178,7 @@ const when = z.string().describe('ISO 8601 time, UTC');
 /** Every error answer: a stable code (docs/api.md) and a message that says what to do. */
 export const ErrorAnswer = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 
-export const JOB_KINDS = ['backup', 'restore', 'copy', 'verify', 'prune'] as const satisfies readonly JobRecord['kind'][];
+export const JOB_KINDS = ['backup', 'restore', 'copy', 'sync', 'verify', 'prune'] as const satisfies readonly JobRecord['kind'][];
 export const JobKind = z.enum(JOB_KINDS);
 export const JobState = z.enum(JOB_STATES);
 /** A job record as answered (catalog/types JobRecord; its error message redacted). */
@@ -235,6 +249,7 @@ const { chunks: _chunks, segments: _segments, definition: _definition, ...collec
 /** A backup's manifest as answered: each collection's chunk ids counted, definitions left out. */
 export const BackupDetail = BackupManifestSchema.extend({ collections: z.array(z.object({ ...collectionShown, chunks: z.number().describe('how many chunks') })) });
 export type BackupDetail = z.infer<typeof BackupDetail>;
+export const BackupExpiry = z.object({ id: z.string(), repository: z.string(), expiresAt: when.nullable().describe('null: never expires') });
 export const BackupDeleted = z.object({ deleted: z.string(), repository: z.string(), note: z.string() });
 
 /** A registered source or repository: its URL (which may hold a password) never leaves the server. */

@@ -193,6 +193,12 @@ describe('real answers against the documented schemas', () => {
     await done(restore.json.job.id);
     const copy = await call('createCopy', '/v1/copies', tokens.operator, { backup: 'api-1', from: repo, to: join(work, 'copy') });
     await done(copy.json.job.id);
+    // Already there and identical: skipped, nothing sent.
+    const sync = await call('createSync', '/v1/syncs', tokens.operator, { from: repo, to: join(work, 'copy') });
+    await done(sync.json.job.id);
+    expect((await waitJob(server.url, tokens.viewer, sync.json.job.id)).result).toMatchObject({ copied: [], skipped: ['api-1'], bytesCopied: 0 });
+    const expiry = await call('setBackupExpiry', `/v1/backups/api-1?repository=${encodeURIComponent(repo)}`, tokens.operator, { expires: '2031-01-31' });
+    expect(expiry.json.expiresAt).toBe('2031-01-31T00:00:00.000Z');
     const verify = await call('createVerification', '/v1/verifications', tokens.operator, { repository: repo, readData: true });
     await done(verify.json.job.id);
     // An ended job cannot be cancelled: a documented error.

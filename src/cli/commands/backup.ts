@@ -23,7 +23,7 @@ import {
   type SelectionFlags,
 } from '../options.js';
 import { ProgressBar } from '../progress-bar.js';
-import { requireRepoName, runOnServer, serverClient, serverOption, type ServerFlags } from '../remote.js';
+import { callServer, requireRepoName, runOnServer, serverClient, serverOption, type ServerFlags } from '../remote.js';
 
 interface BackupCreateFlags extends CommonOptions, SelectionFlags, ServerFlags {
   source: string;
@@ -61,9 +61,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
       if (opts.rolesWithPasswords && !opts.roles) throw new UsageError('--roles-with-passwords goes with --roles.');
       if (opts.expires !== undefined) parseDuration(opts.expires, '--expires');
       const client = await serverClient(opts);
-      if (client && opts.expires !== undefined) throw new UsageError('--expires is not available through a server yet: set it afterwards with cairn backup set-expiry.');
       if (client) {
-        if (opts.roles) throw new UsageError('--roles is not available through a server yet: run the backup without --server.');
         const repo = requireRepoName(opts.repo);
         const compression = opts.compression || opts.level ? compressionFrom(opts, { algorithm: 'zstd', level: 'default' }) : undefined;
         const final = await runOnServer(client, io, signal, opts, () =>
@@ -72,6 +70,9 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
             repository: repo,
             ...(opts.id !== undefined ? { id: opts.id } : {}),
             ...selection,
+            ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
+            ...(opts.roles ? { roles: true } : {}),
+            ...(opts.rolesWithPasswords ? { rolesWithPasswords: true } : {}),
             ...(compression || jobs ? { config: { ...(opts.compression ? { compression: compression?.algorithm } : {}), ...(opts.level ? { level: compression?.level } : {}), ...(jobs ? { jobs } : {}) } } : {}),
           }),
         );
@@ -185,7 +186,13 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     else io.out(`Deleted backup ${id}. Run cairn prune${opts.repo ? ` --repo ${opts.repo}` : ''} to reclaim its space.`);
   });
 
-  repoCommand(backup, 'set-expiry <id> <when>', 'change when a backup expires: a duration from now (30d, 6mo…), a date (2027-01-31 or ISO time), or never').action(async (id: string, when: string, opts: CommonOptions) => {
+  repoCommand(backup, 'set-expiry <id> <when>', 'change when a backup expires: a duration from now (30d, 6mo…), a date (2027-01-31 or ISO time), or never').addOption(serverOption()).action(async (id: string, when: string, opts: CommonOptions & ServerFlags) => {
+    const client = await serverClient(opts);
+    if (client) {
+      const r = await callServer(() => client.backups.setExpiry(id, when, requireRepoName(opts.repo)));
+      if (opts.json) return printJson(io, { id, expiresAt: r.expiresAt }, true);
+      return io.out(`Backup ${id} ${r.expiresAt ? `expires at ${r.expiresAt}` : 'never expires'}.`);
+    }
     const repository = await openRepository(opts.repo);
     const manifest = await repository.readManifest(id, signal);
     manifest.expiresAt = parseExpiry(when, new Date());

@@ -1,17 +1,24 @@
 /** /v1/backups: start a backup (a job), list backups (complete and unfinished), show and delete one. */
 import os from 'node:os';
+import { parseExpiry } from '../../core/durations.js';
 import { CairnError } from '../../core/errors.js';
 import { validateBackupId } from '../../core/ids.js';
 import { databaseKey } from '../../jobs/database-key.js';
 import { runBackup } from '../../jobs/backup.js';
 import { openSource } from '../../sources/index.js';
+import { ForbiddenError } from '../access.js';
 import type { BackupListed, BackupUnfinished } from '../schemas.js';
 import { backupId, publicJob, type RouteKit } from './kit.js';
 
 export function backupRoutes({ on, center, openRepo, sourceUrl, started }: RouteKit): void {
   on('createBackup', async (c, { body: req }) => {
     if (req.id !== undefined) validateBackupId(req.id);
-    const source = openSource(sourceUrl(c, req.source)); // validates the URL; its location has no secret
+    // Password hashes are secrets of the whole server: only an admin may copy them into a repository.
+    if (req.rolesWithPasswords && c.get('token').role !== 'admin') throw new ForbiddenError('rolesWithPasswords records password hashes: it needs an admin token (or leave it out: roles alone records no hashes).');
+    // Checked now (400); a duration counts from when the job starts (as the CLI's --expires).
+    if (req.expires !== undefined) parseExpiry(req.expires, new Date());
+    const roles = { ...(req.roles ? { roles: true } : {}), ...(req.rolesWithPasswords ? { rolesWithPasswords: true } : {}) };
+    const source = openSource(sourceUrl(c, req.source), roles); // validates the URL; its location has no secret
     const repo = await openRepo(c, req.repository);
     if (req.id !== undefined && (await repo.hasBackup(req.id))) throw new CairnError('CONFLICT', `Backup "${req.id}" already exists in ${repo.location}; choose another id.`);
     const cores = os.availableParallelism();
@@ -22,11 +29,13 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
     const job = await center.start({
       kind: 'backup',
       exclusiveKey: databaseKey(source.location),
-      params: { source: source.location, repository: repo.location, ...(req.id ? { id: req.id } : {}), ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.config ? { config: req.config } : {}) },
+      params: { source: source.location, repository: repo.location, ...(req.id ? { id: req.id } : {}), ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.config ? { config: req.config } : {}), ...(req.expires !== undefined ? { expires: req.expires } : {}), ...roles },
       run: async (ctx) => {
+        const expiresAt = req.expires !== undefined ? parseExpiry(req.expires, new Date()) : null;
         const m = await runBackup({
           repo,
           source,
+          ...(expiresAt ? { expiresAt: new Date(expiresAt) } : {}),
           ...(req.id ? { id: req.id } : {}),
           selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
           ...(compression ? { compression } : {}),
@@ -77,6 +86,16 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
     const repo = await openRepo(c, query.repository);
     const m = await repo.readManifest(id);
     return c.json({ ...m, collections: m.collections.map(({ chunks, segments: _s, definition: _d, ...rest }) => ({ ...rest, chunks: chunks.length })) });
+  });
+
+  on('setBackupExpiry', async (c, { body: req, query }) => {
+    const id = backupId(c.req.param('id') ?? '');
+    const expiresAt = parseExpiry(req.expires, new Date()); // as cairn backup set-expiry
+    const repo = await openRepo(c, query.repository);
+    const manifest = await repo.readManifest(id);
+    manifest.expiresAt = expiresAt;
+    await repo.updateManifest(manifest);
+    return c.json({ id, repository: repo.location, expiresAt });
   });
 
   on('deleteBackup', async (c, { query }) => {

@@ -1,8 +1,9 @@
-/** Jobs on backups and repositories: /v1/restores, /v1/copies, /v1/verifications, /v1/prunes. */
+/** Jobs on backups and repositories: /v1/restores, /v1/copies, /v1/syncs, /v1/verifications, /v1/prunes. */
+import os from 'node:os';
 import { UsageError } from '../../core/errors.js';
 import { validateBackupId } from '../../core/ids.js';
 import { databaseKey } from '../../jobs/database-key.js';
-import { runCopy } from '../../jobs/copy.js';
+import { runCopy, runSync, syncProblems } from '../../jobs/copy.js';
 import { runRestore } from '../../jobs/restore.js';
 import { prune } from '../../repo/prune.js';
 import { verifyBackupsLocked, verifyFailure } from '../../repo/verify.js';
@@ -22,10 +23,12 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
       }
     }
     const target = openTarget(sourceUrl(c, req.target, 'target'));
+    // cpuPercentage: a share of the server's cores, as on a backup.
+    const jobs = req.jobs ?? (req.cpuPercentage !== undefined ? Math.max(1, Math.floor((os.availableParallelism() * req.cpuPercentage) / 100)) : undefined);
     const job = await center.start({
       kind: 'restore',
       exclusiveKey: databaseKey(target.location),
-      params: { backup: backupId, repository: repo.location, target: target.location, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.renames ? { renames: Object.fromEntries(req.renames) } : {}), onConflict: req.onConflict ?? 'fail', ...(req.noOwner ? { noOwner: true } : {}), ...(req.noPrivileges ? { noPrivileges: true } : {}) },
+      params: { backup: backupId, repository: repo.location, target: target.location, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.renames ? { renames: Object.fromEntries(req.renames) } : {}), onConflict: req.onConflict ?? 'fail', ...(req.noOwner ? { noOwner: true } : {}), ...(req.noPrivileges ? { noPrivileges: true } : {}), ...(req.roles ? { roles: true } : {}), ...(req.jobs !== undefined ? { jobs: req.jobs } : {}), ...(req.cpuPercentage !== undefined ? { cpuPercentage: req.cpuPercentage } : {}) },
       run: async (ctx) => {
         const summary = await runRestore({
           repo,
@@ -34,7 +37,7 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
           selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
           renames: new Map(req.renames ?? []),
           onConflict: req.onConflict ?? 'fail',
-          ...(req.jobs ? { jobs: req.jobs } : {}),
+          ...(jobs ? { jobs } : {}),
           ...(req.roles !== undefined ? { roles: req.roles } : {}),
           ...(req.noOwner ? { noOwner: true } : {}),
           ...(req.noPrivileges ? { noPrivileges: true } : {}),
@@ -68,6 +71,31 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
       },
     });
     started('copy');
+    return c.json({ job: publicJob(job) }, 202);
+  });
+
+  on('createSync', async (c, { body: req }) => {
+    const [from, to] = [await openRepo(c, req.from), await openRepo(c, req.to)];
+    const job = await center.start({
+      kind: 'sync',
+      // One sync into a repository at a time: two would race for the same backups.
+      exclusiveKey: `sync:${to.location}`,
+      params: { from: from.location, to: to.location, ...(req.source !== undefined ? { source: req.source } : {}) },
+      run: async (ctx) => {
+        const result = await runSync({
+          from,
+          to,
+          ...(req.source !== undefined ? { source: req.source } : {}),
+          signal: ctx.signal,
+          onProgress: (p) => ctx.progress({ phase: p.phase, ...(p.backup ? { collection: p.backup } : {}), collectionsDone: p.backupsDone, collectionsTotal: p.backupsTotal, rows: 0, bytes: p.bytesCopied, bytesTotal: p.bytesTotal }),
+        });
+        // Left-out backups fail the job, naming them; those copied stay copied.
+        const problem = syncProblems(result);
+        if (problem) throw problem;
+        return { ...result };
+      },
+    });
+    started('sync');
     return c.json({ job: publicJob(job) }, 202);
   });
 

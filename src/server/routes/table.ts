@@ -22,7 +22,7 @@ export interface RawAnswer {
 }
 
 export interface RouteSpec {
-  method: 'get' | 'post' | 'delete';
+  method: 'get' | 'post' | 'patch' | 'delete';
   /** Hono's syntax, `/v1/backups/:id` (OpenAPI's `{id}` is derived). */
   path: string;
   summary: string;
@@ -99,6 +99,11 @@ export const ROUTES = {
     query: BackupListQuery, answers: { 200: S.BackupList }, errors: [400, 401, 403, 404, 422, 502],
   },
   getBackup: { method: 'get', path: '/v1/backups/:id', summary: "one backup's manifest", role: 'viewer', params: backupId, query: BackupQuery, answers: { 200: S.BackupDetail }, errors: [400, 401, 403, 404, 422, 502] },
+  setBackupExpiry: {
+    method: 'patch', path: '/v1/backups/:id', role: 'operator',
+    summary: 'change when a backup expires: expires is a duration from now (30d, 6mo), a date (2027-01-31 or an ISO time) or "never"',
+    params: backupId, query: BackupQuery, body: S.PatchBackupBody, answers: { 200: S.BackupExpiry }, errors: [400, 401, 403, 404, 413, 422, 423, 502],
+  },
   deleteBackup: {
     method: 'delete', path: '/v1/backups/:id', role: 'operator',
     summary: 'delete a backup (space is reclaimed by prune)',
@@ -106,6 +111,7 @@ export const ROUTES = {
   },
   createRestore: startsJob('/v1/restores', S.CreateRestoreBody, 'start a restore'),
   createCopy: startsJob('/v1/copies', S.CreateCopyBody, 'copy a backup to another repository (verified before its manifest is written)'),
+  createSync: startsJob('/v1/syncs', S.CreateSyncBody, 'copy every backup of `from` that `to` lacks (only missing chunks sent; each verified before it appears); FAILS with CONFLICT or CORRUPT naming the backups left out, after copying the others'),
   createVerification: startsJob('/v1/verifications', S.CreateVerifyBody, 'verify backups; the job FAILS with code CORRUPT naming every damaged object'),
   createPrune: startsJob('/v1/prunes', S.CreatePruneBody, 'prune a repository (one at a time per repository); unreferenced packs younger than graceSeconds (default 3600) are kept'),
 
