@@ -74,7 +74,7 @@ export function registerCopyCommand(program: Command, ctx: CliContext): void {
     .option('--json', 'print JSON')
     .addOption(serverOption())
     .option('--no-wait', 'with a server: print the job id at once instead of waiting')
-    .addHelpText('after', `\n${SYNC_NOTE} Running it again copies only what is new. Exit code 4 (CONFLICT) or 5 (CORRUPT) when a backup was left out, after the report.`)
+    .addHelpText('after', `\n${SYNC_NOTE} Running it again copies only what is new. Exit code 4 (CONFLICT) or 6 (CORRUPT) when a backup was left out, after the report.`)
     .action((opts: CopyFlags) => sync(opts, ctx));
 }
 
