@@ -110,6 +110,11 @@ export interface ScheduleSpec {
   retention: RetentionRules;
   /** Expiry of each backup it makes, e.g. "7d". */
   expires?: string;
+  /**
+   * A second repository: after each run, the backups this schedule made that it lacks are
+   * copied there (runSync with the schedule's id; nothing is ever deleted there).
+   */
+  copyTo?: string;
   enabled: boolean;
   createdAt: string;
 }

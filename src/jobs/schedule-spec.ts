@@ -26,6 +26,8 @@ export interface ScheduleInput extends RetentionRules {
   exclude?: string[];
   pattern?: string;
   expires?: string;
+  /** A second repository its backups are copied to after each run (cairn sync). */
+  copyTo?: string;
   disabled?: boolean;
 }
 
@@ -47,6 +49,7 @@ export function buildScheduleSpec(input: ScheduleInput, now: Date): ScheduleSpec
       throw new UsageError(`Invalid --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} ${String(v)}: give a whole number from 1.`);
     }
   }
+  if (input.copyTo !== undefined && input.copyTo === input.repository) throw new UsageError(`--copy-to names the schedule's own repository (${input.copyTo}): give a second repository.`);
   const pattern = input.pattern ?? DEFAULT_PATTERN;
   if (!/\{(yyyy|MM|dd|HH|mm|ss)|\{[^}]*(yyyy|HH|ss)/.test(pattern)) {
     throw new UsageError(`Invalid --pattern "${pattern}": it needs a time in it (e.g. {yyyyMMdd-HHmmss}) so that each run gets its own id.`);
@@ -65,6 +68,7 @@ export function buildScheduleSpec(input: ScheduleInput, now: Date): ScheduleSpec
     pattern,
     retention,
     ...(input.expires ? { expires: input.expires } : {}),
+    ...(input.copyTo ? { copyTo: input.copyTo } : {}),
     enabled: !input.disabled,
     createdAt: now.toISOString(),
   };

@@ -11,6 +11,7 @@ import type { BackupManifest } from '../core/schemas.js';
 import type { Repository } from '../repo/repository.js';
 import type { DatabaseSource } from '../sources/types.js';
 import { runBackup } from './backup.js';
+import { runSync, syncProblems } from './copy.js';
 import { databaseKey } from './database-key.js';
 import type { JobCenter } from './job-center.js';
 import { applyRetention } from './retention.js';
@@ -66,8 +67,22 @@ export function scheduledBackupLauncher(deps: LauncherDeps): (spec: ScheduleSpec
         } catch (err) {
           warnings.push(`retention and expiry were not applied (${err instanceof Error ? err.message : String(err)}); they are retried at the next run`);
         }
+        // The copy to a second repository: this schedule's backups it lacks (earlier misses too).
+        // A failure leaves the backup made; it is a warning, and the next run tries again.
+        let copied: string[] | undefined;
+        if (spec.copyTo) {
+          try {
+            const r = await runSync({ from: repo, to: await deps.openRepository(spec.copyTo), scheduleId: spec.id, signal: ctx.signal });
+            copied = r.copied.map((c) => c.backupId);
+            const problem = syncProblems(r);
+            if (problem) warnings.push(`the copy to ${spec.copyTo} left backups out (${problem.message}); it is retried at the next run`);
+          } catch (err) {
+            if (ctx.signal.aborted) throw err;
+            warnings.push(`the copy to ${spec.copyTo} failed (${err instanceof Error ? err.message : String(err)}); it is retried at the next run`);
+          }
+        }
         for (const w of warnings) deps.log?.(`schedule ${spec.name}: ${w}`);
-        return { backupId: m.id, totals: m.totals, deleted, ...(warnings.length ? { warnings } : {}) };
+        return { backupId: m.id, totals: m.totals, deleted, ...(copied ? { copied } : {}), ...(warnings.length ? { warnings } : {}) };
       },
     });
     return { jobId: job.id, done: deps.center.wait(job.id) };
@@ -148,7 +163,7 @@ export async function deleteScheduledBackupsOf(
 
 /** The enabled schedules that name a registered source (or repository) by its name, sorted. */
 export function enabledSchedulesUsing(schedules: ScheduleSpec[], name: string, kind: 'source' | 'repository' = 'source'): string[] {
-  return schedules.filter((s) => s.enabled && (kind === 'source' ? s.source : s.repository) === name).map((s) => s.name).sort();
+  return schedules.filter((s) => s.enabled && (kind === 'source' ? s.source === name : s.repository === name || s.copyTo === name)).map((s) => s.name).sort();
 }
 
 /**

@@ -25,8 +25,8 @@ export function publicRepository(value: string): string {
   return isName(value) ? value : redactUrl(value);
 }
 
-export function publicSchedule<T extends Pick<ScheduleSpec, 'source' | 'repository'>>(s: T): T {
-  return { ...s, source: publicSource(s.source), repository: publicRepository(s.repository) };
+export function publicSchedule<T extends Pick<ScheduleSpec, 'source' | 'repository' | 'copyTo'>>(s: T): T {
+  return { ...s, source: publicSource(s.source), repository: publicRepository(s.repository), ...(s.copyTo !== undefined ? { copyTo: publicRepository(s.copyTo) } : {}) };
 }
 
 /** A schedule's runs as shown: a reason (an error message) may quote the schedule's source URL. */

@@ -148,6 +148,8 @@ export const CreateScheduleBody = z
     keepMonthly: count.optional(),
     keepYearly: count.optional(),
     expires: text.optional(),
+    /** A second repository (registered name; a URL with --allow-urls): each run's backups are copied there. */
+    copyTo: location.optional(),
     disabled: z.boolean().optional(),
   })
   .strict()
@@ -292,6 +294,7 @@ export const Schedule = z.object({
   pattern: z.string(),
   retention,
   expires: z.string().optional(),
+  copyTo: z.string().optional().describe("the second repository this schedule's backups are copied to after each run"),
   enabled: z.boolean(),
   createdAt: when,
   lastDue: when.nullable().optional().describe('the latest due time handled; absent in the answer that creates it'),

@@ -19,6 +19,7 @@ import { prune } from '../../src/repo/prune.js';
 import { Repository } from '../../src/repo/repository.js';
 import { verifyBackups } from '../../src/repo/verify.js';
 import { SqliteTokenStore } from '../../src/catalog/tokens.js';
+import { CairnClient } from '../../src/sdk/index.js';
 import { catalogFile, startServer } from '../../src/server/index.js';
 import { openSource, openTarget } from '../../src/sources/index.js';
 import Database from '../../src/sources/sqlite/driver.js';
@@ -77,6 +78,15 @@ async function checkAll(repo: Repository, expected: Map<string, Dump>, tag: stri
     expect(dumpSqlite(file), `${tag}: ${m.id}`).toEqual(expected.get(m.id));
     rmSync(file);
   }
+}
+
+/** One backup of the repository at `dir` restores to exactly `expected`. */
+async function checkOne(dir: string, id: string, expected: Dump): Promise<void> {
+  const repo = await Repository.open(new FileSystemStorage(dir));
+  const file = join(work, `one-${id}.db`);
+  await runRestore({ repo, backupId: id, target: openTarget(`sqlite://${file}`) });
+  expect(dumpSqlite(file)).toEqual(expected);
+  rmSync(file);
 }
 
 function seeds(): number[] {
@@ -249,7 +259,7 @@ describe('cairn sync and cairn copy --all (CLI and server)', () => {
     for (const f of fresh) {
       const p = join(repoA(), 'data', f);
       const bytes = readFileSync(p);
-      bytes[bytes.length >> 1] ^= 0xff;
+      bytes.writeUInt8((bytes.readUInt8(bytes.length >> 1) ^ 0xff) & 0xff, bytes.length >> 1);
       writeFileSync(p, bytes);
     }
     const r = json(['sync', '--from', repoA(), '--to', repoB()]);
@@ -259,6 +269,19 @@ describe('cairn sync and cairn copy --all (CLI and server)', () => {
     expect(r.result.copied.map((c) => c.backupId)).toContain('crm-3');
     expect(await (await Repository.open(new FileSystemStorage(repoB()))).hasBackup('lonely')).toBe(false);
     await a.deleteBackup('lonely');
+  });
+
+  it('copies a schedule\'s backups to --copy-to after each run (cairn schedule add --copy-to, run-now)', async () => {
+    const dataDir = join(work, 'sched-data');
+    const add = cairn(['schedule', 'add', 'crm-nightly', '--source', `sqlite://${dbs.crm}`, '--repo', repoA(), '--cron', '@daily', '--copy-to', repoB(), '--data-dir', dataDir], { env });
+    expect(add.code, add.stderr).toBe(0);
+    const run = cairn(['schedule', 'run-now', 'crm-nightly', '--data-dir', dataDir, '--json'], { env });
+    expect(run.code, run.stderr).toBe(0);
+    const job = JSON.parse(run.stdout) as { result: { backupId: string; copied: string[] } };
+    // Only this schedule's backups: the manual crm-* ones are not its to copy.
+    expect(job.result.copied).toEqual([job.result.backupId]);
+    await checkOne(repoB(), job.result.backupId, dumpSqlite(dbs.crm));
+    expect(cairn(['schedule', 'add', 'x', '--source', `sqlite://${dbs.crm}`, '--repo', repoA(), '--cron', '@daily', '--copy-to', repoA(), '--data-dir', dataDir], { env }).stderr).toMatch(/--copy-to names the schedule's own repository/);
   });
 
   it('runs through a server (cairn sync --server, POST /v1/syncs) and refuses bad arguments', async () => {
@@ -278,6 +301,15 @@ describe('cairn sync and cairn copy --all (CLI and server)', () => {
       expect(r.code, r.stderr).toBe(0);
       const result = JSON.parse(r.stdout) as SyncResult;
       expect(result.copied.map((c) => c.backupId)).toEqual(['late']);
+      // A schedule with copyTo: each run's backup is copied to the second repository.
+      const client = new CairnClient({ url: server.url, token });
+      const schedule = await client.schedules.create({ name: 'late-copy', source: `sqlite://${db}`, repository: repoA(), cron: '@daily', copyTo: repoB() });
+      expect(schedule.copyTo).toBe(repoB());
+      const run = await client.schedules.runNow('late-copy', { waitForCompletion: true });
+      const made = String(run.result?.backupId);
+      expect(run.result?.copied).toEqual([made]);
+      expect(run.result?.warnings).toBeUndefined();
+      await checkOne(repoB(), made, dumpSqlite(db));
     } finally {
       await server.close();
     }

@@ -32,6 +32,7 @@ interface ScheduleAddFlags extends SelectionFlags, DataDirFlags, RetentionRules 
   timezone?: string;
   pattern?: string;
   expires?: string;
+  copyTo?: string;
   disabled?: boolean;
 }
 
@@ -72,6 +73,7 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
     .option('--keep-monthly <n>', 'same per month', intOpt)
     .option('--keep-yearly <n>', 'same per year', intOpt)
     .option('--expires <duration>', 'each backup expires after this long (deleted even if retention would keep it)')
+    .option('--copy-to <repo>', "a second repository: after each run, this schedule's backups it lacks are copied there (as cairn sync; nothing is deleted there, not even by retention)")
     .option('--disabled', 'add it paused')
     .addOption(dataDirOption())
     .option('--json', 'print JSON')
@@ -88,12 +90,14 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
           ...selection,
           ...(opts.pattern ? { pattern: opts.pattern } : {}),
           ...Object.fromEntries(RETENTION_FLAGS.filter((k) => opts[k] !== undefined).map((k) => [k, opts[k]])),
+          ...(opts.copyTo ? { copyTo: opts.copyTo } : {}),
           ...(opts.disabled ? { disabled: true } : {}),
         },
         new Date(),
       );
       // A plain path is kept absolute, so that the server finds the same folder.
       if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(spec.repository) && /[/.]/.test(spec.repository)) spec.repository = resolvePath(spec.repository);
+      if (spec.copyTo && !/^[a-z][a-z0-9+.-]*:\/\//i.test(spec.copyTo) && /[/.]/.test(spec.copyTo)) spec.copyTo = resolvePath(spec.copyTo);
       await withStore(openSchedules, opts.dataDir, (store) => store.add(spec));
       const next = await nextRunOf(spec);
       const { publicSchedule } = await import('../../server/public.js');
@@ -127,6 +131,7 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
           `  repository   ${s.repository}`,
           `  retention    ${Object.entries(s.retention).map(([k, v]) => `${k}=${v}`).join(' ') || 'none (keeps everything)'}`,
           `  expires      ${s.expires ?? 'never'}`,
+          ...(s.copyTo ? [`  copy to      ${s.copyTo}`] : []),
           `  runs         ${runs.map((r) => `${r.dueAt} ${r.status}${r.jobId ? ` (job ${r.jobId})` : ''}${r.reason ? `: ${r.reason}` : ''}`).join('\n               ') || 'none yet'}`,
         ].join('\n'),
       );
@@ -159,7 +164,8 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
       if (!opts.json) {
         const deleted = (job.result?.deleted as string[] | undefined) ?? [];
         for (const w of (job.result?.warnings as string[] | undefined) ?? []) io.err(`cairn: warning: ${w}`);
-        io.out(`Schedule ${name} ran: backup ${String(job.result?.backupId)}${deleted.length ? `; retention and expiry deleted ${deleted.join(', ')}` : ''}.`);
+        const copied = job.result?.copied as string[] | undefined;
+        io.out(`Schedule ${name} ran: backup ${String(job.result?.backupId)}${deleted.length ? `; retention and expiry deleted ${deleted.join(', ')}` : ''}${copied ? `; copied ${copied.length ? copied.join(', ') : 'nothing new'} to the second repository` : ''}.`);
       }
     });
 }

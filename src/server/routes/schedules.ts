@@ -15,6 +15,7 @@ export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sou
     const spec = buildScheduleSpec({ ...req, repository: req.repository ?? DEFAULT_REPOSITORY }, new Date());
     openSource(sourceUrl(c, spec.source));
     await openRepo(c, spec.repository);
+    if (spec.copyTo !== undefined) await openRepo(c, spec.copyTo);
     schedules.add(spec);
     return c.json({ schedule: shown(spec) }, 201);
   });
