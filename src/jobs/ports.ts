@@ -5,7 +5,7 @@
  * SqliteScheduleStore) and is handed in through constructors, so jobs never imports catalog.
  */
 
-export type JobKind = 'backup' | 'restore' | 'copy' | 'sync' | 'verify' | 'prune';
+export type JobKind = 'backup' | 'restore' | 'copy' | 'sync' | 'verify' | 'prune' | 'repair';
 
 /**
  * STARTED → TRANSFERRING → TRANSFERRED → FINALIZING → SUCCESS, or FAILED / CANCELED from any

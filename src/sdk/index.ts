@@ -134,6 +134,16 @@ export class CairnClient {
     create: (request: CreateVerificationRequest = {}, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/verifications', request, wait),
   };
 
+  /** Repair a repository (as cairn repair; dryRun reports only). */
+  readonly repairs = {
+    create: (request: RequestOf<'createRepair'> = {}, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/repairs', request, wait),
+  };
+
+  /** Delete every expired backup (as cairn backup expire); dryRun lists them only. */
+  readonly expirations = {
+    create: (request: RequestOf<'expireBackups'> = {}): Promise<AnswerOf<'expireBackups'>> => this.request('POST', '/v1/expirations', request),
+  };
+
   /** Prune a repository (one at a time per repository). */
   readonly prunes = {
     create: (request: CreatePruneRequest = {}, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/prunes', request, wait),

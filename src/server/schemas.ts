@@ -127,6 +127,10 @@ export const CreateVerifyBody = z
 export const CreatePruneBody = z
   .object({ repository: location.optional(), dryRun: z.boolean().optional(), graceSeconds: z.number().int().nonnegative().max(10 * 365 * 86400).optional() })
   .strict();
+/** cairn repair: rebuild the index from the packs present, salvage intact blobs, record what backups lost. */
+export const CreateRepairBody = z.object({ repository: location.optional(), dryRun: z.boolean().optional() }).strict();
+/** cairn backup expire: delete every backup whose expiry has passed (dryRun: only list them). */
+export const ExpireBody = z.object({ repository: location.optional(), dryRun: z.boolean().optional() }).strict();
 
 const count = z.number().int().min(1).max(100_000);
 const text = str(LIMITS.text);
@@ -180,7 +184,7 @@ const when = z.string().describe('ISO 8601 time, UTC');
 /** Every error answer: a stable code (docs/api.md) and a message that says what to do. */
 export const ErrorAnswer = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 
-export const JOB_KINDS = ['backup', 'restore', 'copy', 'sync', 'verify', 'prune'] as const satisfies readonly JobRecord['kind'][];
+export const JOB_KINDS = ['backup', 'restore', 'copy', 'sync', 'verify', 'prune', 'repair'] as const satisfies readonly JobRecord['kind'][];
 export const JobKind = z.enum(JOB_KINDS);
 export const JobState = z.enum(JOB_STATES);
 /** A job record as answered (catalog/types JobRecord; its error message redacted). */
@@ -251,6 +255,7 @@ const { chunks: _chunks, segments: _segments, definition: _definition, ...collec
 /** A backup's manifest as answered: each collection's chunk ids counted, definitions left out. */
 export const BackupDetail = BackupManifestSchema.extend({ collections: z.array(z.object({ ...collectionShown, chunks: z.number().describe('how many chunks') })) });
 export type BackupDetail = z.infer<typeof BackupDetail>;
+export const ExpiredBackups = z.object({ repository: z.string(), dryRun: z.boolean(), expired: z.array(z.string()).describe('ids deleted, or with dryRun those that would be') });
 export const BackupExpiry = z.object({ id: z.string(), repository: z.string(), expiresAt: when.nullable().describe('null: never expires') });
 export const BackupDeleted = z.object({ deleted: z.string(), repository: z.string(), note: z.string() });
 

@@ -192,5 +192,20 @@ describe('the SDK covers every job route', () => {
     expect(verify.result?.backups).toHaveLength(3);
     const prune = await operator.prunes.create({ repository: other, dryRun: true }, { waitForCompletion: true });
     expect(prune.result?.dryRun).toBe(true);
+    const repaired = await operator.repairs.create({ repository: other, dryRun: true }, { waitForCompletion: true });
+    expect(repaired.result).toMatchObject({ dryRun: true, backupsDamaged: [] });
+  });
+
+  it('expirations (as backup expire) and the list filtered by schedule (as backup list --schedule)', async () => {
+    await operator.backups.setExpiry('exp-date', '2020-01-01', repo);
+    expect(await operator.expirations.create({ repository: repo, dryRun: true })).toEqual({ repository: expect.any(String), dryRun: true, expired: ['exp-date'] });
+    expect((await stored('exp-date')).id).toBe('exp-date');
+    expect((await operator.expirations.create({ repository: repo })).expired).toEqual(['exp-date']);
+    expect((await failure(stored('exp-date'))).message).toMatch(/not found/);
+    const nightly = await operator.schedules.create({ name: 'parity', source: `sqlite://${CHINOOK}`, repository: repo, cron: '@daily', include: ['Genre'] });
+    const run = await operator.schedules.runNow(nightly.name, { waitForCompletion: true });
+    const listed = await operator.backups.list({ repository: repo, schedule: 'parity' });
+    expect(listed.map((b) => b.id)).toEqual([run.result?.backupId]);
+    expect((await operator.backups.list({ repository: repo, schedule: 'none-such' }))).toEqual([]);
   });
 });

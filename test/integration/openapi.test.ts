@@ -220,6 +220,9 @@ describe('real answers against the documented schemas', () => {
     expect((await call('deleteBackup', `/v1/backups/api-1?repository=${encodeURIComponent(repo)}`, tokens.operator)).json.deleted).toBe('api-1');
     const prune = await call('createPrune', '/v1/prunes', tokens.operator, { repository: repo, graceSeconds: 0 });
     await done(prune.json.job.id);
+    const repaired = await call('createRepair', '/v1/repairs', tokens.operator, { repository: repo, dryRun: true });
+    await done(repaired.json.job.id);
+    expect((await call('expireBackups', '/v1/expirations', tokens.operator, { repository: repo, dryRun: true })).json).toMatchObject({ dryRun: true, expired: [] });
     expect((await call('removeSource', '/v1/sources/chinook', tokens.admin)).json.removed).toBe('chinook');
     expect((await call('removeRepository', '/v1/repositories/main', tokens.admin)).json.removed).toBe('main');
     expect((await call('getJob', '/v1/jobs/backup-0000', tokens.viewer)).status).toBe(404);

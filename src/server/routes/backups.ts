@@ -56,7 +56,7 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
     const { source, status } = query;
     // One damaged or foreign object under backups/ is reported beside the others, never fails the list.
     const all = await repo.readAllManifests();
-    const manifests = all.manifests.filter((m) => !source || m.source.location === source || m.source.name === source);
+    const manifests = all.manifests.filter((m) => (!source || m.source.location === source || m.source.name === source) && (query.schedule === undefined || m.schedule === query.schedule));
     // Complete backups are in the repository; running, failed and cancelled ones are jobs.
     const unfinished = (await center.list({ kind: 'backup', limit: 1000 }))
       .filter((j) => j.state !== 'SUCCESS' && j.params.repository === repo.location && (!source || j.params.source === source))

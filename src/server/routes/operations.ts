@@ -5,7 +5,9 @@ import { validateBackupId } from '../../core/ids.js';
 import { databaseKey } from '../../jobs/database-key.js';
 import { runCopy, runSync, syncProblems } from '../../jobs/copy.js';
 import { runRestore } from '../../jobs/restore.js';
+import { expiredBackups } from '../../jobs/scheduled-backup.js';
 import { prune } from '../../repo/prune.js';
+import { repair } from '../../repo/repair.js';
 import { verifyBackupsLocked, verifyFailure } from '../../repo/verify.js';
 import { definitionProblems, namesCollection, openTarget } from '../../sources/index.js';
 import { quote } from '../redact.js';
@@ -97,6 +99,26 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
     });
     started('sync');
     return c.json({ job: publicJob(job) }, 202);
+  });
+
+  on('createRepair', async (c, { body: req }) => {
+    const repo = await openRepo(c, req.repository);
+    const job = await center.start({
+      kind: 'repair',
+      exclusiveKey: repo.location,
+      params: { repository: repo.location, dryRun: Boolean(req.dryRun) },
+      run: async (ctx) => ({ ...(await repair(repo, { dryRun: Boolean(req.dryRun), signal: ctx.signal })) }),
+    });
+    started('repair');
+    return c.json({ job: publicJob(job) }, 202);
+  });
+
+  on('expireBackups', async (c, { body: req }) => {
+    const repo = await openRepo(c, req.repository);
+    // As cairn backup expire: every backup whose expiry has passed, manual or scheduled.
+    const expired = expiredBackups(await repo.listManifests(), new Date()).map((m) => m.id);
+    if (!req.dryRun) for (const id of expired) await repo.deleteBackup(id);
+    return c.json({ repository: repo.location, dryRun: Boolean(req.dryRun), expired });
   });
 
   on('createVerification', async (c, { body: req }) => {

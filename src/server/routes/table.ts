@@ -66,6 +66,7 @@ export const BackupQuery = z.object({ repository });
 export const BackupListQuery = z.object({
   repository,
   source: z.string().optional().describe("a source's name or location"),
+  schedule: z.string().optional().describe('only the backups this schedule (by name) made'),
   status: oneOf('status', JOB_STATES),
 });
 export const SourceRemoveQuery = z.object({
@@ -112,6 +113,12 @@ export const ROUTES = {
   createRestore: startsJob('/v1/restores', S.CreateRestoreBody, 'start a restore'),
   createCopy: startsJob('/v1/copies', S.CreateCopyBody, 'copy a backup to another repository (verified before its manifest is written)'),
   createSync: startsJob('/v1/syncs', S.CreateSyncBody, 'copy every backup of `from` that `to` lacks (only missing chunks sent; each verified before it appears); FAILS with CONFLICT or CORRUPT naming the backups left out, after copying the others'),
+  createRepair: startsJob('/v1/repairs', S.CreateRepairBody, 'repair a repository (exclusive lock): rebuild the index from the packs present, salvage intact blobs of damaged packs, record which backups lost what; result: the repair report'),
+  expireBackups: {
+    method: 'post', path: '/v1/expirations', role: 'operator',
+    summary: 'delete every backup whose expiry has passed, manual or scheduled (dryRun: list them, delete nothing); space is reclaimed by prune',
+    body: S.ExpireBody, answers: { 200: S.ExpiredBackups }, errors: [400, 401, 403, 404, 413, 422, 423, 502],
+  },
   createVerification: startsJob('/v1/verifications', S.CreateVerifyBody, 'verify backups; the job FAILS with code CORRUPT naming every damaged object'),
   createPrune: startsJob('/v1/prunes', S.CreatePruneBody, 'prune a repository (one at a time per repository); unreferenced packs younger than graceSeconds (default 3600) are kept'),
 
