@@ -337,7 +337,10 @@ export async function runSync(options: SyncOptions): Promise<SyncResult> {
       } catch (err) {
         // Cancellation, a lost lock or an unreachable storage stops the sync; a backup's own problem does not.
         if (signal.aborted || err instanceof CancelledError || !(err instanceof CorruptionError || err instanceof ConflictError)) throw err;
-        if (err instanceof ConflictError) result.conflicts.push({ backupId: m.id, message: err.message });
+        // Written meanwhile by another sync of the same backup (a schedule's copy): the same one is no conflict.
+        const there = err instanceof ConflictError ? await to.readManifest(m.id, signal).catch(() => undefined) : undefined;
+        if (there && sameContent(m, there)) result.skipped.push(m.id);
+        else if (err instanceof ConflictError) result.conflicts.push({ backupId: m.id, message: err.message });
         else result.failed.push({ backupId: m.id, code: err.code, message: err.message });
       }
       backupsDone++;

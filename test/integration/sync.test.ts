@@ -7,7 +7,7 @@
  * More seeds: CAIRN_SYNC_SEEDS=1..20 npx vitest run test/integration/sync.test.ts
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,7 @@ import { openSource, openTarget } from '../../src/sources/index.js';
 import Database from '../../src/sources/sqlite/driver.js';
 import { seededRandom } from '../../src/storage/middleware/faults.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
+import type { PutOptions, Storage } from '../../src/storage/types.js';
 import { CLI, cairn } from '../helpers/cli.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
 
@@ -184,6 +185,61 @@ describe('sync beside a prune', () => {
     expect(pruned[0]).toBeInstanceOf(LockedError);
     expect(result.copied.map((c) => c.backupId)).toEqual(['one']);
     await checkAll(b, new Map([['one', dumpSqlite(db)]]), 'beside prune');
+  });
+});
+
+/**
+ * A Storage whose writes (puts and deletes, locks aside) stop after `allowed`: a sync killed at
+ * that point (each object write is atomic on the file system).
+ */
+function dyingAfter(storage: Storage, allowed: number, done: string[]): Storage {
+  const act = async (what: string, key: string, op: () => Promise<void>): Promise<void> => {
+    if (key.startsWith('locks/')) return op();
+    if (done.length >= allowed) throw new Error(`killed before ${what} ${key}`);
+    await op();
+    done.push(`${what} ${key}`);
+  };
+  return Object.assign(Object.create(storage) as Storage, {
+    put: (key: string, data: Uint8Array, options?: PutOptions) => act('put', key, () => storage.put(key, data, options)),
+    delete: (key: string) => act('delete', key, () => storage.delete(key)),
+  });
+}
+
+describe('sync stopped at every write', () => {
+  it('leaves B with only complete backups, and the next sync completes it', async () => {
+    const a = await newRepo('kill-a');
+    const db = join(work, 'kill.db');
+    makeDb(db);
+    const random = seededRandom(21);
+    const expected = new Map<string, Dump>();
+    for (const id of ['k1', 'k2']) {
+      mutate(db, random, id.length);
+      await runBackup({ repo: a, source: openSource(`sqlite://${db}`), id, compressionWorkers: 0 });
+      expected.set(id, dumpSqlite(db));
+    }
+    let allowed = 0;
+    for (; ; allowed++) {
+      const storage = new FileSystemStorage(join(work, `kill-b-${allowed}`));
+      await Repository.init(storage);
+      const done: string[] = [];
+      const killed = await runSync({ from: a, to: await Repository.open(dyingAfter(storage, allowed, done)) }).then(
+        () => false,
+        (err: unknown) => {
+          expect(String(err)).toContain('killed before');
+          return true;
+        },
+      );
+      const b = await Repository.open(storage);
+      // What is visible is complete: the manifest is written last.
+      const visible = new Map([...expected].filter(([id]) => existsSync(join(work, `kill-b-${allowed}`, 'backups', id))));
+      await checkAll(b, visible, `killed after ${allowed}`);
+      const next = await runSync({ from: a, to: b });
+      expect(next.copied.length + next.skipped.length).toBe(2);
+      await checkAll(b, expected, `after ${allowed}`);
+      if (!killed) break;
+    }
+    // Packs, index and manifest of each backup: every point between them was a kill point.
+    expect(allowed).toBeGreaterThanOrEqual(6);
   });
 });
 
