@@ -357,6 +357,10 @@ describe('cairn sync and cairn copy --all (CLI and server)', () => {
       expect(r.code, r.stderr).toBe(0);
       const result = JSON.parse(r.stdout) as SyncResult;
       expect(result.copied.map((c) => c.backupId)).toEqual(['late']);
+      await runBackup({ repo: a, source: openSource(`sqlite://${db}`), id: 'late-2', compressionWorkers: 0 });
+      const one = await cairnAsyncRun(['copy', 'late-2', '--server', server.url, '--from', repoA(), '--to', repoB()], { ...env, CAIRN_TOKEN: token });
+      expect(one.code, one.stderr).toBe(0);
+      expect(one.stdout).toMatch(/^Copied backup late-2 from .* to .*: 0 chunks sent \(0 B\), \d+ already there; verified\.$/m);
       // A schedule with copyTo: each run's backup is copied to the second repository.
       const client = new CairnClient({ url: server.url, token });
       const schedule = await client.schedules.create({ name: 'late-copy', source: `sqlite://${db}`, repository: repoA(), cron: '@daily', copyTo: repoB() });
