@@ -12,6 +12,7 @@ import type { Repository } from '../repo/repository.js';
 import type { DatabaseSource } from '../sources/types.js';
 import { runBackup } from './backup.js';
 import { runSync, syncProblems } from './copy.js';
+import { scrubSecrets } from '../sources/redact.js';
 import { databaseKey } from './database-key.js';
 import type { JobCenter } from './job-center.js';
 import { applyRetention } from './retention.js';
@@ -71,14 +72,18 @@ export function scheduledBackupLauncher(deps: LauncherDeps): (spec: ScheduleSpec
         // A failure leaves the backup made; it is a warning, and the next run tries again.
         let copied: string[] | undefined;
         if (spec.copyTo) {
+          // Named by its location once open (a URL as written may carry a secret).
+          let target = 'the second repository (copyTo)';
           try {
-            const r = await runSync({ from: repo, to: await deps.openRepository(spec.copyTo), scheduleId: spec.id, signal: ctx.signal });
+            const to = await deps.openRepository(spec.copyTo);
+            target = to.location;
+            const r = await runSync({ from: repo, to, scheduleId: spec.id, signal: ctx.signal });
             copied = r.copied.map((c) => c.backupId);
             const problem = syncProblems(r);
-            if (problem) warnings.push(`the copy to ${spec.copyTo} left backups out (${problem.message}); it is retried at the next run`);
+            if (problem) warnings.push(`the copy to ${target} left backups out (${problem.message}); it is retried at the next run`);
           } catch (err) {
             if (ctx.signal.aborted) throw err;
-            warnings.push(`the copy to ${spec.copyTo} failed (${err instanceof Error ? err.message : String(err)}); it is retried at the next run`);
+            warnings.push(`the copy to ${target} failed (${scrubSecrets(err instanceof Error ? err.message : String(err))}); it is retried at the next run`);
           }
         }
         for (const w of warnings) deps.log?.(`schedule ${spec.name}: ${w}`);

@@ -338,6 +338,12 @@ describe('cairn sync and cairn copy --all (CLI and server)', () => {
     expect(job.result.copied).toEqual([job.result.backupId]);
     await checkOne(repoB(), job.result.backupId, dumpSqlite(dbs.crm));
     expect(cairn(['schedule', 'add', 'x', '--source', `sqlite://${dbs.crm}`, '--repo', repoA(), '--cron', '@daily', '--copy-to', repoA(), '--data-dir', dataDir], { env }).stderr).toMatch(/--copy-to names the schedule's own repository/);
+    // A second repository that cannot be opened: the backup is made, the copy is a warning.
+    expect(cairn(['schedule', 'add', 'broken', '--source', `sqlite://${dbs.crm}`, '--repo', repoA(), '--cron', '@daily', '--copy-to', join(work, 'nowhere'), '--data-dir', dataDir], { env }).code).toBe(0);
+    const broken = cairn(['schedule', 'run-now', 'broken', '--data-dir', dataDir], { env });
+    expect(broken.code, broken.stderr).toBe(0);
+    expect(broken.stderr).toMatch(/warning: the copy to the second repository \(copyTo\) failed \(.*\); it is retried at the next run/);
+    expect(broken.stdout).toMatch(/Schedule broken ran: backup (crm-\S+)/);
   });
 
   it('runs through a server (cairn sync --server, POST /v1/syncs) and refuses bad arguments', async () => {
