@@ -55,8 +55,11 @@ export interface CopyResult {
   packsWritten: number;
 }
 
-/** Same hash, different repositories: else chunk ids would not mean the same content. */
-function checkPair(from: Repository, to: Repository): void {
+/**
+ * Same hash, different repositories: else chunk ids would not mean the same content.
+ * @throws UsageError naming the problem (the API calls it before starting a job: 400).
+ */
+export function checkPair(from: Repository, to: Repository): void {
   if (from.location === to.location) throw new UsageError(`--from and --to name the same repository (${from.location}).`);
   if (from.config.hash !== to.config.hash) {
     throw new UsageError(
@@ -285,6 +288,13 @@ export async function runSync(options: SyncOptions): Promise<SyncResult> {
     const inTarget = new Map(toAll.manifests.map((m) => [m.id, m]));
     const damagedInTarget = new Map(toAll.damaged.map((d) => [d.id, d.message]));
 
+    // A --source that names nothing is a typo until shown otherwise (as --include is).
+    if (options.source !== undefined && !fromAll.manifests.some(wanted)) {
+      const known = [...new Set(fromAll.manifests.map((m) => m.source.name))].sort();
+      throw new NotFoundError(
+        `No backup of source "${options.source}" in ${from.location}: give a source's name or location as cairn backup list shows it${known.length ? ` (${known.slice(0, 10).join(', ')}${known.length > 10 ? ', …' : ''})` : '; it holds no backups'}.`,
+      );
+    }
     const todo: BackupManifest[] = [];
     for (const m of fromAll.manifests.filter(wanted)) {
       const there = inTarget.get(m.id);

@@ -188,6 +188,9 @@ describe('the SDK covers every job route', () => {
     expect(sync.kind).toBe('sync');
     expect((sync.result?.skipped as string[])).toEqual(['exp-date']);
     expect((sync.result?.copied as { backupId: string }[]).map((c) => c.backupId).sort()).toEqual(['cli-exp', 'exp-30d']);
+    const same = await failure(operator.syncs.create({ from: repo, to: repo }));
+    expect(same.status).toBe(400);
+    expect(same.message).toMatch(/name the same repository/);
     const verify = await operator.verifications.create({ repository: other, readData: true }, { waitForCompletion: true });
     expect(verify.result?.backups).toHaveLength(3);
     const prune = await operator.prunes.create({ repository: other, dryRun: true }, { waitForCompletion: true });

@@ -270,7 +270,7 @@ describe('cairn sync and cairn copy --all (CLI and server)', () => {
     return { code: r.code, result: JSON.parse(r.stdout || 'null') as SyncResult, stderr: r.stderr };
   };
 
-  it('copies one source with --source, then the rest with copy --all; a second run sends nothing', () => {
+  it('copies one source with --source, then the rest with copy --all; a second run sends nothing', async () => {
     const first = json(['sync', '--from', repoA(), '--to', repoB(), '--source', 'shop']);
     expect(first.code, first.stderr).toBe(0);
     expect(first.result.copied.map((c) => c.backupId)).toEqual(['shop-1', 'shop-2']);
@@ -284,7 +284,8 @@ describe('cairn sync and cairn copy --all (CLI and server)', () => {
     const text = cairn(['sync', '--from', repoA(), '--to', repoB()], { env });
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/0 backups copied \(0 chunks, 0 B sent\), 4 already there \(identical\), 0 conflicts/);
-    expect(cairn(['verify', '--repo', repoB(), '--read-data'], { env }).code).toBe(0);
+    const b = await Repository.open(new FileSystemStorage(repoB()));
+    expect((await verifyBackups(b, await b.listManifests(), { readData: true })).problems).toEqual([]);
   });
 
   it('reports a backup B holds under the same id with other content as a conflict and leaves it alone (exit 4)', async () => {
@@ -382,5 +383,8 @@ describe('cairn sync and cairn copy --all (CLI and server)', () => {
     }
     expect(cairn(['copy', '--from', repoA(), '--to', repoB()], { env }).stderr).toMatch(/Name the backup to copy .* or copy every missing one with --all/);
     expect(cairn(['sync', '--help'], { env }).stdout).toMatch(/not removed from --to/);
+    const typo = cairn(['sync', '--from', repoA(), '--to', repoB(), '--source', 'shp'], { env });
+    expect(typo.code).toBe(3);
+    expect(typo.stderr).toMatch(/No backup of source "shp" in .*: give a source's name or location as cairn backup list shows it \(crm, late, shop\)/);
   });
 });

@@ -3,7 +3,7 @@ import os from 'node:os';
 import { UsageError } from '../../core/errors.js';
 import { validateBackupId } from '../../core/ids.js';
 import { databaseKey } from '../../jobs/database-key.js';
-import { runCopy, runSync, syncProblems } from '../../jobs/copy.js';
+import { checkPair, runCopy, runSync, syncProblems } from '../../jobs/copy.js';
 import { runRestore } from '../../jobs/restore.js';
 import { expiredBackups } from '../../jobs/scheduled-backup.js';
 import { prune } from '../../repo/prune.js';
@@ -57,6 +57,7 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
   on('createCopy', async (c, { body: req }) => {
     const backupId = validateBackupId(req.backup);
     const [from, to] = [await openRepo(c, req.from), await openRepo(c, req.to)];
+    checkPair(from, to);
     await from.readManifest(backupId);
     const job = await center.start({
       kind: 'copy',
@@ -78,6 +79,7 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
 
   on('createSync', async (c, { body: req }) => {
     const [from, to] = [await openRepo(c, req.from), await openRepo(c, req.to)];
+    checkPair(from, to); // 400 before a job exists
     const job = await center.start({
       kind: 'sync',
       // One sync into a repository at a time: two would race for the same backups.
