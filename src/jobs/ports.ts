@@ -19,14 +19,20 @@ export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['SUCCESS', 'FAILE
 
 export interface JobProgress {
   bytes: number;
-  /** Known for restores, copies and verifies; absent for backups (the size is found by reading). */
+  /** Exact for restores and copies; for backups an estimate from the source's catalog (`estimated`). */
   bytesTotal?: number;
+  /** Backups: rows expected, estimated from the source's catalog (PostgreSQL reltuples). */
+  rowsTotal?: number;
+  /** Share done, 0–100, never above 100 nor going back (backups: from the estimates). */
+  percent?: number;
+  /** bytesTotal, rowsTotal and percent are estimates ("about"). */
+  estimated?: boolean;
   rows: number;
   collectionsDone: number;
   collectionsTotal: number;
   /** Bytes per second over the job so far. */
   throughput: number;
-  /** Seconds left, when bytesTotal is known and the job is moving. */
+  /** Seconds left, when bytesTotal or percent is known and the job is moving (an estimate for backups). */
   etaSeconds?: number;
   collection?: string;
 }
