@@ -26,6 +26,8 @@ export interface ScheduleInput extends RetentionRules {
   exclude?: string[];
   pattern?: string;
   expires?: string;
+  /** "skip": no backup when the source has not changed since the schedule's last one (default "backup"). */
+  whenUnchanged?: 'backup' | 'skip';
   disabled?: boolean;
 }
 
@@ -47,6 +49,9 @@ export function buildScheduleSpec(input: ScheduleInput, now: Date): ScheduleSpec
       throw new UsageError(`Invalid --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} ${String(v)}: give a whole number from 1.`);
     }
   }
+  if (input.whenUnchanged !== undefined && input.whenUnchanged !== 'backup' && input.whenUnchanged !== 'skip') {
+    throw new UsageError(`Invalid --when-unchanged "${String(input.whenUnchanged)}": give skip (no backup while the database has not changed) or backup (the default).`);
+  }
   const pattern = input.pattern ?? DEFAULT_PATTERN;
   if (!/\{(yyyy|MM|dd|HH|mm|ss)|\{[^}]*(yyyy|HH|ss)/.test(pattern)) {
     throw new UsageError(`Invalid --pattern "${pattern}": it needs a time in it (e.g. {yyyyMMdd-HHmmss}) so that each run gets its own id.`);
@@ -65,6 +70,7 @@ export function buildScheduleSpec(input: ScheduleInput, now: Date): ScheduleSpec
     pattern,
     retention,
     ...(input.expires ? { expires: input.expires } : {}),
+    ...(input.whenUnchanged === 'skip' ? { whenUnchanged: 'skip' as const } : {}),
     enabled: !input.disabled,
     createdAt: now.toISOString(),
   };

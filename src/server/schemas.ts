@@ -134,6 +134,7 @@ export const CreateScheduleBody = z
     keepMonthly: count.optional(),
     keepYearly: count.optional(),
     expires: text.optional(),
+    whenUnchanged: z.enum(['backup', 'skip']).optional().describe('skip: no backup while the source has not changed since the schedule\'s last backup (default backup)'),
     disabled: z.boolean().optional(),
   })
   .strict()
@@ -299,6 +300,7 @@ export const Schedule = z.object({
   pattern: z.string(),
   retention,
   expires: z.string().optional(),
+  whenUnchanged: z.enum(['backup', 'skip']).optional().describe('absent: backup'),
   enabled: z.boolean(),
   createdAt: when,
   lastDue: when.nullable().optional().describe('the latest due time handled; absent in the answer that creates it'),

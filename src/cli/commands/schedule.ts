@@ -32,6 +32,7 @@ interface ScheduleAddFlags extends SelectionFlags, DataDirFlags, RetentionRules 
   timezone?: string;
   pattern?: string;
   expires?: string;
+  whenUnchanged?: string;
   disabled?: boolean;
 }
 
@@ -72,6 +73,7 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
     .option('--keep-monthly <n>', 'same per month', intOpt)
     .option('--keep-yearly <n>', 'same per year', intOpt)
     .option('--expires <duration>', 'each backup expires after this long (deleted even if retention would keep it)')
+    .option('--when-unchanged <what>', 'skip: no backup when the database has not changed since this schedule\'s last backup (recorded skipped-unchanged); backup (default): one anyway')
     .option('--disabled', 'add it paused')
     .addOption(dataDirOption())
     .option('--json', 'print JSON')
@@ -88,6 +90,7 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
           ...selection,
           ...(opts.pattern ? { pattern: opts.pattern } : {}),
           ...Object.fromEntries(RETENTION_FLAGS.filter((k) => opts[k] !== undefined).map((k) => [k, opts[k]])),
+          ...(opts.whenUnchanged !== undefined ? { whenUnchanged: opts.whenUnchanged as 'backup' | 'skip' } : {}),
           ...(opts.disabled ? { disabled: true } : {}),
         },
         new Date(),
@@ -127,6 +130,7 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
           `  repository   ${s.repository}`,
           `  retention    ${Object.entries(s.retention).map(([k, v]) => `${k}=${v}`).join(' ') || 'none (keeps everything)'}`,
           `  expires      ${s.expires ?? 'never'}`,
+          `  unchanged    ${s.whenUnchanged === 'skip' ? 'skip (no backup while the source has not changed)' : 'backup'}`,
           `  runs         ${runs.map((r) => `${r.dueAt} ${r.status}${r.jobId ? ` (job ${r.jobId})` : ''}${r.reason ? `: ${r.reason}` : ''}`).join('\n               ') || 'none yet'}`,
         ].join('\n'),
       );
@@ -159,7 +163,8 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
       if (!opts.json) {
         const deleted = (job.result?.deleted as string[] | undefined) ?? [];
         for (const w of (job.result?.warnings as string[] | undefined) ?? []) io.err(`cairn: warning: ${w}`);
-        io.out(`Schedule ${name} ran: backup ${String(job.result?.backupId)}${deleted.length ? `; retention and expiry deleted ${deleted.join(', ')}` : ''}.`);
+        if (job.result?.skipped === 'unchanged') io.out(`Schedule ${name} ran: no backup, the source is ${String(job.result.reason)} (--when-unchanged skip).`);
+        else io.out(`Schedule ${name} ran: backup ${String(job.result?.backupId)}${deleted.length ? `; retention and expiry deleted ${deleted.join(', ')}` : ''}.`);
       }
     });
 }
@@ -201,7 +206,9 @@ async function runNowHere(name: string, dataDir: string | undefined, { io }: Cli
       }),
     });
     const id = await scheduler.runNow(name);
-    return await center.wait(id);
+    const job = await center.wait(id);
+    await scheduler.idle(); // the run's record is final (e.g. skipped-unchanged) before the catalog closes
+    return job;
   } finally {
     store.close();
     registry.close();
