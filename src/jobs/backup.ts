@@ -320,7 +320,10 @@ function estimateOf(collections: CollectionDescriptor[], snapshotBytes: number |
   const data = collections.filter((c) => c.dataFormat);
   const sized = data.filter((c) => c.estimatedBytes !== undefined);
   const bytes = sized.length > 0 ? sized.reduce((n, c) => n + (c.estimatedBytes ?? 0), 0) : snapshotBytes;
-  const rows = data.length > 0 && data.every((c) => c.estimatedRows !== undefined) ? data.reduce((n, c) => n + (c.estimatedRows ?? 0), 0) : undefined;
+  // Rows only when every sized collection (a table) has an estimate; what has no size (a schema
+  // dump) has no rows to count either.
+  const counted = sized.length > 0 ? sized : data;
+  const rows = counted.length > 0 && counted.every((c) => c.estimatedRows !== undefined) ? counted.reduce((n, c) => n + (c.estimatedRows ?? 0), 0) : undefined;
   return { ...(bytes !== undefined ? { bytes } : {}), ...(rows !== undefined ? { rows } : {}) };
 }
 

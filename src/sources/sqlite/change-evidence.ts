@@ -2,9 +2,11 @@
  * Change evidence of a SQLite database file, for schedules with --when-unchanged skip: a digest
  * of what every committed write transaction alters on disk. Rollback-journal mode: the header's
  * file change counter (bytes 24–27, incremented by every commit), its page count, the file's
- * size, mtime and inode. WAL mode: besides the main file, the -wal file's header (checkpoint
+ * size, mtime and inode (not ctime: opening the database, even read-only, touches it). WAL
+ * mode: besides the main file, the -wal file's header (checkpoint
  * sequence and salts, renewed whenever the log restarts), size and mtime, and the wal-index
- * header in -shm (its change counter, last valid frame and checksums move with every commit).
+ * header in -shm (its change counter, last valid frame and checksums move with every commit;
+ * not the file's times, which readers' marks move).
  * Equal digests of two moments mean no commit in between; a checkpoint, VACUUM or a copied
  * file reads as a change (a backup is made, which is only wasteful, never wrong).
  */
@@ -23,7 +25,9 @@ const SHM_HEADER_BYTES = 48;
  */
 export function sqliteChangeEvidence(file: string): string {
   const h = createHash('sha256');
-  const part = (label: string, path: string, bytes: number): void => {
+  // `withStat`: readers write their read marks into -shm (its mtime moves on every read), so
+  // only its header, which only commits and checkpoints change, counts.
+  const part = (label: string, path: string, bytes: number, withStat = true): void => {
     let fd: number;
     try {
       fd = fs.openSync(path, 'r');
@@ -35,7 +39,7 @@ export function sqliteChangeEvidence(file: string): string {
       const st = fs.fstatSync(fd, { bigint: true });
       const head = Buffer.alloc(bytes);
       const n = fs.readSync(fd, head, 0, bytes, 0);
-      h.update(`${label}:${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:`);
+      h.update(withStat ? `${label}:${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:` : `${label}:`);
       h.update(head.subarray(0, n));
       h.update(';');
     } finally {
@@ -44,6 +48,6 @@ export function sqliteChangeEvidence(file: string): string {
   };
   part('main', file, HEADER_BYTES);
   part('wal', `${file}-wal`, WAL_HEADER_BYTES);
-  part('shm', `${file}-shm`, SHM_HEADER_BYTES);
+  part('shm', `${file}-shm`, SHM_HEADER_BYTES, false);
   return `sqlite1:${h.digest('hex')}`;
 }
