@@ -47,7 +47,7 @@ export class EstimatedShare {
 
   /** The estimate fields of a Progress for these counts (`done`: the backup finished). */
   fields(p: Pick<Progress, 'rows' | 'bytes' | 'collectionsDone' | 'collectionsTotal'>, done = false): Pick<Progress, 'bytesTotal' | 'rowsTotal' | 'percent' | 'estimated'> {
-    const { rows, bytes } = this.estimate;
+    const { rows } = this.estimate;
     let raw: number;
     if (rows !== undefined && rows > 0) raw = p.rows / rows;
     else if (this.estimate.bytes !== undefined && this.estimate.bytes > 0) raw = p.bytes / this.estimate.bytes;

@@ -22,6 +22,7 @@ import { newScheduleId, SqliteScheduleStore, type ScheduleSpec } from '../../src
 import { SqliteJobCatalog } from '../../src/catalog/sqlite.js';
 import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import { runBackup } from '../../src/jobs/backup.js';
+import { runRestore } from '../../src/jobs/restore.js';
 import { databaseKey } from '../../src/jobs/database-key.js';
 import { JobCenter } from '../../src/jobs/job-center.js';
 import { EstimatedShare, type Progress } from '../../src/jobs/progress.js';
@@ -29,7 +30,7 @@ import { scheduledBackupLauncher } from '../../src/jobs/scheduled-backup.js';
 import { Scheduler } from '../../src/jobs/scheduler.js';
 import { Repository } from '../../src/repo/repository.js';
 import { catalogFile, startServer } from '../../src/server/index.js';
-import { openSource } from '../../src/sources/index.js';
+import { openSource, openTarget } from '../../src/sources/index.js';
 import Database from '../../src/sources/sqlite/driver.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { readAnswer, waitJob } from '../helpers/api.js';
@@ -363,6 +364,66 @@ function cliOutput(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
     child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`cairn ${args.join(' ')} exited ${code}: ${err}`))));
   });
 }
+
+/**
+ * Seeded random sequences on SQLite (CAIRN_JOBS_SEEDS=1..20 for more; one seed by default): after
+ * each random operation (or none), the schedule runs; it must skip exactly when nothing was
+ * written, and the schedule's newest backup must restore to exactly what the database holds now.
+ */
+describe('--when-unchanged skip, seeded random operations', () => {
+  const range = (process.env.CAIRN_JOBS_SEEDS ?? '1..1').split('..').map(Number);
+  const seeds = Array.from({ length: (range[1] ?? range[0] ?? 1) - (range[0] ?? 1) + 1 }, (_, i) => (range[0] ?? 1) + i);
+  it.each(seeds)('seed %i', async (seed) => {
+    let state = seed * 2654435761;
+    const rand = (n: number): number => {
+      state = (state * 1103515245 + 12345) % 2147483648;
+      return state % n;
+    };
+    const w = world(`random-${seed}`);
+    const repo = await newRepo();
+    w.repos.set('r', repo);
+    const file = join(dir, `random-${seed}.db`);
+    const s = new Database(file);
+    s.exec(`PRAGMA journal_mode = ${seed % 2 ? 'WAL' : 'DELETE'}; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);`);
+    const dump = (d: InstanceType<typeof Database>): string =>
+      JSON.stringify([d.prepare("SELECT name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all(), d.prepare('SELECT * FROM t ORDER BY id').all()]);
+    try {
+      w.add({ source: `sqlite://${file}`, repository: 'r', whenUnchanged: 'skip' });
+      let next = 1;
+      for (let step = 1; step <= 8; step++) {
+        const op = step === 1 ? 0 : rand(6);
+        const ops = [
+          () => s.prepare('INSERT INTO t (id, v) VALUES (?, ?)').run(next++, `v${rand(1000)}`),
+          () => s.prepare('UPDATE t SET v = ? WHERE id = ?').run(`u${rand(1000)}`, 1 + rand(next)),
+          () => s.prepare('DELETE FROM t WHERE id = ?').run(1 + rand(next)),
+          () => s.exec(`CREATE TABLE IF NOT EXISTS x${rand(3)} (a)`),
+        ];
+        // 4, 5: nothing. An UPDATE or DELETE that matches no row changes nothing either, but
+        // SQLite may count it as a write transaction: a backup then is allowed, never required.
+        const wrote = op < 4 ? ops[op]?.() : undefined;
+        const changed = op === 0 || op === 3 ? true : op < 3 ? ((wrote as { changes: number } | undefined)?.changes ?? 0) > 0 : false;
+        const started = await w.at(`2030-02-01T${String(step).padStart(2, '0')}:00:01Z`);
+        await w.scheduler.idle();
+        const job = await w.center.get(started[0] as string);
+        expect(job.state).toBe('SUCCESS');
+        const skipped = job.result?.skipped === 'unchanged';
+        if (changed || step === 1) expect(skipped, `seed ${seed} step ${step} op ${op}`).toBe(false);
+        if (op >= 4) expect(skipped, `seed ${seed} step ${step}: nothing changed`).toBe(true);
+        const newest = (await repo.listManifests()).sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0];
+        const out = join(dir, `random-${seed}-${step}.db`);
+        await runRestore({ repo, backupId: newest?.id as string, target: openTarget(`sqlite://${out}`), onConflict: 'fail' });
+        const restored = new Database(out, { readonly: true });
+        try {
+          expect(dump(restored), `seed ${seed} step ${step}`).toBe(dump(s));
+        } finally {
+          restored.close();
+        }
+      }
+    } finally {
+      s.close();
+    }
+  }, 120_000);
+});
 
 type Step = [what: string, change: () => unknown, expect: 'backup' | 'skip' | 'either'];
 
