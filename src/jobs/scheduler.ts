@@ -1,9 +1,11 @@
 /**
  * Fires schedules: each due time at most once (recorded before anything starts, so a restart in
  * the middle cannot repeat it), a run missed while the server was down catches up once at
- * start-up when it is within the grace period and is recorded as skipped otherwise, and a run
- * whose previous one is still active is skipped and recorded. A run that cannot start or whose
- * job fails is recorded as failed, with the reason. Time comes from an injected clock.
+ * start-up when it is within the grace period and is recorded as skipped otherwise, a run
+ * whose previous one is still active is skipped and recorded, and one that finds another backup
+ * of its source running (a manual one) waits for it, one per schedule (queued, then delayed). A
+ * run that cannot start or whose job fails is recorded as failed, with the reason. Time comes
+ * from an injected clock.
  */
 import { Cron } from 'croner';
 import { ConflictError, UsageError } from '../core/errors.js';
