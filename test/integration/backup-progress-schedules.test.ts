@@ -181,6 +181,13 @@ describe('a backup while it runs, over the API and the CLI', () => {
       expect(done.json.id).toBe(id);
       expect(done.json.totals.rows).toBe(BIG_ROWS + 2);
       expect(done.json.source.changeEvidence).toMatch(/^pg1:/);
+      // Schedules take whenUnchanged through the API too.
+      const sched = await call('POST', '/v1/schedules', { name: 'quiet', source: url, repository: repoDir, cron: '@daily', whenUnchanged: 'skip' });
+      expect(sched.status).toBe(201);
+      expect(sched.json.schedule.whenUnchanged).toBe('skip');
+      const bad = await call('POST', '/v1/schedules', { name: 'loud', source: url, repository: repoDir, cron: '@daily', whenUnchanged: 'never' });
+      expect(bad.status).toBe(400);
+      expect(bad.json.error.message).toMatch(/whenUnchanged/);
     } finally {
       await lock.release().catch(() => undefined);
       await server.close();
@@ -256,7 +263,7 @@ describe('a scheduled run while a manual backup of its source runs', () => {
 });
 
 describe('--when-unchanged skip', () => {
-  it('the CLI and the API take it; a bad value is refused naming the choices', () => {
+  it('the CLI takes it (the API: above); a bad value is refused naming the choices', () => {
     const dataDir = join(dir, 'cli-sched');
     const bad = cairn(['schedule', 'add', 'x', '--source', `sqlite://${sqliteFile}`, '--repo', join(dir, 'x'), '--cron', '@daily', '--when-unchanged', 'never', '--data-dir', dataDir]);
     expect(bad.code).toBe(2);
