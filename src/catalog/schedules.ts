@@ -99,6 +99,10 @@ export class SqliteScheduleStore implements ScheduleStore {
     this.db.prepare('UPDATE schedule_runs SET status = ?, reason = ? WHERE schedule = ? AND due_at = ?').run(status, reason, name, dueAt);
   }
 
+  endQueued(reason: string): number {
+    return this.db.prepare("UPDATE schedule_runs SET status = 'failed', reason = ? WHERE status = 'queued'").run(reason).changes;
+  }
+
   /** Newest first. */
   runs(name: string, limit = 100): ScheduleRun[] {
     return (this.db.prepare('SELECT schedule, due_at, status, job_id, at, reason FROM schedule_runs WHERE schedule = ? ORDER BY due_at DESC LIMIT ?').all(name, limit) as {

@@ -169,6 +169,8 @@ export const BackupManifestSchema = z.object({
     /** Connection location with any secret removed. */
     location: text,
     serverVersion: z.string().max(MAX_NAME_LENGTH),
+    /** The source's change evidence at the snapshot (SourceSnapshot.changeEvidence): schedules with --when-unchanged skip compare it. */
+    changeEvidence: z.string().max(512).optional(),
   }),
   scope: ScopeSchema,
   compression: CompressionSettingsSchema,

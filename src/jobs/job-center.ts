@@ -266,6 +266,11 @@ export class JobCenter {
   private onProgress(a: Active, p: Progress): void {
     const elapsed = Math.max(0.001, (Date.now() - a.startedMs) / 1000);
     const throughput = p.bytes / elapsed;
+    // A share (backups: estimated) gives the time left as elapsed × left / done; else bytes left at the rate so far.
+    const eta =
+      p.percent !== undefined ? (p.percent >= 1 ? (elapsed * (100 - p.percent)) / p.percent : undefined)
+      : p.bytesTotal !== undefined && throughput > 0 ? Math.max(0, (p.bytesTotal - p.bytes) / throughput)
+      : undefined;
     const progress: JobProgress = {
       bytes: p.bytes,
       rows: p.rows,
@@ -273,7 +278,10 @@ export class JobCenter {
       collectionsTotal: p.collectionsTotal,
       throughput,
       ...(p.bytesTotal !== undefined ? { bytesTotal: p.bytesTotal } : {}),
-      ...(p.bytesTotal !== undefined && throughput > 0 ? { etaSeconds: Math.max(0, (p.bytesTotal - p.bytes) / throughput) } : {}),
+      ...(p.rowsTotal !== undefined ? { rowsTotal: p.rowsTotal } : {}),
+      ...(p.percent !== undefined ? { percent: p.percent } : {}),
+      ...(p.estimated !== undefined ? { estimated: p.estimated } : {}),
+      ...(eta !== undefined ? { etaSeconds: Math.max(0, eta) } : {}),
       ...(p.collection !== undefined ? { collection: p.collection } : {}),
     };
     a.record.progress = progress;

@@ -19,14 +19,20 @@ export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['SUCCESS', 'FAILE
 
 export interface JobProgress {
   bytes: number;
-  /** Known for restores, copies and verifies; absent for backups (the size is found by reading). */
+  /** Exact for restores and copies; for backups an estimate from the source's catalog (`estimated`). */
   bytesTotal?: number;
+  /** Backups: rows expected, estimated from the source's catalog (PostgreSQL reltuples). */
+  rowsTotal?: number;
+  /** Share done, 0–100, never above 100 nor going back (backups: from the estimates). */
+  percent?: number;
+  /** bytesTotal, rowsTotal and percent are estimates ("about"). */
+  estimated?: boolean;
   rows: number;
   collectionsDone: number;
   collectionsTotal: number;
   /** Bytes per second over the job so far. */
   throughput: number;
-  /** Seconds left, when bytesTotal is known and the job is moving. */
+  /** Seconds left, when bytesTotal or percent is known and the job is moving (an estimate for backups). */
   etaSeconds?: number;
   collection?: string;
 }
@@ -115,18 +121,29 @@ export interface ScheduleSpec {
    * copied there (runSync with the schedule's id; nothing is ever deleted there).
    */
   copyTo?: string;
+  /**
+   * What a due time does when the source has not changed since the schedule's last backup:
+   * "backup" (the default: a backup anyway) or "skip" (none; the run is recorded skipped-unchanged).
+   */
+  whenUnchanged?: 'backup' | 'skip';
   enabled: boolean;
   createdAt: string;
 }
 
 /**
  * started: its backup job was started (a job that then fails turns the run to failed);
- * skipped-running: a backup of its source was running (its previous run or a manual one);
+ * queued: another backup of its source (a manual one, another schedule's) was running, so the
+ * run waits for that job to end (`reason` names it); delayed: a queued run that then started
+ * (`reason` says after which job); skipped-coalesced: it came while a run of the same schedule
+ * was queued (at most one waits per schedule); skipped-unchanged: its schedule says
+ * --when-unchanged skip and the source had not changed since the schedule's last backup
+ * (`reason`: "unchanged since <backup id>"; its job made no backup);
+ * skipped-running: the schedule's previous run was still running;
  * skipped-busy: a restore into its source was running; skipped-missed: the server was down;
  * failed: it could not run or its job failed (`reason` says why: source not registered,
  * repository missing or unreachable, the job's error…).
  */
-export const RUN_STATUSES = ['started', 'skipped-running', 'skipped-busy', 'skipped-missed', 'failed'] as const;
+export const RUN_STATUSES = ['started', 'queued', 'delayed', 'skipped-running', 'skipped-coalesced', 'skipped-unchanged', 'skipped-busy', 'skipped-missed', 'failed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
 export interface ScheduleRun {
@@ -160,4 +177,10 @@ export interface ScheduleStore {
   recordRun(name: string, dueAt: string, status: RunStatus, at: string, jobId?: string | null, reason?: string | null): boolean;
   setRunJob(name: string, dueAt: string, jobId: string): void;
   setRunStatus(name: string, dueAt: string, status: RunStatus, reason?: string | null): void;
+  /**
+   * Runs recorded `queued` by a process that has stopped (they waited in its memory) become
+   * `failed` with `reason`; returns how many. Called once at start-up by the one process that
+   * runs schedules for a data folder.
+   */
+  endQueued(reason: string): number;
 }

@@ -8,8 +8,57 @@ export interface Progress {
   rows: number;
   /** Logical (uncompressed) bytes processed. */
   bytes: number;
-  /** Logical bytes expected in all, when known (restores know it; backups do not). */
+  /**
+   * Logical bytes expected in all, when known: exact for restores and copies; for backups an
+   * estimate from the source's catalog (`estimated`), raised to `bytes` when the data is larger.
+   */
   bytesTotal?: number;
+  /** Rows expected in all (backups: the source catalog's estimate, e.g. PostgreSQL's reltuples). */
+  rowsTotal?: number;
+  /**
+   * Share done, 0–100: never above 100 and never lower than in an earlier report of the same
+   * operation (an estimate that proves low holds the share below 100 until the end).
+   */
+  percent?: number;
+  /** bytesTotal, rowsTotal and percent are estimates (say "about"). */
+  estimated?: boolean;
 }
 
 export type ProgressListener = (progress: Progress) => void;
+
+/** What a backup expects to read, from the source's catalog (any part may be unknown). */
+export interface ProgressEstimate {
+  /** Bytes of the selected data as the source stores it (PostgreSQL pg_table_size, SQLite pages). */
+  bytes?: number;
+  /** Rows of the selected data (PostgreSQL reltuples); undefined unless every data collection has one. */
+  rows?: number;
+}
+
+/**
+ * Turns a backup's counts into a share done against an estimate that may be wrong: rows against
+ * the estimated rows when known (closer to what is read than on-disk sizes), else bytes against
+ * the estimated bytes, else collections done. The share stays at most 99 until the backup is
+ * done, never goes back, and the totals shown are raised to what was read when it is more.
+ */
+export class EstimatedShare {
+  private last = 0;
+
+  constructor(private readonly estimate: ProgressEstimate) {}
+
+  /** The estimate fields of a Progress for these counts (`done`: the backup finished). */
+  fields(p: Pick<Progress, 'rows' | 'bytes' | 'collectionsDone' | 'collectionsTotal'>, done = false): Pick<Progress, 'bytesTotal' | 'rowsTotal' | 'percent' | 'estimated'> {
+    const { rows } = this.estimate;
+    let raw: number;
+    if (rows !== undefined && rows > 0) raw = p.rows / rows;
+    else if (this.estimate.bytes !== undefined && this.estimate.bytes > 0) raw = p.bytes / this.estimate.bytes;
+    else raw = p.collectionsTotal > 0 ? p.collectionsDone / p.collectionsTotal : 0;
+    const share = done ? 100 : Math.min(99, Math.floor(raw * 1000) / 10);
+    this.last = Math.max(this.last, Number.isFinite(share) ? share : 0);
+    return {
+      ...(this.estimate.bytes !== undefined ? { bytesTotal: done ? p.bytes : Math.max(this.estimate.bytes, p.bytes) } : {}),
+      ...(rows !== undefined ? { rowsTotal: done ? p.rows : Math.max(rows, p.rows) } : {}),
+      percent: this.last,
+      estimated: !done,
+    };
+  }
+}

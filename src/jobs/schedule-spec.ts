@@ -28,6 +28,8 @@ export interface ScheduleInput extends RetentionRules {
   expires?: string;
   /** A second repository its backups are copied to after each run (cairn sync). */
   copyTo?: string;
+  /** "skip": no backup when the source has not changed since the schedule's last one (default "backup"). */
+  whenUnchanged?: 'backup' | 'skip';
   disabled?: boolean;
 }
 
@@ -50,6 +52,9 @@ export function buildScheduleSpec(input: ScheduleInput, now: Date): ScheduleSpec
     }
   }
   if (input.copyTo !== undefined && input.copyTo === input.repository) throw new UsageError(`--copy-to names the schedule's own repository (${input.copyTo}): give a second repository.`);
+  if (input.whenUnchanged !== undefined && input.whenUnchanged !== 'backup' && input.whenUnchanged !== 'skip') {
+    throw new UsageError(`Invalid --when-unchanged "${String(input.whenUnchanged)}": give skip (no backup while the database has not changed) or backup (the default).`);
+  }
   const pattern = input.pattern ?? DEFAULT_PATTERN;
   if (!/\{(yyyy|MM|dd|HH|mm|ss)|\{[^}]*(yyyy|HH|ss)/.test(pattern)) {
     throw new UsageError(`Invalid --pattern "${pattern}": it needs a time in it (e.g. {yyyyMMdd-HHmmss}) so that each run gets its own id.`);
@@ -69,6 +74,7 @@ export function buildScheduleSpec(input: ScheduleInput, now: Date): ScheduleSpec
     retention,
     ...(input.expires ? { expires: input.expires } : {}),
     ...(input.copyTo ? { copyTo: input.copyTo } : {}),
+    ...(input.whenUnchanged === 'skip' ? { whenUnchanged: 'skip' as const } : {}),
     enabled: !input.disabled,
     createdAt: now.toISOString(),
   };

@@ -41,6 +41,12 @@ export function scheduledBackupLauncher(deps: LauncherDeps): (spec: ScheduleSpec
       exclusiveKey: databaseKey(source.location),
       params: { source: source.location, repository: repo.location, id, schedule: spec.name, scheduleId: spec.id, dueAt: dueAt.toISOString() },
       run: async (ctx) => {
+        // Under the database's key: no other backup or restore of it runs while this looks.
+        const unchangedSince = spec.whenUnchanged === 'skip' ? await unchangedSinceBackup(repo, source, spec, deps.now(), ctx.signal) : undefined;
+        if (unchangedSince !== undefined) {
+          // No backup, so nothing new for retention or expiry to weigh: the last backup stands for now.
+          return { skipped: 'unchanged', unchangedSince, reason: `unchanged since ${unchangedSince}` };
+        }
         const m = await runBackup({
           repo,
           source,
@@ -92,6 +98,25 @@ export function scheduledBackupLauncher(deps: LauncherDeps): (spec: ScheduleSpec
     });
     return { jobId: job.id, done: deps.center.wait(job.id) };
   };
+}
+
+/**
+ * The id of the schedule's latest backup when the source has not changed since it, else
+ * undefined: the backup must exist and not be expired, cover the schedule's selection, and carry
+ * change evidence equal to the source's evidence now (an engine without evidence never skips).
+ */
+export async function unchangedSinceBackup(repo: Repository, source: DatabaseSource, spec: ScheduleSpec, now: Date, signal?: AbortSignal): Promise<string | undefined> {
+  if (!source.changeEvidence) return undefined;
+  const mine = (await repo.listManifests())
+    .filter((m) => madeBySchedule(m, spec, source.location) && (m.expiresAt === null || Date.parse(m.expiresAt) > now.getTime()))
+    .sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
+  const last = mine[0];
+  const recorded = last?.source.changeEvidence;
+  if (last === undefined || recorded === undefined) return undefined;
+  const sameScope = JSON.stringify(last.scope.include ?? null) === JSON.stringify(spec.include ?? null) && JSON.stringify(last.scope.exclude ?? null) === JSON.stringify(spec.exclude ?? null);
+  if (!sameScope) return undefined;
+  const current = await source.changeEvidence(signal);
+  return current !== undefined && current === recorded ? last.id : undefined;
 }
 
 /**

@@ -1,9 +1,11 @@
 /**
  * Fires schedules: each due time at most once (recorded before anything starts, so a restart in
  * the middle cannot repeat it), a run missed while the server was down catches up once at
- * start-up when it is within the grace period and is recorded as skipped otherwise, and a run
- * whose previous one is still active is skipped and recorded. A run that cannot start or whose
- * job fails is recorded as failed, with the reason. Time comes from an injected clock.
+ * start-up when it is within the grace period and is recorded as skipped otherwise, a run
+ * whose previous one is still active is skipped and recorded, and one that finds another backup
+ * of its source running (a manual one) waits for it, one per schedule (queued, then delayed). A
+ * run that cannot start or whose job fails is recorded as failed, with the reason. Time comes
+ * from an injected clock.
  */
 import { Cron } from 'croner';
 import { ConflictError, UsageError } from '../core/errors.js';
@@ -16,7 +18,7 @@ import type { RetentionPolicy } from './retention.js';
 export interface Launched {
   jobId: string;
   /** The run's job once it has ended. */
-  done: Promise<Pick<JobRecord, 'state' | 'error'>>;
+  done: Promise<Pick<JobRecord, 'state' | 'error' | 'result'>>;
 }
 
 export interface SchedulerOptions {
@@ -25,6 +27,12 @@ export interface SchedulerOptions {
   graceMs?: number;
   /** Starts the backup job of one due time (throws when it cannot start, e.g. 409). */
   launch: (spec: ScheduleSpec, dueAt: Date) => Promise<Launched>;
+  /**
+   * Resolves when the job `jobId` has ended (JobCenter.wait). Given, a due time that finds
+   * another backup of its source running (a manual one, another schedule's) is queued until that
+   * job ends, then runs (recorded queued, then delayed); absent, it is skipped (skipped-running).
+   */
+  waitForJob?: (jobId: string) => Promise<unknown>;
   log?: (line: string) => void;
 }
 
@@ -80,6 +88,8 @@ export function backupIdFor(pattern: string, values: { source: string; schedule:
 export class Scheduler {
   /** Runs in progress by schedule name: their job and when it ends. */
   private readonly active = new Map<string, { jobId: string; done: Promise<unknown> }>();
+  /** Runs waiting for another backup of their source, by schedule name: at most one each. */
+  private readonly queued = new Map<string, { dueAt: string; waitingFor: string; done: Promise<unknown> }>();
   private readonly graceMs: number;
 
   constructor(
@@ -113,9 +123,13 @@ export class Scheduler {
         this.store.recordRun(s.name, dueAt, 'skipped-missed', at);
       } else if (this.active.has(s.name)) {
         this.store.recordRun(s.name, dueAt, 'skipped-running', at, null, `the previous run (job ${this.active.get(s.name)?.jobId}) is still running`);
+      } else if (this.queued.has(s.name)) {
+        const q = this.queued.get(s.name);
+        this.store.recordRun(s.name, dueAt, 'skipped-coalesced', at, null, `the run due at ${q?.dueAt} is still queued behind job ${q?.waitingFor}; one run waits per schedule`);
       } else if (this.store.recordRun(s.name, dueAt, 'started', at)) {
         try {
-          started.push(await this.start(s, latest));
+          const id = await this.start(s, latest);
+          if (id !== undefined) started.push(id);
         } catch {
           /* recorded by start() */
         }
@@ -143,21 +157,49 @@ export class Scheduler {
     }
     // A run recorded at this very time before (a refused one) is started over.
     if (!this.store.recordRun(name, now.toISOString(), 'started', now.toISOString())) this.store.setRunStatus(name, now.toISOString(), 'started');
-    return this.start(s, now);
+    // Asked for now: a source held by another backup answers 409 at once (not queued).
+    const id = await this.start(s, now, false);
+    if (id === undefined) throw new Error('Internal error: a run-now was queued.');
+    return id;
   }
 
-  /** Waits for the runs in progress (tests; shutdown). */
+  /** Waits for the runs in progress and those queued (tests; shutdown). */
   async idle(): Promise<void> {
-    await Promise.allSettled([...this.active.values()].map((r) => r.done));
+    while (this.active.size > 0 || this.queued.size > 0) {
+      await Promise.allSettled([...this.active.values(), ...this.queued.values()].map((r) => r.done));
+    }
   }
 
-  /** Launches a recorded run; records why when it cannot start (and throws that error). */
-  private async start(s: ScheduleSpec, dueAt: Date): Promise<string> {
+  /**
+   * Marks the runs a stopped process left queued (they waited in its memory) as failed. Call
+   * once at start-up, before the first tick, in the process that runs the schedules.
+   */
+  recoverQueued(): number {
+    return this.store.endQueued('the server stopped while the run was queued behind another backup of its source; it did not run');
+  }
+
+  /** The runs queued now, by schedule name (what they wait for). */
+  queuedRuns(): { schedule: string; dueAt: string; waitingFor: string }[] {
+    return [...this.queued].map(([schedule, q]) => ({ schedule, dueAt: q.dueAt, waitingFor: q.waitingFor }));
+  }
+
+  /**
+   * Launches a recorded run; records why when it cannot start (and throws that error). Returns
+   * its job id, or undefined when it was queued behind another backup (`queueable`);
+   * `delayedAfter`: the job a queued run waited for (the run is then recorded delayed).
+   */
+  private async start(s: ScheduleSpec, dueAt: Date, queueable = true, delayedAfter?: string): Promise<string | undefined> {
     const due = dueAt.toISOString();
     let run: Launched;
     try {
       run = await this.options.launch(s, dueAt);
     } catch (err) {
+      // Another backup of the source (not this schedule's own run: that one is `active`) holds it:
+      // wait for it rather than skip, when the caller can wait (the cron's runs only).
+      if (queueable && this.options.waitForJob && err instanceof JobConflictError && err.running.kind === 'backup') {
+        this.enqueue(s.name, due, err.running.id);
+        return undefined;
+      }
       const [status, verb] = whyNotStarted(err);
       const reason = scrubSecrets(err instanceof Error ? err.message : String(err));
       this.store.setRunStatus(s.name, due, status, reason);
@@ -165,8 +207,12 @@ export class Scheduler {
       throw err;
     }
     this.store.setRunJob(s.name, due, run.jobId);
+    if (delayedAfter !== undefined) this.store.setRunStatus(s.name, due, 'delayed', `queued behind job ${delayedAfter}, another backup of the same source; started at ${this.options.now().toISOString()} when it ended`);
     const done = run.done
       .then((job) => {
+        if (job.state === 'SUCCESS' && job.result?.skipped === 'unchanged') {
+          this.store.setRunStatus(s.name, due, 'skipped-unchanged', `unchanged since ${String(job.result.unchangedSince)}`);
+        }
         // The run started but its job did not succeed: recorded as what it was.
         if (job.state === 'FAILED') {
           const reason = scrubSecrets(job.error ? `${job.error.code}: ${job.error.message}` : 'the backup job failed');
@@ -178,6 +224,37 @@ export class Scheduler {
       .finally(() => this.active.delete(s.name));
     this.active.set(s.name, { jobId: run.jobId, done });
     return run.jobId;
+  }
+
+  /**
+   * Queues a recorded run behind `jobId` (another backup of its source): recorded queued, then
+   * started when that job ends (recorded delayed), queued again if yet another backup took the
+   * source meanwhile. A schedule disabled or removed meanwhile does not run.
+   */
+  private enqueue(name: string, due: string, jobId: string): void {
+    const reason = `queued behind job ${jobId}, another backup of the same source; runs when it ends`;
+    this.store.setRunStatus(name, due, 'queued', reason);
+    this.options.log?.(`schedule ${name}: run at ${due} ${reason}`);
+    const waitFor = this.options.waitForJob as (id: string) => Promise<unknown>;
+    const entry = { dueAt: due, waitingFor: jobId, done: Promise.resolve() as Promise<unknown> };
+    // The entry stays until the run has started (then it is `active`) or queued again (a new
+    // entry), so that a tick in between never launches a second run of the schedule.
+    entry.done = waitFor(jobId)
+      .catch(() => undefined)
+      .then(async () => {
+        let spec: ScheduleSpec | undefined;
+        try {
+          spec = this.store.get(name);
+        } catch {
+          spec = undefined; // removed meanwhile (its runs with it)
+        }
+        if (spec && !spec.enabled) this.store.setRunStatus(name, due, 'failed', `the schedule was disabled while the run was queued behind job ${jobId}`);
+        else if (spec) await this.start(spec, new Date(due), true, jobId).catch(() => undefined /* recorded by start() */);
+      })
+      .finally(() => {
+        if (this.queued.get(name) === entry) this.queued.delete(name);
+      });
+    this.queued.set(name, entry);
   }
 }
 

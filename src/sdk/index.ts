@@ -8,14 +8,14 @@
  */
 import { TERMINAL_STATES } from '../catalog/types.js';
 // Types only: they are erased from the built SDK, which loads neither zod nor the server.
-import type { BackupDetail, BackupListed, BackupUnfinished, Job, Registration, Schedule, ScheduleRun } from '../server/schemas.js';
+import type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Job, Registration, Schedule, ScheduleRun } from '../server/schemas.js';
 import type { AnswerOf, QueryOf, RequestOf } from '../server/routes/table.js';
 
 /*
  * Request and answer types come from the server's route table and schemas (src/server), the
  * same ones that check requests and generate /openapi.json: no hand-made copies to drift.
  */
-export type { BackupDetail, BackupListed, BackupUnfinished, Registration, Schedule, ScheduleRun } from '../server/schemas.js';
+export type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Registration, Schedule, ScheduleRun } from '../server/schemas.js';
 export type { RunStatus } from '../catalog/schedules.js';
 
 /** A job record as the API answers it. */
@@ -105,7 +105,8 @@ export class CairnClient {
     create: (request: CreateBackupRequest, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/backups', request, wait),
     list: async (query: QueryOf<'listBackups'> = {}): Promise<BackupSummary[]> =>
       (await this.request<AnswerOf<'listBackups'>>('GET', `/v1/backups${queryString(query)}`)).backups,
-    get: (id: string, repository?: string): Promise<BackupDetail> => this.request('GET', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository })}`),
+    /** The manifest of a complete backup; while it runs (or after it failed), its status, job and progress (BackupInProgress). */
+    get: (id: string, repository?: string): Promise<BackupDetail | BackupInProgress> => this.request('GET', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository })}`),
     delete: (id: string, repository?: string): Promise<AnswerOf<'deleteBackup'>> => this.request('DELETE', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository })}`),
     /** `expires`: a duration from now ("30d"), a date ("2027-01-31" or an ISO time) or "never". */
     setExpiry: (id: string, expires: string, repository?: string): Promise<AnswerOf<'setBackupExpiry'>> =>

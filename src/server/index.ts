@@ -150,8 +150,11 @@ async function serveLocked(
       openSource: (value) => openSource(access.databaseUrl(value, 'server')),
       log: errorLog,
     }),
+    // A due time that finds a manual backup of its source running waits for it (queued).
+    waitForJob: (id) => center.wait(id),
     log: errorLog,
   });
+  scheduler.recoverQueued();
   const app = createApp({ center, tokens, registry, schedules, scheduler, access, log: errorLog });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));

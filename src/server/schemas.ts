@@ -154,6 +154,7 @@ export const CreateScheduleBody = z
     expires: text.optional(),
     /** A second repository (registered name; a URL with --allow-urls): each run's backups are copied there. */
     copyTo: location.optional(),
+    whenUnchanged: z.enum(['backup', 'skip']).optional().describe('skip: no backup while the source has not changed since the schedule\'s last backup (default backup)'),
     disabled: z.boolean().optional(),
   })
   .strict()
@@ -197,7 +198,10 @@ export const Job = z.object({
   params: z.record(z.string(), z.unknown()).describe('the request, locations only, never secrets'),
   progress: z.object({
     bytes: z.number(),
-    bytesTotal: z.number().optional(),
+    bytesTotal: z.number().optional().describe('exact for restores and copies; estimated for backups (see estimated)'),
+    rowsTotal: z.number().optional().describe('backups: rows expected, from the source catalog'),
+    percent: z.number().optional().describe('share done, 0–100, never above 100 and never going back'),
+    estimated: z.boolean().optional().describe('bytesTotal, rowsTotal and percent are estimates ("about")'),
     rows: z.number(),
     collectionsDone: z.number(),
     collectionsTotal: z.number(),
@@ -257,6 +261,25 @@ export const BackupDetail = BackupManifestSchema.extend({ collections: z.array(z
 export type BackupDetail = z.infer<typeof BackupDetail>;
 export const ExpiredBackups = z.object({ repository: z.string(), dryRun: z.boolean(), expired: z.array(z.string()).describe('ids deleted, or with dryRun those that would be') });
 export const BackupExpiry = z.object({ id: z.string(), repository: z.string(), expiresAt: when.nullable().describe('null: never expires') });
+/** The 202 of POST /v1/backups: the job, and the id the backup will have (chosen when the job starts). */
+export const BackupStarted = z.object({
+  job: Job,
+  backupId: z.string().describe("the backup's id; GET /v1/backups/{id} answers while it runs. A generated id that another source's backup takes meanwhile gets a suffix: the job's result.backupId is final"),
+});
+/** GET /v1/backups/{id} while the backup runs, or after it failed or was cancelled (from the job center). */
+export const BackupInProgress = z.object({
+  id: z.string(),
+  status: JobState.exclude(['SUCCESS']),
+  jobId: z.string(),
+  source: z.object({ location: z.string() }),
+  repository: z.string(),
+  createdAt: when,
+  finishedAt: when.nullable(),
+  progress: Job.shape.progress,
+  error: Job.shape.error,
+});
+export type BackupInProgress = z.infer<typeof BackupInProgress>;
+export const BackupShown = z.union([BackupDetail, BackupInProgress]);
 export const BackupDeleted = z.object({ deleted: z.string(), repository: z.string(), note: z.string() });
 
 /** A registered source or repository: its URL (which may hold a password) never leaves the server. */
@@ -300,6 +323,7 @@ export const Schedule = z.object({
   retention,
   expires: z.string().optional(),
   copyTo: z.string().optional().describe("the second repository this schedule's backups are copied to after each run"),
+  whenUnchanged: z.enum(['backup', 'skip']).optional().describe('absent: backup'),
   enabled: z.boolean(),
   createdAt: when,
   lastDue: when.nullable().optional().describe('the latest due time handled; absent in the answer that creates it'),

@@ -29,6 +29,8 @@ export interface CollectionDescriptor {
   segments?: number;
   /** Rough size of the data in bytes, when the source knows it: the largest are read first. */
   estimatedBytes?: number;
+  /** Rough number of rows, when the source's catalog knows it (PostgreSQL reltuples): backup progress. */
+  estimatedRows?: number;
 }
 
 /** A collection's data; `rowCount` is final once iteration has finished. */
@@ -43,6 +45,18 @@ export interface SourceSnapshot {
   readonly warnings: string[];
   /** How many readData() streams may be consumed at the same time (1 for SQLite). */
   readonly maxParallelReads: number;
+  /**
+   * Rough size in bytes of all the data, for sources that cannot size each collection (SQLite:
+   * the file's used pages); backup progress uses it when no collection has estimatedBytes.
+   */
+  readonly estimatedBytes?: number;
+  /**
+   * Evidence of the state this snapshot holds, for schedules with --when-unchanged skip: taken
+   * at or before the moment the snapshot was fixed, never after (a change in between then reads
+   * as a change). Equal evidence of two moments means the database did not change between them;
+   * an engine that cannot promise that leaves it undefined. Opaque, at most 512 characters.
+   */
+  readonly changeEvidence?: string;
   /** Every collection, in an order that restores safely (tables before the views that use them). */
   listCollections(): Promise<CollectionDescriptor[]>;
   /** The collection's data, or one segment of it (0 ≤ segment < descriptor.segments). */
@@ -62,6 +76,11 @@ export interface DatabaseSource {
    * up (it throws for unknown names), so a source can avoid locking or reading the others.
    */
   openSnapshot(options: SnapshotOptions): Promise<SourceSnapshot>;
+  /**
+   * The database's change evidence now, comparable with SourceSnapshot.changeEvidence (equal:
+   * nothing changed since); undefined when the engine cannot tell. Reads no data.
+   */
+  changeEvidence?(signal?: AbortSignal): Promise<string | undefined>;
 }
 
 export interface SnapshotOptions {

@@ -1,6 +1,8 @@
 /** `cairn job`: the jobs of a cairn server (list, show, wait, cancel). */
 import type { Command } from 'commander';
+import type { JobRecord } from '../../jobs/ports.js';
 import { formatBytes, table } from '../format.js';
+import { progressLine } from '../progress-bar.js';
 import { printJson, type CliContext } from '../options.js';
 import { jobError, needServer, serverOption, type ServerFlags } from '../remote.js';
 
@@ -32,9 +34,17 @@ export function registerJobCommands(program: Command, { io, signal }: CliContext
         const client = await needServer(opts);
         const record = name === 'show' ? await client.jobs.get(id) : name === 'cancel' ? await client.jobs.cancel(id) : await client.jobs.wait(id, { signal, pollMs: 300 });
         if (opts.json) printJson(io, record);
-        else io.out(`${record.id}  ${record.kind}  ${record.state}${record.error ? `  ${record.error.code}: ${record.error.message}` : ''}`);
+        else io.out(`${record.id}  ${record.kind}  ${record.state}${record.error ? `  ${record.error.code}: ${record.error.message}` : ''}${name === 'show' ? `\n${jobProgressLine(record)}` : ''}`);
         if (name === 'wait' && record.state !== 'SUCCESS') throw jobError(record);
       });
   }
 
+}
+
+/** A job's progress as the progress bar shows it ("about 41% … about 4 s left" for a backup). */
+function jobProgressLine(job: JobRecord): string {
+  const p = job.progress;
+  const secs = Math.max(0.001, ((job.finishedAt ? Date.parse(job.finishedAt) : Date.now()) - Date.parse(job.createdAt)) / 1000);
+  const phase = job.state === 'TRANSFERRING' || job.state === 'STARTED' ? 'transferring' : job.state === 'FINALIZING' || job.state === 'TRANSFERRED' ? 'finalizing' : 'done';
+  return `  ${progressLine({ phase, ...p }, secs).trim()}`;
 }

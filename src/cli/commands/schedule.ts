@@ -33,6 +33,7 @@ interface ScheduleAddFlags extends SelectionFlags, DataDirFlags, RetentionRules 
   pattern?: string;
   expires?: string;
   copyTo?: string;
+  whenUnchanged?: string;
   disabled?: boolean;
 }
 
@@ -74,6 +75,7 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
     .option('--keep-yearly <n>', 'same per year', intOpt)
     .option('--expires <duration>', 'each backup expires after this long (deleted even if retention would keep it)')
     .option('--copy-to <repo>', "a second repository: after each run, this schedule's backups it lacks are copied there (as cairn sync; nothing is deleted there, not even by retention)")
+    .option('--when-unchanged <what>', 'skip: no backup when the database has not changed since this schedule\'s last backup (recorded skipped-unchanged); backup (default): one anyway')
     .option('--disabled', 'add it paused')
     .addOption(dataDirOption())
     .option('--json', 'print JSON')
@@ -91,6 +93,7 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
           ...(opts.pattern ? { pattern: opts.pattern } : {}),
           ...Object.fromEntries(RETENTION_FLAGS.filter((k) => opts[k] !== undefined).map((k) => [k, opts[k]])),
           ...(opts.copyTo ? { copyTo: opts.copyTo } : {}),
+          ...(opts.whenUnchanged !== undefined ? { whenUnchanged: opts.whenUnchanged as 'backup' | 'skip' } : {}),
           ...(opts.disabled ? { disabled: true } : {}),
         },
         new Date(),
@@ -132,6 +135,7 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
           `  retention    ${Object.entries(s.retention).map(([k, v]) => `${k}=${v}`).join(' ') || 'none (keeps everything)'}`,
           `  expires      ${s.expires ?? 'never'}`,
           ...(s.copyTo ? [`  copy to      ${s.copyTo}`] : []),
+          `  unchanged    ${s.whenUnchanged === 'skip' ? 'skip (no backup while the source has not changed)' : 'backup'}`,
           `  runs         ${runs.map((r) => `${r.dueAt} ${r.status}${r.jobId ? ` (job ${r.jobId})` : ''}${r.reason ? `: ${r.reason}` : ''}`).join('\n               ') || 'none yet'}`,
         ].join('\n'),
       );
@@ -165,7 +169,8 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
         const deleted = (job.result?.deleted as string[] | undefined) ?? [];
         for (const w of (job.result?.warnings as string[] | undefined) ?? []) io.err(`cairn: warning: ${w}`);
         const copied = job.result?.copied as string[] | undefined;
-        io.out(`Schedule ${name} ran: backup ${String(job.result?.backupId)}${deleted.length ? `; retention and expiry deleted ${deleted.join(', ')}` : ''}${copied ? `; copied ${copied.length ? copied.join(', ') : 'nothing new'} to the second repository` : ''}.`);
+        if (job.result?.skipped === 'unchanged') io.out(`Schedule ${name} ran: no backup, the source is ${String(job.result.reason)} (--when-unchanged skip).`);
+        else io.out(`Schedule ${name} ran: backup ${String(job.result?.backupId)}${deleted.length ? `; retention and expiry deleted ${deleted.join(', ')}` : ''}${copied ? `; copied ${copied.length ? copied.join(', ') : 'nothing new'} to the second repository` : ''}.`);
       }
     });
 }
@@ -207,7 +212,9 @@ async function runNowHere(name: string, dataDir: string | undefined, { io }: Cli
       }),
     });
     const id = await scheduler.runNow(name);
-    return await center.wait(id);
+    const job = await center.wait(id);
+    await scheduler.idle(); // the run's record is final (e.g. skipped-unchanged) before the catalog closes
+    return job;
   } finally {
     store.close();
     registry.close();

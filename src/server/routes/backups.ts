@@ -1,13 +1,15 @@
 /** /v1/backups: start a backup (a job), list backups (complete and unfinished), show and delete one. */
 import os from 'node:os';
 import { parseExpiry } from '../../core/durations.js';
-import { CairnError } from '../../core/errors.js';
-import { validateBackupId } from '../../core/ids.js';
+import { CairnError, NotFoundError } from '../../core/errors.js';
+import { generateBackupId, validateBackupId } from '../../core/ids.js';
+import type { BackupManifest } from '../../core/schemas.js';
+import type { Repository } from '../../repo/repository.js';
 import { databaseKey } from '../../jobs/database-key.js';
 import { runBackup } from '../../jobs/backup.js';
 import { openSource } from '../../sources/index.js';
 import { ForbiddenError } from '../access.js';
-import type { BackupListed, BackupUnfinished } from '../schemas.js';
+import type { BackupInProgress, BackupListed, BackupUnfinished } from '../schemas.js';
 import { backupId, publicJob, type RouteKit } from './kit.js';
 
 export function backupRoutes({ on, center, openRepo, sourceUrl, started }: RouteKit): void {
@@ -21,6 +23,8 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
     const source = openSource(sourceUrl(c, req.source), roles); // validates the URL; its location has no secret
     const repo = await openRepo(c, req.repository);
     if (req.id !== undefined && (await repo.hasBackup(req.id))) throw new CairnError('CONFLICT', `Backup "${req.id}" already exists in ${repo.location}; choose another id.`);
+    // The id is chosen now, so the 202 can name it and GET /v1/backups/{id} answers while it runs.
+    const id = req.id ?? (await freeId(repo, generateBackupId(source.name, new Date())));
     const cores = os.availableParallelism();
     const jobs = req.config?.jobs ?? (req.config?.cpuPercentage !== undefined ? Math.max(1, Math.floor((cores * req.config.cpuPercentage) / 100)) : undefined);
     const compression = req.config?.compression || req.config?.level
@@ -29,14 +33,15 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
     const job = await center.start({
       kind: 'backup',
       exclusiveKey: databaseKey(source.location),
-      params: { source: source.location, repository: repo.location, ...(req.id ? { id: req.id } : {}), ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.config ? { config: req.config } : {}), ...(req.expires !== undefined ? { expires: req.expires } : {}), ...roles },
+      params: { source: source.location, repository: repo.location, id, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.config ? { config: req.config } : {}), ...(req.expires !== undefined ? { expires: req.expires } : {}), ...roles },
       run: async (ctx) => {
         const expiresAt = req.expires !== undefined ? parseExpiry(req.expires, new Date()) : null;
         const m = await runBackup({
           repo,
           source,
           ...(expiresAt ? { expiresAt: new Date(expiresAt) } : {}),
-          ...(req.id ? { id: req.id } : {}),
+          id,
+          ...(req.id === undefined ? { idGenerated: true } : {}),
           selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
           ...(compression ? { compression } : {}),
           ...(jobs ? { jobs } : {}),
@@ -48,7 +53,7 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
       },
     });
     started('backup');
-    return c.json({ job: publicJob(job) }, 202);
+    return c.json({ job: publicJob(job), backupId: id }, 202);
   });
 
   on('listBackups', async (c, { query }) => {
@@ -84,7 +89,28 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
   on('getBackup', async (c, { query }) => {
     const id = backupId(c.req.param('id') ?? '');
     const repo = await openRepo(c, query.repository);
-    const m = await repo.readManifest(id);
+    let m: BackupManifest;
+    try {
+      m = await repo.readManifest(id);
+    } catch (err) {
+      // Not (yet) in the repository: a backup job running under this id, or one that failed.
+      if (!(err instanceof NotFoundError)) throw err;
+      const job = (await center.list({ kind: 'backup', limit: 1000 })).find((j) => j.state !== 'SUCCESS' && j.params.id === id && j.params.repository === repo.location);
+      if (!job) throw err;
+      const shown = publicJob(job);
+      const running: BackupInProgress = {
+        id,
+        status: job.state as BackupInProgress['status'],
+        jobId: job.id,
+        source: { location: String(job.params.source) },
+        repository: repo.location,
+        createdAt: job.createdAt,
+        finishedAt: job.finishedAt,
+        progress: shown.progress,
+        error: shown.error,
+      };
+      return c.json(running);
+    }
     return c.json({ ...m, collections: m.collections.map(({ chunks, segments: _s, definition: _d, ...rest }) => ({ ...rest, chunks: chunks.length })) });
   });
 
@@ -104,4 +130,11 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
     await repo.deleteBackup(id);
     return c.json({ deleted: id, repository: repo.location, note: 'space is reclaimed by prune' });
   });
+}
+
+/** `base`, or `base-2`, `base-3`… when a backup of that id exists (as runBackup names generated ids). */
+async function freeId(repo: Repository, base: string): Promise<string> {
+  if (!(await repo.hasBackup(base))) return base;
+  for (let n = 2; n < 1000; n++) if (!(await repo.hasBackup(`${base}-${n}`))) return `${base}-${n}`;
+  throw new CairnError('CONFLICT', `Too many backups named ${base}-*; pass an id.`);
 }

@@ -93,18 +93,18 @@ export const ROUTES = {
     answers: { 200: { mediaType: 'text/plain', description: 'Prometheus text format 0.0.4' } }, errors: [],
   },
 
-  createBackup: startsJob('/v1/backups', S.CreateBackupBody, 'start a backup'),
+  createBackup: { ...startsJob('/v1/backups', S.CreateBackupBody, 'start a backup; the answer names the backup id too'), answers: { 202: S.BackupStarted } },
   listBackups: {
     method: 'get', path: '/v1/backups', role: 'viewer',
     summary: 'complete backups (SUCCESS) and, from the job center, running, failed and cancelled ones',
     query: BackupListQuery, answers: { 200: S.BackupList }, errors: [400, 401, 403, 404, 422, 502],
   },
-  getBackup: { method: 'get', path: '/v1/backups/:id', summary: "one backup's manifest", role: 'viewer', params: backupId, query: BackupQuery, answers: { 200: S.BackupDetail }, errors: [400, 401, 403, 404, 422, 502] },
   setBackupExpiry: {
     method: 'patch', path: '/v1/backups/:id', role: 'operator',
     summary: 'change when a backup expires: expires is a duration from now (30d, 6mo), a date (2027-01-31 or an ISO time) or "never"',
     params: backupId, query: BackupQuery, body: S.PatchBackupBody, answers: { 200: S.BackupExpiry }, errors: [400, 401, 403, 404, 413, 422, 423, 502],
   },
+  getBackup: { method: 'get', path: '/v1/backups/:id', summary: "one backup's manifest; while it runs (or after it failed), its status, job and progress", role: 'viewer', params: backupId, query: BackupQuery, answers: { 200: S.BackupShown }, errors: [400, 401, 403, 404, 422, 502] },
   deleteBackup: {
     method: 'delete', path: '/v1/backups/:id', role: 'operator',
     summary: 'delete a backup (space is reclaimed by prune)',

@@ -365,18 +365,23 @@ export interface RelationSize {
   blocks: number;
   /** Bytes including TOAST. */
   bytes: number;
+  /** pg_class.reltuples (the planner's row estimate); undefined when never vacuumed or analyzed. */
+  rows?: number;
 }
 
 /** Physical sizes of tables (not transactional: as the files are now, close enough to plan reads). */
 export async function readRelationSizes(client: pg.Client, oids: number[]): Promise<Map<number, RelationSize>> {
   const out = new Map<number, RelationSize>();
   if (oids.length === 0) return out;
-  const { rows } = await client.query<{ oid: number; blocks: string; bytes: string }>(
-    `SELECT c.oid, (pg_relation_size(c.oid) / current_setting('block_size')::int)::text AS blocks, pg_table_size(c.oid)::text AS bytes
+  // reltuples is -1 (PostgreSQL 14+) or 0 with relpages 0 (before) for a table never vacuumed or
+  // analyzed: unknown then, unless the table has no pages at all (empty).
+  const { rows } = await client.query<{ oid: number; blocks: string; bytes: string; tuples: string | null }>(
+    `SELECT c.oid, (pg_relation_size(c.oid) / current_setting('block_size')::int)::text AS blocks, pg_table_size(c.oid)::text AS bytes,
+       CASE WHEN c.reltuples < 0 OR (c.reltuples = 0 AND c.relpages = 0 AND pg_relation_size(c.oid) > 0) THEN NULL ELSE round(c.reltuples)::bigint::text END AS tuples
      FROM pg_class c WHERE c.oid = ANY($1::oid[])`,
     [oids],
   );
-  for (const r of rows) out.set(Number(r.oid), { blocks: Number(r.blocks), bytes: Number(r.bytes) });
+  for (const r of rows) out.set(Number(r.oid), { blocks: Number(r.blocks), bytes: Number(r.bytes), ...(r.tuples !== null ? { rows: Number(r.tuples) } : {}) });
   return out;
 }
 

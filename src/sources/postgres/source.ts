@@ -90,6 +90,7 @@ import {
   type PgViewDefinition,
 } from './definitions.js';
 import { segmentCopySql, segmentRanges } from './segments.js';
+import { readChangeEvidence } from './change-evidence.js';
 import { abortError, cancelBackend, DEFAULT_LOCK_TIMEOUT_MS, SESSION_SETUP, SessionPool } from './session-pool.js';
 import { checkPgDumpVersion, LOCK_TABLE_ADVICE, toolStream, type ToolStreamContext } from './tool-stream.js';
 
@@ -123,6 +124,22 @@ export class PostgresSource implements DatabaseSource {
   ) {
     this.name = settings.database;
     this.location = pgLocation(settings);
+  }
+
+  /** See DatabaseSource.changeEvidence and change-evidence.ts; throws SourceError when the database cannot be reached. */
+  async changeEvidence(signal?: AbortSignal): Promise<string | undefined> {
+    throwIfAborted(signal);
+    const client = await connect(this.settings);
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const evidence = await readChangeEvidence(client);
+      await client.query('COMMIT');
+      return evidence;
+    } catch (err) {
+      throw pgError(err, this.settings);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   }
 
   async openSnapshot(options: SnapshotOptions): Promise<SourceSnapshot> {
@@ -164,6 +181,7 @@ interface TableEntry {
 
 class PostgresSnapshot implements SourceSnapshot {
   serverVersion = '';
+  changeEvidence?: string;
   readonly warnings: string[] = [];
   readonly maxParallelReads: number;
   private excludedFromArchive: string[] = [];
@@ -190,6 +208,8 @@ class PostgresSnapshot implements SourceSnapshot {
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     const exported = await c.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
     this.pool.snapshotId = exported.rows[0]?.id ?? '';
+    // In the snapshot just fixed, before any sequence value is read (change-evidence.ts).
+    this.changeEvidence = await readChangeEvidence(c);
     const lockTimeout = Math.max(1, Math.floor(this.options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS));
     await c.query(`SET LOCAL lock_timeout = ${lockTimeout}`);
     const version = await c.query<{ v: string; n: string }>(
@@ -326,6 +346,7 @@ class PostgresSnapshot implements SourceSnapshot {
         copySql = `COPY ${quote(r.schema)}.${quote(r.name)}${columnList === '' ? '' : ` (${columnList})`} TO STDOUT`;
         const size = sizes.get(r.oid);
         if (size !== undefined) descriptor.estimatedBytes = size.bytes;
+        if (size?.rows !== undefined) descriptor.estimatedRows = size.rows;
         // TID range scans arrived in PostgreSQL 14; before, each range would scan the whole table.
         const ranges = serverVersionNum >= 140000 && size !== undefined ? segmentRanges(size.blocks, this.jobs, this.options.segmentMinBlocks) : [];
         if (ranges.length > 1) {

@@ -45,6 +45,7 @@ import { RowEncoder, ROWS_V1, TextBytes } from '../row-codec.js';
 import { isStagingFileName, removeAbandonedStaging } from './staging.js';
 import { explainOpenFailure, refuseProtectedFile, refuseServerCatalog } from './catalog-mark.js';
 import { Pacer } from '../pace.js';
+import { sqliteChangeEvidence } from './change-evidence.js';
 import {
   quoteIdent,
   SQLITE_KIND,
@@ -76,6 +77,12 @@ export class SqliteSource implements DatabaseSource {
     this.location = sqliteLocation(this.path);
   }
 
+  /** See DatabaseSource.changeEvidence and change-evidence.ts. */
+  async changeEvidence(): Promise<string | undefined> {
+    if (!fs.existsSync(this.path)) return undefined;
+    return sqliteChangeEvidence(this.path);
+  }
+
   async openSnapshot(options: Partial<SnapshotOptions> = {}): Promise<SourceSnapshot> {
     const { signal } = options;
     throwIfAborted(signal);
@@ -89,6 +96,9 @@ export class SqliteSource implements DatabaseSource {
     // Staging files of restores killed outright next to this database (never one that may be alive).
     removeAbandonedStaging(path.dirname(this.path));
     let db: BetterSqlite3.Database | undefined;
+    // Before the read transaction: a commit after this point is in the backup and makes the
+    // next comparison differ (never the other way round).
+    const evidence = sqliteChangeEvidence(this.path);
     try {
       db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
       db.defaultSafeIntegers(true);
@@ -106,6 +116,10 @@ export class SqliteSource implements DatabaseSource {
       const encoding = String(db.pragma('main.encoding', { simple: true }));
       const snapshot = new SqliteSnapshot(db, version, options.select ?? ((names) => new Set(names)), encoding === 'UTF-8');
       snapshot.load();
+      snapshot.changeEvidence = evidence;
+      // Used pages: a rough size of the data, for backup progress.
+      const pages = Number(db.pragma('main.page_count', { simple: true })) - Number(db.pragma('main.freelist_count', { simple: true }));
+      snapshot.estimatedBytes = Math.max(0, pages) * Number(db.pragma('main.page_size', { simple: true }));
       return snapshot;
     } catch (err) {
       if (db?.open) {
@@ -189,6 +203,8 @@ class SqliteSnapshot implements SourceSnapshot {
   readonly warnings: string[] = [];
   /** One connection holds the snapshot, and better-sqlite3 runs one statement at a time on it. */
   readonly maxParallelReads = 1;
+  estimatedBytes?: number;
+  changeEvidence?: string;
   private collections: CollectionDescriptor[] = [];
   private closed = false;
   private streaming = false;
