@@ -157,6 +157,48 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
     expect(sql('postgres', "SELECT count(*) FROM pg_database WHERE datname IN ('elsewhere') OR datname LIKE '%cairn%'").trim()).toBe('0');
   });
 
+  it('cancelled while the second database loads, the first one built and waiting: no database appears, no staging database is left', async () => {
+    const repository = await Repository.open(new FileSystemStorage(repo));
+    const abort = new AbortController();
+    const restore = runRestore({
+      repo: repository,
+      backupId,
+      target: openTarget(server),
+      selection: { include: ['crm', 'shop'] },
+      renames: new Map([['crm', 'crm_c'], ['shop', 'shop_c']]),
+      signal: abort.signal,
+      onProgress: (p) => {
+        if (p.collection?.startsWith('shop/')) abort.abort(new Error('stop'));
+      },
+    });
+    await expect(restore).rejects.toThrow(/stop|cancel/i);
+    expect(sql('postgres', "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'crm_c%' OR datname LIKE 'shop_c%' OR datname LIKE '%cairn%'").trim()).toBe('');
+  });
+
+  it('a database created under a target name while the other is built: that switch fails, the other switches in, the error names both', async () => {
+    const repository = await Repository.open(new FileSystemStorage(repo));
+    let created = false;
+    const restore = runRestore({
+      repo: repository,
+      backupId,
+      target: openTarget(server),
+      selection: { include: ['crm', 'shop'] },
+      renames: new Map([['crm', 'crm_d'], ['shop', 'shop_d']]),
+      onProgress: (p) => {
+        // crm is built and waits; shop is being built: crm_d appears meanwhile.
+        if (!created && p.collection?.startsWith('shop/')) {
+          created = true;
+          sql('postgres', 'CREATE DATABASE crm_d');
+        }
+      },
+    });
+    await expect(restore).rejects.toThrow(/crm_d not restored .*restored: shop_d/);
+    expect(created).toBe(true);
+    expect(sql('crm_d', "SELECT count(*) FROM pg_class WHERE relname = 'orders'").trim()).toBe('0');
+    expect(snapshotOf(on('shop_d')).tables).toEqual(before.shop?.tables);
+    sql('postgres', 'DROP DATABASE crm_d; DROP DATABASE shop_d;');
+  });
+
   it('seeded changes and backups: after each step every listed backup restores to exactly what it held', async () => {
     // A short fixed seed in npm test; CAIRN_PGSERVER_SEEDS=1..20 runs more, longer.
     const env = process.env.CAIRN_PGSERVER_SEEDS;
