@@ -2,8 +2,9 @@
  * Collection names of a whole-server backup (kind "postgres-server"): `<database>/<name>`, where
  * `<name>` is the collection's name in a one-database backup (`public.orders`, `(schema)`), so
  * `shop/public.orders` and `crm/public.orders` are two collections. The database part is written
- * in double quotes (SQL style, a quote inside doubled) when it holds a "/" or would not read back
- * from a list flag (`"a/b"/public.t`); a name splits at its first "/" outside quotes.
+ * in double quotes (SQL style, a quote inside doubled) when it holds a "/", starts with a quote or
+ * is empty (`"a/b"/public.t`), and, as users type it, also when a list flag would split or trim
+ * it (`"a,b"/public.x`); a name splits at its first "/" outside quotes.
  *
  * Each database has one selectable entry of its own, `<database>/` (kind `pg_database`, no data),
  * so that `--include 'shop/*'` selects a database with no tables too. The server's own
@@ -23,9 +24,13 @@ export interface ServerName {
   rest: string;
 }
 
-/** The database part as written in a collection name: quoted when it holds "/" or starts with a quote. */
+/**
+ * The database part as written in a collection name: quoted when it holds "/", starts with a
+ * quote or is empty. (A `*` stays as it is: in a pattern it is a wildcard; a database named `*`
+ * is still found by its exact name, which selection tries first.)
+ */
 export function databasePart(database: string): string {
-  return database.includes('/') || database.startsWith('"') || database === '' || database === '*' ? quoteName(database) : database;
+  return database.includes('/') || database.startsWith('"') || database === '' ? quoteName(database) : database;
 }
 
 /** `<database>/<rest>`, the collection name of a database's collection in a server backup. */
@@ -70,7 +75,7 @@ export const postgresServerNaming: NameRules = {
   written: (name) => {
     const n = splitServerName(name);
     if (n.database === undefined) return name;
-    const db = mustQuote(n.database, '/') || n.database.startsWith('"') || n.database === '*' ? quoteName(n.database) : n.database;
+    const db = mustQuote(n.database, '/') ? quoteName(n.database) : n.database;
     return `${db}/${n.rest === '' ? '' : postgresNaming.written(n.rest)}`;
   },
   regroup: (name, from, to) => {

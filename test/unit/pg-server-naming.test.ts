@@ -1,0 +1,54 @@
+/**
+ * Names of whole-server PostgreSQL backups (`<database>/<name>`): how users write them, how they
+ * read back from list flags, database renames, and the selection over them.
+ */
+import { describe, expect, it } from 'vitest';
+import { parseNameList, parseRenames, selectNames } from '../../src/core/selection.js';
+import { namesCollection, namingFor } from '../../src/sources/index.js';
+
+const rules = namingFor('postgres-server');
+const NAMES = ['shop/', 'shop/(schema)', 'shop/public.orders', 'shop/sales.orders', 'crm/', 'crm/(schema)', 'crm/public.orders', '"a/b"/', '"a/b"/public.t', 'a,b/', 'a,b/public.x'];
+const selectable = NAMES.filter((n) => !n.endsWith('(schema)'));
+
+describe('whole-server names', () => {
+  it('a bare name is the whole database; db/table is read by the one-database rules; quotes read SQL-style', () => {
+    expect(rules.qualify('shop')).toBe('shop/*');
+    expect(rules.qualify('shop/orders')).toBe('shop/public.orders');
+    expect(rules.qualify('shop/*')).toBe('shop/*');
+    expect(rules.qualify('shop/')).toBe('shop/');
+    expect(rules.qualify('"a/b"/t')).toBe('"a/b"/public.t');
+    expect(rules.qualify('"a/b"')).toBe('"a/b"/*');
+    expect(rules.unquoted('Shop/Orders')).toBe('Shop/public.orders');
+  });
+
+  it('selects whole databases, patterns and single tables; an unknown name is an error listing the names', () => {
+    expect([...selectNames(selectable, { include: ['shop'] }, rules)].sort()).toEqual(['shop/', 'shop/public.orders', 'shop/sales.orders']);
+    expect([...selectNames(selectable, { include: ['*/*.orders'] }, rules)].sort()).toEqual(['crm/public.orders', 'shop/public.orders', 'shop/sales.orders']);
+    // As in a one-database backup, a bare table name means public.
+    expect([...selectNames(selectable, { include: ['*/orders'] }, rules)].sort()).toEqual(['crm/public.orders', 'shop/public.orders']);
+    expect([...selectNames(selectable, { exclude: ['shop', '"a/b"', '"a,b"'] }, rules)].sort()).toEqual(['crm/', 'crm/public.orders']);
+    expect([...selectNames(selectable, { include: ['"a/b"/t'] }, rules)]).toEqual(['"a/b"/public.t']);
+    expect(() => selectNames(selectable, { include: ['nope'] }, rules)).toThrow(/Unknown collection: nope\/\*.*Available: shop\//);
+  });
+
+  it('written names read back through the list flags', () => {
+    for (const n of selectable) {
+      const [back] = parseNameList([rules.written(n)]) ?? [];
+      expect(rules.qualify(back ?? ''), n).toBe(n);
+    }
+    expect(rules.written('a,b/public.x')).toBe('"a,b"/public.x');
+  });
+
+  it('a rename of a database renames each of its collections, and only those', () => {
+    const [[from, to]] = [...parseRenames(['shop=shop_copy'])].map(([f, t]) => [rules.qualify(f), rules.qualify(t)] as const);
+    expect(rules.regroup?.('shop/public.orders', from ?? '', to ?? '')).toBe('shop_copy/public.orders');
+    expect(rules.regroup?.('shop/', from ?? '', to ?? '')).toBe('shop_copy/');
+    expect(rules.regroup?.('crm/public.orders', from ?? '', to ?? '')).toBeUndefined();
+    expect(rules.regroup?.('shop/public.orders', 'shop/public.orders', 'shop/public.x')).toBeUndefined();
+    expect(rules.regroup?.('"a/b"/public.t', rules.qualify('"a/b"'), rules.qualify('c/d'))).toBeUndefined();
+    expect(rules.regroup?.('"a/b"/public.t', rules.qualify('"a/b"'), rules.qualify('"c/d"'))).toBe('"c/d"/public.t');
+    // The API checks renames with namesCollection: a database names its collections.
+    expect(namesCollection('postgres-server', 'shop', 'shop/public.orders')).toBe(true);
+    expect(namesCollection('postgres-server', 'shop', 'crm/public.orders')).toBe(false);
+  });
+});
