@@ -218,8 +218,8 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
         const d = dbs[rand(dbs.length)] as string;
         const t = `t${rand(3)}`;
         sql(d, `CREATE TABLE IF NOT EXISTS ${t} (id int, v text); INSERT INTO ${t} SELECT g, md5(g::text) FROM generate_series(1, ${1 + rand(20)}) g;`);
-        if (rand(3) === 0) sql(d, `DROP TABLE IF EXISTS t${rand(3)}`);
         if (rand(4) === 0) sql(d, `UPDATE ${t} SET v = 'changed' WHERE id % 2 = 0`);
+        if (rand(3) === 0) sql(d, `DROP TABLE IF EXISTS t${rand(3)}`);
         const m = await runBackup({ repo: repository, source: openSource(server), selection: { include: dbs }, compressionWorkers: 0, jobs: 2 });
         held.push({ id: m.id, snaps: Object.fromEntries(dbs.map((x) => [x, snapshotOf(on(x))])) });
         for (const [k, b] of held.entries()) {

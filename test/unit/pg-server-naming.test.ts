@@ -40,7 +40,8 @@ describe('whole-server names', () => {
   });
 
   it('a rename of a database renames each of its collections, and only those', () => {
-    const [[from, to]] = [...parseRenames(['shop=shop_copy'])].map(([f, t]) => [rules.qualify(f), rules.qualify(t)] as const);
+    const pair = [...parseRenames(['shop=shop_copy'])][0] ?? ['', ''];
+    const [from, to] = [rules.qualify(pair[0]), rules.qualify(pair[1])];
     expect(rules.regroup?.('shop/public.orders', from ?? '', to ?? '')).toBe('shop_copy/public.orders');
     expect(rules.regroup?.('shop/', from ?? '', to ?? '')).toBe('shop_copy/');
     expect(rules.regroup?.('crm/public.orders', from ?? '', to ?? '')).toBeUndefined();
