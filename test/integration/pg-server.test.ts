@@ -199,6 +199,19 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
     sql('postgres', 'DROP DATABASE crm_d; DROP DATABASE shop_d;');
   });
 
+  it('a database the backup role may not connect to fails the backup, naming it, unless it is left out', async () => {
+    sql('postgres', 'CREATE ROLE backup_user LOGIN; CREATE DATABASE secret; REVOKE CONNECT ON DATABASE secret FROM PUBLIC; CREATE DATABASE open1 OWNER backup_user;');
+    try {
+      const repository = await Repository.open(new FileSystemStorage(repo));
+      const asUser = `postgres://backup_user@${PG_HOST}:${cluster.port}/`;
+      await expect(runBackup({ repo: repository, source: openSource(asUser), compressionWorkers: 0 })).rejects.toThrow(/Cannot read database secret of the server: .*--exclude 'secret'/);
+      const m = await runBackup({ repo: repository, source: openSource(asUser), selection: { include: ['open1'] }, compressionWorkers: 0 });
+      expect(m.collections.filter((c) => c.kind === 'pg_database').map((c) => c.name)).toEqual(['open1/']);
+    } finally {
+      sql('postgres', 'DROP DATABASE secret; DROP DATABASE open1; DROP ROLE backup_user;');
+    }
+  });
+
   it('seeded changes and backups: after each step every listed backup restores to exactly what it held', async () => {
     // A short fixed seed in npm test; CAIRN_PGSERVER_SEEDS=1..20 runs more, longer.
     const env = process.env.CAIRN_PGSERVER_SEEDS;

@@ -23,7 +23,9 @@
  *
  * Selection: names are read from every database's catalog first (a short session each), the
  * backup's select() runs once over all of them, and only databases where something is selected
- * are opened: `--include 'shop/*'` never opens (nor locks anything in) the other databases.
+ * are opened: `--include 'shop/*'` never opens (nor locks anything in) the other databases. A
+ * database that cannot be read (no CONNECT privilege, …) fails the backup, naming it, only when
+ * it is selected: `--exclude` leaves it out.
  *
  * Sessions: one per selected database is held for the whole backup (its snapshot), plus the
  * readers: a server with more databases than free connections cannot be backed up whole (select
@@ -160,7 +162,9 @@ class ServerSnapshot implements SourceSnapshot {
     const { rows: spaces } = await c.query<{ name: string; location: string }>(
       "SELECT spcname AS name, pg_catalog.pg_tablespace_location(oid) AS location FROM pg_catalog.pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY spcname",
     );
-    const candidates: { database: string; owner: string; names: string[] }[] = [];
+    // `error`: the database could not be read (no CONNECT privilege, …): it fails the backup
+    // only when something of it is selected, so --exclude can leave it out.
+    const candidates: { database: string; owner: string; names: string[]; error?: unknown }[] = [];
     for (const db of dbs) {
       throwIfAborted(signal);
       // A restore's staging database is not a database of the server yet (or any more).
@@ -172,14 +176,20 @@ class ServerSnapshot implements SourceSnapshot {
       try {
         candidates.push({ database: db.datname, owner: db.owner, names: await selectableNames(this.settings, db.datname) });
       } catch (err) {
-        if (!isMissingDatabase(err)) throw err;
-        this.warnings.push(`database ${db.datname} was dropped while the backup started: not backed up`);
+        throwIfAborted(signal);
+        if (isMissingDatabase(err)) this.warnings.push(`database ${db.datname} was dropped while the backup started: not backed up`);
+        else candidates.push({ database: db.datname, owner: db.owner, names: [], error: err });
       }
     }
     // The selection runs once, over every database's names (a pattern must match somewhere).
     const all = candidates.flatMap((d) => [serverName(d.database, ''), ...d.names.map((n) => serverName(d.database, n))]);
     const chosen = options.select(all);
     const selected = candidates.filter((d) => chosen.has(serverName(d.database, '')) || d.names.some((n) => chosen.has(serverName(d.database, n))));
+    const unreadable = selected.find((d) => d.error !== undefined);
+    if (unreadable !== undefined) {
+      const err = pgError(unreadable.error, this.settings, unreadable.database);
+      throw new SourceError(`Cannot read database ${unreadable.database} of the server: ${err.message} Or leave it out: --exclude '${unreadable.database}'.`, { cause: err });
+    }
     const jobs = Math.max(1, Math.floor(options.jobs) || 1);
     this.maxParallelReads = jobs;
     const perDatabase = Math.max(1, Math.floor(jobs / Math.max(1, selected.length)));
