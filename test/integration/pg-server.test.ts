@@ -58,6 +58,14 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
   const sql = (db: string, text: string): string => psql(on(db), text);
   const DATABASES = ['crm', 'empty', 'postgres', 'shop'];
   let before: Record<string, ReturnType<typeof snapshotOf>>;
+  let beforeProps: string;
+  /** Owner, grants (sorted), comment and connection limit of every database. */
+  const props = (): string =>
+    sql(
+      'postgres',
+      `SELECT string_agg(datname || ' ' || pg_get_userbyid(datdba) || ' ' || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(datacl) a), '-')
+         || ' ' || coalesce(shobj_description(oid, 'pg_database'), '-') || ' ' || datconnlimit, E'\n' ORDER BY datname) FROM pg_database WHERE NOT datistemplate`,
+    );
   let backupId: string;
 
   beforeAll(() => {
@@ -76,7 +84,10 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
       CREATE TABLE archive (id int) TABLESPACE ts1; INSERT INTO archive VALUES (7);
       CREATE VIEW big_orders AS SELECT * FROM orders WHERE id > 1; ALTER TABLE orders OWNER TO app_owner; GRANT SELECT ON orders TO reader;`);
     sql('crm', `CREATE SCHEMA sales; CREATE TABLE sales.orders (id int, who text); INSERT INTO sales.orders VALUES (1, 'ann'), (2, 'bob');`);
+    // Database-level properties a whole-server backup keeps: grants, a comment, a connection limit.
+    sql('postgres', `REVOKE CONNECT ON DATABASE crm FROM PUBLIC; GRANT CONNECT ON DATABASE crm TO reader; COMMENT ON DATABASE shop IS 'the shop''s \\ db'; ALTER DATABASE shop CONNECTION LIMIT 7;`);
     before = Object.fromEntries(DATABASES.map((d) => [d, snapshotOf(on(d))]));
+    beforeProps = props();
   }, 60_000);
   afterAll(() => cluster?.stop());
 
@@ -110,6 +121,9 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     for (const d of DATABASES) expect(snapshotOf(on(d)), d).toEqual(before[d]);
+    expect(props()).toBe(beforeProps);
+    expect(beforeProps).toContain('crm postgres =T/postgres,postgres=CTc/postgres,reader=c/postgres - -1\n');
+    expect(beforeProps).toContain("shop app_owner - the shop's \\ db 7");
     expect(sql('postgres', "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'shop'").trim()).toBe('app_owner');
     expect(sql('postgres', "SELECT pg_has_role('reader', 'app_owner', 'MEMBER')").trim()).toBe('t');
     expect(sql('postgres', "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'ts1'").trim()).toBe(spaceDir);
@@ -204,7 +218,7 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
     try {
       const repository = await Repository.open(new FileSystemStorage(repo));
       const asUser = `postgres://backup_user@${PG_HOST}:${cluster.port}/`;
-      await expect(runBackup({ repo: repository, source: openSource(asUser), compressionWorkers: 0 })).rejects.toThrow(/Cannot read database secret of the server: .*--exclude 'secret'/);
+      await expect(runBackup({ repo: repository, source: openSource(asUser), compressionWorkers: 0 })).rejects.toThrow(/Cannot read database (crm|secret) of the server: .*--exclude '(crm|secret)'/);
       const m = await runBackup({ repo: repository, source: openSource(asUser), selection: { include: ['open1'] }, compressionWorkers: 0 });
       expect(m.collections.filter((c) => c.kind === 'pg_database').map((c) => c.name)).toEqual(['open1/']);
     } finally {

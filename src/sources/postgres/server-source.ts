@@ -4,7 +4,8 @@
  *
  * Each database is read by the one-database source (source.ts), unchanged: its collections are
  * those of a one-database backup, named `<database>/<name>`, beside a data-less `<database>/`
- * entry (kind `pg_database`: owner, and how many collections it has). The server's own
+ * entry (kind `pg_database`: owner, grants, comment, connection limit, and how many collections
+ * it has: server-database.ts). The server's own
  * collections: `(roles)` (`pg_dumpall --roles-only`, passwords only with rolesWithPasswords) and
  * `(tablespaces)` (`pg_dumpall --tablespaces-only`), both not selectable.
  *
@@ -39,10 +40,13 @@ import { readRelations, readRoleNames } from './catalog.js';
 import { connect, pgError, pgLocation, toolVersion, type PgConnectionSettings } from './connection.js';
 import { PG_ROLES_SQL, ROLES_COLLECTION, type PgRolesDefinition } from './definitions.js';
 import { display } from './naming.js';
+import { DATABASE_PROPERTIES_COLUMNS, type PgDatabaseDefinition } from './server-database.js';
 import { serverName } from './server-naming.js';
 import { PostgresSource, type PostgresSourceOptions } from './source.js';
 import { isStagingRelationName, stagingDatabaseId } from './staging.js';
 import { toolStream } from './tool-stream.js';
+
+export type { PgDatabaseDefinition } from './server-database.js';
 
 export const POSTGRES_SERVER_KIND = 'postgres-server';
 export const TABLESPACES_COLLECTION = '(tablespaces)';
@@ -51,13 +55,6 @@ export const PG_TABLESPACES_SQL = 'pg_dumpall-tablespaces-sql';
 /** Maintenance databases tried, in order, for the server's own sessions. */
 const MAINTENANCE_DATABASES = ['postgres', 'template1'];
 
-/** Definition of a `<database>/` entry (kind "pg_database"). */
-export interface PgDatabaseDefinition {
-  database: string;
-  owner: string;
-  /** How many selectable collections of the database the backup holds besides this one (a restore of fewer is partial). */
-  collections: number;
-}
 
 /** Definition of the "(tablespaces)" collection. */
 export interface PgTablespacesDefinition {
@@ -155,8 +152,9 @@ class ServerSnapshot implements SourceSnapshot {
     const { signal } = options;
     const c = this.client;
     this.serverVersion = ((await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? '').split(' ')[0] ?? '';
-    const { rows: dbs } = await c.query<{ datname: string; owner: string; datallowconn: boolean }>(
-      'SELECT datname, pg_catalog.pg_get_userbyid(datdba) AS owner, datallowconn FROM pg_catalog.pg_database WHERE NOT datistemplate ORDER BY datname',
+    type Properties = Omit<PgDatabaseDefinition, 'database' | 'collections'>;
+    const { rows: dbs } = await c.query<{ datname: string; datallowconn: boolean } & Properties>(
+      `SELECT d.datname, d.datallowconn, ${DATABASE_PROPERTIES_COLUMNS} FROM pg_catalog.pg_database d WHERE NOT d.datistemplate ORDER BY d.datname`,
     );
     const roles = await readRoleNames(c);
     const { rows: spaces } = await c.query<{ name: string; location: string }>(
@@ -164,7 +162,7 @@ class ServerSnapshot implements SourceSnapshot {
     );
     // `error`: the database could not be read (no CONNECT privilege, …): it fails the backup
     // only when something of it is selected, so --exclude can leave it out.
-    const candidates: { database: string; owner: string; names: string[]; error?: unknown }[] = [];
+    const candidates: { database: string; properties: Properties; names: string[]; error?: unknown }[] = [];
     for (const db of dbs) {
       throwIfAborted(signal);
       // A restore's staging database is not a database of the server yet (or any more).
@@ -174,11 +172,12 @@ class ServerSnapshot implements SourceSnapshot {
         continue;
       }
       try {
-        candidates.push({ database: db.datname, owner: db.owner, names: await selectableNames(this.settings, db.datname) });
+        const properties: Properties = { owner: db.owner, acl: db.acl, comment: db.comment, connectionLimit: db.connectionLimit };
+        candidates.push({ database: db.datname, properties, names: await selectableNames(this.settings, db.datname) });
       } catch (err) {
         throwIfAborted(signal);
         if (isMissingDatabase(err)) this.warnings.push(`database ${db.datname} was dropped while the backup started: not backed up`);
-        else candidates.push({ database: db.datname, owner: db.owner, names: [], error: err });
+        else candidates.push({ database: db.datname, properties: { owner: db.owner }, names: [], error: err });
       }
     }
     // The selection runs once, over every database's names (a pattern must match somewhere).
@@ -218,7 +217,7 @@ class ServerSnapshot implements SourceSnapshot {
       const open: OpenDatabase = { database: d.database, snapshot, inner: new Map() };
       this.databases.push(open);
       const inner = await snapshot.listCollections();
-      const def: PgDatabaseDefinition = { database: d.database, owner: d.owner, collections: inner.filter((x) => x.selectable !== false).length };
+      const def: PgDatabaseDefinition = { database: d.database, ...d.properties, collections: inner.filter((x) => x.selectable !== false).length };
       out.push({ name: serverName(d.database, ''), kind: 'pg_database', definition: { ...def } });
       for (const col of inner) {
         const name = serverName(d.database, col.name);

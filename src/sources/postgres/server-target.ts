@@ -34,10 +34,10 @@
  * is. A tablespace that cannot be created (its directory does not exist on the target, or is not
  * empty) is said in the warnings; when any tablespace the backup records is missing on the
  * target, every database is restored with pg_restore --no-tablespaces (objects into the default
- * tablespace), said in the warnings too. Database owners are restored (ALTER DATABASE … OWNER TO)
- * unless noOwner; an owner that does not exist leaves the restoring role the owner, with a
- * warning. Databases are created in the default tablespace; their settings (ALTER DATABASE … SET),
- * comments and grants are not restored (as for one-database restores).
+ * tablespace), said in the warnings too. After the switch-in, each database gets its recorded
+ * owner (unless noOwner), grants (unless noPrivileges), comment and connection limit
+ * (server-database.ts); one that cannot be set (a role the target lacks) is a warning. Databases
+ * are created in the default tablespace; their settings (ALTER DATABASE … SET) are not restored.
  */
 import type pg from 'pg';
 import { ConflictError, CorruptionError, SourceError, throwIfAborted, UsageError } from '../../core/errors.js';
@@ -47,6 +47,7 @@ import { pgLocation, type PgConnectionSettings } from './connection.js';
 import { ROLES_COLLECTION } from './definitions.js';
 import { roleStatements, splitSqlScript } from './roles.js';
 import { databasePart, splitServerName } from './server-naming.js';
+import { databasePropertyStatements } from './server-database.js';
 import { connectMaintenance, POSTGRES_SERVER_KIND, TABLESPACES_COLLECTION, type PgDatabaseDefinition, type PgTablespacesDefinition } from './server-source.js';
 import { PostgresTarget } from './target.js';
 
@@ -176,7 +177,7 @@ export class PostgresServerTarget implements RestoreTarget {
       rows += r.value.rows;
       warnings.push(...(r.value.warnings ?? []).map((w) => `database ${group.target}: ${w}`));
     }
-    if (!options.noOwner) warnings.push(...(await this.restoreOwners(groups)));
+    warnings.push(...(await this.restoreProperties(groups, options)));
     return { collections, rows, ...(warnings.length > 0 ? { warnings } : {}) };
   }
 
@@ -238,18 +239,34 @@ export class PostgresServerTarget implements RestoreTarget {
     void item;
   }
 
-  /** ALTER DATABASE … OWNER TO the recorded owner, for each restored database; warnings for those that cannot. */
-  private async restoreOwners(groups: DatabaseGroup[]): Promise<string[]> {
+  /**
+   * The recorded owner (unless noOwner), grants (unless noPrivileges), comment and connection
+   * limit of each restored database, after the switch-in (server-database.ts); a statement that
+   * fails is a warning. The maintenance database `postgres` keeps the target's.
+   */
+  private async restoreProperties(groups: DatabaseGroup[], options: RestoreOptions): Promise<string[]> {
     const warnings: string[] = [];
     await this.withMaintenance(async (c) => {
       const current = new Map((await c.query<{ datname: string; owner: string }>('SELECT datname, pg_catalog.pg_get_userbyid(datdba) AS owner FROM pg_catalog.pg_database')).rows.map((r) => [r.datname, r.owner]));
       for (const g of groups) {
-        const owner = g.definition?.owner;
-        if (typeof owner !== 'string' || owner === '' || current.get(g.target) === owner || g.target === MAINTENANCE) continue;
-        try {
-          await c.query(`ALTER DATABASE ${quoteIdent(g.target)} OWNER TO ${quoteIdent(owner)}`);
-        } catch (err) {
-          warnings.push(`database ${g.target}: owner ${owner} not set (${(err as Error).message}); it belongs to the restoring role`);
+        const def = g.definition;
+        if (def === undefined || g.target === MAINTENANCE) continue;
+        const owner = def.owner;
+        if (!options.noOwner && typeof owner === 'string' && owner !== '' && current.get(g.target) !== owner) {
+          try {
+            await c.query(`ALTER DATABASE ${quoteIdent(g.target)} OWNER TO ${quoteIdent(owner)}`);
+          } catch (err) {
+            warnings.push(`database ${g.target}: owner ${owner} not set (${(err as Error).message}); it belongs to the restoring role`);
+          }
+        }
+        const { statements, refused } = databasePropertyStatements(g.target, def, !options.noPrivileges);
+        if (refused.length > 0) warnings.push(`database ${g.target}: grants not understood, left out: ${refused.join(', ')}`);
+        for (const statement of statements) {
+          try {
+            await c.query(statement);
+          } catch (err) {
+            warnings.push(`database ${g.target}: ${statement.split(' ON DATABASE')[0]?.slice(0, 60)} … not restored (${(err as Error).message})`);
+          }
         }
       }
     });
