@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseNameList, parseRenames, selectNames } from '../../src/core/selection.js';
-import { namesCollection, namingFor } from '../../src/sources/index.js';
+import { databaseKey } from '../../src/jobs/database-key.js';
+import { driverForUrl, namesCollection, namingFor } from '../../src/sources/index.js';
 
 const rules = namingFor('postgres-server');
 const NAMES = ['shop/', 'shop/(schema)', 'shop/public.orders', 'shop/sales.orders', 'crm/', 'crm/(schema)', 'crm/public.orders', '"a/b"/', '"a/b"/public.t', 'a,b/', 'a,b/public.x'];
@@ -51,5 +52,19 @@ describe('whole-server names', () => {
     // The API checks renames with namesCollection: a database names its collections.
     expect(namesCollection('postgres-server', 'shop', 'shop/public.orders')).toBe(true);
     expect(namesCollection('postgres-server', 'shop', 'crm/public.orders')).toBe(false);
+  });
+});
+
+describe('whole-server URLs', () => {
+  it('a URL without a database names the server: its location and database key are its own, the same however it is spelled', () => {
+    const driver = driverForUrl('postgres://app:pw@db1:5432/');
+    expect(driver.location('postgres://app:pw@db1:5432/')).toBe('postgres://app@db1:5432/');
+    expect(driver.location('postgres://app@db1')).toBe('postgres://app@db1:5432/');
+    const key = databaseKey(driver.location('postgres://app@localhost:5432/'));
+    expect(key).toBe('postgres://localhost:5432/');
+    expect(databaseKey(driver.location('postgresql://other@127.0.0.1/'))).toBe(key);
+    // Never the key of one database of that server, nor of another server.
+    expect(databaseKey(driver.location('postgres://app@localhost:5432/postgres'))).not.toBe(key);
+    expect(databaseKey(driver.location('postgres://app@localhost:5433/'))).not.toBe(key);
   });
 });

@@ -92,8 +92,8 @@ export class PostgresServerTarget implements RestoreTarget {
     let noTablespaces = options.noTablespaces === true;
     if (options.roles) {
       if (roles === undefined) throw new UsageError('--roles: this backup holds no roles; restore without --roles.');
-      await this.runScript(roles, roleStatements(await readScript(roles, signal), ROLES_COLLECTION), signal, warnings, 'role');
-      if (tablespaces !== undefined) await this.runScript(tablespaces, tablespaceStatements(await readScript(tablespaces, signal)), signal, warnings, 'tablespace');
+      await this.runScript(roleStatements(await readScript(roles, signal), ROLES_COLLECTION), signal, warnings, 'role');
+      if (tablespaces !== undefined) await this.runScript(tablespaceStatements(await readScript(tablespaces, signal)), signal, warnings, 'tablespace');
     }
     if (!noTablespaces && tablespaces !== undefined) {
       const missing = await this.missingTablespaces(tablespaces);
@@ -223,7 +223,7 @@ export class PostgresServerTarget implements RestoreTarget {
    * TABLESPACE cannot run in one). One that fails does not stop the others: "already exists"
    * keeps what the target has; other failures of CREATE TABLESPACE are warnings.
    */
-  private async runScript(item: RestoreItem, statements: string[], signal: AbortSignal | undefined, warnings: string[], what: string): Promise<void> {
+  private async runScript(statements: string[], signal: AbortSignal | undefined, warnings: string[], what: 'role' | 'tablespace'): Promise<void> {
     await this.withMaintenance(async (c) => {
       for (const statement of statements) {
         throwIfAborted(signal);
@@ -236,7 +236,6 @@ export class PostgresServerTarget implements RestoreTarget {
         }
       }
     });
-    void item;
   }
 
   /**
