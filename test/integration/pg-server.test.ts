@@ -21,7 +21,7 @@ import { CairnClient } from '../../src/sdk/index.js';
 import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
 import { openSource, openTarget } from '../../src/sources/index.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
-import { cairn, cairnJson } from '../helpers/cli.js';
+import { cairn, cairnAsync, cairnJson } from '../helpers/cli.js';
 import {
   ensurePostgres,
   passwordClusterUnavailable,
@@ -92,9 +92,9 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
   afterAll(() => cluster?.stop());
 
   it('CLI: backs up every database but the templates, with the roles and tablespaces, in one backup', () => {
-    const out = cairnJson<{ id: string }>(['backup', 'create', '--repo', repo, '--source', server, '--json']);
+    const out = cairnJson<{ id: string }>(['backup', 'create', '--repo', repo, '--source', server]);
     backupId = out.id;
-    const m = cairnJson<Manifest>(['backup', 'show', backupId, '--repo', repo, '--json']);
+    const m = cairnJson<Manifest>(['backup', 'show', backupId, '--repo', repo]);
     expect(m.source.kind).toBe('postgres-server');
     expect(m.source.location).toBe(server);
     const byName = new Map(m.collections.map((c) => [c.name, c]));
@@ -139,7 +139,7 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
     try {
       const client = new CairnClient({ url: api.url, token });
       const job = await client.backups.create({ source: server, repository: repo, include: ['crm/*'] }, { waitForCompletion: true });
-      const m = cairnJson<Manifest>(['backup', 'show', String(job.result?.backupId), '--repo', repo, '--json']);
+      const m = cairnJson<Manifest>(['backup', 'show', String(job.result?.backupId), '--repo', repo]);
       expect(m.collections.filter((c) => c.kind === 'pg_database').map((c) => c.name)).toEqual(['crm/']);
 
       sql('postgres', 'DROP DATABASE shop; DROP TABLESPACE ts1;');
@@ -211,6 +211,24 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
     expect(sql('crm_d', "SELECT count(*) FROM pg_class WHERE relname = 'orders'").trim()).toBe('0');
     expect(snapshotOf(on('shop_d')).tables).toEqual(before.shop?.tables);
     sql('postgres', 'DROP DATABASE crm_d; DROP DATABASE shop_d;');
+  });
+
+  it('kill -9 while one database waits built and the next is being built: no database appears; the next restore on the server drops both staging databases', async () => {
+    const staging = (): string[] => sql('postgres', "SELECT datname FROM pg_database WHERE datname LIKE '%\\_\\_cairn\\_%' ORDER BY 1").split('\n').filter(Boolean);
+    const child = cairnAsync(['restore', backupId, '--repo', repo, '--to', server, '--include', 'crm,shop', '--rename', 'crm=crm_k,shop=shop_k']);
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    const deadline = Date.now() + 60_000;
+    while (staging().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGKILL');
+    await exited;
+    expect(staging()).toHaveLength(2);
+    expect(sql('postgres', "SELECT count(*) FROM pg_database WHERE datname IN ('crm_k', 'shop_k')").trim()).toBe('0');
+    // Any later restore on the server (here: of the empty database) drops what the killed one left.
+    const repository = await Repository.open(new FileSystemStorage(repo));
+    await runRestore({ repo: repository, backupId, target: openTarget(server), selection: { include: ['empty'] }, renames: new Map([['empty', 'empty_k']]) });
+    expect(staging()).toEqual([]);
+    expect(sql('postgres', "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '%\\_k'").trim()).toBe('empty_k');
+    sql('postgres', 'DROP DATABASE empty_k');
   });
 
   it('a database the backup role may not connect to fails the backup, naming it, unless it is left out', async () => {
