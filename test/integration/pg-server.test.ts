@@ -64,7 +64,10 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
     sql(
       'postgres',
       `SELECT string_agg(datname || ' ' || pg_get_userbyid(datdba) || ' ' || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(datacl) a), '-')
-         || ' ' || coalesce(shobj_description(oid, 'pg_database'), '-') || ' ' || datconnlimit, E'\n' ORDER BY datname) FROM pg_database WHERE NOT datistemplate`,
+         || ' ' || coalesce(shobj_description(oid, 'pg_database'), '-') || ' ' || datconnlimit, E'\n' ORDER BY datname) FROM pg_database WHERE NOT datistemplate
+       UNION ALL
+       SELECT string_agg(d.datname || ' ' || coalesce(r.rolname, '-') || ' ' || s.setconfig::text, E'\n' ORDER BY d.datname, r.rolname NULLS FIRST)
+         FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole`,
     );
   let backupId: string;
 
@@ -85,7 +88,8 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
       CREATE VIEW big_orders AS SELECT * FROM orders WHERE id > 1; ALTER TABLE orders OWNER TO app_owner; GRANT SELECT ON orders TO reader;`);
     sql('crm', `CREATE SCHEMA sales; CREATE TABLE sales.orders (id int, who text); INSERT INTO sales.orders VALUES (1, 'ann'), (2, 'bob');`);
     // Database-level properties a whole-server backup keeps: grants, a comment, a connection limit.
-    sql('postgres', `REVOKE CONNECT ON DATABASE crm FROM PUBLIC; GRANT CONNECT ON DATABASE crm TO reader; COMMENT ON DATABASE shop IS 'the shop''s \\ db'; ALTER DATABASE shop CONNECTION LIMIT 7;`);
+    sql('postgres', `REVOKE CONNECT ON DATABASE crm FROM PUBLIC; GRANT CONNECT ON DATABASE crm TO reader; COMMENT ON DATABASE shop IS 'the shop''s \\ db'; ALTER DATABASE shop CONNECTION LIMIT 7;
+      ALTER DATABASE shop SET work_mem = '8MB'; ALTER DATABASE shop SET search_path = "$user", public, "We ird"; ALTER ROLE reader IN DATABASE crm SET statement_timeout = '5s';`);
     before = Object.fromEntries(DATABASES.map((d) => [d, snapshotOf(on(d))]));
     beforeProps = props();
   }, 60_000);
@@ -124,6 +128,8 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
     expect(props()).toBe(beforeProps);
     expect(beforeProps).toContain('crm postgres =T/postgres,postgres=CTc/postgres,reader=c/postgres - -1\n');
     expect(beforeProps).toContain("shop app_owner - the shop's \\ db 7");
+    expect(beforeProps).toContain('crm reader {statement_timeout=5s}');
+    expect(beforeProps).toContain('shop - {work_mem=8MB,"search_path=\\"$user\\", public, \\"We ird\\""}');
     expect(sql('postgres', "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'shop'").trim()).toBe('app_owner');
     expect(sql('postgres', "SELECT pg_has_role('reader', 'app_owner', 'MEMBER')").trim()).toBe('t');
     expect(sql('postgres', "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'ts1'").trim()).toBe(spaceDir);

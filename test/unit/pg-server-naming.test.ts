@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parseNameList, parseRenames, selectNames } from '../../src/core/selection.js';
 import { databaseKey } from '../../src/jobs/database-key.js';
 import { driverForUrl, namesCollection, namingFor } from '../../src/sources/index.js';
+import { databasePropertyStatements } from '../../src/sources/postgres/server-database.js';
 
 const rules = namingFor('postgres-server');
 const NAMES = ['shop/', 'shop/(schema)', 'shop/public.orders', 'shop/sales.orders', 'crm/', 'crm/(schema)', 'crm/public.orders', '"a/b"/', '"a/b"/public.t', 'a,b/', 'a,b/public.x'];
@@ -66,5 +67,40 @@ describe('whole-server URLs', () => {
     // Never the key of one database of that server, nor of another server.
     expect(databaseKey(driver.location('postgres://app@localhost:5432/postgres'))).not.toBe(key);
     expect(databaseKey(driver.location('postgres://app@localhost:5433/'))).not.toBe(key);
+  });
+});
+
+describe('database properties from a manifest (untrusted)', () => {
+  it('builds grants, comment, limit and settings from checked values; refuses what PostgreSQL never records', () => {
+    const { statements, refused } = databasePropertyStatements(
+      'new"db',
+      {
+        database: 'x',
+        owner: 'o',
+        collections: 0,
+        acl: ['=T/o', 'o=CTc/o', '"we ""ird"=c*/o', 'x=Z/o', 'evil; DROP'],
+        comment: "it's \\ here",
+        connectionLimit: 3,
+        settings: [
+          { role: null, config: ['search_path="$user", public, "A b"', 'work_mem=8MB', 'session_preload_libraries=evil', 'bad name=1'] },
+          { role: 'r"1', config: ['statement_timeout=5s'] },
+        ],
+      },
+      true,
+    );
+    expect(statements).toEqual([
+      'REVOKE ALL ON DATABASE "new""db" FROM PUBLIC',
+      'GRANT TEMPORARY ON DATABASE "new""db" TO PUBLIC',
+      'GRANT CREATE, TEMPORARY, CONNECT ON DATABASE "new""db" TO "o"',
+      'GRANT CONNECT ON DATABASE "new""db" TO "we ""ird" WITH GRANT OPTION',
+      `COMMENT ON DATABASE "new""db" IS E'it''s \\\\ here'`,
+      'ALTER DATABASE "new""db" CONNECTION LIMIT 3',
+      `ALTER DATABASE "new""db" SET search_path TO E'$user', E'public', E'A b'`,
+      `ALTER DATABASE "new""db" SET work_mem TO E'8MB'`,
+      `ALTER ROLE "r""1" IN DATABASE "new""db" SET statement_timeout TO E'5s'`,
+    ]);
+    expect(refused).toEqual(['x=Z/o', 'evil; DROP', 'session_preload_libraries=evil', 'bad name=1']);
+    // --no-privileges: no grants at all.
+    expect(databasePropertyStatements('d', { database: 'd', owner: 'o', collections: 0, acl: ['=T/o'] }, false).statements).toEqual([]);
   });
 });

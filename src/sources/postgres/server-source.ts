@@ -172,7 +172,7 @@ class ServerSnapshot implements SourceSnapshot {
         continue;
       }
       try {
-        const properties: Properties = { owner: db.owner, acl: db.acl, comment: db.comment, connectionLimit: db.connectionLimit };
+        const properties: Properties = { owner: db.owner, acl: db.acl, comment: db.comment, connectionLimit: db.connectionLimit, settings: db.settings ?? [] };
         candidates.push({ database: db.datname, properties, names: await selectableNames(this.settings, db.datname) });
       } catch (err) {
         throwIfAborted(signal);

@@ -35,9 +35,9 @@
  * empty) is said in the warnings; when any tablespace the backup records is missing on the
  * target, every database is restored with pg_restore --no-tablespaces (objects into the default
  * tablespace), said in the warnings too. After the switch-in, each database gets its recorded
- * owner (unless noOwner), grants (unless noPrivileges), comment and connection limit
+ * owner (unless noOwner), grants (unless noPrivileges), comment, connection limit and settings
  * (server-database.ts); one that cannot be set (a role the target lacks) is a warning. Databases
- * are created in the default tablespace; their settings (ALTER DATABASE … SET) are not restored.
+ * are created in the default tablespace.
  */
 import type pg from 'pg';
 import { ConflictError, CorruptionError, SourceError, throwIfAborted, UsageError } from '../../core/errors.js';
@@ -120,7 +120,7 @@ export class PostgresServerTarget implements RestoreTarget {
       stop = reject;
     });
     gate.catch(() => undefined);
-    const running: { group: DatabaseGroup; done: Promise<RestoreResult>; switched: boolean }[] = [];
+    const running: { group: DatabaseGroup; done: Promise<RestoreResult> }[] = [];
     const settle = async (err: unknown): Promise<never> => {
       stop(err);
       await Promise.allSettled(running.map((r) => r.done));
@@ -130,8 +130,7 @@ export class PostgresServerTarget implements RestoreTarget {
       if (signal?.aborted) await settle(signal.reason);
       let reached!: () => void;
       const atGate = new Promise<void>((resolve) => (reached = resolve));
-      const run = { group, switched: false, done: Promise.resolve({ collections: 0, rows: 0 } as RestoreResult) };
-      run.done = new PostgresTarget({ ...this.settings, database: group.target }).restore(group.items, {
+      const done = new PostgresTarget({ ...this.settings, database: group.target }).restore(group.items, {
         ...options,
         partial: group.renamed || group.definition === undefined || group.selected < group.definition.collections,
         ...(options.onProgress ? { onProgress: (p) => options.onProgress?.({ ...p, collection: `${databasePart(group.source)}/${p.collection}` }) } : {}),
@@ -139,9 +138,9 @@ export class PostgresServerTarget implements RestoreTarget {
         beforeSwitch: async () => {
           reached();
           await gate;
-          run.switched = true;
         },
       });
+      const run = { group, done };
       running.push(run);
       // The next database is built once this one waits at the gate (or is done, or failed).
       try {
@@ -259,7 +258,7 @@ export class PostgresServerTarget implements RestoreTarget {
           }
         }
         const { statements, refused } = databasePropertyStatements(g.target, def, !options.noPrivileges);
-        if (refused.length > 0) warnings.push(`database ${g.target}: grants not understood, left out: ${refused.join(', ')}`);
+        if (refused.length > 0) warnings.push(`database ${g.target}: grants or settings refused, left out: ${refused.join(', ')}`);
         for (const statement of statements) {
           try {
             await c.query(statement);
