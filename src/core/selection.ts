@@ -96,6 +96,13 @@ export interface NameRules {
    * or trim is double-quoted (`"a,b"`, PostgreSQL `public." x"`). For messages.
    */
   written(name: string): string;
+  /**
+   * Engines whose collections fall into named groups (a whole PostgreSQL server's databases:
+   * `shop/public.orders`): the name `name` takes when the rename `from=to` (both qualified)
+   * renames a whole group, or undefined when that rename names no group or `name` is not in it.
+   * Absent: every rename names one collection.
+   */
+  regroup?(name: string, from: string, to: string): string | undefined;
 }
 
 /** Names compared exactly, written as they are: for engines this build does not know. */

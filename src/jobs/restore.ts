@@ -140,7 +140,14 @@ function selectEntries(
   const selected = selectNames(names, selection, rules, `collection in backup "${manifest.id}"`);
   const chosen = manifest.collections.filter((c) => c.selectable === false || selected.has(c.name));
   const renameOf = new Map<string, string>();
+  // Renames of a whole group (a database of a whole-server backup): applied after those of
+  // single collections, so `shop=copy` with `shop/public.a=shop/public.b` gives copy/public.b.
+  const groupRenames: [string, string][] = [];
   for (const [from, to] of renames) {
+    if (rules.regroup && chosen.some((c) => rules.regroup?.(c.name, from, to) !== undefined)) {
+      groupRenames.push([from, to]);
+      continue;
+    }
     const key = rules.key(from);
     if (!chosen.some((c) => rules.key(c.name) === key)) {
       const restorable = chosen.filter((c) => c.selectable !== false).map((c) => rules.written(c.name));
@@ -151,7 +158,13 @@ function selectEntries(
     }
     renameOf.set(key, to);
   }
-  const result = chosen.map((entry) => ({ entry, targetName: renameOf.get(rules.key(entry.name)) ?? entry.name }));
+  const regrouped = (entry: CollectionEntry, name: string): string => {
+    for (const [from, to] of groupRenames) {
+      if (rules.regroup?.(entry.name, from, to) !== undefined) return rules.regroup(name, from, to) ?? name;
+    }
+    return name;
+  };
+  const result = chosen.map((entry) => ({ entry, targetName: regrouped(entry, renameOf.get(rules.key(entry.name)) ?? entry.name) }));
   const seen = new Map<string, string>();
   for (const r of result) {
     const key = rules.key(r.targetName);

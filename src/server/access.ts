@@ -172,8 +172,9 @@ export class AccessPolicy {
     if (file !== undefined) this.checkSqlitePath(file, what);
     else if (this.options.protectedDatabases?.length) {
       const key = databaseKey(driver.location(url));
-      if (this.options.protectedDatabases.some((d) => databaseKey(d) === key)) {
-        throw new ForbiddenError(`${what} is the server's job catalog (--catalog): never allowed; choose another database.`);
+      // A key ending in "/" names a whole server (every database on it): the catalog's server too.
+      if (this.options.protectedDatabases.some((d) => databaseKey(d) === key || (key.endsWith('/') && databaseKey(d).startsWith(key)))) {
+        throw new ForbiddenError(`${what} is, or holds, the server's job catalog (--catalog): never allowed; choose another database (for a whole server: another server).`);
       }
     }
   }

@@ -72,4 +72,10 @@ export interface EngineDriver {
    * verify), as messages; [] when nothing is wrong or the engine checks only at restore.
    */
   manifestProblems(manifest: BackupManifest): string[];
+  /**
+   * Other manifest kinds the same engine writes and reads, each with its own name rules and
+   * capabilities (e.g. PostgreSQL's whole-server backups, kind "postgres-server"): found by
+   * driverForKind, never by URL scheme (the engine's own openSource / openTarget choose them).
+   */
+  readonly variants?: readonly EngineDriver[];
 }

@@ -43,11 +43,13 @@ export function openTarget(url: string): RestoreTarget {
 /**
  * True when a name a user wrote (e.g. the old name of a --rename) names the collection `name`
  * under the rules of the source kind (SQLite: "album" is "Album"; PostgreSQL: exact, `public`
- * for a bare name).
+ * for a bare name), or a group it is in (a whole-server backup: the database `shop`).
  */
 export function namesCollection(kind: string, written: string, name: string): boolean {
   const rules = namingFor(kind);
-  return rules.key(rules.qualify(written)) === rules.key(name);
+  const q = rules.qualify(written);
+  // Or a group it belongs to (a database of a whole-server backup: `shop` for shop/public.t).
+  return rules.key(q) === rules.key(name) || rules.regroup?.(name, q, q) !== undefined;
 }
 
 /**

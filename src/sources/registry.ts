@@ -14,8 +14,10 @@ const bySchemes = new Map<string, EngineDriver>();
 const byKind = new Map<string, EngineDriver>();
 for (const d of DRIVERS) {
   // Two engines on one scheme or kind would make the choice depend on the list's order.
-  if (byKind.has(d.kind)) throw new Error(`Internal error: two database engines of kind "${d.kind}".`);
-  byKind.set(d.kind, d);
+  for (const k of [d, ...(d.variants ?? [])]) {
+    if (byKind.has(k.kind)) throw new Error(`Internal error: two database engines of kind "${k.kind}".`);
+    byKind.set(k.kind, k);
+  }
   for (const s of d.schemes) {
     if (bySchemes.has(s)) throw new Error(`Internal error: two database engines for the URL scheme "${s}:".`);
     bySchemes.set(s, d);

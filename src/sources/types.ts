@@ -136,6 +136,14 @@ export interface RestoreOptions {
    * arrived meanwhile), which leaves the target as it was.
    */
   onFinalizing?: () => void;
+  /**
+   * Awaited just before onFinalizing (the staging data is complete): a coordinator of several
+   * restores (a whole PostgreSQL server's databases) holds each there until all are ready, so
+   * they switch in together. Throwing stops the restore there, leaving the target as it was.
+   */
+  beforeSwitch?: () => Promise<void>;
+  /** Engines with tablespaces: every object goes into the default tablespace (pg_restore --no-tablespaces). */
+  noTablespaces?: boolean;
 }
 
 export interface RestoreResult {

@@ -222,6 +222,8 @@ export function pgbenchInit(db: string, scale: number): void {
 
 export interface ScratchCluster {
   port: number;
+  /** A private folder owned by the server's user (e.g. for tablespace directories); removed by stop(). */
+  dir: string;
   /** Unix socket directory (local connections are trusted, for setup). */
   socketDir: string;
   stop(): void;
@@ -262,6 +264,15 @@ export function passwordClusterUnavailable(): string | undefined {
  * own. Local (socket) connections are trusted, for setting it up. Throws when it cannot start.
  */
 export function startPasswordCluster(): ScratchCluster {
+  return startScratchCluster('scram-sha-256');
+}
+
+/**
+ * A throw-away PostgreSQL cluster on a loopback port, with TCP connections authenticated by
+ * `hostAuth` (default trust: `postgres://postgres@127.0.0.1:<port>/…` connects), for tests that
+ * need a whole server of their own (every database, roles, tablespaces). Throws when it cannot start.
+ */
+export function startScratchCluster(hostAuth: 'trust' | 'scram-sha-256' = 'trust'): ScratchCluster {
   const { initdb, pgCtl, owner, reason } = clusterTools();
   if (reason) throw new Error(reason);
   const asOwner = (cmd: string, args: string[]) =>
@@ -273,7 +284,7 @@ export function startPasswordCluster(): ScratchCluster {
   writeFileSync(pwfile, `${randomBytes(12).toString('hex')}\n`);
   if (owner) chownSync(pwfile, owner.uid, owner.gid);
   const data = join(dir, 'data');
-  const init = asOwner(initdb, ['-D', data, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--no-sync']);
+  const init = asOwner(initdb, ['-D', data, '-U', 'postgres', '--auth-local=trust', `--auth-host=${hostAuth}`, `--pwfile=${pwfile}`, '-E', 'UTF8', '--no-sync']);
   if (init.status !== 0) {
     cleanupDir();
     throw new Error(`initdb failed: ${(init.stderr || init.error?.message || '').trim()}`);
@@ -285,6 +296,7 @@ export function startPasswordCluster(): ScratchCluster {
     if (start.status === 0) {
       return {
         port,
+        dir,
         socketDir: dir,
         stop: () => {
           asOwner(pgCtl, ['-D', data, '-m', 'immediate', '-w', 'stop']);

@@ -289,6 +289,9 @@ describe('1. the data folder is never a source, target or repository', () => {
         `postgres://someone:${PASSWORD}@[::1]:5432/${catalogDb}`,
         `postgres://127.0.0.1/${catalogDb}?sslmode=disable`,
         `POSTGRES://postgres@LOCALHOST:5432/${catalogDb}`,
+        // The whole server that holds it (every database on it).
+        'postgres://postgres@127.0.0.1:5432/',
+        `postgres://someone:${PASSWORD}@localhost/`,
       ];
       for (const url of spellings) {
         for (const [role, route, body] of [

@@ -26,12 +26,12 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
       .command('restore <id>')
       .description('restore a backup into a database')
       .addOption(repoOption())
-      .requiredOption('--to <url>', 'target database URL, e.g. sqlite:///path/to/copy.db'),
+      .requiredOption('--to <url>', 'target database URL, e.g. sqlite:///path/to/copy.db; postgres://user@host:port/ for a whole-server backup'),
   )
     .option('--rename <old=new>', `restore a collection under another name (repeatable, or comma-separated; split at the first "=" outside quotes)${NAME_QUOTING}`, collect)
     .addOption(new Option('--on-conflict <policy>', 'when a target collection exists').choices(['fail', 'overwrite']).default('fail'))
     .option('--jobs <n>', 'tables loaded in parallel (default: the number of cores)')
-    .option('--roles', 'also restore the roles recorded in the backup (PostgreSQL)')
+    .option('--roles', 'also restore the roles recorded in the backup (PostgreSQL; a whole-server backup: and its tablespaces)')
     .option('--no-owner', 'objects belong to the restoring role, not their recorded owners (PostgreSQL, as pg_restore --no-owner)')
     .option('--no-privileges', 'leave out grants and default privileges (PostgreSQL, as pg_restore --no-privileges)')
     .option('--json', 'print JSON')

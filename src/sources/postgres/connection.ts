@@ -82,7 +82,11 @@ function withHostStandIn(url: string): { text: string; standIn: boolean } {
   return head !== undefined ? { text: `${head}${EMPTY_HOST}${url.slice(head.length)}`, standIn: true } : { text: url, standIn: false };
 }
 
-export function parsePostgresUrl(url: string): PgConnectionSettings {
+/**
+ * `options.server`: a URL without a database (`postgres://host:port/`) is accepted and names the
+ * whole server (database ''), for whole-server backups and restores (server-source.ts).
+ */
+export function parsePostgresUrl(url: string, options: { server?: boolean } = {}): PgConnectionSettings {
   let u: URL;
   const { text, standIn } = withHostStandIn(url);
   try {
@@ -132,7 +136,7 @@ export function parsePostgresUrl(url: string): PgConnectionSettings {
     throw invalidUrl(url, 'it has an invalid percent-encoding.');
   }
   database = fromUrl('dbname', database) ?? '';
-  if (!database || database.includes('/')) {
+  if ((!database && !options.server) || database.includes('/')) {
     throw new UsageError(`The PostgreSQL URL "${previewUrl(url)}" names no database: write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`);
   }
   const host = fromUrl('host', hostInUrl) || process.env.PGHOST || '127.0.0.1';

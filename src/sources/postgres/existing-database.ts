@@ -184,6 +184,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
 
     // The switch: one short transaction, the only one that locks existing objects.
     throwIfAborted(signal);
+    await options.beforeSwitch?.();
     options.onFinalizing?.();
     await runStep(settings, db, async () => {
       await client.query('BEGIN');

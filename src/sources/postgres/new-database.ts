@@ -122,6 +122,7 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     const ready = staging;
     await runStep(settings, staging, () => analyzeParallel(settings, ready, jobs, signal));
     throwIfAborted(signal);
+    await options.beforeSwitch?.();
     options.onFinalizing?.();
     await switchIn(settings, owner, staging, target);
     staging = undefined;

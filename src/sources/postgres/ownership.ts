@@ -15,8 +15,8 @@ import { CairnError, SourceError } from '../../core/errors.js';
 import type { RestoreOptions } from '../types.js';
 
 /** The pg_restore flags of a restore's options. */
-export function ownershipArgs(options: Pick<RestoreOptions, 'noOwner' | 'noPrivileges'>): string[] {
-  return [...(options.noOwner ? ['--no-owner'] : []), ...(options.noPrivileges ? ['--no-privileges'] : [])];
+export function ownershipArgs(options: Pick<RestoreOptions, 'noOwner' | 'noPrivileges' | 'noTablespaces'>): string[] {
+  return [...(options.noOwner ? ['--no-owner'] : []), ...(options.noPrivileges ? ['--no-privileges'] : []), ...(options.noTablespaces ? ['--no-tablespaces'] : [])];
 }
 
 /** What a failed statement says, whether it came from a session (cause) or from pg_restore's stderr (message). */

@@ -76,6 +76,7 @@ export class PostgresTarget implements RestoreTarget {
   }
 
   async check(items: RestoreItem[], onConflict: ConflictPolicy): Promise<void> {
+    refuseServerBackup(items, this.location);
     const plan = planItems(items);
     const client = await this.connectTargetIfExists();
     if (client === undefined) return;
@@ -88,6 +89,7 @@ export class PostgresTarget implements RestoreTarget {
 
   async restore(items: RestoreItem[], userOptions: RestoreOptions): Promise<RestoreResult> {
     throwIfAborted(userOptions.signal);
+    refuseServerBackup(items, this.location);
     const plan = planItems(items);
     if (userOptions.roles && !plan.rolesItem) {
       // Asked for roles the backup does not hold: say so rather than restore without them.
@@ -201,4 +203,18 @@ async function writeFile(data: AsyncIterable<Uint8Array>, file: string, signal: 
     throwIfAborted(signal);
     throw err;
   });
+}
+
+/**
+ * A whole-server backup (its `<database>/` entries) restores through a server URL: say how,
+ * rather than fail on names a one-database restore does not know.
+ */
+function refuseServerBackup(items: RestoreItem[], location: string): void {
+  const database = items.find((i) => i.entry.kind === 'pg_database');
+  if (database === undefined) return;
+  const name = (database.entry.definition as { database?: unknown }).database;
+  const db = typeof name === 'string' ? name : 'db';
+  throw new UsageError(
+    `This is a backup of a whole PostgreSQL server, and ${location} names one database: restore to the server's URL without a database (postgres://user@host:port/), choosing databases with --include '${db}/*' and renaming with --rename ${db}=<new name>.`,
+  );
 }
