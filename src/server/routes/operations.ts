@@ -25,7 +25,7 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
     const job = await center.start({
       kind: 'restore',
       exclusiveKey: databaseKey(target.location),
-      params: { backup: backupId, repository: repo.location, target: target.location, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.renames ? { renames: Object.fromEntries(req.renames) } : {}), onConflict: req.onConflict ?? 'fail', ...(req.noOwner ? { noOwner: true } : {}), ...(req.noPrivileges ? { noPrivileges: true } : {}) },
+      params: { backup: backupId, repository: repo.location, target: target.location, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.renames ? { renames: Object.fromEntries(req.renames) } : {}), onConflict: req.onConflict ?? 'fail', ...(req.sessions ? { sessions: req.sessions } : {}), ...(req.noOwner ? { noOwner: true } : {}), ...(req.noPrivileges ? { noPrivileges: true } : {}) },
       run: async (ctx) => {
         const summary = await runRestore({
           repo,
@@ -34,6 +34,8 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
           selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
           renames: new Map(req.renames ?? []),
           onConflict: req.onConflict ?? 'fail',
+          ...(req.sessions ? { sessions: req.sessions } : {}),
+          ...(req.sessionsTimeoutSeconds !== undefined ? { sessionsTimeoutMs: req.sessionsTimeoutSeconds * 1000 } : {}),
           ...(req.jobs ? { jobs: req.jobs } : {}),
           ...(req.roles !== undefined ? { roles: req.roles } : {}),
           ...(req.noOwner ? { noOwner: true } : {}),
