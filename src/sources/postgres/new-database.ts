@@ -47,10 +47,15 @@ async function withClient<T>(settings: PgConnectionSettings, database: string, f
 
 /**
  * How a finished staging database takes the target's name, in the maintenance session `owner`
- * (which holds the staging lock); returns warnings. Throws, leaving the staging database under
- * its name (it is dropped), when it cannot. Default: a rename that fails when the target exists.
+ * (which holds the staging lock). `prepare` runs before the point of no return (onFinalizing:
+ * still cancellable), `switchIn` after it and returns warnings; either throws, leaving the
+ * staging database under its name (it is dropped), when it cannot. Default: a rename that fails
+ * when the target exists.
  */
-export type SwitchIn = (owner: pg.Client, staging: string) => Promise<string[]>;
+export interface Switcher {
+  prepare(owner: pg.Client): Promise<void>;
+  switchIn(owner: pg.Client, staging: string): Promise<string[]>;
+}
 
 /**
  * Restores `run` into the database the settings name, which does not exist (see the module
@@ -58,7 +63,7 @@ export type SwitchIn = (owner: pg.Client, staging: string) => Promise<string[]>;
  * appeared meanwhile, SourceError / CorruptionError from the steps (pg_restore, COPY), the
  * signal's reason on abort; in every case the staging database is dropped.
  */
-export async function restoreIntoNewDatabase(run: RestoreRun, switcher?: SwitchIn): Promise<RestoreResult> {
+export async function restoreIntoNewDatabase(run: RestoreRun, switcher?: Switcher): Promise<RestoreResult> {
   const { settings, plan, toc, fkReferences, archive, tmp, jobs, options, lease, pgRestoreArgs } = run;
   const { signal } = options;
   const target = settings.database;
@@ -128,9 +133,10 @@ export async function restoreIntoNewDatabase(run: RestoreRun, switcher?: SwitchI
     }
     const ready = staging;
     await runStep(settings, staging, () => analyzeParallel(settings, ready, jobs, signal));
+    if (switcher) await switcher.prepare(owner);
     throwIfAborted(signal);
     options.onFinalizing?.();
-    if (switcher) warnings.push(...(await switcher(owner, staging)));
+    if (switcher) warnings.push(...(await switcher.switchIn(owner, staging)));
     else await switchIn(settings, owner, staging, target);
     staging = undefined;
     return { collections: plan.collections.length, rows, ...(warnings.length > 0 ? { warnings } : {}) };

@@ -37,7 +37,7 @@ import type { SessionsPolicy } from '../types.js';
 import { quoteIdent, quoteLiteral } from './catalog.js';
 import { pgError, type PgConnectionSettings } from './connection.js';
 import { takeStagingLock } from './leftovers.js';
-import { MAINTENANCE_DB, withMaintenance, type SwitchIn } from './new-database.js';
+import { MAINTENANCE_DB, withMaintenance, type Switcher } from './new-database.js';
 import { stagingDatabaseName } from './staging.js';
 
 /** Default for `sessions: "wait"`: 5 minutes. */
@@ -93,10 +93,12 @@ export async function checkReplaceable(settings: PgConnectionSettings, policy: R
   });
 }
 
-/** The SwitchIn of a replace (see the module comment). */
-export function replacingSwitch(settings: PgConnectionSettings, policy: ReplacePolicy): SwitchIn {
-  return async (owner, staging) => {
-    const target = settings.database;
+/** The Switcher of a replace (see the module comment). */
+export function replacingSwitch(settings: PgConnectionSettings, policy: ReplacePolicy): Switcher {
+  const target = settings.database;
+  // Waiting for sessions happens while the restore can still be cancelled.
+  const prepare = (owner: pg.Client): Promise<void> => settleSessions(owner, target, policy);
+  const switchIn = async (owner: pg.Client, staging: string): Promise<string[]> => {
     // A second id, locked by this session: the old database's name while it waits to be dropped.
     const oldName = stagingDatabaseName(target, await takeStagingLock(owner));
     for (let attempt = 1; ; attempt++) {
@@ -122,6 +124,7 @@ export function replacingSwitch(settings: PgConnectionSettings, policy: ReplaceP
       return warnings;
     }
   };
+  return { prepare, switchIn };
 }
 
 /** The swap transaction; returns warnings. Throws the server's error after rolling back. */
