@@ -89,7 +89,8 @@ export async function checkReplaceable(settings: PgConnectionSettings, policy: R
         `--on-conflict replace: the role in the target URL must own the database "${target}" (or be a member of its owner) and have CREATEDB, to create its replacement and rename both; connect as such a role.`,
       );
     }
-    await settleSessions(c, target, policy);
+    // Refused now rather than after the load; waiting and ending sessions come at the switch.
+    if (policy.sessions === 'refuse') await settleSessions(c, target, policy);
   });
 }
 
