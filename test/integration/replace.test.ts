@@ -179,35 +179,34 @@ describe.sequential('PostgreSQL --on-conflict replace', () => {
     expect(stagingOf(db)).toEqual([]);
   }, 60_000);
 
-  it('SIGKILL at random points: the database is the old or the new one, never missing; the next restore cleans up', async () => {
+  it('SIGKILL at random points: the database is the old or the new one, never missing; the next restore cleans up (a database renamed aside too)', async () => {
     const kills = Number(process.env.CAIRN_REPLACE_KILLS ?? 1);
     let seed = 15;
     const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
     for (let k = 0; k < kills; k++) {
       psql(db, 'DROP TABLE IF EXISTS since; CREATE TABLE since (x int)');
       const before = snapshotOf(db);
-      const run = start(['restore', id, '--repo', repo, '--to', pgUrl(db), '--on-conflict', 'replace']);
-      // From the staging database's creation to the end: the load, the swap, the drop.
+      // Even kills land around the swap: the restore waits (loaded) for a session, which then
+      // leaves; the swap follows within the 250 ms poll. Odd ones anywhere from the staging
+      // database's creation on (load, swap, drop).
+      const app = k % 2 === 0 ? await session(db, 'i15-kill') : undefined;
+      const run = start(['restore', id, '--repo', repo, '--to', pgUrl(db), '--on-conflict', 'replace', ...(app ? ['--sessions', 'wait'] : [])]);
       await until(() => stagingOf(db).length > 0 || run.child.exitCode !== null, 30_000, 'the staging database');
+      await app?.end();
       await new Promise((r) => setTimeout(r, Math.floor(rand() * 400)));
       run.child.kill('SIGKILL');
       await run.done;
       const now = snapshotOf(db); // the database exists under its name
       expect([JSON.stringify(before), JSON.stringify(atBackup)]).toContain(JSON.stringify(now));
     }
+    // As a swap killed between its commit and the drop leaves the old database: renamed aside, its lock free.
+    const aside = `${db}__cairn_0badcafe`;
+    psql('postgres', `CREATE DATABASE ${ident(aside)}`);
     const r = cairn(['restore', id, '--repo', repo, '--to', pgUrl(db), '--on-conflict', 'replace']);
     expect(r.code, r.stderr).toBe(0);
     expect(snapshotOf(db)).toEqual(atBackup);
     expect(stagingOf(db)).toEqual([]);
   }, 120_000);
-
-  it('a database renamed aside by a killed swap (lock free) is dropped by the next restore', () => {
-    const aside = `${db}__cairn_0badcafe`;
-    psql('postgres', `CREATE DATABASE ${ident(aside)}`);
-    const r = cairn(['restore', id, '--repo', repo, '--to', pgUrl(db), '--on-conflict', 'replace']);
-    expect(r.code, r.stderr).toBe(0);
-    expect(listDatabases(aside)).toEqual([]);
-  });
 
   it('into a database that does not exist: a new-database restore', () => {
     const name = `i15rep_new_${randomBytes(3).toString('hex')}`;
@@ -319,8 +318,16 @@ describe.sequential('SQLite --on-conflict replace', () => {
     for (let k = 0; k < kills; k++) {
       change();
       const before = dumpSqlite(file);
-      const run = start(['restore', id, '--repo', repo, '--to', url(), '--on-conflict', 'replace']);
-      await new Promise((r) => setTimeout(r, 150 + Math.floor(rand() * 600)));
+      // Even kills around the switch (the restore waits, loaded, for a reader that then closes;
+      // the switch follows within the 200 ms poll), odd ones anywhere.
+      const reader = k % 2 === 0 ? new Database(file) : undefined;
+      reader?.prepare('SELECT 1 FROM parent').get();
+      const run = start(['restore', id, '--repo', repo, '--to', url(), '--on-conflict', 'replace', ...(reader ? ['--sessions', 'wait'] : [])]);
+      if (reader) {
+        await until(() => readdirSync(work).some((n) => n.startsWith('.shop.db.cairn-restore-')) || run.child.exitCode !== null, 30_000, 'the staging file');
+        reader.close();
+      }
+      await new Promise((r) => setTimeout(r, (reader ? 0 : 150) + Math.floor(rand() * 400)));
       run.child.kill('SIGKILL');
       await run.done;
       const now = dumpSqlite(file);
