@@ -190,14 +190,22 @@ describe.sequential('PostgreSQL --on-conflict replace', () => {
       // leaves; the swap follows within the 250 ms poll. Odd ones anywhere from the staging
       // database's creation on (load, swap, drop).
       const app = k % 2 === 0 ? await session(db, 'i15-kill') : undefined;
+      const left = new Set(stagingOf(db)); // a previous kill's, until this restore drops them
       const run = start(['restore', id, '--repo', repo, '--to', pgUrl(db), '--on-conflict', 'replace', ...(app ? ['--sessions', 'wait'] : [])]);
-      await until(() => stagingOf(db).length > 0 || run.child.exitCode !== null, 30_000, 'the staging database');
-      await app?.end();
-      await new Promise((r) => setTimeout(r, Math.floor(rand() * 400)));
+      await until(() => stagingOf(db).some((n) => !left.has(n)) || run.child.exitCode !== null, 30_000, 'the staging database');
+      if (app) {
+        // Loaded, and polling for the sessions on the target (the session's last query shows it).
+        const polling = (): boolean =>
+          psql('postgres', `SELECT count(*) FROM pg_stat_activity WHERE datname = 'postgres' AND pid <> pg_backend_pid() AND query LIKE '%pg_stat_activity WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()%'`).trim() !== '0';
+        await until(() => polling() || run.child.exitCode !== null, 30_000, 'the restore to wait for sessions');
+        await app.end();
+      }
+      await new Promise((r) => setTimeout(r, Math.floor(rand() * (app ? 1200 : 400))));
       run.child.kill('SIGKILL');
       await run.done;
       const now = snapshotOf(db); // the database exists under its name
       expect([JSON.stringify(before), JSON.stringify(atBackup)]).toContain(JSON.stringify(now));
+      if (process.env.CAIRN_REPLACE_KILLS) console.log(`kill ${k}: ${JSON.stringify(now) === JSON.stringify(atBackup) ? 'new' : 'old'} database, leftovers ${stagingOf(db).length}`);
     }
     // As a swap killed between its commit and the drop leaves the old database: renamed aside, its lock free.
     const aside = `${db}__cairn_0badcafe`;
@@ -322,9 +330,10 @@ describe.sequential('SQLite --on-conflict replace', () => {
       // the switch follows within the 200 ms poll), odd ones anywhere.
       const reader = k % 2 === 0 ? new Database(file) : undefined;
       reader?.prepare('SELECT 1 FROM parent').get();
+      const left = new Set(readdirSync(work)); // a previous kill's staging file, until this restore removes it
       const run = start(['restore', id, '--repo', repo, '--to', url(), '--on-conflict', 'replace', ...(reader ? ['--sessions', 'wait'] : [])]);
       if (reader) {
-        await until(() => readdirSync(work).some((n) => n.startsWith('.shop.db.cairn-restore-')) || run.child.exitCode !== null, 30_000, 'the staging file');
+        await until(() => readdirSync(work).some((n) => n.startsWith('.shop.db.cairn-restore-') && !left.has(n)) || run.child.exitCode !== null, 30_000, 'the staging file');
         reader.close();
       }
       await new Promise((r) => setTimeout(r, (reader ? 0 : 150) + Math.floor(rand() * 400)));
@@ -332,6 +341,7 @@ describe.sequential('SQLite --on-conflict replace', () => {
       await run.done;
       const now = dumpSqlite(file);
       expect([JSON.stringify(before), JSON.stringify(atBackup)]).toContain(JSON.stringify(now));
+      if (process.env.CAIRN_REPLACE_KILLS) console.log(`kill ${k}: ${JSON.stringify(now) === JSON.stringify(atBackup) ? 'new' : 'old'} file`);
       const db = new Database(file, { readonly: true });
       expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
       db.close();
