@@ -228,10 +228,17 @@ async function switchFile(real: string, staging: string, policy: SessionsPolicy,
           );
         }
       }
-      db.exec('BEGIN EXCLUSIVE');
+      let locked = true;
+      try {
+        db.exec('BEGIN EXCLUSIVE');
+      } catch (err) {
+        // A reader or writer of another connection still in a transaction after the busy timeout.
+        if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY') !== true) throw err;
+        locked = false;
+      }
       const holders = fileHolders(real) ?? [];
-      if (holders.length > 0) {
-        db.exec('ROLLBACK');
+      if (!locked || holders.length > 0) {
+        if (db.inTransaction) db.exec('ROLLBACK');
         if (policy === 'wait' && Date.now() < deadline) {
           restoreWal(db, wal);
           wal = false;
@@ -239,7 +246,9 @@ async function switchFile(real: string, staging: string, policy: SessionsPolicy,
           await sleep(POLL_MS);
           continue;
         }
-        throw new ConflictError(holdersMessage(real, holders));
+        throw new ConflictError(
+          holders.length > 0 ? holdersMessage(real, holders) : `Cannot replace ${real}: another connection kept it locked for ${BUSY_TIMEOUT_MS / 1000} s; nothing was changed. Retry, or restore with --sessions wait.`,
+        );
       }
       // Under the exclusive lock no transaction of anyone is in progress: what companions are
       // left are not hot; removed before the rename, so none is ever beside the new file.
