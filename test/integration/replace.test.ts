@@ -309,6 +309,23 @@ describe.sequential('SQLite --on-conflict replace', () => {
     expect(dumpSqlite(file)).toEqual(atBackup);
   }, 60_000);
 
+  it('WAL mode: a connection /proc cannot show (one of this very process) is refused by SQLite\'s own lock; the file unchanged, still in WAL mode', async () => {
+    change();
+    const changed = dumpSqlite(file);
+    const reader = new Database(file);
+    reader.prepare('SELECT count(*) FROM parent').get();
+    try {
+      const r = await Repository.open(new FileSystemStorage(repo));
+      const err = await runRestore({ repo: r, backupId: id, target: openTarget(url()), onConflict: 'replace', jobs: 1 }).catch((e: unknown) => e);
+      expect((err as { code?: string }).code).toBe('CONFLICT');
+      expect(String(err)).toContain('WAL mode');
+      expect(reader.pragma('journal_mode', { simple: true })).toBe('wal');
+    } finally {
+      reader.close();
+    }
+    expect(dumpSqlite(file)).toEqual(changed);
+  });
+
   it('through a symbolic link: the file it leads to is replaced, the link stays', () => {
     change();
     const link = join(work, 'link.db');
