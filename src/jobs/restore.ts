@@ -149,7 +149,7 @@ function refuseReplacingPart(options: RestoreOptions, partial: boolean): void {
         'To replace only some collections, use --on-conflict overwrite with them; to get a part of the backup as a database of its own, restore it into a new database.',
     );
   }
-  if (options.sessions === 'wait' ? false : options.sessionsTimeoutMs !== undefined) {
+  if (options.sessionsTimeoutMs !== undefined && options.sessions !== 'wait') {
     throw new UsageError('--sessions-timeout is how long --sessions wait waits; give --sessions wait with it.');
   }
 }
