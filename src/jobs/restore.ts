@@ -6,7 +6,7 @@ import { ChunkIndex } from '../repo/chunk-index.js';
 import { ChunkReader, readChunks } from '../repo/chunk-reader.js';
 import { packKey } from '../repo/pack.js';
 import type { Repository } from '../repo/repository.js';
-import type { ConflictPolicy, RestoreItem, RestoreResult, RestoreTarget } from '../sources/types.js';
+import type { ConflictPolicy, RestoreItem, RestoreResult, RestoreTarget, SessionsPolicy } from '../sources/types.js';
 import type { ProgressListener } from './progress.js';
 import { namingFor } from '../sources/registry.js';
 import { refuseRoles } from '../sources/index.js';
@@ -19,6 +19,10 @@ export interface RestoreOptions {
   /** old name → new name */
   renames?: Map<string, string>;
   onConflict?: ConflictPolicy;
+  /** `replace`: other sessions on the target at the switch (see SessionsPolicy; default refuse). */
+  sessions?: SessionsPolicy;
+  /** `replace` with sessions "wait": the longest wait, in milliseconds. */
+  sessionsTimeoutMs?: number;
   /** Parallel streams the target may use. */
   jobs?: number;
   /** Restore the roles recorded in the backup. */
@@ -62,6 +66,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
     renames.set(name, rules.qualify(to));
   }
   const entries = selectEntries(manifest, options.selection ?? {}, renames, rules);
+  refuseReplacingPart(options, entries.length !== manifest.collections.length || renames.size > 0);
   const lock = await repo.lock(false, `restore of ${manifest.id}`);
   // Aborts on the caller's cancel, or when the lock is lost (a prune could remove packs).
   const signal = lockedSignal(lock, options.signal);
@@ -86,6 +91,8 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
     let bytes = 0;
     const result = await target.restore(items, {
       onConflict: options.onConflict ?? 'fail',
+      ...(options.sessions !== undefined ? { sessions: options.sessions } : {}),
+      ...(options.sessionsTimeoutMs !== undefined ? { sessionsTimeoutMs: options.sessionsTimeoutMs } : {}),
       ...(options.jobs !== undefined ? { jobs: options.jobs } : {}),
       ...(options.roles !== undefined ? { roles: options.roles } : {}),
       ...(options.noOwner ? { noOwner: true } : {}),
@@ -120,6 +127,30 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
     };
   } finally {
     await lock.release().catch(() => undefined);
+  }
+}
+
+/**
+ * `replace` makes the whole target database the backup: a part of it (--include, --exclude,
+ * --rename) would drop everything else of the target, which nobody means. Errors: UsageError
+ * pointing to `overwrite`, which replaces only the collections restored. Sessions options
+ * without `replace`: UsageError (they would do nothing).
+ */
+function refuseReplacingPart(options: RestoreOptions, partial: boolean): void {
+  if (options.onConflict !== 'replace') {
+    if (options.sessions !== undefined || options.sessionsTimeoutMs !== undefined) {
+      throw new UsageError('--sessions and --sessions-timeout apply to --on-conflict replace only (the other policies never switch the whole database); leave them out.');
+    }
+    return;
+  }
+  if (partial) {
+    throw new UsageError(
+      '--on-conflict replace makes the whole target database exactly the backup, so it takes no --include, --exclude or --rename. ' +
+        'To replace only some collections, use --on-conflict overwrite with them; to get a part of the backup as a database of its own, restore it into a new database.',
+    );
+  }
+  if (options.sessionsTimeoutMs !== undefined && options.sessions !== 'wait') {
+    throw new UsageError('--sessions-timeout is how long --sessions wait waits; give --sessions wait with it.');
   }
 }
 

@@ -44,7 +44,11 @@ export interface ClientOptions {
  * left out). URLs and paths only when the server runs with --allow-urls (never for viewers).
  */
 export type CreateBackupRequest = RequestOf<'createBackup'>;
-/** renames: an object of "old name": "new name". */
+/**
+ * renames: an object of "old name": "new name". onConflict "replace" makes the whole target
+ * database the backup (no include/exclude/renames), with `sessions` ("refuse" | "wait" |
+ * "terminate") for those using the target and `sessionsTimeoutSeconds` for "wait".
+ */
 export type CreateRestoreRequest = RequestOf<'createRestore'>;
 /** Copy one backup: `backup` from repository `from` to `to`. */
 export type CreateCopyRequest = RequestOf<'createCopy'>;

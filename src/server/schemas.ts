@@ -100,7 +100,11 @@ export const CreateRestoreBody = z
     target: location,
     ...selection,
     renames: renames.optional(),
-    onConflict: z.enum(['fail', 'overwrite']).optional(),
+    onConflict: z.enum(['fail', 'overwrite', 'replace']).optional(),
+    /** onConflict "replace": other sessions/processes using the target at the switch (default refuse). */
+    sessions: z.enum(['refuse', 'wait', 'terminate']).optional(),
+    /** sessions "wait": the longest wait, in seconds (default 300). */
+    sessionsTimeoutSeconds: z.number().int().min(1).max(7 * 86400).optional(),
     roles: z.boolean().optional(),
     /** PostgreSQL: objects belong to the restoring role, not their recorded owners (pg_restore --no-owner). */
     noOwner: z.boolean().optional(),

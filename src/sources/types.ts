@@ -90,7 +90,20 @@ export interface SnapshotOptions {
   signal?: AbortSignal;
 }
 
-export type ConflictPolicy = 'fail' | 'overwrite';
+/**
+ * What a restore does about objects of the target that the backup also holds: `fail` refuses,
+ * `overwrite` replaces each restored collection (same columns), `replace` makes the whole
+ * target database exactly the backup (a staging copy switched in for the old one: objects
+ * created since the backup are gone, changed tables come back as they were).
+ */
+export type ConflictPolicy = 'fail' | 'overwrite' | 'replace';
+
+/**
+ * `replace`: what to do about other sessions (PostgreSQL) or processes (SQLite) that have the
+ * target open when it is switched: `refuse` (say who), `wait` until they leave (bounded by
+ * sessionsTimeoutMs and the signal), `terminate` them (PostgreSQL only).
+ */
+export type SessionsPolicy = 'refuse' | 'wait' | 'terminate';
 
 export interface RestoreItem {
   /** The collection as recorded in the manifest. */
@@ -128,6 +141,10 @@ export interface RestoreOptions {
    * database-level properties are then left as an existing target has them (absent: the whole).
    */
   partial?: boolean;
+  /** `replace`: other sessions on the target at the switch (default refuse). */
+  sessions?: SessionsPolicy;
+  /** `replace` with sessions "wait": how long to wait for them, in milliseconds (default 5 minutes). */
+  sessionsTimeoutMs?: number;
   signal?: AbortSignal;
   onProgress?: (progress: RestoreProgress) => void;
   /**

@@ -39,6 +39,7 @@ export type EngineCase =
   | 'rename beside the original'
   | 'conflict: fail'
   | 'conflict: overwrite'
+  | 'conflict: replace'
   | `cancel ${CancelPhase}`
   | 'damaged data'
   | 'progress and row counts'
@@ -363,6 +364,21 @@ export function describeEngineContract(name: string, f: EngineFixture): void {
         await expect(restore(repo, 'core', other, { onConflict: 'overwrite' })).rejects.toBeInstanceOf(ConflictError);
         expect(await f.dump(other)).toEqual(before);
         expect(await f.leftovers(other)).toEqual([]);
+      });
+
+      caseIt('conflict: replace', 'the whole target becomes the backup: its own tables gone, a changed shape replaced', async () => {
+        const { repo, url } = await core();
+        const target = await existingTarget();
+        await f.exec(target, 'CREATE TABLE other (id INTEGER PRIMARY KEY, v TEXT, extra INTEGER);');
+        const summary = await restore(repo, 'core', target, { onConflict: 'replace' });
+        expect(summary.rows).toBe(CORE_ROWS);
+        expect(await f.dump(target)).toEqual(await f.dump(url));
+        expect(await f.tables(target)).toEqual(CORE_TABLES.map(f.collection).sort());
+        expect(await f.leftovers(target)).toEqual([]);
+        // A part of the backup cannot replace the whole: refused before anything changes.
+        const before = await f.dump(target);
+        await expect(restore(repo, 'core', target, { onConflict: 'replace', selection: { include: ['small'] } })).rejects.toBeInstanceOf(UsageError);
+        expect(await f.dump(target)).toEqual(before);
       });
     });
 

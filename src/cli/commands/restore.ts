@@ -1,5 +1,6 @@
 /** `cairn restore`: a backup into a database, here or through a server. */
 import { Option, type Command } from 'commander';
+import { addDuration, parseDuration } from '../../core/durations.js';
 import { UsageError } from '../../core/errors.js';
 import { parseRenames } from '../../core/selection.js';
 import { runRestore } from '../../jobs/restore.js';
@@ -12,7 +13,9 @@ import { requireRepoName, runOnServer, serverClient, serverOption, type ServerFl
 interface RestoreFlags extends CommonOptions, SelectionFlags, ServerFlags {
   to: string;
   rename?: string[];
-  onConflict: 'fail' | 'overwrite';
+  onConflict: 'fail' | 'overwrite' | 'replace';
+  sessions?: 'refuse' | 'wait' | 'terminate';
+  sessionsTimeout?: string;
   jobs?: string;
   roles?: boolean;
   /** commander's --no-owner / --no-privileges: false when given. */
@@ -29,7 +32,19 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
       .requiredOption('--to <url>', 'target database URL, e.g. sqlite:///path/to/copy.db; postgres://user@host:port/ for a whole-server backup'),
   )
     .option('--rename <old=new>', `restore a collection under another name (repeatable, or comma-separated; split at the first "=" outside quotes)${NAME_QUOTING}`, collect)
-    .addOption(new Option('--on-conflict <policy>', 'when a target collection exists').choices(['fail', 'overwrite']).default('fail'))
+    .addOption(
+      new Option('--on-conflict <policy>', 'when a target collection exists: fail, overwrite it (same columns), or replace the whole database with the backup (objects made since are gone)')
+        .choices(['fail', 'overwrite', 'replace'])
+        .default('fail'),
+    )
+    .addOption(
+      new Option('--sessions <policy>', 'with --on-conflict replace: other sessions (PostgreSQL) or processes (SQLite) using the target at the switch: refuse (default; names them), wait for them to leave, or terminate them (PostgreSQL)').choices([
+        'refuse',
+        'wait',
+        'terminate',
+      ]),
+    )
+    .option('--sessions-timeout <duration>', 'with --sessions wait: how long to wait, e.g. 30s, 10m (default 5m)')
     .option('--jobs <n>', 'tables loaded in parallel (default: the number of cores)')
     .option('--roles', 'also restore the roles recorded in the backup (PostgreSQL; a whole-server backup: and its tablespaces)')
     .option('--no-owner', 'objects belong to the restoring role, not their recorded owners (PostgreSQL, as pg_restore --no-owner)')
@@ -42,6 +57,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
         const selection = selectionFrom(opts);
         const jobs = parseJobs(opts.jobs);
         const renames = parseRenames(opts.rename);
+        const sessionsTimeoutMs = opts.sessionsTimeout !== undefined ? durationMs(opts.sessionsTimeout, '--sessions-timeout') : undefined;
         const client = await serverClient(opts);
         if (client) {
           const started = Date.now();
@@ -53,6 +69,8 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
               ...selection,
               ...(renames.size ? { renames: Object.fromEntries(renames) } : {}),
               onConflict: opts.onConflict,
+              ...(opts.sessions ? { sessions: opts.sessions } : {}),
+              ...(sessionsTimeoutMs !== undefined ? { sessionsTimeoutSeconds: Math.ceil(sessionsTimeoutMs / 1000) } : {}),
               ...(opts.roles ? { roles: true } : {}),
               ...(opts.owner === false ? { noOwner: true } : {}),
               ...(opts.privileges === false ? { noPrivileges: true } : {}),
@@ -81,6 +99,8 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
             selection,
             renames,
             onConflict: opts.onConflict,
+            ...(opts.sessions ? { sessions: opts.sessions } : {}),
+            ...(sessionsTimeoutMs !== undefined ? { sessionsTimeoutMs } : {}),
             ...(jobs !== undefined ? { jobs } : {}),
             roles: Boolean(opts.roles),
             noOwner: opts.owner === false,
@@ -101,4 +121,11 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
       },
     );
 
+}
+
+/** A duration option in milliseconds (seconds to weeks; months and years are refused as too long to mean). */
+function durationMs(value: string, option: string): number {
+  const d = parseDuration(value, `${option} value`);
+  if (d.unit === 'mo' || d.unit === 'y') throw new UsageError(`${option} ${value}: give seconds, minutes, hours, days or weeks (e.g. 30s, 10m).`);
+  return addDuration(new Date(0), d).getTime();
 }

@@ -30,7 +30,7 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
     const job = await center.start({
       kind: 'restore',
       exclusiveKey: databaseKey(target.location),
-      params: { backup: backupId, repository: repo.location, target: target.location, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.renames ? { renames: Object.fromEntries(req.renames) } : {}), onConflict: req.onConflict ?? 'fail', ...(req.noOwner ? { noOwner: true } : {}), ...(req.noPrivileges ? { noPrivileges: true } : {}), ...(req.roles ? { roles: true } : {}), ...(req.jobs !== undefined ? { jobs: req.jobs } : {}), ...(req.cpuPercentage !== undefined ? { cpuPercentage: req.cpuPercentage } : {}) },
+      params: { backup: backupId, repository: repo.location, target: target.location, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.renames ? { renames: Object.fromEntries(req.renames) } : {}), onConflict: req.onConflict ?? 'fail', ...(req.sessions ? { sessions: req.sessions } : {}), ...(req.noOwner ? { noOwner: true } : {}), ...(req.noPrivileges ? { noPrivileges: true } : {}), ...(req.roles ? { roles: true } : {}), ...(req.jobs !== undefined ? { jobs: req.jobs } : {}), ...(req.cpuPercentage !== undefined ? { cpuPercentage: req.cpuPercentage } : {}) },
       run: async (ctx) => {
         const summary = await runRestore({
           repo,
@@ -39,6 +39,8 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
           selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
           renames: new Map(req.renames ?? []),
           onConflict: req.onConflict ?? 'fail',
+          ...(req.sessions ? { sessions: req.sessions } : {}),
+          ...(req.sessionsTimeoutSeconds !== undefined ? { sessionsTimeoutMs: req.sessionsTimeoutSeconds * 1000 } : {}),
           ...(jobs ? { jobs } : {}),
           ...(req.roles !== undefined ? { roles: req.roles } : {}),
           ...(req.noOwner ? { noOwner: true } : {}),

@@ -46,12 +46,24 @@ async function withClient<T>(settings: PgConnectionSettings, database: string, f
 }
 
 /**
+ * How a finished staging database takes the target's name, in the maintenance session `owner`
+ * (which holds the staging lock). `prepare` runs before the point of no return (onFinalizing:
+ * still cancellable), `switchIn` after it and returns warnings; either throws, leaving the
+ * staging database under its name (it is dropped), when it cannot. Default: a rename that fails
+ * when the target exists.
+ */
+export interface Switcher {
+  prepare(owner: pg.Client): Promise<void>;
+  switchIn(owner: pg.Client, staging: string): Promise<string[]>;
+}
+
+/**
  * Restores `run` into the database the settings name, which does not exist (see the module
  * comment). Returns the collections and rows restored. Errors: ConflictError when the target
  * appeared meanwhile, SourceError / CorruptionError from the steps (pg_restore, COPY), the
  * signal's reason on abort; in every case the staging database is dropped.
  */
-export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreResult> {
+export async function restoreIntoNewDatabase(run: RestoreRun, switcher?: Switcher): Promise<RestoreResult> {
   const { settings, plan, toc, fkReferences, archive, tmp, jobs, options, lease, pgRestoreArgs } = run;
   const { signal } = options;
   const target = settings.database;
@@ -121,10 +133,12 @@ export async function restoreIntoNewDatabase(run: RestoreRun): Promise<RestoreRe
     }
     const ready = staging;
     await runStep(settings, staging, () => analyzeParallel(settings, ready, jobs, signal));
+    if (switcher) await switcher.prepare(owner);
     throwIfAborted(signal);
     await options.beforeSwitch?.();
     options.onFinalizing?.();
-    await switchIn(settings, owner, staging, target);
+    if (switcher) warnings.push(...(await switcher.switchIn(owner, staging)));
+    else await switchIn(settings, owner, staging, target);
     staging = undefined;
     return { collections: plan.collections.length, rows, ...(warnings.length > 0 ? { warnings } : {}) };
   } finally {

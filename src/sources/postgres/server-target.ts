@@ -182,6 +182,15 @@ export class PostgresServerTarget implements RestoreTarget {
 
   /** Refuses (ConflictError, every database named) before anything is written; see the module comment. */
   private async checkGroups(groups: DatabaseGroup[], onConflict: ConflictPolicy): Promise<void> {
+    // A replace swaps one database for another; across a server its all-built-then-switched order
+    // (beforeSwitch) is not the replace path's, so it is refused rather than half-supported.
+    if (onConflict === 'replace') {
+      const first = groups[0]?.target ?? 'shop';
+      throw new UsageError(
+        `--on-conflict replace rolls back one database from a backup of that database; it is not available for a whole-server restore. ` +
+          `Use --on-conflict overwrite, or restore ${first} beside the live one (--rename ${first}=${first}_restored) and switch over yourself.`,
+      );
+    }
     const existing = await this.existingDatabases();
     const clash = groups.filter((g) => existing.has(g.target) && g.target !== MAINTENANCE);
     if (onConflict === 'fail' && clash.length > 0) {

@@ -5,6 +5,7 @@
  * - new-database.ts: the target database does not exist (staging database, renamed in);
  * - existing-database.ts (with staging-plan.ts, staging.ts): the target database exists
  *   (staging objects, switched in by one short transaction);
+ * - replace.ts: `--on-conflict replace`, a new database swapped in for the existing one;
  * - load.ts: the COPY loading of the data, sequences, materialized views, renames, ANALYZE;
  * - leftovers.ts: the staging lock, the marks, and the cleanup of what killed restores left.
  *
@@ -52,6 +53,7 @@ import { dropAbandonedStaging, dropAbandonedStagingRelations, removeAbandonedTem
 import { restoreIntoNewDatabase, withMaintenance } from './new-database.js';
 import { checkedToc, planItems, supportSequences, type RestoreRun } from './plan.js';
 import { ownershipArgs, withOwnershipHint } from './ownership.js';
+import { checkReplaceable, DEFAULT_SESSIONS_TIMEOUT_MS, replacingSwitch, type ReplacePolicy } from './replace.js';
 import { roleStatements } from './roles.js';
 import { entryKey, listFile, parseToc, referencedTable, type TocEntry } from './toc.js';
 import { archiveScript, runTool } from './tools.js';
@@ -78,6 +80,8 @@ export class PostgresTarget implements RestoreTarget {
   async check(items: RestoreItem[], onConflict: ConflictPolicy): Promise<void> {
     refuseServerBackup(items, this.location);
     const plan = planItems(items);
+    // The whole database is replaced: nothing of the target stands in the way.
+    if (onConflict === 'replace') return;
     const client = await this.connectTargetIfExists();
     if (client === undefined) return;
     try {
@@ -100,7 +104,13 @@ export class PostgresTarget implements RestoreTarget {
     const jobs = Math.max(1, Math.floor(userOptions.jobs ?? os.availableParallelism()));
     removeAbandonedTempDirs();
     await withMaintenance(this.settings, dropAbandonedStaging).catch(() => undefined);
-    const existing = await this.connectTargetIfExists();
+    const replacing: ReplacePolicy | undefined =
+      userOptions.onConflict === 'replace'
+        ? { sessions: userOptions.sessions ?? 'refuse', timeoutMs: userOptions.sessionsTimeoutMs ?? DEFAULT_SESSIONS_TIMEOUT_MS, signal: userOptions.signal }
+        : undefined;
+    if (replacing) await checkReplaceable(this.settings, replacing);
+    // Replacing, the restoring session never stays on the target: it could not be renamed.
+    const existing = replacing ? undefined : await this.connectTargetIfExists();
     if (existing !== undefined) {
       try {
         await dropAbandonedStagingRelations(existing);
@@ -132,6 +142,8 @@ export class PostgresTarget implements RestoreTarget {
       if (options.roles && plan.rolesItem) await this.restoreRoles(plan.rolesItem, signal);
       throwIfAborted(signal);
       const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, pgRestoreArgs: ownershipArgs(options), lease };
+      // Replacing: a new database, swapped in for the target if it exists by then (replace.ts).
+      if (replacing) return await restoreIntoNewDatabase(run, replacingSwitch(this.settings, { ...replacing, signal }));
       if (existing === undefined) return await restoreIntoNewDatabase(run);
       return await restoreIntoExistingDatabase(run, this.switchLockTimeoutMs);
     } catch (err) {

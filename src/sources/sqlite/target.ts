@@ -7,6 +7,7 @@
  * - load.ts: the staging file loaded from the streams, and the copy from it into an existing
  *   target; staging.ts: the staging file's name and mode, and the cleanup after killed
  *   restores;
+ * - replace.ts: `--on-conflict replace`, a new file renamed over the existing one;
  * - files.ts: the fsyncs and link checks of putting a new target in place; errors.ts: SQLite's
  *   errors as SourceError.
  *
@@ -58,6 +59,7 @@ import { appNameRewrites, knownFunctions, needsUncheckedLoad, restoreDefinitions
 import { propertyWarnings, readFileProperties, standInWarnings, type FileProperties } from './restore-warnings.js';
 import { fsyncDir, fsyncFile, lexists } from './files.js';
 import { sqliteError } from './errors.js';
+import { replaceFile } from './replace.js';
 
 /** How long opening the target waits for another connection's lock, in milliseconds. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -88,6 +90,8 @@ export class SqliteTarget implements RestoreTarget {
     }
     const db = this.openTarget(true);
     try {
+      // The whole file is replaced: nothing in it stands in the way.
+      if (onConflict === 'replace') return refuseServerCatalog(db, this.path, 'restore');
       // Early, so that nothing of the catalog (its tables' columns) is quoted in a conflict;
       // checked again under the write lock before anything changes (switchIntoExisting).
       refuseServerCatalog(db, this.path, 'restore');
@@ -97,12 +101,18 @@ export class SqliteTarget implements RestoreTarget {
     }
   }
 
-  async restore(items: RestoreItem[], options: RestoreOptions): Promise<RestoreResult> {
-    const { signal, onProgress, onConflict } = options;
-    throwIfAborted(signal);
+  async restore(items: RestoreItem[], userOptions: RestoreOptions): Promise<RestoreResult> {
+    throwIfAborted(userOptions.signal);
     // Staging files of restores killed outright (this folder only; never one that may be
     // alive), even when this restore is refused.
     removeAbandonedStaging(path.dirname(this.path));
+    // Replace: an existing file is switched for a new one (replace.ts); a missing one is created.
+    if (userOptions.onConflict === 'replace' && fs.existsSync(this.path)) {
+      this.assertTriggerTargets(planItems(items), new Set());
+      return replaceFile(this.path, items, userOptions);
+    }
+    const options: RestoreOptions = userOptions.onConflict === 'replace' ? { ...userOptions, onConflict: 'fail' } : userOptions;
+    const { signal, onProgress, onConflict } = options;
     const partial = options.partial === true;
     await this.check(items, onConflict, partial);
     const plan = planItems(items);
