@@ -50,6 +50,7 @@ import { ROLES_COLLECTION } from './definitions.js';
 import { restoreIntoExistingDatabase, SWITCH_LOCK_TIMEOUT_MS } from './existing-database.js';
 import { dropAbandonedStaging, dropAbandonedStagingRelations, removeAbandonedTempDirs, TMP_PREFIX, watchSession } from './leftovers.js';
 import { restoreIntoNewDatabase, withMaintenance } from './new-database.js';
+import { isEmptyDatabase, planSummary } from './plan-summary.js';
 import { checkedToc, planItems, supportSequences, type RestoreRun } from './plan.js';
 import { ownershipArgs, withOwnershipHint } from './ownership.js';
 import { roleStatements } from './roles.js';
@@ -99,10 +100,14 @@ export class PostgresTarget implements RestoreTarget {
     removeAbandonedTempDirs();
     await withMaintenance(this.settings, dropAbandonedStaging).catch(() => undefined);
     const existing = await this.connectTargetIfExists();
+    let summary = planSummary(plan, this.location, 'new', new Set());
     if (existing !== undefined) {
       try {
         await dropAbandonedStagingRelations(existing);
         await assertNoConflicts(existing, plan, userOptions.onConflict, this.location);
+        // What the result reports as created where (read before anything is written).
+        const replaced = await existingRelations(existing, plan.collections.map((c) => c.target));
+        summary = planSummary(plan, this.location, (await isEmptyDatabase(existing)) ? 'existing-empty' : 'existing', replaced);
         // Sequences the restore sets without selecting them: those that exist only move forward.
         plan.sequencesInTarget = await existingRelations(existing, supportSequences(plan).map((s) => s.state));
       } finally {
@@ -130,8 +135,8 @@ export class PostgresTarget implements RestoreTarget {
       if (options.roles && plan.rolesItem) await this.restoreRoles(plan.rolesItem, signal);
       throwIfAborted(signal);
       const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, pgRestoreArgs: ownershipArgs(options), lease };
-      if (existing === undefined) return await restoreIntoNewDatabase(run);
-      return await restoreIntoExistingDatabase(run, this.switchLockTimeoutMs);
+      const result = existing === undefined ? await restoreIntoNewDatabase(run) : await restoreIntoExistingDatabase(run, this.switchLockTimeoutMs);
+      return { ...result, plan: summary };
     } catch (err) {
       throw withOwnershipHint(err, options);
     } finally {
