@@ -77,6 +77,7 @@ const SCHEMA = `
   COMMENT ON INDEX idx_total IS 'by total';
   CREATE VIEW big_orders AS SELECT o.id, orders.total FROM orders JOIN orders o USING (id) WHERE orders.total > 10;
   CREATE MATERIALIZED VIEW order_totals AS SELECT customer, sum(total) AS s FROM orders GROUP BY customer;
+  CREATE VIEW big_ids AS SELECT id FROM big_orders;
   CREATE UNIQUE INDEX order_totals_customer ON order_totals (customer);
   CREATE TABLE events (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
   CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
@@ -220,6 +221,17 @@ describe('PostgreSQL restore beside the live table', () => {
     const again = await runRestore({ repo, backupId: 'yesterday', target: openTarget(pgUrl(empty)), selection: { include: ['public.events*'] } });
     expect(again.plan?.database).toBe('existing');
     expect(again.plan?.summary).toMatch(/\(merged with what it holds\): created 2 tables, 1 partitioned table$/);
+    // A view whose relations are neither restored nor there: refused before anything is written.
+    const bare = newDatabase('bare');
+    const refused = cairn(['restore', 'yesterday', '--repo', repoDir, '--to', pgUrl(bare), '--include', 'public.big_ids,public.order_totals']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      'view public.big_orders (read by public.big_ids); table public.orders (read by public.order_totals, public.big_orders) are not restored and not in the target. Nothing was changed. Add --include public.big_orders,public.orders',
+    );
+    expect(psql(bare, `SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace`).trim()).toBe('0');
+    // Into a database that has them, the view alone restores.
+    const view = await runRestore({ repo, backupId: 'yesterday', target: openTarget(pgUrl(empty)), selection: { include: ['public.big_ids'] } });
+    expect(view.plan?.created).toEqual({ view: 1 });
     const fresh = unusedName('new');
     const created = await runRestore({ repo, backupId: 'yesterday', target: openTarget(pgUrl(fresh)), selection: { include: ['public.customers'] } });
     expect(created.plan).toMatchObject({ database: 'new', created: { table: 1 }, replaced: {} });
@@ -245,6 +257,14 @@ function seeds(): number[] {
   if (!m) return spec.split(',').map(Number);
   return Array.from({ length: Number(m[2]) - Number(m[1]) + 1 }, (_, i) => Number(m[1]) + i);
 }
+
+describe('the relations a view reads', () => {
+  it('are the qualified names of its SQL outside literals and comments', async () => {
+    const { qualifiedNames } = await import('../../src/sources/postgres/view-needs.js');
+    const names = qualifiedNames(`CREATE VIEW public.v AS SELECT o.id, 'public.fake' FROM (public.orders o JOIN "S x"."T" t USING (id)) -- public.gone\n WHERE x.y > 1;`);
+    expect([...names].map((k) => k.replace('\u0000', '.')).sort()).toEqual(['S x.T', 'o.id', 'public.orders', 'public.v', 'x.y']);
+  });
+});
 
 describe('PostgreSQL restore beside, seeded random sequences', () => {
   for (const seed of seeds()) {

@@ -51,6 +51,7 @@ import { restoreIntoExistingDatabase, SWITCH_LOCK_TIMEOUT_MS } from './existing-
 import { dropAbandonedStaging, dropAbandonedStagingRelations, removeAbandonedTempDirs, TMP_PREFIX, watchSession } from './leftovers.js';
 import { restoreIntoNewDatabase, withMaintenance } from './new-database.js';
 import { isEmptyDatabase, planSummary } from './plan-summary.js';
+import { assertViewsHaveTheirRelations } from './view-needs.js';
 import { checkedToc, planItems, supportSequences, type RestoreRun } from './plan.js';
 import { ownershipArgs, withOwnershipHint } from './ownership.js';
 import { roleStatements } from './roles.js';
@@ -132,6 +133,22 @@ export class PostgresTarget implements RestoreTarget {
       const listing = await runTool('pg_restore', ['-l', archive], { settings: this.settings, database: this.settings.database, signal, what: 'Cannot read the schema archive', encoding });
       const toc = checkedToc(parseToc(listing.stdout));
       const fkReferences = await this.readFkReferences(archive, toc, tmp, signal, encoding);
+      // A view selected without the relations it reads: refused here, before anything is written.
+      await assertViewsHaveTheirRelations(
+        plan,
+        toc,
+        tmp,
+        (list) => archiveScript(this.settings, archive, list, undefined, signal, [], encoding),
+        async (names) => {
+          if (existing === undefined) return new Set<string>();
+          const c = await connect(this.settings);
+          try {
+            return await existingRelations(c, names);
+          } finally {
+            await c.end().catch(() => undefined);
+          }
+        },
+      );
       if (options.roles && plan.rolesItem) await this.restoreRoles(plan.rolesItem, signal);
       throwIfAborted(signal);
       const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, pgRestoreArgs: ownershipArgs(options), lease };
