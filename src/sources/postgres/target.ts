@@ -33,7 +33,11 @@
  *
  * Renames: objects are created under their source names, then renamed (and moved to another
  * schema, created if missing) at the end; indexes, constraints and owned sequences keep their
- * names. Into an existing database, a renamed collection's source name must therefore be free.
+ * names. Into an existing database, live objects holding a renamed collection's source names
+ * step aside for the switch (beside.ts): the copy restores beside its original.
+ *
+ * Before anything is written: a view selected without the relations it reads is refused
+ * (view-needs.ts); the result says what was created where (plan-summary.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
