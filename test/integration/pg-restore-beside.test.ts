@@ -17,11 +17,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConflictError } from '../../src/core/errors.js';
+import { ConflictError, UsageError } from '../../src/core/errors.js';
 import { runBackup } from '../../src/jobs/backup.js';
 import { runRestore } from '../../src/jobs/restore.js';
 import { Repository } from '../../src/repo/repository.js';
 import { openSource, openTarget } from '../../src/sources/index.js';
+import type { PostgresTarget } from '../../src/sources/postgres/target.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { cairn, cairnJson } from '../helpers/cli.js';
 import { dropDatabase, ensurePostgres, ident, pgEnv, pgUrl, psql, sequenceStates, tableChecksums } from '../helpers/postgres.js';
@@ -165,6 +166,37 @@ describe('PostgreSQL restore beside the live table', () => {
     expect(psql(shop, `SELECT count(*) FROM pg_class WHERE relname LIKE 'cairn\\_aside%' OR relname LIKE '%\\_\\_cairn\\_%'`).trim()).toBe('0');
   });
 
+  it('a session holding a lock on the live table makes the switch give up after its lock timeout, changing nothing', async () => {
+    const { default: pg } = await import('pg');
+    const before = live(shop);
+    const copy = (): string => (psql(shop, `SELECT to_regclass('public.orders_yesterday') IS NOT NULL`).trim() === 't' ? rowsOf(shop, 'orders_yesterday') : 'none');
+    const copyBefore = copy();
+    const holder = new pg.Client({ connectionString: pgUrl(shop) });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE public.orders IN ACCESS SHARE MODE');
+      const target = openTarget(pgUrl(shop)) as PostgresTarget;
+      target.switchLockTimeoutMs = 300;
+      const repo = await Repository.open(new FileSystemStorage(repoDir));
+      const err = await runRestore({
+        repo,
+        backupId: 'yesterday',
+        target,
+        selection: { include: ['public.orders'] },
+        renames: new Map([['public.orders', 'public.orders_yesterday']]),
+        onConflict: 'overwrite',
+      }).catch((e: unknown) => e);
+      expect(String(err)).toMatch(/held a lock .* Nothing was changed/);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+    expect(live(shop)).toEqual(before);
+    expect(copy()).toBe(copyBefore);
+    expect(psql(shop, `SELECT count(*) FROM pg_class WHERE relname LIKE 'cairn\\_aside%' OR relname LIKE '%\\_\\_cairn\\_%'`).trim()).toBe('0');
+  });
+
   it('API: a partitioned table with its partitions, a view and a materialized view beside theirs, in one restore', async () => {
     const { SqliteTokenStore } = await import('../../src/catalog/tokens.js');
     const { catalogFile, startServer } = await import('../../src/server/index.js');
@@ -223,9 +255,11 @@ describe('PostgreSQL restore beside the live table', () => {
     expect(again.plan?.summary).toMatch(/\(merged with what it holds\): created 2 tables, 1 partitioned table$/);
     // A view whose relations are neither restored nor there: refused before anything is written.
     const bare = newDatabase('bare');
-    const refused = cairn(['restore', 'yesterday', '--repo', repoDir, '--to', pgUrl(bare), '--include', 'public.big_ids,public.order_totals']);
-    expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain(
+    const refused = await runRestore({ repo, backupId: 'yesterday', target: openTarget(pgUrl(bare)), selection: { include: ['public.big_ids', 'public.order_totals'] } }).catch(
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(UsageError);
+    expect((refused as Error).message).toContain(
       'view public.big_orders (read by public.big_ids); table public.orders (read by public.order_totals, public.big_orders) are not restored and not in the target. Nothing was changed. Add --include public.big_orders,public.orders',
     );
     expect(psql(bare, `SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace`).trim()).toBe('0');
@@ -275,7 +309,7 @@ describe('PostgreSQL restore beside, seeded random sequences', () => {
       psql(db, `CREATE TABLE t (id serial PRIMARY KEY, v text); CREATE INDEX t_v ON t (v); INSERT INTO t (v) VALUES ('a');`);
       const repo = await Repository.init(new FileSystemStorage(join(dir, `rnd-${seed}`)), { compression: { algorithm: 'none', level: 'default' } });
       const held = new Map<string, string>();
-      const steps = process.env.CAIRN_BESIDE_SEEDS ? 10 : 3;
+      const steps = process.env.CAIRN_BESIDE_SEEDS ? 10 : 2;
       for (let step = 0; step < steps; step++) {
         const op = rnd();
         if (op < 0.3) psql(db, `INSERT INTO t (v) VALUES ('${step}-${Math.floor(rnd() * 100)}')`);
