@@ -238,6 +238,12 @@ describe('PostgreSQL restore beside the live table', () => {
       expect(rowsOf(shop, 'copy_order_totals')).toBe(rowsOf(shop, 'order_totals'));
       expect(psql(shop, `SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'copy_order_totals'::regclass`).trim()).toBe('copy_order_totals_customer');
       expect(live(shop)).toEqual(before);
+      // A partition alone would be attached to the live parent, whose partition holds its bounds: refused.
+      const repo = await Repository.open(new FileSystemStorage(repoDir));
+      const lone = await runRestore({ repo, backupId: 'yesterday', target: openTarget(pgUrl(shop)), selection: { include: ['public.events_2024'] }, renames: new Map([['public.events_2024', 'public.copy_2024']]) }).catch((e: unknown) => e);
+      expect(lone).toBeInstanceOf(ConflictError);
+      expect((lone as Error).message).toMatch(/without its partitioned table public\.events, so it would be attached to public\.events/);
+      expect(live(shop)).toEqual(before);
     } finally {
       await server.close();
     }

@@ -145,6 +145,18 @@ async function findConflicts(client: pg.Client, plan: Plan, onConflict: Conflict
   }
   // A renamed collection whose source name is taken restores beside it: the live object steps
   // aside for the switch (beside.ts).
+  // … but a partition restored without its parent is attached to the target's parent, where
+  // the live partition of that name holds its bounds.
+  const restored = new Set(plan.collections.map((c) => display(c.source)));
+  const lone = plan.collections.filter((c) => c.table?.partitionOf && !restored.has(c.table.partitionOf) && display(c.source) !== display(c.target));
+  const live = new Set((await findRelations(client, lone.map((c) => c.source))).map((r) => display(r)));
+  for (const c of lone) {
+    if (!live.has(display(c.source))) continue;
+    const parent = typed(c.table?.partitionOf as string);
+    problems.push(
+      `Partition ${typed(c.item.entry.name)} is restored as ${typed(display(c.target))} without its partitioned table ${parent}, so it would be attached to ${parent} in ${location}, where ${typed(display(c.source))} holds its bounds. Restore ${parent} with its partitions under new names too (--include '${parent}*' with a --rename for each), or into another database.`,
+    );
+  }
   return problems;
 }
 
