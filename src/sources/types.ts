@@ -168,6 +168,25 @@ export interface RestoreResult {
   rows: number;
   /** What the restore did differently from a plain load, or could not do, for people to read (absent: nothing). */
   warnings?: string[];
+  /** What was created where (absent: the target does not report it). */
+  plan?: RestorePlanSummary;
+}
+
+/**
+ * What a restore created where: into a new database, an existing one, or an existing one that
+ * held no user objects (a restore merges into an existing database); counts by kind ("table",
+ * "view", …) of what it created and what it replaced (overwrite); renames (old → new name).
+ */
+export interface RestorePlanSummary {
+  /** `replaced-whole`: --on-conflict replace, a new database swapped in for the target. */
+  database: 'new' | 'existing' | 'existing-empty' | 'replaced-whole';
+  /** The target database as people read it. */
+  location: string;
+  created: Record<string, number>;
+  replaced: Record<string, number>;
+  renamed: Record<string, string>;
+  /** One sentence, e.g. "Into existing database … (empty: merged into it): created 12 tables, 3 views". */
+  summary: string;
 }
 
 export interface RestoreTarget {

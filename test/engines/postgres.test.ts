@@ -88,10 +88,7 @@ const fixture: EngineFixture = {
   blobLiteral: (bytes) => `'\\x${bytes.toString('hex')}'::bytea`,
   // The fixture has no psql meta-commands: it runs as one multi-statement query.
   addEveryKind: async (url) => void (await sql(dbOf(url), readFileSync(EVERY_KIND_SQL, 'utf8'))),
-  unsupported: {
-    'rename beside the original':
-      'into an existing database a renamed table is created under its original name first, then renamed (so views and foreign keys follow it): an existing table of the original name is a conflict (docs/postgres.md, "Selections and renames")',
-  },
+  unsupported: {},
   cleanup: async () => {
     for (const name of made) {
       for (const staging of await stagingDatabases(name)) dropDatabase(staging);

@@ -498,7 +498,8 @@ describe('PostgresTarget into an existing database', () => {
     await withClient(db, (c) => c.query(`DELETE FROM other.t WHERE k = 'z'; INSERT INTO other.t (k) VALUES ('new1'), ('new2')`));
     expect(await tableDigest(db, 'other.t')).not.toBe(await tableDigest(SRC, 'other.t'));
     const result = await new PostgresTarget(settingsFor(db)).restore(select(backup, ['other.t']), { onConflict: 'overwrite' });
-    expect(result).toEqual({ collections: 1, rows: 2 });
+    expect(result).toMatchObject({ collections: 1, rows: 2, plan: { database: 'existing', created: {}, replaced: { table: 1 } } });
+    expect(result.warnings).toBeUndefined();
     expect(await tableDigest(db, 'other.t')).toBe(await tableDigest(SRC, 'other.t'));
     expect(schemaText(db)).toBe(schemaText(SRC));
   });
@@ -689,10 +690,9 @@ describe('PostgresTarget into an existing database', () => {
     expect(await stagingRelations(empty)).toEqual([]);
   });
 
-  it('refuses a rename whose original name is taken in the target', async () => {
-    await expect(
-      new PostgresTarget(settingsFor(db)).check(select(backup, ['other.t'], { 'other.t': 'other.t9' }), 'fail'),
-    ).rejects.toThrow(/original name/);
+  it('accepts a rename whose original name is taken in the target (restored beside it, issue 15), not one whose new name is', async () => {
+    await expect(new PostgresTarget(settingsFor(db)).check(select(backup, ['other.t'], { 'other.t': 'other.t9' }), 'fail')).resolves.toBeUndefined();
+    await expect(new PostgresTarget(settingsFor(db)).check(select(backup, ['other.t'], { 'other.t': 'public.author' }), 'fail')).rejects.toThrow(/already exists/);
   });
 });
 

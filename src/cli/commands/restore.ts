@@ -78,9 +78,10 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
             }),
           );
           if (!final) return;
-          const summary = final.result as { backupId: string; target: string; collections: number; rows: number; warnings?: string[] };
+          const summary = final.result as { backupId: string; target: string; collections: number; rows: number; warnings?: string[]; plan?: { summary: string } };
           if (opts.json) return printJson(io, summary);
           for (const w of summary.warnings ?? []) io.err(`cairn: warning: ${w}`);
+          if (summary.plan) io.out(`${summary.plan.summary}.`);
           return io.out(
             `Restored backup ${summary.backupId} into ${summary.target} in ${formatDuration(Date.now() - started)}: ` +
               `${plural(summary.collections, 'collection')}, ${plural(summary.rows, 'row')}.`,
@@ -111,6 +112,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
           bar.done();
           if (opts.json) return printJson(io, summary);
           for (const w of summary.warnings ?? []) io.err(`cairn: warning: ${w}`);
+          if (summary.plan) io.out(`${summary.plan.summary}.`);
           io.out(
             `Restored backup ${summary.backupId} into ${summary.target} in ${formatDuration(Date.now() - started)}: ` +
               `${plural(summary.collections, 'collection')}, ${plural(summary.rows, 'row')}.`,

@@ -107,10 +107,9 @@ const typed = (name: string): string => postgresNaming.written(name);
 
 /** Every reason the plan cannot be applied to the existing target database, as sentences. */
 async function findConflicts(client: pg.Client, plan: Plan, onConflict: ConflictPolicy, location: string): Promise<string[]> {
-  const names = plan.collections.flatMap((c) => [c.target, c.source]);
+  const names = plan.collections.map((c) => c.target);
   const found = new Map((await findRelations(client, names)).map((r) => [display(r), r]));
   const problems: string[] = [];
-  const replaced = new Set<string>();
   const hint = 'Use --on-conflict overwrite to replace it, --rename to restore it under another name, or --exclude it.';
   for (const c of plan.collections) {
     const name = display(c.target);
@@ -143,14 +142,19 @@ async function findConflicts(client: pg.Client, plan: Plan, onConflict: Conflict
         continue;
       }
     }
-    replaced.add(name);
   }
-  // Objects are created under their source names and renamed at the end: that name must be free.
-  for (const c of plan.collections) {
-    const source = display(c.source);
-    if (source === display(c.target) || !found.has(source) || replaced.has(source)) continue;
+  // A renamed collection whose source name is taken restores beside it: the live object steps
+  // aside for the switch (beside.ts).
+  // … but a partition restored without its parent is attached to the target's parent, where
+  // the live partition of that name holds its bounds.
+  const restored = new Set(plan.collections.map((c) => display(c.source)));
+  const lone = plan.collections.filter((c) => c.table?.partitionOf && !restored.has(c.table.partitionOf) && display(c.source) !== display(c.target));
+  const live = new Set((await findRelations(client, lone.map((c) => c.source))).map((r) => display(r)));
+  for (const c of lone) {
+    if (!live.has(display(c.source))) continue;
+    const parent = typed(c.table?.partitionOf as string);
     problems.push(
-      `${typed(c.item.entry.name)} is restored as ${typed(display(c.target))}, but ${typed(source)} exists in ${location}: into an existing database a renamed collection is created under its original name first. Restore into a new database, or rename or drop ${typed(source)} first.`,
+      `Partition ${typed(c.item.entry.name)} is restored as ${typed(display(c.target))} without its partitioned table ${parent}, so it would be attached to ${parent} in ${location}, where ${typed(display(c.source))} holds its bounds. Restore ${parent} with its partitions under new names too (--include '${parent}*' with a --rename for each), or into another database.`,
     );
   }
   return problems;

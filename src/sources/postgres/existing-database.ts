@@ -30,8 +30,9 @@
  * supporting object created (best effort, leftovers.ts dropStagedObjects): the target is as it
  * was. A lock wait over the timeout fails the same way, with a clear error.
  *
- * Renamed collections are created under their source names and renamed in the switch, so a
- * renamed collection's source name must be free in the target (see conflicts.ts).
+ * Renamed collections are created under their source names and renamed in the switch; live
+ * objects holding those names (a renamed copy restored beside its original) are moved aside for
+ * the switch and given their names back at its end (beside.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -40,6 +41,7 @@ import { ConflictError, SourceError, throwIfAborted } from '../../core/errors.js
 import type { RestoreResult } from '../types.js';
 import { quoteIdent, quoteLiteral } from './catalog.js';
 import { connect } from './connection.js';
+import { besideNames, giveBack, moveAside } from './beside.js';
 import { dropReplaced, existingRelations, isDuplicateObject, runStep } from './conflicts.js';
 import { createdRecord, dropStagedObjects, stagingComment, takeStagingLock, type StagedObjects } from './leftovers.js';
 import { applyRenames, isAhead, loadParallel, partitionRootLoads, refreshMaterializedViews, setSequences } from './load.js';
@@ -192,6 +194,8 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
         await client.query(`SET LOCAL lock_timeout = ${quoteLiteral(`${Math.max(1, Math.round(switchLockTimeoutMs))}ms`)}`);
         const inPlace = onConflict === 'overwrite' ? await dropReplaced(client, plan) : new Set<string>();
         const keptInPlace: InPlaceSequence[] = [];
+        // Live objects holding names a renamed copy is created under step aside until the end (beside.ts).
+        const aside = await moveAside(client, besideNames(plan, post));
         for (const swap of staging.domainSwaps) await swapDomain(client, swap);
         for (const r of staging.renames) {
           if (r.sequence !== undefined && inPlace.has(display(r.sequence.final))) {
@@ -217,6 +221,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
         warnings.push(...(await keepAhead(client, keptInPlace)));
         warnings.push(...(await refreshMaterializedViews(client, plan, true, signal)));
         await applyRenames(client, plan, signal);
+        warnings.push(...(await giveBack(client, aside)));
         throwIfAborted(signal);
         await client.query('COMMIT');
         switched = true;

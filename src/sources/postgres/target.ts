@@ -34,7 +34,11 @@
  *
  * Renames: objects are created under their source names, then renamed (and moved to another
  * schema, created if missing) at the end; indexes, constraints and owned sequences keep their
- * names. Into an existing database, a renamed collection's source name must therefore be free.
+ * names. Into an existing database, live objects holding a renamed collection's source names
+ * step aside for the switch (beside.ts): the copy restores beside its original.
+ *
+ * Before anything is written: a view selected without the relations it reads is refused
+ * (view-needs.ts); the result says what was created where (plan-summary.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -51,6 +55,8 @@ import { ROLES_COLLECTION } from './definitions.js';
 import { restoreIntoExistingDatabase, SWITCH_LOCK_TIMEOUT_MS } from './existing-database.js';
 import { dropAbandonedStaging, dropAbandonedStagingRelations, removeAbandonedTempDirs, TMP_PREFIX, watchSession } from './leftovers.js';
 import { restoreIntoNewDatabase, withMaintenance } from './new-database.js';
+import { isEmptyDatabase, planSummary } from './plan-summary.js';
+import { assertViewsHaveTheirRelations } from './view-needs.js';
 import { checkedToc, planItems, supportSequences, type RestoreRun } from './plan.js';
 import { ownershipArgs, withOwnershipHint } from './ownership.js';
 import { checkReplaceable, DEFAULT_SESSIONS_TIMEOUT_MS, replacingSwitch, type ReplacePolicy } from './replace.js';
@@ -111,10 +117,14 @@ export class PostgresTarget implements RestoreTarget {
     if (replacing) await checkReplaceable(this.settings, replacing);
     // Replacing, the restoring session never stays on the target: it could not be renamed.
     const existing = replacing ? undefined : await this.connectTargetIfExists();
+    let summary = planSummary(plan, this.location, replacing ? 'replaced-whole' : 'new', new Set());
     if (existing !== undefined) {
       try {
         await dropAbandonedStagingRelations(existing);
         await assertNoConflicts(existing, plan, userOptions.onConflict, this.location);
+        // What the result reports as created where (read before anything is written).
+        const replaced = await existingRelations(existing, plan.collections.map((c) => c.target));
+        summary = planSummary(plan, this.location, (await isEmptyDatabase(existing)) ? 'existing-empty' : 'existing', replaced);
         // Sequences the restore sets without selecting them: those that exist only move forward.
         plan.sequencesInTarget = await existingRelations(existing, supportSequences(plan).map((s) => s.state));
       } finally {
@@ -139,13 +149,32 @@ export class PostgresTarget implements RestoreTarget {
       const listing = await runTool('pg_restore', ['-l', archive], { settings: this.settings, database: this.settings.database, signal, what: 'Cannot read the schema archive', encoding });
       const toc = checkedToc(parseToc(listing.stdout));
       const fkReferences = await this.readFkReferences(archive, toc, tmp, signal, encoding);
+      // A view selected without the relations it reads: refused here, before anything is written.
+      await assertViewsHaveTheirRelations(
+        plan,
+        toc,
+        tmp,
+        (list) => archiveScript(this.settings, archive, list, undefined, signal, [], encoding),
+        async (names) => {
+          if (existing === undefined) return new Set<string>();
+          const c = await connect(this.settings);
+          try {
+            return await existingRelations(c, names);
+          } finally {
+            await c.end().catch(() => undefined);
+          }
+        },
+      );
       if (options.roles && plan.rolesItem) await this.restoreRoles(plan.rolesItem, signal);
       throwIfAborted(signal);
       const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, pgRestoreArgs: ownershipArgs(options), lease };
       // Replacing: a new database, swapped in for the target if it exists by then (replace.ts).
-      if (replacing) return await restoreIntoNewDatabase(run, replacingSwitch(this.settings, { ...replacing, signal }));
-      if (existing === undefined) return await restoreIntoNewDatabase(run);
-      return await restoreIntoExistingDatabase(run, this.switchLockTimeoutMs);
+      const result = replacing
+        ? await restoreIntoNewDatabase(run, replacingSwitch(this.settings, { ...replacing, signal }))
+        : existing === undefined
+          ? await restoreIntoNewDatabase(run)
+          : await restoreIntoExistingDatabase(run, this.switchLockTimeoutMs);
+      return { ...result, plan: summary };
     } catch (err) {
       throw withOwnershipHint(err, options);
     } finally {
