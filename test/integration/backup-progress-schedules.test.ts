@@ -321,7 +321,9 @@ describe('--when-unchanged skip', () => {
   });
 
   const scratch = process.env.CAIRN_JOBS_SCRATCH_PG === '1' ? passwordClusterUnavailable() : 'set CAIRN_JOBS_SCRATCH_PG=1 to run it (starts a private cluster, about 6 s)';
-  it.skipIf(scratch !== undefined)(`PostgreSQL on a private cluster: skipped exactly when nothing changed${scratch ? ` — skipped: ${scratch}` : ''}`, async () => {
+  /** The title, and when the case is skipped, the reason printed to the run log too. */
+  const titled = (title: string, why: string | undefined): string => (why === undefined ? title : (console.log(`skipped: ${title}: ${why}`), `${title} — skipped: ${why}`));
+  it.skipIf(scratch !== undefined)(titled('PostgreSQL on a private cluster: skipped exactly when nothing changed', scratch), async () => {
     const cluster = startPasswordCluster();
     try {
       const password = readFileSync(join(cluster.socketDir, 'pw'), 'utf8').trim();

@@ -777,7 +777,9 @@ describe.sequential('errors get one clear line and a distinct exit code', () => 
   });
 
   it('a malformed PostgreSQL URL → exit 2', () => {
-    expectOneLineError(cairn(['backup', 'create', '--source', 'postgres://postgres@127.0.0.1:5432/', '--repo', repo]), EXIT.USAGE);
+    // (postgres://host:port/ without a database is a whole-server source, not a malformed URL.)
+    expectOneLineError(cairn(['backup', 'create', '--source', 'postgres://postgres@127.0.0.1:port/chinook', '--repo', repo]), EXIT.USAGE, /Invalid PostgreSQL URL/);
+    expectOneLineError(cairn(['backup', 'create', '--source', 'postgres://postgres@127.0.0.1:5432/a/b', '--repo', repo]), EXIT.USAGE, /names no single database/);
   });
 
   describe.sequential('on a server that checks passwords', () => {

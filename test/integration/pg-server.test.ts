@@ -117,6 +117,11 @@ describe.skipIf(unavailable !== undefined)('whole server on a private cluster (e
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/Databases crm, empty, shop already exist/);
     expect(sql('postgres', "SELECT count(*) FROM pg_database WHERE datname LIKE '%cairn%'").trim()).toBe('0');
+    // Replace rolls back one database; across a server it is refused, saying what to do instead.
+    const replace = cairn(['restore', backupId, '--repo', repo, '--to', server, '--on-conflict', 'replace']);
+    expect(replace.code).toBe(2);
+    expect(replace.stderr).toMatch(/replace rolls back one database.*--on-conflict overwrite/);
+    expect(sql('postgres', "SELECT count(*) FROM pg_database WHERE datname LIKE '%cairn%'").trim()).toBe('0');
   });
 
   it('CLI --roles: the whole server comes back exactly (databases, owners, roles, memberships, tablespace)', () => {

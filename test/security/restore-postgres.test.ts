@@ -164,7 +164,7 @@ export const HOSTILE_URLS: [string, string][] = [
   [`${BASE}/db?dbname=other`, 'given both'],
   [`${BASE}/db?user=eve`, 'given both'],
   [`postgres://u:pw@127.0.0.1/db?password=other`, 'given both'],
-  [`${BASE}/?dbname=a/b`, 'names no database'],
+  [`${BASE}/?dbname=a/b`, 'names no single database'],
   [`${BASE}/db%ZZ`, 'percent-encoding'],
 ];
 

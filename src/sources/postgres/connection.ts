@@ -136,7 +136,10 @@ export function parsePostgresUrl(url: string, options: { server?: boolean } = {}
     throw invalidUrl(url, 'it has an invalid percent-encoding.');
   }
   database = fromUrl('dbname', database) ?? '';
-  if ((!database && !options.server) || database.includes('/')) {
+  if (database.includes('/')) {
+    throw new UsageError(`The PostgreSQL URL "${previewUrl(url)}" names no single database ("${database.slice(0, 60)}" holds a "/", which cairn does not take in a database name): write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`);
+  }
+  if (!database && !options.server) {
     throw new UsageError(`The PostgreSQL URL "${previewUrl(url)}" names no database: write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`);
   }
   const host = fromUrl('host', hostInUrl) || process.env.PGHOST || '127.0.0.1';
