@@ -38,6 +38,7 @@ import { quoteIdent, quoteLiteral } from './catalog.js';
 import { pgError, type PgConnectionSettings } from './connection.js';
 import { takeStagingLock } from './leftovers.js';
 import { MAINTENANCE_DB, withMaintenance, type Switcher } from './new-database.js';
+import { LIST_SETTINGS, splitList } from './server-database.js';
 import { stagingDatabaseName } from './staging.js';
 
 /** Default for `sessions: "wait"`: 5 minutes. */
@@ -148,30 +149,9 @@ async function swap(c: pg.Client, staging: string, target: string, oldName: stri
   }
 }
 
-/** Variables whose value is a list pg_dump writes item by item (GUC_LIST_QUOTE). */
-const LIST_VARIABLES = new Set(['search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries', 'shared_preload_libraries', 'unix_socket_directories']);
-
-/** `name=value` of pg_db_role_setting as the SQL that sets it again. */
+/** `name=value` of pg_db_role_setting as the SQL that sets it again (a list setting item by item). */
 export function settingValue(name: string, value: string): string {
-  if (!LIST_VARIABLES.has(name)) return quoteLiteral(value);
-  // Stored as `a, "B c"`: items split at commas outside double quotes, each unquoted.
-  const items: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < value.length; i++) {
-    const ch = value[i] as string;
-    if (ch === '"') {
-      if (quoted && value[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else quoted = !quoted;
-    } else if (ch === ',' && !quoted) {
-      items.push(cur.trim());
-      cur = '';
-    } else cur += ch;
-  }
-  items.push(cur.trim());
-  return items.map(quoteLiteral).join(', ');
+  return LIST_SETTINGS.has(name.toLowerCase()) ? splitList(value).map(quoteLiteral).join(', ') : quoteLiteral(value);
 }
 
 /**

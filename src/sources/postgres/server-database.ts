@@ -33,13 +33,13 @@ export const DATABASE_PROPERTIES_COLUMNS = `pg_catalog.pg_get_userbyid(d.datdba)
      FROM pg_catalog.pg_db_role_setting s LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.setrole AND s.setrole <> 0
     WHERE s.setdatabase = d.oid) AS settings`;
 
-/** Settings whose value is a list, each element quoted on its own (as pg_dump's GUC_LIST_QUOTE). */
-const LIST_SETTINGS = new Set(['search_path', 'temp_tablespaces']);
+/** Settings whose value is a list, each element quoted on its own (pg_dump's variable_is_guc_list_quote). */
+export const LIST_SETTINGS = new Set(['search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries', 'shared_preload_libraries', 'unix_socket_directories']);
 /** Settings that load libraries into server sessions: refused, as in roles scripts (roles.ts). */
 const LIBRARY_SETTINGS = /^(?:session_preload_libraries|local_preload_libraries|shared_preload_libraries|dynamic_library_path)$/i;
 
 /** A list setting's value split at commas outside double quotes, quotes read SQL-style (SplitGUCList). */
-function splitList(value: string): string[] {
+export function splitList(value: string): string[] {
   const out: string[] = [];
   let current = '';
   let quoted = false;
