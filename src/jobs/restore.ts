@@ -9,7 +9,7 @@ import type { Repository } from '../repo/repository.js';
 import type { ConflictPolicy, RestoreItem, RestoreResult, RestoreTarget, SessionsPolicy } from '../sources/types.js';
 import type { ProgressListener } from './progress.js';
 import { namingFor } from '../sources/registry.js';
-import { refuseRoles } from '../sources/index.js';
+import { refuseOtherEngine, refuseRoles } from '../sources/index.js';
 
 export interface RestoreOptions {
   repo: Repository;
@@ -51,6 +51,7 @@ export interface RestoreSummary extends RestoreResult {
 export async function runRestore(options: RestoreOptions): Promise<RestoreSummary> {
   const { repo, target } = options;
   const manifest = await repo.readManifest(options.backupId, options.signal);
+  refuseOtherEngine(manifest.source.kind, manifest.id, target.kind, target.location);
   if (options.roles) refuseRoles(target.kind, 'restore');
   if (options.noOwner) refuseRoles(target.kind, 'restore', '--no-owner');
   if (options.noPrivileges) refuseRoles(target.kind, 'restore', '--no-privileges');
@@ -66,7 +67,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
     renames.set(name, rules.qualify(to));
   }
   const entries = selectEntries(manifest, options.selection ?? {}, renames, rules);
-  refuseReplacingPart(options, entries.length !== manifest.collections.length || renames.size > 0);
+  refuseReplacingPart(options, entries.length !== manifest.collections.length || renames.size > 0, manifest);
   const lock = await repo.lock(false, `restore of ${manifest.id}`);
   // Aborts on the caller's cancel, or when the lock is lost (a prune could remove packs).
   const signal = lockedSignal(lock, options.signal);
@@ -136,7 +137,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
  * pointing to `overwrite`, which replaces only the collections restored. Sessions options
  * without `replace`: UsageError (they would do nothing).
  */
-function refuseReplacingPart(options: RestoreOptions, partial: boolean): void {
+function refuseReplacingPart(options: RestoreOptions, partial: boolean, manifest: BackupManifest): void {
   if (options.onConflict !== 'replace') {
     if (options.sessions !== undefined || options.sessionsTimeoutMs !== undefined) {
       throw new UsageError('--sessions and --sessions-timeout apply to --on-conflict replace only (the other policies never switch the whole database); leave them out.');
@@ -147,6 +148,15 @@ function refuseReplacingPart(options: RestoreOptions, partial: boolean): void {
     throw new UsageError(
       '--on-conflict replace makes the whole target database exactly the backup, so it takes no --include, --exclude or --rename. ' +
         'To replace only some collections, use --on-conflict overwrite with them; to get a part of the backup as a database of its own, restore it into a new database.',
+    );
+  }
+  // A backup made with --include/--exclude (a scoped schedule's too) holds part of the database:
+  // replacing the target with it would drop everything it left out.
+  const scope = [...(manifest.scope.include ?? []).map((n) => `--include ${n}`), ...(manifest.scope.exclude ?? []).map((n) => `--exclude ${n}`)];
+  if (scope.length > 0) {
+    throw new UsageError(
+      `Backup "${manifest.id}" holds only part of its database (made with ${scope.slice(0, 3).join(', ')}${scope.length > 3 ? ', …' : ''}): --on-conflict replace would drop everything else the target holds. ` +
+        'Use --on-conflict overwrite to replace the collections it holds, or restore it into a new database.',
     );
   }
   if (options.sessionsTimeoutMs !== undefined && options.sessions !== 'wait') {

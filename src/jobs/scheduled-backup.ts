@@ -45,7 +45,11 @@ export function scheduledBackupLauncher(deps: LauncherDeps): (spec: ScheduleSpec
         const unchangedSince = spec.whenUnchanged === 'skip' ? await unchangedSinceBackup(repo, source, spec, deps.now(), ctx.signal) : undefined;
         if (unchangedSince !== undefined) {
           // No backup, so nothing new for retention or expiry to weigh: the last backup stands for now.
-          return { skipped: 'unchanged', unchangedSince, reason: `unchanged since ${unchangedSince}` };
+          // A copy an earlier run could not make is still caught up (docs: "retried at the next run").
+          const warnings: string[] = [];
+          const copied = await copyToSecond(deps, repo, spec, ctx.signal, warnings);
+          for (const w of warnings) deps.log?.(`schedule ${spec.name}: ${w}`);
+          return { skipped: 'unchanged', unchangedSince, reason: `unchanged since ${unchangedSince}`, ...(copied ? { copied } : {}), ...(warnings.length ? { warnings } : {}) };
         }
         const m = await runBackup({
           repo,
@@ -74,30 +78,36 @@ export function scheduledBackupLauncher(deps: LauncherDeps): (spec: ScheduleSpec
         } catch (err) {
           warnings.push(`retention and expiry were not applied (${err instanceof Error ? err.message : String(err)}); they are retried at the next run`);
         }
-        // The copy to a second repository: this schedule's backups it lacks (earlier misses too).
-        // A failure leaves the backup made; it is a warning, and the next run tries again.
-        let copied: string[] | undefined;
-        if (spec.copyTo) {
-          // Named by its location once open (a URL as written may carry a secret).
-          let target = 'the second repository (copyTo)';
-          try {
-            const to = await deps.openRepository(spec.copyTo);
-            target = to.location;
-            const r = await runSync({ from: repo, to, scheduleId: spec.id, signal: ctx.signal });
-            copied = r.copied.map((c) => c.backupId);
-            const problem = syncProblems(r);
-            if (problem) warnings.push(`the copy to ${target} left backups out (${problem.message}); it is retried at the next run`);
-          } catch (err) {
-            if (ctx.signal.aborted) throw err;
-            warnings.push(`the copy to ${target} failed (${scrubSecrets(err instanceof Error ? err.message : String(err))}); it is retried at the next run`);
-          }
-        }
+        const copied = await copyToSecond(deps, repo, spec, ctx.signal, warnings);
         for (const w of warnings) deps.log?.(`schedule ${spec.name}: ${w}`);
         return { backupId: m.id, totals: m.totals, deleted, ...(copied ? { copied } : {}), ...(warnings.length ? { warnings } : {}) };
       },
     });
     return { jobId: job.id, done: deps.center.wait(job.id) };
   };
+}
+
+/**
+ * The copy to a second repository (spec.copyTo): this schedule's backups it lacks, earlier misses
+ * too. A failure leaves the backup made: it is pushed to `warnings` and the next run tries again.
+ * Returns the ids copied, or undefined without copyTo. Throws only when `signal` aborted.
+ */
+async function copyToSecond(deps: LauncherDeps, repo: Repository, spec: ScheduleSpec, signal: AbortSignal, warnings: string[]): Promise<string[] | undefined> {
+  if (!spec.copyTo) return undefined;
+  // Named by its location once open (a URL as written may carry a secret).
+  let target = 'the second repository (copyTo)';
+  try {
+    const to = await deps.openRepository(spec.copyTo);
+    target = to.location;
+    const r = await runSync({ from: repo, to, scheduleId: spec.id, signal });
+    const problem = syncProblems(r);
+    if (problem) warnings.push(`the copy to ${target} left backups out (${problem.message}); it is retried at the next run`);
+    return r.copied.map((c) => c.backupId);
+  } catch (err) {
+    if (signal.aborted) throw err;
+    warnings.push(`the copy to ${target} failed (${scrubSecrets(err instanceof Error ? err.message : String(err))}); it is retried at the next run`);
+    return undefined;
+  }
 }
 
 /**
@@ -113,6 +123,8 @@ export async function unchangedSinceBackup(repo: Repository, source: DatabaseSou
   const last = mine[0];
   const recorded = last?.source.changeEvidence;
   if (last === undefined || recorded === undefined) return undefined;
+  // A backup `cairn repair` found damaged cannot stand for the current state: make a new one.
+  if (last.collections.some((c) => c.damage !== undefined)) return undefined;
   const sameScope = JSON.stringify(last.scope.include ?? null) === JSON.stringify(spec.include ?? null) && JSON.stringify(last.scope.exclude ?? null) === JSON.stringify(spec.exclude ?? null);
   if (!sameScope) return undefined;
   const current = await source.changeEvidence(signal);

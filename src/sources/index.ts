@@ -11,7 +11,7 @@ import type { DatabaseSource, RestoreTarget } from './types.js';
 
 export type * from './types.js';
 export type { EngineCapabilities, EngineDriver, SourceOptions } from './driver.js';
-export { driverForKind, driverForUrl, engines, findDriver, namingFor, supportedUrlForms } from './registry.js';
+export { driverForKind, driverForUrl, engines, findDriver, namingFor, refuseOtherEngine, supportedUrlForms } from './registry.js';
 
 /** The database a backup reads, by URL (UsageError for an unsupported or malformed URL). */
 export function openSource(url: string, options: SourceOptions = {}): DatabaseSource {

@@ -12,11 +12,14 @@ const DRIVERS: readonly EngineDriver[] = [sqliteDriver, postgresDriver];
 
 const bySchemes = new Map<string, EngineDriver>();
 const byKind = new Map<string, EngineDriver>();
+/** Each kind's engine: a variant's (e.g. postgres-server) is the driver that declares it. */
+const engineByKind = new Map<string, EngineDriver>();
 for (const d of DRIVERS) {
   // Two engines on one scheme or kind would make the choice depend on the list's order.
   for (const k of [d, ...(d.variants ?? [])]) {
     if (byKind.has(k.kind)) throw new Error(`Internal error: two database engines of kind "${k.kind}".`);
     byKind.set(k.kind, k);
+    engineByKind.set(k.kind, d);
   }
   for (const s of d.schemes) {
     if (bySchemes.has(s)) throw new Error(`Internal error: two database engines for the URL scheme "${s}:".`);
@@ -65,6 +68,20 @@ export function driverForUrl(url: string): EngineDriver {
 /** The engine of a manifest's `source.kind` (undefined for a kind this build does not know). */
 export function driverForKind(kind: string): EngineDriver | undefined {
   return byKind.get(kind);
+}
+
+/**
+ * Refuses (UsageError) restoring a backup of one engine into another's target, e.g. a SQLite
+ * backup to a postgres:// URL, before anything is read; kinds this build does not know pass
+ * (their own checks speak).
+ */
+export function refuseOtherEngine(backupKind: string, backupId: string, targetKind: string, targetLocation: string): void {
+  const from = engineByKind.get(backupKind);
+  const to = engineByKind.get(targetKind);
+  if (from === undefined || to === undefined || from === to) return;
+  throw new UsageError(
+    `Backup "${backupId}" is a ${from.kind} backup; it cannot be restored into ${targetLocation}, a ${to.kind} database. Restore it to a URL of the form ${from.urlForms.join(' or ')}.`,
+  );
 }
 
 /** The name rules of a manifest's `source.kind`; exact names for a kind this build does not know. */

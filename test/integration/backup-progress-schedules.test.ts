@@ -169,6 +169,14 @@ describe('a backup while it runs, over the API and the CLI', () => {
       expect(running.status).toBe(200);
       expect(running.json).toMatchObject({ id, status: 'STARTED', jobId: created.json.job.id, repository: expect.any(String), error: null });
       expect(running.json.progress.rows).toBe(0);
+      // Its expiry cannot be set before its manifest exists: 409 naming the job, not 404.
+      const patch = await call('PATCH', `/v1/backups/${id}?repository=${encodeURIComponent(repoDir)}`, { expires: 'never' });
+      expect(patch.status).toBe(409);
+      expect(patch.json.error.message).toMatch(new RegExp(`still being made \\(job ${created.json.job.id}`));
+      // The announced id is reserved until the job ends.
+      const again = await call('POST', '/v1/backups', { source: url, repository: repoDir, id });
+      expect(again.status).toBe(409);
+      expect(again.json.error.message).toMatch(/already exists or is being made by another job/);
       // The CLI through the server sees the same job (run asynchronously: the server is in this process).
       const job = JSON.parse(await cliOutput(['job', 'show', created.json.job.id, '--server', server.url, '--json'], { CAIRN_TOKEN: token })) as { state: string; params: { id: string } };
       expect(job).toMatchObject({ state: 'STARTED', params: { id } });
@@ -295,6 +303,28 @@ describe('--when-unchanged skip', () => {
       ]);
     } finally {
       s.close();
+    }
+  });
+
+  it('SQLite in WAL mode whose writer closed: the -wal/-shm a backup\'s own read leaves are no change', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-evidence-'));
+    try {
+      const file = join(dir, 'w.db');
+      const db = new Database(file);
+      db.pragma('journal_mode = WAL');
+      db.exec('CREATE TABLE t (x); INSERT INTO t VALUES (1)');
+      db.close(); // the last connection: the log is checkpointed and removed
+      const source = openSource(`sqlite://${file}`);
+      const before = await source.changeEvidence?.();
+      const repo = await Repository.init(new FileSystemStorage(join(dir, 'repo')));
+      await runBackup({ repo, source });
+      expect(await source.changeEvidence?.()).toBe(before);
+      const writer = new Database(file);
+      writer.exec('INSERT INTO t VALUES (2)');
+      writer.close();
+      expect(await source.changeEvidence?.()).not.toBe(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -368,6 +368,35 @@ describe.sequential('SQLite --on-conflict replace', () => {
   }, 60_000);
 });
 
+describe.sequential('refused before anything is touched', () => {
+  it('a backup made with --include holds part of its database: replace would drop the rest', () => {
+    const file = join(work, 'part.db');
+    const db = new Database(file);
+    db.exec('CREATE TABLE keep (x); INSERT INTO keep VALUES (1); CREATE TABLE orders (y); INSERT INTO orders VALUES (2)');
+    db.close();
+    const id = cairnJson<{ id: string }>(['backup', 'create', '--repo', repo, '--source', `sqlite://${file}`, '--include', 'orders']).id;
+    const before = dumpSqlite(file);
+    const r = cairn(['restore', id, '--repo', repo, '--to', `sqlite://${file}`, '--on-conflict', 'replace']);
+    expect(r.code, r.stderr).toBe(EXIT.USAGE);
+    expect(r.stderr).toMatch(/holds only part of its database \(made with --include orders\).*--on-conflict overwrite/);
+    expect(dumpSqlite(file)).toEqual(before);
+  });
+
+  it('a backup of one engine into another engine\'s database: one line naming the URL form, nothing created', () => {
+    const file = join(work, 'engine.db');
+    const db = new Database(file);
+    db.exec('CREATE TABLE t (x)');
+    db.close();
+    const id = cairnJson<{ id: string }>(['backup', 'create', '--repo', repo, '--source', `sqlite://${file}`]).id;
+    const name = `i15rep_${randomBytes(4).toString('hex')}`;
+    const r = cairn(['restore', id, '--repo', repo, '--to', pgUrl(name)]);
+    expect(r.code, r.stderr).toBe(EXIT.USAGE);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/is a sqlite backup; it cannot be restored into .* a postgres database\. Restore it to a URL of the form sqlite:/);
+    expect(listDatabases(name)).toEqual([]);
+  });
+});
+
 describe.sequential('the API: onConflict "replace"', () => {
   let server: RunningServer;
   let client: CairnClient;

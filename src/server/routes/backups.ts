@@ -24,7 +24,8 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
     const repo = await openRepo(c, req.repository);
     if (req.id !== undefined && (await repo.hasBackup(req.id))) throw new CairnError('CONFLICT', `Backup "${req.id}" already exists in ${repo.location}; choose another id.`);
     // The id is chosen now, so the 202 can name it and GET /v1/backups/{id} answers while it runs.
-    const id = req.id ?? (await freeId(repo, generateBackupId(source.name, new Date())));
+    // It is reserved until the job ends: two requests in one second never announce one id.
+    const id = await reserveId(repo, req.id ?? generateBackupId(source.name, new Date()), req.id !== undefined);
     const cores = os.availableParallelism();
     const jobs = req.config?.jobs ?? (req.config?.cpuPercentage !== undefined ? Math.max(1, Math.floor((cores * req.config.cpuPercentage) / 100)) : undefined);
     const compression = req.config?.compression || req.config?.level
@@ -35,6 +36,7 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
       exclusiveKey: databaseKey(source.location),
       params: { source: source.location, repository: repo.location, id, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.config ? { config: req.config } : {}), ...(req.expires !== undefined ? { expires: req.expires } : {}), ...roles },
       run: async (ctx) => {
+        try {
         const expiresAt = req.expires !== undefined ? parseExpiry(req.expires, new Date()) : null;
         const m = await runBackup({
           repo,
@@ -50,7 +52,13 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
           onProgress: ctx.progress,
         });
         return { backupId: m.id, totals: m.totals };
+        } finally {
+          release(repo, id);
+        }
       },
+    }).catch((err: unknown) => {
+      release(repo, id);
+      throw err;
     });
     started('backup');
     return c.json({ job: publicJob(job), backupId: id }, 202);
@@ -118,7 +126,12 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
     const id = backupId(c.req.param('id') ?? '');
     const expiresAt = parseExpiry(req.expires, new Date()); // as cairn backup set-expiry
     const repo = await openRepo(c, query.repository);
-    const manifest = await repo.readManifest(id);
+    const manifest = await repo.readManifest(id).catch(async (err: unknown) => {
+      // A backup still being made has no manifest yet: say so rather than "not found".
+      const job = err instanceof NotFoundError ? (await center.list({ kind: 'backup', limit: 1000 })).find((j) => !['SUCCESS', 'FAILED', 'CANCELED'].includes(j.state) && j.params.id === id && j.params.repository === repo.location) : undefined;
+      if (job) throw new CairnError('CONFLICT', `Backup "${id}" is still being made (job ${job.id}, ${job.state}): set its expiry once the job has ended, or give expires when starting the backup.`);
+      throw err;
+    });
     manifest.expiresAt = expiresAt;
     await repo.updateManifest(manifest);
     return c.json({ id, repository: repo.location, expiresAt });
@@ -133,8 +146,29 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
 }
 
 /** `base`, or `base-2`, `base-3`… when a backup of that id exists (as runBackup names generated ids). */
-async function freeId(repo: Repository, base: string): Promise<string> {
-  if (!(await repo.hasBackup(base))) return base;
-  for (let n = 2; n < 1000; n++) if (!(await repo.hasBackup(`${base}-${n}`))) return `${base}-${n}`;
+/** Ids announced by a 202 whose job has not ended, per repository location. */
+const reserved = new Set<string>();
+const reservationKey = (repo: Repository, id: string): string => `${repo.location}\u0000${id}`;
+
+function release(repo: Repository, id: string): void {
+  reserved.delete(reservationKey(repo, id));
+}
+
+/**
+ * The backup id a new backup job announces: `base` when free (neither in the repository nor
+ * announced by a running job), else (a generated id) `base-2`, `base-3`…; taken at once, so two
+ * requests in one second never get one id. Errors: CONFLICT for a given id that a running job
+ * announced, or too many taken.
+ */
+async function reserveId(repo: Repository, base: string, given: boolean): Promise<string> {
+  for (let n = 1; n < 1000 && (n === 1 || !given); n++) {
+    const id = n === 1 ? base : `${base}-${n}`;
+    // Checked after the await too: another request may have taken it meanwhile.
+    const free = !reserved.has(reservationKey(repo, id)) && !(await repo.hasBackup(id)) && !reserved.has(reservationKey(repo, id));
+    if (!free) continue;
+    reserved.add(reservationKey(repo, id));
+    return id;
+  }
+  if (given) throw new CairnError('CONFLICT', `Backup "${base}" already exists or is being made by another job in ${repo.location}; choose another id.`);
   throw new CairnError('CONFLICT', `Too many backups named ${base}-*; pass an id.`);
 }

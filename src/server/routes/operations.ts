@@ -1,4 +1,5 @@
 /** Jobs on backups and repositories: /v1/restores, /v1/copies, /v1/syncs, /v1/verifications, /v1/prunes. */
+import { scrubSecrets } from '../../sources/redact.js';
 import os from 'node:os';
 import { UsageError } from '../../core/errors.js';
 import { validateBackupId } from '../../core/ids.js';
@@ -86,7 +87,8 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
       kind: 'sync',
       // One sync into a repository at a time: two would race for the same backups.
       exclusiveKey: `sync:${to.location}`,
-      params: { from: from.location, to: to.location, ...(req.source !== undefined ? { source: req.source } : {}) },
+      // A source given as a URL may carry a password: job params are shown to viewers.
+      params: { from: from.location, to: to.location, ...(req.source !== undefined ? { source: scrubSecrets(req.source) } : {}) },
       run: async (ctx) => {
         const result = await runSync({
           from,

@@ -102,7 +102,7 @@ export const ROUTES = {
   setBackupExpiry: {
     method: 'patch', path: '/v1/backups/:id', role: 'operator',
     summary: 'change when a backup expires: expires is a duration from now (30d, 6mo), a date (2027-01-31 or an ISO time) or "never"',
-    params: backupId, query: BackupQuery, body: S.PatchBackupBody, answers: { 200: S.BackupExpiry }, errors: [400, 401, 403, 404, 413, 422, 423, 502],
+    params: backupId, query: BackupQuery, body: S.PatchBackupBody, answers: { 200: S.BackupExpiry }, errors: [400, 401, 403, 404, 409, 413, 422, 423, 502],
   },
   getBackup: { method: 'get', path: '/v1/backups/:id', summary: "one backup's manifest; while it runs (or after it failed), its status, job and progress", role: 'viewer', params: backupId, query: BackupQuery, answers: { 200: S.BackupShown }, errors: [400, 401, 403, 404, 422, 502] },
   deleteBackup: {

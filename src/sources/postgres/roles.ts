@@ -127,7 +127,7 @@ export function checkRoleStatement(statement: string): void {
   if (/^(?:ALTER\s+ROLE|SET)\s/i.test(statement) && LIBRARY_SETTINGS.test(statement)) {
     throw new RolesScriptError(`a setting that loads server libraries ("${preview(statement)}")`);
   }
-  if (/^SET\s+(?:SESSION\s+AUTHORIZATION|ROLE)\b/i.test(statement)) {
+  if (/^SET\s+(?:SESSION\s+|LOCAL\s+)?(?:ROLE|SESSION[\s_]+AUTHORIZATION)\b/i.test(statement)) {
     throw new RolesScriptError(`a change of the session's role ("${preview(statement)}")`);
   }
 }

@@ -369,7 +369,7 @@ export function tablespaceStatements(script: string): string[] {
     throw refusedTablespaces((err as Error).message);
   }
   for (const s of statements) {
-    if (!TABLESPACE_STATEMENTS.some((re) => re.test(s)) || /^SET\s+(?:SESSION\s+AUTHORIZATION|ROLE)\b/i.test(s)) {
+    if (!TABLESPACE_STATEMENTS.some((re) => re.test(s)) || /^SET\s+(?:SESSION\s+|LOCAL\s+)?(?:ROLE|SESSION[\s_]+AUTHORIZATION)\b/i.test(s)) {
       throw refusedTablespaces(`a statement that is not one pg_dumpall --tablespaces-only writes ("${s.replace(/\s+/g, ' ').slice(0, 60)}")`);
     }
   }

@@ -47,7 +47,21 @@ export function sqliteChangeEvidence(file: string): string {
     }
   };
   part('main', file, HEADER_BYTES);
-  part('wal', `${file}-wal`, WAL_HEADER_BYTES);
-  part('shm', `${file}-shm`, SHM_HEADER_BYTES, false);
+  // An empty -wal holds no frame: every committed page is in the main file, whose header, size
+  // and mtime count. An empty log and its -shm read as absent, so that the files a reader
+  // (cairn's own backup among them) creates when it opens a WAL database are no change.
+  if (walHoldsFrames(`${file}-wal`)) {
+    part('wal', `${file}-wal`, WAL_HEADER_BYTES);
+    part('shm', `${file}-shm`, SHM_HEADER_BYTES, false);
+  } else h.update('wal:empty;');
   return `sqlite1:${h.digest('hex')}`;
+}
+
+/** Whether a -wal file exists with more than nothing in it (a header means frames may follow). */
+function walHoldsFrames(path: string): boolean {
+  try {
+    return fs.statSync(path).size > 0;
+  } catch {
+    return false;
+  }
 }
