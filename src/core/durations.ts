@@ -51,5 +51,11 @@ export function parseExpiry(when: string, now: Date): string | null {
     if (Number.isNaN(t)) throw new UsageError(`Invalid expiry date "${when}": write 2027-01-31, an ISO time, a duration (30d) or never.`);
     return new Date(t).toISOString();
   }
-  return addDuration(now, parseDuration(when, 'expiry')).toISOString();
+  try {
+    return addDuration(now, parseDuration(when, 'expiry')).toISOString();
+  } catch (err) {
+    // The duration's message lists units only; an expiry also takes a date or "never".
+    if (err instanceof UsageError) throw new UsageError(`Invalid expiry "${when}": write a duration (30m, 12h, 3d, 4w, 6mo, 1y), a date (2027-01-31 or an ISO time) or never.`);
+    throw err;
+  }
 }

@@ -195,9 +195,11 @@ export class PostgresServerTarget implements RestoreTarget {
     const clash = groups.filter((g) => existing.has(g.target) && g.target !== MAINTENANCE);
     if (onConflict === 'fail' && clash.length > 0) {
       const names = clash.map((g) => g.target);
+      // The fixes name the database as the backup has it: --rename and --exclude take those names.
+      const first = clash[0] as DatabaseGroup;
       throw new ConflictError(
         `Database${names.length === 1 ? '' : 's'} ${names.join(', ')} already exist${names.length === 1 ? 's' : ''} on ${this.location}; nothing was restored. ` +
-          `Restore ${names.length === 1 ? 'it' : 'them'} under another name (--rename ${names[0]}=${names[0]}_copy), leave ${names.length === 1 ? 'it' : 'them'} out (--exclude '${names[0]}/*'), or restore into ${names.length === 1 ? 'it' : 'them'} with --on-conflict overwrite.`,
+          `Restore ${names.length === 1 ? 'it' : 'them'} under another name (--rename ${first.source}=${first.target}_copy), leave ${names.length === 1 ? 'it' : 'them'} out (--exclude '${first.source}/*'), or restore into ${names.length === 1 ? 'it' : 'them'} with --on-conflict overwrite.`,
       );
     }
     for (const g of groups) {
