@@ -249,6 +249,30 @@ describe('PostgreSQL restore beside the live table', () => {
     }
   });
 
+  it('a partitioned table renamed with a partition keeping a name the target uses is refused, overwrite or not, the live table untouched', async () => {
+    const before = live(shop);
+    const liveEvents = rowsOf(shop, 'events');
+    const repo = await Repository.open(new FileSystemStorage(repoDir));
+    for (const onConflict of ['fail', 'overwrite'] as const) {
+      // events_2025 is renamed; events_2024 keeps its name, which is the live events' partition.
+      const err = await runRestore({
+        repo,
+        backupId: 'yesterday',
+        target: openTarget(pgUrl(shop)),
+        selection: { include: ['public.events*'] },
+        renames: new Map([['public.events', 'public.copy_ev'], ['public.events_2025', 'public.copy_ev_2025']]),
+        onConflict,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConflictError);
+      expect((err as Error).message).toMatch(/Partitioned table public\.events is restored as public\.copy_ev, but its partition public\.events_2024 keeps a name that exists in .*--rename public\.events_2024=public\.copy_ev_2024\)/);
+      expect((err as Error).message).not.toMatch(/events_2025 keeps/);
+      expect(live(shop)).toEqual(before);
+      expect(rowsOf(shop, 'events')).toBe(liveEvents);
+      expect(psql(shop, `SELECT string_agg(inhrelid::regclass::text, ',' ORDER BY 1) FROM pg_inherits WHERE inhparent = 'events'::regclass`).trim()).toBe('events_2024,events_2025');
+      expect(psql(shop, `SELECT to_regclass('public.copy_ev') IS NULL AND to_regclass('public.copy_ev_2025') IS NULL`).trim()).toBe('t');
+    }
+  });
+
   it('the result says what was created where: an existing empty database (merged), then not empty, a new one', async () => {
     const empty = newDatabase('empty');
     const r = cairn(['restore', 'yesterday', '--repo', repoDir, '--to', pgUrl(empty), '--include', 'public.customers,public.orders,public.big_orders']);

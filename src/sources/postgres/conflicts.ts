@@ -110,11 +110,36 @@ async function findConflicts(client: pg.Client, plan: Plan, onConflict: Conflict
   const names = plan.collections.map((c) => c.target);
   const found = new Map((await findRelations(client, names)).map((r) => [display(r), r]));
   const problems: string[] = [];
+  // A partitioned table restored under a new name gets its restored partitions attached to the
+  // copy. A partition that keeps a name the target already uses (most likely the live
+  // original's partition of that name) would be replaced by overwrite, so the live table would
+  // lose it and its rows, and fail would suggest just that: refused either way, naming them.
+  // The rule is "the name exists in the target", not "keeps its original name": a partition
+  // whose name is free (another database, a dropped partition) restores harmlessly.
+  const renamedParents = new Map(plan.collections.filter((c) => display(c.source) !== display(c.target)).map((c) => [display(c.source), c]));
+  const stranded = new Map<string, PlannedCollection[]>();
+  for (const c of plan.collections) {
+    const parent = c.table?.partitionOf;
+    if (parent == null || !renamedParents.has(parent) || !found.has(display(c.target))) continue;
+    stranded.set(parent, [...(stranded.get(parent) ?? []), c]);
+  }
+  for (const [parent, parts] of stranded) {
+    const copy = (renamedParents.get(parent) as PlannedCollection).target;
+    const from = (renamedParents.get(parent) as PlannedCollection).source.name;
+    // The suggested new name: the copy's name with the partition's suffix (orders_2024 → orders_y_2024).
+    const suggest = (p: QName): string => display({ schema: copy.schema, name: p.name.startsWith(from) ? copy.name + p.name.slice(from.length) : `${copy.name}_${p.name}` });
+    const names = parts.map((p) => typed(display(p.target)));
+    const many = parts.length > 1;
+    problems.push(
+      `Partitioned table ${typed(parent)} is restored as ${typed(display(copy))}, but its partition${many ? 's' : ''} ${names.join(', ')} keep${many ? '' : 's'} a name that exists in ${location}: restoring would replace ${many ? 'them' : 'it'}, and the live ${typed(parent)} would lose ${many ? 'those partitions' : 'that partition'} and ${many ? 'their' : 'its'} rows. Rename the partitions too (--rename ${parts.map((p) => `${typed(display(p.target))}=${typed(suggest(p.target))}`).join(',')}), or --exclude them.`,
+    );
+  }
   const hint = 'Use --on-conflict overwrite to replace it, --rename to restore it under another name, or --exclude it.';
   for (const c of plan.collections) {
     const name = display(c.target);
     const existing = found.get(name);
     if (existing === undefined) continue;
+    if (c.table?.partitionOf != null && stranded.get(c.table.partitionOf)?.includes(c)) continue;
     const existingKind = KIND_WORD[existing.relkind as Relkind] ?? (existing.relkind === 'i' || existing.relkind === 'I' ? 'index' : `relation (relkind ${existing.relkind})`);
     if (onConflict === 'fail') {
       problems.push(`${capitalize(existingKind)} ${typed(name)} already exists in ${location}. ${hint}`);
