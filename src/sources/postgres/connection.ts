@@ -137,7 +137,7 @@ export function parsePostgresUrl(url: string, options: { server?: boolean } = {}
   }
   database = fromUrl('dbname', database) ?? '';
   if (database.includes('/')) {
-    throw new UsageError(`The PostgreSQL URL "${previewUrl(url)}" names no single database ("${database.slice(0, 60)}" holds a "/", which cairn does not take in a database name): write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`);
+    throw new UsageError(`The PostgreSQL URL "${previewUrl(url)}" names no single database (its path holds a "/", which cairn does not take in a database name; the path is not echoed, as it may be part of a password): write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`);
   }
   if (!database && !options.server) {
     throw new UsageError(`The PostgreSQL URL "${previewUrl(url)}" names no database: write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`);
