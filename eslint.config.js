@@ -11,6 +11,13 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-constant-condition': ['error', { checkLoops: false }],
+      // One better-sqlite3 build per Node version (src/sources/sqlite/driver.ts): version 12
+      // loaded on Node 24 aborts the process at exit (WiseLibs/better-sqlite3#1515).
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'better-sqlite3', message: "Import Database from src/sources/sqlite/driver.ts (the build for this Node); 'import type' is fine.", allowTypeImports: true }] },
+      ],
     },
   },
+  { files: ['src/sources/sqlite/driver.ts'], rules: { '@typescript-eslint/no-restricted-imports': 'off' } },
 );

@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from '../../src/sources/sqlite/driver.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cairn, cairnJson } from '../helpers/cli.js';
 import { caseFile, createCaseDatabase, pgDumpReference } from '../helpers/pg-cases.js';
