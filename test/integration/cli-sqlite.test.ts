@@ -5,12 +5,12 @@ import { createHash, randomInt } from 'node:crypto';
 import { copyFileSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type BetterSqlite3 from 'better-sqlite3';
 import Database, { SQLITE_DRIVER_PACKAGE } from '../../src/sources/sqlite/driver.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackupManifest } from '../../src/core/schemas.js';
-import { CHINOOK, cairn, cairnAsync, cairnJson } from '../helpers/cli.js';
+import { CHINOOK, CLI, cairn, cairnAsync, cairnJson } from '../helpers/cli.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
 import { ownerToken } from '../../src/core/owner.js';
 
@@ -120,6 +120,15 @@ describe('Chinook round trip', () => {
     const bad = cairn(['backup', 'list'], { env: { CAIRN_REPO: '', BACKUP_FILESYSTEM_PATH: '' } });
     expect(bad.code).toBe(EXIT.USAGE);
     expect(bad.stderr).toMatch(/BACKUP_FILESYSTEM_PATH/);
+  });
+});
+
+describe('output into a pipe that closes early', () => {
+  it('`cairn … --help | head -1` ends quietly: exit 0, no stack trace', () => {
+    const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${CLI}" schedule add --help | head -1`], { encoding: 'utf8' });
+    expect(r.stdout).toMatch(/^Usage: cairn schedule add/);
+    expect(r.stderr).not.toMatch(/EPIPE|at /);
+    expect(r.status).toBe(0);
   });
 });
 
