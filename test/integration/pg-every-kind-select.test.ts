@@ -208,7 +208,14 @@ describe.sequential('every-kind fixture, random selections', () => {
         jobs: 2,
       });
       const finalName = (n: string): string => renames.get(n) ?? n;
-      const relational = chosen.filter((n) => kindOf.get(n) !== 'sequence');
+      const isRoutine = (n: string): boolean => kindOf.get(n) === 'function' || kindOf.get(n) === 'procedure';
+      const relational = chosen.filter((n) => kindOf.get(n) !== 'sequence' && !isRoutine(n));
+      // Every routine selected by name is there, each overload (a routine collection is a name).
+      const routinesThere = new Set(psql(target, `SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('f', 'p', 'w')`).split('\n'));
+      for (const n of chosen.filter(isRoutine)) {
+        const q = splitName(n.replace(/\(\)$/, ''));
+        expect(routinesThere.has(`${q.schema}.${q.name}`), `${context}: routine ${n}`).toBe(true);
+      }
       expect(relationsOf(target), context).toEqual(relational.map(finalName).sort());
       const got = tableChecksums(target);
       for (const n of relational) {

@@ -9,6 +9,7 @@
  */
 import type pg from 'pg';
 import { CairnError, ConflictError } from '../../core/errors.js';
+import { existingRoutines, routineConflicts } from './routine-restore.js';
 import type { ConflictPolicy } from '../types.js';
 import { pgError, pgLocation, type PgConnectionSettings } from './connection.js';
 import { postgresNaming } from './naming.js';
@@ -194,7 +195,7 @@ function capitalize(s: string): string {
  * the existing target database under `onConflict`; `location` names the target in messages.
  */
 export async function assertNoConflicts(client: pg.Client, plan: Plan, onConflict: ConflictPolicy, location: string): Promise<void> {
-  const problems = await findConflicts(client, plan, onConflict, location);
+  const problems = [...(await findConflicts(client, plan, onConflict, location)), ...routineConflicts(plan, await existingRoutines(client, plan), onConflict, location)];
   if (problems.length === 1) throw new ConflictError(problems[0] as string);
   if (problems.length > 1) {
     throw new ConflictError(`Cannot restore into ${location}: ${problems.length} conflicts:\n${problems.map((p) => `- ${p}`).join('\n')}`);

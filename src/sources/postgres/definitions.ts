@@ -53,6 +53,12 @@ export interface PgTableDefinition {
    * missing and never leaves them behind the restored rows. Absent in older backups.
    */
   usedSequences?: PgSequenceDefinition[];
+  /**
+   * OIDs of the functions and procedures its triggers, defaults, checks, indexes, rules and
+   * policies use, with those they call (routines.ts): a restore of the table creates them when
+   * missing, whatever the selection. Absent in older backups (every routine was restored).
+   */
+  routineOids?: number[];
 }
 
 /**
@@ -80,6 +86,8 @@ export interface PgViewDefinition {
    * unpopulated, as pg_dump writes no REFRESH for it). Absent in older backups: refreshed.
    */
   populated?: boolean;
+  /** The routines it uses, with those they call (see PgTableDefinition.routineOids). */
+  routineOids?: number[];
 }
 
 /**
@@ -95,6 +103,8 @@ export interface PgForeignTableDefinition {
   partitionOf: string | null;
   /** Objects that belong to it (check constraints, triggers). */
   dependentOids: number[];
+  /** The routines it uses, with those they call (see PgTableDefinition.routineOids). */
+  routineOids?: number[];
 }
 
 /** kind "sequence": a sequence no table owns. */
@@ -137,7 +147,20 @@ export interface PgSchemaDefinition {
    * each one it creates (absent in older backups, whose unselected ones restart).
    */
   standaloneSequences?: PgSequenceDefinition[];
+  /**
+   * OIDs of every function and procedure of the archive that is a routine collection's
+   * (routines.ts; not aggregates, not extension members): a restore creates those of them it
+   * restores, and only those. Absent in older backups: every routine is restored.
+   */
+  routineOids?: number[];
+  /**
+   * The routines that supporting objects use (a domain's check, a type's I/O, an operator, a
+   * cast, an aggregate, an event trigger…), with those they call: restored with every selection.
+   */
+  supportRoutineOids?: number[];
 }
+
+export type { PgRoutineDefinition, PgRoutineOverload } from './routines.js';
 
 /** The "(roles)" collection. */
 export interface PgRolesDefinition {

@@ -50,6 +50,7 @@ import { stagingPlan, type StagingPlan } from './staging-plan.js';
 import { createdDomain, createdSchema, relKey } from './staging.js';
 import { describedObject, droppedFkWarning, entryKey, filterToc, inboundFkWarning, listedName, listFile, type ScriptBlock } from './toc.js';
 import { archiveScript } from './tools.js';
+import { blockKey, movedToSwitch, replaceRoutine, routineSteps } from './routine-restore.js';
 
 /** How long the switch into an existing database waits for a lock before giving up. */
 export const SWITCH_LOCK_TIMEOUT_MS = 10_000;
@@ -105,6 +106,9 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
     }
     throwIfAborted(signal);
     const staging = stagingPlan(plan, pre, post, filtered.collectionKeys, restoreId, await existingDomains(client, pre));
+    // Routines selected by name: created, or replaced under overwrite, in the switch (routine-restore.ts).
+    const routines = routineSteps(plan, toc, run.routinesInTarget ?? new Set(), onConflict);
+    const toSwitch = (b: ScriptBlock): boolean => movedToSwitch(routines, b);
     const mark = stagingComment();
 
     // Load phase 1, one committed transaction: new supporting objects (types, functions,
@@ -133,6 +137,8 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
               }
               // Dropped with the other supporting objects should the restore not switch.
               if (step.domain !== undefined) pending.objects.push({ desc: 'DOMAIN', ...step.domain });
+            } else if (toSwitch(b)) {
+              // created or replaced in the switch
             } else if (await runOptionalEntry(client, b, skipped)) {
               // A schema's name as its statement spells it (its header shows a line break as a space).
               const name = (b.desc === 'SCHEMA' ? createdSchema(b.sql) : undefined) ?? (b.name as string);
@@ -206,9 +212,11 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
         for (const blocks of [pre, post, late]) {
           for (const b of blocks) {
             throwIfAborted(signal);
-            if (b.desc !== undefined && !staging.load.has(b)) {
+            if (b.desc !== undefined && (!staging.load.has(b) || toSwitch(b))) {
               const sql = staging.switchSql.get(b) ?? b.sql;
-              if (filtered.collectionKeys.has(entryKey(b.desc, b.schema as string, b.name as string)) && !isSkippedDescription(b, skipped)) {
+              const replacing = routines.replace.get(blockKey(b) ?? '');
+              if (replacing !== undefined) await replaceRoutine(client, b, replacing);
+              else if (filtered.collectionKeys.has(entryKey(b.desc, b.schema as string, b.name as string)) && !isSkippedDescription(b, skipped)) {
                 if (sql) await client.query(sql);
               } else {
                 await runOptionalEntry(client, { ...b, sql }, skipped);
@@ -262,7 +270,7 @@ export async function restoreIntoExistingDatabase(run: RestoreRun, switchLockTim
         `The restore into ${location} was committed, but ${one ? 'the foreign key' : 'the foreign keys'} ${invalid.join('; ')} to existing tables ${one ? 'does' : 'do'} not hold for the restored rows: ${one ? 'it is' : 'they are'} left NOT VALID. Fix the rows, then run ALTER TABLE … VALIDATE CONSTRAINT.`,
       );
     }
-    return { collections: plan.collections.length, rows, ...(warnings.length > 0 ? { warnings } : {}) };
+    return { collections: plan.collections.length + plan.routines.length, rows, ...(warnings.length > 0 ? { warnings } : {}) };
   } finally {
     unwatch();
     // Dropped before the lock is let go (ending the session): never unowned and undropped.

@@ -140,7 +140,7 @@ export async function restoreIntoNewDatabase(run: RestoreRun, switcher?: Switche
     if (switcher) warnings.push(...(await switcher.switchIn(owner, staging)));
     else await switchIn(settings, owner, staging, target);
     staging = undefined;
-    return { collections: plan.collections.length, rows, ...(warnings.length > 0 ? { warnings } : {}) };
+    return { collections: plan.collections.length + plan.routines.length, rows, ...(warnings.length > 0 ? { warnings } : {}) };
   } finally {
     unwatch();
     // Dropped before the lock is let go (ending the session): never unowned and undropped.

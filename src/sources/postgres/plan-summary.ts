@@ -32,7 +32,7 @@ const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' 
 
 /** "2 tables, 1 view" from counts by kind word, in KIND_WORD's order. */
 function counted(counts: Record<string, number>): string {
-  return Object.values(KIND_WORD)
+  return [...Object.values(KIND_WORD), 'function', 'procedure']
     .filter((w) => (counts[w] ?? 0) > 0)
     .map((w) => plural(counts[w] as number, w))
     .join(', ');
@@ -43,7 +43,13 @@ function counted(counts: Record<string, number>): string {
  * database was created, existed, or existed without user objects; `replaced` holds the target
  * names ("schema.name") an overwrite replaces.
  */
-export function planSummary(plan: Plan, database: string, state: RestorePlanSummary['database'], replaced: ReadonlySet<string>): RestorePlanSummary {
+export function planSummary(
+  plan: Plan,
+  database: string,
+  state: RestorePlanSummary['database'],
+  replaced: ReadonlySet<string>,
+  replacedRoutines: ReadonlySet<string> = new Set(),
+): RestorePlanSummary {
   const created: Record<string, number> = {};
   const replacedCounts: Record<string, number> = {};
   const renamed: Record<string, string> = {};
@@ -52,6 +58,11 @@ export function planSummary(plan: Plan, database: string, state: RestorePlanSumm
     const into = replaced.has(display(c.target)) ? replacedCounts : created;
     into[word] = (into[word] ?? 0) + 1;
     if (display(c.source) !== display(c.target)) renamed[display(c.source)] = display(c.target);
+  }
+  // Functions and procedures selected by name (routines.ts), one per name with its overloads.
+  for (const r of plan.routines) {
+    const into = replacedRoutines.has(r.item.entry.name) ? replacedCounts : created;
+    into[r.kind] = (into[r.kind] ?? 0) + 1;
   }
   const where = state === 'new' ? `Into new database ${database}` : state === 'replaced-whole' ? `Into a new database swapped in for ${database} (--on-conflict replace)` : state === 'existing-empty' ? `Into existing database ${database} (empty: merged into it)` : `Into existing database ${database} (merged with what it holds)`;
   const parts = [

@@ -23,6 +23,7 @@ import {
   SCHEMA_COLLECTION,
   type PgSchemaDefinition,
   type PgSequenceState,
+  type PgRoutineDefinition,
   type PgTableDefinition,
 } from './definitions.js';
 import { display, legacyDisplay, postgresNaming, splitName, type QName } from './naming.js';
@@ -51,6 +52,7 @@ const TableDefinitionSchema = z.object({
   dependentOids: z.array(z.number().int()),
   sequences: z.array(SequenceStateSchema),
   usedSequences: z.array(SequenceDefinitionSchema).optional(),
+  routineOids: z.array(z.number().int()).optional(),
 });
 const ExtensionTableDefinitionSchema = TableDefinitionSchema.extend({ extension: z.string(), condition: z.string() });
 const ViewDefinitionSchema = z.object({
@@ -60,6 +62,7 @@ const ViewDefinitionSchema = z.object({
   relkind: z.enum(['v', 'm']),
   dependentOids: z.array(z.number().int()),
   populated: z.boolean().optional(),
+  routineOids: z.array(z.number().int()).optional(),
 });
 const ForeignTableDefinitionSchema = z.object({
   schema: z.string(),
@@ -68,6 +71,14 @@ const ForeignTableDefinitionSchema = z.object({
   relkind: z.literal('f'),
   partitionOf: z.string().nullable(),
   dependentOids: z.array(z.number().int()),
+  routineOids: z.array(z.number().int()).optional(),
+});
+const RoutineDefinitionSchema = z.object({
+  schema: z.string(),
+  name: z.string(),
+  overloads: z.array(z.object({ oid: z.number().int(), signature: z.string(), prokind: z.enum(['f', 'p', 'w']) })).min(1),
+  calls: z.array(z.number().int()),
+  relations: z.array(z.string()),
 });
 const SchemaDefinitionSchema = z.object({
   database: z.string(),
@@ -85,6 +96,8 @@ const SchemaDefinitionSchema = z.object({
   extensionSequences: z.array(SequenceStateSchema).optional(),
   standaloneSequenceOids: z.array(z.number().int()).optional(),
   standaloneSequences: z.array(SequenceDefinitionSchema).optional(),
+  routineOids: z.array(z.number().int()).optional(),
+  supportRoutineOids: z.array(z.number().int()).optional(),
 });
 
 /** pg_class.relkind of a restored collection: table, partitioned table, view, materialized view, sequence, foreign table. */
@@ -105,6 +118,15 @@ export interface PlannedCollection {
   partitionOf?: string | null;
   /** Materialized view: false when it was unpopulated at backup (not refreshed at restore). */
   populated?: boolean;
+  /** The routines it needs (absent in older backups). */
+  routineOids?: number[];
+}
+
+/** One function or procedure collection to restore (every overload of its name; never renamed). */
+export interface PlannedRoutine {
+  item: RestoreItem;
+  kind: 'function' | 'procedure';
+  definition: PgRoutineDefinition;
 }
 
 /** The restore items, checked: the schema archive, the roles script (if any) and the collections. */
@@ -123,9 +145,13 @@ export interface Plan {
     | 'collationVersion'
     | 'extensionSequences'
     | 'standaloneSequences'
+    | 'routineOids'
+    | 'supportRoutineOids'
   >;
   rolesItem: RestoreItem | undefined;
   collections: PlannedCollection[];
+  /** Functions and procedures selected by name (routines.ts). */
+  routines: PlannedRoutine[];
   /**
    * Extensions' configuration tables (kind "extension_table"): not collections of their own
    * (never renamed, staged or replaced); their rows go into the table the extension creates.
@@ -160,6 +186,8 @@ export interface RestoreRun {
   /** Flags given to every pg_restore run (--no-owner, --no-privileges: see ownership.ts). */
   pgRestoreArgs: string[];
   lease: (client: pg.Client) => () => void;
+  /** Signatures of the selected routines the existing target has (routine-restore.ts existingRoutines); empty into a new database. */
+  routinesInTarget?: ReadonlySet<string>;
 }
 
 /** How people read a relkind, for messages. */
@@ -197,6 +225,7 @@ export function planItems(items: RestoreItem[]): Plan {
   let rolesItem: RestoreItem | undefined;
   const collections: PlannedCollection[] = [];
   const extensionTables: PlannedCollection[] = [];
+  const routines: PlannedRoutine[] = [];
   for (const item of items) {
     const { entry } = item;
     if (entry.name === SCHEMA_COLLECTION) {
@@ -223,7 +252,28 @@ export function planItems(items: RestoreItem[]): Plan {
         if (entry.dataFormat !== undefined && entry.dataFormat !== PG_COPY_TEXT) {
           throw new SourceError(`Table "${entry.name}" is stored as "${entry.dataFormat}", which the PostgreSQL target cannot read (expected "${PG_COPY_TEXT}").`);
         }
-        collections.push({ item, relkind: def.relkind, oid: def.oid, source: def, target: targetName(item, def), dependentOids: def.dependentOids, table: def });
+        collections.push({
+          item,
+          relkind: def.relkind,
+          oid: def.oid,
+          source: def,
+          target: targetName(item, def),
+          dependentOids: def.dependentOids,
+          table: def,
+          ...(def.routineOids !== undefined ? { routineOids: def.routineOids } : {}),
+        });
+        break;
+      }
+      case 'function':
+      case 'procedure': {
+        const parsed = RoutineDefinitionSchema.safeParse(entry.definition);
+        if (!parsed.success) throw invalid(entry, entry.kind === 'function' ? 'Function' : 'Procedure', parsed.error.message);
+        if (item.targetName !== entry.name) {
+          throw new UsageError(
+            `--rename of ${postgresNaming.written(entry.name)}: a ${entry.kind} is restored under its own name (its body, and the triggers and defaults that call it, name it). Restore it into another database, or rename it there afterwards with ALTER ${entry.kind.toUpperCase()}.`,
+          );
+        }
+        routines.push({ item, kind: entry.kind, definition: parsed.data });
         break;
       }
       case 'extension_table': {
@@ -249,6 +299,7 @@ export function planItems(items: RestoreItem[]): Plan {
           target: targetName(item, def),
           dependentOids: def.dependentOids,
           ...(def.populated !== undefined ? { populated: def.populated } : {}),
+          ...(def.routineOids !== undefined ? { routineOids: def.routineOids } : {}),
         });
         break;
       }
@@ -256,7 +307,16 @@ export function planItems(items: RestoreItem[]): Plan {
         const parsed = ForeignTableDefinitionSchema.safeParse(entry.definition);
         if (!parsed.success) throw invalid(entry, 'Foreign table', parsed.error.message);
         const def = parsed.data;
-        collections.push({ item, relkind: 'f', oid: def.oid, source: def, target: targetName(item, def), dependentOids: def.dependentOids, partitionOf: def.partitionOf });
+        collections.push({
+          item,
+          relkind: 'f',
+          oid: def.oid,
+          source: def,
+          target: targetName(item, def),
+          dependentOids: def.dependentOids,
+          partitionOf: def.partitionOf,
+          ...(def.routineOids !== undefined ? { routineOids: def.routineOids } : {}),
+        });
         break;
       }
       case 'sequence': {
@@ -284,7 +344,7 @@ export function planItems(items: RestoreItem[]): Plan {
     seen.set(key, c.item.entry.name);
   }
   for (const c of collections) checkNewName(c);
-  return { schemaItem, schemaDef, rolesItem, collections, extensionTables };
+  return { schemaItem, schemaDef, rolesItem, collections, routines, extensionTables };
 }
 
 /**
@@ -350,7 +410,23 @@ export function tocSelection(plan: Plan, fkReferences: Map<number, string>, exis
   const supportOids = new Set(plan.schemaDef.standaloneSequenceOids ?? []);
   // Sequences a restored table draws from, also another table's serial: created when missing.
   for (const c of plan.collections) for (const s of c.table?.usedSequences ?? []) supportOids.add(s.oid);
-  return { relationOids, supportOids, dependentOids, ownedSequences, partitionParents, selected, existsInTarget, fkReferences };
+  const routines = restoredRoutines(plan);
+  return { relationOids, supportOids, dependentOids, ownedSequences, partitionParents, selected, existsInTarget, fkReferences, ...(routines ? { routines } : {}) };
+}
+
+/**
+ * The routines a restore creates (routines.ts): those selected by name with those they call,
+ * those the restored relations need, and those supporting objects need; `universe`: every
+ * routine the backup lists. Undefined for a backup made before routines were collections
+ * (every routine of the archive is restored).
+ */
+export function restoredRoutines(plan: Plan): { restored: Set<number>; universe: Set<number> } | undefined {
+  const universe = plan.schemaDef.routineOids;
+  if (universe === undefined) return undefined;
+  const restored = new Set<number>(plan.schemaDef.supportRoutineOids ?? []);
+  for (const c of plan.collections) for (const oid of c.routineOids ?? []) restored.add(oid);
+  for (const r of plan.routines) for (const oid of [...r.definition.overloads.map((o) => o.oid), ...r.definition.calls]) restored.add(oid);
+  return { restored, universe: new Set(universe) };
 }
 
 /**

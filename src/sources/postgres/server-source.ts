@@ -39,10 +39,10 @@ import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions,
 import { readRelations, readRoleNames } from './catalog.js';
 import { connect, pgError, pgLocation, toolVersion, type PgConnectionSettings } from './connection.js';
 import { PG_ROLES_SQL, ROLES_COLLECTION, type PgRolesDefinition } from './definitions.js';
-import { display } from './naming.js';
 import { DATABASE_PROPERTIES_COLUMNS, type PgDatabaseDefinition } from './server-database.js';
 import { serverName } from './server-naming.js';
-import { PostgresSource, type PostgresSourceOptions } from './source.js';
+import { readRoutineCatalog } from './routines.js';
+import { PostgresSource, selectableNames as namesOf, type PostgresSourceOptions } from './source.js';
 import { isStagingRelationName, stagingDatabaseId } from './staging.js';
 import { toolStream } from './tool-stream.js';
 
@@ -115,11 +115,9 @@ function isMissingDatabase(err: unknown): boolean {
 async function selectableNames(settings: PgConnectionSettings, database: string): Promise<string[]> {
   const client = await connect(settings, database);
   try {
-    const relations = await readRelations(client);
-    return relations
-      .filter((r) => !isStagingRelationName(r.name))
-      .filter((r) => r.relkind === 'r' || r.relkind === 'p' || r.relkind === 'v' || r.relkind === 'm' || r.relkind === 'f' || (r.relkind === 'S' && !r.ownedSequence))
-      .map((r) => display(r));
+    await client.query("SELECT pg_catalog.set_config('search_path', '', false)");
+    const relations = (await readRelations(client)).filter((r) => !isStagingRelationName(r.name));
+    return namesOf(relations, (await readRoutineCatalog(client)).routines);
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -91,6 +91,7 @@ import {
 } from './definitions.js';
 import { segmentCopySql, segmentRanges } from './segments.js';
 import { readChangeEvidence } from './change-evidence.js';
+import { callClosure, readRoutineCatalog, routineGroups, type CatalogRoutine, type PgRoutineDefinition, type RoutineGroup } from './routines.js';
 import { abortError, cancelBackend, DEFAULT_LOCK_TIMEOUT_MS, SESSION_SETUP, SessionPool } from './session-pool.js';
 import { checkPgDumpVersion, LOCK_TABLE_ADVICE, toolStream, type ToolStreamContext } from './tool-stream.js';
 
@@ -230,12 +231,13 @@ class PostgresSnapshot implements SourceSnapshot {
     const roles = this.options.roles ? await readRoleNames(c) : [];
     throwIfAborted(signal);
 
+    const routineCatalog = await readRoutineCatalog(c);
+    throwIfAborted(signal);
+
     const isTable = (r: CatalogRelation): boolean => r.relkind === 'r' || r.relkind === 'p';
-    const selectable = relations.filter(
-      (r) => isTable(r) || r.relkind === 'v' || r.relkind === 'm' || r.relkind === 'f' || (r.relkind === 'S' && !r.ownedSequence),
-    );
-    const names = selectable.map((r) => display(r));
-    const chosen = select(names);
+    const selectable = selectableRelations(relations);
+    const groups = routineGroups(routineCatalog.routines, new Set(relations.map((r) => display(r))));
+    const chosen = select([...selectable.map((r) => display(r)), ...groups.map((g) => g.name)]);
     const selected = selectable.filter((r) => chosen.has(display(r)));
     // pg_dump leaves unselected tables, partitions and views out of the schema archive, so it
     // neither locks them (writers and DDL on them go on) nor needs the privilege to read them.
@@ -272,6 +274,28 @@ class PostgresSnapshot implements SourceSnapshot {
     const extensionSequences = await readSequenceValues(c, extensionConfig.filter((r) => r.relkind === 'S'));
     throwIfAborted(signal);
 
+    // Routines: those selected by name, those the selected relations need, those supporting
+    // objects need (restored with every selection), each with what it calls (routines.ts).
+    const needsOf = (oid: number): number[] => [...callClosure(routineCatalog.usedByRelation.get(oid) ?? [], routineCatalog.calls)].sort((a, b) => a - b);
+    const support = callClosure(routineCatalog.support, routineCatalog.calls);
+    const listed = new Set<number>(support);
+    for (const g of groups) if (chosen.has(g.name)) for (const oid of callClosure(g.overloads.map((o) => o.oid), routineCatalog.calls)) listed.add(oid);
+    for (const r of selected) for (const oid of needsOf(r.oid)) listed.add(oid);
+    const relationName = new Map(relations.map((r) => [r.oid, display(r)] as const));
+    const selectedNames = new Set(selected.map((r) => display(r)));
+    const routineCollections: CollectionDescriptor[] = [];
+    for (const g of groups) {
+      if (!g.overloads.some((o) => listed.has(o.oid))) continue;
+      const def = routineDefinition(g, routineCatalog.calls, (oid) => [...(routineCatalog.relationsOf.get(oid) ?? [])].flatMap((rel) => relationName.get(rel) ?? []));
+      routineCollections.push({ name: g.name, kind: g.kind, definition: { ...def } });
+      const outside = def.relations.filter((n) => !selectedNames.has(n));
+      if (chosen.has(g.name) && outside.length > 0) {
+        this.warnings.push(
+          `${g.kind} ${g.name} needs ${outside.join(', ')} (a row type it takes or returns, or rows its body reads), which this backup leaves out: restore it into a database that has ${outside.length === 1 ? 'that relation' : 'those relations'}, or back ${outside.length === 1 ? 'it' : 'them'} up too`,
+        );
+      }
+    }
+
     const schemaDef: PgSchemaDefinition = {
       database: this.settings.database,
       encoding: info.encoding,
@@ -287,6 +311,8 @@ class PostgresSnapshot implements SourceSnapshot {
       ...(extensionSequences.length > 0 ? { extensionSequences } : {}),
       standaloneSequenceOids: allStandalone.map((r) => r.oid),
       standaloneSequences: allStandalone.flatMap((r) => sequenceDefinition(r, values)),
+      routineOids: routineCatalog.routines.map((r) => r.oid),
+      supportRoutineOids: [...support].sort((a, b) => a - b),
     };
     const out: CollectionDescriptor[] = [
       { name: SCHEMA_COLLECTION, kind: 'pg_schema', selectable: false, dataFormat: PG_DUMP_CUSTOM, definition: { ...schemaDef } },
@@ -331,6 +357,7 @@ class PostgresSnapshot implements SourceSnapshot {
         dependentOids: dependents.get(r.oid) ?? [],
         sequences: (owned.get(r.oid) ?? []).flatMap((q) => values.get(display(q)) ?? []),
         usedSequences: (used.get(r.oid) ?? []).flatMap((q) => sequenceDefinition(q, values)),
+        routineOids: needsOf(r.oid),
       };
       const kind = r.relkind === 'p' ? 'partitioned_table' : r.partitionOf !== null ? 'partition' : 'table';
       const descriptor: CollectionDescriptor = { name: display(r), kind, definition: { ...def } };
@@ -400,14 +427,24 @@ class PostgresSnapshot implements SourceSnapshot {
           relkind,
           dependentOids: dependents.get(r.oid) ?? [],
           ...(relkind === 'm' ? { populated: r.populated } : {}),
+          routineOids: needsOf(r.oid),
         };
         out.push({ name: display(r), kind: relkind === 'v' ? 'view' : 'materialized_view', definition: { ...def } });
       }
     }
     for (const r of selected.filter((x) => x.relkind === 'f')) {
-      const def: PgForeignTableDefinition = { schema: r.schema, name: r.name, oid: r.oid, relkind: 'f', partitionOf: r.partitionOf, dependentOids: dependents.get(r.oid) ?? [] };
+      const def: PgForeignTableDefinition = {
+        schema: r.schema,
+        name: r.name,
+        oid: r.oid,
+        relkind: 'f',
+        partitionOf: r.partitionOf,
+        dependentOids: dependents.get(r.oid) ?? [],
+        routineOids: needsOf(r.oid),
+      };
       out.push({ name: display(r), kind: 'foreign_table', definition: { ...def } });
     }
+    out.push(...routineCollections);
     this.collections = out;
     this.byName = new Map(out.map((d) => [d.name, d]));
 
@@ -561,6 +598,27 @@ function emptyStream(): DataStream {
       /* no data */
     },
   };
+}
+
+/** The relations a backup offers to select: tables, partitions, views, materialized views, foreign tables, standalone sequences. */
+export function selectableRelations(relations: CatalogRelation[]): CatalogRelation[] {
+  return relations.filter(
+    (r) => r.relkind === 'r' || r.relkind === 'p' || r.relkind === 'v' || r.relkind === 'm' || r.relkind === 'f' || (r.relkind === 'S' && !r.ownedSequence),
+  );
+}
+
+/** Every name a backup of this database offers to select: its selectable relations and its routine collections (routines.ts). */
+export function selectableNames(relations: CatalogRelation[], routines: CatalogRoutine[]): string[] {
+  const names = selectableRelations(relations).map((r) => display(r));
+  return [...names, ...routineGroups(routines, new Set(relations.map((r) => display(r)))).map((g) => g.name)];
+}
+
+/** A routine collection's definition: its overloads, what they call (closure) and the relations those need. */
+function routineDefinition(g: RoutineGroup, calls: Map<number, Set<number>>, relationsOf: (oid: number) => string[]): PgRoutineDefinition {
+  const own = g.overloads.map((o) => o.oid);
+  const called = [...callClosure(own, calls)].filter((oid) => !own.includes(oid)).sort((a, b) => a - b);
+  const relations = [...new Set([...callClosure(own, calls)].flatMap((oid) => relationsOf(oid)))].sort();
+  return { schema: g.schema, name: g.routine, overloads: g.overloads.map((o) => ({ oid: o.oid, signature: o.signature, prokind: o.prokind })), calls: called, relations };
 }
 
 /** A pg_dump name pattern that matches exactly this identifier: quoted, so * ? . and case are literal. */

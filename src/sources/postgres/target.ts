@@ -57,7 +57,8 @@ import { dropAbandonedStaging, dropAbandonedStagingRelations, removeAbandonedTem
 import { restoreIntoNewDatabase, withMaintenance } from './new-database.js';
 import { isEmptyDatabase, planSummary } from './plan-summary.js';
 import { assertViewsHaveTheirRelations } from './view-needs.js';
-import { checkedToc, planItems, supportSequences, type RestoreRun } from './plan.js';
+import { assertRoutinesHaveTheirRelations, existingRoutines, replacedRoutineNames } from './routine-restore.js';
+import { checkedToc, planItems, splitName, supportSequences, type RestoreRun } from './plan.js';
 import { ownershipArgs, withOwnershipHint } from './ownership.js';
 import { checkReplaceable, DEFAULT_SESSIONS_TIMEOUT_MS, replacingSwitch, type ReplacePolicy } from './replace.js';
 import { roleStatements } from './roles.js';
@@ -118,13 +119,15 @@ export class PostgresTarget implements RestoreTarget {
     // Replacing, the restoring session never stays on the target: it could not be renamed.
     const existing = replacing ? undefined : await this.connectTargetIfExists();
     let summary = planSummary(plan, this.location, replacing ? 'replaced-whole' : 'new', new Set());
+    let routinesInTarget = new Set<string>();
     if (existing !== undefined) {
       try {
         await dropAbandonedStagingRelations(existing);
         await assertNoConflicts(existing, plan, userOptions.onConflict, this.location);
         // What the result reports as created where (read before anything is written).
         const replaced = await existingRelations(existing, plan.collections.map((c) => c.target));
-        summary = planSummary(plan, this.location, (await isEmptyDatabase(existing)) ? 'existing-empty' : 'existing', replaced);
+        routinesInTarget = await existingRoutines(existing, plan);
+        summary = planSummary(plan, this.location, (await isEmptyDatabase(existing)) ? 'existing-empty' : 'existing', replaced, replacedRoutineNames(plan, routinesInTarget));
         // Sequences the restore sets without selecting them: those that exist only move forward.
         plan.sequencesInTarget = await existingRelations(existing, supportSequences(plan).map((s) => s.state));
       } finally {
@@ -165,9 +168,19 @@ export class PostgresTarget implements RestoreTarget {
           }
         },
       );
+      // A function or procedure selected without the relations whose row types it uses: the same.
+      await assertRoutinesHaveTheirRelations(plan, async (names) => {
+        if (existing === undefined) return new Set<string>();
+        const c = await connect(this.settings);
+        try {
+          return await existingRelations(c, names.map(splitName));
+        } finally {
+          await c.end().catch(() => undefined);
+        }
+      });
       if (options.roles && plan.rolesItem) await this.restoreRoles(plan.rolesItem, signal);
       throwIfAborted(signal);
-      const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, pgRestoreArgs: ownershipArgs(options), lease };
+      const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, pgRestoreArgs: ownershipArgs(options), lease, routinesInTarget };
       // Replacing: a new database, swapped in for the target if it exists by then (replace.ts).
       const result = replacing
         ? await restoreIntoNewDatabase(run, replacingSwitch(this.settings, { ...replacing, signal }))

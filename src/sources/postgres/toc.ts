@@ -178,6 +178,12 @@ export interface TocSelection {
   existsInTarget: (qualified: string) => boolean;
   /** Referenced table ("schema.name") of each FK CONSTRAINT entry, by dumpId; missing: unknown (kept). */
   fkReferences: Map<number, string>;
+  /**
+   * Routines (FUNCTION / PROCEDURE entries, by catalog OID) the restore creates, out of
+   * `routineUniverse` (those the backup lists as collections); entries outside the universe are
+   * kept. Absent (a backup made before routines were collections): every routine is kept.
+   */
+  routines?: { restored: Set<number>; universe: Set<number> };
 }
 
 export interface FilteredToc {
@@ -282,6 +288,12 @@ export function filterToc(entries: TocEntry[], selection: TocSelection): Filtere
     else if (sel.existsInTarget(parent)) attachLate.add(partition);
   }
 
+  // Routines the restore leaves out, with their comments, grants and security labels.
+  const ROUTINE_DESCS = new Set(['FUNCTION', 'PROCEDURE']);
+  const routineLeftOut = (e: TocEntry): boolean =>
+    ROUTINE_DESCS.has(e.desc) && sel.routines !== undefined && sel.routines.universe.has(e.oid) && !sel.routines.restored.has(e.oid);
+  const droppedRoutines = entries.filter(routineLeftOut);
+
   const kept: TocEntry[] = [];
   const lateAttach: TocEntry[] = [];
   const inboundFks: FilteredToc['inboundFks'] = [];
@@ -294,6 +306,7 @@ export function filterToc(entries: TocEntry[], selection: TocSelection): Filtere
 
   for (const e of entries) {
     if (DATA_DESCS.has(e.desc)) continue;
+    if (routineLeftOut(e)) continue;
     if (RELATION_DESCS.has(e.desc)) {
       const selectedHere = sel.relationOids.has(e.oid) || sel.dependentOids.has(e.oid) || sel.ownedSequences.has(q(e.schema, e.tag));
       if (selectedHere) keepCollection(e);
@@ -373,6 +386,7 @@ export function filterToc(entries: TocEntry[], selection: TocSelection): Filtere
         kept.push(e);
         continue;
       }
+      if (ROUTINE_DESCS.has(target.desc) && droppedRoutines.some((r) => r.schema === e.schema && describesRoutine(r.tag, target.name))) continue;
       let relation: string | undefined;
       if (RELATION_DESCS.has(target.desc)) relation = target.name;
       else if (target.desc === 'INDEX') {
@@ -398,6 +412,44 @@ export function filterToc(entries: TocEntry[], selection: TocSelection): Filtere
     kept.push(e);
   }
   return { kept, lateAttach, collectionKeys, inboundFks, droppedFks };
+}
+
+/**
+ * Whether a COMMENT / ACL / SECURITY LABEL tag's object (describedObject's name, e.g.
+ * `customer_total(c integer)`: pg_dump writes the identity arguments there, with their names and
+ * modes) is the routine whose FUNCTION / PROCEDURE entry's tag is `routineTag` (e.g.
+ * `customer_total(integer)`: argument types only). Same name, as many arguments, each the type or
+ * ending in " type".
+ */
+export function describesRoutine(routineTag: string, described: string): boolean {
+  const split = (sig: string): { name: string; args: string[] } | undefined => {
+    const open = sig.indexOf('(');
+    if (open < 0 || !sig.endsWith(')')) return undefined;
+    const inner = sig.slice(open + 1, -1).trim();
+    const args: string[] = [];
+    let depth = 0;
+    let quoted = false;
+    let start = 0;
+    for (let i = 0; i < inner.length; i++) {
+      const c = inner[i];
+      if (c === '"') quoted = !quoted;
+      else if (!quoted && c === '(') depth++;
+      else if (!quoted && c === ')') depth--;
+      else if (!quoted && depth === 0 && c === ',') {
+        args.push(inner.slice(start, i).trim());
+        start = i + 1;
+      }
+    }
+    if (inner !== '') args.push(inner.slice(start).trim());
+    return { name: sig.slice(0, open).replace(/"/g, ''), args };
+  };
+  const a = split(routineTag);
+  const b = split(described);
+  if (a === undefined || b === undefined || a.name !== b.name || a.args.length !== b.args.length) return false;
+  return a.args.every((type, i) => {
+    const arg = b.args[i] as string;
+    return arg === type || arg.endsWith(` ${type}`);
+  });
 }
 
 /**

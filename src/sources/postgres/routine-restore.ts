@@ -1,0 +1,162 @@
+/**
+ * Restoring functions and procedures selected by name (routines.ts): which of them the target
+ * has already, what that means under each conflict policy, the relations they need, and how an
+ * overwrite replaces one in the switch.
+ *
+ * A selected routine (every overload of its name) that exists in an existing target with the
+ * same signature is a conflict under `fail`, like a table; under `overwrite` it is replaced in
+ * the switch transaction (`CREATE OR REPLACE`; when that cannot change it — another return type,
+ * other argument names — it is dropped and created, which objects the restore leaves alone that
+ * depend on it refuse: nothing is changed then). A selected routine that no restored table needs
+ * is created in the switch too, so a restore of routines alone is one transaction. Routines the
+ * restored tables need are created with the supporting objects (existing ones kept), as before.
+ */
+import type pg from 'pg';
+import { ConflictError, SourceError, UsageError } from '../../core/errors.js';
+import type { ConflictPolicy } from '../types.js';
+import { postgresNaming } from './naming.js';
+import type { Plan, PlannedRoutine } from './plan.js';
+import { describedObject, describesRoutine, entryKey, type ScriptBlock, type TocEntry } from './toc.js';
+
+const ROUTINE_DESCS = new Set(['FUNCTION', 'PROCEDURE']);
+
+/** Signatures (`public.fn(integer)`, as the backup recorded them) of the selected overloads the target has. */
+export async function existingRoutines(client: pg.Client, plan: Plan): Promise<Set<string>> {
+  const signatures = plan.routines.flatMap((r) => r.definition.overloads.map((o) => o.signature));
+  const found = new Set<string>();
+  for (const s of signatures) {
+    // One at a time: a signature naming a type the target lacks is no routine of the target
+    // (to_regprocedure answers NULL, or an error on older servers).
+    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_catalog.to_regprocedure($1) IS NOT NULL AS ok', [s]).catch(() => ({ rows: [{ ok: false }] }));
+    if (rows[0]?.ok) found.add(s);
+  }
+  return found;
+}
+
+/** Names of the routine collections of the plan that the target has (any overload), for the plan summary. */
+export function replacedRoutineNames(plan: Plan, existing: ReadonlySet<string>): Set<string> {
+  return new Set(plan.routines.filter((r) => r.definition.overloads.some((o) => existing.has(o.signature))).map((r) => r.item.entry.name));
+}
+
+/** Conflicts of the selected routines with the target under `onConflict`, as sentences. */
+export function routineConflicts(plan: Plan, existing: ReadonlySet<string>, onConflict: ConflictPolicy, location: string): string[] {
+  if (onConflict !== 'fail') return [];
+  const problems: string[] = [];
+  for (const r of plan.routines) {
+    const there = r.definition.overloads.filter((o) => existing.has(o.signature)).map((o) => o.signature);
+    if (there.length === 0) continue;
+    const word = r.kind === 'procedure' ? 'Procedure' : 'Function';
+    const many = there.length > 1;
+    problems.push(
+      `${word}${many ? 's' : ''} ${there.join(', ')} already exist${many ? '' : 's'} in ${location}. Use --on-conflict overwrite to replace ${many ? 'them' : 'it'}, or leave ${postgresNaming.written(r.item.entry.name)} out of the restore (--exclude, or an --include without it).`,
+    );
+  }
+  return problems;
+}
+
+/**
+ * Throws UsageError, before anything is written, when a selected routine needs relations (its
+ * row types, the tables a BEGIN ATOMIC body reads) that the restore leaves out and the target
+ * lacks. `present` says which of some "schema.name" exist in the target.
+ */
+export async function assertRoutinesHaveTheirRelations(plan: Plan, present: (names: string[]) => Promise<Set<string>>): Promise<void> {
+  const restored = new Set(plan.collections.map((c) => c.item.entry.name));
+  const wanted = new Map<string, string[]>();
+  for (const r of plan.routines) {
+    for (const rel of r.definition.relations) if (!restored.has(rel)) wanted.set(rel, [...(wanted.get(rel) ?? []), postgresNaming.written(r.item.entry.name)]);
+  }
+  if (wanted.size === 0) return;
+  const there = await present([...wanted.keys()]);
+  const missing = [...wanted.keys()].filter((n) => !there.has(n));
+  if (missing.length === 0) return;
+  const shown = missing.map((n) => `${postgresNaming.written(n)} (needed by ${(wanted.get(n) ?? []).join(', ')})`);
+  throw new UsageError(
+    `Cannot restore the selected routines: ${shown.join('; ')} ${missing.length === 1 ? 'is' : 'are'} not restored and not in the target (a row type a routine takes or returns, or rows its body reads). Nothing was changed. Add --include ${missing.map((n) => postgresNaming.written(n)).join(',')} (when the backup holds ${missing.length === 1 ? 'it' : 'them'}), or restore into a database that has ${missing.length === 1 ? 'it' : 'them'}.`,
+  );
+}
+
+/** How each FUNCTION / PROCEDURE block of the restore runs in an existing database. */
+export interface RoutineSteps {
+  /** Keys (toc.ts entryKey) of blocks created in the switch instead of the first load transaction. */
+  inSwitch: Set<string>;
+  /** Keys of blocks that replace an existing routine in the switch → its signature. */
+  replace: Map<string, string>;
+  /** Those routines' entries, so that their comments, grants and labels move too. */
+  moved: TocEntry[];
+}
+
+/** Whether a block runs in the switch (RoutineSteps): a moved routine, or a comment, grant or label on one. */
+export function movedToSwitch(steps: RoutineSteps, b: ScriptBlock): boolean {
+  const key = blockKey(b);
+  if (key === undefined) return false;
+  if (steps.inSwitch.has(key) || steps.replace.has(key)) return true;
+  if (b.desc !== 'COMMENT' && b.desc !== 'ACL' && b.desc !== 'SECURITY LABEL') return false;
+  const target = describedObject({ line: '', dumpId: 0, tableoid: 0, oid: 0, desc: b.desc, schema: b.schema as string, tag: b.name as string, owner: '' });
+  return target !== undefined && ROUTINE_DESCS.has(target.desc) && steps.moved.some((e) => e.schema === b.schema && describesRoutine(e.tag, target.name));
+}
+
+/**
+ * Which routine blocks move to the switch: the selected ones that no restored relation or
+ * supporting object needs (created there, atomically with the rest), and under overwrite the
+ * selected ones the target has (replaced there).
+ */
+export function routineSteps(plan: Plan, toc: TocEntry[], existing: ReadonlySet<string>, onConflict: ConflictPolicy): RoutineSteps {
+  const needed = new Set<number>(plan.schemaDef.supportRoutineOids ?? []);
+  for (const c of plan.collections) for (const oid of c.routineOids ?? []) needed.add(oid);
+  const selected = new Map<number, { routine: PlannedRoutine; signature: string }>();
+  for (const r of plan.routines) for (const o of r.definition.overloads) selected.set(o.oid, { routine: r, signature: o.signature });
+  const inSwitch = new Set<string>();
+  const replace = new Map<string, string>();
+  const moved: TocEntry[] = [];
+  for (const e of toc) {
+    if (!ROUTINE_DESCS.has(e.desc)) continue;
+    const s = selected.get(e.oid);
+    if (s === undefined) continue;
+    const key = entryKey(e.desc, e.schema, e.tag);
+    if (existing.has(s.signature)) {
+      if (onConflict !== 'overwrite') continue;
+      replace.set(key, s.signature);
+    } else if (!needed.has(e.oid)) inSwitch.add(key);
+    else continue;
+    moved.push(e);
+  }
+  return { inSwitch, replace, moved };
+}
+
+/** The key of a script block (toc.ts entryKey), or undefined for the preamble. */
+export function blockKey(b: ScriptBlock): string | undefined {
+  return b.desc === undefined ? undefined : entryKey(b.desc, b.schema as string, b.name as string);
+}
+
+/**
+ * In the switch: replaces the target's routine `signature` by the archive's block (CREATE OR
+ * REPLACE; when PostgreSQL refuses that change, DROP … RESTRICT and CREATE). Errors:
+ * ConflictError when objects the restore leaves alone depend on it and it cannot be replaced in
+ * place (the switch rolls back: nothing is changed).
+ */
+export async function replaceRoutine(client: pg.Client, block: ScriptBlock, signature: string): Promise<void> {
+  const create = /^CREATE (FUNCTION|PROCEDURE) /;
+  const m = create.exec(block.sql);
+  if (m === null) throw new SourceError(`Cannot replace ${signature}: the archive's entry does not start with CREATE ${block.desc ?? 'FUNCTION'}; nothing was changed.`);
+  await client.query('SAVEPOINT cairn_routine');
+  try {
+    await client.query(block.sql.replace(create, `CREATE OR REPLACE ${m[1]} `));
+    await client.query('RELEASE SAVEPOINT cairn_routine');
+    return;
+  } catch (err) {
+    // 42P13: another return type, other argument names or defaults — CREATE OR REPLACE cannot.
+    if ((err as { code?: string }).code !== '42P13') throw err;
+    await client.query('ROLLBACK TO SAVEPOINT cairn_routine');
+  }
+  const word = m[1] as string;
+  try {
+    await client.query(`DROP ${word} ${signature} RESTRICT`);
+  } catch (err) {
+    if ((err as { code?: string }).code !== '2BP01') throw err;
+    throw new ConflictError(
+      `Cannot replace ${word.toLowerCase()} ${signature}: the backup's differs in a way CREATE OR REPLACE cannot change (its result type or argument names), and objects this restore leaves alone depend on it (${(err as { detail?: string }).detail ?? (err as Error).message}). Nothing was changed. Restore those objects too, or restore into another database.`,
+      { cause: err },
+    );
+  }
+  await client.query(block.sql);
+}
