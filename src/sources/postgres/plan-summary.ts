@@ -48,7 +48,7 @@ export function planSummary(
   database: string,
   state: RestorePlanSummary['database'],
   replaced: ReadonlySet<string>,
-  replacedRoutines: ReadonlySet<string> = new Set(),
+  routines: { replaced: ReadonlySet<string>; kept: ReadonlySet<string> } = { replaced: new Set(), kept: new Set() },
 ): RestorePlanSummary {
   const created: Record<string, number> = {};
   const replacedCounts: Record<string, number> = {};
@@ -60,8 +60,10 @@ export function planSummary(
     if (display(c.source) !== display(c.target)) renamed[display(c.source)] = display(c.target);
   }
   // Functions and procedures selected by name (routines.ts), one per name with its overloads.
+  // Those the target has exactly as the backup are kept: neither created nor replaced.
   for (const r of plan.routines) {
-    const into = replacedRoutines.has(r.item.entry.name) ? replacedCounts : created;
+    if (routines.kept.has(r.item.entry.name)) continue;
+    const into = routines.replaced.has(r.item.entry.name) ? replacedCounts : created;
     into[r.kind] = (into[r.kind] ?? 0) + 1;
   }
   const where = state === 'new' ? `Into new database ${database}` : state === 'replaced-whole' ? `Into a new database swapped in for ${database} (--on-conflict replace)` : state === 'existing-empty' ? `Into existing database ${database} (empty: merged into it)` : `Into existing database ${database} (merged with what it holds)`;

@@ -76,7 +76,7 @@ const ForeignTableDefinitionSchema = z.object({
 const RoutineDefinitionSchema = z.object({
   schema: z.string(),
   name: z.string(),
-  overloads: z.array(z.object({ oid: z.number().int(), signature: z.string(), prokind: z.enum(['f', 'p', 'w']) })).min(1),
+  overloads: z.array(z.object({ oid: z.number().int(), signature: z.string(), prokind: z.enum(['f', 'p', 'w']), definitionHash: z.string().optional() })).min(1),
   calls: z.array(z.number().int()),
   relations: z.array(z.string()),
 });
@@ -186,7 +186,7 @@ export interface RestoreRun {
   /** Flags given to every pg_restore run (--no-owner, --no-privileges: see ownership.ts). */
   pgRestoreArgs: string[];
   lease: (client: pg.Client) => () => void;
-  /** Signatures of the selected routines the existing target has (routine-restore.ts existingRoutines); empty into a new database. */
+  /** Signatures of the selected routines the existing target has with another definition (routine-restore.ts existingRoutines); empty into a new database. */
   routinesInTarget?: ReadonlySet<string>;
 }
 

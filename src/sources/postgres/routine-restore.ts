@@ -15,27 +15,63 @@ import type pg from 'pg';
 import { ConflictError, SourceError, UsageError } from '../../core/errors.js';
 import type { ConflictPolicy } from '../types.js';
 import { postgresNaming } from './naming.js';
+import { ROUTINE_DEFINITION_HASH } from './routines.js';
 import type { Plan, PlannedRoutine } from './plan.js';
 import { describedObject, describesRoutine, entryKey, type ScriptBlock, type TocEntry } from './toc.js';
 
 const ROUTINE_DESCS = new Set(['FUNCTION', 'PROCEDURE']);
 
-/** Signatures (`public.fn(integer)`, as the backup recorded them) of the selected overloads the target has. */
+/**
+ * Signatures (`public.fn(integer)`, as the backup recorded them) of the selected overloads the
+ * target has with another definition than the backup's (PgRoutineOverload.definitionHash; one
+ * the backup recorded no hash of counts as different). A routine the target has exactly as the
+ * backup does is no conflict and is left as it is: restoring part of a backup, then the rest,
+ * meets the routines the first part brought along.
+ */
 export async function existingRoutines(client: pg.Client, plan: Plan): Promise<Set<string>> {
-  const signatures = plan.routines.flatMap((r) => r.definition.overloads.map((o) => o.signature));
-  const found = new Set<string>();
-  for (const s of signatures) {
-    // One at a time: a signature naming a type the target lacks is no routine of the target
-    // (to_regprocedure answers NULL, or an error on older servers).
-    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_catalog.to_regprocedure($1) IS NOT NULL AS ok', [s]).catch(() => ({ rows: [{ ok: false }] }));
-    if (rows[0]?.ok) found.add(s);
-  }
-  return found;
+  return (await routinesInTarget(client, plan)).differing;
 }
 
-/** Names of the routine collections of the plan that the target has (any overload), for the plan summary. */
-export function replacedRoutineNames(plan: Plan, existing: ReadonlySet<string>): Set<string> {
-  return new Set(plan.routines.filter((r) => r.definition.overloads.some((o) => existing.has(o.signature))).map((r) => r.item.entry.name));
+/** The selected overloads the target has: with another definition than the backup's (see existingRoutines), and the same. */
+export async function routinesInTarget(client: pg.Client, plan: Plan): Promise<{ differing: Set<string>; same: Set<string> }> {
+  const overloads = plan.routines.flatMap((r) => r.definition.overloads);
+  const found = new Set<string>();
+  const same = new Set<string>();
+  if (overloads.length === 0) return { differing: found, same };
+  // Signatures and definitions read as the backup read them: names qualified.
+  const { rows: path } = await client.query<{ p: string }>("SELECT pg_catalog.current_setting('search_path') AS p");
+  await client.query("SELECT pg_catalog.set_config('search_path', '', false)");
+  try {
+    for (const o of overloads) {
+      // One at a time: a signature naming a type the target lacks is no routine of the target
+      // (to_regprocedure answers NULL, or an error on older servers).
+      const { rows } = await client
+        .query<{ hash: string | null }>(`SELECT ${ROUTINE_DEFINITION_HASH('r.oid')} AS hash FROM (SELECT pg_catalog.to_regprocedure($1) AS oid) r WHERE r.oid IS NOT NULL`, [o.signature])
+        .catch(() => ({ rows: [] as { hash: string | null }[] }));
+      const there = rows[0];
+      if (there === undefined) continue;
+      if (o.definitionHash === undefined || there.hash !== o.definitionHash) found.add(o.signature);
+      else same.add(o.signature);
+    }
+  } finally {
+    await client.query("SELECT pg_catalog.set_config('search_path', $1, false)", [path[0]?.p ?? '']);
+  }
+  return { differing: found, same };
+}
+
+/**
+ * For the plan summary: the routine collections of the plan that the target has with another
+ * definition (replaced under overwrite), and those it has exactly as the backup (kept: neither
+ * created nor replaced).
+ */
+export function routineOutcomes(plan: Plan, found: { differing: ReadonlySet<string>; same: ReadonlySet<string> }): { replaced: Set<string>; kept: Set<string> } {
+  const replaced = new Set<string>();
+  const kept = new Set<string>();
+  for (const r of plan.routines) {
+    if (r.definition.overloads.some((o) => found.differing.has(o.signature))) replaced.add(r.item.entry.name);
+    else if (r.definition.overloads.every((o) => found.same.has(o.signature))) kept.add(r.item.entry.name);
+  }
+  return { replaced, kept };
 }
 
 /** Conflicts of the selected routines with the target under `onConflict`, as sentences. */
@@ -96,9 +132,9 @@ export function movedToSwitch(steps: RoutineSteps, b: ScriptBlock): boolean {
 }
 
 /**
- * Which routine blocks move to the switch: the selected ones that no restored relation or
- * supporting object needs (created there, atomically with the rest), and under overwrite the
- * selected ones the target has (replaced there).
+ * Which routine blocks move to the switch: the selected ones (and those they call) that no
+ * restored relation or supporting object needs (created there, atomically with the rest), and
+ * under overwrite the selected ones the target has (replaced there).
  */
 export function routineSteps(plan: Plan, toc: TocEntry[], existing: ReadonlySet<string>, onConflict: ConflictPolicy): RoutineSteps {
   const needed = new Set<number>(plan.schemaDef.supportRoutineOids ?? []);
@@ -108,11 +144,20 @@ export function routineSteps(plan: Plan, toc: TocEntry[], existing: ReadonlySet<
   const inSwitch = new Set<string>();
   const replace = new Map<string, string>();
   const moved: TocEntry[] = [];
+  // What the selected routines call: created in the switch too when nothing else needs it (an
+  // existing one is kept, as a supporting object is).
+  const callees = new Set(plan.routines.flatMap((r) => r.definition.calls));
   for (const e of toc) {
     if (!ROUTINE_DESCS.has(e.desc)) continue;
     const s = selected.get(e.oid);
-    if (s === undefined) continue;
     const key = entryKey(e.desc, e.schema, e.tag);
+    if (s === undefined) {
+      if (callees.has(e.oid) && !needed.has(e.oid)) {
+        inSwitch.add(key);
+        moved.push(e);
+      }
+      continue;
+    }
     if (existing.has(s.signature)) {
       if (onConflict !== 'overwrite') continue;
       replace.set(key, s.signature);

@@ -32,6 +32,8 @@ export interface CatalogRoutine {
   prokind: 'f' | 'p' | 'w';
   /** `oid::regprocedure` under an empty search_path: `public.add(integer, public.mood)`. */
   signature: string;
+  /** ROUTINE_DEFINITION_HASH of it. */
+  definitionHash?: string;
 }
 
 /** One overload as the manifest records it. */
@@ -39,7 +41,17 @@ export interface PgRoutineOverload {
   oid: number;
   signature: string;
   prokind: 'f' | 'p' | 'w';
+  /**
+   * SHA-256 (hex) of `pg_get_functiondef` under an empty search_path (ROUTINE_DEFINITION_HASH):
+   * a target routine of the same signature with the same hash is the same routine, no conflict.
+   * Absent in older backups.
+   */
+  definitionHash?: string;
 }
+
+/** SQL for the hash of routine `oid`'s definition (PgRoutineOverload.definitionHash); the session's search_path must be empty. */
+export const ROUTINE_DEFINITION_HASH = (oid: string): string =>
+  `pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.pg_get_functiondef(${oid}), 'UTF8')), 'hex')`;
 
 /** kind "function" | "procedure": every overload of one name. */
 export interface PgRoutineDefinition {
@@ -73,8 +85,9 @@ const USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND 
  * empty (SESSION_SETUP) so that signatures come out schema-qualified.
  */
 export async function readRoutineCatalog(client: pg.Client): Promise<RoutineCatalog> {
-  const { rows } = await client.query<{ oid: number; schema: string; name: string; prokind: 'f' | 'p' | 'w'; signature: string; src: string | null }>(
+  const { rows } = await client.query<{ oid: number; schema: string; name: string; prokind: 'f' | 'p' | 'w'; signature: string; hash: string; src: string | null }>(
     `SELECT p.oid, n.nspname AS schema, p.proname AS name, p.prokind::text AS prokind, p.oid::pg_catalog.regprocedure::text AS signature,
+            ${ROUTINE_DEFINITION_HASH('p.oid')} AS hash,
             CASE WHEN l.lanname IN ('c', 'internal') THEN NULL ELSE p.prosrc END AS src
        FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
        JOIN pg_catalog.pg_language l ON l.oid = p.prolang
@@ -82,7 +95,7 @@ export async function readRoutineCatalog(client: pg.Client): Promise<RoutineCata
         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
       ORDER BY n.nspname, p.proname, p.oid`,
   );
-  const routines: CatalogRoutine[] = rows.map((r) => ({ oid: Number(r.oid), schema: r.schema, name: r.name, prokind: r.prokind, signature: r.signature }));
+  const routines: CatalogRoutine[] = rows.map((r) => ({ oid: Number(r.oid), schema: r.schema, name: r.name, prokind: r.prokind, signature: r.signature, definitionHash: r.hash }));
   const calls = new Map<number, Set<number>>();
   const usedByRelation = new Map<number, Set<number>>();
   const support = new Set<number>();
@@ -163,25 +176,38 @@ export async function readRoutineCatalog(client: pg.Client): Promise<RoutineCata
     else add(relationsOf, Number(d.fn), Number(d.obj));
   }
 
-  // Names in text bodies: every identifier (unquoted ones lowercased, as PostgreSQL reads
-  // them) that is the name of a routine.
+  // Names in text bodies: every name followed by "(" (unquoted ones lowercased, as PostgreSQL
+  // reads them) that is the name of a routine.
   const byName = new Map<string, number[]>();
   for (const r of routines) byName.set(r.name, [...(byName.get(r.name) ?? []), r.oid]);
   for (const r of rows) {
     if (r.src === null) continue;
-    for (const word of identifiers(r.src)) {
+    for (const word of calledNames(r.src)) {
       for (const callee of byName.get(word) ?? []) if (callee !== Number(r.oid)) add(calls, Number(r.oid), callee);
     }
   }
   return { routines, calls, usedByRelation, support, relationsOf };
 }
 
-/** The identifiers of a routine body: unquoted words lowercased, quoted names as written. */
-export function identifiers(src: string): Set<string> {
+/** Words after which a name followed by "(" is a table's (`INSERT INTO t (a, b)`), not a call. */
+const TABLE_CONTEXT = new Set(['into', 'update', 'from', 'join', 'table', 'only', 'references', 'on']);
+
+/**
+ * The names a routine body may call: each name followed by "(" (unquoted ones lowercased as
+ * PostgreSQL reads them, quoted ones as written; `schema.fn(` gives fn), except after a word
+ * that makes it a table (`INSERT INTO t (…)`). Text inside literals is read too: dynamic SQL
+ * (`EXECUTE 'SELECT fn(1)'`) calls what it names. A false match brings one routine too many.
+ */
+export function calledNames(src: string): Set<string> {
   const out = new Set<string>();
-  for (const m of src.matchAll(/"((?:[^"]|"")+)"|([A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*)/g)) {
-    if (m[1] !== undefined) out.add(m[1].replace(/""/g, '"'));
-    else if (m[2] !== undefined) out.add(m[2].replace(/[A-Z]/g, (c) => c.toLowerCase()));
+  const word = /"((?:[^"]|"")+)"|([A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*)/g;
+  let previous = '';
+  for (const m of src.matchAll(word)) {
+    const name = m[1] !== undefined ? m[1].replace(/""/g, '"') : (m[2] as string).replace(/[A-Z]/g, (c) => c.toLowerCase());
+    const after = src.slice((m.index ?? 0) + m[0].length);
+    if (/^\s*\(/.test(after) && !TABLE_CONTEXT.has(previous)) out.add(name);
+    // The word before a name, skipping a schema qualifier (`INSERT INTO s.t (`).
+    if (!/^\s*\./.test(after)) previous = m[1] !== undefined ? '' : name;
   }
   return out;
 }

@@ -617,8 +617,8 @@ export function selectableNames(relations: CatalogRelation[], routines: CatalogR
 function routineDefinition(g: RoutineGroup, calls: Map<number, Set<number>>, relationsOf: (oid: number) => string[]): PgRoutineDefinition {
   const own = g.overloads.map((o) => o.oid);
   const called = [...callClosure(own, calls)].filter((oid) => !own.includes(oid)).sort((a, b) => a - b);
-  const relations = [...new Set([...callClosure(own, calls)].flatMap((oid) => relationsOf(oid)))].sort();
-  return { schema: g.schema, name: g.routine, overloads: g.overloads.map((o) => ({ oid: o.oid, signature: o.signature, prokind: o.prokind })), calls: called, relations };
+  const relations = [...new Set(own.flatMap((oid) => relationsOf(oid)))].sort();
+  return { schema: g.schema, name: g.routine, overloads: g.overloads.map((o) => ({ oid: o.oid, signature: o.signature, prokind: o.prokind, ...(o.definitionHash !== undefined ? { definitionHash: o.definitionHash } : {}) })), calls: called, relations };
 }
 
 /** A pg_dump name pattern that matches exactly this identifier: quoted, so * ? . and case are literal. */

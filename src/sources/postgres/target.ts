@@ -57,7 +57,7 @@ import { dropAbandonedStaging, dropAbandonedStagingRelations, removeAbandonedTem
 import { restoreIntoNewDatabase, withMaintenance } from './new-database.js';
 import { isEmptyDatabase, planSummary } from './plan-summary.js';
 import { assertViewsHaveTheirRelations } from './view-needs.js';
-import { assertRoutinesHaveTheirRelations, existingRoutines, replacedRoutineNames } from './routine-restore.js';
+import { assertRoutinesHaveTheirRelations, routineOutcomes, routinesInTarget } from './routine-restore.js';
 import { checkedToc, planItems, splitName, supportSequences, type RestoreRun } from './plan.js';
 import { ownershipArgs, withOwnershipHint } from './ownership.js';
 import { checkReplaceable, DEFAULT_SESSIONS_TIMEOUT_MS, replacingSwitch, type ReplacePolicy } from './replace.js';
@@ -119,15 +119,16 @@ export class PostgresTarget implements RestoreTarget {
     // Replacing, the restoring session never stays on the target: it could not be renamed.
     const existing = replacing ? undefined : await this.connectTargetIfExists();
     let summary = planSummary(plan, this.location, replacing ? 'replaced-whole' : 'new', new Set());
-    let routinesInTarget = new Set<string>();
+    let differingRoutines = new Set<string>();
     if (existing !== undefined) {
       try {
         await dropAbandonedStagingRelations(existing);
         await assertNoConflicts(existing, plan, userOptions.onConflict, this.location);
         // What the result reports as created where (read before anything is written).
         const replaced = await existingRelations(existing, plan.collections.map((c) => c.target));
-        routinesInTarget = await existingRoutines(existing, plan);
-        summary = planSummary(plan, this.location, (await isEmptyDatabase(existing)) ? 'existing-empty' : 'existing', replaced, replacedRoutineNames(plan, routinesInTarget));
+        const routinesThere = await routinesInTarget(existing, plan);
+        differingRoutines = routinesThere.differing;
+        summary = planSummary(plan, this.location, (await isEmptyDatabase(existing)) ? 'existing-empty' : 'existing', replaced, routineOutcomes(plan, routinesThere));
         // Sequences the restore sets without selecting them: those that exist only move forward.
         plan.sequencesInTarget = await existingRelations(existing, supportSequences(plan).map((s) => s.state));
       } finally {
@@ -180,7 +181,7 @@ export class PostgresTarget implements RestoreTarget {
       });
       if (options.roles && plan.rolesItem) await this.restoreRoles(plan.rolesItem, signal);
       throwIfAborted(signal);
-      const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, pgRestoreArgs: ownershipArgs(options), lease, routinesInTarget };
+      const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, pgRestoreArgs: ownershipArgs(options), lease, routinesInTarget: differingRoutines };
       // Replacing: a new database, swapped in for the target if it exists by then (replace.ts).
       const result = replacing
         ? await restoreIntoNewDatabase(run, replacingSwitch(this.settings, { ...replacing, signal }))
