@@ -16,10 +16,11 @@ describe('calledNames', () => {
       INSERT INTO orders (id, total) VALUES (1, 2);
       INSERT INTO public.items (id) VALUES (1);
       UPDATE orders SET total = 0;
+      RETURN QUERY SELECT * FROM set_fn(1) JOIN other_fn(2) ON true;
       EXECUTE 'SELECT dyn_fn(1)';
       RETURN NEW;
     END`;
-    expect([...calledNames(body)].sort()).toEqual(['Mixed Case', 'audit_log', 'dyn_fn', 'helper', 'values'].sort());
+    expect([...calledNames(body)].sort()).toEqual(['Mixed Case', 'audit_log', 'dyn_fn', 'helper', 'other_fn', 'set_fn', 'values'].sort());
   });
 });
 

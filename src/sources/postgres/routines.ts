@@ -13,8 +13,8 @@
  * default's, a check's, a view's, an index expression's, a policy's): pg_depend records those.
  * What a routine calls comes along with it: pg_depend records it for SQL-standard bodies
  * (`BEGIN ATOMIC`); for bodies kept as text (PL/pgSQL, SQL strings) PostgreSQL records
- * nothing, so a routine whose name appears as a word in another's body counts as called by it
- * (a false match only brings one routine too many). Routines that supporting objects use
+ * nothing, so a routine whose name is followed by "(" in another's body counts as called by it
+ * (calledNames; a false match only brings one routine too many). Routines that supporting objects use
  * (a domain's check, a type's I/O, an operator, a cast, an aggregate, an event trigger…) are
  * restored with every selection, as those objects are.
  *
@@ -190,7 +190,7 @@ export async function readRoutineCatalog(client: pg.Client): Promise<RoutineCata
 }
 
 /** Words after which a name followed by "(" is a table's (`INSERT INTO t (a, b)`), not a call. */
-const TABLE_CONTEXT = new Set(['into', 'update', 'from', 'join', 'table', 'only', 'references', 'on']);
+const TABLE_CONTEXT = new Set(['into', 'table', 'references', 'on']);
 
 /**
  * The names a routine body may call: each name followed by "(" (unquoted ones lowercased as

@@ -7,8 +7,8 @@
  * name, under an empty search_path): each `schema.name` outside literals and comments that the
  * archive defines as a table, view, materialized view or foreign table. A view read by a
  * selected view is followed in turn (views over views), so the message names every relation
- * missing at once. Functions need no check: every function of the backup is restored with any
- * selection (existing ones are kept).
+ * missing at once. Functions need no check here: those a restored view uses come along with it
+ * (routines.ts); routines selected by name have their own check (routine-restore.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
