@@ -209,6 +209,22 @@ function targetName(item: RestoreItem, source: QName): QName {
   return kept ? { schema: source.schema, name: source.name } : splitName(item.targetName);
 }
 
+/** What every planned relation takes from its definition: kind, OID, names, dependents and the routines it needs. */
+function plannedRelation(
+  item: RestoreItem,
+  def: QName & { relkind: Relkind; oid: number; dependentOids: number[]; routineOids?: number[] | undefined },
+): PlannedCollection {
+  return {
+    item,
+    relkind: def.relkind,
+    oid: def.oid,
+    source: def,
+    target: targetName(item, def),
+    dependentOids: def.dependentOids,
+    ...(def.routineOids !== undefined ? { routineOids: def.routineOids } : {}),
+  };
+}
+
 /** A definition that does not parse: the manifest was altered or damaged. */
 function invalid(entry: RestoreItem['entry'], what: string, message: string): CorruptionError {
   return new CorruptionError(`${what} "${entry.name}" has an invalid PostgreSQL definition: ${message}`, { objects: [], collections: [entry.name] });
@@ -252,16 +268,7 @@ export function planItems(items: RestoreItem[]): Plan {
         if (entry.dataFormat !== undefined && entry.dataFormat !== PG_COPY_TEXT) {
           throw new SourceError(`Table "${entry.name}" is stored as "${entry.dataFormat}", which the PostgreSQL target cannot read (expected "${PG_COPY_TEXT}").`);
         }
-        collections.push({
-          item,
-          relkind: def.relkind,
-          oid: def.oid,
-          source: def,
-          target: targetName(item, def),
-          dependentOids: def.dependentOids,
-          table: def,
-          ...(def.routineOids !== undefined ? { routineOids: def.routineOids } : {}),
-        });
+        collections.push({ ...plannedRelation(item, def), table: def });
         break;
       }
       case 'function':
@@ -291,32 +298,14 @@ export function planItems(items: RestoreItem[]): Plan {
         const parsed = ViewDefinitionSchema.safeParse(entry.definition);
         if (!parsed.success) throw invalid(entry, 'View', parsed.error.message);
         const def = parsed.data;
-        collections.push({
-          item,
-          relkind: def.relkind,
-          oid: def.oid,
-          source: def,
-          target: targetName(item, def),
-          dependentOids: def.dependentOids,
-          ...(def.populated !== undefined ? { populated: def.populated } : {}),
-          ...(def.routineOids !== undefined ? { routineOids: def.routineOids } : {}),
-        });
+        collections.push({ ...plannedRelation(item, def), ...(def.populated !== undefined ? { populated: def.populated } : {}) });
         break;
       }
       case 'foreign_table': {
         const parsed = ForeignTableDefinitionSchema.safeParse(entry.definition);
         if (!parsed.success) throw invalid(entry, 'Foreign table', parsed.error.message);
         const def = parsed.data;
-        collections.push({
-          item,
-          relkind: 'f',
-          oid: def.oid,
-          source: def,
-          target: targetName(item, def),
-          dependentOids: def.dependentOids,
-          partitionOf: def.partitionOf,
-          ...(def.routineOids !== undefined ? { routineOids: def.routineOids } : {}),
-        });
+        collections.push({ ...plannedRelation(item, def), partitionOf: def.partitionOf });
         break;
       }
       case 'sequence': {
