@@ -55,14 +55,23 @@ const SCHEMA = `
   CREATE PROCEDURE bump(n int) LANGUAGE plpgsql AS $$BEGIN UPDATE orders SET total = total + n; END$$;
   CREATE FUNCTION orders() RETURNS SETOF orders LANGUAGE sql AS 'SELECT * FROM orders';
   CREATE TABLE notes (id int PRIMARY KEY, body text);
+  CREATE SCHEMA extra;
+  CREATE FUNCTION extra.g_row(r public.notes) RETURNS int LANGUAGE sql AS 'SELECT r.id';
+  CREATE FUNCTION extra.f_caller() RETURNS int LANGUAGE plpgsql AS $$BEGIN RETURN (SELECT count(*) FROM public.notes a JOIN public.notes b ON extra.g_row(a) = b.id); END$$;
+  CREATE PROCEDURE extra.p_out(IN a int, OUT b int) LANGUAGE plpgsql AS $$BEGIN b := a; END$$;
+  COMMENT ON PROCEDURE extra.p_out(int, int) IS 'a procedure with an OUT argument';
+  CREATE TYPE extra.frange AS RANGE (subtype = float8);
 `;
 
-/** The user's routines of a database, as regprocedure text, sorted. */
+/** The user's routines of a database (not a type's own), as regprocedure text, sorted. */
 const routines = (db: string): string[] =>
   psql(
     db,
     `SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+        -- not those a type made (the range type's constructors: supporting objects, always there)
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'i')
+      ORDER BY 1`,
   )
     .split('\n')
     .filter(Boolean);
@@ -99,7 +108,9 @@ describe('backup: functions and procedures are collections', () => {
     expect(show).toMatch(/public\.orders\(\)\s+function/);
     const m = cairnJson<BackupManifest>(['backup', 'show', 'full', '--repo', repo]);
     const kinds = collections(m);
-    expect(kinds).toMatchObject({ 'public.add': 'function', 'public.bump': 'procedure', 'public.orders': 'table', 'public.orders()': 'function', 'public.unrelated': 'function' });
+    expect(kinds).toMatchObject({ 'public.add': 'function', 'public.bump': 'procedure', 'public.orders': 'table', 'public.orders()': 'function', 'public.unrelated': 'function', 'extra.p_out': 'procedure' });
+    // A range type's constructors come with the type: no collections of their own.
+    expect(Object.keys(kinds).filter((n) => n.startsWith('extra.f'))).toEqual(['extra.f_caller']);
     const add = m.collections.find((c) => c.name === 'public.add');
     const signatures = (add?.definition as { overloads: { signature: string }[] }).overloads.map((o) => o.signature).sort();
     expect(signatures).toEqual(['public.add(integer,integer)', 'public.add(text,text)']);
@@ -165,6 +176,19 @@ describe('restore: functions and procedures by name', () => {
     ok(cairn(['restore', 'full', '--repo', repo, '--to', pgUrl(target), '--include', 'public.orders']));
     ok(cairn(['restore', 'full', '--repo', repo, '--to', pgUrl(target), '--include', 'public.orders()']));
     expect(psql(target, 'SELECT count(*) FROM orders()').trim()).toBe('2');
+  });
+
+  it('a routine that calls one taking a table\'s row type (after ON in a join) needs that table too: refused before anything is written, restored with it', () => {
+    const target = newDatabase('callee');
+    const r = cairn(['restore', 'full', '--repo', repo, '--to', pgUrl(target), '--include', 'extra.f_caller']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/public\.notes \(needed by extra\.g_row\(public\.notes\)\)/);
+    expect(routines(target)).toEqual([]);
+    ok(cairn(['restore', 'full', '--repo', repo, '--to', pgUrl(target), '--include', 'extra.f_caller,public.notes']));
+    expect(psql(target, 'SELECT extra.f_caller()').trim()).toBe('0');
+    // A procedure with an OUT argument, selected into an existing database: its comment comes with it.
+    ok(cairn(['restore', 'full', '--repo', repo, '--to', pgUrl(target), '--include', 'extra.p_out']));
+    expect(psql(target, "SELECT obj_description('extra.p_out(int)'::regprocedure)").trim()).toBe('a procedure with an OUT argument');
   });
 
   it('--rename of a routine is a usage error', () => {

@@ -16,11 +16,11 @@ describe('calledNames', () => {
       INSERT INTO orders (id, total) VALUES (1, 2);
       INSERT INTO public.items (id) VALUES (1);
       UPDATE orders SET total = 0;
-      RETURN QUERY SELECT * FROM set_fn(1) JOIN other_fn(2) ON true;
+      RETURN QUERY SELECT * FROM set_fn(1) JOIN other_fn(2) ON on_fn(1, 2);
       EXECUTE 'SELECT dyn_fn(1)';
       RETURN NEW;
     END`;
-    expect([...calledNames(body)].sort()).toEqual(['Mixed Case', 'audit_log', 'dyn_fn', 'helper', 'other_fn', 'set_fn', 'values'].sort());
+    expect([...calledNames(body)].sort()).toEqual(['Mixed Case', 'audit_log', 'dyn_fn', 'helper', 'on_fn', 'other_fn', 'set_fn', 'values'].sort());
   });
 });
 
@@ -57,6 +57,8 @@ describe('describesRoutine', () => {
     expect(describesRoutine('f(character varying)', 'f(x character varying)')).toBe(true);
     expect(describesRoutine('Fn(text)', '"Fn"(t text)')).toBe(true);
     expect(describesRoutine('f()', 'f()')).toBe(true);
+    expect(describesRoutine('p_out(integer)', 'p_out(IN a integer, OUT b integer)')).toBe(true);
+    expect(describesRoutine('p_io(integer)', 'p_io(INOUT a integer)')).toBe(true);
     expect(describesRoutine('f(integer)', 'f(a text)')).toBe(false);
     expect(describesRoutine('f(integer)', 'g(a integer)')).toBe(false);
     expect(describesRoutine('f(integer)', 'f(a integer, b integer)')).toBe(false);

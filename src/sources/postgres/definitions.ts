@@ -55,8 +55,9 @@ export interface PgTableDefinition {
   usedSequences?: PgSequenceDefinition[];
   /**
    * OIDs of the functions and procedures its triggers, defaults, checks, indexes, rules and
-   * policies use, with those they call (routines.ts): a restore of the table creates them when
-   * missing, whatever the selection. Absent in older backups (every routine was restored).
+   * policies use directly (routines.ts): a restore of the table creates them, and those they call
+   * (PgSchemaDefinition.routineCalls), when missing, whatever the selection. Absent in older
+   * backups (every routine was restored).
    */
   routineOids?: number[];
 }
@@ -86,7 +87,7 @@ export interface PgViewDefinition {
    * unpopulated, as pg_dump writes no REFRESH for it). Absent in older backups: refreshed.
    */
   populated?: boolean;
-  /** The routines it uses, with those they call (see PgTableDefinition.routineOids). */
+  /** The routines it uses directly (see PgTableDefinition.routineOids). */
   routineOids?: number[];
 }
 
@@ -103,7 +104,7 @@ export interface PgForeignTableDefinition {
   partitionOf: string | null;
   /** Objects that belong to it (check constraints, triggers). */
   dependentOids: number[];
-  /** The routines it uses, with those they call (see PgTableDefinition.routineOids). */
+  /** The routines it uses directly (see PgTableDefinition.routineOids). */
   routineOids?: number[];
 }
 
@@ -154,10 +155,15 @@ export interface PgSchemaDefinition {
    */
   routineOids?: number[];
   /**
-   * The routines that supporting objects use (a domain's check, a type's I/O, an operator, a
-   * cast, an aggregate, an event trigger…), with those they call: restored with every selection.
+   * The routines that supporting objects use directly (a domain's check, a type's I/O, an
+   * operator, a cast, an aggregate, an event trigger…): restored with every selection, with
+   * those they call (routineCalls).
    */
   supportRoutineOids?: number[];
+  /** The call graph of the listed routines: [routine OID, OIDs of the routines it calls directly]. */
+  routineCalls?: [number, number[]][];
+  /** Listed routines that need relations (a row type they take or return, rows a BEGIN ATOMIC body reads): checked before a restore creates them. */
+  routineRelations?: { oid: number; signature: string; relations: string[] }[];
 }
 
 export type { PgRoutineDefinition, PgRoutineOverload } from './routines.js';

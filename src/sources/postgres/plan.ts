@@ -27,6 +27,7 @@ import {
   type PgTableDefinition,
 } from './definitions.js';
 import { display, legacyDisplay, postgresNaming, splitName, type QName } from './naming.js';
+import { callClosure } from './routines.js';
 import { isStagingRelationName } from './staging.js';
 import { isKnownDesc, NEVER_RESTORED_DESCS, type TocEntry, type TocSelection } from './toc.js';
 
@@ -98,6 +99,8 @@ const SchemaDefinitionSchema = z.object({
   standaloneSequences: z.array(SequenceDefinitionSchema).optional(),
   routineOids: z.array(z.number().int()).optional(),
   supportRoutineOids: z.array(z.number().int()).optional(),
+  routineCalls: z.array(z.tuple([z.number().int(), z.array(z.number().int())])).optional(),
+  routineRelations: z.array(z.object({ oid: z.number().int(), signature: z.string(), relations: z.array(z.string()) })).optional(),
 });
 
 /** pg_class.relkind of a restored collection: table, partitioned table, view, materialized view, sequence, foreign table. */
@@ -147,6 +150,8 @@ export interface Plan {
     | 'standaloneSequences'
     | 'routineOids'
     | 'supportRoutineOids'
+    | 'routineCalls'
+    | 'routineRelations'
   >;
   rolesItem: RestoreItem | undefined;
   collections: PlannedCollection[];
@@ -412,10 +417,23 @@ export function tocSelection(plan: Plan, fkReferences: Map<number, string>, exis
 export function restoredRoutines(plan: Plan): { restored: Set<number>; universe: Set<number> } | undefined {
   const universe = plan.schemaDef.routineOids;
   if (universe === undefined) return undefined;
-  const restored = new Set<number>(plan.schemaDef.supportRoutineOids ?? []);
-  for (const c of plan.collections) for (const oid of c.routineOids ?? []) restored.add(oid);
-  for (const r of plan.routines) for (const oid of [...r.definition.overloads.map((o) => o.oid), ...r.definition.calls]) restored.add(oid);
-  return { restored, universe: new Set(universe) };
+  const starts = [...(plan.schemaDef.supportRoutineOids ?? [])];
+  for (const c of plan.collections) starts.push(...(c.routineOids ?? []));
+  for (const r of plan.routines) starts.push(...r.definition.overloads.map((o) => o.oid), ...r.definition.calls);
+  return { restored: callClosure(starts, callGraph(plan)), universe: new Set(universe) };
+}
+
+/** The backup's call graph between routines (routine OID → those it calls directly), from "(schema)" and the selected routines. */
+export function callGraph(plan: Plan): Map<number, Set<number>> {
+  const graph = new Map<number, Set<number>>();
+  const add = (from: number, to: number[]): void => {
+    const set = graph.get(from) ?? new Set<number>();
+    for (const t of to) set.add(t);
+    graph.set(from, set);
+  };
+  for (const [from, to] of plan.schemaDef.routineCalls ?? []) add(from, to);
+  for (const r of plan.routines) for (const o of r.definition.overloads) add(o.oid, r.definition.calls);
+  return graph;
 }
 
 /**

@@ -15,8 +15,8 @@ import type pg from 'pg';
 import { ConflictError, SourceError, UsageError } from '../../core/errors.js';
 import type { ConflictPolicy } from '../types.js';
 import { postgresNaming } from './naming.js';
-import { ROUTINE_DEFINITION_HASH } from './routines.js';
-import type { Plan, PlannedRoutine } from './plan.js';
+import { callClosure, ROUTINE_DEFINITION_HASH } from './routines.js';
+import { callGraph, restoredRoutines, type Plan, type PlannedRoutine } from './plan.js';
 import { describedObject, describesRoutine, entryKey, type ScriptBlock, type TocEntry } from './toc.js';
 
 const ROUTINE_DESCS = new Set(['FUNCTION', 'PROCEDURE']);
@@ -98,8 +98,15 @@ export function routineConflicts(plan: Plan, existing: ReadonlySet<string>, onCo
 export async function assertRoutinesHaveTheirRelations(plan: Plan, present: (names: string[]) => Promise<Set<string>>): Promise<void> {
   const restored = new Set(plan.collections.map((c) => c.item.entry.name));
   const wanted = new Map<string, string[]>();
-  for (const r of plan.routines) {
-    for (const rel of r.definition.relations) if (!restored.has(rel)) wanted.set(rel, [...(wanted.get(rel) ?? []), postgresNaming.written(r.item.entry.name)]);
+  const want = (rel: string, by: string): void => {
+    if (!restored.has(rel) && !(wanted.get(rel) ?? []).includes(by)) wanted.set(rel, [...(wanted.get(rel) ?? []), by]);
+  };
+  for (const r of plan.routines) for (const rel of r.definition.relations) want(rel, postgresNaming.written(r.item.entry.name));
+  // Every routine the restore creates: those selected, those they call, those the restored
+  // relations and supporting objects need (a callee taking a table's row type too).
+  const creates = restoredRoutines(plan)?.restored;
+  for (const r of plan.schemaDef.routineRelations ?? []) {
+    if (creates?.has(r.oid)) for (const rel of r.relations) want(rel, r.signature);
   }
   if (wanted.size === 0) return;
   const there = await present([...wanted.keys()]);
@@ -137,8 +144,8 @@ export function movedToSwitch(steps: RoutineSteps, b: ScriptBlock): boolean {
  * under overwrite the selected ones the target has (replaced there).
  */
 export function routineSteps(plan: Plan, toc: TocEntry[], existing: ReadonlySet<string>, onConflict: ConflictPolicy): RoutineSteps {
-  const needed = new Set<number>(plan.schemaDef.supportRoutineOids ?? []);
-  for (const c of plan.collections) for (const oid of c.routineOids ?? []) needed.add(oid);
+  const graph = callGraph(plan);
+  const needed = callClosure([...(plan.schemaDef.supportRoutineOids ?? []), ...plan.collections.flatMap((c) => c.routineOids ?? [])], graph);
   const selected = new Map<number, { routine: PlannedRoutine; signature: string }>();
   for (const r of plan.routines) for (const o of r.definition.overloads) selected.set(o.oid, { routine: r, signature: o.signature });
   const inSwitch = new Set<string>();
@@ -146,7 +153,7 @@ export function routineSteps(plan: Plan, toc: TocEntry[], existing: ReadonlySet<
   const moved: TocEntry[] = [];
   // What the selected routines call: created in the switch too when nothing else needs it (an
   // existing one is kept, as a supporting object is).
-  const callees = new Set(plan.routines.flatMap((r) => r.definition.calls));
+  const callees = callClosure(plan.routines.flatMap((r) => r.definition.calls), graph);
   for (const e of toc) {
     if (!ROUTINE_DESCS.has(e.desc)) continue;
     const s = selected.get(e.oid);
@@ -199,7 +206,7 @@ export async function replaceRoutine(client: pg.Client, block: ScriptBlock, sign
   } catch (err) {
     if ((err as { code?: string }).code !== '2BP01') throw err;
     throw new ConflictError(
-      `Cannot replace ${word.toLowerCase()} ${signature}: the backup's differs in a way CREATE OR REPLACE cannot change (its result type or argument names), and objects this restore leaves alone depend on it (${(err as { detail?: string }).detail ?? (err as Error).message}). Nothing was changed. Restore those objects too, or restore into another database.`,
+      `Cannot replace ${word.toLowerCase()} ${signature}: the backup's differs in a way CREATE OR REPLACE cannot change (its result type or argument names), so it must be dropped and created, and objects depend on it (${(err as { detail?: string }).detail ?? (err as Error).message}). Nothing was changed. Restore into another database, or drop those objects' use of it first (a restored table's default or trigger calling it counts: they are built before the switch).`,
       { cause: err },
     );
   }

@@ -58,7 +58,7 @@ export interface PgRoutineDefinition {
   schema: string;
   name: string;
   overloads: PgRoutineOverload[];
-  /** OIDs of the routines these call, directly or not (restored with them). */
+  /** OIDs of the routines these call directly (restored with them, and what those call: PgSchemaDefinition.routineCalls). */
   calls: number[];
   /** Relations ("schema.name") whose row type or rows these need to be created (pg_depend). */
   relations: string[];
@@ -85,17 +85,8 @@ const USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND 
  * empty (SESSION_SETUP) so that signatures come out schema-qualified.
  */
 export async function readRoutineCatalog(client: pg.Client): Promise<RoutineCatalog> {
-  const { rows } = await client.query<{ oid: number; schema: string; name: string; prokind: 'f' | 'p' | 'w'; signature: string; hash: string; src: string | null }>(
-    `SELECT p.oid, n.nspname AS schema, p.proname AS name, p.prokind::text AS prokind, p.oid::pg_catalog.regprocedure::text AS signature,
-            ${ROUTINE_DEFINITION_HASH('p.oid')} AS hash,
-            CASE WHEN l.lanname IN ('c', 'internal') THEN NULL ELSE p.prosrc END AS src
-       FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-       JOIN pg_catalog.pg_language l ON l.oid = p.prolang
-      WHERE p.prokind IN ('f', 'p', 'w') AND ${USER_SCHEMAS}
-        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
-      ORDER BY n.nspname, p.proname, p.oid`,
-  );
-  const routines: CatalogRoutine[] = rows.map((r) => ({ oid: Number(r.oid), schema: r.schema, name: r.name, prokind: r.prokind, signature: r.signature, definitionHash: r.hash }));
+  const rows = await routineRows(client, true);
+  const routines: CatalogRoutine[] = rows.map((r) => ({ oid: Number(r.oid), schema: r.schema, name: r.name, prokind: r.prokind, signature: r.signature, definitionHash: r.hash ?? undefined }));
   const calls = new Map<number, Set<number>>();
   const usedByRelation = new Map<number, Set<number>>();
   const support = new Set<number>();
@@ -189,8 +180,33 @@ export async function readRoutineCatalog(client: pg.Client): Promise<RoutineCata
   return { routines, calls, usedByRelation, support, relationsOf };
 }
 
+/** The user's functions and procedures alone (names, kinds, signatures), without what uses them: what a selection offers. */
+export async function readRoutines(client: pg.Client): Promise<CatalogRoutine[]> {
+  return (await routineRows(client, false)).map((r) => ({ oid: Number(r.oid), schema: r.schema, name: r.name, prokind: r.prokind, signature: r.signature }));
+}
+
+/** pg_proc rows of the user's routines; `full`: with their definition hash and body text. */
+async function routineRows(
+  client: pg.Client,
+  full: boolean,
+): Promise<{ oid: number; schema: string; name: string; prokind: 'f' | 'p' | 'w'; signature: string; hash: string | null; src: string | null }[]> {
+  const { rows } = await client.query<{ oid: number; schema: string; name: string; prokind: 'f' | 'p' | 'w'; signature: string; hash: string | null; src: string | null }>(
+    `SELECT p.oid, n.nspname AS schema, p.proname AS name, p.prokind::text AS prokind, p.oid::pg_catalog.regprocedure::text AS signature,
+            ${full ? ROUTINE_DEFINITION_HASH('p.oid') : 'NULL'} AS hash,
+            ${full ? "CASE WHEN l.lanname IN ('c', 'internal') THEN NULL ELSE p.prosrc END" : 'NULL'} AS src
+       FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+       JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+      WHERE p.prokind IN ('f', 'p', 'w') AND ${USER_SCHEMAS}
+        -- extension members come with their extension; routines a type made (a range type's
+        -- constructors) come with their type, and pg_dump writes none of them
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype IN ('e', 'i'))
+      ORDER BY n.nspname, p.proname, p.oid`,
+  );
+  return rows;
+}
+
 /** Words after which a name followed by "(" is a table's (`INSERT INTO t (a, b)`), not a call. */
-const TABLE_CONTEXT = new Set(['into', 'table', 'references', 'on']);
+const TABLE_CONTEXT = new Set(['into', 'table', 'references']);
 
 /**
  * The names a routine body may call: each name followed by "(" (unquoted ones lowercased as

@@ -41,7 +41,7 @@ import { connect, pgError, pgLocation, toolVersion, type PgConnectionSettings } 
 import { PG_ROLES_SQL, ROLES_COLLECTION, type PgRolesDefinition } from './definitions.js';
 import { DATABASE_PROPERTIES_COLUMNS, type PgDatabaseDefinition } from './server-database.js';
 import { serverName } from './server-naming.js';
-import { readRoutineCatalog } from './routines.js';
+import { readRoutines } from './routines.js';
 import { PostgresSource, selectableNames as namesOf, type PostgresSourceOptions } from './source.js';
 import { isStagingRelationName, stagingDatabaseId } from './staging.js';
 import { toolStream } from './tool-stream.js';
@@ -117,7 +117,7 @@ async function selectableNames(settings: PgConnectionSettings, database: string)
   try {
     await client.query("SELECT pg_catalog.set_config('search_path', '', false)");
     const relations = (await readRelations(client)).filter((r) => !isStagingRelationName(r.name));
-    return namesOf(relations, (await readRoutineCatalog(client)).routines);
+    return namesOf(relations, await readRoutines(client));
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -276,19 +276,25 @@ class PostgresSnapshot implements SourceSnapshot {
 
     // Routines: those selected by name, those the selected relations need, those supporting
     // objects need (restored with every selection), each with what it calls (routines.ts).
-    const needsOf = (oid: number): number[] => [...callClosure(routineCatalog.usedByRelation.get(oid) ?? [], routineCatalog.calls)].sort((a, b) => a - b);
-    const support = callClosure(routineCatalog.support, routineCatalog.calls);
-    const listed = new Set<number>(support);
-    for (const g of groups) if (chosen.has(g.name)) for (const oid of callClosure(g.overloads.map((o) => o.oid), routineCatalog.calls)) listed.add(oid);
-    for (const r of selected) for (const oid of needsOf(r.oid)) listed.add(oid);
+    // The manifest records direct uses and direct calls only (the call graph once, in
+    // "(schema)"): closures of every routine would grow with the square of a call chain.
+    const needsOf = (oid: number): number[] => [...(routineCatalog.usedByRelation.get(oid) ?? [])].sort((a, b) => a - b);
+    const starts = [...routineCatalog.support];
+    for (const g of groups) if (chosen.has(g.name)) starts.push(...g.overloads.map((o) => o.oid));
+    for (const r of selected) starts.push(...needsOf(r.oid));
+    const listed = callClosure(starts, routineCatalog.calls);
     const relationName = new Map(relations.map((r) => [r.oid, display(r)] as const));
+    const relationsOfRoutine = (oid: number): string[] => [...(routineCatalog.relationsOf.get(oid) ?? [])].flatMap((rel) => relationName.get(rel) ?? []);
+    const signatureOf = new Map(routineCatalog.routines.map((r) => [r.oid, r.signature] as const));
     const selectedNames = new Set(selected.map((r) => display(r)));
     const routineCollections: CollectionDescriptor[] = [];
     for (const g of groups) {
       if (!g.overloads.some((o) => listed.has(o.oid))) continue;
-      const def = routineDefinition(g, routineCatalog.calls, (oid) => [...(routineCatalog.relationsOf.get(oid) ?? [])].flatMap((rel) => relationName.get(rel) ?? []));
+      const def = routineDefinition(g, routineCatalog.calls, relationsOfRoutine);
       routineCollections.push({ name: g.name, kind: g.kind, definition: { ...def } });
-      const outside = def.relations.filter((n) => !selectedNames.has(n));
+      // What it and the routines it calls need (a callee taking a table's row type too).
+      const needs = [...new Set([...callClosure(g.overloads.map((o) => o.oid), routineCatalog.calls)].flatMap(relationsOfRoutine))].sort();
+      const outside = needs.filter((n) => !selectedNames.has(n));
       if (chosen.has(g.name) && outside.length > 0) {
         this.warnings.push(
           `${g.kind} ${g.name} needs ${outside.join(', ')} (a row type it takes or returns, or rows its body reads), which this backup leaves out: restore it into a database that has ${outside.length === 1 ? 'that relation' : 'those relations'}, or back ${outside.length === 1 ? 'it' : 'them'} up too`,
@@ -312,7 +318,17 @@ class PostgresSnapshot implements SourceSnapshot {
       standaloneSequenceOids: allStandalone.map((r) => r.oid),
       standaloneSequences: allStandalone.flatMap((r) => sequenceDefinition(r, values)),
       routineOids: routineCatalog.routines.map((r) => r.oid),
-      supportRoutineOids: [...support].sort((a, b) => a - b),
+      supportRoutineOids: [...routineCatalog.support].sort((a, b) => a - b),
+      routineRelations: [...listed]
+        .sort((a, b) => a - b)
+        .flatMap((oid) => {
+          const needs = relationsOfRoutine(oid);
+          return needs.length === 0 ? [] : [{ oid, signature: signatureOf.get(oid) ?? String(oid), relations: needs.sort() }];
+        }),
+      routineCalls: [...routineCatalog.calls]
+        .filter(([oid, callees]) => listed.has(oid) && callees.size > 0)
+        .map(([oid, callees]) => [oid, [...callees].sort((a, b) => a - b)] as [number, number[]])
+        .sort((a, b) => a[0] - b[0]),
     };
     const out: CollectionDescriptor[] = [
       { name: SCHEMA_COLLECTION, kind: 'pg_schema', selectable: false, dataFormat: PG_DUMP_CUSTOM, definition: { ...schemaDef } },
@@ -616,7 +632,7 @@ export function selectableNames(relations: CatalogRelation[], routines: CatalogR
 /** A routine collection's definition: its overloads, what they call (closure) and the relations those need. */
 function routineDefinition(g: RoutineGroup, calls: Map<number, Set<number>>, relationsOf: (oid: number) => string[]): PgRoutineDefinition {
   const own = g.overloads.map((o) => o.oid);
-  const called = [...callClosure(own, calls)].filter((oid) => !own.includes(oid)).sort((a, b) => a - b);
+  const called = [...new Set(own.flatMap((oid) => [...(calls.get(oid) ?? [])]))].filter((oid) => !own.includes(oid)).sort((a, b) => a - b);
   const relations = [...new Set(own.flatMap((oid) => relationsOf(oid)))].sort();
   return { schema: g.schema, name: g.routine, overloads: g.overloads.map((o) => ({ oid: o.oid, signature: o.signature, prokind: o.prokind, ...(o.definitionHash !== undefined ? { definitionHash: o.definitionHash } : {}) })), calls: called, relations };
 }

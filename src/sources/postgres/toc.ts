@@ -418,8 +418,8 @@ export function filterToc(entries: TocEntry[], selection: TocSelection): Filtere
  * Whether a COMMENT / ACL / SECURITY LABEL tag's object (describedObject's name, e.g.
  * `customer_total(c integer)`: pg_dump writes the identity arguments there, with their names and
  * modes) is the routine whose FUNCTION / PROCEDURE entry's tag is `routineTag` (e.g.
- * `customer_total(integer)`: argument types only). Same name, as many arguments, each the type or
- * ending in " type".
+ * `customer_total(integer)`: input argument types only). Same name, as many arguments (OUT ones
+ * left out), each the type or ending in " type".
  */
 export function describesRoutine(routineTag: string, described: string): boolean {
   const split = (sig: string): { name: string; args: string[] } | undefined => {
@@ -444,7 +444,10 @@ export function describesRoutine(routineTag: string, described: string): boolean
     return { name: sig.slice(0, open).replace(/"/g, ''), args };
   };
   const a = split(routineTag);
-  const b = split(described);
+  const described_ = split(described);
+  // A procedure's identity arguments (PostgreSQL 14+) list its OUT arguments too; its entry's
+  // tag lists input types only.
+  const b = described_ && { ...described_, args: described_.args.filter((arg) => !/^OUT\s/i.test(arg)) };
   if (a === undefined || b === undefined || a.name !== b.name || a.args.length !== b.args.length) return false;
   return a.args.every((type, i) => {
     const arg = b.args[i] as string;
