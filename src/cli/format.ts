@@ -42,3 +42,30 @@ export function table(header: string[], rows: string[][]): string {
     )
     .join('\n');
 }
+
+/**
+ * A record as `key: value` lines, one per field, in `order` first and then the rest as they come:
+ * nested objects on the lines below their key, indented by two spaces; array items as `- item`;
+ * null, absent and empty values as `none`; lines inside a string indented under its key.
+ */
+export function keyValueLines(record: Record<string, unknown>, order: readonly string[] = [], indent = ''): string[] {
+  const keys = [...order.filter((k) => k in record), ...Object.keys(record).filter((k) => !order.includes(k))];
+  return keys.flatMap((k) => valueLines(`${indent}${k}:`, record[k], indent));
+}
+
+function valueLines(head: string, value: unknown, indent: string): string[] {
+  const inner = `${indent}  `;
+  if (Array.isArray(value) && value.length > 0) {
+    return [head, ...value.flatMap((item) => valueLines(`${inner}-`, item, inner))];
+  }
+  if (isRecord(value) && Object.keys(value).length > 0) return [head, ...keyValueLines(value, [], inner)];
+  return [`${head} ${scalar(value, inner)}`];
+}
+
+function scalar(value: unknown, indent: string): string {
+  if (value === null || value === undefined || (Array.isArray(value) && value.length === 0) || (isRecord(value) && Object.keys(value).length === 0)) return 'none';
+  if (typeof value === 'string') return value.replace(/\r?\n/g, `\n${indent}`);
+  return String(value);
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

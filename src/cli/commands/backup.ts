@@ -113,7 +113,11 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     for (const d of all.damaged) io.err(`cairn: warning: backup ${d.id} is not listed: ${d.message} Run cairn verify and cairn repair.`);
     const manifests = all.manifests.filter((m) => opts.schedule === undefined || m.schedule === opts.schedule);
     if (opts.json) {
-      return printJson(io, manifests.map(({ collections: _c, ...rest }) => rest));
+      // Each collection as the manifest has it, minus its chunk list (and the segments that split it).
+      return printJson(
+        io,
+        manifests.map((m) => ({ ...m, collections: m.collections.map(({ chunks: _c, segments: _s, ...collection }) => collection) })),
+      );
     }
     if (manifests.length === 0) return io.out(`No backups in ${repository.location}.`);
     io.out(

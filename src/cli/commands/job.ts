@@ -1,7 +1,7 @@
 /** `cairn job`: the jobs of a cairn server (list, show, wait, cancel). */
 import type { Command } from 'commander';
 import type { JobRecord } from '../../jobs/ports.js';
-import { formatBytes, table } from '../format.js';
+import { formatBytes, keyValueLines, table } from '../format.js';
 import { progressLine } from '../progress-bar.js';
 import { printJson, type CliContext } from '../options.js';
 import { jobError, needServer, serverOption, type ServerFlags } from '../remote.js';
@@ -34,11 +34,32 @@ export function registerJobCommands(program: Command, { io, signal }: CliContext
         const client = await needServer(opts);
         const record = name === 'show' ? await client.jobs.get(id) : name === 'cancel' ? await client.jobs.cancel(id) : await client.jobs.wait(id, { signal, pollMs: 300 });
         if (opts.json) printJson(io, record);
-        else io.out(`${record.id}  ${record.kind}  ${record.state}${record.error ? `  ${record.error.code}: ${record.error.message}` : ''}${name === 'show' ? `\n${jobProgressLine(record)}` : ''}`);
+        else if (name === 'show') io.out(jobShowLines(record).join('\n'));
+        else io.out(`${record.id}  ${record.kind}  ${record.state}${record.error ? `  ${record.error.code}: ${record.error.message}` : ''}`);
         if (name === 'wait' && record.state !== 'SUCCESS') throw jobError(record);
       });
   }
 
+}
+
+/** Order of a job's fields in `job show`; fields not named here follow, as the server sent them. */
+const JOB_FIELDS = ['id', 'kind', 'state', 'createdAt', 'updatedAt', 'finishedAt', 'key', 'error', 'params', 'progress', 'result'] as const;
+
+/**
+ * The whole job record, one `key: value` line per field, params, progress and result indented
+ * below their key; progress also reads as the progress bar does ("about 41% … about 4 s left").
+ */
+function jobShowLines(record: JobRecord): string[] {
+  const fields = record as unknown as Record<string, unknown>;
+  const order: readonly string[] = JOB_FIELDS;
+  const keys = [...order.filter((k) => k in fields), ...Object.keys(fields).filter((k) => !order.includes(k))];
+  return keys.flatMap((k) => {
+    const value = fields[k];
+    if (k === 'progress' && typeof value === 'object' && value !== null) {
+      return [`progress: ${jobProgressLine(record).trim()}`, ...keyValueLines(value as Record<string, unknown>, [], '  ')];
+    }
+    return keyValueLines({ [k]: value });
+  });
 }
 
 /** A job's progress as the progress bar shows it ("about 41% … about 4 s left" for a backup). */
