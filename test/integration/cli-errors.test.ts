@@ -1,0 +1,50 @@
+/**
+ * Issue 16: errors a user meets from the command line name the problem and the fix and exit with
+ * the documented code (docs/cli.md), never "internal error" (1). The CLI runs as a subprocess.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHINOOK, CLI, cairn, cairnJson } from '../helpers/cli.js';
+
+let work: string;
+let repo: string;
+let backupId: string;
+
+/** The CLI without blocking this process (a test server here must keep answering). */
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'cairn-errs16-'));
+  repo = join(work, 'repo');
+  expect(cairn(['repo', 'init', repo]).code).toBe(0);
+  backupId = cairnJson<{ id: string }>(['backup', 'create', '--source', `sqlite://${CHINOOK}`, '--repo', repo]).id;
+});
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('repo init on a path the filesystem refuses', () => {
+  it('fails fast with a storage error naming the path (no endless mkdir loop under /proc)', async () => {
+    const child = spawn(process.execPath, [CLI, 'repo', 'init', '/proc/x'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    clearTimeout(killer);
+    expect(code).toBe(8);
+    expect(stderr).toMatch(/^cairn: error: .*\/proc\/x/m);
+  }, 30_000);
+});
