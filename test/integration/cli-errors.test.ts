@@ -48,3 +48,14 @@ describe('repo init on a path the filesystem refuses', () => {
     expect(stderr).toMatch(/^cairn: error: .*\/proc\/x/m);
   }, 30_000);
 });
+
+describe('SQLite restore into a folder that does not exist', () => {
+  it('exits 3 naming the missing folder and the fix, and creates nothing', () => {
+    const dir = join(work, 'nonexistent-dir');
+    const r = cairn(['restore', backupId, '--repo', repo, '--to', `sqlite://${join(dir, 'x.db')}`]);
+    expect(r.stderr).not.toMatch(/internal error|ENOENT/);
+    expect(r.stderr).toMatch(new RegExp(`^cairn: error: The folder ${dir} does not exist.*mkdir -p ${dir}`, 'm'));
+    expect(r.code).toBe(3);
+    expect(existsSync(dir)).toBe(false);
+  });
+});
