@@ -3,7 +3,7 @@
  * group, registered in the order --help lists them), signals and the mapping of errors to exit
  * codes (docs/cli.md). Shared option helpers are in options.ts, server calls in remote.ts.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, type Option, type ParseOptionsResult } from 'commander';
 import { CairnError, CancelledError, EXIT_CODES } from '../core/errors.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerCopyCommand } from './commands/copy.js';
@@ -80,8 +80,40 @@ function reportError(err: unknown, io: Io, debug: boolean): number {
   return EXIT_CODES.INTERNAL;
 }
 
+/** The parts of commander's Command this file calls that its typings leave out. */
+interface CommandInternals {
+  missingMandatoryOptionValue(option: Option): never;
+  unknownOption(flag: string): void;
+}
+
+/**
+ * commander checks required options before unknown ones, so `backup create --sorce x` said only
+ * that --source is missing. A mistyped flag is the mistake to report: with one on the command
+ * line, the unknown-option error (naming it and suggesting the closest flag) comes first.
+ */
+class CairnCommand extends Command {
+  private unknownArgs: string[] = [];
+
+  override createCommand(name?: string): Command {
+    return new CairnCommand(name);
+  }
+
+  override parseOptions(argv: string[]): ParseOptionsResult {
+    const parsed = super.parseOptions(argv);
+    this.unknownArgs = parsed.unknown;
+    return parsed;
+  }
+
+  missingMandatoryOptionValue(option: Option): never {
+    const first = this.unknownArgs[0];
+    // Throws (exitOverride) unless the command allows unknown options.
+    if (first !== undefined && first.startsWith('-')) (Command.prototype as unknown as CommandInternals).unknownOption.call(this, first);
+    return (Command.prototype as unknown as CommandInternals).missingMandatoryOptionValue.call(this, option);
+  }
+}
+
 function buildProgram(ctx: CliContext): Command {
-  const program = new Command('cairn')
+  const program = new CairnCommand('cairn')
     .description('Backup and restore for PostgreSQL and SQLite databases.')
     .version('0.1.0')
     .option('--debug', 'print stack traces with errors')

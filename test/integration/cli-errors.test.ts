@@ -59,3 +59,19 @@ describe('SQLite restore into a folder that does not exist', () => {
     expect(existsSync(dir)).toBe(false);
   });
 });
+
+describe('a mistyped flag', () => {
+  it('is named, with the flag it resembles, even when a required option is missing too', () => {
+    const r = cairn(['backup', 'create', '--sorce', 'x', '--repo', repo]);
+    expect(r.stderr).toContain("unknown option '--sorce'");
+    expect(r.stderr).toContain('Did you mean --source?');
+    expect(r.stderr).not.toContain('required option');
+    expect(r.code).toBe(2);
+  });
+
+  it('leaves the missing-option error as it was when every flag is known', () => {
+    const r = cairn(['backup', 'create', '--repo', repo]);
+    expect(r.stderr).toContain("required option '--source <url>' not specified");
+    expect(r.code).toBe(2);
+  });
+});
