@@ -3,10 +3,12 @@
  * the documented code (docs/cli.md), never "internal error" (1). The CLI runs as a subprocess.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqliteTokenStore } from '../../src/catalog/tokens.js';
+import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
 import { CHINOOK, CLI, cairn, cairnJson } from '../helpers/cli.js';
 
 let work: string;
@@ -73,5 +75,80 @@ describe('a mistyped flag', () => {
     const r = cairn(['backup', 'create', '--repo', repo]);
     expect(r.stderr).toContain("required option '--source <url>' not specified");
     expect(r.code).toBe(2);
+  });
+});
+
+describe('talking to a cairn server', () => {
+  let server: RunningServer | undefined;
+  let token: string;
+
+  beforeAll(async () => {
+    const dataDir = join(work, 'data');
+    const store = new SqliteTokenStore(catalogFile(dataDir));
+    token = store.create('viewer').token;
+    store.close();
+    server = await startServer({ dataDir, port: 0, scheduleTickMs: 3600_000, env: {} });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('an unreachable server is a storage error (exit 8) naming it, the cause and the fix', async () => {
+    const r = await cli(['job', 'list', '--server', 'http://127.0.0.1:1'], { CAIRN_TOKEN: '' });
+    expect(r.stderr).not.toContain('internal error');
+    expect(r.stderr).toMatch(/^cairn: error: cannot connect to cairn server at http:\/\/127\.0\.0\.1:1: .+; is it running\? \(cairn server start\)$/m);
+    expect(r.code).toBe(8);
+  });
+
+  it('a token the server refuses (401) is a usage error (exit 2) saying so', async () => {
+    const r = await cli(['job', 'list', '--server', server!.url], { CAIRN_TOKEN: 'not-a-token' });
+    expect(r.stderr).toMatch(/^cairn: error: the server refused the token: .*CAIRN_TOKEN/m);
+    expect(r.code).toBe(2);
+  });
+
+  it('the token it knows is accepted (the refusal above is about the token)', async () => {
+    const r = await cli(['job', 'list', '--server', server!.url, '--json'], { CAIRN_TOKEN: token });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toBeDefined();
+  });
+});
+
+describe('--json errors', () => {
+  it('print one JSON document on stdout with the code, message and exit code; the human line stays on stderr', () => {
+    const r = cairn(['backup', 'show', 'nope', '--repo', repo, '--json']);
+    expect(r.code).toBe(3);
+    const doc = JSON.parse(r.stdout) as { error: { code: string; message: string; exitCode: number } };
+    expect(doc.error.code).toBe('NOT_FOUND');
+    expect(doc.error.exitCode).toBe(3);
+    expect(doc.error.message).toContain('"nope" not found');
+    expect(r.stderr).toContain(`cairn: error: ${doc.error.message}`);
+  });
+
+  it('cover usage errors commander reports', () => {
+    const r = cairn(['backup', 'create', '--sorce', 'x', '--repo', repo, '--json']);
+    expect(r.code).toBe(2);
+    const doc = JSON.parse(r.stdout) as { error: { code: string; message: string; exitCode: number } };
+    expect(doc.error).toMatchObject({ code: 'USAGE', exitCode: 2 });
+    expect(doc.error.message).toContain("unknown option '--sorce'");
+  });
+
+  it('are not printed on stdout without --json', () => {
+    const r = cairn(['backup', 'show', 'nope', '--repo', repo]);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toBe('');
+  });
+
+  it('add no second document after a command printed its own (verify --json of a damaged repository)', () => {
+    const damaged = join(work, 'damaged');
+    cpSync(repo, damaged, { recursive: true });
+    const data = join(damaged, 'data');
+    for (const sub of readdirSync(data)) rmSync(join(data, sub), { recursive: true });
+    const r = cairn(['verify', '--repo', damaged, '--json']);
+    expect(r.code).toBe(6);
+    const doc = JSON.parse(r.stdout) as { ok: boolean; error?: unknown };
+    expect(doc.ok).toBe(false);
+    expect(doc.error).toBeUndefined();
   });
 });
