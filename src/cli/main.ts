@@ -3,8 +3,8 @@
  * group, registered in the order --help lists them), signals and the mapping of errors to exit
  * codes (docs/cli.md). Shared option helpers are in options.ts, server calls in remote.ts.
  */
-import { Command, CommanderError } from 'commander';
-import { CairnError, CancelledError, EXIT_CODES } from '../core/errors.js';
+import { Command, CommanderError, type Option, type ParseOptionsResult } from 'commander';
+import { CairnError, CancelledError, EXIT_CODES, type ErrorCode } from '../core/errors.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerCopyCommand } from './commands/copy.js';
 import { registerJobCommands } from './commands/job.js';
@@ -16,6 +16,7 @@ import { registerServerCommand } from './commands/server.js';
 import { registerSourceCommands } from './commands/source.js';
 import { registerTokenCommands } from './commands/token.js';
 import type { CliContext, Io } from './options.js';
+import { apiError, isApiError } from './remote.js';
 
 export type { Io } from './options.js';
 
@@ -34,11 +35,21 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const debug = argv.includes('--debug');
+  // Whether the command printed on stdout: a --json command that printed its document before
+  // failing (verify's report) gets no second one for its error.
+  let printed = false;
+  const tracked: Io = {
+    ...io,
+    out: (text) => {
+      printed = true;
+      io.out(text);
+    },
+  };
   try {
-    await buildProgram({ io, signal: controller.signal }).parseAsync(argv);
+    await buildProgram({ io: tracked, signal: controller.signal }).parseAsync(argv);
     return 0;
   } catch (err) {
-    return reportError(cancelledIfAborted(err, controller.signal), io, debug);
+    return reportError(cancelledIfAborted(err, controller.signal), io, debug, argv.includes('--json') && !printed);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -64,24 +75,68 @@ function cancelledIfAborted(err: unknown, signal: AbortSignal): unknown {
   return reason instanceof CairnError ? reason : new CancelledError();
 }
 
-function reportError(err: unknown, io: Io, debug: boolean): number {
+/**
+ * Prints the error and returns the exit code. With --json on the command line the error is also
+ * one JSON document on stdout, `{"error":{"code","message","exitCode"}}` (docs/cli.md), so that
+ * a script reading stdout gets something to parse; the human line stays on stderr.
+ */
+function reportError(err: unknown, io: Io, debug: boolean, json: boolean): number {
+  const report = (code: ErrorCode, message: string, exitCode: number): number => {
+    if (json) io.out(JSON.stringify({ error: { code, message, exitCode } }, null, 2));
+    return exitCode;
+  };
   if (err instanceof CommanderError) {
     // Commander already printed its message (help and version exit with 0).
-    return err.exitCode === 0 ? 0 : EXIT_CODES.USAGE;
+    if (err.exitCode === 0) return 0;
+    return report('USAGE', err.message.replace(/^error: /, ''), EXIT_CODES.USAGE);
   }
+  // A server's answer that a command did not map itself (callServer) maps the same way here.
+  if (isApiError(err)) err = apiError(err);
   if (err instanceof CairnError) {
     io.err(`cairn: error: ${err.message}`);
     if (debug && err.stack) io.err(err.stack);
-    return err.exitCode;
+    return report(err.code, err.message, err.exitCode);
   }
   const e = err instanceof Error ? err : new Error(String(err));
   io.err(`cairn: internal error: ${e.message}${debug ? '' : ' (run with --debug for details)'}`);
   if (debug && e.stack) io.err(e.stack);
-  return EXIT_CODES.INTERNAL;
+  return report('INTERNAL', `internal error: ${e.message}`, EXIT_CODES.INTERNAL);
+}
+
+/** The parts of commander's Command this file calls that its typings leave out. */
+interface CommandInternals {
+  missingMandatoryOptionValue(option: Option): never;
+  unknownOption(flag: string): void;
+}
+
+/**
+ * commander checks required options before unknown ones, so `backup create --sorce x` said only
+ * that --source is missing. A mistyped flag is the mistake to report: with one on the command
+ * line, the unknown-option error (naming it and suggesting the closest flag) comes first.
+ */
+class CairnCommand extends Command {
+  private unknownArgs: string[] = [];
+
+  override createCommand(name?: string): Command {
+    return new CairnCommand(name);
+  }
+
+  override parseOptions(argv: string[]): ParseOptionsResult {
+    const parsed = super.parseOptions(argv);
+    this.unknownArgs = parsed.unknown;
+    return parsed;
+  }
+
+  missingMandatoryOptionValue(option: Option): never {
+    const first = this.unknownArgs[0];
+    // Throws (exitOverride) unless the command allows unknown options.
+    if (first !== undefined && first.startsWith('-')) (Command.prototype as unknown as CommandInternals).unknownOption.call(this, first);
+    return (Command.prototype as unknown as CommandInternals).missingMandatoryOptionValue.call(this, option);
+  }
 }
 
 function buildProgram(ctx: CliContext): Command {
-  const program = new Command('cairn')
+  const program = new CairnCommand('cairn')
     .description('Backup and restore for PostgreSQL and SQLite databases.')
     .version('0.1.0')
     .option('--debug', 'print stack traces with errors')

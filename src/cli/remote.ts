@@ -4,7 +4,7 @@
  * the CLI's exit code (docs/cli.md). The SDK is loaded only when a server is named.
  */
 import { Option } from 'commander';
-import { CairnError, EXIT_CODES, UsageError, type ErrorCode } from '../core/errors.js';
+import { CairnError, EXIT_CODES, StorageError, UsageError, type ErrorCode } from '../core/errors.js';
 import type { JobRecord } from '../jobs/ports.js';
 import type { CairnClient } from '../sdk/index.js';
 import type { Io } from './options.js';
@@ -24,7 +24,24 @@ export async function serverClient(opts: ServerFlags): Promise<CairnClient | und
   if (!opts.server) return undefined;
   const { CairnClient } = await import('../sdk/index.js');
   if (!/^https?:\/\//.test(opts.server)) throw new UsageError(`Invalid --server "${opts.server}": give its URL, e.g. http://127.0.0.1:8080.`);
-  return new CairnClient({ url: opts.server, ...(process.env.CAIRN_TOKEN ? { token: process.env.CAIRN_TOKEN } : {}) });
+  return new CairnClient({ url: opts.server, fetch: connectingFetch(opts.server), ...(process.env.CAIRN_TOKEN ? { token: process.env.CAIRN_TOKEN } : {}) });
+}
+
+/**
+ * fetch, with a server that cannot be reached (refused, unknown host, reset) as a StorageError
+ * (exit 8, docs/cli.md) naming it and the cause, instead of undici's bare "fetch failed".
+ */
+function connectingFetch(server: string): typeof fetch {
+  return async (input, init) => {
+    try {
+      return await fetch(input, init);
+    } catch (err) {
+      if (init?.signal?.aborted || (err instanceof Error && err.name === 'AbortError')) throw err;
+      const cause: unknown = err instanceof Error ? err.cause : undefined;
+      const why = cause instanceof Error ? cause.message : err instanceof Error ? err.message : String(err);
+      throw new StorageError(`cannot connect to cairn server at ${server}: ${why}; is it running? (cairn server start)`, { cause: err });
+    }
+  };
 }
 
 export async function needServer(opts: ServerFlags): Promise<CairnClient> {
@@ -48,8 +65,17 @@ export function jobError(job: JobRecord): CairnError {
 /** The CLI error for an API error: its code when the CLI knows it (exit codes follow), 401/403 as usage errors. */
 export function apiError(err: { status: number; code: string; message: string }): CairnError {
   if (err.code in EXIT_CODES) return new CairnError(err.code as ErrorCode, err.message);
-  if (err.status === 401 || err.status === 403) return new UsageError(`${err.message} (the token comes from CAIRN_TOKEN)`);
+  if (err.status === 401) {
+    const token = process.env.CAIRN_TOKEN ? 'the token in CAIRN_TOKEN' : 'no token (CAIRN_TOKEN is not set)';
+    return new UsageError(`the server refused the token: it got ${token}, which it does not know or no longer accepts. Set CAIRN_TOKEN to a token of that server (cairn token create --role … on it, with its --data-dir).`);
+  }
+  if (err.status === 403) return new UsageError(`${err.message} (the token comes from CAIRN_TOKEN)`);
   return new CairnError('INTERNAL', err.message);
+}
+
+/** An SDK CairnApiError (told by its name: the SDK is loaded only when a server is named). */
+export function isApiError(err: unknown): err is { status: number; code: string; message: string } {
+  return err instanceof Error && err.name === 'CairnApiError' && typeof (err as { status?: unknown }).status === 'number';
 }
 
 /** Runs an API call; its CairnApiError becomes the CLI error of the same code (apiError). */

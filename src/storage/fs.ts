@@ -48,13 +48,10 @@ export class FileSystemStorage implements Storage {
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.knownDirs.has(dir)) return;
-    const first = await mkdir(dir, { recursive: true, mode: DIR_MODE });
-    // mkdir returns the first folder it created: chmod that one and each below it, down to dir.
-    if (first !== undefined) {
-      for (let d = dir; ; d = dirname(d)) {
-        await chmod(d, DIR_MODE);
-        if (d === first || dirname(d) === d || !d.startsWith(first)) break;
-      }
+    try {
+      await makeDirs(dir);
+    } catch (err) {
+      throw wrap(err, `create the folder ${dir}`, this.location);
     }
     this.knownDirs.add(dir);
     await removeAbandonedTempFiles(dir);
@@ -311,6 +308,36 @@ async function syncDir(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * mkdir -p, one folder at a time, each created one chmod-ed to DIR_MODE. Not Node's
+ * mkdir({ recursive: true }): that retries for ever where a folder's parent exists but refuses
+ * children with ENOENT (/proc/x spins at 100% CPU, deaf to SIGTERM, on Node 20). Here every step
+ * is a single mkdir, so the walk ends after at most one attempt per path component.
+ */
+async function makeDirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      await stat(d);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      missing.push(d);
+      if (dirname(d) === d) break;
+    }
+  }
+  for (const d of missing.reverse()) {
+    try {
+      await mkdir(d, { mode: DIR_MODE });
+    } catch (err) {
+      // Another writer created it meanwhile: fine, it is there.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw err;
+    }
+    await chmod(d, DIR_MODE);
   }
 }
 

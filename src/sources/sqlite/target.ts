@@ -42,7 +42,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import Database from './driver.js';
-import { ConflictError, throwIfAborted } from '../../core/errors.js';
+import { ConflictError, NotFoundError, SourceError, UsageError, throwIfAborted } from '../../core/errors.js';
 import type { ConflictPolicy, RestoreItem, RestoreOptions, RestoreResult, RestoreTarget } from '../types.js';
 import { quoteIdent, SQLITE_KIND } from './sql.js';
 import { foldName } from './naming.js';
@@ -84,6 +84,7 @@ export class SqliteTarget implements RestoreTarget {
   async check(items: RestoreItem[], onConflict: ConflictPolicy, partial = false): Promise<void> {
     const plan = planItems(items);
     const database = databaseOf(items);
+    this.assertFolder();
     if (!fs.existsSync(this.path)) {
       this.assertTriggerTargets(plan, new Set());
       return;
@@ -101,8 +102,33 @@ export class SqliteTarget implements RestoreTarget {
     }
   }
 
+  /**
+   * The target's folder must exist: the staging file is created next to the target, and a restore
+   * creates no folders (a mistyped path would otherwise grow a tree). Checked before anything is
+   * written.
+   */
+  private assertFolder(): void {
+    const dir = path.dirname(this.path);
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') {
+        throw new NotFoundError(
+          `The folder ${dir} does not exist, so ${this.path} cannot be created in it. Create the folder first (mkdir -p ${dir}) or restore to a file in an existing folder.`,
+          { cause: err },
+        );
+      }
+      throw new SourceError(`Cannot read the folder ${dir}: ${(err as Error).message}. Check its permissions.`, { cause: err });
+    }
+    if (!stat.isDirectory()) {
+      throw new UsageError(`${dir} is not a folder, so ${this.path} cannot be created in it. Restore to a file in an existing folder.`);
+    }
+  }
+
   async restore(items: RestoreItem[], userOptions: RestoreOptions): Promise<RestoreResult> {
     throwIfAborted(userOptions.signal);
+    this.assertFolder();
     // Staging files of restores killed outright (this folder only; never one that may be
     // alive), even when this restore is refused.
     removeAbandonedStaging(path.dirname(this.path));
