@@ -33,3 +33,18 @@ export function cairnJson<T = unknown>(args: string[], options: { cwd?: string; 
 export function cairnAsync(args: string[], options: { cwd?: string } = {}): ChildProcess {
   return spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
 }
+
+/**
+ * The built CLI in a child process without blocking this one (a test server running in this
+ * process must keep answering): its exit code and output once it ends. `env` is added to ours.
+ */
+export function cairnRun(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}

@@ -6,7 +6,6 @@
  * and the CLI's --server paths that use them (backup --expires / --roles, set-expiry).
  * SQLite where the engine does not matter; one small PostgreSQL database (prefix i15api_).
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +16,7 @@ import { Repository } from '../../src/repo/repository.js';
 import { CairnApiError, CairnClient } from '../../src/sdk/index.js';
 import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
-import { CHINOOK, CLI } from '../helpers/cli.js';
+import { CHINOOK, cairnRun } from '../helpers/cli.js';
 import { dropDatabase, ensurePostgres, pgUrl, psql, tableChecksums } from '../helpers/postgres.js';
 
 let work: string;
@@ -39,17 +38,7 @@ function pgDatabase(sql = ''): string {
 
 /** The CLI in a child process without blocking this one: the server runs here and must keep answering. */
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, CAIRN_SERVER: server.url, CAIRN_TOKEN: tokens.operator, CAIRN_REPO: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return cairnRun(args, { CAIRN_SERVER: server.url, CAIRN_TOKEN: tokens.operator, CAIRN_REPO: '', ...env });
 }
 
 /** The manifest as stored (definitions included), read from the repository itself. */

@@ -9,23 +9,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
-import { CHINOOK, CLI, cairn, cairnJson } from '../helpers/cli.js';
+import { CHINOOK, CLI, cairn, cairnJson, cairnRun } from '../helpers/cli.js';
 
 let work: string;
 let repo: string;
 let backupId: string;
 
 /** The CLI without blocking this process (a test server here must keep answering). */
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = cairnRun;
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'cairn-errs16-'));

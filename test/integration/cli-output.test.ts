@@ -3,14 +3,13 @@
  * lists), and `job show` prints the whole job record as `key: value` lines (a server started in
  * this process runs the job; the CLI talks to it from a child process).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
-import { CHINOOK, CLI, cairn, cairnJson } from '../helpers/cli.js';
+import { CHINOOK, cairn, cairnJson, cairnRun } from '../helpers/cli.js';
 
 let work: string;
 
@@ -53,19 +52,8 @@ describe('job show', () => {
   let token: string;
 
   /** The CLI in a child process without blocking this one: the server runs here and must keep answering. */
-  function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        env: { ...process.env, CAIRN_SERVER: server.url, CAIRN_TOKEN: token, CAIRN_REPO: '' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
-  }
+  const cli = (args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+    cairnRun(args, { CAIRN_SERVER: server.url, CAIRN_TOKEN: token, CAIRN_REPO: '' });
 
   beforeAll(async () => {
     const dataDir = join(work, 'data');

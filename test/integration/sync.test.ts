@@ -6,7 +6,6 @@
  * --source, conflicts, a damaged source backup, and a prune of B while a sync runs.
  * More seeds: CAIRN_SYNC_SEEDS=1..20 npx vitest run test/integration/sync.test.ts
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,22 +25,13 @@ import Database from '../../src/sources/sqlite/driver.js';
 import { seededRandom } from '../../src/storage/middleware/faults.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import type { PutOptions, Storage } from '../../src/storage/types.js';
-import { CLI, cairn } from '../helpers/cli.js';
+import { cairn, cairnRun } from '../helpers/cli.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
 
 type Dump = ReturnType<typeof dumpSqlite>;
 
 /** The CLI in a child process without blocking this one (a server in this process keeps answering). */
-function cairnAsyncRun(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cairnAsyncRun = cairnRun;
 let work: string;
 
 beforeAll(() => {
