@@ -47,6 +47,9 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
   };
   try {
     await buildProgram({ io: tracked, signal: controller.signal }).parseAsync(argv);
+    // A Ctrl-C that came after the point of no return (a backup's manifest written, a restore
+    // switched in): the command finished, and its result stands.
+    if (controller.signal.aborted) io.err('cairn: the cancel came too late: the command had already finished, and its result stands.');
     return 0;
   } catch (err) {
     return reportError(cancelledIfAborted(err, controller.signal), io, debug, argv.includes('--json') && !printed);
