@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { CATALOG_APPLICATION_ID, fileMark, protectFile, SqliteDatabase as Database } from './engines.js';
+import { makeDirsSync } from '../core/folders.js';
 
 export { CATALOG_APPLICATION_ID, fileMark, protectFile };
 
@@ -14,7 +15,7 @@ export { CATALOG_APPLICATION_ID, fileMark, protectFile };
  * their next open.
  */
 export function openCatalogDatabase(file: string): BetterSqlite3.Database {
-  if (file !== ':memory:' && fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 }) !== undefined) fs.chmodSync(path.dirname(file), 0o700);
+  if (file !== ':memory:' && makeDirsSync(path.dirname(file), 0o700) !== undefined) fs.chmodSync(path.dirname(file), 0o700);
   const db = new Database(file);
   // It may hold database passwords (registered sources): readable by its owner only, and so
   // are its -wal and -shm files (whatever the umask, whoever created them first).

@@ -17,6 +17,7 @@ import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { LockedError } from '../core/errors.js';
 import { SqliteDatabase as Database } from '../catalog/engines.js';
+import { makeDirsSync } from '../core/folders.js';
 
 export interface DataDirHolder {
   /** What holds it: "cairn server" or "cairn schedule run-now". */
@@ -46,7 +47,7 @@ export class DataDirLock {
    */
   static acquire(dataDir: string, command: string): DataDirLock {
     const dir = path.resolve(dataDir);
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirsSync(dir, 0o700);
     const db = new Database(lockFile(dir), { timeout: 0 });
     try {
       // Exclusive locking mode keeps the file lock from the first write until the connection

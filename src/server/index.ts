@@ -20,6 +20,7 @@ import { scheduledBackupLauncher } from '../jobs/scheduled-backup.js';
 import { openSource } from '../sources/index.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { catalogFile, protectFile } from '../catalog/database.js';
+import { makeDirsSync } from '../core/folders.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
@@ -33,7 +34,7 @@ export function serverId(dataDir: string): string {
   try {
     id = fs.readFileSync(file, 'utf8').trim();
   } catch {
-    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    makeDirsSync(dataDir, 0o700);
     id = randomBytes(8).toString('hex');
     fs.writeFileSync(file, `${id}\n`, { mode: 0o600 });
   }
@@ -45,7 +46,7 @@ export function serverId(dataDir: string): string {
  * id), whatever the umask was when they were created.
  */
 export function secureDataDir(dataDir: string): void {
-  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makeDirsSync(dataDir, 0o700);
   fs.chmodSync(dataDir, 0o700);
   for (const name of fs.readdirSync(dataDir)) {
     const file = path.join(dataDir, name);

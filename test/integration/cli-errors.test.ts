@@ -29,9 +29,12 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-describe('repo init on a path the filesystem refuses', () => {
-  it('fails fast with a storage error naming the path (no endless mkdir loop under /proc)', async () => {
-    const child = spawn(process.execPath, [CLI, 'repo', 'init', '/proc/x'], { stdio: ['ignore', 'pipe', 'pipe'] });
+describe('a folder the filesystem refuses (a repository, a data folder)', () => {
+  it.each([
+    ['repo init', ['repo', 'init', '/proc/x']],
+    ['a data folder (token list --data-dir)', ['token', 'list', '--data-dir', '/proc/x']],
+  ])('%s fails fast with a storage error naming the path (no endless mkdir loop under /proc)', async (_what, args) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
