@@ -194,8 +194,16 @@ function capitalize(s: string): string {
  * Throws ConflictError (one problem, or all of them listed) when the plan cannot be applied to
  * the existing target database under `onConflict`; `location` names the target in messages.
  */
-export async function assertNoConflicts(client: pg.Client, plan: Plan, onConflict: ConflictPolicy, location: string): Promise<void> {
-  const problems = [...(await findConflicts(client, plan, onConflict, location)), ...routineConflicts(plan, await existingRoutines(client, plan), onConflict, location)];
+export async function assertNoConflicts(
+  client: pg.Client,
+  plan: Plan,
+  onConflict: ConflictPolicy,
+  location: string,
+  /** The selected routines the target has with another definition, when the caller read them already (routine-restore.ts). */
+  differingRoutines?: ReadonlySet<string>,
+): Promise<void> {
+  const routines = differingRoutines ?? (await existingRoutines(client, plan));
+  const problems = [...(await findConflicts(client, plan, onConflict, location)), ...routineConflicts(plan, routines, onConflict, location)];
   if (problems.length === 1) throw new ConflictError(problems[0] as string);
   if (problems.length > 1) {
     throw new ConflictError(`Cannot restore into ${location}: ${problems.length} conflicts:\n${problems.map((p) => `- ${p}`).join('\n')}`);

@@ -123,11 +123,12 @@ export class PostgresTarget implements RestoreTarget {
     if (existing !== undefined) {
       try {
         await dropAbandonedStagingRelations(existing);
-        await assertNoConflicts(existing, plan, userOptions.onConflict, this.location);
-        // What the result reports as created where (read before anything is written).
-        const replaced = await existingRelations(existing, plan.collections.map((c) => c.target));
+        // The selected routines the target has, read once: for the conflicts, the plan and the switch.
         const routinesThere = await routinesInTarget(existing, plan);
         differingRoutines = routinesThere.differing;
+        await assertNoConflicts(existing, plan, userOptions.onConflict, this.location, differingRoutines);
+        // What the result reports as created where (read before anything is written).
+        const replaced = await existingRelations(existing, plan.collections.map((c) => c.target));
         summary = planSummary(plan, this.location, (await isEmptyDatabase(existing)) ? 'existing-empty' : 'existing', replaced, routineOutcomes(plan, routinesThere));
         // Sequences the restore sets without selecting them: those that exist only move forward.
         plan.sequencesInTarget = await existingRelations(existing, supportSequences(plan).map((s) => s.state));
