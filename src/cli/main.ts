@@ -22,6 +22,8 @@ export type { Io } from './options.js';
 
 /** Runs the CLI and returns the exit code (documented in docs/cli.md). */
 export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
+  // The wall time a --json document reports as durationMs (printJson).
+  const startedAt = io.startedAt ?? performance.now();
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = (): void => {
@@ -40,6 +42,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
   let printed = false;
   const tracked: Io = {
     ...io,
+    startedAt,
     out: (text) => {
       printed = true;
       io.out(text);
@@ -144,7 +147,12 @@ function buildProgram(ctx: CliContext): Command {
     .version('0.1.0')
     .option('--debug', 'print stack traces with errors')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => ctx.io.out(s), writeErr: (s) => ctx.io.err(s.trimEnd()) })
+    // commander's own errors ("error: unknown option …") read like every other error, `cairn: error: …`.
+    .configureOutput({
+      writeOut: (s) => ctx.io.out(s),
+      writeErr: (s) => ctx.io.err(s.trimEnd()),
+      outputError: (s, write) => write(s.replace(/^error: /, 'cairn: error: ')),
+    })
     .showHelpAfterError('(run with --help for usage)');
   for (const register of [
     registerRepoCommands,

@@ -16,6 +16,8 @@ import { openStorage, storageFromEnv } from '../storage/index.js';
 export interface Io {
   out: (text: string) => void;
   err: (text: string) => void;
+  /** `performance.now()` when the command started (main.ts sets it): printJson's `durationMs`. */
+  startedAt?: number;
 }
 
 /** What every command group gets: where to print, and the signal Ctrl-C / SIGTERM abort. */
@@ -39,9 +41,19 @@ export interface DataDirFlags {
   json?: boolean;
 }
 
-/** Prints `value` as the one JSON document --json promises (indented unless `compact`). */
+/**
+ * Prints `value` as the one JSON document --json promises (indented unless `compact`). An object
+ * gets `durationMs` last at its top level: the command's wall time in whole milliseconds, from
+ * `io.startedAt` to now (docs/cli.md "Output and errors"). An array stays as it is: list commands
+ * have printed bare arrays since they exist, and wrapping them would break every script that reads
+ * them (`jq '.[]'`).
+ */
 export function printJson(io: Io, value: unknown, compact = false): void {
-  io.out(compact ? JSON.stringify(value) : JSON.stringify(value, null, 2));
+  const doc =
+    io.startedAt !== undefined && typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? { ...value, durationMs: Math.max(0, Math.round(performance.now() - io.startedAt)) }
+      : value;
+  io.out(compact ? JSON.stringify(doc) : JSON.stringify(doc, null, 2));
 }
 
 export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];

@@ -7,7 +7,7 @@ import { Option } from 'commander';
 import { CairnError, EXIT_CODES, StorageError, UsageError, type ErrorCode } from '../core/errors.js';
 import type { JobRecord } from '../jobs/ports.js';
 import type { CairnClient } from '../sdk/index.js';
-import type { Io } from './options.js';
+import { printJson, type Io } from './options.js';
 
 export interface ServerFlags {
   server?: string;
@@ -102,7 +102,8 @@ export async function runOnServer(
 ): Promise<JobRecord | undefined> {
   const started = await callServer(start);
   if (opts.wait === false) {
-    io.out(opts.json ? JSON.stringify(started, null, 2) : started.id);
+    if (opts.json) printJson(io, started);
+    else io.out(started.id);
     return undefined;
   }
   let final: JobRecord;

@@ -79,13 +79,15 @@ describe('job show', () => {
 
     const json = await cli(['job', 'show', id, '--json']);
     expect(json.code, json.stderr).toBe(0);
-    const record = JSON.parse(json.stdout) as Record<string, unknown> & {
+    const { durationMs, ...record } = JSON.parse(json.stdout) as Record<string, unknown> & {
+      durationMs: number;
       params: Record<string, unknown>;
       progress: Record<string, unknown>;
       result: Record<string, unknown>;
     };
+    expect(Number.isInteger(durationMs) && durationMs >= 0).toBe(true);
     expect(record).toMatchObject({ id, kind: 'backup', state: 'SUCCESS', error: null, result: { backupId: 'via-job' } });
-    // --json is the job record as the server has it, unchanged.
+    // --json is the job record as the server has it, unchanged, plus the command's durationMs.
     expect(Object.keys(record)).toEqual(['id', 'kind', 'state', 'key', 'params', 'progress', 'result', 'error', 'createdAt', 'updatedAt', 'finishedAt']);
 
     const shown = await cli(['job', 'show', id]);
