@@ -1,0 +1,128 @@
+/**
+ * Issue 16: every --json result that is an object carries `durationMs` at its top level, the
+ * command's wall time in whole milliseconds; list commands keep printing bare arrays (docs/cli.md
+ * "Output and errors"). Table-driven: each command runs as a user runs it, as a subprocess, in
+ * the order a user would (a backup before its restore); through a server for the job commands.
+ */
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqliteTokenStore } from '../../src/catalog/tokens.js';
+import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
+import { CHINOOK, cairn, cairnRun } from '../helpers/cli.js';
+
+let work: string;
+const at = (name: string): string => join(work, name);
+const env = (): NodeJS.ProcessEnv => ({ CAIRN_DATA_DIR: at('data'), CAIRN_REPO: '', CAIRN_SERVER: '', CAIRN_TOKEN: '' });
+
+/** `object`: a document with durationMs; `array`: a list, printed bare as always. */
+type Shape = 'object' | 'array';
+
+/** Each command with --json, in an order where each finds what the ones before made. */
+const COMMANDS: [string, () => string[], Shape][] = [
+  ['repo init', () => ['repo', 'init', at('repo')], 'object'],
+  ['repo add', () => ['repo', 'add', 'second', at('second')], 'object'],
+  ['repo list', () => ['repo', 'list'], 'array'],
+  ['backup create', () => ['backup', 'create', '--source', `sqlite://${at('src.db')}`, '--repo', at('repo'), '--id', 'b1'], 'object'],
+  ['backup list', () => ['backup', 'list', '--repo', at('repo')], 'array'],
+  ['backup show', () => ['backup', 'show', 'b1', '--repo', at('repo')], 'object'],
+  ['backup set-expiry', () => ['backup', 'set-expiry', 'b1', '30d', '--repo', at('repo')], 'object'],
+  ['backup expire', () => ['backup', 'expire', '--dry-run', '--repo', at('repo')], 'object'],
+  ['restore', () => ['restore', 'b1', '--repo', at('repo'), '--to', `sqlite://${at('restored.db')}`], 'object'],
+  ['repo init (second)', () => ['repo', 'init', 'second'], 'object'],
+  ['copy', () => ['copy', 'b1', '--from', at('repo'), '--to', 'second'], 'object'],
+  ['sync', () => ['sync', '--from', at('repo'), '--to', 'second'], 'object'],
+  ['verify', () => ['verify', '--repo', at('repo'), '--read-data'], 'object'],
+  ['prune', () => ['prune', '--repo', at('repo'), '--dry-run'], 'object'],
+  ['repair', () => ['repair', '--repo', at('repo'), '--dry-run'], 'object'],
+  ['unlock', () => ['unlock', '--repo', at('repo')], 'object'],
+  ['source add', () => ['source', 'add', 'app', `sqlite://${at('src.db')}`], 'object'],
+  ['source list', () => ['source', 'list'], 'array'],
+  ['schedule add', () => ['schedule', 'add', 'nightly', '--source', 'app', '--repo', at('repo'), '--cron', '0 3 * * *'], 'object'],
+  ['schedule list', () => ['schedule', 'list'], 'array'],
+  ['schedule show', () => ['schedule', 'show', 'nightly'], 'object'],
+  ['schedule run-now', () => ['schedule', 'run-now', 'nightly'], 'object'],
+  ['token create', () => ['token', 'create', '--role', 'viewer'], 'object'],
+  ['token list', () => ['token', 'list'], 'array'],
+  ['backup delete', () => ['backup', 'delete', 'b1', '--repo', at('repo')], 'object'],
+  ['source remove', () => ['source', 'remove', 'app', '--force'], 'object'],
+  ['repo remove', () => ['repo', 'remove', 'second'], 'object'],
+];
+
+function expectShape(what: string, r: { code: number | null; stdout: string; stderr: string }, shape: Shape): void {
+  expect(r.code, `${what}: ${r.stderr}`).toBe(0);
+  const doc = JSON.parse(r.stdout) as unknown;
+  if (shape === 'array') {
+    expect(Array.isArray(doc), `${what} prints a bare array`).toBe(true);
+    return;
+  }
+  expect(typeof doc === 'object' && doc !== null && !Array.isArray(doc), `${what} prints an object`).toBe(true);
+  const { durationMs } = doc as { durationMs?: unknown };
+  expect(Number.isInteger(durationMs), `${what}: durationMs ${String(durationMs)}`).toBe(true);
+  expect(durationMs as number).toBeGreaterThanOrEqual(0);
+}
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'cairn-json-duration-'));
+  cpSync(CHINOOK, at('src.db'));
+});
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('--json documents carry durationMs', () => {
+  it.each(COMMANDS)('%s', (what, args, shape) => {
+    expectShape(what, cairn([...args(), '--json'], { env: env() }), shape);
+  });
+
+  it('durationMs is the wall time of the command, not a constant', () => {
+    const started = performance.now();
+    const r = cairn(['backup', 'create', '--source', `sqlite://${at('src.db')}`, '--repo', at('repo'), '--id', 'timed', '--json'], { env: env() });
+    const wall = performance.now() - started;
+    expect(r.code, r.stderr).toBe(0);
+    const { durationMs } = JSON.parse(r.stdout) as { durationMs: number };
+    // A backup of Chinook reads and writes: it takes measurable time, and less than the whole
+    // process (which also loads Node and the modules).
+    expect(durationMs).toBeGreaterThan(0);
+    expect(durationMs).toBeLessThanOrEqual(Math.ceil(wall));
+  });
+});
+
+describe('through a server', () => {
+  let server: RunningServer | undefined;
+  let token: string;
+  let jobId: string;
+
+  beforeAll(async () => {
+    expect(cairn(['repo', 'init', at('server-repo')], { env: env() }).code).toBe(0);
+    const dataDir = at('server-data');
+    const store = new SqliteTokenStore(catalogFile(dataDir));
+    token = store.create('admin').token;
+    store.close();
+    server = await startServer({ dataDir, port: 0, scheduleTickMs: 3600_000, env: {}, allowAdHocUrls: true });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const remote = (args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+    cairnRun([...args, '--server', server!.url, '--json'], { ...env(), CAIRN_TOKEN: token });
+
+  it('backup create --no-wait (the job as started)', async () => {
+    const r = await remote(['backup', 'create', '--source', `sqlite://${at('src.db')}`, '--repo', at('server-repo'), '--id', 'via-server', '--no-wait']);
+    expectShape('backup create --no-wait', r, 'object');
+    jobId = (JSON.parse(r.stdout) as { id: string }).id;
+  });
+
+  it.each([
+    ['job wait', () => ['job', 'wait', jobId], 'object'],
+    ['job show', () => ['job', 'show', jobId], 'object'],
+    ['job list', () => ['job', 'list'], 'array'],
+    ['backup create (waits for the job)', () => ['backup', 'create', '--source', `sqlite://${at('src.db')}`, '--repo', at('server-repo'), '--id', 'via-server-2'], 'object'],
+  ] as [string, () => string[], Shape][])('%s', async (what, args, shape) => {
+    expectShape(what, await remote(args()), shape);
+  });
+});
