@@ -7,7 +7,7 @@
 import { CairnError, CancelledError, ConflictError, NotFoundError } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
 import { TERMINAL_STATES, type JobCatalog, type JobKind, type JobProgress, type JobRecord, type JobState } from './ports.js';
-import type { Progress } from './progress.js';
+import { progressRates, type Progress } from './progress.js';
 
 export interface JobContext {
   signal: AbortSignal;
@@ -264,24 +264,19 @@ export class JobCenter {
   }
 
   private onProgress(a: Active, p: Progress): void {
-    const elapsed = Math.max(0.001, (Date.now() - a.startedMs) / 1000);
-    const throughput = p.bytes / elapsed;
-    // A share (backups: estimated) gives the time left as elapsed × left / done; else bytes left at the rate so far.
-    const eta =
-      p.percent !== undefined ? (p.percent >= 1 ? (elapsed * (100 - p.percent)) / p.percent : undefined)
-      : p.bytesTotal !== undefined && throughput > 0 ? Math.max(0, (p.bytesTotal - p.bytes) / throughput)
-      : undefined;
+    const { throughput, rowsPerSecond, etaSeconds } = progressRates(p, (Date.now() - a.startedMs) / 1000);
     const progress: JobProgress = {
       bytes: p.bytes,
       rows: p.rows,
       collectionsDone: p.collectionsDone,
       collectionsTotal: p.collectionsTotal,
       throughput,
+      rowsPerSecond,
       ...(p.bytesTotal !== undefined ? { bytesTotal: p.bytesTotal } : {}),
       ...(p.rowsTotal !== undefined ? { rowsTotal: p.rowsTotal } : {}),
       ...(p.percent !== undefined ? { percent: p.percent } : {}),
       ...(p.estimated !== undefined ? { estimated: p.estimated } : {}),
-      ...(eta !== undefined ? { etaSeconds: Math.max(0, eta) } : {}),
+      ...(etaSeconds !== undefined ? { etaSeconds } : {}),
       ...(p.collection !== undefined ? { collection: p.collection } : {}),
     };
     a.record.progress = progress;
