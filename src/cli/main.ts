@@ -26,10 +26,11 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
   const startedAt = io.startedAt ?? performance.now();
   const controller = new AbortController();
   let interrupts = 0;
+  let quiet = false;
   const onSignal = (): void => {
     interrupts++;
     if (interrupts > 1) process.exit(EXIT_CODES.CANCELLED);
-    io.err('cairn: cancelling (press Ctrl-C again to stop at once)…');
+    if (!quiet) io.err('cairn: cancelling (press Ctrl-C again to stop at once)…');
     // The reason is what code that throws `signal.reason` (or signal.throwIfAborted()) throws:
     // a CancelledError, exit 130, not a DOMException "This operation was aborted".
     controller.abort(new CancelledError('Cancelled (interrupted by Ctrl-C or SIGTERM).'));
@@ -49,10 +50,10 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
     },
   };
   try {
-    await buildProgram({ io: tracked, signal: controller.signal }).parseAsync(argv);
+    await buildProgram({ io: tracked, signal: controller.signal, quietSignals: () => void (quiet = true) }).parseAsync(argv);
     // A Ctrl-C that came after the point of no return (a backup's manifest written, a restore
     // switched in): the command finished, and its result stands.
-    if (controller.signal.aborted) io.err('cairn: the cancel came too late: the command had already finished, and its result stands.');
+    if (controller.signal.aborted && !quiet) io.err('cairn: the cancel came too late: the command had already finished, and its result stands.');
     return 0;
   } catch (err) {
     return reportError(cancelledIfAborted(err, controller.signal), io, debug, argv.includes('--json') && !printed);

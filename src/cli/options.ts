@@ -24,6 +24,11 @@ export interface Io {
 export interface CliContext {
   io: Io;
   signal: AbortSignal;
+  /**
+   * For a command whose stderr is a log (`cairn server`): SIGINT / SIGTERM is its normal stop,
+   * which it reports itself, so main prints none of its cancel notices.
+   */
+  quietSignals?: () => void;
 }
 
 export interface CommonOptions {

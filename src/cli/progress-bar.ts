@@ -1,4 +1,4 @@
-import type { Progress } from '../jobs/progress.js';
+import { progressRates, type Progress } from '../jobs/progress.js';
 import { formatBytes, formatCount } from './format.js';
 
 /**
@@ -35,32 +35,38 @@ export class ProgressBar {
 }
 
 /**
- * A progress report as one line: share done (with "about" when estimated), collections, rows and
- * bytes against their totals when known, the rate and the time left. `secs`: time since start.
- * E.g. "[########............]  about 41% 2/5 collections, 41,000 of about 100,000 rows, 3.1 MiB of about 7.5 MiB (1.2 MiB/s, about 4 s left) orders".
+ * A progress report as one line: a bar and the share done, bytes and rows against their totals
+ * when known ("~" marks an estimate), collections, throughput in bytes and rows per second, the
+ * time left (progressRates, the same figures as the job records) and what is being read.
+ * `secs`: time since the operation started. E.g.
+ * "[########............] ~41% 3.10 MiB of ~7.50 MiB, 41,000 of ~100,000 rows, 2/5 collections, 1.20 MiB/s, 16,000 rows/s, ETA 0:04 orders".
  */
 export function progressLine(p: Progress, secs: number): string {
-  const about = p.estimated ? 'about ' : '';
-  const share = p.percent !== undefined ? p.percent / 100 : p.bytesTotal ? Math.min(1, p.bytes / p.bytesTotal) : undefined;
+  const about = p.estimated ? '~' : '';
+  const share = p.percent !== undefined ? Math.min(100, p.percent) / 100 : p.bytesTotal ? Math.min(1, p.bytes / p.bytesTotal) : undefined;
+  const rates = progressRates(p, secs);
+  const parts: string[] = [];
   let bar = '';
-  let left = '';
   if (share !== undefined) {
     const width = 20;
-    const full = Math.round(Math.min(1, share) * width);
-    bar = `[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${about}${(share * 100).toFixed(0).padStart(3)}% `;
-    if (share > 0.01 && share < 1 && p.phase === 'transferring') left = `, ${about}${formatSeconds((secs * (1 - share)) / share)} left`;
+    const full = Math.round(share * width);
+    bar = `[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${about}${Math.floor(share * 100)}% `;
   }
-  const rate = `${formatBytes(Math.round(p.bytes / Math.max(0.001, secs)))}/s`;
-  const rows = p.rowsTotal !== undefined ? `${formatCount(p.rows)} of ${about}${formatCount(p.rowsTotal)} rows` : `${formatCount(p.rows)} rows`;
-  const bytes = p.bytesTotal !== undefined && p.bytesTotal > 0 ? `${formatBytes(p.bytes)} of ${about}${formatBytes(p.bytesTotal)}` : formatBytes(p.bytes);
+  parts.push(p.bytesTotal !== undefined && p.bytesTotal > 0 ? `${formatBytes(p.bytes)} of ${about}${formatBytes(p.bytesTotal)}` : formatBytes(p.bytes));
+  parts.push(p.rowsTotal !== undefined ? `${formatCount(p.rows)} of ${about}${formatCount(p.rowsTotal)} rows` : `${formatCount(p.rows)} rows`);
+  parts.push(`${p.collectionsDone}/${p.collectionsTotal} collections`);
+  parts.push(`${formatBytes(Math.round(rates.throughput))}/s`);
+  if (p.rows > 0) parts.push(`${formatCount(Math.round(rates.rowsPerSecond))} rows/s`);
+  if (p.phase === 'transferring' && share !== undefined && share < 1 && rates.etaSeconds !== undefined) parts.push(`ETA ${formatClock(rates.etaSeconds)}`);
   const what = p.phase === 'finalizing' ? 'finalizing' : (p.collection ?? '');
-  return `${bar}${p.collectionsDone}/${p.collectionsTotal} collections, ${rows}, ${bytes} (${rate}${left}) ${what}`;
+  return `${bar}${parts.join(', ')}${what ? ` ${what}` : ''}`;
 }
 
-/** Seconds as people read them: "45 s", "3 min 5 s", "2 h 10 min". */
-function formatSeconds(s: number): string {
+/** Seconds as a clock reads them: "0:35", "12:05", "2:03:09". */
+export function formatClock(s: number): string {
   const t = Math.max(0, Math.round(s));
-  if (t < 60) return `${t} s`;
-  if (t < 3600) return `${Math.floor(t / 60)} min ${t % 60} s`;
-  return `${Math.floor(t / 3600)} h ${Math.floor((t % 3600) / 60)} min`;
+  const two = (n: number): string => String(n).padStart(2, '0');
+  const h = Math.floor(t / 3600);
+  const m = Math.floor((t % 3600) / 60);
+  return h > 0 ? `${h}:${two(m)}:${two(t % 60)}` : `${m}:${two(t % 60)}`;
 }

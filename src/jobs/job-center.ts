@@ -7,7 +7,7 @@
 import { CairnError, CancelledError, ConflictError, NotFoundError } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
 import { TERMINAL_STATES, type JobCatalog, type JobKind, type JobProgress, type JobRecord, type JobState } from './ports.js';
-import type { Progress } from './progress.js';
+import { progressRates, type Progress } from './progress.js';
 
 export interface JobContext {
   signal: AbortSignal;
@@ -47,7 +47,15 @@ export interface JobCenterOptions {
   log?: (line: string) => void;
   /** Waits before retrying a failed final-state write, in ms (default 100, 500, 2000). */
   finalRetryDelaysMs?: number[];
+  /**
+   * Told when a job starts (once it is in the catalog) and when it ends (once its final record
+   * is written or kept), e.g. for the server's log. Its failures are ignored.
+   */
+  onEvent?: (event: JobEvent) => void;
 }
+
+/** A job started or ended; `durationMs`: from its start to its end. */
+export type JobEvent = { type: 'started'; job: JobRecord } | { type: 'ended'; job: JobRecord; durationMs: number };
 
 /** A job could not start because another one holds its key (409); `running` is that job. */
 export class JobConflictError extends ConflictError {
@@ -88,6 +96,7 @@ export class JobCenter {
   private readonly owner: string;
   private readonly log: (line: string) => void;
   private readonly finalRetryDelaysMs: number[];
+  private readonly onEvent: (event: JobEvent) => void;
 
   constructor(
     private readonly catalog: JobCatalog,
@@ -98,6 +107,14 @@ export class JobCenter {
     this.owner = options.owner ?? '';
     this.log = options.log ?? ((line) => void process.stderr.write(`${line}\n`));
     this.finalRetryDelaysMs = options.finalRetryDelaysMs ?? [100, 500, 2000];
+    const onEvent = options.onEvent;
+    this.onEvent = (event) => {
+      try {
+        onEvent?.(event);
+      } catch {
+        /* a listener's failure is its own */
+      }
+    };
   }
 
   /**
@@ -143,6 +160,7 @@ export class JobCenter {
       this.active.delete(record.id);
       throw err;
     }
+    this.onEvent({ type: 'started', job: structuredClone(record) });
     active.done = this.execute(active, request.run);
     return structuredClone(record);
   }
@@ -232,6 +250,7 @@ export class JobCenter {
     await a.writes;
     await this.saveFinal(a.record);
     this.active.delete(a.record.id);
+    this.onEvent({ type: 'ended', job: structuredClone(a.record), durationMs: Date.now() - a.startedMs });
     return a.record;
   }
 
@@ -264,24 +283,19 @@ export class JobCenter {
   }
 
   private onProgress(a: Active, p: Progress): void {
-    const elapsed = Math.max(0.001, (Date.now() - a.startedMs) / 1000);
-    const throughput = p.bytes / elapsed;
-    // A share (backups: estimated) gives the time left as elapsed × left / done; else bytes left at the rate so far.
-    const eta =
-      p.percent !== undefined ? (p.percent >= 1 ? (elapsed * (100 - p.percent)) / p.percent : undefined)
-      : p.bytesTotal !== undefined && throughput > 0 ? Math.max(0, (p.bytesTotal - p.bytes) / throughput)
-      : undefined;
+    const { throughput, rowsPerSecond, etaSeconds } = progressRates(p, (Date.now() - a.startedMs) / 1000);
     const progress: JobProgress = {
       bytes: p.bytes,
       rows: p.rows,
       collectionsDone: p.collectionsDone,
       collectionsTotal: p.collectionsTotal,
       throughput,
+      rowsPerSecond,
       ...(p.bytesTotal !== undefined ? { bytesTotal: p.bytesTotal } : {}),
       ...(p.rowsTotal !== undefined ? { rowsTotal: p.rowsTotal } : {}),
       ...(p.percent !== undefined ? { percent: p.percent } : {}),
       ...(p.estimated !== undefined ? { estimated: p.estimated } : {}),
-      ...(eta !== undefined ? { etaSeconds: Math.max(0, eta) } : {}),
+      ...(etaSeconds !== undefined ? { etaSeconds } : {}),
       ...(p.collection !== undefined ? { collection: p.collection } : {}),
     };
     a.record.progress = progress;

@@ -32,6 +32,8 @@ export interface JobProgress {
   collectionsTotal: number;
   /** Bytes per second over the job so far. */
   throughput: number;
+  /** Rows per second over the job so far (absent in records of older servers). */
+  rowsPerSecond?: number;
   /** Seconds left, when bytesTotal or percent is known and the job is moving (an estimate for backups). */
   etaSeconds?: number;
   collection?: string;

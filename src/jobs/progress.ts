@@ -62,3 +62,33 @@ export class EstimatedShare {
     };
   }
 }
+
+/** How fast an operation goes and when it should end, from its counts and the time since it started. */
+export interface ProgressRates {
+  /** Logical bytes per second over the whole operation so far. */
+  throughput: number;
+  /** Rows per second over the whole operation so far. */
+  rowsPerSecond: number;
+  /**
+   * Seconds left: with a share (`percent`, backups: estimated) elapsed × left / done once at least
+   * 1 % is done (earlier the figure swings wildly); else bytes left at the rate so far; undefined
+   * when neither is known or nothing has moved yet.
+   */
+  etaSeconds?: number;
+}
+
+/**
+ * Throughput and time left of a progress report. `elapsedSeconds`: time since the operation
+ * started (a floor of 1 ms keeps the rates finite). Pure: the CLI's progress line and the job
+ * records of the server both use it, so they agree.
+ */
+export function progressRates(p: Pick<Progress, 'bytes' | 'rows' | 'bytesTotal' | 'percent'>, elapsedSeconds: number): ProgressRates {
+  const elapsed = Math.max(0.001, elapsedSeconds);
+  const throughput = p.bytes / elapsed;
+  const rowsPerSecond = p.rows / elapsed;
+  const eta =
+    p.percent !== undefined ? (p.percent >= 1 ? (elapsed * (100 - Math.min(100, p.percent))) / p.percent : undefined)
+    : p.bytesTotal !== undefined && throughput > 0 ? (p.bytesTotal - p.bytes) / throughput
+    : undefined;
+  return { throughput, rowsPerSecond, ...(eta !== undefined && Number.isFinite(eta) ? { etaSeconds: Math.max(0, eta) } : {}) };
+}

@@ -18,6 +18,7 @@ import type { Scheduler } from '../jobs/scheduler.js';
 import { LIMITS, describeZodError } from './schemas.js';
 import { openApiDocument } from './openapi.js';
 import { answerMessage, quote, scrubSecrets } from './redact.js';
+import type { Logger } from './log.js';
 import { ForbiddenError, type AccessPolicy } from './access.js';
 import { ROUTES, type Role, type RouteId, type RouteSpec } from './routes/table.js';
 import type { Env, Handler, RouteKit } from './routes/kit.js';
@@ -38,6 +39,12 @@ export interface AppOptions {
   access: AccessPolicy;
   /** Where server errors (500) are reported, secrets scrubbed (default: stderr). */
   log?: (line: string) => void;
+  /**
+   * The structured log: every answer with status 400 or more gets a line (method, path without
+   * the query, status, error code, durationMs; 5xx at error, 4xx at warn), every other one a
+   * debug line. Absent: requests are not logged.
+   */
+  logger?: Logger;
 }
 
 const STATUS: Record<ErrorCode, 400 | 404 | 409 | 423 | 422 | 502 | 500> = {
@@ -79,6 +86,26 @@ export function createApp(options: AppOptions): Hono<Env> {
   const counters = { requests: 0, jobsStarted: new Map<JobKind, number>() };
 
   const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  const logger = options.logger;
+  if (logger) {
+    // First, so that it sees every answer: the handlers', onError's, notFound's, bodyLimit's.
+    app.use('*', async (c, next) => {
+      const started = Date.now();
+      await next();
+      const status = c.res.status;
+      const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'debug';
+      if (!logger.enabled(level)) return;
+      let code: string | undefined;
+      if (status >= 400 && (c.res.headers.get('content-type') ?? '').includes('json')) {
+        // Error answers are small JSON documents ({ error: { code, message } }).
+        const body = (await c.res.clone().json().catch(() => undefined)) as { error?: { code?: unknown } } | undefined;
+        if (typeof body?.error?.code === 'string') code = body.error.code;
+      }
+      // The path only (never the query, which may name a URL); cut, and scrubbed by the logger.
+      const path = c.req.path.length > 200 ? `${c.req.path.slice(0, 200)}…` : c.req.path;
+      logger[level](status >= 400 ? 'request failed' : 'request', { method: c.req.method, path, status, code, durationMs: Date.now() - started });
+    });
+  }
   app.onError((err, c) => {
     const status = err instanceof CairnError ? (STATUS[err.code] ?? 500) : 500;
     if (status === 500) {

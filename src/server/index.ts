@@ -21,6 +21,9 @@ import { openSource } from '../sources/index.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { catalogFile, protectFile } from '../catalog/database.js';
 import { makeDirsSync } from '../core/folders.js';
+import type { JobEvent } from '../jobs/job-center.js';
+import type { Logger } from './log.js';
+import { redactUrl } from './redact.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
@@ -78,6 +81,12 @@ export interface ServerOptions {
   env?: NodeJS.ProcessEnv;
   /** How often due schedules are looked at (default 15 s). */
   scheduleTickMs?: number;
+  /**
+   * The structured log (`cairn server` gives one, docs/cli.md): the start-up line, one line per
+   * job start and end, per failed request, and the problems of `errorLog`. With it, `log` and
+   * `errorLog` default to its info and error lines.
+   */
+  logger?: Logger;
 }
 
 export interface RunningServer {
@@ -113,7 +122,9 @@ async function serveLocked(
   closeAll: () => Promise<void>,
   lock: DataDirLock,
 ): Promise<RunningServer> {
-  const errorLog = options.errorLog ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  const logger = options.logger;
+  const errorLog = options.errorLog ?? (logger ? (line: string) => logger.error(line) : (line: string) => void process.stderr.write(`${line}\n`));
+  const infoLog = options.log ?? (logger ? (line: string) => logger.info(line) : undefined);
   // The data folder holds the catalog (tokens, registered passwords): its owner's only.
   secureDataDir(options.dataDir);
   const catalog: JobCatalog = options.catalogUrl ? await PostgresJobCatalog.open(options.catalogUrl) : new SqliteJobCatalog(catalogFile(options.dataDir));
@@ -124,7 +135,7 @@ async function serveLocked(
   closers.push(() => registry.close());
   const schedules = new SqliteScheduleStore(catalogFile(options.dataDir));
   closers.push(() => schedules.close());
-  const center = new JobCenter(catalog, { owner: serverId(options.dataDir), log: errorLog });
+  const center = new JobCenter(catalog, { owner: serverId(options.dataDir), log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}) });
   // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
   // of this process never opens one, however a path leads there (see catalog-mark.ts).
   for (const f of fs.readdirSync(options.dataDir)) protectFile(path.join(options.dataDir, f));
@@ -156,7 +167,7 @@ async function serveLocked(
     log: errorLog,
   });
   scheduler.recoverQueued();
-  const app = createApp({ center, tokens, registry, schedules, scheduler, access, log: errorLog });
+  const app = createApp({ center, tokens, registry, schedules, scheduler, access, log: errorLog, ...(logger ? { logger } : {}) });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>
@@ -174,7 +185,9 @@ async function serveLocked(
   lock.setUrl(url);
   const where = catalog instanceof PostgresJobCatalog ? `jobs in ${catalog.location}, ` : '';
   const names = `${options.allowAdHocUrls ? 'registered names and ad-hoc URLs' : 'registered names only'}${defaultRepository ? `, default repository ${defaultRepository.location}` : ''}`;
-  options.log?.(`cairn server listening on ${url} (${where}data in ${options.dataDir}; ${names})${interrupted ? `; ${interrupted} interrupted job(s) marked FAILED` : ''}`);
+  const listening = `cairn server listening on ${url} (${where}data in ${options.dataDir}; ${names})${interrupted ? `; ${interrupted} interrupted job(s) marked FAILED` : ''}`;
+  if (logger && !options.log) logger.info(listening, { url, interrupted });
+  else infoLog?.(listening);
   return {
     url,
     interrupted,
@@ -190,4 +203,27 @@ async function serveLocked(
       await closeAll();
     },
   };
+}
+
+/** What a job names, for its log lines: the locations in its params (never a secret; redacted anyway). */
+const NAMED = ['source', 'target', 'repository', 'from', 'to', 'backup', 'schedule'] as const;
+
+/**
+ * One line per job start (info) and end (info when it succeeded, warn when it failed or was
+ * cancelled): job id, kind, what it names, and at the end its state, durationMs and error code.
+ */
+function logJobEvent(logger: Logger, event: JobEvent): void {
+  const { job } = event;
+  const named: Record<string, string> = {};
+  for (const k of NAMED) {
+    const v = job.params[k];
+    if (typeof v === 'string') named[k] = redactUrl(v);
+  }
+  if (event.type === 'started') {
+    logger.info('job started', { job: job.id, kind: job.kind, ...named });
+    return;
+  }
+  const fields = { job: job.id, kind: job.kind, ...named, state: job.state, durationMs: event.durationMs, code: job.error?.code };
+  if (job.state === 'SUCCESS') logger.info('job ended', fields);
+  else logger.warn('job ended', fields);
 }

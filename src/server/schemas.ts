@@ -210,6 +210,7 @@ export const Job = z.object({
     collectionsDone: z.number(),
     collectionsTotal: z.number(),
     throughput: z.number().describe('bytes per second'),
+    rowsPerSecond: z.number().optional().describe('rows per second over the job so far'),
     etaSeconds: z.number().optional(),
     collection: z.string().optional(),
   }),

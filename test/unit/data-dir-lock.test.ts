@@ -55,7 +55,7 @@ describe('the data folder lock', () => {
         let stderr = '';
         child.stderr?.on('data', (d: Buffer) => {
           stderr += d.toString();
-          if (/^cairn server listening on/m.test(stderr)) resolve({ listening: true, code: null, stderr, kill: () => child.kill('SIGTERM') });
+          if (/"msg":"cairn server listening on/.test(stderr)) resolve({ listening: true, code: null, stderr, kill: () => child.kill('SIGTERM') });
         });
         child.once('exit', (code) => resolve({ listening: false, code, stderr, kill: () => undefined }));
       });

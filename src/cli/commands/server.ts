@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
 import { dataDirOf, dataDirOption, type CliContext } from '../options.js';
 
-export function registerServerCommand(program: Command, { io, signal }: CliContext): void {
+export function registerServerCommand(program: Command, { io, signal, quietSignals }: CliContext): void {
   program
     .command('server')
     .description('serve the REST API; jobs run in this process, their records in --data-dir (docs/api.md)')
@@ -11,20 +11,28 @@ export function registerServerCommand(program: Command, { io, signal }: CliConte
     .addOption(dataDirOption())
     .addOption(new Option('--catalog <postgres-url>', 'keep job records in PostgreSQL, shared by several servers (default: SQLite in --data-dir)').env('CAIRN_CATALOG'))
     .option('--allow-urls', 'let operator and admin tokens name sources, targets and repositories by URL or path, not only by registered name (never the data folder; viewers never)')
+    .addOption(new Option('--log-format <format>', 'log lines on stderr as json or logfmt').choices(['json', 'logfmt']).default('json'))
+    .addOption(new Option('--log-level <level>', 'least level logged: debug (also every request), info (start-up, job start and end), warn (failed jobs and requests), error (default: CAIRN_LOG_LEVEL, else info)').choices(['debug', 'info', 'warn', 'error']))
     .addHelpText('after', '\nRequests name registered sources and repositories (cairn source add, cairn repo add with this data folder as\nCAIRN_DATA_DIR, POST /v1/sources, POST /v1/repositories) and "default", the repository the BACKUP_* variables describe (used when a request names none).')
-    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean }) => {
+    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean; logFormat: string; logLevel?: string }) => {
       const { host, port } = parseListen(opts.listen);
       const { startServer } = await import('../../server/index.js');
+      const { createLogger, parseLogFormat, parseLogLevel } = await import('../../server/log.js');
+      const logger = createLogger({ format: parseLogFormat(opts.logFormat), level: parseLogLevel(opts.logLevel ?? (process.env.CAIRN_LOG_LEVEL || 'info')), write: (line) => io.err(line) });
+      // Its stderr is a log: a signal is the normal stop, logged here rather than as a cancel notice.
+      quietSignals?.();
       const server = await startServer({
         dataDir: dataDirOf(opts.dataDir),
         ...(opts.catalog ? { catalogUrl: opts.catalog } : {}),
         host,
         port,
         ...(opts.allowUrls ? { allowAdHocUrls: true } : {}),
-        log: (line) => io.err(line),
+        logger,
       });
       await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+      logger.info('cairn server stopping: cancelling running jobs', { url: server.url });
       await server.close();
+      logger.info('cairn server stopped', { url: server.url });
     });
 }
 
