@@ -22,6 +22,7 @@ import { createApp } from '../../src/server/app.js';
 import { AccessPolicy } from '../../src/server/access.js';
 import { answerMessage, scrubSecrets } from '../../src/server/redact.js';
 import { connect, parsePostgresUrl, POSTGRES_URL_FORMS } from '../../src/sources/postgres/connection.js';
+import { processContext } from '../../src/sources/postgres/conninfo.js';
 import { ensurePostgres } from '../helpers/postgres.js';
 
 const tried: Record<string, number> = {};
@@ -39,24 +40,25 @@ describe('user information with an empty host (libpq-valid)', () => {
   const cases: [string, { host: string; port: number; user: string; password: string | undefined; database: string }][] = [
     ['postgres://u:p@/db?host=/var/run/postgresql', { host: '/var/run/postgresql', port: 5432, user: 'u', password: 'p', database: 'db' }],
     ['postgresql://u:p@/db?host=%2Fvar%2Frun%2Fpostgresql&port=5433', { host: '/var/run/postgresql', port: 5433, user: 'u', password: 'p', database: 'db' }],
-    ['postgres://u@:5433/db', { host: '127.0.0.1', port: 5433, user: 'u', password: undefined, database: 'db' }],
-    ['postgres://u:p@/db', { host: '127.0.0.1', port: 5432, user: 'u', password: 'p', database: 'db' }],
+    // No host, no PGHOST: libpq's default, the Unix socket in /var/run/postgresql (issue 16).
+    ['postgres://u@:5433/db', { host: '/var/run/postgresql', port: 5433, user: 'u', password: undefined, database: 'db' }],
+    ['postgres://u:p@/db', { host: '/var/run/postgresql', port: 5432, user: 'u', password: 'p', database: 'db' }],
     ['POSTGRES://u:p%2Fq@/db?host=/tmp', { host: '/tmp', port: 5432, user: 'u', password: 'p/q', database: 'db' }],
     ['postgres://u:p@q@/db?host=/tmp', { host: '/tmp', port: 5432, user: 'u', password: 'p@q', database: 'db' }],
   ];
   for (const [url, want] of cases) {
     it(url, () => {
       count('empty host: parsed');
-      const s = parsePostgresUrl(url);
+      const s = parsePostgresUrl(url, {}, { ...processContext, env: {} });
       expect({ host: s.host, port: s.port, user: s.user, password: s.password, database: s.database }).toEqual(want);
       // The stand-in host used for parsing never comes out.
       expect(JSON.stringify(s)).not.toContain('invalid');
     });
   }
 
-  it('a host both empty in the URL and given as ?host= is the parameter; a real host and ?host= conflict as before', () => {
-    count('empty host: conflict', 1);
-    expect(() => parsePostgresUrl('postgres://u:p@h/db?host=/tmp')).toThrow(/given both in the URL and as \?host=/);
+  it('a host both in the URL and given as ?host= is the parameter, as libpq reads it', () => {
+    count('empty host: both', 1);
+    expect(parsePostgresUrl('postgres://u:p@h/db?host=/tmp').host).toBe('/tmp');
   });
 
   it('connects through the Unix socket', async () => {

@@ -42,7 +42,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     backup
       .command('create')
       .description('back up a database into a repository')
-      .requiredOption('--source <url>', 'database URL, e.g. sqlite:///path/to/app.db; postgres://user@host:port/ (no database): the whole server')
+      .requiredOption('--source <url>', 'database URL, e.g. sqlite:///path/to/app.db; postgres:///app (read as psql reads it: PG* variables, services, the Unix socket); postgres://user@host:port/ (no database): the whole server')
       .addOption(repoOption())
       .option('--id <id>', 'backup id (lowercase letters, digits, - and _); generated when absent')
       .option('--expires <duration>', 'delete it automatically after this long (30m, 12h, 3d, 4w, 6mo, 1y; default: never)'),

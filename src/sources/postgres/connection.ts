@@ -1,14 +1,18 @@
 /**
  * PostgreSQL connection settings from a URL, for the `pg` client and for the PostgreSQL tools
- * (pg_dump, pg_restore, pg_dumpall) cairn runs as child processes. The password comes from the
- * URL, else PGPASSWORD, else ~/.pgpass (read by `pg` and by libpq); it is handed to tools only
- * through their environment, never on a command line, and never appears in `location`,
- * manifests, logs or errors.
+ * (pg_dump, pg_restore, pg_dumpall, psql) cairn runs as child processes. The URL is resolved as
+ * libpq resolves it (conninfo.ts: URL, service, PG* variables, defaults); both the client and the
+ * tools get the one result, the tools through PG* variables only. The password comes from the
+ * URL, its service or PGPASSWORD, else ~/.pgpass (pgpassPassword; libpq for the tools); it is
+ * handed to tools only through their environment, never on a command line, and never appears in
+ * `location`, manifests, logs or errors.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import pg from 'pg';
 import { CairnError, NotFoundError, SourceError, UsageError } from '../../core/errors.js';
+import { DEFAULT_SOCKET_DIR, KEYWORD_ENV, processContext, readUrl, resolveConninfo, type ConninfoContext } from './conninfo.js';
 
 export interface PgConnectionSettings {
   /** Host name or address, or (starting with "/") the directory of the server's Unix socket. */
@@ -24,25 +28,14 @@ export interface PgConnectionSettings {
 
 export const POSTGRES_URL_FORMS = 'postgres://user[:password]@host[:port]/dbname';
 
+
 /**
- * Query parameters a PostgreSQL URL may carry, with libpq's meaning; each is given to the `pg`
- * client and, as its PG* variable, to the tools cairn runs (pg_dump, pg_restore, psql). Any
- * other parameter is refused by name: none is ever silently ignored.
+ * Query parameters a PostgreSQL URL may carry, with libpq's meaning, and the PG* variable of each
+ * (also read when the URL and its service do not set it); each is given to the `pg` client and,
+ * as its PG* variable, to the tools cairn runs (pg_dump, pg_restore, psql). `service` names a
+ * pg_service.conf section. Any other parameter is refused by name: none is ever silently ignored.
  */
-export const URL_PARAMS: Record<string, string> = {
-  host: 'PGHOST',
-  port: 'PGPORT',
-  user: 'PGUSER',
-  password: 'PGPASSWORD',
-  dbname: 'PGDATABASE',
-  sslmode: 'PGSSLMODE',
-  sslrootcert: 'PGSSLROOTCERT',
-  sslcert: 'PGSSLCERT',
-  sslkey: 'PGSSLKEY',
-  application_name: 'PGAPPNAME',
-  connect_timeout: 'PGCONNECT_TIMEOUT',
-  options: 'PGOPTIONS',
-};
+export const URL_PARAMS: Record<string, string> = KEYWORD_ENV;
 
 const SSLMODES = new Set(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']);
 /** Characters of a URL quoted in an error at most. */
@@ -68,94 +61,39 @@ function passwordHint(url: string): string {
   return ' If the password holds a raw /, ?, # or @, percent-encode it in the URL (%2F, %3F, %23, %40), or give the password in PGPASSWORD or ~/.pgpass instead.';
 }
 
-/** A host name no URL names: stands in for an empty host while the URL is parsed. */
-const EMPTY_HOST = 'cairn-empty-host.invalid';
-
 /**
- * libpq reads user information without a host (`postgres://user:pw@/db?host=/var/run/postgresql`,
- * `postgres://user@:5433/db`: the default host, or ?host=); the WHATWG parser refuses it. The
- * empty host is given a stand-in for parsing, and read back as empty.
+ * A PostgreSQL URL resolved as libpq resolves it (conninfo.ts: the URL, then its service, then
+ * the PG* variables, then the defaults: the Unix socket in /var/run/postgresql, port 5432, the OS
+ * user, a database named after the user). `options.server`: a URL whose path is exactly "/" and
+ * that names no database (`postgres://host:port/`, `postgres:///`) names the whole server
+ * (database ''), for whole-server backups and restores (server-source.ts). `context` replaces
+ * the process's environment, OS user and home folder (tests). Throws UsageError for a URL that
+ * does not parse, an unsupported parameter, an unknown service, or a bad port or sslmode.
  */
-function withHostStandIn(url: string): { text: string; standIn: boolean } {
-  const m = /^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[:/?#]|$)/i.exec(url);
-  const head = m?.[1];
-  return head !== undefined ? { text: `${head}${EMPTY_HOST}${url.slice(head.length)}`, standIn: true } : { text: url, standIn: false };
-}
-
-/**
- * `options.server`: a URL without a database (`postgres://host:port/`) is accepted and names the
- * whole server (database ''), for whole-server backups and restores (server-source.ts).
- */
-export function parsePostgresUrl(url: string, options: { server?: boolean } = {}): PgConnectionSettings {
-  let u: URL;
-  const { text, standIn } = withHostStandIn(url);
-  try {
-    u = new URL(text);
-  } catch {
-    throw invalidUrl(url, `write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`);
-  }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw invalidUrl(url, `write ${POSTGRES_URL_FORMS}.`);
-  }
-  const params: Record<string, string> = {};
-  const unknown: string[] = [];
-  for (const [k, v] of u.searchParams) {
-    if (!Object.hasOwn(URL_PARAMS, k)) {
-      unknown.push(k);
-      continue;
-    }
-    if (Object.hasOwn(params, k)) throw invalidUrl(url, `the query parameter "${k}" is given twice.`);
-    params[k] = v;
-  }
-  if (unknown.length > 0) {
-    const names = unknown.map((k) => `"${k.length > 40 ? `${k.slice(0, 40)}…` : k}"`).join(', ');
-    throw invalidUrl(
-      url,
-      `cairn does not support the query parameter${unknown.length > 1 ? 's' : ''} ${names}. Supported: ${Object.keys(URL_PARAMS).join(', ')}; or set the PG* environment variable instead.`,
-    );
-  }
-  const fromUrl = (what: 'host' | 'port' | 'user' | 'password' | 'dbname', inUrl: string): string | undefined => {
-    const q = params[what];
-    delete params[what];
-    if (q !== undefined && inUrl !== '' && q !== inUrl) {
-      throw invalidUrl(url, `the ${what === 'dbname' ? 'database' : what} is given both in the URL and as ?${what}=; give it once.`);
-    }
-    return inUrl !== '' ? inUrl : q;
-  };
-  let database: string;
-  let hostInUrl: string;
-  let userInUrl: string;
-  let passwordInUrl: string;
-  try {
-    database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-    // WHATWG keeps an IPv6 literal's brackets; libpq and pg want the bare address.
-    hostInUrl = standIn && u.hostname === EMPTY_HOST ? '' : decodeURIComponent(u.hostname).replace(/^\[(.*)\]$/, '$1');
-    userInUrl = decodeURIComponent(u.username);
-    passwordInUrl = u.password ? decodeURIComponent(u.password) : '';
-  } catch {
-    throw invalidUrl(url, 'it has an invalid percent-encoding.');
-  }
-  database = fromUrl('dbname', database) ?? '';
-  if (database.includes('/')) {
+export function parsePostgresUrl(url: string, options: { server?: boolean } = {}, context: ConninfoContext = processContext): PgConnectionSettings {
+  const u = readUrl(
+    url,
+    (why) => invalidUrl(url, why),
+    () => invalidUrl(url, `write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`),
+  );
+  const r = resolveConninfo(u, options, context);
+  if (r.database.includes('/')) {
     throw new UsageError(`The PostgreSQL URL "${previewUrl(url)}" names no single database (its path holds a "/", which cairn does not take in a database name; the path is not echoed, as it may be part of a password): write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`);
   }
-  if (!database && !options.server) {
-    throw new UsageError(`The PostgreSQL URL "${previewUrl(url)}" names no database: write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`);
-  }
-  const host = fromUrl('host', hostInUrl) || process.env.PGHOST || '127.0.0.1';
-  if (host.includes(',')) throw invalidUrl(url, 'several hosts are not supported; name one.');
-  const portText = fromUrl('port', u.port) || process.env.PGPORT || '5432';
-  const port = Number(portText);
-  if (!/^\d{1,5}$/.test(portText) || port < 1 || port > 65535) throw invalidUrl(url, `the port "${portText.slice(0, 20)}" is not a number from 1 to 65535.`);
-  const user = fromUrl('user', userInUrl) || process.env.PGUSER || 'postgres';
-  const password = fromUrl('password', passwordInUrl);
-  if (params.sslmode !== undefined && !SSLMODES.has(params.sslmode)) {
+  if (r.host.includes(',')) throw invalidUrl(url, 'several hosts are not supported; name one.');
+  const port = Number(r.port);
+  if (!/^\d{1,5}$/.test(r.port) || port < 1 || port > 65535) throw invalidUrl(url, `the port "${r.port.slice(0, 20)}" is not a number from 1 to 65535.`);
+  const { sslmode, sslrootcert, connect_timeout } = r.params;
+  if (sslmode !== undefined && !SSLMODES.has(sslmode)) {
     throw invalidUrl(url, `sslmode must be one of ${[...SSLMODES].join(', ')}.`);
   }
-  if (params.connect_timeout !== undefined && !/^\d{1,6}$/.test(params.connect_timeout)) {
+  if (sslmode === 'verify-ca' && sslrootcert === undefined) {
+    throw invalidUrl(url, 'sslmode=verify-ca needs sslrootcert=<file>, the certificate authority that signed the server certificate (as libpq: give the file, or use sslmode=verify-full to check against the system authorities).');
+  }
+  if (connect_timeout !== undefined && !/^\d{1,6}$/.test(connect_timeout)) {
     throw invalidUrl(url, 'connect_timeout must be a whole number of seconds.');
   }
-  return { host, port, user, database, password: password === '' ? undefined : password, params };
+  return { ...r, port, params: r.params as Record<string, string> };
 }
 
 /** `postgres://user@host:port/db`: safe to print and to store in a manifest. */
@@ -232,7 +170,8 @@ function sslConfig(p: Record<string, string>): pg.ClientConfig['ssl'] {
   const mode = p.sslmode;
   if (mode === 'disable' || (mode === undefined && p.sslrootcert === undefined && p.sslcert === undefined)) return undefined;
   // allow / prefer: libpq tries TLS first and may fall back to plain text; `pg` cannot fall
-  // back, so they connect with TLS, as require does.
+  // back by itself, so they connect with TLS, and connect() retries in plain text when the
+  // server has no SSL (a pool, catalog/postgres.ts, does not).
   const ssl: Exclude<pg.ClientConfig['ssl'], boolean | undefined> = {
     // require without a root certificate checks nothing (as libpq); verify-ca checks the chain;
     // verify-full checks the chain and the host name.
@@ -253,22 +192,50 @@ export function clientConfig(s: PgConnectionSettings, database = s.database): pg
     port: s.port,
     user: s.user,
     database,
-    ...(s.password !== undefined ? { password: s.password } : {}),
+    // No password given: ~/.pgpass (or PGPASSFILE), looked up as libpq does, so cairn's sessions
+    // and the tools it runs find the same line. A function, because `pg`'s own lookup is
+    // deprecated and prints a warning.
+    // (`pg` takes undefined from the function as "no password"; its type says string only.)
+    password: s.password ?? ((() => pgpassPassword(s, database)) as () => Promise<string>),
     application_name: s.params.application_name ?? 'cairn',
     ...(s.params.connect_timeout !== undefined && Number(s.params.connect_timeout) > 0 ? { connectionTimeoutMillis: Number(s.params.connect_timeout) * 1000 } : {}),
     ...(s.params.options !== undefined ? { options: s.params.options } : {}),
-    ...(ssl !== undefined ? { ssl } : {}),
+    // false, not undefined: `pg` would otherwise read PGSSLMODE itself (already resolved here).
+    ssl: ssl ?? false,
   };
+}
+
+type PgpassLookup = (info: { host: string; port: number; database: string; user: string }, found: (password: string | undefined) => void) => void;
+// The module `pg` itself uses (a dependency of pg; CommonJS without types).
+const pgpass = createRequire(import.meta.url)('pgpass') as PgpassLookup;
+
+/**
+ * The password ~/.pgpass (or PGPASSFILE) gives for these settings, or undefined. As libpq, a
+ * connection through the default socket directory matches the host name "localhost" (any other
+ * socket directory matches itself); a file readable by group or others is ignored.
+ */
+export function pgpassPassword(s: PgConnectionSettings, database = s.database): Promise<string | undefined> {
+  const host = s.host === DEFAULT_SOCKET_DIR ? 'localhost' : s.host;
+  return new Promise((resolve) => pgpass({ host, port: s.port, database, user: s.user }, resolve));
 }
 
 /** Opens a client, turning connection failures into one clear CairnError. */
 export async function connect(s: PgConnectionSettings, database = s.database): Promise<pg.Client> {
-  const client = new pg.Client(clientConfig(s, database));
+  let client = new pg.Client(clientConfig(s, database));
   try {
     await client.connect();
   } catch (err) {
     await client.end().catch(() => undefined);
-    throw pgError(err, s, database);
+    // allow / prefer: like libpq, a server without SSL is then reached in plain text.
+    const mode = s.params.sslmode;
+    if (!((mode === 'allow' || mode === 'prefer') && /does not support SSL/i.test((err as Error).message ?? ''))) throw pgError(err, s, database);
+    client = new pg.Client({ ...clientConfig(s, database), ssl: false });
+    try {
+      await client.connect();
+    } catch (again) {
+      await client.end().catch(() => undefined);
+      throw pgError(again, s, database);
+    }
   }
   // An idle client's socket error must not crash the process; the next query reports it.
   client.on('error', () => undefined);
@@ -277,14 +244,18 @@ export async function connect(s: PgConnectionSettings, database = s.database): P
 
 /** Environment for pg_dump / pg_restore / pg_dumpall / psql: connection by PG* variables only. */
 export function toolEnv(s: PgConnectionSettings, database = s.database): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PGHOST: s.host, PGPORT: String(s.port), PGUSER: s.user, PGDATABASE: database };
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // Every setting cairn resolved (from the URL, its service or these very variables) is set
+  // below; none is inherited as it stood, so the tools reach the server as the driver does.
+  for (const name of Object.values(KEYWORD_ENV)) delete env[name];
+  Object.assign(env, { PGHOST: s.host, PGPORT: String(s.port), PGUSER: s.user, PGDATABASE: database });
   // Variables that would send the tools elsewhere than cairn's own connections (which do not
   // read them) are not passed on: both always reach the same server.
   for (const name of ['PGHOSTADDR', 'PGSERVICE', 'PGSERVICEFILE', 'PGTARGETSESSIONATTRS', 'PGLOADBALANCEHOSTS']) delete env[name];
   // The schema archive is in the database's own encoding, as its data is (pg_dump's default;
   // PGCLIENTENCODING would make pg_dump convert, and fail on text with no equivalent).
   delete env.PGCLIENTENCODING;
-  // A password from the environment of cairn itself is inherited; one from the URL replaces it.
+  // Without one, libpq reads ~/.pgpass (PGPASSFILE) as pgpassPassword does.
   if (s.password !== undefined) env.PGPASSWORD = s.password;
   for (const [k, v] of Object.entries(s.params)) {
     const name = URL_PARAMS[k];
@@ -321,6 +292,17 @@ export function pgError(err: unknown, s: PgConnectionSettings, database = s.data
         `PostgreSQL at ${where} refused user "${s.user}": ${e.code === '28P01' ? 'password authentication failed' : scrub(e.message)}. Check the user and password (URL, PGPASSWORD or ~/.pgpass).`,
         { cause: err },
       );
+    case undefined:
+      if (/\bSSL\b/.test(e.message ?? '')) {
+        return new SourceError(
+          `Cannot connect to PostgreSQL at ${where} with SSL: ${scrub(e.message)}. sslmode=${s.params.sslmode ?? '(from the certificates given)'} asks for SSL; enable SSL on the server, or connect with sslmode=disable (URL ?sslmode=, the service or PGSSLMODE).`,
+          { cause: err },
+        );
+      }
+      if (/password must be a string/.test(e.message ?? '')) {
+        return new SourceError(`PostgreSQL at ${where} asks user "${s.user}" for a password, and none was given. Give it in the URL, the service, PGPASSWORD or ~/.pgpass.`, { cause: err });
+      }
+      return new SourceError(`PostgreSQL error on ${where}/${database}: ${scrub(e.message)}.`, { cause: err });
     case '3D000':
       return new NotFoundError(`PostgreSQL database "${database}" does not exist on ${where}. Check the database name in the URL.`, { cause: err });
     case '42501':

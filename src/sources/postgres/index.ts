@@ -2,7 +2,8 @@
  * The PostgreSQL engine (pg + pg-copy-streams for data, pg_dump/pg_restore for the schema):
  * `postgres://user[:password]@host[:port]/dbname` (or `postgresql://`), or, without a database,
  * `postgres://user[:password]@host[:port]/`: the whole server (variant kind "postgres-server").
- * Files: connection.ts (URLs, redaction, location, database key, sessions), naming.ts (exact
+ * Files: connection.ts (URLs, redaction, location, database key, sessions) with conninfo.ts
+ * (libpq's resolution: service files, PG* variables, defaults), naming.ts (exact
  * names, `public` by default), source.ts, target.ts; engine helpers: the source's
  * session-pool.ts, tool-stream.ts, segments.ts, catalog.ts; the target's plan.ts, conflicts.ts,
  * new-database.ts, existing-database.ts, staging-plan.ts, load.ts, leftovers.ts, ownership.ts; shared:
@@ -19,7 +20,10 @@ import { PostgresServerTarget } from './server-target.js';
 import { PostgresSource, POSTGRES_KIND } from './source.js';
 import { PostgresTarget } from './target.js';
 
-/** A database URL opens one database; a URL without one (`postgres://host:port/`) the whole server. */
+/**
+ * A database URL opens one database; a URL whose path is a lone "/" and that names no database
+ * (`postgres://host:port/`, `postgres:///`) the whole server (conninfo.ts resolveConninfo).
+ */
 const settingsOf = (url: string) => parsePostgresUrl(url, { server: true });
 const openSource: EngineDriver['openSource'] = (url, options): DatabaseSource => {
   const s = settingsOf(url);
