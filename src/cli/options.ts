@@ -89,6 +89,11 @@ export function retryLockOption(): Option {
   );
 }
 
+/** --retry-lock in ms (0 when absent); UsageError for a malformed value. Call before opening anything. */
+export function retryLockMs(opts: RetryLockFlags): number {
+  return opts.retryLock === undefined ? 0 : parseWaitMs(opts.retryLock, '--retry-lock', { zero: true, maxMs: MAX_RETRY_LOCK_MS });
+}
+
 /**
  * Applies --retry-lock to `repo`: each lock it takes retries for that long, cancelled by
  * `signal` (Ctrl-C), and the first wait is said once on stderr with who holds the lock. Without
@@ -96,7 +101,7 @@ export function retryLockOption(): Option {
  */
 export function applyRetryLock(repo: Repository, opts: RetryLockFlags, { io, signal }: CliContext): Repository {
   if (opts.retryLock === undefined) return repo;
-  const waitMs = parseWaitMs(opts.retryLock, '--retry-lock', { zero: true, maxMs: MAX_RETRY_LOCK_MS });
+  const waitMs = retryLockMs(opts);
   if (waitMs === 0) return repo;
   let said = false;
   repo.lockRetry = {
@@ -109,6 +114,15 @@ export function applyRetryLock(repo: Repository, opts: RetryLockFlags, { io, sig
     },
   };
   return repo;
+}
+
+/**
+ * openRepository for a command that takes a repository lock: --retry-lock is checked first (a
+ * usage error before any storage is touched), then applied to the opened repository.
+ */
+export async function openLockingRepository(value: string | undefined, opts: RetryLockFlags, ctx: CliContext): Promise<Repository> {
+  retryLockMs(opts);
+  return applyRetryLock(await openRepository(value), opts, ctx);
 }
 
 /** With a server the lock is the server's to take: --retry-lock would silently do nothing there. */

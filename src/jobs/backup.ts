@@ -314,7 +314,7 @@ function refuseWarnings(warnings: readonly string[]): void {
   if (warnings.length === 0) return;
   throw new SourceError(
     `The backup was not made (--strict / strict): the source gave ${warnings.length === 1 ? 'a warning' : `${warnings.length} warnings`}:\n` +
-      warnings.map((w) => `  - ${w}`).join('\n') +
+      warnings.map((w) => `- ${w}`).join('\n') +
       '\nFix what they name, leave those collections out with --exclude, or run the backup without --strict to keep it with its warnings.',
   );
 }

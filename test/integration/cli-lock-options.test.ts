@@ -211,6 +211,12 @@ describe.sequential('--retry-lock', () => {
     expect(r.ms).toBeLessThan(30_000);
   });
 
+  it('is refused with --server (exit 2): the server takes the locks', () => {
+    const restore = cairn(['restore', 'x', '--repo', 'prod', '--to', 'sqlite:///tmp/never.db', '--retry-lock', '5s', '--server', 'http://127.0.0.1:1']);
+    expect(restore.code, restore.stderr).toBe(EXIT.USAGE);
+    expect(restore.stderr).toContain('--retry-lock applies when the command runs in this process');
+  });
+
   it('refuses a malformed duration (exit 2)', () => {
     const r = cairn(['verify', '--repo', repo, '--retry-lock', 'forever']);
     expect(r.code, r.stderr).toBe(EXIT.USAGE);

@@ -8,7 +8,7 @@ import { openSource } from '../../sources/index.js';
 import { namingFor } from '../../sources/registry.js';
 import { formatBytes, formatCount, formatDuration, plural, table } from '../format.js';
 import {
-  applyRetryLock,
+  openLockingRepository,
   compressionFrom,
   openRepository,
   MAX_LOCK_TIMEOUT_MS,
@@ -98,7 +98,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
       }
       if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the backup runs in this process.');
       const source = openSource(opts.source, { roles: Boolean(opts.roles), rolesWithPasswords: Boolean(opts.rolesWithPasswords), ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}) });
-      const repository = applyRetryLock(await openRepository(opts.repo), opts, { io, signal });
+      const repository = await openLockingRepository(opts.repo, opts, { io, signal });
       const compression = compressionFrom(opts, repository.config.compression);
       const bar = new ProgressBar('backup', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
       const started = Date.now();
@@ -200,7 +200,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     });
 
   repoCommand(backup, 'delete <id>', 'delete a backup (its space is reclaimed by cairn prune)').addOption(retryLockOption()).action(async (id: string, opts: CommonOptions & RetryLockFlags) => {
-    const repository = applyRetryLock(await openRepository(opts.repo), opts, { io, signal });
+    const repository = await openLockingRepository(opts.repo, opts, { io, signal });
     await repository.deleteBackup(id);
     if (opts.json) printJson(io, { deleted: id }, true);
     else io.out(`Deleted backup ${id}. Run cairn prune${opts.repo ? ` --repo ${opts.repo}` : ''} to reclaim its space.`);
@@ -214,7 +214,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
       if (opts.json) return printJson(io, { id, expiresAt: r.expiresAt }, true);
       return io.out(`Backup ${id} ${r.expiresAt ? `expires at ${r.expiresAt}` : 'never expires'}.`);
     }
-    const repository = applyRetryLock(await openRepository(opts.repo), opts, { io, signal });
+    const repository = await openLockingRepository(opts.repo, opts, { io, signal });
     const manifest = await repository.readManifest(id, signal);
     manifest.expiresAt = parseExpiry(when, new Date());
     await repository.updateManifest(manifest, signal);
@@ -223,7 +223,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
   });
 
   repoCommand(backup, 'expire', 'delete every backup whose expiry has passed (manual or scheduled; those without an expiry are never touched)', ['--dry-run', 'list them, delete nothing']).addOption(retryLockOption()).action(async (opts: CommonOptions & RetryLockFlags & { dryRun?: boolean }) => {
-    const repository = applyRetryLock(await openRepository(opts.repo), opts, { io, signal });
+    const repository = await openLockingRepository(opts.repo, opts, { io, signal });
     const { expiredBackups } = await import('../../jobs/scheduled-backup.js');
     const expired = expiredBackups(await repository.listManifests(signal), new Date());
     if (!opts.dryRun) for (const m of expired) await repository.deleteBackup(m.id);

@@ -7,7 +7,7 @@ import { UsageError } from '../../core/errors.js';
 import { runCopy, runSync, syncProblems, type CopyProgress, type SyncProgress, type SyncResult } from '../../jobs/copy.js';
 import type { Progress } from '../../jobs/progress.js';
 import { formatBytes, formatCount, formatDuration, plural } from '../format.js';
-import { applyRetryLock, openRepository, printJson, refuseRetryLockRemote, retryLockOption, type CliContext, type Io, type RetryLockFlags } from '../options.js';
+import { openLockingRepository, printJson, refuseRetryLockRemote, retryLockOption, type CliContext, type Io, type RetryLockFlags } from '../options.js';
 import { ProgressBar } from '../progress-bar.js';
 import { runOnServer, serverClient, serverOption, type ServerFlags } from '../remote.js';
 
@@ -53,8 +53,8 @@ export function registerCopyCommand(program: Command, ctx: CliContext): void {
         return printCopied(io, result, started);
       }
       if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the copy runs in this process.');
-      const from = applyRetryLock(await openRepository(opts.from), opts, ctx);
-      const to = applyRetryLock(await openRepository(opts.to), opts, ctx);
+      const from = await openLockingRepository(opts.from, opts, ctx);
+      const to = await openLockingRepository(opts.to, opts, ctx);
       const bar = new ProgressBar('copy', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
       const started = Date.now();
       let result;
@@ -94,8 +94,8 @@ async function sync(opts: CopyFlags, { io, signal }: CliContext): Promise<void> 
     result = final.result as unknown as SyncResult;
   } else {
     if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the sync runs in this process.');
-    const from = applyRetryLock(await openRepository(opts.from), opts, { io, signal });
-    const to = applyRetryLock(await openRepository(opts.to), opts, { io, signal });
+    const from = await openLockingRepository(opts.from, opts, { io, signal });
+    const to = await openLockingRepository(opts.to, opts, { io, signal });
     const bar = new ProgressBar('sync', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
     try {
       result = await runSync({ from, to, ...(opts.source !== undefined ? { source: opts.source } : {}), signal, onProgress: (p) => bar.update(syncProgress(p)) });

@@ -6,7 +6,7 @@ import { parseRenames } from '../../core/selection.js';
 import { runRestore } from '../../jobs/restore.js';
 import { openTarget } from '../../sources/index.js';
 import { formatDuration, plural } from '../format.js';
-import { applyRetryLock, collect, NAME_QUOTING, openRepository, refuseRetryLockRemote, retryLockOption, type RetryLockFlags, parseJobs, printJson, repoOption, selectionFrom, selectionOptions, type CliContext, type CommonOptions, type SelectionFlags } from '../options.js';
+import { collect, NAME_QUOTING, openLockingRepository, parseJobs, refuseRetryLockRemote, retryLockOption, type RetryLockFlags, printJson, repoOption, selectionFrom, selectionOptions, type CliContext, type CommonOptions, type SelectionFlags } from '../options.js';
 import { ProgressBar } from '../progress-bar.js';
 import { requireRepoName, runOnServer, serverClient, serverOption, type ServerFlags } from '../remote.js';
 
@@ -91,7 +91,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
         }
         if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the restore runs in this process.');
         const target = openTarget(opts.to);
-        const repository = applyRetryLock(await openRepository(opts.repo), opts, { io, signal });
+        const repository = await openLockingRepository(opts.repo, opts, { io, signal });
         const bar = new ProgressBar('restore', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
         const started = Date.now();
         try {
