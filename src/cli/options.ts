@@ -70,6 +70,85 @@ export function parseGrace(value: string): number {
   return addDuration(new Date(0), d).getTime();
 }
 
+/**
+ * A wait given as a duration (cairn's syntax: 90s, 5m, 2h…; no milliseconds) or, when `zero` is
+ * allowed, 0; returns milliseconds. UsageError naming `flag` for anything else or above `maxMs`.
+ */
+export function parseWaitMs(value: string, flag: string, options: { zero: boolean; maxMs: number }): number {
+  if (options.zero && value.trim() === '0') return 0;
+  const forms = `a duration such as 1s, 30s, 5m or 2h${options.zero ? ', or 0' : ''}`;
+  let ms: number;
+  try {
+    ms = addDuration(new Date(0), parseDuration(value, flag)).getTime();
+  } catch (err) {
+    if (err instanceof UsageError) throw new UsageError(`Invalid ${flag} "${value}": write ${forms}.`);
+    throw err;
+  }
+  if (ms > options.maxMs) throw new UsageError(`Invalid ${flag} "${value}": at most ${options.maxMs / 3_600_000} hours; write ${forms}.`);
+  return ms;
+}
+
+/** The longest --lock-timeout (and the API's lockTimeoutSeconds, 86 400): a day. */
+export const MAX_LOCK_TIMEOUT_MS = 86_400_000;
+
+/** The longest --retry-lock: a day (a wait longer than that is a job for a schedule). */
+export const MAX_RETRY_LOCK_MS = 86_400_000;
+
+export interface RetryLockFlags {
+  retryLock?: string;
+}
+
+/** --retry-lock on every command that takes a repository lock (see lockRetryFrom). */
+export function retryLockOption(): Option {
+  return new Option(
+    '--retry-lock <duration>',
+    'while another cairn holds a conflicting repository lock, keep retrying this long (30s, 5m, 2h; default 0: fail at once with exit 5)',
+  );
+}
+
+/** --retry-lock in ms (0 when absent); UsageError for a malformed value. Call before opening anything. */
+export function retryLockMs(opts: RetryLockFlags): number {
+  return opts.retryLock === undefined ? 0 : parseWaitMs(opts.retryLock, '--retry-lock', { zero: true, maxMs: MAX_RETRY_LOCK_MS });
+}
+
+/**
+ * Applies --retry-lock to `repo`: each lock it takes retries for that long, cancelled by
+ * `signal` (Ctrl-C), and the first wait is said once on stderr with who holds the lock. Without
+ * the flag (or with 0) locks fail at once as before. Returns `repo`.
+ */
+export function applyRetryLock(repo: Repository, opts: RetryLockFlags, { io, signal }: CliContext): Repository {
+  if (opts.retryLock === undefined) return repo;
+  const waitMs = retryLockMs(opts);
+  if (waitMs === 0) return repo;
+  let said = false;
+  repo.lockRetry = {
+    waitMs,
+    signal,
+    onWait: (blocked) => {
+      if (said) return;
+      said = true;
+      io.err(`cairn: repository ${repo.location} is locked by ${blocked.holder ?? 'another process'}; waiting up to ${opts.retryLock?.trim()} for it (--retry-lock).`);
+    },
+  };
+  return repo;
+}
+
+/**
+ * openRepository for a command that takes a repository lock: --retry-lock is checked first (a
+ * usage error before any storage is touched), then applied to the opened repository.
+ */
+export async function openLockingRepository(value: string | undefined, opts: RetryLockFlags, ctx: CliContext): Promise<Repository> {
+  retryLockMs(opts);
+  return applyRetryLock(await openRepository(value), opts, ctx);
+}
+
+/** With a server the lock is the server's to take: --retry-lock would silently do nothing there. */
+export function refuseRetryLockRemote(opts: RetryLockFlags): void {
+  if (opts.retryLock !== undefined) {
+    throw new UsageError('--retry-lock applies when the command runs in this process, not through a server (--server / CAIRN_SERVER): leave it out, or run the command without the server.');
+  }
+}
+
 /** `never`, a duration from `now`, or a date / ISO time (the API's `expires` parses the same). */
 export { parseExpiry } from '../core/durations.js';
 

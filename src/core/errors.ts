@@ -61,8 +61,15 @@ export class ConflictError extends CairnError {
 }
 
 export class LockedError extends CairnError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * Who holds the lock that blocked us, as people read it (`"prune" (pid 12 on host, since …)`),
+   * when the error is a conflict with another holder; for "waiting for …" notices.
+   */
+  readonly holder: string | undefined;
+
+  constructor(message: string, options?: { cause?: unknown; holder?: string }) {
     super('LOCKED', message, options);
+    this.holder = options?.holder;
   }
 }
 

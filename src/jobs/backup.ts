@@ -1,4 +1,4 @@
-import { ConflictError, CorruptionError, throwIfAborted } from '../core/errors.js';
+import { ConflictError, CorruptionError, SourceError, throwIfAborted } from '../core/errors.js';
 import { lockedSignal } from '../repo/locked.js';
 import { sleep } from '../core/sleep.js';
 import { generateBackupId, validateBackupId } from '../core/ids.js';
@@ -51,6 +51,8 @@ export interface BackupOptions {
    * of failing at once with LockedError (default 0). Scheduled backups wait.
    */
   lockWaitMs?: number;
+  /** A backup with warnings fails with a SourceError listing them, before anything is committed (refuseWarnings). */
+  strict?: boolean;
 }
 
 /**
@@ -89,6 +91,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
       const createdAt = now();
       const id = options.id !== undefined && !options.idGenerated ? options.id : await uniqueId(repo, options.id ?? generateBackupId(source.name, createdAt));
       const collections = await snapshot.listCollections();
+      if (options.strict) refuseWarnings(snapshot.warnings);
       pool = new CompressionPool({ workers: options.compressionWorkers ?? defaultCompressionWorkers() });
       const chunkWriter = new ChunkWriter(repo.storage, index, { packSize: options.packSize ?? repo.config.packSize, compression, pool, signal });
       writer = chunkWriter;
@@ -216,6 +219,8 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
       if (packs.length > 0) await writeIndexDocument(repo.storage, packs, [], signal);
       await assertStillStored(repo, entries, signal);
       throwIfAborted(signal);
+      // Warnings a source adds while reading (after the check above) count too.
+      if (options.strict) refuseWarnings(snapshot.warnings);
       // The commit point: never make a backup visible without holding the lock right now.
       await lock.assertHeld();
       const manifest: BackupManifest = {
@@ -296,6 +301,21 @@ async function assertStillStored(repo: Repository, entries: CollectionEntry[], s
     `The backup was not made visible: ${missing.size} chunk(s) it reuses (in ${[...affected].join(', ')}) are no longer stored in ${repo.location} ` +
       '(their pack was removed or damaged while the backup ran). Run the backup again; it uploads them anew.',
     { objects: [...missing].slice(0, 20).map((id) => `chunk ${id}`), collections: [...affected] },
+  );
+}
+
+/**
+ * Strict mode: the snapshot's warnings (what the source could not capture) fail the backup, so
+ * nothing is committed. Checked once the collections are known (most warnings are raised while
+ * the snapshot opens, so no data is read in vain) and again before the commit.
+ * @throws SourceError listing every warning and how to proceed.
+ */
+function refuseWarnings(warnings: readonly string[]): void {
+  if (warnings.length === 0) return;
+  throw new SourceError(
+    `The backup was not made (--strict / strict): the source gave ${warnings.length === 1 ? 'a warning' : `${warnings.length} warnings`}:\n` +
+      warnings.map((w) => `- ${w}`).join('\n') +
+      '\nFix what they name, leave those collections out with --exclude, or run the backup without --strict to keep it with its warnings.',
   );
 }
 

@@ -41,6 +41,12 @@ export interface LockOptions {
    * come at random intervals (0.2 s growing to 5 s), so racers that failed together separate.
    */
   waitMs?: number;
+  /**
+   * Called once, on the first conflict, when acquire() is going to wait (waitMs > 0) rather than
+   * fail: with the LockedError of that conflict (its `holder` says who blocks). Lets a CLI say
+   * that it waits and for whom.
+   */
+  onWait?: (blocked: LockedError) => void;
 }
 
 /** One object under locks/, as listed. */
@@ -126,6 +132,7 @@ export class RepositoryLock {
         return await RepositoryLock.tryAcquire(storage, options);
       } catch (err) {
         if (!(err instanceof LockedError) || Date.now() >= deadline) throw err;
+        if (attempt === 1) options.onWait?.(err);
         const pause = Math.min(deadline - Date.now(), Math.random() * Math.min(5_000, 200 * 2 ** attempt));
         await sleep(pause, options.signal);
       }
@@ -154,12 +161,14 @@ export class RepositoryLock {
       const blocking = live.find((l) => l.doc && (options.exclusive || l.doc.exclusive));
       if (blocking?.doc) {
         const d = blocking.doc;
+        const holder = `${quotePrefix(d.operation, 200)} (pid ${d.pid} on ${quotePrefix(d.hostname, 100)}, since ${d.createdAt})`;
         throw new LockedError(
           // Fields read from storage: quoted short.
           `Repository ${storage.location} is locked by ${quotePrefix(d.operation, 200)} (pid ${d.pid} on ${quotePrefix(d.hostname, 100)}, since ${d.createdAt}; lock ${quotePrefix(blocking.key, 100)}). ` +
             `Wait for it to finish and retry. A lock left by a process that died expires ${minutes(staleAfterMs)} after its last refresh ` +
             `(at ${expiry(blocking, staleAfterMs)} by the storage's clock); if you are sure no cairn uses the repository, ` +
             '`cairn unlock --remove-all` removes it.',
+          { holder },
         );
       }
       if (unreadable) throw unreadableError(storage, unreadable, staleAfterMs);
@@ -427,6 +436,7 @@ function unreadableError(storage: Storage, lock: LockHolder, staleAfterMs: numbe
     `Repository ${storage.location} has an unreadable lock ${lock.key} (${lock.problem ?? 'damaged'}), which blocks like an exclusive lock. ` +
       'If no cairn runs on this repository, remove it with `cairn unlock --remove-all`; ' +
       `otherwise wait until it expires at ${expiry(lock, staleAfterMs)} (by the storage's clock).`,
+    { holder: `an unreadable lock ${quotePrefix(lock.key, 100)}` },
   );
 }
 

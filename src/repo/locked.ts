@@ -13,7 +13,7 @@ export async function withLock<T>(
   signal: AbortSignal | undefined,
   fn: (signal: AbortSignal, lock: RepositoryLock) => Promise<T>,
 ): Promise<T> {
-  const lock = await repo.lock(exclusive, operation);
+  const lock = await repo.lock(exclusive, operation, signal ? { signal } : {});
   try {
     return await fn(lockedSignal(lock, signal), lock);
   } finally {

@@ -12,7 +12,10 @@ import type { Storage } from '../storage/types.js';
 import { createExclusive, removeClaims } from '../storage/common.js';
 import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams, type ChunkerParams } from './chunker.js';
 import { MAX_SMALL_DOCUMENT_BYTES, checkManifestChecksum, decodeJson, encodeManifest, manifestChecksum, parseDocument } from './metadata.js';
-import { RepositoryLock } from './lock.js';
+import { RepositoryLock, type LockOptions } from './lock.js';
+
+/** How long a lock() keeps retrying while the repository is locked, and how it says so (LockOptions). */
+export type LockRetry = Pick<LockOptions, 'waitMs' | 'signal' | 'onWait'>;
 import { mapLimit } from '../core/errgroup.js';
 
 export const CONFIG_KEY = 'config';
@@ -164,11 +167,29 @@ export class Repository {
   }
 
   /**
-   * Takes a shared or exclusive repository lock. `waitMs`: keep retrying that long while the
-   * repository is locked (default 0: fail at once with LockedError).
+   * How every lock() of this repository waits when its caller does not say (the CLI's
+   * `--retry-lock`): set once after opening, so each operation that locks (backup, restore, copy,
+   * verify, prune, repair, delete, set-expiry) honours it without passing it down.
    */
-  lock(exclusive: boolean, operation: string, options: { waitMs?: number; signal?: AbortSignal } = {}): Promise<RepositoryLock> {
-    return RepositoryLock.acquire(this.storage, { exclusive, operation, ...options });
+  lockRetry: LockRetry = {};
+
+  /**
+   * Takes a shared or exclusive repository lock. `waitMs`: keep retrying that long while the
+   * repository is locked (default: lockRetry's, else 0: fail at once with LockedError); `signal`
+   * (combined with lockRetry's) cancels the wait with CancelledError; `onWait` as in LockOptions.
+   */
+  lock(exclusive: boolean, operation: string, options: LockRetry = {}): Promise<RepositoryLock> {
+    const d = this.lockRetry;
+    const signals = [options.signal, d.signal].filter((s): s is AbortSignal => s !== undefined);
+    const waitMs = options.waitMs ?? d.waitMs;
+    const onWait = options.onWait ?? d.onWait;
+    return RepositoryLock.acquire(this.storage, {
+      exclusive,
+      operation,
+      ...(waitMs !== undefined ? { waitMs } : {}),
+      ...(onWait ? { onWait } : {}),
+      ...(signals.length > 0 ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
+    });
   }
 
   /** The backup ids under backups/; objects there whose name is not a backup id are left out. */

@@ -74,6 +74,13 @@ export const CreateBackupBody = z
     roles: z.boolean().optional(),
     /** With roles: include password hashes (an admin token only). */
     rolesWithPasswords: z.boolean().optional(),
+    /**
+     * How long to wait for each table lock (PostgreSQL lock_timeout) or the file's lock (SQLite busy
+     * timeout), in seconds, before the job fails (error SOURCE). Default 30 (PostgreSQL), 5 (SQLite).
+     */
+    lockTimeoutSeconds: z.number().int().min(1).max(86_400).optional(),
+    /** Fail (error SOURCE, nothing committed) when the source gives warnings, instead of keeping the backup with them. */
+    strict: z.boolean().optional(),
     config: z
       .object({
         compression: z.enum(['zstd', 'gzip', 'none']).optional(),

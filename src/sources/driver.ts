@@ -13,6 +13,13 @@ export interface SourceOptions {
   /** Also record roles and memberships (engines with capabilities.roles). */
   roles?: boolean;
   rolesWithPasswords?: boolean;
+  /**
+   * How long the backup may wait for a lock on what it reads, in ms (the CLI's --lock-timeout,
+   * the API's lockTimeoutSeconds): PostgreSQL, each table lock (lock_timeout; default 30 000);
+   * SQLite, the file lock its read snapshot needs (busy timeout; default 5 000). Past it the
+   * backup fails with a SourceError that names what was locked.
+   */
+  lockTimeoutMs?: number;
 }
 
 /**

@@ -8,8 +8,14 @@ import { openSource } from '../../sources/index.js';
 import { namingFor } from '../../sources/registry.js';
 import { formatBytes, formatCount, formatDuration, plural, table } from '../format.js';
 import {
+  openLockingRepository,
   compressionFrom,
   openRepository,
+  MAX_LOCK_TIMEOUT_MS,
+  parseWaitMs,
+  refuseRetryLockRemote,
+  retryLockOption,
+  type RetryLockFlags,
   parseExpiry,
   parseJobs,
   printJson,
@@ -25,7 +31,9 @@ import {
 import { ProgressBar } from '../progress-bar.js';
 import { callServer, requireRepoName, runOnServer, serverClient, serverOption, type ServerFlags } from '../remote.js';
 
-interface BackupCreateFlags extends CommonOptions, SelectionFlags, ServerFlags {
+interface BackupCreateFlags extends CommonOptions, SelectionFlags, ServerFlags, RetryLockFlags {
+  lockTimeout?: string;
+  strict?: boolean;
   source: string;
   expires?: string;
   id?: string;
@@ -52,6 +60,9 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     .option('--jobs <n>', 'tables read in parallel (default: the number of cores)')
     .option('--roles', 'also record the server\'s roles and memberships (PostgreSQL; no password hashes)')
     .option('--roles-with-passwords', 'with --roles: include password hashes')
+    .option('--lock-timeout <duration>', 'how long to wait for each table lock (PostgreSQL) or for the database file\'s lock (SQLite busy timeout) before failing with exit 7: 1s, 30s, 5m (default 30s PostgreSQL, 5s SQLite)')
+    .option('--strict', 'fail (exit 7, nothing committed) when the backup has warnings, e.g. data it cannot capture, instead of committing it with them')
+    .addOption(retryLockOption())
     .option('--json', 'print the manifest as JSON')
     .addOption(serverOption())
     .option('--no-wait', 'with a server: print the job id at once instead of waiting')
@@ -60,8 +71,10 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
       const jobs = parseJobs(opts.jobs);
       if (opts.rolesWithPasswords && !opts.roles) throw new UsageError('--roles-with-passwords goes with --roles.');
       if (opts.expires !== undefined) parseDuration(opts.expires, '--expires');
+      const lockTimeoutMs = opts.lockTimeout !== undefined ? parseWaitMs(opts.lockTimeout, '--lock-timeout', { zero: false, maxMs: MAX_LOCK_TIMEOUT_MS }) : undefined;
       const client = await serverClient(opts);
       if (client) {
+        refuseRetryLockRemote(opts);
         const repo = requireRepoName(opts.repo);
         const compression = opts.compression || opts.level ? compressionFrom(opts, { algorithm: 'zstd', level: 'default' }) : undefined;
         const final = await runOnServer(client, io, signal, opts, () =>
@@ -73,6 +86,8 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
             ...(opts.expires !== undefined ? { expires: opts.expires } : {}),
             ...(opts.roles ? { roles: true } : {}),
             ...(opts.rolesWithPasswords ? { rolesWithPasswords: true } : {}),
+            ...(lockTimeoutMs !== undefined ? { lockTimeoutSeconds: lockTimeoutMs / 1000 } : {}),
+            ...(opts.strict ? { strict: true } : {}),
             ...(compression || jobs ? { config: { ...(opts.compression ? { compression: compression?.algorithm } : {}), ...(opts.level ? { level: compression?.level } : {}), ...(jobs ? { jobs } : {}) } } : {}),
           }),
         );
@@ -82,8 +97,8 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
         return printBackupCreated(io, m, Date.parse(final.createdAt));
       }
       if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the backup runs in this process.');
-      const source = openSource(opts.source, { roles: Boolean(opts.roles), rolesWithPasswords: Boolean(opts.rolesWithPasswords) });
-      const repository = await openRepository(opts.repo);
+      const source = openSource(opts.source, { roles: Boolean(opts.roles), rolesWithPasswords: Boolean(opts.rolesWithPasswords), ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}) });
+      const repository = await openLockingRepository(opts.repo, opts, { io, signal });
       const compression = compressionFrom(opts, repository.config.compression);
       const bar = new ProgressBar('backup', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
       const started = Date.now();
@@ -97,6 +112,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
           selection,
           compression,
           ...(jobs !== undefined ? { jobs } : {}),
+          ...(opts.strict ? { strict: true } : {}),
           signal,
           onProgress: (p) => bar.update(p),
         });
@@ -183,21 +199,22 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
       );
     });
 
-  repoCommand(backup, 'delete <id>', 'delete a backup (its space is reclaimed by cairn prune)').action(async (id: string, opts: CommonOptions) => {
-    const repository = await openRepository(opts.repo);
+  repoCommand(backup, 'delete <id>', 'delete a backup (its space is reclaimed by cairn prune)').addOption(retryLockOption()).action(async (id: string, opts: CommonOptions & RetryLockFlags) => {
+    const repository = await openLockingRepository(opts.repo, opts, { io, signal });
     await repository.deleteBackup(id);
     if (opts.json) printJson(io, { deleted: id }, true);
     else io.out(`Deleted backup ${id}. Run cairn prune${opts.repo ? ` --repo ${opts.repo}` : ''} to reclaim its space.`);
   });
 
-  repoCommand(backup, 'set-expiry <id> <when>', 'change when a backup expires: a duration from now (30d, 6mo…), a date (2027-01-31 or ISO time), or never').addOption(serverOption()).action(async (id: string, when: string, opts: CommonOptions & ServerFlags) => {
+  repoCommand(backup, 'set-expiry <id> <when>', 'change when a backup expires: a duration from now (30d, 6mo…), a date (2027-01-31 or ISO time), or never').addOption(retryLockOption()).addOption(serverOption()).action(async (id: string, when: string, opts: CommonOptions & ServerFlags & RetryLockFlags) => {
     const client = await serverClient(opts);
     if (client) {
+      refuseRetryLockRemote(opts);
       const r = await callServer(() => client.backups.setExpiry(id, when, requireRepoName(opts.repo)));
       if (opts.json) return printJson(io, { id, expiresAt: r.expiresAt }, true);
       return io.out(`Backup ${id} ${r.expiresAt ? `expires at ${r.expiresAt}` : 'never expires'}.`);
     }
-    const repository = await openRepository(opts.repo);
+    const repository = await openLockingRepository(opts.repo, opts, { io, signal });
     const manifest = await repository.readManifest(id, signal);
     manifest.expiresAt = parseExpiry(when, new Date());
     await repository.updateManifest(manifest, signal);
@@ -205,8 +222,8 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     else io.out(`Backup ${id} ${manifest.expiresAt ? `expires at ${manifest.expiresAt}` : 'never expires'}.`);
   });
 
-  repoCommand(backup, 'expire', 'delete every backup whose expiry has passed (manual or scheduled; those without an expiry are never touched)', ['--dry-run', 'list them, delete nothing']).action(async (opts: CommonOptions & { dryRun?: boolean }) => {
-    const repository = await openRepository(opts.repo);
+  repoCommand(backup, 'expire', 'delete every backup whose expiry has passed (manual or scheduled; those without an expiry are never touched)', ['--dry-run', 'list them, delete nothing']).addOption(retryLockOption()).action(async (opts: CommonOptions & RetryLockFlags & { dryRun?: boolean }) => {
+    const repository = await openLockingRepository(opts.repo, opts, { io, signal });
     const { expiredBackups } = await import('../../jobs/scheduled-backup.js');
     const expired = expiredBackups(await repository.listManifests(signal), new Date());
     if (!opts.dryRun) for (const m of expired) await repository.deleteBackup(m.id);

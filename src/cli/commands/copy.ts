@@ -7,11 +7,11 @@ import { UsageError } from '../../core/errors.js';
 import { runCopy, runSync, syncProblems, type CopyProgress, type SyncProgress, type SyncResult } from '../../jobs/copy.js';
 import type { Progress } from '../../jobs/progress.js';
 import { formatBytes, formatCount, formatDuration, plural } from '../format.js';
-import { openRepository, printJson, type CliContext, type Io } from '../options.js';
+import { openLockingRepository, printJson, refuseRetryLockRemote, retryLockOption, type CliContext, type Io, type RetryLockFlags } from '../options.js';
 import { ProgressBar } from '../progress-bar.js';
 import { runOnServer, serverClient, serverOption, type ServerFlags } from '../remote.js';
 
-interface CopyFlags extends ServerFlags {
+interface CopyFlags extends ServerFlags, RetryLockFlags {
   from: string;
   to: string;
   all?: boolean;
@@ -31,6 +31,7 @@ export function registerCopyCommand(program: Command, ctx: CliContext): void {
     .option('--all', 'every backup of --from that --to lacks (as cairn sync)')
     .option('--source <name>', "with --all: only this source's backups (its name or location as cairn backup list shows it)")
     .option('--json', 'print JSON')
+    .addOption(retryLockOption())
     .addOption(serverOption())
     .option('--no-wait', 'with a server: print the job id at once instead of waiting')
     .addHelpText('after', `\nWith --all: ${SYNC_NOTE}`)
@@ -43,6 +44,7 @@ export function registerCopyCommand(program: Command, ctx: CliContext): void {
       if (opts.source !== undefined) throw new UsageError('--source goes with --all (or cairn sync): a single backup is named by its id.');
       const client = await serverClient(opts);
       if (client) {
+        refuseRetryLockRemote(opts);
         const started = Date.now();
         const final = await runOnServer(client, io, signal, opts, () => client.copies.create({ backup: id, from: opts.from, to: opts.to }));
         if (!final) return;
@@ -51,8 +53,8 @@ export function registerCopyCommand(program: Command, ctx: CliContext): void {
         return printCopied(io, result, started);
       }
       if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the copy runs in this process.');
-      const from = await openRepository(opts.from);
-      const to = await openRepository(opts.to);
+      const from = await openLockingRepository(opts.from, opts, ctx);
+      const to = await openLockingRepository(opts.to, opts, ctx);
       const bar = new ProgressBar('copy', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
       const started = Date.now();
       let result;
@@ -72,6 +74,7 @@ export function registerCopyCommand(program: Command, ctx: CliContext): void {
     .requiredOption('--to <repo>', 'target repository (initialised): a registered name, a path, or a URL')
     .option('--source <name>', "only this source's backups (its name or location as cairn backup list shows it)")
     .option('--json', 'print JSON')
+    .addOption(retryLockOption())
     .addOption(serverOption())
     .option('--no-wait', 'with a server: print the job id at once instead of waiting')
     .addHelpText('after', `\n${SYNC_NOTE} Running it again copies only what is new. Exit code 4 (CONFLICT) or 6 (CORRUPT) when a backup was left out, after the report.`)
@@ -84,14 +87,15 @@ async function sync(opts: CopyFlags, { io, signal }: CliContext): Promise<void> 
   let result: SyncResult;
   const client = await serverClient(opts);
   if (client) {
+    refuseRetryLockRemote(opts);
     // A sync that left backups out ends FAILED on the server, its error naming them (syncProblems).
     const final = await runOnServer(client, io, signal, opts, () => client.syncs.create({ from: opts.from, to: opts.to, ...(opts.source !== undefined ? { source: opts.source } : {}) }));
     if (!final) return;
     result = final.result as unknown as SyncResult;
   } else {
     if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the sync runs in this process.');
-    const from = await openRepository(opts.from);
-    const to = await openRepository(opts.to);
+    const from = await openLockingRepository(opts.from, opts, { io, signal });
+    const to = await openLockingRepository(opts.to, opts, { io, signal });
     const bar = new ProgressBar('sync', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
     try {
       result = await runSync({ from, to, ...(opts.source !== undefined ? { source: opts.source } : {}), signal, onProgress: (p) => bar.update(syncProgress(p)) });

@@ -6,11 +6,11 @@ import { repair } from '../../repo/repair.js';
 import { verifyBackupsLocked, verifyFailure } from '../../repo/verify.js';
 import { definitionProblems } from '../../sources/index.js';
 import { formatBytes, plural } from '../format.js';
-import { openRepository, parseGrace, printJson, repoCommand, type CliContext, type CommonOptions } from '../options.js';
+import { openLockingRepository, openRepository, parseGrace, printJson, repoCommand, retryLockOption, type CliContext, type CommonOptions, type RetryLockFlags } from '../options.js';
 
 export function registerMaintenanceCommands(program: Command, { io, signal }: CliContext): void {
-  repoCommand(program, 'verify [id]', 'check that backups can be restored (all backups when no id is given)', ['--read-data', 'download every pack and check every chunk (slow, thorough)']).action(async (id: string | undefined, opts: CommonOptions & { readData?: boolean }) => {
-    const repository = await openRepository(opts.repo);
+  repoCommand(program, 'verify [id]', 'check that backups can be restored (all backups when no id is given)', ['--read-data', 'download every pack and check every chunk (slow, thorough)']).addOption(retryLockOption()).action(async (id: string | undefined, opts: CommonOptions & RetryLockFlags & { readData?: boolean }) => {
+    const repository = await openLockingRepository(opts.repo, opts, { io, signal });
     const all = id
       ? await repository.readManifestChecked(id, signal).then((r) => ({ manifests: [r.manifest], damaged: [], unchecksummed: r.checksummed ? [] : [id] }))
       : await repository.readAllManifests(signal);
@@ -33,9 +33,9 @@ export function registerMaintenanceCommands(program: Command, { io, signal }: Cl
     }
   });
 
-  repoCommand(program, 'prune', 'remove data that no backup references (refuses, deleting nothing, while the repository is inconsistent)', ['--dry-run', 'report what would be removed, remove nothing'], ['--grace <duration>', 'delete or repack unreferenced packs only once they are this old on the storage clock: a running backup may still need them (30m, 1h, 1d; 0 = at once)', '1h']).action(async (opts: CommonOptions & { dryRun?: boolean; grace: string }) => {
+  repoCommand(program, 'prune', 'remove data that no backup references (refuses, deleting nothing, while the repository is inconsistent)', ['--dry-run', 'report what would be removed, remove nothing'], ['--grace <duration>', 'delete or repack unreferenced packs only once they are this old on the storage clock: a running backup may still need them (30m, 1h, 1d; 0 = at once)', '1h']).addOption(retryLockOption()).action(async (opts: CommonOptions & RetryLockFlags & { dryRun?: boolean; grace: string }) => {
     const unindexedGraceMs = parseGrace(opts.grace);
-    const repository = await openRepository(opts.repo);
+    const repository = await openLockingRepository(opts.repo, opts, { io, signal });
     const report = await prune(repository, { dryRun: Boolean(opts.dryRun), unindexedGraceMs, signal });
     if (opts.json) return printJson(io, report);
     for (const key of report.foreignObjects) io.err(`cairn: warning: ${key} is not a pack; prune left it alone.`);
@@ -49,8 +49,8 @@ export function registerMaintenanceCommands(program: Command, { io, signal }: Cl
     );
   });
 
-  repoCommand(program, 'repair', 'rebuild the index from the packs present, salvage intact blobs of damaged packs, and record which backups lost what', ['--dry-run', 'report what would change, change nothing']).action(async (opts: CommonOptions & { dryRun?: boolean }) => {
-    const repository = await openRepository(opts.repo);
+  repoCommand(program, 'repair', 'rebuild the index from the packs present, salvage intact blobs of damaged packs, and record which backups lost what', ['--dry-run', 'report what would change, change nothing']).addOption(retryLockOption()).action(async (opts: CommonOptions & RetryLockFlags & { dryRun?: boolean }) => {
+    const repository = await openLockingRepository(opts.repo, opts, { io, signal });
     const report = await repair(repository, { dryRun: Boolean(opts.dryRun), signal });
     if (opts.json) return printJson(io, report);
     const would = report.dryRun ? 'would ' : '';

@@ -6,11 +6,11 @@ import { parseRenames } from '../../core/selection.js';
 import { runRestore } from '../../jobs/restore.js';
 import { openTarget } from '../../sources/index.js';
 import { formatDuration, plural } from '../format.js';
-import { collect, NAME_QUOTING, openRepository, parseJobs, printJson, repoOption, selectionFrom, selectionOptions, type CliContext, type CommonOptions, type SelectionFlags } from '../options.js';
+import { collect, NAME_QUOTING, openLockingRepository, parseJobs, refuseRetryLockRemote, retryLockOption, type RetryLockFlags, printJson, repoOption, selectionFrom, selectionOptions, type CliContext, type CommonOptions, type SelectionFlags } from '../options.js';
 import { ProgressBar } from '../progress-bar.js';
 import { requireRepoName, runOnServer, serverClient, serverOption, type ServerFlags } from '../remote.js';
 
-interface RestoreFlags extends CommonOptions, SelectionFlags, ServerFlags {
+interface RestoreFlags extends CommonOptions, SelectionFlags, ServerFlags, RetryLockFlags {
   to: string;
   rename?: string[];
   onConflict: 'fail' | 'overwrite' | 'replace';
@@ -50,6 +50,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
     .option('--no-owner', 'objects belong to the restoring role, not their recorded owners (PostgreSQL, as pg_restore --no-owner)')
     .option('--no-privileges', 'leave out grants and default privileges (PostgreSQL, as pg_restore --no-privileges)')
     .option('--json', 'print JSON')
+    .addOption(retryLockOption())
     .addOption(serverOption())
     .option('--no-wait', 'with a server: print the job id at once instead of waiting')
     .action(
@@ -60,6 +61,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
         const sessionsTimeoutMs = opts.sessionsTimeout !== undefined ? durationMs(opts.sessionsTimeout, '--sessions-timeout') : undefined;
         const client = await serverClient(opts);
         if (client) {
+          refuseRetryLockRemote(opts);
           const started = Date.now();
           const final = await runOnServer(client, io, signal, opts, () =>
             client.restores.create({
@@ -89,7 +91,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
         }
         if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the restore runs in this process.');
         const target = openTarget(opts.to);
-        const repository = await openRepository(opts.repo);
+        const repository = await openLockingRepository(opts.repo, opts, { io, signal });
         const bar = new ProgressBar('restore', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
         const started = Date.now();
         try {

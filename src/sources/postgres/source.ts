@@ -105,7 +105,7 @@ export interface PostgresSourceOptions {
   roles?: boolean;
   /** With roles: keep password hashes (default: --no-role-passwords). */
   rolesWithPasswords?: boolean;
-  /** How long taking a table lock may wait, in ms (default 30 000). */
+  /** How long taking a table lock may wait, in ms (default 30 000; SourceOptions.lockTimeoutMs). */
   lockTimeoutMs?: number;
   /** Tables of at least this many blocks are read in parallel block ranges (default 8192 = 64 MiB). */
   segmentMinBlocks?: number;
@@ -499,7 +499,7 @@ class PostgresSnapshot implements SourceSnapshot {
           throw new SourceError(`PostgreSQL ${name} was dropped while the backup started; retry the backup.`, { cause: err });
         }
         throw new SourceError(
-          `Cannot lock ${name} for the backup: another session holds a conflicting lock (e.g. ALTER TABLE, DROP, VACUUM FULL, a long transaction that changed its definition) and did not release it within ${lockTimeoutText(this.options)}. Retry when it has finished.`,
+          `Cannot lock ${name} for the backup: another session holds a conflicting lock (e.g. ALTER TABLE, DROP, VACUUM FULL, a long transaction that changed its definition) and did not release it within ${lockTimeoutText(this.options)}. Retry when it has finished, or wait longer with --lock-timeout (API: lockTimeoutSeconds).`,
           { cause: err },
         );
       }

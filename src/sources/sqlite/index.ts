@@ -34,7 +34,7 @@ export const sqliteDriver: EngineDriver = {
   location: (url) => sqliteLocation(parseSqliteUrl(url)),
   databaseKey: sqliteDatabaseKey,
   localFile: parseSqliteUrl,
-  openSource: (url) => new SqliteSource(parseSqliteUrl(url)),
+  openSource: (url, options) => new SqliteSource(parseSqliteUrl(url), options.lockTimeoutMs),
   openTarget: (url) => new SqliteTarget(parseSqliteUrl(url)),
   manifestProblems(manifest) {
     // The checks a restore makes before it opens the target (definitions are the one CREATE

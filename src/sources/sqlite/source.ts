@@ -61,7 +61,8 @@ import { appCollations, knownFunctions, unknownFunctions } from './app-names.js'
 import { CollatedCopy, needsCollatedCopy } from './collated-copy.js';
 import { shadowColumns, VIRTUAL_KIND, VIRTUAL_MODULES, virtualModule, type ShadowDefinition, type VirtualDefinition } from './virtual.js';
 
-const BUSY_TIMEOUT_MS = 5000;
+/** How long the read snapshot waits for a writer's lock on the file by default (ms). */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 /** Rows between AbortSignal and clock checks while streaming. */
 const CHECK_ROWS = 256;
 
@@ -71,7 +72,15 @@ export class SqliteSource implements DatabaseSource {
   readonly location: string;
   readonly path: string;
 
-  constructor(file: string) {
+  /**
+   * `file`: the database path. `busyTimeoutMs`: how long taking the read snapshot waits while
+   * another connection holds a lock that keeps readers out (a rollback-journal writer
+   * committing, a WAL recovery), before the backup fails (default DEFAULT_BUSY_TIMEOUT_MS).
+   */
+  constructor(
+    file: string,
+    private readonly busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS,
+  ) {
     this.path = path.resolve(file);
     this.name = path.basename(this.path, path.extname(this.path));
     this.location = sqliteLocation(this.path);
@@ -100,12 +109,12 @@ export class SqliteSource implements DatabaseSource {
     // next comparison differ (never the other way round).
     const evidence = sqliteChangeEvidence(this.path);
     try {
-      db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+      db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: this.busyTimeoutMs });
       db.defaultSafeIntegers(true);
       // Lets a TEXT value be read again as bytes while its table's rows are being read (tableQuery),
       // on this read-only connection, inside the snapshot's read transaction.
       db.unsafeMode(true);
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(this.busyTimeoutMs))}`);
       db.exec('BEGIN');
       // The first read starts the read transaction and fixes the snapshot (WAL read mark).
       db.prepare('SELECT count(*) FROM sqlite_schema').get();
@@ -129,6 +138,13 @@ export class SqliteSource implements DatabaseSource {
           /* ignore */
         }
         db.close();
+      }
+      if (isBusy(err)) {
+        throw new SourceError(
+          `Cannot read SQLite database ${this.path}: another connection holds a lock on the file that keeps readers out (a writer committing in rollback-journal mode, or a recovery) and did not release it within ${msText(this.busyTimeoutMs)}. ` +
+            'Retry when it has finished, or wait longer with --lock-timeout (API: lockTimeoutSeconds); a database in WAL mode (PRAGMA journal_mode=WAL) does not block backups.',
+          { cause: err },
+        );
       }
       throw toSourceError(explainOpenFailure(err, this.path, 'backup'), this.path);
     }
@@ -165,6 +181,15 @@ function assertDatabaseFile(file: string): void {
     }
     if (walSize === 0) throw new SourceError(`${file} is empty (0 bytes), not a SQLite database; check the path.`);
   }
+}
+
+function isBusy(err: unknown): boolean {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SQLITE_BUSY');
+}
+
+/** A wait as people read it ("5 s"), for messages. */
+function msText(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }
 
 function toSourceError(err: unknown, file: string): Error {
