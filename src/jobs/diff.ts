@@ -34,8 +34,10 @@ export interface CollectionDiff {
   sameContent: boolean | null;
   /** Definition shape (columns, DDL) or kind differs; null when one side is missing. */
   definitionChanged: boolean | null;
-  /** Whether the collection holds rows at all (tables; not views, sequences). */
+  /** Whether the collection holds rows (tables; not views, sequences, database-wide archives). */
   hasRows: boolean;
+  /** false for database-wide collections (a schema archive, roles) that --include never names. */
+  selectable: boolean;
 }
 
 export interface BackupRef {
@@ -94,7 +96,8 @@ function ref(m: BackupManifest): BackupRef {
 
 function compare(a: CollectionEntry | undefined, b: CollectionEntry | undefined, shapeOf: (e: CollectionEntry) => unknown): CollectionDiff {
   const either = (b ?? a) as CollectionEntry;
-  const hasRows = (a?.dataFormat ?? b?.dataFormat) !== undefined;
+  // As backup show counts rows: tables' data, not a database-wide archive's bytes.
+  const hasRows = either.dataFormat !== undefined && either.selectable !== false;
   const side = (e: CollectionEntry | undefined): DiffSide => (e ? { rows: e.rowCount, bytes: e.logicalBytes } : { rows: null, bytes: null });
   let status: DiffStatus;
   let sameContent: boolean | null = null;
@@ -117,6 +120,7 @@ function compare(a: CollectionEntry | undefined, b: CollectionEntry | undefined,
     sameContent,
     definitionChanged,
     hasRows,
+    selectable: either.selectable !== false,
   };
 }
 

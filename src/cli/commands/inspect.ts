@@ -86,7 +86,8 @@ export function formatDiff(diff: BackupDiff): string {
   const rules = namingFor(diff.b.kind);
   const rows = [...diff.collections].sort((x, y) => (ORDER[x.status] ?? 9) - (ORDER[y.status] ?? 9)).map((c: CollectionDiff) => [
     c.status,
-    rules.written(c.name),
+    // As backup show writes names: database-wide collections ("(schema)") as they are.
+    c.selectable ? rules.written(c.name) : c.name,
     c.kind,
     c.hasRows && c.a.rows !== null ? formatCount(c.a.rows) : '-',
     c.hasRows && c.b.rows !== null ? formatCount(c.b.rows) : '-',
