@@ -15,7 +15,7 @@ import { diffBackups, type BackupDiff, type CollectionDiff } from '../../jobs/di
 import { DUMP_FORMATS, prepareDump, streamDump, type DumpFormat } from '../../jobs/dump.js';
 import { namingFor } from '../../sources/index.js';
 import { formatBytes, formatCount, plural, table } from '../format.js';
-import { NAME_QUOTING, openRepository, printJson, repoOption, type CliContext, type CommonOptions } from '../options.js';
+import { openRepository, printJson, repoOption, type CliContext, type CommonOptions } from '../options.js';
 
 interface DumpFlags extends CommonOptions {
   format: DumpFormat;
@@ -26,7 +26,7 @@ export function registerInspectCommands(program: Command, { io, signal }: CliCon
   program
     .command('dump <id> <collection>')
     .description(
-      `write one collection of a backup as CSV or SQL to stdout (or --output), read from the repository alone${NAME_QUOTING} (as --include reads it: PostgreSQL t is public.t, SQLite ignores ASCII case)`,
+      'write the rows of one table of a backup as CSV or SQL to stdout (or --output), read from the repository alone; the name is read as --include reads it (PostgreSQL: t is public.t, quoted parts exact; SQLite: ASCII case ignored)',
     )
     .addOption(repoOption())
     .addOption(
