@@ -7,6 +7,7 @@ import { Command, CommanderError, type Option, type ParseOptionsResult } from 'c
 import { CairnError, CancelledError, EXIT_CODES, type ErrorCode } from '../core/errors.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerCopyCommand } from './commands/copy.js';
+import { registerInspectCommands } from './commands/inspect.js';
 import { registerJobCommands } from './commands/job.js';
 import { registerMaintenanceCommands } from './commands/maintenance.js';
 import { registerRepoCommands } from './commands/repo.js';
@@ -160,6 +161,7 @@ function buildProgram(ctx: CliContext): Command {
     registerBackupCommands,
     registerRestoreCommand,
     registerCopyCommand,
+    registerInspectCommands,
     registerMaintenanceCommands,
     registerJobCommands,
     registerSourceCommands,

@@ -4,8 +4,9 @@
  * naming.ts, source.ts, target.ts) and is listed once in registry.ts; nothing outside its
  * folder knows its URL scheme, its name rules or its manifest checks.
  */
-import type { BackupManifest } from '../core/schemas.js';
+import type { BackupManifest, CollectionEntry } from '../core/schemas.js';
 import type { NameRules } from '../core/selection.js';
+import type { CollectionDump, DumpFormat } from './dump.js';
 import type { DatabaseSource, RestoreTarget } from './types.js';
 
 /** Options of a backup's source, by URL. */
@@ -79,6 +80,20 @@ export interface EngineDriver {
    * verify), as messages; [] when nothing is wrong or the engine checks only at restore.
    */
   manifestProblems(manifest: BackupManifest): string[];
+  /**
+   * `cairn dump`: how to write the rows of `entry` (a collection of `manifest`) as `format`.
+   * Throws UsageError, before anything is read, when the collection has no rows to dump (a view,
+   * a sequence, a database-wide archive) or the format cannot express them. Absent: the engine's
+   * backups cannot be dumped (the caller says so).
+   */
+  openDump?(manifest: BackupManifest, entry: CollectionEntry, format: DumpFormat): CollectionDump;
+  /**
+   * `cairn diff`: the part of a collection's definition that describes its shape (columns, DDL),
+   * without what changes with the data or the catalog's bookkeeping (OIDs, sequence values,
+   * AUTOINCREMENT counters), so that two backups of an unchanged schema compare equal. Absent:
+   * the whole definition is compared.
+   */
+  shapeOf?(entry: CollectionEntry): unknown;
   /**
    * Other manifest kinds the same engine writes and reads, each with its own name rules and
    * capabilities (e.g. PostgreSQL's whole-server backups, kind "postgres-server"): found by

@@ -8,13 +8,15 @@
  * session-pool.ts, tool-stream.ts, segments.ts, catalog.ts; the target's plan.ts, conflicts.ts,
  * new-database.ts, existing-database.ts, staging-plan.ts, load.ts, leftovers.ts, ownership.ts; shared:
  * definitions.ts, roles.ts, staging.ts, toc.ts, tools.ts; the whole server: server-naming.ts,
- * server-source.ts, server-target.ts (each database through source.ts and target.ts).
+ * server-source.ts, server-target.ts (each database through source.ts and target.ts); dump.ts
+ * (`cairn dump` of a table, `cairn diff`'s shape of a definition).
  */
 import type { EngineDriver } from '../driver.js';
 import type { DatabaseSource, RestoreTarget } from '../types.js';
 import { parsePostgresUrl, pgLocation, postgresDatabaseKey, POSTGRES_URL_FORMS, redactUrl } from './connection.js';
 import { postgresNaming } from './naming.js';
 import { postgresServerNaming } from './server-naming.js';
+import { openPostgresDump, postgresShape } from './dump.js';
 import { PostgresServerSource, POSTGRES_SERVER_KIND } from './server-source.js';
 import { PostgresServerTarget } from './server-target.js';
 import { PostgresSource, POSTGRES_KIND } from './source.js';
@@ -45,6 +47,8 @@ const common = {
   openTarget,
   // Schema archives are checked when a restore reads them (docs/security.md).
   manifestProblems: () => [],
+  openDump: openPostgresDump,
+  shapeOf: postgresShape,
 } as const;
 
 /** Whole-server backups: `<database>/<name>` collections (server-naming.ts), the server's roles and tablespaces. */

@@ -2,7 +2,7 @@
  * The SQLite engine (better-sqlite3): `sqlite:///abs/path.db` or `sqlite:relative/path.db`.
  * Files: connection.ts (URLs, location, database key), naming.ts (ASCII-only case folding),
  * source.ts, target.ts (restores; its steps in plan.ts, conflicts.ts, load.ts, files.ts,
- * errors.ts, virtual.ts, database.ts, app-names.ts); engine helpers: driver.ts (the better-sqlite3 build), sql.ts, lexer.ts
+ * errors.ts, virtual.ts, database.ts, app-names.ts); dump.ts (`cairn dump`); engine helpers: driver.ts (the better-sqlite3 build), sql.ts, lexer.ts
  * and validate.ts (definitions from a manifest are checked data), staging.ts, catalog-mark.ts.
  */
 import { CairnError } from '../../core/errors.js';
@@ -13,6 +13,7 @@ import { SqliteSource } from './source.js';
 import { SQLITE_KIND } from './sql.js';
 import { checkSqliteCollections } from './plan.js';
 import { SqliteTarget } from './target.js';
+import { openSqliteDump, sqliteShape } from './dump.js';
 
 export { SqliteSource } from './source.js';
 export { checkSqliteCollections } from './plan.js';
@@ -47,4 +48,6 @@ export const sqliteDriver: EngineDriver = {
       return [err.message];
     }
   },
+  openDump: openSqliteDump,
+  shapeOf: sqliteShape,
 };
