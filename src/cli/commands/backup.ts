@@ -77,7 +77,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
           }),
         );
         if (!final) return;
-        const m = (await client.backups.get(String(final.result?.backupId), repo)) as unknown as BackupManifest;
+        const m = (await client.backups.get(String(final.result?.backupId), { repository: repo })) as unknown as BackupManifest;
         if (opts.json) return printJson(io, m);
         return printBackupCreated(io, m, Date.parse(final.createdAt));
       }
@@ -193,7 +193,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
   repoCommand(backup, 'set-expiry <id> <when>', 'change when a backup expires: a duration from now (30d, 6mo…), a date (2027-01-31 or ISO time), or never').addOption(serverOption()).action(async (id: string, when: string, opts: CommonOptions & ServerFlags) => {
     const client = await serverClient(opts);
     if (client) {
-      const r = await callServer(() => client.backups.setExpiry(id, when, requireRepoName(opts.repo)));
+      const r = await callServer(() => client.backups.setExpiry(id, when, { repository: requireRepoName(opts.repo) }));
       if (opts.json) return printJson(io, { id, expiresAt: r.expiresAt }, true);
       return io.out(`Backup ${id} ${r.expiresAt ? `expires at ${r.expiresAt}` : 'never expires'}.`);
     }
