@@ -69,6 +69,21 @@ export class SqliteScheduleStore implements ScheduleStore {
     return (this.db.prepare('SELECT name FROM schedules ORDER BY name').all() as { name: string }[]).map((r) => this.get(r.name));
   }
 
+  /**
+   * Replaces a schedule's spec (its id, name and enabled state stay). `dueFrom` (ISO): due times
+   * count from then on, as when its cron or time zone changed; an earlier lastDue moves up to it.
+   * The scheduler reads the store at each tick, so a running server uses the new spec at its next one.
+   * @throws NotFoundError for an unknown schedule.
+   */
+  update(name: string, spec: ScheduleSpec, dueFrom?: string): void {
+    const current = this.get(name);
+    const { lastDue: _lastDue, ...stored } = { ...spec, id: current.id, name, enabled: current.enabled } as ScheduleState;
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE schedules SET spec = ? WHERE name = ?').run(JSON.stringify(stored), name);
+      if (dueFrom !== undefined) this.setLastDue(name, dueFrom);
+    })();
+  }
+
   setEnabled(name: string, enabled: boolean): void {
     this.get(name);
     this.db.prepare('UPDATE schedules SET enabled = ? WHERE name = ?').run(enabled ? 1 : 0, name);

@@ -5,7 +5,7 @@ import { openCatalogDatabase } from './database.js';
 
 /** admin: everything; operator: backup, restore, cancel, delete; viewer: read only. */
 export type Role = 'admin' | 'operator' | 'viewer';
-export const ROLES: readonly Role[] = ['admin', 'operator', 'viewer'];
+export const ROLES = ['admin', 'operator', 'viewer'] as const satisfies readonly Role[];
 
 export interface TokenInfo {
   id: string;

@@ -79,3 +79,50 @@ export function buildScheduleSpec(input: ScheduleInput, now: Date): ScheduleSpec
     createdAt: now.toISOString(),
   };
 }
+
+/**
+ * What `schedule edit` and PATCH /v1/schedules/{name} take: each field optional; null clears an
+ * optional one (include / exclude, a retention rule, expires, copyTo).
+ */
+export type ScheduleChanges = {
+  [K in Exclude<keyof ScheduleInput, 'name' | 'disabled'>]?: K extends 'source' | 'repository' | 'cron' | 'timezone' | 'pattern' | 'whenUnchanged' ? ScheduleInput[K] : ScheduleInput[K] | null;
+};
+
+/** The fields of ScheduleChanges that null may clear. */
+export const CLEARABLE = ['include', 'exclude', 'keepLast', 'keepWithin', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly', 'expires', 'copyTo'] as const;
+
+/**
+ * A schedule with `changes` applied, checked as buildScheduleSpec checks a new one (every problem
+ * a UsageError). Keeps its id, name, creation time and enabled state. include or exclude given
+ * replaces the selection. `timingChanged`: the cron or time zone differs, so due times count
+ * from the edit (the caller moves the schedule's lastDue to now: runs the old cron would have
+ * made are neither run nor recorded missed).
+ * @throws UsageError when no change is given or the result is invalid.
+ */
+export function applyScheduleChanges(current: ScheduleSpec, changes: ScheduleChanges, now: Date): { spec: ScheduleSpec; timingChanged: boolean } {
+  const given = Object.entries(changes).filter(([, v]) => v !== undefined);
+  if (given.length === 0) throw new UsageError(`Nothing to change in schedule "${current.name}": give at least one option (cairn schedule edit --help lists them).`);
+  const input: ScheduleInput & Record<string, unknown> = {
+    name: current.name,
+    source: current.source,
+    repository: current.repository,
+    cron: current.cron,
+    timezone: current.timezone,
+    ...(current.include ? { include: current.include } : {}),
+    ...(current.exclude ? { exclude: current.exclude } : {}),
+    pattern: current.pattern,
+    ...current.retention,
+    ...(current.expires !== undefined ? { expires: current.expires } : {}),
+    ...(current.copyTo !== undefined ? { copyTo: current.copyTo } : {}),
+    ...(current.whenUnchanged ? { whenUnchanged: current.whenUnchanged } : {}),
+  };
+  if (changes.include) delete input.exclude;
+  if (changes.exclude) delete input.include;
+  for (const [k, v] of given) {
+    if (v === null) delete input[k];
+    else input[k] = v;
+  }
+  const built = buildScheduleSpec(input, now);
+  const spec: ScheduleSpec = { ...built, id: current.id, createdAt: current.createdAt, enabled: current.enabled };
+  return { spec, timingChanged: spec.cron !== current.cron || spec.timezone !== current.timezone };
+}

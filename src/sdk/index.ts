@@ -8,14 +8,14 @@
  */
 import { TERMINAL_STATES } from '../catalog/types.js';
 // Types only: they are erased from the built SDK, which loads neither zod nor the server.
-import type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Job, Registration, Schedule, ScheduleRun } from '../server/schemas.js';
+import type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Job, Registration, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
 import type { AnswerOf, QueryOf, RequestOf } from '../server/routes/table.js';
 
 /*
  * Request and answer types come from the server's route table and schemas (src/server), the
  * same ones that check requests and generate /openapi.json: no hand-made copies to drift.
  */
-export type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Registration, Schedule, ScheduleRun } from '../server/schemas.js';
+export type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Registration, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
 export type { RunStatus } from '../catalog/schedules.js';
 
 /** A job record as the API answers it. */
@@ -58,6 +58,12 @@ export type CreateVerificationRequest = RequestOf<'createVerification'>;
 export type CreatePruneRequest = RequestOf<'createPrune'>;
 /** repository: left out, the server's default ("default", its BACKUP_* repository). */
 export type CreateScheduleRequest = RequestOf<'createSchedule'>;
+/** Only the fields given change; null clears an optional one (a keep* rule, expires, copyTo, include / exclude). */
+export type UpdateScheduleRequest = RequestOf<'updateSchedule'>;
+/** Which repository: a registered name or "default" (also when left out); a URL only with --allow-urls. */
+export interface RepositoryOption {
+  repository?: string;
+}
 
 export interface WaitOptions {
   /** Resolve only when the job has ended (SUCCESS), throw JobFailedError on FAILED / CANCELED. */
@@ -110,11 +116,13 @@ export class CairnClient {
     list: async (query: QueryOf<'listBackups'> = {}): Promise<BackupSummary[]> =>
       (await this.request<AnswerOf<'listBackups'>>('GET', `/v1/backups${queryString(query)}`)).backups,
     /** The manifest of a complete backup; while it runs (or after it failed), its status, job and progress (BackupInProgress). */
-    get: (id: string, repository?: string): Promise<BackupDetail | BackupInProgress> => this.request('GET', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository })}`),
-    delete: (id: string, repository?: string): Promise<AnswerOf<'deleteBackup'>> => this.request('DELETE', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository })}`),
+    get: (id: string, options: RepositoryOption = {}): Promise<BackupDetail | BackupInProgress> =>
+      this.request('GET', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository: options.repository })}`),
+    delete: (id: string, options: RepositoryOption = {}): Promise<AnswerOf<'deleteBackup'>> =>
+      this.request('DELETE', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository: options.repository })}`),
     /** `expires`: a duration from now ("30d"), a date ("2027-01-31" or an ISO time) or "never". */
-    setExpiry: (id: string, expires: string, repository?: string): Promise<AnswerOf<'setBackupExpiry'>> =>
-      this.request('PATCH', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository })}`, { expires } satisfies RequestOf<'setBackupExpiry'>),
+    setExpiry: (id: string, expires: string, options: RepositoryOption = {}): Promise<AnswerOf<'setBackupExpiry'>> =>
+      this.request('PATCH', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository: options.repository })}`, { expires } satisfies RequestOf<'setBackupExpiry'>),
   };
 
   readonly restores = {
@@ -167,7 +175,37 @@ export class CairnClient {
       if (end.state !== 'SUCCESS') throw new JobFailedError(end);
       return end;
     },
+    /**
+     * Changes only the fields given, checked as when adding (400 naming the problem); a running
+     * server uses the new spec from its next look at the schedules (within 15 s), and a new cron
+     * or time zone counts from now. The answer has the new nextRun.
+     */
+    update: async (name: string, changes: UpdateScheduleRequest): Promise<Schedule> =>
+      (await this.request<AnswerOf<'updateSchedule'>>('PATCH', `/v1/schedules/${encodeURIComponent(name)}`, changes)).schedule,
     remove: (name: string): Promise<AnswerOf<'removeSchedule'>> => this.request('DELETE', `/v1/schedules/${encodeURIComponent(name)}`),
+  };
+
+  /** What a repository stores: pack bytes, logical bytes, dedup and compression ratios, per source. */
+  readonly stats = {
+    get: (options: RepositoryOption = {}): Promise<Stats> => this.request('GET', `/v1/stats${queryString({ repository: options.repository })}`),
+  };
+
+  /** API tokens (an admin token for all three). Only hashes are stored: `create` answers the secret once. */
+  readonly tokens = {
+    list: async (): Promise<TokenInfo[]> => (await this.request<AnswerOf<'listTokens'>>('GET', '/v1/tokens')).tokens,
+    /** `{ token, secret }`: send `secret` as the bearer token; it cannot be shown again. */
+    create: (request: RequestOf<'createToken'>): Promise<AnswerOf<'createToken'>> => this.request('POST', '/v1/tokens', request),
+    /** Revoking the token this client uses is allowed (`self: true`); its next request gets 401. */
+    revoke: (id: string): Promise<AnswerOf<'revokeToken'>> => this.request('DELETE', `/v1/tokens/${encodeURIComponent(id)}`),
+  };
+
+  /** The routes that need no token. */
+  readonly server = {
+    health: (): Promise<AnswerOf<'health'>> => this.request('GET', '/healthz'),
+    /** The OpenAPI 3.1 document, generated from the server's route table. */
+    openApi: (): Promise<AnswerOf<'openApi'>> => this.request('GET', '/openapi.json'),
+    /** Prometheus text format. */
+    metrics: async (): Promise<string> => (await this.send('GET', '/metrics')).text,
   };
 
   /** Sources registered by name (admin token to add or remove). */
@@ -196,6 +234,11 @@ export class CairnClient {
     get: async (id: string): Promise<JobRecord> => (await this.request<AnswerOf<'getJob'>>('GET', `/v1/jobs/${encodeURIComponent(id)}`)).job,
     list: async (query: QueryOf<'listJobs'> = {}): Promise<JobRecord[]> => (await this.request<AnswerOf<'listJobs'>>('GET', `/v1/jobs${queryString(query)}`)).jobs,
     cancel: async (id: string): Promise<JobRecord> => (await this.request<AnswerOf<'cancelJob'>>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)).job,
+    /**
+     * The job's record on every change (GET /v1/jobs/{id}/events, server-sent events), from its
+     * current state until it ends; breaking out of the loop or `signal` closes the stream.
+     */
+    watch: (id: string, options: { signal?: AbortSignal } = {}): AsyncIterableIterator<JobRecord> => this.events(id, options.signal),
     /** Polls until the job has ended; returns its final record whatever the outcome. */
     wait: async (id: string, options: Omit<WaitOptions, 'waitForCompletion'> = {}): Promise<JobRecord> => {
       for (;;) {
@@ -215,26 +258,67 @@ export class CairnClient {
     return end;
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.doFetch(`${this.base}${path}`, {
+  private async *events(id: string, signal?: AbortSignal): AsyncIterableIterator<JobRecord> {
+    const abort = new AbortController();
+    const stop = (): void => abort.abort(signal?.reason);
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      const res = await this.open('GET', `/v1/jobs/${encodeURIComponent(id)}/events`, undefined, abort.signal);
+      if (!res.ok) throw await apiError(res, 'GET', `/v1/jobs/${id}/events`);
+      if (!res.body) return;
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(bytes, { stream: true }).replace(/\r\n?/g, '\n');
+        // One event per blank-line-separated block; only `event: job` blocks carry a record.
+        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const lines = block.split('\n');
+          const event = lines.find((l) => l.startsWith('event:'))?.slice(6).trim() ?? 'message';
+          const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+          if (event === 'job' && data) yield JSON.parse(data) as JobRecord;
+        }
+      }
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      abort.abort();
+    }
+  }
+
+  private open(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+    return this.doFetch(`${this.base}${path}`, {
       method,
       headers: {
         ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      ...(signal ? { signal } : {}),
     });
-    const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (!res.ok) {
-      const err = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-      throw new CairnApiError(res.status, err?.code ?? `HTTP_${res.status}`, err?.message ?? `${method} ${path} answered ${res.status}`);
-    }
-    return parsed as T;
   }
+
+  /** The answer's text; CairnApiError for an error status. */
+  private async send(method: string, path: string, body?: unknown): Promise<{ text: string }> {
+    const res = await this.open(method, path, body);
+    if (!res.ok) throw await apiError(res, method, path);
+    return { text: await res.text() };
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const { text } = await this.send(method, path, body);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+}
+
+/** An error answer as a CairnApiError: the server's code and message, else the status. */
+async function apiError(res: Response, method: string, path: string): Promise<CairnApiError> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await res.text());
+  } catch {
+    parsed = undefined;
+  }
+  const err = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
+  return new CairnApiError(res.status, err?.code ?? `HTTP_${res.status}`, err?.message ?? `${method} ${path} answered ${res.status}`);
 }

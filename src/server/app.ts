@@ -27,6 +27,8 @@ import { operationRoutes } from './routes/operations.js';
 import { registrationRoutes } from './routes/registrations.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { jobRoutes } from './routes/jobs.js';
+import { statsRoutes } from './routes/stats.js';
+import { tokenRoutes } from './routes/tokens.js';
 
 export interface AppOptions {
   center: JobCenter;
@@ -176,6 +178,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     registry: options.registry,
     schedules: options.schedules,
     scheduler: options.scheduler,
+    tokens,
     access,
     openRepo: (c, value) => access.repository(value, role(c)),
     sourceUrl: (c, value, what = 'source') => access.databaseUrl(value, role(c), what),
@@ -190,6 +193,8 @@ export function createApp(options: AppOptions): Hono<Env> {
   registrationRoutes(kit);
   scheduleRoutes(kit);
   jobRoutes(kit);
+  statsRoutes(kit);
+  tokenRoutes(kit);
 
   on('metrics', async (c) => {
     const jobs = await center.list({ limit: 10_000 });

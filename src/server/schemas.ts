@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import type { Registration as CatalogRegistration } from '../catalog/registry.js';
 import { RUN_STATUSES, type ScheduleRun as CatalogScheduleRun, type ScheduleSpec } from '../catalog/schedules.js';
+import { ROLES, type TokenInfo as CatalogTokenInfo } from '../catalog/tokens.js';
 import { JOB_STATES, type JobRecord } from '../catalog/types.js';
 import { BackupManifestSchema, BackupTypeSchema, CollectionEntrySchema } from '../core/schemas.js';
 import { quote } from './redact.js';
@@ -171,7 +172,44 @@ export const CreateScheduleBody = z
   .strict()
   .refine(noBoth, noBothMessage);
 
+/**
+ * PATCH /v1/schedules/{name}: only the fields given change, checked as when adding. null clears
+ * an optional field (a retention rule, expires, copyTo, the selection); include or exclude given
+ * replaces the selection (the other is dropped). Enabling and disabling have their own routes.
+ */
+export const UpdateScheduleBody = z
+  .object({
+    source: location.optional(),
+    repository: location.optional(),
+    cron: text.optional(),
+    timezone: text.optional(),
+    include: names.nullable().optional(),
+    exclude: names.nullable().optional(),
+    pattern: text.optional(),
+    keepLast: count.nullable().optional(),
+    keepWithin: text.nullable().optional(),
+    keepHourly: count.nullable().optional(),
+    keepDaily: count.nullable().optional(),
+    keepWeekly: count.nullable().optional(),
+    keepMonthly: count.nullable().optional(),
+    keepYearly: count.nullable().optional(),
+    expires: text.nullable().optional(),
+    copyTo: location.nullable().optional(),
+    whenUnchanged: z.enum(['backup', 'skip']).optional(),
+  })
+  .strict()
+  .refine((v) => !(v.include && v.exclude), noBothMessage)
+  .refine((v) => Object.keys(v).length > 0, { message: 'give at least one field to change' });
+
 export const RegisterBody = z.object({ name: str(LIMITS.name), url: location }).strict();
+
+/** POST /v1/tokens: a role and a label (the label is free text, shown in listings). */
+export const CreateTokenBody = z
+  .object({
+    role: z.enum(ROLES, { error: (i) => `unknown role ${quote(String(i.input))}, use one of ${ROLES.join(', ')}` }),
+    name: z.string().max(LIMITS.name).optional().describe('a label to recognise it by (default empty)'),
+  })
+  .strict();
 
 /** One line per problem: `field: message`; field names and keys quoted short, at most 10 problems. */
 export function describeZodError(error: z.ZodError): string {
@@ -357,6 +395,45 @@ export type ScheduleRun = z.infer<typeof ScheduleRun>;
 const _runMatches: Same<ScheduleRun, CatalogScheduleRun> = true;
 export const ScheduleDetail = z.object({ schedule: Schedule, runs: z.array(ScheduleRun).describe('newest first, at most 50') });
 export const ScheduleRemoved = z.object({ removed: z.string(), note: z.string() });
+
+/** An API token as listed: never its secret (only a hash is stored). */
+export const TokenInfo = z.object({ id: z.string().describe('12 hex digits; the secret starts cairn_<id>_'), name: z.string(), role: z.enum(ROLES), createdAt: when });
+export type TokenInfo = z.infer<typeof TokenInfo>;
+const _tokenMatches: Same<TokenInfo, CatalogTokenInfo> = true;
+export const TokenList = z.object({ tokens: z.array(TokenInfo).describe('oldest first') });
+/** The answer that creates a token: the only time its secret is shown. */
+export const TokenCreated = z.object({ token: TokenInfo, secret: z.string().describe('send as Authorization: Bearer <secret>; shown once, only its SHA-256 is kept') });
+export const TokenRevoked = z.object({
+  revoked: z.string(),
+  self: z.boolean().describe('true: it was the token of this very request, which no longer works'),
+  note: z.string(),
+});
+
+/** GET /v1/stats: one source's share of the repository (by location). */
+export const SourceStats = z.object({
+  location: z.string(),
+  kind: z.string(),
+  backups: z.number(),
+  newest: when.describe("completedAt of the source's newest backup"),
+  logicalBytes: z.number().describe("sum of its backups' logical bytes"),
+  uniqueStoredBytes: z.number().describe('stored (compressed) bytes of the chunks no other source references: at most what deleting all its backups and pruning frees'),
+});
+export const Stats = z.object({
+  repository: z.string(),
+  backups: z.number(),
+  packs: z.number(),
+  storedBytes: z.number().describe('bytes of the packs under data/, as the storage lists them'),
+  logicalBytes: z.number().describe("sum of every backup's logical (uncompressed) bytes"),
+  uniqueChunks: z.number(),
+  uniqueRawBytes: z.number().describe('distinct chunks referenced, uncompressed'),
+  uniqueStoredBytes: z.number().describe('distinct chunks referenced, as stored'),
+  dedupRatio: z.number().nullable().describe('logicalBytes / uniqueRawBytes; null without data'),
+  compressionRatio: z.number().nullable().describe('uniqueRawBytes / uniqueStoredBytes; null without data'),
+  unindexedChunks: z.number().describe('referenced chunks the index lacks (cairn verify names them)'),
+  sources: z.array(SourceStats).describe('newest backup first'),
+  damaged: z.array(z.object({ id: z.string(), message: z.string() })).describe('manifests that cannot be read, left out of every number'),
+});
+export type Stats = z.infer<typeof Stats>;
 
 export const Health = z.object({ status: z.literal('ok') });
 /** /openapi.json: an OpenAPI 3.1 document (only its outline is described here). */

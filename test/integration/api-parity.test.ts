@@ -68,7 +68,7 @@ afterAll(async () => {
 
 /** GET /v1/backups/{id} of a finished backup: its manifest (a running one answers its status instead). */
 async function manifestOf(id: string): Promise<{ expiresAt: string | null }> {
-  const answer = await operator.backups.get(id, repo);
+  const answer = await operator.backups.get(id, { repository: repo });
   if ('status' in answer) throw new Error(`backup ${id} is ${answer.status}, not complete`);
   return answer;
 }
@@ -90,15 +90,15 @@ describe('expiry through the API and the CLI with --server', () => {
 
   it('PATCH /v1/backups/{id} parses as set-expiry does: a duration, a date, never; 400, 404 and 403 otherwise', async () => {
     const now = Date.now();
-    const d = await operator.backups.setExpiry('exp-30d', '6mo', repo);
+    const d = await operator.backups.setExpiry('exp-30d', '6mo', { repository: repo });
     expect(d.id).toBe('exp-30d');
     expect(Date.parse(d.expiresAt ?? '')).toBeGreaterThan(now + 180 * DAY);
-    expect((await operator.backups.setExpiry('exp-30d', '2027-01-31', repo)).expiresAt).toBe('2027-01-31T00:00:00.000Z');
-    expect((await operator.backups.setExpiry('exp-30d', 'never', repo)).expiresAt).toBeNull();
+    expect((await operator.backups.setExpiry('exp-30d', '2027-01-31', { repository: repo })).expiresAt).toBe('2027-01-31T00:00:00.000Z');
+    expect((await operator.backups.setExpiry('exp-30d', 'never', { repository: repo })).expiresAt).toBeNull();
     expect((await stored('exp-30d')).expiresAt).toBeNull();
-    expect((await failure(operator.backups.setExpiry('exp-30d', '2027-02-31x', repo))).message).toMatch(/Invalid expiry date/);
-    expect((await failure(operator.backups.setExpiry('nope', '1d', repo))).status).toBe(404);
-    expect((await failure(new CairnClient({ url: server.url, token: tokens.viewer }).backups.setExpiry('exp-30d', '1d', repo))).status).toBe(403);
+    expect((await failure(operator.backups.setExpiry('exp-30d', '2027-02-31x', { repository: repo }))).message).toMatch(/Invalid expiry date/);
+    expect((await failure(operator.backups.setExpiry('nope', '1d', { repository: repo }))).status).toBe(404);
+    expect((await failure(new CairnClient({ url: server.url, token: tokens.viewer }).backups.setExpiry('exp-30d', '1d', { repository: repo }))).status).toBe(403);
     const raw = await fetch(`${server.url}/v1/backups/exp-30d?repository=${encodeURIComponent(repo)}`, {
       method: 'PATCH',
       headers: { authorization: `Bearer ${tokens.operator}`, 'content-type': 'application/json' },
@@ -196,7 +196,7 @@ describe('the SDK covers every job route', () => {
   });
 
   it('expirations (as backup expire) and the list filtered by schedule (as backup list --schedule)', async () => {
-    await operator.backups.setExpiry('exp-date', '2020-01-01', repo);
+    await operator.backups.setExpiry('exp-date', '2020-01-01', { repository: repo });
     expect(await operator.expirations.create({ repository: repo, dryRun: true })).toEqual({ repository: expect.any(String), dryRun: true, expired: ['exp-date'] });
     expect((await stored('exp-date')).id).toBe('exp-date');
     expect((await operator.expirations.create({ repository: repo })).expired).toEqual(['exp-date']);

@@ -211,6 +211,10 @@ describe('real answers against the documented schemas', () => {
     const run = await call('runSchedule', '/v1/schedules/nightly/run', tokens.operator);
     await done(run.json.job.id);
     expect((await call('getSchedule', '/v1/schedules/nightly', tokens.viewer)).json.runs[0].status).toBe('started');
+    const edited = await call('updateSchedule', '/v1/schedules/nightly', tokens.operator, { cron: '30 4 * * *', keepLast: null, keepDaily: 7 });
+    expect(edited.json.schedule).toMatchObject({ cron: '30 4 * * *', retention: { keepDaily: 7 } });
+    expect((await call('updateSchedule', '/v1/schedules/nightly', tokens.operator, { cron: 'x' })).status).toBe(400);
+    expect((await call('getStats', `/v1/stats${q}`, tokens.viewer)).json.backups).toBeGreaterThan(0);
     expect((await call('disableSchedule', '/v1/schedules/nightly/disable', tokens.operator)).json.schedule.enabled).toBe(false);
     expect((await call('enableSchedule', '/v1/schedules/nightly/enable', tokens.operator)).json.schedule.enabled).toBe(true);
     expect((await call('removeSource', '/v1/sources/chinook', tokens.admin)).status).toBe(409); // the schedule uses it
@@ -227,6 +231,12 @@ describe('real answers against the documented schemas', () => {
     expect((await call('removeRepository', '/v1/repositories/main', tokens.admin)).json.removed).toBe('main');
     expect((await call('getJob', '/v1/jobs/backup-0000', tokens.viewer)).status).toBe(404);
     expect((await call('createBackup', '/v1/backups', tokens.viewer, { source: 'chinook' })).status).toBe(403);
+    const token = await call('createToken', '/v1/tokens', tokens.admin, { role: 'viewer', name: 'openapi' });
+    expect(token.status).toBe(201);
+    expect((await call('listTokens', '/v1/tokens', tokens.admin)).json.tokens).toHaveLength(4);
+    expect((await call('listTokens', '/v1/tokens', tokens.operator)).status).toBe(403);
+    expect((await call('revokeToken', `/v1/tokens/${token.json.token.id}`, tokens.admin)).json).toMatchObject({ revoked: token.json.token.id, self: false });
+    expect((await call('revokeToken', `/v1/tokens/${token.json.token.id}`, tokens.admin)).status).toBe(404);
     expect((await call('metrics', '/metrics', undefined)).text).toMatch(/cairn_http_requests_total \d+/);
 
     // A route added to the table is called here too.

@@ -251,7 +251,7 @@ describe('the API selects routines as the CLI does', () => {
   it('POST /v1/backups and POST /v1/restores with include of a function', async () => {
     const backup = await client.backups.create({ source: pgUrl(source), repository: repo, id: 'api-fn', include: ['public.feeling'] }, { waitForCompletion: true });
     expect(backup.state, JSON.stringify(backup.error)).toBe('SUCCESS');
-    const answer = await client.backups.get('api-fn', repo);
+    const answer = await client.backups.get('api-fn', { repository: repo });
     expect('collections' in answer && answer.collections.filter((c) => c.selectable !== false).map((c) => `${c.name} ${c.kind}`)).toEqual(['public.feeling function']);
     const target = name('api');
     const job = await client.restores.create({ backup: 'full', repository: repo, target: pgUrl(target), include: ['public.feeling', 'public.bump'] }, { waitForCompletion: true });

@@ -92,7 +92,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
           }),
         );
         if (!final) return;
-        const m = (await client.backups.get(String(final.result?.backupId), repo)) as unknown as BackupManifest;
+        const m = (await client.backups.get(String(final.result?.backupId), { repository: repo })) as unknown as BackupManifest;
         if (opts.json) return printJson(io, m);
         return printBackupCreated(io, m, Date.parse(final.createdAt));
       }
@@ -210,7 +210,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     const client = await serverClient(opts);
     if (client) {
       refuseRetryLockRemote(opts);
-      const r = await callServer(() => client.backups.setExpiry(id, when, requireRepoName(opts.repo)));
+      const r = await callServer(() => client.backups.setExpiry(id, when, { repository: requireRepoName(opts.repo) }));
       if (opts.json) return printJson(io, { id, expiresAt: r.expiresAt }, true);
       return io.out(`Backup ${id} ${r.expiresAt ? `expires at ${r.expiresAt}` : 'never expires'}.`);
     }

@@ -1,11 +1,12 @@
-/** Repository upkeep: `cairn verify`, `prune`, `repair` and `unlock`. */
+/** Repository upkeep: `cairn verify`, `prune`, `repair`, `unlock` and `stats`. */
 import type { Command } from 'commander';
 import { listLocks, removeLocks } from '../../repo/lock.js';
 import { prune } from '../../repo/prune.js';
 import { repair } from '../../repo/repair.js';
+import { repositoryStats } from '../../repo/stats.js';
 import { verifyBackupsLocked, verifyFailure } from '../../repo/verify.js';
 import { definitionProblems } from '../../sources/index.js';
-import { formatBytes, plural } from '../format.js';
+import { formatBytes, plural, table } from '../format.js';
 import { openLockingRepository, openRepository, parseGrace, printJson, repoCommand, retryLockOption, type CliContext, type CommonOptions, type RetryLockFlags } from '../options.js';
 
 export function registerMaintenanceCommands(program: Command, { io, signal }: CliContext): void {
@@ -85,4 +86,26 @@ export function registerMaintenanceCommands(program: Command, { io, signal }: Cl
     }
   });
 
+  repoCommand(program, 'stats', 'what a repository stores: pack bytes, logical bytes, dedup and compression ratios, and per source its backups and the bytes only it uses').action(async (opts: CommonOptions) => {
+    const repository = await openRepository(opts.repo);
+    const s = await repositoryStats(repository, signal);
+    if (opts.json) return printJson(io, s);
+    const times = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}x`);
+    io.out(
+      [
+        `Repository ${s.repository}: ${plural(s.backups, 'backup')} in ${plural(s.packs, 'pack')}`,
+        `  stored        ${formatBytes(s.storedBytes)} (packs)`,
+        `  logical       ${formatBytes(s.logicalBytes)} (all backups, uncompressed)`,
+        `  distinct      ${formatBytes(s.uniqueRawBytes)} in ${plural(s.uniqueChunks, 'chunk')}, ${formatBytes(s.uniqueStoredBytes)} compressed`,
+        `  dedup         ${times(s.dedupRatio)} (logical / distinct)`,
+        `  compression   ${times(s.compressionRatio)} (distinct / compressed)`,
+      ].join('\n'),
+    );
+    if (s.sources.length > 0) {
+      io.out(table(['SOURCE', 'KIND', 'BACKUPS', 'NEWEST', 'LOGICAL', 'ONLY ITS OWN'], s.sources.map((x) => [x.location, x.kind, String(x.backups), x.newest, formatBytes(x.logicalBytes), formatBytes(x.uniqueStoredBytes)])));
+      io.out('ONLY ITS OWN: stored bytes of the chunks no other source uses (at most what deleting all its backups and pruning frees).');
+    }
+    if (s.unindexedChunks > 0) io.err(`cairn: warning: ${plural(s.unindexedChunks, 'referenced chunk')} missing from the index, left out of the numbers; run cairn verify.`);
+    for (const d of s.damaged) io.err(`cairn: warning: backup ${d.id} cannot be read, left out of the numbers: ${d.message}`);
+  });
 }

@@ -1,6 +1,6 @@
 /** `cairn schedule`: automatic backups, stored in the catalog of --data-dir and run by cairn server. */
 import { resolve as resolvePath } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { NotFoundError, UsageError } from '../../core/errors.js';
 import { REGISTERED_NAME, SqliteRegistry } from '../../catalog/registry.js';
 import { SqliteScheduleStore } from '../../catalog/schedules.js';
@@ -10,6 +10,7 @@ import { table } from '../format.js';
 import {
   catalogCommand,
   catalogPath,
+  collect,
   dataDirOption,
   dataDirOf,
   openRepository,
@@ -38,6 +39,12 @@ interface ScheduleAddFlags extends SelectionFlags, DataDirFlags, RetentionRules 
 }
 
 const RETENTION_FLAGS = ['keepLast', 'keepWithin', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly', 'expires'] as const;
+
+/** The settings `schedule edit --unset` removes (as the API's null). */
+const UNSETTABLE = ['include', 'exclude', 'keep-last', 'keep-within', 'keep-hourly', 'keep-daily', 'keep-weekly', 'keep-monthly', 'keep-yearly', 'expires', 'copy-to'] as const;
+
+/** A plain path is kept absolute, so that the server finds the same folder. */
+const absoluteRepo = (value: string): string => (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && /[/.]/.test(value) ? resolvePath(value) : value);
 
 const openSchedules = (file: string): SqliteScheduleStore => new SqliteScheduleStore(file);
 
@@ -98,14 +105,65 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
         },
         new Date(),
       );
-      // A plain path is kept absolute, so that the server finds the same folder.
-      if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(spec.repository) && /[/.]/.test(spec.repository)) spec.repository = resolvePath(spec.repository);
-      if (spec.copyTo && !/^[a-z][a-z0-9+.-]*:\/\//i.test(spec.copyTo) && /[/.]/.test(spec.copyTo)) spec.copyTo = resolvePath(spec.copyTo);
+      spec.repository = absoluteRepo(spec.repository);
+      if (spec.copyTo) spec.copyTo = absoluteRepo(spec.copyTo);
       await withStore(openSchedules, opts.dataDir, (store) => store.add(spec));
       const next = await nextRunOf(spec);
       const { publicSchedule } = await import('../../server/public.js');
       if (opts.json) return printJson(io, { ...publicSchedule(spec), nextRun: next });
       io.out(`Added schedule ${name} (${spec.cron} ${spec.timezone}); ${next ? `next run ${next}` : 'disabled'}. cairn server runs it.`);
+    });
+  selectionOptions(
+    schedule
+      .command('edit <name>')
+      .description('change a schedule: only the options given (checked as for add); a running cairn server uses it from its next look (within 15 s)')
+      .option('--source <url>', 'database URL (or a source registered on the server)')
+      // No CAIRN_REPO here: a variable set in the shell must not move a schedule unasked.
+      .addOption(new Option('--repo <repo>', 'repository: a registered name, a path, or a URL'))
+      .option('--cron <expression>', 'five cron fields ("0 3 * * *") or @hourly, @daily, …; due times count from now'),
+  )
+    .option('--timezone <zone>', 'IANA time zone of the cron expression and of calendar retention; due times count from now')
+    .option('--pattern <pattern>', 'backup ids: {source}, {schedule} and a time like {yyyyMMdd-HHmmss} (UTC)')
+    .option('--keep-last <n>', 'keep the newest n backups of this schedule', intOpt)
+    .option('--keep-within <duration>', 'keep every backup of this schedule younger than this (3d, 4w, 6mo…)')
+    .option('--keep-hourly <n>', 'keep the newest backup of each of the last n hours that have one', intOpt)
+    .option('--keep-daily <n>', 'same per day', intOpt)
+    .option('--keep-weekly <n>', 'same per ISO week', intOpt)
+    .option('--keep-monthly <n>', 'same per month', intOpt)
+    .option('--keep-yearly <n>', 'same per year', intOpt)
+    .option('--expires <duration>', 'each new backup expires after this long')
+    .option('--copy-to <repo>', 'a second repository each run copies to')
+    .option('--when-unchanged <what>', 'skip or backup (see schedule add)')
+    .option('--unset <option>', `remove a setting (repeatable): ${UNSETTABLE.join(', ')}`, collect)
+    .addOption(dataDirOption())
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: Omit<ScheduleAddFlags, 'source' | 'cron'> & { source?: string; cron?: string; unset?: string[] }) => {
+      const { applyScheduleChanges } = await import('../../jobs/schedule-spec.js');
+      const changes: Record<string, unknown> = {};
+      const selection = selectionFrom(opts);
+      for (const [k, v] of Object.entries({ source: opts.source, repository: opts.repo, cron: opts.cron, timezone: opts.timezone, pattern: opts.pattern, copyTo: opts.copyTo, whenUnchanged: opts.whenUnchanged, ...selection })) {
+        if (v !== undefined) changes[k] = v;
+      }
+      for (const k of RETENTION_FLAGS) if (opts[k] !== undefined) changes[k] = opts[k];
+      for (const given of opts.unset ?? []) {
+        const flag = given.replace(/^--/, '');
+        if (!(UNSETTABLE as readonly string[]).includes(flag)) throw new UsageError(`Cannot --unset "${given}": give one of ${UNSETTABLE.join(', ')} (change the others with their own option).`);
+        const key = flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+        if (changes[key] !== undefined) throw new UsageError(`--${flag} and --unset ${flag} contradict each other: give one.`);
+        changes[key] = null;
+      }
+      if (typeof changes.repository === 'string') changes.repository = absoluteRepo(changes.repository);
+      if (typeof changes.copyTo === 'string') changes.copyTo = absoluteRepo(changes.copyTo);
+      const now = new Date();
+      const spec = await withStore(openSchedules, opts.dataDir, (store) => {
+        const { spec, timingChanged } = applyScheduleChanges(store.get(name), changes, now);
+        store.update(name, spec, timingChanged ? now.toISOString() : undefined);
+        return store.get(name);
+      });
+      const next = await nextRunOf(spec);
+      const { publicSchedule } = await import('../../server/public.js');
+      if (opts.json) return printJson(io, { ...publicSchedule(spec), nextRun: next });
+      io.out(`Changed schedule ${name} (${Object.keys(changes).join(', ')}); ${next ? `next run ${next}` : 'disabled'}.`);
     });
   catalogCommand(schedule, 'list', 'list schedules with their next run').action(async (opts: DataDirFlags) => {
     const { publicSchedule } = await import('../../server/public.js');

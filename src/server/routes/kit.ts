@@ -1,5 +1,6 @@
 /**
- * What the route modules (backups.ts, operations.ts, registrations.ts, schedules.ts, jobs.ts)
+ * What the route modules (backups.ts, operations.ts, registrations.ts, schedules.ts, jobs.ts,
+ * stats.ts, tokens.ts)
  * share: `on`, which registers a handler for an entry of the route table (its method, path and
  * role, its body and query checked with the table's schemas), and the checks of path values.
  */
@@ -8,7 +9,7 @@ import { CairnError, UsageError } from '../../core/errors.js';
 import { validateBackupId } from '../../core/ids.js';
 import type { RegistrationKind, SqliteRegistry } from '../../catalog/registry.js';
 import type { SqliteScheduleStore } from '../../catalog/schedules.js';
-import type { TokenInfo } from '../../catalog/tokens.js';
+import type { SqliteTokenStore, TokenInfo } from '../../catalog/tokens.js';
 import type { JobKind, JobRecord } from '../../catalog/types.js';
 import type { JobCenter } from '../../jobs/job-center.js';
 import type { Scheduler } from '../../jobs/scheduler.js';
@@ -30,6 +31,7 @@ export interface RouteKit {
   registry: SqliteRegistry;
   schedules: SqliteScheduleStore;
   scheduler: Scheduler;
+  tokens: SqliteTokenStore;
   access: AccessPolicy;
   /** A repository a request names, as its token's role may. */
   openRepo(c: Context<Env>, value: string | undefined): Promise<Repository>;
@@ -67,5 +69,11 @@ export function scheduleName(value: string): string {
 /** A registered source or repository name from a path. */
 export function registeredName(value: string, kind: RegistrationKind): string {
   if (!isName(value)) throw new CairnError('NOT_FOUND', `No ${kind} named ${quote(value)} is registered: names are lowercase letters, digits, - and _.`);
+  return value;
+}
+
+/** A token id from a path (12 hex digits): anything else cannot name a token. */
+export function tokenId(value: string): string {
+  if (!/^[0-9a-f]{12}$/.test(value)) throw new CairnError('NOT_FOUND', `No token ${quote(value)}: token ids are 12 hex digits (GET /v1/tokens lists them).`);
   return value;
 }

@@ -1,6 +1,6 @@
 /** /v1/schedules: scheduled backups, shown without secrets (public.ts), with their next run. */
 import type { ScheduleSpec } from '../../catalog/schedules.js';
-import { buildScheduleSpec } from '../../jobs/schedule-spec.js';
+import { applyScheduleChanges, buildScheduleSpec } from '../../jobs/schedule-spec.js';
 import { openSource } from '../../sources/index.js';
 import { DEFAULT_REPOSITORY } from '../access.js';
 import { publicRuns, publicSchedule } from '../public.js';
@@ -22,6 +22,19 @@ export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sou
   on('getSchedule', (c) => {
     const s = schedules.get(scheduleName(c.req.param('name') ?? ''));
     return c.json({ schedule: shown(s), runs: publicRuns(schedules.runs(s.name, 50), s) });
+  });
+  on('updateSchedule', async (c, { body: changes }) => {
+    const name = scheduleName(c.req.param('name') ?? '');
+    const current = schedules.get(name);
+    const now = new Date();
+    const { spec, timingChanged } = applyScheduleChanges(current, changes, now);
+    // Only what changes is checked against this token's role: a schedule an admin made with a
+    // URL stays editable by an operator who leaves that URL alone.
+    if (changes.source !== undefined) openSource(sourceUrl(c, spec.source));
+    if (changes.repository !== undefined) await openRepo(c, spec.repository);
+    if (changes.copyTo != null && spec.copyTo !== undefined) await openRepo(c, spec.copyTo);
+    schedules.update(name, spec, timingChanged ? now.toISOString() : undefined);
+    return c.json({ schedule: shown(schedules.get(name)) });
   });
   for (const [id, enabled] of [['enableSchedule', true], ['disableSchedule', false]] as const) {
     on(id, (c) => {

@@ -43,7 +43,7 @@ export const ERROR_STATUS: Record<ErrorStatus, string> = {
   400: 'USAGE: invalid JSON, fields, ids or query parameters (every problem named, up to 10)',
   401: 'UNAUTHORIZED: no or unknown bearer token',
   403: 'FORBIDDEN: the role may not do this, or it names a URL, path or data-folder file it may not',
-  404: 'NOT_FOUND: unknown backup, job, schedule or registered name',
+  404: 'NOT_FOUND: unknown backup, job, schedule, token or registered name',
   409: 'CONFLICT / CANCELLED: a duplicate, an ended job, or a database in use by a job (named)',
   413: 'PAYLOAD_TOO_LARGE: the body is over 1 MiB',
   422: 'CORRUPT: damaged data',
@@ -78,6 +78,7 @@ export const JobListQuery = z.object({ kind: oneOf('kind', S.JOB_KINDS), state: 
 
 const backupId = z.object({ id: z.string().describe('a backup id (1-128 of a-z, 0-9, "-", "_")') });
 const jobId = z.object({ id: z.string().describe('a job id, e.g. backup-0123456789abcdef') });
+const tokenId = z.object({ id: z.string().describe('a token id, 12 hex digits (GET /v1/tokens lists them)') });
 const name = z.object({ name: z.string().describe('lowercase letters, digits, - and _') });
 
 /** A route that starts a job: an operator's POST answered 202 with the STARTED job. */
@@ -159,7 +160,30 @@ export const ROUTES = {
     summary: "run a schedule now: 409 naming the job only when a job holds its source, else the error that stopped it",
     params: name, answers: { 202: S.JobAnswer }, errors: [401, 403, 404, 409, 422, 502],
   },
+  updateSchedule: {
+    method: 'patch', path: '/v1/schedules/:name', role: 'operator',
+    summary: 'change a schedule: only the fields given, checked as when adding (null clears an optional one); the running scheduler uses it from its next look (at most 15 s), a new cron or time zone counting from now',
+    params: name, body: S.UpdateScheduleBody, answers: { 200: S.ScheduleAnswer }, errors: [400, 401, 403, 404, 413, 422, 502],
+  },
   removeSchedule: { method: 'delete', path: '/v1/schedules/:name', summary: 'remove a schedule; its backups are kept', role: 'operator', params: name, answers: { 200: S.ScheduleRemoved }, errors: [401, 403, 404] },
+
+  getStats: {
+    method: 'get', path: '/v1/stats', role: 'viewer',
+    summary: 'what a repository stores: pack bytes, logical bytes, dedup and compression ratios, per source its backups, newest, logical and unique stored bytes',
+    query: BackupQuery, answers: { 200: S.Stats }, errors: [400, 401, 403, 404, 422, 502],
+  },
+
+  listTokens: { method: 'get', path: '/v1/tokens', summary: 'API tokens (never their secrets)', role: 'admin', answers: { 200: S.TokenList }, errors: [401, 403] },
+  createToken: {
+    method: 'post', path: '/v1/tokens', role: 'admin',
+    summary: 'create a token; the answer holds its secret, the only time it is shown (only a hash is kept)',
+    body: S.CreateTokenBody, answers: { 201: S.TokenCreated }, errors: [400, 401, 403, 413],
+  },
+  revokeToken: {
+    method: 'delete', path: '/v1/tokens/:id', role: 'admin',
+    summary: 'revoke a token at once; revoking the token of the request itself is allowed (self: true in the answer)',
+    params: tokenId, answers: { 200: S.TokenRevoked }, errors: [401, 403, 404],
+  },
 
   listJobs: { method: 'get', path: '/v1/jobs', summary: 'jobs, newest first', role: 'viewer', query: JobListQuery, answers: { 200: S.JobList }, errors: [400, 401, 403] },
   getJob: { method: 'get', path: '/v1/jobs/:id', summary: 'one job', role: 'viewer', params: jobId, answers: { 200: S.JobAnswer }, errors: [401, 403, 404] },
