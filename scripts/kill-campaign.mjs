@@ -170,8 +170,8 @@ class Repo {
     if (res.code !== 0) return { error: `backup list exited ${res.code}: ${res.stderr}` };
     try {
       const doc = JSON.parse(res.stdout);
-      const arr = Array.isArray(doc) ? doc : (doc.backups ?? []);
-      return { ids: arr.map((m) => m.id) };
+      if (!Array.isArray(doc.backups)) return { error: `backup list --json printed no backups array: ${res.stdout.slice(0, 200)}` };
+      return { ids: doc.backups.map((m) => m.id) };
     } catch (err) {
       return { error: `backup list --json printed no JSON: ${err.message}` };
     }

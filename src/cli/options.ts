@@ -49,9 +49,9 @@ export interface DataDirFlags {
 /**
  * Prints `value` as the one JSON document --json promises (indented unless `compact`). An object
  * gets `durationMs` last at its top level: the command's wall time in whole milliseconds, from
- * `io.startedAt` to now (docs/cli.md "Output and errors"). An array stays as it is: list commands
- * have printed bare arrays since they exist, and wrapping them would break every script that reads
- * them (`jq '.[]'`).
+ * `io.startedAt` to now (docs/cli.md "Output and errors"). List commands pass an object too
+ * (`{ backups: [...] }`, the REST API's answer shape), so every document carries the duration; an
+ * array would be printed as it is, without one.
  */
 export function printJson(io: Io, value: unknown, compact = false): void {
   const doc =

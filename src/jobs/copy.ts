@@ -60,7 +60,11 @@ export interface CopyResult {
  * @throws UsageError naming the problem (the API calls it before starting a job: 400).
  */
 export function checkPair(from: Repository, to: Repository): void {
-  if (from.location === to.location) throw new UsageError(`--from and --to name the same repository (${from.location}).`);
+  if (from.location === to.location) {
+    throw new UsageError(
+      `--from and --to name the same repository (${from.location}): its backups are there already. Give --to another repository (create one with: cairn repo init <path>; the registered ones: cairn repo list).`,
+    );
+  }
   if (from.config.hash !== to.config.hash) {
     throw new UsageError(
       `Cannot copy: the source repository hashes chunks with ${from.config.hash} and the target with ${to.config.hash}; chunks can only be copied between repositories that use the same hash.`,

@@ -1,4 +1,4 @@
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, statSync, type Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, realpath, rename, rm, stat, link, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -351,10 +351,47 @@ function wrap(err: unknown, action: string, location: string): Error {
         ? "permission denied. Check the folder's owner and mode."
         : code === 'EROFS'
           ? 'the filesystem is read-only.'
-          : err instanceof Error
+          : code === 'ENOTDIR'
+            ? notADirectory((err as NodeJS.ErrnoException).path)
+            : err instanceof Error
             ? `${err.message}.`
             : String(err);
   return new StorageError(`Cannot ${action} in ${location}: ${why}`, { cause: err });
+}
+
+/**
+ * Why a path gave ENOTDIR, and what to do: the first of its parent paths (from the root down) that
+ * exists and is not a folder, e.g. "not a directory: /tmp/x/f is a regular file; choose …". Node's
+ * own message names the whole path only, which leaves the user to find the culprit.
+ */
+function notADirectory(path: string | undefined): string {
+  const fix = 'choose a path whose parent folders are all folders.';
+  if (path !== undefined) {
+    const ancestors: string[] = [];
+    for (let p = path; ; p = dirname(p)) {
+      ancestors.unshift(p);
+      if (dirname(p) === p) break;
+    }
+    for (const p of ancestors) {
+      let s: Stats;
+      try {
+        s = statSync(p);
+      } catch {
+        break; // it does not exist (or cannot be looked at): nothing below it to blame
+      }
+      if (!s.isDirectory()) return `not a directory: ${p} is ${kindOf(s)}; ${fix}`;
+    }
+  }
+  return `not a directory (a part of the path is not a folder); ${fix}`;
+}
+
+function kindOf(s: Stats): string {
+  if (s.isFile()) return 'a regular file';
+  if (s.isFIFO()) return 'a named pipe';
+  if (s.isSocket()) return 'a socket';
+  if (s.isCharacterDevice()) return 'a character device';
+  if (s.isBlockDevice()) return 'a block device';
+  return 'not a folder';
 }
 
 /** A local (or mounted) folder: a plain path, relative to the working directory, or file:///absolute/path. */

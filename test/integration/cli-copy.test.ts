@@ -85,16 +85,16 @@ describe('named repositories', () => {
     // In the one registry of names: the catalog of the data folder, private to its owner.
     const catalog = join(env.CAIRN_DATA_DIR as string, 'catalog.db');
     expect(statSync(catalog).mode & 0o777).toBe(0o600);
-    expect(json<{ name: string; url: string }[]>(['repo', 'list'])).toMatchObject([{ name: 'local', url: dir }]);
+    expect(json<{ repositories: { name: string; url: string }[] }>(['repo', 'list']).repositories).toMatchObject([{ name: 'local', url: dir }]);
 
     ok(run(['repo', 'add', 'remote', s3Url('unused')]));
-    const list = json<{ name: string; url: string }[]>(['repo', 'list']);
+    const list = json<{ repositories: { name: string; url: string }[] }>(['repo', 'list']).repositories;
     expect(list.map((r) => r.name)).toEqual(['local', 'remote']);
     expect(run(['repo', 'list']).stdout).toMatch(/local\s+\S*named-repo/);
 
     // The name works wherever a repository is taken.
     ok(run(['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', 'local', '--id', 'named-1']));
-    expect(json<BackupManifest[]>(['backup', 'list', '--repo', 'local']).map((b) => b.id)).toEqual(['named-1']);
+    expect(json<{ backups: BackupManifest[] }>(['backup', 'list', '--repo', 'local']).backups.map((b) => b.id)).toEqual(['named-1']);
 
     expect(run(['repo', 'add', 'local', dir]).code).toBe(EXIT.CONFLICT);
     expect(run(['repo', 'add', 'Bad/Name', dir]).code).toBe(2);
@@ -103,7 +103,7 @@ describe('named repositories', () => {
     const removed = ok(run(['repo', 'remove', 'local']));
     expect(removed.stdout).toMatch(/No data was deleted/);
     expect(existsSync(join(dir, 'config'))).toBe(true);
-    expect(json<BackupManifest[]>(['backup', 'list', '--repo', dir]).map((b) => b.id)).toEqual(['named-1']);
+    expect(json<{ backups: BackupManifest[] }>(['backup', 'list', '--repo', dir]).backups.map((b) => b.id)).toEqual(['named-1']);
     expect(run(['repo', 'remove', 'local']).code).toBe(EXIT.NOT_FOUND);
     ok(run(['repo', 'remove', 'remote']));
 
@@ -113,7 +113,7 @@ describe('named repositories', () => {
     ok(run(['repo', 'init', 'later']));
     expect(existsSync(join(later, 'config'))).toBe(true);
     ok(run(['repo', 'remove', 'later']));
-    expect(json<unknown[]>(['repo', 'list'])).toEqual([]);
+    expect(json<{ repositories: unknown[] }>(['repo', 'list']).repositories).toEqual([]);
   });
 
   it('moves the names of the legacy configuration file into the catalog, keeping its other keys', () => {
@@ -122,11 +122,11 @@ describe('named repositories', () => {
     const configFile = env.CAIRN_CONFIG as string;
     mkdirSync(join(work, 'config'), { recursive: true });
     writeFileSync(configFile, JSON.stringify({ other: 1, repositories: { old: { url: dir, addedAt: '2026-01-01T00:00:00.000Z' } } }), { mode: 0o600 });
-    expect(json<{ name: string; url: string }[]>(['repo', 'list'])).toMatchObject([{ name: 'old', url: dir }]);
+    expect(json<{ repositories: { name: string; url: string }[] }>(['repo', 'list']).repositories).toMatchObject([{ name: 'old', url: dir }]);
     expect(JSON.parse(readFileSync(configFile, 'utf8'))).toEqual({ other: 1 });
-    expect(json<{ location: string }[]>(['backup', 'list', '--repo', 'old'])).toEqual([]);
+    expect(json<{ backups: { location: string }[] }>(['backup', 'list', '--repo', 'old']).backups).toEqual([]);
     ok(run(['repo', 'remove', 'old']));
-    expect(json<unknown[]>(['repo', 'list'])).toEqual([]);
+    expect(json<{ repositories: unknown[] }>(['repo', 'list']).repositories).toEqual([]);
   });
 });
 
@@ -166,7 +166,7 @@ describe('copy between backends', () => {
     const again = json<CopyResult>(['copy', 'sq-2', '--from', 's3', '--to', 'az']);
     expect(again.chunksCopied).toBeLessThanOrEqual(Math.max(1, Math.floor(first.chunksCopied / 10)));
     expect(again.chunksSkipped).toBeGreaterThan(0);
-    expect(json<BackupManifest[]>(['backup', 'list', '--repo', 'az']).map((b) => b.id).sort()).toEqual(['sq-1', 'sq-2']);
+    expect(json<{ backups: BackupManifest[] }>(['backup', 'list', '--repo', 'az']).backups.map((b) => b.id).sort()).toEqual(['sq-1', 'sq-2']);
   }, 180_000);
 
   it('refuses an id the target has (exit 4) and an unknown id (exit 3), copying nothing', () => {

@@ -105,7 +105,7 @@ describe('talking to a cairn server', () => {
     const r = await cli(['job', 'list', '--server', server!.url, '--json'], { CAIRN_TOKEN: token });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toBeDefined();
+    expect(JSON.parse(r.stdout)).toMatchObject({ jobs: expect.any(Array), durationMs: expect.any(Number) });
   });
 });
 

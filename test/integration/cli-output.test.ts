@@ -29,7 +29,7 @@ describe('backup list --json', () => {
     expect(created.code, created.stderr).toBe(0);
 
     type Listed = { id: string; totals: { collections: number }; collections: Record<string, unknown>[] };
-    const list = cairnJson<Listed[]>(['backup', 'list', '--repo', repo]);
+    const list = cairnJson<{ backups: Listed[] }>(['backup', 'list', '--repo', repo]).backups;
     expect(list.map((b) => b.id)).toEqual(['listed']);
     const [backup] = list;
     expect(backup?.collections).toHaveLength(11);

@@ -545,7 +545,7 @@ describe.sequential('a larger database: deduplication, secrets, interruption', (
         // Packs become visible as the rows end: a Ctrl-C can land after the commit point, where
         // the backup is complete and kept, and the CLI says so. Never anything in between.
         expect(stderr).toMatch(/the cancel came too late: the command had already finished, and its result stands/);
-        const listed = cairnJson<BackupManifest[]>(['backup', 'list', '--repo', fresh]);
+        const listed = cairnJson<{ backups: BackupManifest[] }>(['backup', 'list', '--repo', fresh]).backups;
         expect(listed).toHaveLength(1);
         ok(cairn(['verify', '--repo', fresh, '--read-data']));
         await waitForNoSessions(big);
@@ -555,7 +555,7 @@ describe.sequential('a larger database: deduplication, secrets, interruption', (
       expect(stderr).toMatch(/cancel/i);
       expect(stderr).not.toMatch(/internal error|AbortError|This operation was aborted/);
       expect(stderr.trim().split('\n').filter((l) => l.startsWith('cairn: error:'))).toHaveLength(1);
-      expect(cairnJson<BackupManifest[]>(['backup', 'list', '--repo', fresh])).toEqual([]);
+      expect(cairnJson<{ backups: BackupManifest[] }>(['backup', 'list', '--repo', fresh]).backups).toEqual([]);
       await waitForNoSessions(big);
     }, 120_000);
   }

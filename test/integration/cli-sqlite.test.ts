@@ -81,7 +81,7 @@ describe('Chinook round trip', () => {
     expect(track?.rowCount).toBe(3503);
     expect(manifest.totals.rows).toBeGreaterThan(15_000);
 
-    const list = cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo]);
+    const list = cairnJson<{ backups: BackupManifest[] }>(['backup', 'list', '--repo', repo]).backups;
     expect(list.map((b) => b.id)).toEqual([manifest.id]);
     const human = cairn(['backup', 'list', '--repo', repo]);
     expect(human.stdout).toContain(manifest.id);
@@ -115,7 +115,7 @@ describe('Chinook round trip', () => {
     const env = { CAIRN_REPO: '', BACKUP_FILESYSTEM_PATH: repo };
     const r = cairn(['backup', 'create', '--source', `sqlite://${chinook}`, '--id', 'env-1'], { env });
     expect(r.code, r.stderr).toBe(0);
-    const list = cairnJson<{ id: string }[]>(['backup', 'list', '--json'], { env });
+    const list = cairnJson<{ backups: { id: string }[] }>(['backup', 'list', '--json'], { env }).backups;
     expect(list.map((b) => b.id)).toEqual(['env-1']);
     const bad = cairn(['backup', 'list'], { env: { CAIRN_REPO: '', BACKUP_FILESYSTEM_PATH: '' } });
     expect(bad.code).toBe(EXIT.USAGE);
@@ -289,7 +289,7 @@ describe('expiry', () => {
     expect(dry.expired).toEqual(['old']);
     const run = cairn(['backup', 'expire', '--repo', repo]);
     expect(run.stdout).toContain('Deleted 1 expired backup: old.');
-    const left = cairnJson<{ id: string; expiresAt: string | null }[]>(['backup', 'list', '--repo', repo, '--json']);
+    const left = cairnJson<{ backups: { id: string; expiresAt: string | null }[] }>(['backup', 'list', '--repo', repo, '--json']).backups;
     expect(left.map((m) => m.id).sort()).toEqual(['keep-manual', 'rescued', 'thirty-days']);
     expect(cairn(['backup', 'expire', '--repo', repo]).stdout).toContain('No backup has expired.');
   });
@@ -353,7 +353,7 @@ describe('interruption and concurrency', () => {
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     expect(packsWritten()).toBeGreaterThanOrEqual(2); // it had written packs when it died
-    expect(cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo])).toEqual([]);
+    expect(cairnJson<{ backups: BackupManifest[] }>(['backup', 'list', '--repo', repo]).backups).toEqual([]);
     expect(cairn(['backup', 'show', 'killed', '--repo', repo]).code).toBe(EXIT.NOT_FOUND);
 
     const next = cairn(['backup', 'create', '--source', `sqlite://${chinook}`, '--repo', repo, '--id', 'next']);
@@ -385,7 +385,7 @@ describe('interruption and concurrency', () => {
     const code = await new Promise((r) => child.once('exit', r));
     expect(code).toBe(130);
     expect(stderr).toMatch(/cancel/i);
-    expect(cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo])).toEqual([]);
+    expect(cairnJson<{ backups: BackupManifest[] }>(['backup', 'list', '--repo', repo]).backups).toEqual([]);
     expect(readdirSync(join(repo, 'locks'))).toEqual([]);
     // Its packs are never deleted by the cancelled backup itself (an identical pack may be
     // another backup's); prune removes them once older than its grace period (here: at once).
@@ -436,7 +436,7 @@ describe('interruption and concurrency', () => {
       });
     const codes = await Promise.all([run('one', big), run('two', chinook), run('three', big)]);
     expect(codes).toEqual([0, 0, 0]);
-    expect(cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo]).map((b) => b.id).sort()).toEqual(['one', 'three', 'two']);
+    expect(cairnJson<{ backups: BackupManifest[] }>(['backup', 'list', '--repo', repo]).backups.map((b) => b.id).sort()).toEqual(['one', 'three', 'two']);
     expect(cairn(['verify', '--repo', repo, '--read-data']).code).toBe(0);
     const copy = join(work, 'concurrent-copy.db');
     expect(cairn(['restore', 'three', '--repo', repo, '--to', `sqlite://${copy}`]).code).toBe(0);
@@ -648,7 +648,7 @@ describe('Ctrl-C is handled at once while rows are read', () => {
     console.log(`SIGINT during a SQLite backup: exit ${exit.code} after ${took} ms`);
     expect(exit.code, stderr).toBe(EXIT.CANCELLED);
     expect(took).toBeLessThan(3000);
-    expect(cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo])).toEqual([]);
+    expect(cairnJson<{ backups: BackupManifest[] }>(['backup', 'list', '--repo', repo]).backups).toEqual([]);
     rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 });
@@ -672,7 +672,7 @@ describe('Ctrl-C at several moments of a SQLite backup', () => {
       expect(exit.code, stderr).toBe(EXIT.CANCELLED);
       expect(stderr).not.toMatch(/internal error|AbortError|This operation was aborted/);
       expect(stderr.trim().split('\n').filter((l) => l.startsWith('cairn: error:'))).toHaveLength(1);
-      expect(cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo])).toEqual([]);
+      expect(cairnJson<{ backups: BackupManifest[] }>(['backup', 'list', '--repo', repo]).backups).toEqual([]);
       expect(readdirSync(join(repo, 'locks'))).toEqual([]);
     });
   }

@@ -136,6 +136,7 @@ describe('exit 2: usage', () => {
   walk(2, 'bad database URL', () => ['backup', 'create', '--source', 'ftp://host/db', '--repo', repo], /^cairn: error: Unsupported database URL scheme "ftp:"/);
   walk(2, 'bad repository URL', () => ['backup', 'list', '--repo', 'ftp://host/repo'], /^cairn: error: Unsupported repository URL scheme "ftp:\/\/"/);
   walk(2, 'include with exclude', () => ['backup', 'create', '--source', `sqlite://${CHINOOK}`, '--repo', repo, '--include', 'Artist', '--exclude', 'Album'], /^cairn: error: --include and --exclude cannot be used together/);
+  walk(2, 'copy into the repository it reads', () => ['copy', 'b1', '--from', repo, '--to', repo], /^cairn: error: --from and --to name the same repository \(file:\/\/.*\): its backups are there already\. Give --to another repository \(create one with: cairn repo init <path>/);
   walk(2, 'unknown collection', () => ['backup', 'create', '--source', `sqlite://${CHINOOK}`, '--repo', repo, '--include', 'Nope'], /^cairn: error: Unknown collection: Nope\. Available: Album/);
 
   describe('a token the server refuses', () => {
@@ -257,7 +258,7 @@ describe('exit 7: source or target database error', () => {
 });
 
 describe('exit 8: storage', () => {
-  walk(8, 'a repository under a regular file', () => ['repo', 'init', join(work, 'a-file', 'repo')], /^cairn: error: .*a-file\/repo.*ENOTDIR/, () => writeFileSync(join(work, 'a-file'), 'x'));
+  walk(8, 'a repository under a regular file', () => ['repo', 'init', join(work, 'a-file', 'repo')], /^cairn: error: Cannot stat config in file:\/\/.*a-file\/repo: not a directory: \/.*\/a-file is a regular file; choose a path whose parent folders are all folders\.$/m, () => writeFileSync(join(work, 'a-file'), 'x'));
 
   walked.add(8);
   it('exit 8 (STORAGE): a cairn server that cannot be reached', async () => {
@@ -345,7 +346,7 @@ describe('exit 130: cancelled', () => {
 function listBackups(repository: string): string[] {
   const r = cairn(['backup', 'list', '--repo', repository, '--json'], { env: env() });
   expect(r.code, r.stderr).toBe(0);
-  return (JSON.parse(r.stdout) as { id: string }[]).map((b) => b.id);
+  return (JSON.parse(r.stdout) as { backups: { id: string }[] }).backups.map((b) => b.id);
 }
 
 function shellQuote(s: string): string {

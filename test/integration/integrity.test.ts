@@ -58,7 +58,7 @@ function backup(repo: string, db: string, extra: string[] = []): BackupManifest 
 
 /** Every listed backup verifies with --read-data and restores to exactly its recorded dump. */
 function assertAllWhole(repo: string, expected: Map<string, ReturnType<typeof dumpSqlite>>): void {
-  const listed = cairnJson<{ id: string }[]>(['backup', 'list', '--repo', repo]).map((b) => b.id).sort();
+  const listed = cairnJson<{ backups: { id: string }[] }>(['backup', 'list', '--repo', repo]).backups.map((b) => b.id).sort();
   expect(listed).toEqual([...expected.keys()].sort());
   const v = cairn(['verify', '--repo', repo, '--read-data']);
   expect(v.stderr).toBe('');

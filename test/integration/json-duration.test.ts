@@ -1,14 +1,17 @@
 /**
- * Issue 16: every --json result that is an object carries `durationMs` at its top level, the
- * command's wall time in whole milliseconds; list commands keep printing bare arrays (docs/cli.md
- * "Output and errors"). Table-driven: each command runs as a user runs it, as a subprocess, in
+ * Issue 16: every --json result is an object that carries `durationMs` at its top level, the
+ * command's wall time in whole milliseconds; list commands print the REST API's answer keys for
+ * the same resource (`{"backups":[…],…}`), so they carry it too (docs/cli.md "Output and
+ * errors"). Table-driven: each command runs as a user runs it, as a subprocess, in
  * the order a user would (a backup before its restore); through a server for the job commands.
  */
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { z } from 'zod';
 import { SqliteTokenStore } from '../../src/catalog/tokens.js';
+import { BackupList, JobList, RepositoryList, ScheduleList, SourceList } from '../../src/server/schemas.js';
 import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
 import { CHINOOK, cairn, cairnRun } from '../helpers/cli.js';
 
@@ -16,16 +19,21 @@ let work: string;
 const at = (name: string): string => join(work, name);
 const env = (): NodeJS.ProcessEnv => ({ CAIRN_DATA_DIR: at('data'), CAIRN_REPO: '', CAIRN_SERVER: '', CAIRN_TOKEN: '' });
 
-/** `object`: a document with durationMs; `array`: a list, printed bare as always. */
-type Shape = 'object' | 'array';
+/**
+ * `object`: a document with durationMs; otherwise a list command's document: the REST API's
+ * answer schema for the same resource (its keys, the list under `list`), or for tokens (no API
+ * route lists them) the key alone.
+ */
+type Shape = 'object' | { list: string; api?: z.ZodObject<z.ZodRawShape> };
+const list = (key: string, api?: z.ZodObject<z.ZodRawShape>): Shape => ({ list: key, ...(api ? { api } : {}) });
 
 /** Each command with --json, in an order where each finds what the ones before made. */
 const COMMANDS: [string, () => string[], Shape][] = [
   ['repo init', () => ['repo', 'init', at('repo')], 'object'],
   ['repo add', () => ['repo', 'add', 'second', at('second')], 'object'],
-  ['repo list', () => ['repo', 'list'], 'array'],
+  ['repo list', () => ['repo', 'list'], list('repositories', RepositoryList)],
   ['backup create', () => ['backup', 'create', '--source', `sqlite://${at('src.db')}`, '--repo', at('repo'), '--id', 'b1'], 'object'],
-  ['backup list', () => ['backup', 'list', '--repo', at('repo')], 'array'],
+  ['backup list', () => ['backup', 'list', '--repo', at('repo')], list('backups', BackupList)],
   ['backup show', () => ['backup', 'show', 'b1', '--repo', at('repo')], 'object'],
   ['backup set-expiry', () => ['backup', 'set-expiry', 'b1', '30d', '--repo', at('repo')], 'object'],
   ['backup expire', () => ['backup', 'expire', '--dry-run', '--repo', at('repo')], 'object'],
@@ -38,13 +46,13 @@ const COMMANDS: [string, () => string[], Shape][] = [
   ['repair', () => ['repair', '--repo', at('repo'), '--dry-run'], 'object'],
   ['unlock', () => ['unlock', '--repo', at('repo')], 'object'],
   ['source add', () => ['source', 'add', 'app', `sqlite://${at('src.db')}`], 'object'],
-  ['source list', () => ['source', 'list'], 'array'],
+  ['source list', () => ['source', 'list'], list('sources', SourceList)],
   ['schedule add', () => ['schedule', 'add', 'nightly', '--source', 'app', '--repo', at('repo'), '--cron', '0 3 * * *'], 'object'],
-  ['schedule list', () => ['schedule', 'list'], 'array'],
+  ['schedule list', () => ['schedule', 'list'], list('schedules', ScheduleList)],
   ['schedule show', () => ['schedule', 'show', 'nightly'], 'object'],
   ['schedule run-now', () => ['schedule', 'run-now', 'nightly'], 'object'],
   ['token create', () => ['token', 'create', '--role', 'viewer'], 'object'],
-  ['token list', () => ['token', 'list'], 'array'],
+  ['token list', () => ['token', 'list'], list('tokens')],
   ['backup delete', () => ['backup', 'delete', 'b1', '--repo', at('repo')], 'object'],
   ['source remove', () => ['source', 'remove', 'app', '--force'], 'object'],
   ['repo remove', () => ['repo', 'remove', 'second'], 'object'],
@@ -53,14 +61,17 @@ const COMMANDS: [string, () => string[], Shape][] = [
 function expectShape(what: string, r: { code: number | null; stdout: string; stderr: string }, shape: Shape): void {
   expect(r.code, `${what}: ${r.stderr}`).toBe(0);
   const doc = JSON.parse(r.stdout) as unknown;
-  if (shape === 'array') {
-    expect(Array.isArray(doc), `${what} prints a bare array`).toBe(true);
-    return;
-  }
   expect(typeof doc === 'object' && doc !== null && !Array.isArray(doc), `${what} prints an object`).toBe(true);
   const { durationMs } = doc as { durationMs?: unknown };
   expect(Number.isInteger(durationMs), `${what}: durationMs ${String(durationMs)}`).toBe(true);
   expect(durationMs as number).toBeGreaterThanOrEqual(0);
+  if (shape === 'object') return;
+  const listed = (doc as Record<string, unknown>)[shape.list];
+  expect(Array.isArray(listed), `${what}: .${shape.list} is an array`).toBe(true);
+  expect((listed as unknown[]).length, `${what}: .${shape.list} lists what the commands before made`).toBeGreaterThan(0);
+  // The same keys as the API's answer (GET /v1/<resource>), plus durationMs.
+  const keys = shape.api ? Object.keys(shape.api.shape) : [shape.list];
+  expect(Object.keys(doc as object).sort(), `${what}: keys`).toEqual([...keys, 'durationMs'].sort());
 }
 
 beforeAll(() => {
@@ -120,7 +131,7 @@ describe('through a server', () => {
   it.each([
     ['job wait', () => ['job', 'wait', jobId], 'object'],
     ['job show', () => ['job', 'show', jobId], 'object'],
-    ['job list', () => ['job', 'list'], 'array'],
+    ['job list', () => ['job', 'list'], list('jobs', JobList)],
     ['backup create (waits for the job)', () => ['backup', 'create', '--source', `sqlite://${at('src.db')}`, '--repo', at('server-repo'), '--id', 'via-server-2'], 'object'],
   ] as [string, () => string[], Shape][])('%s', async (what, args, shape) => {
     expectShape(what, await remote(args()), shape);

@@ -222,20 +222,20 @@ describe('schedules from the CLI and the API', () => {
       expect(run.code, run.stderr).toBe(0);
       ids.push(JSON.parse(run.stdout).result.backupId); // the same second gets -2, -3
     }
-    const listed = cairnJson<{ id: string; type: string; schedule?: string }[]>(['backup', 'list', '--repo', repo, '--schedule', 'nightly', '--json'], { env });
+    const listed = cairnJson<{ backups: { id: string; type: string; schedule?: string }[] }>(['backup', 'list', '--repo', repo, '--schedule', 'nightly', '--json'], { env }).backups;
     expect(listed.map((b) => b.id)).toEqual(ids.slice(1)); // --keep-last 2
     expect(listed.every((b) => b.type === 'scheduled' && b.schedule === 'nightly')).toBe(true);
     const show = cairn(['schedule', 'show', 'nightly'], { env });
     expect(show.stdout).toMatch(/retention +keepLast=2/);
     expect(show.stdout.match(/ started/g)).toHaveLength(3);
     expect(cairn(['schedule', 'disable', 'nightly'], { env }).stdout).toContain('disabled');
-    expect(cairnJson<{ enabled: boolean; nextRun: string | null }[]>(['schedule', 'list', '--json'], { env })[0]).toMatchObject({ enabled: false, nextRun: null });
+    expect(cairnJson<{ schedules: { enabled: boolean; nextRun: string | null }[] }>(['schedule', 'list', '--json'], { env }).schedules[0]).toMatchObject({ enabled: false, nextRun: null });
     expect(cairn(['schedule', 'remove', 'nightly'], { env }).code).toBe(0);
-    expect(cairnJson<unknown[]>(['backup', 'list', '--repo', repo, '--json'], { env })).toHaveLength(2); // backups kept
+    expect(cairnJson<{ backups: unknown[] }>(['backup', 'list', '--repo', repo, '--json'], { env }).backups).toHaveLength(2); // backups kept
 
     // a registered source, removed with the backups its schedules made; manual backups stay
     expect(cairn(['source', 'add', 'app', `sqlite://${dbFile}`], { env }).code).toBe(0);
-    expect(cairnJson<{ name: string }[]>(['source', 'list', '--json'], { env }).map((x) => x.name)).toEqual(['app']);
+    expect(cairnJson<{ sources: { name: string }[] }>(['source', 'list', '--json'], { env }).sources.map((x) => x.name)).toEqual(['app']);
     expect(cairn(['schedule', 'add', 'by-src', '--source', 'app', '--repo', repo, '--cron', '@daily'], { env }).code).toBe(0);
     const run = cairn(['schedule', 'run-now', 'by-src', '--json'], { env });
     expect(run.code, run.stderr).toBe(0);
@@ -245,13 +245,13 @@ describe('schedules from the CLI and the API', () => {
     const refused = cairn(['source', 'remove', 'app', '--delete-scheduled-backups'], { env });
     expect(refused.code).toBe(4);
     expect(refused.stderr).toMatch(/Source "app" is used by enabled schedule "by-src".*cairn schedule disable.*--force/);
-    expect(cairnJson<{ name: string }[]>(['source', 'list'], { env }).map((x) => x.name)).toEqual(['app']);
-    expect(cairnJson<unknown[]>(['backup', 'list', '--repo', repo], { env }).map((b) => (b as { id: string }).id)).toContain(scheduledId);
+    expect(cairnJson<{ sources: { name: string }[] }>(['source', 'list'], { env }).sources.map((x) => x.name)).toEqual(['app']);
+    expect(cairnJson<{ backups: unknown[] }>(['backup', 'list', '--repo', repo], { env }).backups.map((b) => (b as { id: string }).id)).toContain(scheduledId);
     const removed = cairnJson<{ deletedScheduledBackups: string[]; disabledSchedules: string[] }>(['source', 'remove', 'app', '--delete-scheduled-backups', '--force'], { env });
     expect(removed.deletedScheduledBackups).toEqual([scheduledId]);
     expect(removed.disabledSchedules).toEqual(['by-src']);
-    expect(cairnJson<{ name: string; enabled: boolean }[]>(['schedule', 'list'], { env }).find((x) => x.name === 'by-src')?.enabled).toBe(false);
-    const after = cairnJson<{ id: string }[]>(['backup', 'list', '--repo', repo, '--json'], { env }).map((b) => b.id);
+    expect(cairnJson<{ schedules: { name: string; enabled: boolean }[] }>(['schedule', 'list'], { env }).schedules.find((x) => x.name === 'by-src')?.enabled).toBe(false);
+    const after = cairnJson<{ backups: { id: string }[] }>(['backup', 'list', '--repo', repo, '--json'], { env }).backups.map((b) => b.id);
     expect(after).toContain('manual-x');
     expect(after).not.toContain(scheduledId);
     expect(after).toHaveLength(3); // the two kept from "nightly" and the manual one
@@ -335,8 +335,8 @@ describe('retention touches only what its own schedule made (a unique id, and it
       const add = cairn(['schedule', 'add', 'nightly', '--source', `sqlite://${db}`, '--repo', repo, '--cron', '0 3 * * *', '--keep-last', '2'], { env });
       expect(add.code, add.stderr).toBe(0);
     }
-    const idA = cairnJson<{ id: string }[]>(['schedule', 'list'], { env: envA })[0]?.id;
-    const idB = cairnJson<{ id: string }[]>(['schedule', 'list'], { env: envB })[0]?.id;
+    const idA = cairnJson<{ schedules: { id: string }[] }>(['schedule', 'list'], { env: envA }).schedules[0]?.id;
+    const idB = cairnJson<{ schedules: { id: string }[] }>(['schedule', 'list'], { env: envB }).schedules[0]?.id;
     expect(idA).toMatch(/^sch-[0-9a-f]{24}$/);
     expect(idB).not.toBe(idA);
     const run = (env: NodeJS.ProcessEnv): string => {
@@ -346,7 +346,7 @@ describe('retention touches only what its own schedule made (a unique id, and it
     };
     const madeByA = [run(envA), run(envA)];
     const madeByB = [run(envB), run(envB), run(envB)];
-    const left = cairnJson<{ id: string; scheduleId?: string }[]>(['backup', 'list', '--repo', repo], { env: envA }).map((m) => m.id).sort();
+    const left = cairnJson<{ backups: { id: string; scheduleId?: string }[] }>(['backup', 'list', '--repo', repo], { env: envA }).backups.map((m) => m.id).sort();
     expect(left).toEqual([...madeByA, ...madeByB.slice(1)].sort());
   }, 120_000);
 

@@ -64,7 +64,7 @@ function manifestOf(repo: string, id: string): Promise<BackupManifest> {
 /** list, verify and prune (grace 0) all succeed: the repository is usable. */
 function expectUsable(repo: string, ids: string[]): void {
   const list = ok(run(['backup', 'list', '--repo', repo, '--json']));
-  expect((JSON.parse(list.stdout) as { id: string }[]).map((b) => b.id).sort()).toEqual([...ids].sort());
+  expect((JSON.parse(list.stdout) as { backups: { id: string }[] }).backups.map((b) => b.id).sort()).toEqual([...ids].sort());
   ok(run(['verify', '--repo', repo]));
   ok(run(['prune', '--repo', repo, '--grace', '0']));
 }

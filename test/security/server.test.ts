@@ -514,7 +514,7 @@ describe('4. secrets leave the server to no one, in no field, in no error', () =
       bodies.push({ what: `cairn ${args.join(' ')}`, text: r.stdout + r.stderr });
       count('4: CLI view scanned');
     }
-    expect(JSON.parse(spawnSync(process.execPath, [CAIRN, 'schedule', 'list', '--json', '--data-dir', open.dataDir], { encoding: 'utf8' }).stdout)[1].source).toBe(`postgres://postgres@127.0.0.1:5432/${pgDb}`);
+    expect(JSON.parse(spawnSync(process.execPath, [CAIRN, 'schedule', 'list', '--json', '--data-dir', open.dataDir], { encoding: 'utf8' }).stdout).schedules[1].source).toBe(`postgres://postgres@127.0.0.1:5432/${pgDb}`);
     const leaked = bodies.filter((b) => leaks(b.text)).map((b) => `${b.what}: ${b.text.slice(0, 300)}`);
     expect(leaked).toEqual([]);
     expect(bodies.length).toBeGreaterThan(100);

@@ -794,7 +794,7 @@ class World {
     const list = await this.retrying(['backup', 'list', '--repo', side.url, '--json']);
     this.hang(list);
     if (list.code !== 0) throw new ViolationError('list-failed', `backup list of ${where} failed: ${describeResult(list)}`);
-    const ids = new Set((JSON.parse(list.stdout) as { id: string }[]).map((m) => m.id));
+    const ids = new Set((JSON.parse(list.stdout) as { backups: { id: string }[] }).backups.map((m) => m.id));
     for (const b of [...side.model.values()]) {
       if (ids.has(b.id)) {
         if (b.state === 'uncertain' || b.state === 'maybeDeleted') b.state = 'complete';

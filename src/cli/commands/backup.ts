@@ -129,11 +129,14 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     for (const d of all.damaged) io.err(`cairn: warning: backup ${d.id} is not listed: ${d.message} Run cairn verify and cairn repair.`);
     const manifests = all.manifests.filter((m) => opts.schedule === undefined || m.schedule === opts.schedule);
     if (opts.json) {
-      // Each collection as the manifest has it, minus its chunk list (and the segments that split it).
-      return printJson(
-        io,
-        manifests.map((m) => ({ ...m, collections: m.collections.map(({ chunks: _c, segments: _s, ...collection }) => collection) })),
-      );
+      // The keys of GET /v1/backups (repository, backups, damaged, unchecksummed). Each collection
+      // as the manifest has it, minus its chunk list (and the segments that split it).
+      return printJson(io, {
+        repository: repository.location,
+        backups: manifests.map((m) => ({ ...m, collections: m.collections.map(({ chunks: _c, segments: _s, ...collection }) => collection) })),
+        damaged: all.damaged,
+        unchecksummed: all.unchecksummed,
+      });
     }
     if (manifests.length === 0) return io.out(`No backups in ${repository.location}.`);
     io.out(

@@ -16,7 +16,7 @@ export function registerJobCommands(program: Command, { io, signal }: CliContext
     .action(async (opts: ServerFlags & { json?: boolean }) => {
       const client = await needServer(opts);
       const jobs = await client.jobs.list();
-      if (opts.json) return printJson(io, jobs);
+      if (opts.json) return printJson(io, { jobs });
       if (jobs.length === 0) return io.out('No jobs.');
       io.out(table(['ID', 'KIND', 'STATE', 'CREATED', 'PROGRESS', 'ERROR'], jobs.map((j) => [j.id, j.kind, j.state, j.createdAt, formatBytes(j.progress.bytes), j.error?.message ?? ''])));
     });

@@ -53,7 +53,7 @@ export function registerRepoCommands(program: Command, { io }: CliContext): void
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const repos = (await withRepositoryNames(undefined, (registry) => registry.entries('repository'), { value: [] })).map((r) => ({ name: r.name, url: r.url, addedAt: r.createdAt }));
-      if (opts.json) return printJson(io, repos);
+      if (opts.json) return printJson(io, { repositories: repos });
       if (repos.length === 0) return io.out(`No repositories registered (${catalogPath(undefined)}). Add one with: cairn repo add <name> <url>`);
       io.out(table(['NAME', 'URL', 'ADDED'], repos.map((r) => [r.name, r.url, r.addedAt ?? '-'])));
     });

@@ -171,7 +171,7 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
       // Sources as registered names or locations: a URL's password never leaves the catalog.
       const list = [];
       for (const s of store.list()) list.push({ ...publicSchedule(s), nextRun: await nextRunOf(s) });
-      if (opts.json) return printJson(io, list);
+      if (opts.json) return printJson(io, { schedules: list });
       if (list.length === 0) return io.out('No schedules. Add one with: cairn schedule add <name> --source … --repo … --cron "0 3 * * *"');
       io.out(table(['NAME', 'CRON', 'ZONE', 'SOURCE', 'ENABLED', 'NEXT RUN', 'LAST DUE'], list.map((s) => [s.name, s.cron, s.timezone, s.source, s.enabled ? 'yes' : 'no', s.nextRun ?? '-', s.lastDue ?? '-'])));
     });

@@ -26,7 +26,7 @@ export function registerSourceCommands(program: Command, { io }: CliContext): vo
   catalogCommand(source, 'list', 'list registered sources (never their passwords)').action((opts: DataDirFlags) =>
     withStore(openRegistry, opts.dataDir, (registry) => {
       const list = registry.list('source');
-      if (opts.json) return printJson(io, list);
+      if (opts.json) return printJson(io, { sources: list });
       io.out(list.length ? table(['NAME', 'LOCATION', 'ADDED'], list.map((r) => [r.name, r.location, r.createdAt])) : 'No sources registered.');
     }),
   );

@@ -30,7 +30,7 @@ export function registerTokenCommands(program: Command, { io }: CliContext): voi
   catalogCommand(token, 'list', 'list tokens (never their secrets)').action((opts: DataDirFlags) =>
     withStore(openTokens, opts.dataDir, (store) => {
       const list = store.list();
-      if (opts.json) printJson(io, list);
+      if (opts.json) printJson(io, { tokens: list });
       else io.out(list.length ? table(['ID', 'ROLE', 'NAME', 'CREATED'], list.map((t) => [t.id, t.role, t.name || '-', t.createdAt])) : 'No tokens. Create one with: cairn token create --role admin');
     }),
   );
