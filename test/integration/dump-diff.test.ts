@@ -5,13 +5,13 @@
  * compared), name rules and usage errors, and diff's table and JSON. Databases are named
  * `cairn_t_dd_<random>` and dropped in afterAll.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from '../../src/sources/sqlite/driver.js';
-import { cairn, cairnJson } from '../helpers/cli.js';
+import { CLI, cairn, cairnJson } from '../helpers/cli.js';
 import { createDatabase, dropDatabase, ensurePostgres, pgEnv, pgUrl, psql } from '../helpers/postgres.js';
 
 let work: string;
@@ -251,6 +251,80 @@ describe('cairn dump (SQLite)', () => {
     expect(lines[5]).toBe('7,ünïcødé 🎉,\uFFFD\0\uFFFD,Infinity');
     expect(lines.at(-2)).toBe('10,2.5,"\\.",-Infinity');
     expect(lines.at(-1)).toBe('');
+  });
+});
+
+/** The lock files left in a file repository (none once every command has ended). */
+function locksLeft(repo: string): string[] {
+  return existsSync(join(repo, 'locks')) ? readdirSync(join(repo, 'locks')) : [];
+}
+
+/**
+ * The CLI with stdout a pipe that this process closes once `keep` says it has read enough (at
+ * once when `keep` is undefined: before the child writes anything), as `| head` does.
+ */
+function cairnIntoClosingReader(args: string[], keep?: (read: string) => boolean): Promise<{ code: number | null; signal: NodeJS.Signals | null; read: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let read = '';
+    let stderr = '';
+    if (keep === undefined) child.stdout.destroy();
+    child.stdout.on('data', (d: Buffer) => {
+      read += d.toString();
+      if (keep?.(read)) child.stdout.destroy();
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code, signal) => resolve({ code, signal, read, stderr }));
+  });
+}
+
+describe('cairn dump (and other output) when stdout fails', () => {
+  let repo: string;
+  beforeAll(() => {
+    // Several MiB of CSV: far more than a pipe holds, so the reader closes while dump writes.
+    const file = join(work, 'big.db');
+    const db = new Database(file);
+    db.exec("CREATE TABLE big (a, b); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000) INSERT INTO big SELECT i, printf('%.100c', 'x') FROM n;");
+    db.close();
+    repo = newRepo('out');
+    backup(repo, `sqlite://${file}`, 'o1');
+  });
+
+  it('stdout on a full disk (/dev/full): exit 8 naming stdout and the cause, no stack trace, no lock left', () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      for (const args of [
+        ['dump', 'o1', 'big', '--repo', repo],
+        ['dump', 'o1', 'big', '--repo', repo, '--format', 'sql'],
+        ['backup', 'list', '--repo', repo, '--json'],
+        ['diff', 'o1', 'o1', '--repo', repo],
+      ]) {
+        const r = spawnSync(process.execPath, [CLI, ...args], { stdio: ['ignore', full, 'pipe'], encoding: 'utf8' });
+        expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(8);
+        expect(r.stderr).toMatch(/^cairn: error: Cannot write to stdout: ENOSPC: no space left on device.*Free space/);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+        expect(locksLeft(repo)).toEqual([]);
+      }
+    } finally {
+      closeSync(full);
+    }
+    expect(cairnJson<{ removed: string[] }>(['unlock', '--repo', repo]).removed).toEqual([]);
+  });
+
+  it('a reader that closes after the first line (| head -1): exit 0, nothing on stderr, no lock left', async () => {
+    const r = await cairnIntoClosingReader(['dump', 'o1', 'big', '--repo', repo], (read) => read.includes('\n'));
+    expect(r.read.split('\n')[0]).toBe('rowid,a,b');
+    expect({ code: r.code, signal: r.signal, stderr: r.stderr }).toEqual({ code: 0, signal: null, stderr: '' });
+    expect(locksLeft(repo)).toEqual([]);
+    expect(cairnJson<{ removed: string[] }>(['unlock', '--repo', repo]).removed).toEqual([]);
+  });
+
+  it('diff and stats into a reader already gone: exit 0, quietly', async () => {
+    for (const args of [['diff', 'o1', 'o1', '--repo', repo], ['stats', '--repo', repo]]) {
+      const r = await cairnIntoClosingReader(args);
+      expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 0, stderr: '' });
+    }
+    expect(locksLeft(repo)).toEqual([]);
   });
 });
 
