@@ -9,8 +9,10 @@ import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { Repository } from '../../src/repo/repository.js';
 import Database from '../../src/sources/sqlite/driver.js';
+import { FileSystemStorage } from '../../src/storage/fs.js';
 import { CLI, cairn, cairnJson } from '../helpers/cli.js';
 import { createDatabase, dropDatabase, ensurePostgres, pgEnv, pgUrl, psql } from '../helpers/postgres.js';
 
@@ -317,6 +319,35 @@ describe('cairn dump (and other output) when stdout fails', () => {
     expect({ code: r.code, signal: r.signal, stderr: r.stderr }).toEqual({ code: 0, signal: null, stderr: '' });
     expect(locksLeft(repo)).toEqual([]);
     expect(cairnJson<{ removed: string[] }>(['unlock', '--repo', repo]).removed).toEqual([]);
+  });
+
+  it('--retry-lock waits while an exclusive lock (prune, repair) is held, then dumps (exit 0)', async () => {
+    const held = await (await Repository.open(new FileSystemStorage(repo))).lock(true, 'held by the test');
+    const child = spawn(process.execPath, [CLI, 'dump', 'o1', 'big', '--repo', repo, '--retry-lock', '30s'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A failed expectation must not leave the lock to the tests after this one.
+    onTestFinished(() => held.release().catch(() => undefined));
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    // The notice on stderr says the dump is waiting: release the lock then (or the dump ended).
+    const waiting = await Promise.race([
+      new Promise<boolean>((resolve) =>
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes('waiting up to 30s')) resolve(true);
+        }),
+      ),
+      exited.then(() => false),
+    ]);
+    expect(waiting, stderr).toBe(true);
+    expect(stdout).toBe('');
+    await held.release();
+    expect(await exited, stderr).toBe(0);
+    expect(stderr).toContain('"held by the test"');
+    expect(stdout.split('\n')[0]).toBe('rowid,a,b');
+    expect(stdout.split('\n')).toHaveLength(60002);
+    expect(locksLeft(repo)).toEqual([]);
   });
 
   it('diff and stats into a reader already gone: exit 0, quietly', async () => {
