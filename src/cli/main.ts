@@ -208,7 +208,7 @@ class CairnCommand extends Command {
   }
 }
 
-function buildProgram(ctx: CliContext): Command {
+export function buildProgram(ctx: CliContext): Command {
   const program = new CairnCommand('cairn')
     .description('Backup and restore for PostgreSQL and SQLite databases.')
     .version('0.1.0')
