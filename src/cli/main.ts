@@ -4,7 +4,7 @@
  * codes (docs/cli.md). Shared option helpers are in options.ts, server calls in remote.ts.
  */
 import { Command, CommanderError, type Option, type ParseOptionsResult } from 'commander';
-import { CairnError, CancelledError, EXIT_CODES, type ErrorCode } from '../core/errors.js';
+import { CairnError, CancelledError, EXIT_CODES, StorageError, type ErrorCode } from '../core/errors.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerCopyCommand } from './commands/copy.js';
 import { registerInspectCommands } from './commands/inspect.js';
@@ -21,11 +21,19 @@ import { apiError, isApiError } from './remote.js';
 
 export type { Io } from './options.js';
 
-/** Runs the CLI and returns the exit code (documented in docs/cli.md). */
-export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
+/**
+ * Runs the CLI and returns the exit code (documented in docs/cli.md). Without `io` it prints to
+ * the process's stdout and stderr and watches stdout for write errors (watchStdout): a reader
+ * that closed early (EPIPE: `cairn … | head`) ends the command quietly with 0, any other error
+ * (ENOSPC: `> /dev/full`) with a StorageError, exit 8. Either way the command is cancelled
+ * through its signal and its finally blocks (repository locks) run before the process ends.
+ */
+export async function main(argv: string[], io?: Io): Promise<number> {
+  const controller = new AbortController();
+  const stdout = io === undefined ? watchStdout(controller) : undefined;
+  io ??= defaultIo();
   // The wall time a --json document reports as durationMs (printJson).
   const startedAt = io.startedAt ?? performance.now();
-  const controller = new AbortController();
   let interrupts = 0;
   let quiet = false;
   const onSignal = (): void => {
@@ -52,16 +60,73 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
   };
   try {
     await buildProgram({ io: tracked, signal: controller.signal, quietSignals: () => void (quiet = true) }).parseAsync(argv);
+    const failed = await stdout?.settled();
+    if (failed !== undefined) return outputFailure(failed, io, debug);
     // A Ctrl-C that came after the point of no return (a backup's manifest written, a restore
     // switched in): the command finished, and its result stands.
     if (controller.signal.aborted && !quiet) io.err('cairn: the cancel came too late: the command had already finished, and its result stands.');
     return 0;
   } catch (err) {
+    // What failed after stdout did (a pipeline's EPIPE, the cancel it caused) follows from it.
+    const failed = await stdout?.settled();
+    if (failed !== undefined) return outputFailure(failed, io, debug);
     return reportError(cancelledIfAborted(err, controller.signal), io, debug, argv.includes('--json') && !printed);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** The process's stdout as main watches it: the first write error, once every write is done. */
+interface StdoutWatch {
+  /** Waits until what was written has been handed to the OS; the first write error, if any. */
+  settled(): Promise<NodeJS.ErrnoException | undefined>;
+}
+
+/**
+ * Listens for write errors on process.stdout (and swallows stderr's: there is nowhere left to
+ * report them). The first stdout error aborts `controller`, so a command still producing output
+ * stops (CancelledError for EPIPE, else the StorageError main reports); nothing calls
+ * process.exit, so pending releases (repository locks) finish before the process ends.
+ */
+function watchStdout(controller: AbortController): StdoutWatch {
+  let failure: NodeJS.ErrnoException | undefined;
+  const fail = (err: NodeJS.ErrnoException): void => {
+    if (failure !== undefined) return;
+    failure = err;
+    controller.abort(err.code === 'EPIPE' ? new CancelledError('The reader of stdout closed it.') : stdoutError(err));
+  };
+  process.stdout.on('error', fail);
+  process.stderr.on('error', () => undefined);
+  return {
+    settled: () =>
+      new Promise((resolve) => {
+        // An empty write's callback runs once the writes before it are done, with the error
+        // of a stream that failed (possibly before its 'error' event is emitted).
+        if (failure !== undefined || process.stdout.destroyed) return resolve(failure);
+        process.stdout.write('', (err) => {
+          if (err) fail(err as NodeJS.ErrnoException);
+          resolve(failure);
+        });
+      }),
+  };
+}
+
+function stdoutError(err: NodeJS.ErrnoException): StorageError {
+  return new StorageError(
+    `Cannot write to stdout: ${err.message}. Free space on the device stdout goes to (or redirect it elsewhere; cairn dump can write a file with --output) and run the command again.`,
+    { cause: err },
+  );
+}
+
+/**
+ * The exit of a command whose stdout failed: 0 for EPIPE (the reader took what it wanted and
+ * closed the pipe, as `| head` does: quiet, as Unix tools are, and no failure under pipefail),
+ * else the StorageError, exit 8, on stderr only (stdout cannot take a --json error document).
+ */
+function outputFailure(err: NodeJS.ErrnoException, io: Io, debug: boolean): number {
+  if (err.code === 'EPIPE') return 0;
+  return reportError(stdoutError(err), io, debug, false);
 }
 
 function defaultIo(): Io {
@@ -143,7 +208,7 @@ class CairnCommand extends Command {
   }
 }
 
-function buildProgram(ctx: CliContext): Command {
+export function buildProgram(ctx: CliContext): Command {
   const program = new CairnCommand('cairn')
     .description('Backup and restore for PostgreSQL and SQLite databases.')
     .version('0.1.0')

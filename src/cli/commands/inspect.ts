@@ -15,9 +15,18 @@ import { diffBackups, type BackupDiff, type CollectionDiff } from '../../jobs/di
 import { DUMP_FORMATS, prepareDump, streamDump, type DumpFormat } from '../../jobs/dump.js';
 import { namingFor } from '../../sources/index.js';
 import { formatBytes, formatCount, plural, table } from '../format.js';
-import { openRepository, printJson, repoOption, type CliContext, type CommonOptions } from '../options.js';
+import {
+  openLockingRepository,
+  openRepository,
+  printJson,
+  repoOption,
+  retryLockOption,
+  type CliContext,
+  type CommonOptions,
+  type RetryLockFlags,
+} from '../options.js';
 
-interface DumpFlags extends CommonOptions {
+interface DumpFlags extends CommonOptions, RetryLockFlags {
   format: DumpFormat;
   output?: string;
 }
@@ -35,8 +44,10 @@ export function registerInspectCommands(program: Command, { io, signal }: CliCon
         .default('csv'),
     )
     .option('-o, --output <file>', 'write to this file (replaced only once the dump is complete) instead of stdout')
+    // dump reads under a shared repository lock, which a prune's or repair's exclusive one blocks.
+    .addOption(retryLockOption())
     .action(async (id: string, collection: string, opts: DumpFlags) => {
-      const repository = await openRepository(opts.repo);
+      const repository = await openLockingRepository(opts.repo, opts, { io, signal });
       const prepared = await prepareDump(repository, id, collection, opts.format, signal);
       const source = Readable.from(streamDump(repository, prepared, signal));
       if (opts.output === undefined) {

@@ -13,8 +13,8 @@
 import { UsageError } from '../../core/errors.js';
 import type { BackupManifest, CollectionEntry } from '../../core/schemas.js';
 import { csvRecord, OutputBuffer, type CollectionDump, type DumpFormat } from '../dump.js';
-import { identQuoter } from './catalog.js';
-import { PG_COPY_TEXT, SCHEMA_COLLECTION, type PgColumn, type PgSchemaDefinition } from './definitions.js';
+import { identQuoter, quoteIdent } from './catalog.js';
+import { PG_COPY_TEXT, SCHEMA_COLLECTION, type PgColumn, type PgSchemaDefinition, type PgSequenceState } from './definitions.js';
 import { serverName, splitServerName } from './server-naming.js';
 import { POSTGRES_SERVER_KIND } from './server-source.js';
 
@@ -45,10 +45,16 @@ export function openPostgresDump(manifest: BackupManifest, entry: CollectionEntr
   // UTF8, which need standard_conforming_strings, set below).
   const quote = identQuoter(encoding, encoding);
   const table = `${quote(def.schema)}.${quote(def.name)}`;
+  // A `GENERATED ALWAYS AS IDENTITY` column takes a value of its own only with OVERRIDING
+  // SYSTEM VALUE; the definition does not record which columns are identity columns, and the
+  // clause is harmless without one, so every dump of a PostgreSQL 10+ table (identity columns
+  // exist from 10 on, and so does the clause) carries it. Generated (stored) columns are not in
+  // copyColumns: they are computed again on insert.
+  const overriding = supportsOverriding(manifest.source.serverVersion) ? ' OVERRIDING SYSTEM VALUE' : '';
   const prefix =
     copyColumns.length === 0
       ? undefined
-      : Buffer.from(`INSERT INTO ${table} (${copyColumns.map(quote).join(', ')}) VALUES (`, 'utf8');
+      : Buffer.from(`INSERT INTO ${table} (${copyColumns.map(quote).join(', ')})${overriding} VALUES (`, 'utf8');
   const casts = copyColumns.map((c) => (types.get(c) === 'bytea' ? Buffer.from('::bytea') : undefined));
   const header = [
     `SET client_encoding = '${encoding.replace(/'/g, "''")}';`,
@@ -58,7 +64,50 @@ export function openPostgresDump(manifest: BackupManifest, entry: CollectionEntr
     'BEGIN;',
     '',
   ].join('\n');
-  return (data) => sqlDump(data, header, prefix, casts, `INSERT INTO ${table} DEFAULT VALUES;\n`);
+  const trailer = sequenceValues(def as { sequences?: unknown }, quote === quoteIdent) + 'COMMIT;\n';
+  return (data) => sqlDump(data, header, prefix, casts, `INSERT INTO ${table} DEFAULT VALUES;\n`, trailer);
+}
+
+/** True unless the server version is known to be older than 10 (no identity columns, no OVERRIDING). */
+function supportsOverriding(serverVersion: string): boolean {
+  const major = /^(\d+)/.exec(serverVersion)?.[1];
+  return major === undefined || Number(major) >= 10;
+}
+
+/**
+ * `setval` of each sequence the table owns (serial and identity columns, OWNED BY) to its value
+ * in the snapshot, as `pg_dump --data-only` writes them, so rows inserted after the load do not
+ * collide with the loaded ones. A sequence missing from the target is passed over (to_regclass
+ * is NULL: no row), so the rows load into a table made without it too. Values that are not
+ * integers (a hostile manifest) are left out.
+ */
+function sequenceValues(def: { sequences?: unknown }, rawText: boolean): string {
+  const list = Array.isArray(def.sequences) ? (def.sequences as Partial<PgSequenceState>[]) : [];
+  let out = '';
+  for (const s of list) {
+    if (typeof s.schema !== 'string' || typeof s.name !== 'string' || typeof s.lastValue !== 'string' || !/^-?\d{1,19}$/.test(s.lastValue)) continue;
+    const name = textLiteral(`${quoteIdent(s.schema)}.${quoteIdent(s.name)}`, rawText);
+    out += `SELECT pg_catalog.setval(c.oid, ${s.lastValue}, ${s.isCalled === true}) FROM (SELECT pg_catalog.to_regclass(${name}) AS oid) c WHERE c.oid IS NOT NULL;\n`;
+  }
+  return out;
+}
+
+/**
+ * A string constant: as it is when its bytes are read right (`raw`: a UTF8 script, or a
+ * SQL_ASCII server), else ASCII only with Unicode escapes (`U&'caf\00e9'`), which the server
+ * converts to its own encoding whatever the client encoding (as catalog.ts asciiIdent).
+ */
+function textLiteral(value: string, raw: boolean): string {
+  if (raw || /^[\x20-\x7e]*$/.test(value)) return `'${value.replace(/'/g, "''")}'`;
+  let out = '';
+  for (const ch of value) {
+    const cp = ch.codePointAt(0) as number;
+    if (ch === "'") out += "''";
+    else if (ch === '\\') out += '\\\\';
+    else if (cp >= 0x20 && cp < 0x7f) out += ch;
+    else out += cp > 0xffff ? `\\+${cp.toString(16).padStart(6, '0')}` : `\\${cp.toString(16).padStart(4, '0')}`;
+  }
+  return `U&'${out}'`;
 }
 
 /** The encoding of the table's data: the database's, as its "(schema)" collection records it. */
@@ -92,6 +141,7 @@ async function* sqlDump(
   prefix: Buffer | undefined,
   casts: (Buffer | undefined)[],
   defaultValues: string,
+  trailer: string,
 ): AsyncGenerator<Buffer> {
   const out = new OutputBuffer();
   out.add(header);
@@ -117,7 +167,7 @@ async function* sqlDump(
     const b = out.take();
     if (b) yield b;
   }
-  out.add('COMMIT;\n');
+  out.add(trailer);
   const rest = out.take(true);
   if (rest) yield rest;
 }
