@@ -70,18 +70,29 @@ export class SqliteScheduleStore implements ScheduleStore {
   }
 
   /**
-   * Replaces a schedule's spec (its id, name and enabled state stay). `dueFrom` (ISO): due times
-   * count from then on, as when its cron or time zone changed; an earlier lastDue moves up to it.
+   * Changes a schedule: `change` gets its current state and answers the new spec and, when due
+   * times are to count from a new time (its cron or time zone changed), `dueFrom` (ISO; an
+   * earlier lastDue moves up to it). The read, `change` and the write are one BEGIN IMMEDIATE
+   * transaction, so two edits at once — from this process or another one sharing the catalog
+   * file — each apply their changes onto the other's result instead of one writing back a stale
+   * copy over the other. `change` must be synchronous and quick (it holds the write lock): do
+   * access checks and anything async before, and only the merge onto `current` in it; what it
+   * throws rolls the transaction back and is rethrown. The id, name and enabled state stay.
    * The scheduler reads the store at each tick, so a running server uses the new spec at its next one.
-   * @throws NotFoundError for an unknown schedule.
+   * @returns the schedule as stored after the change.
+   * @throws NotFoundError for an unknown schedule; whatever `change` throws.
    */
-  update(name: string, spec: ScheduleSpec, dueFrom?: string): void {
-    const current = this.get(name);
-    const { lastDue: _lastDue, ...stored } = { ...spec, id: current.id, name, enabled: current.enabled } as ScheduleState;
-    this.db.transaction(() => {
-      this.db.prepare('UPDATE schedules SET spec = ? WHERE name = ?').run(JSON.stringify(stored), name);
-      if (dueFrom !== undefined) this.setLastDue(name, dueFrom);
-    })();
+  update(name: string, change: (current: ScheduleState) => { spec: ScheduleSpec; dueFrom?: string }): ScheduleState {
+    return this.db
+      .transaction(() => {
+        const current = this.get(name);
+        const { spec, dueFrom } = change(current);
+        const { lastDue: _lastDue, ...stored } = { ...spec, id: current.id, name, enabled: current.enabled } as ScheduleState;
+        this.db.prepare('UPDATE schedules SET spec = ? WHERE name = ?').run(JSON.stringify(stored), name);
+        if (dueFrom !== undefined) this.setLastDue(name, dueFrom);
+        return this.get(name);
+      })
+      .immediate();
   }
 
   setEnabled(name: string, enabled: boolean): void {

@@ -126,3 +126,16 @@ export function applyScheduleChanges(current: ScheduleSpec, changes: ScheduleCha
   const spec: ScheduleSpec = { ...built, id: current.id, createdAt: current.createdAt, enabled: current.enabled };
   return { spec, timingChanged: spec.cron !== current.cron || spec.timezone !== current.timezone };
 }
+
+/**
+ * The change a store's `update` applies for `changes` made at `now`: merged onto the schedule as
+ * it is inside the store's transaction (not onto an earlier read), with `dueFrom` = now when the
+ * cron or time zone changed (see applyScheduleChanges).
+ * @throws UsageError as applyScheduleChanges.
+ */
+export function scheduleEdit(changes: ScheduleChanges, now: Date): (current: ScheduleSpec) => { spec: ScheduleSpec; dueFrom?: string } {
+  return (current) => {
+    const { spec, timingChanged } = applyScheduleChanges(current, changes, now);
+    return timingChanged ? { spec, dueFrom: now.toISOString() } : { spec };
+  };
+}

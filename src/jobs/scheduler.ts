@@ -8,9 +8,9 @@
  * from an injected clock.
  */
 import { Cron } from 'croner';
-import { ConflictError, UsageError } from '../core/errors.js';
+import { ConflictError, NotFoundError, UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/durations.js';
-import type { JobRecord, RunStatus, ScheduleSpec, ScheduleStore } from './ports.js';
+import type { JobRecord, RunStatus, ScheduleSpec, ScheduleState, ScheduleStore } from './ports.js';
 import { JobConflictError } from './job-center.js';
 import { scrubSecrets } from '../sources/redact.js';
 import type { RetentionPolicy } from './retention.js';
@@ -104,11 +104,24 @@ export class Scheduler {
     return cronOf(spec.cron, spec.timezone).nextRun(after);
   }
 
-  /** Handles every due time up to now; returns the jobs it started. */
+  /**
+   * Handles every due time up to now; returns the jobs it started. Each schedule is read again
+   * right before its due times are worked out: starting an earlier schedule's run awaits, and an
+   * edit landing meanwhile (a new cron counts from the edit: lastDue moves to then) must not be
+   * run by the spec read at the start of the tick. From that read to recording the run there is
+   * no await, so no edit of this process comes in between.
+   */
   async tick(): Promise<string[]> {
     const now = this.options.now();
     const started: string[] = [];
-    for (const s of this.store.list()) {
+    for (const { name } of this.store.list()) {
+      let s: ScheduleState;
+      try {
+        s = this.store.get(name);
+      } catch (err) {
+        if (err instanceof NotFoundError) continue; // removed since the list was read
+        throw err;
+      }
       if (!s.enabled) continue;
       const cron = cronOf(s.cron, s.timezone);
       const due: Date[] = [];

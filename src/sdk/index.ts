@@ -102,6 +102,30 @@ function queryString(query: Record<string, string | boolean | undefined>): strin
   return given.length ? `?${new URLSearchParams(given.map(([k, v]): [string, string] => [k, String(v)]))}` : '';
 }
 
+/**
+ * `options` checked to be a RepositoryOption, else a TypeError naming the form to use. Until
+ * the option object came, backups.get / delete / setExpiry took the repository as a positional
+ * string; a JavaScript caller still passing one would otherwise act on the DEFAULT repository
+ * (`'offsite'.repository` is undefined) — for delete, a backup deleted in the wrong repository.
+ * Unknown keys (`{ repo: 'offsite' }`) are refused for the same reason. `usage`: the method's
+ * call shape, for the message.
+ */
+function repositoryOption(usage: string, options: unknown): RepositoryOption {
+  if (options === undefined) return {};
+  const method = usage.slice(0, usage.indexOf('('));
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    const shown = typeof options === 'string' ? `{ repository: ${JSON.stringify(options)} }` : '{ repository: "<name>" }';
+    throw new TypeError(
+      `${method}: the repository is given as an option object, not a ${options === null ? 'null' : Array.isArray(options) ? 'array' : typeof options}: call ${usage.replace('{ repository }', shown)} (or leave it out for the default repository).`,
+    );
+  }
+  const unknown = Object.keys(options).filter((k) => k !== 'repository');
+  if (unknown.length) throw new TypeError(`${method}: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')}; the only option is { repository: "<name>" }.`);
+  const { repository } = options as { repository?: unknown };
+  if (repository !== undefined && typeof repository !== 'string') throw new TypeError(`${method}: repository must be a string (a registered name or "default"), not ${typeof repository}.`);
+  return options as RepositoryOption;
+}
+
 export class CairnClient {
   private readonly base: string;
   private readonly doFetch: typeof fetch;
@@ -116,13 +140,18 @@ export class CairnClient {
     list: async (query: QueryOf<'listBackups'> = {}): Promise<BackupSummary[]> =>
       (await this.request<AnswerOf<'listBackups'>>('GET', `/v1/backups${queryString(query)}`)).backups,
     /** The manifest of a complete backup; while it runs (or after it failed), its status, job and progress (BackupInProgress). */
-    get: (id: string, options: RepositoryOption = {}): Promise<BackupDetail | BackupInProgress> =>
-      this.request('GET', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository: options.repository })}`),
-    delete: (id: string, options: RepositoryOption = {}): Promise<AnswerOf<'deleteBackup'>> =>
-      this.request('DELETE', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository: options.repository })}`),
+    get: async (id: string, options: RepositoryOption = {}): Promise<BackupDetail | BackupInProgress> =>
+      this.request('GET', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository: repositoryOption('backups.get(id, { repository })', options).repository })}`),
+    /** TypeError (no request sent) when `options` is not an object: the old `delete(id, 'name')` form. */
+    delete: async (id: string, options: RepositoryOption = {}): Promise<AnswerOf<'deleteBackup'>> =>
+      this.request('DELETE', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository: repositoryOption('backups.delete(id, { repository })', options).repository })}`),
     /** `expires`: a duration from now ("30d"), a date ("2027-01-31" or an ISO time) or "never". */
-    setExpiry: (id: string, expires: string, options: RepositoryOption = {}): Promise<AnswerOf<'setBackupExpiry'>> =>
-      this.request('PATCH', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository: options.repository })}`, { expires } satisfies RequestOf<'setBackupExpiry'>),
+    setExpiry: async (id: string, expires: string, options: RepositoryOption = {}): Promise<AnswerOf<'setBackupExpiry'>> =>
+      this.request(
+        'PATCH',
+        `/v1/backups/${encodeURIComponent(id)}${queryString({ repository: repositoryOption('backups.setExpiry(id, expires, { repository })', options).repository })}`,
+        { expires } satisfies RequestOf<'setBackupExpiry'>,
+      ),
   };
 
   readonly restores = {
@@ -187,7 +216,8 @@ export class CairnClient {
 
   /** What a repository stores: pack bytes, logical bytes, dedup and compression ratios, per source. */
   readonly stats = {
-    get: (options: RepositoryOption = {}): Promise<Stats> => this.request('GET', `/v1/stats${queryString({ repository: options.repository })}`),
+    get: async (options: RepositoryOption = {}): Promise<Stats> =>
+      this.request('GET', `/v1/stats${queryString({ repository: repositoryOption('stats.get({ repository })', options).repository })}`),
   };
 
   /** API tokens (an admin token for all three). Only hashes are stored: `create` answers the secret once. */

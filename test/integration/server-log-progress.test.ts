@@ -4,7 +4,9 @@
  * estimated totals, a percent that never goes back nor above 100 and a time left; the server's
  * stderr is JSON lines (start-up, job start and end, failed requests) without the password of a
  * registered source, and --log-level error (here from CAIRN_LOG_LEVEL) leaves job and request
- * lines out. A piped (non-TTY) CLI backup writes no progress line.
+ * lines out. Registered sources with a password whose backups fail at the database (a database
+ * that does not exist; a wrong password on a cluster that checks them) keep it out of the log
+ * at debug level, their job lines there. A piped (non-TTY) CLI backup writes no progress line.
  *
  * The backup is held at its LOCK TABLE by another session until the event stream is open, so
  * the stream sees the whole job, not only its end, however fast the machine is.
@@ -21,7 +23,7 @@ import { Repository } from '../../src/repo/repository.js';
 import { catalogFile } from '../../src/server/index.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { cairnRun, CLI } from '../helpers/cli.js';
-import { createDatabase, dropDatabase, pgUrl, psql } from '../helpers/postgres.js';
+import { createDatabase, dropDatabase, passwordClusterUnavailable, pgEnv, pgUrl, psql, startPasswordCluster, type ScratchCluster } from '../helpers/postgres.js';
 
 const ROWS = 200_000;
 const PASSWORD = 'Pw-never-in-logs-7f3a';
@@ -242,6 +244,62 @@ describe('a backup through the server: progress while it runs, and the log', () 
     expect(lines.some((l) => / level=warn msg="(request failed|job ended)" /.test(l) && /code=CONFLICT/.test(l))).toBe(true);
     expect(warn.stderr()).not.toContain('job started');
     expect(warn.stderr()).not.toContain(PASSWORD);
+  }, 180_000);
+});
+
+describe('a registered source whose backup fails at the database', () => {
+  // The URL is parsed, connected with and named in the job's error and log lines; the password
+  // in it must stay out of all of them. The shared server trusts 127.0.0.1 (no password is
+  // checked there), so the wrong password needs a throw-away cluster with scram-sha-256; a
+  // database that does not exist fails on the shared server.
+  const RANDOM = Math.random().toString(36).slice(2, 10);
+  const SECRET = `Fail-Pw/${RANDOM}@é`; // '/', '@' and 'é' differ when percent-encoded
+  const unavailable = passwordClusterUnavailable();
+  let cluster: ScratchCluster | undefined;
+  beforeAll(() => {
+    if (unavailable) return;
+    cluster = startPasswordCluster();
+    psql('postgres', "CREATE ROLE cairn_pw LOGIN PASSWORD 'the-right-one';", pgEnv({ PGHOST: cluster.socketDir, PGPORT: String(cluster.port) }));
+  }, 120_000);
+  afterAll(() => cluster?.stop());
+
+  it(`the password appears nowhere in the server's log (debug level) while the failed jobs' lines are there${unavailable ? ` — the wrong-password case skipped: ${unavailable}` : ''}`, async () => {
+    if (unavailable) console.log(`skipped: the wrong-password case (a cluster that checks passwords): ${unavailable}`);
+    const server = await startServer('data-fail', ['--log-level', 'debug']);
+    const ids: Record<string, string> = {};
+    try {
+      const { admin, operator } = tokens(server.dataDir);
+      const sources: [string, string, RegExp][] = [
+        ['nodb', pgUrl(`cairn_no_such_db_${process.pid}`, 'postgres', SECRET), /does not exist/],
+        ...(cluster ? [['wrongpw', `postgres://cairn_pw:${encodeURIComponent(SECRET)}@127.0.0.1:${cluster.port}/postgres`, /password/i] as [string, string, RegExp]] : []),
+      ];
+      expect((await call(server.url, admin, 'POST', '/v1/repositories', { name: 'main', url: repoDir })).status).toBe(201);
+      for (const [name, url, problem] of sources) {
+        expect((await call(server.url, admin, 'POST', '/v1/sources', { name, url })).status).toBe(201);
+        const post = await call(server.url, operator, 'POST', '/v1/backups', { source: name, repository: 'main', id: `fail-${name}` });
+        expect(post.status).toBe(202);
+        const id = post.json.job?.id as string;
+        ids[name] = id;
+        const end = (await watch(server.url, operator, id, async () => undefined)).at(-1) as JobRecord;
+        // Failed at the database, after the URL was parsed and used to connect.
+        expect(end.state).toBe('FAILED');
+        expect(end.error?.message).toMatch(problem);
+        expect(JSON.stringify(end)).not.toContain(SECRET);
+        expect(JSON.stringify(end)).not.toContain(encodeURIComponent(SECRET));
+      }
+    } finally {
+      await server.stop();
+    }
+    const text = server.stderr();
+    expect(text).not.toContain(SECRET);
+    expect(text).not.toContain(encodeURIComponent(SECRET));
+    expect(text).not.toContain(RANDOM); // nor its random part in any other spelling
+    const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (const [name, id] of Object.entries(ids)) {
+      expect(lines.find((l) => l.msg === 'job started' && l.job === id), name).toMatchObject({ level: 'info', kind: 'backup', source: expect.stringMatching(/^postgres:\/\//) });
+      expect(lines.find((l) => l.msg === 'job ended' && l.job === id), name).toMatchObject({ level: 'warn', state: 'FAILED', code: expect.any(String) });
+    }
+    expect(lines.some((l) => l.level === 'debug'), 'debug lines (every request) were written').toBe(true);
   }, 180_000);
 });
 

@@ -138,7 +138,7 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
     .addOption(dataDirOption())
     .option('--json', 'print JSON')
     .action(async (name: string, opts: Omit<ScheduleAddFlags, 'source' | 'cron'> & { source?: string; cron?: string; unset?: string[] }) => {
-      const { applyScheduleChanges } = await import('../../jobs/schedule-spec.js');
+      const { scheduleEdit } = await import('../../jobs/schedule-spec.js');
       const changes: Record<string, unknown> = {};
       const selection = selectionFrom(opts);
       for (const [k, v] of Object.entries({ source: opts.source, repository: opts.repo, cron: opts.cron, timezone: opts.timezone, pattern: opts.pattern, copyTo: opts.copyTo, whenUnchanged: opts.whenUnchanged, ...selection })) {
@@ -155,11 +155,9 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
       if (typeof changes.repository === 'string') changes.repository = absoluteRepo(changes.repository);
       if (typeof changes.copyTo === 'string') changes.copyTo = absoluteRepo(changes.copyTo);
       const now = new Date();
-      const spec = await withStore(openSchedules, opts.dataDir, (store) => {
-        const { spec, timingChanged } = applyScheduleChanges(store.get(name), changes, now);
-        store.update(name, spec, timingChanged ? now.toISOString() : undefined);
-        return store.get(name);
-      });
+      // Read, merged and written in one write transaction: a server's PATCH or another edit at
+      // the same time is not overwritten with what this process read before.
+      const spec = await withStore(openSchedules, opts.dataDir, (store) => store.update(name, scheduleEdit(changes, now)));
       const next = await nextRunOf(spec);
       const { publicSchedule } = await import('../../server/public.js');
       if (opts.json) return printJson(io, { ...publicSchedule(spec), nextRun: next });

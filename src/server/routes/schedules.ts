@@ -1,6 +1,6 @@
 /** /v1/schedules: scheduled backups, shown without secrets (public.ts), with their next run. */
 import type { ScheduleSpec } from '../../catalog/schedules.js';
-import { applyScheduleChanges, buildScheduleSpec } from '../../jobs/schedule-spec.js';
+import { applyScheduleChanges, buildScheduleSpec, scheduleEdit } from '../../jobs/schedule-spec.js';
 import { openSource } from '../../sources/index.js';
 import { DEFAULT_REPOSITORY } from '../access.js';
 import { publicRuns, publicSchedule } from '../public.js';
@@ -25,16 +25,19 @@ export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sou
   });
   on('updateSchedule', async (c, { body: changes }) => {
     const name = scheduleName(c.req.param('name') ?? '');
-    const current = schedules.get(name);
     const now = new Date();
-    const { spec, timingChanged } = applyScheduleChanges(current, changes, now);
-    // Only what changes is checked against this token's role: a schedule an admin made with a
-    // URL stays editable by an operator who leaves that URL alone.
+    // Checked first against the schedule as it is now (400 for an invalid result, before any
+    // storage is touched). Only what changes is checked against this token's role: a schedule an
+    // admin made with a URL stays editable by an operator who leaves that URL alone.
+    const { spec } = applyScheduleChanges(schedules.get(name), changes, now);
     if (changes.source !== undefined) openSource(sourceUrl(c, spec.source));
     if (changes.repository !== undefined) await openRepo(c, spec.repository);
     if (changes.copyTo != null && spec.copyTo !== undefined) await openRepo(c, spec.copyTo);
-    schedules.update(name, spec, timingChanged ? now.toISOString() : undefined);
-    return c.json({ schedule: shown(schedules.get(name)) });
+    // The checks above await; another edit may have landed meanwhile. The changes are merged
+    // again onto the row as it is inside the store's write transaction, so neither edit is lost
+    // (the checked fields come from `changes`, so they are the same in the merged spec).
+    const updated = schedules.update(name, scheduleEdit(changes, now));
+    return c.json({ schedule: shown(updated) });
   });
   for (const [id, enabled] of [['enableSchedule', true], ['disableSchedule', false]] as const) {
     on(id, (c) => {
