@@ -8,6 +8,12 @@
  * tokens and passwords, the lock) is refused, however the path is spelled: `file:` URLs, `..`,
  * symbolic links (resolved component by component, also dangling ones), other letter case, and
  * hard links to the data folder's files.
+ *
+ * Trust: a registered source's URL was written by an admin, and is resolved with the server's
+ * own settings (PostgreSQL: service files, PG* variables, ~/.pgpass, the Unix socket), as the CLI
+ * resolves its own. A URL that arrives ad hoc in a request (from an operator or an admin, or from
+ * a schedule made with one, as the scheduler runs it) is resolved untrusted (UrlTrust): from its
+ * own text only, so it can never borrow the server's passwords or identity for a host it names.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,6 +42,12 @@ export const DEFAULT_REPOSITORY = RESERVED_REPOSITORY_NAME;
 
 /** Whether `value` has a registered name's form (the catalog's rule: one registry of names). */
 export const isName = (value: string): boolean => REGISTERED_NAME.test(value);
+
+/** A database a request names: its URL, and whether it came ad hoc (resolved untrusted). */
+export interface DatabaseRef {
+  url: string;
+  untrusted: boolean;
+}
 
 export interface AccessOptions {
   dataDir: string;
@@ -163,15 +175,16 @@ export class AccessPolicy {
 
   /**
    * A database URL's checks: a local file (SQLite) not in the data folder; a database not the
-   * server's job catalog (however the URL spells it: user, localhost/127.0.0.1, socket).
+   * server's job catalog (however the URL spells it: user, localhost/127.0.0.1, socket), the URL
+   * resolved as it will be opened (`untrusted`: an ad-hoc URL, UrlTrust).
    */
-  checkDatabaseUrl(url: string, what: string): void {
+  checkDatabaseUrl(url: string, what: string, untrusted = false): void {
     const driver = findDriver(url);
     if (!driver) return;
     const file = driver.localFile?.(url);
     if (file !== undefined) this.checkSqlitePath(file, what);
     else if (this.options.protectedDatabases?.length) {
-      const key = databaseKey(driver.location(url));
+      const key = databaseKey(driver.location(url, { untrusted }));
       // A key ending in "/" names a whole server (every database on it): the catalog's server too.
       if (this.options.protectedDatabases.some((d) => databaseKey(d) === key || (key.endsWith('/') && databaseKey(d).startsWith(key)))) {
         throw new ForbiddenError(`${what} is, or holds, the server's job catalog (--catalog): never allowed; choose another database (for a whole server: another server).`);
@@ -221,18 +234,22 @@ export class AccessPolicy {
     return Repository.open(await this.repositoryStorage(value, who));
   }
 
-  /** The URL to connect to for a request's `source` or `target` (a registered name, or a URL). */
-  databaseUrl(value: string, who: Asker, what: 'source' | 'target' = 'source'): string {
-    let url: string;
+  /**
+   * The database to connect to for a request's `source` or `target`: a registered name (its URL,
+   * trusted), or an ad-hoc URL (untrusted, whoever asks: the scheduler runs what a request
+   * gave). Open it with `{ untrusted }` (openSource, openTarget).
+   */
+  databaseUrl(value: string, who: Asker, what: 'source' | 'target' = 'source'): DatabaseRef {
+    let ref: DatabaseRef;
     if (isName(value)) {
       const registered = this.options.registry.url('source', value);
       if (registered === undefined) throw new NotFoundError(`No source named ${quote(value)} is registered: list them with GET /v1/sources${who === 'server' ? ', or register it' : ''}.`);
-      url = registered;
+      ref = { url: registered, untrusted: false };
     } else {
       this.adHoc(value, 'source', who);
-      url = value;
+      ref = { url: value, untrusted: true };
     }
-    this.checkDatabaseUrl(url, what === 'source' ? 'That source' : 'That restore target');
-    return url;
+    this.checkDatabaseUrl(ref.url, what === 'source' ? 'That source' : 'That restore target', ref.untrusted);
+    return ref;
   }
 }

@@ -159,7 +159,11 @@ async function serveLocked(
       center,
       now: () => new Date(),
       openRepository: (value) => access.repository(value, 'server'),
-      openSource: (value) => openSource(access.databaseUrl(value, 'server')),
+      // A schedule's ad-hoc URL came in a request: opened untrusted, as it was checked.
+      openSource: (value) => {
+        const ref = access.databaseUrl(value, 'server');
+        return openSource(ref.url, { untrusted: ref.untrusted });
+      },
       log: errorLog,
     }),
     // A due time that finds a manual backup of its source running waits for it (queued).

@@ -9,8 +9,18 @@ import type { NameRules } from '../core/selection.js';
 import type { CollectionDump, DumpFormat } from './dump.js';
 import type { DatabaseSource, RestoreTarget } from './types.js';
 
+/**
+ * How far a URL may draw on the machine that connects. `untrusted`: the URL arrived ad hoc in an
+ * API request; an engine resolves it from its own text only (PostgreSQL: no service, PG*
+ * variables, ~/.pgpass, Unix socket or certificate file of the server's) and refuses with a
+ * UsageError what it would otherwise complete from them.
+ */
+export interface UrlTrust {
+  untrusted?: boolean;
+}
+
 /** Options of a backup's source, by URL. */
-export interface SourceOptions {
+export interface SourceOptions extends UrlTrust {
   /** Also record roles and memberships (engines with capabilities.roles). */
   roles?: boolean;
   rolesWithPasswords?: boolean;
@@ -61,9 +71,9 @@ export interface EngineDriver {
   redactUrl(url: string): string;
   /**
    * The database a URL names, as `location` (source.location, target.location) spells it: no
-   * secret. Throws UsageError for a malformed URL.
+   * secret. Throws UsageError for a malformed URL (and, `untrusted`, one that needs the server's settings).
    */
-  location(url: string): string;
+  location(url: string, trust?: UrlTrust): string;
   /**
    * One name per database for a `location`, however it was spelled (jobs/database-key.ts): two
    * locations with one key are one database. Undefined when the location is not this engine's.
@@ -74,7 +84,7 @@ export interface EngineDriver {
   /** The backup's source; UsageError for a malformed URL. Nothing is opened until openSnapshot. */
   openSource(url: string, options: SourceOptions): DatabaseSource;
   /** The restore's target; UsageError for a malformed URL. Nothing is written until restore. */
-  openTarget(url: string): RestoreTarget;
+  openTarget(url: string, trust?: UrlTrust): RestoreTarget;
   /**
    * What a restore would refuse in the manifest's definitions, checked without a target (for
    * verify), as messages; [] when nothing is wrong or the engine checks only at restore.

@@ -5,12 +5,12 @@
  */
 import { UsageError } from '../core/errors.js';
 import type { BackupManifest } from '../core/schemas.js';
-import type { SourceOptions } from './driver.js';
+import type { SourceOptions, UrlTrust } from './driver.js';
 import { driverForKind, driverForUrl, engines, namingFor } from './registry.js';
 import type { DatabaseSource, RestoreTarget } from './types.js';
 
 export type * from './types.js';
-export type { EngineCapabilities, EngineDriver, SourceOptions } from './driver.js';
+export type { EngineCapabilities, EngineDriver, SourceOptions, UrlTrust } from './driver.js';
 export { driverForKind, driverForUrl, engines, findDriver, namingFor, refuseOtherEngine, supportedUrlForms } from './registry.js';
 
 /** The database a backup reads, by URL (UsageError for an unsupported or malformed URL). */
@@ -35,9 +35,12 @@ export function refuseRoles(kind: string, verb: 'record' | 'restore', flag = '--
   );
 }
 
-/** The database a restore writes into, by URL (UsageError for an unsupported or malformed URL). */
-export function openTarget(url: string): RestoreTarget {
-  return driverForUrl(url).openTarget(url);
+/**
+ * The database a restore writes into, by URL (UsageError for an unsupported or malformed URL;
+ * `trust.untrusted`: EngineDriver's UrlTrust).
+ */
+export function openTarget(url: string, trust: UrlTrust = {}): RestoreTarget {
+  return driverForUrl(url).openTarget(url, trust);
 }
 
 /**

@@ -3,6 +3,7 @@
  * because the engines' URL usage forms ("postgres://user[:password]@host…") are no secret and
  * must survive it; the server (answers, logs) and the scheduler (run records) both use it.
  */
+import { decodeParamNames } from '../core/param-names.js';
 import { supportedUrlForms } from './registry.js';
 
 /** Placeholder URLs of usage hints, as the messages print them (every engine's). */
@@ -15,8 +16,9 @@ const USAGE_FORM = new RegExp(`(?<=^|\\s)(${USAGE_FORMS.map(escapeRegExp).join('
  * Scrubs secrets from text bound for a log or an answer: passwords in URLs
  * (scheme://user:password@host, up to the last "@", so a password with a raw "/" or "@" is
  * scrubbed whole), secret query and key=value parameters (password, secret, token, key,
- * signature…), bearer tokens and cairn API tokens. Errors can quote a URL they failed on; the
- * log must not keep it.
+ * signature…, in any letter case, and by their decoded names: `pass%77ord=` is `password=`),
+ * bearer tokens and cairn API tokens. Errors can quote a URL they failed on; the log must not
+ * keep it.
  */
 export function scrubSecrets(text: string): string {
   // Usage forms quoted in hints ("write postgres://user[:password]@host[:port]/dbname.") are no
@@ -27,7 +29,7 @@ export function scrubSecrets(text: string): string {
 }
 
 function scrubPart(text: string): string {
-  return text
+  return decodeParamNames(text)
     .replace(/\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@]*):[^\s]*@/gi, '$1:***@')
     .replace(/\b((?:[a-z0-9_-]*(?:password|passwd|pwd|secret|token|signature|credential|sig|key))\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&;,"')]+)/gi, '$1***')
     .replace(/\bBearer\s+\S+/gi, 'Bearer ***')

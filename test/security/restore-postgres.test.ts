@@ -33,6 +33,7 @@ import { parseSqliteUrl } from '../../src/sources/sqlite/sql.js';
 import type { ConflictPolicy, RestoreItem, RestoreOptions, RestoreResult, RestoreTarget } from '../../src/sources/types.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { collection, editManifest } from '../helpers/hostile.js';
+import { redactUrl as serverRedactUrl, scrubSecrets } from '../../src/server/redact.js';
 
 const BASE = 'postgres://postgres@127.0.0.1:5432';
 const prefix = `cairn_sec_${randomBytes(3).toString('hex')}`;
@@ -161,7 +162,15 @@ export const HOSTILE_URLS: [string, string][] = [
   [`${BASE}/db?connect_timeout=soon`, 'connect_timeout'],
   [`${BASE}/?dbname=a/b`, 'names no single database'],
   [`${BASE}/db%ZZ`, 'percent-encoding'],
+  // Secret parameters spelled so that a scrubber matching names as written would miss them: the
+  // parser decodes names (pass%77ord is password); no error may show the value (HOSTILE_SECRET).
+  [`${BASE}/db?pass%77ord=${'sekrit'}&foo=1`, '"foo"'],
+  [`${BASE}/db?%70%61%73%73%77%6f%72%64=${'sekrit'}&sslmode=maybe`, 'sslmode'],
+  [`${BASE}/db?PASSWORD=${'sekrit'}`, '"PASSWORD"'],
+  [`${BASE}/db?PassWord=${'sekrit'}&hostaddr=1`, '"PassWord", "hostaddr"'],
 ];
+/** The value of the secret parameters in HOSTILE_URLS: no error, preview or redacted form shows it. */
+const HOSTILE_SECRET = 'sekrit';
 
 /** Passwords with the characters that broke redaction; none may appear in any error or location. */
 export const PASSWORDS = ['s3cr/et', 'p@ss/w#rd', 'a?b=c&d', 'x:y:z', 'per%cent', 'sp ace', 'tr/ail/', '@@@', 'q"uo\'te', 'semi;colon'];
@@ -177,6 +186,7 @@ describe('PostgreSQL URL query parameters (item 8)', () => {
     expect(err).toBeInstanceOf(UsageError);
     expect((err as Error).message).toContain(quoted);
     expect((err as Error).message.length).toBeLessThan(600);
+    for (const shown of [(err as Error).message, previewUrl(url), redactUrl(url), serverRedactUrl(url), scrubSecrets(url)]) expect(shown).not.toContain(HOSTILE_SECRET);
   });
 
   it('a query parameter given twice, or also in the URL, is read as libpq reads it: the last, and the parameter wins', () => {

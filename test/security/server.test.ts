@@ -7,6 +7,8 @@
  *      only with --allow-urls, never for viewers, and the server never connects for them;
  *   6. request limits: bodies, ids, names, arrays; errors quote at most a short prefix;
  *   8. "__proto__", "constructor" and "prototype" as rename keys, and in bodies;
+ *   9. an ad-hoc PostgreSQL URL draws on nothing of the server's libpq environment (service
+ *      file, PGPASSWORD, ~/.pgpass, its Unix socket): a password never leaves for its host;
  *   7. the data folder 0700 and its files 0600, whatever the umask.
  * Every array below is hostile input; `tried` counts each input sent (per route and role), and
  * the total is printed at the end (HOSTILE INPUTS TRIED).
@@ -283,29 +285,51 @@ describe('1. the data folder is never a source, target or repository', () => {
     })();
     try {
       expect((await call(srv, 'admin', 'POST', '/v1/repositories', { name: 'main', url: mainRepo })).status).toBe(201);
-      const spellings = [
-        `postgres://postgres@127.0.0.1:5432/${catalogDb}`,
-        `postgresql://localhost/${catalogDb}`,
-        `postgres://someone:${PASSWORD}@[::1]:5432/${catalogDb}`,
-        `postgres://127.0.0.1/${catalogDb}?sslmode=disable`,
-        `POSTGRES://postgres@LOCALHOST:5432/${catalogDb}`,
+      // [spelling, how an operator's (ad-hoc, untrusted) request is refused]: 'catalog' (403, it is
+      // the job catalog), or 'untrusted' (400: it would need the server's own socket or user).
+      // An admin's registration resolves it as libpq does, and is refused as the catalog: 403.
+      const spellings: [string, 'catalog' | 'untrusted'][] = [
+        [`postgres://postgres@127.0.0.1:5432/${catalogDb}`, 'catalog'],
+        [`postgresql://localhost/${catalogDb}`, 'untrusted'],
+        [`postgres://someone:${PASSWORD}@[::1]:5432/${catalogDb}`, 'catalog'],
+        [`postgres://127.0.0.1/${catalogDb}?sslmode=disable`, 'untrusted'],
+        [`postgres://x@127.0.0.1/${catalogDb}?sslmode=disable`, 'catalog'],
+        [`POSTGRES://postgres@LOCALHOST:5432/${catalogDb}`, 'catalog'],
+        // Through the Unix socket (libpq's default host): one machine with 127.0.0.1.
+        [`postgres:///${catalogDb}`, 'untrusted'],
+        [`postgres://x@/${catalogDb}?host=/var/run/postgresql`, 'untrusted'],
+        [`postgres://postgres@/${catalogDb}`, 'untrusted'],
+        [`postgresql://%2Fvar%2Frun%2Fpostgresql/${catalogDb}`, 'untrusted'],
+        [`postgres://someone:${PASSWORD}@/${catalogDb}?host=/tmp&port=5432`, 'untrusted'],
+        [`postgres://?dbname=${catalogDb}`, 'untrusted'],
         // The whole server that holds it (every database on it).
-        'postgres://postgres@127.0.0.1:5432/',
-        `postgres://someone:${PASSWORD}@localhost/`,
+        ['postgres://postgres@127.0.0.1:5432/', 'catalog'],
+        [`postgres://someone:${PASSWORD}@localhost/`, 'catalog'],
+        ['postgres:///', 'untrusted'],
+        ['postgres://postgres@/?host=/var/run/postgresql', 'untrusted'],
       ];
-      for (const url of spellings) {
+      for (const [url, adHoc] of spellings) {
         for (const [role, route, body] of [
           ['operator', '/v1/backups', { source: url, repository: 'main' }],
+          ['admin', '/v1/backups', { source: url, repository: 'main' }],
           ['operator', '/v1/restores', { backup: mainBackup, repository: 'main', target: url, onConflict: 'overwrite' }],
+          ['operator', '/v1/schedules', { name: 'evil', source: url, repository: 'main', cron: '@daily' }],
           ['admin', '/v1/sources', { name: 'evil', url }],
         ] as [Role, string, unknown][]) {
           const r = await call(srv, role, 'POST', route, body);
           count('1: job catalog database URL × route');
-          expect(r.status, `${route} ${url}: ${r.text}`).toBe(403);
-          expect(r.json.error.message).toMatch(/job catalog/);
+          const registration = route === '/v1/sources';
+          if (registration || adHoc === 'catalog') {
+            expect(r.status, `${route} ${url}: ${r.text}`).toBe(403);
+            expect(r.json.error.message).toMatch(/job catalog/);
+          } else {
+            expect(r.status, `${route} ${url}: ${r.text}`).toBe(400);
+            expect(r.json.error.message).toMatch(/(Unix socket folder of the server|names no host|names no user), and a URL sent to the server in a request may use nothing of the server's own settings/);
+          }
           expect(r.text).not.toContain(PASSWORD);
         }
       }
+      expect((await call(srv, 'viewer', 'GET', '/v1/schedules')).json.schedules).toEqual([]);
     } finally {
       await srv.server.close();
       dropDatabase(catalogDb);
@@ -735,6 +759,120 @@ describe('8. "__proto__", "constructor" and "prototype" are names like any other
         expect(r.status, `${route}: ${r.text}`).toBe(404);
       }
     }
+  });
+});
+
+/** A stand-in PostgreSQL server that asks for a cleartext password and records what it is sent. */
+async function passwordTrap(): Promise<{ port: number; connections: () => number; passwords: string[]; close: () => Promise<void> }> {
+  const passwords: string[] = [];
+  let connections = 0;
+  const server = net.createServer((socket) => {
+    connections++;
+    let buf = Buffer.alloc(0);
+    let started = false;
+    socket.on('error', () => undefined);
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        if (!started) {
+          if (buf.length < 8) return;
+          const len = buf.readInt32BE(0);
+          if (buf.length < len) return;
+          const code = buf.readInt32BE(4);
+          buf = buf.subarray(len);
+          if (code === 80877103) socket.write('N'); // SSLRequest: no SSL
+          else {
+            started = true;
+            // AuthenticationCleartextPassword
+            const r = Buffer.alloc(9);
+            r.write('R', 0);
+            r.writeInt32BE(8, 1);
+            r.writeInt32BE(3, 5);
+            socket.write(r);
+          }
+          continue;
+        }
+        if (buf.length < 5) return;
+        const len = buf.readInt32BE(1);
+        if (buf.length < len + 1) return;
+        if (buf.toString('latin1', 0, 1) === 'p') passwords.push(buf.toString('utf8', 5, len + 1).replace(/\0$/, ''));
+        socket.destroy();
+        return;
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    connections: () => connections,
+    passwords,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe('9. an ad-hoc PostgreSQL URL uses nothing of the server\'s libpq environment', () => {
+  it('with a service file, PGSERVICE and PGPASSWORD in the server\'s environment: ?service= and the Unix socket are refused before connecting, and no password leaves for the URL\'s host', async () => {
+    const trap = await passwordTrap();
+    const SERVICE_SECRET = 'Svc-S3cret-prod-4Qx';
+    const ENV_SECRET = 'Env-S3cret-pw-8Lm';
+    const serviceFile = path.join(work, 'pg_service.conf');
+    fs.writeFileSync(serviceFile, `[prod]\nhost=127.0.0.1\nport=5432\nuser=postgres\npassword=${SERVICE_SECRET}\ndbname=postgres\n`, { mode: 0o600 });
+    const saved = { ...process.env };
+    // The server runs in this process: its libpq environment is this one.
+    Object.assign(process.env, { PGSERVICEFILE: serviceFile, PGSERVICE: 'prod', PGPASSWORD: ENV_SECRET });
+    try {
+      const refused: [string, RegExp][] = [
+        [`postgres://127.0.0.1:${trap.port}/?service=prod`, /names a service \(\?service=\)/],
+        [`postgres://postgres@127.0.0.1:${trap.port}/postgres?servic%65=prod`, /names a service/],
+        [`postgres://127.0.0.1:${trap.port}/postgres`, /names no user/],
+        ['postgres:///postgres', /names no host/],
+        ['postgres://postgres@/postgres?host=/var/run/postgresql', /Unix socket folder/],
+        [`postgres://postgres@127.0.0.1:${trap.port}`, /names no database/],
+        [`postgres://postgres@127.0.0.1:${trap.port}/db?sslmode=require&sslkey=${serviceFile}`, /names a file of the server \(sslkey\)/],
+      ];
+      for (const [url, why] of refused) {
+        for (const role of ['operator', 'admin'] as const) {
+          for (const [route, body] of [
+            ['/v1/backups', { source: url, repository: 'main' }],
+            ['/v1/restores', { backup: mainBackup, repository: 'main', target: url }],
+            ['/v1/schedules', { name: 'svc', source: url, repository: 'main', cron: '@daily' }],
+          ] as const) {
+            const r = await call(open, role, 'POST', route, body);
+            count('9: ad-hoc URL needing the server\'s libpq environment × route × role');
+            expect(r.status, `${role} ${route} ${url}: ${r.text}`).toBe(400);
+            expect(r.json.error.message).toMatch(why);
+            if (!/no database/.test(why.source)) expect(r.json.error.message).toMatch(/register the source by name/);
+            for (const secret of [SERVICE_SECRET, ENV_SECRET]) expect(r.text).not.toContain(secret);
+          }
+        }
+      }
+      expect(trap.connections()).toBe(0);
+
+      // A URL that names everything but the password is accepted; it reaches its host without
+      // PGPASSWORD, the service's password or ~/.pgpass (the trap asks for one and records it).
+      const b = await call(open, 'operator', 'POST', '/v1/backups', { source: `postgres://postgres@127.0.0.1:${trap.port}/postgres`, repository: 'main' });
+      count('9: ad-hoc URL needing the server\'s libpq environment × route × role');
+      expect(b.status, b.text).toBe(202);
+      const job = await waitJob(open, b.json.job.id);
+      expect(job.state).toBe('FAILED');
+      expect(trap.connections()).toBeGreaterThan(0); // the control: the trap sees what arrives
+      for (const p of trap.passwords) expect([SERVICE_SECRET, ENV_SECRET]).not.toContain(p);
+      expect(JSON.stringify(job)).not.toContain(ENV_SECRET);
+
+      // A source an admin registers is the admin's: resolved as libpq does, and usable by name
+      // (run below, through the Unix socket, libpq's default host).
+      expect((await call(open, 'admin', 'POST', '/v1/sources', { name: 'socket-pg', url: `postgres://postgres@/${pgDb}` })).status).toBe(201);
+    } finally {
+      for (const k of ['PGSERVICEFILE', 'PGSERVICE', 'PGPASSWORD']) {
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+      }
+      await trap.close();
+    }
+    const byName = await call(open, 'operator', 'POST', '/v1/backups', { source: 'socket-pg', repository: 'main' });
+    expect(byName.status, byName.text).toBe(202);
+    expect((await waitJob(open, byName.json.job.id)).state).toBe('SUCCESS');
+    expect(byName.json.job.params.source).toBe(`postgres:///${pgDb}?host=%2Fvar%2Frun%2Fpostgresql&port=5432&user=postgres`);
   });
 });
 

@@ -60,10 +60,13 @@ describe('whole-server URLs', () => {
   it('a URL without a database names the server: its location and database key are its own, the same however it is spelled', () => {
     const driver = driverForUrl('postgres://app:pw@db1:5432/');
     expect(driver.location('postgres://app:pw@db1:5432/')).toBe('postgres://app@db1:5432/');
-    expect(driver.location('postgres://app@db1')).toBe('postgres://app@db1:5432/');
+    // Without the slash (and no database named anywhere) it is refused, never read as one database.
+    expect(() => driver.location('postgres://app@db1')).toThrow(/write postgres:\/\/host\/ for the whole server, or postgres:\/\/host\/db for one database/);
     const key = databaseKey(driver.location('postgres://app@localhost:5432/'));
     expect(key).toBe('postgres://localhost:5432/');
     expect(databaseKey(driver.location('postgresql://other@127.0.0.1/'))).toBe(key);
+    // Through the Unix socket: the same machine (a socket-form location has its key too).
+    expect(databaseKey(driver.location('postgres://app@/?host=/var/run/postgresql&port=5432'))).toBe(key);
     // Never the key of one database of that server, nor of another server.
     expect(databaseKey(driver.location('postgres://app@localhost:5432/postgres'))).not.toBe(key);
     expect(databaseKey(driver.location('postgres://app@localhost:5433/'))).not.toBe(key);

@@ -20,7 +20,8 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
     // Checked now (400); a duration counts from when the job starts (as the CLI's --expires).
     if (req.expires !== undefined) parseExpiry(req.expires, new Date());
     const roles = { ...(req.roles ? { roles: true } : {}), ...(req.rolesWithPasswords ? { rolesWithPasswords: true } : {}) };
-    const source = openSource(sourceUrl(c, req.source), { ...roles, ...(req.lockTimeoutSeconds !== undefined ? { lockTimeoutMs: req.lockTimeoutSeconds * 1000 } : {}) }); // validates the URL; its location has no secret
+    const ref = sourceUrl(c, req.source);
+    const source = openSource(ref.url, { untrusted: ref.untrusted, ...roles, ...(req.lockTimeoutSeconds !== undefined ? { lockTimeoutMs: req.lockTimeoutSeconds * 1000 } : {}) }); // validates the URL; its location has no secret
     const repo = await openRepo(c, req.repository);
     if (req.id !== undefined && (await repo.hasBackup(req.id))) throw new CairnError('CONFLICT', `Backup "${req.id}" already exists in ${repo.location}; choose another id.`);
     // The id is chosen now, so the 202 can name it and GET /v1/backups/{id} answers while it runs.

@@ -14,7 +14,7 @@ import type { JobKind, JobRecord } from '../../catalog/types.js';
 import type { JobCenter } from '../../jobs/job-center.js';
 import type { Scheduler } from '../../jobs/scheduler.js';
 import type { Repository } from '../../repo/repository.js';
-import { isName, type AccessPolicy } from '../access.js';
+import { isName, type AccessPolicy, type DatabaseRef } from '../access.js';
 import { quote, safeMessage } from '../redact.js';
 import type { BodyOf, QueryOf, RouteId } from './table.js';
 
@@ -35,8 +35,8 @@ export interface RouteKit {
   access: AccessPolicy;
   /** A repository a request names, as its token's role may. */
   openRepo(c: Context<Env>, value: string | undefined): Promise<Repository>;
-  /** A database URL a request names (a registered name or, when allowed, a URL). */
-  sourceUrl(c: Context<Env>, value: string, what?: 'source' | 'target'): string;
+  /** A database a request names (a registered name or, when allowed, an untrusted URL). */
+  sourceUrl(c: Context<Env>, value: string, what?: 'source' | 'target'): DatabaseRef;
   /** A repository a schedule names, as the server opens it. */
   serverRepo(value: string): Promise<Repository>;
   /** Counts a started job for /metrics. */

@@ -25,7 +25,8 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
         throw new UsageError(`renames: ${quote(from)} is not a collection of backup "${backupId}"; see GET /v1/backups/${backupId}.`);
       }
     }
-    const target = openTarget(sourceUrl(c, req.target, 'target'));
+    const ref = sourceUrl(c, req.target, 'target');
+    const target = openTarget(ref.url, { untrusted: ref.untrusted });
     // cpuPercentage: a share of the server's cores, as on a backup.
     const jobs = req.jobs ?? (req.cpuPercentage !== undefined ? Math.max(1, Math.floor((os.availableParallelism() * req.cpuPercentage) / 100)) : undefined);
     const job = await center.start({

@@ -2,18 +2,20 @@
 import type { ScheduleSpec } from '../../catalog/schedules.js';
 import { applyScheduleChanges, buildScheduleSpec, scheduleEdit } from '../../jobs/schedule-spec.js';
 import { openSource } from '../../sources/index.js';
-import { DEFAULT_REPOSITORY } from '../access.js';
+import { DEFAULT_REPOSITORY, type DatabaseRef } from '../access.js';
 import { publicRuns, publicSchedule } from '../public.js';
 import { publicJob, scheduleName, type RouteKit } from './kit.js';
 
 export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sourceUrl }: RouteKit): void {
   /** A schedule as listed: with its next due time (null while disabled). */
+  /** Checks a schedule's source as the scheduler will open it (an ad-hoc URL untrusted). */
+  const checkSource = (ref: DatabaseRef): void => void openSource(ref.url, { untrusted: ref.untrusted });
   const shown = <T extends ScheduleSpec>(s: T) => ({ ...publicSchedule(s), nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null });
 
   on('listSchedules', (c) => c.json({ schedules: schedules.list().map(shown) }));
   on('createSchedule', async (c, { body: req }) => {
     const spec = buildScheduleSpec({ ...req, repository: req.repository ?? DEFAULT_REPOSITORY }, new Date());
-    openSource(sourceUrl(c, spec.source));
+    checkSource(sourceUrl(c, spec.source));
     await openRepo(c, spec.repository);
     if (spec.copyTo !== undefined) await openRepo(c, spec.copyTo);
     schedules.add(spec);
@@ -30,7 +32,7 @@ export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sou
     // storage is touched). Only what changes is checked against this token's role: a schedule an
     // admin made with a URL stays editable by an operator who leaves that URL alone.
     const { spec } = applyScheduleChanges(schedules.get(name), changes, now);
-    if (changes.source !== undefined) openSource(sourceUrl(c, spec.source));
+    if (changes.source !== undefined) checkSource(sourceUrl(c, spec.source));
     if (changes.repository !== undefined) await openRepo(c, spec.repository);
     if (changes.copyTo != null && spec.copyTo !== undefined) await openRepo(c, spec.copyTo);
     // The checks above await; another edit may have landed meanwhile. The changes are merged

@@ -12,7 +12,8 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import pg from 'pg';
 import { CairnError, NotFoundError, SourceError, UsageError } from '../../core/errors.js';
-import { DEFAULT_SOCKET_DIR, KEYWORD_ENV, processContext, readUrl, resolveConninfo, type ConninfoContext } from './conninfo.js';
+import { decodeParamNames } from '../../core/param-names.js';
+import { DEFAULT_SOCKET_DIR, emptyContext, KEYWORD_ENV, processContext, readUrl, resolveConninfo, type ConninfoContext, type ResolveOptions } from './conninfo.js';
 
 export interface PgConnectionSettings {
   /** Host name or address, or (starting with "/") the directory of the server's Unix socket. */
@@ -24,6 +25,12 @@ export interface PgConnectionSettings {
   password: string | undefined;
   /** The supported libpq parameters given in the URL query (see URL_PARAMS), password excepted. */
   params: Record<string, string>;
+  /**
+   * Resolved untrusted (ResolveOptions.untrusted: an ad-hoc URL from an API request): the
+   * connection, and the tools cairn runs for it, use no ~/.pgpass, no PG* variable and no client
+   * certificate of the server's; only what the URL says.
+   */
+  untrusted?: boolean;
 }
 
 export const POSTGRES_URL_FORMS = 'postgres://user[:password]@host[:port]/dbname';
@@ -66,17 +73,17 @@ function passwordHint(url: string): string {
  * the PG* variables, then the defaults: the Unix socket in /var/run/postgresql, port 5432, the OS
  * user, a database named after the user). `options.server`: a URL whose path is exactly "/" and
  * that names no database (`postgres://host:port/`, `postgres:///`) names the whole server
- * (database ''), for whole-server backups and restores (server-source.ts). `context` replaces
+ * (database ''), for whole-server backups and restores (server-source.ts); a URL without a path
+ * that names no database anywhere is refused. `options.untrusted`: an ad-hoc URL from an API
+ * request, resolved from its own text only (conninfo.ts ResolveOptions). `context` replaces
  * the process's environment, OS user and home folder (tests). Throws UsageError for a URL that
- * does not parse, an unsupported parameter, an unknown service, or a bad port or sslmode.
+ * does not parse, an unsupported parameter, an unknown service, no database, a bad port or
+ * sslmode, or (untrusted) anything it would take from the server.
  */
-export function parsePostgresUrl(url: string, options: { server?: boolean } = {}, context: ConninfoContext = processContext): PgConnectionSettings {
-  const u = readUrl(
-    url,
-    (why) => invalidUrl(url, why),
-    () => invalidUrl(url, `write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`),
-  );
-  const r = resolveConninfo(u, options, context);
+export function parsePostgresUrl(url: string, options: ResolveOptions = {}, context: ConninfoContext = processContext): PgConnectionSettings {
+  const invalid = (why: string): UsageError => invalidUrl(url, why);
+  const u = readUrl(url, invalid, () => invalidUrl(url, `write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`), options);
+  const r = resolveConninfo(u, options, context, invalid);
   if (r.database.includes('/')) {
     throw new UsageError(`The PostgreSQL URL "${previewUrl(url)}" names no single database (its path holds a "/", which cairn does not take in a database name; the path is not echoed, as it may be part of a password): write ${POSTGRES_URL_FORMS}.${passwordHint(url)}`);
   }
@@ -93,7 +100,7 @@ export function parsePostgresUrl(url: string, options: { server?: boolean } = {}
   if (connect_timeout !== undefined && !/^\d{1,6}$/.test(connect_timeout)) {
     throw invalidUrl(url, 'connect_timeout must be a whole number of seconds.');
   }
-  return { ...r, port, params: r.params as Record<string, string> };
+  return { ...r, port, params: r.params as Record<string, string>, ...(options.untrusted ? { untrusted: true } : {}) };
 }
 
 /** `postgres://user@host:port/db`: safe to print and to store in a manifest. */
@@ -110,33 +117,34 @@ export function pgLocation(s: PgConnectionSettings, database = s.database): stri
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '0:0:0:0:0:0:0:1']);
 
 /**
- * `postgres://user@host:port/db` (a location, no secret) → `postgres://host:port/db`: the user
- * does not change the database; localhost, 127.0.0.1, ::1 and a socket folder are one server.
- * Undefined for a location that is not a PostgreSQL one.
+ * A location (pgLocation's forms, no secret) → `postgres://host:port/db`, from its parsed
+ * settings: the user does not change the database; any Unix socket folder and localhost,
+ * 127.0.0.1, ::1 are one machine ("localhost"); a whole server's key ends in "/". The location is
+ * read with nothing of the environment (it names every setting). Undefined for a location that
+ * is not a PostgreSQL one or does not parse.
  */
 export function postgresDatabaseKey(location: string): string | undefined {
-  // Greedy host part: the port and database are the last ":port/db" (a socket folder has slashes).
-  const pg = /^postgres(?:ql)?:\/\/(?:[^@/]*@)?(.*):(\d+)\/([^/]*)$/i.exec(location);
-  if (!pg) return undefined;
-  let host = (pg[1] ?? '').replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  if (host === '' || host.startsWith('/') || LOCAL_HOSTS.has(host)) host = 'localhost';
-  let db = pg[3] ?? '';
+  let s: PgConnectionSettings;
   try {
-    db = decodeURIComponent(db);
+    s = parsePostgresUrl(location, { server: true }, emptyContext);
   } catch {
-    /* kept as written */
+    return undefined;
   }
-  return `postgres://${host}:${pg[2]}/${db}`;
+  let host = s.host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (host === '' || host.startsWith('/') || LOCAL_HOSTS.has(host)) host = 'localhost';
+  else if (host.includes(':')) host = `[${host}]`;
+  return `postgres://${host}:${s.port}/${s.database}`;
 }
 
 /**
  * The URL with its password replaced by *** wherever it is: in the user info (up to the last
  * "@", so a raw "/", "?", "#" or "@" in the password is covered too; at worst more is hidden)
- * and in a `password=` query parameter (hidden to the end of the URL).
+ * and in a `password=` query parameter (hidden to the end of the URL), however its name is
+ * spelled: any letter case, percent-escapes (`pass%77ord=`, which the parser reads as password).
  */
 export function redactUrl(url: string): string {
   // A password= parameter first, to the end of the URL: a raw "&" or "#" in it cannot end it early.
-  let out = String(url).replace(/([?&;]password=).*$/is, '$1***');
+  let out = decodeParamNames(String(url)).replace(/([?&;]password=).*$/is, '$1***');
   // Any number of slashes: "postgres:u:pw@h/db" and "postgres:/u:pw@h/db" are malformed, and
   // quoted in the error that says so.
   const scheme = /^[a-z][a-z0-9+.-]*:\/*/i.exec(out);
@@ -196,7 +204,8 @@ export function clientConfig(s: PgConnectionSettings, database = s.database): pg
     // and the tools it runs find the same line. A function, because `pg`'s own lookup is
     // deprecated and prints a warning.
     // (`pg` takes undefined from the function as "no password"; its type says string only.)
-    password: s.password ?? ((() => pgpassPassword(s, database)) as () => Promise<string>),
+    // Untrusted: no password given is none (a function, so that `pg` reads no PGPASSWORD either).
+    password: s.password ?? ((() => (s.untrusted ? undefined : pgpassPassword(s, database))) as () => Promise<string>),
     application_name: s.params.application_name ?? 'cairn',
     ...(s.params.connect_timeout !== undefined && Number(s.params.connect_timeout) > 0 ? { connectionTimeoutMillis: Number(s.params.connect_timeout) * 1000 } : {}),
     ...(s.params.options !== undefined ? { options: s.params.options } : {}),
@@ -215,6 +224,7 @@ const pgpass = createRequire(import.meta.url)('pgpass') as PgpassLookup;
  * socket directory matches itself); a file readable by group or others is ignored.
  */
 export function pgpassPassword(s: PgConnectionSettings, database = s.database): Promise<string | undefined> {
+  if (s.untrusted) return Promise.resolve(undefined);
   const host = s.host === DEFAULT_SOCKET_DIR ? 'localhost' : s.host;
   return new Promise((resolve) => pgpass({ host, port: s.port, database, user: s.user }, resolve));
 }
@@ -242,9 +252,18 @@ export async function connect(s: PgConnectionSettings, database = s.database): P
   return client;
 }
 
+/** A path that does not exist: libpq reads "no such file" as "none" (untrusted tool runs). */
+const NO_FILE = '/nonexistent/cairn-untrusted-url';
+
 /** Environment for pg_dump / pg_restore / pg_dumpall / psql: connection by PG* variables only. */
 export function toolEnv(s: PgConnectionSettings, database = s.database): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
+  if (s.untrusted) {
+    // Nothing of the server's own libpq settings: no PG* variable at all, no ~/.pgpass, no
+    // client certificate from ~/.postgresql (paths that do not exist, which libpq takes as
+    // "none"), no Kerberos encryption with the server's credentials.
+    for (const name of Object.keys(env)) if (name.startsWith('PG')) delete env[name];
+  }
   // Every setting cairn resolved (from the URL, its service or these very variables) is set
   // below; none is inherited as it stood, so the tools reach the server as the driver does.
   for (const name of Object.values(KEYWORD_ENV)) delete env[name];
@@ -252,6 +271,7 @@ export function toolEnv(s: PgConnectionSettings, database = s.database): NodeJS.
   // Variables that would send the tools elsewhere than cairn's own connections (which do not
   // read them) are not passed on: both always reach the same server.
   for (const name of ['PGHOSTADDR', 'PGSERVICE', 'PGSERVICEFILE', 'PGTARGETSESSIONATTRS', 'PGLOADBALANCEHOSTS']) delete env[name];
+  if (s.untrusted) Object.assign(env, { PGPASSFILE: NO_FILE, PGSSLCERT: NO_FILE, PGSSLKEY: NO_FILE, PGSYSCONFDIR: NO_FILE, PGGSSENCMODE: 'disable' });
   // The schema archive is in the database's own encoding, as its data is (pg_dump's default;
   // PGCLIENTENCODING would make pg_dump convert, and fail on text with no equivalent).
   delete env.PGCLIENTENCODING;

@@ -56,6 +56,27 @@ export const processContext: ConninfoContext = {
   home: () => os.homedir(),
 };
 
+/**
+ * A context with nothing in it: no PG* variable, no service file, no OS user. For reading back
+ * what cairn itself wrote (locations, which name every setting) and for untrusted URLs.
+ */
+export const emptyContext: ConninfoContext = {
+  env: {},
+  osUser: () => '',
+  home: () => '/nonexistent',
+};
+
+/**
+ * How a URL is resolved. `server`: a lone "/" path is the whole server (see resolveConninfo).
+ * `untrusted`: the URL came ad hoc in an API request (someone other than the machine's own
+ * admin wrote it), so it may draw on nothing of the server's: no PG* variable, no service, no
+ * ~/.pgpass, no Unix socket, no certificate file; everything it needs must be in the URL.
+ */
+export interface ResolveOptions {
+  server?: boolean;
+  untrusted?: boolean;
+}
+
 /** The settings of one connection, resolved; `database` '' is the whole server (see resolveConninfo). */
 export interface ResolvedConninfo {
   /** Host name or address, or (starting with "/") the directory of the server's Unix socket. */
@@ -97,16 +118,43 @@ export interface UrlSettings {
   service: string | undefined;
   /** The URL's path is exactly "/": a database-less URL written with its slash (the whole server). */
   emptyPath: boolean;
+  /** The URL has no path at all (`postgres://host`, `postgres://host?sslmode=…`). */
+  noPath: boolean;
+}
+
+/** Why a URL cannot be used untrusted (ResolveOptions.untrusted): the sentence after "it …". */
+const UNTRUSTED_FIX =
+  'a URL sent to the server in a request may use nothing of the server\'s own settings (service files, PG* variables, ~/.pgpass, its Unix socket, its files): write the network host, user, password and database in the URL, or ask an admin to register the source by name (POST /v1/sources).';
+
+/** Query parameters that name files on the machine that connects (refused in an untrusted URL). */
+const FILE_KEYWORDS = ['sslrootcert', 'sslcert', 'sslkey'];
+
+/**
+ * The URL's query parameter names, decoded as the parser decodes them (`pass%77ord` is
+ * `password`); none for a URL without a query.
+ */
+function queryNames(url: string): string[] {
+  const q = url.indexOf('?');
+  if (q < 0) return [];
+  const hash = url.indexOf('#', q);
+  return [...new URLSearchParams(url.slice(q + 1, hash < 0 ? undefined : hash)).keys()];
 }
 
 /**
  * Reads a URL with pg-connection-string. Throws `invalid(why)` for a URL that does not parse, a
  * query parameter cairn does not honour, or a certificate file that cannot be read.
  */
-export function readUrl(url: string, invalid: (why: string) => UsageError, parseFailure: () => UsageError): UrlSettings {
+export function readUrl(url: string, invalid: (why: string) => UsageError, parseFailure: () => UsageError, options: ResolveOptions = {}): UrlSettings {
   if (!/^postgres(?:ql)?:\/\//i.test(url)) throw parseFailure();
   // libpq refuses a "%" that does not start an escape; pg-connection-string would keep it as text.
   if (/%(?![0-9a-f]{2})/i.test(url)) throw invalid('it has an invalid percent-encoding (a "%" not followed by two hex digits; write a literal "%" as %25).');
+  if (options.untrusted) {
+    // Before parsing: pg-connection-string reads certificate files as it parses.
+    const names = queryNames(url);
+    if (names.includes('service')) throw invalid(`it names a service (?service=), and ${UNTRUSTED_FIX}`);
+    const files = FILE_KEYWORDS.filter((k) => names.includes(k));
+    if (files.length > 0) throw invalid(`it names a file of the server (${files.join(', ')}), and ${UNTRUSTED_FIX}`);
+  }
   const { text, standIn } = withHostStandIn(url);
   let c: ReturnType<typeof parseConnectionString>;
   try {
@@ -145,7 +193,8 @@ export function readUrl(url: string, invalid: (why: string) => UsageError, parse
   if (values.dbname === undefined && typeof c.database === 'string') set('dbname', decodeReserved(c.database));
   const service = typeof c.service === 'string' && c.service !== '' ? c.service : undefined;
   const emptyPath = /^postgres(?:ql)?:\/\/[^/?#]*\/(?:[?#]|$)/i.test(url);
-  return { values, service, emptyPath };
+  const noPath = /^postgres(?:ql)?:\/\/[^/?#]*(?:[?#]|$)/i.test(url);
+  return { values, service, emptyPath, noPath };
 }
 
 /** One `[name]` section of a pg_service.conf file: its keywords, or why it cannot be used. */
@@ -211,24 +260,51 @@ export function serviceValues(name: string, ctx: ConninfoContext): Partial<Recor
   );
 }
 
+/** The usage error of a URL that names no database (resolveConninfo). */
+export const NO_DATABASE_FIX = 'write postgres://host/ for the whole server, or postgres://host/db for one database';
+
 /**
  * Resolves a read URL the way libpq does. Each keyword: the URL, else the service (`?service=`,
  * else PGSERVICE), else its PG* variable, else the default: host → the Unix socket in
- * /var/run/postgresql, port → 5432, user → the OS user, database → the user name.
+ * /var/run/postgresql, port → 5432, user → the OS user, database → PGDATABASE, else the user name.
  *
- * The one exception is cairn's whole server: with `options.server`, a URL whose path is exactly
- * "/" (`postgres://host:port/`, `postgres:///`) and that names no database, nor does its
- * service, is the whole server (database ''), PGDATABASE notwithstanding; a URL without the
- * slash (`postgres://host`, `postgres://`) takes PGDATABASE, else the user name, as libpq does.
- * Throws UsageError for an unknown service.
+ * Two exceptions. The whole server: with `options.server`, a URL whose path is exactly "/"
+ * (`postgres://host:port/`, `postgres:///`) and that names no database, nor does its service,
+ * is the whole server (database ''), PGDATABASE notwithstanding. No path: a URL without a path
+ * (`postgres://host:5432`) that names no database anywhere (no ?dbname=, no service dbname, no
+ * PGDATABASE) is refused: it once meant the whole server, and must not quietly become the
+ * user's database.
+ *
+ * `options.untrusted` (ResolveOptions): only the URL counts; it must name a network host (not a
+ * socket folder) and a user; no service (readUrl refuses it), no variable, no default user or
+ * database beyond the URL's own. Throws `invalid(why)` (a UsageError) for those, and UsageError
+ * for an unknown service.
  */
-export function resolveConninfo(u: UrlSettings, options: { server?: boolean }, ctx: ConninfoContext = processContext): Omit<ResolvedConninfo, 'port'> & { port: string } {
+export function resolveConninfo(
+  u: UrlSettings,
+  options: ResolveOptions,
+  ctx: ConninfoContext = processContext,
+  invalid: (why: string) => UsageError = (why) => new UsageError(`Invalid PostgreSQL URL: ${why}`),
+): Omit<ResolvedConninfo, 'port'> & { port: string } {
+  if (options.untrusted) {
+    if (u.service !== undefined) throw invalid(`it names a service (?service=), and ${UNTRUSTED_FIX}`);
+    ctx = emptyContext;
+    const host = u.values.host;
+    if (host === undefined) throw invalid(`it names no host, and ${UNTRUSTED_FIX}`);
+    if (host.startsWith('/')) throw invalid(`its host is a Unix socket folder of the server, and ${UNTRUSTED_FIX}`);
+    if (u.values.user === undefined) throw invalid(`it names no user, and ${UNTRUSTED_FIX}`);
+  }
   const serviceName = u.service ?? (ctx.env.PGSERVICE || undefined);
   const service = serviceName !== undefined ? serviceValues(serviceName, ctx) : {};
   const pick = (k: Keyword): string | undefined => u.values[k] ?? service[k] ?? (ctx.env[KEYWORD_ENV[k]] || undefined);
   const user = pick('user') ?? ctx.osUser();
-  const named = u.values.dbname ?? service.dbname;
-  const database = named ?? (options.server && u.emptyPath ? '' : (ctx.env.PGDATABASE || user));
+  const named = u.values.dbname ?? service.dbname ?? (ctx.env.PGDATABASE || undefined);
+  let database: string;
+  if (u.values.dbname ?? service.dbname) database = named as string;
+  else if (options.server && u.emptyPath) database = '';
+  else if (named !== undefined) database = named;
+  else if (u.noPath) throw invalid(`it names no database (no path, no ?dbname=${options.untrusted ? '' : ', no dbname in a service, no PGDATABASE'}); ${NO_DATABASE_FIX}.`);
+  else database = user;
   const params: ResolvedConninfo['params'] = {};
   for (const k of KEYWORDS) {
     if (k === 'host' || k === 'port' || k === 'user' || k === 'password' || k === 'dbname') continue;

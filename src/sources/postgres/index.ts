@@ -11,7 +11,7 @@
  * server-source.ts, server-target.ts (each database through source.ts and target.ts); dump.ts
  * (`cairn dump` of a table, `cairn diff`'s shape of a definition).
  */
-import type { EngineDriver } from '../driver.js';
+import type { EngineDriver, UrlTrust } from '../driver.js';
 import type { DatabaseSource, RestoreTarget } from '../types.js';
 import { parsePostgresUrl, pgLocation, postgresDatabaseKey, POSTGRES_URL_FORMS, redactUrl } from './connection.js';
 import { postgresNaming } from './naming.js';
@@ -26,13 +26,13 @@ import { PostgresTarget } from './target.js';
  * A database URL opens one database; a URL whose path is a lone "/" and that names no database
  * (`postgres://host:port/`, `postgres:///`) the whole server (conninfo.ts resolveConninfo).
  */
-const settingsOf = (url: string) => parsePostgresUrl(url, { server: true });
+const settingsOf = (url: string, trust: UrlTrust = {}) => parsePostgresUrl(url, { server: true, ...(trust.untrusted ? { untrusted: true } : {}) });
 const openSource: EngineDriver['openSource'] = (url, options): DatabaseSource => {
-  const s = settingsOf(url);
+  const s = settingsOf(url, options);
   return s.database === '' ? new PostgresServerSource(s, options) : new PostgresSource(s, options);
 };
-const openTarget = (url: string): RestoreTarget => {
-  const s = settingsOf(url);
+const openTarget = (url: string, trust: UrlTrust = {}): RestoreTarget => {
+  const s = settingsOf(url, trust);
   return s.database === '' ? new PostgresServerTarget(s) : new PostgresTarget(s);
 };
 
@@ -41,7 +41,7 @@ const common = {
   urlForms: [POSTGRES_URL_FORMS],
   snapshotMetadata: ['serverVersion'],
   redactUrl,
-  location: (url: string) => pgLocation(settingsOf(url)),
+  location: (url: string, trust?: UrlTrust) => pgLocation(settingsOf(url, trust)),
   databaseKey: postgresDatabaseKey,
   openSource,
   openTarget,
