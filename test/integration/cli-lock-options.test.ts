@@ -38,7 +38,7 @@ async function newRepo(): Promise<string> {
 }
 
 function backupIds(repo: string): string[] {
-  return cairnJson<BackupManifest[]>(['backup', 'list', '--repo', repo]).map((m) => m.id);
+  return cairnJson<{ backups: BackupManifest[] }>(['backup', 'list', '--repo', repo]).backups.map((m) => m.id);
 }
 
 /** A session holding ACCESS EXCLUSIVE on `table` of `database` until release(). */
