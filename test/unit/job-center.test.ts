@@ -215,7 +215,9 @@ describe('one job per database', () => {
     const pg = databaseKey('postgres://alice@127.0.0.1:5432/shop');
     expect(databaseKey('postgres://bob@localhost:5432/shop')).toBe(pg);
     expect(databaseKey('postgres://bob@[::1]:5432/shop')).toBe(pg);
-    expect(databaseKey('postgres://postgres@/var/run/postgresql:5432/shop')).toBe(pg);
+    // A socket folder, in the form a location records it (pgLocation) and as a user may write it.
+    expect(databaseKey('postgres:///shop?host=%2Fvar%2Frun%2Fpostgresql&port=5432&user=postgres')).toBe(pg);
+    expect(databaseKey('postgres://postgres@%2Fvar%2Frun%2Fpostgresql:5432/shop')).toBe(pg);
     expect(databaseKey('postgres://alice@127.0.0.1:5433/shop')).not.toBe(pg);
     expect(databaseKey('postgres://alice@127.0.0.1:5432/Shop')).not.toBe(pg);
     expect(databaseKey('postgres://alice@DB.example:5432/shop')).toBe(databaseKey('postgres://x@db.example:5432/shop'));
