@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import pg from 'pg';
-import { CairnError, NotFoundError, SourceError, UsageError } from '../../core/errors.js';
+import { CairnError, NotFoundError, SourceError, UsageError, stoppedBySignal } from '../../core/errors.js';
 import { decodeParamNames } from '../../core/param-names.js';
 import { DEFAULT_SOCKET_DIR, emptyContext, KEYWORD_ENV, processContext, readUrl, resolveConninfo, type ConninfoContext, type ResolveOptions } from './conninfo.js';
 
@@ -360,6 +360,8 @@ export async function toolVersion(tool: 'pg_dump' | 'pg_restore' | 'pg_dumpall' 
     child.on('error', () =>
       reject(new SourceError(`${tool} is not installed or not on PATH. Install the PostgreSQL client tools (Debian: apt-get install postgresql-client).`)),
     );
-    child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new SourceError(`${tool} --version failed (exit ${code}).`))));
+    child.on('exit', (code, signal) =>
+      code === 0 ? resolve(out.trim()) : reject(stoppedBySignal(`${tool} --version`, signal) ?? new SourceError(`${tool} --version failed (exit ${code ?? signal}).`)),
+    );
   });
 }

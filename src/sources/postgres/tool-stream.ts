@@ -6,7 +6,7 @@
  * the tool (SIGTERM), and so does a consumer that stops reading.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { SourceError, throwIfAborted } from '../../core/errors.js';
+import { SourceError, stoppedBySignal, throwIfAborted } from '../../core/errors.js';
 import type { DataStream } from '../types.js';
 import { toolEnv, type PgConnectionSettings } from './connection.js';
 import { abortError } from './session-pool.js';
@@ -40,12 +40,16 @@ export function toolStream(tool: 'pg_dump' | 'pg_dumpall', args: string[], signa
       if (stderr.length < 65_536) stderr += d.toString();
     });
     let spawnError: Error | undefined;
+    let stoppedBy: NodeJS.Signals | null = null;
     const exited = new Promise<number | null>((resolve) => {
       child.on('error', (err) => {
         spawnError = err;
         resolve(null);
       });
-      child.on('close', (code) => resolve(code));
+      child.on('close', (code, how) => {
+        stoppedBy = how;
+        resolve(code);
+      });
     });
     const onAbort = (): void => void child.kill('SIGTERM');
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -60,7 +64,7 @@ export function toolStream(tool: 'pg_dump' | 'pg_dumpall', args: string[], signa
       if (spawnError !== undefined) {
         throw new SourceError(`${tool} could not be started: ${spawnError.message}. Install the PostgreSQL client tools.`);
       }
-      if (code !== 0) throw toolError(tool, code, scrub(stderr, settings), settings, context.lockTimeout);
+      if (code !== 0) throw stoppedBySignal(tool, stoppedBy) ?? toolError(tool, code, scrub(stderr, settings), settings, context.lockTimeout);
       finished = true;
     } catch (err) {
       // Whatever the abort broke (the killed tool's pipe, a stream's AbortError) is a cancellation.
