@@ -3,6 +3,15 @@
 // a reader that stops early (`cairn … | head`) ends the command quietly with 0, a full disk with
 // exit 8, and in both cases the command's cleanup (repository locks) runs before the process
 // ends (no process.exit here).
-import { main } from '../dist/cli/main.js';
-
-process.exitCode = await main(process.argv);
+//
+// Ctrl-C / SIGTERM are caught from the first line on: loading the CLI takes a moment, and a
+// signal in it must end the command as a cancel does (error line, exit 130), not kill Node.
+let interrupted = false;
+const early = () => void (interrupted = true);
+process.on('SIGINT', early);
+process.on('SIGTERM', early);
+const { main } = await import('../dist/cli/main.js');
+const run = main(process.argv, undefined, { interrupted: () => interrupted });
+process.off('SIGINT', early);
+process.off('SIGTERM', early);
+process.exitCode = await run;

@@ -21,24 +21,47 @@ import { apiError, isApiError } from './remote.js';
 
 export type { Io } from './options.js';
 
+/** A second SIGINT / SIGTERM sooner than this after the first is the same interrupt delivered twice (process and process group), not a second Ctrl-C. */
+const REPEAT_SIGNAL_MS = 1000;
+
 /**
  * Runs the CLI and returns the exit code (documented in docs/cli.md). Without `io` it prints to
  * the process's stdout and stderr and watches stdout for write errors (watchStdout): a reader
  * that closed early (EPIPE: `cairn … | head`) ends the command quietly with 0, any other error
  * (ENOSPC: `> /dev/full`) with a StorageError, exit 8. Either way the command is cancelled
  * through its signal and its finally blocks (repository locks) run before the process ends.
+ * `launch.interrupted`: whether a SIGINT / SIGTERM came before main was called (bin/cairn.js
+ * catches them while it loads the CLI); the command is then cancelled before it starts.
  */
-export async function main(argv: string[], io?: Io): Promise<number> {
+export async function main(argv: string[], io?: Io, launch: { interrupted?: () => boolean } = {}): Promise<number> {
   const controller = new AbortController();
   const stdout = io === undefined ? watchStdout(controller) : undefined;
   io ??= defaultIo();
   // The wall time a --json document reports as durationMs (printJson).
   const startedAt = io.startedAt ?? performance.now();
-  let interrupts = 0;
+  // Whether the command printed on stdout: a --json command that printed its document before
+  // failing (verify's report) gets no second one for its error.
+  let printed = false;
+  let firstSignalAt: number | undefined;
   let quiet = false;
+  const json = argv.includes('--json');
   const onSignal = (): void => {
-    interrupts++;
-    if (interrupts > 1) process.exit(EXIT_CODES.CANCELLED);
+    const now = performance.now();
+    if (firstSignalAt !== undefined) {
+      // One Ctrl-C can arrive twice: a terminal sends it to the whole process group, and
+      // `timeout` or a supervisor sends it to the process and then to its group. Only a
+      // second one a while later is the user asking to stop at once.
+      if (now - firstSignalAt < REPEAT_SIGNAL_MS) return;
+      // Stopping at once leaves what the cleanup would have removed (repository locks): say so.
+      const message = 'Stopped at once by a second Ctrl-C: repository locks this command held may be left behind; run `cairn unlock --repo <repo>` to remove them.';
+      io.err(`cairn: error: ${message}`);
+      if (json && !printed) io.out(JSON.stringify({ error: { code: 'CANCELLED', message, exitCode: EXIT_CODES.CANCELLED } }, null, 2));
+      process.exitCode = EXIT_CODES.CANCELLED;
+      // Only once stdout and stderr have taken the lines (a pipe is written asynchronously).
+      process.stdout.write('', () => process.stderr.write('', () => process.exit(EXIT_CODES.CANCELLED)));
+      return;
+    }
+    firstSignalAt = now;
     if (!quiet) io.err('cairn: cancelling (press Ctrl-C again to stop at once)…');
     // The reason is what code that throws `signal.reason` (or signal.throwIfAborted()) throws:
     // a CancelledError, exit 130, not a DOMException "This operation was aborted".
@@ -46,10 +69,10 @@ export async function main(argv: string[], io?: Io): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A signal that came while the launcher loaded the CLI (bin/cairn.js): the command is
+  // cancelled before it starts. Checked once main's own handlers are in place, so none is lost.
+  if (launch.interrupted?.() === true) onSignal();
   const debug = argv.includes('--debug');
-  // Whether the command printed on stdout: a --json command that printed its document before
-  // failing (verify's report) gets no second one for its error.
-  let printed = false;
   const tracked: Io = {
     ...io,
     startedAt,
@@ -59,6 +82,7 @@ export async function main(argv: string[], io?: Io): Promise<number> {
     },
   };
   try {
+    controller.signal.throwIfAborted();
     await buildProgram({ io: tracked, signal: controller.signal, quietSignals: () => void (quiet = true) }).parseAsync(argv);
     const failed = await stdout?.settled();
     if (failed !== undefined) return outputFailure(failed, io, debug);
@@ -70,7 +94,10 @@ export async function main(argv: string[], io?: Io): Promise<number> {
     // What failed after stdout did (a pipeline's EPIPE, the cancel it caused) follows from it.
     const failed = await stdout?.settled();
     if (failed !== undefined) return outputFailure(failed, io, debug);
-    return reportError(cancelledIfAborted(err, controller.signal), io, debug, argv.includes('--json') && !printed);
+    // A failure caused by a Ctrl-C to the process group (a child killed by it, its pipe
+    // closed) can be seen before our own handler has run: let a signal that arrived run first.
+    await new Promise((resolve) => setImmediate(resolve));
+    return reportError(cancelledIfAborted(err, controller.signal), io, debug, json && !printed);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

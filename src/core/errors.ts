@@ -104,6 +104,19 @@ export class CancelledError extends CairnError {
   }
 }
 
+/** Signals that ask a process to stop: a terminal's Ctrl-C (sent to the whole process group), kill, a closed terminal. */
+const STOP_SIGNALS = new Set(['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']);
+
+/**
+ * A CancelledError when a child process (`tool`) ended through a stop signal: Ctrl-C in a
+ * terminal reaches the whole process group, so a tool cairn runs can die of it before cairn's
+ * own handler has run; that is the cancel, not a failure of the tool. Undefined otherwise.
+ */
+export function stoppedBySignal(tool: string, signal: NodeJS.Signals | string | null | undefined): CancelledError | undefined {
+  if (signal === null || signal === undefined || !STOP_SIGNALS.has(signal)) return undefined;
+  return new CancelledError(`Cancelled (${tool} was stopped by ${signal}: Ctrl-C or SIGTERM).`);
+}
+
 export function isCairnError(err: unknown): err is CairnError {
   return err instanceof CairnError;
 }

@@ -152,8 +152,10 @@ export class RepositoryLock {
     const doc = lockDocument(options.exclusive, options.operation, lockId, now(), self);
     const key = `${LOCKS_PREFIX}${lockId}`;
     const writeStarted = { mono: performance.now(), wall: Date.now() };
-    await storage.put(key, encodeMetadata(doc), { signal: options.signal });
     try {
+      // Inside the try: a put cancelled midway may still have written the object (a rename
+      // done, an upload the store accepted), and nobody else would remove it.
+      await storage.put(key, encodeMetadata(doc), { signal: options.signal });
       const locks = await listLocks(storage, options.signal);
       const storageNow = ownTime(storage, locks, key);
       const live = locks.filter((l) => l.key !== key && !isStale(l, storageNow, staleAfterMs, self));

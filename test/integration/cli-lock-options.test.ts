@@ -28,6 +28,7 @@ const EXIT = { USAGE: 2, LOCKED: 5, SOURCE: 7, CANCELLED: 130 };
 let work: string;
 let plainDb: string;
 let largeObjectDb: string;
+let selectionDb: string;
 let repoN = 0;
 
 /** A new, initialised file-system repository; its path. */
@@ -90,12 +91,16 @@ beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'cairn-lock-options-'));
   plainDb = createDatabase('lockopt');
   psql(plainDb, 'CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 100) g;');
+  // t has a serial column (an owned sequence, a default calling nextval), u does not; s_other
+  // is a standalone sequence nothing uses.
+  selectionDb = createDatabase('lockopt_sel');
+  psql(selectionDb, "CREATE TABLE t (id serial PRIMARY KEY, v text DEFAULT 'x'); INSERT INTO t (v) VALUES ('a'); CREATE TABLE u (id int); INSERT INTO u VALUES (1); CREATE SEQUENCE s_other;");
   largeObjectDb = createDatabase('lockopt_lo');
   psql(largeObjectDb, 'CREATE TABLE t (id int); INSERT INTO t VALUES (1); SELECT lo_from_bytea(0, \'\\x0102\'::bytea);');
 }, 60_000);
 
 afterAll(() => {
-  for (const db of [plainDb, largeObjectDb]) if (db) dropDatabase(db);
+  for (const db of [plainDb, largeObjectDb, selectionDb]) if (db) dropDatabase(db);
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -116,6 +121,90 @@ describe.sequential('backup create --lock-timeout', () => {
     } finally {
       await held.release();
     }
+    expect(backupIds(repo)).toEqual([]);
+  });
+
+  /**
+   * `cairn args` with a deadline: resolves with the result, or with code 'deadline' once
+   * `deadlineMs` passed (the child is then killed), so a backup that waits on a lock the test
+   * holds until it ends fails the test instead of hanging it.
+   */
+  async function runWithin(args: string[], deadlineMs: number): Promise<{ code: number | null | 'deadline'; stderr: string; ms: number }> {
+    const run = startCairn(args);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), deadlineMs)));
+    const r = await Promise.race([run.exited, deadline]);
+    clearTimeout(timer);
+    if (r === 'deadline') {
+      run.kill('SIGKILL');
+      const late = await run.exited;
+      return { code: 'deadline', stderr: late.stderr, ms: late.ms };
+    }
+    return { code: r.code, stderr: r.stderr, ms: r.ms };
+  }
+
+  it('PostgreSQL: a table outside the selection under ACCESS EXCLUSIVE is neither locked nor read: --include u succeeds at once', async () => {
+    const repo = await newRepo();
+    // Held until the test releases it, i.e. longer than the backup may take: the backup used to
+    // wait for it (pg_dump read the defaults of t for its sequence) and then succeed.
+    const held = await holdTableLock(selectionDb, 't');
+    let r;
+    try {
+      r = await runWithin(['backup', 'create', '--source', pgUrl(selectionDb), '--repo', repo, '--lock-timeout', '1s', '--include', 'u', '--id', 'only-u'], 15_000);
+    } finally {
+      await held.release();
+    }
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.ms).toBeLessThan(10_000);
+    expect(backupIds(repo)).toEqual(['only-u']);
+    // And the backup restores u alone into a new database (its archive lacks nothing u needs).
+    const target = `${selectionDb}_restored`;
+    try {
+      const restored = cairn(['restore', 'only-u', '--repo', repo, '--to', pgUrl(target)]);
+      expect(restored.code, restored.stderr).toBe(0);
+      expect(psql(target, 'SELECT count(*) FROM u').trim()).toBe('1');
+      expect(psql(target, "SELECT count(*) FROM pg_class WHERE relname IN ('t', 't_id_seq')").trim()).toBe('0');
+    } finally {
+      dropDatabase(target);
+    }
+  });
+
+  it('PostgreSQL: the same table locked with the whole database selected still fails within the timeout naming it (exit 7)', async () => {
+    const repo = await newRepo();
+    const held = await holdTableLock(selectionDb, 't');
+    let r;
+    try {
+      r = await runWithin(['backup', 'create', '--source', pgUrl(selectionDb), '--repo', repo, '--lock-timeout', '1s'], 15_000);
+    } finally {
+      await held.release();
+    }
+    expect(r.code, r.stderr).toBe(EXIT.SOURCE);
+    expect(r.stderr).toContain('table public.t');
+    expect(r.stderr).toContain('--lock-timeout');
+    expect(r.ms).toBeLessThan(10_000);
+    expect(backupIds(repo)).toEqual([]);
+  });
+
+  it('PostgreSQL: a wait before any table lock (every sequence is read for the snapshot) is bounded by --lock-timeout too, naming the sequence (exit 7)', async () => {
+    const repo = await newRepo();
+    // A pending DROP SEQUENCE holds ACCESS EXCLUSIVE on it; the snapshot's first reads (change
+    // evidence, sequence values) read every sequence: they used to run without lock_timeout.
+    const client = new pg.Client({ connectionString: pgUrl(selectionDb) });
+    await client.connect();
+    await client.query('BEGIN');
+    await client.query('DROP SEQUENCE s_other');
+    let r;
+    try {
+      r = await runWithin(['backup', 'create', '--source', pgUrl(selectionDb), '--repo', repo, '--lock-timeout', '1s', '--include', 'u'], 15_000);
+    } finally {
+      await client.query('ROLLBACK');
+      await client.end();
+    }
+    expect(r.code, r.stderr).toBe(EXIT.SOURCE);
+    expect(r.stderr).toContain('sequence public.s_other');
+    expect(r.stderr).toContain('within 1 s');
+    expect(r.stderr).toContain('--lock-timeout');
+    expect(r.ms).toBeLessThan(10_000);
     expect(backupIds(repo)).toEqual([]);
   });
 

@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import pg from 'pg';
-import { CairnError, NotFoundError, SourceError, UsageError } from '../../core/errors.js';
+import { CairnError, NotFoundError, SourceError, UsageError, stoppedBySignal } from '../../core/errors.js';
 import { decodeParamNames } from '../../core/param-names.js';
 import { DEFAULT_SOCKET_DIR, emptyContext, KEYWORD_ENV, processContext, readUrl, resolveConninfo, type ConninfoContext, type ResolveOptions } from './conninfo.js';
 
@@ -229,9 +229,28 @@ export function pgpassPassword(s: PgConnectionSettings, database = s.database): 
   return new Promise((resolve) => pgpass({ host, port: s.port, database, user: s.user }, resolve));
 }
 
-/** Opens a client, turning connection failures into one clear CairnError. */
-export async function connect(s: PgConnectionSettings, database = s.database): Promise<pg.Client> {
-  let client = new pg.Client(clientConfig(s, database));
+/** What a session has in force from its first query on (connect's `session`). */
+export interface SessionDefaults {
+  /**
+   * lock_timeout in ms (>= 1), set at connection start (`options=-c lock_timeout=…`, after any
+   * options of the URL, so it wins): every statement of the session, the first catalog read
+   * included, waits at most that long for a lock. A backup's sessions set it; a restore's
+   * statements set their own.
+   */
+  lockTimeoutMs?: number;
+}
+
+/**
+ * Opens a client, turning connection failures into one clear CairnError. `session`: settings in
+ * force from the first query (SessionDefaults).
+ */
+export async function connect(s: PgConnectionSettings, database = s.database, session: SessionDefaults = {}): Promise<pg.Client> {
+  let config = clientConfig(s, database);
+  if (session.lockTimeoutMs !== undefined) {
+    const option = `-c lock_timeout=${Math.max(1, Math.floor(session.lockTimeoutMs))}`;
+    config = { ...config, options: config.options !== undefined ? `${config.options} ${option}` : option };
+  }
+  let client = new pg.Client(config);
   try {
     await client.connect();
   } catch (err) {
@@ -239,7 +258,7 @@ export async function connect(s: PgConnectionSettings, database = s.database): P
     // allow / prefer: like libpq, a server without SSL is then reached in plain text.
     const mode = s.params.sslmode;
     if (!((mode === 'allow' || mode === 'prefer') && /does not support SSL/i.test((err as Error).message ?? ''))) throw pgError(err, s, database);
-    client = new pg.Client({ ...clientConfig(s, database), ssl: false });
+    client = new pg.Client({ ...config, ssl: false });
     try {
       await client.connect();
     } catch (again) {
@@ -341,6 +360,8 @@ export async function toolVersion(tool: 'pg_dump' | 'pg_restore' | 'pg_dumpall' 
     child.on('error', () =>
       reject(new SourceError(`${tool} is not installed or not on PATH. Install the PostgreSQL client tools (Debian: apt-get install postgresql-client).`)),
     );
-    child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new SourceError(`${tool} --version failed (exit ${code}).`))));
+    child.on('exit', (code, signal) =>
+      code === 0 ? resolve(out.trim()) : reject(stoppedBySignal(`${tool} --version`, signal) ?? new SourceError(`${tool} --version failed (exit ${code ?? signal}).`)),
+    );
   });
 }

@@ -37,7 +37,7 @@ import type pg from 'pg';
 import { CairnError, NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
 import { readRelations, readRoleNames } from './catalog.js';
-import { connect, pgError, pgLocation, toolVersion, type PgConnectionSettings } from './connection.js';
+import { connect, pgError, pgLocation, toolVersion, type PgConnectionSettings, type SessionDefaults } from './connection.js';
 import { PG_ROLES_SQL, ROLES_COLLECTION, type PgRolesDefinition } from './definitions.js';
 import { DATABASE_PROPERTIES_COLUMNS, type PgDatabaseDefinition } from './server-database.js';
 import { serverName } from './server-naming.js';
@@ -45,6 +45,7 @@ import { readRoutines } from './routines.js';
 import { PostgresSource, selectableNames as namesOf, type PostgresSourceOptions } from './source.js';
 import { isStagingRelationName, stagingDatabaseId } from './staging.js';
 import { toolStream } from './tool-stream.js';
+import { DEFAULT_LOCK_TIMEOUT_MS } from './session-pool.js';
 
 export type { PgDatabaseDefinition } from './server-database.js';
 
@@ -79,7 +80,9 @@ export class PostgresServerSource implements DatabaseSource {
     throwIfAborted(signal);
     await toolVersion('pg_dump');
     await toolVersion('pg_dumpall');
-    const { client, database } = await connectMaintenance(this.settings);
+    // Every session of a backup waits at most the lock timeout for any lock, from its first query.
+    const session = { lockTimeoutMs: this.options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS };
+    const { client, database } = await connectMaintenance(this.settings, session);
     const snapshot = new ServerSnapshot({ ...this.settings, database }, client, this.options.rolesWithPasswords === true);
     try {
       // Roles are the server's: recorded once, not in every database.
@@ -93,12 +96,12 @@ export class PostgresServerSource implements DatabaseSource {
   }
 }
 
-/** A session on the server's maintenance database (postgres, else template1). */
-export async function connectMaintenance(settings: PgConnectionSettings): Promise<{ client: pg.Client; database: string }> {
+/** A session on the server's maintenance database (postgres, else template1); `session` as connect's. */
+export async function connectMaintenance(settings: PgConnectionSettings, session: SessionDefaults = {}): Promise<{ client: pg.Client; database: string }> {
   let last: unknown;
   for (const database of MAINTENANCE_DATABASES) {
     try {
-      return { client: await connect(settings, database), database };
+      return { client: await connect(settings, database, session), database };
     } catch (err) {
       last = err;
       if (!isMissingDatabase(err)) throw err;
@@ -112,8 +115,8 @@ function isMissingDatabase(err: unknown): boolean {
 }
 
 /** The names a one-database snapshot offers to select (as source.ts chooses them), read in a short session. */
-async function selectableNames(settings: PgConnectionSettings, database: string): Promise<string[]> {
-  const client = await connect(settings, database);
+async function selectableNames(settings: PgConnectionSettings, database: string, lockTimeoutMs: number): Promise<string[]> {
+  const client = await connect(settings, database, { lockTimeoutMs });
   try {
     await client.query("SELECT pg_catalog.set_config('search_path', '', false)");
     const relations = (await readRelations(client)).filter((r) => !isStagingRelationName(r.name));
@@ -171,7 +174,7 @@ class ServerSnapshot implements SourceSnapshot {
       }
       try {
         const properties: Properties = { owner: db.owner, acl: db.acl, comment: db.comment, connectionLimit: db.connectionLimit, settings: db.settings ?? [] };
-        candidates.push({ database: db.datname, properties, names: await selectableNames(this.settings, db.datname) });
+        candidates.push({ database: db.datname, properties, names: await selectableNames(this.settings, db.datname, sourceOptions.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS) });
       } catch (err) {
         throwIfAborted(signal);
         if (isMissingDatabase(err)) this.warnings.push(`database ${db.datname} was dropped while the backup started: not backed up`);

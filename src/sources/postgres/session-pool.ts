@@ -256,14 +256,13 @@ export class SessionPool {
   }
 
   private async openWorker(): Promise<Session> {
-    const client = await connect(this.settings);
+    const client = await connect(this.settings, undefined, { lockTimeoutMs: this.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS });
     try {
       await client.query(SESSION_SETUP);
       if (this.clientEncoding !== undefined) await client.query("SELECT set_config('client_encoding', $1, false)", [this.clientEncoding]);
       await client.query(
         `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT ${quoteLiteral(this.snapshotId)}`,
       );
-      await client.query(`SET LOCAL lock_timeout = ${Math.floor(this.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS)}`);
     } catch (err) {
       destroyClient(client);
       throw pgError(err, this.settings);

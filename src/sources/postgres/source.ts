@@ -127,10 +127,15 @@ export class PostgresSource implements DatabaseSource {
     this.location = pgLocation(settings);
   }
 
+  /** lock_timeout of every session of this source, in ms. */
+  private get lockTimeoutMs(): number {
+    return Math.max(1, Math.floor(this.options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS));
+  }
+
   /** See DatabaseSource.changeEvidence and change-evidence.ts; throws SourceError when the database cannot be reached. */
   async changeEvidence(signal?: AbortSignal): Promise<string | undefined> {
     throwIfAborted(signal);
-    const client = await connect(this.settings);
+    const client = await connect(this.settings, undefined, { lockTimeoutMs: this.lockTimeoutMs });
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const evidence = await readChangeEvidence(client);
@@ -155,7 +160,9 @@ export class PostgresSource implements DatabaseSource {
     const pgDumpVersion = await toolVersion('pg_dump');
     if (this.options.roles) await toolVersion('pg_dumpall');
     throwIfAborted(signal);
-    const client = await connect(s);
+    // lock_timeout from the first query on: the change evidence reads every sequence and the
+    // catalog reads call functions that lock, before any table lock is asked for.
+    const client = await connect(s, undefined, { lockTimeoutMs: this.lockTimeoutMs });
     const snapshot = new PostgresSnapshot(s, this.options, client, Math.max(1, Math.floor(options.jobs) || 1));
     const onAbort = (): void => void cancelBackend(s, client);
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -165,6 +172,7 @@ export class PostgresSource implements DatabaseSource {
     } catch (err) {
       await snapshot.close().catch(() => undefined);
       if (signal?.aborted) throw abortError(signal);
+      if ((err as { code?: string }).code === '55P03') throw await lockTimeoutError(s, this.options, err);
       throw pgError(err, s);
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -211,8 +219,6 @@ class PostgresSnapshot implements SourceSnapshot {
     this.pool.snapshotId = exported.rows[0]?.id ?? '';
     // In the snapshot just fixed, before any sequence value is read (change-evidence.ts).
     this.changeEvidence = await readChangeEvidence(c);
-    const lockTimeout = Math.max(1, Math.floor(this.options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS));
-    await c.query(`SET LOCAL lock_timeout = ${lockTimeout}`);
     const version = await c.query<{ v: string; n: string }>(
       "SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n",
     );
@@ -264,6 +270,15 @@ class PostgresSnapshot implements SourceSnapshot {
     const owned = await readOwnedSequences(c, toLock.map((r) => r.oid));
     const used = await readUsedSequences(c, toLock.map((r) => r.oid));
     const standalone = selected.filter((r) => r.relkind === 'S');
+    // A sequence pg_dump writes makes it read its owning table's columns and defaults
+    // (pg_get_expr, which locks the table) even when the table is excluded: the sequences of
+    // tables left out go too, unless a selected table's default or a routine draws from them.
+    // So a table outside the selection is neither locked nor read by the backup.
+    const leftOut = selectable.filter((r) => isTable(r) && !chosen.has(display(r))).map((r) => r.oid);
+    const stillNeeded = new Set([...[...used.values()].flat().map((q) => q.oid), ...[...routineCatalog.relationsOf.values()].flatMap((set) => [...set])]);
+    for (const q of [...(await readOwnedSequences(c, leftOut)).values()].flat()) {
+      if (!stillNeeded.has(q.oid)) this.excludedFromArchive.push(`${pgDumpPattern(q.schema)}.${pgDumpPattern(q.name)}`);
+    }
     // Every standalone sequence's value, selected or not (a restore creates them all), and
     // those the selected tables draw from (issue 14: an --include restarted them).
     const allStandalone = relations.filter((r) => r.relkind === 'S' && !r.ownedSequence);
@@ -560,7 +575,10 @@ class PostgresSnapshot implements SourceSnapshot {
           '--schema-only',
           '--no-password',
           `--snapshot=${this.pool.snapshotId}`,
-          '--lock-wait-timeout=30000',
+          // pg_dump sets lock_timeout to 0 in its session and applies this to its LOCK TABLE
+          // statements only; the tables it reads without locking them first are kept few by
+          // excludedFromArchive.
+          `--lock-wait-timeout=${Math.max(1, Math.floor(this.options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS))}`,
           ...this.excludedFromArchive.map((p) => `--exclude-table=${p}`),
         ],
         signal,
@@ -586,7 +604,7 @@ class PostgresSnapshot implements SourceSnapshot {
   }
 
   private toolContext(): ToolStreamContext {
-    return { settings: this.settings, running: this.children, assertOpen: () => this.assertOpen() };
+    return { settings: this.settings, running: this.children, assertOpen: () => this.assertOpen(), lockTimeout: lockTimeoutText(this.options) };
   }
 
   /** Kills the running tools and ends the sessions (see SessionPool.close); idempotent. */
@@ -598,6 +616,39 @@ class PostgresSnapshot implements SourceSnapshot {
   private assertOpen(): void {
     this.pool.assertOpen();
   }
+}
+
+/**
+ * The error for a statement of the snapshot's reading (not LOCK TABLE, which names its table
+ * itself) that hit lock_timeout: a catalog function or a sequence read waiting for a relation
+ * that another session holds exclusively. Names the relations others hold in a mode that keeps
+ * readers out, read in a short session of its own (the snapshot's is gone).
+ */
+async function lockTimeoutError(settings: PgConnectionSettings, options: PostgresSourceOptions, cause: unknown): Promise<SourceError> {
+  let held: string[] = [];
+  try {
+    const client = await connect(settings, undefined, { lockTimeoutMs: 1000 });
+    try {
+      const { rows } = await client.query<{ schema: string; name: string; relkind: string }>(
+        `SELECT DISTINCT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind
+           FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_class c ON c.oid = l.relation
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE l.granted AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_catalog.pg_backend_pid()
+            AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+          ORDER BY 1, 2 LIMIT 6`,
+      );
+      held = rows.map((r) => `${r.relkind === 'S' ? 'sequence' : r.relkind === 'v' || r.relkind === 'm' ? 'view' : 'table'} ${display(r)}`);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  } catch {
+    // Only the message is poorer: the lock timeout is still what failed.
+  }
+  const what = held.length === 0 ? 'a relation' : held.length > 5 ? `${held.slice(0, 5).join(', ')} or another` : held.join(' or ');
+  return new SourceError(
+    `Cannot read ${what} for the backup: another session holds a conflicting lock (e.g. ALTER TABLE, DROP, VACUUM FULL, LOCK TABLE) and did not release it within ${lockTimeoutText(options)}. Retry when it has finished, or wait longer with --lock-timeout (API: lockTimeoutSeconds).`,
+    { cause },
+  );
 }
 
 /** The lock timeout as people read it ("30 s"), for messages. */

@@ -6,7 +6,7 @@
  * the tool (SIGTERM), and so does a consumer that stops reading.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { SourceError, throwIfAborted } from '../../core/errors.js';
+import { SourceError, stoppedBySignal, throwIfAborted } from '../../core/errors.js';
 import type { DataStream } from '../types.js';
 import { toolEnv, type PgConnectionSettings } from './connection.js';
 import { abortError } from './session-pool.js';
@@ -19,6 +19,8 @@ export interface ToolStreamContext {
   running: Set<ChildProcess>;
   /** Throws when the snapshot is closed (checked when the stream starts). */
   assertOpen: () => void;
+  /** The lock wait given to the tool (`--lock-wait-timeout`) as people read it ("30 s"), for its error. */
+  lockTimeout?: string;
 }
 
 /**
@@ -38,12 +40,16 @@ export function toolStream(tool: 'pg_dump' | 'pg_dumpall', args: string[], signa
       if (stderr.length < 65_536) stderr += d.toString();
     });
     let spawnError: Error | undefined;
+    let stoppedBy: NodeJS.Signals | null = null;
     const exited = new Promise<number | null>((resolve) => {
       child.on('error', (err) => {
         spawnError = err;
         resolve(null);
       });
-      child.on('close', (code) => resolve(code));
+      child.on('close', (code, how) => {
+        stoppedBy = how;
+        resolve(code);
+      });
     });
     const onAbort = (): void => void child.kill('SIGTERM');
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -58,7 +64,7 @@ export function toolStream(tool: 'pg_dump' | 'pg_dumpall', args: string[], signa
       if (spawnError !== undefined) {
         throw new SourceError(`${tool} could not be started: ${spawnError.message}. Install the PostgreSQL client tools.`);
       }
-      if (code !== 0) throw toolError(tool, code, scrub(stderr, settings), settings);
+      if (code !== 0) throw stoppedBySignal(tool, stoppedBy) ?? toolError(tool, code, scrub(stderr, settings), settings, context.lockTimeout);
       finished = true;
     } catch (err) {
       // Whatever the abort broke (the killed tool's pipe, a stream's AbortError) is a cancellation.
@@ -80,8 +86,15 @@ export const LOCK_TABLE_ADVICE =
   'Raise max_locks_per_transaction (ALTER SYSTEM SET max_locks_per_transaction = …, then restart PostgreSQL), or back up fewer tables at a time with --include/--exclude.';
 
 /** The error for a tool that exited non-zero: what to do for the failures people meet (roles without a superuser, lock slots, login). */
-function toolError(tool: string, code: number | null, stderr: string, s: PgConnectionSettings): SourceError {
+function toolError(tool: string, code: number | null, stderr: string, s: PgConnectionSettings, lockTimeout?: string): SourceError {
   const detail = stderr.trim().split('\n').slice(-5).join(' ').trim() || `exit code ${code}`;
+  // pg_dump's --lock-wait-timeout is a statement_timeout around its LOCK TABLE statements.
+  const locked = /statement timeout[\s\S]*LOCK TABLE (?:ONLY )?(\S+(?: \S+)*?) IN ACCESS SHARE MODE/i.exec(stderr);
+  if (locked) {
+    return new SourceError(
+      `Cannot lock table ${locked[1]} for the backup's schema dump (${tool}): another session holds a conflicting lock (e.g. ALTER TABLE, DROP, VACUUM FULL, LOCK TABLE) and did not release it within ${lockTimeout ?? 'the lock timeout'}. Retry when it has finished, or wait longer with --lock-timeout (API: lockTimeoutSeconds).`,
+    );
+  }
   if (tool === 'pg_dumpall' && /permission denied|must be superuser/i.test(stderr)) {
     return new SourceError(
       `pg_dumpall --roles-only failed: backing up roles (--roles) needs a superuser; connect as one or drop --roles. (${detail})`,

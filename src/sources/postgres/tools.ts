@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { SourceError, throwIfAborted } from '../../core/errors.js';
+import { SourceError, stoppedBySignal, throwIfAborted } from '../../core/errors.js';
 import { toolEnv, type PgConnectionSettings } from './connection.js';
 import { decodeDatabaseText } from './encoding.js';
 import { splitScript, type ScriptBlock } from './toc.js';
@@ -51,7 +51,11 @@ export async function runTool(tool: 'pg_restore' | 'psql', args: string[], optio
         reject(new SourceError(`${tool} is not installed or not on PATH. Install the PostgreSQL client tools (Debian: apt-get install postgresql-client).`));
       } else reject(e);
     });
-    child.on('close', (code) => resolve(code ?? -1));
+    child.on('close', (code, how) => {
+      const stopped = stoppedBySignal(tool, how);
+      if (stopped) reject(stopped);
+      else resolve(code ?? -1);
+    });
   });
   let feeding: Promise<void> = Promise.resolve();
   if (options.input && child.stdin) {
