@@ -115,6 +115,7 @@ describe('progress line at a terminal width', () => {
       const bar = new ProgressBar('backup', stream(columns), true);
       bar.update({ ...big, phase: 'finalizing' });
       // "\r", the line, then "clear to the end of the line".
+      // eslint-disable-next-line no-control-regex -- the escape that clears the rest of the line
       const drawn = /^\r(.*)\x1b\[K$/.exec(written[0] ?? '')?.[1] ?? '';
       expect(drawn.length).toBeGreaterThan(10);
       expect(drawn.length).toBeLessThan(columns ?? 80);
