@@ -10,7 +10,9 @@ export interface Progress {
   bytes: number;
   /**
    * Logical bytes expected in all, when known: exact for restores and copies; for backups an
-   * estimate from the source's catalog (`estimated`), raised to `bytes` when the data is larger.
+   * estimate (`estimated`), raised to `bytes` when the data is larger: the logical bytes read so
+   * far scaled to the estimated rows once 1 % of them is read, before that (or without a row
+   * estimate: SQLite, never-analyzed PostgreSQL tables) the source's stored size.
    */
   bytesTotal?: number;
   /** Rows expected in all (backups: the source catalog's estimate, e.g. PostgreSQL's reltuples). */
@@ -28,7 +30,11 @@ export type ProgressListener = (progress: Progress) => void;
 
 /** What a backup expects to read, from the source's catalog (any part may be unknown). */
 export interface ProgressEstimate {
-  /** Bytes of the selected data as the source stores it (PostgreSQL pg_table_size, SQLite pages). */
+  /**
+   * Bytes of the selected data as the source stores it (PostgreSQL pg_table_size: heap pages with
+   * tuple headers, free space and dead rows, TOAST compressed; SQLite: the file's used pages).
+   * Not the logical bytes a backup counts: see EstimatedShare for how the total shown is made.
+   */
   bytes?: number;
   /** Rows of the selected data (PostgreSQL reltuples); undefined unless every data collection has one. */
   rows?: number;
@@ -39,6 +45,7 @@ export interface ProgressEstimate {
  * the estimated rows when known (closer to what is read than on-disk sizes), else bytes against
  * the estimated bytes, else collections done. The share stays at most 99 until the backup is
  * done, never goes back, and the totals shown are raised to what was read when it is more.
+ * bytesTotal is projected in logical bytes once rows move (see `fields`).
  */
 export class EstimatedShare {
   private last = 0;
@@ -54,8 +61,13 @@ export class EstimatedShare {
     else raw = p.collectionsTotal > 0 ? p.collectionsDone / p.collectionsTotal : 0;
     const share = done ? 100 : Math.min(99, Math.floor(raw * 1000) / 10);
     this.last = Math.max(this.last, Number.isFinite(share) ? share : 0);
+    // The catalog's bytes are what the source stores (PostgreSQL: pages with tuple headers, free
+    // space, dead rows and TOAST as compressed), not the logical bytes `bytes` counts, and
+    // differ from them by a factor of about 0.5–2. Once 1 % of the estimated rows is read, the
+    // total shown is the bytes read so far scaled to all rows: the same measure as `bytes`.
+    const projected = rows !== undefined && rows > 0 && p.rows >= rows / 100 ? Math.round((p.bytes * rows) / p.rows) : this.estimate.bytes;
     return {
-      ...(this.estimate.bytes !== undefined ? { bytesTotal: done ? p.bytes : Math.max(this.estimate.bytes, p.bytes) } : {}),
+      ...(projected !== undefined ? { bytesTotal: done ? p.bytes : Math.max(projected, p.bytes) } : {}),
       ...(rows !== undefined ? { rowsTotal: done ? p.rows : Math.max(rows, p.rows) } : {}),
       percent: this.last,
       estimated: !done,

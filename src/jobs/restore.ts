@@ -86,10 +86,13 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
       segments: entry.segments?.length ?? 1,
     }));
     const bytesTotal = entries.reduce((n, e) => n + e.entry.logicalBytes, 0);
+    const rowsTotal = entries.reduce((n, e) => n + e.entry.rowCount, 0);
+    const progress = new RestoreCounts(entries);
     // Targets report each collection's running totals; the restore's are their sum.
     const perCollection = new Map<string, { rows: number; bytes: number }>();
     let rows = 0;
     let bytes = 0;
+    let percent = 0;
     const result = await target.restore(items, {
       onConflict: options.onConflict ?? 'fail',
       ...(options.sessions !== undefined ? { sessions: options.sessions } : {}),
@@ -107,18 +110,33 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
         rows += p.rows - prev.rows;
         bytes += p.bytes - prev.bytes;
         perCollection.set(p.collection, { rows: p.rows, bytes: p.bytes });
+        progress.reached(p.collection, p.bytes);
+        // Exact totals from the manifest: the share is of bytes, never back, 100 only when done
+        // (what targets load without reporting, the schema archive, keeps it below until then).
+        if (bytesTotal > 0) percent = Math.max(percent, Math.min(99.9, Math.floor((bytes / bytesTotal) * 1000) / 10));
         options.onProgress?.({
           phase: 'transferring',
           collection: p.collection,
-          collectionsDone: perCollection.size - 1,
-          collectionsTotal: items.length,
+          collectionsDone: progress.done,
+          collectionsTotal: progress.total,
           rows,
+          rowsTotal,
           bytes,
           bytesTotal,
+          ...(bytesTotal > 0 ? { percent } : {}),
         });
       },
     });
-    options.onProgress?.({ phase: 'done', collectionsDone: items.length, collectionsTotal: items.length, rows: result.rows, bytes: bytesTotal, bytesTotal });
+    options.onProgress?.({
+      phase: 'done',
+      collectionsDone: progress.total,
+      collectionsTotal: progress.total,
+      rows: result.rows,
+      rowsTotal,
+      bytes: bytesTotal,
+      bytesTotal,
+      percent: 100,
+    });
     return {
       ...result,
       backupId: manifest.id,
@@ -128,6 +146,42 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
     };
   } finally {
     await lock.release().catch(() => undefined);
+  }
+}
+
+/**
+ * Collections done of a restore, counted as its summary counts them (RestoreResult.collections):
+ * what a user selects (tables, views, routines, …), not the entries of the whole database that
+ * go with every restore (selectable: false: PostgreSQL's "(schema)" archive and "(roles)", an
+ * extension's configuration tables, SQLite's database properties). A collection is done once
+ * the target has reported all its logical bytes; one without data from the start.
+ */
+class RestoreCounts {
+  readonly total: number;
+  done = 0;
+  /** Name (as in the backup and as restored) → logical bytes still to come, of counted collections. */
+  private readonly pending = new Map<string, { bytes: number; finished: boolean }>();
+
+  constructor(entries: { entry: CollectionEntry; targetName: string }[]) {
+    const counted = entries.filter((e) => e.entry.selectable !== false);
+    this.total = counted.length;
+    for (const { entry, targetName } of counted) {
+      if (entry.logicalBytes === 0) {
+        this.done++;
+        continue;
+      }
+      const state = { bytes: entry.logicalBytes, finished: false };
+      this.pending.set(entry.name, state);
+      this.pending.set(targetName, state);
+    }
+  }
+
+  /** A target reported `bytes` of `collection` (running total). */
+  reached(collection: string, bytes: number): void {
+    const state = this.pending.get(collection);
+    if (state === undefined || state.finished || bytes < state.bytes) return;
+    state.finished = true;
+    this.done++;
   }
 }
 

@@ -6,10 +6,15 @@
 import { ChunkIndex, listPacks } from './chunk-index.js';
 import type { Repository } from './repository.js';
 
-/** One source's share of a repository (sources told apart by their location). */
+/**
+ * One source's share of a repository: one database, however its backups spelled its location
+ * (sources told apart by RepositoryStatsOptions.sourceKey, else by location).
+ */
 export interface SourceStats {
-  /** The source's location as its manifests record it (no secrets). */
+  /** The location of its newest backup, as that manifest records it (no secrets). */
   location: string;
+  /** Every location its backups recorded, newest first (one unless it was reached several ways). */
+  locations: string[];
   kind: string;
   backups: number;
   /** completedAt of its newest backup (ISO). */
@@ -47,6 +52,16 @@ export interface RepositoryStats {
   damaged: { id: string; message: string }[];
 }
 
+export interface RepositoryStatsOptions {
+  signal?: AbortSignal;
+  /**
+   * The database a manifest's source location names (jobs/database-key.ts databaseKey: the user,
+   * a loopback host or socket folder, a relative or symlinked path do not change it): backups
+   * with the same key are one source. Default: the location itself.
+   */
+  sourceKey?: (location: string) => string;
+}
+
 const ratio = (a: number, b: number): number | null => (b > 0 ? Math.round((a / b) * 100) / 100 : null);
 
 /**
@@ -54,7 +69,9 @@ const ratio = (a: number, b: number): number | null => (b > 0 ? Math.round((a / 
  * referenced (as any backup holds its index), not per byte.
  * @throws StorageError when the storage cannot be listed or read.
  */
-export async function repositoryStats(repo: Repository, signal?: AbortSignal): Promise<RepositoryStats> {
+export async function repositoryStats(repo: Repository, options: RepositoryStatsOptions = {}): Promise<RepositoryStats> {
+  const { signal } = options;
+  const keyOf = options.sourceKey ?? ((location: string) => location);
   const { packs } = await listPacks(repo.storage, signal);
   const { chunks } = await ChunkIndex.load(repo.storage, { ...(signal ? { signal } : {}) });
   const { manifests, damaged } = await repo.readAllManifests(signal);
@@ -63,17 +80,23 @@ export async function repositoryStats(repo: Repository, signal?: AbortSignal): P
   /** Chunk id → the index in `sources` of the one source referencing it, or -1 when shared. */
   const owner = new Map<string, number>();
   let logicalBytes = 0;
+  /** Per source, each location spelling → completedAt of its newest backup. */
+  const spellings: Map<string, string>[] = [];
   for (const m of manifests) {
     logicalBytes += m.totals.logicalBytes;
-    let i = bySource.get(m.source.location);
+    const key = `${m.source.kind}\u0000${keyOf(m.source.location)}`;
+    let i = bySource.get(key);
     if (i === undefined) {
-      i = sources.push({ location: m.source.location, kind: m.source.kind, backups: 0, newest: m.completedAt, logicalBytes: 0, uniqueStoredBytes: 0 }) - 1;
-      bySource.set(m.source.location, i);
+      i = sources.push({ location: m.source.location, locations: [], kind: m.source.kind, backups: 0, newest: m.completedAt, logicalBytes: 0, uniqueStoredBytes: 0 }) - 1;
+      spellings.push(new Map());
+      bySource.set(key, i);
     }
     const s = sources[i] as SourceStats;
     s.backups++;
     s.logicalBytes += m.totals.logicalBytes;
     if (m.completedAt > s.newest) s.newest = m.completedAt;
+    const seen = spellings[i] as Map<string, string>;
+    if (!(m.completedAt <= (seen.get(m.source.location) ?? ''))) seen.set(m.source.location, m.completedAt);
     for (const c of m.collections) {
       for (const id of c.chunks) {
         const was = owner.get(id);
@@ -97,6 +120,10 @@ export async function repositoryStats(repo: Repository, signal?: AbortSignal): P
   }
   let storedBytes = 0;
   for (const p of packs.values()) storedBytes += p.size;
+  sources.forEach((s, i) => {
+    s.locations = [...(spellings[i] as Map<string, string>)].sort((a, b) => b[1].localeCompare(a[1]) || a[0].localeCompare(b[0])).map(([l]) => l);
+    s.location = s.locations[0] ?? s.location;
+  });
   sources.sort((a, b) => b.newest.localeCompare(a.newest) || a.location.localeCompare(b.location));
   return {
     repository: repo.location,

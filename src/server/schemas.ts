@@ -409,9 +409,10 @@ export const TokenRevoked = z.object({
   note: z.string(),
 });
 
-/** GET /v1/stats: one source's share of the repository (by location). */
+/** GET /v1/stats: one source's share of the repository (one database, however its location was spelled). */
 export const SourceStats = z.object({
-  location: z.string(),
+  location: z.string().describe("the location of the source's newest backup"),
+  locations: z.array(z.string()).describe('every location its backups recorded for this database (by the engine\'s database key), newest first'),
   kind: z.string(),
   backups: z.number(),
   newest: when.describe("completedAt of the source's newest backup"),

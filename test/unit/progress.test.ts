@@ -3,8 +3,8 @@
  * records and the CLI), and the terminal's progress line built from them.
  */
 import { describe, expect, it } from 'vitest';
-import { progressRates, type Progress } from '../../src/jobs/progress.js';
-import { formatClock, progressLine } from '../../src/cli/progress-bar.js';
+import { EstimatedShare, progressRates, type Progress } from '../../src/jobs/progress.js';
+import { fitProgressLine, formatClock, progressLine, ProgressBar } from '../../src/cli/progress-bar.js';
 
 describe('progressRates', () => {
   it('bytes/s and rows/s over the time so far; ETA from the share done', () => {
@@ -54,5 +54,99 @@ describe('progressLine', () => {
 
   it('formatClock', () => {
     expect([0, 35, 61, 725, 7389.4].map(formatClock)).toEqual(['0:00', '0:35', '1:01', '12:05', '2:03:09']);
+  });
+});
+
+describe('progress line at a terminal width', () => {
+  // A long backup of many tables: in full, about 200 characters.
+  const big: Progress = {
+    phase: 'transferring',
+    collection: 'public.order_line_items_archive_2024',
+    collectionsDone: 12,
+    collectionsTotal: 148,
+    rows: 12_310_000,
+    bytes: 1.2 * 2 ** 30,
+    bytesTotal: 2.9 * 2 ** 30,
+    rowsTotal: 29_740_000,
+    percent: 42,
+    estimated: true,
+  };
+  const full = `backup ${progressLine(big, 725)}`;
+
+  it.each([40, 60, 80, 132, 200])('%i columns: shorter than the width; share, throughput and ETA always (here from 40), name cut with … or left out', (width) => {
+    const line = fitProgressLine('backup', big, 725, width);
+    expect(line.length).toBeLessThan(width); // the last column stays free
+    expect(line).toMatch(/^backup (\[[#.]{20}\] )?~42% /);
+    expect(line.includes('ETA 16:41')).toBe(width >= 40);
+    expect(line.includes('1.69 MiB/s')).toBe(width >= 40);
+    if (width >= 60) expect(line).toMatch(/1\.20 GiB.*1\.69 MiB\/s, (.* )?ETA 16:41/);
+    // What is shown is a subsequence of the full line's parts, never something else.
+    const name = /(public\.\S*)$/.exec(line)?.[1];
+    if (name !== undefined && name !== big.collection) expect(name.endsWith('…') && big.collection?.startsWith(name.slice(0, -1))).toBe(true);
+    if (width >= full.length + 1) expect(line).toBe(full);
+  });
+
+  it('drops parts in a fixed order: rows/s, counter, bar, name, totals, rows, bytes, throughput, ETA', () => {
+    const at = (w: number): string => fitProgressLine('backup', big, 725, w);
+    // Each width keeps everything a wider one drops later in the order.
+    expect(at(full.length + 1)).toContain('rows/s');
+    expect(at(full.length)).not.toContain('rows/s');
+    expect(at(full.length)).toContain('12/148 collections');
+    expect(at(150)).not.toContain('collections');
+    expect(at(150)).toContain('[########............]');
+    expect(at(132)).not.toContain('[');
+    expect(at(132)).toContain('public.order_line_items_archive_2024');
+    expect(at(100)).toMatch(/ public\.or…$/);
+    expect(at(80)).toBe('backup ~42% 1.20 GiB of ~2.90 GiB, 12,310,000 rows, 1.69 MiB/s, ETA 16:41');
+    expect(at(70)).toBe('backup ~42% 1.20 GiB, 12,310,000 rows, 1.69 MiB/s, ETA 16:41');
+    expect(at(60)).toBe('backup ~42% 1.20 GiB, 1.69 MiB/s, ETA 16:41');
+    expect(at(40)).toBe('backup ~42% 1.69 MiB/s, ETA 16:41');
+    expect(at(30)).toBe('backup ~42% ETA 16:41');
+    expect(at(16)).toBe('backup ~42%');
+    expect(at(8).length).toBeLessThan(8);
+  });
+
+  it('ProgressBar writes within the stream\'s columns, 80 when it does not say', () => {
+    const written: string[] = [];
+    const stream = (columns: number | undefined): NodeJS.WriteStream =>
+      ({ columns, write: (s: string) => written.push(s) }) as unknown as NodeJS.WriteStream;
+    for (const columns of [60, undefined]) {
+      written.length = 0;
+      const bar = new ProgressBar('backup', stream(columns), true);
+      bar.update({ ...big, phase: 'finalizing' });
+      // "\r", the line, then "clear to the end of the line".
+      // eslint-disable-next-line no-control-regex -- the escape that clears the rest of the line
+      const drawn = /^\r(.*)\x1b\[K$/.exec(written[0] ?? '')?.[1] ?? '';
+      expect(drawn.length).toBeGreaterThan(10);
+      expect(drawn.length).toBeLessThan(columns ?? 80);
+      expect(drawn).toMatch(/^backup ~42% .*finalizing$/);
+    }
+  });
+});
+
+describe('EstimatedShare: the byte total in the unit `bytes` counts', () => {
+  // A PostgreSQL table stored in 146 MiB (pages, tuple headers, dead rows) whose rows are 91 MiB
+  // as the backup reads them.
+  const MiB = 2 ** 20;
+  const at = (share: EstimatedShare, rows: number, bytes: number, done = false) => share.fields({ rows, bytes, collectionsDone: 0, collectionsTotal: 1 }, done);
+
+  it('the stored size until 1 % of the rows is read, then the logical bytes so far scaled to all rows', () => {
+    const share = new EstimatedShare({ bytes: 146 * MiB, rows: 1_000_000 });
+    expect(at(share, 0, 40_000).bytesTotal).toBe(146 * MiB); // a schema dump, no rows yet
+    expect(at(share, 9_999, 0.91 * MiB).bytesTotal).toBe(146 * MiB);
+    expect(at(share, 10_000, 0.91 * MiB).bytesTotal).toBe(Math.round(91 * MiB));
+    expect(at(share, 500_000, 45.5 * MiB)).toEqual({ bytesTotal: 91 * MiB, rowsTotal: 1_000_000, percent: 50, estimated: true });
+    expect(at(share, 1_000_000, 91 * MiB, true)).toEqual({ bytesTotal: 91 * MiB, rowsTotal: 1_000_000, percent: 100, estimated: false });
+  });
+
+  it('never below what was read; the share still never goes back nor above 99 before the end', () => {
+    const share = new EstimatedShare({ bytes: 10 * MiB, rows: 100 });
+    const seen = [at(share, 50, 5 * MiB), at(share, 150, 30 * MiB), at(share, 120, 30 * MiB)];
+    expect(seen.map((f) => f.percent)).toEqual([50, 99, 99]);
+    for (const f of seen.slice(1)) expect(f.bytesTotal).toBe(30 * MiB);
+    // Without a row estimate (SQLite): the stored size, raised to what was read.
+    const sqlite = new EstimatedShare({ bytes: 4 * MiB });
+    expect(at(sqlite, 10, 1 * MiB).bytesTotal).toBe(4 * MiB);
+    expect(at(sqlite, 10, 5 * MiB).bytesTotal).toBe(5 * MiB);
   });
 });

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { listLocks, removeLocks } from '../../repo/lock.js';
 import { prune } from '../../repo/prune.js';
 import { repair } from '../../repo/repair.js';
+import { databaseKey } from '../../jobs/database-key.js';
 import { repositoryStats } from '../../repo/stats.js';
 import { verifyBackupsLocked, verifyFailure } from '../../repo/verify.js';
 import { definitionProblems } from '../../sources/index.js';
@@ -86,9 +87,9 @@ export function registerMaintenanceCommands(program: Command, { io, signal }: Cl
     }
   });
 
-  repoCommand(program, 'stats', 'what a repository stores: pack bytes, logical bytes, dedup and compression ratios, and per source its backups and the bytes only it uses').action(async (opts: CommonOptions) => {
+  repoCommand(program, 'stats', 'what a repository stores: pack bytes, logical bytes, dedup and compression ratios, and per source database (one row whatever URL or path reached it) its backups and the bytes only it uses').action(async (opts: CommonOptions) => {
     const repository = await openRepository(opts.repo);
-    const s = await repositoryStats(repository, signal);
+    const s = await repositoryStats(repository, { signal, sourceKey: databaseKey });
     if (opts.json) return printJson(io, s);
     const times = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}x`);
     io.out(
@@ -104,6 +105,7 @@ export function registerMaintenanceCommands(program: Command, { io, signal }: Cl
     if (s.sources.length > 0) {
       io.out(table(['SOURCE', 'KIND', 'BACKUPS', 'NEWEST', 'LOGICAL', 'ONLY ITS OWN'], s.sources.map((x) => [x.location, x.kind, String(x.backups), x.newest, formatBytes(x.logicalBytes), formatBytes(x.uniqueStoredBytes)])));
       io.out('ONLY ITS OWN: stored bytes of the chunks no other source uses (at most what deleting all its backups and pruning frees).');
+      for (const x of s.sources.filter((x) => x.locations.length > 1)) io.out(`${x.location} also backed up as: ${x.locations.slice(1).join(', ')}`);
     }
     if (s.unindexedChunks > 0) io.err(`cairn: warning: ${plural(s.unindexedChunks, 'referenced chunk')} missing from the index, left out of the numbers; run cairn verify.`);
     for (const d of s.damaged) io.err(`cairn: warning: backup ${d.id} cannot be read, left out of the numbers: ${d.message}`);

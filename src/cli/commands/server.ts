@@ -29,6 +29,9 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
         ...(opts.allowUrls ? { allowAdHocUrls: true } : {}),
         logger,
       });
+      // The address is the command's output, not a log line: printed on stdout whatever
+      // --log-level says, so `--listen 127.0.0.1:0 --log-level warn` still tells the port chosen.
+      io.out(`cairn server listening on ${server.url}`);
       await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
       logger.info('cairn server stopping: cancelling running jobs', { url: server.url });
       await server.close();
