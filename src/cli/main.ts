@@ -16,7 +16,7 @@ import { registerScheduleCommands } from './commands/schedule.js';
 import { registerServerCommand } from './commands/server.js';
 import { registerSourceCommands } from './commands/source.js';
 import { registerTokenCommands } from './commands/token.js';
-import type { CliContext, Io } from './options.js';
+import { printJson, type CliContext, type Io } from './options.js';
 import { apiError, isApiError } from './remote.js';
 
 export type { Io } from './options.js';
@@ -70,7 +70,7 @@ export async function main(argv: string[], io?: Io): Promise<number> {
     // What failed after stdout did (a pipeline's EPIPE, the cancel it caused) follows from it.
     const failed = await stdout?.settled();
     if (failed !== undefined) return outputFailure(failed, io, debug);
-    return reportError(cancelledIfAborted(err, controller.signal), io, debug, argv.includes('--json') && !printed);
+    return reportError(cancelledIfAborted(err, controller.signal), tracked, debug, argv.includes('--json') && !printed);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -150,12 +150,13 @@ function cancelledIfAborted(err: unknown, signal: AbortSignal): unknown {
 
 /**
  * Prints the error and returns the exit code. With --json on the command line the error is also
- * one JSON document on stdout, `{"error":{"code","message","exitCode"}}` (docs/cli.md), so that
+ * one JSON document on stdout, `{"error":{"code","message","exitCode"},"durationMs"}` (docs/cli.md), so that
  * a script reading stdout gets something to parse; the human line stays on stderr.
  */
 function reportError(err: unknown, io: Io, debug: boolean, json: boolean): number {
   const report = (code: ErrorCode, message: string, exitCode: number): number => {
-    if (json) io.out(JSON.stringify({ error: { code, message, exitCode } }, null, 2));
+    // printJson adds durationMs last, as on every --json document (docs/cli.md).
+    if (json) printJson(io, { error: { code, message, exitCode } });
     return exitCode;
   };
   if (err instanceof CommanderError) {
@@ -183,6 +184,26 @@ interface CommandInternals {
 }
 
 /**
+ * Flags that users of pg_restore, pg_dump and restic type by habit, per command (its path
+ * without "cairn"), and what cairn takes instead: an unknown-option error names the replacement
+ * rather than only the closest spelling. Kept to mappings that are true for cairn.
+ */
+export const FLAG_ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  restore: {
+    '--target': 'the database to restore into is --to <url> (restic restore --target is a folder; cairn restores into a database)',
+    '--dbname': "the database to restore into is --to <url> (pg_restore's --dbname)",
+    '-d': "the database to restore into is --to <url> (pg_restore's -d)",
+    '--source': 'the backup to restore is the first argument: cairn restore <backup id> --to <url> (list ids with cairn backup list)',
+    '--clean': "for pg_restore's --clean, use --on-conflict overwrite (existing tables get the backup's rows) or --on-conflict replace (the whole database becomes the backup)",
+  },
+  'backup create': {
+    '--dbname': "the database to back up is --source <url> (pg_dump's --dbname)",
+    '-d': "the database to back up is --source <url> (pg_dump's -d)",
+    '--target': 'the repository to write to is --repo <repo>',
+  },
+};
+
+/**
  * commander checks required options before unknown ones, so `backup create --sorce x` said only
  * that --source is missing. A mistyped flag is the mistake to report: with one on the command
  * line, the unknown-option error (naming it and suggesting the closest flag) comes first.
@@ -200,10 +221,19 @@ class CairnCommand extends Command {
     return parsed;
   }
 
+  /** An unknown flag with a known meaning elsewhere (FLAG_ALIASES) says what cairn takes instead. */
+  unknownOption(flag: string): void {
+    const path: string[] = [];
+    for (let c: Command | null = this; c?.parent; c = c.parent) path.unshift(c.name());
+    const advice = FLAG_ALIASES[path.join(' ')]?.[flag];
+    if (advice !== undefined) this.error(`error: unknown option '${flag}': ${advice}.`, { exitCode: EXIT_CODES.USAGE, code: 'commander.unknownOption' });
+    (Command.prototype as unknown as CommandInternals).unknownOption.call(this, flag);
+  }
+
   missingMandatoryOptionValue(option: Option): never {
     const first = this.unknownArgs[0];
     // Throws (exitOverride) unless the command allows unknown options.
-    if (first !== undefined && first.startsWith('-')) (Command.prototype as unknown as CommandInternals).unknownOption.call(this, first);
+    if (first !== undefined && first.startsWith('-')) this.unknownOption(first);
     return (Command.prototype as unknown as CommandInternals).missingMandatoryOptionValue.call(this, option);
   }
 }
