@@ -223,8 +223,8 @@ class CairnCommand extends Command {
 
   /** An unknown flag with a known meaning elsewhere (FLAG_ALIASES) says what cairn takes instead. */
   unknownOption(flag: string): void {
-    const path: string[] = [];
-    for (let c: Command | null = this; c?.parent; c = c.parent) path.unshift(c.name());
+    const path = [this.name()];
+    for (let c = this.parent; c?.parent; c = c.parent) path.unshift(c.name());
     const advice = FLAG_ALIASES[path.join(' ')]?.[flag];
     if (advice !== undefined) this.error(`error: unknown option '${flag}': ${advice}.`, { exitCode: EXIT_CODES.USAGE, code: 'commander.unknownOption' });
     (Command.prototype as unknown as CommandInternals).unknownOption.call(this, flag);

@@ -165,11 +165,17 @@ function nearNames(names: readonly string[], unknown: readonly string[], rules: 
       // `x` for "x,y": the shell or the list split a name at its comma or "="
       (/[,=]/.test(bare(n)) && bare(n).split(/[,=]/).some((piece) => wanted.has(piece.trim()))),
   );
-  // Typos (`tt` for `t`, `albmu` for `album`): names within a small edit distance of what was
-  // typed, whole or its last part, closest first. Wildcard patterns are left out: they match
+  // Typos (`tt` for `t`, `albmu` for `album`): names whose last part is within a small edit
+  // distance of the last part typed, closest first. Wildcard patterns are left out: they match
   // by design, and a near miss of one says little.
-  const typed = unknown.filter((u) => !u.includes('*')).flatMap((u) => [loose(u), bare(u)]);
-  const distance = (n: string): number => Math.min(...typed.map((t) => Math.min(editDistance(t, loose(n)), editDistance(t, bare(n)))));
+  const typed = unknown.filter((u) => !u.includes('*')).map(bare);
+  // A distance as long as the longer string is a different name (`x` for `a`), not a typo.
+  const close = (t: string, n: string): number => {
+    const d = editDistance(t, n);
+    return d < Math.max(t.length, n.length) ? d : Infinity;
+  };
+  // Last parts only: `public.y` is not a typo of `public.z`, and a schema is rarely the typo.
+  const distance = (n: string): number => Math.min(...typed.map((t) => close(t, bare(n))));
   const typos = typed.length === 0 ? [] : names
     .filter((n) => !same.includes(n))
     .map((n) => ({ n, d: distance(n) }))

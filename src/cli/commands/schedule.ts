@@ -208,7 +208,8 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
         [
           `Schedule ${s.name} (${s.enabled ? 'enabled' : 'disabled'})`,
           `  id           ${s.id}`,
-          `  cron         ${s.cron} (${s.timezone})`,
+          `  created      ${s.createdAt}`,
+          `  cron         ${s.cron} (${s.timezone}); last due ${s.lastDue ?? 'none yet'}`,
           `  source       ${s.source}`,
           `  repository   ${s.repository}`,
           // Every field the JSON has that a user sets (written as --include / --exclude take them).
@@ -220,8 +221,6 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
           `  expires      ${s.expires ?? 'never'}`,
           ...(s.copyTo ? [`  copy to      ${s.copyTo}`] : []),
           `  unchanged    ${s.whenUnchanged === 'skip' ? 'skip (no backup while the source has not changed)' : 'backup'}`,
-          `  created      ${s.createdAt}`,
-          `  last due     ${s.lastDue ?? 'none yet'}`,
           `  runs         ${runs.map((r) => `${r.dueAt} ${r.status}${r.jobId ? ` (job ${r.jobId})` : ''}${r.reason ? `: ${r.reason}` : ''}`).join('\n               ') || 'none yet'}`,
         ].join('\n'),
       );
