@@ -16,7 +16,7 @@ import { registerScheduleCommands } from './commands/schedule.js';
 import { registerServerCommand } from './commands/server.js';
 import { registerSourceCommands } from './commands/source.js';
 import { registerTokenCommands } from './commands/token.js';
-import type { CliContext, Io } from './options.js';
+import { printJson, type CliContext, type Io } from './options.js';
 import { apiError, isApiError } from './remote.js';
 
 export type { Io } from './options.js';
@@ -55,7 +55,7 @@ export async function main(argv: string[], io?: Io, launch: { interrupted?: () =
       // Stopping at once leaves what the cleanup would have removed (repository locks): say so.
       const message = 'Stopped at once by a second Ctrl-C: repository locks this command held may be left behind; run `cairn unlock --repo <repo>` to remove them.';
       io.err(`cairn: error: ${message}`);
-      if (json && !printed) io.out(JSON.stringify({ error: { code: 'CANCELLED', message, exitCode: EXIT_CODES.CANCELLED } }, null, 2));
+      if (json && !printed) io.out(JSON.stringify({ error: { code: 'CANCELLED', message, exitCode: EXIT_CODES.CANCELLED }, durationMs: Math.max(0, Math.round(performance.now() - startedAt)) }, null, 2));
       process.exitCode = EXIT_CODES.CANCELLED;
       // Only once stdout and stderr have taken the lines (a pipe is written asynchronously).
       process.stdout.write('', () => process.stderr.write('', () => process.exit(EXIT_CODES.CANCELLED)));
@@ -97,7 +97,7 @@ export async function main(argv: string[], io?: Io, launch: { interrupted?: () =
     // A failure caused by a Ctrl-C to the process group (a child killed by it, its pipe
     // closed) can be seen before our own handler has run: let a signal that arrived run first.
     await new Promise((resolve) => setImmediate(resolve));
-    return reportError(cancelledIfAborted(err, controller.signal), io, debug, json && !printed);
+    return reportError(cancelledIfAborted(err, controller.signal), tracked, debug, json && !printed);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -177,12 +177,13 @@ function cancelledIfAborted(err: unknown, signal: AbortSignal): unknown {
 
 /**
  * Prints the error and returns the exit code. With --json on the command line the error is also
- * one JSON document on stdout, `{"error":{"code","message","exitCode"}}` (docs/cli.md), so that
+ * one JSON document on stdout, `{"error":{"code","message","exitCode"},"durationMs"}` (docs/cli.md), so that
  * a script reading stdout gets something to parse; the human line stays on stderr.
  */
 function reportError(err: unknown, io: Io, debug: boolean, json: boolean): number {
   const report = (code: ErrorCode, message: string, exitCode: number): number => {
-    if (json) io.out(JSON.stringify({ error: { code, message, exitCode } }, null, 2));
+    // printJson adds durationMs last, as on every --json document (docs/cli.md).
+    if (json) printJson(io, { error: { code, message, exitCode } });
     return exitCode;
   };
   if (err instanceof CommanderError) {
@@ -210,6 +211,26 @@ interface CommandInternals {
 }
 
 /**
+ * Flags that users of pg_restore, pg_dump and restic type by habit, per command (its path
+ * without "cairn"), and what cairn takes instead: an unknown-option error names the replacement
+ * rather than only the closest spelling. Kept to mappings that are true for cairn.
+ */
+export const FLAG_ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  restore: {
+    '--target': 'the database to restore into is --to <url> (restic restore --target is a folder; cairn restores into a database)',
+    '--dbname': "the database to restore into is --to <url> (pg_restore's --dbname)",
+    '-d': "the database to restore into is --to <url> (pg_restore's -d)",
+    '--source': 'the backup to restore is the first argument: cairn restore <backup id> --to <url> (list ids with cairn backup list)',
+    '--clean': "for pg_restore's --clean, use --on-conflict overwrite (existing tables get the backup's rows) or --on-conflict replace (the whole database becomes the backup)",
+  },
+  'backup create': {
+    '--dbname': "the database to back up is --source <url> (pg_dump's --dbname)",
+    '-d': "the database to back up is --source <url> (pg_dump's -d)",
+    '--target': 'the repository to write to is --repo <repo>',
+  },
+};
+
+/**
  * commander checks required options before unknown ones, so `backup create --sorce x` said only
  * that --source is missing. A mistyped flag is the mistake to report: with one on the command
  * line, the unknown-option error (naming it and suggesting the closest flag) comes first.
@@ -227,10 +248,19 @@ class CairnCommand extends Command {
     return parsed;
   }
 
+  /** An unknown flag with a known meaning elsewhere (FLAG_ALIASES) says what cairn takes instead. */
+  unknownOption(flag: string): void {
+    const path = [this.name()];
+    for (let c = this.parent; c?.parent; c = c.parent) path.unshift(c.name());
+    const advice = FLAG_ALIASES[path.join(' ')]?.[flag];
+    if (advice !== undefined) this.error(`error: unknown option '${flag}': ${advice}.`, { exitCode: EXIT_CODES.USAGE, code: 'commander.unknownOption' });
+    (Command.prototype as unknown as CommandInternals).unknownOption.call(this, flag);
+  }
+
   missingMandatoryOptionValue(option: Option): never {
     const first = this.unknownArgs[0];
     // Throws (exitOverride) unless the command allows unknown options.
-    if (first !== undefined && first.startsWith('-')) (Command.prototype as unknown as CommandInternals).unknownOption.call(this, first);
+    if (first !== undefined && first.startsWith('-')) this.unknownOption(first);
     return (Command.prototype as unknown as CommandInternals).missingMandatoryOptionValue.call(this, option);
   }
 }

@@ -39,7 +39,20 @@ function connectingFetch(server: string): typeof fetch {
       if (init?.signal?.aborted || (err instanceof Error && err.name === 'AbortError')) throw err;
       const cause: unknown = err instanceof Error ? err.cause : undefined;
       const why = cause instanceof Error ? cause.message : err instanceof Error ? err.message : String(err);
-      throw new StorageError(`cannot connect to cairn server at ${server}: ${why}; is it running? (cairn server start)`, { cause: err });
+      if (why === 'bad port') {
+        // fetch refuses ports that browsers block (1, 22, 25, 6000, …; the Fetch standard's list)
+        // before connecting: no server can be reached there, so retrying will not help.
+        throw new UsageError(
+          `cannot connect to cairn server at ${server}: its port is one that Node's fetch refuses to connect to (a "bad port" of the Fetch standard, such as 1, 22 or 6000). Run the server on another port (cairn server --listen 127.0.0.1:8080) and point --server / CAIRN_SERVER at it.`,
+          { cause: err },
+        );
+      }
+      const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+      const hint =
+        code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+          ? 'check the host name in --server / CAIRN_SERVER'
+          : 'is it running? Start it with: cairn server (its first log line says the URL it listens on), or fix --server / CAIRN_SERVER';
+      throw new StorageError(`cannot connect to cairn server at ${server}: ${why}; ${hint}.`, { cause: err });
     }
   };
 }

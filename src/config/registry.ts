@@ -133,3 +133,18 @@ export async function resolveRepository(value: string, dataDir?: string): Promis
   if (!mayBeName(value)) return value;
   return withRepositoryNames(dataDir, (registry) => registry.url('repository', value) ?? value, { value });
 }
+
+/**
+ * The database URL a `--source` value stands for in this process (backup create without a
+ * server): a name registered with `cairn source add` in the catalog of `dataDir` (as `--repo`
+ * names are looked up, resolveRepository) gives its URL; a URL is returned as is. A word that
+ * could be a name but is not registered is a UsageError saying where names are looked up.
+ */
+export async function resolveSource(value: string, dataDir?: string): Promise<string> {
+  if (!mayBeName(value)) return value;
+  const url = await withRepositoryNames(dataDir, (registry) => registry.url('source', value), { value: undefined });
+  if (url !== undefined) return url;
+  throw new UsageError(
+    `"${value}" is neither a database URL nor a source registered in ${catalogFile(dataDir ?? defaultDataDir())}: register it (cairn source add ${value} <url>, with the same $CAIRN_DATA_DIR), or write a URL such as sqlite:///absolute/path.db or postgres://user@host:port/dbname.`,
+  );
+}

@@ -157,17 +157,56 @@ function nearNames(names: readonly string[], unknown: readonly string[], rules: 
   const bare = (s: string): string => loose(s.slice(s.lastIndexOf('.') + 1));
   const wanted = new Set(unknown.flatMap((u) => [loose(u), bare(u)]));
   if (unknown.length > 1) for (const sep of [',', '=']) wanted.add(unknown.map(bare).join(sep));
-  return names
-    .filter(
-      (n) =>
-        wanted.has(loose(n)) ||
-        wanted.has(loose(rules.written(n))) ||
-        wanted.has(bare(n)) ||
-        // `x` for "x,y": the shell or the list split a name at its comma or "="
-        (/[,=]/.test(bare(n)) && bare(n).split(/[,=]/).some((piece) => wanted.has(piece.trim()))),
-    )
-    .map((n) => rules.written(n))
-    .slice(0, 5);
+  const same = names.filter(
+    (n) =>
+      wanted.has(loose(n)) ||
+      wanted.has(loose(rules.written(n))) ||
+      wanted.has(bare(n)) ||
+      // `x` for "x,y": the shell or the list split a name at its comma or "="
+      (/[,=]/.test(bare(n)) && bare(n).split(/[,=]/).some((piece) => wanted.has(piece.trim()))),
+  );
+  // Typos (`tt` for `t`, `albmu` for `album`): names whose last part is within a small edit
+  // distance of the last part typed, closest first. Wildcard patterns are left out: they match
+  // by design, and a near miss of one says little.
+  const typed = unknown.filter((u) => !u.includes('*')).map(bare);
+  // A distance as long as the longer string is a different name (`x` for `a`), not a typo.
+  const close = (t: string, n: string): number => {
+    const d = editDistance(t, n);
+    return d < Math.max(t.length, n.length) ? d : Infinity;
+  };
+  // Last parts only: `public.y` is not a typo of `public.z`, and a schema is rarely the typo.
+  const distance = (n: string): number => Math.min(...typed.map((t) => close(t, bare(n))));
+  const typos = typed.length === 0 ? [] : names
+    .filter((n) => !same.includes(n))
+    .map((n) => ({ n, d: distance(n) }))
+    .filter(({ n, d }) => d <= typoBudget(bare(n)))
+    .sort((a, b) => a.d - b.d)
+    .map(({ n }) => n);
+  return [...same, ...typos].map((n) => rules.written(n)).slice(0, 5);
+}
+
+/** How many edits a typo of `name` may hold: 1 up to 5 characters, 2 up to 10, then 3. */
+const typoBudget = (name: string): number => (name.length <= 5 ? 1 : name.length <= 10 ? 2 : 3);
+
+/**
+ * Edit distance of two strings (insertions, deletions, substitutions and swaps of two
+ * neighbours, each 1: the optimal-string-alignment form of Damerau-Levenshtein), by UTF-16 unit.
+ */
+export function editDistance(a: string, b: string): number {
+  if (a === b) return 0;
+  // rows[i][j]: the distance of a's first i units to b's first j units.
+  const rows: number[][] = [Array.from({ length: b.length + 1 }, (_v, j) => j)];
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const up = rows[i - 1] as number[];
+      let d = Math.min((up[j] as number) + 1, (row[j - 1] as number) + 1, (up[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, ((rows[i - 2] as number[])[j - 2] as number) + 1);
+      row[j] = d;
+    }
+    rows.push(row);
+  }
+  return (rows[a.length] as number[])[b.length] as number;
 }
 
 /**

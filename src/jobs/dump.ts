@@ -30,6 +30,11 @@ export interface PreparedDump {
 export async function prepareDump(repo: Repository, backupId: string, collection: string, format: DumpFormat, signal?: AbortSignal): Promise<PreparedDump> {
   const manifest = await repo.readManifest(backupId, signal);
   const entry = findCollection(manifest, collection);
+  if (entry.selectable === false) {
+    throw new UsageError(
+      `"${entry.name}" belongs to the whole database (kind ${entry.kind}), not to one table: it has no rows to dump; dump a table (cairn backup show ${manifest.id} lists the collections and their rows).`,
+    );
+  }
   const driver = driverForKind(manifest.source.kind);
   if (driver?.openDump === undefined) {
     throw new UsageError(`Backup ${manifest.id} is a "${manifest.source.kind}" backup, which this version of cairn cannot dump; restore it instead (cairn restore).`);
@@ -46,7 +51,11 @@ export async function prepareDump(repo: Repository, backupId: string, collection
 /** The one collection `written` names in the manifest (UsageError otherwise). */
 export function findCollection(manifest: BackupManifest, written: string): CollectionEntry {
   const rules = namingFor(manifest.source.kind);
-  const names = manifest.collections.map((c) => c.name);
+  // A database-wide collection ("(schema)") is named as it is, never qualified ("public.(schema)"):
+  // found, prepareDump says that it has no rows; the patterns match tables, as restore --include's do.
+  const wide = manifest.collections.find((c) => c.selectable === false && c.name === written.trim());
+  if (wide) return wide;
+  const names = manifest.collections.filter((c) => c.selectable !== false).map((c) => c.name);
   const found = [...selectNames(names, { include: [written] }, rules, `collection in backup "${manifest.id}"`)];
   if (found.length !== 1) {
     const shown = found.slice(0, 8).map((n) => rules.written(n));

@@ -81,6 +81,13 @@ export interface EngineDriver {
   databaseKey(location: string): string | undefined;
   /** A local file the URL names (SQLite), for checks on paths; undefined for a server. */
   localFile?(url: string): string;
+  /**
+   * The URL with a path relative to the working directory made absolute, so that it names the
+   * same database from any folder (a schedule's or a registered source's URL is used later, by a
+   * server started elsewhere). Absent when the engine's URLs hold no relative path. UsageError
+   * for a malformed URL.
+   */
+  absoluteUrl?(url: string): string;
   /** The backup's source; UsageError for a malformed URL. Nothing is opened until openSnapshot. */
   openSource(url: string, options: SourceOptions): DatabaseSource;
   /** The restore's target; UsageError for a malformed URL. Nothing is written until restore. */

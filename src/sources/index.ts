@@ -6,7 +6,7 @@
 import { UsageError } from '../core/errors.js';
 import type { BackupManifest } from '../core/schemas.js';
 import type { SourceOptions, UrlTrust } from './driver.js';
-import { driverForKind, driverForUrl, engines, namingFor } from './registry.js';
+import { driverForKind, driverForUrl, engines, findDriver, namingFor } from './registry.js';
 import type { DatabaseSource, RestoreTarget } from './types.js';
 
 export type * from './types.js';
@@ -18,6 +18,15 @@ export function openSource(url: string, options: SourceOptions = {}): DatabaseSo
   const driver = driverForUrl(url);
   if (options.roles || options.rolesWithPasswords) refuseRoles(driver.kind, 'record');
   return driver.openSource(url, options);
+}
+
+/**
+ * `url` with a relative file path made absolute by its engine (EngineDriver.absoluteUrl), so that
+ * it names the same database from any working directory; URLs of engines without relative paths,
+ * and values no engine takes (a registered source name), are returned as they are.
+ */
+export function absoluteSourceUrl(url: string): string {
+  return findDriver(url)?.absoluteUrl?.(url) ?? url;
 }
 
 /**

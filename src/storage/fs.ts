@@ -335,6 +335,15 @@ async function makeDirs(dir: string): Promise<void> {
     } catch (err) {
       // Another writer created it meanwhile: fine, it is there.
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      // ENOENT although the parent was just found: a parent that takes no new folders (/proc,
+      // /sys: the kernel's view, not a disk), or one removed meanwhile. Node's "ENOENT … mkdir"
+      // leaves the user guessing.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new StorageError(
+          `Cannot create the folder ${d}: its parent ${dirname(d)} does not accept new folders (a virtual filesystem such as /proc or /sys, or it was removed meanwhile). Choose a folder on a disk, e.g. under your home folder or /var/backups.`,
+          { cause: err },
+        );
+      }
       throw err;
     }
     await chmod(d, DIR_MODE);
@@ -352,7 +361,7 @@ function wrap(err: unknown, action: string, location: string): Error {
         : code === 'EROFS'
           ? 'the filesystem is read-only.'
           : code === 'ENOTDIR'
-            ? notADirectory((err as NodeJS.ErrnoException).path)
+            ? notADirectory((err as NodeJS.ErrnoException).path, location.slice('file://'.length))
             : err instanceof Error
             ? `${err.message}.`
             : String(err);
@@ -364,7 +373,7 @@ function wrap(err: unknown, action: string, location: string): Error {
  * exists and is not a folder, e.g. "not a directory: /tmp/x/f is a regular file; choose …". Node's
  * own message names the whole path only, which leaves the user to find the culprit.
  */
-function notADirectory(path: string | undefined): string {
+function notADirectory(path: string | undefined, root?: string): string {
   const fix = 'choose a path whose parent folders are all folders.';
   if (path !== undefined) {
     const ancestors: string[] = [];
@@ -379,7 +388,11 @@ function notADirectory(path: string | undefined): string {
       } catch {
         break; // it does not exist (or cannot be looked at): nothing below it to blame
       }
-      if (!s.isDirectory()) return `not a directory: ${p} is ${kindOf(s)}; ${fix}`;
+      if (!s.isDirectory()) {
+        // The repository's own path is the file: its parents are fine, the path itself is not.
+        if (p === root) return `${p} is ${kindOf(s)}, not a folder; give a new or empty folder as the repository.`;
+        return `not a directory: ${p} is ${kindOf(s)}; ${fix}`;
+      }
     }
   }
   return `not a directory (a part of the path is not a folder); ${fix}`;

@@ -3,6 +3,7 @@
  * the documented code (docs/cli.md), never "internal error" (1). The CLI runs as a subprocess.
  */
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,11 +89,27 @@ describe('talking to a cairn server', () => {
     await server?.close();
   });
 
-  it('an unreachable server is a storage error (exit 8) naming it, the cause and the fix', async () => {
-    const r = await cli(['job', 'list', '--server', 'http://127.0.0.1:1'], { CAIRN_TOKEN: '' });
+  it('an unreachable server is a storage error (exit 8) naming it, the cause and the real command to start one', async () => {
+    // A port nothing listens on: one the kernel gave, closed again.
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const r = await cli(['job', 'list', '--server', `http://127.0.0.1:${port}`], { CAIRN_TOKEN: '' });
     expect(r.stderr).not.toContain('internal error');
-    expect(r.stderr).toMatch(/^cairn: error: cannot connect to cairn server at http:\/\/127\.0\.0\.1:1: .+; is it running\? \(cairn server start\)$/m);
+    expect(r.stderr).toMatch(new RegExp(`^cairn: error: cannot connect to cairn server at http://127\\.0\\.0\\.1:${port}: .+; is it running\\? Start it with: cairn server \\(`, 'm'));
+    // `cairn server start` is not a command: the advice must not name it.
+    expect(r.stderr).not.toContain('server start');
     expect(r.code).toBe(8);
+  });
+
+  it("a port Node's fetch refuses (1: a \"bad port\") is a usage error (exit 2) saying to use another port", async () => {
+    const r = await cli(['job', 'list', '--server', 'http://127.0.0.1:1'], { CAIRN_TOKEN: '' });
+    expect(r.stderr).toMatch(/^cairn: error: cannot connect to cairn server at http:\/\/127\.0\.0\.1:1: its port is one that Node's fetch refuses to connect to .*Run the server on another port/m);
+    expect(r.stderr).not.toContain('is it running');
+    expect(r.code).toBe(2);
   });
 
   it('a token the server refuses (401) is a usage error (exit 2) saying so', async () => {

@@ -2,7 +2,7 @@
  * Issue 16: every exit code of docs/cli.md's "Exit codes" table, walked with the real CLI as a
  * subprocess, each cause its row lists where the CLI can be brought to it: the exit code, the
  * `cairn: error:` line on stderr naming the problem, and with --json one document on stdout,
- * `{"error":{code,message,exitCode}}`, with the documented code string. The table is parsed from
+ * `{"error":{code,message,exitCode},"durationMs":N}`, with the documented code string. The table is parsed from
  * docs/cli.md: a code documented there that this file does not walk fails the last test.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -67,6 +67,7 @@ const env = (): NodeJS.ProcessEnv => ({ CAIRN_DATA_DIR: dataDir, CAIRN_REPO: '',
 
 interface ErrorDoc {
   error: { code: string; message: string; exitCode: number };
+  durationMs: number;
 }
 
 /**
@@ -84,7 +85,9 @@ function expectError(r: { code: number | null; stdout: string; stderr: string },
     expect(r.stdout).toBe('');
   } else {
     const doc = JSON.parse(r.stdout) as ErrorDoc;
-    expect(Object.keys(doc)).toEqual(['error']);
+    // durationMs last, as on every --json document (docs/cli.md "Output and errors").
+    expect(Object.keys(doc)).toEqual(['error', 'durationMs']);
+    expect(Number.isInteger(doc.durationMs) && doc.durationMs >= 0, `durationMs ${doc.durationMs}`).toBe(true);
     expect(doc.error).toEqual({ code: CODE_NAMES[exit], message: expect.any(String), exitCode: exit });
     expect(r.stderr).toContain(`cairn: error: ${doc.error.message}`);
   }

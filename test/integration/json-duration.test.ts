@@ -16,6 +16,8 @@ import { catalogFile, startServer, type RunningServer } from '../../src/server/i
 import { CHINOOK, cairn, cairnRun } from '../helpers/cli.js';
 
 let work: string;
+/** The id `token create` printed, for `token revoke`. */
+let tokenId = '';
 const at = (name: string): string => join(work, name);
 const env = (): NodeJS.ProcessEnv => ({ CAIRN_DATA_DIR: at('data'), CAIRN_REPO: '', CAIRN_SERVER: '', CAIRN_TOKEN: '' });
 
@@ -53,6 +55,10 @@ const COMMANDS: [string, () => string[], Shape][] = [
   ['schedule run-now', () => ['schedule', 'run-now', 'nightly'], 'object'],
   ['token create', () => ['token', 'create', '--role', 'viewer'], 'object'],
   ['token list', () => ['token', 'list'], list('tokens')],
+  ['schedule disable', () => ['schedule', 'disable', 'nightly'], 'object'],
+  ['schedule enable', () => ['schedule', 'enable', 'nightly'], 'object'],
+  ['schedule remove', () => ['schedule', 'remove', 'nightly'], 'object'],
+  ['token revoke', () => ['token', 'revoke', tokenId], 'object'],
   ['backup delete', () => ['backup', 'delete', 'b1', '--repo', at('repo')], 'object'],
   ['source remove', () => ['source', 'remove', 'app', '--force'], 'object'],
   ['repo remove', () => ['repo', 'remove', 'second'], 'object'],
@@ -85,7 +91,33 @@ afterAll(() => {
 
 describe('--json documents carry durationMs', () => {
   it.each(COMMANDS)('%s', (what, args, shape) => {
-    expectShape(what, cairn([...args(), '--json'], { env: env() }), shape);
+    const r = cairn([...args(), '--json'], { env: env() });
+    expectShape(what, r, shape);
+    if (what === 'token create') tokenId = (JSON.parse(r.stdout) as { id: string }).id;
+  });
+
+  it('an error document carries durationMs too, after the error', () => {
+    const r = cairn(['backup', 'show', 'no-such-backup', '--repo', at('repo'), '--json'], { env: env() });
+    expect(r.code, r.stderr).toBe(3);
+    const doc = JSON.parse(r.stdout) as { error: { code: string }; durationMs: number };
+    expect(Object.keys(doc)).toEqual(['error', 'durationMs']);
+    expect(doc.error.code).toBe('NOT_FOUND');
+    expect(Number.isInteger(doc.durationMs) && doc.durationMs >= 0).toBe(true);
+  });
+
+  it('every command that prints a result takes --json (dump writes data; server writes a log)', async () => {
+    const { buildProgram } = await import('../../src/cli/main.js');
+    const program = buildProgram({ io: { out: () => undefined, err: () => undefined }, signal: new AbortController().signal });
+    const without: string[] = [];
+    const walk = (c: typeof program, path: string[]): void => {
+      for (const sub of c.commands) {
+        const full = [...path, sub.name()];
+        if (sub.commands.length > 0) walk(sub, full);
+        else if (!sub.options.some((o) => o.long === '--json')) without.push(full.join(' '));
+      }
+    };
+    walk(program, []);
+    expect(without.sort()).toEqual(['dump', 'server']);
   });
 
   it('durationMs is the wall time of the command, not a constant', () => {

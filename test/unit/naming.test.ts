@@ -151,12 +151,24 @@ describe('unknown names in a selection', () => {
 });
 
 describe('unknown names: what the user probably meant', () => {
+  it('offers names a typo away (edit distance over the last part; a swap counts once), never a one-letter stranger', async () => {
+    const { postgresNaming } = await import('../../src/sources/postgres/naming.js');
+    expect(() => selectNames(['public.t', 'public.v'], { include: ['tt'] }, postgresNaming)).toThrow(/Did you mean public\.t\?/);
+    expect(() => selectNames(['Album', 'Artist'], { include: ['albmu'] }, sqliteNaming)).toThrow(/Did you mean Album\?/);
+    expect(() => selectNames(['InvoiceLine', 'Invoice'], { include: ['InvoiceLnie'] }, sqliteNaming)).toThrow(/Did you mean InvoiceLine\?/);
+    expect(() => selectNames(['a', 'b'], { include: ['c'] }, sqliteNaming)).not.toThrow(/Did you mean/);
+    // Wildcards match by design: a pattern that matches nothing gets no typo guess.
+    expect(() => selectNames(['Album'], { include: ['Albu*x'] }, sqliteNaming)).not.toThrow(/Did you mean/);
+  });
+
   it('offers the name a comma split, spaces at the ends or letter case hid, written as it must be typed', async () => {
     const { postgresNaming } = await import('../../src/sources/postgres/naming.js');
     expect(() => selectNames(['public.x,y', 'public.z'], { include: ['x', 'y'] }, postgresNaming)).toThrow(/Did you mean public\."x,y"\?/);
     expect(() => selectNames(['public.trail ', 'public.z'], { include: ['trail'] }, postgresNaming)).toThrow(/Did you mean public\."trail "\?/);
     expect(() => selectNames(['Ä', 'x,y'], { include: ['x'] }, sqliteNaming)).toThrow(/Did you mean "x,y"\? \(A name holding ","/);
-    expect(() => selectNames(['public.Users', 'public.z'], { include: ['public.users2'] }, postgresNaming)).not.toThrow(/Did you mean/);
+    // A name far from every one gets no suggestion; one a typo away (edit distance) does.
+    expect(() => selectNames(['public.Users', 'public.z'], { include: ['public.orders'] }, postgresNaming)).not.toThrow(/Did you mean/);
+    expect(() => selectNames(['public.Users', 'public.z'], { include: ['public.users2'] }, postgresNaming)).toThrow(/Did you mean public\.Users\?/);
     expect(() => selectNames(['a', 'b'], { include: ['c'] }, sqliteNaming)).toThrow(/^Unknown collection: c\. Available: a, b\.$/);
   });
 });

@@ -4,6 +4,7 @@ import { addDuration, parseDuration } from '../../core/durations.js';
 import { UsageError } from '../../core/errors.js';
 import type { BackupManifest } from '../../core/schemas.js';
 import { runBackup } from '../../jobs/backup.js';
+import { resolveSource } from '../../config/registry.js';
 import { openSource } from '../../sources/index.js';
 import { namingFor } from '../../sources/registry.js';
 import { formatBytes, formatCount, formatDuration, plural, table } from '../format.js';
@@ -50,7 +51,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     backup
       .command('create')
       .description('back up a database into a repository')
-      .requiredOption('--source <url>', 'database URL, e.g. sqlite:///path/to/app.db; postgres:///app (read as psql reads it: PG* variables, services, the Unix socket); postgres://user@host:port/ (no database): the whole server')
+      .requiredOption('--source <url>', 'database URL, e.g. sqlite:///path/to/app.db; postgres:///app (read as psql reads it: PG* variables, services, the Unix socket); postgres://user@host:port/ (no database): the whole server; or a source name registered with cairn source add')
       .addOption(repoOption())
       .option('--id <id>', 'backup id (lowercase letters, digits, - and _); generated when absent')
       .option('--expires <duration>', 'delete it automatically after this long (30m, 12h, 3d, 4w, 6mo, 1y; default: never)'),
@@ -97,7 +98,8 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
         return printBackupCreated(io, m, Date.parse(final.createdAt));
       }
       if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the backup runs in this process.');
-      const source = openSource(opts.source, { roles: Boolean(opts.roles), rolesWithPasswords: Boolean(opts.rolesWithPasswords), ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}) });
+      // A registered source name resolves here as a --repo name does: from the catalog of $CAIRN_DATA_DIR.
+      const source = openSource(await resolveSource(opts.source), { roles: Boolean(opts.roles), rolesWithPasswords: Boolean(opts.rolesWithPasswords), ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}) });
       const repository = await openLockingRepository(opts.repo, opts, { io, signal });
       const compression = compressionFrom(opts, repository.config.compression);
       const bar = new ProgressBar('backup', process.stderr, !opts.json && Boolean(process.stderr.isTTY));

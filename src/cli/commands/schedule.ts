@@ -5,7 +5,8 @@ import { NotFoundError, UsageError } from '../../core/errors.js';
 import { REGISTERED_NAME, SqliteRegistry } from '../../catalog/registry.js';
 import { SqliteScheduleStore } from '../../catalog/schedules.js';
 import type { JobRecord, RetentionRules } from '../../jobs/ports.js';
-import { openSource } from '../../sources/index.js';
+import { mayBeName, withRepositoryNames } from '../../config/registry.js';
+import { absoluteSourceUrl, openSource } from '../../sources/index.js';
 import { table } from '../format.js';
 import {
   catalogCommand,
@@ -43,8 +44,26 @@ const RETENTION_FLAGS = ['keepLast', 'keepWithin', 'keepHourly', 'keepDaily', 'k
 /** The settings `schedule edit --unset` removes (as the API's null). */
 const UNSETTABLE = ['include', 'exclude', 'keep-last', 'keep-within', 'keep-hourly', 'keep-daily', 'keep-weekly', 'keep-monthly', 'keep-yearly', 'expires', 'copy-to'] as const;
 
-/** A plain path is kept absolute, so that the server finds the same folder. */
-const absoluteRepo = (value: string): string => (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && /[/.]/.test(value) ? resolvePath(value) : value);
+/**
+ * A repository value (--repo, --copy-to) as a schedule stores it: a URL, or a name registered in
+ * the catalog of `dataDir`, as given; anything else is a path relative to this working
+ * directory, stored absolute, so that the server (started elsewhere) and `run-now` from any
+ * folder find the same repository. A bare word that is not a registered name is such a path
+ * too, as every other command reads it (config/registry.ts resolveRepository); `note` says so.
+ */
+async function pinnedRepository(value: string, dataDir: string | undefined, flag: string, note: (text: string) => void): Promise<string> {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
+  if (mayBeName(value) && (await withRepositoryNames(dataDir, (registry) => registry.url('repository', value) !== undefined, { value: false }))) return value;
+  const absolute = resolvePath(value);
+  if (mayBeName(value)) note(`cairn: note: ${flag} "${value}" is not a registered repository name, so it is the folder ${absolute} (register a name with: cairn repo add ${value} <url>).`);
+  return absolute;
+}
+
+/**
+ * A source value as a schedule stores it: a registered source name as given (looked up at each
+ * run); a URL with its relative file path made absolute (sqlite:app.db → sqlite:///…/app.db).
+ */
+const pinnedSource = (value: string): string => (mayBeName(value) ? value : absoluteSourceUrl(value));
 
 const openSchedules = (file: string): SqliteScheduleStore => new SqliteScheduleStore(file);
 
@@ -105,8 +124,10 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
         },
         new Date(),
       );
-      spec.repository = absoluteRepo(spec.repository);
-      if (spec.copyTo) spec.copyTo = absoluteRepo(spec.copyTo);
+      const note = (text: string): void => io.err(text);
+      spec.source = pinnedSource(spec.source);
+      spec.repository = await pinnedRepository(spec.repository, opts.dataDir, '--repo', note);
+      if (spec.copyTo) spec.copyTo = await pinnedRepository(spec.copyTo, opts.dataDir, '--copy-to', note);
       await withStore(openSchedules, opts.dataDir, (store) => store.add(spec));
       const next = await nextRunOf(spec);
       const { publicSchedule } = await import('../../server/public.js');
@@ -152,8 +173,10 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
         if (changes[key] !== undefined) throw new UsageError(`--${flag} and --unset ${flag} contradict each other: give one.`);
         changes[key] = null;
       }
-      if (typeof changes.repository === 'string') changes.repository = absoluteRepo(changes.repository);
-      if (typeof changes.copyTo === 'string') changes.copyTo = absoluteRepo(changes.copyTo);
+      const note = (text: string): void => io.err(text);
+      if (typeof changes.source === 'string') changes.source = pinnedSource(changes.source);
+      if (typeof changes.repository === 'string') changes.repository = await pinnedRepository(changes.repository, opts.dataDir, '--repo', note);
+      if (typeof changes.copyTo === 'string') changes.copyTo = await pinnedRepository(changes.copyTo, opts.dataDir, '--copy-to', note);
       const now = new Date();
       // Read, merged and written in one write transaction: a server's PATCH or another edit at
       // the same time is not overwritten with what this process read before.
@@ -185,9 +208,15 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
         [
           `Schedule ${s.name} (${s.enabled ? 'enabled' : 'disabled'})`,
           `  id           ${s.id}`,
-          `  cron         ${s.cron} (${s.timezone})`,
+          `  created      ${s.createdAt}`,
+          `  cron         ${s.cron} (${s.timezone}); last due ${s.lastDue ?? 'none yet'}`,
           `  source       ${s.source}`,
           `  repository   ${s.repository}`,
+          // Every field the JSON has that a user sets (written as --include / --exclude take them).
+          ...(s.include ? [`  include      ${s.include.join(', ')}`] : []),
+          ...(s.exclude ? [`  exclude      ${s.exclude.join(', ')}`] : []),
+          ...(!s.include && !s.exclude ? ['  collections  all'] : []),
+          `  pattern      ${s.pattern}`,
           `  retention    ${Object.entries(s.retention).map(([k, v]) => `${k}=${v}`).join(' ') || 'none (keeps everything)'}`,
           `  expires      ${s.expires ?? 'never'}`,
           ...(s.copyTo ? [`  copy to      ${s.copyTo}`] : []),
@@ -198,8 +227,16 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
     });
   });
   for (const [cmd, description] of [['enable', 'resume a schedule'], ['disable', 'pause a schedule'], ['remove', 'remove a schedule (its backups are kept)']] as const) {
-    catalogCommand(schedule, `${cmd} <name>`, description, false).action(async (name: string, opts: DataDirFlags) => {
+    catalogCommand(schedule, `${cmd} <name>`, description).action(async (name: string, opts: DataDirFlags) => {
       await withStore(openSchedules, opts.dataDir, (store) => (cmd === 'remove' ? store.remove(name) : store.setEnabled(name, cmd === 'enable')));
+      // --json: what was done, as the API's answer would say it (remove: the name; enable /
+      // disable: the schedule's new state and next run).
+      if (opts.json) {
+        if (cmd === 'remove') return printJson(io, { removed: name, backupsDeleted: false });
+        const { publicSchedule } = await import('../../server/public.js');
+        const spec = await withStore(openSchedules, opts.dataDir, (store) => store.get(name));
+        return printJson(io, { ...publicSchedule(spec), nextRun: await nextRunOf(spec) });
+      }
       io.out(cmd === 'remove' ? `Removed schedule ${name}; its backups are kept.` : `Schedule ${name} ${cmd}d.`);
     });
   }

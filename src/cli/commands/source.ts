@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { NotFoundError } from '../../core/errors.js';
 import { SqliteRegistry } from '../../catalog/registry.js';
 import { SqliteScheduleStore } from '../../catalog/schedules.js';
-import { openSource } from '../../sources/index.js';
+import { absoluteSourceUrl, openSource } from '../../sources/index.js';
 import { plural, table } from '../format.js';
 import { catalogCommand, catalogPath, dataDirOf, dataDirOption, openRepository, printJson, withStore, type CliContext, type DataDirFlags } from '../options.js';
 
@@ -12,7 +12,10 @@ const openRegistry = (file: string): SqliteRegistry => new SqliteRegistry(file);
 export function registerSourceCommands(program: Command, { io }: CliContext): void {
   const source = program.command('source').description('database sources registered by name for cairn server and its schedules (stored in its --data-dir)');
   catalogCommand(source, 'add <name> <url>', "register a source; its URL (with any password) stays in the server's catalog file (mode 0600)").action(
-    async (name: string, url: string, opts: DataDirFlags) => {
+    async (name: string, given: string, opts: DataDirFlags) => {
+      // A relative file path (sqlite:app.db) is stored absolute: the server, started in another
+      // folder, must open the same database.
+      const url = absoluteSourceUrl(given);
       const location = openSource(url).location;
       const { AccessPolicy } = await import('../../server/access.js');
       await withStore(openRegistry, opts.dataDir, (registry) => {

@@ -34,10 +34,11 @@ export function registerTokenCommands(program: Command, { io }: CliContext): voi
       else io.out(list.length ? table(['ID', 'ROLE', 'NAME', 'CREATED'], list.map((t) => [t.id, t.role, t.name || '-', t.createdAt])) : 'No tokens. Create one with: cairn token create --role admin');
     }),
   );
-  catalogCommand(token, 'revoke <id>', 'revoke a token', false).action((id: string, opts: DataDirFlags) =>
+  catalogCommand(token, 'revoke <id>', 'revoke a token').action((id: string, opts: DataDirFlags) =>
     withStore(openTokens, opts.dataDir, (store) => {
       if (!store.revoke(id)) throw new NotFoundError(`No token ${id}; list them with: cairn token list`);
-      io.out(`Revoked token ${id}.`);
+      if (opts.json) printJson(io, { revoked: id });
+      else io.out(`Revoked token ${id}.`);
     }),
   );
 }

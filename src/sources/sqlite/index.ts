@@ -35,6 +35,8 @@ export const sqliteDriver: EngineDriver = {
   location: (url) => sqliteLocation(parseSqliteUrl(url)),
   databaseKey: sqliteDatabaseKey,
   localFile: parseSqliteUrl,
+  // sqlite:relative.db → sqlite:///abs/relative.db (the location is that URL, and holds no secret).
+  absoluteUrl: (url) => sqliteLocation(parseSqliteUrl(url)),
   openSource: (url, options) => new SqliteSource(parseSqliteUrl(url), options.lockTimeoutMs),
   openTarget: (url) => new SqliteTarget(parseSqliteUrl(url)),
   manifestProblems(manifest) {
