@@ -8,8 +8,14 @@ import { UsageError } from '../../core/errors.js';
 
 export const SQLITE_URL_FORMS = ['sqlite:///absolute/path.db', 'sqlite:relative/path.db'] as const;
 
+/**
+ * A URL as an error quotes it: cut at 160 characters, and a password in an authority
+ * (`sqlite://user:secret@host/…`, which SQLite URLs refuse) shown as *** — secrets never
+ * appear in errors (docs/security.md).
+ */
 function shortUrl(text: string): string {
-  return text.length > 160 ? `${text.slice(0, 160)}…` : text;
+  const hidden = text.replace(/^(sqlite:\/\/[^/@:]*:)[^/]*@/i, '$1***@');
+  return hidden.length > 160 ? `${hidden.slice(0, 160)}…` : hidden;
 }
 
 /**
