@@ -35,6 +35,7 @@ import Database from '../../src/sources/sqlite/driver.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { readAnswer, waitJob } from '../helpers/api.js';
 import { cairn, cairnJson, CLI } from '../helpers/cli.js';
+import { holdTableLock } from '../helpers/pg-lock.js';
 import { createDatabase, dropDatabase, passwordClusterUnavailable, pgUrl, psql, startPasswordCluster } from '../helpers/postgres.js';
 
 const BIG_ROWS = 30_000;
@@ -62,20 +63,6 @@ afterAll(() => {
 let repoN = 0;
 async function newRepo(): Promise<Repository> {
   return Repository.init(new FileSystemStorage(join(dir, `repo-${++repoN}`)));
-}
-
-/** A session holding ACCESS EXCLUSIVE on `table` of `database` until release(): backups of it wait at their LOCK TABLE. */
-async function holdLock(database: string, table: string): Promise<{ release: () => Promise<void> }> {
-  const client = new pg.Client({ connectionString: pgUrl(database) });
-  await client.connect();
-  await client.query('BEGIN');
-  await client.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
-  return {
-    release: async () => {
-      await client.query('COMMIT');
-      await client.end();
-    },
-  };
 }
 
 /** Waits until the backend of a backup waits for a lock on `database` (so the backup is really held). */
@@ -157,7 +144,7 @@ describe('a backup while it runs, over the API and the CLI', () => {
     const server = await startServer({ dataDir, port: 0, scheduleTickMs: 3600_000, allowAdHocUrls: true });
     const call = async (method: string, path: string, body?: unknown) =>
       readAnswer(await fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) }));
-    const lock = await holdLock(db, 'small');
+    const lock = await holdTableLock(db, 'small');
     try {
       const created = await call('POST', '/v1/backups', { source: url, repository: repoDir });
       expect(created.status).toBe(202);
@@ -233,7 +220,7 @@ describe('a scheduled run while a manual backup of its source runs', () => {
     w.repos.set('r', repo);
     w.add({ source: url, repository: 'r' });
     const source = openSource(url);
-    const lock = await holdLock(db, 'small');
+    const lock = await holdTableLock(db, 'small');
     let manualId: string;
     try {
       const manual = await w.center.start({

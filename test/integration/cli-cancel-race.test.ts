@@ -16,23 +16,12 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Repository } from '../../src/repo/repository.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
+import { seededRandom } from '../../src/storage/middleware/faults.js';
 import { CLI } from '../helpers/cli.js';
 import { createDatabase, dropDatabase, ensurePostgres, pgUrl, psql } from '../helpers/postgres.js';
 
 const RUNS = 12;
 const SEED = Number(process.env.CAIRN_CANCEL_SEED ?? Date.now() % 2 ** 31);
-
-/** mulberry32: a small seeded generator, so a failing sequence of moments can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let work: string;
 let db: string;
@@ -76,7 +65,7 @@ afterAll(async () => {
 describe.sequential('Ctrl-C during backup create --json', () => {
   it(`every cancel prints the error, exits 130 (or 0, too late) and leaves no lock (${RUNS} runs, seed ${SEED})`, async () => {
     console.log(`cli-cancel-race: seed ${SEED} (replay with CAIRN_CANCEL_SEED=${SEED})`);
-    const rnd = random(SEED);
+    const rnd = seededRandom(SEED);
     const points = ['spawn', 'lock', 'copy', 'offset'] as const;
     const targets = ['process', 'group', 'both'] as const;
     const outcomes: string[] = [];

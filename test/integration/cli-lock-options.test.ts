@@ -21,6 +21,7 @@ import Database from '../../src/sources/sqlite/driver.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { waitJob } from '../helpers/api.js';
 import { CLI, cairn, cairnJson, cairnRun } from '../helpers/cli.js';
+import { holdTableLock } from '../helpers/pg-lock.js';
 import { createDatabase, dropDatabase, ensurePostgres, pgUrl, psql } from '../helpers/postgres.js';
 
 const EXIT = { USAGE: 2, LOCKED: 5, SOURCE: 7, CANCELLED: 130 };
@@ -40,20 +41,6 @@ async function newRepo(): Promise<string> {
 
 function backupIds(repo: string): string[] {
   return cairnJson<{ backups: BackupManifest[] }>(['backup', 'list', '--repo', repo]).backups.map((m) => m.id);
-}
-
-/** A session holding ACCESS EXCLUSIVE on `table` of `database` until release(). */
-async function holdTableLock(database: string, table: string): Promise<{ release: () => Promise<void> }> {
-  const client = new pg.Client({ connectionString: pgUrl(database) });
-  await client.connect();
-  await client.query('BEGIN');
-  await client.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
-  return {
-    release: async () => {
-      await client.query('COMMIT');
-      await client.end();
-    },
-  };
 }
 
 /** `cairn args` in a child process; `exited` resolves at its end, `stderrHas` once stderr contains `text`. */

@@ -73,6 +73,19 @@ const intOpt = (v: string): number => {
   return n;
 };
 
+/** The options add and edit share: the backup id pattern and the retention rules (keep-*). */
+function idAndRetentionOptions(command: Command): Command {
+  return command
+    .option('--pattern <pattern>', 'backup ids: {source}, {schedule} and a time like {yyyyMMdd-HHmmss} (UTC)')
+    .option('--keep-last <n>', 'keep the newest n backups of this schedule', intOpt)
+    .option('--keep-within <duration>', 'keep every backup of this schedule younger than this (3d, 4w, 6mo…)')
+    .option('--keep-hourly <n>', 'keep the newest backup of each of the last n hours that have one', intOpt)
+    .option('--keep-daily <n>', 'same per day', intOpt)
+    .option('--keep-weekly <n>', 'same per ISO week', intOpt)
+    .option('--keep-monthly <n>', 'same per month', intOpt)
+    .option('--keep-yearly <n>', 'same per year', intOpt);
+}
+
 /** The next time an enabled schedule runs (ISO), else null. */
 async function nextRunOf(s: { enabled: boolean; cron: string; timezone: string }): Promise<string | null> {
   const { cronOf } = await import('../../jobs/scheduler.js');
@@ -82,23 +95,17 @@ async function nextRunOf(s: { enabled: boolean; cron: string; timezone: string }
 export function registerScheduleCommands(program: Command, ctx: CliContext): void {
   const { io } = ctx;
   const schedule = program.command('schedule').description('automatic backups, run by cairn server (stored in its --data-dir)');
-  selectionOptions(
-    schedule
-      .command('add <name>')
-      .description('add a schedule')
-      .requiredOption('--source <url>', 'database URL (or a source registered on the server)')
-      .addOption(repoOption())
-      .requiredOption('--cron <expression>', 'five cron fields ("0 3 * * *") or @hourly, @daily, @weekly, @monthly, @yearly'),
+  idAndRetentionOptions(
+    selectionOptions(
+      schedule
+        .command('add <name>')
+        .description('add a schedule')
+        .requiredOption('--source <url>', 'database URL (or a source registered on the server)')
+        .addOption(repoOption())
+        .requiredOption('--cron <expression>', 'five cron fields ("0 3 * * *") or @hourly, @daily, @weekly, @monthly, @yearly'),
+    )
+      .option('--timezone <zone>', 'IANA time zone of the cron expression and of daily/weekly/… retention (default UTC)'),
   )
-    .option('--timezone <zone>', 'IANA time zone of the cron expression and of daily/weekly/… retention (default UTC)')
-    .option('--pattern <pattern>', 'backup ids: {source}, {schedule} and a time like {yyyyMMdd-HHmmss} (UTC)')
-    .option('--keep-last <n>', 'keep the newest n backups of this schedule', intOpt)
-    .option('--keep-within <duration>', 'keep every backup of this schedule younger than this (3d, 4w, 6mo…)')
-    .option('--keep-hourly <n>', 'keep the newest backup of each of the last n hours that have one', intOpt)
-    .option('--keep-daily <n>', 'same per day', intOpt)
-    .option('--keep-weekly <n>', 'same per ISO week', intOpt)
-    .option('--keep-monthly <n>', 'same per month', intOpt)
-    .option('--keep-yearly <n>', 'same per year', intOpt)
     .option('--expires <duration>', 'each backup expires after this long (deleted even if retention would keep it)')
     .option('--copy-to <repo>', "a second repository: after each run, this schedule's backups it lacks are copied there (as cairn sync; nothing is deleted there, not even by retention)")
     .option('--when-unchanged <what>', 'skip: no backup when the database has not changed since this schedule\'s last backup (recorded skipped-unchanged); backup (default): one anyway')
@@ -134,24 +141,18 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
       if (opts.json) return printJson(io, { ...publicSchedule(spec), nextRun: next });
       io.out(`Added schedule ${name} (${spec.cron} ${spec.timezone}); ${next ? `next run ${next}` : 'disabled'}. cairn server runs it.`);
     });
-  selectionOptions(
-    schedule
-      .command('edit <name>')
-      .description('change a schedule: only the options given (checked as for add); a running cairn server uses it from its next look (within 15 s)')
-      .option('--source <url>', 'database URL (or a source registered on the server)')
-      // No CAIRN_REPO here: a variable set in the shell must not move a schedule unasked.
-      .addOption(new Option('--repo <repo>', 'repository: a registered name, a path, or a URL'))
-      .option('--cron <expression>', 'five cron fields ("0 3 * * *") or @hourly, @daily, …; due times count from now'),
+  idAndRetentionOptions(
+    selectionOptions(
+      schedule
+        .command('edit <name>')
+        .description('change a schedule: only the options given (checked as for add); a running cairn server uses it from its next look (within 15 s)')
+        .option('--source <url>', 'database URL (or a source registered on the server)')
+        // No CAIRN_REPO here: a variable set in the shell must not move a schedule unasked.
+        .addOption(new Option('--repo <repo>', 'repository: a registered name, a path, or a URL'))
+        .option('--cron <expression>', 'five cron fields ("0 3 * * *") or @hourly, @daily, …; due times count from now'),
+    )
+      .option('--timezone <zone>', 'IANA time zone of the cron expression and of calendar retention; due times count from now'),
   )
-    .option('--timezone <zone>', 'IANA time zone of the cron expression and of calendar retention; due times count from now')
-    .option('--pattern <pattern>', 'backup ids: {source}, {schedule} and a time like {yyyyMMdd-HHmmss} (UTC)')
-    .option('--keep-last <n>', 'keep the newest n backups of this schedule', intOpt)
-    .option('--keep-within <duration>', 'keep every backup of this schedule younger than this (3d, 4w, 6mo…)')
-    .option('--keep-hourly <n>', 'keep the newest backup of each of the last n hours that have one', intOpt)
-    .option('--keep-daily <n>', 'same per day', intOpt)
-    .option('--keep-weekly <n>', 'same per ISO week', intOpt)
-    .option('--keep-monthly <n>', 'same per month', intOpt)
-    .option('--keep-yearly <n>', 'same per year', intOpt)
     .option('--expires <duration>', 'each new backup expires after this long')
     .option('--copy-to <repo>', 'a second repository each run copies to')
     .option('--when-unchanged <what>', 'skip or backup (see schedule add)')
