@@ -31,84 +31,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHINOOK, CLI, PROJECT_ROOT, cairn } from '../helpers/cli.js';
-
-/** One fenced sh block of a document. */
-interface Block {
-  /** `docs/cli.md:286`: the document and the line of the opening fence. */
-  where: string;
-  /** The reason of a `not run:` marker for the whole block. */
-  notRun?: string;
-  /** `not run "TEXT":` markers: lines containing `text` are not run, for `reason`. */
-  skipLines: { text: string; reason: string }[];
-  commands: Command[];
-}
-
-interface Command {
-  /** Line number in the document. */
-  line: number;
-  /** The command as documented, continuation lines joined, without its trailing comment. */
-  text: string;
-  /** The exit code the line documents (`# exit N`), else 0. */
-  exit: number;
-}
-
-const MARKER = /^<!--\s*examples:\s*not run(?:\s+"([^"]+)")?\s*:\s*(.*?)\s*-->\s*$/;
-
-/**
- * The fenced ```sh blocks of `text` (a Markdown document named `doc`), with their markers;
- * `section` limits them to the lines under that `## ` heading.
- */
-function extractBlocks(doc: string, text: string, section?: string): Block[] {
-  const lines = text.split('\n');
-  const blocks: Block[] = [];
-  let inSection = section === undefined;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (section !== undefined && /^## /.test(line)) inSection = line.slice(3).trim() === section;
-    if (!inSection || !/^```sh\s*$/.test(line)) continue;
-    const block: Block = { where: `${doc}:${i + 1}`, skipLines: [], commands: [] };
-    // Markers: the HTML comments right above the fence (blank lines between allowed).
-    for (let j = i - 1; j >= 0; j--) {
-      const above = lines[j]!.trim();
-      if (above === '') continue;
-      const m = MARKER.exec(above);
-      if (!m) break;
-      if (m[1] !== undefined) block.skipLines.push({ text: m[1], reason: m[2]! });
-      else block.notRun = m[2]!;
-    }
-    const body: { n: number; text: string }[] = [];
-    for (i++; i < lines.length && !/^```/.test(lines[i]!); i++) body.push({ n: i + 1, text: lines[i]! });
-    const prompted = body.some((b) => b.text.startsWith('$ '));
-    for (let k = 0; k < body.length; k++) {
-      let text = body[k]!.text;
-      const n = body[k]!.n;
-      if (prompted) {
-        if (!text.startsWith('$ ')) continue; // output
-        text = text.slice(2);
-      }
-      if (text.trim() === '' || text.trimStart().startsWith('#')) continue;
-      while (text.endsWith('\\') && k + 1 < body.length) text = `${text.slice(0, -1)} ${body[++k]!.text.trim()}`;
-      const { command, comment } = splitComment(text);
-      const exit = /\bexit (\d+)\b/.exec(comment ?? '');
-      block.commands.push({ line: n, text: command.trim(), exit: exit ? Number(exit[1]) : 0 });
-    }
-    blocks.push(block);
-  }
-  return blocks;
-}
-
-/** A shell line and its trailing `# comment` (a `#` outside quotes after a space). */
-function splitComment(text: string): { command: string; comment?: string } {
-  let quote: string | undefined;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quote) {
-      if (c === quote) quote = undefined;
-    } else if (c === "'" || c === '"') quote = c;
-    else if (c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) return { command: text.slice(0, i), comment: text.slice(i + 1) };
-  }
-  return { command: text };
-}
+import { extractBlocks, type Block } from '../helpers/doc-examples.js';
 
 const HOW_TO = 'add a placeholder rule to test/integration/docs-examples.test.ts, or mark the block in the doc with <!-- examples: not run: REASON --> (or not run "TEXT": REASON for some of its lines)';
 const ID_PLACEHOLDER = /\b([a-z][a-z0-9]*(?:-[a-z0-9]+)*?)-(20\d{6})(?:-\d{6})?\b/g;
@@ -248,8 +171,8 @@ describe('the extractor', () => {
     const [a, b] = extractBlocks('x.md', md);
     expect(a!.skipLines).toEqual([{ text: 's3://', reason: 'needs S3' }]);
     expect(a!.commands).toEqual([
-      { line: 3, text: 'npx cairn repo init /backups/repo', exit: 0 },
-      { line: 4, text: 'cairn backup show app-20261122-031500 --repo /backups/repo  --json', exit: 3 },
+      { line: 3, text: 'npx cairn repo init /backups/repo', exit: 0, comment: 'or file:///backups/repo' },
+      { line: 4, text: 'cairn backup show app-20261122-031500 --repo /backups/repo  --json', exit: 3, comment: 'exit 3' },
     ]);
     expect(b!.commands.map((c) => c.text)).toEqual(['cairn verify --repo /var/lib/repo']);
     expect(substitute('npx cairn restore x --repo file:///backups/r --to sqlite:///srv/a.db', '/w')).toEqual({ command: 'cairn restore x --repo file:///w/backups/r --to sqlite:///w/srv/a.db', problems: [] });
@@ -259,7 +182,7 @@ describe('the extractor', () => {
   });
 
   it('a failing example fails its block, with the command and its error', () => {
-    const failures = runBlock({ where: 'x.md:1', skipLines: [], commands: [{ line: 2, text: 'cairn backup show nope-1 --repo /backups/repo', exit: 0 }] });
+    const failures = runBlock({ where: 'x.md:1', lang: 'sh', skipLines: [], body: [], commands: [{ line: 2, text: 'cairn backup show nope-1 --repo /backups/repo', exit: 0 }] });
     expect(failures).toHaveLength(1);
     expect(failures[0]).toMatch(/x\.md:2: cairn backup show nope-1[\s\S]*exited 3 \(documented: 0\)[\s\S]*stderr: cairn: error: /);
   });
