@@ -9,6 +9,18 @@
  *   <!-- examples: not run: REASON -->          the whole block
  *   <!-- examples: not run "TEXT": REASON -->   the lines of the block that contain TEXT
  */
+import { it } from 'vitest';
+
+/**
+ * A test for a block marked `<!-- examples: not run: REASON -->`: skipped, printing its reason
+ * on the line that skips it (a skip always says why).
+ */
+export function itNotRun(where: string, reason: string): void {
+  it(`${where}: not run: ${reason}`, (ctx) => {
+    console.log(`not run: ${where}: ${reason}`);
+    ctx.skip(reason);
+  });
+}
 
 /** One fenced block of a document. */
 export interface Block {

@@ -51,7 +51,7 @@ import { catalogFile, startServer, type RunningServer } from '../../src/server/i
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { waitJob } from '../helpers/api.js';
 import { CHINOOK, PROJECT_ROOT } from '../helpers/cli.js';
-import { extractBlocks, type Block, type Command } from '../helpers/doc-examples.js';
+import { extractBlocks, itNotRun, type Block, type Command } from '../helpers/doc-examples.js';
 
 const DOC = 'docs/api.md';
 const BLOCKS = extractBlocks(DOC, readFileSync(join(PROJECT_ROOT, DOC), 'utf8'), { langs: ['sh', 'ts', 'typescript'] });
@@ -350,12 +350,7 @@ describe('docs/api.md ts blocks', () => {
 describe('docs/api.md examples', () => {
   for (const block of BLOCKS) {
     if (block.notRun !== undefined) {
-      const reason = block.notRun;
-      // Printed with its reason, on the line that skips it.
-      it(`${block.where}: not run: ${reason}`, (ctx) => {
-        console.log(`not run: ${block.where}: ${reason}`);
-        ctx.skip(reason);
-      });
+      itNotRun(block.where, block.notRun);
       continue;
     }
     it(`${block.where} (${block.lang})`, async () => {

@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHINOOK, CLI, PROJECT_ROOT, cairn } from '../helpers/cli.js';
-import { extractBlocks, type Block } from '../helpers/doc-examples.js';
+import { extractBlocks, itNotRun, type Block } from '../helpers/doc-examples.js';
 
 const HOW_TO = 'add a placeholder rule to test/integration/docs-examples.test.ts, or mark the block in the doc with <!-- examples: not run: REASON --> (or not run "TEXT": REASON for some of its lines)';
 const ID_PLACEHOLDER = /\b([a-z][a-z0-9]*(?:-[a-z0-9]+)*?)-(20\d{6})(?:-\d{6})?\b/g;
@@ -191,12 +191,7 @@ describe('the extractor', () => {
 describe('documented examples', () => {
   for (const block of BLOCKS) {
     if (block.notRun !== undefined) {
-      const reason = block.notRun;
-      // Printed with its reason, on the line that skips it.
-      it(`${block.where}: not run: ${reason}`, (ctx) => {
-        console.log(`not run: ${block.where}: ${reason}`);
-        ctx.skip(reason);
-      });
+      itNotRun(block.where, block.notRun);
       continue;
     }
     it(`${block.where} (${block.commands.length} commands)`, () => {
