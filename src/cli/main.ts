@@ -254,7 +254,40 @@ class CairnCommand extends Command {
     for (let c = this.parent; c?.parent; c = c.parent) path.unshift(c.name());
     const advice = FLAG_ALIASES[path.join(' ')]?.[flag];
     if (advice !== undefined) this.error(`error: unknown option '${flag}': ${advice}.`, { exitCode: EXIT_CODES.USAGE, code: 'commander.unknownOption' });
+    const placed = this.parent ? undefined : this.optionOfACommand(flag);
+    if (placed !== undefined) this.error(`error: unknown option '${flag}' before the command: options go after the command they belong to, e.g. ${placed}.`, { exitCode: EXIT_CODES.USAGE, code: 'commander.unknownOption' });
     (Command.prototype as unknown as CommandInternals).unknownOption.call(this, flag);
+  }
+
+  /**
+   * `cairn --server URL job list`: a flag given before the command it belongs to (commander
+   * reads options per command). The command line with the flag moved after the command named
+   * on it (`cairn job list --server …`), or after the first command that takes it; undefined
+   * when no command takes it.
+   */
+  private optionOfACommand(flag: string): string | undefined {
+    const name = flag.split('=')[0] ?? flag;
+    const takes = (c: Command): boolean => c.options.some((o) => o.long === name || o.short === name);
+    // The command the rest of the line names, as deep as its words go.
+    const root: Command = this as Command;
+    let named = root;
+    const path: string[] = [];
+    for (const word of this.unknownArgs) {
+      const sub = named.commands.find((c) => c.name() === word || c.aliases().includes(word));
+      if (sub === undefined) continue;
+      named = sub;
+      path.push(sub.name());
+    }
+    if (named !== root && takes(named)) return `cairn ${path.join(' ')} ${name} …`;
+    const walk = (c: Command, at: string[]): string | undefined => {
+      for (const sub of c.commands) {
+        if (takes(sub)) return `cairn ${[...at, sub.name()].join(' ')} ${name} …`;
+        const deeper = walk(sub, [...at, sub.name()]);
+        if (deeper !== undefined) return deeper;
+      }
+      return undefined;
+    };
+    return walk(root, []);
   }
 
   missingMandatoryOptionValue(option: Option): never {

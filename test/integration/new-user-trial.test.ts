@@ -151,6 +151,9 @@ describe('advice in errors', () => {
     [['restore', '--source', 'x', '--repo', 'r'], /unknown option '--source': the backup to restore is the first argument: cairn restore <backup id> --to <url>/],
     [['restore', 'b1', '--to', 'sqlite:x.db', '-d', 'x'], /unknown option '-d': the database to restore into is --to <url> \(pg_restore's -d\)/],
     [['backup', 'create', '--dbname', 'x', '--repo', 'r'], /unknown option '--dbname': the database to back up is --source <url>/],
+    // A command's option given before the command: moved after the command the line names.
+    [['--server', 'http://127.0.0.1:1', 'job', 'list'], /unknown option '--server' before the command: options go after the command they belong to, e\.g\. cairn job list --server …/],
+    [['--repo', 'r', 'backup', 'list'], /unknown option '--repo' before the command: .* cairn backup list --repo …/],
   ])('%j names the flag cairn takes', (args, problem) => {
     const r = run(args);
     expect(r.code).toBe(2);
@@ -161,6 +164,8 @@ describe('advice in errors', () => {
     const r = run(['restore', 'b1', '--to', 'sqlite:x.db', '--bogus']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^cairn: error: unknown option '--bogus'$/m);
+    // Before the command too: no command takes it, so nothing to move.
+    expect(run(['--bogus', 'job', 'list']).stderr).toMatch(/^cairn: error: unknown option '--bogus'$/m);
   });
 
   it('repo init under /proc says the folder cannot be created there and why (exit 8)', () => {
