@@ -67,15 +67,23 @@ export function csvField(value: Uint8Array | string | null): Buffer {
     else if (c === COMMA || c === CR || c === LF) special = true;
   }
   if (!special && quotes === 0) return b;
-  const out = Buffer.allocUnsafe(b.length + quotes + 2);
+  return quoteBytes(b, QUOTE, quotes);
+}
+
+/**
+ * `bytes` between two `quote` bytes, each `quote` inside doubled (CSV's "…", SQL's '…').
+ * `quotes`: how many `quote` bytes `bytes` holds, when the caller counted them already.
+ */
+export function quoteBytes(bytes: Uint8Array, quote: number, quotes = bytes.reduce((n, c) => (c === quote ? n + 1 : n), 0)): Buffer {
+  const out = Buffer.allocUnsafe(bytes.length + quotes + 2);
   let p = 0;
-  out[p++] = QUOTE;
-  for (let i = 0; i < b.length; i++) {
-    const c = b[i] as number;
+  out[p++] = quote;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i] as number;
     out[p++] = c;
-    if (c === QUOTE) out[p++] = QUOTE;
+    if (c === quote) out[p++] = quote;
   }
-  out[p++] = QUOTE;
+  out[p] = quote;
   return out;
 }
 

@@ -25,15 +25,23 @@ export function qualified(schema: string, name: string): string {
  */
 export function asciiIdent(name: string): string {
   if (/^[\x20-\x7e]*$/.test(name)) return quoteIdent(name);
+  return `U&"${unicodeEscaped(name, '"')}"`;
+}
+
+/**
+ * The body of a `U&'…'` string or `U&"…"` identifier: printable ASCII as itself, `quote` and
+ * `\` doubled, every other character as `\XXXX` or `\+XXXXXX`.
+ */
+export function unicodeEscaped(text: string, quote: "'" | '"'): string {
   let out = '';
-  for (const ch of name) {
+  for (const ch of text) {
     const cp = ch.codePointAt(0) as number;
-    if (ch === '"') out += '""';
+    if (ch === quote) out += quote + quote;
     else if (ch === '\\') out += '\\\\';
     else if (cp >= 0x20 && cp < 0x7f) out += ch;
     else out += cp > 0xffff ? `\\+${cp.toString(16).padStart(6, '0')}` : `\\${cp.toString(16).padStart(4, '0')}`;
   }
-  return `U&"${out}"`;
+  return out;
 }
 
 /**

@@ -12,8 +12,8 @@
  */
 import { UsageError } from '../../core/errors.js';
 import type { BackupManifest, CollectionEntry } from '../../core/schemas.js';
-import { csvRecord, OutputBuffer, type CollectionDump, type DumpFormat } from '../dump.js';
-import { identQuoter, quoteIdent } from './catalog.js';
+import { csvRecord, OutputBuffer, quoteBytes, type CollectionDump, type DumpFormat } from '../dump.js';
+import { identQuoter, quoteIdent, unicodeEscaped } from './catalog.js';
 import { PG_COPY_TEXT, SCHEMA_COLLECTION, type PgColumn, type PgSchemaDefinition, type PgSequenceState } from './definitions.js';
 import { serverName, splitServerName } from './server-naming.js';
 import { POSTGRES_SERVER_KIND } from './server-source.js';
@@ -99,15 +99,7 @@ function sequenceValues(def: { sequences?: unknown }, rawText: boolean): string 
  */
 function textLiteral(value: string, raw: boolean): string {
   if (raw || /^[\x20-\x7e]*$/.test(value)) return `'${value.replace(/'/g, "''")}'`;
-  let out = '';
-  for (const ch of value) {
-    const cp = ch.codePointAt(0) as number;
-    if (ch === "'") out += "''";
-    else if (ch === '\\') out += '\\\\';
-    else if (cp >= 0x20 && cp < 0x7f) out += ch;
-    else out += cp > 0xffff ? `\\+${cp.toString(16).padStart(6, '0')}` : `\\${cp.toString(16).padStart(4, '0')}`;
-  }
-  return `U&'${out}'`;
+  return `U&'${unicodeEscaped(value, "'")}'`;
 }
 
 /** The encoding of the table's data: the database's, as its "(schema)" collection records it. */
@@ -177,18 +169,7 @@ async function* sqlDump(
  * doubled (0x27 is never part of a multibyte character in a server encoding).
  */
 function literal(bytes: Buffer): Buffer {
-  let quotes = 0;
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] === QUOTE) quotes++;
-  const out = Buffer.allocUnsafe(bytes.length + quotes + 2);
-  let p = 0;
-  out[p++] = QUOTE;
-  for (let i = 0; i < bytes.length; i++) {
-    const c = bytes[i] as number;
-    out[p++] = c;
-    if (c === QUOTE) out[p++] = QUOTE;
-  }
-  out[p] = QUOTE;
-  return out;
+  return quoteBytes(bytes, QUOTE);
 }
 
 /**
