@@ -171,6 +171,11 @@ export const BackupManifestSchema = z.object({
     serverVersion: z.string().max(MAX_NAME_LENGTH),
     /** The source's change evidence at the snapshot (SourceSnapshot.changeEvidence): schedules with --when-unchanged skip compare it. */
     changeEvidence: z.string().max(512).optional(),
+    /**
+     * Where the snapshot sits in the server's change log, as the engine names it (MySQL: binlog
+     * file, offset, GTID set; or why there is none): what a later log replay starts from.
+     */
+    position: z.record(z.string().max(64), z.string().max(4096)).optional(),
   }),
   scope: ScopeSchema,
   compression: CompressionSettingsSchema,

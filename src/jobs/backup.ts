@@ -238,6 +238,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
           location: source.location,
           serverVersion: snapshot.serverVersion,
           ...(snapshot.changeEvidence !== undefined ? { changeEvidence: snapshot.changeEvidence } : {}),
+          ...(snapshot.position !== undefined ? { position: snapshot.position } : {}),
         },
         scope: { ...(options.selection?.include ? { include: options.selection.include } : {}), ...(options.selection?.exclude ? { exclude: options.selection.exclude } : {}) },
         compression,

@@ -5,10 +5,11 @@
 import { UsageError } from '../core/errors.js';
 import { EXACT_NAMES, type NameRules } from '../core/selection.js';
 import type { EngineDriver } from './driver.js';
+import { mysqlDriver } from './mysql/index.js';
 import { postgresDriver } from './postgres/index.js';
 import { sqliteDriver } from './sqlite/index.js';
 
-const DRIVERS: readonly EngineDriver[] = [sqliteDriver, postgresDriver];
+const DRIVERS: readonly EngineDriver[] = [sqliteDriver, postgresDriver, mysqlDriver];
 
 const bySchemes = new Map<string, EngineDriver>();
 const byKind = new Map<string, EngineDriver>();

@@ -57,6 +57,12 @@ export interface SourceSnapshot {
    * an engine that cannot promise that leaves it undefined. Opaque, at most 512 characters.
    */
   readonly changeEvidence?: string;
+  /**
+   * Where the snapshot sits in the server's change log (MySQL: `binlogFile`, `binlogOffset`,
+   * `gtid`; or `binlog: "off"`), recorded in the manifest's source.position and shown by
+   * `backup show`: what a later log replay starts from. At most 16 entries.
+   */
+  readonly position?: Record<string, string>;
   /** Every collection, in an order that restores safely (tables before the views that use them). */
   listCollections(): Promise<CollectionDescriptor[]>;
   /** The collection's data, or one segment of it (0 ≤ segment < descriptor.segments). */

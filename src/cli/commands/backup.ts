@@ -177,6 +177,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
           `Type        ${m.type}`,
           `Expires     ${m.expiresAt ?? 'never'}`,
           `Source      ${m.source.location} (${m.source.kind} ${m.source.serverVersion})`,
+          ...(m.source.position ? [`Position    ${formatPosition(m.source.position)}`] : []),
           `Scope       ${m.scope.include ? `include ${m.scope.include.join(',')}` : m.scope.exclude ? `exclude ${m.scope.exclude.join(',')}` : 'everything'}`,
           `Compression ${m.compression.algorithm} (${m.compression.level})`,
           `Rows        ${formatCount(t.rows)} in ${t.collections} collections`,
@@ -238,6 +239,16 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     io.out(`${opts.dryRun ? 'Would delete' : 'Deleted'} ${plural(ids.length, 'expired backup')}: ${ids.join(', ')}.${opts.dryRun ? '' : ' Run cairn prune to reclaim their space.'}`);
   });
 
+}
+
+/** A snapshot's log position for people: "binlog mysql-bin.000003 offset 1234, GTID 0-1-55"; "binlog off". */
+export function formatPosition(position: Record<string, string>): string {
+  if (position.binlog === 'off') return 'none: the server\'s binary log is off (log_bin = 0), so no log replay can start from this backup';
+  const parts: string[] = [];
+  if (position.binlogFile !== undefined) parts.push(`binlog ${position.binlogFile} offset ${position.binlogOffset ?? '?'}`);
+  if (position.gtid !== undefined && position.gtid !== '') parts.push(`GTID ${position.gtid}`);
+  for (const [k, v] of Object.entries(position)) if (!['binlog', 'binlogFile', 'binlogOffset', 'gtid'].includes(k)) parts.push(`${k} ${v}`);
+  return parts.join(', ') || 'none recorded';
 }
 
 function printBackupCreated(io: Io, manifest: BackupManifest, startedMs: number): void {

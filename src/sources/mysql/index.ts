@@ -1,0 +1,39 @@
+/**
+ * The MySQL / MariaDB engine (mysql2): `mysql://user[:password]@host[:port]/dbname` or
+ * `mariadb://…`. Files: connection.ts (URLs, password sources, redaction, location, database
+ * key, sessions, errors), naming.ts (exact names), format.ts (collection kinds, definitions, the
+ * mysql-tsv-v1 data format), source.ts (backup), target.ts (restore).
+ */
+import { UsageError } from '../../core/errors.js';
+import type { EngineDriver, UrlTrust } from '../driver.js';
+import { MYSQL_SCHEMES, MYSQL_URL_FORMS, mysqlDatabaseKey, mysqlLocation, parseMysqlUrl, redactMysqlUrl, type MysqlSettings } from './connection.js';
+import { MYSQL_KIND, ROUTINES_KIND, GRANTS_KIND } from './format.js';
+import { mysqlNaming } from './naming.js';
+import { MysqlSource } from './source.js';
+import { MysqlTarget } from './target.js';
+
+/** The settings of a URL that names one database; a whole server is refused (not supported yet). */
+function databaseSettings(url: string, trust: UrlTrust = {}): MysqlSettings {
+  const s = parseMysqlUrl(url, trust);
+  if (s.database === '') {
+    throw new UsageError(
+      `The MySQL URL "${redactMysqlUrl(url)}" names no database; cairn backs up and restores one MySQL database at a time. Add it to the path: ${MYSQL_URL_FORMS}.`,
+    );
+  }
+  return s;
+}
+
+export const mysqlDriver: EngineDriver = {
+  kind: MYSQL_KIND,
+  schemes: MYSQL_SCHEMES,
+  urlForms: [MYSQL_URL_FORMS],
+  naming: mysqlNaming,
+  capabilities: { parallelReads: true, segments: true, roles: true, databaseWideKinds: [ROUTINES_KIND, GRANTS_KIND] },
+  snapshotMetadata: ['serverVersion', 'position'],
+  redactUrl: redactMysqlUrl,
+  location: (url, trust) => mysqlLocation(databaseSettings(url, trust)),
+  databaseKey: mysqlDatabaseKey,
+  openSource: (url, options) => new MysqlSource(databaseSettings(url, options), options),
+  openTarget: (url, trust) => new MysqlTarget(databaseSettings(url, trust)),
+  manifestProblems: () => [],
+};
