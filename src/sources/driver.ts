@@ -31,6 +31,12 @@ export interface SourceOptions extends UrlTrust {
    * backup fails with a SourceError that names what was locked.
    */
   lockTimeoutMs?: number;
+  /**
+   * Engines with non-transactional tables (MySQL MyISAM/Aria): keep the global read lock taken
+   * for the snapshot until those tables have been read, so that they are consistent with the
+   * rest (writers wait meanwhile). Default: read them without the lock, named in a warning.
+   */
+  lockNonTransactional?: boolean;
 }
 
 /**
