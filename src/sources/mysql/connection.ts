@@ -213,7 +213,23 @@ export async function connect(s: MysqlSettings, options: SessionOptions = {}): P
     await conn.end().catch(() => undefined);
     throw mysqlError(err, s, database);
   }
+  keepUtf8Statements(conn);
   return conn;
+}
+
+/** mysql2's charset number of utf8mb4_bin. */
+const UTF8MB4_BIN = 46;
+
+/**
+ * mysql2 follows the server's session tracking: once character_set_client is binary it encodes
+ * every statement's text as latin1, so a name outside latin1 in SQL text (`CREATE TABLE \`€\``)
+ * reaches the server as "?" bytes and fails. Statement text is written in UTF-8 whatever the
+ * session's character_set_client (the server reads identifiers of a binary client as UTF-8, and
+ * values go in as hex literals or LOAD DATA … CHARACTER SET binary), so the encoding is set back.
+ */
+function keepUtf8Statements(conn: mysql.Connection): void {
+  const config = (conn as unknown as { connection?: { config?: { charsetNumber?: number } } }).connection?.config;
+  if (config !== undefined) config.charsetNumber = UTF8MB4_BIN;
 }
 
 /** `SELECT VERSION()` → { version: "10.11.19", mariadb: true }. */
