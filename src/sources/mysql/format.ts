@@ -49,6 +49,11 @@ export interface MysqlTrigger {
   name: string;
   /** SHOW CREATE TRIGGER's statement (DEFINER included). */
   createSql: string;
+  /** The sql_mode, character set and collations it was created under (SHOW CREATE TRIGGER reports them). */
+  sqlMode?: string;
+  characterSetClient?: string;
+  collationConnection?: string;
+  databaseCollation?: string;
 }
 
 export interface MysqlTableDefinition {
@@ -95,6 +100,8 @@ export interface MysqlRoutine {
   createSql: string;
   /** The sql_mode, character set and collation it was created under (SHOW CREATE reports them). */
   sqlMode: string;
+  /** EVENT: the time zone its schedule is read in (SHOW CREATE EVENT's time_zone). */
+  timeZone?: string;
   characterSetClient: string;
   collationConnection: string;
   databaseCollation: string;
@@ -105,6 +112,26 @@ export interface MysqlRoutinesDefinition {
   charset: string;
   collation: string;
   routines: MysqlRoutine[];
+}
+
+/** One account (or role) that holds a privilege in the database, for `(users and grants)`. */
+export interface MysqlAccount {
+  user: string;
+  host: string;
+  isRole: boolean;
+  /**
+   * CREATE USER (SHOW CREATE USER: authentication, TLS and resource options) or CREATE ROLE; the
+   * password hash only when the backup was made with rolesWithPasswords.
+   */
+  createSql: string;
+  /** SHOW GRANTS lines on this database, its objects and routines, and granted roles (without password hashes). */
+  grants: string[];
+}
+
+export interface MysqlGrantsDefinition {
+  accounts: MysqlAccount[];
+  /** Whether createSql holds password hashes. */
+  withPasswords: boolean;
 }
 
 const ESC: Record<number, number> = { 0x5c: 0x5c, 0x09: 0x74, 0x0a: 0x6e, 0x0d: 0x72, 0x00: 0x30, 0x1a: 0x5a };
