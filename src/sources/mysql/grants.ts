@@ -8,7 +8,7 @@
  */
 import type mysql from 'mysql2/promise';
 import { SourceError } from '../../core/errors.js';
-import { textLiteral } from './connection.js';
+import { ident, textLiteral } from './connection.js';
 import type { MysqlAccount, MysqlGrantsDefinition } from './format.js';
 import { queryText } from './sessions.js';
 
@@ -69,11 +69,11 @@ export async function readGrants(conn: mysql.Connection, withPasswords: boolean)
   for (const [user, host] of accounts) {
     const u = user ?? '';
     const h = host ?? '';
-    const account = `${textLiteral(u)}@${textLiteral(h)}`;
+    const account = `${ident(u)}@${ident(h)}`;
     const roleRow = (await queryText(conn, `SELECT is_role FROM mysql.user WHERE User = ${textLiteral(u)} AND Host = ${textLiteral(h)}`).catch(() => []))[0];
     const isRole = roleRow?.[0] === 'Y';
-    const createSql = isRole ? `CREATE ROLE \`${u.replace(/`/g, '``')}\`` : ((await queryText(conn, `SHOW CREATE USER ${account}`))[0]?.[0] ?? '');
-    const grants = (await queryText(conn, isRole ? `SHOW GRANTS FOR \`${u.replace(/`/g, '``')}\`` : `SHOW GRANTS FOR ${account}`)).map((r) => r[0] ?? '');
+    const createSql = isRole ? `CREATE ROLE ${ident(u)}` : ((await queryText(conn, `SHOW CREATE USER ${account}`))[0]?.[0] ?? '');
+    const grants = (await queryText(conn, `SHOW GRANTS FOR ${isRole ? ident(u) : account}`)).map((r) => r[0] ?? '');
     out.push({
       user: u,
       host: h,

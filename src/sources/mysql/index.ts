@@ -2,11 +2,13 @@
  * The MySQL / MariaDB engine (mysql2): `mysql://user[:password]@host[:port]/dbname` or
  * `mariadb://…`. Files: connection.ts (URLs, password sources, redaction, location, database
  * key, sessions, errors), naming.ts (exact names), format.ts (collection kinds, definitions, the
- * mysql-tsv-v1 data format), source.ts (backup), target.ts (restore).
+ * mysql-tsv-v1 data format), source.ts (backup: with catalog.ts, sessions.ts, segments.ts, grants.ts), target.ts (restore), dump.ts
+ * (`cairn dump` of a table, `cairn diff`'s shape of a definition).
  */
 import { UsageError } from '../../core/errors.js';
 import type { EngineDriver, UrlTrust } from '../driver.js';
 import { MYSQL_SCHEMES, MYSQL_URL_FORMS, mysqlDatabaseKey, mysqlLocation, parseMysqlUrl, redactMysqlUrl, type MysqlSettings } from './connection.js';
+import { openMysqlDump, mysqlShape } from './dump.js';
 import { MYSQL_KIND, ROUTINES_KIND, GRANTS_KIND } from './format.js';
 import { mysqlNaming } from './naming.js';
 import { MysqlSource } from './source.js';
@@ -36,4 +38,6 @@ export const mysqlDriver: EngineDriver = {
   openSource: (url, options) => new MysqlSource(databaseSettings(url, options), options),
   openTarget: (url, trust) => new MysqlTarget(databaseSettings(url, trust)),
   manifestProblems: () => [],
+  openDump: openMysqlDump,
+  shapeOf: mysqlShape,
 };
