@@ -11,7 +11,14 @@ import { runBackup } from '../../src/jobs/backup.js';
 import { prepareDump, streamDump } from '../../src/jobs/dump.js';
 import { openSource } from '../../src/sources/index.js';
 import { mysqlDriver } from '../../src/sources/mysql/index.js';
-import { parseLine } from '../../src/sources/mysql/format.js';
+import {
+  parseLine,
+  type MysqlGrantsDefinition,
+  type MysqlRoutinesDefinition,
+  type MysqlSequenceDefinition,
+  type MysqlTableDefinition,
+  type MysqlViewDefinition,
+} from '../../src/sources/mysql/format.js';
 import { SEGMENT_MIN_BYTES_ENV } from '../../src/sources/mysql/segments.js';
 import type { CollectionDescriptor, SourceSnapshot } from '../../src/sources/types.js';
 import { tempRepository } from '../helpers/engines.js';
@@ -107,6 +114,13 @@ async function open(options: { jobs?: number; url?: string; lockNonTransactional
   return source.openSnapshot({ select: (names) => new Set(names), jobs: options.jobs ?? 2 });
 }
 
+/** A collection's definition, typed. */
+function def<T>(list: CollectionDescriptor[], name: string): T {
+  const c = list.find((x) => x.name === name);
+  if (c === undefined) throw new Error(`no collection ${name}`);
+  return c.definition as unknown as T;
+}
+
 async function collection(snapshot: SourceSnapshot, name: string): Promise<CollectionDescriptor> {
   const c = (await snapshot.listCollections()).find((x) => x.name === name);
   if (c === undefined) throw new Error(`no collection ${name}`);
@@ -151,49 +165,49 @@ describe('MySQL source', () => {
       expect(index('table:types')).toBeLessThan(index('sequence:seq'));
       expect(index('sequence:seq')).toBeLessThan(index('view:a_v1'));
 
-      const gen = list.find((c) => c.name === 'gen')!.definition as Record<string, any>;
+      const gen = def<MysqlTableDefinition>(list, 'gen');
       expect(gen.createSql).toMatch(/AUTO_INCREMENT=\d+/);
       expect(gen.createSql).toContain('CONSTRAINT `a_positive` CHECK');
-      expect(gen.columns.map((c: any) => [c.name, c.stored, c.invisible ?? false])).toEqual([
+      expect(gen.columns.map((c) => [c.name, c.stored, c.invisible ?? false])).toEqual([
         ['id', true, false], ['a', true, false], ['v', false, false], ['s', false, false], ['h', true, true],
       ]);
       expect(gen.primaryKey).toEqual(['id']);
       expect(gen.autoIncrement).toBe(100 + 2);
-      const types = list.find((c) => c.name === 'types')!.definition as Record<string, any>;
-      const fl = types.columns.find((c: any) => c.name === 'fl');
+      const types = def<MysqlTableDefinition>(list, 'types');
+      const fl = types.columns.find((c) => c.name === 'fl')!;
       expect(fl.readAs).toBe('CAST(`fl` AS DOUBLE)');
-      expect(types.columns.find((c: any) => c.name === 'bi').loadAs).toBe('var');
-      const hist = list.find((c) => c.name === 'hist')!.definition as Record<string, any>;
+      expect(types.columns.find((c) => c.name === 'bi')!.loadAs).toBe('var');
+      const hist = def<MysqlTableDefinition>(list, 'hist');
       expect(hist.systemVersioned).toBe(true);
       expect(hist.createSql).toContain('WITH SYSTEM VERSIONING');
-      expect(hist.columns.map((c: any) => c.name)).toEqual(['id', 'v', 'ROW_START', 'ROW_END']);
-      const part = list.find((c) => c.name === 'part')!.definition as Record<string, any>;
+      expect(hist.columns.map((c) => c.name)).toEqual(['id', 'v', 'ROW_START', 'ROW_END']);
+      const part = def<MysqlTableDefinition>(list, 'part');
       expect(part.createSql).toMatch(/PARTITION BY RANGE/);
       expect(part.transactional).toBe(true);
-      const docs = list.find((c) => c.name === 'docs')!.definition as Record<string, any>;
+      const docs = def<MysqlTableDefinition>(list, 'docs');
       expect(docs.createSql).toMatch(/FULLTEXT KEY `ft`/);
       expect(docs.createSql).toMatch(/SPATIAL KEY `sp`/);
       expect(docs.transactional).toBe(false);
-      const child = list.find((c) => c.name === 'child')!.definition as Record<string, any>;
+      const child = def<MysqlTableDefinition>(list, 'child');
       expect(child.references).toEqual(['parent']);
       expect(child.createSql).toContain('FOREIGN KEY (`parent_id`) REFERENCES `parent` (`id`) ON DELETE CASCADE');
-      expect(child.triggers.map((t: any) => t.name)).toEqual(['child_bi', 'child_bi2']);
-      expect(child.triggers[0].createSql).toMatch(/^CREATE DEFINER=`root`@`[^`]+` TRIGGER child_bi BEFORE INSERT ON child FOR EACH ROW/);
+      expect(child.triggers.map((t) => t.name)).toEqual(['child_bi', 'child_bi2']);
+      expect(child.triggers[0]!.createSql).toMatch(/^CREATE DEFINER=`root`@`[^`]+` TRIGGER child_bi BEFORE INSERT ON child FOR EACH ROW/);
       const seq = list.find((c) => c.name === 'seq')!;
       expect(seq.dataFormat).toBeUndefined();
-      expect((seq.definition as any).createSql).toMatch(/^CREATE SEQUENCE `seq` start with 5/);
-      expect((seq.definition as any).nextValue).toBe('5');
-      const v2 = list.find((c) => c.name === 'v2_on_v1')!.definition as Record<string, any>;
+      expect((seq.definition as unknown as MysqlSequenceDefinition).createSql).toMatch(/^CREATE SEQUENCE `seq` start with 5/);
+      expect((seq.definition as unknown as MysqlSequenceDefinition).nextValue).toBe('5');
+      const v2 = def<MysqlViewDefinition>(list, 'v2_on_v1');
       expect(v2.references).toEqual(['a_v1']);
       expect(v2.createSql).toMatch(/VIEW `v2_on_v1` AS select `a_v1`.`id` AS `id` from `a_v1`/);
       const routines = list.find((c) => c.name === '(routines)')!;
       expect(routines.selectable).toBe(false);
-      const r = routines.definition as Record<string, any>;
+      const r = routines.definition as unknown as MysqlRoutinesDefinition;
       expect(r.charset).toBe('utf8mb4');
       expect(r.collation).toBe('utf8mb4_unicode_ci');
-      expect(r.routines.map((x: any) => `${x.kind} ${x.name}`)).toEqual(['FUNCTION f_twice', 'PROCEDURE p_add', 'EVENT e_tick']);
-      expect(r.routines[2].timeZone).toBeDefined();
-      expect(r.routines[0].createSql).toMatch(/FUNCTION `f_twice`/);
+      expect(r.routines.map((x) => `${x.kind} ${x.name}`)).toEqual(['FUNCTION f_twice', 'PROCEDURE p_add', 'EVENT e_tick']);
+      expect(r.routines[2]!.timeZone).toBeDefined();
+      expect(r.routines[0]!.createSql).toMatch(/FUNCTION `f_twice`/);
       const big = list.find((c) => c.name === 'big')!;
       expect(big.estimatedBytes).toBeGreaterThan(1_000_000);
       expect(big.estimatedRows).toBeGreaterThan(1000);
@@ -212,7 +226,7 @@ describe('MySQL source', () => {
       const { bytes, rows } = await readAll(snapshot, types);
       expect(rows).toBe(4);
       const data = lines(bytes);
-      const columns = ((types.definition as any).columns as { name: string; dataType: string }[]).map((c) => c);
+      const columns = (types.definition as unknown as MysqlTableDefinition).columns;
       // The server's own account of each value, in a UTC session: HEX of the stored bytes for
       // strings, of the text form for numbers and dates, the value of BIT, the exact double of FLOAT.
       const exprs = columns.map(({ name, dataType }) =>
@@ -408,12 +422,12 @@ describe('MySQL source', () => {
       for (const withPasswords of [false, true]) {
         const snapshot = await open({ roles: true, rolesWithPasswords: withPasswords });
         try {
-          const grants = (await collection(snapshot, '(users and grants)')).definition as any;
-          const account = grants.accounts.find((a: any) => a.user === NO_RELOAD_USER);
+          const grants = (await collection(snapshot, '(users and grants)')).definition as unknown as MysqlGrantsDefinition;
+          const account = grants.accounts.find((a) => a.user === NO_RELOAD_USER)!;
           expect(account.host).toBe('%');
           expect(account.grants).toEqual([`GRANT SELECT ON \`${DB}\`.* TO \`${NO_RELOAD_USER}\`@\`%\``, `GRANT INSERT ON \`${DB}\`.\`live\` TO \`${NO_RELOAD_USER}\`@\`%\``]);
           expect(account.createSql.includes('PASSWORD')).toBe(withPasswords);
-          expect(grants.accounts.some((a: any) => a.user === 'root')).toBe(false);
+          expect(grants.accounts.some((a) => a.user === 'root')).toBe(false);
         } finally {
           await snapshot.close();
         }
