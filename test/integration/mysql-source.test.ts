@@ -390,6 +390,36 @@ describe('MySQL source', () => {
     }
   });
 
+  it('streams a huge value in bounded buffers, and reads tables whose names are not ASCII', async () => {
+    const name = 'Grüße `€` Ω';
+    const w = await writer();
+    try {
+      await w.query(`CREATE TABLE ${ident(name)} (id INT PRIMARY KEY, b LONGBLOB) ENGINE=InnoDB`);
+      // 6 MiB of every byte value, so escapes fall everywhere, including across slice boundaries.
+      const value = Buffer.alloc(6 * 1024 * 1024, 0).map((_, i) => (i * 7 + (i >> 8)) & 0xff);
+      await w.query(`INSERT INTO ${ident(name)} VALUES (1, X'${value.toString('hex')}'), (2, 'small')`);
+      const snapshot = await open();
+      try {
+        const c = await collection(snapshot, name);
+        const stream = snapshot.readData(c);
+        const parts: Buffer[] = [];
+        for await (const p of stream) parts.push(Buffer.from(p));
+        expect(Math.max(...parts.map((p) => p.length))).toBeLessThanOrEqual(512 * 1024 + 2);
+        expect(parts.length).toBeGreaterThan(20);
+        const rows = lines(Buffer.concat(parts));
+        expect(rows.length).toBe(2);
+        expect(rows[0]![1]!.equals(value)).toBe(true);
+        expect(rows[1]![1]!.toString()).toBe('small');
+        expect(stream.rowCount).toBe(2);
+      } finally {
+        await snapshot.close();
+      }
+    } finally {
+      await w.query(`DROP TABLE IF EXISTS ${ident(name)}`);
+      await w.end();
+    }
+  }, 60_000);
+
   it('stops a read on abort and closes cleanly', async () => {
     const snapshot = await open({ jobs: 1 });
     try {

@@ -139,30 +139,55 @@ export class SessionPool {
         session = await self.acquire(signal);
         signal?.addEventListener('abort', stop, { once: true });
         const core = (session.conn as unknown as { connection: { query(o: object): { stream(o: object): Readable } } }).connection;
-        stream = core.query({ sql, rowsAsArray: true, typeCast: asBytes }).stream({ highWaterMark: 256 });
+        // Few rows buffered ahead: a row may hold a huge value (backpressure pauses the socket).
+        stream = core.query({ sql, rowsAsArray: true, typeCast: asBytes }).stream({ highWaterMark: 16 });
         let out = Buffer.allocUnsafe(YIELD_BYTES * 2);
         let pos = 0;
         for await (const row of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<RawRow>) {
-          // Room for the worst case: every byte escaped, a separator or LF after each field.
-          let need = row.length;
-          for (const v of row) need += v === null ? 2 : v.length * 2;
-          if (pos + need > out.length) {
-            if (pos > 0) yield out.subarray(0, pos);
-            // A single huge value gets a buffer of its own, sized for it (held once, then freed).
-            out = Buffer.allocUnsafe(Math.max(YIELD_BYTES * 2, need));
-            pos = 0;
-          }
           for (let i = 0; i < row.length; i++) {
-            if (i > 0) out[pos++] = 0x09;
             const v = row[i] as Buffer | null;
+            // Room for the worst case: every byte escaped, plus the separator.
+            if (v !== null && v.length > YIELD_BYTES) {
+              // A huge value is escaped slice by slice into buffers of the usual size: it is
+              // held once (as the driver received it), never copied whole.
+              if (i > 0) {
+                if (pos + 1 > out.length) {
+                  yield out.subarray(0, pos);
+                  out = Buffer.allocUnsafe(YIELD_BYTES * 2 + 2);
+                  pos = 0;
+                }
+                out[pos++] = 0x09;
+              }
+              for (let at = 0; at < v.length; at += YIELD_BYTES) {
+                if (pos + YIELD_BYTES * 2 > out.length) {
+                  yield out.subarray(0, pos);
+                  out = Buffer.allocUnsafe(YIELD_BYTES * 2 + 2);
+                  pos = 0;
+                }
+                pos = escapeInto(v.subarray(at, Math.min(v.length, at + YIELD_BYTES)), out, pos);
+              }
+              continue;
+            }
+            const need = 1 + (v === null ? 2 : v.length * 2);
+            if (pos + need + 1 > out.length) {
+              yield out.subarray(0, pos);
+              out = Buffer.allocUnsafe(YIELD_BYTES * 2 + 2);
+              pos = 0;
+            }
+            if (i > 0) out[pos++] = 0x09;
             if (v === null) pos += NULL_FIELD.copy(out, pos);
             else pos = escapeInto(v, out, pos);
+          }
+          if (pos + 1 > out.length) {
+            yield out.subarray(0, pos);
+            out = Buffer.allocUnsafe(YIELD_BYTES * 2 + 2);
+            pos = 0;
           }
           out[pos++] = 0x0a;
           rowCount++;
           if (pos >= YIELD_BYTES) {
             yield out.subarray(0, pos);
-            out = Buffer.allocUnsafe(YIELD_BYTES * 2);
+            out = Buffer.allocUnsafe(YIELD_BYTES * 2 + 2);
             pos = 0;
           }
           if (signal?.aborted) throw abortError(signal);
