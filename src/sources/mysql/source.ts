@@ -151,7 +151,7 @@ class MysqlSnapshot implements SourceSnapshot {
   private readonly sessions: Session[] = [];
   /** The session that holds the global lock while it is held. */
   private lockSession: Session | undefined;
-  private lockKind: 'backup-stage' | 'ftwrl' | undefined;
+  private lockKind: 'backup-stage' | 'ftwrl' | 'lock-tables' | undefined;
   /** Non-transactional tables still to be read under the lock (lockNonTransactional). */
   private lockedReads = new Set<string>();
   private closing: Promise<void> | undefined;
@@ -203,6 +203,7 @@ class MysqlSnapshot implements SourceSnapshot {
       }
       this.pool = new SessionPool(this.settings, this.sessions.filter((s) => s !== this.main));
     } else {
+      if (this.options.lockNonTransactional) await this.lockNonTransactionalTables(select);
       await startSnapshot(this.main);
       if (binlog) this.position = version.mariadb ? await this.snapshotBinlogPosition() : undefined;
       else this.position = { binlog: 'off' };
@@ -210,8 +211,11 @@ class MysqlSnapshot implements SourceSnapshot {
       this.warnings.push(
         `reads were not parallel: the user "${this.settings.user}" may not take the global lock that lines up parallel snapshots (it lacks the RELOAD privilege), so one session read everything${binlog && !version.mariadb ? ' and no binlog position was recorded' : ''}; GRANT RELOAD ON *.* TO the user for parallel reads`,
       );
-      if (this.options.lockNonTransactional && objects.some((o) => chosen.has(o.name) && o.type === 'table' && !o.transactional)) {
-        this.warnings.push('--lock-nontransactional was not honoured: without the RELOAD privilege the global lock cannot be taken; GRANT RELOAD ON *.* TO the user');
+      const unlocked = objects.filter((o) => chosen.has(o.name) && o.type === 'table' && !o.transactional && !this.lockedReads.has(o.name) && !REMOTE_ENGINES.has((o.engine ?? '').toUpperCase()));
+      if (this.options.lockNonTransactional && unlocked.length > 0) {
+        this.warnings.push(
+          `--lock-nontransactional was not honoured for ${shortList(unlocked.map((o) => o.name))}: without the RELOAD privilege the global lock cannot be taken, and LOCK TABLES was refused or the table is new; GRANT RELOAD ON *.* (or LOCK TABLES on the database) TO the user`,
+        );
       }
     }
     throwIfAborted(signal);
@@ -228,9 +232,22 @@ class MysqlSnapshot implements SourceSnapshot {
     const s = await openSession(this.settings, this.lockTimeoutMs);
     this.lockSession = s;
     const backupStage = version.mariadb && (version.major > 10 || (version.major === 10 && version.minor >= 4));
+    const timeout = Math.max(1, Math.ceil(this.lockTimeoutMs / 1000));
     try {
+      let staged = false;
       if (backupStage) {
-        await s.conn.query('BACKUP STAGE START');
+        // One BACKUP STAGE at a time on a whole server: while another backup (mariabackup,
+        // another cairn) holds it, FLUSH TABLES WITH READ LOCK lines the snapshots up instead.
+        await s.conn.query('SET SESSION lock_wait_timeout = 1');
+        try {
+          await s.conn.query('BACKUP STAGE START');
+          staged = true;
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'ER_LOCK_WAIT_TIMEOUT') throw err;
+        }
+        await s.conn.query(`SET SESSION lock_wait_timeout = ${timeout}`);
+      }
+      if (staged) {
         this.lockKind = 'backup-stage';
         await s.conn.query('BACKUP STAGE BLOCK_COMMIT');
       } else {
@@ -246,7 +263,7 @@ class MysqlSnapshot implements SourceSnapshot {
       }
       if (code === 'ER_LOCK_WAIT_TIMEOUT') {
         throw new SourceError(
-          `MySQL's global lock for the backup (${backupStage ? 'BACKUP STAGE BLOCK_COMMIT' : 'FLUSH TABLES WITH READ LOCK'}) was not granted within ${lockTimeoutText(this.lockTimeoutMs)}: a long statement or DDL holds tables. Retry when it has finished, or wait longer with --lock-timeout (API: lockTimeoutSeconds).`,
+          `MySQL's global lock for the backup (${this.lockKind === 'backup-stage' ? 'BACKUP STAGE BLOCK_COMMIT' : 'FLUSH TABLES WITH READ LOCK'}) was not granted within ${lockTimeoutText(this.lockTimeoutMs)}: a long statement, a DDL or another backup (mariabackup, LOCK TABLES, FLUSH TABLES WITH READ LOCK) holds it. Retry when it has finished, or wait longer with --lock-timeout (API: lockTimeoutSeconds).`,
           { cause: err },
         );
       }
@@ -254,14 +271,46 @@ class MysqlSnapshot implements SourceSnapshot {
     }
   }
 
-  /** Ends the global lock (BACKUP STAGE END / UNLOCK TABLES) and its session; idempotent, never throws. */
+  /**
+   * Without RELOAD, lockNonTransactional: `LOCK TABLES … READ` on the selected non-transactional
+   * tables in a session of its own, taken before the snapshot starts and kept until they have
+   * been read. Their content cannot change from the lock to the read, so it is the content at the
+   * moment the snapshot starts: consistent with the rest. Without the LOCK TABLES privilege the
+   * backup goes on and warns (see load).
+   */
+  private async lockNonTransactionalTables(select: (names: string[]) => Set<string>): Promise<void> {
+    const objects = (await readObjects(this.main.conn)).filter((o) => !ASIDE_TABLE.test(o.name));
+    const chosen = select(objects.map((o) => o.name));
+    const names = objects.filter((o) => chosen.has(o.name) && o.type === 'table' && !o.transactional && !REMOTE_ENGINES.has((o.engine ?? '').toUpperCase())).map((o) => o.name);
+    if (names.length === 0) return;
+    const s = await openSession(this.settings, this.lockTimeoutMs);
+    this.lockSession = s;
+    this.lockKind = 'lock-tables';
+    try {
+      await s.conn.query(`LOCK TABLES ${names.map((n) => `${ident(n)} READ`).join(', ')}`);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      await this.releaseGlobalLock();
+      if (code === 'ER_TABLEACCESS_DENIED_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR' || code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR') return;
+      if (code === 'ER_LOCK_WAIT_TIMEOUT') {
+        throw new SourceError(
+          `LOCK TABLES … READ on the non-transactional tables (--lock-nontransactional) was not granted within ${lockTimeoutText(this.lockTimeoutMs)}: another session writes to or locks one of ${shortList(names)}. Retry when it has finished, or wait longer with --lock-timeout.`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    this.lockedReads = new Set(names);
+  }
+
+  /** Ends the global lock (BACKUP STAGE END / UNLOCK TABLES) or the tables' lock, and its session; idempotent, never throws. */
   private async releaseGlobalLock(): Promise<void> {
     const s = this.lockSession;
     if (s === undefined) return;
     this.lockSession = undefined;
     try {
       if (this.lockKind === 'backup-stage') await withTimeout(s.conn.query('BACKUP STAGE END'), 5_000);
-      else if (this.lockKind === 'ftwrl') await withTimeout(s.conn.query('UNLOCK TABLES'), 5_000);
+      else await withTimeout(s.conn.query('UNLOCK TABLES'), 5_000);
     } catch {
       // Logging out (or dropping the connection) releases it too.
     }
