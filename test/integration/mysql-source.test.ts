@@ -332,6 +332,31 @@ describe('MySQL source', () => {
     }
   });
 
+  it('lines the snapshots up with FLUSH TABLES WITH READ LOCK while another backup holds BACKUP STAGE', async () => {
+    const other = await writer();
+    try {
+      await other.query('BACKUP STAGE START');
+      const snapshot = await open();
+      try {
+        const w = await writer(5);
+        try {
+          await w.query('INSERT INTO live VALUES (7)');
+          await w.query('DELETE FROM live WHERE id = 7');
+        } finally {
+          await w.end();
+        }
+        expect(snapshot.maxParallelReads).toBe(2);
+        const live = lines((await readAll(snapshot, await collection(snapshot, 'live'))).bytes);
+        expect(live.map((r) => r[0]!.toString())).toEqual(['1']);
+      } finally {
+        await snapshot.close();
+      }
+    } finally {
+      await other.query('BACKUP STAGE END').catch(() => undefined);
+      await other.end();
+    }
+  });
+
   it('keeps the lock until non-transactional tables are read with lockNonTransactional', async () => {
     const snapshot = await open({ lockNonTransactional: true });
     const w = await writer(30);

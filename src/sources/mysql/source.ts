@@ -414,7 +414,10 @@ class MysqlSnapshot implements SourceSnapshot {
         if (!o.transactional && !this.lockedReads.has(o.name)) nonTransactional.push(`${o.name} (${engine})`);
       }
       const exprs = dataColumns.filter((col) => col.stored).map((col) => col.readAs ?? ident(col.name));
-      const select = `SELECT ${exprs.join(', ')} FROM ${ident(o.name)}${o.systemVersioned ? ' FOR SYSTEM_TIME ALL' : ''}`;
+      // A table-locking engine (MyISAM, Aria, MEMORY) queues a new read behind a waiting writer;
+      // with the tables locked for lockNonTransactional that writer waits for the backup: a
+      // deadlock until the lock timeout. HIGH_PRIORITY lets the read go first.
+      const select = `SELECT ${o.transactional ? '' : 'HIGH_PRIORITY '}${exprs.join(', ')} FROM ${ident(o.name)}${o.systemVersioned ? ' FOR SYSTEM_TIME ALL' : ''}`;
       const entry: TableEntry = { descriptor, object: o, select };
       const pk = definition.primaryKey;
       const pkColumn = pk.length === 1 ? cols.find((col) => col.name === pk[0]) : undefined;
