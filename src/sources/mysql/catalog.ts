@@ -31,16 +31,19 @@ export const REMOTE_ENGINES = new Set(['FEDERATED', 'FEDERATEDX', 'CONNECT', 'SP
 
 const num = (v: string | null | undefined): number | undefined => (v === null || v === undefined || v === '' ? undefined : Number(v));
 
-/** Every table, view and sequence of the current database, by name. */
+/**
+ * Every table, view and sequence of the current database, by name: kind, engine, whether it is
+ * transactional, collation. Cheap enough to run under the global lock (no statistics: see readSizes).
+ */
 export async function readObjects(conn: mysql.Connection): Promise<CatalogObject[]> {
   const rows = await queryText(
     conn,
-    `SELECT t.TABLE_NAME, t.TABLE_TYPE, t.ENGINE, e.TRANSACTIONS, t.DATA_LENGTH, t.TABLE_ROWS, t.AUTO_INCREMENT, t.TABLE_COLLATION
+    `SELECT t.TABLE_NAME, t.TABLE_TYPE, t.ENGINE, e.TRANSACTIONS, t.TABLE_COLLATION
        FROM information_schema.TABLES t LEFT JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE
       WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'VIEW', 'SEQUENCE')
       ORDER BY t.TABLE_NAME`,
   );
-  return rows.map(([name, type, engine, transactions, dataLength, tableRows, autoIncrement, collation]) => {
+  return rows.map(([name, type, engine, transactions, collation]) => {
     const kind = type === 'VIEW' ? 'view' : type === 'SEQUENCE' ? 'sequence' : 'table';
     const o: CatalogObject = {
       name: name ?? '',
@@ -49,15 +52,32 @@ export async function readObjects(conn: mysql.Connection): Promise<CatalogObject
       transactional: kind !== 'table' || transactions === 'YES',
       systemVersioned: type === 'SYSTEM VERSIONED',
     };
+    if (collation) o.collation = collation;
+    return o;
+  });
+}
+
+/**
+ * Adds each table's statistics (DATA_LENGTH, TABLE_ROWS estimate, AUTO_INCREMENT counter) to
+ * `objects`: they open every table, so they are read after the global lock is released.
+ */
+export async function readSizes(conn: mysql.Connection, objects: CatalogObject[]): Promise<void> {
+  const rows = await queryText(
+    conn,
+    `SELECT TABLE_NAME, DATA_LENGTH, TABLE_ROWS, AUTO_INCREMENT FROM information_schema.TABLES
+      WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')`,
+  );
+  const byName = new Map(objects.map((o) => [o.name, o]));
+  for (const [name, dataLength, tableRows, autoIncrement] of rows) {
+    const o = byName.get(name ?? '');
+    if (o === undefined) continue;
     const bytes = num(dataLength);
     if (bytes !== undefined) o.dataBytes = bytes;
     const r = num(tableRows);
     if (r !== undefined) o.rows = r;
     const ai = num(autoIncrement);
     if (ai !== undefined) o.autoIncrement = ai;
-    if (collation) o.collation = collation;
-    return o;
-  });
+  }
 }
 
 /** A column as information_schema.COLUMNS describes it, with what the data stream needs. */

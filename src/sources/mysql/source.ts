@@ -39,6 +39,7 @@ import {
   readReferences,
   readRoutines,
   readSequence,
+  readSizes,
   readTriggers,
   readViewReferences,
   REMOTE_ENGINES,
@@ -372,6 +373,7 @@ class MysqlSnapshot implements SourceSnapshot {
   private async describe(objects: CatalogObject[], chosen: Set<string>, jobs: number, signal: AbortSignal | undefined): Promise<void> {
     const c = this.main.conn;
     const selected = objects.filter((o) => chosen.has(o.name));
+    await readSizes(c, selected);
     const columns = await readColumns(c);
     const primaryKeys = await readPrimaryKeys(c);
     const references = await readReferences(c);
