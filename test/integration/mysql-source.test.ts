@@ -4,6 +4,7 @@
  * lock (released before the data is read, kept with lockNonTransactional), the snapshot's
  * consistency, the fallback without RELOAD, cancellation, a whole runBackup, and `cairn dump`.
  */
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mysql from 'mysql2/promise';
 import { CancelledError } from '../../src/core/errors.js';
@@ -530,6 +531,20 @@ describe('MySQL source', () => {
       expect(text.match(/^INSERT INTO/gm)?.length).toBe(4);
       expect(text).toContain("X'00090a5c'");
       expect(() => mysqlDriver.openDump!(manifest, byName.get('a_v1')!, 'csv')).toThrow(/view/);
+      // The SQL dump loads back into the same table definition with the same content.
+      const copy = `${DB}_dump`;
+      await dropDatabase(copy);
+      await sql('', `CREATE DATABASE ${ident(copy)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+      try {
+        await sql(copy, (entry.definition as unknown as MysqlTableDefinition).createSql);
+        const r = spawnSync('mariadb', ['-h', MY_HOST, '-P', String(MY_PORT), '-u', 'root', '--binary-mode', copy], { input: await dump('sql') });
+        expect(r.stderr.toString()).toBe('');
+        expect(r.status).toBe(0);
+        const sum = async (db: string): Promise<unknown> => (await sql(db, 'CHECKSUM TABLE types EXTENDED'))[0]?.[1];
+        expect(await sum(copy)).toBe(await sum(DB));
+      } finally {
+        await dropDatabase(copy);
+      }
     } finally {
       temp.remove();
     }

@@ -12,10 +12,16 @@
  * meanwhile. Then the lock is released; with lockNonTransactional it is kept until every
  * non-transactional table (MyISAM, Aria, MEMORY …) has been read, so those are consistent too.
  * A separate lock session is used because BACKUP STAGE END commits the session's transaction.
+ * Only one BACKUP STAGE can run on a server: while another backup holds it (mariabackup, another
+ * cairn), FLUSH TABLES WITH READ LOCK is taken instead. Table statistics, SHOW CREATE … and the
+ * rest of the catalog are read after the lock is released (metadata locks keep tables as they
+ * were; views, routines and events are not locked: one dropped meanwhile is left out, said).
  *
  * Without the RELOAD privilege (the lock is refused) the backup reads in one session, in one
  * `START TRANSACTION WITH CONSISTENT SNAPSHOT`, and says so in a warning; MariaDB then still gets
  * the exact binlog position of that snapshot (SHOW STATUS LIKE 'binlog_snapshot_%').
+ * lockNonTransactional then takes `LOCK TABLES … READ` on the non-transactional tables before
+ * the snapshot starts (the LOCK TABLES privilege), released once they have been read.
  *
  * What is captured: every table (`table`: SHOW CREATE TABLE, columns, primary key, referenced
  * tables, its triggers; data as mysql-tsv-v1, every row version of a system-versioned table),
