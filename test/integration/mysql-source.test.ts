@@ -53,6 +53,9 @@ CREATE TABLE gen (id INT AUTO_INCREMENT PRIMARY KEY, a INT, v INT AS (a * 2) VIR
 INSERT INTO gen (a, h) VALUES (1, 10), (2, 20);
 CREATE TABLE hist (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING;
 INSERT INTO hist VALUES (1, 1); UPDATE hist SET v = 2 WHERE id = 1;
+CREATE TABLE hist2 (id INT PRIMARY KEY, v INT, rs TIMESTAMP(6) GENERATED ALWAYS AS ROW START INVISIBLE, re TIMESTAMP(6) GENERATED ALWAYS AS ROW END INVISIBLE,
+  PERIOD FOR SYSTEM_TIME (rs, re)) WITH SYSTEM VERSIONING;
+INSERT INTO hist2 (id, v) VALUES (1, 1); DELETE FROM hist2;
 CREATE TABLE part (id INT NOT NULL, PRIMARY KEY (id)) ENGINE=InnoDB
   PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (10), PARTITION p1 VALUES LESS THAN MAXVALUE);
 INSERT INTO part VALUES (1), (20);
@@ -154,12 +157,12 @@ describe('MySQL source', () => {
       const list = await snapshot.listCollections();
       const names = list.map((c) => `${c.kind}:${c.name}`);
       expect(names).toEqual([
-        'table:big', 'table:child', 'table:docs', 'table:gen', 'table:hist', 'table:live', 'table:my', 'table:parent', 'table:part', 'table:types',
+        'table:big', 'table:child', 'table:docs', 'table:gen', 'table:hist', 'table:hist2', 'table:live', 'table:my', 'table:parent', 'table:part', 'table:types',
         'sequence:seq',
         'view:a_v1', 'view:b_on_z', 'view:v2_on_v1', 'view:z_base',
         'mysql_routines:(routines)',
       ].sort((a, b) => names.indexOf(a) - names.indexOf(b)));
-      expect(names.length).toBe(16);
+      expect(names.length).toBe(17);
       const index = (n: string): number => names.indexOf(n);
       expect(index('view:a_v1')).toBeLessThan(index('view:v2_on_v1'));
       expect(index('view:z_base')).toBeLessThan(index('view:b_on_z'));
@@ -182,6 +185,8 @@ describe('MySQL source', () => {
       expect(hist.systemVersioned).toBe(true);
       expect(hist.createSql).toContain('WITH SYSTEM VERSIONING');
       expect(hist.columns.map((c) => c.name)).toEqual(['id', 'v', 'ROW_START', 'ROW_END']);
+      const hist2 = def<MysqlTableDefinition>(list, 'hist2');
+      expect(hist2.columns.map((c) => [c.name, c.stored, c.invisible ?? false])).toEqual([['id', true, false], ['v', true, false], ['rs', true, true], ['re', true, true]]);
       const part = def<MysqlTableDefinition>(list, 'part');
       expect(part.createSql).toMatch(/PARTITION BY RANGE/);
       expect(part.transactional).toBe(true);
@@ -274,6 +279,10 @@ describe('MySQL source', () => {
       const hist = lines((await readAll(snapshot, await collection(snapshot, 'hist'))).bytes);
       expect(hist.map((r) => r.slice(0, 2).map(String))).toEqual([['1', '1'], ['1', '2']]);
       expect(hist[1]![3]!.toString()).toMatch(/^(2038-01-19 03:14:07|2106-02-07 06:28:15)\.999999$/);
+      // A deleted row is history only: its period ended.
+      const hist2 = lines((await readAll(snapshot, await collection(snapshot, 'hist2'))).bytes);
+      expect(hist2.length).toBe(1);
+      expect(hist2[0]![3]!.toString()).not.toMatch(/^(2038|2106)/);
     } finally {
       await snapshot.close();
     }
