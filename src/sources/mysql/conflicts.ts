@@ -7,9 +7,8 @@
 import type mysql from 'mysql2/promise';
 import { ConflictError } from '../../core/errors.js';
 import type { ConflictPolicy } from '../types.js';
-import { textLiteral } from './connection.js';
 import type { Plan } from './plan.js';
-import { select } from './session.js';
+import { select, textLit } from './session.js';
 
 export interface TargetState {
   /** Name → TABLE_TYPE ("BASE TABLE", "SYSTEM VERSIONED", "VIEW", "SEQUENCE"). */
@@ -24,7 +23,7 @@ const str = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : S
 
 /** Reads what `database` holds (names exact). */
 export async function readTargetState(conn: mysql.Connection, database: string): Promise<TargetState> {
-  const db = textLiteral(database);
+  const db = textLit(database);
   const relations = new Map((await select(conn, `SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${db}`)).map((r) => [str(r[0]), str(r[1])]));
   const triggers = new Map((await select(conn, `SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ${db}`)).map((r) => [str(r[0]), str(r[1])]));
   const routines = new Set([
@@ -84,7 +83,7 @@ export async function assertNoConflicts(conn: mysql.Connection, database: string
   }
   for (const t of plan.tables) {
     if (kindOf(state.relations.get(t.target)) !== 'table' || !state.relations.has(t.target)) continue;
-    const cols = await select(conn, `SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ${textLiteral(database)} AND TABLE_NAME = ${textLiteral(t.target)} ORDER BY ORDINAL_POSITION`);
+    const cols = await select(conn, `SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ${textLit(database)} AND TABLE_NAME = ${textLit(t.target)} ORDER BY ORDINAL_POSITION`);
     const there = cols.map((r) => `${str(r[0])} ${str(r[1])}`).join(', ');
     const backup = t.def.columns.map((c) => `${c.name} ${c.type}`).join(', ');
     if (there !== backup) problems.push(`table "${t.target}" has columns (${there}) in the target but (${backup}) in the backup`);

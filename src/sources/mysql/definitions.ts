@@ -114,6 +114,8 @@ function nameAfter(toks: Token[], keyword: string): number {
 function nameEdit(toks: Token[], i: number, name: string): Edit {
   const t = toks[i] as Token;
   const dotted = toks[i + 1]?.text === '.' && isName(toks[i + 2]);
+  // The name as it is: the statement stays exactly as recorded (SHOW CREATE TRIGGER keeps its author's spelling).
+  if (!dotted && t.text === name) return { start: t.start, end: t.start, text: '' };
   return { start: t.start, end: dotted ? (toks[i + 2] as Token).end : t.end, text: ident(name) };
 }
 

@@ -7,7 +7,7 @@
  */
 import crypto from 'node:crypto';
 import type mysql from 'mysql2/promise';
-import { ident, textLiteral } from './connection.js';
+import { hexLiteral, ident } from './connection.js';
 import { exec, select } from './session.js';
 
 export const STAGING_INFIX = '__cairn_';
@@ -27,12 +27,15 @@ export function stagingOf(name: string, target: string): string | undefined {
   return m ? prefix + m[1] : undefined;
 }
 
+/** A lock name as SQL (GET_LOCK refuses an introducer on a hex literal: CONVERT instead). */
+const lockName = (name: string): string => `CONVERT(${hexLiteral(name)} USING utf8mb4)`;
+
 /**
  * Takes the staging lock in `conn` (held until the session ends). Throws when another session
  * holds it (never expected: the name is random).
  */
 export async function takeStagingLock(conn: mysql.Connection, staging: string): Promise<void> {
-  const rows = await select(conn, `SELECT GET_LOCK(${textLiteral(staging)}, 0)`);
+  const rows = await select(conn, `SELECT GET_LOCK(${lockName(staging)}, 0)`);
   if (Number(rows[0]?.[0]) !== 1) throw new Error(`the staging lock ${staging} is held by another session`);
 }
 
@@ -47,7 +50,7 @@ export async function dropAbandonedStaging(conn: mysql.Connection, target: strin
     const name = String(r[0]);
     const lock = stagingOf(name, target);
     if (lock === undefined) continue;
-    const free = await select(conn, `SELECT IS_FREE_LOCK(${textLiteral(lock)})`);
+    const free = await select(conn, `SELECT IS_FREE_LOCK(${lockName(lock)})`);
     if (Number(free[0]?.[0]) !== 1) continue;
     await exec(conn, `DROP DATABASE IF EXISTS ${ident(name)}`);
     dropped.push(name);

@@ -37,3 +37,11 @@ export async function close(conn: mysql.Connection | undefined): Promise<void> {
   if (conn === undefined) return;
   await conn.end().catch(() => conn.destroy());
 }
+
+/**
+ * A UTF-8 string literal (names) for these sessions: `_utf8mb4 X'…'`. (connection.ts's
+ * textLiteral writes no space after the introducer, which the server reads as a name.)
+ */
+export function textLit(value: string): string {
+  return value === '' ? "''" : `_utf8mb4 X'${Buffer.from(value, 'utf8').toString('hex')}'`;
+}

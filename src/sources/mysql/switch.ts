@@ -18,13 +18,13 @@
 import type mysql from 'mysql2/promise';
 import { SourceError } from '../../core/errors.js';
 import type { ConflictPolicy, RestoreOptions } from '../types.js';
-import { ident, textLiteral } from './connection.js';
+import { ident } from './connection.js';
 import { kindOf, type TargetState } from './conflicts.js';
 import { renameObject, retargetTrigger } from './definitions.js';
 import { OLD_SUFFIX } from './leftovers.js';
 import { createUnder, routineModes, triggerModes, viewModes, withDefiner, type CreateModes } from './load.js';
 import type { Plan } from './plan.js';
-import { exec, select } from './session.js';
+import { exec, select, textLit } from './session.js';
 
 export interface SwitchRun {
   plan: Plan;
@@ -139,7 +139,7 @@ async function saveRoutine(main: mysql.Connection, database: string, kindName: s
 export async function repointChildren(main: mysql.Connection, database: string, from: string): Promise<void> {
   const rows = await select(
     main,
-    `SELECT DISTINCT TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ${textLiteral(database)} AND UNIQUE_CONSTRAINT_SCHEMA = ${textLiteral(from)}`,
+    `SELECT DISTINCT TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ${textLit(database)} AND UNIQUE_CONSTRAINT_SCHEMA = ${textLit(from)}`,
   );
   for (const r of rows) {
     const child = str(r[0]);

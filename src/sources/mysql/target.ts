@@ -26,7 +26,7 @@ import { restoreGrants } from './grants.js';
 import { dropAbandonedStaging, stagingName, takeStagingLock } from './leftovers.js';
 import { createStagingObjects, loadData, validateInStaging } from './load.js';
 import { outsideReferences, planItems, viewOutsideReferences, type Plan } from './plan.js';
-import { close, exec, openSession, select } from './session.js';
+import { close, exec, openSession, select, textLit } from './session.js';
 import { switchIntoExistingDatabase, switchIntoNewDatabase } from './switch.js';
 
 /** Restores a backup of one MySQL/MariaDB database into the database the settings name (see the module comment). */
@@ -118,7 +118,7 @@ export class MysqlTarget implements RestoreTarget {
 
   /** What the target database holds, or undefined when it does not exist. */
   private async targetState(conn: mysql.Connection): Promise<TargetState | undefined> {
-    const exists = await select(conn, `SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = _utf8mb4 X'${Buffer.from(this.settings.database, 'utf8').toString('hex')}'`);
+    const exists = await select(conn, `SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${textLit(this.settings.database)}`);
     return exists.length === 0 ? undefined : readTargetState(conn, this.settings.database);
   }
 

@@ -1,0 +1,278 @@
+/**
+ * The MySQL/MariaDB restore target against the local MariaDB: items built from a source
+ * database (mysql-items.ts, as format.ts specifies them), restored into new and existing
+ * databases under each conflict policy, renamed, aborted at each phase, and refused when the
+ * server changes a value during LOAD DATA.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CancelledError, ConflictError, SourceError, UsageError } from '../../src/core/errors.js';
+import { parseMysqlUrl } from '../../src/sources/mysql/connection.js';
+import { MysqlTarget } from '../../src/sources/mysql/target.js';
+import type { RestoreItem, RestoreOptions } from '../../src/sources/types.js';
+import mysql from 'mysql2/promise';
+import { dropDatabase, ensureMysql, ident, lit, MY_HOST, MY_PORT, MY_USER, myUrl, schemaDump } from '../helpers/mysql.js';
+import { readDatabase, toItems, type BuiltItem } from './mysql-items.js';
+
+const P = process.pid;
+const SRC = `mytgt_src_${P}`;
+const made: string[] = [SRC];
+let n = 0;
+/** A fresh target database name (dropped in afterAll). */
+function fresh(tag: string): string {
+  const name = `mytgt_${tag}_${P}_${n++}`;
+  made.push(name);
+  return name;
+}
+const target = (db: string): MysqlTarget => new MysqlTarget(parseMysqlUrl(myUrl(db), {}, {}, '/nonexistent'));
+
+const SOURCE_SQL = `
+CREATE TABLE author (id INT PRIMARY KEY, name VARCHAR(50) CHARACTER SET utf8mb4 NOT NULL, bio TEXT CHARACTER SET latin1) ENGINE=InnoDB;
+CREATE TABLE book (
+  id INT AUTO_INCREMENT PRIMARY KEY,
+  author_id INT NOT NULL,
+  title VARCHAR(100) NOT NULL,
+  price FLOAT,
+  flags BIT(5),
+  cover BLOB,
+  published DATE,
+  total DOUBLE AS (price * 2) VIRTUAL,
+  CONSTRAINT fk_book_author FOREIGN KEY (author_id) REFERENCES author (id) ON DELETE CASCADE
+) ENGINE=InnoDB AUTO_INCREMENT=100;
+CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, msg VARCHAR(200)) ENGINE=InnoDB;
+CREATE TRIGGER book_ins AFTER INSERT ON book FOR EACH ROW INSERT INTO audit (msg) VALUES (CONCAT('book ', NEW.id));
+CREATE VIEW v_books AS SELECT b.id, b.title, a.name FROM book b JOIN author a ON a.id = b.author_id;
+CREATE SEQUENCE seq_ids START WITH 10 INCREMENT BY 5;
+CREATE PROCEDURE add_author(IN i INT, IN n VARCHAR(50)) INSERT INTO author (id, name) VALUES (i, n);
+CREATE EVENT ev_cleanup ON SCHEDULE EVERY 1 DAY STARTS '2031-01-01 00:00:00' DISABLE DO DELETE FROM audit WHERE id < 0;
+INSERT INTO author VALUES (1, 'Ada', 'tab\\there\\nnewline \\\\ back'), (2, 'Zoë 東京', NULL), (3, 'Bob', X'E9');
+INSERT INTO book (id, author_id, title, price, flags, cover, published) VALUES
+  (1, 1, 'Notes', 1.1, b'10101', X'00010209FF5C0A0D1A', '2020-01-01'),
+  (2, 2, 'Poems', NULL, NULL, NULL, '0000-00-00'),
+  (3, 1, 'Engines', 3.14159274, b'00001', X'', '1999-12-31'),
+  (4, 3, 'Odd', -0.0000001, b'11111', X'5C4E', NULL);
+SELECT NEXTVAL(seq_ids); SELECT NEXTVAL(seq_ids);
+`;
+
+/**
+ * SQL on the local server (any number of statements): the last statement's rows as arrays.
+ * (Local rather than test/helpers/mysql.ts's sql(), whose single-statement results are misread
+ * on main; fixed on another branch.)
+ */
+async function sql(database: string, text: string): Promise<unknown[][]> {
+  const conn = await mysql.createConnection({ host: MY_HOST, port: MY_PORT, user: MY_USER, ...(database ? { database } : {}), multipleStatements: true, charset: 'utf8mb4_general_ci', supportBigNumbers: true, bigNumberStrings: true, dateStrings: true });
+  try {
+    const [result, fields] = await conn.query({ sql: text, rowsAsArray: true });
+    const several = Array.isArray(fields) && fields.length > 0 && (fields as unknown[]).some((f) => f === undefined || Array.isArray(f));
+    if (several) return ((result as unknown[]).filter((r, i) => Array.isArray(r) && Array.isArray((fields as unknown[])[i])).at(-1) ?? []) as unknown[][];
+    return Array.isArray(result) ? (result as unknown[][]) : [];
+  } finally {
+    await conn.end();
+  }
+}
+const column = async (database: string, text: string): Promise<string[]> => (await sql(database, text)).map((r) => String(r[0]));
+const databaseExists = async (name: string): Promise<boolean> => (await sql('', `SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${lit(name)}`)).length > 0;
+
+/** Schema dump, every table's CHECKSUM TABLE … EXTENDED and every sequence's next value: equal exactly when two databases are. */
+async function snapshotOf(database: string): Promise<{ schema: string; checksums: Record<string, string> }> {
+  const out: Record<string, string> = {};
+  for (const t of await column(database, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY 1`)) {
+    out[t] = String((await sql(database, `CHECKSUM TABLE ${ident(t)} EXTENDED`))[0]?.[1]);
+  }
+  for (const s of await column(database, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'SEQUENCE' ORDER BY 1`)) {
+    out[`sequence ${s}`] = String((await sql(database, `SELECT next_not_cached_value FROM ${ident(s)}`))[0]?.[0]);
+  }
+  return { schema: schemaDump(database), checksums: out };
+}
+
+let built: BuiltItem[];
+let source: { schema: string; checksums: Record<string, string> };
+
+async function stagingLeft(db: string): Promise<string[]> {
+  return column('', `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ${lit(`${db}\\_\\_cairn\\_%`)}`);
+}
+
+async function restoreInto(db: string, options: Partial<RestoreOptions> & { items?: RestoreItem[] } = {}): ReturnType<MysqlTarget['restore']> {
+  const { items, ...rest } = options;
+  return target(db).restore(items ?? toItems(built), { onConflict: 'fail', jobs: 3, ...rest });
+}
+
+/** Restores the whole source into a new database `db` (a starting point for the existing-database cases). */
+async function seeded(tag: string): Promise<string> {
+  const db = fresh(tag);
+  await restoreInto(db);
+  return db;
+}
+
+beforeAll(async () => {
+  ensureMysql();
+  await dropDatabase(SRC);
+  await sql('', `CREATE DATABASE ${ident(SRC)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+  await sql(SRC, SOURCE_SQL);
+  built = await readDatabase(SRC);
+  source = await snapshotOf(SRC);
+}, 60_000);
+
+afterAll(async () => {
+  for (const db of made) {
+    await dropDatabase(db);
+    for (const s of await stagingLeft(db)) await dropDatabase(s);
+  }
+});
+
+describe('MysqlTarget', () => {
+  it('restores tables with FKs, a trigger, a view, a procedure, an event and a sequence into a new database, exactly', async () => {
+    const db = fresh('new');
+    const progress: string[] = [];
+    let finalizing = 0;
+    const result = await restoreInto(db, { items: toItems(built, { segments: 2 }), onProgress: (p) => progress.push(p.collection), onFinalizing: () => finalizing++ });
+    expect(await snapshotOf(db)).toEqual(source);
+    expect(result.rows).toBe(11); // 3 authors, 4 books, 4 audit rows (the trigger wrote them)
+    expect(result.plan?.database).toBe('new');
+    expect(result.plan?.created).toMatchObject({ table: 3, view: 1, sequence: 1, procedure: 1, event: 1 });
+    expect(result.plan?.summary).toMatch(/^Into new database .*: created 3 tables, 1 view, 1 sequence, 1 procedure, 1 event$/);
+    expect(finalizing).toBe(1);
+    expect(new Set(progress)).toEqual(new Set(['author', 'book']));
+    // The database got the backup's collation.
+    expect(await column('', `SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${lit(db)}`)).toEqual(['utf8mb4_unicode_ci']);
+    // The trigger works on the restored table (it writes into audit).
+    await sql(db, `INSERT INTO book (author_id, title) VALUES (1, 'x')`);
+    expect(await column(db, `SELECT msg FROM audit`)).toEqual(['book 100']);
+    expect(await stagingLeft(db)).toEqual([]);
+  });
+
+  it('into an existing database: fail refuses naming the objects, overwrite and replace make the target equal to the backup', async () => {
+    const db = await seeded('exist');
+    await expect(target(db).check(toItems(built), 'fail')).rejects.toThrow(ConflictError);
+    const refused = await restoreInto(db).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ConflictError);
+    expect(String((refused as Error).message)).toMatch(/already holds table "audit", table "author", table "book".*--on-conflict overwrite/);
+
+    // Overwrite: changed rows come back; an object the backup lacks stays.
+    await sql(db, `UPDATE author SET name = 'changed'; DELETE FROM book WHERE id = 4; CREATE TABLE extra (x INT); DROP PROCEDURE add_author; CREATE PROCEDURE add_author() SELECT 1;`);
+    await target(db).check(toItems(built), 'overwrite');
+    const over = await restoreInto(db, { onConflict: 'overwrite' });
+    expect(over.plan?.database).toBe('existing');
+    expect(over.plan?.replaced).toMatchObject({ table: 3, view: 1, sequence: 1, procedure: 1, event: 1 });
+    await sql(db, `DROP TABLE extra`);
+    expect(await snapshotOf(db)).toEqual(source);
+
+    // Replace: what the backup lacks goes too.
+    await sql(db, `CREATE TABLE extra (x INT); CREATE VIEW v_extra AS SELECT 1 AS one; CREATE PROCEDURE p_extra() SELECT 1; UPDATE author SET name = 'again';`);
+    const replaced = await restoreInto(db, { onConflict: 'replace' });
+    expect(replaced.plan?.database).toBe('replaced-whole');
+    expect(await snapshotOf(db)).toEqual(source);
+    expect(await stagingLeft(db)).toEqual([]);
+  });
+
+  it('overwrite refuses a table whose columns differ, naming both column lists', async () => {
+    const db = await seeded('cols');
+    await sql(db, `ALTER TABLE audit ADD COLUMN extra INT`);
+    const err = await target(db).check(toItems(built), 'overwrite').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConflictError);
+    expect((err as Error).message).toMatch(/table "audit" has columns \(id int\(11\), msg varchar\(200\), extra int\(11\)\) in the target.*--on-conflict replace/);
+  });
+
+  it('overwrite of a parent keeps the FK of a child that is not restored pointing at the restored table', async () => {
+    const db = await seeded('child');
+    const result = await restoreInto(db, { onConflict: 'overwrite', items: toItems(built, { only: ['author'] }) });
+    expect(result.plan?.replaced).toMatchObject({ table: 1 });
+    const create = String((await sql(db, `SHOW CREATE TABLE book`))[0]?.[1]);
+    expect(create).toContain('CONSTRAINT `fk_book_author` FOREIGN KEY (`author_id`) REFERENCES `author` (`id`) ON DELETE CASCADE');
+    expect(await column('', `SELECT REFERENCED_TABLE_SCHEMA FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ${lit(db)} AND TABLE_NAME = 'book' AND REFERENCED_TABLE_NAME IS NOT NULL`)).toEqual([db]);
+    // Enforced against the restored parent: an unknown author is refused, a delete cascades.
+    await expect(sql(db, `INSERT INTO book (author_id, title) VALUES (99, 'no')`)).rejects.toThrow(/foreign key constraint fails/);
+    await sql(db, `DELETE FROM author WHERE id = 3`);
+    expect(await column(db, `SELECT id FROM book ORDER BY id`)).toEqual(['1', '2', '3']);
+    expect(await stagingLeft(db)).toEqual([]);
+  });
+
+  it('renames a table and the FKs naming it; refuses a view or trigger that reads a renamed table', async () => {
+    const db = fresh('rename');
+    const result = await restoreInto(db, { items: toItems(built, { only: ['author', 'book', 'audit'], rename: { author: 'writer' } }) });
+    expect(result.plan?.renamed).toEqual({ author: 'writer' });
+    expect(result.plan?.summary).toContain('renamed author → writer');
+    expect(await column(db, `SELECT name FROM writer ORDER BY id`)).toEqual(['Ada', 'Zoë 東京', 'Bob']);
+    expect(String((await sql(db, `SHOW CREATE TABLE book`))[0]?.[1])).toContain('REFERENCES `writer` (`id`)');
+
+    const other = fresh('rename_view');
+    const err = await restoreInto(other, { items: toItems(built, { rename: { author: 'writer' } }) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as Error).message).toMatch(/View "v_books" reads "author", which this restore renames.*--exclude "v_books"/);
+    const trig = await restoreInto(other, { items: toItems(built, { only: ['book', 'audit', 'author'], rename: { audit: 'log' } }) }).catch((e: unknown) => e);
+    expect(trig).toBeInstanceOf(UsageError);
+    expect((trig as Error).message).toMatch(/Trigger "book_ins" of table "book" names "audit", which this restore renames/);
+    expect(await databaseExists(other)).toBe(false);
+  });
+
+  it('a failure or abort at each phase before the switch leaves the target as it was and no staging database', async () => {
+    const db = await seeded('abort');
+    await sql(db, `UPDATE author SET name = 'live'`);
+    const before = await snapshotOf(db);
+    const absent = fresh('abort_new');
+    const phases: [string, () => Partial<RestoreOptions> & { items?: RestoreItem[] }][] = [
+      ['already aborted', () => ({ signal: AbortSignal.abort() })],
+      [
+        'during the load',
+        () => {
+          const ac = new AbortController();
+          return {
+            signal: ac.signal,
+            items: toItems(built, {
+              wrap: async function* (_name, data) {
+                for await (const c of data) {
+                  yield c;
+                  ac.abort();
+                }
+              },
+            }),
+          };
+        },
+      ],
+      ['beforeSwitch throws', () => ({ beforeSwitch: () => Promise.reject(new CancelledError('stopped at the switch')) })],
+      [
+        'onFinalizing throws',
+        () => ({
+          onFinalizing: () => {
+            throw new CancelledError('stopped at finalizing');
+          },
+        }),
+      ],
+    ];
+    for (const [phase, options] of phases) {
+      for (const [db2, policy] of [[db, 'overwrite'], [absent, 'fail']] as const) {
+        const err = await restoreInto(db2, { onConflict: policy, ...options() }).catch((e: unknown) => e);
+        expect(err, `${phase} → ${db2}`).toBeInstanceOf(CancelledError);
+        expect(await stagingLeft(db2), phase).toEqual([]);
+      }
+      expect(await snapshotOf(db), phase).toEqual(before);
+      expect(await databaseExists(absent), phase).toBe(false);
+    }
+  });
+
+  it('a value the server changes during LOAD DATA (a warning) fails the restore naming it', async () => {
+    const db = fresh('warn');
+    const table = (await readDatabase(SRC)).find((b) => b.entry.name === 'audit') as BuiltItem;
+    const line = Buffer.from('1\tx\n2\t' + 'y'.repeat(300) + '\n');
+    const item: RestoreItem = {
+      entry: { ...table.entry, rowCount: 2, logicalBytes: line.length },
+      targetName: 'audit',
+      data: async function* () {
+        yield line;
+      },
+    };
+    const err = await restoreInto(db, { items: [item] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SourceError);
+    expect((err as Error).message).toMatch(/Table "audit": the server changed or dropped data while loading it \(1 warning; first: Warning 1265: Data truncated for column 'msg' at row 2\)/);
+    expect(await databaseExists(db)).toBe(false);
+    expect(await stagingLeft(db)).toEqual([]);
+  });
+
+  it("drops a killed restore's staging database (its lock is free) and keeps a live one's", async () => {
+    const db = fresh('left');
+    const dead = `${db}__cairn_deadbeef`;
+    made.push(dead);
+    await sql('', `CREATE DATABASE ${ident(dead)}`);
+    await restoreInto(db, { items: toItems(built, { only: ['audit'] }) });
+    expect(await databaseExists(dead)).toBe(false);
+  });
+});
