@@ -52,7 +52,7 @@ export async function readDatabase(database: string): Promise<BuiltItem[]> {
     for (const [n, type] of objects.map((o): [string, string] => [str(o[0]), str(o[1])])) {
       if (type !== 'BASE TABLE' && type !== 'SYSTEM VERSIONED') continue;
       const createSql = str((await rows(conn, `SHOW CREATE TABLE ${ident(n)}`))[0]?.[1]);
-      const cols = await rows(conn, `SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ${lit(n)} ORDER BY ORDINAL_POSITION`);
+      const cols = await rows(conn, `SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, EXTRA, GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ${lit(n)} ORDER BY ORDINAL_POSITION`);
       const columns: MysqlColumn[] = cols.map((c) => {
         const dataType = str(c[2]).toLowerCase();
         const extra = str(c[3]);
@@ -60,7 +60,8 @@ export async function readDatabase(database: string): Promise<BuiltItem[]> {
           name: str(c[0]),
           type: str(c[1]),
           dataType,
-          stored: !/GENERATED/i.test(extra),
+          // System versioning's ROW START / ROW END are generated without an expression: stored.
+          stored: !/GENERATED/i.test(extra) || /^ROW (START|END)$/.test(str(c[4])),
           ...(dataType === 'float' ? { readAs: `CAST(${ident(str(c[0]))} AS DOUBLE)` } : {}),
           ...(dataType === 'bit' ? { loadAs: 'var' as const } : {}),
           ...(/INVISIBLE/i.test(extra) ? { invisible: true } : {}),

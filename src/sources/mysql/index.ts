@@ -9,6 +9,7 @@ import type { EngineDriver, UrlTrust } from '../driver.js';
 import { MYSQL_SCHEMES, MYSQL_URL_FORMS, mysqlDatabaseKey, mysqlLocation, parseMysqlUrl, redactMysqlUrl, type MysqlSettings } from './connection.js';
 import { MYSQL_KIND, ROUTINES_KIND, GRANTS_KIND } from './format.js';
 import { mysqlNaming } from './naming.js';
+import { definitionProblems } from './plan.js';
 import { MysqlSource } from './source.js';
 import { MysqlTarget } from './target.js';
 
@@ -35,5 +36,6 @@ export const mysqlDriver: EngineDriver = {
   databaseKey: mysqlDatabaseKey,
   openSource: (url, options) => new MysqlSource(databaseSettings(url, options), options),
   openTarget: (url, trust) => new MysqlTarget(databaseSettings(url, trust)),
-  manifestProblems: () => [],
+  // What a restore would refuse in the definitions (plan.ts), found by verify without a target.
+  manifestProblems: (manifest) => manifest.collections.flatMap((c) => definitionProblems(c)),
 };
