@@ -298,4 +298,35 @@ describe('MysqlTarget', () => {
     const [me] = await column('', `SELECT CURRENT_USER()`);
     expect(await column('', `SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ${lit(mine)}`)).toEqual([me]);
   });
+
+  it('a failure after the switch into an existing database undoes it: the target is as it was', async () => {
+    const db = await seeded('undo');
+    await sql(db, `UPDATE author SET name = 'live'; CREATE TABLE keep (x INT); INSERT INTO keep VALUES (1);`);
+    const before = await snapshotOf(db);
+    // An event the server refuses: events are not tried in staging (a scheduler could fire them), so this fails after the RENAME.
+    const broken = built.map((b) =>
+      b.entry.kind !== 'mysql_routines'
+        ? b
+        : {
+            ...b,
+            entry: {
+              ...b.entry,
+              definition: {
+                ...b.entry.definition,
+                routines: [
+                  ...(b.entry.definition.routines as object[]),
+                  { kind: 'EVENT', name: 'ev_bad', createSql: 'CREATE DEFINER=`root`@`localhost` EVENT `ev_bad` ON SCHEDULE EVERY 1 DAY DO SELEC 1', sqlMode: '', characterSetClient: 'utf8mb4', collationConnection: 'utf8mb4_general_ci', databaseCollation: 'utf8mb4_general_ci' },
+                ],
+              },
+            },
+          },
+    );
+    for (const policy of ['overwrite', 'replace'] as const) {
+      const err = await restoreInto(db, { onConflict: policy, items: toItems(broken) }).catch((e: unknown) => e);
+      expect(err, policy).toBeInstanceOf(SourceError);
+      expect((err as Error).message, policy).toMatch(/Cannot create event "ev_bad": .*syntax.* The switch into .* was undone: the target is as it was\./);
+      expect(await snapshotOf(db), policy).toEqual(before);
+      expect(await stagingLeft(db), policy).toEqual([]);
+    }
+  });
 });

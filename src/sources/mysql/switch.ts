@@ -233,6 +233,7 @@ export async function switchIntoExistingDatabase(main: mysql.Connection, run: Sw
       if (back.length > 0) await exec(main, `RENAME TABLE ${back.join(', ')}`);
       await repointChildren(main, target, staging);
       problems.push(...(await recreate([...savedTriggers, ...remaining])));
+      if (replacedTables.length > 0) await exec(main, `DROP DATABASE IF EXISTS ${ident(old)}`);
     } catch (undoErr) {
       problems.push(`the tables (${messageOf(undoErr)})`);
     }
