@@ -7,7 +7,7 @@
 import type mysql from 'mysql2/promise';
 import type { CollectionEntry } from '../../src/core/schemas.js';
 import { connect, parseMysqlUrl } from '../../src/sources/mysql/connection.js';
-import { referencedTables, tokenize } from '../../src/sources/mysql/definitions.js';
+import { referencedTables, tokenize, utf8Query } from '../../src/sources/mysql/definitions.js';
 import {
   escapeInto,
   MYSQL_TSV,
@@ -24,7 +24,12 @@ import { ident, lit, myUrl } from '../helpers/mysql.js';
 const str = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
 
 async function rows(conn: mysql.Connection, sql: string): Promise<unknown[][]> {
-  const [r] = await conn.query<mysql.RowDataPacket[]>({ sql, rowsAsArray: true });
+  const [r] = await conn.query<mysql.RowDataPacket[]>({
+    sql: utf8Query(sql),
+    rowsAsArray: true,
+    // The catalog's text is UTF-8 bytes; the driver (binary character set) would read them as latin1.
+    typeCast: (field: { buffer(): Buffer | null }) => field.buffer()?.toString('utf8') ?? null,
+  });
   return r as unknown[][];
 }
 
@@ -76,7 +81,7 @@ export async function readDatabase(database: string): Promise<BuiltItem[]> {
       const stored = columns.filter((c) => c.stored);
       const select = `SELECT ${stored.map((c) => c.readAs ?? ident(c.name)).join(', ')} FROM ${ident(n)}${type === 'SYSTEM VERSIONED' ? ' FOR SYSTEM_TIME ALL' : ''}${pk.length > 0 ? ` ORDER BY ${pk.map(ident).join(', ')}` : ''}`;
       const [data] = await conn.query<mysql.RowDataPacket[]>({
-        sql: select,
+        sql: utf8Query(select),
         rowsAsArray: true,
         typeCast: (field: { buffer(): Buffer | null }) => field.buffer(),
       });

@@ -39,6 +39,7 @@ CREATE TABLE book (
   CONSTRAINT fk_book_author FOREIGN KEY (author_id) REFERENCES author (id) ON DELETE CASCADE
 ) ENGINE=InnoDB AUTO_INCREMENT=100;
 CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, msg VARCHAR(200)) ENGINE=InnoDB;
+CREATE TABLE \`Zoë 東京\` (id INT PRIMARY KEY, \`naïve\` VARCHAR(10) COMMENT 'ça', a INT, CONSTRAINT \`fk_é\` FOREIGN KEY (a) REFERENCES author (id)) COMMENT 'tëst';
 CREATE TRIGGER book_ins AFTER INSERT ON book FOR EACH ROW INSERT INTO audit (msg) VALUES (CONCAT('book ', NEW.id));
 CREATE VIEW v_books AS SELECT b.id, b.title, a.name FROM book b JOIN author a ON a.id = b.author_id;
 CREATE SEQUENCE seq_ids START WITH 10 INCREMENT BY 5;
@@ -50,6 +51,7 @@ INSERT INTO book (id, author_id, title, price, flags, cover, published) VALUES
   (2, 2, 'Poems', NULL, NULL, NULL, '0000-00-00'),
   (3, 1, 'Engines', 3.14159274, b'00001', X'', '1999-12-31'),
   (4, 3, 'Odd', -0.0000001, b'11111', X'5C4E', NULL);
+INSERT INTO \`Zoë 東京\` VALUES (1, 'ü', 2);
 SELECT NEXTVAL(seq_ids); SELECT NEXTVAL(seq_ids);
 `;
 
@@ -126,12 +128,12 @@ describe('MysqlTarget', () => {
     let finalizing = 0;
     const result = await restoreInto(db, { items: toItems(built, { segments: 2 }), onProgress: (p) => progress.push(p.collection), onFinalizing: () => finalizing++ });
     expect(await snapshotOf(db)).toEqual(source);
-    expect(result.rows).toBe(11); // 3 authors, 4 books, 4 audit rows (the trigger wrote them)
+    expect(result.rows).toBe(12); // 3 authors, 4 books, 4 audit rows (the trigger wrote them), 1 Zoë 東京
     expect(result.plan?.database).toBe('new');
-    expect(result.plan?.created).toMatchObject({ table: 3, view: 1, sequence: 1, procedure: 1, event: 1 });
-    expect(result.plan?.summary).toMatch(/^Into new database .*: created 3 tables, 1 view, 1 sequence, 1 procedure, 1 event$/);
+    expect(result.plan?.created).toMatchObject({ table: 4, view: 1, sequence: 1, procedure: 1, event: 1 });
+    expect(result.plan?.summary).toMatch(/^Into new database .*: created 4 tables, 1 view, 1 sequence, 1 procedure, 1 event$/);
     expect(finalizing).toBe(1);
-    expect(new Set(progress)).toEqual(new Set(['audit', 'author', 'book']));
+    expect(new Set(progress)).toEqual(new Set(['audit', 'author', 'book', 'Zoë 東京']));
     // The database got the backup's collation.
     expect(await column('', `SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${lit(db)}`)).toEqual(['utf8mb4_unicode_ci']);
     // The trigger works on the restored table (it writes into audit).
@@ -145,14 +147,14 @@ describe('MysqlTarget', () => {
     await expect(target(db).check(toItems(built), 'fail')).rejects.toThrow(ConflictError);
     const refused = await restoreInto(db).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ConflictError);
-    expect(String((refused as Error).message)).toMatch(/already holds table "audit", table "author", table "book".*--on-conflict overwrite/);
+    expect(String((refused as Error).message)).toMatch(/already holds table "audit", table "author", table "book", table "Zoë 東京".*--on-conflict overwrite/);
 
     // Overwrite: changed rows come back; an object the backup lacks stays.
     await sql(db, `UPDATE author SET name = 'changed'; DELETE FROM book WHERE id = 4; CREATE TABLE extra (x INT); DROP PROCEDURE add_author; CREATE PROCEDURE add_author() SELECT 1;`);
     await target(db).check(toItems(built), 'overwrite');
     const over = await restoreInto(db, { onConflict: 'overwrite' });
     expect(over.plan?.database).toBe('existing');
-    expect(over.plan?.replaced).toMatchObject({ table: 3, view: 1, sequence: 1, procedure: 1, event: 1 });
+    expect(over.plan?.replaced).toMatchObject({ table: 4, view: 1, sequence: 1, procedure: 1, event: 1 });
     await sql(db, `DROP TABLE extra`);
     expect(await snapshotOf(db)).toEqual(source);
 

@@ -217,9 +217,10 @@ export function bodyNames(sql: string, after: 'AS' | 'ROW' | 'ON'): Set<string> 
 }
 
 /**
- * Encodes SQL text for a session whose client character set is `binary` (connection.ts): the
- * driver writes a query string's characters as single bytes, so the string handed to it must
- * hold the UTF-8 bytes one per character.
+ * Encodes SQL text for a session whose client character set is `binary` (connection.ts's
+ * sessions as opened): the driver then writes a query string's characters as single bytes, so
+ * the string handed to it must hold the UTF-8 bytes one per character. (Restore sessions switch
+ * to utf8mb4 and need no such step: session.ts.)
  */
 export function utf8Query(sql: string): string {
   return Buffer.from(sql, 'utf8').toString('latin1');

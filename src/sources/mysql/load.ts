@@ -10,7 +10,7 @@ import type mysql from 'mysql2/promise';
 import { CairnError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { RestoreOptions } from '../types.js';
 import { ident, mysqlError, SESSION_SQL_MODE, type MysqlSettings } from './connection.js';
-import { definerToCurrentUser, renameObject, retargetTrigger, rewriteReferences, utf8Query } from './definitions.js';
+import { definerToCurrentUser, renameObject, retargetTrigger, rewriteReferences } from './definitions.js';
 import type { MysqlRoutine, MysqlTableDefinition } from './format.js';
 import type { Plan, PlannedObject } from './plan.js';
 import { close, exec, openSession, select } from './session.js';
@@ -65,8 +65,8 @@ export async function createUnder(conn: mysql.Connection, modes: CreateModes, sq
   if (modes.timeZone !== undefined && TZ.test(modes.timeZone)) sets.push(`time_zone = '${modes.timeZone}'`);
   if (sets.length > 0) await exec(conn, `SET SESSION ${sets.join(', ')}`);
   try {
-    // The statement's bytes are UTF-8 (the server printed it so); a character_set_client other
-    // than utf8 reads them as they were first sent, which for ASCII (the usual case) is the same.
+    // The driver encodes the statement in the character set just set: the bytes its author's
+    // client sent (SHOW CREATE printed them converted to UTF-8).
     await exec(conn, sql);
   } finally {
     if (sets.length > 0) await exec(conn, `SET SESSION sql_mode = '${SESSION_SQL_MODE}', character_set_client = utf8mb4, collation_connection = utf8mb4_general_ci, time_zone = '+00:00'`);
@@ -246,7 +246,7 @@ async function loadTask(conn: mysql.Connection, run: StageRun, task: LoadTask, l
   let result: mysql.ResultSetHeader;
   try {
     const sql = `LOAD DATA LOCAL INFILE 'cairn-stream' INTO TABLE ${ident(table.target)} CHARACTER SET binary FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ${list}${set}`;
-    [result] = await conn.query<mysql.ResultSetHeader>({ sql: utf8Query(sql), infileStreamFactory: () => stream });
+    [result] = await conn.query<mysql.ResultSetHeader>({ sql, infileStreamFactory: () => stream });
   } catch (err) {
     throwIfAborted(signal);
     if (streamError !== undefined) throw streamError;
