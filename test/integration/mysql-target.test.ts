@@ -331,4 +331,33 @@ describe('MysqlTarget', () => {
       expect(await stagingLeft(db), policy).toEqual([]);
     }
   });
+
+  it('a view the server refuses fails the restore before the switch, naming it', async () => {
+    const db = fresh('badview');
+    const bad = built.map((b) => (b.entry.name !== 'v_books' ? b : { ...b, entry: { ...b.entry, definition: { ...b.entry.definition, createSql: String(b.entry.definition.createSql).replace('`b`.`title`', '`b`.`nope`') } } }));
+    const err = await restoreInto(db, { items: toItems(bad) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SourceError);
+    expect((err as Error).message).toMatch(/The server refuses view "v_books": Unknown column 'b.nope'.*The target was not changed\./);
+    expect(await databaseExists(db)).toBe(false);
+    expect(await stagingLeft(db)).toEqual([]);
+  });
+
+  it('--roles creates the recorded users and grants, aimed at the database restored into', async () => {
+    const db = fresh('roles');
+    const user = `mytgt_u_${P}`;
+    try {
+      const grants: RestoreItem = {
+        entry: { name: '(users and grants)', kind: 'mysql_grants', selectable: false, definition: { database: SRC, accounts: [{ create: `CREATE USER \`${user}\`@\`localhost\``, grants: [`GRANT SELECT ON \`${SRC}\`.* TO \`${user}\`@\`localhost\``] }] }, rowCount: 0, logicalBytes: 0, storedBytes: 0, newBytes: 0, chunks: [] },
+        targetName: '(users and grants)',
+        data: async function* () {},
+      };
+      await expect(restoreInto(db, { roles: true })).rejects.toThrow(/--roles: this backup holds no users and grants/);
+      const result = await restoreInto(db, { roles: true, items: [...toItems(built, { only: ['audit'] }), grants] });
+      expect(result.warnings ?? []).toEqual([]);
+      const shown = (await sql('', `SHOW GRANTS FOR ${lit(user)}@'localhost'`)).map((r) => String(r[0]));
+      expect(shown).toContain(`GRANT SELECT ON \`${db}\`.* TO \`${user}\`@\`localhost\``);
+    } finally {
+      await sql('', `DROP USER IF EXISTS ${lit(user)}@'localhost'`);
+    }
+  });
 });

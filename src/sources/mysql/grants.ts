@@ -9,6 +9,7 @@
 import type mysql from 'mysql2/promise';
 import { CorruptionError, throwIfAborted } from '../../core/errors.js';
 import type { RestoreItem } from '../types.js';
+import { ident } from './connection.js';
 import { GRANTS_COLLECTION } from './format.js';
 import { exec } from './session.js';
 
@@ -25,8 +26,11 @@ function collect(value: unknown, out: string[]): void {
   }
 }
 
-/** The statements of the collection, checked. */
-export async function grantStatements(item: RestoreItem): Promise<string[]> {
+/**
+ * The statements of the collection, checked. Grants on the backed-up database (`ON `db`.…`, when
+ * the definition names it as `database`) are aimed at `target`, the database restored into.
+ */
+export async function grantStatements(item: RestoreItem, target: string): Promise<string[]> {
   const out: string[] = [];
   collect(item.entry.definition, out);
   if (item.entry.dataFormat !== undefined) {
@@ -43,13 +47,17 @@ export async function grantStatements(item: RestoreItem): Promise<string[]> {
       out.push(line.trim().replace(/;\s*$/, ''));
     }
   }
-  return out.map((s) => s.replace(/^\s*CREATE\s+(USER|ROLE)\s+(?!IF\s+NOT\s+EXISTS)/i, 'CREATE $1 IF NOT EXISTS '));
+  const source = item.entry.definition.database;
+  const from = typeof source === 'string' && source !== target ? ` ON ${ident(source)}.` : undefined;
+  return out
+    .map((s) => s.replace(/^\s*CREATE\s+(USER|ROLE)\s+(?!IF\s+NOT\s+EXISTS)/i, 'CREATE $1 IF NOT EXISTS '))
+    .map((s) => (from !== undefined && /^\s*GRANT\b/i.test(s) ? s.split(from).join(` ON ${ident(target)}.`) : s));
 }
 
 /** Runs the statements; returns warnings for those the server refused (the restore goes on without them). */
-export async function restoreGrants(conn: mysql.Connection, item: RestoreItem, signal: AbortSignal | undefined): Promise<string[]> {
+export async function restoreGrants(conn: mysql.Connection, item: RestoreItem, target: string, signal: AbortSignal | undefined): Promise<string[]> {
   const warnings: string[] = [];
-  for (const s of await grantStatements(item)) {
+  for (const s of await grantStatements(item, target)) {
     throwIfAborted(signal);
     await exec(conn, s).catch((err: unknown) => warnings.push(`not restored: ${s.slice(0, 120).replace(/IDENTIFIED\s+BY\s+(PASSWORD\s+)?'[^']*'/gi, 'IDENTIFIED BY ***')} (${(err as { sqlMessage?: string }).sqlMessage ?? (err as Error).message})`));
   }

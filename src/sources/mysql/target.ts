@@ -84,7 +84,7 @@ export class MysqlTarget implements RestoreTarget {
       await createStagingObjects(main, run);
       const rows = await loadData(run);
       throwIfAborted(options.signal);
-      if (options.roles && plan.grants) warnings.push(...(await restoreGrants(main, plan.grants, options.signal)));
+      if (options.roles && plan.grants) warnings.push(...(await restoreGrants(main, plan.grants, target, options.signal)));
       await validateInStaging(main, run, fallbackMode, new Set(viewOutsideReferences(plan).keys()));
       throwIfAborted(options.signal);
 
