@@ -214,12 +214,30 @@ export function loadColumns(def: MysqlTableDefinition): { list: string; set: str
   return { list: `(${list.join(', ')})`, set: set.length > 0 ? ` SET ${set.join(', ')}` : '' };
 }
 
+/** Resolves when `socket` drains, closes, or `signal` fires (the caller then sees the abort). */
+function drained(socket: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      socket.removeListener('drain', done);
+      socket.removeListener('close', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    socket.once('drain', done);
+    socket.once('close', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 async function loadTask(conn: mysql.Connection, run: StageRun, task: LoadTask, load: TableLoad, signal: AbortSignal): Promise<void> {
   const { table } = task;
   const name = table.source;
   const { onProgress } = run.options;
   let streamError: unknown;
   let lines = 0;
+  // The driver pipes the stream into the socket without waiting for it to drain (it listens for
+  // a 'pause' a socket never emits): wait here, so a fast source never piles up in memory.
+  const socket = (conn as unknown as { connection?: { stream?: NodeJS.WritableStream & { writableNeedDrain?: boolean } } }).connection?.stream;
   async function* counted(): AsyncGenerator<Buffer> {
     try {
       for await (const chunk of task.segment === undefined ? table.item.data() : table.item.data(task.segment)) {
@@ -232,6 +250,7 @@ async function loadTask(conn: mysql.Connection, run: StageRun, task: LoadTask, l
           load.reported = 0;
           onProgress?.({ collection: name, rows: load.rows + lines, bytes: load.bytes });
         }
+        if (socket?.writableNeedDrain) await drained(socket, signal);
         yield b;
       }
     } catch (err) {
