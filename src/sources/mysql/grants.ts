@@ -7,7 +7,7 @@
  * run: the backup is data, never arbitrary SQL.
  */
 import type mysql from 'mysql2/promise';
-import { CorruptionError, throwIfAborted } from '../../core/errors.js';
+import { CorruptionError } from '../../core/errors.js';
 import type { RestoreItem } from '../types.js';
 import { ident } from './connection.js';
 import { GRANTS_COLLECTION } from './format.js';
@@ -54,11 +54,10 @@ export async function grantStatements(item: RestoreItem, target: string): Promis
     .map((s) => (from !== undefined && /^\s*GRANT\b/i.test(s) ? s.split(from).join(` ON ${ident(target)}.`) : s));
 }
 
-/** Runs the statements; returns warnings for those the server refused (the restore goes on without them). */
-export async function restoreGrants(conn: mysql.Connection, item: RestoreItem, target: string, signal: AbortSignal | undefined): Promise<string[]> {
+/** Runs grantStatements' statements; returns warnings for those the server refused (the restore goes on without them). */
+export async function restoreGrants(conn: mysql.Connection, statements: string[]): Promise<string[]> {
   const warnings: string[] = [];
-  for (const s of await grantStatements(item, target)) {
-    throwIfAborted(signal);
+  for (const s of statements) {
     await exec(conn, s).catch((err: unknown) => warnings.push(`not restored: ${s.slice(0, 120).replace(/IDENTIFIED\s+BY\s+(PASSWORD\s+)?'[^']*'/gi, 'IDENTIFIED BY ***')} (${(err as { sqlMessage?: string }).sqlMessage ?? (err as Error).message})`));
   }
   return warnings;

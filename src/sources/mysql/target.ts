@@ -22,7 +22,7 @@ import type { ConflictPolicy, RestoreItem, RestoreOptions, RestorePlanSummary, R
 import { ident, mysqlError, mysqlLocation, type MysqlSettings } from './connection.js';
 import { assertNoConflicts, isEmpty, kindOf, readTargetState, type TargetState } from './conflicts.js';
 import { MYSQL_KIND } from './format.js';
-import { restoreGrants } from './grants.js';
+import { grantStatements, restoreGrants } from './grants.js';
 import { dropAbandonedStaging, stagingName, takeStagingLock } from './leftovers.js';
 import { createStagingObjects, loadData, validateInStaging } from './load.js';
 import { outsideReferences, planItems, viewOutsideReferences, type Plan } from './plan.js';
@@ -74,6 +74,8 @@ export class MysqlTarget implements RestoreTarget {
       const fallbackMode = String((await select(main, 'SELECT @@GLOBAL.sql_mode'))[0]?.[0] ?? '');
       const charset = plan.routines?.def.charset ?? plan.tables[0]?.def.charset;
       const collation = plan.routines?.def.collation ?? plan.tables[0]?.def.collation;
+      // Read (and checked) before anything is written; run after the switch.
+      const grants = options.roles && plan.grants ? await grantStatements(plan.grants, target) : [];
       throwIfAborted(options.signal);
 
       await exec(main, `CREATE DATABASE ${ident(staging)}${charset && /^\w+$/.test(charset) ? ` CHARACTER SET ${charset}` : ''}${collation && /^\w+$/.test(collation) ? ` COLLATE ${collation}` : ''}`);
@@ -84,7 +86,6 @@ export class MysqlTarget implements RestoreTarget {
       await createStagingObjects(main, run);
       const rows = await loadData(run);
       throwIfAborted(options.signal);
-      if (options.roles && plan.grants) warnings.push(...(await restoreGrants(main, plan.grants, target, options.signal)));
       await validateInStaging(main, run, fallbackMode, new Set(viewOutsideReferences(plan).keys()));
       throwIfAborted(options.signal);
 
@@ -95,6 +96,9 @@ export class MysqlTarget implements RestoreTarget {
       const switchRun = { plan, target, staging, options, fallbackMode, ...(charset ? { charset } : {}), ...(collation ? { collation } : {}) };
       if (state === undefined) await switchIntoNewDatabase(main, switchRun);
       else await switchIntoExistingDatabase(main, switchRun, state, options.onConflict);
+      // Users are server-wide: created only once the restore has switched in, so that a restore
+      // stopped before leaves the server as it was; one the server refuses is a warning.
+      warnings.push(...(await restoreGrants(main, grants)));
       for (const [table, refs] of outsideReferences(plan)) {
         if (state === undefined || refs.some((r) => !state.relations.has(r))) {
           warnings.push(`table "${table}" has foreign keys to ${refs.map((r) => `"${r}"`).join(', ')}, which this restore does not bring${state === undefined ? '' : ' and the target lacked'}: they were kept, unchecked.`);
