@@ -7,7 +7,7 @@
 import type mysql from 'mysql2/promise';
 import type { CollectionEntry } from '../../src/core/schemas.js';
 import { connect, parseMysqlUrl } from '../../src/sources/mysql/connection.js';
-import { referencedTables, tokenize, utf8Query } from '../../src/sources/mysql/definitions.js';
+import { referencedTables, tokenize } from '../../src/sources/mysql/definitions.js';
 import {
   escapeInto,
   MYSQL_TSV,
@@ -25,7 +25,7 @@ const str = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : S
 
 async function rows(conn: mysql.Connection, sql: string): Promise<unknown[][]> {
   const [r] = await conn.query<mysql.RowDataPacket[]>({
-    sql: utf8Query(sql),
+    sql,
     rowsAsArray: true,
     // The catalog's text is UTF-8 bytes; the driver (binary character set) would read them as latin1.
     typeCast: (field: { buffer(): Buffer | null }) => field.buffer()?.toString('utf8') ?? null,
@@ -50,6 +50,9 @@ function entry(name: string, kind: string, definition: object, lines: Buffer[] =
 /** Reads every table, view, sequence and routine of `database` (in a restorable order). */
 export async function readDatabase(database: string): Promise<BuiltItem[]> {
   const conn = await connect(parseMysqlUrl(myUrl(database), {}, {}, '/nonexistent'));
+  // Statement text in UTF-8 (names are non-ASCII here); the driver follows the session's client
+  // character set. Results stay the stored bytes (character_set_results NULL).
+  await conn.query(`SET SESSION character_set_client = utf8mb4, collation_connection = utf8mb4_general_ci`);
   try {
     const out: BuiltItem[] = [];
     const objects = await rows(conn, `SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME`);
@@ -81,7 +84,7 @@ export async function readDatabase(database: string): Promise<BuiltItem[]> {
       const stored = columns.filter((c) => c.stored);
       const select = `SELECT ${stored.map((c) => c.readAs ?? ident(c.name)).join(', ')} FROM ${ident(n)}${type === 'SYSTEM VERSIONED' ? ' FOR SYSTEM_TIME ALL' : ''}${pk.length > 0 ? ` ORDER BY ${pk.map(ident).join(', ')}` : ''}`;
       const [data] = await conn.query<mysql.RowDataPacket[]>({
-        sql: utf8Query(select),
+        sql: select,
         rowsAsArray: true,
         typeCast: (field: { buffer(): Buffer | null }) => field.buffer(),
       });

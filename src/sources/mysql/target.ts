@@ -9,7 +9,7 @@
  *   from the backup's streams, any server warning a failure) and the views, triggers and
  *   routines checked by creating them there;
  * - switch.ts: one RENAME TABLE into the target, then the views, triggers, routines and events;
- * - grants.ts: users and grants (--roles).
+ * - grants-restore.ts: users and grants (--roles).
  *
  * Nothing is created in the target until the switch: a failure or an abort before it leaves the
  * target exactly as it was, and the staging database is dropped (or, if the process is killed,
@@ -22,7 +22,7 @@ import type { ConflictPolicy, RestoreItem, RestoreOptions, RestorePlanSummary, R
 import { ident, mysqlError, mysqlLocation, type MysqlSettings } from './connection.js';
 import { assertNoConflicts, isEmpty, kindOf, readTargetState, type TargetState } from './conflicts.js';
 import { MYSQL_KIND } from './format.js';
-import { grantStatements, restoreGrants } from './grants.js';
+import { grantStatements, restoreGrants } from './grants-restore.js';
 import { dropAbandonedStaging, stagingName, takeStagingLock } from './leftovers.js';
 import { createStagingObjects, loadData, validateInStaging } from './load.js';
 import { outsideReferences, planItems, viewOutsideReferences, type Plan } from './plan.js';
