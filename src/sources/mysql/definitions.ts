@@ -225,3 +225,51 @@ export function bodyNames(sql: string, after: 'AS' | 'ROW' | 'ON'): Set<string> 
 export function utf8Query(sql: string): string {
   return Buffer.from(sql, 'utf8').toString('latin1');
 }
+
+/** A column default that calls a sequence of the restored database (`DEFAULT nextval(`db`.`s`)`). */
+export interface SequenceDefault {
+  column: string;
+  /** The DEFAULT expression, its sequence's database written as NUL: sequenceDefault() fills it in. */
+  expression: string;
+}
+
+/**
+ * SHOW CREATE TABLE writes a default that calls a sequence qualified with its database
+ * (`nextval(`src`.`s`)`), and the server checks it exists at CREATE: the calls to `sequences`
+ * (source name → target name) are aimed at `database`. Returns the statement and, per column,
+ * the expression (for aiming it at another database later: ALTER … SET DEFAULT).
+ */
+export function aimSequenceDefaults(sql: string, sequences: ReadonlyMap<string, string>, database: string): { sql: string; defaults: SequenceDefault[] } {
+  const toks = significant(sql);
+  const edits: Edit[] = [];
+  const defaults: SequenceDefault[] = [];
+  for (let i = 0; i < toks.length; i++) {
+    const call = (isWord(toks[i], 'NEXTVAL') || isWord(toks[i], 'LASTVAL')) && toks[i + 1]?.text === '(';
+    const valueFor = isWord(toks[i], 'VALUE') && isWord(toks[i + 1], 'FOR');
+    if (!call && !valueFor) continue;
+    const j = i + 2;
+    if (!isName(toks[j])) continue;
+    const qualified = toks[j + 1]?.text === '.' && isName(toks[j + 2]);
+    const seq = (qualified ? toks[j + 2] : toks[j]) as Token;
+    const target = sequences.get(seq.text);
+    if (target === undefined) continue;
+    const edit = { start: (toks[j] as Token).start, end: seq.end, text: `${ident(database)}.${ident(target)}` };
+    edits.push(edit);
+    // The column: the quoted name that starts the line holding the call.
+    const lineStart = sql.lastIndexOf('\n', edit.start) + 1;
+    const m = /^\s*(`(?:[^`]|``)*`)/.exec(sql.slice(lineStart));
+    const d = toks.slice(0, i).map((t, k) => (isWord(t, 'DEFAULT') ? k : -1)).filter((k) => k >= 0).at(-1);
+    if (m && d !== undefined) {
+      const close = toks.findIndex((t, k) => k > j && t.text === ')');
+      const endTok = call && close > 0 ? (toks[close] as Token) : seq;
+      const exprStart = (toks[d + 1] as Token).start;
+      defaults.push({ column: (m[1] as string).slice(1, -1).replace(/``/g, '`'), expression: apply(sql.slice(exprStart, endTok.end), [{ start: edit.start - exprStart, end: edit.end - exprStart, text: `\u0000.${ident(target)}` }]) });
+    }
+  }
+  return { sql: apply(sql, edits), defaults };
+}
+
+/** A SequenceDefault's expression with its sequence in `database`. */
+export function sequenceDefault(d: SequenceDefault, database: string): string {
+  return d.expression.split('\u0000').join(ident(database));
+}

@@ -10,7 +10,7 @@ import type mysql from 'mysql2/promise';
 import { CairnError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { RestoreOptions } from '../types.js';
 import { ident, mysqlError, SESSION_SQL_MODE, type MysqlSettings } from './connection.js';
-import { definerToCurrentUser, renameObject, retargetTrigger, rewriteReferences } from './definitions.js';
+import { aimSequenceDefaults, definerToCurrentUser, renameObject, retargetTrigger, rewriteReferences, type SequenceDefault } from './definitions.js';
 import type { MysqlRoutine, MysqlTableDefinition } from './format.js';
 import type { Plan, PlannedObject } from './plan.js';
 import { close, exec, openSession, select } from './session.js';
@@ -31,9 +31,18 @@ export interface StageRun {
 }
 
 /** A CREATE TABLE for staging: renamed, its foreign keys aimed at the restored tables' new names or at the target's tables. */
-export function stagingCreateTable(run: Pick<StageRun, 'plan' | 'target'>, t: PlannedObject<MysqlTableDefinition>): string {
+export function stagingCreateTable(run: Pick<StageRun, 'plan' | 'target' | 'staging'>, t: PlannedObject<MysqlTableDefinition>): string {
   const restored = new Map(run.plan.tables.map((x) => [x.source, x.target]));
-  return rewriteReferences(renameObject(t.def.createSql, 'TABLE', t.target), (ref) => restored.get(ref) ?? { database: run.target, name: ref });
+  const sql = rewriteReferences(renameObject(t.def.createSql, 'TABLE', t.target), (ref) => restored.get(ref) ?? { database: run.target, name: ref });
+  // Defaults calling a restored sequence call the staging copy; the switch aims them at the target's.
+  return aimSequenceDefaults(sql, new Map(run.plan.sequences.map((s) => [s.source, s.target])), run.staging).sql;
+}
+
+/** The columns whose default calls a restored sequence, by table (target names): re-aimed after the switch. */
+export function sequenceDefaults(plan: Plan): { table: string; defaults: SequenceDefault[] }[] {
+  const seqs = new Map(plan.sequences.map((s) => [s.source, s.target]));
+  if (seqs.size === 0) return [];
+  return plan.tables.map((t) => ({ table: t.target, defaults: aimSequenceDefaults(t.def.createSql, seqs, '').defaults })).filter((x) => x.defaults.length > 0);
 }
 
 /** A CREATE statement with its DEFINER as recorded, or CURRENT_USER with --no-owner. */
@@ -104,14 +113,6 @@ export function viewModes(v: { charset?: string; collation?: string }): CreateMo
  */
 export async function createStagingObjects(main: mysql.Connection, run: StageRun): Promise<void> {
   const { plan, options } = run;
-  for (const t of plan.tables) {
-    throwIfAborted(options.signal);
-    try {
-      await exec(main, stagingCreateTable(run, t));
-    } catch (err) {
-      throw new SourceError(`Cannot create table "${t.target}": ${(err as Error).message}. The target was not changed.`, { cause: err });
-    }
-  }
   for (const s of plan.sequences) {
     throwIfAborted(options.signal);
     try {
@@ -124,6 +125,14 @@ export async function createStagingObjects(main: mysql.Connection, run: StageRun
       throw new SourceError(`Cannot create sequence "${s.target}": ${(err as Error).message}. The target was not changed.`, { cause: err });
     }
   }
+  for (const t of plan.tables) {
+    throwIfAborted(options.signal);
+    try {
+      await exec(main, stagingCreateTable(run, t));
+    } catch (err) {
+      throw new SourceError(`Cannot create table "${t.target}": ${(err as Error).message}. The target was not changed.`, { cause: err });
+    }
+  }
 }
 
 interface LoadTask {
@@ -133,6 +142,8 @@ interface LoadTask {
 }
 
 interface TableLoad {
+  /** ENUM column → how many of its fields were '' (its error value), over the segments loaded. */
+  enumEmpty: Map<string, number>;
   rows: number;
   bytes: number;
   reported: number;
@@ -156,7 +167,7 @@ export async function loadData(run: StageRun): Promise<number> {
     else tasks.push({ table: t, weight: bytes });
   }
   tasks.sort((a, b) => b.weight - a.weight);
-  const loads = new Map<string, TableLoad>(plan.tables.map((t) => [t.source, { rows: 0, bytes: 0, reported: 0, segmentsLeft: t.item.segments ?? 1, loaded: 0 }]));
+  const loads = new Map<string, TableLoad>(plan.tables.map((t) => [t.source, { enumEmpty: new Map(), rows: 0, bytes: 0, reported: 0, segmentsLeft: t.item.segments ?? 1, loaded: 0 }]));
   if (tasks.length === 0) return 0;
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
@@ -165,7 +176,8 @@ export async function loadData(run: StageRun): Promise<number> {
   const worker = async (): Promise<void> => {
     const conn = await openSession(run.settings, run.staging, true);
     sessions.push(conn);
-    await conn.query(`SET SESSION foreign_key_checks = 0, unique_checks = 0`);
+    // Every warning of a load listed (SHOW WARNINGS keeps max_error_count of them).
+    await conn.query(`SET SESSION foreign_key_checks = 0, unique_checks = 0, max_error_count = 65535`);
     for (let task = tasks.shift(); task !== undefined && failure === undefined; task = tasks.shift()) {
       throwIfAborted(signal);
       await loadTask(conn, run, task, loads.get(task.table.source) as TableLoad, signal);
@@ -197,21 +209,54 @@ export async function loadData(run: StageRun): Promise<number> {
   return rows;
 }
 
+/** A column's character set as its CREATE TABLE line says, else the table's default (utf8mb4 when neither does). */
+export function columnCharset(createSql: string, column: string): string {
+  const head = `  ${ident(column)} `;
+  const line = createSql.split('\n').find((l) => l.startsWith(head));
+  const bare = (line ?? '').replace(/'(?:[^'\\]|\\.|'')*'/g, "''");
+  const cs = /CHARACTER SET (\w+)/.exec(bare)?.[1] ?? /DEFAULT CHARSET=(\w+)/.exec(createSql)?.[1] ?? 'utf8mb4';
+  return cs;
+}
+
+/**
+ * MariaDB types whose text form is parsed only from a text string: LOAD DATA … CHARACTER SET
+ * binary hands them a binary string, which they read as their binary form ("Incorrect uuid
+ * value"), so their field goes through a variable converted to text.
+ */
+const TEXT_FORM_TYPES = new Set(['uuid', 'inet6', 'inet4']);
+
 /** `(col, @v2, …) SET col2 = @v2`: LOAD DATA's column list and assignments for a table's stored columns. */
-export function loadColumns(def: MysqlTableDefinition): { list: string; set: string } {
+export function loadColumns(def: MysqlTableDefinition): { list: string; set: string; enums: { column: string; counter: string }[] } {
   const list: string[] = [];
   const set: string[] = [];
+  const enums: { column: string; counter: string }[] = [];
   def.columns
     .filter((c) => c.stored)
     .forEach((c, i) => {
       if (c.loadAs === 'var') {
         list.push(`@v${i}`);
         set.push(`${ident(c.name)} = @v${i}`);
+      } else if (c.dataType.toLowerCase() === 'enum' || c.dataType.toLowerCase() === 'set') {
+        // A member is matched in the column's character set (a binary string would not match a
+        // non-ASCII member). An ENUM's '' (its error value) loads only with a warning: counted
+        // here, and checked against the loaded table (checkEnumEmpties).
+        const cs = columnCharset(def.createSql, c.name);
+        list.push(`@v${i}`);
+        if (c.dataType.toLowerCase() === 'enum') {
+          const counter = `@cairn_e${i}`;
+          enums.push({ column: c.name, counter });
+          set.push(`${ident(c.name)} = IF((${counter} := ${counter} + IFNULL(@v${i} = _binary'', 0)) IS NULL, NULL, CONVERT(@v${i} USING ${cs}))`);
+        } else {
+          set.push(`${ident(c.name)} = CONVERT(@v${i} USING ${cs})`);
+        }
+      } else if (TEXT_FORM_TYPES.has(c.dataType.toLowerCase())) {
+        list.push(`@v${i}`);
+        set.push(`${ident(c.name)} = CONVERT(@v${i} USING utf8mb4)`);
       } else {
         list.push(ident(c.name));
       }
     });
-  return { list: `(${list.join(', ')})`, set: set.length > 0 ? ` SET ${set.join(', ')}` : '' };
+  return { list: `(${list.join(', ')})`, set: set.length > 0 ? ` SET ${set.join(', ')}` : '', enums };
 }
 
 /** Resolves when `socket` drains, closes, or `signal` fires (the caller then sees the abort). */
@@ -259,7 +304,8 @@ async function loadTask(conn: mysql.Connection, run: StageRun, task: LoadTask, l
     }
   }
   const stream = Readable.from(counted(), { objectMode: false });
-  const { list, set } = loadColumns(table.def);
+  const { list, set, enums } = loadColumns(table.def);
+  if (enums.length > 0) await conn.query(`SET ${enums.map((e) => `${e.counter} = 0`).join(', ')}`);
   const versioned = table.def.systemVersioned === true;
   if (versioned) await conn.query(`SET SESSION system_versioning_insert_history = 1`);
   let result: mysql.ResultSetHeader;
@@ -277,12 +323,23 @@ async function loadTask(conn: mysql.Connection, run: StageRun, task: LoadTask, l
   if (streamError !== undefined) throw streamError;
   if (versioned) await conn.query(`SET SESSION system_versioning_insert_history = 0`);
   if (result.warningStatus > 0) {
-    const warnings = await select(conn, 'SHOW WARNINGS LIMIT 3');
-    const first = warnings[0];
-    const text = first ? `${String(first[0])} ${String(first[1])}: ${Buffer.isBuffer(first[2]) ? first[2].toString('utf8') : String(first[2])}` : `${result.warningStatus} warning(s)`;
+    const warnings = await select(conn, 'SHOW WARNINGS');
+    const enums = new Set(table.def.columns.filter((c) => c.dataType.toLowerCase() === 'enum').map((c) => c.name));
+    // An ENUM's error value ('', index 0: what a non-member became in the source) can only be
+    // loaded with a "Data truncated" warning, and comes back exactly as it was: the one warning
+    // a restore accepts, when every warning was listed (max_error_count) and is that one.
+    const tolerated = (w: (string | null)[]): boolean => w[1] === '1265' && enums.has(/for column '((?:[^']|'')*)' at row/.exec(w[2] ?? '')?.[1]?.replace(/''/g, "'") ?? '\0');
+    const first = warnings.length === result.warningStatus ? warnings.find((w) => !tolerated(w)) : (warnings.find((w) => !tolerated(w)) ?? warnings[0]);
+    if (first !== undefined || warnings.length !== result.warningStatus) {
+    const text = first ? `${String(first[0])} ${String(first[1])}: ${String(first[2])}` : `${result.warningStatus} warning(s)`;
     throw new SourceError(
       `Table "${name}": the server changed or dropped data while loading it (${result.warningStatus} warning${result.warningStatus === 1 ? '' : 's'}; first: ${text}). A restore keeps every value exactly or fails; the target was not changed. Check that the target server's version, sql_mode and character sets accept what the backup holds (the table's definition may need a type or charset the server lacks).`,
     );
+    }
+  }
+  if (enums.length > 0) {
+    const counts = (await select(conn, `SELECT ${enums.map((e) => e.counter).join(', ')}`))[0] ?? [];
+    enums.forEach((e, k) => load.enumEmpty.set(e.column, (load.enumEmpty.get(e.column) ?? 0) + Number(counts[k] ?? 0)));
   }
   load.rows += lines;
   load.loaded += result.affectedRows;
@@ -293,6 +350,13 @@ async function loadTask(conn: mysql.Connection, run: StageRun, task: LoadTask, l
   if (load.segmentsLeft === 0) {
     if (load.rows !== table.item.entry.rowCount) {
       throw new CorruptionError(`Table "${name}": the backup recorded ${table.item.entry.rowCount} rows but its data holds ${load.rows}.`, { objects: [], collections: [name] });
+    }
+    // Every ENUM value that became '' must have been '' in the backup (the tolerated warnings).
+    for (const [column, expected] of load.enumEmpty) {
+      const got = Number((await select(conn, `SELECT COUNT(*) FROM ${ident(table.target)} WHERE ${ident(column)} + 0 = 0`))[0]?.[0] ?? 0);
+      if (got !== expected) {
+        throw new SourceError(`Table "${name}": ${got - expected} value(s) of ENUM column "${column}" did not load as a member (they became ''); the target was not changed. Check the column's members and character set on the target server.`);
+      }
     }
     onProgress?.({ collection: name, rows: load.rows, bytes: load.bytes });
   }

@@ -20,9 +20,9 @@ import { SourceError } from '../../core/errors.js';
 import type { ConflictPolicy, RestoreOptions } from '../types.js';
 import { ident } from './connection.js';
 import { kindOf, type TargetState } from './conflicts.js';
-import { renameObject, retargetTrigger } from './definitions.js';
+import { renameObject, retargetTrigger, sequenceDefault } from './definitions.js';
 import { OLD_SUFFIX } from './leftovers.js';
-import { createUnder, routineModes, triggerModes, viewModes, withDefiner, type CreateModes } from './load.js';
+import { createUnder, routineModes, sequenceDefaults, triggerModes, viewModes, withDefiner, type CreateModes } from './load.js';
 import type { Plan } from './plan.js';
 import { exec, select, textLit } from './session.js';
 
@@ -80,6 +80,18 @@ async function createObjects(main: mysql.Connection, run: SwitchRun, undo: strin
   }
 }
 
+/**
+ * Column defaults calling a restored sequence were created calling the staging copy (the server
+ * checks the sequence exists); once both are in the target, they are aimed at the target's
+ * (ALTER COLUMN … SET DEFAULT: a change of metadata only).
+ */
+async function aimDefaults(main: mysql.Connection, run: SwitchRun): Promise<void> {
+  for (const { table, defaults } of sequenceDefaults(run.plan)) {
+    const sets = defaults.map((d) => `ALTER COLUMN ${ident(d.column)} SET DEFAULT ${sequenceDefault(d, run.target)}`);
+    await exec(main, `ALTER TABLE ${ident(run.target)}.${ident(table)} ${sets.join(', ')}`);
+  }
+}
+
 /** Tables and sequences the restore brings (their target names). */
 const movedIn = (plan: Plan): string[] => [...plan.tables.map((t) => t.target), ...plan.sequences.map((s) => s.target)];
 
@@ -96,6 +108,7 @@ export async function switchIntoNewDatabase(main: mysql.Connection, run: SwitchR
     const names = movedIn(run.plan);
     if (names.length > 0) await exec(main, `RENAME TABLE ${names.map((n) => `${ident(staging)}.${ident(n)} TO ${ident(target)}.${ident(n)}`).join(', ')}`);
     await exec(main, `USE ${ident(target)}`);
+    await aimDefaults(main, run);
     await createObjects(main, run, []);
   } catch (err) {
     await exec(main, `USE ${ident(staging)}`).catch(() => undefined);
@@ -216,6 +229,7 @@ export async function switchIntoExistingDatabase(main: mysql.Connection, run: Sw
   const undo: string[] = [];
   const remaining = [...blockingViews];
   try {
+    await aimDefaults(main, run);
     if (replacedTables.length > 0) await repointChildren(main, target, old);
     for (const s of [...savedViews.filter((v) => !blockingViews.includes(v)), ...savedRoutines]) {
       await exec(main, s.drop);
