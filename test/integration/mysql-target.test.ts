@@ -360,4 +360,36 @@ describe('MysqlTarget', () => {
       await sql('', `DROP USER IF EXISTS ${lit(user)}@'localhost'`);
     }
   });
+
+  it('restores ENUM (non-ASCII members, the error value), SET, UUID and INET6 exactly, and defaults calling a sequence aim at the restored one', async () => {
+    const src = fresh('types_src');
+    await sql('', `CREATE DATABASE ${ident(src)} CHARACTER SET utf8mb4`);
+    await sql(
+      src,
+      `SET SESSION sql_mode = '';
+       CREATE TABLE choices (id INT PRIMARY KEY, e ENUM('small', 'grüße', '東京') NOT NULL DEFAULT 'small', s SET('a', 'b', 'é'), u UUID, ip INET6, l ENUM('x', 'ÿ') CHARACTER SET latin1);
+       INSERT INTO choices VALUES (1, 'grüße', 'a,é', '123e4567-e89b-12d3-a456-426614174000', '2001:db8::1', 'ÿ'), (2, 'bogus', '', NULL, '::ffff:1.2.3.4', 'x'), (3, '東京', NULL, 'ffffffff-ffff-ffff-ffff-ffffffffffff', NULL, NULL);
+       CREATE SEQUENCE tick START WITH 100;
+       CREATE TABLE tickets (id INT NOT NULL DEFAULT NEXTVAL(tick) PRIMARY KEY, note VARCHAR(10));
+       INSERT INTO tickets (note) VALUES ('a'), ('b');`,
+    );
+    const items = await readDatabase(src);
+    const db = fresh('types');
+    await restoreInto(db, { items: toItems(items) });
+    const [want, got] = [await snapshotOf(src), await snapshotOf(db)];
+    expect(got.checksums).toEqual(want.checksums);
+    expect(got.schema.split(src).join('<db>').split(db).join('<db>')).toBe(want.schema.split(src).join('<db>'));
+    expect(await column(db, `SELECT CONCAT_WS('|', id, e, e + 0, s, u, ip, l) FROM choices ORDER BY id`)).toEqual(await column(src, `SELECT CONCAT_WS('|', id, e, e + 0, s, u, ip, l) FROM choices ORDER BY id`));
+    // The default calls the restored database's sequence, not the source's (whose state a
+    // restore records as next_not_cached_value: 100 + the cache of 1000).
+    await sql(db, `INSERT INTO tickets (note) VALUES ('c')`);
+    expect(await column(db, `SELECT id FROM tickets WHERE note = 'c'`)).toEqual(['1100']);
+    expect(await column(src, `SELECT next_not_cached_value FROM tick`)).toEqual(['1100']);
+    // Into an existing database too (overwrite).
+    await restoreInto(db, { items: toItems(items), onConflict: 'overwrite' });
+    await sql(db, `INSERT INTO tickets (note) VALUES ('d')`);
+    expect(await column(db, `SELECT id FROM tickets WHERE note = 'd'`)).toEqual(['1100']);
+    expect(await column(src, `SELECT next_not_cached_value FROM tick`)).toEqual(['1100']);
+    expect(String((await sql(db, `SHOW CREATE TABLE tickets`))[0]?.[1])).toContain(`nextval(\`${db}\`.\`tick\`)`);
+  });
 });
