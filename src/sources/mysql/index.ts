@@ -11,6 +11,7 @@ import { MYSQL_SCHEMES, MYSQL_URL_FORMS, mysqlDatabaseKey, mysqlLocation, parseM
 import { openMysqlDump, mysqlShape } from './dump.js';
 import { MYSQL_KIND, ROUTINES_KIND, GRANTS_KIND } from './format.js';
 import { mysqlNaming } from './naming.js';
+import { definitionProblems } from './plan.js';
 import { MysqlSource } from './source.js';
 import { MysqlTarget } from './target.js';
 
@@ -37,7 +38,8 @@ export const mysqlDriver: EngineDriver = {
   databaseKey: mysqlDatabaseKey,
   openSource: (url, options) => new MysqlSource(databaseSettings(url, options), options),
   openTarget: (url, trust) => new MysqlTarget(databaseSettings(url, trust)),
-  manifestProblems: () => [],
+  // What a restore would refuse in the definitions (plan.ts), found by verify without a target.
+  manifestProblems: (manifest) => manifest.collections.flatMap((c) => definitionProblems(c)),
   openDump: openMysqlDump,
   shapeOf: mysqlShape,
 };

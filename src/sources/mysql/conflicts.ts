@@ -1,0 +1,96 @@
+/**
+ * What an existing MySQL/MariaDB target database holds, and what of it stands in a restore's way
+ * under `--on-conflict fail` (any object of a restored name) or `overwrite` (a table whose
+ * columns differ, an object of another kind, a restored trigger's name on a table the restore
+ * does not replace). `replace` makes the database exactly the backup: nothing stands in its way.
+ */
+import type mysql from 'mysql2/promise';
+import { ConflictError } from '../../core/errors.js';
+import type { ConflictPolicy } from '../types.js';
+import type { Plan } from './plan.js';
+import { select, textLit } from './session.js';
+
+export interface TargetState {
+  /** Name → TABLE_TYPE ("BASE TABLE", "SYSTEM VERSIONED", "VIEW", "SEQUENCE"). */
+  relations: Map<string, string>;
+  /** Trigger name → its table. */
+  triggers: Map<string, string>;
+  /** "PROCEDURE name", "FUNCTION name", "EVENT name". */
+  routines: Set<string>;
+}
+
+const str = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
+
+/** Reads what `database` holds (names exact). */
+export async function readTargetState(conn: mysql.Connection, database: string): Promise<TargetState> {
+  const db = textLit(database);
+  const relations = new Map((await select(conn, `SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${db}`)).map((r) => [str(r[0]), str(r[1])]));
+  const triggers = new Map((await select(conn, `SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ${db}`)).map((r) => [str(r[0]), str(r[1])]));
+  const routines = new Set([
+    ...(await select(conn, `SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${db}`)).map((r) => `${str(r[0])} ${str(r[1])}`),
+    ...(await select(conn, `SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ${db}`)).map((r) => `EVENT ${str(r[0])}`),
+  ]);
+  return { relations, triggers, routines };
+}
+
+/** Whether the database holds no user objects at all. */
+export function isEmpty(state: TargetState): boolean {
+  return state.relations.size === 0 && state.routines.size === 0;
+}
+
+const KIND_OF: Record<string, string> = { 'BASE TABLE': 'table', 'SYSTEM VERSIONED': 'table', VIEW: 'view', SEQUENCE: 'sequence' };
+export const kindOf = (tableType: string | undefined): string => KIND_OF[tableType ?? ''] ?? 'table';
+
+const list = (names: string[]): string => `${names.slice(0, 10).join(', ')}${names.length > 10 ? ` and ${names.length - 10} more` : ''}`;
+
+/**
+ * Throws ConflictError naming what stands in the way under `policy` (and the fix). Reads column
+ * lists for `overwrite`.
+ */
+export async function assertNoConflicts(conn: mysql.Connection, database: string, location: string, plan: Plan, state: TargetState, policy: ConflictPolicy): Promise<void> {
+  if (policy === 'replace') return;
+  const restored: [string, string][] = [
+    ...plan.tables.map((t): [string, string] => [t.target, 'table']),
+    ...plan.views.map((v): [string, string] => [v.target, 'view']),
+    ...plan.sequences.map((s): [string, string] => [s.target, 'sequence']),
+  ];
+  const restoredTables = new Set(plan.tables.map((t) => t.target));
+  const triggerNames = plan.tables.flatMap((t) => t.def.triggers.map((tr) => ({ name: tr.name, table: t.target })));
+  const routineNames = (plan.routines?.def.routines ?? []).map((r) => `${r.kind} ${r.name}`);
+  if (policy === 'fail') {
+    const taken = [
+      ...restored.filter(([n]) => state.relations.has(n)).map(([n]) => `${kindOf(state.relations.get(n))} "${n}"`),
+      ...triggerNames.filter((t) => state.triggers.has(t.name)).map((t) => `trigger "${t.name}"`),
+      ...routineNames.filter((r) => state.routines.has(r)).map((r) => `${r.split(' ')[0]?.toLowerCase()} "${r.slice(r.indexOf(' ') + 1)}"`),
+    ];
+    if (taken.length > 0) {
+      throw new ConflictError(
+        `${location} already holds ${list(taken)}. Restore with --on-conflict overwrite to replace them, --on-conflict replace to make the database exactly the backup, or into another database (or --rename / --exclude them).`,
+      );
+    }
+    return;
+  }
+  // overwrite
+  const problems: string[] = [];
+  for (const [name, kind] of restored) {
+    const there = state.relations.get(name);
+    if (there === undefined) continue;
+    if (kindOf(there) !== kind) problems.push(`"${name}" is a ${kindOf(there)} in the target but a ${kind} in the backup`);
+  }
+  for (const t of triggerNames) {
+    const on = state.triggers.get(t.name);
+    if (on !== undefined && !restoredTables.has(on)) problems.push(`trigger "${t.name}" exists on table "${on}", which this restore does not replace`);
+  }
+  for (const t of plan.tables) {
+    if (kindOf(state.relations.get(t.target)) !== 'table' || !state.relations.has(t.target)) continue;
+    const cols = await select(conn, `SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ${textLit(database)} AND TABLE_NAME = ${textLit(t.target)} ORDER BY ORDINAL_POSITION`);
+    const there = cols.map((r) => `${str(r[0])} ${str(r[1])}`).join(', ');
+    const backup = t.def.columns.map((c) => `${c.name} ${c.type}`).join(', ');
+    if (there !== backup) problems.push(`table "${t.target}" has columns (${there}) in the target but (${backup}) in the backup`);
+  }
+  if (problems.length > 0) {
+    throw new ConflictError(
+      `Cannot overwrite in ${location}: ${list(problems)}. Restore with --on-conflict replace to make the database exactly the backup, or restore those objects under other names (--rename) or into another database.`,
+    );
+  }
+}
