@@ -174,7 +174,8 @@ export function parseMysqlUrl(
   home = os.homedir(),
   systemFiles: readonly string[] = SYSTEM_OPTION_FILES,
 ): MysqlSettings {
-  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*@)?(?=[:/?#]|$)/i.exec(url);
+  // An empty host: right after the user information, or before a port with no "@" after it.
+  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*@)?(?=[/?#]|$|:[^/?#@]*(?:[/?#]|$))/i.exec(url);
   const text = m ? `${m[1]}://${m[2] ?? ''}${EMPTY_HOST}${url.slice(m[0].length)}` : url;
   let u: URL;
   try {
@@ -280,7 +281,8 @@ export function mysqlDatabaseKey(location: string): string | undefined {
 /**
  * The URL with its password replaced by *** (everything from the first ":" of the user
  * information to the last "@" of the text, so a password with a raw "@", "/" or ":" goes whole;
- * over-redacting a "@" in a socket path is the safe side). Text without a scheme is returned as it is.
+ * over-redacting a "@" in a socket path is the safe side; a user part that holds "/", "?", "#"
+ * or a space is hidden too). Text without a scheme is returned as it is.
  */
 export function redactMysqlUrl(url: string): string {
   let out = String(url);
@@ -290,7 +292,10 @@ export function redactMysqlUrl(url: string): string {
     if (at > scheme[0].length) {
       const userinfo = out.slice(scheme[0].length, at);
       const colon = userinfo.indexOf(':');
-      if (colon >= 0) out = `${scheme[0]}${userinfo.slice(0, colon)}:***${out.slice(at)}`;
+      const user = colon < 0 ? userinfo : userinfo.slice(0, colon);
+      // A "user" holding "/", "?", "#" or a space is no user name: a broken URL, hidden whole.
+      if (/[/?#\s]/.test(user)) out = `${scheme[0]}***${out.slice(at)}`;
+      else if (colon >= 0) out = `${scheme[0]}${user}:***${out.slice(at)}`;
     }
   }
   return out;
