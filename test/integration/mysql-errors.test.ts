@@ -3,7 +3,10 @@
  * MariaDB: a wrong password, a missing database, a user without the privileges a backup needs,
  * a server that does not answer, a URL without a database. Each is one line on stderr with the
  * exit code docs/cli.md gives (7 source, 3 not found, 2 usage), and the password is never in
- * stdout or stderr. These fail when the backup connects, before any table is read.
+ * stdout or stderr. These fail when the backup connects, before any table is read: they need
+ * MysqlSource.openSnapshot to open its first session with connection.ts connect(settings) (the
+ * URL's database), as the design says; against the skeleton's stub source (which connects to
+ * nothing) the five connect cases fail.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
