@@ -5,7 +5,7 @@
  * hoc to the server is resolved untrusted (no socket, no option file, host and user required:
  * 400 before any job). What the option does to a MySQL backup is the source's (todo below).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,9 @@ import { Repository } from '../../src/repo/repository.js';
 import { CairnClient } from '../../src/sdk/index.js';
 import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
+import { connect, parseMysqlUrl, readOptionFiles, SYSTEM_OPTION_FILES } from '../../src/sources/mysql/connection.js';
 import { waitJob } from '../helpers/api.js';
+import { ensureMysql } from '../helpers/mysql.js';
 import { CHINOOK, cairn, cairnJson } from '../helpers/cli.js';
 
 let work: string;
@@ -108,5 +110,24 @@ describe('a MySQL URL sent ad hoc to the server is untrusted', () => {
     expect(text).toContain('names no database');
     expect(text).toContain('mysql://user[:password]@host[:port]/dbname');
     expect(text).not.toContain('Secret-9');
+  });
+});
+
+describe('connecting as the mysql client would', () => {
+  const socket = readOptionFiles(SYSTEM_OPTION_FILES).values.socket;
+  const reason = socket === undefined ? 'no option file of this machine names a socket' : !existsSync(socket) ? `the socket ${socket} its option files name does not exist` : undefined;
+  it.skipIf(reason !== undefined)(`mysql://root@localhost/… goes through the option files' socket and reaches the server${reason ? ` (skipped: ${reason})` : ''}`, async () => {
+    ensureMysql();
+    const s = parseMysqlUrl('mysql://root@localhost/mysql', {}, { USER: 'root' });
+    expect(s.socketPath).toBe(socket);
+    const conn = await connect(s);
+    try {
+      const [rows] = await conn.query({ sql: 'SELECT @@socket, DATABASE()', rowsAsArray: true });
+      const row = (rows as unknown[][])[0] ?? [];
+      expect(String(row[0])).toBe(socket);
+      expect(String(row[1])).toBe('mysql');
+    } finally {
+      await conn.end();
+    }
   });
 });
