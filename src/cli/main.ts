@@ -300,7 +300,7 @@ class CairnCommand extends Command {
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new CairnCommand('cairn')
-    .description('Backup and restore for PostgreSQL and SQLite databases.')
+    .description('Backup and restore for PostgreSQL, MySQL/MariaDB and SQLite databases.')
     .version('0.1.0')
     .option('--debug', 'print stack traces with errors')
     .exitOverride()

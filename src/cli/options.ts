@@ -171,6 +171,7 @@ or starts or ends with a space, goes in double quotes, SQL style (a quote inside
 break typed as itself inside the quotes); repeat the flag or separate names with ",". Examples:
   --include 'public."say ""hi"" "'   --include '" lead"' --include 'public."a,b"'
   --rename '"k=v"=kv'                --rename 'users="Users 2"'
+MySQL/MariaDB: a name may also be written in backticks, e.g. --include '\`order\`'.
 A name that matches nothing is an error that lists the names as they are to be typed.`;
 
 export function selectionOptions(cmd: Command): Command {

@@ -71,15 +71,22 @@ export const CreateBackupBody = z
     ...selection,
     /** When it expires: a duration from now (30d, 6mo), a date (2027-01-31) or never (the default). */
     expires: str(LIMITS.text).optional(),
-    /** PostgreSQL: also record the server's roles and memberships (no password hashes). */
+    /** Also record the roles and memberships (PostgreSQL) or the users and grants of the database (MySQL/MariaDB); no password hashes. */
     roles: z.boolean().optional(),
     /** With roles: include password hashes (an admin token only). */
     rolesWithPasswords: z.boolean().optional(),
     /**
-     * How long to wait for each table lock (PostgreSQL lock_timeout) or the file's lock (SQLite busy
-     * timeout), in seconds, before the job fails (error SOURCE). Default 30 (PostgreSQL), 5 (SQLite).
+     * How long to wait for each table lock (PostgreSQL lock_timeout), the global read lock and
+     * metadata locks (MySQL/MariaDB lock_wait_timeout) or the file's lock (SQLite busy timeout), in
+     * seconds, before the job fails (error SOURCE). Default 30 (PostgreSQL, MySQL), 5 (SQLite).
      */
     lockTimeoutSeconds: z.number().int().min(1).max(86_400).optional(),
+    /**
+     * MySQL/MariaDB: hold the global read lock until the non-transactional tables (MyISAM, Aria)
+     * have been read, so they are consistent with the rest (writes wait meanwhile). Default: read
+     * them after the lock, with a warning naming them. Other engines have no such tables.
+     */
+    lockNonTransactional: z.boolean().optional(),
     /** Fail (error SOURCE, nothing committed) when the source gives warnings, instead of keeping the backup with them. */
     strict: z.boolean().optional(),
     config: z

@@ -79,6 +79,7 @@ describe('registry', () => {
     expect(driverForUrl('sqlite:///tmp/x.db').kind).toBe('sqlite');
     expect(driverForUrl('postgres://u@h/db').kind).toBe('postgres');
     expect(driverForUrl('PostgreSQL://u@h/db').kind).toBe('postgres');
+    expect(driverForUrl('MariaDB://u@h/db').kind).toBe('mysql');
     for (const d of engines()) {
       expect(driverForKind(d.kind)).toBe(d);
       for (const s of d.schemes) expect(findDriver(`${s}://x`)).toBe(d);
@@ -87,8 +88,8 @@ describe('registry', () => {
   });
 
   it('refuses an unknown scheme or a text without one, naming the supported URLs and no password', () => {
-    expect(() => openSource('mysql://app:Secret-1@db/shop')).toThrow(
-      'Unsupported database URL scheme "mysql:" in "mysql://app:***@db/shop". Supported: sqlite:///absolute/path.db, sqlite:relative/path.db or postgres://user[:password]@host[:port]/dbname.',
+    expect(() => openSource('oracle://app:Secret-1@db/shop')).toThrow(
+      'Unsupported database URL scheme "oracle:" in "oracle://app:***@db/shop". Supported: sqlite:///absolute/path.db, sqlite:relative/path.db, postgres://user[:password]@host[:port]/dbname or mysql://user[:password]@host[:port]/dbname.',
     );
     expect(() => openTarget('shop.db')).toThrow(/"shop\.db" is not a database URL\. Write sqlite:\/\/\/absolute\/path\.db/);
   });
@@ -116,7 +117,7 @@ describe('engine folders', () => {
   const folders = readdirSync(join(root, 'sources'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
 
   it('every engine folder has the same files: index, connection, naming, source, target', () => {
-    expect(folders.sort()).toEqual(['postgres', 'sqlite']);
+    expect(folders.sort()).toEqual(['mysql', 'postgres', 'sqlite']);
     for (const f of folders) {
       const files = readdirSync(join(root, 'sources', f));
       for (const name of ['index.ts', 'connection.ts', 'naming.ts', 'source.ts', 'target.ts']) expect(files, `${f}/${name}`).toContain(name);

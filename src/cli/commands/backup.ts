@@ -34,6 +34,7 @@ import { callServer, requireRepoName, runOnServer, serverClient, serverOption, t
 
 interface BackupCreateFlags extends CommonOptions, SelectionFlags, ServerFlags, RetryLockFlags {
   lockTimeout?: string;
+  lockNontransactional?: boolean;
   strict?: boolean;
   source: string;
   expires?: string;
@@ -51,7 +52,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     backup
       .command('create')
       .description('back up a database into a repository')
-      .requiredOption('--source <url>', 'database URL, e.g. sqlite:///path/to/app.db; postgres:///app (read as psql reads it: PG* variables, services, the Unix socket); postgres://user@host:port/ (no database): the whole server; or a source name registered with cairn source add')
+      .requiredOption('--source <url>', 'database URL, e.g. sqlite:///path/to/app.db; postgres:///app (read as psql reads it: PG* variables, services, the Unix socket); postgres://user@host:port/ (no database): the whole server; mysql://user@host:port/db or mariadb://… (one database; password from the URL, MYSQL_PWD or ~/.my.cnf); or a source name registered with cairn source add')
       .addOption(repoOption())
       .option('--id <id>', 'backup id (lowercase letters, digits, - and _); generated when absent')
       .option('--expires <duration>', 'delete it automatically after this long (30m, 12h, 3d, 4w, 6mo, 1y; default: never)'),
@@ -59,9 +60,10 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     .option('--compression <algorithm>', 'zstd, gzip or none (default: the repository\'s)')
     .option('--level <level>', 'fastest, default or best (default: the repository\'s)')
     .option('--jobs <n>', 'tables read in parallel (default: the number of cores)')
-    .option('--roles', 'also record the server\'s roles and memberships (PostgreSQL; no password hashes)')
+    .option('--roles', 'also record the roles and memberships (PostgreSQL) or the users and grants of the database (MySQL/MariaDB); no password hashes')
     .option('--roles-with-passwords', 'with --roles: include password hashes')
-    .option('--lock-timeout <duration>', 'how long to wait for each table lock (PostgreSQL) or for the database file\'s lock (SQLite busy timeout) before failing with exit 7: 1s, 30s, 5m (default 30s PostgreSQL, 5s SQLite)')
+    .option('--lock-timeout <duration>', 'how long to wait for each table lock (PostgreSQL), the global read lock and table metadata locks (MySQL/MariaDB lock_wait_timeout) or the database file\'s lock (SQLite busy timeout) before failing with exit 7: 1s, 30s, 5m (default 30s PostgreSQL and MySQL, 5s SQLite)')
+    .option('--lock-nontransactional', 'MySQL/MariaDB only: hold the global read lock until the non-transactional tables (MyISAM, Aria, …) have been read, so they are consistent with the rest; writes to the whole server wait meanwhile (default: read them after the lock, with a warning naming them; other engines have no such tables)')
     .option('--strict', 'fail (exit 7, nothing committed) when the backup has warnings, e.g. data it cannot capture, instead of committing it with them')
     .addOption(retryLockOption())
     .option('--json', 'print the manifest as JSON')
@@ -88,6 +90,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
             ...(opts.roles ? { roles: true } : {}),
             ...(opts.rolesWithPasswords ? { rolesWithPasswords: true } : {}),
             ...(lockTimeoutMs !== undefined ? { lockTimeoutSeconds: lockTimeoutMs / 1000 } : {}),
+            ...(opts.lockNontransactional ? { lockNonTransactional: true } : {}),
             ...(opts.strict ? { strict: true } : {}),
             ...(compression || jobs ? { config: { ...(opts.compression ? { compression: compression?.algorithm } : {}), ...(opts.level ? { level: compression?.level } : {}), ...(jobs ? { jobs } : {}) } } : {}),
           }),
@@ -99,7 +102,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
       }
       if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the backup runs in this process.');
       // A registered source name resolves here as a --repo name does: from the catalog of $CAIRN_DATA_DIR.
-      const source = openSource(await resolveSource(opts.source), { roles: Boolean(opts.roles), rolesWithPasswords: Boolean(opts.rolesWithPasswords), ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}) });
+      const source = openSource(await resolveSource(opts.source), { roles: Boolean(opts.roles), rolesWithPasswords: Boolean(opts.rolesWithPasswords), ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}), ...(opts.lockNontransactional ? { lockNonTransactional: true } : {}) });
       const repository = await openLockingRepository(opts.repo, opts, { io, signal });
       const compression = compressionFrom(opts, repository.config.compression);
       const bar = new ProgressBar('backup', process.stderr, !opts.json && Boolean(process.stderr.isTTY));

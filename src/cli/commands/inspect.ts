@@ -35,7 +35,7 @@ export function registerInspectCommands(program: Command, { io, signal }: CliCon
   program
     .command('dump <id> <collection>')
     .description(
-      'write the rows of one table of a backup as CSV or SQL to stdout (or --output), read from the repository alone; the name is read as --include reads it (PostgreSQL: t is public.t, quoted parts exact; SQLite: ASCII case ignored)',
+      'write the rows of one table of a backup as CSV or SQL to stdout (or --output), read from the repository alone; the name is read as --include reads it (PostgreSQL: t is public.t, quoted parts exact; MySQL/MariaDB: exact; SQLite: ASCII case ignored)',
     )
     .addOption(repoOption())
     .addOption(

@@ -29,7 +29,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
       .command('restore <id>')
       .description('restore a backup into a database')
       .addOption(repoOption())
-      .requiredOption('--to <url>', 'target database URL, e.g. sqlite:///path/to/copy.db; postgres://user@host:port/ for a whole-server backup'),
+      .requiredOption('--to <url>', 'target database URL, e.g. sqlite:///path/to/copy.db; postgres://user@host:port/db; postgres://user@host:port/ for a whole-server backup; mysql://user@host:port/db or mariadb://… (created when missing)'),
   )
     .option('--rename <old=new>', `restore a collection under another name (repeatable, or comma-separated; split at the first "=" outside quotes)${NAME_QUOTING}`, collect)
     .addOption(
@@ -46,9 +46,9 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
     )
     .option('--sessions-timeout <duration>', 'with --sessions wait: how long to wait, e.g. 30s, 10m (default 5m)')
     .option('--jobs <n>', 'tables loaded in parallel (default: the number of cores)')
-    .option('--roles', 'also restore the roles recorded in the backup (PostgreSQL; a whole-server backup: and its tablespaces)')
-    .option('--no-owner', 'objects belong to the restoring role, not their recorded owners (PostgreSQL, as pg_restore --no-owner)')
-    .option('--no-privileges', 'leave out grants and default privileges (PostgreSQL, as pg_restore --no-privileges)')
+    .option('--roles', 'also restore the roles recorded in the backup (PostgreSQL; a whole-server backup: and its tablespaces) or its users and grants (MySQL/MariaDB: CREATE USER IF NOT EXISTS, then the GRANTs)')
+    .option('--no-owner', 'objects belong to the restoring role, not their recorded owners (PostgreSQL, as pg_restore --no-owner); MySQL/MariaDB: the DEFINER of views, triggers, routines and events becomes the restoring user (CURRENT_USER)')
+    .option('--no-privileges', 'leave out grants and default privileges (PostgreSQL, as pg_restore --no-privileges; MySQL/MariaDB: with --roles, the users without their GRANTs)')
     .option('--json', 'print JSON')
     .addOption(retryLockOption())
     .addOption(serverOption())

@@ -21,7 +21,7 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
     if (req.expires !== undefined) parseExpiry(req.expires, new Date());
     const roles = { ...(req.roles ? { roles: true } : {}), ...(req.rolesWithPasswords ? { rolesWithPasswords: true } : {}) };
     const ref = sourceUrl(c, req.source);
-    const source = openSource(ref.url, { untrusted: ref.untrusted, ...roles, ...(req.lockTimeoutSeconds !== undefined ? { lockTimeoutMs: req.lockTimeoutSeconds * 1000 } : {}) }); // validates the URL; its location has no secret
+    const source = openSource(ref.url, { untrusted: ref.untrusted, ...roles, ...(req.lockTimeoutSeconds !== undefined ? { lockTimeoutMs: req.lockTimeoutSeconds * 1000 } : {}), ...(req.lockNonTransactional ? { lockNonTransactional: true } : {}) }); // validates the URL; its location has no secret
     const repo = await openRepo(c, req.repository);
     if (req.id !== undefined && (await repo.hasBackup(req.id))) throw new CairnError('CONFLICT', `Backup "${req.id}" already exists in ${repo.location}; choose another id.`);
     // The id is chosen now, so the 202 can name it and GET /v1/backups/{id} answers while it runs.
@@ -35,7 +35,7 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
     const job = await center.start({
       kind: 'backup',
       exclusiveKey: databaseKey(source.location),
-      params: { source: source.location, repository: repo.location, id, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.config ? { config: req.config } : {}), ...(req.expires !== undefined ? { expires: req.expires } : {}), ...roles, ...(req.lockTimeoutSeconds !== undefined ? { lockTimeoutSeconds: req.lockTimeoutSeconds } : {}), ...(req.strict ? { strict: true } : {}) },
+      params: { source: source.location, repository: repo.location, id, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.config ? { config: req.config } : {}), ...(req.expires !== undefined ? { expires: req.expires } : {}), ...roles, ...(req.lockTimeoutSeconds !== undefined ? { lockTimeoutSeconds: req.lockTimeoutSeconds } : {}), ...(req.lockNonTransactional ? { lockNonTransactional: true } : {}), ...(req.strict ? { strict: true } : {}) },
       run: async (ctx) => {
         try {
         const expiresAt = req.expires !== undefined ? parseExpiry(req.expires, new Date()) : null;

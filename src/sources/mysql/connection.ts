@@ -15,7 +15,22 @@ import type { UrlTrust } from '../driver.js';
 
 export const MYSQL_URL_FORMS = 'mysql://user[:password]@host[:port]/dbname';
 export const MYSQL_SCHEMES = ['mysql', 'mariadb'] as const;
+export const DEFAULT_PORT = 3306;
 const URL_PREVIEW = 160;
+
+/**
+ * The option files the mysql and mariadb clients read on Linux, in order (a later one wins):
+ * /etc/my.cnf, /etc/mysql/my.cnf, then $MYSQL_HOME/my.cnf and ~/.my.cnf (optionFiles adds
+ * those two). `!include` and `!includedir` are followed. MySQL's encrypted ~/.mylogin.cnf is not read.
+ */
+export const SYSTEM_OPTION_FILES: readonly string[] = ['/etc/my.cnf', '/etc/mysql/my.cnf'];
+
+/**
+ * The option-file groups cairn reads: those every MySQL and MariaDB client reads. Not [mysql]
+ * (the mysql program's own) nor [mysqld] / [mariadb] (the server's: their `user` is the OS user
+ * the server runs as).
+ */
+export const OPTION_GROUPS: readonly string[] = ['client', 'client-server', 'client-mariadb'];
 
 export interface MysqlSettings {
   /** "mysql" or "mariadb": as the URL was written (both reach either server). */
@@ -28,7 +43,7 @@ export interface MysqlSettings {
   password?: string;
   /** The database; '' for a whole server (not supported yet: openSource / openTarget refuse it). */
   database: string;
-  /** Where the password came from, for messages ("the URL", "MYSQL_PWD", "~/.my.cnf"). */
+  /** Where the password came from, for messages ("the URL", "MYSQL_PWD", "/root/.my.cnf"). */
   passwordFrom?: string;
   untrusted?: boolean;
 }
@@ -37,88 +52,203 @@ function invalidUrl(url: string, why: string): UsageError {
   return new UsageError(`Invalid MySQL URL "${previewUrl(url)}": ${why} Write ${MYSQL_URL_FORMS} (or mariadb://…).`);
 }
 
-/** Options of an option file's [client], [mysql] and [mariadb] groups (later groups win), e.g. ~/.my.cnf. */
-export function readOptionFile(file: string): Record<string, string> {
+/** Why an untrusted URL is refused: the sentence after "it …". */
+const UNTRUSTED_FIX =
+  "a URL sent to the server in a request may use nothing of the server's own settings (MYSQL_PWD, option files such as ~/.my.cnf, its Unix socket): write the network host, user, password and database in the URL, or ask an admin to register the source by name (POST /v1/sources).";
+
+/** An option value as the clients read it: quotes removed, escapes (\n \t \s \\ …) decoded, a trailing # comment dropped. */
+function optionValue(raw: string): string {
+  let v = raw.trim();
+  const q = v[0];
+  if ((q === '"' || q === "'") && v.indexOf(q, 1) > 0) {
+    v = v.slice(1, v.indexOf(q, 1));
+  } else {
+    const hash = v.search(/\s#/);
+    if (hash >= 0) v = v.slice(0, hash).trimEnd();
+  }
+  return v.replace(/\\([btnrs\\"'])/g, (_, c: string) => ({ b: '\b', t: '\t', n: '\n', r: '\r', s: ' ' })[c as 'b'] ?? c);
+}
+
+/**
+ * Reads one option file into `out` (keys lowercase, "-" as "_"; a later value wins), with the
+ * file each value came from in `from`. Only OPTION_GROUPS count. A missing or unreadable file is
+ * skipped; a world-writable one too, as the clients do ("World-writable config file is
+ * ignored"): anyone could have put a host or user there. `!include` / `!includedir` are followed
+ * up to 10 levels deep.
+ */
+function readOptionFileInto(file: string, out: Record<string, string>, from: Record<string, string>, depth = 0): void {
+  if (depth > 10) return;
   let text: string;
   try {
+    if ((fs.statSync(file).mode & 0o002) !== 0) return;
     text = fs.readFileSync(file, 'utf8');
   } catch {
-    return {};
+    return;
   }
-  const out: Record<string, string> = {};
   let group = '';
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
     if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const inc = /^!include(dir)?\s+(.+)$/.exec(line);
+    if (inc) {
+      const target = path.resolve(path.dirname(file), (inc[2] ?? '').trim());
+      if (inc[1] === undefined) readOptionFileInto(target, out, from, depth + 1);
+      else {
+        let names: string[] = [];
+        try {
+          names = fs.readdirSync(target).filter((n) => n.endsWith('.cnf')).sort();
+        } catch {
+          // A missing folder is skipped, as the clients do.
+        }
+        for (const n of names) readOptionFileInto(path.join(target, n), out, from, depth + 1);
+      }
+      continue;
+    }
     const g = /^\[(.+)\]$/.exec(line);
     if (g) {
       group = (g[1] ?? '').trim().toLowerCase();
       continue;
     }
-    if (!['client', 'mysql', 'mariadb', 'client-mariadb'].includes(group)) continue;
+    if (!OPTION_GROUPS.includes(group)) continue;
     const eq = line.indexOf('=');
-    const key = (eq < 0 ? line : line.slice(0, eq)).trim().toLowerCase().replace(/-/g, '_');
-    let value = eq < 0 ? '' : line.slice(eq + 1).trim();
-    if (/^(['"]).*\1$/.test(value)) value = value.slice(1, -1);
-    out[key] = value;
+    // `password` alone asks the mysql client to prompt: nothing to use here.
+    if (eq < 0) continue;
+    const key = line.slice(0, eq).trim().toLowerCase().replace(/-/g, '_');
+    out[key] = optionValue(line.slice(eq + 1));
+    from[key] = file;
   }
-  return out;
 }
 
 /**
- * A MySQL/MariaDB URL → settings. Throws UsageError for a malformed URL. `untrusted` (an ad-hoc
- * URL in an API request): nothing of the server's environment is used (no MYSQL_PWD, no option
- * file, no socket), and the URL must name the host and the user.
+ * The options of the [client], [client-server] and [client-mariadb] groups of one option file
+ * (e.g. ~/.my.cnf), keys lowercase with "_" for "-"; {} when it is missing.
  */
-export function parseMysqlUrl(url: string, trust: UrlTrust = {}, env: NodeJS.ProcessEnv = process.env, home = os.homedir()): MysqlSettings {
+export function readOptionFile(file: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  readOptionFileInto(file, out, {});
+  return out;
+}
+
+/** The option files read for a connection, in order: the system's, $MYSQL_HOME/my.cnf, ~/.my.cnf. */
+export function optionFiles(env: NodeJS.ProcessEnv, home: string, systemFiles: readonly string[] = SYSTEM_OPTION_FILES): string[] {
+  return [...systemFiles, ...(env.MYSQL_HOME ? [path.join(env.MYSQL_HOME, 'my.cnf')] : []), path.join(home, '.my.cnf')];
+}
+
+/** Every option of `files` (later files win), with the file each came from. */
+export function readOptionFiles(files: readonly string[]): { values: Record<string, string>; from: Record<string, string> } {
+  const values: Record<string, string> = {};
+  const from: Record<string, string> = {};
+  for (const f of files) readOptionFileInto(f, values, from);
+  return { values, from };
+}
+
+/** A host name no URL names: stands in for the empty host the WHATWG parser refuses (`mysql://u@/db`). */
+const EMPTY_HOST = 'cairn-empty-host.invalid';
+
+/** Decodes a percent-encoded URL part; UsageError naming `what` for a "%" that starts no escape. */
+function decodePart(url: string, text: string, what: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw invalidUrl(url, `the ${what} has an invalid percent-encoding (a "%" not followed by two hex digits; write a literal "%" as %25).`);
+  }
+}
+
+/**
+ * A MySQL/MariaDB URL → settings, as the mysql client would resolve them: each of user,
+ * password, host, port and socket comes from the URL, else (password) MYSQL_PWD, else the option
+ * files (optionFiles: /etc/my.cnf, /etc/mysql/my.cnf, $MYSQL_HOME/my.cnf, ~/.my.cnf; groups
+ * [client], [client-server], [client-mariadb]), else the default: user → $USER or the OS user,
+ * host → localhost, port → 3306. A host left out or written `localhost` goes through the
+ * option files' socket when they name one (as the mysql client does), else TCP. User, password
+ * and database are percent-decoded; an IPv6 host is written in brackets (`[::1]`).
+ *
+ * `trust.untrusted` (a URL that came in an API request): nothing of the machine's is used (no
+ * MYSQL_PWD, no option file, no socket), and the URL must name the host and the user.
+ * Throws UsageError for a malformed URL, naming the fix; the message never holds the password.
+ */
+export function parseMysqlUrl(
+  url: string,
+  trust: UrlTrust = {},
+  env: NodeJS.ProcessEnv = process.env,
+  home = os.homedir(),
+  systemFiles: readonly string[] = SYSTEM_OPTION_FILES,
+): MysqlSettings {
+  // An empty host: right after the user information, or before a port with no "@" after it.
+  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*@)?(?=[/?#]|$|:[^/?#@]*(?:[/?#]|$))/i.exec(url);
+  const text = m ? `${m[1]}://${m[2] ?? ''}${EMPTY_HOST}${url.slice(m[0].length)}` : url;
   let u: URL;
   try {
-    u = new URL(url);
+    u = new URL(text);
   } catch {
-    throw invalidUrl(url, 'it does not parse as a URL.');
+    throw invalidUrl(url, 'it does not parse as a URL (a "/", "?", "#" or "@" in the password must be percent-encoded: %2F, %3F, %23, %40).');
   }
   const scheme = u.protocol.slice(0, -1).toLowerCase();
   if (!(MYSQL_SCHEMES as readonly string[]).includes(scheme)) throw invalidUrl(url, `the scheme "${scheme}:" is not mysql: or mariadb:.`);
-  const path = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  if (path.includes('/')) throw invalidUrl(url, `the path "/${path}" has more than one part; it names one database.`);
-  const params = Object.fromEntries(u.searchParams.entries());
-  for (const k of Object.keys(params)) {
+  if (u.hash !== '') throw invalidUrl(url, 'it has a "#" part (a "#" in the password must be percent-encoded: %23).');
+  const database = decodePart(url, u.pathname.replace(/^\//, ''), 'database');
+  if (u.pathname.replace(/^\//, '').includes('/')) throw invalidUrl(url, `the path has more than one part; it names one database (a "/" in a name is written %2F).`);
+  const params = [...u.searchParams.entries()];
+  for (const [k] of params) {
     if (k !== 'socket') throw invalidUrl(url, `the query parameter "${k.slice(0, 40)}" is not supported (only socket=/path/to/mysqld.sock).`);
   }
+  if (params.length > 1) throw invalidUrl(url, 'it names socket= more than once.');
+  const socketParam = params[0]?.[1];
+  if (socketParam === '') throw invalidUrl(url, 'socket= is empty; give the path of the server\'s Unix socket.');
+  const rawHost = u.hostname === EMPTY_HOST ? '' : u.hostname;
+  const urlUser = decodePart(url, u.username, 'user');
   const untrusted = trust.untrusted === true;
-  if (untrusted && params.socket !== undefined) throw new UsageError(`A MySQL URL sent to the server may not name a Unix socket ("socket="): connect over TCP with host and port.`);
-  const file = untrusted ? {} : readOptionFile(path_join(home, '.my.cnf'));
-  const user = u.username !== '' ? decodeURIComponent(u.username) : untrusted ? '' : (file.user ?? env.USER ?? os.userInfo().username);
-  if (user === '') throw new UsageError(`A MySQL URL sent to the server must name the user: ${MYSQL_URL_FORMS}.`);
-  if (untrusted && u.hostname === '') throw new UsageError(`A MySQL URL sent to the server must name the host: ${MYSQL_URL_FORMS}.`);
+  if (untrusted) {
+    if (socketParam !== undefined) throw invalidUrl(url, `it names a Unix socket (socket=), and ${UNTRUSTED_FIX}`);
+    if (rawHost === '') throw invalidUrl(url, `it names no host, and ${UNTRUSTED_FIX}`);
+    if (urlUser === '') throw invalidUrl(url, `it names no user, and ${UNTRUSTED_FIX}`);
+  }
+  const files = untrusted ? { values: {} as Record<string, string>, from: {} as Record<string, string> } : readOptionFiles(optionFiles(env, home, systemFiles));
+  const opt = files.values;
+  const user = urlUser !== '' ? urlUser : (opt.user || env.USER || env.LOGNAME || safeOsUser());
+  if (user === '') throw invalidUrl(url, 'it names no user, and none is set in an option file (user=) or the environment ($USER).');
   let password: string | undefined;
   let passwordFrom: string | undefined;
   if (u.password !== '') {
-    password = decodeURIComponent(u.password);
+    password = decodePart(url, u.password, 'password');
     passwordFrom = 'the URL';
   } else if (!untrusted && env.MYSQL_PWD !== undefined) {
+    // MYSQL_PWD before the option files: set for one run, it is the more specific wish (the
+    // mysql client ranks option files first; see docs/mysql.md).
     password = env.MYSQL_PWD;
     passwordFrom = 'MYSQL_PWD';
-  } else if (!untrusted && file.password !== undefined) {
-    password = file.password;
-    passwordFrom = '~/.my.cnf';
+  } else if (!untrusted && opt.password !== undefined) {
+    password = opt.password;
+    passwordFrom = files.from.password;
   }
-  const port = u.port === '' ? Number(file.port ?? 3306) : Number(u.port);
-  const host = u.hostname === '' ? (file.host ?? 'localhost') : u.hostname.replace(/^\[(.*)\]$/, '$1');
-  const socketPath = params.socket ?? (!untrusted && u.hostname === '' && file.socket !== undefined ? file.socket : undefined);
+  let port = DEFAULT_PORT;
+  if (u.port !== '') port = Number(u.port);
+  else if (opt.port !== undefined && opt.port !== '') {
+    port = Number(opt.port);
+    if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new UsageError(`The option file ${files.from.port} sets port=${opt.port.slice(0, 20)}, which is not a port (1–65535). Fix it, or write the port in the URL.`);
+  }
+  const host = (rawHost !== '' ? rawHost : opt.host || 'localhost').replace(/^\[(.*)\]$/, '$1');
+  // As the mysql client: localhost means the Unix socket when one is configured.
+  const socketPath = socketParam ?? (!untrusted && host === 'localhost' && u.port === '' && opt.socket ? opt.socket : undefined);
   return {
     scheme,
     host,
     port,
     ...(socketPath !== undefined ? { socketPath } : {}),
     user,
-    ...(password !== undefined ? { password, passwordFrom } : {}),
-    database: path,
+    ...(password !== undefined ? { password, ...(passwordFrom !== undefined ? { passwordFrom } : {}) } : {}),
+    database,
     ...(untrusted ? { untrusted: true } : {}),
   };
 }
 
-const path_join = (a: string, b: string): string => path.join(a, b);
+function safeOsUser(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return '';
+  }
+}
 
 /** `mysql://user@host:port/db` (or `?socket=`): safe to print and to store in a manifest. */
 export function mysqlLocation(s: MysqlSettings, database = s.database): string {
@@ -131,23 +261,29 @@ const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1']);
 
 /**
  * A location → `mysql://host:port/db`: the user and the scheme (mysql / mariadb) do not change
- * the database; a socket and localhost, 127.0.0.1, ::1 are one machine. Undefined when it is
- * not a MySQL location.
+ * the database; a socket and localhost, 127.0.0.1, ::1 are one machine; host names compare in
+ * any letter case, database names exactly (lower_case_table_names=0, Linux's default).
+ * Undefined when it is not a MySQL location. Reads no option file: a location names everything.
  */
 export function mysqlDatabaseKey(location: string): string | undefined {
   let s: MysqlSettings;
   try {
-    s = parseMysqlUrl(location, {}, {}, '/nonexistent');
+    s = parseMysqlUrl(location, {}, {}, '/nonexistent', []);
   } catch {
     return undefined;
   }
   let host = s.host.toLowerCase();
   if (s.socketPath !== undefined || LOCAL_HOSTS.has(host)) host = 'localhost';
   else if (host.includes(':')) host = `[${host}]`;
-  return `mysql://${host}:${s.port}/${s.database}`;
+  return `mysql://${host}:${s.port}/${encodeURIComponent(s.database)}`;
 }
 
-/** The URL with its password replaced by *** (up to the last "@" of the authority). */
+/**
+ * The URL with its password replaced by *** (everything from the first ":" of the user
+ * information to the last "@" of the text, so a password with a raw "@", "/" or ":" goes whole;
+ * over-redacting a "@" in a socket path is the safe side; a user part that holds "/", "?", "#"
+ * or a space is hidden too). Text without a scheme is returned as it is.
+ */
 export function redactMysqlUrl(url: string): string {
   let out = String(url);
   const scheme = /^[a-z][a-z0-9+.-]*:\/*/i.exec(out);
@@ -156,12 +292,16 @@ export function redactMysqlUrl(url: string): string {
     if (at > scheme[0].length) {
       const userinfo = out.slice(scheme[0].length, at);
       const colon = userinfo.indexOf(':');
-      if (colon >= 0) out = `${scheme[0]}${userinfo.slice(0, colon)}:***${out.slice(at)}`;
+      const user = colon < 0 ? userinfo : userinfo.slice(0, colon);
+      // A "user" holding "/", "?", "#" or a space is no user name: a broken URL, hidden whole.
+      if (/[/?#\s]/.test(user)) out = `${scheme[0]}***${out.slice(at)}`;
+      else if (colon >= 0) out = `${scheme[0]}${user}:***${out.slice(at)}`;
     }
   }
   return out;
 }
 
+/** The URL redacted and cut to 160 characters, for messages. */
 export function previewUrl(url: string): string {
   const text = redactMysqlUrl(String(url));
   return text.length > URL_PREVIEW ? `${text.slice(0, URL_PREVIEW)}…` : text;
@@ -238,44 +378,68 @@ export function parseVersion(text: string): { version: string; mariadb: boolean;
   return { version: m ? m[0] : text, mariadb: /mariadb/i.test(text), major: Number(m?.[1] ?? 0), minor: Number(m?.[2] ?? 0) };
 }
 
-/** Driver errors → CairnErrors whose message names the problem and the fix, never the password. */
+/** What a user needs to back up and restore one database, for messages (docs/mysql.md explains each). */
+export const PRIVILEGES_HINT =
+  'a backup needs SELECT, SHOW VIEW, TRIGGER and EVENT on the database (RELOAD and BINLOG MONITOR or REPLICATION CLIENT for parallel reads and the binlog position); a restore needs ALL on the database and on `<database>__cairn_%` staging databases (see docs/mysql.md)';
+
+/**
+ * Driver errors → CairnErrors whose message names the problem and the fix, never the password
+ * (it is scrubbed from the server's text too, decoded and percent-encoded):
+ * unreachable server, unknown host, missing socket → SourceError; wrong user or password →
+ * SourceError naming where the password came from; unknown database → NotFoundError; a missing
+ * privilege → SourceError naming PRIVILEGES_HINT; a lock wait past lock_wait_timeout →
+ * SourceError naming --lock-timeout; anything else → SourceError with the server's code and text.
+ * A CairnError passes through unchanged.
+ */
 export function mysqlError(err: unknown, s: MysqlSettings, database = s.database): CairnError {
   if (err instanceof CairnError) return err;
   const e = err as { code?: string; errno?: number; message?: string; sqlMessage?: string };
-  const where = s.socketPath ?? `${s.host}:${s.port}`;
+  const where = s.socketPath !== undefined ? `the socket ${s.socketPath}` : s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
   const scrub = (m: string | undefined): string => {
-    let text = m ?? String(err);
-    if (s.password) text = text.split(s.password).join('***');
+    let text = (m ?? String(err)).replace(/[\s.]+$/, '');
+    if (s.password) for (const secret of new Set([s.password, encodeURIComponent(s.password)])) text = text.split(secret).join('***');
     return text;
   };
+  const db = `"${database}"`;
   switch (e.code) {
     case 'ECONNREFUSED':
-      return new SourceError(`Cannot connect to MySQL at ${where}: connection refused. Is the server running and listening there?`, { cause: err });
+      return new SourceError(`Cannot connect to MySQL at ${where}: connection refused. Is the server running and listening there? Check the host and port in the URL.`, { cause: err });
     case 'ENOENT':
-      return new SourceError(`Cannot connect to MySQL: no socket at ${where}. Check the socket path, or connect over TCP with host and port.`, { cause: err });
+      return new SourceError(`Cannot connect to MySQL: there is no socket at ${s.socketPath ?? where}. Check the socket path, or connect over TCP with host and port.`, { cause: err });
+    case 'EACCES':
+      return new SourceError(`Cannot connect to MySQL through ${where}: permission denied. Run cairn as a user that may open the socket, or connect over TCP.`, { cause: err });
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return new SourceError(`Cannot connect to MySQL: host "${s.host}" not found. Check the host name in the URL.`, { cause: err });
     case 'ETIMEDOUT':
-      return new SourceError(`Cannot connect to MySQL at ${where}: timed out. Check the host, port and firewall.`, { cause: err });
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return new SourceError(`Cannot connect to MySQL at ${where}: ${e.code === 'ETIMEDOUT' ? 'timed out' : 'no route to the host'}. Check the host, the port and the firewall.`, { cause: err });
+    case 'ECONNRESET':
+    case 'PROTOCOL_CONNECTION_LOST':
+      return new SourceError(`The connection to MySQL at ${where} was lost (${e.code}). Check that the server is up and that ${where} is a MySQL or MariaDB server, then retry.`, { cause: err });
     case 'ER_ACCESS_DENIED_ERROR':
     case 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR':
       return new SourceError(
-        `MySQL at ${where} refused user "${s.user}": access denied${s.password !== undefined ? ` (password from ${s.passwordFrom ?? 'the URL'})` : ' (no password given)'}. Check the user and password (URL, MYSQL_PWD or ~/.my.cnf).`,
+        `MySQL at ${where} refused user "${s.user}": wrong user or password${s.password !== undefined ? ` (the password came from ${s.passwordFrom ?? 'the URL'})` : ' (no password was given)'}. Check them: the URL, MYSQL_PWD or an option file such as ~/.my.cnf.`,
         { cause: err },
       );
+    case 'ER_HOST_NOT_PRIVILEGED':
+      return new SourceError(`MySQL at ${where} does not let this machine connect: ${scrub(e.sqlMessage ?? e.message)}. Create the user for this client's host (CREATE USER 'name'@'host').`, { cause: err });
     case 'ER_BAD_DB_ERROR':
-      return new NotFoundError(`MySQL database "${database}" does not exist on ${where}. Check the database name in the URL.`, { cause: err });
+      return new NotFoundError(`MySQL database ${db} does not exist on ${where}. Check the database name in the URL (names are case-sensitive).`, { cause: err });
     case 'ER_DBACCESS_DENIED_ERROR':
+      return new SourceError(`MySQL user "${s.user}" may not use database ${db} on ${where} (${scrub(e.sqlMessage ?? e.message)}). Grant it the privileges it needs: ${PRIVILEGES_HINT}.`, { cause: err });
     case 'ER_TABLEACCESS_DENIED_ERROR':
     case 'ER_COLUMNACCESS_DENIED_ERROR':
     case 'ER_SPECIFIC_ACCESS_DENIED_ERROR':
     case 'ER_PROCACCESS_DENIED_ERROR':
-      return new SourceError(`MySQL refused an operation: ${scrub(e.sqlMessage ?? e.message)}. Grant the user "${s.user}" the privilege it needs.`, { cause: err });
+    case 'ER_KILL_DENIED_ERROR':
+      return new SourceError(`MySQL refused user "${s.user}" an operation on ${db}: ${scrub(e.sqlMessage ?? e.message)}. Grant the privilege it names: ${PRIVILEGES_HINT}.`, { cause: err });
     case 'ER_LOCK_WAIT_TIMEOUT':
-      return new SourceError(`MySQL lock not granted in time on ${where}/${database}: ${scrub(e.sqlMessage ?? e.message)}. Retry when the other session is done, or raise --lock-timeout.`, { cause: err });
+      return new SourceError(`MySQL lock not granted in time on ${where}, database ${db}: ${scrub(e.sqlMessage ?? e.message)}. Retry when the other session is done, or raise --lock-timeout.`, { cause: err });
     default:
-      return new SourceError(`MySQL error${e.code ? ` ${e.code}` : ''} on ${where}/${database}: ${scrub(e.sqlMessage ?? e.message)}.`, { cause: err });
+      return new SourceError(`MySQL error${e.code ? ` ${e.code}` : ''} on ${where}, database ${db}: ${scrub(e.sqlMessage ?? e.message)}.`, { cause: err });
   }
 }
 
@@ -292,5 +456,5 @@ export function hexLiteral(value: string | Buffer): string {
 
 /** A UTF-8 string literal (names, comments) under the sessions' binary character set. */
 export function textLiteral(value: string): string {
-  return `_utf8mb4${hexLiteral(value)}`;
+  return `_utf8mb4 ${hexLiteral(value)}`;
 }

@@ -7,7 +7,7 @@
  */
 import { UsageError } from '../../core/errors.js';
 import type { EngineDriver, UrlTrust } from '../driver.js';
-import { MYSQL_SCHEMES, MYSQL_URL_FORMS, mysqlDatabaseKey, mysqlLocation, parseMysqlUrl, redactMysqlUrl, type MysqlSettings } from './connection.js';
+import { MYSQL_SCHEMES, MYSQL_URL_FORMS, mysqlDatabaseKey, mysqlLocation, parseMysqlUrl, previewUrl, redactMysqlUrl, type MysqlSettings } from './connection.js';
 import { openMysqlDump, mysqlShape } from './dump.js';
 import { MYSQL_KIND, ROUTINES_KIND, GRANTS_KIND } from './format.js';
 import { mysqlNaming } from './naming.js';
@@ -15,12 +15,12 @@ import { definitionProblems } from './plan.js';
 import { MysqlSource } from './source.js';
 import { MysqlTarget } from './target.js';
 
-/** The settings of a URL that names one database; a whole server is refused (not supported yet). */
+/** The settings of a URL that names one database; UsageError for one that names none (a whole server is not supported). */
 function databaseSettings(url: string, trust: UrlTrust = {}): MysqlSettings {
   const s = parseMysqlUrl(url, trust);
   if (s.database === '') {
     throw new UsageError(
-      `The MySQL URL "${redactMysqlUrl(url)}" names no database; cairn backs up and restores one MySQL database at a time. Add it to the path: ${MYSQL_URL_FORMS}.`,
+      `The MySQL URL "${previewUrl(url)}" names no database: cairn backs up and restores one MySQL or MariaDB database at a time (a whole server is not supported). Add the database to the path: ${MYSQL_URL_FORMS}.`,
     );
   }
   return s;
