@@ -99,9 +99,32 @@ export async function dropDatabase(name: string): Promise<void> {
   await sql('', `DROP DATABASE IF EXISTS ${ident(name)}`);
 }
 
-/** Loads a .sql file with the mysql client into a database. */
+/** Loads a .sql file with the mysql client into a database (compound-statement markers: clientScript). */
 export function loadSqlFile(database: string, file: string): void {
-  loadSqlText(database, readFileSync(file, 'utf8'), file);
+  loadSqlText(database, clientScript(readFileSync(file, 'utf8')), file);
+}
+
+/**
+ * A script written for a multi-statement query (no DELIMITER lines) → the same for the `mariadb`
+ * client: between the lines `-- compound:begin` and `-- compound:end`, statements end with a
+ * line `END;` (their bodies hold ';'), so the block is run with the delimiter `//`.
+ */
+export function clientScript(text: string): string {
+  let inside = false;
+  return text
+    .split('\n')
+    .map((line) => {
+      if (line === '-- compound:begin') {
+        inside = true;
+        return 'DELIMITER //';
+      }
+      if (line === '-- compound:end') {
+        inside = false;
+        return 'DELIMITER ;';
+      }
+      return inside && line === 'END;' ? 'END//' : line;
+    })
+    .join('\n');
 }
 
 /** Runs SQL text through the `mariadb` client (as `mariadb db < file` would); `label` names it in errors. */
