@@ -7,7 +7,7 @@
  * NO_BACKSLASH_ESCAPES (test/helpers/mysql.ts ANSI_SQL_MODE).
  */
 import { describe, expect, it } from 'vitest';
-import { createDatabase, databaseExists, dropDatabase, ensureMysql, lit, loadEveryKind, myUrl, snapshotOf, sql } from '../helpers/mysql.js';
+import { createDatabase, databaseExists, dropDatabase, ensureMysql, ident, lit, loadEveryKind, myUrl, snapshotOf, sql } from '../helpers/mysql.js';
 import { describeEngineContract, type EngineFixture, type ObjectKind } from './contract.js';
 
 ensureMysql();
@@ -34,23 +34,25 @@ const stagingDatabases = (db: string): Promise<string[]> =>
   column('', `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ${lit(`${likeText(db.slice(0, 40))}__cairn_%`)} ESCAPE '|' ORDER BY 1`);
 
 /**
- * One line per object of each kind, from information_schema: its name and definition. A view's
- * definition names its tables qualified with the database (`db`.`t`): that name is replaced by
- * `<db>` so that copies in other databases compare equal.
+ * One line per object of each kind, from information_schema: its name and definition. Where a
+ * definition names the database itself (a view's tables, `db`.`t`; a column default's sequence),
+ * objects() writes `<db>` instead, so that copies in other databases compare equal. Names are
+ * compared and grouped as bytes (BINARY): information_schema's collation is case-insensitive,
+ * and `CaseTable` and `casetable` are two tables.
  */
 const OBJECT_QUERIES: Record<Exclude<ObjectKind, 'sequences'>, string> = {
   tables: `SELECT CONCAT_WS(' ', t.TABLE_NAME, t.TABLE_TYPE, t.ENGINE, t.TABLE_COLLATION, t.CREATE_OPTIONS, QUOTE(t.TABLE_COMMENT), 'auto_increment', IFNULL(t.AUTO_INCREMENT, '-'), ':',
              (SELECT GROUP_CONCAT(CONCAT_WS(' ', c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE, IFNULL(c.CHARACTER_SET_NAME, '-'), IFNULL(c.COLLATION_NAME, '-'),
                       'default', IFNULL(c.COLUMN_DEFAULT, '(none)'), c.EXTRA, IFNULL(c.GENERATION_EXPRESSION, '-'), QUOTE(c.COLUMN_COMMENT)) ORDER BY c.ORDINAL_POSITION SEPARATOR '; ')
-                FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME),
+                FROM information_schema.COLUMNS c WHERE BINARY c.TABLE_SCHEMA = t.TABLE_SCHEMA AND BINARY c.TABLE_NAME = t.TABLE_NAME),
              (SELECT GROUP_CONCAT(CONCAT_WS(' ', p.PARTITION_NAME, p.PARTITION_METHOD, p.PARTITION_EXPRESSION, p.PARTITION_DESCRIPTION) ORDER BY p.PARTITION_ORDINAL_POSITION SEPARATOR '; ')
-                FROM information_schema.PARTITIONS p WHERE p.TABLE_SCHEMA = t.TABLE_SCHEMA AND p.TABLE_NAME = t.TABLE_NAME AND p.PARTITION_NAME IS NOT NULL))
-           FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')`,
+                FROM information_schema.PARTITIONS p WHERE BINARY p.TABLE_SCHEMA = t.TABLE_SCHEMA AND BINARY p.TABLE_NAME = t.TABLE_NAME AND p.PARTITION_NAME IS NOT NULL))
+           FROM information_schema.TABLES t WHERE BINARY t.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')`,
   indexes: `SELECT CONCAT_WS(' ', TABLE_NAME, INDEX_NAME, IF(NON_UNIQUE, 'non-unique', 'unique'), INDEX_TYPE, QUOTE(INDEX_COMMENT), IGNORED, ':',
               GROUP_CONCAT(CONCAT_WS(' ', COLUMN_NAME, IFNULL(SUB_PART, '-'), IFNULL(COLLATION, '-'), NULLABLE) ORDER BY SEQ_IN_INDEX SEPARATOR ', '))
-            FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() GROUP BY TABLE_NAME, INDEX_NAME, NON_UNIQUE, INDEX_TYPE, INDEX_COMMENT, IGNORED`,
+            FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() GROUP BY BINARY TABLE_NAME, BINARY INDEX_NAME, NON_UNIQUE, INDEX_TYPE, INDEX_COMMENT, IGNORED`,
   views: `SELECT CONCAT_WS(' ', TABLE_NAME, ALGORITHM, DEFINER, SECURITY_TYPE, CHECK_OPTION, IS_UPDATABLE, CHARACTER_SET_CLIENT, COLLATION_CONNECTION, ':',
-            REPLACE(VIEW_DEFINITION, CONCAT('\`', TABLE_SCHEMA, '\`.'), '\`<db>\`.'))
+            VIEW_DEFINITION)
           FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()`,
   triggers: `SELECT CONCAT_WS(' ', EVENT_OBJECT_TABLE, TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER, DEFINER, SQL_MODE, CHARACTER_SET_CLIENT,
                COLLATION_CONNECTION, DATABASE_COLLATION, ':', ACTION_STATEMENT)
@@ -58,20 +60,19 @@ const OBJECT_QUERIES: Record<Exclude<ObjectKind, 'sequences'>, string> = {
   constraints: `SELECT CONCAT_WS(' ', tc.TABLE_NAME, tc.CONSTRAINT_NAME, tc.CONSTRAINT_TYPE, ':',
                   (SELECT GROUP_CONCAT(CONCAT_WS(' ', k.COLUMN_NAME, IFNULL(k.REFERENCED_TABLE_NAME, '-'), IFNULL(k.REFERENCED_COLUMN_NAME, '-')) ORDER BY k.ORDINAL_POSITION SEPARATOR ', ')
                      FROM information_schema.KEY_COLUMN_USAGE k
-                    WHERE k.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA AND k.TABLE_NAME = tc.TABLE_NAME AND k.CONSTRAINT_NAME = tc.CONSTRAINT_NAME),
+                    WHERE BINARY k.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA AND BINARY k.TABLE_NAME = tc.TABLE_NAME AND BINARY k.CONSTRAINT_NAME = tc.CONSTRAINT_NAME),
                   (SELECT CONCAT_WS(' ', r.UNIQUE_CONSTRAINT_NAME, r.MATCH_OPTION, 'on update', r.UPDATE_RULE, 'on delete', r.DELETE_RULE, r.REFERENCED_TABLE_NAME)
                      FROM information_schema.REFERENTIAL_CONSTRAINTS r
-                    WHERE r.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA AND r.TABLE_NAME = tc.TABLE_NAME AND r.CONSTRAINT_NAME = tc.CONSTRAINT_NAME),
+                    WHERE BINARY r.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA AND BINARY r.TABLE_NAME = tc.TABLE_NAME AND BINARY r.CONSTRAINT_NAME = tc.CONSTRAINT_NAME),
                   (SELECT CONCAT_WS(' ', cc.LEVEL, cc.CHECK_CLAUSE) FROM information_schema.CHECK_CONSTRAINTS cc
-                    WHERE cc.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA AND cc.TABLE_NAME = tc.TABLE_NAME AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME))
-                FROM information_schema.TABLE_CONSTRAINTS tc WHERE tc.CONSTRAINT_SCHEMA = DATABASE()`,
+                    WHERE BINARY cc.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA AND BINARY cc.TABLE_NAME = tc.TABLE_NAME AND BINARY cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME))
+                FROM information_schema.TABLE_CONSTRAINTS tc WHERE BINARY tc.CONSTRAINT_SCHEMA = DATABASE()`,
 };
 
 /** MariaDB sequences: each one's settings and state (its one row), by name. */
 async function sequences(db: string): Promise<string[]> {
   const names = await column(db, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'SEQUENCE' ORDER BY 1`);
   if (names.length === 0) return [];
-  const ident = (s: string): string => '`' + s.replace(/`/g, '``') + '`';
   const rows = await sql(
     db,
     names
@@ -84,7 +85,9 @@ async function sequences(db: string): Promise<string[]> {
 async function objects(url: string): Promise<Record<ObjectKind, string[]>> {
   const db = dbOf(url);
   const kinds = Object.keys(OBJECT_QUERIES) as Exclude<ObjectKind, 'sequences'>[];
-  const lists = await Promise.all([...kinds.map(async (k) => (await column(db, OBJECT_QUERIES[k])).sort()), sequences(db)]);
+  // The database's own name (a view's tables, a default's sequence: `db`.`s`) reads `<db>`.
+  const own = (line: string): string => line.split(`${ident(db)}.`).join('`<db>`.');
+  const lists = await Promise.all([...kinds.map(async (k) => (await column(db, OBJECT_QUERIES[k])).map(own).sort()), sequences(db)]);
   return Object.fromEntries([...kinds, 'sequences'].map((k, i) => [k, lists[i]])) as Record<ObjectKind, string[]>;
 }
 
@@ -149,6 +152,17 @@ describe('MySQL contract fixture', () => {
     expect(objs.views.join('\n')).toContain('`<db>`.');
     expect(objs.views.join('\n')).not.toContain(db);
     expect(objs.sequences).toContain('ticket_seq: next 150 min 100 max 1000000 start 100 increment 5 cache 10 cycle 0 0');
+    expect(objs.tables.join('\n')).toContain('nextval(`<db>`.`ticket_seq`)');
+    // Another database made alike has the same objects: nothing in them depends on the database's name.
+    const twin = await fixture.createDatabase();
+    await fixture.exec(twin, `CREATE TABLE "Odd ""name""" (id INTEGER PRIMARY KEY, v TEXT, b ${fixture.blobType})`);
+    await fixture.addEveryKind(twin);
+    expect(await objects(twin)).toEqual(objs);
+    // Tables whose names differ only in case are told apart.
+    expect(objs.indexes.filter((x) => /^casetable PRIMARY /i.test(x))).toEqual([
+      "CaseTable PRIMARY unique BTREE '' NO : id - A ",
+      "casetable PRIMARY unique BTREE '' NO : id - A ",
+    ]);
     expect(await fixture.leftovers(url)).toEqual([]);
     // Leftovers are found: a staging database of this target, a staging table inside it.
     const staging = `${db.slice(0, 40)}__cairn_0badf00d`;
