@@ -41,7 +41,10 @@ const stagingDatabases = (db: string): Promise<string[]> =>
  * and `CaseTable` and `casetable` are two tables.
  */
 const OBJECT_QUERIES: Record<Exclude<ObjectKind, 'sequences'>, string> = {
-  tables: `SELECT CONCAT_WS(' ', t.TABLE_NAME, t.TABLE_TYPE, t.ENGINE, t.TABLE_COLLATION, t.CREATE_OPTIONS, QUOTE(t.TABLE_COMMENT), 'auto_increment', IFNULL(t.AUTO_INCREMENT, '-'), ':',
+  // Aria's PAGE_CHECKSUM=1 is its default and SHOW CREATE TABLE prints it either way; a table
+  // created from that statement lists it in CREATE_OPTIONS, one created without it does not.
+  tables: `SELECT CONCAT_WS(' ', t.TABLE_NAME, t.TABLE_TYPE, t.ENGINE, t.TABLE_COLLATION,
+             TRIM(IF(t.ENGINE = 'Aria', REPLACE(CONCAT(' ', t.CREATE_OPTIONS, ' '), ' page_checksum=1 ', ' '), t.CREATE_OPTIONS)), QUOTE(t.TABLE_COMMENT), 'auto_increment', IFNULL(t.AUTO_INCREMENT, '-'), ':',
              (SELECT GROUP_CONCAT(CONCAT_WS(' ', c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE, IFNULL(c.CHARACTER_SET_NAME, '-'), IFNULL(c.COLLATION_NAME, '-'),
                       'default', IFNULL(c.COLUMN_DEFAULT, '(none)'), c.EXTRA, IFNULL(c.GENERATION_EXPRESSION, '-'), QUOTE(c.COLUMN_COMMENT)) ORDER BY c.ORDINAL_POSITION SEPARATOR '; ')
                 FROM information_schema.COLUMNS c WHERE BINARY c.TABLE_SCHEMA = t.TABLE_SCHEMA AND BINARY c.TABLE_NAME = t.TABLE_NAME),
