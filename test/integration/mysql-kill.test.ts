@@ -2,7 +2,7 @@
  * `cairn restore` into an existing MySQL/MariaDB database (--on-conflict overwrite), stopped
  * at seeded random moments: kill -9 (SIGKILL) and Ctrl-C (SIGINT). The moments: as soon as the
  * staging database appears, while a LOAD DATA runs into it, and just before the switch (the
- * largest table's rows committed in staging), each plus a seeded delay of a few milliseconds.
+ * largest table's rows committed in staging), each plus a seeded delay (delayFor).
  *
  * After the stop the target is either unchanged (schema and every table's checksum as before) or
  * fully restored (as an uninterrupted restore leaves it), never in between; a Ctrl-C exits 130
@@ -95,6 +95,16 @@ async function reached(moment: Moment, db: string): Promise<boolean> {
   } catch {
     return false; // not created yet, or already moved
   }
+}
+
+/** How a state differs from `after` (a restore stopped half-way): schema lines and tables. */
+function differences(state: Snapshot): string {
+  const lines = (x: string): Set<string> => new Set(x.split('\n'));
+  const [got, want] = [lines(state.schema), lines(after.schema)];
+  const missing = [...want].filter((l) => !got.has(l));
+  const extra = [...got].filter((l) => !want.has(l));
+  const tables = Object.keys({ ...after.checksums, ...state.checksums }).filter((t) => state.checksums[t] !== after.checksums[t]);
+  return `compared with a complete restore: schema lines missing ${JSON.stringify(missing.slice(0, 8))}, extra ${JSON.stringify(extra.slice(0, 8))}; tables differing ${JSON.stringify(tables)}`;
 }
 
 /** Polls until `cond` holds or the child exits; returns whether it held. */
@@ -190,10 +200,15 @@ function shuffle<T>(items: T[]): T[] {
   return out;
 }
 const MOMENTS: Moment[] = ['staging', 'load', 'switch'];
+/**
+ * A few milliseconds into the staging and load moments; up to 400 ms after the largest table's
+ * rows show, so that some stops land before the switch and some during or after it.
+ */
+const delayFor = (m: Moment): number => Math.floor(rand() * (m === 'switch' ? 400 : 25));
 const runs: { signal: 'SIGKILL' | 'SIGINT'; moment: Moment; delayMs: number }[] = [
   // Six kills: each moment twice, in a seeded order, with seeded delays.
-  ...shuffle(MOMENTS.flatMap((m) => [m, m])).map((m) => ({ signal: 'SIGKILL' as const, moment: m, delayMs: Math.floor(rand() * 25) })),
-  ...MOMENTS.map((m) => ({ signal: 'SIGINT' as const, moment: m, delayMs: Math.floor(rand() * 25) })),
+  ...shuffle(MOMENTS.flatMap((m) => [m, m])).map((m) => ({ signal: 'SIGKILL' as const, moment: m, delayMs: delayFor(m) })),
+  ...MOMENTS.map((m) => ({ signal: 'SIGINT' as const, moment: m, delayMs: delayFor(m) })),
 ];
 
 describe('the checks of this file (without cairn)', () => {
@@ -248,7 +263,7 @@ describe(`a restore into an existing MySQL database stopped at random moments (s
       const state = await snapshotOf(target, leftTables);
       const outcome = JSON.stringify(state) === JSON.stringify(before) ? 'unchanged' : JSON.stringify(state) === JSON.stringify(after) ? 'restored' : 'neither';
       console.log(`${run.signal} at ${run.moment} + ${run.delayMs} ms: exit ${code ?? signal}, target ${outcome}, leftovers ${JSON.stringify([...leftDatabases, ...leftTables])}`);
-      expect(outcome, 'the target is as it was, or as a complete restore leaves it').not.toBe('neither');
+      expect(outcome, `the target is as it was, or as a complete restore leaves it; ${outcome === 'neither' ? differences(state) : ''}`).not.toBe('neither');
       if (!stopped) {
         expect(code, `finished before the ${run.signal}: ${stderr}`).toBe(0);
         expect(outcome).toBe('restored');
