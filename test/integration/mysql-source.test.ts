@@ -342,19 +342,30 @@ describe('MySQL source', () => {
     }
   });
 
-  it('lines the snapshots up with FLUSH TABLES WITH READ LOCK while another backup holds BACKUP STAGE', async () => {
+  it('waits for another backup that holds BACKUP STAGE, without blocking writers meanwhile, then takes its own', async () => {
     const other = await writer();
+    let released = false;
     try {
       await other.query('BACKUP STAGE START');
-      const snapshot = await open();
+      const opening = open();
+      // The waiting BACKUP STAGE START shows in the process list; writers go on meanwhile.
+      const probe = await writer(5);
       try {
-        const w = await writer(5);
-        try {
-          await w.query('INSERT INTO live VALUES (7)');
-          await w.query('DELETE FROM live WHERE id = 7');
-        } finally {
-          await w.end();
+        for (let i = 0; ; i++) {
+          const [rows] = await probe.query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO = 'BACKUP STAGE START' AND ID <> CONNECTION_ID()");
+          if (Number((rows as { n: number }[])[0]?.n) > 0) break;
+          if (i > 200) throw new Error('the second backup never waited for BACKUP STAGE START');
+          await new Promise((r) => setImmediate(r));
         }
+        await probe.query('INSERT INTO live VALUES (7)');
+        await probe.query('DELETE FROM live WHERE id = 7');
+      } finally {
+        await probe.end();
+      }
+      await other.query('BACKUP STAGE END');
+      released = true;
+      const snapshot = await opening;
+      try {
         expect(snapshot.maxParallelReads).toBe(2);
         const live = lines((await readAll(snapshot, await collection(snapshot, 'live'))).bytes);
         expect(live.map((r) => r[0]!.toString())).toEqual(['1']);
@@ -362,7 +373,7 @@ describe('MySQL source', () => {
         await snapshot.close();
       }
     } finally {
-      await other.query('BACKUP STAGE END').catch(() => undefined);
+      if (!released) await other.query('BACKUP STAGE END').catch(() => undefined);
       await other.end();
     }
   });

@@ -239,27 +239,18 @@ class MysqlSnapshot implements SourceSnapshot {
     const s = await openSession(this.settings, this.lockTimeoutMs);
     this.lockSession = s;
     const backupStage = version.mariadb && (version.major > 10 || (version.major === 10 && version.minor >= 4));
-    const timeout = Math.max(1, Math.ceil(this.lockTimeoutMs / 1000));
     try {
-      let staged = false;
       if (backupStage) {
-        // One BACKUP STAGE at a time on a whole server: while another backup (mariabackup,
-        // another cairn) holds it, FLUSH TABLES WITH READ LOCK lines the snapshots up instead.
-        await s.conn.query('SET SESSION lock_wait_timeout = 1');
-        try {
-          await s.conn.query('BACKUP STAGE START');
-          staged = true;
-        } catch (err) {
-          if ((err as { code?: string }).code !== 'ER_LOCK_WAIT_TIMEOUT') throw err;
-        }
-        await s.conn.query(`SET SESSION lock_wait_timeout = ${timeout}`);
-      }
-      if (staged) {
+        // One BACKUP STAGE at a time on a whole server: while another backup holds it (another
+        // cairn holds it for milliseconds; mariabackup for longer) this waits, up to the lock
+        // timeout. Never FLUSH TABLES WITH READ LOCK instead: a waiting FTWRL queues behind
+        // every long-running statement and, while it waits, blocks every writer of the server.
         this.lockKind = 'backup-stage';
+        await s.conn.query('BACKUP STAGE START');
         await s.conn.query('BACKUP STAGE BLOCK_COMMIT');
       } else {
-        await s.conn.query('FLUSH TABLES WITH READ LOCK');
         this.lockKind = 'ftwrl';
+        await s.conn.query('FLUSH TABLES WITH READ LOCK');
       }
       return true;
     } catch (err) {
