@@ -15,9 +15,9 @@
 //   a procedure, a function and an event; ~<mib> MiB of InnoDB data and indexes (DATA_LENGTH +
 //   INDEX_LENGTH; default 1024, --quick 100).
 // Jobs, each run alternately --runs times (default 3), order rotating; medians reported:
-//   backup:  cairn backup create --jobs N | mysqldump --single-transaction --routines --triggers
-//            --events | gzip | mydumper -t N --trx-consistency-only -G -E -R -c
-//   restore: cairn restore --jobs N | mysql < gunzip (CREATE DATABASE first) | myloader -t N -o
+//   backup:  cairn backup create --jobs N; mysqldump --single-transaction --routines --triggers
+//            --events | gzip; mydumper -t N --trx-consistency-only -G -E -R -c
+//   restore: cairn restore --jobs N; gunzip | mysql (CREATE DATABASE first); myloader -t N -o
 // Every restore is verified (same tables, views, routines, triggers, events; same row count in
 // every table; CHECKSUM TABLE equal on each tool's first restore): a wrong restore is a failure.
 // Results: markdown on stdout; JSON in bench/results/<timestamp>-mysql.json and under the
@@ -49,7 +49,8 @@ for (const a of argv) {
   }
 }
 if (has('help')) {
-  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n'));
+  const text = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1);
+  console.log(text.slice(0, text.findIndex((l) => !l.startsWith('//'))).map((l) => l.slice(3)).join('\n'));
   process.exit(0);
 }
 const quick = has('quick');
