@@ -5,6 +5,8 @@
 //                     [--jobs N] [--recreate] [--workdir DIR] [--pg URL] [--keep-work]
 //   node bench/run.js --raise-lock-limit ...   first raise max_locks_per_transaction for set c
 //                     (ALTER SYSTEM + pg_ctlcluster restart of a local Debian cluster)
+//   node bench/run.js --engine mysql [...]   cairn against mysqldump | gzip and mydumper/myloader on
+//                     the local MariaDB/MySQL (bench/mysql.mjs; --engine mysql --help for its options)
 //   node bench/run.js --cleanup      drop the reusable data sets (bench_a_*, bench_b_*, bench_c_*)
 //   node bench/run.js --libs [...]   the library measurements (bench/libs.mjs)
 //   node bench/run.js --upload [--gib N] [--pack-mib 16,128]   memory while a multi-GiB stream
@@ -27,11 +29,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { MiB, alternate as alternateRuns, dirBytes, fmt, log, measurer, mib, procComm, procStat, ratio, rm, sh, ticksToSeconds, writeResults } from './measure.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const argv = process.argv.slice(2);
 
+if (argv.includes('--engine')) {
+  const engine = argv[argv.indexOf('--engine') + 1];
+  const rest = argv.filter((a, i) => a !== '--engine' && argv[i - 1] !== '--engine');
+  if (engine === 'mysql' || engine === 'mariadb') {
+    const r = spawnSync(process.execPath, [path.join(here, 'mysql.mjs'), ...rest], { stdio: 'inherit' });
+    process.exit(r.status ?? 1);
+  }
+  if (engine !== 'postgres') {
+    console.error(`--engine ${engine ?? ''}: write --engine postgres (the default) or --engine mysql`);
+    process.exit(2);
+  }
+  argv.splice(0, argv.length, ...rest);
+}
 if (argv.includes('--upload')) {
   const script = path.join(here, 'upload.mjs');
   const r = spawnSync(process.execPath, [script, ...argv.filter((a) => a !== '--upload')], { stdio: 'inherit' });
@@ -60,7 +76,7 @@ for (let i = 0; i < argv.length; i++) {
   }
 }
 if (has('help')) {
-  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).slice(0, 20).map((l) => l.slice(3)).join('\n'));
+  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).slice(0, 22).map((l) => l.slice(3)).join('\n'));
   process.exit(0);
 }
 const quick = has('quick');
@@ -79,10 +95,8 @@ for (const [k, v] of [['scale-mib', scaleMiB], ['tables', tableCount], ['runs', 
   }
 }
 
-const MiB = 1024 * 1024;
 const cairnBin = path.join(root, 'bin', 'cairn.js');
 const dbUrl = (db) => `${pgBase}/${db}`;
-const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
 
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL helpers (psql; the data sets are generated server-side)
@@ -125,30 +139,13 @@ if (has('cleanup')) {
 
 // ---------------------------------------------------------------------------------------------
 // measurement
-const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
-function procStat(pid) {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
-    return { ppid: Number(f[1]), utime: Number(f[11]), stime: Number(f[12]), cutime: Number(f[13]), cstime: Number(f[14]) };
-  } catch {
-    return null;
-  }
-}
 // The postmaster: a process named postgres whose parent is not named postgres.
 const postmasterPid = (() => {
   if (!/(127\.0\.0\.1|localhost|\[::1\])/.test(pgBase)) return null;
-  const comm = (pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-    } catch {
-      return '';
-    }
-  };
   for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || !/^postgres/.test(comm(d))) continue;
+    if (!/^\d+$/.test(d) || !/^postgres/.test(procComm(d))) continue;
     const st = procStat(d);
-    if (st && !/^postgres/.test(comm(st.ppid))) return Number(d);
+    if (st && !/^postgres/.test(procComm(st.ppid))) return Number(d);
   }
   return null;
 })();
@@ -163,93 +160,13 @@ function serverCpu() {
     const st = procStat(d);
     if (st && st.ppid === postmasterPid) ticks += st.utime + st.stime;
   }
-  return ticks / clkTck;
+  return ticksToSeconds(ticks);
 }
 
 let work; // scratch directory, set in main
-/** Runs cmd under /usr/bin/time; returns wall/cpu/rss and the child's stdout. Throws on failure. */
-function timed(cmd, args, { env } = {}) {
-  const tf = path.join(work, 'time.out');
-  const s0 = serverCpu();
-  const t0 = performance.now();
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', '-o', tf, cmd, ...args], {
-    encoding: 'utf8',
-    maxBuffer: 1024 * MiB,
-    env: { ...process.env, ...env },
-  });
-  const wall = (performance.now() - t0) / 1000;
-  const s1 = serverCpu();
-  if (r.status !== 0) {
-    throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}: ${(r.stderr || '').trim().slice(-2000)}`);
-  }
-  const last = fs.readFileSync(tf, 'utf8').trim().split('\n').pop().split(' ').map(Number);
-  return {
-    wall,
-    cpu: last[1] + last[2],
-    user: last[1],
-    sys: last[2],
-    rssMiB: last[3] / 1024,
-    serverCpu: s0 == null || s1 == null ? null : s1 - s0,
-    stdout: r.stdout,
-  };
-}
-const sh = (script) => ['sh', ['-c', script]];
-
-function dirBytes(p) {
-  let total = 0;
-  const st = fs.statSync(p, { throwIfNoEntry: false });
-  if (!st) return 0;
-  if (!st.isDirectory()) return st.size;
-  for (const e of fs.readdirSync(p)) total += dirBytes(path.join(p, e));
-  return total;
-}
-const rm = (p) => fs.rmSync(p, { recursive: true, force: true });
-const median = (xs) => {
-  const v = xs.filter((x) => x != null && Number.isFinite(x)).sort((a, b) => a - b);
-  if (!v.length) return null;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-};
-const ratio = (a, b) => (a == null || b == null || b === 0 ? null : a / b);
-
-/** Summary of the samples of one tool in one measurement. */
-function summarize(samples) {
-  return {
-    runs: samples.length,
-    wall_s: median(samples.map((s) => s.wall)),
-    cpu_s: median(samples.map((s) => s.cpu)),
-    server_cpu_s: median(samples.map((s) => s.serverCpu)),
-    peak_rss_mib: samples.length ? Math.max(...samples.map((s) => s.rssMiB)) : null,
-    output_bytes: median(samples.map((s) => s.bytes)),
-    new_bytes: median(samples.map((s) => s.newBytes)),
-    samples: samples.map((s) => Object.fromEntries(Object.entries(s).filter(([k]) => k !== 'stdout'))),
-  };
-}
-
-/**
- * Runs every tool of `tools` (name -> function(run) returning a sample) alternately `runs` times,
- * rotating the order, and returns name -> summary. A tool that fails is recorded with its error.
- */
-function alternate(title, tools, { n = runs, rotate = true } = {}) {
-  const names = Object.keys(tools);
-  const samples = Object.fromEntries(names.map((k) => [k, []]));
-  const errors = {};
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < names.length; j++) {
-      const name = names[rotate ? (i + j) % names.length : j];
-      if (errors[name]) continue;
-      try {
-        const s = tools[name](i);
-        samples[name].push(s);
-        log(`${title} / ${name} run ${i + 1}: ${s.wall.toFixed(2)} s wall, ${s.cpu.toFixed(2)} s cpu, ${s.rssMiB.toFixed(0)} MiB rss` + (s.bytes != null ? `, ${(s.bytes / MiB).toFixed(1)} MiB out` : '') + (s.newBytes != null ? `, ${(s.newBytes / MiB).toFixed(2)} MiB new` : ''));
-      } catch (err) {
-        errors[name] = String(err.message || err).slice(0, 1500);
-        log(`${title} / ${name} FAILED: ${errors[name]}`);
-      }
-    }
-  }
-  return Object.fromEntries(names.map((k) => [k, errors[k] ? { error: errors[k], ...summarize(samples[k]) } : summarize(samples[k])]));
-}
+const { timed } = measurer({ workDir: () => work, serverCpu });
+/** Runs the tools alternately --runs times (measure.mjs alternate). */
+const alternate = (title, tools, { n = runs, rotate = true } = {}) => alternateRuns(title, tools, { n, rotate });
 
 // ---------------------------------------------------------------------------------------------
 // tools
@@ -649,8 +566,6 @@ function benchTables() {
 
 // ---------------------------------------------------------------------------------------------
 // report
-const fmt = (x, d = 2) => (x == null ? '–' : Number(x).toFixed(d));
-const mib = (b) => (b == null ? '–' : (b / MiB).toFixed(1));
 
 function volumeRatios(r) {
   if (!r) return {};
@@ -812,14 +727,9 @@ function main() {
     per_set_ratios: perSet,
     sets,
   };
-  const dir = path.join(here, 'results');
-  fs.mkdirSync(dir, { recursive: true });
-  const stamp = started.toISOString().replace(/[:.]/g, '-');
-  const json = JSON.stringify(result, null, 2) + '\n';
-  fs.writeFileSync(path.join(dir, `${stamp}.json`), json);
-  fs.writeFileSync(path.join(dir, 'latest.json'), json);
+  const file = writeResults(path.join(here, 'results'), started, result);
   console.log(markdown(result));
-  console.log(`\nJSON: bench/results/${stamp}.json (and bench/results/latest.json)`);
+  console.log(`\nJSON: bench/results/${file} (and bench/results/latest.json; its mysql key is kept)`);
 }
 
 main();
