@@ -368,3 +368,85 @@ export async function readKeyRange(conn: mysql.Connection, table: string, column
   if (row === undefined || row[0] === null || row[1] === null) return null;
   return { min: BigInt((row[0] as Buffer).toString('latin1')), max: BigInt((row[1] as Buffer).toString('latin1')) };
 }
+
+/**
+ * SHOW CREATE TABLE prints ENUM and SET members in utf8mb3, so a 4-byte character in a member
+ * (an emoji) comes out as "?" although the server holds it (MariaDB 10.11; the column's values
+ * keep it): a table created from that text would refuse the value. For every ENUM/SET column
+ * whose printed members hold a "?", the real members are read back from the server — a
+ * one-column temporary copy of the column's type, one row per member index — and written into
+ * the statement in place of the printed list. Needs CREATE TEMPORARY TABLES; without it the
+ * statement is left as printed (the restore then refuses the value rather than change it).
+ */
+export async function exactMemberLists(side: () => Promise<mysql.Connection>, table: string, createSql: string, columns: readonly MysqlColumn[]): Promise<string> {
+  let sql = createSql;
+  for (const col of columns) {
+    if (col.dataType !== 'enum' && col.dataType !== 'set') continue;
+    const at = sql.indexOf(`\n  ${ident(col.name)} ${col.dataType}(`);
+    if (at < 0) continue;
+    const open = sql.indexOf('(', at + col.name.length + 4);
+    const close = memberListEnd(sql, open);
+    if (close < 0) continue;
+    const printed = sql.slice(open + 1, close);
+    if (!printed.includes('?')) continue;
+    const count = splitMembers(printed).length;
+    if (count === 0 || (col.dataType === 'set' && count > 64)) continue;
+    const tmp = '`cairn_members`';
+    try {
+      // A session of its own: the snapshot's transactions are READ ONLY.
+      const conn = await side();
+      await conn.query(`CREATE TEMPORARY TABLE ${tmp} AS SELECT ${ident(col.name)} AS m FROM ${ident(table)} LIMIT 0`);
+      try {
+        const values = Array.from({ length: count }, (_, i) => (col.dataType === 'enum' ? String(i + 1) : (1n << BigInt(i)).toString()));
+        await conn.query(`INSERT INTO ${tmp} (m) VALUES ${values.map((v) => `(${v})`).join(', ')}`);
+        const rows = await queryRaw(conn, `SELECT m, m + 0 FROM ${tmp} ORDER BY m + 0`);
+        const members = rows.map((r) => (r[0] ?? Buffer.alloc(0)).toString('utf8'));
+        if (members.length !== count) continue;
+        const list = members.map((m) => `'${m.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`).join(',');
+        sql = sql.slice(0, open + 1) + list + sql.slice(close);
+      } finally {
+        await conn.query(`DROP TEMPORARY TABLE IF EXISTS ${tmp}`);
+      }
+    } catch {
+      // No CREATE TEMPORARY TABLES privilege: keep the printed list (see above).
+    }
+  }
+  return sql;
+}
+
+/** The index of the ")" closing a member list that opens at `open`, skipping quoted members; -1 if none. */
+function memberListEnd(sql: string, open: number): number {
+  let inQuote = false;
+  for (let i = open + 1; i < sql.length; i++) {
+    const c = sql[i];
+    if (inQuote) {
+      if (c === '\\') i++;
+      else if (c === "'") {
+        if (sql[i + 1] === "'") i++;
+        else inQuote = false;
+      }
+    } else if (c === "'") inQuote = true;
+    else if (c === ')') return i;
+  }
+  return -1;
+}
+
+/** The quoted members of a printed list `'a','b''c'` (as printed, quotes included). */
+function splitMembers(list: string): string[] {
+  const out: string[] = [];
+  let start = -1;
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i];
+    if (start < 0) {
+      if (c === "'") start = i;
+    } else if (c === '\\') i++;
+    else if (c === "'") {
+      if (list[i + 1] === "'") i++;
+      else {
+        out.push(list.slice(start, i + 1));
+        start = -1;
+      }
+    }
+  }
+  return out;
+}

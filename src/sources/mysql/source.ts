@@ -50,6 +50,7 @@ import {
   readViewReferences,
   REMOTE_ENGINES,
   showCreateTable,
+  exactMemberLists,
   showCreateView,
   viewOrder,
   type CatalogColumn,
@@ -381,64 +382,71 @@ class MysqlSnapshot implements SourceSnapshot {
     const minBytes = segmentMinBytes(this.tuning.segmentMinBytes);
     const nonTransactional: string[] = [];
     const remote: string[] = [];
-    for (const o of selected.filter((x) => x.type === 'table')) {
-      const cols = columns.get(o.name) ?? [];
-      const engine = o.engine ?? '';
-      const isRemote = REMOTE_ENGINES.has(engine.toUpperCase());
-      const dataColumns: CatalogColumn[] = [...cols];
-      if (o.systemVersioned && !cols.some((col) => col.period !== undefined)) {
-        // Implicit system versioning: the period columns exist but information_schema hides them.
-        dataColumns.push({ name: 'ROW_START', type: 'timestamp(6)', dataType: 'timestamp', stored: true, invisible: true, period: 'start' });
-        dataColumns.push({ name: 'ROW_END', type: 'timestamp(6)', dataType: 'timestamp', stored: true, invisible: true, period: 'end' });
-      }
-      const definition: MysqlTableDefinition = {
-        createSql: await showCreateTable(c, o.name),
-        engine,
-        transactional: o.transactional,
-        columns: dataColumns.map(({ period: _period, ...col }) => col),
-        primaryKey: primaryKeys.get(o.name) ?? [],
-        ...(o.autoIncrement !== undefined ? { autoIncrement: o.autoIncrement } : {}),
-        ...(o.systemVersioned ? { systemVersioned: true } : {}),
-        references: references.get(o.name) ?? [],
-        triggers: triggers.get(o.name) ?? [],
-        ...(o.collation ? { collation: o.collation, charset: o.collation.split('_')[0] as string } : {}),
-      };
-      const descriptor: CollectionDescriptor = { name: o.name, kind: TABLE_KIND, definition: { ...definition } };
-      if (isRemote) {
-        remote.push(`${o.name} (${engine})`);
-      } else {
-        descriptor.dataFormat = MYSQL_TSV;
-        if (o.dataBytes !== undefined) descriptor.estimatedBytes = o.dataBytes;
-        if (o.rows !== undefined) descriptor.estimatedRows = o.rows;
-        if (!o.transactional && !this.lockedReads.has(o.name)) nonTransactional.push(`${o.name} (${engine})`);
-      }
-      const exprs = dataColumns.filter((col) => col.stored).map((col) => col.readAs ?? ident(col.name));
-      // A table-locking engine (MyISAM, Aria, MEMORY) queues a new read behind a waiting writer;
-      // with the tables locked for lockNonTransactional that writer waits for the backup: a
-      // deadlock until the lock timeout. HIGH_PRIORITY lets the read go first.
-      const select = `SELECT ${o.transactional ? '' : 'HIGH_PRIORITY '}${exprs.join(', ')} FROM ${ident(o.name)}${o.systemVersioned ? ' FOR SYSTEM_TIME ALL' : ''}`;
-      const entry: TableEntry = { descriptor, object: o, select };
-      const pk = definition.primaryKey;
-      const pkColumn = pk.length === 1 ? cols.find((col) => col.name === pk[0]) : undefined;
-      if (
-        !isRemote &&
-        o.transactional &&
-        this.maxParallelReads > 1 &&
-        pkColumn !== undefined &&
-        INTEGER_TYPES.has(pkColumn.dataType) &&
-        (o.dataBytes ?? 0) >= minBytes
-      ) {
-        // A system-versioned table's history shares primary keys across row versions; the
-        // range still holds every version of its keys.
-        const range = await readKeyRange(c, o.name, pkColumn.name);
-        const bounds = range === null ? [] : segmentBounds(range.min, range.max, jobs * 2);
-        if (bounds.length > 0) {
-          entry.where = Array.from({ length: bounds.length + 1 }, (_, i) => segmentWhere(pkColumn.name, bounds, i));
-          descriptor.segments = entry.where.length;
+    // Opened only when a table needs it (exactMemberLists), closed at the end of the catalog.
+    let sideSession: Promise<Session> | undefined;
+    const side = async (): Promise<mysql.Connection> => (await (sideSession ??= openSession(this.settings, this.lockTimeoutMs))).conn;
+    try {
+      for (const o of selected.filter((x) => x.type === 'table')) {
+        const cols = columns.get(o.name) ?? [];
+        const engine = o.engine ?? '';
+        const isRemote = REMOTE_ENGINES.has(engine.toUpperCase());
+        const dataColumns: CatalogColumn[] = [...cols];
+        if (o.systemVersioned && !cols.some((col) => col.period !== undefined)) {
+          // Implicit system versioning: the period columns exist but information_schema hides them.
+          dataColumns.push({ name: 'ROW_START', type: 'timestamp(6)', dataType: 'timestamp', stored: true, invisible: true, period: 'start' });
+          dataColumns.push({ name: 'ROW_END', type: 'timestamp(6)', dataType: 'timestamp', stored: true, invisible: true, period: 'end' });
         }
+        const definition: MysqlTableDefinition = {
+          createSql: await exactMemberLists(side, o.name, await showCreateTable(c, o.name), cols),
+          engine,
+          transactional: o.transactional,
+          columns: dataColumns.map(({ period: _period, ...col }) => col),
+          primaryKey: primaryKeys.get(o.name) ?? [],
+          ...(o.autoIncrement !== undefined ? { autoIncrement: o.autoIncrement } : {}),
+          ...(o.systemVersioned ? { systemVersioned: true } : {}),
+          references: references.get(o.name) ?? [],
+          triggers: triggers.get(o.name) ?? [],
+          ...(o.collation ? { collation: o.collation, charset: o.collation.split('_')[0] as string } : {}),
+        };
+        const descriptor: CollectionDescriptor = { name: o.name, kind: TABLE_KIND, definition: { ...definition } };
+        if (isRemote) {
+          remote.push(`${o.name} (${engine})`);
+        } else {
+          descriptor.dataFormat = MYSQL_TSV;
+          if (o.dataBytes !== undefined) descriptor.estimatedBytes = o.dataBytes;
+          if (o.rows !== undefined) descriptor.estimatedRows = o.rows;
+          if (!o.transactional && !this.lockedReads.has(o.name)) nonTransactional.push(`${o.name} (${engine})`);
+        }
+        const exprs = dataColumns.filter((col) => col.stored).map((col) => col.readAs ?? ident(col.name));
+        // A table-locking engine (MyISAM, Aria, MEMORY) queues a new read behind a waiting writer;
+        // with the tables locked for lockNonTransactional that writer waits for the backup: a
+        // deadlock until the lock timeout. HIGH_PRIORITY lets the read go first.
+        const select = `SELECT ${o.transactional ? '' : 'HIGH_PRIORITY '}${exprs.join(', ')} FROM ${ident(o.name)}${o.systemVersioned ? ' FOR SYSTEM_TIME ALL' : ''}`;
+        const entry: TableEntry = { descriptor, object: o, select };
+        const pk = definition.primaryKey;
+        const pkColumn = pk.length === 1 ? cols.find((col) => col.name === pk[0]) : undefined;
+        if (
+          !isRemote &&
+          o.transactional &&
+          this.maxParallelReads > 1 &&
+          pkColumn !== undefined &&
+          INTEGER_TYPES.has(pkColumn.dataType) &&
+          (o.dataBytes ?? 0) >= minBytes
+        ) {
+          // A system-versioned table's history shares primary keys across row versions; the
+          // range still holds every version of its keys.
+          const range = await readKeyRange(c, o.name, pkColumn.name);
+          const bounds = range === null ? [] : segmentBounds(range.min, range.max, jobs * 2);
+          if (bounds.length > 0) {
+            entry.where = Array.from({ length: bounds.length + 1 }, (_, i) => segmentWhere(pkColumn.name, bounds, i));
+            descriptor.segments = entry.where.length;
+          }
+        }
+        this.tables.set(o.name, entry);
+        out.push(descriptor);
       }
-      this.tables.set(o.name, entry);
-      out.push(descriptor);
+    } finally {
+      if (sideSession) await endSession(await sideSession).catch(() => undefined);
     }
     throwIfAborted(signal);
     for (const o of selected.filter((x) => x.type === 'sequence')) {
