@@ -29,6 +29,7 @@ import Database from '../../src/sources/sqlite/driver.js';
 import { foldName, sqliteNaming } from '../../src/sources/sqlite/naming.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { mysqlNaming } from '../../src/sources/mysql/naming.js';
+import { cairn } from '../helpers/cli.js';
 import * as my from '../helpers/mysql.js';
 import { createDatabase, dropDatabase, ensurePostgres, ident, pgUrl, psql, snapshotOf } from '../helpers/postgres.js';
 
@@ -413,17 +414,13 @@ describe.sequential('MySQL/MariaDB, random identifiers', () => {
       await runRestore({ repo, backupId: id, target: openTarget(my.myUrl(existing)), selection: { exclude: parseNameList(first) as string[] }, onConflict: 'overwrite' });
       expect(await my.snapshotOf(existing), context).toEqual(expected);
 
-      // Renamed into an existing database, its trigger with it.
+      // Renamed into an existing database, its trigger with it: through the built CLI, the
+      // names as a user types them (one argument each, as a shell passes a quoted word).
       const renamed = await fresh('renamed', s.database);
       await my.sql(renamed, 'CREATE TABLE `#other` (v text)');
       const from = s.tables[2] as string;
-      await runRestore({
-        repo,
-        backupId: id,
-        target: openTarget(my.myUrl(renamed)),
-        selection: { include: parseNameList(mysqlNaming.written(from)) as string[] },
-        renames: parseRenames([`${mysqlNaming.written(from)}=${mysqlNaming.written(s.renameTo)}`]),
-      });
+      const cli = cairn(['restore', id, '--repo', join(dir, 'repo'), '--to', my.myUrl(renamed), '--include', mysqlNaming.written(from), '--rename', `${mysqlNaming.written(from)}=${mysqlNaming.written(s.renameTo)}`]);
+      expect(cli.code, `${context}\n${cli.stderr}`).toBe(0);
       const tables = await my.column(renamed, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME = '#other'`);
       expect(tables, context).toEqual([s.renameTo, '#other']);
       expect(await my.column(renamed, `SELECT count(*) FROM ${my.ident(s.renameTo)}`), context).toEqual(['2']);
