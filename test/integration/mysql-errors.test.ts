@@ -115,7 +115,7 @@ describe('cairn backup from MySQL: errors at connect', () => {
   it('a user without privileges on the database: exit 7, names the user, the database and the privileges to grant', async () => {
     const r = await backup(url(NOPRIV, NOPRIV_PASSWORD, DB));
     const line = oneLine(r.stderr);
-    expect(line).toMatch(new RegExp(`^cairn: error: MySQL user "${NOPRIV}" may not use database "${DB}" on ${MY_HOST.replace(/\./g, '\\.')}:${MY_PORT} \\(Access denied for user '${NOPRIV}'@'%' to database '${DB}'\\)\\. Grant it the privileges it needs: a backup needs SELECT, SHOW VIEW, TRIGGER and EVENT on the database`));
+    expect(line).toMatch(new RegExp(`^cairn: error: MySQL user "${NOPRIV}" may not use database "${DB}" on ${MY_HOST.replace(/\./g, '\\.')}:${MY_PORT} \\(Access denied for user '${NOPRIV}'@'%' to database '${DB}'\\)\\. Grant it the privileges it needs: a backup needs SELECT, SHOW VIEW, TRIGGER, EVENT and CREATE TEMPORARY TABLES on the database`));
     expect(r.code).toBe(7);
     expectNoSecret(r, NOPRIV_PASSWORD);
   });

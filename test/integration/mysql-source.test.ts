@@ -448,6 +448,44 @@ describe('MySQL source', () => {
     }
   });
 
+  it('warns when the user cannot read ENUM members exactly or may not see every routine, and is silent once granted', async () => {
+    const db = `${DB}_w`;
+    const user = `cairn_limited_${process.pid}`;
+    await sql('', `DROP DATABASE IF EXISTS ${ident(db)}; CREATE DATABASE ${ident(db)} CHARACTER SET utf8mb4`);
+    await sql(
+      db,
+      `CREATE TABLE moods (id INT PRIMARY KEY, m ENUM('ok', 'happy \u{1F600}') CHARACTER SET utf8mb4); INSERT INTO moods VALUES (1, 'happy \u{1F600}');
+       CREATE DEFINER = root@localhost PROCEDURE root_only() SELECT 1`,
+    );
+    await sql('', `DROP USER IF EXISTS ${ident(user)}@'%'; CREATE USER ${ident(user)}@'%' IDENTIFIED BY 'pw-lim'; GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON ${ident(db)}.* TO ${ident(user)}@'%'`);
+    const warningsAndCreate = async (): Promise<{ warnings: string[]; createSql: string; routines: string }> => {
+      const snapshot = await openSource(myUrl(db, user, 'pw-lim'), {}).openSnapshot({ select: (n) => new Set(n), jobs: 1 });
+      try {
+        const list = await snapshot.listCollections();
+        return {
+          warnings: snapshot.warnings,
+          createSql: String(list.find((c) => c.name === 'moods')?.definition.createSql),
+          routines: JSON.stringify(list.find((c) => c.kind === 'mysql_routines')?.definition ?? {}),
+        };
+      } finally {
+        await snapshot.close();
+      }
+    };
+    try {
+      const before = await warningsAndCreate();
+      expect(before.warnings.some((w) => w.includes('moods.m') && w.includes('CREATE TEMPORARY TABLES'))).toBe(true);
+      expect(before.warnings.some((w) => w.includes('may be missing') && w.includes('mysql.proc'))).toBe(true);
+      expect(before.routines).not.toContain('root_only');
+      await sql('', `GRANT CREATE TEMPORARY TABLES ON ${ident(db)}.* TO ${ident(user)}@'%'; GRANT SELECT ON mysql.proc TO ${ident(user)}@'%'`);
+      const after = await warningsAndCreate();
+      expect(after.warnings.filter((w) => w.includes('CREATE TEMPORARY TABLES') || w.includes('may be missing'))).toEqual([]);
+      expect(after.createSql).toContain("'happy \u{1F600}'");
+      expect(after.routines).toContain('root_only');
+    } finally {
+      await sql('', `DROP USER IF EXISTS ${ident(user)}@'%'; DROP DATABASE IF EXISTS ${ident(db)}`);
+    }
+  });
+
   it('streams a huge value in bounded buffers, and reads tables whose names are not ASCII', async () => {
     const name = 'Grüße `€` Ω';
     const w = await writer();

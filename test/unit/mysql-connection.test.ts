@@ -291,7 +291,7 @@ describe('redaction', () => {
       'Cannot connect to MySQL at [::1]:1: connection refused. Is the server running and listening there? Check the host and port in the URL.',
     );
     expect(mysqlError({ code: 'ER_DBACCESS_DENIED_ERROR', sqlMessage: "Access denied for user 'app'@'%' to database 'shop'" }, s).message).toMatch(
-      /^MySQL user "app" may not use database "shop" on db:3306 \(Access denied for user 'app'@'%' to database 'shop'\)\. Grant it the privileges it needs: a backup needs SELECT, SHOW VIEW, TRIGGER and EVENT/,
+      /^MySQL user "app" may not use database "shop" on db:3306 \(Access denied for user 'app'@'%' to database 'shop'\)\. Grant it the privileges it needs: a backup needs SELECT, SHOW VIEW, TRIGGER, EVENT and CREATE TEMPORARY TABLES/,
     );
   });
 });
@@ -328,5 +328,15 @@ describe('MySQL names', () => {
     for (const name of ['plain', 'a,b', ' x', 'a"b', '`x`', '`a``b`', 'x`y', 'Ä']) {
       expect(mysqlNaming.qualify(mysqlNaming.written(name)), name).toBe(name);
     }
+  });
+});
+
+describe('scrubPassword', () => {
+  it('hides the password where it stands whole, never a part of a longer name (which would give it away)', async () => {
+    const { scrubPassword } = await import('../../src/sources/mysql/connection.js');
+    expect(scrubPassword("Access denied for user 'trial_rest'@'%' to database 'rest'", 'rest')).toBe("Access denied for user 'trial_rest'@'%' to database '***'");
+    expect(scrubPassword('near "p@ss w" at line 1: p@ss', 'p@ss')).toBe('near "*** w" at line 1: ***');
+    expect(scrubPassword('x p%40ss y', 'p@ss')).toBe('x *** y');
+    expect(scrubPassword('nothing secret', undefined)).toBe('nothing secret');
   });
 });

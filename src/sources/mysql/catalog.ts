@@ -316,7 +316,7 @@ export async function readDatabaseCharset(conn: mysql.Connection): Promise<{ cha
  * sets and time zone each was created under), and the names of those the user may not see
  * (SHOW CREATE returns no statement without the privilege) and of PACKAGEs (not captured).
  */
-export async function readRoutines(conn: mysql.Connection): Promise<{ routines: MysqlRoutine[]; hidden: string[]; packages: string[] }> {
+export async function readRoutines(conn: mysql.Connection): Promise<{ routines: MysqlRoutine[]; hidden: string[]; packages: string[]; mayMiss: boolean }> {
   const routines: MysqlRoutine[] = [];
   const hidden: string[] = [];
   const list = await queryText(conn, 'SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() ORDER BY ROUTINE_TYPE, ROUTINE_NAME');
@@ -359,7 +359,24 @@ export async function readRoutines(conn: mysql.Connection): Promise<{ routines: 
       databaseCollation: row[6] ?? '',
     });
   }
-  return { routines, hidden, packages };
+  return { routines, hidden, packages, mayMiss: !(await seesEveryRoutine(conn)) };
+}
+
+/**
+ * Whether the session's user sees every routine of the database: information_schema.ROUTINES
+ * lists only those it defines or may execute, so a routine of another definer is simply absent
+ * (nothing says it exists). MariaDB: SELECT on mysql.proc shows them all; MySQL 8: the
+ * SHOW_ROUTINE privilege or a global SELECT.
+ */
+async function seesEveryRoutine(conn: mysql.Connection): Promise<boolean> {
+  try {
+    await queryText(conn, 'SELECT 1 FROM mysql.proc LIMIT 0');
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ER_NO_SUCH_TABLE') return false;
+  }
+  const grants = (await queryText(conn, 'SHOW GRANTS').catch(() => [])).map((r) => String(r[0] ?? ''));
+  return grants.some((g) => /\bON \*\.\*/.test(g) && /\b(ALL PRIVILEGES|SELECT|SHOW_ROUTINE)\b/.test(g.split(' ON ')[0] ?? ''));
 }
 
 /** MIN and MAX of an integer column in the session's snapshot (null for an empty table). */
@@ -376,10 +393,17 @@ export async function readKeyRange(conn: mysql.Connection, table: string, column
  * whose printed members hold a "?", the real members are read back from the server — a
  * one-column temporary copy of the column's type, one row per member index — and written into
  * the statement in place of the printed list. Needs CREATE TEMPORARY TABLES; without it the
- * statement is left as printed (the restore then refuses the value rather than change it).
+ * statement is left as printed (the restore then refuses the value rather than change it) and
+ * the column is named in `unread`, for the backup's warning.
  */
-export async function exactMemberLists(side: () => Promise<mysql.Connection>, table: string, createSql: string, columns: readonly MysqlColumn[]): Promise<string> {
+export async function exactMemberLists(
+  side: () => Promise<mysql.Connection>,
+  table: string,
+  createSql: string,
+  columns: readonly MysqlColumn[],
+): Promise<{ createSql: string; unread: string[] }> {
   let sql = createSql;
+  const unread: string[] = [];
   for (const col of columns) {
     if (col.dataType !== 'enum' && col.dataType !== 'set') continue;
     const at = sql.indexOf(`\n  ${ident(col.name)} ${col.dataType}(`);
@@ -401,7 +425,10 @@ export async function exactMemberLists(side: () => Promise<mysql.Connection>, ta
         await conn.query(`INSERT INTO ${tmp} (m) VALUES ${values.map((v) => `(${v})`).join(', ')}`);
         const rows = await queryRaw(conn, `SELECT m, m + 0 FROM ${tmp} ORDER BY m + 0`);
         const members = rows.map((r) => (r[0] ?? Buffer.alloc(0)).toString('utf8'));
-        if (members.length !== count) continue;
+        if (members.length !== count) {
+          unread.push(col.name);
+          continue;
+        }
         const list = members.map((m) => `'${m.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`).join(',');
         sql = sql.slice(0, open + 1) + list + sql.slice(close);
       } finally {
@@ -409,9 +436,10 @@ export async function exactMemberLists(side: () => Promise<mysql.Connection>, ta
       }
     } catch {
       // No CREATE TEMPORARY TABLES privilege: keep the printed list (see above).
+      unread.push(col.name);
     }
   }
-  return sql;
+  return { createSql: sql, unread };
 }
 
 /** The index of the ")" closing a member list that opens at `open`, skipping quoted members; -1 if none. */

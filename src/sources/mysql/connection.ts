@@ -383,7 +383,7 @@ export function parseVersion(text: string): { version: string; mariadb: boolean;
 
 /** What a user needs to back up and restore one database, for messages (docs/mysql.md explains each). */
 export const PRIVILEGES_HINT =
-  'a backup needs SELECT, SHOW VIEW, TRIGGER and EVENT on the database (RELOAD and BINLOG MONITOR or REPLICATION CLIENT for parallel reads and the binlog position); a restore needs ALL on the database and on `<database>__cairn_%` staging databases (see docs/mysql.md)';
+  'a backup needs SELECT, SHOW VIEW, TRIGGER, EVENT and CREATE TEMPORARY TABLES on the database, SELECT on mysql.proc for other definers\' routines (RELOAD and BINLOG MONITOR or REPLICATION CLIENT for parallel reads and the binlog position); a restore needs ALL on the database and on `<database>__cairn_%` staging databases (see docs/mysql.md)';
 
 /**
  * Driver errors → CairnErrors whose message names the problem and the fix, never the password
@@ -398,12 +398,10 @@ export function mysqlError(err: unknown, s: MysqlSettings, database = s.database
   if (err instanceof CairnError) return err;
   const e = err as { code?: string; errno?: number; message?: string; sqlMessage?: string };
   const where = s.socketPath !== undefined ? `the socket ${s.socketPath}` : s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
-  const scrub = (m: string | undefined): string => {
-    let text = (m ?? String(err)).replace(/[\s.]+$/, '');
-    if (s.password) for (const secret of new Set([s.password, encodeURIComponent(s.password)])) text = text.split(secret).join('***');
-    return text;
-  };
-  const db = `"${database}"`;
+  const scrub = (m: string | undefined): string => scrubPassword((m ?? String(err)).replace(/[\s.]+$/, ''), s.password);
+  // The server names the database it refused (a restore's staging database, not the URL's).
+  const named = /to database '((?:[^']|'')*)'/.exec(e.sqlMessage ?? e.message ?? '')?.[1]?.replace(/''/g, "'");
+  const db = `"${e.code === 'ER_DBACCESS_DENIED_ERROR' && named !== undefined ? named : database}"`;
   switch (e.code) {
     case 'ECONNREFUSED':
       return new SourceError(`Cannot connect to MySQL at ${where}: connection refused. Is the server running and listening there? Check the host and port in the URL.`, { cause: err });
@@ -444,6 +442,20 @@ export function mysqlError(err: unknown, s: MysqlSettings, database = s.database
     default:
       return new SourceError(`MySQL error${e.code ? ` ${e.code}` : ''} on ${where}, database ${db}: ${scrub(e.sqlMessage ?? e.message)}.`, { cause: err });
   }
+}
+
+/**
+ * A server message with the password replaced by *** (decoded and percent-encoded forms) wherever
+ * it stands as a whole word (not inside a longer name). Replacing every substring would give the
+ * password away when it is part of a name the message quotes (user "trial_rest" with password
+ * "rest" → "trial_***").
+ */
+export function scrubPassword(text: string, password: string | undefined): string {
+  if (!password) return text;
+  const secrets = [...new Set([password, encodeURIComponent(password)])];
+  const escape = (x: string): string => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const whole = new RegExp(`(?<![\\p{L}\\p{N}_])(?:${secrets.map(escape).join('|')})(?![\\p{L}\\p{N}_])`, 'gu');
+  return text.replace(whole, '***');
 }
 
 /** `name` as a backtick-quoted identifier. */

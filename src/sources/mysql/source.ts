@@ -382,6 +382,7 @@ class MysqlSnapshot implements SourceSnapshot {
     const minBytes = segmentMinBytes(this.tuning.segmentMinBytes);
     const nonTransactional: string[] = [];
     const remote: string[] = [];
+    const unreadMembers: string[] = [];
     // Opened only when a table needs it (exactMemberLists), closed at the end of the catalog.
     let sideSession: Promise<Session> | undefined;
     const side = async (): Promise<mysql.Connection> => (await (sideSession ??= openSession(this.settings, this.lockTimeoutMs))).conn;
@@ -397,7 +398,11 @@ class MysqlSnapshot implements SourceSnapshot {
           dataColumns.push({ name: 'ROW_END', type: 'timestamp(6)', dataType: 'timestamp', stored: true, invisible: true, period: 'end' });
         }
         const definition: MysqlTableDefinition = {
-          createSql: await exactMemberLists(side, o.name, await showCreateTable(c, o.name), cols),
+          createSql: await (async () => {
+          const exact = await exactMemberLists(side, o.name, await showCreateTable(c, o.name), cols);
+          for (const column of exact.unread) unreadMembers.push(`${o.name}.${column}`);
+          return exact.createSql;
+        })(),
           engine,
           transactional: o.transactional,
           columns: dataColumns.map(({ period: _period, ...col }) => col),
@@ -497,9 +502,19 @@ class MysqlSnapshot implements SourceSnapshot {
     if (remote.length > 0) {
       this.warnings.push(`data of ${shortList(remote)} is not backed up: it lives on another server or in a file; the definition${remote.length === 1 ? ' is' : 's are'} backed up and restored`);
     }
+    if (unreadMembers.length > 0) {
+      this.warnings.push(
+        `ENUM/SET members of ${shortList(unreadMembers)} hold 4-byte characters that SHOW CREATE TABLE prints as "?", and the user "${this.settings.user}" may not read them exactly (it lacks CREATE TEMPORARY TABLES): a restore will refuse rows holding those members; GRANT CREATE TEMPORARY TABLES ON the database TO the user and back up again`,
+      );
+    }
     if (lost.length > 0) this.warnings.push(`view${lost.length === 1 ? '' : 's'} ${shortList(lost)} dropped while the backup started: not backed up`);
     if (routines.hidden.length > 0) {
       this.warnings.push(`${shortList(routines.hidden)} not backed up: the user "${this.settings.user}" may not read ${routines.hidden.length === 1 ? 'its' : 'their'} definition (be its definer, or GRANT SELECT ON mysql.proc)`);
+    }
+    if (routines.mayMiss) {
+      this.warnings.push(
+        `procedures, functions and events of other definers may be missing: the user "${this.settings.user}" sees only the routines it defines or may execute (GRANT SELECT ON mysql.proc TO it on MariaDB, SHOW_ROUTINE on MySQL, to back them all up); a restore with --on-conflict replace would drop the ones not backed up`,
+      );
     }
     if (routines.packages.length > 0) this.warnings.push(`${shortList(routines.packages)} not backed up: cairn does not capture PACKAGEs yet`);
   }
