@@ -192,13 +192,16 @@ export async function markDone(conn: mysql.Connection, staging: string, n: numbe
 }
 
 /**
- * Test hook: `CAIRN_TEST_MYSQL_KILL_AT` = `before-rename` (the target's objects that must go
- * before the RENAME dropped, the RENAME not run), `after-rename` (the RENAME done, no step after
- * it), or `step-<n>` (after the n-th step that follows the RENAME): the process kills itself
- * with SIGKILL there, as a crash would stop it. Never set outside tests.
+ * Test hooks, at the points `before-rename` (the target's objects that must go before the RENAME
+ * dropped, the RENAME not run), `after-rename` (the RENAME done, no step after it) and
+ * `step-<n>` (after the n-th step that follows the RENAME): `CAIRN_TEST_MYSQL_KILL_AT=<point>`
+ * makes the process SIGKILL itself there, as a crash would stop it;
+ * `CAIRN_TEST_MYSQL_INTERRUPT_AT=<point>` sends it a SIGINT (a Ctrl-C) there. Never set
+ * outside tests.
  */
 export function testKillPoint(point: string): void {
   if (process.env.CAIRN_TEST_MYSQL_KILL_AT === point) process.kill(process.pid, 'SIGKILL');
+  if (process.env.CAIRN_TEST_MYSQL_INTERRUPT_AT === point) process.kill(process.pid, 'SIGINT');
 }
 
 /** Describes objects for a message: `view "a", view "b", trigger "t"` → `views a, b; trigger t`. */

@@ -88,7 +88,7 @@ function createSteps(run: SwitchRun): Step[] {
     for (const trig of t.def.triggers) {
       out.push({
         op: 'create',
-        what: `trigger "${trig.name}" on "${t.target}"`,
+        what: `trigger "${trig.name}"`,
         drop: `DROP TRIGGER IF EXISTS ${ident(trig.name)}`,
         create: withDefiner(retargetTrigger(trig.createSql, t.target), options),
         modes: triggerModes(trig as never, run.fallbackMode),
