@@ -8,7 +8,8 @@
  *   finishes it: then it equals a complete restore, and nothing of the killed restore remains;
  * - killed just before the RENAME (the replaced tables' triggers already dropped): settling puts
  *   them back: the target equals what it was;
- * - the next `cairn restore` does the settling and says so on stderr.
+ * - the next `cairn restore` does the settling and says so on stderr (in its error, when its
+ *   conflict check then refuses it).
  * Also CAIRN_TEST_MYSQL_INTERRUPT_AT: a Ctrl-C (SIGINT) right after the RENAME is ignored, the
  * restore completes (exit 0).
  * Databases `cairn_rf_<pid>_<label>`, dropped in afterAll with their leftovers.
@@ -194,6 +195,17 @@ describe('a MySQL restore killed around its switch is settled from its journal',
     const next = restoreWith(db, {});
     expect(next.code, next.stderr).toBe(0);
     expect(next.stderr).toMatch(new RegExp(`cairn: warning: finished an interrupted restore of \\S*${db}\\S* \\(it was stopped after switching its tables in; created views big_summary, small_names; trigger small_ai; procedure add_small; event ev_tidy; dropped the tables it replaced\\)\\.`));
+    expect(await snapshotOf(db)).toEqual(after);
+    expect(await leftoversOf(db)).toEqual([]);
+  }, 120_000);
+
+  it('a restore refused by its conflict check still finishes the killed one first, and its error says so', async () => {
+    const db = await existingTarget('cli_fail');
+    const r = restoreWith(db, { CAIRN_TEST_MYSQL_KILL_AT: 'step-2' });
+    expect(r.signal, r.stderr).toBe('SIGKILL');
+    const next = restoreWith(db, {}, 'fail');
+    expect(next.code, next.stderr).not.toBe(0);
+    expect(next.stderr).toMatch(/already holds .*\(Before that, this restore finished an interrupted restore of \S+ \(it was stopped after switching its tables in; created .*\)\.\)/s);
     expect(await snapshotOf(db)).toEqual(after);
     expect(await leftoversOf(db)).toEqual([]);
   }, 120_000);

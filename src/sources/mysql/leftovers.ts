@@ -78,12 +78,14 @@ export async function settleAbandoned(conn: mysql.Connection, target: string, lo
         if (journal !== undefined) {
           const done = await settleJournal(conn, lock, journal);
           const what = done.created.length > 0 ? describeObjects(done.created) : '';
+          // Targets sharing their first 40 characters share the staging prefix: name the right one.
+          const of = journal.target === target ? location : journal.target;
           if (journal.switched) {
             settled.messages.push(
-              `finished an interrupted restore of ${location} (it was stopped after switching its tables in${what ? `; created ${what}` : ''}${journal.forward.some((s) => s.op === 'sql' && s.what === 'the replaced tables') ? '; dropped the tables it replaced' : ''}).`,
+              `finished an interrupted restore of ${of} (it was stopped after switching its tables in${what ? `; created ${what}` : ''}${journal.forward.some((s) => s.op === 'sql' && s.what === 'the replaced tables') ? '; dropped the tables it replaced' : ''}).`,
             );
           } else if (what !== '' || done.droppedTarget) {
-            settled.messages.push(`undid an interrupted restore of ${location} (it was stopped just before switching its tables in${what ? `; put back ${what}` : ''}${done.droppedTarget ? `; dropped the database ${journal.target} it had created` : ''}).`);
+            settled.messages.push(`undid an interrupted restore of ${of} (it was stopped just before switching its tables in${what ? `; put back ${what}` : ''}${done.droppedTarget ? `; dropped the database ${journal.target} it had created` : ''}).`);
           }
         }
       }

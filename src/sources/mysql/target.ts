@@ -69,11 +69,13 @@ export class MysqlTarget implements RestoreTarget {
     let main: mysql.Connection | undefined;
     let stagingCreated = false;
     let prepared: PreparedSwitch | undefined;
+    let settled: string[] = [];
     const warnings = [...plan.warnings];
     try {
       main = await openSession(this.settings, '');
       // A restore to this target that was killed: finished (or undone) first, and said so.
-      warnings.push(...(await settleAbandoned(main, target, this.location)).messages);
+      settled = (await settleAbandoned(main, target, this.location)).messages;
+      warnings.push(...settled);
       await takeStagingLock(main, staging);
       const state = await this.targetState(main);
       if (state !== undefined) await assertNoConflicts(main, target, this.location, plan, state, options.onConflict);
@@ -124,7 +126,10 @@ export class MysqlTarget implements RestoreTarget {
         plan: summary,
       };
     } catch (err) {
-      throw err instanceof CairnError ? err : mysqlError(err, this.settings);
+      const failure = err instanceof CairnError ? err : mysqlError(err, this.settings);
+      // The settling of a killed restore happened even though this one failed: say so.
+      if (settled.length > 0) failure.message = `${failure.message} (Before that, this restore ${settled.map((m) => m.replace(/\.$/, '')).join('; ')}.)`;
+      throw failure;
     } finally {
       if (main !== undefined) {
         if (stagingCreated) {
