@@ -19,6 +19,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SourceError } from '../../src/core/errors.js';
 import { parseMysqlUrl } from '../../src/sources/mysql/connection.js';
 import { settleAbandoned } from '../../src/sources/mysql/leftovers.js';
 import { close, openSession } from '../../src/sources/mysql/session.js';
@@ -206,6 +207,22 @@ describe('a MySQL restore killed around its switch is settled from its journal',
     const next = restoreWith(db, {}, 'fail');
     expect(next.code, next.stderr).not.toBe(0);
     expect(next.stderr).toMatch(/already holds .*\(Before that, this restore finished an interrupted restore of \S+ \(it was stopped after switching its tables in; created .*\)\.\)/s);
+    expect(await snapshotOf(db)).toEqual(after);
+    expect(await leftoversOf(db)).toEqual([]);
+  }, 120_000);
+
+  it('a step the server refuses while finishing fails naming it and keeps the journal; once fixed, the next try finishes', async () => {
+    const db = await existingTarget('refused');
+    const r = restoreWith(db, { CAIRN_TEST_MYSQL_KILL_AT: 'after-rename' });
+    expect(r.signal, r.stderr).toBe('SIGKILL');
+    // The table a view reads moved away meanwhile: its CREATE VIEW fails.
+    await sql(db, 'RENAME TABLE small TO small_away');
+    const err = await settle(db).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SourceError);
+    expect((err as Error).message).toMatch(new RegExp(`^Cannot finish an interrupted restore of ${db}: view "small_names": .*small.* Its journal is kept in ${db}__cairn_[0-9a-f]{8}_log;`));
+    expect(await leftoversOf(db)).toContainEqual(expect.stringMatching(/_log$/));
+    await sql(db, 'RENAME TABLE small_away TO small');
+    expect((await settle(db))[0]).toMatch(/^finished an interrupted restore .*created view small_names; trigger small_ai; procedure add_small; event ev_tidy; dropped the tables it replaced\)\.$/);
     expect(await snapshotOf(db)).toEqual(after);
     expect(await leftoversOf(db)).toEqual([]);
   }, 120_000);

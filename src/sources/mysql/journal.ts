@@ -239,7 +239,7 @@ export async function settleJournal(conn: mysql.Connection, staging: string, jou
       if (what !== undefined) done.created.push(what);
     } catch (err) {
       throw new SourceError(
-        `Cannot ${journal.switched ? 'finish' : 'undo'} an interrupted restore of ${journal.target}: ${'what' in step && step.what ? `${step.what}: ` : ''}${messageOf(err)}. Its journal is kept in ${logDatabase(staging)}; fix the cause and run the restore again, or restore with --on-conflict replace.`,
+        `Cannot ${journal.switched ? 'finish' : 'undo'} an interrupted restore of ${journal.target}: ${'what' in step && step.what ? `${step.what}: ` : ''}${messageOf(err)}. Its journal is kept in ${logDatabase(staging)}; fix the cause and run the restore again (it finishes this one first), or abandon it by dropping the databases ${staging}, ${staging}_old and ${logDatabase(staging)} (the target then stays as it is now).`,
         { cause: err },
       );
     }
