@@ -22,6 +22,7 @@
 import type mysql from 'mysql2/promise';
 import { SourceError } from '../../core/errors.js';
 import { ident } from './connection.js';
+import { restoreGrants } from './grants-restore.js';
 import { createUnder, type CreateModes } from './load.js';
 import { exec, select, textLit } from './session.js';
 
@@ -41,8 +42,8 @@ export type Step =
   | { op: 'ensure'; what: string; exists: string; create: string; modes: CreateModes }
   /** Foreign key `name` of `table` aimed at the target's tables: `clause` is its `CONSTRAINT … REFERENCES `x` …` as written in the target. */
   | { op: 'fk'; table: string; name: string; clause: string }
-  /** A user or grant (--roles): one the server refuses is a warning. */
-  | { op: 'grant'; sql: string }
+  /** Users and grants (--roles, grants-restore.ts restoreGrants): what the server refuses is a warning. */
+  | { op: 'grants'; statements: string[] }
   /** A database dropped when it holds no table, view, routine or event. */
   | { op: 'drop-if-empty'; database: string };
 
@@ -169,10 +170,8 @@ export async function runStep(conn: mysql.Connection, target: string, step: Step
       await exec(conn, `ALTER TABLE ${ident(target)}.${ident(step.table)} ADD ${step.clause}`);
       return undefined;
     }
-    case 'grant':
-      await exec(conn, step.sql).catch((err: unknown) =>
-        warnings.push(`not restored: ${step.sql.slice(0, 120).replace(/IDENTIFIED\s+BY\s+(PASSWORD\s+)?'[^']*'/gi, 'IDENTIFIED BY ***')} (${messageOf(err)})`),
-      );
+    case 'grants':
+      warnings.push(...(await restoreGrants(conn, step.statements)));
       return undefined;
     case 'drop-if-empty': {
       const db = textLit(step.database);

@@ -113,7 +113,7 @@ function defaultSteps(run: SwitchRun): Step[] {
   }));
 }
 
-const grantSteps = (run: SwitchRun): Step[] => (run.grants ?? []).map((sql) => ({ op: 'grant', sql }));
+const grantSteps = (run: SwitchRun): Step[] => (run.grants !== undefined && run.grants.length > 0 ? [{ op: 'grants', statements: run.grants }] : []);
 
 /** Tables and sequences the restore brings (their target names). */
 const movedIn = (plan: Plan): string[] => [...plan.tables.map((t) => t.target), ...plan.sequences.map((s) => s.target)];
@@ -304,7 +304,6 @@ export async function runSwitch(main: mysql.Connection, run: SwitchRun, prepared
   // From here on the tables are in: any failure undoes the switch.
   try {
     await exec(main, `USE ${ident(target)}`);
-    const base = 1;
     for (const [i, step] of journal.forward.entries()) {
       done.push(step);
       try {
@@ -312,7 +311,8 @@ export async function runSwitch(main: mysql.Connection, run: SwitchRun, prepared
       } catch (err) {
         throw new SourceError(`Cannot ${step.op === 'create' ? `create ${step.what}` : `run ${step.op === 'sql' ? step.sql.slice(0, 80) : `the step ${step.op}`}`}: ${messageOf(err)}.`, { cause: err });
       }
-      await markDone(main, staging, base + i);
+      // Forward steps are numbered from 1 in the journal (writeJournal).
+      await markDone(main, staging, i + 1);
       testKillPoint(`step-${i + 1}`);
     }
   } catch (err) {
