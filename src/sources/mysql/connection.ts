@@ -333,8 +333,11 @@ export async function connect(s: MysqlSettings, options: SessionOptions = {}): P
       user: s.user,
       ...(s.password !== undefined ? { password: s.password } : {}),
       ...(database ? { database } : {}),
-      // Bytes as stored: no conversion on the way out or in (format.ts).
-      charset: 'BINARY',
+      // The handshake in UTF-8: mysql2 encodes the user and database names in the handshake's
+      // character set, and a binary one sent `ß` as the latin1 byte 0xDF, which the server
+      // refuses ("Invalid binary character string"). The SET below then makes the session
+      // binary: bytes as stored, no conversion on the way out or in (format.ts).
+      charset: 'UTF8MB4_BIN',
       supportBigNumbers: true,
       bigNumberStrings: true,
       dateStrings: true,

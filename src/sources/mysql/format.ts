@@ -126,12 +126,22 @@ export interface MysqlAccount {
   createSql: string;
   /** SHOW GRANTS lines on this database, its objects and routines, and granted roles (without password hashes). */
   grants: string[];
+  /**
+   * The account had a password (hash) that createSql leaves out (a backup without
+   * rolesWithPasswords): a restore creates it locked rather than password-less.
+   */
+  passwordLeftOut?: boolean;
 }
 
 export interface MysqlGrantsDefinition {
   accounts: MysqlAccount[];
   /** Whether createSql holds password hashes. */
   withPasswords: boolean;
+  /**
+   * The backed-up database, as the grants name it (`ON \`db\`.…`): a restore into another
+   * database aims them at that one instead.
+   */
+  database: string;
 }
 
 const ESC: Record<number, number> = { 0x5c: 0x5c, 0x09: 0x74, 0x0a: 0x6e, 0x0d: 0x72, 0x00: 0x30, 0x1a: 0x5a };

@@ -74,13 +74,16 @@ export async function readGrants(conn: mysql.Connection, withPasswords: boolean)
     const isRole = roleRow?.[0] === 'Y';
     const createSql = isRole ? `CREATE ROLE ${ident(u)}` : ((await queryText(conn, `SHOW CREATE USER ${account}`))[0]?.[0] ?? '');
     const grants = (await queryText(conn, `SHOW GRANTS FOR ${isRole ? ident(u) : account}`)).map((r) => r[0] ?? '');
+    const stripped = withPasswords ? createSql : withoutPasswords(createSql);
     out.push({
       user: u,
       host: h,
       isRole,
-      createSql: withPasswords ? createSql : withoutPasswords(createSql),
+      createSql: stripped,
       grants: grantsForDatabase(grants, db).map(withoutPasswords),
+      ...(stripped !== createSql ? { passwordLeftOut: true } : {}),
     });
   }
-  return { accounts: out, withPasswords };
+  // The database's name: a restore into another database aims the grants at that one.
+  return { accounts: out, withPasswords, database: db };
 }
