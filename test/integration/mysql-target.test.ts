@@ -301,7 +301,7 @@ describe('MysqlTarget', () => {
     expect(await column('', `SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ${lit(mine)}`)).toEqual([me]);
   });
 
-  it('a failure after the switch into an existing database undoes it: the target is as it was', async () => {
+  it('a failure after the switch undoes it: an existing target is as it was, a new one removed again', async () => {
     const db = await seeded('undo');
     await sql(db, `UPDATE author SET name = 'live'; CREATE TABLE keep (x INT); INSERT INTO keep VALUES (1);`);
     const before = await snapshotOf(db);
@@ -330,6 +330,13 @@ describe('MysqlTarget', () => {
       expect(await snapshotOf(db), policy).toEqual(before);
       expect(await stagingLeft(db), policy).toEqual([]);
     }
+    // Into a new database: dropped again; no staging, old or journal database left.
+    const made = fresh('undo_new');
+    const err = await restoreInto(made, { items: toItems(broken) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SourceError);
+    expect((err as Error).message).toMatch(/Cannot create event "ev_bad": .*syntax.* The new database .* was removed again\./);
+    expect(await databaseExists(made)).toBe(false);
+    expect(await stagingLeft(made)).toEqual([]);
   });
 
   it('a view the server refuses fails the restore before the switch, naming it', async () => {

@@ -3,6 +3,12 @@
  * with ONE `RENAME TABLE` (atomic), then views (in the backup's order), triggers, routines and
  * events are created there.
  *
+ * Everything the switch does is prepared before it (prepareSwitch: every statement built, the
+ * target's objects it replaces read) and written to the switch journal (journal.ts) before the
+ * target changes; the RENAME renames the journal's marker in the same statement. So a restore
+ * killed at any moment after it is finished by the next restore to the target, and one killed
+ * before it is undone (leftovers.ts).
+ *
  * New database: created with the backup's character set and collation; a failure after the
  * rename drops it again (the target was absent). Existing database: the tables the restore
  * replaces (overwrite: those of restored names; replace: all) move, in that same RENAME, to a
@@ -21,8 +27,9 @@ import type { ConflictPolicy, RestoreOptions } from '../types.js';
 import { ident } from './connection.js';
 import { kindOf, type TargetState } from './conflicts.js';
 import { renameObject, retargetTrigger, sequenceDefault } from './definitions.js';
+import { markDone, runStep, switchMark, testKillPoint, unswitchMark, type Journal, type Step } from './journal.js';
 import { OLD_SUFFIX } from './leftovers.js';
-import { createUnder, routineModes, sequenceDefaults, triggerModes, viewModes, withDefiner, type CreateModes } from './load.js';
+import { routineModes, sequenceDefaults, triggerModes, viewModes, withDefiner, type CreateModes } from './load.js';
 import type { Plan } from './plan.js';
 import { exec, select, textLit } from './session.js';
 
@@ -35,49 +42,63 @@ export interface SwitchRun {
   fallbackMode: string;
   charset?: string;
   collation?: string;
+  /** Users and grants (--roles), run after the objects. */
+  grants?: string[];
 }
 
 /** An object dropped from the target, with what recreates it. */
 interface Saved {
   what: string;
   drop: string;
+  /** A SELECT returning a row while the object exists. */
+  exists: string;
   create: string;
   modes: CreateModes;
+}
+
+/** Everything a switch does, built before it (prepareSwitch), run by runSwitch. */
+export interface PreparedSwitch {
+  journal: Journal;
+  /** Statements that change the target just before the RENAME (CREATE DATABASE; drops of what cannot stay). */
+  before: string[];
+  /** Undo of `before`, when the RENAME fails. */
+  beforeUndo: Step[];
+  /** The one RENAME TABLE (with the journal's marker). */
+  rename: string;
+  /** The RENAME that moves everything back (existing database), with the marker back. */
+  renameBack?: string;
+  /** `<staging>_old`, when target tables are replaced (created by prepareSwitch). */
+  old?: string;
+  /** Set when a failure after the switch could not be undone wholly: the journal and `old` are kept for the next restore. */
+  keepJournal: boolean;
 }
 
 const str = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v ?? ''));
 
 const messageOf = (err: unknown): string => (err as { sqlMessage?: string }).sqlMessage ?? (err as Error).message;
 
-/** Creates the restored views, triggers, routines and events in the target (session `main`, current database the target). */
-async function createObjects(main: mysql.Connection, run: SwitchRun, undo: string[]): Promise<void> {
+/** The steps creating the restored views, triggers, routines and events in the target (its current database). */
+function createSteps(run: SwitchRun): Step[] {
   const { plan, options } = run;
+  const out: Step[] = [];
   for (const v of plan.views) {
-    try {
-      await createUnder(main, viewModes(v.def), withDefiner(renameObject(v.def.createSql, 'VIEW', v.target), options));
-    } catch (err) {
-      throw new SourceError(`Cannot create view "${v.target}": ${messageOf(err)}.`, { cause: err });
-    }
-    undo.push(`DROP VIEW IF EXISTS ${ident(v.target)}`);
+    out.push({ op: 'create', what: `view "${v.target}"`, drop: `DROP VIEW IF EXISTS ${ident(v.target)}`, create: withDefiner(renameObject(v.def.createSql, 'VIEW', v.target), options), modes: viewModes(v.def) });
   }
   for (const t of plan.tables) {
     for (const trig of t.def.triggers) {
-      try {
-        await createUnder(main, triggerModes(trig as never, run.fallbackMode), withDefiner(retargetTrigger(trig.createSql, t.target), options));
-      } catch (err) {
-        throw new SourceError(`Cannot create trigger "${trig.name}" on "${t.target}": ${messageOf(err)}.`, { cause: err });
-      }
-      undo.push(`DROP TRIGGER IF EXISTS ${ident(trig.name)}`);
+      out.push({
+        op: 'create',
+        what: `trigger "${trig.name}"`,
+        drop: `DROP TRIGGER IF EXISTS ${ident(trig.name)}`,
+        create: withDefiner(retargetTrigger(trig.createSql, t.target), options),
+        modes: triggerModes(trig as never, run.fallbackMode),
+      });
     }
   }
   for (const r of plan.routines?.def.routines ?? []) {
-    try {
-      await createUnder(main, routineModes(r), withDefiner(r.createSql, options));
-    } catch (err) {
-      throw new SourceError(`Cannot create ${r.kind.toLowerCase()} "${r.name}": ${messageOf(err)}.`, { cause: err });
-    }
-    undo.push(`DROP ${r.kind} IF EXISTS ${ident(r.name)}`);
+    out.push({ op: 'create', what: `${r.kind.toLowerCase()} "${r.name}"`, drop: `DROP ${r.kind} IF EXISTS ${ident(r.name)}`, create: withDefiner(r.createSql, options), modes: routineModes(r) });
   }
+  return out;
 }
 
 /**
@@ -85,37 +106,17 @@ async function createObjects(main: mysql.Connection, run: SwitchRun, undo: strin
  * checks the sequence exists); once both are in the target, they are aimed at the target's
  * (ALTER COLUMN … SET DEFAULT: a change of metadata only).
  */
-async function aimDefaults(main: mysql.Connection, run: SwitchRun): Promise<void> {
-  for (const { table, defaults } of sequenceDefaults(run.plan)) {
-    const sets = defaults.map((d) => `ALTER COLUMN ${ident(d.column)} SET DEFAULT ${sequenceDefault(d, run.target)}`);
-    await exec(main, `ALTER TABLE ${ident(run.target)}.${ident(table)} ${sets.join(', ')}`);
-  }
+function defaultSteps(run: SwitchRun): Step[] {
+  return sequenceDefaults(run.plan).map(({ table, defaults }) => ({
+    op: 'sql',
+    sql: `ALTER TABLE ${ident(run.target)}.${ident(table)} ${defaults.map((d) => `ALTER COLUMN ${ident(d.column)} SET DEFAULT ${sequenceDefault(d, run.target)}`).join(', ')}`,
+  }));
 }
+
+const grantSteps = (run: SwitchRun): Step[] => (run.grants !== undefined && run.grants.length > 0 ? [{ op: 'grants', statements: run.grants }] : []);
 
 /** Tables and sequences the restore brings (their target names). */
 const movedIn = (plan: Plan): string[] => [...plan.tables.map((t) => t.target), ...plan.sequences.map((s) => s.target)];
-
-/**
- * Into a new database: CREATE DATABASE, RENAME TABLE, the objects. Any failure drops the new
- * database (the target was absent). `main` is the staging lock's session.
- */
-export async function switchIntoNewDatabase(main: mysql.Connection, run: SwitchRun): Promise<void> {
-  const { target, staging } = run;
-  const charset = run.charset && /^\w+$/.test(run.charset) ? ` CHARACTER SET ${run.charset}` : '';
-  const collation = run.collation && /^\w+$/.test(run.collation) ? ` COLLATE ${run.collation}` : '';
-  await exec(main, `CREATE DATABASE ${ident(target)}${charset}${collation}`);
-  try {
-    const names = movedIn(run.plan);
-    if (names.length > 0) await exec(main, `RENAME TABLE ${names.map((n) => `${ident(staging)}.${ident(n)} TO ${ident(target)}.${ident(n)}`).join(', ')}`);
-    await exec(main, `USE ${ident(target)}`);
-    await aimDefaults(main, run);
-    await createObjects(main, run, []);
-  } catch (err) {
-    await exec(main, `USE ${ident(staging)}`).catch(() => undefined);
-    await exec(main, `DROP DATABASE IF EXISTS ${ident(target)}`).catch(() => undefined);
-    throw err instanceof SourceError ? new SourceError(`${err.message} The new database ${target} was removed again.`, { cause: err }) : err;
-  }
-}
 
 /** Saves (SHOW CREATE …) and describes the trigger `name` of `database`. */
 async function saveTrigger(main: mysql.Connection, database: string, name: string): Promise<Saved> {
@@ -123,6 +124,7 @@ async function saveTrigger(main: mysql.Connection, database: string, name: strin
   return {
     what: `trigger "${name}"`,
     drop: `DROP TRIGGER IF EXISTS ${ident(database)}.${ident(name)}`,
+    exists: `SELECT 1 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ${textLit(database)} AND TRIGGER_NAME = ${textLit(name)}`,
     create: str(r[2]),
     modes: { sqlMode: str(r[1]), characterSetClient: str(r[3]), collationConnection: str(r[4]) },
   };
@@ -130,7 +132,13 @@ async function saveTrigger(main: mysql.Connection, database: string, name: strin
 
 async function saveView(main: mysql.Connection, database: string, name: string): Promise<Saved> {
   const r = (await select(main, `SHOW CREATE VIEW ${ident(database)}.${ident(name)}`))[0] ?? [];
-  return { what: `view "${name}"`, drop: `DROP VIEW IF EXISTS ${ident(database)}.${ident(name)}`, create: str(r[1]), modes: { characterSetClient: str(r[2]), collationConnection: str(r[3]) } };
+  return {
+    what: `view "${name}"`,
+    drop: `DROP VIEW IF EXISTS ${ident(database)}.${ident(name)}`,
+    exists: `SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${textLit(database)} AND TABLE_NAME = ${textLit(name)}`,
+    create: str(r[1]),
+    modes: { characterSetClient: str(r[2]), collationConnection: str(r[3]) },
+  };
 }
 
 async function saveRoutine(main: mysql.Connection, database: string, kindName: string): Promise<Saved> {
@@ -141,7 +149,195 @@ async function saveRoutine(main: mysql.Connection, database: string, kindName: s
     kind === 'EVENT'
       ? { sqlMode: str(r[1]), timeZone: str(r[2]), characterSetClient: str(r[4]), collationConnection: str(r[5]) }
       : { sqlMode: str(r[1]), characterSetClient: str(r[3]), collationConnection: str(r[4]) };
-  return { what: `${kind.toLowerCase()} "${name}"`, drop: `DROP ${kind} IF EXISTS ${ident(database)}.${ident(name)}`, create: str(kind === 'EVENT' ? r[3] : r[2]), modes };
+  const exists =
+    kind === 'EVENT'
+      ? `SELECT 1 FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ${textLit(database)} AND EVENT_NAME = ${textLit(name)}`
+      : `SELECT 1 FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${textLit(database)} AND ROUTINE_TYPE = ${textLit(kind)} AND ROUTINE_NAME = ${textLit(name)}`;
+  return { what: `${kind.toLowerCase()} "${name}"`, drop: `DROP ${kind} IF EXISTS ${ident(database)}.${ident(name)}`, exists, create: str(kind === 'EVENT' ? r[3] : r[2]), modes };
+}
+
+const ensureStep = (s: Saved): Step => ({ op: 'ensure', what: s.what, exists: s.exists, create: s.create, modes: s.modes });
+
+/**
+ * The foreign keys of `database`'s tables (all, or `tables` only; `except` left out) that
+ * reference one of `parents` of `parentDatabase`, as steps aiming them at the target's table of
+ * that name: each key's clause as SHOW CREATE TABLE writes it.
+ */
+async function foreignKeySteps(main: mysql.Connection, database: string, parentDatabase: string, parents: string[], except: ReadonlySet<string>): Promise<Step[]> {
+  if (parents.length === 0) return [];
+  const rows = await select(
+    main,
+    `SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ${textLit(database)} AND UNIQUE_CONSTRAINT_SCHEMA = ${textLit(parentDatabase)} AND REFERENCED_TABLE_NAME IN (${parents.map(textLit).join(', ')}) ORDER BY 1, 2`,
+  );
+  const steps: Step[] = [];
+  const creates = new Map<string, string>();
+  for (const r of rows) {
+    const table = str(r[0]);
+    const name = str(r[1]);
+    if (except.has(table)) continue;
+    let create = creates.get(table);
+    if (create === undefined) {
+      create = str((await select(main, `SHOW CREATE TABLE ${ident(database)}.${ident(table)}`))[0]?.[1]);
+      creates.set(table, create);
+    }
+    const line = create.split('\n').find((l) => l.trim().startsWith(`CONSTRAINT ${ident(name)} FOREIGN KEY`));
+    if (line !== undefined) steps.push({ op: 'fk', table, name, clause: line.trim().replace(/,$/, '') });
+  }
+  return steps;
+}
+
+/**
+ * Prepares the switch (see the module comment): reads what the target's replaced objects are
+ * (SHOW CREATE, to put them back), builds every statement that follows the RENAME, and, for an
+ * existing database that loses tables, creates `<staging>_old`. Changes nothing in the target.
+ * `state`: what the target held (undefined: it does not exist).
+ */
+export async function prepareSwitch(main: mysql.Connection, run: SwitchRun, state: TargetState | undefined, policy: ConflictPolicy): Promise<PreparedSwitch> {
+  const { plan, target, staging } = run;
+  const incoming = movedIn(plan);
+  if (state === undefined) {
+    const charset = run.charset && /^\w+$/.test(run.charset) ? ` CHARACTER SET ${run.charset}` : '';
+    const collation = run.collation && /^\w+$/.test(run.collation) ? ` COLLATE ${run.collation}` : '';
+    return {
+      journal: { target, newDatabase: true, forward: [...defaultSteps(run), ...createSteps(run), ...grantSteps(run)], undo: [{ op: 'drop-if-empty', database: target }] },
+      before: [`CREATE DATABASE ${ident(target)}${charset}${collation}`],
+      beforeUndo: [{ op: 'drop-if-empty', database: target }],
+      rename: `RENAME TABLE ${[...incoming.map((n) => `${ident(staging)}.${ident(n)} TO ${ident(target)}.${ident(n)}`), switchMark(staging)].join(', ')}`,
+      keepJournal: false,
+    };
+  }
+  const old = `${staging}${OLD_SUFFIX}`;
+  const incomingSet = new Set(incoming);
+  // The tables (and sequences) that leave the target for the old database.
+  const replacedTables = [...state.relations.entries()]
+    .filter(([name, type]) => kindOf(type) !== 'view' && (policy === 'replace' || incomingSet.has(name)))
+    .map(([name]) => name);
+  const leaving = new Set(replacedTables);
+  // Views that go: replace, all; overwrite, those of restored names.
+  const restoredViews = new Set(plan.views.map((v) => v.target));
+  const views = [...state.relations.entries()].filter(([name, type]) => type === 'VIEW' && (policy === 'replace' || restoredViews.has(name))).map(([n]) => n);
+  const restoredRoutines = new Set((plan.routines?.def.routines ?? []).map((r) => `${r.kind} ${r.name}`));
+  const routines = [...state.routines].filter((r) => policy === 'replace' || restoredRoutines.has(r));
+  const triggers = [...state.triggers.entries()].filter(([, table]) => leaving.has(table)).map(([n]) => n);
+
+  // Saved before anything changes, so that a failure or a kill can put them back.
+  const savedTriggers = await Promise.all(triggers.map((n) => saveTrigger(main, target, n)));
+  const savedViews = await Promise.all(views.map((n) => saveView(main, target, n)));
+  const savedRoutines = await Promise.all(routines.map((r) => saveRoutine(main, target, r)));
+  // Views whose names a restored table takes must go before the RENAME (views cannot move).
+  const blockingViews = savedViews.filter((_, i) => incomingSet.has(views[i] as string));
+  const laterDrops = [...savedViews.filter((v) => !blockingViews.includes(v)), ...savedRoutines];
+  // Foreign keys that follow a leaving table out (InnoDB keeps a reference through renames):
+  // the target's own tables that stay, and the restored tables that reference a target table.
+  const ownChildren = await foreignKeySteps(main, target, target, replacedTables, leaving);
+  const incomingChildren = await foreignKeySteps(main, staging, target, replacedTables, new Set());
+  if (replacedTables.length > 0) await exec(main, `CREATE DATABASE ${ident(old)}`);
+  const pairs = [
+    ...replacedTables.map((n) => `${ident(target)}.${ident(n)} TO ${ident(old)}.${ident(n)}`),
+    ...incoming.map((n) => `${ident(staging)}.${ident(n)} TO ${ident(target)}.${ident(n)}`),
+    switchMark(staging),
+  ];
+  const back = [
+    ...incoming.map((n) => `${ident(target)}.${ident(n)} TO ${ident(staging)}.${ident(n)}`),
+    ...replacedTables.map((n) => `${ident(old)}.${ident(n)} TO ${ident(target)}.${ident(n)}`),
+    unswitchMark(staging),
+  ];
+  const putBack = [...savedTriggers, ...savedViews, ...savedRoutines].map(ensureStep);
+  return {
+    journal: {
+      target,
+      newDatabase: false,
+      forward: [
+        ...defaultSteps(run),
+        ...ownChildren,
+        ...incomingChildren,
+        ...laterDrops.map((s): Step => ({ op: 'sql', sql: s.drop })),
+        ...createSteps(run),
+        ...grantSteps(run),
+        ...(replacedTables.length > 0 ? [{ op: 'sql', sql: `DROP DATABASE IF EXISTS ${ident(old)}`, what: 'the replaced tables' } as Step] : []),
+      ],
+      // Not switched (killed before the RENAME, or after an undone one): what was dropped is put
+      // back, and keys that followed a table to staging and back aimed at the target again.
+      undo: [...putBack, ...ownChildren],
+    },
+    before: [...savedTriggers, ...blockingViews].map((s) => s.drop),
+    beforeUndo: [...savedTriggers, ...blockingViews].map(ensureStep),
+    rename: `RENAME TABLE ${pairs.join(', ')}`,
+    renameBack: `RENAME TABLE ${back.join(', ')}`,
+    ...(replacedTables.length > 0 ? { old } : {}),
+    keepJournal: false,
+  };
+}
+
+/**
+ * Runs a prepared switch in `main` (the staging lock's session; foreign_key_checks off): the
+ * statements before the RENAME, the RENAME, then the journal's forward steps, each marked done.
+ * A failure undoes it (SourceError saying whether the target is as it was). Returns warnings
+ * (grants the server refused).
+ */
+export async function runSwitch(main: mysql.Connection, run: SwitchRun, prepared: PreparedSwitch): Promise<string[]> {
+  const { target, staging } = run;
+  const warnings: string[] = [];
+  const { journal } = prepared;
+  if (!journal.newDatabase) await exec(main, `USE ${ident(target)}`);
+  const done: Step[] = [];
+  try {
+    for (const s of prepared.before) {
+      await exec(main, s);
+      // A database created here is dropped by beforeUndo only while empty: no bookkeeping needed.
+    }
+    testKillPoint('before-rename');
+    await exec(main, prepared.rename);
+  } catch (err) {
+    const lost: string[] = [];
+    for (const s of prepared.beforeUndo) {
+      await runStep(main, target, s, []).catch(() => lost.push('what' in s ? String(s.what) : s.op));
+    }
+    if (prepared.old !== undefined) await exec(main, `DROP DATABASE IF EXISTS ${ident(prepared.old)}`).catch(() => undefined);
+    throw new SourceError(
+      `Cannot switch the restored tables into ${target}: ${messageOf(err)}. The target was not changed${lost.length > 0 ? `, except that ${lost.join(', ')} could not be put back` : ''}.`,
+      { cause: err },
+    );
+  }
+  testKillPoint('after-rename');
+
+  // From here on the tables are in: any failure undoes the switch.
+  try {
+    await exec(main, `USE ${ident(target)}`);
+    for (const [i, step] of journal.forward.entries()) {
+      done.push(step);
+      try {
+        await runStep(main, target, step, warnings);
+      } catch (err) {
+        throw new SourceError(`Cannot ${step.op === 'create' ? `create ${step.what}` : `run ${step.op === 'sql' ? step.sql.slice(0, 80) : `the step ${step.op}`}`}: ${messageOf(err)}.`, { cause: err });
+      }
+      // Forward steps are numbered from 1 in the journal (writeJournal).
+      await markDone(main, staging, i + 1);
+      testKillPoint(`step-${i + 1}`);
+    }
+  } catch (err) {
+    if (journal.newDatabase) {
+      await exec(main, `USE ${ident(staging)}`).catch(() => undefined);
+      await exec(main, `DROP DATABASE IF EXISTS ${ident(target)}`).catch(() => undefined);
+      throw new SourceError(`${(err as Error).message} The new database ${target} was removed again.`, { cause: err });
+    }
+    const problems: string[] = [];
+    for (const s of done.reverse()) if (s.op === 'create') await exec(main, s.drop).catch(() => problems.push(s.what));
+    try {
+      if (prepared.renameBack !== undefined) await exec(main, prepared.renameBack);
+      await repointChildren(main, target, staging);
+      for (const s of journal.undo) await runStep(main, target, s, []).catch(() => problems.push('what' in s ? String(s.what) : `foreign key ${s.op === 'fk' ? s.name : ''}`));
+      if (prepared.old !== undefined && problems.length === 0) await exec(main, `DROP DATABASE IF EXISTS ${ident(prepared.old)}`);
+    } catch (undoErr) {
+      problems.push(`the tables (${messageOf(undoErr)})`);
+    }
+    if (problems.length > 0) prepared.keepJournal = true;
+    throw new SourceError(
+      `${(err as Error).message} The switch into ${target} was undone${problems.length > 0 ? `, except: ${problems.join(', ')} (the next restore to this database retries from the journal it keeps; or repair by hand)` : ': the target is as it was'}.`,
+      { cause: err },
+    );
+  }
+  return warnings;
 }
 
 /**
@@ -166,95 +362,4 @@ export async function repointChildren(main: mysql.Connection, database: string, 
       await exec(main, `ALTER TABLE ${ident(database)}.${ident(child)} ADD ${clause}`);
     }
   }
-}
-
-/**
- * Into an existing database (see the module comment). `state`: what the target held, read before
- * the load. `main` is the staging lock's session; foreign_key_checks is off in it.
- */
-export async function switchIntoExistingDatabase(main: mysql.Connection, run: SwitchRun, state: TargetState, policy: ConflictPolicy): Promise<void> {
-  const { plan, target, staging } = run;
-  const old = `${staging}${OLD_SUFFIX}`;
-  const incoming = movedIn(plan);
-  const incomingSet = new Set(incoming);
-  // The tables (and sequences) that leave the target for the old database.
-  const replacedTables = [...state.relations.entries()]
-    .filter(([name, type]) => kindOf(type) !== 'view' && (policy === 'replace' || incomingSet.has(name)))
-    .map(([name]) => name);
-  const leaving = new Set(replacedTables);
-  // Views that go: replace, all; overwrite, those of restored names.
-  const restoredViews = new Set(plan.views.map((v) => v.target));
-  const views = [...state.relations.entries()].filter(([name, type]) => type === 'VIEW' && (policy === 'replace' || restoredViews.has(name))).map(([n]) => n);
-  const restoredRoutines = new Set((plan.routines?.def.routines ?? []).map((r) => `${r.kind} ${r.name}`));
-  const routines = [...state.routines].filter((r) => policy === 'replace' || restoredRoutines.has(r));
-  const triggers = [...state.triggers.entries()].filter(([, table]) => leaving.has(table)).map(([n]) => n);
-
-  // Saved before anything changes, so that any failure can put them back.
-  const savedTriggers = await Promise.all(triggers.map((n) => saveTrigger(main, target, n)));
-  const savedViews = await Promise.all(views.map((n) => saveView(main, target, n)));
-  const savedRoutines = await Promise.all(routines.map((r) => saveRoutine(main, target, r)));
-  const recreate = async (saved: Saved[]): Promise<string[]> => {
-    const lost: string[] = [];
-    for (const s of saved) {
-      await createUnder(main, s.modes, s.create).catch(() => lost.push(s.what));
-    }
-    return lost;
-  };
-
-  if (replacedTables.length > 0) await exec(main, `CREATE DATABASE ${ident(old)}`);
-  await exec(main, `USE ${ident(target)}`);
-  // Views whose names a restored table takes must go before the RENAME (views cannot move).
-  const blockingViews = savedViews.filter((_, i) => incomingSet.has(views[i] as string));
-  const droppedFirst: Saved[] = [];
-  try {
-    for (const s of [...savedTriggers, ...blockingViews]) {
-      await exec(main, s.drop);
-      droppedFirst.push(s);
-    }
-    const pairs = [
-      ...replacedTables.map((n) => `${ident(target)}.${ident(n)} TO ${ident(old)}.${ident(n)}`),
-      ...incoming.map((n) => `${ident(staging)}.${ident(n)} TO ${ident(target)}.${ident(n)}`),
-    ];
-    if (pairs.length > 0) await exec(main, `RENAME TABLE ${pairs.join(', ')}`);
-  } catch (err) {
-    const lost = await recreate(droppedFirst);
-    await exec(main, `DROP DATABASE IF EXISTS ${ident(old)}`).catch(() => undefined);
-    throw new SourceError(
-      `Cannot switch the restored tables into ${target}: ${messageOf(err)}. The target was not changed${lost.length > 0 ? `, except that ${lost.join(', ')} could not be put back` : ''}.`,
-      { cause: err },
-    );
-  }
-
-  // From here on the tables are in: any failure undoes the switch.
-  const undo: string[] = [];
-  const remaining = [...blockingViews];
-  try {
-    await aimDefaults(main, run);
-    if (replacedTables.length > 0) await repointChildren(main, target, old);
-    for (const s of [...savedViews.filter((v) => !blockingViews.includes(v)), ...savedRoutines]) {
-      await exec(main, s.drop);
-      remaining.push(s);
-    }
-    await createObjects(main, run, undo);
-  } catch (err) {
-    const problems: string[] = [];
-    for (const u of undo.reverse()) await exec(main, u).catch(() => problems.push(u));
-    try {
-      const back = [
-        ...incoming.map((n) => `${ident(target)}.${ident(n)} TO ${ident(staging)}.${ident(n)}`),
-        ...replacedTables.map((n) => `${ident(old)}.${ident(n)} TO ${ident(target)}.${ident(n)}`),
-      ];
-      if (back.length > 0) await exec(main, `RENAME TABLE ${back.join(', ')}`);
-      await repointChildren(main, target, staging);
-      problems.push(...(await recreate([...savedTriggers, ...remaining])));
-      if (replacedTables.length > 0) await exec(main, `DROP DATABASE IF EXISTS ${ident(old)}`);
-    } catch (undoErr) {
-      problems.push(`the tables (${messageOf(undoErr)})`);
-    }
-    throw new SourceError(
-      `${err instanceof SourceError ? err.message : messageOf(err)} The switch into ${target} was undone${problems.length > 0 ? `, except: ${problems.join(', ')} (repair by hand, or restore again with --on-conflict replace)` : ': the target is as it was'}.`,
-      { cause: err },
-    );
-  }
-  if (replacedTables.length > 0) await exec(main, `DROP DATABASE IF EXISTS ${ident(old)}`);
 }

@@ -8,12 +8,17 @@
  * - load.ts: the staging database filled (CREATE TABLE, sequences, parallel LOAD DATA LOCAL
  *   from the backup's streams, any server warning a failure) and the views, triggers and
  *   routines checked by creating them there;
- * - switch.ts: one RENAME TABLE into the target, then the views, triggers, routines and events;
+ * - switch.ts: every statement of the switch prepared, then one RENAME TABLE into the target,
+ *   then the views, triggers, routines and events;
+ * - journal.ts: the switch journal, written before the target changes, from which a restore
+ *   killed around its switch is finished (or undone) by the next restore to that target;
  * - grants-restore.ts: users and grants (--roles).
  *
  * Nothing is created in the target until the switch: a failure or an abort before it leaves the
- * target exactly as it was, and the staging database is dropped (or, if the process is killed,
- * by the next restore to that target).
+ * target exactly as it was, and the staging database is dropped. A failure after it undoes it.
+ * If the process is killed, the next restore to that target settles what it left: before the
+ * switch, the target is as it was and the staging databases are dropped; after it, the restore
+ * is finished from its journal (and says so in a warning).
  */
 import os from 'node:os';
 import type mysql from 'mysql2/promise';
@@ -22,12 +27,13 @@ import type { ConflictPolicy, RestoreItem, RestoreOptions, RestorePlanSummary, R
 import { ident, mysqlError, mysqlLocation, type MysqlSettings } from './connection.js';
 import { assertNoConflicts, isEmpty, kindOf, readTargetState, type TargetState } from './conflicts.js';
 import { MYSQL_KIND } from './format.js';
-import { grantStatements, restoreGrants } from './grants-restore.js';
-import { dropAbandonedStaging, stagingName, takeStagingLock } from './leftovers.js';
+import { grantStatements } from './grants-restore.js';
+import { logDatabase, writeJournal } from './journal.js';
+import { OLD_SUFFIX, settleAbandoned, stagingName, takeStagingLock } from './leftovers.js';
 import { createStagingObjects, loadData, validateInStaging } from './load.js';
 import { outsideReferences, planItems, viewOutsideReferences, type Plan } from './plan.js';
 import { close, exec, openSession, select, textLit } from './session.js';
-import { switchIntoExistingDatabase, switchIntoNewDatabase } from './switch.js';
+import { prepareSwitch, runSwitch, type PreparedSwitch } from './switch.js';
 
 /** Restores a backup of one MySQL/MariaDB database into the database the settings name (see the module comment). */
 export class MysqlTarget implements RestoreTarget {
@@ -62,10 +68,14 @@ export class MysqlTarget implements RestoreTarget {
     const staging = stagingName(target);
     let main: mysql.Connection | undefined;
     let stagingCreated = false;
+    let prepared: PreparedSwitch | undefined;
+    let settled: string[] = [];
     const warnings = [...plan.warnings];
     try {
       main = await openSession(this.settings, '');
-      await dropAbandonedStaging(main, target);
+      // A restore to this target that was killed: finished (or undone) first, and said so.
+      settled = (await settleAbandoned(main, target, this.location)).messages;
+      warnings.push(...settled);
       await takeStagingLock(main, staging);
       const state = await this.targetState(main);
       if (state !== undefined) await assertNoConflicts(main, target, this.location, plan, state, options.onConflict);
@@ -89,16 +99,21 @@ export class MysqlTarget implements RestoreTarget {
       await validateInStaging(main, run, fallbackMode, new Set(viewOutsideReferences(plan).keys()));
       throwIfAborted(options.signal);
 
+      // Every statement of the switch built and journaled before the target changes, so that
+      // the window between the RENAME and the last object is as short as the server allows, and
+      // a kill inside it is finished by the next restore (journal.ts).
+      // Users are server-wide: created only once the restore has switched in, so that a restore
+      // stopped before leaves the server as it was; one the server refuses is a warning.
+      const switchRun = { plan, target, staging, options, fallbackMode, grants, ...(charset ? { charset } : {}), ...(collation ? { collation } : {}) };
+      prepared = await prepareSwitch(main, switchRun, state, options.onConflict);
+      await writeJournal(main, staging, prepared.journal);
+      throwIfAborted(options.signal);
+
       await options.beforeSwitch?.();
       throwIfAborted(options.signal);
       options.onFinalizing?.();
       // The point of no return: no cancellation from here on.
-      const switchRun = { plan, target, staging, options, fallbackMode, ...(charset ? { charset } : {}), ...(collation ? { collation } : {}) };
-      if (state === undefined) await switchIntoNewDatabase(main, switchRun);
-      else await switchIntoExistingDatabase(main, switchRun, state, options.onConflict);
-      // Users are server-wide: created only once the restore has switched in, so that a restore
-      // stopped before leaves the server as it was; one the server refuses is a warning.
-      warnings.push(...(await restoreGrants(main, grants)));
+      warnings.push(...(await runSwitch(main, switchRun, prepared)));
       for (const [table, refs] of outsideReferences(plan)) {
         if (state === undefined || refs.some((r) => !state.relations.has(r))) {
           warnings.push(`table "${table}" has foreign keys to ${refs.map((r) => `"${r}"`).join(', ')}, which this restore does not bring${state === undefined ? '' : ' and the target lacked'}: they were kept, unchecked.`);
@@ -111,10 +126,21 @@ export class MysqlTarget implements RestoreTarget {
         plan: summary,
       };
     } catch (err) {
-      throw err instanceof CairnError ? err : mysqlError(err, this.settings);
+      const failure = err instanceof CairnError ? err : mysqlError(err, this.settings);
+      // The settling of a killed restore happened even though this one failed: say so.
+      if (settled.length > 0) failure.message = `${failure.message} (Before that, this restore ${settled.map((m) => m.replace(/\.$/, '')).join('; ')}.)`;
+      throw failure;
     } finally {
       if (main !== undefined) {
-        if (stagingCreated) await exec(main, `DROP DATABASE IF EXISTS ${ident(staging)}`).catch(() => undefined);
+        if (stagingCreated) {
+          await exec(main, `DROP DATABASE IF EXISTS ${ident(staging)}`).catch(() => undefined);
+          // A switch whose undo failed keeps its journal (and the tables it replaced): the next
+          // restore to this target settles it. Otherwise nothing of the restore remains.
+          if (prepared?.keepJournal !== true) {
+            await exec(main, `DROP DATABASE IF EXISTS ${ident(staging + OLD_SUFFIX)}`).catch(() => undefined);
+            await exec(main, `DROP DATABASE IF EXISTS ${ident(logDatabase(staging))}`).catch(() => undefined);
+          }
+        }
         await close(main);
       }
     }
