@@ -31,6 +31,8 @@ interface CoreConnection {
   query(options: { sql: string }): RawQuery;
   pause(): void;
   resume(): void;
+  on(event: 'error', listener: (err: unknown) => void): void;
+  removeListener(event: 'error', listener: (err: unknown) => void): void;
 }
 interface RawQuery {
   /** The query's state for row packets: see read(). */
@@ -159,6 +161,8 @@ export class SessionPool {
       let done = false;
       let failure: unknown;
       let wake: (() => void) | undefined;
+      let core: CoreConnection | undefined;
+      let lost: ((err: unknown) => void) | undefined;
       const notify = (): void => {
         const w = wake;
         wake = undefined;
@@ -173,10 +177,11 @@ export class SessionPool {
         throwIfAborted(signal);
         session = await self.acquire(signal);
         signal?.addEventListener('abort', stop, { once: true });
-        const core = (session.conn as unknown as { connection: CoreConnection }).connection;
+        const driver = (session.conn as unknown as { connection: CoreConnection }).connection;
+        core = driver;
         let ended = false;
         let paused = false;
-        const query = core.query({ sql });
+        const query = driver.query({ sql });
         const textRow = query.row;
         if (typeof textRow !== 'function') throw new Error('Internal error: this mysql2 version has no Query.row to read rows from.');
         // The driver hands every row packet to its query's `row` state: this one encodes the
@@ -190,14 +195,14 @@ export class SessionPool {
             encoder.row(packet.buffer, packet.offset, packet.end);
             if (encoder.ready.length >= MAX_READY && !paused) {
               paused = true;
-              core.pause();
+              driver.pause();
             }
             if (encoder.ready.length > 0) notify();
           } catch (err) {
             failure = err;
             if (!paused) {
               paused = true;
-              core.pause();
+              driver.pause();
             }
             notify();
           }
@@ -213,6 +218,12 @@ export class SessionPool {
           encoder?.flush();
           notify();
         });
+        // A lost connection is reported to the connection, not to a query without a callback.
+        lost = (err: unknown): void => {
+          failure ??= err ?? new Error('The connection was lost.');
+          notify();
+        };
+        driver.on('error', lost);
         for (;;) {
           if (failure !== undefined) throw failure;
           const chunk = encoder?.ready.shift();
@@ -220,7 +231,7 @@ export class SessionPool {
             if (paused && (encoder?.ready.length ?? 0) <= RESUME_READY) {
               paused = false;
               // Replays the packets that arrived meanwhile: may fill `ready` (and pause) again.
-              core.resume();
+              driver.resume();
             }
             yield chunk;
             continue;
@@ -238,6 +249,7 @@ export class SessionPool {
         throw new SourceError(`Reading MySQL table ${what}: ${mysqlError(err, self.settings).message}`, { cause: err });
       } finally {
         signal?.removeEventListener('abort', stop);
+        if (lost !== undefined) core?.removeListener('error', lost);
         if (session !== undefined) {
           // A result set not read to its end keeps the connection busy: drop the session.
           if (!done) self.drop(session);
