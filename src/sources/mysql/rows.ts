@@ -30,13 +30,39 @@ const MIN_PIECE = 4096;
 
 /**
  * Escapes src[from, to) into out at pos; out must have room for 2 × (to - from) bytes. Returns
- * the new position. A plain loop over a typed-array table: about 3 ns a byte in V8, an order of
- * magnitude faster than a lookup in an object.
+ * the new position. A loop over a typed-array table (about 3 ns a byte in V8, an order of
+ * magnitude faster than a lookup in an object), four bytes at a time while none needs escaping.
  */
 export function escapeRange(src: Uint8Array, from: number, to: number, out: Uint8Array, pos: number): number {
-  for (let i = from; i < to; i++) {
+  const T = ESCAPE;
+  let i = from;
+  const end4 = to - 3;
+  while (i < end4) {
+    const c0 = src[i] as number;
+    const c1 = src[i + 1] as number;
+    const c2 = src[i + 2] as number;
+    const c3 = src[i + 3] as number;
+    if (((T[c0] as number) | (T[c1] as number) | (T[c2] as number) | (T[c3] as number)) === 0) {
+      out[pos] = c0;
+      out[pos + 1] = c1;
+      out[pos + 2] = c2;
+      out[pos + 3] = c3;
+      pos += 4;
+      i += 4;
+      continue;
+    }
+    const e = T[c0] as number;
+    if (e === 0) {
+      out[pos++] = c0;
+    } else {
+      out[pos++] = 0x5c;
+      out[pos++] = e;
+    }
+    i++;
+  }
+  for (; i < to; i++) {
     const c = src[i] as number;
-    const e = ESCAPE[c] as number;
+    const e = T[c] as number;
     if (e === 0) {
       out[pos++] = c;
     } else {
