@@ -3,24 +3,53 @@
  *
  * Every session is a connection.ts session (stored bytes, UTC, permissive sql_mode) inside
  * `START TRANSACTION WITH CONSISTENT SNAPSHOT`, opened while the global lock held commits back,
- * so they all see one moment. A read takes a free session, streams `SELECT …` row by row
- * (mysql2 pauses the socket when the consumer is behind: backpressure reaches the server) and
- * encodes each row as mysql-tsv-v1 (format.ts) into large buffers.
+ * so they all see one moment. A read takes a free session and runs `SELECT …`; each row packet
+ * is encoded as mysql-tsv-v1 straight from the bytes received (rows.ts: no value objects) into
+ * large buffers, and the socket is paused while a few of them wait for the consumer
+ * (backpressure reaches the server).
  *
  * A read that does not finish (aborted, consumer stopped, server error) leaves its connection
  * in the middle of a result set: the session is dropped (socket destroyed) and the server told
  * to stop the statement (`KILL QUERY`, from a short session of its own), so the snapshot goes
  * on with the others.
  */
-import type { Readable } from 'node:stream';
 import type mysql from 'mysql2/promise';
 import { CairnError, CancelledError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { DataStream } from '../types.js';
 import { connect, mysqlError, type MysqlSettings } from './connection.js';
-import { escapeInto, NULL_FIELD } from './format.js';
+import { TsvRowEncoder } from './rows.js';
 
 /** A buffer is handed out once it holds this many bytes. */
 export const YIELD_BYTES = 256 * 1024;
+/** A read pauses the socket while this many buffers wait for the consumer… */
+const MAX_READY = 4;
+/** …and resumes it once no more than this many do. */
+const RESUME_READY = 1;
+
+/** The parts of mysql2's core connection and Query command a read uses (mysql2 3.x). */
+interface CoreConnection {
+  query(options: { sql: string }): RawQuery;
+  pause(): void;
+  resume(): void;
+  on(event: 'error', listener: (err: unknown) => void): void;
+  removeListener(event: 'error', listener: (err: unknown) => void): void;
+}
+interface RawQuery {
+  /** The query's state for row packets: see read(). */
+  row: (this: RawQuery, packet: RowPacket, connection: unknown) => unknown;
+  /** Columns of the result set, known before its first row. */
+  _fieldCount: number;
+  on(event: 'error', listener: (err: unknown) => void): void;
+  on(event: 'end', listener: () => void): void;
+}
+interface RowPacket {
+  buffer: Buffer;
+  /** Start of the payload (after the 4-byte header). */
+  offset: number;
+  /** End of the payload. */
+  end: number;
+  isEOF(): boolean;
+}
 
 /** One row of a query, each value the bytes the server sent (null for NULL). */
 export type RawRow = (Buffer | null)[];
@@ -126,74 +155,93 @@ export class SessionPool {
   read(sql: string, what: string, signal: AbortSignal | undefined, onEnd?: () => void): DataStream {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
-    let rowCount = 0;
+    let encoder: TsvRowEncoder | undefined;
     async function* generate(): AsyncGenerator<Uint8Array> {
       let session: Session | undefined;
-      let stream: Readable | undefined;
       let done = false;
+      let failure: unknown;
+      let wake: (() => void) | undefined;
+      let core: CoreConnection | undefined;
+      let lost: ((err: unknown) => void) | undefined;
+      const notify = (): void => {
+        const w = wake;
+        wake = undefined;
+        w?.();
+      };
       const stop = (): void => {
         if (session !== undefined && !done) self.drop(session);
+        failure ??= signal === undefined ? new CancelledError() : abortError(signal);
+        notify();
       };
       try {
         throwIfAborted(signal);
         session = await self.acquire(signal);
         signal?.addEventListener('abort', stop, { once: true });
-        const core = (session.conn as unknown as { connection: { query(o: object): { stream(o: object): Readable } } }).connection;
-        // Few rows buffered ahead: a row may hold a huge value (backpressure pauses the socket).
-        stream = core.query({ sql, rowsAsArray: true, typeCast: asBytes }).stream({ highWaterMark: 16 });
-        let out = Buffer.allocUnsafe(YIELD_BYTES * 2);
-        let pos = 0;
-        for await (const row of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<RawRow>) {
-          for (let i = 0; i < row.length; i++) {
-            const v = row[i] as Buffer | null;
-            // Room for the worst case: every byte escaped, plus the separator.
-            if (v !== null && v.length > YIELD_BYTES) {
-              // A huge value is escaped slice by slice into buffers of the usual size: it is
-              // held once (as the driver received it), never copied whole.
-              if (i > 0) {
-                if (pos + 1 > out.length) {
-                  yield out.subarray(0, pos);
-                  out = Buffer.allocUnsafe(YIELD_BYTES * 2 + 2);
-                  pos = 0;
-                }
-                out[pos++] = 0x09;
-              }
-              for (let at = 0; at < v.length; at += YIELD_BYTES) {
-                if (pos + YIELD_BYTES * 2 > out.length) {
-                  yield out.subarray(0, pos);
-                  out = Buffer.allocUnsafe(YIELD_BYTES * 2 + 2);
-                  pos = 0;
-                }
-                pos = escapeInto(v.subarray(at, Math.min(v.length, at + YIELD_BYTES)), out, pos);
-              }
-              continue;
+        const driver = (session.conn as unknown as { connection: CoreConnection }).connection;
+        core = driver;
+        let ended = false;
+        let paused = false;
+        const query = driver.query({ sql });
+        const textRow = query.row;
+        if (typeof textRow !== 'function') throw new Error('Internal error: this mysql2 version has no Query.row to read rows from.');
+        // The driver hands every row packet to its query's `row` state: this one encodes the
+        // packet's bytes straight into mysql-tsv-v1 (rows.ts) instead of building a row of
+        // values, and pauses the socket while enough output waits for the consumer.
+        const row = function (this: RawQuery, packet: RowPacket, connection: unknown): unknown {
+          if (failure !== undefined) return row;
+          if (packet.isEOF()) return textRow.call(this, packet, connection);
+          try {
+            encoder ??= new TsvRowEncoder(what, this._fieldCount, YIELD_BYTES);
+            encoder.row(packet.buffer, packet.offset, packet.end);
+            if (encoder.ready.length >= MAX_READY && !paused) {
+              paused = true;
+              driver.pause();
             }
-            const need = 1 + (v === null ? 2 : v.length * 2);
-            if (pos + need + 1 > out.length) {
-              yield out.subarray(0, pos);
-              out = Buffer.allocUnsafe(YIELD_BYTES * 2 + 2);
-              pos = 0;
+            if (encoder.ready.length > 0) notify();
+          } catch (err) {
+            failure = err;
+            if (!paused) {
+              paused = true;
+              driver.pause();
             }
-            if (i > 0) out[pos++] = 0x09;
-            if (v === null) pos += NULL_FIELD.copy(out, pos);
-            else pos = escapeInto(v, out, pos);
+            notify();
           }
-          if (pos + 1 > out.length) {
-            yield out.subarray(0, pos);
-            out = Buffer.allocUnsafe(YIELD_BYTES * 2 + 2);
-            pos = 0;
+          return row;
+        };
+        query.row = row;
+        query.on('error', (err: unknown) => {
+          failure ??= err;
+          notify();
+        });
+        query.on('end', () => {
+          ended = true;
+          encoder?.flush();
+          notify();
+        });
+        // A lost connection is reported to the connection, not to a query without a callback.
+        lost = (err: unknown): void => {
+          failure ??= err ?? new Error('The connection was lost.');
+          notify();
+        };
+        driver.on('error', lost);
+        for (;;) {
+          if (failure !== undefined) throw failure;
+          const chunk = encoder?.ready.shift();
+          if (chunk !== undefined) {
+            if (paused && (encoder?.ready.length ?? 0) <= RESUME_READY) {
+              paused = false;
+              // Replays the packets that arrived meanwhile: may fill `ready` (and pause) again.
+              driver.resume();
+            }
+            yield chunk;
+            continue;
           }
-          out[pos++] = 0x0a;
-          rowCount++;
-          if (pos >= YIELD_BYTES) {
-            yield out.subarray(0, pos);
-            out = Buffer.allocUnsafe(YIELD_BYTES * 2 + 2);
-            pos = 0;
-          }
-          if (signal?.aborted) throw abortError(signal);
+          if (ended) break;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
         }
         done = true;
-        if (pos > 0) yield out.subarray(0, pos);
       } catch (err) {
         if (signal?.aborted) throw abortError(signal);
         if (err instanceof CairnError) throw err;
@@ -201,6 +249,7 @@ export class SessionPool {
         throw new SourceError(`Reading MySQL table ${what}: ${mysqlError(err, self.settings).message}`, { cause: err });
       } finally {
         signal?.removeEventListener('abort', stop);
+        if (lost !== undefined) core?.removeListener('error', lost);
         if (session !== undefined) {
           // A result set not read to its end keeps the connection busy: drop the session.
           if (!done) self.drop(session);
@@ -211,7 +260,7 @@ export class SessionPool {
     }
     return {
       get rowCount() {
-        return rowCount;
+        return encoder?.rows ?? 0;
       },
       [Symbol.asyncIterator]: generate,
     };

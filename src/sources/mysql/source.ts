@@ -386,8 +386,16 @@ class MysqlSnapshot implements SourceSnapshot {
     // Opened only when a table needs it (exactMemberLists), closed at the end of the catalog.
     let sideSession: Promise<Session> | undefined;
     const side = async (): Promise<mysql.Connection> => (await (sideSession ??= openSession(this.settings, this.lockTimeoutMs))).conn;
+    // SHOW CREATE TABLE is one round trip per table: asked in every snapshot session at once
+    // (they are idle until the data is read, and see the same locked tables).
+    const tables = selected.filter((x) => x.type === 'table');
+    const created = await inSessions(
+      this.sessions.filter((s) => !s.broken).map((s) => s.conn),
+      tables,
+      (conn, o) => showCreateTable(conn, o.name),
+    );
     try {
-      for (const o of selected.filter((x) => x.type === 'table')) {
+      for (const [k, o] of tables.entries()) {
         const cols = columns.get(o.name) ?? [];
         const engine = o.engine ?? '';
         const isRemote = REMOTE_ENGINES.has(engine.toUpperCase());
@@ -399,10 +407,10 @@ class MysqlSnapshot implements SourceSnapshot {
         }
         const definition: MysqlTableDefinition = {
           createSql: await (async () => {
-          const exact = await exactMemberLists(side, o.name, await showCreateTable(c, o.name), cols);
-          for (const column of exact.unread) unreadMembers.push(`${o.name}.${column}`);
-          return exact.createSql;
-        })(),
+            const exact = await exactMemberLists(side, o.name, created[k] ?? '', cols);
+            for (const column of exact.unread) unreadMembers.push(`${o.name}.${column}`);
+            return exact.createSql;
+          })(),
           engine,
           transactional: o.transactional,
           columns: dataColumns.map(({ period: _period, ...col }) => col),
@@ -590,6 +598,31 @@ async function lockMetadata(conn: mysql.Connection, tables: string[]): Promise<v
       throw err;
     }
   }
+}
+
+/**
+ * `work` applied to every item, each connection running one at a time, all of them at once;
+ * the results in the items' order. Rejects with the first error; the other connections stop after
+ * the statement they are running.
+ */
+async function inSessions<T, R>(conns: mysql.Connection[], items: readonly T[], work: (conn: mysql.Connection, item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  let failed = false;
+  await Promise.all(
+    conns.map(async (conn) => {
+      while (!failed && next < items.length) {
+        const i = next++;
+        try {
+          results[i] = await work(conn, items[i] as T);
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
+      }
+    }),
+  );
+  return results;
 }
 
 /** Up to 5 names, then "and N more". */
