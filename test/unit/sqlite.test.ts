@@ -661,7 +661,7 @@ describe('capabilities: roles', () => {
   it('--roles on SQLite is refused by name, on backup and on restore, instead of being ignored', async () => {
     const { openSource, refuseRoles } = await import('../../src/sources/index.js');
     expect(() => openSource('sqlite:///tmp/never-opened.db', { roles: true })).toThrow(UsageError);
-    expect(() => openSource('sqlite:///tmp/never-opened.db', { rolesWithPasswords: true })).toThrow(/sqlite databases have no roles to record; leave --roles out \(it applies to postgres\)/);
+    expect(() => openSource('sqlite:///tmp/never-opened.db', { rolesWithPasswords: true })).toThrow(/sqlite databases have no roles to record; leave --roles out \(it applies to postgres, mysql\)/);
     expect(() => refuseRoles('sqlite', 'restore')).toThrow(/no roles to restore/);
     expect(() => refuseRoles('postgres', 'restore')).not.toThrow();
     expect(openSource('sqlite:///tmp/never-opened.db', {}).kind).toBe('sqlite');
