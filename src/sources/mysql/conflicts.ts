@@ -83,8 +83,15 @@ export async function assertNoConflicts(conn: mysql.Connection, database: string
   }
   for (const t of plan.tables) {
     if (kindOf(state.relations.get(t.target)) !== 'table' || !state.relations.has(t.target)) continue;
-    const cols = await select(conn, `SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ${textLit(database)} AND TABLE_NAME = ${textLit(t.target)} ORDER BY ORDINAL_POSITION`);
-    const there = cols.map((r) => `${str(r[0])} ${str(r[1])}`).join(', ');
+    const cols = await select(conn, `SELECT COLUMN_NAME, COLUMN_TYPE, GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ${textLit(database)} AND TABLE_NAME = ${textLit(t.target)} ORDER BY ORDINAL_POSITION`);
+    const thereCols = cols.map((r) => `${str(r[0])} ${str(r[1])}`);
+    // Implicit system versioning: information_schema hides the period columns, which the backup
+    // records as ROW_START / ROW_END (source.ts does the same): added here so that like is
+    // compared with like.
+    if (state.relations.get(t.target) === 'SYSTEM VERSIONED' && !cols.some((r) => /^ROW (START|END)$/.test(str(r[2])))) {
+      thereCols.push('ROW_START timestamp(6)', 'ROW_END timestamp(6)');
+    }
+    const there = thereCols.join(', ');
     const backup = t.def.columns.map((c) => `${c.name} ${c.type}`).join(', ');
     if (there !== backup) problems.push(`table "${t.target}" has columns (${there}) in the target but (${backup}) in the backup`);
   }
@@ -93,4 +100,43 @@ export async function assertNoConflicts(conn: mysql.Connection, database: string
       `Cannot overwrite in ${location}: ${list(problems)}. Restore with --on-conflict replace to make the database exactly the backup, or restore those objects under other names (--rename) or into another database.`,
     );
   }
+}
+
+/**
+ * After an `overwrite`: the foreign keys of `database` between a restored table and one the
+ * restore left in place (either way round) that rows now break (the switch re-points them with
+ * foreign_key_checks off, so the server checks nothing). One warning per key naming the child
+ * table, the constraint, the parent and the count of rows without a parent, with the query that
+ * finds them. `restored`: the restored tables' names in the target.
+ */
+export async function orphanWarnings(conn: mysql.Connection, database: string, restored: ReadonlySet<string>): Promise<string[]> {
+  if (restored.size === 0) return [];
+  const db = textLit(database);
+  const rows = await select(
+    conn,
+    `SELECT TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME, COLUMN_NAME, REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
+      WHERE TABLE_SCHEMA = ${db} AND REFERENCED_TABLE_SCHEMA = ${db} ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION`,
+  );
+  const keys = new Map<string, { child: string; name: string; parent: string; cols: [string, string][] }>();
+  for (const r of rows) {
+    const [child, name, parent, col, ref] = r.map(str) as [string, string, string, string, string];
+    // Only keys crossing the line between what was restored and what was kept.
+    if (restored.has(child) === restored.has(parent)) continue;
+    const key = `${child}\u0000${name}`;
+    const k = keys.get(key) ?? { child, name, parent, cols: [] };
+    keys.set(key, k);
+    k.cols.push([col, ref]);
+  }
+  const out: string[] = [];
+  const q = (n: string): string => `\`${n.replace(/`/g, '``')}\``;
+  for (const k of keys.values()) {
+    const where = `${k.cols.map(([c]) => `c.${q(c)} IS NOT NULL`).join(' AND ')} AND NOT EXISTS (SELECT 1 FROM ${q(database)}.${q(k.parent)} p WHERE ${k.cols.map(([c, r]) => `p.${q(r)} = c.${q(c)}`).join(' AND ')})`;
+    const count = Number(str((await select(conn, `SELECT COUNT(*) FROM ${q(database)}.${q(k.child)} c WHERE ${where}`))[0]?.[0] ?? 0));
+    if (count > 0) {
+      out.push(
+        `table "${k.child}" has ${count} row${count === 1 ? '' : 's'} whose foreign key "${k.name}" finds no row in "${k.parent}" (${restored.has(k.parent) ? `restored from the backup; "${k.child}" was not` : `not restored; "${k.child}" was`}): the server did not check them. Find them with SELECT * FROM ${q(k.child)} c WHERE ${where.split(`${q(database)}.`).join('')}; restore "${k.child}" too, or fix or delete those rows.`,
+      );
+    }
+  }
+  return out;
 }
