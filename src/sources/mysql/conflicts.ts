@@ -8,6 +8,8 @@ import type mysql from 'mysql2/promise';
 import { ConflictError } from '../../core/errors.js';
 import type { ConflictPolicy } from '../types.js';
 import type { Plan } from './plan.js';
+import { ident } from './connection.js';
+import { definerToCurrentUser } from './definitions.js';
 import { select, textLit } from './session.js';
 
 export interface TargetState {
@@ -17,12 +19,17 @@ export interface TargetState {
   triggers: Map<string, string>;
   /** "PROCEDURE name", "FUNCTION name", "EVENT name". */
   routines: Set<string>;
+  /**
+   * The restored routines and events ("KIND name") the target already holds with the recorded
+   * definition (identicalRoutines): no conflict, left as they are.
+   */
+  identical: Set<string>;
 }
 
 const str = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
 
-/** Reads what `database` holds (names exact). */
-export async function readTargetState(conn: mysql.Connection, database: string): Promise<TargetState> {
+/** Reads what `database` holds (names exact); with `plan`, which of its routines the target holds identically. */
+export async function readTargetState(conn: mysql.Connection, database: string, plan?: Plan): Promise<TargetState> {
   const db = textLit(database);
   const relations = new Map((await select(conn, `SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${db}`)).map((r) => [str(r[0]), str(r[1])]));
   const triggers = new Map((await select(conn, `SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ${db}`)).map((r) => [str(r[0]), str(r[1])]));
@@ -30,7 +37,32 @@ export async function readTargetState(conn: mysql.Connection, database: string):
     ...(await select(conn, `SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${db}`)).map((r) => `${str(r[0])} ${str(r[1])}`),
     ...(await select(conn, `SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ${db}`)).map((r) => `EVENT ${str(r[0])}`),
   ]);
-  return { relations, triggers, routines };
+  return { relations, triggers, routines, identical: plan === undefined ? new Set() : await identicalRoutines(conn, database, plan, routines) };
+}
+
+/** A SHOW CREATE statement compared without its DEFINER (and trailing blanks). */
+const comparable = (sql: string): string => definerToCurrentUser(sql).trim();
+
+/**
+ * The routines and events of `plan` that `database` holds (`existing`: "KIND name") with the
+ * recorded definition: the same SHOW CREATE statement (parameters, body, characteristics; for
+ * an event its schedule and state) with the DEFINER left out of the comparison, the same
+ * sql_mode and, for an event, the same time zone. One SHOW CREATE cannot read (no privilege) is
+ * not identical.
+ */
+export async function identicalRoutines(conn: mysql.Connection, database: string, plan: Plan, existing: ReadonlySet<string>): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const r of plan.routines?.def.routines ?? []) {
+    const key = `${r.kind} ${r.name}`;
+    if (!existing.has(key)) continue;
+    const row = (await select(conn, `SHOW CREATE ${r.kind} ${ident(database)}.${ident(r.name)}`).catch(() => []))[0];
+    if (row === undefined) continue;
+    const create = r.kind === 'EVENT' ? row[3] : row[2];
+    if (create === null || create === undefined) continue;
+    const same = comparable(str(create)) === comparable(r.createSql) && str(row[1]) === r.sqlMode && (r.kind !== 'EVENT' || str(row[2]) === (r.timeZone ?? str(row[2])));
+    if (same) out.add(key);
+  }
+  return out;
 }
 
 /** Whether the database holds no user objects at all. */
@@ -56,12 +88,13 @@ export async function assertNoConflicts(conn: mysql.Connection, database: string
   ];
   const restoredTables = new Set(plan.tables.map((t) => t.target));
   const triggerNames = plan.tables.flatMap((t) => t.def.triggers.map((tr) => ({ name: tr.name, table: t.target })));
-  const routineNames = (plan.routines?.def.routines ?? []).map((r) => `${r.kind} ${r.name}`);
+  // Routines the target holds with the recorded definition are no conflict (left as they are).
+  const routineNames = (plan.routines?.def.routines ?? []).map((r) => `${r.kind} ${r.name}`).filter((r) => !state.identical.has(r));
   if (policy === 'fail') {
     const taken = [
       ...restored.filter(([n]) => state.relations.has(n)).map(([n]) => `${kindOf(state.relations.get(n))} "${n}"`),
       ...triggerNames.filter((t) => state.triggers.has(t.name)).map((t) => `trigger "${t.name}"`),
-      ...routineNames.filter((r) => state.routines.has(r)).map((r) => `${r.split(' ')[0]?.toLowerCase()} "${r.slice(r.indexOf(' ') + 1)}"`),
+      ...routineNames.filter((r) => state.routines.has(r)).map((r) => `${r.split(' ')[0]?.toLowerCase()} "${r.slice(r.indexOf(' ') + 1)}" (with another definition)`),
     ];
     if (taken.length > 0) {
       throw new ConflictError(

@@ -78,7 +78,7 @@ const str = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : S
 const messageOf = (err: unknown): string => (err as { sqlMessage?: string }).sqlMessage ?? (err as Error).message;
 
 /** The steps creating the restored views, triggers, routines and events in the target (its current database). */
-function createSteps(run: SwitchRun): Step[] {
+function createSteps(run: SwitchRun, keep: ReadonlySet<string> = new Set()): Step[] {
   const { plan, options } = run;
   const out: Step[] = [];
   for (const v of plan.views) {
@@ -96,6 +96,8 @@ function createSteps(run: SwitchRun): Step[] {
     }
   }
   for (const r of plan.routines?.def.routines ?? []) {
+    // Already in the target as recorded (conflicts.ts identicalRoutines): left alone.
+    if (keep.has(`${r.kind} ${r.name}`)) continue;
     out.push({ op: 'create', what: `${r.kind.toLowerCase()} "${r.name}"`, drop: `DROP ${r.kind} IF EXISTS ${ident(r.name)}`, create: withDefiner(r.createSql, options), modes: routineModes(r) });
   }
   return out;
@@ -217,7 +219,10 @@ export async function prepareSwitch(main: mysql.Connection, run: SwitchRun, stat
   const restoredViews = new Set(plan.views.map((v) => v.target));
   const views = [...state.relations.entries()].filter(([name, type]) => type === 'VIEW' && (policy === 'replace' || restoredViews.has(name))).map(([n]) => n);
   const restoredRoutines = new Set((plan.routines?.def.routines ?? []).map((r) => `${r.kind} ${r.name}`));
-  const routines = [...state.routines].filter((r) => policy === 'replace' || restoredRoutines.has(r));
+  // Routines identical to the recorded ones stay under overwrite; replace recreates all (the
+  // comparison leaves out the DEFINER, which replace must make the backup's too).
+  const keep: ReadonlySet<string> = policy === 'replace' ? new Set() : state.identical;
+  const routines = [...state.routines].filter((r) => (policy === 'replace' || restoredRoutines.has(r)) && !keep.has(r));
   const triggers = [...state.triggers.entries()].filter(([, table]) => leaving.has(table)).map(([n]) => n);
 
   // Saved before anything changes, so that a failure or a kill can put them back.
@@ -252,7 +257,7 @@ export async function prepareSwitch(main: mysql.Connection, run: SwitchRun, stat
         ...ownChildren,
         ...incomingChildren,
         ...laterDrops.map((s): Step => ({ op: 'sql', sql: s.drop })),
-        ...createSteps(run),
+        ...createSteps(run, keep),
         ...grantSteps(run),
         ...(replacedTables.length > 0 ? [{ op: 'sql', sql: `DROP DATABASE IF EXISTS ${ident(old)}`, what: 'the replaced tables' } as Step] : []),
       ],

@@ -49,7 +49,7 @@ export class MysqlTarget implements RestoreTarget {
     const plan = planItems(items);
     const conn = await openSession(this.settings, '');
     try {
-      const state = await this.targetState(conn);
+      const state = await this.targetState(conn, plan);
       if (state !== undefined) await assertNoConflicts(conn, this.settings.database, this.location, plan, state, onConflict);
       this.assertReferencesExist(plan, state, onConflict);
     } finally {
@@ -77,7 +77,7 @@ export class MysqlTarget implements RestoreTarget {
       settled = (await settleAbandoned(main, target, this.location)).messages;
       warnings.push(...settled);
       await takeStagingLock(main, staging);
-      const state = await this.targetState(main);
+      const state = await this.targetState(main, plan);
       if (state !== undefined) await assertNoConflicts(main, target, this.location, plan, state, options.onConflict);
       this.assertReferencesExist(plan, state, options.onConflict);
       // Refused early too (nothing loaded for nothing); checked again just before the switch.
@@ -159,9 +159,9 @@ export class MysqlTarget implements RestoreTarget {
   }
 
   /** What the target database holds, or undefined when it does not exist. */
-  private async targetState(conn: mysql.Connection): Promise<TargetState | undefined> {
+  private async targetState(conn: mysql.Connection, plan: Plan): Promise<TargetState | undefined> {
     const exists = await select(conn, `SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${textLit(this.settings.database)}`);
-    return exists.length === 0 ? undefined : readTargetState(conn, this.settings.database);
+    return exists.length === 0 ? undefined : readTargetState(conn, this.settings.database, plan);
   }
 
   /**
@@ -198,7 +198,12 @@ export function planSummary(plan: Plan, location: string, state: TargetState | u
     into[word] = (into[word] ?? 0) + 1;
   };
   for (const o of [...plan.tables, ...plan.views, ...plan.sequences]) add(kindOf(o.item.entry.kind === 'view' ? 'VIEW' : o.item.entry.kind === 'sequence' ? 'SEQUENCE' : 'BASE TABLE'), state?.relations.has(o.target) ?? false);
-  for (const r of plan.routines?.def.routines ?? []) add(r.kind.toLowerCase(), state?.routines.has(`${r.kind} ${r.name}`) ?? false);
+  for (const r of plan.routines?.def.routines ?? []) {
+    const key = `${r.kind} ${r.name}`;
+    // Identical in the target: left as it is, neither created nor replaced.
+    if (policy !== 'replace' && state?.identical.has(key) === true) continue;
+    add(r.kind.toLowerCase(), state?.routines.has(key) ?? false);
+  }
   const where =
     database === 'new'
       ? `Into new database ${location}`
