@@ -38,7 +38,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
         .default('fail'),
     )
     .addOption(
-      new Option('--sessions <policy>', 'with --on-conflict replace: other sessions (PostgreSQL) or processes (SQLite) using the target at the switch: refuse (default; names them), wait for them to leave, or terminate them (PostgreSQL)').choices([
+      new Option('--sessions <policy>', 'with --on-conflict replace: other sessions (PostgreSQL; MySQL/MariaDB: those whose current database is the target, or holding a lock on its tables) or processes (SQLite) using the target at the switch: refuse (default; names them), wait for them to leave, or terminate them (PostgreSQL, MySQL/MariaDB: KILL CONNECTION)').choices([
         'refuse',
         'wait',
         'terminate',

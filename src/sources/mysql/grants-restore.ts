@@ -79,9 +79,10 @@ function lockFor(account: Record<string, unknown>, create: string, withPasswords
  * The statements of the collection, checked. Grants on the backed-up database (the definition's
  * `database`) are aimed at `target`, the database restored into (aimGrant). A user whose password
  * the backup left out (taken without --roles-with-passwords) is created locked (`ACCOUNT LOCK`),
- * never open without a password; restoreGrants says so.
+ * never open without a password; restoreGrants says so. `noPrivileges` (--no-privileges): the
+ * CREATE USER / CREATE ROLE statements only.
  */
-export async function grantStatements(item: RestoreItem, target: string): Promise<string[]> {
+export async function grantStatements(item: RestoreItem, target: string, options: { noPrivileges?: boolean } = {}): Promise<string[]> {
   const out: string[] = [];
   const def = item.entry.definition;
   if (Array.isArray(def.accounts)) {
@@ -109,7 +110,10 @@ export async function grantStatements(item: RestoreItem, target: string): Promis
     }
   }
   const source = def.database;
+  // --no-privileges: the users (and roles) only; every GRANT (privileges and role grants) and
+  // SET DEFAULT ROLE (which names a granted role) left out.
   return out
+    .filter((s) => !options.noPrivileges || /^\s*CREATE\s+(USER|ROLE)\b/i.test(s))
     .map((s) => s.replace(/^\s*CREATE\s+(USER|ROLE)\s+(?!IF\s+NOT\s+EXISTS)/i, 'CREATE $1 IF NOT EXISTS '))
     .map((s) => (typeof source === 'string' && source !== target && /^\s*GRANT\b/i.test(s) ? aimGrant(s, source, target) : s));
 }

@@ -22,7 +22,7 @@
  * dropped only once everything succeeded.
  */
 import type mysql from 'mysql2/promise';
-import { SourceError } from '../../core/errors.js';
+import { ConflictError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { ConflictPolicy, RestoreOptions } from '../types.js';
 import { ident } from './connection.js';
 import { kindOf, type TargetState } from './conflicts.js';
@@ -78,7 +78,7 @@ const str = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : S
 const messageOf = (err: unknown): string => (err as { sqlMessage?: string }).sqlMessage ?? (err as Error).message;
 
 /** The steps creating the restored views, triggers, routines and events in the target (its current database). */
-function createSteps(run: SwitchRun): Step[] {
+function createSteps(run: SwitchRun, keep: ReadonlySet<string> = new Set()): Step[] {
   const { plan, options } = run;
   const out: Step[] = [];
   for (const v of plan.views) {
@@ -96,6 +96,8 @@ function createSteps(run: SwitchRun): Step[] {
     }
   }
   for (const r of plan.routines?.def.routines ?? []) {
+    // Already in the target as recorded (conflicts.ts identicalRoutines): left alone.
+    if (keep.has(`${r.kind} ${r.name}`)) continue;
     out.push({ op: 'create', what: `${r.kind.toLowerCase()} "${r.name}"`, drop: `DROP ${r.kind} IF EXISTS ${ident(r.name)}`, create: withDefiner(r.createSql, options), modes: routineModes(r) });
   }
   return out;
@@ -217,7 +219,10 @@ export async function prepareSwitch(main: mysql.Connection, run: SwitchRun, stat
   const restoredViews = new Set(plan.views.map((v) => v.target));
   const views = [...state.relations.entries()].filter(([name, type]) => type === 'VIEW' && (policy === 'replace' || restoredViews.has(name))).map(([n]) => n);
   const restoredRoutines = new Set((plan.routines?.def.routines ?? []).map((r) => `${r.kind} ${r.name}`));
-  const routines = [...state.routines].filter((r) => policy === 'replace' || restoredRoutines.has(r));
+  // Routines identical to the recorded ones stay under overwrite; replace recreates all (the
+  // comparison leaves out the DEFINER, which replace must make the backup's too).
+  const keep: ReadonlySet<string> = policy === 'replace' ? new Set() : state.identical;
+  const routines = [...state.routines].filter((r) => (policy === 'replace' || restoredRoutines.has(r)) && !keep.has(r));
   const triggers = [...state.triggers.entries()].filter(([, table]) => leaving.has(table)).map(([n]) => n);
 
   // Saved before anything changes, so that a failure or a kill can put them back.
@@ -252,7 +257,7 @@ export async function prepareSwitch(main: mysql.Connection, run: SwitchRun, stat
         ...ownChildren,
         ...incomingChildren,
         ...laterDrops.map((s): Step => ({ op: 'sql', sql: s.drop })),
-        ...createSteps(run),
+        ...createSteps(run, keep),
         ...grantSteps(run),
         ...(replacedTables.length > 0 ? [{ op: 'sql', sql: `DROP DATABASE IF EXISTS ${ident(old)}`, what: 'the replaced tables' } as Step] : []),
       ],
@@ -361,5 +366,97 @@ export async function repointChildren(main: mysql.Connection, database: string, 
       await exec(main, `ALTER TABLE ${ident(database)}.${ident(child)} DROP FOREIGN KEY ${m[1]}`);
       await exec(main, `ALTER TABLE ${ident(database)}.${ident(child)} ADD ${clause}`);
     }
+  }
+}
+
+/** Another session using the target database (PROCESSLIST, or a metadata lock on one of its objects). */
+export interface TargetSession {
+  id: number;
+  user: string;
+  host: string;
+  command: string;
+  /** Seconds in its current state. */
+  time: number;
+}
+
+/**
+ * The other sessions using `database`: those whose current database it is (PROCESSLIST.DB), and,
+ * when the METADATA_LOCK_INFO plugin is loaded, those holding a metadata lock on one of its
+ * objects (an open transaction that read a table while in another database). Our own
+ * connection is left out.
+ */
+export async function sessionsUsing(main: mysql.Connection, database: string): Promise<TargetSession[]> {
+  const db = textLit(database);
+  const ids = new Set<number>();
+  const mdl = await select(main, `SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'information_schema' AND TABLE_NAME = 'METADATA_LOCK_INFO'`);
+  if (mdl.length > 0) {
+    for (const r of await select(main, `SELECT DISTINCT THREAD_ID FROM information_schema.METADATA_LOCK_INFO WHERE TABLE_SCHEMA = ${db}`)) ids.add(Number(str(r[0])));
+  }
+  const rows = await select(
+    main,
+    `SELECT ID, USER, HOST, COMMAND, TIME FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND COMMAND NOT IN ('Daemon', 'Binlog Dump') AND (DB = ${db}${ids.size > 0 ? ` OR ID IN (${[...ids].join(', ')})` : ''}) ORDER BY ID`,
+  );
+  return rows.map((r) => ({ id: Number(str(r[0])), user: str(r[1]), host: str(r[2]), command: str(r[3]), time: Number(str(r[4])) }));
+}
+
+const describeSessions = (list: TargetSession[]): string =>
+  `${list
+    .slice(0, 10)
+    .map((s) => `id ${s.id} (${s.user}@${s.host}, ${s.command}, ${s.time}s)`)
+    .join(', ')}${list.length > 10 ? ` and ${list.length - 10} more` : ''}`;
+
+/**
+ * `--on-conflict replace`: other sessions using the target just before the switch, handled as
+ * `policy` says: `refuse` throws ConflictError naming them (id, user@host, command, seconds) and
+ * the fix; `wait` polls until they are gone, at most `timeoutMs` (ConflictError naming those
+ * left) or until `signal` aborts (its error); `terminate` ends them (KILL CONNECTION; one already
+ * gone is fine) and returns a warning naming them. Returns warnings.
+ */
+export async function settleSessions(main: mysql.Connection, database: string, location: string, policy: 'refuse' | 'wait' | 'terminate', timeoutMs: number, signal?: AbortSignal): Promise<string[]> {
+  let list = await sessionsUsing(main, database);
+  if (list.length === 0) return [];
+  if (policy === 'refuse') {
+    throw new ConflictError(
+      `${list.length === 1 ? 'A session is' : `${list.length} sessions are`} using ${location}: ${describeSessions(list)}. --on-conflict replace switches the whole database; end ${list.length === 1 ? 'it' : 'them'}, or restore with --sessions wait (wait until they leave, --sessions-timeout) or --sessions terminate (KILL CONNECTION them).`,
+    );
+  }
+  if (policy === 'terminate') {
+    for (const s of list) {
+      await exec(main, `KILL CONNECTION ${s.id}`).catch((err: unknown) => {
+        // Already gone (1094: unknown thread id) is what we wanted.
+        if ((err as { errno?: number }).errno !== 1094) throw err;
+      });
+    }
+    const ended = list;
+    // KILL marks the connection; it goes once its statement notices: awaited (briefly).
+    list = await waitGone(main, database, 30_000, signal);
+    if (list.length > 0) throw new ConflictError(`${location}: ${describeSessions(list)} did not end after KILL CONNECTION within 30s. Try again, or end them by hand.`);
+    return [`ended ${ended.length === 1 ? 'a session' : `${ended.length} sessions`} using ${location} (--sessions terminate): ${describeSessions(ended)}.`];
+  }
+  list = await waitGone(main, database, timeoutMs, signal);
+  if (list.length > 0) {
+    throw new ConflictError(
+      `${list.length === 1 ? 'A session is' : `${list.length} sessions are`} still using ${location} after waiting ${Math.round(timeoutMs / 1000)}s: ${describeSessions(list)}. End ${list.length === 1 ? 'it' : 'them'}, wait longer (--sessions-timeout), or restore with --sessions terminate.`,
+    );
+  }
+  return [];
+}
+
+/** Polls sessionsUsing until none is left or `timeoutMs` passed (then returns those left); throws the signal's error on abort. */
+async function waitGone(main: mysql.Connection, database: string, timeoutMs: number, signal?: AbortSignal): Promise<TargetSession[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    throwIfAborted(signal);
+    const list = await sessionsUsing(main, database);
+    if (list.length === 0 || Date.now() >= deadline) return list;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, Math.min(250, Math.max(0, deadline - Date.now())));
+      function done(): void {
+        clearTimeout(t);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, { once: true });
+    });
   }
 }

@@ -25,7 +25,7 @@ import type mysql from 'mysql2/promise';
 import { CairnError, throwIfAborted, UsageError } from '../../core/errors.js';
 import type { ConflictPolicy, RestoreItem, RestoreOptions, RestorePlanSummary, RestoreResult, RestoreTarget } from '../types.js';
 import { ident, mysqlError, mysqlLocation, type MysqlSettings } from './connection.js';
-import { assertNoConflicts, isEmpty, kindOf, readTargetState, type TargetState } from './conflicts.js';
+import { assertNoConflicts, isEmpty, kindOf, orphanWarnings, readTargetState, type TargetState } from './conflicts.js';
 import { MYSQL_KIND } from './format.js';
 import { grantStatements } from './grants-restore.js';
 import { logDatabase, writeJournal } from './journal.js';
@@ -33,7 +33,7 @@ import { OLD_SUFFIX, settleAbandoned, stagingName, takeStagingLock } from './lef
 import { createStagingObjects, loadData, validateInStaging } from './load.js';
 import { outsideReferences, planItems, viewOutsideReferences, type Plan } from './plan.js';
 import { close, exec, openSession, select, textLit } from './session.js';
-import { prepareSwitch, runSwitch, type PreparedSwitch } from './switch.js';
+import { prepareSwitch, runSwitch, settleSessions, type PreparedSwitch } from './switch.js';
 
 /** Restores a backup of one MySQL/MariaDB database into the database the settings name (see the module comment). */
 export class MysqlTarget implements RestoreTarget {
@@ -49,7 +49,7 @@ export class MysqlTarget implements RestoreTarget {
     const plan = planItems(items);
     const conn = await openSession(this.settings, '');
     try {
-      const state = await this.targetState(conn);
+      const state = await this.targetState(conn, plan);
       if (state !== undefined) await assertNoConflicts(conn, this.settings.database, this.location, plan, state, onConflict);
       this.assertReferencesExist(plan, state, onConflict);
     } finally {
@@ -77,15 +77,17 @@ export class MysqlTarget implements RestoreTarget {
       settled = (await settleAbandoned(main, target, this.location)).messages;
       warnings.push(...settled);
       await takeStagingLock(main, staging);
-      const state = await this.targetState(main);
+      const state = await this.targetState(main, plan);
       if (state !== undefined) await assertNoConflicts(main, target, this.location, plan, state, options.onConflict);
       this.assertReferencesExist(plan, state, options.onConflict);
+      // Refused early too (nothing loaded for nothing); checked again just before the switch.
+      if (options.onConflict === 'replace' && state !== undefined && (options.sessions ?? 'refuse') === 'refuse') await settleSessions(main, target, this.location, 'refuse', 0);
       const summary = planSummary(plan, this.location, state, options.onConflict);
       const fallbackMode = String((await select(main, 'SELECT @@GLOBAL.sql_mode'))[0]?.[0] ?? '');
       const charset = plan.routines?.def.charset ?? plan.tables[0]?.def.charset;
       const collation = plan.routines?.def.collation ?? plan.tables[0]?.def.collation;
       // Read (and checked) before anything is written; run after the switch.
-      const grants = options.roles && plan.grants ? await grantStatements(plan.grants, target) : [];
+      const grants = options.roles && plan.grants ? await grantStatements(plan.grants, target, { noPrivileges: options.noPrivileges === true }) : [];
       throwIfAborted(options.signal);
 
       await exec(main, `CREATE DATABASE ${ident(staging)}${charset && /^\w+$/.test(charset) ? ` CHARACTER SET ${charset}` : ''}${collation && /^\w+$/.test(collation) ? ` COLLATE ${collation}` : ''}`);
@@ -111,9 +113,19 @@ export class MysqlTarget implements RestoreTarget {
 
       await options.beforeSwitch?.();
       throwIfAborted(options.signal);
+      // replace switches the whole database: other sessions using it are refused, awaited or ended.
+      if (options.onConflict === 'replace' && state !== undefined) {
+        warnings.push(...(await settleSessions(main, target, this.location, options.sessions ?? 'refuse', options.sessionsTimeoutMs ?? 5 * 60_000, options.signal)));
+        throwIfAborted(options.signal);
+      }
       options.onFinalizing?.();
       // The point of no return: no cancellation from here on.
       warnings.push(...(await runSwitch(main, switchRun, prepared)));
+      // overwrite: rows of tables left in place that the restored ones no longer match (or the
+      // other way round) are said, never silent. A check that fails is a warning too.
+      if (options.onConflict === 'overwrite' && state !== undefined) {
+        warnings.push(...(await orphanWarnings(main, target, new Set(plan.tables.map((t) => t.target))).catch((err: unknown) => [`the foreign keys between restored and kept tables could not be checked: ${(err as Error).message}`])));
+      }
       for (const [table, refs] of outsideReferences(plan)) {
         if (state === undefined || refs.some((r) => !state.relations.has(r))) {
           warnings.push(`table "${table}" has foreign keys to ${refs.map((r) => `"${r}"`).join(', ')}, which this restore does not bring${state === undefined ? '' : ' and the target lacked'}: they were kept, unchecked.`);
@@ -147,9 +159,9 @@ export class MysqlTarget implements RestoreTarget {
   }
 
   /** What the target database holds, or undefined when it does not exist. */
-  private async targetState(conn: mysql.Connection): Promise<TargetState | undefined> {
+  private async targetState(conn: mysql.Connection, plan: Plan): Promise<TargetState | undefined> {
     const exists = await select(conn, `SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${textLit(this.settings.database)}`);
-    return exists.length === 0 ? undefined : readTargetState(conn, this.settings.database);
+    return exists.length === 0 ? undefined : readTargetState(conn, this.settings.database, plan);
   }
 
   /**
@@ -186,7 +198,12 @@ export function planSummary(plan: Plan, location: string, state: TargetState | u
     into[word] = (into[word] ?? 0) + 1;
   };
   for (const o of [...plan.tables, ...plan.views, ...plan.sequences]) add(kindOf(o.item.entry.kind === 'view' ? 'VIEW' : o.item.entry.kind === 'sequence' ? 'SEQUENCE' : 'BASE TABLE'), state?.relations.has(o.target) ?? false);
-  for (const r of plan.routines?.def.routines ?? []) add(r.kind.toLowerCase(), state?.routines.has(`${r.kind} ${r.name}`) ?? false);
+  for (const r of plan.routines?.def.routines ?? []) {
+    const key = `${r.kind} ${r.name}`;
+    // Identical in the target: left as it is, neither created nor replaced.
+    if (policy !== 'replace' && state?.identical.has(key) === true) continue;
+    add(r.kind.toLowerCase(), state?.routines.has(key) ?? false);
+  }
   const where =
     database === 'new'
       ? `Into new database ${location}`
