@@ -107,7 +107,7 @@ export type ConflictPolicy = 'fail' | 'overwrite' | 'replace';
 /**
  * `replace`: what to do about other sessions (PostgreSQL) or processes (SQLite) that have the
  * target open when it is switched: `refuse` (say who), `wait` until they leave (bounded by
- * sessionsTimeoutMs and the signal), `terminate` them (PostgreSQL only).
+ * sessionsTimeoutMs and the signal), `terminate` them (PostgreSQL, MySQL).
  */
 export type SessionsPolicy = 'refuse' | 'wait' | 'terminate';
 
