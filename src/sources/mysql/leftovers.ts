@@ -101,9 +101,10 @@ export async function settleAbandoned(conn: mysql.Connection, target: string, lo
           }
         }
       }
-      // The journal last: a kill while dropping leaves it for the next restore to settle again.
       const removed: string[] = [];
-      for (const name of [...names].sort((a, b) => Number(a.endsWith(LOG_SUFFIX)) - Number(b.endsWith(LOG_SUFFIX)))) {
+      // Staging, then `_old`, then the journal: last, so that a kill while dropping leaves it for the next restore.
+      const rank = (n: string): number => (n.endsWith(LOG_SUFFIX) ? 2 : n.endsWith(OLD_SUFFIX) ? 1 : 0);
+      for (const name of [...names].sort((a, b) => rank(a) - rank(b))) {
         await exec(conn, `DROP DATABASE IF EXISTS ${ident(name)}`);
         settled.dropped.push(name);
         removed.push(name);
