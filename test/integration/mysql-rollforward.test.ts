@@ -150,7 +150,9 @@ describe('a MySQL restore killed around its switch is settled from its journal',
       expect(killed).not.toEqual(after);
       expect(await leftoversOf(db)).toContainEqual(expect.stringMatching(/_log$/));
       const messages = await settle(db);
-      expect(messages).toHaveLength(1);
+      // The journal's line, then the line naming the databases removed (leftovers.ts).
+      expect(messages).toHaveLength(2);
+      expect(messages[1]).toMatch(new RegExp(`^removed the databases ${db}__cairn_[0-9a-f]{8}, ${db}__cairn_[0-9a-f]{8}_old, ${db}__cairn_[0-9a-f]{8}_log left by an interrupted restore to ${db}\\.$`));
       expect(messages[0]).toMatch(new RegExp(`^finished an interrupted restore of ${db} \\(it was stopped after switching its tables in; created .*; dropped the tables it replaced\\)\\.$`));
       if (point === 'after-rename') expect(messages[0]).toContain('views big_summary, small_names');
       expect(await snapshotOf(db)).toEqual(after);
@@ -166,7 +168,10 @@ describe('a MySQL restore killed around its switch is settled from its journal',
     expect(r.signal, r.stderr).toBe('SIGKILL');
     expect(await snapshotOf(db), 'the trigger of the replaced table is gone until settled').not.toEqual(before);
     const messages = await settle(db);
-    expect(messages).toEqual([`undid an interrupted restore of ${db} (it was stopped just before switching its tables in; put back trigger small_ai).`]);
+    expect(messages).toEqual([
+      `undid an interrupted restore of ${db} (it was stopped just before switching its tables in; put back trigger small_ai).`,
+      expect.stringMatching(new RegExp(`^removed the databases ${db}__cairn_[0-9a-f]{8}, ${db}__cairn_[0-9a-f]{8}_old, ${db}__cairn_[0-9a-f]{8}_log left by an interrupted restore to ${db}\\.$`)),
+    ]);
     expect(await snapshotOf(db)).toEqual(before);
     expect(await leftoversOf(db)).toEqual([]);
   }, 120_000);
@@ -184,7 +189,10 @@ describe('a MySQL restore killed around its switch is settled from its journal',
     r = restoreWith(other, { CAIRN_TEST_MYSQL_KILL_AT: 'before-rename' }, 'fail');
     expect(r.signal, r.stderr).toBe('SIGKILL');
     expect(await databaseExists(other), 'created just before the RENAME').toBe(true);
-    expect(await settle(other)).toEqual([`undid an interrupted restore of ${other} (it was stopped just before switching its tables in; dropped the database ${other} it had created).`]);
+    expect(await settle(other)).toEqual([
+      `undid an interrupted restore of ${other} (it was stopped just before switching its tables in; dropped the database ${other} it had created).`,
+      expect.stringMatching(new RegExp(`^removed the databases ${other}__cairn_[0-9a-f]{8}, ${other}__cairn_[0-9a-f]{8}_log left by an interrupted restore to ${other}\\.$`)),
+    ]);
     expect(await databaseExists(other)).toBe(false);
     expect(await leftoversOf(other)).toEqual([]);
   }, 120_000);
@@ -206,7 +214,7 @@ describe('a MySQL restore killed around its switch is settled from its journal',
     expect(r.signal, r.stderr).toBe('SIGKILL');
     const next = restoreWith(db, {}, 'fail');
     expect(next.code, next.stderr).not.toBe(0);
-    expect(next.stderr).toMatch(/already holds .*\(Before that, this restore finished an interrupted restore of \S+ \(it was stopped after switching its tables in; created .*\)\.\)/s);
+    expect(next.stderr).toMatch(/already holds .*\(Before that, this restore finished an interrupted restore of \S+ \(it was stopped after switching its tables in; created .*\); removed the databases \S+, \S+, \S+ left by an interrupted restore to \S+\.\)/s);
     expect(await snapshotOf(db)).toEqual(after);
     expect(await leftoversOf(db)).toEqual([]);
   }, 120_000);

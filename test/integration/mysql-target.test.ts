@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, ConflictError, SourceError, UsageError } from '../../src/core/errors.js';
 import { parseMysqlUrl } from '../../src/sources/mysql/connection.js';
+import { STAGING_COMMENT } from '../../src/sources/mysql/leftovers.js';
 import { MysqlTarget } from '../../src/sources/mysql/target.js';
 import type { RestoreItem, RestoreOptions } from '../../src/sources/types.js';
 import mysql from 'mysql2/promise';
@@ -271,13 +272,20 @@ describe('MysqlTarget', () => {
     expect(await stagingLeft(db)).toEqual([]);
   });
 
-  it("drops a killed restore's staging database (its lock is free) and keeps a live one's", async () => {
+  it("drops a killed restore's staging database (marked as cairn's, its lock free) and names it; a user's database of a matching name is left alone", async () => {
     const db = fresh('left');
     const dead = `${db}__cairn_deadbeef`;
-    made.push(dead);
-    await sql('', `CREATE DATABASE ${ident(dead)}`);
-    await restoreInto(db, { items: toItems(built, { only: ['audit'] }) });
+    const users = `${db}__cairn_0badf00d`;
+    made.push(dead, users);
+    await sql('', `CREATE DATABASE ${ident(dead)} COMMENT ${lit(STAGING_COMMENT)}`);
+    await sql('', `CREATE DATABASE ${ident(users)}`);
+    await sql(users, `CREATE TABLE precious (id INT PRIMARY KEY); INSERT INTO precious VALUES (1), (2)`);
+    const result = await restoreInto(db, { items: toItems(built, { only: ['audit'] }) });
     expect(await databaseExists(dead)).toBe(false);
+    expect(result.warnings).toContain(`removed the database ${dead} left by an interrupted restore to ${target(db).location}.`);
+    expect(await databaseExists(users)).toBe(true);
+    expect(await sql(users, 'SELECT id FROM precious ORDER BY id')).toEqual([[1], [2]]);
+    expect(JSON.stringify(result.warnings)).not.toContain(users);
   });
 
   it('loads the whole history of a system-versioned table, and --no-owner makes DEFINERs the restoring account', async () => {

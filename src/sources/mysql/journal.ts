@@ -24,6 +24,7 @@ import { SourceError } from '../../core/errors.js';
 import { ident } from './connection.js';
 import { restoreGrants } from './grants-restore.js';
 import { createUnder, type CreateModes } from './load.js';
+import { stagingMark } from './leftovers.js';
 import { exec, select, textLit } from './session.js';
 
 /** The journal database of a staging database. */
@@ -78,7 +79,7 @@ export const logDatabase = (staging: string): string => `${staging}${LOG_SUFFIX}
  */
 export async function writeJournal(conn: mysql.Connection, staging: string, journal: Journal): Promise<void> {
   const log = ident(logDatabase(staging));
-  await exec(conn, `CREATE DATABASE ${log}`);
+  await exec(conn, `CREATE DATABASE ${log}${stagingMark()}`);
   // InnoDB: its rows are durable once the INSERT returns, and RENAME TABLE of InnoDB tables is atomic.
   await exec(conn, `CREATE TABLE ${log}.\`steps\` (n INT NOT NULL PRIMARY KEY, phase VARCHAR(8) NOT NULL, step LONGBLOB NOT NULL, done TINYINT NOT NULL DEFAULT 0) ENGINE=InnoDB`);
   const rows: string[] = [`(0, 'meta', ${hex(JSON.stringify({ target: journal.target, newDatabase: journal.newDatabase }))})`];

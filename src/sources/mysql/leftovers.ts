@@ -8,7 +8,12 @@
  * finished: the views, triggers, routines and events it had not created yet are created, the
  * tables it replaced dropped. Killed before, it is undone: what it had dropped from the target
  * just before the RENAME is put back, a database it had created for it dropped while empty.
- * Then its databases are dropped, the journal last.
+ * Then its databases are dropped, the journal last, and each one named in a warning.
+ *
+ * A database is cairn's only if it says so: every one of them is created with the comment
+ * STAGING_COMMENT (MariaDB's database COMMENT, stored with the database by the CREATE DATABASE
+ * itself: no moment where it exists unmarked, and nothing inside it that a restored table's name
+ * could clash with). A user's database that merely matches the name pattern is never touched.
  */
 import crypto from 'node:crypto';
 import type mysql from 'mysql2/promise';
@@ -18,6 +23,10 @@ import { exec, select } from './session.js';
 
 export const STAGING_INFIX = '__cairn_';
 export const OLD_SUFFIX = '_old';
+/** The COMMENT of every database a restore creates for itself (staging, `_old`, `_log`): only those are ever dropped as leftovers. */
+export const STAGING_COMMENT = 'cairn restore staging: dropped by cairn; safe to drop when no restore runs';
+/** The clause that marks a database cairn's own, for its CREATE DATABASE. */
+export const stagingMark = (): string => ` COMMENT '${STAGING_COMMENT}'`;
 
 /** A new staging database name for `target` (≤ 60 characters: within MySQL's 64). */
 export function stagingName(target: string): string {
@@ -61,15 +70,18 @@ export interface Settled {
  * leftovers are then kept, journal included, for the next try).
  */
 export async function settleAbandoned(conn: mysql.Connection, target: string, location: string): Promise<Settled> {
-  const rows = await select(conn, `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA`);
+  const rows = await select(conn, `SELECT SCHEMA_NAME, SCHEMA_COMMENT FROM information_schema.SCHEMATA`);
   const groups = new Map<string, string[]>();
   for (const r of rows) {
     const name = String(r[0]);
+    // Not created by a restore (a user's database that happens to match the pattern): left alone.
+    if (r[1] !== STAGING_COMMENT) continue;
     const lock = stagingOf(name, target);
     if (lock === undefined) continue;
     groups.set(lock, [...(groups.get(lock) ?? []), name]);
   }
   const settled: Settled = { dropped: [], messages: [] };
+  const ofTarget = location;
   for (const [lock, names] of groups) {
     if (Number((await select(conn, `SELECT GET_LOCK(${lockName(lock)}, 0)`))[0]?.[0]) !== 1) continue;
     try {
@@ -89,11 +101,15 @@ export async function settleAbandoned(conn: mysql.Connection, target: string, lo
           }
         }
       }
-      // The journal last: a kill while dropping leaves it for the next restore to settle again.
-      for (const name of [...names].sort((a, b) => Number(a.endsWith(LOG_SUFFIX)) - Number(b.endsWith(LOG_SUFFIX)))) {
+      const removed: string[] = [];
+      // Staging, then `_old`, then the journal: last, so that a kill while dropping leaves it for the next restore.
+      const rank = (n: string): number => (n.endsWith(LOG_SUFFIX) ? 2 : n.endsWith(OLD_SUFFIX) ? 1 : 0);
+      for (const name of [...names].sort((a, b) => rank(a) - rank(b))) {
         await exec(conn, `DROP DATABASE IF EXISTS ${ident(name)}`);
         settled.dropped.push(name);
+        removed.push(name);
       }
+      settled.messages.push(`removed the database${removed.length === 1 ? '' : 's'} ${removed.join(', ')} left by an interrupted restore to ${ofTarget}.`);
     } finally {
       await select(conn, `SELECT RELEASE_LOCK(${lockName(lock)})`);
     }

@@ -171,36 +171,41 @@ export async function loadData(run: StageRun): Promise<number> {
   if (tasks.length === 0) return 0;
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
-  const sessions: mysql.Connection[] = [];
+  const sessions: LoadSession[] = [];
+  let stopped = false;
   let failure: unknown;
   const worker = async (): Promise<void> => {
     const conn = await openSession(run.settings, run.staging, true);
-    sessions.push(conn);
+    const session: LoadSession = { conn, threadId: threadIdOf(conn) };
+    // Opened after the loads were stopped: nobody else would close it.
+    if (stopped) return hardClose(session);
+    sessions.push(session);
     // Every warning of a load listed (SHOW WARNINGS keeps max_error_count of them).
     await conn.query(`SET SESSION foreign_key_checks = 0, unique_checks = 0, max_error_count = 65535`);
     for (let task = tasks.shift(); task !== undefined && failure === undefined; task = tasks.shift()) {
       throwIfAborted(signal);
-      await loadTask(conn, run, task, loads.get(task.table.source) as TableLoad, signal);
+      await loadTask(session, run, task, loads.get(task.table.source) as TableLoad, signal);
     }
   };
   const n = Math.max(1, Math.min(run.jobs, MAX_LOAD_SESSIONS, tasks.length));
-  const onAbort = (): void => {
-    // Loads in flight end at once: their sessions go (the staging database is dropped anyway).
-    for (const c of sessions) c.destroy();
-  };
-  signal.addEventListener('abort', onAbort, { once: true });
+  const workers = Promise.all(
+    Array.from({ length: n }, () =>
+      worker().catch((err: unknown) => {
+        failure ??= err;
+        stop.abort(err);
+      }),
+    ),
+  );
   try {
-    await Promise.all(
-      Array.from({ length: n }, () =>
-        worker().catch((err: unknown) => {
-          failure ??= err;
-          stop.abort(err);
-        }),
-      ),
-    );
+    // A Ctrl-C (or another load's failure) ends the wait at once: mysql2 never settles a query
+    // whose connection it closed itself, and the server may be waiting for the rest of a file.
+    await Promise.race([workers, whenAborted(signal)]);
+  } catch {
+    // The abort: its reason is thrown below.
   } finally {
-    signal.removeEventListener('abort', onAbort);
-    await Promise.all(sessions.map((c) => close(c)));
+    stopped = true;
+    if (signal.aborted) await stopLoads(run.settings, sessions);
+    else await Promise.all(sessions.map((s) => close(s.conn)));
   }
   throwIfAborted(options.signal);
   if (failure !== undefined) throw failure instanceof CairnError ? failure : mysqlError(failure, run.settings, run.staging);
@@ -259,6 +264,70 @@ export function loadColumns(def: MysqlTableDefinition): { list: string; set: str
   return { list: `(${list.join(', ')})`, set: set.length > 0 ? ` SET ${set.join(', ')}` : '', enums };
 }
 
+/** One load session: its connection, the server's id of it (KILL), the stream its LOAD DATA reads. */
+interface LoadSession {
+  conn: mysql.Connection;
+  threadId: number;
+  infile?: Readable;
+}
+
+const threadIdOf = (conn: mysql.Connection): number => (conn as unknown as { connection: { threadId: number } }).connection.threadId;
+
+/** Rejects (with nothing: the caller throws the signal's reason) once `signal` fires. */
+function whenAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(new Error('aborted'));
+    else signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+  });
+}
+
+/**
+ * Drops a load session at once: its infile stream stopped (destroyed without an error, so the
+ * driver does not send the end-of-file packet that would commit a partial load) and its socket
+ * destroyed (closed marked first, so the driver reports nothing for it).
+ */
+function hardClose(s: LoadSession): void {
+  s.infile?.destroy();
+  const core = (s.conn as unknown as { connection: { destroy(): void; stream?: { destroy(): void } } }).connection;
+  try {
+    core.destroy();
+    core.stream?.destroy();
+  } catch {
+    // Already gone.
+  }
+}
+
+/** How long a stopped restore waits for the server to end its loads (their rollback) before dropping staging. */
+const STOP_WAIT_MS = 20_000;
+
+/**
+ * Stops loads in flight (abort or failure): each session dropped (hardClose), then, from a
+ * short session of its own, the server told to end them (KILL CONNECTION: a LOAD DATA whose
+ * client went away may otherwise wait for the rest of its file), and waited for until they are
+ * gone (at most STOP_WAIT_MS), so that the staging database can be dropped at once (a DROP
+ * DATABASE waits for their metadata locks). Never throws.
+ */
+async function stopLoads(settings: MysqlSettings, sessions: LoadSession[]): Promise<void> {
+  for (const s of sessions) hardClose(s);
+  const ids = sessions.map((s) => Math.floor(s.threadId)).filter((id) => Number.isFinite(id) && id > 0);
+  if (ids.length === 0) return;
+  let side: mysql.Connection | undefined;
+  try {
+    side = await openSession(settings, '');
+    for (const id of ids) await side.query(`KILL CONNECTION ${id}`).catch(() => undefined); // already gone: 1094
+    const deadline = Date.now() + STOP_WAIT_MS;
+    while (Date.now() < deadline) {
+      const left = await select(side, `SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN (${ids.join(', ')})`);
+      if (Number(left[0]?.[0] ?? 0) === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } catch {
+    // The staging database is dropped anyway (or settled by the next restore).
+  } finally {
+    await close(side);
+  }
+}
+
 /** Resolves when `socket` drains, closes, or `signal` fires (the caller then sees the abort). */
 function drained(socket: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -274,7 +343,8 @@ function drained(socket: NodeJS.WritableStream, signal: AbortSignal): Promise<vo
   });
 }
 
-async function loadTask(conn: mysql.Connection, run: StageRun, task: LoadTask, load: TableLoad, signal: AbortSignal): Promise<void> {
+async function loadTask(session: LoadSession, run: StageRun, task: LoadTask, load: TableLoad, signal: AbortSignal): Promise<void> {
+  const { conn } = session;
   const { table } = task;
   const name = table.source;
   const { onProgress } = run.options;
@@ -304,6 +374,7 @@ async function loadTask(conn: mysql.Connection, run: StageRun, task: LoadTask, l
     }
   }
   const stream = Readable.from(counted(), { objectMode: false });
+  session.infile = stream;
   const { list, set, enums } = loadColumns(table.def);
   if (enums.length > 0) await conn.query(`SET ${enums.map((e) => `${e.counter} = 0`).join(', ')}`);
   const versioned = table.def.systemVersioned === true;
@@ -318,6 +389,7 @@ async function loadTask(conn: mysql.Connection, run: StageRun, task: LoadTask, l
     throw new SourceError(`Cannot load table "${name}"${table.target !== name ? ` (as "${table.target}")` : ''}: ${(err as { sqlMessage?: string }).sqlMessage ?? (err as Error).message}. The target was not changed.`, { cause: err });
   } finally {
     stream.destroy();
+    session.infile = undefined;
   }
   throwIfAborted(signal);
   if (streamError !== undefined) throw streamError;

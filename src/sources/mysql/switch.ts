@@ -28,7 +28,7 @@ import { ident } from './connection.js';
 import { kindOf, type TargetState } from './conflicts.js';
 import { renameObject, retargetTrigger, sequenceDefault } from './definitions.js';
 import { markDone, runStep, switchMark, testKillPoint, unswitchMark, type Journal, type Step } from './journal.js';
-import { OLD_SUFFIX } from './leftovers.js';
+import { OLD_SUFFIX, stagingMark } from './leftovers.js';
 import { routineModes, sequenceDefaults, triggerModes, viewModes, withDefiner, type CreateModes } from './load.js';
 import type { Plan } from './plan.js';
 import { exec, select, textLit } from './session.js';
@@ -236,7 +236,7 @@ export async function prepareSwitch(main: mysql.Connection, run: SwitchRun, stat
   // the target's own tables that stay, and the restored tables that reference a target table.
   const ownChildren = await foreignKeySteps(main, target, target, replacedTables, leaving);
   const incomingChildren = await foreignKeySteps(main, staging, target, replacedTables, new Set());
-  if (replacedTables.length > 0) await exec(main, `CREATE DATABASE ${ident(old)}`);
+  if (replacedTables.length > 0) await exec(main, `CREATE DATABASE ${ident(old)}${stagingMark()}`);
   const pairs = [
     ...replacedTables.map((n) => `${ident(target)}.${ident(n)} TO ${ident(old)}.${ident(n)}`),
     ...incoming.map((n) => `${ident(staging)}.${ident(n)} TO ${ident(target)}.${ident(n)}`),

@@ -29,7 +29,7 @@ import { assertNoConflicts, isEmpty, kindOf, orphanWarnings, readTargetState, ty
 import { MYSQL_KIND } from './format.js';
 import { grantStatements } from './grants-restore.js';
 import { logDatabase, writeJournal } from './journal.js';
-import { OLD_SUFFIX, settleAbandoned, stagingName, takeStagingLock } from './leftovers.js';
+import { OLD_SUFFIX, settleAbandoned, stagingMark, stagingName, takeStagingLock } from './leftovers.js';
 import { createStagingObjects, loadData, validateInStaging } from './load.js';
 import { outsideReferences, planItems, viewOutsideReferences, type Plan } from './plan.js';
 import { close, exec, openSession, select, textLit } from './session.js';
@@ -90,7 +90,7 @@ export class MysqlTarget implements RestoreTarget {
       const grants = options.roles && plan.grants ? await grantStatements(plan.grants, target, { noPrivileges: options.noPrivileges === true }) : [];
       throwIfAborted(options.signal);
 
-      await exec(main, `CREATE DATABASE ${ident(staging)}${charset && /^\w+$/.test(charset) ? ` CHARACTER SET ${charset}` : ''}${collation && /^\w+$/.test(collation) ? ` COLLATE ${collation}` : ''}`);
+      await exec(main, `CREATE DATABASE ${ident(staging)}${charset && /^\w+$/.test(charset) ? ` CHARACTER SET ${charset}` : ''}${collation && /^\w+$/.test(collation) ? ` COLLATE ${collation}` : ''}${stagingMark()}`);
       stagingCreated = true;
       await exec(main, `USE ${ident(staging)}`);
       await exec(main, `SET SESSION foreign_key_checks = 0`);
