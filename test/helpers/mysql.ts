@@ -204,3 +204,20 @@ export async function checksums(database: string, ignoreTables: string[] = []): 
 export async function snapshotOf(database: string, ignoreTables: string[] = []): Promise<{ schema: string; checksums: Record<string, string> }> {
   return { schema: schemaDump(database, ignoreTables), checksums: await checksums(database, ignoreTables) };
 }
+
+/**
+ * The databases a restore to `database` works in (staging `<first 40 chars>__cairn_…`, its `_old`
+ * and `_log`), as the engine names them: what a killed or running restore may leave behind.
+ */
+export function stagingDatabases(database: string): Promise<string[]> {
+  const pattern = `${database.slice(0, 40).replace(/[|%_]/g, (c) => `|${c}`)}|_|_cairn|_%`;
+  return column('', `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ${lit(pattern)} ESCAPE '|' ORDER BY 1`);
+}
+
+/** Drops scratch databases and whatever restores into them left behind (afterAll of the MySQL tests). */
+export async function dropScratchDatabases(databases: Iterable<string>): Promise<void> {
+  for (const db of databases) {
+    for (const staging of await stagingDatabases(db)) await dropDatabase(staging);
+    await dropDatabase(db);
+  }
+}

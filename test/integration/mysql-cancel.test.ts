@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STAGING_COMMENT } from '../../src/sources/mysql/leftovers.js';
 import { cairn, cairnAsync, type CliResult } from '../helpers/cli.js';
-import { column, createDatabase, databaseExists, dropDatabase, ensureMysql, ident, lit, myUrl, snapshotOf, sql } from '../helpers/mysql.js';
+import { column, createDatabase, databaseExists, dropScratchDatabases, ensureMysql, ident, lit, myUrl, snapshotOf, sql, stagingDatabases } from '../helpers/mysql.js';
 
 const EXIT_CANCELLED = 130;
 /** Rows of ~800 bytes: ~60 MiB, a LOAD DATA of a few seconds (the hang needed only one in flight). */
@@ -35,9 +35,6 @@ function ok(r: CliResult): CliResult {
   expect(r.code, `exit ${r.code}: ${r.stderr}`).toBe(0);
   return r;
 }
-
-const stagingFor = (db: string): Promise<string[]> =>
-  column('', `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ${lit(`${db.replace(/_/g, '\\_')}\\_\\_cairn\\_%`)} ORDER BY 1`);
 
 /** Whether a LOAD DATA runs into a staging database of `db`. */
 async function loading(db: string): Promise<boolean> {
@@ -73,10 +70,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const db of databases) {
-    for (const staging of await stagingFor(db)) await dropDatabase(staging);
-    await dropDatabase(db);
-  }
+  await dropScratchDatabases(databases);
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -104,7 +98,7 @@ describe('Ctrl-C during a large LOAD DATA (MySQL restore through the CLI)', () =
       expect(exited, `still running 15 s after Ctrl-C: ${stderr}`).toBe(EXIT_CANCELLED);
       console.log(`exit ${exited} ${Date.now() - at} ms after Ctrl-C`);
       expect(stderr).toMatch(/cancel/i);
-      expect(await stagingFor(target)).toEqual([]);
+      expect(await stagingDatabases(target)).toEqual([]);
       if (existing) expect(await snapshotOf(target)).toEqual(before);
       else expect(await databaseExists(target)).toBe(false);
       expect(readdirSync(join(repo, 'locks')), 'repository locks').toEqual([]);

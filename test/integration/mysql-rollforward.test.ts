@@ -24,7 +24,7 @@ import { parseMysqlUrl } from '../../src/sources/mysql/connection.js';
 import { settleAbandoned } from '../../src/sources/mysql/leftovers.js';
 import { close, openSession } from '../../src/sources/mysql/session.js';
 import { cairn, CLI, PROJECT_ROOT, type CliResult } from '../helpers/cli.js';
-import { column, createDatabase, databaseExists, dropDatabase, ensureMysql, lit, myUrl, snapshotOf, sql } from '../helpers/mysql.js';
+import { column, createDatabase, databaseExists, dropScratchDatabases, ensureMysql, lit, myUrl, snapshotOf, sql, stagingDatabases } from '../helpers/mysql.js';
 
 type Snapshot = Awaited<ReturnType<typeof snapshotOf>>;
 
@@ -58,10 +58,6 @@ function restoreWith(db: string, env: NodeJS.ProcessEnv, policy = 'overwrite'): 
   if (r.error) throw r.error;
   return { code: r.status, signal: r.signal, stderr: r.stderr };
 }
-
-/** Every database a restore into `db` leaves beside it (staging, `_old`, `_log`). */
-const leftoversOf = (db: string): Promise<string[]> =>
-  column('', `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ${lit(`${db.replace(/_/g, '\\_')}\\_\\_cairn\\_%`)} ORDER BY 1`);
 
 /** settleAbandoned as the next restore runs it: its messages. */
 async function settle(db: string): Promise<string[]> {
@@ -131,10 +127,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const db of databases) {
-    for (const left of await leftoversOf(db)) await dropDatabase(left);
-    await dropDatabase(db);
-  }
+  await dropScratchDatabases(databases);
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -148,7 +141,7 @@ describe('a MySQL restore killed around its switch is settled from its journal',
       const killed = await snapshotOf(db);
       expect(killed).not.toEqual(before);
       expect(killed).not.toEqual(after);
-      expect(await leftoversOf(db)).toContainEqual(expect.stringMatching(/_log$/));
+      expect(await stagingDatabases(db)).toContainEqual(expect.stringMatching(/_log$/));
       const messages = await settle(db);
       // The journal's line, then the line naming the databases removed (leftovers.ts).
       expect(messages).toHaveLength(2);
@@ -156,7 +149,7 @@ describe('a MySQL restore killed around its switch is settled from its journal',
       expect(messages[0]).toMatch(new RegExp(`^finished an interrupted restore of ${db} \\(it was stopped after switching its tables in; created .*; dropped the tables it replaced\\)\\.$`));
       if (point === 'after-rename') expect(messages[0]).toContain('views big_summary, small_names');
       expect(await snapshotOf(db)).toEqual(after);
-      expect(await leftoversOf(db)).toEqual([]);
+      expect(await stagingDatabases(db)).toEqual([]);
       // The child table's foreign key was re-pointed at the restored "small".
       expect(await column('', `SELECT UNIQUE_CONSTRAINT_SCHEMA FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ${lit(db)} AND CONSTRAINT_NAME = 'fk_keep_small'`)).toEqual([db]);
     }, 120_000);
@@ -173,7 +166,7 @@ describe('a MySQL restore killed around its switch is settled from its journal',
       expect.stringMatching(new RegExp(`^removed the databases ${db}__cairn_[0-9a-f]{8}, ${db}__cairn_[0-9a-f]{8}_old, ${db}__cairn_[0-9a-f]{8}_log left by an interrupted restore to ${db}\\.$`)),
     ]);
     expect(await snapshotOf(db)).toEqual(before);
-    expect(await leftoversOf(db)).toEqual([]);
+    expect(await stagingDatabases(db)).toEqual([]);
   }, 120_000);
 
   it('into a new database, killed after the RENAME: settling finishes it; killed before: the database it created is dropped', async () => {
@@ -183,7 +176,7 @@ describe('a MySQL restore killed around its switch is settled from its journal',
     expect(await snapshotOf(db)).not.toEqual(fresh);
     expect((await settle(db))[0]).toMatch(/^finished an interrupted restore .*created views big_summary, small_names; trigger small_ai; procedure add_small; event ev_tidy\)\.$/);
     expect(await snapshotOf(db)).toEqual(fresh);
-    expect(await leftoversOf(db)).toEqual([]);
+    expect(await stagingDatabases(db)).toEqual([]);
 
     const other = dbName('new_before');
     r = restoreWith(other, { CAIRN_TEST_MYSQL_KILL_AT: 'before-rename' }, 'fail');
@@ -194,7 +187,7 @@ describe('a MySQL restore killed around its switch is settled from its journal',
       expect.stringMatching(new RegExp(`^removed the databases ${other}__cairn_[0-9a-f]{8}, ${other}__cairn_[0-9a-f]{8}_log left by an interrupted restore to ${other}\\.$`)),
     ]);
     expect(await databaseExists(other)).toBe(false);
-    expect(await leftoversOf(other)).toEqual([]);
+    expect(await stagingDatabases(other)).toEqual([]);
   }, 120_000);
 
   it('the next cairn restore to the target finishes the killed one first and says so', async () => {
@@ -205,7 +198,7 @@ describe('a MySQL restore killed around its switch is settled from its journal',
     expect(next.code, next.stderr).toBe(0);
     expect(next.stderr).toMatch(new RegExp(`cairn: warning: finished an interrupted restore of \\S*${db}\\S* \\(it was stopped after switching its tables in; created views big_summary, small_names; trigger small_ai; procedure add_small; event ev_tidy; dropped the tables it replaced\\)\\.`));
     expect(await snapshotOf(db)).toEqual(after);
-    expect(await leftoversOf(db)).toEqual([]);
+    expect(await stagingDatabases(db)).toEqual([]);
   }, 120_000);
 
   it('a restore refused by its conflict check still finishes the killed one first, and its error says so', async () => {
@@ -216,7 +209,7 @@ describe('a MySQL restore killed around its switch is settled from its journal',
     expect(next.code, next.stderr).not.toBe(0);
     expect(next.stderr).toMatch(/already holds .*\(Before that, this restore finished an interrupted restore of \S+ \(it was stopped after switching its tables in; created .*\); removed the databases \S+, \S+, \S+ left by an interrupted restore to \S+\.\)/s);
     expect(await snapshotOf(db)).toEqual(after);
-    expect(await leftoversOf(db)).toEqual([]);
+    expect(await stagingDatabases(db)).toEqual([]);
   }, 120_000);
 
   it('a step the server refuses while finishing fails naming it and keeps the journal; once fixed, the next try finishes', async () => {
@@ -228,11 +221,11 @@ describe('a MySQL restore killed around its switch is settled from its journal',
     const err = await settle(db).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SourceError);
     expect((err as Error).message).toMatch(new RegExp(`^Cannot finish an interrupted restore of ${db}: view "small_names": .*small.* Its journal is kept in ${db}__cairn_[0-9a-f]{8}_log;`));
-    expect(await leftoversOf(db)).toContainEqual(expect.stringMatching(/_log$/));
+    expect(await stagingDatabases(db)).toContainEqual(expect.stringMatching(/_log$/));
     await sql(db, 'RENAME TABLE small_away TO small');
     expect((await settle(db))[0]).toMatch(/^finished an interrupted restore .*created view small_names; trigger small_ai; procedure add_small; event ev_tidy; dropped the tables it replaced\)\.$/);
     expect(await snapshotOf(db)).toEqual(after);
-    expect(await leftoversOf(db)).toEqual([]);
+    expect(await stagingDatabases(db)).toEqual([]);
   }, 120_000);
 
   it('a Ctrl-C right after the RENAME is ignored: the restore completes, exit 0, nothing left', async () => {
@@ -240,6 +233,6 @@ describe('a MySQL restore killed around its switch is settled from its journal',
     const r = restoreWith(db, { CAIRN_TEST_MYSQL_INTERRUPT_AT: 'after-rename' });
     expect(r.code, r.stderr).toBe(0);
     expect(await snapshotOf(db)).toEqual(after);
-    expect(await leftoversOf(db)).toEqual([]);
+    expect(await stagingDatabases(db)).toEqual([]);
   }, 120_000);
 });

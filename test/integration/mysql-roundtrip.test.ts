@@ -14,28 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import { cairn, cairnJson, type CliResult } from '../helpers/cli.js';
-import {
-  checksums,
-  column,
-  createDatabase,
-  databaseExists,
-  dropDatabase,
-  ensureMysql,
-  ident,
-  lit,
-  loadChinook,
-  loadEveryKind,
-  loadSqlFile,
-  loadSqlText,
-  MY_HOST,
-  MY_PORT,
-  MY_USER,
-  MYSQL_EVERY_KIND_SQL,
-  myUrl,
-  schemaDump,
-  snapshotOf,
-  sql,
-} from '../helpers/mysql.js';
+import { checksums, column, createDatabase, databaseExists, dropScratchDatabases, ensureMysql, ident, lit, loadChinook, loadEveryKind, loadSqlFile, loadSqlText, MY_HOST, MY_PORT, MY_USER, MYSQL_EVERY_KIND_SQL, myUrl, schemaDump, snapshotOf, sql, stagingDatabases } from '../helpers/mysql.js';
 
 const databases = new Set<string>();
 let work: string;
@@ -67,10 +46,6 @@ function ok(r: CliResult): CliResult {
   return r;
 }
 
-/** Staging databases a restore into `db` may leave: `<db, 40 characters>__cairn_<hex>`. */
-const stagingFor = (db: string): Promise<string[]> =>
-  column('', `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ${lit(`${db.slice(0, 40).replace(/[|%_]/g, (c) => `|${c}`)}|_|_cairn|_%`)} ESCAPE '|'`);
-
 const collationOf = async (db: string): Promise<string> =>
   String((await sql('', `SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${lit(db)}`))[0]?.[0]);
 
@@ -94,10 +69,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const db of databases) {
-    for (const staging of await stagingFor(db)) await dropDatabase(staging);
-    await dropDatabase(db);
-  }
+  await dropScratchDatabases(databases);
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -173,7 +145,7 @@ describe('cairn backup and restore, MySQL', () => {
       const [want, got] = [await snapshotOf(db), await snapshotOf(target)];
       expect(got.schema).toBe(want.schema);
       expect(got.checksums).toEqual(want.checksums);
-      expect(await stagingFor(target)).toEqual([]);
+      expect(await stagingDatabases(target)).toEqual([]);
     }, 60_000);
 
     it(`${label}: restored into an existing empty database, identical`, async () => {
@@ -185,7 +157,7 @@ describe('cairn backup and restore, MySQL', () => {
       const [want, got] = [await snapshotOf(db), await snapshotOf(target)];
       expect(got.schema).toBe(want.schema);
       expect(got.checksums).toEqual(want.checksums);
-      expect(await stagingFor(target)).toEqual([]);
+      expect(await stagingDatabases(target)).toEqual([]);
     }, 60_000);
   }
 
@@ -203,7 +175,7 @@ describe('cairn backup and restore, MySQL', () => {
     await expect(sql(target, 'INSERT INTO `Record` (`AlbumId`, `Title`, `ArtistId`) VALUES (100000, \'orphan\', 999999)')).rejects.toMatchObject({ code: 'ER_NO_REFERENCED_ROW_2' });
     // The rename is recorded in the output: nothing is created under the old name.
     expect(await databaseExists(target)).toBe(true);
-    expect(await stagingFor(target)).toEqual([]);
+    expect(await stagingDatabases(target)).toEqual([]);
   }, 60_000);
 
   it('backup show prints the backup\'s binary log position (or why there is none)', async () => {
