@@ -148,3 +148,41 @@ export function writeResults(dir, started, result, { key = null, suffix = '' } =
   fs.writeFileSync(latestFile, JSON.stringify(merged, null, 2) + '\n');
   return `${stamp}.json`;
 }
+
+/**
+ * A bench run's scratch databases, named `<prefix><label>` (prefix default `bench_tmp_<pid>_`)
+ * and dropped by cleanup(), which also runs `onCleanup` (e.g. remove the work folder) and runs on
+ * Ctrl-C before exiting 130: an interrupted run leaves nothing on the server. `dropDb(name)`
+ * drops one database (the engine's own command).
+ */
+export function scratchDatabases({ dropDb, prefix = `bench_tmp_${process.pid}_`, onCleanup = () => {} }) {
+  const made = new Set();
+  const cleanup = () => {
+    for (const db of [...made]) {
+      try {
+        dropDb(db);
+      } catch (err) {
+        log(`could not drop ${db}: ${err.message}`);
+      }
+    }
+    made.clear();
+    onCleanup();
+  };
+  process.on('SIGINT', () => {
+    log('interrupted: cleaning up');
+    cleanup();
+    process.exit(130);
+  });
+  return {
+    name(label) {
+      const db = `${prefix}${label}`;
+      made.add(db);
+      return db;
+    },
+    drop(db) {
+      dropDb(db);
+      made.delete(db);
+    },
+    cleanup,
+  };
+}

@@ -28,7 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { MiB, alternate, dirBytes, fmt, log, measurer, mib, procComm, procStat, ratio, rm, ticksToSeconds, writeResults } from './measure.mjs';
+import { MiB, alternate, dirBytes, fmt, log, measurer, mib, procComm, procStat, ratio, rm, scratchDatabases, ticksToSeconds, writeResults } from './measure.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -382,28 +382,8 @@ function ensureMydumper() {
 }
 
 // ---------------------------------------------------------------------------------------------
-const tmpDbs = new Set();
-const tmpDb = (name) => {
-  const db = `bench_tmp_${process.pid}_my_${name}`;
-  tmpDbs.add(db);
-  return db;
-};
-function cleanupScratch() {
-  for (const db of [...tmpDbs]) {
-    try {
-      dropDb(db);
-    } catch (err) {
-      log(`could not drop ${db}: ${err.message}`);
-    }
-  }
-  tmpDbs.clear();
-  if (work && !keepWork) rm(work);
-}
-process.on('SIGINT', () => {
-  log('interrupted: cleaning up');
-  cleanupScratch();
-  process.exit(130);
-});
+const scratch = scratchDatabases({ dropDb, prefix: `bench_tmp_${process.pid}_my_`, onCleanup: () => work && !keepWork && rm(work) });
+const tmpDb = scratch.name;
 
 const targetSpec = {
   backup_vs_mysqldump_gzip: ['≤ 0.5', (v) => v <= 0.5],
@@ -566,7 +546,7 @@ function main() {
       restore,
     };
   } finally {
-    cleanupScratch();
+    scratch.cleanup();
   }
   const file = writeResults(path.join(here, 'results'), started, result, { key: 'mysql', suffix: '-mysql' });
   console.log(markdown(result));

@@ -29,7 +29,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { MiB, alternate as alternateRuns, dirBytes, fmt, log, measurer, mib, procComm, procStat, ratio, rm, sh, ticksToSeconds, writeResults } from './measure.mjs';
+import { MiB, alternate as alternateRuns, dirBytes, fmt, log, measurer, mib, procComm, procStat, ratio, rm, scratchDatabases, sh, ticksToSeconds, writeResults } from './measure.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -402,16 +402,9 @@ function appendSql(key, db, add) {
 
 // ---------------------------------------------------------------------------------------------
 // the measurements
-const tmpDbs = new Set();
-const tmpDb = (name) => {
-  const db = `bench_tmp_${process.pid}_${name}`;
-  tmpDbs.add(db);
-  return db;
-};
-function dropTmp(db) {
-  dropDb(db);
-  tmpDbs.delete(db);
-}
+const scratch = scratchDatabases({ dropDb, onCleanup: () => work && !keepWork && rm(work) });
+const tmpDb = scratch.name;
+const dropTmp = scratch.drop;
 function rowCount(db, table) {
   return Number(psql(db, `SELECT count(*) FROM ${table}`));
 }
@@ -664,23 +657,6 @@ const targetSpec = {
 };
 
 // ---------------------------------------------------------------------------------------------
-function cleanupScratch() {
-  for (const db of [...tmpDbs]) {
-    try {
-      dropDb(db);
-    } catch (err) {
-      log(`could not drop ${db}: ${err.message}`);
-    }
-  }
-  tmpDbs.clear();
-  if (work && !keepWork) rm(work);
-}
-process.on('SIGINT', () => {
-  log('interrupted: cleaning up');
-  cleanupScratch();
-  process.exit(130);
-});
-
 function main() {
   const started = new Date();
   work = fs.mkdtempSync(path.join(opt('workdir', os.tmpdir()), 'cairn-bench-'));
@@ -693,7 +669,7 @@ function main() {
     if (only.has('b')) sets.b = benchVolume('b');
     if (only.has('c')) sets.c = benchTables();
   } finally {
-    cleanupScratch();
+    scratch.cleanup();
   }
   const perSet = { a: volumeRatios(sets.a), b: volumeRatios(sets.b) };
   const main = sets.b ? perSet.b : {};
