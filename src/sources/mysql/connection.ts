@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
 import { CairnError, NotFoundError, SourceError, UsageError } from '../../core/errors.js';
 import type { UrlTrust } from '../driver.js';
 
@@ -328,7 +328,9 @@ export async function connect(s: MysqlSettings, options: SessionOptions = {}): P
   const database = options.database ?? s.database;
   let conn: mysql.Connection;
   try {
-    conn = await mysql.createConnection({
+    // Loaded on first use: every cairn command loads the engine registry, and mysql2 costs ~70 ms.
+    const { default: driver } = await import('mysql2/promise');
+    conn = await driver.createConnection({
       ...(s.socketPath !== undefined ? { socketPath: s.socketPath } : { host: s.host, port: s.port }),
       user: s.user,
       ...(s.password !== undefined ? { password: s.password } : {}),
