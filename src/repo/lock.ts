@@ -1,4 +1,4 @@
-import { CancelledError, CorruptionError, LockedError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
+import { CorruptionError, LockedError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
 import { quotePrefix, randomId } from '../core/ids.js';
 import { currentProcessIdentity, processProvenGone, type ProcessIdentity } from '../core/process.js';
 import { LockDocumentSchema, type LockDocument } from '../core/schemas.js';
@@ -81,8 +81,6 @@ export class RepositoryLock {
   /** Aborts (reason: a LockedError) when the lock is lost. Hand it to the operation the lock guards. */
   readonly signal: AbortSignal;
   private readonly controller = new AbortController();
-  /** Aborts a refresh in flight when the lock is released or lost. */
-  private readonly refreshAbort = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private inflight: Promise<void> | undefined;
   private released = false;
@@ -153,9 +151,10 @@ export class RepositoryLock {
     const key = `${LOCKS_PREFIX}${lockId}`;
     const writeStarted = { mono: performance.now(), wall: Date.now() };
     try {
-      // Inside the try: a put cancelled midway may still have written the object (a rename
-      // done, an upload the store accepted), and nobody else would remove it.
-      await storage.put(key, encodeMetadata(doc), { signal: options.signal });
+      // Inside the try: a failed put may still have written the object, and nobody else would
+      // remove it. Not aborted midway (see refresh()): the signal is checked once it has settled.
+      await storage.put(key, encodeMetadata(doc));
+      throwIfAborted(options.signal);
       const locks = await listLocks(storage, options.signal);
       const storageNow = ownTime(storage, locks, key);
       const live = locks.filter((l) => l.key !== key && !isStale(l, storageNow, staleAfterMs, self));
@@ -215,9 +214,18 @@ export class RepositoryLock {
       }
       if (this.released || this.lost) return;
       const doc = { ...this.doc, refreshedAt: this.now().toISOString() };
-      await this.storage.put(this.key, encodeMetadata(doc), { signal: this.refreshAbort.signal });
-      // release() waited for us only so long: the write it gave up on must not leave a lock.
-      if (this.released) return void (await this.storage.delete(this.key).catch(() => undefined));
+      try {
+        // No signal, here or in any lock write: a request aborted midway may still reach the store
+        // and land after the delete that follows, leaving a lock behind that blocks prune for the
+        // stale age (azurite did, under CI load). A lock document is a few hundred bytes.
+        await this.storage.put(this.key, encodeMetadata(doc));
+      } finally {
+        // Released while we wrote: release() deleted the object after waiting for us (or gave up
+        // waiting), so this write, succeeded or failed, may have put it back. Delete it once the
+        // write has settled, when it can no longer land later.
+        if (this.released) await this.storage.delete(this.key).catch(() => undefined);
+      }
+      if (this.released) return;
       this.doc = doc;
       this.lastWriteStarted = started;
       this.lastError = undefined;
@@ -232,7 +240,6 @@ export class RepositoryLock {
   private lose(why: string): void {
     if (this.lost) return;
     if (this.timer) clearInterval(this.timer);
-    this.refreshAbort.abort(new CancelledError());
     this.controller.abort(
       new LockedError(
         `Lost the ${this.doc.exclusive ? 'exclusive' : 'shared'} lock ${this.key} on ${this.storage.location} for "${this.doc.operation}": ${why}. ` +
@@ -253,8 +260,9 @@ export class RepositoryLock {
     await this.assertHeld();
     const started = { mono: performance.now(), wall: Date.now() };
     const doc = { ...this.doc, refreshedAt: this.now().toISOString() };
-    await this.storage.put(this.key, encodeMetadata(doc), { signal });
+    await this.storage.put(this.key, encodeMetadata(doc)); // not aborted midway: see refresh()
     this.doc = doc;
+    throwIfAborted(signal);
     this.lastWriteStarted = started;
     for await (const o of this.storage.list(LOCKS_PREFIX, signal)) if (o.key === this.key) return o.modified;
     throw new StorageError(`Cannot read the storage's time from ${this.storage.location}: the lock ${this.key} just written is not listed.`);
@@ -281,9 +289,8 @@ export class RepositoryLock {
     if (this.released) return;
     this.released = true;
     if (this.timer) clearInterval(this.timer);
-    this.refreshAbort.abort(new CancelledError());
-    // A refresh still writing would put the object back after our delete; one that hangs (exists()
-    // takes no signal) deletes the object itself when it ends.
+    // A refresh still writing is waited for (see refresh() for why it is never aborted); one that
+    // hangs past the wait deletes the object itself when its write settles.
     if (this.inflight) await Promise.race([this.inflight, new Promise((r) => setTimeout(r, RELEASE_WAIT_MS).unref())]);
     await this.storage.delete(this.key);
   }
@@ -376,11 +383,12 @@ export async function removeLocks(storage: Storage, options: RemoveLocksOptions 
     const lockId = randomId();
     probe = `${LOCKS_PREFIX}${lockId}`;
     const doc = lockDocument(false, 'clock probe of removing stale locks', lockId, new Date(), currentProcessIdentity());
-    await storage.put(probe, encodeMetadata(doc), { signal: options.signal });
+    await storage.put(probe, encodeMetadata(doc)); // not aborted midway: see refresh()
     reference = probe;
   }
   const removed: string[] = [];
   try {
+    throwIfAborted(options.signal);
     const locks = await listLocks(storage, options.signal);
     const storageNow = reference ? ownTime(storage, locks, reference) : undefined;
     for (const l of locks) {

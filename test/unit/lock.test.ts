@@ -389,6 +389,32 @@ describe('refresh and loss', () => {
     expect(await listLocks(storage)).toEqual([]);
   });
 
+  it('release during a refresh leaves no lock, even when an aborted write would still land at the store', async () => {
+    // CI, azurite under load: release() aborted the refresh's put, deleted the object, and the
+    // aborted request reached the store afterwards: a lock object outlived its holder.
+    const landings: Promise<void>[] = [];
+    let refreshing!: () => void;
+    const refreshStarted = new Promise<void>((r) => (refreshing = r));
+    let puts = 0;
+    const store = Object.create(storage) as Storage;
+    store.put = (key, data, options) => {
+      if (++puts === 1) return storage.put(key, data); // the acquisition's write
+      refreshing();
+      // The store gets the request and writes it 150 ms later, whatever the caller does meanwhile.
+      const landed = new Promise<void>((r) => setTimeout(r, 150)).then(() => storage.put(key, data));
+      landings.push(landed);
+      return new Promise<void>((resolve, reject) => {
+        options?.signal?.addEventListener('abort', () => reject(options.signal?.reason), { once: true });
+        landed.then(resolve, reject);
+      });
+    };
+    const lock = await RepositoryLock.acquire(store, { exclusive: false, operation: 'backup', refreshIntervalMs: 20, staleAfterMs: 5_000 });
+    await refreshStarted;
+    await lock.release();
+    await Promise.all(landings);
+    expect(await listLocks(storage)).toEqual([]);
+  });
+
   it('is lost when its lock object vanishes: the signal aborts with a LockedError', async () => {
     const lock = await RepositoryLock.acquire(storage, { exclusive: false, operation: 'backup', refreshIntervalMs: 20, staleAfterMs: 5_000 });
     const aborted = withAbort(lock.signal);
