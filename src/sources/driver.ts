@@ -111,6 +111,13 @@ export interface EngineDriver {
    */
   openDump?(manifest: BackupManifest, entry: CollectionEntry, format: DumpFormat): CollectionDump;
   /**
+   * `cairn export --format sql`: the backup (the entries chosen, renamed) as one plain script the
+   * engine's own client loads with nothing else installed (psql -f, sqlite3 db < file, mysql <
+   * file). Streams: memory stays at a few packs and one row. Absent: the engine's backups cannot
+   * be exported as SQL (the caller says so).
+   */
+  openSqlScript?(context: SqlScriptContext): AsyncGenerator<Buffer>;
+  /**
    * `cairn diff`: the part of a collection's definition that describes its shape (columns, DDL),
    * without what changes with the data or the catalog's bookkeeping (OIDs, sequence values,
    * AUTOINCREMENT counters), so that two backups of an unchanged schema compare equal. Absent:
@@ -123,4 +130,18 @@ export interface EngineDriver {
    * driverForKind, never by URL scheme (the engine's own openSource / openTarget choose them).
    */
   readonly variants?: readonly EngineDriver[];
+}
+
+/** What an engine gets to write a backup as one plain SQL script (EngineDriver.openSqlScript). */
+export interface SqlScriptContext {
+  manifest: BackupManifest;
+  /**
+   * The entries chosen by include/exclude (the database-wide ones, `selectable: false`, always),
+   * in manifest order, each with the name it gets in the script (renames applied), as restore's
+   * selection gives them.
+   */
+  entries: { entry: CollectionEntry; targetName: string }[];
+  /** A collection's data stream: its chunks in order, each checked against its id. */
+  read(entry: CollectionEntry): AsyncIterable<Uint8Array>;
+  signal?: AbortSignal;
 }
