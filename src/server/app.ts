@@ -49,7 +49,7 @@ export interface AppOptions {
   logger?: Logger;
 }
 
-const STATUS: Record<ErrorCode, 400 | 404 | 409 | 423 | 422 | 502 | 500> = {
+const STATUS: Record<ErrorCode, 400 | 403 | 404 | 409 | 423 | 422 | 502 | 500> = {
   USAGE: 400,
   NOT_FOUND: 404,
   CONFLICT: 409,
@@ -58,6 +58,8 @@ const STATUS: Record<ErrorCode, 400 | 404 | 409 | 423 | 422 | 502 | 500> = {
   SOURCE: 502,
   STORAGE: 502,
   CANCELLED: 409,
+  // The password the server holds for a registered repository opens no key slot of it.
+  KEY: 403,
   INTERNAL: 500,
 };
 
