@@ -28,6 +28,7 @@ import { cairn, cairnJson } from '../helpers/cli.js';
 import { checksums, column, createDatabase, dropScratchDatabases, ensureMysql, ident, lit, loadChinook, loadEveryKind, MY_HOST, MY_PORT, MY_USER, myUrl, schemaDump, snapshotOf, sql } from '../helpers/mysql.js';
 
 const databases = new Set<string>();
+const users: string[] = [];
 let work: string;
 let repo: string;
 let chinook: string;
@@ -75,11 +76,11 @@ async function exportScript(id: string, choice: ExportChoice = {}): Promise<stri
   return file;
 }
 
-/** `mysql --default-character-set=utf8mb4 db < file`; throws with the client's message on failure. */
-function loadScript(db: string, file: string): void {
+/** `mysql --default-character-set=utf8mb4 [extra] db < file`; throws with the client's message on failure. */
+function loadScript(db: string, file: string, extra: string[] = []): void {
   const fd = openSync(file, 'r');
   try {
-    const r = spawnSync('mysql', ['--default-character-set=utf8mb4', '-h', MY_HOST, '-P', String(MY_PORT), '-u', MY_USER, db], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8' });
+    const r = spawnSync('mysql', ['--default-character-set=utf8mb4', ...extra, '-h', MY_HOST, '-P', String(MY_PORT), '-u', MY_USER, db], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`mysql ${db} < ${file} exited ${r.status}: ${r.stderr.trim()}`);
     expect(r.stdout).toBe('');
   } finally {
@@ -133,6 +134,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  for (const u of users) await sql('', `DROP USER IF EXISTS ${lit(u)}@'%'`);
   await dropScratchDatabases(databases);
   if (work && process.env.CAIRN_TEST_KEEP === undefined) rmSync(work, { recursive: true, force: true });
 });
@@ -233,4 +235,63 @@ describe('plain-SQL export of a MySQL backup, loaded with the mysql client', () 
     // A view's query is not rewritten: as restore, the export refuses before writing anything.
     await expect(exportScript('sql-every-kind', { renames: { products: 'goods' } })).rejects.toThrow(/View "v_\w+" reads "products", which this restore renames/);
   }, 120_000);
+
+  it('users and grants (--roles-with-passwords) are comments only, without the password hash; a procedure\'s comments stay with mysql --comments', async () => {
+    const db = dbName('roles');
+    await createDatabase(db);
+    const user = `cairn_h18_${process.pid}_u`;
+    users.push(user);
+    await sql(db, `CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1);
+      CREATE PROCEDURE p() BEGIN
+        -- a line comment; with a semicolon
+        /* a block comment */ SELECT COUNT(*) FROM t;
+      END`);
+    await sql('', `CREATE USER ${lit(user)}@'%' IDENTIFIED BY 'h18-secret'; GRANT SELECT, INSERT ON ${ident(db)}.* TO ${lit(user)}@'%'`);
+    const hash = String((await sql('', `SELECT authentication_string FROM mysql.user WHERE User = ${lit(user)}`))[0]?.[0]);
+    expect(hash).toMatch(/^\*[0-9A-F]{40}$/);
+    const m = cairnJson<BackupManifest>(['backup', 'create', '--source', myUrl(db), '--repo', repo, '--id', 'sql-roles', '--roles', '--roles-with-passwords']);
+    expect(m.collections.map((c) => c.name)).toContain('(users and grants)');
+    const file = await exportScript('sql-roles');
+    const text = readFileSync(file, 'utf8');
+    const grantLines = text.split('\n').filter((l) => l.includes('GRANT'));
+    expect(grantLines.some((l) => l.startsWith('--   GRANT SELECT, INSERT ON ') && l.includes(user))).toBe(true);
+    expect(grantLines.every((l) => l.startsWith('--'))).toBe(true);
+    expect(text.includes(hash)).toBe(false);
+    expect(text.includes('h18-secret')).toBe(false);
+    // Loaded as the mysql client does by default, the procedure's comments are stripped by the
+    // client (documented); with --comments the schema is the source's.
+    const plain = dbName('roles_plain');
+    await createDatabase(plain);
+    loadScript(plain, file);
+    expect(schemaDump(plain)).not.toContain('a block comment');
+    const kept = dbName('roles_comments');
+    await createDatabase(kept);
+    loadScript(kept, file, ['--comments']);
+    const [want, got] = [await snapshotOf(db), await snapshotOf(kept)];
+    expect(got.schema).toContain('-- a line comment; with a semicolon');
+    expect(got.schema).toBe(want.schema);
+    expect(got.checksums).toEqual(want.checksums);
+  }, 120_000);
+
+  it('a manifest whose statements would make the client do more than create the object is refused before anything is written', async () => {
+    backupOf(edges, 'sql-edges');
+    const repository = await Repository.open(new FileSystemStorage(repo));
+    const manifest = await repository.readManifest('sql-edges');
+    const tampered = (createSql: string) => {
+      const m = structuredClone(manifest);
+      const e = m.collections.find((c) => c.name === 'e');
+      if (e === undefined) throw new Error('no table e');
+      e.definition = { ...e.definition, createSql };
+      return m;
+    };
+    const original = String(manifest.collections.find((c) => c.name === 'e')?.definition.createSql);
+    for (const [createSql, why] of [
+      [`${original};\nDROP DATABASE mysql`, /a ';' outside a string/],
+      [`${original}\n\\! touch /tmp/cairn-h18-owned`, /a backslash outside a string/],
+    ] as const) {
+      const m = tampered(createSql);
+      const script = mysqlDriver.openSqlScript?.({ manifest: m, entries: m.collections.map((entry) => ({ entry, targetName: entry.name })), read: async function* () {} });
+      await expect(script?.next()).rejects.toThrow(why);
+    }
+  }, 60_000);
 });

@@ -1,7 +1,9 @@
 /**
  * `cairn export --format sql` of a MySQL/MariaDB backup: one plain script that the `mysql` /
- * `mariadb` client loads into an empty database (`mysql --default-character-set=utf8mb4 db <
- * file`), with nothing of cairn installed, in the order a restore creates things:
+ * `mariadb` client loads into an empty database (`mysql --default-character-set=utf8mb4
+ * --comments db < file`; without --comments the client strips comments inside routine, trigger
+ * and event bodies before the server sees them), with nothing of cairn installed, in the order a
+ * restore creates things:
  *
  * 1. a header: SET NAMES utf8mb4, foreign and unique checks off, autocommit off, the sql_mode a
  *    restore loads under (connection.ts SESSION_SQL_MODE: zero and partial dates, 0 in
@@ -74,7 +76,8 @@ export async function* mysqlSqlScript(context: SqlScriptContext): AsyncGenerator
   const line = (text = ''): void => out.add(`${text}\n`);
 
   line(`-- cairn export of backup ${comment(manifest.id)} (${comment(manifest.source.kind)}, ${comment(manifest.source.serverVersion)}), taken ${comment(manifest.createdAt)}`);
-  line(`-- Load it into an empty database: mysql --default-character-set=utf8mb4 <database> < this-file`);
+  line(`-- Load it into an empty database: mysql --default-character-set=utf8mb4 --comments <database> < this-file`);
+  line(`-- (without --comments the client strips comments inside routine, trigger and event bodies).`);
   line(`-- Users and grants are never applied by this script (comments at the end, when the backup holds them).`);
   for (const w of plan.warnings) line(`-- Note: ${comment(w)}`);
   line();
