@@ -129,7 +129,9 @@ beforeAll(async () => {
        (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
      CREATE TABLE many (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v VARCHAR(300)) AUTO_INCREMENT = 7;
      INSERT INTO many (v) SELECT REPEAT(CHAR(65 + seq % 26), 200 + seq % 100) FROM seq_1_to_20000;
-     ALTER TABLE many AUTO_INCREMENT = 50000;`,
+     ALTER TABLE many AUTO_INCREMENT = 50000;
+     CREATE TABLE blobs (id INT NOT NULL PRIMARY KEY, b VARBINARY(2000));
+     INSERT INTO blobs SELECT seq, REPEAT(UNHEX(SHA2(seq, 512)), 16) FROM seq_1_to_3000;`,
   );
 }, 180_000);
 
@@ -174,7 +176,7 @@ describe('plain-SQL export of a MySQL backup, loaded with the mysql client', () 
     expect(/^\s*(GRANT|CREATE USER)/im.test(text)).toBe(false);
   }, 120_000);
 
-  it('values at their edges: quotes, backslashes, delimiters in strings, latin1 / utf16 / cp1251 bytes, a 3 MB row, 20 000 rows in bounded INSERTs, AUTO_INCREMENT kept', async () => {
+  it('values at their edges: quotes, backslashes, delimiters in strings, latin1 / utf16 / cp1251 bytes, a 3 MB row, 20 000 rows and 6 MB of hex in bounded INSERTs, AUTO_INCREMENT kept', async () => {
     backupOf(edges, 'sql-edges');
     const file = await exportScript('sql-edges');
     const text = readFileSync(file, 'latin1');
@@ -182,6 +184,10 @@ describe('plain-SQL export of a MySQL backup, loaded with the mysql client', () 
     const many = insertStatements(text, 'many');
     expect(many.length).toBeGreaterThan(3);
     for (const s of many) expect(s.length).toBeLessThanOrEqual(INSERT_BYTES);
+    // Binary values are written as hex (twice their size): the bound holds for the written size.
+    const blobs = insertStatements(text, 'blobs');
+    expect(blobs.length).toBeGreaterThan(5);
+    for (const s of blobs) expect(s.length).toBeLessThanOrEqual(INSERT_BYTES);
     const rows = insertStatements(text, 'e');
     expect(rows.some((s) => s.length > 3_000_000 && s.split('\n(').length === 2)).toBe(true);
     expect(text.includes("_latin1 X'e9e8ff'")).toBe(true);

@@ -292,22 +292,22 @@ const isAscii = (b: Buffer): boolean => {
 };
 
 /**
- * One field (escaped, as stored) as a literal, added to `out`; returns the bytes added. The
+ * One field (escaped, as stored) as a literal, added to `out`. The
  * stored escapes are MySQL's string escapes, so a quoted string is the field with its quotes
  * escaped (the session keeps backslash escapes on).
  */
-function addValue(field: Buffer, kind: ValueKind, out: OutputBuffer): number {
+function addValue(field: Buffer, kind: ValueKind, out: OutputBuffer): void {
   if (field.length === 2 && field[0] === BACKSLASH && field[1] === 0x4e) {
     out.add('NULL');
-    return 4;
+    return;
   }
   if (kind.kind === 'number' && isNumber(field)) {
     out.add(field);
-    return field.length;
+    return;
   }
   if (field.length === 0) {
     out.add("''");
-    return 2;
+    return;
   }
   const readable = kind.kind === 'number' || (kind.kind === 'text' && (UTF8_CHARSETS.has(kind.charset) ? isUtf8(field) : !WIDE_CHARSETS.has(kind.charset) && isAscii(field)));
   if (readable) {
@@ -322,12 +322,11 @@ function addValue(field: Buffer, kind: ValueKind, out: OutputBuffer): number {
     }
     q[n++] = QUOTE;
     out.add(q);
-    return q.length;
+    return;
   }
   const raw = unescape(field);
   const text = kind.kind === 'bytes' ? `0x${raw.toString('hex')}` : `_${kind.charset} X'${raw.toString('hex')}'`;
   out.add(text);
-  return text.length;
 }
 
 /** One table's rows as INSERT statements (nothing for a table without rows or stored columns). */
@@ -342,9 +341,30 @@ async function* tableRows(t: PlannedObject<MysqlTableDefinition>, context: SqlSc
   if (versioned) out.add('SET SESSION system_versioning_insert_history = 1;\n');
   let rows = 0;
   let statement = 0;
+  const rowOut = new OutputBuffer();
   for await (const line of copyLines(context.read(t.item.entry))) {
     throwIfAborted(context.signal);
-    if (statement > 0 && statement + line.length + 8 > INSERT_BYTES) {
+    let fields = 1;
+    for (let i = line.indexOf(TAB); i >= 0; i = line.indexOf(TAB, i + 1)) fields++;
+    if (fields !== columns.length) {
+      throw new CorruptionError(`A row of table "${t.source}" holds ${fields} values for ${columns.length} columns: the backup's data does not match its definition; run cairn verify --read-data.`, {
+        objects: [],
+        collections: [t.source],
+      });
+    }
+    // The row is built first, so that its written size (hex doubles binary values) decides
+    // whether it still fits in the statement.
+    rowOut.add('(');
+    let start = 0;
+    kinds.forEach((kind, k) => {
+      const end = k === kinds.length - 1 ? line.length : line.indexOf(TAB, start);
+      if (k > 0) rowOut.add(',');
+      addValue(line.subarray(start, end), kind, rowOut);
+      start = end + 1;
+    });
+    rowOut.add(')');
+    const row = rowOut.take(true) as Buffer;
+    if (statement > 0 && statement + 2 + row.length + 2 > INSERT_BYTES) {
       out.add(';\n');
       statement = 0;
     }
@@ -355,24 +375,8 @@ async function* tableRows(t: PlannedObject<MysqlTableDefinition>, context: SqlSc
       out.add(',\n');
       statement += 2;
     }
-    let fields = 1;
-    for (let i = line.indexOf(TAB); i >= 0; i = line.indexOf(TAB, i + 1)) fields++;
-    if (fields !== columns.length) {
-      throw new CorruptionError(`A row of table "${t.source}" holds ${fields} values for ${columns.length} columns: the backup's data does not match its definition; run cairn verify --read-data.`, {
-        objects: [],
-        collections: [t.source],
-      });
-    }
-    out.add('(');
-    let start = 0;
-    kinds.forEach((kind, k) => {
-      const end = k === kinds.length - 1 ? line.length : line.indexOf(TAB, start);
-      if (k > 0) out.add(',');
-      statement += addValue(line.subarray(start, end), kind, out) + 1;
-      start = end + 1;
-    });
-    out.add(')');
-    statement += 2;
+    out.add(row);
+    statement += row.length;
     rows++;
     const b = out.take();
     if (b) yield b;
