@@ -65,7 +65,7 @@ async function exportScript(id: string, choice: ExportChoice = {}): Promise<stri
   const repository = await Repository.open(new FileSystemStorage(repo));
   const manifest = await repository.readManifest(id);
   const { chunks } = await ChunkIndex.load(repository.storage);
-  const reader = new ChunkReader(repository.storage, chunks, 4);
+  const reader = new ChunkReader(repository.storage, chunks, repository.chunkId, 4);
   const entries = manifest.collections
     .filter((c) => c.selectable === false || !(choice.exclude ?? []).includes(c.name))
     .map((entry) => ({ entry, targetName: choice.renames?.[entry.name] ?? entry.name }));
