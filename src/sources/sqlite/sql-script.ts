@@ -24,13 +24,14 @@
  * sqlite_stat4 rows (they need SQLite built with STAT4; run ANALYZE), application collations and
  * functions (a definition that names one loads only where the application registers it).
  */
-import { CorruptionError, throwIfAborted } from '../../core/errors.js';
+import { CorruptionError, throwIfAborted, UsageError } from '../../core/errors.js';
 import type { CollectionEntry } from '../../core/schemas.js';
 import type { SqlScriptContext } from '../driver.js';
 import { OutputBuffer } from '../dump.js';
 import { RowDecoder } from '../row-codec.js';
 import type { RestoreItem } from '../types.js';
 import { appCollations, knownFunctions, unknownFunctions } from './app-names.js';
+import { missingTriggerTargets } from './conflicts.js';
 import { databaseOf, planItems, statNames, type Planned, type PlannedTable, type PlannedVirtual } from './plan.js';
 import { readStatRows, renameIndex, type PlannedDatabase } from './database.js';
 import { sqlValue } from './dump.js';
@@ -48,6 +49,10 @@ export async function* sqliteSqlScript(context: SqlScriptContext): AsyncGenerato
   const items: RestoreItem[] = context.entries.map(({ entry, targetName }) => ({ entry, targetName, data: () => context.read(entry) }));
   // Checks every definition (as recorded and as renamed) and gives the renamed SQL.
   const plan = planItems(items);
+  // What a restore into a new file refuses: triggers (and external-content FTS tables) that
+  // need a table the selection leaves out would fail on every change once loaded.
+  const problems = missingTriggerTargets(plan, new Set());
+  if (problems.length > 0) throw new UsageError(`Cannot export this selection as SQL: ${problems.join(' ')}`);
   const database = databaseOf(items);
   const out = new OutputBuffer();
   out.add(header(context, plan));
