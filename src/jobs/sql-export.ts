@@ -58,7 +58,7 @@ export async function* sqlExport(options: SqlExportOptions): AsyncGenerator<Buff
     const hint = damaged.length > 0
       ? `Damaged index document(s): ${damaged.map((d) => d.id).join(', ')}; run cairn repair to rebuild the index from the packs.`
       : undefined;
-    const reader = new ChunkReader(repo.storage, index, READ_AHEAD, hint);
+    const reader = new ChunkReader(repo.storage, index, repo.chunkId, READ_AHEAD, hint);
     const script = driver.openSqlScript({
       manifest,
       entries,
