@@ -18,8 +18,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackupManifest } from '../../src/core/schemas.js';
-import { ChunkIndex } from '../../src/repo/chunk-index.js';
-import { ChunkReader, readChunks } from '../../src/repo/chunk-reader.js';
+import { sqlExport } from '../../src/jobs/sql-export.js';
 import { Repository } from '../../src/repo/repository.js';
 import { mysqlDriver } from '../../src/sources/mysql/index.js';
 import { INSERT_BYTES } from '../../src/sources/mysql/sql-script.js';
@@ -60,17 +59,15 @@ interface ExportChoice {
   renames?: Record<string, string>;
 }
 
-/** Writes backup `id` as a script (what sqlExport will hand the driver) and returns its path. */
+/** Writes backup `id` as a script through sqlExport (selection and renames as restore takes them) and returns its path. */
 async function exportScript(id: string, choice: ExportChoice = {}): Promise<string> {
   const repository = await Repository.open(new FileSystemStorage(repo));
-  const manifest = await repository.readManifest(id);
-  const { chunks } = await ChunkIndex.load(repository.storage);
-  const reader = new ChunkReader(repository.storage, chunks, repository.chunkId, 4);
-  const entries = manifest.collections
-    .filter((c) => c.selectable === false || !(choice.exclude ?? []).includes(c.name))
-    .map((entry) => ({ entry, targetName: choice.renames?.[entry.name] ?? entry.name }));
-  const script = mysqlDriver.openSqlScript?.({ manifest, entries, read: (entry) => readChunks(reader, entry.chunks) });
-  if (script === undefined) throw new Error('the MySQL driver has no openSqlScript');
+  const script = sqlExport({
+    repo: repository,
+    backupId: id,
+    ...(choice.exclude?.length ? { selection: { exclude: choice.exclude } } : {}),
+    ...(choice.renames ? { renames: new Map(Object.entries(choice.renames)) } : {}),
+  });
   const file = join(work, `${id}-${Object.keys(choice.renames ?? {}).length}-${(choice.exclude ?? []).length}.sql`);
   await pipeline(Readable.from(script), createWriteStream(file));
   return file;
