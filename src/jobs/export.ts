@@ -19,7 +19,6 @@ import { PackBuilder, packKey, type FinishedPack } from '../repo/pack.js';
 import { CONFIG_KEY, decodeManifest, encodeRepositoryConfig, manifestKey, type Repository } from '../repo/repository.js';
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, ARCHIVE_HEAD, type ArchiveHead } from '../storage/archive/format.js';
 import { ArchiveWriter } from '../storage/archive/writer.js';
-import type { Storage } from '../storage/types.js';
 
 /** The cairn version recorded in archives (as `cairn --version` says). */
 export const CAIRN_VERSION = '0.1.0';
@@ -63,28 +62,20 @@ export interface ExportResult {
 }
 
 /**
- * The chunk id of `raw` in `repo`: SHA-256 of a plain repository. Kept in one place so that the
- * keyed ids of an encrypted repository (repo.chunkId) are a one-line change here.
+ * The config and key slots an archive starts with, as stored (plain JSON): an encrypted
+ * repository's exactly as they are (its key slots are bound to its id, so the same password
+ * opens the archive); a plain one's config with a new id (the archive is a repository of its own).
  */
-function chunkIdOf(_repo: Repository, raw: Uint8Array): string {
-  return sha256Hex(raw);
-}
-
-/**
- * The storage the archive's packs, index and manifests are written through: an encrypted
- * repository's sealing view (repo.sealedView) so that its export stays encrypted; the archive
- * itself for a plain one. One line to change when encryption lands.
- */
-function sealedView(_repo: Repository, inner: Storage): Storage {
-  return inner;
-}
-
-/**
- * The raw objects an encrypted repository's archive carries beside its config (its key slots),
- * so that the same password opens the archive. None for a plain repository.
- */
-async function keySlots(_repo: Repository, _signal: AbortSignal): Promise<{ key: string; bytes: Buffer }[]> {
-  return [];
+async function headObjects(repo: Repository, createdAt: Date, compression: CompressionSettings | undefined, signal: AbortSignal): Promise<{ key: string; bytes: Buffer }[]> {
+  if (!repo.encrypted) {
+    const config = { ...repo.config, id: randomId(16), createdAt: createdAt.toISOString(), ...(compression ? { compression } : {}) };
+    return [{ key: CONFIG_KEY, bytes: encodeRepositoryConfig(config) }];
+  }
+  const objects = [{ key: CONFIG_KEY, bytes: await repo.rawStorage.get(CONFIG_KEY, signal) }];
+  const slots: string[] = [];
+  for await (const info of repo.rawStorage.list('keys/', signal)) if (/^keys\/[0-9a-f]{32}$/.test(info.key)) slots.push(info.key);
+  for (const key of slots.sort()) objects.push({ key, bytes: await repo.rawStorage.get(key, signal) });
+  return objects;
 }
 
 /**
@@ -118,15 +109,13 @@ export async function runExport(options: ExportOptions): Promise<ExportResult> {
     const createdAt = new Date();
     const writer = new ArchiveWriter(options.output, createdAt);
     const sink = writer.sink(`archive of ${repo.location}`);
-    const sealed = sealedView(repo, sink);
-    const encrypted = repo.config.encryption.algorithm !== 'none';
+    // An encrypted repository's packs, index and manifests are sealed with its keys: the export stays encrypted.
+    const sealed = repo.sealedView(sink);
+    const encrypted = repo.encrypted;
     const head: ArchiveHead = { format: ARCHIVE_FORMAT, formatVersion: ARCHIVE_FORMAT_VERSION, createdAt: createdAt.toISOString(), backups: ids, encrypted, cairnVersion: CAIRN_VERSION };
     await writer.add(ARCHIVE_HEAD, Buffer.from(JSON.stringify(head, null, 2) + '\n'), signal);
-    // The archive is a repository of its own: the source's settings, a new id. Blobs keep the
-    // compression they carry in their pack headers, so the config's only says what --compression asked.
-    const config = { ...repo.config, id: randomId(16), createdAt: createdAt.toISOString(), ...(options.compression ? { compression: options.compression } : {}) };
-    await writer.add(CONFIG_KEY, encodeRepositoryConfig(config), signal);
-    for (const slot of await keySlots(repo, signal)) await writer.add(slot.key, slot.bytes, signal);
+    // Blobs keep the compression their pack headers name: the config's only says what --compression asked.
+    for (const o of await headObjects(repo, createdAt, options.compression, signal)) await writer.add(o.key, o.bytes, signal);
 
     const written: IndexDocument['packs'] = [];
     let builder = new PackBuilder();
@@ -146,7 +135,7 @@ export async function runExport(options: ExportOptions): Promise<ExportResult> {
         if (loc.offset + loc.length > pack.length) throw new CorruptionError(`Pack ${packKey(packId)} in ${repo.location} is shorter than its index says.`, { objects: [packKey(packId)] });
         const stored = pack.subarray(loc.offset, loc.offset + loc.length);
         const raw = decompressBlob(stored, loc.compression, loc.rawLength, `chunk ${chunkId} in ${packKey(packId)}`);
-        if (chunkIdOf(repo, raw) !== chunkId) {
+        if (repo.chunkId(raw) !== chunkId) {
           throw new CorruptionError(`Chunk ${chunkId} in pack ${packKey(packId)} of ${repo.location} does not match its hash. Nothing usable was exported; run cairn verify there.`, { objects: [packKey(packId)] });
         }
         if (options.compression) {

@@ -78,7 +78,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
     const hint = damaged.length > 0
       ? `Damaged index document(s): ${damaged.map((d) => d.id).join(', ')}; run cairn repair to rebuild the index from the packs.`
       : undefined;
-    const reader = new ChunkReader(repo.storage, index, 4, hint);
+    const reader = new ChunkReader(repo.storage, index, repo.chunkId, 4, hint);
     const items: RestoreItem[] = entries.map(({ entry, targetName }) => ({
       entry,
       targetName,

@@ -54,7 +54,7 @@ export interface AppOptions {
   dataDir?: string;
 }
 
-const STATUS: Record<ErrorCode, 400 | 404 | 409 | 423 | 422 | 502 | 500> = {
+const STATUS: Record<ErrorCode, 400 | 403 | 404 | 409 | 423 | 422 | 502 | 500> = {
   USAGE: 400,
   NOT_FOUND: 404,
   CONFLICT: 409,
@@ -63,6 +63,8 @@ const STATUS: Record<ErrorCode, 400 | 404 | 409 | 423 | 422 | 502 | 500> = {
   SOURCE: 502,
   STORAGE: 502,
   CANCELLED: 409,
+  // The password the server holds for a registered repository opens no key slot of it.
+  KEY: 403,
   INTERNAL: 500,
 };
 

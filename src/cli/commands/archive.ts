@@ -113,7 +113,7 @@ export function registerArchiveCommands(program: Command, ctx: CliContext): void
     .addOption(retryLockOption())
     .action(async (file: string, opts: ImportFlags) => {
       const to = await openLockingRepository(opts.repo, opts, ctx);
-      if (to.storage instanceof ArchiveStorage) throw new UsageError(`${to.location} is an archive, which is read-only: import into a repository (cairn repo init <path> creates one).`);
+      if (to.rawStorage instanceof ArchiveStorage) throw new UsageError(`${to.location} is an archive, which is read-only: import into a repository (cairn repo init <path> creates one).`);
       const bar = new ProgressBar('import', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
       const started = Date.now();
       let result: ImportResult;

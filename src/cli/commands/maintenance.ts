@@ -18,7 +18,7 @@ export function registerMaintenanceCommands(program: Command, { io, signal }: Cl
     if (id !== undefined && !isBackupId(id) && isArchiveFile(id)) [opts, id] = [{ ...opts, repo: id }, undefined];
     const repository = await openLockingRepository(opts.repo, opts, { io, signal });
     // An archive is checked whole first: every byte against the checksum in its end member.
-    if (repository.storage instanceof ArchiveStorage) await repository.storage.verifyChecksum(signal);
+    if (repository.rawStorage instanceof ArchiveStorage) await repository.rawStorage.verifyChecksum(signal);
     const all = id
       ? await repository.readManifestChecked(id, signal).then((r) => ({ manifests: [r.manifest], damaged: [], unchecksummed: r.checksummed ? [] : [id] }))
       : await repository.readAllManifests(signal);

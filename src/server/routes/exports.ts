@@ -99,7 +99,7 @@ export function archiveRoutes({ on, center, openRepo, started, dataDir }: RouteK
 
   on('createImport', async (c, { query }) => {
     const to = await openRepo(c, query.repository);
-    if (to.storage instanceof ArchiveStorage) throw new UsageError(`${to.location} is an archive, which is read-only: import into a repository.`);
+    if (to.rawStorage instanceof ArchiveStorage) throw new UsageError(`${to.location} is an archive, which is read-only: import into a repository.`);
     const asId = query.as !== undefined ? validateBackupId(query.as) : undefined;
     const body = c.req.raw.body;
     if (!body) throw new UsageError('Send the .cairn archive as the request body (Content-Type: application/octet-stream).');
