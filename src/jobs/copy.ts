@@ -44,6 +44,8 @@ export interface CopyOptions {
   onProgress?: (progress: CopyProgress) => void;
   /** Source packs read at once (default 4). */
   concurrency?: number;
+  /** The id the copy gets in the target (cairn import --as); default: the source's. Only the manifest's id changes. */
+  asId?: string;
 }
 
 export interface CopyResult {
@@ -238,11 +240,12 @@ async function transferBackup(
 export async function runCopy(options: CopyOptions): Promise<CopyResult> {
   const { from, to } = options;
   const id = validateBackupId(options.backupId);
+  const targetId = options.asId === undefined ? id : validateBackupId(options.asId);
   checkPair(from, to);
   return withBothLocks(from, to, `copy ${id}`, options.signal, async (signal, targetLock) => {
-    const manifest = await sourceManifest(from, id, signal);
-    if (await to.hasBackup(id)) {
-      throw new ConflictError(`A backup with id "${id}" already exists in ${to.location}. Nothing was copied.`);
+    const manifest = { ...(await sourceManifest(from, id, signal)), id: targetId };
+    if (await to.hasBackup(targetId)) {
+      throw new ConflictError(`A backup with id "${targetId}" already exists in ${to.location}. Nothing was copied.`);
     }
     // The target's chunks count as present only if their packs are: a chunk whose pack is gone
     // there is sent again.
@@ -257,7 +260,7 @@ export async function runCopy(options: CopyOptions): Promise<CopyResult> {
       ...(same ? {} : { remap: { targetHas: (t: string) => targetIndex.has(t), added: new Set<string>() } }),
     });
     options.onProgress?.({ phase: 'done', packsDone: plan.byPack.size, packsTotal: plan.byPack.size, chunksCopied: sent.chunksCopied, bytesCopied: sent.bytesCopied, bytesTotal: plan.bytesTotal });
-    return { backupId: id, from: from.location, to: to.location, chunksCopied: sent.chunksCopied, bytesCopied: sent.bytesCopied, chunksSkipped: sent.chunksSkipped, packsWritten: sent.packsWritten };
+    return { backupId: targetId, from: from.location, to: to.location, chunksCopied: sent.chunksCopied, bytesCopied: sent.bytesCopied, chunksSkipped: sent.chunksSkipped, packsWritten: sent.packsWritten };
   });
 }
 
