@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import Database from '../../src/sources/sqlite/driver.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gunzipSync } from 'node:zlib';
+import { decompress as zstdDecompress } from 'zstd-napi';
 import { CHINOOK, CLI, PROJECT_ROOT, cairn, cairnJson, type CliResult } from '../helpers/cli.js';
 import { S3RVER_CREDENTIALS, startS3rver, type LocalServer } from '../helpers/object-servers.js';
 import { dropDatabase, ensurePostgres, ident, loadChinook, pgUrl, psql, schemaDump, tableChecksums } from '../helpers/postgres.js';
@@ -384,18 +386,30 @@ describe('PostgreSQL into s3rver', () => {
   }, 240_000);
 });
 
-describe('--format sql wiring', () => {
-  it('writes the script (or, while sqlExport is not built, fails clearly leaving no file); refuses archive-only and sql-only flags where they do not belong', () => {
-    const file = join(work, 'sq-1.sql.gz');
-    const r = run(['export', 'sq-1', '--repo', join(work, 'src'), '--format', 'sql', '-o', file]);
-    if (r.code === 0) {
-      const script = spawnSync('gzip', ['-dc', file], { encoding: 'utf8' }).stdout;
-      expect(script).toMatch(/CREATE TABLE/i);
-    } else {
-      expect(r.stderr).toMatch(/Plain-SQL export of backup sq-1 is not built yet/);
-      expect(existsSync(file)).toBe(false);
-      expect(readdirSync(work).filter((n) => n.includes('.cairn-'))).toEqual([]);
-    }
+describe('--format sql through the CLI', () => {
+  it('writes a script sqlite3 loads into the same database (plain, .gz, .zst, stdout); include/exclude/rename apply; wrong flags refused', () => {
+    const original = join(work, 'sql-original.db');
+    ok(run(['restore', 'sq-1', '--repo', join(work, 'src'), '--to', `sqlite://${original}`]));
+    const load = (script: Buffer, name: string): string => {
+      const db = join(work, name);
+      const r = spawnSync('sqlite3', [db], { input: script });
+      expect(r.status, r.stderr.toString()).toBe(0);
+      return db;
+    };
+    const plain = join(work, 'sq-1.sql');
+    ok(run(['export', 'sq-1', '--repo', join(work, 'src'), '--format', 'sql', '-o', plain]));
+    expect(dumpSqlite(load(readFileSync(plain), 'sql-plain.db'))).toEqual(dumpSqlite(original));
+    const gz = join(work, 'sq-1.sql.gz');
+    ok(run(['export', 'sq-1', '--repo', join(work, 'src'), '--format', 'sql', '-o', gz]));
+    expect(dumpSqlite(load(gunzipSync(readFileSync(gz)), 'sql-gz.db'))).toEqual(dumpSqlite(original));
+    const zst = join(work, 'sq-1.sql.zst');
+    ok(run(['export', 'sq-1', '--repo', join(work, 'src'), '--format', 'sql', '-o', zst]));
+    expect(dumpSqlite(load(zstdDecompress(readFileSync(zst)), 'sql-zst.db'))).toEqual(dumpSqlite(original));
+    const out = spawnSync(process.execPath, [CLI, 'export', 'sq-1', '--repo', join(work, 'src'), '--format', 'sql', '-o', '-', '--exclude', 'Track,PlaylistTrack,InvoiceLine', '--rename', 'Genre=Style'], { maxBuffer: 64 * 1024 * 1024 });
+    expect(out.status, out.stderr.toString()).toBe(0);
+    const part = dumpSqlite(load(out.stdout, 'sql-part.db'));
+    expect(Object.keys(part.tables).sort()).toEqual(Object.keys(dumpSqlite(original).tables).filter((t) => !['Track', 'PlaylistTrack', 'InvoiceLine'].includes(t)).map((t) => (t === 'Genre' ? 'Style' : t)).sort());
+    expect(part.tables.Style).toEqual(dumpSqlite(original).tables.Genre);
     const two = run(['export', 'sq-1', 'sq-2', '--repo', join(work, 'src'), '--format', 'sql']);
     expect(two.code).toBe(EXIT.USAGE);
     expect(two.stderr).toMatch(/--format sql writes one backup/);
@@ -403,5 +417,5 @@ describe('--format sql wiring', () => {
     expect(include.code).toBe(EXIT.USAGE);
     expect(include.stderr).toMatch(/--include, --exclude and --rename go with --format sql/);
     expect(existsSync(join(work, 'never.cairn'))).toBe(false);
-  }, 60_000);
+  }, 120_000);
 });
