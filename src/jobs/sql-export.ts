@@ -24,6 +24,9 @@ export interface SqlExportOptions {
   selection?: Selection;
   /** --rename old=new, as restore takes them. */
   renames?: Map<string, string>;
+  /** --no-owner / --no-privileges (SqlScriptContext). */
+  noOwner?: boolean;
+  noPrivileges?: boolean;
   signal?: AbortSignal;
 }
 
@@ -63,6 +66,8 @@ export async function* sqlExport(options: SqlExportOptions): AsyncGenerator<Buff
       manifest,
       entries,
       read: (entry) => annotateDamage(readChunks(reader, entry.chunks, signal), manifest, entry),
+      ...(options.noOwner ? { noOwner: true } : {}),
+      ...(options.noPrivileges ? { noPrivileges: true } : {}),
       ...(signal ? { signal } : {}),
     });
     yield* script;

@@ -143,5 +143,12 @@ export interface SqlScriptContext {
   entries: { entry: CollectionEntry; targetName: string }[];
   /** A collection's data stream: its chunks in order, each checked against its id. */
   read(entry: CollectionEntry): AsyncIterable<Uint8Array>;
+  /**
+   * Leave out object ownership (ALTER … OWNER TO) / grants, as pg_dump's --no-owner and
+   * --no-privileges: for loading where the backup's roles do not exist. Engines whose scripts
+   * carry neither ignore them.
+   */
+  noOwner?: boolean;
+  noPrivileges?: boolean;
   signal?: AbortSignal;
 }

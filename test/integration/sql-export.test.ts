@@ -7,6 +7,7 @@
  * the loaded database is compared with what `cairn restore` makes of the same selection. A
  * larger table (~200 MB of rows) is exported with the process's memory watched.
  */
+import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
@@ -123,6 +124,17 @@ describe('PostgreSQL: psql -f loads the export', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/ERROR/);
     expect(snapshotOf(target)).toEqual(snapshotOf(everyKind));
+  }, 120_000);
+
+  it('--no-owner / --no-privileges: no ALTER … OWNER TO and no GRANT or REVOKE in the script', async () => {
+    const withRoles = await exportTo('pg-every');
+    const text = readFileSync(withRoles, 'utf8');
+    // The fixture has owners and grants: otherwise this test could not fail.
+    expect(text).toMatch(/OWNER TO/);
+    expect(text).toMatch(/^GRANT /m);
+    const bare = readFileSync(await exportTo('pg-every', { noOwner: true, noPrivileges: true }), 'utf8');
+    expect(bare).not.toMatch(/OWNER TO/);
+    expect(bare).not.toMatch(/^(GRANT|REVOKE) /m);
   }, 120_000);
 
   it('chinook: identical to the source', async () => {

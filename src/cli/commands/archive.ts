@@ -50,6 +50,9 @@ interface ExportFlags extends CommonOptions, SelectionFlags, RetryLockFlags {
   level?: string;
   format: 'cairn' | 'sql';
   rename?: string[];
+  /** false with --no-owner / --no-privileges (commander's negatable flags). */
+  owner?: boolean;
+  privileges?: boolean;
 }
 
 interface ImportFlags extends CommonOptions, RetryLockFlags {
@@ -71,11 +74,14 @@ export function registerArchiveCommands(program: Command, ctx: CliContext): void
       .addOption(new Option('--format <format>', 'cairn: an archive cairn import / restore / verify read; sql: a script the engine\'s own client loads (psql -f, sqlite3 db < file, mysql db < file)').choices(['cairn', 'sql']).default('cairn')),
   )
     .option('--rename <old=new>', `with --format sql: a collection under another name (as cairn restore --rename)${NAME_QUOTING}`, collect)
+    .option('--no-owner', 'with --format sql: leave out object ownership (ALTER … OWNER TO), for loading where the backup\'s roles do not exist (PostgreSQL; as pg_dump --no-owner)')
+    .option('--no-privileges', 'with --format sql: leave out grants (PostgreSQL; as pg_dump --no-privileges)')
     .option('--json', 'print JSON (not with -o -)')
     .addOption(retryLockOption())
     .action(async (ids: string[], opts: ExportFlags) => {
       if (opts.format === 'sql') return exportSql(ids, opts, ctx);
       if (opts.include || opts.exclude || opts.rename) throw new UsageError('--include, --exclude and --rename go with --format sql: an archive holds whole backups.');
+      if (opts.owner === false || opts.privileges === false) throw new UsageError('--no-owner and --no-privileges go with --format sql: an archive keeps backups as they are (cairn restore takes them).');
       if (opts.all && ids.length > 0) throw new UsageError(`Give backup ids or --all, not both (got ${ids.join(', ')}).`);
       if (!opts.all && ids.length === 0) throw new UsageError('Name the backups to export (cairn export <id>... --repo …), or export every one with --all.');
       if (opts.level !== undefined && opts.compression === undefined) throw new UsageError('--level goes with --compression (e.g. --compression zstd --level best).');
@@ -146,7 +152,7 @@ async function exportSql(ids: string[], opts: ExportFlags, ctx: CliContext): Pro
   const compressor = (): Transform | undefined => (/\.gz$/i.test(file) ? createGzip() : /\.zst$/i.test(file) ? new CompressStream({ compressionLevel: 3 }) : undefined);
   const started = Date.now();
   await writeOutput(file, Boolean(opts.force), signal, async (out) => {
-    const script = Readable.from(sqlExport({ repo: repository, backupId: id, selection, renames, signal }));
+    const script = Readable.from(sqlExport({ repo: repository, backupId: id, selection, renames, noOwner: opts.owner === false, noPrivileges: opts.privileges === false, signal }));
     const packer = compressor();
     if (packer) await pipeline(script, packer, out, { end: false, signal });
     else await pipeline(script, out, { end: false, signal });

@@ -79,7 +79,7 @@ export async function* postgresSqlScript(context: SqlScriptContext): AsyncGenera
   fs.chmodSync(tmp, 0o700);
   let schema: { pre: Buffer; post: Buffer; restrictKey: string | undefined; notes: string[] };
   try {
-    schema = await schemaSections(plan, tmp, encoding, signal);
+    schema = await schemaSections(plan, tmp, encoding, signal, [...(context.noOwner ? ['--no-owner'] : []), ...(context.noPrivileges ? ['--no-privileges'] : [])]);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
@@ -156,6 +156,8 @@ async function schemaSections(
   tmp: string,
   encoding: string,
   signal: AbortSignal | undefined,
+  /** pg_restore's --no-owner / --no-privileges, as asked. */
+  leaveOut: string[] = [],
 ): Promise<{ pre: Buffer; post: Buffer; restrictKey: string | undefined; notes: string[] }> {
   const archive = path.join(tmp, 'schema.dump');
   await pipeline(Readable.from(plan.schemaItem.data()), fs.createWriteStream(archive, { mode: 0o600 }), ...(signal ? [{ signal }] : [])).catch((err: unknown) => {
@@ -172,8 +174,8 @@ async function schemaSections(
   const filtered = filterToc(toc, tocSelection(plan, fkReferences, () => false));
   const list = path.join(tmp, 'export.list');
   fs.writeFileSync(list, listFile(filtered.kept), { mode: 0o600 });
-  const pre = await pgRestoreScript(['-f', '-', '--section=pre-data', '-L', list, archive], signal);
-  const post = await pgRestoreScript(['-f', '-', '--section=post-data', '-L', list, archive], signal);
+  const pre = await pgRestoreScript(['-f', '-', '--section=pre-data', ...leaveOut, '-L', list, archive], signal);
+  const post = await pgRestoreScript(['-f', '-', '--section=post-data', ...leaveOut, '-L', list, archive], signal);
   return { pre: pre.sql, post: post.sql, restrictKey: pre.key ?? post.key, notes: filtered.droppedFks.map(droppedFkWarning) };
 }
 
