@@ -103,9 +103,10 @@ function defaultTerminal(): Terminal | undefined {
 export function promptHidden(question: string, tty: Terminal): Promise<string> {
   const { input, output } = tty;
   return new Promise((resolve, reject) => {
-    output.write(question);
+    // Echo off before the prompt shows: what is typed as soon as it appears is never echoed.
     const wasRaw = input.isRaw;
     input.setRawMode(true);
+    output.write(question);
     let typed = '';
     const finish = (err?: Error): void => {
       input.off('data', onData);

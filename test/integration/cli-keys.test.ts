@@ -350,23 +350,30 @@ describe('cairn key', () => {
 });
 
 describe('the password stays out of sight', () => {
-  it('is in no process command line while cairn waits on its password command', async () => {
+  it('is in no process command line while cairn waits on its password command, before and after it printed the password', async () => {
+    // The command prints the password from one fifo, then waits on a second one: cairn holds the
+    // password (in its pipe buffer) while every process is still there to be looked at.
     const fifo = join(work, 'pw-fifo');
-    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
-    const child: ChildProcess = spawn(process.execPath, [CLI, 'backup', 'list', '--repo', repo, '--json', '--password-command', `cat ${shellQuote(fifo)}`], {
+    const hold = join(work, 'hold-fifo');
+    for (const f of [fifo, hold]) expect(spawnSync('mkfifo', [f]).status).toBe(0);
+    const child: ChildProcess = spawn(process.execPath, [CLI, 'backup', 'list', '--repo', repo, '--json', '--password-command', `cat ${shellQuote(fifo)}; cat ${shellQuote(hold)}`], {
       cwd: PROJECT_ROOT,
       env: cleanEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
+    let stderr = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
     const pid = child.pid as number;
-    // Waiting: its `cat` has the fifo open for reading (it blocks until a writer comes).
-    const children = (): number[] => {
-      const out = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).stdout;
-      const direct = out.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
-      return direct.flatMap((p) => [p, ...spawnSync('ps', ['-o', 'pid=', '--ppid', String(p)], { encoding: 'utf8' }).stdout.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0)]);
-    };
+    const pids = (parent: number): number[] =>
+      spawnSync('ps', ['-o', 'pid=', '--ppid', String(parent)], { encoding: 'utf8', timeout: 5000 })
+        .stdout.split('\n')
+        .map((x) => Number(x.trim()))
+        .filter((n) => n > 0);
+    const tree = (): number[] => [pid, ...pids(pid).flatMap((p) => [p, ...pids(p)])];
+    // Read only while cairn is alive and waiting (a process that is exiting is not read).
     const cmdline = (p: number): string => {
       try {
         return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
@@ -374,17 +381,21 @@ describe('the password stays out of sight', () => {
         return '';
       }
     };
-    while (!children().some((p) => cmdline(p).startsWith('cat '))) await new Promise((r) => setTimeout(r, 20));
-    // Write the password, then look at the command lines while cairn reads and uses it.
+    const waitingOn = async (name: string): Promise<string[]> => {
+      for (;;) {
+        expect(child.exitCode, `cairn ended early: ${stderr}`).toBeNull();
+        const lines = tree().map(cmdline);
+        if (lines.some((l) => l.startsWith(`cat ${name}`))) return [...lines, spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8', timeout: 5000 }).stdout];
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const before = await waitingOn(fifo);
     const writer = spawn('sh', ['-c', `printf '%s\\n' "$PW" > ${shellQuote(fifo)}`], { env: { ...process.env, PW: PASSWORD }, stdio: 'ignore' });
-    const lines: string[] = [];
-    while (child.exitCode === null) {
-      for (const p of [pid, ...children()]) lines.push(cmdline(p));
-      lines.push(spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).stdout);
-      await new Promise((r) => setTimeout(r, 5));
-    }
     await new Promise((r) => writer.once('close', r));
-    expect(child.exitCode).toBe(0);
+    const after = await waitingOn(hold);
+    writeFileSync(hold, 'more\n');
+    expect(await exited, stderr).toBe(0);
+    const lines = [...before, ...after];
     expect(lines.some((l) => l.includes('--password-command'))).toBe(true);
     expect(lines.filter((l) => l.includes(PASSWORD))).toEqual([]);
     jsonOutputs.push(stdout);
