@@ -17,6 +17,9 @@
 //   b  bench_b_<mib>  mixed types (random-word text, numerics, timestamps, jsonb, bytea, uuid);
 //                     customers / products / orders / events (events is the large one)
 //   c  bench_c_<n>    <n> small tables (default 10000, --quick 1000) of 10 rows each
+//   e  (set b's database) cairn into a plain and an encrypted repository (`--only e`, issue 18):
+//                     full backup and restore, alternating; the KDF (scrypt N=2^17) runs in each
+//                     encrypted command, as it would for a user
 // Every measurement runs the tools alternately (the order rotates each run) --runs times
 // (default 3) and reports the median wall time, client CPU (user+sys of the process and its
 // children, from /usr/bin/time), PostgreSQL server CPU (the postmaster and its children, from
@@ -170,17 +173,22 @@ const alternate = (title, tools, { n = runs, rotate = true } = {}) => alternateR
 
 // ---------------------------------------------------------------------------------------------
 // tools
-function cairn(args) {
-  return timed(process.execPath, [cairnBin, ...args]);
+function cairn(args, env) {
+  return timed(process.execPath, [cairnBin, ...args], { env });
 }
-function cairnInit(repo) {
+/** The password of set e's encrypted repository, given as a user would (the environment). */
+const ENCRYPTED_ENV = { CAIRN_PASSWORD: 'bench password e', CAIRN_NEW_PASSWORD: 'bench password e' };
+function cairnInit(repo, { encrypted = false } = {}) {
   rm(repo);
-  const r = spawnSync(process.execPath, [cairnBin, 'repo', 'init', repo], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [cairnBin, 'repo', 'init', repo, ...(encrypted ? ['--encryption'] : [])], {
+    encoding: 'utf8',
+    env: { ...process.env, ...(encrypted ? ENCRYPTED_ENV : {}) },
+  });
   if (r.status !== 0) throw new Error(`cairn repo init failed: ${r.stderr}`);
 }
-function cairnBackup(db, repo, id) {
+function cairnBackup(db, repo, id, env) {
   const before = dirBytes(repo);
-  const s = cairn(['backup', 'create', '--source', dbUrl(db), '--repo', repo, '--id', id, '--jobs', String(jobs), '--json']);
+  const s = cairn(['backup', 'create', '--source', dbUrl(db), '--repo', repo, '--id', id, '--jobs', String(jobs), '--json'], env);
   const m = JSON.parse(s.stdout);
   s.bytes = dirBytes(repo) - before; // repository growth
   s.newBytes = m.totals.newBytes;
@@ -188,9 +196,9 @@ function cairnBackup(db, repo, id) {
   s.logicalBytes = m.totals.logicalBytes;
   return s;
 }
-function cairnRestore(repo, id, db) {
+function cairnRestore(repo, id, db, env) {
   dropDb(db);
-  const s = cairn(['restore', id, '--repo', repo, '--to', dbUrl(db), '--jobs', String(jobs), '--json']);
+  const s = cairn(['restore', id, '--repo', repo, '--to', dbUrl(db), '--jobs', String(jobs), '--json'], env);
   return s;
 }
 function pgDump(db, dir, extra = []) {
@@ -407,6 +415,54 @@ const tmpDb = scratch.name;
 const dropTmp = scratch.drop;
 function rowCount(db, table) {
   return Number(psql(db, `SELECT count(*) FROM ${table}`));
+}
+
+/** Set e: the cost of client-side encryption, plain and encrypted repositories side by side on set b's data. */
+function benchEncryption() {
+  const db = ensureSet('b');
+  const dir = path.join(work, 'e');
+  fs.mkdirSync(dir, { recursive: true });
+  const plain = path.join(dir, 'plain');
+  const sealed = path.join(dir, 'encrypted');
+  const largest = tables(db)[0].name;
+  const res = { database: db, database_bytes: dbSize(db) };
+  log('[e] full backup, plain and encrypted');
+  res.full_backup = alternate('e full backup', {
+    plain: (i) => {
+      cairnInit(plain);
+      return cairnBackup(db, plain, `plain-${i}`);
+    },
+    encrypted: (i) => {
+      cairnInit(sealed, { encrypted: true });
+      return cairnBackup(db, sealed, `encrypted-${i}`, ENCRYPTED_ENV);
+    },
+  });
+  const last = res.full_backup.plain.runs - 1;
+  log('[e] restore, plain and encrypted');
+  const rp = tmpDb('e_plain');
+  const re = tmpDb('e_encrypted');
+  res.restore = alternate('e restore', {
+    plain: () => {
+      const s = cairnRestore(plain, `plain-${last}`, rp);
+      res.restore_check_plain ??= rowCount(rp, largest) === rowCount(db, largest);
+      dropDb(rp);
+      return s;
+    },
+    encrypted: () => {
+      const s = cairnRestore(sealed, `encrypted-${last}`, re, ENCRYPTED_ENV);
+      res.restore_check_encrypted ??= rowCount(re, largest) === rowCount(db, largest);
+      dropDb(re);
+      return s;
+    },
+  });
+  // What opening costs: the KDF of one key slot, in a command that does nothing else.
+  res.open = alternate('e backup list', {
+    plain: () => cairn(['backup', 'list', '--repo', plain, '--json']),
+    encrypted: () => cairn(['backup', 'list', '--repo', sealed, '--json'], ENCRYPTED_ENV),
+  });
+  res.repository_bytes = { plain: dirBytes(plain), encrypted: dirBytes(sealed) };
+  rm(dir);
+  return res;
 }
 
 function benchVolume(key) {
@@ -629,6 +685,17 @@ function markdown(result) {
     row(name, 'restore', 'cairn', c.restore.cairn, c.restore.cairn.wall_s);
     row(name, 'restore', 'pg_restore', c.restore.pg_restore, c.restore.cairn.wall_s);
   }
+  const e = result.sets.e;
+  if (e) {
+    const name = `e (${e.database}, ${mib(e.database_bytes)} MiB)`;
+    for (const [job, m] of [['full backup', e.full_backup], ['restore', e.restore], ['backup list (open)', e.open]]) {
+      for (const tool of ['plain', 'encrypted']) {
+        const s = m[tool];
+        if (!s) continue;
+        lines.push(`| ${name} | ${job} | cairn ${tool}${s.error ? ' (FAILED)' : ''} | ${fmt(s.wall_s)} | ${fmt(s.cpu_s)} | ${fmt(s.server_cpu_s)} | ${fmt(s.peak_rss_mib, 0)} | ${mib(s.output_bytes)} | | ${tool === 'encrypted' ? fmt(ratio(s.wall_s, m.plain?.wall_s)) + ' vs plain' : ''} |`);
+      }
+    }
+  }
   lines.push('');
   lines.push('pg_dump / pg_restore run with -Fd -j' + result.options.jobs + ' (pg_dump_z0 adds -Z0); output = repository growth or dump directory size; new = cairn manifest totals.newBytes.');
   lines.push('Client CPU = user+sys of the tool and its children; server CPU = PostgreSQL processes over the same interval (includes unrelated load, if any).');
@@ -654,6 +721,9 @@ const targetSpec = {
   tables_10k_backup_vs_pg_dump: ['< 1', (v) => v < 1],
   tables_10k_restore_vs_pg_restore: ['< 1', (v) => v < 1],
   a_full_backup_vs_pg_dump_z0: ['≤ 1.2', (v) => v <= 1.2],
+  // Issue 18: encryption costs at most 10 % wall time.
+  encrypted_backup_vs_plain: ['≤ 1.10', (v) => v <= 1.1],
+  encrypted_restore_vs_plain: ['≤ 1.10', (v) => v <= 1.1],
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -668,6 +738,7 @@ function main() {
     if (only.has('a')) sets.a = benchVolume('a');
     if (only.has('b')) sets.b = benchVolume('b');
     if (only.has('c')) sets.c = benchTables();
+    if (only.has('e')) sets.e = benchEncryption();
   } finally {
     scratch.cleanup();
   }
@@ -685,6 +756,8 @@ function main() {
     tables_10k_restore_vs_pg_restore: sets.c?.restore ? ratio(sets.c.restore.cairn.wall_s, sets.c.restore.pg_restore.wall_s) : null,
     peak_rss_mib: cairnPeak(sets),
     a_full_backup_vs_pg_dump_z0: perSet.a.full_backup_vs_pg_dump_z0 ?? null,
+    encrypted_backup_vs_plain: sets.e ? ratio(sets.e.full_backup.encrypted.wall_s, sets.e.full_backup.plain.wall_s) : null,
+    encrypted_restore_vs_plain: sets.e ? ratio(sets.e.restore.encrypted.wall_s, sets.e.restore.plain.wall_s) : null,
   };
   const targets = Object.fromEntries(Object.entries(targetSpec).map(([k, [text, f]]) => [k, { text, met: ratios[k] == null ? null : f(ratios[k]) }]));
   const result = {

@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, type Option, type ParseOptionsResult } from 'commander';
 import { CairnError, CancelledError, EXIT_CODES, StorageError, type ErrorCode } from '../core/errors.js';
+import { registerArchiveCommands } from './commands/archive.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerCopyCommand } from './commands/copy.js';
 import { registerInspectCommands } from './commands/inspect.js';
@@ -319,6 +320,7 @@ export function buildProgram(ctx: CliContext): Command {
     registerBackupCommands,
     registerRestoreCommand,
     registerCopyCommand,
+    registerArchiveCommands,
     registerInspectCommands,
     registerMaintenanceCommands,
     registerJobCommands,

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'SOURCE'
   | 'STORAGE'
   | 'CANCELLED'
+  | 'KEY'
   | 'INTERNAL';
 
 /** Exit codes are part of the CLI contract (docs/cli.md); never renumber them. */
@@ -23,6 +24,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   CORRUPT: 6,
   SOURCE: 7,
   STORAGE: 8,
+  KEY: 9,
   CANCELLED: 130,
 };
 
@@ -95,6 +97,13 @@ export class SourceError extends CairnError {
 export class StorageError extends CairnError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('STORAGE', message, options);
+  }
+}
+
+/** No key slot of an encrypted repository opens with the password given. */
+export class KeyError extends CairnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('KEY', message, options);
   }
 }
 

@@ -63,10 +63,15 @@ export const CompressionSettingsSchema = z.object({
 export type CompressionSettings = z.infer<typeof CompressionSettingsSchema>;
 
 /**
- * Encryption is part of the config from v1 so that an encrypted repository needs no new layout:
- * "none" today; "aes-256-gcm" will add a KDF description and a wrapped master key here.
+ * Encryption is part of the config from v1 so that an encrypted repository needs no new layout.
+ * "aes-256-gcm": every object but the config and the key slots (keys/) is sealed; chunk ids are
+ * HMAC-SHA256 keyed (docs/repository-format.md, "Encryption"). The keys live in keys/, never here.
  */
-export const EncryptionSettingsSchema = z.object({ algorithm: z.literal('none') });
+export const EncryptionSettingsSchema = z.discriminatedUnion('algorithm', [
+  z.object({ algorithm: z.literal('none') }),
+  z.object({ algorithm: z.literal('aes-256-gcm'), chunkIds: z.literal('hmac-sha256') }),
+]);
+export type EncryptionSettings = z.infer<typeof EncryptionSettingsSchema>;
 
 const chunkSize = z.number().int().min(CHUNK_LOWER).max(CHUNK_UPPER);
 

@@ -93,7 +93,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
       const collections = await snapshot.listCollections();
       if (options.strict) refuseWarnings(snapshot.warnings);
       pool = new CompressionPool({ workers: options.compressionWorkers ?? defaultCompressionWorkers() });
-      const chunkWriter = new ChunkWriter(repo.storage, index, { packSize: options.packSize ?? repo.config.packSize, compression, pool, signal });
+      const chunkWriter = new ChunkWriter(repo.storage, index, { packSize: options.packSize ?? repo.config.packSize, compression, pool, signal, chunkId: repo.chunkId });
       writer = chunkWriter;
       let rows = 0;
       let bytes = 0;

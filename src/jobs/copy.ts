@@ -2,7 +2,11 @@
  * Copying backups between repositories: one (runCopy, `cairn copy <id>`) or every one the target
  * lacks (runSync, `cairn sync` / `cairn copy --all`). Chunks are named by the SHA-256 of their
  * raw content, so a blob is copied as stored (compressed as in the source), whatever the target's
- * own compression and chunker settings; only the chunks the target lacks are sent. Each blob is
+ * own compression and chunker settings; only the chunks the target lacks are sent. Between
+ * repositories whose chunk ids differ (an encrypted one keys them with its own secret), every
+ * chunk of the backup is read, renamed to the target's id for its content, sent only if the
+ * target lacks that id, and the manifest is written with the target's ids; the storage views
+ * re-encrypt on the way. Each blob is
  * checked (pack checksum, decompressed content against its id) before it is written into new
  * target packs; then the index document; then the backup is verified in the target; only then
  * is its manifest written, which is what makes it visible there. Both repositories hold a shared
@@ -40,6 +44,8 @@ export interface CopyOptions {
   onProgress?: (progress: CopyProgress) => void;
   /** Source packs read at once (default 4). */
   concurrency?: number;
+  /** The id the copy gets in the target (cairn import --as); default: the source's. Only the manifest's id changes. */
+  asId?: string;
 }
 
 export interface CopyResult {
@@ -143,13 +149,23 @@ async function transferBackup(
   to: Repository,
   manifest: BackupManifest,
   plan: ChunkPlan,
-  ctx: { signal: AbortSignal; targetLock: RepositoryLock; concurrency: number; report: (p: Omit<CopyProgress, 'bytesTotal'>) => void },
-): Promise<{ chunksCopied: number; bytesCopied: number; packsWritten: number }> {
+  ctx: {
+    signal: AbortSignal;
+    targetLock: RepositoryLock;
+    concurrency: number;
+    report: (p: Omit<CopyProgress, 'bytesTotal'>) => void;
+    /** Set when chunk ids differ (see the module comment): whether the target has a target id; ids this run added. */
+    remap?: { targetHas: (targetId: string) => boolean; added: Set<string> };
+  },
+): Promise<{ chunksCopied: number; bytesCopied: number; chunksSkipped: number; packsWritten: number; manifest: BackupManifest }> {
   const { signal } = ctx;
+  // Chunk ids differ between the repositories: source id -> target id, and what the target has.
+  const renamed = ctx.remap ? new Map<string, string>() : undefined;
   const written: IndexDocument['packs'] = [];
   const packIds = [...plan.byPack.keys()];
   let builder = new PackBuilder();
   let chunksCopied = 0;
+  let chunksSkipped = plan.chunksSkipped;
   let bytesCopied = 0;
   let packsDone = 0;
   const report = (phase: CopyProgress['phase']): void => ctx.report({ phase, packsDone, packsTotal: packIds.length, chunksCopied, bytesCopied });
@@ -167,11 +183,21 @@ async function transferBackup(
       }
       const stored = pack.subarray(loc.offset, loc.offset + loc.length);
       const raw = decompressBlob(stored, loc.compression, loc.rawLength, `chunk ${chunkId} in ${packKey(packId)}`);
-      if (sha256Hex(raw) !== chunkId) {
+      if (from.chunkId(raw) !== chunkId) {
         throw new CorruptionError(`Chunk ${chunkId} in pack ${packKey(packId)} of ${from.location} does not match its hash.`, { objects: [packKey(packId)] });
       }
+      let targetId = chunkId;
+      if (renamed && ctx.remap) {
+        targetId = to.chunkId(raw);
+        renamed.set(chunkId, targetId);
+        if (ctx.remap.targetHas(targetId) || ctx.remap.added.has(targetId)) {
+          chunksSkipped++;
+          continue;
+        }
+        ctx.remap.added.add(targetId);
+      }
       // Copy out of the source pack so that it can be freed once this pack is done.
-      builder.add(chunkId, Buffer.from(stored), loc.rawLength, loc.compression);
+      builder.add(targetId, Buffer.from(stored), loc.rawLength, loc.compression);
       chunksCopied++;
       bytesCopied += stored.length;
     }
@@ -187,6 +213,14 @@ async function transferBackup(
   if (builder.blobCount > 0) await upload(builder.finish());
   throwIfAborted(signal);
   if (written.length > 0) await writeIndexDocument(to.storage, written, [], signal);
+  if (renamed) {
+    const target = (id: string): string => {
+      const t = renamed.get(id);
+      if (t === undefined) throw new CorruptionError(`Chunk ${id} of backup "${manifest.id}" was not read while copying; nothing was made visible.`, { objects: [`chunk ${id}`] });
+      return t;
+    };
+    manifest = { ...manifest, collections: manifest.collections.map((c) => ({ ...c, chunks: c.chunks.map(target) })) };
+  }
 
   // Visible only once everything it needs is indexed and present in the target.
   const verified = await verifyBackups(to, [manifest], { readData: false, signal });
@@ -199,31 +233,34 @@ async function transferBackup(
     if (err instanceof ConflictError) throw new ConflictError(`A backup with id "${manifest.id}" appeared in ${to.location} while copying; the copy was not made visible.`);
     throw err;
   }
-  return { chunksCopied, bytesCopied, packsWritten: written.length };
+  return { chunksCopied, bytesCopied, chunksSkipped, packsWritten: written.length, manifest };
 }
 
 /** Copies one backup between repositories on any backends (see the module comment). */
 export async function runCopy(options: CopyOptions): Promise<CopyResult> {
   const { from, to } = options;
   const id = validateBackupId(options.backupId);
+  const targetId = options.asId === undefined ? id : validateBackupId(options.asId);
   checkPair(from, to);
   return withBothLocks(from, to, `copy ${id}`, options.signal, async (signal, targetLock) => {
-    const manifest = await sourceManifest(from, id, signal);
-    if (await to.hasBackup(id)) {
-      throw new ConflictError(`A backup with id "${id}" already exists in ${to.location}. Nothing was copied.`);
+    const manifest = { ...(await sourceManifest(from, id, signal)), id: targetId };
+    if (await to.hasBackup(targetId)) {
+      throw new ConflictError(`A backup with id "${targetId}" already exists in ${to.location}. Nothing was copied.`);
     }
     // The target's chunks count as present only if their packs are: a chunk whose pack is gone
     // there is sent again.
     const [{ chunks: sourceIndex }, { chunks: targetIndex }] = await Promise.all([ChunkIndex.load(from.storage, { signal }), ChunkIndex.loadUsable(to.storage, signal)]);
-    const plan = planChunks(manifest, sourceIndex, (c) => targetIndex.has(c), from.location);
+    const same = from.sameChunkIds(to);
+    const plan = planChunks(manifest, sourceIndex, (c) => same && targetIndex.has(c), from.location);
     const sent = await transferBackup(from, to, manifest, plan, {
       signal,
       targetLock,
       concurrency: options.concurrency ?? 4,
       report: (p) => options.onProgress?.({ ...p, bytesTotal: plan.bytesTotal }),
+      ...(same ? {} : { remap: { targetHas: (t: string) => targetIndex.has(t), added: new Set<string>() } }),
     });
     options.onProgress?.({ phase: 'done', packsDone: plan.byPack.size, packsTotal: plan.byPack.size, chunksCopied: sent.chunksCopied, bytesCopied: sent.bytesCopied, bytesTotal: plan.bytesTotal });
-    return { backupId: id, from: from.location, to: to.location, chunksCopied: sent.chunksCopied, bytesCopied: sent.bytesCopied, chunksSkipped: plan.chunksSkipped, packsWritten: sent.packsWritten };
+    return { backupId: targetId, from: from.location, to: to.location, chunksCopied: sent.chunksCopied, bytesCopied: sent.bytesCopied, chunksSkipped: sent.chunksSkipped, packsWritten: sent.packsWritten };
   });
 }
 
@@ -299,12 +336,14 @@ export async function runSync(options: SyncOptions): Promise<SyncResult> {
         `No backup of source "${options.source}" in ${from.location}: give a source's name or location as cairn backup list shows it${known.length ? ` (${known.slice(0, 10).join(', ')}${known.length > 10 ? ', …' : ''})` : '; it holds no backups'}.`,
       );
     }
+    // Chunk ids differ (other keys): the same backup has other chunk ids there.
+    const same = from.sameChunkIds(to);
     const todo: BackupManifest[] = [];
     for (const m of fromAll.manifests.filter(wanted)) {
       const there = inTarget.get(m.id);
       if (damagedInTarget.has(m.id)) {
         result.conflicts.push({ backupId: m.id, message: `a backup with this id exists in ${to.location} but cannot be read there (${damagedInTarget.get(m.id)}); it was left alone` });
-      } else if (there && sameContent(m, there)) {
+      } else if (there && sameContent(m, there, same)) {
         result.skipped.push(m.id);
       } else if (there) {
         result.conflicts.push({ backupId: m.id, message: `a backup with this id but other content exists in ${to.location}; it was left alone (a copy keeps its id: to replace it, delete it there first)` });
@@ -316,7 +355,9 @@ export async function runSync(options: SyncOptions): Promise<SyncResult> {
     const [{ chunks: sourceIndex }, { chunks: targetIndex }] = await Promise.all([ChunkIndex.load(from.storage, { signal }), ChunkIndex.loadUsable(to.storage, signal)]);
     // Chunks sent by this sync count as present for the backups after them.
     const sentChunks = new Set<string>();
-    const targetHas = (c: string): boolean => targetIndex.has(c) || sentChunks.has(c);
+    const targetHas = (c: string): boolean => same && (targetIndex.has(c) || sentChunks.has(c));
+    // Target ids sent by this sync (chunk ids differ): as sentChunks, only those of backups that made it.
+    const sentTargets = new Set<string>();
     // The total to send, estimated up front (each chunk once, across all backups).
     const estimated = new Set<string>();
     let bytesTotal = 0;
@@ -338,14 +379,17 @@ export async function runSync(options: SyncOptions): Promise<SyncResult> {
       try {
         // Planned now, not up front: a backup that failed before sent nothing the next one may count on.
         const plan = planChunks(m, sourceIndex, targetHas, from.location);
+        const remap = same ? undefined : { targetHas: (t: string) => targetIndex.has(t) || sentTargets.has(t), added: new Set<string>() };
         const sent = await transferBackup(from, to, m, plan, {
           signal,
           targetLock,
           concurrency: options.concurrency ?? 4,
           report: (p) => report('transferring', m.id, p.bytesCopied),
+          ...(remap ? { remap } : {}),
         });
         for (const c of m.collections) for (const chunkId of c.chunks) sentChunks.add(chunkId);
-        result.copied.push({ backupId: m.id, chunksCopied: sent.chunksCopied, bytesCopied: sent.bytesCopied, chunksSkipped: plan.chunksSkipped });
+        for (const t of remap?.added ?? []) sentTargets.add(t);
+        result.copied.push({ backupId: m.id, chunksCopied: sent.chunksCopied, bytesCopied: sent.bytesCopied, chunksSkipped: sent.chunksSkipped });
         result.chunksCopied += sent.chunksCopied;
         result.bytesCopied += sent.bytesCopied;
       } catch (err) {
@@ -353,7 +397,7 @@ export async function runSync(options: SyncOptions): Promise<SyncResult> {
         if (signal.aborted || err instanceof CancelledError || !(err instanceof CorruptionError || err instanceof ConflictError)) throw err;
         // Written meanwhile by another sync of the same backup (a schedule's copy): the same one is no conflict.
         const there = err instanceof ConflictError ? await to.readManifest(m.id, signal).catch(() => undefined) : undefined;
-        if (there && sameContent(m, there)) result.skipped.push(m.id);
+        if (there && sameContent(m, there, same)) result.skipped.push(m.id);
         else if (err instanceof ConflictError) result.conflicts.push({ backupId: m.id, message: err.message });
         else result.failed.push({ backupId: m.id, code: err.code, message: err.message });
       }
@@ -369,10 +413,11 @@ export async function runSync(options: SyncOptions): Promise<SyncResult> {
  * Whether two manifests are the same backup: everything but what may change after it was made
  * (its expiry, set-expiry; the damage repair records; the checksum over those).
  */
-export function sameContent(a: BackupManifest, b: BackupManifest): boolean {
+export function sameContent(a: BackupManifest, b: BackupManifest, compareChunks = true): boolean {
+  // Between repositories with different chunk ids (other keys) the chunk lists cannot match.
   const strip = (m: BackupManifest): unknown => {
     const { expiresAt: _e, checksum: _c, collections, ...rest } = m;
-    return { ...rest, collections: collections.map(({ damage: _d, ...c }) => c) };
+    return { ...rest, collections: collections.map(({ damage: _d, chunks, ...c }) => (compareChunks ? { ...c, chunks } : c)) };
   };
   return canonical(strip(a)) === canonical(strip(b));
 }

@@ -77,7 +77,7 @@ export async function* streamDump(repo: Repository, prepared: PreparedDump, sign
     const lockSignal = signal ? AbortSignal.any([signal, lock.signal]) : lock.signal;
     const { chunks: index, damaged } = await ChunkIndex.load(repo.storage, { signal: lockSignal });
     const hint = damaged.length > 0 ? `Damaged index document(s): ${damaged.map((d) => d.id).join(', ')}; run cairn repair to rebuild the index from the packs.` : undefined;
-    const reader = new ChunkReader(repo.storage, index, 4, hint);
+    const reader = new ChunkReader(repo.storage, index, repo.chunkId, 4, hint);
     // Segments are complete streams of their own whose concatenation is the collection's: the
     // chunk list read in order is one stream.
     yield* prepared.dump(readChunks(reader, entry.chunks, lockSignal));

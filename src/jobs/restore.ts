@@ -55,18 +55,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
   if (options.roles) refuseRoles(target.kind, 'restore');
   if (options.noOwner) refuseRoles(target.kind, 'restore', '--no-owner');
   if (options.noPrivileges) refuseRoles(target.kind, 'restore', '--no-privileges');
-  const rules = namingFor(manifest.source.kind);
-  const renames = new Map<string, string>();
-  const keys = new Set<string>();
-  for (const [from, to] of options.renames ?? []) {
-    const name = rules.qualify(from);
-    // `public.a=x` and `a=y` (or SQLite's `Album` and `album`) name one table: say so rather
-    // than let the last one win.
-    if (keys.has(rules.key(name))) throw new UsageError(`--rename names ${rules.written(name)} twice; keep one.`);
-    keys.add(rules.key(name));
-    renames.set(name, rules.qualify(to));
-  }
-  const entries = selectEntries(manifest, options.selection ?? {}, renames, rules);
+  const { entries, renames } = restoreSelection(manifest, options.selection, options.renames);
   refuseReplacingPart(options, entries.length !== manifest.collections.length || renames.size > 0, manifest);
   const lock = await repo.lock(false, `restore of ${manifest.id}`);
   // Aborts on the caller's cancel, or when the lock is lost (a prune could remove packs).
@@ -78,7 +67,7 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
     const hint = damaged.length > 0
       ? `Damaged index document(s): ${damaged.map((d) => d.id).join(', ')}; run cairn repair to rebuild the index from the packs.`
       : undefined;
-    const reader = new ChunkReader(repo.storage, index, 4, hint);
+    const reader = new ChunkReader(repo.storage, index, repo.chunkId, 4, hint);
     const items: RestoreItem[] = entries.map(({ entry, targetName }) => ({
       entry,
       targetName,
@@ -216,6 +205,33 @@ function refuseReplacingPart(options: RestoreOptions, partial: boolean, manifest
   if (options.sessionsTimeoutMs !== undefined && options.sessions !== 'wait') {
     throw new UsageError('--sessions-timeout is how long --sessions wait waits; give --sessions wait with it.');
   }
+}
+
+/**
+ * What a restore (and a plain-SQL export, sql-export.ts) takes of a backup: the entries chosen
+ * by --include / --exclude (the database-wide ones, selectable: false, always), in manifest
+ * order, each with the name it gets (`targetName`), and the renames as given, both sides
+ * qualified by the engine's name rules (`public.a` for PostgreSQL's `a`). Errors: UsageError for
+ * a selection that names nothing, a name renamed twice, a rename of a collection not chosen, two
+ * collections given one name (see selectEntries).
+ */
+export function restoreSelection(
+  manifest: BackupManifest,
+  selection: Selection | undefined,
+  renameOptions: Map<string, string> | undefined,
+): { entries: { entry: CollectionEntry; targetName: string }[]; renames: Map<string, string> } {
+  const rules = namingFor(manifest.source.kind);
+  const renames = new Map<string, string>();
+  const keys = new Set<string>();
+  for (const [from, to] of renameOptions ?? []) {
+    const name = rules.qualify(from);
+    // `public.a=x` and `a=y` (or SQLite's `Album` and `album`) name one table: say so rather
+    // than let the last one win.
+    if (keys.has(rules.key(name))) throw new UsageError(`--rename names ${rules.written(name)} twice; keep one.`);
+    keys.add(rules.key(name));
+    renames.set(name, rules.qualify(to));
+  }
+  return { entries: selectEntries(manifest, selection ?? {}, renames, rules), renames };
 }
 
 /**

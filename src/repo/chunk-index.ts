@@ -136,21 +136,28 @@ export class ChunkIndex {
         return undefined;
       }
       let bytes: Buffer | undefined;
+      let unreadable: CorruptionError | undefined;
       // A read that does not match the name is tried again before the document counts as
       // damaged: a storage may hand out a short body once (a connection cut, a server mid-write
       // of an identical document), and a false "damaged" makes a backup fail or prune refuse.
       for (let attempt = 0; attempt < 3; attempt++) {
         try {
           bytes = await storage.get(indexKey(id), signal);
+          unreadable = undefined;
         } catch (err) {
           if (err instanceof NotFoundError) return undefined; // removed by a prune since the listing
-          throw err;
+          // An encrypted repository's document that fails authentication: damaged like one whose
+          // hash does not match (and read again first, for the same reason).
+          if (!(err instanceof CorruptionError)) throw err;
+          unreadable = err;
+          bytes = undefined;
         }
-        if (sha256Hex(bytes) === id) break;
+        if (bytes && sha256Hex(bytes) === id) break;
         if (attempt < 2) await sleep(50 * (attempt + 1), signal);
       }
-      if (!bytes) return undefined;
       try {
+        if (unreadable) throw unreadable;
+        if (!bytes) return undefined;
         if (sha256Hex(bytes) !== id) {
           throw new CorruptionError(`Index ${indexKey(id)} is damaged: its content does not match its name.`, { objects: [indexKey(id)] });
         }

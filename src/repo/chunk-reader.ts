@@ -2,7 +2,6 @@ import { CorruptionError, NotFoundError, throwIfAborted } from '../core/errors.j
 import type { Storage } from '../storage/types.js';
 import type { ChunkIndex } from './chunk-index.js';
 import { decompressBlob } from './compression.js';
-import { sha256Hex } from './hash.js';
 import { packKey } from './pack.js';
 
 /**
@@ -19,6 +18,8 @@ export class ChunkReader {
   constructor(
     private readonly storage: Storage,
     private readonly index: ChunkIndex,
+    /** A chunk's id from its raw content (Repository.chunkId: SHA-256, or keyed in an encrypted repository). */
+    private readonly chunkId: (raw: Uint8Array) => string,
     private readonly cachedPacks = 4,
     /** Appended to "not in any index" errors, e.g. which index documents were damaged. */
     private readonly missingHint = 'Run cairn verify to see which backups are affected and cairn repair to rebuild the index.',
@@ -42,7 +43,7 @@ export class ChunkReader {
       if (err instanceof CorruptionError) throw new CorruptionError(err.message, where);
       throw err;
     }
-    if (sha256Hex(raw) !== id) {
+    if (this.chunkId(raw) !== id) {
       throw new CorruptionError(`Chunk ${id} in pack ${packKey(loc.packId)} does not match its hash.`, where);
     }
     return raw;

@@ -4,7 +4,6 @@ import type { Storage } from '../storage/types.js';
 import type { ChunkIndex } from './chunk-index.js';
 import type { CompressedBlob } from './compression.js';
 import { CompressionPool } from './compression-pool.js';
-import { sha256Hex } from './hash.js';
 import { PackBuilder, packKey } from './pack.js';
 
 export interface WrittenChunk {
@@ -32,6 +31,8 @@ export interface ChunkWriterOptions {
    */
   maxInFlight?: number;
   signal?: AbortSignal;
+  /** A chunk's id from its raw content (Repository.chunkId: SHA-256, or keyed in an encrypted repository). */
+  chunkId: (raw: Uint8Array) => string;
 }
 
 interface InFlight {
@@ -84,7 +85,7 @@ export class ChunkWriter {
    */
   async write(chunk: Buffer): Promise<WrittenChunk> {
     this.check();
-    const id = sha256Hex(chunk);
+    const id = this.options.chunkId(chunk);
     if (this.index.has(id) || this.pending.has(id)) return { id, isNew: false };
     this.pending.set(id, undefined);
     const task: InFlight = { id, rawLength: chunk.length, done: Promise.resolve(), settled: false };

@@ -2,7 +2,6 @@ import { CorruptionError, LockedError, throwIfAborted } from '../core/errors.js'
 import type { BackupManifest, IndexDocument } from '../core/schemas.js';
 import { ChunkIndex, indexKey, listPacks, writeIndexDocument, type LoadedIndex, type PackInfo } from './chunk-index.js';
 import { decompressBlob } from './compression.js';
-import { sha256Hex } from './hash.js';
 import { removeStaleLocks, type RepositoryLock } from './lock.js';
 import { removeExpiredClaims } from '../storage/common.js';
 import { PackBuilder, packKey } from './pack.js';
@@ -137,7 +136,7 @@ async function pruneLocked(repo: Repository, options: PruneOptions, signal: Abor
         let intact = b.offset + b.length <= bytes.length;
         if (intact) {
           try {
-            intact = sha256Hex(decompressBlob(stored, b.compression, b.rawLength, `chunk ${b.id}`)) === b.id;
+            intact = repo.chunkId(decompressBlob(stored, b.compression, b.rawLength, `chunk ${b.id}`)) === b.id;
           } catch {
             intact = false;
           }

@@ -89,7 +89,17 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
   const packIds = [...present.keys()];
   await mapLimit(packIds, 4, async (packId, _i, signal) => {
     throwIfAborted(signal);
-    const bytes = await repo.storage.get(packKey(packId), signal);
+    let bytes: Buffer;
+    try {
+      bytes = await repo.storage.get(packKey(packId), signal);
+    } catch (err) {
+      // An encrypted pack that fails authentication: nothing in it can be trusted or salvaged.
+      if (!(err instanceof CorruptionError)) throw err;
+      damagedPacks.push(packId);
+      blobsLost += old.packs.get(packId)?.blobs.length ?? 0;
+      options.onProgress?.(++done, packIds.length);
+      return;
+    }
     let header: IndexEntry[] | undefined;
     try {
       header = parsePackHeader(bytes, packId);
@@ -103,7 +113,7 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
       const candidates = header ?? old.packs.get(packId)?.blobs ?? [];
       const good: IndexEntry[] = [];
       for (const b of candidates) {
-        if (blobIntact(bytes, b)) good.push(b);
+        if (blobIntact(bytes, b, repo.chunkId)) good.push(b);
         else blobsLost++;
       }
       // Only the intact blobs are kept (copied, so the damaged pack's buffer can go).
@@ -253,10 +263,10 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
   };
 }
 
-function blobIntact(pack: Buffer, b: IndexEntry): boolean {
+function blobIntact(pack: Buffer, b: IndexEntry, chunkId: (raw: Uint8Array) => string): boolean {
   if (b.offset + b.length > pack.length) return false;
   try {
-    return sha256Hex(decompressBlob(pack.subarray(b.offset, b.offset + b.length), b.compression, b.rawLength, `chunk ${b.id}`)) === b.id;
+    return chunkId(decompressBlob(pack.subarray(b.offset, b.offset + b.length), b.compression, b.rawLength, `chunk ${b.id}`)) === b.id;
   } catch {
     return false;
   }

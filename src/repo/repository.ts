@@ -13,6 +13,10 @@ import { createExclusive, removeClaims } from '../storage/common.js';
 import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams, type ChunkerParams } from './chunker.js';
 import { MAX_SMALL_DOCUMENT_BYTES, checkManifestChecksum, decodeJson, encodeManifest, manifestChecksum, parseDocument } from './metadata.js';
 import { RepositoryLock, type LockOptions } from './lock.js';
+import { keyedChunkId } from './crypto.js';
+import { EncryptedStorage } from './encrypted-storage.js';
+import { sha256Hex } from './hash.js';
+import { createFirstSlot, currentSlotId, hasKeyObjects, rememberUnlocked, unlock, type Unlocked } from './keys.js';
 
 /** How long a lock() keeps retrying while the repository is locked, and how it says so (LockOptions). */
 export type LockRetry = Pick<LockOptions, 'waitMs' | 'signal' | 'onWait'>;
@@ -89,20 +93,78 @@ export interface InitOptions {
   compression?: CompressionSettings;
   packSize?: number;
   chunker?: ChunkerParams;
+  /** Client-side encryption (AES-256-GCM, keyed chunk ids) with a first key slot for `password`. */
+  encryption?: { password: string };
 }
+
+export interface OpenOptions {
+  /**
+   * Gives the password of an encrypted repository; called only when the config says it is
+   * encrypted (a plain repository never asks).
+   */
+  password?: () => Promise<string>;
+  signal?: AbortSignal;
+}
+
+/** The password sources, for messages: where cairn looks for a repository's password. */
+export const PASSWORD_SOURCES = 'CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or --password-command (or type it at the prompt on a terminal)';
 
 /**
  * A repository: self-describing storage of packs, indexes and backup manifests. Any cairn that
  * can reach the storage can open it, because the config object says how everything was written.
  */
 export class Repository {
+  /**
+   * `storage`: what cairn reads and writes through (for an encrypted repository, the view that
+   * seals and opens every object); `rawStorage`: the backend underneath (the same object for a
+   * plain repository).
+   */
+  readonly storage: Storage;
+  private readonly idKey: Buffer | undefined;
+  private readonly keyFingerprint: string | undefined;
+
   private constructor(
-    readonly storage: Storage,
+    readonly rawStorage: Storage,
     readonly config: RepositoryConfig,
-  ) {}
+    unlocked?: Unlocked,
+  ) {
+    this.storage = unlocked ? new EncryptedStorage(rawStorage, unlocked.keys.dataKey) : rawStorage;
+    this.idKey = unlocked?.keys.idKey;
+    this.keyFingerprint = unlocked?.keys.fingerprint;
+    if (unlocked) rememberUnlocked(this, unlocked);
+    this.chunkId = this.idKey ? keyedChunkId.bind(undefined, this.idKey) : sha256Hex;
+    this.sealedView = unlocked ? (inner: Storage) => new EncryptedStorage(inner, unlocked.keys.dataKey) : (inner: Storage) => inner;
+  }
 
   get location(): string {
     return this.storage.location;
+  }
+
+  /** Whether every object but the config and key slots is encrypted (client-side). */
+  get encrypted(): boolean {
+    return this.config.encryption.algorithm !== 'none';
+  }
+
+  /** The key slot whose password opened this repository (encrypted repositories). */
+  get keySlotId(): string | undefined {
+    return currentSlotId(this);
+  }
+
+  /**
+   * The id of a chunk with this raw content: SHA-256 hex, or, in an encrypted repository,
+   * HMAC-SHA256 keyed with the repository's id key (so the store cannot confirm known content).
+   */
+  readonly chunkId: (raw: Uint8Array) => string;
+
+  /**
+   * A view of another storage that seals objects with this repository's keys (an archive being
+   * written of an encrypted repository); `inner` itself for a plain repository.
+   */
+  readonly sealedView: (inner: Storage) => Storage;
+
+  /** Whether a chunk id means the same content here and in `other` (both plain, or the same keys). */
+  sameChunkIds(other: Repository): boolean {
+    return this.config.hash === other.config.hash && this.keyFingerprint === other.keyFingerprint;
   }
 
   static async init(storage: Storage, options: InitOptions = {}): Promise<Repository> {
@@ -117,7 +179,7 @@ export class Repository {
     if (await storage.exists(CONFIG_KEY)) {
       throw new ConflictError(`A repository already exists at ${storage.location}; use it as it is, or choose another location.`);
     }
-    for (const prefix of ['backups/', 'index/', 'data/']) {
+    for (const prefix of ['backups/', 'index/', 'data/', 'keys/']) {
       for await (const info of storage.list(prefix)) {
         throw new ConflictError(
           `${storage.location} already holds cairn repository data (${info.key}) but no config object: its config was lost or removed. ` +
@@ -133,8 +195,12 @@ export class Repository {
       chunker: { algorithm: 'fastcdc-2020', ...chunker },
       compression: options.compression ?? { algorithm: 'zstd', level: 'default' },
       packSize,
-      encryption: { algorithm: 'none' },
+      encryption: options.encryption ? { algorithm: 'aes-256-gcm', chunkIds: 'hmac-sha256' } : { algorithm: 'none' },
     };
+    // The first key slot goes before the config: a slot is bound to the repository id, so one
+    // left by an init that stopped here opens nothing, while a config without a slot would be
+    // an encrypted repository nobody can open.
+    const unlocked = options.encryption ? await createFirstSlot(storage, config.id, options.encryption.password) : undefined;
     try {
       // The config is plain JSON so that any tool (and a human) can tell what a repository is.
       await storage.put(CONFIG_KEY, encodeRepositoryConfig(config), { ifNotExists: true });
@@ -144,13 +210,20 @@ export class Repository {
       }
       throw err;
     }
-    return new Repository(storage, config);
+    return new Repository(storage, config, unlocked);
   }
 
-  static async open(storage: Storage): Promise<Repository> {
+  /**
+   * Opens the repository at `storage`; an encrypted one with the password `options.password`
+   * gives.
+   * @throws NotFoundError (no repository); UsageError (encrypted and no password source);
+   *   KeyError (wrong password); CorruptionError (config or key slots damaged, or a config that
+   *   says "not encrypted" beside key slots: altered to make cairn write plain data).
+   */
+  static async open(storage: Storage, options: OpenOptions = {}): Promise<Repository> {
     let bytes: Buffer;
     try {
-      bytes = await storage.get(CONFIG_KEY);
+      bytes = await storage.get(CONFIG_KEY, options.signal);
     } catch (err) {
       if (err instanceof NotFoundError) {
         throw new NotFoundError(`No cairn repository at ${storage.location}. Create one with: cairn repo init ${storage.location}`);
@@ -158,7 +231,22 @@ export class Repository {
       throw err;
     }
     const config = parseRepositoryConfig(bytes, storage.location);
-    return new Repository(storage, config);
+    if (config.encryption.algorithm === 'none') {
+      // The config is plain text: one edited to say "none" would make a cairn write the next
+      // backups in the clear into an encrypted repository. Key slots give it away.
+      if (await hasKeyObjects(storage, options.signal)) {
+        throw new CorruptionError(
+          `The config of ${storage.location} says the repository is not encrypted, but it holds key slots (keys/): the config was altered or replaced. Nothing was read or written. Restore the config from a copy of the repository.`,
+          { objects: [CONFIG_KEY] },
+        );
+      }
+      return new Repository(storage, config);
+    }
+    if (!options.password) {
+      throw new UsageError(`The repository at ${storage.location} is encrypted: give its password with ${PASSWORD_SOURCES}.`);
+    }
+    const password = await options.password();
+    return new Repository(storage, config, await unlock(storage, config.id, password, options.signal));
   }
 
   /** Format 2 and later: a manifest without a checksum is refused (format 1 reads it, flagged). */

@@ -106,13 +106,20 @@ export async function verifyBackups(repo: Repository, manifests: BackupManifest[
       try {
         bytes = await repo.storage.get(key, signal);
       } catch (err) {
+        // An encrypted pack that fails authentication is damaged as a whole: none of its blobs
+        // can be trusted (their integrity comes from the one tag).
+        if (err instanceof CorruptionError) {
+          problem(key, `Pack ${key} is damaged: ${err.message}`).affects.push(...(packUsers.get(packId) ?? []));
+          options.onProgress?.(++done, packIds.length);
+          continue;
+        }
         if (!(err instanceof NotFoundError)) throw err;
         problem(key, `Pack ${key} is missing.`).affects.push(...(packUsers.get(packId) ?? []));
         options.onProgress?.(++done, packIds.length);
         continue;
       }
       bytesRead += bytes.length;
-      const damage = checkPack(bytes, packId, locOf, neededChunks.get(packId) ?? new Set());
+      const damage = checkPack(bytes, packId, locOf, neededChunks.get(packId) ?? new Set(), repo.chunkId);
       if (damage.damagedChunks.length > 0) {
         problem(key, `Pack ${key} is damaged: ${damage.reasons.join('; ')}.`).affects.push(...damage.damagedChunks.flatMap(usersOfChunk));
       } else if (damage.reasons.length > 0) {
@@ -128,7 +135,13 @@ export async function verifyBackups(repo: Repository, manifests: BackupManifest[
   return { backups: manifests.map((m) => m.id), chunks: chunkCount, packs: packIds.length, bytesRead, problems: [...problems.values()] };
 }
 
-function checkPack(bytes: Buffer, packId: string, locOf: (id: string) => ChunkLocation | undefined, needed: Set<string>): { reasons: string[]; damagedChunks: string[] } {
+function checkPack(
+  bytes: Buffer,
+  packId: string,
+  locOf: (id: string) => ChunkLocation | undefined,
+  needed: Set<string>,
+  chunkId: (raw: Uint8Array) => string,
+): { reasons: string[]; damagedChunks: string[] } {
   const reasons: string[] = [];
   const damagedChunks: string[] = [];
   if (sha256Hex(bytes) !== packId) reasons.push('its content does not match its checksum');
@@ -143,7 +156,7 @@ function checkPack(bytes: Buffer, packId: string, locOf: (id: string) => ChunkLo
     try {
       if (loc.offset + loc.length > bytes.length) throw new CorruptionError(`chunk ${id} lies beyond the end of the pack`, { objects: [] });
       const raw = decompressBlob(bytes.subarray(loc.offset, loc.offset + loc.length), loc.compression, loc.rawLength, `chunk ${id}`);
-      if (sha256Hex(raw) !== id) throw new CorruptionError(`chunk ${id} does not match its hash`, { objects: [] });
+      if (chunkId(raw) !== id) throw new CorruptionError(`chunk ${id} does not match its hash`, { objects: [] });
     } catch (err) {
       reasons.push(err instanceof CorruptionError ? err.message : String(err));
       damagedChunks.push(id);

@@ -176,6 +176,48 @@ export class CairnClient {
     create: (request: CreateVerificationRequest = {}, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/verifications', request, wait),
   };
 
+  /**
+   * Archives (as cairn export): `create` starts a job writing backups of one repository
+   * (`backups: [ids]` or `all: true`) into one .cairn archive kept on the server; once it ends
+   * SUCCESS, `download` streams that archive (a web ReadableStream of its bytes).
+   */
+  readonly exports = {
+    create: (request: RequestOf<'createExport'>, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/exports', request, wait),
+    /** CairnApiError 409 while the job has not ended SUCCESS, 404 for another kind of job. */
+    download: async (jobId: string, options: { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> => {
+      const path = `/v1/exports/${encodeURIComponent(jobId)}/file`;
+      const res = await this.open('GET', path, undefined, options.signal);
+      if (!res.ok) throw await apiError(res, 'GET', path);
+      if (!res.body) throw new CairnApiError(res.status, 'HTTP_EMPTY', `GET ${path} answered no body`);
+      return res.body;
+    },
+  };
+
+  /**
+   * Imports a .cairn archive (as cairn import): the archive is the request body, streamed (a
+   * ReadableStream, a Blob or bytes); `repository` the target, `as` the id its one backup gets.
+   * A damaged or hostile archive answers 422, an id the repository holds 409 naming `as`.
+   */
+  readonly imports = {
+    create: async (archive: ReadableStream<Uint8Array> | Blob | Uint8Array, options: { repository?: string; as?: string } = {}, wait: WaitOptions = {}): Promise<JobRecord> => {
+      const path = `/v1/imports${queryString({ repository: options.repository, as: options.as })}`;
+      const res = await this.doFetch(`${this.base}${path}`, {
+        method: 'POST',
+        headers: { ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}), 'content-type': 'application/octet-stream' },
+        body: archive as unknown as RequestInit['body'],
+        // A stream body must say so (fetch's half-duplex upload).
+        ...(archive instanceof ReadableStream ? { duplex: 'half' } : {}),
+        ...(wait.signal ? { signal: wait.signal } : {}),
+      } as RequestInit);
+      if (!res.ok) throw await apiError(res, 'POST', path);
+      const { job } = (await res.json()) as AnswerOf<'createImport'>;
+      if (!wait.waitForCompletion) return job;
+      const end = await this.jobs.wait(job.id, wait);
+      if (end.state !== 'SUCCESS') throw new JobFailedError(end);
+      return end;
+    },
+  };
+
   /** Repair a repository (as cairn repair; dryRun reports only). */
   readonly repairs = {
     create: (request: RequestOf<'createRepair'> = {}, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/repairs', request, wait),

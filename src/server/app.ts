@@ -6,6 +6,8 @@
  * STARTED job at once, and runs it in the JobCenter. Secrets (passwords in source URLs, storage
  * keys) never leave the server: job records and responses carry locations only.
  */
+import os from 'node:os';
+import path from 'node:path';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { CairnError, UsageError, type ErrorCode } from '../core/errors.js';
@@ -29,6 +31,7 @@ import { scheduleRoutes } from './routes/schedules.js';
 import { jobRoutes } from './routes/jobs.js';
 import { statsRoutes } from './routes/stats.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { archiveRoutes } from './routes/exports.js';
 
 export interface AppOptions {
   center: JobCenter;
@@ -47,9 +50,11 @@ export interface AppOptions {
    * debug line. Absent: requests are not logged.
    */
   logger?: Logger;
+  /** Where export archives and uploaded imports are kept (exports/, imports/ inside); default: a folder under the system's temp folder. */
+  dataDir?: string;
 }
 
-const STATUS: Record<ErrorCode, 400 | 404 | 409 | 423 | 422 | 502 | 500> = {
+const STATUS: Record<ErrorCode, 400 | 403 | 404 | 409 | 423 | 422 | 502 | 500> = {
   USAGE: 400,
   NOT_FOUND: 404,
   CONFLICT: 409,
@@ -58,6 +63,8 @@ const STATUS: Record<ErrorCode, 400 | 404 | 409 | 423 | 422 | 502 | 500> = {
   SOURCE: 502,
   STORAGE: 502,
   CANCELLED: 409,
+  // The password the server holds for a registered repository opens no key slot of it.
+  KEY: 403,
   INTERNAL: 500,
 };
 
@@ -123,16 +130,16 @@ export function createApp(options: AppOptions): Hono<Env> {
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `No route ${c.req.method} ${quote(c.req.path)}; see /openapi.json.` } }, 404));
 
   // Bodies are refused past 1 MiB, by Content-Length at once or while streaming: never buffered.
-  app.use(
-    '*',
-    bodyLimit({
+  // Uploads (an archive to import) are streamed to a file by their handler instead.
+  const uploads = new Set(Object.values(ROUTES as Record<string, RouteSpec>).filter((r) => r.upload).map((r) => `${r.method.toUpperCase()} ${r.path}`));
+  const limit = bodyLimit({
       maxSize: LIMITS.bodyBytes,
       onError: (c) => {
         c.header('connection', 'close');
         return c.json({ error: { code: 'PAYLOAD_TOO_LARGE', message: `The request body is larger than ${LIMITS.bodyBytes} bytes (1 MiB): requests are small JSON documents.` } }, 413);
       },
-    }),
-  );
+    });
+  app.use('*', (c, next) => (uploads.has(`${c.req.method} ${c.req.path}`) ? next() : limit(c, next)));
 
   app.use('*', async (_c, next) => {
     counters.requests++;
@@ -184,6 +191,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     sourceUrl: (c, value, what = 'source') => access.databaseUrl(value, role(c), what),
     serverRepo: (value) => access.repository(value, 'server'),
     started: (kind) => void counters.jobsStarted.set(kind, (counters.jobsStarted.get(kind) ?? 0) + 1),
+    dataDir: options.dataDir ?? path.join(os.tmpdir(), `cairn-server-${process.pid}`),
   };
 
   on('health', (c) => c.json({ status: 'ok' }));
@@ -195,6 +203,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   jobRoutes(kit);
   statsRoutes(kit);
   tokenRoutes(kit);
+  archiveRoutes(kit);
 
   on('metrics', async (c) => {
     const jobs = await center.list({ limit: 10_000 });

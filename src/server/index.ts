@@ -172,7 +172,7 @@ async function serveLocked(
     log: errorLog,
   });
   scheduler.recoverQueued();
-  const app = createApp({ center, tokens, registry, schedules, scheduler, access, log: errorLog, ...(logger ? { logger } : {}) });
+  const app = createApp({ center, tokens, registry, schedules, scheduler, access, log: errorLog, dataDir: options.dataDir, ...(logger ? { logger } : {}) });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>

@@ -74,6 +74,7 @@ function operation(registry: z.core.$ZodRegistry<{ id: string }>, id: string, sp
     ...(spec.role ? {} : { security: [] }),
     ...(params.length ? { parameters: params } : {}),
     ...(spec.body ? { requestBody: { required: true, content: json(spec.body, `route ${id}, body`) } } : {}),
+    ...(spec.upload ? { requestBody: { required: true, description: spec.upload.description, content: { [spec.upload.mediaType]: { schema: { type: 'string', format: 'binary' } } } } } : {}),
     responses: Object.fromEntries([...answers, ...errors]),
   };
 }

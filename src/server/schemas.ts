@@ -137,6 +137,27 @@ export type CreateRestoreBody = z.infer<typeof CreateRestoreBody>;
 export const CreateCopyBody = z.object({ backup: str(LIMITS.id), from: location, to: location }).strict();
 /** Every backup of `from` that `to` lacks (optionally only one source's: its name or location as listed). */
 export const CreateSyncBody = z.object({ from: location, to: location, source: str(LIMITS.url).optional() }).strict();
+/**
+ * POST /v1/exports: backups of one repository into one .cairn archive kept in the server's data
+ * folder (GET /v1/exports/{jobId}/file downloads it); `backups` or `all`, and optionally a
+ * recompression.
+ */
+export const CreateExportBody = z
+  .object({
+    repository: location.optional(),
+    backups: z.array(str(LIMITS.id)).min(1).max(LIMITS.items).optional(),
+    all: z.boolean().optional(),
+    compression: z.enum(['zstd', 'gzip', 'none']).optional(),
+    level: z.enum(['fastest', 'default', 'best']).optional(),
+  })
+  .strict()
+  .refine((v) => (v.backups !== undefined) !== Boolean(v.all), { message: 'give backups (a list of ids) or all: true, one of the two' })
+  .refine((v) => v.level === undefined || v.compression !== undefined, { message: 'level goes with compression' });
+/** POST /v1/imports: the archive is the request body; these say where it goes. */
+export const ImportQuery = z.object({
+  repository: str(LIMITS.url).optional().describe('a registered name, or "default" (also when left out); a URL only with --allow-urls'),
+  as: str(LIMITS.id).optional().describe('the id the backup gets (an archive of one backup), for one whose id the repository holds already'),
+});
 /** PATCH /v1/backups/{id}: a duration from now (30d), a date (2027-01-31 or an ISO time) or "never". */
 export const PatchBackupBody = z.object({ expires: str(LIMITS.text) }).strict();
 export const CreateVerifyBody = z
@@ -253,7 +274,7 @@ const when = z.string().describe('ISO 8601 time, UTC');
 /** Every error answer: a stable code (docs/api.md) and a message that says what to do. */
 export const ErrorAnswer = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 
-export const JOB_KINDS = ['backup', 'restore', 'copy', 'sync', 'verify', 'prune', 'repair'] as const satisfies readonly JobRecord['kind'][];
+export const JOB_KINDS = ['backup', 'restore', 'copy', 'sync', 'verify', 'prune', 'repair', 'export', 'import'] as const satisfies readonly JobRecord['kind'][];
 export const JobKind = z.enum(JOB_KINDS);
 export const JobState = z.enum(JOB_STATES);
 /** A job record as answered (catalog/types JobRecord; its error message redacted). */

@@ -1,4 +1,5 @@
 import { UsageError } from '../core/errors.js';
+import { ArchiveStorage, isArchiveFile } from './archive/reader.js';
 import { azureBackend } from './azure-config.js';
 import { envValue } from './common.js';
 import { fileBackend } from './fs.js';
@@ -97,12 +98,15 @@ registerStorageBackend(gcsBackend);
  * `azure://container/prefix?endpoint=…` or `gs://bucket/prefix?project=…&endpoint=…&auth=false`,
  * through the backend registered for its scheme, wrapped in the retry middleware. Credentials
  * never come from the URL: S3 uses the AWS chain, Azure the AZURE_STORAGE_* variables, GCS
- * Application Default Credentials. No I/O: a bad configuration fails here, a network one on use.
+ * Application Default Credentials. A local path that is an archive file (isArchiveFile: one stat)
+ * opens a read-only ArchiveStorage. No other I/O: a bad configuration fails here, a network one on use.
  * @throws UsageError for an empty or malformed URL or an unknown scheme, naming what to write.
  */
 export function openStorage(url: string, env: NodeJS.ProcessEnv = process.env): Storage {
   if (!url) throw new UsageError('No repository given: pass --repo <path or URL>.');
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase() ?? 'file';
+  // A .cairn archive file (cairn export) is a read-only repository: restore, verify and list read it in place.
+  if (scheme === 'file' && isArchiveFile(fileBackend.parse(url, env))) return new ArchiveStorage(fileBackend.parse(url, env));
   const backend = bySchemes.get(scheme);
   if (!backend) {
     throw new UsageError(`Unsupported repository URL scheme "${scheme}://" in "${url}". Supported: ${backends.map((b) => b.form).join(', ')}.`);

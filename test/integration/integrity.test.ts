@@ -496,7 +496,7 @@ describe('damage is contained', () => {
     const loaded = await ChunkIndex.load(storage);
     expect(loaded.damaged.map((d) => d.id)).toEqual([other]);
     await expect(ChunkIndex.load(storage, { strict: true })).rejects.toThrow(`index/${other}`);
-    expect((await new ChunkReader(storage, loaded.chunks).read(sha256Hex(data))).toString()).toBe('hello');
+    expect((await new ChunkReader(storage, loaded.chunks, sha256Hex).read(sha256Hex(data))).toString()).toBe('hello');
     void repo;
   });
 });

@@ -137,10 +137,12 @@ describe('real answers against the documented schemas', () => {
   async function call(id: RouteId, path: string, token: string | undefined, body?: unknown): Promise<{ status: number; json: any; text: string }> {
     const spec: RouteSpec = ROUTES[id];
     if (spec.body) spec.body.parse(body);
+    // An upload route takes its body as bytes of its media type.
+    const type = spec.upload ? spec.upload.mediaType : 'application/json';
     const res = await fetch(`${server.url}${path}`, {
       method: spec.method.toUpperCase(),
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': type } : {}) },
+      ...(body !== undefined ? { body: spec.upload ? (body as Uint8Array) : JSON.stringify(body) } : {}),
     });
     const answer = await readAnswer(res);
     const documentedAnswer = (spec.answers as Record<number, z.ZodType | { mediaType: string }>)[answer.status];
@@ -197,6 +199,14 @@ describe('real answers against the documented schemas', () => {
     const sync = await call('createSync', '/v1/syncs', tokens.operator, { from: repo, to: join(work, 'copy') });
     await done(sync.json.job.id);
     expect((await waitJob(server.url, tokens.viewer, sync.json.job.id)).result).toMatchObject({ copied: [], skipped: ['api-1'], bytesCopied: 0 });
+    // Archives: an export, its file, and the file imported back under another id.
+    const exported = await call('createExport', '/v1/exports', tokens.operator, { repository: repo, backups: ['api-1'] });
+    await done(exported.json.job.id);
+    expect((await call('exportFile', `/v1/exports/${exported.json.job.id}/file`, tokens.operator)).status).toBe(200);
+    const archive = new Uint8Array(await (await fetch(`${server.url}/v1/exports/${exported.json.job.id}/file`, { headers: { authorization: `Bearer ${tokens.operator}` } })).arrayBuffer());
+    const imported = await call('createImport', `/v1/imports?repository=${encodeURIComponent(repo)}&as=api-1-again`, tokens.operator, archive);
+    await done(imported.json.job.id);
+    expect((await call('createImport', `/v1/imports?repository=${encodeURIComponent(repo)}`, tokens.operator, archive)).status).toBe(409);
     const expiry = await call('setBackupExpiry', `/v1/backups/api-1?repository=${encodeURIComponent(repo)}`, tokens.operator, { expires: '2031-01-31' });
     expect(expiry.json.expiresAt).toBe('2031-01-31T00:00:00.000Z');
     const verify = await call('createVerification', '/v1/verifications', tokens.operator, { repository: repo, readData: true });

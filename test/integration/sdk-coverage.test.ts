@@ -7,7 +7,7 @@
  * the new cron and records no phantom missed runs); GET /v1/stats and `cairn stats`.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
@@ -133,6 +133,12 @@ describe('the SDK covers the route table', () => {
       'repairs.create': () => c.repairs.create({ repository: 'cov-repo', dryRun: true }, { waitForCompletion: true, pollMs: 25 }),
       'expirations.create': () => c.expirations.create({ repository: 'cov-repo', dryRun: true }),
       'prunes.create': () => c.prunes.create({ repository: 'cov-repo', dryRun: true }, { waitForCompletion: true, pollMs: 25 }),
+      'exports.create': () => c.exports.create({ repository: 'cov-repo', backups: ['cov-1'] }, { waitForCompletion: true, pollMs: 25 }),
+      'exports.download': async () => {
+        const stream = await c.exports.download((await c.jobs.list({ kind: 'export' }))[0]?.id ?? 'export-0');
+        writeFileSync(join(work, 'cov.cairn'), Buffer.from(await new Response(stream).arrayBuffer()));
+      },
+      'imports.create': () => c.imports.create(readFileSync(join(work, 'cov.cairn')), { repository: 'cov-repo', as: 'cov-imported' }, { waitForCompletion: true, pollMs: 25 }),
       'stats.get': () => c.stats.get({ repository: 'cov-repo' }),
       'schedules.create': () => c.schedules.create({ name: 'cov', source: 'cov-src', repository: 'cov-repo', cron: '@daily' }),
       'schedules.list': () => c.schedules.list(),

@@ -37,7 +37,7 @@ export async function listKeys(storage: Storage, prefix: string): Promise<string
 
 async function writeChunks(repo: Repository, chunks: Buffer[]): Promise<string[]> {
   const { chunks: index } = await ChunkIndex.load(repo.storage);
-  const writer = new ChunkWriter(repo.storage, index, { packSize: repo.config.packSize, compression: repo.config.compression });
+  const writer = new ChunkWriter(repo.storage, index, { chunkId: repo.chunkId, packSize: repo.config.packSize, compression: repo.config.compression });
   const ids: string[] = [];
   for (const c of chunks) ids.push((await writer.write(c)).id);
   const packs = await writer.flush();
@@ -237,7 +237,7 @@ export function describeStorageContract(name: string, factory: StorageFactory, o
       const drop = Array.from({ length: 6 }, () => randomBytes(200 * 1024));
       const ids = await writeChunks(repo, [keep[0] as Buffer, ...drop.slice(0, 4), keep[1] as Buffer, ...drop.slice(4)]);
       const loaded = await ChunkIndex.load(s);
-      const reader = new ChunkReader(s, loaded.chunks);
+      const reader = new ChunkReader(s, loaded.chunks, repo.chunkId);
       expect((await reader.read(ids[3] as string)).equals(drop[2] as Buffer)).toBe(true);
 
       await repo.writeManifest(manifest('keep', [ids[0] as string, ids[5] as string]));
@@ -247,7 +247,7 @@ export function describeStorageContract(name: string, factory: StorageFactory, o
       expect(report.packsDeleted + report.packsRepacked).toBeGreaterThan(0);
 
       const after = await ChunkIndex.load(s);
-      const reader2 = new ChunkReader(s, after.chunks);
+      const reader2 = new ChunkReader(s, after.chunks, repo.chunkId);
       expect((await reader2.read(ids[0] as string)).equals(keep[0] as Buffer)).toBe(true);
       expect((await reader2.read(ids[5] as string)).equals(keep[1] as Buffer)).toBe(true);
       expect(after.chunks.has(ids[1] as string)).toBe(false);

@@ -1,5 +1,5 @@
 /**
- * `npm run torture -- --seed N --steps M [--backend fs|s3] [--faults 0.1] [--runs K] [--without prune] [--no-shrink] [--keep] [--replay file.json]`
+ * `npm run torture -- --seed N --steps M [--backend fs|s3] [--faults 0.1] [--runs K] [--without prune] [--encrypted] [--no-shrink] [--keep] [--replay file.json]`
  *
  * Runs the model-based random test (docs in test/torture/README.md). Exit 0: no invariant
  * violated; exit 1: a violation (report printed, minimal sequence saved); exit 2: bad arguments.
@@ -18,7 +18,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 function usage(message: string): never {
-  console.error(`torture: ${message}\nusage: npm run torture -- --seed N --steps M [--backend fs|s3] [--faults 0.1] [--engine sqlite] [--runs K] [--without prune,copy] [--no-shrink] [--no-save] [--keep] [--replay file.json]`);
+  console.error(`torture: ${message}\nusage: npm run torture -- --seed N --steps M [--backend fs|s3] [--faults 0.1] [--engine sqlite] [--runs K] [--without prune,copy] [--encrypted] [--no-shrink] [--no-save] [--keep] [--replay file.json]`);
   process.exit(2);
 }
 
@@ -28,7 +28,7 @@ function parse(argv: string[]): Record<string, string | boolean> {
     const a = argv[i]!;
     if (!a.startsWith('--')) usage(`unexpected argument "${a}"`);
     const [k, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
-    if (['no-shrink', 'no-save', 'keep'].includes(k)) out[k] = true;
+    if (['no-shrink', 'no-save', 'keep', 'encrypted'].includes(k)) out[k] = true;
     else if (inline !== undefined) out[k] = inline;
     else {
       const v = argv[++i];
@@ -48,7 +48,7 @@ function int(v: string | boolean | undefined, name: string, fallback: number): n
 
 async function main(): Promise<number> {
   const args = parse(process.argv.slice(2));
-  const known = ['seed', 'steps', 'backend', 'faults', 'engine', 'runs', 'no-shrink', 'no-save', 'keep', 'replay', 'without'];
+  const known = ['seed', 'steps', 'backend', 'faults', 'engine', 'runs', 'no-shrink', 'no-save', 'keep', 'replay', 'without', 'encrypted'];
   for (const k of Object.keys(args)) if (!known.includes(k)) usage(`unknown option --${k}`);
   const log = (line: string): void => void process.stdout.write(`${line}\n`);
   if (typeof args.replay === 'string') {
@@ -78,7 +78,18 @@ async function main(): Promise<number> {
   for (let k = 0; k < runs; k++) {
     log(`torture: seed ${seed + k}, ${steps} steps, backend ${backend}${backend === 's3' ? ` (faults ${faults})` : ''}`);
     const without = typeof args.without === 'string' ? args.without.split(',').filter(Boolean) : undefined;
-    const out = await torture({ seed: seed + k, steps, backend, faults, shrink: !args['no-shrink'], save: !args['no-save'], keep: Boolean(args.keep), log, ...(without ? { without } : {}) });
+    const out = await torture({
+      seed: seed + k,
+      steps,
+      backend,
+      faults,
+      shrink: !args['no-shrink'],
+      save: !args['no-save'],
+      keep: Boolean(args.keep),
+      log,
+      ...(without ? { without } : {}),
+      ...(args.encrypted ? { encrypted: true } : {}),
+    });
     const r = out.result;
     const run = r.violation ? r.violation.step : r.stepsRun;
     const stepTime = r.stepMs.length ? r.stepMs.reduce((a, b) => a + b, 0) / r.stepMs.length : 0;

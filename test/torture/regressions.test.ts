@@ -54,6 +54,14 @@ describe('torture: short fixed-seed runs', () => {
     expect(r.stepsRun).toBe(15);
   });
 
+  it('encrypted repositories (filesystem): seed 4, 10 steps, no invariant violated', { timeout: 240_000 }, async () => {
+    // Damage steps model plain packs (per-blob containment): left out here (RunConfig.encrypted).
+    const steps = generateSteps(4, 10, { damage: false, without: WITHOUT });
+    const r = await withBackend('fs', 0, 4, (base) => runSequence(steps, { ...base, hasRepair, hasUnlock: commandAvailable('unlock'), encrypted: true }));
+    expect(r.violation, report(r)).toBeUndefined();
+    expect(r.stepsRun).toBe(10);
+  });
+
   it('s3rver behind the fault proxy (10 % faults): seed 2, 8 steps, no invariant violated', { timeout: 240_000 }, async () => {
     const steps = generateSteps(2, 8, { damage: hasRepair, without: WITHOUT });
     let stats = '';

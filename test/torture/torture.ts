@@ -27,6 +27,8 @@ export interface Regression {
   /** "lead": fails on the main it was found on; the replay test runs it only with TORTURE_REPLAY_ALL=1. */
   expectFixedBy?: string;
   flaky?: boolean;
+  /** Found with encrypted repositories (`--encrypted`); replayed the same way. */
+  encrypted?: boolean;
   steps: Step[];
 }
 
@@ -45,6 +47,8 @@ export interface TortureOptions {
   shrinkMs?: number;
   /** Operations left out of the generated steps (see GenerateOptions.without). */
   without?: string[];
+  /** Encrypted repositories (RunConfig.encrypted; damage steps left out). */
+  encrypted?: boolean;
 }
 
 /** Whether the built CLI has a command (`repair`: damage steps need it). */
@@ -78,14 +82,21 @@ export async function withBackend<T>(backend: 'fs' | 's3', faults: number, seed:
 export async function torture(options: TortureOptions): Promise<TortureOutcome> {
   const hasRepair = repairAvailable();
   if (!hasRepair) options.log('note: the built CLI has no `cairn repair`: damage steps are left out of the generated sequence');
-  const steps = generateSteps(options.seed, options.steps, { damage: hasRepair, ...(options.without ? { without: options.without } : {}) });
+  const steps = generateSteps(options.seed, options.steps, { damage: hasRepair && !options.encrypted, ...(options.without ? { without: options.without } : {}) });
   let s3Stats: string | undefined;
   return withBackend(
     options.backend,
     options.faults,
     options.seed,
     async (base) => {
-      const config: RunConfig = { ...base, hasRepair, hasUnlock: commandAvailable('unlock'), log: options.log, ...(options.keep ? { keep: true } : {}) };
+      const config: RunConfig = {
+        ...base,
+        hasRepair,
+        hasUnlock: commandAvailable('unlock'),
+        log: options.log,
+        ...(options.keep ? { keep: true } : {}),
+        ...(options.encrypted ? { encrypted: true } : {}),
+      };
       const result = await runSequence(steps, config);
       if (!result.violation) return { result, ...(s3Stats ? { s3Stats } : {}) };
       const v = result.violation;
@@ -108,7 +119,7 @@ export async function torture(options: TortureOptions): Promise<TortureOutcome> 
         minimalViolation = s.violation;
         flaky = s.flaky;
       }
-      const name = `${options.backend}-seed${options.seed}-${options.without?.length ? `without-${options.without.join('-')}-` : ''}${v.kind.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase()}`.slice(0, 100);
+      const name = `${options.backend}-${options.encrypted ? 'encrypted-' : ''}seed${options.seed}-${options.without?.length ? `without-${options.without.join('-')}-` : ''}${v.kind.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase()}`.slice(0, 100);
       const regression: Regression = {
         name,
         found: new Date().toISOString(),
@@ -119,6 +130,7 @@ export async function torture(options: TortureOptions): Promise<TortureOutcome> 
         message: minimalViolation.message,
         failingStep: minimalViolation.stepText,
         expectFixedBy: 'lead',
+        ...(options.encrypted ? { encrypted: true } : {}),
         ...(flaky ? { flaky } : {}),
         steps: minimal,
       };
@@ -141,5 +153,5 @@ export async function torture(options: TortureOptions): Promise<TortureOutcome> 
 /** Replays a saved regression; the run's violation, if any, is returned. */
 export async function replay(regression: Regression, log: (line: string) => void = () => undefined): Promise<RunResult> {
   const hasRepair = repairAvailable();
-  return withBackend(regression.backend, regression.faults, regression.seed, (base) => runSequence(regression.steps, { ...base, hasRepair, hasUnlock: commandAvailable('unlock'), log, ...(process.env.TORTURE_KEEP ? { keep: true } : {}) }));
+  return withBackend(regression.backend, regression.faults, regression.seed, (base) => runSequence(regression.steps, { ...base, hasRepair, hasUnlock: commandAvailable('unlock'), log, ...(regression.encrypted ? { encrypted: true } : {}), ...(process.env.TORTURE_KEEP ? { keep: true } : {}) }));
 }

@@ -38,6 +38,12 @@ export interface RunConfig {
   hasUnlock?: boolean;
   /** Every prune with the default grace period (old main has no --grace option). */
   pruneGrace?: boolean;
+  /**
+   * Both repositories encrypted (`repo init --encryption`, the password in CAIRN_PASSWORD). Damage
+   * steps are left out: their model reads and edits packs as plain bytes (per-blob containment),
+   * while an encrypted pack fails as a whole; test/integration/encryption.test.ts covers that.
+   */
+  encrypted?: boolean;
 }
 
 export interface Violation {
@@ -177,6 +183,12 @@ class World {
       env.AWS_SECRET_ACCESS_KEY = config.s3.credentials.secretAccessKey;
       env.AWS_REGION = 'us-east-1';
     }
+    if (config.encrypted) {
+      env.CAIRN_PASSWORD = 'torture password';
+      env.CAIRN_NEW_PASSWORD = 'torture password';
+      // Cheap key slots: the KDF's cost is not what is tested here.
+      env.CAIRN_TEST_WEAK_KDF = '1';
+    }
     this.env = env;
   }
 
@@ -213,7 +225,7 @@ class World {
     this.A = side('A');
     this.B = side('B');
     for (const s of [this.A, this.B]) {
-      const r = await this.retrying(['repo', 'init', s.url, '--pack-size', '1', '--json']);
+      const r = await this.retrying(['repo', 'init', s.url, '--pack-size', '1', ...(this.config.encrypted ? ['--encryption'] : []), '--json']);
       if (r.code !== 0) throw new ViolationError('setup', `repo init failed: ${describeResult(r)}`);
     }
   }

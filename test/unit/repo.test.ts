@@ -31,7 +31,7 @@ afterEach(async () => {
 
 async function writeChunks(repo: Repository, chunks: Buffer[], pool?: CompressionPool): Promise<string[]> {
   const { chunks: index } = await ChunkIndex.load(repo.storage);
-  const writer = new ChunkWriter(repo.storage, index, { packSize: repo.config.packSize, compression: repo.config.compression, pool });
+  const writer = new ChunkWriter(repo.storage, index, { chunkId: repo.chunkId, packSize: repo.config.packSize, compression: repo.config.compression, pool });
   const ids: string[] = [];
   for (const c of chunks) ids.push((await writer.write(c)).id);
   const packs = await writer.flush();
@@ -128,7 +128,7 @@ describe('repository', () => {
     const loaded = await ChunkIndex.load(repo.storage);
     expect(loaded.chunks.size).toBe(5);
     expect(loaded.packs.size).toBe(2); // 4 × 300 KiB reach 1 MiB, then 1 more
-    const reader = new ChunkReader(repo.storage, loaded.chunks);
+    const reader = new ChunkReader(repo.storage, loaded.chunks, repo.chunkId);
     for (let i = 0; i < 5; i++) expect((await reader.read(ids[i] as string)).equals(chunks[i] as Buffer)).toBe(true);
     // A second writer stores nothing new for known chunks.
     const again = await writeChunks(repo, chunks);
@@ -145,7 +145,7 @@ describe('repository', () => {
         Buffer.concat([randomBytes(150 * 1024), Buffer.alloc(150 * 1024 + i, i)]),
       );
       const { chunks: index } = await ChunkIndex.load(repo.storage);
-      const writer = new ChunkWriter(repo.storage, index, { packSize: repo.config.packSize, compression: repo.config.compression, pool, maxInFlight: 3 });
+      const writer = new ChunkWriter(repo.storage, index, { chunkId: repo.chunkId, packSize: repo.config.packSize, compression: repo.config.compression, pool, maxInFlight: 3 });
       const written = [];
       for (const c of [...chunks, chunks[3] as Buffer]) written.push(await writer.write(c));
       expect(written.map((w) => w.isNew)).toEqual([...chunks.map(() => true), false]);
@@ -163,12 +163,12 @@ describe('repository', () => {
 
       // A second writer knows the sizes of indexed chunks without compressing anything.
       const loaded = await ChunkIndex.load(repo.storage);
-      const again = new ChunkWriter(repo.storage, loaded.chunks, { packSize: repo.config.packSize, compression: repo.config.compression, pool });
+      const again = new ChunkWriter(repo.storage, loaded.chunks, { chunkId: repo.chunkId, packSize: repo.config.packSize, compression: repo.config.compression, pool });
       const second = await again.write(chunks[5] as Buffer);
       expect(second).toEqual({ id: written[5]?.id, isNew: false });
       expect(await again.flush()).toEqual([]);
       expect(again.storedSize(second.id)).toBe(writer.storedSize(second.id));
-      const reader = new ChunkReader(repo.storage, loaded.chunks);
+      const reader = new ChunkReader(repo.storage, loaded.chunks, repo.chunkId);
       for (let i = 0; i < chunks.length; i++) expect((await reader.read(written[i]?.id as string)).equals(chunks[i] as Buffer)).toBe(true);
     } finally {
       await pool.close();
@@ -185,7 +185,7 @@ describe('repository', () => {
         return { data: Buffer.from(raw), algorithm: 'none' as const };
       },
     } as unknown as CompressionPool;
-    const writer = new ChunkWriter(repo.storage, new ChunkIndex(), { packSize: repo.config.packSize, compression: repo.config.compression, pool: failing });
+    const writer = new ChunkWriter(repo.storage, new ChunkIndex(), { chunkId: repo.chunkId, packSize: repo.config.packSize, compression: repo.config.compression, pool: failing });
     const attempt = async (): Promise<void> => {
       for (let i = 0; i < 8; i++) await writer.write(randomBytes(300 * 1024));
       await writer.flush();
@@ -213,10 +213,10 @@ describe('repository', () => {
     const bytes = await readFile(path);
     bytes.writeUInt8(bytes.readUInt8(bytes.length - 20) ^ 0x01, bytes.length - 20); // in the header, not the blob: contained
     await writeFile(path, bytes);
-    expect((await new ChunkReader(repo.storage, index).read(id as string)).toString()).toBe('some data '.repeat(500));
+    expect((await new ChunkReader(repo.storage, index, repo.chunkId).read(id as string)).toString()).toBe('some data '.repeat(500));
     bytes.writeUInt8(bytes.readUInt8(3) ^ 0x01, 3); // in the blob
     await writeFile(path, bytes);
-    const err = await new ChunkReader(repo.storage, index).read(id as string).catch((e: unknown) => e);
+    const err = await new ChunkReader(repo.storage, index, repo.chunkId).read(id as string).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CorruptionError);
     expect((err as CorruptionError).objects).toEqual([key, `chunk ${id}`]);
   });
@@ -284,7 +284,7 @@ describe('prune', () => {
     const loaded = await ChunkIndex.load(repo.storage);
     expect(loaded.documentIds).toHaveLength(1);
     expect(loaded.packs.size).toBe(1);
-    const reader = new ChunkReader(repo.storage, loaded.chunks);
+    const reader = new ChunkReader(repo.storage, loaded.chunks, repo.chunkId);
     expect((await reader.read(ids[0] as string)).equals(keep[0] as Buffer)).toBe(true);
     expect((await reader.read(ids[5] as string)).equals(keep[1] as Buffer)).toBe(true);
     expect(loaded.chunks.has(ids[1] as string)).toBe(false);

@@ -1,6 +1,8 @@
 /** Repository upkeep: `cairn verify`, `prune`, `repair`, `unlock` and `stats`. */
 import type { Command } from 'commander';
+import { isBackupId } from '../../core/ids.js';
 import { listLocks, removeLocks } from '../../repo/lock.js';
+import { ArchiveStorage, isArchiveFile } from '../../storage/archive/reader.js';
 import { prune } from '../../repo/prune.js';
 import { repair } from '../../repo/repair.js';
 import { databaseKey } from '../../jobs/database-key.js';
@@ -11,8 +13,12 @@ import { formatBytes, plural, table } from '../format.js';
 import { openLockingRepository, openRepository, parseGrace, printJson, repoCommand, retryLockOption, type CliContext, type CommonOptions, type RetryLockFlags } from '../options.js';
 
 export function registerMaintenanceCommands(program: Command, { io, signal }: CliContext): void {
-  repoCommand(program, 'verify [id]', 'check that backups can be restored (all backups when no id is given)', ['--read-data', 'download every pack and check every chunk (slow, thorough)']).addOption(retryLockOption()).action(async (id: string | undefined, opts: CommonOptions & RetryLockFlags & { readData?: boolean }) => {
+  repoCommand(program, 'verify [id]', 'check that backups can be restored (all backups when no id is given; `cairn verify FILE.cairn` checks an archive)', ['--read-data', 'download every pack and check every chunk (slow, thorough)']).addOption(retryLockOption()).action(async (id: string | undefined, opts: CommonOptions & RetryLockFlags & { readData?: boolean }) => {
+    // `cairn verify FILE.cairn`: no backup id holds a "." or "/", so an archive file in its place is the repository.
+    if (id !== undefined && !isBackupId(id) && isArchiveFile(id)) [opts, id] = [{ ...opts, repo: id }, undefined];
     const repository = await openLockingRepository(opts.repo, opts, { io, signal });
+    // An archive is checked whole first: every byte against the checksum in its end member.
+    if (repository.rawStorage instanceof ArchiveStorage) await repository.rawStorage.verifyChecksum(signal);
     const all = id
       ? await repository.readManifestChecked(id, signal).then((r) => ({ manifests: [r.manifest], damaged: [], unchecksummed: r.checksummed ? [] : [id] }))
       : await repository.readAllManifests(signal);

@@ -41,6 +41,8 @@ export interface RouteKit {
   serverRepo(value: string): Promise<Repository>;
   /** Counts a started job for /metrics. */
   started(kind: JobKind): void;
+  /** The server's data folder: export archives are kept in exports/, uploads in imports/. */
+  dataDir: string;
 }
 
 /** A job record as answered: its error message through the same guard as every error (secrets, length). */

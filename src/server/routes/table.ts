@@ -33,6 +33,8 @@ export interface RouteSpec {
   query?: z.ZodObject;
   /** The JSON body (a schema exported from schemas.ts, so that it is a named component). */
   body?: z.ZodType;
+  /** A body that is not JSON, streamed by the handler (an uploaded archive): exempt from the 1 MiB limit. */
+  upload?: RawAnswer;
   /** Success answers by status: a schema exported from schemas.ts, or another media type. */
   answers: Partial<Record<200 | 201 | 202, z.ZodType | RawAnswer>>;
   errors: readonly ErrorStatus[];
@@ -114,6 +116,18 @@ export const ROUTES = {
   createRestore: startsJob('/v1/restores', S.CreateRestoreBody, 'start a restore'),
   createCopy: startsJob('/v1/copies', S.CreateCopyBody, 'copy a backup to another repository (verified before its manifest is written)'),
   createSync: startsJob('/v1/syncs', S.CreateSyncBody, 'copy every backup of `from` that `to` lacks (only missing chunks sent; each verified before it appears); FAILS with CONFLICT or CORRUPT naming the backups left out, after copying the others'),
+  createExport: startsJob('/v1/exports', S.CreateExportBody, 'export backups of one repository into one .cairn archive kept in the server\'s data folder (as cairn export); the result names its size and sha256; download it with GET /v1/exports/{jobId}/file'),
+  exportFile: {
+    method: 'get', path: '/v1/exports/:id/file', role: 'operator',
+    summary: 'the archive a SUCCESS export job wrote, streamed (application/x-tar, a .cairn file)',
+    params: jobId, answers: { 200: { mediaType: 'application/x-tar', description: 'the .cairn archive' } }, errors: [401, 403, 404, 409],
+  },
+  createImport: {
+    method: 'post', path: '/v1/imports', role: 'operator',
+    summary: 'import the .cairn archive sent as the body (streamed to the data folder, its structure checked: 422 for a damaged or hostile one) as a job (as cairn import: the whole archive checked, only missing chunks sent; an id the repository holds is a CONFLICT naming `as`)',
+    query: S.ImportQuery, upload: { mediaType: 'application/octet-stream', description: 'the .cairn archive' },
+    answers: { 202: S.JobAnswer }, errors: [400, 401, 403, 404, 409, 422, 502],
+  },
   createRepair: startsJob('/v1/repairs', S.CreateRepairBody, 'repair a repository (exclusive lock): rebuild the index from the packs present, salvage intact blobs of damaged packs, record which backups lost what; result: the repair report'),
   expireBackups: {
     method: 'post', path: '/v1/expirations', role: 'operator',

@@ -13,6 +13,7 @@ import { MYSQL_KIND, ROUTINES_KIND, GRANTS_KIND } from './format.js';
 import { mysqlNaming } from './naming.js';
 import { definitionProblems } from './plan.js';
 import { MysqlSource } from './source.js';
+import { mysqlSqlScript } from './sql-script.js';
 import { MysqlTarget } from './target.js';
 
 /** The settings of a URL that names one database; UsageError for one that names none (a whole server is not supported). */
@@ -41,5 +42,6 @@ export const mysqlDriver: EngineDriver = {
   // What a restore would refuse in the definitions (plan.ts), found by verify without a target.
   manifestProblems: (manifest) => manifest.collections.flatMap((c) => definitionProblems(c)),
   openDump: openMysqlDump,
+  openSqlScript: mysqlSqlScript,
   shapeOf: mysqlShape,
 };

@@ -97,7 +97,7 @@ function sequenceValues(def: { sequences?: unknown }, rawText: boolean): string 
  * SQL_ASCII server), else ASCII only with Unicode escapes (`U&'caf\00e9'`), which the server
  * converts to its own encoding whatever the client encoding (as catalog.ts asciiIdent).
  */
-function textLiteral(value: string, raw: boolean): string {
+export function textLiteral(value: string, raw: boolean): string {
   if (raw || /^[\x20-\x7e]*$/.test(value)) return `'${value.replace(/'/g, "''")}'`;
   return `U&'${unicodeEscaped(value, "'")}'`;
 }

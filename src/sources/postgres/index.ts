@@ -21,6 +21,7 @@ import { PostgresServerSource, POSTGRES_SERVER_KIND } from './server-source.js';
 import { PostgresServerTarget } from './server-target.js';
 import { PostgresSource, POSTGRES_KIND } from './source.js';
 import { PostgresTarget } from './target.js';
+import { postgresSqlScript } from './sql-script.js';
 
 /**
  * A database URL opens one database; a URL whose path is a lone "/" and that names no database
@@ -68,5 +69,7 @@ export const postgresDriver: EngineDriver = {
   // Parallel COPY sessions share one exported snapshot; large tables are read in block ranges.
   // The schema archive (pg_dump) and the roles script belong to the whole database.
   capabilities: { parallelReads: true, segments: true, roles: true, databaseWideKinds: ['pg_schema', 'pg_roles'] },
+  // One database's backup only: a whole-server backup is exported database by database (not yet).
+  openSqlScript: postgresSqlScript,
   variants: [postgresServerDriver],
 };

@@ -203,7 +203,7 @@ export function applyDatabase(db: BetterSqlite3.Database, schema: string, def: D
 }
 
 /** The name a statistics row's `idx` takes in the target (the table's own name, an index's, an automatic index's). */
-function renameIndex(idx: unknown, oldTable: string, table: string, names: StatNames): unknown {
+export function renameIndex(idx: unknown, oldTable: string, table: string, names: StatNames): unknown {
   if (typeof idx !== 'string') return idx;
   const folded = foldName(idx);
   if (folded === foldName(oldTable)) return table;

@@ -89,7 +89,8 @@ function csvValue(v: unknown): Uint8Array | string | null {
   return `\\x${hex(v as Uint8Array)}`;
 }
 
-function sqlValue(v: unknown): string {
+/** One value as a SQLite literal that reads back to the same value and storage class (see the module comment). */
+export function sqlValue(v: unknown): string {
   if (v === null || v === undefined) return 'NULL';
   if (typeof v === 'bigint') return String(v);
   // SQLite stores a NaN as NULL; 9e999 overflows to infinity when SQLite reads it.

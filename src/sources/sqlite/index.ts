@@ -14,6 +14,7 @@ import { SQLITE_KIND } from './sql.js';
 import { checkSqliteCollections } from './plan.js';
 import { SqliteTarget } from './target.js';
 import { openSqliteDump, sqliteShape } from './dump.js';
+import { sqliteSqlScript } from './sql-script.js';
 
 export { SqliteSource } from './source.js';
 export { checkSqliteCollections } from './plan.js';
@@ -51,5 +52,6 @@ export const sqliteDriver: EngineDriver = {
     }
   },
   openDump: openSqliteDump,
+  openSqlScript: sqliteSqlScript,
   shapeOf: sqliteShape,
 };
