@@ -332,6 +332,6 @@ export function buildProgram(ctx: CliContext): Command {
     register(program, ctx);
   }
   // Every command that opens a repository takes --password-command (src/cli/password.ts).
-  addPasswordOptions(program, ['repo init', 'key add', 'key passwd']);
+  addPasswordOptions(program, ['repo init', 'key add', 'key passwd'], ['import']);
   return program;
 }

@@ -55,17 +55,18 @@ export function usePasswordFlags(flags: PasswordFlags): void {
 
 /**
  * Adds `--password-command` to every command that takes `--repo` (or, as `repo init`, creates
- * one), `--from-password-command` to those with `--from`, `--new-password-file` to those listed
- * in `newPassword` (paths such as `key add`), and a hook that hands the parsed values to this
+ * one), `--from-password-command` to those with `--from` and those listed in `fromPassword`
+ * (`import`: its archive), `--new-password-file` to those listed in `newPassword` (paths such
+ * as `key add`), and a hook that hands the parsed values to this
  * module before each action. Called once by buildProgram, after every command is registered.
  */
-export function addPasswordOptions(program: Command, newPassword: string[]): void {
+export function addPasswordOptions(program: Command, newPassword: string[], fromPassword: string[] = []): void {
   const walk = (cmd: Command, path: string): void => {
     const has = (flag: string): boolean => cmd.options.some((o) => o.long === flag);
     if (has('--repo') || path === 'repo init' || has('--from')) {
       cmd.option('--password-command <command>', 'run this (sh -c) and use the first line it prints as the repository password (else CAIRN_PASSWORD_FILE, CAIRN_PASSWORD, a prompt)');
     }
-    if (has('--from')) {
+    if (has('--from') || fromPassword.includes(path)) {
       cmd.option('--from-password-command <command>', "the --from repository's password: run this (sh -c), first line (else CAIRN_FROM_PASSWORD_FILE, CAIRN_FROM_PASSWORD, a prompt)");
     }
     if (newPassword.includes(path)) {

@@ -208,6 +208,19 @@ describe('password sources', () => {
     expect(cairn(['sync', '--from', repo, '--to', target], { CAIRN_FROM_PASSWORD: OTHER, CAIRN_PASSWORD: OTHER }).code).toBe(9);
   }, 60_000);
 
+  it("import reads an encrypted archive's password from the --from sources", () => {
+    const archive = join(work, 'e1.cairn');
+    ok(['export', 'e1', '--repo', repo, '-o', archive], { CAIRN_PASSWORD: PASSWORD });
+    const target = join(work, 'import-target');
+    ok(['repo', 'init', target]);
+    const none = cairn(['import', archive, '--repo', target]);
+    expect(none.code).toBe(2);
+    for (const name of ['--from-password-command', 'CAIRN_FROM_PASSWORD_FILE', 'CAIRN_FROM_PASSWORD']) expect(errorLine(none)).toContain(name);
+    expect(cairn(['import', archive, '--repo', target], { CAIRN_FROM_PASSWORD: OTHER }).code).toBe(9);
+    ok(['import', archive, '--repo', target, '--from-password-command', `echo ${shellQuote(PASSWORD)}`]);
+    expect(backupIds(target, {})).toEqual(['e1']);
+  }, 60_000);
+
   it('a plain repository never asks: the password command is not run', () => {
     const marker = join(work, 'asked');
     expect(backupIds(plain, { CAIRN_PASSWORD: 'whatever' }, ['--password-command', `touch ${shellQuote(marker)}; echo x`])).toEqual(['p1']);
