@@ -10,7 +10,29 @@ export interface Registration {
   /** Where it is, safe to show: never a secret. */
   location: string;
   createdAt: string;
+  /**
+   * A repository registered with a password source (encrypted): which kind, `file` or
+   * `command`. The file's path or the command stays in the catalog; the password is never stored.
+   */
+  passwordSource?: 'file' | 'command';
 }
+
+/** Where the password of a registered encrypted repository comes from (never the password itself). */
+export type StoredPasswordSource = { file: string } | { command: string };
+
+/** The catalog's JSON of a password source, checked when read back (a hand-edited catalog). */
+function parsePasswordSource(text: string | null): StoredPasswordSource | undefined {
+  if (text === null) return undefined;
+  const v = JSON.parse(text) as { file?: unknown; command?: unknown };
+  if (typeof v.file === 'string') return { file: v.file };
+  if (typeof v.command === 'string') return { command: v.command };
+  return undefined;
+}
+
+const sourceKind = (text: string | null): { passwordSource?: 'file' | 'command' } => {
+  const s = parsePasswordSource(text);
+  return s === undefined ? {} : { passwordSource: 'file' in s ? 'file' : 'command' };
+};
 
 /** A registered name: 1–63 lowercase letters, digits, "-" or "_", starting with a letter or digit. */
 export const REGISTERED_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -42,18 +64,33 @@ export class SqliteRegistry {
     this.db.exec(`CREATE TABLE IF NOT EXISTS registrations (
       kind TEXT NOT NULL, name TEXT NOT NULL, url TEXT NOT NULL, location TEXT NOT NULL, created_at TEXT NOT NULL,
       PRIMARY KEY (kind, name))`);
+    // Added for encrypted repositories (issue 18): a catalog made before gets the column, empty.
+    const columns = this.db.prepare('PRAGMA table_info(registrations)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'password_source')) this.db.exec('ALTER TABLE registrations ADD COLUMN password_source TEXT');
   }
 
-  add(kind: RegistrationKind, name: string, url: string, location: string): Registration {
+  /**
+   * Registers `name`. `passwordSource` (repositories only): where an encrypted repository's
+   * password is read when it is opened by this name, a file path or a command, kept as such.
+   */
+  add(kind: RegistrationKind, name: string, url: string, location: string, passwordSource?: StoredPasswordSource): Registration {
     validateName(kind, name);
+    if (passwordSource !== undefined && kind !== 'repository') throw new UsageError('A password source belongs to a repository, not a source.');
     const createdAt = new Date().toISOString();
+    const stored = passwordSource === undefined ? null : JSON.stringify(passwordSource);
     try {
-      this.db.prepare('INSERT INTO registrations (kind, name, url, location, created_at) VALUES (?, ?, ?, ?, ?)').run(kind, name, url, location, createdAt);
+      this.db.prepare('INSERT INTO registrations (kind, name, url, location, created_at, password_source) VALUES (?, ?, ?, ?, ?, ?)').run(kind, name, url, location, createdAt, stored);
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ConflictError(`A ${kind} named "${name}" is registered already; remove it first or choose another name.`);
       throw err;
     }
-    return { kind, name, location, createdAt };
+    return { kind, name, location, createdAt, ...sourceKind(stored) };
+  }
+
+  /** The password source registered with a repository (a file path or a command), or undefined. */
+  passwordSource(kind: RegistrationKind, name: string): StoredPasswordSource | undefined {
+    const row = this.db.prepare('SELECT password_source FROM registrations WHERE kind = ? AND name = ?').get(kind, name) as { password_source: string | null } | undefined;
+    return row === undefined ? undefined : parsePasswordSource(row.password_source);
   }
 
   /** The URL to connect with (secrets included), or undefined. */
@@ -62,16 +99,22 @@ export class SqliteRegistry {
   }
 
   list(kind: RegistrationKind): Registration[] {
-    return (this.db.prepare('SELECT name, location, created_at FROM registrations WHERE kind = ? ORDER BY name').all(kind) as { name: string; location: string; created_at: string }[]).map(
-      (r) => ({ kind, name: r.name, location: r.location, createdAt: r.created_at }),
-    );
+    return (
+      this.db.prepare('SELECT name, location, created_at, password_source FROM registrations WHERE kind = ? ORDER BY name').all(kind) as { name: string; location: string; created_at: string; password_source: string | null }[]
+    ).map((r) => ({ kind, name: r.name, location: r.location, createdAt: r.created_at, ...sourceKind(r.password_source) }));
   }
 
   /** Every registration of `kind` with its URL (secrets included): for the CLI's `repo list`, never for the API. */
   entries(kind: RegistrationKind): (Registration & { url: string })[] {
-    return (this.db.prepare('SELECT name, url, location, created_at FROM registrations WHERE kind = ? ORDER BY name').all(kind) as { name: string; url: string; location: string; created_at: string }[]).map(
-      (r) => ({ kind, name: r.name, url: r.url, location: r.location, createdAt: r.created_at }),
-    );
+    return (
+      this.db.prepare('SELECT name, url, location, created_at, password_source FROM registrations WHERE kind = ? ORDER BY name').all(kind) as {
+        name: string;
+        url: string;
+        location: string;
+        created_at: string;
+        password_source: string | null;
+      }[]
+    ).map((r) => ({ kind, name: r.name, url: r.url, location: r.location, createdAt: r.created_at, ...sourceKind(r.password_source) }));
   }
 
   remove(kind: RegistrationKind, name: string): void {

@@ -10,6 +10,7 @@ import { registerBackupCommands } from './commands/backup.js';
 import { registerCopyCommand } from './commands/copy.js';
 import { registerInspectCommands } from './commands/inspect.js';
 import { registerJobCommands } from './commands/job.js';
+import { registerKeyCommands } from './commands/key.js';
 import { registerMaintenanceCommands } from './commands/maintenance.js';
 import { registerRepoCommands } from './commands/repo.js';
 import { registerRestoreCommand } from './commands/restore.js';
@@ -18,6 +19,7 @@ import { registerServerCommand } from './commands/server.js';
 import { registerSourceCommands } from './commands/source.js';
 import { registerTokenCommands } from './commands/token.js';
 import { printJson, type CliContext, type Io } from './options.js';
+import { addPasswordOptions } from './password.js';
 import { apiError, isApiError } from './remote.js';
 
 export type { Io } from './options.js';
@@ -314,6 +316,7 @@ export function buildProgram(ctx: CliContext): Command {
     .showHelpAfterError('(run with --help for usage)');
   for (const register of [
     registerRepoCommands,
+    registerKeyCommands,
     registerBackupCommands,
     registerRestoreCommand,
     registerCopyCommand,
@@ -328,5 +331,7 @@ export function buildProgram(ctx: CliContext): Command {
   ]) {
     register(program, ctx);
   }
+  // Every command that opens a repository takes --password-command (src/cli/password.ts).
+  addPasswordOptions(program, ['repo init', 'key add', 'key passwd'], ['import']);
   return program;
 }

@@ -9,9 +9,10 @@ import { UsageError } from '../core/errors.js';
 import { CompressionAlgorithmSchema, CompressionLevelSchema, type CompressionSettings } from '../core/schemas.js';
 import { parseNameList, validateSelection, type Selection } from '../core/selection.js';
 import { catalogFile, defaultDataDir } from '../catalog/database.js';
-import { resolveRepository } from '../config/registry.js';
+import { resolveRepositoryEntry } from '../config/registry.js';
 import { Repository } from '../repo/repository.js';
 import { openStorage, storageFromEnv } from '../storage/index.js';
+import { passwordFor, type PasswordRole } from './password.js';
 
 export interface Io {
   out: (text: string) => void;
@@ -137,9 +138,9 @@ export function applyRetryLock(repo: Repository, opts: RetryLockFlags, { io, sig
  * openRepository for a command that takes a repository lock: --retry-lock is checked first (a
  * usage error before any storage is touched), then applied to the opened repository.
  */
-export async function openLockingRepository(value: string | undefined, opts: RetryLockFlags, ctx: CliContext): Promise<Repository> {
+export async function openLockingRepository(value: string | undefined, opts: RetryLockFlags, ctx: CliContext, role: PasswordRole = 'repository'): Promise<Repository> {
   retryLockMs(opts);
-  return applyRetryLock(await openRepository(value), opts, ctx);
+  return applyRetryLock(await openRepository(value, undefined, role), opts, ctx);
 }
 
 /** With a server the lock is the server's to take: --retry-lock would silently do nothing there. */
@@ -212,9 +213,11 @@ export function parseJobs(value: string | undefined): number | undefined {
 /**
  * The repository a command names (a name registered in the catalog of `dataDir`, default
  * $CAIRN_DATA_DIR or ~/.local/share/cairn; a path; a URL), else the one the server-style
- * BACKUP_* variables describe.
+ * BACKUP_* variables describe. An encrypted one asks for its password (src/cli/password.ts:
+ * `role` "from" for a copy's source reads --from-password-command, CAIRN_FROM_PASSWORD_FILE,
+ * CAIRN_FROM_PASSWORD); a plain one never does. KeyError (exit 9) for a wrong password.
  */
-export async function openRepository(value: string | undefined, dataDir?: string): Promise<Repository> {
+export async function openRepository(value: string | undefined, dataDir?: string, role: PasswordRole = 'repository'): Promise<Repository> {
   if (value === undefined || value === '') {
     const storage = storageFromEnv(process.env);
     if (storage === undefined) {
@@ -222,9 +225,11 @@ export async function openRepository(value: string | undefined, dataDir?: string
         'No repository given: pass --repo <name, path or URL>, set CAIRN_REPO, or describe one with BACKUP_FILESYSTEM_PATH, BACKUP_S3_BUCKET, BACKUP_AZURE_CONTAINER or BACKUP_GCS_BUCKET (docs/storage.md).',
       );
     }
-    return Repository.open(storage);
+    return Repository.open(storage, { password: passwordFor(role, storage.location) });
   }
-  return Repository.open(openStorage(await resolveRepository(value, dataDir)));
+  const { url, passwordSource } = await resolveRepositoryEntry(value, dataDir);
+  const storage = openStorage(url);
+  return Repository.open(storage, { password: passwordFor(role, storage.location, passwordSource) });
 }
 
 /**

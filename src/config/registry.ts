@@ -16,7 +16,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { catalogFile, defaultDataDir } from '../catalog/database.js';
-import { REGISTERED_NAME, SqliteRegistry } from '../catalog/registry.js';
+import { REGISTERED_NAME, SqliteRegistry, type StoredPasswordSource } from '../catalog/registry.js';
 import { UsageError } from '../core/errors.js';
 import { openStorage } from '../storage/index.js';
 
@@ -132,6 +132,25 @@ export async function withRepositoryNames<T>(dataDir: string | undefined, use: (
 export async function resolveRepository(value: string, dataDir?: string): Promise<string> {
   if (!mayBeName(value)) return value;
   return withRepositoryNames(dataDir, (registry) => registry.url('repository', value) ?? value, { value });
+}
+
+/**
+ * resolveRepository, with the password source a registered name carries (`cairn repo add NAME
+ * URL --password-file F | --password-command C`): where an encrypted repository's password is
+ * read when no flag or variable gives one (src/cli/password.ts).
+ */
+export async function resolveRepositoryEntry(value: string, dataDir?: string): Promise<{ url: string; passwordSource?: StoredPasswordSource }> {
+  if (!mayBeName(value)) return { url: value };
+  return withRepositoryNames(
+    dataDir,
+    (registry) => {
+      const url = registry.url('repository', value);
+      if (url === undefined) return { url: value };
+      const passwordSource = registry.passwordSource('repository', value);
+      return passwordSource ? { url, passwordSource } : { url };
+    },
+    { value: { url: value } },
+  );
 }
 
 /**

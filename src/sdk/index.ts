@@ -295,8 +295,12 @@ export class CairnClient {
   /** Repositories registered by name (admin token to add or remove; they must be initialised). */
   readonly repositories = {
     list: async (): Promise<RegisteredRepository[]> => (await this.request<AnswerOf<'listRepositories'>>('GET', '/v1/repositories')).repositories,
-    add: async (name: string, url: string): Promise<RegisteredRepository> =>
-      (await this.request<AnswerOf<'registerRepository'>>('POST', '/v1/repositories', { name, url } satisfies RequestOf<'registerRepository'>)).repository,
+    /**
+     * `password`: an encrypted repository's password source on the server, `{ passwordFile }` (an
+     * absolute path) or `{ passwordCommand }` (sh -c); kept by the server, never answered back.
+     */
+    add: async (name: string, url: string, password: { passwordFile?: string; passwordCommand?: string } = {}): Promise<RegisteredRepository> =>
+      (await this.request<AnswerOf<'registerRepository'>>('POST', '/v1/repositories', { name, url, ...password } satisfies RequestOf<'registerRepository'>)).repository,
     /** Refused (409) while enabled schedules use the name, unless `force`, which disables them. */
     remove: (name: string, options: { force?: boolean } = {}): Promise<AnswerOf<'removeRepository'>> =>
       this.request('DELETE', `/v1/repositories/${encodeURIComponent(name)}${queryString(options)}`),

@@ -17,9 +17,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { CairnError, NotFoundError } from '../core/errors.js';
+import { CairnError, NotFoundError, UsageError } from '../core/errors.js';
 import type { Role } from '../catalog/tokens.js';
-import { REGISTERED_NAME, RESERVED_REPOSITORY_NAME, type SqliteRegistry } from '../catalog/registry.js';
+import { REGISTERED_NAME, RESERVED_REPOSITORY_NAME, type SqliteRegistry, type StoredPasswordSource } from '../catalog/registry.js';
+import { readPasswordFile, readPasswordSource } from '../core/password-source.js';
 import { Repository } from '../repo/repository.js';
 import { findDriver } from '../sources/registry.js';
 import { databaseKey } from '../jobs/database-key.js';
@@ -60,7 +61,12 @@ export interface AccessOptions {
   resolveConfigName?: (value: string) => Promise<string>;
   /** Locations of databases no request may name: the PostgreSQL job catalog (--catalog). */
   protectedDatabases?: string[];
+  /** The server's environment: CAIRN_PASSWORD_FILE / CAIRN_PASSWORD open an encrypted BACKUP_* repository. */
+  env?: NodeJS.ProcessEnv;
 }
+
+/** Where the password of a repository a request names would come from. */
+type PasswordPlan = { kind: 'default' } | { kind: 'ad-hoc' } | { kind: 'registered'; name: string; source: StoredPasswordSource | undefined };
 
 /** `child` is `parent` or inside it (both absolute, normalised). */
 function within(child: string, parent: string): boolean {
@@ -205,8 +211,17 @@ export class AccessPolicy {
 
   /** The storage a request's `repository` names (undefined or empty: the BACKUP_* one). */
   async repositoryStorage(value: string | undefined, who: Asker): Promise<Storage> {
+    return (await this.repositoryTarget(value, who)).storage;
+  }
+
+  /**
+   * What a request's `repository` names: its storage, and where its password comes from when it
+   * is encrypted: the source registered with the name, the server's own CAIRN_PASSWORD_FILE /
+   * CAIRN_PASSWORD for the BACKUP_* repository, none for an ad-hoc URL.
+   */
+  private async repositoryTarget(value: string | undefined, who: Asker): Promise<{ storage: Storage; password: PasswordPlan }> {
     if (value === undefined || value === '' || (value === DEFAULT_REPOSITORY && this.options.registry.url('repository', value) === undefined)) {
-      if (this.options.defaultRepository) return this.options.defaultRepository;
+      if (this.options.defaultRepository) return { storage: this.options.defaultRepository, password: { kind: 'default' } };
       throw new CairnError(
         value ? 'NOT_FOUND' : 'USAGE',
         value
@@ -216,22 +231,48 @@ export class AccessPolicy {
     }
     const registered = this.options.registry.url('repository', value);
     let url: string;
-    if (registered !== undefined) url = registered;
-    else {
+    let password: PasswordPlan = { kind: 'ad-hoc' };
+    if (registered !== undefined) {
+      url = registered;
+      password = { kind: 'registered', name: value, source: this.options.registry.passwordSource('repository', value) };
+    } else {
       const configured = isName(value) && this.options.resolveConfigName ? await this.options.resolveConfigName(value) : value;
       if (configured === value) {
         if (isName(value)) throw new NotFoundError(`No repository named ${quote(value)} is registered: list them with GET /v1/repositories.`);
         this.adHoc(value, 'repository', who);
-      }
+      } else password = { kind: 'registered', name: value, source: this.options.registry.passwordSource('repository', value) };
       url = configured;
     }
     const storage = openStorage(url);
     this.checkStorage(storage);
-    return storage;
+    return { storage, password };
   }
 
   async repository(value: string | undefined, who: Asker): Promise<Repository> {
-    return Repository.open(await this.repositoryStorage(value, who));
+    const { storage, password } = await this.repositoryTarget(value, who);
+    return Repository.open(storage, { password: () => this.password(password, storage.location) });
+  }
+
+  /**
+   * The password of an encrypted repository, read when Repository.open asks (a plain one never
+   * does): from the registered source (a file read, or a command run without a terminal, its
+   * stderr discarded), never cached, never logged. Errors name the registration, never the
+   * password nor the command's output.
+   */
+  private async password(plan: PasswordPlan, location: string): Promise<string> {
+    if (plan.kind === 'registered' && plan.source) {
+      const label = `the password ${'file' in plan.source ? 'file' : 'command'} registered with repository ${quote(plan.name)}`;
+      return readPasswordSource(plan.source, label, { interactive: false });
+    }
+    if (plan.kind === 'default') {
+      const env = this.options.env ?? process.env;
+      if (env.CAIRN_PASSWORD_FILE) return readPasswordFile(env.CAIRN_PASSWORD_FILE, "the server's CAIRN_PASSWORD_FILE");
+      if (env.CAIRN_PASSWORD) return env.CAIRN_PASSWORD;
+      throw new UsageError(`The default repository ${location} is encrypted and the server was started without its password: set CAIRN_PASSWORD_FILE (or CAIRN_PASSWORD) for the server, or register the repository with its password source.`);
+    }
+    const how = 'an admin registers it with its password source (POST /v1/repositories with passwordFile or passwordCommand, or cairn repo add NAME URL --password-file F)';
+    if (plan.kind === 'registered') throw new UsageError(`The repository ${quote(plan.name)} is encrypted and was registered without a password source: ${how.replace('registers it', 'registers it again')}.`);
+    throw new UsageError(`The repository ${location} is encrypted: the server opens an encrypted repository only by a registered name that carries its password source; ${how}.`);
   }
 
   /**

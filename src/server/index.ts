@@ -147,6 +147,7 @@ async function serveLocked(
     registry,
     allowAdHocUrls: Boolean(options.allowAdHocUrls),
     ...(defaultRepository ? { defaultRepository } : {}),
+    env: options.env ?? process.env,
     // Names come from this data folder's catalog only (never from the config of the user who
     // started the server): the same registry `cairn repo add` writes with CAIRN_DATA_DIR set to it.
     resolveConfigName: async (value) => registry.url('repository', value) ?? value,

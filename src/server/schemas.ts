@@ -231,6 +231,18 @@ export const UpdateScheduleBody = z
 
 export const RegisterBody = z.object({ name: str(LIMITS.name), url: location }).strict();
 
+/**
+ * POST /v1/repositories: a name and URL, and for an encrypted repository where the server reads
+ * its password (one of the two; admin only, as registration is). Kept in the catalog as given,
+ * never answered back; the password itself is read at each open and never stored.
+ */
+export const RegisterRepositoryBody = RegisterBody.extend({
+  passwordFile: str(LIMITS.url).optional().describe("an encrypted repository's password: the first line of this file on the server"),
+  passwordCommand: str(LIMITS.url).optional().describe("an encrypted repository's password: the first line this command (sh -c, on the server) prints"),
+})
+  .strict()
+  .refine((v) => !(v.passwordFile !== undefined && v.passwordCommand !== undefined), { message: 'give passwordFile or passwordCommand, not both' });
+
 /** POST /v1/tokens: a role and a label (the label is free text, shown in listings). */
 export const CreateTokenBody = z
   .object({
@@ -361,7 +373,13 @@ export const BackupShown = z.union([BackupDetail, BackupInProgress]);
 export const BackupDeleted = z.object({ deleted: z.string(), repository: z.string(), note: z.string() });
 
 /** A registered source or repository: its URL (which may hold a password) never leaves the server. */
-export const Registration = z.object({ kind: z.enum(['source', 'repository']), name: z.string(), location: z.string(), createdAt: when });
+export const Registration = z.object({
+  kind: z.enum(['source', 'repository']),
+  name: z.string(),
+  location: z.string(),
+  createdAt: when,
+  passwordSource: z.enum(['file', 'command']).optional().describe('an encrypted repository: where the server reads its password (the path or command is never shown)'),
+});
 export type Registration = z.infer<typeof Registration>;
 const _registrationMatches: Same<Registration, CatalogRegistration> = true;
 export const RegisteredSource = Registration.extend({ kind: z.literal('source') });

@@ -30,6 +30,7 @@ const CODE_NAMES: Record<number, string> = {
   6: 'CORRUPT',
   7: 'SOURCE',
   8: 'STORAGE',
+  9: 'KEY',
   130: 'CANCELLED',
 };
 
@@ -95,11 +96,11 @@ function expectError(r: { code: number | null; stdout: string; stderr: string },
 }
 
 /** One cause of an exit code, run without and with --json (each must fail the same way). */
-function walk(exit: number, cause: string, args: () => string[], problem: RegExp, before?: () => void): void {
+function walk(exit: number, cause: string, args: () => string[], problem: RegExp, before?: () => void, extraEnv: NodeJS.ProcessEnv = {}): void {
   it(`exit ${exit} (${CODE_NAMES[exit]}): ${cause}`, () => {
     for (const json of [false, true]) {
       before?.();
-      const r = cairn(json ? [...args(), '--json'] : args(), { env: env() });
+      const r = cairn(json ? [...args(), '--json'] : args(), { env: { ...env(), ...extraEnv } });
       expectError(r, exit, problem, json);
     }
   });
@@ -289,6 +290,20 @@ function closedPort(): Promise<number> {
     });
   });
 }
+
+describe('exit 9: key', () => {
+  let encrypted: string;
+  // Key slots made cheap to open (scrypt N = 2^10) for the test; the password sources are cleared.
+  const keyEnv = { CAIRN_TEST_WEAK_KDF: '1', CAIRN_PASSWORD_FILE: '', CAIRN_NEW_PASSWORD: '' };
+
+  beforeAll(() => {
+    encrypted = join(work, 'encrypted');
+    const r = cairn(['repo', 'init', encrypted, '--encryption'], { env: { ...env(), ...keyEnv, CAIRN_NEW_PASSWORD: 'the right one' } });
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  walk(9, 'a wrong password', () => ['backup', 'list', '--repo', encrypted], /^cairn: error: Wrong password for the encrypted repository at file:\/\/.*encrypted: it opens none of its 1 key slot/, undefined, { ...keyEnv, CAIRN_PASSWORD: 'not the right one' });
+});
 
 describe('exit 130: cancelled', () => {
   let db: string;

@@ -21,7 +21,7 @@ import { runExport, type ExportProgress, type ExportResult } from '../../jobs/ex
 import { runImport, type ImportProgress, type ImportResult } from '../../jobs/import.js';
 import type { Progress } from '../../jobs/progress.js';
 import { sqlExport } from '../../jobs/sql-export.js';
-import type { Repository } from '../../repo/repository.js';
+import { Repository } from '../../repo/repository.js';
 import { ArchiveStorage } from '../../storage/archive/reader.js';
 import { formatBytes, formatDuration, plural } from '../format.js';
 import {
@@ -40,6 +40,7 @@ import {
   type RetryLockFlags,
   type SelectionFlags,
 } from '../options.js';
+import { passwordFor } from '../password.js';
 import { ProgressBar } from '../progress-bar.js';
 
 interface ExportFlags extends CommonOptions, SelectionFlags, RetryLockFlags {
@@ -124,7 +125,7 @@ export function registerArchiveCommands(program: Command, ctx: CliContext): void
       const started = Date.now();
       let result: ImportResult;
       try {
-        const run = (f: string): Promise<ImportResult> => runImport({ file: f, to, ...(opts.as !== undefined ? { asId: opts.as } : {}), signal, onProgress: (p) => bar.update(importProgress(p)) });
+        const run = (f: string): Promise<ImportResult> => runImport({ file: f, to, ...(opts.as !== undefined ? { asId: opts.as } : {}), openArchive: (archive) => Repository.open(archive, { password: passwordFor('from', archive.location), signal }), signal, onProgress: (p) => bar.update(importProgress(p)) });
         result = file === '-' ? await fromStdin(signal, run) : await run(file);
       } finally {
         bar.done();

@@ -53,7 +53,7 @@ export function registerCopyCommand(program: Command, ctx: CliContext): void {
         return printCopied(io, result, started);
       }
       if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the copy runs in this process.');
-      const from = await openLockingRepository(opts.from, opts, ctx);
+      const from = await openLockingRepository(opts.from, opts, ctx, 'from');
       const to = await openLockingRepository(opts.to, opts, ctx);
       const bar = new ProgressBar('copy', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
       const started = Date.now();
@@ -94,7 +94,7 @@ async function sync(opts: CopyFlags, { io, signal }: CliContext): Promise<void> 
     result = final.result as unknown as SyncResult;
   } else {
     if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the sync runs in this process.');
-    const from = await openLockingRepository(opts.from, opts, { io, signal });
+    const from = await openLockingRepository(opts.from, opts, { io, signal }, 'from');
     const to = await openLockingRepository(opts.to, opts, { io, signal });
     const bar = new ProgressBar('sync', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
     try {

@@ -11,8 +11,9 @@ import { Repository } from '../../repo/repository.js';
 import { openStorage } from '../../storage/index.js';
 import { table } from '../format.js';
 import { catalogPath, compressionFrom, printJson, type CliContext } from '../options.js';
+import { newPassword } from '../password.js';
 
-export function registerRepoCommands(program: Command, { io }: CliContext): void {
+export function registerRepoCommands(program: Command, { io, signal }: CliContext): void {
   const repo = program.command('repo').description('create and inspect repositories');
   repo
     .command('init <repo>')
@@ -20,31 +21,46 @@ export function registerRepoCommands(program: Command, { io }: CliContext): void
     .option('--compression <algorithm>', 'default compression: zstd, gzip or none', 'zstd')
     .option('--level <level>', 'default level: fastest, default or best', 'default')
     .option('--pack-size <MiB>', 'target pack size in MiB', '16')
+    .option('--encryption', 'encrypt every object (AES-256-GCM) under a password: --new-password-file, CAIRN_NEW_PASSWORD, the usual password sources, or typed twice on a terminal')
     .option('--json', 'print JSON')
-    .action(async (url: string, opts: { compression: string; level: string; packSize: string; json?: boolean }) => {
+    .action(async (url: string, opts: { compression: string; level: string; packSize: string; encryption?: boolean; json?: boolean }) => {
       const packSize = Number(opts.packSize);
       if (!Number.isFinite(packSize) || packSize <= 0) throw new UsageError(`Invalid --pack-size "${opts.packSize}": give a number of MiB, e.g. 16.`);
-      const repository = await Repository.init(openStorage(await resolveRepository(url)), {
+      const storage = openStorage(await resolveRepository(url));
+      const repository = await Repository.init(storage, {
         compression: compressionFrom(opts, { algorithm: 'zstd', level: 'default' }),
         packSize: Math.round(packSize * 1024 * 1024),
+        // Asked only after the flags are checked, so a typo costs no typing.
+        ...(opts.encryption ? { encryption: { password: await newPassword('init', storage.location, { signal }) } } : {}),
       });
-      if (opts.json) printJson(io, { location: repository.location, config: repository.config });
-      else io.out(`Initialised repository ${repository.location} (id ${repository.config.id}).`);
+      const slot = repository.keySlotId;
+      if (opts.json) return printJson(io, { location: repository.location, config: repository.config, ...(slot ? { keySlot: `keys/${slot}` } : {}) });
+      io.out(`Initialised repository ${repository.location} (id ${repository.config.id}${repository.encrypted ? ', encrypted' : ''}).`);
+      if (repository.encrypted) {
+        io.out(
+          `Its key slot is keys/${slot ?? '?'}. The password cannot be recovered: without it (or another slot's, cairn key add) the backups cannot be read. Keep it somewhere safe.`,
+        );
+      }
     });
 
   repo
     .command('add <name> <url>')
     .description('register a repository under a name usable wherever a repository is taken')
+    .option('--password-file <file>', "an encrypted repository: read its password from this file's first line when it is opened by this name (the path is kept, not the password)")
+    .option('--password-command <command>', 'an encrypted repository: run this (sh -c) for its password when it is opened by this name (the command is kept, not the password)')
     .option('--json', 'print JSON')
-    .action(async (name: string, url: string, opts: { json?: boolean }) => {
+    .action(async (name: string, url: string, opts: { json?: boolean; passwordFile?: string; passwordCommand?: string }) => {
       validateName('repository', name);
+      if (opts.passwordFile !== undefined && opts.passwordCommand !== undefined) throw new UsageError('Give --password-file or --password-command, not both.');
       const storage = openStorage(url); // checks that the URL parses; the repository need not exist yet
       // A plain path is kept absolute, so that the name means the same folder from anywhere.
       if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) url = resolvePath(url);
-      await withRepositoryNames(undefined, (registry) => registry.add('repository', name, url, storage.location));
+      const passwordSource = opts.passwordFile !== undefined ? { file: resolvePath(opts.passwordFile) } : opts.passwordCommand !== undefined ? { command: opts.passwordCommand } : undefined;
+      await withRepositoryNames(undefined, (registry) => registry.add('repository', name, url, storage.location, passwordSource));
       const catalog = catalogPath(undefined);
-      if (opts.json) printJson(io, { name, url, location: storage.location, catalog });
-      else io.out(`Registered repository ${name} -> ${url} (in ${catalog}).`);
+      const how = passwordSource === undefined ? '' : 'file' in passwordSource ? ` with its password read from ${passwordSource.file}` : ' with its password from the command given';
+      if (opts.json) return printJson(io, { name, url, location: storage.location, catalog, ...(passwordSource ? { passwordSource: 'file' in passwordSource ? 'file' : 'command' } : {}) });
+      io.out(`Registered repository ${name} -> ${url}${how} (in ${catalog}).`);
     });
 
   repo

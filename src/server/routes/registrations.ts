@@ -2,7 +2,9 @@
  * /v1/sources and /v1/repositories: names registered on the server. Their URLs (which may hold
  * passwords) stay in the catalog; answers carry names and locations only.
  */
+import path from 'node:path';
 import { CairnError, UsageError } from '../../core/errors.js';
+import { readPasswordSource, type PasswordSource } from '../../core/password-source.js';
 import { validateName, type RegistrationKind } from '../../catalog/registry.js';
 import { deleteScheduledBackupsOf, enabledSchedulesUsing, sourceInUse } from '../../jobs/scheduled-backup.js';
 import { Repository } from '../../repo/repository.js';
@@ -22,18 +24,28 @@ export function registrationRoutes({ on, registry, access, schedules, serverRepo
     const ids = ROUTE_IDS[kind];
     on(ids.register, async (c, { body: req }) => {
       let location: string;
+      let passwordSource: PasswordSource | undefined;
       if (kind === 'source') {
         location = openSource(req.url).location;
         access.checkDatabaseUrl(req.url, 'That source');
       } else {
         validateName(kind, req.name); // before any I/O: "default" is the BACKUP_* repository
+        const { passwordFile, passwordCommand } = req as { passwordFile?: string; passwordCommand?: string };
+        if (passwordFile !== undefined && !path.isAbsolute(passwordFile)) throw new UsageError(`passwordFile must be an absolute path on the server, not ${quote(passwordFile)}.`);
+        passwordSource = passwordFile !== undefined ? { file: passwordFile } : passwordCommand !== undefined ? { command: passwordCommand } : undefined;
         const resolved = isName(req.url) ? await access.resolveConfigName(req.url) : req.url;
         const storage = openStorage(resolved);
         access.checkStorage(storage);
-        location = (await Repository.open(storage)).location; // it must exist: `cairn repo init` first
+        // It must exist (`cairn repo init` first) and, encrypted, open with the source given: a
+        // wrong password is a KEY error now rather than at every later request.
+        const repo = await Repository.open(storage, { password: () => registrationPassword(passwordSource, storage.location) });
+        if (passwordSource !== undefined && !repo.encrypted) {
+          throw new UsageError(`The repository ${repo.location} is not encrypted: register it without passwordFile or passwordCommand.`);
+        }
+        location = repo.location;
         req.url = resolved;
       }
-      return c.json({ [kind]: registry.add(kind, req.name, req.url, location) }, 201);
+      return c.json({ [kind]: registry.add(kind, req.name, req.url, location, passwordSource) }, 201);
     });
     on(ids.list, (c) => c.json({ [ids.plural]: registry.list(kind) }));
     on(ids.remove, async (c, { query }) => {
@@ -59,4 +71,16 @@ export function registrationRoutes({ on, registry, access, schedules, serverRepo
       });
     });
   }
+}
+
+/**
+ * The password a registration checks the repository with: read from the source the request
+ * gives (by the server, without a terminal); none given for an encrypted repository is a
+ * UsageError saying how to register it. Never echoed: errors name the field, not the value.
+ */
+async function registrationPassword(source: PasswordSource | undefined, location: string): Promise<string> {
+  if (source === undefined) {
+    throw new UsageError(`The repository ${location} is encrypted: register it with the source of its password, passwordFile (a file on the server whose first line is the password) or passwordCommand (run with sh -c on the server; its first line).`);
+  }
+  return readPasswordSource(source, 'file' in source ? 'passwordFile' : 'passwordCommand', { interactive: false });
 }

@@ -150,8 +150,8 @@ export const ROUTES = {
   },
   registerRepository: {
     method: 'post', path: '/v1/repositories', role: 'admin',
-    summary: 'register an existing (initialised) repository by name; not "default", not in the data folder',
-    body: S.RegisterBody, answers: { 201: S.RepositoryAdded }, errors: [400, 401, 403, 404, 409, 413, 422, 502],
+    summary: 'register an existing (initialised) repository by name; not "default", not in the data folder; an encrypted one with passwordFile or passwordCommand (checked: the password must open it)',
+    body: S.RegisterRepositoryBody, answers: { 201: S.RepositoryAdded }, errors: [400, 401, 403, 404, 409, 413, 422, 502],
   },
   listRepositories: { method: 'get', path: '/v1/repositories', summary: 'registered repositories', role: 'viewer', answers: { 200: S.RepositoryList }, errors: [401, 403] },
   removeRepository: {
