@@ -236,6 +236,11 @@ export async function changePassword(repo: KeyHolder, password: string): Promise
   return { ...info, current: true };
 }
 
+/** What opened `holder`, if it is an opened encrypted repository (to open its exported archives with the same keys). */
+export function unlockedKeysOf(holder: KeyHolder): Unlocked | undefined {
+  return secrets.get(holder);
+}
+
 /** The id of the slot that opened `repo`, if it is encrypted. */
 export function currentSlotId(repo: KeyHolder): string | undefined {
   return secrets.get(repo)?.slotId;

@@ -16,7 +16,7 @@ import { RepositoryLock, type LockOptions } from './lock.js';
 import { keyedChunkId } from './crypto.js';
 import { EncryptedStorage } from './encrypted-storage.js';
 import { sha256Hex } from './hash.js';
-import { createFirstSlot, currentSlotId, hasKeyObjects, rememberUnlocked, unlock, type Unlocked } from './keys.js';
+import { createFirstSlot, currentSlotId, hasKeyObjects, rememberUnlocked, unlock, unlockedKeysOf, type Unlocked } from './keys.js';
 
 /** How long a lock() keeps retrying while the repository is locked, and how it says so (LockOptions). */
 export type LockRetry = Pick<LockOptions, 'waitMs' | 'signal' | 'onWait'>;
@@ -103,6 +103,8 @@ export interface OpenOptions {
    * encrypted (a plain repository never asks).
    */
   password?: () => Promise<string>;
+  /** Keys already unlocked for the repository with this id (openWithKeysOf): used instead of a password when the ids match. */
+  unlocked?: { id: string; keys: Unlocked };
   signal?: AbortSignal;
 }
 
@@ -242,11 +244,27 @@ export class Repository {
       }
       return new Repository(storage, config);
     }
+    if (options.unlocked && options.unlocked.id === config.id) return new Repository(storage, config, options.unlocked.keys);
     if (!options.password) {
       throw new UsageError(`The repository at ${storage.location} is encrypted: give its password with ${PASSWORD_SOURCES}.`);
     }
     const password = await options.password();
     return new Repository(storage, config, await unlock(storage, config.id, password, options.signal));
+  }
+
+  /**
+   * Opens the repository at `storage` (an exported archive of `sibling`, say) with the keys of
+   * the opened repository `sibling`, without a password: possible only when it is `sibling`'s
+   * own repository (same id, so the same master secret) or it is not encrypted.
+   * @throws UsageError when it is encrypted with other keys (`otherwise` says what to do);
+   *   otherwise as open().
+   */
+  static async openWithKeysOf(storage: Storage, sibling: Repository, otherwise: string): Promise<Repository> {
+    const unlocked = unlockedKeysOf(sibling);
+    return Repository.open(storage, {
+      password: () => Promise.reject(new UsageError(otherwise)),
+      ...(unlocked ? { unlocked: { id: sibling.config.id, keys: unlocked } } : {}),
+    });
   }
 
   /** Format 2 and later: a manifest without a checksum is refused (format 1 reads it, flagged). */

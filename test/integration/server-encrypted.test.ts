@@ -7,7 +7,8 @@
  * a message saying how to register it; jobs run on it. The password is then searched for in
  * every answer, the server's log, the job records and the catalog file.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -181,6 +182,42 @@ describe('using it', () => {
     expect(list.status, list.text).toBe(200);
     expect(list.json.backups.map((b: { id: string }) => b.id)).toContain('e1');
   });
+
+  it('exports an archive (still encrypted) and imports it back by upload; an archive of another repository fails saying to use the CLI', async () => {
+    // Another encrypted repository's archive (the server holds no password for it). Made with
+    // child processes that leave the event loop running: a blocking spawnSync of seconds keeps
+    // fetch from seeing the server close an idle keep-alive connection, which it then reuses.
+    const other = join(work, 'other-enc');
+    const run = async (args: string[], env: NodeJS.ProcessEnv): Promise<void> => {
+      await promisify(execFile)(process.execPath, [CLI, ...args], { cwd: PROJECT_ROOT, env: cleanEnv(env) });
+    };
+    await run(['repo', 'init', other, '--encryption'], { CAIRN_NEW_PASSWORD: 'another one' });
+    await run(['backup', 'create', '--source', `sqlite://${CHINOOK}`, '--repo', other, '--id', 'o1'], { CAIRN_PASSWORD: 'another one' });
+    const file = join(work, 'o1.cairn');
+    await run(['export', 'o1', '--repo', other, '-o', file], { CAIRN_PASSWORD: 'another one' });
+    const started = await call('POST', '/v1/exports', operator, { repository: 'encfile', backups: ['e1'] });
+    expect(started.status, started.text).toBe(202);
+    expect((await waitJob(url, operator, started.json.job.id)).state).toBe('SUCCESS');
+    const download = await fetch(`${url}/v1/exports/${started.json.job.id}/file`, { headers: { authorization: `Bearer ${operator}` } });
+    expect(download.status).toBe(200);
+    const archive = Buffer.from(await download.arrayBuffer());
+    expect(archive.includes(Buffer.from('AC/DC'))).toBe(false); // Chinook's first artist: sealed
+    const upload = async (bytes: Buffer, query: string): Promise<Answer> => {
+      const res = await fetch(`${url}/v1/imports?${query}`, { method: 'POST', headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/octet-stream' }, body: bytes });
+      const a = await readAnswer(res);
+      answers.push(a.text);
+      return a;
+    };
+    const back = await upload(archive, 'repository=encfile&as=e1-again');
+    expect(back.status, back.text).toBe(202);
+    const done = await waitJob(url, operator, back.json.job.id);
+    expect(done.state, JSON.stringify(done)).toBe('SUCCESS');
+    const foreign = await upload(readFileSync(file), 'repository=encfile');
+    expect(foreign.status, foreign.text).toBe(202);
+    const failed = await waitJob(url, operator, foreign.json.job.id);
+    expect(failed.state).toBe('FAILED');
+    expect(JSON.stringify(failed)).toMatch(/encrypted with the keys of another repository.*cairn import FILE/);
+  }, 120_000);
 
   it('an encrypted repository named by a URL (ad hoc, --allow-urls) is refused with how to register it', async () => {
     const a = await call('GET', `/v1/backups?repository=${encodeURIComponent(repo)}`, admin);

@@ -14,6 +14,7 @@ import { ConflictError, NotFoundError, UsageError } from '../../core/errors.js';
 import { randomId, validateBackupId } from '../../core/ids.js';
 import { runExport } from '../../jobs/export.js';
 import { runImport } from '../../jobs/import.js';
+import { Repository } from '../../repo/repository.js';
 import { ArchiveStorage, scanArchive } from '../../storage/archive/reader.js';
 import { jobId, publicJob, type RouteKit } from './kit.js';
 
@@ -128,6 +129,14 @@ export function archiveRoutes({ on, center, openRepo, started, dataDir }: RouteK
             const result = await runImport({
               file,
               to,
+              // The server holds no archive's password: an encrypted archive opens only with the
+              // keys of the repository it was exported from (the same id), when that is the target.
+              openArchive: (s) =>
+                Repository.openWithKeysOf(
+                  s,
+                  to,
+                  `The archive is encrypted with the keys of another repository, whose password the server does not hold. Import it with the CLI (cairn import FILE --repo ${to.location}, giving the archive's password with CAIRN_FROM_PASSWORD, CAIRN_FROM_PASSWORD_FILE or --from-password-command), or into the repository it was exported from.`,
+                ),
               ...(asId !== undefined ? { asId } : {}),
               signal: ctx.signal,
               onProgress: (p) => ctx.progress({ phase: p.phase === 'checking' ? 'starting' : p.phase, collectionsDone: p.backupsDone, collectionsTotal: p.backupsTotal, rows: 0, bytes: p.bytesCopied, bytesTotal: p.bytesTotal }),
