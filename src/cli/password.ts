@@ -12,7 +12,8 @@
  * 6. else a UsageError naming the sources.
  *
  * A copy's (or import's) source repository reads `--from-password-command`,
- * `CAIRN_FROM_PASSWORD_FILE`, `CAIRN_FROM_PASSWORD` instead. A new password (`repo init
+ * `CAIRN_FROM_PASSWORD_FILE`, `CAIRN_FROM_PASSWORD` first, then the sources 1-3 above (one
+ * password for both repositories is common). A new password (`repo init
  * --encryption`, `key add`, `key passwd`) comes from `--new-password-file F`, `CAIRN_NEW_PASSWORD`,
  * else is typed twice on a terminal. Every function here is called only when a repository is
  * encrypted (Repository.open asks through a callback), so plain repositories never ask.
@@ -152,6 +153,18 @@ export function passwordFor(role: PasswordRole, where: string | undefined, regis
     if (file !== undefined && file !== '') return readPasswordFile(file, names.file);
     const password = env[names.env];
     if (password !== undefined && password !== '') return password;
+    // A copy between two repositories with one password (the common case) needs it given once:
+    // without a --from source, the source repository is tried with the command's own.
+    if (role === 'from') {
+      const own = SOURCES.repository;
+      if (flags.passwordCommand !== undefined && flags.passwordCommand !== '') {
+        return runPasswordCommand(flags.passwordCommand, `The ${own.command}`, { interactive: true, ...(context.signal ? { signal: context.signal } : {}) });
+      }
+      const ownFile = env[own.file];
+      if (ownFile !== undefined && ownFile !== '') return readPasswordFile(ownFile, own.file);
+      const ownPassword = env[own.env];
+      if (ownPassword !== undefined && ownPassword !== '') return ownPassword;
+    }
     if (registered) {
       const label = 'file' in registered ? `the password file registered for ${describe(where)}` : `the password command registered for ${describe(where)}`;
       return readPasswordSource(registered, label, { interactive: true, ...(context.signal ? { signal: context.signal } : {}) });

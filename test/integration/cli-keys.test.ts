@@ -206,6 +206,13 @@ describe('password sources', () => {
     ok(['sync', '--from', repo, '--to', target], { CAIRN_FROM_PASSWORD: PASSWORD, CAIRN_PASSWORD: OTHER });
     // Each repository's wrong password is exit 9.
     expect(cairn(['sync', '--from', repo, '--to', target], { CAIRN_FROM_PASSWORD: OTHER, CAIRN_PASSWORD: OTHER }).code).toBe(9);
+    // Without a --from source, the --from repository is tried with the ordinary sources: one
+    // password for both needs giving once (torture seed 8803, encrypted: copy exited 2).
+    const same = join(work, 'enc-same');
+    ok(['repo', 'init', same, '--encryption'], { CAIRN_NEW_PASSWORD: PASSWORD });
+    ok(['copy', 'e1', '--from', repo, '--to', same], { CAIRN_PASSWORD: PASSWORD });
+    expect(backupIds(same, { CAIRN_PASSWORD: PASSWORD })).toEqual(['e1']);
+    expect(cairn(['sync', '--from', repo, '--to', target], { CAIRN_PASSWORD: OTHER }).code).toBe(9);
   }, 60_000);
 
   it("import reads an encrypted archive's password from the --from sources", () => {
