@@ -6,7 +6,7 @@
     cairn-read.py REPO cat ID COLLECTION        a collection's data stream to stdout
 
 REPO is a repository folder (or an extracted .cairn archive: `tar xf x.cairn -C dir`). An
-encrypted repository's password is read from the environment variable CAIRN_PASSWORD.
+encrypted repository's password is read from CAIRN_PASSWORD_FILE (first line) or CAIRN_PASSWORD.
 
 Needs: Python 3.8+, the `zstd` command (apt install zstd), and for encrypted repositories the
 `cryptography` package (apt install python3-cryptography). It checks what cairn checks: pack
@@ -49,6 +49,15 @@ def hkdf_sha256(secret, salt, info, length):
     return out[:length]
 
 
+def read_password():
+    """CAIRN_PASSWORD_FILE (its first line), else CAIRN_PASSWORD, as cairn reads them."""
+    path = os.environ.get("CAIRN_PASSWORD_FILE")
+    if path:
+        with open(path, "r", encoding="utf-8") as f:
+            return f.readline().rstrip("\r\n")
+    return os.environ.get("CAIRN_PASSWORD") or die("encrypted repository: set CAIRN_PASSWORD_FILE or CAIRN_PASSWORD")
+
+
 class Repository:
     def __init__(self, root):
         self.root = root
@@ -57,7 +66,7 @@ class Repository:
         self.data_key = None
         self.id_key = None
         if self.config["encryption"]["algorithm"] != "none":
-            self.unlock(os.environ.get("CAIRN_PASSWORD") or die("encrypted repository: set CAIRN_PASSWORD"))
+            self.unlock(read_password())
 
     def unlock(self, password):
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # only needed when encrypted
@@ -94,7 +103,10 @@ class Repository:
             data = f.read()
         if self.data_key is None or key == "config" or key.startswith("keys/"):
             return data
-        return self.unseal_with(self.data_key, data, key)
+        try:
+            return self.unseal_with(self.data_key, data, key)
+        except Exception:  # InvalidTag, or not a sealed object at all
+            die(f"{key} fails authentication: it was altered or damaged")
 
     def document(self, key):
         """Manifests and index documents: zstd-compressed JSON (or plain JSON)."""

@@ -191,6 +191,7 @@ export async function newPassword(use: NewPasswordUse, where: string, context: P
   const flags = context.flags ?? currentFlags;
   if (flags.newPasswordFile !== undefined && flags.newPasswordFile !== '') return readPasswordFile(flags.newPasswordFile, '--new-password-file');
   const fromEnv = env.CAIRN_NEW_PASSWORD;
+  if (fromEnv === '') throw new UsageError('CAIRN_NEW_PASSWORD is set but empty: an empty password is refused. Set it to the new password, or unset it to be asked.');
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   if (use === 'init') {
     const names = SOURCES.repository;

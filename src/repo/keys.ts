@@ -178,8 +178,8 @@ export async function unlock(storage: Storage, repositoryId: string, password: s
     return unlocked;
   }
   throw new KeyError(
-    `Wrong password for the encrypted repository at ${storage.location}: it opens none of its ${slots.length} key slot(s). ` +
-      'Check CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or --password-command (docs/security.md, "Encryption"); a lost password cannot be recovered, but any other slot\'s password still opens it.',
+    `Wrong password for the encrypted repository at ${storage.location}: it opens none of its ${slots.length} key slot(s) (or the slot it belongs to is damaged). ` +
+      'Check the password given for this repository (docs/cli.md, "Passwords"); a lost password cannot be recovered, but any other slot\'s password still opens it.',
   );
 }
 
@@ -211,7 +211,8 @@ export async function addKey(repo: KeyHolder, password: string): Promise<KeySlot
 export async function removeKey(repo: KeyHolder, id: string): Promise<void> {
   const u = unlockedOf(repo);
   const { slots } = await readSlots(repo.rawStorage);
-  const matches = slots.filter((s) => s.id === id || (id.length >= 4 && s.id.startsWith(id)));
+  if (id.length < 4) throw new UsageError(`"${id}" is too short to name a key slot: give at least 4 characters of its id (cairn key list).`);
+  const matches = slots.filter((s) => s.id === id || s.id.startsWith(id));
   if (matches.length === 0) throw new NotFoundError(`No key slot ${JSON.stringify(id)} in ${repo.rawStorage.location}. List them with: cairn key list`);
   if (matches.length > 1) throw new UsageError(`"${id}" names ${matches.length} key slots; give more of the id (cairn key list).`);
   const slot = matches[0] as KeySlot;

@@ -313,21 +313,20 @@ export async function listLocks(storage: Storage, signal?: AbortSignal): Promise
     // rewritten while its holder refreshes it: a lock that reads as damaged is read again before
     // it counts as unreadable.
     for (let attempt = 0; ; attempt++) {
-      let bytes: Buffer;
+      let bytes: Buffer | undefined;
       try {
         bytes = await storage.get(info.key, signal);
-      } catch (err) {
-        if (err instanceof NotFoundError) break; // released meanwhile
-        throw err;
-      }
-      try {
         result.push({ key: info.key, modified: info.modified, doc: decodeLock(bytes, info.key) });
         break;
       } catch (err) {
+        if (err instanceof NotFoundError) break; // released meanwhile
+        // Damaged: undecodable, or (encrypted repository) failing authentication in the read
+        // itself. Either way an unreadable lock, never an error that stops every command,
+        // unlock --remove-all included.
         if (!(err instanceof CorruptionError)) throw err;
         // Read again once in any case, and more often when what we read is not the size listed
         // (the mark of a read racing a rewrite): a lock damaged for good costs one short pause.
-        const torn = bytes.length !== info.size;
+        const torn = bytes === undefined || bytes.length !== info.size;
         if (attempt < (torn ? TORN_READ_RETRIES.length : 1)) {
           await sleep(TORN_READ_RETRIES[attempt] as number, signal);
           continue;

@@ -13,7 +13,7 @@ import { createExclusive, removeClaims } from '../storage/common.js';
 import { DEFAULT_CHUNKER_PARAMS, validateChunkerParams, type ChunkerParams } from './chunker.js';
 import { MAX_SMALL_DOCUMENT_BYTES, checkManifestChecksum, decodeJson, encodeManifest, manifestChecksum, parseDocument } from './metadata.js';
 import { RepositoryLock, type LockOptions } from './lock.js';
-import { keyedChunkId } from './crypto.js';
+import { SEALED_MAGIC, keyedChunkId } from './crypto.js';
 import { EncryptedStorage } from './encrypted-storage.js';
 import { sha256Hex } from './hash.js';
 import { createFirstSlot, currentSlotId, hasKeyObjects, rememberUnlocked, unlock, unlockedKeysOf, type Unlocked } from './keys.js';
@@ -236,9 +236,11 @@ export class Repository {
     if (config.encryption.algorithm === 'none') {
       // The config is plain text: one edited to say "none" would make a cairn write the next
       // backups in the clear into an encrypted repository. Key slots give it away.
-      if (await hasKeyObjects(storage, options.signal)) {
+      // Key slots give it away, and so do sealed objects (key slots moved aside as well).
+      const evidence = (await hasKeyObjects(storage, options.signal)) ? 'key slots (keys/)' : await sealedObject(storage, options.signal);
+      if (evidence !== undefined) {
         throw new CorruptionError(
-          `The config of ${storage.location} says the repository is not encrypted, but it holds key slots (keys/): the config was altered or replaced. Nothing was read or written. Restore the config from a copy of the repository.`,
+          `The config of ${storage.location} says the repository is not encrypted, but it holds ${evidence}: the config was altered or replaced. Nothing was read or written. Restore the config (and keys/) from a copy of the repository.`,
           { objects: [CONFIG_KEY] },
         );
       }
@@ -431,6 +433,21 @@ export class Repository {
       await lock.release();
     }
   }
+}
+
+/**
+ * The first manifest or index document, when it is sealed (an encrypted repository's object):
+ * described for the message, else undefined. Two listings' first pages and at most two reads.
+ */
+async function sealedObject(storage: Storage, signal?: AbortSignal): Promise<string | undefined> {
+  for (const prefix of ['backups/', 'index/']) {
+    for await (const info of storage.list(prefix, signal)) {
+      const head = await storage.getRange(info.key, 0, Math.min(info.size, SEALED_MAGIC.length), signal).catch(() => undefined);
+      if (head?.equals(SEALED_MAGIC)) return `encrypted objects (${info.key})`;
+      break;
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -5,12 +5,14 @@
  * keyed chunk ids, and copies between repositories with other keys (re-encrypted, renamed ids).
  * The CLI's password sources are tested in test/integration/keys-cli.test.ts.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from '../../src/sources/sqlite/driver.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConflictError, CorruptionError, KeyError, UsageError } from '../../src/core/errors.js';
+import { ConflictError, CorruptionError, KeyError, LockedError, UsageError } from '../../src/core/errors.js';
+import { listLocks, removeLocks } from '../../src/repo/lock.js';
 import { runBackup } from '../../src/jobs/backup.js';
 import { runCopy, runSync } from '../../src/jobs/copy.js';
 import { runRestore } from '../../src/jobs/restore.js';
@@ -148,6 +150,22 @@ describe('encrypted repository', () => {
     await expect(repo.readManifest('swapped-20270101-000000')).rejects.toThrow(CorruptionError);
   });
 
+  it('an unreadable lock (empty, flipped, random) blocks like an exclusive one and unlock --remove-all removes it', async () => {
+    const { repo, root } = await encryptedRepo('bad-lock');
+    await backup(repo);
+    fs.mkdirSync(path.join(root, 'locks'), { recursive: true });
+    for (const junk of [Buffer.alloc(0), Buffer.from('CRNE\x01' + 'x'.repeat(40), 'latin1'), crypto.randomBytes(300)]) {
+      fs.writeFileSync(path.join(root, 'locks', '0123456789abcdef0123456789abcdef'), junk);
+      const blocked = await backup(repo).catch((e: unknown) => e);
+      expect(blocked).toBeInstanceOf(LockedError);
+      expect(String((blocked as Error).message)).toMatch(/unlock --remove-all/);
+      const unreadable = (await listLocks(repo.storage)).filter((l) => l.problem !== undefined);
+      expect(unreadable.map((l) => l.key)).toEqual(['locks/0123456789abcdef0123456789abcdef']);
+      expect(await removeLocks(repo.storage, { all: true })).toEqual(['locks/0123456789abcdef0123456789abcdef']);
+      await backup(repo);
+    }
+  });
+
   it('refuses a config edited to say "not encrypted" (a downgrade would write plain data)', async () => {
     const { root } = await encryptedRepo('downgrade');
     const configFile = path.join(root, 'config');
@@ -157,6 +175,14 @@ describe('encrypted repository', () => {
     const { checksum: _c, ...rest } = config;
     fs.writeFileSync(configFile, encodeRepositoryConfig({ ...(rest as object), encryption: { algorithm: 'none' } } as never));
     await expect(Repository.open(new FileSystemStorage(root))).rejects.toThrow(/says the repository is not encrypted, but it holds key slots/);
+    // With the key slots moved aside too (trial): the sealed manifests give it away.
+    const { repo: withData, root: root2 } = await encryptedRepo('downgrade-2');
+    await backup(withData);
+    const config2 = JSON.parse(fs.readFileSync(path.join(root2, 'config'), 'utf8')) as Record<string, unknown>;
+    const { checksum: _c2, ...rest2 } = config2;
+    fs.writeFileSync(path.join(root2, 'config'), encodeRepositoryConfig({ ...(rest2 as object), encryption: { algorithm: 'none' } } as never));
+    fs.renameSync(path.join(root2, 'keys'), path.join(dir, 'keys-aside'));
+    await expect(Repository.open(new FileSystemStorage(root2))).rejects.toThrow(/not encrypted, but it holds encrypted objects \(backups\//);
   });
 
   it('key slots: add, list, change the password, remove; a lost slot is recovered with another', async () => {

@@ -73,6 +73,16 @@ describe.skipIf(missing !== undefined)(`scripts/cairn-read.py reads repositories
     const wrong = read(root, ['list'], { CAIRN_PASSWORD: 'not it' });
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/wrong password/);
+    // A tampered object: one line naming it, no traceback.
+    const manifest = path.join(root, 'backups', id);
+    const bytes = fs.readFileSync(manifest);
+    bytes[bytes.length - 3] = (bytes[bytes.length - 3] as number) ^ 1;
+    fs.writeFileSync(manifest, bytes);
+    const pwFile = path.join(dir, 'pw');
+    fs.writeFileSync(pwFile, 'recovery pässword\n');
+    const tampered = read(root, ['show', id], { CAIRN_PASSWORD_FILE: pwFile });
+    expect(tampered.code).toBe(1);
+    expect(tampered.stderr).toBe(`cairn-read: backups/${id} fails authentication: it was altered or damaged\n`);
   }, 120_000);
 
   it('an extracted .cairn archive (tar xf) is a repository the reader reads too', async () => {
