@@ -213,6 +213,11 @@ describe('password sources', () => {
     ok(['copy', 'e1', '--from', repo, '--to', same], { CAIRN_PASSWORD: PASSWORD });
     expect(backupIds(same, { CAIRN_PASSWORD: PASSWORD })).toEqual(['e1']);
     expect(cairn(['sync', '--from', repo, '--to', target], { CAIRN_PASSWORD: OTHER }).code).toBe(9);
+    // Into a plain repository: a note says the copies are stored in plain text there.
+    const plainTarget = join(work, 'plain-target');
+    ok(['repo', 'init', plainTarget]);
+    const noted = ok(['copy', 'e1', '--from', repo, '--to', plainTarget, '--json'], { CAIRN_PASSWORD: PASSWORD });
+    expect(noted.stderr).toMatch(/is encrypted but .*plain-target is not: what is copied is stored there in plain text/);
   }, 60_000);
 
   it("import reads an encrypted archive's password from the --from sources", () => {

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
 import { runCopy, runSync, syncProblems, type CopyProgress, type SyncProgress, type SyncResult } from '../../jobs/copy.js';
 import type { Progress } from '../../jobs/progress.js';
+import type { Repository } from '../../repo/repository.js';
 import { formatBytes, formatCount, formatDuration, plural } from '../format.js';
 import { openLockingRepository, printJson, refuseRetryLockRemote, retryLockOption, type CliContext, type Io, type RetryLockFlags } from '../options.js';
 import { ProgressBar } from '../progress-bar.js';
@@ -55,6 +56,7 @@ export function registerCopyCommand(program: Command, ctx: CliContext): void {
       if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the copy runs in this process.');
       const from = await openLockingRepository(opts.from, opts, ctx, 'from');
       const to = await openLockingRepository(opts.to, opts, ctx);
+      warnDecrypting(io, from, to);
       const bar = new ProgressBar('copy', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
       const started = Date.now();
       let result;
@@ -96,6 +98,7 @@ async function sync(opts: CopyFlags, { io, signal }: CliContext): Promise<void> 
     if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the sync runs in this process.');
     const from = await openLockingRepository(opts.from, opts, { io, signal }, 'from');
     const to = await openLockingRepository(opts.to, opts, { io, signal });
+    warnDecrypting(io, from, to);
     const bar = new ProgressBar('sync', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
     try {
       result = await runSync({ from, to, ...(opts.source !== undefined ? { source: opts.source } : {}), signal, onProgress: (p) => bar.update(syncProgress(p)) });
@@ -151,4 +154,11 @@ export function syncProgress(p: SyncProgress): Progress {
     bytes: p.bytesCopied,
     bytesTotal: p.bytesTotal,
   };
+}
+
+/** Backups leaving an encrypted repository for a plain one are stored in plain text there: say so (stderr, also with --json). */
+export function warnDecrypting(io: CliContext['io'], from: Repository, to: Repository): void {
+  if (from.encrypted && !to.encrypted) {
+    io.err(`cairn: note: ${from.location} is encrypted but ${to.location} is not: what is copied is stored there in plain text.`);
+  }
 }
