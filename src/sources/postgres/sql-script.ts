@@ -47,7 +47,7 @@ import { display } from './naming.js';
 import { databaseOptions } from './new-database.js';
 import { ALTER_WORD, checkedToc, planItems, supportSequences, tocSelection, type Plan, type PlannedCollection, type QName } from './plan.js';
 import { assertRoutinesHaveTheirRelations } from './routine-restore.js';
-import { droppedFkWarning, entryKey, filterToc, listFile, parseToc, referencedTable, type TocEntry } from './toc.js';
+import { droppedFkWarning, filterToc, listFile, parseToc, readFkReferences } from './toc.js';
 import { archiveScript, firstErrors, runTool } from './tools.js';
 import { assertViewsHaveTheirRelations } from './view-needs.js';
 
@@ -177,23 +177,6 @@ async function schemaSections(
   const pre = await pgRestoreScript(['-f', '-', '--section=pre-data', ...leaveOut, '-L', list, archive], signal);
   const post = await pgRestoreScript(['-f', '-', '--section=post-data', ...leaveOut, '-L', list, archive], signal);
   return { pre: pre.sql, post: post.sql, restrictKey: pre.key ?? post.key, notes: filtered.droppedFks.map(droppedFkWarning) };
-}
-
-/** Which table each foreign key of the archive references, by dumpId (as target.ts readFkReferences). */
-async function readFkReferences(toc: TocEntry[], tmp: string, script: (list: string) => Promise<{ desc?: string; schema?: string; name?: string; sql: string }[]>): Promise<Map<number, string>> {
-  const fks = toc.filter((e) => e.desc === 'FK CONSTRAINT');
-  const result = new Map<number, string>();
-  if (fks.length === 0) return result;
-  const list = path.join(tmp, 'fk.list');
-  fs.writeFileSync(list, listFile(fks), { mode: 0o600 });
-  const byKey = new Map(fks.map((e) => [entryKey(e.desc, e.schema, e.tag), e.dumpId]));
-  for (const block of await script(list)) {
-    if (block.desc !== 'FK CONSTRAINT') continue;
-    const id = byKey.get(entryKey(block.desc, block.schema as string, block.name as string));
-    const ref = referencedTable(block.sql);
-    if (id !== undefined && ref !== undefined) result.set(id, ref);
-  }
-  return result;
 }
 
 /**

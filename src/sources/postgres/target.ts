@@ -62,7 +62,7 @@ import { checkedToc, planItems, splitName, supportSequences, type RestoreRun } f
 import { ownershipArgs, withOwnershipHint } from './ownership.js';
 import { checkReplaceable, DEFAULT_SESSIONS_TIMEOUT_MS, replacingSwitch, type ReplacePolicy } from './replace.js';
 import { roleStatements } from './roles.js';
-import { entryKey, listFile, parseToc, referencedTable, type TocEntry } from './toc.js';
+import { parseToc, readFkReferences } from './toc.js';
 import { archiveScript, runTool } from './tools.js';
 
 // Names the tests and older importers take from this module; they live where they belong now.
@@ -153,7 +153,7 @@ export class PostgresTarget implements RestoreTarget {
       const encoding = plan.schemaDef.encoding;
       const listing = await runTool('pg_restore', ['-l', archive], { settings: this.settings, database: this.settings.database, signal, what: 'Cannot read the schema archive', encoding });
       const toc = checkedToc(parseToc(listing.stdout));
-      const fkReferences = await this.readFkReferences(archive, toc, tmp, signal, encoding);
+      const fkReferences = await readFkReferences(toc, tmp, (list) => archiveScript(this.settings, archive, list, undefined, signal, [], encoding));
       // A view selected without the relations it reads: refused here, before anything is written.
       await assertViewsHaveTheirRelations(
         plan,
@@ -205,23 +205,6 @@ export class PostgresTarget implements RestoreTarget {
       if (err instanceof CairnError && (err.cause as { code?: string } | undefined)?.code === '3D000') return undefined;
       throw err;
     }
-  }
-
-  /** Which table each foreign key of the archive references, by dumpId. */
-  private async readFkReferences(archive: string, toc: TocEntry[], tmp: string, signal: AbortSignal | undefined, encoding: string): Promise<Map<number, string>> {
-    const fks = toc.filter((e) => e.desc === 'FK CONSTRAINT');
-    const result = new Map<number, string>();
-    if (fks.length === 0) return result;
-    const list = path.join(tmp, 'fk.list');
-    fs.writeFileSync(list, listFile(fks), { mode: 0o600 });
-    const byKey = new Map(fks.map((e) => [entryKey(e.desc, e.schema, e.tag), e.dumpId]));
-    for (const block of await archiveScript(this.settings, archive, list, undefined, signal, [], encoding)) {
-      if (block.desc !== 'FK CONSTRAINT') continue;
-      const id = byKey.get(entryKey(block.desc, block.schema as string, block.name as string));
-      const ref = referencedTable(block.sql);
-      if (id !== undefined && ref !== undefined) result.set(id, ref);
-    }
-    return result;
   }
 
   /** Runs the roles script of the "(roles)" collection on the maintenance database (see the module comment). */

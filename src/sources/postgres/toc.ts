@@ -9,6 +9,8 @@
  * Names are not quoted there: schema names with spaces are recognised from the archive's own
  * SCHEMA entries; owner names are assumed to have none.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { readIdent } from './staging.js';
 import { display } from './naming.js';
 
@@ -667,4 +669,25 @@ export function referencedTable(sql: string): string | undefined {
   if (!m) return undefined;
   const unquote = (s: string): string => (s.startsWith('"') ? s.slice(1, -1).replace(/""/g, '"') : s);
   return display({ schema: unquote(m[1] as string), name: unquote(m[2] as string) });
+}
+
+/**
+ * Which table each foreign key of the archive references, by dumpId: the FK entries' SQL, from
+ * `script` (pg_restore of a list file written into `tmp`), read for their REFERENCES clause.
+ * A restore and a plain-SQL export decide with it which foreign keys a selection must drop.
+ */
+export async function readFkReferences(toc: TocEntry[], tmp: string, script: (list: string) => Promise<{ desc?: string; schema?: string; name?: string; sql: string }[]>): Promise<Map<number, string>> {
+  const fks = toc.filter((e) => e.desc === 'FK CONSTRAINT');
+  const result = new Map<number, string>();
+  if (fks.length === 0) return result;
+  const list = path.join(tmp, 'fk.list');
+  fs.writeFileSync(list, listFile(fks), { mode: 0o600 });
+  const byKey = new Map(fks.map((e) => [entryKey(e.desc, e.schema, e.tag), e.dumpId]));
+  for (const block of await script(list)) {
+    if (block.desc !== 'FK CONSTRAINT') continue;
+    const id = byKey.get(entryKey(block.desc, block.schema as string, block.name as string));
+    const ref = referencedTable(block.sql);
+    if (id !== undefined && ref !== undefined) result.set(id, ref);
+  }
+  return result;
 }
