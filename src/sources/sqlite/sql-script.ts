@@ -1,5 +1,5 @@
 /**
- * `cairn export --format sql` of a SQLite backup: one script that `sqlite3 new.db < file` loads
+ * `cairn export --format sql` of a SQLite backup: one script that `sqlite3 -bail new.db < file` loads
  * into a new, empty database file, with nothing of cairn installed. In the order a restore into
  * a new file follows (load.ts loadStaging):
  *
@@ -95,8 +95,8 @@ function header(context: SqlScriptContext, plan: Planned[]): string {
   const { manifest } = context;
   const lines = [
     `-- cairn plain-SQL export of backup ${manifest.id} (SQLite, taken ${manifest.createdAt} from ${manifest.source.location}).`,
-    '-- Load it into a new, empty database file:  sqlite3 new.db < this-file.sql',
-    '-- One transaction: a failed load leaves no half-loaded tables behind.',
+    '-- Load it into a new, empty database file:  sqlite3 -bail new.db < this-file.sql',
+    '-- One transaction: with -bail a failed load leaves no half-loaded tables behind (without it, sqlite3 goes on after an error and commits the rest).',
   ];
   const partial = context.entries.length !== manifest.collections.length || context.entries.some((e) => e.targetName !== e.entry.name);
   if (partial) lines.push('-- Part of the backup (--include / --exclude / --rename).');
