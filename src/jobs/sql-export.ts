@@ -27,6 +27,8 @@ export interface SqlExportOptions {
   /** --no-owner / --no-privileges (SqlScriptContext). */
   noOwner?: boolean;
   noPrivileges?: boolean;
+  /** Each warning of the script (SqlScriptContext.onWarning): written in it as a comment too. */
+  onWarning?: (message: string) => void;
   signal?: AbortSignal;
 }
 
@@ -68,6 +70,7 @@ export async function* sqlExport(options: SqlExportOptions): AsyncGenerator<Buff
       read: (entry) => annotateDamage(readChunks(reader, entry.chunks, signal), manifest, entry),
       ...(options.noOwner ? { noOwner: true } : {}),
       ...(options.noPrivileges ? { noPrivileges: true } : {}),
+      ...(options.onWarning ? { onWarning: options.onWarning } : {}),
       ...(signal ? { signal } : {}),
     });
     yield* script;

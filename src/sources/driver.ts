@@ -150,5 +150,13 @@ export interface SqlScriptContext {
    */
   noOwner?: boolean;
   noPrivileges?: boolean;
+  /**
+   * Called once per warning, as the script is produced (before its first bytes for most): what
+   * the script leaves out or what will not work once loaded (a routine still naming a renamed
+   * table, a foreign key dropped with the table it references, …). The script carries each as a
+   * comment too; this is how the user sees them (the CLI prints them on stderr). One sentence,
+   * no trailing newline.
+   */
+  onWarning?: (message: string) => void;
   signal?: AbortSignal;
 }

@@ -4,6 +4,8 @@
  * must survive it; the server (answers, logs) and the scheduler (run records) both use it.
  */
 import { decodeParamNames } from '../core/param-names.js';
+import { GRANTS_KIND } from './mysql/format.js';
+import { withoutPasswords } from './mysql/grants.js';
 import { supportedUrlForms } from './registry.js';
 
 /** Placeholder URLs of usage hints, as the messages print them (every engine's). */
@@ -34,4 +36,27 @@ function scrubPart(text: string): string {
     .replace(/\b((?:[a-z0-9_-]*(?:password|passwd|pwd|secret|token|signature|credential|sig|key))\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&;,"')]+)/gi, '$1***')
     .replace(/\bBearer\s+\S+/gi, 'Bearer ***')
     .replace(/\bcairn_([0-9a-f]{12})_[A-Za-z0-9_-]+/g, 'cairn_$1_***');
+}
+
+/**
+ * A manifest as printed (backup list / show / create --json): the same, except that the
+ * password hashes a MySQL/MariaDB `(users and grants)` definition held before they moved to its
+ * data stream (backups written with --roles-with-passwords by an older cairn) are left out of
+ * its CREATE USER statements. New backups never hold them; the stored manifest is not changed
+ * (a restore still reads them).
+ */
+export function manifestForDisplay<M extends { collections: { kind: string; definition: Record<string, unknown> }[] }>(manifest: M): M {
+  if (!manifest.collections.some((c) => c.kind === GRANTS_KIND)) return manifest;
+  return {
+    ...manifest,
+    collections: manifest.collections.map((c) => {
+      if (c.kind !== GRANTS_KIND || !Array.isArray(c.definition.accounts)) return c;
+      const accounts = (c.definition.accounts as unknown[]).map((a) =>
+        typeof a === 'object' && a !== null && typeof (a as { createSql?: unknown }).createSql === 'string'
+          ? { ...a, createSql: withoutPasswords((a as { createSql: string }).createSql) }
+          : a,
+      );
+      return { ...c, definition: { ...c.definition, accounts } };
+    }),
+  };
 }

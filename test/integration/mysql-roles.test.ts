@@ -15,7 +15,12 @@ import { runBackup } from '../../src/jobs/backup.js';
 import { runRestore } from '../../src/jobs/restore.js';
 import { Repository } from '../../src/repo/repository.js';
 import { openSource, openTarget } from '../../src/sources/index.js';
+import { SqliteTokenStore } from '../../src/catalog/tokens.js';
+import { CairnClient } from '../../src/sdk/index.js';
+import { catalogFile, startServer } from '../../src/server/index.js';
 import { aimGrant } from '../../src/sources/mysql/grants-restore.js';
+import { manifestForDisplay } from '../../src/sources/redact.js';
+import { cairn, cairnRun } from '../helpers/cli.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { column, createDatabase, dropDatabase, ensureMysql, ident, lit, MY_HOST, MY_PORT, myUrl, sql } from '../helpers/mysql.js';
 
@@ -24,6 +29,7 @@ const SRC = `cairn_t_roles_src_${P}`;
 const made: string[] = [SRC];
 const users: string[] = [];
 let dir: string;
+let repoDir: string;
 let repo: Repository;
 let backups = 0;
 
@@ -59,7 +65,8 @@ const grantsOf = async (account: string): Promise<string[]> => column('', `SHOW 
 beforeAll(async () => {
   ensureMysql();
   dir = mkdtempSync(join(tmpdir(), 'cairn-mysql-roles-'));
-  repo = await Repository.init(new FileSystemStorage(join(dir, 'repo')), { compression: { algorithm: 'none', level: 'default' } });
+  repoDir = join(dir, 'repo');
+  repo = await Repository.init(new FileSystemStorage(repoDir), { compression: { algorithm: 'none', level: 'default' } });
   await createDatabase(SRC);
   await sql(SRC, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b')`);
 });
@@ -113,9 +120,58 @@ describe.sequential('MySQL --roles into a database of another name', () => {
     const b = user('b');
     // The database-level grant escaped, as careful administrators write it.
     await sql('', `CREATE USER ${b.account} IDENTIFIED BY ${lit(b.password)}; GRANT SELECT ON ${ident(SRC.replace(/_/g, '\\_'))}.* TO ${b.account}`);
+    const hash = (await column('', `SELECT authentication_string FROM mysql.global_priv CROSS JOIN JSON_TABLE(Priv, '$' COLUMNS (authentication_string TEXT PATH '$.authentication_string')) j WHERE User = ${lit(b.name)}`))[0] as string;
+    expect(hash).toMatch(/^\*[0-9A-F]{40}$/);
     const id = `roles-${++backups}`;
-    await runBackup({ repo, source: openSource(myUrl(SRC), { roles: true, rolesWithPasswords: true }), id, compressionWorkers: 0 });
-    expect(JSON.stringify(await repo.readManifest(id))).toMatch(/IDENTIFIED BY PASSWORD '\*[0-9A-F]{40}'/);
+    // Through the CLI (a subprocess), so that every output a user sees is checked below.
+    const created = cairn(['backup', 'create', '--source', myUrl(SRC), '--repo', repoDir, '--id', id, '--roles', '--roles-with-passwords', '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    const plain = cairn(['backup', 'create', '--source', myUrl(SRC), '--repo', repoDir, '--id', `${id}-again`, '--roles', '--roles-with-passwords']);
+    expect(plain.code, plain.stderr).toBe(0);
+    // The hash is data (chunks), never the manifest, so no listing or answer prints it.
+    const manifest = await repo.readManifest(id);
+    const grants = manifest.collections.find((c) => c.name === '(users and grants)')!;
+    expect(grants.dataFormat).toBe('mysql-grants-sql-v1');
+    expect(grants.chunks.length).toBeGreaterThan(0);
+    const outputs: [string, string][] = [
+      ['stored manifest', JSON.stringify(manifest)],
+      ['backup create --json', created.stdout + created.stderr],
+      ['backup create', plain.stdout + plain.stderr],
+    ];
+    for (const args of [['backup', 'list'], ['backup', 'list', '--json'], ['backup', 'show', id], ['backup', 'show', id, '--json'], ['diff', id, `${id}-again`], ['diff', id, `${id}-again`, '--json']]) {
+      const r = cairn([...args, '--repo', repoDir]);
+      expect(r.code, r.stderr).toBe(0);
+      outputs.push([args.join(' '), r.stdout + r.stderr]);
+    }
+    // The server: a backup job (admin: rolesWithPasswords), its record, the listing, the manifest.
+    const dataDir = join(dir, 'server');
+    const store = new SqliteTokenStore(catalogFile(dataDir));
+    const token = store.create('admin').token;
+    store.close();
+    const server = await startServer({ dataDir, port: 0, allowAdHocUrls: true, scheduleTickMs: 3600_000, env: {} });
+    try {
+      const client = new CairnClient({ url: server.url, token });
+      const job = await client.backups.create({ source: myUrl(SRC), repository: repoDir, id: `${id}-api`, roles: true, rolesWithPasswords: true }, { waitForCompletion: true });
+      expect(job.state).toBe('SUCCESS');
+      const env = { CAIRN_SERVER: server.url, CAIRN_TOKEN: token, CAIRN_REPO: '' };
+      const shown = await cairnRun(['job', 'show', job.id], env);
+      expect(shown.code, shown.stderr).toBe(0);
+      outputs.push(['job show', shown.stdout + shown.stderr], ['job record', JSON.stringify(await client.jobs.get(job.id))]);
+      const remote = await cairnRun(['backup', 'show', `${id}-api`, '--repo', repoDir, '--json'], env);
+      outputs.push(['backup show --server', remote.stdout + remote.stderr]);
+      for (const path of [`/v1/backups?repository=${encodeURIComponent(repoDir)}`, `/v1/backups/${id}-api?repository=${encodeURIComponent(repoDir)}`]) {
+        const res = await fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+        expect(res.status).toBe(200);
+        outputs.push([`GET ${path}`, await res.text()]);
+      }
+    } finally {
+      await server.close();
+    }
+    for (const [what, text] of outputs) {
+      expect(text.includes(hash.slice(1)), `${what} prints the hash`).toBe(false);
+      expect(/IDENTIFIED BY PASSWORD|\*[0-9A-F]{40}/.test(text), `${what} prints a hash`).toBe(false);
+    }
+    expect(outputs.find(([w]) => w === 'backup list --json')?.[1]).toContain(b.name);
     await sql('', `DROP USER ${b.account}`);
     expect(await countAs(b.name, b.password, SRC)).toMatch(/denied/i);
 
@@ -125,7 +181,19 @@ describe.sequential('MySQL --roles into a database of another name', () => {
     expect(await countAs(b.name, b.password, dst)).toBe('rows 2');
     expect(await countAs(b.name, b.password, SRC)).toMatch(/denied/i);
     expect(await countAs(b.name, 'wrong', dst)).toMatch(/denied/i);
-  }, 60_000);
+  }, 180_000);
+});
+
+describe('manifestForDisplay: a manifest written before the hashes moved to the data stream', () => {
+  it('prints its CREATE USER without the hash; the rest as stored', () => {
+    const create = "CREATE USER `u`@`%` IDENTIFIED BY PASSWORD '*0123456789ABCDEF0123456789ABCDEF01234567' WITH MAX_USER_CONNECTIONS 3";
+    const old = { id: 'old', collections: [{ name: '(users and grants)', kind: 'mysql_grants', definition: { withPasswords: true, database: 'd', accounts: [{ user: 'u', host: '%', isRole: false, createSql: create, grants: ['GRANT SELECT ON `d`.* TO `u`@`%`'] }] } }] };
+    const shown = manifestForDisplay(old);
+    expect(JSON.stringify(shown)).not.toMatch(/PASSWORD|0123456789ABCDEF/);
+    expect(shown.collections[0]!.definition.accounts).toEqual([{ user: 'u', host: '%', isRole: false, createSql: 'CREATE USER `u`@`%` WITH MAX_USER_CONNECTIONS 3', grants: ['GRANT SELECT ON `d`.* TO `u`@`%`'] }]);
+    // The stored manifest (what a restore reads) is not changed.
+    expect(old.collections[0]!.definition.accounts[0]!.createSql).toBe(create);
+  });
 });
 
 describe('aimGrant: which grant lines a restore into another database re-aims', () => {

@@ -34,6 +34,7 @@ import {
   psql,
   snapshotOf,
 } from '../helpers/postgres.js';
+import { cairn } from '../helpers/cli.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
 
 const CHINOOK_SQLITE = new URL('../../fixtures/chinook/chinook.sqlite', import.meta.url).pathname;
@@ -177,6 +178,66 @@ describe('PostgreSQL: psql -f loads the export', () => {
     await expect(gen.next()).rejects.toThrow(/--rename public\.nope=…: that name is not among the collections/);
   });
 
+  it('cairn export --format sql (CLI): a foreign key dropped with the table it references is a warning on stderr and in --json, worded for an export', () => {
+    const repoDir = join(dir, 'repo');
+    const file = join(dir, `cli-fk-${counter++}.sql`);
+    const r = cairn(['export', 'pg-chinook', '--format', 'sql', '--exclude', 'public.artist', '-o', file, '--repo', repoDir]);
+    expect(r.code, r.stderr).toBe(0);
+    const warnings = r.stderr.split('\n').filter((l) => l.startsWith('cairn: warning: '));
+    expect(warnings).toEqual([expect.stringMatching(/^cairn: warning: foreign key "\w+" of public\.album left out of this script: it references public\.artist, which this export leaves out \(export both together to keep it\)$/)]);
+    expect(r.stderr).not.toMatch(/restore|target/i);
+    // The same sentence is a comment of the script.
+    expect(readFileSync(file, 'utf8')).toContain(`-- Warning: ${warnings[0]!.slice('cairn: warning: '.length)}`);
+    const j = cairn(['export', 'pg-chinook', '--format', 'sql', '--exclude', 'public.artist', '-o', file, '--force', '--json', '--repo', repoDir]);
+    expect(j.code, j.stderr).toBe(0);
+    expect(j.stderr).not.toMatch(/warning/);
+    const doc = JSON.parse(j.stdout) as { backupId: string; file: string; warnings: string[] };
+    expect(doc).toMatchObject({ backupId: 'pg-chinook', file });
+    expect(doc.warnings).toEqual([warnings[0]!.slice('cairn: warning: '.length)]);
+    // Without a warning, the array is empty.
+    const none = cairn(['export', 'pg-chinook', '--format', 'sql', '-o', file, '--force', '--json', '--repo', repoDir]);
+    expect((JSON.parse(none.stdout) as { warnings: string[] }).warnings).toEqual([]);
+  }, 120_000);
+
+  it('an export that leaves out what a view reads is refused in export words', async () => {
+    const gen = sqlExport({ repo, backupId: 'pg-every', selection: { exclude: ['inventory.items'] } });
+    await expect(gen.next()).rejects.toThrow(/^Cannot export the selected views?: .* left out of this export, so the script would not load\. Nothing was written\./);
+  }, 60_000);
+
+  it('--roles --roles-with-passwords: the role password hashes are data, never printed by create, list, show or diff', async () => {
+    const role = `cairn_h18_role_${process.pid}`;
+    const db = scratch('roles');
+    psql('postgres', `DROP ROLE IF EXISTS ${role}; CREATE ROLE ${role} LOGIN PASSWORD 'h18-role-secret'; GRANT CONNECT ON DATABASE "${db}" TO ${role};`);
+    try {
+      const hash = spawnSync('psql', ['-X', '-At', '-d', 'postgres', '-c', `SELECT rolpassword FROM pg_authid WHERE rolname = '${role}'`], { env: pgEnv(), encoding: 'utf8' }).stdout.trim();
+      expect(hash).toMatch(/^(SCRAM-SHA-256\$|md5)/);
+      const repoDir = join(dir, 'repo');
+      const outputs: [string, string][] = [];
+      for (const [id, json] of [['pg-roles-1', true], ['pg-roles-2', false]] as const) {
+        const r = cairn(['backup', 'create', '--source', pgUrl(db), '--repo', repoDir, '--id', id, '--roles', '--roles-with-passwords', ...(json ? ['--json'] : [])]);
+        expect(r.code, r.stderr).toBe(0);
+        outputs.push([`backup create ${id}`, r.stdout + r.stderr]);
+      }
+      for (const args of [['backup', 'list'], ['backup', 'list', '--json'], ['backup', 'show', 'pg-roles-1'], ['backup', 'show', 'pg-roles-1', '--json'], ['diff', 'pg-roles-1', 'pg-roles-2'], ['diff', 'pg-roles-1', 'pg-roles-2', '--json']]) {
+        const r = cairn([...args, '--repo', repoDir]);
+        expect(r.code, r.stderr).toBe(0);
+        outputs.push([args.join(' '), r.stdout + r.stderr]);
+      }
+      const manifest = await repo.readManifest('pg-roles-1');
+      outputs.push(['stored manifest', JSON.stringify(manifest)]);
+      // The roles are a data stream (pg_dumpall --roles-only), and its chunks do hold the hash.
+      const roles = manifest.collections.find((c) => c.name === '(roles)');
+      expect(roles?.dataFormat).toBe('pg_dumpall-roles-sql');
+      expect(roles?.chunks.length).toBeGreaterThan(0);
+      const file = await exportTo('pg-roles-1');
+      outputs.push(['export --format sql', readFileSync(file, 'utf8')]);
+      for (const [what, text] of outputs) expect(text.includes(hash), `${what} prints the hash`).toBe(false);
+      expect(outputs.find(([w]) => w === 'backup show pg-roles-1 --json')?.[1]).toContain(role);
+    } finally {
+      psql('postgres', `DROP DATABASE IF EXISTS "${db}"; DROP ROLE IF EXISTS ${role};`);
+    }
+  }, 120_000);
+
   it('memory stays flat while ~200 MB of rows are exported', async () => {
     const big = scratch('big');
     // ~1.2 M rows of ~190 bytes of COPY text each.
@@ -244,10 +305,10 @@ PRAGMA application_id = 1234567;
 describe('SQLite: sqlite3 new.db < file loads the export', () => {
   const SQLITE3 = spawnSync('sqlite3', ['-version'], { encoding: 'utf8' }).status === 0;
 
-  /** sqlite3 exactly as a user without cairn would run it. */
+  /** sqlite3 exactly as a user without cairn would run it (docs/cli.md: -bail). */
   function load(file: string): string {
     const db = join(dir, `loaded-${counter++}.db`);
-    const r = spawnSync('sh', ['-c', 'sqlite3 "$1" < "$2"', 'load', db, file], { encoding: 'utf8' });
+    const r = spawnSync('sh', ['-c', 'sqlite3 -bail "$1" < "$2"', 'load', db, file], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     return db;
@@ -329,6 +390,46 @@ describe('SQLite: sqlite3 new.db < file loads the export', () => {
     const gen = sqlExport({ repo, backupId: 'sq-every', selection: { include: ['Kunde Ünit'] } });
     await expect(gen.next()).rejects.toThrow(/Cannot export this selection as SQL: Trigger "kunde_audit" of "Kunde Ünit" writes into "audit"/);
   });
+
+  it.skipIf(!SQLITE3)('one transaction: a load that fails part-way (sqlite3 -bail) leaves nothing of the script behind', async () => {
+    const file = await exportTo('sq-chinook');
+    const text = readFileSync(file, 'utf8');
+    // The failing statement comes after other tables' rows, so that a commit would show.
+    const last = text.lastIndexOf('CREATE TABLE ');
+    const name = /^CREATE TABLE ["[]?(\w+)/.exec(text.slice(last))?.[1] as string;
+    expect(name).toMatch(/^\w+$/);
+    expect(text.indexOf('INSERT INTO')).toBeLessThan(last);
+    const db = join(dir, `failed-${counter++}.db`);
+    const pre = new Database(db);
+    pre.exec(`CREATE TABLE "${name}" (x)`);
+    pre.close();
+    const r = spawnSync('sh', ['-c', 'sqlite3 -bail "$1" < "$2"', 'load', db, file], { encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/already exists/);
+    const after = new Database(db, { readonly: true });
+    try {
+      expect(after.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all()).toEqual([name]);
+    } finally {
+      after.close();
+    }
+  }, 60_000);
+
+  it('a definition naming an application function is a warning through onWarning, and a comment of the script', async () => {
+    const file = join(dir, 'appfn.db');
+    const db = new Database(file);
+    db.function('h18_fn', (x: unknown) => (typeof x === 'number' || typeof x === 'bigint' ? 1 : 0));
+    db.exec('CREATE TABLE t (a INTEGER CHECK (h18_fn(a) = 1)); INSERT INTO t VALUES (1)');
+    db.close();
+    await backup(`sqlite://${file}`, 'sq-appfn');
+    const warnings: string[] = [];
+    const out = await exportTo('sq-appfn', { onWarning: (w) => warnings.push(w) });
+    expect(warnings).toEqual(['definitions name what the application registers, not SQLite (function h18_fn()): load this script where they are registered (the sqlite3 shell does not have them).']);
+    expect(readFileSync(out, 'utf8')).toContain(`-- Warning: ${warnings[0]}\n`);
+    // Without one, nothing is said.
+    const none: string[] = [];
+    await exportTo('sq-chinook', { onWarning: (w) => none.push(w) });
+    expect(none).toEqual([]);
+  }, 60_000);
 
   it.skipIf(!SQLITE3)('memory stays flat while ~200 MB of rows are exported', async () => {
     const file = join(dir, 'big.db');

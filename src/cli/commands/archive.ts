@@ -152,14 +152,20 @@ async function exportSql(ids: string[], opts: ExportFlags, ctx: CliContext): Pro
   // Compressed by the name asked for; the script itself is always plain SQL.
   const compressor = (): Transform | undefined => (/\.gz$/i.test(file) ? createGzip() : /\.zst$/i.test(file) ? new CompressStream({ compressionLevel: 3 }) : undefined);
   const started = Date.now();
+  // What the script leaves out or what will not work once loaded: written in the script as
+  // comments, and said here (stderr, or the --json document's "warnings"), as restore says its own.
+  const warnings: string[] = [];
   await writeOutput(file, Boolean(opts.force), signal, async (out) => {
-    const script = Readable.from(sqlExport({ repo: repository, backupId: id, selection, renames, noOwner: opts.owner === false, noPrivileges: opts.privileges === false, signal }));
+    const script = Readable.from(
+      sqlExport({ repo: repository, backupId: id, selection, renames, noOwner: opts.owner === false, noPrivileges: opts.privileges === false, onWarning: (w) => warnings.push(w), signal }),
+    );
     const packer = compressor();
     if (packer) await pipeline(script, packer, out, { end: false, signal });
     else await pipeline(script, out, { end: false, signal });
   });
   const line = `Wrote backup ${id} as SQL to ${file === '-' ? 'stdout' : path.resolve(file)} in ${formatDuration(Date.now() - started)}.`;
-  if (opts.json && file !== '-') return printJson(io, { backupId: id, file: path.resolve(file) });
+  if (opts.json && file !== '-') return printJson(io, { backupId: id, file: path.resolve(file), warnings });
+  for (const w of warnings) io.err(`cairn: warning: ${w}`);
   io.err(line);
 }
 

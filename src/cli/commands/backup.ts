@@ -30,6 +30,7 @@ import {
   type SelectionFlags,
 } from '../options.js';
 import { ProgressBar } from '../progress-bar.js';
+import { manifestForDisplay } from '../../sources/redact.js';
 import { callServer, requireRepoName, runOnServer, serverClient, serverOption, type ServerFlags } from '../remote.js';
 
 interface BackupCreateFlags extends CommonOptions, SelectionFlags, ServerFlags, RetryLockFlags {
@@ -97,7 +98,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
         );
         if (!final) return;
         const m = (await client.backups.get(String(final.result?.backupId), { repository: repo })) as unknown as BackupManifest;
-        if (opts.json) return printJson(io, m);
+        if (opts.json) return printJson(io, manifestForDisplay(m));
         return printBackupCreated(io, m, Date.parse(final.createdAt));
       }
       if (opts.wait === false) throw new UsageError('--no-wait needs a server (--server or CAIRN_SERVER): without one the backup runs in this process.');
@@ -124,7 +125,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
       } finally {
         bar.done();
       }
-      if (opts.json) return printJson(io, manifest);
+      if (opts.json) return printJson(io, manifestForDisplay(manifest));
       printBackupCreated(io, manifest, started);
     });
 
@@ -138,7 +139,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
       // as the manifest has it, minus its chunk list (and the segments that split it).
       return printJson(io, {
         repository: repository.location,
-        backups: manifests.map((m) => ({ ...m, collections: m.collections.map(({ chunks: _c, segments: _s, ...collection }) => collection) })),
+        backups: manifests.map(manifestForDisplay).map((m) => ({ ...m, collections: m.collections.map(({ chunks: _c, segments: _s, ...collection }) => collection) })),
         damaged: all.damaged,
         unchecksummed: all.unchecksummed,
       });
@@ -171,7 +172,7 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     .action(async (id: string, opts: CommonOptions) => {
       const repository = await openRepository(opts.repo);
       const m = await repository.readManifest(id, signal);
-      if (opts.json) return printJson(io, m);
+      if (opts.json) return printJson(io, manifestForDisplay(m));
       const t = m.totals;
       io.out(
         [

@@ -25,6 +25,13 @@ export const ROUTINES_KIND = 'mysql_routines';
 export const ROUTINES_COLLECTION = '(routines)';
 export const GRANTS_KIND = 'mysql_grants';
 export const GRANTS_COLLECTION = '(users and grants)';
+/**
+ * The `(users and grants)` data stream of a backup taken with rolesWithPasswords: the CREATE USER
+ * statements that carry password hashes, one per line (UTF-8, no trailing ';'), so that the
+ * hashes live in chunks (encrypted in an encrypted repository, never printed by a listing) and
+ * never in the manifest. Their accounts have no createSql in the definition (createInData).
+ */
+export const MYSQL_GRANTS_SQL = 'mysql-grants-sql-v1';
 
 export interface MysqlColumn {
   name: string;
@@ -120,10 +127,13 @@ export interface MysqlAccount {
   host: string;
   isRole: boolean;
   /**
-   * CREATE USER (SHOW CREATE USER: authentication, TLS and resource options) or CREATE ROLE; the
-   * password hash only when the backup was made with rolesWithPasswords.
+   * CREATE USER (SHOW CREATE USER: authentication, TLS and resource options) or CREATE ROLE,
+   * never with a password hash. Absent when createInData (the statement with its hash is in the
+   * collection's data stream); backups written before that held the hash here.
    */
-  createSql: string;
+  createSql?: string;
+  /** The account's CREATE USER, with its password hash, is a line of the data stream (MYSQL_GRANTS_SQL). */
+  createInData?: boolean;
   /** SHOW GRANTS lines on this database, its objects and routines, and granted roles (without password hashes). */
   grants: string[];
   /**
@@ -135,7 +145,7 @@ export interface MysqlAccount {
 
 export interface MysqlGrantsDefinition {
   accounts: MysqlAccount[];
-  /** Whether createSql holds password hashes. */
+  /** Whether the backup recorded password hashes (in the data stream; older backups: in createSql). */
   withPasswords: boolean;
   /**
    * The backed-up database, as the grants name it (`ON \`db\`.…`): a restore into another

@@ -1,9 +1,10 @@
 /**
  * `--roles`: the "(users and grants)" collection restored as `CREATE USER IF NOT EXISTS` and
  * `GRANT` statements (users are server-wide: existing ones are kept as they are, and given the
- * recorded grants). The collection is read from its definition (every string that is such a
- * statement, in order, whatever its shape) and from its data stream when it has one (one
- * statement per line). Only CREATE USER / CREATE ROLE / GRANT / SET DEFAULT ROLE statements
+ * recorded grants). The collection is read from its data stream when it has one (one statement
+ * per line: the CREATE USER statements with password hashes, format.ts MYSQL_GRANTS_SQL) and from
+ * its definition (every string that is such a statement, in order, whatever its shape; backups
+ * written before the data stream held the hashes there). Only CREATE USER / CREATE ROLE / GRANT / SET DEFAULT ROLE statements
  * run: the backup is data, never arbitrary SQL.
  */
 import type mysql from 'mysql2/promise';
@@ -85,16 +86,8 @@ function lockFor(account: Record<string, unknown>, create: string, withPasswords
 export async function grantStatements(item: RestoreItem, target: string, options: { noPrivileges?: boolean } = {}): Promise<string[]> {
   const out: string[] = [];
   const def = item.entry.definition;
-  if (Array.isArray(def.accounts)) {
-    for (const account of def.accounts as unknown[]) {
-      const statements: string[] = [];
-      collect(account, statements);
-      const a = typeof account === 'object' && account !== null ? (account as Record<string, unknown>) : {};
-      out.push(...statements.map((c) => (/^\s*CREATE\s+USER\b/i.test(c) && lockFor(a, c, def.withPasswords) ? `${c}${LOCKED}` : c)));
-    }
-  } else {
-    collect(def, out);
-  }
+  // The data stream first: the CREATE USER statements with password hashes (createInData), so
+  // that each user exists before the definition's GRANTs name it.
   if (item.entry.dataFormat !== undefined) {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -108,6 +101,16 @@ export async function grantStatements(item: RestoreItem, target: string, options
       if (!ALLOWED.test(line)) throw new CorruptionError(`The "${GRANTS_COLLECTION}" collection holds a statement that is not CREATE USER, CREATE ROLE or GRANT; refusing to run it. Restore without --roles.`, { objects: [], collections: [GRANTS_COLLECTION] });
       out.push(line.trim().replace(/;\s*$/, ''));
     }
+  }
+  if (Array.isArray(def.accounts)) {
+    for (const account of def.accounts as unknown[]) {
+      const statements: string[] = [];
+      collect(account, statements);
+      const a = typeof account === 'object' && account !== null ? (account as Record<string, unknown>) : {};
+      out.push(...statements.map((c) => (/^\s*CREATE\s+USER\b/i.test(c) && lockFor(a, c, def.withPasswords) ? `${c}${LOCKED}` : c)));
+    }
+  } else {
+    collect(def, out);
   }
   const source = def.database;
   // --no-privileges: the users (and roles) only; every GRANT (privileges and role grants) and

@@ -50,7 +50,11 @@ export function grantsForDatabase(lines: string[], db: string): string[] {
 }
 
 /** Reads `(users and grants)` in the current database (see the module comment). */
-export async function readGrants(conn: mysql.Connection, withPasswords: boolean): Promise<MysqlGrantsDefinition> {
+/**
+ * `definition`: what the manifest holds (never a password hash); `passwordStatements`: the CREATE
+ * USER statements with their hashes (withPasswords only), one line each, for the data stream.
+ */
+export async function readGrants(conn: mysql.Connection, withPasswords: boolean): Promise<{ definition: MysqlGrantsDefinition; passwordStatements: string[] }> {
   let accounts: (string | null)[][];
   try {
     accounts = await queryText(
@@ -66,6 +70,7 @@ export async function readGrants(conn: mysql.Connection, withPasswords: boolean)
   }
   const db = (await queryText(conn, 'SELECT DATABASE()'))[0]?.[0] ?? '';
   const out: MysqlAccount[] = [];
+  const passwordStatements: string[] = [];
   for (const [user, host] of accounts) {
     const u = user ?? '';
     const h = host ?? '';
@@ -74,16 +79,20 @@ export async function readGrants(conn: mysql.Connection, withPasswords: boolean)
     const isRole = roleRow?.[0] === 'Y';
     const createSql = isRole ? `CREATE ROLE ${ident(u)}` : ((await queryText(conn, `SHOW CREATE USER ${account}`))[0]?.[0] ?? '');
     const grants = (await queryText(conn, `SHOW GRANTS FOR ${isRole ? ident(u) : account}`)).map((r) => r[0] ?? '');
-    const stripped = withPasswords ? createSql : withoutPasswords(createSql);
+    const stripped = withoutPasswords(createSql);
+    // A statement with a hash goes to the data stream (one line: a line break is whitespace
+    // outside a literal, and SHOW CREATE USER prints no literal holding one but a COMMENT).
+    const inData = withPasswords && !isRole && stripped !== createSql;
+    if (inData) passwordStatements.push(createSql.replace(/[\r\n]+/g, ' '));
     out.push({
       user: u,
       host: h,
       isRole,
-      createSql: stripped,
+      ...(inData ? { createInData: true } : { createSql: stripped }),
       grants: grantsForDatabase(grants, db).map(withoutPasswords),
-      ...(stripped !== createSql ? { passwordLeftOut: true } : {}),
+      ...(!withPasswords && stripped !== createSql ? { passwordLeftOut: true } : {}),
     });
   }
   // The database's name: a restore into another database aims the grants at that one.
-  return { accounts: out, withPasswords, database: db };
+  return { definition: { accounts: out, withPasswords, database: db }, passwordStatements };
 }

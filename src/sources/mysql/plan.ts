@@ -118,9 +118,13 @@ export function definitionProblems(entry: { name: string; kind: string; definiti
  * The items → a Plan. Throws CorruptionError for a malformed definition, UsageError for a
  * selection the restore cannot honour: two objects restored under one name, a view or a trigger
  * that reads a renamed table or view (its body is not rewritten: a column or alias may share the
- * name, so no rewrite is safe).
+ * name, so no rewrite is safe). `exporting`: the plan of `cairn export --format sql`, whose
+ * messages speak of the script, not of a restore.
  */
-export function planItems(items: RestoreItem[]): Plan {
+export function planItems(items: RestoreItem[], exporting = false): Plan {
+  const verb = exporting ? 'exported' : 'restored';
+  const renames = exporting ? 'which this export renames' : 'which this restore renames';
+  const without = exporting ? 'export without renaming' : 'restore without renaming';
   const plan: Plan = { tables: [], views: [], sequences: [], renamed: new Map(), warnings: [] };
   const problems: string[] = [];
   for (const item of items) {
@@ -135,7 +139,7 @@ export function planItems(items: RestoreItem[]): Plan {
     if (e.kind !== ROUTINES_KIND && e.kind !== GRANTS_KIND && item.targetName !== e.name) plan.renamed.set(e.name, item.targetName);
   }
   if (problems.length > 0) {
-    throw new CorruptionError(`The backup's definitions cannot be restored: ${problems.slice(0, 5).join(' ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}`, {
+    throw new CorruptionError(`The backup's definitions cannot be ${verb}: ${problems.slice(0, 5).join(' ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}`, {
       objects: [],
       collections: [...new Set(items.map((i) => i.entry.name))].slice(0, 20),
     });
@@ -143,7 +147,7 @@ export function planItems(items: RestoreItem[]): Plan {
   const byTarget = new Map<string, string>();
   for (const o of [...plan.tables, ...plan.views, ...plan.sequences]) {
     const other = byTarget.get(o.target);
-    if (other !== undefined) throw new UsageError(`"${other}" and "${o.source}" would both be restored as "${o.target}": change the --rename, or exclude one of them.`);
+    if (other !== undefined) throw new UsageError(`"${other}" and "${o.source}" would both be ${verb} as "${o.target}": change the --rename, or exclude one of them.`);
     byTarget.set(o.target, o.source);
   }
   // Trigger names are unique per database: two tables' triggers cannot collide in a backup, but
@@ -154,7 +158,7 @@ export function planItems(items: RestoreItem[]): Plan {
       const reads = v.def.references.filter((r) => renamedSources.has(r));
       if (reads.length > 0) {
         throw new UsageError(
-          `View "${v.source}" reads ${reads.map((r) => `"${r}"`).join(', ')}, which this restore renames; a view's query is not rewritten. Exclude the view (--exclude ${JSON.stringify(v.source)}), or restore without renaming ${reads.map((r) => `"${r}"`).join(', ')}.`,
+          `View "${v.source}" reads ${reads.map((r) => `"${r}"`).join(', ')}, ${renames}; a view's query is not rewritten. Exclude the view (--exclude ${JSON.stringify(v.source)}), or ${without} ${reads.map((r) => `"${r}"`).join(', ')}.`,
         );
       }
     }
@@ -164,7 +168,7 @@ export function planItems(items: RestoreItem[]): Plan {
         const reads = [...renamedSources].filter((r) => names.has(r));
         if (reads.length > 0) {
           throw new UsageError(
-            `Trigger "${trig.name}" of table "${t.source}" names ${reads.map((r) => `"${r}"`).join(', ')}, which this restore renames; a trigger's body is not rewritten. Restore without renaming ${reads.map((r) => `"${r}"`).join(', ')}, or exclude table "${t.source}" (its triggers go with it).`,
+            `Trigger "${trig.name}" of table "${t.source}" names ${reads.map((r) => `"${r}"`).join(', ')}, ${renames}; a trigger's body is not rewritten. ${exporting ? 'Export' : 'Restore'} without renaming ${reads.map((r) => `"${r}"`).join(', ')}, or exclude table "${t.source}" (its triggers go with it).`,
           );
         }
       }
@@ -173,7 +177,7 @@ export function planItems(items: RestoreItem[]): Plan {
       const names = new Set(tokenize(r.createSql).filter((t) => t.kind === 'id' || t.kind === 'word').map((t) => t.text));
       const reads = [...renamedSources].filter((n) => names.has(n));
       if (reads.length > 0) {
-        plan.warnings.push(`${r.kind.toLowerCase()} "${r.name}" may name ${reads.map((n) => `"${n}"`).join(', ')}, renamed by this restore: its body is restored unchanged and still uses the old name.`);
+        plan.warnings.push(`${r.kind.toLowerCase()} "${r.name}" may name ${reads.map((n) => `"${n}"`).join(', ')}, ${exporting ? 'renamed in this script: its body is written unchanged' : 'renamed by this restore: its body is restored unchanged'} and still uses the old name.`);
       }
     }
   }

@@ -60,6 +60,7 @@ import { ident, mysqlError, mysqlLocation, parseVersion, type MysqlSettings } fr
 import {
   GRANTS_COLLECTION,
   GRANTS_KIND,
+  MYSQL_GRANTS_SQL,
   MYSQL_KIND,
   MYSQL_TSV,
   ROUTINES_COLLECTION,
@@ -154,6 +155,8 @@ class MysqlSnapshot implements SourceSnapshot {
   maxParallelReads = 1;
   private collections: CollectionDescriptor[] = [];
   private byName = new Map<string, CollectionDescriptor>();
+  /** The CREATE USER statements with password hashes (rolesWithPasswords): the `(users and grants)` data stream. */
+  private passwordStatements: string[] = [];
   private readonly tables = new Map<string, TableEntry>();
   private pool: SessionPool | undefined;
   private readonly sessions: Session[] = [];
@@ -497,7 +500,15 @@ class MysqlSnapshot implements SourceSnapshot {
     out.push({ name: ROUTINES_COLLECTION, kind: ROUTINES_KIND, selectable: false, definition: { ...routinesDefinition } });
     if (this.options.roles) {
       const grants = await readGrants(c, this.options.rolesWithPasswords === true);
-      out.push({ name: GRANTS_COLLECTION, kind: GRANTS_KIND, selectable: false, definition: { ...grants } });
+      // Password hashes are data (chunks), never the manifest's definition.
+      this.passwordStatements = grants.passwordStatements;
+      out.push({
+        name: GRANTS_COLLECTION,
+        kind: GRANTS_KIND,
+        selectable: false,
+        definition: { ...grants.definition },
+        ...(grants.passwordStatements.length > 0 ? { dataFormat: MYSQL_GRANTS_SQL } : {}),
+      });
     }
     this.collections = out;
     this.byName = new Map(out.map((d) => [d.name, d]));
@@ -539,6 +550,7 @@ class MysqlSnapshot implements SourceSnapshot {
     if (known === undefined || known.kind !== collection.kind) {
       throw new SourceError(`MySQL ${collection.kind} "${collection.name}" is not in this snapshot.`);
     }
+    if (known.kind === GRANTS_KIND && known.dataFormat === MYSQL_GRANTS_SQL) return linesStream(this.passwordStatements);
     if (table === undefined || table.descriptor.dataFormat === undefined) return emptyStream();
     let where = '';
     if (segment === undefined) {
@@ -632,6 +644,16 @@ function shortList(names: string[]): string {
 
 function lockTimeoutText(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}
+
+/** `lines`, one per line (UTF-8): the `(users and grants)` data stream (MYSQL_GRANTS_SQL). Its rowCount is 0: statements are not rows. */
+function linesStream(lines: readonly string[]): DataStream {
+  return {
+    rowCount: 0,
+    async *[Symbol.asyncIterator]() {
+      if (lines.length > 0) yield Buffer.from(`${lines.join('\n')}\n`, 'utf8');
+    },
+  };
 }
 
 /** The data of a collection that has none. */

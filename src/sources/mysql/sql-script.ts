@@ -70,8 +70,16 @@ export async function* mysqlSqlScript(context: SqlScriptContext): AsyncGenerator
   const items: RestoreItem[] = context.entries.map(({ entry, targetName }) => ({ entry, targetName, data: () => context.read(entry) }));
   // The restore's own checks: malformed definitions (CorruptionError), two objects under one
   // name, a view or trigger reading a renamed table (UsageError), before anything is written.
-  const plan = planItems(items);
+  const plan = planItems(items, true);
   checkStatements(plan);
+  const warnings = [...plan.warnings];
+  if (plan.grants !== undefined) {
+    const def = plan.grants.entry.definition as unknown as MysqlGrantsDefinition;
+    warnings.push(
+      `users and grants of the backup are left out of this script (listed as comments at its end${def.withPasswords === true ? ', without their CREATE USER statements, which carry password hashes' : ''}): create them yourself, or use cairn restore --roles.`,
+    );
+  }
+  for (const w of warnings) context.onWarning?.(w);
   const out = new OutputBuffer();
   const line = (text = ''): void => out.add(`${text}\n`);
 
@@ -79,7 +87,7 @@ export async function* mysqlSqlScript(context: SqlScriptContext): AsyncGenerator
   line(`-- Load it into an empty database: mysql --default-character-set=utf8mb4 --comments <database> < this-file`);
   line(`-- (without --comments the client strips comments inside routine, trigger and event bodies).`);
   line(`-- Users and grants are never applied by this script (comments at the end, when the backup holds them).`);
-  for (const w of plan.warnings) line(`-- Note: ${comment(w)}`);
+  for (const w of warnings) line(`-- Warning: ${comment(w)}`);
   line();
   line('SET NAMES utf8mb4;');
   line(`SET SESSION sql_mode = '${SESSION_SQL_MODE}';`);

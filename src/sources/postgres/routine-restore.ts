@@ -93,9 +93,10 @@ export function routineConflicts(plan: Plan, existing: ReadonlySet<string>, onCo
 /**
  * Throws UsageError, before anything is written, when a selected routine needs relations (its
  * row types, the tables a BEGIN ATOMIC body reads) that the restore leaves out and the target
- * lacks. `present` says which of some "schema.name" exist in the target.
+ * lacks. `present` says which of some "schema.name" exist in the target. `exporting`: the message
+ * speaks of a plain-SQL export (which has no target).
  */
-export async function assertRoutinesHaveTheirRelations(plan: Plan, present: (names: string[]) => Promise<Set<string>>): Promise<void> {
+export async function assertRoutinesHaveTheirRelations(plan: Plan, present: (names: string[]) => Promise<Set<string>>, exporting = false): Promise<void> {
   const restored = new Set(plan.collections.map((c) => c.item.entry.name));
   const wanted = new Map<string, string[]>();
   const want = (rel: string, by: string): void => {
@@ -113,6 +114,11 @@ export async function assertRoutinesHaveTheirRelations(plan: Plan, present: (nam
   const missing = [...wanted.keys()].filter((n) => !there.has(n));
   if (missing.length === 0) return;
   const shown = missing.map((n) => `${postgresNaming.written(n)} (needed by ${(wanted.get(n) ?? []).join(', ')})`);
+  if (exporting) {
+    throw new UsageError(
+      `Cannot export the selected routines: ${shown.join('; ')} ${missing.length === 1 ? 'is' : 'are'} left out of this export (a row type a routine takes or returns, or rows its body reads), so the script would not load. Nothing was written. Add --include ${missing.map((n) => postgresNaming.written(n)).join(',')} (when the backup holds ${missing.length === 1 ? 'it' : 'them'}).`,
+    );
+  }
   throw new UsageError(
     `Cannot restore the selected routines: ${shown.join('; ')} ${missing.length === 1 ? 'is' : 'are'} not restored and not in the target (a row type a routine takes or returns, or rows its body reads). Nothing was changed. Add --include ${missing.map((n) => postgresNaming.written(n)).join(',')} (when the backup holds ${missing.length === 1 ? 'it' : 'them'}), or restore into a database that has ${missing.length === 1 ? 'it' : 'them'}.`,
   );

@@ -47,7 +47,7 @@ import { display } from './naming.js';
 import { databaseOptions } from './new-database.js';
 import { ALTER_WORD, checkedToc, planItems, supportSequences, tocSelection, type Plan, type PlannedCollection, type QName } from './plan.js';
 import { assertRoutinesHaveTheirRelations } from './routine-restore.js';
-import { droppedFkWarning, filterToc, listFile, parseToc, readFkReferences } from './toc.js';
+import { droppedFkExportWarning, filterToc, listFile, parseToc, readFkReferences } from './toc.js';
 import { archiveScript, firstErrors, runTool } from './tools.js';
 import { assertViewsHaveTheirRelations } from './view-needs.js';
 
@@ -89,6 +89,7 @@ export async function* postgresSqlScript(context: SqlScriptContext): AsyncGenera
   const quote = identQuoter(dataEncoding, dataEncoding);
   const qn = (n: QName): string => `${quote(n.schema)}.${quote(n.name)}`;
 
+  for (const n of schema.notes) context.onWarning?.(n);
   const head = [header(context, plan, schema.notes)];
   // psql 13.22 / 14.19 / 15.14 / 16.10 / 17.6 and later: no psql meta-command but \unrestrict
   // runs until the end (pg_dump's own guard against commands hidden in a schema); a pg_restore
@@ -141,7 +142,7 @@ function header(context: SqlScriptContext, plan: Plan, notes: string[]): string 
     line('Roles are not created by this script: the owners and grants it sets name roles that must exist on the'),
     line('server that loads it (restore them with cairn restore --roles, or create them). Not carried either:'),
     line('database-level settings (ALTER DATABASE ... SET), foreign tables\' data, planner statistics (run ANALYZE).'),
-    ...notes.map((n) => line(`Note: ${n}`)),
+    ...notes.map((n) => line(`Warning: ${n}`)),
     '\n',
   ].join('');
 }
@@ -169,14 +170,14 @@ async function schemaSections(
   const script = (list: string) => archiveScript(NO_SERVER, archive, list, undefined, signal, [], encoding);
   const fkReferences = await readFkReferences(toc, tmp, script);
   // A view or routine exported without the relations it reads would not load: refused here, as a restore refuses it.
-  await assertViewsHaveTheirRelations(plan, toc, tmp, script, () => Promise.resolve(new Set<string>()));
-  await assertRoutinesHaveTheirRelations(plan, () => Promise.resolve(new Set<string>()));
+  await assertViewsHaveTheirRelations(plan, toc, tmp, script, () => Promise.resolve(new Set<string>()), true);
+  await assertRoutinesHaveTheirRelations(plan, () => Promise.resolve(new Set<string>()), true);
   const filtered = filterToc(toc, tocSelection(plan, fkReferences, () => false));
   const list = path.join(tmp, 'export.list');
   fs.writeFileSync(list, listFile(filtered.kept), { mode: 0o600 });
   const pre = await pgRestoreScript(['-f', '-', '--section=pre-data', ...leaveOut, '-L', list, archive], signal);
   const post = await pgRestoreScript(['-f', '-', '--section=post-data', ...leaveOut, '-L', list, archive], signal);
-  return { pre: pre.sql, post: post.sql, restrictKey: pre.key ?? post.key, notes: filtered.droppedFks.map(droppedFkWarning) };
+  return { pre: pre.sql, post: post.sql, restrictKey: pre.key ?? post.key, notes: filtered.droppedFks.map(droppedFkExportWarning) };
 }
 
 /**

@@ -210,6 +210,11 @@ export function droppedFkWarning(d: FilteredToc['droppedFks'][number]): string {
   return `foreign key "${d.constraint}" of ${d.table} not restored: it references ${d.references}, which this restore leaves out and the target does not have (restore both together to keep it)`;
 }
 
+/** droppedFkWarning for a plain-SQL export (which has no target). */
+export function droppedFkExportWarning(d: FilteredToc['droppedFks'][number]): string {
+  return `foreign key "${d.constraint}" of ${d.table} left out of this script: it references ${d.references}, which this export leaves out (export both together to keep it)`;
+}
+
 /** The warning for a foreign key of a table left alone onto a restored table (FilteredToc.inboundFks). */
 export function inboundFkWarning(d: FilteredToc['inboundFks'][number]): string {
   return `foreign key "${d.constraint}" of ${d.table} (in the target, not restored) onto ${d.references} not added: the backup has it, but this restore changes only what it restores (restore ${d.table} too, or add the key yourself)`;

@@ -40,7 +40,8 @@ export function qualifiedNames(sql: string): Set<string> {
  * relations that the restore leaves out and the target does not have, naming them and the
  * `--include` that adds them. `script` prints the archive's SQL for a list file (tools.ts
  * archiveScript); `present` says which of some names exist in the target, as "schema.name"
- * (naming.ts display; nothing, for a new database).
+ * (naming.ts display; nothing, for a new database). `exporting`: the message speaks of a plain-SQL
+ * export (which has no target) rather than a restore.
  */
 export async function assertViewsHaveTheirRelations(
   plan: Plan,
@@ -48,6 +49,7 @@ export async function assertViewsHaveTheirRelations(
   tmp: string,
   script: (listPath: string) => Promise<ScriptBlock[]>,
   present: (names: QName[]) => Promise<Set<string>>,
+  exporting = false,
 ): Promise<void> {
   const views = plan.collections.filter((c) => c.relkind === 'v' || c.relkind === 'm');
   if (views.length === 0) return;
@@ -102,6 +104,11 @@ export async function assertViewsHaveTheirRelations(
   }
   if (missing.length === 0) return;
   const lines = missing.map((k) => `${relations.get(k)?.word ?? 'relation'} ${show(k)} (read by ${[...(wanted.get(k) ?? [])].join(', ')})`);
+  if (exporting) {
+    throw new UsageError(
+      `Cannot export the selected view${views.length === 1 ? '' : 's'}: ${lines.join('; ')} ${missing.length === 1 ? 'is' : 'are'} left out of this export, so the script would not load. Nothing was written. Add --include ${missing.map(show).join(',')}, or --exclude the view${views.length === 1 ? '' : 's'}.`,
+    );
+  }
   throw new UsageError(
     `Cannot restore the selected view${views.length === 1 ? '' : 's'}: ${lines.join('; ')} ${missing.length === 1 ? 'is' : 'are'} not restored and not in the target. Nothing was changed. Add --include ${missing.map(show).join(',')} (or restore into a database that has ${missing.length === 1 ? 'it' : 'them'}).`,
   );

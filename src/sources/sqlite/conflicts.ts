@@ -182,7 +182,8 @@ export function triggerWrites(sql: string): string[] {
  * fail ("no such table"), as FTS sync triggers do when their virtual table is left out. One
  * sentence per trigger, saying what to do.
  */
-export function missingTriggerTargets(plan: Planned[], existing: Set<string>): string[] {
+export function missingTriggerTargets(plan: Planned[], existing: Set<string>, exporting = false): string[] {
+  const [result, bring] = exporting ? ['the loaded script', 'Export'] : ['the restored database', 'Restore'];
   const present = new Set(existing);
   for (const p of plan) {
     present.add(foldName(p.name));
@@ -193,14 +194,14 @@ export function missingTriggerTargets(plan: Planned[], existing: Set<string>): s
     const content = p.kind === VIRTUAL_KIND ? contentTable(p.createSql) : undefined;
     if (content !== undefined && !present.has(foldName(content))) {
       problems.push(
-        `Virtual table "${p.name}" indexes the rows of "${content}" (content='${content}'), which the restored database would not have: its searches would fail. Restore "${content}" too, under that name (--include; --rename does not rewrite the content= option), or --exclude "${p.item.entry.name}".`,
+        `Virtual table "${p.name}" indexes the rows of "${content}" (content='${content}'), which ${result} would not have: its searches would fail. ${bring} "${content}" too, under that name (--include; --rename does not rewrite the content= option), or --exclude "${p.item.entry.name}".`,
       );
     }
     for (const tr of p.triggers) {
       const missing = [...new Set(triggerWrites(tr.sql).filter((n) => !present.has(foldName(n))))];
       if (missing.length === 0) continue;
       problems.push(
-        `Trigger "${tr.name}" of "${p.name}" writes into ${missing.map((n) => `"${n}"`).join(', ')}, which the restored database would not have: every change that fires it would fail. Restore ${missing.length > 1 ? 'them' : 'it'} too (--include), or --exclude "${p.item.entry.name}".`,
+        `Trigger "${tr.name}" of "${p.name}" writes into ${missing.map((n) => `"${n}"`).join(', ')}, which ${result} would not have: every change that fires it would fail. ${bring} ${missing.length > 1 ? 'them' : 'it'} too (--include), or --exclude "${p.item.entry.name}".`,
       );
     }
   }

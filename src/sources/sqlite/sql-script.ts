@@ -1,5 +1,5 @@
 /**
- * `cairn export --format sql` of a SQLite backup: one script that `sqlite3 new.db < file` loads
+ * `cairn export --format sql` of a SQLite backup: one script that `sqlite3 -bail new.db < file` loads
  * into a new, empty database file, with nothing of cairn installed. In the order a restore into
  * a new file follows (load.ts loadStaging):
  *
@@ -51,7 +51,7 @@ export async function* sqliteSqlScript(context: SqlScriptContext): AsyncGenerato
   const plan = planItems(items);
   // What a restore into a new file refuses: triggers (and external-content FTS tables) that
   // need a table the selection leaves out would fail on every change once loaded.
-  const problems = missingTriggerTargets(plan, new Set());
+  const problems = missingTriggerTargets(plan, new Set(), true);
   if (problems.length > 0) throw new UsageError(`Cannot export this selection as SQL: ${problems.join(' ')}`);
   const database = databaseOf(items);
   const out = new OutputBuffer();
@@ -83,7 +83,7 @@ export async function* sqliteSqlScript(context: SqlScriptContext): AsyncGenerato
   for (const t of tables) for (const tr of t.triggers) out.add(statement(tr.sql));
   for (const v of plan) if (v.kind === 'view') out.add(statement(v.createSql));
   for (const v of plan) if (v.kind === 'view') for (const tr of v.triggers) out.add(statement(tr.sql));
-  if (database !== undefined) out.add(await databaseProperties(database, plan));
+  if (database !== undefined) out.add(await databaseProperties(database, plan, context.onWarning));
   out.add('COMMIT;\n');
   if (database?.def.journalMode === 'wal') out.add('PRAGMA journal_mode = WAL;\n');
   const rest = out.take(true);
@@ -95,8 +95,8 @@ function header(context: SqlScriptContext, plan: Planned[]): string {
   const { manifest } = context;
   const lines = [
     `-- cairn plain-SQL export of backup ${manifest.id} (SQLite, taken ${manifest.createdAt} from ${manifest.source.location}).`,
-    '-- Load it into a new, empty database file:  sqlite3 new.db < this-file.sql',
-    '-- One transaction: a failed load leaves no half-loaded tables behind.',
+    '-- Load it into a new, empty database file:  sqlite3 -bail new.db < this-file.sql',
+    '-- One transaction: with -bail a failed load leaves no half-loaded tables behind (without it, sqlite3 goes on after an error and commits the rest).',
   ];
   const partial = context.entries.length !== manifest.collections.length || context.entries.some((e) => e.targetName !== e.entry.name);
   if (partial) lines.push('-- Part of the backup (--include / --exclude / --rename).');
@@ -111,7 +111,9 @@ function header(context: SqlScriptContext, plan: Planned[]): string {
   }
   if (collations.size > 0 || functions.size > 0) {
     const names = [...[...collations].map((c) => `collation ${c}`), ...[...functions].map((f) => `function ${f}()`)];
-    lines.push(`-- Definitions name what the application registers, not SQLite (${comment(names.join(', '))}): load this script where they are registered.`);
+    const warning = `definitions name what the application registers, not SQLite (${names.join(', ')}): load this script where they are registered (the sqlite3 shell does not have them).`;
+    context.onWarning?.(warning);
+    lines.push(`-- Warning: ${comment(warning)}`);
   }
   return `${lines.join('\n')}\n\n`;
 }
@@ -258,7 +260,7 @@ function autoincrement(t: PlannedTable): string {
  * user_version, application_id and the sqlite_stat1 rows of the exported tables (renamed as
  * they are), as a restore into a new file applies them (database.ts applyDatabase).
  */
-async function databaseProperties(database: PlannedDatabase, plan: Planned[]): Promise<string> {
+async function databaseProperties(database: PlannedDatabase, plan: Planned[], onWarning?: (message: string) => void): Promise<string> {
   const { def } = database;
   let sql = `\n-- Database properties\nPRAGMA user_version = ${def.userVersion};\nPRAGMA application_id = ${def.applicationId};\n`;
   const names = statNames(plan);
@@ -273,6 +275,10 @@ async function databaseProperties(database: PlannedDatabase, plan: Planned[]): P
       sql += `INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (${[table, idx, r.values[2]].map(scriptValue).join(', ')});\n`;
     }
   }
-  if (stats.length > stat1.length) sql += '-- sqlite_stat4 statistics are not carried (they need SQLite built with STAT4): run ANALYZE after loading.\n';
+  if (stats.length > stat1.length) {
+    const warning = 'sqlite_stat4 statistics are left out of this script (they need SQLite built with STAT4): run ANALYZE after loading.';
+    onWarning?.(warning);
+    sql += `-- Warning: ${warning}\n`;
+  }
   return sql;
 }
