@@ -14,7 +14,7 @@ import { ConflictError, NotFoundError, UsageError } from '../../core/errors.js';
 import { randomId, validateBackupId } from '../../core/ids.js';
 import { runExport } from '../../jobs/export.js';
 import { runImport } from '../../jobs/import.js';
-import { ArchiveStorage, scanArchive } from '../../storage/archive/reader.js';
+import { scanArchive } from '../../storage/archive/reader.js';
 import { jobId, publicJob, type RouteKit } from './kit.js';
 
 /** What an export job's result names its archive by (a file in exports/). */
@@ -99,7 +99,7 @@ export function archiveRoutes({ on, center, openRepo, started, dataDir }: RouteK
 
   on('createImport', async (c, { query }) => {
     const to = await openRepo(c, query.repository);
-    if (to.rawStorage instanceof ArchiveStorage) throw new UsageError(`${to.location} is an archive, which is read-only: import into a repository.`);
+    to.requireWritable('import into it');
     const asId = query.as !== undefined ? validateBackupId(query.as) : undefined;
     const body = c.req.raw.body;
     if (!body) throw new UsageError('Send the .cairn archive as the request body (Content-Type: application/octet-stream).');
