@@ -265,7 +265,8 @@ async function writeOutput<T>(file: string, force: boolean, signal: AbortSignal,
     return result;
   } catch (err) {
     out?.destroy();
-    await rm(temp, { force: true });
+    // Never in place of the error that matters (rm fails with ENOTDIR when the folder is a file).
+    await rm(temp, { force: true }).catch(() => undefined);
     // The writer's StorageError wraps the file's own error: the message names the file either way.
     const cause = err instanceof StorageError && err.cause instanceof Error ? err.cause : err;
     const code = (cause as NodeJS.ErrnoException).code;

@@ -16,7 +16,7 @@ export function archiveRepairAdvice(file: string): string {
  * unchanged.
  */
 export function adviseForArchive(text: string, file: string): string {
-  const out = text.replace(/cairn verify(?: ([a-z0-9][a-z0-9_-]*)(?= --))?(?! --repo)/g, (_m, id: string | undefined) => `cairn verify${id ? ` ${id}` : ''} --repo ${file}`);
+  const out = text.replace(/cairn verify(?!(?: [a-z0-9][a-z0-9_-]*)? --repo)(?: ([a-z0-9][a-z0-9_-]*)(?= --))?/g, (_m, id: string | undefined) => `cairn verify${id ? ` ${id}` : ''} --repo ${file}`);
   if (!out.includes('cairn repair') || out.includes(archiveRepairAdvice(file))) return out;
   return `${withoutRepairAdvice(out)} ${archiveRepairAdvice(file)}`;
 }
