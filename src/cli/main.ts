@@ -18,7 +18,8 @@ import { registerScheduleCommands } from './commands/schedule.js';
 import { registerServerCommand } from './commands/server.js';
 import { registerSourceCommands } from './commands/source.js';
 import { registerTokenCommands } from './commands/token.js';
-import { printJson, type CliContext, type Io } from './options.js';
+import { adviseForArchive } from '../storage/archive/advice.js';
+import { openedArchive, printJson, resetOpenedArchive, type CliContext, type Io } from './options.js';
 import { addPasswordOptions } from './password.js';
 import { apiError, isApiError } from './remote.js';
 
@@ -76,6 +77,7 @@ export async function main(argv: string[], io?: Io, launch: { interrupted?: () =
   // cancelled before it starts. Checked once main's own handlers are in place, so none is lost.
   if (launch.interrupted?.() === true) onSignal();
   const debug = argv.includes('--debug');
+  resetOpenedArchive();
   const tracked: Io = {
     ...io,
     startedAt,
@@ -83,6 +85,8 @@ export async function main(argv: string[], io?: Io, launch: { interrupted?: () =
       printed = true;
       io.out(text);
     },
+    // Warnings about an archive the command reads get advice that fits an archive.
+    err: (text) => io.err(forArchive(text)),
   };
   try {
     controller.signal.throwIfAborted();
@@ -183,6 +187,12 @@ function cancelledIfAborted(err: unknown, signal: AbortSignal): unknown {
  * one JSON document on stdout, `{"error":{"code","message","exitCode"},"durationMs"}` (docs/cli.md), so that
  * a script reading stdout gets something to parse; the human line stays on stderr.
  */
+/** `text` with advice that fits the archive the command opened as a repository, if it opened one. */
+function forArchive(text: string): string {
+  const archive = openedArchive();
+  return archive === undefined ? text : adviseForArchive(text, archive);
+}
+
 function reportError(err: unknown, io: Io, debug: boolean, json: boolean): number {
   const report = (code: ErrorCode, message: string, exitCode: number): number => {
     // printJson adds durationMs last, as on every --json document (docs/cli.md).
@@ -197,6 +207,8 @@ function reportError(err: unknown, io: Io, debug: boolean, json: boolean): numbe
   // A server's answer that a command did not map itself (callServer) maps the same way here.
   if (isApiError(err)) err = apiError(err);
   if (err instanceof CairnError) {
+    // Advice that fits the archive the command read (repair cannot write it).
+    err.message = forArchive(err.message);
     io.err(`cairn: error: ${err.message}`);
     if (debug && err.stack) io.err(err.stack);
     return report(err.code, err.message, err.exitCode);

@@ -199,6 +199,10 @@ export function compressionFrom(opts: { compression?: string; level?: string }, 
   if (!a.success) throw new UsageError(`Unknown compression "${algorithm}": use zstd, gzip or none.`);
   const l = CompressionLevelSchema.safeParse(level);
   if (!l.success) throw new UsageError(`Unknown compression level "${level}": use fastest, default or best.`);
+  // A level given for no compression would be silently ignored (every command that takes both).
+  if (opts.level !== undefined && a.data === 'none') {
+    throw new UsageError(`--level ${opts.level} has no meaning without compression${opts.compression === undefined ? ' (the repository stores blobs uncompressed)' : ''}: leave out --level, or choose --compression zstd or gzip.`);
+  }
   return { algorithm: a.data, level: l.data };
 }
 
@@ -217,7 +221,28 @@ export function parseJobs(value: string | undefined): number | undefined {
  * `role` "from" for a copy's source reads --from-password-command, CAIRN_FROM_PASSWORD_FILE,
  * CAIRN_FROM_PASSWORD); a plain one never does. KeyError (exit 9) for a wrong password.
  */
+let archiveInUse: string | undefined;
+
+/**
+ * The `.cairn` archive the running command opened as a repository, if any: main passes the
+ * command's messages through adviseForArchive for it (no cairn repair, verify with --repo FILE).
+ */
+export function openedArchive(): string | undefined {
+  return archiveInUse;
+}
+
+/** Forgets the archive of a previous command (main runs one command per call). */
+export function resetOpenedArchive(): void {
+  archiveInUse = undefined;
+}
+
 export async function openRepository(value: string | undefined, dataDir?: string, role: PasswordRole = 'repository'): Promise<Repository> {
+  const repo = await openAnyRepository(value, dataDir, role);
+  if (repo.readOnly) archiveInUse = repo.location;
+  return repo;
+}
+
+async function openAnyRepository(value: string | undefined, dataDir: string | undefined, role: PasswordRole): Promise<Repository> {
   if (value === undefined || value === '') {
     const storage = storageFromEnv(process.env);
     if (storage === undefined) {

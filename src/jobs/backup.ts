@@ -69,6 +69,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
   }
   const compression = options.compression ?? repo.config.compression;
   const lock = await repo.lock(false, `backup of ${source.location}`, {
+    writes: 'back up into it',
     ...(options.lockWaitMs ? { waitMs: options.lockWaitMs } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });

@@ -82,7 +82,7 @@ export function checkPair(from: Repository, to: Repository): void {
 async function withBothLocks<T>(from: Repository, to: Repository, operation: string, signal: AbortSignal | undefined, work: (signal: AbortSignal, targetLock: RepositoryLock) => Promise<T>): Promise<T> {
   const sourceLock = await from.lock(false, `${operation} to ${to.location}`);
   try {
-    const targetLock = await to.lock(false, `${operation} from ${from.location}`);
+    const targetLock = await to.lock(false, `${operation} from ${from.location}`, { writes: `${operation.split(' ')[0]} into it` });
     try {
       return await work(lockedSignal(targetLock, lockedSignal(sourceLock, signal)), targetLock);
     } finally {

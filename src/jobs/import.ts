@@ -8,8 +8,9 @@
 import { ConflictError, CorruptionError, UsageError } from '../core/errors.js';
 import { validateBackupId } from '../core/ids.js';
 import { Repository } from '../repo/repository.js';
+import { withoutRepairAdvice } from '../storage/archive/advice.js';
 import { ArchiveStorage } from '../storage/archive/reader.js';
-import { runCopy, runSync, syncProblems } from './copy.js';
+import { runCopy, runSync } from './copy.js';
 
 export interface ImportProgress {
   phase: 'checking' | 'transferring' | 'finalizing' | 'done';
@@ -33,6 +34,13 @@ export interface ImportOptions {
   openArchive?: (storage: ArchiveStorage) => Promise<Repository>;
   signal?: AbortSignal;
   onProgress?: (progress: ImportProgress) => void;
+  /**
+   * Return a result that left conflicts out instead of throwing importConflicts' error: the CLI
+   * prints the report first, then ends with that error (as cairn sync does).
+   */
+  deferConflicts?: boolean;
+  /** The archive as the user named it in messages (default: its path; "stdin" for `import -`). */
+  displayName?: string;
 }
 
 export interface ImportResult {
@@ -40,19 +48,27 @@ export interface ImportResult {
   to: string;
   /** Each backup imported: its id in the archive, its id in `to`, what was sent. */
   imported: { backupId: string; importedAs: string; chunksCopied: number; bytesCopied: number; chunksSkipped: number }[];
+  /** Backups `to` already held with the same content (as cairn sync skips them): nothing sent. */
+  skipped: string[];
+  /** Backups `to` holds under the same id with other content (or cannot read): left alone. */
+  conflicts: { backupId: string; message: string }[];
   chunksCopied: number;
   bytesCopied: number;
 }
 
 /**
  * Imports every backup of an archive (see the module comment).
+ * Idempotent as cairn sync: a backup `to` already holds with the same content is skipped; one
+ * it holds under the same id with other content is a conflict, left alone, while the others
+ * are imported.
  * @throws CorruptionError (damaged or hostile archive; nothing added), UsageError (another
- *   archive format version, --as with several backups), ConflictError naming --as when `to`
- *   holds a backup with the same id (nothing added), NotFoundError, StorageError, CancelledError.
+ *   archive format version, --as with several backups), ConflictError (importConflicts: after
+ *   the others were imported; naming --as for an archive of one backup; with --as, an id that
+ *   exists, nothing added), NotFoundError, StorageError, CancelledError.
  */
 export async function runImport(options: ImportOptions): Promise<ImportResult> {
   const { to, signal } = options;
-  const storage = new ArchiveStorage(options.file);
+  const storage = new ArchiveStorage(options.file, options.displayName);
   const file = storage.location;
   const report = (p: Partial<ImportProgress> & Pick<ImportProgress, 'phase'>): void =>
     options.onProgress?.({ backupsDone: 0, backupsTotal: 0, bytesCopied: 0, bytesTotal: 0, ...p });
@@ -62,7 +78,8 @@ export async function runImport(options: ImportOptions): Promise<ImportResult> {
   const from = await (options.openArchive ?? ((s: ArchiveStorage) => Repository.open(s)))(storage);
   const all = await from.readAllManifests(signal);
   if (all.damaged.length > 0) {
-    throw new CorruptionError(`The archive ${file} holds an unreadable manifest (${all.damaged[0]?.id}: ${all.damaged[0]?.message}). Nothing was imported.`, {
+    // Repair cannot write an archive: the fix is a new export.
+    throw new CorruptionError(`The archive ${file} holds an unreadable manifest (${all.damaged[0]?.id}: ${withoutRepairAdvice(all.damaged[0]?.message ?? '')}) Nothing was imported. Export the backups again from the repository they came from.`, {
       objects: all.damaged.map((d) => `backups/${d.id}`),
     });
   }
@@ -77,30 +94,68 @@ export async function runImport(options: ImportOptions): Promise<ImportResult> {
       throw new UsageError(`--as renames the one backup of an archive; ${file} holds ${ids.length} (${ids.join(', ')}). Import them under their own ids (leave out --as).`);
     }
   }
-  // An id that exists is refused before anything is sent (as incus import refuses a name that exists).
-  for (const id of ids) {
-    const targetId = options.asId ?? id;
-    if (await to.hasBackup(targetId)) {
-      throw new ConflictError(
-        `A backup with id "${targetId}" already exists in ${to.location}. Nothing was imported. ` +
-          (ids.length === 1 ? `Import it under another id with --as <new id>, or delete the existing one first.` : `--as takes an archive of one backup: delete the existing one first, or export the others into their own archives.`),
-      );
+  if (options.asId !== undefined) {
+    // --as names a new id: one that exists is refused before anything is sent, whatever it holds.
+    if (await to.hasBackup(options.asId)) {
+      throw new ConflictError(`A backup with id "${options.asId}" already exists in ${to.location}. Nothing was imported. Give --as another id, or delete the existing one first.`);
     }
-  }
-  if (ids.length === 1) {
     const id = ids[0] as string;
     const r = await runCopy({
       from,
       to,
       backupId: id,
-      ...(options.asId !== undefined ? { asId: options.asId } : {}),
+      asId: options.asId,
       ...(signal ? { signal } : {}),
       onProgress: (p) => report({ phase: p.phase, backupsDone: p.phase === 'done' ? 1 : 0, backupsTotal: 1, bytesCopied: p.bytesCopied, bytesTotal: p.bytesTotal }),
     });
-    return { file, to: to.location, imported: [{ backupId: id, importedAs: r.backupId, chunksCopied: r.chunksCopied, bytesCopied: r.bytesCopied, chunksSkipped: r.chunksSkipped }], chunksCopied: r.chunksCopied, bytesCopied: r.bytesCopied };
+    return { file, to: to.location, imported: [{ backupId: id, importedAs: r.backupId, chunksCopied: r.chunksCopied, bytesCopied: r.bytesCopied, chunksSkipped: r.chunksSkipped }], skipped: [], conflicts: [], chunksCopied: r.chunksCopied, bytesCopied: r.bytesCopied };
   }
+  // As cairn sync: a backup the target holds with the same content is skipped; one it holds
+  // under the same id with other content is a conflict, left alone; the others are imported.
   const r = await runSync({ from, to, ...(signal ? { signal } : {}), onProgress: (p) => report({ ...p }) });
-  const problem = syncProblems(r);
-  if (problem) throw problem;
-  return { file, to: to.location, imported: r.copied.map((c) => ({ ...c, importedAs: c.backupId })), chunksCopied: r.chunksCopied, bytesCopied: r.bytesCopied };
+  const result: ImportResult = {
+    file,
+    to: to.location,
+    imported: r.copied.map((c) => ({ ...c, importedAs: c.backupId })),
+    skipped: r.skipped,
+    conflicts: [...r.conflicts, ...r.failed],
+    chunksCopied: r.chunksCopied,
+    bytesCopied: r.bytesCopied,
+  };
+  if (r.failed.length > 0) {
+    // The archive was checked whole: a backup that fails to copy is damage the checks missed.
+    throw new CorruptionError(`${summary(result, ids.length)} ${r.failed.map((f) => `${f.backupId}: ${f.message}`).join('; ')}. Export it again from its repository.`, {
+      objects: r.failed.map((f) => `backups/${f.backupId}`),
+    });
+  }
+  if (!options.deferConflicts) {
+    const problem = importConflicts(result);
+    if (problem) throw problem;
+  }
+  return result;
+}
+
+function summary(r: ImportResult, total: number): string {
+  return `Imported ${r.imported.length} of ${total} backup(s) into ${r.to}, skipped ${r.skipped.length} already there (identical), left out ${r.conflicts.length}:`;
+}
+
+/**
+ * The error an import ends with when it left backups out (ConflictError, exit 4), naming them and
+ * what to do; undefined when it left none out.
+ */
+export function importConflicts(r: ImportResult): ConflictError | undefined {
+  if (r.conflicts.length === 0) return undefined;
+  const from = r.file;
+  const total = r.imported.length + r.skipped.length + r.conflicts.length;
+  if (total === 1) {
+    const c = r.conflicts[0] as { backupId: string };
+    return new ConflictError(
+      `A backup with id "${c.backupId}" but other content already exists in ${r.to}. Nothing was imported from ${from}. Import it under another id with --as <new id>, or delete the existing one first.`,
+    );
+  }
+  const names = r.conflicts.map((c) => `${c.backupId} (${c.message})`);
+  return new ConflictError(
+    `${summary(r, total)} ${names.slice(0, 10).join('; ')}${names.length > 10 ? `; and ${names.length - 10} more` : ''}. ` +
+      'Each was left alone: delete the one in the repository to import the archive\'s, or export that backup into an archive of its own and import it with --as <new id>.',
+  );
 }

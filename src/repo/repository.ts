@@ -269,6 +269,20 @@ export class Repository {
     });
   }
 
+  /** Whether the repository can never be written (a `.cairn` archive). */
+  get readOnly(): boolean {
+    return this.rawStorage.readOnlyError !== undefined;
+  }
+
+  /**
+   * @param operation what would write, as a phrase after "Cannot" ("back up into it").
+   * @throws StorageError (exit 8) on a read-only repository, saying to import the archive first.
+   */
+  requireWritable(operation: string): void {
+    const err = this.rawStorage.readOnlyError?.(operation);
+    if (err) throw err;
+  }
+
   /** Format 2 and later: a manifest without a checksum is refused (format 1 reads it, flagged). */
   get checksumsRequired(): boolean {
     return this.config.formatVersion >= 2;
@@ -286,7 +300,10 @@ export class Repository {
    * repository is locked (default: lockRetry's, else 0: fail at once with LockedError); `signal`
    * (combined with lockRetry's) cancels the wait with CancelledError; `onWait` as in LockOptions.
    */
-  lock(exclusive: boolean, operation: string, options: LockRetry = {}): Promise<RepositoryLock> {
+  lock(exclusive: boolean, operation: string, options: LockRetry & { writes?: string } = {}): Promise<RepositoryLock> {
+    // The one place a writing job is refused on a read-only repository (an archive), before any
+    // work: every writer locks first, exclusive (prune, repair) or naming what it writes.
+    if (exclusive || options.writes !== undefined) this.requireWritable(options.writes ?? `run ${operation} on it`);
     const d = this.lockRetry;
     const signals = [options.signal, d.signal].filter((s): s is AbortSignal => s !== undefined);
     const waitMs = options.waitMs ?? d.waitMs;
@@ -406,7 +423,7 @@ export class Repository {
   async updateManifest(manifest: BackupManifest, signal?: AbortSignal): Promise<void> {
     // Shared: only prune (which must see a stable set of references) needs the exclusive lock.
     checkWritable(manifest);
-    const lock = await this.lock(false, `update ${manifest.id}`);
+    const lock = await this.lock(false, `update ${manifest.id}`, { writes: `change backup ${manifest.id} in it` });
     try {
       if (!(await this.hasBackup(manifest.id))) throw new NotFoundError(`Backup "${manifest.id}" not found in ${this.location}.`);
       await this.storage.put(manifestKey(manifest.id), encodeManifest(manifest), { signal });
@@ -421,7 +438,7 @@ export class Repository {
    * (prune, which needs the exclusive lock, cannot remove packs while they read).
    */
   async deleteBackup(id: string): Promise<void> {
-    const lock = await this.lock(false, `delete ${id}`);
+    const lock = await this.lock(false, `delete ${id}`, { writes: `delete backup ${id} from it` });
     try {
       if (!(await this.hasBackup(id))) {
         throw new NotFoundError(`Backup "${id}" not found in ${this.location}.`);

@@ -49,4 +49,10 @@ export interface Storage {
    * file, which cairn must never delete or move (docs/security.md). Absent: never.
    */
   linksOutside?(key: string): Promise<boolean>;
+  /**
+   * Set on storage that can never be written (a `.cairn` archive): the error any write would
+   * get, naming `operation` ("back up into", "prune", …) and what to do instead. Checked before a
+   * writing job does any work (Repository.requireWritable). Absent: writable.
+   */
+  readOnlyError?(operation: string): Error;
 }

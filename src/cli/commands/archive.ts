@@ -18,11 +18,10 @@ import { mayBeName } from '../../config/registry.js';
 import { CairnError, ConflictError, StorageError, UsageError } from '../../core/errors.js';
 import { parseRenames } from '../../core/selection.js';
 import { runExport, type ExportProgress, type ExportResult } from '../../jobs/export.js';
-import { runImport, type ImportProgress, type ImportResult } from '../../jobs/import.js';
+import { importConflicts, runImport, type ImportProgress, type ImportResult } from '../../jobs/import.js';
 import type { Progress } from '../../jobs/progress.js';
 import { sqlExport } from '../../jobs/sql-export.js';
 import { Repository } from '../../repo/repository.js';
-import { ArchiveStorage } from '../../storage/archive/reader.js';
 import { formatBytes, formatDuration, plural } from '../format.js';
 import {
   collect,
@@ -87,8 +86,9 @@ export function registerArchiveCommands(program: Command, ctx: CliContext): void
       if (!opts.all && ids.length === 0) throw new UsageError('Name the backups to export (cairn export <id>... --repo …), or export every one with --all.');
       if (opts.level !== undefined && opts.compression === undefined) throw new UsageError('--level goes with --compression (e.g. --compression zstd --level best).');
       const output = outputOf(opts);
-      const repository = await openLockingRepository(opts.repo, opts, ctx);
+      // Checked before the repository is opened: a wrong flag costs nothing.
       const compression = opts.compression !== undefined ? compressionFrom(opts, { algorithm: 'zstd', level: 'default' }) : undefined;
+      const repository = await openLockingRepository(opts.repo, opts, ctx);
       const backupIds = opts.all ? await repository.listBackupIds(signal) : ids;
       if (backupIds.length === 0) throw new UsageError(`${repository.location} holds no backups to export.`);
       const file = output ?? defaultArchiveName(backupIds, opts.repo, repository);
@@ -120,18 +120,33 @@ export function registerArchiveCommands(program: Command, ctx: CliContext): void
     .addOption(retryLockOption())
     .action(async (file: string, opts: ImportFlags) => {
       const to = await openLockingRepository(opts.repo, opts, ctx);
-      if (to.rawStorage instanceof ArchiveStorage) throw new UsageError(`${to.location} is an archive, which is read-only: import into a repository (cairn repo init <path> creates one).`);
+      // Before the archive is read: an archive target is refused as every writer refuses one.
+      to.requireWritable('import into it');
       const bar = new ProgressBar('import', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
       const started = Date.now();
       let result: ImportResult;
       try {
-        const run = (f: string): Promise<ImportResult> => runImport({ file: f, to, ...(opts.as !== undefined ? { asId: opts.as } : {}), openArchive: (archive) => Repository.open(archive, { password: passwordFor('from', archive.location), signal }), signal, onProgress: (p) => bar.update(importProgress(p)) });
+        const run = (f: string): Promise<ImportResult> =>
+          runImport({
+            file: f,
+            to,
+            ...(opts.as !== undefined ? { asId: opts.as } : {}),
+            // The spooled copy of stdin is gone once the command ends: messages say "stdin".
+            ...(file === '-' ? { displayName: 'stdin' } : {}),
+            openArchive: (archive) => Repository.open(archive, { password: passwordFor('from', archive.location), signal }),
+            deferConflicts: true,
+            signal,
+            onProgress: (p) => bar.update(importProgress(p)),
+          });
         result = file === '-' ? await fromStdin(signal, run) : await run(file);
       } finally {
         bar.done();
       }
-      if (opts.json) return printJson(io, result);
-      printImported(io, result, file === '-' ? 'stdin' : result.file, started);
+      // As cairn sync: the report first, then the error naming what was left out (exit 4).
+      const problem = importConflicts(result);
+      if (opts.json) printJson(io, result);
+      else if (!problem || result.imported.length + result.skipped.length > 0) printImported(io, result, started);
+      if (problem) throw problem;
     });
 }
 
@@ -169,9 +184,29 @@ async function exportSql(ids: string[], opts: ExportFlags, ctx: CliContext): Pro
   io.err(line);
 }
 
-/** -o as given; `-o -` refused where it cannot work. */
+/** What compresses a SQL script, by the output's name. */
+const SQL_SUFFIXES = /\.sql(\.gz|\.zst)?$/i;
+/** Compression suffixes export does not write: a file under such a name would not be what it says. */
+const OTHER_COMPRESSION = /\.(bz2|xz|lz4|lz|lzma|zip|7z|br|z|tgz|tbz2|txz)$/i;
+const ANY_COMPRESSION = /\.(gz|zst|zstd|bz2|xz|lz4|lz|lzma|zip|7z|br|z|tgz|tbz2|txz)$/i;
+
+/**
+ * -o as given; `-o -` refused where it cannot work, and a name that says another format or a
+ * compression the output will not have (x.sql for an archive, x.sql.bz2, x.cairn.gz).
+ */
 function outputOf(opts: ExportFlags): string | undefined {
-  if (opts.output === '-') {
+  const file = opts.output;
+  if (file !== undefined && file !== '-') {
+    const name = path.basename(file);
+    if (opts.format === 'sql') {
+      if (OTHER_COMPRESSION.test(name)) throw new UsageError(`-o ${file}: --format sql compresses by the name with .gz or .zst only (-o FILE.sql.gz, -o FILE.sql.zst); nothing writes ${path.extname(name)}. Name the file .sql, .sql.gz or .sql.zst.`);
+      if (/\.cairn$/i.test(name)) throw new UsageError(`-o ${file} names an archive, but --format sql writes a SQL script: did you mean an archive (leave out --format sql), or -o ${name.replace(/\.cairn$/i, '.sql')}?`);
+    } else {
+      if (SQL_SUFFIXES.test(name)) throw new UsageError(`-o ${file} names a SQL script, but export writes a .cairn archive unless told otherwise: did you mean --format sql? (An archive is named FILE.cairn.)`);
+      if (ANY_COMPRESSION.test(name)) throw new UsageError(`-o ${file}: an archive is not compressed by its name (it would be a plain tar under ${path.extname(name)}). Name it FILE.cairn, and recompress its blobs with --compression zstd if you want it smaller.`);
+    }
+  }
+  if (file === '-') {
     if (opts.json) throw new UsageError('--json prints on stdout, where -o - writes the export: write to a file (-o FILE), or leave out --json.');
     if (process.stdout.isTTY) throw new UsageError('stdout is a terminal: redirect it (cairn export … -o - > FILE, or | ssh …), or write a file with -o FILE.');
   }
@@ -203,16 +238,25 @@ async function writeOutput<T>(file: string, force: boolean, signal: AbortSignal,
   const target = path.resolve(file);
   const temp = path.join(path.dirname(target), `.${path.basename(target)}.cairn-${randomBytes(4).toString('hex')}`);
   let out: Writable | undefined;
+  // An output error before a writer listens (the folder missing: the open fails while the
+  // repository is still being read) would be an unhandled 'error' event: it is kept and thrown.
+  let failure: Error | undefined;
   try {
-    out = createWriteStream(temp, { flags: 'wx' });
+    // Opened here, before any work: a folder that does not exist or cannot be written fails now,
+    // with nothing read and no lock taken.
+    const handle = await open(temp, 'wx');
+    out = handle.createWriteStream();
+    out.on('error', (err: Error) => (failure ??= err));
     const result = await write(out);
+    if (failure) throw failure;
     signal.throwIfAborted();
     await new Promise<void>((resolve, reject) => (out as Writable).end((err?: Error | null) => (err ? reject(err) : resolve())));
-    const handle = await open(temp, 'r+');
+    if (failure) throw failure;
+    const synced = await open(temp, 'r+');
     try {
-      await handle.sync();
+      await synced.sync();
     } finally {
-      await handle.close();
+      await synced.close();
     }
     if (force) await rename(temp, target);
     else {
@@ -227,10 +271,13 @@ async function writeOutput<T>(file: string, force: boolean, signal: AbortSignal,
     return result;
   } catch (err) {
     out?.destroy();
-    await rm(temp, { force: true });
-    const code = (err as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && /^E[A-Z]+$/.test(code) && !(err instanceof CairnError)) {
-      throw new StorageError(`Cannot write ${target}: ${(err as Error).message}. Check the folder exists and is writable and has room, or write to stdout with -o -.`, { cause: err });
+    // Never in place of the error that matters (rm fails with ENOTDIR when the folder is a file).
+    await rm(temp, { force: true }).catch(() => undefined);
+    // The writer's StorageError wraps the file's own error: the message names the file either way.
+    const cause = err instanceof StorageError && err.cause instanceof Error ? err.cause : err;
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code) && !(cause instanceof CairnError)) {
+      throw new StorageError(`Cannot write ${target}: ${(cause as Error).message.replace(temp, target)}. Check the folder exists and is writable and has room, or write to stdout with -o -.`, { cause });
     }
     throw err;
   }
@@ -248,10 +295,13 @@ async function fromStdin<T>(signal: AbortSignal, run: (file: string) => Promise<
   }
 }
 
-function printImported(io: Io, r: ImportResult, from: string, started: number): void {
+function printImported(io: Io, r: ImportResult, started: number): void {
   const lines = [
-    `Imported ${plural(r.imported.length, 'backup')} from ${from} into ${r.to} in ${formatDuration(Date.now() - started)}: ${plural(r.chunksCopied, 'chunk')} sent (${formatBytes(r.bytesCopied)}); verified.`,
+    `Imported ${plural(r.imported.length, 'backup')} from ${r.file} into ${r.to} in ${formatDuration(Date.now() - started)}: ${plural(r.chunksCopied, 'chunk')} sent (${formatBytes(r.bytesCopied)}); verified.` +
+      (r.skipped.length + r.conflicts.length > 0 ? ` ${r.skipped.length} already there (identical), ${plural(r.conflicts.length, 'conflict')}.` : ''),
     ...r.imported.map((b) => `  ${b.importedAs}${b.importedAs !== b.backupId ? ` (${b.backupId} in the archive)` : ''}: ${plural(b.chunksCopied, 'chunk')} sent, ${b.chunksSkipped} already there`),
+    ...r.skipped.map((id) => `  skipped   ${id}: already there, identical`),
+    ...r.conflicts.map((c) => `  conflict  ${c.backupId}: ${c.message}`),
   ];
   io.out(lines.join('\n'));
 }

@@ -234,6 +234,8 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
 
   repoCommand(backup, 'expire', 'delete every backup whose expiry has passed (manual or scheduled; those without an expiry are never touched)', ['--dry-run', 'list them, delete nothing']).addOption(retryLockOption()).action(async (opts: CommonOptions & RetryLockFlags & { dryRun?: boolean }) => {
     const repository = await openLockingRepository(opts.repo, opts, { io, signal });
+    // Refused on an archive whether or not a backup has expired (deleteBackup would refuse only then).
+    if (!opts.dryRun) repository.requireWritable('expire backups in it');
     const { expiredBackups } = await import('../../jobs/scheduled-backup.js');
     const expired = expiredBackups(await repository.listManifests(signal), new Date());
     if (!opts.dryRun) for (const m of expired) await repository.deleteBackup(m.id);

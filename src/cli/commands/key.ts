@@ -14,8 +14,10 @@ import { openRepository, printJson, repoCommand, type CliContext, type CommonOpt
 import { newPassword } from '../password.js';
 
 /** Opens the repository --repo names and refuses a plain one (it has no keys to manage). */
-async function openEncrypted(opts: CommonOptions): Promise<Repository> {
+async function openEncrypted(opts: CommonOptions, writes?: string): Promise<Repository> {
   const repo = await openRepository(opts.repo);
+  // Key commands take no lock, so they check here, before a new password is asked for.
+  if (writes !== undefined) repo.requireWritable(writes);
   if (!repo.encrypted) {
     throw new UsageError(`The repository ${repo.location} is not encrypted: it has no key slots. Encryption is chosen when a repository is created (cairn repo init --encryption); copy the backups into a new encrypted repository with cairn sync.`);
   }
@@ -33,14 +35,14 @@ export function registerKeyCommands(program: Command, { io, signal }: CliContext
   });
 
   repoCommand(key, 'add', 'add a key slot for another password (the new password: --new-password-file, CAIRN_NEW_PASSWORD, or typed twice)').action(async (opts: CommonOptions) => {
-    const repo = await openEncrypted(opts);
+    const repo = await openEncrypted(opts, 'add a key slot to it');
     const added = await addKey(repo, await newPassword('key add', repo.location, { signal }));
     if (opts.json) return printJson(io, { repository: repo.location, key: added });
     io.out(`Added key slot ${added.id} to ${repo.location}: the new password opens the repository too.`);
   });
 
   repoCommand(key, 'remove <id>', 'remove a key slot (its id, or a unique prefix of 4 or more characters); never the last one, nor the one in use').action(async (id: string, opts: CommonOptions) => {
-    const repo = await openEncrypted(opts);
+    const repo = await openEncrypted(opts, 'remove a key slot from it');
     const before = await listKeys(repo, signal);
     await removeKey(repo, id);
     const after = new Set((await listKeys(repo, signal)).map((k) => k.id));
@@ -50,7 +52,7 @@ export function registerKeyCommands(program: Command, { io, signal }: CliContext
   });
 
   repoCommand(key, 'passwd', 'change the password in use: adds a slot for the new password, then removes the old one').action(async (opts: CommonOptions) => {
-    const repo = await openEncrypted(opts);
+    const repo = await openEncrypted(opts, 'change its password');
     const old = repo.keySlotId;
     const next = await changePassword(repo, await newPassword('key passwd', repo.location, { signal }));
     if (opts.json) return printJson(io, { repository: repo.location, key: next, removed: old ?? null });

@@ -1,8 +1,9 @@
 /** Repository upkeep: `cairn verify`, `prune`, `repair`, `unlock` and `stats`. */
+import path from 'node:path';
 import type { Command } from 'commander';
 import { isBackupId } from '../../core/ids.js';
 import { listLocks, removeLocks } from '../../repo/lock.js';
-import { ArchiveStorage, isArchiveFile } from '../../storage/archive/reader.js';
+import { ArchiveStorage, isArchiveFile, scanArchive } from '../../storage/archive/reader.js';
 import { prune } from '../../repo/prune.js';
 import { repair } from '../../repo/repair.js';
 import { databaseKey } from '../../jobs/database-key.js';
@@ -14,8 +15,12 @@ import { openLockingRepository, openRepository, parseGrace, printJson, repoComma
 
 export function registerMaintenanceCommands(program: Command, { io, signal }: CliContext): void {
   repoCommand(program, 'verify [id]', 'check that backups can be restored (all backups when no id is given; `cairn verify FILE.cairn` checks an archive)', ['--read-data', 'download every pack and check every chunk (slow, thorough)']).addOption(retryLockOption()).action(async (id: string | undefined, opts: CommonOptions & RetryLockFlags & { readData?: boolean }) => {
-    // `cairn verify FILE.cairn`: no backup id holds a "." or "/", so an archive file in its place is the repository.
-    if (id !== undefined && !isBackupId(id) && isArchiveFile(id)) [opts, id] = [{ ...opts, repo: id }, undefined];
+    // `cairn verify FILE.cairn`: no backup id holds a "." or "/", so a file in its place is the archive to check.
+    if (id !== undefined && !isBackupId(id) && (isArchiveFile(id) || /[./\\]/.test(id))) {
+      // What import says of the same file: missing (exit 3), a folder (exit 2), not an archive (exit 6).
+      if (!isArchiveFile(id)) await scanArchive(path.resolve(id));
+      [opts, id] = [{ ...opts, repo: id }, undefined];
+    }
     const repository = await openLockingRepository(opts.repo, opts, { io, signal });
     // An archive is checked whole first: every byte against the checksum in its end member.
     if (repository.rawStorage instanceof ArchiveStorage) await repository.rawStorage.verifyChecksum(signal);

@@ -15,7 +15,7 @@ import { randomId, validateBackupId } from '../../core/ids.js';
 import { runExport } from '../../jobs/export.js';
 import { runImport } from '../../jobs/import.js';
 import { Repository } from '../../repo/repository.js';
-import { ArchiveStorage, scanArchive } from '../../storage/archive/reader.js';
+import { scanArchive } from '../../storage/archive/reader.js';
 import { jobId, publicJob, type RouteKit } from './kit.js';
 
 /** What an export job's result names its archive by (a file in exports/). */
@@ -100,7 +100,7 @@ export function archiveRoutes({ on, center, openRepo, started, dataDir }: RouteK
 
   on('createImport', async (c, { query }) => {
     const to = await openRepo(c, query.repository);
-    if (to.rawStorage instanceof ArchiveStorage) throw new UsageError(`${to.location} is an archive, which is read-only: import into a repository.`);
+    to.requireWritable('import into it');
     const asId = query.as !== undefined ? validateBackupId(query.as) : undefined;
     const body = c.req.raw.body;
     if (!body) throw new UsageError('Send the .cairn archive as the request body (Content-Type: application/octet-stream).');

@@ -51,19 +51,27 @@ export interface ArchiveContents {
 }
 
 export class ArchiveStorage implements Storage {
+  /** How messages name the archive: its path, or what the caller shows instead ("stdin"). */
   readonly location: string;
+  /** The archive file's absolute path. */
+  readonly path: string;
   readonly atomicCreate = true;
   private scanning: Promise<ArchiveContents> | undefined;
   private readonly locks = new Map<string, { data: Buffer; modified: Date }>();
 
-  /** @param file the archive's path (made absolute). No I/O until first use. */
-  constructor(file: string) {
-    this.location = isAbsolute(file) ? file : resolve(file);
+  /**
+   * @param file the archive's path (made absolute). No I/O until first use.
+   * @param shownAs what messages call it instead of the path (`import -`: "stdin", not the
+   *   temporary file it was spooled to, which is gone by the time the message is read).
+   */
+  constructor(file: string, shownAs?: string) {
+    this.path = isAbsolute(file) ? file : resolve(file);
+    this.location = shownAs ?? this.path;
   }
 
   /** The scanned contents (scanned once; a refused archive is refused on every call). */
   contents(): Promise<ArchiveContents> {
-    this.scanning ??= scanArchive(this.location);
+    this.scanning ??= scanArchive(this.path, this.location);
     return this.scanning;
   }
 
@@ -78,7 +86,7 @@ export class ArchiveStorage implements Storage {
     const hash = createHash('sha256');
     let read = 0;
     if (end.bytes > 0) {
-      const stream = createReadStream(this.location, { start: 0, end: end.bytes - 1, highWaterMark: 1024 * 1024, ...(signal ? { signal } : {}) });
+      const stream = createReadStream(this.path, { start: 0, end: end.bytes - 1, highWaterMark: 1024 * 1024, ...(signal ? { signal } : {}) });
       try {
         for await (const chunk of stream) {
           hash.update(chunk as Buffer);
@@ -89,7 +97,7 @@ export class ArchiveStorage implements Storage {
         throw new StorageError(`Cannot read the archive ${this.location}: ${(err as Error).message}.`, { cause: err });
       }
     }
-    if (read !== end.bytes || (await stat(this.location)).size !== fileSize) {
+    if (read !== end.bytes || (await stat(this.path)).size !== fileSize) {
       throw damaged(this.location, 'it changed while it was read');
     }
     if (hash.digest('hex') !== end.sha256) {
@@ -100,7 +108,7 @@ export class ArchiveStorage implements Storage {
 
   async put(key: string, data: Uint8Array, options?: PutOptions): Promise<void> {
     checkKey(key);
-    if (!key.startsWith(LOCKS_PREFIX)) throw this.readOnly(`write ${key}`);
+    if (!key.startsWith(LOCKS_PREFIX)) throw this.readOnlyError(`write ${key}`);
     if (options?.ifNotExists && this.locks.has(key)) throw new ConflictError(`${key} already exists in ${this.location}.`);
     this.locks.set(key, { data: Buffer.from(data), modified: new Date() });
   }
@@ -135,7 +143,7 @@ export class ArchiveStorage implements Storage {
       this.locks.delete(key);
       return;
     }
-    throw this.readOnly(`delete ${key}`);
+    throw this.readOnlyError(`delete ${key}`);
   }
 
   async exists(key: string): Promise<boolean> {
@@ -151,7 +159,7 @@ export class ArchiveStorage implements Storage {
 
   private async read(position: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     throwIfAborted(signal);
-    const handle = await open(this.location, 'r');
+    const handle = await open(this.path, 'r');
     try {
       const buffer = Buffer.allocUnsafe(length);
       let done = 0;
@@ -166,9 +174,10 @@ export class ArchiveStorage implements Storage {
     }
   }
 
-  private readOnly(what: string): StorageError {
+  /** The error every write gets (exit 8): Repository.requireWritable throws it before a writing job starts. */
+  readOnlyError(operation: string): StorageError {
     return new StorageError(
-      `Cannot ${what}: ${this.location} is a read-only archive. Import it into a repository first (cairn import ${basename(this.location)} --repo <repo>), then work there.`,
+      `Cannot ${operation}: ${this.location} is a read-only archive. Import it into a repository first (cairn import ${basename(this.location)} --repo <repo>), then work there.`,
     );
   }
 }
@@ -179,20 +188,21 @@ function damaged(file: string, why: string): CorruptionError {
 
 /**
  * Reads the headers of an archive file (not its data, except the small head and end members)
- * and checks its structure: see the module comment for what is refused.
+ * and checks its structure: see the module comment for what is refused. `file`: how messages
+ * name it (default `path`).
  * @throws CorruptionError naming the archive and the member; UsageError for another format version.
  */
-export async function scanArchive(file: string): Promise<ArchiveContents> {
+export async function scanArchive(path: string, file = path): Promise<ArchiveContents> {
   let info: Stats;
   try {
-    info = await stat(file);
+    info = await stat(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`No archive at ${file}.`);
     throw new StorageError(`Cannot read the archive ${file}: ${(err as Error).message}.`, { cause: err });
   }
   if (!info.isFile()) throw new UsageError(`${file} is not a file: an archive is one .cairn file.`);
   const fileSize = info.size;
-  const handle = await open(file, 'r');
+  const handle = await open(path, 'r');
   try {
     const readAt = async (position: number, length: number): Promise<Buffer> => {
       const buffer = Buffer.alloc(length);
