@@ -407,6 +407,8 @@ describe('--format sql through the CLI', () => {
     };
     const plain = join(work, 'sq-1.sql');
     ok(run(['export', 'sq-1', '--repo', join(work, 'src'), '--format', 'sql', '-o', plain]));
+    // Owner-only, as repository files: the script holds the database in plain text.
+    expect(statSync(plain).mode & 0o777).toBe(0o600);
     expect(dumpSqlite(load(readFileSync(plain), 'sql-plain.db'))).toEqual(dumpSqlite(original));
     const gz = join(work, 'sq-1.sql.gz');
     ok(run(['export', 'sq-1', '--repo', join(work, 'src'), '--format', 'sql', '-o', gz]));

@@ -244,7 +244,9 @@ async function writeOutput<T>(file: string, force: boolean, signal: AbortSignal,
   try {
     // Opened here, before any work: a folder that does not exist or cannot be written fails now,
     // with nothing read and no lock taken.
-    const handle = await open(temp, 'wx');
+    // Owner-only, as repository files: an export holds a database's contents (in plain text for
+    // SQL, and for an archive of a plain repository).
+    const handle = await open(temp, 'wx', 0o600);
     out = handle.createWriteStream();
     out.on('error', (err: Error) => (failure ??= err));
     const result = await write(out);
