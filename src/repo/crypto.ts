@@ -72,7 +72,8 @@ export function unseal(key: Buffer, sealed: Uint8Array, aad: string, what: strin
   const bytes = Buffer.isBuffer(sealed) ? sealed : Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length);
   if (bytes.length < SEALED_OVERHEAD || !bytes.subarray(0, SEALED_MAGIC.length).equals(SEALED_MAGIC)) {
     throw new CorruptionError(
-      `${what} is not an encrypted object of this repository (${bytes.length < SEALED_OVERHEAD ? 'too short' : 'no encryption header'}): it was altered, truncated or written by something else. Run cairn verify; cairn repair removes what cannot be read.`,
+      // No advice here: each reader (a lock, a manifest, a pack) adds what fits it.
+      `${what} is not an encrypted object of this repository (${bytes.length < SEALED_OVERHEAD ? 'too short' : 'no encryption header'}): it was altered, truncated or written by something else.`,
       { objects: [aad] },
     );
   }
@@ -86,7 +87,7 @@ export function unseal(key: Buffer, sealed: Uint8Array, aad: string, what: strin
     return Buffer.concat([body, decipher.final()]);
   } catch {
     throw new CorruptionError(
-      `${what} failed authentication: it was altered or damaged after it was written (or moved from another name). Run cairn verify to see which backups it affects; cairn repair removes what cannot be read.`,
+      `${what} failed authentication: it was altered or damaged after it was written (or moved from another name).`,
       { objects: [aad] },
     );
   }
