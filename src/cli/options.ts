@@ -200,7 +200,8 @@ export function compressionFrom(opts: { compression?: string; level?: string }, 
   const l = CompressionLevelSchema.safeParse(level);
   if (!l.success) throw new UsageError(`Unknown compression level "${level}": use fastest, default or best.`);
   // A level given for no compression would be silently ignored (every command that takes both).
-  if (opts.level !== undefined && a.data === 'none') {
+  // "default" passes: it is what `repo init` sets when --level is not given.
+  if (opts.level !== undefined && opts.level !== 'default' && a.data === 'none') {
     throw new UsageError(`--level ${opts.level} has no meaning without compression${opts.compression === undefined ? ' (the repository stores blobs uncompressed)' : ''}: leave out --level, or choose --compression zstd or gzip.`);
   }
   return { algorithm: a.data, level: l.data };
