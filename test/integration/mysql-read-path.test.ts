@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mysql from 'mysql2/promise';
 import { SourceError } from '../../src/core/errors.js';
 import { openSource } from '../../src/sources/index.js';
-import { escapeInto, NULL_FIELD } from '../../src/sources/mysql/format.js';
 import type { CollectionDescriptor, SourceSnapshot } from '../../src/sources/types.js';
+import { referenceTsv } from '../helpers/mysql-tsv.js';
 import { dropDatabase, ensureMysql, ident, MY_HOST, MY_PORT, myUrl, sql } from '../helpers/mysql.js';
 
 const DB = `cairn_myread_${process.pid}`;
@@ -32,18 +32,7 @@ async function reference(table: string): Promise<Buffer> {
   try {
     await c.query("SET SESSION character_set_results = NULL, time_zone = '+00:00'");
     const [rows] = await c.query({ sql: `SELECT * FROM ${ident(table)}`, rowsAsArray: true, typeCast: ((field: { buffer(): Buffer | null }) => field.buffer()) as never });
-    const parts: Buffer[] = [];
-    for (const row of rows as unknown as (Buffer | null)[][]) {
-      const out = Buffer.alloc(row.reduce((n, v) => n + 3 + (v === null ? 2 : 2 * v.length), 1));
-      let pos = 0;
-      row.forEach((v, i) => {
-        if (i > 0) out[pos++] = 0x09;
-        pos = v === null ? pos + NULL_FIELD.copy(out, pos) : escapeInto(v, out, pos);
-      });
-      out[pos++] = 0x0a;
-      parts.push(out.subarray(0, pos));
-    }
-    return Buffer.concat(parts);
+    return referenceTsv(rows as unknown as (Buffer | null)[][]);
   } finally {
     await c.end();
   }

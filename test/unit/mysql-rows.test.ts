@@ -8,7 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { SourceError } from '../../src/core/errors.js';
-import { escapeInto, NULL_FIELD, parseLine } from '../../src/sources/mysql/format.js';
+import { escapeInto, parseLine } from '../../src/sources/mysql/format.js';
+import { referenceTsv } from '../helpers/mysql-tsv.js';
 import { escapeRange, TsvRowEncoder } from '../../src/sources/mysql/rows.js';
 
 /** A text-protocol row payload: one length-encoded string per value, 0xFB for NULL. */
@@ -42,20 +43,7 @@ function packet(values: (Buffer | null)[], wide = false): Buffer {
 }
 
 /** The reference encoding: escapeInto per value (what the source wrote before rows.ts). */
-function reference(rows: (Buffer | null)[][]): Buffer {
-  const parts: Buffer[] = [];
-  for (const row of rows) {
-    const out = Buffer.alloc(row.reduce((n, v) => n + 3 + (v === null ? 2 : 2 * v.length), 1));
-    let pos = 0;
-    row.forEach((v, i) => {
-      if (i > 0) out[pos++] = 0x09;
-      pos = v === null ? pos + NULL_FIELD.copy(out, pos) : escapeInto(v, out, pos);
-    });
-    out[pos++] = 0x0a;
-    parts.push(out.subarray(0, pos));
-  }
-  return Buffer.concat(parts);
-}
+const reference = referenceTsv;
 
 /** Encodes `rows` (each packet placed inside a larger buffer, as the driver hands them). */
 function encode(rows: (Buffer | null)[][], chunkBytes: number, wide = false): { bytes: Buffer; buffers: Buffer[]; rows: number } {
