@@ -20,4 +20,6 @@ export default tseslint.config(
     },
   },
   { files: ['src/sources/sqlite/driver.ts'], rules: { '@typescript-eslint/no-restricted-imports': 'off' } },
+  // The console runs in the browser (web/src); its build config runs in Node.
+  { files: ['web/src/**'], languageOptions: { globals: { ...globals.browser } } },
 );
