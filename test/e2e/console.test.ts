@@ -26,6 +26,8 @@ const missing = browserMissing();
 if (missing) console.log(`console e2e tests skipped: ${missing}`);
 
 const SCREENSHOTS = process.env.CAIRN_SCREENSHOTS === '1';
+/** The screens in the navigation, in its order (an admin sees them all). */
+const SCREENS = ['overview', 'backups', 'restore', 'jobs', 'schedules', 'sources', 'repositories', 'tokens'] as const;
 const SHOTS_DIR = fileURLToPath(new URL('../../docs/console/', import.meta.url));
 
 let env: ConsoleEnv;
@@ -64,6 +66,35 @@ async function pageSession(page: Page): Promise<{ role: string; csrfToken: strin
     if (res.status !== 200) return null;
     return ((await res.json()) as { session: { role: string; csrfToken: string } | null }).session;
   });
+}
+
+/** What one scenario leaves for the next (each makes its own when it ran alone or failed). */
+const shared: { sqliteBackupId?: string } = {};
+
+/** Waits until the screen shows its heading and nothing is loading any more. */
+async function screenReady(page: Page): Promise<void> {
+  await page.locator('#page-title').waitFor();
+  await page.locator('.loading').first().waitFor({ state: 'detached' });
+}
+
+/** Opens a screen through the navigation (the phone's menu first when the nav is collapsed). */
+async function gotoScreen(page: Page, screen: string): Promise<void> {
+  const link = page.getByTestId(`nav-${screen}`);
+  if (!(await link.isVisible())) await page.getByRole('button', { name: 'Menu' }).click();
+  await link.click();
+  await expect.poll(() => link.getAttribute('aria-current')).toBe('page');
+  await screenReady(page);
+}
+
+/** Starts a backup of a registered source from the console; returns the job's id. */
+async function startBackupInConsole(page: Page, source: string): Promise<string> {
+  await gotoScreen(page, 'sources');
+  const row = page.getByRole('row').filter({ has: page.getByRole('cell', { name: source, exact: true }) });
+  const started = page.waitForResponse((r) => r.url().endsWith('/v1/backups') && r.request().method() === 'POST');
+  await row.getByRole('button', { name: /back up/i }).click();
+  const res = await started;
+  expect(res.status()).toBe(202);
+  return ((await res.json()) as { job: { id: string } }).job.id;
 }
 
 describe.skipIf(missing !== null).sequential('web console in a real browser', () => {
@@ -118,5 +149,155 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
     } finally {
       await context.close();
     }
+  });
+
+  it('backs up the SQLite source and watches the job reach SUCCESS live', async () => {
+    const { context, page } = await signedInPage(browser, env, 'operator');
+    try {
+      const jobId = await startBackupInConsole(page, env.sqlite.name);
+      await gotoScreen(page, 'jobs');
+      await page.getByTestId(`job-row-${jobId}`).waitFor();
+      // The jobs table follows GET /v1/events: no reload, the state cell changes by itself.
+      await expect.poll(() => page.getByTestId(`job-state-${jobId}`).textContent(), { timeout: 60_000 }).toBe('SUCCESS');
+      const job = await api('viewer').jobs.get(jobId);
+      expect(job.state).toBe('SUCCESS');
+      const backupId = (job.result as { backupId: string }).backupId;
+      await gotoScreen(page, 'backups');
+      await page.getByTestId(`backup-row-${backupId}`).waitFor();
+      expect(await page.getByTestId(`backup-row-${backupId}`).textContent()).toContain(env.sqlite.name);
+      shared.sqliteBackupId = backupId;
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('cancels a running PostgreSQL backup from the jobs screen', async () => {
+    // Another session holds an exclusive lock on the big table: the backup waits for its
+    // ACCESS SHARE lock (up to the 30 s lock timeout), so it is reliably running when cancelled.
+    const blocker = new pg.Client({ connectionString: pgUrl(env.pg.db) });
+    await blocker.connect();
+    const { context, page } = await signedInPage(browser, env, 'operator');
+    try {
+      await blocker.query('BEGIN; LOCK TABLE big IN ACCESS EXCLUSIVE MODE');
+      const jobId = await startBackupInConsole(page, env.pg.name);
+      await gotoScreen(page, 'jobs');
+      const state = page.getByTestId(`job-state-${jobId}`);
+      await expect.poll(() => state.textContent(), { timeout: 20_000 }).toMatch(/STARTED|TRANSFERRING/);
+      await page.getByTestId(`job-cancel-${jobId}`).click();
+      // A confirmation, when the console asks for one.
+      const dialog = page.getByRole('dialog');
+      const confirm = dialog.getByRole('button', { name: /cancel (the )?job|yes|confirm/i });
+      if (await dialog.isVisible()) await confirm.click();
+      await expect.poll(() => state.textContent(), { timeout: 30_000 }).toBe('CANCELED');
+      expect((await api('viewer').jobs.get(jobId)).state).toBe('CANCELED');
+      // Cancelled, not merely shown so: no backup of the source was written.
+      const listed = await api('viewer').backups.list({ source: env.pg.name } as never);
+      expect(listed.filter((b) => b.status === 'SUCCESS')).toEqual([]);
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+      await blocker.end();
+      await context.close();
+    }
+  });
+
+  it('a viewer sees no delete button; forged requests get 403 and change nothing', async () => {
+    const backupId = shared.sqliteBackupId ?? (await sqliteBackup());
+    const viewer = await signedInPage(browser, env, 'viewer');
+    const operator = await signedInPage(browser, env, 'operator');
+    try {
+      // The operator's details view has the button (so its absence below means something).
+      await operator.page.goto(`/#/backups/${backupId}?repository=default`);
+      await screenReady(operator.page);
+      await operator.page.getByTestId('delete-backup').waitFor();
+
+      await viewer.page.goto(`/#/backups/${backupId}?repository=default`);
+      await screenReady(viewer.page);
+      await viewer.page.getByRole('heading', { name: /collections/i }).waitFor();
+      expect(await viewer.page.getByTestId('delete-backup').count()).toBe(0);
+      expect(await viewer.page.getByRole('button', { name: /delete|restore|copy|edit expiry/i }).count()).toBe(0);
+      await gotoScreen(viewer.page, 'backups');
+      expect(await viewer.page.getByRole('button', { name: /delete/i }).count()).toBe(0);
+
+      const path = `/v1/backups/${backupId}?repository=default`;
+      // The operator's own cookie without the CSRF header, and with a guessed one: refused.
+      expect(await pageFetch(operator.page, path, { method: 'DELETE' })).toEqual({ status: 403, code: 'CSRF' });
+      expect(await pageFetch(operator.page, path, { method: 'DELETE', headers: { 'X-CSRF-Token': 'guessed-csrf-token' } })).toEqual({ status: 403, code: 'CSRF' });
+      // The viewer's cookie with its right CSRF token: the role refuses it.
+      const csrf = (await pageSession(viewer.page))?.csrfToken;
+      expect(csrf).toBeTruthy();
+      expect(await pageFetch(viewer.page, path, { method: 'DELETE', headers: { 'X-CSRF-Token': csrf as string } })).toEqual({ status: 403, code: 'FORBIDDEN' });
+      expect((await api('viewer').backups.get(backupId)).id).toBe(backupId);
+    } finally {
+      await viewer.context.close();
+      await operator.context.close();
+    }
+  });
+
+  it('a form on another site posting to the API while an operator is signed in does nothing', async () => {
+    const { context, page } = await signedInPage(browser, env, 'operator');
+    try {
+      const before = (await api('viewer').jobs.list()).length;
+      // A page of another origin (served by the browser's router, never the network) that posts
+      // a backup request to the server the moment it loads, as a cross-site request forgery would.
+      const form = `<!doctype html><title>evil</title><form method="post" action="${env.url}/v1/backups" enctype="text/plain"><input type="hidden" name='{"source":"${env.sqlite.name}","x":"' value='"}'></form><script>document.forms[0].submit()</script>`;
+      await context.route('http://evil.example/**', (route) => route.fulfill({ contentType: 'text/html', body: form }));
+      const answered = page.waitForResponse((r) => r.url() === `${env.url}/v1/backups`);
+      await page.goto('http://evil.example/');
+      const res = await answered;
+      // SameSite=Strict: the cookie is not sent on a cross-site request (401); were it sent, the
+      // Origin check and the missing CSRF header would refuse it (403).
+      expect([401, 403]).toContain(res.status());
+      expect((await api('viewer').jobs.list()).length).toBe(before);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('axe-core: no serious or critical violation on any screen at 1280×800 and 390×844', async () => {
+    const backupId = shared.sqliteBackupId ?? (await sqliteBackup());
+    if (SCREENSHOTS) mkdirSync(SHOTS_DIR, { recursive: true });
+    const problems: string[] = [];
+    const scanned: string[] = [];
+    for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE]] as const) {
+      const context = await newContext(browser, env, viewport);
+      const page = await context.newPage();
+      try {
+        const check = async (screen: string, shot: boolean): Promise<void> => {
+          const found = await seriousViolations(page);
+          if (found.length) problems.push(describeViolations(`${screen} at ${size}`, found));
+          scanned.push(`${screen}@${size}`);
+          if (SCREENSHOTS && shot) await page.screenshot({ path: `${SHOTS_DIR}${screen}${size === 'phone' ? '-phone' : ''}.png`, fullPage: true, animations: 'disabled' });
+        };
+        await page.goto('/');
+        await page.getByTestId('signin-token').waitFor();
+        await check('sign-in', size === 'desktop');
+        await signIn(page, env, 'admin');
+        for (const screen of SCREENS) {
+          await gotoScreen(page, screen);
+          await check(screen, size === 'desktop' || screen === 'overview');
+        }
+        await page.goto(`/#/backups/${backupId}?repository=default`);
+        await screenReady(page);
+        await page.getByRole('heading', { name: /collections/i }).waitFor();
+        await check('backup-details', size === 'desktop');
+        // The delete confirmation (a <dialog>, with the deletion preview), then dismissed.
+        await page.getByTestId('delete-backup').click();
+        const dialog = page.getByRole('dialog');
+        await dialog.waitFor();
+        await dialog.getByTestId('deletion-preview').waitFor();
+        await check('delete-dialog', size === 'desktop');
+        await page.keyboard.press('Escape');
+        await dialog.waitFor({ state: 'hidden' });
+        if (size === 'phone') {
+          await page.getByRole('button', { name: 'Menu' }).click();
+          await page.getByTestId('nav-overview').waitFor();
+          await check('menu', true);
+        }
+      } finally {
+        await context.close();
+      }
+    }
+    expect(problems.join('\n')).toBe('');
+    expect(scanned.length).toBe(2 * (SCREENS.length + 3) + 1);
   });
 });
