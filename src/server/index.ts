@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { SqliteTokenStore } from '../catalog/tokens.js';
 import { SqliteRegistry } from '../catalog/registry.js';
+import { SqliteSummaryStore } from '../catalog/summaries.js';
 import { UsageError } from '../core/errors.js';
 import { JobCenter } from '../jobs/job-center.js';
 import { createApp } from './app.js';
@@ -135,6 +136,8 @@ async function serveLocked(
   closers.push(() => registry.close());
   const schedules = new SqliteScheduleStore(catalogFile(options.dataDir));
   closers.push(() => schedules.close());
+  const summaries = new SqliteSummaryStore(catalogFile(options.dataDir));
+  closers.push(() => summaries.close());
   const center = new JobCenter(catalog, { owner: serverId(options.dataDir), log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}) });
   // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
   // of this process never opens one, however a path leads there (see catalog-mark.ts).
@@ -172,7 +175,7 @@ async function serveLocked(
     log: errorLog,
   });
   scheduler.recoverQueued();
-  const app = createApp({ center, tokens, registry, schedules, scheduler, access, log: errorLog, dataDir: options.dataDir, ...(logger ? { logger } : {}) });
+  const app = createApp({ center, tokens, registry, schedules, scheduler, access, summaries, log: errorLog, dataDir: options.dataDir, ...(logger ? { logger } : {}) });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>
