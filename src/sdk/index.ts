@@ -29,6 +29,13 @@ export type RegisteredSource = Registration & { kind: 'source' };
 export type RegisteredRepository = Registration & { kind: 'repository' };
 /** A backup in a listing: complete (status SUCCESS, from its manifest) or a job's (running, failed, cancelled). */
 export type BackupSummary = BackupListed | BackupUnfinished;
+/**
+ * GET /v1/backups's query: filters (source, status, type, schedule, since, until), sort, order,
+ * and a page (limit 1-1000, offset). Without limit, every backup.
+ */
+export type BackupListQuery = Omit<QueryOf<'listBackups'>, 'limit' | 'offset'> & { limit?: number; offset?: number };
+/** A page of backups: `total` counts those passing the filters, before offset and limit. */
+export type BackupPage = AnswerOf<'listBackups'>;
 
 export interface ClientOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8080. */
@@ -178,8 +185,10 @@ export class CairnClient {
 
   readonly backups = {
     create: (request: CreateBackupRequest, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/backups', request, wait),
-    list: async (query: QueryOf<'listBackups'> = {}): Promise<BackupSummary[]> =>
+    list: async (query: BackupListQuery = {}): Promise<BackupSummary[]> =>
       (await this.request<AnswerOf<'listBackups'>>('GET', `/v1/backups${queryString(query)}`)).backups,
+    /** The whole answer of GET /v1/backups: a page of backups with total, offset, limit, damaged, unchecksummed. */
+    listPage: async (query: BackupListQuery = {}): Promise<BackupPage> => this.request<AnswerOf<'listBackups'>>('GET', `/v1/backups${queryString(query)}`),
     /** The manifest of a complete backup; while it runs (or after it failed), its status, job and progress (BackupInProgress). */
     get: async (id: string, options: RepositoryOption = {}): Promise<BackupDetail | BackupInProgress> =>
       this.request('GET', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository: repositoryOption('backups.get(id, { repository })', options).repository })}`),

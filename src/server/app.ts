@@ -17,6 +17,7 @@ import type { SqliteTokenStore } from '../catalog/tokens.js';
 import type { JobKind } from '../catalog/types.js';
 import type { JobCenter } from '../jobs/job-center.js';
 import type { Scheduler } from '../jobs/scheduler.js';
+import type { SummaryStore } from '../jobs/backup-summaries.js';
 import { LIMITS, describeZodError } from './schemas.js';
 import { openApiDocument } from './openapi.js';
 import { answerMessage, quote, scrubSecrets } from './redact.js';
@@ -62,6 +63,8 @@ export interface AppOptions {
   eventsPingMs?: number;
   /** Where export archives and uploaded imports are kept (exports/, imports/ inside); default: a folder under the system's temp folder. */
   dataDir?: string;
+  /** The per-backup summary cache of listings (the catalog's SqliteSummaryStore); absent: listings read every manifest. */
+  summaries?: SummaryStore;
 }
 
 const STATUS: Record<ErrorCode, 400 | 403 | 404 | 409 | 423 | 422 | 502 | 500> = {
@@ -209,6 +212,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     serverRepo: (value) => access.repository(value, 'server'),
     started: (kind) => void counters.jobsStarted.set(kind, (counters.jobsStarted.get(kind) ?? 0) + 1),
     dataDir: options.dataDir ?? path.join(os.tmpdir(), `cairn-server-${process.pid}`),
+    ...(options.summaries ? { summaries: options.summaries } : {}),
   };
 
   on('health', (c) => c.json({ status: 'ok' }));

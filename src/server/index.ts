@@ -11,6 +11,7 @@ import { SqliteTokenStore } from '../catalog/tokens.js';
 import { SqliteRegistry } from '../catalog/registry.js';
 import { SqliteSessionStore, type SessionStoreOptions } from '../catalog/sessions.js';
 import type { ConsoleOptions } from './console.js';
+import { SqliteSummaryStore } from '../catalog/summaries.js';
 import { UsageError } from '../core/errors.js';
 import { JobCenter } from '../jobs/job-center.js';
 import { createApp } from './app.js';
@@ -145,6 +146,8 @@ async function serveLocked(
   closers.push(() => schedules.close());
   const sessions = new SqliteSessionStore(catalogFile(options.dataDir), options.sessions);
   closers.push(() => sessions.close());
+  const summaries = new SqliteSummaryStore(catalogFile(options.dataDir));
+  closers.push(() => summaries.close());
   const center = new JobCenter(catalog, { owner: serverId(options.dataDir), log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}) });
   // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
   // of this process never opens one, however a path leads there (see catalog-mark.ts).
@@ -184,7 +187,7 @@ async function serveLocked(
   scheduler.recoverQueued();
   const consoleOptions = options.console === false ? undefined : options.console === true || options.console === undefined ? {} : options.console;
   const app = createApp({
-    center, tokens, sessions, registry, schedules, scheduler, access, log: errorLog, dataDir: options.dataDir,
+    center, tokens, sessions, registry, schedules, scheduler, access, summaries, log: errorLog, dataDir: options.dataDir,
     ...(logger ? { logger } : {}),
     ...(consoleOptions ? { console: consoleOptions } : {}),
     ...(options.eventsPingMs ? { eventsPingMs: options.eventsPingMs } : {}),

@@ -318,18 +318,21 @@ export const JobList = z.object({
   offset: z.number(),
 });
 
-/** A complete backup in a listing (from its manifest). */
+/** A complete backup in a listing (a summary of its manifest, cached by the server). */
 export const BackupListed = z.object({
   id: z.string(),
   status: z.literal('SUCCESS'),
   type: BackupTypeSchema,
   source: BackupManifestSchema.shape.source,
+  schedule: z.string().nullable().describe('the schedule that made it; null for a manual backup'),
   createdAt: when,
   completedAt: when,
+  durationMs: z.number().describe('completedAt − createdAt'),
   expiresAt: when.nullable(),
   size: z.object({ logicalBytes: z.number(), storedBytes: z.number(), newBytes: z.number() }),
   collections: z.number(),
   rows: z.number(),
+  repository: z.string().describe("the repository's location"),
 });
 /** A backup that is not (yet) in the repository: a job running, failed or cancelled. */
 export const BackupUnfinished = z.object({
@@ -346,6 +349,9 @@ export const BackupList = z.object({
   backups: z.array(z.union([BackupListed, BackupUnfinished])),
   damaged: z.array(z.object({ id: z.string(), message: z.string() })).describe('objects under backups/ that cannot be read or are not backups'),
   unchecksummed: z.array(z.string()).describe('manifests written before repository format 2'),
+  total: z.number().describe('how many backups pass the filters (before offset and limit)'),
+  offset: z.number(),
+  limit: z.number().nullable().describe('null: no limit was given (every backup)'),
 });
 export type BackupListed = z.infer<typeof BackupListed>;
 export type BackupUnfinished = z.infer<typeof BackupUnfinished>;

@@ -124,6 +124,7 @@ describe('the SDK covers the route table', () => {
       'repositories.list': () => c.repositories.list(),
       'backups.create': () => c.backups.create({ source: 'cov-src', repository: 'cov-repo', id: 'cov-1' }, { waitForCompletion: true, pollMs: 25 }),
       'backups.list': () => c.backups.list({ repository: 'cov-repo' }),
+      'backups.listPage': () => c.backups.listPage({ repository: 'cov-repo', sort: 'createdAt', order: 'desc', limit: 10 }),
       'backups.get': () => c.backups.get('cov-1', { repository: 'cov-repo' }),
       'backups.setExpiry': () => c.backups.setExpiry('cov-1', 'never', { repository: 'cov-repo' }),
       'restores.create': () => c.restores.create({ backup: 'cov-1', repository: 'cov-repo', target: `sqlite://${join(work, 'cov-restored.db')}` }, { waitForCompletion: true, pollMs: 25 }),

@@ -15,6 +15,7 @@ import type { JobKind, JobRecord } from '../../catalog/types.js';
 import type { JobCenter } from '../../jobs/job-center.js';
 import type { Scheduler } from '../../jobs/scheduler.js';
 import type { Repository } from '../../repo/repository.js';
+import type { SummaryStore } from '../../jobs/backup-summaries.js';
 import { isName, type AccessPolicy, type DatabaseRef } from '../access.js';
 import { quote, safeMessage } from '../redact.js';
 import type { BodyOf, QueryOf, RouteId } from './table.js';
@@ -51,6 +52,8 @@ export interface RouteKit {
   started(kind: JobKind): void;
   /** The server's data folder: export archives are kept in exports/, uploads in imports/. */
   dataDir: string;
+  /** The per-backup summary cache (GET /v1/backups, /v1/overview); absent: every listing reads every manifest. */
+  summaries?: SummaryStore;
 }
 
 /** A job record as answered: its error message through the same guard as every error (secrets, length). */

@@ -65,11 +65,48 @@ const repository = z
   .optional()
   .describe('a registered name, or "default" (the BACKUP_* repository, also when left out); a URL only with --allow-urls and not for viewers');
 export const BackupQuery = z.object({ repository });
+/** A whole number from a query string, refused with its name and bounds otherwise. */
+const wholeNumber = (name: string, min: number, max: number, description: string) =>
+  z
+    .string()
+    .refine((v) => /^\d{1,10}$/.test(v) && Number(v) >= min && Number(v) <= max, { error: (i) => `${name} is a whole number from ${min} to ${max}, not ${quote(String(i.input))}` })
+    .optional()
+    .describe(description);
+/** A date (2026-11-30, UTC) or an ISO date and time with an offset, refused otherwise. */
+const dateOrTime = (name: string, description: string) =>
+  z
+    .string()
+    .refine((v) => parseListDate(v, 'since') !== undefined, { error: (i) => `${name} is a date (2026-11-30) or an ISO time (2026-11-30T03:00:00Z), not ${quote(String(i.input))}` })
+    .optional()
+    .describe(description);
+/**
+ * A since/until bound in ms since the epoch: a date is its first instant (UTC) for since, the
+ * first instant of the next day for until (so until=2026-11-30 keeps that whole day); a time is
+ * itself (until: that instant kept too). undefined when it is neither.
+ */
+export function parseListDate(value: string, bound: 'since' | 'until'): number | undefined {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) {
+    const t = Date.parse(`${value}T00:00:00Z`);
+    if (Number.isNaN(t)) return undefined;
+    return bound === 'since' ? t : t + 86_400_000;
+  }
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.test(value)) return undefined;
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) return undefined;
+  return bound === 'since' ? t : t + 1;
+}
 export const BackupListQuery = z.object({
   repository,
   source: z.string().optional().describe("a source's name or location"),
   schedule: z.string().optional().describe('only the backups this schedule (by name) made'),
   status: oneOf('status', JOB_STATES),
+  type: oneOf('type', ['manual', 'scheduled']).describe('manual or scheduled backups only (an unfinished one is scheduled when a schedule started it)'),
+  since: dateOrTime('since', 'only backups created at or after this date (UTC) or time'),
+  until: dateOrTime('until', 'only backups created up to this time, or up to the end of this date (UTC)'),
+  sort: oneOf('sort', ['createdAt', 'logicalBytes', 'storedBytes', 'id', 'expiresAt']).describe('the order (default createdAt); ties by createdAt then id; backups without the value (unfinished ones for sizes and expiresAt, never-expiring ones for expiresAt) come last'),
+  order: oneOf('order', ['asc', 'desc']).describe('asc (default) or desc'),
+  limit: wholeNumber('limit', 1, 1000, 'a page of at most this many backups (1-1000); without it, every backup'),
+  offset: wholeNumber('offset', 0, 1_000_000_000, 'skip this many (after filters and sorting; default 0)'),
 });
 export const SourceRemoveQuery = z.object({
   force: flag('force', 'disable the enabled schedules that use it instead of refusing (409)'),
