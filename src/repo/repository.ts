@@ -29,6 +29,13 @@ export function manifestKey(id: string): string {
   return `backups/${id}`;
 }
 
+/** A manifest object as listed: its backup id, size in bytes as stored, and modified time (storage clock). */
+export interface BackupObject {
+  id: string;
+  size: number;
+  modified: Date;
+}
+
 /** A manifest as read, and whether it carried a checksum (format-1 manifests may not). */
 export interface ReadManifest {
   manifest: BackupManifest;
@@ -336,6 +343,21 @@ export class Repository {
       else foreign.push(info.key);
     }
     return { ids: ids.sort(), foreign: foreign.sort() };
+  }
+
+  /**
+   * listBackupKeys with each manifest object's size (bytes as stored) and modified time (the
+   * storage's clock): what a summary cache validates its rows against (jobs/backup-summaries.ts).
+   */
+  async listBackupObjects(signal?: AbortSignal): Promise<{ objects: BackupObject[]; foreign: string[] }> {
+    const objects: BackupObject[] = [];
+    const foreign: string[] = [];
+    for await (const info of this.storage.list('backups/', signal)) {
+      const name = info.key.slice('backups/'.length);
+      if (info.key.startsWith('backups/') && isBackupId(name)) objects.push({ id: name, size: info.size, modified: info.modified });
+      else foreign.push(info.key);
+    }
+    return { objects: objects.sort((a, b) => a.id.localeCompare(b.id)), foreign: foreign.sort() };
   }
 
   async hasBackup(id: string): Promise<boolean> {

@@ -9,10 +9,13 @@ import { databaseKey } from '../../jobs/database-key.js';
 import { runBackup } from '../../jobs/backup.js';
 import { openSource } from '../../sources/index.js';
 import { ForbiddenError } from '../access.js';
-import type { BackupInProgress, BackupListed, BackupUnfinished } from '../schemas.js';
+import { listBackupSummaries, matchesBackup, queryBackups, type BackupQuery, type ListedBackup, type UnfinishedBackup } from '../../jobs/backup-summaries.js';
+import type { JobCenter } from '../../jobs/job-center.js';
+import type { BackupInProgress, BackupUnfinished } from '../schemas.js';
+import { parseListDate } from './table.js';
 import { backupId, publicJob, type RouteKit } from './kit.js';
 
-export function backupRoutes({ on, center, openRepo, sourceUrl, started }: RouteKit): void {
+export function backupRoutes({ on, center, openRepo, sourceUrl, started, summaries }: RouteKit): void {
   on('createBackup', async (c, { body: req }) => {
     if (req.id !== undefined) validateBackupId(req.id);
     // Password hashes are secrets of the whole server: only an admin may copy them into a repository.
@@ -68,31 +71,38 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
 
   on('listBackups', async (c, { query }) => {
     const repo = await openRepo(c, query.repository);
-    const { source, status } = query;
     // One damaged or foreign object under backups/ is reported beside the others, never fails the list.
-    const all = await repo.readAllManifests();
-    const manifests = all.manifests.filter((m) => (!source || m.source.location === source || m.source.name === source) && (query.schedule === undefined || m.schedule === query.schedule));
-    // Complete backups are in the repository; running, failed and cancelled ones are jobs.
-    const unfinished = (await center.list({ kind: 'backup', limit: 1000 }))
-      .filter((j) => j.state !== 'SUCCESS' && j.params.repository === repo.location && (!source || j.params.source === source))
-      .map((j): BackupUnfinished => ({ id: typeof j.params.id === 'string' ? j.params.id : null, status: j.state as BackupUnfinished['status'], jobId: j.id, source: { location: j.params.source as string }, createdAt: j.createdAt, finishedAt: j.finishedAt, error: publicJob(j).error }));
-    const complete = manifests.map((m): BackupListed => ({
-      id: m.id,
-      status: 'SUCCESS',
-      type: m.type,
-      source: m.source,
-      createdAt: m.createdAt,
-      completedAt: m.completedAt,
-      expiresAt: m.expiresAt,
-      size: { logicalBytes: m.totals.logicalBytes, storedBytes: m.totals.storedBytes, newBytes: m.totals.newBytes },
-      collections: m.totals.collections,
-      rows: m.totals.rows,
-    }));
+    const listing = await listBackupSummaries(repo, { ...(summaries ? { store: summaries } : {}), signal: c.req.raw.signal });
+    const unfinished = await unfinishedBackups(center, repo.location);
+    const q: BackupQuery = {
+      ...(query.source !== undefined ? { source: query.source } : {}),
+      ...(query.status !== undefined ? { status: query.status } : {}),
+      ...(query.type !== undefined ? { type: query.type } : {}),
+      ...(query.schedule !== undefined ? { schedule: query.schedule } : {}),
+      ...(query.since !== undefined ? { sinceMs: parseListDate(query.since, 'since') as number } : {}),
+      ...(query.until !== undefined ? { untilMs: parseListDate(query.until, 'until') as number } : {}),
+      ...(query.sort !== undefined ? { sort: query.sort } : {}),
+      ...(query.order !== undefined ? { order: query.order } : {}),
+      ...(query.limit !== undefined ? { limit: Number(query.limit) } : {}),
+      ...(query.offset !== undefined ? { offset: Number(query.offset) } : {}),
+    };
+    let backups: ListedBackup[];
+    let total: number;
+    if (query.sort === undefined && query.order === undefined && query.limit === undefined && query.offset === undefined) {
+      // As before paging existed: complete backups oldest first, then unfinished ones newest first.
+      backups = [...listing.summaries, ...unfinished].filter((b) => matchesBackup(b, q));
+      total = backups.length;
+    } else {
+      ({ backups, total } = queryBackups<ListedBackup>([...listing.summaries, ...unfinished], q));
+    }
     return c.json({
       repository: repo.location,
-      backups: [...complete, ...unfinished].filter((b) => status === undefined || b.status === status),
-      damaged: all.damaged.map((d) => ({ id: d.id.length > 200 ? `${d.id.slice(0, 200)}…` : d.id, message: d.message })),
-      unchecksummed: all.unchecksummed,
+      backups: backups.map((b) => ('jobId' in b ? publicUnfinished(b) : b)),
+      damaged: listing.damaged.map((d) => ({ id: d.id.length > 200 ? `${d.id.slice(0, 200)}…` : d.id, message: d.message })),
+      unchecksummed: listing.unchecksummed,
+      total,
+      offset: q.offset ?? 0,
+      limit: q.limit ?? null,
     });
   });
 
@@ -135,16 +145,49 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started }: Route
       throw err;
     });
     manifest.expiresAt = expiresAt;
-    await repo.updateManifest(manifest);
+    try {
+      await repo.updateManifest(manifest);
+    } finally {
+      // Read again at the next listing (its size and modified time may not change within a second).
+      summaries?.drop(repo.location, [id]);
+    }
     return c.json({ id, repository: repo.location, expiresAt });
   });
 
   on('deleteBackup', async (c, { query }) => {
     const id = backupId(c.req.param('id') ?? '');
     const repo = await openRepo(c, query.repository);
-    await repo.deleteBackup(id);
+    try {
+      await repo.deleteBackup(id);
+    } finally {
+      summaries?.drop(repo.location, [id]);
+    }
     return c.json({ deleted: id, repository: repo.location, note: 'space is reclaimed by prune' });
   });
+}
+
+/**
+ * Backups of the repository at `location` that are not in it: backup jobs running, failed or
+ * cancelled (the newest 1000 backup jobs, newest first), with the schedule that started them.
+ */
+export async function unfinishedBackups(center: JobCenter, location: string): Promise<UnfinishedBackup[]> {
+  return (await center.list({ kind: 'backup', limit: 1000 }))
+    .filter((j) => j.state !== 'SUCCESS' && j.params.repository === location)
+    .map((j) => ({
+      id: typeof j.params.id === 'string' ? j.params.id : null,
+      status: j.state,
+      jobId: j.id,
+      source: { location: j.params.source as string },
+      createdAt: j.createdAt,
+      finishedAt: j.finishedAt,
+      error: publicJob(j).error,
+      schedule: typeof j.params.schedule === 'string' ? j.params.schedule : null,
+    }));
+}
+
+/** An unfinished backup as answered (BackupUnfinished: the schedule is for filters only). */
+function publicUnfinished({ schedule: _s, ...b }: UnfinishedBackup): BackupUnfinished {
+  return b as BackupUnfinished;
 }
 
 /** `base`, or `base-2`, `base-3`… when a backup of that id exists (as runBackup names generated ids). */

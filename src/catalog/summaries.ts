@@ -1,0 +1,63 @@
+import type BetterSqlite3 from 'better-sqlite3';
+import { openCatalogDatabase } from './database.js';
+import type { BackupSummary, CachedSummary, SummaryStore } from '../jobs/backup-summaries.js';
+
+/**
+ * The per-backup summary cache of GET /v1/backups and GET /v1/overview, in the catalog's SQLite
+ * file: one row per (repository location, backup id), with the manifest object's size and
+ * modified time it was read under (jobs/backup-summaries.ts decides when a row may be used).
+ * A cache only: deleting every row loses nothing but speed.
+ */
+export class SqliteSummaryStore implements SummaryStore {
+  private readonly db: BetterSqlite3.Database;
+
+  constructor(file: string) {
+    this.db = openCatalogDatabase(file);
+    this.db.exec(`CREATE TABLE IF NOT EXISTS backup_summaries (
+      location TEXT NOT NULL, id TEXT NOT NULL, repository_id TEXT NOT NULL,
+      size INTEGER NOT NULL, modified_ms INTEGER NOT NULL, read_at_ms INTEGER NOT NULL,
+      checksummed INTEGER NOT NULL, summary TEXT, damaged TEXT,
+      PRIMARY KEY (location, id))`);
+  }
+
+  load(location: string, repositoryId: string): Map<string, CachedSummary> {
+    // Another repository made at the same location since: nothing of the old one applies.
+    this.db.prepare('DELETE FROM backup_summaries WHERE location = ? AND repository_id <> ?').run(location, repositoryId);
+    const rows = this.db
+      .prepare('SELECT id, size, modified_ms, read_at_ms, checksummed, summary, damaged FROM backup_summaries WHERE location = ?')
+      .all(location) as { id: string; size: number; modified_ms: number; read_at_ms: number; checksummed: number; summary: string | null; damaged: string | null }[];
+    const out = new Map<string, CachedSummary>();
+    for (const r of rows) {
+      out.set(r.id, {
+        id: r.id,
+        size: r.size,
+        modifiedMs: r.modified_ms,
+        readAtMs: r.read_at_ms,
+        checksummed: r.checksummed === 1,
+        summary: r.summary === null ? null : (JSON.parse(r.summary) as BackupSummary),
+        damaged: r.damaged,
+      });
+    }
+    return out;
+  }
+
+  save(location: string, repositoryId: string, rows: CachedSummary[]): void {
+    const put = this.db.prepare(
+      'INSERT OR REPLACE INTO backup_summaries (location, id, repository_id, size, modified_ms, read_at_ms, checksummed, summary, damaged) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.db.transaction(() => {
+      for (const r of rows) put.run(location, r.id, repositoryId, r.size, r.modifiedMs, r.readAtMs, r.checksummed ? 1 : 0, r.summary === null ? null : JSON.stringify(r.summary), r.damaged);
+    })();
+  }
+
+  drop(location: string, ids: string[]): void {
+    const del = this.db.prepare('DELETE FROM backup_summaries WHERE location = ? AND id = ?');
+    this.db.transaction(() => {
+      for (const id of ids) del.run(location, id);
+    })();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
