@@ -146,6 +146,9 @@ describe('CSRF', () => {
     const made = await create({ 'x-csrf-token': csrf, origin: server.url });
     expect(made.status, made.text).toBe(201);
     expect((await create({ 'x-csrf-token': csrf })).status).toBe(201);
+    // Behind a reverse proxy: the host it was reached at, as the proxy tells it.
+    expect((await create({ 'x-csrf-token': csrf, origin: 'https://backups.example.com', 'x-forwarded-host': 'backups.example.com' })).status).toBe(201);
+    expect((await create({ 'x-csrf-token': csrf, origin: 'https://evil.example', 'x-forwarded-host': 'backups.example.com' })).status).toBe(403);
     // Another session's csrf token does not fit this one.
     const other = await signIn(tokens.admin);
     expect((await create({ 'x-csrf-token': other.session.csrfToken ?? '' })).status).toBe(403);

@@ -26,6 +26,7 @@ export function jobRoutes({ on, center, tokens, sessions, eventsPingMs }: RouteK
           if (!stillValid()) return end();
           writes = writes.then(() => stream.write(': ping\n\n').then(() => undefined));
         }, eventsPingMs);
+        ping.unref?.();
         const end = (): void => {
           clearInterval(ping);
           stop();
