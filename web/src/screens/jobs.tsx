@@ -206,7 +206,8 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                               client.jobs.cancel(j.id).then(
                                 (updated) => {
                                   setActionError(undefined);
-                                  setJobs((list) => list?.map((x) => (x.id === updated.id ? updated : x)));
+                                  // The stream may already have brought a newer state (CANCELED): keep the newest.
+                                  setJobs((list) => list?.map((x) => (x.id === updated.id && updated.updatedAt > x.updatedAt ? updated : x)));
                                 },
                                 (err: unknown) => setActionError(describeError(err)),
                               )
