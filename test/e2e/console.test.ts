@@ -89,9 +89,9 @@ async function gotoScreen(page: Page, screen: string): Promise<void> {
 /** Starts a backup of a registered source from the console; returns the job's id. */
 async function startBackupInConsole(page: Page, source: string): Promise<string> {
   await gotoScreen(page, 'sources');
-  const row = page.getByRole('row').filter({ has: page.getByRole('cell', { name: source, exact: true }) });
+  const row = page.getByTestId(`source-row-${source}`);
   const started = page.waitForResponse((r) => r.url().endsWith('/v1/backups') && r.request().method() === 'POST');
-  await row.getByRole('button', { name: /back up/i }).click();
+  await row.getByRole('button', { name: 'Back up now' }).click();
   const res = await started;
   expect(res.status()).toBe(202);
   return ((await res.json()) as { job: { id: string } }).job.id;
@@ -137,7 +137,7 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
       expect((await pageSession(page))?.role).toBe('operator');
 
       await page.reload();
-      await page.getByRole('button', { name: /sign out/i }).first().waitFor({ state: 'attached' });
+      await page.getByTestId('nav-overview').waitFor({ state: 'attached' });
       expect((await pageSession(page))?.role).toBe('operator');
 
       const signOut = page.getByRole('button', { name: /sign out/i }).first();
@@ -151,21 +151,111 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
     }
   });
 
-  it('backs up the SQLite source and watches the job reach SUCCESS live', async () => {
-    const { context, page } = await signedInPage(browser, env, 'operator');
+  it('backs up the SQLite source; the jobs screen, open in another tab, follows it live to SUCCESS', async () => {
+    const { context, page: jobsTab } = await signedInPage(browser, env, 'operator');
     try {
-      const jobId = await startBackupInConsole(page, env.sqlite.name);
-      await gotoScreen(page, 'jobs');
-      await page.getByTestId(`job-row-${jobId}`).waitFor();
-      // The jobs table follows GET /v1/events: no reload, the state cell changes by itself.
-      await expect.poll(() => page.getByTestId(`job-state-${jobId}`).textContent(), { timeout: 60_000 }).toBe('SUCCESS');
+      await gotoScreen(jobsTab, 'jobs');
+      const sourcesTab = await context.newPage();
+      await sourcesTab.goto('/');
+      const jobId = await startBackupInConsole(sourcesTab, env.sqlite.name);
+      // The panel under the sources table follows the job (GET /v1/jobs/{id}/events).
+      await expect.poll(() => sourcesTab.getByTestId(`job-state-${jobId}`).textContent(), { timeout: 60_000 }).toBe('SUCCESS');
+      // The other tab was never reloaded: the row came through GET /v1/events.
+      await jobsTab.getByTestId(`job-row-${jobId}`).waitFor();
+      await expect.poll(() => jobsTab.getByTestId(`job-state-${jobId}`).textContent(), { timeout: 30_000 }).toBe('SUCCESS');
       const job = await api('viewer').jobs.get(jobId);
       expect(job.state).toBe('SUCCESS');
       const backupId = (job.result as { backupId: string }).backupId;
-      await gotoScreen(page, 'backups');
-      await page.getByTestId(`backup-row-${backupId}`).waitFor();
-      expect(await page.getByTestId(`backup-row-${backupId}`).textContent()).toContain(env.sqlite.name);
+      await gotoScreen(jobsTab, 'backups');
+      const row = jobsTab.getByTestId(`backup-row-${backupId}`);
+      await row.waitFor();
+      expect(await row.textContent()).toContain(env.sqlite.name);
       shared.sqliteBackupId = backupId;
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('restores through the wizard with a rename: the dry run shows the conflict first', async () => {
+    const backupId = shared.sqliteBackupId ?? (await sqliteBackup());
+    const { context, page } = await signedInPage(browser, env, 'operator');
+    try {
+      await gotoScreen(page, 'restore');
+      const next = page.getByRole('button', { name: 'Next' });
+      // 1. The backup.
+      await page.getByLabel('Backup', { exact: true }).selectOption(backupId);
+      await page.getByText(/collections, .* rows/).waitFor();
+      await next.click();
+      // 2. The target: the database the backup came from.
+      await page.getByLabel('Restore into').selectOption(env.sqlite.name);
+      await page.getByText(/database the backup was taken from/).waitFor();
+      await next.click();
+      // 3. The scope: Artist alone, under its own name for now.
+      await page.getByRole('button', { name: 'Select none' }).click();
+      await page.getByLabel('Artist', { exact: true }).check();
+      await next.click();
+      // 4. Policy "fail" (the default): the check lists Artist as a conflict, and Start stays off.
+      await page.getByTestId('restore-check').click();
+      const conflicts = page.getByTestId('restore-conflicts');
+      await conflicts.waitFor();
+      expect(await conflicts.textContent()).toContain('Artist');
+      expect(await page.getByTestId('restore-start').isDisabled()).toBe(true);
+      // Back to the scope: restore it beside the live table as Artist_restored.
+      await page.getByRole('button', { name: 'Back' }).click();
+      await page.getByLabel('New name for Artist').fill('Artist_restored');
+      await next.click();
+      await page.getByTestId('restore-check').click();
+      await page.getByRole('status').filter({ hasText: /no conflict/i }).waitFor();
+      expect(await conflicts.count()).toBe(0);
+      await page.getByTestId('restore-start').click();
+      const result = page.getByTestId('restore-result');
+      await result.waitFor();
+      await expect.poll(() => result.locator('[data-testid^="job-state-"]').textContent(), { timeout: 60_000 }).toBe('SUCCESS');
+
+      const db = new Database(env.sqlite.path, { readonly: true });
+      try {
+        const count = (table: string): number => (db.prepare(`SELECT count(*) AS n FROM "${table}"`).get() as { n: number }).n;
+        expect(count('Artist_restored')).toBe(count('Artist'));
+        expect(count('Artist')).toBe(275);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('creates a schedule with a live cron preview and shows its next five runs in its own zone', async () => {
+    const { context, page } = await signedInPage(browser, env, 'operator');
+    try {
+      await gotoScreen(page, 'schedules');
+      await page.getByRole('button', { name: 'New schedule' }).click();
+      const dialog = page.getByRole('dialog', { name: 'New schedule' });
+      await dialog.waitFor();
+      await dialog.getByLabel('Name', { exact: true }).fill('nightly-app');
+      await dialog.getByLabel('Source', { exact: true }).selectOption(env.sqlite.name);
+      await dialog.getByLabel('Cron', { exact: true }).fill('30 3 * * *');
+      // Another zone than the browser's (Europe/Paris): the runs must be shown at 03:30 there.
+      await dialog.getByLabel('Time zone').fill('America/New_York');
+      await dialog.getByLabel('Keep last').fill('3');
+      const preview = dialog.getByTestId('cron-preview-runs');
+      await expect.poll(async () => (await preview.locator('time').allTextContents()).filter((t) => t.includes('03:30')).length, { timeout: 15_000 }).toBe(5);
+      await dialog.getByText(/kept/).waitFor();
+      await dialog.getByRole('button', { name: 'Create schedule' }).click();
+      await dialog.waitFor({ state: 'hidden' });
+
+      const card = page.getByTestId('schedule-nightly-app');
+      await card.waitFor();
+      const runs = card.getByTestId('schedule-next-runs').locator('time');
+      await expect.poll(() => runs.count()).toBe(5);
+      const shown = await runs.evaluateAll((els) => els.map((e) => ({ iso: e.getAttribute('datetime'), text: e.textContent ?? '' })));
+      const expected = (await api('viewer').schedules.get('nightly-app')) as unknown as { schedule: { nextRuns: string[] } };
+      expect(shown.map((r) => r.iso)).toEqual(expected.schedule.nextRuns);
+      for (const r of shown) {
+        expect(r.text).toContain('03:30');
+        // 03:30 in New York is 08:30 or 07:30 UTC (standard or daylight time).
+        expect(r.iso).toMatch(/T0[78]:30:00/);
+      }
     } finally {
       await context.close();
     }

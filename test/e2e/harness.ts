@@ -178,7 +178,8 @@ export async function signIn(page: Page, env: ConsoleEnv, role: Role): Promise<v
   const field = page.getByLabel(/token/i).first();
   await field.fill(env.tokens[role]);
   await page.getByRole('button', { name: /sign in/i }).click();
-  await page.getByRole('button', { name: /sign out/i }).first().waitFor({ state: 'attached' });
+  // The navigation (collapsed behind the Menu button at phone width, so not necessarily visible).
+  await page.getByTestId('nav-overview').waitFor({ state: 'attached' });
 }
 
 /** A new context and page already signed in as `role`. */
