@@ -83,7 +83,17 @@ async function gotoScreen(page: Page, screen: string): Promise<void> {
   if (!(await link.isVisible())) await page.getByRole('button', { name: 'Menu' }).click();
   await link.click();
   await expect.poll(() => link.getAttribute('aria-current')).toBe('page');
+  // At phone width the menu closes once a screen is chosen (also the one already shown).
+  const menu = page.getByRole('button', { name: 'Menu' });
+  if (await menu.isVisible()) await expect.poll(() => menu.getAttribute('aria-expanded')).toBe('false');
   await screenReady(page);
+}
+
+/** With CAIRN_SCREENSHOTS=1: the page as it is now into docs/console/<name>.png (the whole page, or the viewport). */
+async function shot(page: Page, name: string, fullPage = true): Promise<void> {
+  if (!SCREENSHOTS) return;
+  mkdirSync(SHOTS_DIR, { recursive: true });
+  await page.screenshot({ path: `${SHOTS_DIR}${name}.png`, fullPage, animations: 'disabled', caret: 'hide' });
 }
 
 /** Starts a backup of a registered source from the console; returns the job's id. */
@@ -95,6 +105,25 @@ async function startBackupInConsole(page: Page, source: string): Promise<string>
   const res = await started;
   expect(res.status()).toBe(202);
   return ((await res.json()) as { job: { id: string } }).job.id;
+}
+
+/**
+ * For the screenshots: backups of both sources over changing data (the overview's charts), one
+ * of them through the schedule (type scheduled), so that the screens show more than one row.
+ */
+async function moreHistory(): Promise<void> {
+  for (let i = 1; i <= 3; i++) {
+    const db = new Database(env.sqlite.path);
+    try {
+      db.exec(`INSERT INTO Track (Name, MediaTypeId, Milliseconds, UnitPrice) SELECT Name || ' (take ${i})', MediaTypeId, Milliseconds, UnitPrice FROM Track`);
+    } finally {
+      db.close();
+    }
+    await sqliteBackup();
+  }
+  await api('operator').backups.create({ source: env.pg.name }, { waitForCompletion: true, pollMs: 50 });
+  const schedules = await api('viewer').schedules.list();
+  if (schedules.some((x) => x.name === 'nightly-app')) await api('operator').schedules.runNow('nightly-app', { waitForCompletion: true, pollMs: 50 });
 }
 
 describe.skipIf(missing !== null).sequential('web console in a real browser', () => {
@@ -199,6 +228,7 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
       const conflicts = page.getByTestId('restore-conflicts');
       await conflicts.waitFor();
       expect(await conflicts.textContent()).toContain('Artist');
+      await shot(page, 'restore-conflict');
       expect(await page.getByTestId('restore-start').isDisabled()).toBe(true);
       // Back to the scope: restore it beside the live table as Artist_restored.
       await page.getByRole('button', { name: 'Back' }).click();
@@ -211,6 +241,7 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
       const result = page.getByTestId('restore-result');
       await result.waitFor();
       await expect.poll(() => result.locator('[data-testid^="job-state-"]').textContent(), { timeout: 60_000 }).toBe('SUCCESS');
+      await shot(page, 'restore-result');
 
       const db = new Database(env.sqlite.path, { readonly: true });
       try {
@@ -241,6 +272,7 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
       const preview = dialog.getByTestId('cron-preview-runs');
       await expect.poll(async () => (await preview.locator('time').allTextContents()).filter((t) => t.includes('03:30')).length, { timeout: 15_000 }).toBe(5);
       await dialog.getByText(/kept/).waitFor();
+      await shot(page, 'schedule-new', false);
       await dialog.getByRole('button', { name: 'Create schedule' }).click();
       await dialog.waitFor({ state: 'hidden' });
 
@@ -273,6 +305,7 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
       await gotoScreen(page, 'jobs');
       const state = page.getByTestId(`job-state-${jobId}`);
       await expect.poll(() => state.textContent(), { timeout: 20_000 }).toMatch(/STARTED|TRANSFERRING/);
+      await shot(page, 'jobs-running', false);
       await page.getByTestId(`job-cancel-${jobId}`).click();
       // A confirmation, when the console asks for one.
       const dialog = page.getByRole('dialog');
@@ -345,18 +378,26 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
 
   it('axe-core: no serious or critical violation on any screen at 1280×800 and 390×844', async () => {
     const backupId = shared.sqliteBackupId ?? (await sqliteBackup());
-    if (SCREENSHOTS) mkdirSync(SHOTS_DIR, { recursive: true });
+    if (SCREENSHOTS) await moreHistory();
+    // The scan itself can fail: a page with an image without text has a critical violation.
+    const probe = await browser.newPage();
+    try {
+      await probe.setContent('<!doctype html><html lang="en"><title>probe</title><main><img src="data:,"></main></html>');
+      expect((await seriousViolations(probe)).map((v) => v.id)).toContain('image-alt');
+    } finally {
+      await probe.close();
+    }
     const problems: string[] = [];
     const scanned: string[] = [];
     for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE]] as const) {
       const context = await newContext(browser, env, viewport);
       const page = await context.newPage();
       try {
-        const check = async (screen: string, shot: boolean): Promise<void> => {
+        const check = async (screen: string, take: boolean, full = true): Promise<void> => {
           const found = await seriousViolations(page);
           if (found.length) problems.push(describeViolations(`${screen} at ${size}`, found));
           scanned.push(`${screen}@${size}`);
-          if (SCREENSHOTS && shot) await page.screenshot({ path: `${SHOTS_DIR}${screen}${size === 'phone' ? '-phone' : ''}.png`, fullPage: true, animations: 'disabled' });
+          if (take) await shot(page, `${screen}${size === 'phone' ? '-phone' : ''}`, full);
         };
         await page.goto('/');
         await page.getByTestId('signin-token').waitFor();
@@ -375,13 +416,13 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
         const dialog = page.getByRole('dialog');
         await dialog.waitFor();
         await dialog.getByTestId('deletion-preview').waitFor();
-        await check('delete-dialog', size === 'desktop');
+        await check('delete-dialog', size === 'desktop', false);
         await page.keyboard.press('Escape');
         await dialog.waitFor({ state: 'hidden' });
         if (size === 'phone') {
           await page.getByRole('button', { name: 'Menu' }).click();
           await page.getByTestId('nav-overview').waitFor();
-          await check('menu', true);
+          await check('menu', true, false);
         }
       } finally {
         await context.close();
