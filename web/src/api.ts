@@ -18,26 +18,28 @@ export function can(role: Role | undefined, least: Role): boolean {
 let csrfToken: string | undefined;
 let onExpired: (() => void) | undefined;
 
-/** Set after sign-in (and on load, from GET /v1/session): sent as X-CSRF-Token on POST/PATCH/DELETE. */
+/**
+ * Set after sign-in (and on load, from GET /v1/session): sent as X-CSRF-Token on POST/PATCH/DELETE,
+ * by the SDK client and by `call`.
+ */
 export function setCsrfToken(token: string | undefined): void {
   csrfToken = token;
+  client.setCsrfToken(token);
 }
 /** Called once per 401 outside the session routes: the app shows the sign-in page. */
 export function onSessionExpired(listener: () => void): void {
   onExpired = listener;
 }
 
+/** The browser's fetch with the session cookie, noticing a 401 (the session ended). */
 const consoleFetch: typeof fetch = async (input, init = {}) => {
-  const method = (init.method ?? 'GET').toUpperCase();
-  const headers = new Headers(init.headers);
-  if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers.set('x-csrf-token', csrfToken);
-  const res = await fetch(input, { ...init, headers, credentials: 'same-origin' });
+  const res = await fetch(input, { ...init, credentials: 'same-origin' });
   const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
   if (res.status === 401 && !/\/v1\/sessions?(\?|$)/.test(new URL(url, location.href).pathname)) onExpired?.();
   return res;
 };
 
-/** The SDK client the screens use. */
+/** The SDK client the screens use: no bearer token, the browser's cookie authenticates. */
 export const client = new CairnClient({ url: location.origin, fetch: consoleFetch });
 
 /**
@@ -45,10 +47,10 @@ export const client = new CairnClient({ url: location.origin, fetch: consoleFetc
  * types.ts, from the API contract). Same errors as the SDK's: CairnApiError with the server's code.
  */
 export async function call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
-  const res = await consoleFetch(path, {
-    method,
-    ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
-  });
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
+  const res = await consoleFetch(path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
   const text = await res.text();
   let parsed: unknown;
   try {

@@ -12,7 +12,7 @@ export interface SessionInfo {
   role: Role;
   tokenId: string;
   tokenName: string;
-  expiresAt: string;
+  expiresAt: string | null;
   csrfToken?: string;
 }
 

@@ -198,6 +198,7 @@ function Actions({ b, repository, reload, repoOpt }: { b: BackupDetail; reposito
             download {b.id}.cairn
           </a>
           {typeof exported.result?.bytes === 'number' ? ` (${bytes(exported.result.bytes)})` : ''}
+          <Equivalents action="export.download" params={{ jobId: exported.id }} />
         </p>
       ) : null}
 

@@ -4,7 +4,7 @@
  * /v1/retention-previews), enables, disables, runs it now or removes it.
  */
 import { useEffect, useState } from 'preact/hooks';
-import { call, can, client, describeError, qs } from '../api.js';
+import { can, client, describeError } from '../api.js';
 import { JobPanel } from '../job-live.js';
 import { useRole } from '../session.js';
 import type { CronPreview, RetentionPreview, ScheduleShown } from '../types.js';
@@ -32,7 +32,7 @@ function retentionText(r: Record<string, unknown>): string {
 export function SchedulesScreen() {
   const role = useRole();
   const op = can(role, 'operator');
-  const list = useAsync(() => call<{ schedules: ScheduleShown[] }>('GET', '/v1/schedules').then((a) => a.schedules), []);
+  const list = useAsync((): Promise<ScheduleShown[]> => client.schedules.list(), []);
   const [createOpen, setCreateOpen] = useState(false);
   const [removing, setRemoving] = useState<string | undefined>();
   const [actionError, setActionError] = useState<string | undefined>();
@@ -221,14 +221,14 @@ function CreateDialog({ open, onClose, onCreated }: { open: boolean; onClose: ()
 
   const cronKey = useDebounced({ cron: cron.trim(), timezone: timezone.trim() }, 300);
   const preview = useAsync(
-    () => (open && cronKey.cron ? call<CronPreview>('GET', `/v1/cron-preview${qs({ cron: cronKey.cron, timezone: cronKey.timezone || undefined, count: 5 })}`) : Promise.resolve(undefined)),
+    (): Promise<CronPreview | undefined> => (open && cronKey.cron ? client.schedules.cronPreview(cronKey.cron, cronKey.timezone || undefined, 5) : Promise.resolve(undefined)),
     [open, cronKey.cron, cronKey.timezone],
   );
   const retKey = useDebounced({ src, repository, retention, timezone: timezone.trim() }, 400);
   const retentionPreview = useAsync(
-    () =>
+    (): Promise<RetentionPreview | undefined> =>
       open && retKey.src && Object.keys(retKey.retention).length
-        ? call<RetentionPreview>('POST', '/v1/retention-previews', { source: retKey.src, ...(retKey.repository !== 'default' ? { repository: retKey.repository } : {}), ...retKey.retention, ...(retKey.timezone ? { timezone: retKey.timezone } : {}) })
+        ? client.retention.preview({ source: retKey.src, ...(retKey.repository !== 'default' ? { repository: retKey.repository } : {}), ...retKey.retention, ...(retKey.timezone ? { timezone: retKey.timezone } : {}) })
         : Promise.resolve(undefined),
     [open, JSON.stringify(retKey)],
   );
