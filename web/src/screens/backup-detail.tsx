@@ -299,7 +299,7 @@ function DeleteDialog({ open, onClose, b, repository }: { open: boolean; onClose
         >
           Delete backup
         </button>
-        <button type="button" class="btn" onClick={onClose}>
+        <button type="button" class="btn" data-autofocus onClick={onClose}>
           Keep it
         </button>
       </div>

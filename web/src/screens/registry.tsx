@@ -341,7 +341,7 @@ function RemoveDialog({ kind, name, onClose, onDone }: { kind: 'source' | 'repos
         >
           Remove
         </button>
-        <button type="button" class="btn" onClick={onClose}>
+        <button type="button" class="btn" data-autofocus onClick={onClose}>
           Cancel
         </button>
       </div>

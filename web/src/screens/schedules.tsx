@@ -12,12 +12,12 @@ import type { ScheduleParams } from '../equivalents.js';
 import { Badge, Dialog, Empty, Equivalents, EquivalentsList, ErrorNote, Field, Loading, PageHeader, Time, useAsync } from '../ui.js';
 
 const KEEP = [
-  ['keepLast', 'Keep last', 'the newest N'],
-  ['keepHourly', 'Hourly', 'one per hour, N hours'],
-  ['keepDaily', 'Daily', 'one per day, N days'],
-  ['keepWeekly', 'Weekly', 'one per week, N weeks'],
-  ['keepMonthly', 'Monthly', 'one per month, N months'],
-  ['keepYearly', 'Yearly', 'one per year, N years'],
+  ['keepLast', 'Keep last', 'newest N'],
+  ['keepHourly', 'Hourly', 'N hours'],
+  ['keepDaily', 'Daily', 'N days'],
+  ['keepWeekly', 'Weekly', 'N weeks'],
+  ['keepMonthly', 'Monthly', 'N months'],
+  ['keepYearly', 'Yearly', 'N years'],
 ] as const;
 type KeepKey = (typeof KEEP)[number][0];
 
@@ -164,7 +164,7 @@ export function SchedulesScreen() {
           >
             Remove schedule
           </button>
-          <button type="button" class="btn" onClick={() => setRemoving(undefined)}>
+          <button type="button" class="btn" data-autofocus onClick={() => setRemoving(undefined)}>
             Keep it
           </button>
         </div>
@@ -306,6 +306,7 @@ function CreateDialog({ open, onClose, onCreated }: { open: boolean; onClose: ()
         </div>
         <fieldset>
           <legend>Retention (after each run)</legend>
+          <p class="hint mb">Each rule keeps the newest backup of each of the last N periods; a backup any rule keeps stays.</p>
           <div class="form-grid form-grid-narrow">
             {KEEP.map(([k, label, hint]) => (
               <Field key={k} id={`s-${k}`} label={label} hint={hint}>
@@ -315,7 +316,7 @@ function CreateDialog({ open, onClose, onCreated }: { open: boolean; onClose: ()
           </div>
           {retentionPreview.data ? (
             <p class="small" aria-live="polite">
-              With these rules, {src}'s backups in {repository}: <strong>{retentionPreview.data.keep.length} kept</strong>, <strong>{retentionPreview.data.remove.length} removed</strong>
+              With these rules, {src}'s scheduled backups in {repository}: <strong>{retentionPreview.data.keep.length} kept</strong>, <strong>{retentionPreview.data.remove.length} removed</strong>
               {retentionPreview.data.remove.length ? ` (${retentionPreview.data.remove.slice(0, 3).map((r) => r.id).join(', ')}${retentionPreview.data.remove.length > 3 ? '…' : ''})` : ''}.
             </p>
           ) : retentionPreview.error ? (

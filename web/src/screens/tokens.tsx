@@ -115,7 +115,7 @@ export function TokensScreen() {
           >
             Revoke token
           </button>
-          <button type="button" class="btn" onClick={() => setRevoking(undefined)}>
+          <button type="button" class="btn" data-autofocus onClick={() => setRevoking(undefined)}>
             Cancel
           </button>
         </div>
