@@ -64,7 +64,12 @@ export function forged(c: Context<Env>, session: SessionRecord): string | undefi
   return crossSite(c) ?? (csrfMatches(c.req.header(CSRF_HEADER), session.csrfToken) ? undefined : CSRF_MESSAGE);
 }
 
-/** The Origin refusal message when the request names an origin other than its Host, else undefined. */
+/**
+ * The Origin refusal message when the request names an origin other than the server's, else
+ * undefined. The server is its Host header, or the host a reverse proxy says it was reached at
+ * (X-Forwarded-Host): a page of another site cannot add that header to a request of its
+ * visitor's browser (a custom header needs a CORS preflight, which this server never grants).
+ */
 export function crossSite(c: Context<Env>): string | undefined {
   const origin = c.req.header('origin');
   if (origin === undefined) return undefined;
@@ -74,7 +79,8 @@ export function crossSite(c: Context<Env>): string | undefined {
   } catch {
     return ORIGIN_MESSAGE; // "null" (sandboxed frames, file: pages) and anything unparsable
   }
-  return host !== '' && host === (c.req.header('host') ?? '').toLowerCase() ? undefined : ORIGIN_MESSAGE;
+  const own = [c.req.header('host'), c.req.header('x-forwarded-host')?.split(',')[0]].map((h) => h?.trim().toLowerCase());
+  return host !== '' && own.includes(host) ? undefined : ORIGIN_MESSAGE;
 }
 
 /** Constant-time comparison of the sent CSRF token with the session's. */

@@ -146,6 +146,9 @@ describe('CSRF', () => {
     const made = await create({ 'x-csrf-token': csrf, origin: server.url });
     expect(made.status, made.text).toBe(201);
     expect((await create({ 'x-csrf-token': csrf })).status).toBe(201);
+    // Behind a reverse proxy: the host it was reached at, as the proxy tells it.
+    expect((await create({ 'x-csrf-token': csrf, origin: 'https://backups.example.com', 'x-forwarded-host': 'backups.example.com' })).status).toBe(201);
+    expect((await create({ 'x-csrf-token': csrf, origin: 'https://evil.example', 'x-forwarded-host': 'backups.example.com' })).status).toBe(403);
     // Another session's csrf token does not fit this one.
     const other = await signIn(tokens.admin);
     expect((await create({ 'x-csrf-token': other.session.csrfToken ?? '' })).status).toBe(403);
@@ -309,8 +312,12 @@ describe('job paging and the global event stream', () => {
       expect(mine.at(-1)).toBe('SUCCESS');
     }
     expect(events.find((e) => e.id === backup.id && e.state === 'SUCCESS')).toEqual(await operator.jobs.get(backup.id));
-    // The session ends (idle): the stream ends at its next ping.
-    clock += 2 * HOUR;
+    // The pings do not keep the session alive: with no other request for an hour it ends (idle),
+    // and the stream ends at its next ping.
+    const pingsBefore = pings;
+    clock += HOUR - 5000;
+    await readUntil(() => pings >= pingsBefore + 2);
+    clock += 5000;
     expect(await readUntil(() => false)).toBe(false);
     abort.abort();
   });
