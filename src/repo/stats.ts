@@ -141,3 +141,54 @@ export async function repositoryStats(repo: Repository, options: RepositoryStats
     damaged,
   };
 }
+
+/** What deleting one backup and then pruning would free (GET /v1/backups/{id}/deletion-preview). */
+export interface DeletionPreview {
+  id: string;
+  repository: string;
+  /** Chunks this backup references that no other backup does, and their stored (compressed) bytes per the index. */
+  uniqueChunks: number;
+  uniqueStoredBytes: number;
+  /** Chunks another backup references too (kept by a prune). */
+  sharedChunks: number;
+  /** Distinct chunks the backup references. */
+  totalChunks: number;
+  /** What the numbers do not cover (packs removed or repacked whole, damaged manifests, chunks the index lacks). */
+  note: string;
+}
+
+/**
+ * Reads the index and every manifest (read-only, no lock) and counts the chunks of backup `id`
+ * that no other readable backup references. A damaged manifest's references are unknown: the
+ * note says so (a prune refuses to run while one exists anyway).
+ * @throws NotFoundError for an unknown backup; CorruptionError when its own manifest is damaged;
+ *   StorageError when the storage cannot be read.
+ */
+export async function deletionPreview(repo: Repository, id: string, signal?: AbortSignal): Promise<DeletionPreview> {
+  const { manifests, damaged } = await repo.readAllManifests(signal);
+  const target = manifests.find((m) => m.id === id) ?? (await repo.readManifest(id, signal)); // throws what readManifest throws
+  const mine = new Set<string>();
+  for (const c of target.collections) for (const chunk of c.chunks) mine.add(chunk);
+  const shared = new Set<string>();
+  for (const m of manifests) {
+    if (m.id === id) continue;
+    for (const c of m.collections) for (const chunk of c.chunks) if (mine.has(chunk)) shared.add(chunk);
+  }
+  const { chunks } = await ChunkIndex.load(repo.storage, { ...(signal ? { signal } : {}) });
+  let uniqueChunks = 0;
+  let uniqueStoredBytes = 0;
+  let unindexed = 0;
+  for (const chunk of mine) {
+    if (shared.has(chunk)) continue;
+    uniqueChunks++;
+    const at = chunks.get(chunk);
+    if (at) uniqueStoredBytes += at.length;
+    else unindexed++;
+  }
+  const notes = [
+    'Deleting removes only the manifest; prune frees the space (a pack is removed or repacked as a whole, packs younger than its grace period are kept), and a backup made meanwhile may reuse these chunks.',
+  ];
+  if (damaged.length > 0) notes.push(`${damaged.length} object(s) under backups/ could not be read: chunks they reference may be counted as unique here (prune refuses to run until cairn repair).`);
+  if (unindexed > 0) notes.push(`${unindexed} unique chunk(s) are not in the index (counted without bytes): run cairn verify.`);
+  return { id, repository: repo.location, uniqueChunks, uniqueStoredBytes, sharedChunks: shared.size, totalChunks: mine.size, note: notes.join(' ') };
+}

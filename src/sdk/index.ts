@@ -195,6 +195,12 @@ export class CairnClient {
     /** TypeError (no request sent) when `options` is not an object: the old `delete(id, 'name')` form. */
     delete: async (id: string, options: RepositoryOption = {}): Promise<AnswerOf<'deleteBackup'>> =>
       this.request('DELETE', `/v1/backups/${encodeURIComponent(id)}${queryString({ repository: repositoryOption('backups.delete(id, { repository })', options).repository })}`),
+    /** What a prune after deleting the backup would free: chunks no other backup references and their stored bytes. */
+    deletionPreview: async (id: string, options: RepositoryOption = {}): Promise<AnswerOf<'backupDeletionPreview'>> =>
+      this.request(
+        'GET',
+        `/v1/backups/${encodeURIComponent(id)}/deletion-preview${queryString({ repository: repositoryOption('backups.deletionPreview(id, { repository })', options).repository })}`,
+      ),
     /** `expires`: a duration from now ("30d"), a date ("2027-01-31" or an ISO time) or "never". */
     setExpiry: async (id: string, expires: string, options: RepositoryOption = {}): Promise<AnswerOf<'setBackupExpiry'>> =>
       this.request(
@@ -202,6 +208,11 @@ export class CairnClient {
         `/v1/backups/${encodeURIComponent(id)}${queryString({ repository: repositoryOption('backups.setExpiry(id, expires, { repository })', options).repository })}`,
         { expires } satisfies RequestOf<'setBackupExpiry'>,
       ),
+  };
+
+  /** Per source and repository: newest backup, last result, schedules, status, sizes, history; per repository its totals. */
+  readonly overview = {
+    get: async (): Promise<AnswerOf<'getOverview'>> => this.request('GET', '/v1/overview'),
   };
 
   readonly restores = {

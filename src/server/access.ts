@@ -248,6 +248,11 @@ export class AccessPolicy {
     return { storage, password };
   }
 
+  /** Whether the server has a BACKUP_* repository (named "default" unless a registration took the name). */
+  get hasDefaultRepository(): boolean {
+    return this.options.defaultRepository !== undefined || this.options.registry.url('repository', DEFAULT_REPOSITORY) !== undefined;
+  }
+
   async repository(value: string | undefined, who: Asker): Promise<Repository> {
     const { storage, password } = await this.repositoryTarget(value, who);
     return Repository.open(storage, { password: () => this.password(password, storage.location) });

@@ -26,6 +26,7 @@ import { ForbiddenError, type AccessPolicy } from './access.js';
 import { ROUTES, type Role, type RouteId, type RouteSpec } from './routes/table.js';
 import type { Env, Handler, RouteKit } from './routes/kit.js';
 import { backupRoutes } from './routes/backups.js';
+import { overviewRoutes } from './routes/overview.js';
 import { operationRoutes } from './routes/operations.js';
 import { registrationRoutes } from './routes/registrations.js';
 import { scheduleRoutes } from './routes/schedules.js';
@@ -218,6 +219,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   on('health', (c) => c.json({ status: 'ok' }));
   on('openApi', (c) => c.json(openApiDocument()));
   backupRoutes(kit);
+  overviewRoutes(kit);
   operationRoutes(kit);
   registrationRoutes(kit);
   scheduleRoutes(kit);

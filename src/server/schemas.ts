@@ -398,6 +398,40 @@ export const BackupInProgress = z.object({
 export type BackupInProgress = z.infer<typeof BackupInProgress>;
 export const BackupShown = z.union([BackupDetail, BackupInProgress]);
 export const BackupDeleted = z.object({ deleted: z.string(), repository: z.string(), note: z.string() });
+/** GET /v1/backups/{id}/deletion-preview: what a prune after deleting the backup would free. */
+export const DeletionPreview = z.object({
+  id: z.string(),
+  repository: z.string(),
+  uniqueChunks: z.number().describe('chunks no other backup references'),
+  uniqueStoredBytes: z.number().describe('their stored (compressed) bytes, from the index'),
+  sharedChunks: z.number().describe('chunks other backups reference too (kept)'),
+  totalChunks: z.number().describe('distinct chunks the backup references'),
+  note: z.string().describe('what the numbers do not cover'),
+});
+const byteTotals = { logicalBytes: z.number(), storedBytes: z.number().describe('Σ newBytes: what its backups added'), dedupRatio: z.number().nullable().describe('logicalBytes / storedBytes') };
+/** One source (a database) in one repository, on the overview. */
+export const SourceHealth = z.object({
+  key: z.string().describe('the database its location names'),
+  location: z.string(),
+  kind: z.string(),
+  repository: z.string().describe('the repository name ("default" or registered)'),
+  backups: z.number(),
+  newest: z.object({ id: z.string(), createdAt: when, completedAt: when }).nullable(),
+  ageSeconds: z.number().nullable().describe('since the newest backup completed'),
+  lastResult: z
+    .object({ status: z.string().describe('SUCCESS, FAILED, CANCELED or a running state'), at: when, jobId: z.string().optional(), error: z.object({ code: z.string(), message: z.string() }).optional() })
+    .nullable(),
+  schedules: z.array(z.object({ name: z.string(), cron: z.string(), timezone: z.string(), enabled: z.boolean(), nextRun: when.nullable(), intervalSeconds: z.number().nullable() })),
+  status: z.enum(['failing', 'late', 'never', 'running', 'ok']),
+  ...byteTotals,
+  history: z.array(z.object({ id: z.string(), createdAt: when, durationMs: z.number(), logicalBytes: z.number(), storedBytes: z.number(), newBytes: z.number() })).describe('the newest 30 backups, oldest first'),
+});
+/** GET /v1/overview. */
+export const Overview = z.object({
+  generatedAt: when,
+  sources: z.array(SourceHealth).describe('failing, late, never, running, ok; then oldest newest backup first'),
+  repositories: z.array(z.object({ name: z.string(), location: z.string(), backups: z.number(), ...byteTotals, error: z.object({ code: z.string(), message: z.string() }).optional() })),
+});
 
 /** A registered source or repository: its URL (which may hold a password) never leaves the server. */
 export const Registration = z.object({

@@ -233,6 +233,8 @@ describe('real answers against the documented schemas', () => {
     expect(kept.json).toMatchObject({ rules: { keepDaily: 7 }, remove: [] });
     expect(kept.json.keep).toHaveLength(1); // the run above
     expect((await call('getStats', `/v1/stats${q}`, tokens.viewer)).json.backups).toBeGreaterThan(0);
+    expect((await call('backupDeletionPreview', `/v1/backups/api-1/deletion-preview${q}`, tokens.viewer)).json.totalChunks).toBeGreaterThan(0);
+    expect((await call('getOverview', '/v1/overview', tokens.viewer)).json.repositories.map((r: { name: string }) => r.name)).toContain('main');
     expect((await call('disableSchedule', '/v1/schedules/nightly/disable', tokens.operator)).json.schedule.enabled).toBe(false);
     expect((await call('enableSchedule', '/v1/schedules/nightly/enable', tokens.operator)).json.schedule.enabled).toBe(true);
     expect((await call('removeSource', '/v1/sources/chinook', tokens.admin)).status).toBe(409); // the schedule uses it

@@ -5,6 +5,7 @@ import { CairnError, NotFoundError } from '../../core/errors.js';
 import { generateBackupId, validateBackupId } from '../../core/ids.js';
 import type { BackupManifest } from '../../core/schemas.js';
 import type { Repository } from '../../repo/repository.js';
+import { deletionPreview } from '../../repo/stats.js';
 import { databaseKey } from '../../jobs/database-key.js';
 import { runBackup } from '../../jobs/backup.js';
 import { openSource } from '../../sources/index.js';
@@ -152,6 +153,12 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started, summari
       summaries?.drop(repo.location, [id]);
     }
     return c.json({ id, repository: repo.location, expiresAt });
+  });
+
+  on('backupDeletionPreview', async (c, { query }) => {
+    const id = backupId(c.req.param('id') ?? '');
+    const repo = await openRepo(c, query.repository);
+    return c.json(await deletionPreview(repo, id, c.req.raw.signal));
   });
 
   on('deleteBackup', async (c, { query }) => {

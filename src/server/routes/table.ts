@@ -164,6 +164,16 @@ export const ROUTES = {
     summary: 'delete a backup (space is reclaimed by prune)',
     params: backupId, query: BackupQuery, answers: { 200: S.BackupDeleted }, errors: [400, 401, 403, 404, 422, 423, 502],
   },
+  backupDeletionPreview: {
+    method: 'get', path: '/v1/backups/:id/deletion-preview', role: 'viewer',
+    summary: 'what a prune after deleting this backup would free: the chunks no other backup references and their stored bytes (reads the index and every manifest)',
+    params: backupId, query: BackupQuery, answers: { 200: S.DeletionPreview }, errors: [400, 401, 403, 404, 422, 502],
+  },
+  getOverview: {
+    method: 'get', path: '/v1/overview', role: 'viewer',
+    summary: 'per source and repository: newest backup, last result, schedules, status (failing, late, never, running, ok), sizes and history; per repository its totals (from the summary cache and the job center)',
+    answers: { 200: S.Overview }, errors: [401, 403],
+  },
   createRestore: {
     ...startsJob('/v1/restores', S.CreateRestoreBody, 'start a restore; with dryRun: true, check it only (200, no job): its collections and the conflicts in the target'),
     answers: { 200: S.RestorePlan, 202: S.JobAnswer },
