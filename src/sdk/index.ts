@@ -8,14 +8,14 @@
  */
 import { TERMINAL_STATES } from '../catalog/types.js';
 // Types only: they are erased from the built SDK, which loads neither zod nor the server.
-import type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Job, Registration, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
+import type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Job, Registration, RestorePlan, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
 import type { AnswerOf, QueryOf, RequestOf } from '../server/routes/table.js';
 
 /*
  * Request and answer types come from the server's route table and schemas (src/server), the
  * same ones that check requests and generate /openapi.json: no hand-made copies to drift.
  */
-export type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Registration, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
+export type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Registration, RestorePlan, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
 export type { RunStatus } from '../catalog/schedules.js';
 
 /** A job record as the API answers it. */
@@ -155,7 +155,14 @@ export class CairnClient {
   };
 
   readonly restores = {
-    create: (request: CreateRestoreRequest, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/restores', request, wait),
+    /** Starts the restore job (dryRun: see restores.dryRun, which answers a plan, not a job). */
+    create: (request: CreateRestoreRequest & { dryRun?: false }, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/restores', request, wait),
+    /**
+     * The restore's checks without writing or starting a job: the collections it would write
+     * (renames applied) and the conflicts in the target (`ok: false`); other problems (unknown
+     * backup, invalid selection, unreachable target) throw CairnApiError as create would.
+     */
+    dryRun: (request: Omit<CreateRestoreRequest, 'dryRun'>): Promise<RestorePlan> => this.request('POST', '/v1/restores', { ...request, dryRun: true } satisfies CreateRestoreRequest),
   };
 
   /** One backup to another repository; only the chunks it lacks are sent. */

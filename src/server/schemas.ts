@@ -128,6 +128,7 @@ export const CreateRestoreBody = z
     jobs: z.number().int().min(1).max(64).optional(),
     /** A share of the machine's cores, 1–80 %: an alternative to jobs (as on a backup). */
     cpuPercentage: z.number().int().min(1).max(80).optional(),
+    dryRun: z.boolean().optional().describe('true: check only (the backup, the selection, the policy, conflicts in the target), write nothing, start no job: answers 200 RestorePlan'),
   })
   .strict()
   .refine(noBoth, noBothMessage)
@@ -312,6 +313,21 @@ const _jobMatches: Same<Job, JobRecord> = true;
 
 export const JobAnswer = z.object({ job: Job });
 export const JobList = z.object({ jobs: z.array(Job).describe('newest first') });
+
+/** POST /v1/restores {dryRun: true}: what a restore would write, and what is in its way (jobs/restore-plan.ts). */
+export const RestorePlan = z.object({
+  dryRun: z.literal(true),
+  ok: z.boolean().describe('false exactly when conflicts is not empty'),
+  backupId: z.string(),
+  target: z.string().describe("the target's location"),
+  onConflict: z.enum(['fail', 'overwrite', 'replace']),
+  collections: z
+    .array(z.object({ name: z.string(), targetName: z.string().describe('the name it gets in the target (renames applied)'), kind: z.string(), rows: z.number(), logicalBytes: z.number() }))
+    .describe('the collections a restore would write (not the entries every restore carries, such as PostgreSQL\'s schema archive)'),
+  conflicts: z.array(z.object({ name: z.string().describe('the collection (as restored) it is about, else the target'), message: z.string() })),
+  message: z.string(),
+});
+export type RestorePlan = z.infer<typeof RestorePlan>;
 
 /** A complete backup in a listing (from its manifest). */
 export const BackupListed = z.object({

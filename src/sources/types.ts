@@ -201,8 +201,9 @@ export interface RestoreTarget {
   /**
    * Checks the items against the target without writing anything: throws ConflictError when
    * a target object exists under "fail", or exists with a different schema under "overwrite".
+   * `partial`: part of the backup is restored (see RestoreOptions.partial).
    */
-  check(items: RestoreItem[], onConflict: ConflictPolicy): Promise<void>;
+  check(items: RestoreItem[], onConflict: ConflictPolicy, partial?: boolean): Promise<void>;
   /**
    * check(), then load everything into staging and switch it in at the end, so that a failure
    * or an abort at any point leaves the target exactly as it was.

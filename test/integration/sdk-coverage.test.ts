@@ -126,6 +126,7 @@ describe('the SDK covers the route table', () => {
       'backups.list': () => c.backups.list({ repository: 'cov-repo' }),
       'backups.get': () => c.backups.get('cov-1', { repository: 'cov-repo' }),
       'backups.setExpiry': () => c.backups.setExpiry('cov-1', 'never', { repository: 'cov-repo' }),
+      'restores.dryRun': () => c.restores.dryRun({ backup: 'cov-1', repository: 'cov-repo', target: `sqlite://${join(work, 'cov-restored.db')}` }),
       'restores.create': () => c.restores.create({ backup: 'cov-1', repository: 'cov-repo', target: `sqlite://${join(work, 'cov-restored.db')}` }, { waitForCompletion: true, pollMs: 25 }),
       'copies.create': () => c.copies.create({ backup: 'cov-1', from: 'cov-repo', to: join(work, 'copy') }, { waitForCompletion: true, pollMs: 25 }),
       'syncs.create': () => c.syncs.create({ from: 'cov-repo', to: join(work, 'copy') }, { waitForCompletion: true, pollMs: 25 }),

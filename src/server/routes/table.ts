@@ -113,7 +113,10 @@ export const ROUTES = {
     summary: 'delete a backup (space is reclaimed by prune)',
     params: backupId, query: BackupQuery, answers: { 200: S.BackupDeleted }, errors: [400, 401, 403, 404, 422, 423, 502],
   },
-  createRestore: startsJob('/v1/restores', S.CreateRestoreBody, 'start a restore'),
+  createRestore: {
+    ...startsJob('/v1/restores', S.CreateRestoreBody, 'start a restore; with dryRun: true, check it only (200, no job): its collections and the conflicts in the target'),
+    answers: { 200: S.RestorePlan, 202: S.JobAnswer },
+  },
   createCopy: startsJob('/v1/copies', S.CreateCopyBody, 'copy a backup to another repository (verified before its manifest is written)'),
   createSync: startsJob('/v1/syncs', S.CreateSyncBody, 'copy every backup of `from` that `to` lacks (only missing chunks sent; each verified before it appears); FAILS with CONFLICT or CORRUPT naming the backups left out, after copying the others'),
   createExport: startsJob('/v1/exports', S.CreateExportBody, 'export backups of one repository into one .cairn archive kept in the server\'s data folder (as cairn export); the result names its size and sha256; download it with GET /v1/exports/{jobId}/file'),

@@ -1,0 +1,142 @@
+/**
+ * Issue 19, part C: what the console asks before it acts, over a real server and real databases.
+ * A restore's dry run (POST /v1/restores {dryRun: true}, `cairn restore --dry-run`): a table the
+ * target holds is a conflict under fail, none once renamed into a free name, and nothing is
+ * written either way.
+ */
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqliteTokenStore } from '../../src/catalog/tokens.js';
+import { main } from '../../src/cli/main.js';
+import { Repository } from '../../src/repo/repository.js';
+import { CairnApiError, CairnClient } from '../../src/sdk/index.js';
+import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
+import { RestorePlan } from '../../src/server/schemas.js';
+import Database from '../../src/sources/sqlite/driver.js';
+import { FileSystemStorage } from '../../src/storage/fs.js';
+import { createDatabase, dropDatabase, ensurePostgres, pgUrl, psql } from '../helpers/postgres.js';
+
+let work: string;
+let server: RunningServer;
+let operator: CairnClient;
+let viewer: CairnClient;
+let tokens: { admin: string; operator: string; viewer: string };
+let repo: string;
+let small: string;
+let pgDb: string;
+
+/** Runs the CLI in this process (the server keeps answering meanwhile): exit code and output. */
+async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    const code = await main(['node', 'cairn', ...args], { out: (t) => out.push(t), err: (t) => err.push(t) });
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+const failure = (p: Promise<unknown>): Promise<CairnApiError> =>
+  p.then(
+    () => {
+      throw new Error('expected an API error');
+    },
+    (e: unknown) => e as CairnApiError,
+  );
+
+beforeAll(async () => {
+  ensurePostgres();
+  work = mkdtempSync(join(tmpdir(), 'cairn-plan-'));
+  const dataDir = join(work, 'data');
+  const store = new SqliteTokenStore(catalogFile(dataDir));
+  tokens = { admin: store.create('admin').token, operator: store.create('operator').token, viewer: store.create('viewer').token };
+  store.close();
+  repo = join(work, 'repo');
+  await Repository.init(new FileSystemStorage(repo));
+  small = join(work, 'small.db');
+  const db = new Database(small);
+  db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t (v) VALUES ('a'), ('b'), ('c'); CREATE TABLE u (id INTEGER PRIMARY KEY);");
+  db.close();
+  pgDb = createDatabase('cairn_h19_plan_');
+  psql(pgDb, 'CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 50) g;');
+  server = await startServer({ dataDir, port: 0, allowAdHocUrls: true, scheduleTickMs: 3600_000, env: {} });
+  operator = new CairnClient({ url: server.url, token: tokens.operator });
+  viewer = new CairnClient({ url: server.url, token: tokens.viewer });
+  await operator.backups.create({ source: `sqlite://${small}`, repository: repo, id: 'lite-1' }, { waitForCompletion: true, pollMs: 25 });
+  await operator.backups.create({ source: pgUrl(pgDb), repository: repo, id: 'pg-1' }, { waitForCompletion: true, pollMs: 25 });
+}, 120_000);
+
+afterAll(async () => {
+  await server?.close();
+  if (pgDb) dropDatabase(pgDb);
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('restore dry run', () => {
+  it('SQLite: an existing table is a conflict under fail; renamed into a free name, none; nothing written', async () => {
+    const target = join(work, 'target.db');
+    copyFileSync(small, target);
+    const before = statSync(target).mtimeMs;
+    const plan = await operator.restores.dryRun({ backup: 'lite-1', repository: repo, target: `sqlite://${target}`, include: ['t'] });
+    expect(RestorePlan.parse(plan)).toEqual(plan);
+    expect(plan).toMatchObject({ dryRun: true, ok: false, backupId: 'lite-1', target: `sqlite://${target}`, onConflict: 'fail' });
+    expect(plan.collections).toEqual([{ name: 't', targetName: 't', kind: 'table', rows: 3, logicalBytes: expect.any(Number) }]);
+    expect(plan.conflicts).toEqual([{ name: 't', message: expect.stringMatching(/Table "t" already exists/) }]);
+
+    const renamed = await operator.restores.dryRun({ backup: 'lite-1', repository: repo, target: `sqlite://${target}`, include: ['t'], renames: { t: 't_copy' } });
+    expect(renamed).toMatchObject({ ok: true, conflicts: [], collections: [{ name: 't', targetName: 't_copy' }] });
+    expect(statSync(target).mtimeMs).toBe(before);
+    // No job was started by either.
+    expect((await operator.jobs.list({ kind: 'restore' })).length).toBe(0);
+    // Two conflicts: one entry each, named.
+    const both = await operator.restores.dryRun({ backup: 'lite-1', repository: repo, target: `sqlite://${target}` });
+    expect(both.conflicts.map((k) => k.name).sort()).toEqual(['t', 'u']);
+  });
+
+  it('PostgreSQL: a table in the way under fail, none renamed; overwrite with the same columns is fine', async () => {
+    const plan = await operator.restores.dryRun({ backup: 'pg-1', repository: repo, target: pgUrl(pgDb) });
+    expect(plan.ok).toBe(false);
+    expect(plan.collections.map((c) => c.targetName)).toEqual(['public.items']);
+    expect(plan.conflicts).toEqual([{ name: 'public.items', message: expect.stringMatching(/items.*already exists/) }]);
+    expect((await operator.restores.dryRun({ backup: 'pg-1', repository: repo, target: pgUrl(pgDb), renames: { items: 'items_copy' } })).ok).toBe(true);
+    expect((await operator.restores.dryRun({ backup: 'pg-1', repository: repo, target: pgUrl(pgDb), onConflict: 'overwrite' })).ok).toBe(true);
+    // A database that does not exist yet is created by a restore: nothing is in the way.
+    const fresh = await operator.restores.dryRun({ backup: 'pg-1', repository: repo, target: pgUrl(`${pgDb}_new`) });
+    expect(fresh).toMatchObject({ ok: true, conflicts: [] });
+    expect(psql('postgres', `SELECT count(*) FROM pg_database WHERE datname = '${pgDb}_new'`).trim()).toBe('0');
+  });
+
+  it('other problems answer as a restore would: 404, 400, 403 for a viewer', async () => {
+    expect((await failure(operator.restores.dryRun({ backup: 'nope', repository: repo, target: `sqlite://${join(work, 'x.db')}` }))).status).toBe(404);
+    const bad = await failure(operator.restores.dryRun({ backup: 'lite-1', repository: repo, target: `sqlite://${join(work, 'x.db')}`, include: ['missing'] }));
+    expect([bad.status, bad.code]).toEqual([400, 'USAGE']);
+    expect((await failure(viewer.restores.dryRun({ backup: 'lite-1', repository: repo, target: `sqlite://${join(work, 'x.db')}` }))).status).toBe(403);
+  });
+
+  it('cairn restore --dry-run prints the same, here and through the server, exit 4 on conflicts', async () => {
+    const target = join(work, 'cli-target.db');
+    copyFileSync(small, target);
+    const local = await cli(['restore', 'lite-1', '--repo', repo, '--to', `sqlite://${target}`, '--include', 't', '--dry-run', '--json']);
+    expect(local.code).toBe(4);
+    const doc = JSON.parse(local.out) as RestorePlan & { durationMs: number };
+    const { durationMs: _d, ...planned } = doc;
+    expect(planned).toEqual(await operator.restores.dryRun({ backup: 'lite-1', repository: repo, target: `sqlite://${target}`, include: ['t'] }));
+    const remote = await cli(['restore', 'lite-1', '--repo', repo, '--to', `sqlite://${target}`, '--include', 't', '--rename', 't=fresh', '--dry-run', '--server', server.url], { CAIRN_TOKEN: tokens.operator });
+    expect([remote.code, remote.err]).toEqual([0, '']);
+    expect(remote.out).toMatch(/^Dry run: restore of backup lite-1 into .*cli-target\.db \(on conflict: fail\)\./);
+    expect(remote.out).toMatch(/\bt\s+fresh\s+table\s+3\b/);
+    expect(remote.out).toMatch(/nothing is in the way/);
+    const text = await cli(['restore', 'lite-1', '--repo', repo, '--to', `sqlite://${target}`, '--dry-run']);
+    expect(text.code).toBe(4);
+    expect(text.out).toMatch(/Conflicts \(2\):\n- t: Table "t" already exists/);
+    expect(text.err).toMatch(/dry run found 2 conflicts/);
+  });
+});
