@@ -261,6 +261,13 @@ export class CairnClient {
     update: async (name: string, changes: UpdateScheduleRequest): Promise<Schedule> =>
       (await this.request<AnswerOf<'updateSchedule'>>('PATCH', `/v1/schedules/${encodeURIComponent(name)}`, changes)).schedule,
     remove: (name: string): Promise<AnswerOf<'removeSchedule'>> => this.request('DELETE', `/v1/schedules/${encodeURIComponent(name)}`),
+    /**
+     * A cron expression in plain words and its next `count` (1–50, default 5) due times in
+     * `timezone` (default UTC), as the scheduler computes them: `{ cron, timezone, description,
+     * nextRuns }`. CairnApiError 400 naming a bad cron or time zone.
+     */
+    cronPreview: (cron: string, timezone?: string, count?: number): Promise<AnswerOf<'cronPreview'>> =>
+      this.request('GET', `/v1/cron-preview${queryString({ cron, timezone, count: count === undefined ? undefined : String(count) })}`),
   };
 
   /** What a repository stores: pack bytes, logical bytes, dedup and compression ratios, per source. */

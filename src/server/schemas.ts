@@ -440,9 +440,11 @@ export const Schedule = z.object({
   createdAt: when,
   lastDue: when.nullable().optional().describe('the latest due time handled; absent in the answer that creates it'),
   nextRun: when.nullable().optional().describe('null when disabled; absent in enable/disable answers'),
+  description: z.string().optional().describe('the cron in plain words, e.g. "At 03:00" (24-hour times, in the schedule\'s time zone)'),
+  nextRuns: z.array(when).optional().describe('the next 5 due times, as the scheduler computes them; empty while disabled'),
 });
 export type Schedule = z.infer<typeof Schedule>;
-const _scheduleMatches: Same<Omit<Schedule, 'lastDue' | 'nextRun'>, ScheduleSpec> = true;
+const _scheduleMatches: Same<Omit<Schedule, 'lastDue' | 'nextRun' | 'description' | 'nextRuns'>, ScheduleSpec> = true;
 export const ScheduleAnswer = z.object({ schedule: Schedule });
 export const ScheduleList = z.object({ schedules: z.array(Schedule) });
 export const ScheduleRun = z.object({
@@ -457,6 +459,24 @@ export type ScheduleRun = z.infer<typeof ScheduleRun>;
 const _runMatches: Same<ScheduleRun, CatalogScheduleRun> = true;
 export const ScheduleDetail = z.object({ schedule: Schedule, runs: z.array(ScheduleRun).describe('newest first, at most 50') });
 export const ScheduleRemoved = z.object({ removed: z.string(), note: z.string() });
+
+/** GET /v1/cron-preview: a cron expression in a time zone, checked as a schedule's is. */
+export const CronPreviewQuery = z.object({
+  cron: z.string({ error: 'cron is required: five fields (minute hour day month weekday, e.g. "0 3 * * *") or @hourly, @daily, @weekly, @monthly, @yearly' }).max(LIMITS.text).describe('five fields or @hourly, @daily, @weekly, @monthly, @yearly'),
+  timezone: z.string().max(LIMITS.text).optional().describe('an IANA time zone (default UTC)'),
+  count: z
+    .string()
+    .regex(/^[1-9][0-9]?$/, { error: (i) => `count is a number from 1 to 50, not ${quote(String(i.input))}` })
+    .refine((v) => Number(v) <= 50, { error: (i) => `count is a number from 1 to 50, not ${quote(String(i.input))}` })
+    .optional()
+    .describe('how many next runs (1–50, default 5)'),
+});
+export const CronPreview = z.object({
+  cron: z.string(),
+  timezone: z.string(),
+  description: z.string().describe('the expression in plain words (24-hour times, in that time zone)'),
+  nextRuns: z.array(when).describe('the next due times, oldest first, as the scheduler computes them'),
+});
 
 /** An API token as listed: never its secret (only a hash is stored). */
 export const TokenInfo = z.object({ id: z.string().describe('12 hex digits; the secret starts cairn_<id>_'), name: z.string(), role: z.enum(ROLES), createdAt: when });

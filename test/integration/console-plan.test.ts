@@ -140,3 +140,59 @@ describe('restore dry run', () => {
     expect(text.err).toMatch(/dry run found 2 conflicts/);
   });
 });
+
+/** A time as the wall clock of `timeZone` shows it: "2027-03-28 12:00". */
+function wallClock(iso: string, timeZone: string): string {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-GB', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
+      .formatToParts(new Date(iso))
+      .map((p) => [p.type, p.value]),
+  );
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}`;
+}
+
+describe('cron preview', () => {
+  it('Europe/Paris across the spring DST change: noon stays noon, its UTC hour moves', async () => {
+    const preview = await viewer.schedules.cronPreview('0 12 * 3,4 *', 'Europe/Paris', 50);
+    expect(preview).toMatchObject({ cron: '0 12 * 3,4 *', timezone: 'Europe/Paris', description: expect.stringMatching(/12:00.*March.*April/) });
+    expect(preview.nextRuns).toHaveLength(50);
+    expect(preview.nextRuns.map((r) => wallClock(r, 'Europe/Paris').slice(11))).toEqual(Array(50).fill('12:00'));
+    // 50 days of March and April cross the last Sunday of March, whenever the test runs: winter
+    // time (UTC+1, 11:00Z) before it, summer time (UTC+2, 10:00Z) after it.
+    const hours = preview.nextRuns.map((r) => new Date(r).getUTCHours());
+    expect(new Set(hours)).toEqual(new Set([11, 10]));
+    const switched = preview.nextRuns.filter((r, i) => i > 0 && new Date(r).getUTCHours() === 10 && hours[i - 1] === 11);
+    expect(switched).toHaveLength(1);
+    const day = new Date(switched[0] as string);
+    expect([day.getUTCMonth(), day.getUTCDay()]).toEqual([2, 0]); // the last Sunday of March (the switch is at 02:00)
+    expect(day.getUTCDate()).toBeGreaterThan(24);
+    expect([...preview.nextRuns].sort()).toEqual(preview.nextRuns); // oldest first
+    // The default: 5 runs; shorthands in words too.
+    const daily = await viewer.schedules.cronPreview('@daily');
+    expect(daily).toMatchObject({ timezone: 'UTC', description: 'At 00:00' });
+    expect(daily.nextRuns.map((r) => r.slice(11))).toEqual(Array(5).fill('00:00:00.000Z'));
+  });
+
+  it('a bad cron, zone or count is a 400 naming it', async () => {
+    const bad = await failure(viewer.schedules.cronPreview('61 * * * *'));
+    expect([bad.status, bad.message]).toEqual([400, expect.stringMatching(/Invalid cron "61 \* \* \* \*"/)]);
+    expect((await failure(viewer.schedules.cronPreview('0 3 * *'))).message).toMatch(/five fields/);
+    expect((await failure(viewer.schedules.cronPreview('0 3 * * *', 'Mars/Olympus'))).message).toMatch(/Unknown time zone "Mars\/Olympus"/);
+    expect((await failure(viewer.schedules.cronPreview('0 3 * * *', 'UTC', 51))).message).toMatch(/count is a number from 1 to 50, not "51"/);
+    const missing = await fetch(`${server.url}/v1/cron-preview`, { headers: { authorization: `Bearer ${tokens.viewer}` } });
+    expect(missing.status).toBe(400);
+    expect(await missing.text()).toMatch(/cron is required/);
+  });
+
+  it('schedule answers carry description and the next 5 runs (none while disabled)', async () => {
+    const created = await operator.schedules.create({ name: 'plan-nightly', source: `sqlite://${small}`, repository: repo, cron: '30 2 * * *', timezone: 'Europe/Paris' });
+    const preview = await viewer.schedules.cronPreview('30 2 * * *', 'Europe/Paris');
+    expect(created).toMatchObject({ description: 'At 02:30', nextRuns: preview.nextRuns, nextRun: preview.nextRuns[0] });
+    const listed = (await viewer.schedules.list()).find((s) => s.name === 'plan-nightly');
+    expect(listed).toMatchObject({ description: 'At 02:30', nextRuns: preview.nextRuns });
+    expect((await viewer.schedules.get('plan-nightly')).schedule.nextRuns).toEqual(preview.nextRuns);
+    await operator.schedules.disable('plan-nightly');
+    expect((await viewer.schedules.get('plan-nightly')).schedule).toMatchObject({ description: 'At 02:30', nextRun: null, nextRuns: [] });
+    await operator.schedules.remove('plan-nightly');
+  });
+});

@@ -1,5 +1,6 @@
 /** /v1/schedules: scheduled backups, shown without secrets (public.ts), with their next run. */
 import type { ScheduleSpec } from '../../catalog/schedules.js';
+import { cronPreview, describeCron, nextRuns } from '../../jobs/cron-preview.js';
 import { applyScheduleChanges, buildScheduleSpec, scheduleEdit } from '../../jobs/schedule-spec.js';
 import { openSource } from '../../sources/index.js';
 import { DEFAULT_REPOSITORY, type DatabaseRef } from '../access.js';
@@ -10,7 +11,15 @@ export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sou
   /** A schedule as listed: with its next due time (null while disabled). */
   /** Checks a schedule's source as the scheduler will open it (an ad-hoc URL untrusted). */
   const checkSource = (ref: DatabaseRef): void => void openSource(ref.url, { untrusted: ref.untrusted });
-  const shown = <T extends ScheduleSpec>(s: T) => ({ ...publicSchedule(s), nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null });
+  const shown = <T extends ScheduleSpec>(s: T) => {
+    const now = new Date();
+    return {
+      ...publicSchedule(s),
+      nextRun: s.enabled ? scheduler.next(s, now)?.toISOString() ?? null : null,
+      description: describeCron(s.cron, s.timezone),
+      nextRuns: s.enabled ? nextRuns(s.cron, s.timezone, 5, now) : [],
+    };
+  };
 
   on('listSchedules', (c) => c.json({ schedules: schedules.list().map(shown) }));
   on('createSchedule', async (c, { body: req }) => {
@@ -56,6 +65,7 @@ export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sou
     const jobId = await scheduler.runNow(name);
     return c.json({ job: publicJob(await center.get(jobId)) }, 202);
   });
+  on('cronPreview', (c, { query }) => c.json(cronPreview(query.cron, query.timezone ?? 'UTC', query.count !== undefined ? Number(query.count) : 5)));
   on('removeSchedule', (c) => {
     const name = scheduleName(c.req.param('name') ?? '');
     schedules.remove(name);

@@ -163,7 +163,7 @@ export const ROUTES = {
     params: name, query: RepositoryRemoveQuery, answers: { 200: S.RepositoryRemoved }, errors: [400, 401, 403, 404, 409],
   },
 
-  listSchedules: { method: 'get', path: '/v1/schedules', summary: 'schedules with nextRun and lastDue', role: 'viewer', answers: { 200: S.ScheduleList }, errors: [401, 403] },
+  listSchedules: { method: 'get', path: '/v1/schedules', summary: 'schedules with nextRun, lastDue, description (the cron in words) and nextRuns (5)', role: 'viewer', answers: { 200: S.ScheduleList }, errors: [401, 403] },
   createSchedule: {
     method: 'post', path: '/v1/schedules', role: 'operator',
     summary: 'add a schedule (repository left out: "default")',
@@ -183,6 +183,11 @@ export const ROUTES = {
     params: name, body: S.UpdateScheduleBody, answers: { 200: S.ScheduleAnswer }, errors: [400, 401, 403, 404, 413, 422, 502],
   },
   removeSchedule: { method: 'delete', path: '/v1/schedules/:name', summary: 'remove a schedule; its backups are kept', role: 'operator', params: name, answers: { 200: S.ScheduleRemoved }, errors: [401, 403, 404] },
+  cronPreview: {
+    method: 'get', path: '/v1/cron-preview', role: 'viewer',
+    summary: 'a cron expression in plain words and its next due times in a time zone, as the scheduler computes them; 400 naming a bad cron or zone',
+    query: S.CronPreviewQuery, answers: { 200: S.CronPreview }, errors: [400, 401, 403],
+  },
 
   getStats: {
     method: 'get', path: '/v1/stats', role: 'viewer',
