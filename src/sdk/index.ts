@@ -270,6 +270,16 @@ export class CairnClient {
       this.request('GET', `/v1/cron-preview${queryString({ cron, timezone, count: count === undefined ? undefined : String(count) })}`),
   };
 
+  /**
+   * Which backups retention rules would keep and remove, as a scheduled run decides, deleting
+   * nothing: `{ schedule }` (its own backups; its own rules and zone unless keep* / timezone are
+   * given) or `{ source }` (that source's scheduled backups), with `repository` (default: the
+   * schedule's, else "default").
+   */
+  readonly retention = {
+    preview: (request: RequestOf<'retentionPreview'>): Promise<AnswerOf<'retentionPreview'>> => this.request('POST', '/v1/retention-previews', request),
+  };
+
   /** What a repository stores: pack bytes, logical bytes, dedup and compression ratios, per source. */
   readonly stats = {
     get: async (options: RepositoryOption = {}): Promise<Stats> =>

@@ -471,6 +471,37 @@ export const CronPreviewQuery = z.object({
     .optional()
     .describe('how many next runs (1–50, default 5)'),
 });
+/**
+ * POST /v1/retention-previews: which backups rules would keep. `schedule`: that schedule's own
+ * backups (in its repository unless one is given), by its own rules and zone when no keep* is
+ * given; `source`: the scheduled backups of that source (manual ones are never retention
+ * candidates). Nothing is deleted.
+ */
+export const RetentionPreviewBody = z
+  .object({
+    repository: location.optional(),
+    source: location.optional(),
+    schedule: str(LIMITS.name).optional(),
+    keepLast: count.optional(),
+    keepWithin: text.optional(),
+    keepHourly: count.optional(),
+    keepDaily: count.optional(),
+    keepWeekly: count.optional(),
+    keepMonthly: count.optional(),
+    keepYearly: count.optional(),
+    timezone: text.optional().describe('the zone calendar buckets (days, weeks…) are counted in: default the schedule\'s, else UTC'),
+  })
+  .strict()
+  .refine((v) => !(v.source !== undefined && v.schedule !== undefined), { message: 'give "source" or "schedule", not both' })
+  .refine((v) => v.source !== undefined || v.schedule !== undefined, { message: 'give "source" (its scheduled backups) or "schedule" (its own backups)' });
+export const RetentionPreview = z.object({
+  repository: z.string(),
+  timezone: z.string(),
+  rules: retention.describe('the rules applied (a schedule\'s own when none were given; empty: everything is kept)'),
+  keep: z.array(z.object({ id: z.string(), createdAt: when, reasons: z.array(z.string()).describe('the rules keeping it: last, within 7d, hourly, daily, weekly, monthly, yearly, or "no retention rules"') })).describe('newest first'),
+  remove: z.array(z.object({ id: z.string(), createdAt: when, expired: z.literal(true).optional().describe('its expiry has passed: a run deletes it whatever the rules') })).describe('newest first'),
+  note: z.string(),
+});
 export const CronPreview = z.object({
   cron: z.string(),
   timezone: z.string(),

@@ -13,7 +13,10 @@ import { main } from '../../src/cli/main.js';
 import { Repository } from '../../src/repo/repository.js';
 import { CairnApiError, CairnClient } from '../../src/sdk/index.js';
 import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
-import { RestorePlan } from '../../src/server/schemas.js';
+import type { ScheduleSpec } from '../../src/catalog/schedules.js';
+import { applyScheduleRetention } from '../../src/jobs/scheduled-backup.js';
+import { RestorePlan, RetentionPreview } from '../../src/server/schemas.js';
+import { openSource } from '../../src/sources/index.js';
 import Database from '../../src/sources/sqlite/driver.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { createDatabase, dropDatabase, ensurePostgres, pgUrl, psql } from '../helpers/postgres.js';
@@ -194,5 +197,56 @@ describe('cron preview', () => {
     await operator.schedules.disable('plan-nightly');
     expect((await viewer.schedules.get('plan-nightly')).schedule).toMatchObject({ description: 'At 02:30', nextRun: null, nextRuns: [] });
     await operator.schedules.remove('plan-nightly');
+  });
+});
+
+describe('retention preview', () => {
+  it("matches what a scheduled run's retention keeps; manual backups are never candidates", async () => {
+    await operator.schedules.create({ name: 'plan-keep', source: `sqlite://${small}`, repository: repo, cron: '@daily', pattern: '{schedule}-{yyyyMMdd-HHmmss}-{random}' });
+    const admin = new CairnClient({ url: server.url, token: tokens.admin });
+    await admin.sources.add('plan-src', `sqlite://${small}`);
+    await admin.repositories.add('plan-repo', repo);
+    const made: string[] = [];
+    for (let i = 0; i < 4; i++) made.push(String((await operator.schedules.runNow('plan-keep', { waitForCompletion: true, pollMs: 25 })).result?.backupId));
+    const [oldest, , , newest] = made;
+    // The oldest has expired: a run deletes it whatever the rules say.
+    await operator.backups.setExpiry(oldest as string, '2020-01-01', { repository: repo });
+
+    const byRules = await viewer.retention.preview({ schedule: 'plan-keep', repository: 'plan-repo', keepLast: 2 });
+    expect(RetentionPreview.parse(byRules)).toEqual(byRules);
+    expect(byRules.keep.map((k) => [k.id, k.reasons])).toEqual([[newest, ['last']], [made[2], ['last']]]);
+    expect(byRules.remove).toEqual([
+      { id: made[1], createdAt: expect.any(String) },
+      { id: oldest, createdAt: expect.any(String), expired: true },
+    ]);
+    expect(byRules).toMatchObject({ timezone: 'UTC', rules: { keepLast: 2 } });
+    expect(JSON.stringify(byRules)).not.toContain('lite-1'); // the manual backup of the same source
+    // By source: every schedule's backups of it (one schedule here), the same decision.
+    const bySource = await viewer.retention.preview({ source: 'plan-src', repository: 'plan-repo', keepLast: 2 });
+    expect([bySource.keep, bySource.remove]).toEqual([byRules.keep, byRules.remove]);
+
+    // The schedule's own rules when none are given; then the function a run applies, for real.
+    await operator.schedules.update('plan-keep', { keepLast: 2, keepDaily: 1 });
+    const own = await viewer.retention.preview({ schedule: 'plan-keep' });
+    expect(own.rules).toEqual({ keepLast: 2, keepDaily: 1 });
+    expect(own.keep.map((k) => [k.id, k.reasons])).toEqual([[newest, ['last', 'daily']], [made[2], ['last']]]);
+    const { schedule } = await viewer.schedules.get('plan-keep');
+    const repository = await Repository.open(new FileSystemStorage(repo));
+    await applyScheduleRetention(repository, { ...schedule, source: `sqlite://${small}` } as ScheduleSpec, openSource(`sqlite://${small}`).location, new Date());
+    const left = (await operator.backups.list({ repository: repo, schedule: 'plan-keep' })).map((b) => b.id).sort();
+    expect(left).toEqual(own.keep.map((k) => k.id).sort());
+    expect((await operator.backups.list({ repository: repo })).map((b) => b.id)).toContain('lite-1');
+    await operator.schedules.remove('plan-keep');
+  }, 60_000);
+
+  it('refuses what it cannot preview, naming it', async () => {
+    const both = await failure(viewer.retention.preview({ source: 'x', schedule: 'y' }));
+    expect([both.status, both.message]).toEqual([400, expect.stringMatching(/give "source" or "schedule", not both/)]);
+    expect((await failure(viewer.retention.preview({}))).message).toMatch(/give "source" \(its scheduled backups\) or "schedule"/);
+    expect((await failure(viewer.retention.preview({ schedule: 'nope' }))).status).toBe(404);
+    expect((await failure(operator.retention.preview({ source: `sqlite://${small}`, repository: repo, keepWithin: 'soon' }))).message).toMatch(/Invalid keepWithin "soon"/);
+    expect((await failure(operator.retention.preview({ source: `sqlite://${small}`, repository: repo, timezone: 'Nowhere/City' }))).message).toMatch(/Unknown time zone/);
+    // A viewer names registered sources and repositories only.
+    expect((await failure(viewer.retention.preview({ source: `sqlite://${small}`, repository: repo }))).status).toBe(403);
   });
 });

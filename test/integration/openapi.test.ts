@@ -229,6 +229,9 @@ describe('real answers against the documented schemas', () => {
     expect((await call('updateSchedule', '/v1/schedules/nightly', tokens.operator, { cron: 'x' })).status).toBe(400);
     expect((await call('cronPreview', '/v1/cron-preview?cron=30+4+*+*+*&timezone=Europe/Paris', tokens.viewer)).json.description).toBe('At 04:30');
     expect((await call('cronPreview', '/v1/cron-preview?cron=x', tokens.viewer)).status).toBe(400);
+    const kept = await call('retentionPreview', '/v1/retention-previews', tokens.viewer, { schedule: 'nightly' });
+    expect(kept.json).toMatchObject({ rules: { keepDaily: 7 }, remove: [] });
+    expect(kept.json.keep).toHaveLength(1); // the run above
     expect((await call('getStats', `/v1/stats${q}`, tokens.viewer)).json.backups).toBeGreaterThan(0);
     expect((await call('disableSchedule', '/v1/schedules/nightly/disable', tokens.operator)).json.schedule.enabled).toBe(false);
     expect((await call('enableSchedule', '/v1/schedules/nightly/enable', tokens.operator)).json.schedule.enabled).toBe(true);

@@ -149,6 +149,7 @@ describe('the SDK covers the route table', () => {
       'schedules.enable': () => c.schedules.enable('cov'),
       'schedules.runNow': () => c.schedules.runNow('cov', { waitForCompletion: true, pollMs: 25 }),
       'schedules.cronPreview': () => c.schedules.cronPreview('0 3 * * *', 'Europe/Paris'),
+      'retention.preview': () => c.retention.preview({ schedule: 'cov', keepLast: 1 }),
       'schedules.remove': () => c.schedules.remove('cov'),
       'jobs.list': () => c.jobs.list({ kind: 'backup' }),
       'jobs.get': async () => c.jobs.get((await c.jobs.list())[0]?.id ?? 'backup-0'),

@@ -183,6 +183,11 @@ export const ROUTES = {
     params: name, body: S.UpdateScheduleBody, answers: { 200: S.ScheduleAnswer }, errors: [400, 401, 403, 404, 413, 422, 502],
   },
   removeSchedule: { method: 'delete', path: '/v1/schedules/:name', summary: 'remove a schedule; its backups are kept', role: 'operator', params: name, answers: { 200: S.ScheduleRemoved }, errors: [401, 403, 404] },
+  retentionPreview: {
+    method: 'post', path: '/v1/retention-previews', role: 'viewer',
+    summary: "which backups retention rules would keep and remove (a schedule's own backups, or a source's scheduled ones), as a scheduled run decides; nothing is deleted",
+    body: S.RetentionPreviewBody, answers: { 200: S.RetentionPreview }, errors: [400, 401, 403, 404, 413, 422, 502],
+  },
   cronPreview: {
     method: 'get', path: '/v1/cron-preview', role: 'viewer',
     summary: 'a cron expression in plain words and its next due times in a time zone, as the scheduler computes them; 400 naming a bad cron or zone',
