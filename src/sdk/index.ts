@@ -33,7 +33,16 @@ export type BackupSummary = BackupListed | BackupUnfinished;
 export interface ClientOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8080. */
   url: string;
+  /**
+   * A bearer token (Authorization: Bearer). Left out in the browser console: its session
+   * cookie authenticates instead (sent by the browser, same origin), with `csrfToken`.
+   */
   token?: string;
+  /**
+   * A console session's CSRF token, sent as X-CSRF-Token on every request other than GET and
+   * HEAD (session.create and session.get set it; so does setCsrfToken). Not needed with `token`.
+   */
+  csrfToken?: string;
   /** For tests and custom transports. */
   fetch?: typeof fetch;
 }
@@ -97,8 +106,8 @@ export class JobFailedError extends Error {
 }
 
 /** `?a=1&b=2` of the parameters given (undefined ones left out), or "". */
-function queryString(query: Record<string, string | boolean | undefined>): string {
-  const given = Object.entries(query).filter((e): e is [string, string | boolean] => e[1] !== undefined);
+function queryString(query: Record<string, string | number | boolean | undefined>): string {
+  const given = Object.entries(query).filter((e): e is [string, string | number | boolean] => e[1] !== undefined);
   return given.length ? `?${new URLSearchParams(given.map(([k, v]): [string, string] => [k, String(v)]))}` : '';
 }
 
@@ -129,11 +138,43 @@ function repositoryOption(usage: string, options: unknown): RepositoryOption {
 export class CairnClient {
   private readonly base: string;
   private readonly doFetch: typeof fetch;
+  private csrfToken: string | undefined;
 
   constructor(private readonly options: ClientOptions) {
     this.base = options.url.replace(/\/+$/, '');
-    this.doFetch = options.fetch ?? fetch;
+    // The platform's fetch, called unbound (a browser's fetch refuses another `this`).
+    this.doFetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.csrfToken = options.csrfToken;
   }
+
+  /** The CSRF token to send from now on (after a sign-in made elsewhere); undefined stops sending one. */
+  setCsrfToken(token: string | undefined): void {
+    this.csrfToken = token;
+  }
+
+  /**
+   * Console sessions: `create` trades a token for the session cookie (HttpOnly: kept by the
+   * browser, never readable here) and remembers the answer's CSRF token; `get` tells who is
+   * signed in (and remembers the CSRF token too, for a page loaded again); `delete` signs out.
+   * In Node, where fetch keeps no cookies, use a bearer `token` instead.
+   */
+  readonly session = {
+    create: async (request: RequestOf<'createSession'>): Promise<AnswerOf<'createSession'>['session']> => {
+      const { session } = await this.request<AnswerOf<'createSession'>>('POST', '/v1/sessions', request);
+      if (session.csrfToken) this.csrfToken = session.csrfToken;
+      return session;
+    },
+    get: async (): Promise<AnswerOf<'getSession'>> => {
+      const answer = await this.request<AnswerOf<'getSession'>>('GET', '/v1/session');
+      if (answer.session.csrfToken) this.csrfToken = answer.session.csrfToken;
+      return answer;
+    },
+    delete: async (): Promise<AnswerOf<'deleteSession'>> => {
+      const answer = await this.request<AnswerOf<'deleteSession'>>('DELETE', '/v1/session');
+      this.csrfToken = undefined;
+      return answer;
+    },
+  };
 
   readonly backups = {
     create: (request: CreateBackupRequest, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/backups', request, wait),
@@ -210,7 +251,7 @@ export class CairnClient {
       const path = `/v1/imports${queryString({ repository: options.repository, as: options.as })}`;
       const res = await this.doFetch(`${this.base}${path}`, {
         method: 'POST',
-        headers: { ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}), 'content-type': 'application/octet-stream' },
+        headers: { ...this.authHeaders('POST'), 'content-type': 'application/octet-stream' },
         body: archive as unknown as RequestInit['body'],
         // A stream body must say so (fetch's half-duplex upload).
         ...(archive instanceof ReadableStream ? { duplex: 'half' } : {}),
@@ -338,13 +379,21 @@ export class CairnClient {
 
   readonly jobs = {
     get: async (id: string): Promise<JobRecord> => (await this.request<AnswerOf<'getJob'>>('GET', `/v1/jobs/${encodeURIComponent(id)}`)).job,
+    /** Newest first: the first `limit` (default 100, at most 1000) after `offset`. */
     list: async (query: QueryOf<'listJobs'> = {}): Promise<JobRecord[]> => (await this.request<AnswerOf<'listJobs'>>('GET', `/v1/jobs${queryString(query)}`)).jobs,
+    /** One page of jobs with `total` (how many match kind and state), `limit` and `offset`. */
+    page: (query: QueryOf<'listJobs'> = {}): Promise<AnswerOf<'listJobs'>> => this.request('GET', `/v1/jobs${queryString(query)}`),
     cancel: async (id: string): Promise<JobRecord> => (await this.request<AnswerOf<'cancelJob'>>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)).job,
     /**
      * The job's record on every change (GET /v1/jobs/{id}/events, server-sent events), from its
      * current state until it ends; breaking out of the loop or `signal` closes the stream.
      */
-    watch: (id: string, options: { signal?: AbortSignal } = {}): AsyncIterableIterator<JobRecord> => this.events(id, options.signal),
+    watch: (id: string, options: { signal?: AbortSignal } = {}): AsyncIterableIterator<JobRecord> => this.events(`/v1/jobs/${encodeURIComponent(id)}/events`, options.signal),
+    /**
+     * Every job's record on every change (GET /v1/events): starts, progress, ends, of any job
+     * of the server, until the loop is left or `signal` aborts (the stream never ends by itself).
+     */
+    watchAll: (options: { signal?: AbortSignal } = {}): AsyncIterableIterator<JobRecord> => this.events('/v1/events', options.signal),
     /** Polls until the job has ended; returns its final record whatever the outcome. */
     wait: async (id: string, options: Omit<WaitOptions, 'waitForCompletion'> = {}): Promise<JobRecord> => {
       for (;;) {
@@ -364,13 +413,13 @@ export class CairnClient {
     return end;
   }
 
-  private async *events(id: string, signal?: AbortSignal): AsyncIterableIterator<JobRecord> {
+  private async *events(path: string, signal?: AbortSignal): AsyncIterableIterator<JobRecord> {
     const abort = new AbortController();
     const stop = (): void => abort.abort(signal?.reason);
     signal?.addEventListener('abort', stop, { once: true });
     try {
-      const res = await this.open('GET', `/v1/jobs/${encodeURIComponent(id)}/events`, undefined, abort.signal);
-      if (!res.ok) throw await apiError(res, 'GET', `/v1/jobs/${id}/events`);
+      const res = await this.open('GET', path, undefined, abort.signal);
+      if (!res.ok) throw await apiError(res, 'GET', path);
       if (!res.body) return;
       const decoder = new TextDecoder();
       let buffer = '';
@@ -396,12 +445,20 @@ export class CairnClient {
     return this.doFetch(`${this.base}${path}`, {
       method,
       headers: {
-        ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+        ...this.authHeaders(method),
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       ...(signal ? { signal } : {}),
     });
+  }
+
+  /** The bearer token when there is one; the CSRF token on changes when there is one. */
+  private authHeaders(method: string): Record<string, string> {
+    return {
+      ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+      ...(this.csrfToken && method !== 'GET' && method !== 'HEAD' ? { 'x-csrf-token': this.csrfToken } : {}),
+    };
   }
 
   /** The answer's text; CairnApiError for an error status. */

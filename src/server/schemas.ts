@@ -312,7 +312,12 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const _jobMatches: Same<Job, JobRecord> = true;
 
 export const JobAnswer = z.object({ job: Job });
-export const JobList = z.object({ jobs: z.array(Job).describe('newest first') });
+export const JobList = z.object({
+  jobs: z.array(Job).describe('newest first'),
+  total: z.number().describe('jobs matching kind and state, before limit and offset'),
+  limit: z.number(),
+  offset: z.number(),
+});
 
 /** POST /v1/restores {dryRun: true}: what a restore would write, and what is in its way (jobs/restore-plan.ts). */
 export const RestorePlan = z.object({
@@ -535,6 +540,19 @@ export const TokenRevoked = z.object({
   self: z.boolean().describe('true: it was the token of this very request, which no longer works'),
   note: z.string(),
 });
+
+/** Console sessions (POST /v1/sessions, GET and DELETE /v1/session): a token traded for an HttpOnly cookie. */
+export const CreateSessionBody = z.object({ token: str(LIMITS.text).describe('an API token (cairn token create); only the session cookie is kept by the browser') }).strict();
+export const Session = z.object({
+  role: z.enum(ROLES),
+  tokenId: z.string(),
+  tokenName: z.string(),
+  expiresAt: when.nullable().describe('the session\'s absolute end (8 h after sign-in; 1 h without a request ends it sooner); null for a bearer token'),
+  csrfToken: z.string().optional().describe('cookie sessions only: send it as X-CSRF-Token on every request other than GET and HEAD'),
+});
+export const SessionCreated = z.object({ session: Session });
+export const SessionAnswer = z.object({ session: Session, via: z.enum(['cookie', 'bearer']) });
+export const SignedOut = z.object({ signedOut: z.literal(true) });
 
 /** GET /v1/stats: one source's share of the repository (one database, however its location was spelled). */
 export const SourceStats = z.object({

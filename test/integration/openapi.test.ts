@@ -258,6 +258,18 @@ describe('real answers against the documented schemas', () => {
     expect((await call('revokeToken', `/v1/tokens/${token.json.token.id}`, tokens.admin)).status).toBe(404);
     expect((await call('metrics', '/metrics', undefined)).text).toMatch(/cairn_http_requests_total \d+/);
 
+    // Console sessions, and the global event stream (which never ends: its head only).
+    const session = await call('createSession', '/v1/sessions', undefined, { token: tokens.viewer });
+    expect(session.json.session.role).toBe('viewer');
+    expect((await call('createSession', '/v1/sessions', undefined, { token: 'nope' })).status).toBe(401);
+    expect((await call('getSession', '/v1/session', tokens.viewer)).json.via).toBe('bearer');
+    expect((await call('deleteSession', '/v1/session', undefined)).json).toEqual({ signedOut: true });
+    const stream = new AbortController();
+    const everyJob = await fetch(`${server.url}/v1/events`, { headers: { authorization: `Bearer ${tokens.viewer}` }, signal: stream.signal });
+    expect([everyJob.status, everyJob.headers.get('content-type')]).toEqual([200, expect.stringContaining(ROUTES.events.answers[200].mediaType)]);
+    stream.abort();
+    called.add('events');
+
     // A route added to the table is called here too.
     expect([...called].sort()).toEqual(Object.keys(ROUTES).sort());
   }, 120_000);

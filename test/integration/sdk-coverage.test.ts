@@ -161,6 +161,22 @@ describe('the SDK covers the route table', () => {
         expect(states.at(-1)).toBe('SUCCESS');
       },
       'jobs.cancel': async () => c.jobs.cancel((await c.jobs.list())[0]?.id ?? 'backup-0'), // ended: 409, the request was made
+      'jobs.page': async () => expect((await c.jobs.page({ kind: 'backup', limit: 1 })).jobs).toHaveLength(1),
+      'jobs.watchAll': async () => {
+        let seen = false;
+        const reading = (async () => {
+          for await (const job of c.jobs.watchAll()) {
+            seen = job.kind === 'verify';
+            if (seen) break;
+          }
+        })();
+        // Jobs until the stream (connected at some point meanwhile) has told of one.
+        while (!seen) await c.verifications.create({ repository: 'cov-repo' }, { waitForCompletion: true, pollMs: 25 });
+        await reading;
+      },
+      'session.create': async () => expect((await c.session.create({ token: tokens.admin })).role).toBe('admin'),
+      'session.get': async () => expect((await c.session.get()).via).toBe('bearer'),
+      'session.delete': () => c.session.delete(),
       'tokens.list': () => c.tokens.list(),
       'tokens.create': () => c.tokens.create({ role: 'viewer', name: 'cov' }),
       'tokens.revoke': async () => c.tokens.revoke((await c.tokens.list()).find((t) => t.name === 'cov')?.id ?? '000000000000'),

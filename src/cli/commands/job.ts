@@ -15,7 +15,8 @@ export function registerJobCommands(program: Command, { io, signal }: CliContext
     .option('--json', 'print JSON')
     .action(async (opts: ServerFlags & { json?: boolean }) => {
       const client = await needServer(opts);
-      const jobs = await client.jobs.list();
+      // The API's page is 100 by default; the command listed up to 1000 before it paged.
+      const jobs = await client.jobs.list({ limit: 1000 });
       if (opts.json) return printJson(io, { jobs });
       if (jobs.length === 0) return io.out('No jobs.');
       io.out(table(['ID', 'KIND', 'STATE', 'CREATED', 'PROGRESS', 'ERROR'], jobs.map((j) => [j.id, j.kind, j.state, j.createdAt, formatBytes(j.progress.bytes), j.error?.message ?? ''])));

@@ -43,8 +43,8 @@ export interface RouteSpec {
 /** What each error status means (the `code`s it carries: docs/api.md). */
 export const ERROR_STATUS: Record<ErrorStatus, string> = {
   400: 'USAGE: invalid JSON, fields, ids or query parameters (every problem named, up to 10)',
-  401: 'UNAUTHORIZED: no or unknown bearer token',
-  403: 'FORBIDDEN: the role may not do this, or it names a URL, path or data-folder file it may not',
+  401: 'UNAUTHORIZED: no or unknown bearer token or session; SESSION_EXPIRED: the session cookie\'s session ended (sign in again)',
+  403: 'FORBIDDEN: the role may not do this, or it names a URL, path or data-folder file it may not; CSRF: a cookie-authenticated request without the right X-CSRF-Token or from another origin',
   404: 'NOT_FOUND: unknown backup, job, schedule, token or registered name',
   409: 'CONFLICT / CANCELLED: a duplicate, an ended job, or a database in use by a job (named)',
   413: 'PAYLOAD_TOO_LARGE: the body is over 1 MiB',
@@ -76,7 +76,21 @@ export const SourceRemoveQuery = z.object({
   deleteScheduledBackups: flag('deleteScheduledBackups', 'also delete the backups its schedules made (manual backups stay)'),
 });
 export const RepositoryRemoveQuery = SourceRemoveQuery.pick({ force: true });
-export const JobListQuery = z.object({ kind: oneOf('kind', S.JOB_KINDS), state: oneOf('state', JOB_STATES) });
+/** A whole number in [min, max] from a query parameter, refused with its name otherwise. */
+const count = (name: string, min: number, max: number, description: string) =>
+  z
+    .string()
+    .regex(/^\d{1,7}$/, { error: `${name} is a whole number ${min}–${max}` })
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, { error: `${name} is a whole number ${min}–${max}` })
+    .optional()
+    .describe(description);
+export const JobListQuery = z.object({
+  kind: oneOf('kind', S.JOB_KINDS),
+  state: oneOf('state', JOB_STATES),
+  limit: count('limit', 1, 1000, 'at most this many jobs (1–1000, default 100)'),
+  offset: count('offset', 0, 1_000_000, 'skip this many of the newest first (default 0)'),
+});
 
 const backupId = z.object({ id: z.string().describe('a backup id (1-128 of a-z, 0-9, "-", "_")') });
 const jobId = z.object({ id: z.string().describe('a job id, e.g. backup-0123456789abcdef') });
@@ -205,6 +219,21 @@ export const ROUTES = {
     query: BackupQuery, answers: { 200: S.Stats }, errors: [400, 401, 403, 404, 422, 502],
   },
 
+  // Console sign-in (docs/api.md "Sessions"): a token traded for an HttpOnly SameSite=Strict
+  // cookie; cookie-authenticated requests other than GET/HEAD need X-CSRF-Token.
+  createSession: {
+    method: 'post', path: '/v1/sessions', role: null,
+    summary: 'sign in: trade a token for a session cookie (cairn_session, HttpOnly, SameSite=Strict; 8 h, 1 h idle); the answer holds the CSRF token to send as X-CSRF-Token',
+    body: S.CreateSessionBody, answers: { 201: S.SessionCreated }, errors: [400, 401, 403, 413],
+  },
+  getSession: { method: 'get', path: '/v1/session', summary: 'who is signed in: role, token, expiry (and the CSRF token for a cookie session)', role: 'viewer', answers: { 200: S.SessionAnswer }, errors: [401] },
+  deleteSession: { method: 'delete', path: '/v1/session', summary: 'sign out: ends the cookie\'s session and clears the cookie (needs no valid session)', role: null, answers: { 200: S.SignedOut }, errors: [403] },
+  events: {
+    method: 'get', path: '/v1/events', role: 'viewer',
+    summary: 'server-sent events: an `event: job` with the record (Job) of any job of this server on every change (start, progress, end); a `: ping` comment every 15 s',
+    answers: { 200: { mediaType: 'text/event-stream', description: 'event: job, data: a Job as JSON' } }, errors: [401, 403],
+  },
+
   listTokens: { method: 'get', path: '/v1/tokens', summary: 'API tokens (never their secrets)', role: 'admin', answers: { 200: S.TokenList }, errors: [401, 403] },
   createToken: {
     method: 'post', path: '/v1/tokens', role: 'admin',
@@ -217,7 +246,7 @@ export const ROUTES = {
     params: tokenId, answers: { 200: S.TokenRevoked }, errors: [401, 403, 404],
   },
 
-  listJobs: { method: 'get', path: '/v1/jobs', summary: 'jobs, newest first', role: 'viewer', query: JobListQuery, answers: { 200: S.JobList }, errors: [400, 401, 403] },
+  listJobs: { method: 'get', path: '/v1/jobs', summary: 'jobs, newest first, a page at a time (limit, offset; total counts all that match)', role: 'viewer', query: JobListQuery, answers: { 200: S.JobList }, errors: [400, 401, 403] },
   getJob: { method: 'get', path: '/v1/jobs/:id', summary: 'one job', role: 'viewer', params: jobId, answers: { 200: S.JobAnswer }, errors: [401, 403, 404] },
   cancelJob: { method: 'post', path: '/v1/jobs/:id/cancel', summary: 'cancel a job (CANCELLING); FINALIZING cannot be cancelled', role: 'operator', params: jobId, answers: { 202: S.JobAnswer }, errors: [401, 403, 404, 409] },
   jobEvents: {
