@@ -70,10 +70,11 @@ export class SqliteSessionStore {
   }
 
   /**
-   * The session a cookie names. Live: its lastSeen slides to now. Past its absolute end or idle
-   * too long: deleted, and answered `expired`.
+   * The session a cookie names. Live: its lastSeen slides to now, unless `touch` is false (an
+   * open event stream checking it is still valid: a tab left open is not activity). Past its
+   * absolute end or idle too long: deleted, and answered `expired`.
    */
-  lookup(id: string): SessionLookup {
+  lookup(id: string, { touch = true }: { touch?: boolean } = {}): SessionLookup {
     if (!/^[A-Za-z0-9_-]{43}$/.test(id)) return { state: 'unknown' };
     const hash = hashOf(id);
     const row = this.db.prepare('SELECT token_id, csrf, created_at, expires_at, last_seen FROM sessions WHERE hash = ?').get(hash) as Row | undefined;
@@ -83,7 +84,7 @@ export class SqliteSessionStore {
       this.db.prepare('DELETE FROM sessions WHERE hash = ?').run(hash);
       return { state: 'expired' };
     }
-    if (now - row.last_seen >= TOUCH_EVERY_MS || now < row.last_seen) {
+    if (touch && (now - row.last_seen >= TOUCH_EVERY_MS || now < row.last_seen)) {
       this.db.prepare('UPDATE sessions SET last_seen = ? WHERE hash = ?').run(now, hash);
       row.last_seen = now;
     }

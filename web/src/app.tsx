@@ -3,7 +3,7 @@
  * On load GET /v1/session says whether the cookie is a live session and its role.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { call, can, CairnApiError, describeError, onSessionExpired, setCsrfToken, type Role } from './api.js';
+import { can, CairnApiError, client, describeError, onSessionExpired, setCsrfToken, type Role } from './api.js';
 import { href, useRoute } from './router.js';
 import { SessionContext } from './session.js';
 import type { SessionInfo } from './types.js';
@@ -57,10 +57,10 @@ export function App() {
       });
       setCsrfToken(undefined);
     });
-    call<{ session: SessionInfo | null }>('GET', '/v1/session').then(
+    client.session.get().then(
       ({ session: s }) => {
-        setCsrfToken(s?.csrfToken);
-        setSession(s ?? null);
+        setCsrfToken(s.csrfToken);
+        setSession(s);
       },
       (err: unknown) => {
         if (!(err instanceof CairnApiError && err.status === 401)) setLoadError(describeError(err));
@@ -87,7 +87,7 @@ export function App() {
       <Shell
         session={session}
         onSignOut={() => {
-          call('DELETE', '/v1/session').catch(() => undefined);
+          client.session.delete().catch(() => undefined);
           setCsrfToken(undefined);
           setNotice('You are signed out.');
           setSession(null);
@@ -117,7 +117,7 @@ function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (s: Sessi
     setBusy(true);
     setError(undefined);
     try {
-      const { session } = await call<{ session: SessionInfo }>('POST', '/v1/sessions', { token: token.trim() });
+      const session = await client.session.create({ token: token.trim() });
       setToken('');
       onSignedIn(session);
     } catch (err) {
@@ -226,9 +226,11 @@ function Shell({ session, onSignOut }: { session: SessionInfo; onSignOut: () => 
             </span>
             <Badge value={session.role} />
           </div>
-          <div class="whoami-exp">
-            session ends <Time iso={session.expiresAt} onlyRel />
-          </div>
+          {session.expiresAt ? (
+            <div class="whoami-exp">
+              session ends <Time iso={session.expiresAt} onlyRel />
+            </div>
+          ) : null}
           <button type="button" class="btn btn-ghost btn-block" onClick={onSignOut}>
             Sign out
           </button>

@@ -86,7 +86,9 @@ export function JobPanel({ jobId, title, testid, onEnd }: { jobId: string; title
   return (
     <section class="card job-panel" aria-labelledby={`jp-${jobId}`} data-testid={testid} aria-live="polite">
       <div class="job-panel-head">
-        <h3 id={`jp-${jobId}`}>{title}</h3>
+        <h2 id={`jp-${jobId}`} class="h3">
+          {title}
+        </h2>
         {job ? <Badge value={job.state} testid={`job-state-${job.id}`} /> : null}
       </div>
       <p class="muted small mono">job {jobId}</p>
@@ -132,7 +134,7 @@ export function JobPanel({ jobId, title, testid, onEnd }: { jobId: string; title
               <strong>{job.error.code}</strong>: {job.error.message}
             </div>
           ) : null}
-          {job.state === 'SUCCESS' && job.result ? <ResultSummary result={job.result} /> : null}
+          {job.state === 'SUCCESS' && job.result ? <ResultSummary kind={job.kind} result={job.result} /> : null}
           {!ended && can(role, 'operator') ? (
             <div class="row-actions">
               <button
@@ -157,13 +159,25 @@ export function JobPanel({ jobId, title, testid, onEnd }: { jobId: string; title
   );
 }
 
-function ResultSummary({ result }: { result: Record<string, unknown> }) {
+/** A job's result in one sentence (backup: its id and size; restore: where and how much). */
+function ResultSummary({ kind, result }: { kind: string; result: Record<string, unknown> }) {
   const lines: string[] = [];
-  if (typeof result.backupId === 'string') lines.push(`backup ${result.backupId}`);
-  const totals = result.totals as { rows?: number; logicalBytes?: number; collections?: number } | undefined;
-  if (totals?.collections !== undefined) lines.push(`${count(totals.collections)} collections`);
-  if (totals?.rows !== undefined) lines.push(`${count(totals.rows)} rows`);
-  if (totals?.logicalBytes !== undefined) lines.push(bytes(totals.logicalBytes));
+  const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+  if (kind === 'backup') {
+    const totals = result.totals as { rows?: number; logicalBytes?: number; collections?: number } | undefined;
+    if (typeof result.backupId === 'string') lines.push(`backup ${result.backupId}`);
+    if (totals?.collections !== undefined) lines.push(`${count(totals.collections)} collections`);
+    if (totals?.rows !== undefined) lines.push(`${count(totals.rows)} rows`);
+    if (totals?.logicalBytes !== undefined) lines.push(bytes(totals.logicalBytes));
+  } else if (kind === 'restore') {
+    if (typeof result.backupId === 'string') lines.push(`${result.backupId} restored${typeof result.target === 'string' ? ` into ${result.target}` : ''}`);
+    if (num(result.rows) !== undefined) lines.push(`${count(num(result.rows))} rows`);
+    if (num(result.bytes) !== undefined) lines.push(bytes(num(result.bytes)));
+    const renamed = Object.entries((result.renamed as Record<string, string> | undefined) ?? {});
+    if (renamed.length) lines.push(`renamed ${renamed.map(([a, b]) => `${a} → ${b}`).join(', ')}`);
+  } else if (typeof result.backupId === 'string') {
+    lines.push(`backup ${result.backupId}`);
+  }
   return (
     <div class="note note-ok">
       Finished{lines.length ? `: ${lines.join(', ')}` : ''}.

@@ -172,7 +172,7 @@ export function Dialog({ open, title, onClose, children, wide }: { open: boolean
     if (open && !d.open) {
       opener.current = document.activeElement;
       d.showModal();
-      const first = d.querySelector<HTMLElement>('[autofocus], input, select, textarea, button:not(.dialog-close)');
+      const first = d.querySelector<HTMLElement>('[data-autofocus], input, select, textarea, button:not(.dialog-close)');
       first?.focus();
     } else if (!open && d.open) {
       d.close();

@@ -12,11 +12,12 @@ export function jobRoutes({ on, center, tokens, sessions, eventsPingMs }: RouteK
     return c.json({ jobs: jobs.map(publicJob), total, limit, offset });
   });
   // Every job's changes, for the console's jobs screen: open until the client goes away, or
-  // until what authenticated it (token, session) no longer does, checked at each ping.
+  // until what authenticated it (token, session) no longer does, checked at each ping (an open
+  // stream does not keep a session from going idle).
   on('events', (c) => {
     const tokenId = c.get('token').id;
     const cookie = c.get('session') ? sessionCookie(c) : undefined;
-    const stillValid = (): boolean => tokens.get(tokenId) !== undefined && (cookie === undefined || sessions.lookup(cookie).state === 'live');
+    const stillValid = (): boolean => tokens.get(tokenId) !== undefined && (cookie === undefined || sessions.lookup(cookie, { touch: false }).state === 'live');
     return streamSSE(c, async (stream) => {
       let writes: Promise<void> = stream.write(': connected\n\n').then(() => undefined);
       const send = (job: JobRecord): void => void (writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(publicJob(job)) })));

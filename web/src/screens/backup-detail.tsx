@@ -4,7 +4,7 @@
  * downloadable .cairn archive, or starts a restore of it.
  */
 import { useState } from 'preact/hooks';
-import { call, can, client, describeError, qs } from '../api.js';
+import { can, client, describeError } from '../api.js';
 import { bytes, count, duration } from '../format.js';
 import { JobPanel } from '../job-live.js';
 import { go, href } from '../router.js';
@@ -198,6 +198,7 @@ function Actions({ b, repository, reload, repoOpt }: { b: BackupDetail; reposito
             download {b.id}.cairn
           </a>
           {typeof exported.result?.bytes === 'number' ? ` (${bytes(exported.result.bytes)})` : ''}
+          <Equivalents action="export.download" params={{ jobId: exported.id }} />
         </p>
       ) : null}
 
@@ -254,7 +255,7 @@ function ExpiryDialog({ open, onClose, b, repoOpt, onDone }: { open: boolean; on
 
 function DeleteDialog({ open, onClose, b, repository }: { open: boolean; onClose: () => void; b: BackupDetail; repository?: string }) {
   const preview = useAsync(
-    () => (open ? call<DeletionPreview>('GET', `/v1/backups/${encodeURIComponent(b.id)}/deletion-preview${qs({ repository })}`) : Promise.resolve(undefined)),
+    (): Promise<DeletionPreview | undefined> => (open ? client.backups.deletionPreview(b.id, repository ? { repository } : {}) : Promise.resolve(undefined)),
     [open, b.id, repository],
   );
   const [error, setError] = useState<string | undefined>();
@@ -298,7 +299,7 @@ function DeleteDialog({ open, onClose, b, repository }: { open: boolean; onClose
         >
           Delete backup
         </button>
-        <button type="button" class="btn" onClick={onClose}>
+        <button type="button" class="btn" data-autofocus onClick={onClose}>
           Keep it
         </button>
       </div>

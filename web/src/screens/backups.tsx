@@ -4,7 +4,7 @@
  * can start a backup and watch it live.
  */
 import { useState } from 'preact/hooks';
-import { call, can, client, describeError, qs } from '../api.js';
+import { can, client, describeError } from '../api.js';
 import { bytes, duration } from '../format.js';
 import { JobPanel } from '../job-live.js';
 import { go, href } from '../router.js';
@@ -49,10 +49,8 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
     return { sources, repositories, schedules };
   }, []);
   const page = useAsync(async () => {
-    const answer = await call<BackupPage>(
-      'GET',
-      `/v1/backups${qs({ ...Object.fromEntries(FILTERS.map((f) => [f, f === 'since' ? dayBound(p.since, false) : f === 'until' ? dayBound(p.until, true) : p[f]])), sort: p.sort, order: p.order, limit: p.limit, offset: p.offset })}`,
-    );
+    const filters = Object.fromEntries(FILTERS.map((f) => [f, f === 'since' ? dayBound(p.since, false) : f === 'until' ? dayBound(p.until, true) : p[f]]).filter(([, v]) => v !== undefined));
+    const answer = (await client.backups.listPage({ ...filters, sort: p.sort, order: p.order, limit: String(p.limit), offset: String(p.offset) } as never)) as unknown as BackupPage;
     // A server without paging answers everything: page it here so the screen still works.
     if (answer.total === undefined) {
       const all = answer.backups.slice().reverse();
@@ -290,8 +288,8 @@ function NewBackupDialog({ open, onClose, sources, repositories, repository, onS
           setBusy(true);
           setError(undefined);
           try {
-            const answer = await call<{ job: { id: string }; backupId: string }>('POST', '/v1/backups', params);
-            onStarted({ jobId: answer.job.id, backupId: answer.backupId });
+            const job = await client.backups.create(params);
+            onStarted({ jobId: job.id, backupId: typeof job.params.id === 'string' ? job.params.id : chosen });
           } catch (err) {
             setError(describeError(err));
           } finally {

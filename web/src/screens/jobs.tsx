@@ -4,7 +4,7 @@
  * cannot be opened. Operators cancel running jobs here.
  */
 import { useEffect, useState } from 'preact/hooks';
-import { call, can, client, describeError, qs } from '../api.js';
+import { can, client, describeError } from '../api.js';
 import { duration, rate } from '../format.js';
 import { isTerminal, percentOf } from '../job-live.js';
 import { go } from '../router.js';
@@ -50,7 +50,7 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const load = async (): Promise<void> => {
       try {
-        const answer = await call<{ jobs: JobRecord[]; total?: number }>('GET', `/v1/jobs${qs({ kind, state, limit: LIMIT, offset })}`);
+        const answer: { jobs: JobRecord[]; total?: number } = await client.jobs.page({ ...(kind ? { kind } : {}), ...(state ? { state } : {}), limit: String(LIMIT), offset: String(offset) } as never);
         if (stopped) return;
         // A server without paging answers every job: page here.
         const paged = answer.total === undefined ? answer.jobs.slice(offset, offset + LIMIT) : answer.jobs;
@@ -164,7 +164,7 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                       <div class="nowrap">
                         <Badge value={j.kind} /> <span class="mono small">{j.id}</span>
                       </div>
-                      <div class="small muted mono wrap">{subject(j)}</div>
+                      <div class="small muted mono wrap job-subject">{subject(j)}</div>
                     </th>
                     <td>
                       <Badge value={j.state} testid={`job-state-${j.id}`} />
@@ -186,7 +186,7 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                     <td>
                       <Time iso={j.createdAt} />
                     </td>
-                    <td class="wrap" style={{ maxWidth: '320px' }}>
+                    <td class="wrap cell-error">
                       {j.error ? (
                         <span class="text-bad small">
                           <strong>{j.error.code}</strong>: {j.error.message}

@@ -1,5 +1,5 @@
 /** Overview: every source's health (failures first), with a size/duration chart, and the repositories. */
-import { call } from '../api.js';
+import { client } from '../api.js';
 import { HistoryChart } from '../chart.js';
 import { age, bytes, count } from '../format.js';
 import { href } from '../router.js';
@@ -114,7 +114,7 @@ export function OverviewScreen() {
 
 /** Refreshed by the button; the server builds it from its caches, so it is cheap. */
 function useOverview() {
-  return useAsync(() => call<Overview>('GET', '/v1/overview'), []);
+  return useAsync((): Promise<Overview> => client.overview.get(), []);
 }
 
 function SourceCard({ s }: { s: SourceHealth }) {

@@ -3,7 +3,7 @@
  * source now and test its connection; admins register and remove.
  */
 import { useState } from 'preact/hooks';
-import { call, can, client, describeError } from '../api.js';
+import { can, client, describeError } from '../api.js';
 import { duration } from '../format.js';
 import { JobPanel } from '../job-live.js';
 import { useRole } from '../session.js';
@@ -23,7 +23,7 @@ export function SourcesScreen() {
 
   const check = (name: string): void => {
     setChecks((c) => ({ ...c, [name]: { pending: true } }));
-    call<SourceCheck>('POST', `/v1/sources/${encodeURIComponent(name)}/check`).then(
+    client.sources.check(name).then(
       (r) => setChecks((c) => ({ ...c, [name]: r })),
       (err: unknown) => setChecks((c) => ({ ...c, [name]: { error: describeError(err) } })),
     );
@@ -341,7 +341,7 @@ function RemoveDialog({ kind, name, onClose, onDone }: { kind: 'source' | 'repos
         >
           Remove
         </button>
-        <button type="button" class="btn" onClick={onClose}>
+        <button type="button" class="btn" data-autofocus onClick={onClose}>
           Cancel
         </button>
       </div>

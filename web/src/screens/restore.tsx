@@ -5,7 +5,7 @@
  * conflicts → "Start restore" → the job live, with cancel.
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { call, can, CairnApiError, client, qs } from '../api.js';
+import { can, CairnApiError, client } from '../api.js';
 import { bytes, count } from '../format.js';
 import { JobPanel } from '../job-live.js';
 import { href } from '../router.js';
@@ -13,7 +13,10 @@ import { useRole } from '../session.js';
 import type { BackupDetail } from '../../../src/sdk/index.js';
 import type { BackupPage, DryRun } from '../types.js';
 import type { RestoreParams } from '../equivalents.js';
-import { Equivalents, ErrorNote, Field, Loading, PageHeader, TableWrap, Time, useAsync } from '../ui.js';
+import { EquivalentsList, ErrorNote, Field, Loading, PageHeader, TableWrap, Time, useAsync } from '../ui.js';
+
+/** A page of the listing (the SDK's listPage, typed as the console reads it). */
+const listPage = async (query: Record<string, string>): Promise<BackupPage> => (await client.backups.listPage(query as never)) as unknown as BackupPage;
 
 const STEPS = ['Backup', 'Target', 'Scope', 'Check and start'];
 type Policy = 'fail' | 'overwrite' | 'replace';
@@ -58,7 +61,7 @@ function Wizard({ initialBackup, initialRepository }: { initialBackup: string; i
     return { sources, repositories };
   }, []);
   const recent = useAsync(
-    () => call<BackupPage>('GET', `/v1/backups${qs({ repository: repository === 'default' ? undefined : repository, status: 'SUCCESS', sort: 'createdAt', order: 'desc', limit: 100 })}`),
+    () => listPage({ ...(repository === 'default' ? {} : { repository }), status: 'SUCCESS', sort: 'createdAt', order: 'desc', limit: '100' }),
     [repository],
   );
   const completeBackups = useMemo(() => {
@@ -70,7 +73,7 @@ function Wizard({ initialBackup, initialRepository }: { initialBackup: string; i
   // "Latest of source X": the newest complete backup of that source in the listing.
   const latest = useAsync(async () => {
     if (pick !== 'latest' || !latestOf) return undefined;
-    const page = await call<BackupPage>('GET', `/v1/backups${qs({ repository: repository === 'default' ? undefined : repository, source: latestOf, status: 'SUCCESS', sort: 'createdAt', order: 'desc', limit: 1 })}`);
+    const page = await listPage({ ...(repository === 'default' ? {} : { repository }), source: latestOf, status: 'SUCCESS', sort: 'createdAt', order: 'desc', limit: '1' });
     const ok = page.backups.filter((b) => b.status === 'SUCCESS');
     return (page.total === undefined ? ok[ok.length - 1] : ok[0])?.id ?? null;
   }, [pick, latestOf, repository]);
@@ -109,7 +112,7 @@ function Wizard({ initialBackup, initialRepository }: { initialBackup: string; i
     setChecking(true);
     setPlanError(undefined);
     try {
-      setPlan(await call<DryRun>('POST', '/v1/restores', { ...request, dryRun: true }));
+      setPlan(await client.restores.dryRun(request));
     } catch (err) {
       setPlanError(err);
     } finally {
@@ -143,7 +146,10 @@ function Wizard({ initialBackup, initialRepository }: { initialBackup: string; i
       {jobId ? (
         <>
           <JobPanel jobId={jobId} title={`Restore of ${backupId} into ${targetName}`} testid="restore-result" />
-          <p>
+          <p class="button-row">
+            <button type="button" class="btn" onClick={() => { setJobId(undefined); setPlan(undefined); setStep(0); }}>
+              Another restore
+            </button>
             <a href={href('jobs')}>All jobs</a> · <a href={href(`backups/${encodeURIComponent(backupId)}`, { repository: repository === 'default' ? undefined : repository })}>Back to the backup</a>
           </p>
         </>
@@ -256,7 +262,7 @@ function Wizard({ initialBackup, initialRepository }: { initialBackup: string; i
                 <p class="muted">
                   Choose what to restore ({chosen.size} of {selectable.length} selected). Give a new name to restore a collection beside the existing one.
                 </p>
-                <div class="button-row" style={{ marginBottom: '10px' }}>
+                <div class="button-row mb">
                   <button type="button" class="btn btn-small" onClick={() => setSelected(new Set(selectable.map((c) => c.name)))}>
                     Select all
                   </button>
@@ -347,8 +353,12 @@ function Wizard({ initialBackup, initialRepository }: { initialBackup: string; i
               {dryRunMissing ? <p class="note note-warn">This server cannot check a restore in advance: starting it runs the same checks.</p> : <ErrorNote error={planError} title="The check failed" />}
               {plan ? <PlanView plan={plan} /> : null}
               <ErrorNote error={startError} title="The restore did not start" />
-              <Equivalents action="restore.dryRun" params={request} />
-              <Equivalents action="restore.create" params={request} />
+              <EquivalentsList
+                items={[
+                  { label: 'Check (dry run)', action: 'restore.dryRun', params: request },
+                  { label: 'Start restore', action: 'restore.create', params: request },
+                ]}
+              />
             </>
           ) : null}
 
@@ -380,8 +390,8 @@ function PlanView({ plan }: { plan: DryRun }) {
           <strong>{plan.conflicts.length} conflict{plan.conflicts.length === 1 ? '' : 's'}</strong> in {plan.target}. Rename them (step 3), leave them out, or choose
           another policy.
           <ul>
-            {plan.conflicts.map((c) => (
-              <li key={c.name}>
+            {plan.conflicts.map((c, i) => (
+              <li key={i}>
                 <code>{c.name}</code>: {c.message}
               </li>
             ))}

@@ -4,7 +4,7 @@
  * /v1/retention-previews), enables, disables, runs it now or removes it.
  */
 import { useEffect, useState } from 'preact/hooks';
-import { call, can, client, describeError, qs } from '../api.js';
+import { can, client, describeError } from '../api.js';
 import { JobPanel } from '../job-live.js';
 import { useRole } from '../session.js';
 import type { CronPreview, RetentionPreview, ScheduleShown } from '../types.js';
@@ -12,12 +12,12 @@ import type { ScheduleParams } from '../equivalents.js';
 import { Badge, Dialog, Empty, Equivalents, EquivalentsList, ErrorNote, Field, Loading, PageHeader, Time, useAsync } from '../ui.js';
 
 const KEEP = [
-  ['keepLast', 'Keep last', 'the newest N'],
-  ['keepHourly', 'Hourly', 'one per hour, N hours'],
-  ['keepDaily', 'Daily', 'one per day, N days'],
-  ['keepWeekly', 'Weekly', 'one per week, N weeks'],
-  ['keepMonthly', 'Monthly', 'one per month, N months'],
-  ['keepYearly', 'Yearly', 'one per year, N years'],
+  ['keepLast', 'Keep last', 'newest N'],
+  ['keepHourly', 'Hourly', 'N hours'],
+  ['keepDaily', 'Daily', 'N days'],
+  ['keepWeekly', 'Weekly', 'N weeks'],
+  ['keepMonthly', 'Monthly', 'N months'],
+  ['keepYearly', 'Yearly', 'N years'],
 ] as const;
 type KeepKey = (typeof KEEP)[number][0];
 
@@ -32,7 +32,7 @@ function retentionText(r: Record<string, unknown>): string {
 export function SchedulesScreen() {
   const role = useRole();
   const op = can(role, 'operator');
-  const list = useAsync(() => call<{ schedules: ScheduleShown[] }>('GET', '/v1/schedules').then((a) => a.schedules), []);
+  const list = useAsync((): Promise<ScheduleShown[]> => client.schedules.list(), []);
   const [createOpen, setCreateOpen] = useState(false);
   const [removing, setRemoving] = useState<string | undefined>();
   const [actionError, setActionError] = useState<string | undefined>();
@@ -164,7 +164,7 @@ export function SchedulesScreen() {
           >
             Remove schedule
           </button>
-          <button type="button" class="btn" onClick={() => setRemoving(undefined)}>
+          <button type="button" class="btn" data-autofocus onClick={() => setRemoving(undefined)}>
             Keep it
           </button>
         </div>
@@ -221,14 +221,14 @@ function CreateDialog({ open, onClose, onCreated }: { open: boolean; onClose: ()
 
   const cronKey = useDebounced({ cron: cron.trim(), timezone: timezone.trim() }, 300);
   const preview = useAsync(
-    () => (open && cronKey.cron ? call<CronPreview>('GET', `/v1/cron-preview${qs({ cron: cronKey.cron, timezone: cronKey.timezone || undefined, count: 5 })}`) : Promise.resolve(undefined)),
+    (): Promise<CronPreview | undefined> => (open && cronKey.cron ? client.schedules.cronPreview(cronKey.cron, cronKey.timezone || undefined, 5) : Promise.resolve(undefined)),
     [open, cronKey.cron, cronKey.timezone],
   );
   const retKey = useDebounced({ src, repository, retention, timezone: timezone.trim() }, 400);
   const retentionPreview = useAsync(
-    () =>
+    (): Promise<RetentionPreview | undefined> =>
       open && retKey.src && Object.keys(retKey.retention).length
-        ? call<RetentionPreview>('POST', '/v1/retention-previews', { source: retKey.src, ...(retKey.repository !== 'default' ? { repository: retKey.repository } : {}), ...retKey.retention, ...(retKey.timezone ? { timezone: retKey.timezone } : {}) })
+        ? client.retention.preview({ source: retKey.src, ...(retKey.repository !== 'default' ? { repository: retKey.repository } : {}), ...retKey.retention, ...(retKey.timezone ? { timezone: retKey.timezone } : {}) })
         : Promise.resolve(undefined),
     [open, JSON.stringify(retKey)],
   );
@@ -306,6 +306,7 @@ function CreateDialog({ open, onClose, onCreated }: { open: boolean; onClose: ()
         </div>
         <fieldset>
           <legend>Retention (after each run)</legend>
+          <p class="hint mb">Each rule keeps the newest backup of each of the last N periods; a backup any rule keeps stays.</p>
           <div class="form-grid form-grid-narrow">
             {KEEP.map(([k, label, hint]) => (
               <Field key={k} id={`s-${k}`} label={label} hint={hint}>
@@ -315,7 +316,7 @@ function CreateDialog({ open, onClose, onCreated }: { open: boolean; onClose: ()
           </div>
           {retentionPreview.data ? (
             <p class="small" aria-live="polite">
-              With these rules, {src}'s backups in {repository}: <strong>{retentionPreview.data.keep.length} kept</strong>, <strong>{retentionPreview.data.remove.length} removed</strong>
+              With these rules, {src}'s scheduled backups in {repository}: <strong>{retentionPreview.data.keep.length} kept</strong>, <strong>{retentionPreview.data.remove.length} removed</strong>
               {retentionPreview.data.remove.length ? ` (${retentionPreview.data.remove.slice(0, 3).map((r) => r.id).join(', ')}${retentionPreview.data.remove.length > 3 ? '…' : ''})` : ''}.
             </p>
           ) : retentionPreview.error ? (

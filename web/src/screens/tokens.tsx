@@ -32,7 +32,7 @@ export function TokensScreen() {
             <code data-testid="token-secret">{created.secret}</code>
             <CopyButton text={created.secret} />
           </div>
-          <button type="button" class="btn btn-small" style={{ marginTop: '10px' }} onClick={() => setCreated(undefined)}>
+          <button type="button" class="btn btn-small mt" onClick={() => setCreated(undefined)}>
             Done, hide it
           </button>
         </section>
@@ -115,7 +115,7 @@ export function TokensScreen() {
           >
             Revoke token
           </button>
-          <button type="button" class="btn" onClick={() => setRevoking(undefined)}>
+          <button type="button" class="btn" data-autofocus onClick={() => setRevoking(undefined)}>
             Cancel
           </button>
         </div>
