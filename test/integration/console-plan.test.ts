@@ -315,3 +315,19 @@ function freePort(): Promise<number> {
     });
   });
 }
+
+describe('cairn schedule show', () => {
+  it('prints the cron in words and the next runs, as the API answers them', async () => {
+    const dataDir = join(work, 'cli-data');
+    const add = await cli(['schedule', 'add', 'words', '--source', `sqlite://${small}`, '--repo', repo, '--cron', '15 4 * * 1-5', '--timezone', 'Europe/Paris', '--data-dir', dataDir]);
+    expect(add.code, add.err).toBe(0);
+    const shown = await cli(['schedule', 'show', 'words', '--data-dir', dataDir, '--json']);
+    const doc = JSON.parse(shown.out) as { schedule: { description: string; nextRuns: string[] } };
+    const preview = await viewer.schedules.cronPreview('15 4 * * 1-5', 'Europe/Paris');
+    expect(doc.schedule).toMatchObject({ description: preview.description, nextRuns: preview.nextRuns });
+    expect(preview.description).toBe('At 04:15, Monday through Friday');
+    const text = await cli(['schedule', 'show', 'words', '--data-dir', dataDir]);
+    expect(text.out).toContain('  in words     At 04:15, Monday through Friday (Europe/Paris)');
+    expect(text.out).toContain(`  next runs    ${preview.nextRuns.join('\n               ')}`);
+  });
+});
