@@ -269,6 +269,11 @@ describe('source check', () => {
     expect(pg.error).toBeUndefined();
     expect(await operator.sources.check('check-lite')).toMatchObject({ kind: 'sqlite', ok: true, serverVersion: expect.stringMatching(/^3\.\d+/) });
     expect(await operator.sources.check('check-maria')).toMatchObject({ kind: 'mysql', ok: true, serverVersion: expect.stringMatching(/^\d+\.\d+/) });
+    // A whole server: pg_dumpall too.
+    await admin.sources.add('check-pgserver', 'postgres://postgres@127.0.0.1:5432/');
+    const whole = await operator.sources.check('check-pgserver');
+    expect(whole).toMatchObject({ kind: 'postgres-server', ok: true, serverVersion });
+    expect(whole.tools?.map((t) => [t.name, t.ok])).toEqual([['pg_dump', true], ['pg_dumpall', true], ['pg_restore', true]]);
   });
 
   it('a dead port is ok: false with the error, never the password; pg_dump older than the server is named', async () => {
