@@ -314,6 +314,12 @@ export class CairnClient {
      */
     remove: (name: string, options: { force?: boolean; deleteScheduledBackups?: boolean } = {}): Promise<AnswerOf<'removeSource'>> =>
       this.request('DELETE', `/v1/sources/${encodeURIComponent(name)}${queryString(options)}`),
+    /**
+     * Tests a registered source (operator): `{ name, kind, location, ok, serverVersion?, tools?,
+     * error?: { code, message }, durationMs }`; a source that cannot be reached is `ok: false`
+     * with the error, not a thrown CairnApiError (404 for an unknown name is).
+     */
+    check: (name: string): Promise<AnswerOf<'checkSource'>> => this.request('POST', `/v1/sources/${encodeURIComponent(name)}/check`),
   };
 
   /** Repositories registered by name (admin token to add or remove; they must be initialised). */

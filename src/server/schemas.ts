@@ -411,6 +411,20 @@ export const SourceRemoved = z.object({
   note: z.string(),
 });
 export const RepositoryRemoved = SourceRemoved.omit({ deletedScheduledBackups: true });
+/** POST /v1/sources/{name}/check: a connection test of a registered source (an error is an answer, not a failure). */
+export const SourceCheck = z.object({
+  name: z.string(),
+  kind: z.string(),
+  location: z.string(),
+  ok: z.boolean().describe('connected, and every tool a backup needs is there and new enough'),
+  serverVersion: z.string().optional().describe("the server's version (SQLite: the library's)"),
+  tools: z
+    .array(z.object({ name: z.string(), version: z.string().describe('empty when missing'), ok: z.boolean(), message: z.string().optional().describe('why not, and what to install') }))
+    .optional()
+    .describe('PostgreSQL: pg_dump and pg_restore (a whole server: pg_dumpall too), each at least the server\'s major version'),
+  error: z.object({ code: z.string(), message: z.string() }).optional().describe('why it could not connect (never a password)'),
+  durationMs: z.number(),
+});
 
 const retention = z.object({
   keepLast: z.number().optional(),

@@ -4,7 +4,8 @@
  * target holds is a conflict under fail, none once renamed into a free name, and nothing is
  * written either way.
  */
-import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +16,7 @@ import { CairnApiError, CairnClient } from '../../src/sdk/index.js';
 import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
 import type { ScheduleSpec } from '../../src/catalog/schedules.js';
 import { applyScheduleRetention } from '../../src/jobs/scheduled-backup.js';
-import { RestorePlan, RetentionPreview } from '../../src/server/schemas.js';
+import { RestorePlan, RetentionPreview, SourceCheck } from '../../src/server/schemas.js';
 import { openSource } from '../../src/sources/index.js';
 import Database from '../../src/sources/sqlite/driver.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
@@ -250,3 +251,67 @@ describe('retention preview', () => {
     expect((await failure(viewer.retention.preview({ source: `sqlite://${small}`, repository: repo }))).status).toBe(403);
   });
 });
+
+describe('source check', () => {
+  it('reachable PostgreSQL, SQLite and MariaDB sources: ok, with the server version and the tools', async () => {
+    const admin = new CairnClient({ url: server.url, token: tokens.admin });
+    await admin.sources.add('check-pg', pgUrl(pgDb));
+    await admin.sources.add('check-lite', `sqlite://${small}`);
+    await admin.sources.add('check-maria', 'mysql://root@127.0.0.1:3306/mysql');
+    const serverVersion = psql(pgDb, "SELECT split_part(current_setting('server_version'), ' ', 1)").trim();
+    const pg = await operator.sources.check('check-pg');
+    expect(SourceCheck.parse(pg)).toEqual(pg);
+    expect(pg).toMatchObject({ name: 'check-pg', kind: 'postgres', ok: true, serverVersion, durationMs: expect.any(Number) });
+    expect(pg.tools).toEqual([
+      { name: 'pg_dump', version: expect.stringMatching(/^\d+\.\d+/), ok: true },
+      { name: 'pg_restore', version: expect.stringMatching(/^\d+\.\d+/), ok: true },
+    ]);
+    expect(pg.error).toBeUndefined();
+    expect(await operator.sources.check('check-lite')).toMatchObject({ kind: 'sqlite', ok: true, serverVersion: expect.stringMatching(/^3\.\d+/) });
+    expect(await operator.sources.check('check-maria')).toMatchObject({ kind: 'mysql', ok: true, serverVersion: expect.stringMatching(/^\d+\.\d+/) });
+  });
+
+  it('a dead port is ok: false with the error, never the password; pg_dump older than the server is named', async () => {
+    const admin = new CairnClient({ url: server.url, token: tokens.admin });
+    const port = await freePort();
+    await admin.sources.add('check-dead', `postgres://postgres:s3cret-word@127.0.0.1:${port}/nowhere`);
+    const dead = await operator.sources.check('check-dead');
+    expect(SourceCheck.parse(dead)).toEqual(dead);
+    expect(dead).toMatchObject({ name: 'check-dead', kind: 'postgres', ok: false, error: { code: 'SOURCE', message: expect.stringContaining(`127.0.0.1:${port}`) } });
+    expect(dead.serverVersion).toBeUndefined();
+    expect(JSON.stringify(dead)).not.toContain('s3cret');
+    await admin.sources.add('check-gone', `sqlite://${join(work, 'gone.db')}`);
+    expect((await operator.sources.check('check-gone')).error).toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/not found/) });
+
+    // A pg_dump older than the server, first on PATH: the backup would refuse; the check says why.
+    const bin = join(work, 'old-bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'pg_dump'), '#!/bin/sh\necho "pg_dump (PostgreSQL) 9.6.24"\n', { mode: 0o755 });
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      const old = await operator.sources.check('check-pg');
+      expect(old.ok).toBe(false);
+      expect(old.tools?.[0]).toEqual({ name: 'pg_dump', version: '9.6.24', ok: false, message: expect.stringMatching(/must be at least as new as the server.*postgresql-client-\d+/) });
+      expect(old.tools?.[1]).toMatchObject({ name: 'pg_restore', ok: true });
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
+  it('operator and up; 404 for an unknown name', async () => {
+    expect((await failure(viewer.sources.check('check-pg'))).status).toBe(403);
+    expect((await failure(operator.sources.check('nope'))).status).toBe(404);
+  });
+});
+
+/** A TCP port nothing listens on (one the OS just handed out and took back). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -174,6 +174,7 @@ describe('real answers against the documented schemas', () => {
     expect((await call('registerSource', '/v1/sources', tokens.admin, { name: 'chinook', url: `sqlite://${CHINOOK_SQLITE}` })).status).toBe(201);
     expect((await call('registerRepository', '/v1/repositories', tokens.admin, { name: 'main', url: repo })).status).toBe(201);
     expect((await call('listSources', '/v1/sources', tokens.viewer)).json.sources).toHaveLength(1);
+    expect((await call('checkSource', '/v1/sources/chinook/check', tokens.operator)).json).toMatchObject({ kind: 'sqlite', ok: true });
     expect((await call('listRepositories', '/v1/repositories', tokens.viewer)).json.repositories).toHaveLength(1);
     const backup = await call('createBackup', '/v1/backups', tokens.operator, { source: 'chinook', repository: 'main', id: 'api-1', include: ['Album', 'Artist'] });
     expect(backup.status).toBe(202);

@@ -120,6 +120,7 @@ describe('the SDK covers the route table', () => {
       'server.metrics': () => c.server.metrics(),
       'sources.add': () => c.sources.add('cov-src', source),
       'sources.list': () => c.sources.list(),
+      'sources.check': () => c.sources.check('cov-src'),
       'repositories.add': () => c.repositories.add('cov-repo', repo),
       'repositories.list': () => c.repositories.list(),
       'backups.create': () => c.backups.create({ source: 'cov-src', repository: 'cov-repo', id: 'cov-1' }, { waitForCompletion: true, pollMs: 25 }),

@@ -151,6 +151,11 @@ export const ROUTES = {
     summary: 'forget a source; its backups are kept. 409 (naming them) while enabled schedules use it, unless force=true, which disables them',
     params: name, query: SourceRemoveQuery, answers: { 200: S.SourceRemoved }, errors: [400, 401, 403, 404, 409, 423, 502],
   },
+  checkSource: {
+    method: 'post', path: '/v1/sources/:name/check', role: 'operator',
+    summary: "test a registered source: connect (reading nothing but its version), and for PostgreSQL that pg_dump and pg_restore are at least the server's major version; a failure is ok: false with its code and message",
+    params: name, answers: { 200: S.SourceCheck }, errors: [401, 403, 404],
+  },
   registerRepository: {
     method: 'post', path: '/v1/repositories', role: 'admin',
     summary: 'register an existing (initialised) repository by name; not "default", not in the data folder; an encrypted one with passwordFile or passwordCommand (checked: the password must open it)',
