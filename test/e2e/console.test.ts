@@ -11,6 +11,7 @@
  * Selectors are roles and accessible names first, the design's data-testids where a name is
  * ambiguous. Every wait is for a state (an element, a job state, an answer), bounded.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -18,6 +19,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CairnClient } from '../../src/sdk/index.js';
 import Database from '../../src/sources/sqlite/driver.js';
+import { CLI } from '../helpers/cli.js';
 import { pgUrl } from '../helpers/postgres.js';
 import { describeViolations, seriousViolations } from './axe.js';
 import { browserMissing, DESKTOP, launchBrowser, newContext, PHONE, signedInPage, signIn, startConsoleEnv, type ConsoleEnv } from './harness.js';
@@ -26,6 +28,29 @@ const missing = browserMissing();
 if (missing) console.log(`console e2e tests skipped: ${missing}`);
 
 const SCREENSHOTS = process.env.CAIRN_SCREENSHOTS === '1';
+/** Names of buttons that call a mutating route (what a viewer must not be offered). */
+const MUTATING = /\b(back up|cancel|new schedule|run now|disable|enable|register|remove|delete|edit expiry|copy to|export|restore|create|revoke|test connection)\b/i;
+
+/**
+ * In the page: '' when the document is no wider than the window, else by how much and the widest
+ * elements that stick out without a scrolling container of their own (for the failure message).
+ */
+const SIDEWAYS = `(() => {
+  const root = document.documentElement;
+  const excess = root.scrollWidth - root.clientWidth;
+  if (excess <= 0) return '';
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const box = el.getBoundingClientRect();
+    if (box.right <= root.clientWidth + 0.5 || box.width === 0) continue;
+    let p = el.parentElement;
+    let clipped = false;
+    for (; p && p !== document.body; p = p.parentElement) if (getComputedStyle(p).overflowX !== 'visible') clipped = true;
+    if (!clipped) out.push(el.tagName.toLowerCase() + (el.className ? '.' + String(el.className).replace(/ +/g, '.') : '') + ' to ' + Math.round(box.right) + ' px');
+  }
+  return 'by ' + excess + ' px: ' + out.slice(-4).join(', ');
+})()`;
+
 /** The screens in the navigation, in its order (an admin sees them all). */
 const SCREENS = ['overview', 'backups', 'restore', 'jobs', 'schedules', 'sources', 'repositories', 'tokens'] as const;
 const SHOTS_DIR = fileURLToPath(new URL('../../docs/console/', import.meta.url));
@@ -68,6 +93,19 @@ async function pageSession(page: Page): Promise<{ role: string; csrfToken: strin
   });
 }
 
+/**
+ * Runs a command line the console shows (its CLI or curl equivalent) in sh, as a user would paste
+ * it: CAIRN_SERVER and CAIRN_TOKEN (a token of `role`) set, `cairn` the built CLI.
+ */
+function runShell(line: string, role: keyof ConsoleEnv['tokens']): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync('sh', ['-c', `cairn() { "$CAIRN_NODE" "$CAIRN_CLI" "$@"; }\n${line}`], {
+    env: { ...process.env, CAIRN_SERVER: env.url, CAIRN_TOKEN: env.tokens[role], CAIRN_NODE: process.execPath, CAIRN_CLI: CLI },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
 /** What one scenario leaves for the next (each makes its own when it ran alone or failed). */
 const shared: { sqliteBackupId?: string } = {};
 
@@ -80,6 +118,8 @@ async function screenReady(page: Page): Promise<void> {
 /** Opens a screen through the navigation (the phone's menu first when the nav is collapsed). */
 async function gotoScreen(page: Page, screen: string): Promise<void> {
   const link = page.getByTestId(`nav-${screen}`);
+  // The shell renders once GET /v1/session answered; then the link is either shown or in the menu.
+  await link.waitFor({ state: 'attached' });
   if (!(await link.isVisible())) await page.getByRole('button', { name: 'Menu' }).click();
   await link.click();
   await expect.poll(() => link.getAttribute('aria-current')).toBe('page');
@@ -199,6 +239,13 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
       const row = jobsTab.getByTestId(`backup-row-${backupId}`);
       await row.waitFor();
       expect(await row.textContent()).toContain(env.sqlite.name);
+      // Its time in the viewer's zone (the browser's: Europe/Paris), UTC on hover.
+      const time = row.locator('time').first();
+      const iso = (await time.getAttribute('datetime')) as string;
+      expect(Math.abs(Date.parse(iso) - Date.parse(job.createdAt))).toBeLessThan(60_000);
+      expect(await time.getAttribute('title')).toBe(`${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`);
+      const paris = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(iso));
+      expect(await time.textContent()).toContain(paris);
       shared.sqliteBackupId = backupId;
     } finally {
       await context.close();
@@ -229,6 +276,19 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
       await conflicts.waitFor();
       expect(await conflicts.textContent()).toContain('Artist');
       await shot(page, 'restore-conflict');
+      // The console's "Show CLI / curl / SDK" for this very check, run as a script would run it.
+      const shown = page.getByTestId('equivalents').first();
+      await shown.locator('summary').click();
+      const [cliText, curlText] = await shown.locator('pre').allTextContents();
+      expect(cliText).toMatch(/^cairn restore .*--dry-run/);
+      const curlRun = runShell(curlText as string, 'operator');
+      expect(curlRun.code, curlRun.stderr).toBe(0);
+      const answer = JSON.parse(curlRun.stdout) as { dryRun: boolean; ok: boolean; conflicts: Array<{ name: string }> };
+      expect(answer).toMatchObject({ dryRun: true, ok: false });
+      expect(answer.conflicts.map((c) => c.name).join(' ')).toContain('Artist');
+      const cliRun = runShell(cliText as string, 'operator');
+      expect(`${cliRun.stdout}${cliRun.stderr}`).toContain('Artist');
+      expect(cliRun.code).not.toBe(0);
       expect(await page.getByTestId('restore-start').isDisabled()).toBe(true);
       // Back to the scope: restore it beside the live table as Artist_restored.
       await page.getByRole('button', { name: 'Back' }).click();
@@ -338,8 +398,19 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
       await viewer.page.getByRole('heading', { name: /collections/i }).waitFor();
       expect(await viewer.page.getByTestId('delete-backup').count()).toBe(0);
       expect(await viewer.page.getByRole('button', { name: /delete|restore|copy|edit expiry/i }).count()).toBe(0);
-      await gotoScreen(viewer.page, 'backups');
-      expect(await viewer.page.getByRole('button', { name: /delete/i }).count()).toBe(0);
+      // No screen shows a viewer a button that changes anything, nor the operator-only screens.
+      expect(await viewer.page.getByTestId('nav-restore').count()).toBe(0);
+      expect(await viewer.page.getByTestId('nav-tokens').count()).toBe(0);
+      for (const screen of ['overview', 'backups', 'jobs', 'schedules', 'sources', 'repositories']) {
+        await gotoScreen(viewer.page, screen);
+        const mutating = await viewer.page.getByRole('button', { name: MUTATING }).allTextContents();
+        expect(mutating, `${screen}: buttons a viewer must not see`).toEqual([]);
+      }
+      // An operator has no admin buttons: no registering or removing sources, no tokens screen.
+      expect(await operator.page.getByTestId('nav-tokens').count()).toBe(0);
+      await gotoScreen(operator.page, 'sources');
+      await operator.page.getByRole('button', { name: 'Back up now' }).first().waitFor();
+      expect(await operator.page.getByRole('button', { name: /register|remove/i }).count()).toBe(0);
 
       const path = `/v1/backups/${backupId}?repository=default`;
       // The operator's own cookie without the CSRF header, and with a guessed one: refused.
@@ -396,6 +467,9 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
         const check = async (screen: string, take: boolean, full = true): Promise<void> => {
           const found = await seriousViolations(page);
           if (found.length) problems.push(describeViolations(`${screen} at ${size}`, found));
+          // Usable at phone width: wide tables scroll inside their card, the page never sideways.
+          const overflow = await page.evaluate(SIDEWAYS);
+          if (overflow) problems.push(`${screen} at ${size}: the page scrolls sideways ${overflow}`);
           scanned.push(`${screen}@${size}`);
           if (take) await shot(page, `${screen}${size === 'phone' ? '-phone' : ''}`, full);
         };
