@@ -220,6 +220,72 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', ()
     }
   });
 
+  it('revoking the token ends its console session at once: the next request shows the sign-in page', async () => {
+    const admin = api('admin');
+    const { token, secret } = await admin.tokens.create({ role: 'viewer', name: 'e2e-revoked' });
+    const context = await newContext(browser, env);
+    const page = await context.newPage();
+    try {
+      await page.goto('/');
+      await page.getByTestId('signin-token').fill(secret);
+      await page.getByTestId('signin-submit').click();
+      await page.getByTestId('nav-overview').waitFor({ state: 'attached' });
+      await gotoScreen(page, 'backups');
+      await admin.tokens.revoke(token.id);
+      await page.getByTestId('nav-jobs').click();
+      await page.getByTestId('signin-token').waitFor();
+      await page.getByRole('status').filter({ hasText: /sign in again/i }).waitFor();
+      // The cookie no longer opens anything, even sent by hand.
+      expect(await pageSession(page)).toBeNull();
+      expect((await pageFetch(page, '/v1/backups', { method: 'GET' })).status).toBe(401);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('works from the keyboard: sign-in, the skip link, a dialog that takes and gives back focus', async () => {
+    const backupId = shared.sqliteBackupId ?? (await sqliteBackup());
+    const context = await newContext(browser, env);
+    const page = await context.newPage();
+    const focused = (): Promise<string> =>
+      page.evaluate(() => {
+        const el = (globalThis as unknown as { document: { activeElement: { id: string; tagName: string; textContent: string | null; getAttribute(n: string): string | null } | null } }).document.activeElement;
+        return el ? `${el.tagName.toLowerCase()}#${el.id}[${el.getAttribute('data-testid') ?? ''}] ${(el.textContent ?? '').trim().slice(0, 30)}` : '';
+      });
+    try {
+      await page.goto('/');
+      await page.getByTestId('signin-token').waitFor();
+      await page.keyboard.press('Tab');
+      expect(await focused()).toContain('[signin-token]');
+      await page.keyboard.type(env.tokens.operator);
+      await page.keyboard.press('Enter');
+      await page.getByTestId('nav-overview').waitFor({ state: 'attached' });
+      await screenReady(page);
+      // The first Tab reaches the skip link, which moves focus to the content.
+      await page.keyboard.press('Tab');
+      expect(await focused()).toContain('Skip to content');
+      await page.keyboard.press('Enter');
+      expect(await focused()).toMatch(/^main#main/);
+
+      await page.goto(`/#/backups/${backupId}?repository=default`);
+      await screenReady(page);
+      const del = page.getByTestId('delete-backup');
+      await del.focus();
+      await page.keyboard.press('Enter');
+      const dialog = page.getByRole('dialog');
+      await dialog.waitFor();
+      // Focus moved into the dialog …
+      expect(await dialog.evaluate((d) => d.contains((globalThis as unknown as { document: { activeElement: unknown } }).document.activeElement as never))).toBe(true);
+      await page.keyboard.press('Escape');
+      await dialog.waitFor({ state: 'hidden' });
+      // … and back to the button that opened it; nothing was deleted.
+      expect(await focused()).toContain('[delete-backup]');
+      expect((await api('viewer').backups.get(backupId)).id).toBe(backupId);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('backs up the SQLite source; the jobs screen, open in another tab, follows it live to SUCCESS', async () => {
     const { context, page: jobsTab } = await signedInPage(browser, env, 'operator');
     try {
