@@ -145,7 +145,7 @@ function SourceCard({ s, name }: { s: SourceHealth; name: string }) {
       </div>
       <p class={`source-status text-${s.status === 'failing' ? 'bad' : s.status === 'late' ? 'warn' : 'muted'}`}>
         {STATUS_TEXT[s.status]}
-        {s.lastResult?.error ? `: ${s.lastResult.error.message}` : ''}
+        {s.status === 'failing' && s.lastResult?.error ? `: ${s.lastResult.error.message}` : ''}
       </p>
       <dl class="facts">
         <div>
