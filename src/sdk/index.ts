@@ -8,14 +8,14 @@
  */
 import { TERMINAL_STATES } from '../catalog/types.js';
 // Types only: they are erased from the built SDK, which loads neither zod nor the server.
-import type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Job, Registration, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
+import type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Job, Registration, RestorePlan, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
 import type { AnswerOf, QueryOf, RequestOf } from '../server/routes/table.js';
 
 /*
  * Request and answer types come from the server's route table and schemas (src/server), the
  * same ones that check requests and generate /openapi.json: no hand-made copies to drift.
  */
-export type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Registration, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
+export type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Registration, RestorePlan, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
 export type { RunStatus } from '../catalog/schedules.js';
 
 /** A job record as the API answers it. */
@@ -196,7 +196,14 @@ export class CairnClient {
   };
 
   readonly restores = {
-    create: (request: CreateRestoreRequest, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/restores', request, wait),
+    /** Starts the restore job (dryRun: see restores.dryRun, which answers a plan, not a job). */
+    create: (request: CreateRestoreRequest & { dryRun?: false }, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/restores', request, wait),
+    /**
+     * The restore's checks without writing or starting a job: the collections it would write
+     * (renames applied) and the conflicts in the target (`ok: false`); other problems (unknown
+     * backup, invalid selection, unreachable target) throw CairnApiError as create would.
+     */
+    dryRun: (request: Omit<CreateRestoreRequest, 'dryRun'>): Promise<RestorePlan> => this.request('POST', '/v1/restores', { ...request, dryRun: true } satisfies CreateRestoreRequest),
   };
 
   /** One backup to another repository; only the chunks it lacks are sent. */
@@ -295,6 +302,23 @@ export class CairnClient {
     update: async (name: string, changes: UpdateScheduleRequest): Promise<Schedule> =>
       (await this.request<AnswerOf<'updateSchedule'>>('PATCH', `/v1/schedules/${encodeURIComponent(name)}`, changes)).schedule,
     remove: (name: string): Promise<AnswerOf<'removeSchedule'>> => this.request('DELETE', `/v1/schedules/${encodeURIComponent(name)}`),
+    /**
+     * A cron expression in plain words and its next `count` (1–50, default 5) due times in
+     * `timezone` (default UTC), as the scheduler computes them: `{ cron, timezone, description,
+     * nextRuns }`. CairnApiError 400 naming a bad cron or time zone.
+     */
+    cronPreview: (cron: string, timezone?: string, count?: number): Promise<AnswerOf<'cronPreview'>> =>
+      this.request('GET', `/v1/cron-preview${queryString({ cron, timezone, count: count === undefined ? undefined : String(count) })}`),
+  };
+
+  /**
+   * Which backups retention rules would keep and remove, as a scheduled run decides, deleting
+   * nothing: `{ schedule }` (its own backups; its own rules and zone unless keep* / timezone are
+   * given) or `{ source }` (that source's scheduled backups), with `repository` (default: the
+   * schedule's, else "default").
+   */
+  readonly retention = {
+    preview: (request: RequestOf<'retentionPreview'>): Promise<AnswerOf<'retentionPreview'>> => this.request('POST', '/v1/retention-previews', request),
   };
 
   /** What a repository stores: pack bytes, logical bytes, dedup and compression ratios, per source. */
@@ -331,6 +355,12 @@ export class CairnClient {
      */
     remove: (name: string, options: { force?: boolean; deleteScheduledBackups?: boolean } = {}): Promise<AnswerOf<'removeSource'>> =>
       this.request('DELETE', `/v1/sources/${encodeURIComponent(name)}${queryString(options)}`),
+    /**
+     * Tests a registered source (operator): `{ name, kind, location, ok, serverVersion?, tools?,
+     * error?: { code, message }, durationMs }`; a source that cannot be reached is `ok: false`
+     * with the error, not a thrown CairnApiError (404 for an unknown name is).
+     */
+    check: (name: string): Promise<AnswerOf<'checkSource'>> => this.request('POST', `/v1/sources/${encodeURIComponent(name)}/check`),
   };
 
   /** Repositories registered by name (admin token to add or remove; they must be initialised). */

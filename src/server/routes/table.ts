@@ -127,7 +127,10 @@ export const ROUTES = {
     summary: 'delete a backup (space is reclaimed by prune)',
     params: backupId, query: BackupQuery, answers: { 200: S.BackupDeleted }, errors: [400, 401, 403, 404, 422, 423, 502],
   },
-  createRestore: startsJob('/v1/restores', S.CreateRestoreBody, 'start a restore'),
+  createRestore: {
+    ...startsJob('/v1/restores', S.CreateRestoreBody, 'start a restore; with dryRun: true, check it only (200, no job): its collections and the conflicts in the target'),
+    answers: { 200: S.RestorePlan, 202: S.JobAnswer },
+  },
   createCopy: startsJob('/v1/copies', S.CreateCopyBody, 'copy a backup to another repository (verified before its manifest is written)'),
   createSync: startsJob('/v1/syncs', S.CreateSyncBody, 'copy every backup of `from` that `to` lacks (only missing chunks sent; each verified before it appears); FAILS with CONFLICT or CORRUPT naming the backups left out, after copying the others'),
   createExport: startsJob('/v1/exports', S.CreateExportBody, 'export backups of one repository into one .cairn archive kept in the server\'s data folder (as cairn export); the result names its size and sha256; download it with GET /v1/exports/{jobId}/file'),
@@ -162,6 +165,11 @@ export const ROUTES = {
     summary: 'forget a source; its backups are kept. 409 (naming them) while enabled schedules use it, unless force=true, which disables them',
     params: name, query: SourceRemoveQuery, answers: { 200: S.SourceRemoved }, errors: [400, 401, 403, 404, 409, 423, 502],
   },
+  checkSource: {
+    method: 'post', path: '/v1/sources/:name/check', role: 'operator',
+    summary: "test a registered source: connect (reading nothing but its version), and for PostgreSQL that pg_dump and pg_restore are at least the server's major version; a failure is ok: false with its code and message",
+    params: name, answers: { 200: S.SourceCheck }, errors: [401, 403, 404],
+  },
   registerRepository: {
     method: 'post', path: '/v1/repositories', role: 'admin',
     summary: 'register an existing (initialised) repository by name; not "default", not in the data folder; an encrypted one with passwordFile or passwordCommand (checked: the password must open it)',
@@ -174,7 +182,7 @@ export const ROUTES = {
     params: name, query: RepositoryRemoveQuery, answers: { 200: S.RepositoryRemoved }, errors: [400, 401, 403, 404, 409],
   },
 
-  listSchedules: { method: 'get', path: '/v1/schedules', summary: 'schedules with nextRun and lastDue', role: 'viewer', answers: { 200: S.ScheduleList }, errors: [401, 403] },
+  listSchedules: { method: 'get', path: '/v1/schedules', summary: 'schedules with nextRun, lastDue, description (the cron in words) and nextRuns (5)', role: 'viewer', answers: { 200: S.ScheduleList }, errors: [401, 403] },
   createSchedule: {
     method: 'post', path: '/v1/schedules', role: 'operator',
     summary: 'add a schedule (repository left out: "default")',
@@ -194,6 +202,16 @@ export const ROUTES = {
     params: name, body: S.UpdateScheduleBody, answers: { 200: S.ScheduleAnswer }, errors: [400, 401, 403, 404, 413, 422, 502],
   },
   removeSchedule: { method: 'delete', path: '/v1/schedules/:name', summary: 'remove a schedule; its backups are kept', role: 'operator', params: name, answers: { 200: S.ScheduleRemoved }, errors: [401, 403, 404] },
+  retentionPreview: {
+    method: 'post', path: '/v1/retention-previews', role: 'viewer',
+    summary: "which backups retention rules would keep and remove (a schedule's own backups, or a source's scheduled ones), as a scheduled run decides; nothing is deleted",
+    body: S.RetentionPreviewBody, answers: { 200: S.RetentionPreview }, errors: [400, 401, 403, 404, 413, 422, 502],
+  },
+  cronPreview: {
+    method: 'get', path: '/v1/cron-preview', role: 'viewer',
+    summary: 'a cron expression in plain words and its next due times in a time zone, as the scheduler computes them; 400 naming a bad cron or zone',
+    query: S.CronPreviewQuery, answers: { 200: S.CronPreview }, errors: [400, 401, 403],
+  },
 
   getStats: {
     method: 'get', path: '/v1/stats', role: 'viewer',
