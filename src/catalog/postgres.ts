@@ -75,19 +75,19 @@ export class PostgresJobCatalog implements JobCatalog {
   }
 
   async list(filter: JobFilter = {}): Promise<JobRecord[]> {
-    const where: string[] = [];
-    const values: unknown[] = [];
-    for (const [column, value] of [['kind', filter.kind], ['state', filter.state], ['key', filter.key]] as const) {
-      if (value === undefined) continue;
-      values.push(value);
-      where.push(`${column} = $${values.length}`);
-    }
-    values.push(Math.max(1, Math.min(filter.limit ?? 1000, 10_000)));
+    const { where, values } = whereOf(filter);
+    values.push(Math.max(1, Math.min(filter.limit ?? 1000, 10_000)), Math.max(0, filter.offset ?? 0));
     const { rows } = await this.query<{ record: JobRecord }>(
-      `SELECT record FROM cairn_jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+      `SELECT record FROM cairn_jobs ${where} ORDER BY created_at DESC, id DESC LIMIT $${values.length - 1} OFFSET $${values.length}`,
       values,
     );
     return rows.map((r) => r.record);
+  }
+
+  async count(filter: JobFilter = {}): Promise<number> {
+    const { where, values } = whereOf(filter);
+    const { rows } = await this.query<{ n: string }>(`SELECT count(*) AS n FROM cairn_jobs ${where}`, values);
+    return Number(rows[0]?.n ?? 0);
   }
 
   async failUnfinished(owner: string, error: JobError, at: string): Promise<number> {
@@ -102,4 +102,16 @@ export class PostgresJobCatalog implements JobCatalog {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** The WHERE clause ($1…) of a filter's kind, state and key, and its values. */
+function whereOf(filter: JobFilter): { where: string; values: unknown[] } {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  for (const [column, value] of [['kind', filter.kind], ['state', filter.state], ['key', filter.key]] as const) {
+    if (value === undefined) continue;
+    values.push(value);
+    where.push(`${column} = $${values.length}`);
+  }
+  return { where: where.length ? `WHERE ${where.join(' AND ')}` : '', values };
 }

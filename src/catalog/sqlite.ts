@@ -48,16 +48,15 @@ export class SqliteJobCatalog implements JobCatalog {
   }
 
   async list(filter: JobFilter = {}): Promise<JobRecord[]> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    for (const [column, value] of [['kind', filter.kind], ['state', filter.state], ['key', filter.key]] as const) {
-      if (value === undefined) continue;
-      where.push(`${column} = ?`);
-      args.push(value);
-    }
-    const sql = `SELECT record FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
-    args.push(Math.max(1, Math.min(filter.limit ?? 1000, 10_000)));
+    const { where, args } = whereOf(filter);
+    const sql = `SELECT record FROM jobs ${where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`;
+    args.push(Math.max(1, Math.min(filter.limit ?? 1000, 10_000)), Math.max(0, filter.offset ?? 0));
     return (this.db.prepare(sql).all(...args) as { record: string }[]).map((r) => JSON.parse(r.record) as JobRecord);
+  }
+
+  async count(filter: JobFilter = {}): Promise<number> {
+    const { where, args } = whereOf(filter);
+    return (this.db.prepare(`SELECT count(*) AS n FROM jobs ${where}`).get(...args) as { n: number }).n;
   }
 
   async failUnfinished(owner: string, error: JobError, at: string): Promise<number> {
@@ -75,4 +74,16 @@ export class SqliteJobCatalog implements JobCatalog {
   async close(): Promise<void> {
     this.db.close();
   }
+}
+
+/** The WHERE clause of a filter's kind, state and key, and its arguments. */
+function whereOf(filter: JobFilter): { where: string; args: unknown[] } {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  for (const [column, value] of [['kind', filter.kind], ['state', filter.state], ['key', filter.key]] as const) {
+    if (value === undefined) continue;
+    where.push(`${column} = ?`);
+    args.push(value);
+  }
+  return { where: where.length ? `WHERE ${where.join(' AND ')}` : '', args };
 }

@@ -50,6 +50,12 @@ export class SqliteTokenStore {
     return { id: row.id, name: row.name, role: row.role, createdAt: row.created_at };
   }
 
+  /** A token's identity by id (a session names its token so), or undefined once revoked. */
+  get(id: string): TokenInfo | undefined {
+    const r = this.db.prepare('SELECT id, name, role, created_at FROM tokens WHERE id = ?').get(id) as { id: string; name: string; role: Role; created_at: string } | undefined;
+    return r ? { id: r.id, name: r.name, role: r.role, createdAt: r.created_at } : undefined;
+  }
+
   list(): TokenInfo[] {
     return (this.db.prepare('SELECT id, name, role, created_at FROM tokens ORDER BY created_at').all() as { id: string; name: string; role: Role; created_at: string }[]).map(
       (r) => ({ id: r.id, name: r.name, role: r.role, createdAt: r.created_at }),

@@ -57,8 +57,15 @@ export class NotFoundError extends CairnError {
 
 /** The operation would overwrite or duplicate something that exists. */
 export class ConflictError extends CairnError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * Each conflict as its own sentence, when the error lists several things in the way (a
+   * restore's check): a dry run answers them one by one. Undefined: the message is the one.
+   */
+  readonly problems: readonly string[] | undefined;
+
+  constructor(message: string, options?: { cause?: unknown; problems?: readonly string[] }) {
     super('CONFLICT', message, options);
+    this.problems = options?.problems;
   }
 }
 

@@ -84,6 +84,8 @@ interface Active {
 
 export class JobCenter {
   private readonly active = new Map<string, Active>();
+  /** Told of every change of every job (watchAll). */
+  private readonly everyJob = new Set<JobListener>();
   /**
    * Ended jobs whose final record could not be written to the catalog: answered from here so
    * that callers still see how the job ended (the catalog shows an older state).
@@ -161,6 +163,7 @@ export class JobCenter {
       throw err;
     }
     this.onEvent({ type: 'started', job: structuredClone(record) });
+    this.tell(this.everyJob, record);
     active.done = this.execute(active, request.run);
     return structuredClone(record);
   }
@@ -214,6 +217,21 @@ export class JobCenter {
     if (!a) return () => undefined;
     a.listeners.add(listener);
     return () => a.listeners.delete(listener);
+  }
+
+  /**
+   * Calls `listener` on every change of every job this center runs: its start (STARTED), each
+   * progress and state change, its end (the final record). Returns the unsubscribe function.
+   * Jobs that started before the call are told from their next change on.
+   */
+  watchAll(listener: JobListener): () => void {
+    this.everyJob.add(listener);
+    return () => void this.everyJob.delete(listener);
+  }
+
+  /** How many jobs of the catalog match the filter's kind, state and key. */
+  count(filter: Parameters<JobCatalog['count']>[0] = {}): Promise<number> {
+    return this.catalog.count(filter);
   }
 
   /** Active job ids (for a graceful shutdown). */
@@ -340,9 +358,15 @@ export class JobCenter {
   }
 
   private notify(a: Active): void {
-    for (const l of a.listeners) {
+    this.tell(a.listeners, a.record);
+    this.tell(this.everyJob, a.record);
+  }
+
+  /** Each listener gets its own copy; a listener's failure is its own. */
+  private tell(listeners: Set<JobListener>, record: JobRecord): void {
+    for (const l of listeners) {
       try {
-        l(structuredClone(a.record));
+        l(structuredClone(record));
       } catch {
         /* a listener's failure is its own */
       }

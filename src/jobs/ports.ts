@@ -66,7 +66,10 @@ export interface JobFilter {
   kind?: JobKind;
   state?: JobState;
   key?: string;
+  /** At most this many (newest first; default 1000, at most 10 000). */
   limit?: number;
+  /** Skip this many of the newest first (default 0). */
+  offset?: number;
 }
 
 /**
@@ -80,6 +83,8 @@ export interface JobCatalog {
   get(id: string): Promise<JobRecord | undefined>;
   /** Newest first. */
   list(filter?: JobFilter): Promise<JobRecord[]>;
+  /** How many jobs match the filter's kind, state and key (limit and offset ignored). */
+  count(filter?: JobFilter): Promise<number>;
   /** Every job of `owner` not in a terminal state becomes FAILED with `error`; returns how many. */
   failUnfinished(owner: string, error: JobError, at: string): Promise<number>;
   close(): Promise<void>;

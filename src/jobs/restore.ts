@@ -180,7 +180,7 @@ class RestoreCounts {
  * pointing to `overwrite`, which replaces only the collections restored. Sessions options
  * without `replace`: UsageError (they would do nothing).
  */
-function refuseReplacingPart(options: RestoreOptions, partial: boolean, manifest: BackupManifest): void {
+export function refuseReplacingPart(options: RestoreOptions, partial: boolean, manifest: BackupManifest): void {
   if (options.onConflict !== 'replace') {
     if (options.sessions !== undefined || options.sessionsTimeoutMs !== undefined) {
       throw new UsageError('--sessions and --sessions-timeout apply to --on-conflict replace only (the other policies never switch the whole database); leave them out.');

@@ -8,14 +8,14 @@
  */
 import { TERMINAL_STATES } from '../catalog/types.js';
 // Types only: they are erased from the built SDK, which loads neither zod nor the server.
-import type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Job, Registration, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
+import type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Job, Registration, RestorePlan, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
 import type { AnswerOf, QueryOf, RequestOf } from '../server/routes/table.js';
 
 /*
  * Request and answer types come from the server's route table and schemas (src/server), the
  * same ones that check requests and generate /openapi.json: no hand-made copies to drift.
  */
-export type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Registration, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
+export type { BackupDetail, BackupInProgress, BackupListed, BackupUnfinished, Registration, RestorePlan, Schedule, ScheduleRun, Stats, TokenInfo } from '../server/schemas.js';
 export type { RunStatus } from '../catalog/schedules.js';
 
 /** A job record as the API answers it. */
@@ -40,7 +40,16 @@ export type BackupPage = AnswerOf<'listBackups'>;
 export interface ClientOptions {
   /** The server's base URL, e.g. http://127.0.0.1:8080. */
   url: string;
+  /**
+   * A bearer token (Authorization: Bearer). Left out in the browser console: its session
+   * cookie authenticates instead (sent by the browser, same origin), with `csrfToken`.
+   */
   token?: string;
+  /**
+   * A console session's CSRF token, sent as X-CSRF-Token on every request other than GET and
+   * HEAD (session.create and session.get set it; so does setCsrfToken). Not needed with `token`.
+   */
+  csrfToken?: string;
   /** For tests and custom transports. */
   fetch?: typeof fetch;
 }
@@ -136,11 +145,43 @@ function repositoryOption(usage: string, options: unknown): RepositoryOption {
 export class CairnClient {
   private readonly base: string;
   private readonly doFetch: typeof fetch;
+  private csrfToken: string | undefined;
 
   constructor(private readonly options: ClientOptions) {
     this.base = options.url.replace(/\/+$/, '');
-    this.doFetch = options.fetch ?? fetch;
+    // The platform's fetch, called unbound (a browser's fetch refuses another `this`).
+    this.doFetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.csrfToken = options.csrfToken;
   }
+
+  /** The CSRF token to send from now on (after a sign-in made elsewhere); undefined stops sending one. */
+  setCsrfToken(token: string | undefined): void {
+    this.csrfToken = token;
+  }
+
+  /**
+   * Console sessions: `create` trades a token for the session cookie (HttpOnly: kept by the
+   * browser, never readable here) and remembers the answer's CSRF token; `get` tells who is
+   * signed in (and remembers the CSRF token too, for a page loaded again); `delete` signs out.
+   * In Node, where fetch keeps no cookies, use a bearer `token` instead.
+   */
+  readonly session = {
+    create: async (request: RequestOf<'createSession'>): Promise<AnswerOf<'createSession'>['session']> => {
+      const { session } = await this.request<AnswerOf<'createSession'>>('POST', '/v1/sessions', request);
+      if (session.csrfToken) this.csrfToken = session.csrfToken;
+      return session;
+    },
+    get: async (): Promise<AnswerOf<'getSession'>> => {
+      const answer = await this.request<AnswerOf<'getSession'>>('GET', '/v1/session');
+      if (answer.session.csrfToken) this.csrfToken = answer.session.csrfToken;
+      return answer;
+    },
+    delete: async (): Promise<AnswerOf<'deleteSession'>> => {
+      const answer = await this.request<AnswerOf<'deleteSession'>>('DELETE', '/v1/session');
+      this.csrfToken = undefined;
+      return answer;
+    },
+  };
 
   readonly backups = {
     create: (request: CreateBackupRequest, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/backups', request, wait),
@@ -175,7 +216,14 @@ export class CairnClient {
   };
 
   readonly restores = {
-    create: (request: CreateRestoreRequest, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/restores', request, wait),
+    /** Starts the restore job (dryRun: see restores.dryRun, which answers a plan, not a job). */
+    create: (request: CreateRestoreRequest & { dryRun?: false }, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/restores', request, wait),
+    /**
+     * The restore's checks without writing or starting a job: the collections it would write
+     * (renames applied) and the conflicts in the target (`ok: false`); other problems (unknown
+     * backup, invalid selection, unreachable target) throw CairnApiError as create would.
+     */
+    dryRun: (request: Omit<CreateRestoreRequest, 'dryRun'>): Promise<RestorePlan> => this.request('POST', '/v1/restores', { ...request, dryRun: true } satisfies CreateRestoreRequest),
   };
 
   /** One backup to another repository; only the chunks it lacks are sent. */
@@ -223,7 +271,7 @@ export class CairnClient {
       const path = `/v1/imports${queryString({ repository: options.repository, as: options.as })}`;
       const res = await this.doFetch(`${this.base}${path}`, {
         method: 'POST',
-        headers: { ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}), 'content-type': 'application/octet-stream' },
+        headers: { ...this.authHeaders('POST'), 'content-type': 'application/octet-stream' },
         body: archive as unknown as RequestInit['body'],
         // A stream body must say so (fetch's half-duplex upload).
         ...(archive instanceof ReadableStream ? { duplex: 'half' } : {}),
@@ -274,6 +322,23 @@ export class CairnClient {
     update: async (name: string, changes: UpdateScheduleRequest): Promise<Schedule> =>
       (await this.request<AnswerOf<'updateSchedule'>>('PATCH', `/v1/schedules/${encodeURIComponent(name)}`, changes)).schedule,
     remove: (name: string): Promise<AnswerOf<'removeSchedule'>> => this.request('DELETE', `/v1/schedules/${encodeURIComponent(name)}`),
+    /**
+     * A cron expression in plain words and its next `count` (1–50, default 5) due times in
+     * `timezone` (default UTC), as the scheduler computes them: `{ cron, timezone, description,
+     * nextRuns }`. CairnApiError 400 naming a bad cron or time zone.
+     */
+    cronPreview: (cron: string, timezone?: string, count?: number): Promise<AnswerOf<'cronPreview'>> =>
+      this.request('GET', `/v1/cron-preview${queryString({ cron, timezone, count: count === undefined ? undefined : String(count) })}`),
+  };
+
+  /**
+   * Which backups retention rules would keep and remove, as a scheduled run decides, deleting
+   * nothing: `{ schedule }` (its own backups; its own rules and zone unless keep* / timezone are
+   * given) or `{ source }` (that source's scheduled backups), with `repository` (default: the
+   * schedule's, else "default").
+   */
+  readonly retention = {
+    preview: (request: RequestOf<'retentionPreview'>): Promise<AnswerOf<'retentionPreview'>> => this.request('POST', '/v1/retention-previews', request),
   };
 
   /** What a repository stores: pack bytes, logical bytes, dedup and compression ratios, per source. */
@@ -310,6 +375,12 @@ export class CairnClient {
      */
     remove: (name: string, options: { force?: boolean; deleteScheduledBackups?: boolean } = {}): Promise<AnswerOf<'removeSource'>> =>
       this.request('DELETE', `/v1/sources/${encodeURIComponent(name)}${queryString(options)}`),
+    /**
+     * Tests a registered source (operator): `{ name, kind, location, ok, serverVersion?, tools?,
+     * error?: { code, message }, durationMs }`; a source that cannot be reached is `ok: false`
+     * with the error, not a thrown CairnApiError (404 for an unknown name is).
+     */
+    check: (name: string): Promise<AnswerOf<'checkSource'>> => this.request('POST', `/v1/sources/${encodeURIComponent(name)}/check`),
   };
 
   /** Repositories registered by name (admin token to add or remove; they must be initialised). */
@@ -328,13 +399,21 @@ export class CairnClient {
 
   readonly jobs = {
     get: async (id: string): Promise<JobRecord> => (await this.request<AnswerOf<'getJob'>>('GET', `/v1/jobs/${encodeURIComponent(id)}`)).job,
+    /** Newest first: the first `limit` (default 100, at most 1000) after `offset`. */
     list: async (query: QueryOf<'listJobs'> = {}): Promise<JobRecord[]> => (await this.request<AnswerOf<'listJobs'>>('GET', `/v1/jobs${queryString(query)}`)).jobs,
+    /** One page of jobs with `total` (how many match kind and state), `limit` and `offset`. */
+    page: (query: QueryOf<'listJobs'> = {}): Promise<AnswerOf<'listJobs'>> => this.request('GET', `/v1/jobs${queryString(query)}`),
     cancel: async (id: string): Promise<JobRecord> => (await this.request<AnswerOf<'cancelJob'>>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)).job,
     /**
      * The job's record on every change (GET /v1/jobs/{id}/events, server-sent events), from its
      * current state until it ends; breaking out of the loop or `signal` closes the stream.
      */
-    watch: (id: string, options: { signal?: AbortSignal } = {}): AsyncIterableIterator<JobRecord> => this.events(id, options.signal),
+    watch: (id: string, options: { signal?: AbortSignal } = {}): AsyncIterableIterator<JobRecord> => this.events(`/v1/jobs/${encodeURIComponent(id)}/events`, options.signal),
+    /**
+     * Every job's record on every change (GET /v1/events): starts, progress, ends, of any job
+     * of the server, until the loop is left or `signal` aborts (the stream never ends by itself).
+     */
+    watchAll: (options: { signal?: AbortSignal } = {}): AsyncIterableIterator<JobRecord> => this.events('/v1/events', options.signal),
     /** Polls until the job has ended; returns its final record whatever the outcome. */
     wait: async (id: string, options: Omit<WaitOptions, 'waitForCompletion'> = {}): Promise<JobRecord> => {
       for (;;) {
@@ -354,13 +433,13 @@ export class CairnClient {
     return end;
   }
 
-  private async *events(id: string, signal?: AbortSignal): AsyncIterableIterator<JobRecord> {
+  private async *events(path: string, signal?: AbortSignal): AsyncIterableIterator<JobRecord> {
     const abort = new AbortController();
     const stop = (): void => abort.abort(signal?.reason);
     signal?.addEventListener('abort', stop, { once: true });
     try {
-      const res = await this.open('GET', `/v1/jobs/${encodeURIComponent(id)}/events`, undefined, abort.signal);
-      if (!res.ok) throw await apiError(res, 'GET', `/v1/jobs/${id}/events`);
+      const res = await this.open('GET', path, undefined, abort.signal);
+      if (!res.ok) throw await apiError(res, 'GET', path);
       if (!res.body) return;
       const decoder = new TextDecoder();
       let buffer = '';
@@ -386,12 +465,20 @@ export class CairnClient {
     return this.doFetch(`${this.base}${path}`, {
       method,
       headers: {
-        ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+        ...this.authHeaders(method),
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       ...(signal ? { signal } : {}),
     });
+  }
+
+  /** The bearer token when there is one; the CSRF token on changes when there is one. */
+  private authHeaders(method: string): Record<string, string> {
+    return {
+      ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+      ...(this.csrfToken && method !== 'GET' && method !== 'HEAD' ? { 'x-csrf-token': this.csrfToken } : {}),
+    };
   }
 
   /** The answer's text; CairnApiError for an error status. */

@@ -33,6 +33,10 @@ import { scheduleRoutes } from './routes/schedules.js';
 import { jobRoutes } from './routes/jobs.js';
 import { statsRoutes } from './routes/stats.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { sessionRoutes } from './routes/sessions.js';
+import { identify } from './session-auth.js';
+import { serveConsole, type ConsoleOptions } from './console.js';
+import { SqliteSessionStore } from '../catalog/sessions.js';
 import { archiveRoutes } from './routes/exports.js';
 
 export interface AppOptions {
@@ -52,6 +56,12 @@ export interface AppOptions {
    * debug line. Absent: requests are not logged.
    */
   logger?: Logger;
+  /** Console sign-in sessions (default: in memory, lost at restart; the server keeps them in its catalog). */
+  sessions?: SqliteSessionStore;
+  /** Serve the web console's built files at / (absent: not served, / is 404). */
+  console?: ConsoleOptions;
+  /** How often GET /v1/events writes a `: ping` comment, in ms (default 15 000). */
+  eventsPingMs?: number;
   /** Where export archives and uploaded imports are kept (exports/, imports/ inside); default: a folder under the system's temp folder. */
   dataDir?: string;
   /** The per-backup summary cache of listings (the catalog's SqliteSummaryStore); absent: listings read every manifest. */
@@ -150,14 +160,19 @@ export function createApp(options: AppOptions): Hono<Env> {
     await next();
   });
 
+  // The console's files (GET / and the built assets), outside /v1; off without options.console.
+  if (options.console) app.use('*', serveConsole(options.console));
+
+  // Every /v1 route needs a bearer token or a session cookie (session-auth.ts), but the few
+  // of role null (signing in and out).
+  const sessions = options.sessions ?? new SqliteSessionStore(':memory:');
+  const open = new Set(Object.values(ROUTES as Record<string, RouteSpec>).filter((r) => r.role === null).map((r) => `${r.method.toUpperCase()} ${r.path}`));
   app.use('/v1/*', async (c, next) => {
-    const header = c.req.header('authorization') ?? '';
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    const token = m?.[1] ? tokens.authenticate(m[1]) : undefined;
-    if (!token) {
-      return c.json({ error: { code: 'UNAUTHORIZED', message: 'Missing or unknown bearer token: send Authorization: Bearer <token> (cairn token create --role …).' } }, 401);
-    }
-    c.set('token', token);
+    if (open.has(`${c.req.method} ${c.req.path}`)) return next();
+    const who = identify(c, tokens, sessions);
+    if (!who.ok) return c.json({ error: { code: who.code, message: who.message } }, who.status);
+    c.set('token', who.token);
+    c.set('session', who.via === 'cookie' ? who.session : undefined);
     await next();
   });
 
@@ -190,6 +205,8 @@ export function createApp(options: AppOptions): Hono<Env> {
     schedules: options.schedules,
     scheduler: options.scheduler,
     tokens,
+    sessions,
+    eventsPingMs: options.eventsPingMs ?? 15_000,
     access,
     openRepo: (c, value) => access.repository(value, role(c)),
     sourceUrl: (c, value, what = 'source') => access.databaseUrl(value, role(c), what),
@@ -209,6 +226,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   jobRoutes(kit);
   statsRoutes(kit);
   tokenRoutes(kit);
+  sessionRoutes(kit);
   archiveRoutes(kit);
 
   on('metrics', async (c) => {

@@ -10,6 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { SqliteTokenStore } from '../catalog/tokens.js';
 import { SqliteRegistry } from '../catalog/registry.js';
 import { SqliteSummaryStore } from '../catalog/summaries.js';
+import { SqliteSessionStore, type SessionStoreOptions } from '../catalog/sessions.js';
+import type { ConsoleOptions } from './console.js';
 import { UsageError } from '../core/errors.js';
 import { JobCenter } from '../jobs/job-center.js';
 import { createApp } from './app.js';
@@ -88,6 +90,12 @@ export interface ServerOptions {
    * `errorLog` default to its info and error lines.
    */
   logger?: Logger;
+  /** Serve the web console at / (default true; `cairn server --no-console` gives false). */
+  console?: boolean | ConsoleOptions;
+  /** Console sessions' clock and lifetimes (tests); default 8 h absolute, 1 h idle. */
+  sessions?: SessionStoreOptions;
+  /** How often GET /v1/events writes a `: ping` comment (and re-checks its caller), in ms; default 15 000. */
+  eventsPingMs?: number;
 }
 
 export interface RunningServer {
@@ -138,6 +146,8 @@ async function serveLocked(
   closers.push(() => schedules.close());
   const summaries = new SqliteSummaryStore(catalogFile(options.dataDir));
   closers.push(() => summaries.close());
+  const sessions = new SqliteSessionStore(catalogFile(options.dataDir), options.sessions);
+  closers.push(() => sessions.close());
   const center = new JobCenter(catalog, { owner: serverId(options.dataDir), log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}) });
   // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
   // of this process never opens one, however a path leads there (see catalog-mark.ts).
@@ -175,7 +185,13 @@ async function serveLocked(
     log: errorLog,
   });
   scheduler.recoverQueued();
-  const app = createApp({ center, tokens, registry, schedules, scheduler, access, summaries, log: errorLog, dataDir: options.dataDir, ...(logger ? { logger } : {}) });
+  const consoleOptions = options.console === false ? undefined : options.console === true || options.console === undefined ? {} : options.console;
+  const app = createApp({
+    center, tokens, sessions, registry, schedules, scheduler, access, summaries, log: errorLog, dataDir: options.dataDir,
+    ...(logger ? { logger } : {}),
+    ...(consoleOptions ? { console: consoleOptions } : {}),
+    ...(options.eventsPingMs ? { eventsPingMs: options.eventsPingMs } : {}),
+  });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>

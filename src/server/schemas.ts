@@ -128,6 +128,7 @@ export const CreateRestoreBody = z
     jobs: z.number().int().min(1).max(64).optional(),
     /** A share of the machine's cores, 1–80 %: an alternative to jobs (as on a backup). */
     cpuPercentage: z.number().int().min(1).max(80).optional(),
+    dryRun: z.boolean().optional().describe('true: check only (the backup, the selection, the policy, conflicts in the target), write nothing, start no job: answers 200 RestorePlan'),
   })
   .strict()
   .refine(noBoth, noBothMessage)
@@ -311,7 +312,27 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const _jobMatches: Same<Job, JobRecord> = true;
 
 export const JobAnswer = z.object({ job: Job });
-export const JobList = z.object({ jobs: z.array(Job).describe('newest first') });
+export const JobList = z.object({
+  jobs: z.array(Job).describe('newest first'),
+  total: z.number().describe('jobs matching kind and state, before limit and offset'),
+  limit: z.number(),
+  offset: z.number(),
+});
+
+/** POST /v1/restores {dryRun: true}: what a restore would write, and what is in its way (jobs/restore-plan.ts). */
+export const RestorePlan = z.object({
+  dryRun: z.literal(true),
+  ok: z.boolean().describe('false exactly when conflicts is not empty'),
+  backupId: z.string(),
+  target: z.string().describe("the target's location"),
+  onConflict: z.enum(['fail', 'overwrite', 'replace']),
+  collections: z
+    .array(z.object({ name: z.string(), targetName: z.string().describe('the name it gets in the target (renames applied)'), kind: z.string(), rows: z.number(), logicalBytes: z.number() }))
+    .describe('the collections a restore would write (not the entries every restore carries, such as PostgreSQL\'s schema archive)'),
+  conflicts: z.array(z.object({ name: z.string().describe('the collection (as restored) it is about, else the target'), message: z.string() })),
+  message: z.string(),
+});
+export type RestorePlan = z.infer<typeof RestorePlan>;
 
 /** A complete backup in a listing (a summary of its manifest, cached by the server). */
 export const BackupListed = z.object({
@@ -435,6 +456,20 @@ export const SourceRemoved = z.object({
   note: z.string(),
 });
 export const RepositoryRemoved = SourceRemoved.omit({ deletedScheduledBackups: true });
+/** POST /v1/sources/{name}/check: a connection test of a registered source (an error is an answer, not a failure). */
+export const SourceCheck = z.object({
+  name: z.string(),
+  kind: z.string(),
+  location: z.string(),
+  ok: z.boolean().describe('connected, and every tool a backup needs is there and new enough'),
+  serverVersion: z.string().optional().describe("the server's version (SQLite: the library's)"),
+  tools: z
+    .array(z.object({ name: z.string(), version: z.string().describe('empty when missing'), ok: z.boolean(), message: z.string().optional().describe('why not, and what to install') }))
+    .optional()
+    .describe('PostgreSQL: pg_dump and pg_restore (a whole server: pg_dumpall too), each at least the server\'s major version'),
+  error: z.object({ code: z.string(), message: z.string() }).optional().describe('why it could not connect (never a password)'),
+  durationMs: z.number(),
+});
 
 const retention = z.object({
   keepLast: z.number().optional(),
@@ -464,9 +499,11 @@ export const Schedule = z.object({
   createdAt: when,
   lastDue: when.nullable().optional().describe('the latest due time handled; absent in the answer that creates it'),
   nextRun: when.nullable().optional().describe('null when disabled; absent in enable/disable answers'),
+  description: z.string().optional().describe('the cron in plain words, e.g. "At 03:00" (24-hour times, in the schedule\'s time zone)'),
+  nextRuns: z.array(when).optional().describe('the next 5 due times, as the scheduler computes them; empty while disabled'),
 });
 export type Schedule = z.infer<typeof Schedule>;
-const _scheduleMatches: Same<Omit<Schedule, 'lastDue' | 'nextRun'>, ScheduleSpec> = true;
+const _scheduleMatches: Same<Omit<Schedule, 'lastDue' | 'nextRun' | 'description' | 'nextRuns'>, ScheduleSpec> = true;
 export const ScheduleAnswer = z.object({ schedule: Schedule });
 export const ScheduleList = z.object({ schedules: z.array(Schedule) });
 export const ScheduleRun = z.object({
@@ -482,6 +519,55 @@ const _runMatches: Same<ScheduleRun, CatalogScheduleRun> = true;
 export const ScheduleDetail = z.object({ schedule: Schedule, runs: z.array(ScheduleRun).describe('newest first, at most 50') });
 export const ScheduleRemoved = z.object({ removed: z.string(), note: z.string() });
 
+/** GET /v1/cron-preview: a cron expression in a time zone, checked as a schedule's is. */
+export const CronPreviewQuery = z.object({
+  cron: z.string({ error: 'cron is required: five fields (minute hour day month weekday, e.g. "0 3 * * *") or @hourly, @daily, @weekly, @monthly, @yearly' }).max(LIMITS.text).describe('five fields or @hourly, @daily, @weekly, @monthly, @yearly'),
+  timezone: z.string().max(LIMITS.text).optional().describe('an IANA time zone (default UTC)'),
+  count: z
+    .string()
+    .regex(/^[1-9][0-9]?$/, { error: (i) => `count is a number from 1 to 50, not ${quote(String(i.input))}` })
+    .refine((v) => Number(v) <= 50, { error: (i) => `count is a number from 1 to 50, not ${quote(String(i.input))}` })
+    .optional()
+    .describe('how many next runs (1–50, default 5)'),
+});
+/**
+ * POST /v1/retention-previews: which backups rules would keep. `schedule`: that schedule's own
+ * backups (in its repository unless one is given), by its own rules and zone when no keep* is
+ * given; `source`: the scheduled backups of that source (manual ones are never retention
+ * candidates). Nothing is deleted.
+ */
+export const RetentionPreviewBody = z
+  .object({
+    repository: location.optional(),
+    source: location.optional(),
+    schedule: str(LIMITS.name).optional(),
+    keepLast: count.optional(),
+    keepWithin: text.optional(),
+    keepHourly: count.optional(),
+    keepDaily: count.optional(),
+    keepWeekly: count.optional(),
+    keepMonthly: count.optional(),
+    keepYearly: count.optional(),
+    timezone: text.optional().describe('the zone calendar buckets (days, weeks…) are counted in: default the schedule\'s, else UTC'),
+  })
+  .strict()
+  .refine((v) => !(v.source !== undefined && v.schedule !== undefined), { message: 'give "source" or "schedule", not both' })
+  .refine((v) => v.source !== undefined || v.schedule !== undefined, { message: 'give "source" (its scheduled backups) or "schedule" (its own backups)' });
+export const RetentionPreview = z.object({
+  repository: z.string(),
+  timezone: z.string(),
+  rules: retention.describe('the rules applied (a schedule\'s own when none were given; empty: everything is kept)'),
+  keep: z.array(z.object({ id: z.string(), createdAt: when, reasons: z.array(z.string()).describe('the rules keeping it: last, within 7d, hourly, daily, weekly, monthly, yearly, or "no retention rules"') })).describe('newest first'),
+  remove: z.array(z.object({ id: z.string(), createdAt: when, expired: z.literal(true).optional().describe('its expiry has passed: a run deletes it whatever the rules') })).describe('newest first'),
+  note: z.string(),
+});
+export const CronPreview = z.object({
+  cron: z.string(),
+  timezone: z.string(),
+  description: z.string().describe('the expression in plain words (24-hour times, in that time zone)'),
+  nextRuns: z.array(when).describe('the next due times, oldest first, as the scheduler computes them'),
+});
+
 /** An API token as listed: never its secret (only a hash is stored). */
 export const TokenInfo = z.object({ id: z.string().describe('12 hex digits; the secret starts cairn_<id>_'), name: z.string(), role: z.enum(ROLES), createdAt: when });
 export type TokenInfo = z.infer<typeof TokenInfo>;
@@ -494,6 +580,19 @@ export const TokenRevoked = z.object({
   self: z.boolean().describe('true: it was the token of this very request, which no longer works'),
   note: z.string(),
 });
+
+/** Console sessions (POST /v1/sessions, GET and DELETE /v1/session): a token traded for an HttpOnly cookie. */
+export const CreateSessionBody = z.object({ token: str(LIMITS.text).describe('an API token (cairn token create); only the session cookie is kept by the browser') }).strict();
+export const Session = z.object({
+  role: z.enum(ROLES),
+  tokenId: z.string(),
+  tokenName: z.string(),
+  expiresAt: when.nullable().describe('the session\'s absolute end (8 h after sign-in; 1 h without a request ends it sooner); null for a bearer token'),
+  csrfToken: z.string().optional().describe('cookie sessions only: send it as X-CSRF-Token on every request other than GET and HEAD'),
+});
+export const SessionCreated = z.object({ session: Session });
+export const SessionAnswer = z.object({ session: Session, via: z.enum(['cookie', 'bearer']) });
+export const SignedOut = z.object({ signedOut: z.literal(true) });
 
 /** GET /v1/stats: one source's share of the repository (one database, however its location was spelled). */
 export const SourceStats = z.object({

@@ -87,6 +87,28 @@ export interface DatabaseSource {
    * nothing changed since); undefined when the engine cannot tell. Reads no data.
    */
   changeEvidence?(signal?: AbortSignal): Promise<string | undefined>;
+  /**
+   * A connection test: connects (reading nothing but the server's version) and reports the
+   * client tools a backup of it needs. Throws what a backup would (SourceError unreachable or
+   * refused, NotFoundError no such database); a tool missing or too old is reported, not thrown.
+   */
+  check?(signal?: AbortSignal): Promise<SourceCheckReport>;
+}
+
+/** What DatabaseSource.check found: the server's (or library's) version and the tools checked. */
+export interface SourceCheckReport {
+  serverVersion?: string;
+  tools?: ToolCheck[];
+}
+
+/** A client tool a backup runs (pg_dump, …): its version and whether it can serve this server. */
+export interface ToolCheck {
+  name: string;
+  /** "17.2"; empty when the tool is missing. */
+  version: string;
+  ok: boolean;
+  /** Why not ok, and what to install. */
+  message?: string;
 }
 
 export interface SnapshotOptions {
@@ -201,8 +223,9 @@ export interface RestoreTarget {
   /**
    * Checks the items against the target without writing anything: throws ConflictError when
    * a target object exists under "fail", or exists with a different schema under "overwrite".
+   * `partial`: part of the backup is restored (see RestoreOptions.partial).
    */
-  check(items: RestoreItem[], onConflict: ConflictPolicy): Promise<void>;
+  check(items: RestoreItem[], onConflict: ConflictPolicy, partial?: boolean): Promise<void>;
   /**
    * check(), then load everything into staging and switch it in at the end, so that a failure
    * or an abort at any point leaves the target exactly as it was.

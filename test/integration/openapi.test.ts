@@ -174,6 +174,7 @@ describe('real answers against the documented schemas', () => {
     expect((await call('registerSource', '/v1/sources', tokens.admin, { name: 'chinook', url: `sqlite://${CHINOOK_SQLITE}` })).status).toBe(201);
     expect((await call('registerRepository', '/v1/repositories', tokens.admin, { name: 'main', url: repo })).status).toBe(201);
     expect((await call('listSources', '/v1/sources', tokens.viewer)).json.sources).toHaveLength(1);
+    expect((await call('checkSource', '/v1/sources/chinook/check', tokens.operator)).json).toMatchObject({ kind: 'sqlite', ok: true });
     expect((await call('listRepositories', '/v1/repositories', tokens.viewer)).json.repositories).toHaveLength(1);
     const backup = await call('createBackup', '/v1/backups', tokens.operator, { source: 'chinook', repository: 'main', id: 'api-1', include: ['Album', 'Artist'] });
     expect(backup.status).toBe(202);
@@ -193,6 +194,9 @@ describe('real answers against the documented schemas', () => {
     // Jobs on the backup.
     const restore = await call('createRestore', '/v1/restores', tokens.operator, { backup: 'api-1', repository: repo, target: `sqlite://${join(work, 'restored.sqlite')}`, renames: { Album: 'Records' } });
     await done(restore.json.job.id);
+    // Its dry run: 200, the plan (the table restored above is now in the way).
+    const dry = await call('createRestore', '/v1/restores', tokens.operator, { backup: 'api-1', repository: repo, target: `sqlite://${join(work, 'restored.sqlite')}`, renames: { Album: 'Records' }, dryRun: true });
+    expect([dry.status, dry.json.ok, [...new Set(dry.json.conflicts.map((k: { name: string }) => k.name))].sort()]).toEqual([200, false, ['Artist', 'Records']]);
     const copy = await call('createCopy', '/v1/copies', tokens.operator, { backup: 'api-1', from: repo, to: join(work, 'copy') });
     await done(copy.json.job.id);
     // Already there and identical: skipped, nothing sent.
@@ -224,6 +228,11 @@ describe('real answers against the documented schemas', () => {
     const edited = await call('updateSchedule', '/v1/schedules/nightly', tokens.operator, { cron: '30 4 * * *', keepLast: null, keepDaily: 7 });
     expect(edited.json.schedule).toMatchObject({ cron: '30 4 * * *', retention: { keepDaily: 7 } });
     expect((await call('updateSchedule', '/v1/schedules/nightly', tokens.operator, { cron: 'x' })).status).toBe(400);
+    expect((await call('cronPreview', '/v1/cron-preview?cron=30+4+*+*+*&timezone=Europe/Paris', tokens.viewer)).json.description).toBe('At 04:30');
+    expect((await call('cronPreview', '/v1/cron-preview?cron=x', tokens.viewer)).status).toBe(400);
+    const kept = await call('retentionPreview', '/v1/retention-previews', tokens.viewer, { schedule: 'nightly' });
+    expect(kept.json).toMatchObject({ rules: { keepDaily: 7 }, remove: [] });
+    expect(kept.json.keep).toHaveLength(1); // the run above
     expect((await call('getStats', `/v1/stats${q}`, tokens.viewer)).json.backups).toBeGreaterThan(0);
     expect((await call('backupDeletionPreview', `/v1/backups/api-1/deletion-preview${q}`, tokens.viewer)).json.totalChunks).toBeGreaterThan(0);
     expect((await call('getOverview', '/v1/overview', tokens.viewer)).json.repositories.map((r: { name: string }) => r.name)).toContain('main');
@@ -250,6 +259,18 @@ describe('real answers against the documented schemas', () => {
     expect((await call('revokeToken', `/v1/tokens/${token.json.token.id}`, tokens.admin)).json).toMatchObject({ revoked: token.json.token.id, self: false });
     expect((await call('revokeToken', `/v1/tokens/${token.json.token.id}`, tokens.admin)).status).toBe(404);
     expect((await call('metrics', '/metrics', undefined)).text).toMatch(/cairn_http_requests_total \d+/);
+
+    // Console sessions, and the global event stream (which never ends: its head only).
+    const session = await call('createSession', '/v1/sessions', undefined, { token: tokens.viewer });
+    expect(session.json.session.role).toBe('viewer');
+    expect((await call('createSession', '/v1/sessions', undefined, { token: 'nope' })).status).toBe(401);
+    expect((await call('getSession', '/v1/session', tokens.viewer)).json.via).toBe('bearer');
+    expect((await call('deleteSession', '/v1/session', undefined)).json).toEqual({ signedOut: true });
+    const stream = new AbortController();
+    const everyJob = await fetch(`${server.url}/v1/events`, { headers: { authorization: `Bearer ${tokens.viewer}` }, signal: stream.signal });
+    expect([everyJob.status, everyJob.headers.get('content-type')]).toEqual([200, expect.stringContaining(ROUTES.events.answers[200].mediaType)]);
+    stream.abort();
+    called.add('events');
 
     // A route added to the table is called here too.
     expect([...called].sort()).toEqual(Object.keys(ROUTES).sort());

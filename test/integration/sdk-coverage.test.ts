@@ -120,6 +120,7 @@ describe('the SDK covers the route table', () => {
       'server.metrics': () => c.server.metrics(),
       'sources.add': () => c.sources.add('cov-src', source),
       'sources.list': () => c.sources.list(),
+      'sources.check': () => c.sources.check('cov-src'),
       'repositories.add': () => c.repositories.add('cov-repo', repo),
       'repositories.list': () => c.repositories.list(),
       'backups.create': () => c.backups.create({ source: 'cov-src', repository: 'cov-repo', id: 'cov-1' }, { waitForCompletion: true, pollMs: 25 }),
@@ -129,6 +130,7 @@ describe('the SDK covers the route table', () => {
       'backups.listPage': () => c.backups.listPage({ repository: 'cov-repo', sort: 'createdAt', order: 'desc', limit: 10 }),
       'backups.get': () => c.backups.get('cov-1', { repository: 'cov-repo' }),
       'backups.setExpiry': () => c.backups.setExpiry('cov-1', 'never', { repository: 'cov-repo' }),
+      'restores.dryRun': () => c.restores.dryRun({ backup: 'cov-1', repository: 'cov-repo', target: `sqlite://${join(work, 'cov-restored.db')}` }),
       'restores.create': () => c.restores.create({ backup: 'cov-1', repository: 'cov-repo', target: `sqlite://${join(work, 'cov-restored.db')}` }, { waitForCompletion: true, pollMs: 25 }),
       'copies.create': () => c.copies.create({ backup: 'cov-1', from: 'cov-repo', to: join(work, 'copy') }, { waitForCompletion: true, pollMs: 25 }),
       'syncs.create': () => c.syncs.create({ from: 'cov-repo', to: join(work, 'copy') }, { waitForCompletion: true, pollMs: 25 }),
@@ -150,6 +152,8 @@ describe('the SDK covers the route table', () => {
       'schedules.disable': () => c.schedules.disable('cov'),
       'schedules.enable': () => c.schedules.enable('cov'),
       'schedules.runNow': () => c.schedules.runNow('cov', { waitForCompletion: true, pollMs: 25 }),
+      'schedules.cronPreview': () => c.schedules.cronPreview('0 3 * * *', 'Europe/Paris'),
+      'retention.preview': () => c.retention.preview({ schedule: 'cov', keepLast: 1 }),
       'schedules.remove': () => c.schedules.remove('cov'),
       'jobs.list': () => c.jobs.list({ kind: 'backup' }),
       'jobs.get': async () => c.jobs.get((await c.jobs.list())[0]?.id ?? 'backup-0'),
@@ -160,6 +164,22 @@ describe('the SDK covers the route table', () => {
         expect(states.at(-1)).toBe('SUCCESS');
       },
       'jobs.cancel': async () => c.jobs.cancel((await c.jobs.list())[0]?.id ?? 'backup-0'), // ended: 409, the request was made
+      'jobs.page': async () => expect((await c.jobs.page({ kind: 'backup', limit: 1 })).jobs).toHaveLength(1),
+      'jobs.watchAll': async () => {
+        let seen = false;
+        const reading = (async () => {
+          for await (const job of c.jobs.watchAll()) {
+            seen = job.kind === 'verify';
+            if (seen) break;
+          }
+        })();
+        // Jobs until the stream (connected at some point meanwhile) has told of one.
+        while (!seen) await c.verifications.create({ repository: 'cov-repo' }, { waitForCompletion: true, pollMs: 25 });
+        await reading;
+      },
+      'session.create': async () => expect((await c.session.create({ token: tokens.admin })).role).toBe('admin'),
+      'session.get': async () => expect((await c.session.get()).via).toBe('bearer'),
+      'session.delete': () => c.session.delete(),
       'tokens.list': () => c.tokens.list(),
       'tokens.create': () => c.tokens.create({ role: 'viewer', name: 'cov' }),
       'tokens.revoke': async () => c.tokens.revoke((await c.tokens.list()).find((t) => t.name === 'cov')?.id ?? '000000000000'),

@@ -37,6 +37,35 @@ function gate() {
 }
 
 describe('JobCenter', () => {
+  it('watchAll tells every change of every job, from its STARTED on, until unsubscribed; list pages, count counts', async () => {
+    const center = new JobCenter(new SqliteJobCatalog(catalogFile()), { persistEveryMs: 0 });
+    const seen: [string, string][] = [];
+    const stop = center.watchAll((j) => seen.push([j.id, j.state]));
+    const g1 = gate();
+    const g2 = gate();
+    const one = await center.start({ kind: 'backup', exclusiveKey: 'a', params: {}, run: g1.run });
+    const two = await center.start({ kind: 'verify', params: {}, run: g2.run });
+    expect(seen.slice(0, 2)).toEqual([[one.id, 'STARTED'], [two.id, 'STARTED']]);
+    g1.release();
+    g2.release();
+    await Promise.all([center.wait(one.id), center.wait(two.id)]);
+    for (const job of [one, two]) {
+      const states = seen.filter(([id]) => id === job.id).map(([, s]) => s);
+      expect(states).toEqual(expect.arrayContaining(['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'SUCCESS']));
+      expect(states.at(-1)).toBe('SUCCESS');
+    }
+    stop();
+    const before = seen.length;
+    const three = await center.start({ kind: 'backup', exclusiveKey: 'b', params: {}, run: async () => ({}) });
+    await center.wait(three.id);
+    expect(seen.length).toBe(before);
+    expect(await center.count()).toBe(3);
+    expect(await center.count({ kind: 'backup' })).toBe(2);
+    expect((await center.list({ limit: 2 })).length).toBe(2);
+    expect((await center.list({ kind: 'backup', limit: 1, offset: 1 })).map((j) => j.id)).toEqual([one.id]);
+    expect(await center.list({ offset: 3 })).toEqual([]);
+  });
+
   it('answers STARTED at once, then moves through TRANSFERRING and TRANSFERRED to SUCCESS', async () => {
     const center = new JobCenter(new SqliteJobCatalog(catalogFile()), { persistEveryMs: 0 });
     const g = gate();
@@ -187,6 +216,8 @@ describe.sequential('JobCenter on a PostgreSQL catalog (shared by several server
     expect((await a2.get(runningB.id)).state).toBe('TRANSFERRING');
     expect(await a2.get(done.id)).toMatchObject({ state: 'SUCCESS', result: { ok: 1 }, progress: { rows: 5 } });
     expect((await a2.list({ kind: 'backup' })).map((j) => j.id)).toEqual([runningA.id, done.id]);
+    expect((await a2.list({ kind: 'backup', limit: 1, offset: 1 })).map((j) => j.id)).toEqual([done.id]);
+    expect([await a2.count({ kind: 'backup' }), await a2.count({ kind: 'restore' }), await a2.count({ kind: 'verify' })]).toEqual([2, 1, 0]);
     await b.cancel(runningB.id);
     expect((await b.wait(runningB.id)).state).toBe('CANCELED');
     expect((await a2.get(runningB.id)).state).toBe('CANCELED');

@@ -1,12 +1,13 @@
 /** `cairn restore`: a backup into a database, here or through a server. */
 import { Option, type Command } from 'commander';
 import { addDuration, parseDuration } from '../../core/durations.js';
-import { UsageError } from '../../core/errors.js';
+import { ConflictError, UsageError } from '../../core/errors.js';
 import { parseRenames } from '../../core/selection.js';
 import { runRestore } from '../../jobs/restore.js';
+import { planRestore, type RestorePlan } from '../../jobs/restore-plan.js';
 import { openTarget } from '../../sources/index.js';
-import { formatDuration, plural } from '../format.js';
-import { collect, NAME_QUOTING, openLockingRepository, parseJobs, refuseRetryLockRemote, retryLockOption, type RetryLockFlags, printJson, repoOption, selectionFrom, selectionOptions, type CliContext, type CommonOptions, type SelectionFlags } from '../options.js';
+import { formatBytes, formatCount, formatDuration, plural, table } from '../format.js';
+import { collect, type Io, NAME_QUOTING, openLockingRepository, parseJobs, refuseRetryLockRemote, retryLockOption, type RetryLockFlags, printJson, repoOption, selectionFrom, selectionOptions, type CliContext, type CommonOptions, type SelectionFlags } from '../options.js';
 import { ProgressBar } from '../progress-bar.js';
 import { requireRepoName, runOnServer, serverClient, serverOption, type ServerFlags } from '../remote.js';
 
@@ -21,6 +22,7 @@ interface RestoreFlags extends CommonOptions, SelectionFlags, ServerFlags, Retry
   /** commander's --no-owner / --no-privileges: false when given. */
   owner: boolean;
   privileges: boolean;
+  dryRun?: boolean;
 }
 
 export function registerRestoreCommand(program: Command, { io, signal }: CliContext): void {
@@ -49,6 +51,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
     .option('--roles', 'also restore the roles recorded in the backup (PostgreSQL; a whole-server backup: and its tablespaces) or its users and grants (MySQL/MariaDB: CREATE USER IF NOT EXISTS, then the GRANTs)')
     .option('--no-owner', 'objects belong to the restoring role, not their recorded owners (PostgreSQL, as pg_restore --no-owner); MySQL/MariaDB: the DEFINER of views, triggers, routines and events becomes the restoring user (CURRENT_USER)')
     .option('--no-privileges', 'leave out grants and default privileges (PostgreSQL, as pg_restore --no-privileges; MySQL/MariaDB: with --roles, the users without their GRANTs)')
+    .option('--dry-run', 'check only: list the collections the restore would write and the conflicts in the target, write nothing (exit 4 when there are conflicts)')
     .option('--json', 'print JSON')
     .addOption(retryLockOption())
     .addOption(serverOption())
@@ -60,6 +63,42 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
         const renames = parseRenames(opts.rename);
         const sessionsTimeoutMs = opts.sessionsTimeout !== undefined ? durationMs(opts.sessionsTimeout, '--sessions-timeout') : undefined;
         const client = await serverClient(opts);
+        if (opts.dryRun) {
+          if (opts.wait === false) throw new UsageError('--no-wait starts a job; a --dry-run starts none: leave one out.');
+          const request = {
+            selection,
+            renames,
+            onConflict: opts.onConflict,
+            ...(opts.sessions ? { sessions: opts.sessions } : {}),
+            ...(sessionsTimeoutMs !== undefined ? { sessionsTimeoutMs } : {}),
+            roles: Boolean(opts.roles),
+            noOwner: opts.owner === false,
+            noPrivileges: opts.privileges === false,
+          };
+          let plan: RestorePlan;
+          if (client) {
+            refuseRetryLockRemote(opts);
+            plan = await client.restores.dryRun({
+              backup: id,
+              repository: requireRepoName(opts.repo),
+              target: opts.to,
+              ...selection,
+              ...(renames.size ? { renames: Object.fromEntries(renames) } : {}),
+              onConflict: opts.onConflict,
+              ...(opts.sessions ? { sessions: opts.sessions } : {}),
+              ...(sessionsTimeoutMs !== undefined ? { sessionsTimeoutSeconds: Math.ceil(sessionsTimeoutMs / 1000) } : {}),
+              ...(opts.roles ? { roles: true } : {}),
+              ...(opts.owner === false ? { noOwner: true } : {}),
+              ...(opts.privileges === false ? { noPrivileges: true } : {}),
+            });
+          } else {
+            const repository = await openLockingRepository(opts.repo, opts, { io, signal });
+            plan = await planRestore({ repo: repository, backupId: id, target: openTarget(opts.to), ...request, signal });
+          }
+          printPlan(io, plan, Boolean(opts.json));
+          if (!plan.ok) throw new ConflictError(`The dry run found ${plural(plan.conflicts.length, 'conflict')} in ${plan.target} (listed above); nothing was written.`);
+          return;
+        }
         if (client) {
           refuseRetryLockRemote(opts);
           const started = Date.now();
@@ -125,6 +164,23 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
       },
     );
 
+}
+
+/** A dry run's plan: the JSON answer as the API gives it, or a table of collections and the conflicts. */
+function printPlan(io: Io, plan: RestorePlan, json: boolean): void {
+  if (json) return printJson(io, plan);
+  io.out(`Dry run: restore of backup ${plan.backupId} into ${plan.target} (on conflict: ${plan.onConflict}).`);
+  io.out(
+    table(
+      ['COLLECTION', 'RESTORED AS', 'KIND', 'ROWS', 'SIZE'],
+      plan.collections.map((c) => [c.name, c.targetName, c.kind, formatCount(c.rows), formatBytes(c.logicalBytes)]),
+    ),
+  );
+  if (plan.conflicts.length > 0) {
+    io.out(`Conflicts (${plan.conflicts.length}):`);
+    for (const k of plan.conflicts) io.out(`- ${k.name}: ${k.message}`);
+  }
+  io.out(plan.message);
 }
 
 /** A duration option in milliseconds (seconds to weeks; months and years are refused as too long to mean). */

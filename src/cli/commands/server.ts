@@ -10,11 +10,12 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
     .option('--listen <host:port>', 'address to listen on; 0.0.0.0 to accept other machines', '127.0.0.1:8080')
     .addOption(dataDirOption())
     .addOption(new Option('--catalog <postgres-url>', 'keep job records in PostgreSQL, shared by several servers (default: SQLite in --data-dir)').env('CAIRN_CATALOG'))
+    .option('--no-console', 'do not serve the web console at / (the API is unchanged)')
     .option('--allow-urls', 'let operator and admin tokens name sources, targets and repositories by URL or path, not only by registered name (never the data folder; viewers never; a PostgreSQL URL so named uses no PG* variable, service file, ~/.pgpass or Unix socket of the server; a MySQL URL no MYSQL_PWD, option file or Unix socket)')
     .addOption(new Option('--log-format <format>', 'log lines on stderr as json or logfmt').choices(['json', 'logfmt']).default('json'))
     .addOption(new Option('--log-level <level>', 'least level logged: debug (also every request), info (start-up, job start and end), warn (failed jobs and requests), error (default: CAIRN_LOG_LEVEL, else info)').choices(['debug', 'info', 'warn', 'error']))
     .addHelpText('after', '\nRequests name registered sources and repositories (cairn source add, cairn repo add with this data folder as\nCAIRN_DATA_DIR, POST /v1/sources, POST /v1/repositories) and "default", the repository the BACKUP_* variables describe (used when a request names none).')
-    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean; logFormat: string; logLevel?: string }) => {
+    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean; console: boolean; logFormat: string; logLevel?: string }) => {
       const { host, port } = parseListen(opts.listen);
       const { startServer } = await import('../../server/index.js');
       const { createLogger, parseLogFormat, parseLogLevel } = await import('../../server/log.js');
@@ -27,6 +28,7 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
         host,
         port,
         ...(opts.allowUrls ? { allowAdHocUrls: true } : {}),
+        console: opts.console,
         logger,
       });
       // The address is the command's output, not a log line: printed on stdout whatever

@@ -10,6 +10,7 @@ import { validateBackupId } from '../../core/ids.js';
 import type { RegistrationKind, SqliteRegistry } from '../../catalog/registry.js';
 import type { SqliteScheduleStore } from '../../catalog/schedules.js';
 import type { SqliteTokenStore, TokenInfo } from '../../catalog/tokens.js';
+import type { SqliteSessionStore, SessionRecord } from '../../catalog/sessions.js';
 import type { JobKind, JobRecord } from '../../catalog/types.js';
 import type { JobCenter } from '../../jobs/job-center.js';
 import type { Scheduler } from '../../jobs/scheduler.js';
@@ -19,8 +20,11 @@ import { isName, type AccessPolicy, type DatabaseRef } from '../access.js';
 import { quote, safeMessage } from '../redact.js';
 import type { BodyOf, QueryOf, RouteId } from './table.js';
 
-/** inputs: the strings a request named (URLs, paths), redacted wherever an error quotes them. */
-export type Env = { Variables: { token: TokenInfo; inputs: string[] } };
+/**
+ * inputs: the strings a request named (URLs, paths), redacted wherever an error quotes them.
+ * session: the console session of a cookie-authenticated request (undefined for a bearer token).
+ */
+export type Env = { Variables: { token: TokenInfo; inputs: string[]; session: SessionRecord | undefined } };
 
 /** A handler of one route: its body and query already checked against the route table. */
 export type Handler<K extends RouteId> = (c: Context<Env>, request: { body: BodyOf<K>; query: QueryOf<K> }) => Response | Promise<Response>;
@@ -33,6 +37,10 @@ export interface RouteKit {
   schedules: SqliteScheduleStore;
   scheduler: Scheduler;
   tokens: SqliteTokenStore;
+  /** Console sign-in sessions (routes/sessions.ts). */
+  sessions: SqliteSessionStore;
+  /** How often GET /v1/events writes its keep-alive comment, in ms (15 s). */
+  eventsPingMs: number;
   access: AccessPolicy;
   /** A repository a request names, as its token's role may. */
   openRepo(c: Context<Env>, value: string | undefined): Promise<Repository>;

@@ -6,12 +6,13 @@ import { validateBackupId } from '../../core/ids.js';
 import { databaseKey } from '../../jobs/database-key.js';
 import { checkPair, runCopy, runSync, syncProblems } from '../../jobs/copy.js';
 import { runRestore } from '../../jobs/restore.js';
+import { planRestore } from '../../jobs/restore-plan.js';
 import { expiredBackups } from '../../jobs/scheduled-backup.js';
 import { prune } from '../../repo/prune.js';
 import { repair } from '../../repo/repair.js';
 import { verifyBackupsLocked, verifyFailure } from '../../repo/verify.js';
 import { definitionProblems, namesCollection, openTarget } from '../../sources/index.js';
-import { quote } from '../redact.js';
+import { quote, safeMessage } from '../redact.js';
 import { publicJob, type RouteKit } from './kit.js';
 
 export function operationRoutes({ on, center, openRepo, sourceUrl, started }: RouteKit): void {
@@ -27,6 +28,23 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
     }
     const ref = sourceUrl(c, req.target, 'target');
     const target = openTarget(ref.url, { untrusted: ref.untrusted });
+    if (req.dryRun) {
+      // The checks a restore makes before writing, answered at once: no job, nothing written.
+      const plan = await planRestore({
+        repo,
+        backupId,
+        target,
+        selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
+        renames: new Map(req.renames ?? []),
+        onConflict: req.onConflict ?? 'fail',
+        ...(req.sessions ? { sessions: req.sessions } : {}),
+        ...(req.sessionsTimeoutSeconds !== undefined ? { sessionsTimeoutMs: req.sessionsTimeoutSeconds * 1000 } : {}),
+        ...(req.roles ? { roles: true } : {}),
+        ...(req.noOwner ? { noOwner: true } : {}),
+        ...(req.noPrivileges ? { noPrivileges: true } : {}),
+      });
+      return c.json({ ...plan, conflicts: plan.conflicts.map((k) => ({ ...k, message: safeMessage(k.message) })), message: safeMessage(plan.message) }, 200);
+    }
     // cpuPercentage: a share of the server's cores, as on a backup.
     const jobs = req.jobs ?? (req.cpuPercentage !== undefined ? Math.max(1, Math.floor((os.availableParallelism() * req.cpuPercentage) / 100)) : undefined);
     const job = await center.start({

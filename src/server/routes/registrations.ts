@@ -3,15 +3,16 @@
  * passwords) stay in the catalog; answers carry names and locations only.
  */
 import path from 'node:path';
-import { CairnError, UsageError } from '../../core/errors.js';
+import { CairnError, SourceError, UsageError } from '../../core/errors.js';
 import { readPasswordSource, type PasswordSource } from '../../core/password-source.js';
 import { validateName, type RegistrationKind } from '../../catalog/registry.js';
 import { deleteScheduledBackupsOf, enabledSchedulesUsing, sourceInUse } from '../../jobs/scheduled-backup.js';
 import { Repository } from '../../repo/repository.js';
 import { openSource } from '../../sources/index.js';
+import type { SourceCheckReport } from '../../sources/types.js';
 import { openStorage } from '../../storage/index.js';
 import { isName } from '../access.js';
-import { quote } from '../redact.js';
+import { answerMessage, quote } from '../redact.js';
 import { registeredName, type RouteKit } from './kit.js';
 
 const ROUTE_IDS = {
@@ -19,7 +20,9 @@ const ROUTE_IDS = {
   repository: { plural: 'repositories', register: 'registerRepository', list: 'listRepositories', remove: 'removeRepository' },
 } as const;
 
-export function registrationRoutes({ on, registry, access, schedules, serverRepo }: RouteKit): void {
+export function registrationRoutes(kit: RouteKit): void {
+  const { on, registry, access, schedules, serverRepo } = kit;
+  sourceCheckRoute(kit);
   for (const kind of ['source', 'repository'] as RegistrationKind[]) {
     const ids = ROUTE_IDS[kind];
     on(ids.register, async (c, { body: req }) => {
@@ -71,6 +74,36 @@ export function registrationRoutes({ on, registry, access, schedules, serverRepo
       });
     });
   }
+}
+
+/** How long a connection test may take before it answers ok: false. */
+const CHECK_TIMEOUT_MS = 20_000;
+
+/** POST /v1/sources/{name}/check: DatabaseSource.check, its failure an answer (code, message), never a secret. */
+function sourceCheckRoute({ on, registry }: RouteKit): void {
+  on('checkSource', async (c) => {
+    const name = registeredName(c.req.param('name') ?? '', 'source');
+    const url = registry.url('source', name);
+    if (url === undefined) throw new CairnError('NOT_FOUND', `No source named ${quote(name)} is registered: list them with GET /v1/sources.`);
+    const started = performance.now();
+    const source = openSource(url);
+    const base = { name, kind: source.kind, location: source.location };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new SourceError(`${source.location} did not answer within ${CHECK_TIMEOUT_MS / 1000} s. Check the host, port and firewall.`)), CHECK_TIMEOUT_MS);
+      });
+      const report: SourceCheckReport = await Promise.race([source.check?.() ?? Promise.resolve({}), timeout]);
+      const ok = (report.tools ?? []).every((t) => t.ok);
+      return c.json({ ...base, ok, ...report, durationMs: Math.round(performance.now() - started) });
+    } catch (err) {
+      const code = err instanceof CairnError ? err.code : 'SOURCE';
+      const message = answerMessage(err instanceof Error ? err.message : String(err), [url]);
+      return c.json({ ...base, ok: false, error: { code, message }, durationMs: Math.round(performance.now() - started) });
+    } finally {
+      clearTimeout(timer);
+    }
+  });
 }
 
 /**

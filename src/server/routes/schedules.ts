@@ -1,16 +1,29 @@
 /** /v1/schedules: scheduled backups, shown without secrets (public.ts), with their next run. */
 import type { ScheduleSpec } from '../../catalog/schedules.js';
+import { cronPreview, describeCron, nextRuns } from '../../jobs/cron-preview.js';
+import { previewRetention, rulesGiven } from '../../jobs/retention-preview.js';
+import { madeBySchedule } from '../../jobs/scheduled-backup.js';
+import { cronOf } from '../../jobs/scheduler.js';
+import { quote } from '../redact.js';
 import { applyScheduleChanges, buildScheduleSpec, scheduleEdit } from '../../jobs/schedule-spec.js';
 import { openSource } from '../../sources/index.js';
 import { DEFAULT_REPOSITORY, type DatabaseRef } from '../access.js';
 import { publicRuns, publicSchedule } from '../public.js';
 import { publicJob, scheduleName, type RouteKit } from './kit.js';
 
-export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sourceUrl }: RouteKit): void {
+export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sourceUrl, access, serverRepo }: RouteKit): void {
   /** A schedule as listed: with its next due time (null while disabled). */
   /** Checks a schedule's source as the scheduler will open it (an ad-hoc URL untrusted). */
   const checkSource = (ref: DatabaseRef): void => void openSource(ref.url, { untrusted: ref.untrusted });
-  const shown = <T extends ScheduleSpec>(s: T) => ({ ...publicSchedule(s), nextRun: s.enabled ? scheduler.next(s, new Date())?.toISOString() ?? null : null });
+  const shown = <T extends ScheduleSpec>(s: T) => {
+    const now = new Date();
+    return {
+      ...publicSchedule(s),
+      nextRun: s.enabled ? scheduler.next(s, now)?.toISOString() ?? null : null,
+      description: describeCron(s.cron, s.timezone),
+      nextRuns: s.enabled ? nextRuns(s.cron, s.timezone, 5, now) : [],
+    };
+  };
 
   on('listSchedules', (c) => c.json({ schedules: schedules.list().map(shown) }));
   on('createSchedule', async (c, { body: req }) => {
@@ -55,6 +68,30 @@ export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sou
     c.set('inputs', [spec.source, spec.repository]); // the error may quote its URL
     const jobId = await scheduler.runNow(name);
     return c.json({ job: publicJob(await center.get(jobId)) }, 202);
+  });
+  on('cronPreview', (c, { query }) => c.json(cronPreview(query.cron, query.timezone ?? 'UTC', query.count !== undefined ? Number(query.count) : 5)));
+  on('retentionPreview', async (c, { body: req }) => {
+    const spec = req.schedule !== undefined ? schedules.get(scheduleName(req.schedule)) : undefined;
+    // A schedule's source and repository as its runs open them; a request's as its role may name them.
+    const ref = spec ? access.databaseUrl(spec.source, 'server') : sourceUrl(c, req.source ?? '');
+    const sourceLocation = openSource(ref.url, { untrusted: ref.untrusted }).location;
+    const repo = req.repository !== undefined || !spec ? await openRepo(c, req.repository) : await serverRepo(spec.repository);
+    const rules = rulesGiven(req) ?? (spec ? spec.retention : {});
+    const timezone = req.timezone ?? spec?.timezone ?? 'UTC';
+    cronOf('@daily', timezone); // the zone checked as a schedule's (400 naming it)
+    const manifests = await repo.listManifests();
+    // The candidates of a scheduled run's retention: its own backups; for a source, every
+    // schedule's backups of it. Manual backups never are.
+    const candidates = manifests.filter((m) => (spec ? madeBySchedule(m, spec, sourceLocation) : m.type === 'scheduled' && m.source.location === sourceLocation));
+    const decision = previewRetention(candidates, rules, new Date(), timezone);
+    const of = spec ? `the backups schedule ${quote(spec.name)} made` : `the scheduled backups of ${sourceLocation}`;
+    return c.json({
+      repository: repo.location,
+      timezone,
+      rules,
+      ...decision,
+      note: `Over ${of} (${candidates.length}); manual backups are never removed by retention. Nothing was deleted.`,
+    });
   });
   on('removeSchedule', (c) => {
     const name = scheduleName(c.req.param('name') ?? '');

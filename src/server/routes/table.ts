@@ -43,8 +43,8 @@ export interface RouteSpec {
 /** What each error status means (the `code`s it carries: docs/api.md). */
 export const ERROR_STATUS: Record<ErrorStatus, string> = {
   400: 'USAGE: invalid JSON, fields, ids or query parameters (every problem named, up to 10)',
-  401: 'UNAUTHORIZED: no or unknown bearer token',
-  403: 'FORBIDDEN: the role may not do this, or it names a URL, path or data-folder file it may not',
+  401: 'UNAUTHORIZED: no or unknown bearer token or session; SESSION_EXPIRED: the session cookie\'s session ended (sign in again)',
+  403: 'FORBIDDEN: the role may not do this, or it names a URL, path or data-folder file it may not; CSRF: a cookie-authenticated request without the right X-CSRF-Token or from another origin',
   404: 'NOT_FOUND: unknown backup, job, schedule, token or registered name',
   409: 'CONFLICT / CANCELLED: a duplicate, an ended job, or a database in use by a job (named)',
   413: 'PAYLOAD_TOO_LARGE: the body is over 1 MiB',
@@ -113,7 +113,21 @@ export const SourceRemoveQuery = z.object({
   deleteScheduledBackups: flag('deleteScheduledBackups', 'also delete the backups its schedules made (manual backups stay)'),
 });
 export const RepositoryRemoveQuery = SourceRemoveQuery.pick({ force: true });
-export const JobListQuery = z.object({ kind: oneOf('kind', S.JOB_KINDS), state: oneOf('state', JOB_STATES) });
+/** A whole number in [min, max] from a query parameter, refused with its name otherwise. */
+const count = (name: string, min: number, max: number, description: string) =>
+  z
+    .string()
+    .regex(/^\d{1,7}$/, { error: `${name} is a whole number ${min}–${max}` })
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, { error: `${name} is a whole number ${min}–${max}` })
+    .optional()
+    .describe(description);
+export const JobListQuery = z.object({
+  kind: oneOf('kind', S.JOB_KINDS),
+  state: oneOf('state', JOB_STATES),
+  limit: count('limit', 1, 1000, 'at most this many jobs (1–1000, default 100)'),
+  offset: count('offset', 0, 1_000_000, 'skip this many of the newest first (default 0)'),
+});
 
 const backupId = z.object({ id: z.string().describe('a backup id (1-128 of a-z, 0-9, "-", "_")') });
 const jobId = z.object({ id: z.string().describe('a job id, e.g. backup-0123456789abcdef') });
@@ -160,7 +174,10 @@ export const ROUTES = {
     summary: 'per source and repository: newest backup, last result, schedules, status (failing, late, never, running, ok), sizes and history; per repository its totals (from the summary cache and the job center)',
     answers: { 200: S.Overview }, errors: [401, 403],
   },
-  createRestore: startsJob('/v1/restores', S.CreateRestoreBody, 'start a restore'),
+  createRestore: {
+    ...startsJob('/v1/restores', S.CreateRestoreBody, 'start a restore; with dryRun: true, check it only (200, no job): its collections and the conflicts in the target'),
+    answers: { 200: S.RestorePlan, 202: S.JobAnswer },
+  },
   createCopy: startsJob('/v1/copies', S.CreateCopyBody, 'copy a backup to another repository (verified before its manifest is written)'),
   createSync: startsJob('/v1/syncs', S.CreateSyncBody, 'copy every backup of `from` that `to` lacks (only missing chunks sent; each verified before it appears); FAILS with CONFLICT or CORRUPT naming the backups left out, after copying the others'),
   createExport: startsJob('/v1/exports', S.CreateExportBody, 'export backups of one repository into one .cairn archive kept in the server\'s data folder (as cairn export); the result names its size and sha256; download it with GET /v1/exports/{jobId}/file'),
@@ -195,6 +212,11 @@ export const ROUTES = {
     summary: 'forget a source; its backups are kept. 409 (naming them) while enabled schedules use it, unless force=true, which disables them',
     params: name, query: SourceRemoveQuery, answers: { 200: S.SourceRemoved }, errors: [400, 401, 403, 404, 409, 423, 502],
   },
+  checkSource: {
+    method: 'post', path: '/v1/sources/:name/check', role: 'operator',
+    summary: "test a registered source: connect (reading nothing but its version), and for PostgreSQL that pg_dump and pg_restore are at least the server's major version; a failure is ok: false with its code and message",
+    params: name, answers: { 200: S.SourceCheck }, errors: [401, 403, 404],
+  },
   registerRepository: {
     method: 'post', path: '/v1/repositories', role: 'admin',
     summary: 'register an existing (initialised) repository by name; not "default", not in the data folder; an encrypted one with passwordFile or passwordCommand (checked: the password must open it)',
@@ -207,7 +229,7 @@ export const ROUTES = {
     params: name, query: RepositoryRemoveQuery, answers: { 200: S.RepositoryRemoved }, errors: [400, 401, 403, 404, 409],
   },
 
-  listSchedules: { method: 'get', path: '/v1/schedules', summary: 'schedules with nextRun and lastDue', role: 'viewer', answers: { 200: S.ScheduleList }, errors: [401, 403] },
+  listSchedules: { method: 'get', path: '/v1/schedules', summary: 'schedules with nextRun, lastDue, description (the cron in words) and nextRuns (5)', role: 'viewer', answers: { 200: S.ScheduleList }, errors: [401, 403] },
   createSchedule: {
     method: 'post', path: '/v1/schedules', role: 'operator',
     summary: 'add a schedule (repository left out: "default")',
@@ -227,11 +249,36 @@ export const ROUTES = {
     params: name, body: S.UpdateScheduleBody, answers: { 200: S.ScheduleAnswer }, errors: [400, 401, 403, 404, 413, 422, 502],
   },
   removeSchedule: { method: 'delete', path: '/v1/schedules/:name', summary: 'remove a schedule; its backups are kept', role: 'operator', params: name, answers: { 200: S.ScheduleRemoved }, errors: [401, 403, 404] },
+  retentionPreview: {
+    method: 'post', path: '/v1/retention-previews', role: 'viewer',
+    summary: "which backups retention rules would keep and remove (a schedule's own backups, or a source's scheduled ones), as a scheduled run decides; nothing is deleted",
+    body: S.RetentionPreviewBody, answers: { 200: S.RetentionPreview }, errors: [400, 401, 403, 404, 413, 422, 502],
+  },
+  cronPreview: {
+    method: 'get', path: '/v1/cron-preview', role: 'viewer',
+    summary: 'a cron expression in plain words and its next due times in a time zone, as the scheduler computes them; 400 naming a bad cron or zone',
+    query: S.CronPreviewQuery, answers: { 200: S.CronPreview }, errors: [400, 401, 403],
+  },
 
   getStats: {
     method: 'get', path: '/v1/stats', role: 'viewer',
     summary: 'what a repository stores: pack bytes, logical bytes, dedup and compression ratios, per source its backups, newest, logical and unique stored bytes',
     query: BackupQuery, answers: { 200: S.Stats }, errors: [400, 401, 403, 404, 422, 502],
+  },
+
+  // Console sign-in (docs/api.md "Sessions"): a token traded for an HttpOnly SameSite=Strict
+  // cookie; cookie-authenticated requests other than GET/HEAD need X-CSRF-Token.
+  createSession: {
+    method: 'post', path: '/v1/sessions', role: null,
+    summary: 'sign in: trade a token for a session cookie (cairn_session, HttpOnly, SameSite=Strict; 8 h, 1 h idle); the answer holds the CSRF token to send as X-CSRF-Token',
+    body: S.CreateSessionBody, answers: { 201: S.SessionCreated }, errors: [400, 401, 403, 413],
+  },
+  getSession: { method: 'get', path: '/v1/session', summary: 'who is signed in: role, token, expiry (and the CSRF token for a cookie session)', role: 'viewer', answers: { 200: S.SessionAnswer }, errors: [401] },
+  deleteSession: { method: 'delete', path: '/v1/session', summary: 'sign out: ends the cookie\'s session and clears the cookie (needs no valid session)', role: null, answers: { 200: S.SignedOut }, errors: [403] },
+  events: {
+    method: 'get', path: '/v1/events', role: 'viewer',
+    summary: 'server-sent events: an `event: job` with the record (Job) of any job of this server on every change (start, progress, end); a `: ping` comment every 15 s',
+    answers: { 200: { mediaType: 'text/event-stream', description: 'event: job, data: a Job as JSON' } }, errors: [401, 403],
   },
 
   listTokens: { method: 'get', path: '/v1/tokens', summary: 'API tokens (never their secrets)', role: 'admin', answers: { 200: S.TokenList }, errors: [401, 403] },
@@ -246,7 +293,7 @@ export const ROUTES = {
     params: tokenId, answers: { 200: S.TokenRevoked }, errors: [401, 403, 404],
   },
 
-  listJobs: { method: 'get', path: '/v1/jobs', summary: 'jobs, newest first', role: 'viewer', query: JobListQuery, answers: { 200: S.JobList }, errors: [400, 401, 403] },
+  listJobs: { method: 'get', path: '/v1/jobs', summary: 'jobs, newest first, a page at a time (limit, offset; total counts all that match)', role: 'viewer', query: JobListQuery, answers: { 200: S.JobList }, errors: [400, 401, 403] },
   getJob: { method: 'get', path: '/v1/jobs/:id', summary: 'one job', role: 'viewer', params: jobId, answers: { 200: S.JobAnswer }, errors: [401, 403, 404] },
   cancelJob: { method: 'post', path: '/v1/jobs/:id/cancel', summary: 'cancel a job (CANCELLING); FINALIZING cannot be cancelled', role: 'operator', params: jobId, answers: { 202: S.JobAnswer }, errors: [401, 403, 404, 409] },
   jobEvents: {

@@ -99,6 +99,7 @@ export async function assertNoConflicts(conn: mysql.Connection, database: string
     if (taken.length > 0) {
       throw new ConflictError(
         `${location} already holds ${list(taken)}. Restore with --on-conflict overwrite to replace them, --on-conflict replace to make the database exactly the backup, or into another database (or --rename / --exclude them).`,
+        { problems: taken.map((t) => `${location} already holds ${t}.`) },
       );
     }
     return;
@@ -131,6 +132,7 @@ export async function assertNoConflicts(conn: mysql.Connection, database: string
   if (problems.length > 0) {
     throw new ConflictError(
       `Cannot overwrite in ${location}: ${list(problems)}. Restore with --on-conflict replace to make the database exactly the backup, or restore those objects under other names (--rename) or into another database.`,
+      { problems: problems.map((p) => `Cannot overwrite in ${location}: ${p}.`) },
     );
   }
 }

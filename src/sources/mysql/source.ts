@@ -35,7 +35,7 @@
 import type mysql from 'mysql2/promise';
 import { SourceError, throwIfAborted } from '../../core/errors.js';
 import type { SourceOptions } from '../driver.js';
-import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
+import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceCheckReport, SourceSnapshot } from '../types.js';
 import {
   readColumns,
   readDatabaseCharset,
@@ -56,7 +56,7 @@ import {
   type CatalogColumn,
   type CatalogObject,
 } from './catalog.js';
-import { ident, mysqlError, mysqlLocation, parseVersion, type MysqlSettings } from './connection.js';
+import { connect, ident, mysqlError, mysqlLocation, parseVersion, type MysqlSettings } from './connection.js';
 import {
   GRANTS_COLLECTION,
   GRANTS_KIND,
@@ -107,6 +107,19 @@ export class MysqlSource implements DatabaseSource {
   ) {
     this.name = settings.database;
     this.location = mysqlLocation(settings);
+  }
+
+  /** See DatabaseSource.check: connects to the database and reads the server's version (no tools: the driver reads everything). */
+  async check(): Promise<SourceCheckReport> {
+    const conn = await connect(this.settings);
+    try {
+      const version = (await queryText(conn, 'SELECT VERSION()'))[0]?.[0] ?? '';
+      return { serverVersion: version };
+    } catch (err) {
+      throw mysqlError(err, this.settings);
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
   }
 
   /**

@@ -204,9 +204,9 @@ export async function assertNoConflicts(
 ): Promise<void> {
   const routines = differingRoutines ?? (await existingRoutines(client, plan));
   const problems = [...(await findConflicts(client, plan, onConflict, location)), ...routineConflicts(plan, routines, onConflict, location)];
-  if (problems.length === 1) throw new ConflictError(problems[0] as string);
+  if (problems.length === 1) throw new ConflictError(problems[0] as string, { problems });
   if (problems.length > 1) {
-    throw new ConflictError(`Cannot restore into ${location}: ${problems.length} conflicts:\n${problems.map((p) => `- ${p}`).join('\n')}`);
+    throw new ConflictError(`Cannot restore into ${location}: ${problems.length} conflicts:\n${problems.map((p) => `- ${p}`).join('\n')}`, { problems });
   }
 }
 

@@ -35,9 +35,10 @@
 import type { ChildProcess } from 'node:child_process';
 import type pg from 'pg';
 import { CairnError, NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js';
-import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
+import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceCheckReport, SourceSnapshot } from '../types.js';
 import { readRelations, readRoleNames } from './catalog.js';
 import { connect, pgError, pgLocation, toolVersion, type PgConnectionSettings, type SessionDefaults } from './connection.js';
+import { checkPostgres } from './tool-check.js';
 import { PG_ROLES_SQL, ROLES_COLLECTION, type PgRolesDefinition } from './definitions.js';
 import { DATABASE_PROPERTIES_COLUMNS, type PgDatabaseDefinition } from './server-database.js';
 import { serverName } from './server-naming.js';
@@ -73,6 +74,13 @@ export class PostgresServerSource implements DatabaseSource {
   ) {
     this.location = pgLocation(settings, '');
     this.name = `${settings.host.startsWith('/') ? 'local' : settings.host}-${settings.port}`;
+  }
+
+  /** See DatabaseSource.check: on the maintenance database; pg_dump, pg_dumpall and pg_restore. */
+  async check(): Promise<SourceCheckReport> {
+    const { client, database } = await connectMaintenance(this.settings);
+    await client.end().catch(() => undefined);
+    return checkPostgres(this.settings, database, ['pg_dump', 'pg_dumpall', 'pg_restore']);
   }
 
   async openSnapshot(options: SnapshotOptions): Promise<SourceSnapshot> {

@@ -55,7 +55,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type pg from 'pg';
 import { SourceError, throwIfAborted } from '../../core/errors.js';
-import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
+import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceCheckReport, SourceSnapshot } from '../types.js';
 import {
   readColumns,
   readRelationSizes,
@@ -93,6 +93,7 @@ import { segmentCopySql, segmentRanges } from './segments.js';
 import { readChangeEvidence } from './change-evidence.js';
 import { callClosure, readRoutineCatalog, routineGroups, type CatalogRoutine, type PgRoutineDefinition, type RoutineGroup } from './routines.js';
 import { abortError, cancelBackend, DEFAULT_LOCK_TIMEOUT_MS, SESSION_SETUP, SessionPool } from './session-pool.js';
+import { checkPostgres } from './tool-check.js';
 import { checkPgDumpVersion, LOCK_TABLE_ADVICE, toolStream, type ToolStreamContext } from './tool-stream.js';
 
 // segmentRanges is imported from here by the tests and older code.
@@ -130,6 +131,11 @@ export class PostgresSource implements DatabaseSource {
   /** lock_timeout of every session of this source, in ms. */
   private get lockTimeoutMs(): number {
     return Math.max(1, Math.floor(this.options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS));
+  }
+
+  /** See DatabaseSource.check: the server's version; pg_dump and pg_restore at least its major version. */
+  async check(): Promise<SourceCheckReport> {
+    return checkPostgres(this.settings, this.settings.database, ['pg_dump', 'pg_restore']);
   }
 
   /** See DatabaseSource.changeEvidence and change-evidence.ts; throws SourceError when the database cannot be reached. */

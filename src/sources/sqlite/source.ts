@@ -39,8 +39,8 @@ import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import Database from './driver.js';
 import { sqliteError } from './errors.js';
-import { NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js';
-import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceSnapshot } from '../types.js';
+import { CairnError, NotFoundError, SourceError, throwIfAborted } from '../../core/errors.js';
+import type { CollectionDescriptor, DatabaseSource, DataStream, SnapshotOptions, SourceCheckReport, SourceSnapshot } from '../types.js';
 import { RowEncoder, ROWS_V1, TextBytes } from '../row-codec.js';
 import { isStagingFileName, removeAbandonedStaging } from './staging.js';
 import { explainOpenFailure, refuseProtectedFile, refuseServerCatalog } from './catalog-mark.js';
@@ -90,6 +90,25 @@ export class SqliteSource implements DatabaseSource {
   async changeEvidence(): Promise<string | undefined> {
     if (!fs.existsSync(this.path)) return undefined;
     return sqliteChangeEvidence(this.path);
+  }
+
+  /** See DatabaseSource.check: the file opens read-only as a database; its library's version (SQLite has no server and needs no tools). */
+  async check(): Promise<SourceCheckReport> {
+    if (!fs.existsSync(this.path)) throw new NotFoundError(`SQLite database not found: ${this.path}. Check the path; cairn does not create a source database.`);
+    assertDatabaseFile(this.path);
+    refuseProtectedFile(this.path, 'backup');
+    let db: BetterSqlite3.Database | undefined;
+    try {
+      db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: this.busyTimeoutMs });
+      db.prepare('SELECT count(*) FROM sqlite_schema').get();
+      refuseServerCatalog(db, this.path, 'backup');
+      return { serverVersion: db.prepare('SELECT sqlite_version()').pluck().get() as string };
+    } catch (err) {
+      if (err instanceof CairnError) throw err;
+      throw toSourceError(explainOpenFailure(err, this.path, 'backup'), this.path);
+    } finally {
+      db?.close();
+    }
   }
 
   async openSnapshot(options: Partial<SnapshotOptions> = {}): Promise<SourceSnapshot> {

@@ -201,10 +201,11 @@ export class SqliteTarget implements RestoreTarget {
     const problems = findConflicts(db, plan, onConflict, this.path);
     problems.push(...missingTriggerTargets(plan, new Set(readExisting(db).keys())));
     if (database !== undefined && onConflict === 'fail') problems.push(...databaseConflicts(db, database.def, this.path));
-    if (problems.length === 1) throw new ConflictError(problems[0] as string);
+    if (problems.length === 1) throw new ConflictError(problems[0] as string, { problems });
     if (problems.length > 1) {
       throw new ConflictError(
         `Cannot restore into ${this.path}: ${problems.length} conflicts:\n${problems.map((p) => `- ${p}`).join('\n')}`,
+        { problems },
       );
     }
   }
