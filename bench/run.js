@@ -20,6 +20,9 @@
 //   e  (set b's database) cairn into a plain and an encrypted repository (`--only e`, issue 18):
 //                     full backup and restore, alternating; the KDF (scrypt N=2^17) runs in each
 //                     encrypted command, as it would for a user
+//   l  (no database) `cairn server`'s backup listing with 10,000 backups (`--only l`, issue 19;
+//                     bench/listing.mjs): first page (limit=50, newest first) with the summary
+//                     cache cold and warm, against the full listing; median of --runs (default 5)
 // Every measurement runs the tools alternately (the order rotates each run) --runs times
 // (default 3) and reports the median wall time, client CPU (user+sys of the process and its
 // children, from /usr/bin/time), PostgreSQL server CPU (the postmaster and its children, from
@@ -696,6 +699,16 @@ function markdown(result) {
       }
     }
   }
+  const l = result.sets.l;
+  if (l?.skipped) lines.push('', `set l skipped: ${l.skipped}`);
+  if (l && !l.skipped) {
+    lines.push('');
+    lines.push(`| l (${l.backups} backups, median of ${l.runs}) | ms | vs full listing, cold |`);
+    lines.push('|---|---:|---:|');
+    for (const [label, k] of [['first page (limit=50, newest first), cache cold', 'first_page_cold_ms'], ['first page, cache warm', 'first_page_warm_ms'], ['full listing, cache cold (every manifest read, as before the cache)', 'full_cold_ms'], ['full listing, cache warm', 'full_warm_ms']]) {
+      lines.push(`| ${label} | ${fmt(l[k], 1)} | ${fmt(ratio(l[k], l.full_cold_ms), 3)} |`);
+    }
+  }
   lines.push('');
   lines.push('pg_dump / pg_restore run with -Fd -j' + result.options.jobs + ' (pg_dump_z0 adds -Z0); output = repository growth or dump directory size; new = cairn manifest totals.newBytes.');
   lines.push('Client CPU = user+sys of the tool and its children; server CPU = PostgreSQL processes over the same interval (includes unrelated load, if any).');
@@ -724,7 +737,17 @@ const targetSpec = {
   // Issue 18: encryption costs at most 10 % wall time.
   encrypted_backup_vs_plain: ['≤ 1.10', (v) => v <= 1.1],
   encrypted_restore_vs_plain: ['≤ 1.10', (v) => v <= 1.1],
+  // Issue 19: the console's first page of 10,000 backups well under a second.
+  listing_first_page_warm_ms: ['< 250', (v) => v < 250],
 };
+
+/** Set l: bench/listing.mjs in its own process (it starts a server), its JSON result. */
+function benchListing() {
+  const out = path.join(work, 'listing.json');
+  const r = spawnSync(process.execPath, [path.join(here, 'listing.mjs'), '--backups', '10000', '--runs', String(opt('runs', '5')), '--json', out], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) return { skipped: `bench/listing.mjs exited ${r.status}` };
+  return JSON.parse(fs.readFileSync(out, 'utf8'));
+}
 
 // ---------------------------------------------------------------------------------------------
 function main() {
@@ -739,6 +762,7 @@ function main() {
     if (only.has('b')) sets.b = benchVolume('b');
     if (only.has('c')) sets.c = benchTables();
     if (only.has('e')) sets.e = benchEncryption();
+    if (only.has('l')) sets.l = benchListing();
   } finally {
     scratch.cleanup();
   }
@@ -758,6 +782,7 @@ function main() {
     a_full_backup_vs_pg_dump_z0: perSet.a.full_backup_vs_pg_dump_z0 ?? null,
     encrypted_backup_vs_plain: sets.e ? ratio(sets.e.full_backup.encrypted.wall_s, sets.e.full_backup.plain.wall_s) : null,
     encrypted_restore_vs_plain: sets.e ? ratio(sets.e.restore.encrypted.wall_s, sets.e.restore.plain.wall_s) : null,
+    listing_first_page_warm_ms: sets.l?.first_page_warm_ms ?? null,
   };
   const targets = Object.fromEntries(Object.entries(targetSpec).map(([k, [text, f]]) => [k, { text, met: ratios[k] == null ? null : f(ratios[k]) }]));
   const result = {

@@ -10,6 +10,12 @@ import type { BackupSummary, CachedSummary, SummaryStore } from '../jobs/backup-
  */
 export class SqliteSummaryStore implements SummaryStore {
   private readonly db: BetterSqlite3.Database;
+  /**
+   * The rows of each location as last loaded or written, so a listing does not parse thousands
+   * of JSON rows again: only this process writes the table (the data folder's lock keeps a second
+   * server out), and every write goes to both.
+   */
+  private readonly memo = new Map<string, { repositoryId: string; rows: Map<string, CachedSummary> }>();
 
   constructor(file: string) {
     this.db = openCatalogDatabase(file);
@@ -20,7 +26,10 @@ export class SqliteSummaryStore implements SummaryStore {
       PRIMARY KEY (location, id))`);
   }
 
+  /** The rows for `location` (the map is the store's own: read it, do not change it). */
   load(location: string, repositoryId: string): Map<string, CachedSummary> {
+    const memo = this.memo.get(location);
+    if (memo?.repositoryId === repositoryId) return memo.rows;
     // Another repository made at the same location since: nothing of the old one applies.
     this.db.prepare('DELETE FROM backup_summaries WHERE location = ? AND repository_id <> ?').run(location, repositoryId);
     const rows = this.db
@@ -38,6 +47,7 @@ export class SqliteSummaryStore implements SummaryStore {
         damaged: r.damaged,
       });
     }
+    this.memo.set(location, { repositoryId, rows: out });
     return out;
   }
 
@@ -48,6 +58,9 @@ export class SqliteSummaryStore implements SummaryStore {
     this.db.transaction(() => {
       for (const r of rows) put.run(location, r.id, repositoryId, r.size, r.modifiedMs, r.readAtMs, r.checksummed ? 1 : 0, r.summary === null ? null : JSON.stringify(r.summary), r.damaged);
     })();
+    const memo = this.memo.get(location);
+    if (memo?.repositoryId === repositoryId) for (const r of rows) memo.rows.set(r.id, r);
+    else this.memo.delete(location); // loaded afresh next time
   }
 
   drop(location: string, ids: string[]): void {
@@ -55,6 +68,8 @@ export class SqliteSummaryStore implements SummaryStore {
     this.db.transaction(() => {
       for (const id of ids) del.run(location, id);
     })();
+    const memo = this.memo.get(location);
+    for (const id of ids) memo?.rows.delete(id);
   }
 
   close(): void {

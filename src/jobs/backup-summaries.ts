@@ -155,7 +155,8 @@ export async function listBackupSummaries(
   }
   const all = [...rows, ...read];
   const summaries = all.map((r) => r.summary).filter((s): s is BackupSummary => s !== null);
-  summaries.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  // As readAllManifests orders them (ids by the locale's order), the common case compared cheaply.
+  summaries.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id.localeCompare(b.id)));
   const damaged = [
     ...foreign.map((key) => ({ id: key.slice('backups/'.length), message: foreignManifestMessage(key) })),
     ...all.filter((r) => r.damaged !== null).map((r) => ({ id: r.id, message: r.damaged as string })),

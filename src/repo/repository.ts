@@ -357,7 +357,7 @@ export class Repository {
       if (info.key.startsWith('backups/') && isBackupId(name)) objects.push({ id: name, size: info.size, modified: info.modified });
       else foreign.push(info.key);
     }
-    return { objects: objects.sort((a, b) => a.id.localeCompare(b.id)), foreign: foreign.sort() };
+    return { objects: objects.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), foreign: foreign.sort() };
   }
 
   async hasBackup(id: string): Promise<boolean> {

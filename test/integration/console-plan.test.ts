@@ -269,6 +269,11 @@ describe('source check', () => {
     expect(pg.error).toBeUndefined();
     expect(await operator.sources.check('check-lite')).toMatchObject({ kind: 'sqlite', ok: true, serverVersion: expect.stringMatching(/^3\.\d+/) });
     expect(await operator.sources.check('check-maria')).toMatchObject({ kind: 'mysql', ok: true, serverVersion: expect.stringMatching(/^\d+\.\d+/) });
+    // A whole server: pg_dumpall too.
+    await admin.sources.add('check-pgserver', 'postgres://postgres@127.0.0.1:5432/');
+    const whole = await operator.sources.check('check-pgserver');
+    expect(whole).toMatchObject({ kind: 'postgres-server', ok: true, serverVersion });
+    expect(whole.tools?.map((t) => [t.name, t.ok])).toEqual([['pg_dump', true], ['pg_dumpall', true], ['pg_restore', true]]);
   });
 
   it('a dead port is ok: false with the error, never the password; pg_dump older than the server is named', async () => {
@@ -315,3 +320,19 @@ function freePort(): Promise<number> {
     });
   });
 }
+
+describe('cairn schedule show', () => {
+  it('prints the cron in words and the next runs, as the API answers them', async () => {
+    const dataDir = join(work, 'cli-data');
+    const add = await cli(['schedule', 'add', 'words', '--source', `sqlite://${small}`, '--repo', repo, '--cron', '15 4 * * 1-5', '--timezone', 'Europe/Paris', '--data-dir', dataDir]);
+    expect(add.code, add.err).toBe(0);
+    const shown = await cli(['schedule', 'show', 'words', '--data-dir', dataDir, '--json']);
+    const doc = JSON.parse(shown.out) as { schedule: { description: string; nextRuns: string[] } };
+    const preview = await viewer.schedules.cronPreview('15 4 * * 1-5', 'Europe/Paris');
+    expect(doc.schedule).toMatchObject({ description: preview.description, nextRuns: preview.nextRuns });
+    expect(preview.description).toBe('At 04:15, Monday through Friday');
+    const text = await cli(['schedule', 'show', 'words', '--data-dir', dataDir]);
+    expect(text.out).toContain('  in words     At 04:15, Monday through Friday (Europe/Paris)');
+    expect(text.out).toContain(`  next runs    ${preview.nextRuns.join('\n               ')}`);
+  });
+});

@@ -200,9 +200,12 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
   });
   catalogCommand(schedule, 'show <name>', 'a schedule, its retention and its recent runs').action(async (name: string, opts: DataDirFlags) => {
     const { publicRuns, publicSchedule } = await import('../../server/public.js');
+    const { describeCron, nextRuns } = await import('../../jobs/cron-preview.js');
     await withStore(openSchedules, opts.dataDir, (store) => {
       const stored = store.get(name);
-      const s = publicSchedule(stored);
+      // As GET /v1/schedules/{name} answers it: the cron in words and the next 5 due times.
+      const next = stored.enabled ? nextRuns(stored.cron, stored.timezone, 5) : [];
+      const s = { ...publicSchedule(stored), description: describeCron(stored.cron, stored.timezone), nextRuns: next };
       const runs = publicRuns(store.runs(name, 20), stored);
       if (opts.json) return printJson(io, { schedule: s, runs });
       io.out(
@@ -211,6 +214,8 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
           `  id           ${s.id}`,
           `  created      ${s.createdAt}`,
           `  cron         ${s.cron} (${s.timezone}); last due ${s.lastDue ?? 'none yet'}`,
+          `  in words     ${s.description} (${s.timezone})`,
+          `  next runs    ${next.join('\n               ') || 'none (disabled)'}`,
           `  source       ${s.source}`,
           `  repository   ${s.repository}`,
           // Every field the JSON has that a user sets (written as --include / --exclude take them).
