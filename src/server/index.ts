@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { SqliteTokenStore } from '../catalog/tokens.js';
 import { SqliteRegistry } from '../catalog/registry.js';
+import { SqliteSummaryStore } from '../catalog/summaries.js';
 import { SqliteSessionStore, type SessionStoreOptions } from '../catalog/sessions.js';
 import type { ConsoleOptions } from './console.js';
-import { SqliteSummaryStore } from '../catalog/summaries.js';
 import { UsageError } from '../core/errors.js';
 import { JobCenter } from '../jobs/job-center.js';
 import { createApp } from './app.js';
@@ -144,10 +144,10 @@ async function serveLocked(
   closers.push(() => registry.close());
   const schedules = new SqliteScheduleStore(catalogFile(options.dataDir));
   closers.push(() => schedules.close());
-  const sessions = new SqliteSessionStore(catalogFile(options.dataDir), options.sessions);
-  closers.push(() => sessions.close());
   const summaries = new SqliteSummaryStore(catalogFile(options.dataDir));
   closers.push(() => summaries.close());
+  const sessions = new SqliteSessionStore(catalogFile(options.dataDir), options.sessions);
+  closers.push(() => sessions.close());
   const center = new JobCenter(catalog, { owner: serverId(options.dataDir), log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}) });
   // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
   // of this process never opens one, however a path leads there (see catalog-mark.ts).

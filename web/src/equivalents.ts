@@ -123,6 +123,12 @@ function flags(pairs: [string, string | number | undefined][]): string[] {
 }
 
 const repoOf = (r: string | undefined): string => r ?? 'default';
+/**
+ * `--repo` for a command run on the server's host: a registered name as is; the server's default
+ * repository is what the BACKUP_* variables describe, which is also what the CLI uses without --repo.
+ */
+const hostRepo = (r: string | undefined): string => (r && r !== 'default' ? ` --repo ${shellQuote(r)}` : '');
+const ON_HOST_DEFAULT = " with the server's BACKUP_* variables in its environment (the default repository)";
 const VIA_SERVER = '--server "$CAIRN_SERVER"';
 const ON_HOST = "runs on the server's host against its data folder (CAIRN_DATA_DIR); there is no --server form";
 const NO_CLI = (what: string): string => `no cairn command does this: ${what}`;
@@ -170,9 +176,9 @@ export function equivalents<A extends Action>(action: A, params: ActionParams[A]
       const { id, repository } = p as ActionParams['backup.delete'];
       return build(
         'DELETE', `/v1/backups/${encodeURIComponent(id)}${query({ repository })}`, undefined,
-        `cairn backup delete ${shellQuote(id)} --repo ${shellQuote(repoOf(repository))}`,
+        `cairn backup delete ${shellQuote(id)}${hostRepo(repository)}`,
         `await cairn.backups.delete(${js(id)}${repository ? `, ${js({ repository })}` : ''});`,
-        `${ON_HOST}; space comes back with cairn prune --repo ${shellQuote(repoOf(repository))}`,
+        `${ON_HOST}${hostRepo(repository) ? '' : ON_HOST_DEFAULT}; space comes back with cairn prune${hostRepo(repository)}`,
       );
     }
     case 'backup.deletionPreview': {
@@ -193,9 +199,9 @@ export function equivalents<A extends Action>(action: A, params: ActionParams[A]
       const body = compact({ repository, backups });
       return build(
         'POST', '/v1/exports', body,
-        `cairn export ${backups.map(shellQuote).join(' ')} --repo ${shellQuote(repoOf(repository))} -o ${shellQuote(`${backups[0] ?? 'backup'}.cairn`)}`,
+        `cairn export ${backups.map(shellQuote).join(' ')}${hostRepo(repository)} -o ${shellQuote(`${backups[0] ?? 'backup'}.cairn`)}`,
         `const job = await cairn.exports.create(${js(body)}, { waitForCompletion: true });\nconst stream = await cairn.exports.download(job.id);`,
-        `${ON_HOST}; it writes the archive where it runs`,
+        `${ON_HOST}${hostRepo(repository) ? '' : ON_HOST_DEFAULT}; it writes the archive where it runs`,
       );
     }
     case 'export.download': {
@@ -216,7 +222,11 @@ export function equivalents<A extends Action>(action: A, params: ActionParams[A]
     case 'schedule.create': {
       const s = p as ScheduleParams;
       const body = compact({ ...s });
-      const cli = ['cairn schedule add', shellQuote(s.name), ...flags([['--source', s.source], ['--repo', repoOf(s.repository)], ['--cron', s.cron], ['--timezone', s.timezone]]), ...retentionFlags(s)].join(' ');
+      // cairn schedule add --repo takes a registered name or a location: "default" there would be
+      // a folder of that name, not the server's BACKUP_* repository.
+      if (!s.repository || s.repository === 'default')
+        return build('POST', '/v1/schedules', body, null, `await cairn.schedules.create(${js(body)});`, NO_CLI("cairn schedule add cannot name the server's default repository (its --repo takes a registered name or a location): register the repository with cairn repo add and name it"));
+      const cli = ['cairn schedule add', shellQuote(s.name), ...flags([['--source', s.source], ['--repo', s.repository], ['--cron', s.cron], ['--timezone', s.timezone]]), ...retentionFlags(s)].join(' ');
       return build('POST', '/v1/schedules', body, cli, `await cairn.schedules.create(${js(body)});`, ON_HOST);
     }
     case 'schedule.enable':
@@ -286,4 +296,4 @@ export function equivalents<A extends Action>(action: A, params: ActionParams[A]
 }
 
 /** The SDK snippet's first lines: how `cairn` is made. */
-export const SDK_PREAMBLE = "import { CairnClient } from 'cairn-backup/sdk';\nconst cairn = new CairnClient({ url: process.env.CAIRN_SERVER, token: process.env.CAIRN_TOKEN });";
+export const SDK_PREAMBLE = "import { CairnClient } from 'cairn-backup/sdk';\nconst cairn = new CairnClient({ url: process.env.CAIRN_SERVER ?? 'http://127.0.0.1:8080', token: process.env.CAIRN_TOKEN });";

@@ -84,7 +84,7 @@ export function JobPanel({ jobId, title, testid, onEnd }: { jobId: string; title
     if (job && ended) onEnd?.(job);
   }, [ended, job?.id]);
   return (
-    <section class="card job-panel" aria-labelledby={`jp-${jobId}`} data-testid={testid} aria-live="polite">
+    <section class="card job-panel" aria-labelledby={`jp-${jobId}`} data-testid={testid}>
       <div class="job-panel-head">
         <h2 id={`jp-${jobId}`} class="h3">
           {title}
@@ -92,6 +92,10 @@ export function JobPanel({ jobId, title, testid, onEnd }: { jobId: string; title
         {job ? <Badge value={job.state} testid={`job-state-${job.id}`} /> : null}
       </div>
       <p class="muted small mono">job {jobId}</p>
+      {/* Screen readers hear the state changes, not every progress tick. */}
+      <p class="visually-hidden" role="status">
+        {job ? `${title}: ${job.state}${job.error ? `, ${job.error.code}` : ''}` : ''}
+      </p>
       {error ? (
         <p class="text-bad" role="alert">
           {error}

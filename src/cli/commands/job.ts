@@ -1,5 +1,6 @@
 /** `cairn job`: the jobs of a cairn server (list, show, wait, cancel). */
 import type { Command } from 'commander';
+import { UsageError } from '../../core/errors.js';
 import type { JobRecord } from '../../jobs/ports.js';
 import { formatBytes, keyValueLines, table } from '../format.js';
 import { progressLine } from '../progress-bar.js';
@@ -12,12 +13,19 @@ export function registerJobCommands(program: Command, { io, signal }: CliContext
     .command('list')
     .description('list jobs, newest first')
     .addOption(serverOption())
-    .option('--json', 'print JSON')
-    .action(async (opts: ServerFlags & { json?: boolean }) => {
+    .option('--limit <n>', 'at most this many jobs (1-1000)', '1000')
+    .option('--offset <n>', 'skip this many of the newest first', '0')
+    .option('--json', 'print JSON (as GET /v1/jobs: jobs, total, limit, offset)')
+    .action(async (opts: ServerFlags & { json?: boolean; limit: string; offset: string }) => {
+      const limit = Number(opts.limit);
+      const offset = Number(opts.offset);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit must be a whole number from 1 to 1000, not "${opts.limit}".`);
+      if (!Number.isInteger(offset) || offset < 0) throw new UsageError(`--offset must be a whole number of 0 or more, not "${opts.offset}".`);
       const client = await needServer(opts);
-      // The API's page is 100 by default; the command listed up to 1000 before it paged.
-      const jobs = await client.jobs.list({ limit: 1000 });
-      if (opts.json) return printJson(io, { jobs });
+      // The API's page is 100 by default; the command lists up to 1000 unless told otherwise.
+      const page = await client.jobs.page({ limit, offset });
+      const { jobs } = page;
+      if (opts.json) return printJson(io, page);
       if (jobs.length === 0) return io.out('No jobs.');
       io.out(table(['ID', 'KIND', 'STATE', 'CREATED', 'PROGRESS', 'ERROR'], jobs.map((j) => [j.id, j.kind, j.state, j.createdAt, formatBytes(j.progress.bytes), j.error?.message ?? ''])));
     });

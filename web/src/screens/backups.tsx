@@ -65,6 +65,7 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
   };
   const sortBy = (key: SortKey): void => set({ sort: key, order: p.sort === key && p.order === 'desc' ? 'asc' : 'desc', offset: 0 });
   const filtered = FILTERS.some((f) => p[f]);
+  const sourceNames = new Map((names.data?.sources ?? []).map((s) => [s.location, s.name]));
   const data = page.data;
   const total = data?.total ?? 0;
   const from = total ? p.offset + 1 : 0;
@@ -170,14 +171,13 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
               <thead>
                 <tr>
                   <SortHeader k="id" p={p} onSort={sortBy} />
+                  <th scope="col">Status</th>
                   <th scope="col">Source</th>
                   <th scope="col">Type</th>
                   <SortHeader k="createdAt" p={p} onSort={sortBy} />
-                  <th scope="col" class="num">Duration</th>
                   <SortHeader k="logicalBytes" p={p} onSort={sortBy} num />
                   <SortHeader k="storedBytes" p={p} onSort={sortBy} num />
                   <SortHeader k="expiresAt" p={p} onSort={sortBy} />
-                  <th scope="col">Status</th>
                 </tr>
               </thead>
               <tbody aria-busy={page.loading}>
@@ -186,15 +186,21 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
                   const done = b.status === 'SUCCESS';
                   return (
                     <tr key={key} data-testid={`backup-row-${key}`}>
-                      <th scope="row" class="mono nowrap">
+                      <th scope="row" class="mono cell-id">
                         {b.id ? <a href={href(`backups/${encodeURIComponent(b.id)}`, { repository: p.repository })}>{b.id}</a> : <a href={href('jobs')}>{key}</a>}
                       </th>
-                      <td class="wrap">{'name' in b.source && b.source.name ? <span title={b.source.location}>{b.source.name}</span> : <span class="mono small">{b.source.location}</span>}</td>
+                      <td>
+                        <Badge value={b.status} />
+                        {b.status === 'FAILED' && b.error ? <div class="small text-bad" title={b.error.message}>{b.error.code}</div> : null}
+                      </td>
+                      <td class="cell-source">
+                        <span title={b.source.location}>{('name' in b.source && b.source.name) || sourceNames.get(b.source.location) || b.source.location}</span>
+                      </td>
                       <td>{'type' in b ? <Badge value={b.type} /> : <span class="muted">—</span>}</td>
                       <td>
                         <Time iso={b.createdAt} />
+                        {done ? <div class="small muted">took {duration(b.durationMs)}</div> : null}
                       </td>
-                      <td class="num">{done ? duration(b.durationMs ?? Date.parse(b.completedAt) - Date.parse(b.createdAt)) : '—'}</td>
                       <td class="num">{done ? bytes(b.size.logicalBytes) : '—'}</td>
                       <td class="num">
                         {done ? (
@@ -207,10 +213,6 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
                         )}
                       </td>
                       <td>{done ? b.expiresAt ? <Time iso={b.expiresAt} /> : <span class="muted">never</span> : '—'}</td>
-                      <td>
-                        <Badge value={b.status} />
-                        {!done && b.error ? <div class="small text-bad">{b.error.code}</div> : null}
-                      </td>
                     </tr>
                   );
                 })}

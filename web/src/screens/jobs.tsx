@@ -143,15 +143,9 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                 <th scope="col">Job</th>
                 <th scope="col">State</th>
                 <th scope="col">Progress</th>
-                <th scope="col" class="num">Speed</th>
                 <th scope="col" class="num">ETA / took</th>
                 <th scope="col">Started</th>
                 <th scope="col">Error</th>
-                {can(role, 'operator') ? (
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
-                ) : null}
               </tr>
             </thead>
             <tbody>
@@ -168,34 +162,8 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                     </th>
                     <td>
                       <Badge value={j.state} testid={`job-state-${j.id}`} />
-                    </td>
-                    <td>
-                      <div class="mini-progress">
-                        <progress max={100} value={pct ?? undefined} aria-label={`${j.id} progress`} />
-                        <span class="small muted">{pct !== undefined ? `${pct.toFixed(0)} %` : ended ? '' : '…'}</span>
-                      </div>
-                    </td>
-                    <td class="num">{ended ? '—' : rate(j.progress.throughput)}</td>
-                    <td class="num">
-                      {ended
-                        ? duration(Date.parse(j.finishedAt ?? j.updatedAt) - Date.parse(j.createdAt))
-                        : j.progress.etaSeconds !== undefined
-                          ? duration(j.progress.etaSeconds * 1000)
-                          : '—'}
-                    </td>
-                    <td>
-                      <Time iso={j.createdAt} />
-                    </td>
-                    <td class="wrap cell-error">
-                      {j.error ? (
-                        <span class="text-bad small">
-                          <strong>{j.error.code}</strong>: {j.error.message}
-                        </span>
-                      ) : null}
-                    </td>
-                    {can(role, 'operator') ? (
-                      <td>
-                        {!ended ? (
+                      {can(role, 'operator') && !ended ? (
+                        <div class="mt-small">
                           <button
                             type="button"
                             class="btn btn-small btn-danger-outline"
@@ -215,9 +183,33 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                           >
                             Cancel
                           </button>
-                        ) : null}
-                      </td>
-                    ) : null}
+                        </div>
+                      ) : null}
+                    </td>
+                    <td>
+                      <div class="mini-progress">
+                        <progress max={100} value={pct ?? undefined} aria-label={`${j.id} progress`} />
+                        <span class="small muted nowrap">{pct !== undefined ? `${pct.toFixed(0)} %` : ended ? '' : '…'}</span>
+                      </div>
+                      {!ended && j.progress.throughput ? <div class="small muted">{rate(j.progress.throughput)}</div> : null}
+                    </td>
+                    <td class="num">
+                      {ended
+                        ? duration(Date.parse(j.finishedAt ?? j.updatedAt) - Date.parse(j.createdAt))
+                        : j.progress.etaSeconds !== undefined
+                          ? duration(j.progress.etaSeconds * 1000)
+                          : '—'}
+                    </td>
+                    <td>
+                      <Time iso={j.createdAt} />
+                    </td>
+                    <td class="cell-error">
+                      {j.error ? (
+                        <span class={`small ${j.state === 'CANCELED' ? 'muted' : 'text-bad'}`}>
+                          <strong>{j.error.code}</strong>: {j.error.message}
+                        </span>
+                      ) : null}
+                    </td>
                   </tr>
                 );
               })}

@@ -64,7 +64,7 @@ export function OverviewScreen() {
           ) : (
             <div class="source-grid">
               {sources.map((s) => (
-                <SourceCard key={`${s.repository}:${s.key}`} s={s} />
+                <SourceCard key={`${s.repository}:${s.key}`} s={s} name={displayName(s, data.names)} />
               ))}
             </div>
           )}
@@ -112,14 +112,24 @@ export function OverviewScreen() {
   );
 }
 
-/** Refreshed by the button; the server builds it from its caches, so it is cheap. */
+/**
+ * The overview and the registered sources (to show a source by its registered name). Refreshed
+ * by the button; the server builds it from its caches, so it is cheap.
+ */
 function useOverview() {
-  return useAsync((): Promise<Overview> => client.overview.get(), []);
+  return useAsync(async (): Promise<Overview & { names: Map<string, string> }> => {
+    const [overview, sources] = await Promise.all([client.overview.get(), client.sources.list().catch(() => [])]);
+    return { ...overview, names: new Map(sources.map((s) => [s.location, s.name])) };
+  }, []);
 }
 
-function SourceCard({ s }: { s: SourceHealth }) {
+/** A source's registered name, else the last part of its location (a file or database name). */
+function displayName(s: SourceHealth, names: Map<string, string>): string {
+  return names.get(s.location) ?? s.location.replace(/[?#].*$/, '').split('/').filter(Boolean).pop() ?? s.key;
+}
+
+function SourceCard({ s, name }: { s: SourceHealth; name: string }) {
   const schedule = s.schedules.filter((x) => x.enabled && x.nextRun).sort((a, b) => String(a.nextRun).localeCompare(String(b.nextRun)))[0];
-  const name = s.key;
   return (
     <article class={`card source-card status-${s.status}`} aria-labelledby={`src-${s.key}-${s.repository}`}>
       <div class="source-head">
@@ -135,7 +145,7 @@ function SourceCard({ s }: { s: SourceHealth }) {
       </div>
       <p class={`source-status text-${s.status === 'failing' ? 'bad' : s.status === 'late' ? 'warn' : 'muted'}`}>
         {STATUS_TEXT[s.status]}
-        {s.lastResult?.error ? `: ${s.lastResult.error.message}` : ''}
+        {s.status === 'failing' && s.lastResult?.error ? `: ${s.lastResult.error.message}` : ''}
       </p>
       <dl class="facts">
         <div>
