@@ -166,7 +166,8 @@ async function moreHistory(): Promise<void> {
   if (schedules.some((x) => x.name === 'nightly-app')) await api('operator').schedules.runNow('nightly-app', { waitForCompletion: true, pollMs: 50 });
 }
 
-describe.skipIf(missing !== null).sequential('web console in a real browser', () => {
+// Bounded waits inside each test (15 s per step, 60 s for a job); this bounds a test as a whole.
+describe.skipIf(missing !== null).sequential('web console in a real browser', { timeout: 120_000 }, () => {
   beforeAll(async () => {
     [env, browser] = await Promise.all([startConsoleEnv(), launchBrowser()]);
   }, 120_000);
