@@ -15,7 +15,7 @@ export function SourcesScreen() {
   const list = useAsync(() => client.sources.list(), []);
   const [adding, setAdding] = useState(false);
   const [removing, setRemoving] = useState<string | undefined>();
-  const [checks, setChecks] = useState<Record<string, SourceCheck | { pending: true } | { error: string }>>({});
+  const [checks, setChecks] = useState<Record<string, SourceCheck | { pending: true } | { failed: string }>>({});
   const [started, setStarted] = useState<{ jobId: string; name: string } | undefined>();
   const [actionError, setActionError] = useState<string | undefined>();
   const op = can(role, 'operator');
@@ -25,7 +25,8 @@ export function SourcesScreen() {
     setChecks((c) => ({ ...c, [name]: { pending: true } }));
     client.sources.check(name).then(
       (r) => setChecks((c) => ({ ...c, [name]: r })),
-      (err: unknown) => setChecks((c) => ({ ...c, [name]: { error: describeError(err) } })),
+      // `failed`, not `error`: a check that ran and found the source unreachable has an `error` object.
+      (err: unknown) => setChecks((c) => ({ ...c, [name]: { failed: describeError(err) } })),
     );
   };
 
@@ -75,7 +76,7 @@ export function SourcesScreen() {
                     </td>
                     {op ? (
                       <td aria-live="polite">
-                        {!c ? <span class="muted">not tested</span> : 'pending' in c ? <span class="muted">testing…</span> : 'error' in c ? <span class="text-bad small">{c.error}</span> : <CheckResult c={c} />}
+                        {!c ? <span class="muted">not tested</span> : 'pending' in c ? <span class="muted">testing…</span> : 'failed' in c ? <span class="text-bad small">{c.failed}</span> : <CheckResult c={c} />}
                       </td>
                     ) : null}
                     {op ? (
