@@ -13,6 +13,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Browser, Page } from 'playwright-core';
@@ -447,6 +448,84 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
     } finally {
       await blocker.query('ROLLBACK').catch(() => undefined);
       await blocker.end();
+      await context.close();
+    }
+  });
+
+  it('exports a backup and downloads the archive with the session cookie; cairn verify accepts it', async () => {
+    const backupId = shared.sqliteBackupId ?? (await sqliteBackup());
+    const { context, page } = await signedInPage(browser, env, 'operator');
+    try {
+      await page.goto(`/#/backups/${backupId}?repository=default`);
+      await screenReady(page);
+      await page.getByRole('button', { name: 'Export archive' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Export to an archive' });
+      await dialog.getByRole('button', { name: 'Start export' }).click();
+      const link = page.getByRole('link', { name: `download ${backupId}.cairn` });
+      await link.waitFor({ timeout: 60_000 });
+      const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+      const file = join(env.work, `${backupId}.cairn`);
+      await download.saveAs(file);
+      const verified = spawnSync(process.execPath, [CLI, 'verify', file, '--read-data', '--json'], { encoding: 'utf8', timeout: 60_000 });
+      expect(verified.status, verified.stderr).toBe(0);
+      expect(verified.stdout).toContain(backupId);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('admin: a token made in the console signs in once its secret is copied; sources are registered, tested and removed', async () => {
+    const { context, page } = await signedInPage(browser, env, 'admin');
+    try {
+      await gotoScreen(page, 'tokens');
+      await page.getByRole('button', { name: 'New token' }).click();
+      const create = page.getByRole('dialog', { name: /token/i });
+      await create.getByLabel('Name', { exact: true }).fill('e2e-made');
+      await create.getByLabel('Role').selectOption('viewer');
+      await create.getByRole('button', { name: 'Create token' }).click();
+      const secret = (await page.getByTestId('token-secret').textContent())?.trim() ?? '';
+      expect(secret.length).toBeGreaterThan(20);
+      const other = await newContext(browser, env);
+      try {
+        const otherPage = await other.newPage();
+        await otherPage.goto('/');
+        await otherPage.getByTestId('signin-token').fill(secret);
+        await otherPage.getByTestId('signin-submit').click();
+        await otherPage.getByTestId('nav-overview').waitFor({ state: 'attached' });
+        expect((await pageSession(otherPage))?.role).toBe('viewer');
+      } finally {
+        await other.close();
+      }
+      // Shown once: after a reload only its name and role are listed.
+      await page.reload();
+      await screenReady(page);
+      await page.getByRole('cell', { name: 'e2e-made' }).or(page.getByRole('rowheader', { name: 'e2e-made' })).first().waitFor();
+      expect(await page.getByTestId('token-secret').count()).toBe(0);
+      expect(await page.content()).not.toContain(secret);
+
+      // Test the connection of the PostgreSQL source: reachable, its version shown.
+      await gotoScreen(page, 'sources');
+      const pgRow = page.getByTestId(`source-row-${env.pg.name}`);
+      await pgRow.getByRole('button', { name: 'Test connection' }).click();
+      await pgRow.getByText(/postgres \d+/).waitFor({ timeout: 30_000 });
+      // Register one on a port nothing listens on: its test fails, without a password shown.
+      await page.getByRole('button', { name: 'Register source' }).click();
+      const reg = page.getByRole('dialog', { name: 'Register a source' });
+      await reg.getByLabel('Name', { exact: true }).fill('deadpg');
+      await reg.getByLabel('URL', { exact: true }).fill('postgres://postgres:hunter2@127.0.0.1:1/nothing');
+      await reg.getByRole('button', { name: 'Register' }).click();
+      const dead = page.getByTestId('source-row-deadpg');
+      await dead.waitFor();
+      expect(await dead.textContent()).not.toContain('hunter2');
+      await dead.getByRole('button', { name: 'Test connection' }).click();
+      await dead.getByText('FAILED').waitFor({ timeout: 30_000 });
+      expect(await dead.textContent()).toContain('connection refused');
+      expect(await dead.textContent()).not.toContain('hunter2');
+      await dead.getByRole('button', { name: 'Remove source deadpg' }).click();
+      await page.getByRole('dialog', { name: 'Remove source deadpg?' }).getByRole('button', { name: 'Remove', exact: true }).click();
+      await dead.waitFor({ state: 'detached' });
+      expect((await api('viewer').sources.list()).map((x) => x.name).sort()).toEqual([env.sqlite.name, env.pg.name].sort());
+    } finally {
       await context.close();
     }
   });
