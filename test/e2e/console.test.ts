@@ -452,6 +452,48 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
     }
   });
 
+  it('backups: sorted by a column header and filtered by the server, exactly as the API lists them', async () => {
+    await sqliteBackup();
+    const { context, page } = await signedInPage(browser, env, 'viewer');
+    try {
+      const shownIds = (): Promise<string[]> =>
+        page.locator('[data-testid^="backup-row-"]').evaluateAll((rows) => rows.map((r) => (r.getAttribute('data-testid') ?? '').slice('backup-row-'.length)));
+      const apiIds = async (query: Record<string, string>): Promise<string[]> => {
+        const answer = await api('viewer').backups.listPage({ limit: '25', offset: '0', ...query } as never);
+        return answer.backups.map((b) => b.id ?? ('jobId' in b ? (b as { jobId: string }).jobId : ''));
+      };
+      await gotoScreen(page, 'backups');
+      // Newest first by default.
+      expect(await page.getByRole('columnheader', { name: /created/i }).getAttribute('aria-sort')).toBe('descending');
+      await expect.poll(shownIds).toEqual(await apiIds({ sort: 'createdAt', order: 'desc' }));
+      const total = (await api('viewer').backups.listPage({ limit: '25', offset: '0' } as never)).total;
+      expect(total).toBeGreaterThanOrEqual(3);
+      await page.getByRole('navigation', { name: 'Pages' }).getByText(`1–${total} of ${total}`).waitFor();
+      // The Size header sorts by size (largest first or smallest first), a second click the other way.
+      const size = page.getByRole('columnheader', { name: /size/i });
+      await size.getByRole('button').click();
+      await expect.poll(() => size.getAttribute('aria-sort')).not.toBe('none');
+      const first = (await size.getAttribute('aria-sort')) === 'ascending' ? 'asc' : 'desc';
+      await expect.poll(shownIds).toEqual(await apiIds({ sort: 'logicalBytes', order: first }));
+      await size.getByRole('button').click();
+      const second = first === 'asc' ? 'desc' : 'asc';
+      await expect.poll(() => size.getAttribute('aria-sort')).toBe(second === 'asc' ? 'ascending' : 'descending');
+      await expect.poll(shownIds).toEqual(await apiIds({ sort: 'logicalBytes', order: second }));
+      expect(await page.getByRole('columnheader', { name: /created/i }).getAttribute('aria-sort')).toBe('none');
+      // Status CANCELED: the cancelled PostgreSQL backup alone (when that scenario ran).
+      await page.getByLabel('Status').selectOption('CANCELED');
+      const cancelled = await apiIds({ status: 'CANCELED', sort: 'logicalBytes', order: second });
+      await expect.poll(shownIds).toEqual(cancelled);
+      await page.getByLabel('Status').selectOption('SUCCESS');
+      await page.getByLabel('Source').selectOption(env.sqlite.name);
+      const ok = await apiIds({ status: 'SUCCESS', source: env.sqlite.name, sort: 'logicalBytes', order: second });
+      expect(ok.length).toBeGreaterThanOrEqual(2);
+      await expect.poll(shownIds).toEqual(ok);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('exports a backup and downloads the archive with the session cookie; cairn verify accepts it', async () => {
     const backupId = shared.sqliteBackupId ?? (await sqliteBackup());
     const { context, page } = await signedInPage(browser, env, 'operator');
