@@ -144,6 +144,26 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
         <Field id="f-until" label="To">
           <input id="f-until" type="date" value={p.until ?? ''} onChange={(e) => set({ until: (e.currentTarget as HTMLInputElement).value || undefined, offset: 0 })} />
         </Field>
+        <div class="phone-only">
+          <Field id="f-sort" label="Sort by">
+            <select
+              id="f-sort"
+              value={`${p.sort}:${p.order}`}
+              onChange={(e) => {
+                const [sort, order] = (e.currentTarget as HTMLSelectElement).value.split(':');
+                set({ sort, order, offset: 0 });
+              }}
+            >
+              {(Object.keys(SORTABLE) as SortKey[]).flatMap((k) =>
+                (['desc', 'asc'] as const).map((o) => (
+                  <option key={`${k}:${o}`} value={`${k}:${o}`}>
+                    {SORTABLE[k]} {o === 'desc' ? (k === 'id' ? '(Z–A)' : '(highest or newest first)') : k === 'id' ? '(A–Z)' : '(lowest or oldest first)'}
+                  </option>
+                )),
+              )}
+            </select>
+          </Field>
+        </div>
         {filtered ? (
           <div class="field field-button">
             <button type="button" class="btn btn-ghost" onClick={() => go('backups')}>
@@ -167,7 +187,7 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
           data.backups.length === 0 ? (
             <Empty>{filtered ? 'No backup matches these filters.' : 'No backups in this repository yet.'}</Empty>
           ) : (
-            <TableWrap caption="Backups">
+            <TableWrap caption="Backups" stack>
               <thead>
                 <tr>
                   <SortHeader k="id" p={p} onSort={sortBy} />
@@ -189,20 +209,20 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
                       <th scope="row" class="mono cell-id">
                         {b.id ? <a href={href(`backups/${encodeURIComponent(b.id)}`, { repository: p.repository })}>{b.id}</a> : <a href={href('jobs')}>{key}</a>}
                       </th>
-                      <td>
+                      <td data-label="Status">
                         <Badge value={b.status} />
                         {b.status === 'FAILED' && b.error ? <div class="small text-bad" title={b.error.message}>{b.error.code}</div> : null}
                       </td>
-                      <td class="cell-source">
+                      <td data-label="Source" class="cell-source">
                         <span title={b.source.location}>{('name' in b.source && b.source.name) || sourceNames.get(b.source.location) || b.source.location}</span>
                       </td>
-                      <td>{'type' in b ? <Badge value={b.type} /> : <span class="muted">—</span>}</td>
-                      <td>
+                      <td data-label="Type">{'type' in b ? <Badge value={b.type} /> : <span class="muted">—</span>}</td>
+                      <td data-label="Created">
                         <Time iso={b.createdAt} />
                         {done ? <div class="small muted">took {duration(b.durationMs)}</div> : null}
                       </td>
-                      <td class="num">{done ? bytes(b.size.logicalBytes) : '—'}</td>
-                      <td class="num">
+                      <td data-label="Size" class="num">{done ? bytes(b.size.logicalBytes) : '—'}</td>
+                      <td data-label="Stored" class="num">
                         {done ? (
                           <>
                             {bytes(b.size.storedBytes)}
@@ -212,7 +232,7 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
                           '—'
                         )}
                       </td>
-                      <td>{done ? b.expiresAt ? <Time iso={b.expiresAt} /> : <span class="muted">never</span> : '—'}</td>
+                      <td data-label="Expires">{done ? b.expiresAt ? <Time iso={b.expiresAt} /> : <span class="muted">never</span> : '—'}</td>
                     </tr>
                   );
                 })}

@@ -137,7 +137,7 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
         {!jobs && !error ? <Loading /> : null}
         {jobs && jobs.length === 0 ? <Empty>No jobs{kind || state ? ' match these filters' : ' yet'}.</Empty> : null}
         {jobs && jobs.length > 0 ? (
-          <TableWrap caption="Jobs">
+          <TableWrap caption="Jobs" stack>
             <thead>
               <tr>
                 <th scope="col">Job</th>
@@ -160,7 +160,7 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                       </div>
                       <div class="small muted mono wrap job-subject">{subject(j)}</div>
                     </th>
-                    <td>
+                    <td data-label="State">
                       <Badge value={j.state} testid={`job-state-${j.id}`} />
                       {can(role, 'operator') && !ended ? (
                         <div class="mt-small">
@@ -185,24 +185,24 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                         </div>
                       ) : null}
                     </td>
-                    <td>
+                    <td data-label="Progress">
                       <div class="mini-progress">
                         <progress max={100} value={pct ?? undefined} aria-label={`${j.id} progress`} />
                         <span class="small muted nowrap">{pct !== undefined ? `${pct.toFixed(0)} %` : ended ? '' : '…'}</span>
                       </div>
                       {!ended && j.progress.throughput ? <div class="small muted">{rate(j.progress.throughput)}</div> : null}
                     </td>
-                    <td class="num">
+                    <td data-label="ETA / took" class="num">
                       {ended
                         ? duration(Date.parse(j.finishedAt ?? j.updatedAt) - Date.parse(j.createdAt))
                         : j.progress.etaSeconds !== undefined
                           ? duration(j.progress.etaSeconds * 1000)
                           : '—'}
                     </td>
-                    <td>
+                    <td data-label="Started">
                       <Time iso={j.createdAt} />
                     </td>
-                    <td class="cell-error">
+                    <td data-label="Error" class="cell-error">
                       {j.error ? (
                         <span class={`small ${j.state === 'CANCELED' ? 'muted' : 'text-bad'}`}>
                           <strong>{j.error.code}</strong>: {j.error.message}
