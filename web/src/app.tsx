@@ -212,7 +212,7 @@ function Shell({ session, onSignOut }: { session: SessionInfo; onSignOut: () => 
         <ul>
           {items.map((n) => (
             <li key={n.screen}>
-              <a href={href(n.screen)} data-testid={`nav-${n.screen}`} aria-current={route.screen === n.screen ? 'page' : undefined}>
+              <a href={href(n.screen)} data-testid={`nav-${n.screen}`} aria-current={route.screen === n.screen ? 'page' : undefined} onClick={() => setMenuOpen(false)}>
                 <Icon d={n.icon} />
                 {n.label}
               </a>

@@ -16,6 +16,15 @@ const KINDS = ['backup', 'restore', 'copy', 'sync', 'verify', 'prune', 'repair',
 const STATES = ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'CANCELLING', 'SUCCESS', 'FAILED', 'CANCELED'];
 const LIMIT = 50;
 
+/**
+ * The newer of two records of one job: the cancel answer (CANCELLING) can arrive after the
+ * stream's CANCELED, and must not take the row back.
+ */
+function newer(a: JobRecord, b: JobRecord): JobRecord {
+  if (isTerminal(a.state) !== isTerminal(b.state)) return isTerminal(a.state) ? a : b;
+  return Date.parse(b.updatedAt) >= Date.parse(a.updatedAt) ? b : a;
+}
+
 /** What a job is about, from its parameters (locations only, never secrets). */
 function subject(job: JobRecord): string {
   const p = job.params as Record<string, unknown>;
@@ -70,7 +79,7 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
       setJobs((list) => {
         if (!list) return list;
         const at = list.findIndex((x) => x.id === j.id);
-        if (at >= 0) return matches(j) ? list.map((x) => (x.id === j.id ? j : x)) : list.filter((x) => x.id !== j.id);
+        if (at >= 0) return matches(j) ? list.map((x) => (x.id === j.id ? newer(x, j) : x)) : list.filter((x) => x.id !== j.id);
         if (offset === 0 && matches(j)) {
           setTotal((t) => (t ?? 0) + 1);
           return [j, ...list].slice(0, LIMIT);
@@ -174,7 +183,7 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                               client.jobs.cancel(j.id).then(
                                 (updated) => {
                                   setActionError(undefined);
-                                  setJobs((list) => list?.map((x) => (x.id === updated.id ? updated : x)));
+                                  setJobs((list) => list?.map((x) => (x.id === updated.id ? newer(x, updated) : x)));
                                 },
                                 (err: unknown) => setActionError(describeError(err)),
                               )
