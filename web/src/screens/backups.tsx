@@ -201,7 +201,6 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
                   <SortHeader k="id" p={p} onSort={sortBy} />
                   <th scope="col">Status</th>
                   <th scope="col">Source</th>
-                  <th scope="col">Type</th>
                   <SortHeader k="createdAt" p={p} onSort={sortBy} />
                   <SortHeader k="logicalBytes" p={p} onSort={sortBy} num />
                   <SortHeader k="storedBytes" p={p} onSort={sortBy} num />
@@ -214,7 +213,7 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
                   const done = b.status === 'SUCCESS';
                   return (
                     <tr key={key} data-testid={`backup-row-${key}`}>
-                      <th scope="row" class="mono cell-id">
+                      <th scope="row" class="mono nowrap">
                         {b.id ? <a href={href(`backups/${encodeURIComponent(b.id)}`, { repository: p.repository })}>{b.id}</a> : <a href={href('jobs')}>{key}</a>}
                       </th>
                       <td data-label="Status">
@@ -223,8 +222,10 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
                       </td>
                       <td data-label="Source" class="cell-source">
                         <span title={b.source.location}>{('name' in b.source && b.source.name) || sourceNames.get(b.source.location) || b.source.location}</span>
+                        {'type' in b ? (
+                          <div class="small muted">{b.type === 'scheduled' ? `scheduled${b.schedule ? `: ${b.schedule}` : ''}` : 'manual'}</div>
+                        ) : null}
                       </td>
-                      <td data-label="Type">{'type' in b ? <Badge value={b.type} /> : <span class="muted">—</span>}</td>
                       <td data-label="Created">
                         <Time iso={b.createdAt} />
                         {done ? <div class="small muted">took {duration(b.durationMs)}</div> : null}
