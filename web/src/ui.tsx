@@ -202,11 +202,14 @@ export function Dialog({ open, title, onClose, children, wide }: { open: boolean
   );
 }
 
-/** A table in a container that scrolls sideways on narrow screens, with a caption for screen readers. */
-export function TableWrap({ caption, children }: { caption: string; children: ComponentChildren }) {
+/**
+ * A table in a container that scrolls sideways on narrow screens, with a caption for screen
+ * readers; `stack`: on a phone each row becomes a card, each cell labelled by its `data-label`.
+ */
+export function TableWrap({ caption, children, stack }: { caption: string; children: ComponentChildren; stack?: boolean }) {
   return (
     <div class="table-wrap" role="region" aria-label={caption} tabIndex={0}>
-      <table>
+      <table class={stack ? 'stack' : undefined}>
         <caption class="visually-hidden">{caption}</caption>
         {children}
       </table>

@@ -16,6 +16,16 @@ const FILTERS = ['source', 'repository', 'status', 'type', 'schedule', 'since', 
 const SORTABLE = { id: 'Backup', createdAt: 'Created', logicalBytes: 'Size', storedBytes: 'Stored', expiresAt: 'Expires' } as const;
 type SortKey = keyof typeof SORTABLE;
 const LIMITS = [25, 50, 100];
+/** The phone's sort select (the column headers sort on wider screens). */
+const SORT_CHOICES = [
+  ['createdAt:desc', 'Newest first'],
+  ['createdAt:asc', 'Oldest first'],
+  ['logicalBytes:desc', 'Largest first'],
+  ['logicalBytes:asc', 'Smallest first'],
+  ['storedBytes:desc', 'Most stored first'],
+  ['expiresAt:asc', 'Expiring soonest'],
+  ['id:asc', 'Id, A to Z'],
+] as const;
 const STATUSES = ['SUCCESS', 'FAILED', 'CANCELED', 'STARTED', 'TRANSFERRING', 'FINALIZING'];
 
 /** The listing's parameters from the hash query (defaults: newest first, 25 a page). */
@@ -144,6 +154,24 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
         <Field id="f-until" label="To">
           <input id="f-until" type="date" value={p.until ?? ''} onChange={(e) => set({ until: (e.currentTarget as HTMLInputElement).value || undefined, offset: 0 })} />
         </Field>
+        <div class="phone-only">
+          <Field id="f-sort" label="Sort by">
+            <select
+              id="f-sort"
+              value={`${p.sort}:${p.order}`}
+              onChange={(e) => {
+                const [sort, order] = (e.currentTarget as HTMLSelectElement).value.split(':');
+                set({ sort, order, offset: 0 });
+              }}
+            >
+              {SORT_CHOICES.map(([value, label]) => (
+                <option key={value} value={value}>
+                  {label}
+                </option>
+              ))}
+            </select>
+          </Field>
+        </div>
         {filtered ? (
           <div class="field field-button">
             <button type="button" class="btn btn-ghost" onClick={() => go('backups')}>
@@ -167,13 +195,12 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
           data.backups.length === 0 ? (
             <Empty>{filtered ? 'No backup matches these filters.' : 'No backups in this repository yet.'}</Empty>
           ) : (
-            <TableWrap caption="Backups">
+            <TableWrap caption="Backups" stack>
               <thead>
                 <tr>
                   <SortHeader k="id" p={p} onSort={sortBy} />
                   <th scope="col">Status</th>
                   <th scope="col">Source</th>
-                  <th scope="col">Type</th>
                   <SortHeader k="createdAt" p={p} onSort={sortBy} />
                   <SortHeader k="logicalBytes" p={p} onSort={sortBy} num />
                   <SortHeader k="storedBytes" p={p} onSort={sortBy} num />
@@ -186,23 +213,25 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
                   const done = b.status === 'SUCCESS';
                   return (
                     <tr key={key} data-testid={`backup-row-${key}`}>
-                      <th scope="row" class="mono cell-id">
+                      <th scope="row" class="mono nowrap">
                         {b.id ? <a href={href(`backups/${encodeURIComponent(b.id)}`, { repository: p.repository })}>{b.id}</a> : <a href={href('jobs')}>{key}</a>}
                       </th>
-                      <td>
+                      <td data-label="Status">
                         <Badge value={b.status} />
                         {b.status === 'FAILED' && b.error ? <div class="small text-bad" title={b.error.message}>{b.error.code}</div> : null}
                       </td>
-                      <td class="cell-source">
+                      <td data-label="Source" class="cell-source">
                         <span title={b.source.location}>{('name' in b.source && b.source.name) || sourceNames.get(b.source.location) || b.source.location}</span>
+                        {'type' in b ? (
+                          <div class="small muted">{b.type === 'scheduled' ? `scheduled${b.schedule ? `: ${b.schedule}` : ''}` : 'manual'}</div>
+                        ) : null}
                       </td>
-                      <td>{'type' in b ? <Badge value={b.type} /> : <span class="muted">—</span>}</td>
-                      <td>
+                      <td data-label="Created">
                         <Time iso={b.createdAt} />
                         {done ? <div class="small muted">took {duration(b.durationMs)}</div> : null}
                       </td>
-                      <td class="num">{done ? bytes(b.size.logicalBytes) : '—'}</td>
-                      <td class="num">
+                      <td data-label="Size" class="num">{done ? bytes(b.size.logicalBytes) : '—'}</td>
+                      <td data-label="Stored" class="num">
                         {done ? (
                           <>
                             {bytes(b.size.storedBytes)}
@@ -212,7 +241,7 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
                           '—'
                         )}
                       </td>
-                      <td>{done ? b.expiresAt ? <Time iso={b.expiresAt} /> : <span class="muted">never</span> : '—'}</td>
+                      <td data-label="Expires">{done ? b.expiresAt ? <Time iso={b.expiresAt} /> : <span class="muted">never</span> : '—'}</td>
                     </tr>
                   );
                 })}

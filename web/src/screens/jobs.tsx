@@ -16,6 +16,15 @@ const KINDS = ['backup', 'restore', 'copy', 'sync', 'verify', 'prune', 'repair',
 const STATES = ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'CANCELLING', 'SUCCESS', 'FAILED', 'CANCELED'];
 const LIMIT = 50;
 
+/**
+ * The newer of two records of one job: the cancel answer (CANCELLING) can arrive after the
+ * stream's CANCELED, and must not take the row back.
+ */
+function newer(a: JobRecord, b: JobRecord): JobRecord {
+  if (isTerminal(a.state) !== isTerminal(b.state)) return isTerminal(a.state) ? a : b;
+  return Date.parse(b.updatedAt) >= Date.parse(a.updatedAt) ? b : a;
+}
+
 /** What a job is about, from its parameters (locations only, never secrets). */
 function subject(job: JobRecord): string {
   const p = job.params as Record<string, unknown>;
@@ -70,7 +79,7 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
       setJobs((list) => {
         if (!list) return list;
         const at = list.findIndex((x) => x.id === j.id);
-        if (at >= 0) return matches(j) ? list.map((x) => (x.id === j.id ? j : x)) : list.filter((x) => x.id !== j.id);
+        if (at >= 0) return matches(j) ? list.map((x) => (x.id === j.id ? newer(x, j) : x)) : list.filter((x) => x.id !== j.id);
         if (offset === 0 && matches(j)) {
           setTotal((t) => (t ?? 0) + 1);
           return [j, ...list].slice(0, LIMIT);
@@ -137,7 +146,7 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
         {!jobs && !error ? <Loading /> : null}
         {jobs && jobs.length === 0 ? <Empty>No jobs{kind || state ? ' match these filters' : ' yet'}.</Empty> : null}
         {jobs && jobs.length > 0 ? (
-          <TableWrap caption="Jobs">
+          <TableWrap caption="Jobs" stack>
             <thead>
               <tr>
                 <th scope="col">Job</th>
@@ -160,7 +169,7 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                       </div>
                       <div class="small muted mono wrap job-subject">{subject(j)}</div>
                     </th>
-                    <td>
+                    <td data-label="State">
                       <Badge value={j.state} testid={`job-state-${j.id}`} />
                       {can(role, 'operator') && !ended ? (
                         <div class="mt-small">
@@ -174,8 +183,7 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                               client.jobs.cancel(j.id).then(
                                 (updated) => {
                                   setActionError(undefined);
-                                  // The stream may already have brought a newer state (CANCELED): keep the newest.
-                                  setJobs((list) => list?.map((x) => (x.id === updated.id && updated.updatedAt > x.updatedAt ? updated : x)));
+                                  setJobs((list) => list?.map((x) => (x.id === updated.id ? newer(x, updated) : x)));
                                 },
                                 (err: unknown) => setActionError(describeError(err)),
                               )
@@ -186,24 +194,24 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                         </div>
                       ) : null}
                     </td>
-                    <td>
+                    <td data-label="Progress">
                       <div class="mini-progress">
                         <progress max={100} value={pct ?? undefined} aria-label={`${j.id} progress`} />
                         <span class="small muted nowrap">{pct !== undefined ? `${pct.toFixed(0)} %` : ended ? '' : '…'}</span>
                       </div>
                       {!ended && j.progress.throughput ? <div class="small muted">{rate(j.progress.throughput)}</div> : null}
                     </td>
-                    <td class="num">
+                    <td data-label="ETA / took" class="num">
                       {ended
                         ? duration(Date.parse(j.finishedAt ?? j.updatedAt) - Date.parse(j.createdAt))
                         : j.progress.etaSeconds !== undefined
                           ? duration(j.progress.etaSeconds * 1000)
                           : '—'}
                     </td>
-                    <td>
+                    <td data-label="Started">
                       <Time iso={j.createdAt} />
                     </td>
-                    <td class="cell-error">
+                    <td data-label="Error" class="cell-error">
                       {j.error ? (
                         <span class={`small ${j.state === 'CANCELED' ? 'muted' : 'text-bad'}`}>
                           <strong>{j.error.code}</strong>: {j.error.message}

@@ -175,7 +175,7 @@ function SourceCard({ s, name }: { s: SourceHealth; name: string }) {
           <dd>{ratio(s.dedupRatio)}</dd>
         </div>
       </dl>
-      <HistoryChart label={name} points={s.history.map((h) => ({ id: h.id, logicalBytes: h.logicalBytes, durationMs: h.durationMs }))} />
+      {s.history.length === 0 ? null : <HistoryChart label={name} points={s.history.map((h) => ({ id: h.id, logicalBytes: h.logicalBytes, durationMs: h.durationMs }))} />}
     </article>
   );
 }

@@ -109,6 +109,7 @@ export function SchedulesScreen() {
                 )}
               </div>
             </div>
+            <RecentRuns name={s.name} zone={s.timezone} />
             {op ? (
               <div class="button-row">
                 <button
@@ -181,6 +182,41 @@ export function SchedulesScreen() {
         />
       ) : null}
     </>
+  );
+}
+
+const RUN_TONE: Record<string, string> = { started: 'SUCCESS', queued: 'STARTED', delayed: 'STARTED', failed: 'FAILED' };
+
+/** A schedule's latest due times (started, skipped and why, failed and why), read when opened. */
+function RecentRuns({ name, zone }: { name: string; zone: string }) {
+  const [open, setOpen] = useState(false);
+  const detail = useAsync(() => (open ? client.schedules.get(name) : Promise.resolve(undefined)), [open, name]);
+  const runs = detail.data?.runs.slice(0, 10) ?? [];
+  return (
+    <details class="recent-runs" onToggle={(e) => setOpen((e.currentTarget as HTMLDetailsElement).open)}>
+      <summary>Recent runs</summary>
+      {detail.loading && open ? <Loading /> : null}
+      <ErrorNote error={detail.error} />
+      {detail.data && runs.length === 0 ? <p class="muted small">No run yet.</p> : null}
+      {runs.length ? (
+        <ul class="run-list">
+          {runs.map((r) => (
+            <li key={`${r.dueAt}-${r.at}`}>
+              <Time iso={r.dueAt} zone={zone} /> <span class={`badge tone-${RUN_TONE[r.status] === 'SUCCESS' ? 'ok' : RUN_TONE[r.status] === 'FAILED' ? 'bad' : r.status.startsWith('skipped') ? 'warn' : 'info'}`}>{r.status}</span>
+              {r.jobId ? (
+                <>
+                  {' '}
+                  <a class="mono small" href={`#/jobs`}>
+                    {r.jobId}
+                  </a>
+                </>
+              ) : null}
+              {r.reason ? <div class="small muted">{r.reason}</div> : null}
+            </li>
+          ))}
+        </ul>
+      ) : null}
+    </details>
   );
 }
 
