@@ -16,6 +16,8 @@ export function useRoute(): Route {
   useEffect(() => {
     const update = (): void => setRoute(parseHash(location.hash));
     addEventListener('hashchange', update);
+    // A hash change between the first render and this effect fired no event we heard: catch up.
+    update();
     return () => removeEventListener('hashchange', update);
   }, []);
   return route;
