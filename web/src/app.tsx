@@ -86,10 +86,15 @@ export function App() {
     <SessionContext.Provider value={session}>
       <Shell
         session={session}
-        onSignOut={() => {
-          client.session.delete().catch(() => undefined);
+        onSignOut={async () => {
+          // "Signed out" only once the server ended the session and cleared the cookie; if it
+          // could not be reached, say so: the cookie may still be valid until it expires.
+          const ended = await client.session.delete().then(
+            () => true,
+            (err: unknown) => err instanceof CairnApiError && err.status === 401,
+          );
           setCsrfToken(undefined);
-          setNotice('You are signed out.');
+          setNotice(ended ? 'You are signed out.' : 'The server could not be reached to end the session: it ends by itself when it expires.');
           setSession(null);
         }}
       />
