@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CairnClient } from '../../src/sdk/index.js';
 import Database from '../../src/sources/sqlite/driver.js';
@@ -114,6 +114,29 @@ const shared: { sqliteBackupId?: string } = {};
 async function screenReady(page: Page): Promise<void> {
   await page.locator('#page-title').waitFor();
   await page.locator('.loading').first().waitFor({ state: 'detached' });
+}
+
+/**
+ * The error of a failed step with what the browser showed then (each page's address and text),
+ * so that a failure in CI says where the console was, not only which locator timed out.
+ */
+async function explained(err: unknown, ...contexts: BrowserContext[]): Promise<unknown> {
+  if (!(err instanceof Error)) return err;
+  const shown: string[] = [];
+  for (const page of contexts.flatMap((c) => c.pages())) {
+    const text = await page.evaluate(() => (globalThis as unknown as { document: { body: { innerText: string } } }).document.body.innerText).catch(() => '(unreadable)');
+    shown.push(`--- ${page.url()}\n${text.replace(/\n{2,}/g, '\n').slice(0, 1500)}`);
+  }
+  err.message += `\n\nThe browser showed:\n${shown.join('\n')}\n--- server log (tail)\n${env.serverLog().slice(-1500)}`;
+  return err;
+}
+
+/** Opens a backup's details (default repository) and waits until they are shown, collections included. */
+async function openBackup(page: Page, id: string): Promise<void> {
+  await page.goto(`/#/backups/${id}?repository=default`);
+  await page.getByRole('heading', { level: 1, name: id }).waitFor();
+  await page.getByRole('heading', { name: /collections/i }).waitFor();
+  await screenReady(page);
 }
 
 /** Opens a screen through the navigation (the phone's menu first when the nav is collapsed). */
@@ -215,8 +238,12 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       if (!(await signOut.isVisible())) await page.getByRole('button', { name: /menu/i }).click();
       await signOut.click();
       await page.getByTestId('signin-token').waitFor();
+      // Said only once the server ended the session: the cookie is gone by then.
+      await page.getByRole('status').filter({ hasText: 'You are signed out.' }).waitFor();
       expect((await context.cookies()).find((c) => c.name === 'cairn_session')).toBeUndefined();
       expect(await pageSession(page)).toBeNull();
+    } catch (err) {
+      throw await explained(err, context);
     } finally {
       await context.close();
     }
@@ -240,6 +267,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       // The cookie no longer opens anything, even sent by hand.
       expect(await pageSession(page)).toBeNull();
       expect((await pageFetch(page, '/v1/backups', { method: 'GET' })).status).toBe(401);
+    } catch (err) {
+      throw await explained(err, context);
     } finally {
       await context.close();
     }
@@ -269,8 +298,7 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       await page.keyboard.press('Enter');
       expect(await focused()).toMatch(/^main#main/);
 
-      await page.goto(`/#/backups/${backupId}?repository=default`);
-      await screenReady(page);
+      await openBackup(page, backupId);
       const del = page.getByTestId('delete-backup');
       await del.focus();
       await page.keyboard.press('Enter');
@@ -283,6 +311,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       // … and back to the button that opened it; nothing was deleted.
       expect(await focused()).toContain('[delete-backup]');
       expect((await api('viewer').backups.get(backupId)).id).toBe(backupId);
+    } catch (err) {
+      throw await explained(err, context);
     } finally {
       await context.close();
     }
@@ -315,6 +345,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       const paris = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(iso));
       expect(await time.textContent()).toContain(paris);
       shared.sqliteBackupId = backupId;
+    } catch (err) {
+      throw await explained(err, context);
     } finally {
       await context.close();
     }
@@ -379,6 +411,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       } finally {
         db.close();
       }
+    } catch (err) {
+      throw await explained(err, context);
     } finally {
       await context.close();
     }
@@ -416,6 +450,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
         // 03:30 in New York is 08:30 or 07:30 UTC (standard or daylight time).
         expect(r.iso).toMatch(/T0[78]:30:00/);
       }
+    } catch (err) {
+      throw await explained(err, context);
     } finally {
       await context.close();
     }
@@ -445,6 +481,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       const listed = await api('viewer').backups.list();
       expect(listed.filter((b) => b.status === 'SUCCESS' && b.source.location.includes(env.pg.db))).toEqual([]);
       expect(listed.some((b) => b.source.location.includes(env.pg.db))).toBe(true);
+    } catch (err) {
+      throw await explained(err, context);
     } finally {
       await blocker.query('ROLLBACK').catch(() => undefined);
       await blocker.end();
@@ -489,6 +527,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       const ok = await apiIds({ status: 'SUCCESS', source: env.sqlite.name, sort: 'logicalBytes', order: second });
       expect(ok.length).toBeGreaterThanOrEqual(2);
       await expect.poll(shownIds).toEqual(ok);
+    } catch (err) {
+      throw await explained(err, context);
     } finally {
       await context.close();
     }
@@ -498,8 +538,7 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
     const backupId = shared.sqliteBackupId ?? (await sqliteBackup());
     const { context, page } = await signedInPage(browser, env, 'operator');
     try {
-      await page.goto(`/#/backups/${backupId}?repository=default`);
-      await screenReady(page);
+      await openBackup(page, backupId);
       await page.getByRole('button', { name: 'Export archive' }).click();
       const dialog = page.getByRole('dialog', { name: 'Export to an archive' });
       await dialog.getByRole('button', { name: 'Start export' }).click();
@@ -511,6 +550,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       const verified = spawnSync(process.execPath, [CLI, 'verify', file, '--read-data', '--json'], { encoding: 'utf8', timeout: 60_000 });
       expect(verified.status, verified.stderr).toBe(0);
       expect(verified.stdout).toContain(backupId);
+    } catch (err) {
+      throw await explained(err, context);
     } finally {
       await context.close();
     }
@@ -567,6 +608,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       await page.getByRole('dialog', { name: 'Remove source deadpg?' }).getByRole('button', { name: 'Remove', exact: true }).click();
       await dead.waitFor({ state: 'detached' });
       expect((await api('viewer').sources.list()).map((x) => x.name).sort()).toEqual([env.sqlite.name, env.pg.name].sort());
+    } catch (err) {
+      throw await explained(err, context);
     } finally {
       await context.close();
     }
@@ -578,13 +621,10 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
     const operator = await signedInPage(browser, env, 'operator');
     try {
       // The operator's details view has the button (so its absence below means something).
-      await operator.page.goto(`/#/backups/${backupId}?repository=default`);
-      await screenReady(operator.page);
+      await openBackup(operator.page, backupId);
       await operator.page.getByTestId('delete-backup').waitFor();
 
-      await viewer.page.goto(`/#/backups/${backupId}?repository=default`);
-      await screenReady(viewer.page);
-      await viewer.page.getByRole('heading', { name: /collections/i }).waitFor();
+      await openBackup(viewer.page, backupId);
       expect(await viewer.page.getByTestId('delete-backup').count()).toBe(0);
       expect(await viewer.page.getByRole('button', { name: /delete|restore|copy|edit expiry/i }).count()).toBe(0);
       // No screen shows a viewer a button that changes anything, nor the operator-only screens.
@@ -610,6 +650,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       expect(csrf).toBeTruthy();
       expect(await pageFetch(viewer.page, path, { method: 'DELETE', headers: { 'X-CSRF-Token': csrf as string } })).toEqual({ status: 403, code: 'FORBIDDEN' });
       expect((await api('viewer').backups.get(backupId)).id).toBe(backupId);
+    } catch (err) {
+      throw await explained(err, viewer.context, operator.context);
     } finally {
       await viewer.context.close();
       await operator.context.close();
@@ -631,6 +673,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       // Origin check and the missing CSRF header would refuse it (403).
       expect([401, 403]).toContain(res.status());
       expect((await api('viewer').jobs.list()).length).toBe(before);
+    } catch (err) {
+      throw await explained(err, context);
     } finally {
       await context.close();
     }
@@ -670,9 +714,7 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
           await gotoScreen(page, screen);
           await check(screen, size === 'desktop' || screen === 'overview');
         }
-        await page.goto(`/#/backups/${backupId}?repository=default`);
-        await screenReady(page);
-        await page.getByRole('heading', { name: /collections/i }).waitFor();
+        await openBackup(page, backupId);
         await check('backup-details', size === 'desktop');
         // The delete confirmation (a <dialog>, with the deletion preview), then dismissed.
         await page.getByTestId('delete-backup').click();
@@ -687,6 +729,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
           await page.getByTestId('nav-overview').waitFor();
           await check('menu', true, false);
         }
+      } catch (err) {
+        throw await explained(err, context);
       } finally {
         await context.close();
       }
