@@ -74,7 +74,7 @@ export function ProgressBar({ job, label }: { job: JobRecord; label: string }) {
 }
 
 /** A job's state, progress, speed, ETA, error and result, with a cancel button while it runs. */
-export function JobPanel({ jobId, title, testid, onEnd }: { jobId: string; title: string; testid?: string; onEnd?: (job: JobRecord) => void }) {
+export function JobPanel({ jobId, title, testid, onEnd, onDismiss }: { jobId: string; title: string; testid?: string; onEnd?: (job: JobRecord) => void; onDismiss?: () => void }) {
   const { job, error } = useJob(jobId);
   const role = useRole();
   const [cancelError, setCancelError] = useState<string | undefined>();
@@ -89,7 +89,14 @@ export function JobPanel({ jobId, title, testid, onEnd }: { jobId: string; title
         <h2 id={`jp-${jobId}`} class="h3">
           {title}
         </h2>
-        {job ? <Badge value={job.state} testid={`job-state-${job.id}`} /> : null}
+        <div class="button-row">
+          {job ? <Badge value={job.state} testid={`job-state-${job.id}`} /> : null}
+          {ended && onDismiss ? (
+            <button type="button" class="dialog-close" aria-label={`Dismiss ${title}`} onClick={onDismiss}>
+              ×
+            </button>
+          ) : null}
+        </div>
       </div>
       <p class="muted small mono">job {jobId}</p>
       {/* Screen readers hear the state changes, not every progress tick. */}

@@ -189,6 +189,7 @@ function Actions({ b, repository, reload, repoOpt }: { b: BackupDetail; reposito
           onEnd={(j) => {
             if (job.kind === 'export' && j.state === 'SUCCESS') setExported(j);
           }}
+          onDismiss={() => setJob(undefined)}
         />
       ) : null}
       {exported ? (

@@ -96,6 +96,7 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
           jobId={started.jobId}
           title={`Backup ${started.backupId}`}
           onEnd={() => page.reload()}
+          onDismiss={() => setStarted(undefined)}
         />
       ) : null}
 

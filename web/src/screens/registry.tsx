@@ -15,7 +15,8 @@ export function SourcesScreen() {
   const list = useAsync(() => client.sources.list(), []);
   const [adding, setAdding] = useState(false);
   const [removing, setRemoving] = useState<string | undefined>();
-  const [checks, setChecks] = useState<Record<string, SourceCheck | { pending: true } | { failed: string }>>({});
+  /** Per source: the check's answer, or that it runs, or why the request itself failed. */
+  const [checks, setChecks] = useState<Record<string, { answer: SourceCheck } | { pending: true } | { requestError: string }>>({});
   const [started, setStarted] = useState<{ jobId: string; name: string } | undefined>();
   const [actionError, setActionError] = useState<string | undefined>();
   const op = can(role, 'operator');
@@ -24,9 +25,8 @@ export function SourcesScreen() {
   const check = (name: string): void => {
     setChecks((c) => ({ ...c, [name]: { pending: true } }));
     client.sources.check(name).then(
-      (r) => setChecks((c) => ({ ...c, [name]: r })),
-      // `failed`, not `error`: a check that ran and found the source unreachable has an `error` object.
-      (err: unknown) => setChecks((c) => ({ ...c, [name]: { failed: describeError(err) } })),
+      (answer) => setChecks((c) => ({ ...c, [name]: { answer } })),
+      (err: unknown) => setChecks((c) => ({ ...c, [name]: { requestError: describeError(err) } })),
     );
   };
 
@@ -45,7 +45,7 @@ export function SourcesScreen() {
           {actionError}
         </p>
       ) : null}
-      {started ? <JobPanel jobId={started.jobId} title={`Backup of ${started.name}`} /> : null}
+      {started ? <JobPanel jobId={started.jobId} title={`Backup of ${started.name}`} onDismiss={() => setStarted(undefined)} /> : null}
       <div class="card card-flush">
         {list.loading && !list.data ? <Loading /> : null}
         {list.data?.length === 0 ? <Empty>No source is registered yet.</Empty> : null}
@@ -76,7 +76,7 @@ export function SourcesScreen() {
                     </td>
                     {op ? (
                       <td aria-live="polite">
-                        {!c ? <span class="muted">not tested</span> : 'pending' in c ? <span class="muted">testing…</span> : 'failed' in c ? <span class="text-bad small">{c.failed}</span> : <CheckResult c={c} />}
+                        {!c ? <span class="muted">not tested</span> : 'pending' in c ? <span class="muted">testing…</span> : 'requestError' in c ? <span class="text-bad small">{c.requestError}</span> : <CheckResult c={c.answer} />}
                       </td>
                     ) : null}
                     {op ? (

@@ -276,8 +276,8 @@ function Wizard({ initialBackup, initialRepository }: { initialBackup: string; i
                       <tr>
                         <th scope="col">Restore</th>
                         <th scope="col">Collection</th>
-                        <th scope="col">Kind</th>
-                        <th scope="col" class="num">Rows</th>
+                        <th scope="col" class="hide-phone">Kind</th>
+                        <th scope="col" class="num hide-phone">Rows</th>
                         <th scope="col">Restore as</th>
                       </tr>
                     </thead>
@@ -300,8 +300,8 @@ function Wizard({ initialBackup, initialRepository }: { initialBackup: string; i
                           <th scope="row" class="mono">
                             <label for={`r-col-${i}`}>{c.name}</label>
                           </th>
-                          <td>{c.kind}</td>
-                          <td class="num">{count(c.rowCount)}</td>
+                          <td class="hide-phone">{c.kind}</td>
+                          <td class="num hide-phone">{count(c.rowCount)}</td>
                           <td>
                             <input
                               aria-label={`New name for ${c.name}`}

@@ -61,7 +61,7 @@ export function SchedulesScreen() {
           {actionError}
         </p>
       ) : null}
-      {started ? <JobPanel jobId={started.jobId} title={`Run of ${started.name}`} onEnd={() => list.reload()} /> : null}
+      {started ? <JobPanel jobId={started.jobId} title={`Run of ${started.name}`} onEnd={() => list.reload()} onDismiss={() => setStarted(undefined)} /> : null}
       {list.loading && !list.data ? <Loading /> : null}
       {list.data && list.data.length === 0 ? (
         <div class="card">
