@@ -557,6 +557,28 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
     }
   });
 
+  it('copies a backup to another repository from its details; it is listed there', async () => {
+    const backupId = shared.sqliteBackupId ?? (await sqliteBackup());
+    const { context, page } = await signedInPage(browser, env, 'operator');
+    try {
+      await openBackup(page, backupId);
+      await page.getByRole('button', { name: /copy to repository/i }).click();
+      const dialog = page.getByRole('dialog', { name: 'Copy to another repository' });
+      await dialog.getByLabel('Copy to').selectOption('offsite');
+      const started = page.waitForResponse((r) => r.url().endsWith('/v1/copies') && r.request().method() === 'POST');
+      await dialog.getByRole('button', { name: 'Start copy' }).click();
+      const jobId = ((await (await started).json()) as { job: { id: string } }).job.id;
+      await expect.poll(() => page.getByTestId(`job-state-${jobId}`).textContent(), { timeout: 60_000 }).toBe('SUCCESS');
+      expect((await api('viewer').backups.get(backupId, { repository: 'offsite' })).id).toBe(backupId);
+      await page.goto('/#/backups?repository=offsite');
+      await page.getByTestId(`backup-row-${backupId}`).waitFor();
+    } catch (err) {
+      throw await explained(err, context);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('admin: a token made in the console signs in once its secret is copied; sources are registered, tested and removed', async () => {
     const { context, page } = await signedInPage(browser, env, 'admin');
     try {
