@@ -734,7 +734,7 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
         await signIn(page, env, 'admin');
         for (const screen of SCREENS) {
           await gotoScreen(page, screen);
-          await check(screen, size === 'desktop' || screen === 'overview');
+          await check(screen, size === 'desktop' || screen === 'overview' || screen === 'backups');
         }
         await openBackup(page, backupId);
         await check('backup-details', size === 'desktop');
