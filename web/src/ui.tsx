@@ -232,3 +232,108 @@ export function Field({ id, label, hint, children }: { id: string; label: string
 export function Empty({ children }: { children: ComponentChildren }) {
   return <p class="empty">{children}</p>;
 }
+
+/** The message of a failed action (already described), as an alert; nothing when there is none. */
+export function ActionError({ message }: { message: string | undefined }) {
+  if (!message) return null;
+  return (
+    <p class="note note-error" role="alert">
+      {message}
+    </p>
+  );
+}
+
+/**
+ * A dialog's buttons: the action, then Cancel. Without `onConfirm` the action submits the dialog's
+ * form. `danger`: a destructive action, so the cancel button takes the first focus instead.
+ */
+export function DialogActions({
+  label,
+  onConfirm,
+  onCancel,
+  danger,
+  disabled,
+  cancelLabel = 'Cancel',
+}: {
+  label: ComponentChildren;
+  onConfirm?: () => void;
+  onCancel: () => void;
+  danger?: boolean;
+  disabled?: boolean;
+  cancelLabel?: string;
+}) {
+  return (
+    <div class="dialog-actions">
+      <button type={onConfirm ? 'button' : 'submit'} class={danger ? 'btn btn-danger' : 'btn btn-primary'} disabled={disabled} onClick={onConfirm}>
+        {label}
+      </button>
+      <button type="button" class="btn" data-autofocus={danger ? '' : undefined} onClick={onCancel}>
+        {cancelLabel}
+      </button>
+    </div>
+  );
+}
+
+/** A column of a TableHead: its label, or [label, class] (e.g. "num"); false or null leaves it out. */
+export type Column = string | readonly [string, string] | false | null | undefined;
+
+/** A table's header row; `actions` adds a last column for row buttons, named for screen readers only. */
+export function TableHead({ columns, actions }: { columns: Column[]; actions?: boolean }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((c) =>
+          !c ? null : typeof c === 'string' ? (
+            <th key={c} scope="col">
+              {c}
+            </th>
+          ) : (
+            <th key={c[0]} scope="col" class={c[1]}>
+              {c[0]}
+            </th>
+          ),
+        )}
+        {actions ? (
+          <th scope="col">
+            <span class="visually-hidden">Actions</span>
+          </th>
+        ) : null}
+      </tr>
+    </thead>
+  );
+}
+
+/**
+ * A labelled `<select>` of plain values, each shown as itself; `blank`: a first choice with the
+ * value "" shown as this text. `onChange` gets the chosen value.
+ */
+export function SelectField({
+  id,
+  label,
+  value,
+  values,
+  blank,
+  required,
+  onChange,
+}: {
+  id: string;
+  label: string;
+  value: string;
+  values: readonly string[];
+  blank?: string;
+  required?: boolean;
+  onChange: (value: string) => void;
+}) {
+  return (
+    <Field id={id} label={label}>
+      <select id={id} value={value} onChange={(e) => onChange((e.currentTarget as HTMLSelectElement).value)} required={required}>
+        {blank !== undefined ? <option value="">{blank}</option> : null}
+        {values.map((v) => (
+          <option key={v} value={v}>
+            {v}
+          </option>
+        ))}
+      </select>
+    </Field>
+  );
+}

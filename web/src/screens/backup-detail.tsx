@@ -11,7 +11,7 @@ import { go, href } from '../router.js';
 import { useRole } from '../session.js';
 import type { BackupDetail, BackupInProgress } from '../../../src/sdk/index.js';
 import type { DeletionPreview, JobRecord } from '../types.js';
-import { Badge, Dialog, Equivalents, ErrorNote, Field, Loading, PageHeader, TableWrap, Time, useAsync } from '../ui.js';
+import { ActionError, Badge, Dialog, DialogActions, Equivalents, ErrorNote, Field, Loading, PageHeader, SelectField, TableHead, TableWrap, Time, useAsync } from '../ui.js';
 
 export function BackupDetailScreen({ id, repository }: { id: string; repository?: string }) {
   const role = useRole();
@@ -127,16 +127,7 @@ function Complete({ b, repository, reload }: { b: BackupDetail; repository?: str
           Collections ({b.collections.length})
         </h2>
         <TableWrap caption={`Collections of ${b.id}`}>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Kind</th>
-              <th scope="col" class="num">Rows</th>
-              <th scope="col" class="num">Size</th>
-              <th scope="col" class="num">Stored</th>
-              <th scope="col" class="num">Chunks</th>
-            </tr>
-          </thead>
+          <TableHead columns={['Name', 'Kind', ['Rows', 'num'], ['Size', 'num'], ['Stored', 'num'], ['Chunks', 'num']]} />
           <tbody>
             {b.collections.map((c) => (
               <tr key={c.name}>
@@ -235,19 +226,8 @@ function ExpiryDialog({ open, onClose, b, repoOpt, onDone }: { open: boolean; on
         <Field id="exp-value" label="Expires" hint='A duration from now (30d, 6mo), a date (2027-01-31) or "never".'>
           <input id="exp-value" value={expires} onInput={(e) => setExpires((e.currentTarget as HTMLInputElement).value)} required aria-describedby="exp-value-hint" />
         </Field>
-        {error ? (
-          <p class="note note-error" role="alert">
-            {error}
-          </p>
-        ) : null}
-        <div class="dialog-actions">
-          <button type="submit" class="btn btn-primary">
-            Save expiry
-          </button>
-          <button type="button" class="btn" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <ActionError message={error} />
+        <DialogActions label="Save expiry" onCancel={onClose} />
         <Equivalents action="backup.setExpiry" params={{ id: b.id, expires: expires.trim() || 'never', ...repoOpt }} />
       </form>
     </Dialog>
@@ -275,35 +255,26 @@ function DeleteDialog({ open, onClose, b, repository }: { open: boolean; onClose
         </div>
       ) : null}
       <ErrorNote error={preview.error} title="No deletion preview" />
-      {error ? (
-        <p class="note note-error" role="alert">
-          {error}
-        </p>
-      ) : null}
-      <div class="dialog-actions">
-        <button
-          type="button"
-          class="btn btn-danger"
-          disabled={busy}
-          onClick={async () => {
-            setBusy(true);
-            try {
-              await client.backups.delete(b.id, repository ? { repository } : {});
-              onClose();
-              go('backups', { repository });
-            } catch (err) {
-              setError(describeError(err));
-            } finally {
-              setBusy(false);
-            }
-          }}
-        >
-          Delete backup
-        </button>
-        <button type="button" class="btn" data-autofocus onClick={onClose}>
-          Keep it
-        </button>
-      </div>
+      <ActionError message={error} />
+      <DialogActions
+        label="Delete backup"
+        danger
+        disabled={busy}
+        onConfirm={async () => {
+          setBusy(true);
+          try {
+            await client.backups.delete(b.id, repository ? { repository } : {});
+            onClose();
+            go('backups', { repository });
+          } catch (err) {
+            setError(describeError(err));
+          } finally {
+            setBusy(false);
+          }
+        }}
+        onCancel={onClose}
+        cancelLabel="Keep it"
+      />
       <Equivalents action="backup.delete" params={{ id: b.id, ...(repository ? { repository } : {}) }} />
     </Dialog>
   );
@@ -331,28 +302,9 @@ function CopyDialog({ open, onClose, b, repository, onStarted }: { open: boolean
       >
         <p>Only the chunks the other repository lacks are sent; the copy is verified before its manifest is written.</p>
         {choices.length === 0 && !repos.loading ? <p class="note note-info">No other repository is registered.</p> : null}
-        <Field id="copy-to" label="Copy to">
-          <select id="copy-to" value={target} onChange={(e) => setTo((e.currentTarget as HTMLSelectElement).value)} required>
-            {choices.map((c) => (
-              <option key={c} value={c}>
-                {c}
-              </option>
-            ))}
-          </select>
-        </Field>
-        {error ? (
-          <p class="note note-error" role="alert">
-            {error}
-          </p>
-        ) : null}
-        <div class="dialog-actions">
-          <button type="submit" class="btn btn-primary" disabled={!target}>
-            Start copy
-          </button>
-          <button type="button" class="btn" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <SelectField id="copy-to" label="Copy to" value={target} values={choices} required onChange={setTo} />
+        <ActionError message={error} />
+        <DialogActions label="Start copy" disabled={!target} onCancel={onClose} />
         {target ? <Equivalents action="copy.create" params={{ backup: b.id, from, to: target }} /> : null}
       </form>
     </Dialog>
@@ -368,30 +320,19 @@ function ExportDialog({ open, onClose, b, repository, onStarted }: { open: boole
         The server writes <code>{b.id}.cairn</code> (the backup and every chunk it needs, self-contained); once the job ends a download link appears.
         Import it elsewhere with <code>cairn import</code>.
       </p>
-      {error ? (
-        <p class="note note-error" role="alert">
-          {error}
-        </p>
-      ) : null}
-      <div class="dialog-actions">
-        <button
-          type="button"
-          class="btn btn-primary"
-          onClick={async () => {
-            try {
-              const job = await client.exports.create(params);
-              onStarted(job.id);
-            } catch (err) {
-              setError(describeError(err));
-            }
-          }}
-        >
-          Start export
-        </button>
-        <button type="button" class="btn" onClick={onClose}>
-          Cancel
-        </button>
-      </div>
+      <ActionError message={error} />
+      <DialogActions
+        label="Start export"
+        onConfirm={async () => {
+          try {
+            const job = await client.exports.create(params);
+            onStarted(job.id);
+          } catch (err) {
+            setError(describeError(err));
+          }
+        }}
+        onCancel={onClose}
+      />
       <Equivalents action="export.create" params={params} />
     </Dialog>
   );

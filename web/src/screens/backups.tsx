@@ -10,7 +10,7 @@ import { JobPanel } from '../job-live.js';
 import { go, href } from '../router.js';
 import { useRole } from '../session.js';
 import type { BackupPage } from '../types.js';
-import { Badge, Dialog, Empty, Equivalents, ErrorNote, Field, Loading, PageHeader, TableWrap, Time, useAsync } from '../ui.js';
+import { ActionError, Badge, Dialog, DialogActions, Empty, Equivalents, ErrorNote, Field, Loading, PageHeader, SelectField, TableWrap, Time, useAsync } from '../ui.js';
 
 const FILTERS = ['source', 'repository', 'status', 'type', 'schedule', 'since', 'until'] as const;
 const SORTABLE = { id: 'Backup', createdAt: 'Created', logicalBytes: 'Size', storedBytes: 'Stored', expiresAt: 'Expires' } as const;
@@ -58,6 +58,7 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
     const [sources, repositories, schedules] = await Promise.all([client.sources.list(), client.repositories.list(), client.schedules.list()]);
     return { sources, repositories, schedules };
   }, []);
+  const registeredSources = names.data?.sources.map((s) => s.name) ?? [];
   const page = useAsync(async () => {
     const filters = Object.fromEntries(FILTERS.map((f) => [f, f === 'since' ? dayBound(p.since, false) : f === 'until' ? dayBound(p.until, true) : p[f]]).filter(([, v]) => v !== undefined));
     const answer = (await client.backups.listPage({ ...filters, sort: p.sort, order: p.order, limit: String(p.limit), offset: String(p.offset) } as never)) as unknown as BackupPage;
@@ -101,54 +102,19 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
       ) : null}
 
       <form class="card filters" aria-label="Filter backups" onSubmit={(e) => e.preventDefault()}>
-        <Field id="f-source" label="Source">
-          <select id="f-source" value={p.source ?? ''} onChange={(e) => set({ source: (e.currentTarget as HTMLSelectElement).value || undefined, offset: 0 })}>
-            <option value="">All sources</option>
-            {names.data?.sources.map((s) => (
-              <option key={s.name} value={s.name}>
-                {s.name}
-              </option>
-            ))}
-            {p.source && !names.data?.sources.some((s) => s.name === p.source) ? <option value={p.source}>{p.source}</option> : null}
-          </select>
-        </Field>
-        <Field id="f-repository" label="Repository">
-          <select id="f-repository" value={p.repository ?? ''} onChange={(e) => set({ repository: (e.currentTarget as HTMLSelectElement).value || undefined, offset: 0 })}>
-            <option value="">default</option>
-            {names.data?.repositories.map((r) => (
-              <option key={r.name} value={r.name}>
-                {r.name}
-              </option>
-            ))}
-          </select>
-        </Field>
-        <Field id="f-status" label="Status">
-          <select id="f-status" value={p.status ?? ''} onChange={(e) => set({ status: (e.currentTarget as HTMLSelectElement).value || undefined, offset: 0 })}>
-            <option value="">Any status</option>
-            {STATUSES.map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
-          </select>
-        </Field>
-        <Field id="f-type" label="Type">
-          <select id="f-type" value={p.type ?? ''} onChange={(e) => set({ type: (e.currentTarget as HTMLSelectElement).value || undefined, offset: 0 })}>
-            <option value="">Any type</option>
-            <option value="manual">manual</option>
-            <option value="scheduled">scheduled</option>
-          </select>
-        </Field>
-        <Field id="f-schedule" label="Schedule">
-          <select id="f-schedule" value={p.schedule ?? ''} onChange={(e) => set({ schedule: (e.currentTarget as HTMLSelectElement).value || undefined, offset: 0 })}>
-            <option value="">Any schedule</option>
-            {names.data?.schedules.map((s) => (
-              <option key={s.name} value={s.name}>
-                {s.name}
-              </option>
-            ))}
-          </select>
-        </Field>
+        <SelectField
+          id="f-source"
+          label="Source"
+          value={p.source ?? ''}
+          blank="All sources"
+          // A source named in the URL but no longer registered stays choosable.
+          values={[...registeredSources, ...(p.source && !registeredSources.includes(p.source) ? [p.source] : [])]}
+          onChange={(v) => set({ source: v || undefined, offset: 0 })}
+        />
+        <SelectField id="f-repository" label="Repository" value={p.repository ?? ''} blank="default" values={names.data?.repositories.map((r) => r.name) ?? []} onChange={(v) => set({ repository: v || undefined, offset: 0 })} />
+        <SelectField id="f-status" label="Status" value={p.status ?? ''} blank="Any status" values={STATUSES} onChange={(v) => set({ status: v || undefined, offset: 0 })} />
+        <SelectField id="f-type" label="Type" value={p.type ?? ''} blank="Any type" values={['manual', 'scheduled']} onChange={(v) => set({ type: v || undefined, offset: 0 })} />
+        <SelectField id="f-schedule" label="Schedule" value={p.schedule ?? ''} blank="Any schedule" values={names.data?.schedules.map((s) => s.name) ?? []} onChange={(v) => set({ schedule: v || undefined, offset: 0 })} />
         <Field id="f-since" label="From">
           <input id="f-since" type="date" value={p.since ?? ''} onChange={(e) => set({ since: (e.currentTarget as HTMLInputElement).value || undefined, offset: 0 })} />
         </Field>
@@ -334,37 +300,10 @@ function NewBackupDialog({ open, onClose, sources, repositories, repository, onS
             No source is registered. An admin registers one on the <a href={href('sources')}>Sources</a> screen.
           </p>
         ) : null}
-        <Field id="nb-source" label="Source">
-          <select id="nb-source" value={chosen} onChange={(e) => setSource((e.currentTarget as HTMLSelectElement).value)} required>
-            {sources.map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
-          </select>
-        </Field>
-        <Field id="nb-repo" label="Repository">
-          <select id="nb-repo" value={repo} onChange={(e) => setRepo((e.currentTarget as HTMLSelectElement).value)}>
-            {repositories.map((r) => (
-              <option key={r} value={r}>
-                {r}
-              </option>
-            ))}
-          </select>
-        </Field>
-        {error ? (
-          <p class="note note-error" role="alert">
-            {error}
-          </p>
-        ) : null}
-        <div class="dialog-actions">
-          <button type="submit" class="btn btn-primary" disabled={busy || !chosen}>
-            {busy ? 'Starting…' : 'Start backup'}
-          </button>
-          <button type="button" class="btn" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <SelectField id="nb-source" label="Source" value={chosen} values={sources} required onChange={setSource} />
+        <SelectField id="nb-repo" label="Repository" value={repo} values={repositories} onChange={setRepo} />
+        <ActionError message={error} />
+        <DialogActions label={busy ? 'Starting…' : 'Start backup'} disabled={busy || !chosen} onCancel={onClose} />
         {chosen ? <Equivalents action="backup.create" params={params} /> : null}
       </form>
     </Dialog>

@@ -10,7 +10,7 @@ import { isTerminal, percentOf } from '../job-live.js';
 import { go } from '../router.js';
 import { useRole } from '../session.js';
 import type { JobRecord } from '../types.js';
-import { Badge, Empty, Equivalents, ErrorNote, Field, Loading, PageHeader, TableWrap, Time } from '../ui.js';
+import { ActionError, Badge, Empty, Equivalents, ErrorNote, Loading, PageHeader, SelectField, TableHead, TableWrap, Time } from '../ui.js';
 
 const KINDS = ['backup', 'restore', 'copy', 'sync', 'verify', 'prune', 'repair', 'export', 'import'];
 const STATES = ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'CANCELLING', 'SUCCESS', 'FAILED', 'CANCELED'];
@@ -115,48 +115,17 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
     <>
       <PageHeader title="Jobs" subtitle={<span>Backups, restores, copies and maintenance run by this server. <LiveMark live={live} /></span>} />
       <form class="card filters" aria-label="Filter jobs" onSubmit={(e) => e.preventDefault()}>
-        <Field id="j-kind" label="Kind">
-          <select id="j-kind" value={kind} onChange={(e) => set({ kind: (e.currentTarget as HTMLSelectElement).value || undefined, offset: undefined })}>
-            <option value="">Any kind</option>
-            {KINDS.map((k) => (
-              <option key={k} value={k}>
-                {k}
-              </option>
-            ))}
-          </select>
-        </Field>
-        <Field id="j-state" label="State">
-          <select id="j-state" value={state} onChange={(e) => set({ state: (e.currentTarget as HTMLSelectElement).value || undefined, offset: undefined })}>
-            <option value="">Any state</option>
-            {STATES.map((k) => (
-              <option key={k} value={k}>
-                {k}
-              </option>
-            ))}
-          </select>
-        </Field>
+        <SelectField id="j-kind" label="Kind" value={kind} blank="Any kind" values={KINDS} onChange={(v) => set({ kind: v || undefined, offset: undefined })} />
+        <SelectField id="j-state" label="State" value={state} blank="Any state" values={STATES} onChange={(v) => set({ state: v || undefined, offset: undefined })} />
       </form>
       <ErrorNote error={error} title="Could not list the jobs" />
-      {actionError ? (
-        <p class="note note-error" role="alert">
-          {actionError}
-        </p>
-      ) : null}
+      <ActionError message={actionError} />
       <div class="card card-flush">
         {!jobs && !error ? <Loading /> : null}
         {jobs && jobs.length === 0 ? <Empty>No jobs{kind || state ? ' match these filters' : ' yet'}.</Empty> : null}
         {jobs && jobs.length > 0 ? (
           <TableWrap caption="Jobs" stack>
-            <thead>
-              <tr>
-                <th scope="col">Job</th>
-                <th scope="col">State</th>
-                <th scope="col">Progress</th>
-                <th scope="col" class="num">ETA / took</th>
-                <th scope="col">Started</th>
-                <th scope="col">Error</th>
-              </tr>
-            </thead>
+            <TableHead columns={['Job', 'State', 'Progress', ['ETA / took', 'num'], 'Started', 'Error']} />
             <tbody>
               {jobs.map((j) => {
                 const pct = percentOf(j);

@@ -4,7 +4,7 @@ import { HistoryChart } from '../chart.js';
 import { age, bytes, count } from '../format.js';
 import { href } from '../router.js';
 import type { Overview, SourceHealth } from '../types.js';
-import { Badge, Empty, ErrorNote, Loading, PageHeader, TableWrap, Time, useAsync } from '../ui.js';
+import { Badge, Empty, ErrorNote, Loading, PageHeader, TableHead, TableWrap, Time, useAsync } from '../ui.js';
 
 const STATUS_TEXT: Record<SourceHealth['status'], string> = {
   failing: 'Last backup failed',
@@ -72,16 +72,7 @@ export function OverviewScreen() {
           <h2 class="section-title">Repositories</h2>
           <div class="card card-flush">
             <TableWrap caption="Repositories">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Location</th>
-                  <th scope="col" class="num">Backups</th>
-                  <th scope="col" class="num">Logical</th>
-                  <th scope="col" class="num">Stored</th>
-                  <th scope="col" class="num">Dedup</th>
-                </tr>
-              </thead>
+              <TableHead columns={['Name', 'Location', ['Backups', 'num'], ['Logical', 'num'], ['Stored', 'num'], ['Dedup', 'num']]} />
               <tbody>
                 {data.repositories.map((r) => (
                   <tr key={r.name}>

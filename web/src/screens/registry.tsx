@@ -8,7 +8,7 @@ import { duration } from '../format.js';
 import { JobPanel } from '../job-live.js';
 import { useRole } from '../session.js';
 import type { SourceCheck } from '../types.js';
-import { Badge, Dialog, Empty, Equivalents, EquivalentsList, ErrorNote, Field, Loading, PageHeader, TableWrap, Time, useAsync } from '../ui.js';
+import { ActionError, Badge, Dialog, DialogActions, Empty, Equivalents, EquivalentsList, ErrorNote, Field, Loading, PageHeader, TableHead, TableWrap, Time, useAsync } from '../ui.js';
 
 export function SourcesScreen() {
   const role = useRole();
@@ -40,30 +40,14 @@ export function SourcesScreen() {
         ) : null}
       </PageHeader>
       <ErrorNote error={list.error} title="Could not list the sources" />
-      {actionError ? (
-        <p class="note note-error" role="alert">
-          {actionError}
-        </p>
-      ) : null}
+      <ActionError message={actionError} />
       {started ? <JobPanel jobId={started.jobId} title={`Backup of ${started.name}`} onDismiss={() => setStarted(undefined)} /> : null}
       <div class="card card-flush">
         {list.loading && !list.data ? <Loading /> : null}
         {list.data?.length === 0 ? <Empty>No source is registered yet.</Empty> : null}
         {list.data?.length ? (
           <TableWrap caption="Sources">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Location</th>
-                <th scope="col">Registered</th>
-                {op ? <th scope="col">Connection</th> : null}
-                {op ? (
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
-                ) : null}
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Location', 'Registered', op && 'Connection']} actions={op} />
             <tbody>
               {list.data.map((s) => {
                 const c = checks[s.name];
@@ -172,19 +156,7 @@ export function RepositoriesScreen() {
         {list.loading && !list.data ? <Loading /> : null}
         {list.data ? (
           <TableWrap caption="Repositories">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Location</th>
-                <th scope="col">Encryption</th>
-                <th scope="col">Registered</th>
-                {admin ? (
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
-                ) : null}
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Location', 'Encryption', 'Registered']} actions={admin} />
             <tbody>
               <tr>
                 <th scope="row">default</th>
@@ -279,19 +251,8 @@ function RegisterDialog({ kind, open, onClose, onDone }: { kind: 'source' | 'rep
             ) : null}
           </fieldset>
         ) : null}
-        {error ? (
-          <p class="note note-error" role="alert">
-            {error}
-          </p>
-        ) : null}
-        <div class="dialog-actions">
-          <button type="submit" class="btn btn-primary">
-            Register
-          </button>
-          <button type="button" class="btn" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <ActionError message={error} />
+        <DialogActions label="Register" onCancel={onClose} />
         {kind === 'source' ? (
           <Equivalents action="source.add" params={{ name: name.trim() || 'NAME', url: url.trim() ? redactUrl(url.trim()) : 'URL' }} />
         ) : (
@@ -320,32 +281,22 @@ function RemoveDialog({ kind, name, onClose, onDone }: { kind: 'source' | 'repos
         <input type="checkbox" checked={force} onChange={(e) => setForce((e.currentTarget as HTMLInputElement).checked)} />
         Disable the schedules that use it
       </label>
-      {error ? (
-        <p class="note note-error" role="alert">
-          {error}
-        </p>
-      ) : null}
-      <div class="dialog-actions">
-        <button
-          type="button"
-          class="btn btn-danger"
-          onClick={async () => {
-            try {
-              if (kind === 'source') await client.sources.remove(name!, force ? { force: true } : {});
-              else await client.repositories.remove(name!, force ? { force: true } : {});
-              setError(undefined);
-              onDone();
-            } catch (err) {
-              setError(describeError(err));
-            }
-          }}
-        >
-          Remove
-        </button>
-        <button type="button" class="btn" data-autofocus onClick={onClose}>
-          Cancel
-        </button>
-      </div>
+      <ActionError message={error} />
+      <DialogActions
+        label="Remove"
+        danger
+        onConfirm={async () => {
+          try {
+            if (kind === 'source') await client.sources.remove(name!, force ? { force: true } : {});
+            else await client.repositories.remove(name!, force ? { force: true } : {});
+            setError(undefined);
+            onDone();
+          } catch (err) {
+            setError(describeError(err));
+          }
+        }}
+        onCancel={onClose}
+      />
       {name ? kind === 'source' ? <Equivalents action="source.remove" params={{ name, force }} /> : <Equivalents action="repository.remove" params={{ name, force }} /> : null}
     </Dialog>
   );

@@ -13,7 +13,7 @@ import { useRole } from '../session.js';
 import type { BackupDetail } from '../../../src/sdk/index.js';
 import type { BackupPage, DryRun } from '../types.js';
 import type { RestoreParams } from '../equivalents.js';
-import { EquivalentsList, ErrorNote, Field, Loading, PageHeader, TableWrap, Time, useAsync } from '../ui.js';
+import { EquivalentsList, ErrorNote, Field, Loading, PageHeader, SelectField, TableHead, TableWrap, Time, useAsync } from '../ui.js';
 
 /** A page of the listing (the SDK's listPage, typed as the console reads it). */
 const listPage = async (query: Record<string, string>): Promise<BackupPage> => (await client.backups.listPage(query as never)) as unknown as BackupPage;
@@ -161,16 +161,7 @@ function Wizard({ initialBackup, initialRepository }: { initialBackup: string; i
 
           {step === 0 ? (
             <>
-              <Field id="r-repo" label="Repository">
-                <select id="r-repo" value={repository} onChange={(e) => setRepository((e.currentTarget as HTMLSelectElement).value)}>
-                  <option value="default">default</option>
-                  {names.data?.repositories.map((r) => (
-                    <option key={r.name} value={r.name}>
-                      {r.name}
-                    </option>
-                  ))}
-                </select>
-              </Field>
+              <SelectField id="r-repo" label="Repository" value={repository} values={['default', ...(names.data?.repositories.map((r) => r.name) ?? [])]} onChange={setRepository} />
               <fieldset>
                 <legend>Which backup</legend>
                 <div class="radio-cards">
@@ -203,16 +194,7 @@ function Wizard({ initialBackup, initialRepository }: { initialBackup: string; i
                   </select>
                 </Field>
               ) : (
-                <Field id="r-latest" label="Source">
-                  <select id="r-latest" value={latestOf} onChange={(e) => setLatestOf((e.currentTarget as HTMLSelectElement).value)}>
-                    <option value="">Choose a source…</option>
-                    {names.data?.sources.map((s) => (
-                      <option key={s.name} value={s.name}>
-                        {s.name}
-                      </option>
-                    ))}
-                  </select>
-                </Field>
+                <SelectField id="r-latest" label="Source" value={latestOf} blank="Choose a source…" values={names.data?.sources.map((s) => s.name) ?? []} onChange={setLatestOf} />
               )}
               {pick === 'latest' && latestOf && latest.data === null ? <p class="note note-warn">No complete backup of {latestOf} in this repository.</p> : null}
               <ErrorNote error={recent.error ?? detail.error ?? latest.error} />
@@ -272,15 +254,7 @@ function Wizard({ initialBackup, initialRepository }: { initialBackup: string; i
                 </div>
                 <div class="check-list">
                   <TableWrap caption="Collections to restore">
-                    <thead>
-                      <tr>
-                        <th scope="col">Restore</th>
-                        <th scope="col">Collection</th>
-                        <th scope="col" class="hide-phone">Kind</th>
-                        <th scope="col" class="num hide-phone">Rows</th>
-                        <th scope="col">Restore as</th>
-                      </tr>
-                    </thead>
+                    <TableHead columns={['Restore', 'Collection', ['Kind', 'hide-phone'], ['Rows', 'num hide-phone'], 'Restore as']} />
                     <tbody>
                       {selectable.map((c, i) => (
                         <tr key={c.name}>
@@ -404,15 +378,7 @@ function PlanView({ plan }: { plan: DryRun }) {
             What would be written: {plan.collections.length} collection{plan.collections.length === 1 ? '' : 's'}, {count(plan.collections.reduce((n, c) => n + c.rows, 0))} rows
           </summary>
           <TableWrap caption="Collections the restore would write">
-            <thead>
-              <tr>
-                <th scope="col">From</th>
-                <th scope="col">To</th>
-                <th scope="col">Kind</th>
-                <th scope="col" class="num">Rows</th>
-                <th scope="col" class="num">Size</th>
-              </tr>
-            </thead>
+            <TableHead columns={['From', 'To', 'Kind', ['Rows', 'num'], ['Size', 'num']]} />
             <tbody>
               {plan.collections.map((c) => (
                 <tr key={c.name}>

@@ -9,7 +9,7 @@ import { JobPanel } from '../job-live.js';
 import { useRole } from '../session.js';
 import type { CronPreview, RetentionPreview, ScheduleShown } from '../types.js';
 import type { ScheduleParams } from '../equivalents.js';
-import { Badge, Dialog, Empty, Equivalents, EquivalentsList, ErrorNote, Field, Loading, PageHeader, Time, useAsync } from '../ui.js';
+import { ActionError, Badge, Dialog, DialogActions, Empty, Equivalents, EquivalentsList, ErrorNote, Field, Loading, PageHeader, SelectField, Time, useAsync } from '../ui.js';
 
 const KEEP = [
   ['keepLast', 'Keep last', 'newest N'],
@@ -56,11 +56,7 @@ export function SchedulesScreen() {
         ) : null}
       </PageHeader>
       <ErrorNote error={list.error} title="Could not list the schedules" />
-      {actionError ? (
-        <p class="note note-error" role="alert">
-          {actionError}
-        </p>
-      ) : null}
+      <ActionError message={actionError} />
       {started ? <JobPanel jobId={started.jobId} title={`Run of ${started.name}`} onEnd={() => list.reload()} onDismiss={() => setStarted(undefined)} /> : null}
       {list.loading && !list.data ? <Loading /> : null}
       {list.data && list.data.length === 0 ? (
@@ -153,22 +149,17 @@ export function SchedulesScreen() {
       </div>
       <Dialog open={removing !== undefined} title={`Remove schedule ${removing ?? ''}?`} onClose={() => setRemoving(undefined)}>
         <p>The schedule stops; the backups it made are kept (and no longer pruned by its rules).</p>
-        <div class="dialog-actions">
-          <button
-            type="button"
-            class="btn btn-danger"
-            onClick={() => {
-              const name = removing!;
-              setRemoving(undefined);
-              act(client.schedules.remove(name));
-            }}
-          >
-            Remove schedule
-          </button>
-          <button type="button" class="btn" data-autofocus onClick={() => setRemoving(undefined)}>
-            Keep it
-          </button>
-        </div>
+        <DialogActions
+          label="Remove schedule"
+          danger
+          onConfirm={() => {
+            const name = removing!;
+            setRemoving(undefined);
+            act(client.schedules.remove(name));
+          }}
+          onCancel={() => setRemoving(undefined)}
+          cancelLabel="Keep it"
+        />
         {removing ? <Equivalents action="schedule.remove" params={{ name: removing }} /> : null}
       </Dialog>
       {op ? (
@@ -290,25 +281,8 @@ function CreateDialog({ open, onClose, onCreated }: { open: boolean; onClose: ()
           <Field id="s-name" label="Name" hint="lowercase letters, digits, - and _">
             <input id="s-name" value={name} required pattern="[a-z0-9][a-z0-9_-]*" onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)} aria-describedby="s-name-hint" />
           </Field>
-          <Field id="s-source" label="Source">
-            <select id="s-source" value={src} onChange={(e) => setSource((e.currentTarget as HTMLSelectElement).value)} required>
-              {sources.map((s) => (
-                <option key={s.name} value={s.name}>
-                  {s.name}
-                </option>
-              ))}
-            </select>
-          </Field>
-          <Field id="s-repo" label="Repository">
-            <select id="s-repo" value={repository} onChange={(e) => setRepository((e.currentTarget as HTMLSelectElement).value)}>
-              <option value="default">default</option>
-              {(names.data?.[1] ?? []).map((r) => (
-                <option key={r.name} value={r.name}>
-                  {r.name}
-                </option>
-              ))}
-            </select>
-          </Field>
+          <SelectField id="s-source" label="Source" value={src} values={sources.map((s) => s.name)} required onChange={setSource} />
+          <SelectField id="s-repo" label="Repository" value={repository} values={['default', ...(names.data?.[1] ?? []).map((r) => r.name)]} onChange={setRepository} />
           <Field id="s-cron" label="Cron" hint="minute hour day month weekday, e.g. 0 3 * * *">
             <input id="s-cron" class="mono" value={cron} required onInput={(e) => setCron((e.currentTarget as HTMLInputElement).value)} aria-describedby="s-cron-hint" />
           </Field>
@@ -361,19 +335,8 @@ function CreateDialog({ open, onClose, onCreated }: { open: boolean; onClose: ()
             <p class="small muted">No rule: every backup is kept.</p>
           )}
         </fieldset>
-        {error ? (
-          <p class="note note-error" role="alert">
-            {error}
-          </p>
-        ) : null}
-        <div class="dialog-actions">
-          <button type="submit" class="btn btn-primary" disabled={busy || !src}>
-            Create schedule
-          </button>
-          <button type="button" class="btn" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <ActionError message={error} />
+        <DialogActions label="Create schedule" disabled={busy || !src} onCancel={onClose} />
         <Equivalents action="schedule.create" params={params} />
       </form>
     </Dialog>

@@ -2,7 +2,7 @@
 import { useState } from 'preact/hooks';
 import { client, describeError } from '../api.js';
 import { useSession } from '../session.js';
-import { Badge, CopyButton, Dialog, Equivalents, ErrorNote, Field, Loading, PageHeader, TableWrap, Time, useAsync } from '../ui.js';
+import { ActionError, Badge, CopyButton, Dialog, DialogActions, Equivalents, ErrorNote, Field, Loading, PageHeader, TableHead, TableWrap, Time, useAsync } from '../ui.js';
 
 type Role = 'admin' | 'operator' | 'viewer';
 
@@ -38,26 +38,12 @@ export function TokensScreen() {
         </section>
       ) : null}
       <ErrorNote error={list.error} title="Could not list the tokens" />
-      {error ? (
-        <p class="note note-error" role="alert">
-          {error}
-        </p>
-      ) : null}
+      <ActionError message={error} />
       <div class="card card-flush">
         {list.loading && !list.data ? <Loading /> : null}
         {list.data ? (
           <TableWrap caption="Tokens">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Id</th>
-                <th scope="col">Role</th>
-                <th scope="col">Created</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Id', 'Role', 'Created']} actions />
             <tbody>
               {list.data.map((t) => (
                 <tr key={t.id}>
@@ -97,28 +83,22 @@ export function TokensScreen() {
           Token <code>{revoking}</code> stops working at once, and every console session signed in with it ends.
           {revoking === session.tokenId ? <strong> It is the token of this session: you will be signed out.</strong> : null}
         </p>
-        <div class="dialog-actions">
-          <button
-            type="button"
-            class="btn btn-danger"
-            onClick={() => {
-              const id = revoking!;
-              setRevoking(undefined);
-              client.tokens.revoke(id).then(
-                () => {
-                  setError(undefined);
-                  list.reload();
-                },
-                (err: unknown) => setError(describeError(err)),
-              );
-            }}
-          >
-            Revoke token
-          </button>
-          <button type="button" class="btn" data-autofocus onClick={() => setRevoking(undefined)}>
-            Cancel
-          </button>
-        </div>
+        <DialogActions
+          label="Revoke token"
+          danger
+          onConfirm={() => {
+            const id = revoking!;
+            setRevoking(undefined);
+            client.tokens.revoke(id).then(
+              () => {
+                setError(undefined);
+                list.reload();
+              },
+              (err: unknown) => setError(describeError(err)),
+            );
+          }}
+          onCancel={() => setRevoking(undefined)}
+        />
         {revoking ? <Equivalents action="token.revoke" params={{ id: revoking }} /> : null}
       </Dialog>
     </>
@@ -154,19 +134,8 @@ function CreateTokenDialog({ open, onClose, onCreated }: { open: boolean; onClos
             <option value="admin">admin: everything, sources, repositories and tokens too</option>
           </select>
         </Field>
-        {error ? (
-          <p class="note note-error" role="alert">
-            {error}
-          </p>
-        ) : null}
-        <div class="dialog-actions">
-          <button type="submit" class="btn btn-primary">
-            Create token
-          </button>
-          <button type="button" class="btn" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <ActionError message={error} />
+        <DialogActions label="Create token" onCancel={onClose} />
         <Equivalents action="token.create" params={{ role, ...(name.trim() ? { name: name.trim() } : {}) }} />
       </form>
     </Dialog>
