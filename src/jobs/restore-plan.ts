@@ -4,28 +4,12 @@
  * nothing written. Used by POST /v1/restores {dryRun: true} and `cairn restore --dry-run`.
  */
 import { ConflictError } from '../core/errors.js';
-import type { Repository } from '../repo/repository.js';
-import { refuseOtherEngine, refuseRoles } from '../sources/index.js';
 import { namingFor } from '../sources/registry.js';
-import type { ConflictPolicy, RestoreItem, RestoreTarget, SessionsPolicy } from '../sources/types.js';
-import { refuseReplacingPart, restoreSelection } from './restore.js';
-import type { Selection } from '../core/selection.js';
+import type { ConflictPolicy, RestoreItem } from '../sources/types.js';
+import { checkRestore, type RestoreOptions } from './restore.js';
 
-export interface RestorePlanOptions {
-  repo: Repository;
-  backupId: string;
-  target: RestoreTarget;
-  selection?: Selection;
-  /** old name → new name */
-  renames?: Map<string, string>;
-  onConflict?: ConflictPolicy;
-  sessions?: SessionsPolicy;
-  sessionsTimeoutMs?: number;
-  roles?: boolean;
-  noOwner?: boolean;
-  noPrivileges?: boolean;
-  signal?: AbortSignal;
-}
+/** A restore's options, less those only a running restore uses (its streams and callbacks). */
+export type RestorePlanOptions = Omit<RestoreOptions, 'jobs' | 'onProgress' | 'onFinalizing'>;
 
 /** One collection a restore would write: its name in the backup and in the target. */
 export interface PlannedCollection {
@@ -67,14 +51,9 @@ export interface RestorePlan {
 export async function planRestore(options: RestorePlanOptions): Promise<RestorePlan> {
   const { target } = options;
   const onConflict = options.onConflict ?? 'fail';
-  const manifest = await options.repo.readManifest(options.backupId, options.signal);
-  refuseOtherEngine(manifest.source.kind, manifest.id, target.kind, target.location);
-  if (options.roles) refuseRoles(target.kind, 'restore');
-  if (options.noOwner) refuseRoles(target.kind, 'restore', '--no-owner');
-  if (options.noPrivileges) refuseRoles(target.kind, 'restore', '--no-privileges');
-  const { entries, renames } = restoreSelection(manifest, options.selection, options.renames);
+  // The same checks as the restore itself (an unset policy is "fail" there too).
+  const { manifest, entries } = await checkRestore({ ...options, onConflict });
   const partial = entries.length !== manifest.collections.length || entries.some((e) => e.targetName !== e.entry.name);
-  refuseReplacingPart({ ...options, onConflict }, entries.length !== manifest.collections.length || renames.size > 0, manifest);
   const items: RestoreItem[] = entries.map(({ entry, targetName }) => ({
     entry,
     targetName,

@@ -36,6 +36,24 @@ export interface RestoreOptions {
   onFinalizing?: () => void;
 }
 
+/**
+ * The checks every restore (and its dry run) makes before it reads any data: the backup's
+ * manifest, the target's engine, the roles options, the selection and renames, and the
+ * policy's limits. Answers the manifest and the entries to restore with their target names;
+ * throws NOT_FOUND (no such backup) or USAGE (what the options ask cannot be done).
+ */
+export async function checkRestore(options: RestoreOptions): Promise<{ manifest: BackupManifest } & ReturnType<typeof restoreSelection>> {
+  const { target } = options;
+  const manifest = await options.repo.readManifest(options.backupId, options.signal);
+  refuseOtherEngine(manifest.source.kind, manifest.id, target.kind, target.location);
+  if (options.roles) refuseRoles(target.kind, 'restore');
+  if (options.noOwner) refuseRoles(target.kind, 'restore', '--no-owner');
+  if (options.noPrivileges) refuseRoles(target.kind, 'restore', '--no-privileges');
+  const selected = restoreSelection(manifest, options.selection, options.renames);
+  refuseReplacingPart(options, selected.entries.length !== manifest.collections.length || selected.renames.size > 0, manifest);
+  return { manifest, ...selected };
+}
+
 export interface RestoreSummary extends RestoreResult {
   backupId: string;
   target: string;
@@ -50,13 +68,7 @@ export interface RestoreSummary extends RestoreResult {
  */
 export async function runRestore(options: RestoreOptions): Promise<RestoreSummary> {
   const { repo, target } = options;
-  const manifest = await repo.readManifest(options.backupId, options.signal);
-  refuseOtherEngine(manifest.source.kind, manifest.id, target.kind, target.location);
-  if (options.roles) refuseRoles(target.kind, 'restore');
-  if (options.noOwner) refuseRoles(target.kind, 'restore', '--no-owner');
-  if (options.noPrivileges) refuseRoles(target.kind, 'restore', '--no-privileges');
-  const { entries, renames } = restoreSelection(manifest, options.selection, options.renames);
-  refuseReplacingPart(options, entries.length !== manifest.collections.length || renames.size > 0, manifest);
+  const { manifest, entries, renames } = await checkRestore(options);
   const lock = await repo.lock(false, `restore of ${manifest.id}`);
   // Aborts on the caller's cancel, or when the lock is lost (a prune could remove packs).
   const signal = lockedSignal(lock, options.signal);

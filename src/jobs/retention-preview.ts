@@ -5,20 +5,12 @@
  */
 import { parseDuration } from '../core/durations.js';
 import type { BackupManifest } from '../core/schemas.js';
-import type { ScheduleSpec } from './ports.js';
+import type { RetentionRules, ScheduleSpec } from './ports.js';
 import { applyRetention, type RetentionPolicy } from './retention.js';
 import { retentionPolicy } from './scheduler.js';
 
-/** The keep* rules as a request or a schedule gives them (keepWithin a duration text, e.g. "7d"). */
-export interface RetentionRules {
-  keepLast?: number;
-  keepWithin?: string;
-  keepHourly?: number;
-  keepDaily?: number;
-  keepWeekly?: number;
-  keepMonthly?: number;
-  keepYearly?: number;
-}
+// The keep* rules as a request or a schedule gives them: a schedule's own type.
+export type { RetentionRules };
 
 export const RULE_NAMES = ['keepLast', 'keepWithin', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'] as const;
 

@@ -175,6 +175,16 @@ export const ExpireBody = z.object({ repository: location.optional(), dryRun: z.
 
 const count = z.number().int().min(1).max(100_000);
 const text = str(LIMITS.text);
+/** A schedule's keep* rules as a request gives them (keepWithin a duration, e.g. "7d"); none required. */
+const retentionRules = {
+  keepLast: count.optional(),
+  keepWithin: text.optional(),
+  keepHourly: count.optional(),
+  keepDaily: count.optional(),
+  keepWeekly: count.optional(),
+  keepMonthly: count.optional(),
+  keepYearly: count.optional(),
+};
 export const CreateScheduleBody = z
   .object({
     name: str(LIMITS.name),
@@ -185,13 +195,7 @@ export const CreateScheduleBody = z
     timezone: text.optional(),
     ...selection,
     pattern: text.optional(),
-    keepLast: count.optional(),
-    keepWithin: text.optional(),
-    keepHourly: count.optional(),
-    keepDaily: count.optional(),
-    keepWeekly: count.optional(),
-    keepMonthly: count.optional(),
-    keepYearly: count.optional(),
+    ...retentionRules,
     expires: text.optional(),
     /** A second repository (registered name; a URL with --allow-urls): each run's backups are copied there. */
     copyTo: location.optional(),
@@ -541,13 +545,7 @@ export const RetentionPreviewBody = z
     repository: location.optional(),
     source: location.optional(),
     schedule: str(LIMITS.name).optional(),
-    keepLast: count.optional(),
-    keepWithin: text.optional(),
-    keepHourly: count.optional(),
-    keepDaily: count.optional(),
-    keepWeekly: count.optional(),
-    keepMonthly: count.optional(),
-    keepYearly: count.optional(),
+    ...retentionRules,
     timezone: text.optional().describe('the zone calendar buckets (days, weeks…) are counted in: default the schedule\'s, else UTC'),
   })
   .strict()

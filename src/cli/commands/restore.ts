@@ -63,6 +63,21 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
         const renames = parseRenames(opts.rename);
         const sessionsTimeoutMs = opts.sessionsTimeout !== undefined ? durationMs(opts.sessionsTimeout, '--sessions-timeout') : undefined;
         const client = await serverClient(opts);
+        // What a server takes for both a dry run and a restore job (its timeout in seconds); built
+        // only once the remote checks passed, as the repository must then be a name.
+        const serverRequest = () => ({
+          backup: id,
+          repository: requireRepoName(opts.repo),
+          target: opts.to,
+          ...selection,
+          ...(renames.size ? { renames: Object.fromEntries(renames) } : {}),
+          onConflict: opts.onConflict,
+          ...(opts.sessions ? { sessions: opts.sessions } : {}),
+          ...(sessionsTimeoutMs !== undefined ? { sessionsTimeoutSeconds: Math.ceil(sessionsTimeoutMs / 1000) } : {}),
+          ...(opts.roles ? { roles: true } : {}),
+          ...(opts.owner === false ? { noOwner: true } : {}),
+          ...(opts.privileges === false ? { noPrivileges: true } : {}),
+        });
         if (opts.dryRun) {
           if (opts.wait === false) throw new UsageError('--no-wait starts a job; a --dry-run starts none: leave one out.');
           const request = {
@@ -78,19 +93,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
           let plan: RestorePlan;
           if (client) {
             refuseRetryLockRemote(opts);
-            plan = await client.restores.dryRun({
-              backup: id,
-              repository: requireRepoName(opts.repo),
-              target: opts.to,
-              ...selection,
-              ...(renames.size ? { renames: Object.fromEntries(renames) } : {}),
-              onConflict: opts.onConflict,
-              ...(opts.sessions ? { sessions: opts.sessions } : {}),
-              ...(sessionsTimeoutMs !== undefined ? { sessionsTimeoutSeconds: Math.ceil(sessionsTimeoutMs / 1000) } : {}),
-              ...(opts.roles ? { roles: true } : {}),
-              ...(opts.owner === false ? { noOwner: true } : {}),
-              ...(opts.privileges === false ? { noPrivileges: true } : {}),
-            });
+            plan = await client.restores.dryRun(serverRequest());
           } else {
             const repository = await openLockingRepository(opts.repo, opts, { io, signal });
             plan = await planRestore({ repo: repository, backupId: id, target: openTarget(opts.to), ...request, signal });
@@ -103,20 +106,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
           refuseRetryLockRemote(opts);
           const started = Date.now();
           const final = await runOnServer(client, io, signal, opts, () =>
-            client.restores.create({
-              backup: id,
-              repository: requireRepoName(opts.repo),
-              target: opts.to,
-              ...selection,
-              ...(renames.size ? { renames: Object.fromEntries(renames) } : {}),
-              onConflict: opts.onConflict,
-              ...(opts.sessions ? { sessions: opts.sessions } : {}),
-              ...(sessionsTimeoutMs !== undefined ? { sessionsTimeoutSeconds: Math.ceil(sessionsTimeoutMs / 1000) } : {}),
-              ...(opts.roles ? { roles: true } : {}),
-              ...(opts.owner === false ? { noOwner: true } : {}),
-              ...(opts.privileges === false ? { noPrivileges: true } : {}),
-              ...(jobs ? { jobs } : {}),
-            }),
+            client.restores.create({ ...serverRequest(), ...(jobs ? { jobs } : {}) }),
           );
           if (!final) return;
           const summary = final.result as { backupId: string; target: string; collections: number; rows: number; warnings?: string[]; plan?: { summary: string } };

@@ -6,7 +6,7 @@ import { validateBackupId } from '../../core/ids.js';
 import { databaseKey } from '../../jobs/database-key.js';
 import { checkPair, runCopy, runSync, syncProblems } from '../../jobs/copy.js';
 import { runRestore } from '../../jobs/restore.js';
-import { planRestore } from '../../jobs/restore-plan.js';
+import { planRestore, type RestorePlanOptions } from '../../jobs/restore-plan.js';
 import { expiredBackups } from '../../jobs/scheduled-backup.js';
 import { prune } from '../../repo/prune.js';
 import { repair } from '../../repo/repair.js';
@@ -28,21 +28,22 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
     }
     const ref = sourceUrl(c, req.target, 'target');
     const target = openTarget(ref.url, { untrusted: ref.untrusted });
+    // What the dry run and the restore job both take (the job adds its streams and roles as asked).
+    const restoreOptions = {
+      repo,
+      backupId,
+      target,
+      selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
+      renames: new Map(req.renames ?? []),
+      onConflict: req.onConflict ?? 'fail',
+      ...(req.sessions ? { sessions: req.sessions } : {}),
+      ...(req.sessionsTimeoutSeconds !== undefined ? { sessionsTimeoutMs: req.sessionsTimeoutSeconds * 1000 } : {}),
+      ...(req.noOwner ? { noOwner: true } : {}),
+      ...(req.noPrivileges ? { noPrivileges: true } : {}),
+    } satisfies RestorePlanOptions;
     if (req.dryRun) {
       // The checks a restore makes before writing, answered at once: no job, nothing written.
-      const plan = await planRestore({
-        repo,
-        backupId,
-        target,
-        selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
-        renames: new Map(req.renames ?? []),
-        onConflict: req.onConflict ?? 'fail',
-        ...(req.sessions ? { sessions: req.sessions } : {}),
-        ...(req.sessionsTimeoutSeconds !== undefined ? { sessionsTimeoutMs: req.sessionsTimeoutSeconds * 1000 } : {}),
-        ...(req.roles ? { roles: true } : {}),
-        ...(req.noOwner ? { noOwner: true } : {}),
-        ...(req.noPrivileges ? { noPrivileges: true } : {}),
-      });
+      const plan = await planRestore({ ...restoreOptions, ...(req.roles ? { roles: true } : {}) });
       return c.json({ ...plan, conflicts: plan.conflicts.map((k) => ({ ...k, message: safeMessage(k.message) })), message: safeMessage(plan.message) }, 200);
     }
     // cpuPercentage: a share of the server's cores, as on a backup.
@@ -53,18 +54,9 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
       params: { backup: backupId, repository: repo.location, target: target.location, ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}), ...(req.renames ? { renames: Object.fromEntries(req.renames) } : {}), onConflict: req.onConflict ?? 'fail', ...(req.sessions ? { sessions: req.sessions } : {}), ...(req.noOwner ? { noOwner: true } : {}), ...(req.noPrivileges ? { noPrivileges: true } : {}), ...(req.roles ? { roles: true } : {}), ...(req.jobs !== undefined ? { jobs: req.jobs } : {}), ...(req.cpuPercentage !== undefined ? { cpuPercentage: req.cpuPercentage } : {}) },
       run: async (ctx) => {
         const summary = await runRestore({
-          repo,
-          backupId,
-          target,
-          selection: { ...(req.include ? { include: req.include } : {}), ...(req.exclude ? { exclude: req.exclude } : {}) },
-          renames: new Map(req.renames ?? []),
-          onConflict: req.onConflict ?? 'fail',
-          ...(req.sessions ? { sessions: req.sessions } : {}),
-          ...(req.sessionsTimeoutSeconds !== undefined ? { sessionsTimeoutMs: req.sessionsTimeoutSeconds * 1000 } : {}),
+          ...restoreOptions,
           ...(jobs ? { jobs } : {}),
           ...(req.roles !== undefined ? { roles: req.roles } : {}),
-          ...(req.noOwner ? { noOwner: true } : {}),
-          ...(req.noPrivileges ? { noPrivileges: true } : {}),
           signal: ctx.signal,
           onProgress: ctx.progress,
           onFinalizing: ctx.finalizing,
