@@ -7,15 +7,14 @@
  * SQLite where the engine does not matter; one small PostgreSQL database (prefix i15api_).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import { Repository } from '../../src/repo/repository.js';
-import { CairnApiError, CairnClient } from '../../src/sdk/index.js';
-import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
+import { CairnClient } from '../../src/sdk/index.js';
+import { startServer, type RunningServer } from '../../src/server/index.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
+import { apiFailure, serverWork } from '../helpers/api.js';
 import { CHINOOK, cairnRun } from '../helpers/cli.js';
 import { dropDatabase, ensurePostgres, pgUrl, psql, tableChecksums } from '../helpers/postgres.js';
 
@@ -43,18 +42,12 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
 
 /** The manifest as stored (definitions included), read from the repository itself. */
 const stored = async (id: string, at = repo) => (await Repository.open(new FileSystemStorage(at))).readManifest(id);
-const failure = (p: Promise<unknown>): Promise<CairnApiError> => p.then(() => { throw new Error('expected an API error'); }, (e: unknown) => e as CairnApiError);
 const DAY = 86_400_000;
 
 beforeAll(async () => {
   ensurePostgres();
-  work = mkdtempSync(join(tmpdir(), 'cairn-parity-'));
-  const dataDir = join(work, 'data');
-  const store = new SqliteTokenStore(catalogFile(dataDir));
-  tokens = { admin: store.create('admin').token, operator: store.create('operator').token, viewer: store.create('viewer').token };
-  store.close();
-  repo = join(work, 'repo');
-  await Repository.init(new FileSystemStorage(repo));
+  let dataDir: string;
+  ({ work, dataDir, repo, tokens } = await serverWork('cairn-parity-'));
   server = await startServer({ dataDir, port: 0, allowAdHocUrls: true, scheduleTickMs: 3600_000, env: {} });
   operator = new CairnClient({ url: server.url, token: tokens.operator });
   admin = new CairnClient({ url: server.url, token: tokens.admin });
@@ -83,7 +76,7 @@ describe('expiry through the API and the CLI with --server', () => {
     expect(at).toBeLessThan(Date.now() + 30 * DAY + 1000);
     await operator.backups.create({ source: `sqlite://${CHINOOK}`, repository: repo, id: 'exp-date', include: ['Artist'], expires: '2031-01-31' }, { waitForCompletion: true });
     expect((await manifestOf('exp-date')).expiresAt).toBe('2031-01-31T00:00:00.000Z');
-    const bad = await failure(operator.backups.create({ source: `sqlite://${CHINOOK}`, repository: repo, expires: 'soon' }));
+    const bad = await apiFailure(operator.backups.create({ source: `sqlite://${CHINOOK}`, repository: repo, expires: 'soon' }));
     expect(bad.status).toBe(400);
     expect(bad.message).toMatch(/Invalid expiry "soon".*30m, 12h, 3d/);
   });
@@ -96,9 +89,9 @@ describe('expiry through the API and the CLI with --server', () => {
     expect((await operator.backups.setExpiry('exp-30d', '2027-01-31', { repository: repo })).expiresAt).toBe('2027-01-31T00:00:00.000Z');
     expect((await operator.backups.setExpiry('exp-30d', 'never', { repository: repo })).expiresAt).toBeNull();
     expect((await stored('exp-30d')).expiresAt).toBeNull();
-    expect((await failure(operator.backups.setExpiry('exp-30d', '2027-02-31x', { repository: repo }))).message).toMatch(/Invalid expiry date/);
-    expect((await failure(operator.backups.setExpiry('nope', '1d', { repository: repo }))).status).toBe(404);
-    expect((await failure(new CairnClient({ url: server.url, token: tokens.viewer }).backups.setExpiry('exp-30d', '1d', { repository: repo }))).status).toBe(403);
+    expect((await apiFailure(operator.backups.setExpiry('exp-30d', '2027-02-31x', { repository: repo }))).message).toMatch(/Invalid expiry date/);
+    expect((await apiFailure(operator.backups.setExpiry('nope', '1d', { repository: repo }))).status).toBe(404);
+    expect((await apiFailure(new CairnClient({ url: server.url, token: tokens.viewer }).backups.setExpiry('exp-30d', '1d', { repository: repo }))).status).toBe(403);
     const raw = await fetch(`${server.url}/v1/backups/exp-30d?repository=${encodeURIComponent(repo)}`, {
       method: 'PATCH',
       headers: { authorization: `Bearer ${tokens.operator}`, 'content-type': 'application/json' },
@@ -125,14 +118,14 @@ describe('restore options and SQLite', () => {
     const job = await operator.restores.create({ backup: 'exp-date', repository: repo, target: `sqlite://${target}`, cpuPercentage: 50 }, { waitForCompletion: true });
     expect(job.params.cpuPercentage).toBe(50);
     expect(job.result?.collections).toBe(1);
-    const both = await failure(operator.restores.create({ backup: 'exp-date', repository: repo, target: `sqlite://${target}`, cpuPercentage: 50, jobs: 2 }));
+    const both = await apiFailure(operator.restores.create({ backup: 'exp-date', repository: repo, target: `sqlite://${target}`, cpuPercentage: 50, jobs: 2 }));
     expect(both.status).toBe(400);
     expect(both.message).toMatch(/give "jobs" or "cpuPercentage", not both/);
-    expect((await failure(operator.restores.create({ backup: 'exp-date', repository: repo, target: `sqlite://${target}`, cpuPercentage: 81 }))).status).toBe(400);
-    const roles = await failure(operator.backups.create({ source: `sqlite://${CHINOOK}`, repository: repo, roles: true }));
+    expect((await apiFailure(operator.restores.create({ backup: 'exp-date', repository: repo, target: `sqlite://${target}`, cpuPercentage: 81 }))).status).toBe(400);
+    const roles = await apiFailure(operator.backups.create({ source: `sqlite://${CHINOOK}`, repository: repo, roles: true }));
     expect(roles.status).toBe(400);
     expect(roles.message).toMatch(/roles/);
-    const alone = await failure(operator.backups.create({ source: `sqlite://${CHINOOK}`, repository: repo, rolesWithPasswords: true }));
+    const alone = await apiFailure(operator.backups.create({ source: `sqlite://${CHINOOK}`, repository: repo, rolesWithPasswords: true }));
     expect(alone.message).toMatch(/rolesWithPasswords goes with "roles": true/);
   });
 });
@@ -151,7 +144,7 @@ describe('PostgreSQL roles, owners and privileges through the API', () => {
     expect(rolesEntry, 'the roles collection').toBeDefined();
     expect(JSON.stringify(rolesEntry?.definition)).toMatch(/"withPasswords":false/);
 
-    const denied = await failure(operator.backups.create({ source: pgUrl(source), repository: repo, roles: true, rolesWithPasswords: true }));
+    const denied = await apiFailure(operator.backups.create({ source: pgUrl(source), repository: repo, roles: true, rolesWithPasswords: true }));
     expect(denied.status).toBe(403);
     expect(denied.message).toMatch(/needs an admin token/);
     await admin.backups.create({ source: pgUrl(source), repository: repo, id: 'pg-pw', roles: true, rolesWithPasswords: true }, { waitForCompletion: true });
@@ -184,7 +177,7 @@ describe('the SDK covers every job route', () => {
     expect(sync.kind).toBe('sync');
     expect((sync.result?.skipped as string[])).toEqual(['exp-date']);
     expect((sync.result?.copied as { backupId: string }[]).map((c) => c.backupId).sort()).toEqual(['cli-exp', 'exp-30d']);
-    const same = await failure(operator.syncs.create({ from: repo, to: repo }));
+    const same = await apiFailure(operator.syncs.create({ from: repo, to: repo }));
     expect(same.status).toBe(400);
     expect(same.message).toMatch(/name the same repository/);
     const verify = await operator.verifications.create({ repository: other, readData: true }, { waitForCompletion: true });
@@ -200,7 +193,7 @@ describe('the SDK covers every job route', () => {
     expect(await operator.expirations.create({ repository: repo, dryRun: true })).toEqual({ repository: expect.any(String), dryRun: true, expired: ['exp-date'] });
     expect((await stored('exp-date')).id).toBe('exp-date');
     expect((await operator.expirations.create({ repository: repo })).expired).toEqual(['exp-date']);
-    expect((await failure(stored('exp-date'))).message).toMatch(/not found/);
+    expect((await apiFailure(stored('exp-date'))).message).toMatch(/not found/);
     const nightly = await operator.schedules.create({ name: 'parity', source: `sqlite://${CHINOOK}`, repository: repo, cron: '@daily', include: ['Genre'] });
     const run = await operator.schedules.runNow(nightly.name, { waitForCompletion: true });
     const listed = await operator.backups.list({ repository: repo, schedule: 'parity' });

@@ -10,9 +10,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import { Repository } from '../../src/repo/repository.js';
-import { CairnApiError, CairnClient } from '../../src/sdk/index.js';
+import { CairnClient } from '../../src/sdk/index.js';
 import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
+import { apiFailure } from '../helpers/api.js';
 import { CHINOOK, cairn } from '../helpers/cli.js';
 import { dumpSqlite } from '../helpers/sqlite-compare.js';
 
@@ -24,14 +25,6 @@ let viewer: CairnClient;
 let src: string;
 let dst: string;
 let archive: Buffer;
-
-const failure = (p: Promise<unknown>): Promise<CairnApiError> =>
-  p.then(
-    () => {
-      throw new Error('expected an API error');
-    },
-    (e: unknown) => e as CairnApiError,
-  );
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'cairn-archive-api-'));
@@ -77,7 +70,7 @@ describe('exports and imports through the API', () => {
   }, 120_000);
 
   it('an existing id is 409 naming as; as imports under another id', async () => {
-    const err = await failure(operator.imports.create(archive, { repository: dst }));
+    const err = await apiFailure(operator.imports.create(archive, { repository: dst }));
     expect(err.status).toBe(409);
     expect(err.message).toMatch(/"api-1" already exists .*as=<new id>/);
     const job = await operator.imports.create(archive, { repository: dst, as: 'api-1-again' }, { waitForCompletion: true, pollMs: 25 });
@@ -88,10 +81,10 @@ describe('exports and imports through the API', () => {
     const before = readdirSync(dst, { recursive: true }).sort();
     const jobsBefore = (await operator.jobs.list({ kind: 'import' })).length;
     const truncated = archive.subarray(0, archive.length - 2000);
-    const err = await failure(operator.imports.create(truncated, { repository: dst, as: 'never' }));
+    const err = await apiFailure(operator.imports.create(truncated, { repository: dst, as: 'never' }));
     expect(err.status).toBe(422);
     expect(err.message).toMatch(/damaged or not a cairn archive/);
-    const notTar = await failure(operator.imports.create(Buffer.from('hello'), { repository: dst, as: 'never' }));
+    const notTar = await apiFailure(operator.imports.create(Buffer.from('hello'), { repository: dst, as: 'never' }));
     expect(notTar.status).toBe(422);
     // A flipped byte inside a pack passes the structure check: the job fails CORRUPT, adding nothing.
     const flipped = Buffer.from(archive);
@@ -109,14 +102,14 @@ describe('exports and imports through the API', () => {
 
   it('the file route: 404 for another kind of job, 409 for a failed export; viewers may not export, download or import', async () => {
     const importJob = (await operator.jobs.list({ kind: 'import' }))[0]?.id as string;
-    expect((await failure(operator.exports.download(importJob))).status).toBe(404);
+    expect((await apiFailure(operator.exports.download(importJob))).status).toBe(404);
     // A repository that lost its packs: the export job fails, and has no file.
     const broken = join(work, 'broken');
     cpSync(src, broken, { recursive: true });
     rmSync(join(broken, 'data'), { recursive: true });
     const bad = await operator.exports.create({ repository: broken, backups: ['api-1'] });
     expect((await operator.jobs.wait(bad.id, { pollMs: 25 })).error?.code).toBe('CORRUPT');
-    const notDone = await failure(operator.exports.download(bad.id));
+    const notDone = await apiFailure(operator.exports.download(bad.id));
     expect(notDone.status).toBe(409);
     expect(notDone.message).toMatch(/is FAILED: its archive can be downloaded once it ends SUCCESS/);
     expect(readdirSync(join(dataDir, 'exports')).filter((f) => f.endsWith('.part'))).toEqual([]);
@@ -124,10 +117,10 @@ describe('exports and imports through the API', () => {
     const end = await operator.jobs.wait(all.id, { pollMs: 25 });
     expect(end.state).toBe('SUCCESS');
     expect(readFileSync(join(dataDir, 'exports', String(end.result?.file))).length).toBe(end.result?.bytes);
-    expect((await failure(operator.exports.create({ repository: src, backups: ['nope'] }))).status).toBe(404);
-    expect((await failure(operator.exports.create({ repository: src }))).status).toBe(400);
-    expect((await failure(viewer.exports.create({ repository: src, all: true }))).status).toBe(403);
-    expect((await failure(viewer.exports.download(all.id))).status).toBe(403);
-    expect((await failure(viewer.imports.create(archive, { repository: dst, as: 'v' }))).status).toBe(403);
+    expect((await apiFailure(operator.exports.create({ repository: src, backups: ['nope'] }))).status).toBe(404);
+    expect((await apiFailure(operator.exports.create({ repository: src }))).status).toBe(400);
+    expect((await apiFailure(viewer.exports.create({ repository: src, all: true }))).status).toBe(403);
+    expect((await apiFailure(viewer.exports.download(all.id))).status).toBe(403);
+    expect((await apiFailure(viewer.imports.create(archive, { repository: dst, as: 'v' }))).status).toBe(403);
   }, 60_000);
 });

@@ -4,22 +4,21 @@
  * target holds is a conflict under fail, none once renamed into a free name, and nothing is
  * written either way.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import { main } from '../../src/cli/main.js';
 import { Repository } from '../../src/repo/repository.js';
-import { CairnApiError, CairnClient } from '../../src/sdk/index.js';
-import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
+import { CairnClient } from '../../src/sdk/index.js';
+import { startServer, type RunningServer } from '../../src/server/index.js';
 import type { ScheduleSpec } from '../../src/catalog/schedules.js';
 import { applyScheduleRetention } from '../../src/jobs/scheduled-backup.js';
 import { RestorePlan, RetentionPreview, SourceCheck } from '../../src/server/schemas.js';
 import { openSource } from '../../src/sources/index.js';
 import Database from '../../src/sources/sqlite/driver.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
+import { apiFailure, serverWork } from '../helpers/api.js';
 import { createDatabase, dropDatabase, ensurePostgres, pgUrl, psql } from '../helpers/postgres.js';
 
 let work: string;
@@ -48,23 +47,10 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<{ 
   }
 }
 
-const failure = (p: Promise<unknown>): Promise<CairnApiError> =>
-  p.then(
-    () => {
-      throw new Error('expected an API error');
-    },
-    (e: unknown) => e as CairnApiError,
-  );
-
 beforeAll(async () => {
   ensurePostgres();
-  work = mkdtempSync(join(tmpdir(), 'cairn-plan-'));
-  const dataDir = join(work, 'data');
-  const store = new SqliteTokenStore(catalogFile(dataDir));
-  tokens = { admin: store.create('admin').token, operator: store.create('operator').token, viewer: store.create('viewer').token };
-  store.close();
-  repo = join(work, 'repo');
-  await Repository.init(new FileSystemStorage(repo));
+  let dataDir: string;
+  ({ work, dataDir, repo, tokens } = await serverWork('cairn-plan-'));
   small = join(work, 'small.db');
   const db = new Database(small);
   db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t (v) VALUES ('a'), ('b'), ('c'); CREATE TABLE u (id INTEGER PRIMARY KEY);");
@@ -119,10 +105,10 @@ describe('restore dry run', () => {
   });
 
   it('other problems answer as a restore would: 404, 400, 403 for a viewer', async () => {
-    expect((await failure(operator.restores.dryRun({ backup: 'nope', repository: repo, target: `sqlite://${join(work, 'x.db')}` }))).status).toBe(404);
-    const bad = await failure(operator.restores.dryRun({ backup: 'lite-1', repository: repo, target: `sqlite://${join(work, 'x.db')}`, include: ['missing'] }));
+    expect((await apiFailure(operator.restores.dryRun({ backup: 'nope', repository: repo, target: `sqlite://${join(work, 'x.db')}` }))).status).toBe(404);
+    const bad = await apiFailure(operator.restores.dryRun({ backup: 'lite-1', repository: repo, target: `sqlite://${join(work, 'x.db')}`, include: ['missing'] }));
     expect([bad.status, bad.code]).toEqual([400, 'USAGE']);
-    expect((await failure(viewer.restores.dryRun({ backup: 'lite-1', repository: repo, target: `sqlite://${join(work, 'x.db')}` }))).status).toBe(403);
+    expect((await apiFailure(viewer.restores.dryRun({ backup: 'lite-1', repository: repo, target: `sqlite://${join(work, 'x.db')}` }))).status).toBe(403);
   });
 
   it('cairn restore --dry-run prints the same, here and through the server, exit 4 on conflicts', async () => {
@@ -178,11 +164,11 @@ describe('cron preview', () => {
   });
 
   it('a bad cron, zone or count is a 400 naming it', async () => {
-    const bad = await failure(viewer.schedules.cronPreview('61 * * * *'));
+    const bad = await apiFailure(viewer.schedules.cronPreview('61 * * * *'));
     expect([bad.status, bad.message]).toEqual([400, expect.stringMatching(/Invalid cron "61 \* \* \* \*"/)]);
-    expect((await failure(viewer.schedules.cronPreview('0 3 * *'))).message).toMatch(/five fields/);
-    expect((await failure(viewer.schedules.cronPreview('0 3 * * *', 'Mars/Olympus'))).message).toMatch(/Unknown time zone "Mars\/Olympus"/);
-    expect((await failure(viewer.schedules.cronPreview('0 3 * * *', 'UTC', 51))).message).toMatch(/count is a number from 1 to 50, not "51"/);
+    expect((await apiFailure(viewer.schedules.cronPreview('0 3 * *'))).message).toMatch(/five fields/);
+    expect((await apiFailure(viewer.schedules.cronPreview('0 3 * * *', 'Mars/Olympus'))).message).toMatch(/Unknown time zone "Mars\/Olympus"/);
+    expect((await apiFailure(viewer.schedules.cronPreview('0 3 * * *', 'UTC', 51))).message).toMatch(/count is a number from 1 to 50, not "51"/);
     const missing = await fetch(`${server.url}/v1/cron-preview`, { headers: { authorization: `Bearer ${tokens.viewer}` } });
     expect(missing.status).toBe(400);
     expect(await missing.text()).toMatch(/cron is required/);
@@ -241,14 +227,14 @@ describe('retention preview', () => {
   }, 60_000);
 
   it('refuses what it cannot preview, naming it', async () => {
-    const both = await failure(viewer.retention.preview({ source: 'x', schedule: 'y' }));
+    const both = await apiFailure(viewer.retention.preview({ source: 'x', schedule: 'y' }));
     expect([both.status, both.message]).toEqual([400, expect.stringMatching(/give "source" or "schedule", not both/)]);
-    expect((await failure(viewer.retention.preview({}))).message).toMatch(/give "source" \(its scheduled backups\) or "schedule"/);
-    expect((await failure(viewer.retention.preview({ schedule: 'nope' }))).status).toBe(404);
-    expect((await failure(operator.retention.preview({ source: `sqlite://${small}`, repository: repo, keepWithin: 'soon' }))).message).toMatch(/Invalid keepWithin "soon"/);
-    expect((await failure(operator.retention.preview({ source: `sqlite://${small}`, repository: repo, timezone: 'Nowhere/City' }))).message).toMatch(/Unknown time zone/);
+    expect((await apiFailure(viewer.retention.preview({}))).message).toMatch(/give "source" \(its scheduled backups\) or "schedule"/);
+    expect((await apiFailure(viewer.retention.preview({ schedule: 'nope' }))).status).toBe(404);
+    expect((await apiFailure(operator.retention.preview({ source: `sqlite://${small}`, repository: repo, keepWithin: 'soon' }))).message).toMatch(/Invalid keepWithin "soon"/);
+    expect((await apiFailure(operator.retention.preview({ source: `sqlite://${small}`, repository: repo, timezone: 'Nowhere/City' }))).message).toMatch(/Unknown time zone/);
     // A viewer names registered sources and repositories only.
-    expect((await failure(viewer.retention.preview({ source: `sqlite://${small}`, repository: repo }))).status).toBe(403);
+    expect((await apiFailure(viewer.retention.preview({ source: `sqlite://${small}`, repository: repo }))).status).toBe(403);
   });
 });
 
@@ -305,8 +291,8 @@ describe('source check', () => {
   });
 
   it('operator and up; 404 for an unknown name', async () => {
-    expect((await failure(viewer.sources.check('check-pg'))).status).toBe(403);
-    expect((await failure(operator.sources.check('nope'))).status).toBe(404);
+    expect((await apiFailure(viewer.sources.check('check-pg'))).status).toBe(403);
+    expect((await apiFailure(operator.sources.check('nope'))).status).toBe(404);
   });
 });
 

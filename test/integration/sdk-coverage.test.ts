@@ -7,28 +7,27 @@
  * the new cron and records no phantom missed runs); GET /v1/stats and `cairn stats`.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteScheduleStore } from '../../src/catalog/schedules.js';
 import { SqliteJobCatalog } from '../../src/catalog/sqlite.js';
-import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import { JobCenter } from '../../src/jobs/job-center.js';
 import { scheduledBackupLauncher } from '../../src/jobs/scheduled-backup.js';
 import { applyScheduleChanges, buildScheduleSpec, scheduleEdit } from '../../src/jobs/schedule-spec.js';
 import { Scheduler } from '../../src/jobs/scheduler.js';
 import { Repository } from '../../src/repo/repository.js';
-import { CairnApiError, CairnClient, type JobRecord } from '../../src/sdk/index.js';
+import { CairnClient, type JobRecord } from '../../src/sdk/index.js';
 import { createApp, type AppOptions } from '../../src/server/app.js';
-import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
+import { startServer, type RunningServer } from '../../src/server/index.js';
 import { openApiDocument } from '../../src/server/openapi.js';
 import { ROUTES, type RouteSpec } from '../../src/server/routes/table.js';
 import { Stats, TokenCreated } from '../../src/server/schemas.js';
 import { openSource } from '../../src/sources/index.js';
 import Database from '../../src/sources/sqlite/driver.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
+import { apiFailure, serverWork } from '../helpers/api.js';
 import { CHINOOK, cairnRun } from '../helpers/cli.js';
 
 let work: string;
@@ -40,22 +39,8 @@ let admin: CairnClient;
 let operator: CairnClient;
 let small: string;
 
-const failure = (p: Promise<unknown>): Promise<CairnApiError> =>
-  p.then(
-    () => {
-      throw new Error('expected an API error');
-    },
-    (e: unknown) => e as CairnApiError,
-  );
-
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'cairn-sdkcov-'));
-  dataDir = join(work, 'data');
-  const store = new SqliteTokenStore(catalogFile(dataDir));
-  tokens = { admin: store.create('admin', 'first').token, operator: store.create('operator').token, viewer: store.create('viewer').token };
-  store.close();
-  repo = join(work, 'repo');
-  await Repository.init(new FileSystemStorage(repo));
+  ({ work, dataDir, repo, tokens } = await serverWork('cairn-sdkcov-', { adminName: 'first' }));
   await Repository.init(new FileSystemStorage(join(work, 'copy')));
   small = join(work, 'small.db');
   const db = new Database(small);
@@ -210,7 +195,7 @@ describe('token routes', () => {
     // The new token works, with its role.
     const ci = new CairnClient({ url: server.url, token: created.secret });
     expect(await ci.schedules.list()).toEqual([]);
-    expect((await failure(ci.tokens.list())).status).toBe(403);
+    expect((await apiFailure(ci.tokens.list())).status).toBe(403);
     // Only a hash is kept: the secret is nowhere in the catalog's files. Searched by another
     // process: opening and closing the catalog here would drop the server's POSIX locks on it.
     const grep = spawnSync('grep', ['-rlF', '--', created.secret, dataDir], { encoding: 'utf8' });
@@ -218,21 +203,21 @@ describe('token routes', () => {
     expect(spawnSync('grep', ['-rlF', '--', created.token.id, dataDir]).status).toBe(0); // the search does find what is there
     expect((await admin.tokens.list()).find((t) => t.id === created.token.id)).toEqual(created.token);
 
-    expect((await failure(operator.tokens.create({ role: 'admin' }))).status).toBe(403);
-    const badRole = await failure(admin.tokens.create({ role: 'root' as 'admin' }));
+    expect((await apiFailure(operator.tokens.create({ role: 'admin' }))).status).toBe(403);
+    const badRole = await apiFailure(admin.tokens.create({ role: 'root' as 'admin' }));
     expect([badRole.status, badRole.message]).toEqual([400, expect.stringMatching(/unknown role "root", use one of admin, operator, viewer/)]);
-    expect((await failure(admin.tokens.revoke('nothex'))).status).toBe(404);
-    expect((await failure(admin.tokens.revoke('0123456789ab'))).message).toMatch(/No token 0123456789ab.*GET \/v1\/tokens/);
+    expect((await apiFailure(admin.tokens.revoke('nothex'))).status).toBe(404);
+    expect((await apiFailure(admin.tokens.revoke('0123456789ab'))).message).toMatch(/No token 0123456789ab.*GET \/v1\/tokens/);
 
     const revoked = await admin.tokens.revoke(created.token.id);
     expect(revoked).toMatchObject({ revoked: created.token.id, self: false });
-    expect((await failure(ci.schedules.list())).status).toBe(401);
+    expect((await apiFailure(ci.schedules.list())).status).toBe(401);
 
     // An admin may revoke the token it uses: said in the answer; its next request is refused.
     const second = await admin.tokens.create({ role: 'admin', name: 'rotating' });
     const rotating = new CairnClient({ url: server.url, token: second.secret });
     expect(await rotating.tokens.revoke(second.token.id)).toMatchObject({ revoked: second.token.id, self: true, note: expect.stringMatching(/no longer works/) });
-    expect((await failure(rotating.tokens.list())).status).toBe(401);
+    expect((await apiFailure(rotating.tokens.list())).status).toBe(401);
   });
 });
 
@@ -248,13 +233,13 @@ describe('editing a schedule', () => {
     expect(after.retention).not.toHaveProperty('keepLast');
     expect((await operator.schedules.list()).find((s) => s.name === 'edit-api')?.nextRun).toBe(after.nextRun);
 
-    const bad = await failure(operator.schedules.update('edit-api', { cron: 'every day' }));
+    const bad = await apiFailure(operator.schedules.update('edit-api', { cron: 'every day' }));
     expect([bad.status, bad.message]).toEqual([400, expect.stringMatching(/Invalid cron "every day"/)]);
-    expect((await failure(operator.schedules.update('edit-api', { copyTo: repo }))).message).toMatch(/--copy-to names the schedule's own repository/);
-    expect((await failure(operator.schedules.update('edit-api', {}))).status).toBe(400);
-    expect((await failure(operator.schedules.update('edit-api', { name: 'other' } as object))).message).toMatch(/unknown field "name"/);
-    expect((await failure(operator.schedules.update('nope', { cron: '@daily' }))).status).toBe(404);
-    expect((await failure(new CairnClient({ url: server.url, token: tokens.viewer }).schedules.update('edit-api', { cron: '@daily' }))).status).toBe(403);
+    expect((await apiFailure(operator.schedules.update('edit-api', { copyTo: repo }))).message).toMatch(/--copy-to names the schedule's own repository/);
+    expect((await apiFailure(operator.schedules.update('edit-api', {}))).status).toBe(400);
+    expect((await apiFailure(operator.schedules.update('edit-api', { name: 'other' } as object))).message).toMatch(/unknown field "name"/);
+    expect((await apiFailure(operator.schedules.update('nope', { cron: '@daily' }))).status).toBe(404);
+    expect((await apiFailure(new CairnClient({ url: server.url, token: tokens.viewer }).schedules.update('edit-api', { cron: '@daily' }))).status).toBe(403);
     expect((await operator.schedules.get('edit-api')).schedule.cron).toBe('30 17 * * *'); // the refused edits changed nothing
   });
 
@@ -376,6 +361,6 @@ describe('stats', () => {
     const empty = join(work, 'empty-repo');
     await Repository.init(new FileSystemStorage(empty));
     expect(await operator.stats.get({ repository: empty })).toMatchObject({ backups: 0, storedBytes: 0, dedupRatio: null, compressionRatio: null, sources: [] });
-    expect((await failure(operator.stats.get({ repository: join(work, 'nowhere') }))).status).toBe(404);
+    expect((await apiFailure(operator.stats.get({ repository: join(work, 'nowhere') }))).status).toBe(404);
   }, 120_000);
 });
