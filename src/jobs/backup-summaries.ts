@@ -12,6 +12,7 @@ import { mapLimit } from '../core/errgroup.js';
 import { CorruptionError, NotFoundError } from '../core/errors.js';
 import type { BackupManifest } from '../core/schemas.js';
 import { foreignManifestMessage, type BackupObject, type Repository } from '../repo/repository.js';
+import { databaseKey } from './database-key.js';
 
 /** One complete backup as listed: what its manifest says, without its collections and chunks. */
 export interface BackupSummary {
@@ -189,6 +190,12 @@ export type BackupSortKey = (typeof BACKUP_SORT_KEYS)[number];
 export interface BackupQuery {
   /** A source's name or location (unfinished backups: location only). */
   source?: string;
+  /**
+   * The database `source` names (databaseKey: a registered source's location, or the location
+   * given): a backup whose location spells the same database matches too, whatever user, host
+   * alias or database name its URL used.
+   */
+  sourceKey?: string;
   status?: string;
   type?: 'manual' | 'scheduled';
   schedule?: string;
@@ -224,9 +231,21 @@ function sortValue(b: ListedBackup, key: BackupSortKey): string | number | null 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const compareValues = (a: string | number, b: string | number): number => (typeof a === 'number' && typeof b === 'number' ? a - b : cmp(String(a), String(b)));
 
+/** databaseKey of a location, remembered: a SQLite key resolves real paths, and a listing asks once per backup. */
+const keys = new Map<string, string>();
+function keyOf(location: string): string {
+  let key = keys.get(location);
+  if (key === undefined) {
+    if (keys.size > 10_000) keys.clear();
+    key = databaseKey(location);
+    keys.set(location, key);
+  }
+  return key;
+}
+
 /** Whether a backup passes the filters of `q` (not the paging). */
 export function matchesBackup(b: ListedBackup, q: BackupQuery): boolean {
-  if (q.source !== undefined && b.source.location !== q.source && !(isComplete(b) && b.source.name === q.source)) return false;
+  if (q.source !== undefined && b.source.location !== q.source && !(isComplete(b) && b.source.name === q.source) && !(q.sourceKey !== undefined && keyOf(b.source.location) === q.sourceKey)) return false;
   if (q.status !== undefined && b.status !== q.status) return false;
   const schedule = isComplete(b) ? b.schedule : (b.schedule ?? null);
   if (q.schedule !== undefined && schedule !== q.schedule) return false;

@@ -85,7 +85,7 @@ const STATUS: Record<ErrorCode, 400 | 403 | 404 | 409 | 423 | 422 | 502 | 500> =
 /** Each role may do what the roles before it may (admin ⊃ operator ⊃ viewer). */
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 /** What a role below `role` may not do, for the 403 message. */
-const DENIED: Record<Role, string> = { viewer: 'read', operator: 'start or stop jobs or delete backups', admin: 'administer the server' };
+const DENIED: Record<Role, string> = { viewer: 'read', operator: 'change anything (start or cancel jobs; edit, copy, export or delete backups; add, edit or run schedules; test connections)', admin: 'administer the server' };
 
 /** The JSON body, 400 when it is not JSON. */
 async function readJson(c: Context<Env>): Promise<unknown> {

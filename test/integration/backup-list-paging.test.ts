@@ -8,7 +8,7 @@
  * the server was down.
  */
 import Database from '../../src/sources/sqlite/driver.js';
-import { mkdtempSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -260,5 +260,25 @@ describe('GET /v1/backups with the summary cache', () => {
       expect(res.status, q).toBe(400);
       expect(res.json.error.message, q).toContain(name);
     }
+  }, 60_000);
+
+  it('filters by a registered source name whose database has another name, and by any spelling of its location (trial: ?source=pgbig listed nothing)', async () => {
+    // The file is small.db (database name "small"); registered as "appdb"; a symlink is another spelling.
+    const link = join(work, 'alias.db');
+    symlinkSync(source, link);
+    const add = await cairnRun(['source', 'add', 'appdb', `sqlite://${link}`, '--data-dir', dataDir], env());
+    expect(add.code, add.stderr).toBe(0);
+    const viaName = await operator.backups.create({ source: 'appdb' }, { waitForCompletion: true });
+    expect(viaName.state).toBe('SUCCESS');
+    const all = (await viewer.backups.listPage({ status: 'SUCCESS' })).backups as BackupListed[];
+    // Every backup of that database, made through the URL or the name.
+    const ofDatabase = all.filter((b) => b.source.name === 'small' || b.source.name === 'alias').map((b) => b.id).sort();
+    expect(ofDatabase.length).toBeGreaterThan(1);
+    for (const spelling of ['appdb', `sqlite://${link}`, `sqlite://${join(work, '.', 'small.db')}`]) {
+      const page = await viewer.backups.listPage({ status: 'SUCCESS', source: spelling });
+      expect((page.backups as BackupListed[]).map((b) => b.id).sort(), spelling).toEqual(ofDatabase);
+    }
+    // A bare database name still matches as before; a registered name of nothing matches nothing.
+    expect((await viewer.backups.listPage({ source: 'nope' })).total).toBe(0);
   }, 60_000);
 });

@@ -135,13 +135,17 @@ export function registerBackupCommands(program: Command, { io, signal }: CliCont
     for (const d of all.damaged) io.err(`cairn: warning: backup ${d.id} is not listed: ${d.message} Run cairn verify and cairn repair.`);
     const manifests = all.manifests.filter((m) => opts.schedule === undefined || m.schedule === opts.schedule);
     if (opts.json) {
-      // The keys of GET /v1/backups (repository, backups, damaged, unchecksummed). Each collection
+      // The keys of GET /v1/backups (repository, backups, damaged, unchecksummed, total, offset, limit). Each collection
       // as the manifest has it, minus its chunk list (and the segments that split it).
       return printJson(io, {
         repository: repository.location,
         backups: manifests.map(manifestForDisplay).map((m) => ({ ...m, collections: m.collections.map(({ chunks: _c, segments: _s, ...collection }) => collection) })),
         damaged: all.damaged,
         unchecksummed: all.unchecksummed,
+        // GET /v1/backups's paging fields: the CLI lists every backup (no --limit).
+        total: manifests.length,
+        offset: 0,
+        limit: null,
       });
     }
     if (manifests.length === 0) return io.out(`No backups in ${repository.location}.`);

@@ -16,7 +16,7 @@ import type { BackupInProgress, BackupUnfinished } from '../schemas.js';
 import { parseListDate } from './table.js';
 import { backupId, publicJob, type RouteKit } from './kit.js';
 
-export function backupRoutes({ on, center, openRepo, sourceUrl, started, summaries }: RouteKit): void {
+export function backupRoutes({ on, center, openRepo, sourceUrl, started, summaries, registry }: RouteKit): void {
   on('createBackup', async (c, { body: req }) => {
     if (req.id !== undefined) validateBackupId(req.id);
     // Password hashes are secrets of the whole server: only an admin may copy them into a repository.
@@ -70,13 +70,28 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started, summari
     return c.json({ job: publicJob(job), backupId: id }, 202);
   });
 
+  /**
+   * The database a `source` filter names: a registered source's (its name is not the database's
+   * name: "pgbig" backs up database "shop"), or the location given; none for a bare database name.
+   */
+  const sourceKeyOf = (source: string): { sourceKey?: string } => {
+    const registered = registry.list('source').find((r) => r.name === source);
+    if (registered) return { sourceKey: databaseKey(registered.location) };
+    if (!source.includes(':')) return {};
+    try {
+      return { sourceKey: databaseKey(source) };
+    } catch {
+      return {}; // not a location an engine reads: matched as given only
+    }
+  };
+
   on('listBackups', async (c, { query }) => {
     const repo = await openRepo(c, query.repository);
     // One damaged or foreign object under backups/ is reported beside the others, never fails the list.
     const listing = await listBackupSummaries(repo, { ...(summaries ? { store: summaries } : {}), signal: c.req.raw.signal });
     const unfinished = await unfinishedBackups(center, repo.location);
     const q: BackupQuery = {
-      ...(query.source !== undefined ? { source: query.source } : {}),
+      ...(query.source !== undefined ? { source: query.source, ...sourceKeyOf(query.source) } : {}),
       ...(query.status !== undefined ? { status: query.status } : {}),
       ...(query.type !== undefined ? { type: query.type } : {}),
       ...(query.schedule !== undefined ? { schedule: query.schedule } : {}),
