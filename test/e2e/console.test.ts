@@ -518,6 +518,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       await expect.poll(() => size.getAttribute('aria-sort')).toBe(second === 'asc' ? 'ascending' : 'descending');
       await expect.poll(shownIds).toEqual(await apiIds({ sort: 'logicalBytes', order: second }));
       expect(await page.getByRole('columnheader', { name: /created/i }).getAttribute('aria-sort')).toBe('none');
+      // The phone's Sort by select follows the header: it shows that very sort (an option, selected).
+      await expect.poll(() => page.locator('#f-sort').evaluate((el) => { const sel = el as unknown as { selectedIndex: number; value: string }; return sel.selectedIndex >= 0 ? sel.value : null; })).toBe(`logicalBytes:${second}`);
       // Status CANCELED: the cancelled PostgreSQL backup alone (when that scenario ran).
       await page.getByLabel('Status').selectOption('CANCELED');
       const cancelled = await apiIds({ status: 'CANCELED', sort: 'logicalBytes', order: second });
