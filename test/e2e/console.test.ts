@@ -274,6 +274,30 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
     }
   });
 
+  it('revoking the token while the Jobs page is open: its live stream ends and the page goes to sign-in by itself', async () => {
+    const admin = api('admin');
+    const { token, secret } = await admin.tokens.create({ role: 'viewer', name: 'e2e-revoked-live' });
+    const context = await newContext(browser, env);
+    const page = await context.newPage();
+    try {
+      await page.goto('/');
+      await page.getByTestId('signin-token').fill(secret);
+      await page.getByTestId('signin-submit').click();
+      await page.getByTestId('nav-overview').waitFor({ state: 'attached' });
+      await gotoScreen(page, 'jobs');
+      await page.getByText('Live', { exact: true }).waitFor();
+      await admin.tokens.revoke(token.id);
+      // No click: the server ends the stream at its next ping (15 s at most); the page then asks
+      // GET /v1/session and, answered 401, shows sign-in with the notice, not "Live".
+      await page.getByTestId('signin-token').waitFor({ timeout: 20_000 });
+      await page.getByRole('status').filter({ hasText: /sign in again/i }).waitFor();
+    } catch (err) {
+      throw await explained(err, context);
+    } finally {
+      await context.close();
+    }
+  }, 40_000);
+
   it('works from the keyboard: sign-in, the skip link, a dialog that takes and gives back focus', async () => {
     const backupId = shared.sqliteBackupId ?? (await sqliteBackup());
     const context = await newContext(browser, env);
