@@ -6,7 +6,7 @@
 import { useState } from 'preact/hooks';
 import { can, client, describeError } from '../api.js';
 import { SORT_CHOICES, SORTABLE, sortOf, type SortKey } from '../backup-sort.js';
-import { bytes, duration } from '../format.js';
+import { bytes, counted, duration } from '../format.js';
 import { JobPanel } from '../job-live.js';
 import { go, href } from '../router.js';
 import { useRole } from '../session.js';
@@ -72,7 +72,7 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
 
   return (
     <>
-      <PageHeader title="Backups" subtitle={data ? `${total.toLocaleString('en-US')} backup${total === 1 ? '' : 's'}${filtered ? ' match the filters' : ''} in ${data.repository}` : 'Every backup of every repository'}>
+      <PageHeader title="Backups" subtitle={data ? `${counted(total, 'backup')}${filtered ? (total === 1 ? ' matches the filters' : ' match the filters') : ''} in ${data.repository}` : 'Every backup of every repository'}>
         {can(role, 'operator') ? (
           <button type="button" class="btn btn-primary" onClick={() => setNewOpen(true)}>
             New backup
@@ -139,7 +139,7 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
       <ErrorNote error={page.error} title="Could not list the backups" />
       {data && data.damaged.length ? (
         <div class="note note-warn" role="status">
-          {data.damaged.length} damaged object{data.damaged.length === 1 ? '' : 's'} under backups/: {data.damaged.slice(0, 3).map((d) => `${d.id} (${d.message})`).join('; ')}
+          {counted(data.damaged.length, 'damaged object')} under backups/: {data.damaged.slice(0, 3).map((d) => `${d.id} (${d.message})`).join('; ')}
           {data.damaged.length > 3 ? '…' : ''} Run <code>cairn verify</code>.
         </div>
       ) : null}

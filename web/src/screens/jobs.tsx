@@ -5,6 +5,7 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import { can, checkSession, client, describeError } from '../api.js';
+import { errorCodeShown } from '../job-counters.js';
 import { duration, rate } from '../format.js';
 import { isTerminal, percentOf } from '../job-live.js';
 import { go } from '../router.js';
@@ -192,7 +193,8 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                     <td data-label="Error" class="cell-error">
                       {j.error ? (
                         <span class={`small ${j.state === 'CANCELED' ? 'muted' : 'text-bad'}`}>
-                          <strong>{j.error.code}</strong>: {j.error.message}
+                          {errorCodeShown(j) ? <strong>{errorCodeShown(j)}: </strong> : null}
+                          {j.error.message}
                         </span>
                       ) : null}
                     </td>
