@@ -595,6 +595,10 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       await dialog.getByRole('button', { name: 'Start copy' }).click();
       const jobId = ((await (await started).json()) as { job: { id: string } }).job.id;
       await expect.poll(() => page.getByTestId(`job-state-${jobId}`).textContent(), { timeout: 60_000 }).toBe('SUCCESS');
+      // A copy counts packs and bytes, never rows: its panel shows no "Rows 0".
+      const panel = page.locator('section.job-panel', { has: page.getByTestId(`job-state-${jobId}`) });
+      await panel.getByText('Packs', { exact: true }).waitFor();
+      expect(await panel.getByText('Rows', { exact: true }).count()).toBe(0);
       expect((await api('viewer').backups.get(backupId, { repository: 'offsite' })).id).toBe(backupId);
       await page.goto('/#/backups?repository=offsite');
       await page.getByTestId(`backup-row-${backupId}`).waitFor();
