@@ -6,6 +6,7 @@
  * manifest reads) and the job center's backup jobs. No server types: the caller passes what it
  * knows (repositories it may open, schedules, how to read a schedule's source).
  */
+import { listPacks } from '../repo/chunk-index.js';
 import type { Repository } from '../repo/repository.js';
 import { listBackupSummaries, type BackupSummary, type SummaryStore } from './backup-summaries.js';
 import { TERMINAL_STATES, type JobRecord, type ScheduleState } from './ports.js';
@@ -21,6 +22,8 @@ export const HISTORY_LENGTH = 30;
 export interface SourceHealth {
   /** The database it names (databaseKey of its location): one entry per database and repository. */
   key: string;
+  /** The registered source whose location names this database, if any. */
+  name?: string;
   location: string;
   kind: string;
   /** The repository's name as a request names it ("default" or a registered name). */
@@ -34,9 +37,13 @@ export interface SourceHealth {
   schedules: { name: string; cron: string; timezone: string; enabled: boolean; nextRun: string | null; intervalSeconds: number | null }[];
   status: SourceStatus;
   logicalBytes: number;
-  /** Σ newBytes of its backups: what they added to the repository. */
-  storedBytes: number;
-  /** Σ logicalBytes / Σ newBytes; null when nothing was stored. */
+  /**
+   * Σ newBytes of its backups: what each added to the repository when it was made. Not what the
+   * source holds now: a copied backup added nothing here, and deleting a source's first backup
+   * leaves its chunks to later ones without moving these numbers.
+   */
+  addedBytes: number;
+  /** Σ logicalBytes / Σ newBytes; null when nothing was added. */
   dedupRatio: number | null;
   /** The newest HISTORY_LENGTH backups, oldest first. */
   history: { id: string; createdAt: string; durationMs: number; logicalBytes: number; storedBytes: number; newBytes: number }[];
@@ -46,9 +53,11 @@ export interface RepositoryOverview {
   name: string;
   location: string;
   backups: number;
-  /** Σ newBytes of its backups (what they added; space prune has not reclaimed yet is not counted). */
+  /** Bytes of the objects under data/ (the packs) as the storage lists them: what it really stores now. */
   storedBytes: number;
+  /** Σ logicalBytes of its backups. */
   logicalBytes: number;
+  /** logicalBytes / storedBytes; null when nothing is stored. */
   dedupRatio: number | null;
   /** Why it could not be listed (code and message, already safe to show); then the numbers are 0. */
   error?: { code: string; message: string };
@@ -67,6 +76,11 @@ export interface OverviewInputs {
   /** Backup jobs (any order). */
   jobs: JobRecord[];
   schedules: ScheduleState[];
+  /**
+   * Registered sources (name and URL); each is shown even with no backup and no schedule (status
+   * never): in every listed repository holding a backup of it, else in the first listed repository.
+   */
+  registeredSources?: { name: string; value: string }[];
   /** A schedule's source (registered name or URL) as a location and kind; undefined when it cannot be told. */
   sourceOf: (source: string) => { location: string; kind: string } | undefined;
   /** The schedule's next due time after `after` (as the scheduler computes it). */
@@ -112,17 +126,31 @@ export async function buildOverview(inputs: OverviewInputs): Promise<Overview> {
       const repo = await r.open();
       const listing = await listBackupSummaries(repo, { ...(inputs.store ? { store: inputs.store } : {}), ...(inputs.signal ? { signal: inputs.signal } : {}) });
       let logical = 0;
-      let added = 0;
       for (const b of listing.summaries) {
         logical += b.size.logicalBytes;
-        added += b.size.newBytes;
         entry(inputs.keyOf(b.source.location), r.name, b.source.location, b.source.kind, repo.location).backups.push(b); // oldest first
       }
       byRepoLocation.set(repo.location, r.name);
-      repositories.push({ name: r.name, location: repo.location, backups: listing.summaries.length, storedBytes: added, logicalBytes: logical, dedupRatio: ratio(logical, added) });
+      // What it stores now (copies, deletions, prunes included): one listing of data/, as `cairn stats` counts.
+      const { packs } = await listPacks(repo.storage, inputs.signal);
+      let stored = 0;
+      for (const p of packs.values()) stored += p.size;
+      repositories.push({ name: r.name, location: repo.location, backups: listing.summaries.length, storedBytes: stored, logicalBytes: logical, dedupRatio: ratio(logical, stored) });
     } catch (err) {
       repositories.push({ name: r.name, location: '', backups: 0, storedBytes: 0, logicalBytes: 0, dedupRatio: null, error: inputs.describeError(err) });
     }
+  }
+  // Registered sources, matched by the database their location names: shown where backups of
+  // them are, else (never backed up) in the first listed repository, so none is left out.
+  const nameOfKey = new Map<string, string>();
+  const [firstRepo] = byRepoLocation; // [location, name] of the first repository listed
+  for (const reg of inputs.registeredSources ?? []) {
+    const src = inputs.sourceOf(reg.value);
+    if (!src) continue;
+    const key = inputs.keyOf(src.location);
+    if (!nameOfKey.has(key)) nameOfKey.set(key, reg.name);
+    const anywhere = [...entries.values()].some((e) => e.key === key);
+    if (!anywhere && firstRepo !== undefined) entry(key, firstRepo[1], src.location, src.kind, firstRepo[0]);
   }
   // Backup jobs, newest first, of the repositories listed.
   const jobs = [...inputs.jobs].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id));
@@ -189,8 +217,10 @@ export async function buildOverview(inputs: OverviewInputs): Promise<Overview> {
       logical += b.size.logicalBytes;
       added += b.size.newBytes;
     }
+    const name = nameOfKey.get(e.key);
     sources.push({
       key: e.key,
+      ...(name !== undefined ? { name } : {}),
       location: newest?.source.location ?? e.location,
       kind: newest?.source.kind ?? e.kind,
       repository: e.repository,
@@ -201,7 +231,7 @@ export async function buildOverview(inputs: OverviewInputs): Promise<Overview> {
       schedules: schedules.map((s) => s.shown),
       status,
       logicalBytes: logical,
-      storedBytes: added,
+      addedBytes: added,
       dedupRatio: ratio(logical, added),
       history: backups.slice(-HISTORY_LENGTH).map((b) => ({ id: b.id, createdAt: b.createdAt, durationMs: b.durationMs, logicalBytes: b.size.logicalBytes, storedBytes: b.size.storedBytes, newBytes: b.size.newBytes })),
     });

@@ -412,10 +412,20 @@ export const DeletionPreview = z.object({
   totalChunks: z.number().describe('distinct chunks the backup references'),
   note: z.string().describe('what the numbers do not cover'),
 });
-const byteTotals = { logicalBytes: z.number(), storedBytes: z.number().describe('Σ newBytes: what its backups added'), dedupRatio: z.number().nullable().describe('logicalBytes / storedBytes') };
+const sourceBytes = {
+  logicalBytes: z.number().describe('Σ logical bytes of its backups'),
+  addedBytes: z.number().describe('Σ newBytes: what each of its backups added to the repository when it was made (not what the source holds now: copies add nothing, deleting its first backup moves nothing)'),
+  dedupRatio: z.number().nullable().describe('logicalBytes / addedBytes'),
+};
+const repositoryBytes = {
+  logicalBytes: z.number().describe('Σ logical bytes of its backups'),
+  storedBytes: z.number().describe('bytes of the packs under data/ as the storage lists them: what it stores now'),
+  dedupRatio: z.number().nullable().describe('logicalBytes / storedBytes'),
+};
 /** One source (a database) in one repository, on the overview. */
 export const SourceHealth = z.object({
   key: z.string().describe('the database its location names'),
+  name: z.string().optional().describe('the registered source naming this database'),
   location: z.string(),
   kind: z.string(),
   repository: z.string().describe('the repository name ("default" or registered)'),
@@ -427,14 +437,14 @@ export const SourceHealth = z.object({
     .nullable(),
   schedules: z.array(z.object({ name: z.string(), cron: z.string(), timezone: z.string(), enabled: z.boolean(), nextRun: when.nullable(), intervalSeconds: z.number().nullable() })),
   status: z.enum(['failing', 'late', 'never', 'running', 'ok']),
-  ...byteTotals,
+  ...sourceBytes,
   history: z.array(z.object({ id: z.string(), createdAt: when, durationMs: z.number(), logicalBytes: z.number(), storedBytes: z.number(), newBytes: z.number() })).describe('the newest 30 backups, oldest first'),
 });
 /** GET /v1/overview. */
 export const Overview = z.object({
   generatedAt: when,
   sources: z.array(SourceHealth).describe('failing, late, never, running, ok; then oldest newest backup first'),
-  repositories: z.array(z.object({ name: z.string(), location: z.string(), backups: z.number(), ...byteTotals, error: z.object({ code: z.string(), message: z.string() }).optional() })),
+  repositories: z.array(z.object({ name: z.string(), location: z.string(), backups: z.number(), ...repositoryBytes, error: z.object({ code: z.string(), message: z.string() }).optional() })),
 });
 
 /** A registered source or repository: its URL (which may hold a password) never leaves the server. */

@@ -274,6 +274,30 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
     }
   });
 
+  it('revoking the token while the Jobs page is open: its live stream ends and the page goes to sign-in by itself', async () => {
+    const admin = api('admin');
+    const { token, secret } = await admin.tokens.create({ role: 'viewer', name: 'e2e-revoked-live' });
+    const context = await newContext(browser, env);
+    const page = await context.newPage();
+    try {
+      await page.goto('/');
+      await page.getByTestId('signin-token').fill(secret);
+      await page.getByTestId('signin-submit').click();
+      await page.getByTestId('nav-overview').waitFor({ state: 'attached' });
+      await gotoScreen(page, 'jobs');
+      await page.getByText('Live', { exact: true }).waitFor();
+      await admin.tokens.revoke(token.id);
+      // No click: the server ends the stream at its next ping (15 s at most); the page then asks
+      // GET /v1/session and, answered 401, shows sign-in with the notice, not "Live".
+      await page.getByTestId('signin-token').waitFor({ timeout: 20_000 });
+      await page.getByRole('status').filter({ hasText: /sign in again/i }).waitFor();
+    } catch (err) {
+      throw await explained(err, context);
+    } finally {
+      await context.close();
+    }
+  }, 40_000);
+
   it('works from the keyboard: sign-in, the skip link, a dialog that takes and gives back focus', async () => {
     const backupId = shared.sqliteBackupId ?? (await sqliteBackup());
     const context = await newContext(browser, env);
@@ -518,6 +542,8 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       await expect.poll(() => size.getAttribute('aria-sort')).toBe(second === 'asc' ? 'ascending' : 'descending');
       await expect.poll(shownIds).toEqual(await apiIds({ sort: 'logicalBytes', order: second }));
       expect(await page.getByRole('columnheader', { name: /created/i }).getAttribute('aria-sort')).toBe('none');
+      // The phone's Sort by select follows the header: it shows that very sort (an option, selected).
+      await expect.poll(() => page.locator('#f-sort').evaluate((el) => { const sel = el as unknown as { selectedIndex: number; value: string }; return sel.selectedIndex >= 0 ? sel.value : null; })).toBe(`logicalBytes:${second}`);
       // Status CANCELED: the cancelled PostgreSQL backup alone (when that scenario ran).
       await page.getByLabel('Status').selectOption('CANCELED');
       const cancelled = await apiIds({ status: 'CANCELED', sort: 'logicalBytes', order: second });
@@ -569,6 +595,10 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       await dialog.getByRole('button', { name: 'Start copy' }).click();
       const jobId = ((await (await started).json()) as { job: { id: string } }).job.id;
       await expect.poll(() => page.getByTestId(`job-state-${jobId}`).textContent(), { timeout: 60_000 }).toBe('SUCCESS');
+      // A copy counts packs and bytes, never rows: its panel shows no "Rows 0".
+      const panel = page.locator('section.job-panel', { has: page.getByTestId(`job-state-${jobId}`) });
+      await panel.getByText('Packs', { exact: true }).waitFor();
+      expect(await panel.getByText('Rows', { exact: true }).count()).toBe(0);
       expect((await api('viewer').backups.get(backupId, { repository: 'offsite' })).id).toBe(backupId);
       await page.goto('/#/backups?repository=offsite');
       await page.getByTestId(`backup-row-${backupId}`).waitFor();

@@ -110,6 +110,10 @@ describe('GET /v1/overview', () => {
     await Repository.init(new FileSystemStorage(brokenPath));
     await admin.repositories.add('broken', brokenPath);
     rmSync(brokenPath, { recursive: true });
+    // A registered source never backed up and named by no schedule: still listed, as never.
+    const registeredDb = join(work, 'registered.db');
+    makeDb(registeredDb, 10, 'registered');
+    await admin.sources.add('fresh-src', `sqlite://${registeredDb}`);
 
     const o = await viewer.overview.get();
     expect(Date.parse(o.generatedAt)).toBeGreaterThan(Date.now() - 60_000);
@@ -127,20 +131,29 @@ describe('GET /v1/overview', () => {
     expect(never?.schedules[0]?.intervalSeconds).toBe(86_400);
     expect(never?.newest).toBeNull();
     expect(never?.backups).toBe(0);
+    const registered = byLocation('registered.db');
+    expect(registered).toMatchObject({ name: 'fresh-src', status: 'never', backups: 0, newest: null, lastResult: null, repository: 'default', addedBytes: 0 });
 
     // The ok source's numbers are its backups' (from the listing).
     const listed = (await viewer.backups.list()).filter((b): b is BackupListed => b.status === 'SUCCESS' && b.source.location === ok?.location);
     expect(ok?.backups).toBe(listed.length);
     expect(ok?.repository).toBe('default');
     expect(ok?.logicalBytes).toBe(listed.reduce((a, b) => a + b.size.logicalBytes, 0));
-    expect(ok?.storedBytes).toBe(listed.reduce((a, b) => a + b.size.newBytes, 0));
+    expect(ok?.addedBytes).toBe(listed.reduce((a, b) => a + b.size.newBytes, 0));
+    expect(ok).not.toHaveProperty('storedBytes');
     expect(ok?.history.map((h) => h.id)).toEqual(listed.map((b) => b.id));
     expect(ok?.newest?.id).toBe(listed.at(-1)?.id);
     expect(ok?.lastResult?.status).toBe('SUCCESS');
 
     const all = (await viewer.backups.list()).filter((b): b is BackupListed => b.status === 'SUCCESS');
     const def = o.repositories.find((r) => r.name === 'default');
-    expect(def).toMatchObject({ location: repoPath.startsWith('/') ? expect.stringContaining('repo') : expect.any(String), backups: all.length, logicalBytes: all.reduce((a, b) => a + b.size.logicalBytes, 0), storedBytes: all.reduce((a, b) => a + b.size.newBytes, 0) });
+    // A repository's stored bytes are what its storage holds (the packs under data/, as `cairn
+    // stats` counts them), not Σ newBytes: p-3 was deleted and pruned, so they differ.
+    const stats = await repositoryStats(await Repository.open(new FileSystemStorage(repoPath)));
+    const logical = all.reduce((a, b) => a + b.size.logicalBytes, 0);
+    expect(def).toMatchObject({ location: repoPath.startsWith('/') ? expect.stringContaining('repo') : expect.any(String), backups: all.length, logicalBytes: logical, storedBytes: stats.storedBytes });
+    expect(stats.storedBytes).toBeGreaterThan(0);
+    expect(def?.dedupRatio).toBe(Math.round((logical / stats.storedBytes) * 100) / 100);
     expect(def?.error).toBeUndefined();
     const broken = o.repositories.find((r) => r.name === 'broken');
     expect(broken?.error?.code).toBe('NOT_FOUND');

@@ -55,3 +55,13 @@ describe('console routes', () => {
     expect(Object.fromEntries(r.query)).toEqual({ repository: 'x y', offset: '0', limit: '50' });
   });
 });
+
+describe('console counts with nouns', () => {
+  it('singular for one, plural otherwise', async () => {
+    const { counted } = await import('../../web/src/format.js');
+    expect(counted(1, 'backup')).toBe('1 backup');
+    expect(counted(0, 'backup')).toBe('0 backups');
+    expect(counted(1234, 'row')).toBe('1,234 rows');
+    expect(counted(2, 'match', 'matches')).toBe('2 matches');
+  });
+});

@@ -56,6 +56,9 @@ beforeAll(async () => {
   await backup('old-1', '/db/old', 4 * 60); // hourly schedule: 1.5 h + 5 min exceeded
   await backup('missed-1', '/db/missed', 180); // daily at 10:00: the run due today 10:00 made nothing
   await backup('running-1', '/db/running', 20);
+  // What the repository stores is its packs, whatever the backups' newBytes say (copies add 0).
+  await repo.storage.put(`data/ab/${'ab'.repeat(32)}`, new Uint8Array(40));
+  await repo.storage.put(`data/cd/${'cd'.repeat(32)}`, new Uint8Array(20));
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -73,6 +76,8 @@ describe('buildOverview', () => {
         schedule('never', '/db/new', '0 3 * * *', null),
         schedule('fine', '/db/ok', '0 * * * *', ago(0)),
       ],
+      // Registered: one never backed up nor scheduled, one whose backups exist.
+      registeredSources: [{ name: 'fresh', value: '/db/fresh' }, { name: 'okay', value: '/db/ok' }],
       sourceOf: (value) => ({ location: value, kind: 'sqlite' }),
       next: (s, after) => new Cron(s.cron, { timezone: s.timezone }).nextRun(after),
       keyOf: (location) => location,
@@ -81,16 +86,18 @@ describe('buildOverview', () => {
     };
     const o = await buildOverview(inputs);
     const status = Object.fromEntries(o.sources.map((s) => [s.location, s.status]));
-    expect(status).toEqual({ '/db/ok': 'ok', '/db/failing': 'failing', '/db/old': 'late', '/db/missed': 'late', '/db/new': 'never', '/db/running': 'running' });
-    expect(o.sources.map((s) => s.status)).toEqual(['failing', 'late', 'late', 'never', 'running', 'ok']);
+    expect(status).toEqual({ '/db/ok': 'ok', '/db/failing': 'failing', '/db/old': 'late', '/db/missed': 'late', '/db/new': 'never', '/db/fresh': 'never', '/db/running': 'running' });
+    expect(o.sources.map((s) => s.status)).toEqual(['failing', 'late', 'late', 'never', 'never', 'running', 'ok']);
+    expect(o.sources.find((s) => s.location === '/db/fresh')).toMatchObject({ name: 'fresh', repository: 'default', backups: 0, newest: null, lastResult: null, schedules: [], addedBytes: 0, dedupRatio: null });
+    expect(o.sources.filter((s) => s.location === '/db/ok').map((s) => s.name)).toEqual(['okay']);
     const ok = o.sources.find((s) => s.location === '/db/ok');
-    expect(ok).toMatchObject({ backups: 2, logicalBytes: 200, storedBytes: 15, dedupRatio: 13.33, ageSeconds: 30 * 60, newest: { id: 'ok-2' }, lastResult: { status: 'SUCCESS', jobId: 'backup-4' } });
+    expect(ok).toMatchObject({ backups: 2, logicalBytes: 200, addedBytes: 15, dedupRatio: 13.33, ageSeconds: 30 * 60, newest: { id: 'ok-2' }, lastResult: { status: 'SUCCESS', jobId: 'backup-4' } });
     expect(ok?.history.map((h) => h.id)).toEqual(['ok-1', 'ok-2']);
     expect(ok?.schedules).toEqual([{ name: 'fine', cron: '0 * * * *', timezone: 'UTC', enabled: true, nextRun: '2026-12-01T13:00:00.000Z', intervalSeconds: 3600 }]);
     expect(o.sources.find((s) => s.location === '/db/failing')?.lastResult).toMatchObject({ status: 'FAILED', error: { code: 'SOURCE' } });
     expect(o.sources.find((s) => s.location === '/db/new')).toMatchObject({ backups: 0, newest: null, ageSeconds: null, lastResult: null });
     expect(o.repositories).toEqual([
-      { name: 'default', location: repo.location, backups: 6, logicalBytes: 600, storedBytes: 55, dedupRatio: 10.91 },
+      { name: 'default', location: repo.location, backups: 6, logicalBytes: 600, storedBytes: 60, dedupRatio: 10 },
       { name: 'gone', location: '', backups: 0, logicalBytes: 0, storedBytes: 0, dedupRatio: null, error: { code: 'NOT_FOUND', message: 'No cairn repository at /nowhere.' } },
     ]);
   });

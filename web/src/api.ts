@@ -29,6 +29,23 @@ export function onSessionExpired(listener: () => void): void {
   onExpired = listener;
 }
 
+/**
+ * Whether the session still stands (GET /v1/session); on 401 the app shows the sign-in page with
+ * the session-ended notice, as any other 401 does. For what cannot see a 401 itself: an
+ * EventSource that errors (its stream ended or could not open) reports no status. Another
+ * failure (the server unreachable) is not a verdict: true.
+ */
+export async function checkSession(): Promise<boolean> {
+  try {
+    await client.session.get();
+    return true;
+  } catch (err) {
+    if (!(err instanceof CairnApiError && err.status === 401)) return true;
+    onExpired?.();
+    return false;
+  }
+}
+
 /** The browser's fetch with the session cookie, noticing a 401 (the session ended). */
 const consoleFetch: typeof fetch = async (input, init = {}) => {
   const res = await fetch(input, { ...init, credentials: 'same-origin' });

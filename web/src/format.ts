@@ -19,6 +19,11 @@ export function count(n: number | null | undefined): string {
   return n === null || n === undefined ? '—' : n.toLocaleString('en-US');
 }
 
+/** A count with its noun in the right number: counted(1, 'row') → "1 row", counted(2, 'match', 'matches') → "2 matches". */
+export function counted(n: number, singular: string, plural = `${singular}s`): string {
+  return `${count(n)} ${n === 1 ? singular : plural}`;
+}
+
 /** Milliseconds as "850 ms", "12.3 s", "4 min 5 s", "2 h 3 min". */
 export function duration(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return '—';

@@ -5,7 +5,8 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import { can, client, describeError } from './api.js';
-import { duration, bytes, count, rate } from './format.js';
+import { duration, bytes, count, counted, rate } from './format.js';
+import { countersOf, errorCodeShown } from './job-counters.js';
 import { useRole } from './session.js';
 import type { JobRecord } from './types.js';
 import { Badge, Equivalents } from './ui.js';
@@ -79,6 +80,7 @@ export function JobPanel({ jobId, title, testid, onEnd, onDismiss }: { jobId: st
   const role = useRole();
   const [cancelError, setCancelError] = useState<string | undefined>();
   const ended = job ? isTerminal(job.state) : false;
+  const counters = countersOf(job?.kind ?? '');
   // onEnd once, when the job ends.
   useEffect(() => {
     if (job && ended) onEnd?.(job);
@@ -101,7 +103,7 @@ export function JobPanel({ jobId, title, testid, onEnd, onDismiss }: { jobId: st
       <p class="muted small mono">job {jobId}</p>
       {/* Screen readers hear the state changes, not every progress tick. */}
       <p class="visually-hidden" role="status">
-        {job ? `${title}: ${job.state}${job.error ? `, ${job.error.code}` : ''}` : ''}
+        {job ? `${title}: ${job.state}${errorCodeShown(job) ? `, ${errorCodeShown(job)}` : ''}` : ''}
       </p>
       {error ? (
         <p class="text-bad" role="alert">
@@ -112,27 +114,35 @@ export function JobPanel({ jobId, title, testid, onEnd, onDismiss }: { jobId: st
         <>
           <ProgressBar job={job} label={`${title} progress`} />
           <dl class="facts facts-inline">
-            <div>
-              <dt>Done</dt>
-              <dd>
-                {bytes(job.progress.bytes)}
-                {job.progress.bytesTotal ? ` of ${job.progress.estimated ? '≈ ' : ''}${bytes(job.progress.bytesTotal)}` : ''}
-              </dd>
-            </div>
-            <div>
-              <dt>Rows</dt>
-              <dd>{count(job.progress.rows)}</dd>
-            </div>
-            <div>
-              <dt>Collections</dt>
-              <dd>
-                {job.progress.collectionsDone} / {job.progress.collectionsTotal || '—'}
-              </dd>
-            </div>
-            <div>
-              <dt>Speed</dt>
-              <dd>{rate(job.progress.throughput)}</dd>
-            </div>
+            {counters.bytes ? (
+              <div>
+                <dt>Done</dt>
+                <dd>
+                  {bytes(job.progress.bytes)}
+                  {job.progress.bytesTotal ? ` of ${job.progress.estimated ? '≈ ' : ''}${bytes(job.progress.bytesTotal)}` : ''}
+                </dd>
+              </div>
+            ) : null}
+            {counters.rows ? (
+              <div>
+                <dt>Rows</dt>
+                <dd>{count(job.progress.rows)}</dd>
+              </div>
+            ) : null}
+            {counters.items ? (
+              <div>
+                <dt>{counters.items}</dt>
+                <dd>
+                  {job.progress.collectionsDone} / {job.progress.collectionsTotal || '—'}
+                </dd>
+              </div>
+            ) : null}
+            {counters.bytes ? (
+              <div>
+                <dt>Speed</dt>
+                <dd>{rate(job.progress.throughput)}</dd>
+              </div>
+            ) : null}
             {!ended && job.progress.etaSeconds !== undefined ? (
               <div>
                 <dt>ETA</dt>
@@ -142,7 +152,12 @@ export function JobPanel({ jobId, title, testid, onEnd, onDismiss }: { jobId: st
           </dl>
           {job.error ? (
             <div class="note note-error" role="alert">
-              <strong>{job.error.code}</strong>: {job.error.message}
+              {errorCodeShown(job) ? (
+                <>
+                  <strong>{errorCodeShown(job)}</strong>:{' '}
+                </>
+              ) : null}
+              {job.error.message}
             </div>
           ) : null}
           {job.state === 'SUCCESS' && job.result ? <ResultSummary kind={job.kind} result={job.result} /> : null}
@@ -177,12 +192,13 @@ function ResultSummary({ kind, result }: { kind: string; result: Record<string, 
   if (kind === 'backup') {
     const totals = result.totals as { rows?: number; logicalBytes?: number; collections?: number } | undefined;
     if (typeof result.backupId === 'string') lines.push(`backup ${result.backupId}`);
-    if (totals?.collections !== undefined) lines.push(`${count(totals.collections)} collections`);
-    if (totals?.rows !== undefined) lines.push(`${count(totals.rows)} rows`);
+    if (totals?.collections !== undefined) lines.push(counted(totals.collections, 'collection'));
+    if (totals?.rows !== undefined) lines.push(counted(totals.rows, 'row'));
     if (totals?.logicalBytes !== undefined) lines.push(bytes(totals.logicalBytes));
   } else if (kind === 'restore') {
     if (typeof result.backupId === 'string') lines.push(`${result.backupId} restored${typeof result.target === 'string' ? ` into ${result.target}` : ''}`);
-    if (num(result.rows) !== undefined) lines.push(`${count(num(result.rows))} rows`);
+    const rows = num(result.rows);
+    if (rows !== undefined) lines.push(counted(rows, 'row'));
     if (num(result.bytes) !== undefined) lines.push(bytes(num(result.bytes)));
     const renamed = Object.entries((result.renamed as Record<string, string> | undefined) ?? {});
     if (renamed.length) lines.push(`renamed ${renamed.map(([a, b]) => `${a} → ${b}`).join(', ')}`);

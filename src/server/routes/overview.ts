@@ -15,6 +15,7 @@ export function overviewRoutes({ on, center, registry, schedules, scheduler, acc
       ...(summaries ? { store: summaries } : {}),
       jobs: await center.list({ kind: 'backup', limit: 1000 }),
       schedules: schedules.list(),
+      registeredSources: registry.list('source').map((r) => ({ name: r.name, value: r.name })),
       // Parsed only (no connection): a registered name's URL, or the URL a schedule was given.
       sourceOf: (value) => {
         try {

@@ -5,7 +5,7 @@
  */
 import { useState } from 'preact/hooks';
 import { can, client, describeError } from '../api.js';
-import { bytes, count, duration } from '../format.js';
+import { bytes, count, counted, duration } from '../format.js';
 import { JobPanel } from '../job-live.js';
 import { go, href } from '../router.js';
 import { useRole } from '../session.js';
@@ -98,7 +98,7 @@ function Complete({ b, repository, reload }: { b: BackupDetail; repository?: str
           <div>
             <dt>Contents</dt>
             <dd>
-              {count(b.totals.collections)} collections · {count(b.totals.rows)} rows
+              {counted(b.totals.collections, 'collection')} · {counted(b.totals.rows, 'row')}
             </dd>
           </div>
           <div>

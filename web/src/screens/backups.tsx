@@ -5,7 +5,8 @@
  */
 import { useState } from 'preact/hooks';
 import { can, client, describeError } from '../api.js';
-import { bytes, duration } from '../format.js';
+import { SORT_CHOICES, SORTABLE, sortOf, type SortKey } from '../backup-sort.js';
+import { bytes, counted, duration } from '../format.js';
 import { JobPanel } from '../job-live.js';
 import { go, href } from '../router.js';
 import { useRole } from '../session.js';
@@ -13,19 +14,7 @@ import type { BackupPage } from '../types.js';
 import { ActionError, Badge, Dialog, DialogActions, Empty, Equivalents, ErrorNote, Field, Loading, PageHeader, SelectField, TableWrap, Time, useAsync } from '../ui.js';
 
 const FILTERS = ['source', 'repository', 'status', 'type', 'schedule', 'since', 'until'] as const;
-const SORTABLE = { id: 'Backup', createdAt: 'Created', logicalBytes: 'Size', storedBytes: 'Stored', expiresAt: 'Expires' } as const;
-type SortKey = keyof typeof SORTABLE;
 const LIMITS = [25, 50, 100];
-/** The phone's sort select (the column headers sort on wider screens). */
-const SORT_CHOICES = [
-  ['createdAt:desc', 'Newest first'],
-  ['createdAt:asc', 'Oldest first'],
-  ['logicalBytes:desc', 'Largest first'],
-  ['logicalBytes:asc', 'Smallest first'],
-  ['storedBytes:desc', 'Most stored first'],
-  ['expiresAt:asc', 'Expiring soonest'],
-  ['id:asc', 'Id, A to Z'],
-] as const;
 const STATUSES = ['SUCCESS', 'FAILED', 'CANCELED', 'STARTED', 'TRANSFERRING', 'FINALIZING'];
 
 /** The listing's parameters from the hash query (defaults: newest first, 25 a page). */
@@ -34,8 +23,7 @@ function paramsOf(query: URLSearchParams) {
   const limit = Number(get('limit') ?? 25);
   return {
     ...Object.fromEntries(FILTERS.map((f) => [f, get(f)])),
-    sort: (get('sort') ?? 'createdAt') as SortKey,
-    order: (get('order') ?? 'desc') as 'asc' | 'desc',
+    ...sortOf(get('sort'), get('order')),
     limit: LIMITS.includes(limit) ? limit : 25,
     offset: Math.max(0, Number(get('offset') ?? 0) || 0),
   } as Record<(typeof FILTERS)[number], string | undefined> & { sort: SortKey; order: 'asc' | 'desc'; limit: number; offset: number };
@@ -84,7 +72,7 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
 
   return (
     <>
-      <PageHeader title="Backups" subtitle={data ? `${total.toLocaleString('en-US')} backup${total === 1 ? '' : 's'}${filtered ? ' match the filters' : ''} in ${data.repository}` : 'Every backup of every repository'}>
+      <PageHeader title="Backups" subtitle={data ? `${counted(total, 'backup')}${filtered ? (total === 1 ? ' matches the filters' : ' match the filters') : ''} in ${data.repository}` : 'Every backup of every repository'}>
         {can(role, 'operator') ? (
           <button type="button" class="btn btn-primary" onClick={() => setNewOpen(true)}>
             New backup
@@ -128,7 +116,7 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
               value={`${p.sort}:${p.order}`}
               onChange={(e) => {
                 const [sort, order] = (e.currentTarget as HTMLSelectElement).value.split(':');
-                set({ sort, order, offset: 0 });
+                set({ ...sortOf(sort, order), offset: 0 });
               }}
             >
               {SORT_CHOICES.map(([value, label]) => (
@@ -151,7 +139,7 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
       <ErrorNote error={page.error} title="Could not list the backups" />
       {data && data.damaged.length ? (
         <div class="note note-warn" role="status">
-          {data.damaged.length} damaged object{data.damaged.length === 1 ? '' : 's'} under backups/: {data.damaged.slice(0, 3).map((d) => `${d.id} (${d.message})`).join('; ')}
+          {counted(data.damaged.length, 'damaged object')} under backups/: {data.damaged.slice(0, 3).map((d) => `${d.id} (${d.message})`).join('; ')}
           {data.damaged.length > 3 ? '…' : ''} Run <code>cairn verify</code>.
         </div>
       ) : null}

@@ -4,7 +4,8 @@
  * cannot be opened. Operators cancel running jobs here.
  */
 import { useEffect, useState } from 'preact/hooks';
-import { can, client, describeError } from '../api.js';
+import { can, checkSession, client, describeError } from '../api.js';
+import { errorCodeShown } from '../job-counters.js';
 import { duration, rate } from '../format.js';
 import { isTerminal, percentOf } from '../job-live.js';
 import { go } from '../router.js';
@@ -88,6 +89,15 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
       });
     });
     events.onerror = () => {
+      // The stream ended or could not open: it says no why, and the server ends it when the
+      // session ends (revoked, signed out elsewhere): ask, and on 401 go to sign-in.
+      if (events.readyState !== EventSource.CLOSED) setLive('connecting');
+      void checkSession().then((live) => {
+        if (!live) {
+          stopped = true;
+          events.close();
+        }
+      });
       if (events.readyState === EventSource.CLOSED) {
         // No live stream on this server (or it went away): poll instead.
         setLive('polling');
@@ -183,7 +193,8 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                     <td data-label="Error" class="cell-error">
                       {j.error ? (
                         <span class={`small ${j.state === 'CANCELED' ? 'muted' : 'text-bad'}`}>
-                          <strong>{j.error.code}</strong>: {j.error.message}
+                          {errorCodeShown(j) ? <strong>{errorCodeShown(j)}: </strong> : null}
+                          {j.error.message}
                         </span>
                       ) : null}
                     </td>

@@ -116,7 +116,7 @@ function useOverview() {
 
 /** A source's registered name, else the last part of its location (a file or database name). */
 function displayName(s: SourceHealth, names: Map<string, string>): string {
-  return names.get(s.location) ?? s.location.replace(/[?#].*$/, '').split('/').filter(Boolean).pop() ?? s.key;
+  return s.name ?? names.get(s.location) ?? s.location.replace(/[?#].*$/, '').split('/').filter(Boolean).pop() ?? s.key;
 }
 
 function SourceCard({ s, name }: { s: SourceHealth; name: string }) {
@@ -156,9 +156,9 @@ function SourceCard({ s, name }: { s: SourceHealth; name: string }) {
           <dd>{count(s.backups)}</dd>
         </div>
         <div>
-          <dt>Logical / stored</dt>
-          <dd>
-            {bytes(s.logicalBytes)} / {bytes(s.storedBytes)}
+          <dt>Logical / added</dt>
+          <dd title="What its backups hold, and what each added to the repository when it was made">
+            {bytes(s.logicalBytes)} / {bytes(s.addedBytes)}
           </dd>
         </div>
         <div>

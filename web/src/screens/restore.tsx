@@ -6,7 +6,7 @@
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { can, CairnApiError, client } from '../api.js';
-import { bytes, count } from '../format.js';
+import { bytes, count, counted } from '../format.js';
 import { JobPanel } from '../job-live.js';
 import { href } from '../router.js';
 import { useRole } from '../session.js';
@@ -201,8 +201,8 @@ function Wizard({ initialBackup, initialRepository }: { initialBackup: string; i
               {detail.loading && backupId ? <Loading label="Reading the backup…" /> : null}
               {manifest ? (
                 <p class="note note-info">
-                  <strong>{manifest.id}</strong>: {manifest.source.kind} {manifest.source.name}, taken <Time iso={manifest.createdAt} rel />; {count(manifest.totals.collections)}{' '}
-                  collections, {count(manifest.totals.rows)} rows, {bytes(manifest.totals.logicalBytes)}.
+                  <strong>{manifest.id}</strong>: {manifest.source.kind} {manifest.source.name}, taken <Time iso={manifest.createdAt} rel />; {counted(manifest.totals.collections, 'collection')},{' '}
+                  {counted(manifest.totals.rows, 'row')}, {bytes(manifest.totals.logicalBytes)}.
                 </p>
               ) : null}
             </>
@@ -375,7 +375,7 @@ function PlanView({ plan }: { plan: DryRun }) {
       {plan.collections.length ? (
         <details>
           <summary>
-            What would be written: {plan.collections.length} collection{plan.collections.length === 1 ? '' : 's'}, {count(plan.collections.reduce((n, c) => n + c.rows, 0))} rows
+            What would be written: {plan.collections.length} collection{plan.collections.length === 1 ? '' : 's'}, {counted(plan.collections.reduce((n, c) => n + c.rows, 0), 'row')}
           </summary>
           <TableWrap caption="Collections the restore would write">
             <TableHead columns={['From', 'To', 'Kind', ['Rows', 'num'], ['Size', 'num']]} />

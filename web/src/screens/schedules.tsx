@@ -279,7 +279,7 @@ function CreateDialog({ open, onClose, onCreated }: { open: boolean; onClose: ()
       >
         <div class="form-grid">
           <Field id="s-name" label="Name" hint="lowercase letters, digits, - and _">
-            <input id="s-name" value={name} required pattern="[a-z0-9][a-z0-9_-]*" onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)} aria-describedby="s-name-hint" />
+            <input id="s-name" value={name} required pattern="[a-z0-9][a-z0-9_\-]*" onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)} aria-describedby="s-name-hint" />
           </Field>
           <SelectField id="s-source" label="Source" value={src} values={sources.map((s) => s.name)} required onChange={setSource} />
           <SelectField id="s-repo" label="Repository" value={repository} values={['default', ...(names.data?.[1] ?? []).map((r) => r.name)]} onChange={setRepository} />
