@@ -289,14 +289,15 @@ describe.skipIf(missing !== null).sequential('web console in a real browser', { 
       await admin.tokens.revoke(token.id);
       // No click: the server ends the stream at its next ping (15 s at most); the page then asks
       // GET /v1/session and, answered 401, shows sign-in with the notice, not "Live".
-      await page.getByTestId('signin-token').waitFor({ timeout: 20_000 });
+      // 15 s to the ping, then the browser's reconnect and the session check: a loaded CI machine gets room.
+      await page.getByTestId('signin-token').waitFor({ timeout: 45_000 });
       await page.getByRole('status').filter({ hasText: /sign in again/i }).waitFor();
     } catch (err) {
       throw await explained(err, context);
     } finally {
       await context.close();
     }
-  }, 40_000);
+  }, 70_000);
 
   it('works from the keyboard: sign-in, the skip link, a dialog that takes and gives back focus', async () => {
     const backupId = shared.sqliteBackupId ?? (await sqliteBackup());
