@@ -198,6 +198,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     });
   };
   const role = (c: Context<Env>) => c.get('token').role;
+  const accessListeners = new Set<() => void>();
   const kit: RouteKit = {
     on,
     center,
@@ -207,6 +208,13 @@ export function createApp(options: AppOptions): Hono<Env> {
     tokens,
     sessions,
     eventsPingMs: options.eventsPingMs ?? 15_000,
+    accessChanged: () => {
+      for (const listener of [...accessListeners]) listener();
+    },
+    onAccessChange: (listener) => {
+      accessListeners.add(listener);
+      return () => void accessListeners.delete(listener);
+    },
     access,
     openRepo: (c, value) => access.repository(value, role(c)),
     sourceUrl: (c, value, what = 'source') => access.databaseUrl(value, role(c), what),

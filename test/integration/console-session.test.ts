@@ -344,3 +344,39 @@ describe('job paging and the global event stream', () => {
     expect(started).toContain(ended?.id);
   });
 });
+
+describe('a token revoked through the API ends its open event streams at once, not at the next ping', () => {
+  it('GET /v1/events (bearer, and a cookie session of that token) ends when the admin revokes the token, with an hour-long ping', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-events-revoke-'));
+    const store = new SqliteTokenStore(catalogFile(join(dir, 'data')));
+    const admin = store.create('admin', 'root').token;
+    const doomed = store.create('viewer', 'doomed');
+    store.close();
+    const slow = await startServer({ dataDir: join(dir, 'data'), port: 0, scheduleTickMs: 3600_000, console: false, eventsPingMs: HOUR });
+    try {
+      const signedIn = await fetch(`${slow.url}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: doomed.token }) });
+      expect(signedIn.status).toBe(201);
+      const cookie = /cairn_session=([^;]+)/.exec(signedIn.headers.get('set-cookie') ?? '')?.[1];
+      expect(cookie).toBeDefined();
+      const open = async (headers: Record<string, string>) => {
+        const res = await fetch(`${slow.url}/v1/events`, { headers });
+        expect(res.status).toBe(200);
+        const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+        await reader.read(); // ": connected"
+        return reader;
+      };
+      const streams = [await open({ authorization: `Bearer ${doomed.token}` }), await open({ cookie: `cairn_session=${cookie}` })];
+      const ended = streams.map(async (reader) => {
+        for (;;) if ((await reader.read()).done) return true;
+      });
+      const revoked = await fetch(`${slow.url}/v1/tokens/${doomed.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
+      expect(revoked.status).toBe(200);
+      // An hour-long ping: only the revocation can end them within the test's time.
+      expect(await Promise.all(ended)).toEqual([true, true]);
+    } finally {
+      await slow.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 20_000);
+});
+

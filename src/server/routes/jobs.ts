@@ -5,7 +5,7 @@ import type { JobRecord } from '../../catalog/types.js';
 import { sessionCookie } from '../session-auth.js';
 import { jobId, publicJob, type RouteKit } from './kit.js';
 
-export function jobRoutes({ on, center, tokens, sessions, eventsPingMs }: RouteKit): void {
+export function jobRoutes({ on, center, tokens, sessions, eventsPingMs, onAccessChange }: RouteKit): void {
   on('listJobs', async (c, { query: { kind, state, limit = 100, offset = 0 } }) => {
     const filter = { ...(kind ? { kind } : {}), ...(state ? { state } : {}) };
     const [jobs, total] = await Promise.all([center.list({ ...filter, limit, offset }), center.count(filter)]);
@@ -28,8 +28,13 @@ export function jobRoutes({ on, center, tokens, sessions, eventsPingMs }: RouteK
           writes = writes.then(() => stream.write(': ping\n\n').then(() => undefined));
         }, eventsPingMs);
         ping.unref?.();
+        // A revocation in this process ends the stream at once; another process's (the CLI's) at the next ping.
+        const unsubscribe = onAccessChange(() => {
+          if (!stillValid()) end();
+        });
         const end = (): void => {
           clearInterval(ping);
+          unsubscribe();
           stop();
           resolve();
         };

@@ -41,6 +41,13 @@ export interface RouteKit {
   sessions: SqliteSessionStore;
   /** How often GET /v1/events writes its keep-alive comment, in ms (15 s). */
   eventsPingMs: number;
+  /**
+   * Access changed in this process (a token revoked, a session ended): open event streams check
+   * at once whether what authenticated them still does, rather than at their next ping.
+   * `onAccessChange` returns the unsubscribe function.
+   */
+  accessChanged(): void;
+  onAccessChange(listener: () => void): () => void;
   access: AccessPolicy;
   /** A repository a request names, as its token's role may. */
   openRepo(c: Context<Env>, value: string | undefined): Promise<Repository>;

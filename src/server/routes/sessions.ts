@@ -23,7 +23,7 @@ const shown = (token: TokenInfo, session: SessionRecord | undefined) => ({
 
 const csrfError = (c: Context<Env>, message: string) => c.json({ error: { code: 'CSRF', message } }, 403);
 
-export function sessionRoutes({ on, tokens, sessions }: RouteKit): void {
+export function sessionRoutes({ on, tokens, sessions, accessChanged }: RouteKit): void {
   on('createSession', (c, { body }) => {
     // A sign-in posted by another site's page would sign the browser in as someone else.
     const refused = crossSite(c);
@@ -49,6 +49,7 @@ export function sessionRoutes({ on, tokens, sessions }: RouteKit): void {
       const refused = found.state === 'live' ? forged(c, found.session) : undefined;
       if (refused) return csrfError(c, refused);
       sessions.delete(id);
+      accessChanged();
     }
     clearSessionCookie(c);
     return c.json({ signedOut: true as const });

@@ -5,7 +5,7 @@
 import { NotFoundError } from '../../core/errors.js';
 import { tokenId, type RouteKit } from './kit.js';
 
-export function tokenRoutes({ on, tokens }: RouteKit): void {
+export function tokenRoutes({ on, tokens, accessChanged }: RouteKit): void {
   on('listTokens', (c) => c.json({ tokens: tokens.list() }));
   on('createToken', (c, { body: req }) => {
     const { token: secret, ...info } = tokens.create(req.role, req.name ?? '');
@@ -18,6 +18,7 @@ export function tokenRoutes({ on, tokens }: RouteKit): void {
     // answer says so, and the next request with it gets 401.
     const self = c.get('token').id === id;
     if (!tokens.revoke(id)) throw new NotFoundError(`No token ${id}: list them with GET /v1/tokens (or cairn token list).`);
+    accessChanged();
     return c.json({ revoked: id, self, note: self ? 'this was the token of this request: it no longer works' : 'requests with it now answer 401' });
   });
 }
