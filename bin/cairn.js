@@ -15,3 +15,10 @@ const run = main(process.argv, undefined, { interrupted: () => interrupted });
 process.off('SIGINT', early);
 process.off('SIGTERM', early);
 process.exitCode = await run;
+// The command has finished and its exit code stands. A Ctrl-C or SIGTERM while Node winds down
+// (connection pools closing) must not turn it into a death by signal: end now, with that code,
+// once stdout and stderr have taken what was written (cli-cancel-race found "exit SIGINT" after
+// a complete backup's JSON had been printed).
+const finished = () => process.stdout.write('', () => process.stderr.write('', () => process.exit(process.exitCode ?? 0)));
+process.on('SIGINT', finished);
+process.on('SIGTERM', finished);
