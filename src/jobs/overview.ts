@@ -22,8 +22,10 @@ export const HISTORY_LENGTH = 30;
 export interface SourceHealth {
   /** The database it names (databaseKey of its location): one entry per database and repository. */
   key: string;
-  /** The registered source whose location names this database, if any. */
+  /** The registered source whose location names this database, if any (the first of `names`). */
   name?: string;
+  /** Every registered source naming this database (two names may register one database), sorted. */
+  names?: string[];
   location: string;
   kind: string;
   /** The repository's name as a request names it ("default" or a registered name). */
@@ -142,13 +144,13 @@ export async function buildOverview(inputs: OverviewInputs): Promise<Overview> {
   }
   // Registered sources, matched by the database their location names: shown where backups of
   // them are, else (never backed up) in the first listed repository, so none is left out.
-  const nameOfKey = new Map<string, string>();
+  const namesOfKey = new Map<string, string[]>();
   const [firstRepo] = byRepoLocation; // [location, name] of the first repository listed
   for (const reg of inputs.registeredSources ?? []) {
     const src = inputs.sourceOf(reg.value);
     if (!src) continue;
     const key = inputs.keyOf(src.location);
-    if (!nameOfKey.has(key)) nameOfKey.set(key, reg.name);
+    namesOfKey.set(key, [...(namesOfKey.get(key) ?? []), reg.name].sort());
     const anywhere = [...entries.values()].some((e) => e.key === key);
     if (!anywhere && firstRepo !== undefined) entry(key, firstRepo[1], src.location, src.kind, firstRepo[0]);
   }
@@ -217,10 +219,10 @@ export async function buildOverview(inputs: OverviewInputs): Promise<Overview> {
       logical += b.size.logicalBytes;
       added += b.size.newBytes;
     }
-    const name = nameOfKey.get(e.key);
+    const names = namesOfKey.get(e.key);
     sources.push({
       key: e.key,
-      ...(name !== undefined ? { name } : {}),
+      ...(names !== undefined ? { name: names[0] as string, names } : {}),
       location: newest?.source.location ?? e.location,
       kind: newest?.source.kind ?? e.kind,
       repository: e.repository,

@@ -425,7 +425,8 @@ const repositoryBytes = {
 /** One source (a database) in one repository, on the overview. */
 export const SourceHealth = z.object({
   key: z.string().describe('the database its location names'),
-  name: z.string().optional().describe('the registered source naming this database'),
+  name: z.string().optional().describe('the registered source naming this database (the first of names)'),
+  names: z.array(z.string()).optional().describe('every registered source naming this database, sorted'),
   location: z.string(),
   kind: z.string(),
   repository: z.string().describe('the repository name ("default" or registered)'),

@@ -77,7 +77,8 @@ describe('buildOverview', () => {
         schedule('fine', '/db/ok', '0 * * * *', ago(0)),
       ],
       // Registered: one never backed up nor scheduled, one whose backups exist.
-      registeredSources: [{ name: 'fresh', value: '/db/fresh' }, { name: 'okay', value: '/db/ok' }],
+      // Two names registered for one database (trial: the later one hid the other): one entry, both names.
+      registeredSources: [{ name: 'fresh', value: '/db/fresh' }, { name: 'okay', value: '/db/ok' }, { name: 'another', value: '/db/ok' }],
       sourceOf: (value) => ({ location: value, kind: 'sqlite' }),
       next: (s, after) => new Cron(s.cron, { timezone: s.timezone }).nextRun(after),
       keyOf: (location) => location,
@@ -89,7 +90,7 @@ describe('buildOverview', () => {
     expect(status).toEqual({ '/db/ok': 'ok', '/db/failing': 'failing', '/db/old': 'late', '/db/missed': 'late', '/db/new': 'never', '/db/fresh': 'never', '/db/running': 'running' });
     expect(o.sources.map((s) => s.status)).toEqual(['failing', 'late', 'late', 'never', 'never', 'running', 'ok']);
     expect(o.sources.find((s) => s.location === '/db/fresh')).toMatchObject({ name: 'fresh', repository: 'default', backups: 0, newest: null, lastResult: null, schedules: [], addedBytes: 0, dedupRatio: null });
-    expect(o.sources.filter((s) => s.location === '/db/ok').map((s) => s.name)).toEqual(['okay']);
+    expect(o.sources.filter((s) => s.location === '/db/ok').map((s) => [s.name, s.names])).toEqual([['another', ['another', 'okay']]]);
     const ok = o.sources.find((s) => s.location === '/db/ok');
     expect(ok).toMatchObject({ backups: 2, logicalBytes: 200, addedBytes: 15, dedupRatio: 13.33, ageSeconds: 30 * 60, newest: { id: 'ok-2' }, lastResult: { status: 'SUCCESS', jobId: 'backup-4' } });
     expect(ok?.history.map((h) => h.id)).toEqual(['ok-1', 'ok-2']);

@@ -116,7 +116,7 @@ function useOverview() {
 
 /** A source's registered name, else the last part of its location (a file or database name). */
 function displayName(s: SourceHealth, names: Map<string, string>): string {
-  return s.name ?? names.get(s.location) ?? s.location.replace(/[?#].*$/, '').split('/').filter(Boolean).pop() ?? s.key;
+  return s.names?.join(', ') ?? s.name ?? names.get(s.location) ?? s.location.replace(/[?#].*$/, '').split('/').filter(Boolean).pop() ?? s.key;
 }
 
 function SourceCard({ s, name }: { s: SourceHealth; name: string }) {
