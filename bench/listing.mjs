@@ -17,15 +17,12 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { log, median } from './measure.mjs';
+import { log, median, option } from './measure.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const argv = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
-};
+const opt = (name, dflt) => option(name, dflt, argv);
 const backups = Number(opt('backups', '10000'));
 const runs = Number(opt('runs', '5'));
 const jsonOut = opt('json', undefined);

@@ -77,6 +77,12 @@ export function dirBytes(p) {
   return total;
 }
 export const rm = (p) => fs.rmSync(p, { recursive: true, force: true });
+/** The value after `--name` on the command line (a string), else `dflt`: the bench scripts' one option reader. */
+export const option = (name, dflt, argv = process.argv.slice(2)) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
+};
+
 export const median = (xs) => {
   const v = xs.filter((x) => x != null && Number.isFinite(x)).sort((a, b) => a - b);
   if (!v.length) return null;

@@ -28,7 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { MiB, alternate, dirBytes, fmt, log, measurer, mib, procComm, procStat, ratio, rm, scratchDatabases, ticksToSeconds, writeResults } from './measure.mjs';
+import { MiB, alternate, dirBytes, option, fmt, log, measurer, mib, procComm, procStat, ratio, rm, scratchDatabases, ticksToSeconds, writeResults } from './measure.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -37,10 +37,7 @@ const argv = process.argv.slice(2);
 // ---------------------------------------------------------------------------------------------
 // options
 const has = (name) => argv.includes(`--${name}`);
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
-};
+const opt = (name, dflt) => option(name, dflt, argv);
 const known = new Set(['quick', 'scale-mib', 'tables', 'runs', 'jobs', 'tools', 'recreate', 'workdir', 'mysql', 'keep-work', 'cleanup', 'help']);
 for (const a of argv) {
   if (a.startsWith('--') && !known.has(a.slice(2))) {

@@ -35,7 +35,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { MiB, alternate as alternateRuns, dirBytes, fmt, log, measurer, mib, procComm, procStat, ratio, rm, scratchDatabases, sh, ticksToSeconds, writeResults } from './measure.mjs';
+import { MiB, alternate as alternateRuns, dirBytes, option, fmt, log, measurer, mib, procComm, procStat, ratio, rm, scratchDatabases, sh, ticksToSeconds, writeResults } from './measure.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -68,10 +68,7 @@ if (argv.includes('--libs')) {
 // ---------------------------------------------------------------------------------------------
 // options
 const has = (name) => argv.includes(`--${name}`);
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
-};
+const opt = (name, dflt) => option(name, dflt, argv);
 const known = new Set(['raise-lock-limit', 'quick', 'scale-mib', 'tables', 'only', 'runs', 'jobs', 'recreate', 'workdir', 'pg', 'keep-work', 'cleanup', 'help']);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];

@@ -13,14 +13,12 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { option } from './measure.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const argv = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
-};
+const opt = (name, dflt) => option(name, dflt, argv);
 const gib = Number(opt('gib', 3));
 const packMiBs = (opt('pack-mib', '16,128')).split(',').map(Number);
 if (!(gib > 0) || packMiBs.some((p) => !(p >= 1 && p <= 1024))) {
