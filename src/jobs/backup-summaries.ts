@@ -231,9 +231,12 @@ function sortValue(b: ListedBackup, key: BackupSortKey): string | number | null 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const compareValues = (a: string | number, b: string | number): number => (typeof a === 'number' && typeof b === 'number' ? a - b : cmp(String(a), String(b)));
 
-/** databaseKey of a location, remembered: a SQLite key resolves real paths, and a listing asks once per backup. */
+/**
+ * databaseKey of a location, remembered: a SQLite key resolves real paths, and a listing or the
+ * overview asks once per backup (10,000 backups, a handful of locations).
+ */
 const keys = new Map<string, string>();
-function keyOf(location: string): string {
+export function cachedDatabaseKey(location: string): string {
   let key = keys.get(location);
   if (key === undefined) {
     if (keys.size > 10_000) keys.clear();
@@ -245,7 +248,7 @@ function keyOf(location: string): string {
 
 /** Whether a backup passes the filters of `q` (not the paging). */
 export function matchesBackup(b: ListedBackup, q: BackupQuery): boolean {
-  if (q.source !== undefined && b.source.location !== q.source && !(isComplete(b) && b.source.name === q.source) && !(q.sourceKey !== undefined && keyOf(b.source.location) === q.sourceKey)) return false;
+  if (q.source !== undefined && b.source.location !== q.source && !(isComplete(b) && b.source.name === q.source) && !(q.sourceKey !== undefined && cachedDatabaseKey(b.source.location) === q.sourceKey)) return false;
   if (q.status !== undefined && b.status !== q.status) return false;
   const schedule = isComplete(b) ? b.schedule : (b.schedule ?? null);
   if (q.schedule !== undefined && schedule !== q.schedule) return false;

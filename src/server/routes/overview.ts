@@ -1,6 +1,6 @@
 /** /v1/overview: how every source's backups are doing, in every repository the caller may name. */
 import { CairnError } from '../../core/errors.js';
-import { databaseKey } from '../../jobs/database-key.js';
+import { cachedDatabaseKey } from '../../jobs/backup-summaries.js';
 import { buildOverview } from '../../jobs/overview.js';
 import { openSource } from '../../sources/index.js';
 import { DEFAULT_REPOSITORY } from '../access.js';
@@ -27,7 +27,7 @@ export function overviewRoutes({ on, center, registry, schedules, scheduler, acc
         }
       },
       next: (s, after) => scheduler.next(s, after),
-      keyOf: databaseKey,
+      keyOf: cachedDatabaseKey,
       // A repository that cannot be opened or listed is named with why (no secrets), never fails the overview.
       describeError: (err) => (err instanceof CairnError ? { code: err.code, message: safeMessage(err.message) } : { code: 'INTERNAL', message: 'Internal error reading the repository; GET /v1/backups?repository=… answers with the details.' }),
       now: new Date(),
