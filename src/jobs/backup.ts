@@ -115,9 +115,12 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
         const counts = { collectionsDone: done, collectionsTotal: collections.length, rows: liveRows(), bytes };
         options.onProgress({ phase, collection, ...counts, ...share.fields(counts) });
       };
-      /** A report while data streams, at most one per `everyMs`. */
-      const reportLive = (collection: string): void => {
-        if (Date.now() - lastReport >= everyMs) report('transferring', collection);
+      /**
+       * A report while data streams: at once for a unit's first data (so that a table shows rows
+       * moving even when it streams faster than `everyMs`), then at most one per `everyMs`.
+       */
+      const reportLive = (collection: string, first: boolean): void => {
+        if (first || Date.now() - lastReport >= everyMs) report('transferring', collection);
       };
       const chunkerParams = repo.config.chunker;
       // Stored sizes of new chunks are known once compressed: the sizes are added up after flush().
@@ -179,10 +182,12 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
         if (c.dataFormat) {
           const stream = snapshot.readData(c, signal, u.segment);
           reading.add(stream);
+          let first = true;
           try {
             for await (const chunk of chunkStream(counted(stream, (n) => {
               bytes += n;
-              reportLive(c.name);
+              reportLive(c.name, first);
+              first = false;
             }), chunkerParams, signal)) {
               const length = chunk.length;
               const written = await chunkWriter.write(chunk);
