@@ -34,6 +34,12 @@ export interface SchedulerOptions {
    */
   waitForJob?: (jobId: string) => Promise<unknown>;
   log?: (line: string) => void;
+  /**
+   * Told of a due time that could not start (recorded failed: the source no longer registered,
+   * the repository unreachable…), with the reason, secrets scrubbed; the AlertCenter alerts on
+   * it. Not told of skipped runs, nor of runs whose job started and failed (the job tells).
+   */
+  onRunFailed?: (spec: ScheduleSpec, dueAt: string, reason: string) => void;
 }
 
 /** A schedule's cron, validated: five fields or @hourly, @daily, @weekly, @monthly, @yearly. */
@@ -217,6 +223,13 @@ export class Scheduler {
       const reason = scrubSecrets(err instanceof Error ? err.message : String(err));
       this.store.setRunStatus(s.name, due, status, reason);
       this.options.log?.(`schedule ${s.name}: run at ${due} ${verb}: ${reason}`);
+      if (status === 'failed') {
+        try {
+          this.options.onRunFailed?.(s, due, reason);
+        } catch {
+          /* the hook's failure is its own */
+        }
+      }
       throw err;
     }
     this.store.setRunJob(s.name, due, run.jobId);

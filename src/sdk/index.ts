@@ -397,6 +397,27 @@ export class CairnClient {
       this.request('DELETE', `/v1/repositories/${encodeURIComponent(name)}${queryString(options)}`),
   };
 
+  /**
+   * Notifications (admin token): channels (webhook, slack, ntfy, email; secrets are sent, never
+   * answered back), rules (which events go where) and the record of deliveries.
+   */
+  readonly alerts = {
+    listChannels: async (): Promise<AnswerOf<'listAlertChannels'>['channels']> => (await this.request<AnswerOf<'listAlertChannels'>>('GET', '/v1/alert-channels')).channels,
+    /** CairnApiError 400 naming a missing or invalid setting, 409 for a name in use. */
+    addChannel: async (channel: RequestOf<'createAlertChannel'>): Promise<AnswerOf<'createAlertChannel'>['channel']> => (await this.request<AnswerOf<'createAlertChannel'>>('POST', '/v1/alert-channels', channel)).channel,
+    /** Its rules go with it; its deliveries stay on record. */
+    removeChannel: (name: string): Promise<AnswerOf<'removeAlertChannel'>> => this.request('DELETE', `/v1/alert-channels/${encodeURIComponent(name)}`),
+    /** Sends a sample now (one attempt) and answers the delivery: state delivered, or failed with lastError. */
+    testChannel: async (name: string): Promise<AnswerOf<'testAlertChannel'>['delivery']> => (await this.request<AnswerOf<'testAlertChannel'>>('POST', `/v1/alert-channels/${encodeURIComponent(name)}/test`)).delivery,
+    listRules: async (): Promise<AnswerOf<'listAlertRules'>['rules']> => (await this.request<AnswerOf<'listAlertRules'>>('GET', '/v1/alert-rules')).rules,
+    /** `on` defaults to ["failure"]; `source` (name or location) and `schedule` narrow it. */
+    addRule: async (rule: RequestOf<'createAlertRule'>): Promise<AnswerOf<'createAlertRule'>['rule']> => (await this.request<AnswerOf<'createAlertRule'>>('POST', '/v1/alert-rules', rule)).rule,
+    removeRule: (id: string): Promise<AnswerOf<'removeAlertRule'>> => this.request('DELETE', `/v1/alert-rules/${encodeURIComponent(id)}`),
+    /** Newest first; `total` counts those matching state and channel. */
+    deliveries: (query: { state?: 'pending' | 'delivered' | 'failed'; channel?: string; limit?: number; offset?: number } = {}): Promise<AnswerOf<'listAlertDeliveries'>> =>
+      this.request('GET', `/v1/alert-deliveries${queryString(query)}`),
+  };
+
   readonly jobs = {
     get: async (id: string): Promise<JobRecord> => (await this.request<AnswerOf<'getJob'>>('GET', `/v1/jobs/${encodeURIComponent(id)}`)).job,
     /** Newest first: the first `limit` (default 100, at most 1000) after `offset`. */

@@ -38,6 +38,9 @@ import { identify } from './session-auth.js';
 import { serveConsole, type ConsoleOptions } from './console.js';
 import { SqliteSessionStore } from '../catalog/sessions.js';
 import { archiveRoutes } from './routes/exports.js';
+import { alertRoutes } from './routes/alerts.js';
+import type { AlertCenter } from '../alerts/center.js';
+import type { SqliteAlertStore } from '../catalog/alerts.js';
 
 export interface AppOptions {
   center: JobCenter;
@@ -66,6 +69,8 @@ export interface AppOptions {
   dataDir?: string;
   /** The per-backup summary cache of listings (the catalog's SqliteSummaryStore); absent: listings read every manifest. */
   summaries?: SummaryStore;
+  /** Notifications: the AlertCenter and its store (both, or the alert routes answer 404). */
+  alerts?: { center: AlertCenter; store: SqliteAlertStore };
 }
 
 const STATUS: Record<ErrorCode, 400 | 403 | 404 | 409 | 423 | 422 | 502 | 500> = {
@@ -222,6 +227,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     started: (kind) => void counters.jobsStarted.set(kind, (counters.jobsStarted.get(kind) ?? 0) + 1),
     dataDir: options.dataDir ?? path.join(os.tmpdir(), `cairn-server-${process.pid}`),
     ...(options.summaries ? { summaries: options.summaries } : {}),
+    ...(options.alerts ? { alerts: options.alerts.center, alertStore: options.alerts.store } : {}),
   };
 
   on('health', (c) => c.json({ status: 'ok' }));
@@ -236,6 +242,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   tokenRoutes(kit);
   sessionRoutes(kit);
   archiveRoutes(kit);
+  alertRoutes(kit);
 
   on('metrics', async (c) => {
     const jobs = await center.list({ limit: 10_000 });

@@ -27,6 +27,8 @@ import { makeDirsSync } from '../core/folders.js';
 import type { JobEvent } from '../jobs/job-center.js';
 import type { Logger } from './log.js';
 import { redactUrl } from './redact.js';
+import { SqliteAlertStore } from '../catalog/alerts.js';
+import { AlertCenter } from '../alerts/center.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
@@ -96,6 +98,9 @@ export interface ServerOptions {
   sessions?: SessionStoreOptions;
   /** How often GET /v1/events writes a `: ping` comment (and re-checks its caller), in ms; default 15 000. */
   eventsPingMs?: number;
+  /** Alert deliveries: waits before each retry in ms (default 1 s, 4 s, 16 s, 64 s, 256 s) and one attempt's limit (default 15 s). */
+  alertRetryDelaysMs?: number[];
+  alertAttemptTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -148,11 +153,27 @@ async function serveLocked(
   closers.push(() => summaries.close());
   const sessions = new SqliteSessionStore(catalogFile(options.dataDir), options.sessions);
   closers.push(() => sessions.close());
+  // Notifications (docs/operations.md): built before the job center so that whatever notices
+  // something can be given `alerts` (an AlertSink); deliveries a previous process left pending failed.
+  const alertStore = new SqliteAlertStore(catalogFile(options.dataDir));
+  const alerts = new AlertCenter({
+    store: alertStore,
+    sources: () => registry.list('source'),
+    log: errorLog,
+    ...(options.alertRetryDelaysMs ? { retryDelaysMs: options.alertRetryDelaysMs } : {}),
+    ...(options.alertAttemptTimeoutMs ? { attemptTimeoutMs: options.alertAttemptTimeoutMs } : {}),
+  });
+  closers.push(() => alertStore.close());
+  closers.push(() => alerts.close());
+  alerts.recoverPending();
   const center = new JobCenter(catalog, { owner: serverId(options.dataDir), log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}) });
   // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
   // of this process never opens one, however a path leads there (see catalog-mark.ts).
   for (const f of fs.readdirSync(options.dataDir)) protectFile(path.join(options.dataDir, f));
   const interrupted = await center.recoverInterrupted();
+  center.watchAll((job) => {
+    if (job.finishedAt !== null) alerts.jobEnded(job);
+  });
   secureDataDir(options.dataDir); // the catalog's -wal and -shm exist by now
   const defaultRepository = storageFromEnv(options.env ?? process.env);
   const access = new AccessPolicy({
@@ -183,11 +204,13 @@ async function serveLocked(
     // A due time that finds a manual backup of its source running waits for it (queued).
     waitForJob: (id) => center.wait(id),
     log: errorLog,
+    onRunFailed: (spec, dueAt, reason) => alerts.runFailed(spec, dueAt, reason),
   });
   scheduler.recoverQueued();
   const consoleOptions = options.console === false ? undefined : options.console === true || options.console === undefined ? {} : options.console;
   const app = createApp({
     center, tokens, sessions, registry, schedules, scheduler, access, summaries, log: errorLog, dataDir: options.dataDir,
+    alerts: { center: alerts, store: alertStore },
     ...(logger ? { logger } : {}),
     ...(consoleOptions ? { console: consoleOptions } : {}),
     ...(options.eventsPingMs ? { eventsPingMs: options.eventsPingMs } : {}),

@@ -633,3 +633,76 @@ export type Stats = z.infer<typeof Stats>;
 export const Health = z.object({ status: z.literal('ok') });
 /** /openapi.json: an OpenAPI 3.1 document (only its outline is described here). */
 export const OpenApiDocument = z.looseObject({ openapi: z.literal('3.1.0'), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) });
+
+/*
+ * Alerts (issue 20, docs/operations.md "Notifications"): notification channels (secrets are
+ * written, never answered: `secretSet` and a target of scheme and host only), rules, deliveries.
+ */
+const ALERT_KIND_VALUES = ['failure', 'success', 'recovery', 'rpo', 'stuck'] as const;
+const secretField = (what: string) => str(LIMITS.text * 8).optional().describe(`${what}; stored in the catalog (mode 0600), never answered`);
+export const CreateAlertChannelBody = z
+  .object({
+    name: str(LIMITS.name).describe('lowercase letters, digits, - and _'),
+    type: z.enum(['webhook', 'slack', 'ntfy', 'email'], { error: (i) => `unknown channel type ${quote(String(i.input))}, use webhook, slack, ntfy or email` }),
+    url: str(LIMITS.url).optional().describe('webhook: the receiver URL; slack: the incoming-webhook URL (a secret); ntfy: the server (default https://ntfy.sh)'),
+    secret: secretField('webhook: the HMAC-SHA256 key of X-Cairn-Signature (16 characters or more)'),
+    topic: str(64).optional().describe('ntfy: the topic'),
+    token: secretField('ntfy: an access token (Authorization: Bearer)'),
+    host: str(253).optional().describe('email: the SMTP server'),
+    port: z.number().int().min(1).max(65535).optional().describe('email: default 465 (tls), 587 (starttls), 25 (none)'),
+    security: z.enum(['tls', 'starttls', 'none']).optional().describe('email: tls (implicit), starttls (required; default) or none'),
+    user: str(LIMITS.text).optional().describe('email: the SMTP user'),
+    password: secretField('email: the SMTP password'),
+    from: str(LIMITS.text).optional().describe('email: the sender address'),
+    to: z.array(str(LIMITS.text)).min(1).max(50).optional().describe('email: the recipients'),
+  })
+  .strict();
+export const AlertChannel = z.object({
+  name: z.string(),
+  type: z.enum(['webhook', 'slack', 'ntfy', 'email']),
+  createdAt: when,
+  target: z.string().describe('where it sends, without secrets: scheme and host of a URL ("/…" when it has a path), or smtp://host:port → recipients'),
+  secretSet: z.boolean().describe('the channel holds a secret (HMAC key, Slack URL, ntfy token, SMTP password), which is never answered'),
+  settings: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string())])).describe('the settings that are not secret (email: host, port, security, user, from, to; ntfy: the topic\'s first characters)'),
+});
+export const AlertChannelList = z.object({ channels: z.array(AlertChannel) });
+export const AlertChannelAnswer = z.object({ channel: AlertChannel });
+export const AlertChannelRemoved = z.object({ removed: z.string(), rulesRemoved: z.number().describe('its rules, removed with it (its deliveries stay on record)') });
+export const AlertDelivery = z.object({
+  id: z.number(),
+  channel: z.string(),
+  kind: z.string().describe('the event kind (failure, success, recovery, rpo, stuck) or test'),
+  title: z.string(),
+  at: when.describe('when the event happened'),
+  state: z.enum(['pending', 'delivered', 'failed']).describe('pending while attempts remain'),
+  attempts: z.number(),
+  lastError: z.string().nullable().describe('why the last attempt failed (scheme and host of the receiver, its status; never a secret)'),
+  deliveredAt: when.nullable(),
+});
+export const AlertTestAnswer = z.object({ delivery: AlertDelivery.describe('one attempt, sent before the answer: delivered, or failed with lastError') });
+export const AlertDeliveryQuery = z.object({
+  state: z.enum(['pending', 'delivered', 'failed'], { error: (i) => `state is pending, delivered or failed, not ${quote(String(i.input))}` }).optional(),
+  channel: z.string().max(LIMITS.name).optional(),
+  limit: z.string().regex(/^[0-9]{1,4}$/, 'limit is a whole number 1-1000').optional().describe('default 100, at most 1000'),
+  offset: z.string().regex(/^[0-9]{1,9}$/, 'offset is a whole number').optional(),
+});
+export const AlertDeliveryList = z.object({ deliveries: z.array(AlertDelivery).describe('newest first'), total: z.number().describe('how many match the filters') });
+export const CreateAlertRuleBody = z
+  .object({
+    channel: str(LIMITS.name),
+    on: z.array(z.enum(ALERT_KIND_VALUES, { error: (i) => `unknown alert kind ${quote(String(i.input))}, use ${ALERT_KIND_VALUES.join(', ')}` })).min(1).max(5).optional().describe('default ["failure"]'),
+    source: str(LIMITS.url).optional().describe('only events of this source: a registered name or a location'),
+    schedule: str(LIMITS.name).optional().describe('only events of this schedule'),
+  })
+  .strict();
+export const AlertRule = z.object({
+  id: z.string().describe('12 hex digits'),
+  channel: z.string(),
+  on: z.array(z.enum(ALERT_KIND_VALUES)),
+  source: z.string().nullable(),
+  schedule: z.string().nullable(),
+  createdAt: when,
+});
+export const AlertRuleList = z.object({ rules: z.array(AlertRule).describe('oldest first; a channel without rules gets failures of anything') });
+export const AlertRuleAnswer = z.object({ rule: AlertRule });
+export const AlertRuleRemoved = z.object({ removed: z.string() });

@@ -8,7 +8,7 @@ import { join, dirname, normalize, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 /** Lowest first, as in docs/architecture.md (which lists them highest first). */
-const LAYERS = ['core', 'storage', 'repo', 'sources', 'jobs', 'catalog', 'config', 'server', 'sdk', 'cli'];
+const LAYERS = ['core', 'storage', 'repo', 'sources', 'jobs', 'catalog', 'alerts', 'config', 'server', 'sdk', 'cli'];
 const SRC = join(import.meta.dirname, '..', '..', 'src');
 
 function files(dir: string): string[] {

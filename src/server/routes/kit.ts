@@ -19,6 +19,8 @@ import type { SummaryStore } from '../../jobs/backup-summaries.js';
 import { isName, type AccessPolicy, type DatabaseRef } from '../access.js';
 import { quote, safeMessage } from '../redact.js';
 import type { BodyOf, QueryOf, RouteId } from './table.js';
+import type { AlertCenter } from '../../alerts/center.js';
+import type { SqliteAlertStore } from '../../catalog/alerts.js';
 
 /**
  * inputs: the strings a request named (URLs, paths), redacted wherever an error quotes them.
@@ -61,6 +63,9 @@ export interface RouteKit {
   dataDir: string;
   /** The per-backup summary cache (GET /v1/backups, /v1/overview); absent: every listing reads every manifest. */
   summaries?: SummaryStore;
+  /** Notifications (routes/alerts.ts): the channels, rules and deliveries, and the center that sends; absent: the alert routes answer 404. */
+  alerts?: AlertCenter;
+  alertStore?: SqliteAlertStore;
 }
 
 /** A job record as answered: its error message through the same guard as every error (secrets, length). */

@@ -301,6 +301,28 @@ export const ROUTES = {
     summary: "server-sent events: an `event: job` with the job's record (Job) on every change, until it ends",
     params: jobId, answers: { 200: { mediaType: 'text/event-stream', description: 'event: job, data: a Job as JSON' } }, errors: [401, 403, 404],
   },
+
+  // Alerts (docs/operations.md "Notifications"): admin only; channels hold secrets, never answered.
+  listAlertChannels: { method: 'get', path: '/v1/alert-channels', summary: 'notification channels, without their secrets (secretSet, target: scheme and host)', role: 'admin', answers: { 200: S.AlertChannelList }, errors: [401, 403] },
+  createAlertChannel: {
+    method: 'post', path: '/v1/alert-channels', role: 'admin',
+    summary: 'add a notification channel: webhook (HMAC-signed JSON), slack (incoming webhook), ntfy or email (SMTP); its secrets are stored, never answered',
+    body: S.CreateAlertChannelBody, answers: { 201: S.AlertChannelAnswer }, errors: [400, 401, 403, 409, 413],
+  },
+  removeAlertChannel: { method: 'delete', path: '/v1/alert-channels/:name', summary: 'remove a channel and its rules (its deliveries stay on record)', role: 'admin', params: name, answers: { 200: S.AlertChannelRemoved }, errors: [401, 403, 404] },
+  testAlertChannel: {
+    method: 'post', path: '/v1/alert-channels/:name/test', role: 'admin',
+    summary: 'send a sample alert now (one attempt, at most 15 s) and answer the delivery: delivered, or failed with the reason',
+    params: name, answers: { 200: S.AlertTestAnswer }, errors: [401, 403, 404],
+  },
+  listAlertRules: { method: 'get', path: '/v1/alert-rules', summary: 'alert rules: which kinds of event (of which source or schedule) go to which channel', role: 'admin', answers: { 200: S.AlertRuleList }, errors: [401, 403] },
+  createAlertRule: {
+    method: 'post', path: '/v1/alert-rules', role: 'admin',
+    summary: 'add a rule: events of the kinds `on` (default failure), of `source` and `schedule` when given, go to `channel`',
+    body: S.CreateAlertRuleBody, answers: { 201: S.AlertRuleAnswer }, errors: [400, 401, 403, 404, 413],
+  },
+  removeAlertRule: { method: 'delete', path: '/v1/alert-rules/:id', summary: 'remove a rule', role: 'admin', params: z.object({ id: z.string().describe('a rule id, 12 hex digits') }), answers: { 200: S.AlertRuleRemoved }, errors: [401, 403, 404] },
+  listAlertDeliveries: { method: 'get', path: '/v1/alert-deliveries', summary: 'deliveries, newest first: pending (retrying), delivered, failed (with the last error)', role: 'admin', query: S.AlertDeliveryQuery, answers: { 200: S.AlertDeliveryList }, errors: [400, 401, 403] },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteId = keyof typeof ROUTES;

@@ -1,0 +1,264 @@
+/**
+ * The AlertCenter: where everything that notices something reports (AlertSink), and what turns
+ * job ends and scheduled runs that could not start into events. It matches each event against
+ * the rules, records one delivery per channel and sends it in the background with retries and
+ * exponential backoff; emit never waits and never throws, so a channel that is down never delays
+ * or fails a backup.
+ */
+import { ALERT_KINDS, type AlertEvent, type AlertKind, type AlertSink } from '../core/alerts.js';
+import { UsageError } from '../core/errors.js';
+import { REGISTERED_NAME } from '../catalog/registry.js';
+import type { AlertDelivery, AlertRule, SqliteAlertStore, StoredChannel } from '../catalog/alerts.js';
+import type { JobRecord } from '../jobs/ports.js';
+import { scrubSecrets } from '../sources/redact.js';
+import { channelDriver } from './registry.js';
+
+export interface AlertCenterOptions {
+  store: SqliteAlertStore;
+  /** Registered sources (name → location), to name a job's source by its name and match rules by either. */
+  sources?: () => { name: string; location: string }[];
+  /**
+   * Waits before each retry, in ms: attempts = length + 1. Default 1 s, 4 s, 16 s, 64 s, 256 s
+   * (6 attempts over about 5.6 min).
+   */
+  retryDelaysMs?: number[];
+  /** How long one attempt may take, in ms (default 15 000). */
+  attemptTimeoutMs?: number;
+  /** Where a delivery that finally failed is reported (default: nowhere; it is recorded anyway). */
+  log?: (line: string) => void;
+  now?: () => Date;
+}
+
+/** The rule a channel without rules has: failures of anything. */
+export const DEFAULT_RULE_ON: AlertKind[] = ['failure'];
+
+/** @throws UsageError */
+export function validateChannelName(name: string): string {
+  if (!REGISTERED_NAME.test(name)) throw new UsageError(`Invalid alert channel name "${name.slice(0, 64)}": use 1-63 lowercase letters, digits, "-" or "_", starting with a letter or digit.`);
+  return name;
+}
+
+/** Kinds as given ("failure,recovery" or a list), checked. @throws UsageError naming the kinds there are. */
+export function parseKinds(value: string | string[]): AlertKind[] {
+  const list = (Array.isArray(value) ? value : value.split(',')).map((k) => k.trim()).filter(Boolean);
+  const bad = list.filter((k) => !(ALERT_KINDS as readonly string[]).includes(k));
+  if (bad.length || list.length === 0) throw new UsageError(`Invalid alert kinds ${bad.length ? `"${bad.join(',').slice(0, 64)}"` : '(none given)'}: use one or more of ${ALERT_KINDS.join(', ')}.`);
+  return [...new Set(list)] as AlertKind[];
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    t.unref();
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+export class AlertCenter implements AlertSink {
+  private readonly store: SqliteAlertStore;
+  private readonly delays: number[];
+  private readonly timeoutMs: number;
+  private readonly now: () => Date;
+  private readonly closing = new AbortController();
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly options: AlertCenterOptions) {
+    this.store = options.store;
+    this.delays = options.retryDelaysMs ?? [1000, 4000, 16_000, 64_000, 256_000];
+    this.timeoutMs = options.attemptTimeoutMs ?? 15_000;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /**
+   * Deliveries a previous process left pending become failed (their retries were in its
+   * memory). Call once at start-up. @returns how many.
+   */
+  recoverPending(): number {
+    return this.store.failPending('the server stopped before it was delivered');
+  }
+
+  /** Matches the event against the rules and queues one delivery per matching channel. Never throws, never waits. */
+  emit(event: AlertEvent): void {
+    if (this.closing.signal.aborted) return;
+    try {
+      const safe = this.scrubbed(event);
+      for (const channel of this.matching(safe)) this.queue(channel, safe);
+    } catch (err) {
+      this.options.log?.(`alerts: ${safe(err)}`);
+    }
+  }
+
+  /**
+   * Sends a sample event to one channel now, one attempt, recorded as a delivery of kind "test".
+   * @returns the delivery (delivered, or failed with the reason).
+   * @throws NotFoundError for an unknown channel.
+   */
+  async test(name: string): Promise<AlertDelivery> {
+    const channel = this.store.channel(name);
+    const at = this.now().toISOString();
+    const event: AlertEvent = {
+      kind: 'failure',
+      at,
+      title: `cairn test alert for channel ${name}`,
+      message: 'This is a test sent by `cairn alert channel test` (or POST /v1/alert-channels/{name}/test): when you read it, the channel works.',
+      details: { test: true },
+    };
+    const id = this.store.addDelivery({ channel: name, kind: 'test', title: event.title, at });
+    await this.attempt(channel, event, id, 1, true);
+    return this.store.delivery(id);
+  }
+
+  /** Tells of a job that ended: failure, success and recovery events (CANCELED jobs tell nothing). */
+  jobEnded(job: JobRecord): void {
+    if (job.state !== 'SUCCESS' && job.state !== 'FAILED') return;
+    try {
+      const subject = this.subject(job.kind, job.params);
+      const outcome = job.state === 'SUCCESS' ? 'success' : 'failure';
+      const at = job.finishedAt ?? this.now().toISOString();
+      let recovered = false;
+      for (const key of subject.keys) if (this.store.swapOutcome(key, outcome, at) === 'failure' && outcome === 'success') recovered = true;
+      const what = `${job.kind}${subject.label ? ` of ${subject.label}` : ''}`;
+      const base = {
+        at,
+        ...(subject.source ? { source: subject.source } : {}),
+        ...(subject.schedule ? { schedule: subject.schedule } : {}),
+        ...(subject.drill ? { drill: subject.drill } : {}),
+        job: { id: job.id, kind: job.kind, state: job.state, ...(job.error ? { error: job.error } : {}) },
+        details: { ...(subject.location ? { sourceLocation: subject.location } : {}), ...(typeof job.result?.backupId === 'string' ? { backupId: job.result.backupId } : {}) },
+      };
+      if (outcome === 'failure') {
+        this.emit({ ...base, kind: 'failure', title: `${what} failed`, message: job.error ? `${job.error.code}: ${job.error.message}` : `Job ${job.id} failed.` });
+        return;
+      }
+      const done = typeof job.result?.backupId === 'string' ? `Backup ${job.result.backupId} written.` : `Job ${job.id} succeeded.`;
+      if (recovered) this.emit({ ...base, kind: 'recovery', title: `${what} succeeded again after failing`, message: done });
+      this.emit({ ...base, kind: 'success', title: `${what} succeeded`, message: done });
+    } catch (err) {
+      this.options.log?.(`alerts: job ${job.id}: ${safe(err)}`);
+    }
+  }
+
+  /** Tells of a scheduled run that could not start (the Scheduler's onRunFailed): a failure. */
+  runFailed(schedule: { name: string; source: string }, dueAt: string, reason: string): void {
+    try {
+      const subject = this.subject('backup', { schedule: schedule.name, source: schedule.source });
+      const at = this.now().toISOString();
+      for (const key of subject.keys) this.store.swapOutcome(key, 'failure', at);
+      this.emit({
+        kind: 'failure',
+        at,
+        schedule: schedule.name,
+        ...(subject.source ? { source: subject.source } : {}),
+        title: `scheduled backup ${schedule.name} could not start`,
+        message: `The run due at ${dueAt} did not start: ${reason}`,
+        details: { dueAt, ...(subject.location ? { sourceLocation: subject.location } : {}) },
+      });
+    } catch (err) {
+      this.options.log?.(`alerts: schedule ${schedule.name}: ${safe(err)}`);
+    }
+  }
+
+  /**
+   * Stops: no new deliveries; those in flight get `graceMs` to finish an attempt under way,
+   * then their retries stop (they stay pending and the next start marks them failed).
+   */
+  async close(graceMs = 2000): Promise<void> {
+    const pending = Promise.allSettled([...this.inFlight]);
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+    this.closing.abort(new Error('the server is stopping'));
+    await Promise.race([pending, grace]);
+  }
+
+  /** Resolves when every delivery queued so far has ended (delivered or failed): for tests and the CLI. */
+  async idle(): Promise<void> {
+    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** The channels whose rules match `event`; a channel without rules takes failures of anything. */
+  private matching(event: AlertEvent): StoredChannel[] {
+    const rules = this.store.rules();
+    const sources = this.options.sources?.() ?? [];
+    const location = typeof event.details?.sourceLocation === 'string' ? event.details.sourceLocation : undefined;
+    const sourceMatches = (ruleSource: string): boolean => {
+      if (ruleSource === event.source || ruleSource === location) return true;
+      const registered = sources.find((s) => s.name === ruleSource)?.location;
+      return registered !== undefined && (registered === event.source || registered === location);
+    };
+    const matches = (r: Pick<AlertRule, 'on' | 'source' | 'schedule'>): boolean =>
+      r.on.includes(event.kind) && (r.source === null || sourceMatches(r.source)) && (r.schedule === null || r.schedule === event.schedule);
+    return this.store.channels().filter((c) => {
+      const own = rules.filter((r) => r.channel === c.name);
+      return own.length === 0 ? matches({ on: DEFAULT_RULE_ON, source: null, schedule: null }) : own.some(matches);
+    });
+  }
+
+  private queue(channel: StoredChannel, event: AlertEvent): void {
+    const id = this.store.addDelivery({ channel: channel.name, kind: event.kind, title: event.title, at: event.at });
+    const run = (async () => {
+      for (let attempt = 1; ; attempt++) {
+        const last = attempt > this.delays.length;
+        if (await this.attempt(channel, event, id, attempt, last)) return;
+        if (last || this.closing.signal.aborted) return;
+        await sleep(this.delays[attempt - 1] ?? 0, this.closing.signal);
+        if (this.closing.signal.aborted) return; // stays pending: the next start records it failed
+      }
+    })()
+      .catch((err: unknown) => this.options.log?.(`alerts: delivery ${id} to ${channel.name}: ${safe(err)}`))
+      .finally(() => this.inFlight.delete(run));
+    this.inFlight.add(run);
+  }
+
+  /** One attempt, recorded; true when delivered. `last`: a failure is final (state failed). */
+  private async attempt(channel: StoredChannel, event: AlertEvent, id: number, attempt: number, last: boolean): Promise<boolean> {
+    const driver = channelDriver(channel.type);
+    const signal = AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.closing.signal]);
+    try {
+      await driver.send(channel.config, { event, deliveryId: id, sentAt: this.now() }, signal);
+      this.store.updateDelivery(id, { state: 'delivered', attempts: attempt, lastError: null, deliveredAt: this.now().toISOString() });
+      return true;
+    } catch (err) {
+      let message = err instanceof Error ? err.message : String(err);
+      // A receiver's error could echo what it was sent or a URL: no secret of the channel is recorded.
+      for (const secret of driver.secrets(channel.config)) if (secret.length >= 4) message = message.split(secret).join('***');
+      message = safe(message).slice(0, 500);
+      this.store.updateDelivery(id, { state: last ? 'failed' : 'pending', attempts: attempt, lastError: message });
+      if (last) this.options.log?.(`alerts: delivery ${id} of "${event.title}" to channel ${channel.name} failed after ${attempt} attempt(s): ${message}`);
+      return false;
+    }
+  }
+
+  /** An event with its free text scrubbed (an error message may quote a URL with a password). */
+  private scrubbed(event: AlertEvent): AlertEvent {
+    return {
+      ...event,
+      title: scrubSecrets(event.title),
+      message: scrubSecrets(event.message),
+      ...(event.job?.error ? { job: { ...event.job, error: { ...event.job.error, message: scrubSecrets(event.job.error.message) } } } : {}),
+    };
+  }
+
+  /**
+   * What a job is about: its source (registered name when registered, else location), schedule
+   * and drill; the outcome keys that remember failures for recovery; a label for titles.
+   */
+  private subject(kind: string, params: Record<string, unknown>): { keys: string[]; source?: string; location?: string; schedule?: string; drill?: string; label?: string } {
+    const str = (k: string): string | undefined => (typeof params[k] === 'string' ? (params[k] as string) : undefined);
+    const raw = str('source');
+    const registered = raw === undefined ? undefined : (this.options.sources?.() ?? []).find((s) => s.location === raw || s.name === raw);
+    const source = registered?.name ?? (raw === undefined ? undefined : scrubSecrets(raw));
+    const location = registered?.location ?? (raw === undefined ? undefined : scrubSecrets(raw));
+    const schedule = str('schedule');
+    const drill = str('drill');
+    // A restore drill's success says nothing of the source's backups: keys are per job kind.
+    const keys = [...(location ? [`${kind}:source:${location}`] : []), ...(schedule ? [`schedule:${schedule}`] : []), ...(drill ? [`drill:${drill}`] : [])];
+    const label = drill ? `drill ${drill}` : source ?? (str('repository') ? scrubSecrets(str('repository') as string) : undefined);
+    return { keys, ...(source ? { source } : {}), ...(location ? { location } : {}), ...(schedule ? { schedule } : {}), ...(drill ? { drill } : {}), ...(label ? { label } : {}) };
+  }
+}
+
+const safe = (err: unknown): string => scrubSecrets(err instanceof Error ? err.message : String(err));

@@ -1,0 +1,73 @@
+/**
+ * Email through an SMTP server (nodemailer): security `tls` (implicit TLS, port 465),
+ * `starttls` (required STARTTLS, port 587; the default) or `none` (plain, for a relay on
+ * localhost); AUTH with `user` and `password` when given. Subject "[cairn] <title>", a text body.
+ */
+import nodemailer from 'nodemailer';
+import { UsageError } from '../core/errors.js';
+import type { AlertEvent } from '../core/alerts.js';
+import type { ChannelDriver } from './types.js';
+import { onlySettings, str } from './http.js';
+
+const ADDRESS = /^[^\s@<>]+@[^\s@<>]+$/;
+const DEFAULT_PORT = { tls: 465, starttls: 587, none: 25 } as const;
+
+/** The mail as sent: subject and text. */
+export function emailMessage(event: AlertEvent): { subject: string; text: string } {
+  const facts = [
+    `kind: ${event.kind}`,
+    `at: ${event.at}`,
+    event.source && `source: ${event.source}`,
+    event.schedule && `schedule: ${event.schedule}`,
+    event.drill && `drill: ${event.drill}`,
+    event.job && `job: ${event.job.id} (${event.job.kind}, ${event.job.state})`,
+  ].filter(Boolean);
+  return { subject: `[cairn] ${event.title}`.replace(/[\r\n]+/g, ' '), text: `${event.message || event.title}\n\n${facts.join('\n')}\n` };
+}
+
+export const emailChannel: ChannelDriver = {
+  type: 'email',
+  configure(settings) {
+    onlySettings('email', settings, ['host', 'port', 'security', 'user', 'password', 'from', 'to']);
+    if (!settings.host || !/^[A-Za-z0-9.:[\]-]{1,253}$/.test(settings.host)) throw new UsageError('An email channel needs the SMTP server\'s host name (host).');
+    const security = settings.security ?? 'starttls';
+    const port = settings.port ?? DEFAULT_PORT[security];
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`Invalid SMTP port ${port}: give 1-65535.`);
+    if (!settings.from || !ADDRESS.test(settings.from)) throw new UsageError('An email channel needs a sender address (from), e.g. cairn@example.com.');
+    if (!settings.to?.length || !settings.to.every((a) => ADDRESS.test(a))) throw new UsageError('An email channel needs one or more recipient addresses (to), e.g. ops@example.com.');
+    if (settings.password && !settings.user) throw new UsageError('An SMTP password (password) needs a user name (user).');
+    return { host: settings.host, port, security, from: settings.from, to: settings.to, ...(settings.user ? { user: settings.user } : {}), ...(settings.password ? { password: settings.password } : {}) };
+  },
+  describe: (config) => ({
+    target: `smtp://${str(config, 'host')}:${String(config.port)} → ${(config.to as string[]).join(', ')}`,
+    secretSet: Boolean(config.password),
+    settings: { host: str(config, 'host'), port: config.port as number, security: str(config, 'security'), from: str(config, 'from'), to: config.to as string[], ...(config.user ? { user: str(config, 'user') } : {}) },
+  }),
+  secrets: (config) => [str(config, 'password')].filter(Boolean),
+  async send(config, { event }, signal) {
+    const security = str(config, 'security');
+    const transport = nodemailer.createTransport({
+      host: str(config, 'host'),
+      port: config.port as number,
+      secure: security === 'tls',
+      requireTLS: security === 'starttls',
+      ignoreTLS: security === 'none',
+      ...(config.user ? { auth: { user: str(config, 'user'), pass: str(config, 'password') } } : {}),
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 20_000,
+    });
+    const onAbort = (): void => transport.close();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const { subject, text } = emailMessage(event);
+      await transport.sendMail({ from: str(config, 'from'), to: config.to as string[], subject, text });
+    } catch (err) {
+      const e = err as { code?: string; responseCode?: number; message?: string };
+      throw new Error(`smtp://${str(config, 'host')}:${String(config.port)}: ${signal.aborted ? 'did not answer in time' : [e.code, e.message].filter(Boolean).join(' ')}`, { cause: err });
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      transport.close();
+    }
+  },
+};
