@@ -272,6 +272,20 @@ describe('real answers against the documented schemas', () => {
     stream.abort();
     called.add('events');
 
+    // Alerts: a webhook on a port nothing listens on (9): the test answers its failed delivery.
+    const channel = await call('createAlertChannel', '/v1/alert-channels', tokens.admin, { name: 'ops', type: 'webhook', url: 'http://127.0.0.1:9/hook', secret: 'openapi-secret-0123456789' });
+    expect(channel.json.channel).toMatchObject({ name: 'ops', secretSet: true });
+    expect(channel.text).not.toContain('openapi-secret');
+    expect((await call('listAlertChannels', '/v1/alert-channels', tokens.admin)).json.channels).toHaveLength(1);
+    expect((await call('listAlertChannels', '/v1/alert-channels', tokens.operator)).status).toBe(403);
+    expect((await call('testAlertChannel', '/v1/alert-channels/ops/test', tokens.admin)).json.delivery.state).toBe('failed');
+    const rule = await call('createAlertRule', '/v1/alert-rules', tokens.admin, { channel: 'ops', on: ['failure', 'recovery'] });
+    expect((await call('listAlertRules', '/v1/alert-rules', tokens.admin)).json.rules).toHaveLength(1);
+    expect((await call('removeAlertRule', `/v1/alert-rules/${rule.json.rule.id}`, tokens.admin)).json.removed).toBe(rule.json.rule.id);
+    expect((await call('listAlertDeliveries', '/v1/alert-deliveries?state=failed', tokens.admin)).json.total).toBeGreaterThan(0);
+    expect((await call('listAlertDeliveries', '/v1/alert-deliveries?state=nope', tokens.admin)).status).toBe(400);
+    expect((await call('removeAlertChannel', '/v1/alert-channels/ops', tokens.admin)).json).toEqual({ removed: 'ops', rulesRemoved: 0 });
+
     // A route added to the table is called here too.
     expect([...called].sort()).toEqual(Object.keys(ROUTES).sort());
   }, 120_000);
