@@ -122,7 +122,7 @@ export class AlertCenter implements AlertSink {
       const at = job.finishedAt ?? this.now().toISOString();
       let recovered = false;
       for (const key of subject.keys) if (this.store.swapOutcome(key, outcome, at) === 'failure' && outcome === 'success') recovered = true;
-      const what = `${job.kind}${subject.label ? ` of ${subject.label}` : ''}`;
+      const what = subject.label;
       const base = {
         at,
         ...(subject.source ? { source: subject.source } : {}),
@@ -183,12 +183,11 @@ export class AlertCenter implements AlertSink {
   private matching(event: AlertEvent): StoredChannel[] {
     const rules = this.store.rules();
     const sources = this.options.sources?.() ?? [];
+    // A source is named by its registered name or its location, by the event and by the rule alike.
+    const spellings = (value: string | undefined): string[] => (value === undefined ? [] : [value, ...sources.filter((s) => s.name === value).map((s) => s.location)]);
     const location = typeof event.details?.sourceLocation === 'string' ? event.details.sourceLocation : undefined;
-    const sourceMatches = (ruleSource: string): boolean => {
-      if (ruleSource === event.source || ruleSource === location) return true;
-      const registered = sources.find((s) => s.name === ruleSource)?.location;
-      return registered !== undefined && (registered === event.source || registered === location);
-    };
+    const eventSource = new Set([...spellings(event.source), ...spellings(location)]);
+    const sourceMatches = (ruleSource: string): boolean => spellings(ruleSource).some((s) => eventSource.has(s));
     const matches = (r: Pick<AlertRule, 'on' | 'source' | 'schedule'>): boolean =>
       r.on.includes(event.kind) && (r.source === null || sourceMatches(r.source)) && (r.schedule === null || r.schedule === event.schedule);
     return this.store.channels().filter((c) => {
@@ -246,7 +245,7 @@ export class AlertCenter implements AlertSink {
    * What a job is about: its source (registered name when registered, else location), schedule
    * and drill; the outcome keys that remember failures for recovery; a label for titles.
    */
-  private subject(kind: string, params: Record<string, unknown>): { keys: string[]; source?: string; location?: string; schedule?: string; drill?: string; label?: string } {
+  private subject(kind: string, params: Record<string, unknown>): { keys: string[]; source?: string; location?: string; schedule?: string; drill?: string; label: string } {
     const str = (k: string): string | undefined => (typeof params[k] === 'string' ? (params[k] as string) : undefined);
     const raw = str('source');
     const registered = raw === undefined ? undefined : (this.options.sources?.() ?? []).find((s) => s.location === raw || s.name === raw);
@@ -256,8 +255,16 @@ export class AlertCenter implements AlertSink {
     const drill = str('drill');
     // A restore drill's success says nothing of the source's backups: keys are per job kind.
     const keys = [...(location ? [`${kind}:source:${location}`] : []), ...(schedule ? [`schedule:${schedule}`] : []), ...(drill ? [`drill:${drill}`] : [])];
-    const label = drill ? `drill ${drill}` : source ?? (str('repository') ? scrubSecrets(str('repository') as string) : undefined);
-    return { keys, ...(source ? { source } : {}), ...(location ? { location } : {}), ...(schedule ? { schedule } : {}), ...(drill ? { drill } : {}), ...(label ? { label } : {}) };
+    // What titles call the job: "backup of shop", "restore drill weekly", "restore of shop-… into /srv/copy.db", "verify of /backups/repo".
+    const shown = (k: string): string | undefined => (str(k) === undefined ? undefined : scrubSecrets(str(k) as string));
+    const label = drill
+      ? `restore drill ${drill}`
+      : kind === 'restore' && shown('target')
+        ? `restore of ${shown('backup') ?? 'a backup'} into ${(this.options.sources?.() ?? []).find((s) => s.location === str('target'))?.name ?? shown('target')}`
+        : kind === 'copy' || kind === 'sync'
+          ? `${kind} ${shown('backup') ? `of ${shown('backup')} ` : ''}from ${shown('from') ?? '?'} to ${shown('to') ?? '?'}`
+          : `${kind}${source ? ` of ${source}` : shown('repository') ? ` of ${shown('repository')}` : ''}`;
+    return { keys, ...(source ? { source } : {}), ...(location ? { location } : {}), ...(schedule ? { schedule } : {}), ...(drill ? { drill } : {}), label };
   }
 }
 

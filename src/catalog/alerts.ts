@@ -62,6 +62,9 @@ export interface DeliveryFilter {
 type DeliveryRow = { id: number; channel: string; kind: string; title: string; at: string; state: DeliveryState; attempts: number; last_error: string | null; delivered_at: string | null };
 const delivery = (r: DeliveryRow): AlertDelivery => ({ id: r.id, channel: r.channel, kind: r.kind, title: r.title, at: r.at, state: r.state, attempts: r.attempts, lastError: r.last_error, deliveredAt: r.delivered_at });
 
+/** How many deliveries the catalog keeps (the oldest ended ones go first). */
+export const KEPT_DELIVERIES = 10_000;
+
 export class SqliteAlertStore {
   private readonly db: BetterSqlite3.Database;
 
@@ -131,9 +134,14 @@ export class SqliteAlertStore {
     if (this.db.prepare('DELETE FROM alert_rules WHERE id = ?').run(id).changes === 0) throw new NotFoundError(`No alert rule ${id}; list them with: cairn alert rule list`);
   }
 
-  /** Records a delivery about to be attempted (state pending, no attempt yet); returns its id. */
+  /**
+   * Records a delivery about to be attempted (state pending, no attempt yet); returns its id.
+   * The newest KEPT_DELIVERIES are kept: the record does not grow without end.
+   */
   addDelivery(d: { channel: string; kind: string; title: string; at: string }): number {
-    return Number(this.db.prepare("INSERT INTO alert_deliveries (channel, kind, title, at, state, attempts) VALUES (?, ?, ?, ?, 'pending', 0)").run(d.channel, d.kind, d.title, d.at).lastInsertRowid);
+    const id = Number(this.db.prepare("INSERT INTO alert_deliveries (channel, kind, title, at, state, attempts) VALUES (?, ?, ?, ?, 'pending', 0)").run(d.channel, d.kind, d.title, d.at).lastInsertRowid);
+    this.db.prepare("DELETE FROM alert_deliveries WHERE id <= ? AND state != 'pending'").run(id - KEPT_DELIVERIES);
+    return id;
   }
 
   /** Records an attempt's outcome: `state` pending while retries remain. */

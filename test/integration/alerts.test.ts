@@ -304,6 +304,23 @@ describe('channels against real receivers (AlertCenter on a catalog)', () => {
     expect(r.received.slice(1).map((x) => (JSON.parse(x.body) as AlertEvent).title)).toEqual(['ok by location', 'fail of hourly']);
     store.removeChannel('ruled');
   });
+
+  it('an event naming a source by its registered name matches a rule naming its location, and the other way round', async () => {
+    const r = await receiver();
+    add('named', 'webhook', { url: r.url, secret: SECRET });
+    store.addRule({ channel: 'named', on: ['rpo'], source: '/srv/shop.db', schedule: null });
+    store.addRule({ channel: 'named', on: ['stuck'], source: 'crm', schedule: null });
+    const named = new AlertCenter({ store, sources: () => [{ name: 'shop', location: '/srv/shop.db' }, { name: 'crm', location: 'postgres://db/crm' }] });
+    const bare = (over: Partial<AlertEvent>): AlertEvent => ({ kind: 'rpo', at: '2026-12-01T03:00:00.000Z', title: 'x', message: 'm', ...over });
+    named.emit(bare({ source: 'shop', title: 'rpo of shop by name' }));
+    named.emit(bare({ source: 'crm', title: 'rpo of crm: no rule' }));
+    named.emit(bare({ kind: 'stuck', source: 'postgres://db/crm', title: 'stuck crm by location' }));
+    named.emit(bare({ kind: 'stuck', source: 'shop', title: 'stuck shop: no rule' }));
+    await named.idle();
+    expect(r.received.map((x) => (JSON.parse(x.body) as AlertEvent).title)).toEqual(['rpo of shop by name', 'stuck crm by location']);
+    await named.close(0);
+    store.removeChannel('named');
+  });
 });
 
 describe('a real server: SQLite backups, the SDK, the CLI', () => {
@@ -460,6 +477,17 @@ describe('a real server: SQLite backups, the SDK, the CLI', () => {
     expect(e.message).toMatch(/^The run due at .* did not start: /);
     expect(e.job).toBeUndefined();
     await until(() => chat.received.some((r) => r.body.includes('nightly could not start')), 'the schedule rule of chat');
+  });
+
+  it('other jobs are named by what they did: a restore that failed goes to the channels without rules', async () => {
+    const id = (await backup()).result?.backupId as string;
+    const before = push.received.length;
+    const restore = await operator.restores.create({ backup: id, repository: 'main', target: 'shop' }); // its tables are there: CONFLICT
+    const end = await operator.jobs.wait(restore.id, { pollMs: 20 });
+    expect(end.state).toBe('FAILED');
+    const got = await until(() => push.received.slice(before).find((r) => r.body.includes(end.id)), 'the restore failure on ntfy');
+    expect(got.headers.title).toBe(`restore of ${id} into shop failed`); // a registered target by its name
+    expect(events().some((e) => e.job?.id === end.id)).toBe(false); // hook's rules name the source shop: a restore into it names no source
   });
 
   it('the CLI: channels and rules in the data folder (secrets from a file or a variable), test and deliveries through the server', async () => {

@@ -88,7 +88,7 @@ export function registerAlertCommands(program: Command, ctx: CliContext): void {
     .option('--url-file <file>', 'read the URL from the first line of this file (slack: its incoming-webhook URL)')
     .option('--url-env <var>', 'read the URL from this environment variable')
     .option('--secret-file <file>', "read the secret from this file's first line: webhook HMAC key, ntfy token, SMTP password")
-    .option('--secret-env <var>', 'read the secret from this environment variable')
+    .option('--secret-env <var>', 'read the secret from this environment variable (neither given: asked for on the terminal)')
     .option('--topic <topic>', 'ntfy: the topic')
     .option('--smtp-host <host>', 'email: the SMTP server')
     .option('--smtp-port <port>', 'email: its port (default 465 for tls, 587 for starttls, 25 for none)')
@@ -103,8 +103,14 @@ export function registerAlertCommands(program: Command, ctx: CliContext): void {
       validateChannelName(name);
       if (opts.url !== undefined && opts.type === 'slack') throw new UsageError('A Slack webhook URL is a secret (anyone with it may post): give it with --url-file or --url-env, not --url, which ps shows.');
       if ([opts.url, opts.urlFile, opts.urlEnv].filter((v) => v !== undefined).length > 1) throw new UsageError('Give the URL once: --url, --url-file or --url-env.');
-      const url = opts.urlFile !== undefined ? await firstLineOf(opts.urlFile, 'the channel URL') : opts.urlEnv !== undefined ? await readSecret(undefined, opts.urlEnv, 'the channel URL') : opts.url;
-      const secret = await readSecret(opts.secretFile, opts.secretEnv, `the ${opts.type} channel's secret`);
+      const tty = process.stdin.isTTY ? { input: process.stdin, output: process.stderr } : undefined;
+      // Typed at a prompt without echo when neither flag gives it and a terminal is there.
+      const prompt = async (question: string): Promise<string | undefined> => (tty ? (await import('../password.js')).promptHidden(question, tty) : undefined);
+      let url = opts.urlFile !== undefined ? await firstLineOf(opts.urlFile, 'the channel URL') : opts.urlEnv !== undefined ? await readSecret(undefined, opts.urlEnv, 'the channel URL') : opts.url;
+      if (url === undefined && driver.type === 'slack') url = await prompt(`Slack incoming-webhook URL for channel ${name}: `);
+      let secret = await readSecret(opts.secretFile, opts.secretEnv, `the ${opts.type} channel's secret`);
+      if (secret === undefined && driver.type === 'webhook') secret = await prompt(`HMAC secret for webhook channel ${name} (16 characters or more): `);
+      if (secret === undefined && driver.type === 'email' && opts.smtpUser !== undefined) secret = await prompt(`SMTP password of ${opts.smtpUser}: `);
       const secretKey = { webhook: 'secret', ntfy: 'token', email: 'password', slack: undefined }[driver.type];
       if (secret !== undefined && secretKey === undefined) throw new UsageError('A slack channel has no separate secret: its URL is the secret (--url-file / --url-env).');
       const settings = {
