@@ -521,7 +521,7 @@ describe('a real server: SQLite backups, the SDK, the CLI', () => {
     expect(received.path).toBe('/cli');
     expect(received.headers['x-cairn-signature']).toBe(hmac(received.body));
     const failedTest = await cairnRun(['alert', 'channel', 'test', 'down'], remote);
-    expect(failedTest.code).not.toBe(0);
+    expect(failedTest.code).toBe(2);
     expect(failedTest.stderr).toMatch(/was not delivered: cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
     const deliveries = await cairnRun(['alert', 'deliveries', '--state', 'failed', '--channel', 'down', '--json'], remote);
     expect(deliveries.code, deliveries.stderr).toBe(0);

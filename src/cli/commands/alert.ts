@@ -148,7 +148,7 @@ export function registerAlertCommands(program: Command, ctx: CliContext): void {
     io.out(`Removed channel ${name}${answer.rulesRemoved ? ` and its ${answer.rulesRemoved} rule(s)` : ''}.`);
   });
 
-  sub(channel, 'test <name>', 'send a sample alert now and say whether it was delivered (exit 1 when not)').action(async (name: string, opts: Flags) => {
+  sub(channel, 'test <name>', 'send a sample alert now and say whether it was delivered (exit 2 naming the reason when not)').action(async (name: string, opts: Flags) => {
     const delivery = await either(
       opts,
       (client) => client.alerts.testChannel(name),
