@@ -171,8 +171,10 @@ async function serveLocked(
   // of this process never opens one, however a path leads there (see catalog-mark.ts).
   for (const f of fs.readdirSync(options.dataDir)) protectFile(path.join(options.dataDir, f));
   const interrupted = await center.recoverInterrupted();
+  // After the job's own end, not inside it: the catalog writes of jobEnded (a recovery's memory)
+  // may wait for a lock another process holds, and nothing of alerting belongs on a job's path.
   center.watchAll((job) => {
-    if (job.finishedAt !== null) alerts.jobEnded(job);
+    if (job.finishedAt !== null) setImmediate(() => alerts.jobEnded(job));
   });
   secureDataDir(options.dataDir); // the catalog's -wal and -shm exist by now
   const defaultRepository = storageFromEnv(options.env ?? process.env);
