@@ -38,6 +38,8 @@ import { identify } from './session-auth.js';
 import { serveConsole, type ConsoleOptions } from './console.js';
 import { SqliteSessionStore } from '../catalog/sessions.js';
 import { archiveRoutes } from './routes/exports.js';
+import { healthRoutes } from './routes/health.js';
+import { HealthService, healthMetricLines } from './health.js';
 
 export interface AppOptions {
   center: JobCenter;
@@ -66,6 +68,8 @@ export interface AppOptions {
   dataDir?: string;
   /** The per-backup summary cache of listings (the catalog's SqliteSummaryStore); absent: listings read every manifest. */
   summaries?: SummaryStore;
+  /** Sources against their recovery point objectives (GET /v1/health, /metrics); default: one built from these options. */
+  health?: HealthService;
 }
 
 const STATUS: Record<ErrorCode, 400 | 403 | 404 | 409 | 423 | 422 | 502 | 500> = {
@@ -222,6 +226,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     started: (kind) => void counters.jobsStarted.set(kind, (counters.jobsStarted.get(kind) ?? 0) + 1),
     dataDir: options.dataDir ?? path.join(os.tmpdir(), `cairn-server-${process.pid}`),
     ...(options.summaries ? { summaries: options.summaries } : {}),
+    health: options.health ?? new HealthService({ center, registry: options.registry, schedules: options.schedules, access, ...(options.summaries ? { summaries: options.summaries } : {}) }),
   };
 
   on('health', (c) => c.json({ status: 'ok' }));
@@ -236,6 +241,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   tokenRoutes(kit);
   sessionRoutes(kit);
   archiveRoutes(kit);
+  healthRoutes(kit);
 
   on('metrics', async (c) => {
     const jobs = await center.list({ limit: 10_000 });
@@ -254,6 +260,8 @@ export function createApp(options: AppOptions): Hono<Env> {
       '# HELP cairn_jobs_active Jobs running now.',
       '# TYPE cairn_jobs_active gauge',
       `cairn_jobs_active ${center.activeIds().length}`,
+      // Sources and job durations (server/health.ts): one listing per repository at most every 15 s.
+      ...healthMetricLines(await kit.health.cached(), jobs),
     ];
     return c.text(lines.join('\n') + '\n', 200, { 'content-type': 'text/plain; version=0.0.4' });
   });

@@ -27,6 +27,10 @@ import { makeDirsSync } from '../core/folders.js';
 import type { JobEvent } from '../jobs/job-center.js';
 import type { Logger } from './log.js';
 import { redactUrl } from './redact.js';
+import type { AlertSink } from '../core/alerts.js';
+import { SqliteBreachStore } from '../catalog/health.js';
+import { HealthMonitor } from '../jobs/health.js';
+import { HealthService } from './health.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
@@ -96,6 +100,12 @@ export interface ServerOptions {
   sessions?: SessionStoreOptions;
   /** How often GET /v1/events writes a `: ping` comment (and re-checks its caller), in ms; default 15 000. */
   eventsPingMs?: number;
+  /** Where the server reports what it notices (stuck jobs, sources past their objective); absent: nowhere. */
+  alerts?: AlertSink;
+  /** A running job with no progress for this long (ms) is marked stuck (`--stuck-after`, default 30 min); 0: never. */
+  stuckAfterMs?: number;
+  /** How often the health monitor looks at the sources' objectives, in ms (default 60 000; also at start). */
+  healthTickMs?: number;
 }
 
 export interface RunningServer {
@@ -148,7 +158,10 @@ async function serveLocked(
   closers.push(() => summaries.close());
   const sessions = new SqliteSessionStore(catalogFile(options.dataDir), options.sessions);
   closers.push(() => sessions.close());
-  const center = new JobCenter(catalog, { owner: serverId(options.dataDir), log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}) });
+  const center = new JobCenter(catalog, {
+    owner: serverId(options.dataDir), log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}),
+    stuckAfterMs: options.stuckAfterMs ?? 30 * 60_000, ...(options.alerts ? { alerts: options.alerts } : {}),
+  });
   // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
   // of this process never opens one, however a path leads there (see catalog-mark.ts).
   for (const f of fs.readdirSync(options.dataDir)) protectFile(path.join(options.dataDir, f));
@@ -185,9 +198,15 @@ async function serveLocked(
     log: errorLog,
   });
   scheduler.recoverQueued();
+  // Health (issue 20): sources against their recovery point objectives, one 'rpo' event per breach.
+  const health = new HealthService({ center, registry, schedules, access, summaries });
+  const breaches = new SqliteBreachStore(catalogFile(options.dataDir));
+  const monitor = new HealthMonitor({ compute: async () => (await health.fresh()).report, store: breaches, ...(options.alerts ? { alerts: options.alerts } : {}), tickMs: options.healthTickMs ?? 60_000, log: errorLog });
+  closers.push(() => breaches.close());
+  closers.push(() => monitor.stop());
   const consoleOptions = options.console === false ? undefined : options.console === true || options.console === undefined ? {} : options.console;
   const app = createApp({
-    center, tokens, sessions, registry, schedules, scheduler, access, summaries, log: errorLog, dataDir: options.dataDir,
+    center, tokens, sessions, registry, schedules, scheduler, access, summaries, health, log: errorLog, dataDir: options.dataDir,
     ...(logger ? { logger } : {}),
     ...(consoleOptions ? { console: consoleOptions } : {}),
     ...(options.eventsPingMs ? { eventsPingMs: options.eventsPingMs } : {}),
@@ -204,6 +223,7 @@ async function serveLocked(
   tick();
   const timer = setInterval(tick, options.scheduleTickMs ?? 15_000);
   timer.unref();
+  monitor.start();
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   lock.setUrl(url);

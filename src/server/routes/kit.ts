@@ -16,6 +16,7 @@ import type { JobCenter } from '../../jobs/job-center.js';
 import type { Scheduler } from '../../jobs/scheduler.js';
 import type { Repository } from '../../repo/repository.js';
 import type { SummaryStore } from '../../jobs/backup-summaries.js';
+import type { HealthService } from '../health.js';
 import { isName, type AccessPolicy, type DatabaseRef } from '../access.js';
 import { quote, safeMessage } from '../redact.js';
 import type { BodyOf, QueryOf, RouteId } from './table.js';
@@ -61,6 +62,8 @@ export interface RouteKit {
   dataDir: string;
   /** The per-backup summary cache (GET /v1/backups, /v1/overview); absent: every listing reads every manifest. */
   summaries?: SummaryStore;
+  /** Sources against their recovery point objectives (routes/health.ts, /metrics). */
+  health: HealthService;
 }
 
 /** A job record as answered: its error message through the same guard as every error (secrets, length). */
