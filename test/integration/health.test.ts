@@ -8,7 +8,7 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from '../../src/sources/sqlite/driver.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AlertEvent, AlertSink } from '../../src/core/alerts.js';
 import { catalogFile } from '../../src/catalog/database.js';
