@@ -124,26 +124,28 @@ export const labelValue = (v: string): string => v.replace(/\\/g, '\\\\').replac
 export const DURATION_BUCKETS = [1, 5, 15, 60, 300, 900, 3600, 10_800, 43_200] as const;
 
 /**
- * The health metrics: per source (named by its registered name, else its location — never a
- * secret) its last good backup time, objective and breach; per source and repository the stored
- * and new bytes of its newest backup; the duration of finished jobs by kind (a histogram).
+ * The health metrics: per registered source (by name) its last good backup time, objective and
+ * breach; per registered source and repository the stored and new bytes of its newest backup;
+ * the duration of finished jobs by kind (a histogram). /metrics needs no token: sources without a
+ * registered name are left out, as their location names a host and a user.
  */
 export function healthMetricLines({ report, overview }: { report: HealthReport; overview: Overview }, jobs: readonly JobRecord[]): string[] {
-  const src = (s: { name?: string; location: string }) => `source="${labelValue(s.name ?? s.location)}"`;
+  const src = (s: { name?: string }) => `source="${labelValue(s.name ?? '')}"`;
+  const named = <T extends { name?: string }>(list: readonly T[]): T[] => list.filter((s) => s.name !== undefined);
   const lines: string[] = [
     '# HELP cairn_source_last_success_timestamp_seconds When the newest good backup of a source completed (Unix time), over every repository.',
     '# TYPE cairn_source_last_success_timestamp_seconds gauge',
-    ...report.sources.filter((s) => s.lastSuccessAt !== null).map((s) => `cairn_source_last_success_timestamp_seconds{${src(s)}} ${Math.floor(Date.parse(s.lastSuccessAt as string) / 1000)}`),
+    ...named(report.sources).filter((s) => s.lastSuccessAt !== null).map((s) => `cairn_source_last_success_timestamp_seconds{${src(s)}} ${Math.floor(Date.parse(s.lastSuccessAt as string) / 1000)}`),
     '# HELP cairn_source_rpo_seconds The recovery point objective of a source (set, or from its schedules).',
     '# TYPE cairn_source_rpo_seconds gauge',
-    ...report.sources.filter((s) => s.rpoSeconds !== null).map((s) => `cairn_source_rpo_seconds{${src(s)},from="${s.rpoFrom}"} ${s.rpoSeconds}`),
+    ...named(report.sources).filter((s) => s.rpoSeconds !== null).map((s) => `cairn_source_rpo_seconds{${src(s)},from="${s.rpoFrom}"} ${s.rpoSeconds}`),
     '# HELP cairn_source_rpo_breached 1 when a source has no good backup within its objective.',
     '# TYPE cairn_source_rpo_breached gauge',
-    ...report.sources.filter((s) => s.rpoSeconds !== null).map((s) => `cairn_source_rpo_breached{${src(s)}} ${s.breached ? 1 : 0}`),
+    ...named(report.sources).filter((s) => s.rpoSeconds !== null).map((s) => `cairn_source_rpo_breached{${src(s)}} ${s.breached ? 1 : 0}`),
     '# HELP cairn_backup_stored_bytes Bytes the newest backup of a source stores in a repository (its chunks, shared ones included).',
     '# TYPE cairn_backup_stored_bytes gauge',
   ];
-  const newestOf = overview.sources.filter((s) => s.history.length > 0).map((s) => ({ s, last: s.history[s.history.length - 1] as Overview['sources'][number]['history'][number] }));
+  const newestOf = named(overview.sources).filter((s) => s.history.length > 0).map((s) => ({ s, last: s.history[s.history.length - 1] as Overview['sources'][number]['history'][number] }));
   for (const { s, last } of newestOf) lines.push(`cairn_backup_stored_bytes{${src(s)},repository="${labelValue(s.repository)}"} ${last.storedBytes}`);
   lines.push('# HELP cairn_backup_new_bytes Bytes the newest backup of a source added to a repository.', '# TYPE cairn_backup_new_bytes gauge');
   for (const { s, last } of newestOf) lines.push(`cairn_backup_new_bytes{${src(s)},repository="${labelValue(s.repository)}"} ${last.newBytes}`);

@@ -180,6 +180,9 @@ describe('a source past its objective', () => {
     expect(samples.get('cairn_job_duration_seconds_bucket{kind="backup",le="+Inf"}')).toBe(count);
     expect(samples.get('cairn_job_duration_seconds_bucket{kind="backup",le="1"}')).toBeLessThanOrEqual(count);
     expect(samples.get('cairn_jobs_stuck')).toBe(0);
+    // No token here: registered names only, never a location (it names a host, a user, a path).
+    expect(text).not.toContain('sqlite:');
+    expect(text).not.toContain(work);
   });
 });
 
