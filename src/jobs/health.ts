@@ -113,7 +113,7 @@ export function scheduleRpoSeconds(schedules: readonly { cron: string; timezone:
 export interface HealthInputs {
   overview: Overview;
   /** Registered sources: name, objective set by name (seconds) and when registered. */
-  registered: readonly { name: string; rpoSeconds?: number; createdAt: string }[];
+  registered: readonly { name: string; rpoSeconds?: number; createdAt: string; location?: string }[];
   /** Active jobs (any), of which those with progress.stalledSince are listed as stuck. */
   activeJobs: readonly JobRecord[];
   now: Date;
@@ -161,6 +161,16 @@ export function buildHealth({ overview, registered, activeJobs, now }: HealthInp
       rpoFrom,
       breached,
     });
+  }
+  // A registered source in no listed repository (none can be opened, or none is registered):
+  // listed all the same, with no backup, so that it is not silently left out.
+  const listed = new Set(sources.flatMap((s) => (s.name !== undefined ? [s.name] : [])));
+  const seenNames = new Set(overview.sources.flatMap((e) => e.names ?? (e.name !== undefined ? [e.name] : [])));
+  for (const r of registered) {
+    if (listed.has(r.name) || seenNames.has(r.name)) continue;
+    const since = Math.round((now.getTime() - Date.parse(r.createdAt)) / 1000);
+    const rpoSeconds = r.rpoSeconds ?? null;
+    sources.push({ key: r.location ?? r.name, name: r.name, location: r.location ?? '', lastSuccessAt: null, ageSeconds: null, rpoSeconds, rpoFrom: rpoSeconds === null ? 'none' : 'set', breached: rpoSeconds !== null && since > rpoSeconds });
   }
   sources.sort((a, b) => Number(b.breached) - Number(a.breached) || (a.lastSuccessAt ?? '').localeCompare(b.lastSuccessAt ?? '') || a.key.localeCompare(b.key));
   const stuckJobs: StuckJob[] = activeJobs

@@ -126,6 +126,9 @@ describe('a source past its objective', () => {
     expect(lines[2]).toMatch(/^SOURCE\s+LAST GOOD BACKUP\s+AGE\s+RPO\s+STATE$/);
     expect(lines[3]).toMatch(/^shop\s+\S+\s+\d+s\s+3s \(set\)\s+BREACHED$/);
     expect(lines.some((l) => /^crm\s+-\s+never\s+26h \(schedule\)\s+ok$/.test(l))).toBe(true);
+    const nowhere = await cli(['status', '--data-dir', join(work, 'no-such-data')]);
+    expect(nowhere.code).toBe(3);
+    expect(nowhere.stderr).toMatch(/No cairn catalog in .*no-such-data: give the server's data folder with --data-dir/);
     const local = await cli(['status', '--data-dir', dataDir, '--json']);
     expect(local.code, local.stderr).toBe(10);
     const json = JSON.parse(local.stdout) as { status: string; sources: { name?: string; breached: boolean; lastSuccessAt: string | null }[] };

@@ -87,6 +87,9 @@ describe('recovery point objectives', () => {
     expect(report.sources[0]?.key).toBe('crm');
     expect(report.status).toBe('degraded');
     expect(buildHealth({ overview, registered: [{ name: 'fresh', rpoSeconds: 3600, createdAt: '2026-12-01T10:00:00Z' }], activeJobs: [], now: NOW }).sources.find((s) => s.key === 'fresh')?.breached).toBe(true);
+    // Registered, but in no listed repository (none opens): listed without a backup, not left out.
+    const lonely = buildHealth({ overview: { ...overview, sources: [] }, registered: [{ name: 'lonely', rpoSeconds: 60, createdAt: '2026-12-01T10:00:00Z', location: 'sqlite:///lonely.db' }], activeJobs: [], now: NOW });
+    expect(lonely.sources).toEqual([{ key: 'sqlite:///lonely.db', name: 'lonely', location: 'sqlite:///lonely.db', lastSuccessAt: null, ageSeconds: null, rpoSeconds: 60, rpoFrom: 'set', breached: true }]);
   });
 
   it('escapes Prometheus label values (backslash, quote, line feed)', () => {

@@ -25,6 +25,11 @@ async function localReport(dataDir: string): Promise<HealthReport> {
   const { storageFromEnv } = await import('../../storage/index.js');
   const { TERMINAL_STATES } = await import('../../jobs/ports.js');
   const file = catalogFile(dataDir);
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(file)) {
+    const { NotFoundError } = await import('../../core/errors.js');
+    throw new NotFoundError(`No cairn catalog in ${dataDir}: give the server's data folder with --data-dir (or CAIRN_DATA_DIR), or ask the server with --server URL.`);
+  }
   const registry = new SqliteRegistry(file);
   const schedules = new SqliteScheduleStore(file);
   const jobs = new SqliteJobCatalog(file);
