@@ -28,7 +28,7 @@ export interface OverviewDeps {
 }
 
 /** The overview of every repository `open` is asked for (by name; it may throw: reported per repository). */
-export async function serverOverview(deps: OverviewDeps, open: (name: string) => Promise<Repository>, signal?: AbortSignal): Promise<Overview> {
+export async function serverOverview(deps: OverviewDeps, open: (name: string) => Promise<Repository>, signal?: AbortSignal, skipStoredBytes = false): Promise<Overview> {
   const { registry, access } = deps;
   const names = [...(access.hasDefaultRepository ? [DEFAULT_REPOSITORY] : []), ...registry.list('repository').map((r) => r.name).filter((n) => n !== DEFAULT_REPOSITORY)];
   return buildOverview({
@@ -53,6 +53,7 @@ export async function serverOverview(deps: OverviewDeps, open: (name: string) =>
     describeError: (err) => (err instanceof CairnError ? { code: err.code, message: safeMessage(err.message) } : { code: 'INTERNAL', message: 'Internal error reading the repository; GET /v1/backups?repository=… answers with the details.' }),
     now: new Date(),
     ...(signal ? { signal } : {}),
+    ...(skipStoredBytes ? { skipStoredBytes } : {}),
   });
 }
 
@@ -62,7 +63,8 @@ export async function serverHealth(
   open: (name: string) => Promise<Repository>,
   signal?: AbortSignal,
 ): Promise<{ report: HealthReport; overview: Overview }> {
-  const overview = await serverOverview(deps, open, signal);
+  // The backups are all health needs: no listing of each repository's packs.
+  const overview = await serverOverview(deps, open, signal, true);
   const report = buildHealth({ overview, registered: deps.registry.list('source'), activeJobs: await deps.activeJobs(), now: new Date() });
   return { report, overview };
 }
