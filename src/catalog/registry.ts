@@ -15,6 +15,11 @@ export interface Registration {
    * `command`. The file's path or the command stays in the catalog; the password is never stored.
    */
   passwordSource?: 'file' | 'command';
+  /**
+   * A source's recovery point objective set by name (`cairn source add --rpo 26h`), in seconds:
+   * its newest good backup may be at most this old. Absent: the default from its schedules (jobs/health.ts).
+   */
+  rpoSeconds?: number;
 }
 
 /** Where the password of a registered encrypted repository comes from (never the password itself). */
@@ -33,6 +38,8 @@ const sourceKind = (text: string | null): { passwordSource?: 'file' | 'command' 
   const s = parsePasswordSource(text);
   return s === undefined ? {} : { passwordSource: 'file' in s ? 'file' : 'command' };
 };
+
+const rpoOf = (seconds: number | null | undefined): { rpoSeconds?: number } => (seconds === null || seconds === undefined ? {} : { rpoSeconds: seconds });
 
 /** A registered name: 1–63 lowercase letters, digits, "-" or "_", starting with a letter or digit. */
 export const REGISTERED_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -67,24 +74,41 @@ export class SqliteRegistry {
     // Added for encrypted repositories (issue 18): a catalog made before gets the column, empty.
     const columns = this.db.prepare('PRAGMA table_info(registrations)').all() as { name: string }[];
     if (!columns.some((c) => c.name === 'password_source')) this.db.exec('ALTER TABLE registrations ADD COLUMN password_source TEXT');
+    // Added for recovery point objectives (issue 20): null = the default from the source's schedules.
+    if (!columns.some((c) => c.name === 'rpo_seconds')) this.db.exec('ALTER TABLE registrations ADD COLUMN rpo_seconds INTEGER');
+  }
+
+  /**
+   * Sets (seconds, a positive whole number) or clears (null: back to the default from its
+   * schedules) a registered source's recovery point objective.
+   * @throws NotFoundError when no source has that name; UsageError for a bad number.
+   */
+  setRpo(name: string, seconds: number | null): Registration {
+    if (seconds !== null && (!Number.isInteger(seconds) || seconds <= 0)) throw new UsageError(`Invalid recovery point objective ${seconds}: give a positive whole number of seconds (or a duration such as 26h).`);
+    if (this.db.prepare("UPDATE registrations SET rpo_seconds = ? WHERE kind = 'source' AND name = ?").run(seconds, name).changes === 0) {
+      throw new NotFoundError(`No source named "${name}" is registered; list them with: cairn source list`);
+    }
+    return this.list('source').find((r) => r.name === name) as Registration;
   }
 
   /**
    * Registers `name`. `passwordSource` (repositories only): where an encrypted repository's
    * password is read when it is opened by this name, a file path or a command, kept as such.
    */
-  add(kind: RegistrationKind, name: string, url: string, location: string, passwordSource?: StoredPasswordSource): Registration {
+  add(kind: RegistrationKind, name: string, url: string, location: string, passwordSource?: StoredPasswordSource, rpoSeconds?: number): Registration {
     validateName(kind, name);
+    if (rpoSeconds !== undefined && kind !== 'source') throw new UsageError('A recovery point objective belongs to a source, not a repository.');
+    if (rpoSeconds !== undefined && (!Number.isInteger(rpoSeconds) || rpoSeconds <= 0)) throw new UsageError(`Invalid recovery point objective ${rpoSeconds}: give a positive whole number of seconds.`);
     if (passwordSource !== undefined && kind !== 'repository') throw new UsageError('A password source belongs to a repository, not a source.');
     const createdAt = new Date().toISOString();
     const stored = passwordSource === undefined ? null : JSON.stringify(passwordSource);
     try {
-      this.db.prepare('INSERT INTO registrations (kind, name, url, location, created_at, password_source) VALUES (?, ?, ?, ?, ?, ?)').run(kind, name, url, location, createdAt, stored);
+      this.db.prepare('INSERT INTO registrations (kind, name, url, location, created_at, password_source, rpo_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)').run(kind, name, url, location, createdAt, stored, rpoSeconds ?? null);
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ConflictError(`A ${kind} named "${name}" is registered already; remove it first or choose another name.`);
       throw err;
     }
-    return { kind, name, location, createdAt, ...sourceKind(stored) };
+    return { kind, name, location, createdAt, ...sourceKind(stored), ...rpoOf(rpoSeconds) };
   }
 
   /** The password source registered with a repository (a file path or a command), or undefined. */
@@ -100,8 +124,8 @@ export class SqliteRegistry {
 
   list(kind: RegistrationKind): Registration[] {
     return (
-      this.db.prepare('SELECT name, location, created_at, password_source FROM registrations WHERE kind = ? ORDER BY name').all(kind) as { name: string; location: string; created_at: string; password_source: string | null }[]
-    ).map((r) => ({ kind, name: r.name, location: r.location, createdAt: r.created_at, ...sourceKind(r.password_source) }));
+      this.db.prepare('SELECT name, location, created_at, password_source, rpo_seconds FROM registrations WHERE kind = ? ORDER BY name').all(kind) as { name: string; location: string; created_at: string; password_source: string | null; rpo_seconds: number | null }[]
+    ).map((r) => ({ kind, name: r.name, location: r.location, createdAt: r.created_at, ...sourceKind(r.password_source), ...rpoOf(r.rpo_seconds) }));
   }
 
   /** Every registration of `kind` with its URL (secrets included): for the CLI's `repo list`, never for the API. */

@@ -20,7 +20,8 @@ import { registerSourceCommands } from './commands/source.js';
 import { registerTokenCommands } from './commands/token.js';
 import { registerAlertCommands } from './commands/alert.js';
 import { adviseForArchive } from '../storage/archive/advice.js';
-import { openedArchive, printJson, resetOpenedArchive, type CliContext, type Io } from './options.js';
+import { openedArchive, printJson, resetOpenedArchive, takeExitCode, type CliContext, type Io } from './options.js';
+import { registerStatusCommand } from './commands/status.js';
 import { addPasswordOptions } from './password.js';
 import { apiError, isApiError } from './remote.js';
 
@@ -97,7 +98,7 @@ export async function main(argv: string[], io?: Io, launch: { interrupted?: () =
     // A Ctrl-C that came after the point of no return (a backup's manifest written, a restore
     // switched in): the command finished, and its result stands.
     if (controller.signal.aborted && !quiet) io.err('cairn: the cancel came too late: the command had already finished, and its result stands.');
-    return 0;
+    return takeExitCode(); // 0 unless the command asked for another (cairn status)
   } catch (err) {
     // What failed after stdout did (a pipeline's EPIPE, the cancel it caused) follows from it.
     const failed = await stdout?.settled();
@@ -342,6 +343,7 @@ export function buildProgram(ctx: CliContext): Command {
     registerServerCommand,
     registerTokenCommands,
     registerAlertCommands,
+    registerStatusCommand,
   ]) {
     register(program, ctx);
   }

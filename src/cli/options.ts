@@ -294,3 +294,14 @@ export async function withStore<S extends { close(): unknown }, T>(open: (file: 
     await store.close();
   }
 }
+
+/** An exit code a command that succeeded asks for (`cairn status`: 10 when degraded), read once and reset by main. */
+let requestedExit = 0;
+export function requestExitCode(code: number): void {
+  requestedExit = code;
+}
+export function takeExitCode(): number {
+  const code = requestedExit;
+  requestedExit = 0;
+  return code;
+}

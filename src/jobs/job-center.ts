@@ -8,6 +8,7 @@ import { CairnError, CancelledError, ConflictError, NotFoundError } from '../cor
 import { randomId } from '../core/ids.js';
 import { TERMINAL_STATES, type JobCatalog, type JobKind, type JobProgress, type JobRecord, type JobState } from './ports.js';
 import { progressRates, type Progress } from './progress.js';
+import type { AlertSink } from '../core/alerts.js';
 
 export interface JobContext {
   signal: AbortSignal;
@@ -52,6 +53,16 @@ export interface JobCenterOptions {
    * is written or kept), e.g. for the server's log. Its failures are ignored.
    */
   onEvent?: (event: JobEvent) => void;
+  /**
+   * The stuck-job watchdog: a running job whose progress (bytes, rows, collections, state) has
+   * not moved for this long, in ms, gets `progress.stalledSince` (cleared when it moves again)
+   * and one 'stuck' event to `alerts`. Absent or 0: no watchdog.
+   */
+  stuckAfterMs?: number;
+  /** How often the watchdog looks, in ms (default stuckAfterMs / 4, at most 60 s). */
+  stuckCheckMs?: number;
+  /** Where the watchdog reports stuck jobs (once per job). */
+  alerts?: AlertSink;
 }
 
 /** A job started or ended; `durationMs`: from its start to its end. */
@@ -80,7 +91,15 @@ interface Active {
   listeners: Set<JobListener>;
   startedMs: number;
   persistedMs: number;
+  /** When its progress last moved (Date.now() ms), and what it was then: the watchdog compares. */
+  movedMs: number;
+  moved: string;
+  /** A 'stuck' event went out for this job (once per job). */
+  stuckAlerted: boolean;
 }
+
+/** What counts as progress for the watchdog: amounts done and the state (rates and ETAs are not). */
+const movement = (r: JobRecord): string => `${r.state}|${r.progress.bytes}|${r.progress.rows}|${r.progress.collectionsDone}|${r.progress.collection ?? ''}|${r.progress.percent ?? ''}`;
 
 export class JobCenter {
   private readonly active = new Map<string, Active>();
@@ -99,6 +118,11 @@ export class JobCenter {
   private readonly log: (line: string) => void;
   private readonly finalRetryDelaysMs: number[];
   private readonly onEvent: (event: JobEvent) => void;
+  private readonly stuckAfterMs: number;
+  private readonly stuckCheckMs: number;
+  private readonly alerts: AlertSink | undefined;
+  /** The watchdog's timer, running while jobs are active (and a watchdog is configured). */
+  private watchdog: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly catalog: JobCatalog,
@@ -109,6 +133,9 @@ export class JobCenter {
     this.owner = options.owner ?? '';
     this.log = options.log ?? ((line) => void process.stderr.write(`${line}\n`));
     this.finalRetryDelaysMs = options.finalRetryDelaysMs ?? [100, 500, 2000];
+    this.stuckAfterMs = options.stuckAfterMs ?? 0;
+    this.stuckCheckMs = options.stuckCheckMs ?? Math.max(10, Math.min(60_000, Math.floor(this.stuckAfterMs / 4)));
+    this.alerts = options.alerts;
     const onEvent = options.onEvent;
     this.onEvent = (event) => {
       try {
@@ -153,7 +180,10 @@ export class JobCenter {
       finishedAt: null,
     };
     const controller = new AbortController();
-    const active: Active = { record, controller, listeners: new Set(), startedMs: Date.now(), persistedMs: 0, done: Promise.resolve(record), writes: Promise.resolve() };
+    const active: Active = {
+      record, controller, listeners: new Set(), startedMs: Date.now(), persistedMs: 0, done: Promise.resolve(record), writes: Promise.resolve(),
+      movedMs: Date.now(), moved: movement(record), stuckAlerted: false,
+    };
     // Registered before the insert so that a concurrent start of the same key is refused.
     this.active.set(record.id, active);
     try {
@@ -164,6 +194,7 @@ export class JobCenter {
     }
     this.onEvent({ type: 'started', job: structuredClone(record) });
     this.tell(this.everyJob, record);
+    this.armWatchdog();
     active.done = this.execute(active, request.run);
     return structuredClone(record);
   }
@@ -268,8 +299,75 @@ export class JobCenter {
     await a.writes;
     await this.saveFinal(a.record);
     this.active.delete(a.record.id);
+    if (this.active.size === 0 && this.watchdog !== undefined) {
+      clearInterval(this.watchdog);
+      this.watchdog = undefined;
+    }
     this.onEvent({ type: 'ended', job: structuredClone(a.record), durationMs: Date.now() - a.startedMs });
     return a.record;
+  }
+
+  /** Starts the watchdog's timer when one is configured and not running (it stops when no job is active). */
+  private armWatchdog(): void {
+    if (this.stuckAfterMs <= 0 || this.watchdog !== undefined) return;
+    this.watchdog = setInterval(() => this.checkStuck(), this.stuckCheckMs);
+    this.watchdog.unref();
+  }
+
+  /**
+   * Marks each running job whose progress has not moved for stuckAfterMs: progress.stalledSince
+   * (persisted, so GET /v1/jobs shows it) and one 'stuck' event per job. FINALIZING and
+   * CANCELLING jobs are left alone: they are ending.
+   */
+  checkStuck(nowMs = Date.now()): void {
+    if (this.stuckAfterMs <= 0) return;
+    for (const a of this.active.values()) {
+      const r = a.record;
+      if (isTerminal(r.state) || r.state === 'FINALIZING' || r.state === 'CANCELLING') continue;
+      const sig = movement(r);
+      if (sig !== a.moved) {
+        // Moved since the last look (onProgress clears stalledSince itself; a state change may not).
+        a.moved = sig;
+        a.movedMs = nowMs;
+        if (r.progress.stalledSince !== undefined) {
+          delete r.progress.stalledSince;
+          this.persist(a);
+          this.notify(a);
+        }
+        continue;
+      }
+      if (r.progress.stalledSince !== undefined || nowMs - a.movedMs < this.stuckAfterMs) continue;
+      const since = new Date(a.movedMs).toISOString();
+      r.progress.stalledSince = since;
+      r.updatedAt = this.now().toISOString();
+      this.persist(a);
+      this.notify(a);
+      if (!a.stuckAlerted) {
+        a.stuckAlerted = true;
+        this.emitStuck(r, since, nowMs - a.movedMs);
+      }
+    }
+  }
+
+  private emitStuck(r: JobRecord, since: string, stalledMs: number): void {
+    if (!this.alerts) return;
+    const p = r.params;
+    const what = typeof p.source === 'string' ? p.source : typeof p.target === 'string' ? p.target : typeof p.repository === 'string' ? p.repository : undefined;
+    const minutes = Math.round(stalledMs / 60_000);
+    try {
+      this.alerts.emit({
+        kind: 'stuck',
+        at: this.now().toISOString(),
+        ...(typeof p.source === 'string' ? { source: p.source } : {}),
+        ...(typeof p.schedule === 'string' ? { schedule: p.schedule } : {}),
+        job: { id: r.id, kind: r.kind, state: r.state },
+        title: `${r.kind} ${r.id}${what ? ` of ${what}` : ''} is stuck`,
+        message: `Job ${r.id} has reported no progress since ${since} (${minutes >= 1 ? `${minutes} min` : `${Math.round(stalledMs / 1000)} s`}; the server's --stuck-after is ${Math.round(this.stuckAfterMs / 1000)} s). Look at what it waits for (a lock in the database, an unreachable storage) or cancel it: cairn job cancel ${r.id}.`,
+        details: { jobId: r.id, stalledSince: since, stalledSeconds: Math.round(stalledMs / 1000), stuckAfterSeconds: Math.round(this.stuckAfterMs / 1000) },
+      });
+    } catch {
+      /* a sink never throws; if one does, the watchdog goes on */
+    }
   }
 
   /**
@@ -316,7 +414,14 @@ export class JobCenter {
       ...(etaSeconds !== undefined ? { etaSeconds } : {}),
       ...(p.collection !== undefined ? { collection: p.collection } : {}),
     };
+    const stalledSince = a.record.progress.stalledSince;
     a.record.progress = progress;
+    // The watchdog's clock restarts when the amounts move; a report of the same amounts keeps the mark.
+    const sig = movement(a.record);
+    if (sig !== a.moved) {
+      a.moved = sig;
+      a.movedMs = Date.now();
+    } else if (stalledSince !== undefined) a.record.progress.stalledSince = stalledSince;
     const state = a.record.state;
     if (state !== 'CANCELLING' && state !== 'FINALIZING') {
       if (p.phase === 'transferring' && state === 'STARTED') return this.transition(a, 'TRANSFERRING');

@@ -93,6 +93,12 @@ export interface OverviewInputs {
   describeError: (err: unknown) => { code: string; message: string };
   now: Date;
   signal?: AbortSignal;
+  /**
+   * Leave out what each repository stores now (one listing of data/ each: many requests on an
+   * object store): storedBytes 0 and dedupRatio null. The health monitor, which looks every
+   * minute and needs only the backups, sets it.
+   */
+  skipStoredBytes?: boolean;
 }
 
 const ratio = (a: number, b: number): number | null => (b > 0 ? Math.round((a / b) * 100) / 100 : null);
@@ -134,9 +140,11 @@ export async function buildOverview(inputs: OverviewInputs): Promise<Overview> {
       }
       byRepoLocation.set(repo.location, r.name);
       // What it stores now (copies, deletions, prunes included): one listing of data/, as `cairn stats` counts.
-      const { packs } = await listPacks(repo.storage, inputs.signal);
       let stored = 0;
-      for (const p of packs.values()) stored += p.size;
+      if (!inputs.skipStoredBytes) {
+        const { packs } = await listPacks(repo.storage, inputs.signal);
+        for (const p of packs.values()) stored += p.size;
+      }
       repositories.push({ name: r.name, location: repo.location, backups: listing.summaries.length, storedBytes: stored, logicalBytes: logical, dedupRatio: ratio(logical, stored) });
     } catch (err) {
       repositories.push({ name: r.name, location: '', backups: 0, storedBytes: 0, logicalBytes: 0, dedupRatio: null, error: inputs.describeError(err) });

@@ -37,6 +37,11 @@ export interface JobProgress {
   /** Seconds left, when bytesTotal or percent is known and the job is moving (an estimate for backups). */
   etaSeconds?: number;
   collection?: string;
+  /**
+   * Set by the job center's watchdog (stuckAfterMs): the job has reported no progress since this
+   * time (ISO), for longer than it allows. Cleared when its progress moves again.
+   */
+  stalledSince?: string;
 }
 
 export interface JobError {

@@ -356,6 +356,14 @@ export class CairnClient {
     revoke: (id: string): Promise<AnswerOf<'revokeToken'>> => this.request('DELETE', `/v1/tokens/${encodeURIComponent(id)}`),
   };
 
+  /**
+   * GET /v1/health with this client's token: status ok or degraded, each source's newest good
+   * backup against its recovery point objective (breached first), and the stuck jobs.
+   */
+  readonly health = {
+    get: (): Promise<AnswerOf<'getHealth'>> => this.request('GET', '/v1/health'),
+  };
+
   /** The routes that need no token. */
   readonly server = {
     health: (): Promise<AnswerOf<'health'>> => this.request('GET', '/healthz'),
@@ -368,7 +376,12 @@ export class CairnClient {
   /** Sources registered by name (admin token to add or remove). */
   readonly sources = {
     list: async (): Promise<RegisteredSource[]> => (await this.request<AnswerOf<'listSources'>>('GET', '/v1/sources')).sources,
-    add: async (name: string, url: string): Promise<RegisteredSource> => (await this.request<AnswerOf<'registerSource'>>('POST', '/v1/sources', { name, url } satisfies RequestOf<'registerSource'>)).source,
+    /** `options.rpo`: its recovery point objective, a duration (26h, 2d); absent: the default from its schedules. */
+    add: async (name: string, url: string, options: { rpo?: string } = {}): Promise<RegisteredSource> =>
+      (await this.request<AnswerOf<'registerSource'>>('POST', '/v1/sources', { name, url, ...(options.rpo !== undefined ? { rpo: options.rpo } : {}) } satisfies RequestOf<'registerSource'>)).source,
+    /** Sets its recovery point objective (admin): a duration (26h, 2d) or "default" (from its schedules). */
+    update: async (name: string, changes: { rpo: string }): Promise<RegisteredSource> =>
+      (await this.request<AnswerOf<'updateSource'>>('PATCH', `/v1/sources/${encodeURIComponent(name)}`, changes satisfies RequestOf<'updateSource'>)).source,
     /**
      * Refused (409, naming them) while enabled schedules use the source, unless `force`, which
      * disables them; `deleteScheduledBackups` also deletes the backups its schedules made.

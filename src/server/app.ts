@@ -41,6 +41,8 @@ import { archiveRoutes } from './routes/exports.js';
 import { alertRoutes } from './routes/alerts.js';
 import type { AlertCenter } from '../alerts/center.js';
 import type { SqliteAlertStore } from '../catalog/alerts.js';
+import { healthRoutes } from './routes/health.js';
+import { HealthService, healthMetricLines } from './health.js';
 
 export interface AppOptions {
   center: JobCenter;
@@ -71,6 +73,8 @@ export interface AppOptions {
   summaries?: SummaryStore;
   /** Notifications: the AlertCenter and its store (both, or the alert routes answer 404). */
   alerts?: { center: AlertCenter; store: SqliteAlertStore };
+  /** Sources against their recovery point objectives (GET /v1/health, /metrics); default: one built from these options. */
+  health?: HealthService;
 }
 
 const STATUS: Record<ErrorCode, 400 | 403 | 404 | 409 | 423 | 422 | 502 | 500> = {
@@ -228,6 +232,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     dataDir: options.dataDir ?? path.join(os.tmpdir(), `cairn-server-${process.pid}`),
     ...(options.summaries ? { summaries: options.summaries } : {}),
     ...(options.alerts ? { alerts: options.alerts.center, alertStore: options.alerts.store } : {}),
+    health: options.health ?? new HealthService({ center, registry: options.registry, schedules: options.schedules, access, ...(options.summaries ? { summaries: options.summaries } : {}) }),
   };
 
   on('health', (c) => c.json({ status: 'ok' }));
@@ -243,6 +248,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   sessionRoutes(kit);
   archiveRoutes(kit);
   alertRoutes(kit);
+  healthRoutes(kit);
 
   on('metrics', async (c) => {
     const jobs = await center.list({ limit: 10_000 });
@@ -261,6 +267,8 @@ export function createApp(options: AppOptions): Hono<Env> {
       '# HELP cairn_jobs_active Jobs running now.',
       '# TYPE cairn_jobs_active gauge',
       `cairn_jobs_active ${center.activeIds().length}`,
+      // Sources and job durations (server/health.ts): one listing per repository at most every 15 s.
+      ...healthMetricLines(await kit.health.cached(), jobs),
     ];
     return c.text(lines.join('\n') + '\n', 200, { 'content-type': 'text/plain; version=0.0.4' });
   });

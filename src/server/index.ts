@@ -29,6 +29,10 @@ import type { Logger } from './log.js';
 import { redactUrl } from './redact.js';
 import { SqliteAlertStore } from '../catalog/alerts.js';
 import { AlertCenter } from '../alerts/center.js';
+import type { AlertSink } from '../core/alerts.js';
+import { SqliteBreachStore } from '../catalog/health.js';
+import { HealthMonitor } from '../jobs/health.js';
+import { HealthService } from './health.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
@@ -101,6 +105,12 @@ export interface ServerOptions {
   /** Alert deliveries: waits before each retry in ms (default 1 s, 4 s, 16 s, 64 s, 256 s) and one attempt's limit (default 15 s). */
   alertRetryDelaysMs?: number[];
   alertAttemptTimeoutMs?: number;
+  /** Also told of every alert event besides the notification channels (tests, embedders). */
+  alerts?: AlertSink;
+  /** A running job with no progress for this long (ms) is marked stuck (`--stuck-after`, default 30 min); 0: never. */
+  stuckAfterMs?: number;
+  /** How often the health monitor looks at the sources' objectives, in ms (default 60 000; also at start). */
+  healthTickMs?: number;
 }
 
 export interface RunningServer {
@@ -166,7 +176,20 @@ async function serveLocked(
   closers.push(() => alertStore.close());
   closers.push(() => alerts.close());
   alerts.recoverPending();
-  const center = new JobCenter(catalog, { owner: serverId(options.dataDir), log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}) });
+  // What notices something (stuck jobs, objectives) tells the channels and the embedder's sink.
+  const extra = options.alerts;
+  const sink: AlertSink = extra
+    ? {
+        emit: (event) => {
+          alerts.emit(event);
+          extra.emit(event);
+        },
+      }
+    : alerts;
+  const center = new JobCenter(catalog, {
+    owner: serverId(options.dataDir), log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}),
+    stuckAfterMs: options.stuckAfterMs ?? 30 * 60_000, alerts: sink,
+  });
   // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
   // of this process never opens one, however a path leads there (see catalog-mark.ts).
   for (const f of fs.readdirSync(options.dataDir)) protectFile(path.join(options.dataDir, f));
@@ -209,9 +232,15 @@ async function serveLocked(
     onRunFailed: (spec, dueAt, reason) => alerts.runFailed(spec, dueAt, reason),
   });
   scheduler.recoverQueued();
+  // Health (issue 20): sources against their recovery point objectives, one 'rpo' event per breach.
+  const health = new HealthService({ center, registry, schedules, access, summaries });
+  const breaches = new SqliteBreachStore(catalogFile(options.dataDir));
+  const monitor = new HealthMonitor({ compute: async () => (await health.fresh()).report, store: breaches, alerts: sink, tickMs: options.healthTickMs ?? 60_000, log: errorLog });
+  closers.push(() => breaches.close());
+  closers.push(() => monitor.stop());
   const consoleOptions = options.console === false ? undefined : options.console === true || options.console === undefined ? {} : options.console;
   const app = createApp({
-    center, tokens, sessions, registry, schedules, scheduler, access, summaries, log: errorLog, dataDir: options.dataDir,
+    center, tokens, sessions, registry, schedules, scheduler, access, summaries, health, log: errorLog, dataDir: options.dataDir,
     alerts: { center: alerts, store: alertStore },
     ...(logger ? { logger } : {}),
     ...(consoleOptions ? { console: consoleOptions } : {}),
@@ -229,6 +258,7 @@ async function serveLocked(
   tick();
   const timer = setInterval(tick, options.scheduleTickMs ?? 15_000);
   timer.unref();
+  monitor.start();
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   lock.setUrl(url);

@@ -303,6 +303,7 @@ export const Job = z.object({
     rowsPerSecond: z.number().optional().describe('rows per second over the job so far'),
     etaSeconds: z.number().optional(),
     collection: z.string().optional(),
+    stalledSince: z.string().optional().describe('no progress since this time (ISO), for longer than the server\'s --stuck-after; cleared when it moves'),
   }),
   result: z.record(z.string(), z.unknown()).nullable().describe("the job's outcome once it succeeded, e.g. { backupId, totals }"),
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
@@ -455,6 +456,7 @@ export const Registration = z.object({
   location: z.string(),
   createdAt: when,
   passwordSource: z.enum(['file', 'command']).optional().describe('an encrypted repository: where the server reads its password (the path or command is never shown)'),
+  rpoSeconds: z.number().optional().describe("a source's recovery point objective as set, in seconds (absent: the default from its schedules)"),
 });
 export type Registration = z.infer<typeof Registration>;
 const _registrationMatches: Same<Registration, CatalogRegistration> = true;
@@ -706,3 +708,31 @@ export const AlertRule = z.object({
 export const AlertRuleList = z.object({ rules: z.array(AlertRule).describe('oldest first; a channel without rules gets failures of anything') });
 export const AlertRuleAnswer = z.object({ rule: AlertRule });
 export const AlertRuleRemoved = z.object({ removed: z.string() });
+// ---- Health (issue 20): recovery point objectives, GET /v1/health, stuck jobs ----
+
+/** An objective as written: a duration (26h, 90m, 2d) or "default" (from the source's schedules). */
+const rpoText = z.string().max(16).describe('a duration (30m, 26h, 2d, 1w) or "default": the objective from its schedules (the longest gap between runs + 1/12)');
+/** POST /v1/sources: a name, a URL and optionally its recovery point objective. */
+export const RegisterSourceBody = RegisterBody.extend({ rpo: rpoText.optional() }).strict();
+/** PATCH /v1/sources/:name: its recovery point objective. */
+export const PatchSourceBody = z.object({ rpo: rpoText }).strict();
+/** One source on GET /v1/health: its newest good backup against its recovery point objective. */
+export const SourceRpo = z.object({
+  key: z.string().describe('the database its location names'),
+  name: z.string().optional().describe('the registered source naming this database'),
+  location: z.string(),
+  lastSuccessAt: when.nullable().describe('when its newest good backup completed, in any repository listed'),
+  ageSeconds: z.number().nullable().describe('since lastSuccessAt'),
+  rpoSeconds: z.number().nullable().describe('its recovery point objective; null: none'),
+  rpoFrom: z.enum(['set', 'schedule', 'none']).describe('set by name (--rpo), from its schedules, or none (never breached)'),
+  breached: z.boolean().describe('no good backup within the objective'),
+});
+/** A running job that reported no progress for the server's --stuck-after. */
+export const StuckJob = z.object({ id: z.string(), kind: z.string(), state: z.string(), stalledSince: when, source: z.string().optional(), schedule: z.string().optional() });
+/** GET /v1/health: without a token the liveness answer; with one, the sources and stuck jobs. */
+export const HealthReport = z.object({
+  status: z.enum(['ok', 'degraded']).describe('degraded: a source is past its objective or a job is stuck (HTTP status is 200 either way)'),
+  generatedAt: when.optional(),
+  sources: z.array(SourceRpo).optional().describe('breached first, then oldest newest backup first'),
+  stuckJobs: z.array(StuckJob).optional(),
+});

@@ -174,6 +174,9 @@ describe('real answers against the documented schemas', () => {
     expect((await call('registerSource', '/v1/sources', tokens.admin, { name: 'chinook', url: `sqlite://${CHINOOK_SQLITE}` })).status).toBe(201);
     expect((await call('registerRepository', '/v1/repositories', tokens.admin, { name: 'main', url: repo })).status).toBe(201);
     expect((await call('listSources', '/v1/sources', tokens.viewer)).json.sources).toHaveLength(1);
+    expect((await call('updateSource', '/v1/sources/chinook', tokens.admin, { rpo: '26h' })).json.source.rpoSeconds).toBe(93_600);
+    expect((await call('getHealth', '/v1/health', undefined)).json).toEqual({ status: 'ok' });
+    expect((await call('getHealth', '/v1/health', tokens.viewer)).json.sources[0]).toMatchObject({ name: 'chinook', rpoSeconds: 93_600, rpoFrom: 'set' });
     expect((await call('checkSource', '/v1/sources/chinook/check', tokens.operator)).json).toMatchObject({ kind: 'sqlite', ok: true });
     expect((await call('listRepositories', '/v1/repositories', tokens.viewer)).json.repositories).toHaveLength(1);
     const backup = await call('createBackup', '/v1/backups', tokens.operator, { source: 'chinook', repository: 'main', id: 'api-1', include: ['Album', 'Artist'] });

@@ -14,9 +14,11 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
     .option('--allow-urls', 'let operator and admin tokens name sources, targets and repositories by URL or path, not only by registered name (never the data folder; viewers never; a PostgreSQL URL so named uses no PG* variable, service file, ~/.pgpass or Unix socket of the server; a MySQL URL no MYSQL_PWD, option file or Unix socket)')
     .addOption(new Option('--log-format <format>', 'log lines on stderr as json or logfmt').choices(['json', 'logfmt']).default('json'))
     .addOption(new Option('--log-level <level>', 'least level logged: debug (also every request), info (start-up, job start and end), warn (failed jobs and requests), error (default: CAIRN_LOG_LEVEL, else info)').choices(['debug', 'info', 'warn', 'error']))
+    .option('--stuck-after <duration>', 'mark a running job stuck (progress.stalledSince, a stuck alert) when it reports no progress for this long: 90s, 30m, 2h; 0 never', '30m')
     .addHelpText('after', '\nRequests name registered sources and repositories (cairn source add, cairn repo add with this data folder as\nCAIRN_DATA_DIR, POST /v1/sources, POST /v1/repositories) and "default", the repository the BACKUP_* variables describe (used when a request names none).')
-    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean; console: boolean; logFormat: string; logLevel?: string }) => {
+    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean; console: boolean; logFormat: string; logLevel?: string; stuckAfter: string }) => {
       const { host, port } = parseListen(opts.listen);
+      const stuckAfterMs = parseStuckAfter(opts.stuckAfter);
       const { startServer } = await import('../../server/index.js');
       const { createLogger, parseLogFormat, parseLogLevel } = await import('../../server/log.js');
       const logger = createLogger({ format: parseLogFormat(opts.logFormat), level: parseLogLevel(opts.logLevel ?? (process.env.CAIRN_LOG_LEVEL || 'info')), write: (line) => io.err(line) });
@@ -30,6 +32,7 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
         ...(opts.allowUrls ? { allowAdHocUrls: true } : {}),
         console: opts.console,
         logger,
+        stuckAfterMs,
       });
       // The address is the command's output, not a log line: printed on stdout whatever
       // --log-level says, so `--listen 127.0.0.1:0 --log-level warn` still tells the port chosen.
@@ -47,4 +50,12 @@ function parseListen(value: string): { host: string; port: number } {
   const port = Number(m?.[3]);
   if (!m || !Number.isInteger(port) || port > 65535) throw new UsageError(`Invalid --listen "${value}": write host:port, e.g. 127.0.0.1:8080.`);
   return { host: m[1] || m[2] || '127.0.0.1', port };
+}
+
+/** --stuck-after: a duration in s, m, h or d as milliseconds; "0" turns the watchdog off. */
+function parseStuckAfter(value: string): number {
+  if (value.trim() === '0') return 0;
+  const m = /^(\d{1,6})\s*(s|m|h|d)$/.exec(value.trim().toLowerCase());
+  if (!m || Number(m[1]) <= 0) throw new UsageError(`Invalid --stuck-after "${value}": write a duration such as 90s, 30m or 2h, or 0 to never mark jobs stuck.`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }

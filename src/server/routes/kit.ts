@@ -16,6 +16,7 @@ import type { JobCenter } from '../../jobs/job-center.js';
 import type { Scheduler } from '../../jobs/scheduler.js';
 import type { Repository } from '../../repo/repository.js';
 import type { SummaryStore } from '../../jobs/backup-summaries.js';
+import type { HealthService } from '../health.js';
 import { isName, type AccessPolicy, type DatabaseRef } from '../access.js';
 import { quote, safeMessage } from '../redact.js';
 import type { BodyOf, QueryOf, RouteId } from './table.js';
@@ -66,6 +67,8 @@ export interface RouteKit {
   /** Notifications (routes/alerts.ts): the channels, rules and deliveries, and the center that sends; absent: the alert routes answer 404. */
   alerts?: AlertCenter;
   alertStore?: SqliteAlertStore;
+  /** Sources against their recovery point objectives (routes/health.ts, /metrics). */
+  health: HealthService;
 }
 
 /** A job record as answered: its error message through the same guard as every error (secrets, length). */

@@ -14,6 +14,7 @@ import { openStorage } from '../../storage/index.js';
 import { isName } from '../access.js';
 import { answerMessage, quote } from '../redact.js';
 import { registeredName, type RouteKit } from './kit.js';
+import { parseRpo } from './health.js';
 
 const ROUTE_IDS = {
   source: { plural: 'sources', register: 'registerSource', list: 'listSources', remove: 'removeSource' },
@@ -48,7 +49,9 @@ export function registrationRoutes(kit: RouteKit): void {
         location = repo.location;
         req.url = resolved;
       }
-      return c.json({ [kind]: registry.add(kind, req.name, req.url, location, passwordSource) }, 201);
+      const rpo = kind === 'source' ? (req as { rpo?: string }).rpo : undefined;
+      const rpoSeconds = rpo === undefined ? null : parseRpo(rpo);
+      return c.json({ [kind]: registry.add(kind, req.name, req.url, location, passwordSource, rpoSeconds ?? undefined) }, 201);
     });
     on(ids.list, (c) => c.json({ [ids.plural]: registry.list(kind) }));
     on(ids.remove, async (c, { query }) => {

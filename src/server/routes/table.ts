@@ -143,7 +143,7 @@ export const ROUTES = {
   openApi: { method: 'get', path: '/openapi.json', summary: 'this document, generated from the route table', role: null, answers: { 200: S.OpenApiDocument }, errors: [] },
   metrics: {
     method: 'get', path: '/metrics', role: null,
-    summary: 'Prometheus text: requests, jobs by kind and state, active jobs',
+    summary: 'Prometheus text: requests, jobs by kind and state, active and stuck jobs, job durations by kind; per source its last good backup time, objective and breach, and its newest backup\'s stored and new bytes',
     answers: { 200: { mediaType: 'text/plain', description: 'Prometheus text format 0.0.4' } }, errors: [],
   },
 
@@ -204,7 +204,7 @@ export const ROUTES = {
   registerSource: {
     method: 'post', path: '/v1/sources', role: 'admin',
     summary: 'register a source by name; its URL may hold a password, which is never shown again',
-    body: S.RegisterBody, answers: { 201: S.SourceAdded }, errors: [400, 401, 403, 409, 413],
+    body: S.RegisterSourceBody, answers: { 201: S.SourceAdded }, errors: [400, 401, 403, 409, 413],
   },
   listSources: { method: 'get', path: '/v1/sources', summary: 'registered sources: locations only, never passwords', role: 'viewer', answers: { 200: S.SourceList }, errors: [401, 403] },
   removeSource: {
@@ -323,6 +323,17 @@ export const ROUTES = {
   },
   removeAlertRule: { method: 'delete', path: '/v1/alert-rules/:id', summary: 'remove a rule', role: 'admin', params: z.object({ id: z.string().describe('a rule id, 12 hex digits') }), answers: { 200: S.AlertRuleRemoved }, errors: [401, 403, 404] },
   listAlertDeliveries: { method: 'get', path: '/v1/alert-deliveries', summary: 'deliveries, newest first: pending (retrying), delivered, failed (with the last error)', role: 'admin', query: S.AlertDeliveryQuery, answers: { 200: S.AlertDeliveryList }, errors: [400, 401, 403] },
+  // Health (issue 20): recovery point objectives and stuck jobs.
+  getHealth: {
+    method: 'get', path: '/v1/health', role: null,
+    summary: 'without a token: liveness ({status: "ok"}, for load balancers); with a token (any role): status ok or degraded, each source\'s newest good backup against its recovery point objective (breached first) and the stuck jobs. 200 either way',
+    answers: { 200: S.HealthReport }, errors: [401],
+  },
+  updateSource: {
+    method: 'patch', path: '/v1/sources/:name', role: 'admin',
+    summary: 'set a source\'s recovery point objective: rpo is a duration (26h, 2d) or "default" (from its schedules: the longest gap between runs + 1/12)',
+    params: name, body: S.PatchSourceBody, answers: { 200: S.SourceAdded }, errors: [400, 401, 403, 404, 413],
+  },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteId = keyof typeof ROUTES;
