@@ -18,6 +18,7 @@ import { registerScheduleCommands } from './commands/schedule.js';
 import { registerServerCommand } from './commands/server.js';
 import { registerSourceCommands } from './commands/source.js';
 import { registerTokenCommands } from './commands/token.js';
+import { registerDrillCommands } from './commands/drill.js';
 import { adviseForArchive } from '../storage/archive/advice.js';
 import { openedArchive, printJson, resetOpenedArchive, type CliContext, type Io } from './options.js';
 import { addPasswordOptions } from './password.js';
@@ -338,6 +339,7 @@ export function buildProgram(ctx: CliContext): Command {
     registerJobCommands,
     registerSourceCommands,
     registerScheduleCommands,
+    registerDrillCommands,
     registerServerCommand,
     registerTokenCommands,
   ]) {

@@ -38,6 +38,7 @@ import { identify } from './session-auth.js';
 import { serveConsole, type ConsoleOptions } from './console.js';
 import { SqliteSessionStore } from '../catalog/sessions.js';
 import { archiveRoutes } from './routes/exports.js';
+import { drillRoutes } from './routes/drills.js';
 
 export interface AppOptions {
   center: JobCenter;
@@ -66,6 +67,8 @@ export interface AppOptions {
   dataDir?: string;
   /** The per-backup summary cache of listings (the catalog's SqliteSummaryStore); absent: listings read every manifest. */
   summaries?: SummaryStore;
+  /** Restore drills: their store and job launcher (server/index.ts); absent: the drill routes answer 404. */
+  drills?: RouteKit['drills'];
 }
 
 const STATUS: Record<ErrorCode, 400 | 403 | 404 | 409 | 423 | 422 | 502 | 500> = {
@@ -222,6 +225,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     started: (kind) => void counters.jobsStarted.set(kind, (counters.jobsStarted.get(kind) ?? 0) + 1),
     dataDir: options.dataDir ?? path.join(os.tmpdir(), `cairn-server-${process.pid}`),
     ...(options.summaries ? { summaries: options.summaries } : {}),
+    ...(options.drills ? { drills: options.drills } : {}),
   };
 
   on('health', (c) => c.json({ status: 'ok' }));
@@ -236,6 +240,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   tokenRoutes(kit);
   sessionRoutes(kit);
   archiveRoutes(kit);
+  drillRoutes(kit);
 
   on('metrics', async (c) => {
     const jobs = await center.list({ limit: 10_000 });

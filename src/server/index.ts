@@ -27,6 +27,10 @@ import { makeDirsSync } from '../core/folders.js';
 import type { JobEvent } from '../jobs/job-center.js';
 import type { Logger } from './log.js';
 import { redactUrl } from './redact.js';
+import { SqliteDrillStore } from '../catalog/drills.js';
+import { DrillScheduler, drillOpener, startDrillJob, type DrillLauncherOptions } from '../jobs/drill.js';
+import { serverDrillEnvironment } from './routes/drills.js';
+import type { AlertSink } from '../core/alerts.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
@@ -96,6 +100,8 @@ export interface ServerOptions {
   sessions?: SessionStoreOptions;
   /** How often GET /v1/events writes a `: ping` comment (and re-checks its caller), in ms; default 15 000. */
   eventsPingMs?: number;
+  /** Where drills that could not start are reported (the alerts' AlertCenter); failed drill jobs reach it as failed jobs. */
+  alerts?: AlertSink;
 }
 
 export interface RunningServer {
@@ -185,12 +191,23 @@ async function serveLocked(
     log: errorLog,
   });
   scheduler.recoverQueued();
+  // Restore drills: their store, how their jobs start, and their own small cron loop (drill.ts).
+  const drillStore = new SqliteDrillStore(catalogFile(options.dataDir));
+  closers.push(() => drillStore.close());
+  const drillLauncher: DrillLauncherOptions = { center, store: drillStore, open: drillOpener(drillStore, serverDrillEnvironment({ registry, access })) };
+  const drillScheduler = new DrillScheduler(drillStore, {
+    now: () => new Date(),
+    launch: (name) => startDrillJob(drillLauncher, name, 'schedule'),
+    ...(options.alerts ? { alerts: options.alerts } : {}),
+    log: errorLog,
+  });
   const consoleOptions = options.console === false ? undefined : options.console === true || options.console === undefined ? {} : options.console;
   const app = createApp({
     center, tokens, sessions, registry, schedules, scheduler, access, summaries, log: errorLog, dataDir: options.dataDir,
     ...(logger ? { logger } : {}),
     ...(consoleOptions ? { console: consoleOptions } : {}),
     ...(options.eventsPingMs ? { eventsPingMs: options.eventsPingMs } : {}),
+    drills: { store: drillStore, launcher: drillLauncher },
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
@@ -200,7 +217,10 @@ async function serveLocked(
   });
   // Due schedules are looked at every 15 s, and once now (a run missed while the server was
   // down and still within the grace period catches up).
-  const tick = (): void => void scheduler.tick().catch((err: unknown) => errorLog(`scheduler: ${(err as Error).message}`));
+  const tick = (): void => {
+    void scheduler.tick().catch((err: unknown) => errorLog(`scheduler: ${(err as Error).message}`));
+    void drillScheduler.tick().catch((err: unknown) => errorLog(`drill scheduler: ${(err as Error).message}`));
+  };
   tick();
   const timer = setInterval(tick, options.scheduleTickMs ?? 15_000);
   timer.unref();

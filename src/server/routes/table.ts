@@ -301,6 +301,21 @@ export const ROUTES = {
     summary: "server-sent events: an `event: job` with the job's record (Job) on every change, until it ends",
     params: jobId, answers: { 200: { mediaType: 'text/event-stream', description: 'event: job, data: a Job as JSON' } }, errors: [401, 403, 404],
   },
+
+  // Restore drills (issue 20): add and remove hold a target URL (admin); run: operator; read: viewer.
+  listDrills: { method: 'get', path: '/v1/drills', summary: 'restore drills with their next run (targets as locations, never their URLs)', role: 'viewer', answers: { 200: S.DrillList }, errors: [401, 403] },
+  createDrill: {
+    method: 'post', path: '/v1/drills', role: 'admin',
+    summary: 'add a restore drill: the newest backup of a registered source restored into a scratch database, row counts compared, checks run, the copy dropped; 400 when the target is a registered source',
+    body: S.CreateDrillBody, answers: { 201: S.DrillAnswer }, errors: [400, 401, 403, 404, 409, 413, 422, 502],
+  },
+  getDrill: { method: 'get', path: '/v1/drills/:name', summary: 'a drill and its latest runs (recovery seconds, tables compared, checks)', role: 'viewer', params: name, answers: { 200: S.DrillDetail }, errors: [401, 403, 404] },
+  runDrill: {
+    method: 'post', path: '/v1/drills/:name/run', role: 'operator',
+    summary: 'run a drill now: 202 with its job (kind drill), which FAILS when counts differ, a check is false or the restore fails',
+    params: name, answers: { 202: S.JobAnswer }, errors: [401, 403, 404, 409, 422, 502],
+  },
+  removeDrill: { method: 'delete', path: '/v1/drills/:name', summary: 'remove a drill and the record of its runs', role: 'admin', params: name, answers: { 200: S.DrillRemoved }, errors: [401, 403, 404] },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteId = keyof typeof ROUTES;
