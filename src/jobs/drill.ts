@@ -18,7 +18,7 @@ import { CairnError, NotFoundError, UsageError } from '../core/errors.js';
 import type { BackupManifest } from '../core/schemas.js';
 import type { Repository } from '../repo/repository.js';
 import type { RestoreTarget, ScratchTarget } from '../sources/types.js';
-import { driverForUrl } from '../sources/registry.js';
+import { driverForKind, driverForUrl } from '../sources/registry.js';
 import { databaseKey } from './database-key.js';
 import type { JobCenter, JobContext } from './job-center.js';
 import type { JobError, JobRecord } from './ports.js';
@@ -440,7 +440,7 @@ export interface DrillEnvironment {
   checkTargetUrl?(url: string): void;
   /** Opens a repository by the drill's value ("default" or a registered name). */
   openRepository(value: string): Promise<Repository>;
-  openSource(url: string): { location: string };
+  openSource(url: string): { location: string; kind: string };
   openTarget(url: string): RestoreTarget;
   openScratch(url: string): ScratchTarget;
 }
@@ -464,12 +464,17 @@ export function buildDrillSpec(input: DrillInput, env: DrillEnvironment, now: Da
   }
   env.checkTargetUrl?.(input.target);
   const scratch = env.openScratch(input.target);
-  env.openTarget(input.target);
+  const target = env.openTarget(input.target);
   const source = env.openSource(sourceUrl);
   refuseProtectedTarget(scratch.location, [source.location, ...env.sourceLocations()], input.name);
   // A backup of one engine cannot be restored into another's database: said now, not at the first run.
   if (driverForUrl(input.target) !== driverForUrl(sourceUrl)) {
     throw new UsageError(`Drill "${input.name}": the source ${source.location} and the scratch target ${scratch.location} are different engines; give a scratch database of the source's engine.`);
+  }
+  // A variant of the engine (a whole PostgreSQL server) backs up several databases: a drill
+  // restores one database into one scratch database.
+  if (driverForKind(source.kind) !== driverForKind(target.kind)) {
+    throw new UsageError(`Drill "${input.name}": the source ${source.location} is a ${source.kind} source and the scratch target ${scratch.location} one database; a drill restores a source of one database (register one database of that server as the drill's source).`);
   }
   return {
     spec: {

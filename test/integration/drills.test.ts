@@ -23,7 +23,7 @@ import Database from '../../src/sources/sqlite/driver.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { apiFailure, serverWork } from '../helpers/api.js';
 import { cairnRun } from '../helpers/cli.js';
-import { createDatabase, databaseExists, dropDatabase, ensurePostgres, listDatabases, pgUrl, psql } from '../helpers/postgres.js';
+import { createDatabase, databaseExists, dropDatabase, ensurePostgres, listDatabases, loadChinook, pgUrl, psql } from '../helpers/postgres.js';
 import { ensureMysql, myUrl, sql as mysql } from '../helpers/mysql.js';
 
 let work: string;
@@ -190,6 +190,23 @@ describe('restore drills on a server', () => {
     expect((await apiFailure(viewer.drills.runNow('pg-nightly'))).status).toBe(403);
   }, 60_000);
 
+  it('a PostgreSQL drill of Chinook (11 tables, 15 607 rows) compares every table', async () => {
+    const chinook = createDatabase('drillchinook');
+    pgDatabases.push(chinook);
+    loadChinook(chinook);
+    await admin.sources.add('chinook', pgUrl(chinook));
+    await operator.backups.create({ source: 'chinook', repository: 'main', id: 'chinook-1' }, { waitForCompletion: true, pollMs: 25 });
+    const scratch = scratchName();
+    await admin.drills.add({ name: 'chinook', source: 'chinook', repository: 'main', target: pgUrl(scratch), checks: ['SELECT count(*) = 3503 FROM track'] });
+    const job = await runToEnd(operator, 'chinook');
+    expect(job.state, JSON.stringify(job.error)).toBe('SUCCESS');
+    const [run] = (await viewer.drills.get('chinook')).runs;
+    expect(run?.rowsCompared).toBe(11);
+    expect(run?.tables.reduce((n, t) => n + t.actual, 0)).toBe(15_607);
+    expect(databaseExists(scratch)).toBe(false);
+    measured.postgresChinook = run?.recoverySeconds ?? -1;
+  }, 60_000);
+
   it('a check that is false fails the drill (CORRUPT, naming the check) and the scratch copy is dropped', async () => {
     const scratch = scratchName();
     await admin.drills.add({
@@ -249,6 +266,11 @@ describe('restore drills on a server', () => {
     expect(other.message).toMatch(/scratch target .* is the registered source|is a registered source/);
     // Engines must match; an unknown source is a 404; a duplicate name a 409.
     expect((await apiFailure(admin.drills.add({ name: 'mixed', source: 'shop', target: pgUrl(scratchName()) }))).message).toMatch(/different engines/);
+    // A whole PostgreSQL server backs up many databases: a drill restores one.
+    await admin.sources.add('pgserver', 'postgres://postgres@127.0.0.1:5432/');
+    expect((await apiFailure(admin.drills.add({ name: 'server', source: 'pgserver', target: pgUrl(scratchName()) }))).message).toMatch(/restores a source of one database/);
+    expect((await apiFailure(admin.drills.add({ name: 'server', source: 'pgshop', target: 'postgres://postgres@127.0.0.1:5432/' }))).message).toMatch(/not a whole server/);
+    await admin.sources.remove('pgserver');
     expect((await apiFailure(admin.drills.add({ name: 'nosrc', source: 'nope', target: pgUrl(scratchName()) }))).status).toBe(404);
     await admin.drills.add({ name: 'taken', source: 'shop', repository: 'main', target: `sqlite://${join(work, 'taken.db')}` });
     expect((await apiFailure(admin.drills.add({ name: 'taken', source: 'shop', repository: 'nope', target: `sqlite://${join(work, 'x.db')}` }))).status).toBe(409);
@@ -257,6 +279,7 @@ describe('restore drills on a server', () => {
     expect((await apiFailure(admin.drills.add({ name: 'catalog', source: 'shop', target: `sqlite://${catalogFile(dataDir)}` }))).status).toBe(403);
 
     // Registered as a source after the drill was added: the run refuses before any job exists.
+    mkdirSync(join(work, 'scratch'), { recursive: true });
     const later = join(work, 'scratch', 'later.db');
     await admin.drills.add({ name: 'later', source: 'shop', repository: 'main', target: `sqlite://${later}` });
     const db = new Database(later);

@@ -241,7 +241,7 @@ export const ROUTES = {
   runSchedule: {
     method: 'post', path: '/v1/schedules/:name/run', role: 'operator',
     summary: "run a schedule now: 409 naming the job only when a job holds its source, else the error that stopped it",
-    params: name, answers: { 202: S.JobAnswer }, errors: [401, 403, 404, 409, 422, 502],
+    params: name, answers: { 202: S.JobAnswer }, errors: [400, 401, 403, 404, 409, 422, 502],
   },
   updateSchedule: {
     method: 'patch', path: '/v1/schedules/:name', role: 'operator',
