@@ -19,6 +19,7 @@ import { registerServerCommand } from './commands/server.js';
 import { registerSourceCommands } from './commands/source.js';
 import { registerTokenCommands } from './commands/token.js';
 import { registerAlertCommands } from './commands/alert.js';
+import { registerDrillCommands } from './commands/drill.js';
 import { adviseForArchive } from '../storage/archive/advice.js';
 import { openedArchive, printJson, resetOpenedArchive, takeExitCode, type CliContext, type Io } from './options.js';
 import { registerStatusCommand } from './commands/status.js';
@@ -340,6 +341,7 @@ export function buildProgram(ctx: CliContext): Command {
     registerJobCommands,
     registerSourceCommands,
     registerScheduleCommands,
+    registerDrillCommands,
     registerServerCommand,
     registerTokenCommands,
     registerAlertCommands,

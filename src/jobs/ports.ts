@@ -5,7 +5,7 @@
  * SqliteScheduleStore) and is handed in through constructors, so jobs never imports catalog.
  */
 
-export type JobKind = 'backup' | 'restore' | 'copy' | 'sync' | 'verify' | 'prune' | 'repair' | 'export' | 'import';
+export type JobKind = 'backup' | 'restore' | 'copy' | 'sync' | 'verify' | 'prune' | 'repair' | 'export' | 'import' | 'drill';
 
 /**
  * STARTED → TRANSFERRING → TRANSFERRED → FINALIZING → SUCCESS, or FAILED / CANCELED from any

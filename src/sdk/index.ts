@@ -76,6 +76,11 @@ export type CreatePruneRequest = RequestOf<'createPrune'>;
 export type CreateScheduleRequest = RequestOf<'createSchedule'>;
 /** Only the fields given change; null clears an optional one (a keep* rule, expires, copyTo, include / exclude). */
 export type UpdateScheduleRequest = RequestOf<'updateSchedule'>;
+/** POST /v1/drills: name, source (registered), target (scratch database URL), optional repository, cron, timezone, checks, disabled. */
+export type CreateDrillRequest = RequestOf<'createDrill'>;
+/** A restore drill as listed (its target as a location) and one of its runs. */
+export type Drill = AnswerOf<'listDrills'>['drills'][number];
+export type DrillRun = AnswerOf<'getDrill'>['runs'][number];
 /** Which repository: a registered name or "default" (also when left out); a URL only with --allow-urls. */
 export interface RepositoryOption {
   repository?: string;
@@ -299,6 +304,26 @@ export class CairnClient {
   /** Prune a repository (one at a time per repository). */
   readonly prunes = {
     create: (request: CreatePruneRequest = {}, wait: WaitOptions = {}): Promise<JobRecord> => this.startJob('/v1/prunes', request, wait),
+  };
+
+  /**
+   * Restore drills: the newest backup of a source restored into a scratch database, row counts
+   * compared with the manifest, checks run, the copy dropped. add / remove need an admin token
+   * (a drill holds a target URL), runNow an operator's. A drill that does not pass is a FAILED
+   * job (JobFailedError with waitForCompletion); `get` answers its runs with recoverySeconds.
+   */
+  readonly drills = {
+    list: async (): Promise<Drill[]> => (await this.request<AnswerOf<'listDrills'>>('GET', '/v1/drills')).drills,
+    add: async (drill: CreateDrillRequest): Promise<Drill> => (await this.request<AnswerOf<'createDrill'>>('POST', '/v1/drills', drill)).drill,
+    get: (name: string): Promise<AnswerOf<'getDrill'>> => this.request('GET', `/v1/drills/${encodeURIComponent(name)}`),
+    runNow: async (name: string, wait: WaitOptions = {}): Promise<JobRecord> => {
+      const { job } = await this.request<AnswerOf<'runDrill'>>('POST', `/v1/drills/${encodeURIComponent(name)}/run`);
+      if (!wait.waitForCompletion) return job;
+      const end = await this.jobs.wait(job.id, wait);
+      if (end.state !== 'SUCCESS') throw new JobFailedError(end);
+      return end;
+    },
+    remove: (name: string): Promise<AnswerOf<'removeDrill'>> => this.request('DELETE', `/v1/drills/${encodeURIComponent(name)}`),
   };
 
   readonly schedules = {

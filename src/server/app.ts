@@ -43,6 +43,7 @@ import type { AlertCenter } from '../alerts/center.js';
 import type { SqliteAlertStore } from '../catalog/alerts.js';
 import { healthRoutes } from './routes/health.js';
 import { HealthService, healthMetricLines } from './health.js';
+import { drillRoutes } from './routes/drills.js';
 
 export interface AppOptions {
   center: JobCenter;
@@ -75,6 +76,8 @@ export interface AppOptions {
   alerts?: { center: AlertCenter; store: SqliteAlertStore };
   /** Sources against their recovery point objectives (GET /v1/health, /metrics); default: one built from these options. */
   health?: HealthService;
+  /** Restore drills: their store and job launcher (server/index.ts); absent: the drill routes answer 404. */
+  drills?: RouteKit['drills'];
 }
 
 const STATUS: Record<ErrorCode, 400 | 403 | 404 | 409 | 423 | 422 | 502 | 500> = {
@@ -233,6 +236,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     ...(options.summaries ? { summaries: options.summaries } : {}),
     ...(options.alerts ? { alerts: options.alerts.center, alertStore: options.alerts.store } : {}),
     health: options.health ?? new HealthService({ center, registry: options.registry, schedules: options.schedules, access, ...(options.summaries ? { summaries: options.summaries } : {}) }),
+    ...(options.drills ? { drills: options.drills } : {}),
   };
 
   on('health', (c) => c.json({ status: 'ok' }));
@@ -249,6 +253,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   archiveRoutes(kit);
   alertRoutes(kit);
   healthRoutes(kit);
+  drillRoutes(kit);
 
   on('metrics', async (c) => {
     const jobs = await center.list({ limit: 10_000 });

@@ -33,6 +33,9 @@ import type { AlertSink } from '../core/alerts.js';
 import { SqliteBreachStore } from '../catalog/health.js';
 import { HealthMonitor } from '../jobs/health.js';
 import { HealthService } from './health.js';
+import { SqliteDrillStore } from '../catalog/drills.js';
+import { DrillScheduler, drillOpener, startDrillJob, type DrillLauncherOptions } from '../jobs/drill.js';
+import { serverDrillEnvironment } from './routes/drills.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
@@ -238,6 +241,16 @@ async function serveLocked(
   const monitor = new HealthMonitor({ compute: async () => (await health.fresh()).report, store: breaches, alerts: sink, tickMs: options.healthTickMs ?? 60_000, log: errorLog });
   closers.push(() => breaches.close());
   closers.push(() => monitor.stop());
+  // Restore drills: their store, how their jobs start, and their own small cron loop (drill.ts).
+  const drillStore = new SqliteDrillStore(catalogFile(options.dataDir));
+  closers.push(() => drillStore.close());
+  const drillLauncher: DrillLauncherOptions = { center, store: drillStore, open: drillOpener(drillStore, serverDrillEnvironment({ registry, access })) };
+  const drillScheduler = new DrillScheduler(drillStore, {
+    now: () => new Date(),
+    launch: (name) => startDrillJob(drillLauncher, name, 'schedule'),
+    alerts: sink,
+    log: errorLog,
+  });
   const consoleOptions = options.console === false ? undefined : options.console === true || options.console === undefined ? {} : options.console;
   const app = createApp({
     center, tokens, sessions, registry, schedules, scheduler, access, summaries, health, log: errorLog, dataDir: options.dataDir,
@@ -245,6 +258,7 @@ async function serveLocked(
     ...(logger ? { logger } : {}),
     ...(consoleOptions ? { console: consoleOptions } : {}),
     ...(options.eventsPingMs ? { eventsPingMs: options.eventsPingMs } : {}),
+    drills: { store: drillStore, launcher: drillLauncher },
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
@@ -254,7 +268,10 @@ async function serveLocked(
   });
   // Due schedules are looked at every 15 s, and once now (a run missed while the server was
   // down and still within the grace period catches up).
-  const tick = (): void => void scheduler.tick().catch((err: unknown) => errorLog(`scheduler: ${(err as Error).message}`));
+  const tick = (): void => {
+    void scheduler.tick().catch((err: unknown) => errorLog(`scheduler: ${(err as Error).message}`));
+    void drillScheduler.tick().catch((err: unknown) => errorLog(`drill scheduler: ${(err as Error).message}`));
+  };
   tick();
   const timer = setInterval(tick, options.scheduleTickMs ?? 15_000);
   timer.unref();

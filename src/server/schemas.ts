@@ -279,7 +279,7 @@ const when = z.string().describe('ISO 8601 time, UTC');
 /** Every error answer: a stable code (docs/api.md) and a message that says what to do. */
 export const ErrorAnswer = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 
-export const JOB_KINDS = ['backup', 'restore', 'copy', 'sync', 'verify', 'prune', 'repair', 'export', 'import'] as const satisfies readonly JobRecord['kind'][];
+export const JOB_KINDS = ['backup', 'restore', 'copy', 'sync', 'verify', 'prune', 'repair', 'export', 'import', 'drill'] as const satisfies readonly JobRecord['kind'][];
 export const JobKind = z.enum(JOB_KINDS);
 export const JobState = z.enum(JOB_STATES);
 /** A job record as answered (catalog/types JobRecord; its error message redacted). */
@@ -736,3 +736,51 @@ export const HealthReport = z.object({
   sources: z.array(SourceRpo).optional().describe('breached first, then oldest newest backup first'),
   stuckJobs: z.array(StuckJob).optional(),
 });
+// Restore drills (issue 20): src/jobs/drill.ts, routes/drills.ts.
+/** POST /v1/drills: target is the scratch database's URL (kept in the catalog, shown as its location). */
+export const CreateDrillBody = z
+  .object({
+    name: str(LIMITS.name),
+    source: str(LIMITS.name).describe('a registered source'),
+    repository: location.optional().describe('a registered repository, or "default" (also when left out)'),
+    target: location.describe("the scratch database's URL: never the source nor any registered source; dropped after every run"),
+    cron: text.optional().describe('five cron fields or @daily, @weekly…; left out: the drill runs on request only'),
+    timezone: text.optional(),
+    checks: z.array(z.string().min(1).max(10_000)).max(50).optional().describe('SQL queries whose first column of the first row must be true (true, 1, t)'),
+    disabled: z.boolean().optional(),
+  })
+  .strict();
+export const Drill = z.object({
+  name: z.string(),
+  source: z.string(),
+  repository: z.string(),
+  target: z.string().describe("the scratch database's location (never its password)"),
+  cron: z.string().nullable(),
+  timezone: z.string(),
+  checks: z.array(z.string()),
+  enabled: z.boolean(),
+  createdAt: when,
+  lastDue: when.nullable(),
+  nextRun: when.nullable().describe('null: no cron, or disabled'),
+});
+export const DrillTableCount = z.object({ name: z.string(), expected: z.number().describe("the manifest's rowCount"), actual: z.number().describe('counted in the scratch copy'), ok: z.boolean() });
+export const DrillCheckResult = z.object({ sql: z.string(), ok: z.boolean(), value: z.string().nullable().describe('the first column of the first row, as text'), error: z.string().optional() });
+export const DrillRun = z.object({
+  id: z.number(),
+  drill: z.string(),
+  jobId: z.string().nullable().describe('null: the due time could not start a job (error says why)'),
+  trigger: z.enum(['schedule', 'manual']),
+  startedAt: when,
+  finishedAt: when,
+  state: z.enum(['SUCCESS', 'FAILED', 'CANCELED']),
+  backupId: z.string().nullable(),
+  recoverySeconds: z.number().nullable().describe('restore start to the last check done: the measured recovery time'),
+  rowsCompared: z.number().describe('tables whose row count was compared'),
+  tables: z.array(DrillTableCount),
+  checks: z.array(DrillCheckResult),
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+});
+export const DrillAnswer = z.object({ drill: Drill });
+export const DrillList = z.object({ drills: z.array(Drill) });
+export const DrillDetail = z.object({ drill: Drill, runs: z.array(DrillRun).describe('newest first, at most 20') });
+export const DrillRemoved = z.object({ removed: z.string() });

@@ -7,7 +7,7 @@
 import type { BackupManifest, CollectionEntry } from '../core/schemas.js';
 import type { NameRules } from '../core/selection.js';
 import type { CollectionDump, DumpFormat } from './dump.js';
-import type { DatabaseSource, RestoreTarget } from './types.js';
+import type { DatabaseSource, RestoreTarget, ScratchTarget } from './types.js';
 
 /**
  * How far a URL may draw on the machine that connects. `untrusted`: the URL arrived ad hoc in an
@@ -130,6 +130,11 @@ export interface EngineDriver {
    * driverForKind, never by URL scheme (the engine's own openSource / openTarget choose them).
    */
   readonly variants?: readonly EngineDriver[];
+  /**
+   * A restore drill's scratch database at `url` (ScratchTarget): read back with SQL and dropped
+   * afterwards. Throws UsageError for a URL that names no single database (a whole server).
+   */
+  openScratch(url: string, trust?: UrlTrust): ScratchTarget;
 }
 
 /** What an engine gets to write a backup as one plain SQL script (EngineDriver.openSqlScript). */

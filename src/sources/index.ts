@@ -7,7 +7,7 @@ import { UsageError } from '../core/errors.js';
 import type { BackupManifest } from '../core/schemas.js';
 import type { SourceOptions, UrlTrust } from './driver.js';
 import { driverForKind, driverForUrl, engines, findDriver, namingFor } from './registry.js';
-import type { DatabaseSource, RestoreTarget } from './types.js';
+import type { DatabaseSource, RestoreTarget, ScratchTarget } from './types.js';
 
 export type * from './types.js';
 export type { EngineCapabilities, EngineDriver, SourceOptions, UrlTrust } from './driver.js';
@@ -50,6 +50,14 @@ export function refuseRoles(kind: string, verb: 'record' | 'restore', flag = '--
  */
 export function openTarget(url: string, trust: UrlTrust = {}): RestoreTarget {
   return driverForUrl(url).openTarget(url, trust);
+}
+
+/**
+ * A restore drill's scratch database, by URL (ScratchTarget): UsageError for an unsupported or
+ * malformed URL, or one that names no single database.
+ */
+export function openScratch(url: string, trust: UrlTrust = {}): ScratchTarget {
+  return driverForUrl(url).openScratch(url, trust);
 }
 
 /**

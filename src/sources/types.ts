@@ -232,3 +232,30 @@ export interface RestoreTarget {
    */
   restore(items: RestoreItem[], options: RestoreOptions): Promise<RestoreResult>;
 }
+
+/**
+ * A restore drill's scratch database (jobs/drill.ts): the place a drill restores the newest
+ * backup into, reads back, and drops. One implementation per engine (<engine>/scratch.ts),
+ * opened by EngineDriver.openScratch.
+ */
+export interface ScratchTarget {
+  /** Where it is, as RestoreTarget.location spells it (never a secret). */
+  readonly location: string;
+  /**
+   * Runs one SQL query of a drill's checks and answers the first column of its first row
+   * (undefined when it returns no row). The query runs in a read-only transaction where the
+   * engine has one. Throws SourceError (or the engine's error) when the query fails.
+   */
+  query(sql: string, signal?: AbortSignal): Promise<unknown>;
+  /**
+   * The rows the restored collection holds now, counted with SQL; undefined for a collection
+   * that holds no rows of its own (views, schema archives, sequences, roles…), which a drill
+   * does not compare.
+   */
+  countRows(entry: CollectionEntry, signal?: AbortSignal): Promise<number | undefined>;
+  /**
+   * Removes the scratch database and everything of it (PostgreSQL, MySQL: DROP DATABASE;
+   * SQLite: the file and its -wal, -shm and -journal files). Nothing there: nothing happens.
+   */
+  drop(): Promise<void>;
+}

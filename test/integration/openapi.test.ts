@@ -244,6 +244,15 @@ describe('real answers against the documented schemas', () => {
     expect((await call('removeSource', '/v1/sources/chinook', tokens.admin)).status).toBe(409); // the schedule uses it
     expect((await call('removeSchedule', '/v1/schedules/nightly', tokens.operator)).status).toBe(200);
 
+    // Restore drills (issue 20): the newest backup of chinook in main (the schedule's run) into a scratch file.
+    const drill = await call('createDrill', '/v1/drills', tokens.admin, { name: 'weekly', source: 'chinook', repository: 'main', target: `sqlite://${join(work, 'drill.sqlite')}`, cron: '0 5 * * 0', checks: ['SELECT count(*) > 0 FROM Artist'] });
+    expect(drill.status).toBe(201);
+    expect((await call('listDrills', '/v1/drills', tokens.viewer)).json.drills[0].nextRun).toEqual(expect.any(String));
+    const drillJob = await call('runDrill', '/v1/drills/weekly/run', tokens.operator);
+    await done(drillJob.json.job.id);
+    expect((await call('getDrill', '/v1/drills/weekly', tokens.viewer)).json.runs[0]).toMatchObject({ state: 'SUCCESS', backupId: expect.any(String) });
+    expect((await call('removeDrill', '/v1/drills/weekly', tokens.admin)).json.removed).toBe('weekly');
+
     // Deletions and the rest.
     expect((await call('deleteBackup', `/v1/backups/api-1?repository=${encodeURIComponent(repo)}`, tokens.operator)).json.deleted).toBe('api-1');
     const prune = await call('createPrune', '/v1/prunes', tokens.operator, { repository: repo, graceSeconds: 0 });

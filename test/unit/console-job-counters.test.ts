@@ -10,7 +10,7 @@ import { countersOf, errorCodeShown, JOB_COUNTERS } from '../../web/src/job-coun
 
 describe('job panel counters', () => {
   it('rows only where the server counts rows; copies and exports count packs', () => {
-    expect(Object.entries(JOB_COUNTERS).filter(([, c]) => c.rows).map(([k]) => k).sort()).toEqual(['backup', 'restore']);
+    expect(Object.entries(JOB_COUNTERS).filter(([, c]) => c.rows).map(([k]) => k).sort()).toEqual(['backup', 'drill', 'restore']); // a drill's progress is its restore's
     expect(countersOf('copy')).toEqual({ bytes: true, rows: false, items: 'Packs' });
     expect(countersOf('export')).toEqual({ bytes: true, rows: false, items: 'Packs' });
     expect(countersOf('prune').items).toBeNull();

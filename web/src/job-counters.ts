@@ -25,6 +25,8 @@ export const JOB_COUNTERS: Record<JobKind, JobCounters> = {
   verify: { bytes: false, rows: false, items: 'Backups' },
   prune: { bytes: false, rows: false, items: null },
   repair: { bytes: false, rows: false, items: null },
+  // A drill is a restore into a scratch database (then counts and checks).
+  drill: { bytes: true, rows: true, items: 'Collections' },
 };
 
 /** A kind this console does not know yet: every counter, as before. */

@@ -17,6 +17,8 @@ import type { Scheduler } from '../../jobs/scheduler.js';
 import type { Repository } from '../../repo/repository.js';
 import type { SummaryStore } from '../../jobs/backup-summaries.js';
 import type { HealthService } from '../health.js';
+import type { SqliteDrillStore } from '../../catalog/drills.js';
+import type { DrillLauncherOptions } from '../../jobs/drill.js';
 import { isName, type AccessPolicy, type DatabaseRef } from '../access.js';
 import { quote, safeMessage } from '../redact.js';
 import type { BodyOf, QueryOf, RouteId } from './table.js';
@@ -69,6 +71,8 @@ export interface RouteKit {
   alertStore?: SqliteAlertStore;
   /** Sources against their recovery point objectives (routes/health.ts, /metrics). */
   health: HealthService;
+  /** Restore drills (routes/drills.ts): their store and how their jobs start; absent: the routes answer 404. */
+  drills?: { store: SqliteDrillStore; launcher: DrillLauncherOptions };
 }
 
 /** A job record as answered: its error message through the same guard as every error (secrets, length). */

@@ -241,7 +241,7 @@ export const ROUTES = {
   runSchedule: {
     method: 'post', path: '/v1/schedules/:name/run', role: 'operator',
     summary: "run a schedule now: 409 naming the job only when a job holds its source, else the error that stopped it",
-    params: name, answers: { 202: S.JobAnswer }, errors: [401, 403, 404, 409, 422, 502],
+    params: name, answers: { 202: S.JobAnswer }, errors: [400, 401, 403, 404, 409, 422, 502],
   },
   updateSchedule: {
     method: 'patch', path: '/v1/schedules/:name', role: 'operator',
@@ -334,6 +334,20 @@ export const ROUTES = {
     summary: 'set a source\'s recovery point objective: rpo is a duration (26h, 2d) or "default" (from its schedules: the longest gap between runs + 1/12)',
     params: name, body: S.PatchSourceBody, answers: { 200: S.SourceAdded }, errors: [400, 401, 403, 404, 413],
   },
+  // Restore drills (issue 20): add and remove hold a target URL (admin); run: operator; read: viewer.
+  listDrills: { method: 'get', path: '/v1/drills', summary: 'restore drills with their next run (targets as locations, never their URLs)', role: 'viewer', answers: { 200: S.DrillList }, errors: [401, 403] },
+  createDrill: {
+    method: 'post', path: '/v1/drills', role: 'admin',
+    summary: 'add a restore drill: the newest backup of a registered source restored into a scratch database, row counts compared, checks run, the copy dropped; 400 when the target is a registered source',
+    body: S.CreateDrillBody, answers: { 201: S.DrillAnswer }, errors: [400, 401, 403, 404, 409, 413, 422, 502],
+  },
+  getDrill: { method: 'get', path: '/v1/drills/:name', summary: 'a drill and its latest runs (recovery seconds, tables compared, checks)', role: 'viewer', params: name, answers: { 200: S.DrillDetail }, errors: [401, 403, 404] },
+  runDrill: {
+    method: 'post', path: '/v1/drills/:name/run', role: 'operator',
+    summary: 'run a drill now: 202 with its job (kind drill), which FAILS when counts differ, a check is false or the restore fails',
+    params: name, answers: { 202: S.JobAnswer }, errors: [401, 403, 404, 409, 422, 502],
+  },
+  removeDrill: { method: 'delete', path: '/v1/drills/:name', summary: 'remove a drill and the record of its runs', role: 'admin', params: name, answers: { 200: S.DrillRemoved }, errors: [401, 403, 404] },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteId = keyof typeof ROUTES;

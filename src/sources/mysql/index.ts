@@ -15,6 +15,7 @@ import { definitionProblems } from './plan.js';
 import { MysqlSource } from './source.js';
 import { mysqlSqlScript } from './sql-script.js';
 import { MysqlTarget } from './target.js';
+import { MysqlScratch } from './scratch.js';
 
 /** The settings of a URL that names one database; UsageError for one that names none (a whole server is not supported). */
 function databaseSettings(url: string, trust: UrlTrust = {}): MysqlSettings {
@@ -39,6 +40,7 @@ export const mysqlDriver: EngineDriver = {
   databaseKey: mysqlDatabaseKey,
   openSource: (url, options) => new MysqlSource(databaseSettings(url, options), options),
   openTarget: (url, trust) => new MysqlTarget(databaseSettings(url, trust)),
+  openScratch: (url, trust) => new MysqlScratch(databaseSettings(url, trust)),
   // What a restore would refuse in the definitions (plan.ts), found by verify without a target.
   manifestProblems: (manifest) => manifest.collections.flatMap((c) => definitionProblems(c)),
   openDump: openMysqlDump,

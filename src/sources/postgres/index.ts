@@ -21,6 +21,7 @@ import { PostgresServerSource, POSTGRES_SERVER_KIND } from './server-source.js';
 import { PostgresServerTarget } from './server-target.js';
 import { PostgresSource, POSTGRES_KIND } from './source.js';
 import { PostgresTarget } from './target.js';
+import { PostgresScratch } from './scratch.js';
 import { postgresSqlScript } from './sql-script.js';
 
 /**
@@ -46,6 +47,8 @@ const common = {
   databaseKey: postgresDatabaseKey,
   openSource,
   openTarget,
+  // A whole-server URL is refused there: a drill restores one database.
+  openScratch: (url: string, trust?: UrlTrust) => new PostgresScratch(settingsOf(url, trust)),
   // Schema archives are checked when a restore reads them (docs/security.md).
   manifestProblems: () => [],
   openDump: openPostgresDump,

@@ -13,6 +13,7 @@ import { SqliteSource } from './source.js';
 import { SQLITE_KIND } from './sql.js';
 import { checkSqliteCollections } from './plan.js';
 import { SqliteTarget } from './target.js';
+import { SqliteScratch } from './scratch.js';
 import { openSqliteDump, sqliteShape } from './dump.js';
 import { sqliteSqlScript } from './sql-script.js';
 
@@ -40,6 +41,7 @@ export const sqliteDriver: EngineDriver = {
   absoluteUrl: (url) => sqliteLocation(parseSqliteUrl(url)),
   openSource: (url, options) => new SqliteSource(parseSqliteUrl(url), options.lockTimeoutMs),
   openTarget: (url) => new SqliteTarget(parseSqliteUrl(url)),
+  openScratch: (url) => new SqliteScratch(parseSqliteUrl(url)),
   manifestProblems(manifest) {
     // The checks a restore makes before it opens the target (definitions are the one CREATE
     // statement expected, names are not SQLite's own…), so that verify refuses what restore would.

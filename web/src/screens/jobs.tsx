@@ -13,7 +13,7 @@ import { useRole } from '../session.js';
 import type { JobRecord } from '../types.js';
 import { ActionError, Badge, Empty, Equivalents, ErrorNote, Loading, PageHeader, SelectField, TableHead, TableWrap, Time } from '../ui.js';
 
-const KINDS = ['backup', 'restore', 'copy', 'sync', 'verify', 'prune', 'repair', 'export', 'import'];
+const KINDS = ['backup', 'restore', 'copy', 'sync', 'verify', 'prune', 'repair', 'export', 'import', 'drill'];
 const STATES = ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'CANCELLING', 'SUCCESS', 'FAILED', 'CANCELED'];
 const LIMIT = 50;
 
