@@ -18,6 +18,7 @@ import { registerScheduleCommands } from './commands/schedule.js';
 import { registerServerCommand } from './commands/server.js';
 import { registerSourceCommands } from './commands/source.js';
 import { registerTokenCommands } from './commands/token.js';
+import { registerAuditCommand } from './commands/audit.js';
 import { adviseForArchive } from '../storage/archive/advice.js';
 import { openedArchive, printJson, resetOpenedArchive, type CliContext, type Io } from './options.js';
 import { addPasswordOptions } from './password.js';
@@ -340,6 +341,7 @@ export function buildProgram(ctx: CliContext): Command {
     registerScheduleCommands,
     registerServerCommand,
     registerTokenCommands,
+    registerAuditCommand,
   ]) {
     register(program, ctx);
   }

@@ -347,13 +347,27 @@ export class CairnClient {
       this.request('GET', `/v1/stats${queryString({ repository: repositoryOption('stats.get({ repository })', options).repository })}`),
   };
 
-  /** API tokens (an admin token for all three). Only hashes are stored: `create` answers the secret once. */
+  /**
+   * API tokens (an admin token for all three). Only hashes are stored: `create` answers the secret
+   * once. `create({ role, name, sources, repositories })`: an operator or viewer token may be
+   * scoped to registered sources and repositories by name (403 for anything else; listings show
+   * only what is in scope).
+   */
   readonly tokens = {
     list: async (): Promise<TokenInfo[]> => (await this.request<AnswerOf<'listTokens'>>('GET', '/v1/tokens')).tokens,
     /** `{ token, secret }`: send `secret` as the bearer token; it cannot be shown again. */
     create: (request: RequestOf<'createToken'>): Promise<AnswerOf<'createToken'>> => this.request('POST', '/v1/tokens', request),
     /** Revoking the token this client uses is allowed (`self: true`); its next request gets 401. */
     revoke: (id: string): Promise<AnswerOf<'revokeToken'>> => this.request('DELETE', `/v1/tokens/${encodeURIComponent(id)}`),
+  };
+
+  /**
+   * The audit log (admin token): every mutating request (refused ones too) and every job end,
+   * newest first; filters since / until (a date or an ISO time), actor (a token's name or id,
+   * or "scheduler"), a page (limit 1-1000, default 100; offset).
+   */
+  readonly audit = {
+    list: (query: QueryOf<'listAudit'> = {}): Promise<AnswerOf<'listAudit'>> => this.request('GET', `/v1/audit${queryString(query)}`),
   };
 
   /** The routes that need no token. */

@@ -27,6 +27,8 @@ import { makeDirsSync } from '../core/folders.js';
 import type { JobEvent } from '../jobs/job-center.js';
 import type { Logger } from './log.js';
 import { redactUrl } from './redact.js';
+import { SqliteAuditLog } from '../catalog/audit.js';
+import { AuditRecorder } from './audit.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
@@ -96,6 +98,8 @@ export interface ServerOptions {
   sessions?: SessionStoreOptions;
   /** How often GET /v1/events writes a `: ping` comment (and re-checks its caller), in ms; default 15 000. */
   eventsPingMs?: number;
+  /** The audit log takes the caller's address from X-Forwarded-For (behind a reverse proxy that sets it); default: the connection's peer. */
+  trustForwardedFor?: boolean;
 }
 
 export interface RunningServer {
@@ -152,6 +156,11 @@ async function serveLocked(
   // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
   // of this process never opens one, however a path leads there (see catalog-mark.ts).
   for (const f of fs.readdirSync(options.dataDir)) protectFile(path.join(options.dataDir, f));
+  // The audit log: every mutating request and every job end (who started it), append-only.
+  const auditLog = new SqliteAuditLog(catalogFile(options.dataDir));
+  closers.push(() => auditLog.close());
+  const audit = new AuditRecorder(auditLog, { log: errorLog, ...(options.trustForwardedFor ? { trustForwardedFor: true } : {}) });
+  closers.push(audit.watch(center));
   const interrupted = await center.recoverInterrupted();
   secureDataDir(options.dataDir); // the catalog's -wal and -shm exist by now
   const defaultRepository = storageFromEnv(options.env ?? process.env);
@@ -187,7 +196,7 @@ async function serveLocked(
   scheduler.recoverQueued();
   const consoleOptions = options.console === false ? undefined : options.console === true || options.console === undefined ? {} : options.console;
   const app = createApp({
-    center, tokens, sessions, registry, schedules, scheduler, access, summaries, log: errorLog, dataDir: options.dataDir,
+    center, tokens, sessions, registry, schedules, scheduler, access, summaries, audit, log: errorLog, dataDir: options.dataDir,
     ...(logger ? { logger } : {}),
     ...(consoleOptions ? { console: consoleOptions } : {}),
     ...(options.eventsPingMs ? { eventsPingMs: options.eventsPingMs } : {}),

@@ -7,15 +7,17 @@ import { DEFAULT_REPOSITORY } from '../access.js';
 import { safeMessage } from '../redact.js';
 import type { RouteKit } from './kit.js';
 
-export function overviewRoutes({ on, center, registry, schedules, scheduler, access, openRepo, summaries }: RouteKit): void {
+export function overviewRoutes({ on, center, registry, schedules, scheduler, access, openRepo, summaries, scope: scopeOf }: RouteKit): void {
   on('getOverview', async (c) => {
-    const names = [...(access.hasDefaultRepository ? [DEFAULT_REPOSITORY] : []), ...registry.list('repository').map((r) => r.name).filter((n) => n !== DEFAULT_REPOSITORY)];
+    // A scoped token's overview: its repositories, and in them its sources only.
+    const scope = scopeOf(c);
+    const names = [...(access.hasDefaultRepository ? [DEFAULT_REPOSITORY] : []), ...registry.list('repository').map((r) => r.name).filter((n) => n !== DEFAULT_REPOSITORY)].filter((n) => scope.repositoryName(n));
     const overview = await buildOverview({
       repositories: names.map((name) => ({ name, open: () => openRepo(c, name) })),
       ...(summaries ? { store: summaries } : {}),
-      jobs: await center.list({ kind: 'backup', limit: 1000 }),
-      schedules: schedules.list(),
-      registeredSources: registry.list('source').map((r) => ({ name: r.name, value: r.name })),
+      jobs: (await center.list({ kind: 'backup', limit: 1000 })).filter((j) => scope.job(j)),
+      schedules: schedules.list().filter((s) => scope.schedule(s)),
+      registeredSources: registry.list('source').filter((r) => scope.sourceName(r.name)).map((r) => ({ name: r.name, value: r.name })),
       // Parsed only (no connection): a registered name's URL, or the URL a schedule was given.
       sourceOf: (value) => {
         try {
@@ -33,6 +35,7 @@ export function overviewRoutes({ on, center, registry, schedules, scheduler, acc
       now: new Date(),
       signal: c.req.raw.signal,
     });
+    if (scope.limited) overview.sources = overview.sources.filter((s) => scope.sourceLocation(s.location));
     return c.json(overview);
   });
 }
