@@ -20,6 +20,7 @@ import { registerSourceCommands } from './commands/source.js';
 import { registerTokenCommands } from './commands/token.js';
 import { registerAlertCommands } from './commands/alert.js';
 import { registerDrillCommands } from './commands/drill.js';
+import { registerAuditCommand } from './commands/audit.js';
 import { adviseForArchive } from '../storage/archive/advice.js';
 import { openedArchive, printJson, resetOpenedArchive, takeExitCode, type CliContext, type Io } from './options.js';
 import { registerStatusCommand } from './commands/status.js';
@@ -346,6 +347,7 @@ export function buildProgram(ctx: CliContext): Command {
     registerTokenCommands,
     registerAlertCommands,
     registerStatusCommand,
+    registerAuditCommand,
   ]) {
     register(program, ctx);
   }

@@ -372,7 +372,12 @@ export class CairnClient {
       this.request('GET', `/v1/stats${queryString({ repository: repositoryOption('stats.get({ repository })', options).repository })}`),
   };
 
-  /** API tokens (an admin token for all three). Only hashes are stored: `create` answers the secret once. */
+  /**
+   * API tokens (an admin token for all three). Only hashes are stored: `create` answers the secret
+   * once. `create({ role, name, sources, repositories })`: an operator or viewer token may be
+   * scoped to registered sources and repositories by name (403 for anything else; listings show
+   * only what is in scope).
+   */
   readonly tokens = {
     list: async (): Promise<TokenInfo[]> => (await this.request<AnswerOf<'listTokens'>>('GET', '/v1/tokens')).tokens,
     /** `{ token, secret }`: send `secret` as the bearer token; it cannot be shown again. */
@@ -387,6 +392,15 @@ export class CairnClient {
    */
   readonly health = {
     get: (): Promise<AnswerOf<'getHealth'>> => this.request('GET', '/v1/health'),
+  };
+
+  /**
+   * The audit log (admin token): every mutating request (refused ones too) and every job end,
+   * newest first; filters since / until (a date or an ISO time), actor (a token's name or id,
+   * or "scheduler"), a page (limit 1-1000, default 100; offset).
+   */
+  readonly audit = {
+    list: (query: QueryOf<'listAudit'> = {}): Promise<AnswerOf<'listAudit'>> => this.request('GET', `/v1/audit${queryString(query)}`),
   };
 
   /** The routes that need no token. */

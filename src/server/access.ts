@@ -248,6 +248,11 @@ export class AccessPolicy {
     return { storage, password };
   }
 
+  /** The location of the repository "default" names (a registration of that name, else the BACKUP_* one), if any. */
+  get defaultRepositoryLocation(): string | undefined {
+    return this.options.registry.list('repository').find((r) => r.name === DEFAULT_REPOSITORY)?.location ?? this.options.defaultRepository?.location;
+  }
+
   /** Whether the server has a BACKUP_* repository (named "default" unless a registration took the name). */
   get hasDefaultRepository(): boolean {
     return this.options.defaultRepository !== undefined || this.options.registry.url('repository', DEFAULT_REPOSITORY) !== undefined;

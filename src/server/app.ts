@@ -44,6 +44,9 @@ import type { SqliteAlertStore } from '../catalog/alerts.js';
 import { healthRoutes } from './routes/health.js';
 import { HealthService, healthMetricLines } from './health.js';
 import { drillRoutes } from './routes/drills.js';
+import type { AuditRecorder } from './audit.js';
+import { auditRoutes } from './routes/audit.js';
+import { Scope } from './scope.js';
 
 export interface AppOptions {
   center: JobCenter;
@@ -78,6 +81,8 @@ export interface AppOptions {
   health?: HealthService;
   /** Restore drills: their store and job launcher (server/index.ts); absent: the drill routes answer 404. */
   drills?: RouteKit['drills'];
+  /** The audit log's recorder (server/audit.ts): every mutating request and job end; absent: nothing recorded, GET /v1/audit answers empty. */
+  audit?: AuditRecorder;
 }
 
 const STATUS: Record<ErrorCode, 400 | 403 | 404 | 409 | 423 | 422 | 502 | 500> = {
@@ -141,6 +146,8 @@ export function createApp(options: AppOptions): Hono<Env> {
       logger[level](status >= 400 ? 'request failed' : 'request', { method: c.req.method, path, status, code, durationMs: Date.now() - started });
     });
   }
+  // Before the body limit and authentication: refused requests (413, 401, 403) are recorded too.
+  if (options.audit) app.use('*', options.audit.middleware());
   app.onError((err, c) => {
     const status = err instanceof CairnError ? (STATUS[err.code] ?? 500) : 500;
     if (status === 500) {
@@ -228,8 +235,17 @@ export function createApp(options: AppOptions): Hono<Env> {
       return () => void accessListeners.delete(listener);
     },
     access,
-    openRepo: (c, value) => access.repository(value, role(c)),
-    sourceUrl: (c, value, what = 'source') => access.databaseUrl(value, role(c), what),
+    // A scoped token's limits first (403 naming its scope), then what its role may name.
+    scope: (c) => new Scope(c.get('token'), access, options.registry),
+    openRepo: async (c, value) => {
+      kit.scope(c).checkRepository(value);
+      return access.repository(value, role(c));
+    },
+    sourceUrl: (c, value, what = 'source') => {
+      kit.scope(c).checkSource(value, what);
+      return access.databaseUrl(value, role(c), what);
+    },
+    ...(options.audit ? { audit: options.audit.log } : {}),
     serverRepo: (value) => access.repository(value, 'server'),
     started: (kind) => void counters.jobsStarted.set(kind, (counters.jobsStarted.get(kind) ?? 0) + 1),
     dataDir: options.dataDir ?? path.join(os.tmpdir(), `cairn-server-${process.pid}`),
@@ -254,6 +270,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   alertRoutes(kit);
   healthRoutes(kit);
   drillRoutes(kit);
+  auditRoutes(kit);
 
   on('metrics', async (c) => {
     const jobs = await center.list({ limit: 10_000 });

@@ -17,6 +17,7 @@ import type { Repository } from '../repo/repository.js';
 import { openSource } from '../sources/index.js';
 import { DEFAULT_REPOSITORY, type AccessPolicy } from './access.js';
 import { safeMessage } from './redact.js';
+import type { Scope } from './scope.js';
 
 export interface OverviewDeps {
   /** Backup jobs and active jobs (a JobCenter, or the CLI's read of the catalog). */
@@ -28,15 +29,23 @@ export interface OverviewDeps {
 }
 
 /** The overview of every repository `open` is asked for (by name; it may throw: reported per repository). */
-export async function serverOverview(deps: OverviewDeps, open: (name: string) => Promise<Repository>, signal?: AbortSignal, skipStoredBytes = false): Promise<Overview> {
+export async function serverOverview(
+  deps: OverviewDeps,
+  open: (name: string) => Promise<Repository>,
+  signal?: AbortSignal,
+  skipStoredBytes = false,
+  scope?: Scope,
+): Promise<Overview> {
   const { registry, access } = deps;
-  const names = [...(access.hasDefaultRepository ? [DEFAULT_REPOSITORY] : []), ...registry.list('repository').map((r) => r.name).filter((n) => n !== DEFAULT_REPOSITORY)];
-  return buildOverview({
+  const names = [...(access.hasDefaultRepository ? [DEFAULT_REPOSITORY] : []), ...registry.list('repository').map((r) => r.name).filter((n) => n !== DEFAULT_REPOSITORY)].filter(
+    (n) => !scope || scope.repositoryName(n),
+  );
+  const overview = await buildOverview({
     repositories: names.map((name) => ({ name, open: () => open(name) })),
     ...(deps.summaries ? { store: deps.summaries } : {}),
-    jobs: await deps.center.list({ kind: 'backup', limit: 1000 }),
-    schedules: deps.schedules.list(),
-    registeredSources: registry.list('source').map((r) => ({ name: r.name, value: r.name })),
+    jobs: (await deps.center.list({ kind: 'backup', limit: 1000 })).filter((j) => !scope || scope.job(j)),
+    schedules: deps.schedules.list().filter((s) => !scope || scope.schedule(s)),
+    registeredSources: registry.list('source').filter((r) => !scope || scope.sourceName(r.name)).map((r) => ({ name: r.name, value: r.name })),
     // Parsed only (no connection): a registered name's URL, or the URL a schedule was given.
     sourceOf: (value) => {
       try {
@@ -55,17 +64,25 @@ export async function serverOverview(deps: OverviewDeps, open: (name: string) =>
     ...(signal ? { signal } : {}),
     ...(skipStoredBytes ? { skipStoredBytes } : {}),
   });
+  if (scope?.limited) overview.sources = overview.sources.filter((s) => scope.sourceLocation(s.location));
+  return overview;
 }
 
-/** The health report (and the overview it was built from) over the repositories `open` is asked for. */
+/**
+ * The health report (and the overview it was built from) over the repositories `open` is asked
+ * for; with a scoped token's `scope`, its sources, repositories and jobs only.
+ */
 export async function serverHealth(
   deps: OverviewDeps & { activeJobs: () => Promise<JobRecord[]> },
   open: (name: string) => Promise<Repository>,
   signal?: AbortSignal,
+  scope?: Scope,
 ): Promise<{ report: HealthReport; overview: Overview }> {
   // The backups are all health needs: no listing of each repository's packs.
-  const overview = await serverOverview(deps, open, signal, true);
-  const report = buildHealth({ overview, registered: deps.registry.list('source'), activeJobs: await deps.activeJobs(), now: new Date() });
+  const overview = await serverOverview(deps, open, signal, true, scope);
+  const registered = deps.registry.list('source').filter((r) => !scope || scope.sourceName(r.name));
+  const activeJobs = (await deps.activeJobs()).filter((j) => !scope || scope.job(j));
+  const report = buildHealth({ overview, registered, activeJobs, now: new Date() });
   return { report, overview };
 }
 
@@ -95,8 +112,8 @@ export class HealthService {
   }
 
   /** For a request: the repositories `open` (the asker's role) may name. */
-  forRequest(open: (name: string) => Promise<Repository>, signal?: AbortSignal): Promise<{ report: HealthReport; overview: Overview }> {
-    return serverHealth(this.withJobs, open, signal);
+  forRequest(open: (name: string) => Promise<Repository>, signal?: AbortSignal, scope?: Scope): Promise<{ report: HealthReport; overview: Overview }> {
+    return serverHealth(this.withJobs, open, signal, scope);
   }
 
   /** Computed now as the server (every repository), and kept for cached(). */

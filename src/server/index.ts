@@ -36,6 +36,8 @@ import { HealthService } from './health.js';
 import { SqliteDrillStore } from '../catalog/drills.js';
 import { DrillScheduler, drillOpener, startDrillJob, type DrillLauncherOptions } from '../jobs/drill.js';
 import { serverDrillEnvironment } from './routes/drills.js';
+import { SqliteAuditLog } from '../catalog/audit.js';
+import { AuditRecorder } from './audit.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
@@ -114,6 +116,8 @@ export interface ServerOptions {
   stuckAfterMs?: number;
   /** How often the health monitor looks at the sources' objectives, in ms (default 60 000; also at start). */
   healthTickMs?: number;
+  /** The audit log takes the caller's address from X-Forwarded-For (behind a reverse proxy that sets it); default: the connection's peer. */
+  trustForwardedFor?: boolean;
 }
 
 export interface RunningServer {
@@ -196,6 +200,11 @@ async function serveLocked(
   // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
   // of this process never opens one, however a path leads there (see catalog-mark.ts).
   for (const f of fs.readdirSync(options.dataDir)) protectFile(path.join(options.dataDir, f));
+  // The audit log: every mutating request and every job end (who started it), append-only.
+  const auditLog = new SqliteAuditLog(catalogFile(options.dataDir));
+  closers.push(() => auditLog.close());
+  const audit = new AuditRecorder(auditLog, { log: errorLog, ...(options.trustForwardedFor ? { trustForwardedFor: true } : {}) });
+  closers.push(audit.watch(center));
   const interrupted = await center.recoverInterrupted();
   // After the job's own end, not inside it: the catalog writes of jobEnded (a recovery's memory)
   // may wait for a lock another process holds, and nothing of alerting belongs on a job's path.
@@ -253,7 +262,7 @@ async function serveLocked(
   });
   const consoleOptions = options.console === false ? undefined : options.console === true || options.console === undefined ? {} : options.console;
   const app = createApp({
-    center, tokens, sessions, registry, schedules, scheduler, access, summaries, health, log: errorLog, dataDir: options.dataDir,
+    center, tokens, sessions, registry, schedules, scheduler, access, summaries, health, audit, log: errorLog, dataDir: options.dataDir,
     alerts: { center: alerts, store: alertStore },
     ...(logger ? { logger } : {}),
     ...(consoleOptions ? { console: consoleOptions } : {}),

@@ -6,6 +6,7 @@
  * to refuse, and errors quote at most a short prefix of what was sent.
  */
 import { z } from 'zod';
+import type { AuditEntry as CatalogAuditEntry } from '../catalog/audit.js';
 import type { Registration as CatalogRegistration } from '../catalog/registry.js';
 import { RUN_STATUSES, type ScheduleRun as CatalogScheduleRun, type ScheduleSpec } from '../catalog/schedules.js';
 import { ROLES, type TokenInfo as CatalogTokenInfo } from '../catalog/tokens.js';
@@ -253,6 +254,8 @@ export const CreateTokenBody = z
   .object({
     role: z.enum(ROLES, { error: (i) => `unknown role ${quote(String(i.input))}, use one of ${ROLES.join(', ')}` }),
     name: z.string().max(LIMITS.name).optional().describe('a label to recognise it by (default empty)'),
+    sources: z.array(z.string().max(LIMITS.name)).max(100).optional().describe('scope: only these registered sources (as sources and restore targets); not for admin tokens'),
+    repositories: z.array(z.string().max(LIMITS.name)).max(100).optional().describe('scope: only these registered repositories ("default": the BACKUP_* one); not for admin tokens'),
   })
   .strict();
 
@@ -580,7 +583,14 @@ export const CronPreview = z.object({
 });
 
 /** An API token as listed: never its secret (only a hash is stored). */
-export const TokenInfo = z.object({ id: z.string().describe('12 hex digits; the secret starts cairn_<id>_'), name: z.string(), role: z.enum(ROLES), createdAt: when });
+export const TokenInfo = z.object({
+  id: z.string().describe('12 hex digits; the secret starts cairn_<id>_'),
+  name: z.string(),
+  role: z.enum(ROLES),
+  createdAt: when,
+  sources: z.array(z.string()).nullable().describe('scope: the sources it may name (null: every one)'),
+  repositories: z.array(z.string()).nullable().describe('scope: the repositories it may name (null: every one)'),
+});
 export type TokenInfo = z.infer<typeof TokenInfo>;
 const _tokenMatches: Same<TokenInfo, CatalogTokenInfo> = true;
 export const TokenList = z.object({ tokens: z.array(TokenInfo).describe('oldest first') });
@@ -784,3 +794,24 @@ export const DrillAnswer = z.object({ drill: Drill });
 export const DrillList = z.object({ drills: z.array(Drill) });
 export const DrillDetail = z.object({ drill: Drill, runs: z.array(DrillRun).describe('newest first, at most 20') });
 export const DrillRemoved = z.object({ removed: z.string() });
+/** One audit record (catalog/audit.ts): who did what, from where, with what result; never a secret. */
+export const AuditEntry = z.object({
+  id: z.number().describe('increasing: the order records were written'),
+  at: when,
+  type: z.enum(['request', 'job']),
+  actorTokenId: z.string().nullable(),
+  actorName: z.string().nullable().describe('the token\'s label; "scheduler" for what the server started by itself'),
+  actorRole: z.string().nullable(),
+  via: z.enum(['token', 'session', 'server', 'none']),
+  address: z.string().nullable().describe("the caller's address (the connection's peer)"),
+  method: z.string().describe('HTTP method, or JOB for a job\'s end'),
+  path: z.string().describe('without the query'),
+  route: z.string().nullable().describe('the route id (createBackup…), jobEnded for a job\'s end'),
+  action: z.string(),
+  target: z.string().nullable().describe('what it named: key=value pairs of names and locations (URLs redacted)'),
+  status: z.number().nullable().describe('the HTTP status answered (null for a job)'),
+  result: z.string().describe('ok, the error code of a refused request, or the job\'s final state'),
+  jobId: z.string().nullable(),
+});
+export const AuditList = z.object({ entries: z.array(AuditEntry).describe('newest first'), total: z.number(), limit: z.number(), offset: z.number() });
+const _auditMatches: Same<z.infer<typeof AuditEntry>, CatalogAuditEntry> = true;

@@ -270,6 +270,8 @@ describe('real answers against the documented schemas', () => {
     expect((await call('listTokens', '/v1/tokens', tokens.operator)).status).toBe(403);
     expect((await call('revokeToken', `/v1/tokens/${token.json.token.id}`, tokens.admin)).json).toMatchObject({ revoked: token.json.token.id, self: false });
     expect((await call('revokeToken', `/v1/tokens/${token.json.token.id}`, tokens.admin)).status).toBe(404);
+    expect((await call('listAudit', '/v1/audit?limit=5&actor=nobody', tokens.admin)).json.total).toBe(0);
+    expect((await call('listAudit', '/v1/audit?limit=5', tokens.admin)).json.entries).toHaveLength(5);
     expect((await call('metrics', '/metrics', undefined)).text).toMatch(/cairn_http_requests_total \d+/);
 
     // Console sessions, and the global event stream (which never ends: its head only).

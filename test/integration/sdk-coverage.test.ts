@@ -172,6 +172,7 @@ describe('the SDK covers the route table', () => {
       'session.create': async () => expect((await c.session.create({ token: tokens.admin })).role).toBe('admin'),
       'session.get': async () => expect((await c.session.get()).via).toBe('bearer'),
       'session.delete': () => c.session.delete(),
+      'audit.list': () => c.audit.list({ limit: 10 }),
       'tokens.list': () => c.tokens.list(),
       'tokens.create': () => c.tokens.create({ role: 'viewer', name: 'cov' }),
       'tokens.revoke': async () => c.tokens.revoke((await c.tokens.list()).find((t) => t.name === 'cov')?.id ?? '000000000000'),

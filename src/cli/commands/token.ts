@@ -3,7 +3,11 @@ import type { Command } from 'commander';
 import { NotFoundError } from '../../core/errors.js';
 import { SqliteTokenStore } from '../../catalog/tokens.js';
 import { table } from '../format.js';
-import { catalogCommand, dataDirOption, printJson, withStore, type CliContext, type DataDirFlags } from '../options.js';
+import { catalogCommand, collect, dataDirOption, printJson, withStore, type CliContext, type DataDirFlags } from '../options.js';
+
+/** A token's scope in a listing: "sources shop,crm; repositories main", or "-" for none. */
+const scopeText = (t: { sources: string[] | null; repositories: string[] | null }): string =>
+  [...(t.sources ? [`sources ${t.sources.join(',')}`] : []), ...(t.repositories ? [`repositories ${t.repositories.join(',')}`] : [])].join('; ') || '-';
 
 const openTokens = (file: string): SqliteTokenStore => new SqliteTokenStore(file);
 
@@ -14,16 +18,18 @@ export function registerTokenCommands(program: Command, { io }: CliContext): voi
     .description('create a token and print it once')
     .requiredOption('--role <role>', 'admin (everything), operator (backup, restore, cancel, delete) or viewer (read only)')
     .option('--name <name>', 'a label to recognise it by', '')
+    .option('--source <name>', 'scope: only this registered source, as source or restore target (repeatable; not for admin tokens)', collect)
+    .option('--repository <name>', 'scope: only this registered repository, "default" for the BACKUP_* one (repeatable; not for admin tokens)', collect)
     .addOption(dataDirOption())
     .option('--json', 'print JSON')
-    .action((opts: DataDirFlags & { role: string; name: string }) =>
+    .action((opts: DataDirFlags & { role: string; name: string; source?: string[]; repository?: string[] }) =>
       withStore(openTokens, opts.dataDir, (store) => {
-        const t = store.create(opts.role, opts.name);
+        const t = store.create(opts.role, opts.name, { sources: opts.source ?? null, repositories: opts.repository ?? null });
         if (opts.json) printJson(io, t);
         else {
           // The token alone on stdout, so that TOKEN=$(cairn token create …) holds just the token.
           io.out(t.token);
-          io.err(`(token ${t.id}, role ${t.role}: shown once, only its hash is kept; send it as Authorization: Bearer <token>)`);
+          io.err(`(token ${t.id}, role ${t.role}${t.sources || t.repositories ? `, scoped to ${scopeText(t)}` : ''}: shown once, only its hash is kept; send it as Authorization: Bearer <token>)`);
         }
       }),
     );
@@ -31,7 +37,7 @@ export function registerTokenCommands(program: Command, { io }: CliContext): voi
     withStore(openTokens, opts.dataDir, (store) => {
       const list = store.list();
       if (opts.json) printJson(io, { tokens: list });
-      else io.out(list.length ? table(['ID', 'ROLE', 'NAME', 'CREATED'], list.map((t) => [t.id, t.role, t.name || '-', t.createdAt])) : 'No tokens. Create one with: cairn token create --role admin');
+      else io.out(list.length ? table(['ID', 'ROLE', 'NAME', 'SCOPE', 'CREATED'], list.map((t) => [t.id, t.role, t.name || '-', scopeText(t), t.createdAt])) : 'No tokens. Create one with: cairn token create --role admin');
     }),
   );
   catalogCommand(token, 'revoke <id>', 'revoke a token').action((id: string, opts: DataDirFlags) =>

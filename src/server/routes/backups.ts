@@ -14,9 +14,25 @@ import { listBackupSummaries, matchesBackup, queryBackups, type BackupQuery, typ
 import type { JobCenter } from '../../jobs/job-center.js';
 import type { BackupInProgress, BackupUnfinished } from '../schemas.js';
 import { parseListDate } from './table.js';
-import { backupId, publicJob, type RouteKit } from './kit.js';
+import type { Context } from 'hono';
+import { backupId, publicJob, type Env, type RouteKit } from './kit.js';
 
-export function backupRoutes({ on, center, openRepo, sourceUrl, started, summaries, registry }: RouteKit): void {
+export function backupRoutes({ on, center, openRepo, sourceUrl, started, summaries, registry, scope: scopeOf }: RouteKit): void {
+  /**
+   * 403 when the backup `id` of `repo` is of a source outside the token's scope (read from its
+   * manifest; a scoped-by-sources token only). A backup not in the repository passes: the
+   * handler answers 404, or the job's record, itself checked.
+   */
+  const checkBackup = async (c: Context<Env>, repo: Repository, id: string): Promise<void> => {
+    const scope = scopeOf(c);
+    if (!scope.limited) return;
+    const m = await repo.readManifest(id).catch((err: unknown) => {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    });
+    if (m) scope.checkBackup(id, m.source.location);
+  };
+
   on('createBackup', async (c, { body: req }) => {
     if (req.id !== undefined) validateBackupId(req.id);
     // Password hashes are secrets of the whole server: only an admin may copy them into a repository.
@@ -102,6 +118,12 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started, summari
       ...(query.limit !== undefined ? { limit: Number(query.limit) } : {}),
       ...(query.offset !== undefined ? { offset: Number(query.offset) } : {}),
     };
+    // A token scoped to sources lists their backups only.
+    const scope = scopeOf(c);
+    if (scope.limited) {
+      listing.summaries = listing.summaries.filter((b) => scope.sourceLocation(b.source.location));
+      unfinished.splice(0, unfinished.length, ...unfinished.filter((b) => scope.sourceLocation(b.source.location)));
+    }
     let backups: ListedBackup[];
     let total: number;
     if (query.sort === undefined && query.order === undefined && query.limit === undefined && query.offset === undefined) {
@@ -133,6 +155,7 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started, summari
       if (!(err instanceof NotFoundError)) throw err;
       const job = (await center.list({ kind: 'backup', limit: 1000 })).find((j) => j.state !== 'SUCCESS' && j.params.id === id && j.params.repository === repo.location);
       if (!job) throw err;
+      scopeOf(c).checkJob(job);
       const shown = publicJob(job);
       const running: BackupInProgress = {
         id,
@@ -147,6 +170,7 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started, summari
       };
       return c.json(running);
     }
+    scopeOf(c).checkBackup(id, m.source.location);
     return c.json({ ...m, collections: m.collections.map(({ chunks, segments: _s, definition: _d, ...rest }) => ({ ...rest, chunks: chunks.length })) });
   });
 
@@ -154,6 +178,7 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started, summari
     const id = backupId(c.req.param('id') ?? '');
     const expiresAt = parseExpiry(req.expires, new Date()); // as cairn backup set-expiry
     const repo = await openRepo(c, query.repository);
+    await checkBackup(c, repo, id);
     const manifest = await repo.readManifest(id).catch(async (err: unknown) => {
       // A backup still being made has no manifest yet: say so rather than "not found".
       const job = err instanceof NotFoundError ? (await center.list({ kind: 'backup', limit: 1000 })).find((j) => !['SUCCESS', 'FAILED', 'CANCELED'].includes(j.state) && j.params.id === id && j.params.repository === repo.location) : undefined;
@@ -173,12 +198,14 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started, summari
   on('backupDeletionPreview', async (c, { query }) => {
     const id = backupId(c.req.param('id') ?? '');
     const repo = await openRepo(c, query.repository);
+    await checkBackup(c, repo, id);
     return c.json(await deletionPreview(repo, id, c.req.raw.signal));
   });
 
   on('deleteBackup', async (c, { query }) => {
     const id = backupId(c.req.param('id') ?? '');
     const repo = await openRepo(c, query.repository);
+    await checkBackup(c, repo, id);
     try {
       await repo.deleteBackup(id);
     } finally {

@@ -36,13 +36,15 @@ function close(out: Writable): Promise<void> {
   });
 }
 
-export function archiveRoutes({ on, center, openRepo, started, dataDir }: RouteKit): void {
+export function archiveRoutes({ on, center, openRepo, started, dataDir, scope }: RouteKit): void {
   on('createExport', async (c, { body: req }) => {
     const repo = await openRepo(c, req.repository);
     const ids = req.all ? await repo.listBackupIds() : (req.backups ?? []).map((id) => validateBackupId(id));
     if (ids.length === 0) throw new UsageError(`${repo.location} holds no backups to export.`);
     // 404 before a job exists.
     for (const id of ids) if (!(await repo.hasBackup(id))) throw new NotFoundError(`Backup "${id}" not found in ${repo.location}.`);
+    // A token scoped to sources exports only their backups (403 naming one that is not).
+    if (scope(c).limited) for (const id of ids) scope(c).checkBackup(id, (await repo.readManifest(id)).source.location);
     const compression = req.compression ? { algorithm: req.compression, level: req.level ?? ('default' as const) } : undefined;
     const dir = folder(dataDir, 'exports');
     const file = `${randomId(16)}.cairn`;
@@ -79,6 +81,7 @@ export function archiveRoutes({ on, center, openRepo, started, dataDir }: RouteK
   on('exportFile', async (c) => {
     const id = jobId(c.req.param('id') ?? '');
     const job = await center.get(id);
+    scope(c).checkJob(job);
     if (job.kind !== 'export') throw new NotFoundError(`Job ${id} is a ${job.kind} job, not an export: only POST /v1/exports jobs have a file.`);
     if (job.state !== 'SUCCESS') throw new ConflictError(`Export job ${id} is ${job.state}: its archive can be downloaded once it ends SUCCESS (GET /v1/jobs/${id}).`);
     const file = job.result?.file;

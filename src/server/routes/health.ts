@@ -20,7 +20,7 @@ export function healthRoutes(kit: RouteKit): void {
       return c.json({ error: { code: who.code, message: who.message } }, who.status);
     }
     c.set('token', who.token);
-    const { report } = await kit.health.forRequest((name) => kit.openRepo(c, name), c.req.raw.signal);
+    const { report } = await kit.health.forRequest((name) => kit.openRepo(c, name), c.req.raw.signal, kit.scope(c));
     return c.json(report);
   });
   on('updateSource', (c, { body }) => {

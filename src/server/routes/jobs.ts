@@ -3,11 +3,21 @@ import { streamSSE } from 'hono/streaming';
 import { isTerminal } from '../../jobs/job-center.js';
 import type { JobRecord } from '../../catalog/types.js';
 import { sessionCookie } from '../session-auth.js';
-import { jobId, publicJob, type RouteKit } from './kit.js';
+import type { Context } from 'hono';
+import { jobId, publicJob, type Env, type RouteKit } from './kit.js';
 
-export function jobRoutes({ on, center, tokens, sessions, eventsPingMs, onAccessChange }: RouteKit): void {
+/** How many of the newest jobs a scoped token's listing looks through (its page is cut from those in scope). */
+const SCOPED_WINDOW = 10_000;
+
+export function jobRoutes({ on, center, tokens, sessions, eventsPingMs, onAccessChange, scope: scopeOf }: RouteKit): void {
   on('listJobs', async (c, { query: { kind, state, limit = 100, offset = 0 } }) => {
     const filter = { ...(kind ? { kind } : {}), ...(state ? { state } : {}) };
+    const scope = scopeOf(c);
+    if (scope.limited) {
+      // Only the jobs in its scope, paged after filtering (so total counts what it may see).
+      const visible = (await center.list({ ...filter, limit: SCOPED_WINDOW })).filter((j) => scope.job(j));
+      return c.json({ jobs: visible.slice(offset, offset + limit).map(publicJob), total: visible.length, limit, offset });
+    }
     const [jobs, total] = await Promise.all([center.list({ ...filter, limit, offset }), center.count(filter)]);
     return c.json({ jobs: jobs.map(publicJob), total, limit, offset });
   });
@@ -17,10 +27,14 @@ export function jobRoutes({ on, center, tokens, sessions, eventsPingMs, onAccess
   on('events', (c) => {
     const tokenId = c.get('token').id;
     const cookie = c.get('session') ? sessionCookie(c) : undefined;
+    const scope = scopeOf(c);
     const stillValid = (): boolean => tokens.get(tokenId) !== undefined && (cookie === undefined || sessions.lookup(cookie, { touch: false }).state === 'live');
     return streamSSE(c, async (stream) => {
       let writes: Promise<void> = stream.write(': connected\n\n').then(() => undefined);
-      const send = (job: JobRecord): void => void (writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(publicJob(job)) })));
+      const send = (job: JobRecord): void => {
+        if (!scope.job(job)) return; // a scoped token's stream tells of the jobs in its scope only
+        writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(publicJob(job)) }));
+      };
       await new Promise<void>((resolve) => {
         const stop = center.watchAll(send);
         const ping = setInterval(() => {
@@ -43,10 +57,16 @@ export function jobRoutes({ on, center, tokens, sessions, eventsPingMs, onAccess
       await writes.catch(() => undefined);
     });
   });
-  on('getJob', async (c) => c.json({ job: publicJob(await center.get(jobId(c.req.param('id') ?? ''))) }));
-  on('cancelJob', async (c) => c.json({ job: publicJob(await center.cancel(jobId(c.req.param('id') ?? ''))) }, 202));
+  /** The job a path names, 403 when it is outside the token's scope. */
+  const scopedJob = async (c: Context<Env>): Promise<JobRecord> => {
+    const job = await center.get(jobId(c.req.param('id') ?? ''));
+    scopeOf(c).checkJob(job);
+    return job;
+  };
+  on('getJob', async (c) => c.json({ job: publicJob(await scopedJob(c)) }));
+  on('cancelJob', async (c) => c.json({ job: publicJob(await center.cancel((await scopedJob(c)).id)) }, 202));
   on('jobEvents', async (c) => {
-    const first = await center.get(jobId(c.req.param('id') ?? ''));
+    const first = await scopedJob(c);
     return streamSSE(c, async (stream) => {
       await stream.writeSSE({ event: 'job', data: JSON.stringify(publicJob(first)) });
       if (isTerminal(first.state)) return;

@@ -20,6 +20,8 @@ import type { HealthService } from '../health.js';
 import type { SqliteDrillStore } from '../../catalog/drills.js';
 import type { DrillLauncherOptions } from '../../jobs/drill.js';
 import { isName, type AccessPolicy, type DatabaseRef } from '../access.js';
+import type { Scope } from '../scope.js';
+import type { SqliteAuditLog } from '../../catalog/audit.js';
 import { quote, safeMessage } from '../redact.js';
 import type { BodyOf, QueryOf, RouteId } from './table.js';
 import type { AlertCenter } from '../../alerts/center.js';
@@ -54,9 +56,11 @@ export interface RouteKit {
   accessChanged(): void;
   onAccessChange(listener: () => void): () => void;
   access: AccessPolicy;
-  /** A repository a request names, as its token's role may. */
+  /** What the request's token is limited to (scope.ts); an unscoped token's allows everything. */
+  scope(c: Context<Env>): Scope;
+  /** A repository a request names, as its token's role and scope may. */
   openRepo(c: Context<Env>, value: string | undefined): Promise<Repository>;
-  /** A database a request names (a registered name or, when allowed, an untrusted URL). */
+  /** A database a request names (a registered name or, when allowed, an untrusted URL), in the token's scope. */
   sourceUrl(c: Context<Env>, value: string, what?: 'source' | 'target'): DatabaseRef;
   /** A repository a schedule names, as the server opens it. */
   serverRepo(value: string): Promise<Repository>;
@@ -73,6 +77,8 @@ export interface RouteKit {
   health: HealthService;
   /** Restore drills (routes/drills.ts): their store and how their jobs start; absent: the routes answer 404. */
   drills?: { store: SqliteDrillStore; launcher: DrillLauncherOptions };
+  /** The audit log (GET /v1/audit); absent when the app records none. */
+  audit?: SqliteAuditLog;
 }
 
 /** A job record as answered: its error message through the same guard as every error (secrets, length). */

@@ -15,11 +15,12 @@ import { definitionProblems, namesCollection, openTarget } from '../../sources/i
 import { quote, safeMessage } from '../redact.js';
 import { publicJob, type RouteKit } from './kit.js';
 
-export function operationRoutes({ on, center, openRepo, sourceUrl, started }: RouteKit): void {
+export function operationRoutes({ on, center, openRepo, sourceUrl, started, scope }: RouteKit): void {
   on('createRestore', async (c, { body: req }) => {
     const backupId = validateBackupId(req.backup);
     const repo = await openRepo(c, req.repository);
     const manifest = await repo.readManifest(backupId); // 404 before a job exists
+    scope(c).checkBackup(backupId, manifest.source.location); // a scoped token restores its sources' backups only
     // Every rename names a collection of the backup ("__proto__" too): none is dropped unseen.
     for (const [from] of req.renames ?? []) {
       if (!manifest.collections.some((col) => namesCollection(manifest.source.kind, from, col.name))) {
@@ -72,7 +73,7 @@ export function operationRoutes({ on, center, openRepo, sourceUrl, started }: Ro
     const backupId = validateBackupId(req.backup);
     const [from, to] = [await openRepo(c, req.from), await openRepo(c, req.to)];
     checkPair(from, to);
-    await from.readManifest(backupId);
+    scope(c).checkBackup(backupId, (await from.readManifest(backupId)).source.location);
     const job = await center.start({
       kind: 'copy',
       params: { backup: backupId, from: from.location, to: to.location },

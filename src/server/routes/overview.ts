@@ -3,5 +3,6 @@ import { serverOverview } from '../health.js';
 import type { RouteKit } from './kit.js';
 
 export function overviewRoutes(kit: RouteKit): void {
-  kit.on('getOverview', async (c) => c.json(await serverOverview(kit, (name) => kit.openRepo(c, name), c.req.raw.signal)));
+  // A scoped token's overview: its repositories, and in them its sources only.
+  kit.on('getOverview', async (c) => c.json(await serverOverview(kit, (name) => kit.openRepo(c, name), c.req.raw.signal, false, kit.scope(c))));
 }

@@ -53,7 +53,11 @@ export function registrationRoutes(kit: RouteKit): void {
       const rpoSeconds = rpo === undefined ? null : parseRpo(rpo);
       return c.json({ [kind]: registry.add(kind, req.name, req.url, location, passwordSource, rpoSeconds ?? undefined) }, 201);
     });
-    on(ids.list, (c) => c.json({ [ids.plural]: registry.list(kind) }));
+    // A scoped token sees the names of its scope only.
+    on(ids.list, (c) => {
+      const scope = kit.scope(c);
+      return c.json({ [ids.plural]: registry.list(kind).filter((r) => (kind === 'source' ? scope.sourceName(r.name) : scope.repositoryName(r.name))) });
+    });
     on(ids.remove, async (c, { query }) => {
       const name = registeredName(c.req.param('name') ?? '', kind);
       // Checked by the route table for sources; given for a repository, a mistake to refuse, not to ignore.
@@ -83,9 +87,10 @@ export function registrationRoutes(kit: RouteKit): void {
 const CHECK_TIMEOUT_MS = 20_000;
 
 /** POST /v1/sources/{name}/check: DatabaseSource.check, its failure an answer (code, message), never a secret. */
-function sourceCheckRoute({ on, registry }: RouteKit): void {
+function sourceCheckRoute({ on, registry, scope }: RouteKit): void {
   on('checkSource', async (c) => {
     const name = registeredName(c.req.param('name') ?? '', 'source');
+    scope(c).checkSource(name);
     const url = registry.url('source', name);
     if (url === undefined) throw new CairnError('NOT_FOUND', `No source named ${quote(name)} is registered: list them with GET /v1/sources.`);
     const started = performance.now();

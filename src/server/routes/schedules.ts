@@ -9,9 +9,16 @@ import { applyScheduleChanges, buildScheduleSpec, scheduleEdit } from '../../job
 import { openSource } from '../../sources/index.js';
 import { DEFAULT_REPOSITORY, type DatabaseRef } from '../access.js';
 import { publicRuns, publicSchedule } from '../public.js';
-import { publicJob, scheduleName, type RouteKit } from './kit.js';
+import type { Context } from 'hono';
+import { publicJob, scheduleName, type Env, type RouteKit } from './kit.js';
 
-export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sourceUrl, access, serverRepo }: RouteKit): void {
+export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sourceUrl, access, serverRepo, scope }: RouteKit): void {
+  /** The schedule a path names, 403 when its source or repositories are outside the token's scope. */
+  const scoped = (c: Context<Env>, name: string): ScheduleSpec => {
+    const s = schedules.get(name);
+    scope(c).checkSchedule(s);
+    return s;
+  };
   /** A schedule as listed: with its next due time (null while disabled). */
   /** Checks a schedule's source as the scheduler will open it (an ad-hoc URL untrusted). */
   const checkSource = (ref: DatabaseRef): void => void openSource(ref.url, { untrusted: ref.untrusted });
@@ -25,7 +32,7 @@ export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sou
     };
   };
 
-  on('listSchedules', (c) => c.json({ schedules: schedules.list().map(shown) }));
+  on('listSchedules', (c) => c.json({ schedules: schedules.list().filter((s) => scope(c).schedule(s)).map(shown) }));
   on('createSchedule', async (c, { body: req }) => {
     const spec = buildScheduleSpec({ ...req, repository: req.repository ?? DEFAULT_REPOSITORY }, new Date());
     checkSource(sourceUrl(c, spec.source));
@@ -35,7 +42,7 @@ export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sou
     return c.json({ schedule: shown(spec) }, 201);
   });
   on('getSchedule', (c) => {
-    const s = schedules.get(scheduleName(c.req.param('name') ?? ''));
+    const s = scoped(c, scheduleName(c.req.param('name') ?? ''));
     return c.json({ schedule: shown(s), runs: publicRuns(schedules.runs(s.name, 50), s) });
   });
   on('updateSchedule', async (c, { body: changes }) => {
@@ -44,7 +51,7 @@ export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sou
     // Checked first against the schedule as it is now (400 for an invalid result, before any
     // storage is touched). Only what changes is checked against this token's role: a schedule an
     // admin made with a URL stays editable by an operator who leaves that URL alone.
-    const { spec } = applyScheduleChanges(schedules.get(name), changes, now);
+    const { spec } = applyScheduleChanges(scoped(c, name), changes, now);
     if (changes.source !== undefined) checkSource(sourceUrl(c, spec.source));
     if (changes.repository !== undefined) await openRepo(c, spec.repository);
     if (changes.copyTo != null && spec.copyTo !== undefined) await openRepo(c, spec.copyTo);
@@ -57,6 +64,7 @@ export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sou
   for (const [id, enabled] of [['enableSchedule', true], ['disableSchedule', false]] as const) {
     on(id, (c) => {
       const name = scheduleName(c.req.param('name') ?? '');
+      scoped(c, name);
       schedules.setEnabled(name, enabled);
       return c.json({ schedule: publicSchedule(schedules.get(name)) });
     });
@@ -64,14 +72,14 @@ export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sou
   on('runSchedule', async (c) => {
     // 409 only when a job holds the schedule's database; otherwise the error that stopped it.
     const name = scheduleName(c.req.param('name') ?? '');
-    const spec = schedules.get(name);
+    const spec = scoped(c, name);
     c.set('inputs', [spec.source, spec.repository]); // the error may quote its URL
     const jobId = await scheduler.runNow(name);
     return c.json({ job: publicJob(await center.get(jobId)) }, 202);
   });
   on('cronPreview', (c, { query }) => c.json(cronPreview(query.cron, query.timezone ?? 'UTC', query.count !== undefined ? Number(query.count) : 5)));
   on('retentionPreview', async (c, { body: req }) => {
-    const spec = req.schedule !== undefined ? schedules.get(scheduleName(req.schedule)) : undefined;
+    const spec = req.schedule !== undefined ? scoped(c, scheduleName(req.schedule)) : undefined;
     // A schedule's source and repository as its runs open them; a request's as its role may name them.
     const ref = spec ? access.databaseUrl(spec.source, 'server') : sourceUrl(c, req.source ?? '');
     const sourceLocation = openSource(ref.url, { untrusted: ref.untrusted }).location;
@@ -95,6 +103,7 @@ export function scheduleRoutes({ on, center, schedules, scheduler, openRepo, sou
   });
   on('removeSchedule', (c) => {
     const name = scheduleName(c.req.param('name') ?? '');
+    scoped(c, name);
     schedules.remove(name);
     return c.json({ removed: name, note: 'its backups are kept' });
   });

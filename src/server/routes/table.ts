@@ -129,6 +129,14 @@ export const JobListQuery = z.object({
   offset: count('offset', 0, 1_000_000, 'skip this many of the newest first (default 0)'),
 });
 
+export const AuditQuery = z.object({
+  since: dateOrTime('since', 'only records at or after this date (UTC) or time'),
+  until: dateOrTime('until', 'only records up to this time, or up to the end of this date (UTC)'),
+  actor: z.string().max(200).optional().describe('only records of this token (its name or id), or "scheduler"'),
+  limit: count('limit', 1, 1000, 'at most this many records (1–1000, default 100)'),
+  offset: count('offset', 0, 1_000_000, 'skip this many of the newest first (default 0)'),
+});
+
 const backupId = z.object({ id: z.string().describe('a backup id (1-128 of a-z, 0-9, "-", "_")') });
 const jobId = z.object({ id: z.string().describe('a job id, e.g. backup-0123456789abcdef') });
 const tokenId = z.object({ id: z.string().describe('a token id, 12 hex digits (GET /v1/tokens lists them)') });
@@ -348,6 +356,12 @@ export const ROUTES = {
     params: name, answers: { 202: S.JobAnswer }, errors: [401, 403, 404, 409, 422, 502],
   },
   removeDrill: { method: 'delete', path: '/v1/drills/:name', summary: 'remove a drill and the record of its runs', role: 'admin', params: name, answers: { 200: S.DrillRemoved }, errors: [401, 403, 404] },
+  // Audit log (docs/operations.md "Audit log"): append-only, admin only.
+  listAudit: {
+    method: 'get', path: '/v1/audit', role: 'admin',
+    summary: 'the audit log, newest first: every mutating request (refused ones too: who, from where, what, result) and every job end (who started it)',
+    query: AuditQuery, answers: { 200: S.AuditList }, errors: [400, 401, 403],
+  },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteId = keyof typeof ROUTES;

@@ -8,7 +8,7 @@ import { tokenId, type RouteKit } from './kit.js';
 export function tokenRoutes({ on, tokens, accessChanged }: RouteKit): void {
   on('listTokens', (c) => c.json({ tokens: tokens.list() }));
   on('createToken', (c, { body: req }) => {
-    const { token: secret, ...info } = tokens.create(req.role, req.name ?? '');
+    const { token: secret, ...info } = tokens.create(req.role, req.name ?? '', { sources: req.sources ?? null, repositories: req.repositories ?? null });
     return c.json({ token: info, secret }, 201);
   });
   on('revokeToken', (c) => {
