@@ -412,9 +412,15 @@ describe('a real server: SQLite backups, the SDK, the CLI', () => {
   });
 
   it('a failed backup is told to every channel; a down and a hanging endpoint neither fail nor delay it', async () => {
+    // The down channel is told of successes too: a backup that succeeds is neither failed nor delayed by it.
+    const downRule = await admin.alerts.addRule({ channel: 'down', on: ['failure', 'success'] });
     const good = await backup();
     expect(good.state).toBe('SUCCESS');
+    expect(Date.parse(good.finishedAt ?? '') - Date.parse(good.createdAt)).toBeLessThan(1500);
     await until(() => events().some((e) => e.kind === 'success' && e.job?.id === good.id), 'the success event');
+    const downSuccess = await until(async () => (await admin.alerts.deliveries({ channel: 'down' })).deliveries.find((d) => d.kind === 'success' && d.state === 'failed'), 'the down success delivery failed');
+    expect(downSuccess).toMatchObject({ attempts: 3, title: 'backup of shop succeeded' });
+    await admin.alerts.removeRule(downRule.id);
     expect(events().filter((e) => e.kind === 'recovery')).toEqual([]); // no failure before: nothing recovered
 
     renameSync(shop, `${shop}.away`);
