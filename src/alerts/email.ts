@@ -1,7 +1,8 @@
 /**
  * Email through an SMTP server (nodemailer): security `tls` (implicit TLS, port 465),
  * `starttls` (required STARTTLS, port 587; the default) or `none` (plain, for a relay on
- * localhost); AUTH with `user` and `password` when given. Subject "[cairn] <title>", a text body.
+ * localhost); AUTH with `user` and `password` when given; the server's certificate is checked,
+ * against the system's CAs and `ca` (PEM) when given. Subject "[cairn] <title>", a text body.
  */
 import nodemailer from 'nodemailer';
 import { UsageError } from '../core/errors.js';
@@ -28,7 +29,7 @@ export function emailMessage(event: AlertEvent): { subject: string; text: string
 export const emailChannel: ChannelDriver = {
   type: 'email',
   configure(settings) {
-    onlySettings('email', settings, ['host', 'port', 'security', 'user', 'password', 'from', 'to']);
+    onlySettings('email', settings, ['host', 'port', 'security', 'user', 'password', 'from', 'to', 'ca']);
     if (!settings.host || !/^[A-Za-z0-9.:[\]-]{1,253}$/.test(settings.host)) throw new UsageError('An email channel needs the SMTP server\'s host name (host).');
     const security = settings.security ?? 'starttls';
     const port = settings.port ?? DEFAULT_PORT[security];
@@ -36,12 +37,14 @@ export const emailChannel: ChannelDriver = {
     if (!settings.from || !ADDRESS.test(settings.from)) throw new UsageError('An email channel needs a sender address (from), e.g. cairn@example.com.');
     if (!settings.to?.length || !settings.to.every((a) => ADDRESS.test(a))) throw new UsageError('An email channel needs one or more recipient addresses (to), e.g. ops@example.com.');
     if (settings.password && !settings.user) throw new UsageError('An SMTP password (password) needs a user name (user).');
-    return { host: settings.host, port, security, from: settings.from, to: settings.to, ...(settings.user ? { user: settings.user } : {}), ...(settings.password ? { password: settings.password } : {}) };
+    if (settings.ca !== undefined && !/-----BEGIN CERTIFICATE-----/.test(settings.ca)) throw new UsageError('The SMTP CA (ca) must be PEM certificates (-----BEGIN CERTIFICATE-----).');
+    if (settings.ca !== undefined && security === 'none') throw new UsageError('A CA (ca) is for TLS: give security tls or starttls.');
+    return { host: settings.host, port, security, from: settings.from, to: settings.to, ...(settings.user ? { user: settings.user } : {}), ...(settings.password ? { password: settings.password } : {}), ...(settings.ca ? { ca: settings.ca } : {}) };
   },
   describe: (config) => ({
     target: `smtp://${str(config, 'host')}:${String(config.port)} → ${(config.to as string[]).join(', ')}`,
     secretSet: Boolean(config.password),
-    settings: { host: str(config, 'host'), port: config.port as number, security: str(config, 'security'), from: str(config, 'from'), to: config.to as string[], ...(config.user ? { user: str(config, 'user') } : {}) },
+    settings: { host: str(config, 'host'), port: config.port as number, security: str(config, 'security'), from: str(config, 'from'), to: config.to as string[], ...(config.user ? { user: str(config, 'user') } : {}), ...(config.ca ? { customCa: true } : {}) },
   }),
   secrets: (config) => [str(config, 'password')].filter(Boolean),
   async send(config, { event }, signal) {
@@ -52,6 +55,8 @@ export const emailChannel: ChannelDriver = {
       secure: security === 'tls',
       requireTLS: security === 'starttls',
       ignoreTLS: security === 'none',
+      // Certificates are always checked (no "insecure" switch): a private CA is trusted by giving it.
+      ...(config.ca ? { tls: { ca: str(config, 'ca') } } : {}),
       ...(config.user ? { auth: { user: str(config, 'user'), pass: str(config, 'password') } } : {}),
       connectionTimeout: 10_000,
       greetingTimeout: 10_000,

@@ -23,6 +23,8 @@ export interface ChannelSettings {
   password?: string | undefined;
   from?: string | undefined;
   to?: string[] | undefined;
+  /** email: PEM certificates to trust for the SMTP server's TLS (a private CA), besides the system's. */
+  ca?: string | undefined;
 }
 
 /** A channel as listed: never a secret. */

@@ -667,6 +667,7 @@ export const CreateAlertChannelBody = z
     password: secretField('email: the SMTP password'),
     from: str(LIMITS.text).optional().describe('email: the sender address'),
     to: z.array(str(LIMITS.text)).min(1).max(50).optional().describe('email: the recipients'),
+    ca: str(64 * 1024).optional().describe('email: PEM certificates to trust for the SMTP server (a private CA)'),
   })
   .strict();
 export const AlertChannel = z.object({

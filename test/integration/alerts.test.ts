@@ -7,7 +7,8 @@
  * server (SQLite backups), the SDK and the CLI.
  */
 import { createHmac } from 'node:crypto';
-import { copyFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -67,16 +68,19 @@ interface Mail {
   to: string[];
   data: string;
   user: string | undefined;
+  /** The session was under TLS (implicit or after STARTTLS). */
+  secure: boolean;
 }
 
-/** smtp-server on 127.0.0.1:0, AUTH PLAIN/LOGIN required (user alerts, password `password`), plain text (no TLS on loopback). */
-async function smtp(password: string): Promise<{ server: SMTPServer; port: number; mails: Mail[]; auths: { user: string; ok: boolean }[] }> {
+/**
+ * smtp-server on 127.0.0.1:0, AUTH required (user alerts, password `password`): plain text (no
+ * STARTTLS offered), or with `tls` STARTTLS (AUTH only after it) or implicit TLS.
+ */
+async function smtp(password: string, tls?: { key: string; cert: string; implicit: boolean }): Promise<{ server: SMTPServer; port: number; mails: Mail[]; auths: { user: string; ok: boolean }[] }> {
   const mails: Mail[] = [];
   const auths: { user: string; ok: boolean }[] = [];
   const server = new SMTPServer({
-    secure: false,
-    disabledCommands: ['STARTTLS'],
-    allowInsecureAuth: true,
+    ...(tls ? { secure: tls.implicit, key: tls.key, cert: tls.cert, allowInsecureAuth: false } : { secure: false, disabledCommands: ['STARTTLS'], allowInsecureAuth: true }),
     authOptional: false,
     logger: false,
     onAuth(auth, _session, callback) {
@@ -93,6 +97,7 @@ async function smtp(password: string): Promise<{ server: SMTPServer; port: numbe
           to: session.envelope.rcptTo.map((r) => r.address),
           data: Buffer.concat(chunks).toString('utf8'),
           user: typeof session.user === 'string' ? session.user : undefined,
+          secure: session.secure,
         });
         callback();
       });
@@ -170,6 +175,7 @@ describe('channels against real receivers (AlertCenter on a catalog)', () => {
 
   beforeAll(() => {
     store = new SqliteAlertStore(catalogFile(join(work, 'unit')));
+    center = new AlertCenter({ store, retryDelaysMs: [10, 10], log: (l) => logged.push(l) });
   });
   afterAll(async () => {
     await center.close(100);
@@ -188,7 +194,6 @@ describe('channels against real receivers (AlertCenter on a catalog)', () => {
       add('chat', 'slack', { url: `${slack.url}${SLACK_PATH}` });
       add('push', 'ntfy', { url: ntfy.url, topic: 'backups', token: NTFY_TOKEN });
       add('mail', 'email', { host: '127.0.0.1', port: mail.port, security: 'none', user: 'alerts', password: SMTP_PASSWORD, from: 'cairn@example.test', to: ['ops@example.test', 'dba@example.test'] });
-      center = new AlertCenter({ store, retryDelaysMs: [10, 10], log: (l) => logged.push(l) });
       center.emit(event());
       await center.idle();
 
@@ -253,6 +258,40 @@ describe('channels against real receivers (AlertCenter on a catalog)', () => {
     } finally {
       store.removeChannel('mail2');
       await new Promise<void>((resolve) => mail.server.close(() => resolve()));
+    }
+  });
+
+  it('email over TLS: STARTTLS and implicit TLS with a private CA; an unknown certificate or a server without STARTTLS is refused before AUTH', async () => {
+    // A certificate for 127.0.0.1, made here by openssl, trusted only through the channel's `ca`.
+    const dir = mkdtempSync(join(work, 'tls-'));
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    const key = readFileSync(join(dir, 'key.pem'), 'utf8');
+    const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+    const starttls = await smtp(SMTP_PASSWORD, { key, cert, implicit: false });
+    const implicit = await smtp(SMTP_PASSWORD, { key, cert, implicit: true });
+    const plain = await smtp(SMTP_PASSWORD);
+    const mail = (port: number, security: 'tls' | 'starttls', ca?: string) => ({ host: '127.0.0.1', port, security, user: 'alerts', password: SMTP_PASSWORD, from: 'cairn@example.test', to: ['ops@example.test'], ...(ca ? { ca } : {}) });
+    try {
+      add('tls-start', 'email', mail(starttls.port, 'starttls', cert));
+      add('tls-implicit', 'email', mail(implicit.port, 'tls', cert));
+      add('tls-unknown', 'email', mail(starttls.port, 'starttls'));
+      add('tls-missing', 'email', mail(plain.port, 'starttls', cert));
+      expect(publicChannel(store.channel('tls-start')).settings).toMatchObject({ security: 'starttls', customCa: true });
+      expect((await center.test('tls-start')).state).toBe('delivered');
+      expect((await center.test('tls-implicit')).state).toBe('delivered');
+      expect([...starttls.mails, ...implicit.mails].map((m) => [m.user, m.secure])).toEqual([['alerts', true], ['alerts', true]]);
+      const unknown = await center.test('tls-unknown');
+      expect(unknown).toMatchObject({ state: 'failed', lastError: expect.stringMatching(/self[- ]signed certificate/i) });
+      const missing = await center.test('tls-missing');
+      expect(missing).toMatchObject({ state: 'failed', lastError: expect.stringMatching(/STARTTLS/) });
+      // Neither refused server saw the password: no AUTH was attempted in the clear or to an unknown server.
+      expect(starttls.auths).toEqual([{ user: 'alerts', ok: true }]);
+      expect(plain.auths).toEqual([]);
+      expect(() => channelDriver('email').configure({ ...mail(1, 'starttls'), ca: 'not a certificate' })).toThrow(/must be PEM certificates/);
+    } finally {
+      for (const name of ['tls-start', 'tls-implicit', 'tls-unknown', 'tls-missing']) store.removeChannel(name);
+      for (const s of [starttls, implicit, plain]) await new Promise<void>((resolve) => s.server.close(() => resolve()));
     }
   });
 
@@ -412,9 +451,15 @@ describe('a real server: SQLite backups, the SDK, the CLI', () => {
   });
 
   it('a failed backup is told to every channel; a down and a hanging endpoint neither fail nor delay it', async () => {
+    // The down channel is told of successes too: a backup that succeeds is neither failed nor delayed by it.
+    const downRule = await admin.alerts.addRule({ channel: 'down', on: ['failure', 'success'] });
     const good = await backup();
     expect(good.state).toBe('SUCCESS');
+    expect(Date.parse(good.finishedAt ?? '') - Date.parse(good.createdAt)).toBeLessThan(1500);
     await until(() => events().some((e) => e.kind === 'success' && e.job?.id === good.id), 'the success event');
+    const downSuccess = await until(async () => (await admin.alerts.deliveries({ channel: 'down' })).deliveries.find((d) => d.kind === 'success' && d.state === 'failed'), 'the down success delivery failed');
+    expect(downSuccess).toMatchObject({ attempts: 3, title: 'backup of shop succeeded' });
+    await admin.alerts.removeRule(downRule.id);
     expect(events().filter((e) => e.kind === 'recovery')).toEqual([]); // no failure before: nothing recovered
 
     renameSync(shop, `${shop}.away`);

@@ -29,6 +29,7 @@ interface ChannelAddFlags extends Flags {
   smtpUser?: string;
   from?: string;
   to?: string[];
+  smtpCaFile?: string;
 }
 
 const openStore = async (file: string): Promise<SqliteAlertStore> => new (await import('../../catalog/alerts.js')).SqliteAlertStore(file);
@@ -96,6 +97,7 @@ export function registerAlertCommands(program: Command, ctx: CliContext): void {
     .option('--smtp-user <user>', 'email: the SMTP user (password: --secret-file / --secret-env)')
     .option('--from <address>', 'email: the sender')
     .option('--to <address>', 'email: a recipient (repeatable)', collect)
+    .option('--smtp-ca-file <file>', "email: PEM certificates to trust for the SMTP server's TLS (a private CA)")
     .action(async (name: string, opts: ChannelAddFlags) => {
       const { channelDriver } = await import('../../alerts/registry.js');
       const { validateChannelName } = await import('../../alerts/center.js');
@@ -123,6 +125,7 @@ export function registerAlertCommands(program: Command, ctx: CliContext): void {
         ...(opts.smtpUser !== undefined ? { user: opts.smtpUser } : {}),
         ...(opts.from !== undefined ? { from: opts.from } : {}),
         ...(opts.to !== undefined ? { to: opts.to } : {}),
+        ...(opts.smtpCaFile !== undefined ? { ca: await readFile(opts.smtpCaFile, 'utf8').catch((err: NodeJS.ErrnoException) => { throw new UsageError(`Cannot read --smtp-ca-file ${opts.smtpCaFile}: ${err.code ?? err.message}.`); }) } : {}),
       };
       if (settings.security !== undefined && !['tls', 'starttls', 'none'].includes(settings.security)) throw new UsageError(`Invalid --smtp-security "${settings.security}": give tls, starttls or none.`);
       const shown = await either(
