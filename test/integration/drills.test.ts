@@ -205,6 +205,19 @@ describe('restore drills on a server', () => {
     expect(run?.tables.reduce((n, t) => n + t.actual, 0)).toBe(15_607);
     expect(databaseExists(scratch)).toBe(false);
     measured.postgresChinook = run?.recoverySeconds ?? -1;
+
+    // Cancelled while it restores: CANCELED, recorded, and neither the scratch database nor a
+    // staging one is left.
+    const started = await operator.drills.runNow('chinook');
+    const deadline = Date.now() + 30_000;
+    let current = started as JobRecord;
+    while (Date.now() < deadline && current.state === 'STARTED') current = (await viewer.jobs.get(started.id)) as JobRecord; // polled for a state, with a deadline
+    expect(current.state).toBe('TRANSFERRING');
+    await operator.jobs.cancel(started.id);
+    const ended = (await viewer.jobs.wait(started.id, { pollMs: 25 })) as JobRecord;
+    expect(ended.state).toBe('CANCELED');
+    expect(listDatabases(`${scratch}%`)).toEqual([]);
+    expect((await viewer.drills.get('chinook')).runs[0]).toMatchObject({ jobId: started.id, state: 'CANCELED', error: { code: 'CANCELLED' } });
   }, 60_000);
 
   it('a check that is false fails the drill (CORRUPT, naming the check) and the scratch copy is dropped', async () => {
