@@ -3,8 +3,9 @@
  * drills restore the newest backup into scratch targets, compare row counts, run checks and drop
  * the copies. Passing drills (SQLite, PostgreSQL: scratch gone, recovery seconds recorded), a
  * false check and a damaged pack (FAILED, CORRUPT, scratch still dropped), targets refused at
- * add and at run time, the target's password never answered, the drill scheduler's due times
- * (a fake clock over a real catalog), MySQL, and the CLI locally and through the server.
+ * add and at run time, a drill cancelled while it restores, the target's password never answered,
+ * the drill scheduler's due times (a fake clock over a real catalog), MySQL, and the CLI locally
+ * and through the server.
  * PostgreSQL databases are named cairn_t_drill*; MySQL ones cairn_drill_*.
  */
 import { existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync, closeSync, cpSync } from 'node:fs';
