@@ -3,8 +3,9 @@
  * drills restore the newest backup into scratch targets, compare row counts, run checks and drop
  * the copies. Passing drills (SQLite, PostgreSQL: scratch gone, recovery seconds recorded), a
  * false check and a damaged pack (FAILED, CORRUPT, scratch still dropped), targets refused at
- * add and at run time, the target's password never answered, the drill scheduler's due times
- * (a fake clock over a real catalog), MySQL, and the CLI locally and through the server.
+ * add and at run time, a drill cancelled while it restores, the target's password never answered,
+ * the drill scheduler's due times (a fake clock over a real catalog), MySQL, and the CLI locally
+ * and through the server.
  * PostgreSQL databases are named cairn_t_drill*; MySQL ones cairn_drill_*.
  */
 import { existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync, closeSync, cpSync } from 'node:fs';
@@ -205,6 +206,19 @@ describe('restore drills on a server', () => {
     expect(run?.tables.reduce((n, t) => n + t.actual, 0)).toBe(15_607);
     expect(databaseExists(scratch)).toBe(false);
     measured.postgresChinook = run?.recoverySeconds ?? -1;
+
+    // Cancelled while it restores: CANCELED, recorded, and neither the scratch database nor a
+    // staging one is left.
+    const started = await operator.drills.runNow('chinook');
+    const deadline = Date.now() + 30_000;
+    let current = started as JobRecord;
+    while (Date.now() < deadline && current.state === 'STARTED') current = (await viewer.jobs.get(started.id)) as JobRecord; // polled for a state, with a deadline
+    expect(current.state).toBe('TRANSFERRING');
+    await operator.jobs.cancel(started.id);
+    const ended = (await viewer.jobs.wait(started.id, { pollMs: 25 })) as JobRecord;
+    expect(ended.state).toBe('CANCELED');
+    expect(listDatabases(`${scratch}%`)).toEqual([]);
+    expect((await viewer.drills.get('chinook')).runs[0]).toMatchObject({ jobId: started.id, state: 'CANCELED', error: { code: 'CANCELLED' } });
   }, 60_000);
 
   it('a check that is false fails the drill (CORRUPT, naming the check) and the scratch copy is dropped', async () => {
@@ -403,11 +417,16 @@ describe('cairn drill', () => {
     const env = { CAIRN_DATA_DIR: local, CAIRN_SERVER: '', CAIRN_TOKEN: '', CAIRN_REPO: '' };
     expect((await cairnRun(['source', 'add', 'shop', `sqlite://${shopFile}`], env)).code).toBe(0);
     expect((await cairnRun(['repo', 'add', 'main', repo], env)).code).toBe(0);
+    mkdirSync(join(work, 'scratch'), { recursive: true });
     const scratch = join(work, 'scratch', 'cli.db');
     const add = await cairnRun(['drill', 'add', 'cli', '--source', 'shop', '--repo', 'main', '--target', `sqlite://${scratch}`, '--cron', '0 5 * * 0', '--check', 'SELECT count(*) = 3 FROM orders', '--json'], env);
     expect(add.stderr).toBe('');
     expect(JSON.parse(add.stdout)).toMatchObject({ name: 'cli', cron: '0 5 * * 0', checks: ['SELECT count(*) = 3 FROM orders'] });
     expect((await cairnRun(['drill', 'add', 'bad', '--source', 'shop', '--target', `sqlite://${shopFile}`], env)).code).toBe(2);
+    // The URL from an environment variable (a password in it never on the command line).
+    const fromEnv = await cairnRun(['drill', 'add', 'cli-env', '--source', 'shop', '--repo', 'main', '--target-env', 'SCRATCH_URL', '--json'], { ...env, SCRATCH_URL: `sqlite://${join(work, 'scratch', 'env.db')}` });
+    expect(JSON.parse(fromEnv.stdout)).toMatchObject({ target: `sqlite://${join(work, 'scratch', 'env.db')}` });
+    expect((await cairnRun(['drill', 'add', 'cli-env2', '--source', 'shop', '--target-env', 'UNSET_VAR_X'], env)).stderr).toMatch(/--target-env UNSET_VAR_X: the environment variable is not set/);
     const run = await cairnRun(['drill', 'run-now', 'cli'], env);
     expect(run.stderr).toBe('');
     expect(run.stdout).toMatch(/^Drill cli passed: backup shop-1 restored into .* and dropped; 2 table\(s\) match the backup's row counts, 1 check\(s\) true; recovery time \d+\.\d s\.\n$/);
@@ -426,12 +445,15 @@ describe('cairn drill', () => {
 
     // Through the server: list and show as a viewer, run-now as an operator.
     const remote = { CAIRN_SERVER: server.url, CAIRN_DATA_DIR: '', CAIRN_REPO: '' };
+    const added = await cairnRun(['drill', 'add', 'cli-remote', '--source', 'shop', '--repo', 'main', '--target', `sqlite://${join(work, 'scratch', 'remote.db')}`, '--json'], { ...remote, CAIRN_TOKEN: tokens.admin });
+    expect(JSON.parse(added.stdout)).toMatchObject({ name: 'cli-remote', cron: null, nextRun: null });
     const listed = await cairnRun(['drill', 'list', '--json'], { ...remote, CAIRN_TOKEN: tokens.viewer });
-    expect((JSON.parse(listed.stdout) as { drills: { name: string }[] }).drills.map((d) => d.name)).toContain('shop-weekly');
-    const ran = await cairnRun(['drill', 'run-now', 'shop-weekly'], { ...remote, CAIRN_TOKEN: tokens.operator });
-    expect(ran.stdout).toMatch(/^Drill shop-weekly passed/);
-    const shown = await cairnRun(['drill', 'show', 'shop-weekly', '--json'], { ...remote, CAIRN_TOKEN: tokens.viewer });
-    expect((JSON.parse(shown.stdout) as { runs: unknown[] }).runs).toHaveLength(2);
-    expect((await cairnRun(['drill', 'remove', 'shop-weekly'], { ...remote, CAIRN_TOKEN: tokens.operator })).code).toBe(2); // 403: admins only
+    expect((JSON.parse(listed.stdout) as { drills: { name: string }[] }).drills.map((d) => d.name)).toContain('cli-remote');
+    const ran = await cairnRun(['drill', 'run-now', 'cli-remote'], { ...remote, CAIRN_TOKEN: tokens.operator });
+    expect(ran.stdout).toMatch(/^Drill cli-remote passed: backup shop-1/);
+    const shown = await cairnRun(['drill', 'show', 'cli-remote', '--json'], { ...remote, CAIRN_TOKEN: tokens.viewer });
+    expect((JSON.parse(shown.stdout) as { runs: { state: string }[] }).runs.map((r) => r.state)).toEqual(['SUCCESS']);
+    expect((await cairnRun(['drill', 'remove', 'cli-remote'], { ...remote, CAIRN_TOKEN: tokens.operator })).code).toBe(2); // 403: admins only
+    expect((await cairnRun(['drill', 'remove', 'cli-remote'], { ...remote, CAIRN_TOKEN: tokens.admin })).stdout).toBe('Removed drill cli-remote.\n');
   }, 120_000);
 });

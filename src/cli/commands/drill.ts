@@ -16,7 +16,8 @@ import { callServer, jobError, serverClient, serverOption, type ServerFlags } fr
 
 interface DrillAddFlags extends DataDirFlags, ServerFlags {
   source: string;
-  target: string;
+  target?: string;
+  targetEnv?: string;
   repo?: string;
   cron?: string;
   timezone?: string;
@@ -78,7 +79,8 @@ export function registerDrillCommands(program: Command, ctx: CliContext): void {
     .command('add <name>')
     .description('add a restore drill (the target URL stays in the catalog; never a registered source)')
     .requiredOption('--source <name>', 'a registered source: its newest backup is restored')
-    .requiredOption('--target <url>', 'the scratch database URL (created and dropped at every run; put its password in ~/.pgpass or the option files rather than here)')
+    .option('--target <url>', 'the scratch database URL (created and dropped at every run); one with a password: --target-env')
+    .option('--target-env <variable>', 'read the scratch database URL from this environment variable (a password in it stays out of ps and the shell history)')
     .option('--repo <name>', 'a registered repository, or "default" (the server\'s BACKUP_* repository; the default)')
     .option('--cron <expression>', 'five cron fields ("0 5 * * 0") or @daily, @weekly…; left out: run-now only')
     .option('--timezone <zone>', 'IANA time zone of the cron (default UTC)')
@@ -88,10 +90,13 @@ export function registerDrillCommands(program: Command, ctx: CliContext): void {
     .addOption(serverOption())
     .option('--json', 'print JSON')
     .action(async (name: string, opts: DrillAddFlags) => {
+      if ((opts.target === undefined) === (opts.targetEnv === undefined)) throw new UsageError('Give the scratch database with --target <url> or --target-env <variable> (one of them).');
+      const given = opts.target ?? process.env[opts.targetEnv ?? ''];
+      if (!given) throw new UsageError(`--target-env ${opts.targetEnv}: the environment variable is not set or empty; export it with the scratch database URL.`);
       const input = {
         name,
         source: opts.source,
-        target: absoluteSourceUrl(opts.target),
+        target: absoluteSourceUrl(given),
         ...(opts.repo ? { repository: opts.repo } : {}),
         ...(opts.cron ? { cron: opts.cron } : {}),
         ...(opts.timezone ? { timezone: opts.timezone } : {}),
