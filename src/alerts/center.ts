@@ -116,6 +116,9 @@ export class AlertCenter implements AlertSink {
   /** Tells of a job that ended: failure, success and recovery events (CANCELED jobs tell nothing). */
   jobEnded(job: JobRecord): void {
     if (job.state !== 'SUCCESS' && job.state !== 'FAILED') return;
+    // A scheduled run that could not start is recorded as a FAILED job too (jobs/health.ts
+    // recordingFailedStarts), but told once, by runFailed with the run's own words.
+    if (job.params.notStarted === true) return;
     try {
       const subject = this.subject(job.kind, job.params);
       const outcome = job.state === 'SUCCESS' ? 'success' : 'failure';

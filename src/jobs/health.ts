@@ -11,7 +11,11 @@
 import type { AlertSink } from '../core/alerts.js';
 import { parseDuration, type Duration } from '../core/durations.js';
 import { UsageError } from '../core/errors.js';
-import type { JobRecord } from './ports.js';
+import { CairnError } from '../core/errors.js';
+import { scrubSecrets } from '../sources/redact.js';
+import { JobConflictError, type JobCenter } from './job-center.js';
+import type { JobRecord, ScheduleSpec } from './ports.js';
+import type { Launched } from './scheduler.js';
 import type { Overview } from './overview.js';
 import { cronOf } from './scheduler.js';
 
@@ -298,4 +302,39 @@ export class HealthMonitor {
       /* a sink never throws */
     }
   }
+}
+
+/**
+ * A schedule launcher that also records a run that could not start as a FAILED backup job
+ * (kind backup; params: the schedule, its id, the due time, and its source and repository as
+ * the schedule names them, redacted; error: the code and reason), so that it is in GET /v1/jobs,
+ * counts as the source's last result, and reaches whatever watches job ends (alerts). The
+ * scheduler still records the run as failed with its reason, and the error is rethrown to it.
+ * A run that waits for or skips because of another job (JobConflictError) is not a failure.
+ * `redact`: a value as it may be shown (URLs without their password).
+ */
+export function recordingFailedStarts(
+  launch: (spec: ScheduleSpec, dueAt: Date) => Promise<Launched>,
+  center: Pick<JobCenter, 'recordFailed'>,
+  redact: (value: string) => string,
+  log?: (line: string) => void,
+): (spec: ScheduleSpec, dueAt: Date) => Promise<Launched> {
+  return async (spec, dueAt) => {
+    try {
+      return await launch(spec, dueAt);
+    } catch (err) {
+      if (!(err instanceof JobConflictError)) {
+        const code = err instanceof CairnError ? err.code : 'INTERNAL';
+        const message = scrubSecrets(`scheduled run of ${spec.name} due at ${dueAt.toISOString()} could not start: ${err instanceof Error ? err.message : String(err)}`);
+        await center
+          .recordFailed({
+            kind: 'backup',
+            params: { schedule: spec.name, scheduleId: spec.id, dueAt: dueAt.toISOString(), source: redact(spec.source), repository: redact(spec.repository), notStarted: true },
+            error: { code, message },
+          })
+          .catch((e: unknown) => log?.(`schedule ${spec.name}: its failed run could not be recorded as a job: ${e instanceof Error ? e.message : String(e)}`));
+      }
+      throw err;
+    }
+  };
 }

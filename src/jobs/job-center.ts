@@ -199,6 +199,33 @@ export class JobCenter {
     return structuredClone(record);
   }
 
+  /**
+   * Records a job that could not start as FAILED at once (a scheduled run whose source or
+   * repository could not be opened): in the catalog, so GET /v1/jobs lists it with its reason,
+   * and told to watchAll listeners and onEvent as ended, as any failed job. `params` and the
+   * error's message must hold no secret (the caller redacts them).
+   */
+  async recordFailed(request: { kind: JobKind; params: Record<string, unknown>; error: { code: string; message: string } }): Promise<JobRecord> {
+    const at = this.now().toISOString();
+    const record: JobRecord = {
+      id: `${request.kind}-${randomId(8)}`,
+      kind: request.kind,
+      state: 'FAILED',
+      key: null,
+      params: request.params,
+      progress: { bytes: 0, rows: 0, collectionsDone: 0, collectionsTotal: 0, throughput: 0 },
+      result: null,
+      error: request.error,
+      createdAt: at,
+      updatedAt: at,
+      finishedAt: at,
+    };
+    await this.catalog.insert(record, this.owner);
+    this.tell(this.everyJob, record);
+    this.onEvent({ type: 'ended', job: structuredClone(record), durationMs: 0 });
+    return structuredClone(record);
+  }
+
   async get(id: string): Promise<JobRecord> {
     const a = this.active.get(id);
     if (a) return structuredClone(a.record);

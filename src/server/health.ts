@@ -89,8 +89,12 @@ export async function serverHealth(
 /** The jobs a JobCenter runs now, as records (for the stuck-job list). */
 export async function activeJobsOf(center: JobCenter): Promise<JobRecord[]> {
   const out: JobRecord[] = [];
-  for (const id of center.activeIds()) out.push(await center.get(id).catch(() => undefined as never));
-  return out.filter((j) => j !== undefined);
+  for (const id of center.activeIds()) {
+    // A job that ended between the two calls is no longer active: left out.
+    const job = await center.get(id).catch(() => undefined);
+    if (job) out.push(job);
+  }
+  return out;
 }
 
 /** How long /metrics reuses a report (ms): a scrape never lists every repository more often than this. */

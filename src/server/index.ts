@@ -31,7 +31,7 @@ import { SqliteAlertStore } from '../catalog/alerts.js';
 import { AlertCenter } from '../alerts/center.js';
 import type { AlertSink } from '../core/alerts.js';
 import { SqliteBreachStore } from '../catalog/health.js';
-import { HealthMonitor } from '../jobs/health.js';
+import { HealthMonitor, recordingFailedStarts } from '../jobs/health.js';
 import { HealthService } from './health.js';
 import { SqliteDrillStore } from '../catalog/drills.js';
 import { DrillScheduler, drillOpener, startDrillJob, type DrillLauncherOptions } from '../jobs/drill.js';
@@ -227,7 +227,8 @@ async function serveLocked(
   const scheduler = new Scheduler(schedules, {
     now: () => new Date(),
     // Schedules were checked when added; the data folder is checked again at every run.
-    launch: scheduledBackupLauncher({
+    // A run that could not start is also a FAILED job record (jobs/health.ts), visible in GET /v1/jobs.
+    launch: recordingFailedStarts(scheduledBackupLauncher({
       center,
       now: () => new Date(),
       openRepository: (value) => access.repository(value, 'server'),
@@ -237,7 +238,7 @@ async function serveLocked(
         return openSource(ref.url, { untrusted: ref.untrusted });
       },
       log: errorLog,
-    }),
+    }), center, redactUrl, errorLog),
     // A due time that finds a manual backup of its source running waits for it (queued).
     waitForJob: (id) => center.wait(id),
     log: errorLog,

@@ -380,6 +380,26 @@ function exitOf(child: ChildProcess): Promise<number | null> {
   return new Promise((r) => child.once('exit', (code) => r(code)));
 }
 
+describe('exit 10', () => {
+  it('exit 10: cairn status when a source is past its recovery point objective (the command itself succeeded: no error)', async () => {
+    // Backed up (b1, in "known") a moment ago with an objective of 1 s: breached once a second has gone by.
+    expect(cairn(['source', 'add', 'late', `sqlite://${CHINOOK}`, '--rpo', '1s'], { env: env() }).code).toBe(0);
+    const deadline = Date.now() + 20_000;
+    let r = cairn(['status', '--json'], { env: env() });
+    while (r.code === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      r = cairn(['status', '--json'], { env: env() });
+    }
+    expect(r.code, r.stderr).toBe(10);
+    expect(r.stderr).toBe('');
+    const doc = JSON.parse(r.stdout) as { status: string; sources: { name?: string; breached: boolean }[]; error?: unknown };
+    expect(doc.status).toBe('degraded');
+    expect(doc.sources[0]).toMatchObject({ name: 'late', breached: true });
+    expect(doc.error).toBeUndefined();
+    seen.add(10);
+  });
+});
+
 describe('the table in docs/cli.md', () => {
   it('lists exactly the exit codes the cases of this file saw when they ran (or declares not provokable, with the reason)', () => {
     const documented = documentedExitCodes();

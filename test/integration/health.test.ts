@@ -7,6 +7,8 @@
  * backup held at a table lock marked stuck (progress.stalledSince, one 'stuck' event).
  */
 import { rmSync } from 'node:fs';
+import { Repository } from '../../src/repo/repository.js';
+import { FileSystemStorage } from '../../src/storage/fs.js';
 import { join } from 'node:path';
 import Database from '../../src/sources/sqlite/driver.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -222,5 +224,23 @@ describe('stuck jobs', () => {
     } finally {
       if (!released) await lock.release();
     }
+  });
+});
+
+describe('scheduled runs that could not start', () => {
+  it('are a failed run of the schedule and a FAILED backup job, both with the reason, in the API', async () => {
+    const gone = join(work, 'gone-repo');
+    await Repository.init(new FileSystemStorage(gone));
+    await admin.repositories.add('gone', gone);
+    await operator.schedules.create({ name: 'to-gone', source: 'shop', repository: 'gone', cron: '0 4 * * *', timezone: 'UTC' });
+    rmSync(gone, { recursive: true, force: true });
+    const failed = await apiFailure(operator.schedules.runNow('to-gone'));
+    expect(failed.status).toBeGreaterThanOrEqual(400);
+    const run = (await viewer.schedules.get('to-gone')).runs[0];
+    expect(run).toMatchObject({ status: 'failed', jobId: null, reason: expect.stringContaining(failed.message.slice(0, 40)) });
+    const job = (await viewer.jobs.list({ state: 'FAILED' })).find((j) => j.params.schedule === 'to-gone');
+    expect(job).toMatchObject({ kind: 'backup', state: 'FAILED', params: { schedule: 'to-gone', source: 'shop', repository: 'gone', notStarted: true }, error: { code: failed.code } });
+    expect(job?.error?.message).toMatch(/^scheduled run of to-gone due at \S+ could not start: /);
+    expect(job?.finishedAt).toBe(job?.createdAt);
   });
 });

@@ -10,8 +10,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { AlertEvent, AlertSink } from '../../src/core/alerts.js';
 import { SqliteBreachStore } from '../../src/catalog/health.js';
 import { SqliteJobCatalog } from '../../src/catalog/sqlite.js';
-import { buildHealth, HealthMonitor, parseRpo, scheduleRpoSeconds, type HealthReport } from '../../src/jobs/health.js';
-import { JobCenter, type JobContext } from '../../src/jobs/job-center.js';
+import { buildHealth, HealthMonitor, parseRpo, recordingFailedStarts, scheduleRpoSeconds, type HealthReport } from '../../src/jobs/health.js';
+import { JobCenter, JobConflictError, type JobContext } from '../../src/jobs/job-center.js';
+import { NotFoundError } from '../../src/core/errors.js';
+import type { ScheduleSpec } from '../../src/jobs/ports.js';
+import { redactUrl } from '../../src/server/redact.js';
 import type { Overview } from '../../src/jobs/overview.js';
 import { labelValue } from '../../src/server/health.js';
 
@@ -189,6 +192,27 @@ describe('the stuck-job watchdog', () => {
     expect(sink.events).toHaveLength(1);
     release();
     expect((await center.wait(job.id)).state).toBe('SUCCESS');
+    await catalog.close();
+  });
+});
+
+describe('scheduled runs that could not start', () => {
+  it('become a FAILED backup job (source redacted, told to watchers); a run held by another job does not', async () => {
+    const catalog = new SqliteJobCatalog(join(dir, 'not-started.db'));
+    const center = new JobCenter(catalog);
+    const ended: string[] = [];
+    center.watchAll((j) => void ended.push(`${j.state} ${String(j.params.schedule)}`));
+    const spec = { id: 's1', name: 'nightly', source: 'postgres://app:s3cret@db/shop', repository: 'main', cron: '@daily', timezone: 'UTC' } as ScheduleSpec;
+    const failing = recordingFailedStarts(() => Promise.reject(new NotFoundError('No repository named "main" is registered.')), center, redactUrl);
+    await expect(failing(spec, new Date('2026-12-01T03:00:00Z'))).rejects.toThrow(/No repository named "main"/);
+    const [job] = await catalog.list({ state: 'FAILED' });
+    expect(job).toMatchObject({ kind: 'backup', params: { schedule: 'nightly', dueAt: '2026-12-01T03:00:00.000Z', repository: 'main', notStarted: true }, error: { code: 'NOT_FOUND', message: 'scheduled run of nightly due at 2026-12-01T03:00:00.000Z could not start: No repository named "main" is registered.' } });
+    expect(JSON.stringify(job)).not.toContain('s3cret');
+    expect(ended).toEqual(['FAILED nightly']);
+    const running = (await catalog.list())[0] as NonNullable<typeof job>;
+    const held = recordingFailedStarts(() => Promise.reject(new JobConflictError(running)), center, redactUrl);
+    await expect(held(spec, new Date())).rejects.toBeInstanceOf(JobConflictError);
+    expect(await catalog.count({ state: 'FAILED' })).toBe(1);
     await catalog.close();
   });
 });

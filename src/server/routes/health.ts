@@ -6,8 +6,6 @@ import { parseRpo } from '../../jobs/health.js';
 import { identify } from '../session-auth.js';
 import { registeredName, type RouteKit } from './kit.js';
 
-export { parseRpo };
-
 export function healthRoutes(kit: RouteKit): void {
   const { on, registry } = kit;
   on('getHealth', async (c) => {

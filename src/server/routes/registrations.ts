@@ -14,7 +14,7 @@ import { openStorage } from '../../storage/index.js';
 import { isName } from '../access.js';
 import { answerMessage, quote } from '../redact.js';
 import { registeredName, type RouteKit } from './kit.js';
-import { parseRpo } from './health.js';
+import { parseRpo } from '../../jobs/health.js';
 
 const ROUTE_IDS = {
   source: { plural: 'sources', register: 'registerSource', list: 'listSources', remove: 'removeSource' },
