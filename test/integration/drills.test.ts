@@ -26,6 +26,8 @@ import { apiFailure, serverWork } from '../helpers/api.js';
 import { cairnRun } from '../helpers/cli.js';
 import { createDatabase, databaseExists, dropDatabase, ensurePostgres, listDatabases, loadChinook, pgUrl, psql } from '../helpers/postgres.js';
 import { ensureMysql, myUrl, sql as mysql } from '../helpers/mysql.js';
+import { Receiver } from '../helpers/receivers.js';
+import { createHmac } from 'node:crypto';
 
 let work: string;
 let dataDir: string;
@@ -37,6 +39,9 @@ let operator: CairnClient;
 let viewer: CairnClient;
 let shopFile: string;
 let pgSource: string;
+/** A webhook channel's receiver: failed drills are alerted like any failed job. */
+let hook: Receiver;
+const HOOK_SECRET = 'drill-hook-secret-0123456789';
 const alerts: AlertEvent[] = [];
 const pgDatabases: string[] = [];
 /** Measured recovery times, printed at the end (docs/operations.md quotes them). */
@@ -96,6 +101,8 @@ beforeAll(async () => {
   await admin.sources.add('pgshop', pgUrl(pgSource));
   await admin.repositories.add('main', repo);
   await admin.repositories.add('damaged', join(work, 'damaged'));
+  hook = await Receiver.start();
+  await admin.alerts.addChannel({ name: 'ops', type: 'webhook', url: `${hook.url}/cairn`, secret: HOOK_SECRET });
   await operator.backups.create({ source: 'shop', repository: 'main', id: 'shop-1' }, { waitForCompletion: true, pollMs: 25 });
   await operator.backups.create({ source: 'pgshop', repository: 'main', id: 'pgshop-1' }, { waitForCompletion: true, pollMs: 25 });
   await operator.backups.create({ source: 'pgshop', repository: 'damaged', id: 'pgshop-dmg' }, { waitForCompletion: true, pollMs: 25 });
@@ -103,6 +110,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
+  await hook?.close();
   for (const d of [...pgDatabases, ...listDatabases('cairn_t_drillscratch_%')]) dropDatabase(d);
   if (work) rmSync(work, { recursive: true, force: true });
   // What docs/operations.md quotes as measured recovery times on this machine.
@@ -256,6 +264,15 @@ describe('restore drills on a server', () => {
     expect(listDatabases(`${scratch}%`)).toEqual([]);
     const [run] = (await viewer.drills.get('pg-damaged')).runs;
     expect(run).toMatchObject({ state: 'FAILED', backupId: null, recoverySeconds: null, error: { code: 'CORRUPT' } });
+    // Alerted: the webhook channel (no rules: failures of anything) receives it, signed.
+    let delivered: { body: string; headers: Record<string, unknown> } | undefined;
+    for (const deadline = Date.now() + 15_000; !delivered && Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+      delivered = hook.received.find((r) => (JSON.parse(r.body) as { job?: { id?: string } }).job?.id === job.id);
+    }
+    expect(delivered, 'no alert for the failed drill reached the webhook').toBeDefined();
+    const sent = JSON.parse(delivered?.body ?? '{}') as AlertEvent;
+    expect(sent).toMatchObject({ kind: 'failure', drill: 'pg-damaged', source: 'pgshop', title: 'restore drill pg-damaged failed', job: { kind: 'drill', state: 'FAILED', error: { code: 'CORRUPT' } } });
+    expect(delivered?.headers['x-cairn-signature']).toBe(`sha256=${createHmac('sha256', HOOK_SECRET).update(delivered?.body ?? '').digest('hex')}`);
   }, 60_000);
 
   it('a SQLite drill from a damaged pack fails too and leaves no scratch file', async () => {
