@@ -104,6 +104,15 @@ export class Scope {
     return this.sourceName(spec.source) && this.repositoryName(spec.repository) && (spec.copyTo === undefined || this.repositoryName(spec.copyTo));
   }
 
+  /** A restore drill: its source and repository must both be in scope (its target is a scratch copy). */
+  drill(spec: { source: string; repository: string }): boolean {
+    return this.sourceValue(spec.source) && this.repositoryValue(spec.repository);
+  }
+
+  checkDrill(spec: { name: string; source: string; repository: string }): void {
+    if (!this.drill(spec)) this.refuse(`Drill ${quote(spec.name)} (source ${quoteUrl(spec.source)}, repository ${quoteUrl(spec.repository)})`);
+  }
+
   checkSchedule(spec: Pick<ScheduleSpec, 'name' | 'source' | 'repository' | 'copyTo'>): void {
     if (!this.schedule(spec)) this.refuse(`Schedule ${quote(spec.name)} (source ${quoteUrl(spec.source)}, repository ${quoteUrl(spec.repository)})`);
   }
@@ -158,6 +167,10 @@ export class Scope {
    */
   job(job: Pick<JobRecord, 'params'>): boolean {
     if (!this.limited) return true;
+    // A restore drill is about its source and repository; its target is a scratch copy.
+    if (typeof job.params.drill === 'string') {
+      return typeof job.params.source === 'string' && typeof job.params.repository === 'string' && this.drill({ source: job.params.source, repository: job.params.repository });
+    }
     let named = 0;
     for (const k of DATABASE_PARAMS) {
       const v = job.params[k];

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AlertEvent } from '../../src/core/alerts.js';
 import { SqliteDrillStore } from '../../src/catalog/drills.js';
 import { SqliteRegistry } from '../../src/catalog/registry.js';
+import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import { DrillScheduler } from '../../src/jobs/drill.js';
 import type { JobRecord } from '../../src/jobs/ports.js';
 import { Repository } from '../../src/repo/repository.js';
@@ -165,6 +166,22 @@ describe('restore drills on a server', () => {
     expect(run?.recoverySeconds).toBeLessThan(60);
     measured.sqlite = run?.recoverySeconds ?? -1;
     expect((await viewer.drills.list()).map((d) => d.name)).toContain('shop-weekly');
+
+    // Scoped tokens: drills of their sources and repositories only (listing, reading, running, jobs).
+    const store = new SqliteTokenStore(catalogFile(dataDir));
+    const inScope = new CairnClient({ url: server.url, token: store.create('operator', 'shop-team', { sources: ['shop'], repositories: ['main'] }).token });
+    const outScope = new CairnClient({ url: server.url, token: store.create('operator', 'pg-team', { sources: ['pgshop'], repositories: ['main'] }).token });
+    store.close();
+    expect((await inScope.drills.list()).map((d) => d.name)).toContain('shop-weekly');
+    expect((await outScope.drills.list()).map((d) => d.name)).not.toContain('shop-weekly');
+    expect((await inScope.drills.get('shop-weekly')).drill.name).toBe('shop-weekly');
+    for (const refused of [outScope.drills.get('shop-weekly'), outScope.drills.runNow('shop-weekly')]) {
+      const err = await apiFailure(refused);
+      expect([err.status, err.code]).toEqual([403, 'FORBIDDEN']);
+      expect(err.message).toContain('shop-weekly');
+    }
+    expect((await inScope.jobs.list({ kind: 'drill' })).map((j) => j.id)).toContain(job.id);
+    expect((await outScope.jobs.list({ kind: 'drill' })).map((j) => j.id)).not.toContain(job.id);
   });
 
   it('a PostgreSQL drill restores into a scratch database and drops it; the target password is never answered', async () => {

@@ -39,7 +39,11 @@ export function drillRoutes(kit: RouteKit): void {
   const store = (): SqliteDrillStore => drills().store;
   const shown = (d: DrillState) => ({ ...d, nextRun: DrillScheduler.next(d, new Date())?.toISOString() ?? null });
 
-  on('listDrills', (c) => c.json({ drills: store().list().map(shown) }));
+  // A scoped token sees and runs the drills of its sources and repositories only.
+  on('listDrills', (c) => {
+    const scope = kit.scope(c);
+    return c.json({ drills: store().list().filter((d) => scope.drill(d)).map(shown) });
+  });
   on('createDrill', async (c, { body }) => {
     c.set('inputs', [body.target]); // an error may quote the URL: redacted
     store().refuseTaken(body.name);
@@ -51,10 +55,12 @@ export function drillRoutes(kit: RouteKit): void {
   on('getDrill', (c) => {
     const name = drillName(c.req.param('name') ?? '');
     const d = store().get(name);
+    kit.scope(c).checkDrill(d);
     return c.json({ drill: shown(d), runs: store().runs(name, 20) });
   });
   on('runDrill', async (c) => {
     const name = drillName(c.req.param('name') ?? '');
+    kit.scope(c).checkDrill(store().get(name));
     const job = await startDrillJob(drills().launcher, name, 'manual');
     kit.started('drill');
     return c.json({ job: publicJob(job) }, 202);
