@@ -16,6 +16,7 @@ import type { AuditVia, NewAuditEntry, SqliteAuditLog } from '../catalog/audit.j
 import type { JobRecord } from '../catalog/types.js';
 import { isTerminal, type JobCenter } from '../jobs/job-center.js';
 import { redactUrl } from './redact.js';
+import { LIMITS } from './schemas.js';
 import { ROUTES, type RouteSpec } from './routes/table.js';
 import type { Env } from './routes/kit.js';
 
@@ -50,12 +51,16 @@ const words = (id: string): string => id.replace(/([a-z0-9])([A-Z])/g, '$1 $2').
 /** One value as recorded: URLs redacted, cut short. */
 function shown(value: unknown): string | undefined {
   if (typeof value === 'string') {
+    // A hostile value is not redacted (URL patterns backtrack on half a megabyte of one letter)
+    // nor cut before redaction (that could cut a password from the "@" that marks it): its length only.
+    if (value.length > 1000) return `(${value.length} characters)`;
     const v = redactUrl(value);
     return v.length > 120 ? `${v.slice(0, 120)}…` : v;
   }
   if (typeof value === 'boolean' || typeof value === 'number') return String(value);
   if (Array.isArray(value)) {
-    const items = value.slice(0, 20).map(shown).filter((v): v is string => v !== undefined);
+    // Its first 20 strings only (never nested: a hostile body may nest arrays 100 000 deep).
+    const items = value.slice(0, 20).filter((v): v is string => typeof v === 'string').map(shown);
     return `${items.join(',')}${value.length > 20 ? ',…' : ''}`;
   }
   return undefined;
@@ -137,8 +142,13 @@ export class AuditRecorder {
       }
       let body: Record<string, unknown> = {};
       if (!route?.upload && (c.req.header('content-type') ?? '').includes('json')) {
-        // Cached by the handler that parsed it; read now (bounded by the body limit) when it was refused first.
-        const parsed: unknown = await c.req.json().catch(() => undefined);
+        // The body the handler parsed (cached); else, for a request refused before its body was
+        // read (401, 403), read now only when it declared a length within the body limit: a
+        // refused 50 MB body is never buffered for its record.
+        const parsed: unknown =
+          c.req.bodyCache.json !== undefined || (status !== 413 && Number(c.req.header('content-length') ?? Number.NaN) <= LIMITS.bodyBytes)
+            ? await c.req.json().catch(() => undefined)
+            : undefined;
         if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
       }
       const query = c.req.query();

@@ -102,9 +102,13 @@ describe('audit log', () => {
     const anonymous = await readAnswer(await fetch(`${server.url}/v1/backups`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ source: 'crm', repository: 'main' }) }));
     expect(anonymous.status).toBe(401);
     expect((await apiFailure(operator.schedules.remove('no-such'))).status).toBe(404);
+    // Over the body limit: refused unread (before authentication, so by no one), recorded without its body.
+    const big = await readAnswer(await fetch(`${server.url}/v1/backups`, { method: 'POST', headers: { authorization: `Bearer ${tokens.operator}`, 'content-type': 'application/json' }, body: JSON.stringify({ source: 'x'.repeat(2 << 20) }) }));
+    expect(big.status).toBe(413);
     const all = await records();
+    expect(all.find((e) => e.status === 413)).toMatchObject({ route: 'createBackup', result: 'PAYLOAD_TOO_LARGE', target: null, via: 'none', address: '127.0.0.1' });
     expect(all.find((e) => e.actorRole === 'viewer' && e.route === 'createBackup')).toMatchObject({ status: 403, result: 'FORBIDDEN', target: 'source=shop repository=main', jobId: null });
-    expect(all.find((e) => e.via === 'none' && e.route === 'createBackup')).toMatchObject({ status: 401, result: 'UNAUTHORIZED', actorTokenId: null, target: 'source=crm repository=main', address: '127.0.0.1' });
+    expect(all.find((e) => e.via === 'none' && e.route === 'createBackup' && e.status === 401)).toMatchObject({ status: 401, result: 'UNAUTHORIZED', actorTokenId: null, target: 'source=crm repository=main', address: '127.0.0.1' });
     expect(all.find((e) => e.route === 'removeSchedule')).toMatchObject({ status: 404, result: 'NOT_FOUND', path: '/v1/schedules/no-such' });
     // Reads are not recorded.
     expect(all.some((e) => e.method === 'GET')).toBe(false);
