@@ -127,6 +127,14 @@ describe.skipIf(missing !== null).sequential('console: alerts screen and stuck j
       const [cliText, curlText, sdkText] = await eq.locator('pre').allTextContents();
       expect(cliText).toContain('--secret-file hook.secret');
       for (const text of [cliText, curlText, sdkText]) expect(text).not.toContain(SECRET);
+      if (SCREENSHOTS) {
+        await dialog.getByLabel('Name', { exact: true }).fill('ops-hook');
+        await dialog.getByLabel('URL', { exact: true }).fill('https://ops.example.com/cairn');
+        // Its equivalents folded again: the dialog fits the window.
+        await eq.locator('summary').click();
+        mkdirSync(SHOTS_DIR, { recursive: true });
+        await page.screenshot({ path: `${SHOTS_DIR}alerts-channel-new.png`, animations: 'disabled', caret: 'hide' });
+      }
       await dialog.getByRole('button', { name: 'Cancel' }).click();
       await dialog.waitFor({ state: 'hidden' });
 
@@ -194,6 +202,7 @@ describe.skipIf(missing !== null).sequential('console: alerts screen and stuck j
       await expect.poll(async () => (await table.locator('tbody tr').allTextContents()).map((t) => t.includes('down-hook')), { timeout: 15_000 }).toEqual([true]);
       if (SCREENSHOTS) {
         await page.getByLabel('State', { exact: true }).selectOption('');
+        await rowEq.locator('summary').click();
         await screenReady(page);
         mkdirSync(SHOTS_DIR, { recursive: true });
         await page.screenshot({ path: `${SHOTS_DIR}alerts.png`, fullPage: true, animations: 'disabled', caret: 'hide' });
