@@ -4,7 +4,8 @@
  * webhook receiver (node:http on 127.0.0.1, test/helpers/receivers.ts) that checks the HMAC
  * signature. An admin adds a webhook channel, tests it (the receiver gets the signed sample, the
  * screen says delivered), tests one whose receiver is down (failed, with the reason), adds a rule
- * and sees the deliveries of a real backup; the secret never comes back to the page. A viewer or
+ * and sees the deliveries of a real backup; Slack, ntfy and email channels made through their forms
+ * deliver to a receiver and an SMTP server (smtp-server, AUTH); no secret comes back. A viewer or
  * an operator has no Alerts entry. axe-core finds no serious violation on the screen and its
  * dialog. With CAIRN_SCREENSHOTS=1 it writes docs/console/alerts.png.
  */
@@ -14,6 +15,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { SMTPServer } from 'smtp-server';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CairnClient } from '../../src/sdk/index.js';
@@ -218,6 +220,92 @@ describe.skipIf(missing !== null).sequential('console: alerts screen and stuck j
       throw await explained(err, context);
     } finally {
       await context.close();
+    }
+  });
+
+  it('admin: the Slack, ntfy and email forms make channels that deliver (a real receiver, a real SMTP server with AUTH); their secrets never come back', async () => {
+    const SLACK_PATH = '/services/T000/B000/slack-secret-path';
+    const NTFY_TOKEN = 'tk_e2e_ntfy_token_secret';
+    const SMTP_PASSWORD = 'e2e-smtp-password-secret';
+    const mails: { to: string[]; data: string }[] = [];
+    const smtp = new SMTPServer({
+      secure: false, disabledCommands: ['STARTTLS'], allowInsecureAuth: true, authOptional: false, logger: false,
+      onAuth(auth, _session, callback) {
+        const ok = auth.username === 'alerts' && auth.password === SMTP_PASSWORD;
+        callback(ok ? null : new Error('Invalid username or password'), ok ? { user: auth.username } : undefined);
+      },
+      onData(stream, session, callback) {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          mails.push({ to: session.envelope.rcptTo.map((r) => r.address), data: Buffer.concat(chunks).toString('utf8') });
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
+    const smtpPort = (smtp.server.address() as { port: number }).port;
+    const { context, page } = await signedInPage(browser, env, 'admin');
+    try {
+      await gotoScreen(page, 'alerts');
+      const open = async (name: string, type: string) => {
+        await page.getByRole('button', { name: 'Add channel' }).click();
+        const dialog = page.getByRole('dialog', { name: 'Add a channel' });
+        await dialog.getByLabel('Name', { exact: true }).fill(name);
+        await dialog.getByLabel('Type', { exact: true }).selectOption(type);
+        return dialog;
+      };
+      const addAndTest = async (dialog: Awaited<ReturnType<typeof open>>, name: string) => {
+        await dialog.getByRole('button', { name: 'Add channel' }).click();
+        await dialog.waitFor({ state: 'hidden' });
+        await page.getByRole('button', { name: `Test channel ${name}` }).click();
+        await expect.poll(() => page.getByTestId(`channel-test-${name}`).textContent(), { timeout: 20_000 }).toContain('delivered');
+      };
+
+      let dialog = await open('team-chat', 'slack');
+      const slackUrl = dialog.getByLabel('Incoming-webhook URL');
+      expect(await slackUrl.getAttribute('type')).toBe('password');
+      await slackUrl.fill(`${receiver.url}${SLACK_PATH}`);
+      await addAndTest(dialog, 'team-chat');
+      const slack = receiver.received.find((r) => r.path === SLACK_PATH);
+      expect((JSON.parse(slack!.body) as { text: string }).text).toContain('team-chat');
+
+      dialog = await open('phone', 'ntfy');
+      await dialog.getByLabel('Server', { exact: true }).fill(receiver.url);
+      await dialog.getByLabel('Topic', { exact: true }).fill('cairn-e2e');
+      await dialog.getByLabel('Access token').fill(NTFY_TOKEN);
+      await addAndTest(dialog, 'phone');
+      const ntfy = receiver.received.find((r) => r.path === '/cairn-e2e');
+      expect(ntfy!.headers.authorization).toBe(`Bearer ${NTFY_TOKEN}`);
+
+      dialog = await open('dba-mail', 'email');
+      await dialog.getByLabel('SMTP host').fill('127.0.0.1');
+      await dialog.getByLabel('Port', { exact: true }).fill(String(smtpPort));
+      await dialog.getByLabel('Security', { exact: true }).selectOption('none');
+      await dialog.getByLabel('SMTP user').fill('alerts');
+      await dialog.getByLabel('SMTP password').fill(SMTP_PASSWORD);
+      await dialog.getByLabel('From', { exact: true }).fill('cairn@example.test');
+      await dialog.getByLabel('To', { exact: true }).fill('ops@example.test, dba@example.test');
+      await addAndTest(dialog, 'dba-mail');
+      expect(mails).toHaveLength(1);
+      expect(mails[0]!.to).toEqual(['ops@example.test', 'dba@example.test']);
+      expect(mails[0]!.data).toContain('dba-mail');
+
+      const listed = await api('admin').alerts.listChannels();
+      for (const name of ['team-chat', 'phone', 'dba-mail']) expect(listed.find((c) => c.name === name)?.secretSet).toBe(true);
+      await page.reload();
+      await screenReady(page);
+      await page.getByTestId('channel-row-dba-mail').waitFor();
+      const html = await page.content();
+      for (const secret of [SLACK_PATH, NTFY_TOKEN, SMTP_PASSWORD]) {
+        expect(html).not.toContain(secret);
+        expect(JSON.stringify(listed)).not.toContain(secret);
+      }
+    } catch (err) {
+      throw await explained(err, context);
+    } finally {
+      await context.close();
+      await new Promise<void>((resolve) => smtp.close(() => resolve()));
     }
   });
 
