@@ -92,9 +92,10 @@ function listeningUrl(child: ChildProcess, log: () => string): Promise<string> {
 
 /**
  * Prepares data folder, repositories, sources and tokens with the CLI, then starts the server.
- * `bigRows` sizes the PostgreSQL table (rows of two md5 strings).
+ * `bigRows` sizes the PostgreSQL table (rows of two md5 strings); `serverArgs` are added to
+ * `cairn server`'s flags (e.g. a short --stuck-after).
  */
-export async function startConsoleEnv(options: { bigRows?: number } = {}): Promise<ConsoleEnv> {
+export async function startConsoleEnv(options: { bigRows?: number; serverArgs?: string[] } = {}): Promise<ConsoleEnv> {
   ensurePostgres();
   const work = mkdtempSync(join(tmpdir(), 'cairn-e2e-'));
   const dataDir = join(work, 'data');
@@ -121,7 +122,7 @@ export async function startConsoleEnv(options: { bigRows?: number } = {}): Promi
   }
 
   let stderr = '';
-  const child = spawn(process.execPath, [CLI, 'server', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+  const child = spawn(process.execPath, [CLI, 'server', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.serverArgs ?? [])], {
     cwd: work,
     env: { ...pgEnv(), ...env, CAIRN_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],

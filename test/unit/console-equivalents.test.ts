@@ -46,6 +46,18 @@ const SAMPLES: { [A in Action]: ActionParams[A][] } = {
   'repository.remove': [{ name: 'offsite' }],
   'token.create': [{ role: 'viewer' }, { role: 'admin', name: 'ci backups' }],
   'token.revoke': [{ id: '0123456789ab' }],
+  'alert.channelAdd': [
+    { name: 'ops-hook', type: 'webhook', url: 'https://ops.example.com/cairn', secretGiven: true },
+    { name: 'team', type: 'slack', secretGiven: true },
+    { name: 'phone', type: 'ntfy', url: 'https://ntfy.example.com', topic: 'cairn-prod', secretGiven: true },
+    { name: 'phone2', type: 'ntfy', topic: 'cairn-prod' },
+    { name: 'dba', type: 'email', host: 'smtp.example.com', port: 587, security: 'starttls', user: 'cairn', from: 'cairn@example.com', to: ['dba@example.com', 'oncall@example.com'], secretGiven: true },
+  ],
+  'alert.channelTest': [{ name: 'ops-hook' }],
+  'alert.channelRemove': [{ name: 'ops-hook' }],
+  'alert.ruleAdd': [{ channel: 'ops-hook' }, { channel: 'ops-hook', on: ['failure', 'recovery'], source: 'app', schedule: 'nightly' }],
+  'alert.ruleRemove': [{ id: '0123456789ab' }],
+  'alert.deliveries': [{}, { state: 'failed', channel: 'ops-hook', limit: 50 }],
 };
 
 /** A POSIX shell line's words: single and double quotes, backslash-newline continuations. */
@@ -162,6 +174,19 @@ describe('console equivalents (web/src/equivalents.ts)', () => {
 
   it('quotes what the shell would split or expand, and round-trips it', () => {
     for (const word of ['plain', "it's", 'a b', '$HOME', '*', '', 'x;rm -rf /', 'a"b']) expect(words(`echo ${shellQuote(word)}`)).toEqual(['echo', word]);
+  });
+
+  it('never puts an alert channel\'s secret on the command line: the CLI reads it from a file', () => {
+    const hook = equivalents('alert.channelAdd', { name: 'ops-hook', type: 'webhook', url: 'https://ops.example.com/cairn', secretGiven: true });
+    expect(words(hook.cli!)).toEqual(['cairn', 'alert', 'channel', 'add', 'ops-hook', '--type', 'webhook', '--url', 'https://ops.example.com/cairn', '--secret-file', 'hook.secret', '--server', '$CAIRN_SERVER']);
+    expect(hook.body).toEqual({ name: 'ops-hook', type: 'webhook', url: 'https://ops.example.com/cairn', secret: '<secret>' });
+    expect(hook.sdk).toContain('secret: process.env.CAIRN_ALERT_SECRET');
+    const slack = equivalents('alert.channelAdd', { name: 'team', type: 'slack', url: 'https://hooks.slack.com/services/T0/B0/XYZ', secretGiven: true });
+    expect(slack.cli).toContain('--url-file slack.url');
+    for (const text of [slack.cli, slack.curl, slack.sdk]) expect(text).not.toContain('XYZ');
+    const mail = equivalents('alert.channelAdd', { name: 'dba', type: 'email', host: 'smtp.example.com', user: 'cairn', to: ['a@example.com'], secretGiven: true });
+    expect(words(mail.cli!)).toContain('--secret-file');
+    expect(mail.body).toMatchObject({ password: '<password>', to: ['a@example.com'] });
   });
 
   it('renders a restore with renames, include and policy as the real flags', () => {

@@ -16,6 +16,7 @@ import { JobsScreen } from './screens/jobs.js';
 import { SchedulesScreen } from './screens/schedules.js';
 import { RepositoriesScreen, SourcesScreen } from './screens/registry.js';
 import { TokensScreen } from './screens/tokens.js';
+import { AlertsScreen } from './screens/alerts.js';
 
 interface NavItem {
   screen: string;
@@ -34,6 +35,7 @@ const NAV: NavItem[] = [
   { screen: 'sources', label: 'Sources', least: 'viewer', icon: 'M5 4h14v6H5zM5 14h14v6H5zM8 7h.01M8 17h.01' },
   { screen: 'repositories', label: 'Repositories', least: 'viewer', icon: 'M3 7l9-4 9 4-9 4zM3 12l9 4 9-4M3 17l9 4 9-4' },
   { screen: 'tokens', label: 'Tokens', least: 'admin', icon: 'M15 7a4 4 0 1 1-3.9 5H3v4h3v-2h2v2h3.1A4 4 0 0 1 15 7z' },
+  { screen: 'alerts', label: 'Alerts', least: 'admin', icon: 'M6 16V11a6 6 0 0 1 12 0v5l2 2H4zM10 21h4' },
 ];
 
 function Icon({ d }: { d: string }) {
@@ -266,6 +268,8 @@ function Screen({ screen, id, query, role }: { screen: string; id?: string; quer
       return <RepositoriesScreen />;
     case 'tokens':
       return can(role, 'admin') ? <TokensScreen /> : <NotAllowed />;
+    case 'alerts':
+      return can(role, 'admin') ? <AlertsScreen query={query} /> : <NotAllowed />;
     default:
       return (
         <section class="card">

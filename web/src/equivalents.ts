@@ -49,6 +49,31 @@ export interface ActionParams {
   'repository.remove': { name: string; force?: boolean };
   'token.create': { role: 'admin' | 'operator' | 'viewer'; name?: string };
   'token.revoke': { id: string };
+  'alert.channelAdd': AlertChannelParams;
+  'alert.channelTest': { name: string };
+  'alert.channelRemove': { name: string };
+  'alert.ruleAdd': { channel: string; on?: string[]; source?: string; schedule?: string };
+  'alert.ruleRemove': { id: string };
+  'alert.deliveries': { state?: 'pending' | 'delivered' | 'failed'; channel?: string; limit?: number };
+}
+
+/**
+ * A notification channel as the console adds it, without its secret: `secretGiven` says whether
+ * one is sent (webhook HMAC key, ntfy token, SMTP password; a Slack channel's secret is its URL,
+ * so its `url` is never here). The equivalents read the secret from a file or a variable.
+ */
+export interface AlertChannelParams {
+  name: string;
+  type: 'webhook' | 'slack' | 'ntfy' | 'email';
+  url?: string;
+  topic?: string;
+  host?: string;
+  port?: number;
+  security?: 'tls' | 'starttls' | 'none';
+  user?: string;
+  from?: string;
+  to?: string[];
+  secretGiven?: boolean;
 }
 export type Action = keyof ActionParams;
 
@@ -75,7 +100,8 @@ export const ACTIONS = [
   'backup.create', 'backup.setExpiry', 'backup.delete', 'backup.deletionPreview', 'copy.create', 'export.create', 'export.download',
   'restore.dryRun', 'restore.create', 'job.cancel', 'schedule.create', 'schedule.enable', 'schedule.disable', 'schedule.runNow',
   'schedule.remove', 'cron.preview', 'retention.preview', 'source.add', 'source.remove', 'source.check', 'repository.add',
-  'repository.remove', 'token.create', 'token.revoke',
+  'repository.remove', 'token.create', 'token.revoke', 'alert.channelAdd', 'alert.channelTest', 'alert.channelRemove', 'alert.ruleAdd',
+  'alert.ruleRemove', 'alert.deliveries',
 ] as const satisfies readonly Action[];
 
 /** A word for a POSIX shell: as is when it is safe, else in single quotes. */
@@ -153,6 +179,39 @@ function restoreCli(p: RestoreParams, dryRun: boolean): string {
   if (dryRun) words.push('--dry-run');
   words.push(VIA_SERVER);
   return words.join(' ');
+}
+
+/** Per channel type: the body field holding its secret, the file the CLI reads it from, what it is. */
+const ALERT_SECRET = {
+  webhook: { key: 'secret', file: 'hook.secret', what: 'the HMAC secret (16 characters or more)' },
+  slack: { key: 'url', file: 'slack.url', what: 'the Slack incoming-webhook URL (whoever has it may post)' },
+  ntfy: { key: 'token', file: 'ntfy.token', what: 'the ntfy access token' },
+  email: { key: 'password', file: 'smtp.password', what: 'the SMTP password' },
+} as const;
+
+/**
+ * `cairn alert channel add`, curl and SDK for a channel. The secret never appears: the CLI reads
+ * it from a file (--secret-file, or --url-file for Slack; never on the command line, where ps
+ * shows it), curl sends a placeholder to replace, the SDK reads an environment variable.
+ */
+function alertChannelAdd(c: AlertChannelParams): Equivalent {
+  const secret = ALERT_SECRET[c.type];
+  const withSecret = c.type === 'slack' || c.secretGiven === true;
+  const shown = compact({
+    name: c.name, type: c.type, url: c.type === 'slack' ? undefined : c.url, topic: c.topic, host: c.host, port: c.port, security: c.security, user: c.user, from: c.from, to: c.to,
+  });
+  const body = withSecret ? { ...shown, [secret.key]: `<${secret.key === 'url' ? 'Slack URL' : secret.key}>` } : shown;
+  const cli = [
+    'cairn alert channel add', shellQuote(c.name),
+    ...flags([['--type', c.type], ['--url', c.type === 'slack' ? undefined : c.url], ['--topic', c.topic], ['--smtp-host', c.host], ['--smtp-port', c.port], ['--smtp-security', c.security], ['--smtp-user', c.user], ['--from', c.from]]),
+    ...(c.to ?? []).map((t) => `--to ${shellQuote(t)}`),
+    ...(withSecret ? [`${c.type === 'slack' ? '--url-file' : '--secret-file'} ${secret.file}`] : []),
+    VIA_SERVER,
+  ].join(' ');
+  const envName = `CAIRN_ALERT_${secret.key.toUpperCase()}`;
+  const sdkBody = withSecret ? js(shown).replace(/ }$/, `, ${secret.key}: process.env.${envName} })`) : js(shown);
+  const note = withSecret ? `write ${secret.what} into ${secret.file} first (its first line); in curl replace <${secret.key === 'url' ? 'Slack URL' : secret.key}>, in the SDK set ${envName}` : undefined;
+  return build('POST', '/v1/alert-channels', body, cli, `await cairn.alerts.addChannel(${sdkBody});`, note);
 }
 
 /** The three equivalents of `action` with `params`. */
@@ -290,6 +349,35 @@ export function equivalents<A extends Action>(action: A, params: ActionParams[A]
     case 'token.revoke': {
       const { id } = p as ActionParams['token.revoke'];
       return build('DELETE', `/v1/tokens/${encodeURIComponent(id)}`, undefined, `cairn token revoke ${shellQuote(id)}`, `await cairn.tokens.revoke(${js(id)});`, ON_HOST);
+    }
+    case 'alert.channelAdd':
+      return alertChannelAdd(p as AlertChannelParams);
+    case 'alert.channelTest': {
+      const { name } = p as ActionParams['alert.channelTest'];
+      return build('POST', `/v1/alert-channels/${encodeURIComponent(name)}/test`, undefined, `cairn alert channel test ${shellQuote(name)} ${VIA_SERVER}`, `await cairn.alerts.testChannel(${js(name)});`);
+    }
+    case 'alert.channelRemove': {
+      const { name } = p as ActionParams['alert.channelRemove'];
+      return build('DELETE', `/v1/alert-channels/${encodeURIComponent(name)}`, undefined, `cairn alert channel remove ${shellQuote(name)} ${VIA_SERVER}`, `await cairn.alerts.removeChannel(${js(name)});`);
+    }
+    case 'alert.ruleAdd': {
+      const r = p as ActionParams['alert.ruleAdd'];
+      const body = compact({ channel: r.channel, on: r.on, source: r.source, schedule: r.schedule });
+      const cli = ['cairn alert rule add', ...flags([['--channel', r.channel], ['--on', r.on?.length ? r.on.join(',') : undefined], ['--source', r.source], ['--schedule', r.schedule]]), VIA_SERVER].join(' ');
+      return build('POST', '/v1/alert-rules', body, cli, `await cairn.alerts.addRule(${js(body)});`);
+    }
+    case 'alert.ruleRemove': {
+      const { id } = p as ActionParams['alert.ruleRemove'];
+      return build('DELETE', `/v1/alert-rules/${encodeURIComponent(id)}`, undefined, `cairn alert rule remove ${shellQuote(id)} ${VIA_SERVER}`, `await cairn.alerts.removeRule(${js(id)});`);
+    }
+    case 'alert.deliveries': {
+      const { state, channel, limit } = p as ActionParams['alert.deliveries'];
+      const q = compact({ state, channel, limit });
+      return build(
+        'GET', `/v1/alert-deliveries${query({ state, channel, limit })}`, undefined,
+        ['cairn alert deliveries', ...flags([['--state', state], ['--channel', channel], ['--limit', limit]]), VIA_SERVER].join(' '),
+        `await cairn.alerts.deliveries(${Object.keys(q).length ? js(q) : ''});`,
+      );
     }
   }
   throw new Error(`unknown console action ${String(action)}`);

@@ -9,7 +9,7 @@ import { duration, bytes, count, counted, rate } from './format.js';
 import { countersOf, errorCodeShown } from './job-counters.js';
 import { useRole } from './session.js';
 import type { JobRecord } from './types.js';
-import { Badge, Equivalents } from './ui.js';
+import { Badge, Equivalents, Time } from './ui.js';
 
 const TERMINAL = new Set(['SUCCESS', 'FAILED', 'CANCELED']);
 export const isTerminal = (state: string): boolean => TERMINAL.has(state);
@@ -113,6 +113,11 @@ export function JobPanel({ jobId, title, testid, onEnd, onDismiss }: { jobId: st
       {job ? (
         <>
           <ProgressBar job={job} label={`${title} progress`} />
+          {!ended && job.progress.stalledSince ? (
+            <p class="small text-warn" data-testid={`job-stuck-${job.id}`}>
+              <span aria-hidden="true">⚠ </span>stuck since <Time iso={job.progress.stalledSince} rel />: no progress reported since then
+            </p>
+          ) : null}
           <dl class="facts facts-inline">
             {counters.bytes ? (
               <div>

@@ -20,3 +20,7 @@ export type RetentionPreview = AnswerOf<'retentionPreview'>;
 export type CronPreview = AnswerOf<'cronPreview'>;
 /** A schedule as listed, with its cron in words and its next runs. */
 export type ScheduleShown = Schedule;
+/** Alerts (admin): a channel as listed (never its secret), a rule, a delivery. */
+export type AlertChannel = AnswerOf<'listAlertChannels'>['channels'][number];
+export type AlertRule = AnswerOf<'listAlertRules'>['rules'][number];
+export type AlertDelivery = AnswerOf<'listAlertDeliveries'>['deliveries'][number];

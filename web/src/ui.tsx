@@ -21,6 +21,7 @@ const TONE: Record<string, string> = {
   SUCCESS: 'ok', ok: 'ok', FAILED: 'bad', failing: 'bad', CANCELED: 'neutral', CANCELLING: 'warn', late: 'warn', never: 'neutral',
   STARTED: 'info', TRANSFERRING: 'info', TRANSFERRED: 'info', FINALIZING: 'info', running: 'info',
   admin: 'bad', operator: 'warn', viewer: 'neutral', enabled: 'ok', disabled: 'neutral', manual: 'neutral', scheduled: 'info',
+  delivered: 'ok', failed: 'bad', pending: 'warn', set: 'ok', failure: 'bad', success: 'ok', recovery: 'ok', rpo: 'warn', stuck: 'warn', test: 'info',
 };
 
 /** A state as text in a tinted pill (the word carries the meaning, the colour only helps). */

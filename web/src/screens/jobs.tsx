@@ -150,6 +150,11 @@ export function JobsScreen({ query }: { query: URLSearchParams }) {
                     </th>
                     <td data-label="State">
                       <Badge value={j.state} testid={`job-state-${j.id}`} />
+                      {!ended && j.progress.stalledSince ? (
+                        <div class="small text-warn" data-testid={`job-stuck-${j.id}`}>
+                          <span aria-hidden="true">⚠ </span>stuck since <Time iso={j.progress.stalledSince} rel />
+                        </div>
+                      ) : null}
                       {can(role, 'operator') && !ended ? (
                         <div class="mt-small">
                           <button
