@@ -191,18 +191,22 @@ export function buildHealth({ overview, registered, activeJobs, now }: HealthInp
   return { status: degraded ? 'degraded' : 'ok', generatedAt: now.toISOString(), sources, stuckJobs };
 }
 
-/** "26h", "3d 2h", "45m", "12s": an age or objective for people. */
+/**
+ * "26h", "3d2h", "45m", "1m5s", "26h30s": an age or objective for people, exact to the second
+ * (never rounded: an age just past its objective must not read as equal to it). Hours up to two
+ * days (a daily schedule's 26 h reads as such), then days; zero units left out.
+ */
 export function formatSeconds(seconds: number): string {
-  if (seconds < 60) return `${seconds}s`;
-  if (seconds < 3600) return `${Math.round(seconds / 60)}m`;
-  if (seconds < 86_400 * 2) {
-    const h = Math.floor(seconds / 3600);
-    const m = Math.round((seconds % 3600) / 60);
-    return m ? `${h}h${m}m` : `${h}h`;
+  let left = Math.max(0, Math.floor(seconds));
+  if (left === 0) return '0s';
+  const parts: string[] = [];
+  const units: [string, number][] = left >= 86_400 * 2 ? [['d', 86_400], ['h', 3600], ['m', 60], ['s', 1]] : [['h', 3600], ['m', 60], ['s', 1]];
+  for (const [unit, size] of units) {
+    const n = Math.floor(left / size);
+    left -= n * size;
+    if (n > 0) parts.push(`${n}${unit}`);
   }
-  const d = Math.floor(seconds / 86_400);
-  const h = Math.round((seconds % 86_400) / 3600);
-  return h ? `${d}d${h}h` : `${d}d`;
+  return parts.join('');
 }
 
 /**

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { AlertEvent, AlertSink } from '../../src/core/alerts.js';
 import { SqliteBreachStore } from '../../src/catalog/health.js';
 import { SqliteJobCatalog } from '../../src/catalog/sqlite.js';
-import { buildHealth, HealthMonitor, parseRpo, recordingFailedStarts, scheduleRpoSeconds, type HealthReport } from '../../src/jobs/health.js';
+import { buildHealth, formatSeconds, HealthMonitor, parseRpo, recordingFailedStarts, scheduleRpoSeconds, type HealthReport } from '../../src/jobs/health.js';
 import { JobCenter, JobConflictError, type JobContext } from '../../src/jobs/job-center.js';
 import { NotFoundError } from '../../src/core/errors.js';
 import type { ScheduleSpec } from '../../src/jobs/ports.js';
@@ -214,5 +214,12 @@ describe('scheduled runs that could not start', () => {
     await expect(held(spec, new Date())).rejects.toBeInstanceOf(JobConflictError);
     expect(await catalog.count({ state: 'FAILED' })).toBe(1);
     await catalog.close();
+  });
+});
+
+describe('formatSeconds: ages and objectives for people', () => {
+  it('is exact to the second: an age just past its objective never reads as equal to it', () => {
+    expect([65, 60, 59, 0, 3600, 3630, 93_600, 93_630, 86_400 * 2 + 3600 + 5].map(formatSeconds)).toEqual(['1m5s', '1m', '59s', '0s', '1h', '1h30s', '26h', '26h30s', '2d1h5s']);
+    for (let objective = 1; objective < 200_000; objective += 997) expect(formatSeconds(objective + 1)).not.toBe(formatSeconds(objective));
   });
 });
