@@ -88,7 +88,7 @@ export function registerDrillCommands(program: Command, ctx: CliContext): void {
     .command('add <name>')
     .description('add a restore drill (the target URL stays in the catalog; never a registered source)')
     .requiredOption('--source <name>', 'a registered source: its newest backup is restored')
-    .option('--target <url>', 'the scratch database URL (created and dropped at every run); one with a password: --target-env')
+    .option('--target <url>', 'the scratch database URL: one that does not exist (created and dropped at every run; cairn never replaces one it did not create); one with a password: --target-env')
     .option('--target-env <variable>', 'read the scratch database URL from this environment variable (a password in it stays out of ps and the shell history)')
     .option('--repo <name>', 'a registered repository, or "default" (the server\'s BACKUP_* repository; the default)')
     .option('--repository <name>', 'the same as --repo (as cairn token create spells it)')
