@@ -53,7 +53,8 @@ export class SqliteDrillStore implements DrillStore {
         id INTEGER PRIMARY KEY AUTOINCREMENT, drill TEXT NOT NULL, job_id TEXT, trigger TEXT NOT NULL, started_at TEXT NOT NULL,
         finished_at TEXT NOT NULL, state TEXT NOT NULL, backup_id TEXT, recovery_seconds REAL, rows_compared INTEGER NOT NULL,
         tables TEXT NOT NULL, checks TEXT NOT NULL, error TEXT);
-      CREATE INDEX IF NOT EXISTS drill_runs_drill ON drill_runs (drill, id);`);
+      CREATE INDEX IF NOT EXISTS drill_runs_drill ON drill_runs (drill, id);
+      CREATE TABLE IF NOT EXISTS drill_scratch (drill TEXT PRIMARY KEY, location TEXT NOT NULL, since TEXT NOT NULL);`);
   }
 
   /**
@@ -123,7 +124,19 @@ export class SqliteDrillStore implements DrillStore {
     this.db.transaction(() => {
       this.db.prepare('DELETE FROM drills WHERE name = ?').run(name);
       this.db.prepare('DELETE FROM drill_runs WHERE drill = ?').run(name);
+      // A copy an interrupted run left stays where it is: no later drill may take it for its own.
+      this.db.prepare('DELETE FROM drill_scratch WHERE drill = ?').run(name);
     })();
+  }
+
+  scratchPending(name: string): string | null {
+    const row = this.db.prepare('SELECT location FROM drill_scratch WHERE drill = ?').get(name) as { location: string } | undefined;
+    return row?.location ?? null;
+  }
+
+  setScratchPending(name: string, location: string | null): void {
+    if (location === null) this.db.prepare('DELETE FROM drill_scratch WHERE drill = ?').run(name);
+    else this.db.prepare('INSERT INTO drill_scratch (drill, location, since) VALUES (?, ?, ?) ON CONFLICT (drill) DO UPDATE SET location = excluded.location, since = excluded.since').run(name, location, new Date().toISOString());
   }
 
   recordRun(run: Omit<DrillRun, 'id'>): DrillRun {

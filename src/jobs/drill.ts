@@ -14,7 +14,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { AlertSink } from '../core/alerts.js';
-import { CairnError, NotFoundError, UsageError } from '../core/errors.js';
+import { CairnError, ConflictError, NotFoundError, UsageError } from '../core/errors.js';
 import type { BackupManifest } from '../core/schemas.js';
 import type { Repository } from '../repo/repository.js';
 import type { RestoreTarget, ScratchTarget } from '../sources/types.js';
@@ -99,6 +99,14 @@ export interface DrillStore {
   /** Moves the latest handled due time forward (never back). */
   setLastDue(name: string, dueAt: string): void;
   recordRun(run: Omit<DrillRun, 'id'>): DrillRun;
+  /**
+   * The target location where a run of drill `name` began creating its scratch copy and did not
+   * finish dropping it (recorded before the restore begins, cleared after the drop); null: none.
+   * Only a target recorded here may be replaced by the drill: cairn drops nothing it did not create.
+   */
+  scratchPending(name: string): string | null;
+  /** Records (a location) or clears (null) the scratch copy a run of drill `name` is making. */
+  setScratchPending(name: string, location: string | null): void;
 }
 
 /** A drill that ran but did not pass: counts that differ, a check false or failing, a scratch copy left behind. */
@@ -121,6 +129,10 @@ export interface RunDrillOptions {
    * again here, at run time, as a registration may have changed since the drill was added.
    */
   protectedLocations: string[];
+  /** The drill store's record of the scratch copy this drill is making (see DrillStore.scratchPending). */
+  pending: Pick<DrillStore, 'scratchPending' | 'setScratchPending'>;
+  /** Told the backup the run restores as soon as it is chosen (a failed run still names it). */
+  onBackup?: (backupId: string) => void;
   signal?: AbortSignal;
   onProgress?: JobContext['progress'];
   onFinalizing?: () => void;
@@ -157,6 +169,47 @@ export function refuseProtectedTarget(targetLocation: string, protectedLocations
   }
 }
 
+/**
+ * Refuses (ConflictError) a scratch target that exists now, unless the drill store records that
+ * an earlier run of this drill created it and did not finish dropping it: a drill restores into
+ * a target that does not exist and drops it afterwards, and never replaces nor drops a database
+ * or file it did not create. `adding`: said when the drill is added (no run recorded yet).
+ * Answers true when the target is such a leftover of the drill's own (to be replaced).
+ */
+export async function refuseExistingTarget(scratch: ScratchTarget, drill: string, pending: string | null, adding = false): Promise<boolean> {
+  if (!(await scratch.exists())) return false;
+  if (!adding && pending === scratch.location) return true;
+  throw new ConflictError(
+    `Drill "${drill}": the scratch target ${scratch.location} exists already, and cairn did not create it. A drill restores into a target that does not exist and drops it after every run, so it never replaces or drops a database or file it did not create. ` +
+      (adding
+        ? 'Choose a target that does not exist, or, after checking that it holds nothing you need, drop it yourself and add the drill again.'
+        : `After checking that it holds nothing you need, drop it yourself and run the drill again; or give the drill a target that does not exist (cairn drill remove ${drill}, then cairn drill add ${drill} … --target <a new database or file>).`),
+  );
+}
+
+/** A CLI flag in a message (--on-conflict, --no-owner…): a drill takes none of them. */
+const FLAG = /(^|[\s(`'"])--[a-z][a-z-]*/;
+
+/**
+ * A restore error as a drill reports it: naming the drill, the backup and the target, with the
+ * same code; advice that names restore flags (which a drill never passes and its user never gave)
+ * left out, clause by clause.
+ */
+export function drillRestoreError(err: unknown, drill: string, backupId: string, target: string): unknown {
+  if (!(err instanceof CairnError) || err.code === 'CANCELLED') return err;
+  const sentences = err.message.split(/(?<=\.)\s+/).flatMap((sentence) => {
+    const at = sentence.search(FLAG);
+    if (at < 0) return [sentence];
+    // The problem before the advice ("X is in the way: restore with --y"): kept, the advice dropped.
+    const head = sentence.slice(0, at);
+    const cut = Math.max(head.lastIndexOf(':'), head.lastIndexOf(';'), head.lastIndexOf(' ('), head.lastIndexOf(', or'));
+    const kept = (cut > 0 ? head.slice(0, cut) : '').trim();
+    return kept === '' ? [] : [`${kept}.`];
+  });
+  const message = sentences.join(' ').trim().replace(/\.+$/, '');
+  return new CairnError(err.code, `Drill "${drill}" could not restore backup ${backupId} into ${target}: ${message}.`, { cause: err });
+}
+
 /** The newest backup of `sourceLocation` in `repo` whose manifest reads and records no lost chunks. */
 export async function newestGoodBackup(repo: Repository, sourceLocation: string, signal?: AbortSignal): Promise<BackupManifest> {
   const key = databaseKey(sourceLocation);
@@ -178,31 +231,52 @@ function passes(value: unknown): boolean {
 const asText = (value: unknown): string | null => (value === undefined || value === null ? null : typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : String(value));
 
 /**
- * Runs one drill: the newest good backup of the source restored into the scratch target
- * (onConflict replace: a copy left by an earlier drill is replaced), every table's rows counted
+ * Runs one drill: the newest good backup of the source restored into the scratch target, which
+ * must not exist (a copy an interrupted run of this drill left, as the store records, is dropped
+ * first; anything else is refused: ConflictError, nothing touched), every table's rows counted
  * against the manifest, every check run, the scratch copy dropped whatever happened. Answers the
  * outcome (passed or not); throws what stopped the restore (CORRUPT for a damaged pack,
- * NOT_FOUND without a backup, CANCELLED), after dropping the scratch copy.
+ * NOT_FOUND without a backup, CANCELLED; restore errors name the drill, backup and target),
+ * after dropping the scratch copy it created.
  */
 export async function runDrill(options: RunDrillOptions): Promise<DrillOutcome> {
-  const { scratch, target } = options;
-  refuseProtectedTarget(target.location, [options.sourceLocation, ...options.protectedLocations], options.name);
+  const { scratch, target, pending, name } = options;
+  refuseProtectedTarget(target.location, [options.sourceLocation, ...options.protectedLocations], name);
   const manifest = await newestGoodBackup(options.repo, options.sourceLocation, options.signal);
+  options.onBackup?.(manifest.id);
+  // Checked last before anything is created: a target that exists is replaced only when it is
+  // the leftover of an interrupted run of this drill (recorded below, before the restore).
+  const leftover = await refuseExistingTarget(scratch, name, pending.scratchPending(name));
+  pending.setScratchPending(name, scratch.location);
   let outcome: DrillOutcome | undefined;
   let failure: unknown;
+  /** The target turned out to be someone else's (it appeared after the check): never dropped. */
+  let notOurs = false;
   const started = performance.now();
   try {
-    await runRestore({
-      repo: options.repo,
-      backupId: manifest.id,
-      target,
-      onConflict: 'replace',
-      // The scratch database is the drill's own: sessions left on an old copy are ended.
-      sessions: 'terminate',
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      ...(options.onFinalizing ? { onFinalizing: options.onFinalizing } : {}),
-    });
+    if (leftover) await scratch.drop();
+    let restored;
+    try {
+      // Into a target that does not exist (onConflict fail: the restore itself refuses to write
+      // into anything that holds objects); no sessions policy: there is nothing to switch.
+      restored = await runRestore({
+        repo: options.repo,
+        backupId: manifest.id,
+        target,
+        onConflict: 'fail',
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        ...(options.onFinalizing ? { onFinalizing: options.onFinalizing } : {}),
+      });
+    } catch (err) {
+      if (err instanceof CairnError && err.code === 'CONFLICT') notOurs = true;
+      throw drillRestoreError(err, name, manifest.id, scratch.location);
+    }
+    const into = restored.plan?.database;
+    if (into === 'existing' || into === 'existing-empty') {
+      notOurs = true;
+      throw new ConflictError(`Drill "${name}": the scratch target ${scratch.location} was created by someone else while the drill began; cairn restored backup ${manifest.id} into it and leaves it as it is (it drops only what it created). Check it, drop it yourself, and run the drill again.`);
+    }
     const restoreSeconds = (performance.now() - started) / 1000;
     const tables: TableCount[] = [];
     for (const entry of manifest.collections) {
@@ -221,7 +295,8 @@ export async function runDrill(options: RunDrillOptions): Promise<DrillOutcome> 
     const recoverySeconds = (performance.now() - started) / 1000;
     const failures = [
       ...tables.filter((t) => !t.ok).map((t) => `table ${t.name} has ${t.actual} rows, the backup recorded ${t.expected}`),
-      ...checks.filter((c) => !c.ok).map((c) => `check ${JSON.stringify(c.sql)} ${c.error ? `failed: ${c.error}` : `answered ${c.value ?? 'no row'}, not true`}`),
+      // The engines' messages end with a period; the sentences are joined and closed by the caller.
+      ...checks.filter((c) => !c.ok).map((c) => `check ${JSON.stringify(c.sql)} ${c.error ? `failed: ${c.error.trim().replace(/\.+$/, '')}` : `answered ${c.value ?? 'no row'}, not true`}`),
     ];
     outcome = {
       passed: failures.length === 0,
@@ -241,10 +316,15 @@ export async function runDrill(options: RunDrillOptions): Promise<DrillOutcome> 
   }
   // Always: a scratch copy left behind holds the data of a production database.
   let dropError: unknown;
-  try {
-    await scratch.drop();
-  } catch (err) {
-    dropError = err;
+  if (notOurs) pending.setScratchPending(name, null);
+  else {
+    try {
+      await scratch.drop();
+      pending.setScratchPending(name, null);
+    } catch (err) {
+      // Still recorded: the next run of this drill may replace the copy left behind.
+      dropError = err;
+    }
   }
   if (failure !== undefined) throw failure;
   const result = outcome as DrillOutcome;
@@ -286,6 +366,8 @@ export async function startDrillJob(options: DrillLauncherOptions, name: string,
   const opened = await options.open(name);
   const { spec, repo, scratch } = opened;
   refuseProtectedTarget(scratch.location, [opened.sourceLocation, ...opened.protectedLocations], name);
+  // Said before any job exists (a 409 to run-now, a FAILED run and an alert on schedule).
+  await refuseExistingTarget(scratch, name, options.store.scratchPending(name));
   let jobIdOf: (id: string) => void = () => undefined;
   const jobId = new Promise<string>((resolve) => (jobIdOf = resolve));
   const startedAt = now().toISOString();
@@ -312,6 +394,7 @@ export async function startDrillJob(options: DrillLauncherOptions, name: string,
     params: { drill: name, source: spec.source, repository: repo.location, target: scratch.location, trigger, checks: spec.checks.length },
     run: async (ctx) => {
       let outcome: DrillOutcome;
+      let backupId: string | undefined;
       try {
         outcome = await runDrill({
           name,
@@ -321,13 +404,15 @@ export async function startDrillJob(options: DrillLauncherOptions, name: string,
           scratch,
           checks: spec.checks,
           protectedLocations: opened.protectedLocations,
+          pending: options.store,
+          onBackup: (id) => (backupId = id),
           signal: ctx.signal,
           onProgress: ctx.progress,
           onFinalizing: ctx.finalizing,
         });
       } catch (err) {
         const code = err instanceof CairnError ? err.code : 'INTERNAL';
-        await record(code === 'CANCELLED' ? 'CANCELED' : 'FAILED', {}, { code, message: (err as Error).message });
+        await record(code === 'CANCELLED' ? 'CANCELED' : 'FAILED', backupId !== undefined ? { backupId } : {}, { code, message: (err as Error).message });
         throw err;
       }
       if (!outcome.passed) {
@@ -451,7 +536,7 @@ export interface DrillEnvironment {
  * server's own files), the checks are SQL text within limits. Answers the spec (target: the
  * location) and the target URL to keep. Throws UsageError / NotFoundError naming the problem.
  */
-export function buildDrillSpec(input: DrillInput, env: DrillEnvironment, now: Date): { spec: DrillSpec; targetUrl: string } {
+export async function buildDrillSpec(input: DrillInput, env: DrillEnvironment, now: Date): Promise<{ spec: DrillSpec; targetUrl: string }> {
   const sourceUrl = env.sourceUrl(input.source);
   if (sourceUrl === undefined) throw new NotFoundError(`Drill "${input.name}": no source named "${input.source}" is registered; a drill restores backups of a registered source (cairn source add ${input.source} <url>).`);
   const timezone = input.timezone ?? 'UTC';
@@ -476,6 +561,7 @@ export function buildDrillSpec(input: DrillInput, env: DrillEnvironment, now: Da
   if (driverForKind(source.kind) !== driverForKind(target.kind)) {
     throw new UsageError(`Drill "${input.name}": the source ${source.location} is a ${source.kind} source and the scratch target ${scratch.location} one database; a drill restores a source of one database (register one database of that server as the drill's source).`);
   }
+  await refuseExistingTarget(scratch, input.name, null, true);
   return {
     spec: {
       name: input.name,

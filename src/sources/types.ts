@@ -254,6 +254,12 @@ export interface ScratchTarget {
    */
   countRows(entry: CollectionEntry, signal?: AbortSignal): Promise<number | undefined>;
   /**
+   * Whether the scratch database exists now (PostgreSQL: a pg_database row; MySQL: an
+   * information_schema.schemata row; SQLite: the file or any of its -wal, -shm, -journal files).
+   * A drill never restores into, nor drops, a target it did not create: it asks this first.
+   */
+  exists(signal?: AbortSignal): Promise<boolean>;
+  /**
    * Removes the scratch database and everything of it (PostgreSQL, MySQL: DROP DATABASE;
    * SQLite: the file and its -wal, -shm and -journal files). Nothing there: nothing happens.
    */

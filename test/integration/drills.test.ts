@@ -268,6 +268,7 @@ describe('restore drills on a server', () => {
     expect(run?.checks.map((c) => c.ok)).toEqual([true, false, false]);
     expect(run?.checks[1]?.value).toBe('false');
     expect(run?.checks[2]?.error).toMatch(/no_such_table/);
+    expect(job.error?.message).not.toMatch(/\.\./); // one period at the end of each sentence
     expect(run?.recoverySeconds).toBeGreaterThan(0);
   }, 60_000);
 
@@ -280,7 +281,11 @@ describe('restore drills on a server', () => {
     expect(job.error?.code).toBe('CORRUPT');
     expect(listDatabases(`${scratch}%`)).toEqual([]);
     const [run] = (await viewer.drills.get('pg-damaged')).runs;
-    expect(run).toMatchObject({ state: 'FAILED', backupId: null, recoverySeconds: null, error: { code: 'CORRUPT' } });
+    // The run names the backup it tried, as does the error.
+    expect(run).toMatchObject({ state: 'FAILED', backupId: 'pgshop-dmg', recoverySeconds: null, error: { code: 'CORRUPT' } });
+    expect(job.error?.message).toMatch(/^Drill "pg-damaged" could not restore backup pgshop-dmg into /);
+    const shownRun = await cairnRun(['drill', 'show', 'pg-damaged'], { CAIRN_SERVER: server.url, CAIRN_TOKEN: tokens.viewer, CAIRN_DATA_DIR: '', CAIRN_REPO: '' });
+    expect(shownRun.stdout).toMatch(/FAILED backup pgshop-dmg, 0 table\(s\) compared/);
     // Alerted: the webhook channel (no rules: failures of anything) receives it, signed.
     let delivered: { body: string; headers: Record<string, unknown> } | undefined;
     for (const deadline = Date.now() + 15_000; !delivered && Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
@@ -341,6 +346,125 @@ describe('restore drills on a server', () => {
     await admin.sources.remove('later-src');
     expect((await admin.drills.remove('later')).removed).toBe('later');
     expect((await apiFailure(viewer.drills.get('later'))).status).toBe(404);
+  });
+});
+
+describe('a drill never replaces or drops a target it did not create', () => {
+  const pgRows = (db: string): string => psql(db, 'SELECT count(*) FROM keep;').trim();
+
+  it('refuses an existing PostgreSQL target at add time and at run time (created after the add), its data intact', async () => {
+    // The trial's repro: a database of someone else's, named as the target.
+    const other = createDatabase('drillscratch');
+    psql(other, 'CREATE TABLE keep (v int); INSERT INTO keep SELECT generate_series(1, 7);');
+    const atAdd = await apiFailure(admin.drills.add({ name: 'pg-other', source: 'pgshop', repository: 'main', target: pgUrl(other) }));
+    expect([atAdd.status, atAdd.code]).toEqual([409, 'CONFLICT']);
+    expect(atAdd.message).toContain(other);
+    expect(atAdd.message).toMatch(/exists already, and cairn did not create it.*drop it yourself/);
+    expect((await apiFailure(viewer.drills.get('pg-other'))).status).toBe(404);
+    // The same through the CLI in a data folder: CONFLICT's exit code, nothing added.
+    const local = join(work, 'refuse-data');
+    const env = { CAIRN_DATA_DIR: local, CAIRN_SERVER: '', CAIRN_TOKEN: '', CAIRN_REPO: '' };
+    expect((await cairnRun(['source', 'add', 'pgshop', pgUrl(pgSource)], env)).code).toBe(0);
+    expect((await cairnRun(['repo', 'add', 'main', repo], env)).code).toBe(0);
+    const cliAdd = await cairnRun(['drill', 'add', 'pg-other', '--source', 'pgshop', '--repository', 'main', '--target', pgUrl(other)], env);
+    expect([cliAdd.code, cliAdd.stderr]).toEqual([4, expect.stringContaining(other)]);
+
+    // Created after the drill was added: the run refuses before any job exists, and drops nothing.
+    const later = `cairn_t_drillscratch_${randomBytes(4).toString('hex')}`;
+    await admin.drills.add({ name: 'pg-later', source: 'pgshop', repository: 'main', target: pgUrl(later) });
+    expect((await cairnRun(['drill', 'add', 'pg-later', '--source', 'pgshop', '--repository', 'main', '--target', pgUrl(later)], env)).code).toBe(0);
+    psql('postgres', `CREATE DATABASE ${later};`);
+    psql(later, 'CREATE TABLE keep (v int); INSERT INTO keep SELECT generate_series(1, 5);');
+    const atRun = await apiFailure(operator.drills.runNow('pg-later'));
+    expect([atRun.status, atRun.code]).toEqual([409, 'CONFLICT']);
+    expect(atRun.message).toContain(later);
+    const cliRun = await cairnRun(['drill', 'run-now', 'pg-later'], env);
+    expect([cliRun.code, cliRun.stdout]).toEqual([4, '']);
+    expect(cliRun.stderr).toMatch(/exists already, and cairn did not create it/);
+    expect([pgRows(other), pgRows(later)]).toEqual(['7', '5']);
+    expect((await viewer.drills.get('pg-later')).runs).toEqual([]);
+  }, 60_000);
+
+  it('refuses an existing SQLite target at add time and at run time, the file intact', async () => {
+    mkdirSync(join(work, 'scratch'), { recursive: true });
+    const other = join(work, 'scratch', 'other.db');
+    const db = new Database(other);
+    db.exec("CREATE TABLE keep (v TEXT); INSERT INTO keep VALUES ('mine');");
+    db.close();
+    const atAdd = await apiFailure(admin.drills.add({ name: 'sq-other', source: 'shop', repository: 'main', target: `sqlite://${other}` }));
+    expect([atAdd.status, atAdd.code]).toEqual([409, 'CONFLICT']);
+    expect(atAdd.message).toContain(other);
+    // A -wal file alone is a database's too.
+    const walOnly = join(work, 'scratch', 'walonly.db');
+    closeSync(openSync(`${walOnly}-wal`, 'w'));
+    expect((await apiFailure(admin.drills.add({ name: 'sq-wal', source: 'shop', repository: 'main', target: `sqlite://${walOnly}` }))).status).toBe(409);
+
+    const later = join(work, 'scratch', 'later-file.db');
+    await admin.drills.add({ name: 'sq-later', source: 'shop', repository: 'main', target: `sqlite://${later}` });
+    cpSync(other, later);
+    const atRun = await apiFailure(operator.drills.runNow('sq-later'));
+    expect([atRun.status, atRun.code]).toEqual([409, 'CONFLICT']);
+    for (const f of [other, later]) {
+      const check = new Database(f, { readonly: true });
+      expect(check.prepare('SELECT v FROM keep').pluck().all()).toEqual(['mine']);
+      check.close();
+    }
+  });
+
+  it('replaces the leftover of an interrupted run of the same drill (recorded as pending), and says nothing of --sessions', async () => {
+    // SQLite: a partial copy where the store records "scratch pending" for this drill.
+    mkdirSync(join(work, 'scratch'), { recursive: true });
+    const file = join(work, 'scratch', 'leftover.db');
+    await admin.drills.add({ name: 'sq-leftover', source: 'shop', repository: 'main', target: `sqlite://${file}`, checks: ['SELECT count(*) = 3 FROM orders'] });
+    const partial = new Database(file);
+    partial.exec('CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);');
+    partial.close();
+    // PostgreSQL: the same, a database the interrupted run had created.
+    const pgLeft = `cairn_t_drillscratch_${randomBytes(4).toString('hex')}`;
+    await admin.drills.add({ name: 'pg-leftover', source: 'pgshop', repository: 'main', target: pgUrl(pgLeft), checks: ['SELECT count(*) = 2000 FROM orders'] });
+    psql('postgres', `CREATE DATABASE ${pgLeft};`);
+    psql(pgLeft, 'CREATE TABLE customers (id int);');
+    const store = new SqliteDrillStore(catalogFile(dataDir));
+    try {
+      store.setScratchPending('sq-leftover', `sqlite://${file}`);
+      store.setScratchPending('pg-leftover', (await viewer.drills.get('pg-leftover')).drill.target);
+      // Recorded for another drill only: not this one's to replace.
+      store.setScratchPending('sq-other-drill', `sqlite://${file}`);
+    } finally {
+      store.close();
+    }
+    for (const name of ['sq-leftover', 'pg-leftover']) {
+      const job = await runToEnd(operator, name);
+      expect(JSON.stringify(job.error ?? null)).not.toMatch(/--sessions/);
+      expect([name, job.state]).toEqual([name, 'SUCCESS']);
+      expect(job.result).toMatchObject({ passed: true, dropped: true });
+    }
+    expect(existsSync(file)).toBe(false);
+    expect(databaseExists(pgLeft)).toBe(false);
+    const after = new SqliteDrillStore(catalogFile(dataDir));
+    try {
+      expect([after.scratchPending('sq-leftover'), after.scratchPending('pg-leftover')]).toEqual([null, null]); // cleared after the drop
+    } finally {
+      after.close();
+    }
+  }, 60_000);
+
+  it('a restore error in a drill names the drill, backup and target and quotes no flag the user did not give', async () => {
+    const { drillRestoreError } = await import('../../src/jobs/drill.js');
+    const { ConflictError, SourceError, UsageError } = await import('../../src/core/errors.js');
+    const cases = [
+      new UsageError('--sessions terminate: cairn does not end processes that have a SQLite file open; stop them, or use --sessions wait (until they close it) or refuse.'),
+      new SourceError('must be owner of table orders. The backup records object owners, and the restoring role is neither a superuser nor a member of those roles: restore with --no-owner (API: noOwner) so the objects belong to the restoring role, or restore as a superuser.'),
+      new ConflictError('Table "orders" exists in sqlite:///x.db; restore with --on-conflict overwrite or replace, or --rename it.'),
+    ];
+    for (const err of cases) {
+      const out = drillRestoreError(err, 'nightly', 'shop-1', 'sqlite:///x.db') as Error & { code: string };
+      expect(out.message).toMatch(/^Drill "nightly" could not restore backup shop-1 into sqlite:\/\/\/x\.db: /);
+      expect(out.message).not.toMatch(/--[a-z]/);
+      expect(out.message).not.toMatch(/\.\.$/);
+      expect(out.code).toBe(err.code);
+    }
+    expect((drillRestoreError(cases[1], 'n', 'b', 't') as Error).message).toContain('must be owner of table orders');
   });
 });
 
@@ -453,9 +577,15 @@ describe('cairn drill', () => {
     expect((await cairnRun(['repo', 'add', 'main', repo], env)).code).toBe(0);
     mkdirSync(join(work, 'scratch'), { recursive: true });
     const scratch = join(work, 'scratch', 'cli.db');
-    const add = await cairnRun(['drill', 'add', 'cli', '--source', 'shop', '--repo', 'main', '--target', `sqlite://${scratch}`, '--cron', '0 5 * * 0', '--check', 'SELECT count(*) = 3 FROM orders', '--json'], env);
+    // The issue's command shape: --schedule, --repository.
+    const add = await cairnRun(['drill', 'add', 'cli', '--source', 'shop', '--repository', 'main', '--schedule', '0 5 * * 0', '--target', `sqlite://${scratch}`, '--check', 'SELECT count(*) = 3 FROM orders', '--json'], env);
     expect(add.stderr).toBe('');
-    expect(JSON.parse(add.stdout)).toMatchObject({ name: 'cli', cron: '0 5 * * 0', checks: ['SELECT count(*) = 3 FROM orders'] });
+    expect(JSON.parse(add.stdout)).toMatchObject({ name: 'cli', repository: 'main', cron: '0 5 * * 0', checks: ['SELECT count(*) = 3 FROM orders'] });
+    // --repo and --cron, the first spellings, still work; two different values are refused.
+    const old = await cairnRun(['drill', 'add', 'cli-old', '--source', 'shop', '--repo', 'main', '--cron', '@daily', '--target', `sqlite://${join(work, 'scratch', 'old.db')}`, '--json'], env);
+    expect(JSON.parse(old.stdout)).toMatchObject({ repository: 'main', cron: '@daily' });
+    expect((await cairnRun(['drill', 'add', 'cli-two', '--source', 'shop', '--schedule', '@daily', '--cron', '@hourly', '--target', `sqlite://${join(work, 'scratch', 'two.db')}`], env)).stderr).toMatch(/--schedule and --cron are the same option/);
+    expect((await cairnRun(['drill', 'remove', 'cli-old'], env)).code).toBe(0);
     expect((await cairnRun(['drill', 'add', 'bad', '--source', 'shop', '--target', `sqlite://${shopFile}`], env)).code).toBe(2);
     // The URL from an environment variable (a password in it never on the command line).
     const fromEnv = await cairnRun(['drill', 'add', 'cli-env', '--source', 'shop', '--repo', 'main', '--target-env', 'SCRATCH_URL', '--json'], { ...env, SCRATCH_URL: `sqlite://${join(work, 'scratch', 'env.db')}` });
@@ -466,14 +596,17 @@ describe('cairn drill', () => {
     expect(run.stdout).toMatch(/^Drill cli passed: backup shop-1 restored into .* and dropped; 2 table\(s\) match the backup's row counts, 1 check\(s\) true; recovery time \d+\.\d s\.\n$/);
     expect(existsSync(scratch)).toBe(false);
     const list = await cairnRun(['drill', 'list'], env);
-    expect(list.stdout).toMatch(/cli\s+shop\s+sqlite:\/\/.*cli\.db\s+0 5 \* \* 0\s+1\s+yes/);
+    expect(list.stdout).toMatch(/^NAME\s+SOURCE\s+REPO\s+TARGET\s+SCHEDULE/);
+    expect(list.stdout).toMatch(/cli\s+shop\s+main\s+sqlite:\/\/.*cli\.db\s+0 5 \* \* 0\s+1\s+yes/);
     const show = await cairnRun(['drill', 'show', 'cli'], env);
     expect(show.stdout).toMatch(/runs\s+\S+ SUCCESS backup shop-1, recovered in \d+\.\d s, 2 table\(s\) compared, 1\/1 check\(s\) true/);
     // A false check: the exit code of CORRUPT (6).
-    expect((await cairnRun(['drill', 'add', 'cli-false', '--source', 'shop', '--repo', 'main', '--target', `sqlite://${join(work, 'scratch', 'cli-false.db')}`, '--check', 'SELECT 0'], env)).code).toBe(0);
+    expect((await cairnRun(['drill', 'add', 'cli-false', '--source', 'shop', '--repo', 'main', '--target', `sqlite://${join(work, 'scratch', 'cli-false.db')}`, '--check', 'SELECT 0', '--check', 'SELECT * FROM nosuchtable'], env)).code).toBe(0);
     const failed = await cairnRun(['drill', 'run-now', 'cli-false'], env);
     expect(failed.code).toBe(6);
     expect(failed.stderr).toMatch(/check "SELECT 0" answered 0, not true/);
+    expect(failed.stderr).toMatch(/nosuchtable\.\n/);
+    expect(failed.stderr).not.toMatch(/\.\./);
     expect((await cairnRun(['drill', 'remove', 'cli'], env)).stdout).toBe('Removed drill cli.\n');
     expect((await cairnRun(['drill', 'show', 'cli'], env)).code).toBe(3);
 

@@ -3,7 +3,7 @@
  * server) or, with --server, on a running server. `run-now` without --server runs the drill in
  * this process and prints what it found.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { NotFoundError, UsageError } from '../../core/errors.js';
 import { REGISTERED_NAME, SqliteRegistry } from '../../catalog/registry.js';
 import { SqliteDrillStore, type DrillRun, type DrillState } from '../../catalog/drills.js';
@@ -19,6 +19,8 @@ interface DrillAddFlags extends DataDirFlags, ServerFlags {
   target?: string;
   targetEnv?: string;
   repo?: string;
+  repository?: string;
+  schedule?: string;
   cron?: string;
   timezone?: string;
   check?: string[];
@@ -27,6 +29,13 @@ interface DrillAddFlags extends DataDirFlags, ServerFlags {
 }
 
 type Flags = DataDirFlags & ServerFlags & { json?: boolean };
+
+/** The value of one of two spellings of an option; UsageError when both are given and differ. */
+function oneOf(opts: DrillAddFlags, a: 'repo' | 'schedule', b: 'repository' | 'cron'): string | undefined {
+  const [x, y] = [opts[a], opts[b]];
+  if (x !== undefined && y !== undefined && x !== y) throw new UsageError(`--${a} and --${b} are the same option; give one of them.`);
+  return x ?? y;
+}
 
 /** A drill with its next due time, as the API shows it. */
 type Shown = DrillState & { nextRun: string | null };
@@ -79,11 +88,14 @@ export function registerDrillCommands(program: Command, ctx: CliContext): void {
     .command('add <name>')
     .description('add a restore drill (the target URL stays in the catalog; never a registered source)')
     .requiredOption('--source <name>', 'a registered source: its newest backup is restored')
-    .option('--target <url>', 'the scratch database URL (created and dropped at every run); one with a password: --target-env')
+    .option('--target <url>', 'the scratch database URL: one that does not exist (created and dropped at every run; cairn never replaces one it did not create); one with a password: --target-env')
     .option('--target-env <variable>', 'read the scratch database URL from this environment variable (a password in it stays out of ps and the shell history)')
     .option('--repo <name>', 'a registered repository, or "default" (the server\'s BACKUP_* repository; the default)')
-    .option('--cron <expression>', 'five cron fields ("0 5 * * 0") or @daily, @weekly…; left out: run-now only')
-    .option('--timezone <zone>', 'IANA time zone of the cron (default UTC)')
+    .option('--repository <name>', 'the same as --repo (as cairn token create spells it)')
+    .option('--schedule <cron>', 'when it runs: five cron fields ("0 5 * * 0") or @daily, @weekly…; left out: run-now only')
+    // The first spelling of --schedule, kept working for scripts written with it.
+    .addOption(new Option('--cron <expression>').hideHelp())
+    .option('--timezone <zone>', 'IANA time zone of the schedule (default UTC)')
     .option('--check <sql>', 'a SQL query whose first column must be true (repeatable), e.g. "SELECT count(*) > 0 FROM orders"', collect)
     .option('--disabled', 'add it paused')
     .addOption(dataDirOption())
@@ -93,12 +105,14 @@ export function registerDrillCommands(program: Command, ctx: CliContext): void {
       if ((opts.target === undefined) === (opts.targetEnv === undefined)) throw new UsageError('Give the scratch database with --target <url> or --target-env <variable> (one of them).');
       const given = opts.target ?? process.env[opts.targetEnv ?? ''];
       if (!given) throw new UsageError(`--target-env ${opts.targetEnv}: the environment variable is not set or empty; export it with the scratch database URL.`);
+      const repository = oneOf(opts, 'repo', 'repository');
+      const cron = oneOf(opts, 'schedule', 'cron');
       const input = {
         name,
         source: opts.source,
         target: absoluteSourceUrl(given),
-        ...(opts.repo ? { repository: opts.repo } : {}),
-        ...(opts.cron ? { cron: opts.cron } : {}),
+        ...(repository ? { repository } : {}),
+        ...(cron ? { cron } : {}),
         ...(opts.timezone ? { timezone: opts.timezone } : {}),
         ...(opts.check ? { checks: opts.check } : {}),
         ...(opts.disabled ? { disabled: true } : {}),
@@ -110,7 +124,7 @@ export function registerDrillCommands(program: Command, ctx: CliContext): void {
         const { buildDrillSpec } = await import('../../jobs/drill.js');
         added = await withLocal(opts.dataDir, async (store, env) => {
           store.refuseTaken(name);
-          const { spec, targetUrl } = buildDrillSpec(input, env, new Date());
+          const { spec, targetUrl } = await buildDrillSpec(input, env, new Date());
           await env.openRepository(spec.repository);
           return shown(store.add(spec, targetUrl));
         });
@@ -128,8 +142,8 @@ export function registerDrillCommands(program: Command, ctx: CliContext): void {
       const client = await serverClient(opts);
       const list: Shown[] = client ? await callServer(() => client.drills.list()) : await withLocal(opts.dataDir, (store) => Promise.all(store.list().map(shown)));
       if (opts.json) return printJson(io, { drills: list });
-      if (list.length === 0) return io.out('No drills. Add one with: cairn drill add <name> --source S --target <scratch database URL> --cron "0 5 * * 0"');
-      io.out(table(['NAME', 'SOURCE', 'TARGET', 'CRON', 'CHECKS', 'ENABLED', 'NEXT RUN'], list.map((d) => [d.name, d.source, d.target, d.cron ?? '-', String(d.checks.length), d.enabled ? 'yes' : 'no', d.nextRun ?? '-'])));
+      if (list.length === 0) return io.out('No drills. Add one with: cairn drill add <name> --source S --repository R --schedule "0 5 * * 0" --target <scratch database URL that does not exist>');
+      io.out(table(['NAME', 'SOURCE', 'REPO', 'TARGET', 'SCHEDULE', 'CHECKS', 'ENABLED', 'NEXT RUN'], list.map((d) => [d.name, d.source, d.repository, d.target, d.cron ?? '-', String(d.checks.length), d.enabled ? 'yes' : 'no', d.nextRun ?? '-'])));
     });
   drill
     .command('show <name>')
@@ -149,7 +163,7 @@ export function registerDrillCommands(program: Command, ctx: CliContext): void {
           `  source       ${d.source}`,
           `  repository   ${d.repository}`,
           `  target       ${d.target}`,
-          `  cron         ${d.cron ? `${d.cron} (${d.timezone}); next run ${d.nextRun ?? 'none'}` : 'none (run-now only)'}`,
+          `  schedule     ${d.cron ? `${d.cron} (${d.timezone}); next run ${d.nextRun ?? 'none'}` : 'none (run-now only)'}`,
           `  checks       ${d.checks.join('\n               ') || 'none (row counts only)'}`,
           `  runs         ${runs.map(describeRun).join('\n               ') || 'none yet'}`,
         ].join('\n'),

@@ -48,7 +48,7 @@ export function drillRoutes(kit: RouteKit): void {
     c.set('inputs', [body.target]); // an error may quote the URL: redacted
     store().refuseTaken(body.name);
     const env = serverDrillEnvironment(kit);
-    const { spec, targetUrl } = buildDrillSpec(body, env, new Date());
+    const { spec, targetUrl } = await buildDrillSpec(body, env, new Date());
     await env.openRepository(spec.repository); // 404 / 502 now rather than at the first run
     return c.json({ drill: shown(store().add(spec, targetUrl)) }, 201);
   });

@@ -40,6 +40,18 @@ export class MysqlScratch implements ScratchTarget {
     return Number(plain((await this.read(`SELECT COUNT(*) FROM ${ident(this.settings.database)}.${ident(entry.name)}`))[0]?.[0] ?? 0));
   }
 
+  async exists(): Promise<boolean> {
+    const conn = await connect(this.settings, { database: '' });
+    try {
+      const [rows] = await conn.query({ sql: 'SELECT 1 FROM information_schema.schemata WHERE schema_name = ?', values: [this.settings.database], rowsAsArray: true });
+      return Array.isArray(rows) && rows.length > 0;
+    } catch (err) {
+      throw mysqlError(err, this.settings);
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
+
   async drop(): Promise<void> {
     const conn = await connect(this.settings, { database: '' });
     try {

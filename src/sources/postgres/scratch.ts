@@ -54,6 +54,13 @@ export class PostgresScratch implements ScratchTarget {
     return Number(rows[0]?.[0] ?? 0);
   }
 
+  async exists(): Promise<boolean> {
+    const found = await withMaintenance(this.settings, (c) => c.query('SELECT 1 FROM pg_database WHERE datname = $1', [this.settings.database])).catch((err: unknown) => {
+      throw pgError(err, this.settings);
+    });
+    return (found.rowCount ?? 0) > 0;
+  }
+
   async drop(): Promise<void> {
     await withMaintenance(this.settings, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(this.settings.database)} WITH (FORCE)`)).catch((err: unknown) => {
       throw pgError(err, this.settings);

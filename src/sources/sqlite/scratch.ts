@@ -61,7 +61,19 @@ export class SqliteScratch implements ScratchTarget {
     return this.withDb((db) => Number((db.prepare(`SELECT count(*) FROM ${quoteName(entry.name)}`).raw(true).get() as unknown[])[0]));
   }
 
+  async exists(): Promise<boolean> {
+    for (const f of this.files()) {
+      if (await fs.lstat(f).then(() => true, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)))) return true;
+    }
+    return false;
+  }
+
+  /** The database file and the files SQLite keeps beside it. */
+  private files(): string[] {
+    return [this.file, `${this.file}-wal`, `${this.file}-shm`, `${this.file}-journal`];
+  }
+
   async drop(): Promise<void> {
-    for (const f of [this.file, `${this.file}-wal`, `${this.file}-shm`, `${this.file}-journal`]) await fs.rm(f, { force: true });
+    for (const f of this.files()) await fs.rm(f, { force: true });
   }
 }
