@@ -86,7 +86,7 @@ export class AlertCenter implements AlertSink {
   emit(event: AlertEvent): void {
     if (this.closing.signal.aborted) return;
     try {
-      const safe = this.scrubbed(event);
+      const safe = this.scrubbed(this.named(event));
       for (const channel of this.matching(safe)) this.queue(channel, safe);
     } catch (err) {
       this.options.log?.(`alerts: ${safe(err)}`);
@@ -123,8 +123,8 @@ export class AlertCenter implements AlertSink {
       const subject = this.subject(job.kind, job.params);
       const outcome = job.state === 'SUCCESS' ? 'success' : 'failure';
       const at = job.finishedAt ?? this.now().toISOString();
-      let recovered = false;
-      for (const key of subject.keys) if (this.store.swapOutcome(key, outcome, at) === 'failure' && outcome === 'success') recovered = true;
+      // A recovery: this same subject's previous outcome was a failure (one key per subject).
+      const recovered = this.store.swapOutcome(subject.key, outcome, at) === 'failure' && outcome === 'success';
       const what = subject.label;
       const base = {
         at,
@@ -138,7 +138,7 @@ export class AlertCenter implements AlertSink {
         this.emit({ ...base, kind: 'failure', title: `${what} failed`, message: job.error ? `${job.error.code}: ${job.error.message}` : `Job ${job.id} failed.` });
         return;
       }
-      const done = typeof job.result?.backupId === 'string' ? `Backup ${job.result.backupId} written.` : `Job ${job.id} succeeded.`;
+      const done = job.kind === 'drill' ? drillSummary(job) : typeof job.result?.backupId === 'string' ? `Backup ${job.result.backupId} written.` : `Job ${job.id} succeeded.`;
       if (recovered) this.emit({ ...base, kind: 'recovery', title: `${what} succeeded again after failing`, message: done });
       this.emit({ ...base, kind: 'success', title: `${what} succeeded`, message: done });
     } catch (err) {
@@ -151,7 +151,7 @@ export class AlertCenter implements AlertSink {
     try {
       const subject = this.subject('backup', { schedule: schedule.name, source: schedule.source });
       const at = this.now().toISOString();
-      for (const key of subject.keys) this.store.swapOutcome(key, 'failure', at);
+      this.store.swapOutcome(subject.key, 'failure', at);
       this.emit({
         kind: 'failure',
         at,
@@ -234,6 +234,28 @@ export class AlertCenter implements AlertSink {
     }
   }
 
+  /**
+   * The event with its source named the same way whoever emits it (job ends, the stuck-job
+   * watchdog, the RPO monitor, drills): a location of a registered source becomes that source's
+   * name, the location kept in details.sourceLocation, and the location quoted in the title or
+   * message becomes the name too.
+   */
+  private named(event: AlertEvent): AlertEvent {
+    if (event.source === undefined) return event;
+    const raw = event.source;
+    const registered = (this.options.sources?.() ?? []).find((s) => s.location === raw || scrubSecrets(s.location) === raw);
+    if (!registered || registered.name === raw) return event;
+    const spellings = [...new Set([raw, registered.location, scrubSecrets(registered.location)])].sort((a, b) => b.length - a.length);
+    const rename = (text: string): string => spellings.reduce((t, l) => t.split(l).join(registered.name), text);
+    return {
+      ...event,
+      source: registered.name,
+      title: rename(event.title),
+      message: rename(event.message),
+      details: { ...event.details, sourceLocation: typeof event.details?.sourceLocation === 'string' ? event.details.sourceLocation : scrubSecrets(registered.location) },
+    };
+  }
+
   /** An event with its free text scrubbed (an error message may quote a URL with a password). */
   private scrubbed(event: AlertEvent): AlertEvent {
     return {
@@ -246,9 +268,12 @@ export class AlertCenter implements AlertSink {
 
   /**
    * What a job is about: its source (registered name when registered, else location), schedule
-   * and drill; the outcome keys that remember failures for recovery; a label for titles.
+   * and drill; the one outcome key that remembers its last outcome for recovery; a label for titles.
+   * Keys: a drill by its name only (its source's backups say nothing of it); a backup by its
+   * source, and its schedule when scheduled; a restore by its target; copy and sync by both
+   * repositories; verify, prune and repair by their repository.
    */
-  private subject(kind: string, params: Record<string, unknown>): { keys: string[]; source?: string; location?: string; schedule?: string; drill?: string; label: string } {
+  private subject(kind: string, params: Record<string, unknown>): { key: string; source?: string; location?: string; schedule?: string; drill?: string; label: string } {
     const str = (k: string): string | undefined => (typeof params[k] === 'string' ? (params[k] as string) : undefined);
     const raw = str('source');
     const registered = raw === undefined ? undefined : (this.options.sources?.() ?? []).find((s) => s.location === raw || s.name === raw);
@@ -256,8 +281,16 @@ export class AlertCenter implements AlertSink {
     const location = registered?.location ?? (raw === undefined ? undefined : scrubSecrets(raw));
     const schedule = str('schedule');
     const drill = str('drill');
-    // A restore drill's success says nothing of the source's backups: keys are per job kind.
-    const keys = [...(location ? [`${kind}:source:${location}`] : []), ...(schedule ? [`schedule:${schedule}`] : []), ...(drill ? [`drill:${drill}`] : [])];
+    const part = (k: string, v: string | undefined): string => (v === undefined ? '' : `:${k}:${v}`);
+    const key = drill
+      ? `drill:${drill}`
+      : kind === 'backup'
+        ? `backup${part('source', location)}${part('schedule', schedule)}`
+        : kind === 'restore'
+          ? `restore${part('target', str('target'))}`
+          : kind === 'copy' || kind === 'sync'
+            ? `${kind}${part('from', str('from'))}${part('to', str('to'))}${part('source', str('source'))}`
+            : `${kind}${part('source', location)}${part('repository', str('repository'))}`;
     // What titles call the job: "backup of shop", "restore drill weekly", "restore of shop-… into /srv/copy.db", "verify of /backups/repo".
     const shown = (k: string): string | undefined => (str(k) === undefined ? undefined : scrubSecrets(str(k) as string));
     const label = drill
@@ -267,8 +300,22 @@ export class AlertCenter implements AlertSink {
         : kind === 'copy' || kind === 'sync'
           ? `${kind} ${shown('backup') ? `of ${shown('backup')} ` : ''}from ${shown('from') ?? '?'} to ${shown('to') ?? '?'}`
           : `${kind}${source ? ` of ${source}` : shown('repository') ? ` of ${shown('repository')}` : ''}`;
-    return { keys, ...(source ? { source } : {}), ...(location ? { location } : {}), ...(schedule ? { schedule } : {}), ...(drill ? { drill } : {}), label };
+    return { key, ...(source ? { source } : {}), ...(location ? { location } : {}), ...(schedule ? { schedule } : {}), ...(drill ? { drill } : {}), label };
   }
+}
+
+/**
+ * What a drill's success says, from its job result (DrillOutcome): the backup restored, tables
+ * and rows compared, checks passed, recovery time in seconds.
+ */
+function drillSummary(job: JobRecord): string {
+  const r = job.result ?? {};
+  const tables = Array.isArray(r.tables) ? r.tables.length : 0;
+  const checks = Array.isArray(r.checks) ? (r.checks as { ok?: unknown }[]) : [];
+  const backup = typeof r.backupId === 'string' ? r.backupId : '?';
+  const rows = typeof r.rowsCompared === 'number' ? `, ${r.rowsCompared} rows` : '';
+  const time = typeof r.recoverySeconds === 'number' ? `; recovery time ${r.recoverySeconds} s` : '';
+  return `Restored backup ${backup}: ${tables} table(s) compared${rows}, ${checks.filter((c) => c.ok === true).length}/${checks.length} check(s) passed${time}.`;
 }
 
 const safe = (err: unknown): string => scrubSecrets(err instanceof Error ? err.message : String(err));

@@ -13,6 +13,22 @@ import { onlySettings, str } from './http.js';
 const ADDRESS = /^[^\s@<>]+@[^\s@<>]+$/;
 const DEFAULT_PORT = { tls: 465, starttls: 587, none: 25 } as const;
 
+/** Whether `host` is this machine (127.0.0.0/8, ::1, localhost): the only place plain SMTP may carry a password. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Security none with a user or password toward another machine would send the password in
+ * clear text (AUTH PLAIN): refused. @throws UsageError naming --smtp-security starttls|tls.
+ */
+export function refuseClearTextAuth(host: string, security: string, auth: boolean): void {
+  if (security === 'none' && auth && !isLoopbackHost(host)) {
+    throw new UsageError(`With SMTP security none the user and password would go in clear text to ${host}: use --smtp-security starttls|tls (API: "security": "starttls" or "tls"), or no user/password for a relay on this machine (localhost, 127.0.0.0/8, ::1).`);
+  }
+}
+
 /** The mail as sent: subject and text. */
 export function emailMessage(event: AlertEvent): { subject: string; text: string } {
   const facts = [
@@ -37,6 +53,7 @@ export const emailChannel: ChannelDriver = {
     if (!settings.from || !ADDRESS.test(settings.from)) throw new UsageError('An email channel needs a sender address (from), e.g. cairn@example.com.');
     if (!settings.to?.length || !settings.to.every((a) => ADDRESS.test(a))) throw new UsageError('An email channel needs one or more recipient addresses (to), e.g. ops@example.com.');
     if (settings.password && !settings.user) throw new UsageError('An SMTP password (password) needs a user name (user).');
+    refuseClearTextAuth(settings.host, security, Boolean(settings.user || settings.password));
     if (settings.ca !== undefined && !/-----BEGIN CERTIFICATE-----/.test(settings.ca)) throw new UsageError('The SMTP CA (ca) must be PEM certificates (-----BEGIN CERTIFICATE-----).');
     if (settings.ca !== undefined && security === 'none') throw new UsageError('A CA (ca) is for TLS: give security tls or starttls.');
     return { host: settings.host, port, security, from: settings.from, to: settings.to, ...(settings.user ? { user: settings.user } : {}), ...(settings.password ? { password: settings.password } : {}), ...(settings.ca ? { ca: settings.ca } : {}) };
@@ -49,6 +66,8 @@ export const emailChannel: ChannelDriver = {
   secrets: (config) => [str(config, 'password')].filter(Boolean),
   async send(config, { event }, signal) {
     const security = str(config, 'security');
+    // Defence in depth: a config stored before the check existed (or edited) never sends a password in clear text.
+    refuseClearTextAuth(str(config, 'host'), security, Boolean(config.user || config.password));
     const transport = nodemailer.createTransport({
       host: str(config, 'host'),
       port: config.port as number,

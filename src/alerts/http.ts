@@ -13,6 +13,8 @@ export function httpUrl(value: string | undefined, what: string): string {
     throw new UsageError(`${what} is not a URL: give the receiver's http:// or https:// URL.`);
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`${what} must be an http:// or https:// URL, not ${u.protocol}//….`);
+  // fetch refuses such a URL at every delivery, and on a command line ps shows the password.
+  if (u.username || u.password) throw new UsageError(`${what} must not include a user name or password (user:password@host): use the channel's secret instead (webhook: its HMAC secret, ntfy: its access token; --secret-file or --secret-env).`);
   return u.href;
 }
 

@@ -155,8 +155,15 @@ export class SqliteAlertStore {
     return delivery(r);
   }
 
-  /** Newest first, with how many match the filter (before limit and offset). */
+  /**
+   * Newest first, with how many match the filter (before limit and offset).
+   * @throws NotFoundError when `channel` names no channel and none was ever delivered to.
+   */
   deliveries(filter: DeliveryFilter = {}): { deliveries: AlertDelivery[]; total: number } {
+    // A removed channel's deliveries stay on record and can still be listed; a name never seen is a typo.
+    if (filter.channel !== undefined && !this.db.prepare('SELECT 1 FROM alert_channels WHERE name = ? UNION ALL SELECT 1 FROM alert_deliveries WHERE channel = ? LIMIT 1').get(filter.channel, filter.channel)) {
+      throw new NotFoundError(`No alert channel named "${filter.channel.slice(0, 64)}" and no deliveries recorded for one; list them with: cairn alert channel list`);
+    }
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (filter.state) {

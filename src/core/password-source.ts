@@ -21,13 +21,14 @@ function firstLine(text: string): string {
   return line.endsWith('\r') ? line.slice(0, -1) : line;
 }
 
-export function nonEmpty(password: string, from: string): string {
-  if (password === '') throw new UsageError(`${from} gave an empty password: an encrypted repository needs a non-empty one.`);
+/** `need`: why it must not be empty (default: an encrypted repository's). @throws UsageError */
+export function nonEmpty(password: string, from: string, need = 'an empty password: an encrypted repository needs a non-empty one'): string {
+  if (password === '') throw new UsageError(`${from} gave ${need}.`);
   return password;
 }
 
 /** The first line of a password file; UsageError naming the file (never its content) when unreadable. */
-export async function readPasswordFile(file: string, label: string): Promise<string> {
+export async function readPasswordFile(file: string, label: string, need?: string): Promise<string> {
   let text: string;
   try {
     const bytes = await readFile(file);
@@ -39,7 +40,7 @@ export async function readPasswordFile(file: string, label: string): Promise<str
     const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable by this user' : code === 'EISDIR' ? 'is a folder' : (err as Error).message;
     throw new UsageError(`Cannot read the password file ${file} (${label}): it ${why}. Fix the path or its permissions.`);
   }
-  return nonEmpty(firstLine(text), `The password file ${file} (${label})`);
+  return nonEmpty(firstLine(text), `The password file ${file} (${label})`, need);
 }
 
 /**

@@ -51,7 +51,7 @@ async function readSecret(file: string | undefined, env: string | undefined, wha
   if (file !== undefined && env !== undefined) throw new UsageError(`Give ${what} with one of the -file and -env options, not both.`);
   if (file !== undefined) {
     const { readPasswordFile } = await import('../../core/password-source.js');
-    return readPasswordFile(file, what);
+    return readPasswordFile(file, what, `an empty first line: ${what} must not be empty`);
   }
   if (env !== undefined) {
     const value = process.env[env];
@@ -113,6 +113,9 @@ export function registerAlertCommands(program: Command, ctx: CliContext): void {
       let secret = await readSecret(opts.secretFile, opts.secretEnv, `the ${opts.type} channel's secret`);
       if (secret === undefined && driver.type === 'webhook') secret = await prompt(`HMAC secret for webhook channel ${name} (16 characters or more): `);
       if (secret === undefined && driver.type === 'email' && opts.smtpUser !== undefined) secret = await prompt(`SMTP password of ${opts.smtpUser}: `);
+      // No flag and no terminal to ask on: say which flags give it (the driver's message names the API's field).
+      if (secret === undefined && driver.type === 'webhook') throw new UsageError(`A webhook channel needs an HMAC secret of at least 16 characters: give it with --secret-file <file> or --secret-env <variable> (no terminal to ask on). Generate one, e.g. openssl rand -hex 32.`);
+      if (secret !== undefined && driver.type === 'webhook' && secret.length < 16) throw new UsageError(`The webhook channel's secret (from ${opts.secretFile !== undefined ? `--secret-file ${opts.secretFile}` : opts.secretEnv !== undefined ? `--secret-env ${opts.secretEnv}` : 'the terminal'}) is shorter than 16 characters: give a longer one, e.g. openssl rand -hex 32.`);
       const secretKey = { webhook: 'secret', ntfy: 'token', email: 'password', slack: undefined }[driver.type];
       if (secret !== undefined && secretKey === undefined) throw new UsageError('A slack channel has no separate secret: its URL is the secret (--url-file / --url-env).');
       const settings = {

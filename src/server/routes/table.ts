@@ -330,7 +330,7 @@ export const ROUTES = {
     body: S.CreateAlertRuleBody, answers: { 201: S.AlertRuleAnswer }, errors: [400, 401, 403, 404, 413],
   },
   removeAlertRule: { method: 'delete', path: '/v1/alert-rules/:id', summary: 'remove a rule', role: 'admin', params: z.object({ id: z.string().describe('a rule id, 12 hex digits') }), answers: { 200: S.AlertRuleRemoved }, errors: [401, 403, 404] },
-  listAlertDeliveries: { method: 'get', path: '/v1/alert-deliveries', summary: 'deliveries, newest first: pending (retrying), delivered, failed (with the last error)', role: 'admin', query: S.AlertDeliveryQuery, answers: { 200: S.AlertDeliveryList }, errors: [400, 401, 403] },
+  listAlertDeliveries: { method: 'get', path: '/v1/alert-deliveries', summary: 'deliveries, newest first: pending (retrying), delivered, failed (with the last error)', role: 'admin', query: S.AlertDeliveryQuery, answers: { 200: S.AlertDeliveryList }, errors: [400, 401, 403, 404] },
   // Health (issue 20): recovery point objectives and stuck jobs.
   getHealth: {
     method: 'get', path: '/v1/health', role: null,
