@@ -86,6 +86,11 @@ export class AlertCenter implements AlertSink {
   emit(event: AlertEvent): void {
     if (this.closing.signal.aborted) return;
     try {
+      // A drill's due time that could not start (the DrillScheduler tells it here, with no job)
+      // is a failure of that drill: its next pass is then a recovery, as after a failed run.
+      if (event.kind === 'failure' && event.drill !== undefined && event.job === undefined) {
+        this.store.swapOutcome(this.subject('drill', { drill: event.drill }).key, 'failure', event.at);
+      }
       const safe = this.scrubbed(this.named(event));
       for (const channel of this.matching(safe)) this.queue(channel, safe);
     } catch (err) {

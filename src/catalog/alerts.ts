@@ -65,6 +65,16 @@ const delivery = (r: DeliveryRow): AlertDelivery => ({ id: r.id, channel: r.chan
 /** How many deliveries the catalog keeps (the oldest ended ones go first). */
 export const KEPT_DELIVERIES = 10_000;
 
+/**
+ * Forgets the last outcome the alerts remember for `key` ("drill:<name>"…), in the catalog `db`
+ * (a no-op when alerts never wrote there): a subject removed and added again under the same
+ * name starts without the old one's failures, so its first success is no "recovery".
+ */
+export function forgetAlertOutcome(db: BetterSqlite3.Database, key: string): void {
+  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alert_outcomes'").get();
+  if (table) db.prepare('DELETE FROM alert_outcomes WHERE key = ?').run(key);
+}
+
 export class SqliteAlertStore {
   private readonly db: BetterSqlite3.Database;
 

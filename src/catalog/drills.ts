@@ -3,6 +3,7 @@ import { ConflictError, NotFoundError, UsageError } from '../core/errors.js';
 import type { DrillRun, DrillSpec, DrillState, DrillStore } from '../jobs/drill.js';
 import { openCatalogDatabase } from './database.js';
 import { REGISTERED_NAME } from './registry.js';
+import { forgetAlertOutcome } from './alerts.js';
 
 export type { DrillRun, DrillSpec, DrillState } from '../jobs/drill.js';
 
@@ -126,6 +127,8 @@ export class SqliteDrillStore implements DrillStore {
       this.db.prepare('DELETE FROM drill_runs WHERE drill = ?').run(name);
       // A copy an interrupted run left stays where it is: no later drill may take it for its own.
       this.db.prepare('DELETE FROM drill_scratch WHERE drill = ?').run(name);
+      // Its last outcome too: a drill added again under this name has no failures to recover from.
+      forgetAlertOutcome(this.db, `drill:${name}`);
     })();
   }
 

@@ -13,6 +13,7 @@ import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlertCenter } from '../../src/alerts/center.js';
 import { channelDriver } from '../../src/alerts/registry.js';
+import { SqliteDrillStore } from '../../src/catalog/drills.js';
 import { SqliteAlertStore } from '../../src/catalog/alerts.js';
 import type { AlertEvent } from '../../src/core/alerts.js';
 import type { JobRecord } from '../../src/jobs/ports.js';
@@ -166,6 +167,27 @@ describe('the AlertCenter on a catalog', () => {
     await until(() => events().some((e) => e.job?.id === back.id && e.kind === 'success'), 'the scheduled success');
     await center.idle();
     expect(events().slice(b).filter((e) => e.kind === 'recovery').map((e) => e.job?.id)).toEqual([back.id]);
+
+    // A drill's due time that could not start (the DrillScheduler's event, no job) is a failure of
+    // that drill: its next pass is a recovery. A drill removed and added again starts afresh.
+    const c = hook.received.length;
+    center.emit({ kind: 'failure', at: '2026-12-01T05:00:00.000Z', drill: 'pg-late', source: PG, title: 'restore drill pg-late could not start', message: 'the target exists' });
+    const late = drill('pg-late', 'SUCCESS');
+    center.jobEnded(late);
+    await until(() => events().some((e) => e.job?.id === late.id && e.kind === 'success'), 'the late drill success');
+    await center.idle();
+    expect(events().slice(c).filter((e) => e.kind === 'recovery').map((e) => e.job?.id)).toEqual([late.id]);
+    const d = hook.received.length;
+    center.jobEnded(drill('pg-gone', 'FAILED'));
+    const drills = new SqliteDrillStore(catalogFile(join(work, 'unit')));
+    drills.add({ name: 'pg-gone', source: 'pg', repository: 'default', target: 'postgres://postgres@127.0.0.1:5432/scratch', cron: null, timezone: 'UTC', checks: [], enabled: true, createdAt: '2026-12-01T00:00:00.000Z' }, 'postgres://postgres@127.0.0.1:5432/scratch');
+    drills.remove('pg-gone');
+    drills.close();
+    const readded = drill('pg-gone', 'SUCCESS');
+    center.jobEnded(readded);
+    await until(() => events().some((e) => e.job?.id === readded.id && e.kind === 'success'), 'the re-added drill success');
+    await center.idle();
+    expect(events().slice(d).filter((e) => e.kind === 'recovery')).toEqual([]);
   });
 
   it('every event kind names a registered source by its name, its location in details.sourceLocation', async () => {

@@ -586,6 +586,10 @@ describe('cairn drill', () => {
     expect(JSON.parse(old.stdout)).toMatchObject({ repository: 'main', cron: '@daily' });
     expect((await cairnRun(['drill', 'add', 'cli-two', '--source', 'shop', '--schedule', '@daily', '--cron', '@hourly', '--target', `sqlite://${join(work, 'scratch', 'two.db')}`], env)).stderr).toMatch(/--schedule and --cron are the same option/);
     expect((await cairnRun(['drill', 'remove', 'cli-old'], env)).code).toBe(0);
+    // CAIRN_REPO names the repository as for every other command; a flag given wins.
+    const viaEnv = await cairnRun(['drill', 'add', 'cli-repo-env', '--source', 'shop', '--target', `sqlite://${join(work, 'scratch', 'repo-env.db')}`, '--json'], { ...env, CAIRN_REPO: 'main' });
+    expect([viaEnv.code, (JSON.parse(viaEnv.stdout) as { repository?: string; drill?: { repository?: string } }).drill?.repository ?? (JSON.parse(viaEnv.stdout) as { repository?: string }).repository], viaEnv.stderr).toEqual([0, 'main']);
+    expect((await cairnRun(['drill', 'remove', 'cli-repo-env'], env)).code).toBe(0);
     expect((await cairnRun(['drill', 'add', 'bad', '--source', 'shop', '--target', `sqlite://${shopFile}`], env)).code).toBe(2);
     // The URL from an environment variable (a password in it never on the command line).
     const fromEnv = await cairnRun(['drill', 'add', 'cli-env', '--source', 'shop', '--repo', 'main', '--target-env', 'SCRATCH_URL', '--json'], { ...env, SCRATCH_URL: `sqlite://${join(work, 'scratch', 'env.db')}` });

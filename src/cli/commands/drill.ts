@@ -90,7 +90,7 @@ export function registerDrillCommands(program: Command, ctx: CliContext): void {
     .requiredOption('--source <name>', 'a registered source: its newest backup is restored')
     .option('--target <url>', 'the scratch database URL: one that does not exist (created and dropped at every run; cairn never replaces one it did not create); one with a password: --target-env')
     .option('--target-env <variable>', 'read the scratch database URL from this environment variable (a password in it stays out of ps and the shell history)')
-    .option('--repo <name>', 'a registered repository, or "default" (the server\'s BACKUP_* repository; the default)')
+    .option('--repo <name>', 'a registered repository, or "default" (the server\'s BACKUP_* repository; the default) (env: CAIRN_REPO)')
     .option('--repository <name>', 'the same as --repo (as cairn token create spells it)')
     .option('--schedule <cron>', 'when it runs: five cron fields ("0 5 * * 0") or @daily, @weekly…; left out: run-now only')
     // The first spelling of --schedule, kept working for scripts written with it.
@@ -105,7 +105,8 @@ export function registerDrillCommands(program: Command, ctx: CliContext): void {
       if ((opts.target === undefined) === (opts.targetEnv === undefined)) throw new UsageError('Give the scratch database with --target <url> or --target-env <variable> (one of them).');
       const given = opts.target ?? process.env[opts.targetEnv ?? ''];
       if (!given) throw new UsageError(`--target-env ${opts.targetEnv}: the environment variable is not set or empty; export it with the scratch database URL.`);
-      const repository = oneOf(opts, 'repo', 'repository');
+      // CAIRN_REPO as every command that names a repository takes it; a flag given wins.
+      const repository = oneOf(opts, 'repo', 'repository') ?? (process.env.CAIRN_REPO || undefined);
       const cron = oneOf(opts, 'schedule', 'cron');
       const input = {
         name,
