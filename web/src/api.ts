@@ -66,3 +66,17 @@ export function describeError(err: unknown): string {
   if (err instanceof TypeError) return `The server cannot be reached: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * What an action button does with its request: when it succeeds, the screen's error is cleared
+ * and `done` runs (a reload); when it fails, its message goes to `setError`.
+ */
+export function settle(request: Promise<unknown>, done: () => void, setError: (message: string | undefined) => void): void {
+  request.then(
+    () => {
+      setError(undefined);
+      done();
+    },
+    (err: unknown) => setError(describeError(err)),
+  );
+}

@@ -5,7 +5,7 @@
  * listing says only whether one is set. Testing a channel sends a sample now and shows the outcome.
  */
 import { useState } from 'preact/hooks';
-import { client, describeError } from '../api.js';
+import { client, describeError, settle } from '../api.js';
 import type { AlertChannelParams } from '../equivalents.js';
 import { go } from '../router.js';
 import type { AlertChannel, AlertDelivery } from '../types.js';
@@ -247,13 +247,13 @@ export function AlertsScreen({ query }: { query: URLSearchParams }) {
           onConfirm={() => {
             const name = removing!;
             setRemoving(undefined);
-            client.alerts.removeChannel(name).then(
+            settle(
+              client.alerts.removeChannel(name),
               () => {
-                setActionError(undefined);
                 channels.reload();
                 rules.reload();
               },
-              (err: unknown) => setActionError(describeError(err)),
+              setActionError,
             );
           }}
           onCancel={() => setRemoving(undefined)}
@@ -268,13 +268,7 @@ export function AlertsScreen({ query }: { query: URLSearchParams }) {
           onConfirm={() => {
             const id = removingRule!;
             setRemovingRule(undefined);
-            client.alerts.removeRule(id).then(
-              () => {
-                setActionError(undefined);
-                rules.reload();
-              },
-              (err: unknown) => setActionError(describeError(err)),
-            );
+            settle(client.alerts.removeRule(id), rules.reload, setActionError);
           }}
           onCancel={() => setRemovingRule(undefined)}
         />

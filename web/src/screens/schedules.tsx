@@ -4,7 +4,7 @@
  * /v1/retention-previews), enables, disables, runs it now or removes it.
  */
 import { useEffect, useState } from 'preact/hooks';
-import { can, client, describeError } from '../api.js';
+import { can, client, describeError, settle } from '../api.js';
 import { JobPanel } from '../job-live.js';
 import { useRole } from '../session.js';
 import type { CronPreview, RetentionPreview, ScheduleShown } from '../types.js';
@@ -37,15 +37,7 @@ export function SchedulesScreen() {
   const [removing, setRemoving] = useState<string | undefined>();
   const [actionError, setActionError] = useState<string | undefined>();
   const [started, setStarted] = useState<{ jobId: string; name: string } | undefined>();
-  const act = (p: Promise<unknown>): void => {
-    p.then(
-      () => {
-        setActionError(undefined);
-        list.reload();
-      },
-      (err: unknown) => setActionError(describeError(err)),
-    );
-  };
+  const act = (p: Promise<unknown>): void => settle(p, list.reload, setActionError);
   return (
     <>
       <PageHeader title="Schedules" subtitle="Automatic backups run by this server, with their retention rules.">

@@ -1,6 +1,6 @@
 /** Tokens (admin): list, create (the secret shown once, with a copy button), revoke. */
 import { useState } from 'preact/hooks';
-import { client, describeError } from '../api.js';
+import { client, describeError, settle } from '../api.js';
 import { useSession } from '../session.js';
 import { ActionError, Badge, CopyButton, Dialog, DialogActions, Equivalents, ErrorNote, Field, Loading, PageHeader, TableHead, TableWrap, Time, useAsync } from '../ui.js';
 
@@ -89,13 +89,7 @@ export function TokensScreen() {
           onConfirm={() => {
             const id = revoking!;
             setRevoking(undefined);
-            client.tokens.revoke(id).then(
-              () => {
-                setError(undefined);
-                list.reload();
-              },
-              (err: unknown) => setError(describeError(err)),
-            );
+            settle(client.tokens.revoke(id), list.reload, setError);
           }}
           onCancel={() => setRevoking(undefined)}
         />
