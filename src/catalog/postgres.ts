@@ -1,19 +1,9 @@
 import pg from 'pg';
 import { clientConfig, parsePostgresUrl, pgError, pgLocation, type PgConnectionSettings } from '../sources/postgres/connection.js';
+import { migrate } from './pg-migrations.js';
 import { TERMINAL_STATES, type JobCatalog, type JobError, type JobFilter, type JobRecord } from '../jobs/ports.js';
 
-const DDL = `
-CREATE TABLE IF NOT EXISTS cairn_jobs (
-  id text PRIMARY KEY,
-  kind text NOT NULL,
-  state text NOT NULL,
-  key text,
-  owner text NOT NULL DEFAULT '',
-  created_at timestamptz NOT NULL,
-  record jsonb NOT NULL
-);
-CREATE INDEX IF NOT EXISTS cairn_jobs_created ON cairn_jobs (created_at DESC);
-CREATE INDEX IF NOT EXISTS cairn_jobs_owner_state ON cairn_jobs (owner, state);`;
+
 
 /**
  * Job records in a PostgreSQL database, for deployments where several servers share one catalog
@@ -26,14 +16,20 @@ export class PostgresJobCatalog implements JobCatalog {
     private readonly settings: PgConnectionSettings,
   ) {}
 
-  /** Connects and creates the table when missing; errors name the server, never the password. */
-  static async open(url: string): Promise<PostgresJobCatalog> {
+  /** Connects and brings the catalog's schema up to date (migrations); errors name the server, never the password. */
+  static async open(url: string, owner = ''): Promise<PostgresJobCatalog> {
     const settings = parsePostgresUrl(url);
     const pool = new pg.Pool({ ...clientConfig(settings), max: 4 });
     pool.on('error', () => undefined); // an idle client's error: the next query reports it
     const catalog = new PostgresJobCatalog(pool, settings);
     try {
-      await catalog.pool.query(DDL);
+      // The whole shared schema (every store's tables), versioned: see pg-migrations.ts.
+      const client = await pool.connect();
+      try {
+        await migrate(client, owner);
+      } finally {
+        client.release();
+      }
     } catch (err) {
       await pool.end().catch(() => undefined);
       throw pgError(err, settings);
