@@ -248,7 +248,9 @@ export class Scheduler {
     } catch (err) {
       // Another backup of the source (not this schedule's own run: that one is `active`) holds it:
       // wait for it rather than skip, when the caller can wait (the cron's runs only).
-      if (queueable && this.options.waitForJob && err instanceof JobConflictError && err.running.kind === 'backup') {
+      // Its own previous run (on another replica sharing the catalog: this process's own are
+      // caught by `active` before) is skipped-running, as on one server; another backup queues it.
+      if (queueable && this.options.waitForJob && err instanceof JobConflictError && err.running.kind === 'backup' && err.running.params.schedule !== s.name) {
         this.enqueue(s.name, due, err.running.id);
         return undefined;
       }
