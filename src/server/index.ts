@@ -38,6 +38,7 @@ import { DrillScheduler, drillOpener, startDrillJob, type DrillLauncherOptions }
 import { serverDrillEnvironment } from './routes/drills.js';
 import { SqliteAuditLog } from '../catalog/audit.js';
 import { AuditRecorder } from './audit.js';
+import { CAIRN_VERSION } from '../jobs/export.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
@@ -118,6 +119,11 @@ export interface ServerOptions {
   healthTickMs?: number;
   /** The audit log takes the caller's address from X-Forwarded-For (behind a reverse proxy that sets it); default: the connection's peer. */
   trustForwardedFor?: boolean;
+  /**
+   * With catalogUrl: a job's lease in the shared catalog, in ms (`--lease`, default 30 000),
+   * renewed every third of it; the jobs of a server that stops renewing are failed by the others.
+   */
+  leaseMs?: number;
 }
 
 export interface RunningServer {
@@ -158,7 +164,8 @@ async function serveLocked(
   const infoLog = options.log ?? (logger ? (line: string) => logger.info(line) : undefined);
   // The data folder holds the catalog (tokens, registered passwords): its owner's only.
   secureDataDir(options.dataDir);
-  const catalog: JobCatalog = options.catalogUrl ? await PostgresJobCatalog.open(options.catalogUrl) : new SqliteJobCatalog(catalogFile(options.dataDir));
+  const owner = serverId(options.dataDir);
+  const catalog: JobCatalog = options.catalogUrl ? await PostgresJobCatalog.open(options.catalogUrl, owner) : new SqliteJobCatalog(catalogFile(options.dataDir));
   closers.push(() => catalog.close());
   const tokens = new SqliteTokenStore(catalogFile(options.dataDir));
   closers.push(() => tokens.close());
@@ -194,9 +201,12 @@ async function serveLocked(
       }
     : alerts;
   const center = new JobCenter(catalog, {
-    owner: serverId(options.dataDir), log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}),
+    owner, log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}),
     stuckAfterMs: options.stuckAfterMs ?? 30 * 60_000, alerts: sink,
+    ...(options.leaseMs ? { leaseMs: options.leaseMs } : {}),
   });
+  // Before the catalog closes (closers run in reverse): stops the heartbeat, marks this server stopped.
+  closers.push(() => center.close());
   // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
   // of this process never opens one, however a path leads there (see catalog-mark.ts).
   for (const f of fs.readdirSync(options.dataDir)) protectFile(path.join(options.dataDir, f));
@@ -289,6 +299,8 @@ async function serveLocked(
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   lock.setUrl(url);
+  // A shared catalog: announce this server and keep its jobs' leases (no-op with SQLite).
+  await center.startHeartbeat({ url, version: CAIRN_VERSION });
   const where = catalog instanceof PostgresJobCatalog ? `jobs in ${catalog.location}, ` : '';
   const names = `${options.allowAdHocUrls ? 'registered names and ad-hoc URLs' : 'registered names only'}${defaultRepository ? `, default repository ${defaultRepository.location}` : ''}`;
   const listening = `cairn server listening on ${url} (${where}data in ${options.dataDir}; ${names})${interrupted ? `; ${interrupted} interrupted job(s) marked FAILED` : ''}`;
