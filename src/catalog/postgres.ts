@@ -34,14 +34,15 @@ export class PostgresJobCatalog implements JobCatalog, JobCoordination {
   private constructor(
     private readonly pool: pg.Pool,
     private readonly settings: PgConnectionSettings,
+    private readonly owner: string,
   ) {}
 
   /** Connects and brings the catalog's schema up to date (migrations); errors name the server, never the password. */
   static async open(url: string, owner = ''): Promise<PostgresJobCatalog> {
     const settings = parsePostgresUrl(url);
-    const pool = new pg.Pool({ ...clientConfig(settings), max: 4 });
+    const pool = new pg.Pool({ ...clientConfig(settings), ...appName(settings, owner), max: 4 });
     pool.on('error', () => undefined); // an idle client's error: the next query reports it
-    const catalog = new PostgresJobCatalog(pool, settings);
+    const catalog = new PostgresJobCatalog(pool, settings, owner);
     try {
       // The whole shared schema (every store's tables), versioned: see pg-migrations.ts.
       const client = await pool.connect();
@@ -218,7 +219,7 @@ export class PostgresJobCatalog implements JobCatalog, JobCoordination {
     // it is opened again after a second. Requests sent meanwhile reach the owner through the
     // heartbeat's cancelRequested.
     const open = async (): Promise<void> => {
-      const c = new pg.Client(clientConfig(this.settings));
+      const c = new pg.Client({ ...clientConfig(this.settings), ...appName(this.settings, this.owner) });
       c.on('notification', (n) => {
         if (n.channel === CANCEL_CHANNEL && n.payload) listener(n.payload);
       });
@@ -290,6 +291,15 @@ export class PostgresJobCatalog implements JobCatalog, JobCoordination {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/**
+ * application_name of the catalog's sessions: "cairn <server id>", so pg_stat_activity tells the
+ * replicas apart (unless the URL sets one). At most 63 bytes (PostgreSQL's NAMEDATALEN - 1).
+ */
+function appName(settings: PgConnectionSettings, owner: string): { application_name?: string } {
+  if (settings.params.application_name !== undefined || !owner) return {};
+  return { application_name: Buffer.from(`cairn ${owner}`).subarray(0, 63).toString('utf8').replace(/\uFFFD$/, '') };
 }
 
 /** A unique violation of the one-active-job-per-key index (SQLSTATE 23505). */
