@@ -170,6 +170,8 @@ export class JobCenter {
   /** Stops listening for cancellation requests (once started). */
   private stopCancels: Promise<(() => Promise<void>) | undefined> | undefined;
   private closed = false;
+  /** A heartbeat has put this server in the catalog's list (close() marks it stopped). */
+  private announced = false;
   /** When this center was made (the server's start, for servers() without a shared catalog). */
   private readonly startedAt: Date;
 
@@ -440,6 +442,7 @@ export class JobCenter {
       const r = await coordination.heartbeat(this.server, ids, this.leaseMs);
       if (this.beatFailing) this.log(`cairn: the shared job catalog answers again; leases renewed.`);
       this.beatFailing = false;
+      this.announced = true;
       for (const id of r.renewed) {
         const a = this.active.get(id);
         if (a) a.renewedMono = Math.max(a.renewedMono, sent);
@@ -532,7 +535,7 @@ export class JobCenter {
     await this.beating?.catch(() => undefined);
     const stop = await this.stopCancels;
     await stop?.().catch(() => undefined);
-    if (this.coordination && this.stopCancels) {
+    if (this.coordination && this.announced) {
       await this.coordination.markStopped(this.owner).catch((err: unknown) => this.log(`cairn: could not mark this server stopped in the shared job catalog (${errorText(err)}); its lease runs out by itself.`));
     }
   }

@@ -6,6 +6,8 @@
  * from the catalog has its job failed INTERRUPTED by the other, and its own job stops with
  * LEASE_LOST without writing a manifest.
  *
+ * `cairn servers` runs the built CLI (npm run build first).
+ *
  * Tokens: each server still keeps its tokens in its own data folder (serverWork makes a set in
  * each); once tokens live in the shared catalog, one set will do (`tokensOf` is the one switch).
  */
@@ -14,6 +16,7 @@ import { rmSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresJobCatalog } from '../../src/catalog/postgres.js';
+import { MIGRATIONS, migrate } from '../../src/catalog/pg-migrations.js';
 import { ConflictError, NotFoundError } from '../../src/core/errors.js';
 import { JobCenter, JobConflictError, type JobContext } from '../../src/jobs/job-center.js';
 import type { JobRecord } from '../../src/jobs/ports.js';
@@ -23,6 +26,7 @@ import { startServer, type RunningServer } from '../../src/server/index.js';
 import { createLogger } from '../../src/server/log.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
 import { serverWork, waitJob, type RoleTokens } from '../helpers/api.js';
+import { cairnRun } from '../helpers/cli.js';
 import { createDatabase, dropDatabase, ensurePostgres, ident, pgbenchInit, pgUrl, psql } from '../helpers/postgres.js';
 
 const LEASE_MS = 1500;
@@ -113,6 +117,15 @@ describe.sequential('jobs across replicas sharing a PostgreSQL catalog', () => {
       expect(Date.parse(s.leaseUntil)).toBeGreaterThan(Date.parse(s.heartbeatAt));
     }
     expect(await client(a, 'viewer').servers.list()).toHaveLength(2);
+    // cairn servers (the built CLI, in a child process: this one must keep serving).
+    const env = { CAIRN_SERVER: b.server.url, CAIRN_TOKEN: b.tokens.viewer };
+    const json = await cairnRun(['servers', '--json'], env);
+    expect(json.code, json.stderr).toBe(0);
+    expect((JSON.parse(json.stdout) as { servers: { url: string; alive: boolean }[] }).servers.map((s) => s.alive)).toEqual([true, true]);
+    const text = await cairnRun(['servers'], env);
+    expect(text.stdout).toMatch(/^ID\s+STATUS\s+VERSION\s+URL/);
+    expect(text.stdout.split('\n').filter((l) => l.includes(' alive '))).toHaveLength(2);
+    expect(text.stdout).toContain(a.server.url);
   });
 
   it('a backup running on A: B answers 409 naming it; cancel through B ends it CANCELED, awaited and streamed through B', async () => {
@@ -266,5 +279,28 @@ describe.sequential('jobs across replicas sharing a PostgreSQL catalog', () => {
     const gone = (await client(b, 'viewer').servers.list()).find((s) => s.url === aUrl);
     expect(gone).toMatchObject({ alive: false, activeJobs: 0 });
     expect(gone?.stoppedAt).not.toBeNull();
+  });
+});
+
+describe('migration 2 on a catalog that already has duplicate active jobs of one key', () => {
+  it('fails the older duplicates (INTERRUPTED), keeps the newest, then builds the unique index', async () => {
+    const db = `cairn_test_replicas_${randomBytes(4).toString('hex')}_mig`;
+    psql('postgres', `CREATE DATABASE ${ident(db)}`);
+    const c = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:5432/${db}` });
+    await c.connect();
+    try {
+      await migrate(c, 'old', MIGRATIONS.filter((m) => m.version === 1));
+      const row = (id: string, state: string, at: string): unknown[] => [id, state, at, JSON.stringify({ id, kind: 'backup', state, key: 'k', createdAt: at, error: null })];
+      for (const [id, state, at] of [['old', 'TRANSFERRING', '2026-01-01T00:00:00Z'], ['new', 'STARTED', '2026-01-02T00:00:00Z'], ['done', 'SUCCESS', '2025-12-01T00:00:00Z']]) {
+        await c.query(`INSERT INTO cairn_jobs (id, kind, state, key, owner, created_at, record) VALUES ($1, 'backup', $2, 'k', 'x', $3, $4)`, row(id!, state!, at!));
+      }
+      expect(await migrate(c, 'new')).toMatchObject({ applied: [2], version: 2 });
+      const { rows } = await c.query<{ id: string; state: string; code: string | null }>(`SELECT id, state, record->'error'->>'code' AS code FROM cairn_jobs ORDER BY id`);
+      expect(rows).toEqual([{ id: 'done', state: 'SUCCESS', code: null }, { id: 'new', state: 'STARTED', code: null }, { id: 'old', state: 'FAILED', code: 'INTERRUPTED' }]);
+      await expect(c.query(`INSERT INTO cairn_jobs (id, kind, state, key, created_at, record) VALUES ('dup', 'backup', 'STARTED', 'k', now(), '{}')`)).rejects.toMatchObject({ code: '23505', constraint: 'cairn_jobs_active_key' });
+    } finally {
+      await c.end();
+      dropDatabase(db);
+    }
   });
 });
