@@ -241,7 +241,14 @@ export class PostgresJobCatalog implements JobCatalog, JobCoordination {
         throw pgError(err, this.settings);
       }
     };
-    await open();
+    try {
+      await open();
+    } catch (err) {
+      // Not listening at all: no retries behind the caller's back (it was told, and nothing could stop them).
+      stopped = true;
+      if (retry) clearTimeout(retry);
+      throw err;
+    }
     return async () => {
       stopped = true;
       if (retry) clearTimeout(retry);
