@@ -36,10 +36,41 @@ CREATE INDEX IF NOT EXISTS cairn_jobs_created ON cairn_jobs (created_at DESC);
 CREATE INDEX IF NOT EXISTS cairn_jobs_owner_state ON cairn_jobs (owner, state);`,
   },
   {
-    // TEMPORARY (lead): replaced by h-jobs's migration 2 at merge.
+    // Jobs across replicas (docs/reliability.md "Leases"): each running job holds a lease its
+    // server renews; one active job per key is a unique index, so every replica refuses the
+    // second backup of a source alike. Older duplicates (possible before this index, when two
+    // replicas only checked their own memory) are failed first, or the index could not be built.
     version: 2,
-    name: 'servers',
-    sql: `CREATE TABLE cairn_servers (id text PRIMARY KEY, host text, version text, url text, pid integer, started_at timestamptz, heartbeat_at timestamptz, lease_until timestamptz, stopped_at timestamptz);`,
+    name: 'job leases, one active job per key, servers',
+    sql: `
+ALTER TABLE cairn_jobs ADD COLUMN IF NOT EXISTS lease_until timestamptz;
+ALTER TABLE cairn_jobs ADD COLUMN IF NOT EXISTS cancel_requested boolean NOT NULL DEFAULT false;
+WITH ranked AS (
+  SELECT id, row_number() OVER (PARTITION BY key ORDER BY created_at DESC, id DESC) AS n
+  FROM cairn_jobs WHERE key IS NOT NULL AND state NOT IN ('SUCCESS', 'FAILED', 'CANCELED')
+)
+UPDATE cairn_jobs j SET state = 'FAILED', record = j.record || jsonb_build_object(
+  'state', 'FAILED',
+  'error', jsonb_build_object('code', 'INTERRUPTED', 'message',
+    'interrupted: a newer job of the same database was running when the catalog was upgraded to one active job per key; its partial data is removed by prune'),
+  'updatedAt', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+  'finishedAt', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+FROM ranked WHERE j.id = ranked.id AND ranked.n > 1;
+CREATE UNIQUE INDEX IF NOT EXISTS cairn_jobs_active_key ON cairn_jobs (key)
+  WHERE key IS NOT NULL AND state NOT IN ('SUCCESS', 'FAILED', 'CANCELED');
+CREATE INDEX IF NOT EXISTS cairn_jobs_lease ON cairn_jobs (lease_until)
+  WHERE state NOT IN ('SUCCESS', 'FAILED', 'CANCELED');
+CREATE TABLE IF NOT EXISTS cairn_servers (
+  id text PRIMARY KEY,
+  host text NOT NULL,
+  version text NOT NULL,
+  url text,
+  pid integer NOT NULL,
+  started_at timestamptz NOT NULL,
+  heartbeat_at timestamptz NOT NULL,
+  lease_until timestamptz NOT NULL,
+  stopped_at timestamptz
+);`,
   },
   {
     // Every other store of a server (sql.ts: the same store code runs on SQLite and here). Times

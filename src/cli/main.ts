@@ -21,6 +21,7 @@ import { registerTokenCommands } from './commands/token.js';
 import { registerAlertCommands } from './commands/alert.js';
 import { registerDrillCommands } from './commands/drill.js';
 import { registerAuditCommand } from './commands/audit.js';
+import { registerServersCommand } from './commands/servers.js';
 import { adviseForArchive } from '../storage/archive/advice.js';
 import { openedArchive, printJson, resetOpenedArchive, takeExitCode, type CliContext, type Io } from './options.js';
 import { registerStatusCommand } from './commands/status.js';
@@ -348,6 +349,7 @@ export function buildProgram(ctx: CliContext): Command {
     registerAlertCommands,
     registerStatusCommand,
     registerAuditCommand,
+    registerServersCommand,
   ]) {
     register(program, ctx);
   }

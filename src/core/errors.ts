@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'STORAGE'
   | 'CANCELLED'
   | 'KEY'
+  | 'LEASE_LOST'
   | 'INTERNAL';
 
 /** Exit codes are part of the CLI contract (docs/cli.md); never renumber them. */
@@ -25,6 +26,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   SOURCE: 7,
   STORAGE: 8,
   KEY: 9,
+  LEASE_LOST: 11,
   CANCELLED: 130,
 };
 
@@ -111,6 +113,16 @@ export class StorageError extends CairnError {
 export class KeyError extends CairnError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('KEY', message, options);
+  }
+}
+
+/**
+ * A job of a server sharing its catalog with replicas lost its lease (it could not renew it in
+ * time, or another replica marked the job interrupted): it stops before committing anything.
+ */
+export class LeaseLostError extends CairnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('LEASE_LOST', message, options);
   }
 }
 

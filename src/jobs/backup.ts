@@ -53,6 +53,13 @@ export interface BackupOptions {
   lockWaitMs?: number;
   /** A backup with warnings fails with a SourceError listing them, before anything is committed (refuseWarnings). */
   strict?: boolean;
+  /**
+   * Called right before the manifest is written (the write that makes the backup exist), after
+   * every other check: a job's ctx.finalizing, which throws when the job was cancelled or its
+   * lease in a shared catalog is not known to be valid. What it throws fails the backup, which
+   * then stays invisible.
+   */
+  beforeCommit?: () => void;
 }
 
 /**
@@ -252,6 +259,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupManifest>
         totals: totals(entries, newChunks),
         warnings: snapshot.warnings,
       };
+      options.beforeCommit?.();
       try {
         await repo.writeManifest(manifest, signal);
       } catch (err) {

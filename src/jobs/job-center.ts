@@ -4,9 +4,11 @@
  * the catalog, cancels on request, and lets callers wait or watch. One active job per key: a
  * backup and a restore of one database (databaseKey) never run at once.
  */
-import { CairnError, CancelledError, ConflictError, NotFoundError } from '../core/errors.js';
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { CairnError, CancelledError, ConflictError, LeaseLostError, NotFoundError } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
-import { TERMINAL_STATES, type JobCatalog, type JobKind, type JobProgress, type JobRecord, type JobState } from './ports.js';
+import { TERMINAL_STATES, type JobCatalog, type JobCoordination, type JobKind, type JobProgress, type JobRecord, type JobState, type ServerInfo, type ServerRecord } from './ports.js';
 import { progressRates, type Progress } from './progress.js';
 import type { AlertSink } from '../core/alerts.js';
 
@@ -15,8 +17,11 @@ export interface JobContext {
   /** Progress as the operations report it (a Progress of runBackup / runRestore). */
   progress(p: Progress): void;
   /**
-   * Enters FINALIZING, after which the job cannot be cancelled (a restore switching in). Throws
-   * the cancellation if one was requested before.
+   * Enters FINALIZING, after which the job cannot be cancelled (a restore switching in, a
+   * backup's manifest about to be written). Throws the cancellation if one was requested before,
+   * and LeaseLostError when the catalog is shared and this server's lease of the job is not known
+   * to be valid (not renewed within the lease minus a safety margin): a replica may already have
+   * marked it interrupted, so nothing may be committed.
    */
   finalizing(): void;
 }
@@ -63,6 +68,23 @@ export interface JobCenterOptions {
   stuckCheckMs?: number;
   /** Where the watchdog reports stuck jobs (once per job). */
   alerts?: AlertSink;
+  /**
+   * With a shared catalog (one with `coordination`): how long a job's lease lasts without
+   * renewal, in ms (default 30 000). A replica that stops renewing loses its jobs after this
+   * long: others mark them FAILED (INTERRUPTED).
+   */
+  leaseMs?: number;
+  /** How often leases are renewed and expired ones reaped, in ms (default leaseMs / 3). */
+  heartbeatMs?: number;
+}
+
+/**
+ * The margin by which a lease is taken as lost locally before it runs out in the catalog, in ms:
+ * a fifth of the lease, at most 5 s. It covers the time between finalizing()'s check and the
+ * commit it guards, and a heartbeat's round trip.
+ */
+export function leaseMargin(leaseMs: number): number {
+  return Math.min(5000, Math.floor(leaseMs / 5));
 }
 
 /** A job started or ended; `durationMs`: from its start to its end. */
@@ -96,7 +118,18 @@ interface Active {
   moved: string;
   /** A 'stuck' event went out for this job (once per job). */
   stuckAlerted: boolean;
+  /** Its record is in the catalog (so heartbeats renew it). */
+  inserted: boolean;
+  /** performance.now() when its latest successful lease renewal (or its insert) was sent. */
+  renewedMono: number;
+  /** Set once its lease is lost; the job is aborted with it. */
+  leaseLost?: LeaseLostError;
 }
+
+const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
 
 /** What counts as progress for the watchdog: amounts done and the state (rates and ETAs are not). */
 const movement = (r: JobRecord): string => `${r.state}|${r.progress.bytes}|${r.progress.rows}|${r.progress.collectionsDone}|${r.progress.collection ?? ''}|${r.progress.percent ?? ''}`;
@@ -123,6 +156,24 @@ export class JobCenter {
   private readonly alerts: AlertSink | undefined;
   /** The watchdog's timer, running while jobs are active (and a watchdog is configured). */
   private watchdog: NodeJS.Timeout | undefined;
+  /** Present when the catalog is shared by replicas. */
+  private readonly coordination: JobCoordination | undefined;
+  private readonly leaseMs: number;
+  private readonly heartbeatMs: number;
+  private readonly server: ServerInfo;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** The heartbeat under way (one at a time). */
+  private beating: Promise<void> | undefined;
+  /** The latest heartbeat or reap failed (logged once per outage). */
+  private beatFailing = false;
+  private reapFailing = false;
+  /** Stops listening for cancellation requests (once started). */
+  private stopCancels: Promise<(() => Promise<void>) | undefined> | undefined;
+  private closed = false;
+  /** A heartbeat has put this server in the catalog's list (close() marks it stopped). */
+  private announced = false;
+  /** When this center was made (the server's start, for servers() without a shared catalog). */
+  private readonly startedAt: Date;
 
   constructor(
     private readonly catalog: JobCatalog,
@@ -136,6 +187,11 @@ export class JobCenter {
     this.stuckAfterMs = options.stuckAfterMs ?? 0;
     this.stuckCheckMs = options.stuckCheckMs ?? Math.max(10, Math.min(60_000, Math.floor(this.stuckAfterMs / 4)));
     this.alerts = options.alerts;
+    this.coordination = catalog.coordination;
+    this.leaseMs = Math.max(100, options.leaseMs ?? 30_000);
+    this.heartbeatMs = Math.max(10, options.heartbeatMs ?? Math.floor(this.leaseMs / 3));
+    this.startedAt = this.now();
+    this.server = { id: this.owner, host: os.hostname(), version: 'unknown', url: null, pid: process.pid };
     const onEvent = options.onEvent;
     this.onEvent = (event) => {
       try {
@@ -182,16 +238,22 @@ export class JobCenter {
     const controller = new AbortController();
     const active: Active = {
       record, controller, listeners: new Set(), startedMs: Date.now(), persistedMs: 0, done: Promise.resolve(record), writes: Promise.resolve(),
-      movedMs: Date.now(), moved: movement(record), stuckAlerted: false,
+      movedMs: Date.now(), moved: movement(record), stuckAlerted: false, inserted: false, renewedMono: performance.now(),
     };
-    // Registered before the insert so that a concurrent start of the same key is refused.
+    // Registered before the insert so that a concurrent start of the same key is refused. With
+    // a shared catalog, the insert refuses a key another replica's job holds (JobConflictError).
     this.active.set(record.id, active);
     try {
-      await this.catalog.insert(record, this.owner);
+      const sent = performance.now();
+      if (this.coordination) await this.catalog.insert(record, this.owner, this.leaseMs);
+      else await this.catalog.insert(record, this.owner);
+      active.inserted = true;
+      active.renewedMono = sent;
     } catch (err) {
       this.active.delete(record.id);
       throw err;
     }
+    this.armHeartbeat();
     this.onEvent({ type: 'started', job: structuredClone(record) });
     this.tell(this.everyJob, record);
     this.armWatchdog();
@@ -245,36 +307,237 @@ export class JobCenter {
     });
   }
 
-  /** Requests cancellation; the job goes CANCELLING, then CANCELED when it has stopped. */
+  /**
+   * Requests cancellation; the job goes CANCELLING, then CANCELED when it has stopped. A job of
+   * another replica (shared catalog) is asked through the catalog; its owner stops it and the
+   * answer is its record as CANCELLING. ConflictError when it has ended or is finalizing.
+   */
   async cancel(id: string): Promise<JobRecord> {
     const a = this.active.get(id);
     if (!a) {
+      if (this.coordination && !this.unsaved.has(id)) return this.cancelRemote(this.coordination, id);
       const r = await this.get(id); // NotFoundError when unknown
       throw new ConflictError(`Job ${id} has already ended (${r.state}); there is nothing to cancel.`);
     }
-    if (a.record.state === 'FINALIZING') {
-      throw new ConflictError(`Job ${id} is finalizing (switching the restored data in) and can no longer be cancelled; it ends in a moment.`);
-    }
-    if (a.record.state !== 'CANCELLING') {
-      this.transition(a, 'CANCELLING');
-      a.controller.abort(new CancelledError(`Job ${id} was cancelled.`));
-    }
+    if (a.record.state === 'FINALIZING') throw finalizingConflict(a.record);
+    this.cancelActive(a);
     return structuredClone(a.record);
   }
 
-  /** Resolves with the job's final record (at once for a job that has ended). */
+  private async cancelRemote(coordination: JobCoordination, id: string): Promise<JobRecord> {
+    const r = await coordination.requestCancel(id);
+    if (r.outcome === 'missing') throw new NotFoundError(`Job "${id}" not found. List jobs with GET /v1/jobs or \`cairn job list\`.`);
+    if (r.outcome === 'ended') throw new ConflictError(`Job ${id} has already ended (${r.job.state}); there is nothing to cancel.`);
+    if (r.outcome === 'finalizing') throw finalizingConflict(r.job);
+    return r.job;
+  }
+
+  /** Stops an active job of this server (a local request, or one from another replica). */
+  private cancelActive(a: Active): void {
+    const state = a.record.state;
+    if (state === 'CANCELLING' || state === 'FINALIZING' || isTerminal(state)) return;
+    this.transition(a, 'CANCELLING');
+    a.controller.abort(new CancelledError(`Job ${a.record.id} was cancelled.`));
+  }
+
+  /**
+   * Resolves with the job's final record (at once for a job that has ended). A job of another
+   * replica is polled in the catalog (every 200 ms, growing to 1 s) until it ends; its lease
+   * guarantees it does, by the owner or, if the owner dies, by a replica's reaping.
+   */
   async wait(id: string): Promise<JobRecord> {
     const a = this.active.get(id);
     if (a) return structuredClone(await a.done);
-    return this.get(id);
+    let r = await this.get(id);
+    if (!this.coordination) return r;
+    for (let delay = 200; !isTerminal(r.state) && !this.closed; delay = Math.min(1000, Math.round(delay * 1.5))) {
+      await sleep(delay);
+      const local = this.active.get(id);
+      r = local ? structuredClone(await local.done) : await this.get(id);
+    }
+    return r;
   }
 
-  /** Calls `listener` on every change of an active job; returns the unsubscribe function. */
+  /**
+   * Calls `listener` on every change of an active job; returns the unsubscribe function. A job of
+   * another replica (shared catalog) is polled in the catalog every 500 ms: the listener is told
+   * of each change of its record (as often as its owner writes progress, about once a second)
+   * until it ends, and of its end when it has already ended at the first look.
+   */
   watch(id: string, listener: JobListener): () => void {
     const a = this.active.get(id);
-    if (!a) return () => undefined;
-    a.listeners.add(listener);
-    return () => a.listeners.delete(listener);
+    if (a) {
+      a.listeners.add(listener);
+      return () => a.listeners.delete(listener);
+    }
+    if (!this.coordination) return () => undefined;
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    let last: string | undefined;
+    const poll = async (): Promise<void> => {
+      try {
+        const r = await this.catalog.get(id);
+        if (stopped) return;
+        if (r) {
+          const seen = JSON.stringify(r);
+          const first = last === undefined;
+          if (seen !== last && (!first || isTerminal(r.state))) listener(structuredClone(r));
+          last = seen;
+          if (isTerminal(r.state)) {
+            stopped = true;
+            return;
+          }
+        }
+      } catch {
+        /* the catalog did not answer: look again at the next poll */
+      }
+      if (stopped || this.closed) return;
+      timer = setTimeout(() => void poll(), 500);
+      timer.unref();
+    };
+    void poll();
+    return () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    };
+  }
+
+  /**
+   * With a shared catalog: announces this server (its API's url once it listens, its version),
+   * renews its jobs' leases every heartbeatMs, reaps the jobs of replicas that stopped renewing
+   * theirs, and listens for cancellation requests. Resolves after the first heartbeat. Without
+   * a shared catalog it does nothing.
+   */
+  async startHeartbeat(info: Partial<Omit<ServerInfo, 'id'>> = {}): Promise<void> {
+    if (!this.coordination || this.closed) return;
+    Object.assign(this.server, info);
+    if (!this.stopCancels) {
+      this.stopCancels = this.coordination.listenCancels((id) => this.cancelRequested(id)).catch((err: unknown) => {
+        this.log(`cairn: cannot listen for job cancellations in the shared job catalog (${errorText(err)}); requests from other servers arrive with the heartbeat instead.`);
+        return undefined;
+      });
+      await this.stopCancels;
+    }
+    this.armHeartbeat();
+    await this.heartbeat();
+  }
+
+  /**
+   * One heartbeat: renews the leases of this server's jobs, aborts those whose lease is lost,
+   * delivers cancellation requests, and reaps expired jobs of any server (told to watchAll
+   * listeners and onEvent as ended). Never throws; failures are logged once per outage.
+   */
+  heartbeat(): Promise<void> {
+    if (!this.coordination) return Promise.resolve();
+    this.beating ??= this.beat(this.coordination).finally(() => {
+      this.beating = undefined;
+    });
+    return this.beating;
+  }
+
+  private async beat(coordination: JobCoordination): Promise<void> {
+    const sent = performance.now();
+    const ids = [...this.active.values()].filter((a) => a.inserted && !isTerminal(a.record.state)).map((a) => a.record.id);
+    try {
+      const r = await coordination.heartbeat(this.server, ids, this.leaseMs);
+      if (this.beatFailing) this.log(`cairn: the shared job catalog answers again; leases renewed.`);
+      this.beatFailing = false;
+      this.announced = true;
+      for (const id of r.renewed) {
+        const a = this.active.get(id);
+        if (a) a.renewedMono = Math.max(a.renewedMono, sent);
+      }
+      for (const id of r.lost) {
+        const a = this.active.get(id);
+        if (a && !isTerminal(a.record.state)) {
+          this.loseLease(a, `Job ${id} lost its lease: another cairn server sharing the job catalog marked it interrupted, because this server (${this.owner}) had not renewed its lease for ${seconds(this.leaseMs)}. It stopped before committing anything; its partial data is removed by prune. Check this server's connection to the catalog database and its load, then start the job again.`);
+        }
+      }
+      for (const id of r.cancelRequested) this.cancelRequested(id);
+    } catch (err) {
+      if (!this.beatFailing) this.log(`cairn: renewing the leases of this server's jobs in the shared job catalog failed (${errorText(err)}); jobs not renewed within ${seconds(this.leaseMs - leaseMargin(this.leaseMs))} are stopped.`);
+      this.beatFailing = true;
+    }
+    try {
+      const reaped = await coordination.reapExpired();
+      this.reapFailing = false;
+      for (const job of reaped) {
+        const a = this.active.get(job.id);
+        if (a) {
+          // Our own job, reaped because our renewals failed: it ends here, as LEASE_LOST.
+          this.loseLease(a, `Job ${job.id} lost its lease: this server could not renew it in the shared job catalog for ${seconds(this.leaseMs)}, so it was marked interrupted. It stopped before committing anything; its partial data is removed by prune. Check this server's connection to the catalog database, then start the job again.`);
+          continue;
+        }
+        this.tell(this.everyJob, job);
+        this.onEvent({ type: 'ended', job: structuredClone(job), durationMs: Math.max(0, Date.parse(job.finishedAt ?? job.updatedAt) - Date.parse(job.createdAt)) });
+      }
+    } catch (err) {
+      if (!this.reapFailing) this.log(`cairn: looking for jobs of stopped servers in the shared job catalog failed (${errorText(err)}); retrying at the next heartbeat.`);
+      this.reapFailing = true;
+    }
+    const now = performance.now();
+    const valid = this.leaseMs - leaseMargin(this.leaseMs);
+    for (const a of this.active.values()) {
+      if (!a.inserted || isTerminal(a.record.state) || now - a.renewedMono <= valid) continue;
+      this.loseLease(a, this.lapsedMessage(a, now));
+    }
+  }
+
+  private lapsedMessage(a: Active, now: number): string {
+    return `Job ${a.record.id} lost its lease: this server could not renew it in the shared job catalog for ${seconds(now - a.renewedMono)} (the lease is ${seconds(this.leaseMs)}), so another cairn server may already have marked it interrupted. It stopped before committing anything; its partial data is removed by prune. Check this server's connection to the catalog database, then start the job again.`;
+  }
+
+  /** Aborts a job whose lease is lost (once); answers the error it ends with. */
+  private loseLease(a: Active, message: string): LeaseLostError {
+    if (a.leaseLost) return a.leaseLost;
+    a.leaseLost = new LeaseLostError(message);
+    a.controller.abort(a.leaseLost);
+    return a.leaseLost;
+  }
+
+  /** Another replica asked to cancel a job: this server stops it if it runs it. */
+  private cancelRequested(id: string): void {
+    const a = this.active.get(id);
+    if (a) this.cancelActive(a);
+  }
+
+  /** Starts the heartbeat's timer when the catalog is shared and it is not running. */
+  private armHeartbeat(): void {
+    if (!this.coordination || this.closed || this.heartbeatTimer !== undefined) return;
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
+    this.heartbeatTimer.unref();
+  }
+
+  /**
+   * The servers sharing the catalog (GET /v1/servers), oldest first; without a shared catalog,
+   * this one server, alive while this center is open.
+   */
+  async servers(): Promise<ServerRecord[]> {
+    if (this.coordination) return this.coordination.listServers();
+    const now = this.now().toISOString();
+    return [{
+      ...this.server, startedAt: this.startedAt.toISOString(), heartbeatAt: now, leaseUntil: now, alive: !this.closed,
+      stoppedAt: this.closed ? now : null, activeJobs: this.active.size,
+    }];
+  }
+
+  /**
+   * Stops the timers (heartbeat, watchdog, remote polls) and the cancellation listener; with a
+   * shared catalog, marks this server stopped (its lease ends now). Call after the jobs ended.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = undefined;
+    await this.beating?.catch(() => undefined);
+    const stop = await this.stopCancels;
+    await stop?.().catch(() => undefined);
+    if (this.coordination && this.announced) {
+      await this.coordination.markStopped(this.owner).catch((err: unknown) => this.log(`cairn: could not mark this server stopped in the shared job catalog (${errorText(err)}); its lease runs out by itself.`));
+    }
   }
 
   /**
@@ -305,6 +568,11 @@ export class JobCenter {
       progress: (p) => this.onProgress(a, p),
       finalizing: () => {
         a.controller.signal.throwIfAborted();
+        if (this.coordination && a.inserted) {
+          // The commit point: only while the lease is known to be ours (monotonic clock).
+          const now = performance.now();
+          if (now - a.renewedMono > this.leaseMs - leaseMargin(this.leaseMs)) throw this.loseLease(a, this.lapsedMessage(a, now));
+        }
         this.transition(a, 'FINALIZING');
       },
     };
@@ -314,7 +582,9 @@ export class JobCenter {
       a.record.result = result;
       this.finish(a, 'SUCCESS', null);
     } catch (err) {
-      if (a.controller.signal.aborted && a.record.state !== 'FINALIZING') {
+      if (a.leaseLost) {
+        this.finish(a, 'FAILED', { code: a.leaseLost.code, message: a.leaseLost.message });
+      } else if (a.controller.signal.aborted && a.record.state !== 'FINALIZING') {
         this.finish(a, 'CANCELED', { code: 'CANCELLED', message: `Job ${a.record.id} was cancelled.` });
       } else if (err instanceof CairnError) {
         this.finish(a, 'FAILED', { code: err.code, message: err.message });
@@ -504,6 +774,17 @@ export class JobCenter {
       }
     }
   }
+}
+
+function finalizingConflict(job: JobRecord): ConflictError {
+  const what = job.kind === 'restore' || job.kind === 'drill' ? 'switching the restored data in' : 'committing its result';
+  return new ConflictError(`Job ${job.id} is finalizing (${what}) and can no longer be cancelled; it ends in a moment.`);
+}
+
+/** "12 s", "1.5 s": a duration in ms as people read it. */
+function seconds(ms: number): string {
+  const s = ms / 1000;
+  return `${s >= 10 ? Math.round(s) : Math.round(s * 10) / 10} s`;
 }
 
 function errorText(err: unknown): string {

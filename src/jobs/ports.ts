@@ -83,7 +83,12 @@ export interface JobFilter {
  * left running itself, not those of another replica sharing the catalog.
  */
 export interface JobCatalog {
-  insert(job: JobRecord, owner: string): Promise<void>;
+  /**
+   * Records a new job. `leaseMs`: a catalog shared by replicas (one with `coordination`) gives
+   * the job a lease of that long, renewed by its owner's heartbeat. A catalog that enforces one
+   * active job per key across replicas throws JobConflictError naming the running job.
+   */
+  insert(job: JobRecord, owner: string, leaseMs?: number): Promise<void>;
   update(job: JobRecord): Promise<void>;
   get(id: string): Promise<JobRecord | undefined>;
   /** Newest first. */
@@ -92,7 +97,78 @@ export interface JobCatalog {
   count(filter?: JobFilter): Promise<number>;
   /** Every job of `owner` not in a terminal state becomes FAILED with `error`; returns how many. */
   failUnfinished(owner: string, error: JobError, at: string): Promise<number>;
+  /**
+   * Present when several servers share the catalog (PostgreSQL): leases, reaping of the jobs of
+   * servers that stopped renewing them, cancellation across replicas, the list of servers.
+   * Absent (SQLite): one server, whose memory is the truth.
+   */
+  readonly coordination?: JobCoordination;
   close(): Promise<void>;
+}
+
+/** A server as it announces itself in a shared catalog. */
+export interface ServerInfo {
+  /** The owner name of its jobs (serverId: host/random). */
+  id: string;
+  host: string;
+  /** cairn's version. */
+  version: string;
+  /** Where its API listens (null until it does). */
+  url: string | null;
+  pid: number;
+}
+
+/** A server of a shared catalog, as GET /v1/servers answers it (times ISO, from the database's clock). */
+export interface ServerRecord {
+  id: string;
+  host: string;
+  version: string;
+  url: string | null;
+  pid: number;
+  startedAt: string;
+  heartbeatAt: string;
+  leaseUntil: string;
+  /** Its lease is still running (lease_until > now() in the database). */
+  alive: boolean;
+  stoppedAt: string | null;
+  /** Its jobs not in a terminal state. */
+  activeJobs: number;
+}
+
+export interface HeartbeatResult {
+  /** Of the ids given, those whose lease was renewed. */
+  renewed: string[];
+  /** Of the ids given, those no longer active in the catalog (reaped by another replica, or gone). */
+  lost: string[];
+  /** Of the ids renewed, those another replica asked to cancel. */
+  cancelRequested: string[];
+}
+
+/** What requestCancel found: the request was recorded, or why not. */
+export type CancelRequest =
+  | { outcome: 'requested'; job: JobRecord; owner: string }
+  | { outcome: 'ended' | 'finalizing'; job: JobRecord; owner: string }
+  | { outcome: 'missing' };
+
+/** Coordination of jobs between servers sharing one catalog; every time comes from the database's clock. */
+export interface JobCoordination {
+  /**
+   * Announces `server` alive for `leaseMs` and renews the lease of its jobs `activeIds` (those
+   * still active in the catalog) by as long.
+   */
+  heartbeat(server: ServerInfo, activeIds: readonly string[], leaseMs: number): Promise<HeartbeatResult>;
+  /**
+   * Fails (INTERRUPTED, naming the owner) every active job whose lease has expired and answers
+   * them; each is answered to one caller only, even when replicas reap at once.
+   */
+  reapExpired(): Promise<JobRecord[]>;
+  /** Marks a job's cancellation as requested and tells its owner (NOTIFY). */
+  requestCancel(id: string): Promise<CancelRequest>;
+  /** Calls `listener` with each job id whose cancellation another replica requests; resolves once listening. Returns the stop function. */
+  listenCancels(listener: (id: string) => void): Promise<() => Promise<void>>;
+  listServers(): Promise<ServerRecord[]>;
+  /** At a clean shutdown: the server is stopped and its lease ends now. */
+  markStopped(serverId: string): Promise<void>;
 }
 
 /** A schedule's retention as written: counts, and `keepWithin` as a duration ("3d"). */

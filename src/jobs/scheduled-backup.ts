@@ -62,6 +62,8 @@ export function scheduledBackupLauncher(deps: LauncherDeps): (spec: ScheduleSpec
           selection: { ...(spec.include ? { include: spec.include } : {}), ...(spec.exclude ? { exclude: spec.exclude } : {}) },
           signal: ctx.signal,
           onProgress: ctx.progress,
+          // The manifest is written only while the job may still commit (not cancelled, lease held).
+          beforeCommit: ctx.finalizing,
           now: deps.now,
           // A prune or repair running at the same hour delays a scheduled backup, not fails it.
           lockWaitMs: SCHEDULED_LOCK_WAIT_MS,

@@ -403,6 +403,14 @@ export class CairnClient {
     list: (query: QueryOf<'listAudit'> = {}): Promise<AnswerOf<'listAudit'>> => this.request('GET', `/v1/audit${queryString(query)}`),
   };
 
+  /**
+   * The cairn servers sharing the job catalog (any token): id, host, version, url, heartbeatAt,
+   * leaseUntil, alive, stoppedAt, activeJobs; with the SQLite catalog, the one server.
+   */
+  readonly servers = {
+    list: async (): Promise<AnswerOf<'listServers'>['servers']> => (await this.request<AnswerOf<'listServers'>>('GET', '/v1/servers')).servers,
+  };
+
   /** The routes that need no token. */
   readonly server = {
     health: (): Promise<AnswerOf<'health'>> => this.request('GET', '/healthz'),

@@ -42,6 +42,7 @@ import { alertRoutes } from './routes/alerts.js';
 import type { AlertCenter } from '../alerts/center.js';
 import type { SqliteAlertStore } from '../catalog/alerts.js';
 import { healthRoutes } from './routes/health.js';
+import { serverRoutes } from './routes/servers.js';
 import { HealthService, healthMetricLines } from './health.js';
 import { drillRoutes } from './routes/drills.js';
 import type { AuditRecorder } from './audit.js';
@@ -96,6 +97,8 @@ const STATUS: Record<ErrorCode, 400 | 403 | 404 | 409 | 423 | 422 | 502 | 500> =
   CANCELLED: 409,
   // The password the server holds for a registered repository opens no key slot of it.
   KEY: 403,
+  // A job's end, never a request's: a job that lost its lease to a replica.
+  LEASE_LOST: 409,
   INTERNAL: 500,
 };
 
@@ -269,6 +272,7 @@ export function createApp(options: AppOptions): Hono<Env> {
   archiveRoutes(kit);
   alertRoutes(kit);
   healthRoutes(kit);
+  serverRoutes(kit);
   drillRoutes(kit);
   auditRoutes(kit);
 

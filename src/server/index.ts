@@ -41,6 +41,7 @@ import { AuditRecorder } from './audit.js';
 import { CatalogKey } from '../catalog/catalog-key.js';
 import { PgCatalogDb } from '../catalog/pg-sync.js';
 import type { CatalogTarget } from '../catalog/sql.js';
+import { CAIRN_VERSION } from '../jobs/export.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
@@ -121,6 +122,11 @@ export interface ServerOptions {
   healthTickMs?: number;
   /** The audit log takes the caller's address from X-Forwarded-For (behind a reverse proxy that sets it); default: the connection's peer. */
   trustForwardedFor?: boolean;
+  /**
+   * With catalogUrl: a job's lease in the shared catalog, in ms (`--lease`, default 30 000),
+   * renewed every third of it; the jobs of a server that stops renewing are failed by the others.
+   */
+  leaseMs?: number;
 }
 
 export interface RunningServer {
@@ -208,7 +214,10 @@ async function serveLocked(
   const center = new JobCenter(catalog, {
     owner, log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}),
     stuckAfterMs: options.stuckAfterMs ?? 30 * 60_000, alerts: sink,
+    ...(options.leaseMs ? { leaseMs: options.leaseMs } : {}),
   });
+  // Before the catalog closes (closers run in reverse): stops the heartbeat, marks this server stopped.
+  closers.push(() => center.close());
   // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
   // of this process never opens one, however a path leads there (see catalog-mark.ts).
   for (const f of fs.readdirSync(options.dataDir)) protectFile(path.join(options.dataDir, f));
@@ -310,6 +319,8 @@ async function serveLocked(
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   lock.setUrl(url);
+  // A shared catalog: announce this server and keep its jobs' leases (no-op with SQLite).
+  await center.startHeartbeat({ url, version: CAIRN_VERSION });
   const where = catalog instanceof PostgresJobCatalog ? `jobs in ${catalog.location}, ` : '';
   const names = `${options.allowAdHocUrls ? 'registered names and ad-hoc URLs' : 'registered names only'}${defaultRepository ? `, default repository ${defaultRepository.location}` : ''}`;
   const listening = `cairn server listening on ${url} (${where}data in ${options.dataDir}; ${names})${interrupted ? `; ${interrupted} interrupted job(s) marked FAILED` : ''}`;

@@ -11,6 +11,7 @@ import type { Registration as CatalogRegistration } from '../catalog/registry.js
 import { RUN_STATUSES, type ScheduleRun as CatalogScheduleRun, type ScheduleSpec } from '../catalog/schedules.js';
 import { ROLES, type TokenInfo as CatalogTokenInfo } from '../catalog/tokens.js';
 import { JOB_STATES, type JobRecord } from '../catalog/types.js';
+import type { ServerRecord } from '../jobs/ports.js';
 import { BackupManifestSchema, BackupTypeSchema, CollectionEntrySchema } from '../core/schemas.js';
 import { quote } from './redact.js';
 
@@ -643,6 +644,22 @@ export const Stats = z.object({
 export type Stats = z.infer<typeof Stats>;
 
 export const Health = z.object({ status: z.literal('ok') });
+/** GET /v1/servers: the cairn servers sharing the job catalog (times from the catalog database's clock). */
+export const Server = z.object({
+  id: z.string().describe('the server id (host/random, kept in its data folder): the owner of its jobs'),
+  host: z.string(),
+  version: z.string().describe("cairn's version"),
+  url: z.string().nullable().describe('where its API listens (as it sees itself)'),
+  pid: z.number(),
+  startedAt: when,
+  heartbeatAt: when.describe('its latest heartbeat'),
+  leaseUntil: when.describe('it is taken for alive until then; its jobs are failed (INTERRUPTED) by the others after their own leases run out'),
+  alive: z.boolean().describe('its lease is running (leaseUntil is in the future)'),
+  stoppedAt: when.nullable().describe('set when it stopped cleanly'),
+  activeJobs: z.number().describe('its jobs not yet ended'),
+});
+export const ServerList = z.object({ servers: z.array(Server).describe('oldest start first; with the SQLite catalog, this server only') });
+const _serverMatches: Same<z.infer<typeof Server>, ServerRecord> = true;
 /** /openapi.json: an OpenAPI 3.1 document (only its outline is described here). */
 export const OpenApiDocument = z.looseObject({ openapi: z.literal('3.1.0'), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) });
 

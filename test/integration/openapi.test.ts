@@ -273,6 +273,8 @@ describe('real answers against the documented schemas', () => {
     expect((await call('listAudit', '/v1/audit?limit=5&actor=nobody', tokens.admin)).json.total).toBe(0);
     expect((await call('listAudit', '/v1/audit?limit=5', tokens.admin)).json.entries).toHaveLength(5);
     expect((await call('metrics', '/metrics', undefined)).text).toMatch(/cairn_http_requests_total \d+/);
+    // With the SQLite catalog: this one server, alive.
+    expect((await call('listServers', '/v1/servers', tokens.viewer)).json.servers).toMatchObject([{ alive: true, stoppedAt: null }]);
 
     // Console sessions, and the global event stream (which never ends: its head only).
     const session = await call('createSession', '/v1/sessions', undefined, { token: tokens.viewer });

@@ -173,6 +173,7 @@ describe('the SDK covers the route table', () => {
       'session.get': async () => expect((await c.session.get()).via).toBe('bearer'),
       'session.delete': () => c.session.delete(),
       'audit.list': () => c.audit.list({ limit: 10 }),
+      'servers.list': async () => expect((await c.servers.list()).map((s) => s.alive)).toEqual([true]),
       'tokens.list': () => c.tokens.list(),
       'tokens.create': () => c.tokens.create({ role: 'viewer', name: 'cov' }),
       'tokens.revoke': async () => c.tokens.revoke((await c.tokens.list()).find((t) => t.name === 'cov')?.id ?? '000000000000'),

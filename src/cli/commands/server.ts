@@ -15,14 +15,16 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
     .addOption(new Option('--log-format <format>', 'log lines on stderr as json or logfmt').choices(['json', 'logfmt']).default('json'))
     .addOption(new Option('--log-level <level>', 'least level logged: debug (also every request), info (start-up, job start and end), warn (failed jobs and requests), error (default: CAIRN_LOG_LEVEL, else info)').choices(['debug', 'info', 'warn', 'error']))
     .option('--stuck-after <duration>', 'mark a running job stuck (progress.stalledSince, a stuck alert) when it reports no progress for this long: 90s, 30m, 2h; 0 never', '30m')
+    .option('--lease <duration>', 'with --catalog: how long a job stays ours without renewal; a server that stops renewing (crashed, cut off) has its jobs marked interrupted by the others this long after: 10s, 30s, 2m', '30s')
     .addHelpText('after', '\nRequests name registered sources and repositories (cairn source add, cairn repo add with this data folder as\nCAIRN_DATA_DIR, POST /v1/sources, POST /v1/repositories) and "default", the repository the BACKUP_* variables describe (used when a request names none).')
-    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean; console: boolean; logFormat: string; logLevel?: string; stuckAfter: string }, cmd: Command) => {
+    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean; console: boolean; logFormat: string; logLevel?: string; stuckAfter: string; lease: string }, cmd: Command) => {
       const { host, port } = parseListen(opts.listen);
       // A password on the command line is in every process list of the machine.
       if (opts.catalog && cmd.getOptionValueSource('catalog') === 'cli' && /^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(opts.catalog)) {
         throw new UsageError('Do not put the catalog\'s password in --catalog: process lists show the command line. Give the URL in CAIRN_CATALOG instead, or the password in ~/.pgpass (or PGPASSFILE).');
       }
       const stuckAfterMs = parseStuckAfter(opts.stuckAfter);
+      const leaseMs = parseLease(opts.lease);
       const { startServer } = await import('../../server/index.js');
       const { createLogger, parseLogFormat, parseLogLevel } = await import('../../server/log.js');
       const logger = createLogger({ format: parseLogFormat(opts.logFormat), level: parseLogLevel(opts.logLevel ?? (process.env.CAIRN_LOG_LEVEL || 'info')), write: (line) => io.err(line) });
@@ -37,6 +39,7 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
         console: opts.console,
         logger,
         stuckAfterMs,
+        leaseMs,
       });
       // The address is the command's output, not a log line: printed on stdout whatever
       // --log-level says, so `--listen 127.0.0.1:0 --log-level warn` still tells the port chosen.
@@ -62,4 +65,12 @@ function parseStuckAfter(value: string): number {
   const m = /^(\d{1,6})\s*(s|m|h|d)$/.exec(value.trim().toLowerCase());
   if (!m || Number(m[1]) <= 0) throw new UsageError(`Invalid --stuck-after "${value}": write a duration such as 90s, 30m or 2h, or 0 to never mark jobs stuck.`);
   return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}
+
+/** --lease: a duration in s or m as milliseconds, 2 s to 10 min (renewed every third of it). */
+function parseLease(value: string): number {
+  const m = /^(\d{1,6})\s*(s|m)$/.exec(value.trim().toLowerCase());
+  const ms = m ? Number(m[1]) * (m[2] === 's' ? 1000 : 60_000) : NaN;
+  if (!(ms >= 2000 && ms <= 600_000)) throw new UsageError(`Invalid --lease "${value}": write a duration from 2s to 10m, such as 30s.`);
+  return ms;
 }

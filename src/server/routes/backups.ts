@@ -72,6 +72,8 @@ export function backupRoutes({ on, center, openRepo, sourceUrl, started, summari
           ...(req.strict ? { strict: true } : {}),
           signal: ctx.signal,
           onProgress: ctx.progress,
+          // The manifest is written only while the job may still commit (not cancelled, lease held).
+          beforeCommit: ctx.finalizing,
         });
         return { backupId: m.id, totals: m.totals };
         } finally {

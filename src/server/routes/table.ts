@@ -356,6 +356,12 @@ export const ROUTES = {
     params: name, answers: { 202: S.JobAnswer }, errors: [401, 403, 404, 409, 422, 502],
   },
   removeDrill: { method: 'delete', path: '/v1/drills/:name', summary: 'remove a drill and the record of its runs', role: 'admin', params: name, answers: { 200: S.DrillRemoved }, errors: [401, 403, 404] },
+  // Replicas sharing a PostgreSQL job catalog (docs/reliability.md "Leases").
+  listServers: {
+    method: 'get', path: '/v1/servers', role: 'viewer',
+    summary: 'the cairn servers sharing the job catalog: version, URL, latest heartbeat, whether their lease runs (alive), their active jobs; with the SQLite catalog, this server',
+    answers: { 200: S.ServerList }, errors: [401],
+  },
   // Audit log (docs/operations.md "Audit log"): append-only, admin only.
   listAudit: {
     method: 'get', path: '/v1/audit', role: 'admin',
