@@ -8,14 +8,15 @@
  *
  * `cairn servers` runs the built CLI (npm run build first).
  *
- * Tokens: each server still keeps its tokens in its own data folder (serverWork makes a set in
- * each); once tokens live in the shared catalog, one set will do (`tokensOf` is the one switch).
+ * Tokens live in the shared catalog: one set, made there before the replicas start, works on both.
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresJobCatalog } from '../../src/catalog/postgres.js';
+import { openSharedCatalog } from '../../src/catalog/shared.js';
+import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import { MIGRATIONS, migrate } from '../../src/catalog/pg-migrations.js';
 import { ConflictError, NotFoundError } from '../../src/core/errors.js';
 import { JobCenter, JobConflictError, type JobContext } from '../../src/jobs/job-center.js';
@@ -44,20 +45,23 @@ let catalogDb: string;
 let catalogUrl: string;
 let sourceDb: string;
 let repoDir: string;
+let sharedTokens: RoleTokens;
+const env = { CAIRN_CATALOG_KEY: randomBytes(32).toString('base64') };
 let a: Replica;
 let b: Replica;
 const closeLater: { close(): Promise<void> }[] = [];
 
 async function replica(name: string): Promise<Replica> {
-  const { work, dataDir, repo, tokens } = await serverWork(`cairn-replica-${name}-`);
+  const { work, dataDir, repo } = await serverWork(`cairn-replica-${name}-`);
+  const tokens = sharedTokens;
   const log: Record<string, unknown>[] = [];
   const logger = createLogger({ level: 'info', write: (line) => void log.push(JSON.parse(line) as Record<string, unknown>) });
   repoDir ??= repo; // both name the first one's repository
-  const server = await startServer({ dataDir, port: 0, catalogUrl, allowAdHocUrls: true, env: {}, leaseMs: LEASE_MS, logger, errorLog: (l) => void log.push({ msg: l, level: 'error' }) });
+  const server = await startServer({ dataDir, port: 0, catalogUrl, allowAdHocUrls: true, env, leaseMs: LEASE_MS, logger, errorLog: (l) => void log.push({ msg: l, level: 'error' }) });
   return { name, server, work, tokens, log };
 }
 
-/** The SDK client of a replica; tokens are per server for now (see the file's comment). */
+/** The SDK client of a replica (the tokens are the shared catalog's). */
 const client = (r: Replica, role: keyof RoleTokens = 'operator'): CairnClient => new CairnClient({ url: r.server.url, token: r.tokens[role] });
 
 async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
@@ -93,6 +97,11 @@ beforeAll(async () => {
   catalogUrl = `postgres://postgres@127.0.0.1:5432/${catalogDb}`;
   sourceDb = createDatabase('replica_src');
   pgbenchInit(sourceDb, 1);
+  const shared = await openSharedCatalog(catalogUrl, { env });
+  const store = new SqliteTokenStore(shared);
+  sharedTokens = { admin: store.create('admin').token, operator: store.create('operator').token, viewer: store.create('viewer').token };
+  store.close();
+  shared.close();
   a = await replica('a');
   b = await replica('b');
 }, 120_000);
@@ -294,7 +303,7 @@ describe('migration 2 on a catalog that already has duplicate active jobs of one
       for (const [id, state, at] of [['old', 'TRANSFERRING', '2026-01-01T00:00:00Z'], ['new', 'STARTED', '2026-01-02T00:00:00Z'], ['done', 'SUCCESS', '2025-12-01T00:00:00Z']]) {
         await c.query(`INSERT INTO cairn_jobs (id, kind, state, key, owner, created_at, record) VALUES ($1, 'backup', $2, 'k', 'x', $3, $4)`, row(id!, state!, at!));
       }
-      expect(await migrate(c, 'new')).toMatchObject({ applied: [2], version: 2 });
+      expect(await migrate(c, 'new', MIGRATIONS.filter((m) => m.version <= 2))).toMatchObject({ applied: [2], version: 2 });
       const { rows } = await c.query<{ id: string; state: string; code: string | null }>(`SELECT id, state, record->'error'->>'code' AS code FROM cairn_jobs ORDER BY id`);
       expect(rows).toEqual([{ id: 'done', state: 'SUCCESS', code: null }, { id: 'new', state: 'STARTED', code: null }, { id: 'old', state: 'FAILED', code: 'INTERRUPTED' }]);
       await expect(c.query(`INSERT INTO cairn_jobs (id, kind, state, key, created_at, record) VALUES ('dup', 'backup', 'STARTED', 'k', now(), '{}')`)).rejects.toMatchObject({ code: '23505', constraint: 'cairn_jobs_active_key' });
