@@ -99,7 +99,7 @@ beforeAll(async () => {
   // The first admin token as an operator makes it; every other name comes from the API.
   const bootstrap = await bootstrapAdminToken(set, 0);
   token = bootstrap;
-  token = (await ok(0, 'POST', '/v1/tokens', { role: 'admin', name: 'ops' })).json.token as string;
+  token = (await ok(0, 'POST', '/v1/tokens', { role: 'admin', name: 'ops' })).json.secret as string;
   await ok(0, 'POST', '/v1/sources', { name: 'chinook', url: `sqlite://${join(work, 'chinook.sqlite')}` });
   await ok(0, 'POST', '/v1/sources', { name: 'big', url: pgUrl(bigDb) });
 }, 240_000);
