@@ -26,6 +26,8 @@ export interface ReplicaOptions {
   server?: Record<string, unknown>;
   /** Each replica's clock at start (default: the real time then). */
   clockStart?: Date;
+  /** No shared catalog: each replica keeps its embedded SQLite one (for one server alone). */
+  embedded?: boolean;
 }
 
 export interface Replica {
@@ -43,7 +45,7 @@ export interface Replica {
 }
 
 export interface ReplicaSet {
-  /** The scratch database's name and URL. */
+  /** The scratch database's name and URL ('' with `embedded`). */
   database: string;
   catalogUrl: string;
   /** The shared CAIRN_CATALOG_KEY (32 random bytes, base64) every replica was given. */
@@ -76,9 +78,12 @@ export function dropCatalog(database: string): void {
   psql('postgres', `DROP DATABASE IF EXISTS ${ident(database)};`);
 }
 
-/** Starts `n` replicas at the same moment on a new scratch catalog; resolves once all listen. */
+/**
+ * Starts `n` replicas at the same moment on a new scratch catalog (or, `embedded`, each on its
+ * own SQLite catalog); resolves once all listen.
+ */
 export async function startReplicas(n: number, options: ReplicaOptions = {}): Promise<ReplicaSet> {
-  const { database, url: catalogUrl } = scratchCatalog();
+  const { database, url: catalogUrl } = options.embedded ? { database: '', url: '' } : scratchCatalog();
   const work = mkdtempSync(join(tmpdir(), 'cairn-replicas-'));
   const catalogKey = randomBytes(32).toString('base64');
   const replicas: Replica[] = [];
@@ -86,7 +91,7 @@ export async function startReplicas(n: number, options: ReplicaOptions = {}): Pr
 
   const launch = (index: number, dataDir: string): Promise<Replica> => {
     const replicaOptions = {
-      server: { dataDir, catalogUrl, scheduleTickMs: options.scheduleTickMs ?? 100, ...(options.leaseMs ? { leaseMs: options.leaseMs } : {}), ...options.server },
+      server: { dataDir, ...(catalogUrl ? { catalogUrl } : {}), scheduleTickMs: options.scheduleTickMs ?? 100, ...(options.leaseMs ? { leaseMs: options.leaseMs } : {}), ...options.server },
       env: options.env ?? {},
       clockStart: new Date(clock).toISOString(),
     };
@@ -190,7 +195,7 @@ export async function startReplicas(n: number, options: ReplicaOptions = {}): Pr
           ]),
         ),
       );
-      dropCatalog(database);
+      if (database) dropCatalog(database);
       rmSync(work, { recursive: true, force: true });
     },
     ranBy(id) {
@@ -215,7 +220,7 @@ export async function startReplicas(n: number, options: ReplicaOptions = {}): Pr
 export async function bootstrapAdminToken(set: ReplicaSet, i = 0): Promise<string> {
   const r = await cairnRun(['token', 'create', '--role', 'admin', '--name', 'bootstrap', '--json'], {
     CAIRN_DATA_DIR: set.replicas[i]?.dataDir ?? '',
-    CAIRN_CATALOG: set.catalogUrl,
+    ...(set.catalogUrl ? { CAIRN_CATALOG: set.catalogUrl } : {}),
     CAIRN_CATALOG_KEY: set.catalogKey,
   });
   if (r.code !== 0) throw new Error(`cairn token create exited ${r.code}: ${r.stderr}`);

@@ -87,30 +87,30 @@ const survivor = (except: number): number => {
   return r.index;
 };
 
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'cairn-repl-test-'));
-  repo = join(work, 'repo');
-  await Repository.init(new FileSystemStorage(repo));
-  copyFileSync(CHINOOK, join(work, 'chinook.sqlite'));
-  // Big enough that its backup is still running when it is cancelled, refused or killed.
-  bigDb = createDatabase('repl_big');
-  psql(bigDb, 'CREATE TABLE big AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b, repeat(md5(g::text), 2) AS c FROM generate_series(1, 1000000) g;');
-  set = await startReplicas(3, { scheduleTickMs: 100, leaseMs: LEASE_MS, env: { BACKUP_FILESYSTEM_PATH: repo } });
-  // The first admin token as an operator makes it; every other name comes from the API.
-  const bootstrap = await bootstrapAdminToken(set, 0);
-  token = bootstrap;
-  token = (await ok(0, 'POST', '/v1/tokens', { role: 'admin', name: 'ops' })).json.secret as string;
-  await ok(0, 'POST', '/v1/sources', { name: 'chinook', url: `sqlite://${join(work, 'chinook.sqlite')}` });
-  await ok(0, 'POST', '/v1/sources', { name: 'big', url: pgUrl(bigDb) });
-}, 240_000);
-
-afterAll(async () => {
-  await set?.stop();
-  if (bigDb) dropDatabase(bigDb);
-  if (work) rmSync(work, { recursive: true, force: true });
-}, 120_000);
-
 describe('three replicas on one PostgreSQL catalog', () => {
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'cairn-repl-test-'));
+    repo = join(work, 'repo');
+    await Repository.init(new FileSystemStorage(repo));
+    copyFileSync(CHINOOK, join(work, 'chinook.sqlite'));
+    // Big enough that its backup is still running when it is cancelled, refused or killed.
+    bigDb = createDatabase('repl_big');
+    psql(bigDb, 'CREATE TABLE big AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b, repeat(md5(g::text), 2) AS c FROM generate_series(1, 1000000) g;');
+    set = await startReplicas(3, { scheduleTickMs: 100, leaseMs: LEASE_MS, env: { BACKUP_FILESYSTEM_PATH: repo } });
+    // The first admin token as an operator makes it; every other name comes from the API.
+    const bootstrap = await bootstrapAdminToken(set, 0);
+    token = bootstrap;
+    token = (await ok(0, 'POST', '/v1/tokens', { role: 'admin', name: 'ops' })).json.secret as string;
+    await ok(0, 'POST', '/v1/sources', { name: 'chinook', url: `sqlite://${join(work, 'chinook.sqlite')}` });
+    await ok(0, 'POST', '/v1/sources', { name: 'big', url: pgUrl(bigDb) });
+  }, 240_000);
+
+  afterAll(async () => {
+    await set?.stop();
+    if (bigDb) dropDatabase(bigDb);
+    if (work) rmSync(work, { recursive: true, force: true });
+  }, 120_000);
+
   it('started at the same moment on an empty catalog, migrated it once, and all serve', async () => {
     const rows = psql(set.database, 'SELECT version, count(*) FROM cairn_schema_migrations GROUP BY version ORDER BY version;')
       .trim()
@@ -245,4 +245,48 @@ describe('three replicas on one PostgreSQL catalog', () => {
     // The killed backup left no manifest: listed, if at all, as its failed job.
     for (const b of listing.backups.filter((x) => x.status !== 'SUCCESS')) expect(b.status).not.toMatch(/STARTED|TRANSFERRING|FINALIZING/);
   }, 300_000);
+});
+
+describe('one server on its embedded SQLite catalog (no --catalog)', () => {
+  it('still runs its schedule once per due time', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-repl-embedded-'));
+    const own = join(dir, 'repo');
+    await Repository.init(new FileSystemStorage(own));
+    copyFileSync(CHINOOK, join(dir, 'app.sqlite'));
+    const one = await startReplicas(1, { embedded: true, env: { BACKUP_FILESYSTEM_PATH: own } });
+    try {
+      const admin = await bootstrapAdminToken(one, 0);
+      const url = one.replicas[0]?.url as string;
+      const send = async (method: string, path: string, body?: unknown): Promise<Answer> => {
+        const a = await readAnswer(
+          await fetch(`${url}${path}`, { method, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }),
+        );
+        if (a.status >= 300) throw new Error(`${method} ${path}: ${a.status} ${a.text}`);
+        return a;
+      };
+      await send('POST', '/v1/sources', { name: 'app', url: `sqlite://${join(dir, 'app.sqlite')}` });
+      const created = await send('POST', '/v1/schedules', { name: 'app-minutely', source: 'app', cron: '* * * * *' });
+      const first = Math.ceil((Date.parse(created.json.schedule.createdAt as string) + 1) / MINUTE) * MINUTE;
+      for (let k = 0; k < 3; k++) {
+        const due = new Date(first + k * MINUTE).toISOString();
+        await one.setClock(new Date(first + k * MINUTE + 200));
+        const run = await until(`the run due ${due}`, async () => {
+          const r = ((await send('GET', '/v1/schedules/app-minutely')).json.runs as RunShape[]).find((x) => x.dueAt === due);
+          return r?.jobId ? r : undefined;
+        });
+        const final = await until(`job ${run.jobId} to end`, async () => {
+          const j = (await send('GET', `/v1/jobs/${run.jobId}`)).json.job as JobShape;
+          return j.finishedAt ? j : undefined;
+        });
+        expect(final.state).toBe('SUCCESS');
+      }
+      const all = (await send('GET', '/v1/schedules/app-minutely')).json.runs as RunShape[];
+      expect(all.filter((r) => r.status === 'started')).toHaveLength(3);
+      const listed = (await send('GET', '/v1/backups')).json.backups as { status: string }[];
+      expect(listed.filter((b) => b.status === 'SUCCESS')).toHaveLength(3);
+    } finally {
+      await one.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
