@@ -234,7 +234,10 @@ describe('three replicas on one PostgreSQL catalog', () => {
       `replicas: SIGKILL of replica ${victim} (lease ${LEASE_MS} ms) → its job FAILED (${failed.error?.code}) seen after ${failedAfter} ms; ` +
         `the next due time's run started after ${startedAfter} ms and succeeded after ${doneAfter} ms (on replica ${set.ranBy(next.jobId as string)})`,
     );
-    expect(failed.error?.code).toBeTruthy();
+    expect(failed.error?.code).toBe('INTERRUPTED');
+    // GET /v1/servers: the killed replica no longer alive, the survivors alive.
+    const servers = (await ok(survivor(victim), 'GET', '/v1/servers')).json.servers as { url: string; alive: boolean }[];
+    for (const r of set.replicas) expect({ url: r.url, alive: servers.find((x) => x.url === r.url)?.alive }).toEqual({ url: r.url, alive: r.index !== victim });
     expect(nextFinal.state, JSON.stringify(nextFinal.error)).toBe('SUCCESS');
     expect(set.ranBy(next.jobId as string)).not.toBe(victim);
     expect(failedAfter).toBeGreaterThanOrEqual(LEASE_MS * 0.5);
