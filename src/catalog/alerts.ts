@@ -4,11 +4,10 @@
  * secrets (webhook HMAC secret, Slack webhook URL, ntfy token, SMTP password) and is only read
  * back by the AlertCenter that sends; listings go through src/alerts's publicChannel.
  */
-import type BetterSqlite3 from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../core/errors.js';
 import type { AlertKind } from '../core/alerts.js';
-import { openCatalogDatabase } from './database.js';
+import { catalogDb, constraintViolated, type CatalogDb, type CatalogTarget } from './sql.js';
 
 export const CHANNEL_TYPES = ['webhook', 'slack', 'ntfy', 'email'] as const;
 export type ChannelType = (typeof CHANNEL_TYPES)[number];
@@ -70,33 +69,43 @@ export const KEPT_DELIVERIES = 10_000;
  * (a no-op when alerts never wrote there): a subject removed and added again under the same
  * name starts without the old one's failures, so its first success is no "recovery".
  */
-export function forgetAlertOutcome(db: BetterSqlite3.Database, key: string): void {
-  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alert_outcomes'").get();
+export function forgetAlertOutcome(db: CatalogDb, key: string): void {
+  const table = db.dialect === 'postgres' || db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alert_outcomes'").get();
   if (table) db.prepare('DELETE FROM alert_outcomes WHERE key = ?').run(key);
 }
 
 export class SqliteAlertStore {
-  private readonly db: BetterSqlite3.Database;
+  private readonly db: CatalogDb;
+  private readonly owner: string;
 
-  constructor(file: string) {
-    this.db = openCatalogDatabase(file);
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS alert_channels (name TEXT PRIMARY KEY, type TEXT NOT NULL, config TEXT NOT NULL, created_at TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS alert_rules (id TEXT PRIMARY KEY, channel TEXT NOT NULL, "on" TEXT NOT NULL, source TEXT, schedule TEXT, created_at TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS alert_deliveries (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, kind TEXT NOT NULL, title TEXT NOT NULL, at TEXT NOT NULL,
-        state TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT, delivered_at TEXT);
-      CREATE INDEX IF NOT EXISTS alert_deliveries_state ON alert_deliveries (state, id);
-      CREATE TABLE IF NOT EXISTS alert_outcomes (key TEXT PRIMARY KEY, outcome TEXT NOT NULL, at TEXT NOT NULL);`);
+  /**
+   * `owner` (a shared catalog): this server's id, recorded with the deliveries it makes (their
+   * retries wait in its memory), so that failPending fails its own and those of servers that are
+   * gone, never another live replica's.
+   */
+  constructor(target: CatalogTarget, options: { owner?: string } = {}) {
+    this.owner = options.owner ?? '';
+    this.db = catalogDb(target);
+    // SQLite only: the shared PostgreSQL catalog's tables are pg-migrations.ts's.
+    if (this.db.dialect === 'sqlite') {
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS alert_channels (name TEXT PRIMARY KEY, type TEXT NOT NULL, config TEXT NOT NULL, created_at TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS alert_rules (id TEXT PRIMARY KEY, channel TEXT NOT NULL, "on" TEXT NOT NULL, source TEXT, schedule TEXT, created_at TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS alert_deliveries (
+          id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, kind TEXT NOT NULL, title TEXT NOT NULL, at TEXT NOT NULL,
+          state TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT, delivered_at TEXT);
+        CREATE INDEX IF NOT EXISTS alert_deliveries_state ON alert_deliveries (state, id);
+        CREATE TABLE IF NOT EXISTS alert_outcomes (key TEXT PRIMARY KEY, outcome TEXT NOT NULL, at TEXT NOT NULL);`);
+    }
   }
 
   /** @throws ConflictError when the name is taken. */
   addChannel(channel: Omit<StoredChannel, 'createdAt'>, now = new Date()): StoredChannel {
     const stored = { ...channel, createdAt: now.toISOString() };
     try {
-      this.db.prepare('INSERT INTO alert_channels (name, type, config, created_at) VALUES (?, ?, ?, ?)').run(stored.name, stored.type, JSON.stringify(stored.config), stored.createdAt);
+      this.db.prepare('INSERT INTO alert_channels (name, type, config, created_at) VALUES (?, ?, ?, ?)').run(stored.name, stored.type, this.db.seal(JSON.stringify(stored.config), `alert_channels.config:${stored.name}`), stored.createdAt);
     } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ConflictError(`An alert channel named "${channel.name}" exists already; remove it first (cairn alert channel remove ${channel.name}) or choose another name.`);
+      if (constraintViolated(err) === 'primary') throw new ConflictError(`An alert channel named "${channel.name}" exists already; remove it first (cairn alert channel remove ${channel.name}) or choose another name.`);
       throw err;
     }
     return stored;
@@ -106,7 +115,7 @@ export class SqliteAlertStore {
   channel(name: string): StoredChannel {
     const r = this.db.prepare('SELECT name, type, config, created_at FROM alert_channels WHERE name = ?').get(name) as { name: string; type: ChannelType; config: string; created_at: string } | undefined;
     if (!r) throw new NotFoundError(`No alert channel named "${name}"; list them with: cairn alert channel list`);
-    return { name: r.name, type: r.type, config: JSON.parse(r.config) as Record<string, unknown>, createdAt: r.created_at };
+    return { name: r.name, type: r.type, config: JSON.parse(this.db.unseal(r.config, `alert_channels.config:${r.name}`)) as Record<string, unknown>, createdAt: r.created_at };
   }
 
   /** Every channel with its secrets, by name (for sending; list publicly through publicChannel). */
@@ -149,7 +158,12 @@ export class SqliteAlertStore {
    * The newest KEPT_DELIVERIES are kept: the record does not grow without end.
    */
   addDelivery(d: { channel: string; kind: string; title: string; at: string }): number {
-    const id = Number(this.db.prepare("INSERT INTO alert_deliveries (channel, kind, title, at, state, attempts) VALUES (?, ?, ?, ?, 'pending', 0)").run(d.channel, d.kind, d.title, d.at).lastInsertRowid);
+    const row = (
+      this.db.dialect === 'postgres'
+        ? this.db.prepare("INSERT INTO alert_deliveries (channel, kind, title, at, state, attempts, owner) VALUES (?, ?, ?, ?, 'pending', 0, ?) RETURNING id").get(d.channel, d.kind, d.title, d.at, this.owner)
+        : this.db.prepare("INSERT INTO alert_deliveries (channel, kind, title, at, state, attempts) VALUES (?, ?, ?, ?, 'pending', 0) RETURNING id").get(d.channel, d.kind, d.title, d.at)
+    ) as { id: number };
+    const id = Number(row.id);
     this.db.prepare("DELETE FROM alert_deliveries WHERE id <= ? AND state != 'pending'").run(id - KEPT_DELIVERIES);
     return id;
   }
@@ -195,8 +209,12 @@ export class SqliteAlertStore {
    * Deliveries a stopped process left pending (their retries lived in its memory) become failed
    * with `reason`; returns how many.
    */
-  failPending(reason: string): number {
-    return this.db.prepare("UPDATE alert_deliveries SET state = 'failed', last_error = coalesce(last_error || '; ', '') || ? WHERE state = 'pending'").run(reason).changes;
+  failPending(reason: string, own = true): number {
+    const set = "UPDATE alert_deliveries SET state = 'failed', last_error = coalesce(last_error || '; ', '') || ? WHERE state = 'pending'";
+    if (this.db.dialect === 'sqlite') return own ? this.db.prepare(set).run(reason).changes : 0;
+    // Shared: this server's own (at its start-up) and those of servers whose lease has run out.
+    const gone = 'NOT EXISTS (SELECT 1 FROM cairn_servers s WHERE s.id = alert_deliveries.owner AND s.lease_until > now() AND s.stopped_at IS NULL)';
+    return this.db.prepare(`${set} AND (${own ? `owner = ? OR ${gone}` : `owner <> ? AND ${gone}`})`).run(reason, this.owner).changes;
   }
 
   /**

@@ -6,8 +6,7 @@
  * Retention: none; rows are small (no bodies) and kept until an operator archives the catalog.
  * Never a secret in a row: callers pass names, locations and redacted URLs only.
  */
-import type BetterSqlite3 from 'better-sqlite3';
-import { openCatalogDatabase } from './database.js';
+import { catalogDb, type CatalogDb, type CatalogTarget } from './sql.js';
 
 /** How a request authenticated: a bearer token, a console session cookie; `server`: the server itself (its scheduler); `none`: not authenticated. */
 export type AuditVia = 'token' | 'session' | 'server' | 'none';
@@ -96,20 +95,23 @@ const FIELD_MAX = 500;
 const cut = (v: string | null): string | null => (v === null || v.length <= FIELD_MAX ? v : `${v.slice(0, FIELD_MAX)}…`);
 
 export class SqliteAuditLog {
-  private readonly db: BetterSqlite3.Database;
+  private readonly db: CatalogDb;
 
-  constructor(file: string) {
-    this.db = openCatalogDatabase(file);
-    this.db.exec(`CREATE TABLE IF NOT EXISTS audit_log (
-      id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, type TEXT NOT NULL,
-      actor_token_id TEXT, actor_name TEXT, actor_role TEXT, via TEXT NOT NULL, address TEXT,
-      method TEXT NOT NULL, path TEXT NOT NULL, route TEXT, action TEXT NOT NULL, target TEXT,
-      status INTEGER, result TEXT NOT NULL, job_id TEXT);
-    CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at);
-    CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
-      BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: records are never changed'); END;
-    CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
-      BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: records are never deleted'); END;`);
+  constructor(target: CatalogTarget) {
+    this.db = catalogDb(target);
+    // SQLite only: the shared PostgreSQL catalog's tables are pg-migrations.ts's.
+    if (this.db.dialect === 'sqlite') {
+      this.db.exec(`CREATE TABLE IF NOT EXISTS audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, type TEXT NOT NULL,
+        actor_token_id TEXT, actor_name TEXT, actor_role TEXT, via TEXT NOT NULL, address TEXT,
+        method TEXT NOT NULL, path TEXT NOT NULL, route TEXT, action TEXT NOT NULL, target TEXT,
+        status INTEGER, result TEXT NOT NULL, job_id TEXT);
+      CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at);
+      CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: records are never changed'); END;
+      CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: records are never deleted'); END;`);
+    }
   }
 
   /** Appends a record and returns it with its id and time. */
@@ -119,10 +121,10 @@ export class SqliteAuditLog {
     const info = this.db
       .prepare(
         `INSERT INTO audit_log (at, type, actor_token_id, actor_name, actor_role, via, address, method, path, route, action, target, status, result, job_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
       )
-      .run(at, e.type, e.actorTokenId, e.actorName, e.actorRole, e.via, e.address, e.method, e.path, e.route, e.action, e.target, e.status, e.result, e.jobId);
-    return { ...e, id: Number(info.lastInsertRowid), at };
+      .get(at, e.type, e.actorTokenId, e.actorName, e.actorRole, e.via, e.address, e.method, e.path, e.route, e.action, e.target, e.status, e.result, e.jobId);
+    return { ...e, id: Number((info as { id: number }).id), at };
   }
 
   /** Records newest first (by id), filtered; `total` counts all that match before limit/offset. */

@@ -1,7 +1,6 @@
-import type BetterSqlite3 from 'better-sqlite3';
 import { ConflictError, NotFoundError, UsageError } from '../core/errors.js';
 import type { DrillRun, DrillSpec, DrillState, DrillStore } from '../jobs/drill.js';
-import { openCatalogDatabase } from './database.js';
+import { catalogDb, constraintViolated, type CatalogDb, type CatalogTarget } from './sql.js';
 import { REGISTERED_NAME } from './registry.js';
 import { forgetAlertOutcome } from './alerts.js';
 
@@ -42,20 +41,23 @@ interface RunRow {
  * only to the code that connects (`targetUrl`); listings show its location.
  */
 export class SqliteDrillStore implements DrillStore {
-  private readonly db: BetterSqlite3.Database;
+  private readonly db: CatalogDb;
 
-  constructor(file: string) {
-    this.db = openCatalogDatabase(file);
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS drills (
-        name TEXT PRIMARY KEY, source TEXT NOT NULL, repository TEXT NOT NULL, target_url TEXT NOT NULL, target_location TEXT NOT NULL,
-        cron TEXT, timezone TEXT NOT NULL, checks TEXT NOT NULL, enabled INTEGER NOT NULL, created_at TEXT NOT NULL, last_due TEXT);
-      CREATE TABLE IF NOT EXISTS drill_runs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, drill TEXT NOT NULL, job_id TEXT, trigger TEXT NOT NULL, started_at TEXT NOT NULL,
-        finished_at TEXT NOT NULL, state TEXT NOT NULL, backup_id TEXT, recovery_seconds REAL, rows_compared INTEGER NOT NULL,
-        tables TEXT NOT NULL, checks TEXT NOT NULL, error TEXT);
-      CREATE INDEX IF NOT EXISTS drill_runs_drill ON drill_runs (drill, id);
-      CREATE TABLE IF NOT EXISTS drill_scratch (drill TEXT PRIMARY KEY, location TEXT NOT NULL, since TEXT NOT NULL);`);
+  constructor(target: CatalogTarget) {
+    this.db = catalogDb(target);
+    // SQLite only: the shared PostgreSQL catalog's tables are pg-migrations.ts's.
+    if (this.db.dialect === 'sqlite') {
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS drills (
+          name TEXT PRIMARY KEY, source TEXT NOT NULL, repository TEXT NOT NULL, target_url TEXT NOT NULL, target_location TEXT NOT NULL,
+          cron TEXT, timezone TEXT NOT NULL, checks TEXT NOT NULL, enabled INTEGER NOT NULL, created_at TEXT NOT NULL, last_due TEXT);
+        CREATE TABLE IF NOT EXISTS drill_runs (
+          id INTEGER PRIMARY KEY AUTOINCREMENT, drill TEXT NOT NULL, job_id TEXT, trigger TEXT NOT NULL, started_at TEXT NOT NULL,
+          finished_at TEXT NOT NULL, state TEXT NOT NULL, backup_id TEXT, recovery_seconds REAL, rows_compared INTEGER NOT NULL,
+          tables TEXT NOT NULL, checks TEXT NOT NULL, error TEXT);
+        CREATE INDEX IF NOT EXISTS drill_runs_drill ON drill_runs (drill, id);
+        CREATE TABLE IF NOT EXISTS drill_scratch (drill TEXT PRIMARY KEY, location TEXT NOT NULL, since TEXT NOT NULL);`);
+    }
   }
 
   /**
@@ -67,9 +69,9 @@ export class SqliteDrillStore implements DrillStore {
     try {
       this.db
         .prepare('INSERT INTO drills (name, source, repository, target_url, target_location, cron, timezone, checks, enabled, created_at, last_due) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)')
-        .run(spec.name, spec.source, spec.repository, targetUrl, spec.target, spec.cron, spec.timezone, JSON.stringify(spec.checks), spec.enabled ? 1 : 0, spec.createdAt);
+        .run(spec.name, spec.source, spec.repository, this.db.seal(targetUrl, `drills.target_url:${spec.name}`), spec.target, spec.cron, spec.timezone, JSON.stringify(spec.checks), spec.enabled ? 1 : 0, spec.createdAt);
     } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ConflictError(`A drill named "${spec.name}" exists already; remove it first (cairn drill remove ${spec.name}) or choose another name.`);
+      if (constraintViolated(err) === 'primary') throw new ConflictError(`A drill named "${spec.name}" exists already; remove it first (cairn drill remove ${spec.name}) or choose another name.`);
       throw err;
     }
     return this.get(spec.name);
@@ -103,7 +105,7 @@ export class SqliteDrillStore implements DrillStore {
   targetUrl(name: string): string {
     const row = this.db.prepare('SELECT target_url FROM drills WHERE name = ?').get(name) as { target_url: string } | undefined;
     if (!row) throw new NotFoundError(`No drill named "${name}"; list them with: cairn drill list`);
-    return row.target_url;
+    return this.db.unseal(row.target_url, `drills.target_url:${name}`);
   }
 
   list(): DrillState[] {
@@ -115,8 +117,8 @@ export class SqliteDrillStore implements DrillStore {
     this.db.prepare('UPDATE drills SET enabled = ? WHERE name = ?').run(enabled ? 1 : 0, name);
   }
 
-  setLastDue(name: string, dueAt: string): void {
-    this.db.prepare('UPDATE drills SET last_due = ? WHERE name = ? AND (last_due IS NULL OR last_due < ?)').run(dueAt, name, dueAt);
+  setLastDue(name: string, dueAt: string): boolean {
+    return this.db.prepare('UPDATE drills SET last_due = ? WHERE name = ? AND (last_due IS NULL OR last_due < ?)').run(dueAt, name, dueAt).changes === 1;
   }
 
   /** Removes a drill and the record of its runs. @throws NotFoundError for an unknown drill. */
@@ -145,10 +147,10 @@ export class SqliteDrillStore implements DrillStore {
   recordRun(run: Omit<DrillRun, 'id'>): DrillRun {
     const info = this.db
       .prepare(
-        'INSERT INTO drill_runs (drill, job_id, trigger, started_at, finished_at, state, backup_id, recovery_seconds, rows_compared, tables, checks, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO drill_runs (drill, job_id, trigger, started_at, finished_at, state, backup_id, recovery_seconds, rows_compared, tables, checks, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id',
       )
-      .run(run.drill, run.jobId, run.trigger, run.startedAt, run.finishedAt, run.state, run.backupId, run.recoverySeconds, run.rowsCompared, JSON.stringify(run.tables), JSON.stringify(run.checks), run.error ? JSON.stringify(run.error) : null);
-    return { ...run, id: Number(info.lastInsertRowid) };
+      .get(run.drill, run.jobId, run.trigger, run.startedAt, run.finishedAt, run.state, run.backupId, run.recoverySeconds, run.rowsCompared, JSON.stringify(run.tables), JSON.stringify(run.checks), run.error ? JSON.stringify(run.error) : null);
+    return { ...run, id: Number((info as { id: number }).id) };
   }
 
   /** A drill's runs, newest first (at most `limit`). */

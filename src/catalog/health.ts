@@ -1,17 +1,19 @@
-import type BetterSqlite3 from 'better-sqlite3';
 import type { BreachStore } from '../jobs/health.js';
-import { openCatalogDatabase } from './database.js';
+import { catalogDb, type CatalogDb, type CatalogTarget } from './sql.js';
 
 /**
  * Open recovery-point-objective breaches (jobs/health.ts HealthMonitor), one row per source's
  * database key, so that a breach is reported once, also across restarts of the server.
  */
 export class SqliteBreachStore implements BreachStore {
-  private readonly db: BetterSqlite3.Database;
+  private readonly db: CatalogDb;
 
-  constructor(file: string) {
-    this.db = openCatalogDatabase(file);
-    this.db.exec('CREATE TABLE IF NOT EXISTS rpo_breaches (key TEXT PRIMARY KEY, since TEXT NOT NULL)');
+  constructor(target: CatalogTarget) {
+    this.db = catalogDb(target);
+    // SQLite only: the shared PostgreSQL catalog's tables are pg-migrations.ts's.
+    if (this.db.dialect === 'sqlite') {
+      this.db.exec('CREATE TABLE IF NOT EXISTS rpo_breaches (key TEXT PRIMARY KEY, since TEXT NOT NULL)');
+    }
   }
 
   open(key: string, since: string): boolean {

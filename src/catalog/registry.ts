@@ -1,6 +1,5 @@
-import type BetterSqlite3 from 'better-sqlite3';
 import { ConflictError, NotFoundError, UsageError } from '../core/errors.js';
-import { openCatalogDatabase } from './database.js';
+import { catalogDb, constraintViolated, type CatalogDb, type CatalogTarget } from './sql.js';
 
 export type RegistrationKind = 'source' | 'repository';
 
@@ -64,18 +63,21 @@ export function validateName(kind: RegistrationKind, name: string): string {
  * handed only to the code that connects; server listings and job records show the location.
  */
 export class SqliteRegistry {
-  private readonly db: BetterSqlite3.Database;
+  private readonly db: CatalogDb;
 
-  constructor(file: string) {
-    this.db = openCatalogDatabase(file);
-    this.db.exec(`CREATE TABLE IF NOT EXISTS registrations (
-      kind TEXT NOT NULL, name TEXT NOT NULL, url TEXT NOT NULL, location TEXT NOT NULL, created_at TEXT NOT NULL,
-      PRIMARY KEY (kind, name))`);
-    // Added for encrypted repositories (issue 18): a catalog made before gets the column, empty.
-    const columns = this.db.prepare('PRAGMA table_info(registrations)').all() as { name: string }[];
-    if (!columns.some((c) => c.name === 'password_source')) this.db.exec('ALTER TABLE registrations ADD COLUMN password_source TEXT');
-    // Added for recovery point objectives (issue 20): null = the default from the source's schedules.
-    if (!columns.some((c) => c.name === 'rpo_seconds')) this.db.exec('ALTER TABLE registrations ADD COLUMN rpo_seconds INTEGER');
+  constructor(target: CatalogTarget) {
+    this.db = catalogDb(target);
+    // SQLite only: the shared PostgreSQL catalog's tables are pg-migrations.ts's.
+    if (this.db.dialect === 'sqlite') {
+      this.db.exec(`CREATE TABLE IF NOT EXISTS registrations (
+        kind TEXT NOT NULL, name TEXT NOT NULL, url TEXT NOT NULL, location TEXT NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (kind, name))`);
+      // Added for encrypted repositories (issue 18): a catalog made before gets the column, empty.
+      const columns = this.db.prepare('PRAGMA table_info(registrations)').all() as { name: string }[];
+      if (!columns.some((c) => c.name === 'password_source')) this.db.exec('ALTER TABLE registrations ADD COLUMN password_source TEXT');
+      // Added for recovery point objectives (issue 20): null = the default from the source's schedules.
+      if (!columns.some((c) => c.name === 'rpo_seconds')) this.db.exec('ALTER TABLE registrations ADD COLUMN rpo_seconds INTEGER');
+    }
   }
 
   /**
@@ -103,9 +105,9 @@ export class SqliteRegistry {
     const createdAt = new Date().toISOString();
     const stored = passwordSource === undefined ? null : JSON.stringify(passwordSource);
     try {
-      this.db.prepare('INSERT INTO registrations (kind, name, url, location, created_at, password_source, rpo_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)').run(kind, name, url, location, createdAt, stored, rpoSeconds ?? null);
+      this.db.prepare('INSERT INTO registrations (kind, name, url, location, created_at, password_source, rpo_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)').run(kind, name, this.db.seal(url, `registrations.url:${kind}:${name}`), location, createdAt, stored, rpoSeconds ?? null);
     } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ConflictError(`A ${kind} named "${name}" is registered already; remove it first or choose another name.`);
+      if (constraintViolated(err) === 'primary') throw new ConflictError(`A ${kind} named "${name}" is registered already; remove it first or choose another name.`);
       throw err;
     }
     return { kind, name, location, createdAt, ...sourceKind(stored), ...rpoOf(rpoSeconds) };
@@ -119,7 +121,8 @@ export class SqliteRegistry {
 
   /** The URL to connect with (secrets included), or undefined. */
   url(kind: RegistrationKind, name: string): string | undefined {
-    return (this.db.prepare('SELECT url FROM registrations WHERE kind = ? AND name = ?').get(kind, name) as { url: string } | undefined)?.url;
+    const row = this.db.prepare('SELECT url FROM registrations WHERE kind = ? AND name = ?').get(kind, name) as { url: string } | undefined;
+    return row === undefined ? undefined : this.db.unseal(row.url, `registrations.url:${kind}:${name}`);
   }
 
   list(kind: RegistrationKind): Registration[] {
@@ -138,7 +141,7 @@ export class SqliteRegistry {
         created_at: string;
         password_source: string | null;
       }[]
-    ).map((r) => ({ kind, name: r.name, url: r.url, location: r.location, createdAt: r.created_at, ...sourceKind(r.password_source) }));
+    ).map((r) => ({ kind, name: r.name, url: this.db.unseal(r.url, `registrations.url:${kind}:${r.name}`), location: r.location, createdAt: r.created_at, ...sourceKind(r.password_source) }));
   }
 
   remove(kind: RegistrationKind, name: string): void {

@@ -1,8 +1,7 @@
-import type BetterSqlite3 from 'better-sqlite3';
 import { ConflictError, NotFoundError } from '../core/errors.js';
 import { type RunStatus, type ScheduleRun, type ScheduleSpec, type ScheduleState, type ScheduleStore } from '../jobs/ports.js';
 import { newScheduleId } from '../jobs/schedule-spec.js';
-import { openCatalogDatabase } from './database.js';
+import { catalogDb, constraintViolated, type CatalogDb, type CatalogTarget } from './sql.js';
 
 // The schedule records and the ScheduleStore interface belong to the jobs layer (its Scheduler
 // runs them); this file implements the store. Re-exported for the catalog's users.
@@ -10,21 +9,34 @@ export { RUN_STATUSES } from '../jobs/ports.js';
 export { newScheduleId };
 export type { RetentionRules, RunStatus, ScheduleRun, ScheduleSpec, ScheduleState, ScheduleStore } from '../jobs/ports.js';
 
+/** A run's owner is no live replica: none with that id holds an unexpired lease (cairn_servers). */
+const GONE = 'NOT EXISTS (SELECT 1 FROM cairn_servers s WHERE s.id = schedule_runs.owner AND s.lease_until > now() AND s.stopped_at IS NULL)';
+
 /**
  * Schedules and the record of every due time: (schedule, due time) is a primary key, so a due
  * time fires at most once, even when a server restarts in the middle of it.
  */
 export class SqliteScheduleStore implements ScheduleStore {
-  private readonly db: BetterSqlite3.Database;
+  private readonly db: CatalogDb;
+  private readonly owner: string;
 
-  constructor(file: string) {
-    this.db = openCatalogDatabase(file);
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS schedules (name TEXT PRIMARY KEY, spec TEXT NOT NULL, enabled INTEGER NOT NULL, last_due TEXT, id TEXT);
-      CREATE TABLE IF NOT EXISTS schedule_runs (
-        schedule TEXT NOT NULL, due_at TEXT NOT NULL, status TEXT NOT NULL, job_id TEXT, at TEXT NOT NULL, reason TEXT,
-        PRIMARY KEY (schedule, due_at));`);
-    this.migrate();
+  /**
+   * `owner` (a shared catalog): this server's id, recorded with the runs it queues (they wait in
+   * its memory), so that endQueued ends its own and those of servers that are gone, never those
+   * another live replica waits on.
+   */
+  constructor(target: CatalogTarget, options: { owner?: string } = {}) {
+    this.owner = options.owner ?? '';
+    this.db = catalogDb(target);
+    // SQLite only: the shared PostgreSQL catalog's tables are pg-migrations.ts's.
+    if (this.db.dialect === 'sqlite') {
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS schedules (name TEXT PRIMARY KEY, spec TEXT NOT NULL, enabled INTEGER NOT NULL, last_due TEXT, id TEXT);
+        CREATE TABLE IF NOT EXISTS schedule_runs (
+          schedule TEXT NOT NULL, due_at TEXT NOT NULL, status TEXT NOT NULL, job_id TEXT, at TEXT NOT NULL, reason TEXT,
+          PRIMARY KEY (schedule, due_at));`);
+      this.migrate();
+    }
   }
 
   /**
@@ -52,9 +64,9 @@ export class SqliteScheduleStore implements ScheduleStore {
     try {
       this.db.prepare('INSERT INTO schedules (name, spec, enabled, last_due, id) VALUES (?, ?, ?, NULL, ?)').run(spec.name, JSON.stringify(spec), spec.enabled ? 1 : 0, id);
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ConflictError(`A schedule named "${spec.name}" exists already; remove it first or choose another name.`);
-      if (code === 'SQLITE_CONSTRAINT_UNIQUE') throw new ConflictError(`A schedule with id "${id}" exists already; schedule ids are generated, leave it out.`);
+      const code = constraintViolated(err);
+      if (code === 'primary') throw new ConflictError(`A schedule named "${spec.name}" exists already; remove it first or choose another name.`);
+      if (code === 'unique') throw new ConflictError(`A schedule with id "${id}" exists already; schedule ids are generated, leave it out.`);
       throw err;
     }
   }
@@ -114,6 +126,11 @@ export class SqliteScheduleStore implements ScheduleStore {
 
   /** Records a due time; false when it was recorded before (it has fired or been skipped already). */
   recordRun(name: string, dueAt: string, status: RunStatus, at: string, jobId: string | null = null, reason: string | null = null): boolean {
+    if (this.db.dialect === 'postgres') {
+      // Shared: the insert that a replica wins is the claim of the due time; the owner is recorded
+      // so that a claim whose server died before starting its job can be taken over.
+      return this.db.prepare('INSERT INTO schedule_runs (schedule, due_at, status, job_id, at, reason, owner) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING').run(name, dueAt, status, jobId, at, reason, this.owner).changes > 0;
+    }
     return this.db.prepare('INSERT OR IGNORE INTO schedule_runs (schedule, due_at, status, job_id, at, reason) VALUES (?, ?, ?, ?, ?, ?)').run(name, dueAt, status, jobId, at, reason).changes > 0;
   }
 
@@ -122,11 +139,38 @@ export class SqliteScheduleStore implements ScheduleStore {
   }
 
   setRunStatus(name: string, dueAt: string, status: RunStatus, reason: string | null = null): void {
-    this.db.prepare('UPDATE schedule_runs SET status = ?, reason = ? WHERE schedule = ? AND due_at = ?').run(status, reason, name, dueAt);
+    if (this.db.dialect === 'postgres') {
+      this.db.prepare('UPDATE schedule_runs SET status = ?, reason = ?, owner = ? WHERE schedule = ? AND due_at = ?').run(status, reason, this.owner, name, dueAt);
+    } else this.db.prepare('UPDATE schedule_runs SET status = ?, reason = ? WHERE schedule = ? AND due_at = ?').run(status, reason, name, dueAt);
   }
 
-  endQueued(reason: string): number {
-    return this.db.prepare("UPDATE schedule_runs SET status = 'failed', reason = ? WHERE status = 'queued'").run(reason).changes;
+  endQueued(reason: string, own = true): number {
+    if (this.db.dialect === 'sqlite') return own ? this.db.prepare("UPDATE schedule_runs SET status = 'failed', reason = ? WHERE status = 'queued'").run(reason).changes : 0;
+    // Shared: this server's own (at its start-up) and those of servers whose lease has run out.
+    return this.db
+      .prepare(`UPDATE schedule_runs SET status = 'failed', reason = ? WHERE status = 'queued' AND (${own ? 'owner = ? OR ' : 'owner <> ? AND '}${GONE})`)
+      .run(reason, this.owner).changes;
+  }
+
+  /**
+   * Shared catalog only (SQLite: none): takes over the due times since `since` (ISO) whose run a
+   * replica that is gone had claimed but cannot finish — its job was failed as interrupted (its
+   * lease ran out), or it died before starting one. Each is handed to exactly one caller (a
+   * conditional update: the row's lock makes a second replica see it taken), recorded started
+   * again under this server with `reason`; the caller runs them.
+   */
+  takeOverOrphaned(since: string, at: string, reason: string): { schedule: string; dueAt: string }[] {
+    if (this.db.dialect === 'sqlite') return [];
+    const rows = this.db
+      .prepare(
+        `UPDATE schedule_runs SET owner = ?, job_id = NULL, status = 'started', at = ?, reason = ?
+         WHERE status = 'started' AND due_at >= ? AND owner <> ? AND (
+           (job_id IS NOT NULL AND EXISTS (SELECT 1 FROM cairn_jobs j WHERE j.id = schedule_runs.job_id AND j.state = 'FAILED' AND j.record->'error'->>'code' = 'INTERRUPTED'))
+           OR (job_id IS NULL AND ${GONE}))
+         RETURNING schedule, due_at`,
+      )
+      .all(this.owner, at, reason, since, this.owner) as { schedule: string; due_at: string }[];
+    return rows.map((r) => ({ schedule: r.schedule, dueAt: r.due_at }));
   }
 
   /** Newest first. */

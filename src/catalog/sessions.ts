@@ -6,8 +6,7 @@
  * CSRF token is stored as is: it is worth nothing without the session id.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type BetterSqlite3 from 'better-sqlite3';
-import { openCatalogDatabase } from './database.js';
+import { catalogDb, type CatalogDb, type CatalogTarget } from './sql.js';
 
 /** Absolute lifetime: 8 h from sign-in, however active. */
 export const SESSION_LIFETIME_SECONDS = 8 * 3600;
@@ -38,18 +37,21 @@ export type SessionLookup = { state: 'live'; session: SessionRecord } | { state:
 const hashOf = (id: string): Buffer => createHash('sha256').update(id).digest();
 
 export class SqliteSessionStore {
-  private readonly db: BetterSqlite3.Database;
+  private readonly db: CatalogDb;
   private readonly now: () => Date;
   /** Milliseconds. */
   readonly lifetimeMs: number;
   readonly idleMs: number;
 
-  constructor(file: string, options: SessionStoreOptions = {}) {
-    this.db = openCatalogDatabase(file);
-    this.db.exec(`CREATE TABLE IF NOT EXISTS sessions (
-      hash BLOB PRIMARY KEY, token_id TEXT NOT NULL, csrf TEXT NOT NULL,
-      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_seen INTEGER NOT NULL)`);
-    this.db.exec('CREATE INDEX IF NOT EXISTS sessions_token ON sessions (token_id)');
+  constructor(target: CatalogTarget, options: SessionStoreOptions = {}) {
+    this.db = catalogDb(target);
+    // SQLite only: the shared PostgreSQL catalog's tables are pg-migrations.ts's.
+    if (this.db.dialect === 'sqlite') {
+      this.db.exec(`CREATE TABLE IF NOT EXISTS sessions (
+        hash BLOB PRIMARY KEY, token_id TEXT NOT NULL, csrf TEXT NOT NULL,
+        created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_seen INTEGER NOT NULL)`);
+      this.db.exec('CREATE INDEX IF NOT EXISTS sessions_token ON sessions (token_id)');
+    }
     this.now = options.now ?? (() => new Date());
     this.lifetimeMs = (options.lifetimeSeconds ?? SESSION_LIFETIME_SECONDS) * 1000;
     this.idleMs = (options.idleSeconds ?? SESSION_IDLE_SECONDS) * 1000;

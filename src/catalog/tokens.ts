@@ -1,7 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type BetterSqlite3 from 'better-sqlite3';
 import { UsageError } from '../core/errors.js';
-import { openCatalogDatabase } from './database.js';
+import { catalogDb, type CatalogDb, type CatalogTarget } from './sql.js';
 import { REGISTERED_NAME } from './registry.js';
 
 /** admin: everything; operator: backup, restore, cancel, delete; viewer: read only. */
@@ -60,15 +59,18 @@ const hashOf = (token: string): Buffer => createHash('sha256').update(token).dig
  * Tokens are 256 random bits, so a plain hash (no salt, no slow KDF) cannot be reversed.
  */
 export class SqliteTokenStore {
-  private readonly db: BetterSqlite3.Database;
+  private readonly db: CatalogDb;
 
-  constructor(file: string) {
-    this.db = openCatalogDatabase(file);
-    this.db.exec(`CREATE TABLE IF NOT EXISTS tokens (
-      id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, hash BLOB NOT NULL UNIQUE, created_at TEXT NOT NULL)`);
-    // Scopes (JSON arrays of names, NULL: unlimited), added to catalogs made before them.
-    const columns = new Set((this.db.prepare('PRAGMA table_info(tokens)').all() as { name: string }[]).map((c) => c.name));
-    for (const column of ['sources', 'repositories']) if (!columns.has(column)) this.db.exec(`ALTER TABLE tokens ADD COLUMN ${column} TEXT`);
+  constructor(target: CatalogTarget) {
+    this.db = catalogDb(target);
+    // SQLite only: the shared PostgreSQL catalog's tables are pg-migrations.ts's.
+    if (this.db.dialect === 'sqlite') {
+      this.db.exec(`CREATE TABLE IF NOT EXISTS tokens (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, hash BLOB NOT NULL UNIQUE, created_at TEXT NOT NULL)`);
+      // Scopes (JSON arrays of names, NULL: unlimited), added to catalogs made before them.
+      const columns = new Set((this.db.prepare('PRAGMA table_info(tokens)').all() as { name: string }[]).map((c) => c.name));
+      for (const column of ['sources', 'repositories']) if (!columns.has(column)) this.db.exec(`ALTER TABLE tokens ADD COLUMN ${column} TEXT`);
+    }
   }
 
   /**

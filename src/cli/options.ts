@@ -9,6 +9,7 @@ import { UsageError } from '../core/errors.js';
 import { CompressionAlgorithmSchema, CompressionLevelSchema, type CompressionSettings } from '../core/schemas.js';
 import { parseNameList, validateSelection, type Selection } from '../core/selection.js';
 import { catalogFile, defaultDataDir } from '../catalog/database.js';
+import type { CatalogTarget } from '../catalog/sql.js';
 import { resolveRepositoryEntry } from '../config/registry.js';
 import { Repository } from '../repo/repository.js';
 import { openStorage, storageFromEnv } from '../storage/index.js';
@@ -274,7 +275,19 @@ export function dataDirOption(): Option {
 }
 
 export const dataDirOf = (dataDir: string | undefined): string => dataDir ?? defaultDataDir();
-export const catalogPath = (dataDir: string | undefined): string => catalogFile(dataDirOf(dataDir));
+/**
+ * The SQLite catalog file of --data-dir.
+ * @throws UsageError when CAIRN_CATALOG names a shared catalog: the command reads or writes the
+ * local file only, which the replicas do not read (docs/deployment.md says what to use instead).
+ */
+export const catalogPath = (dataDir: string | undefined): string => {
+  if (process.env.CAIRN_CATALOG) {
+    throw new UsageError(
+      'This command works on the SQLite catalog of --data-dir, but CAIRN_CATALOG names a shared catalog, which the servers read instead: manage shared sources, repositories, schedules, drills and alerts through a replica (its REST API, the SDK or the console; docs/deployment.md), or unset CAIRN_CATALOG to edit the local catalog.',
+    );
+  }
+  return catalogFile(dataDirOf(dataDir));
+};
 
 /**
  * A subcommand that edits or reads the catalog of --data-dir: `name`, its description, then
@@ -285,13 +298,21 @@ export function catalogCommand(parent: Command, name: string, description: strin
   return json ? cmd.option('--json', 'print JSON') : cmd;
 }
 
-/** Runs `use` with a store opened on the catalog of --data-dir, and closes the store after. */
-export async function withStore<S extends { close(): unknown }, T>(open: (file: string) => S, dataDir: string | undefined, use: (store: S) => T | Promise<T>): Promise<T> {
-  const store = open(catalogPath(dataDir));
+/**
+ * Runs `use` with a store opened on the catalog of --data-dir — or on the shared catalog when
+ * CAIRN_CATALOG names one (with CAIRN_CATALOG_KEY, as the servers have) — and closes it after.
+ */
+export async function withStore<S extends { close(): unknown }, T>(open: (target: CatalogTarget) => S | Promise<S>, dataDir: string | undefined, use: (store: S) => T | Promise<T>): Promise<T> {
+  const shared = process.env.CAIRN_CATALOG ? await (await import('../catalog/shared.js')).openSharedCatalog(process.env.CAIRN_CATALOG) : undefined;
   try {
-    return await use(store);
+    const store = await open(shared ?? catalogFile(dataDirOf(dataDir)));
+    try {
+      return await use(store);
+    } finally {
+      await store.close();
+    }
   } finally {
-    await store.close();
+    shared?.close();
   }
 }
 

@@ -97,7 +97,11 @@ export interface DrillStore {
   /** Throws NotFoundError for an unknown drill. */
   get(name: string): DrillState;
   /** Moves the latest handled due time forward (never back). */
-  setLastDue(name: string, dueAt: string): void;
+  /**
+   * Moves the drill's latest handled due time forward; true when this call moved it. The move is
+   * the claim of that due time: on a shared catalog exactly one replica's call answers true.
+   */
+  setLastDue(name: string, dueAt: string): boolean;
   recordRun(run: Omit<DrillRun, 'id'>): DrillRun;
   /**
    * The target location where a run of drill `name` began creating its scratch copy and did not
@@ -472,7 +476,8 @@ export class DrillScheduler {
       if (!due || due > now) continue;
       for (let next = cron.nextRun(due); next && next <= now; next = cron.nextRun(next)) due = next;
       const dueAt = due.toISOString();
-      this.store.setLastDue(d.name, dueAt);
+      // Claimed by this server, or by another replica sharing the catalog first: then it is theirs.
+      if (!this.store.setLastDue(d.name, dueAt)) continue;
       try {
         started.push((await this.options.launch(d.name)).id);
       } catch (err) {

@@ -194,5 +194,11 @@ export interface ScheduleStore {
    * `failed` with `reason`; returns how many. Called once at start-up by the one process that
    * runs schedules for a data folder.
    */
-  endQueued(reason: string): number;
+  endQueued(reason: string, own?: boolean): number;
+  /**
+   * A shared catalog's due times since `since` whose claiming replica is gone (its job failed as
+   * interrupted, or it died before starting one), each handed to exactly one caller, who runs
+   * it; none for a catalog of one server.
+   */
+  takeOverOrphaned?(since: string, at: string, reason: string): { schedule: string; dueAt: string }[];
 }

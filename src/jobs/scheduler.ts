@@ -120,6 +120,7 @@ export class Scheduler {
   async tick(): Promise<string[]> {
     const now = this.options.now();
     const started: string[] = [];
+    await this.takeOver(now, started);
     for (const { name } of this.store.list()) {
       let s: ScheduleState;
       try {
@@ -186,6 +187,38 @@ export class Scheduler {
   async idle(): Promise<void> {
     while (this.active.size > 0 || this.queued.size > 0) {
       await Promise.allSettled([...this.active.values(), ...this.queued.values()].map((r) => r.done));
+    }
+  }
+
+  /**
+   * Runs again, within the grace period, the due times a replica that is gone had claimed but
+   * not finished (shared catalog: its job was failed as interrupted when its lease ran out, or it
+   * died before starting one); ends the queued runs gone replicas left. Each due time is taken
+   * over by one replica only (ScheduleStore.takeOverOrphaned).
+   */
+  private async takeOver(now: Date, started: string[]): Promise<void> {
+    if (!this.store.takeOverOrphaned) return;
+    this.store.endQueued('the server it was queued in stopped (its lease ran out) while the run waited behind another backup of its source; it did not run', false);
+    const since = new Date(now.getTime() - this.graceMs).toISOString();
+    const reason = `caught up at ${now.toISOString()}: the server that had claimed this due time stopped before its backup could finish`;
+    for (const { schedule, dueAt } of this.store.takeOverOrphaned(since, now.toISOString(), reason)) {
+      let s: ScheduleState;
+      try {
+        s = this.store.get(schedule);
+      } catch {
+        continue; // removed meanwhile
+      }
+      if (!s.enabled || this.active.has(s.name)) {
+        this.store.setRunStatus(schedule, dueAt, 'failed', `${reason}; not run again: the schedule is ${s.enabled ? 'running here already' : 'disabled'}`);
+        continue;
+      }
+      this.options.log?.(`schedule ${schedule}: run at ${dueAt} ${reason}`);
+      try {
+        const id = await this.start(s, new Date(dueAt));
+        if (id !== undefined) started.push(id);
+      } catch {
+        /* recorded by start() */
+      }
     }
   }
 

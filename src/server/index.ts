@@ -38,6 +38,9 @@ import { DrillScheduler, drillOpener, startDrillJob, type DrillLauncherOptions }
 import { serverDrillEnvironment } from './routes/drills.js';
 import { SqliteAuditLog } from '../catalog/audit.js';
 import { AuditRecorder } from './audit.js';
+import { CatalogKey } from '../catalog/catalog-key.js';
+import { PgCatalogDb } from '../catalog/pg-sync.js';
+import type { CatalogTarget } from '../catalog/sql.js';
 
 export { catalogFile, defaultDataDir } from '../catalog/database.js';
 
@@ -163,21 +166,30 @@ async function serveLocked(
   const infoLog = options.log ?? (logger ? (line: string) => logger.info(line) : undefined);
   // The data folder holds the catalog (tokens, registered passwords): its owner's only.
   secureDataDir(options.dataDir);
-  const catalog: JobCatalog = options.catalogUrl ? await PostgresJobCatalog.open(options.catalogUrl) : new SqliteJobCatalog(catalogFile(options.dataDir));
+  const owner = serverId(options.dataDir);
+  // A shared catalog (docs/deployment.md): every store's state in PostgreSQL, secrets sealed with
+  // CAIRN_CATALOG_KEY (checked before anything is opened); else the SQLite file of the data folder.
+  const key = options.catalogUrl ? CatalogKey.fromEnv(options.env ?? process.env) : undefined;
+  const catalog: JobCatalog = options.catalogUrl ? await PostgresJobCatalog.open(options.catalogUrl, owner) : new SqliteJobCatalog(catalogFile(options.dataDir));
   closers.push(() => catalog.close());
-  const tokens = new SqliteTokenStore(catalogFile(options.dataDir));
+  const shared = options.catalogUrl && key ? await PgCatalogDb.open(options.catalogUrl, { key }) : undefined;
+  // The stores each release their hold on close; this one is the server's own, released last.
+  if (shared) closers.push(() => shared.close());
+  const store: CatalogTarget = shared ?? catalogFile(options.dataDir);
+  const tokens = new SqliteTokenStore(store);
   closers.push(() => tokens.close());
-  const registry = new SqliteRegistry(catalogFile(options.dataDir));
+  const registry = new SqliteRegistry(store);
   closers.push(() => registry.close());
-  const schedules = new SqliteScheduleStore(catalogFile(options.dataDir));
+  const schedules = new SqliteScheduleStore(store, { owner });
   closers.push(() => schedules.close());
+  // A cache of what the repositories hold (backup summaries), not state: each server keeps its own.
   const summaries = new SqliteSummaryStore(catalogFile(options.dataDir));
   closers.push(() => summaries.close());
-  const sessions = new SqliteSessionStore(catalogFile(options.dataDir), options.sessions);
+  const sessions = new SqliteSessionStore(store, options.sessions);
   closers.push(() => sessions.close());
   // Notifications (docs/operations.md): built before the job center so that whatever notices
   // something can be given `alerts` (an AlertSink); deliveries a previous process left pending failed.
-  const alertStore = new SqliteAlertStore(catalogFile(options.dataDir));
+  const alertStore = new SqliteAlertStore(store, { owner });
   const alerts = new AlertCenter({
     store: alertStore,
     sources: () => registry.list('source'),
@@ -199,14 +211,14 @@ async function serveLocked(
       }
     : alerts;
   const center = new JobCenter(catalog, {
-    owner: serverId(options.dataDir), log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}),
+    owner, log: errorLog, ...(logger ? { onEvent: (e: JobEvent) => logJobEvent(logger, e) } : {}),
     stuckAfterMs: options.stuckAfterMs ?? 30 * 60_000, alerts: sink,
   });
   // Every file of the data folder (catalog, its -wal/-shm, the lock): a SQLite source or target
   // of this process never opens one, however a path leads there (see catalog-mark.ts).
   for (const f of fs.readdirSync(options.dataDir)) protectFile(path.join(options.dataDir, f));
   // The audit log: every mutating request and every job end (who started it), append-only.
-  const auditLog = new SqliteAuditLog(catalogFile(options.dataDir));
+  const auditLog = new SqliteAuditLog(store);
   closers.push(() => auditLog.close());
   const audit = new AuditRecorder(auditLog, { log: errorLog, ...(options.trustForwardedFor ? { trustForwardedFor: true } : {}) });
   closers.push(audit.watch(center));
@@ -252,12 +264,12 @@ async function serveLocked(
   scheduler.recoverQueued();
   // Health (issue 20): sources against their recovery point objectives, one 'rpo' event per breach.
   const health = new HealthService({ center, registry, schedules, access, summaries });
-  const breaches = new SqliteBreachStore(catalogFile(options.dataDir));
+  const breaches = new SqliteBreachStore(store);
   const monitor = new HealthMonitor({ compute: async () => (await health.fresh()).report, store: breaches, alerts: sink, tickMs: options.healthTickMs ?? 60_000, log: errorLog });
   closers.push(() => breaches.close());
   closers.push(() => monitor.stop());
   // Restore drills: their store, how their jobs start, and their own small cron loop (drill.ts).
-  const drillStore = new SqliteDrillStore(catalogFile(options.dataDir));
+  const drillStore = new SqliteDrillStore(store);
   closers.push(() => drillStore.close());
   const drillLauncher: DrillLauncherOptions = { center, store: drillStore, open: drillOpener(drillStore, serverDrillEnvironment({ registry, access })) };
   const drillScheduler = new DrillScheduler(drillStore, {
@@ -284,6 +296,15 @@ async function serveLocked(
   // Due schedules are looked at every 15 s, and once now (a run missed while the server was
   // down and still within the grace period catches up).
   const tick = (): void => {
+    // Shared catalog: deliveries whose server is gone will not be retried by it (schedules'
+    // orphans are the scheduler's own tick's).
+    if (shared) {
+      try {
+        alertStore.failPending('the server delivering it stopped (its lease ran out) before it was delivered', false);
+      } catch (err) {
+        errorLog(`alerts: ${(err as Error).message}`);
+      }
+    }
     void scheduler.tick().catch((err: unknown) => errorLog(`scheduler: ${(err as Error).message}`));
     void drillScheduler.tick().catch((err: unknown) => errorLog(`drill scheduler: ${(err as Error).message}`));
   };

@@ -5,6 +5,7 @@
  * variable, never from the command line where `ps` shows them.
  */
 import { readFile } from 'node:fs/promises';
+import type { CatalogTarget } from '../../catalog/sql.js';
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
 import type { SqliteAlertStore } from '../../catalog/alerts.js';
@@ -32,7 +33,7 @@ interface ChannelAddFlags extends Flags {
   smtpCaFile?: string;
 }
 
-const openStore = async (file: string): Promise<SqliteAlertStore> => new (await import('../../catalog/alerts.js')).SqliteAlertStore(file);
+const openStore = async (file: CatalogTarget): Promise<SqliteAlertStore> => new (await import('../../catalog/alerts.js')).SqliteAlertStore(file);
 
 /** Runs on the server when one is named, else on the catalog of --data-dir. */
 async function either<T>(opts: Flags, remote: (client: CairnClient) => Promise<T>, local: (store: SqliteAlertStore) => T | Promise<T>): Promise<T> {

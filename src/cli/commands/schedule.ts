@@ -1,4 +1,5 @@
 /** `cairn schedule`: automatic backups, stored in the catalog of --data-dir and run by cairn server. */
+import type { CatalogTarget } from '../../catalog/sql.js';
 import { resolve as resolvePath } from 'node:path';
 import { Option, type Command } from 'commander';
 import { NotFoundError, UsageError } from '../../core/errors.js';
@@ -65,7 +66,7 @@ async function pinnedRepository(value: string, dataDir: string | undefined, flag
  */
 const pinnedSource = (value: string): string => (mayBeName(value) ? value : absoluteSourceUrl(value));
 
-const openSchedules = (file: string): SqliteScheduleStore => new SqliteScheduleStore(file);
+const openSchedules = (file: CatalogTarget): SqliteScheduleStore => new SqliteScheduleStore(file);
 
 const intOpt = (v: string): number => {
   const n = Number(v);

@@ -9,7 +9,7 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
     .description('serve the REST API; jobs run in this process, their records in --data-dir (docs/api.md)')
     .option('--listen <host:port>', 'address to listen on; 0.0.0.0 to accept other machines', '127.0.0.1:8080')
     .addOption(dataDirOption())
-    .addOption(new Option('--catalog <postgres-url>', 'keep job records in PostgreSQL, shared by several servers (default: SQLite in --data-dir)').env('CAIRN_CATALOG'))
+    .addOption(new Option('--catalog <postgres-url>', 'keep all server state (jobs, tokens, sources, repositories, schedules, alerts, drills, audit log) in PostgreSQL, shared by several replicas; needs CAIRN_CATALOG_KEY (docs/deployment.md; default: SQLite in --data-dir)').env('CAIRN_CATALOG'))
     .option('--no-console', 'do not serve the web console at / (the API is unchanged)')
     .option('--allow-urls', 'let operator and admin tokens name sources, targets and repositories by URL or path, not only by registered name (never the data folder; viewers never; a PostgreSQL URL so named uses no PG* variable, service file, ~/.pgpass or Unix socket of the server; a MySQL URL no MYSQL_PWD, option file or Unix socket)')
     .addOption(new Option('--log-format <format>', 'log lines on stderr as json or logfmt').choices(['json', 'logfmt']).default('json'))

@@ -1,4 +1,5 @@
 /** `cairn source`: database sources registered by name for cairn server, in the catalog of --data-dir. */
+import type { CatalogTarget } from '../../catalog/sql.js';
 import type { Command } from 'commander';
 import { NotFoundError } from '../../core/errors.js';
 import { SqliteRegistry } from '../../catalog/registry.js';
@@ -9,7 +10,7 @@ import { formatSeconds, parseRpo } from '../../jobs/health.js';
 import { callServer, serverClient, serverOption } from '../remote.js';
 import { catalogCommand, catalogPath, dataDirOf, dataDirOption, openRepository, printJson, withStore, type CliContext, type DataDirFlags } from '../options.js';
 
-const openRegistry = (file: string): SqliteRegistry => new SqliteRegistry(file);
+const openRegistry = (file: CatalogTarget): SqliteRegistry => new SqliteRegistry(file);
 
 export function registerSourceCommands(program: Command, { io }: CliContext): void {
   const source = program.command('source').description('database sources registered by name for cairn server and its schedules (stored in its --data-dir)');

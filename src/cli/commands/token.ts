@@ -1,4 +1,5 @@
 /** `cairn token`: API tokens of cairn server, in the catalog of --data-dir (only their hashes). */
+import type { CatalogTarget } from '../../catalog/sql.js';
 import type { Command } from 'commander';
 import { NotFoundError } from '../../core/errors.js';
 import { SqliteTokenStore } from '../../catalog/tokens.js';
@@ -9,7 +10,7 @@ import { catalogCommand, collect, dataDirOption, printJson, withStore, type CliC
 const scopeText = (t: { sources: string[] | null; repositories: string[] | null }): string =>
   [...(t.sources ? [`sources ${t.sources.join(',')}`] : []), ...(t.repositories ? [`repositories ${t.repositories.join(',')}`] : [])].join('; ') || '-';
 
-const openTokens = (file: string): SqliteTokenStore => new SqliteTokenStore(file);
+const openTokens = (file: CatalogTarget): SqliteTokenStore => new SqliteTokenStore(file);
 
 export function registerTokenCommands(program: Command, { io }: CliContext): void {
   const token = program.command('token').description('API tokens for cairn server (only their hashes are stored)');
