@@ -14,7 +14,7 @@
  * the total is printed at the end (HOSTILE INPUTS TRIED).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -23,6 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAnswer, waitJob as waitForJob, type Answer } from '../helpers/api.js';
+import { openSharedCatalog } from '../../src/catalog/shared.js';
 import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import type { JobRecord } from '../../src/catalog/types.js';
 import { Repository } from '../../src/repo/repository.js';
@@ -277,10 +278,14 @@ describe('1. the data folder is never a source, target or repository', () => {
     const catalogDb = createDatabase('cairn_sec_catalog');
     const srv = await (async (): Promise<Srv> => {
       const dataDir = path.join(work, 'pgcat-data');
-      const store = new SqliteTokenStore(catalogFile(dataDir));
+      // Tokens live in the shared catalog with everything else (docs/deployment.md).
+      const env = { CAIRN_CATALOG_KEY: randomBytes(32).toString('base64') };
+      const shared = await openSharedCatalog(`postgres://postgres@127.0.0.1:5432/${catalogDb}`, { env });
+      const store = new SqliteTokenStore(shared);
       const tokens = { admin: store.create('admin').token, operator: store.create('operator').token, viewer: store.create('viewer').token };
       store.close();
-      const server = await startServer({ dataDir, port: 0, catalogUrl: `postgres://postgres@127.0.0.1:5432/${catalogDb}`, allowAdHocUrls: true, env: {}, errorLog: () => undefined });
+      shared.close();
+      const server = await startServer({ dataDir, port: 0, catalogUrl: `postgres://postgres@127.0.0.1:5432/${catalogDb}`, allowAdHocUrls: true, env, errorLog: () => undefined });
       return { server, dataDir, tokens };
     })();
     try {

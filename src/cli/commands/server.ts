@@ -16,8 +16,12 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
     .addOption(new Option('--log-level <level>', 'least level logged: debug (also every request), info (start-up, job start and end), warn (failed jobs and requests), error (default: CAIRN_LOG_LEVEL, else info)').choices(['debug', 'info', 'warn', 'error']))
     .option('--stuck-after <duration>', 'mark a running job stuck (progress.stalledSince, a stuck alert) when it reports no progress for this long: 90s, 30m, 2h; 0 never', '30m')
     .addHelpText('after', '\nRequests name registered sources and repositories (cairn source add, cairn repo add with this data folder as\nCAIRN_DATA_DIR, POST /v1/sources, POST /v1/repositories) and "default", the repository the BACKUP_* variables describe (used when a request names none).')
-    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean; console: boolean; logFormat: string; logLevel?: string; stuckAfter: string }) => {
+    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean; console: boolean; logFormat: string; logLevel?: string; stuckAfter: string }, cmd: Command) => {
       const { host, port } = parseListen(opts.listen);
+      // A password on the command line is in every process list of the machine.
+      if (opts.catalog && cmd.getOptionValueSource('catalog') === 'cli' && /^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(opts.catalog)) {
+        throw new UsageError('Do not put the catalog\'s password in --catalog: process lists show the command line. Give the URL in CAIRN_CATALOG instead, or the password in ~/.pgpass (or PGPASSFILE).');
+      }
       const stuckAfterMs = parseStuckAfter(opts.stuckAfter);
       const { startServer } = await import('../../server/index.js');
       const { createLogger, parseLogFormat, parseLogLevel } = await import('../../server/log.js');
