@@ -53,7 +53,10 @@ export interface ReplicaSet {
   replicas: Replica[];
   /** The replicas still running. */
   alive(): Replica[];
-  /** Sets every running replica's clock to `at` (forward only) and waits until each has it. */
+  /**
+   * Sets every running replica's clock to `at` (forward only) and waits until each has it; each
+   * call tells them in another order (rotating).
+   */
   setClock(at: Date): Promise<void>;
   /** SIGKILLs replica `i` and waits for it to be gone. */
   kill(i: number): Promise<void>;
@@ -88,6 +91,7 @@ export async function startReplicas(n: number, options: ReplicaOptions = {}): Pr
   const catalogKey = randomBytes(32).toString('base64');
   const replicas: Replica[] = [];
   let clock = options.clockStart?.getTime() ?? Date.now();
+  let rotation = 0;
 
   const launch = (index: number, dataDir: string): Promise<Replica> => {
     const replicaOptions = {
@@ -152,8 +156,12 @@ export async function startReplicas(n: number, options: ReplicaOptions = {}): Pr
     async setClock(at) {
       clock = Math.max(clock, at.getTime());
       const iso = new Date(clock).toISOString();
+      // Told in a rotating order: the first one told usually claims the due time first, and a
+      // fixed order would hand every due time to the same replica.
+      const alive = set.alive();
+      const shift = rotation++ % Math.max(1, alive.length);
       await Promise.all(
-        set.alive().map(
+        [...alive.slice(shift), ...alive.slice(0, shift)].map(
           (r) =>
             new Promise<void>((resolve) => {
               const onMessage = (m: { type: string; at?: string }): void => {
