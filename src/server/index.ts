@@ -100,6 +100,11 @@ export interface ServerOptions {
   /** How often due schedules are looked at (default 15 s). */
   scheduleTickMs?: number;
   /**
+   * The clock schedules and drills are due by (default: the machine's). Tests of several server
+   * processes inject one they advance, so that ten minutes of due times take seconds.
+   */
+  now?: () => Date;
+  /**
    * The structured log (`cairn server` gives one, docs/cli.md): the start-up line, one line per
    * job start and end, per failed request, and the problems of `errorLog`. With it, `log` and
    * `errorLog` default to its info and error lines.
@@ -246,12 +251,12 @@ async function serveLocked(
     ...(catalog instanceof PostgresJobCatalog ? { protectedDatabases: [catalog.location] } : {}),
   });
   const scheduler = new Scheduler(schedules, {
-    now: () => new Date(),
+    now: options.now ?? (() => new Date()),
     // Schedules were checked when added; the data folder is checked again at every run.
     // A run that could not start is also a FAILED job record (jobs/health.ts), visible in GET /v1/jobs.
     launch: recordingFailedStarts(scheduledBackupLauncher({
       center,
-      now: () => new Date(),
+      now: options.now ?? (() => new Date()),
       openRepository: (value) => access.repository(value, 'server'),
       // A schedule's ad-hoc URL came in a request: opened untrusted, as it was checked.
       openSource: (value) => {
@@ -277,7 +282,7 @@ async function serveLocked(
   closers.push(() => drillStore.close());
   const drillLauncher: DrillLauncherOptions = { center, store: drillStore, open: drillOpener(drillStore, serverDrillEnvironment({ registry, access })) };
   const drillScheduler = new DrillScheduler(drillStore, {
-    now: () => new Date(),
+    now: options.now ?? (() => new Date()),
     launch: (name) => startDrillJob(drillLauncher, name, 'schedule'),
     alerts: sink,
     log: errorLog,
