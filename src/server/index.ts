@@ -302,6 +302,14 @@ async function serveLocked(
       reject(err.code === 'EADDRINUSE' ? new UsageError(`Port ${port} on ${host} is in use: choose another with --listen.`) : err),
     );
   });
+  monitor.start();
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  lock.setUrl(url);
+  // A shared catalog: announce this server and keep its jobs' leases (no-op with SQLite).
+  await center.startHeartbeat({ url, version: CAIRN_VERSION });
+  // After the heartbeat has announced this server: a due time it claims must never look like a
+  // claim of a server that is gone (ScheduleStore.takeOverOrphaned) to the other replicas.
   // Due schedules are looked at every 15 s, and once now (a run missed while the server was
   // down and still within the grace period catches up).
   const tick = (): void => {
@@ -320,12 +328,6 @@ async function serveLocked(
   tick();
   const timer = setInterval(tick, options.scheduleTickMs ?? 15_000);
   timer.unref();
-  monitor.start();
-  const address = server.address() as AddressInfo;
-  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-  lock.setUrl(url);
-  // A shared catalog: announce this server and keep its jobs' leases (no-op with SQLite).
-  await center.startHeartbeat({ url, version: CAIRN_VERSION });
   const where = catalog instanceof PostgresJobCatalog ? `jobs in ${catalog.location}, ` : '';
   const names = `${options.allowAdHocUrls ? 'registered names and ad-hoc URLs' : 'registered names only'}${defaultRepository ? `, default repository ${defaultRepository.location}` : ''}`;
   const listening = `cairn server listening on ${url} (${where}data in ${options.dataDir}; ${names})${interrupted ? `; ${interrupted} interrupted job(s) marked FAILED` : ''}`;
