@@ -248,9 +248,11 @@ export class Scheduler {
     } catch (err) {
       // Another backup of the source (not this schedule's own run: that one is `active`) holds it:
       // wait for it rather than skip, when the caller can wait (the cron's runs only).
-      // Its own previous run (on another replica sharing the catalog: this process's own are
-      // caught by `active` before) is skipped-running, as on one server; another backup queues it.
-      if (queueable && this.options.waitForJob && err instanceof JobConflictError && err.running.kind === 'backup' && err.running.params.schedule !== s.name) {
+      // Another backup of the source queues the run — also the schedule's own previous run on
+      // another replica sharing the catalog (this process's own is caught by `active` before):
+      // that replica may be dead, its job failed only when its lease runs out, and the due time
+      // must then still run on a survivor.
+      if (queueable && this.options.waitForJob && err instanceof JobConflictError && err.running.kind === 'backup') {
         this.enqueue(s.name, due, err.running.id);
         return undefined;
       }
