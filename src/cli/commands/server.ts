@@ -10,6 +10,7 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
     .option('--listen <host:port>', 'address to listen on; 0.0.0.0 to accept other machines', '127.0.0.1:8080')
     .addOption(dataDirOption())
     .addOption(new Option('--catalog <postgres-url>', 'keep all server state (jobs, tokens, sources, repositories, schedules, alerts, drills, audit log) in PostgreSQL, shared by several replicas; needs CAIRN_CATALOG_KEY (docs/deployment.md; default: SQLite in --data-dir)').env('CAIRN_CATALOG'))
+    .option('--trust-forwarded-for', "the audit log takes the caller's address from X-Forwarded-For (only behind a proxy that sets it; docs/deployment.md)")
     .option('--no-console', 'do not serve the web console at / (the API is unchanged)')
     .option('--allow-urls', 'let operator and admin tokens name sources, targets and repositories by URL or path, not only by registered name (never the data folder; viewers never; a PostgreSQL URL so named uses no PG* variable, service file, ~/.pgpass or Unix socket of the server; a MySQL URL no MYSQL_PWD, option file or Unix socket)')
     .addOption(new Option('--log-format <format>', 'log lines on stderr as json or logfmt').choices(['json', 'logfmt']).default('json'))
@@ -17,7 +18,7 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
     .option('--stuck-after <duration>', 'mark a running job stuck (progress.stalledSince, a stuck alert) when it reports no progress for this long: 90s, 30m, 2h; 0 never', '30m')
     .option('--lease <duration>', 'with --catalog: how long a job stays ours without renewal; a server that stops renewing (crashed, cut off) has its jobs marked interrupted by the others this long after: 10s, 30s, 2m', '30s')
     .addHelpText('after', '\nRequests name registered sources and repositories (cairn source add, cairn repo add with this data folder as\nCAIRN_DATA_DIR, POST /v1/sources, POST /v1/repositories) and "default", the repository the BACKUP_* variables describe (used when a request names none).')
-    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean; console: boolean; logFormat: string; logLevel?: string; stuckAfter: string; lease: string }, cmd: Command) => {
+    .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean; console: boolean; logFormat: string; logLevel?: string; stuckAfter: string; lease: string; trustForwardedFor?: boolean }, cmd: Command) => {
       const { host, port } = parseListen(opts.listen);
       // A password on the command line is in every process list of the machine.
       if (opts.catalog && cmd.getOptionValueSource('catalog') === 'cli' && /^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(opts.catalog)) {
@@ -39,6 +40,7 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
         console: opts.console,
         logger,
         stuckAfterMs,
+        ...(opts.trustForwardedFor ? { trustForwardedFor: true } : {}),
         leaseMs,
       });
       // The address is the command's output, not a log line: printed on stdout whatever
