@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../core/errors.js';
 import type { AlertKind } from '../core/alerts.js';
-import { catalogDb, constraintViolated, type CatalogDb, type CatalogTarget } from './sql.js';
+import { catalogDb, constraintViolated, ownerGone, type CatalogDb, type CatalogTarget } from './sql.js';
 
 export const CHANNEL_TYPES = ['webhook', 'slack', 'ntfy', 'email'] as const;
 export type ChannelType = (typeof CHANNEL_TYPES)[number];
@@ -213,7 +213,7 @@ export class SqliteAlertStore {
     const set = "UPDATE alert_deliveries SET state = 'failed', last_error = coalesce(last_error || '; ', '') || ? WHERE state = 'pending'";
     if (this.db.dialect === 'sqlite') return own ? this.db.prepare(set).run(reason).changes : 0;
     // Shared: this server's own (at its start-up) and those of servers whose lease has run out.
-    const gone = 'NOT EXISTS (SELECT 1 FROM cairn_servers s WHERE s.id = alert_deliveries.owner AND s.lease_until > now() AND s.stopped_at IS NULL)';
+    const gone = ownerGone('alert_deliveries');
     return this.db.prepare(`${set} AND (${own ? `owner = ? OR ${gone}` : `owner <> ? AND ${gone}`})`).run(reason, this.owner).changes;
   }
 

@@ -1,7 +1,7 @@
 import { ConflictError, NotFoundError } from '../core/errors.js';
 import { type RunStatus, type ScheduleRun, type ScheduleSpec, type ScheduleState, type ScheduleStore } from '../jobs/ports.js';
 import { newScheduleId } from '../jobs/schedule-spec.js';
-import { catalogDb, constraintViolated, type CatalogDb, type CatalogTarget } from './sql.js';
+import { catalogDb, constraintViolated, ownerGone, type CatalogDb, type CatalogTarget } from './sql.js';
 
 // The schedule records and the ScheduleStore interface belong to the jobs layer (its Scheduler
 // runs them); this file implements the store. Re-exported for the catalog's users.
@@ -9,8 +9,8 @@ export { RUN_STATUSES } from '../jobs/ports.js';
 export { newScheduleId };
 export type { RetentionRules, RunStatus, ScheduleRun, ScheduleSpec, ScheduleState, ScheduleStore } from '../jobs/ports.js';
 
-/** A run's owner is no live replica: none with that id holds an unexpired lease (cairn_servers). */
-const GONE = 'NOT EXISTS (SELECT 1 FROM cairn_servers s WHERE s.id = schedule_runs.owner AND s.lease_until > now() AND s.stopped_at IS NULL)';
+/** A run's owner is no live replica (sql.ts). */
+const GONE = ownerGone('schedule_runs');
 
 /**
  * Schedules and the record of every due time: (schedule, due time) is a primary key, so a due

@@ -83,6 +83,15 @@ export function sqliteCatalogDb(db: BetterSqlite3.Database): CatalogDb {
 }
 
 /**
+ * Shared catalog only: SQL true when `table`.owner names no live replica — none with that id
+ * holds an unexpired lease in cairn_servers (the database's clock decides, not a replica's).
+ * What a gone replica left waiting in its memory (queued runs, pending deliveries) is ended by
+ * the others on this condition.
+ */
+export const ownerGone = (table: string): string =>
+  `NOT EXISTS (SELECT 1 FROM cairn_servers s WHERE s.id = ${table}.owner AND s.lease_until > now() AND s.stopped_at IS NULL)`;
+
+/**
  * Which constraint a failed insert broke, on either catalog: 'primary' (the table's key) or
  * 'unique' (another unique index), else undefined.
  */
