@@ -21,7 +21,7 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
     .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean; console: boolean; logFormat: string; logLevel?: string; stuckAfter: string; lease: string; trustForwardedFor?: boolean }, cmd: Command) => {
       const { host, port } = parseListen(opts.listen);
       // A password on the command line is in every process list of the machine.
-      if (opts.catalog && cmd.getOptionValueSource('catalog') === 'cli' && /^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(opts.catalog)) {
+      if (opts.catalog && cmd.getOptionValueSource('catalog') === 'cli' && (/^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(opts.catalog) || /[?&]password=/i.test(opts.catalog))) {
         throw new UsageError('Do not put the catalog\'s password in --catalog: process lists show the command line. Give the URL in CAIRN_CATALOG instead, or the password in ~/.pgpass (or PGPASSFILE).');
       }
       const stuckAfterMs = parseStuckAfter(opts.stuckAfter);

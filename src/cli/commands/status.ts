@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { formatSeconds, type HealthReport } from '../../jobs/health.js';
 import { table } from '../format.js';
-import { dataDirOf, dataDirOption, printJson, requestExitCode, type CliContext } from '../options.js';
+import { catalogPath, dataDirOf, dataDirOption, printJson, requestExitCode, type CliContext } from '../options.js';
 import { callServer, serverClient, serverOption } from '../remote.js';
 
 /** The exit code of `cairn status` when a source is past its objective or a job is stuck. */
@@ -15,7 +15,6 @@ export const STATUS_DEGRADED_EXIT = 10;
 
 /** The report as the data folder's catalog and the repositories it names tell it, read in this process. */
 async function localReport(dataDir: string): Promise<HealthReport> {
-  const { catalogFile } = await import('../../catalog/database.js');
   const { SqliteRegistry } = await import('../../catalog/registry.js');
   const { SqliteScheduleStore } = await import('../../catalog/schedules.js');
   const { SqliteJobCatalog } = await import('../../catalog/sqlite.js');
@@ -24,7 +23,8 @@ async function localReport(dataDir: string): Promise<HealthReport> {
   const { serverHealth } = await import('../../server/health.js');
   const { storageFromEnv } = await import('../../storage/index.js');
   const { TERMINAL_STATES } = await import('../../jobs/ports.js');
-  const file = catalogFile(dataDir);
+  // The local catalog only (catalogPath refuses when CAIRN_CATALOG names a shared one: ask a replica with --server).
+  const file = catalogPath(dataDir);
   const { existsSync } = await import('node:fs');
   if (!existsSync(file)) {
     const { NotFoundError } = await import('../../core/errors.js');
