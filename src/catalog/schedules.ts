@@ -163,7 +163,8 @@ export class SqliteScheduleStore implements ScheduleStore {
     if (this.db.dialect === 'sqlite') return [];
     const rows = this.db
       .prepare(
-        `UPDATE schedule_runs SET owner = ?, job_id = NULL, status = 'started', at = ?, reason = ?
+        // The reason keeps the interrupted job's id (the run's job_id moves to the new one).
+        `UPDATE schedule_runs SET owner = ?, job_id = NULL, status = 'started', at = ?, reason = ? || coalesce(' (its job ' || job_id || ' was interrupted)', '')
          WHERE status = 'started' AND due_at >= ? AND owner <> ? AND (
            (job_id IS NOT NULL AND EXISTS (SELECT 1 FROM cairn_jobs j WHERE j.id = schedule_runs.job_id AND j.state = 'FAILED' AND j.record->'error'->>'code' = 'INTERRUPTED'))
            OR (job_id IS NULL AND ${GONE}))

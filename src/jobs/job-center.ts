@@ -234,6 +234,7 @@ export class JobCenter {
       createdAt: at,
       updatedAt: at,
       finishedAt: null,
+      ...(this.owner ? { server: this.owner } : {}),
     };
     const controller = new AbortController();
     const active: Active = {
@@ -281,6 +282,7 @@ export class JobCenter {
       createdAt: at,
       updatedAt: at,
       finishedAt: at,
+      ...(this.owner ? { server: this.owner } : {}),
     };
     await this.catalog.insert(record, this.owner);
     this.tell(this.everyJob, record);

@@ -65,6 +65,11 @@ export interface JobRecord {
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
+  /**
+   * The server that runs (ran) it: its id (host name / data folder's server-id), as
+   * GET /v1/servers lists the replicas of a shared catalog. Absent in older records.
+   */
+  server?: string;
 }
 
 export interface JobFilter {

@@ -314,6 +314,7 @@ export const Job = z.object({
   createdAt: when,
   updatedAt: when,
   finishedAt: when.nullable(),
+  server: z.string().optional().describe('the server that runs or ran it: its id, as GET /v1/servers lists the replicas of a shared catalog'),
 });
 export type Job = z.infer<typeof Job>;
 // The answer's schema and the catalog's record must not drift apart (either way).
