@@ -151,6 +151,11 @@ describe.sequential('jobs across replicas sharing a PostgreSQL catalog', () => {
       const events = fetch(`${b.server.url}/v1/jobs/${jobId}/events`, { headers: { authorization: `Bearer ${b.tokens.viewer}` } }).then((res) => res.text());
       const servers = await client(b, 'viewer').servers.list();
       expect(servers.find((s) => s.url === a.server.url)?.activeJobs).toBe(1);
+      // Its record names A as the server running it, read through either replica.
+      const aId = servers.find((s) => s.url === a.server.url)?.id;
+      expect(aId).toBeTruthy();
+      expect(started.server).toBe(aId);
+      expect((await client(b, 'viewer').jobs.get(jobId)).server).toBe(aId);
       const t0 = performance.now();
       const cancelling = await client(b).jobs.cancel(jobId);
       expect(cancelling.state).toBe('CANCELLING');
