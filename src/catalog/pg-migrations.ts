@@ -127,6 +127,24 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log FOR EACH
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION cairn_audit_log_append_only();
 CREATE TABLE rpo_breaches (key text PRIMARY KEY, since text NOT NULL);`,
   },
+  {
+    // GET /v1/events on any replica tells of every replica's jobs: it polls the rows changed
+    // since its last look. changed_at is the database's clock (the owners' clocks may differ),
+    // set when a record changes — not when only a lease is renewed.
+    version: 4,
+    name: 'job changes for event streams across replicas',
+    sql: `
+ALTER TABLE cairn_jobs ADD COLUMN IF NOT EXISTS changed_at timestamptz NOT NULL DEFAULT clock_timestamp();
+CREATE INDEX IF NOT EXISTS cairn_jobs_changed ON cairn_jobs (changed_at);
+CREATE FUNCTION cairn_jobs_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' OR NEW.record IS DISTINCT FROM OLD.record THEN
+    NEW.changed_at := clock_timestamp();
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER cairn_jobs_touch BEFORE INSERT OR UPDATE ON cairn_jobs FOR EACH ROW EXECUTE FUNCTION cairn_jobs_touch();`,
+  },
 ];
 
 export interface MigrationResult {

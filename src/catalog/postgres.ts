@@ -258,6 +258,21 @@ export class PostgresJobCatalog implements JobCatalog, JobCoordination {
     };
   }
 
+  async changedSince(since: string | null, exceptOwner: string): Promise<{ records: JobRecord[]; cursor: string }> {
+    if (since === null) {
+      const { rows } = await this.query<{ now: Date }>('SELECT clock_timestamp() AS now', []);
+      return { records: [], cursor: (rows[0] as { now: Date }).now.toISOString() };
+    }
+    const { rows } = await this.query<{ record: JobRecord; changed_at: Date; now: Date }>(
+      'SELECT record, changed_at, clock_timestamp() AS now FROM cairn_jobs WHERE changed_at > $1 AND owner <> $2 ORDER BY changed_at LIMIT 1000',
+      [since, exceptOwner],
+    );
+    const last = rows[rows.length - 1];
+    // A full page: go on from its last change; else from now.
+    const cursor = rows.length === 1000 && last ? last.changed_at : (rows[0]?.now ?? new Date(since));
+    return { records: rows.map((r) => r.record), cursor: cursor.toISOString() };
+  }
+
   async listServers(): Promise<ServerRecord[]> {
     const { rows } = await this.query<{
       id: string; host: string; version: string; url: string | null; pid: number;

@@ -74,6 +74,8 @@ export interface JobCenterOptions {
    * long: others mark them FAILED (INTERRUPTED).
    */
   leaseMs?: number;
+  /** How often a watchEverywhere stream reads other replicas' job changes from a shared catalog, in ms (default 1000). */
+  remotePollMs?: number;
   /** How often leases are renewed and expired ones reaped, in ms (default leaseMs / 3). */
   heartbeatMs?: number;
 }
@@ -138,6 +140,10 @@ export class JobCenter {
   private readonly active = new Map<string, Active>();
   /** Told of every change of every job (watchAll). */
   private readonly everyJob = new Set<JobListener>();
+  /** Told of other replicas' job changes too (watchEverywhere), and the timer of that poll. */
+  private readonly remoteWatchers = new Set<JobListener>();
+  private remotePoll: NodeJS.Timeout | undefined;
+  private readonly remotePollMs: number;
   /**
    * Ended jobs whose final record could not be written to the catalog: answered from here so
    * that callers still see how the job ended (the catalog shows an older state).
@@ -189,6 +195,7 @@ export class JobCenter {
     this.alerts = options.alerts;
     this.coordination = catalog.coordination;
     this.leaseMs = Math.max(100, options.leaseMs ?? 30_000);
+    this.remotePollMs = options.remotePollMs ?? 1000;
     this.heartbeatMs = Math.max(10, options.heartbeatMs ?? Math.floor(this.leaseMs / 3));
     this.startedAt = this.now();
     this.server = { id: this.owner, host: os.hostname(), version: 'unknown', url: null, pid: process.pid };
@@ -534,6 +541,8 @@ export class JobCenter {
     this.heartbeatTimer = undefined;
     if (this.watchdog) clearInterval(this.watchdog);
     this.watchdog = undefined;
+    if (this.remotePoll) clearTimeout(this.remotePoll);
+    this.remotePoll = undefined;
     await this.beating?.catch(() => undefined);
     const stop = await this.stopCancels;
     await stop?.().catch(() => undefined);
@@ -550,6 +559,60 @@ export class JobCenter {
   watchAll(listener: JobListener): () => void {
     this.everyJob.add(listener);
     return () => void this.everyJob.delete(listener);
+  }
+
+  /**
+   * Like watchAll, and with a shared catalog also every other replica's jobs: their changes are
+   * read from the catalog about once a second (GET /v1/events on any replica tells of every
+   * job). For streams to people, not for this server's own bookkeeping (audit, alerts), which
+   * watchAll serves: each replica records its own jobs. Returns the unsubscribe function.
+   */
+  watchEverywhere(listener: JobListener): () => void {
+    const stopLocal = this.watchAll(listener);
+    if (!this.coordination) return stopLocal;
+    this.remoteWatchers.add(listener);
+    this.pollRemote(this.coordination);
+    return () => {
+      stopLocal();
+      this.remoteWatchers.delete(listener);
+    };
+  }
+
+  /**
+   * The poll of other replicas' job changes, running while someone watches everywhere. It asks
+   * from a little before its last cursor (a change committed just after a look can carry an
+   * earlier time) and tells each record state once (by id, updatedAt and state).
+   */
+  private pollRemote(coordination: JobCoordination): void {
+    if (this.remotePoll !== undefined) return;
+    const OVERLAP_MS = 2000;
+    let cursor: string | null = null;
+    const seen = new Map<string, { sig: string; atMs: number }>();
+    const look = async (): Promise<void> => {
+      try {
+        const since = cursor === null ? null : new Date(Date.parse(cursor) - OVERLAP_MS).toISOString();
+        const { records, cursor: next } = await coordination.changedSince(since, this.owner);
+        cursor = next;
+        const nowMs = Date.parse(next);
+        for (const r of records) {
+          const sig = `${r.updatedAt}|${r.state}`;
+          if (seen.get(r.id)?.sig === sig) continue;
+          seen.set(r.id, { sig, atMs: nowMs });
+          this.tell(this.remoteWatchers, r);
+        }
+        for (const [id, s] of seen) if (nowMs - s.atMs > 10 * OVERLAP_MS) seen.delete(id);
+      } catch {
+        /* the catalog did not answer: look again next time */
+      }
+      if (this.remoteWatchers.size === 0 || this.closed) {
+        this.remotePoll = undefined;
+        return;
+      }
+      this.remotePoll = setTimeout(() => void look(), this.remotePollMs);
+      this.remotePoll.unref();
+    };
+    this.remotePoll = setTimeout(() => void look(), 0);
+    this.remotePoll.unref();
   }
 
   /** How many jobs of the catalog match the filter's kind, state and key. */

@@ -174,6 +174,12 @@ export interface JobCoordination {
   listServers(): Promise<ServerRecord[]>;
   /** At a clean shutdown: the server is stopped and its lease ends now. */
   markStopped(serverId: string): Promise<void>;
+  /**
+   * The records of other servers' jobs (owner ≠ `exceptOwner`) changed after `since` (an opaque
+   * cursor from a previous answer; null: none, only the cursor of now), oldest change first,
+   * at most 1000, and the cursor to ask from next (the database's clock).
+   */
+  changedSince(since: string | null, exceptOwner: string): Promise<{ records: JobRecord[]; cursor: string }>;
 }
 
 /** A schedule's retention as written: counts, and `keepWithin` as a duration ("3d"). */

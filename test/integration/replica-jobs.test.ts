@@ -237,11 +237,48 @@ describe.sequential('jobs across replicas sharing a PostgreSQL catalog', () => {
     expect(listed.filter((s) => s.id.startsWith('unit-')).map((s) => [s.id, s.alive, s.stoppedAt !== null])).toEqual([['unit-a', false, true], ['unit-b', false, true]]);
   }, 30_000);
 
+  it("GET /v1/events on B tells of A's job, from its start to its end", async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${b.server.url}/v1/events`, { headers: { authorization: `Bearer ${sharedTokens.viewer}` }, signal: controller.signal });
+    expect(res.status).toBe(200);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    // The stream is open (its first comment read) before the job starts.
+    while (!text.includes(': connected')) text += decoder.decode((await reader.read()).value ?? new Uint8Array(), { stream: true });
+    const started = await startBackup(a);
+    const states: string[] = [];
+    const deadline = Date.now() + 60_000;
+    try {
+      while (!states.some((st) => ['SUCCESS', 'FAILED', 'CANCELED'].includes(st))) {
+        if (Date.now() > deadline) throw new Error(`no end of job ${started.id} on B's stream; states seen: ${states.join(', ')}`);
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value, { stream: true });
+        let cut: number;
+        while ((cut = text.indexOf('\n\n')) >= 0) {
+          const event = text.slice(0, cut);
+          text = text.slice(cut + 2);
+          const data = /^data: (.*)$/m.exec(event)?.[1];
+          if (!data) continue;
+          const job = JSON.parse(data) as JobRecord;
+          if (job.id === started.id) states.push(job.state);
+        }
+      }
+    } finally {
+      controller.abort();
+    }
+    expect(states[states.length - 1]).toBe('SUCCESS');
+    expect(states.length).toBeGreaterThanOrEqual(1);
+    expect(await waitJob(a.server.url, a.tokens.viewer, started.id)).toMatchObject({ state: 'SUCCESS' });
+  });
+
   it('A cut off from the catalog: B fails its job INTERRUPTED once the lease runs out; A stops it with LEASE_LOST and writes no manifest', async () => {
     const lock = await holdSourceLock();
     const cat = new pg.Client({ connectionString: catalogUrl });
     await cat.connect();
     try {
+      const before = await (await Repository.open(new FileSystemStorage(repoDir))).listBackupIds();
       const jobId = (await startBackup(a)).id;
       const aId = (await client(b, 'viewer').servers.list()).find((s) => s.url === a.server.url)?.id;
       expect(aId).toBeTruthy();
@@ -273,7 +310,7 @@ describe.sequential('jobs across replicas sharing a PostgreSQL catalog', () => {
       await lock.release();
       const ended = await until('A to end its job', () => a.log.find((l) => l.msg === 'job ended' && l.job === jobId), 30_000);
       expect(ended).toMatchObject({ state: 'FAILED', code: 'LEASE_LOST' });
-      expect(await (await Repository.open(new FileSystemStorage(repoDir))).listBackupIds()).toEqual([]);
+      expect(await (await Repository.open(new FileSystemStorage(repoDir))).listBackupIds()).toEqual(before);
       // The catalog keeps the reaped record (A's late write cannot rewrite an ended row).
       expect(await client(a, 'viewer').jobs.get(jobId)).toMatchObject({ state: 'FAILED', error: { code: 'INTERRUPTED' } });
       // And the source is free again for a backup through B, which succeeds.

@@ -26,6 +26,7 @@ function fakeCatalog(beat: (ids: readonly string[]) => Promise<HeartbeatResult>)
     listenCancels: async () => async () => undefined,
     listServers: async () => [],
     markStopped: async () => undefined,
+    changedSince: async () => ({ records: [], cursor: new Date().toISOString() }),
   };
   const catalog: JobCatalog = {
     coordination,

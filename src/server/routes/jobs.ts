@@ -36,7 +36,8 @@ export function jobRoutes({ on, center, tokens, sessions, eventsPingMs, onAccess
         writes = writes.then(() => stream.writeSSE({ event: 'job', data: JSON.stringify(publicJob(job)) }));
       };
       await new Promise<void>((resolve) => {
-        const stop = center.watchAll(send);
+        // Every replica's jobs: with a shared catalog, the others' are read from it (about 1 s late).
+        const stop = center.watchEverywhere(send);
         const ping = setInterval(() => {
           if (!stillValid()) return end();
           writes = writes.then(() => stream.write(': ping\n\n').then(() => undefined));
