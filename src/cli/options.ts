@@ -283,7 +283,7 @@ export const dataDirOf = (dataDir: string | undefined): string => dataDir ?? def
 export const catalogPath = (dataDir: string | undefined): string => {
   if (process.env.CAIRN_CATALOG) {
     throw new UsageError(
-      'This command works on the SQLite catalog of --data-dir, but CAIRN_CATALOG names a shared catalog, which the servers read instead: manage shared sources, repositories, schedules, drills and alerts through a replica — the same command with --server URL where it has one, else the REST API (/v1/sources, /v1/repositories, /v1/schedules, /v1/drills, /v1/alert-channels; docs/api.md), the SDK or the console — or unset CAIRN_CATALOG to use the local catalog.',
+      'This command works on the SQLite catalog of --data-dir, but CAIRN_CATALOG names a shared catalog, which the servers read instead: manage shared sources, repositories, schedules and drills through a replica — the same command with --server URL where it has one, else the REST API (/v1/sources, /v1/repositories, /v1/schedules, /v1/drills; docs/api.md), the SDK or the console — or unset CAIRN_CATALOG to use the local catalog.',
     );
   }
   return catalogFile(dataDirOf(dataDir));

@@ -23,6 +23,7 @@ import { SqliteSessionStore } from '../../src/catalog/sessions.js';
 import { SqliteBreachStore } from '../../src/catalog/health.js';
 import { MIGRATIONS } from '../../src/catalog/pg-migrations.js';
 import { toPostgresSql } from '../../src/catalog/pg-sync.js';
+import { cairnRun } from '../helpers/cli.js';
 
 const KEY = randomBytes(32).toString('base64');
 const env = { CAIRN_CATALOG_KEY: KEY };
@@ -221,6 +222,28 @@ describe('only the shared catalog', () => {
     sb.close();
     a.close();
     b.close();
+  });
+
+  it('the CLI (built): catalog commands work on the shared catalog with CAIRN_CATALOG; local-only ones refuse; no password on --catalog', async () => {
+    const cli = { CAIRN_CATALOG: url, CAIRN_CATALOG_KEY: KEY, CAIRN_DATA_DIR: path.join(dir, 'cli-data') };
+    const token = await cairnRun(['token', 'create', '--role', 'viewer', '--name', 'from-cli'], cli);
+    expect(token.code, token.stderr).toBe(0);
+    const db = await openSharedCatalog(url, { env });
+    const tokens = new SqliteTokenStore(db);
+    expect(tokens.authenticate(token.stdout.trim())).toMatchObject({ name: 'from-cli', role: 'viewer' });
+    tokens.close();
+    db.close();
+    const channels = await cairnRun(['alert', 'channel', 'list', '--json'], cli);
+    expect(channels.code, channels.stderr).toBe(0);
+    expect(JSON.parse(channels.stdout)).toMatchObject({ channels: expect.arrayContaining([expect.objectContaining({ name: 'pager' })]) });
+    const repo = await cairnRun(['repo', 'list'], cli);
+    expect(repo.code).toBe(2);
+    expect(repo.stderr).toMatch(/CAIRN_CATALOG names a shared catalog.*unset CAIRN_CATALOG/);
+    for (const bad of [`postgres://postgres:pw@127.0.0.1:5432/${database}`, `postgres://postgres@127.0.0.1:5432/${database}?password=pw`]) {
+      const server = await cairnRun(['server', '--catalog', bad, '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'srv')], { CAIRN_CATALOG_KEY: KEY });
+      expect(server.code).toBe(2);
+      expect(server.stderr).toMatch(/Do not put the catalog's password in --catalog/);
+    }
   });
 
   it('translates placeholders and INSERT OR IGNORE, leaving quoted text alone', () => {

@@ -11,7 +11,7 @@ import { UsageError } from '../../core/errors.js';
 import type { SqliteAlertStore } from '../../catalog/alerts.js';
 import type { CairnClient } from '../../sdk/index.js';
 import { table } from '../format.js';
-import { catalogPath, collect, dataDirOption, printJson, type CliContext, type DataDirFlags } from '../options.js';
+import { collect, dataDirOption, printJson, withStore, type CliContext, type DataDirFlags } from '../options.js';
 import { callServer, serverClient, serverOption, type ServerFlags } from '../remote.js';
 
 type Flags = DataDirFlags & ServerFlags & { json?: boolean };
@@ -35,16 +35,12 @@ interface ChannelAddFlags extends Flags {
 
 const openStore = async (file: CatalogTarget): Promise<SqliteAlertStore> => new (await import('../../catalog/alerts.js')).SqliteAlertStore(file);
 
-/** Runs on the server when one is named, else on the catalog of --data-dir. */
+/** Runs on the server when one is named, else on the catalog of --data-dir (or the shared one of CAIRN_CATALOG). */
 async function either<T>(opts: Flags, remote: (client: CairnClient) => Promise<T>, local: (store: SqliteAlertStore) => T | Promise<T>): Promise<T> {
   const client = await serverClient(opts);
   if (client) return callServer(() => remote(client));
-  const store = await openStore(catalogPath(opts.dataDir));
-  try {
-    return await local(store);
-  } finally {
-    store.close();
-  }
+  // The catalog of --data-dir, or the shared one when CAIRN_CATALOG names it.
+  return withStore(openStore, opts.dataDir, local);
 }
 
 /** A secret from a file (its first line) or an environment variable; undefined when neither flag is given. */
