@@ -23,6 +23,9 @@ import { CairnError, SourceError } from '../core/errors.js';
 import type { CatalogKey } from './catalog-key.js';
 import type { CatalogDb, CatalogStatement, CatalogTransaction } from './sql.js';
 
+/** How long statements fail fast after the catalog could not be reached, ms. */
+const DOWN_FOR_MS = 2000;
+
 /** pg_advisory_xact_lock's key for catalog transactions ("cairn" + "tx"). */
 export const CATALOG_TX_LOCK_KEY = 0x636169726e7478n;
 
@@ -114,6 +117,13 @@ export class PgCatalogDb implements CatalogDb {
   private readonly statements = new Map<string, string>();
   private holders = 1;
   private depth = 0;
+  /**
+   * After the catalog could not be reached: until this time (Date.now() ms) statements fail at
+   * once with that error instead of each blocking the event loop for a connection timeout while
+   * PostgreSQL is down (the server keeps answering, with errors naming the catalog).
+   */
+  private downUntil = 0;
+  private downError: Error | undefined;
   private readonly timeoutMs: number;
 
   private constructor(
@@ -267,15 +277,27 @@ export class PgCatalogDb implements CatalogDb {
   }
 
   private call(sql: string, params: unknown[] | undefined): Reply {
-    const reply = this.send({ sql, params: params?.map((p) => (p === undefined ? null : p)), inTransaction: this.depth > 0 });
+    if (this.downError && Date.now() < this.downUntil) throw this.downError;
+    let reply: Reply;
+    try {
+      reply = this.send({ sql, params: params?.map((p) => (p === undefined ? null : p)), inTransaction: this.depth > 0 });
+    } catch (err) {
+      this.downError = err as Error;
+      this.downUntil = Date.now() + DOWN_FOR_MS;
+      throw err;
+    }
     if (reply.error) {
       const { message, code, constraint } = reply.error;
       if (code !== undefined && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P|28)/.test(code)) {
         // A statement's error (a unique key, a trigger's refusal): its SQLSTATE and constraint kept for the store.
         throw Object.assign(new Error(message), { code, ...(constraint ? { constraint } : {}) });
       }
-      throw pgError(Object.assign(new Error(message), { code }), this.settings);
+      const down = pgError(Object.assign(new Error(message), { code }), this.settings);
+      this.downError = down;
+      this.downUntil = Date.now() + DOWN_FOR_MS;
+      throw down;
     }
+    this.downError = undefined;
     return reply;
   }
 }

@@ -246,6 +246,17 @@ describe('only the shared catalog', () => {
     }
   });
 
+  it('a statement after the catalog dropped its connection reconnects and answers', async () => {
+    const db = await openSharedCatalog(url, { env });
+    const tokens = new SqliteTokenStore(db);
+    const before = tokens.list().length;
+    const killed = psql(database, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'cairn catalog' AND datname = current_database();");
+    expect(Number(killed.trim())).toBeGreaterThanOrEqual(1);
+    expect(tokens.list()).toHaveLength(before);
+    tokens.close();
+    db.close();
+  });
+
   it('translates placeholders and INSERT OR IGNORE, leaving quoted text alone', () => {
     expect(toPostgresSql("SELECT * FROM t WHERE a = ? AND b = '?' AND \"c?\" = ?")).toBe("SELECT * FROM t WHERE a = $1 AND b = '?' AND \"c?\" = $2");
     expect(toPostgresSql('INSERT OR IGNORE INTO t (a) VALUES (?)')).toBe('INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING');
