@@ -328,7 +328,7 @@ async function serveLocked(
   tick();
   const timer = setInterval(tick, options.scheduleTickMs ?? 15_000);
   timer.unref();
-  const where = catalog instanceof PostgresJobCatalog ? `jobs in ${catalog.location}, ` : '';
+  const where = catalog instanceof PostgresJobCatalog ? `shared catalog ${catalog.location}, ` : '';
   const names = `${options.allowAdHocUrls ? 'registered names and ad-hoc URLs' : 'registered names only'}${defaultRepository ? `, default repository ${defaultRepository.location}` : ''}`;
   const listening = `cairn server listening on ${url} (${where}data in ${options.dataDir}; ${names})${interrupted ? `; ${interrupted} interrupted job(s) marked FAILED` : ''}`;
   if (logger && !options.log) logger.info(listening, { url, interrupted });
