@@ -47,12 +47,15 @@ const connect = async () => {
 };
 // An error of the connection (not of the statement): the next statement reconnects.
 const broken = (err) => !/^[0-9A-Z]{5}$/.test(String(err && err.code)) || /^(08|57P)/.test(String(err.code));
+// The answer carries its request's id; the counter tells the waiting thread that one is there.
+let id = 0;
 const answer = (reply) => {
-  port.postMessage(reply);
-  Atomics.store(signal, 0, 1);
+  port.postMessage({ ...reply, id });
+  Atomics.add(signal, 0, 1);
   Atomics.notify(signal, 0);
 };
 port.on('message', async (req) => {
+  id = req.id;
   if (req.close) {
     if (client) await client.end().catch(() => undefined);
     client = null;
@@ -79,6 +82,7 @@ port.on('message', async (req) => {
 `;
 
 interface Reply {
+  id: number;
   rows: Record<string, unknown>[];
   rowCount: number;
   error?: { message: string; code?: string; constraint?: string };
@@ -115,6 +119,8 @@ export class PgCatalogDb implements CatalogDb {
   private port: MessagePort | undefined;
   private readonly flag = new Int32Array(new SharedArrayBuffer(4));
   private readonly statements = new Map<string, string>();
+  /** The id of the latest request: an answer with another id is a stale one (of a request that timed out). */
+  private requestId = 0;
   private holders = 1;
   private depth = 0;
   /**
@@ -261,19 +267,25 @@ export class PgCatalogDb implements CatalogDb {
   private send(message: Record<string, unknown>): Reply {
     if (this.holders <= 0) throw new CairnError('INTERNAL', `The shared catalog at ${this.location} was closed.`);
     const port = this.ensureWorker();
-    Atomics.store(this.flag, 0, 0);
-    port.postMessage(message);
-    if (Atomics.wait(this.flag, 0, 0, this.timeoutMs) === 'timed-out') {
-      // The worker's state is unknown now: a new one (and connection) for the next statement.
-      void this.worker?.terminate();
-      this.worker = undefined;
-      this.port = undefined;
-      this.depth = 0;
-      throw new SourceError(`The shared catalog at ${this.location} did not answer within ${Math.round(this.timeoutMs / 1000)} s; check that PostgreSQL is up and reachable from this server.`);
+    const id = ++this.requestId;
+    port.postMessage({ ...message, id });
+    // Wait for the answer with this id: the counter moves on every answer, and a message may
+    // become readable just after it moved, so read, then wait only while the counter stays.
+    const deadline = Date.now() + this.timeoutMs;
+    for (;;) {
+      const seen = Atomics.load(this.flag, 0);
+      const received = receiveMessageOnPort(port)?.message as Reply | undefined;
+      if (received?.id === id) return received;
+      if (received) continue; // an answer to a request that timed out
+      const left = deadline - Date.now();
+      if (left <= 0 || Atomics.wait(this.flag, 0, seen, left) === 'timed-out') break;
     }
-    const reply = receiveMessageOnPort(port)?.message as Reply | undefined;
-    if (!reply) throw new CairnError('INTERNAL', 'The catalog worker answered nothing.');
-    return reply;
+    // The worker's state is unknown now: a new one (and connection) for the next statement.
+    void this.worker?.terminate();
+    this.worker = undefined;
+    this.port = undefined;
+    this.depth = 0;
+    throw new SourceError(`The shared catalog at ${this.location} did not answer within ${Math.round(this.timeoutMs / 1000)} s; check that PostgreSQL is up and reachable from this server.`);
   }
 
   private call(sql: string, params: unknown[] | undefined): Reply {
@@ -282,8 +294,11 @@ export class PgCatalogDb implements CatalogDb {
     try {
       reply = this.send({ sql, params: params?.map((p) => (p === undefined ? null : p)), inTransaction: this.depth > 0 });
     } catch (err) {
-      this.downError = err as Error;
-      this.downUntil = Date.now() + DOWN_FOR_MS;
+      // Only the catalog not answering fails the next statements fast, never another error.
+      if (err instanceof SourceError) {
+        this.downError = err;
+        this.downUntil = Date.now() + DOWN_FOR_MS;
+      }
       throw err;
     }
     if (reply.error) {
