@@ -239,7 +239,16 @@ describe('only the shared catalog', () => {
     const repo = await cairnRun(['repo', 'list'], cli);
     expect(repo.code).toBe(2);
     expect(repo.stderr).toMatch(/CAIRN_CATALOG names a shared catalog.*unset CAIRN_CATALOG/);
-    for (const bad of [`postgres://postgres:pw@127.0.0.1:5432/${database}`, `postgres://postgres@127.0.0.1:5432/${database}?password=pw`]) {
+    // Refused before anything is written: the local catalog has no such name afterwards.
+    expect((await cairnRun(['repo', 'add', 'zz', path.join(dir, 'r')], cli)).code).toBe(2);
+    const local = await cairnRun(['repo', 'list', '--json'], { CAIRN_DATA_DIR: cli.CAIRN_DATA_DIR });
+    expect(local.stdout).not.toContain('"zz"');
+    for (const bad of [
+      `postgres://postgres:pw@127.0.0.1:5432/${database}`,
+      `postgres://postgres@127.0.0.1:5432/${database}?password=pw`,
+      `postgres://postgres@127.0.0.1:5432/${database}?sslmode=disable&pass%77ord=pw`,
+      `postgres://postgres@127.0.0.1:5432/${database}?PASSWORD=pw`,
+    ]) {
       const server = await cairnRun(['server', '--catalog', bad, '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'srv')], { CAIRN_CATALOG_KEY: KEY });
       expect(server.code).toBe(2);
       expect(server.stderr).toMatch(/Do not put the catalog's password in --catalog/);

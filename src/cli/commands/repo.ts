@@ -50,6 +50,7 @@ export function registerRepoCommands(program: Command, { io, signal }: CliContex
     .option('--password-command <command>', 'an encrypted repository: run this (sh -c) for its password when it is opened by this name (the command is kept, not the password)')
     .option('--json', 'print JSON')
     .action(async (name: string, url: string, opts: { json?: boolean; passwordFile?: string; passwordCommand?: string }) => {
+      catalogPath(undefined); // the local catalog only: refused first when CAIRN_CATALOG names a shared one
       validateName('repository', name);
       if (opts.passwordFile !== undefined && opts.passwordCommand !== undefined) throw new UsageError('Give --password-file or --password-command, not both.');
       const storage = openStorage(url); // checks that the URL parses; the repository need not exist yet
@@ -68,6 +69,7 @@ export function registerRepoCommands(program: Command, { io, signal }: CliContex
     .description('list the registered repositories')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
+      catalogPath(undefined); // the local catalog only: refused when CAIRN_CATALOG names a shared one
       const repos = (await withRepositoryNames(undefined, (registry) => registry.entries('repository'), { value: [] })).map((r) => ({ name: r.name, url: r.url, addedAt: r.createdAt }));
       if (opts.json) return printJson(io, { repositories: repos });
       if (repos.length === 0) return io.out(`No repositories registered (${catalogPath(undefined)}). Add one with: cairn repo add <name> <url>`);
@@ -79,6 +81,7 @@ export function registerRepoCommands(program: Command, { io, signal }: CliContex
     .description('forget a registered name (the repository and its backups are not touched)')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { json?: boolean }) => {
+      catalogPath(undefined); // the local catalog only: refused when CAIRN_CATALOG names a shared one
       const url = await withRepositoryNames(undefined, (registry) => {
         const registered = registry.url('repository', name);
         if (registered === undefined) throw new NotFoundError(`No repository named "${name}" is registered in ${catalogPath(undefined)}. List them with: cairn repo list`);

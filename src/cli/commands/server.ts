@@ -21,7 +21,7 @@ export function registerServerCommand(program: Command, { io, signal, quietSigna
     .action(async (opts: { listen: string; dataDir?: string; catalog?: string; allowUrls?: boolean; console: boolean; logFormat: string; logLevel?: string; stuckAfter: string; lease: string; trustForwardedFor?: boolean }, cmd: Command) => {
       const { host, port } = parseListen(opts.listen);
       // A password on the command line is in every process list of the machine.
-      if (opts.catalog && cmd.getOptionValueSource('catalog') === 'cli' && (/^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(opts.catalog) || /[?&]password=/i.test(opts.catalog))) {
+      if (opts.catalog && cmd.getOptionValueSource('catalog') === 'cli' && hasPassword(opts.catalog)) {
         throw new UsageError('Do not put the catalog\'s password in --catalog: process lists show the command line. Give the URL in CAIRN_CATALOG instead, or the password in ~/.pgpass (or PGPASSFILE).');
       }
       const stuckAfterMs = parseStuckAfter(opts.stuckAfter);
@@ -75,4 +75,17 @@ function parseLease(value: string): number {
   const ms = m ? Number(m[1]) * (m[2] === 's' ? 1000 : 60_000) : NaN;
   if (!(ms >= 2000 && ms <= 600_000)) throw new UsageError(`Invalid --lease "${value}": write a duration from 2s to 10m, such as 30s.`);
   return ms;
+}
+
+/** A URL with a password in it: user:password@, or a password= parameter however it is spelt (%77, case). */
+function hasPassword(value: string): boolean {
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/@?#]*:[^/@?#]*@/i.test(value)) return true;
+  const query = value.split('?')[1]?.split('#')[0] ?? '';
+  return query.split('&').some((pair) => {
+    try {
+      return decodeURIComponent(pair.split('=')[0]?.replace(/\+/g, ' ') ?? '').trim().toLowerCase() === 'password';
+    } catch {
+      return /password/i.test(pair); // malformed escapes: refused if it may be one
+    }
+  });
 }

@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { formatSeconds, type HealthReport } from '../../jobs/health.js';
+import { UsageError } from '../../core/errors.js';
 import { table } from '../format.js';
 import { catalogPath, dataDirOf, dataDirOption, printJson, requestExitCode, type CliContext } from '../options.js';
 import { callServer, serverClient, serverOption } from '../remote.js';
@@ -91,6 +92,10 @@ export function registerStatusCommand(program: Command, { io }: CliContext): voi
     .action(async (opts: { dataDir?: string; server?: string; json?: boolean }) => {
       const client = await serverClient(opts);
       const report = client ? ((await callServer(() => client.health.get())) as HealthReport) : await localReport(dataDirOf(opts.dataDir));
+      // Without a token the server answers its liveness only ({ status: "ok" }), not the report.
+      if (!Array.isArray((report as Partial<HealthReport>).sources)) {
+        throw new UsageError('The server answered its liveness only: the health report needs a token of any role. Give it with CAIRN_TOKEN.');
+      }
       if (opts.json) printJson(io, report);
       else io.out(formatStatus(report));
       if (report.status !== 'ok') requestExitCode(STATUS_DEGRADED_EXIT);
