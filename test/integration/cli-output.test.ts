@@ -88,7 +88,9 @@ describe('job show', () => {
     expect(Number.isInteger(durationMs) && durationMs >= 0).toBe(true);
     expect(record).toMatchObject({ id, kind: 'backup', state: 'SUCCESS', error: null, result: { backupId: 'via-job' } });
     // --json is the job record as the server has it, unchanged, plus the command's durationMs.
-    expect(Object.keys(record)).toEqual(['id', 'kind', 'state', 'key', 'params', 'progress', 'result', 'error', 'createdAt', 'updatedAt', 'finishedAt']);
+    expect(Object.keys(record)).toEqual(['id', 'kind', 'state', 'key', 'params', 'progress', 'result', 'error', 'createdAt', 'updatedAt', 'finishedAt', 'server']);
+    // The server that ran it: its id, as GET /v1/servers names it (host name / server-id).
+    expect(record.server).toMatch(/^.+\/[0-9a-f]{16}$/);
 
     const shown = await cli(['job', 'show', id]);
     expect(shown.code, shown.stderr).toBe(0);
