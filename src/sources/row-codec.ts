@@ -64,33 +64,103 @@ function toBigInt(n: number): bigint {
   return n >= SMALL_MIN && n <= SMALL_MAX ? (SMALL_BIGINTS[n - SMALL_MIN] as bigint) : BigInt(n);
 }
 
+/**
+ * A value at least this long (bytes, or UTF-16 units for a string) is not copied into the
+ * encoder's buffer: its bytes are handed out in pieces after its tag and length, so that a
+ * 100 MiB value costs no second 100 MiB copy (and its chunks are cut from these pieces one at a
+ * time instead of all at once).
+ */
+const LARGE_VALUE = 1024 * 1024;
+/** Bytes (or UTF-16 units) of a large value per piece handed out. */
+const LARGE_PIECE = 1024 * 1024;
+
+/** A large value still being handed out: a byte view, or a string and how far it got. */
+type LargeValue = { bytes: Uint8Array; at: number } | { text: string; at: number; left: number };
+
+/**
+ * Encodes rows into rows-v1 bytes, handed out in pieces of about `targetChunkSize` bytes.
+ *
+ * Use: `for (let b = enc.push(row); b !== undefined; b = enc.next()) …` for each row, then the
+ * same loop from `flush()`. A piece stays valid after the next call (each is a fresh buffer or a
+ * view of a large value the caller gave: do not modify a value after pushing it).
+ * Errors: RangeError for an integer outside 64 bits, TypeError for a value of no SQLite class.
+ */
 export class RowEncoder {
   private buf: Buffer;
   private pos = 0;
   private readonly target: number;
+  private readonly large: number;
+  /** Pieces ready to hand out, in stream order, before what `buf` holds. */
+  private readonly queue: (Buffer | LargeValue)[] = [];
 
-  constructor(targetChunkSize = TARGET_CHUNK) {
+  /**
+   * @param targetChunkSize bytes per piece handed out (small rows are packed up to this size)
+   * @param largeValue bytes (UTF-16 units for strings) from which a value is handed out as views
+   *   or pieces of its own instead of being copied into the buffer
+   */
+  constructor(targetChunkSize = TARGET_CHUNK, largeValue = LARGE_VALUE) {
     this.target = targetChunkSize;
+    this.large = Math.max(64, largeValue);
     this.buf = Buffer.allocUnsafe(targetChunkSize + 4096);
   }
 
-  /** Bytes buffered and not yet handed out. */
+  /** Bytes buffered and not yet handed out (not counting large values still queued). */
   get pending(): number {
     return this.pos;
   }
 
-  /** Appends one row; returns a full chunk (~256 KiB) when one is ready. */
+  /**
+   * Appends one row; returns the first piece ready (about `targetChunkSize` bytes, or a piece of
+   * a large value), or undefined. Call next() until it returns undefined before the next push.
+   */
   push(values: unknown[]): Buffer | undefined {
     const n = values.length;
     this.ensure(10 + n * 11);
     this.pos = writeVarint(this.buf, this.pos, n);
     for (let i = 0; i < n; i++) this.writeValue(values[i]);
-    return this.pos >= this.target ? this.take() : undefined;
+    if (this.pos >= this.target) this.queue.push(this.take());
+    return this.queue.length > 0 ? this.next() : undefined;
   }
 
-  /** Hands out whatever is buffered (undefined when nothing is). */
+  /** The next piece ready after push() or flush() (undefined when there is none). */
+  next(): Buffer | undefined {
+    const head = this.queue[0];
+    if (head === undefined) return undefined;
+    if (Buffer.isBuffer(head)) {
+      this.queue.shift();
+      return head;
+    }
+    if ('bytes' in head) {
+      const end = Math.min(head.bytes.length, head.at + LARGE_PIECE);
+      const b = head.bytes;
+      const piece = Buffer.from(b.buffer, b.byteOffset + head.at, end - head.at);
+      head.at = end;
+      if (end === b.length) this.queue.shift();
+      return piece;
+    }
+    // A string: one piece of UTF-16 units, never cut between the halves of a surrogate pair
+    // (each half alone would become U+FFFD), encoded on its own.
+    const s = head.text;
+    let end = Math.min(s.length, head.at + LARGE_PIECE);
+    if (end < s.length) {
+      const c = s.charCodeAt(end - 1);
+      if (c >= 0xd800 && c <= 0xdbff) end--;
+    }
+    const piece = Buffer.from(s.substring(head.at, end), 'utf8');
+    head.at = end;
+    head.left -= piece.length;
+    if (end === s.length) {
+      this.queue.shift();
+      // The length written before the text came from Buffer.byteLength: the pieces must add up.
+      if (head.left !== 0) throw new Error(`Internal error: a long text encoded to ${head.left} bytes fewer than measured.`);
+    }
+    return piece;
+  }
+
+  /** Hands out whatever is buffered: the first piece, the rest through next() (undefined when nothing is). */
   flush(): Buffer | undefined {
-    return this.pos > 0 ? this.take() : undefined;
+    if (this.pos > 0) this.queue.push(this.take());
+    return this.next();
   }
 
   private take(): Buffer {
@@ -98,6 +168,11 @@ export class RowEncoder {
     this.buf = Buffer.allocUnsafe(Math.max(this.target + 4096, 64));
     this.pos = 0;
     return out;
+  }
+
+  /** Queues what is buffered, then the large value (whose tag and length were just written). */
+  private queueLarge(v: LargeValue): void {
+    this.queue.push(this.take(), v);
   }
 
   /** Makes room for `extra` more bytes (the current chunk may grow past the target). */
@@ -133,6 +208,13 @@ export class RowEncoder {
     } else if (v instanceof Uint8Array || v instanceof TextBytes) {
       const bytes = v instanceof TextBytes ? v.bytes : v;
       const len = bytes.length;
+      if (len >= this.large) {
+        this.ensure(11);
+        this.buf[this.pos++] = v instanceof TextBytes ? TAG_TEXT : TAG_BLOB;
+        this.pos = writeVarint(this.buf, this.pos, len);
+        this.queueLarge({ bytes, at: 0 });
+        return;
+      }
       this.ensure(11 + len);
       const b = this.buf;
       b[this.pos++] = v instanceof TextBytes ? TAG_TEXT : TAG_BLOB;
@@ -146,6 +228,14 @@ export class RowEncoder {
 
   private writeText(s: string): void {
     const len = s.length;
+    if (len >= this.large) {
+      const bytes = Buffer.byteLength(s, 'utf8');
+      this.ensure(11);
+      this.buf[this.pos++] = TAG_TEXT;
+      this.pos = writeVarint(this.buf, this.pos, bytes);
+      this.queueLarge({ text: s, at: 0, left: bytes });
+      return;
+    }
     if (len > LONG_STRING) {
       const bytes = Buffer.byteLength(s, 'utf8');
       this.ensure(11 + bytes);
@@ -237,21 +327,75 @@ function writeBigVarint(buf: Buffer, pos: number, n: bigint): number {
 /** Thrown internally when a row runs past the end of the available bytes. */
 const INCOMPLETE = -1;
 
+/** A TEXT or BLOB value at least this long that is not complete yet is filled in place (RowDecoder). */
+const DIRECT_FILL = 64 * 1024;
+
+export interface RowDecoderOptions {
+  /**
+   * TEXT values of at least `largeValue` bytes come out as TextBytes even when they are valid
+   * UTF-8, sparing a string of them and its conversion back to UTF-8 (for a caller that writes
+   * the bytes as text anyway). Default false: text is a string unless its bytes are not UTF-8.
+   */
+  largeTextAsBytes?: boolean;
+  /** Bytes from which a value counts as large (default 64 KiB). */
+  largeValue?: number;
+}
+
+/**
+ * Decodes a rows-v1 stream given in arbitrary slices. Memory: the bytes of the row in progress
+ * up to its first incomplete value; a large value (≥ `largeValue` bytes) that spans slices is
+ * copied once, into a buffer of its exact length, as its bytes arrive.
+ * Errors: CorruptionError for bytes that are not rows-v1.
+ */
 export class RowDecoder {
-  /** Unconsumed bytes of an incomplete row (own copy; grows as needed). */
+  /**
+   * Unconsumed bytes (own copy; grows as needed): from a row's start, or, while `cur` is set,
+   * from the start of its value `cur.next`.
+   */
   private pending: Buffer = Buffer.alloc(0);
   private pendingLen = 0;
+  /** The row in progress: its values before `next` are decoded. */
+  private cur: { row: unknown[]; next: number } | undefined;
+  /** Value `cur.next`, a large TEXT or BLOB whose bytes are being copied into `buf`. */
+  private big: { buf: Buffer; filled: number; tag: number } | undefined;
+  /** Where an incomplete row's unconsumed bytes start (set by readRow when it returns undefined). */
+  private resumeAt = 0;
   /** Output of the current parse; reused fields avoid closures in the hot loop. */
   private pos = 0;
   private end = 0;
   private src: Buffer = Buffer.alloc(0);
-  /** Total bytes consumed into complete rows (for error messages). */
+  /** Total bytes consumed (for error messages). */
   private offset = 0;
+  private readonly textAsBytes: boolean;
+  private readonly large: number;
+
+  constructor(options: RowDecoderOptions = {}) {
+    this.textAsBytes = options.largeTextAsBytes === true;
+    this.large = Math.max(1, options.largeValue ?? DIRECT_FILL);
+  }
 
   /** Feeds a slice of the stream; returns the rows completed by it (possibly none). */
   push(bytes: Uint8Array): unknown[][] {
     if (bytes.length === 0) return [];
-    const input = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+    let input = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+    const rows: unknown[][] = [];
+    const big = this.big;
+    if (big !== undefined) {
+      const n = Math.min(input.length, big.buf.length - big.filled);
+      input.copy(big.buf, big.filled, 0, n);
+      big.filled += n;
+      this.offset += n;
+      if (big.filled < big.buf.length) return rows;
+      this.big = undefined;
+      const cur = this.cur as { row: unknown[]; next: number };
+      cur.row[cur.next++] = this.bytesValue(big.tag, big.buf);
+      if (cur.next === cur.row.length) {
+        rows.push(cur.row);
+        this.cur = undefined;
+      }
+      input = input.subarray(n);
+      if (input.length === 0) return rows;
+    }
     let src: Buffer;
     let len: number;
     if (this.pendingLen === 0) {
@@ -269,27 +413,29 @@ export class RowDecoder {
       src = this.pending;
       len = need;
     }
-    const rows: unknown[][] = [];
     this.src = src;
     this.end = len;
-    let rowStart = 0;
-    while (rowStart < len) {
-      this.pos = rowStart;
+    let start = 0;
+    while (start < len) {
+      this.pos = start;
       const row = this.readRow();
-      if (row === undefined) break;
+      if (row === undefined) {
+        start = this.resumeAt;
+        break;
+      }
       rows.push(row);
-      rowStart = this.pos;
+      start = this.pos;
     }
-    this.offset += rowStart;
-    const rest = len - rowStart;
+    this.offset += start;
+    const rest = len - start;
     if (rest === 0) {
       this.pendingLen = 0;
     } else if (src === this.pending) {
-      if (rowStart > 0) this.pending.copy(this.pending, 0, rowStart, len);
+      if (start > 0) this.pending.copy(this.pending, 0, start, len);
       this.pendingLen = rest;
     } else {
       if (this.pending.length < rest) this.pending = Buffer.allocUnsafe(Math.max(rest, 64 * 1024));
-      src.copy(this.pending, 0, rowStart, len);
+      src.copy(this.pending, 0, start, len);
       this.pendingLen = rest;
     }
     this.src = EMPTY;
@@ -298,9 +444,10 @@ export class RowDecoder {
 
   /** Declares the end of the stream: throws when it stops inside a row. */
   finish(): void {
-    if (this.pendingLen > 0) {
+    if (this.pendingLen > 0 || this.cur !== undefined || this.big !== undefined) {
+      const inside = this.big !== undefined ? this.big.buf.length - this.big.filled : 0;
       throw new CorruptionError(
-        `${ROWS_V1} stream ends inside a row: ${this.pendingLen} trailing bytes after byte ${this.offset}`,
+        `${ROWS_V1} stream ends inside a row: ${inside > 0 ? `${inside} bytes of a value missing` : `${this.pendingLen} trailing bytes`} after byte ${this.offset}`,
         { objects: [] },
       );
     }
@@ -338,18 +485,50 @@ export class RowDecoder {
     return result;
   }
 
-  /** Reads one row, or undefined (position unspecified) when it is incomplete. */
+  /** A complete TEXT or BLOB value from its own bytes (`bytes` is kept, not copied). */
+  private bytesValue(tag: number, bytes: Buffer): unknown {
+    if (tag === TAG_BLOB) return bytes;
+    if (this.textAsBytes && bytes.length >= this.large) return new TextBytes(bytes);
+    const text = utf8Slice(bytes, 0, bytes.length);
+    return text.includes('\uFFFD') && !isUtf8(bytes) ? new TextBytes(bytes) : text;
+  }
+
+  /** The row in progress stops before value `i`, whose bytes start at `at`. */
+  private incomplete(row: unknown[], i: number, at: number): undefined {
+    this.cur = { row, next: i };
+    this.resumeAt = at;
+    return undefined;
+  }
+
+  /**
+   * Reads one row (or the rest of `cur`), or undefined when it is incomplete: then `cur` and
+   * `resumeAt` say where to go on, or `big` is set and every byte was consumed.
+   */
   private readRow(): unknown[] | undefined {
-    const count = this.readLength();
-    if (count === INCOMPLETE) return undefined;
-    // Every value takes at least one byte: a huge count in a short stream is damage, not a row
-    // still arriving, unless the bytes simply have not arrived yet.
-    if (count > 1 << 20) this.corrupt(`implausible value count ${count}`);
-    const row = new Array<unknown>(count);
+    let row: unknown[];
+    let i = 0;
+    if (this.cur !== undefined) {
+      row = this.cur.row;
+      i = this.cur.next;
+      this.cur = undefined;
+    } else {
+      const rowStart = this.pos;
+      const count = this.readLength();
+      if (count === INCOMPLETE) {
+        this.resumeAt = rowStart;
+        return undefined;
+      }
+      // Every value takes at least one byte: a huge count in a short stream is damage, not a row
+      // still arriving, unless the bytes simply have not arrived yet.
+      if (count > 1 << 20) this.corrupt(`implausible value count ${count}`);
+      row = new Array<unknown>(count);
+    }
+    const count = row.length;
     const src = this.src;
     const end = this.end;
-    for (let i = 0; i < count; i++) {
-      if (this.pos >= end) return undefined;
+    for (; i < count; i++) {
+      const at = this.pos;
+      if (at >= end) return this.incomplete(row, i, at);
       const tag = src[this.pos++] as number;
       switch (tag) {
         case TAG_NULL:
@@ -357,35 +536,48 @@ export class RowDecoder {
           break;
         case TAG_INTEGER: {
           const v = this.readInteger();
-          if (v === undefined) return undefined;
+          if (v === undefined) return this.incomplete(row, i, at);
           row[i] = v;
           break;
         }
         case TAG_REAL:
-          if (this.pos + 8 > end) return undefined;
+          if (this.pos + 8 > end) return this.incomplete(row, i, at);
           row[i] = src.readDoubleLE(this.pos);
           this.pos += 8;
           break;
-        case TAG_TEXT: {
-          const len = this.readLength();
-          if (len === INCOMPLETE || this.pos + len > end) return undefined;
-          const text = utf8Slice(src, this.pos, this.pos + len);
-          // U+FFFD is what invalid bytes decode to: only then are the bytes checked, and kept as
-          // they are when they are not UTF-8 (a real U+FFFD in valid text stays a string).
-          row[i] = text.includes('\uFFFD') && !isUtf8(src.subarray(this.pos, this.pos + len)) ? new TextBytes(Buffer.from(src.subarray(this.pos, this.pos + len))) : text;
-          this.pos += len;
-          break;
-        }
+        case TAG_TEXT:
         case TAG_BLOB: {
           const len = this.readLength();
-          if (len === INCOMPLETE || this.pos + len > end) return undefined;
-          const b = Buffer.allocUnsafe(len);
-          if (len <= 64) {
-            for (let j = 0, p = this.pos; j < len; j++) b[j] = src[p + j] as number;
-          } else {
-            src.copy(b, 0, this.pos, this.pos + len);
+          if (len === INCOMPLETE) return this.incomplete(row, i, at);
+          if (this.pos + len > end) {
+            if (len < this.large) return this.incomplete(row, i, at);
+            // A large value still arriving: copied into its own buffer as its bytes come, instead
+            // of growing the pending bytes (and copying them again) until it is whole.
+            const buf = Buffer.allocUnsafe(len);
+            src.copy(buf, 0, this.pos, end);
+            this.big = { buf, filled: end - this.pos, tag };
+            this.cur = { row, next: i };
+            this.resumeAt = end;
+            return undefined;
           }
-          row[i] = b;
+          if (tag === TAG_TEXT) {
+            if (this.textAsBytes && len >= this.large) {
+              row[i] = new TextBytes(Buffer.from(src.subarray(this.pos, this.pos + len)));
+            } else {
+              const text = utf8Slice(src, this.pos, this.pos + len);
+              // U+FFFD is what invalid bytes decode to: only then are the bytes checked, and kept as
+              // they are when they are not UTF-8 (a real U+FFFD in valid text stays a string).
+              row[i] = text.includes('\uFFFD') && !isUtf8(src.subarray(this.pos, this.pos + len)) ? new TextBytes(Buffer.from(src.subarray(this.pos, this.pos + len))) : text;
+            }
+          } else {
+            const b = Buffer.allocUnsafe(len);
+            if (len <= 64) {
+              for (let j = 0, p = this.pos; j < len; j++) b[j] = src[p + j] as number;
+            } else {
+              src.copy(b, 0, this.pos, this.pos + len);
+            }
+            row[i] = b;
+          }
           this.pos += len;
           break;
         }

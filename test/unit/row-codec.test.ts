@@ -1,21 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import { CorruptionError } from '../../src/core/errors.js';
-import { RowDecoder, RowEncoder } from '../../src/sources/row-codec.js';
+import { RowDecoder, RowEncoder, TextBytes } from '../../src/sources/row-codec.js';
 
-function encodeAll(rows: unknown[][], chunkSize?: number): Buffer {
-  const enc = new RowEncoder(chunkSize);
-  const parts: Buffer[] = [];
-  for (const r of rows) {
-    const c = enc.push(r);
-    if (c) parts.push(Buffer.from(c));
-  }
-  const last = enc.flush();
-  if (last) parts.push(Buffer.from(last));
-  return Buffer.concat(parts);
+function encodeAll(rows: unknown[][], chunkSize?: number, largeValue?: number): Buffer {
+  return Buffer.concat(encodePieces(rows, chunkSize, largeValue));
 }
 
-function decodeSlices(bytes: Buffer, cuts: number[]): unknown[][] {
-  const dec = new RowDecoder();
+/** The pieces the encoder hands out, each copied when it comes. */
+function encodePieces(rows: unknown[][], chunkSize?: number, largeValue?: number): Buffer[] {
+  const enc = new RowEncoder(chunkSize, largeValue);
+  const parts: Buffer[] = [];
+  for (const r of rows) {
+    for (let c = enc.push(r); c; c = enc.next()) parts.push(Buffer.from(c));
+  }
+  for (let c = enc.flush(); c; c = enc.next()) parts.push(Buffer.from(c));
+  return parts;
+}
+
+function decodeSlices(bytes: Buffer, cuts: number[], dec = new RowDecoder()): unknown[][] {
   const out: unknown[][] = [];
   let prev = 0;
   for (const cut of [...cuts, bytes.length]) {
@@ -35,6 +37,7 @@ function normalise(rows: unknown[][]): unknown[][] {
       if (typeof v === 'number') return Object.is(v, -0) ? 'r:-0' : Number.isNaN(v) ? 'r:NaN' : `r:${v}`;
       if (typeof v === 'string') return `t:${v}`;
       if (Buffer.isBuffer(v)) return `x:${v.toString('hex')}`;
+      if (v instanceof TextBytes) return `t:${Buffer.from(v.bytes).toString('utf8')}`;
       if (v instanceof Uint8Array) return `x:${Buffer.from(v).toString('hex')}`;
       return v === null ? 'null' : `?${String(v)}`;
     }),
@@ -143,6 +146,50 @@ describe('row codec', () => {
     const bytes = encodeAll(rows);
     const cuts = Array.from({ length: 40 }, (_, i) => i * 65536);
     expect(normalise(decodeSlices(bytes, cuts))).toEqual(normalise(rows));
+  });
+
+  it('hands out large values as views or pieces of their own, and decodes them across any cuts', () => {
+    // Thresholds scaled down (the defaults are 1 MiB out and 64 KiB in) so every path is exercised.
+    const blob = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7) % 256));
+    const text = 'añ😀'.repeat(700);
+    const rows: unknown[][] = [[1n, blob, 'small', text, null], [new TextBytes(Buffer.from([0xff, 0xfe, ...Buffer.from('x'.repeat(300))]))], [blob.subarray(0, 100), 2.5]];
+    const pieces = encodePieces(rows, 256, 100);
+    const enc = new RowEncoder(256, 100);
+    const views: Buffer[] = [];
+    for (let c = enc.push(rows[0] as unknown[]); c; c = enc.next()) views.push(c);
+    // The blob's bytes are not copied: its pieces are views of the value itself.
+    expect(views.some((v) => v.buffer === blob.buffer && v.length > 0)).toBe(true);
+    expect(Math.max(...pieces.map((p) => p.length))).toBeLessThanOrEqual(1024 * 1024);
+    const bytes = Buffer.concat(pieces);
+    expect(bytes.equals(encodeAll(rows))).toBe(true); // the same stream as with no large values
+    for (const step of [1, 7, 64, 333, 4096]) {
+      const cuts: number[] = [];
+      for (let p = step; p < bytes.length; p += step) cuts.push(p);
+      expect(normalise(decodeSlices(bytes, cuts, new RowDecoder({ largeValue: 50 })))).toEqual(normalise(rows));
+      const asBytes = decodeSlices(bytes, cuts, new RowDecoder({ largeValue: 50, largeTextAsBytes: true }));
+      expect(asBytes[0]?.[3]).toBeInstanceOf(TextBytes);
+      expect(asBytes[0]?.[2]).toBe('small');
+      expect(normalise(asBytes)).toEqual(normalise(rows));
+    }
+  });
+
+  it('never cuts a long text between the halves of a surrogate pair', () => {
+    // The default piece is 1 MiB UTF-16 units: put a pair across that boundary.
+    const text = `${'a'.repeat(1024 * 1024 - 1)}😀${'é'.repeat(10)}`;
+    const bytes = encodeAll([[text]]);
+    const [row] = decodeSlices(bytes, [5, 1024 * 1024]);
+    expect(row?.[0]).toBe(text);
+  });
+
+  it('reports a stream that ends inside a large value as corruption', () => {
+    const bytes = encodeAll([[Buffer.alloc(200_000, 1)]]);
+    const dec = new RowDecoder();
+    expect(dec.push(bytes.subarray(0, 100_000))).toEqual([]);
+    expect(dec.push(bytes.subarray(100_000, bytes.length - 1))).toEqual([]);
+    expect(() => dec.finish()).toThrow(/ends inside a row: 1 bytes of a value missing/);
+    const whole = new RowDecoder();
+    expect(whole.push(bytes.subarray(0, 3)).length + whole.push(bytes.subarray(3)).length).toBe(1);
+    whole.finish();
   });
 
   it('rejects out-of-range integers and unsupported values', () => {

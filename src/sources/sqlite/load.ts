@@ -10,7 +10,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import Database from './driver.js';
 import { CorruptionError, throwIfAborted } from '../../core/errors.js';
 import type { RestoreOptions } from '../types.js';
-import { RowDecoder, TextBytes } from '../row-codec.js';
+import { RowDecoder, TextBytes, type RowDecoderOptions } from '../row-codec.js';
 import { Pacer } from '../pace.js';
 import { quoteIdent, type SqliteNamedSql } from './sql.js';
 import { foldName } from './naming.js';
@@ -204,7 +204,9 @@ async function loadTable(
     new CorruptionError(`Table "${name}": ${err.message}`, { objects: err.objects, collections: [name] });
   db.exec('BEGIN');
   try {
-    for await (const decoded of decodedChunks(t.item.data(), signal, damaged, counted)) {
+    // Long text comes as its bytes (TextBytes, bound as a blob cast to TEXT: the same bytes in a
+    // UTF-8 file): a string would be one more copy, and binding it one more again.
+    for await (const decoded of decodedChunks(t.item.data(), signal, damaged, counted, { largeTextAsBytes: utf8 })) {
       for (const row of decoded) {
         if (row.length !== cols.length) {
           throw new CorruptionError(
@@ -312,8 +314,9 @@ async function* decodedChunks(
   signal: AbortSignal | undefined,
   damaged: (err: CorruptionError) => CorruptionError,
   counted: { bytes: number },
+  options?: RowDecoderOptions,
 ): AsyncGenerator<unknown[][]> {
-  const decoder = new RowDecoder();
+  const decoder = new RowDecoder(options);
   const decode = <T>(step: () => T): T => {
     try {
       return step();

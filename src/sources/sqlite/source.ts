@@ -524,7 +524,7 @@ class SqliteSnapshot implements SourceSnapshot {
         for (const row of iter) {
           rowCount++;
           finish?.(row);
-          const chunk = encoder.push(row);
+          let chunk = encoder.push(row);
           if (++sinceCheck >= CHECK_ROWS) {
             sinceCheck = 0;
             throwIfAborted(signal);
@@ -536,7 +536,9 @@ class SqliteSnapshot implements SourceSnapshot {
               throwIfAborted(signal);
             }
           }
-          if (chunk !== undefined) {
+          // A row with a large value comes out in several pieces, handed on one at a time so
+          // that the chunks cut from them are written before the next piece is made.
+          for (; chunk !== undefined; chunk = encoder.next()) {
             yield chunk;
             throwIfAborted(signal);
           }
@@ -545,8 +547,7 @@ class SqliteSnapshot implements SourceSnapshot {
         // no complete read.
         throwIfAborted(signal);
         self.assertOpen();
-        const last = encoder.flush();
-        if (last !== undefined) yield last;
+        for (let last = encoder.flush(); last !== undefined; last = encoder.next()) yield last;
       } catch (err) {
         throw toSourceError(err, self.db.name);
       } finally {
