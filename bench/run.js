@@ -23,6 +23,8 @@
 //   l  (no database) `cairn server`'s backup listing with 10,000 backups (`--only l`, issue 19;
 //                     bench/listing.mjs): first page (limit=50, newest first) with the summary
 //                     cache cold and warm, against the full listing; median of --runs (default 5)
+//   v  (SQLite)       one row holding a 120 MiB BLOB, and one a 120 MiB TEXT (`--only v`, issue 22;
+//                     bench/large-value.mjs): peak RSS of backup and restore, goal ≤ 256 MiB
 // Every measurement runs the tools alternately (the order rotates each run) --runs times
 // (default 3) and reports the median wall time, client CPU (user+sys of the process and its
 // children, from /usr/bin/time), PostgreSQL server CPU (the postmaster and its children, from
@@ -706,6 +708,19 @@ function markdown(result) {
       lines.push(`| ${label} | ${fmt(l[k], 1)} | ${fmt(ratio(l[k], l.full_cold_ms), 3)} |`);
     }
   }
+  const v = result.sets.v;
+  if (v?.skipped) lines.push('', `set v skipped: ${v.skipped}`);
+  if (v && !v.skipped) {
+    lines.push('');
+    lines.push(`| v (one ${v.value_mib} MiB value, median of ${v.runs}) | job | wall s | client CPU s | peak RSS MiB | goal |`);
+    lines.push('|---|---|---:|---:|---:|---|');
+    for (const kind of ['blob', 'text']) {
+      for (const job of ['backup', 'restore']) {
+        const s = v[kind][job];
+        lines.push(`| SQLite ${kind.toUpperCase()} | ${job} | ${fmt(s.wall_s)} | ${fmt(s.cpu_s)} | ${fmt(s.peak_rss_mib, 0)} | ≤ ${v.goal_peak_rss_mib} |`);
+      }
+    }
+  }
   lines.push('');
   lines.push('pg_dump / pg_restore run with -Fd -j' + result.options.jobs + ' (pg_dump_z0 adds -Z0); output = repository growth or dump directory size; new = cairn manifest totals.newBytes.');
   lines.push('Client CPU = user+sys of the tool and its children; server CPU = PostgreSQL processes over the same interval (includes unrelated load, if any).');
@@ -736,7 +751,18 @@ const targetSpec = {
   encrypted_restore_vs_plain: ['≤ 1.10', (v) => v <= 1.1],
   // Issue 19: the console's first page of 10,000 backups well under a second.
   listing_first_page_warm_ms: ['< 250', (v) => v < 250],
+  // Issue 22: memory must not grow with a value's size (set v: one 120 MiB BLOB or TEXT).
+  large_value_backup_peak_rss_mib: ['≤ 256', (v) => v <= 256],
+  large_value_restore_peak_rss_mib: ['≤ 256', (v) => v <= 256],
 };
+
+/** Set v: bench/large-value.mjs in its own process, its JSON result. */
+function benchLargeValue() {
+  const out = path.join(work, 'large-value.json');
+  const r = spawnSync(process.execPath, [path.join(here, 'large-value.mjs'), '--mib', '120', '--runs', String(opt('runs', '1')), '--json', out], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) return { skipped: `bench/large-value.mjs exited ${r.status}` };
+  return JSON.parse(fs.readFileSync(out, 'utf8'));
+}
 
 /** Set l: bench/listing.mjs in its own process (it starts a server), its JSON result. */
 function benchListing() {
@@ -760,6 +786,7 @@ function main() {
     if (only.has('c')) sets.c = benchTables();
     if (only.has('e')) sets.e = benchEncryption();
     if (only.has('l')) sets.l = benchListing();
+    if (only.has('v')) sets.v = benchLargeValue();
   } finally {
     scratch.cleanup();
   }
@@ -780,6 +807,8 @@ function main() {
     encrypted_backup_vs_plain: sets.e ? ratio(sets.e.full_backup.encrypted.wall_s, sets.e.full_backup.plain.wall_s) : null,
     encrypted_restore_vs_plain: sets.e ? ratio(sets.e.restore.encrypted.wall_s, sets.e.restore.plain.wall_s) : null,
     listing_first_page_warm_ms: sets.l?.first_page_warm_ms ?? null,
+    large_value_backup_peak_rss_mib: sets.v?.blob ? Math.max(sets.v.blob.backup.peak_rss_mib, sets.v.text.backup.peak_rss_mib) : null,
+    large_value_restore_peak_rss_mib: sets.v?.blob ? Math.max(sets.v.blob.restore.peak_rss_mib, sets.v.text.restore.peak_rss_mib) : null,
   };
   const targets = Object.fromEntries(Object.entries(targetSpec).map(([k, [text, f]]) => [k, { text, met: ratios[k] == null ? null : f(ratios[k]) }]));
   const result = {
@@ -789,7 +818,7 @@ function main() {
     host: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, mem_mib: Math.round(os.totalmem() / MiB), node: process.version, postgres: pgVersion, pg_dump: dumpVersion, loadavg: os.loadavg() },
     notes: {
       ratios: 'backup/restore/copy/new-bytes ratios are for data set b (tables_10k_* for c, which has --tables tables); wall-time ratios are medians of alternating runs',
-      peak_rss_mib: 'largest peak RSS of any cairn process over all data sets',
+      peak_rss_mib: 'largest peak RSS of any cairn process over all data sets but v (whose large-value goals are large_value_*_peak_rss_mib)',
       copy_rate_share: 'raw parallel COPY TO /dev/null wall time / cairn full backup wall time (same data)',
       new_bytes_share: 'cairn totals.newBytes / pg_dump -Fd output bytes for the same second backup (_of_full: / cairn full repository size)',
     },

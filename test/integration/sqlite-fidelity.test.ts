@@ -5,6 +5,7 @@
  * the source value by value (`typeof`, `hex`), and with the sqlite3 CLI's dump where it exists.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -150,6 +151,30 @@ describe('16: TEXT values keep their bytes', () => {
     const ref = dumpReference(src);
     const refT = cells(ref, 't');
     expect(refT[0]).toEqual(expected.t[0]);
+  });
+
+  it('restores a 24 MiB BLOB and a 24 MiB TEXT in one row exactly (issue 22: large values are streamed, not copied whole)', () => {
+    // Incompressible bytes, and text of 1-, 2- and 4-byte characters (a surrogate pair lands on
+    // the encoder's 1 Mi-unit piece boundaries), with a small value after each large one.
+    const blob = randomBytes(24 * 1024 * 1024);
+    const text = 'aé😀'.repeat(3 * 1024 * 1024).slice(0, 24 * 1024 * 1024 - 7);
+    const src = make('large-values', (db) => {
+      db.exec('CREATE TABLE big (id INTEGER PRIMARY KEY, b BLOB, s TEXT, tail INTEGER)');
+      db.prepare('INSERT INTO big VALUES (1, ?, ?, 7), (2, x\'00\', \'x\', 8)').run(blob, text);
+    });
+    const m = backup(src);
+    const copy = fresh('large-values-copy');
+    const r = restore(m.id, copy);
+    expect(r.code, r.stderr).toBe(0);
+    const db = new Database(copy, { readonly: true, fileMustExist: true });
+    try {
+      const rows = db.prepare('SELECT id, typeof(b), b, typeof(s), s, tail FROM big ORDER BY id').raw(true).all() as unknown[][];
+      expect(rows.map((row) => [row[0], row[1], row[3], row[5]])).toEqual([[1, 'blob', 'text', 7], [2, 'blob', 'text', 8]]);
+      expect((rows[0]?.[2] as Buffer).equals(blob)).toBe(true);
+      expect(rows[0]?.[4] === text).toBe(true);
+    } finally {
+      db.close();
+    }
   });
 
   it('UTF-16 databases: the encoding and the text are kept; restores across encodings convert', () => {
