@@ -67,6 +67,28 @@ export function measurer({ workDir, serverCpu }) {
 }
 
 export const sh = (script) => ['sh', ['-c', script]];
+/** A bash pipeline with pipefail (a failing first stage fails the job), `args` as $1, $2, …: no quoting. */
+export const pipeline = (script, ...args) => ['bash', ['-c', `set -o pipefail; ${script}`, 'bash', ...args]];
+
+/**
+ * Makes sure the commands `commands` exist, installing Debian's package `pkg` with apt-get when
+ * one is missing (as root; apt-get update once if the first install fails). Returns null when
+ * they are there, else a sentence saying why not and what to do.
+ */
+export function ensureDebianPackage(pkg, commands) {
+  const present = () => spawnSync('sh', ['-c', commands.map((c) => `command -v ${c}`).join(' && ')], { encoding: 'utf8' }).status === 0;
+  if (present()) return null;
+  if (spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status !== 0) return `${commands.join('/')} not installed and there is no apt-get to install it: install ${pkg}`;
+  if (process.getuid?.() !== 0) return `${commands.join('/')} not installed and installing it needs root: run \`sudo apt-get install ${pkg}\``;
+  log(`installing ${pkg} (apt-get install ${pkg})`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () => spawnSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', pkg], { encoding: 'utf8', env }).status === 0;
+  if (!install()) {
+    spawnSync('apt-get', ['update', '-q'], { encoding: 'utf8', env });
+    install();
+  }
+  return present() ? null : `${commands.join('/')} not installed and \`apt-get install ${pkg}\` failed (no network or no such package?): install it yourself`;
+}
 
 export function dirBytes(p) {
   let total = 0;

@@ -28,7 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { MiB, alternate, dirBytes, option, fmt, log, measurer, mib, procComm, procStat, ratio, rm, scratchDatabases, ticksToSeconds, writeResults } from './measure.mjs';
+import { MiB, alternate, dirBytes, ensureDebianPackage, option, fmt, log, measurer, mib, procComm, procStat, ratio, rm, scratchDatabases, ticksToSeconds, writeResults } from './measure.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -363,20 +363,7 @@ function myloader(dir, db) {
 }
 
 /** mydumper/myloader present, installing Debian's package when missing; else why not. */
-function ensureMydumper() {
-  const present = () => spawnSync('sh', ['-c', 'command -v mydumper && command -v myloader'], { encoding: 'utf8' }).status === 0;
-  if (present()) return null;
-  if (spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status !== 0) return 'mydumper is not installed and there is no apt-get to install it: install mydumper (it brings myloader)';
-  if (process.getuid?.() !== 0) return 'mydumper is not installed and installing it needs root: run `sudo apt-get install mydumper`';
-  log('installing mydumper (apt-get install mydumper)');
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => spawnSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'mydumper'], { encoding: 'utf8', env }).status === 0;
-  if (!install()) {
-    spawnSync('apt-get', ['update', '-q'], { encoding: 'utf8', env });
-    install();
-  }
-  return present() ? null : 'mydumper is not installed and `apt-get install mydumper` failed (no network or no such package?): install it yourself';
-}
+const ensureMydumper = () => ensureDebianPackage('mydumper', ['mydumper', 'myloader']);
 
 // ---------------------------------------------------------------------------------------------
 const scratch = scratchDatabases({ dropDb, prefix: `bench_tmp_${process.pid}_my_`, onCleanup: () => work && !keepWork && rm(work) });

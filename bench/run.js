@@ -1,13 +1,22 @@
 #!/usr/bin/env node
 // `npm run bench`: cairn against pg_dump / pg_restore on the local PostgreSQL (issue 4).
 //
-//   node bench/run.js [--quick] [--scale-mib N] [--tables N] [--only a,b,c] [--runs N]
+//   node bench/run.js [--quick] [--scale-mib N] [--tables N] [--only a,b,c,e,l,s] [--runs N]
 //                     [--jobs N] [--recreate] [--workdir DIR] [--pg URL] [--keep-work]
+//   node bench/run.js --scaling [--scale-points 0.1,1,4] [--chart FILE] [--runs N]
+//                     the scaling curve (set b at each size in GiB; default points 0.1,1,4):
+//                     cairn backup / restore time and peak RSS, pg_dump -Fd -jN time; an SVG
+//                     chart into --chart (default docs/performance-scaling.svg). Only the curve
+//                     runs unless --only names sets too (--only b,scaling); off by default: 4 GiB
+//                     takes long. --scale-points alone implies --scaling.
+//   node bench/run.js --chart-from bench/results/<file>.json [--chart FILE]
+//                     redraw the scaling chart from a run's results (measures nothing)
 //   node bench/run.js --raise-lock-limit ...   first raise max_locks_per_transaction for set c
 //                     (ALTER SYSTEM + pg_ctlcluster restart of a local Debian cluster)
 //   node bench/run.js --engine mysql [...]   cairn against mysqldump | gzip and mydumper/myloader on
 //                     the local MariaDB/MySQL (bench/mysql.mjs; --engine mysql --help for its options)
-//   node bench/run.js --cleanup      drop the reusable data sets (bench_a_*, bench_b_*, bench_c_*)
+//   node bench/run.js --cleanup      drop the reusable data sets (bench_a_*, bench_b_*, bench_c_*,
+//                                    and <workdir>/cairn-bench-sets: set s)
 //   node bench/run.js --libs [...]   the library measurements (bench/libs.mjs)
 //   node bench/run.js --upload [--gib N] [--pack-mib 16,128]   memory while a multi-GiB stream
 //                                    uploads to S3 (s3rver; bench/upload.mjs)
@@ -16,7 +25,15 @@
 //   a  bench_a_<mib>  pgbench tables, ~<mib> MiB (default 1024, --quick 100): very compressible
 //   b  bench_b_<mib>  mixed types (random-word text, numerics, timestamps, jsonb, bytea, uuid);
 //                     customers / products / orders / events (events is the large one)
+//                     with restic as a third peer: pg_dump -Fc | restic backup --stdin into a
+//                     local restic repository (full, unchanged and +2 % second backups, restore
+//                     through restic dump | pg_restore, one stream); restic installed with apt
+//                     when missing (skipped with the reason when it cannot be)
 //   c  bench_c_<n>    <n> small tables (default 10000, --quick 1000) of 10 rows each
+//   s  <workdir>/cairn-bench-sets/bench_s_<mib>.sqlite  a SQLite file of ~<mib> MiB (default 1024,
+//                     --quick 100; `--only s`): cairn against sqlite3 .backup + zstd -3,
+//                     sqlite3 VACUUM INTO + zstd -3 and restic backup <file>; restore
+//                     (zstd -d + rename; restic restore); a second backup after a small change
 //   e  (set b's database) cairn into a plain and an encrypted repository (`--only e`, issue 18):
 //                     full backup and restore, alternating; the KDF (scrypt N=2^17) runs in each
 //                     encrypted command, as it would for a user
@@ -37,7 +54,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { MiB, alternate as alternateRuns, dirBytes, option, fmt, log, measurer, mib, procComm, procStat, ratio, rm, scratchDatabases, sh, ticksToSeconds, writeResults } from './measure.mjs';
+import { lineChartsSvg } from './chart.mjs';
+import { MiB, alternate as alternateRuns, dirBytes, option, fmt, log, measurer, mib, pipeline, procComm, procStat, ratio, rm, scratchDatabases, sh, ticksToSeconds, writeResults } from './measure.mjs';
+import { ensureSqliteSet, restic as resticTool, resticProblem, sqliteChangeSql, sqliteCount } from './peers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -71,7 +90,7 @@ if (argv.includes('--libs')) {
 // options
 const has = (name) => argv.includes(`--${name}`);
 const opt = (name, dflt) => option(name, dflt, argv);
-const known = new Set(['raise-lock-limit', 'quick', 'scale-mib', 'tables', 'only', 'runs', 'jobs', 'recreate', 'workdir', 'pg', 'keep-work', 'cleanup', 'help']);
+const known = new Set(['chart-from', 'raise-lock-limit', 'quick', 'scale-mib', 'tables', 'only', 'runs', 'jobs', 'recreate', 'workdir', 'pg', 'keep-work', 'cleanup', 'help', 'scaling', 'scale-points', 'chart']);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
   if (!a.startsWith('--')) continue;
@@ -81,13 +100,30 @@ for (let i = 0; i < argv.length; i++) {
   }
 }
 if (has('help')) {
-  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).slice(0, 22).map((l) => l.slice(3)).join('\n'));
+  const text = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1);
+  console.log(text.slice(0, text.findIndex((l) => !l.startsWith('//'))).map((l) => l.slice(3)).join('\n'));
   process.exit(0);
 }
 const quick = has('quick');
 const scaleMiB = Number(opt('scale-mib', quick ? 100 : 1024));
 const tableCount = Number(opt('tables', quick ? 1000 : 10000));
-const only = new Set(opt('only', 'a,b,c').split(',').map((s) => s.trim()).filter(Boolean));
+const scaling = has('scaling') || has('scale-points');
+const only = new Set(opt('only', scaling ? 'scaling' : 'a,b,c').split(',').map((s) => s.trim()).filter(Boolean));
+if (scaling) only.add('scaling');
+for (const k of only) {
+  if (!['a', 'b', 'c', 'e', 'l', 's', 'v', 'scaling'].includes(k)) {
+    console.error(`--only: unknown set ${k}; write a comma-separated list of a, b, c, e, l, s, v, scaling`);
+    process.exit(2);
+  }
+}
+const scalePoints = opt('scale-points', '0.1,1,4').split(',').map((v) => Number(v.trim()));
+if (scalePoints.some((v) => !Number.isFinite(v) || v <= 0)) {
+  console.error('--scale-points needs sizes in GiB, comma-separated, e.g. 0.1,1,4');
+  process.exit(2);
+}
+const chartFile = path.resolve(opt('chart', path.join(root, 'docs', 'performance-scaling.svg')));
+// reusable data sets that are files (set s), beside the runs' scratch folders
+const setsDir = path.join(opt('workdir', os.tmpdir()), 'cairn-bench-sets');
 const runs = Math.max(1, Number(opt('runs', 3)));
 const jobs = Math.max(1, Number(opt('jobs', 2)));
 const recreate = has('recreate');
@@ -139,6 +175,8 @@ if (has('cleanup')) {
     log(`dropping ${db}`);
     dropDb(db);
   }
+  log(`removing ${setsDir}`);
+  rm(setsDir);
   process.exit(0);
 }
 
@@ -170,6 +208,8 @@ function serverCpu() {
 
 let work; // scratch directory, set in main
 const { timed } = measurer({ workDir: () => work, serverCpu });
+/** restic's commands (bench/peers.mjs), measured like every tool; bound in main (needs work). */
+let restic;
 /** Runs the tools alternately --runs times (measure.mjs alternate). */
 const alternate = (title, tools, { n = runs, rotate = true } = {}) => alternateRuns(title, tools, { n, rotate });
 
@@ -188,9 +228,10 @@ function cairnInit(repo, { encrypted = false } = {}) {
   });
   if (r.status !== 0) throw new Error(`cairn repo init failed: ${r.stderr}`);
 }
+/** A full or incremental backup of database `db` (or of a source URL such as sqlite://…) into `repo`. */
 function cairnBackup(db, repo, id, env) {
   const before = dirBytes(repo);
-  const s = cairn(['backup', 'create', '--source', dbUrl(db), '--repo', repo, '--id', id, '--jobs', String(jobs), '--json'], env);
+  const s = cairn(['backup', 'create', '--source', db.includes('://') ? db : dbUrl(db), '--repo', repo, '--id', id, '--jobs', String(jobs), '--json'], env);
   const m = JSON.parse(s.stdout);
   s.bytes = dirBytes(repo) - before; // repository growth
   s.newBytes = m.totals.newBytes;
@@ -383,10 +424,11 @@ END LOOP; END $$;`);
   markComplete(db, marker);
 }
 
-function ensureSet(key) {
+/** The data set `key` (a, b, c), created when missing; `size` MiB for a and b (default --scale-mib). */
+function ensureSet(key, size = scaleMiB) {
   const spec = {
-    a: { db: `bench_a_${scaleMiB}`, marker: `cairn-bench a v1 mib=${scaleMiB}`, create: (db, m) => createSetA(db, scaleMiB, m) },
-    b: { db: `bench_b_${scaleMiB}`, marker: `cairn-bench b v1 mib=${scaleMiB}`, create: (db, m) => createSetB(db, scaleMiB, m) },
+    a: { db: `bench_a_${size}`, marker: `cairn-bench a v1 mib=${size}`, create: (db, m) => createSetA(db, size, m) },
+    b: { db: `bench_b_${size}`, marker: `cairn-bench b v1 mib=${size}`, create: (db, m) => createSetB(db, size, m) },
     c: { db: `bench_c_${tableCount}`, marker: `cairn-bench c v1 tables=${tableCount}`, create: (db, m) => createSetC(db, tableCount, m) },
   }[key];
   if (!recreate && dbExists(spec.db) && dbComment(spec.db) === spec.marker) {
@@ -477,6 +519,14 @@ function benchVolume(key) {
   const scripts = copyScripts(db, dir);
   const largest = tables(db)[0].name;
   const res = { database: db, database_bytes: dbSize(db), largest_table: largest };
+  // restic, on set b only (issue 22): pg_dump -Fc | restic backup --stdin, one file name for
+  // every snapshot (the snapshots of the +2 % copy too), restored from the last full snapshot.
+  const resticRepo = path.join(dir, 'restic');
+  const resticName = `set-${key}.dump`;
+  let resticFull = null;
+  if (key === 'b') res.restic_skipped = resticProblem() ?? undefined;
+  const withRestic = key === 'b' && !res.restic_skipped;
+  const peer = (tool) => (withRestic ? { restic: tool } : {});
 
   log(`[${key}] full backup`);
   res.full_backup = alternate(`${key} full backup`, {
@@ -487,6 +537,13 @@ function benchVolume(key) {
     pg_dump: () => pgDump(db, dumpGz),
     pg_dump_z0: () => pgDump(db, dumpZ0, ['-Z0']),
     raw_copy: () => rawCopy(db, scripts),
+    ...peer(() => {
+      resticFull = null;
+      restic.init(resticRepo); // a fresh repository every run, as for cairn
+      const s = restic.backupDump(dbUrl(db), resticRepo, resticName);
+      resticFull = s.snapshot;
+      return s;
+    }),
   });
   const fb = res.full_backup;
   res.logical_bytes = fb.cairn.samples[0]?.logicalBytes ?? null;
@@ -497,6 +554,7 @@ function benchVolume(key) {
     res.unchanged_backup = alternate(`${key} unchanged backup`, {
       cairn: (i) => cairnBackup(db, repo, `unchanged-${i}`),
       pg_dump: () => pgDump(db, dumpGz),
+      ...(resticFull ? { restic: () => restic.backupDump(dbUrl(db), resticRepo, resticName) } : {}),
     });
     log(`[${key}] second backup after appending 2% rows to ${largest}`);
     const copy = tmpDb(`${key}_append`);
@@ -511,6 +569,7 @@ function benchVolume(key) {
       append: () => timed('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', dbUrl(copy), '-c', appendSql(key, copy, addRows)]),
       cairn: (i) => cairnBackup(copy, repo, `appended-${i}`),
       pg_dump: () => pgDump(copy, appendDump),
+      ...(resticFull ? { restic: () => restic.backupDump(dbUrl(copy), resticRepo, resticName) } : {}),
     }, { rotate: false });
     rm(appendDump);
     dropTmp(copy);
@@ -518,6 +577,7 @@ function benchVolume(key) {
     log(`[${key}] restore`);
     const rc = tmpDb(`${key}_rc`);
     const rp = tmpDb(`${key}_rp`);
+    const rr = tmpDb(`${key}_rr`);
     res.restore = alternate(`${key} restore`, {
       cairn: () => {
         const s = cairnRestore(repo, lastFull, rc);
@@ -531,12 +591,215 @@ function benchVolume(key) {
         dropDb(rp);
         return s;
       },
+      ...(resticFull ? {
+        restic: () => {
+          dropDb(rr);
+          const s = restic.restoreDump(resticRepo, resticFull, resticName, dbUrl('postgres'), `CREATE DATABASE ${ident(rr)} TEMPLATE template0`, dbUrl(rr));
+          res.restore_check_restic ??= rowCount(rr, largest) === rowCount(db, largest);
+          dropDb(rr);
+          return s;
+        },
+      } : {}),
     });
     dropTmp(rc);
     dropTmp(rp);
+    dropTmp(rr);
   }
   rm(dir);
   return res;
+}
+
+/**
+ * Set s: a SQLite file (bench/peers.mjs makes it once). The backups read a copy in the work dir,
+ * which the small change before the second backup then modifies in place (the reusable set
+ * stays as made; restic sees the same path, as it would for a user's database file).
+ */
+function benchSqlite() {
+  const src = ensureSqliteSet({ dir: setsDir, mib: scaleMiB, vocab: VOCAB, recreate });
+  const dir = path.join(work, 's');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'db.sqlite');
+  fs.copyFileSync(src, file);
+  const repo = path.join(dir, 'repo');
+  const resticRepo = path.join(dir, 'restic');
+  const out = path.join(dir, 'out.db');
+  const zst = path.join(dir, 'out.db.zst');
+  const vzst = path.join(dir, 'vacuum.db.zst');
+  const restored = path.join(dir, 'restored.db');
+  const resticTarget = path.join(dir, 'restic-restore');
+  const events = sqliteCount(file, 'events');
+  const res = { file: src, file_bytes: fs.statSync(src).size, events };
+  res.restic_skipped = resticProblem() ?? undefined;
+  const withRestic = !res.restic_skipped;
+  let resticSnap = null;
+  let cairnFull = null;
+  const check = (f) => sqliteCount(f, 'events') === events;
+
+  log(`[s] backup of ${mib(res.file_bytes)} MiB SQLite file`);
+  res.backup = alternate('s backup', {
+    cairn: (i) => {
+      cairnInit(repo);
+      cairnFull = null;
+      const s = cairnBackup(`sqlite://${file}`, repo, `full-${i}`);
+      cairnFull = `full-${i}`;
+      return s;
+    },
+    // sqlite3's online backup into a new file, compressed by zstd's default level (single thread)
+    sqlite_backup_zstd: () => {
+      rm(zst);
+      const s = timed(...pipeline('sqlite3 "$1" ".backup \'$2\'" && zstd -3 -q -f --rm "$2" -o "$3"', file, out, zst));
+      s.bytes = fs.statSync(zst).size;
+      return s;
+    },
+    sqlite_vacuum_into_zstd: () => {
+      rm(vzst);
+      rm(out);
+      const s = timed(...pipeline('sqlite3 "$1" "VACUUM INTO \'$2\'" && zstd -3 -q -f --rm "$2" -o "$3"', file, out, vzst));
+      s.bytes = fs.statSync(vzst).size;
+      return s;
+    },
+    ...(withRestic ? {
+      restic: () => {
+        resticSnap = null;
+        restic.init(resticRepo);
+        const s = restic.backupFile(file, resticRepo);
+        resticSnap = s.snapshot;
+        return s;
+      },
+    } : {}),
+  });
+
+  log('[s] restore');
+  res.restore = alternate('s restore', {
+    ...(cairnFull ? {
+      cairn: () => {
+        rm(restored);
+        const s = cairn(['restore', cairnFull, '--repo', repo, '--to', `sqlite://${restored}`, '--json']);
+        res.restore_check_cairn ??= check(restored);
+        rm(restored);
+        return s;
+      },
+    } : {}),
+    ...(fs.existsSync(zst) ? {
+      // decompress beside the target, then rename into place: the target is whole or absent
+      zstd_d: () => {
+        rm(restored);
+        const s = timed(...pipeline('zstd -d -q -f "$1" -o "$2.tmp" && mv "$2.tmp" "$2"', zst, restored));
+        res.restore_check_zstd_d ??= check(restored);
+        rm(restored);
+        return s;
+      },
+    } : {}),
+    ...(resticSnap ? {
+      restic: () => {
+        const s = restic.restoreFile(resticRepo, resticSnap, resticTarget);
+        res.restore_check_restic ??= check(path.join(resticTarget, 'db.sqlite'));
+        rm(resticTarget);
+        return s;
+      },
+    } : {}),
+  });
+  rm(out);
+
+  if (cairnFull) {
+    res.change = 'per run: 1,000 of the newest 10,000 events updated and 1,000 appended';
+    log(`[s] second backup after a small change (${res.change})`);
+    // each run changes the file again, then each tool backs it up into its repository of the
+    // last full backup (as set b's +2 % step)
+    res.changed_backup = alternate('s changed backup', {
+      change: () => timed('sqlite3', [file, sqliteChangeSql(file)]),
+      cairn: (i) => cairnBackup(`sqlite://${file}`, repo, `changed-${i}`),
+      ...(resticSnap ? { restic: () => restic.backupFile(file, resticRepo) } : {}),
+    }, { rotate: false });
+  }
+  rm(dir);
+  // PostgreSQL plays no part in set s: its CPU over these intervals is other load, not shown
+  for (const job of [res.backup, res.restore, res.changed_backup]) {
+    for (const t of Object.values(job ?? {})) {
+      t.server_cpu_s = null;
+      for (const x of t.samples) x.serverCpu = null;
+    }
+  }
+  return res;
+}
+
+/**
+ * The scaling curve: set b at each of --scale-points (GiB), made once per size and reused;
+ * cairn backup (fresh repository) and restore, pg_dump -Fd -jN as the reference line,
+ * alternately --runs times at each size.
+ */
+function benchScaling() {
+  const points = [];
+  const loadavg = os.loadavg();
+  for (const gib of [...scalePoints].sort((x, y) => x - y)) {
+    const size = Math.max(1, Math.round(gib * 1024));
+    const db = ensureSet('b', size);
+    const dir = path.join(work, `scale-${size}`);
+    fs.mkdirSync(dir, { recursive: true });
+    const repo = path.join(dir, 'repo');
+    const dump = path.join(dir, 'dump');
+    const rc = tmpDb(`scale_${size}_rc`);
+    const point = { gib, mib: size, database: db, database_bytes: dbSize(db) };
+    log(`[scaling] ${gib} GiB (${db}): backup`);
+    let id = null;
+    point.backup = alternate(`scaling ${gib} GiB backup`, {
+      cairn: (i) => {
+        cairnInit(repo);
+        id = null;
+        const s = cairnBackup(db, repo, `full-${i}`);
+        id = `full-${i}`;
+        return s;
+      },
+      pg_dump: () => pgDump(db, dump),
+    });
+    rm(dump);
+    if (id) {
+      log(`[scaling] ${gib} GiB: restore`);
+      point.restore = alternate(`scaling ${gib} GiB restore`, {
+        cairn: () => {
+          const s = cairnRestore(repo, id, rc);
+          dropDb(rc);
+          return s;
+        },
+      });
+    }
+    dropTmp(rc);
+    rm(dir);
+    points.push(point);
+  }
+  return { points, jobs, runs, loadavg };
+}
+
+/**
+ * The scaling chart (SVG) from measured points only: time and peak RSS against size. `sc` is a
+ * result's sets.scaling, `started` its start (a Date), `points` the --scale-points asked for.
+ */
+function scalingChart(sc, started, points) {
+  const pts = sc.points;
+  const at = (get) => pts.map((p) => [p.database_bytes / 1024 / MiB, get(p)]).filter(([, y]) => y != null);
+  const sizes = pts.map((p) => `${(p.database_bytes / 1024 / MiB).toFixed(2)}`).join(', ');
+  return lineChartsSvg({
+    title: `cairn on set b at ${sizes} GiB (measured sizes; ${os.cpus().length} cores, --jobs ${sc.jobs})`,
+    subtitle: `npm run bench -- --scale-points ${points.join(',')} --runs ${sc.runs} · ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC · median of ${sc.runs} run${sc.runs === 1 ? '' : 's'} ${sc.loadavg ? ` · load average ${sc.loadavg.map((v) => v.toFixed(1)).join(' ')} at start` : ''}`,
+    xLabel: 'database size, GiB (pg_database_size)',
+    panels: [
+      {
+        yLabel: 'seconds (wall)',
+        series: [
+          { name: 'cairn backup', points: at((p) => p.backup.cairn.wall_s) },
+          { name: 'cairn restore', points: at((p) => p.restore?.cairn.wall_s) },
+          { name: `pg_dump -Fd -j${sc.jobs}`, points: at((p) => p.backup.pg_dump.wall_s), dashed: true },
+        ],
+      },
+      {
+        yLabel: 'peak RSS, MiB',
+        series: [
+          { name: 'cairn backup', points: at((p) => p.backup.cairn.peak_rss_mib) },
+          { name: 'cairn restore', points: at((p) => p.restore?.cairn.peak_rss_mib) },
+        ],
+      },
+    ],
+  });
 }
 
 /**
@@ -641,7 +904,66 @@ function volumeRatios(r) {
     out.appended_backup_vs_pg_dump = ratio(r.appended_backup.cairn.wall_s, r.appended_backup.pg_dump.wall_s);
   }
   if (r.restore) out.restore_vs_pg_restore = ratio(r.restore.cairn.wall_s, r.restore.pg_restore.wall_s);
+  // restic (set b): cairn / restic, wall time and repository growth
+  if (fb.restic) {
+    out.restic_full_backup = ratio(fb.cairn.wall_s, fb.restic.wall_s);
+    out.restic_full_bytes = ratio(fb.cairn.output_bytes, fb.restic.output_bytes);
+    out.restic_full_peak_rss = ratio(fb.cairn.peak_rss_mib, fb.restic.peak_rss_mib);
+  }
+  if (r.unchanged_backup?.restic) {
+    out.restic_unchanged_backup = ratio(r.unchanged_backup.cairn.wall_s, r.unchanged_backup.restic.wall_s);
+    out.restic_unchanged_new_bytes = ratio(r.unchanged_backup.cairn.output_bytes, r.unchanged_backup.restic.output_bytes);
+  }
+  if (r.appended_backup?.restic) {
+    out.restic_appended_backup = ratio(r.appended_backup.cairn.wall_s, r.appended_backup.restic.wall_s);
+    out.restic_appended_new_bytes = ratio(r.appended_backup.cairn.output_bytes, r.appended_backup.restic.output_bytes);
+  }
+  if (r.restore?.restic) out.restic_restore = ratio(r.restore.cairn.wall_s, r.restore.restic.wall_s);
   return out;
+}
+
+/** Set s's ratios, cairn / peer: wall time, output size, new bytes of the changed backup. */
+function sqliteRatios(r) {
+  if (!r?.backup) return {};
+  const b = r.backup;
+  const out = {
+    sqlite_backup_vs_backup_zstd: ratio(b.cairn.wall_s, b.sqlite_backup_zstd.wall_s),
+    sqlite_backup_vs_vacuum_zstd: ratio(b.cairn.wall_s, b.sqlite_vacuum_into_zstd.wall_s),
+    sqlite_bytes_vs_backup_zstd: ratio(b.cairn.output_bytes, b.sqlite_backup_zstd.output_bytes),
+    sqlite_restore_vs_zstd_d: ratio(r.restore.cairn?.wall_s, r.restore.zstd_d?.wall_s),
+  };
+  if (b.restic) {
+    out.sqlite_backup_vs_restic = ratio(b.cairn.wall_s, b.restic.wall_s);
+    out.sqlite_bytes_vs_restic = ratio(b.cairn.output_bytes, b.restic.output_bytes);
+    out.sqlite_restore_vs_restic = ratio(r.restore.cairn?.wall_s, r.restore.restic?.wall_s);
+  }
+  const c = r.changed_backup;
+  if (c?.restic) {
+    out.sqlite_changed_backup_vs_restic = ratio(c.cairn.wall_s, c.restic.wall_s);
+    out.sqlite_changed_new_bytes_vs_restic = ratio(c.cairn.output_bytes, c.restic.output_bytes);
+  }
+  if (c) out.sqlite_changed_new_bytes_share_of_backup_zstd = ratio(c.cairn.output_bytes, b.sqlite_backup_zstd.output_bytes);
+  return out;
+}
+
+/**
+ * The scaling curve's ratios: time per GiB at the largest size / at the next smaller one (1 =
+ * linear; start-up makes small sizes dearer per GiB, so a ratio above 1 means worse than
+ * linear), peak RSS at the largest / at the smallest (memory must not grow with data), and
+ * cairn / pg_dump at the largest size.
+ */
+function scalingRatios(sc) {
+  const pts = sc?.points ?? [];
+  if (pts.length < 2) return {};
+  const big = pts[pts.length - 1];
+  const prev = pts[pts.length - 2];
+  const perGiB = (p, s) => (s?.wall_s == null ? null : s.wall_s / (p.database_bytes / 1024 / MiB));
+  return {
+    scaling_backup_s_per_gib_growth: ratio(perGiB(big, big.backup.cairn), perGiB(prev, prev.backup.cairn)),
+    scaling_restore_s_per_gib_growth: ratio(perGiB(big, big.restore?.cairn), perGiB(prev, prev.restore?.cairn)),
+    scaling_peak_rss_growth: ratio(Math.max(big.backup.cairn.peak_rss_mib ?? 0, big.restore?.cairn.peak_rss_mib ?? 0), Math.max(pts[0].backup.cairn.peak_rss_mib ?? 0, pts[0].restore?.cairn.peak_rss_mib ?? 0)),
+    scaling_largest_backup_vs_pg_dump: ratio(big.backup.cairn.wall_s, big.backup.pg_dump.wall_s),
+  };
 }
 
 function cairnPeak(sets) {
@@ -660,7 +982,7 @@ function cairnPeak(sets) {
 
 function markdown(result) {
   const lines = [];
-  lines.push(`## cairn benchmark — ${result.started_at} (${result.options.quick ? 'quick' : 'full'}, ${result.options.scale_mib} MiB sets, ${result.options.tables} tables, ${result.options.runs} runs, --jobs ${result.options.jobs}, ${os.cpus().length} cores)`);
+  lines.push(`## cairn benchmark — ${result.started_at} (sets ${result.options.only.join(',')}${result.options.scale_points ? ` at ${result.options.scale_points.join(', ')} GiB` : ''}; ${result.options.quick ? 'quick' : 'full'}, ${result.options.scale_mib} MiB sets, ${result.options.tables} tables, ${result.options.runs} runs, --jobs ${result.options.jobs}, ${os.cpus().length} cores)`);
   lines.push('');
   lines.push('| set | job | tool | wall s | client CPU s | server CPU s | peak RSS MiB | output MiB | new MiB | cairn / peer (wall) |');
   lines.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
@@ -698,6 +1020,27 @@ function markdown(result) {
       }
     }
   }
+  const sq = result.sets.s;
+  if (sq) {
+    const name = `s (SQLite, ${mib(sq.file_bytes)} MiB)`;
+    for (const [job, m] of [['backup', sq.backup], ['restore', sq.restore], ['backup after a small change', sq.changed_backup]]) {
+      if (!m) continue;
+      for (const [tool, s] of Object.entries(m)) if (tool !== 'change') row(name, job, tool, s, m.cairn?.wall_s);
+    }
+  }
+  const sc = result.sets.scaling;
+  if (sc) {
+    lines.push('');
+    lines.push(`| scaling, set b (GiB) | database MiB | cairn backup s | pg_dump -Fd -j${sc.jobs} s | cairn restore s | backup peak RSS MiB | restore peak RSS MiB |`);
+    lines.push('|---:|---:|---:|---:|---:|---:|---:|');
+    for (const p of sc.points) {
+      lines.push(`| ${p.gib} | ${mib(p.database_bytes)} | ${fmt(p.backup.cairn.wall_s)} | ${fmt(p.backup.pg_dump.wall_s)} | ${fmt(p.restore?.cairn.wall_s)} | ${fmt(p.backup.cairn.peak_rss_mib, 0)} | ${fmt(p.restore?.cairn.peak_rss_mib, 0)} |`);
+    }
+    if (sc.chart) lines.push('', `chart: ${sc.chart}`);
+  }
+  for (const [key, r] of [['b', result.sets.b], ['s', sq]]) {
+    if (r?.restic_skipped) lines.push('', `set ${key}: restic skipped: ${r.restic_skipped}`);
+  }
   const l = result.sets.l;
   if (l?.skipped) lines.push('', `set l skipped: ${l.skipped}`);
   if (l && !l.skipped) {
@@ -722,7 +1065,9 @@ function markdown(result) {
     }
   }
   lines.push('');
-  lines.push('pg_dump / pg_restore run with -Fd -j' + result.options.jobs + ' (pg_dump_z0 adds -Z0); output = repository growth or dump directory size; new = cairn manifest totals.newBytes.');
+  lines.push('pg_dump / pg_restore run with -Fd -j' + result.options.jobs + ' (pg_dump_z0 adds -Z0); output = repository growth or dump directory size; new = cairn manifest totals.newBytes (restic: its data_added, before compression).');
+  if (result.sets.b?.full_backup?.restic) lines.push('restic (set b) = pg_dump -Fc | restic backup --stdin into a local repository (format 2, compression auto); restore = restic dump | pg_restore -d, one stream (pg_restore -j needs a seekable file).');
+  if (sq) lines.push('Set s: sqlite_backup_zstd = sqlite3 .backup + zstd -3; sqlite_vacuum_into_zstd = sqlite3 VACUUM INTO + zstd -3 (its restore is zstd_d too); zstd_d = zstd -d + rename into place; restic = restic backup <file> / restic restore.');
   lines.push('Client CPU = user+sys of the tool and its children; server CPU = PostgreSQL processes over the same interval (includes unrelated load, if any).');
   lines.push('');
   lines.push('| ratio | value | target | met |');
@@ -754,6 +1099,30 @@ const targetSpec = {
   // Issue 22: memory must not grow with a value's size (set v: one 120 MiB BLOB or TEXT).
   large_value_backup_peak_rss_mib: ['≤ 256', (v) => v <= 256],
   large_value_restore_peak_rss_mib: ['≤ 256', (v) => v <= 256],
+  // Issue 22: restic on set b (pg_dump -Fc | restic backup --stdin), cairn / restic.
+  restic_full_backup: ['< 1', (v) => v < 1],
+  restic_full_bytes: ['< 1', (v) => v < 1],
+  restic_unchanged_backup: ['< 1', (v) => v < 1],
+  restic_unchanged_new_bytes: ['< 1', (v) => v < 1],
+  restic_appended_backup: ['< 1', (v) => v < 1],
+  restic_appended_new_bytes: ['< 1', (v) => v < 1],
+  restic_restore: ['< 1', (v) => v < 1],
+  // Issue 22: set s, a SQLite file, cairn / peer.
+  sqlite_backup_vs_backup_zstd: ['< 1', (v) => v < 1],
+  sqlite_backup_vs_vacuum_zstd: ['< 1', (v) => v < 1],
+  sqlite_backup_vs_restic: ['< 1', (v) => v < 1],
+  sqlite_bytes_vs_backup_zstd: ['≤ 1', (v) => v <= 1],
+  sqlite_bytes_vs_restic: ['< 1', (v) => v < 1],
+  sqlite_restore_vs_zstd_d: ['≤ 1', (v) => v <= 1],
+  sqlite_restore_vs_restic: ['< 1', (v) => v < 1],
+  sqlite_changed_backup_vs_restic: ['< 1', (v) => v < 1],
+  sqlite_changed_new_bytes_vs_restic: ['< 1', (v) => v < 1],
+  sqlite_changed_new_bytes_share_of_backup_zstd: ['< 0.05', (v) => v < 0.05],
+  // Issue 22: the scaling curve (set b at --scale-points): linear time, flat memory.
+  scaling_backup_s_per_gib_growth: ['≤ 1.1', (v) => v <= 1.1],
+  scaling_restore_s_per_gib_growth: ['≤ 1.1', (v) => v <= 1.1],
+  scaling_peak_rss_growth: ['≤ 1.25', (v) => v <= 1.25],
+  scaling_largest_backup_vs_pg_dump: ['≤ 0.5', (v) => v <= 0.5],
 };
 
 /** Set v: bench/large-value.mjs in its own process, its JSON result. */
@@ -762,6 +1131,12 @@ function benchLargeValue() {
   const r = spawnSync(process.execPath, [path.join(here, 'large-value.mjs'), '--mib', '120', '--runs', String(opt('runs', '1')), '--json', out], { stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) return { skipped: `bench/large-value.mjs exited ${r.status}` };
   return JSON.parse(fs.readFileSync(out, 'utf8'));
+}
+
+/** The first line of `cmd arg` (a tool's version), or null when it is not installed. */
+function toolVersion(cmd, arg) {
+  const r = spawnSync(cmd, [arg], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim().split('\n')[0] : null;
 }
 
 /** Set l: bench/listing.mjs in its own process (it starts a server), its JSON result. */
@@ -773,12 +1148,26 @@ function benchListing() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// --chart-from FILE: redraw the scaling chart from a results file, measuring nothing
+if (has('chart-from')) {
+  const r = JSON.parse(fs.readFileSync(opt('chart-from'), 'utf8'));
+  if (!r.sets?.scaling?.points?.length) {
+    console.error(`--chart-from: ${opt('chart-from')} has no scaling points (sets.scaling); run --scaling first`);
+    process.exit(2);
+  }
+  r.sets.scaling.loadavg ??= r.host?.loadavg;
+  fs.writeFileSync(chartFile, scalingChart(r.sets.scaling, new Date(r.started_at), r.options.scale_points ?? r.sets.scaling.points.map((p) => p.gib)));
+  log(`scaling chart: ${chartFile}`);
+  process.exit(0);
+}
+
 function main() {
   const started = new Date();
   work = fs.mkdtempSync(path.join(opt('workdir', os.tmpdir()), 'cairn-bench-'));
   const pgVersion = psql('postgres', 'SHOW server_version');
   const dumpVersion = spawnSync('pg_dump', ['--version'], { encoding: 'utf8' }).stdout.trim();
   log(`work dir ${work}; PostgreSQL ${pgVersion}; ${dumpVersion}; server CPU from ${postmasterPid ? `postmaster ${postmasterPid}` : '(not available)'}`);
+  restic = resticTool({ timed, work });
   const sets = {};
   try {
     if (only.has('a')) sets.a = benchVolume('a');
@@ -787,10 +1176,18 @@ function main() {
     if (only.has('e')) sets.e = benchEncryption();
     if (only.has('l')) sets.l = benchListing();
     if (only.has('v')) sets.v = benchLargeValue();
+    if (only.has('s')) sets.s = benchSqlite();
+    if (only.has('scaling')) sets.scaling = benchScaling();
   } finally {
     scratch.cleanup();
   }
-  const perSet = { a: volumeRatios(sets.a), b: volumeRatios(sets.b) };
+  if (sets.scaling?.points.length) {
+    fs.mkdirSync(path.dirname(chartFile), { recursive: true });
+    fs.writeFileSync(chartFile, scalingChart(sets.scaling, started, scalePoints));
+    sets.scaling.chart = path.relative(root, chartFile);
+    log(`scaling chart: ${chartFile}`);
+  }
+  const perSet = { a: volumeRatios(sets.a), b: volumeRatios(sets.b), s: sqliteRatios(sets.s), scaling: scalingRatios(sets.scaling) };
   const main = sets.b ? perSet.b : {};
   const ratios = {
     full_backup_vs_pg_dump: main.full_backup_vs_pg_dump ?? null,
@@ -809,18 +1206,23 @@ function main() {
     listing_first_page_warm_ms: sets.l?.first_page_warm_ms ?? null,
     large_value_backup_peak_rss_mib: sets.v?.blob ? Math.max(sets.v.blob.backup.peak_rss_mib, sets.v.text.backup.peak_rss_mib) : null,
     large_value_restore_peak_rss_mib: sets.v?.blob ? Math.max(sets.v.blob.restore.peak_rss_mib, sets.v.text.restore.peak_rss_mib) : null,
+    ...Object.fromEntries(Object.keys(targetSpec).filter((k) => /^restic_/.test(k)).map((k) => [k, main[k] ?? null])),
+    ...Object.fromEntries(Object.keys(targetSpec).filter((k) => /^(sqlite|scaling)_/.test(k)).map((k) => [k, perSet.s[k] ?? perSet.scaling[k] ?? null])),
   };
   const targets = Object.fromEntries(Object.entries(targetSpec).map(([k, [text, f]]) => [k, { text, met: ratios[k] == null ? null : f(ratios[k]) }]));
   const result = {
     started_at: started.toISOString(),
     finished_at: new Date().toISOString(),
-    options: { quick, scale_mib: scaleMiB, tables: tableCount, only: [...only], runs, jobs },
-    host: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, mem_mib: Math.round(os.totalmem() / MiB), node: process.version, postgres: pgVersion, pg_dump: dumpVersion, loadavg: os.loadavg() },
+    options: { quick, scale_mib: scaleMiB, tables: tableCount, only: [...only], runs, jobs, ...(only.has('scaling') ? { scale_points: scalePoints } : {}) },
+    host: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, mem_mib: Math.round(os.totalmem() / MiB), node: process.version, postgres: pgVersion, pg_dump: dumpVersion, restic: toolVersion('restic', 'version'), sqlite3: toolVersion('sqlite3', '--version'), zstd: toolVersion('zstd', '--version'), loadavg: os.loadavg() },
     notes: {
       ratios: 'backup/restore/copy/new-bytes ratios are for data set b (tables_10k_* for c, which has --tables tables); wall-time ratios are medians of alternating runs',
       peak_rss_mib: 'largest peak RSS of any cairn process over all data sets but v (whose large-value goals are large_value_*_peak_rss_mib)',
       copy_rate_share: 'raw parallel COPY TO /dev/null wall time / cairn full backup wall time (same data)',
       new_bytes_share: 'cairn totals.newBytes / pg_dump -Fd output bytes for the same second backup (_of_full: / cairn full repository size)',
+      restic: 'restic_* = cairn / restic on set b (pg_dump -Fc | restic backup --stdin; restore restic dump | pg_restore, one stream); _bytes = repository growth of each',
+      sqlite: 'sqlite_* = cairn / peer on set s (a SQLite file): sqlite3 .backup + zstd -3, VACUUM INTO + zstd -3, restic backup <file>; bytes = output (repository growth, .zst size)',
+      scaling: 'scaling_* from set b at --scale-points: s_per_gib_growth = seconds per GiB at the largest size / at the next smaller; peak_rss_growth = largest / smallest size',
     },
     ratios,
     targets,
