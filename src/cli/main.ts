@@ -2,6 +2,11 @@
  * The `cairn` command: program setup, the command groups (src/cli/commands/, one module per
  * group, registered in the order --help lists them), signals and the mapping of errors to exit
  * codes (docs/cli.md). Shared option helpers are in options.ts, server calls in remote.ts.
+ *
+ * Start-up (issue 22): every command's definition is built on each run (help, suggestions and
+ * misplaced-flag advice need all of them), so a command module imports at its top only what its
+ * definitions need; what an action runs (restore, export, prune, the server…) is imported inside
+ * the action with `await import()`. bin/cairn.js answers a lone --version without this file.
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, type Option, type ParseOptionsResult } from 'commander';
