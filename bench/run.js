@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: cairn against pg_dump / pg_restore on the local PostgreSQL (issue 4).
 //
-//   node bench/run.js [--quick] [--scale-mib N] [--tables N] [--only a,b,c] [--runs N]
+//   node bench/run.js [--quick] [--scale-mib N] [--tables N] [--only a,b,c,s] [--runs N]
 //                     [--jobs N] [--recreate] [--workdir DIR] [--pg URL] [--keep-work]
 //   node bench/run.js --raise-lock-limit ...   first raise max_locks_per_transaction for set c
 //                     (ALTER SYSTEM + pg_ctlcluster restart of a local Debian cluster)
@@ -23,6 +23,9 @@
 //   l  (no database) `cairn server`'s backup listing with 10,000 backups (`--only l`, issue 19;
 //                     bench/listing.mjs): first page (limit=50, newest first) with the summary
 //                     cache cold and warm, against the full listing; median of --runs (default 5)
+//   s  (no database) start-up (`--only s`, issue 22): `cairn --version` and a backup of a one-row
+//                     SQLite file into a local repository, each run alone --runs times (default 10),
+//                     median wall and CPU; goals 0.15 s and 0.4 s wall
 // Every measurement runs the tools alternately (the order rotates each run) --runs times
 // (default 3) and reports the median wall time, client CPU (user+sys of the process and its
 // children, from /usr/bin/time), PostgreSQL server CPU (the postmaster and its children, from
@@ -35,7 +38,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { MiB, alternate as alternateRuns, dirBytes, option, fmt, log, measurer, mib, procComm, procStat, ratio, rm, scratchDatabases, sh, ticksToSeconds, writeResults } from './measure.mjs';
+import { MiB, alternate as alternateRuns, dirBytes, median, option, fmt, log, measurer, mib, procComm, procStat, ratio, rm, scratchDatabases, sh, ticksToSeconds, writeResults } from './measure.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -85,7 +88,7 @@ if (has('help')) {
 const quick = has('quick');
 const scaleMiB = Number(opt('scale-mib', quick ? 100 : 1024));
 const tableCount = Number(opt('tables', quick ? 1000 : 10000));
-const only = new Set(opt('only', 'a,b,c').split(',').map((s) => s.trim()).filter(Boolean));
+const only = new Set(opt('only', 'a,b,c,s').split(',').map((s) => s.trim()).filter(Boolean));
 const runs = Math.max(1, Number(opt('runs', 3)));
 const jobs = Math.max(1, Number(opt('jobs', 2)));
 const recreate = has('recreate');
@@ -706,6 +709,14 @@ function markdown(result) {
       lines.push(`| ${label} | ${fmt(l[k], 1)} | ${fmt(ratio(l[k], l.full_cold_ms), 3)} |`);
     }
   }
+  const st = result.sets.s;
+  if (st) {
+    lines.push('');
+    lines.push(`| s: start-up (median of ${st.runs}) | wall s | CPU s | goal (wall) |`);
+    lines.push('|---|---:|---:|---|');
+    lines.push(`| cairn --version | ${fmt(st.version.wall_s)} | ${fmt(st.version.cpu_s)} | ≤ 0.15 |`);
+    lines.push(`| backup of a one-row SQLite file to a local repository | ${fmt(st.sqlite_backup.wall_s)} | ${fmt(st.sqlite_backup.cpu_s)} | ≤ 0.4 |`);
+  }
   lines.push('');
   lines.push('pg_dump / pg_restore run with -Fd -j' + result.options.jobs + ' (pg_dump_z0 adds -Z0); output = repository growth or dump directory size; new = cairn manifest totals.newBytes.');
   lines.push('Client CPU = user+sys of the tool and its children; server CPU = PostgreSQL processes over the same interval (includes unrelated load, if any).');
@@ -736,7 +747,38 @@ const targetSpec = {
   encrypted_restore_vs_plain: ['≤ 1.10', (v) => v <= 1.1],
   // Issue 19: the console's first page of 10,000 backups well under a second.
   listing_first_page_warm_ms: ['< 250', (v) => v < 250],
+  // Issue 22: start-up (set s), median wall seconds.
+  startup_version_s: ['≤ 0.15', (v) => v <= 0.15],
+  startup_sqlite_backup_s: ['≤ 0.4', (v) => v <= 0.4],
 };
+
+/**
+ * Set s (issue 22): what a user waits for before anything happens. `cairn --version` and
+ * `cairn backup create` of a one-row SQLite file into a local repository, each run --runs times
+ * (default 10, one after the other, nothing else of the bench running): median wall and CPU
+ * (user+sys, less noisy than wall on a shared machine) seconds of each.
+ */
+async function benchStartup() {
+  const n = Math.max(1, Number(opt('runs', '10')));
+  const dir = path.join(work, 'startup');
+  fs.mkdirSync(dir);
+  const { default: Database } = await import(path.join(root, 'dist', 'sources', 'sqlite', 'driver.js'));
+  const file = path.join(dir, 'one.db');
+  const db = new Database(file);
+  db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'one row')");
+  db.close();
+  const repo = path.join(dir, 'repo');
+  cairn(['repo', 'init', repo]);
+  const summary = (samples) => ({ wall_s: median(samples.map((s) => s.wall)), cpu_s: median(samples.map((s) => s.cpu)), peak_rss_mib: Math.max(...samples.map((s) => s.rssMiB)) });
+  const version = [];
+  const backup = [];
+  for (let i = 0; i < n; i++) {
+    version.push(cairn(['--version']));
+    backup.push(cairn(['backup', 'create', '--source', `sqlite://${file}`, '--repo', repo, '--id', `s${i}`, '--json']));
+  }
+  log(`set s: --version ${fmt(median(version.map((s) => s.wall)))} s, one-row SQLite backup ${fmt(median(backup.map((s) => s.wall)))} s (medians of ${n})`);
+  return { runs: n, version: summary(version), sqlite_backup: summary(backup) };
+}
 
 /** Set l: bench/listing.mjs in its own process (it starts a server), its JSON result. */
 function benchListing() {
@@ -747,7 +789,7 @@ function benchListing() {
 }
 
 // ---------------------------------------------------------------------------------------------
-function main() {
+async function main() {
   const started = new Date();
   work = fs.mkdtempSync(path.join(opt('workdir', os.tmpdir()), 'cairn-bench-'));
   const pgVersion = psql('postgres', 'SHOW server_version');
@@ -760,6 +802,7 @@ function main() {
     if (only.has('c')) sets.c = benchTables();
     if (only.has('e')) sets.e = benchEncryption();
     if (only.has('l')) sets.l = benchListing();
+    if (only.has('s')) sets.s = await benchStartup();
   } finally {
     scratch.cleanup();
   }
@@ -780,6 +823,8 @@ function main() {
     encrypted_backup_vs_plain: sets.e ? ratio(sets.e.full_backup.encrypted.wall_s, sets.e.full_backup.plain.wall_s) : null,
     encrypted_restore_vs_plain: sets.e ? ratio(sets.e.restore.encrypted.wall_s, sets.e.restore.plain.wall_s) : null,
     listing_first_page_warm_ms: sets.l?.first_page_warm_ms ?? null,
+    startup_version_s: sets.s?.version.wall_s ?? null,
+    startup_sqlite_backup_s: sets.s?.sqlite_backup.wall_s ?? null,
   };
   const targets = Object.fromEntries(Object.entries(targetSpec).map(([k, [text, f]]) => [k, { text, met: ratios[k] == null ? null : f(ratios[k]) }]));
   const result = {
@@ -792,6 +837,7 @@ function main() {
       peak_rss_mib: 'largest peak RSS of any cairn process over all data sets',
       copy_rate_share: 'raw parallel COPY TO /dev/null wall time / cairn full backup wall time (same data)',
       new_bytes_share: 'cairn totals.newBytes / pg_dump -Fd output bytes for the same second backup (_of_full: / cairn full repository size)',
+      startup: 'set s: median wall seconds of `cairn --version` and of a one-row SQLite backup into a local repository (CPU in sets.s)',
     },
     ratios,
     targets,
@@ -803,4 +849,4 @@ function main() {
   console.log(`\nJSON: bench/results/${file} (and bench/results/latest.json; its mysql key is kept)`);
 }
 
-main();
+await main();
