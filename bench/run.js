@@ -40,6 +40,9 @@
 //   l  (no database) `cairn server`'s backup listing with 10,000 backups (`--only l`, issue 19;
 //                     bench/listing.mjs): first page (limit=50, newest first) with the summary
 //                     cache cold and warm, against the full listing; median of --runs (default 5)
+//   u  (no database) start-up (`--only u`, issue 22): `cairn --version` and a backup of a one-row
+//                     SQLite file into a local repository, each run alone --runs times (default 10),
+//                     median wall and CPU; goals 0.15 s and 0.4 s wall; part of every default run
 //   v  (SQLite)       one row holding a 120 MiB BLOB, and one a 120 MiB TEXT (`--only v`, issue 22;
 //                     bench/large-value.mjs): peak RSS of backup and restore, goal ≤ 256 MiB
 // Every measurement runs the tools alternately (the order rotates each run) --runs times
@@ -55,7 +58,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { lineChartsSvg } from './chart.mjs';
-import { MiB, alternate as alternateRuns, dirBytes, option, fmt, log, measurer, mib, pipeline, procComm, procStat, ratio, rm, scratchDatabases, sh, ticksToSeconds, writeResults } from './measure.mjs';
+import { MiB, alternate as alternateRuns, dirBytes, median, option, fmt, log, measurer, mib, pipeline, procComm, procStat, ratio, rm, scratchDatabases, sh, ticksToSeconds, writeResults } from './measure.mjs';
 import { ensureSqliteSet, restic as resticTool, resticProblem, sqliteChangeSql, sqliteCount } from './peers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -108,11 +111,11 @@ const quick = has('quick');
 const scaleMiB = Number(opt('scale-mib', quick ? 100 : 1024));
 const tableCount = Number(opt('tables', quick ? 1000 : 10000));
 const scaling = has('scaling') || has('scale-points');
-const only = new Set(opt('only', scaling ? 'scaling' : 'a,b,c').split(',').map((s) => s.trim()).filter(Boolean));
+const only = new Set(opt('only', scaling ? 'scaling' : 'a,b,c,u').split(',').map((s) => s.trim()).filter(Boolean));
 if (scaling) only.add('scaling');
 for (const k of only) {
-  if (!['a', 'b', 'c', 'e', 'l', 's', 'v', 'scaling'].includes(k)) {
-    console.error(`--only: unknown set ${k}; write a comma-separated list of a, b, c, e, l, s, v, scaling`);
+  if (!['a', 'b', 'c', 'e', 'l', 's', 'u', 'v', 'scaling'].includes(k)) {
+    console.error(`--only: unknown set ${k}; write a comma-separated list of a, b, c, e, l, s, u, v, scaling`);
     process.exit(2);
   }
 }
@@ -1064,6 +1067,14 @@ function markdown(result) {
       }
     }
   }
+  const st = result.sets.u;
+  if (st) {
+    lines.push('');
+    lines.push(`| u: start-up (median of ${st.runs}) | wall s | CPU s | goal (wall) |`);
+    lines.push('|---|---:|---:|---|');
+    lines.push(`| cairn --version | ${fmt(st.version.wall_s)} | ${fmt(st.version.cpu_s)} | ≤ 0.15 |`);
+    lines.push(`| backup of a one-row SQLite file to a local repository | ${fmt(st.sqlite_backup.wall_s)} | ${fmt(st.sqlite_backup.cpu_s)} | ≤ 0.4 |`);
+  }
   lines.push('');
   lines.push('pg_dump / pg_restore run with -Fd -j' + result.options.jobs + ' (pg_dump_z0 adds -Z0); output = repository growth or dump directory size; new = cairn manifest totals.newBytes (restic: its data_added, before compression).');
   if (result.sets.b?.full_backup?.restic) lines.push('restic (set b) = pg_dump -Fc | restic backup --stdin into a local repository (format 2, compression auto); restore = restic dump | pg_restore -d, one stream (pg_restore -j needs a seekable file).');
@@ -1096,6 +1107,9 @@ const targetSpec = {
   encrypted_restore_vs_plain: ['≤ 1.10', (v) => v <= 1.1],
   // Issue 19: the console's first page of 10,000 backups well under a second.
   listing_first_page_warm_ms: ['< 250', (v) => v < 250],
+  // Issue 22: start-up (set u), median wall seconds.
+  startup_version_s: ['≤ 0.15', (v) => v <= 0.15],
+  startup_sqlite_backup_s: ['≤ 0.4', (v) => v <= 0.4],
   // Issue 22: memory must not grow with a value's size (set v: one 120 MiB BLOB or TEXT).
   large_value_backup_peak_rss_mib: ['≤ 256', (v) => v <= 256],
   large_value_restore_peak_rss_mib: ['≤ 256', (v) => v <= 256],
@@ -1139,6 +1153,34 @@ function toolVersion(cmd, arg) {
   return r.status === 0 ? r.stdout.trim().split('\n')[0] : null;
 }
 
+/**
+ * Set u (issue 22): what a user waits for before anything happens. `cairn --version` and
+ * `cairn backup create` of a one-row SQLite file into a local repository, each run 10 times
+ * (one after the other, nothing else of the bench running): median wall and CPU
+ * (user+sys, less noisy than wall on a shared machine) seconds of each.
+ */
+async function benchStartup() {
+  const n = 10;
+  const dir = path.join(work, 'startup');
+  fs.mkdirSync(dir);
+  const { default: Database } = await import(path.join(root, 'dist', 'sources', 'sqlite', 'driver.js'));
+  const file = path.join(dir, 'one.db');
+  const db = new Database(file);
+  db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'one row')");
+  db.close();
+  const repo = path.join(dir, 'repo');
+  cairn(['repo', 'init', repo]);
+  const summary = (samples) => ({ wall_s: median(samples.map((s) => s.wall)), cpu_s: median(samples.map((s) => s.cpu)), peak_rss_mib: Math.max(...samples.map((s) => s.rssMiB)) });
+  const version = [];
+  const backup = [];
+  for (let i = 0; i < n; i++) {
+    version.push(cairn(['--version']));
+    backup.push(cairn(['backup', 'create', '--source', `sqlite://${file}`, '--repo', repo, '--id', `s${i}`, '--json']));
+  }
+  log(`set u: --version ${fmt(median(version.map((s) => s.wall)))} s, one-row SQLite backup ${fmt(median(backup.map((s) => s.wall)))} s (medians of ${n})`);
+  return { runs: n, version: summary(version), sqlite_backup: summary(backup) };
+}
+
 /** Set l: bench/listing.mjs in its own process (it starts a server), its JSON result. */
 function benchListing() {
   const out = path.join(work, 'listing.json');
@@ -1161,7 +1203,7 @@ if (has('chart-from')) {
   process.exit(0);
 }
 
-function main() {
+async function main() {
   const started = new Date();
   work = fs.mkdtempSync(path.join(opt('workdir', os.tmpdir()), 'cairn-bench-'));
   const pgVersion = psql('postgres', 'SHOW server_version');
@@ -1175,6 +1217,7 @@ function main() {
     if (only.has('c')) sets.c = benchTables();
     if (only.has('e')) sets.e = benchEncryption();
     if (only.has('l')) sets.l = benchListing();
+    if (only.has('u')) sets.u = await benchStartup();
     if (only.has('v')) sets.v = benchLargeValue();
     if (only.has('s')) sets.s = benchSqlite();
     if (only.has('scaling')) sets.scaling = benchScaling();
@@ -1204,6 +1247,8 @@ function main() {
     encrypted_backup_vs_plain: sets.e ? ratio(sets.e.full_backup.encrypted.wall_s, sets.e.full_backup.plain.wall_s) : null,
     encrypted_restore_vs_plain: sets.e ? ratio(sets.e.restore.encrypted.wall_s, sets.e.restore.plain.wall_s) : null,
     listing_first_page_warm_ms: sets.l?.first_page_warm_ms ?? null,
+    startup_version_s: sets.u?.version.wall_s ?? null,
+    startup_sqlite_backup_s: sets.u?.sqlite_backup.wall_s ?? null,
     large_value_backup_peak_rss_mib: sets.v?.blob ? Math.max(sets.v.blob.backup.peak_rss_mib, sets.v.text.backup.peak_rss_mib) : null,
     large_value_restore_peak_rss_mib: sets.v?.blob ? Math.max(sets.v.blob.restore.peak_rss_mib, sets.v.text.restore.peak_rss_mib) : null,
     ...Object.fromEntries(Object.keys(targetSpec).filter((k) => /^restic_/.test(k)).map((k) => [k, main[k] ?? null])),
@@ -1219,6 +1264,7 @@ function main() {
       ratios: 'backup/restore/copy/new-bytes ratios are for data set b (tables_10k_* for c, which has --tables tables); wall-time ratios are medians of alternating runs',
       peak_rss_mib: 'largest peak RSS of any cairn process over all data sets but v (whose large-value goals are large_value_*_peak_rss_mib)',
       copy_rate_share: 'raw parallel COPY TO /dev/null wall time / cairn full backup wall time (same data)',
+      startup: 'set u: median wall seconds of `cairn --version` and of a one-row SQLite backup into a local repository (CPU in sets.u)',
       new_bytes_share: 'cairn totals.newBytes / pg_dump -Fd output bytes for the same second backup (_of_full: / cairn full repository size)',
       restic: 'restic_* = cairn / restic on set b (pg_dump -Fc | restic backup --stdin; restore restic dump | pg_restore, one stream); _bytes = repository growth of each',
       sqlite: 'sqlite_* = cairn / peer on set s (a SQLite file): sqlite3 .backup + zstd -3, VACUUM INTO + zstd -3, restic backup <file>; bytes = output (repository growth, .zst size)',
@@ -1234,4 +1280,4 @@ function main() {
   console.log(`\nJSON: bench/results/${file} (and bench/results/latest.json; its mysql key is kept)`);
 }
 
-main();
+await main();

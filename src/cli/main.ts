@@ -2,7 +2,13 @@
  * The `cairn` command: program setup, the command groups (src/cli/commands/, one module per
  * group, registered in the order --help lists them), signals and the mapping of errors to exit
  * codes (docs/cli.md). Shared option helpers are in options.ts, server calls in remote.ts.
+ *
+ * Start-up (issue 22): every command's definition is built on each run (help, suggestions and
+ * misplaced-flag advice need all of them), so a command module imports at its top only what its
+ * definitions need; what an action runs (restore, export, prune, the server…) is imported inside
+ * the action with `await import()`. bin/cairn.js answers a lone --version without this file.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, type Option, type ParseOptionsResult } from 'commander';
 import { CairnError, CancelledError, EXIT_CODES, StorageError, type ErrorCode } from '../core/errors.js';
 import { registerArchiveCommands } from './commands/archive.js';
@@ -318,10 +324,18 @@ class CairnCommand extends Command {
   }
 }
 
+/**
+ * cairn's version, from its package.json (two folders up from src/cli and from dist/cli; the
+ * launcher, bin/cairn.js, answers a lone `--version` from the same file).
+ */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 export function buildProgram(ctx: CliContext): Command {
   const program = new CairnCommand('cairn')
     .description('Backup and restore for PostgreSQL, MySQL/MariaDB and SQLite databases.')
-    .version('0.1.0')
+    .version(packageVersion())
     .option('--debug', 'print stack traces with errors')
     .exitOverride()
     // commander's own errors ("error: unknown option …") read like every other error, `cairn: error: …`.

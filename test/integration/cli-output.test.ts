@@ -1,15 +1,18 @@
 /**
- * What the CLI prints: `backup list --json` keeps each backup's collections (without their chunk
+ * What the CLI prints: `--version` (answered by bin/cairn.js without loading the CLI, issue 22),
+ * `backup list --json` keeps each backup's collections (without their chunk
  * lists), and `job show` prints the whole job record as `key: value` lines (a server started in
  * this process runs the job; the CLI talks to it from a child process).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteTokenStore } from '../../src/catalog/tokens.js';
 import { catalogFile, startServer, type RunningServer } from '../../src/server/index.js';
-import { CHINOOK, cairn, cairnJson, cairnRun } from '../helpers/cli.js';
+import { main } from '../../src/cli/main.js';
+import { CHINOOK, CLI, PROJECT_ROOT, cairn, cairnJson, cairnRun } from '../helpers/cli.js';
 
 let work: string;
 
@@ -19,6 +22,33 @@ beforeAll(() => {
 
 afterAll(() => {
   rmSync(work, { recursive: true, force: true });
+});
+
+describe('--version', () => {
+  const version = (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+  it("prints package.json's version and exits 0, from the launcher (--version, -V) as from the CLI (with other words)", async () => {
+    expect(version).toMatch(/^\d+\.\d+\.\d+/);
+    for (const args of [['--version'], ['-V'], ['--version', '--debug']]) {
+      const r = cairn(args);
+      expect([r.code, r.stdout, r.stderr], args.join(' ')).toEqual([0, `${version}\n`, '']);
+    }
+    // The in-process CLI (commander's --version) says the same.
+    const out: string[] = [];
+    expect(await main(['node', 'cairn', '--version'], { out: (t) => out.push(t), err: () => undefined })).toBe(0);
+    expect(out.join('')).toBe(`${version}\n`);
+  });
+
+  it('a stdout that cannot be written to (/dev/full) exits 8 naming stdout, as every command', () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const r = spawnSync(process.execPath, [CLI, '--version'], { stdio: ['ignore', full, 'pipe'], encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(8);
+      expect(r.stderr).toMatch(/^cairn: error: Cannot write to stdout: ENOSPC/);
+    } finally {
+      closeSync(full);
+    }
+  });
 });
 
 describe('backup list --json', () => {

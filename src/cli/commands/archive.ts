@@ -13,14 +13,12 @@ import { Readable, type Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { Option, type Command } from 'commander';
-import { CompressStream } from 'zstd-napi';
 import { mayBeName } from '../../config/registry.js';
 import { CairnError, ConflictError, StorageError, UsageError } from '../../core/errors.js';
 import { parseRenames } from '../../core/selection.js';
-import { runExport, type ExportProgress, type ExportResult } from '../../jobs/export.js';
-import { importConflicts, runImport, type ImportProgress, type ImportResult } from '../../jobs/import.js';
+import type { ExportProgress, ExportResult } from '../../jobs/export.js';
+import type { ImportProgress, ImportResult } from '../../jobs/import.js';
 import type { Progress } from '../../jobs/progress.js';
-import { sqlExport } from '../../jobs/sql-export.js';
 import { Repository } from '../../repo/repository.js';
 import { formatBytes, formatDuration, plural } from '../format.js';
 import {
@@ -93,6 +91,7 @@ export function registerArchiveCommands(program: Command, ctx: CliContext): void
       if (backupIds.length === 0) throw new UsageError(`${repository.location} holds no backups to export.`);
       const file = output ?? defaultArchiveName(backupIds, opts.repo, repository);
       if (file !== '-') checkOverwrite(file, Boolean(opts.force));
+      const { runExport } = await import('../../jobs/export.js');
       const bar = new ProgressBar('export', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
       const started = Date.now();
       let result: ExportResult;
@@ -122,6 +121,7 @@ export function registerArchiveCommands(program: Command, ctx: CliContext): void
       const to = await openLockingRepository(opts.repo, opts, ctx);
       // Before the archive is read: an archive target is refused as every writer refuses one.
       to.requireWritable('import into it');
+      const { importConflicts, runImport } = await import('../../jobs/import.js');
       const bar = new ProgressBar('import', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
       const started = Date.now();
       let result: ImportResult;
@@ -164,6 +164,8 @@ async function exportSql(ids: string[], opts: ExportFlags, ctx: CliContext): Pro
   if (repository.config.encryption.algorithm !== 'none') {
     io.err(`cairn: note: the repository is encrypted but a SQL script is not: ${file === '-' ? 'what goes to stdout' : file} holds the backup's data in plain text.`);
   }
+  const { sqlExport } = await import('../../jobs/sql-export.js');
+  const { CompressStream } = await import('zstd-napi');
   // Compressed by the name asked for; the script itself is always plain SQL.
   const compressor = (): Transform | undefined => (/\.gz$/i.test(file) ? createGzip() : /\.zst$/i.test(file) ? new CompressStream({ compressionLevel: 3 }) : undefined);
   const started = Date.now();

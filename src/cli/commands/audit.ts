@@ -5,7 +5,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
 import { SqliteAuditLog, type AuditEntry } from '../../catalog/audit.js';
-import { parseListDate } from '../../server/routes/table.js';
 import { table } from '../format.js';
 import { dataDirOption, printJson, withStore, type CliContext, type DataDirFlags } from '../options.js';
 import { callServer, serverClient, serverOption, type ServerFlags } from '../remote.js';
@@ -26,8 +25,10 @@ function whole(value: string, flag: string, min: number, max: number): number {
 }
 
 /** A --since / --until value checked as the API checks it (a date, or an ISO time with an offset). */
-function bound(value: string | undefined, flag: '--since' | '--until'): number | undefined {
+async function bound(value: string | undefined, flag: '--since' | '--until'): Promise<number | undefined> {
   if (value === undefined) return undefined;
+  // The API's route table (zod schemas) loads only here, not with every command (issue 22).
+  const { parseListDate } = await import('../../server/routes/table.js');
   const ms = parseListDate(value, flag === '--since' ? 'since' : 'until');
   if (ms === undefined) throw new UsageError(`Invalid ${flag} "${value}": give a date (2026-11-30, UTC) or an ISO time (2026-11-30T03:00:00Z).`);
   return ms;
@@ -51,8 +52,8 @@ export function registerAuditCommand(program: Command, { io }: CliContext): void
     .action(async (opts: AuditFlags) => {
       const limit = whole(opts.limit, '--limit', 1, 1000);
       const offset = whole(opts.offset, '--offset', 0, 1_000_000);
-      const sinceMs = bound(opts.since, '--since');
-      const untilMs = bound(opts.until, '--until');
+      const sinceMs = await bound(opts.since, '--since');
+      const untilMs = await bound(opts.until, '--until');
       const client = await serverClient(opts);
       let page: { entries: AuditEntry[]; total: number };
       if (client) {

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.js';
-import { runCopy, runSync, syncProblems, type CopyProgress, type SyncProgress, type SyncResult } from '../../jobs/copy.js';
+import type { CopyProgress, SyncProgress, SyncResult } from '../../jobs/copy.js';
 import type { Progress } from '../../jobs/progress.js';
 import type { Repository } from '../../repo/repository.js';
 import { formatBytes, formatCount, formatDuration, plural } from '../format.js';
@@ -57,6 +57,7 @@ export function registerCopyCommand(program: Command, ctx: CliContext): void {
       const from = await openLockingRepository(opts.from, opts, ctx, 'from');
       const to = await openLockingRepository(opts.to, opts, ctx);
       warnDecrypting(io, from, to);
+      const { runCopy } = await import('../../jobs/copy.js');
       const bar = new ProgressBar('copy', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
       const started = Date.now();
       let result;
@@ -99,6 +100,7 @@ async function sync(opts: CopyFlags, { io, signal }: CliContext): Promise<void> 
     const from = await openLockingRepository(opts.from, opts, { io, signal }, 'from');
     const to = await openLockingRepository(opts.to, opts, { io, signal });
     warnDecrypting(io, from, to);
+    const { runSync } = await import('../../jobs/copy.js');
     const bar = new ProgressBar('sync', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
     try {
       result = await runSync({ from, to, ...(opts.source !== undefined ? { source: opts.source } : {}), signal, onProgress: (p) => bar.update(syncProgress(p)) });
@@ -108,7 +110,7 @@ async function sync(opts: CopyFlags, { io, signal }: CliContext): Promise<void> 
   }
   if (opts.json) printJson(io, result);
   else printSynced(io, result, started);
-  const problem = syncProblems(result);
+  const problem = (await import('../../jobs/copy.js')).syncProblems(result);
   if (problem) throw problem;
 }
 

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Option, type Command } from 'commander';
 import { CairnError, StorageError } from '../../core/errors.js';
-import { diffBackups, type BackupDiff, type CollectionDiff } from '../../jobs/diff.js';
+import type { BackupDiff, CollectionDiff } from '../../jobs/diff.js';
 import { DUMP_FORMATS, prepareDump, streamDump, type DumpFormat } from '../../jobs/dump.js';
 import { namingFor } from '../../sources/index.js';
 import { formatBytes, formatCount, plural, table } from '../format.js';
@@ -82,7 +82,7 @@ export function registerInspectCommands(program: Command, { io, signal }: CliCon
     .action(async (a: string, b: string, opts: CommonOptions) => {
       const started = Date.now();
       const repository = await openRepository(opts.repo);
-      const diff = await diffBackups(repository, a, b, signal);
+      const diff = await (await import('../../jobs/diff.js')).diffBackups(repository, a, b, signal);
       if (opts.json) return printJson(io, { ...diff, durationMs: Date.now() - started });
       io.out(formatDiff(diff));
     });

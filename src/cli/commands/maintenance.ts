@@ -2,13 +2,8 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { isBackupId } from '../../core/ids.js';
-import { listLocks, removeLocks } from '../../repo/lock.js';
 import { ArchiveStorage, isArchiveFile, scanArchive } from '../../storage/archive/reader.js';
-import { prune } from '../../repo/prune.js';
-import { repair } from '../../repo/repair.js';
 import { databaseKey } from '../../jobs/database-key.js';
-import { repositoryStats } from '../../repo/stats.js';
-import { verifyBackupsLocked, verifyFailure } from '../../repo/verify.js';
 import { definitionProblems } from '../../sources/index.js';
 import { formatBytes, plural, table } from '../format.js';
 import { openLockingRepository, openRepository, parseGrace, printJson, repoCommand, retryLockOption, type CliContext, type CommonOptions, type RetryLockFlags } from '../options.js';
@@ -27,6 +22,7 @@ export function registerMaintenanceCommands(program: Command, { io, signal }: Cl
     const all = id
       ? await repository.readManifestChecked(id, signal).then((r) => ({ manifests: [r.manifest], damaged: [], unchecksummed: r.checksummed ? [] : [id] }))
       : await repository.readAllManifests(signal);
+    const { verifyBackupsLocked, verifyFailure } = await import('../../repo/verify.js');
     const report = await verifyBackupsLocked(repository, all.manifests, { readData: Boolean(opts.readData), signal });
     // A manifest that cannot be read is a backup that cannot be restored: it is a problem too.
     for (const d of all.damaged) report.problems.unshift({ object: `backups/${d.id}`, message: d.message, affects: [d.id] });
@@ -49,6 +45,7 @@ export function registerMaintenanceCommands(program: Command, { io, signal }: Cl
   repoCommand(program, 'prune', 'remove data that no backup references (refuses, deleting nothing, while the repository is inconsistent)', ['--dry-run', 'report what would be removed, remove nothing'], ['--grace <duration>', 'delete or repack unreferenced packs only once they are this old on the storage clock: a running backup may still need them (30m, 1h, 1d; 0 = at once)', '1h']).addOption(retryLockOption()).action(async (opts: CommonOptions & RetryLockFlags & { dryRun?: boolean; grace: string }) => {
     const unindexedGraceMs = parseGrace(opts.grace);
     const repository = await openLockingRepository(opts.repo, opts, { io, signal });
+    const { prune } = await import('../../repo/prune.js');
     const report = await prune(repository, { dryRun: Boolean(opts.dryRun), unindexedGraceMs, signal });
     if (opts.json) return printJson(io, report);
     for (const key of report.foreignObjects) io.err(`cairn: warning: ${key} is not a pack; prune left it alone.`);
@@ -64,6 +61,7 @@ export function registerMaintenanceCommands(program: Command, { io, signal }: Cl
 
   repoCommand(program, 'repair', 'rebuild the index from the packs present, salvage intact blobs of damaged packs, and record which backups lost what', ['--dry-run', 'report what would change, change nothing']).addOption(retryLockOption()).action(async (opts: CommonOptions & RetryLockFlags & { dryRun?: boolean }) => {
     const repository = await openLockingRepository(opts.repo, opts, { io, signal });
+    const { repair } = await import('../../repo/repair.js');
     const report = await repair(repository, { dryRun: Boolean(opts.dryRun), signal });
     if (opts.json) return printJson(io, report);
     const would = report.dryRun ? 'would ' : '';
@@ -85,6 +83,7 @@ export function registerMaintenanceCommands(program: Command, { io, signal }: Cl
 
   repoCommand(program, 'unlock', 'remove stale repository locks (of processes that died); --remove-all removes every lock', ['--remove-all', 'remove every lock, also of running processes: only when you are sure no cairn uses the repository']).action(async (opts: CommonOptions & { removeAll?: boolean }) => {
     const repository = await openRepository(opts.repo);
+    const { listLocks, removeLocks } = await import('../../repo/lock.js');
     const removed = await removeLocks(repository.storage, { all: Boolean(opts.removeAll), signal });
     const left = await listLocks(repository.storage, signal);
     if (opts.json) return printJson(io, { removed, remaining: left.map((l) => ({ key: l.key, ...l.doc, problem: l.problem })) });
@@ -100,6 +99,7 @@ export function registerMaintenanceCommands(program: Command, { io, signal }: Cl
 
   repoCommand(program, 'stats', 'what a repository stores: pack bytes, logical bytes, dedup and compression ratios, and per source database (one row whatever URL or path reached it) its backups and the bytes only it uses').action(async (opts: CommonOptions) => {
     const repository = await openRepository(opts.repo);
+    const { repositoryStats } = await import('../../repo/stats.js');
     const s = await repositoryStats(repository, { signal, sourceKey: databaseKey });
     if (opts.json) return printJson(io, s);
     const times = (r: number | null): string => (r === null ? '-' : `${r.toFixed(2)}x`);

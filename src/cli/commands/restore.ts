@@ -3,8 +3,7 @@ import { Option, type Command } from 'commander';
 import { addDuration, parseDuration } from '../../core/durations.js';
 import { ConflictError, UsageError } from '../../core/errors.js';
 import { parseRenames } from '../../core/selection.js';
-import { runRestore } from '../../jobs/restore.js';
-import { planRestore, type RestorePlan } from '../../jobs/restore-plan.js';
+import type { RestorePlan } from '../../jobs/restore-plan.js';
 import { openTarget } from '../../sources/index.js';
 import { formatBytes, formatCount, formatDuration, plural, table } from '../format.js';
 import { collect, type Io, NAME_QUOTING, openLockingRepository, parseJobs, refuseRetryLockRemote, retryLockOption, type RetryLockFlags, printJson, repoOption, selectionFrom, selectionOptions, type CliContext, type CommonOptions, type SelectionFlags } from '../options.js';
@@ -96,7 +95,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
             plan = await client.restores.dryRun(serverRequest());
           } else {
             const repository = await openLockingRepository(opts.repo, opts, { io, signal });
-            plan = await planRestore({ repo: repository, backupId: id, target: openTarget(opts.to), ...request, signal });
+            plan = await (await import('../../jobs/restore-plan.js')).planRestore({ repo: repository, backupId: id, target: openTarget(opts.to), ...request, signal });
           }
           printPlan(io, plan, Boolean(opts.json));
           if (!plan.ok) throw new ConflictError(`The dry run found ${plural(plan.conflicts.length, 'conflict')} in ${plan.target} (listed above); nothing was written.`);
@@ -124,7 +123,7 @@ export function registerRestoreCommand(program: Command, { io, signal }: CliCont
         const bar = new ProgressBar('restore', process.stderr, !opts.json && Boolean(process.stderr.isTTY));
         const started = Date.now();
         try {
-          const summary = await runRestore({
+          const summary = await (await import('../../jobs/restore.js')).runRestore({
             repo: repository,
             backupId: id,
             target,

@@ -14,7 +14,6 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { CairnError, ConflictError, CorruptionError, SourceError, throwIfAborted } from '../../core/errors.js';
 import { runGroup } from '../../core/errgroup.js';
 import { randomId } from '../../core/ids.js';
@@ -95,6 +94,8 @@ async function copyTable(
       yield chunk;
     }
   }
+  // Loaded with the first COPY, not at start-up (issue 22).
+  const { from: copyFrom } = await import('pg-copy-streams');
   const stream = client.query(copyFrom(`COPY ${quote(into.schema)}.${quote(into.name)}${cols} FROM STDIN`));
   try {
     await pipeline(Readable.from(counted()), stream, ...(signal ? [{ signal }] : []));

@@ -17,7 +17,6 @@
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { CancelledError, CairnError, SourceError, throwIfAborted } from '../../core/errors.js';
 import type { DataStream } from '../types.js';
 import { quoteIdent, quoteLiteral, type CatalogRelation } from './catalog.js';
@@ -122,6 +121,9 @@ export class SessionPool {
         } else if (session.main) {
           await session.client.query(savepointSql(session));
         }
+        // Loaded with the first COPY, not at start-up (issue 22); before the abort check, so
+        // that no await lies between it and `stream` being set (cancel needs the stream).
+        const { to: copyTo } = await import('pg-copy-streams');
         throwIfAborted(signal);
         stream = session.client.query(copyTo(sql));
         for await (const chunk of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
