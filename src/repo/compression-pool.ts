@@ -112,7 +112,7 @@ export class CompressionPool {
       w.tasks.set(id, { resolve, reject });
       if (w.tasks.size === 1) w.worker.ref();
       try {
-        w.worker.postMessage({ id, algorithm, level: numericLevel, raw: copy }, [copy.buffer]);
+        w.worker.postMessage({ id, algorithm, level: numericLevel, raw: copy }, [copy.buffer as ArrayBuffer]);
       } catch (err) {
         this.settle(w, id);
         reject(err instanceof Error ? err : new Error(String(err)));
