@@ -15,6 +15,9 @@
 //                     (ALTER SYSTEM + pg_ctlcluster restart of a local Debian cluster)
 //   node bench/run.js --engine mysql [...]   cairn against mysqldump | gzip and mydumper/myloader on
 //                     the local MariaDB/MySQL (bench/mysql.mjs; --engine mysql --help for its options)
+//   node bench/run.js --split ...    the local server pinned to CPU 0 and the measured tools (cairn,
+//                     pg_dump, psql: every child of the bench) to CPU 1 (taskset), so that client and
+//                     server do not compete for the same core; affinities are restored at the end
 //   node bench/run.js --cleanup      drop the reusable data sets (bench_a_*, bench_b_*, bench_c_*,
 //                                    and <workdir>/cairn-bench-sets: set s)
 //   node bench/run.js --libs [...]   the library measurements (bench/libs.mjs)
@@ -93,7 +96,7 @@ if (argv.includes('--libs')) {
 // options
 const has = (name) => argv.includes(`--${name}`);
 const opt = (name, dflt) => option(name, dflt, argv);
-const known = new Set(['chart-from', 'raise-lock-limit', 'quick', 'scale-mib', 'tables', 'only', 'runs', 'jobs', 'recreate', 'workdir', 'pg', 'keep-work', 'cleanup', 'help', 'scaling', 'scale-points', 'chart']);
+const known = new Set(['chart-from', 'raise-lock-limit', 'split', 'quick', 'scale-mib', 'tables', 'only', 'runs', 'jobs', 'recreate', 'workdir', 'pg', 'keep-work', 'cleanup', 'help', 'scaling', 'scale-points', 'chart']);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
   if (!a.startsWith('--')) continue;
@@ -207,6 +210,52 @@ function serverCpu() {
     if (st && st.ppid === postmasterPid) ticks += st.utime + st.stime;
   }
   return ticksToSeconds(ticks);
+}
+
+/** Pids of the postmaster's live children (backends and auxiliary processes). */
+function serverChildren() {
+  const out = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const st = procStat(d);
+    if (st && st.ppid === postmasterPid) out.push(Number(d));
+  }
+  return out;
+}
+/** A process's CPU affinity list ("0,1", "0-3"), or null when it cannot be read. */
+function affinity(pid) {
+  const r = spawnSync('taskset', ['-c', '-p', String(pid)], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim().split(':').pop().trim() : null;
+}
+/** Pins every thread of `pid` to `cpus` (taskset -a); false when the process is gone. */
+function pin(pid, cpus) {
+  return spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' }).status === 0;
+}
+/**
+ * --split: the server (the postmaster and its current children; new backends inherit the
+ * postmaster's affinity) on CPU 0, this process, and so every tool it starts, on CPU 1. Restores
+ * the previous affinities when the process exits (also after Ctrl-C: scratchDatabases exits).
+ * A server restarted meanwhile (--raise-lock-limit) comes back unpinned: pin after it.
+ */
+function pinSplit() {
+  const fail = (why) => {
+    console.error(`--split: ${why}`);
+    process.exit(2);
+  };
+  if (!postmasterPid) fail('needs the PostgreSQL server on this machine (its postmaster in /proc)');
+  if (os.cpus().length < 2) fail('needs at least 2 CPUs');
+  const serverBefore = affinity(postmasterPid);
+  const selfBefore = affinity(process.pid);
+  if (serverBefore === null || selfBefore === null) fail('needs taskset (util-linux) and the right to change the server\'s affinity (run as root or as the postgres user)');
+  if (!pin(postmasterPid, '0')) fail(`could not pin the postmaster (pid ${postmasterPid}) to CPU 0`);
+  for (const pid of serverChildren()) pin(pid, '0');
+  pin(process.pid, '1');
+  process.on('exit', () => {
+    pin(postmasterPid, serverBefore);
+    for (const pid of serverChildren()) pin(pid, serverBefore);
+    pin(process.pid, selfBefore);
+  });
+  log(`--split: PostgreSQL (postmaster ${postmasterPid} and its children) on CPU 0, the measured tools on CPU 1; restored to ${serverBefore} at the end`);
 }
 
 let work; // scratch directory, set in main
@@ -985,7 +1034,7 @@ function cairnPeak(sets) {
 
 function markdown(result) {
   const lines = [];
-  lines.push(`## cairn benchmark — ${result.started_at} (sets ${result.options.only.join(',')}${result.options.scale_points ? ` at ${result.options.scale_points.join(', ')} GiB` : ''}; ${result.options.quick ? 'quick' : 'full'}, ${result.options.scale_mib} MiB sets, ${result.options.tables} tables, ${result.options.runs} runs, --jobs ${result.options.jobs}, ${os.cpus().length} cores)`);
+  lines.push(`## cairn benchmark — ${result.started_at} (sets ${result.options.only.join(',')}${result.options.scale_points ? ` at ${result.options.scale_points.join(', ')} GiB` : ''}; ${result.options.quick ? 'quick' : 'full'}, ${result.options.scale_mib} MiB sets, ${result.options.tables} tables, ${result.options.runs} runs, --jobs ${result.options.jobs}, ${os.cpus().length} cores${result.options.split ? ', --split: server on CPU 0, tools on CPU 1' : ''})`);
   lines.push('');
   lines.push('| set | job | tool | wall s | client CPU s | server CPU s | peak RSS MiB | output MiB | new MiB | cairn / peer (wall) |');
   lines.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
@@ -1209,6 +1258,7 @@ async function main() {
   const pgVersion = psql('postgres', 'SHOW server_version');
   const dumpVersion = spawnSync('pg_dump', ['--version'], { encoding: 'utf8' }).stdout.trim();
   log(`work dir ${work}; PostgreSQL ${pgVersion}; ${dumpVersion}; server CPU from ${postmasterPid ? `postmaster ${postmasterPid}` : '(not available)'}`);
+  if (has('split')) pinSplit();
   restic = resticTool({ timed, work });
   const sets = {};
   try {
@@ -1258,7 +1308,7 @@ async function main() {
   const result = {
     started_at: started.toISOString(),
     finished_at: new Date().toISOString(),
-    options: { quick, scale_mib: scaleMiB, tables: tableCount, only: [...only], runs, jobs, ...(only.has('scaling') ? { scale_points: scalePoints } : {}) },
+    options: { quick, scale_mib: scaleMiB, tables: tableCount, only: [...only], runs, jobs, split: has('split'), ...(only.has('scaling') ? { scale_points: scalePoints } : {}) },
     host: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, mem_mib: Math.round(os.totalmem() / MiB), node: process.version, postgres: pgVersion, pg_dump: dumpVersion, restic: toolVersion('restic', 'version'), sqlite3: toolVersion('sqlite3', '--version'), zstd: toolVersion('zstd', '--version'), loadavg: os.loadavg() },
     notes: {
       ratios: 'backup/restore/copy/new-bytes ratios are for data set b (tables_10k_* for c, which has --tables tables); wall-time ratios are medians of alternating runs',

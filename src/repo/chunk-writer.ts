@@ -81,7 +81,8 @@ export class ChunkWriter {
 
   /**
    * Hashes and deduplicates a chunk; a new one is handed to the compression pool, and this
-   * returns without waiting for it unless too many compressions are outstanding.
+   * returns without waiting for it unless too many compressions are outstanding. The writer takes
+   * `chunk` over: the caller must not use it after the call (its memory may move to a worker).
    */
   async write(chunk: Buffer): Promise<WrittenChunk> {
     this.check();
@@ -89,7 +90,7 @@ export class ChunkWriter {
     if (this.index.has(id) || this.pending.has(id)) return { id, isNew: false };
     this.pending.set(id, undefined);
     const task: InFlight = { id, rawLength: chunk.length, done: Promise.resolve(), settled: false };
-    task.done = this.pool.compress(chunk, this.options.compression.algorithm, this.options.compression.level).then(
+    task.done = this.pool.compress(chunk, this.options.compression.algorithm, this.options.compression.level, true).then(
       (blob) => {
         task.blob = blob;
         task.settled = true;

@@ -153,6 +153,75 @@ describe('FastCdcChunker', () => {
   });
 });
 
+/**
+ * The chunker's cut rule as first written (a plain loop per byte over a whole buffer), kept as
+ * the reference: the unrolled scan must give exactly its boundaries (they are repository format).
+ */
+function referenceLengths(d: Uint8Array, p: ChunkerParams): number[] {
+  const G = new Int32Array(256);
+  let s = 0x63616972 | 0;
+  for (let i = 0; i < 256; i++) {
+    s = (s + 0x6d2b79f5) | 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 15), z | 1);
+    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
+    G[i] = z ^ (z >>> 14);
+  }
+  const bits = Math.round(Math.log2(p.avgSize));
+  const top = (b: number): number => (b >= 32 ? -1 : (~0 << (32 - b)) | 0);
+  const mS = top(bits + 2);
+  const mL = top(Math.max(1, bits - 2));
+  const out: number[] = [];
+  for (let start = 0; start < d.length; ) {
+    const end = Math.min(d.length, start + p.maxSize);
+    const normEnd = Math.min(end, start + p.avgSize);
+    let h = 0;
+    let cut = end;
+    let i = start + p.minSize;
+    for (; i < normEnd; i++) {
+      h = ((h << 1) + G[d[i]!]!) | 0;
+      if ((h & mS) === 0) break;
+    }
+    if (i < normEnd) cut = i + 1;
+    else {
+      for (; i < end; i++) {
+        h = ((h << 1) + G[d[i]!]!) | 0;
+        if ((h & mL) === 0) break;
+      }
+      if (i < end) cut = i + 1;
+    }
+    out.push(cut - start);
+    start = cut;
+  }
+  return out;
+}
+
+describe('FastCdcChunker against the reference loop', () => {
+  /** Text-like bytes: few distinct values, as in COPY output. */
+  function textBytes(n: number, seed: number): Buffer {
+    const next = prng(seed);
+    const b = Buffer.allocUnsafe(n);
+    for (let i = 0; i < n; i++) b[i] = next() % 10 === 0 ? 0x20 : 0x61 + (next() % 6);
+    return b;
+  }
+  const odd: ChunkerParams = { minSize: 100, avgSize: 256, maxSize: 1001 };
+  it.each([
+    ['random, small params', randomBytes(2 * MiB, 11), SMALL],
+    ['text-like, small params', textBytes(2 * MiB, 12), SMALL],
+    ['random, odd sizes', randomBytes(300 * KiB, 13), odd],
+    ['text-like, odd sizes', textBytes(300 * KiB, 14), odd],
+    ['random, default params', randomBytes(12 * MiB, 15), DEFAULT_CHUNKER_PARAMS],
+  ] as const)('gives the same boundaries: %s', (_, data, params) => {
+    const ref = referenceLengths(data, params);
+    expect(ref.length).toBeGreaterThan(5);
+    expect(lengths(whole(data, params))).toEqual(ref);
+    const rnd = prng(data.length);
+    expect(lengths(chunkWith(data, params, () => 1 + (rnd() % (2 * params.avgSize))))).toEqual(ref);
+    // Tiny pushes (every unrolled-loop remainder) on the smaller inputs only: they are slow.
+    if (data.length <= 2 * MiB) expect(lengths(chunkWith(data.subarray(0, 512 * KiB), params, () => 1 + (rnd() % 13)))).toEqual(referenceLengths(data.subarray(0, 512 * KiB), params));
+  });
+});
+
 describe('chunkStream', () => {
   async function* pieces(buf: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
     for (let o = 0; o < buf.length; o += size) yield buf.subarray(o, o + size);

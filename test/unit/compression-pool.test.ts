@@ -45,6 +45,24 @@ describe('compression pool', () => {
     });
   });
 
+  it('with transfer, moves a whole buffer to the worker and copies a view', async () => {
+    const p = pool(1);
+    const own = Buffer.from(text); // > 8 KiB: an ArrayBuffer of its own
+    const expected = Buffer.from(own);
+    const big = Buffer.from('abcdefgh'.repeat(100_000));
+    const view = big.subarray(1000, 200_000);
+    const [a, b] = await Promise.all([p.compress(own, 'zstd', 'default', true), p.compress(view, 'zstd', 'default', true)]);
+    expect(own.buffer.byteLength).toBe(0); // detached: moved, not copied
+    expect(big.length).toBe(800_000);
+    expect(decompressBlob(a.data, a.algorithm, expected.length, 'a').equals(expected)).toBe(true);
+    expect(decompressBlob(b.data, b.algorithm, view.length, 'b').equals(view)).toBe(true);
+    // Incompressible and moved: the worker hands the same bytes back.
+    const noise = randomBytes(64 * 1024);
+    const noiseCopy = Buffer.from(noise);
+    const n = await p.compress(noise, 'zstd', 'default', true);
+    expect(n).toEqual({ data: noiseCopy, algorithm: 'none' });
+  });
+
   it('leaves the caller’s buffer alone, also when it is a view on a larger one', async () => {
     const p = pool(1);
     const big = Buffer.from('abcdefgh'.repeat(100_000));

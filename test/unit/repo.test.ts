@@ -33,7 +33,8 @@ async function writeChunks(repo: Repository, chunks: Buffer[], pool?: Compressio
   const { chunks: index } = await ChunkIndex.load(repo.storage);
   const writer = new ChunkWriter(repo.storage, index, { chunkId: repo.chunkId, packSize: repo.config.packSize, compression: repo.config.compression, pool });
   const ids: string[] = [];
-  for (const c of chunks) ids.push((await writer.write(c)).id);
+  // The writer takes a chunk over (its memory may move to a worker): give it copies.
+  for (const c of chunks) ids.push((await writer.write(Buffer.from(c))).id);
   const packs = await writer.flush();
   if (packs.length > 0) await writeIndexDocument(repo.storage, packs);
   return ids;
@@ -147,7 +148,7 @@ describe('repository', () => {
       const { chunks: index } = await ChunkIndex.load(repo.storage);
       const writer = new ChunkWriter(repo.storage, index, { chunkId: repo.chunkId, packSize: repo.config.packSize, compression: repo.config.compression, pool, maxInFlight: 3 });
       const written = [];
-      for (const c of [...chunks, chunks[3] as Buffer]) written.push(await writer.write(c));
+      for (const c of [...chunks, chunks[3] as Buffer]) written.push(await writer.write(Buffer.from(c)));
       expect(written.map((w) => w.isNew)).toEqual([...chunks.map(() => true), false]);
       expect(written[10]?.id).toBe(written[3]?.id);
       const packs = await writer.flush();
@@ -164,7 +165,7 @@ describe('repository', () => {
       // A second writer knows the sizes of indexed chunks without compressing anything.
       const loaded = await ChunkIndex.load(repo.storage);
       const again = new ChunkWriter(repo.storage, loaded.chunks, { chunkId: repo.chunkId, packSize: repo.config.packSize, compression: repo.config.compression, pool });
-      const second = await again.write(chunks[5] as Buffer);
+      const second = await again.write(Buffer.from(chunks[5] as Buffer));
       expect(second).toEqual({ id: written[5]?.id, isNew: false });
       expect(await again.flush()).toEqual([]);
       expect(again.storedSize(second.id)).toBe(writer.storedSize(second.id));

@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL engine (pg + pg-copy-streams for data, pg_dump/pg_restore for the schema):
+ * The PostgreSQL engine (pg, copy-out.ts and pg-copy-streams for data, pg_dump/pg_restore for the schema):
  * `postgres://user[:password]@host[:port]/dbname` (or `postgresql://`), or, without a database,
  * `postgres://user[:password]@host[:port]/`: the whole server (variant kind "postgres-server").
  * Files: connection.ts (URLs, redaction, location, database key, sessions) with conninfo.ts

@@ -21,10 +21,10 @@ import { CancelledError, CairnError, SourceError, throwIfAborted } from '../../c
 import type { DataStream } from '../types.js';
 import { quoteIdent, quoteLiteral, type CatalogRelation } from './catalog.js';
 import { connect, pgError, type PgConnectionSettings } from './connection.js';
+import { copyOut, type CopyOutStream } from './copy-out.js';
 
 /** How long taking a table lock may wait by default, in ms. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
-const NEWLINE = 0x0a;
 
 /** Session settings for reading data the way pg_dump does. */
 export const SESSION_SETUP = [
@@ -94,7 +94,7 @@ export class SessionPool {
   /**
    * A stream of the rows `sql` (a `COPY … TO STDOUT`) reads from the table `relation`, in a free
    * session of the pool; `name` is the collection's name, for messages. rowCount counts the
-   * lines read so far. Errors: SourceError (the server's, mapped; the snapshot closed), the
+   * rows read so far. The stream's pieces are batches of rows of up to 256 KiB (copy-out.ts). Errors: SourceError (the server's, mapped; the snapshot closed), the
    * signal's reason (a CairnError) or CancelledError on abort.
    */
   copy(relation: CatalogRelation, name: string, sql: string, signal: AbortSignal | undefined): DataStream {
@@ -104,7 +104,7 @@ export class SessionPool {
     async function* generate(): AsyncGenerator<Uint8Array> {
       throwIfAborted(signal);
       let session = await self.acquire(false, signal);
-      let stream: Readable | undefined;
+      let stream: CopyOutStream | undefined;
       let done = false;
       let cancelled: Promise<void> | undefined;
       const cancel = (): void => {
@@ -125,16 +125,14 @@ export class SessionPool {
         // that no await lies between it and `stream` being set (cancel needs the stream).
         const { to: copyTo } = await import('pg-copy-streams');
         throwIfAborted(signal);
-        stream = session.client.query(copyTo(sql));
-        for await (const chunk of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-          let i = chunk.indexOf(NEWLINE);
-          while (i !== -1) {
-            rowCount++;
-            i = chunk.indexOf(NEWLINE, i + 1);
-          }
+        const copy = session.client.query(copyOut(sql));
+        stream = copy;
+        for await (const chunk of copy.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+          rowCount = copy.rows;
           yield chunk;
           throwIfAborted(signal);
         }
+        rowCount = copy.rows;
         done = true;
         session.savepointOpen = true;
       } catch (err) {
