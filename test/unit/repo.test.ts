@@ -16,6 +16,8 @@ import { CompressionPool } from '../../src/repo/compression-pool.js';
 import { RepositoryLock, isStale, listLocks } from '../../src/repo/lock.js';
 import { prune } from '../../src/repo/prune.js';
 import { sha256Hex } from '../../src/repo/hash.js';
+import { SEALED_MAGIC, SEALED_OVERHEAD, sealParts, unseal } from '../../src/repo/crypto.js';
+import { EncryptedStorage } from '../../src/repo/encrypted-storage.js';
 import { ConflictError, CorruptionError, LockedError, NotFoundError, UsageError } from '../../src/core/errors.js';
 import { manifest } from '../helpers/manifests.js';
 
@@ -127,6 +129,24 @@ describe('packs', () => {
     // The blobs themselves are parts: nothing was copied into one pack buffer.
     expect(pack.parts.slice(0, 3)).toEqual(blobs);
     expect(pack.parts[0]).toBe(blobs[0]);
+  });
+
+  it('is sealed part by part in an encrypted repository, as one sealed object of its bytes', async () => {
+    const b = new PackBuilder();
+    for (const blob of [randomBytes(5000), Buffer.alloc(0), Buffer.from('tail')]) b.add(sha256Hex(blob), blob, blob.length, 'none');
+    const pack = b.finish();
+    const key = randomBytes(32);
+    const sealed = new EncryptedStorage(storage, key);
+    await sealed.put(packKey(pack.id), pack.parts);
+    const stored = await storage.get(packKey(pack.id));
+    // magic | nonce | ciphertext | tag, as seal() of the concatenation: what unseal() opens.
+    expect(stored.length).toBe(pack.length + SEALED_OVERHEAD);
+    expect(stored.subarray(0, SEALED_MAGIC.length).equals(SEALED_MAGIC)).toBe(true);
+    const plain = unseal(key, stored, packKey(pack.id), 'pack');
+    expect(plain.equals(Buffer.concat(pack.parts))).toBe(true);
+    expect(sha256Hex(plain)).toBe(pack.id);
+    expect((await sealed.get(packKey(pack.id))).equals(plain)).toBe(true);
+    expect(Buffer.concat(sealParts(key, [], 'x')).length).toBe(SEALED_OVERHEAD);
   });
 
   it('detects a truncated pack', () => {
