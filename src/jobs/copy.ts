@@ -170,8 +170,8 @@ async function transferBackup(
   let packsDone = 0;
   const report = (phase: CopyProgress['phase']): void => ctx.report({ phase, packsDone, packsTotal: packIds.length, chunksCopied, bytesCopied });
   const upload = async (pack: FinishedPack): Promise<void> => {
-    await to.storage.put(packKey(pack.id), pack.bytes, { signal });
-    written.push({ id: pack.id, length: pack.bytes.length, blobs: pack.blobs });
+    await to.storage.put(packKey(pack.id), pack.parts, { signal });
+    written.push({ id: pack.id, length: pack.length, blobs: pack.blobs });
   };
   report('transferring');
   await mapLimit(packIds, ctx.concurrency, async (packId, _i, signal) => {

@@ -124,8 +124,8 @@ export async function runExport(options: ExportOptions): Promise<ExportResult> {
     const report = (phase: ExportProgress['phase']): void =>
       options.onProgress?.({ phase, packsDone, packsTotal: plan.byPack.size, bytesRead, bytesTotal: plan.bytesTotal, bytesWritten: writer.bytes });
     const flush = async (pack: FinishedPack): Promise<void> => {
-      await sealed.put(packKey(pack.id), pack.bytes, { signal });
-      written.push({ id: pack.id, length: pack.bytes.length, blobs: pack.blobs });
+      await sealed.put(packKey(pack.id), pack.parts, { signal });
+      written.push({ id: pack.id, length: pack.length, blobs: pack.blobs });
     };
     report('exporting');
     await mapLimit([...plan.byPack.keys()], options.concurrency ?? 2, async (packId, _i, signal) => {

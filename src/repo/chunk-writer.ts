@@ -18,8 +18,16 @@ export interface WrittenChunk {
 export interface ChunkWriterOptions {
   packSize: number;
   compression: CompressionSettings;
-  /** Packs being uploaded at once; each holds up to packSize bytes in memory. */
+  /** Packs being uploaded at once; each holds up to packSize bytes in memory. Default 2. */
   maxUploads?: number;
+  /**
+   * Bytes of packs held in memory at once: the pack being filled plus those uploading. A new
+   * blob waits for an upload to end rather than go past it, except that one pack is always
+   * allowed (a pack larger than the budget is filled while nothing uploads, then uploaded while
+   * the next waits). Default PACK_MEMORY_BUDGET (64 MiB): 16 MiB packs keep two uploads in
+   * flight beside the pack being filled; 128 MiB packs are filled and uploaded in turn.
+   */
+  packMemory?: number;
   /**
    * Where new chunks are compressed. The caller owns it (and closes it). Default: compress inline,
    * on the calling thread.
@@ -47,6 +55,9 @@ interface InFlight {
 
 const inlinePool = new CompressionPool({ workers: 0 });
 
+/** Default ChunkWriterOptions.packMemory. */
+export const PACK_MEMORY_BUDGET = 64 * 1024 * 1024;
+
 /**
  * Deduplicates, compresses and packs chunks. A chunk already in the index costs nothing but its
  * id; a new one is compressed (on the pool's threads, while the caller goes on) and goes into the
@@ -60,6 +71,8 @@ export class ChunkWriter {
   private readonly pending = new Map<string, number | undefined>();
   private readonly inFlight: InFlight[] = [];
   private readonly uploads = new Set<Promise<void>>();
+  /** Bytes of sealed packs not yet stored: uploading, or waiting for an upload slot. */
+  private sealedBytes = 0;
   private readonly written: IndexDocument['packs'] = [];
   private readonly pool: CompressionPool;
   private readonly maxInFlight: number;
@@ -154,6 +167,14 @@ export class ChunkWriter {
         // Another write() may have taken it meanwhile.
         if (this.inFlight[0] !== head) continue;
       }
+      // Memory for packs stays within the budget: wait for an upload to end first (with the
+      // blob still at the head, so that blobs enter packs in order whoever adds them).
+      const budget = this.options.packMemory ?? PACK_MEMORY_BUDGET;
+      if (head.blob && this.uploads.size > 0 && this.builder.byteLength + head.blob.data.length + this.sealedBytes > budget) {
+        await Promise.race(this.uploads);
+        this.check();
+        continue;
+      }
       this.inFlight.shift();
       if (head.error !== undefined) {
         this.error ??= head.error;
@@ -170,20 +191,33 @@ export class ChunkWriter {
   private async sealPack(): Promise<void> {
     const pack = this.builder.finish();
     this.builder = new PackBuilder();
+    const { id, length, blobs } = pack;
+    // Counted from now: blobs of other writers wait for it as for an upload.
+    this.sealedBytes += length;
     const maxUploads = this.options.maxUploads ?? 2;
-    while (this.uploads.size >= maxUploads) await Promise.race(this.uploads);
-    this.check();
+    try {
+      while (this.uploads.size >= maxUploads) await Promise.race(this.uploads);
+      this.check();
+    } catch (err) {
+      this.sealedBytes -= length;
+      throw err;
+    }
+    // Only the put holds the parts (the callbacks below keep the id, length and blob list), so
+    // they are freed when it ends, and an encrypting storage can drop the plaintext once sealed.
     const upload = this.storage
-      .put(packKey(pack.id), pack.bytes, { signal: this.options.signal })
+      .put(packKey(id), pack.parts, { signal: this.options.signal })
       .then(
         () => {
-          this.written.push({ id: pack.id, length: pack.bytes.length, blobs: pack.blobs });
+          this.written.push({ id, length, blobs });
         },
         (err: unknown) => {
           this.error ??= err;
         },
       )
-      .finally(() => this.uploads.delete(upload));
+      .finally(() => {
+        this.uploads.delete(upload);
+        this.sealedBytes -= length;
+      });
     this.uploads.add(upload);
   }
 }

@@ -55,12 +55,28 @@ export function keyedChunkId(idKey: Buffer, raw: Uint8Array): string {
  * collision bound (NIST SP 800-38D §8.3) is still far away for a backup repository.
  */
 export function seal(key: Buffer, plain: Uint8Array, aad: string): Buffer {
+  const parts = sealParts(key, [plain], aad);
+  return Buffer.concat(parts, SEALED_OVERHEAD + plain.length);
+}
+
+/**
+ * seal() over plaintext given in parts (one object: their concatenation), returning the sealed
+ * object in parts: magic and nonce, the ciphertext of each part (GCM is a stream mode: each
+ * update gives exactly as many bytes as it takes), the tag. Byte for byte what seal() gives for
+ * the concatenated plaintext, without building that concatenation or the sealed one.
+ */
+export function sealParts(key: Buffer, plain: Uint8Array | readonly Uint8Array[], aad: string): Buffer[] {
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(Buffer.from(aad, 'utf8'));
-  const body = cipher.update(plain);
+  const out: Buffer[] = [Buffer.concat([SEALED_MAGIC, nonce])];
+  for (const part of plain instanceof Uint8Array ? [plain] : plain) {
+    if (part.byteLength > 0) out.push(cipher.update(part));
+  }
   const final = cipher.final();
-  return Buffer.concat([SEALED_MAGIC, nonce, body, final, cipher.getAuthTag()], SEALED_OVERHEAD + plain.length);
+  if (final.length > 0) out.push(final);
+  out.push(cipher.getAuthTag());
+  return out;
 }
 
 /**

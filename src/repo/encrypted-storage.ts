@@ -5,8 +5,8 @@
  * config and the key slots (keys/) pass through as they are: they are read before any key is known.
  */
 import { CorruptionError } from '../core/errors.js';
-import type { ObjectInfo, PutOptions, Storage } from '../storage/types.js';
-import { SEALED_OVERHEAD, seal, unseal } from './crypto.js';
+import type { ObjectInfo, Payload, PutOptions, Storage } from '../storage/types.js';
+import { SEALED_OVERHEAD, sealParts, unseal } from './crypto.js';
 
 /** Keys stored in plain text: what a reader needs before it has a key. */
 export function isPlainKey(key: string): boolean {
@@ -27,8 +27,12 @@ export class EncryptedStorage implements Storage {
     if (inner.linksOutside) this.linksOutside = inner.linksOutside.bind(inner);
   }
 
-  put(key: string, data: Uint8Array, options?: PutOptions): Promise<void> {
-    return this.inner.put(key, isPlainKey(key) ? data : seal(this.dataKey, data, key), options);
+  /**
+   * Seals part by part into new parts (no concatenated copy of the plaintext); the plaintext is
+   * not referenced from here once sealed, so a caller that let go of it frees it during the upload.
+   */
+  put(key: string, data: Payload, options?: PutOptions): Promise<void> {
+    return this.inner.put(key, isPlainKey(key) ? data : sealParts(this.dataKey, data, key), options);
   }
 
   async get(key: string, signal?: AbortSignal): Promise<Buffer> {

@@ -5,9 +5,9 @@
  *
  *   blob 0 | blob 1 | … | header (HEADER_ENTRY_SIZE bytes per blob) | u32le header length | "CRNPACK1"
  */
+import { createHash } from 'node:crypto';
 import type { CompressionAlgorithm, IndexEntry } from '../core/schemas.js';
 import { CorruptionError } from '../core/errors.js';
-import { sha256Hex } from './hash.js';
 
 export const PACK_MAGIC = Buffer.from('CRNPACK1', 'ascii');
 export const HEADER_ENTRY_SIZE = 1 + 1 + 4 + 4 + 32;
@@ -21,10 +21,27 @@ export function packKey(packId: string): string {
   return `data/${packId.slice(0, 2)}/${packId}`;
 }
 
+/**
+ * A pack ready to store: its bytes are `parts` in order (the blobs as they were added, then the
+ * header and trailer), never concatenated, so a pack costs its size in memory once; Storage.put
+ * takes the parts as they are.
+ */
 export interface FinishedPack {
+  /** SHA-256 of the whole pack (the parts' concatenation), hex: the pack's name. */
   id: string;
-  bytes: Buffer;
+  parts: Buffer[];
+  /** Total bytes of the parts. */
+  length: number;
   blobs: IndexEntry[];
+}
+
+/**
+ * A blob that is a small view on a much larger buffer (an incompressible chunk compressed inline
+ * is a view on its source's buffer) would keep all of that buffer alive for as long as the pack
+ * is held, building and then uploading: such a blob is copied into a buffer of its own.
+ */
+function compact(stored: Buffer): Buffer {
+  return stored.buffer.byteLength > 2 * stored.length + 64 * 1024 ? Buffer.from(stored) : stored;
 }
 
 /** Collects blobs in memory until the pack reaches its target size. */
@@ -43,7 +60,7 @@ export class PackBuilder {
 
   add(id: string, stored: Buffer, rawLength: number, compression: CompressionAlgorithm): IndexEntry {
     const entry: IndexEntry = { id, offset: this.size, length: stored.length, rawLength, compression };
-    this.parts.push(stored);
+    this.parts.push(compact(stored));
     this.entries.push(entry);
     this.size += stored.length;
     return entry;
@@ -62,8 +79,12 @@ export class PackBuilder {
     }
     header.writeUInt32LE(this.entries.length * HEADER_ENTRY_SIZE, p);
     PACK_MAGIC.copy(header, p + 4);
-    const bytes = Buffer.concat([...this.parts, header]);
-    return { id: sha256Hex(bytes), bytes, blobs: this.entries.slice() };
+    // The id over the parts as they are: the same SHA-256 as of their concatenation, no copy.
+    const hash = createHash('sha256');
+    for (const part of this.parts) hash.update(part);
+    hash.update(header);
+    const parts = [...this.parts, header];
+    return { id: hash.digest('hex'), parts, length: this.size + header.length, blobs: this.entries.slice() };
   }
 }
 

@@ -123,8 +123,8 @@ async function pruneLocked(repo: Repository, options: PruneOptions, signal: Abor
       if (builder.blobCount === 0) return;
       const pack = builder.finish();
       builder = new PackBuilder();
-      await repo.storage.put(packKey(pack.id), pack.bytes, { signal });
-      written.push({ id: pack.id, length: pack.bytes.length, blobs: pack.blobs });
+      await repo.storage.put(packKey(pack.id), pack.parts, { signal });
+      written.push({ id: pack.id, length: pack.length, blobs: pack.blobs });
     };
     for (const old of repack) {
       throwIfAborted(signal);

@@ -131,8 +131,8 @@ async function repairLocked(repo: Repository, options: RepairOptions, signal: Ab
     if (builder.blobCount === 0) return;
     const pack = builder.finish();
     builder = new PackBuilder();
-    if (!dryRun) await repo.storage.put(packKey(pack.id), pack.bytes, { signal });
-    written.push({ id: pack.id, length: pack.bytes.length, blobs: pack.blobs });
+    if (!dryRun) await repo.storage.put(packKey(pack.id), pack.parts, { signal });
+    written.push({ id: pack.id, length: pack.length, blobs: pack.blobs });
   };
   for (const s of salvage) {
     for (const b of s.blobs) {

@@ -6,11 +6,14 @@ import {
   type ContainerClient,
   type StoragePipelineOptions,
 } from '@azure/storage-blob';
+import { randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
+import { mapLimit } from '../core/errgroup.js';
 import { checkKey, unlessMissing } from './common.js';
+import { asBuffer, payloadLength, payloadParts, payloadStream } from './payload.js';
 import { ObjectStore, type ByteRange } from './object-store.js';
 import { DEFAULT_AZURE_BLOCK_SIZE, DEFAULT_AZURE_CONCURRENCY, azureLocation, checkAzureOptions, type AzureOptions } from './azure-config.js';
-import type { ObjectInfo, PutOptions, Storage } from './types.js';
+import type { ObjectInfo, Payload, PutOptions, Storage } from './types.js';
 
 export { azureOptionsFromEnv, parseAzureUrl, type AzureEnv, type AzureOptions } from './azure-config.js';
 
@@ -79,17 +82,41 @@ export class AzureBlobStorage extends ObjectStore implements Storage {
     return this.container.getBlockBlobClient(this.prefix + checkKey(key));
   }
 
-  async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
+  async put(key: string, data: Payload, options: PutOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     const blob = this.blob(key);
+    const conditions = options.ifNotExists ? { ifNoneMatch: '*' } : undefined;
+    const maxSingleShotSize = Math.min(this.blockSize, 256 * 1024 * 1024);
     try {
-      await blob.uploadData(Buffer.from(data.buffer, data.byteOffset, data.byteLength), {
-        blockSize: this.blockSize,
-        maxSingleShotSize: Math.min(this.blockSize, 256 * 1024 * 1024),
-        concurrency: this.concurrency,
-        conditions: options.ifNotExists ? { ifNoneMatch: '*' } : undefined,
-        abortSignal: options.signal,
-      });
+      const parts = payloadParts(data);
+      if (parts.length <= 1) {
+        await blob.uploadData(asBuffer(parts[0] ?? new Uint8Array(0)), { blockSize: this.blockSize, maxSingleShotSize, concurrency: this.concurrency, conditions, abortSignal: options.signal });
+      } else {
+        // An object in parts (a pack) goes up as streams over views of its parts, never
+        // concatenated. The body is a function returning a new stream: the SDK calls it again for
+        // each retry of the request (as its own uploadFile does with file streams).
+        const length = payloadLength(data);
+        if (length <= maxSingleShotSize) {
+          await blob.upload(() => payloadStream(data), length, { conditions, abortSignal: options.signal });
+        } else {
+          const prefix = randomUUID();
+          const starts = Array.from({ length: Math.ceil(length / this.blockSize) }, (_, i) => i * this.blockSize);
+          const ids = await mapLimit(
+            starts,
+            this.concurrency,
+            async (start, i, group) => {
+              // Block ids of one blob must all have the same length.
+              const id = Buffer.from(`${prefix}-${String(i).padStart(6, '0')}`).toString('base64');
+              const size = Math.min(this.blockSize, length - start);
+              await blob.stageBlock(id, () => payloadStream(data, start, size), size, { abortSignal: group });
+              return id;
+            },
+            options.signal,
+          );
+          // The condition is evaluated where the blob comes into being: on the block list.
+          await blob.commitBlockList(ids, { conditions, abortSignal: options.signal });
+        }
+      }
     } catch (err) {
       const status = statusOf(err);
       if (options.ifNotExists && (status === 409 || status === 412)) {

@@ -1,6 +1,7 @@
 import { ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
-import type { Storage } from './types.js';
+import type { Payload, Storage } from './types.js';
+import { payloadEquals, payloadLength } from './payload.js';
 import { sleep } from '../core/sleep.js';
 
 /** Refuses keys that could escape the repository folder; returns the key unchanged. */
@@ -174,10 +175,10 @@ export async function readExactRange(
 export const RECHECK_MAX_BYTES = 4 * 1024 * 1024;
 
 /** Whether `key` holds exactly `data`: false for objects above RECHECK_MAX_BYTES and on any error. */
-export async function holdsBytes(store: Pick<Storage, 'get'>, key: string, data: Uint8Array): Promise<boolean> {
-  if (data.length > RECHECK_MAX_BYTES) return false;
+export async function holdsBytes(store: Pick<Storage, 'get'>, key: string, data: Payload): Promise<boolean> {
+  if (payloadLength(data) > RECHECK_MAX_BYTES) return false;
   try {
-    return (await store.get(key)).equals(data);
+    return payloadEquals(data, await store.get(key));
   } catch {
     return false;
   }

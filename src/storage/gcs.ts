@@ -21,7 +21,8 @@ import {
   sameGcsEndpoint,
   type GcsOptions,
 } from './gcs-config.js';
-import type { ObjectInfo, PutOptions, Storage } from './types.js';
+import { asBuffer, payloadLength, payloadParts, payloadStream } from './payload.js';
+import type { ObjectInfo, Payload, PutOptions, Storage } from './types.js';
 
 export { DEFAULT_GCS_RESUMABLE_THRESHOLD, parseGcsUrl, type GcsEnv, type GcsOptions } from './gcs-config.js';
 
@@ -106,11 +107,15 @@ export class GcsStorage extends ObjectStore implements Storage {
     return this.bucket.file(this.prefix + checkKey(key));
   }
 
-  async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
+  async put(key: string, data: Payload, options: PutOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     const file = this.file(key);
-    const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    const resumable = body.length > this.resumableThreshold;
+    const parts = payloadParts(data);
+    // An object in parts (a pack) is given as a function returning a new stream over views of
+    // its parts, never concatenated: the SDK pipes it to the upload and, being a function, calls
+    // it again for a retry (a stream itself it would not retry).
+    const body = parts.length <= 1 ? asBuffer(parts[0] ?? new Uint8Array(0)) : () => payloadStream(data);
+    const resumable = payloadLength(data) > this.resumableThreshold;
     try {
       // The SDK takes no AbortSignal: a write in flight finishes (or fails) before cancellation is seen.
       await file.save(body, {
@@ -123,7 +128,7 @@ export class GcsStorage extends ObjectStore implements Storage {
     } catch (err) {
       if (options.ifNotExists && statusOf(err) === 412) {
         // The SDK retries a write whose answer was lost; the retry then meets our own object.
-        if (await holdsBytes(this, key, body)) return;
+        if (await holdsBytes(this, key, data)) return;
         throw new ConflictError(`Object "${key}" already exists in ${this.location}.`, { cause: err });
       }
       throw this.mapError(err, `write ${key}`, key, options.signal);

@@ -1,4 +1,4 @@
-import type { ObjectInfo, PutOptions, Storage } from './types.js';
+import type { ObjectInfo, Payload, PutOptions, Storage } from './types.js';
 
 /**
  * A Storage whose backend module is loaded on first use, so that commands working on a local
@@ -29,7 +29,7 @@ export class LazyStorage implements Storage {
     return this.loading;
   }
 
-  async put(key: string, data: Uint8Array, options?: PutOptions): Promise<void> {
+  async put(key: string, data: Payload, options?: PutOptions): Promise<void> {
     return (await this.backend()).put(key, data, options);
   }
 

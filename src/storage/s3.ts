@@ -1,19 +1,26 @@
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
+  type CompletedPart,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
+import { CairnError, ConflictError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../core/errors.js';
+import { mapLimit } from '../core/errgroup.js';
 import { checkKey, holdsBytes, unlessMissing } from './common.js';
 import { TransientStorageError, isInterrupted } from './errors.js';
+import { payloadLength, payloadParts, payloadStream } from './payload.js';
 import { ObjectStore, type ByteRange } from './object-store.js';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, checkS3Options, s3Location, type S3Options } from './s3-config.js';
-import type { ObjectInfo, PutOptions, Storage } from './types.js';
+import type { ObjectInfo, Payload, PutOptions, Storage } from './types.js';
 
 export { DEFAULT_MULTIPART_THRESHOLD, parseS3Url, type S3Options } from './s3-config.js';
 
@@ -28,6 +35,13 @@ export { DEFAULT_MULTIPART_THRESHOLD, parseS3Url, type S3Options } from './s3-co
  * The SDK retries each request (standard mode, `maxAttempts`); a body cut off after the answer
  * began fails with a TransientStorageError, which the retry middleware (middleware/retry.ts,
  * applied by openStorage) repeats.
+ *
+ * An object given in parts (a pack: its blobs and header) is sent as a stream of those parts with
+ * its length known, one request or, above the threshold, one stream per part of a multipart
+ * upload made here: never concatenated into one buffer. The SDK does not retry a request whose
+ * body is a stream (it cannot read it twice), so a failure it would have retried is a
+ * TransientStorageError instead, and the retry middleware repeats the put with new streams over
+ * the same parts.
  */
 export class S3Storage extends ObjectStore implements Storage {
   /** If-None-Match may be ignored by S3-compatible servers: see the class comment. */
@@ -51,6 +65,10 @@ export class S3Storage extends ObjectStore implements Storage {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+      // Without a logger the SDK prints "An error was encountered in a non-retryable streaming
+      // request." on the console for every failed streamed put: cairn reports (and retries)
+      // those failures itself, and the CLI's output must stay its own.
+      logger: QUIET_LOGGER,
     };
     const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
     if (region) config.region = region;
@@ -69,8 +87,9 @@ export class S3Storage extends ObjectStore implements Storage {
     return this.prefix + checkKey(key);
   }
 
-  async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
+  async put(key: string, data: Payload, options: PutOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
+    const streamed = payloadParts(data).length > 1;
     if (options.ifNotExists && (await this.exists(key))) {
       throw new ConflictError(`Object "${key}" already exists in ${this.location}.`);
     }
@@ -97,13 +116,26 @@ export class S3Storage extends ObjectStore implements Storage {
           throw this.mapError(retryErr, `write ${key}`, key, options.signal);
         }
       }
-      throw this.mapError(err, `write ${key}`, key, options.signal);
+      const mapped = this.mapError(err, `write ${key}`, key, options.signal);
+      if (streamed && !options.signal?.aborted && !(err instanceof CairnError) && sdkWouldRetry(err)) {
+        throw new TransientStorageError(mapped.message, { cause: err });
+      }
+      throw mapped;
     }
   }
 
-  private async write(key: string, data: Uint8Array, createOnly: boolean, signal: AbortSignal | undefined): Promise<void> {
+  private async write(key: string, data: Payload, createOnly: boolean, signal: AbortSignal | undefined): Promise<void> {
     const Key = this.fullKey(key);
     const condition = createOnly ? { IfNoneMatch: '*' } : {};
+    const length = payloadLength(data);
+    if (!(data instanceof Uint8Array) && data.length > 1) {
+      if (length > this.multipartThreshold) return this.writeMultipart(Key, data, length, condition, signal);
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: payloadStream(data), ContentLength: length, ...condition }), {
+        abortSignal: signal,
+      });
+      return;
+    }
+    data = payloadParts(data)[0] ?? new Uint8Array(0);
     if (data.length > this.multipartThreshold) {
       // The condition travels to CompleteMultipartUpload, where S3 evaluates it.
       const upload = new Upload({
@@ -124,6 +156,40 @@ export class S3Storage extends ObjectStore implements Storage {
       await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentLength: data.length, ...condition }), {
         abortSignal: signal,
       });
+    }
+  }
+
+  /**
+   * A multipart upload of an object in parts: each part of `partSize` bytes is a stream over
+   * views of the object's parts (no copy), up to 4 at a time. The condition travels to
+   * CompleteMultipartUpload, where S3 evaluates it. On any failure the upload is aborted, so no
+   * stored part is left behind to be billed.
+   */
+  private async writeMultipart(Key: string, data: Payload, length: number, condition: { IfNoneMatch?: string }, signal: AbortSignal | undefined): Promise<void> {
+    const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key }), { abortSignal: signal });
+    const UploadId = created.UploadId;
+    if (!UploadId) throw new StorageError(`Cannot write ${Key} in ${this.location}: the server started a multipart upload without an upload id.`);
+    try {
+      const starts = Array.from({ length: Math.ceil(length / this.partSize) }, (_, i) => i * this.partSize);
+      const parts = await mapLimit(
+        starts,
+        4,
+        async (start, i, group): Promise<CompletedPart> => {
+          const size = Math.min(this.partSize, length - start);
+          const out = await this.client.send(
+            new UploadPartCommand({ Bucket: this.bucket, Key, UploadId, PartNumber: i + 1, Body: payloadStream(data, start, size), ContentLength: size }),
+            { abortSignal: group },
+          );
+          return { PartNumber: i + 1, ETag: out.ETag };
+        },
+        signal,
+      );
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId, MultipartUpload: { Parts: parts }, ...condition }), {
+        abortSignal: signal,
+      });
+    } catch (err) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId })).catch(() => undefined);
+      throw err;
     }
   }
 
@@ -230,6 +296,46 @@ export class S3Storage extends ObjectStore implements Storage {
     const tried = attempts && attempts > 1 ? ` (after ${attempts} attempts)` : '';
     return new StorageError(`Cannot ${action} in ${this.location}${tried}: ${name ? `${name}: ` : ''}${message}`, { cause: err });
   }
+}
+
+const QUIET_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+/** Error names the SDK's standard retry strategy treats as transient or throttling. */
+const SDK_RETRIED_NAMES = new Set([
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'ProvisionedThroughputExceededException',
+  'TransactionInProgressException',
+  'RequestLimitExceeded',
+  'BandwidthLimitExceeded',
+  'LimitExceededException',
+  'RequestThrottled',
+  'SlowDown',
+  'PriorRequestNotComplete',
+  'EC2ThrottledException',
+  'InternalError',
+  'ServiceUnavailable',
+]);
+const SDK_RETRIED_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * Whether the SDK would have retried this failure had the body been a buffer (its standard
+ * strategy: 5xx, 429, throttling and timeout errors, dropped connections): for a streamed put,
+ * which the SDK sends once, the retry middleware repeats those instead.
+ */
+function sdkWouldRetry(err: unknown): boolean {
+  const status = statusOf(err);
+  if (status !== undefined && (status >= 500 || status === 429)) return true;
+  if (SDK_RETRIED_NAMES.has(nameOf(err))) return true;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && SDK_RETRIED_CODES.has(code)) return true;
+  return isInterrupted(err);
 }
 
 function nameOf(err: unknown): string {

@@ -15,6 +15,15 @@ export interface ObjectInfo {
   modified: Date;
 }
 
+/**
+ * What `put` writes: one byte array, or a list of them stored one after the other as one object
+ * (a pack is its blobs and its header). Writing the parts as they are, instead of concatenating
+ * them first, keeps a second whole copy of a 16–128 MiB pack out of memory; a backend streams or
+ * writes them in order. The parts must not change until the put has settled (a retry sends
+ * them again). Helpers: payload.ts.
+ */
+export type Payload = Uint8Array | readonly Uint8Array[];
+
 export interface PutOptions {
   /**
    * Fail with ConflictError if the key exists. Atomic where `Storage.atomicCreate` is true (link()
@@ -33,7 +42,8 @@ export interface Storage {
    * exactly one wins. False where the service (or a compatible one) may ignore the condition.
    */
   readonly atomicCreate: boolean;
-  put(key: string, data: Uint8Array, options?: PutOptions): Promise<void>;
+  /** Stores `data` (a byte array, or parts stored as their concatenation) under `key`, whole or not at all. */
+  put(key: string, data: Payload, options?: PutOptions): Promise<void>;
   /** Whole object; NotFoundError when absent. */
   get(key: string, signal?: AbortSignal): Promise<Buffer>;
   /** `length` bytes from `offset`; NotFoundError when absent. */

@@ -14,7 +14,7 @@ import Database from '../../src/sources/sqlite/driver.js';
 import type { BackupManifest } from '../../src/core/schemas.js';
 import { CorruptionError } from '../../src/core/errors.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
-import type { PutOptions, Storage } from '../../src/storage/types.js';
+import type { Payload, PutOptions, Storage } from '../../src/storage/types.js';
 import { Repository } from '../../src/repo/repository.js';
 import { ChunkIndex, writeIndexDocument } from '../../src/repo/chunk-index.js';
 import { ChunkReader } from '../../src/repo/chunk-reader.js';
@@ -327,7 +327,7 @@ describe('a failed backup deletes nothing others need', () => {
     let releaseA!: () => void;
     const aWaits = new Promise<void>((resolve) => (releaseA = resolve));
     const gated: Storage = Object.assign(Object.create(storage) as Storage, {
-      put: async (key: string, data: Uint8Array, options?: PutOptions) => {
+      put: async (key: string, data: Payload, options?: PutOptions) => {
         if (key.startsWith('index/')) await aWaits;
         return storage.put(key, data, options);
       },
@@ -488,8 +488,8 @@ describe('damage is contained', () => {
     const data = Buffer.from('hello');
     b.add(sha256Hex(data), data, 5, 'none');
     const pack = b.finish();
-    await storage.put(packKey(pack.id), pack.bytes);
-    const id = await writeIndexDocument(storage, [{ id: pack.id, length: pack.bytes.length, blobs: pack.blobs }]);
+    await storage.put(packKey(pack.id), pack.parts);
+    const id = await writeIndexDocument(storage, [{ id: pack.id, length: pack.length, blobs: pack.blobs }]);
     const other = await writeIndexDocument(storage, []);
     // The document stored under another id's name:
     await storage.put(`index/${other}`, await storage.get(`index/${id}`));
@@ -542,7 +542,7 @@ describe('repo init', () => {
 /** A storage that fails ("killed") on the first put whose key matches. */
 function withFault(storage: Storage, matches: (key: string) => boolean): Storage {
   return Object.assign(Object.create(storage) as Storage, {
-    put: async (key: string, data: Uint8Array, options?: PutOptions) => {
+    put: async (key: string, data: Payload, options?: PutOptions) => {
       if (matches(key)) throw new Error(`killed before writing ${key}`);
       return storage.put(key, data, options);
     },

@@ -165,7 +165,7 @@ function validPack(): Buffer {
     const c = compressBlob(raw, i % 2 ? 'zstd' : 'gzip', 'default');
     b.add(sha256Hex(raw), c.data, raw.length, c.algorithm);
   }
-  return b.finish().bytes;
+  return Buffer.concat(b.finish().parts);
 }
 
 // --- invariants ------------------------------------------------------------------------------

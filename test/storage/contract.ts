@@ -63,6 +63,36 @@ export function describeStorageContract(name: string, factory: StorageFactory, o
       expect(s.location).not.toMatch(/S3RVER|Eby8vd|AccountKey|secret/i);
     });
 
+    it('stores an object given in parts as their concatenation: tiny and empty parts, 11 MiB in uneven parts, create-only', async () => {
+      const s = await factory();
+      // Views at odd offsets of one buffer, sizes that cross every multipart / block boundary.
+      const whole = randomBytes(11 * 1024 * 1024 + 12345);
+      const parts: Buffer[] = [];
+      for (let at = 0, i = 0; at < whole.length; i++) {
+        const size = Math.min(whole.length - at, [3 * 1024 * 1024 + 7, 0, 1, 999_999, 64 * 1024][i % 5] as number);
+        parts.push(whole.subarray(at, at + size));
+        at += size;
+      }
+      await s.put('parts/big', parts);
+      expect((await s.get('parts/big')).equals(whole)).toBe(true);
+      // More parts than one writev takes, most of them a few bytes.
+      const tiny = Array.from({ length: 3000 }, (_, i) => randomBytes(i % 7));
+      await s.put('parts/tiny', tiny);
+      expect((await s.get('parts/tiny')).equals(Buffer.concat(tiny))).toBe(true);
+      await s.put('parts/none', []);
+      expect((await s.get('parts/none')).length).toBe(0);
+      const sizes = new Map<string, number>();
+      for await (const o of s.list('parts/')) sizes.set(o.key, o.size);
+      expect(sizes).toEqual(new Map([['parts/big', whole.length], ['parts/tiny', Buffer.concat(tiny).length], ['parts/none', 0]]));
+      // Create-only in parts: refused on an existing key, which keeps its bytes; a new key is written.
+      await expect(s.put('parts/tiny', [Buffer.from('x'), Buffer.from('y')], { ifNotExists: true })).rejects.toBeInstanceOf(ConflictError);
+      expect((await s.get('parts/tiny')).equals(Buffer.concat(tiny))).toBe(true);
+      await s.put('parts/new', [Buffer.from('ab'), Buffer.from('cd')], { ifNotExists: true });
+      expect((await s.get('parts/new')).toString()).toBe('abcd');
+      // The caller's parts are left as they were.
+      expect(Buffer.concat(parts).equals(whole)).toBe(true);
+    });
+
     it('reads ranges at the start, in the middle and at the end', async () => {
       const s = await factory();
       const data = randomBytes(100_000);

@@ -80,6 +80,16 @@ describe('S3 backend', () => {
     expect(counts.get('PutObjectCommand')).toBe(1);
     expect((await s.get('big')).equals(big)).toBe(true);
     expect((await s.get('small')).equals(small)).toBe(true);
+    // The same in parts (a pack), streamed: parts of the upload cross the given parts' boundaries.
+    const split = (b: Buffer): Buffer[] => [b.subarray(0, 1), b.subarray(1, 4 * 1024 * 1024), b.subarray(4 * 1024 * 1024)];
+    await s.put('big-parts', split(big));
+    await s.put('small-parts', split(small));
+    expect(counts.get('CreateMultipartUploadCommand')).toBe(2);
+    expect(counts.get('UploadPartCommand')).toBe(6);
+    expect(counts.get('CompleteMultipartUploadCommand')).toBe(2);
+    expect(counts.get('PutObjectCommand')).toBe(2);
+    expect((await s.get('big-parts')).equals(big)).toBe(true);
+    expect((await s.get('small-parts')).equals(small)).toBe(true);
   });
 
   it('sends If-None-Match: * on create-only writes (atomic on AWS S3), and not on others', async () => {
@@ -95,7 +105,8 @@ describe('S3 backend', () => {
     );
     await s.put('create-only', Buffer.from('x'), { ifNotExists: true });
     await s.put('plain', Buffer.from('x'));
-    expect(seen.map((r) => r.ifNoneMatch)).toEqual(['*', undefined]);
+    await s.put('create-only-parts', [Buffer.from('x'), Buffer.from('y')], { ifNotExists: true });
+    expect(seen.map((r) => r.ifNoneMatch)).toEqual(['*', undefined, '*']);
     expect(s.atomicCreate).toBe(false);
     expect(openStorage(`s3://${BUCKET}/p?endpoint=${encodeURIComponent(server.url)}`, {}).atomicCreate).toBe(false);
   });

@@ -7,7 +7,7 @@ import { FileSystemStorage } from '../../src/storage/fs.js';
 import { createExclusiveByClaims } from '../../src/storage/common.js';
 // Seeded generator (mulberry32), so a failing round can be replayed.
 import { seededRandom as seeded } from '../../src/storage/middleware/faults.js';
-import type { ObjectInfo, PutOptions, Storage } from '../../src/storage/types.js';
+import type { ObjectInfo, Payload, PutOptions, Storage } from '../../src/storage/types.js';
 
 /**
  * A storage whose every call takes `delayMs` give or take 10 %, like a loaded S3-compatible
@@ -26,7 +26,7 @@ class SlowStorage implements Storage {
   ) {}
   get location(): string { return this.inner.location; }
   private wait(): Promise<void> { return new Promise((r) => setTimeout(r, this.delayMs * (0.9 + 0.2 * this.random()))); }
-  async put(key: string, data: Uint8Array, options?: PutOptions): Promise<void> { await this.wait(); return this.inner.put(key, data, options); }
+  async put(key: string, data: Payload, options?: PutOptions): Promise<void> { await this.wait(); return this.inner.put(key, data, options); }
   async get(key: string, signal?: AbortSignal): Promise<Buffer> { await this.wait(); return this.inner.get(key, signal); }
   async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> { await this.wait(); return this.inner.getRange(key, offset, length, signal); }
   async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {

@@ -1,9 +1,11 @@
 import { mkdtemp, readdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileSystemStorage } from '../../src/storage/fs.js';
+import { payloadLength } from '../../src/storage/payload.js';
+import type { Payload, PutOptions, Storage } from '../../src/storage/types.js';
 import { Repository } from '../../src/repo/repository.js';
 import { ChunkIndex, writeIndexDocument } from '../../src/repo/chunk-index.js';
 import { ChunkWriter } from '../../src/repo/chunk-writer.js';
@@ -14,6 +16,8 @@ import { CompressionPool } from '../../src/repo/compression-pool.js';
 import { RepositoryLock, isStale, listLocks } from '../../src/repo/lock.js';
 import { prune } from '../../src/repo/prune.js';
 import { sha256Hex } from '../../src/repo/hash.js';
+import { SEALED_MAGIC, SEALED_OVERHEAD, sealParts, unseal } from '../../src/repo/crypto.js';
+import { EncryptedStorage } from '../../src/repo/encrypted-storage.js';
 import { ConflictError, CorruptionError, LockedError, NotFoundError, UsageError } from '../../src/core/errors.js';
 import { manifest } from '../helpers/manifests.js';
 
@@ -88,17 +92,69 @@ describe('packs', () => {
     const blobs = [Buffer.from('one'), Buffer.from('second blob'), Buffer.alloc(0)];
     for (const blob of blobs) b.add(sha256Hex(blob), blob, blob.length, 'none');
     const pack = b.finish();
-    expect(pack.id).toBe(sha256Hex(pack.bytes));
-    const entries = parsePackHeader(pack.bytes, pack.id);
+    const bytes = Buffer.concat(pack.parts);
+    expect(pack.length).toBe(bytes.length);
+    expect(pack.id).toBe(sha256Hex(bytes));
+    const entries = parsePackHeader(bytes, pack.id);
     expect(entries).toEqual(pack.blobs);
-    expect(entries.map((e) => pack.bytes.subarray(e.offset, e.offset + e.length).toString())).toEqual(['one', 'second blob', '']);
+    expect(entries.map((e) => bytes.subarray(e.offset, e.offset + e.length).toString())).toEqual(['one', 'second blob', '']);
+  });
+
+  it('is stored in parts, byte for byte the documented layout, named by the SHA-256 of what is stored', async () => {
+    const b = new PackBuilder();
+    const blobs = [Buffer.from('first'), randomBytes(3000), Buffer.from('third')];
+    const ids = blobs.map((blob) => sha256Hex(blob));
+    blobs.forEach((blob, i) => b.add(ids[i] as string, blob, blob.length + i, i === 1 ? 'none' : 'zstd'));
+    const pack = b.finish();
+    // docs/repository-format.md: blobs | per blob: type 0, compression code, u32le length,
+    // u32le raw length, 32-byte id | u32le header length | "CRNPACK1".
+    const header = Buffer.concat(
+      blobs.map((blob, i) => {
+        const entry = Buffer.alloc(42);
+        entry.writeUInt8(0, 0);
+        entry.writeUInt8(i === 1 ? 0 : 1, 1);
+        entry.writeUInt32LE(blob.length, 2);
+        entry.writeUInt32LE(blob.length + i, 6);
+        Buffer.from(ids[i] as string, 'hex').copy(entry, 10);
+        return entry;
+      }),
+    );
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(header.length);
+    const expected = Buffer.concat([...blobs, header, length, Buffer.from('CRNPACK1')]);
+    await storage.put(packKey(pack.id), pack.parts);
+    const stored = await storage.get(packKey(pack.id));
+    expect(stored.equals(expected)).toBe(true);
+    expect(pack.id).toBe(createHash('sha256').update(stored).digest('hex'));
+    expect(pack.length).toBe(stored.length);
+    // The blobs themselves are parts: nothing was copied into one pack buffer.
+    expect(pack.parts.slice(0, 3)).toEqual(blobs);
+    expect(pack.parts[0]).toBe(blobs[0]);
+  });
+
+  it('is sealed part by part in an encrypted repository, as one sealed object of its bytes', async () => {
+    const b = new PackBuilder();
+    for (const blob of [randomBytes(5000), Buffer.alloc(0), Buffer.from('tail')]) b.add(sha256Hex(blob), blob, blob.length, 'none');
+    const pack = b.finish();
+    const key = randomBytes(32);
+    const sealed = new EncryptedStorage(storage, key);
+    await sealed.put(packKey(pack.id), pack.parts);
+    const stored = await storage.get(packKey(pack.id));
+    // magic | nonce | ciphertext | tag, as seal() of the concatenation: what unseal() opens.
+    expect(stored.length).toBe(pack.length + SEALED_OVERHEAD);
+    expect(stored.subarray(0, SEALED_MAGIC.length).equals(SEALED_MAGIC)).toBe(true);
+    const plain = unseal(key, stored, packKey(pack.id), 'pack');
+    expect(plain.equals(Buffer.concat(pack.parts))).toBe(true);
+    expect(sha256Hex(plain)).toBe(pack.id);
+    expect((await sealed.get(packKey(pack.id))).equals(plain)).toBe(true);
+    expect(Buffer.concat(sealParts(key, [], 'x')).length).toBe(SEALED_OVERHEAD);
   });
 
   it('detects a truncated pack', () => {
     const b = new PackBuilder();
     b.add(sha256Hex(Buffer.from('x')), Buffer.from('x'), 1, 'none');
-    const pack = b.finish();
-    expect(() => parsePackHeader(pack.bytes.subarray(0, pack.bytes.length - 3), pack.id)).toThrow(CorruptionError);
+    const bytes = Buffer.concat(b.finish().parts);
+    expect(() => parsePackHeader(bytes.subarray(0, bytes.length - 3), sha256Hex(bytes))).toThrow(CorruptionError);
   });
 });
 
@@ -174,6 +230,44 @@ describe('repository', () => {
     } finally {
       await pool.close();
     }
+  });
+
+  it('keeps the packs it holds (filling and uploading) within its memory budget, blobs in order', async () => {
+    const repo = await Repository.init(storage, { packSize: 1024 * 1024, compression: { algorithm: 'none', level: 'default' } });
+    let uploading = 0;
+    let most = 0;
+    let puts = 0;
+    // Uploads that take a while: without the budget, four would be in flight at once here.
+    const slow: Storage = Object.assign(Object.create(repo.storage) as Storage, {
+      put: async (key: string, data: Payload, options?: PutOptions) => {
+        const n = payloadLength(data);
+        uploading += n;
+        most = Math.max(most, uploading);
+        puts++;
+        for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+        try {
+          await repo.storage.put(key, data, options);
+        } finally {
+          uploading -= n;
+        }
+      },
+    });
+    const budget = 2.5 * 1024 * 1024;
+    const writer = new ChunkWriter(slow, new ChunkIndex(), { chunkId: repo.chunkId, packSize: repo.config.packSize, compression: repo.config.compression, maxUploads: 4, packMemory: budget });
+    const chunks = Array.from({ length: 20 }, () => randomBytes(300 * 1024));
+    const ids: string[] = [];
+    for (const c of chunks) ids.push((await writer.write(c)).id);
+    const packs = await writer.flush();
+    expect(puts).toBe(5); // 4 × 300 KiB per 1 MiB pack
+    expect(most).toBeGreaterThan(1024 * 1024); // two packs did overlap
+    expect(most).toBeLessThanOrEqual(budget);
+    // Pack boundaries as without waiting: chunks 4k..4k+3 in pack k.
+    const first = (p: (typeof packs)[number]): number => ids.indexOf(p.blobs[0]?.id as string);
+    const inOrder = [...packs].sort((a, b) => first(a) - first(b)).map((p) => p.blobs.map((b) => b.id));
+    expect(inOrder).toEqual([0, 4, 8, 12, 16].map((k) => ids.slice(k, k + 4)));
+    await writeIndexDocument(repo.storage, packs);
+    const reader = new ChunkReader(repo.storage, (await ChunkIndex.load(repo.storage)).chunks, repo.chunkId);
+    for (let i = 0; i < chunks.length; i++) expect((await reader.read(ids[i] as string)).equals(chunks[i] as Buffer)).toBe(true);
   });
 
   it('fails the write or flush after a failed compression, and leaves what it uploaded to prune', async () => {
@@ -269,7 +363,7 @@ describe('prune', () => {
     const orphan = new PackBuilder();
     orphan.add(sha256Hex(Buffer.from('orphan')), Buffer.from('orphan'), 6, 'none');
     const o = orphan.finish();
-    await storage.put(packKey(o.id), o.bytes);
+    await storage.put(packKey(o.id), o.parts);
 
     // Pack 1 = keep0, drop0-3, keep1 (reaches 1 MiB); pack 2 = drop4-5 (wholly unused).
     // A young unindexed pack may belong to a backup still running: kept within the grace period.

@@ -16,7 +16,8 @@ import { open, stat } from 'node:fs/promises';
 import { basename, isAbsolute, resolve } from 'node:path';
 import { ConflictError, CorruptionError, NotFoundError, StorageError, UsageError, throwIfAborted } from '../../core/errors.js';
 import { checkKey } from '../common.js';
-import type { ObjectInfo, PutOptions, Storage } from '../types.js';
+import { payloadParts } from '../payload.js';
+import type { ObjectInfo, Payload, PutOptions, Storage } from '../types.js';
 import {
   ARCHIVE_END,
   ARCHIVE_EXTENSION,
@@ -106,11 +107,12 @@ export class ArchiveStorage implements Storage {
     return end;
   }
 
-  async put(key: string, data: Uint8Array, options?: PutOptions): Promise<void> {
+  async put(key: string, data: Payload, options?: PutOptions): Promise<void> {
     checkKey(key);
     if (!key.startsWith(LOCKS_PREFIX)) throw this.readOnlyError(`write ${key}`);
     if (options?.ifNotExists && this.locks.has(key)) throw new ConflictError(`${key} already exists in ${this.location}.`);
-    this.locks.set(key, { data: Buffer.from(data), modified: new Date() });
+    // A copy: the caller may reuse its buffers; locks are small.
+    this.locks.set(key, { data: Buffer.concat(payloadParts(data)), modified: new Date() });
   }
 
   async get(key: string, signal?: AbortSignal): Promise<Buffer> {

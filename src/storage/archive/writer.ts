@@ -7,7 +7,8 @@
 import { createHash } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { StorageError, throwIfAborted } from '../../core/errors.js';
-import type { ObjectInfo, PutOptions, Storage } from '../types.js';
+import { payloadLength, payloadParts } from '../payload.js';
+import type { ObjectInfo, Payload, PutOptions, Storage } from '../types.js';
 import { ARCHIVE_END, ARCHIVE_HEAD, isArchiveObject, type ArchiveEnd } from './format.js';
 import { BLOCK, RECORD, encodeHeader, padding } from './tar.js';
 
@@ -45,13 +46,15 @@ export class ArchiveWriter {
    * callers such as a pack upload and an index write never interleave their bytes).
    * @throws StorageError when the output fails; CancelledError when `signal` aborts first.
    */
-  add(name: string, data: Uint8Array, signal?: AbortSignal): Promise<void> {
+  add(name: string, data: Payload, signal?: AbortSignal): Promise<void> {
     const run = this.queue.then(async () => {
       throwIfAborted(signal);
       if (this.finished) throw new Error(`Archive member ${name} added after the end member.`);
-      await this.write(encodeHeader(name, data.byteLength, this.mtime));
-      await this.write(data);
-      const pad = padding(data.byteLength);
+      const length = payloadLength(data);
+      await this.write(encodeHeader(name, length, this.mtime));
+      // Part by part (a pack's blobs): the member is never concatenated in memory.
+      for (const part of payloadParts(data)) if (part.byteLength > 0) await this.write(part);
+      const pad = padding(length);
       if (pad > 0) await this.write(Buffer.alloc(pad));
       this.members++;
     });
@@ -72,7 +75,7 @@ export class ArchiveWriter {
     return {
       location,
       atomicCreate: true,
-      put: async (key: string, data: Uint8Array, options?: PutOptions): Promise<void> => {
+      put: async (key: string, data: Payload, options?: PutOptions): Promise<void> => {
         if (!isArchiveObject(key)) throw new Error(`Refusing to write ${key} into an archive: not a repository object name.`);
         await this.add(key, data, options?.signal);
       },

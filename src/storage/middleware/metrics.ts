@@ -1,3 +1,4 @@
+import { payloadLength } from '../payload.js';
 import type { ObjectInfo, Storage } from '../types.js';
 import { STORAGE_OPS, StorageMiddleware, type StorageCall, type StorageOp } from './wrapper.js';
 
@@ -53,7 +54,7 @@ export class MetricsStorage extends StorageMiddleware {
     m.calls++;
     try {
       const result = await run();
-      m.bytes += call.data?.length ?? (Buffer.isBuffer(result) ? result.length : 0);
+      m.bytes += call.data !== undefined ? payloadLength(call.data) : Buffer.isBuffer(result) ? result.length : 0;
       return result;
     } catch (err) {
       m.errors++;

@@ -1,4 +1,4 @@
-import type { ObjectInfo, PutOptions, Storage } from '../types.js';
+import type { ObjectInfo, Payload, PutOptions, Storage } from '../types.js';
 
 /** The Storage operations a middleware sees. */
 export type StorageOp = 'put' | 'get' | 'getRange' | 'list' | 'delete' | 'exists' | 'linksOutside';
@@ -12,8 +12,8 @@ export interface StorageCall {
   key: string;
   /** The caller's signal (put, get, getRange, list); delete, exists and linksOutside take none. */
   signal?: AbortSignal;
-  /** The bytes written, for `put`. */
-  data?: Uint8Array;
+  /** The bytes written, for `put` (held until the call settles, so a retry can send them again). */
+  data?: Payload;
   /** The put's options, for `put`. */
   put?: PutOptions;
 }
@@ -46,7 +46,7 @@ export abstract class StorageMiddleware implements Storage {
     return run();
   }
 
-  put(key: string, data: Uint8Array, options?: PutOptions): Promise<void> {
+  put(key: string, data: Payload, options?: PutOptions): Promise<void> {
     return this.around({ op: 'put', key, signal: options?.signal, data, put: options }, () => this.inner.put(key, data, options));
   }
 
