@@ -33,6 +33,12 @@ export interface Storage {
    * exactly one wins. False where the service (or a compatible one) may ignore the condition.
    */
   readonly atomicCreate: boolean;
+  /**
+   * Set where `getRange` has to read the whole object anyway (an encrypted repository's view:
+   * objects are sealed whole, one authentication tag each). Readers that want several ranges of
+   * one object then read it once, whole. Absent: ranges are read as ranges.
+   */
+  readonly wholeObjectReads?: boolean;
   put(key: string, data: Uint8Array, options?: PutOptions): Promise<void>;
   /** Whole object; NotFoundError when absent. */
   get(key: string, signal?: AbortSignal): Promise<Buffer>;
