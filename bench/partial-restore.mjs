@@ -7,9 +7,12 @@
 //             elsewhere (config, manifest, index documents, locks), beside the small table's
 //             stored bytes (its chunks' lengths in the index) and the goal (≤ 2 × stored)
 //   full      the whole backup into a new file, --runs times: median wall time and bytes read
+//   --compare DIR   also restore the whole backup with the build in DIR (e.g. a copy of main's
+//             dist/), alternating with this build run by run, on the same repository: on a
+//             shared machine only alternating runs compare fairly
 //
 //   node bench/partial-restore.mjs [--big-tables 3] [--big-mb 64] [--small-kb 200] [--pack-mib 16]
-//                                  [--runs 3] [--dist DIR] [--json FILE]   (needs the build)
+//                                  [--runs 3] [--dist DIR] [--compare DIR] [--json FILE]   (needs the build)
 //
 // --dist points at another build (e.g. a copy of main's dist/) to measure before / after.
 import fs from 'node:fs';
@@ -30,6 +33,7 @@ const packMib = Number(opt('pack-mib', '16'));
 const runs = Number(opt('runs', '3'));
 const distDir = path.resolve(opt('dist', path.join(root, 'dist')));
 const jsonOut = opt('json', undefined);
+const compareDir = opt('compare', undefined);
 
 const dist = (p) => import(path.join(distDir, p));
 const { Repository } = await dist('repo/repository.js');
@@ -95,20 +99,42 @@ try {
   const partial = { dataBytes: counting.data, dataReads: counting.calls, fixedBytes: counting.fixed, fixed: Object.fromEntries([...counting.bytes].filter(([k]) => k !== 'data')), storedBytes: stored, goalBytes: 2 * stored };
   log(`partial: ${partial.dataBytes} B from packs in ${partial.dataReads} reads + ${partial.fixedBytes} B fixed (${JSON.stringify(partial.fixed)}); small table stored ${stored} B; goal ≤ ${2 * stored} B: ${partial.dataBytes <= 2 * stored ? 'met' : 'MISSED'}`);
 
-  const times = [];
-  let full;
-  for (let r = 0; r < runs; r++) {
-    counting.reset();
-    const to = path.join(work, `full-${r}.db`);
-    const t0 = performance.now();
-    await runRestore({ repo, backupId: 'b', target: openTarget(`sqlite://${to}`) });
-    times.push((performance.now() - t0) / 1000);
-    full = { dataBytes: counting.data, dataReads: counting.calls };
-    fs.rmSync(to, { force: true });
+  // Each build restores through its own modules (and its own wrapper class) from the same files.
+  const builds = [{ name: 'this', dir: distDir, repo, counting, runRestore, openTarget }];
+  if (compareDir) {
+    const other = (p) => import(path.join(path.resolve(compareDir), p));
+    const { StorageMiddleware: OtherMiddleware } = await other('storage/middleware/wrapper.js');
+    const OtherCounting = class extends OtherMiddleware {};
+    for (const k of ['around', 'reset']) OtherCounting.prototype[k] = Counting.prototype[k];
+    for (const k of ['data', 'fixed']) Object.defineProperty(OtherCounting.prototype, k, Object.getOwnPropertyDescriptor(Counting.prototype, k));
+    const otherCounting = new OtherCounting(new (await other('storage/fs.js')).FileSystemStorage(path.join(work, 'repo')));
+    otherCounting.reset();
+    builds.push({
+      name: 'compare',
+      dir: path.resolve(compareDir),
+      repo: await (await other('repo/repository.js')).Repository.open(otherCounting),
+      counting: otherCounting,
+      runRestore: (await other('jobs/restore.js')).runRestore,
+      openTarget: (await other('sources/index.js')).openTarget,
+    });
   }
-  full.wallSeconds = median(times);
-  full.runs = times;
-  log(`full: median ${full.wallSeconds.toFixed(2)} s of ${runs} (${times.map((t) => t.toFixed(2)).join(', ')}), ${full.dataBytes} B from packs in ${full.dataReads} reads`);
+  const full = {};
+  for (const b of builds) full[b.name] = { dist: b.dir, runs: [] };
+  for (let r = 0; r < runs; r++) {
+    for (const b of builds) {
+      b.counting.reset();
+      const to = path.join(work, `full-${b.name}-${r}.db`);
+      const t0 = performance.now();
+      await b.runRestore({ repo: b.repo, backupId: 'b', target: b.openTarget(`sqlite://${to}`) });
+      full[b.name].runs.push((performance.now() - t0) / 1000);
+      Object.assign(full[b.name], { dataBytes: b.counting.data, dataReads: b.counting.calls });
+      fs.rmSync(to, { force: true });
+    }
+  }
+  for (const [name, f] of Object.entries(full)) {
+    f.wallSeconds = median(f.runs);
+    log(`full (${name}: ${f.dist}): median ${f.wallSeconds.toFixed(2)} s of ${runs} (${f.runs.map((t) => t.toFixed(2)).join(', ')}), ${f.dataBytes} B from packs in ${f.dataReads} reads`);
+  }
   const result = { bigTables, bigMb, smallKb, packMib, dist: distDir, partial, full };
   if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify(result, null, 2));
   else console.log(JSON.stringify(result));
