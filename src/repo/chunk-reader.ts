@@ -173,24 +173,21 @@ export class ChunkReader {
 
   private async fetchRange(packId: string, range: PlannedRange, signal?: AbortSignal): Promise<Buffer> {
     const key = packKey(packId);
-    let failure: unknown;
     try {
       const bytes = await this.storage.getRange(key, range.start, range.end - range.start, signal);
       if (bytes.length === range.end - range.start) return bytes;
-      failure = new CorruptionError(`Pack ${key} is shorter than its index says.`, { objects: [key] });
     } catch (err) {
       if (err instanceof NotFoundError) {
         throw new CorruptionError(`Pack ${key} is missing from ${this.storage.location}. ${this.missingHint}`, { objects: [key] });
       }
       if (err instanceof CancelledError || signal?.aborted) throw err;
-      failure = err;
     }
-    // A range past the pack's end fails as a whole (storage answers "shorter than expected"); the
-    // whole pack then tells which blobs are intact, so that only those past the cut fail (read()
-    // checks each blob against the length). Any other failure is the range's own.
-    const whole = await this.fetchWhole(packId, signal);
-    if (whole.length >= range.end) throw failure;
-    return whole.subarray(range.start);
+    // A range past the pack's end fails as a whole (storage answers "shorter than expected", or
+    // fewer bytes); the whole pack then tells which blobs are intact, so that only those past the
+    // cut fail (read() checks each blob against the length it got). A failure that is not about
+    // the range fails the whole read too and is thrown from there; a read that now succeeds is
+    // used (every blob is still checked against its id).
+    return (await this.fetchWhole(packId, signal)).subarray(range.start);
   }
 }
 
