@@ -10,6 +10,7 @@
 //   full cold         GET /v1/backups (no paging: every backup), cache emptied first: what every
 //                     listing cost before the cache (each manifest read)
 //   full warm         the same, cache filled
+//   cli list          `cairn backup list --repo <dir>` (a process; the CLI has no summary cache)
 // Prints a small table on stderr and the result as JSON (stdout, or --json FILE).
 import fs from 'node:fs';
 import os from 'node:os';
@@ -99,10 +100,18 @@ try {
   if (check.total !== backups || check.backups.length !== 50 || check.backups[0].id !== 'seed' || check.backups[1].id !== `copy-${String(backups - 2).padStart(5, '0')}`) {
     throw new Error(`unexpected first page: total ${check.total}, ${check.backups.length} backups, first ${check.backups[0]?.id}`);
   }
+  // The CLI's `cairn backup list` (no summary cache: every manifest read), as a user runs it.
+  samples.cli_list_ms = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    const cli = spawnSync(process.execPath, [path.join(root, 'bin', 'cairn.js'), 'backup', 'list', '--repo', repoPath], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, CAIRN_REPO: '', CAIRN_SERVER: '' } });
+    samples.cli_list_ms.push(performance.now() - t);
+    if (cli.status !== 0 || cli.stdout.split('\n').filter((l) => l.startsWith('copy-')).length !== backups - 1) throw new Error(`cairn backup list failed or listed too few: ${cli.stderr.slice(0, 300)}`);
+  }
   const result = { backups, runs, ...Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, Math.round(median(v) * 10) / 10])), samples };
   result.warm_page_vs_full_cold = Math.round((result.first_page_warm_ms / result.full_cold_ms) * 1000) / 1000;
   result.cold_page_vs_full_cold = Math.round((result.first_page_cold_ms / result.full_cold_ms) * 1000) / 1000;
-  log(`set l (${backups} backups, median of ${runs}): first page cold ${result.first_page_cold_ms} ms, warm ${result.first_page_warm_ms} ms; full listing cold ${result.full_cold_ms} ms, warm ${result.full_warm_ms} ms; warm page / full cold ${result.warm_page_vs_full_cold}`);
+  log(`set l (${backups} backups, median of ${runs}): first page cold ${result.first_page_cold_ms} ms, warm ${result.first_page_warm_ms} ms; full listing cold ${result.full_cold_ms} ms, warm ${result.full_warm_ms} ms; CLI backup list ${result.cli_list_ms} ms; warm page / full cold ${result.warm_page_vs_full_cold}`);
   const text = JSON.stringify(result, null, 2);
   if (jsonOut) fs.writeFileSync(jsonOut, text);
   else console.log(text);

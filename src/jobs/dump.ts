@@ -65,7 +65,7 @@ export function findCollection(manifest: BackupManifest, written: string): Colle
 }
 
 /**
- * The dump's bytes, streamed: the collection's chunks read (whole packs, each chunk checked
+ * The dump's bytes, streamed: the collection's chunks read (its byte ranges of each pack, each chunk checked
  * against its hash) under a shared repository lock, so a prune cannot remove packs meanwhile,
  * and written by the engine as they are decoded. Memory stays at a few packs and one row.
  * Throws CorruptionError for damaged or missing data, CancelledError on abort.
@@ -75,9 +75,9 @@ export async function* streamDump(repo: Repository, prepared: PreparedDump, sign
   const lock = await repo.lock(false, `dump of ${entry.name} from ${manifest.id}`);
   try {
     const lockSignal = signal ? AbortSignal.any([signal, lock.signal]) : lock.signal;
-    const { chunks: index, damaged } = await ChunkIndex.load(repo.storage, { signal: lockSignal });
+    const { chunks: index, damaged, packs } = await ChunkIndex.load(repo.storage, { signal: lockSignal });
     const hint = damaged.length > 0 ? `Damaged index document(s): ${damaged.map((d) => d.id).join(', ')}; run cairn repair to rebuild the index from the packs.` : undefined;
-    const reader = new ChunkReader(repo.storage, index, repo.chunkId, 4, hint);
+    const reader = new ChunkReader(repo.storage, index, repo.chunkId, { packs, ...(hint ? { missingHint: hint } : {}) });
     // Segments are complete streams of their own whose concatenation is the collection's: the
     // chunk list read in order is one stream.
     yield* prepared.dump(readChunks(reader, entry.chunks, lockSignal));

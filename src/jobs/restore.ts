@@ -75,11 +75,14 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
   try {
     // Damaged index documents are skipped: the collections whose chunks only they listed fail
     // (naming the damage), every other collection restores.
-    const { chunks: index, damaged } = await ChunkIndex.load(repo.storage, signal ? { signal } : {});
+    const { chunks: index, damaged, packs } = await ChunkIndex.load(repo.storage, signal ? { signal } : {});
     const hint = damaged.length > 0
       ? `Damaged index document(s): ${damaged.map((d) => d.id).join(', ')}; run cairn repair to rebuild the index from the packs.`
       : undefined;
-    const reader = new ChunkReader(repo.storage, index, repo.chunkId, 4, hint);
+    const reader = new ChunkReader(repo.storage, index, repo.chunkId, { packs, ...(hint ? { missingHint: hint } : {}) });
+    // Everything this restore reads, declared before the first read: the reader then fetches only
+    // the selected collections' byte ranges of each pack, and whole packs when most is selected.
+    for (const { entry } of entries) reader.want(entry.chunks);
     const items: RestoreItem[] = entries.map(({ entry, targetName }) => ({
       entry,
       targetName,

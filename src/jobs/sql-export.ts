@@ -59,11 +59,12 @@ export async function* sqlExport(options: SqlExportOptions): AsyncGenerator<Buff
   try {
     // Aborts on the caller's cancel, or when the lock is lost (a prune could remove packs).
     const signal = lockedSignal(lock, options.signal);
-    const { chunks: index, damaged } = await ChunkIndex.load(repo.storage, signal ? { signal } : {});
+    const { chunks: index, damaged, packs } = await ChunkIndex.load(repo.storage, signal ? { signal } : {});
     const hint = damaged.length > 0
       ? `Damaged index document(s): ${damaged.map((d) => d.id).join(', ')}; run cairn repair to rebuild the index from the packs.`
       : undefined;
-    const reader = new ChunkReader(repo.storage, index, repo.chunkId, READ_AHEAD, hint);
+    const reader = new ChunkReader(repo.storage, index, repo.chunkId, { cachedReads: READ_AHEAD, packs, ...(hint ? { missingHint: hint } : {}) });
+    for (const { entry } of entries) reader.want(entry.chunks);
     const script = driver.openSqlScript({
       manifest,
       entries,

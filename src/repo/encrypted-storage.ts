@@ -16,6 +16,8 @@ export function isPlainKey(key: string): boolean {
 export class EncryptedStorage implements Storage {
   readonly location: string;
   readonly atomicCreate: boolean;
+  /** Objects are sealed whole, so a range of one costs reading (and opening) all of it. */
+  readonly wholeObjectReads = true;
   readonly linksOutside?: (key: string) => Promise<boolean>;
 
   constructor(
@@ -42,7 +44,7 @@ export class EncryptedStorage implements Storage {
 
   /**
    * A range of the plaintext. Objects are sealed whole (one authentication tag), so the whole
-   * object is read and opened: cairn reads packs whole anyway; ranges are only used for headers.
+   * object is read and opened (`wholeObjectReads`: ChunkReader then fetches packs whole).
    */
   async getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     if (isPlainKey(key)) return this.inner.getRange(key, offset, length, signal);

@@ -42,6 +42,12 @@ export interface Storage {
    * exactly one wins. False where the service (or a compatible one) may ignore the condition.
    */
   readonly atomicCreate: boolean;
+  /**
+   * Set where `getRange` has to read the whole object anyway (an encrypted repository's view:
+   * objects are sealed whole, one authentication tag each). Readers that want several ranges of
+   * one object then read it once, whole. Absent: ranges are read as ranges.
+   */
+  readonly wholeObjectReads?: boolean;
   /** Stores `data` (a byte array, or parts stored as their concatenation) under `key`, whole or not at all. */
   put(key: string, data: Payload, options?: PutOptions): Promise<void>;
   /** Whole object; NotFoundError when absent. */

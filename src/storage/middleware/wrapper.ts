@@ -23,17 +23,19 @@ export interface StorageCall {
  * call through one hook, `around`, and every listing through `aroundList`. Middleware stack:
  * `new RetryStorage(new MetricsStorage(backend))` retries and counts each attempt.
  *
- * `location` and `atomicCreate` are the inner storage's; `linksOutside` exists exactly when the
+ * `location`, `atomicCreate` and `wholeObjectReads` are the inner storage's; `linksOutside` exists exactly when the
  * inner storage has it (callers test for it).
  */
 export abstract class StorageMiddleware implements Storage {
   readonly location: string;
   readonly atomicCreate: boolean;
+  readonly wholeObjectReads?: boolean;
   readonly linksOutside?: (key: string) => Promise<boolean>;
 
   constructor(readonly inner: Storage) {
     this.location = inner.location;
     this.atomicCreate = inner.atomicCreate;
+    if (inner.wholeObjectReads) this.wholeObjectReads = true;
     const links = inner.linksOutside?.bind(inner);
     if (links) this.linksOutside = (key) => this.around({ op: 'linksOutside', key }, () => links(key));
   }
