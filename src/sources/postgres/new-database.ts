@@ -117,7 +117,6 @@ export async function restoreIntoNewDatabase(run: RestoreRun, switcher?: Switche
     const postKeys = new Set(post.map((b) => entryKey(b.desc ?? '', b.schema ?? '', b.name ?? '')));
     const early = new EarlyPostData(
       earlyPostData(plan, filtered.kept, new Set(filtered.kept.filter((e) => postKeys.has(entryKey(e.desc, e.schema, e.tag)))), new Set(serial), (t) => routing.into.has(t)),
-      filtered.kept,
       tmp,
       (args, s) => runTool('pg_restore', [...pgRestoreArgs, ...args, '-d', conninfo, archive], { settings, database, signal: s, what }),
       run.earlyPostDataMinBytes,

@@ -8,9 +8,9 @@
  * index entries that alter their table, comments) runs after the load as before, without the
  * entries built early.
  *
- * Only tables worth a pg_restore process of their own take this way (EARLY_MIN_BYTES): with
- * thousands of small tables, one process per table would cost more than it overlaps, and the
- * final `pg_restore -j` builds them in parallel anyway.
+ * Only large tables take this way (EARLY_MIN_BYTES), each entry its own pg_restore process:
+ * with thousands of small tables, one process per entry would cost more than it overlaps, and
+ * the final `pg_restore -j` builds them in parallel anyway.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -74,49 +74,56 @@ export function earlyPostData(
 }
 
 /**
- * The AfterLoad of a restore into a new database: batches of loaded tables' early entries run
- * through `pgRestore` (one process, one job, the entries in archive order), then ANALYZE of the
- * batch's tables in the worker's session. `minBytes`: a batch starts only when the loaded
- * tables waiting hold this many logical bytes. `done` (read after the load) holds the entries
- * built and `analyzed` the tables analyzed.
+ * The AfterLoad of a restore into a new database. Loaded tables wait until together they hold
+ * `minBytes` logical bytes; then each of their early entries is one piece of work (one
+ * `pgRestore` of that entry: several of one table can build at once, as with `pg_restore -j`),
+ * and whoever finishes a table's last entry runs its ANALYZE in the worker's session. `done`
+ * (read after the load) holds the entries built and `analyzed` the tables analyzed.
  */
 export class EarlyPostData implements AfterLoad {
   readonly done = new Set<TocEntry>();
   /** Catalog OIDs (in the staging database) of the tables analyzed. */
   readonly analyzed = new Set<number>();
   private readonly ready: PlannedCollection[] = [];
-  private batch = 0;
+  private readonly queue: { t: PlannedCollection; e: TocEntry }[] = [];
+  /** Entries of each queued table not built yet. */
+  private readonly left = new Map<PlannedCollection, number>();
+  private built = 0;
 
   constructor(
     private readonly tables: Map<PlannedCollection, EarlyTable>,
-    private readonly kept: TocEntry[],
     private readonly tmp: string,
     private readonly pgRestore: (args: string[], signal: AbortSignal) => Promise<unknown>,
     private readonly minBytes = EARLY_MIN_BYTES,
   ) {}
 
   loaded(t: PlannedCollection): void {
-    if (this.tables.has(t)) this.ready.push(t);
+    if (!this.tables.has(t)) return;
+    this.ready.push(t);
+    if (this.ready.reduce((n, r) => n + r.item.entry.logicalBytes, 0) < this.minBytes) return;
+    for (const r of this.ready.splice(0)) {
+      const { entries } = this.tables.get(r) as EarlyTable;
+      this.left.set(r, entries.length);
+      for (const e of entries) this.queue.push({ t: r, e });
+    }
   }
 
   take(): ((client: pg.Client, signal: AbortSignal) => Promise<void>) | undefined {
-    const bytes = this.ready.reduce((n, t) => n + t.item.entry.logicalBytes, 0);
-    if (this.ready.length === 0 || bytes < this.minBytes) return undefined;
-    const tables = this.ready.splice(0);
-    const mine = new Set(tables.flatMap((t) => (this.tables.get(t) as EarlyTable).entries));
-    const entries = this.kept.filter((e) => mine.has(e));
-    const list = path.join(this.tmp, `early-${this.batch++}.list`);
+    const next = this.queue.shift();
+    if (next === undefined) return undefined;
+    const { t, e } = next;
+    const list = path.join(this.tmp, `early-${this.built++}.list`);
     return async (client, signal) => {
-      fs.writeFileSync(list, listFile(entries), { mode: 0o600 });
+      fs.writeFileSync(list, listFile([e]), { mode: 0o600 });
       await this.pgRestore(['--section=post-data', '-L', list, '--exit-on-error', '--no-password'], signal);
-      for (const e of entries) this.done.add(e);
-      const analyze = tables.filter((t) => (this.tables.get(t) as EarlyTable).analyze);
-      for (const t of analyze) {
-        throwIfAborted(signal);
-        await client.query(`ANALYZE ${qname(t.source)}`);
-        const { rows } = await client.query<{ oid: number }>('SELECT pg_catalog.to_regclass($1)::oid AS oid', [qname(t.source)]);
-        if (rows[0]?.oid != null) this.analyzed.add(Number(rows[0].oid));
-      }
+      this.done.add(e);
+      const left = (this.left.get(t) as number) - 1;
+      this.left.set(t, left);
+      if (left > 0 || !(this.tables.get(t) as EarlyTable).analyze) return;
+      throwIfAborted(signal);
+      await client.query(`ANALYZE ${qname(t.source)}`);
+      const { rows } = await client.query<{ oid: number }>('SELECT pg_catalog.to_regclass($1)::oid AS oid', [qname(t.source)]);
+      if (rows[0]?.oid != null) this.analyzed.add(Number(rows[0].oid));
     };
   }
 }
