@@ -16,7 +16,7 @@ import { parsePostgresUrl } from '../../src/sources/postgres/connection.js';
 import { PostgresSource, segmentRanges } from '../../src/sources/postgres/source.js';
 import { PostgresTarget } from '../../src/sources/postgres/target.js';
 import { FileSystemStorage } from '../../src/storage/fs.js';
-import { createDatabase, dropDatabase, ensurePostgres, pgUrl, psql, tableChecksums } from '../helpers/postgres.js';
+import { createDatabase, dropDatabase, ensurePostgres, pgUrl, psql, schemaDump, tableChecksums } from '../helpers/postgres.js';
 
 describe('segmentRanges', () => {
   it('splits only large tables, into jobs+1 … 2×jobs power-of-two ranges covering every block', () => {
@@ -60,6 +60,7 @@ describe.sequential('segmented PostgreSQL backups', () => {
        -- a child by inheritance: its rows belong to it, not to the segments of its parent
        CREATE TABLE big_child (extra text) INHERITS (big);
        INSERT INTO big_child (id, t, extra) SELECT g, 'child ' || g, 'x' FROM generate_series(1000001, 1000500) g;
+       CREATE INDEX big_lower ON big (lower(t));
        CREATE TABLE small (id int PRIMARY KEY, big_id int REFERENCES big (id));
        INSERT INTO small SELECT g, g FROM generate_series(1, 100) g;
        VACUUM ANALYZE;`,
@@ -96,6 +97,22 @@ describe.sequential('segmented PostgreSQL backups', () => {
     dropDatabase(serial);
     await runRestore({ repo, backupId: 's1', target: new PostgresTarget(parsePostgresUrl(pgUrl(serial))), jobs: 1 });
     expect(tableChecksums(serial)).toEqual(tableChecksums(db));
+  }, 120_000);
+
+  it('builds the indexes and keys of loaded tables, and analyzes them, while other tables still load', async () => {
+    // Every table counts as large: each one's indexes and primary key are built (post-data.ts)
+    // as soon as it is loaded, in the loading workers' slots; the foreign key after the load.
+    const target = `${db}_early`;
+    targets.push(target);
+    dropDatabase(target);
+    const t = new PostgresTarget(parsePostgresUrl(pgUrl(target)));
+    t.earlyPostDataMinBytes = 0;
+    await runRestore({ repo, backupId: 's1', target: t, jobs: 2 });
+    expect(tableChecksums(target)).toEqual(tableChecksums(db));
+    expect(schemaDump(target)).toEqual(schemaDump(db));
+    // Analyzed after its expression index was built: the index's statistics exist.
+    expect(psql(target, `SELECT count(*) FROM pg_stats WHERE tablename = 'big_lower'`).trim()).toBe('1');
+    expect(psql(target, `SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL`).trim()).toBe('big,big_child,small');
   }, 120_000);
 
   it('after 2% more rows, every range but the last deduplicates', async () => {

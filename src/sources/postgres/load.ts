@@ -152,12 +152,24 @@ export async function startCopySession(client: pg.Client, plan: Plan): Promise<C
 }
 
 /**
+ * Work a loading worker takes between its COPYs once tables are loaded (post-data.ts): `loaded`
+ * hears of each table whose every segment is in; `take` hands out the next piece of work ready
+ * to run in the worker's session (with the load's group signal), or undefined. A worker with no
+ * unit left to start waits, while others still load, for the work their tables may bring.
+ */
+export interface AfterLoad {
+  loaded(t: PlannedCollection): void;
+  take(): ((client: pg.Client, signal: AbortSignal) => Promise<void>) | undefined;
+}
+
+/**
  * Loads every table's data of the plan into `database` with `jobs` parallel COPY sessions (see
  * the module comment), each table into the relation `into` names (default: its source name).
  * Returns the rows COPY reported loaded. The first failure aborts the other sessions' COPYs
  * (core/errgroup.ts runGroup), waits for them to end, and is rethrown (an abort as the
  * signal's reason); CorruptionError when a table's
- * rows differ from the manifest's count, SourceError when PostgreSQL refuses a row.
+ * rows differ from the manifest's count, SourceError when PostgreSQL refuses a row; `after`'s
+ * errors as the loads' (AfterLoad: work on loaded tables in the workers' slots).
  */
 export async function loadParallel(
   settings: PgConnectionSettings,
@@ -166,6 +178,7 @@ export async function loadParallel(
   jobs: number,
   options: RestoreOptions,
   into: (t: PlannedCollection) => QName = (t) => t.source,
+  after?: AfterLoad,
 ): Promise<number> {
   const tables = plan.collections.filter((c) => c.table !== undefined && c.item.entry.dataFormat !== undefined);
   const segmentsOf = (t: PlannedCollection): number => Math.max(1, t.item.segments ?? 1);
@@ -177,19 +190,49 @@ export async function loadParallel(
   const loaded = new Map<PlannedCollection, TableLoad>(tables.map((t) => [t, { rows: 0, bytes: 0, copied: 0, left: segmentsOf(t) }]));
   let next = 0;
   let rows = 0;
+  let inFlight = 0;
+  // Settled whenever a unit ends: a worker with nothing to start waits on it for `after` work.
+  let wake = (): void => undefined;
+  let unitEnded = new Promise<void>((r) => (wake = r));
+  const ended = (): void => {
+    wake();
+    unitEnded = new Promise<void>((r) => (wake = r));
+  };
   // One session per worker; the first failure aborts the others' COPYs (errgroup semantics).
   const worker = async (group: AbortSignal): Promise<void> => {
     if (next >= units.length) return;
     const client = await connect(settings, database);
+    const aborted = new Promise<void>((r) => group.addEventListener('abort', () => r(), { once: true }));
     try {
       for (const sql of LOAD_SESSION_SETTINGS) await client.query(sql);
       const session = await startCopySession(client, plan);
-      while (!group.aborted && next < units.length) {
-        const u = units[next++] as (typeof units)[number];
-        // Not `rows += await …`: that reads `rows` before the await, so parallel workers
-        // would overwrite each other's additions (a restore of 1,000,110 rows said 499,712).
-        const copied = await copyTable(client, u.t, u.segment, loaded.get(u.t) as TableLoad, into(u.t), { ...options, signal: group }, settings, database, session);
-        rows += copied;
+      while (!group.aborted) {
+        // Work on loaded tables first (after.take), while it overlaps loads; once none is
+        // left, what remains is the final post-data's (in parallel there).
+        const job = next < units.length || inFlight > 0 ? after?.take() : undefined;
+        if (job !== undefined) {
+          await job(client, group);
+          continue;
+        }
+        if (next < units.length) {
+          const u = units[next++] as (typeof units)[number];
+          const load = loaded.get(u.t) as TableLoad;
+          inFlight++;
+          try {
+            // Not `rows += await …`: that reads `rows` before the await, so parallel workers
+            // would overwrite each other's additions (a restore of 1,000,110 rows said 499,712).
+            const copied = await copyTable(client, u.t, u.segment, load, into(u.t), { ...options, signal: group }, settings, database, session);
+            rows += copied;
+            if (load.left === 0) after?.loaded(u.t);
+          } finally {
+            inFlight--;
+            ended();
+          }
+          continue;
+        }
+        // Nothing to start: while others load, a table they finish may bring work.
+        if (after === undefined || inFlight === 0) break;
+        await Promise.race([unitEnded, aborted]);
       }
     } finally {
       await client.end().catch(() => undefined);
@@ -312,13 +355,14 @@ export function postDataPasses(kept: TocEntry[], jobs: number, serialFirst: TocE
 /**
  * ANALYZE of every table and materialized view of a database with `jobs` sessions (largest
  * first), as `vacuumdb --analyze-only -j` does: one ANALYZE statement would use one core.
+ * `skip`: catalog OIDs of tables analyzed already (post-data.ts, during the load).
  */
-export async function analyzeParallel(settings: PgConnectionSettings, database: string, jobs: number, signal: AbortSignal | undefined): Promise<void> {
+export async function analyzeParallel(settings: PgConnectionSettings, database: string, jobs: number, signal: AbortSignal | undefined, skip: Set<number> = new Set()): Promise<void> {
   const first = await connect(settings, database);
   const clients = [first];
   try {
-    const { rows } = await first.query<{ name: string }>(
-      `SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    const all = await first.query<{ name: string; oid: number }>(
+      `SELECT format('%I.%I', n.nspname, c.relname) AS name, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
          -- ANALYZE of a partitioned table samples its foreign partitions through their wrapper
          -- (a file, another server): not part of restoring this database, and may fail.
@@ -327,6 +371,7 @@ export async function analyzeParallel(settings: PgConnectionSettings, database: 
            SELECT 1 FROM tree JOIN pg_class f ON f.oid = tree.oid WHERE f.relkind = 'f'))
        ORDER BY pg_table_size(c.oid) DESC, 1`,
     );
+    const rows = all.rows.filter((r) => !skip.has(Number(r.oid)));
     for (let k = 1; k < Math.min(jobs, rows.length); k++) clients.push(await connect(settings, database));
     let next = 0;
     await runGroup(

@@ -23,6 +23,7 @@ import { runStep } from './conflicts.js';
 import { stagingComment, takeStagingLock } from './leftovers.js';
 import { analyzeParallel, applyRenames, loadParallel, partitionRootLoads, postDataPasses, refreshMaterializedViews, setSequences } from './load.js';
 import { tocSelection, type Plan, type RestoreRun } from './plan.js';
+import { EarlyPostData, earlyPostData } from './post-data.js';
 import { stagingDatabaseName } from './staging.js';
 import { droppedFkWarning, entryKey, filterToc, listFile } from './toc.js';
 import { archiveScript, dbnameConninfo, runTool } from './tools.js';
@@ -105,15 +106,25 @@ export async function restoreIntoNewDatabase(run: RestoreRun, switcher?: Switche
     const warnings = [...routing.warnings, ...filtered.droppedFks.map(droppedFkWarning)];
     // The extensions' configuration tables exist now (CREATE EXTENSION, pre-data) with the
     // extension's own rows: the user's rows go in beside them, as pg_restore loads them.
-    const rows = await loadParallel(settings, staging, { ...plan, collections: [...plan.collections, ...plan.extensionTables] }, jobs, options, (t) => routing.into.get(t) ?? t.source);
-    throwIfAborted(signal);
     // Index entries that also alter their table (CLUSTER ON, REPLICA IDENTITY USING INDEX) take
     // a stronger lock while holding CREATE INDEX's: two of them on one table, run in parallel,
     // deadlock (pg_restore -j does too). They run one by one first; the rest in passes.
     const post = await archiveScript(settings, archive, list, 'post-data', signal, [], plan.schemaDef.encoding);
     const upgrading = new Set(post.filter((b) => b.desc === 'INDEX' && /\bALTER TABLE\b/.test(b.sql)).map((b) => entryKey('INDEX', b.schema as string, b.name as string)));
     const serial = filtered.kept.filter((e) => upgrading.has(entryKey(e.desc, e.schema, e.tag)));
-    for (const [k, { entries, jobs: j }] of postDataPasses(filtered.kept, jobs, serial).entries()) {
+    // A large table's indexes and keys are built (and it is analyzed) as soon as it is loaded,
+    // while other tables still load (post-data.ts); the rest of post-data follows the load.
+    const postKeys = new Set(post.map((b) => entryKey(b.desc ?? '', b.schema ?? '', b.name ?? '')));
+    const early = new EarlyPostData(
+      earlyPostData(plan, filtered.kept, new Set(filtered.kept.filter((e) => postKeys.has(entryKey(e.desc, e.schema, e.tag)))), new Set(serial), (t) => routing.into.has(t)),
+      tmp,
+      (args, s) => runTool('pg_restore', [...pgRestoreArgs, ...args, '-d', conninfo, archive], { settings, database, signal: s, what }),
+      run.earlyPostDataMinBytes,
+    );
+    const rows = await loadParallel(settings, staging, { ...plan, collections: [...plan.collections, ...plan.extensionTables] }, jobs, options, (t) => routing.into.get(t) ?? t.source, jobs > 1 ? early : undefined);
+    throwIfAborted(signal);
+    const rest = filtered.kept.filter((e) => !early.done.has(e));
+    for (const [k, { entries, jobs: j }] of postDataPasses(rest, jobs, serial).entries()) {
       const passList = path.join(tmp, `post-${k}.list`);
       fs.writeFileSync(passList, listFile(entries), { mode: 0o600 });
       await pgRestore(['--section=post-data', '-L', passList, '-j', String(j), '--exit-on-error', '--no-password', '-d', conninfo, archive]);
@@ -132,7 +143,7 @@ export async function restoreIntoNewDatabase(run: RestoreRun, switcher?: Switche
       await client.end().catch(() => undefined);
     }
     const ready = staging;
-    await runStep(settings, staging, () => analyzeParallel(settings, ready, jobs, signal));
+    await runStep(settings, staging, () => analyzeParallel(settings, ready, jobs, signal, early.analyzed));
     if (switcher) await switcher.prepare(owner);
     throwIfAborted(signal);
     await options.beforeSwitch?.();

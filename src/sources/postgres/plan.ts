@@ -193,6 +193,8 @@ export interface RestoreRun {
   lease: (client: pg.Client) => () => void;
   /** Signatures of the selected routines the existing target has with another definition (routine-restore.ts existingRoutines); empty into a new database. */
   routinesInTarget?: ReadonlySet<string>;
+  /** Into a new database: logical bytes of loaded tables that start an early post-data batch (post-data.ts EARLY_MIN_BYTES). */
+  earlyPostDataMinBytes?: number;
 }
 
 /** How people read a relkind, for messages. */

@@ -62,6 +62,7 @@ import { checkedToc, planItems, splitName, supportSequences, type RestoreRun } f
 import { ownershipArgs, withOwnershipHint } from './ownership.js';
 import { checkReplaceable, DEFAULT_SESSIONS_TIMEOUT_MS, replacingSwitch, type ReplacePolicy } from './replace.js';
 import { roleStatements } from './roles.js';
+import { EARLY_MIN_BYTES } from './post-data.js';
 import { parseToc, readFkReferences } from './toc.js';
 import { archiveScript, runTool } from './tools.js';
 
@@ -79,6 +80,8 @@ export class PostgresTarget implements RestoreTarget {
   readonly location: string;
   /** How long the switch into an existing database waits for a lock before giving up (changing nothing). */
   switchLockTimeoutMs = SWITCH_LOCK_TIMEOUT_MS;
+  /** Into a new database: loaded tables' logical bytes that start building their indexes during the load (post-data.ts; tests lower it). */
+  earlyPostDataMinBytes = EARLY_MIN_BYTES;
 
   constructor(readonly settings: PgConnectionSettings) {
     this.location = pgLocation(settings);
@@ -182,7 +185,7 @@ export class PostgresTarget implements RestoreTarget {
       });
       if (options.roles && plan.rolesItem) await this.restoreRoles(plan.rolesItem, signal);
       throwIfAborted(signal);
-      const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, pgRestoreArgs: ownershipArgs(options), lease, routinesInTarget: differingRoutines };
+      const run: RestoreRun = { settings: this.settings, location: this.location, plan, toc, fkReferences, archive, tmp, jobs, options, pgRestoreArgs: ownershipArgs(options), lease, routinesInTarget: differingRoutines, earlyPostDataMinBytes: this.earlyPostDataMinBytes };
       // Replacing: a new database, swapped in for the target if it exists by then (replace.ts).
       const result = replacing
         ? await restoreIntoNewDatabase(run, replacingSwitch(this.settings, { ...replacing, signal }))
