@@ -121,9 +121,7 @@ export class SessionPool {
         } else if (session.main) {
           await session.client.query(savepointSql(session));
         }
-        // Loaded with the first COPY, not at start-up (issue 22); before the abort check, so
-        // that no await lies between it and `stream` being set (cancel needs the stream).
-        const { to: copyTo } = await import('pg-copy-streams');
+        // No await between this check and `stream` being set: cancel needs the stream.
         throwIfAborted(signal);
         const copy = session.client.query(copyOut(sql));
         stream = copy;
