@@ -48,6 +48,8 @@
 //                     median wall and CPU; goals 0.15 s and 0.4 s wall; part of every default run
 //   v  (SQLite)       one row holding a 120 MiB BLOB, and one a 120 MiB TEXT (`--only v`, issue 22;
 //                     bench/large-value.mjs): peak RSS of backup and restore, goal ≤ 256 MiB
+//   p  (no database)  prune of a repository with 1,000 backups and 100,000 packs (`--only p`,
+//                     issue 22; bench/prune-scale.mjs): wall time and peak RSS, goals ≤ 600 s, ≤ 256 MiB
 // Every measurement runs the tools alternately (the order rotates each run) --runs times
 // (default 3) and reports the median wall time, client CPU (user+sys of the process and its
 // children, from /usr/bin/time), PostgreSQL server CPU (the postmaster and its children, from
@@ -117,8 +119,8 @@ const scaling = has('scaling') || has('scale-points');
 const only = new Set(opt('only', scaling ? 'scaling' : 'a,b,c,u').split(',').map((s) => s.trim()).filter(Boolean));
 if (scaling) only.add('scaling');
 for (const k of only) {
-  if (!['a', 'b', 'c', 'e', 'l', 's', 'u', 'v', 'scaling'].includes(k)) {
-    console.error(`--only: unknown set ${k}; write a comma-separated list of a, b, c, e, l, s, u, v, scaling`);
+  if (!['a', 'b', 'c', 'e', 'l', 'p', 's', 'u', 'v', 'scaling'].includes(k)) {
+    console.error(`--only: unknown set ${k}; write a comma-separated list of a, b, c, e, l, p, s, u, v, scaling`);
     process.exit(2);
   }
 }
@@ -1162,6 +1164,9 @@ const targetSpec = {
   // Issue 22: memory must not grow with a value's size (set v: one 120 MiB BLOB or TEXT).
   large_value_backup_peak_rss_mib: ['≤ 256', (v) => v <= 256],
   large_value_restore_peak_rss_mib: ['≤ 256', (v) => v <= 256],
+  // Issue 22: prune of 1,000 backups and 100,000 packs in minutes, memory flat (set p).
+  prune_scale_wall_s: ['≤ 600', (v) => v <= 600],
+  prune_scale_peak_rss_mib: ['≤ 256', (v) => v <= 256],
   // Issue 22: restic on set b (pg_dump -Fc | restic backup --stdin), cairn / restic.
   restic_full_backup: ['< 1', (v) => v < 1],
   restic_full_bytes: ['< 1', (v) => v < 1],
@@ -1193,6 +1198,14 @@ function benchLargeValue() {
   const out = path.join(work, 'large-value.json');
   const r = spawnSync(process.execPath, [path.join(here, 'large-value.mjs'), '--mib', '120', '--runs', String(opt('runs', '1')), '--json', out], { stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) return { skipped: `bench/large-value.mjs exited ${r.status}` };
+  return JSON.parse(fs.readFileSync(out, 'utf8'));
+}
+
+/** Set p: bench/prune-scale.mjs in its own process, its JSON result. */
+function benchPruneScale() {
+  const out = path.join(work, 'prune-scale.json');
+  const r = spawnSync(process.execPath, [path.join(here, 'prune-scale.mjs'), '--workdir', work, '--json', out], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (!fs.existsSync(out)) return { skipped: `bench/prune-scale.mjs exited ${r.status}` };
   return JSON.parse(fs.readFileSync(out, 'utf8'));
 }
 
@@ -1269,6 +1282,7 @@ async function main() {
     if (only.has('l')) sets.l = benchListing();
     if (only.has('u')) sets.u = await benchStartup();
     if (only.has('v')) sets.v = benchLargeValue();
+    if (only.has('p')) sets.p = benchPruneScale();
     if (only.has('s')) sets.s = benchSqlite();
     if (only.has('scaling')) sets.scaling = benchScaling();
   } finally {
@@ -1301,6 +1315,8 @@ async function main() {
     startup_sqlite_backup_s: sets.u?.sqlite_backup.wall_s ?? null,
     large_value_backup_peak_rss_mib: sets.v?.blob ? Math.max(sets.v.blob.backup.peak_rss_mib, sets.v.text.backup.peak_rss_mib) : null,
     large_value_restore_peak_rss_mib: sets.v?.blob ? Math.max(sets.v.blob.restore.peak_rss_mib, sets.v.text.restore.peak_rss_mib) : null,
+    prune_scale_wall_s: sets.p?.exit === 0 ? sets.p.wall_s : null,
+    prune_scale_peak_rss_mib: sets.p?.exit === 0 ? sets.p.peak_rss_mib : null,
     ...Object.fromEntries(Object.keys(targetSpec).filter((k) => /^restic_/.test(k)).map((k) => [k, main[k] ?? null])),
     ...Object.fromEntries(Object.keys(targetSpec).filter((k) => /^(sqlite|scaling)_/.test(k)).map((k) => [k, perSet.s[k] ?? perSet.scaling[k] ?? null])),
   };
