@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: cairn against pg_dump / pg_restore on the local PostgreSQL (issue 4).
 //
-//   node bench/run.js [--quick] [--scale-mib N] [--tables N] [--only a,b,c,e,l,s] [--runs N]
+//   node bench/run.js [--quick] [--scale-mib N] [--tables N] [--only a,b,c,e,l,p,s,u,v] [--runs N]
 //                     [--jobs N] [--recreate] [--workdir DIR] [--pg URL] [--keep-work]
 //   node bench/run.js --scaling [--scale-points 0.1,1,4] [--chart FILE] [--runs N]
 //                     the scaling curve (set b at each size in GiB; default points 0.1,1,4):
