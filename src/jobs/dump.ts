@@ -6,7 +6,7 @@ import { CorruptionError, UsageError } from '../core/errors.js';
 import type { BackupManifest, CollectionEntry } from '../core/schemas.js';
 import { selectNames } from '../core/selection.js';
 import { ChunkIndex } from '../repo/chunk-index.js';
-import { ChunkReader, readChunks } from '../repo/chunk-reader.js';
+import { readChunks, readerForIndex } from '../repo/chunk-reader.js';
 import type { Repository } from '../repo/repository.js';
 import type { CollectionDump, DumpFormat } from '../sources/dump.js';
 import { driverForKind, namingFor } from '../sources/index.js';
@@ -75,9 +75,7 @@ export async function* streamDump(repo: Repository, prepared: PreparedDump, sign
   const lock = await repo.lock(false, `dump of ${entry.name} from ${manifest.id}`);
   try {
     const lockSignal = signal ? AbortSignal.any([signal, lock.signal]) : lock.signal;
-    const { chunks: index, damaged, packs } = await ChunkIndex.load(repo.storage, { signal: lockSignal });
-    const hint = damaged.length > 0 ? `Damaged index document(s): ${damaged.map((d) => d.id).join(', ')}; run cairn repair to rebuild the index from the packs.` : undefined;
-    const reader = new ChunkReader(repo.storage, index, repo.chunkId, { packs, ...(hint ? { missingHint: hint } : {}) });
+    const reader = readerForIndex(repo.storage, await ChunkIndex.load(repo.storage, { signal: lockSignal }), repo.chunkId);
     // Segments are complete streams of their own whose concatenation is the collection's: the
     // chunk list read in order is one stream.
     yield* prepared.dump(readChunks(reader, entry.chunks, lockSignal));

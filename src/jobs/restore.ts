@@ -3,7 +3,7 @@ import type { BackupManifest, CollectionEntry } from '../core/schemas.js';
 import { selectNames, type NameRules, type Selection } from '../core/selection.js';
 import { lockedSignal } from '../repo/locked.js';
 import { ChunkIndex } from '../repo/chunk-index.js';
-import { ChunkReader, readChunks } from '../repo/chunk-reader.js';
+import { readChunks, readerForIndex } from '../repo/chunk-reader.js';
 import { packKey } from '../repo/pack.js';
 import type { Repository } from '../repo/repository.js';
 import type { ConflictPolicy, RestoreItem, RestoreResult, RestoreTarget, SessionsPolicy } from '../sources/types.js';
@@ -75,11 +75,9 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
   try {
     // Damaged index documents are skipped: the collections whose chunks only they listed fail
     // (naming the damage), every other collection restores.
-    const { chunks: index, damaged, packs } = await ChunkIndex.load(repo.storage, signal ? { signal } : {});
-    const hint = damaged.length > 0
-      ? `Damaged index document(s): ${damaged.map((d) => d.id).join(', ')}; run cairn repair to rebuild the index from the packs.`
-      : undefined;
-    const reader = new ChunkReader(repo.storage, index, repo.chunkId, { packs, ...(hint ? { missingHint: hint } : {}) });
+    const loaded = await ChunkIndex.load(repo.storage, signal ? { signal } : {});
+    const index = loaded.chunks;
+    const reader = readerForIndex(repo.storage, loaded, repo.chunkId);
     // Everything this restore reads, declared before the first read: the reader then fetches only
     // the selected collections' byte ranges of each pack, and whole packs when most is selected.
     for (const { entry } of entries) reader.want(entry.chunks);

@@ -11,7 +11,7 @@ import { CorruptionError, UsageError } from '../core/errors.js';
 import type { BackupManifest, CollectionEntry } from '../core/schemas.js';
 import type { Selection } from '../core/selection.js';
 import { ChunkIndex } from '../repo/chunk-index.js';
-import { ChunkReader, readChunks } from '../repo/chunk-reader.js';
+import { readChunks, readerForIndex } from '../repo/chunk-reader.js';
 import { lockedSignal } from '../repo/locked.js';
 import type { Repository } from '../repo/repository.js';
 import { driverForKind } from '../sources/registry.js';
@@ -59,11 +59,7 @@ export async function* sqlExport(options: SqlExportOptions): AsyncGenerator<Buff
   try {
     // Aborts on the caller's cancel, or when the lock is lost (a prune could remove packs).
     const signal = lockedSignal(lock, options.signal);
-    const { chunks: index, damaged, packs } = await ChunkIndex.load(repo.storage, signal ? { signal } : {});
-    const hint = damaged.length > 0
-      ? `Damaged index document(s): ${damaged.map((d) => d.id).join(', ')}; run cairn repair to rebuild the index from the packs.`
-      : undefined;
-    const reader = new ChunkReader(repo.storage, index, repo.chunkId, { cachedReads: READ_AHEAD, packs, ...(hint ? { missingHint: hint } : {}) });
+    const reader = readerForIndex(repo.storage, await ChunkIndex.load(repo.storage, signal ? { signal } : {}), repo.chunkId, READ_AHEAD);
     for (const { entry } of entries) reader.want(entry.chunks);
     const script = driver.openSqlScript({
       manifest,

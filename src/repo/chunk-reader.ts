@@ -1,6 +1,6 @@
 import { CancelledError, CorruptionError, NotFoundError, throwIfAborted } from '../core/errors.js';
 import type { Storage } from '../storage/types.js';
-import type { ChunkIndex, ChunkLocation } from './chunk-index.js';
+import type { ChunkIndex, ChunkLocation, LoadedIndex } from './chunk-index.js';
 import { decompressBlob } from './compression.js';
 import { packKey } from './pack.js';
 
@@ -189,6 +189,24 @@ export class ChunkReader {
     // used (every blob is still checked against its id).
     return (await this.fetchWhole(packId, signal)).subarray(range.start);
   }
+}
+
+/**
+ * A reader over a loaded index (ChunkIndex.load, not strict): its chunks and pack lengths, and,
+ * when index documents were skipped as damaged, a hint naming them for "not in any index" and
+ * "missing pack" errors. What restore, dump and the SQL export each built by hand.
+ */
+export function readerForIndex(
+  storage: Storage,
+  loaded: Pick<LoadedIndex, 'chunks' | 'damaged' | 'packs'>,
+  chunkId: (raw: Uint8Array) => string,
+  cachedReads?: number,
+): ChunkReader {
+  const { chunks, damaged, packs } = loaded;
+  const options: ChunkReaderOptions = { packs };
+  if (cachedReads !== undefined) options.cachedReads = cachedReads;
+  if (damaged.length > 0) options.missingHint = `Damaged index document(s): ${damaged.map((d) => d.id).join(', ')}; run cairn repair to rebuild the index from the packs.`;
+  return new ChunkReader(storage, chunks, chunkId, options);
 }
 
 /**
