@@ -7,6 +7,8 @@
 // Ctrl-C / SIGTERM are caught from the first line on: loading the CLI takes a moment, and a
 // signal in it must end the command as a cancel does (error line, exit 130), not kill Node.
 let interrupted = false;
+/** node:module once enableCompileCache has loaded it (declared here: the top-level await below runs first). */
+let compileCache;
 const early = () => void (interrupted = true);
 process.on('SIGINT', early);
 process.on('SIGTERM', early);
@@ -46,6 +48,25 @@ async function run() {
   process.on('SIGTERM', finished);
   process.off('SIGINT', early);
   process.off('SIGTERM', early);
+  // Nor may one landing while Node tears itself down after the last event: its natural exit
+  // closes every handle, our signal handlers with them, and for the few milliseconds before the
+  // process is gone the default action applies again (a Ctrl-C drawn at random around the end of
+  // `cairn backup list` killed 21 runs in 200 by SIGINT; mysql-kill saw one after a complete
+  // restore). 'beforeExit' comes once nothing is left to do (sockets closed, streams flushed);
+  // process.exit from there ends the process without closing the handlers first.
+  process.once('beforeExit', () => {
+    flushCompileCache();
+    process.exit(process.exitCode ?? 0);
+  });
+}
+
+/** Writes V8's compiled code to the compile cache now (process.exit skips Node's own flush at a natural exit); Node < 22.10 has no such call. */
+function flushCompileCache() {
+  try {
+    compileCache?.flushCompileCache?.();
+  } catch {
+    // A cache that cannot be written is only a slower next start.
+  }
 }
 
 /**
@@ -58,6 +79,7 @@ async function run() {
  */
 async function enableCompileCache() {
   const module = await import('node:module');
+  compileCache = module;
   if (typeof module.enableCompileCache !== 'function') return;
   try {
     const { mkdirSync, statSync } = await import('node:fs');
