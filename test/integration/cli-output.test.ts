@@ -39,6 +39,21 @@ describe('--version', () => {
     expect(out.join('')).toBe(`${version}\n`);
   });
 
+  it('the launcher runs the bundle of the compiled CLI (scripts/bundle-cli.mjs): the same help for every command as dist/cli/main.js', () => {
+    // A bundle left from an older build would print another CLI's help: npm run build makes both.
+    const commands = ['', 'backup', 'backup create', 'restore', 'repo init', 'export', 'server', 'schedule'];
+    const viaDist = (args: string[]): string => {
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', `const { main } = await import(${JSON.stringify(join(PROJECT_ROOT, 'dist/cli/main.js'))}); process.exitCode = await main(process.argv);`, 'cairn', ...args, '--help'], { encoding: 'utf8' });
+      return `${r.status} ${r.stdout}${r.stderr}`;
+    };
+    for (const c of commands) {
+      const args = c === '' ? [] : c.split(' ');
+      const r = cairn([...args, '--help']);
+      expect(r.stdout, c).toMatch(/^Usage: cairn/);
+      expect(`${r.code} ${r.stdout}${r.stderr}`, `cairn ${c} --help`).toBe(viaDist(args));
+    }
+  });
+
   it('a stdout that cannot be written to (/dev/full) exits 8 naming stdout, as every command', () => {
     const full = openSync('/dev/full', 'w');
     try {
