@@ -2,7 +2,7 @@
 // Thin launcher: the compiled CLI lives in dist/bundle/ (npm run build). main() watches stdout itself:
 // a reader that stops early (`cairn … | head`) ends the command quietly with 0, a full disk with
 // exit 8, and in both cases the command's cleanup (repository locks) runs before the process
-// ends (no process.exit here).
+// ends (process.exit only once main has returned and nothing is left to do: see run()).
 //
 // Ctrl-C / SIGTERM are caught from the first line on: loading the CLI takes a moment, and a
 // signal in it must end the command as a cancel does (error line, exit 130), not kill Node.
