@@ -7,8 +7,6 @@
 // Ctrl-C / SIGTERM are caught from the first line on: loading the CLI takes a moment, and a
 // signal in it must end the command as a cancel does (error line, exit 130), not kill Node.
 let interrupted = false;
-/** node:module once enableCompileCache has loaded it (declared here: the top-level await below runs first). */
-let compileCache;
 const early = () => void (interrupted = true);
 process.on('SIGINT', early);
 process.on('SIGTERM', early);
@@ -31,7 +29,7 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
 
 /** Loads and runs the CLI; its exit code becomes the process's. */
 async function run() {
-  await enableCompileCache();
+  const compileCache = await enableCompileCache();
   // The bundled CLI (scripts/bundle-cli.mjs, part of `npm run build`): the same code as
   // dist/cli/main.js in a few files, which loads in a third of the time.
   const { main } = await import('../dist/bundle/main.js');
@@ -56,19 +54,15 @@ async function run() {
   // `cairn backup list` killed 21 runs in 200 by SIGINT; mysql-kill saw one after a complete
   // restore). 'beforeExit' comes once nothing is left to do (sockets closed, streams flushed);
   // process.exit from there ends the process without closing the handlers first.
+  // process.exit skips Node's own write of the compile cache at a natural exit: write it first.
   process.once('beforeExit', () => {
-    flushCompileCache();
+    try {
+      compileCache?.flushCompileCache?.(); // Node ≥ 22.10
+    } catch {
+      // A cache that cannot be written is only a slower next start.
+    }
     process.exit(process.exitCode ?? 0);
   });
-}
-
-/** Writes V8's compiled code to the compile cache now (process.exit skips Node's own flush at a natural exit); Node < 22.10 has no such call. */
-function flushCompileCache() {
-  try {
-    compileCache?.flushCompileCache?.();
-  } catch {
-    // A cache that cannot be written is only a slower next start.
-  }
 }
 
 /**
@@ -77,12 +71,12 @@ function flushCompileCache() {
  * lives in the user's own cache folder ($XDG_CACHE_HOME or ~/.cache, /cairn/compile-cache),
  * never in a folder another user could have made: the code read back is run. Any failure
  * (no home, a read-only disk, a folder not ours) leaves the cache off, never the command.
- * NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+ * NODE_DISABLE_COMPILE_CACHE=1 turns it off. Returns node:module when the cache is on (its
+ * flushCompileCache writes the cache before process.exit), else undefined.
  */
 async function enableCompileCache() {
   const module = await import('node:module');
-  compileCache = module;
-  if (typeof module.enableCompileCache !== 'function') return;
+  if (typeof module.enableCompileCache !== 'function') return undefined;
   try {
     const { mkdirSync, statSync } = await import('node:fs');
     const { homedir } = await import('node:os');
@@ -91,9 +85,11 @@ async function enableCompileCache() {
     const dir = join(base, 'cairn', 'compile-cache');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const st = statSync(dir);
-    if (typeof process.getuid === 'function' && (st.uid !== process.getuid() || (st.mode & 0o022) !== 0)) return;
+    if (typeof process.getuid === 'function' && (st.uid !== process.getuid() || (st.mode & 0o022) !== 0)) return undefined;
     module.enableCompileCache(dir);
+    return module;
   } catch {
     // The command runs without the cache.
+    return undefined;
   }
 }

@@ -6,13 +6,12 @@
  * complete restore). The moments are drawn around the command's measured duration from a seeded
  * generator: CAIRN_EXIT_SIGNAL_SEED=<seed> replays a run.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/storage/middleware/faults.js';
-import { cairn, CLI } from '../helpers/cli.js';
+import { cairn, cairnAsync } from '../helpers/cli.js';
 
 const RUNS = 40;
 const SEED = Number(process.env.CAIRN_EXIT_SIGNAL_SEED ?? 20261202);
@@ -24,9 +23,9 @@ let repo: string;
 function listOnce(delayMs?: number, signal: NodeJS.Signals = 'SIGINT'): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [CLI, 'backup', 'list', '--repo', repo], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.resume();
-    child.stderr.resume();
+    const child = cairnAsync(['backup', 'list', '--repo', repo]);
+    child.stdout?.resume();
+    child.stderr?.resume();
     child.on('error', reject);
     if (delayMs !== undefined) {
       setTimeout(() => {
